@@ -1,0 +1,43 @@
+/* A bump allocator with a hard size limit: decoders allocate from one so that
+ * hostile input can never make them allocate more than the caller allowed, and
+ * a whole decoded value is freed (or reset for reuse) in one call. */
+#ifndef ES_ARENA_H
+#define ES_ARENA_H
+
+#include <stddef.h>
+
+#include <es/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct es_arena es_arena;
+
+/* Create an arena that will never hold more than `limit` bytes in total
+ * (0: 64 MiB). The caller owns it; free it with es_arena_destroy(). */
+es_status es_arena_create(size_t limit, es_arena **out);
+
+/* Forget every allocation but keep the first block for reuse. */
+void es_arena_reset(es_arena *a);
+
+/* Frees the arena and everything allocated from it. Accepts NULL. */
+void es_arena_destroy(es_arena *a);
+
+/* `size` bytes aligned for any type, or NULL when the limit would be exceeded
+ * or memory is exhausted. The memory is uninitialised. */
+void *es_arena_alloc(es_arena *a, size_t size);
+
+/* The same, zero-filled, for `count` elements of `size` (overflow-checked). */
+void *es_arena_calloc(es_arena *a, size_t count, size_t size);
+
+/* A copy of `len` bytes plus a terminating NUL, or NULL. */
+char *es_arena_strndup(es_arena *a, const char *s, size_t len);
+
+/* Bytes handed out so far (for tests and statistics). */
+size_t es_arena_used(const es_arena *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
