@@ -37,6 +37,17 @@ static bool valid_event_id(const char *id)
     return n > 0;
 }
 
+/* The largest payload the server and the store accept (headers come on top;
+ * the server refuses what still does not fit). */
+static size_t max_payload(const es_store *st)
+{
+    int64_t server = natsConnection_GetMaxPayload(st->nc);
+    size_t limit = server > 0 ? (size_t)server : SIZE_MAX;
+    if (st->config.max_msg_size > 0 && (size_t)st->config.max_msg_size < limit)
+        limit = (size_t)st->config.max_msg_size;
+    return limit;
+}
+
 static es_status check_spec(const es_store *st, const es_event_spec *e, size_t index)
 {
     if (e->tenant != NULL && !st->config.tenancy)
@@ -73,6 +84,10 @@ static es_status check_spec(const es_store *st, const es_event_spec *e, size_t i
         return es_error(ES_ERR_INVALID,
                         "event %zu: ES_EXPECT_SEQ needs a sequence > 0 (use ES_EXPECT_NEW for none)",
                         index);
+    size_t limit = max_payload(st);
+    if (e->data_len > limit)
+        return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
+                        e->data_len, limit);
     size_t id_len = e->entity_id_len ? e->entity_id_len : (e->entity_id ? strlen(e->entity_id) : 0);
     char token[ES_ID_TOKEN_MAX];
     return es_id_escape(e->entity_id, id_len, token, sizeof token, NULL);
@@ -374,11 +389,11 @@ static void async_done(es_status s, const es_pub_result *r, const char *text, na
 es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
                                 es_append_cb cb, void *closure)
 {
+    if (cb == NULL)
+        return es_error(ES_ERR_INVALID, "es_append_batch_async: a callback is required");
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    if (cb == NULL)
-        return es_error(ES_ERR_INVALID, "es_append_batch_async: a callback is required");
     async_call *c = malloc(sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");

@@ -1,6 +1,7 @@
 #include "directget.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,6 @@ static json_t *request_json(const es_dg_request *req, uint64_t from, int batch)
         es_time_format(req->start_time_ns, when);
         json_object_set_new(j, "start_time", json_string(when));
     }
-    if (req->up_to_seq > 0)
-        json_object_set_new(j, "up_to_seq", json_integer((json_int_t)req->up_to_seq));
     return j;
 }
 
@@ -38,11 +37,12 @@ typedef struct round {
     uint64_t last_seq;   /* last message delivered in this round */
     uint64_t pending;    /* what the EOB says is left beyond this batch */
     uint64_t delivered;
+    bool beyond;         /* a message past up_to_seq came: nothing more is wanted */
 } round;
 
 /* Reads one batch's answers off `sub` until EOB (or 404: nothing matched). */
-static es_status read_batch(const es_store *st, natsSubscription *sub, es_dg_cb cb, void *closure,
-                            round *r)
+static es_status read_batch(const es_store *st, natsSubscription *sub, uint64_t up_to,
+                            es_dg_cb cb, void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
     for (;;) {
@@ -73,10 +73,13 @@ static es_status read_batch(const es_store *st, natsSubscription *sub, es_dg_cb 
         es_status s = ES_OK;
         if (subject == NULL || seq == 0)
             s = es_error(ES_ERR_PROTOCOL, "direct get: a message without subject or sequence");
-        else
+        else if (up_to && seq > up_to)
+            r->beyond = true; /* the server does not bound batches: do it here */
+        else {
             s = cb(m, subject, seq, stored, closure);
-        r->last_seq = seq;
-        r->delivered++;
+            r->last_seq = seq;
+            r->delivered++;
+        }
         natsMsg_Destroy(m);
         if (s != ES_OK) /* drain nothing: the subscription is dropped with its leftovers */
             return s;
@@ -112,14 +115,15 @@ es_status es_direct_get(const es_store *st, const es_dg_request *req, es_dg_cb c
         free(body);
         round r;
         if (s == ES_OK)
-            s = read_batch(st, sub, cb, closure, &r);
+            s = read_batch(st, sub, req->up_to_seq, cb, closure, &r);
         if (s != ES_OK)
             break;
         total += r.delivered;
         if (r.last_seq && last_seq)
             *last_seq = r.last_seq;
         /* Done when nothing is left, or the caller's bound or budget is reached. */
-        if (r.pending == 0 || r.delivered == 0 || (req->up_to_seq && r.last_seq >= req->up_to_seq) ||
+        if (r.pending == 0 || r.delivered == 0 || r.beyond ||
+            (req->up_to_seq && r.last_seq >= req->up_to_seq) ||
             (req->max_msgs && total >= req->max_msgs))
             break;
         from = r.last_seq + 1;

@@ -62,14 +62,15 @@ static void complete_locked(es_publisher *p, slot *sl, es_status s, const es_pub
                             const char *text)
 {
     slot done = *sl;
-    memset(sl, 0, sizeof *sl);
-    p->inflight--;
+    memset(sl, 0, sizeof *sl); /* the slot may be reused at once ... */
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
     if (done.cb)
         done.cb(s, r, text, done.msgs, done.n, done.closure);
     free_msgs(done.msgs, done.n);
     pthread_mutex_lock(&p->mu);
+    p->inflight--; /* ... but a flush waits for the callback to have run */
+    pthread_cond_broadcast(&p->changed);
 }
 
 static uint64_t parse_actual_seq(const char *desc)

@@ -198,6 +198,8 @@ es_status es_store_create(natsConnection *nc, const char *name, const es_store_c
         return s;
     s = new_handle(nc, name, reply, opts, out);
     json_decref(reply);
+    if (s == ES_OK)
+        es_error_clear();
     return s;
 }
 
@@ -223,6 +225,8 @@ es_status es_store_open(natsConnection *nc, const char *name, const es_store_opt
         return s;
     s = new_handle(nc, name, reply, opts, out);
     json_decref(reply);
+    if (s == ES_OK)
+        es_error_clear();
     return s;
 }
 

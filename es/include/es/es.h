@@ -9,6 +9,8 @@
 #include <es/event.h>
 #include <es/append.h>
 #include <es/read.h>
+#include <es/watch.h>
+#include <es/decide.h>
 
 #define ES_VERSION_STRING "0.1.0"
 
