@@ -109,9 +109,9 @@ static bool shortest(uint8_t info, uint64_t v)
     }
 }
 
-static es_status read_head(decoder *d, head *h)
+__attribute__((always_inline)) static inline es_status read_head(decoder *d, head *h)
 {
-    h->at = (size_t)(d->p - d->start);
+    *h = (head){.at = (size_t)(d->p - d->start)};
     if (d->p >= d->end)
         return fail(d, h->at, "truncated: an item was expected");
     uint8_t initial = *d->p++;

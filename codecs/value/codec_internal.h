@@ -5,7 +5,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 /* True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF). On false, *bad_at (if not NULL) is
@@ -17,7 +16,11 @@ static inline int es_dag_key_cmp(const char *a, size_t alen, const char *b, size
 {
     if (alen != blen)
         return alen < blen ? -1 : 1;
-    return alen == 0 ? 0 : memcmp(a, b, alen);
+    /* Keys are short: an inline loop beats a call to memcmp (measured). */
+    for (size_t i = 0; i < alen; i++)
+        if (a[i] != b[i])
+            return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+    return 0;
 }
 
 #endif
