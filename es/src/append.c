@@ -329,7 +329,7 @@ static es_status submit(es_store *st, const es_event_spec *events, size_t n, es_
                         void *closure)
 {
     es_pub_ticket t;
-    es_status s = es_publisher_reserve(st->pub, cb, closure, &t);
+    es_status s = es_publisher_reserve(st->pub, n > 1, cb, closure, &t);
     if (s != ES_OK)
         return s;
     natsMsg **msgs = NULL;

@@ -55,6 +55,12 @@ static const es_subject_parts *parts(const es_event *cev)
     return &ev->parts;
 }
 
+bool es_event_well_formed(const es_event *ev)
+{
+    parts(ev);
+    return ev->split_status == ES_OK;
+}
+
 uint64_t es_event_seq(const es_event *ev) { return ev ? ev->seq : 0; }
 const char *es_event_subject(const es_event *ev) { return ev ? ev->subject : NULL; }
 const char *es_event_tenant(const es_event *ev) { return ev ? parts(ev)->tenant : NULL; }

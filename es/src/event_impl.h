@@ -33,6 +33,9 @@ struct es_event {
  * who found them in the delivery or direct-get headers). */
 void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
                    uint64_t seq, int64_t stored_ns);
+/* False when the subject is not an event subject of the store (a foreign
+ * message published under $ES.<store>.>): readers skip those. */
+bool es_event_well_formed(const es_event *ev);
 /* Frees what the lazy parts allocated; `ev` can be wrapped again. */
 void es_event_clear(es_event *ev);
 

@@ -53,14 +53,18 @@ es_status es_filter_subject(const es_store *st, const es_filter *f, char *out, s
     }
     if (s != ES_OK)
         return s;
-    int n;
-    const char *type = f->entity_type ? f->entity_type : "*";
-    const char *event = f->event_type ? f->event_type : "*";
-    if (st->config.tenancy)
-        n = snprintf(out, out_size, "$ES.%s.%s.%s.%s.%s", st->name, f->tenant ? f->tenant : "*",
-                     type, token, event);
-    else
-        n = snprintf(out, out_size, "$ES.%s.%s.%s.%s", st->name, type, token, event);
+    /* Trailing wildcards collapse into '>' (every event subject has the same
+     * number of tokens, so it matches the same events): JetStream serves a
+     * consumer whose filter covers the whole stream much faster. */
+    const char *parts[4] = {f->tenant, f->entity_type, f->entity_id ? token : NULL, f->event_type};
+    int first = st->config.tenancy ? 0 : 1, last = 3;
+    while (last >= first && parts[last] == NULL)
+        last--;
+    int n = snprintf(out, out_size, "$ES.%s", st->name);
+    for (int i = first; i <= last && n > 0 && (size_t)n < out_size; i++)
+        n += snprintf(out + n, out_size - (size_t)n, ".%s", parts[i] ? parts[i] : "*");
+    if (n > 0 && (size_t)n < out_size && last < 3)
+        n += snprintf(out + n, out_size - (size_t)n, ".>");
     if (n < 0 || (size_t)n >= out_size)
         return es_error(ES_ERR_LIMIT, "filter subject does not fit %zu bytes", out_size);
     return ES_OK;
@@ -111,7 +115,7 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
             break;
         }
         es_event_wrap(&ev, st, m.msg, natsMsg_GetSubject(m.msg), m.seq, m.stored_ns);
-        s = cb(&ev, closure);
+        s = es_event_well_formed(&ev) ? cb(&ev, closure) : ES_OK;
         es_event_clear(&ev);
         natsMsg_Destroy(m.msg);
         if (s != ES_OK)
@@ -141,7 +145,7 @@ static es_status on_direct(natsMsg *msg, const char *subject, uint64_t seq, int6
 {
     load_call *c = closure;
     es_event_wrap(&c->ev, c->st, msg, subject, seq, stored_ns);
-    es_status s = c->cb(&c->ev, c->closure);
+    es_status s = es_event_well_formed(&c->ev) ? c->cb(&c->ev, c->closure) : ES_OK;
     es_event_clear(&c->ev);
     return s;
 }

@@ -28,6 +28,7 @@ void es_store_options_init(es_store_options *opts)
     memset(opts, 0, sizeof *opts);
     opts->timeout_ms = 5000;
     opts->max_inflight = 256;
+    opts->max_batches_inflight = 32;
 }
 
 static es_status check_config(const es_store_config *cfg)
@@ -130,9 +131,10 @@ static es_status new_handle(natsConnection *nc, const char *name, json_t *stream
         st->opts = *opts;
     else
         es_store_options_init(&st->opts);
-    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0) {
+    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0 || st->opts.max_batches_inflight <= 0) {
         free(st);
-        return es_error(ES_ERR_INVALID, "store options: timeout and max_inflight must be positive");
+        return es_error(ES_ERR_INVALID, "store options: timeout, max_inflight and "
+                                        "max_batches_inflight must be positive");
     }
     s = es_publisher_create(st, &st->pub);
     if (s != ES_OK) {

@@ -40,6 +40,8 @@ void es_store_config_init(es_store_config *cfg);
 typedef struct es_store_options {
     int64_t timeout_ms;      /* per request to the server (default 5000) */
     int max_inflight;        /* asynchronous appends in flight at once (default 256) */
+    int max_batches_inflight; /* of which atomic batches (default 32; nats-server allows
+                                 50 per stream and 1000 per server by default) */
 } es_store_options;
 
 void es_store_options_init(es_store_options *opts);
