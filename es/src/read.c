@@ -115,12 +115,13 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
             break;
         }
         es_event_wrap(&ev, st, m.msg, natsMsg_GetSubject(m.msg), m.seq, m.stored_ns);
-        s = es_event_well_formed(&ev) ? cb(&ev, closure) : ES_OK;
+        bool deliver = es_event_well_formed(&ev);
+        s = deliver ? cb(&ev, closure) : ES_OK;
         es_event_clear(&ev);
         natsMsg_Destroy(m.msg);
         if (s != ES_OK)
             break;
-        if (last_seq)
+        if (deliver && last_seq)
             *last_seq = m.seq;
         if (o->up_to_seq && m.seq >= o->up_to_seq)
             break;
@@ -137,6 +138,7 @@ typedef struct load_call {
     es_store *st;
     es_event_cb cb;
     void *closure;
+    uint64_t last_seq;   /* last sequence handed to cb */
     es_event ev;
 } load_call;
 
@@ -145,7 +147,12 @@ static es_status on_direct(natsMsg *msg, const char *subject, uint64_t seq, int6
 {
     load_call *c = closure;
     es_event_wrap(&c->ev, c->st, msg, subject, seq, stored_ns);
-    es_status s = es_event_well_formed(&c->ev) ? c->cb(&c->ev, c->closure) : ES_OK;
+    es_status s = ES_OK;
+    if (es_event_well_formed(&c->ev)) {
+        s = c->cb(&c->ev, c->closure);
+        if (s == ES_OK)
+            c->last_seq = seq;
+    }
     es_event_clear(&c->ev);
     return s;
 }
@@ -167,7 +174,9 @@ es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es
     load_call c = {.st = st, .cb = cb, .closure = closure};
     es_dg_request req = {.filter = subject, .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq, .batch = LOAD_BATCH};
-    s = es_direct_get(st, &req, on_direct, &c, last_seq);
+    s = es_direct_get(st, &req, on_direct, &c, NULL);
+    if (last_seq)
+        *last_seq = c.last_seq;
     if (s == ES_OK)
         es_error_clear();
     return s;
