@@ -224,9 +224,9 @@ es_status es_zstd_decompress(es_zpool *p, const ZSTD_DDict *ddict, const uint8_t
     } else if ((s = es_buf_reserve(out, (size_t)declared + 1)) == ES_OK) {
         /* Room for one byte more than declared, so content beyond the
          * declaration is reported as a mismatch rather than silently cut. */
-        size_t r = ddict ? ZSTD_decompress_usingDDict(d, out->data, (size_t)declared + 1, src,
-                                                      len, ddict)
-                         : ZSTD_decompressDCtx(d, out->data, (size_t)declared + 1, src, len);
+        size_t r =
+            ddict ? ZSTD_decompress_usingDDict(d, out->data, (size_t)declared + 1, src, len, ddict)
+                  : ZSTD_decompressDCtx(d, out->data, (size_t)declared + 1, src, len);
         if (ZSTD_isError(r))
             s = zstd_decode_error(r);
         else if (r != declared)

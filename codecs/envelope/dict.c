@@ -29,7 +29,10 @@ static es_status dict_bucket_spec(const char *store, int64_t timeout_ms, char *b
     return s;
 }
 
-static void dict_kv_key(uint32_t id, char out[16]) { snprintf(out, 16, "%u", (unsigned)id); }
+static void dict_kv_key(uint32_t id, char out[16])
+{
+    snprintf(out, 16, "%u", (unsigned)id);
+}
 
 es_status es_dict_train(const uint8_t *samples, const size_t *sample_sizes, size_t n_samples,
                         size_t max_size, es_buf *dict, uint32_t *dict_id)
@@ -124,8 +127,8 @@ struct es_dict_cache {
     size_t n;
 };
 
-es_status es_dict_cache_create(natsConnection *nc, const char *store, int64_t timeout_ms,
-                               int level, es_dict_cache **out)
+es_status es_dict_cache_create(natsConnection *nc, const char *store, int64_t timeout_ms, int level,
+                               es_dict_cache **out)
 {
     *out = NULL;
     if (!es_store_name_valid(store))
@@ -185,8 +188,7 @@ static es_status load(es_dict_cache *c, uint32_t id, loaded_dict **out)
     kvEntry *e = NULL;
     natsStatus ns = kvStore_Get(&e, c->kv, key);
     if (ns == NATS_NOT_FOUND)
-        return es_error(ES_ERR_NOT_FOUND, "zstd dictionary %u is not in the store",
-                        (unsigned)id);
+        return es_error(ES_ERR_NOT_FOUND, "zstd dictionary %u is not in the store", (unsigned)id);
     if (ns != NATS_OK)
         return es_nats_error(ns, "reading a zstd dictionary");
     loaded_dict *d = &c->dicts[c->n];

@@ -21,8 +21,8 @@ struct es_envelope {
     char dict_text[11];      /* o.compress_dict in decimal */
 };
 
-es_status es_envelope_create(natsConnection *nc, const char *store,
-                             const es_envelope_options *opt, es_envelope **out)
+es_status es_envelope_create(natsConnection *nc, const char *store, const es_envelope_options *opt,
+                             es_envelope **out)
 {
     if (out == NULL || opt == NULL)
         return es_error(ES_ERR_INVALID, "es_envelope_create: NULL argument");
@@ -72,7 +72,8 @@ es_status es_subject_split(const char *subject, es_subject_parts *p)
         if (subject[i] == '.')
             dots[found++] = i;
     if (found < 3 || dots[0] + 1 == n || dots[1] + 1 == dots[0] || dots[2] + 1 == dots[1])
-        return es_error(ES_ERR_INVALID, "'%.120s' is not an event subject ($ES.<store>.<type>.<id>.<event>)",
+        return es_error(ES_ERR_INVALID,
+                        "'%.120s' is not an event subject ($ES.<store>.<type>.<id>.<event>)",
                         subject);
     p->entity = subject;
     p->entity_len = dots[0];
@@ -128,8 +129,8 @@ static es_status seal_encrypt(es_envelope *env, const char *subject, const es_su
     if (env->o.keyring == NULL)
         return es_error(ES_ERR_NO_KEY, "the store encrypts and no master key was given");
     uint8_t key[ES_KEY_BYTES], kid[ES_KID_BYTES];
-    es_status s = es_keyring_data_key(env->o.keyring, parts->entity, parts->entity_len, NULL, key,
-                                      kid);
+    es_status s =
+        es_keyring_data_key(env->o.keyring, parts->entity, parts->entity_len, NULL, key, kid);
     if (s != ES_OK)
         return s;
     sodium_bin2hex(out->kid_, sizeof out->kid_, kid, ES_KID_BYTES);
@@ -248,10 +249,10 @@ static es_status open_decrypt(es_envelope *env, const char *subject, const char 
     if (!es_unhex(v[H_KEY], strlen(v[H_KEY]), want, sizeof want))
         return es_error(ES_ERR_CRYPTO, "header %s is not %d hex digits", ES_HDR_KEY, ES_KID_HEX);
     if (*len < ES_AEAD_OVERHEAD)
-        return es_error(ES_ERR_CRYPTO, "encrypted payload of %zu bytes is shorter than nonce and tag",
-                        *len);
-    es_status s = es_keyring_data_key(env->o.keyring, parts->entity, parts->entity_len, want, key,
-                                      kid);
+        return es_error(ES_ERR_CRYPTO,
+                        "encrypted payload of %zu bytes is shorter than nonce and tag", *len);
+    es_status s =
+        es_keyring_data_key(env->o.keyring, parts->entity, parts->entity_len, want, key, kid);
     if (s != ES_OK)
         return s;
     es_event_ad_fields f = {subject, event_id, v[H_KEY], v[H_COMPRESSION], v[H_DICT], v[H_SCHEMA]};
@@ -275,14 +276,13 @@ static es_status open_decompress(es_envelope *env, const char *v[], const uint8_
                                  size_t *len, es_opened *out)
 {
     if (strcmp(v[H_COMPRESSION], zstd_name) != 0)
-        return es_error(ES_ERR_DECODE, "unknown %s '%.32s'", ES_HDR_COMPRESSION,
-                        v[H_COMPRESSION]);
+        return es_error(ES_ERR_DECODE, "unknown %s '%.32s'", ES_HDR_COMPRESSION, v[H_COMPRESSION]);
     const ZSTD_DDict *ddict = NULL;
     if (v[H_DICT] != NULL) {
         uint32_t id;
         if (!parse_u32(v[H_DICT], &id))
-            return es_error(ES_ERR_DECODE, "header %s '%.32s' is not a dictionary id",
-                            ES_HDR_DICT, v[H_DICT]);
+            return es_error(ES_ERR_DECODE, "header %s '%.32s' is not a dictionary id", ES_HDR_DICT,
+                            v[H_DICT]);
         es_status s = es_dict_cache_ddict(env->dicts, id, &ddict);
         if (s != ES_OK)
             return s;

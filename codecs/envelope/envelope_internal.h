@@ -71,8 +71,8 @@ es_status es_zstd_decompress(es_zpool *p, const ZSTD_DDict *ddict, const uint8_t
 /* Dictionaries loaded from the store's dictionary bucket, by id, kept for the
  * life of the cache (a store holds few). Thread-safe. */
 typedef struct es_dict_cache es_dict_cache;
-es_status es_dict_cache_create(natsConnection *nc, const char *store, int64_t timeout_ms,
-                               int level, es_dict_cache **out);
+es_status es_dict_cache_create(natsConnection *nc, const char *store, int64_t timeout_ms, int level,
+                               es_dict_cache **out);
 void es_dict_cache_destroy(es_dict_cache *c);
 /* The dictionary for decompression / compression; owned by the cache. */
 es_status es_dict_cache_ddict(es_dict_cache *c, uint32_t id, const ZSTD_DDict **out);
@@ -145,9 +145,9 @@ void es_keycache_stats_get(const es_keycache *c, es_keycache_stats *out);
 /* Runs the chain for (type, event) from *version on `*data`, ping-ponging
  * between the two buffers; *data and *len end up giving the final bytes
  * (unchanged when no upcaster matched) and *version at their version. */
-es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len,
-                        const char *event, size_t event_len, uint32_t *version,
-                        const uint8_t **data, size_t *len, es_buf bufs[2], size_t max_len);
+es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len, const char *event,
+                        size_t event_len, uint32_t *version, const uint8_t **data, size_t *len,
+                        es_buf bufs[2], size_t max_len);
 
 /* The buffer of `bufs` that does not hold `cur`, cleared: where the next
  * stage of a pipeline writes when the current bytes may live in the other. */

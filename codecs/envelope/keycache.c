@@ -8,7 +8,7 @@
 
 #include "envelope_internal.h"
 
-#define NIL (-1)
+#define NIL          (-1)
 #define MAX_CAPACITY ((size_t)1 << 20)
 
 typedef struct entry {

@@ -23,7 +23,7 @@ struct es_keyring {
     jsCtx *js;
     kvStore *kv;
     char bucket[ES_BUCKET_NAME_MAX];
-    uint8_t *master; /* ES_MASTER_KEY_BYTES of sodium_malloc'd memory */
+    uint8_t *master;      /* ES_MASTER_KEY_BYTES of sodium_malloc'd memory */
     pthread_mutex_t lock; /* guards cache and counters */
     es_keycache *cache;
     uint64_t kv_gets, keys_created;
@@ -31,7 +31,10 @@ struct es_keyring {
 
 /* ---- master key ---------------------------------------------------------- */
 
-static bool is_space(char c) { return c == '\n' || c == '\r' || c == ' ' || c == '\t'; }
+static bool is_space(char c)
+{
+    return c == '\n' || c == '\r' || c == ' ' || c == '\t';
+}
 
 /* 64 hex digits, trailing whitespace allowed. Never echoes the input. */
 static es_status master_from_hex(const char *text, size_t len, const char *where, uint8_t *master)
@@ -87,8 +90,8 @@ out:
 
 static es_status load_master(const es_keyring_options *o, uint8_t *master)
 {
-    int sources = (o->master_key_file != NULL) + (o->master_key_env != NULL) +
-                  (o->master_key != NULL);
+    int sources =
+        (o->master_key_file != NULL) + (o->master_key_env != NULL) + (o->master_key != NULL);
     if (sources == 0)
         return es_error(ES_ERR_NO_KEY, "no master key given (file, environment variable or bytes)");
     if (sources > 1)
@@ -324,9 +327,9 @@ es_status es_keyring_data_key(es_keyring *kr, const char *entity, size_t entity_
             if (want_kid == NULL || sodium_memcmp(kid, want_kid, ES_KID_BYTES) == 0)
                 return ES_OK;
             sodium_memzero(key, ES_KEY_BYTES);
-            return es_error(ES_ERR_CRYPTO,
-                            "the event's data key is not the entity's key %s (replaced outside es?)",
-                            kv_key);
+            return es_error(
+                ES_ERR_CRYPTO,
+                "the event's data key is not the entity's key %s (replaced outside es?)", kv_key);
         }
         if (want_kid != NULL)
             return es_error(ES_ERR_CRYPTO,

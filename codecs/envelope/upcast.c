@@ -116,8 +116,8 @@ es_status es_upcasters_add(es_upcasters *r, const char *entity_type, const char 
     size_t tl = strlen(entity_type), el = strlen(event_type);
     size_t at = lower_bound(r, entity_type, tl, event_type, el, from_version);
     if (at < r->n && cmp_key(&r->items[at], entity_type, tl, event_type, el, from_version) == 0)
-        return es_error(ES_ERR_EXISTS, "an upcaster for %s/%s from version %u exists",
-                        entity_type, event_type, (unsigned)from_version);
+        return es_error(ES_ERR_EXISTS, "an upcaster for %s/%s from version %u exists", entity_type,
+                        event_type, (unsigned)from_version);
     if (r->n == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 8;
         upcaster *items = realloc(r->items, cap * sizeof *items);
@@ -145,9 +145,9 @@ es_buf *es_next_buf(es_buf bufs[2], const uint8_t *cur)
     return b;
 }
 
-es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len,
-                        const char *event, size_t event_len, uint32_t *version,
-                        const uint8_t **data, size_t *len, es_buf bufs[2], size_t max_len)
+es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len, const char *event,
+                        size_t event_len, uint32_t *version, const uint8_t **data, size_t *len,
+                        es_buf bufs[2], size_t max_len)
 {
     if (r == NULL || r->n == 0)
         return ES_OK;
@@ -161,13 +161,12 @@ es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len
         es_buf *out = es_next_buf(bufs, *data);
         es_status s = u->fn(u->ctx, *data, *len, out);
         if (s != ES_OK)
-            return es_error(s, "upcaster %.*s/%.*s from version %u failed: %s", (int)type_len,
-                            type, (int)event_len, event, (unsigned)*version, es_status_text(s));
+            return es_error(s, "upcaster %.*s/%.*s from version %u failed: %s", (int)type_len, type,
+                            (int)event_len, event, (unsigned)*version, es_status_text(s));
         if (out->len > max_len)
-            return es_error(ES_ERR_LIMIT,
-                            "upcaster %.*s/%.*s from version %u made %zu bytes (max %zu)",
-                            (int)type_len, type, (int)event_len, event, (unsigned)*version,
-                            out->len, max_len);
+            return es_error(
+                ES_ERR_LIMIT, "upcaster %.*s/%.*s from version %u made %zu bytes (max %zu)",
+                (int)type_len, type, (int)event_len, event, (unsigned)*version, out->len, max_len);
         *data = out->data;
         *len = out->len;
         ++*version;
@@ -182,8 +181,8 @@ es_status es_upcast(const es_upcasters *r, const char *entity_type, const char *
         return es_error(ES_ERR_INVALID, "es_upcast: NULL argument");
     es_buf bufs[2] = {ES_BUF_INIT, ES_BUF_INIT};
     const uint8_t *data = in;
-    es_status s = es_upcast_run(r, entity_type, strlen(entity_type), event_type,
-                                strlen(event_type), version, &data, &len, bufs, max_len);
+    es_status s = es_upcast_run(r, entity_type, strlen(entity_type), event_type, strlen(event_type),
+                                version, &data, &len, bufs, max_len);
     if (s == ES_OK) {
         es_buf_clear(out);
         s = es_buf_append(out, data, len);

@@ -13,7 +13,7 @@
 #include "envelope_internal.h"
 #include "nats_fixture.h"
 
-#define SUBJECT "$ES.shop.order.42.created"
+#define SUBJECT  "$ES.shop.order.42.created"
 #define EVENT_ID "ev-1"
 
 /* Text-like, compressible bytes (a repeated JSON-ish record with a counter). */
@@ -41,8 +41,8 @@ static uint8_t *random_bytes(size_t n)
 
 static es_envelope *plain_envelope(size_t compress_min, size_t max_payload)
 {
-    es_envelope_options o = {.compress = true, .compress_min = compress_min,
-                             .max_payload = max_payload};
+    es_envelope_options o = {
+        .compress = true, .compress_min = compress_min, .max_payload = max_payload};
     es_envelope *env = NULL;
     assert_int_equal(es_envelope_create(NULL, "shop", &o, &env), ES_OK);
     return env;
@@ -61,9 +61,8 @@ static void seal_open_equal(es_envelope *env, const uint8_t *plain, size_t len)
     es_sealed s = ES_SEALED_INIT;
     es_opened o = ES_OPENED_INIT;
     assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, plain, len, &s), ES_OK);
-    assert_int_equal(es_envelope_open(env, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data,
-                                      s.len, &o),
-                     ES_OK);
+    assert_int_equal(
+        es_envelope_open(env, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o), ES_OK);
     assert_int_equal(o.len, len);
     if (len > 0)
         assert_memory_equal(o.data, plain, len);
@@ -150,9 +149,9 @@ static void round_trips(void **state)
     for (size_t n = 0; n < 5000; n += 97) {
         uint8_t *p = compressible(n);
         assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, n, &s), ES_OK);
-        assert_int_equal(es_envelope_open(env, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data,
-                                          s.len, &o),
-                         ES_OK);
+        assert_int_equal(
+            es_envelope_open(env, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
+            ES_OK);
         assert_int_equal(o.len, n);
         if (n)
             assert_memory_equal(o.data, p, n);
@@ -322,10 +321,11 @@ static void dictionary_round_trip(void **state)
     size_t sizes[N];
     for (int i = 0; i < N; i++) {
         char ev[256];
-        int k = snprintf(ev, sizeof ev,
-                         "{\"type\":\"order-created\",\"customer\":\"cust-%05d\",\"currency\":"
-                         "\"EUR\",\"lines\":[{\"sku\":\"SKU-%04d\",\"qty\":%d}],\"channel\":\"web\"}",
-                         i * 7919 % 100000, i % 1000, i % 9 + 1);
+        int k =
+            snprintf(ev, sizeof ev,
+                     "{\"type\":\"order-created\",\"customer\":\"cust-%05d\",\"currency\":"
+                     "\"EUR\",\"lines\":[{\"sku\":\"SKU-%04d\",\"qty\":%d}],\"channel\":\"web\"}",
+                     i * 7919 % 100000, i % 1000, i % 9 + 1);
         sizes[i] = (size_t)k;
         assert_int_equal(es_buf_append(&samples, ev, (size_t)k), ES_OK);
     }
@@ -357,9 +357,9 @@ static void dictionary_round_trip(void **state)
     es_envelope *reader = NULL;
     assert_int_equal(es_envelope_create(nc, store, &ro, &reader), ES_OK);
     es_opened o = ES_OPENED_INIT;
-    assert_int_equal(es_envelope_open(reader, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data,
-                                      s.len, &o),
-                     ES_OK);
+    assert_int_equal(
+        es_envelope_open(reader, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
+        ES_OK);
     assert_int_equal(o.len, sizes[0]);
     assert_memory_equal(o.data, ev, sizes[0]);
 

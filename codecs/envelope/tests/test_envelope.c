@@ -43,8 +43,7 @@ static void create_arguments(void **state)
         assert_int_equal(es_envelope_create(NULL, bad[i], &o, &env), ES_ERR_INVALID);
         assert_null(env);
     }
-    assert_int_equal(es_envelope_create(NULL, "12345678901234567890123456789012", &o, &env),
-                     ES_OK);
+    assert_int_equal(es_envelope_create(NULL, "12345678901234567890123456789012", &o, &env), ES_OK);
     es_envelope_destroy(env);
     o.compress_level = 99;
     assert_int_equal(es_envelope_create(NULL, "shop", &o, &env), ES_ERR_INVALID);
@@ -82,8 +81,8 @@ static void seal_open_arguments(void **state)
     assert_int_equal(es_envelope_open(env, SUBJECT, "id", NULL, 0, p, 1, NULL), ES_ERR_INVALID);
     assert_int_equal(es_envelope_open(env, SUBJECT, NULL, NULL, 0, p, 1, &r), ES_OK);
     /* Not event subjects. */
-    const char *bad[] = {"", "nodots", "a.b", "a.b.c", "$ES.s.t..e", "$ES.s.t.id.", "$ES.s..id.e",
-                         "...."};
+    const char *bad[] = {"",           "nodots",      "a.b",         "a.b.c",
+                         "$ES.s.t..e", "$ES.s.t.id.", "$ES.s..id.e", "...."};
     for (size_t i = 0; i < ES_ARRAY_LEN(bad); i++) {
         assert_int_equal(es_envelope_seal(env, bad[i], "id", 0, p, 1, &s), ES_ERR_INVALID);
         assert_int_equal(es_envelope_open(env, bad[i], "id", NULL, 0, p, 1, &r), ES_ERR_INVALID);
@@ -143,8 +142,9 @@ static void headers_on_read(void **state)
     const uint8_t p[] = "payload";
     /* Other headers are none of the envelope's business; names are exact;
      * a NULL value counts as absent. */
-    es_header h[] = {{"Rita-Type", "created"}, {"es-schema", "9"}, {"Es-Schema ", "9"},
-                     {NULL, "x"},              {ES_HDR_SCHEMA, NULL}, {ES_HDR_SCHEMA, "5"}};
+    es_header h[] = {{"Rita-Type", "created"}, {"es-schema", "9"},
+                     {"Es-Schema ", "9"},      {NULL, "x"},
+                     {ES_HDR_SCHEMA, NULL},    {ES_HDR_SCHEMA, "5"}};
     assert_int_equal(es_envelope_open(env, SUBJECT, "id", h, ES_ARRAY_LEN(h), p, 7, &r), ES_OK);
     assert_int_equal(r.schema, 5);
     assert_ptr_equal(r.data, p); /* nothing to undo: no copy */
@@ -231,9 +231,9 @@ static void full_pipeline(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(header_names),     cmocka_unit_test(create_arguments),
+        cmocka_unit_test(header_names),        cmocka_unit_test(create_arguments),
         cmocka_unit_test(seal_open_arguments), cmocka_unit_test(subject_split),
-        cmocka_unit_test(headers_on_write), cmocka_unit_test(headers_on_read),
+        cmocka_unit_test(headers_on_write),    cmocka_unit_test(headers_on_read),
         cmocka_unit_test(full_pipeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

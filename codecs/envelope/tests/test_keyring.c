@@ -91,8 +91,8 @@ static void seal_event(es_envelope *env, const char *subject, const char *id, ui
                        const char *text, event *e)
 {
     es_sealed s = ES_SEALED_INIT;
-    es_status st = es_envelope_seal(env, subject, id, schema, (const uint8_t *)text, strlen(text),
-                                    &s);
+    es_status st =
+        es_envelope_seal(env, subject, id, schema, (const uint8_t *)text, strlen(text), &s);
     if (st != ES_OK)
         fail_msg("seal: %s: %s", es_status_text(st), es_last_error());
     snprintf(e->subject, sizeof e->subject, "%s", subject);
@@ -194,7 +194,8 @@ static void master_key_sources(void **state)
     write_file(path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\r\n", 66);
     assert_int_equal(create_with(&file), ES_ERR_INVALID);
     assert_non_null(strstr(es_last_error(), "connection"));
-    write_file(path, master1, 33); /* neither raw nor hex */
+    static const uint8_t raw33[33] = {1, 2, 3};
+    write_file(path, raw33, sizeof raw33); /* neither raw nor hex */
     assert_int_equal(create_with(&file), ES_ERR_INVALID);
     assert_null(strstr(es_last_error(), "connection"));
     write_file(path, "", 0);
@@ -284,8 +285,8 @@ static void round_trip(void **state)
     char big[400];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    es_envelope_options o = {.encrypt = true, .keyring = f->kr, .compress = true,
-                             .compress_min = 64};
+    es_envelope_options o = {
+        .encrypt = true, .keyring = f->kr, .compress = true, .compress_min = 64};
     assert_int_equal(es_envelope_create(f->nc, f->store, &o, &env), ES_OK);
     event both;
     seal_event(env, SUBJ_A, "id-5", 7, big, &both);

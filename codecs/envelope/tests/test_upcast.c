@@ -12,7 +12,6 @@
 
 #include "internal.h"
 
-
 /* Appends ",v<N+1>" where ctx points at N: the output shows every step. */
 static es_status add_version(void *ctx, const uint8_t *in, size_t len, es_buf *out)
 {
@@ -50,8 +49,8 @@ static es_upcasters *order_chain(unsigned max_chain, unsigned upto)
     return r;
 }
 
-static void expect_upcast(const es_upcasters *r, const char *type, const char *event,
-                          uint32_t from, const char *in, const char *want, uint32_t want_version)
+static void expect_upcast(const es_upcasters *r, const char *type, const char *event, uint32_t from,
+                          const char *in, const char *want, uint32_t want_version)
 {
     es_buf out = ES_BUF_INIT;
     uint32_t v = from;
@@ -69,11 +68,11 @@ static void chains(void **state)
     es_upcasters *r = order_chain(0, 4); /* 1→2→3→4 */
     expect_upcast(r, "order", "created", 1, "x", "x,v2,v3,v4", 4);
     expect_upcast(r, "order", "created", 2, "x", "x,v3,v4", 4);
-    expect_upcast(r, "order", "created", 4, "x", "x", 4);     /* current: untouched */
-    expect_upcast(r, "order", "created", 9, "x", "x", 9);     /* newer than known */
-    expect_upcast(r, "order", "shipped", 1, "x", "x", 1);     /* other event */
-    expect_upcast(r, "orders", "created", 1, "x", "x", 1);    /* other entity type */
-    expect_upcast(r, "orde", "created", 1, "x", "x", 1);      /* prefix of a type */
+    expect_upcast(r, "order", "created", 4, "x", "x", 4);        /* current: untouched */
+    expect_upcast(r, "order", "created", 9, "x", "x", 9);        /* newer than known */
+    expect_upcast(r, "order", "shipped", 1, "x", "x", 1);        /* other event */
+    expect_upcast(r, "orders", "created", 1, "x", "x", 1);       /* other entity type */
+    expect_upcast(r, "orde", "created", 1, "x", "x", 1);         /* prefix of a type */
     expect_upcast(r, "order", "created", 1, "", ",v2,v3,v4", 4); /* empty payload */
     /* A gap stops the chain: nothing registered from 4, so 5→6 is unreachable. */
     versions[5] = 5;
@@ -94,9 +93,9 @@ static void many_registrations_in_any_order(void **state)
     for (size_t t = 0; t < 5; t++)
         for (size_t e = 0; e < 4; e++)
             for (size_t f = 0; f < 4; f++)
-                assert_int_equal(es_upcasters_add(r, types[t], events[e], from[f], add_version,
-                                                  &from[f]),
-                                 ES_OK);
+                assert_int_equal(
+                    es_upcasters_add(r, types[t], events[e], from[f], add_version, &from[f]),
+                    ES_OK);
     for (size_t t = 0; t < 5; t++)
         for (size_t e = 0; e < 4; e++) {
             char want[16];
@@ -158,8 +157,7 @@ static void bounds(void **state)
     assert_int_equal(es_upcasters_create(0, &r), ES_OK);
     assert_int_equal(es_upcasters_add(r, "t", "e", 1, refuse, NULL), ES_OK);
     v = 1;
-    assert_int_equal(es_upcast(r, "t", "e", &v, (const uint8_t *)"x", 1, 100, &out),
-                     ES_ERR_DECODE);
+    assert_int_equal(es_upcast(r, "t", "e", &v, (const uint8_t *)"x", 1, 100, &out), ES_ERR_DECODE);
     assert_non_null(strstr(es_last_error(), "t/e from version 1"));
     es_upcasters_destroy(r);
     es_buf_free(&out);
@@ -172,10 +170,8 @@ static void registry_rules(void **state)
     assert_int_equal(es_upcasters_create(0, &r), ES_OK);
     unsigned one = 1;
     assert_int_equal(es_upcasters_add(r, "order", "created", 1, add_version, &one), ES_OK);
-    assert_int_equal(es_upcasters_add(r, "order", "created", 1, add_version, &one),
-                     ES_ERR_EXISTS);
-    assert_int_equal(es_upcasters_add(r, "order", "created", 0, add_version, &one),
-                     ES_ERR_INVALID);
+    assert_int_equal(es_upcasters_add(r, "order", "created", 1, add_version, &one), ES_ERR_EXISTS);
+    assert_int_equal(es_upcasters_add(r, "order", "created", 0, add_version, &one), ES_ERR_INVALID);
     assert_int_equal(es_upcasters_add(r, "order", "created", UINT32_MAX, add_version, &one),
                      ES_ERR_INVALID);
     assert_int_equal(es_upcasters_add(r, "order", "created", 2, NULL, NULL), ES_ERR_INVALID);
@@ -227,8 +223,7 @@ static void upcast_on_read(void **state)
     /* Other event types pass untouched, without a copy. */
     const uint8_t payload[] = "y";
     assert_int_equal(
-        es_envelope_open(env, "$ES.shop.order.42.shipped", "id", NULL, 0, payload, 1, &out),
-        ES_OK);
+        es_envelope_open(env, "$ES.shop.order.42.shipped", "id", NULL, 0, payload, 1, &out), ES_OK);
     assert_ptr_equal(out.data, payload);
     assert_int_equal(out.schema, 1);
 
@@ -236,13 +231,11 @@ static void upcast_on_read(void **state)
     char text[64];
     memset(text, 'q', sizeof text);
     es_sealed s = ES_SEALED_INIT;
-    assert_int_equal(es_envelope_seal(env, subject, "id", 2, (const uint8_t *)text, sizeof text,
-                                      &s),
-                     ES_OK);
+    assert_int_equal(
+        es_envelope_seal(env, subject, "id", 2, (const uint8_t *)text, sizeof text, &s), ES_OK);
     assert_int_equal(s.n_headers, 2); /* compression, schema */
-    assert_int_equal(es_envelope_open(env, subject, "id", s.headers, s.n_headers, s.data, s.len,
-                                      &out),
-                     ES_OK);
+    assert_int_equal(
+        es_envelope_open(env, subject, "id", s.headers, s.n_headers, s.data, s.len, &out), ES_OK);
     assert_int_equal(out.schema, 4);
     assert_int_equal(out.len, sizeof text + 6);
     assert_memory_equal(out.data, text, sizeof text);
@@ -252,9 +245,8 @@ static void upcast_on_read(void **state)
     const char *bad[] = {"0", "01", "-1", "+1", " 1", "1 ", "4294967296", "abc", ""};
     for (size_t i = 0; i < ES_ARRAY_LEN(bad); i++) {
         es_header b[] = {{ES_HDR_SCHEMA, bad[i]}};
-        assert_int_equal(
-            es_envelope_open(env, subject, "id", b, 1, (const uint8_t *)"x", 1, &out),
-            ES_ERR_DECODE);
+        assert_int_equal(es_envelope_open(env, subject, "id", b, 1, (const uint8_t *)"x", 1, &out),
+                         ES_ERR_DECODE);
     }
     es_header max[] = {{ES_HDR_SCHEMA, "4294967295"}};
     assert_int_equal(es_envelope_open(env, subject, "id", max, 1, (const uint8_t *)"x", 1, &out),
@@ -270,10 +262,8 @@ static void upcast_on_read(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(chains),
-        cmocka_unit_test(many_registrations_in_any_order),
-        cmocka_unit_test(bounds),
-        cmocka_unit_test(registry_rules),
+        cmocka_unit_test(chains),         cmocka_unit_test(many_registrations_in_any_order),
+        cmocka_unit_test(bounds),         cmocka_unit_test(registry_rules),
         cmocka_unit_test(upcast_on_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

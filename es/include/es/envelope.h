@@ -28,10 +28,10 @@ extern "C" {
 #endif
 
 /* The extension headers (exact, case-sensitive names). */
-#define ES_HDR_COMPRESSION "Es-Compression" /* "zstd" */
-#define ES_HDR_DICT        "Es-Dict"        /* zstd dictionary id, decimal */
-#define ES_HDR_KEY         "Es-Key"         /* data key id, 32 lower-case hex digits */
-#define ES_HDR_SCHEMA      "Es-Schema"      /* schema version, decimal, >= 1 */
+#define ES_HDR_COMPRESSION       "Es-Compression" /* "zstd" */
+#define ES_HDR_DICT              "Es-Dict"        /* zstd dictionary id, decimal */
+#define ES_HDR_KEY               "Es-Key"         /* data key id, 32 lower-case hex digits */
+#define ES_HDR_SCHEMA            "Es-Schema"      /* schema version, decimal, >= 1 */
 #define ES_ENVELOPE_HEADER_COUNT 4
 /* The four names above, for a read path that looks each one up. */
 extern const char *const es_envelope_header_names[ES_ENVELOPE_HEADER_COUNT];
@@ -48,11 +48,11 @@ typedef struct es_header {
 /* A store's envelope settings. Zero-initialise, then set what you need. */
 typedef struct es_envelope_options {
     /* Compression (writes only: reads always decompress what is marked). */
-    bool compress;           /* zstd-compress payloads of at least compress_min bytes */
-    size_t compress_min;     /* 0: ES_ENVELOPE_DEFAULT_COMPRESS_MIN */
-    int compress_level;      /* 1..19; 0: zstd's default (3) */
-    uint32_t compress_dict;  /* 0: none; else the id of a dictionary in the
-                                store's bucket (es_dict_put), used on writes */
+    bool compress;          /* zstd-compress payloads of at least compress_min bytes */
+    size_t compress_min;    /* 0: ES_ENVELOPE_DEFAULT_COMPRESS_MIN */
+    int compress_level;     /* 1..19; 0: zstd's default (3) */
+    uint32_t compress_dict; /* 0: none; else the id of a dictionary in the
+                               store's bucket (es_dict_put), used on writes */
     /* The largest plaintext: writes above it are ES_ERR_TOO_LARGE, reads that
      * would decompress or upcast beyond it are ES_ERR_LIMIT. Also what bounds
      * the memory a hostile compressed payload can claim.
@@ -60,17 +60,17 @@ typedef struct es_envelope_options {
     size_t max_payload;
 
     /* Encryption. */
-    bool encrypt;            /* the store encrypts: every write is encrypted */
-    es_keyring *keyring;     /* borrowed, outlives the envelope; NULL: no
-                                master key (encrypted data reads ES_ERR_NO_KEY) */
-    bool accept_plaintext;   /* encrypting store only: read unencrypted events
-                                (written before encryption was turned on)
-                                instead of refusing them with ES_ERR_CRYPTO */
+    bool encrypt;          /* the store encrypts: every write is encrypted */
+    es_keyring *keyring;   /* borrowed, outlives the envelope; NULL: no
+                              master key (encrypted data reads ES_ERR_NO_KEY) */
+    bool accept_plaintext; /* encrypting store only: read unencrypted events
+                              (written before encryption was turned on)
+                              instead of refusing them with ES_ERR_CRYPTO */
 
     /* Upcasting on read; borrowed, outlives the envelope; NULL: none. */
     const es_upcasters *upcasters;
 
-    int64_t timeout_ms;      /* dictionary bucket calls; 0: 5000 */
+    int64_t timeout_ms; /* dictionary bucket calls; 0: 5000 */
 } es_envelope_options;
 
 typedef struct es_envelope es_envelope;
@@ -80,8 +80,8 @@ typedef struct es_envelope es_envelope;
  * bucket `ES_<store>_dicts`; with compress_dict set, that dictionary is
  * loaded now (ES_ERR_NOT_FOUND when absent). The caller owns *out.
  * Thread-safe once created: seal and open may run on many threads at once. */
-es_status es_envelope_create(natsConnection *nc, const char *store,
-                             const es_envelope_options *opt, es_envelope **out);
+es_status es_envelope_create(natsConnection *nc, const char *store, const es_envelope_options *opt,
+                             es_envelope **out);
 
 /* Accepts NULL. Does not touch the borrowed keyring and upcasters. */
 void es_envelope_destroy(es_envelope *env);
@@ -90,8 +90,8 @@ void es_envelope_destroy(es_envelope *env);
  * calls (its buffers are kept), free with es_sealed_free. Do not copy it:
  * its pointers point into itself. */
 typedef struct es_sealed {
-    const uint8_t *data;  /* the payload: points into the caller's plaintext
-                             (nothing to do) or into this struct */
+    const uint8_t *data; /* the payload: points into the caller's plaintext
+                            (nothing to do) or into this struct */
     size_t len;
     es_header headers[ES_ENVELOPE_HEADER_COUNT]; /* Es- headers to set; names
                              are static, values point into this struct */
@@ -100,7 +100,10 @@ typedef struct es_sealed {
     es_buf buf_[2];
     char kid_[33], dict_[11], schema_[11];
 } es_sealed;
-#define ES_SEALED_INIT {0}
+#define ES_SEALED_INIT                                                                             \
+    {                                                                                              \
+        0                                                                                          \
+    }
 void es_sealed_free(es_sealed *s);
 
 /* Seals one event's encoded bytes for `subject` (the full event subject it is
@@ -117,14 +120,17 @@ es_status es_envelope_seal(es_envelope *env, const char *subject, const char *ev
 /* What a read gives back; same life cycle as es_sealed (ES_OPENED_INIT,
  * reuse, es_opened_free, never copy). */
 typedef struct es_opened {
-    const uint8_t *data;     /* plaintext: points into the payload given or into this struct */
+    const uint8_t *data; /* plaintext: points into the payload given or into this struct */
     size_t len;
-    uint32_t schema;         /* version of `data`, after upcasting */
-    uint32_t stored_schema;  /* version on the wire (1 without Es-Schema) */
+    uint32_t schema;        /* version of `data`, after upcasting */
+    uint32_t stored_schema; /* version on the wire (1 without Es-Schema) */
     /* private */
     es_buf buf_[2];
 } es_opened;
-#define ES_OPENED_INIT {0}
+#define ES_OPENED_INIT                                                                             \
+    {                                                                                              \
+        0                                                                                          \
+    }
 void es_opened_free(es_opened *o);
 
 /* Opens one event read from `subject` with id `event_id` (its Nats-Msg-Id;
