@@ -10,6 +10,7 @@
 #include <zdict.h>
 
 #include <es/envelope.h>
+#include <es/subject.h>
 
 #include "envelope_internal.h"
 
@@ -94,7 +95,7 @@ es_status es_dict_put(natsConnection *nc, const char *store, const uint8_t *dict
         kvEntry *e = NULL;
         ns = kvStore_Get(&e, kv, key);
         if (ns != NATS_OK)
-            s = es_nats_error(ns, "storing a dictionary");
+            s = es_kv_error(ns, "storing a dictionary");
         else if ((size_t)kvEntry_ValueLen(e) != len || memcmp(kvEntry_Value(e), dict, len) != 0)
             s = es_error(ES_ERR_EXISTS, "another dictionary is stored under id %u", (unsigned)id);
         kvEntry_Destroy(e);
@@ -131,7 +132,7 @@ es_status es_dict_cache_create(natsConnection *nc, const char *store, int64_t ti
                                es_dict_cache **out)
 {
     *out = NULL;
-    if (!es_store_name_valid(store))
+    if (!es_valid_store_name(store))
         return es_error(ES_ERR_INVALID, "invalid store name");
     es_dict_cache *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -190,7 +191,7 @@ static es_status load(es_dict_cache *c, uint32_t id, loaded_dict **out)
     if (ns == NATS_NOT_FOUND)
         return es_error(ES_ERR_NOT_FOUND, "zstd dictionary %u is not in the store", (unsigned)id);
     if (ns != NATS_OK)
-        return es_nats_error(ns, "reading a zstd dictionary");
+        return es_kv_error(ns, "reading a zstd dictionary");
     loaded_dict *d = &c->dicts[c->n];
     memset(d, 0, sizeof *d);
     uint32_t got = 0;

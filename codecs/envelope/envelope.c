@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <es/envelope.h>
+#include <es/subject.h>
 
 #include "envelope_internal.h"
 
@@ -27,7 +28,7 @@ es_status es_envelope_create(natsConnection *nc, const char *store, const es_env
     if (out == NULL || opt == NULL)
         return es_error(ES_ERR_INVALID, "es_envelope_create: NULL argument");
     *out = NULL;
-    if (!es_store_name_valid(store))
+    if (!es_valid_store_name(store))
         return es_error(ES_ERR_INVALID, "store name '%.40s' is not [A-Za-z0-9_-]{1,32}",
                         store ? store : "(null)");
     if (sodium_init() < 0)
@@ -64,7 +65,7 @@ void es_envelope_destroy(es_envelope *env)
     free(env);
 }
 
-es_status es_subject_split(const char *subject, es_subject_parts *p)
+es_status es_env_subject_split(const char *subject, es_env_subject *p)
 {
     size_t n = strlen(subject);
     size_t dots[3], found = 0; /* positions of the last three dots, last first */
@@ -122,7 +123,7 @@ static void add_header(es_sealed *out, const char *name, const char *value)
         out->headers[out->n_headers++] = (es_header){name, value};
 }
 
-static es_status seal_encrypt(es_envelope *env, const char *subject, const es_subject_parts *parts,
+static es_status seal_encrypt(es_envelope *env, const char *subject, const es_env_subject *parts,
                               const es_event_ad_fields *fields_in, const uint8_t **data,
                               size_t *len, es_sealed *out)
 {
@@ -164,8 +165,8 @@ es_status es_envelope_seal(es_envelope *env, const char *subject, const char *ev
     if (len > env->o.max_payload)
         return es_error(ES_ERR_TOO_LARGE, "payload of %zu bytes is over the %zu allowed", len,
                         env->o.max_payload);
-    es_subject_parts parts;
-    es_status s = es_subject_split(subject, &parts);
+    es_env_subject parts;
+    es_status s = es_env_subject_split(subject, &parts);
     if (s != ES_OK)
         return s;
 
@@ -240,7 +241,7 @@ static es_status find_headers(const es_header *h, size_t n, const char *v[ES_ENV
 }
 
 static es_status open_decrypt(es_envelope *env, const char *subject, const char *event_id,
-                              const es_subject_parts *parts, const char *v[], const uint8_t **data,
+                              const es_env_subject *parts, const char *v[], const uint8_t **data,
                               size_t *len, es_opened *out)
 {
     if (env->o.keyring == NULL)
@@ -311,10 +312,10 @@ es_status es_envelope_open(es_envelope *env, const char *subject, const char *ev
     if (event_id == NULL)
         event_id = "";
     const char *v[ES_ENVELOPE_HEADER_COUNT];
-    es_subject_parts parts;
+    es_env_subject parts;
     es_status s = find_headers(headers, n_headers, v);
     if (s == ES_OK)
-        s = es_subject_split(subject, &parts);
+        s = es_env_subject_split(subject, &parts);
     if (s != ES_OK)
         return s;
 
@@ -358,12 +359,12 @@ es_status es_envelope_delete_buckets(natsConnection *nc, const char *store)
     jsCtx *js = NULL;
     natsStatus ns = natsConnection_JetStream(&js, nc, NULL);
     if (ns != NATS_OK)
-        return es_nats_error(ns, "JetStream context");
+        return es_kv_error(ns, "JetStream context");
     for (size_t i = 0; i < ES_ARRAY_LEN(suffixes) && s == ES_OK; i++) {
         es_bucket_name(store, suffixes[i], bucket);
         ns = js_DeleteKeyValue(js, bucket);
         if (ns != NATS_OK && ns != NATS_NOT_FOUND)
-            s = es_nats_error(ns, "deleting an envelope bucket");
+            s = es_kv_error(ns, "deleting an envelope bucket");
     }
     jsCtx_Destroy(js);
     return s;

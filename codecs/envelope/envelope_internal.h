@@ -16,16 +16,14 @@
 #include <es/upcast.h>
 
 #include "internal.h"
+#include "timefmt.h" /* es_monotonic_ms, es_now_ns */
 
 /* ---- NATS helpers (nats_util.c) ------------------------------------------ */
 
-/* Maps a failed nats.c call to a status, recording `what` and nats.c's own
- * error text as the thread's last error. */
-es_status es_nats_error(natsStatus ns, const char *what);
-
-/* Store names are [A-Za-z0-9_-]{1,32} (the core's rule, repeated here because
- * bucket names are built from them). */
-bool es_store_name_valid(const char *store);
+/* Maps a failed nats.c KV / JetStream call to a status: the core's
+ * es_nats_status, plus what KV calls add (NATS_NOT_FOUND, and server
+ * refusals with nats.c's own error text). */
+es_status es_kv_error(natsStatus ns, const char *what);
 
 /* The KV bucket "ES_<store>_<suffix>"; ES_ERR_INVALID for a bad store name. */
 #define ES_BUCKET_NAME_MAX 64
@@ -42,9 +40,6 @@ typedef struct es_kv_spec {
 } es_kv_spec;
 es_status es_kv_open(natsConnection *nc, const es_kv_spec *spec, bool create, jsCtx **js,
                      kvStore **kv);
-
-/* Milliseconds of a monotonic clock (cache ages). */
-int64_t es_monotonic_ms(void);
 
 /* ---- zstd (compress.c) --------------------------------------------------- */
 
@@ -158,10 +153,12 @@ es_buf *es_next_buf(es_buf bufs[2], const uint8_t *cur);
 /* `$ES.<store>.[<tenant>.]<type>.<id-token>.<event>` split from the end, so it
  * works with and without tenancy: entity = everything before the last '.',
  * event = the last token, type = the third token from the end. */
-typedef struct es_subject_parts {
+typedef struct es_env_subject {
     const char *entity, *type, *event;
     size_t entity_len, type_len, event_len;
-} es_subject_parts;
-es_status es_subject_split(const char *subject, es_subject_parts *out);
+} es_env_subject;
+/* Unlike the core's es_subject_split it needs no knowledge of the store
+ * (tenancy) and does not modify the subject. */
+es_status es_env_subject_split(const char *subject, es_env_subject *out);
 
 #endif

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "envelope_internal.h"
@@ -248,7 +247,7 @@ static es_status fetch(es_keyring *kr, const uint8_t id[ID_BYTES], const char *k
         return ES_OK;
     }
     if (ns != NATS_OK)
-        return es_nats_error(ns, "reading a data key");
+        return es_kv_error(ns, "reading a data key");
     const uint8_t *rec = kvEntry_Value(e);
     size_t len = (size_t)kvEntry_ValueLen(e);
     es_status s = ES_OK;
@@ -282,7 +281,7 @@ static es_status create_key(es_keyring *kr, const uint8_t id[ID_BYTES], const ch
     natsStatus ns = kvStore_Create(NULL, kr->kv, kv_key, rec, (int)sizeof rec);
     if (ns != NATS_OK) {
         sodium_memzero(key, ES_KEY_BYTES);
-        return es_nats_error(ns, "creating a data key");
+        return es_kv_error(ns, "creating a data key");
     }
     pthread_mutex_lock(&kr->lock);
     kr->keys_created++;
@@ -356,9 +355,7 @@ es_status es_keyring_shred(es_keyring *kr, const char *entity)
     char kv_key[ES_KEYRING_KV_KEY_MAX];
     kv_key_of_id(id, kv_key);
 
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    uint64_t ms = (uint64_t)(es_now_ns() / 1000000);
     uint8_t mark[REC_MARK_LEN] = {REC_SHREDDED};
     for (int i = 0; i < 8; i++)
         mark[1 + i] = (uint8_t)(ms >> (56 - 8 * i));
@@ -381,7 +378,7 @@ es_status es_keyring_shred(es_keyring *kr, const char *entity)
     jsPubAck_Destroy(ack);
     natsMsg_Destroy(msg);
     if (ns != NATS_OK)
-        return es_nats_error(ns, "writing a shred mark");
+        return es_kv_error(ns, "writing a shred mark");
     pthread_mutex_lock(&kr->lock);
     es_keycache_put(kr->cache, id, ES_KEYCACHE_SHREDDED, NULL, NULL);
     pthread_mutex_unlock(&kr->lock);

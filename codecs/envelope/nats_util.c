@@ -1,52 +1,31 @@
-/* Small NATS helpers of the envelope: status mapping, bucket names, binding
- * to (or creating) a KV bucket. */
+/* Small NATS helpers of the envelope: KV status mapping, bucket names,
+ * binding to (or creating) a KV bucket. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+
+#include <es/subject.h>
 
 #include "envelope_internal.h"
+#include "jsapi.h"
 
-es_status es_nats_error(natsStatus ns, const char *what)
+es_status es_kv_error(natsStatus ns, const char *what)
 {
-    es_status s;
-    switch (ns) {
-    case NATS_NOT_FOUND: s = ES_ERR_NOT_FOUND; break;
-    case NATS_TIMEOUT: s = ES_ERR_TIMEOUT; break;
-    case NATS_NO_MEMORY: s = ES_ERR_NOMEM; break;
-    case NATS_INVALID_ARG: s = ES_ERR_INVALID; break;
-    case NATS_CONNECTION_CLOSED:
-    case NATS_CONNECTION_DISCONNECTED:
-    case NATS_NO_SERVER:
-    case NATS_STALE_CONNECTION: s = ES_ERR_CONNECTION; break;
-    case NATS_NO_SERVER_SUPPORT: s = ES_ERR_UNSUPPORTED; break;
-    default: s = ES_ERR_SERVER; break;
+    if (ns == NATS_NOT_FOUND)
+        return es_error(ES_ERR_NOT_FOUND, "%s: not found", what);
+    if (ns == NATS_ERR || ns == NATS_INVALID_ARG) {
+        /* A JetStream refusal: nats.c keeps the server's description. */
+        natsStatus last = NATS_OK;
+        const char *detail = nats_GetLastError(&last);
+        return es_error(ns == NATS_ERR ? ES_ERR_SERVER : ES_ERR_INVALID, "%s: %s", what,
+                        detail && detail[0] ? detail : natsStatus_GetText(ns));
     }
-    natsStatus last = NATS_OK;
-    const char *detail = nats_GetLastError(&last);
-    if (detail == NULL || detail[0] == '\0')
-        detail = natsStatus_GetText(ns);
-    return es_error(s, "%s: %s", what, detail);
-}
-
-bool es_store_name_valid(const char *store)
-{
-    if (store == NULL)
-        return false;
-    size_t n = 0;
-    for (; store[n] != '\0'; n++) {
-        char c = store[n];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        if (!ok || n >= 32)
-            return false;
-    }
-    return n > 0;
+    return es_nats_status(ns, what);
 }
 
 es_status es_bucket_name(const char *store, const char *suffix, char out[ES_BUCKET_NAME_MAX])
 {
-    if (!es_store_name_valid(store))
+    if (!es_valid_store_name(store))
         return es_error(ES_ERR_INVALID, "store name '%.40s' is not [A-Za-z0-9_-]{1,32}",
                         store ? store : "(null)");
     snprintf(out, ES_BUCKET_NAME_MAX, "ES_%s_%s", store, suffix);
@@ -65,7 +44,7 @@ es_status es_kv_open(natsConnection *nc, const es_kv_spec *spec, bool create, js
     jo.Wait = spec->timeout_ms;
     natsStatus ns = natsConnection_JetStream(js, nc, &jo);
     if (ns != NATS_OK)
-        return es_nats_error(ns, "JetStream context");
+        return es_kv_error(ns, "JetStream context");
     /* Bind first: creating with a config that differs from an existing
      * bucket's (replicas, say) would be refused by the server. */
     ns = js_KeyValue(kv, *js, spec->bucket);
@@ -83,18 +62,11 @@ es_status es_kv_open(natsConnection *nc, const es_kv_spec *spec, bool create, js
     if (ns != NATS_OK) {
         char what[128];
         snprintf(what, sizeof what, "KV bucket %s", spec->bucket);
-        es_status s = es_nats_error(ns, what);
+        es_status s = es_kv_error(ns, what);
         jsCtx_Destroy(*js);
         *js = NULL;
         *kv = NULL;
         return s;
     }
     return ES_OK;
-}
-
-int64_t es_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <es/subject.h>
 #include <es/upcast.h>
 
 #include "envelope_internal.h"
@@ -45,19 +46,6 @@ void es_upcasters_destroy(es_upcasters *r)
     }
     free(r->items);
     free(r);
-}
-
-static bool name_valid(const char *s)
-{
-    if (s == NULL || *s == '\0')
-        return false;
-    for (; *s; s++) {
-        char c = *s;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
 }
 
 static int cmp_bytes(const char *a, size_t an, const char *b, size_t bn)
@@ -107,8 +95,9 @@ es_status es_upcasters_add(es_upcasters *r, const char *entity_type, const char 
 {
     if (r == NULL || fn == NULL)
         return es_error(ES_ERR_INVALID, "es_upcasters_add: NULL registry or function");
-    if (!name_valid(entity_type) || !name_valid(event_type))
-        return es_error(ES_ERR_INVALID, "upcaster for '%.64s'/'%.64s': types are [A-Za-z0-9_-]+",
+    if (!es_valid_name(entity_type) || !es_valid_name(event_type))
+        return es_error(ES_ERR_INVALID,
+                        "upcaster for '%.64s'/'%.64s': types are [A-Za-z0-9_-]{1,128}",
                         entity_type ? entity_type : "(null)", event_type ? event_type : "(null)");
     if (from_version == 0 || from_version == UINT32_MAX)
         return es_error(ES_ERR_INVALID, "upcaster from version %u: versions are 1..%u",

@@ -93,19 +93,19 @@ static void seal_open_arguments(void **state)
 static void subject_split(void **state)
 {
     (void)state;
-    es_subject_parts p;
-    assert_int_equal(es_subject_split("$ES.bank.account.did:web:x%2Ecom.opened", &p), ES_OK);
+    es_env_subject p;
+    assert_int_equal(es_env_subject_split("$ES.bank.account.did:web:x%2Ecom.opened", &p), ES_OK);
     assert_int_equal(p.entity_len, strlen("$ES.bank.account.did:web:x%2Ecom"));
     assert_memory_equal(p.type, "account", p.type_len);
     assert_int_equal(p.type_len, 7);
     assert_memory_equal(p.event, "opened", p.event_len);
     assert_int_equal(p.event_len, 6);
     /* With a tenant, counted from the end all the same. */
-    assert_int_equal(es_subject_split("$ES.bank.acme.account.7.opened", &p), ES_OK);
+    assert_int_equal(es_env_subject_split("$ES.bank.acme.account.7.opened", &p), ES_OK);
     assert_memory_equal(p.entity, "$ES.bank.acme.account.7", p.entity_len);
     assert_memory_equal(p.type, "account", p.type_len);
     /* Three tokens after something: the smallest accepted shape. */
-    assert_int_equal(es_subject_split("x.t.i.e", &p), ES_OK);
+    assert_int_equal(es_env_subject_split("x.t.i.e", &p), ES_OK);
     assert_int_equal(p.entity_len, 5);
 }
 

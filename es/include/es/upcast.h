@@ -31,8 +31,8 @@ es_status es_upcasters_create(unsigned max_chain, es_upcasters **out);
 void es_upcasters_destroy(es_upcasters *r);
 
 /* Registers fn for events `event_type` of entities `entity_type` (both
- * [A-Za-z0-9_-]+) at `from_version` (1 .. UINT32_MAX-1). ES_ERR_EXISTS when
- * that triple has one already. Not thread-safe: register everything before
+ * names: [A-Za-z0-9_-]{1,128}) at `from_version` (1 .. UINT32_MAX-1).
+ * ES_ERR_EXISTS when that triple has one already. Not thread-safe: register everything before
  * the registry is used for reading. `ctx` is passed to fn as is. */
 es_status es_upcasters_add(es_upcasters *r, const char *entity_type, const char *event_type,
                            uint32_t from_version, es_upcast_fn fn, void *ctx);
