@@ -98,6 +98,10 @@ typedef enum es_atp_kind {
     ES_ATP_KIND_ERROR,   /* op = -1: the server ends the stream; no events */
     ES_ATP_KIND_UNKNOWN, /* an unknown message type: skipped and counted */
 } es_atp_kind;
+#define ES_ATP_KIND_COUNT 8
+
+/* A short constant name ("commit", "identity"). */
+const char *es_atp_kind_name(es_atp_kind k);
 
 /* Limits; 0 in a field means its default (in brackets). */
 typedef struct es_atp_limits {
@@ -122,7 +126,7 @@ typedef struct es_atp_options {
 typedef struct es_atp_stats {
     uint64_t frames;                   /* every frame handed to es_atp_decode */
     uint64_t bytes;                    /* their total size */
-    uint64_t by_kind[8];               /* indexed by es_atp_kind; KIND_NONE counts refused frames */
+    uint64_t by_kind[ES_ATP_KIND_COUNT]; /* accepted frames, indexed by es_atp_kind */
     uint64_t ops;                      /* record ops in accepted commits, before filtering */
     uint64_t events;                   /* events produced (after filtering) */
     uint64_t filtered_ops;             /* ops dropped by the collection filter */
@@ -232,9 +236,12 @@ typedef struct es_atp_commit_info {
  * decode the commit named by roots[0], then visit every record of its tree in
  * key order. Every MST node is hash-verified; depth, key length and the number
  * of nodes visited are bounded. `commit` (may be NULL) receives the commit's
- * fields. Records whose blocks are absent are reported with block == NULL. */
-es_status es_atp_walk_repo(const es_car *car, const es_atp_limits *limits, es_arena *arena,
-                           es_atp_commit_info *commit, es_atp_record_fn fn, void *user);
+ * fields (its strings live in `arena`). Records whose blocks are absent are
+ * reported with block == NULL. The walk holds only the path from the root in
+ * memory (depth <= 64), visits each node at most once and checks that keys
+ * strictly increase. */
+es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_info *commit,
+                           es_atp_record_fn fn, void *user);
 
 /* ---- capture files ------------------------------------------------------- */
 
