@@ -85,8 +85,8 @@ static void make_tid(uint64_t micros, unsigned clock_id, char out[14])
     out[13] = '\0';
 }
 
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of a time in microseconds. */
-static void format_time(int64_t us, char out[32])
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of a time in microseconds (after 1970). */
+static void format_time(int64_t us, char out[48])
 {
     int64_t ms = us / 1000, secs = ms / 1000, days = secs / 86400, rem = secs % 86400;
     /* civil from days (days since 1970-01-01, non-negative here) */
@@ -95,7 +95,7 @@ static void format_time(int64_t us, char out[32])
     int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
     int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
     int64_t y = yoe + era * 400 + (m <= 2);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d,
+    snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d,
              (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)(ms % 1000));
 }
 
@@ -323,7 +323,7 @@ static es_status op_write(es_atp_gen *g, repo *r, op_info *op, block_list *block
                                         "app.bsky.feed.like",   "app.bsky.graph.follow",
                                         "app.bsky.feed.repost", "app.bsky.actor.profile"};
     const char *collection = kinds[pick(g, ES_ARRAY_LEN(kinds))];
-    char created[32], rkey[14];
+    char created[48], rkey[14];
     format_time(g->now_us, created);
     es_value *v = new_record(g, collection, created);
     if (v == NULL) { /* nothing to like yet */
@@ -441,7 +441,7 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
         bool del = r->count > 0 && (r->count >= MAX_RECORDS || pick(g, 100) < 10);
         s = del ? op_delete(g, r, &ops[i]) : op_write(g, r, &ops[i], &records);
     }
-    char rev[14], since[14], time[32];
+    char rev[14], since[14], time[48];
     memcpy(since, r->rev, sizeof since);
     make_tid((uint64_t)g->now_us, 0, rev);
     format_time(g->now_us, time);
@@ -488,7 +488,7 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
 static es_status make_identity(es_atp_gen *g, repo *r, es_buf *frame)
 {
     es_arena *a = g->arena;
-    char time[32], handle[64];
+    char time[48], handle[64];
     format_time(g->now_us, time);
     snprintf(handle, sizeof handle, "%s.gen.example", words[pick(g, ES_ARRAY_LEN(words))]);
     es_value *body = gv_map(a, 4, "did", gv_str(a, r->did), "handle", gv_str(a, handle), "seq",
@@ -500,7 +500,7 @@ static es_status make_identity(es_atp_gen *g, repo *r, es_buf *frame)
 static es_status make_account(es_atp_gen *g, repo *r, es_buf *frame)
 {
     es_arena *a = g->arena;
-    char time[32];
+    char time[48];
     format_time(g->now_us, time);
     r->active = !r->active;
     es_value *body =
@@ -516,7 +516,7 @@ static es_status make_account(es_atp_gen *g, repo *r, es_buf *frame)
 static es_status make_sync(es_atp_gen *g, repo *r, es_buf *frame)
 {
     es_arena *a = g->arena;
-    char rev[14], time[32];
+    char rev[14], time[48];
     make_tid((uint64_t)g->now_us, 0, rev);
     format_time(g->now_us, time);
     block_list blocks = {0};

@@ -37,10 +37,11 @@ es_status es_atp_decoder_create(const es_atp_options *opts, es_atp_decoder **out
     if (opts != NULL)
         d->opts = *opts;
     es_atp_limits_defaults(&d->opts.limits);
-    if (d->opts.limits.max_depth > ES_CBOR_MAX_DEPTH) {
+    size_t depth = d->opts.limits.max_depth;
+    if (depth > ES_CBOR_MAX_DEPTH) {
         free(d);
-        return es_error(ES_ERR_INVALID, "es_atp_decoder_create: max_depth %zu above %d",
-                        d->opts.limits.max_depth, ES_CBOR_MAX_DEPTH);
+        return es_error(ES_ERR_INVALID, "es_atp_decoder_create: max_depth %zu above %d", depth,
+                        ES_CBOR_MAX_DEPTH);
     }
     es_status s = es_arena_create(SCRATCH_LIMIT, &d->scratch);
     if (s != ES_OK) {
