@@ -54,12 +54,12 @@ typedef struct es_atp_gen_leaf {
 
 /* Called for every node of the tree, children before parents. */
 typedef es_status (*es_atp_gen_node_fn)(const uint8_t cid[ES_CID_SHA256_LEN], const uint8_t *bytes,
-                                       size_t len, void *user);
+                                        size_t len, void *user);
 
 /* Build the MST of `leaves` (atproto repository spec: SHA-256 key heights,
  * 4-way fanout) and store its root CID. `fn` may be NULL. */
-es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_node_fn fn,
-                         void *user, uint8_t root[ES_CID_SHA256_LEN]);
+es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_node_fn fn, void *user,
+                         uint8_t root[ES_CID_SHA256_LEN]);
 
 /* The MST height of a key: leading zero bits of its SHA-256, halved. */
 int es_atp_gen_key_height(const char *key, size_t len);

@@ -14,10 +14,10 @@
 
 #include "internal.h"
 
-#define DEFAULT_REPOS 50
+#define DEFAULT_REPOS    50
 #define DEFAULT_START_MS 1748779200000LL /* 2025-06-01T12:00:00Z */
-#define MAX_RECORDS 200                  /* per repo: beyond this, deletes win */
-#define FRAME_ARENA ((size_t)4 << 20)
+#define MAX_RECORDS      200             /* per repo: beyond this, deletes win */
+#define FRAME_ARENA      ((size_t)4 << 20)
 
 typedef uint8_t cid_t[ES_CID_SHA256_LEN];
 
@@ -72,7 +72,10 @@ static uint64_t next_random(es_atp_gen *g)
     return z ^ (z >> 31);
 }
 
-static size_t pick(es_atp_gen *g, size_t n) { return n ? (size_t)(next_random(g) % n) : 0; }
+static size_t pick(es_atp_gen *g, size_t n)
+{
+    return n ? (size_t)(next_random(g) % n) : 0;
+}
 
 static const char base32_sortable[] = "234567abcdefghijklmnopqrstuvwxyz";
 
@@ -167,7 +170,7 @@ static es_status write_car(es_atp_gen *g, const cid_t root, const block_list *bl
 /* ---- records ------------------------------------------------------------- */
 
 static const char *const words[] = {
-    "the",   "event", "store", "keeps", "every",  "record", "firehose", "relay", "sky",
+    "the",   "event", "store", "keeps", "every",  "record", "firehose", "relay",  "sky",
     "blue",  "today", "again", "small", "fast",   "stream", "replay",   "merkle", "tree",
     "hello", "world", "note",  "river", "garden", "light",  "coffee",   "train"};
 
@@ -367,7 +370,10 @@ static es_value *op_value(es_arena *a, const op_info *op)
 
 /* ---- commits ------------------------------------------------------------- */
 
-static int cid_cmp(const void *x, const void *y) { return memcmp(x, y, sizeof(cid_t)); }
+static int cid_cmp(const void *x, const void *y)
+{
+    return memcmp(x, y, sizeof(cid_t));
+}
 
 /* Rebuild the repo's MST; add the nodes the previous tree lacked to `diff`. */
 static es_status rebuild_tree(repo *r, block_list *diff)
@@ -388,7 +394,8 @@ static es_status rebuild_tree(repo *r, block_list *diff)
     for (size_t i = 0; s == ES_OK && i < nodes.count; i++) {
         block *b = &nodes.items[i];
         memcpy(ids[i], b->cid, sizeof(cid_t));
-        if (bsearch(b->cid, r->nodes, r->node_count, sizeof(cid_t), cid_cmp) == NULL)
+        if (r->node_count == 0 ||
+            bsearch(b->cid, r->nodes, r->node_count, sizeof(cid_t), cid_cmp) == NULL)
             s = block_add(diff, b->cid, b->bytes, b->len);
     }
     if (s == ES_OK) {
@@ -410,9 +417,9 @@ static es_status commit_block(es_atp_gen *g, repo *r, const char *rev, block_lis
     uint8_t sig[64];
     for (size_t i = 0; i < sizeof sig; i++)
         sig[i] = (uint8_t)next_random(g);
-    es_value *c = gv_map(a, 6, "data", gv_link(a, r->data), "did", gv_str(a, r->did), "prev",
-                         gv_null(a), "rev", gv_str(a, rev), "sig", gv_bytes(a, sig, sizeof sig),
-                         "version", gv_int(a, 3));
+    es_value *c =
+        gv_map(a, 6, "data", gv_link(a, r->data), "did", gv_str(a, r->did), "prev", gv_null(a),
+               "rev", gv_str(a, rev), "sig", gv_bytes(a, sig, sizeof sig), "version", gv_int(a, 3));
     es_status s = gv_block(c, &g->scratch, r->commit);
     return s == ES_OK ? block_add(blocks, r->commit, g->scratch.data, g->scratch.len) : s;
 }
@@ -503,12 +510,11 @@ static es_status make_account(es_atp_gen *g, repo *r, es_buf *frame)
     char time[48];
     format_time(g->now_us, time);
     r->active = !r->active;
-    es_value *body =
-        r->active ? gv_map(a, 4, "active", gv_bool(a, true), "did", gv_str(a, r->did), "seq",
-                           gv_int(a, (int64_t)g->seq), "time", gv_str(a, time))
-                  : gv_map(a, 5, "active", gv_bool(a, false), "did", gv_str(a, r->did), "seq",
-                           gv_int(a, (int64_t)g->seq), "status", gv_str(a, "deactivated"),
-                           "time", gv_str(a, time));
+    es_value *body = r->active ? gv_map(a, 4, "active", gv_bool(a, true), "did", gv_str(a, r->did),
+                                        "seq", gv_int(a, (int64_t)g->seq), "time", gv_str(a, time))
+                               : gv_map(a, 5, "active", gv_bool(a, false), "did", gv_str(a, r->did),
+                                        "seq", gv_int(a, (int64_t)g->seq), "status",
+                                        gv_str(a, "deactivated"), "time", gv_str(a, time));
     g->counts.account++;
     return encode_frame(g, "#account", body, frame);
 }
@@ -524,9 +530,9 @@ static es_status make_sync(es_atp_gen *g, repo *r, es_buf *frame)
     es_status s = commit_block(g, r, rev, &blocks);
     if (s == ES_OK)
         s = write_car(g, r->commit, &blocks, &car);
-    es_value *body = gv_map(a, 5, "blocks", gv_bytes(a, car.data, car.len), "did",
-                            gv_str(a, r->did), "rev", gv_str(a, rev), "seq",
-                            gv_int(a, (int64_t)g->seq), "time", gv_str(a, time));
+    es_value *body =
+        gv_map(a, 5, "blocks", gv_bytes(a, car.data, car.len), "did", gv_str(a, r->did), "rev",
+               gv_str(a, rev), "seq", gv_int(a, (int64_t)g->seq), "time", gv_str(a, time));
     if (s == ES_OK)
         s = encode_frame(g, "#sync", body, frame);
     memcpy(r->rev, rev, sizeof rev);
@@ -609,8 +615,14 @@ es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame)
     return s;
 }
 
-const es_atp_gen_counts *es_atp_gen_counts_of(const es_atp_gen *g) { return &g->counts; }
-size_t es_atp_gen_repo_count(const es_atp_gen *g) { return g->o.repos; }
+const es_atp_gen_counts *es_atp_gen_counts_of(const es_atp_gen *g)
+{
+    return &g->counts;
+}
+size_t es_atp_gen_repo_count(const es_atp_gen *g)
+{
+    return g->o.repos;
+}
 size_t es_atp_gen_repo_records(const es_atp_gen *g, size_t index)
 {
     return g->repos[index].count;

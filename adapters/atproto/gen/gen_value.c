@@ -5,12 +5,30 @@
 
 #include <es/cbor.h>
 
-es_value *gv_str(es_arena *a, const char *s) { return es_value_new_string(a, s, strlen(s)); }
-es_value *gv_strn(es_arena *a, const char *s, size_t len) { return es_value_new_string(a, s, len); }
-es_value *gv_int(es_arena *a, int64_t i) { return es_value_new_int(a, i); }
-es_value *gv_bool(es_arena *a, bool b) { return es_value_new_bool(a, b); }
-es_value *gv_null(es_arena *a) { return es_value_new_null(a); }
-es_value *gv_bytes(es_arena *a, const void *p, size_t len) { return es_value_new_bytes(a, p, len); }
+es_value *gv_str(es_arena *a, const char *s)
+{
+    return es_value_new_string(a, s, strlen(s));
+}
+es_value *gv_strn(es_arena *a, const char *s, size_t len)
+{
+    return es_value_new_string(a, s, len);
+}
+es_value *gv_int(es_arena *a, int64_t i)
+{
+    return es_value_new_int(a, i);
+}
+es_value *gv_bool(es_arena *a, bool b)
+{
+    return es_value_new_bool(a, b);
+}
+es_value *gv_null(es_arena *a)
+{
+    return es_value_new_null(a);
+}
+es_value *gv_bytes(es_arena *a, const void *p, size_t len)
+{
+    return es_value_new_bytes(a, p, len);
+}
 
 es_value *gv_link(es_arena *a, const uint8_t cid[ES_CID_SHA256_LEN])
 {

@@ -14,19 +14,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: es-atproto-gen --out PATH [options]\n"
-            "Write a capture ([u32 LE length][frame] repeated) of synthetic\n"
-            "com.atproto.sync.subscribeRepos frames: #commit (creates, updates, deletes of\n"
-            "posts, likes, reposts, follows, profiles), #identity, #account and #sync.\n"
-            "The same options always produce the same bytes.\n\n"
-            "  --out PATH       the capture to write (required)\n"
-            "  --frames N       number of frames [1000]\n"
-            "  --repos N        number of accounts [50]\n"
-            "  --seed N         random seed [1]\n"
-            "  --first-seq N    seq of the first frame [1]\n"
-            "  --zstd LEVEL     compress with zstd at LEVEL (1-19); 0 writes it plain [3]\n"
-            "  --help           this text\n");
+    fprintf(out, "usage: es-atproto-gen --out PATH [options]\n"
+                 "Write a capture ([u32 LE length][frame] repeated) of synthetic\n"
+                 "com.atproto.sync.subscribeRepos frames: #commit (creates, updates, deletes of\n"
+                 "posts, likes, reposts, follows, profiles), #identity, #account and #sync.\n"
+                 "The same options always produce the same bytes.\n\n"
+                 "  --out PATH       the capture to write (required)\n"
+                 "  --frames N       number of frames [1000]\n"
+                 "  --repos N        number of accounts [50]\n"
+                 "  --seed N         random seed [1]\n"
+                 "  --first-seq N    seq of the first frame [1]\n"
+                 "  --zstd LEVEL     compress with zstd at LEVEL (1-19); 0 writes it plain [3]\n"
+                 "  --help           this text\n");
 }
 
 static int parse_number(const char *s, const char *flag, unsigned long long *out)
@@ -43,11 +42,14 @@ static int parse_number(const char *s, const char *flag, unsigned long long *out
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"out", required_argument, NULL, 'o'},   {"frames", required_argument, NULL, 'n'},
-        {"repos", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
-        {"first-seq", required_argument, NULL, 'q'}, {"zstd", required_argument, NULL, 'z'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"out", required_argument, NULL, 'o'},
+                                             {"frames", required_argument, NULL, 'n'},
+                                             {"repos", required_argument, NULL, 'r'},
+                                             {"seed", required_argument, NULL, 's'},
+                                             {"first-seq", required_argument, NULL, 'q'},
+                                             {"zstd", required_argument, NULL, 'z'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     const char *out = NULL;
     unsigned long long frames = 1000, repos = 50, seed = 1, first_seq = 1, level = 3;
     int c;
@@ -95,8 +97,8 @@ int main(int argc, char **argv)
     const es_atp_gen_counts *n = es_atp_gen_counts_of(g);
     printf("wrote %zu frames to %s: %zu commits (%zu creates, %zu updates, %zu deletes), "
            "%zu identity, %zu account, %zu sync\n",
-           n->frames, out, n->commits, n->creates, n->updates, n->deletes, n->identity,
-           n->account, n->sync);
+           n->frames, out, n->commits, n->creates, n->updates, n->deletes, n->identity, n->account,
+           n->sync);
     es_atp_gen_destroy(g);
     return 0;
 }

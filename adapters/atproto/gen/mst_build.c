@@ -69,10 +69,10 @@ static es_status encode_node(builder *b, const size_t *idx, size_t count, const 
     for (size_t j = 0; j < count; j++) {
         const char *key = b->leaves[idx[j]].key;
         size_t p = common_prefix(prev, key);
-        entries[j] = gv_map(a, 4, "k", gv_bytes(a, key + p, strlen(key) - p), "p",
-                            gv_int(a, (int64_t)p), "t",
-                            has_tree[j] ? gv_link(a, trees[j]) : gv_null(a), "v",
-                            gv_link(a, b->leaves[idx[j]].cid));
+        entries[j] =
+            gv_map(a, 4, "k", gv_bytes(a, key + p, strlen(key) - p), "p", gv_int(a, (int64_t)p),
+                   "t", has_tree[j] ? gv_link(a, trees[j]) : gv_null(a), "v",
+                   gv_link(a, b->leaves[idx[j]].cid));
         prev = key;
     }
     es_value *node = gv_map(a, 2, "e", gv_array(a, count, entries), "l",
@@ -111,8 +111,8 @@ static es_status build(builder *b, size_t lo, size_t hi, int layer, cid_t out)
     return s;
 }
 
-es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_node_fn fn,
-                         void *user, uint8_t root[ES_CID_SHA256_LEN])
+es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_node_fn fn, void *user,
+                         uint8_t root[ES_CID_SHA256_LEN])
 {
     builder b = {.leaves = leaves, .fn = fn, .user = user};
     b.heights = calloc(n + 1, sizeof *b.heights);

@@ -10,12 +10,12 @@
 
 #include "atp_internal.h"
 
-#define DEFAULT_MAX_BYTES ((size_t)2000000)
+#define DEFAULT_MAX_BYTES  ((size_t)2000000)
 #define DEFAULT_MAX_BLOCKS ((size_t)10000)
-#define DEFAULT_MAX_ROOTS ((size_t)16)
-#define HEADER_MAX ((size_t)64 << 10) /* a header holds a few roots: far below this */
-#define HEADER_DEPTH 4
-#define LINEAR_LOOKUP_MAX 16 /* below this many blocks, a scan beats a table */
+#define DEFAULT_MAX_ROOTS  ((size_t)16)
+#define HEADER_MAX         ((size_t)64 << 10) /* a header holds a few roots: far below this */
+#define HEADER_DEPTH       4
+#define LINEAR_LOOKUP_MAX  16 /* below this many blocks, a scan beats a table */
 
 enum { BLOCK_UNVERIFIED = 0, BLOCK_VERIFIED = 1 };
 
@@ -92,8 +92,8 @@ static es_status parse_header(const uint8_t *buf, size_t len, const es_car_limit
 }
 
 /* Walk the sections from `pos`; with `blocks` NULL only validate and count. */
-static es_status scan_sections(const uint8_t *buf, size_t len, size_t pos,
-                               const es_car_limits *lim, es_car_block *blocks, size_t *count)
+static es_status scan_sections(const uint8_t *buf, size_t len, size_t pos, const es_car_limits *lim,
+                               es_car_block *blocks, size_t *count)
 {
     size_t n = 0;
     while (pos < len) {
@@ -161,8 +161,8 @@ static es_status build_index(es_car *car, es_arena *arena)
     return ES_OK;
 }
 
-es_status es_car_parse(const uint8_t *buf, size_t len, const es_car_limits *limits,
-                       es_arena *arena, es_car *out)
+es_status es_car_parse(const uint8_t *buf, size_t len, const es_car_limits *limits, es_arena *arena,
+                       es_car *out)
 {
     if (buf == NULL || arena == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "es_car_parse: NULL argument");
@@ -192,8 +192,7 @@ es_car_block *es_car_find(const es_car *car, const uint8_t *cid, size_t cid_len)
     const car_index *ix = car->index;
     if (ix == NULL) {
         for (size_t b = 0; b < car->count; b++)
-            if (car->blocks[b].cid_len == cid_len &&
-                memcmp(car->blocks[b].cid, cid, cid_len) == 0)
+            if (car->blocks[b].cid_len == cid_len && memcmp(car->blocks[b].cid, cid, cid_len) == 0)
                 return &car->blocks[b];
         return NULL;
     }

@@ -9,9 +9,9 @@
 #include "decoder.h"
 
 #define DEFAULT_MAX_FRAME ((size_t)5 << 20)
-#define DEFAULT_MAX_OPS 200
+#define DEFAULT_MAX_OPS   200
 #define DEFAULT_MAX_DEPTH 64
-#define SCRATCH_LIMIT ((size_t)32 << 20) /* one record's decoded tree */
+#define SCRATCH_LIMIT     ((size_t)32 << 20) /* one record's decoded tree */
 
 void es_atp_limits_defaults(es_atp_limits *l)
 {
@@ -60,7 +60,10 @@ void es_atp_decoder_destroy(es_atp_decoder *d)
     free(d);
 }
 
-const es_atp_stats *es_atp_decoder_stats(const es_atp_decoder *d) { return d ? &d->stats : NULL; }
+const es_atp_stats *es_atp_decoder_stats(const es_atp_decoder *d)
+{
+    return d ? &d->stats : NULL;
+}
 
 const char *es_atp_error_name(es_atp_error e)
 {

@@ -292,7 +292,8 @@ static es_status check_commit_block(frame *f, const es_car *car, const uint8_t *
 {
     if (car->root_count == 0 || car->root_lens[0] != commit_len ||
         memcmp(car->roots[0], commit, commit_len) != 0)
-        return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE, "the CAR's first root is not the commit");
+        return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE,
+                      "the CAR's first root is not the commit");
     es_car_block *b = es_car_find(car, commit, commit_len);
     if (b == NULL)
         return refuse(f, ES_ATP_ERR_MISSING_BLOCK, ES_ERR_DECODE, "the commit block is absent");
@@ -429,7 +430,7 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct, es_
     event_common(f, e);
     e->entity_type = entity_type(f, o);
     e->event_type = action_names[o->act];
-    part id[] = {{f->out->did, f->out->did_len}, {"/", 1}, {ct->rev, ct->rev_len}, {"/", 1},
+    part id[] = {{f->out->did, f->out->did_len},     {"/", 1}, {ct->rev, ct->rev_len}, {"/", 1},
                  {o->collection, o->collection_len}, {"/", 1}, {o->rkey, o->rkey_len}};
     e->msg_id = join(f, id, ES_ARRAY_LEN(id), &e->msg_id_len);
     es_atp_meta *m = es_arena_calloc(f->arena, 6, sizeof *m);
@@ -533,8 +534,11 @@ static es_status map_repo_event(frame *f, const char *event_type, const char *id
     e->codec = "dag-cbor";
     e->payload = f->body_bytes;
     e->payload_len = f->body_len;
-    part id[] = {{f->out->did, f->out->did_len}, {"/#", 2}, {event_type, strlen(event_type)},
-                 {"/", 1}, {id_tail, id_tail_len}};
+    part id[] = {{f->out->did, f->out->did_len},
+                 {"/#", 2},
+                 {event_type, strlen(event_type)},
+                 {"/", 1},
+                 {id_tail, id_tail_len}};
     e->msg_id = join(f, id, ES_ARRAY_LEN(id), &e->msg_id_len);
     if (e->msg_id == NULL)
         return arena_full(f);

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MST_MAX_DEPTH 64  /* 4-way fanout: 64 levels is 2^128 keys */
-#define MST_KEY_MAX 1024  /* collection (317) + '/' + rkey (512), with room */
-#define NODE_MAX_DEPTH 6  /* node -> e -> entry -> value: a few levels */
-#define SCRATCH_LIMIT ((size_t)4 << 20)
+#define MST_MAX_DEPTH  64   /* 4-way fanout: 64 levels is 2^128 keys */
+#define MST_KEY_MAX    1024 /* collection (317) + '/' + rkey (512), with room */
+#define NODE_MAX_DEPTH 6    /* node -> e -> entry -> value: a few levels */
+#define SCRATCH_LIMIT  ((size_t)4 << 20)
 
 typedef struct entry {
     size_t prefix;

@@ -98,7 +98,8 @@ static void repo_car_lists_expected_records(void **state)
     assert_string_equal(info.did, did);
     assert_string_equal(info.rev, rev);
     assert_int_equal(info.version, 3);
-    assert_int_equal(es_cid_to_string(info.data, info.data_len, data_text, sizeof data_text), ES_OK);
+    assert_int_equal(es_cid_to_string(info.data, info.data_len, data_text, sizeof data_text),
+                     ES_OK);
     assert_string_equal(data_text, data);
 
     /* lookups through the index find every block */
@@ -131,7 +132,8 @@ static es_status parse_and_walk(const uint8_t *buf, size_t len, es_arena *a, siz
         return s;
     }
     for (size_t i = 0; i < car.count; i++) {
-        assert_true(car.blocks[i].data >= buf && car.blocks[i].data + car.blocks[i].len <= buf + len);
+        assert_true(car.blocks[i].data >= buf &&
+                    car.blocks[i].data + car.blocks[i].len <= buf + len);
         (void)es_car_verify(&car.blocks[i]);
     }
     return es_atp_walk_repo(&car, a, NULL, count_records, records);
@@ -176,7 +178,10 @@ static void damaged_repo_cars(void **state)
 }
 
 /* A CAR from raw pieces: header, then sections given as (cid, data). */
-static size_t put_varint(uint8_t *p, uint64_t v) { return es_varint_encode(v, p); }
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    return es_varint_encode(v, p);
+}
 
 static void absurd_lengths_and_limits(void **state)
 {
@@ -197,8 +202,8 @@ static void absurd_lengths_and_limits(void **state)
     assert_int_equal(es_car_parse(buf, 1, NULL, a, &car), ES_ERR_DECODE);
 
     /* a valid header {roots: [], version: 1} followed by sections */
-    static const uint8_t header[] = {0xa2, 0x65, 'r', 'o', 'o', 't', 's', 0x80, 0x67, 'v',
-                                     'e',  'r',  's', 'i', 'o', 'n', 0x01};
+    static const uint8_t header[] = {0xa2, 0x65, 'r', 'o', 'o', 't', 's', 0x80, 0x67,
+                                     'v',  'e',  'r', 's', 'i', 'o', 'n', 0x01};
     n = put_varint(buf, sizeof header);
     memcpy(buf + n, header, sizeof header);
     n += sizeof header;

@@ -79,9 +79,8 @@ static void mst_roots_match_interop_vectors(void **state)
         const char *leaf_text = json_string_value(json_object_get(c, "leafValue"));
         uint8_t leaf[64];
         size_t leaf_len;
-        assert_int_equal(es_cid_from_string(leaf_text, strlen(leaf_text), leaf, sizeof leaf,
-                                            &leaf_len),
-                         ES_OK);
+        assert_int_equal(
+            es_cid_from_string(leaf_text, strlen(leaf_text), leaf, sizeof leaf, &leaf_len), ES_OK);
         assert_int_equal(leaf_len, ES_CID_SHA256_LEN);
         char root[ES_CID_STRING_MAX];
         json_t *keys = json_object_get(c, "keys");
@@ -96,8 +95,7 @@ static void mst_roots_match_interop_vectors(void **state)
             bool deleted = false;
             size_t d;
             json_t *del;
-            json_array_foreach(json_object_get(c, "dels"), d, del)
-            deleted |= json_equal(del, key);
+            json_array_foreach(json_object_get(c, "dels"), d, del) deleted |= json_equal(del, key);
             if (!deleted)
                 json_array_append(after, key);
         }
@@ -180,9 +178,8 @@ static void frames_decode_and_verify(void **state)
             if (cid_text != NULL) {
                 uint8_t cid[ES_CID_SHA256_LEN], again[ES_CID_SHA256_LEN];
                 size_t n;
-                assert_int_equal(es_cid_from_string(cid_text, strlen(cid_text), cid,
-                                                    sizeof cid, &n),
-                                 ES_OK);
+                assert_int_equal(
+                    es_cid_from_string(cid_text, strlen(cid_text), cid, sizeof cid, &n), ES_OK);
                 assert_int_equal(
                     es_cid_sha256(ES_CID_CODEC_DAG_CBOR, ev->payload, ev->payload_len, again),
                     ES_OK);
@@ -201,8 +198,8 @@ static void frames_decode_and_verify(void **state)
     assert_int_equal(st->by_kind[ES_ATP_KIND_IDENTITY], n->identity);
     assert_int_equal(st->by_kind[ES_ATP_KIND_ACCOUNT], n->account);
     assert_int_equal(st->by_kind[ES_ATP_KIND_SYNC], n->sync);
-    assert_int_equal(events, n->creates + n->updates + n->deletes + n->identity + n->account +
-                                 n->sync);
+    assert_int_equal(events,
+                     n->creates + n->updates + n->deletes + n->identity + n->account + n->sync);
     assert_int_equal(payloads, n->creates + n->updates);
     assert_true(n->updates > 0 && n->deletes > 0 && n->identity > 0 && n->account > 0 &&
                 n->sync > 0);

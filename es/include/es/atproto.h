@@ -124,15 +124,15 @@ typedef struct es_atp_options {
 
 /* Counters of one decoder since its creation. */
 typedef struct es_atp_stats {
-    uint64_t frames;                   /* every frame handed to es_atp_decode */
-    uint64_t bytes;                    /* their total size */
+    uint64_t frames;                     /* every frame handed to es_atp_decode */
+    uint64_t bytes;                      /* their total size */
     uint64_t by_kind[ES_ATP_KIND_COUNT]; /* accepted frames, indexed by es_atp_kind */
-    uint64_t ops;                      /* record ops in accepted commits, before filtering */
-    uint64_t events;                   /* events produced (after filtering) */
-    uint64_t filtered_ops;             /* ops dropped by the collection filter */
-    uint64_t filtered_frames;          /* commits and repo events dropped by the DID filter */
-    uint64_t blocks_verified;          /* blocks whose SHA-256 was checked */
-    uint64_t errors[ES_ATP_ERR_COUNT]; /* refused frames by kind */
+    uint64_t ops;                        /* record ops in accepted commits, before filtering */
+    uint64_t events;                     /* events produced (after filtering) */
+    uint64_t filtered_ops;               /* ops dropped by the collection filter */
+    uint64_t filtered_frames;            /* commits and repo events dropped by the DID filter */
+    uint64_t blocks_verified;            /* blocks whose SHA-256 was checked */
+    uint64_t errors[ES_ATP_ERR_COUNT];   /* refused frames by kind */
 } es_atp_stats;
 
 /* One metadata entry: becomes the header `Rita-Meta-<key>: <value>`. */
