@@ -1,0 +1,277 @@
+#include "harness.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *conf_url;
+const char *conf_server_bin;
+
+void conf_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+natsConnection *conf_connect(const char *url)
+{
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    assert_int_equal(natsOptions_Create(&o), NATS_OK);
+    natsOptions_SetURL(o, url);
+    natsOptions_SetMaxReconnect(o, -1);     /* ride out restarts */
+    natsOptions_SetReconnectWait(o, 100);
+    natsOptions_SetTimeout(o, 5000);
+    natsStatus s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK)
+        fail_msg("cannot connect to %s: %s", url, natsStatus_GetText(s));
+    return nc;
+}
+
+void conf_unique_name(char out[ES_STORE_NAME_MAX + 1])
+{
+    static unsigned counter;
+    snprintf(out, ES_STORE_NAME_MAX + 1, "conf_%d_%u", (int)getpid() % 100000, ++counter);
+}
+
+static int setup_with(void **state, bool tenancy)
+{
+    conf_ctx *c = calloc(1, sizeof *c);
+    c->nc = conf_connect(conf_url);
+    conf_unique_name(c->name);
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.tenancy = tenancy;
+    es_status s = es_store_create(c->nc, c->name, &cfg, NULL, &c->st);
+    if (s != ES_OK)
+        fail_msg("creating store %s: %s", c->name, es_last_error());
+    *state = c;
+    return 0;
+}
+
+int conf_setup(void **state) { return setup_with(state, false); }
+int conf_setup_tenancy(void **state) { return setup_with(state, true); }
+
+int conf_teardown(void **state)
+{
+    conf_ctx *c = *state;
+    es_store_destroy(c->st);
+    es_store_delete(c->nc, c->name);
+    natsConnection_Destroy(c->nc);
+    free(c);
+    return 0;
+}
+
+es_event_spec conf_spec(const char *type, const char *id, const char *event, const char *data)
+{
+    es_event_spec e;
+    es_event_spec_init(&e);
+    e.entity_type = type;
+    e.entity_id = id;
+    e.event_type = event;
+    e.data = data;
+    e.data_len = data ? strlen(data) : 0;
+    return e;
+}
+
+typedef struct many_state {
+    _Atomic size_t failures;
+} many_state;
+
+static void many_done(es_status s, const es_append_result *r, void *closure)
+{
+    (void)r;
+    many_state *m = closure;
+    if (s != ES_OK)
+        m->failures++;
+}
+
+void conf_append_many(es_store *st, const char *type, const char *id, const char *event, size_t n)
+{
+    enum { CHUNK = 1000 };
+    static es_event_spec specs[CHUNK];
+    static char payload[CHUNK][24];
+    many_state m = {0};
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < CHUNK ? n - done : CHUNK;
+        for (size_t i = 0; i < k; i++) {
+            snprintf(payload[i], sizeof payload[i], "%zu", done + i);
+            specs[i] = conf_spec(type, id, event, payload[i]);
+        }
+        assert_int_equal(es_append_batch_async(st, specs, k, many_done, &m), ES_OK);
+        done += k;
+    }
+    assert_int_equal(es_append_flush(st, 60000), ES_OK);
+    assert_int_equal(m.failures, 0);
+}
+
+static char *dup_n(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+es_status conf_collect(const es_event *ev, void *closure)
+{
+    conf_seen *s = closure;
+    if (s->count == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->seqs = realloc(s->seqs, s->cap * sizeof *s->seqs);
+        s->data = realloc(s->data, s->cap * sizeof *s->data);
+        s->ids = realloc(s->ids, s->cap * sizeof *s->ids);
+        s->events = realloc(s->events, s->cap * sizeof *s->events);
+    }
+    const void *d;
+    size_t len, idlen;
+    assert_int_equal(es_event_data(ev, &d, &len), ES_OK);
+    const char *id = es_event_entity_id(ev, &idlen);
+    s->seqs[s->count] = es_event_seq(ev);
+    s->data[s->count] = dup_n(d, len);
+    s->ids[s->count] = dup_n(id, idlen);
+    s->events[s->count] = strdup(es_event_type(ev));
+    s->count++;
+    return ES_OK;
+}
+
+void conf_seen_free(conf_seen *s)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        free(s->data[i]);
+        free(s->ids[i]);
+        free(s->events[i]);
+    }
+    free(s->seqs);
+    free(s->data);
+    free(s->ids);
+    free(s->events);
+    memset(s, 0, sizeof *s);
+}
+
+natsMsg *conf_raw_get(natsConnection *nc, const char *stream, uint64_t seq)
+{
+    jsCtx *js = NULL;
+    natsMsg *m = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(&m, js, stream, seq, NULL, &jerr);
+    jsCtx_Destroy(js);
+    if (s != NATS_OK)
+        fail_msg("js_GetMsg %s seq %llu: %s (%d)", stream, (unsigned long long)seq,
+                 natsStatus_GetText(s), (int)jerr);
+    return m;
+}
+
+uint64_t conf_stream_msgs(natsConnection *nc, const char *stream)
+{
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_GetStreamInfo(&si, js, stream, NULL, NULL), NATS_OK);
+    uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    return n;
+}
+
+/* ---- a server of the suite's own -------------------------------------- */
+
+struct conf_server {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char url[64];
+};
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void spawn(conf_server *s)
+{
+    char port[16], log[300];
+    snprintf(port, sizeof port, "%d", s->port);
+    snprintf(log, sizeof log, "%s/server.log", s->dir);
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        execl(conf_server_bin, conf_server_bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd", s->dir,
+              "-l", log, (char *)NULL);
+        _exit(127);
+    }
+    /* Ready when a client gets JetStream answers. */
+    for (int i = 0; i < 200; i++) {
+        natsConnection *nc = NULL;
+        if (natsConnection_ConnectTo(&nc, s->url) == NATS_OK) {
+            natsMsg *m = NULL;
+            natsStatus st = natsConnection_RequestString(&m, nc, "$JS.API.INFO", "", 500);
+            natsMsg_Destroy(m);
+            natsConnection_Destroy(nc);
+            if (st == NATS_OK)
+                return;
+        }
+        conf_sleep_ms(50);
+    }
+    fail_msg("the suite's own nats-server did not start (see %s)", log);
+}
+
+conf_server *conf_server_start(void)
+{
+    if (conf_server_bin == NULL)
+        return NULL;
+    conf_server *s = calloc(1, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->port = free_port();
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    spawn(s);
+    return s;
+}
+
+const char *conf_server_url(const conf_server *s) { return s->url; }
+
+void conf_server_kill(conf_server *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+void conf_server_restart(conf_server *s)
+{
+    conf_server_kill(s);
+    spawn(s);
+}
+
+void conf_server_destroy(conf_server *s)
+{
+    if (s == NULL)
+        return;
+    conf_server_kill(s);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", s->dir);
+    free(s);
+}

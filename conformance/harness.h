@@ -1,0 +1,79 @@
+/* Shared fixtures of the conformance suite: a connection to the server
+ * under test, a freshly named store per test (deleted afterwards), a few
+ * raw nats.c helpers for checking the wire, and control of a server the
+ * suite starts itself (for restart tests). */
+#ifndef CONF_HARNESS_H
+#define CONF_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <es/es.h>
+
+typedef struct conf_ctx {
+    natsConnection *nc;
+    es_store *st;
+    char name[ES_STORE_NAME_MAX + 1];
+} conf_ctx;
+
+extern const char *conf_url;          /* server under test */
+extern const char *conf_server_bin;   /* nats-server binary for restart tests, or NULL */
+
+natsConnection *conf_connect(const char *url);
+void conf_unique_name(char out[ES_STORE_NAME_MAX + 1]);
+
+/* cmocka fixtures: *state becomes a conf_ctx with a fresh store (default
+ * config, or tenancy for the _tenancy variant). */
+int conf_setup(void **state);
+int conf_setup_tenancy(void **state);
+int conf_teardown(void **state);
+
+/* An event spec for entity (type, id) with event type and a text payload. */
+es_event_spec conf_spec(const char *type, const char *id, const char *event, const char *data);
+
+/* Appends n events to (type, id) with payload "<prefix><i>", as async
+ * batches of up to 1000; asserts success. */
+void conf_append_many(es_store *st, const char *type, const char *id, const char *event, size_t n);
+
+/* Events collected by conf_collect (an es_event_cb). */
+typedef struct conf_seen {
+    size_t count;
+    size_t cap;
+    uint64_t *seqs;
+    char **data;      /* payload copies, NUL-terminated */
+    char **ids;       /* entity ids, unescaped */
+    char **events;    /* event types */
+} conf_seen;
+
+es_status conf_collect(const es_event *ev, void *closure);
+void conf_seen_free(conf_seen *s);
+
+/* The stored message at `seq`, read with nats.c's own JetStream API. */
+natsMsg *conf_raw_get(natsConnection *nc, const char *stream, uint64_t seq);
+uint64_t conf_stream_msgs(natsConnection *nc, const char *stream);
+
+/* A nats-server of the suite's own (needs conf_server_bin): start on a free
+ * loopback port with a fresh store dir; restart keeps port and store. */
+typedef struct conf_server conf_server;
+conf_server *conf_server_start(void);
+const char *conf_server_url(const conf_server *s);
+void conf_server_kill(conf_server *s);      /* SIGKILL, store kept */
+void conf_server_restart(conf_server *s);   /* start again on the same port and store */
+void conf_server_destroy(conf_server *s);   /* stop and remove its store */
+
+void conf_sleep_ms(int64_t ms);
+
+/* Groups, one per file. */
+int conf_run_store(void);
+int conf_run_append(void);
+int conf_run_batch(void);
+int conf_run_occ(void);
+int conf_run_read(void);
+int conf_run_watch(void);
+int conf_run_concurrency(void);
+int conf_run_tenancy(void);
+
+#endif

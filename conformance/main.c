@@ -1,0 +1,80 @@
+/* es-conformance: checks a live NATS server and this library against the
+ * event store's contract (docs/wire-format.md). Every test uses a store of
+ * its own, deleted afterwards.
+ *
+ *   es-conformance [--url nats://HOST:PORT] [--nats-server PATH]
+ *
+ * The URL defaults to $NATS_URL. --nats-server (or $ES_NATS_SERVER) lets the
+ * suite start a server of its own for the restart tests; without it they
+ * are skipped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static int usage(const char *prog)
+{
+    fprintf(stderr, "usage: %s [--url nats://HOST:PORT] [--nats-server PATH]\n"
+                    "  --url          server under test (default: $NATS_URL)\n"
+                    "  --nats-server  nats-server binary for restart tests (default: $ES_NATS_SERVER)\n",
+            prog);
+    return 2;
+}
+
+/* The server must speak JetStream API level 2 (nats-server 2.12) or newer. */
+static int check_server(void)
+{
+    natsConnection *nc = NULL;
+    natsStatus s = natsConnection_ConnectTo(&nc, conf_url);
+    if (s != NATS_OK) {
+        fprintf(stderr, "es-conformance: cannot connect to %s: %s\n", conf_url, natsStatus_GetText(s));
+        return 1;
+    }
+    char name[ES_STORE_NAME_MAX + 1];
+    conf_unique_name(name);
+    es_store *st = NULL;
+    es_status es = es_store_create(nc, name, NULL, NULL, &st);
+    if (es == ES_ERR_UNSUPPORTED)
+        fprintf(stderr, "es-conformance: the server at %s is too old: %s\n", conf_url, es_last_error());
+    else if (es != ES_OK)
+        fprintf(stderr, "es-conformance: cannot create a store on %s: %s\n", conf_url, es_last_error());
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+    return es == ES_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    conf_url = getenv("NATS_URL");
+    conf_server_bin = getenv("ES_NATS_SERVER");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--url") == 0 && i + 1 < argc)
+            conf_url = argv[++i];
+        else if (strcmp(argv[i], "--nats-server") == 0 && i + 1 < argc)
+            conf_server_bin = argv[++i];
+        else
+            return usage(argv[0]);
+    }
+    if (conf_url == NULL || conf_url[0] == '\0') {
+        fprintf(stderr, "es-conformance: no server: pass --url or set NATS_URL\n");
+        return usage(argv[0]);
+    }
+    if (conf_server_bin != NULL && conf_server_bin[0] == '\0')
+        conf_server_bin = NULL;
+    if (check_server() != 0)
+        return 1;
+    int failed = 0;
+    failed += conf_run_store();
+    failed += conf_run_append();
+    failed += conf_run_batch();
+    failed += conf_run_occ();
+    failed += conf_run_read();
+    failed += conf_run_watch();
+    failed += conf_run_concurrency();
+    failed += conf_run_tenancy();
+    nats_Close();
+    printf("es-conformance: %s (%d failed)\n", failed ? "FAILED" : "all groups passed", failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,213 @@
+/* Single appends: the exact wire form, subject safety, idempotency, refusals. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const char *raw_header(natsMsg *m, const char *k)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m, k, &v) == NATS_OK ? v : NULL;
+}
+
+static void headers_are_exactly_as_specified(void **state)
+{
+    conf_ctx *c = *state;
+    es_meta meta[] = {{"user", "alice"}, {"source", "teller-7"}};
+    es_event_spec e = conf_spec("account", "did:web:example.com", "deposited", "{\"amount\":5}");
+    e.event_id = "evt-0001";
+    e.codec = "json";
+    e.time_ns = 1700000000123456789LL;
+    e.meta = meta;
+    e.meta_count = 2;
+    es_append_result r;
+    assert_int_equal(es_append(c->st, &e, &r), ES_OK);
+    assert_int_equal(r.first_seq, 1);
+    assert_int_equal(r.last_seq, 1);
+    assert_false(r.duplicate);
+
+    natsMsg *m = conf_raw_get(c->nc, es_store_stream(c->st), 1);
+    char subject[128];
+    snprintf(subject, sizeof subject, "$ES.%s.account.did:web:example%%2Ecom.deposited", c->name);
+    assert_string_equal(natsMsg_GetSubject(m), subject);
+    assert_int_equal(natsMsg_GetDataLength(m), 12);
+    assert_memory_equal(natsMsg_GetData(m), "{\"amount\":5}", 12);
+    assert_string_equal(raw_header(m, "Nats-Msg-Id"), "evt-0001");
+    assert_string_equal(raw_header(m, "Rita-Entity"), "account.did:web:example%2Ecom");
+    assert_string_equal(raw_header(m, "Rita-Type"), "deposited");
+    assert_string_equal(raw_header(m, "Rita-Time"), "2023-11-14T22:13:20.123456789Z");
+    assert_string_equal(raw_header(m, "Rita-Codec"), "json");
+    assert_string_equal(raw_header(m, "Rita-Meta-user"), "alice");
+    assert_string_equal(raw_header(m, "Rita-Meta-source"), "teller-7");
+    natsMsg_Destroy(m);
+}
+
+static void read_back_matches(void **state)
+{
+    conf_ctx *c = *state;
+    es_meta meta[] = {{"k1", "v1"}, {"k2", "v2"}};
+    es_event_spec e = conf_spec("account", "acc 1", "opened", "hello");
+    e.meta = meta;
+    e.meta_count = 2;
+    e.time_ns = 1700000000000000001LL;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_OK);
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "account";
+    f.entity_id = "acc 1";
+    conf_seen seen = {0};
+    uint64_t last = 0;
+    assert_int_equal(es_load(c->st, &f, NULL, conf_collect, &seen, &last), ES_OK);
+    assert_int_equal(seen.count, 1);
+    assert_int_equal(last, 1);
+    assert_string_equal(seen.ids[0], "acc 1");
+    assert_string_equal(seen.events[0], "opened");
+    assert_string_equal(seen.data[0], "hello");
+    conf_seen_free(&seen);
+}
+
+/* Ids built to break out of their subject token. Each must land on exactly
+ * one entity of its own and be read back byte for byte. */
+static void hostile_ids_stay_inside_their_entity(void **state)
+{
+    conf_ctx *c = *state;
+    static const struct { const char *id; size_t len; } ids[] = {
+        {"a.b", 0}, {"*", 0}, {">", 0}, {"a.>", 0}, {"x.*.y", 0}, {"%2E", 0}, {"%", 0},
+        {"line\r\nPUB $ES.x 1\r\n", 0}, {" ", 0}, {"tab\tid", 0}, {"nul\0inside", 10},
+        {"\xff\xfe", 0}, {"did:plc:abc/../..", 0}, {"..", 0},
+    };
+    size_t n = sizeof ids / sizeof *ids;
+    for (size_t i = 0; i < n; i++) {
+        es_event_spec e = conf_spec("thing", ids[i].id, "made", "x");
+        e.entity_id_len = ids[i].len;
+        assert_int_equal(es_append(c->st, &e, NULL), ES_OK);
+    }
+    for (size_t i = 0; i < n; i++) {
+        es_filter f;
+        es_filter_init(&f);
+        f.entity_type = "thing";
+        f.entity_id = ids[i].id;
+        f.entity_id_len = ids[i].len;
+        conf_seen seen = {0};
+        assert_int_equal(es_evolve(c->st, &f, NULL, conf_collect, &seen, NULL), ES_OK);
+        assert_int_equal(seen.count, 1);
+        assert_int_equal(seen.seqs[0], i + 1);
+        size_t len = ids[i].len ? ids[i].len : strlen(ids[i].id);
+        assert_memory_equal(seen.ids[0], ids[i].id, len);
+        conf_seen_free(&seen);
+        /* Its subject has exactly the five tokens of an event. */
+        natsMsg *m = conf_raw_get(c->nc, es_store_stream(c->st), i + 1);
+        int dots = 0;
+        for (const char *p = natsMsg_GetSubject(m); *p; p++)
+            dots += *p == '.';
+        assert_int_equal(dots, 4);
+        natsMsg_Destroy(m);
+    }
+    es_filter all;
+    es_filter_init(&all);
+    conf_seen seen = {0};
+    assert_int_equal(es_evolve(c->st, &all, NULL, conf_collect, &seen, NULL), ES_OK);
+    assert_int_equal(seen.count, n);
+    conf_seen_free(&seen);
+}
+
+static void single_append_is_idempotent(void **state)
+{
+    conf_ctx *c = *state;
+    es_event_spec e = conf_spec("account", "a1", "opened", "1");
+    e.event_id = "open-a1";
+    es_append_result r;
+    assert_int_equal(es_append(c->st, &e, &r), ES_OK);
+    assert_int_equal(r.last_seq, 1);
+    es_event_spec other = conf_spec("account", "a2", "opened", "2");
+    assert_int_equal(es_append(c->st, &other, NULL), ES_OK);
+    assert_int_equal(es_append(c->st, &e, &r), ES_OK);
+    assert_true(r.duplicate);
+    assert_int_equal(r.last_seq, 1);
+    /* With an expectation too: the retry of a stored append is not a conflict. */
+    e.event_id = "open-a3";
+    e.entity_id = "a3";
+    e.expect = ES_EXPECT_NEW;
+    assert_int_equal(es_append(c->st, &e, &r), ES_OK);
+    assert_int_equal(r.last_seq, 3);
+    assert_int_equal(es_append(c->st, &e, &r), ES_OK);
+    assert_true(r.duplicate);
+    assert_int_equal(r.last_seq, 3);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 3);
+}
+
+static void bad_events_are_refused_before_sending(void **state)
+{
+    conf_ctx *c = *state;
+    es_event_spec good = conf_spec("account", "a1", "opened", "x");
+    es_event_spec e;
+    e = good; e.entity_type = NULL;      assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.entity_type = "a.b";     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.event_type = "";         assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.event_type = "x>";       assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.entity_id = "";          assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.entity_id = NULL;        assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.tenant = "t1";           assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.event_id = "has space";  assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.codec = "no.dots";       assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.data = NULL;             assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good; e.expect = ES_EXPECT_SEQ;  assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    es_meta bad_meta[] = {{"ok", "line\nbreak"}};
+    e = good; e.meta = bad_meta; e.meta_count = 1;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    es_meta bad_key[] = {{"a b", "v"}};
+    e = good; e.meta = bad_key; e.meta_count = 1;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    static char huge_id[ES_ID_MAX + 2];
+    memset(huge_id, 'i', ES_ID_MAX + 1);
+    e = good; e.entity_id = huge_id;     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    assert_int_equal(es_append(NULL, &good, NULL), ES_ERR_INVALID);
+    assert_int_equal(es_append(c->st, NULL, NULL), ES_ERR_INVALID);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 0);
+}
+
+static void oversized_payloads_are_refused(void **state)
+{
+    conf_ctx *c = *state;
+    char name[ES_STORE_NAME_MAX + 1];
+    conf_unique_name(name);
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.max_msg_size = 2048;
+    es_store *small = NULL;
+    assert_int_equal(es_store_create(c->nc, name, &cfg, NULL, &small), ES_OK);
+    char *big = malloc(4096);
+    memset(big, 'z', 4096);
+    es_event_spec e = conf_spec("blob", "b1", "put", NULL);
+    e.data = big;
+    e.data_len = 4096;
+    assert_int_equal(es_append(small, &e, NULL), ES_ERR_TOO_LARGE);
+    e.data_len = 512;
+    assert_int_equal(es_append(small, &e, NULL), ES_OK);
+    es_store_destroy(small);
+    assert_int_equal(es_store_delete(c->nc, name), ES_OK);
+
+    /* Beyond the server's max payload (1 MiB by default). */
+    size_t over = (size_t)natsConnection_GetMaxPayload(c->nc) + 1;
+    big = realloc(big, over);
+    memset(big, 'z', over);
+    e.data = big;
+    e.data_len = over;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_TOO_LARGE);
+    free(big);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 0);
+}
+
+int conf_run_append(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(headers_are_exactly_as_specified, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(read_back_matches, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(hostile_ids_stay_inside_their_entity, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(single_append_is_idempotent, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(bad_events_are_refused_before_sending, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(oversized_payloads_are_refused, conf_setup, conf_teardown),
+    };
+    return cmocka_run_group_tests_name("append", tests, NULL, NULL);
+}

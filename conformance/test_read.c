@@ -1,0 +1,204 @@
+/* evolve (every filter shape, bounds) and load (equals evolve). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* 2 types x 3 ids x 2 event types, twice: 24 events. */
+static void fill(es_store *st)
+{
+    const char *types[] = {"account", "customer"}, *ids[] = {"x", "y.z", "w w"};
+    const char *events[] = {"opened", "changed"};
+    for (int round = 0; round < 2; round++)
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < 3; i++)
+                for (int e = 0; e < 2; e++) {
+                    char data[64];
+                    snprintf(data, sizeof data, "%s/%s/%s/%d", types[t], ids[i], events[e], round);
+                    es_event_spec s = conf_spec(types[t], ids[i], events[e], data);
+                    assert_int_equal(es_append(st, &s, NULL), ES_OK);
+                }
+}
+
+static size_t count(es_store *st, const char *type, const char *id, const char *event,
+                    const es_read_options *o, conf_seen *keep)
+{
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = type;
+    f.entity_id = id;
+    f.event_type = event;
+    conf_seen seen = {0};
+    uint64_t last = 0;
+    assert_int_equal(es_evolve(st, &f, o, conf_collect, &seen, &last), ES_OK);
+    for (size_t i = 1; i < seen.count; i++)
+        assert_true(seen.seqs[i] > seen.seqs[i - 1]);
+    assert_int_equal(last, seen.count ? seen.seqs[seen.count - 1] : 0);
+    size_t n = seen.count;
+    if (keep)
+        *keep = seen;
+    else
+        conf_seen_free(&seen);
+    return n;
+}
+
+static void every_filter_shape(void **state)
+{
+    conf_ctx *c = *state;
+    fill(c->st);
+    assert_int_equal(count(c->st, NULL, NULL, NULL, NULL, NULL), 24);
+    assert_int_equal(count(c->st, "account", NULL, NULL, NULL, NULL), 12);
+    assert_int_equal(count(c->st, "account", "y.z", NULL, NULL, NULL), 4);
+    assert_int_equal(count(c->st, "account", "y.z", "changed", NULL, NULL), 2);
+    assert_int_equal(count(c->st, "account", NULL, "opened", NULL, NULL), 6);
+    assert_int_equal(count(c->st, NULL, "w w", NULL, NULL, NULL), 8);
+    assert_int_equal(count(c->st, NULL, "w w", "opened", NULL, NULL), 4);
+    assert_int_equal(count(c->st, NULL, NULL, "changed", NULL, NULL), 12);
+    assert_int_equal(count(c->st, "nobody", NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(count(c->st, "account", "y", NULL, NULL, NULL), 0); /* not a prefix match */
+    conf_seen seen;
+    count(c->st, "customer", "y.z", "opened", NULL, &seen);
+    assert_string_equal(seen.data[0], "customer/y.z/opened/0");
+    assert_string_equal(seen.data[1], "customer/y.z/opened/1");
+    assert_string_equal(seen.ids[0], "y.z");
+    conf_seen_free(&seen);
+    es_filter bad;
+    es_filter_init(&bad);
+    bad.entity_type = "a.b";
+    assert_int_equal(es_evolve(c->st, &bad, NULL, conf_collect, &seen, NULL), ES_ERR_INVALID);
+    bad.entity_type = "*";
+    assert_int_equal(es_evolve(c->st, &bad, NULL, conf_collect, &seen, NULL), ES_ERR_INVALID);
+}
+
+static void bounds(void **state)
+{
+    conf_ctx *c = *state;
+    fill(c->st);
+    es_read_options o = {.after_seq = 5, .up_to_seq = 0};
+    conf_seen seen;
+    assert_int_equal(count(c->st, NULL, NULL, NULL, &o, &seen), 19);
+    assert_int_equal(seen.seqs[0], 6);
+    conf_seen_free(&seen);
+    o = (es_read_options){.after_seq = 5, .up_to_seq = 9};
+    assert_int_equal(count(c->st, NULL, NULL, NULL, &o, &seen), 4);
+    assert_int_equal(seen.seqs[3], 9);
+    conf_seen_free(&seen);
+    o = (es_read_options){.after_seq = 0, .up_to_seq = 1};
+    assert_int_equal(count(c->st, NULL, NULL, NULL, &o, NULL), 1);
+    o = (es_read_options){.after_seq = 24, .up_to_seq = 0};
+    assert_int_equal(count(c->st, NULL, NULL, NULL, &o, NULL), 0);
+    o = (es_read_options){.after_seq = 1000, .up_to_seq = 0};
+    assert_int_equal(count(c->st, NULL, NULL, NULL, &o, NULL), 0);
+    o = (es_read_options){.after_seq = 0, .up_to_seq = 12}; /* filtered and bounded */
+    assert_int_equal(count(c->st, "account", NULL, NULL, &o, NULL), 6);
+    o = (es_read_options){.after_seq = 9, .up_to_seq = 9};
+    assert_int_equal(es_evolve(c->st, NULL, &o, conf_collect, &seen, NULL), ES_ERR_INVALID);
+}
+
+static void an_empty_store_evolves_at_once(void **state)
+{
+    conf_ctx *c = *state;
+    assert_int_equal(count(c->st, NULL, NULL, NULL, NULL, NULL), 0);
+}
+
+static es_status stop_at_three(const es_event *ev, void *closure)
+{
+    (void)closure;
+    return es_event_seq(ev) == 3 ? ES_ERR_ABORTED : ES_OK;
+}
+
+static void a_callback_can_stop_the_read(void **state)
+{
+    conf_ctx *c = *state;
+    fill(c->st);
+    uint64_t last = 0;
+    assert_int_equal(es_evolve(c->st, NULL, NULL, stop_at_three, NULL, &last), ES_ERR_ABORTED);
+    assert_int_equal(last, 2);
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "account";
+    f.entity_id = "x";
+    assert_int_equal(es_load(c->st, &f, NULL, stop_at_three, NULL, &last), ES_OK); /* seq 3 is y.z */
+}
+
+static void compare_load_and_evolve(es_store *st, const char *type, const char *id,
+                                    const char *event, const es_read_options *o)
+{
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = type;
+    f.entity_id = id;
+    f.event_type = event;
+    conf_seen a = {0}, b = {0};
+    uint64_t la = 0, lb = 0;
+    assert_int_equal(es_evolve(st, &f, o, conf_collect, &a, &la), ES_OK);
+    assert_int_equal(es_load(st, &f, o, conf_collect, &b, &lb), ES_OK);
+    assert_int_equal(a.count, b.count);
+    assert_int_equal(la, lb);
+    for (size_t i = 0; i < a.count; i++) {
+        assert_int_equal(a.seqs[i], b.seqs[i]);
+        assert_string_equal(a.data[i], b.data[i]);
+        assert_string_equal(a.ids[i], b.ids[i]);
+        assert_string_equal(a.events[i], b.events[i]);
+    }
+    conf_seen_free(&a);
+    conf_seen_free(&b);
+}
+
+static void load_equals_evolve(void **state)
+{
+    conf_ctx *c = *state;
+    fill(c->st);
+    conf_append_many(c->st, "account", "big", "tick", 700); /* several direct-get rounds */
+    fill(c->st);
+    es_read_options o = {.after_seq = 30, .up_to_seq = 600};
+    compare_load_and_evolve(c->st, "account", "x", NULL, NULL);
+    compare_load_and_evolve(c->st, "account", "y.z", "opened", NULL);
+    compare_load_and_evolve(c->st, "account", "big", NULL, NULL);
+    compare_load_and_evolve(c->st, "account", "big", NULL, &o);
+    compare_load_and_evolve(c->st, "account", "nobody", NULL, NULL);
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "account";
+    conf_seen seen = {0};
+    assert_int_equal(es_load(c->st, &f, NULL, conf_collect, &seen, NULL), ES_ERR_INVALID);
+}
+
+static void replays_100k_events(void **state)
+{
+    conf_ctx *c = *state;
+    conf_append_many(c->st, "sensor", "s1", "reading", 50000);
+    conf_append_many(c->st, "sensor", "s2", "reading", 50000);
+    conf_seen seen = {0};
+    uint64_t last = 0;
+    assert_int_equal(es_evolve(c->st, NULL, NULL, conf_collect, &seen, &last), ES_OK);
+    assert_int_equal(seen.count, 100000);
+    assert_int_equal(last, 100000);
+    for (size_t i = 0; i < seen.count; i++)
+        assert_int_equal(seen.seqs[i], i + 1);
+    assert_string_equal(seen.data[49999], "49999");
+    assert_string_equal(seen.ids[50000], "s2");
+    conf_seen_free(&seen);
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "sensor";
+    f.entity_id = "s2";
+    assert_int_equal(es_load(c->st, &f, NULL, conf_collect, &seen, &last), ES_OK);
+    assert_int_equal(seen.count, 50000);
+    assert_int_equal(seen.seqs[0], 50001);
+    conf_seen_free(&seen);
+}
+
+int conf_run_read(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(every_filter_shape, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(bounds, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(an_empty_store_evolves_at_once, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(a_callback_can_stop_the_read, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(load_equals_evolve, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(replays_100k_events, conf_setup, conf_teardown),
+    };
+    return cmocka_run_group_tests_name("read", tests, NULL, NULL);
+}

@@ -1,0 +1,64 @@
+/* Appending events. An append is one event, or a batch of up to
+ * ES_BATCH_MAX events stored atomically (all or nothing) with JetStream's
+ * atomic batch publish; a batch may span several entities. Appends are
+ * idempotent by event id within the store's duplicate window. */
+#ifndef ES_APPEND_H
+#define ES_APPEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <es/event.h>
+#include <es/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ES_BATCH_MAX 1000
+
+typedef struct es_append_result {
+    uint64_t first_seq;    /* stream sequence of the first event appended */
+    uint64_t last_seq;     /* ... and of the last; events in between are consecutive */
+    size_t count;
+    bool duplicate;        /* every event was stored before (same ids): nothing new stored,
+                              first_seq/last_seq are where they were stored */
+    uint64_t actual_seq;   /* on ES_ERR_CONFLICT: the entity's actual last sequence */
+} es_append_result;
+
+/* Appends one event. ES_ERR_CONFLICT when its expectation fails (with
+ * result->actual_seq); result may be NULL. Thread-safe. */
+es_status es_append(es_store *store, const es_event_spec *event, es_append_result *result);
+
+/* Appends `n` events as ONE atomic batch: either all are stored, consecutively,
+ * or none. n > ES_BATCH_MAX is ES_ERR_TOO_LARGE (never silently split). Each
+ * event's expectation is checked against the store as it was before the
+ * batch, so put an entity's expectation on its first event in the batch.
+ * A batch whose events were all stored before (same ids, within the
+ * duplicate window) succeeds with result->duplicate set; one where only some
+ * were is ES_ERR_DUPLICATE. Invalid input is refused before anything is sent. */
+es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
+                          es_append_result *result);
+
+/* Called once per asynchronous append, on a library thread; `result` is
+ * valid during the call. Keep it short: it delays other acknowledgements. */
+typedef void (*es_append_cb)(es_status status, const es_append_result *result, void *closure);
+
+/* es_append_batch without waiting for the acknowledgement: up to the store's
+ * max_inflight appends travel at once (pipelining), and the call blocks while
+ * that many are in flight (backpressure). The events are copied before it
+ * returns. A status other than ES_OK means nothing was sent and `cb` will not
+ * be called; ES_OK means `cb` will be called exactly once with the outcome
+ * (ES_ERR_TIMEOUT when no answer came: the outcome is then unknown, and
+ * appending the same events again is safe thanks to their ids). */
+es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
+                                es_append_cb cb, void *closure);
+
+/* Waits until every asynchronous append of this handle has completed. */
+es_status es_append_flush(es_store *store, int64_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

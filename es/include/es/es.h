@@ -1,0 +1,17 @@
+/* es — an event-sourcing storage engine over NATS JetStream.
+ * The umbrella header: include this one. See docs/api.md. */
+#ifndef ES_ES_H
+#define ES_ES_H
+
+#include <es/status.h>
+#include <es/subject.h>
+#include <es/store.h>
+#include <es/event.h>
+#include <es/append.h>
+#include <es/read.h>
+#include <es/watch.h>
+#include <es/decide.h>
+
+#define ES_VERSION_STRING "0.1.0"
+
+#endif

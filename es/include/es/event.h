@@ -1,0 +1,88 @@
+/* Events: what an append takes (es_event_spec, filled in by the caller) and
+ * what a read hands to callbacks (es_event, a read-only view). */
+#ifndef ES_EVENT_H
+#define ES_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <es/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- writing ---------------------------------------------------------- */
+
+/* One metadata entry, sent as the header Rita-Meta-<key>. Keys are names
+ * ([A-Za-z0-9_-]+); values are single-line text (no CR or LF). */
+typedef struct es_meta {
+    const char *key;
+    const char *value;
+} es_meta;
+
+/* Optimistic concurrency for one event. */
+typedef enum es_expect {
+    ES_EXPECT_ANY = 0,  /* no check */
+    ES_EXPECT_NEW,      /* the entity must have no events yet */
+    ES_EXPECT_SEQ,      /* the entity's last event must be at stream sequence expect_seq */
+} es_expect;
+
+/* An event to append. Only entity_type, entity_id and event_type are required;
+ * everything is borrowed for the duration of the call. */
+typedef struct es_event_spec {
+    const char *tenant;        /* required iff the store uses tenancy */
+    const char *entity_type;   /* [A-Za-z0-9_-]+ */
+    const char *entity_id;     /* any bytes (escaped into the subject) */
+    size_t entity_id_len;      /* 0: entity_id is NUL-terminated */
+    const char *event_type;    /* [A-Za-z0-9_-]+ */
+    const char *event_id;      /* Nats-Msg-Id; NULL: a unique id is generated */
+    const void *data;          /* the encoded payload (may be NULL when data_len is 0) */
+    size_t data_len;
+    const char *codec;         /* Rita-Codec; NULL: "binary" */
+    int64_t time_ns;           /* Rita-Time, Unix ns; 0: now */
+    const es_meta *meta;
+    size_t meta_count;
+    es_expect expect;
+    uint64_t expect_seq;       /* for ES_EXPECT_SEQ */
+} es_event_spec;
+
+/* Zeroes the spec: no tenant, binary codec, time now, expect any. */
+void es_event_spec_init(es_event_spec *spec);
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* An event read back from the store. Handed to callbacks; it and every string
+ * it returns are valid only during the callback. */
+typedef struct es_event es_event;
+
+uint64_t es_event_seq(const es_event *ev);
+const char *es_event_subject(const es_event *ev);
+const char *es_event_tenant(const es_event *ev);       /* NULL without tenancy */
+const char *es_event_entity_type(const es_event *ev);
+/* The entity id, unescaped; NUL-terminated, and *len (may be NULL) gets its
+ * length, since an id may contain NUL bytes. */
+const char *es_event_entity_id(const es_event *ev, size_t *len);
+const char *es_event_type(const es_event *ev);          /* the event type */
+const char *es_event_id(const es_event *ev);            /* Nats-Msg-Id, or "" */
+const char *es_event_codec(const es_event *ev);         /* Rita-Codec, or "binary" */
+const char *es_event_time(const es_event *ev);          /* Rita-Time text, or "" */
+int64_t es_event_time_ns(const es_event *ev);           /* Rita-Time as Unix ns, or 0 */
+int64_t es_event_stored_ns(const es_event *ev);         /* when the server stored it */
+/* The value of Rita-Meta-<key>, or NULL. */
+const char *es_event_meta(const es_event *ev, const char *key);
+/* Metadata entries in header order: i in [0, es_event_meta_count). */
+size_t es_event_meta_count(const es_event *ev);
+void es_event_meta_at(const es_event *ev, size_t i, const char **key, const char **value);
+/* Any header, e.g. "Es-Schema", or NULL. */
+const char *es_event_header(const es_event *ev, const char *name);
+/* The payload as stored (after the envelope is opened when the store
+ * compresses or encrypts). ES_OK, or why it cannot be read (ES_ERR_SHREDDED,
+ * ES_ERR_CRYPTO, ES_ERR_DECODE...): metadata stays readable either way. */
+es_status es_event_data(const es_event *ev, const void **data, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,49 @@
+/* An ordered push consumer (private): an ephemeral, unacknowledged consumer
+ * delivering a filter's messages in stream order to a private inbox, with
+ * flow control and idle heartbeats. When a delivery goes missing (a gap in
+ * consumer sequences, heartbeats that stop, a server restart) it is recreated
+ * from the last stream sequence delivered, so readers see every message once,
+ * in order. evolve and watch are both built on it. */
+#ifndef ES_CONSUMER_H
+#define ES_CONSUMER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include <es/status.h>
+
+typedef struct es_store es_store;
+typedef struct es_oc es_oc;
+
+typedef struct es_oc_msg {
+    natsMsg *msg;          /* owned by the caller of es_oc_next: natsMsg_Destroy it */
+    uint64_t seq;          /* stream sequence */
+    uint64_t pending;      /* messages matching the filter still to come */
+    int64_t stored_ns;
+} es_oc_msg;
+
+/* Creates the consumer, delivering from stream sequence start_seq (>= 1).
+ * *pending gets the number of matching messages at creation. heartbeat_ms is
+ * the server's idle heartbeat; three missed ones trigger a reset. */
+es_status es_oc_create(const es_store *st, const char *filter, uint64_t start_seq,
+                       int64_t heartbeat_ms, es_oc **out, uint64_t *pending);
+
+/* The next message, waiting up to wait_ms: ES_ERR_TIMEOUT when none came in
+ * that time (not an error: call again). Resets are handled inside; when one
+ * cannot be done (server away) it is retried on later calls and
+ * ES_ERR_CONNECTION is returned, with the reason in es_last_error(). */
+es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out);
+
+/* Number of resets so far (tests and statistics). */
+uint64_t es_oc_resets(const es_oc *oc);
+
+/* Deletes the consumer (best effort) and frees. Accepts NULL. */
+void es_oc_destroy(es_oc *oc);
+
+/* Parses a $JS.ACK reply subject (v1 or v2 form). Exposed for unit tests. */
+bool es_oc_parse_ack(const char *reply, uint64_t *sseq, uint64_t *cseq, uint64_t *pending,
+                     int64_t *ts);
+
+#endif

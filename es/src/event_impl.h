@@ -1,0 +1,39 @@
+/* The read-side event (private): a view over one stored NATS message, parsed
+ * lazily so callbacks pay only for what they look at. */
+#ifndef ES_EVENT_IMPL_H
+#define ES_EVENT_IMPL_H
+
+#include <nats/nats.h>
+
+#include <es/event.h>
+
+#include "subjects.h"
+
+struct es_event {
+    const es_store *st;
+    natsMsg *msg;              /* borrowed */
+    const char *subject;       /* the stored subject (in msg) */
+    uint64_t seq;
+    int64_t stored_ns;
+    /* lazily filled: */
+    bool split_done;
+    es_status split_status;
+    es_subject_parts parts;
+    char split[ES_SUBJECT_MAX];
+    bool id_done;
+    char id[ES_ID_MAX + 1];
+    size_t id_len;
+    bool keys_done;
+    const char **keys;         /* header keys (owned, freed by es_event_clear) */
+    int nkeys;
+    size_t nmeta;
+};
+
+/* Points `ev` at `msg` (subject, seq and store time given by the caller,
+ * who found them in the delivery or direct-get headers). */
+void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
+                   uint64_t seq, int64_t stored_ns);
+/* Frees what the lazy parts allocated; `ev` can be wrapped again. */
+void es_event_clear(es_event *ev);
+
+#endif

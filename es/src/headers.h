@@ -1,0 +1,28 @@
+/* Header names of the wire format (private; docs/wire-format.md). */
+#ifndef ES_HEADERS_H
+#define ES_HEADERS_H
+
+#include <nats/nats.h>
+
+#include <es/event.h>
+
+#include "subjects.h"
+
+#define ES_HDR_MSG_ID "Nats-Msg-Id"
+#define ES_HDR_EXPECTED_STREAM "Nats-Expected-Stream"
+#define ES_HDR_EXPECTED_SUBJECT_SEQ "Nats-Expected-Last-Subject-Sequence"
+#define ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT "Nats-Expected-Last-Subject-Sequence-Subject"
+#define ES_HDR_BATCH_ID "Nats-Batch-Id"
+#define ES_HDR_BATCH_SEQ "Nats-Batch-Sequence"
+#define ES_HDR_BATCH_COMMIT "Nats-Batch-Commit"
+#define ES_HDR_ENTITY "Rita-Entity"
+#define ES_HDR_TYPE "Rita-Type"
+#define ES_HDR_TIME "Rita-Time"
+#define ES_HDR_CODEC "Rita-Codec"
+#define ES_HDR_META_PREFIX "Rita-Meta-"
+
+/* Sets every header of one event on `m` (its subject was built from `e`). */
+es_status es_headers_set(const es_store *st, const es_event_spec *e, const es_subject *subj,
+                         natsMsg *m);
+
+#endif

@@ -1,0 +1,81 @@
+/* The in-flight append machinery of a store (private): publishes a unit of
+ * messages (one plain message, or an atomic batch) and delivers the server's
+ * PubAck to a completion callback, with a bounded number of units in flight
+ * (backpressure: es_publisher_send blocks while the window is full). */
+#ifndef ES_PUBLISHER_H
+#define ES_PUBLISHER_H
+
+#include <stdbool.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include <es/status.h>
+
+typedef struct es_store es_store;
+typedef struct es_publisher es_publisher;
+
+typedef struct es_pub_result {
+    uint64_t seq;         /* stream sequence of the last message of the unit */
+    size_t count;         /* messages stored by the unit */
+    bool duplicate;       /* a single message whose id was already stored */
+    int err_code;         /* JetStream err_code when the server refused, else 0 */
+    uint64_t actual_seq;  /* on ES_ERR_CONFLICT: the entity's actual last sequence */
+} es_pub_result;
+
+/* Called once per unit, on a nats.c thread. `msgs` are still valid during the
+ * call (the publisher frees them afterwards); the error text is in `text`. */
+typedef void (*es_pub_done)(es_status s, const es_pub_result *r, const char *text,
+                            natsMsg **msgs, size_t n, void *closure);
+
+/* A reserved place in the window, with the reply subjects its messages carry. */
+typedef struct es_pub_ticket {
+    uint64_t id;
+    char reply[96];        /* on the single message, or the batch's commit */
+    char first_reply[96];  /* on a batch's first message */
+} es_pub_ticket;
+
+es_status es_publisher_create(es_store *store, es_publisher **out);
+/* Waits for units in flight (each bounded by the request timeout), then frees. */
+void es_publisher_destroy(es_publisher *p);
+
+/* Reserves a place for one unit, waiting while max_inflight units are in
+ * flight (ES_ERR_TIMEOUT after the request timeout). `cb` will be called
+ * exactly once after es_publisher_send; es_publisher_cancel releases the
+ * place without calling it (when building the messages failed). */
+es_status es_publisher_reserve(es_publisher *p, es_pub_done cb, void *closure, es_pub_ticket *t);
+void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t);
+
+/* Publishes msgs[0..n) (built with the ticket's reply subjects) and takes
+ * ownership of them and of the array. The outcome always reaches the callback:
+ * the PubAck, a send failure, or ES_ERR_TIMEOUT. */
+void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, size_t n);
+
+/* Waits until nothing is in flight (ES_ERR_TIMEOUT after timeout_ms). */
+es_status es_publisher_flush(es_publisher *p, int64_t timeout_ms);
+
+/* For synchronous callers: pass es_pub_waiter_done and the waiter as the
+ * callback and closure, then es_pub_waiter_wait(). */
+typedef struct es_pub_waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool done;
+    es_status status;
+    es_pub_result result;
+    char text[256];
+} es_pub_waiter;
+
+void es_pub_waiter_init(es_pub_waiter *w);
+void es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+                        size_t n, void *closure);
+es_status es_pub_waiter_wait(es_pub_waiter *w);
+void es_pub_waiter_destroy(es_pub_waiter *w);
+
+/* Parses a PubAck (or a JetStream error reply) into a status and result; the
+ * error text goes to `text`. Exposed for unit tests. */
+es_status es_puback_parse(const char *data, size_t len, es_pub_result *r, char *text,
+                          size_t text_size);
+
+#endif

@@ -1,0 +1,54 @@
+#include "subjects.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "store_impl.h"
+
+es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject *out)
+{
+    size_t id_len = e->entity_id_len ? e->entity_id_len : strlen(e->entity_id);
+    char token[ES_ID_TOKEN_MAX];
+    es_status s = es_id_escape(e->entity_id, id_len, token, sizeof token, NULL);
+    if (s != ES_OK)
+        return s;
+    int head;
+    if (st->config.tenancy)
+        head = snprintf(out->full, sizeof out->full, "$ES.%s.%s.", st->name, e->tenant);
+    else
+        head = snprintf(out->full, sizeof out->full, "$ES.%s.", st->name);
+    int entity_end = head + snprintf(out->full + head, sizeof out->full - (size_t)head, "%s.%s",
+                                     e->entity_type, token);
+    snprintf(out->full + entity_end, sizeof out->full - (size_t)entity_end, ".%s", e->event_type);
+    memcpy(out->entity, out->full, (size_t)entity_end);
+    memcpy(out->entity + entity_end, ".*", 3);
+    out->type_and_id = out->full + head;
+    out->type_and_id_len = (size_t)(entity_end - head);
+    return ES_OK;
+}
+
+es_status es_subject_split(char *copy, size_t prefix_len, bool tenancy, es_subject_parts *out)
+{
+    /* prefix_len covers "$ES.<store>." */
+    const char *tokens[4] = {NULL};
+    int want = tenancy ? 4 : 3;
+    char *p = copy + prefix_len;
+    for (int got = 0; got < want; got++) {
+        tokens[got] = p;
+        char *dot = strchr(p, '.');
+        bool last = got + 1 == want;
+        if ((dot == NULL) != last || dot == p || *p == '\0')
+            return es_error(ES_ERR_PROTOCOL, "subject does not have the event shape");
+        if (!last) {
+            *dot = '\0';
+            p = dot + 1;
+        }
+    }
+    int i = 0;
+    out->tenant = tenancy ? tokens[i++] : NULL;
+    out->type = tokens[i++];
+    out->id_token = tokens[i++];
+    out->event = tokens[i];
+    return ES_OK;
+}

@@ -1,0 +1,181 @@
+/* A bank account, event-sourced: commands are decided against the account's
+ * current state and appended with optimistic concurrency, so two tellers
+ * racing on one account can never overdraw it or lose a deposit.
+ *
+ *   bank-account [--server URL] [--store NAME]
+ *
+ * Starts from an empty store NAME (default "bank"; it is deleted first: this
+ * is demo data), opens two accounts, runs deposits from four threads at once,
+ * refuses an overdraft, and prints each account's history. */
+#include <es/es.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct account {
+    bool open;
+    long balance;
+} account;
+
+typedef struct command {
+    const char *kind; /* "open", "deposit", "withdraw" */
+    long amount;
+} command;
+
+typedef struct decision_state {
+    account acc;
+    const command *cmd;
+} decision_state;
+
+static es_status reset(void *state)
+{
+    ((decision_state *)state)->acc = (account){false, 0};
+    return ES_OK;
+}
+
+static long amount_of(const es_event *ev)
+{
+    const void *data;
+    size_t len;
+    char buf[32];
+    if (es_event_data(ev, &data, &len) != ES_OK || len >= sizeof buf)
+        return 0;
+    memcpy(buf, data, len);
+    buf[len] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+/* State is a fold over the events: the only place the rules of the past live. */
+static es_status evolve(void *state, const es_event *ev)
+{
+    account *a = &((decision_state *)state)->acc;
+    const char *type = es_event_type(ev);
+    if (strcmp(type, "opened") == 0)
+        a->open = true;
+    else if (strcmp(type, "deposited") == 0)
+        a->balance += amount_of(ev);
+    else if (strcmp(type, "withdrawn") == 0)
+        a->balance -= amount_of(ev);
+    return ES_OK;
+}
+
+static es_status emit(es_decision *d, const char *type, long amount)
+{
+    char data[32];
+    snprintf(data, sizeof data, "%ld", amount);
+    es_event_spec e;
+    es_event_spec_init(&e);
+    e.event_type = type;
+    e.data = data;
+    e.data_len = strlen(data);
+    e.codec = "json";
+    return es_decision_add(d, &e);
+}
+
+/* The rules of the present: decide what a command means given the state. */
+static es_status decide(void *state, es_decision *d)
+{
+    decision_state *s = state;
+    const command *c = s->cmd;
+    if (strcmp(c->kind, "open") == 0)
+        return s->acc.open ? ES_OK : emit(d, "opened", 0);
+    if (!s->acc.open || c->amount <= 0)
+        return ES_ERR_INVALID;
+    if (strcmp(c->kind, "deposit") == 0)
+        return emit(d, "deposited", c->amount);
+    if (s->acc.balance < c->amount)
+        return ES_ERR_ABORTED; /* insufficient funds: nothing is appended */
+    return emit(d, "withdrawn", c->amount);
+}
+
+static const es_decider account_decider = {reset, evolve, decide};
+
+static es_status run(es_store *st, const char *id, const char *kind, long amount)
+{
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "account";
+    f.entity_id = id;
+    command cmd = {kind, amount};
+    decision_state state = {.cmd = &cmd};
+    return es_decide(st, &f, &account_decider, &state, NULL, NULL);
+}
+
+typedef struct teller {
+    es_store *st;
+    const char *account;
+    int deposits;
+} teller;
+
+static void *teller_loop(void *arg)
+{
+    teller *t = arg;
+    for (int i = 0; i < t->deposits; i++)
+        if (run(t->st, t->account, "deposit", 10) != ES_OK)
+            fprintf(stderr, "deposit failed: %s\n", es_last_error());
+    return NULL;
+}
+
+static es_status print_event(const es_event *ev, void *closure)
+{
+    long *balance = closure;
+    const char *type = es_event_type(ev);
+    long amount = amount_of(ev);
+    *balance += strcmp(type, "deposited") == 0 ? amount : strcmp(type, "withdrawn") == 0 ? -amount : 0;
+    printf("  #%-4llu %-10s %5ld   balance %6ld   %s\n", (unsigned long long)es_event_seq(ev), type,
+           amount, *balance, es_event_time(ev));
+    return ES_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = getenv("NATS_URL"), *name = "bank";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--server") == 0)
+            url = argv[i + 1];
+        else if (strcmp(argv[i], "--store") == 0)
+            name = argv[i + 1];
+    }
+    natsConnection *nc = NULL;
+    if (natsConnection_ConnectTo(&nc, url ? url : NATS_DEFAULT_URL) != NATS_OK) {
+        fprintf(stderr, "bank-account: cannot connect to %s\n", url ? url : NATS_DEFAULT_URL);
+        return 1;
+    }
+    es_store *st = NULL;
+    es_store_delete(nc, name); /* demo data: start afresh */
+    if (es_store_create(nc, name, NULL, NULL, &st) != ES_OK) {
+        fprintf(stderr, "bank-account: %s\n", es_last_error());
+        return 1;
+    }
+    const char *accounts[] = {"alice", "bob"};
+    for (int i = 0; i < 2; i++)
+        run(st, accounts[i], "open", 0);
+
+    /* Four tellers deposit concurrently: OCC conflicts are retried by es_decide. */
+    pthread_t threads[4];
+    teller tellers[4];
+    for (int i = 0; i < 4; i++) {
+        tellers[i] = (teller){st, accounts[i % 2], 5};
+        pthread_create(&threads[i], NULL, teller_loop, &tellers[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    printf("withdraw 30 from alice: %s\n", es_status_text(run(st, "alice", "withdraw", 30)));
+    es_status s = run(st, "bob", "withdraw", 1000);
+    printf("withdraw 1000 from bob: %s (refused: insufficient funds)\n", es_status_text(s));
+
+    for (int i = 0; i < 2; i++) {
+        es_filter f;
+        es_filter_init(&f);
+        f.entity_type = "account";
+        f.entity_id = accounts[i];
+        long balance = 0;
+        printf("account %s:\n", accounts[i]);
+        es_load(st, &f, NULL, print_event, &balance, NULL);
+    }
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    return 0;
+}
