@@ -127,6 +127,7 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
             break;
     }
     es_oc_destroy(oc);
+    es_event_release(&ev);
     if (s == ES_OK)
         es_error_clear();
     return s;
@@ -175,6 +176,7 @@ es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es
     es_dg_request req = {.filter = subject, .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq, .batch = LOAD_BATCH};
     s = es_direct_get(st, &req, on_direct, &c, NULL);
+    es_event_release(&c.ev);
     if (last_seq)
         *last_seq = c.last_seq;
     if (s == ES_OK)

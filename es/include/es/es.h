@@ -11,6 +11,9 @@
 #include <es/read.h>
 #include <es/watch.h>
 #include <es/decide.h>
+#include <es/value.h>
+#include <es/codec.h>
+#include <es/envelope.h>
 
 #define ES_VERSION_STRING "0.1.0"
 
