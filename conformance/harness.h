@@ -76,5 +76,6 @@ int conf_run_watch(void);
 int conf_run_concurrency(void);
 int conf_run_tenancy(void);
 int conf_run_envelope(void);
+int conf_run_checkpoint(void);
 
 #endif

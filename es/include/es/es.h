@@ -14,6 +14,8 @@
 #include <es/value.h>
 #include <es/codec.h>
 #include <es/envelope.h>
+#include <es/kvkey.h>
+#include <es/checkpoint.h>
 
 #define ES_VERSION_STRING "0.1.0"
 
