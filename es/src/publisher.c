@@ -30,8 +30,6 @@ typedef struct slot {
     natsMsg **msgs;
     size_t n;
     int64_t deadline_ms;
-    es_status first_status; /* an error reply to a batch's first message */
-    char first_text[TEXT_MAX];
 } slot;
 
 struct es_publisher {
@@ -146,17 +144,16 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     int len = natsMsg_GetDataLength(msg);
     if (s == ES_OK && !(first && len == 0))
         s = es_puback_parse(data, (size_t)len, &r, text, sizeof text);
+    if (first && s == ES_ERR_PROTOCOL)
+        s = ES_OK; /* a start acknowledgement only matters when it is an error */
 
     pthread_mutex_lock(&p->mu);
     slot *sl = id ? &p->slots[id % p->cap] : NULL;
-    if (sl != NULL && sl->id == id) {
-        if (!first)
-            complete_locked(p, sl, s != ES_OK || sl->first_status == ES_OK ? s : sl->first_status,
-                            &r, text[0] || sl->first_status == ES_OK ? text : sl->first_text);
-        else if (s != ES_OK && sl->first_status == ES_OK) {
-            sl->first_status = s;
-            snprintf(sl->first_text, sizeof sl->first_text, "%s", text);
-        }
+    /* The PubAck ends a unit; so does a refused batch start (too many batches
+     * in flight, atomic publish disabled...): its commit would only be refused
+     * too, or never answered. An empty start acknowledgement is ignored. */
+    if (sl != NULL && sl->id == id && (!first || s != ES_OK)) {
+        complete_locked(p, sl, s, &r, text);
     } /* else: the unit timed out already; its late answer is dropped */
     pthread_mutex_unlock(&p->mu);
     natsMsg_Destroy(msg);
