@@ -307,11 +307,18 @@ void es_publisher_destroy(es_publisher *p)
     free(p);
 }
 
-static void reply_subjects(const es_publisher *p, uint64_t id, es_pub_ticket *t)
+static void reply_subjects(const es_publisher *p, uint64_t id, bool batch, es_pub_ticket *t)
 {
     t->id = id;
-    snprintf(t->reply, sizeof t->reply, "%s.%" PRIu64, p->inbox, id);
-    snprintf(t->first_reply, sizeof t->first_reply, "%s.f%" PRIu64, p->inbox, id);
+    char *r = es_put(t->reply, p->inbox);
+    *r++ = '.';
+    *es_put_u64(r, id) = '\0';
+    t->first_reply[0] = '\0';
+    if (batch) {
+        char *f = es_put(t->first_reply, p->inbox);
+        f = es_put(f, ".f");
+        *es_put_u64(f, id) = '\0';
+    }
 }
 
 static bool window_full(const es_publisher *p, bool batch)
@@ -352,7 +359,7 @@ es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void
     sl->deadline_ms = INT64_MAX;
     p->inflight++;
     pthread_mutex_unlock(&p->mu);
-    reply_subjects(p, id, t);
+    reply_subjects(p, id, batch, t);
     return ES_OK;
 }
 
