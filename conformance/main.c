@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     failed += conf_run_watch();
     failed += conf_run_concurrency();
     failed += conf_run_tenancy();
+    failed += conf_run_envelope();
     failed += conf_run_checkpoint();
     failed += conf_run_snapshot();
     nats_Close();
