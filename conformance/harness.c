@@ -29,7 +29,7 @@ natsConnection *conf_connect(const char *url)
     natsConnection *nc = NULL;
     assert_int_equal(natsOptions_Create(&o), NATS_OK);
     natsOptions_SetURL(o, url);
-    natsOptions_SetMaxReconnect(o, -1);     /* ride out restarts */
+    natsOptions_SetMaxReconnect(o, -1); /* ride out restarts */
     natsOptions_SetReconnectWait(o, 100);
     natsOptions_SetTimeout(o, 5000);
     natsStatus s = natsConnection_Connect(&nc, o);
@@ -60,8 +60,14 @@ static int setup_with(void **state, bool tenancy)
     return 0;
 }
 
-int conf_setup(void **state) { return setup_with(state, false); }
-int conf_setup_tenancy(void **state) { return setup_with(state, true); }
+int conf_setup(void **state)
+{
+    return setup_with(state, false);
+}
+int conf_setup_tenancy(void **state)
+{
+    return setup_with(state, true);
+}
 
 int conf_teardown(void **state)
 {
@@ -247,7 +253,10 @@ conf_server *conf_server_start(void)
     return s;
 }
 
-const char *conf_server_url(const conf_server *s) { return s->url; }
+const char *conf_server_url(const conf_server *s)
+{
+    return s->url;
+}
 
 void conf_server_kill(conf_server *s)
 {

@@ -19,8 +19,8 @@ typedef struct conf_ctx {
     char name[ES_STORE_NAME_MAX + 1];
 } conf_ctx;
 
-extern const char *conf_url;          /* server under test */
-extern const char *conf_server_bin;   /* nats-server binary for restart tests, or NULL */
+extern const char *conf_url;        /* server under test */
+extern const char *conf_server_bin; /* nats-server binary for restart tests, or NULL */
 
 natsConnection *conf_connect(const char *url);
 void conf_unique_name(char out[ES_STORE_NAME_MAX + 1]);
@@ -43,9 +43,9 @@ typedef struct conf_seen {
     size_t count;
     size_t cap;
     uint64_t *seqs;
-    char **data;      /* payload copies, NUL-terminated */
-    char **ids;       /* entity ids, unescaped */
-    char **events;    /* event types */
+    char **data;   /* payload copies, NUL-terminated */
+    char **ids;    /* entity ids, unescaped */
+    char **events; /* event types */
 } conf_seen;
 
 es_status conf_collect(const es_event *ev, void *closure);
@@ -60,9 +60,9 @@ uint64_t conf_stream_msgs(natsConnection *nc, const char *stream);
 typedef struct conf_server conf_server;
 conf_server *conf_server_start(void);
 const char *conf_server_url(const conf_server *s);
-void conf_server_kill(conf_server *s);      /* SIGKILL, store kept */
-void conf_server_restart(conf_server *s);   /* start again on the same port and store */
-void conf_server_destroy(conf_server *s);   /* stop and remove its store */
+void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
+void conf_server_restart(conf_server *s); /* start again on the same port and store */
+void conf_server_destroy(conf_server *s); /* stop and remove its store */
 
 void conf_sleep_ms(int64_t ms);
 

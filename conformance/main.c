@@ -15,9 +15,10 @@
 
 static int usage(const char *prog)
 {
-    fprintf(stderr, "usage: %s [--url nats://HOST:PORT] [--nats-server PATH]\n"
-                    "  --url          server under test (default: $NATS_URL)\n"
-                    "  --nats-server  nats-server binary for restart tests (default: $ES_NATS_SERVER)\n",
+    fprintf(stderr,
+            "usage: %s [--url nats://HOST:PORT] [--nats-server PATH]\n"
+            "  --url          server under test (default: $NATS_URL)\n"
+            "  --nats-server  nats-server binary for restart tests (default: $ES_NATS_SERVER)\n",
             prog);
     return 2;
 }
@@ -28,7 +29,8 @@ static int check_server(void)
     natsConnection *nc = NULL;
     natsStatus s = natsConnection_ConnectTo(&nc, conf_url);
     if (s != NATS_OK) {
-        fprintf(stderr, "es-conformance: cannot connect to %s: %s\n", conf_url, natsStatus_GetText(s));
+        fprintf(stderr, "es-conformance: cannot connect to %s: %s\n", conf_url,
+                natsStatus_GetText(s));
         return 1;
     }
     char name[ES_STORE_NAME_MAX + 1];
@@ -36,9 +38,11 @@ static int check_server(void)
     es_store *st = NULL;
     es_status es = es_store_create(nc, name, NULL, NULL, &st);
     if (es == ES_ERR_UNSUPPORTED)
-        fprintf(stderr, "es-conformance: the server at %s is too old: %s\n", conf_url, es_last_error());
+        fprintf(stderr, "es-conformance: the server at %s is too old: %s\n", conf_url,
+                es_last_error());
     else if (es != ES_OK)
-        fprintf(stderr, "es-conformance: cannot create a store on %s: %s\n", conf_url, es_last_error());
+        fprintf(stderr, "es-conformance: cannot create a store on %s: %s\n", conf_url,
+                es_last_error());
     es_store_destroy(st);
     es_store_delete(nc, name);
     natsConnection_Destroy(nc);

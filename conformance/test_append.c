@@ -72,10 +72,24 @@ static void read_back_matches(void **state)
 static void hostile_ids_stay_inside_their_entity(void **state)
 {
     conf_ctx *c = *state;
-    static const struct { const char *id; size_t len; } ids[] = {
-        {"a.b", 0}, {"*", 0}, {">", 0}, {"a.>", 0}, {"x.*.y", 0}, {"%2E", 0}, {"%", 0},
-        {"line\r\nPUB $ES.x 1\r\n", 0}, {" ", 0}, {"tab\tid", 0}, {"nul\0inside", 10},
-        {"\xff\xfe", 0}, {"did:plc:abc/../..", 0}, {"..", 0},
+    static const struct {
+        const char *id;
+        size_t len;
+    } ids[] = {
+        {"a.b", 0},
+        {"*", 0},
+        {">", 0},
+        {"a.>", 0},
+        {"x.*.y", 0},
+        {"%2E", 0},
+        {"%", 0},
+        {"line\r\nPUB $ES.x 1\r\n", 0},
+        {" ", 0},
+        {"tab\tid", 0},
+        {"nul\0inside", 10},
+        {"\xff\xfe", 0},
+        {"did:plc:abc/../..", 0},
+        {"..", 0},
     };
     size_t n = sizeof ids / sizeof *ids;
     for (size_t i = 0; i < n; i++) {
@@ -142,26 +156,54 @@ static void bad_events_are_refused_before_sending(void **state)
     conf_ctx *c = *state;
     es_event_spec good = conf_spec("account", "a1", "opened", "x");
     es_event_spec e;
-    e = good; e.entity_type = NULL;      assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.entity_type = "a.b";     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.event_type = "";         assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.event_type = "x>";       assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.entity_id = "";          assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.entity_id = NULL;        assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.tenant = "t1";           assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.event_id = "has space";  assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.codec = "no.dots";       assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.data = NULL;             assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
-    e = good; e.expect = ES_EXPECT_SEQ;  assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.entity_type = NULL;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.entity_type = "a.b";
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.event_type = "";
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.event_type = "x>";
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.entity_id = "";
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.entity_id = NULL;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.tenant = "t1";
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.event_id = "has space";
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.codec = "no.dots";
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.data = NULL;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.expect = ES_EXPECT_SEQ;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
     es_meta bad_meta[] = {{"ok", "line\nbreak"}};
-    e = good; e.meta = bad_meta; e.meta_count = 1;
+    e = good;
+    e.meta = bad_meta;
+    e.meta_count = 1;
     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
     es_meta bad_key[] = {{"a b", "v"}};
-    e = good; e.meta = bad_key; e.meta_count = 1;
+    e = good;
+    e.meta = bad_key;
+    e.meta_count = 1;
     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
     static char huge_id[ES_ID_MAX + 2];
     memset(huge_id, 'i', ES_ID_MAX + 1);
-    e = good; e.entity_id = huge_id;     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e = good;
+    e.entity_id = huge_id;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
     assert_int_equal(es_append(NULL, &good, NULL), ES_ERR_INVALID);
     assert_int_equal(es_append(c->st, NULL, NULL), ES_ERR_INVALID);
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 0);
@@ -202,11 +244,14 @@ static void oversized_payloads_are_refused(void **state)
 int conf_run_append(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(headers_are_exactly_as_specified, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(headers_are_exactly_as_specified, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(read_back_matches, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(hostile_ids_stay_inside_their_entity, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(hostile_ids_stay_inside_their_entity, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(single_append_is_idempotent, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(bad_events_are_refused_before_sending, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(bad_events_are_refused_before_sending, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(oversized_payloads_are_refused, conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("append", tests, NULL, NULL);

@@ -10,8 +10,10 @@ static void a_batch_spans_entities_and_is_consecutive(void **state)
 {
     conf_ctx *c = *state;
     es_event_spec b[4] = {
-        conf_spec("account", "a1", "opened", "1"), conf_spec("account", "a2", "opened", "2"),
-        conf_spec("ledger", "main", "posted", "3"), conf_spec("account", "a1", "deposited", "4"),
+        conf_spec("account", "a1", "opened", "1"),
+        conf_spec("account", "a2", "opened", "2"),
+        conf_spec("ledger", "main", "posted", "3"),
+        conf_spec("account", "a1", "deposited", "4"),
     };
     es_append_result r;
     assert_int_equal(es_append(c->st, &b[0], NULL), ES_OK);
@@ -102,7 +104,8 @@ static void a_batch_is_idempotent(void **state)
 {
     conf_ctx *c = *state;
     es_event_spec b[3] = {
-        conf_spec("account", "a1", "opened", "1"), conf_spec("account", "a1", "deposited", "2"),
+        conf_spec("account", "a1", "opened", "1"),
+        conf_spec("account", "a1", "deposited", "2"),
         conf_spec("account", "a2", "opened", "3"),
     };
     b[0].event_id = "batch-e1";
@@ -171,9 +174,12 @@ static void async_batches_pipeline(void **state)
 int conf_run_batch(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(a_batch_spans_entities_and_is_consecutive, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(a_failing_third_event_stores_nothing, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(an_abandoned_batch_stores_nothing, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(a_batch_spans_entities_and_is_consecutive, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_failing_third_event_stores_nothing, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(an_abandoned_batch_stores_nothing, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(limits_are_enforced_never_split, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(a_batch_is_idempotent, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(async_batches_pipeline, conf_setup, conf_teardown),

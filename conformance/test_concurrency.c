@@ -6,7 +6,7 @@
 
 #include "harness.h"
 
-#define WRITERS 8
+#define WRITERS  8
 #define COMMANDS 25
 
 typedef struct counter {
@@ -103,7 +103,9 @@ static void eight_writers_lose_nothing(void **state)
     f.entity_type = "counter";
     f.entity_id = "shared";
     counter final = {0, 0};
-    typedef struct { counter *c; } unused;
+    typedef struct {
+        counter *c;
+    } unused;
     (void)sizeof(unused);
     conf_seen seen = {0};
     assert_int_equal(es_load(c->st, &f, NULL, conf_collect, &seen, NULL), ES_OK);
@@ -153,7 +155,8 @@ int conf_run_concurrency(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(eight_writers_lose_nothing, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(a_decider_may_refuse_or_do_nothing, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(a_decider_may_refuse_or_do_nothing, conf_setup,
+                                        conf_teardown),
     };
     return cmocka_run_group_tests_name("concurrency", tests, NULL, NULL);
 }

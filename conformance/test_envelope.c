@@ -180,7 +180,9 @@ static void encryption_round_trip_and_refusals(void **state)
     char subject[128];
     snprintf(subject, sizeof subject, "$ES.%s.person.p2.registered", name);
     natsMsg *moved = NULL;
-    assert_int_equal(natsMsg_Create(&moved, subject, NULL, natsMsg_GetData(m), natsMsg_GetDataLength(m)), NATS_OK);
+    assert_int_equal(
+        natsMsg_Create(&moved, subject, NULL, natsMsg_GetData(m), natsMsg_GetDataLength(m)),
+        NATS_OK);
     natsMsgHeader_Set(moved, "Es-Key", raw_header(m, "Es-Key"));
     natsMsgHeader_Set(moved, "Nats-Msg-Id", raw_header(m, "Nats-Msg-Id"));
     natsMsg *reply = NULL;
@@ -203,7 +205,8 @@ static void shredding_erases_data_not_history(void **state)
     char name[ES_STORE_NAME_MAX + 1];
     es_store *st = envelope_store(c, name, 64, true, key_file);
     for (int i = 0; i < 3; i++) {
-        es_event_spec e = conf_spec("person", "gone", "changed", "personal data, personal data, personal data, personal data");
+        es_event_spec e = conf_spec("person", "gone", "changed",
+                                    "personal data, personal data, personal data, personal data");
         assert_int_equal(es_append(st, &e, NULL), ES_OK);
         es_event_spec k = conf_spec("person", "kept", "changed", "other data");
         assert_int_equal(es_append(st, &k, NULL), ES_OK);
@@ -225,7 +228,8 @@ static void shredding_erases_data_not_history(void **state)
     es_store_destroy(other);
     es_store_destroy(st);
     assert_int_equal(es_store_delete(c->nc, name), ES_OK);
-    assert_int_equal(es_store_shred(c->st, NULL, "person", "x", 0), ES_ERR_INVALID); /* no encryption */
+    assert_int_equal(es_store_shred(c->st, NULL, "person", "x", 0),
+                     ES_ERR_INVALID); /* no encryption */
 }
 
 static es_status v1_to_v2(void *ctx, const uint8_t *in, size_t len, es_buf *out)
@@ -324,9 +328,12 @@ static void events_decode_by_their_codec(void **state)
 int conf_run_envelope(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(compression_is_transparent_above_the_threshold, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(encryption_round_trip_and_refusals, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(shredding_erases_data_not_history, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(compression_is_transparent_above_the_threshold, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(encryption_round_trip_and_refusals, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(shredding_erases_data_not_history, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(upcasters_apply_on_read, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(events_decode_by_their_codec, conf_setup, conf_teardown),
     };

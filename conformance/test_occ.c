@@ -36,11 +36,11 @@ static void the_entity_is_the_unit(void **state)
     es_event_spec opened = conf_spec("account", "a1", "opened", "1");
     es_event_spec other = conf_spec("account", "a2", "opened", "x");
     es_event_spec other_type = conf_spec("customer", "a1", "opened", "x");
-    assert_int_equal(es_append(c->st, &opened, NULL), ES_OK);          /* 1 */
-    assert_int_equal(es_append(c->st, &other, NULL), ES_OK);           /* 2 */
+    assert_int_equal(es_append(c->st, &opened, NULL), ES_OK); /* 1 */
+    assert_int_equal(es_append(c->st, &other, NULL), ES_OK);  /* 2 */
     es_event_spec dep = conf_spec("account", "a1", "deposited", "5");
-    assert_int_equal(es_append(c->st, &dep, NULL), ES_OK);             /* 3 */
-    assert_int_equal(es_append(c->st, &other_type, NULL), ES_OK);      /* 4 */
+    assert_int_equal(es_append(c->st, &dep, NULL), ES_OK);        /* 3 */
+    assert_int_equal(es_append(c->st, &other_type, NULL), ES_OK); /* 4 */
     es_event_spec w = conf_spec("account", "a1", "withdrawn", "2");
     w.expect = ES_EXPECT_SEQ;
     w.expect_seq = 1; /* the entity moved on through another event type */
@@ -76,9 +76,11 @@ static void batch_expectations_use_the_state_before_the_batch(void **state)
 int conf_run_occ(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(expect_new_then_exact_then_conflict, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(expect_new_then_exact_then_conflict, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(the_entity_is_the_unit, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(batch_expectations_use_the_state_before_the_batch, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(batch_expectations_use_the_state_before_the_batch,
+                                        conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("occ", tests, NULL, NULL);
 }

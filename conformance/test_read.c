@@ -119,7 +119,8 @@ static void a_callback_can_stop_the_read(void **state)
     es_filter_init(&f);
     f.entity_type = "account";
     f.entity_id = "x";
-    assert_int_equal(es_load(c->st, &f, NULL, stop_at_three, NULL, &last), ES_OK); /* seq 3 is y.z */
+    assert_int_equal(es_load(c->st, &f, NULL, stop_at_three, NULL, &last),
+                     ES_OK); /* seq 3 is y.z */
 }
 
 static void compare_load_and_evolve(es_store *st, const char *type, const char *id,

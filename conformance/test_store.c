@@ -36,7 +36,8 @@ static void stream_is_configured_as_the_wire_format_says(void **state)
     assert_string_equal(json_string_value(json_object_get(cfg, "name")), want);
     snprintf(want, sizeof want, "$ES.%s.>", c->name);
     assert_int_equal(json_array_size(json_object_get(cfg, "subjects")), 1);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(cfg, "subjects"), 0)), want);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(cfg, "subjects"), 0)),
+                        want);
     assert_string_equal(json_string_value(json_object_get(cfg, "storage")), "file");
     assert_true(json_is_true(json_object_get(cfg, "allow_direct")));
     assert_true(json_is_true(json_object_get(cfg, "allow_atomic")));
@@ -111,8 +112,8 @@ static void bad_input_is_refused_and_touches_nothing(void **state)
 {
     conf_ctx *c = *state;
     es_store *st = NULL;
-    const char *bad[] = {"", "a.b", "a*", "a>", "has space", "abcdefghijklmnopqrstuvwxyz0123456",
-                         "caf\xc3\xa9"};
+    const char *bad[] = {
+        "", "a.b", "a*", "a>", "has space", "abcdefghijklmnopqrstuvwxyz0123456", "caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(es_store_create(c->nc, bad[i], NULL, NULL, &st), ES_ERR_INVALID);
         assert_int_equal(es_store_open(c->nc, bad[i], NULL, &st), ES_ERR_INVALID);
@@ -154,11 +155,14 @@ static void a_foreign_stream_is_not_a_store(void **state)
 int conf_run_store(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(create_is_idempotent_and_conflicts_are_clear, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(stream_is_configured_as_the_wire_format_says, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(create_is_idempotent_and_conflicts_are_clear, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(stream_is_configured_as_the_wire_format_says, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(open_update_info_delete, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(missing_stores_are_not_found, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(bad_input_is_refused_and_touches_nothing, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(bad_input_is_refused_and_touches_nothing, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(a_foreign_stream_is_not_a_store, conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);

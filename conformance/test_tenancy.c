@@ -42,7 +42,8 @@ static void tenants_are_isolated(void **state)
 static es_status check_tenant(const es_event *ev, void *closure)
 {
     (void)closure;
-    return strcmp(es_event_tenant(ev), "t9") == 0 && strcmp(es_event_entity_type(ev), "account") == 0
+    return strcmp(es_event_tenant(ev), "t9") == 0 &&
+                   strcmp(es_event_entity_type(ev), "account") == 0
                ? ES_OK
                : ES_ERR_DECODE;
 }
@@ -73,7 +74,8 @@ int conf_run_tenancy(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(tenants_are_isolated, conf_setup_tenancy, conf_teardown),
-        cmocka_unit_test_setup_teardown(events_know_their_tenant, conf_setup_tenancy, conf_teardown),
+        cmocka_unit_test_setup_teardown(events_know_their_tenant, conf_setup_tenancy,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(a_plain_store_refuses_tenants, conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("tenancy", tests, NULL, NULL);

@@ -256,9 +256,11 @@ int conf_run_watch(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(catches_up_then_goes_live, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(an_empty_filter_is_caught_up_at_once, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(an_empty_filter_is_caught_up_at_once, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(no_wait_returns_at_once, conf_setup, conf_teardown),
-        cmocka_unit_test_setup_teardown(stop_ends_delivery_and_resume_continues, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(stop_ends_delivery_and_resume_continues, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(a_callback_error_ends_the_watch, conf_setup, conf_teardown),
         cmocka_unit_test(survives_a_server_restart),
     };

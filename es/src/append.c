@@ -19,9 +19,12 @@
 #include "timefmt.h"
 
 #define ERR_BATCH_DUPLICATE_ID 10201
-#define EVENT_ID_MAX 256
+#define EVENT_ID_MAX           256
 
-void es_event_spec_init(es_event_spec *spec) { memset(spec, 0, sizeof *spec); }
+void es_event_spec_init(es_event_spec *spec)
+{
+    memset(spec, 0, sizeof *spec);
+}
 
 static bool single_line(const char *s)
 {
@@ -60,11 +63,13 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
                                    size_t limit)
 {
     if (e->tenant != NULL && !st->config.tenancy)
-        return es_error(ES_ERR_INVALID, "event %zu: store '%s' has no tenancy but a tenant was given",
-                        index, st->name);
+        return es_error(ES_ERR_INVALID,
+                        "event %zu: store '%s' has no tenancy but a tenant was given", index,
+                        st->name);
     if (st->config.tenancy && !es_valid_name(e->tenant))
-        return es_error(ES_ERR_INVALID, "event %zu: store '%s' uses tenancy: a valid tenant is required",
-                        index, st->name);
+        return es_error(ES_ERR_INVALID,
+                        "event %zu: store '%s' uses tenancy: a valid tenant is required", index,
+                        st->name);
     if (!es_valid_name(e->entity_type))
         return es_error(ES_ERR_INVALID, "event %zu: invalid entity type '%.64s'", index,
                         e->entity_type ? e->entity_type : "(null)");
@@ -90,9 +95,9 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
                             "one-line value",
                             index, i);
     if (e->expect > ES_EXPECT_SEQ || (e->expect == ES_EXPECT_SEQ && e->expect_seq == 0))
-        return es_error(ES_ERR_INVALID,
-                        "event %zu: ES_EXPECT_SEQ needs a sequence > 0 (use ES_EXPECT_NEW for none)",
-                        index);
+        return es_error(
+            ES_ERR_INVALID,
+            "event %zu: ES_EXPECT_SEQ needs a sequence > 0 (use ES_EXPECT_NEW for none)", index);
     if (e->data_len > limit)
         return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
                         e->data_len, limit);
@@ -216,7 +221,7 @@ static void result_from_ack(const es_pub_result *r, size_t n, es_append_result *
  * (that is all the server deduplicates against anyway). */
 
 #define CLOCK_SKEW_MARGIN_NS (60LL * 1000000000LL)
-#define DUPLICATE_SCAN_MAX 100000
+#define DUPLICATE_SCAN_MAX   100000
 
 typedef struct id_search {
     const char *id;
@@ -245,8 +250,8 @@ static es_status stored_seq_of(const es_store *st, natsMsg *m, uint64_t *seq)
     if (natsMsgHeader_Get(m, ES_HDR_MSG_ID, &q.id) != NATS_OK)
         return ES_OK;
     es_dg_request req = {.filter = natsMsg_GetSubject(m),
-                         .start_time_ns = es_now_ns() - st->config.duplicate_window_ns -
-                                          CLOCK_SKEW_MARGIN_NS,
+                         .start_time_ns =
+                             es_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
                          .batch = 256,
                          .max_msgs = DUPLICATE_SCAN_MAX};
     es_status s = es_direct_get(st, &req, match_id, &q, NULL);
@@ -376,7 +381,8 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
+    sync_call c = {
+        .st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
     es_pub_waiter_init(&c.waiter);
     s = submit(store, events, n, sync_done, &c);
     if (s == ES_OK)

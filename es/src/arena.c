@@ -8,7 +8,7 @@
 #include "internal.h"
 
 #define ARENA_DEFAULT_LIMIT ((size_t)64 << 20)
-#define ARENA_FIRST_BLOCK ((size_t)4096)
+#define ARENA_FIRST_BLOCK   ((size_t)4096)
 
 typedef struct block {
     struct block *next;
@@ -18,10 +18,10 @@ typedef struct block {
 } block;
 
 struct es_arena {
-    block *head;    /* the block being filled; older ones follow */
-    size_t limit;   /* bound on the sum of all block capacities */
-    size_t total;   /* sum of all block capacities */
-    size_t used;    /* bytes handed out */
+    block *head;  /* the block being filled; older ones follow */
+    size_t limit; /* bound on the sum of all block capacities */
+    size_t total; /* sum of all block capacities */
+    size_t used;  /* bytes handed out */
 };
 
 es_status es_arena_create(size_t limit, es_arena **out)
@@ -132,4 +132,7 @@ char *es_arena_strndup(es_arena *a, const char *s, size_t len)
     return p;
 }
 
-size_t es_arena_used(const es_arena *a) { return a ? a->used : 0; }
+size_t es_arena_used(const es_arena *a)
+{
+    return a ? a->used : 0;
+}

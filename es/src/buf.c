@@ -35,9 +35,15 @@ es_status es_buf_append(es_buf *b, const void *p, size_t n)
     return ES_OK;
 }
 
-es_status es_buf_append_byte(es_buf *b, uint8_t c) { return es_buf_append(b, &c, 1); }
+es_status es_buf_append_byte(es_buf *b, uint8_t c)
+{
+    return es_buf_append(b, &c, 1);
+}
 
-es_status es_buf_append_str(es_buf *b, const char *s) { return es_buf_append(b, s, strlen(s)); }
+es_status es_buf_append_str(es_buf *b, const char *s)
+{
+    return es_buf_append(b, s, strlen(s));
+}
 
 void es_buf_free(es_buf *b)
 {

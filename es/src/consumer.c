@@ -15,7 +15,7 @@
 #include "timefmt.h"
 
 #define MISSED_HEARTBEATS 3
-#define RETRY_PAUSE_MS 250
+#define RETRY_PAUSE_MS    250
 
 struct es_oc {
     const es_store *st;
@@ -23,9 +23,9 @@ struct es_oc {
     int64_t hb_ms;
     natsSubscription *sub;
     char inbox[64];
-    char name[128];          /* the server's name for the consumer */
-    uint64_t next_sseq;      /* where a reset restarts: last delivered + 1 */
-    uint64_t last_cseq;      /* consumer sequence of the last delivery */
+    char name[128];           /* the server's name for the consumer */
+    uint64_t next_sseq;       /* where a reset restarts: last delivered + 1 */
+    uint64_t last_cseq;       /* consumer sequence of the last delivery */
     int64_t last_activity_ms; /* refreshed lazily, see check_heartbeats */
     bool active;              /* something arrived since the clock was last read */
     bool need_reset;
@@ -36,7 +36,9 @@ bool es_oc_parse_ack(const char *reply, uint64_t *sseq, uint64_t *cseq, uint64_t
                      int64_t *ts)
 {
     /* v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-     * v2: $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[.<token>] */
+     * v2:
+     * $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[.<token>]
+     */
     if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
         return false;
     const char *tok[16];
@@ -84,7 +86,8 @@ static void drop_consumer(es_oc *oc)
     }
     if (oc->name[0] != '\0') {
         char subject[256];
-        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream, oc->name);
+        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream,
+                 oc->name);
         json_t *reply = NULL;
         es_js_request(oc->st->nc, subject, NULL, 1000, &reply); /* best effort: it expires anyway */
         json_decref(reply);
@@ -117,7 +120,8 @@ static es_status start(es_oc *oc, uint64_t *pending)
         oc->sub = NULL;
         return s;
     }
-    snprintf(oc->name, sizeof oc->name, "%s", es_json_string_or(json_object_get(reply, "name"), ""));
+    snprintf(oc->name, sizeof oc->name, "%s",
+             es_json_string_or(json_object_get(reply, "name"), ""));
     if (pending)
         *pending = (uint64_t)json_integer_value(json_object_get(reply, "num_pending"));
     json_decref(reply);
@@ -257,7 +261,10 @@ es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out)
     }
 }
 
-uint64_t es_oc_resets(const es_oc *oc) { return oc ? oc->resets : 0; }
+uint64_t es_oc_resets(const es_oc *oc)
+{
+    return oc ? oc->resets : 0;
+}
 
 void es_oc_destroy(es_oc *oc)
 {

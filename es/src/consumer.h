@@ -18,9 +18,9 @@ typedef struct es_store es_store;
 typedef struct es_oc es_oc;
 
 typedef struct es_oc_msg {
-    natsMsg *msg;          /* owned by the caller of es_oc_next: natsMsg_Destroy it */
-    uint64_t seq;          /* stream sequence */
-    uint64_t pending;      /* messages matching the filter still to come */
+    natsMsg *msg;     /* owned by the caller of es_oc_next: natsMsg_Destroy it */
+    uint64_t seq;     /* stream sequence */
+    uint64_t pending; /* messages matching the filter still to come */
     int64_t stored_ns;
 } es_oc_msg;
 

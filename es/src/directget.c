@@ -34,15 +34,15 @@ static json_t *request_json(const es_dg_request *req, uint64_t from, int batch)
 }
 
 typedef struct round {
-    uint64_t last_seq;   /* last message delivered in this round */
-    uint64_t pending;    /* what the EOB says is left beyond this batch */
+    uint64_t last_seq; /* last message delivered in this round */
+    uint64_t pending;  /* what the EOB says is left beyond this batch */
     uint64_t delivered;
-    bool beyond;         /* a message past up_to_seq came: nothing more is wanted */
+    bool beyond; /* a message past up_to_seq came: nothing more is wanted */
 } round;
 
 /* Reads one batch's answers off `sub` until EOB (or 404: nothing matched). */
-static es_status read_batch(const es_store *st, natsSubscription *sub, uint64_t up_to,
-                            es_dg_cb cb, void *closure, round *r)
+static es_status read_batch(const es_store *st, natsSubscription *sub, uint64_t up_to, es_dg_cb cb,
+                            void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
     for (;;) {
@@ -110,8 +110,9 @@ es_status es_direct_get(const es_store *st, const es_dg_request *req, es_dg_cb c
             s = es_error(ES_ERR_NOMEM, "out of memory");
             break;
         }
-        s = es_nats_status(natsConnection_PublishRequest(st->nc, subject, inbox, body, (int)strlen(body)),
-                           "direct get");
+        s = es_nats_status(
+            natsConnection_PublishRequest(st->nc, subject, inbox, body, (int)strlen(body)),
+            "direct get");
         free(body);
         round r;
         if (s == ES_OK)

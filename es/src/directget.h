@@ -13,12 +13,12 @@
 typedef struct es_store es_store;
 
 typedef struct es_dg_request {
-    const char *filter;     /* subject filter (wildcards allowed) */
-    uint64_t start_seq;     /* first sequence to consider (>= 1), or 0 with start_time_ns */
-    int64_t start_time_ns;  /* instead of start_seq: first message at or after this time */
-    uint64_t up_to_seq;     /* 0: no upper bound */
-    int batch;              /* messages per round trip */
-    uint64_t max_msgs;      /* stop after this many in all (0: no limit) */
+    const char *filter;    /* subject filter (wildcards allowed) */
+    uint64_t start_seq;    /* first sequence to consider (>= 1), or 0 with start_time_ns */
+    int64_t start_time_ns; /* instead of start_seq: first message at or after this time */
+    uint64_t up_to_seq;    /* 0: no upper bound */
+    int batch;             /* messages per round trip */
+    uint64_t max_msgs;     /* stop after this many in all (0: no limit) */
 } es_dg_request;
 
 /* `subject`, `seq` and `stored_ns` come from the response headers. Return

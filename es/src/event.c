@@ -42,7 +42,10 @@ void es_event_release(es_event *ev)
 
 /* Accessors parse on first use; the event is private to one callback, so
  * caching through a const pointer is safe. */
-static es_event *mut(const es_event *ev) { return (es_event *)ev; }
+static es_event *mut(const es_event *ev)
+{
+    return (es_event *)ev;
+}
 
 static const es_subject_parts *parts(const es_event *cev)
 {
@@ -56,7 +59,8 @@ static const es_subject_parts *parts(const es_event *cev)
             ev->split_status = ES_ERR_PROTOCOL;
         } else {
             memcpy(ev->split, ev->subject, len + 1);
-            ev->split_status = es_subject_split(ev->split, prefix, ev->st->config.tenancy, &ev->parts);
+            ev->split_status =
+                es_subject_split(ev->split, prefix, ev->st->config.tenancy, &ev->parts);
             if (ev->split_status != ES_OK)
                 memset(&ev->parts, 0, sizeof ev->parts);
         }
@@ -70,11 +74,26 @@ bool es_event_well_formed(const es_event *ev)
     return ev->split_status == ES_OK;
 }
 
-uint64_t es_event_seq(const es_event *ev) { return ev ? ev->seq : 0; }
-const char *es_event_subject(const es_event *ev) { return ev ? ev->subject : NULL; }
-const char *es_event_tenant(const es_event *ev) { return ev ? parts(ev)->tenant : NULL; }
-const char *es_event_entity_type(const es_event *ev) { return ev ? parts(ev)->type : NULL; }
-const char *es_event_type(const es_event *ev) { return ev ? parts(ev)->event : NULL; }
+uint64_t es_event_seq(const es_event *ev)
+{
+    return ev ? ev->seq : 0;
+}
+const char *es_event_subject(const es_event *ev)
+{
+    return ev ? ev->subject : NULL;
+}
+const char *es_event_tenant(const es_event *ev)
+{
+    return ev ? parts(ev)->tenant : NULL;
+}
+const char *es_event_entity_type(const es_event *ev)
+{
+    return ev ? parts(ev)->type : NULL;
+}
+const char *es_event_type(const es_event *ev)
+{
+    return ev ? parts(ev)->event : NULL;
+}
 
 const char *es_event_entity_id(const es_event *cev, size_t *len)
 {
@@ -108,7 +127,8 @@ const char *es_event_header(const es_event *ev, const char *name)
         return v;
     load_keys(ev);
     for (int i = 0; i < ev->nkeys; i++)
-        if (strcasecmp(ev->keys[i], name) == 0 && natsMsgHeader_Get(ev->msg, ev->keys[i], &v) == NATS_OK)
+        if (strcasecmp(ev->keys[i], name) == 0 &&
+            natsMsgHeader_Get(ev->msg, ev->keys[i], &v) == NATS_OK)
             return v;
     return NULL;
 }
@@ -119,9 +139,18 @@ static const char *header_or(const es_event *ev, const char *name, const char *f
     return v ? v : fallback;
 }
 
-const char *es_event_id(const es_event *ev) { return header_or(ev, ES_HDR_MSG_ID, ""); }
-const char *es_event_codec(const es_event *ev) { return header_or(ev, ES_HDR_CODEC, "binary"); }
-const char *es_event_time(const es_event *ev) { return header_or(ev, ES_HDR_TIME, ""); }
+const char *es_event_id(const es_event *ev)
+{
+    return header_or(ev, ES_HDR_MSG_ID, "");
+}
+const char *es_event_codec(const es_event *ev)
+{
+    return header_or(ev, ES_HDR_CODEC, "binary");
+}
+const char *es_event_time(const es_event *ev)
+{
+    return header_or(ev, ES_HDR_TIME, "");
+}
 
 int64_t es_event_time_ns(const es_event *ev)
 {
@@ -132,7 +161,10 @@ int64_t es_event_time_ns(const es_event *ev)
     return ns;
 }
 
-int64_t es_event_stored_ns(const es_event *ev) { return ev ? ev->stored_ns : 0; }
+int64_t es_event_stored_ns(const es_event *ev)
+{
+    return ev ? ev->stored_ns : 0;
+}
 
 const char *es_event_meta(const es_event *ev, const char *key)
 {

@@ -12,8 +12,8 @@
 
 struct es_event {
     const es_store *st;
-    natsMsg *msg;              /* borrowed */
-    const char *subject;       /* the stored subject (in msg) */
+    natsMsg *msg;        /* borrowed */
+    const char *subject; /* the stored subject (in msg) */
     uint64_t seq;
     int64_t stored_ns;
     /* lazily filled: */
@@ -25,12 +25,12 @@ struct es_event {
     char id[ES_ID_MAX + 1];
     size_t id_len;
     bool keys_done;
-    const char **keys;         /* header keys (owned, freed by es_event_clear) */
+    const char **keys; /* header keys (owned, freed by es_event_clear) */
     int nkeys;
     size_t nmeta;
-    bool data_done;            /* the envelope was opened (stores with one) */
+    bool data_done; /* the envelope was opened (stores with one) */
     es_status data_status;
-    es_opened opened;          /* its buffers are kept across events */
+    es_opened opened; /* its buffers are kept across events */
 };
 
 /* Points `ev` at `msg` (subject, seq and store time given by the caller,

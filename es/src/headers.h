@@ -9,18 +9,18 @@
 
 #include "subjects.h"
 
-#define ES_HDR_MSG_ID "Nats-Msg-Id"
-#define ES_HDR_EXPECTED_STREAM "Nats-Expected-Stream"
-#define ES_HDR_EXPECTED_SUBJECT_SEQ "Nats-Expected-Last-Subject-Sequence"
+#define ES_HDR_MSG_ID                       "Nats-Msg-Id"
+#define ES_HDR_EXPECTED_STREAM              "Nats-Expected-Stream"
+#define ES_HDR_EXPECTED_SUBJECT_SEQ         "Nats-Expected-Last-Subject-Sequence"
 #define ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT "Nats-Expected-Last-Subject-Sequence-Subject"
-#define ES_HDR_BATCH_ID "Nats-Batch-Id"
-#define ES_HDR_BATCH_SEQ "Nats-Batch-Sequence"
-#define ES_HDR_BATCH_COMMIT "Nats-Batch-Commit"
-#define ES_HDR_ENTITY "Rita-Entity"
-#define ES_HDR_TYPE "Rita-Type"
-#define ES_HDR_TIME "Rita-Time"
-#define ES_HDR_CODEC "Rita-Codec"
-#define ES_HDR_META_PREFIX "Rita-Meta-"
+#define ES_HDR_BATCH_ID                     "Nats-Batch-Id"
+#define ES_HDR_BATCH_SEQ                    "Nats-Batch-Sequence"
+#define ES_HDR_BATCH_COMMIT                 "Nats-Batch-Commit"
+#define ES_HDR_ENTITY                       "Rita-Entity"
+#define ES_HDR_TYPE                         "Rita-Type"
+#define ES_HDR_TIME                         "Rita-Time"
+#define ES_HDR_CODEC                        "Rita-Codec"
+#define ES_HDR_META_PREFIX                  "Rita-Meta-"
 
 /* Sets every header of one event on `m` (its subject was built from `e`):
  * its id, Rita headers, expectation, and the Es- headers of `sealed` (NULL

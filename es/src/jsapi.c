@@ -23,8 +23,7 @@ es_status es_nats_status(natsStatus s, const char *what)
     case NATS_STALE_CONNECTION:
     case NATS_CONNECTION_AUTH_FAILED:
     case NATS_NOT_PERMITTED:
-    case NATS_DRAINING:
-        return es_error(ES_ERR_CONNECTION, "%s: %s", what, natsStatus_GetText(s));
+    case NATS_DRAINING: return es_error(ES_ERR_CONNECTION, "%s: %s", what, natsStatus_GetText(s));
     default: return es_error(ES_ERR_CONNECTION, "%s: %s", what, natsStatus_GetText(s));
     }
 }
@@ -34,15 +33,12 @@ es_status es_js_error_status(int code, int err_code)
     switch (err_code) {
     case 10059: /* stream not found */
     case 10014: /* consumer not found */
-    case 10037: /* no message found */
-        return ES_ERR_NOT_FOUND;
+    case 10037: /* no message found */ return ES_ERR_NOT_FOUND;
     case 10058: /* stream name already in use with a different configuration */
         return ES_ERR_EXISTS;
     case 10071: /* wrong last sequence */
-    case 10164: /* wrong last sequence, subject-scoped */
-        return ES_ERR_CONFLICT;
-    case 10054: /* message size exceeds maximum allowed */
-        return ES_ERR_TOO_LARGE;
+    case 10164: /* wrong last sequence, subject-scoped */ return ES_ERR_CONFLICT;
+    case 10054: /* message size exceeds maximum allowed */ return ES_ERR_TOO_LARGE;
     default: break;
     }
     return code == 404 ? ES_ERR_NOT_FOUND : ES_ERR_SERVER;

@@ -7,8 +7,8 @@
 
 static bool name_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static bool valid_name_max(const char *name, size_t max)
@@ -22,9 +22,15 @@ static bool valid_name_max(const char *name, size_t max)
     return true;
 }
 
-bool es_valid_store_name(const char *name) { return valid_name_max(name, 32); }
+bool es_valid_store_name(const char *name)
+{
+    return valid_name_max(name, 32);
+}
 
-bool es_valid_name(const char *name) { return valid_name_max(name, ES_NAME_MAX); }
+bool es_valid_name(const char *name)
+{
+    return valid_name_max(name, ES_NAME_MAX);
+}
 
 /* Bytes that may not appear raw in an id token. */
 static bool needs_escape(unsigned char c)

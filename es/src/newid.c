@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <sys/random.h>
 
-#define PREFIX_LEN 12
+#define PREFIX_LEN  12
 #define COUNTER_LEN (ES_NEW_ID_LEN - PREFIX_LEN)
 
 static const char digits62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -23,8 +23,8 @@
 #define TEXT_MAX 256
 
 typedef struct slot {
-    uint64_t id;          /* 0: free */
-    bool batch;           /* holds one of the stream's atomic-batch places */
+    uint64_t id; /* 0: free */
+    bool batch;  /* holds one of the stream's atomic-batch places */
     es_pub_done cb;
     void *closure;
     natsMsg **msgs;
@@ -38,12 +38,12 @@ struct es_publisher {
     char inbox[64];
     natsSubscription *sub;
     pthread_mutex_t mu;
-    pthread_cond_t changed;   /* a slot was freed, or the publisher is closing */
+    pthread_cond_t changed; /* a slot was freed, or the publisher is closing */
     slot *slots;
     size_t cap;
     size_t inflight;
-    size_t batches;           /* atomic batches in flight */
-    size_t max_batches;       /* the server allows 50 per stream by default */
+    size_t batches;     /* atomic batches in flight */
+    size_t max_batches; /* the server allows 50 per stream by default */
     uint64_t next_id;
     bool closing;
     pthread_t reaper;
@@ -336,7 +336,8 @@ es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void
             size_t n = p->inflight;
             pthread_mutex_unlock(&p->mu);
             return es_error(ES_ERR_TIMEOUT,
-                            "%zu appends in flight for %" PRId64 " ms: the server is not keeping up",
+                            "%zu appends in flight for %" PRId64
+                            " ms: the server is not keeping up",
                             n, p->timeout_ms);
         }
         struct timespec ts;

@@ -18,23 +18,23 @@ typedef struct es_store es_store;
 typedef struct es_publisher es_publisher;
 
 typedef struct es_pub_result {
-    uint64_t seq;         /* stream sequence of the last message of the unit */
-    size_t count;         /* messages stored by the unit */
-    bool duplicate;       /* a single message whose id was already stored */
-    int err_code;         /* JetStream err_code when the server refused, else 0 */
-    uint64_t actual_seq;  /* on ES_ERR_CONFLICT: the entity's actual last sequence */
+    uint64_t seq;        /* stream sequence of the last message of the unit */
+    size_t count;        /* messages stored by the unit */
+    bool duplicate;      /* a single message whose id was already stored */
+    int err_code;        /* JetStream err_code when the server refused, else 0 */
+    uint64_t actual_seq; /* on ES_ERR_CONFLICT: the entity's actual last sequence */
 } es_pub_result;
 
 /* Called once per unit, on a nats.c thread. `msgs` are still valid during the
  * call (the publisher frees them afterwards); the error text is in `text`. */
-typedef void (*es_pub_done)(es_status s, const es_pub_result *r, const char *text,
-                            natsMsg **msgs, size_t n, void *closure);
+typedef void (*es_pub_done)(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+                            size_t n, void *closure);
 
 /* A reserved place in the window, with the reply subjects its messages carry. */
 typedef struct es_pub_ticket {
     uint64_t id;
-    char reply[96];        /* on the single message, or the batch's commit */
-    char first_reply[96];  /* on a batch's first message */
+    char reply[96];       /* on the single message, or the batch's commit */
+    char first_reply[96]; /* on a batch's first message */
 } es_pub_ticket;
 
 es_status es_publisher_create(es_store *store, es_publisher **out);
@@ -42,9 +42,9 @@ es_status es_publisher_create(es_store *store, es_publisher **out);
 void es_publisher_destroy(es_publisher *p);
 
 /* Reserves a place for one unit (an atomic batch when `batch`), waiting
- * while max_inflight units, or max_batches_inflight batches, are in flight (ES_ERR_TIMEOUT after the request timeout). `cb` will be called
- * exactly once after es_publisher_send; es_publisher_cancel releases the
- * place without calling it (when building the messages failed). */
+ * while max_inflight units, or max_batches_inflight batches, are in flight (ES_ERR_TIMEOUT after
+ * the request timeout). `cb` will be called exactly once after es_publisher_send;
+ * es_publisher_cancel releases the place without calling it (when building the messages failed). */
 es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void *closure,
                                es_pub_ticket *t);
 void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t);

@@ -11,11 +11,14 @@
 #include "store_impl.h"
 #include "subjects.h"
 
-#define LOAD_BATCH 256
+#define LOAD_BATCH          256
 #define EVOLVE_HEARTBEAT_MS 2000
-#define EVOLVE_WAIT_MS 1000
+#define EVOLVE_WAIT_MS      1000
 
-void es_filter_init(es_filter *f) { memset(f, 0, sizeof *f); }
+void es_filter_init(es_filter *f)
+{
+    memset(f, 0, sizeof *f);
+}
 
 static es_status check_filter_name(const char *what, const char *v)
 {
@@ -70,8 +73,8 @@ es_status es_filter_subject(const es_store *st, const es_filter *f, char *out, s
     return ES_OK;
 }
 
-static es_status prepare(es_store *st, const es_filter *f, const es_read_options *o,
-                         es_event_cb cb, char *subject, size_t size)
+static es_status prepare(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
+                         char *subject, size_t size)
 {
     if (st == NULL || cb == NULL)
         return es_error(ES_ERR_INVALID, "read: store and callback are required");
@@ -139,7 +142,7 @@ typedef struct load_call {
     es_store *st;
     es_event_cb cb;
     void *closure;
-    uint64_t last_seq;   /* last sequence handed to cb */
+    uint64_t last_seq; /* last sequence handed to cb */
     es_event ev;
 } load_call;
 
@@ -173,8 +176,10 @@ es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es
     if (s != ES_OK)
         return s;
     load_call c = {.st = st, .cb = cb, .closure = closure};
-    es_dg_request req = {.filter = subject, .start_seq = o->after_seq + 1,
-                         .up_to_seq = o->up_to_seq, .batch = LOAD_BATCH};
+    es_dg_request req = {.filter = subject,
+                         .start_seq = o->after_seq + 1,
+                         .up_to_seq = o->up_to_seq,
+                         .batch = LOAD_BATCH};
     s = es_direct_get(st, &req, on_direct, &c, NULL);
     es_event_release(&c.ev);
     if (last_seq)

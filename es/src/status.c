@@ -36,9 +36,15 @@ const char *es_status_text(es_status s)
     return "unknown status";
 }
 
-const char *es_last_error(void) { return last_error; }
+const char *es_last_error(void)
+{
+    return last_error;
+}
 
-int es_last_error_code(void) { return last_error_code; }
+int es_last_error_code(void)
+{
+    return last_error_code;
+}
 
 void es_error_clear(void)
 {

@@ -15,13 +15,13 @@
 #define DEFAULT_DUPLICATE_WINDOW_NS (120LL * 1000000000LL)
 /* Store settings live in the stream's metadata, so every client of the store
  * reads the same ones. */
-#define TENANCY_KEY "es_tenancy"
+#define TENANCY_KEY  "es_tenancy"
 #define COMPRESS_KEY "es_compress_threshold"
-#define DICT_KEY "es_compress_dict"
-#define ENCRYPT_KEY "es_encrypt"
+#define DICT_KEY     "es_compress_dict"
+#define ENCRYPT_KEY  "es_encrypt"
 
-const char *const es_store_bucket_suffixes[] = {"keys",  "dicts", "checkpoints",
-                                                "snapshots", "meta", NULL};
+const char *const es_store_bucket_suffixes[] = {"keys",      "dicts", "checkpoints",
+                                                "snapshots", "meta",  NULL};
 
 void es_store_config_init(es_store_config *cfg)
 {
@@ -59,7 +59,10 @@ static es_status check_name(const char *name)
     return ES_OK;
 }
 
-static json_t *limit_or_unlimited(int64_t v) { return json_integer(v > 0 ? v : -1); }
+static json_t *limit_or_unlimited(int64_t v)
+{
+    return json_integer(v > 0 ? v : -1);
+}
 
 static json_t *stream_config_json(const char *name, const es_store_config *cfg)
 {
@@ -80,15 +83,15 @@ static json_t *stream_config_json(const char *name, const es_store_config *cfg)
         snprintf(num, sizeof num, "%u", (unsigned)cfg->compress_dict);
         json_object_set_new(meta, DICT_KEY, json_string(num));
     }
-    return json_pack("{s:s, s:[s], s:s, s:s, s:s, s:i, s:I, s:o, s:o, s:o, s:I, s:b, s:b, s:b, s:o}",
-                     "name", stream, "subjects", subject, "retention", "limits", "storage",
-                     cfg->memory_storage ? "memory" : "file", "discard", "old", "num_replicas",
-                     cfg->replicas, "max_age", (json_int_t)cfg->max_age_ns, "max_bytes",
-                     limit_or_unlimited(cfg->max_bytes), "max_msgs",
-                     limit_or_unlimited(cfg->max_msgs), "max_msg_size",
-                     json_integer(cfg->max_msg_size > 0 ? cfg->max_msg_size : -1),
-                     "duplicate_window", (json_int_t)cfg->duplicate_window_ns, "allow_direct", 1,
-                     "allow_atomic", 1, "deny_delete", 1, "metadata", meta);
+    return json_pack(
+        "{s:s, s:[s], s:s, s:s, s:s, s:i, s:I, s:o, s:o, s:o, s:I, s:b, s:b, s:b, s:o}", "name",
+        stream, "subjects", subject, "retention", "limits", "storage",
+        cfg->memory_storage ? "memory" : "file", "discard", "old", "num_replicas", cfg->replicas,
+        "max_age", (json_int_t)cfg->max_age_ns, "max_bytes", limit_or_unlimited(cfg->max_bytes),
+        "max_msgs", limit_or_unlimited(cfg->max_msgs), "max_msg_size",
+        json_integer(cfg->max_msg_size > 0 ? cfg->max_msg_size : -1), "duplicate_window",
+        (json_int_t)cfg->duplicate_window_ns, "allow_direct", 1, "allow_atomic", 1, "deny_delete",
+        1, "metadata", meta);
 }
 
 static int64_t positive_or_zero(json_t *v)
@@ -146,8 +149,8 @@ static es_status open_envelope(es_store *st)
     es_status s = ES_OK;
     if (c->encrypt && (st->opts.master_key_file || st->opts.master_key_env)) {
         es_keyring_options ko = {.master_key_file = st->opts.master_key_file,
-                                 .master_key_env = st->opts.master_key_file ? NULL
-                                                                           : st->opts.master_key_env,
+                                 .master_key_env =
+                                     st->opts.master_key_file ? NULL : st->opts.master_key_env,
                                  .timeout_ms = st->opts.timeout_ms,
                                  .replicas = c->replicas};
         s = es_keyring_create(st->nc, st->name, &ko, &st->keyring);
@@ -183,7 +186,8 @@ static es_status new_handle(natsConnection *nc, const char *name, json_t *stream
         st->opts = *opts;
     else
         es_store_options_init(&st->opts);
-    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0 || st->opts.max_batches_inflight <= 0) {
+    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0 ||
+        st->opts.max_batches_inflight <= 0) {
         free(st);
         return es_error(ES_ERR_INVALID, "store options: timeout, max_inflight and "
                                         "max_batches_inflight must be positive");
@@ -223,7 +227,10 @@ static es_status check_server(natsConnection *nc, int64_t timeout_ms)
     return ES_OK;
 }
 
-static int64_t timeout_of(const es_store_options *opts) { return opts ? opts->timeout_ms : 5000; }
+static int64_t timeout_of(const es_store_options *opts)
+{
+    return opts ? opts->timeout_ms : 5000;
+}
 
 es_status es_store_create(natsConnection *nc, const char *name, const es_store_config *cfg,
                           const es_store_options *opts, es_store **out)
@@ -293,7 +300,8 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
     es_status s = check_config(cfg);
     if (s != ES_OK)
         return s;
-    if (cfg->tenancy != store->config.tenancy || cfg->memory_storage != store->config.memory_storage)
+    if (cfg->tenancy != store->config.tenancy ||
+        cfg->memory_storage != store->config.memory_storage)
         return es_error(ES_ERR_INVALID, "tenancy and storage type of store '%s' cannot change",
                         store->name);
     char subject[96];
@@ -375,10 +383,22 @@ es_status es_store_info_get(es_store *store, es_store_info *info)
     return ES_OK;
 }
 
-const char *es_store_name(const es_store *store) { return store ? store->name : NULL; }
-const char *es_store_stream(const es_store *store) { return store ? store->stream : NULL; }
-bool es_store_tenancy(const es_store *store) { return store && store->config.tenancy; }
-natsConnection *es_store_connection(const es_store *store) { return store ? store->nc : NULL; }
+const char *es_store_name(const es_store *store)
+{
+    return store ? store->name : NULL;
+}
+const char *es_store_stream(const es_store *store)
+{
+    return store ? store->stream : NULL;
+}
+bool es_store_tenancy(const es_store *store)
+{
+    return store && store->config.tenancy;
+}
+natsConnection *es_store_connection(const es_store *store)
+{
+    return store ? store->nc : NULL;
+}
 
 es_status es_store_shred(es_store *st, const char *tenant, const char *type, const char *id,
                          size_t id_len)

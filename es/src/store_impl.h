@@ -9,14 +9,14 @@
 typedef struct es_publisher es_publisher;
 
 struct es_store {
-    natsConnection *nc;                  /* the caller's; never closed here */
+    natsConnection *nc; /* the caller's; never closed here */
     char name[ES_STORE_NAME_MAX + 1];
-    char stream[ES_STORE_NAME_MAX + 4];  /* "ES_" + name */
-    es_store_config config;              /* as the server reported it */
+    char stream[ES_STORE_NAME_MAX + 4]; /* "ES_" + name */
+    es_store_config config;             /* as the server reported it */
     es_store_options opts;
-    es_publisher *pub;                   /* the in-flight append machinery */
-    es_keyring *keyring;                 /* encrypting store with a master key, else NULL */
-    es_envelope *env;                    /* NULL when events travel as they are */
+    es_publisher *pub;   /* the in-flight append machinery */
+    es_keyring *keyring; /* encrypting store with a master key, else NULL */
+    es_envelope *env;    /* NULL when events travel as they are */
 };
 
 /* KV buckets belonging to a store are named ES_<store>_<suffix>; these are the

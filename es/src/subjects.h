@@ -13,10 +13,10 @@ typedef struct es_store es_store;
 #define ES_SUBJECT_MAX (4 + 32 + 1 + 3 * ES_NAME_MAX + 3 + ES_ID_TOKEN_MAX + 16)
 
 typedef struct es_subject {
-    char full[ES_SUBJECT_MAX];     /* the event's subject */
-    char entity[ES_SUBJECT_MAX];   /* every event of its entity: ...<type>.<id-token>.* */
-    const char *type_and_id;       /* points into full: "<type>.<id-token>.<event>" */
-    size_t type_and_id_len;        /* ... up to the id token's end (Rita-Entity) */
+    char full[ES_SUBJECT_MAX];   /* the event's subject */
+    char entity[ES_SUBJECT_MAX]; /* every event of its entity: ...<type>.<id-token>.* */
+    const char *type_and_id;     /* points into full: "<type>.<id-token>.<event>" */
+    size_t type_and_id_len;      /* ... up to the id token's end (Rita-Entity) */
 } es_subject;
 
 /* The subject of an (already validated) event of `st`. */
@@ -28,7 +28,7 @@ es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t
 
 /* Parts of a stored event's subject, pointing into a copy the caller owns. */
 typedef struct es_subject_parts {
-    const char *tenant;   /* NULL without tenancy */
+    const char *tenant; /* NULL without tenancy */
     const char *type;
     const char *id_token;
     const char *event;

@@ -80,7 +80,10 @@ static es_value *new_kind(es_arena *arena, es_value_kind kind)
     return v;
 }
 
-es_value *es_value_new_null(es_arena *arena) { return new_kind(arena, ES_VALUE_NULL); }
+es_value *es_value_new_null(es_arena *arena)
+{
+    return new_kind(arena, ES_VALUE_NULL);
+}
 
 es_value *es_value_new_bool(es_arena *arena, bool b)
 {

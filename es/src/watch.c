@@ -12,7 +12,7 @@
 #include "store_impl.h"
 #include "subjects.h"
 
-#define POLL_MS 200
+#define POLL_MS              200
 #define DEFAULT_HEARTBEAT_MS 2000
 
 struct es_watch {
@@ -27,7 +27,7 @@ struct es_watch {
     _Atomic bool stop;
     _Atomic bool caught_up;
     _Atomic uint64_t last_seq;
-    bool running;      /* the thread has not ended */
+    bool running; /* the thread has not ended */
     bool joined;
 };
 
@@ -107,7 +107,8 @@ static void *run(void *arg)
 es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **out)
 {
     if (out == NULL || st == NULL || opts == NULL || opts->on_event == NULL)
-        return es_error(ES_ERR_INVALID, "es_watch_start: store, options with on_event and out are required");
+        return es_error(ES_ERR_INVALID,
+                        "es_watch_start: store, options with on_event and out are required");
     *out = NULL;
     es_watch *w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -163,8 +164,14 @@ void es_watch_stop(es_watch *w)
     w->joined = true;
 }
 
-uint64_t es_watch_last_seq(const es_watch *w) { return w ? atomic_load(&w->last_seq) : 0; }
-bool es_watch_caught_up(const es_watch *w) { return w && atomic_load(&w->caught_up); }
+uint64_t es_watch_last_seq(const es_watch *w)
+{
+    return w ? atomic_load(&w->last_seq) : 0;
+}
+bool es_watch_caught_up(const es_watch *w)
+{
+    return w && atomic_load(&w->caught_up);
+}
 
 void es_watch_destroy(es_watch *w)
 {

@@ -76,14 +76,15 @@ static void refuses_bad_ids_and_tokens(void **state)
     /* Tokens that no escape produces are refused, so escaping stays 1:1. */
     const char *bad[] = {"a.b", "a*", ">", "a b", "%2e", "%41", "%4", "%", "%G0", "a%2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(es_id_unescape(bad[i], strlen(bad[i]), out, sizeof out, NULL), ES_ERR_INVALID);
+        assert_int_equal(es_id_unescape(bad[i], strlen(bad[i]), out, sizeof out, NULL),
+                         ES_ERR_INVALID);
 }
 
 static void validates_names(void **state)
 {
     (void)state;
     assert_true(es_valid_store_name("bank_01-x"));
-    assert_true(es_valid_store_name("abcdefghijklmnopqrstuvwxyz012345")); /* 32 */
+    assert_true(es_valid_store_name("abcdefghijklmnopqrstuvwxyz012345"));   /* 32 */
     assert_false(es_valid_store_name("abcdefghijklmnopqrstuvwxyz0123456")); /* 33 */
     assert_false(es_valid_store_name(""));
     assert_false(es_valid_store_name(NULL));
@@ -128,12 +129,9 @@ static void splits_subjects(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(escapes_as_specified),
-        cmocka_unit_test(every_byte_round_trips),
-        cmocka_unit_test(random_ids_round_trip),
-        cmocka_unit_test(refuses_bad_ids_and_tokens),
-        cmocka_unit_test(validates_names),
-        cmocka_unit_test(splits_subjects),
+        cmocka_unit_test(escapes_as_specified),  cmocka_unit_test(every_byte_round_trips),
+        cmocka_unit_test(random_ids_round_trip), cmocka_unit_test(refuses_bad_ids_and_tokens),
+        cmocka_unit_test(validates_names),       cmocka_unit_test(splits_subjects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,8 +136,13 @@ static void times_round_trip(void **state)
     assert_int_equal(t, 1709208000LL * 1000000000 + 500000000);
     assert_int_equal(es_time_parse("2024-02-29T12:00:00.123456789123Z", &t), ES_OK);
     assert_int_equal(t % 1000000000, 123456789);
-    const char *bad[] = {"", "2024-02-29", "2024-02-29T12:00:00", "2024-13-01T00:00:00Z",
-                         "2024-02-29T12:00:00.Z", "2024-02-29T12:00:00Zjunk", "2024-02-29 12:00:00Z"};
+    const char *bad[] = {"",
+                         "2024-02-29",
+                         "2024-02-29T12:00:00",
+                         "2024-13-01T00:00:00Z",
+                         "2024-02-29T12:00:00.Z",
+                         "2024-02-29T12:00:00Zjunk",
+                         "2024-02-29 12:00:00Z"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(es_time_parse(bad[i], &t), ES_ERR_INVALID);
 }

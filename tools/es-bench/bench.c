@@ -13,11 +13,11 @@
 
 typedef struct bench_opts {
     const char *url;
-    long appends;      /* pipelined single appends */
-    long batches;      /* atomic batches of 100 */
-    long loads;        /* loads of a 100-event entity */
-    long replay;       /* events replayed */
-    int rounds;        /* alternate lib/raw this many times, keep the best of each */
+    long appends; /* pipelined single appends */
+    long batches; /* atomic batches of 100 */
+    long loads;   /* loads of a 100-event entity */
+    long replay;  /* events replayed */
+    int rounds;   /* alternate lib/raw this many times, keep the best of each */
 } bench_opts;
 
 static double now_s(void)
@@ -235,7 +235,8 @@ static double raw_loads(natsConnection *nc, long n)
 {
     es_store *st = store_with_entity(nc, "bench_raw");
     size_t sink = 0;
-    const char *req = "{\"seq\":1,\"next_by_subj\":\"$ES.bench_raw.account.target.*\",\"batch\":256}";
+    const char *req =
+        "{\"seq\":1,\"next_by_subj\":\"$ES.bench_raw.account.target.*\",\"batch\":256}";
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
         char inbox[64];
@@ -326,7 +327,7 @@ static double raw_replay(natsConnection *nc, const char *name, long n)
         if (natsSubscription_NextMsg(&m, sub, 10000) != NATS_OK)
             die("raw replay");
         jsMsgMetaData *meta = NULL;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) { /* a delivery, not a status */
+        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {             /* a delivery, not a status */
             const char *type = strrchr(natsMsg_GetSubject(m), '.'); /* the event type */
             sink += (size_t)natsMsg_GetDataLength(m) + (size_t)(type ? type[1] : 0);
             i = (long)meta->Sequence.Stream;
@@ -382,10 +383,14 @@ int es_bench_main(int argc, char **argv)
             o.url = argv[++i];
             continue;
         }
-        if (strcmp(argv[i], "--appends") == 0) target = &o.appends;
-        else if (strcmp(argv[i], "--batches") == 0) target = &o.batches;
-        else if (strcmp(argv[i], "--loads") == 0) target = &o.loads;
-        else if (strcmp(argv[i], "--replay") == 0) target = &o.replay;
+        if (strcmp(argv[i], "--appends") == 0)
+            target = &o.appends;
+        else if (strcmp(argv[i], "--batches") == 0)
+            target = &o.batches;
+        else if (strcmp(argv[i], "--loads") == 0)
+            target = &o.loads;
+        else if (strcmp(argv[i], "--replay") == 0)
+            target = &o.replay;
         if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
             o.rounds = atoi(argv[++i]);
             continue;
@@ -402,7 +407,8 @@ int es_bench_main(int argc, char **argv)
         fprintf(stderr, "es-bench: cannot connect to %s\n", o.url ? o.url : NATS_DEFAULT_URL);
         return 4;
     }
-    printf("%d-byte events, file storage, R1; best of %d alternating rounds\n\n", PAYLOAD, o.rounds);
+    printf("%d-byte events, file storage, R1; best of %d alternating rounds\n\n", PAYLOAD,
+           o.rounds);
     printf("| %-36s | %12s | %12s | %5s |\n", "workload (events/s)", "es", "raw nats.c", "ratio");
     printf("|%s|%s|%s|%s|\n", "--------------------------------------", "--------------",
            "--------------", "-------");

@@ -1,3 +1,6 @@
 #include "bench.h"
 
-int main(int argc, char **argv) { return es_bench_main(argc, argv); }
+int main(int argc, char **argv)
+{
+    return es_bench_main(argc, argv);
+}

@@ -19,12 +19,12 @@ extern "C" {
 #define ES_BATCH_MAX 1000
 
 typedef struct es_append_result {
-    uint64_t first_seq;    /* stream sequence of the first event appended */
-    uint64_t last_seq;     /* ... and of the last; events in between are consecutive */
+    uint64_t first_seq; /* stream sequence of the first event appended */
+    uint64_t last_seq;  /* ... and of the last; events in between are consecutive */
     size_t count;
-    bool duplicate;        /* every event was stored before (same ids): nothing new stored,
-                              first_seq/last_seq are where they were stored */
-    uint64_t actual_seq;   /* on ES_ERR_CONFLICT: the entity's actual last sequence */
+    bool duplicate;      /* every event was stored before (same ids): nothing new stored,
+                            first_seq/last_seq are where they were stored */
+    uint64_t actual_seq; /* on ES_ERR_CONFLICT: the entity's actual last sequence */
 } es_append_result;
 
 /* Appends one event. ES_ERR_CONFLICT when its expectation fails (with

@@ -18,7 +18,10 @@ typedef struct es_buf {
     size_t cap;
 } es_buf;
 
-#define ES_BUF_INIT {NULL, 0, 0}
+#define ES_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Make room for `more` bytes beyond len. ES_ERR_NOMEM on failure or overflow. */
 es_status es_buf_reserve(es_buf *b, size_t more);
@@ -27,7 +30,10 @@ es_status es_buf_append_byte(es_buf *b, uint8_t c);
 /* Append a NUL-terminated string, without its NUL. */
 es_status es_buf_append_str(es_buf *b, const char *s);
 /* Keep the storage, forget the contents. */
-static inline void es_buf_clear(es_buf *b) { b->len = 0; }
+static inline void es_buf_clear(es_buf *b)
+{
+    b->len = 0;
+}
 /* Free the storage and reset to ES_BUF_INIT. Accepts NULL. */
 void es_buf_free(es_buf *b);
 

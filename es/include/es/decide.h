@@ -33,7 +33,7 @@ typedef struct es_decider {
 } es_decider;
 
 typedef struct es_decide_options {
-    int max_attempts;   /* attempts in all, >= 1 (default 5) */
+    int max_attempts; /* attempts in all, >= 1 (default 5) */
     /* Snapshot policy: load from the entity's latest snapshot, and save a
      * new one whenever a load replayed at least snapshot_every events past
      * it. The snapshot is taken of the loaded state, before decide runs. A

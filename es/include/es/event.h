@@ -26,29 +26,29 @@ typedef struct es_meta {
 
 /* Optimistic concurrency for one event. */
 typedef enum es_expect {
-    ES_EXPECT_ANY = 0,  /* no check */
-    ES_EXPECT_NEW,      /* the entity must have no events yet */
-    ES_EXPECT_SEQ,      /* the entity's last event must be at stream sequence expect_seq */
+    ES_EXPECT_ANY = 0, /* no check */
+    ES_EXPECT_NEW,     /* the entity must have no events yet */
+    ES_EXPECT_SEQ,     /* the entity's last event must be at stream sequence expect_seq */
 } es_expect;
 
 /* An event to append. Only entity_type, entity_id and event_type are required;
  * everything is borrowed for the duration of the call. */
 typedef struct es_event_spec {
-    const char *tenant;        /* required iff the store uses tenancy */
-    const char *entity_type;   /* [A-Za-z0-9_-]+ */
-    const char *entity_id;     /* any bytes (escaped into the subject) */
-    size_t entity_id_len;      /* 0: entity_id is NUL-terminated */
-    const char *event_type;    /* [A-Za-z0-9_-]+ */
-    const char *event_id;      /* Nats-Msg-Id; NULL: a unique id is generated */
-    const void *data;          /* the encoded payload (may be NULL when data_len is 0) */
+    const char *tenant;      /* required iff the store uses tenancy */
+    const char *entity_type; /* [A-Za-z0-9_-]+ */
+    const char *entity_id;   /* any bytes (escaped into the subject) */
+    size_t entity_id_len;    /* 0: entity_id is NUL-terminated */
+    const char *event_type;  /* [A-Za-z0-9_-]+ */
+    const char *event_id;    /* Nats-Msg-Id; NULL: a unique id is generated */
+    const void *data;        /* the encoded payload (may be NULL when data_len is 0) */
     size_t data_len;
-    const char *codec;         /* Rita-Codec; NULL: "binary" */
-    int64_t time_ns;           /* Rita-Time, Unix ns; 0: now */
+    const char *codec; /* Rita-Codec; NULL: "binary" */
+    int64_t time_ns;   /* Rita-Time, Unix ns; 0: now */
     const es_meta *meta;
     size_t meta_count;
     es_expect expect;
-    uint64_t expect_seq;       /* for ES_EXPECT_SEQ */
-    uint32_t schema;           /* Es-Schema version of data; 0: none (reads as 1) */
+    uint64_t expect_seq; /* for ES_EXPECT_SEQ */
+    uint32_t schema;     /* Es-Schema version of data; 0: none (reads as 1) */
 } es_event_spec;
 
 /* Zeroes the spec: no tenant, binary codec, time now, expect any. */
@@ -62,17 +62,17 @@ typedef struct es_event es_event;
 
 uint64_t es_event_seq(const es_event *ev);
 const char *es_event_subject(const es_event *ev);
-const char *es_event_tenant(const es_event *ev);       /* NULL without tenancy */
+const char *es_event_tenant(const es_event *ev); /* NULL without tenancy */
 const char *es_event_entity_type(const es_event *ev);
 /* The entity id, unescaped; NUL-terminated, and *len (may be NULL) gets its
  * length, since an id may contain NUL bytes. */
 const char *es_event_entity_id(const es_event *ev, size_t *len);
-const char *es_event_type(const es_event *ev);          /* the event type */
-const char *es_event_id(const es_event *ev);            /* Nats-Msg-Id, or "" */
-const char *es_event_codec(const es_event *ev);         /* Rita-Codec, or "binary" */
-const char *es_event_time(const es_event *ev);          /* Rita-Time text, or "" */
-int64_t es_event_time_ns(const es_event *ev);           /* Rita-Time as Unix ns, or 0 */
-int64_t es_event_stored_ns(const es_event *ev);         /* when the server stored it */
+const char *es_event_type(const es_event *ev);  /* the event type */
+const char *es_event_id(const es_event *ev);    /* Nats-Msg-Id, or "" */
+const char *es_event_codec(const es_event *ev); /* Rita-Codec, or "binary" */
+const char *es_event_time(const es_event *ev);  /* Rita-Time text, or "" */
+int64_t es_event_time_ns(const es_event *ev);   /* Rita-Time as Unix ns, or 0 */
+int64_t es_event_stored_ns(const es_event *ev); /* when the server stored it */
 /* The value of Rita-Meta-<key>, or NULL. */
 const char *es_event_meta(const es_event *ev, const char *key);
 /* Metadata entries in header order: i in [0, es_event_meta_count). */

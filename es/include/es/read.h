@@ -16,10 +16,10 @@ extern "C" {
 /* Which events: each field NULL means "any". entity_id is raw bytes
  * (escaped into the subject filter by the library). */
 typedef struct es_filter {
-    const char *tenant;        /* only with tenancy; NULL: every tenant */
+    const char *tenant; /* only with tenancy; NULL: every tenant */
     const char *entity_type;
     const char *entity_id;
-    size_t entity_id_len;      /* 0: entity_id is NUL-terminated */
+    size_t entity_id_len; /* 0: entity_id is NUL-terminated */
     const char *event_type;
 } es_filter;
 

@@ -10,28 +10,28 @@ extern "C" {
  * and `if (s)` both read naturally. Values are stable: new ones are appended. */
 typedef enum es_status {
     ES_OK = 0,
-    ES_ERR_INVALID,       /* a bad argument: NULL, empty or invalid name, bad option */
-    ES_ERR_NOMEM,         /* an allocation failed */
-    ES_ERR_NOT_FOUND,     /* the store, entity, key or message does not exist */
-    ES_ERR_EXISTS,        /* the store exists with a different configuration */
-    ES_ERR_CONFLICT,      /* optimistic concurrency: the entity moved on */
-    ES_ERR_TOO_LARGE,     /* batch over the limit, payload over the stream's max */
-    ES_ERR_SERVER,        /* the server refused; es_last_error() has its text and code */
-    ES_ERR_TIMEOUT,       /* no answer in time */
-    ES_ERR_CONNECTION,    /* the connection is closed or not usable */
-    ES_ERR_UNSUPPORTED,   /* the server or a feature is too old or not enabled */
-    ES_ERR_PROTOCOL,      /* an answer that does not parse as the protocol says */
-    ES_ERR_DECODE,        /* malformed input data (codec, CAR, frame, ...) */
-    ES_ERR_ENCODE,        /* a value a codec cannot represent */
-    ES_ERR_NO_CODEC,      /* no codec is registered under that name */
-    ES_ERR_CRYPTO,        /* decryption or authentication failed */
-    ES_ERR_SHREDDED,      /* the entity's key was erased: data is gone by design */
-    ES_ERR_NO_KEY,        /* the store encrypts and no master key was given */
-    ES_ERR_DUPLICATE,     /* part of a batch was stored before under the same ids */
-    ES_ERR_STOPPED,       /* the operation was stopped or the handle closed */
-    ES_ERR_ABORTED,       /* a user callback asked to stop */
-    ES_ERR_LIMIT,         /* an input exceeds a configured bound (depth, size, count) */
-    ES_ERR_IO,            /* a file or system call failed */
+    ES_ERR_INVALID,     /* a bad argument: NULL, empty or invalid name, bad option */
+    ES_ERR_NOMEM,       /* an allocation failed */
+    ES_ERR_NOT_FOUND,   /* the store, entity, key or message does not exist */
+    ES_ERR_EXISTS,      /* the store exists with a different configuration */
+    ES_ERR_CONFLICT,    /* optimistic concurrency: the entity moved on */
+    ES_ERR_TOO_LARGE,   /* batch over the limit, payload over the stream's max */
+    ES_ERR_SERVER,      /* the server refused; es_last_error() has its text and code */
+    ES_ERR_TIMEOUT,     /* no answer in time */
+    ES_ERR_CONNECTION,  /* the connection is closed or not usable */
+    ES_ERR_UNSUPPORTED, /* the server or a feature is too old or not enabled */
+    ES_ERR_PROTOCOL,    /* an answer that does not parse as the protocol says */
+    ES_ERR_DECODE,      /* malformed input data (codec, CAR, frame, ...) */
+    ES_ERR_ENCODE,      /* a value a codec cannot represent */
+    ES_ERR_NO_CODEC,    /* no codec is registered under that name */
+    ES_ERR_CRYPTO,      /* decryption or authentication failed */
+    ES_ERR_SHREDDED,    /* the entity's key was erased: data is gone by design */
+    ES_ERR_NO_KEY,      /* the store encrypts and no master key was given */
+    ES_ERR_DUPLICATE,   /* part of a batch was stored before under the same ids */
+    ES_ERR_STOPPED,     /* the operation was stopped or the handle closed */
+    ES_ERR_ABORTED,     /* a user callback asked to stop */
+    ES_ERR_LIMIT,       /* an input exceeds a configured bound (depth, size, count) */
+    ES_ERR_IO,          /* a file or system call failed */
 } es_status;
 
 /* A short, constant, English description of a status ("conflict"). Never NULL. */

@@ -25,19 +25,19 @@ typedef struct es_store es_store;
 
 /* Store configuration. Durations are nanoseconds; limits of 0 mean unlimited. */
 typedef struct es_store_config {
-    int replicas;                  /* JetStream replicas, 1..5 (default 1) */
-    int64_t max_age_ns;            /* drop events older than this (default 0: keep forever) */
-    int64_t max_bytes;             /* 0: unlimited */
-    int64_t max_msgs;              /* 0: unlimited */
-    int32_t max_msg_size;          /* largest event in bytes, headers included; 0: server's limit */
-    int64_t duplicate_window_ns;   /* idempotency window for event ids (default 2 minutes) */
-    bool tenancy;                  /* subjects carry a tenant: $ES.<store>.<tenant>.<type>.<id>.<event> */
-    bool memory_storage;           /* memory instead of file storage (tests, caches) */
+    int replicas;                /* JetStream replicas, 1..5 (default 1) */
+    int64_t max_age_ns;          /* drop events older than this (default 0: keep forever) */
+    int64_t max_bytes;           /* 0: unlimited */
+    int64_t max_msgs;            /* 0: unlimited */
+    int32_t max_msg_size;        /* largest event in bytes, headers included; 0: server's limit */
+    int64_t duplicate_window_ns; /* idempotency window for event ids (default 2 minutes) */
+    bool tenancy;        /* subjects carry a tenant: $ES.<store>.<tenant>.<type>.<id>.<event> */
+    bool memory_storage; /* memory instead of file storage (tests, caches) */
     /* The envelope (docs/envelope.md). Off by default, so that any Rita
      * reader can read every event. */
-    size_t compress_threshold;     /* zstd-compress payloads of at least this many bytes; 0: off */
-    uint32_t compress_dict;        /* a dictionary id in the store (es_dict_put); 0: none */
-    bool encrypt;                  /* encrypt every event with its entity's key */
+    size_t compress_threshold; /* zstd-compress payloads of at least this many bytes; 0: off */
+    uint32_t compress_dict;    /* a dictionary id in the store (es_dict_put); 0: none */
+    bool encrypt;              /* encrypt every event with its entity's key */
 } es_store_config;
 
 /* Defaults: R1, file storage, unlimited, duplicate window 2 minutes, no
@@ -46,18 +46,18 @@ void es_store_config_init(es_store_config *cfg);
 
 /* Options of a handle (not stored on the server). */
 typedef struct es_store_options {
-    int64_t timeout_ms;      /* per request to the server (default 5000) */
+    int64_t timeout_ms; /* per request to the server (default 5000) */
     /* The master key of an encrypting store (see es/keyring.h: a file of 32
      * raw bytes or 64 hex digits, or the NAME of an environment variable of
      * 64 hex digits). Without one, an encrypting store can still be opened:
      * metadata reads, data reads ES_ERR_NO_KEY and appends are refused. */
     const char *master_key_file;
     const char *master_key_env;
-    bool accept_plaintext;   /* encrypting store: read events written before it encrypted */
+    bool accept_plaintext;         /* encrypting store: read events written before it encrypted */
     const es_upcasters *upcasters; /* applied on read (borrowed); NULL: none */
-    int max_inflight;        /* asynchronous appends in flight at once (default 256) */
-    int max_batches_inflight; /* of which atomic batches (default 32; nats-server allows
-                                 50 per stream and 1000 per server by default) */
+    int max_inflight;              /* asynchronous appends in flight at once (default 256) */
+    int max_batches_inflight;      /* of which atomic batches (default 32; nats-server allows
+                                      50 per stream and 1000 per server by default) */
 } es_store_options;
 
 void es_store_options_init(es_store_options *opts);
@@ -92,13 +92,13 @@ es_status es_store_delete(natsConnection *nc, const char *name);
 /* What the server reports about a store. */
 typedef struct es_store_info {
     es_store_config config;
-    uint64_t events;         /* messages in the stream */
+    uint64_t events; /* messages in the stream */
     uint64_t bytes;
     uint64_t first_seq;
     uint64_t last_seq;
-    int64_t first_time_ns;   /* Unix nanoseconds, 0 when empty */
+    int64_t first_time_ns; /* Unix nanoseconds, 0 when empty */
     int64_t last_time_ns;
-    uint64_t subjects;       /* distinct subjects, i.e. (entity, event type) pairs */
+    uint64_t subjects; /* distinct subjects, i.e. (entity, event type) pairs */
     int64_t created_ns;
 } es_store_info;
 

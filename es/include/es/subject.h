@@ -18,8 +18,8 @@
 extern "C" {
 #endif
 
-#define ES_NAME_MAX 128    /* entity type, event type, tenant */
-#define ES_ID_MAX 1024     /* entity id, in bytes before escaping */
+#define ES_NAME_MAX 128  /* entity type, event type, tenant */
+#define ES_ID_MAX   1024 /* entity id, in bytes before escaping */
 /* An escaped id is at most three times as long, plus its NUL. */
 #define ES_ID_TOKEN_MAX (3 * ES_ID_MAX + 1)
 

@@ -30,9 +30,9 @@ typedef enum es_value_kind {
     ES_VALUE_FLOAT,  /* double; refused in atproto (strict DAG-CBOR) mode */
     ES_VALUE_STRING, /* UTF-8 text, not NUL-terminated in general */
     ES_VALUE_BYTES,
-    ES_VALUE_LINK,   /* a CID, in its binary form (no multibase prefix) */
+    ES_VALUE_LINK, /* a CID, in its binary form (no multibase prefix) */
     ES_VALUE_ARRAY,
-    ES_VALUE_MAP,    /* string keys, kept in the order decoded or built */
+    ES_VALUE_MAP, /* string keys, kept in the order decoded or built */
 } es_value_kind;
 
 typedef struct es_value es_value;
@@ -45,10 +45,22 @@ struct es_value {
         int64_t i;
         uint64_t u;
         double f;
-        struct { const char *ptr; size_t len; } str;        /* STRING */
-        struct { const uint8_t *ptr; size_t len; } bytes;   /* BYTES and LINK */
-        struct { es_value *items; size_t count; } array;    /* ARRAY */
-        struct { es_value_entry *entries; size_t count; } map; /* MAP */
+        struct {
+            const char *ptr;
+            size_t len;
+        } str; /* STRING */
+        struct {
+            const uint8_t *ptr;
+            size_t len;
+        } bytes; /* BYTES and LINK */
+        struct {
+            es_value *items;
+            size_t count;
+        } array; /* ARRAY */
+        struct {
+            es_value_entry *entries;
+            size_t count;
+        } map; /* MAP */
     } u;
 };
 
