@@ -1,0 +1,67 @@
+/* A deterministic generator of synthetic but real firehose traffic: DAG-CBOR
+ * commits with valid CIDs, CAR diffs holding the commit, the new records and
+ * the new nodes of a correctly built Merkle Search Tree, plus #identity,
+ * #account and #sync events. The same seed always gives the same bytes.
+ *
+ * Not part of the library: used by the es-atproto-gen tool (the README's
+ * demo capture) and by the tests. Signatures are 64 deterministic bytes, not
+ * real signatures (the ingester does not check signatures). */
+#ifndef ES_ATPROTO_GEN_H
+#define ES_ATPROTO_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <es/buf.h>
+#include <es/cid.h>
+#include <es/status.h>
+
+typedef struct es_atp_gen_options {
+    uint64_t seed;
+    size_t repos;       /* accounts [50] */
+    uint64_t first_seq; /* seq of the first frame [1] */
+    int64_t start_ms;   /* time of the first frame, ms since the epoch [2025-06-01T12:00:00Z] */
+} es_atp_gen_options;
+
+typedef struct es_atp_gen_counts {
+    size_t frames, commits, creates, updates, deletes, identity, account, sync;
+} es_atp_gen_counts;
+
+typedef struct es_atp_gen es_atp_gen;
+
+es_status es_atp_gen_create(const es_atp_gen_options *o, es_atp_gen **out);
+void es_atp_gen_destroy(es_atp_gen *g);
+/* Append the next frame (header + body) to `frame`. */
+es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame);
+const es_atp_gen_counts *es_atp_gen_counts_of(const es_atp_gen *g);
+
+/* A full-repository CAR (commit, every MST node, every record) of repo
+ * number `repo` in its current state, as com.atproto.sync.getRepo serves it.
+ * `did` (may be NULL) receives the repo's DID (owned by the generator). */
+es_status es_atp_gen_repo_car(es_atp_gen *g, size_t repo, es_buf *car, const char **did);
+size_t es_atp_gen_repo_count(const es_atp_gen *g);
+/* The records of repo number `repo`: key i ("collection/rkey") and its CID. */
+size_t es_atp_gen_repo_records(const es_atp_gen *g, size_t repo);
+const char *es_atp_gen_record_key(const es_atp_gen *g, size_t repo, size_t i);
+const uint8_t *es_atp_gen_record_cid(const es_atp_gen *g, size_t repo, size_t i);
+
+/* ---- the MST builder, exposed for its own tests ------------------------- */
+
+typedef struct es_atp_gen_leaf {
+    const char *key; /* sorted ascending, unique */
+    uint8_t cid[ES_CID_SHA256_LEN];
+} es_atp_gen_leaf;
+
+/* Called for every node of the tree, children before parents. */
+typedef es_status (*es_atp_gen_node_fn)(const uint8_t cid[ES_CID_SHA256_LEN], const uint8_t *bytes,
+                                        size_t len, void *user);
+
+/* Build the MST of `leaves` (atproto repository spec: SHA-256 key heights,
+ * 4-way fanout) and store its root CID. `fn` may be NULL. */
+es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_node_fn fn, void *user,
+                         uint8_t root[ES_CID_SHA256_LEN]);
+
+/* The MST height of a key: leading zero bits of its SHA-256, halved. */
+int es_atp_gen_key_height(const char *key, size_t len);
+
+#endif

@@ -1,0 +1,751 @@
+/* One firehose frame -> one batch of entity events (docs/atproto.md).
+ *
+ * A commit is checked completely before a single event is produced: every op
+ * is parsed and every block it uses is found and hash-verified first, so a
+ * damaged commit yields an error and no events, never a partial batch. */
+#include "atp_internal.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <es/cid.h>
+
+#include "decoder.h"
+
+#define HEADER_DEPTH 2
+
+typedef struct frame {
+    es_atp_decoder *d;
+    es_arena *arena;
+    es_atp_batch *out;
+    const es_value *body;
+    const uint8_t *body_bytes;
+    size_t body_len;
+    const char *time;
+    size_t time_len;
+    int64_t time_ns;
+    const char *seq_text; /* decimal seq, for the metadata */
+    size_t seq_len;
+} frame;
+
+typedef enum action { ACTION_CREATE, ACTION_UPDATE, ACTION_DELETE } action;
+
+static const char *const action_names[] = {"create", "update", "delete"};
+
+/* One op of a commit, checked and ready to map. */
+typedef struct op {
+    action act;
+    const char *collection, *rkey;
+    size_t collection_len, rkey_len;
+    const uint8_t *cid, *prev; /* binary CIDs or NULL */
+    size_t cid_len, prev_len;
+    const es_car_block *block; /* the record (create/update) */
+} parsed_op;
+
+/* ---- errors -------------------------------------------------------------- */
+
+static es_status refuse_v(frame *f, es_atp_error kind, es_status s, bool wrap, const char *fmt,
+                          va_list ap)
+{
+    char detail[384], previous[512] = "";
+    if (wrap)
+        snprintf(previous, sizeof previous, ": %s", es_last_error());
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    char where[64] = "frame";
+    if (f->out->has_seq)
+        snprintf(where, sizeof where, "frame seq %" PRIu64, f->out->seq);
+    f->out->error = kind;
+    return es_error(s, "%s: %s: %s%s", where, es_atp_error_name(kind), detail, previous);
+}
+
+/* Refuse the frame as `kind`, with a detail message. */
+static es_status refuse(frame *f, es_atp_error kind, es_status s, const char *fmt, ...)
+    ES_PRINTF(4, 5);
+static es_status refuse(frame *f, es_atp_error kind, es_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s = refuse_v(f, kind, s, false, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* The same, appending the error the failed call left behind. */
+static es_status refuse_wrap(frame *f, es_atp_error kind, es_status s, const char *fmt, ...)
+    ES_PRINTF(4, 5);
+static es_status refuse_wrap(frame *f, es_atp_error kind, es_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s = refuse_v(f, kind, s, true, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* A failed strict decode of part of the frame, refused as `kind` unless the
+ * decoder hit one of its bounds. */
+static es_status refuse_decode(frame *f, es_status s, es_atp_error kind, const char *what)
+{
+    if (s == ES_ERR_LIMIT)
+        return refuse_wrap(f, atp_last_error_is_depth() ? ES_ATP_ERR_DEPTH : ES_ATP_ERR_LIMIT,
+                           ES_ERR_LIMIT, "%s", what);
+    return refuse_wrap(f, kind, ES_ERR_DECODE, "%s", what);
+}
+
+/* ---- fields -------------------------------------------------------------- */
+
+typedef enum presence { REQUIRED, OPTIONAL } presence;
+
+/* The field `key` of the body as `kind`, or NULL when an OPTIONAL field is
+ * absent or null. A wrong kind, or a missing REQUIRED one, refuses the frame. */
+static es_status field(frame *f, const es_value *map, const char *key, es_value_kind kind,
+                       presence p, const es_value **out)
+{
+    const es_value *v = es_value_get(map, key);
+    *out = NULL;
+    if (v == NULL || v->kind == ES_VALUE_NULL) {
+        if (p == REQUIRED)
+            return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "field '%s' is missing", key);
+        return ES_OK;
+    }
+    if (v->kind != kind)
+        return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "field '%s' has the wrong type", key);
+    *out = v;
+    return ES_OK;
+}
+
+static es_status string_field(frame *f, const es_value *map, const char *key, presence p,
+                              const char **s, size_t *len)
+{
+    const es_value *v;
+    es_status st = field(f, map, key, ES_VALUE_STRING, p, &v);
+    *s = v ? v->u.str.ptr : NULL;
+    *len = v ? v->u.str.len : 0;
+    return st;
+}
+
+static es_status link_field(frame *f, const es_value *map, const char *key, presence p,
+                            const uint8_t **cid, size_t *len)
+{
+    const es_value *v;
+    es_status st = field(f, map, key, ES_VALUE_LINK, p, &v);
+    *cid = v ? v->u.bytes.ptr : NULL;
+    *len = v ? v->u.bytes.len : 0;
+    return st;
+}
+
+/* seq: a non-negative integer (uint64 on the wire). */
+static bool seq_value(const es_value *body, uint64_t *seq)
+{
+    const es_value *v = es_value_get(body, "seq");
+    if (v != NULL && v->kind == ES_VALUE_INT && v->u.i >= 0)
+        *seq = (uint64_t)v->u.i;
+    else if (v != NULL && v->kind == ES_VALUE_UINT)
+        *seq = v->u.u;
+    else
+        return false;
+    return true;
+}
+
+static es_status read_seq(frame *f)
+{
+    if (!seq_value(f->body, &f->out->seq))
+        return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "field 'seq' is missing or negative");
+    f->out->has_seq = true;
+    char text[24];
+    int n = snprintf(text, sizeof text, "%" PRIu64, f->out->seq);
+    f->seq_text = es_arena_strndup(f->arena, text, (size_t)n);
+    f->seq_len = (size_t)n;
+    return f->seq_text ? ES_OK : refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "arena full");
+}
+
+/* The DID field (`repo` in commits, `did` elsewhere), checked. */
+static es_status read_did(frame *f, const char *key)
+{
+    const char *did;
+    size_t len;
+    es_status s = string_field(f, f->body, key, REQUIRED, &did, &len);
+    if (s != ES_OK)
+        return s;
+    if (!es_atp_valid_did(did, len))
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "'%s' is not a valid DID", key);
+    f->out->did = did;
+    f->out->did_len = len;
+    return ES_OK;
+}
+
+static es_status read_time(frame *f)
+{
+    es_status s = string_field(f, f->body, "time", REQUIRED, &f->time, &f->time_len);
+    if (s != ES_OK)
+        return s;
+    if (!es_atp_parse_datetime(f->time, f->time_len, &f->time_ns))
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "'time' is not a valid datetime");
+    return ES_OK;
+}
+
+static es_status read_rev(frame *f, const char **rev, size_t *len)
+{
+    es_status s = string_field(f, f->body, "rev", REQUIRED, rev, len);
+    if (s == ES_OK && !es_atp_valid_tid(*rev, *len))
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "'rev' is not a valid TID");
+    return s;
+}
+
+/* ---- output helpers ------------------------------------------------------ */
+
+typedef struct part {
+    const char *p;
+    size_t n;
+} part;
+
+/* The concatenation of `parts`, NUL-terminated, in the frame's arena. */
+static char *join(frame *f, const part *parts, size_t count, size_t *len)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += parts[i].n;
+    char *s = es_arena_alloc(f->arena, total + 1);
+    if (s == NULL)
+        return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+        memcpy(s + at, parts[i].p, parts[i].n);
+        at += parts[i].n;
+    }
+    s[at] = '\0';
+    if (len != NULL)
+        *len = at;
+    return s;
+}
+
+static const char *cid_text(frame *f, const uint8_t *cid, size_t len, size_t *text_len)
+{
+    char *s = es_arena_alloc(f->arena, ES_CID_STRING_MAX);
+    if (s == NULL || es_cid_to_string(cid, len, s, ES_CID_STRING_MAX) != ES_OK)
+        return NULL;
+    *text_len = strlen(s);
+    return s;
+}
+
+static es_status arena_full(frame *f)
+{
+    return refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "the frame's arena is full");
+}
+
+/* Fill the fields every event of this frame shares. */
+static void event_common(frame *f, es_atp_event *e)
+{
+    e->entity_id = f->out->did;
+    e->entity_id_len = f->out->did_len;
+    e->time = f->time;
+    e->time_len = f->time_len;
+    e->time_ns = f->time_ns;
+}
+
+static es_atp_event *alloc_events(frame *f, size_t count)
+{
+    es_atp_event *ev = es_arena_calloc(f->arena, count ? count : 1, sizeof *ev);
+    f->out->events = ev;
+    return ev;
+}
+
+/* ---- blocks -------------------------------------------------------------- */
+
+static es_status parse_car(frame *f, const es_value *blocks, es_car *car)
+{
+    es_status s = es_car_parse(blocks->u.bytes.ptr, blocks->u.bytes.len, &f->d->opts.limits.car,
+                               f->arena, car);
+    if (s == ES_ERR_LIMIT || s == ES_ERR_NOMEM)
+        return refuse_wrap(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "blocks");
+    if (s != ES_OK)
+        return refuse_wrap(f, ES_ATP_ERR_CAR, ES_ERR_DECODE, "blocks");
+    return ES_OK;
+}
+
+static es_status verify(frame *f, es_car_block *b, const char *what)
+{
+    if (es_car_block_verified(b))
+        return ES_OK;
+    if (es_car_verify(b) != ES_OK)
+        return refuse_wrap(f, ES_ATP_ERR_HASH, ES_ERR_DECODE, "%s", what);
+    f->d->stats.blocks_verified++;
+    return ES_OK;
+}
+
+static es_status verify_all(frame *f, es_car *car)
+{
+    for (size_t i = 0; i < car->count; i++) {
+        es_status s = verify(f, &car->blocks[i], "block");
+        if (s != ES_OK)
+            return s;
+    }
+    return ES_OK;
+}
+
+/* The commit object named by roots[0]: present, verified, and agreeing with
+ * the frame's DID and rev. */
+static es_status check_commit_block(frame *f, const es_car *car, const uint8_t *commit,
+                                    size_t commit_len, const char *rev, size_t rev_len)
+{
+    if (car->root_count == 0 || car->root_lens[0] != commit_len ||
+        memcmp(car->roots[0], commit, commit_len) != 0)
+        return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE,
+                      "the CAR's first root is not the commit");
+    es_car_block *b = es_car_find(car, commit, commit_len);
+    if (b == NULL)
+        return refuse(f, ES_ATP_ERR_MISSING_BLOCK, ES_ERR_DECODE, "the commit block is absent");
+    es_status s = verify(f, b, "commit block");
+    if (s != ES_OK)
+        return s;
+    es_arena_reset(f->d->scratch);
+    es_value *c;
+    s = atp_decode_exact(b->data, b->len, f->d->opts.limits.max_depth, f->d->scratch, &c);
+    if (s != ES_OK)
+        return refuse_decode(f, s, ES_ATP_ERR_COMMIT, "commit block");
+    const es_value *did = es_value_get(c, "did"), *crev = es_value_get(c, "rev");
+    const es_value *version = es_value_get(c, "version"), *data = es_value_get(c, "data");
+    if (did == NULL || did->kind != ES_VALUE_STRING || did->u.str.len != f->out->did_len ||
+        memcmp(did->u.str.ptr, f->out->did, f->out->did_len) != 0)
+        return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit's did is not the repo");
+    if (crev == NULL || crev->kind != ES_VALUE_STRING || crev->u.str.len != rev_len ||
+        memcmp(crev->u.str.ptr, rev, rev_len) != 0)
+        return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit's rev is not the frame's");
+    if (version == NULL || version->kind != ES_VALUE_INT || version->u.i != 3)
+        return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit's version is not 3");
+    if (data == NULL || data->kind != ES_VALUE_LINK)
+        return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit has no data link");
+    return ES_OK;
+}
+
+/* ---- ops ----------------------------------------------------------------- */
+
+static es_status parse_path(frame *f, const es_value *o, parsed_op *out)
+{
+    const char *path;
+    size_t len;
+    es_status s = string_field(f, o, "path", REQUIRED, &path, &len);
+    if (s != ES_OK)
+        return s;
+    const char *slash = memchr(path, '/', len);
+    if (slash == NULL)
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "op path has no '/'");
+    out->collection = path;
+    out->collection_len = (size_t)(slash - path);
+    out->rkey = slash + 1;
+    out->rkey_len = len - out->collection_len - 1;
+    if (!es_atp_valid_nsid(out->collection, out->collection_len))
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "op collection is not a valid NSID");
+    if (!es_atp_valid_rkey(out->rkey, out->rkey_len))
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "op record key is not valid");
+    return ES_OK;
+}
+
+static es_status parse_action(frame *f, const es_value *o, parsed_op *out)
+{
+    const char *a;
+    size_t len;
+    es_status s = string_field(f, o, "action", REQUIRED, &a, &len);
+    if (s != ES_OK)
+        return s;
+    for (size_t i = 0; i < ES_ARRAY_LEN(action_names); i++)
+        if (len == strlen(action_names[i]) && memcmp(a, action_names[i], len) == 0) {
+            out->act = (action)i;
+            return ES_OK;
+        }
+    return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "unknown op action '%.*s'",
+                  (int)(len > 32 ? 32 : len), a);
+}
+
+/* The record block of a create or update: a dag-cbor CID, present in the
+ * CAR, hash-verified, and (unless skipped) strict DAG-CBOR map. */
+static es_status check_record(frame *f, const es_car *car, parsed_op *o)
+{
+    es_cid cid;
+    if (es_cid_parse(o->cid, o->cid_len, &cid) != ES_OK || cid.len != o->cid_len ||
+        cid.version != 1 || cid.codec != ES_CID_CODEC_DAG_CBOR)
+        return refuse(f, ES_ATP_ERR_RECORD, ES_ERR_DECODE,
+                      "record %.*s/%.*s: its CID is not a dag-cbor CIDv1", (int)o->collection_len,
+                      o->collection, (int)o->rkey_len, o->rkey);
+    es_car_block *b = es_car_find(car, o->cid, o->cid_len);
+    if (b == NULL)
+        return refuse(f, ES_ATP_ERR_MISSING_BLOCK, ES_ERR_DECODE,
+                      "record %.*s/%.*s: its block is absent", (int)o->collection_len,
+                      o->collection, (int)o->rkey_len, o->rkey);
+    es_status s = verify(f, b, "record block");
+    if (s != ES_OK)
+        return s;
+    o->block = b;
+    if (f->d->opts.skip_record_decode)
+        return ES_OK;
+    es_arena_reset(f->d->scratch);
+    es_value *v;
+    s = atp_decode_exact(b->data, b->len, f->d->opts.limits.max_depth, f->d->scratch, &v);
+    if (s != ES_OK)
+        return refuse_decode(f, s, ES_ATP_ERR_RECORD, "record block");
+    if (v->kind != ES_VALUE_MAP)
+        return refuse(f, ES_ATP_ERR_RECORD, ES_ERR_DECODE, "a record block is not a map");
+    return ES_OK;
+}
+
+static es_status parse_op(frame *f, const es_value *v, const es_car *car, parsed_op *o)
+{
+    if (v->kind != ES_VALUE_MAP)
+        return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "an op is not a map");
+    es_status s = parse_action(f, v, o);
+    if (s == ES_OK)
+        s = parse_path(f, v, o);
+    if (s == ES_OK)
+        s = link_field(f, v, "cid", OPTIONAL, &o->cid, &o->cid_len);
+    if (s == ES_OK)
+        s = link_field(f, v, "prev", OPTIONAL, &o->prev, &o->prev_len);
+    if (s != ES_OK)
+        return s;
+    if ((o->act == ACTION_DELETE) != (o->cid == NULL))
+        return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "%s op %s a cid", action_names[o->act],
+                      o->cid ? "with" : "without");
+    return o->act == ACTION_DELETE ? ES_OK : check_record(f, car, o);
+}
+
+/* The entity type of a collection: '.' becomes '_' (NSIDs never hold '_'). */
+static char *entity_type(frame *f, const parsed_op *o)
+{
+    part p = {o->collection, o->collection_len};
+    char *t = join(f, &p, 1, NULL);
+    for (char *c = t; c && *c; c++)
+        if (*c == '.')
+            *c = '_';
+    return t;
+}
+
+typedef struct commit_text {
+    const char *rev, *commit;
+    size_t rev_len, commit_len;
+} commit_text;
+
+static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct, es_atp_event *e)
+{
+    event_common(f, e);
+    e->entity_type = entity_type(f, o);
+    e->event_type = action_names[o->act];
+    part id[] = {{f->out->did, f->out->did_len},     {"/", 1}, {ct->rev, ct->rev_len}, {"/", 1},
+                 {o->collection, o->collection_len}, {"/", 1}, {o->rkey, o->rkey_len}};
+    e->msg_id = join(f, id, ES_ARRAY_LEN(id), &e->msg_id_len);
+    es_atp_meta *m = es_arena_calloc(f->arena, 6, sizeof *m);
+    if (e->entity_type == NULL || e->msg_id == NULL || m == NULL)
+        return arena_full(f);
+    size_t n = 0;
+    m[n++] = (es_atp_meta){"rkey", o->rkey, o->rkey_len};
+    if (o->cid != NULL) {
+        m[n].key = "cid";
+        if ((m[n].value = cid_text(f, o->cid, o->cid_len, &m[n].value_len)) == NULL)
+            return arena_full(f);
+        n++;
+        e->codec = "dag-cbor";
+        e->payload = o->block->data;
+        e->payload_len = o->block->len;
+    }
+    m[n++] = (es_atp_meta){"rev", ct->rev, ct->rev_len};
+    m[n++] = (es_atp_meta){"seq", f->seq_text, f->seq_len};
+    m[n++] = (es_atp_meta){"commit", ct->commit, ct->commit_len};
+    if (o->prev != NULL) {
+        m[n].key = "prev";
+        if ((m[n].value = cid_text(f, o->prev, o->prev_len, &m[n].value_len)) == NULL)
+            return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "op prev is not a CIDv1");
+        n++;
+    }
+    e->meta = m;
+    e->meta_count = n;
+    return ES_OK;
+}
+
+/* ---- message types ------------------------------------------------------- */
+
+static es_status map_commit(frame *f)
+{
+    es_atp_batch *out = f->out;
+    es_status s = read_seq(f);
+    if (s == ES_OK)
+        s = read_did(f, "repo");
+    if (s != ES_OK)
+        return s;
+    if (!es_atp_filter_keeps_did(f->d->opts.filter, out->did, out->did_len)) {
+        f->d->stats.filtered_frames++;
+        return ES_OK;
+    }
+    commit_text ct;
+    const uint8_t *commit;
+    size_t commit_len;
+    const es_value *blocks, *ops;
+    if ((s = link_field(f, f->body, "commit", REQUIRED, &commit, &commit_len)) != ES_OK ||
+        (s = read_rev(f, &ct.rev, &ct.rev_len)) != ES_OK || (s = read_time(f)) != ES_OK ||
+        (s = field(f, f->body, "blocks", ES_VALUE_BYTES, REQUIRED, &blocks)) != ES_OK ||
+        (s = field(f, f->body, "ops", ES_VALUE_ARRAY, REQUIRED, &ops)) != ES_OK)
+        return s;
+    size_t n = ops->u.array.count;
+    if (n > f->d->opts.limits.max_ops)
+        return refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "%zu ops, limit %zu", n,
+                      f->d->opts.limits.max_ops);
+    es_car car;
+    if ((s = parse_car(f, blocks, &car)) != ES_OK ||
+        (s = check_commit_block(f, &car, commit, commit_len, ct.rev, ct.rev_len)) != ES_OK ||
+        (f->d->opts.verify_all_blocks && (s = verify_all(f, &car)) != ES_OK))
+        return s;
+    parsed_op *parsed = es_arena_calloc(f->arena, n ? n : 1, sizeof *parsed);
+    if (parsed == NULL)
+        return arena_full(f);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((s = parse_op(f, &ops->u.array.items[i], &car, &parsed[i])) != ES_OK)
+            return s;
+        kept += es_atp_filter_keeps_collection(f->d->opts.filter, parsed[i].collection,
+                                               parsed[i].collection_len);
+    }
+    out->ops = n;
+    if ((ct.commit = cid_text(f, commit, commit_len, &ct.commit_len)) == NULL)
+        return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "'commit' is not a CIDv1");
+    es_atp_event *ev = alloc_events(f, kept);
+    if (ev == NULL)
+        return arena_full(f);
+    for (size_t i = 0; i < n; i++) {
+        const parsed_op *o = &parsed[i];
+        if (!es_atp_filter_keeps_collection(f->d->opts.filter, o->collection, o->collection_len))
+            continue;
+        if ((s = map_op(f, o, &ct, &ev[out->count])) != ES_OK)
+            return s;
+        out->count++;
+    }
+    return ES_OK;
+}
+
+/* A repo event (#identity, #account, #sync) as its one event. */
+static es_status map_repo_event(frame *f, const char *event_type, const char *id_tail,
+                                size_t id_tail_len, const es_atp_meta *extra, size_t extra_count)
+{
+    es_atp_event *e = alloc_events(f, 1);
+    es_atp_meta *m = es_arena_calloc(f->arena, 1 + extra_count, sizeof *m);
+    if (e == NULL || m == NULL)
+        return arena_full(f);
+    event_common(f, e);
+    e->entity_type = "repo";
+    e->event_type = event_type;
+    e->codec = "dag-cbor";
+    e->payload = f->body_bytes;
+    e->payload_len = f->body_len;
+    part id[] = {{f->out->did, f->out->did_len},
+                 {"/#", 2},
+                 {event_type, strlen(event_type)},
+                 {"/", 1},
+                 {id_tail, id_tail_len}};
+    e->msg_id = join(f, id, ES_ARRAY_LEN(id), &e->msg_id_len);
+    if (e->msg_id == NULL)
+        return arena_full(f);
+    m[0] = (es_atp_meta){"seq", f->seq_text, f->seq_len};
+    if (extra_count)
+        memcpy(m + 1, extra, extra_count * sizeof *m);
+    e->meta = m;
+    e->meta_count = 1 + extra_count;
+    f->out->count = 1;
+    return ES_OK;
+}
+
+/* The common head of #identity, #account and #sync; false when the DID
+ * filter drops the frame. */
+static es_status repo_event_head(frame *f, bool *keep)
+{
+    es_status s = read_seq(f);
+    if (s == ES_OK)
+        s = read_did(f, "did");
+    if (s == ES_OK)
+        s = read_time(f);
+    *keep = s == ES_OK && es_atp_filter_keeps_did(f->d->opts.filter, f->out->did, f->out->did_len);
+    if (s == ES_OK && !*keep)
+        f->d->stats.filtered_frames++;
+    return s;
+}
+
+static es_status map_identity(frame *f)
+{
+    bool keep;
+    const char *handle;
+    size_t handle_len;
+    es_status s = repo_event_head(f, &keep);
+    if (s == ES_OK)
+        s = string_field(f, f->body, "handle", OPTIONAL, &handle, &handle_len);
+    if (s != ES_OK || !keep)
+        return s;
+    return map_repo_event(f, "identity", f->time, f->time_len, NULL, 0);
+}
+
+static es_status map_account(frame *f)
+{
+    bool keep;
+    const es_value *active;
+    const char *status;
+    size_t status_len;
+    es_status s = repo_event_head(f, &keep);
+    if (s == ES_OK)
+        s = field(f, f->body, "active", ES_VALUE_BOOL, REQUIRED, &active);
+    if (s == ES_OK)
+        s = string_field(f, f->body, "status", OPTIONAL, &status, &status_len);
+    if (s != ES_OK || !keep)
+        return s;
+    return map_repo_event(f, "account", f->time, f->time_len, NULL, 0);
+}
+
+static es_status map_sync(frame *f)
+{
+    bool keep;
+    const char *rev;
+    size_t rev_len;
+    const es_value *blocks;
+    es_status s = repo_event_head(f, &keep);
+    if (s == ES_OK)
+        s = read_rev(f, &rev, &rev_len);
+    if (s == ES_OK)
+        s = field(f, f->body, "blocks", ES_VALUE_BYTES, REQUIRED, &blocks);
+    if (s != ES_OK || !keep)
+        return s;
+    es_car car;
+    if ((s = parse_car(f, blocks, &car)) != ES_OK)
+        return s;
+    if (car.root_count == 0)
+        return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE, "the CAR has no root");
+    if ((s = check_commit_block(f, &car, car.roots[0], car.root_lens[0], rev, rev_len)) != ES_OK)
+        return s;
+    es_atp_meta extra[2] = {{"rev", rev, rev_len}, {"commit", NULL, 0}};
+    extra[1].value = cid_text(f, car.roots[0], car.root_lens[0], &extra[1].value_len);
+    if (extra[1].value == NULL)
+        return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE, "the CAR root is not a CIDv1");
+    return map_repo_event(f, "sync", rev, rev_len, extra, 2);
+}
+
+/* #info and error frames: a name and an optional message, no events. */
+static es_status read_notice(frame *f, const char *name_key)
+{
+    const char *name, *message;
+    size_t name_len, message_len;
+    es_status s = string_field(f, f->body, name_key, REQUIRED, &name, &name_len);
+    if (s == ES_OK)
+        s = string_field(f, f->body, "message", OPTIONAL, &message, &message_len);
+    if (s != ES_OK)
+        return s;
+    f->out->name = es_arena_strndup(f->arena, name, name_len);
+    f->out->message = message ? es_arena_strndup(f->arena, message, message_len) : NULL;
+    if (f->out->name == NULL || (message != NULL && f->out->message == NULL))
+        return arena_full(f);
+    return ES_OK;
+}
+
+/* ---- frame --------------------------------------------------------------- */
+
+static const struct {
+    const char *t;
+    es_atp_kind kind;
+    es_status (*map)(frame *f);
+} message_types[] = {
+    {"#commit", ES_ATP_KIND_COMMIT, map_commit},
+    {"#identity", ES_ATP_KIND_IDENTITY, map_identity},
+    {"#account", ES_ATP_KIND_ACCOUNT, map_account},
+    {"#sync", ES_ATP_KIND_SYNC, map_sync},
+};
+
+/* Read the header; on success `used` is where the body starts. */
+static es_status read_header(frame *f, const uint8_t *buf, size_t len, size_t *used)
+{
+    es_cbor_options o;
+    es_cbor_options_init(&o, true);
+    o.max_depth = HEADER_DEPTH;
+    es_value *h;
+    es_status s = es_cbor_decode(buf, len, &o, f->arena, &h, used);
+    if (s != ES_OK)
+        return refuse_decode(f, s, ES_ATP_ERR_CBOR, "header");
+    const es_value *op = es_value_get(h, "op"), *t = es_value_get(h, "t");
+    if (h->kind != ES_VALUE_MAP || op == NULL || op->kind != ES_VALUE_INT)
+        return refuse(f, ES_ATP_ERR_HEADER, ES_ERR_DECODE, "the header has no integer 'op'");
+    if (op->u.i == -1) {
+        f->out->kind = ES_ATP_KIND_ERROR;
+        return ES_OK;
+    }
+    if (op->u.i != 1 || t == NULL || t->kind != ES_VALUE_STRING)
+        return refuse(f, ES_ATP_ERR_HEADER, ES_ERR_DECODE, "the header is not {op: 1, t: string}");
+    if ((f->out->type = es_arena_strndup(f->arena, t->u.str.ptr, t->u.str.len)) == NULL)
+        return arena_full(f);
+    f->out->kind = ES_ATP_KIND_UNKNOWN;
+    return ES_OK;
+}
+
+static es_status read_body(frame *f, const uint8_t *buf, size_t len)
+{
+    es_value *body;
+    es_status s = atp_decode_exact(buf, len, f->d->opts.limits.max_depth, f->arena, &body);
+    if (s != ES_OK)
+        return refuse_decode(f, s, ES_ATP_ERR_CBOR, "body");
+    if (body->kind != ES_VALUE_MAP)
+        return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "the body is not a map");
+    f->body = body;
+    f->body_bytes = buf;
+    f->body_len = len;
+    return ES_OK;
+}
+
+static es_status decode_frame(frame *f, const uint8_t *buf, size_t len)
+{
+    if (len > f->d->opts.limits.max_frame_bytes)
+        return refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "%zu bytes, limit %zu", len,
+                      f->d->opts.limits.max_frame_bytes);
+    size_t used;
+    es_status s = read_header(f, buf, len, &used);
+    if (s == ES_OK)
+        s = read_body(f, buf + used, len - used);
+    if (s != ES_OK)
+        return s;
+    if (f->out->kind == ES_ATP_KIND_ERROR)
+        return read_notice(f, "error");
+    for (size_t i = 0; i < ES_ARRAY_LEN(message_types); i++)
+        if (strcmp(f->out->type, message_types[i].t) == 0) {
+            f->out->kind = message_types[i].kind;
+            return message_types[i].map(f);
+        }
+    if (strcmp(f->out->type, "#info") == 0) {
+        f->out->kind = ES_ATP_KIND_INFO;
+        return read_notice(f, "name");
+    }
+    f->out->has_seq = seq_value(f->body, &f->out->seq); /* unknown type: skipped, seq if any */
+    return ES_OK;
+}
+
+static void count(es_atp_decoder *d, const es_atp_batch *b, es_status s)
+{
+    if (s != ES_OK) {
+        d->stats.errors[b->error]++;
+        return;
+    }
+    d->stats.by_kind[b->kind]++;
+    d->stats.ops += b->ops;
+    d->stats.events += b->count;
+    if (b->kind == ES_ATP_KIND_COMMIT)
+        d->stats.filtered_ops += b->ops - b->count;
+}
+
+es_status es_atp_decode(es_atp_decoder *d, const uint8_t *buf, size_t len, es_arena *arena,
+                        es_atp_batch *out)
+{
+    if (d == NULL || (buf == NULL && len > 0) || arena == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_decode: NULL argument");
+    memset(out, 0, sizeof *out);
+    d->stats.frames++;
+    d->stats.bytes += len;
+    frame f = {.d = d, .arena = arena, .out = out};
+    es_status s = decode_frame(&f, buf ? buf : (const uint8_t *)"", len);
+    if (s != ES_OK) {
+        if (out->error == ES_ATP_ERR_NONE) /* a failure without a kind: count it as a limit */
+            out->error = ES_ATP_ERR_LIMIT;
+        out->events = NULL; /* never a partial batch */
+        out->count = 0;
+    }
+    count(d, out, s);
+    return s;
+}

@@ -1,0 +1,224 @@
+/* Walking a repository's Merkle Search Tree (atproto repository spec, v3).
+ *
+ * A node is {l: link|null, e: [{p: prefix length, k: key suffix bytes,
+ * v: record link, t: link|null}]}: keys are compressed against the previous
+ * key of the same node, `l` holds the keys before the first entry and each
+ * `t` those between its entry and the next. An in-order walk therefore yields
+ * the records sorted by key, which the walker checks: keys must strictly
+ * increase, so neither a malicious cycle nor a duplicate can make it loop.
+ * Each node is decoded into a scratch arena, copied into a compact array
+ * (pointers into the CAR), and the scratch is reset, so memory holds only
+ * the path from the root. */
+#include "atp_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MST_MAX_DEPTH  64   /* 4-way fanout: 64 levels is 2^128 keys */
+#define MST_KEY_MAX    1024 /* collection (317) + '/' + rkey (512), with room */
+#define NODE_MAX_DEPTH 6    /* node -> e -> entry -> value: a few levels */
+#define SCRATCH_LIMIT  ((size_t)4 << 20)
+
+typedef struct entry {
+    size_t prefix;
+    const uint8_t *suffix, *value, *tree;
+    size_t suffix_len, value_len, tree_len;
+} entry;
+
+typedef struct node {
+    const uint8_t *left;
+    size_t left_len;
+    entry *entries;
+    size_t count;
+} node;
+
+typedef struct walk {
+    const es_car *car;
+    es_arena *scratch;
+    es_atp_record_fn fn;
+    void *user;
+    size_t visits, max_visits;
+    char last_key[MST_KEY_MAX + 1];
+    size_t last_len;
+    bool have_last;
+} walk;
+
+/* A link or null; anything else clears *ok. */
+static void optional_link(const es_value *v, const uint8_t **ptr, size_t *len, bool *ok)
+{
+    *ptr = NULL;
+    *len = 0;
+    if (v == NULL || v->kind == ES_VALUE_NULL)
+        return;
+    if (v->kind != ES_VALUE_LINK) {
+        *ok = false;
+        return;
+    }
+    *ptr = v->u.bytes.ptr;
+    *len = v->u.bytes.len;
+}
+
+/* Copy what the walk needs out of a decoded node value. */
+static es_status read_node(const es_value *v, node *n)
+{
+    const es_value *l = es_value_get(v, "l"), *e = es_value_get(v, "e");
+    bool ok = v->kind == ES_VALUE_MAP && e != NULL && e->kind == ES_VALUE_ARRAY;
+    if (!ok)
+        return es_error(ES_ERR_DECODE, "MST node is not {l, e: [...]}");
+    optional_link(l, &n->left, &n->left_len, &ok);
+    n->count = e->u.array.count;
+    n->entries = calloc(n->count ? n->count : 1, sizeof *n->entries);
+    if (n->entries == NULL)
+        return es_error(ES_ERR_NOMEM, "MST walk: out of memory");
+    for (size_t i = 0; ok && i < n->count; i++) {
+        const es_value *it = &e->u.array.items[i];
+        const es_value *p = es_value_get(it, "p"), *k = es_value_get(it, "k");
+        const es_value *val = es_value_get(it, "v");
+        entry *en = &n->entries[i];
+        ok = p != NULL && p->kind == ES_VALUE_INT && p->u.i >= 0 && k != NULL &&
+             k->kind == ES_VALUE_BYTES && val != NULL && val->kind == ES_VALUE_LINK;
+        if (!ok)
+            break;
+        en->prefix = (size_t)p->u.i;
+        en->suffix = k->u.bytes.ptr;
+        en->suffix_len = k->u.bytes.len;
+        en->value = val->u.bytes.ptr;
+        en->value_len = val->u.bytes.len;
+        optional_link(es_value_get(it, "t"), &en->tree, &en->tree_len, &ok);
+    }
+    if (!ok) {
+        free(n->entries);
+        return es_error(ES_ERR_DECODE, "MST node entry is not {p, k, v, t}");
+    }
+    return ES_OK;
+}
+
+static es_status load_node(walk *w, const uint8_t *cid, size_t cid_len, node *n)
+{
+    if (++w->visits > w->max_visits)
+        return es_error(ES_ERR_LIMIT, "MST walk: more nodes than blocks in the CAR");
+    es_car_block *b = es_car_find(w->car, cid, cid_len);
+    if (b == NULL)
+        return es_error(ES_ERR_DECODE, "MST node block is absent from the CAR");
+    es_status s = es_car_verify(b);
+    if (s != ES_OK)
+        return s;
+    es_arena_reset(w->scratch);
+    es_value *v;
+    s = atp_decode_exact(b->data, b->len, NODE_MAX_DEPTH, w->scratch, &v);
+    if (s != ES_OK)
+        return atp_error_wrap(s, "MST node");
+    return read_node(v, n);
+}
+
+static es_status visit_record(walk *w, const char *key, size_t key_len, const entry *en)
+{
+    if (w->have_last) {
+        size_t common = key_len < w->last_len ? key_len : w->last_len;
+        int c = memcmp(w->last_key, key, common);
+        if (c > 0 || (c == 0 && w->last_len >= key_len))
+            return es_error(ES_ERR_DECODE, "MST keys out of order at '%.*s'", (int)key_len, key);
+    }
+    memcpy(w->last_key, key, key_len);
+    w->last_key[key_len] = '\0';
+    w->last_len = key_len;
+    w->have_last = true;
+    es_car_block *b = es_car_find(w->car, en->value, en->value_len);
+    if (b != NULL) {
+        es_status s = es_car_verify(b);
+        if (s != ES_OK)
+            return s;
+    }
+    es_atp_record rec = {w->last_key, key_len, en->value, en->value_len, b};
+    return w->fn(&rec, w->user) ? es_error(ES_ERR_ABORTED, "MST walk stopped by the callback")
+                                : ES_OK;
+}
+
+static es_status walk_node(walk *w, const uint8_t *cid, size_t cid_len, size_t depth);
+
+static es_status walk_entries(walk *w, const node *n, size_t depth)
+{
+    char key[MST_KEY_MAX];
+    size_t key_len = 0;
+    es_status s = ES_OK;
+    if (n->left != NULL)
+        s = walk_node(w, n->left, n->left_len, depth + 1);
+    for (size_t i = 0; s == ES_OK && i < n->count; i++) {
+        const entry *en = &n->entries[i];
+        if (en->prefix > key_len || (i == 0 && en->prefix != 0) ||
+            en->suffix_len > MST_KEY_MAX - en->prefix)
+            return es_error(ES_ERR_DECODE, "MST entry %zu has an impossible key prefix", i);
+        memcpy(key + en->prefix, en->suffix, en->suffix_len);
+        key_len = en->prefix + en->suffix_len;
+        s = visit_record(w, key, key_len, en);
+        if (s == ES_OK && en->tree != NULL)
+            s = walk_node(w, en->tree, en->tree_len, depth + 1);
+    }
+    return s;
+}
+
+static es_status walk_node(walk *w, const uint8_t *cid, size_t cid_len, size_t depth)
+{
+    if (depth >= MST_MAX_DEPTH)
+        return es_error(ES_ERR_LIMIT, "MST deeper than %d levels", MST_MAX_DEPTH);
+    node n;
+    es_status s = load_node(w, cid, cid_len, &n);
+    if (s != ES_OK)
+        return s;
+    s = walk_entries(w, &n, depth);
+    free(n.entries);
+    return s;
+}
+
+/* Decode and check the commit named by roots[0]. */
+static es_status read_commit(const es_car *car, es_arena *arena, es_atp_commit_info *info)
+{
+    if (car->root_count == 0)
+        return es_error(ES_ERR_DECODE, "repository CAR has no root");
+    es_car_block *b = es_car_find(car, car->roots[0], car->root_lens[0]);
+    if (b == NULL)
+        return es_error(ES_ERR_DECODE, "the commit block (roots[0]) is absent");
+    es_status s = es_car_verify(b);
+    if (s != ES_OK)
+        return s;
+    es_value *c;
+    if ((s = atp_decode_exact(b->data, b->len, NODE_MAX_DEPTH, arena, &c)) != ES_OK)
+        return atp_error_wrap(s, "commit block");
+    const es_value *did = es_value_get(c, "did"), *rev = es_value_get(c, "rev");
+    const es_value *version = es_value_get(c, "version"), *data = es_value_get(c, "data");
+    if (did == NULL || did->kind != ES_VALUE_STRING || rev == NULL ||
+        rev->kind != ES_VALUE_STRING || version == NULL || version->kind != ES_VALUE_INT ||
+        data == NULL || data->kind != ES_VALUE_LINK)
+        return es_error(ES_ERR_DECODE, "the commit is not {did, rev, version, data, ...}");
+    info->did = es_arena_strndup(arena, did->u.str.ptr, did->u.str.len);
+    info->rev = es_arena_strndup(arena, rev->u.str.ptr, rev->u.str.len);
+    info->version = version->u.i;
+    info->data = data->u.bytes.ptr;
+    info->data_len = data->u.bytes.len;
+    if (info->did == NULL || info->rev == NULL)
+        return es_error(ES_ERR_NOMEM, "MST walk: arena full");
+    return ES_OK;
+}
+
+es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_info *commit,
+                           es_atp_record_fn fn, void *user)
+{
+    if (car == NULL || arena == NULL || fn == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_walk_repo: NULL argument");
+    es_atp_commit_info info;
+    es_status s = read_commit(car, arena, &info);
+    if (s != ES_OK)
+        return s;
+    if (commit != NULL)
+        *commit = info;
+    walk *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return es_error(ES_ERR_NOMEM, "MST walk: out of memory");
+    *w = (walk){.car = car, .fn = fn, .user = user, .max_visits = car->count};
+    s = es_arena_create(SCRATCH_LIMIT, &w->scratch);
+    if (s == ES_OK)
+        s = walk_node(w, info.data, info.data_len, 0);
+    es_arena_destroy(w->scratch);
+    free(w);
+    return s;
+}

@@ -1,0 +1,36 @@
+#include "atp_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+es_status atp_error_wrap(es_status s, const char *fmt, ...)
+{
+    char previous[512], prefix[256];
+    snprintf(previous, sizeof previous, "%s", es_last_error());
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    return es_error(s, "%s: %s", prefix, previous);
+}
+
+es_status atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
+                           es_value **out)
+{
+    es_cbor_options o;
+    es_cbor_options_init(&o, true);
+    o.max_depth = max_depth;
+    size_t used = 0;
+    es_status s = es_cbor_decode(buf, len, &o, arena, out, &used);
+    if (s == ES_OK && used != len)
+        return es_error(ES_ERR_DECODE, "%zu stray bytes after the DAG-CBOR item", len - used);
+    return s;
+}
+
+bool atp_last_error_is_depth(void)
+{
+    /* The decoder reports both of its bounds as ES_ERR_LIMIT; its depth
+     * message is the one that speaks of nesting. */
+    return strstr(es_last_error(), "nesting") != NULL;
+}

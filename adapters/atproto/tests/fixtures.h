@@ -1,0 +1,60 @@
+/* Test helpers shared by the adapter's test programs: locating the fixtures
+ * of ../shared (through ES_SHARED_DIR) and reading whole files. A test that
+ * needs an absent fixture calls cmocka's skip() after saying why. */
+#ifndef ES_ATP_TEST_FIXTURES_H
+#define ES_ATP_TEST_FIXTURES_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The path of fixtures/<rel> under ES_SHARED_DIR (static storage), or NULL
+ * after printing why when it is absent. */
+static inline const char *fixture_path(const char *rel)
+{
+    static char path[4096];
+    const char *dir = getenv("ES_SHARED_DIR");
+    struct stat st;
+    if (dir == NULL || *dir == '\0') {
+        printf("SKIP: ES_SHARED_DIR is not set; fixture %s unavailable\n", rel);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/fixtures/%s", dir, rel);
+    if (stat(path, &st) != 0) {
+        printf("SKIP: fixture %s is absent (ES_SHARED_DIR=%s)\n", path, dir);
+        return NULL;
+    }
+    return path;
+}
+
+/* The whole file, malloc'ed and NUL-terminated (the caller frees it), or NULL. */
+static inline unsigned char *read_whole_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap + 1);
+    while (buf != NULL) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        unsigned char *grown = realloc(buf, cap * 2 + 1);
+        if (grown == NULL) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = grown;
+        cap *= 2;
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+#endif

@@ -1,0 +1,41 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <es/envelope.h>
+
+#include "nats_fixture.h"
+
+natsConnection *fixture_connect(void)
+{
+    const char *url = getenv("NATS_URL");
+    if (url == NULL || url[0] == '\0')
+        return NULL;
+    natsConnection *nc = NULL;
+    natsStatus ns = natsConnection_ConnectTo(&nc, url);
+    if (ns != NATS_OK)
+        fail_msg("cannot connect to NATS_URL=%s: %s", url, natsStatus_GetText(ns));
+    return nc;
+}
+
+void fixture_disconnect(natsConnection *nc)
+{
+    if (nc != NULL)
+        natsConnection_Destroy(nc);
+}
+
+void fixture_store_name(char out[33])
+{
+    static unsigned counter;
+    snprintf(out, 33, "t%ld_%u", (long)getpid(), ++counter);
+}
+
+void fixture_drop_store(natsConnection *nc, const char *store)
+{
+    if (nc != NULL)
+        assert_int_equal(es_envelope_delete_buckets(nc, store), ES_OK);
+}

@@ -1,0 +1,33 @@
+/* Live-server helpers for the envelope's tests: a connection from NATS_URL
+ * (tools/test exports it), unique store names, clean-up. */
+#ifndef ES_TEST_NATS_FIXTURE_H
+#define ES_TEST_NATS_FIXTURE_H
+
+#include <stdio.h>
+
+#include <nats/nats.h>
+
+/* A connection to $NATS_URL, or NULL when it is unset. Fails the test when
+ * the variable is set but the server cannot be reached. */
+natsConnection *fixture_connect(void);
+
+/* Closes the connection (accepts NULL). */
+void fixture_disconnect(natsConnection *nc);
+
+/* A fresh store name for one test ("t<pid>_<n>"): its buckets do not exist. */
+void fixture_store_name(char out[33]);
+
+/* Deletes the store's envelope buckets; asserts success. */
+void fixture_drop_store(natsConnection *nc, const char *store);
+
+/* Skips the running test, saying why, when there is no server. */
+#define REQUIRE_NATS(nc)                                                                           \
+    do {                                                                                           \
+        if ((nc) == NULL) {                                                                        \
+            printf("SKIP: NATS_URL is not set; run tools/test or export NATS_URL "                 \
+                   "(tools/nats-local start NAME)\n");                                             \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+#endif

@@ -1,0 +1,274 @@
+/* The ATProto firehose adapter: decode `com.atproto.sync.subscribeRepos`
+ * frames, verify their CAR blocks, and map each frame to the batch of entity
+ * events the core engine appends atomically (see docs/atproto.md).
+ *
+ * Every byte handed to these calls is treated as hostile: a malformed frame
+ * yields a clear status and an error kind, counted in the decoder's stats,
+ * never a crash, never unbounded memory or time, and never a partial batch.
+ *
+ * Thread safety: a decoder keeps statistics and must be used by one thread at
+ * a time; filters are read-only once built and may be shared by decoders on
+ * many threads. */
+#ifndef ES_ATPROTO_H
+#define ES_ATPROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <es/arena.h>
+#include <es/car.h>
+#include <es/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- syntax (atproto specs: DID, NSID, record key, TID, datetime) -------- */
+
+bool es_atp_valid_did(const char *s, size_t len);
+bool es_atp_valid_nsid(const char *s, size_t len);
+bool es_atp_valid_rkey(const char *s, size_t len);
+bool es_atp_valid_tid(const char *s, size_t len);
+/* A datetime in the atproto profile of RFC 3339 (upper-case T and Z, an
+ * explicit offset other than -00:00, real calendar values, not before year 0
+ * once normalised to UTC). */
+bool es_atp_valid_datetime(const char *s, size_t len);
+/* The same, also storing the instant as nanoseconds since the Unix epoch
+ * (when `unix_ns` is not NULL); instants outside int64 nanoseconds (before
+ * 1678, after 2262) are refused. */
+bool es_atp_parse_datetime(const char *s, size_t len, int64_t *unix_ns);
+
+/* ---- filters ------------------------------------------------------------- */
+
+/* Which collections and repositories to keep. An empty filter (or none) keeps
+ * everything; a collection list and a DID list each restrict independently. */
+typedef struct es_atp_filter es_atp_filter;
+
+es_status es_atp_filter_create(es_atp_filter **out);
+/* Free the filter. Accepts NULL. */
+void es_atp_filter_destroy(es_atp_filter *f);
+/* Add comma-separated collection patterns: an NSID (`app.bsky.graph.follow`),
+ * a prefix ending at a segment boundary (`app.bsky.feed.*` keeps every NSID
+ * under app.bsky.feed), or `*`. A malformed pattern is ES_ERR_INVALID and
+ * leaves the filter unchanged. */
+es_status es_atp_filter_add_collections(es_atp_filter *f, const char *patterns);
+/* Add DIDs separated by commas or white space. */
+es_status es_atp_filter_add_dids(es_atp_filter *f, const char *dids);
+/* Add the DIDs of a text file (one or more per line, separated by commas or
+ * white space; `#` starts a comment). */
+es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path);
+/* `--dids` semantics: an argument starting with "did:" is a list, anything
+ * else is the path of a file. */
+es_status es_atp_filter_add_dids_arg(es_atp_filter *f, const char *arg);
+bool es_atp_filter_keeps_collection(const es_atp_filter *f, const char *nsid, size_t len);
+bool es_atp_filter_keeps_did(const es_atp_filter *f, const char *did, size_t len);
+
+/* ---- decoding and mapping ------------------------------------------------ */
+
+/* Why a frame was refused. Each kind is counted in es_atp_stats.errors. */
+typedef enum es_atp_error {
+    ES_ATP_ERR_NONE = 0,
+    ES_ATP_ERR_CBOR,          /* header or body is not valid DAG-CBOR */
+    ES_ATP_ERR_DEPTH,         /* nesting deeper than the bound */
+    ES_ATP_ERR_HEADER,        /* the header is not {op, t} as specified */
+    ES_ATP_ERR_SCHEMA,        /* a required field is missing or has the wrong type */
+    ES_ATP_ERR_SYNTAX,        /* an invalid DID, NSID, record key, rev or datetime */
+    ES_ATP_ERR_LIMIT,         /* more bytes, ops or blocks than the limits allow */
+    ES_ATP_ERR_CAR,           /* a malformed or truncated CAR */
+    ES_ATP_ERR_CAR_ROOT,      /* the CAR's first root is not the commit */
+    ES_ATP_ERR_HASH,          /* a block's SHA-256 differs from its CID's digest */
+    ES_ATP_ERR_MISSING_BLOCK, /* the commit or an op names a block the CAR lacks */
+    ES_ATP_ERR_RECORD,        /* a record block is not valid DAG-CBOR */
+    ES_ATP_ERR_COMMIT,        /* the commit block contradicts the frame (did, rev, version) */
+    ES_ATP_ERR_OP,            /* an op whose action, cid and prev do not fit together */
+    ES_ATP_ERR_COUNT
+} es_atp_error;
+
+/* A short constant name for logs and statistics ("hash", "car"). */
+const char *es_atp_error_name(es_atp_error e);
+
+typedef enum es_atp_kind {
+    ES_ATP_KIND_NONE = 0, /* the frame could not be decoded far enough to tell */
+    ES_ATP_KIND_COMMIT,
+    ES_ATP_KIND_SYNC,
+    ES_ATP_KIND_IDENTITY,
+    ES_ATP_KIND_ACCOUNT,
+    ES_ATP_KIND_INFO,    /* #info: informational, e.g. OutdatedCursor; no events */
+    ES_ATP_KIND_ERROR,   /* op = -1: the server ends the stream; no events */
+    ES_ATP_KIND_UNKNOWN, /* an unknown message type: skipped and counted */
+} es_atp_kind;
+#define ES_ATP_KIND_COUNT 8
+
+/* A short constant name ("commit", "identity"). */
+const char *es_atp_kind_name(es_atp_kind k);
+
+/* Limits; 0 in a field means its default (in brackets). */
+typedef struct es_atp_limits {
+    size_t max_frame_bytes; /* a whole frame [5 MiB] */
+    size_t max_ops;         /* ops in one commit [200, the lexicon's maxLength] */
+    size_t max_depth;       /* DAG-CBOR nesting, frames and records [64] */
+    es_car_limits car;      /* blocks bytes [2,000,000, the lexicon's maxLength], blocks */
+} es_atp_limits;
+
+typedef struct es_atp_options {
+    es_atp_limits limits;
+    const es_atp_filter *filter; /* borrowed, must outlive the decoder; NULL keeps everything */
+    /* Hash every block of every CAR, not only the commit and record blocks
+     * the mapping uses (MST nodes then get verified too). Default off. */
+    bool verify_all_blocks;
+    /* Skip the strict DAG-CBOR check of record blocks (their hashes are still
+     * verified). Default off: a stored record always decodes. */
+    bool skip_record_decode;
+} es_atp_options;
+
+/* Counters of one decoder since its creation. */
+typedef struct es_atp_stats {
+    uint64_t frames;                     /* every frame handed to es_atp_decode */
+    uint64_t bytes;                      /* their total size */
+    uint64_t by_kind[ES_ATP_KIND_COUNT]; /* accepted frames, indexed by es_atp_kind */
+    uint64_t ops;                        /* record ops in accepted commits, before filtering */
+    uint64_t events;                     /* events produced (after filtering) */
+    uint64_t filtered_ops;               /* ops dropped by the collection filter */
+    uint64_t filtered_frames;            /* commits and repo events dropped by the DID filter */
+    uint64_t blocks_verified;            /* blocks whose SHA-256 was checked */
+    uint64_t errors[ES_ATP_ERR_COUNT];   /* refused frames by kind */
+} es_atp_stats;
+
+/* One metadata entry: becomes the header `Rita-Meta-<key>: <value>`. */
+typedef struct es_atp_meta {
+    const char *key; /* NUL-terminated constant: rkey, cid, rev, seq, commit, prev */
+    const char *value;
+    size_t value_len; /* value is not NUL-terminated in general */
+} es_atp_meta;
+
+/* One event to append. Strings carry their length; those marked "(NUL)" are
+ * also NUL-terminated. */
+typedef struct es_atp_event {
+    const char
+        *entity_type;      /* (NUL) collection with '.'->'_', e.g. app_bsky_feed_like, or "repo" */
+    const char *entity_id; /* the DID, raw (the core escapes it into a subject token) */
+    size_t entity_id_len;
+    const char *event_type; /* (NUL) create | update | delete | identity | account | sync */
+    const char *msg_id;     /* (NUL) Nats-Msg-Id: <did>/<rev>/<collection>/<rkey>, see docs */
+    size_t msg_id_len;
+    const char *codec;      /* (NUL) "dag-cbor", or NULL when there is no payload (deletes) */
+    const uint8_t *payload; /* the record block exactly as in the CAR, or the frame body */
+    size_t payload_len;
+    const es_atp_meta *meta;
+    size_t meta_count;
+    const char *time; /* the frame's `time` exactly as sent (a valid atproto datetime) */
+    size_t time_len;
+    int64_t time_ns; /* the same instant in nanoseconds since the Unix epoch: Rita-Time */
+} es_atp_event;
+
+/* The result of decoding one frame: the events to append as ONE atomic batch
+ * (all of a commit's ops, or one repo event). `count` may be 0: an #info, an
+ * error frame, an unknown type, a filtered-out frame, an empty commit. The
+ * caller still advances its cursor past `seq` for those. */
+typedef struct es_atp_batch {
+    es_atp_kind kind;
+    bool has_seq;
+    uint64_t seq;
+    const char *did; /* the repo's DID when known (commit, sync, identity, account) */
+    size_t did_len;
+    const char *type;    /* (NUL) the header's `t` ("#commit"), or NULL */
+    const char *name;    /* (NUL) #info name or error frame `error`, or NULL */
+    const char *message; /* (NUL) #info or error frame `message`, or NULL */
+    size_t ops;          /* ops in the commit, before filtering */
+    es_atp_event *events;
+    size_t count;
+    es_atp_error error; /* why the frame was refused, when es_atp_decode failed */
+} es_atp_batch;
+
+typedef struct es_atp_decoder es_atp_decoder;
+
+/* Create a decoder. `opts` may be NULL (defaults). The caller owns the
+ * decoder and frees it with es_atp_decoder_destroy(). */
+es_status es_atp_decoder_create(const es_atp_options *opts, es_atp_decoder **out);
+/* Accepts NULL. */
+void es_atp_decoder_destroy(es_atp_decoder *d);
+
+/* Decode, verify and map one frame. Everything `out` points to lives in
+ * `arena` or in `frame` itself (payloads and most strings are not copied):
+ * it stays valid until the caller resets the arena or releases the frame. The
+ * caller typically gives each in-flight frame its own arena and resets it once
+ * the batch is acknowledged. The arena's limit bounds the memory one frame can
+ * take (a few times the frame size is ample).
+ *
+ * Returns ES_OK with a batch (possibly empty), or, for a refused frame,
+ * ES_ERR_DECODE / ES_ERR_LIMIT / ES_ERR_NOMEM with out->error set, out->seq
+ * set when it could be read, and es_last_error() naming the seq and the
+ * problem. A refused frame produces no event at all. ES_ERR_INVALID for NULL
+ * arguments. An error frame (op = -1) is ES_OK with kind ES_ATP_KIND_ERROR:
+ * the server ends the stream after it. */
+es_status es_atp_decode(es_atp_decoder *d, const uint8_t *frame, size_t len, es_arena *arena,
+                        es_atp_batch *out);
+
+/* The decoder's counters (owned by the decoder, updated by each call). */
+const es_atp_stats *es_atp_decoder_stats(const es_atp_decoder *d);
+/* Fill in the defaults of the zero fields of `limits`. */
+void es_atp_limits_defaults(es_atp_limits *limits);
+
+/* ---- repository walk (MST) ----------------------------------------------- */
+
+/* One record of a repository, found by walking its Merkle Search Tree. */
+typedef struct es_atp_record {
+    const char *key; /* (NUL) "<collection>/<rkey>", in the callback's scratch memory */
+    size_t key_len;
+    const uint8_t *cid; /* binary CID of the record */
+    size_t cid_len;
+    const es_car_block *block; /* the record's block (verified), or NULL when the CAR lacks it */
+} es_atp_record;
+
+/* Return non-zero to stop the walk (es_atp_walk_repo then returns ES_ERR_ABORTED). */
+typedef int (*es_atp_record_fn)(const es_atp_record *rec, void *user);
+
+typedef struct es_atp_commit_info {
+    const char *did; /* in arena */
+    const char *rev;
+    int64_t version;
+    const uint8_t *data; /* binary CID of the MST root, in the CAR */
+    size_t data_len;
+} es_atp_commit_info;
+
+/* Walk a full-repository CAR (as from com.atproto.sync.getRepo): verify and
+ * decode the commit named by roots[0], then visit every record of its tree in
+ * key order. Every MST node is hash-verified; depth, key length and the number
+ * of nodes visited are bounded. `commit` (may be NULL) receives the commit's
+ * fields (its strings live in `arena`). Records whose blocks are absent are
+ * reported with block == NULL. The walk holds only the path from the root in
+ * memory (depth <= 64), visits each node at most once and checks that keys
+ * strictly increase. */
+es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_info *commit,
+                           es_atp_record_fn fn, void *user);
+
+/* ---- capture files ------------------------------------------------------- */
+
+/* A capture is a sequence of `[u32 little-endian length][frame bytes]`,
+ * optionally zstd-compressed as a whole (detected by the zstd magic number). */
+typedef struct es_atp_capture es_atp_capture;
+
+/* Open a capture for reading; frames longer than `max_frame` (0: 5 MiB) are
+ * refused. The caller owns the reader; close it with es_atp_capture_close(). */
+es_status es_atp_capture_open(const char *path, size_t max_frame, es_atp_capture **out);
+/* The next frame: ES_OK with *frame and *len (valid until the next call; owned by
+ * the reader), ES_ERR_NOT_FOUND at a clean end, ES_ERR_DECODE for a truncated
+ * or corrupt file, ES_ERR_LIMIT for a length beyond max_frame, ES_ERR_IO for a
+ * read error. After an error the reader stays at its end. */
+es_status es_atp_capture_next(es_atp_capture *c, const uint8_t **frame, size_t *len);
+/* Accepts NULL. */
+void es_atp_capture_close(es_atp_capture *c);
+
+typedef struct es_atp_capture_writer es_atp_capture_writer;
+
+/* Create (truncate) a capture file; `zstd_level` 0 writes it uncompressed. */
+es_status es_atp_capture_create(const char *path, int zstd_level, es_atp_capture_writer **out);
+es_status es_atp_capture_write(es_atp_capture_writer *w, const uint8_t *frame, size_t len);
+/* Flush, close and free; reports a failed final write. Accepts NULL. */
+es_status es_atp_capture_finish(es_atp_capture_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

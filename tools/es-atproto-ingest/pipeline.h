@@ -1,0 +1,39 @@
+/* The ingest pipeline: frames from a source are decoded, verified and mapped
+ * (es_atp_decode), and each resulting batch is handed to a sink. The dry-run
+ * sink drops batches after counting them; the NATS sink (appending each
+ * batch atomically through the core engine) plugs in here the same way. */
+#ifndef ES_INGEST_PIPELINE_H
+#define ES_INGEST_PIPELINE_H
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdbool.h>
+
+#include <es/atproto.h>
+
+#include "source.h"
+
+/* Receives each batch (valid until the call returns; copy or finish with it
+ * before returning). A non-OK status stops the pipeline. */
+typedef es_status (*ingest_sink_fn)(void *ctx, const es_atp_batch *batch);
+
+typedef struct ingest_result {
+    double wall_seconds;     /* spent in the loop */
+    double cpu_seconds;      /* process CPU time in the loop */
+    bool error_frame;        /* the stream ended with an error frame (op = -1) */
+    es_status source_status; /* ES_ERR_NOT_FOUND at a clean end */
+} ingest_result;
+
+/* Run until the source ends (or fails), an error frame arrives, the sink
+ * fails, or *stop becomes non-zero (signal handlers set it). Refused frames
+ * are logged on stderr with their seq and skipped. */
+es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, ingest_sink_fn sink,
+                     void *sink_ctx, volatile sig_atomic_t *stop, ingest_result *result);
+
+/* The dry-run sink: accepts every batch. */
+es_status ingest_sink_discard(void *ctx, const es_atp_batch *batch);
+
+/* The final report: frames/s, ops/s, MB/s, counts by kind and errors by kind. */
+void ingest_report(FILE *out, const char *source, const es_atp_stats *st, const ingest_result *r);
+
+#endif

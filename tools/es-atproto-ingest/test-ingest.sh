@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Command-line test of es-atproto-ingest (and es-atproto-gen): exit codes,
+# counts in the report, refusal of bad usage and of corrupt captures.
+#   test-ingest.sh INGEST_BINARY GEN_BINARY
+set -euo pipefail
+ingest=$1 gen=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+expect_exit() { # CODE COMMAND... : run, keep stdout+stderr in $tmp/out
+    local want=$1; shift
+    local got=0
+    "$@" >"$tmp/out" 2>&1 || got=$?
+    [ "$got" = "$want" ] || { cat "$tmp/out"; fail "exit $got, expected $want: $*"; }
+}
+
+# a generated capture decodes without a single error
+"$gen" --out "$tmp/gen.zst" --frames 500 --seed 9 >"$tmp/gen.txt"
+commits=$(sed -n 's/.*: \([0-9]*\) commits.*/\1/p' "$tmp/gen.txt")
+expect_exit 0 "$ingest" --from-file "$tmp/gen.zst" --dry-run --exit-at-end
+grep -q "^errors: none" "$tmp/out" || fail "errors in the generated capture"
+grep -q "frames: commit $commits " "$tmp/out" || fail "commit count is not $commits"
+grep -q "decoded 500 frames" "$tmp/out" || fail "not 500 frames"
+
+# the same, uncompressed, replayed from memory, with every block verified
+"$gen" --out "$tmp/gen.bin" --frames 500 --seed 9 --zstd 0 >/dev/null
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --repeat 3 \
+    --verify-all-blocks
+grep -q "decoded 1500 frames" "$tmp/out" || fail "repeat 3 did not decode 1500 frames"
+grep -q "^errors: none" "$tmp/out" || fail "errors with --verify-all-blocks"
+
+# filters: a collection filter leaves events out, a DID filter whole frames
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end \
+    --collections app.bsky.graph.follow --dids did:plc:nobody
+grep -q "filtered out: 0 ops, 500 frames" "$tmp/out" || fail "DID filter"
+
+# a truncated capture: the frames before the cut, then exit 1
+size=$(stat -c %s "$tmp/gen.bin")
+head -c $((size - 10)) "$tmp/gen.bin" >"$tmp/cut.bin"
+expect_exit 1 "$ingest" --from-file "$tmp/cut.bin" --dry-run --exit-at-end
+grep -q "truncated" "$tmp/out" || fail "no truncation message"
+grep -q "decoded 499 frames" "$tmp/out" || fail "frames before the cut"
+
+# a damaged frame is skipped with its seq, the rest goes on
+cp "$tmp/gen.bin" "$tmp/bad.bin"
+printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of="$tmp/bad.bin" bs=1 seek=300 conv=notrunc 2>/dev/null
+expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end
+grep -q "skipped" "$tmp/out" || fail "the damaged frame was not reported"
+grep -q "decoded 500 frames" "$tmp/out" || fail "frames after the damaged one"
+
+# an error frame ends the stream: exit 3
+printf '\x19\x00\x00\x00\xa1\x62op\x20\xa1\x65error\x6cFutureCursor' >"$tmp/err.bin"
+expect_exit 3 "$ingest" --from-file "$tmp/err.bin" --dry-run --exit-at-end
+grep -q "FutureCursor" "$tmp/out" || fail "error frame not reported"
+
+# usage
+expect_exit 0 "$ingest" --help
+grep -q -- "--from-file" "$tmp/out" || fail "help"
+expect_exit 2 "$ingest" --from-file "$tmp/gen.bin" --exit-at-end          # no --dry-run
+expect_exit 2 "$ingest" --dry-run --exit-at-end                            # no source
+expect_exit 2 "$ingest" --from-file x --dry-run --collections 'app.bsky.fe*'
+expect_exit 2 "$ingest" --from-file x --dry-run --dids /nonexistent/file
+expect_exit 2 "$ingest" --from-file x --dry-run --repeat 0
+expect_exit 1 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end
+
+# the real relay capture, when ../shared is there
+corpus=${ES_SHARED_DIR:-}/fixtures/firehose-corpus/frames.bin.zst
+if [ -n "${ES_SHARED_DIR:-}" ] && [ -f "$corpus" ]; then
+    expect_exit 0 "$ingest" --from-file "$corpus" --dry-run --exit-at-end --verify-all-blocks
+    grep -q "frames: commit 148 sync 0 identity 1 account 1" "$tmp/out" || fail "corpus counts"
+    grep -q "events: 152 " "$tmp/out" || fail "corpus events"
+    grep -q "^errors: none" "$tmp/out" || fail "corpus errors"
+else
+    echo "SKIP: the real capture is absent (ES_SHARED_DIR=${ES_SHARED_DIR:-unset})"
+fi
+echo "es-atproto-ingest: all checks passed"
