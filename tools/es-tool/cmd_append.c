@@ -25,6 +25,7 @@ enum {
     OPT_META,
     OPT_EVENT_ID,
     OPT_BATCH,
+    OPT_SCHEMA,
 };
 
 static const es_cli_option options[] = {
@@ -38,6 +39,8 @@ static const es_cli_option options[] = {
     {"event-id", 0, true, OPT_EVENT_ID},
     {"tenant", 0, true, OPT_TENANT},
     {"batch", 'b', true, OPT_BATCH},
+    {"schema", 0, true, OPT_SCHEMA},
+    TOOL_OPT_MASTER_KEY,
     {NULL, 0, false, 0},
 };
 
@@ -110,7 +113,7 @@ typedef struct single_args {
     const char *type, *id, *event, *tenant, *event_id, *codec;
     const char *data, *data_file;
     es_expect expect;
-    uint64_t expect_seq;
+    uint64_t expect_seq, schema;
     const char *meta[META_MAX];
     size_t nmeta;
 } single_args;
@@ -126,6 +129,7 @@ static es_status build_single(append_job *j, const single_args *a)
     e->event_id = a->event_id;
     e->expect = a->expect;
     e->expect_seq = a->expect_seq;
+    e->schema = (uint32_t)a->schema;
     e->codec = a->codec ? a->codec : (a->data || a->data_file) ? "json" : "binary";
     for (size_t i = 0; i < a->nmeta; i++) {
         const char *eq = strchr(a->meta[i], '=');
@@ -216,8 +220,8 @@ static es_status batch_expect(es_event_spec *e, const es_value *x, size_t line)
 
 static bool known_key(const char *k)
 {
-    static const char *const keys[] = {"type",     "id",   "event",  "data",  "codec",
-                                       "event_id", "meta", "expect", "tenant"};
+    static const char *const keys[] = {"type", "id",   "event",  "data",   "codec",
+                                       "event_id", "meta", "expect", "tenant", "schema"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(k, keys[i]) == 0)
             return true;
@@ -250,6 +254,13 @@ static es_status batch_event(append_job *j, const es_value *o, size_t line)
     es_status s = batch_meta(j, e, es_value_get(o, "meta"), line);
     if (s == ES_OK)
         s = batch_expect(e, es_value_get(o, "expect"), line);
+    const es_value *schema = es_value_get(o, "schema");
+    if (s == ES_OK && schema != NULL) {
+        if (schema->kind != ES_VALUE_INT || schema->u.i < 1 || schema->u.i > UINT32_MAX)
+            s = line_error(line, "\"schema\" is a version from 1 to 4294967295");
+        else
+            e->schema = (uint32_t)schema->u.i;
+    }
     const es_value *data = es_value_get(o, "data");
     if (s == ES_OK && data != NULL)
         s = encode(e->codec, data, &j->payloads[j->n], j->n);
@@ -307,6 +318,12 @@ static int parse(int argc, char **argv, es_cli_conn *conn, const char **store, s
         case OPT_TENANT: a->tenant = p.value; break;
         case OPT_BATCH: *batch = p.value; break;
         case OPT_EXPECT_NEW: a->expect = ES_EXPECT_NEW; break;
+        case OPT_SCHEMA:
+            if (!es_cli_parse_u64(p.value, "--schema", &a->schema))
+                return ES_EXIT_USAGE;
+            if (a->schema == 0 || a->schema > UINT32_MAX)
+                return es_cli_usage("--schema is a version from 1 to %u", UINT32_MAX);
+            break;
         case OPT_EXPECT_SEQ:
             if (!es_cli_parse_u64(p.value, "--expect-seq", &a->expect_seq))
                 return ES_EXIT_USAGE;
@@ -334,7 +351,7 @@ static int parse(int argc, char **argv, es_cli_conn *conn, const char **store, s
     *store = pos[0];
     if (*batch != NULL) {
         if (npos != 1 || a->data || a->data_file || a->codec || a->expect != ES_EXPECT_ANY ||
-            a->nmeta || a->event_id || a->tenant)
+            a->nmeta || a->event_id || a->tenant || a->schema)
             return es_cli_usage("with --batch, give the store only: every event's fields are in "
                                 "the file");
         return ES_EXIT_OK;
@@ -411,13 +428,16 @@ const tool_command tool_cmd_append = {
     "      --event-id ID      the event id (Nats-Msg-Id): appending the same id again\n"
     "                         within the duplicate window stores nothing new\n"
     "      --tenant TENANT    the tenant (stores with tenancy)\n"
+    "      --schema N         the data's schema version (Es-Schema, for upcasters)\n"
+    "      --master-key-file F  the master key of an encrypting store (env\n"
+    "                         ES_MASTER_KEY_FILE): required to append to one\n"
     "  -b, --batch FILE       append every event of FILE ('-': standard input) as ONE\n"
     "                         atomic batch (all or nothing, at most 1000 events)\n"
     "  -h, --help             this help\n"
     "\n"
     "A batch file has one JSON object a line with the fields type, id, event\n"
     "(required), data, codec (default json), event_id, meta (an object of\n"
-    "strings), expect (\"new\" or a sequence) and tenant.\n"
+    "strings), expect (\"new\" or a sequence), tenant and schema.\n"
     "\n"
     "Exit code 3 when an expectation fails: the error names the entity's actual\n"
     "last sequence.\n"

@@ -21,6 +21,7 @@ static const es_cli_option options[] = {
     {"format", 0, true, OPT_FORMAT},
     {"limit", 'n', true, OPT_LIMIT},
     {"quiet", 'q', false, OPT_QUIET},
+    TOOL_OPT_MASTER_KEY,
     {NULL, 0, false, 0},
 };
 
@@ -229,12 +230,14 @@ const tool_command tool_cmd_replay = {
     "                       object a line; pretty (default on a terminal); raw: the\n"
     "                       payload bytes only\n"
     "  -q, --quiet          no progress line on stderr\n"
+    TOOL_MASTER_KEY_HELP
     "  -h, --help           this help\n"
     "\n"
     "JSON fields: seq, subject, tenant (with tenancy), type, id, event, event_id,\n"
     "time, codec, meta, and data decoded by its codec (dag-cbor and cbor in the\n"
     "atproto JSON form with $link/$bytes; binary as {\"$bytes\": base64}); when the\n"
-    "data cannot be read, data_status and data_error say why instead.\n"
+    "data cannot be read, data_status and data_error say why instead (\"data\n"
+    "shredded\", \"no master key\", \"malformed data\"...), never garbage.\n"
     "\n"
     "Examples:\n"
     "  es-tool replay bank\n"

@@ -116,6 +116,8 @@ enum {
     OPT_DUPLICATE_WINDOW,
     OPT_TENANCY,
     OPT_MEMORY,
+    OPT_ENCRYPT,
+    OPT_COMPRESS_THRESHOLD,
 };
 
 static const es_cli_option create_options[] = {
@@ -128,6 +130,8 @@ static const es_cli_option create_options[] = {
     {"duplicate-window", 0, true, OPT_DUPLICATE_WINDOW},
     {"tenancy", 0, false, OPT_TENANCY},
     {"memory", 0, false, OPT_MEMORY},
+    {"encrypt", 0, false, OPT_ENCRYPT},
+    {"compress-threshold", 0, true, OPT_COMPRESS_THRESHOLD},
     {NULL, 0, false, 0},
 };
 
@@ -172,6 +176,16 @@ static bool create_option(es_store_config *cfg, int id, const char *value)
         return true;
     case OPT_TENANCY: cfg->tenancy = true; return true;
     case OPT_MEMORY: cfg->memory_storage = true; return true;
+    case OPT_ENCRYPT: cfg->encrypt = true; return true;
+    case OPT_COMPRESS_THRESHOLD:
+        if (!es_cli_parse_size(value, "--compress-threshold", &v))
+            return false;
+        if (v == 0) {
+            es_cli_usage("--compress-threshold must be at least 1 byte (leave it out: no compression)");
+            return false;
+        }
+        cfg->compress_threshold = (size_t)v;
+        return true;
     default: return true;
     }
 }
@@ -244,12 +258,19 @@ const tool_command tool_cmd_create = {
     "      --tenancy               subjects carry a tenant:\n"
     "                              $ES.<store>.<tenant>.<type>.<id>.<event>\n"
     "      --memory                memory storage instead of files (tests, caches)\n"
+    "      --compress-threshold SIZE  zstd-compress payloads of at least SIZE bytes\n"
+    "                              (1K is a good start; default: no compression)\n"
+    "      --encrypt               encrypt every event's data with a key of its entity\n"
+    "                              (XChaCha20-Poly1305), so that `es-tool shred` can\n"
+    "                              erase an entity; writing and reading data then\n"
+    "                              need the master key (--master-key-file)\n"
     "  -h, --help                  this help\n"
     "\n"
     "Examples:\n"
     "  es-tool create bank\n"
     "  es-tool create audit --replicas 3 --max-age 365d\n"
-    "  es-tool create saas --tenancy\n",
+    "  es-tool create saas --tenancy\n"
+    "  es-tool create people --encrypt --compress-threshold 1K\n",
 };
 
 /* ---- delete -------------------------------------------------------------------- */

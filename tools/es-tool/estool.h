@@ -21,7 +21,8 @@ typedef struct tool_command {
 } tool_command;
 
 extern const tool_command tool_cmd_replay, tool_cmd_info, tool_cmd_entities, tool_cmd_append,
-    tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import;
+    tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import,
+    tool_cmd_shred;
 
 /* Option ids shared by several commands (commands number their own from 100). */
 enum {
@@ -34,6 +35,7 @@ enum {
     OPT_TO,
     OPT_JSON,
     OPT_QUIET,
+    OPT_MASTER_KEY,
 };
 
 #define TOOL_OPT_HELP                                                                              \
@@ -46,6 +48,13 @@ enum {
     {                                                                                              \
         "to", 0, true, OPT_TO                                                                      \
     }
+
+/* For commands that read or write data of encrypting stores; the file may
+ * also come from $ES_MASTER_KEY_FILE. tool_next_option keeps it for tool_open. */
+#define TOOL_OPT_MASTER_KEY {"master-key-file", 0, true, OPT_MASTER_KEY}
+#define TOOL_MASTER_KEY_HELP                                                                       \
+    "      --master-key-file F  the master key of an encrypting store (32 raw bytes or\n"          \
+    "                       64 hex digits; env ES_MASTER_KEY_FILE)\n"
 
 /* Prints a command's help to stdout, with the connection options. */
 int tool_help(const tool_command *cmd);
@@ -69,8 +78,8 @@ bool tool_filter_valid(const tool_filter *f);
  * (may be NULL when the command has none). */
 int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f);
 
-/* Connects and opens `store` (reporting failures): ES_EXIT_OK or an exit
- * code. On success the caller owns *nc and *st (tool_close). */
+/* Connects and opens `store` (reporting failures), with the master key given
+ * by --master-key-file or $ES_MASTER_KEY_FILE: ES_EXIT_OK or an exit code. On success the caller owns *nc and *st (tool_close). */
 int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st);
 /* Connects only. */
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);

@@ -152,12 +152,8 @@ static es_value *meta_value(tool_renderer *r, const es_event *ev)
 static es_value *data_value(tool_renderer *r, const es_event *ev, es_status *status,
                             const char **error)
 {
-    const void *data = NULL;
-    size_t len = 0;
     es_value *v = NULL;
-    *status = es_event_data(ev, &data, &len);
-    if (*status == ES_OK)
-        *status = es_codec_decode(es_event_codec(ev), data, len, r->arena, &v);
+    *status = es_event_decode(ev, r->arena, &v);
     *error = *status == ES_OK ? NULL : es_last_error();
     return v;
 }

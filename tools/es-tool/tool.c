@@ -67,12 +67,18 @@ bool tool_filter_valid(const tool_filter *f)
     return true;
 }
 
+static const char *master_key_file;
+
 int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f)
 {
     for (;;) {
         int id = es_cli_next(p);
         if (id == ES_CLI_END || id == ES_CLI_ERROR || id == ES_CLI_ARG)
             return id;
+        if (id == OPT_MASTER_KEY) {
+            master_key_file = p->value;
+            continue;
+        }
         int done = es_cli_conn_set(conn, id, p->value);
         if (done == 0 && f != NULL)
             done = tool_filter_set(f, id, p->value);
@@ -114,6 +120,9 @@ int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, e
     es_store_options opts;
     es_store_options_init(&opts);
     opts.timeout_ms = conn->timeout_ms;
+    opts.master_key_file = master_key_file ? master_key_file : getenv("ES_MASTER_KEY_FILE");
+    if (opts.master_key_file != NULL && *opts.master_key_file == '\0')
+        opts.master_key_file = NULL;
     es_status s = es_store_open(*nc, store, &opts, st);
     if (s != ES_OK) {
         rc = es_cli_fail(s, NULL);
