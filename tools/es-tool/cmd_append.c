@@ -220,7 +220,7 @@ static es_status batch_expect(es_event_spec *e, const es_value *x, size_t line)
 
 static bool known_key(const char *k)
 {
-    static const char *const keys[] = {"type", "id",   "event",  "data",   "codec",
+    static const char *const keys[] = {"type",     "id",   "event",  "data",   "codec",
                                        "event_id", "meta", "expect", "tenant", "schema"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(k, keys[i]) == 0)

@@ -117,7 +117,8 @@ static json_t *info_json(es_store *st, const es_store_info *in, tally *t)
     if (t->tenancy)
         json_object_set_new(j, "tenants", counts_json(&t->tenants, "tenant", true));
     json_t *config = json_object_get(j, "config");
-    json_object_set_new(config, "compress_threshold", json_integer((json_int_t)c->compress_threshold));
+    json_object_set_new(config, "compress_threshold",
+                        json_integer((json_int_t)c->compress_threshold));
     json_object_set_new(config, "encrypt", json_boolean(c->encrypt));
     return j;
 }
@@ -170,7 +171,8 @@ static void print_text(es_store *st, const es_store_info *in, const tally *t)
     printf("  %-18s %s\n", "duplicate window", text);
     if (c->compress_threshold > 0) {
         tool_size_text(c->compress_threshold, text);
-        printf("  %-18s zstd from %s%s\n", "compression", text, c->compress_dict ? ", dictionary" : "");
+        printf("  %-18s zstd from %s%s\n", "compression", text,
+               c->compress_dict ? ", dictionary" : "");
     } else {
         printf("  %-18s no\n", "compression");
     }

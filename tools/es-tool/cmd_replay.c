@@ -229,8 +229,7 @@ const tool_command tool_cmd_replay = {
     "      --format FORMAT  jsonl (default when stdout is not a terminal): one JSON\n"
     "                       object a line; pretty (default on a terminal); raw: the\n"
     "                       payload bytes only\n"
-    "  -q, --quiet          no progress line on stderr\n"
-    TOOL_MASTER_KEY_HELP
+    "  -q, --quiet          no progress line on stderr\n" TOOL_MASTER_KEY_HELP
     "  -h, --help           this help\n"
     "\n"
     "JSON fields: seq, subject, tenant (with tenancy), type, id, event, event_id,\n"

@@ -181,7 +181,8 @@ static bool create_option(es_store_config *cfg, int id, const char *value)
         if (!es_cli_parse_size(value, "--compress-threshold", &v))
             return false;
         if (v == 0) {
-            es_cli_usage("--compress-threshold must be at least 1 byte (leave it out: no compression)");
+            es_cli_usage(
+                "--compress-threshold must be at least 1 byte (leave it out: no compression)");
             return false;
         }
         cfg->compress_threshold = (size_t)v;

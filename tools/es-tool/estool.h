@@ -51,7 +51,10 @@ enum {
 
 /* For commands that read or write data of encrypting stores; the file may
  * also come from $ES_MASTER_KEY_FILE. tool_next_option keeps it for tool_open. */
-#define TOOL_OPT_MASTER_KEY {"master-key-file", 0, true, OPT_MASTER_KEY}
+#define TOOL_OPT_MASTER_KEY                                                                        \
+    {                                                                                              \
+        "master-key-file", 0, true, OPT_MASTER_KEY                                                 \
+    }
 #define TOOL_MASTER_KEY_HELP                                                                       \
     "      --master-key-file F  the master key of an encrypting store (32 raw bytes or\n"          \
     "                       64 hex digits; env ES_MASTER_KEY_FILE)\n"
@@ -79,7 +82,8 @@ bool tool_filter_valid(const tool_filter *f);
 int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f);
 
 /* Connects and opens `store` (reporting failures), with the master key given
- * by --master-key-file or $ES_MASTER_KEY_FILE: ES_EXIT_OK or an exit code. On success the caller owns *nc and *st (tool_close). */
+ * by --master-key-file or $ES_MASTER_KEY_FILE: ES_EXIT_OK or an exit code. On success the caller
+ * owns *nc and *st (tool_close). */
 int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st);
 /* Connects only. */
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);

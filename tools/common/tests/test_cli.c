@@ -9,6 +9,8 @@
 
 #include <sodium.h>
 
+#include <es/base.h>
+
 #include "cli.h"
 #include "nkey.h"
 
@@ -130,6 +132,15 @@ static void test_nkey(void **state)
     /* the key inside is Ed25519's public key of the seed */
     uint8_t pk[32], sk[64];
     crypto_sign_seed_keypair(pk, sk, raw);
+    char lower[ES_NKEY_PUBLIC_LEN];
+    for (int i = 0; i < ES_NKEY_PUBLIC_LEN; i++)
+        lower[i] = (char)(pub[i] >= 'A' && pub[i] <= 'Z' ? pub[i] - 'A' + 'a' : pub[i]);
+    uint8_t decoded[40];
+    size_t n = 0;
+    assert_int_equal(es_base32_decode(lower, sizeof lower, decoded, sizeof decoded, &n), ES_OK);
+    assert_int_equal(n, 35);
+    assert_int_equal(decoded[0], 20 << 3);
+    assert_memory_equal(decoded + 1, pk, 32);
     char again[ES_NKEY_PUBLIC_LEN + 1];
     seed[10] = seed[10] == 'A' ? 'B' : 'A'; /* a typo: the checksum catches it */
     assert_int_equal(es_nkey_public_from_seed(seed, strlen(seed), again), ES_ERR_INVALID);
