@@ -77,5 +77,6 @@ int conf_run_concurrency(void);
 int conf_run_tenancy(void);
 int conf_run_envelope(void);
 int conf_run_checkpoint(void);
+int conf_run_snapshot(void);
 
 #endif

@@ -16,6 +16,7 @@
 #include <es/envelope.h>
 #include <es/kvkey.h>
 #include <es/checkpoint.h>
+#include <es/snapshot.h>
 
 #define ES_VERSION_STRING "0.1.0"
 
