@@ -75,5 +75,6 @@ int conf_run_read(void);
 int conf_run_watch(void);
 int conf_run_concurrency(void);
 int conf_run_tenancy(void);
+int conf_run_checkpoint(void);
 
 #endif

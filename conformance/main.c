@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     failed += conf_run_watch();
     failed += conf_run_concurrency();
     failed += conf_run_tenancy();
+    failed += conf_run_checkpoint();
     nats_Close();
     printf("es-conformance: %s (%d failed)\n", failed ? "FAILED" : "all groups passed", failed);
     return failed ? 1 : 0;

@@ -11,6 +11,8 @@
 #include <es/read.h>
 #include <es/watch.h>
 #include <es/decide.h>
+#include <es/kvkey.h>
+#include <es/checkpoint.h>
 
 #define ES_VERSION_STRING "0.1.0"
 

@@ -1,0 +1,258 @@
+/* KV buckets of a store: see kvbucket.h. */
+#include "kvbucket.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <es/kvkey.h>
+
+#include "internal.h"
+#include "jsapi.h"
+#include "store_impl.h"
+#include "timefmt.h"
+
+#define CREATE_ATTEMPTS 3
+
+struct es_kv {
+    es_store *st;
+    jsCtx *js;
+    kvStore *kv;
+    char bucket[ES_STORE_NAME_MAX + 48];
+    char stream[ES_STORE_NAME_MAX + 52]; /* KV_<bucket> */
+};
+
+const char *es_kv_bucket(const es_kv *kv)
+{
+    return kv->bucket;
+}
+kvStore *es_kv_store(es_kv *kv)
+{
+    return kv->kv;
+}
+int64_t es_kv_timeout_ms(const es_kv *kv)
+{
+    return kv->st->opts.timeout_ms;
+}
+
+static es_status bind_or_create(es_kv *kv, const es_kv_config *cfg)
+{
+    natsStatus ns = NATS_OK;
+    /* Two processes may race to create it: whoever loses binds next time. */
+    for (int i = 0; i < CREATE_ATTEMPTS; i++) {
+        ns = js_KeyValue(&kv->kv, kv->js, kv->bucket);
+        if (ns != NATS_NOT_FOUND)
+            break;
+        kvConfig c;
+        kvConfig_Init(&c);
+        c.Bucket = kv->bucket;
+        c.History = (uint8_t)cfg->history;
+        c.MaxValueSize = cfg->max_value_size > 0 ? cfg->max_value_size : -1;
+        c.StorageType = kv->st->config.memory_storage ? js_MemoryStorage : js_FileStorage;
+        c.Replicas = kv->st->config.replicas;
+        ns = js_CreateKeyValue(&kv->kv, kv->js, &c);
+        if (ns == NATS_OK)
+            break;
+    }
+    if (ns != NATS_OK)
+        return es_error(ns == NATS_TIMEOUT ? ES_ERR_TIMEOUT : ES_ERR_SERVER,
+                        "KV bucket %s: cannot open or create it: %s (%s)", kv->bucket,
+                        natsStatus_GetText(ns), nats_GetLastError(NULL));
+    return ES_OK;
+}
+
+es_status es_kv_open(es_store *st, const char *suffix, const es_kv_config *cfg, es_kv **out)
+{
+    if (out == NULL)
+        return es_error(ES_ERR_INVALID, "out is NULL");
+    *out = NULL;
+    if (st == NULL || suffix == NULL || cfg == NULL || cfg->history < 1 || cfg->history > 64)
+        return es_error(ES_ERR_INVALID, "KV bucket: store, suffix and a history of 1..64 needed");
+    es_kv *kv = calloc(1, sizeof *kv);
+    if (kv == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    kv->st = st;
+    snprintf(kv->bucket, sizeof kv->bucket, "ES_%s_%s", st->name, suffix);
+    snprintf(kv->stream, sizeof kv->stream, "KV_%s", kv->bucket);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = st->opts.timeout_ms;
+    es_status s =
+        es_nats_status(natsConnection_JetStream(&kv->js, st->nc, &jo), "JetStream context");
+    if (s == ES_OK)
+        s = bind_or_create(kv, cfg);
+    if (s != ES_OK) {
+        es_kv_close(kv);
+        return s;
+    }
+    *out = kv;
+    return ES_OK;
+}
+
+void es_kv_close(es_kv *kv)
+{
+    if (kv == NULL)
+        return;
+    kvStore_Destroy(kv->kv);
+    jsCtx_Destroy(kv->js);
+    free(kv);
+}
+
+void es_kv_entry_clear(es_kv_entry *e)
+{
+    natsMsg_Destroy(e->msg);
+    memset(e, 0, sizeof *e);
+}
+
+static es_status check_key(const es_kv *kv, const char *key)
+{
+    if (!es_kv_key_valid(key))
+        return es_error(ES_ERR_INVALID, "'%.80s' is not a valid key for KV bucket %s",
+                        key ? key : "(null)", kv->bucket);
+    return ES_OK;
+}
+
+static const char *header(natsMsg *m, const char *name)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m, name, &v) == NATS_OK ? v : NULL;
+}
+
+static bool is_marker(natsMsg *m)
+{
+    const char *op = header(m, "KV-Operation");
+    return op != NULL && (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0);
+}
+
+es_status es_kv_last(es_kv *kv, const char *key, es_kv_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    es_status s = check_key(kv, key);
+    if (s != ES_OK)
+        return s;
+    char subject[ES_KV_KEY_MAX + 160];
+    snprintf(subject, sizeof subject, "$JS.API.DIRECT.GET.%s.$KV.%s.%s", kv->stream, kv->bucket,
+             key);
+    natsMsg *m = NULL;
+    s = es_nats_status(
+        natsConnection_Request(&m, kv->st->nc, subject, NULL, 0, kv->st->opts.timeout_ms),
+        kv->bucket);
+    if (s != ES_OK)
+        return s;
+    const char *status = header(m, "Status");
+    if (status != NULL) {
+        bool missing = strcmp(status, "404") == 0;
+        const char *desc = header(m, "Description");
+        s = missing ? es_error(ES_ERR_NOT_FOUND, "%s: no key '%s'", kv->bucket, key)
+                    : es_error(ES_ERR_SERVER, "%s: direct get answered %s %s", kv->bucket, status,
+                               desc ? desc : "");
+        natsMsg_Destroy(m);
+        return s;
+    }
+    const char *seq = header(m, "Nats-Sequence"), *ts = header(m, "Nats-Time-Stamp");
+    e->msg = m;
+    e->data = natsMsg_GetData(m);
+    e->len = (size_t)natsMsg_GetDataLength(m);
+    e->revision = seq ? strtoull(seq, NULL, 10) : 0;
+    e->deleted = is_marker(m);
+    if (ts == NULL || es_time_parse(ts, &e->stored_ns) != ES_OK)
+        e->stored_ns = 0;
+    if (e->revision == 0) {
+        es_kv_entry_clear(e);
+        return es_error(ES_ERR_PROTOCOL, "%s: direct get answer without a sequence", kv->bucket);
+    }
+    return ES_OK;
+}
+
+es_status es_kv_get(es_kv *kv, const char *key, es_kv_entry *e)
+{
+    es_status s = es_kv_last(kv, key, e);
+    if (s == ES_OK && e->deleted) {
+        es_kv_entry_clear(e);
+        return es_error(ES_ERR_NOT_FOUND, "%s: key '%s' was deleted", kv->bucket, key);
+    }
+    return s;
+}
+
+/* One write to $KV.<bucket>.<key>, expecting the key's last revision. */
+static es_status publish(es_kv *kv, const char *key, const void *value, size_t len,
+                         const char *operation, uint64_t expect, uint64_t *rev)
+{
+    char subject[ES_KV_KEY_MAX + 80];
+    snprintf(subject, sizeof subject, "$KV.%s.%s", kv->bucket, key);
+    natsMsg *msg = NULL, *reply = NULL;
+    es_status s = es_nats_status(natsMsg_Create(&msg, subject, NULL, value, (int)len), "KV write");
+    if (s == ES_OK && operation != NULL)
+        s = es_nats_status(natsMsgHeader_Set(msg, "KV-Operation", operation), "KV write");
+    if (s == ES_OK && expect != ES_KV_ANY) {
+        char v[24];
+        snprintf(v, sizeof v, "%" PRIu64, expect);
+        s = es_nats_status(natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", v),
+                           "KV write");
+    }
+    if (s == ES_OK)
+        s = es_nats_status(
+            natsConnection_RequestMsg(&reply, kv->st->nc, msg, kv->st->opts.timeout_ms),
+            kv->bucket);
+    natsMsg_Destroy(msg);
+    if (s != ES_OK)
+        return s;
+    json_error_t jerr;
+    json_t *ack =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &jerr);
+    natsMsg_Destroy(reply);
+    if (!json_is_object(ack))
+        s = es_error(ES_ERR_PROTOCOL, "%s: the write's acknowledgement is not JSON", kv->bucket);
+    else
+        s = es_js_check_error(ack, kv->bucket);
+    if (s == ES_OK && rev != NULL)
+        *rev = (uint64_t)json_integer_value(json_object_get(ack, "seq"));
+    json_decref(ack);
+    return s;
+}
+
+/* "Absent" includes a key whose last revision is a delete marker: expect
+ * that marker's revision instead of 0. */
+static es_status write_expecting(es_kv *kv, const char *key, const void *value, size_t len,
+                                 const char *operation, uint64_t expect, uint64_t *rev)
+{
+    es_status s = check_key(kv, key);
+    if (s != ES_OK)
+        return s;
+    s = publish(kv, key, value, len, operation, expect, rev);
+    if (s != ES_ERR_CONFLICT || expect != 0)
+        return s;
+    es_kv_entry e;
+    s = es_kv_last(kv, key, &e);
+    bool deleted = s == ES_OK && e.deleted;
+    uint64_t marker = e.revision;
+    es_kv_entry_clear(&e);
+    if (!deleted)
+        return es_error_code(ES_ERR_CONFLICT, 10071, "%s: key '%s' exists already", kv->bucket,
+                             key);
+    return publish(kv, key, value, len, operation, marker, rev);
+}
+
+es_status es_kv_put(es_kv *kv, const char *key, const void *value, size_t len, uint64_t expect,
+                    uint64_t *rev)
+{
+    if (kv == NULL || (value == NULL && len > 0) || len > INT32_MAX)
+        return es_error(ES_ERR_INVALID, "es_kv_put: bucket and value are required");
+    return write_expecting(kv, key, value, len, NULL, expect, rev);
+}
+
+es_status es_kv_delete(es_kv *kv, const char *key, uint64_t expect)
+{
+    if (kv == NULL || expect == 0)
+        return es_error(ES_ERR_INVALID, "es_kv_delete: a bucket and an existing revision (or "
+                                        "ES_KV_ANY) are required");
+    if (expect == ES_KV_ANY) { /* deleting an absent key is worth telling the caller */
+        es_kv_entry e;
+        es_status s = es_kv_get(kv, key, &e);
+        es_kv_entry_clear(&e);
+        if (s != ES_OK)
+            return s;
+    }
+    return write_expecting(kv, key, NULL, 0, "DEL", expect, NULL);
+}
