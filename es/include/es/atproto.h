@@ -82,7 +82,7 @@ typedef enum es_atp_error {
     ES_ATP_ERR_MISSING_BLOCK, /* the commit or an op names a block the CAR lacks */
     ES_ATP_ERR_RECORD,        /* a record block is not valid DAG-CBOR */
     ES_ATP_ERR_COMMIT,        /* the commit block contradicts the frame (did, rev, version) */
-    ES_ATP_ERR_OP,            /* an op whose action, cid and prev do not fit together */
+    ES_ATP_ERR_OP,            /* an unknown action, a cid that does not fit it, two ops on a path */
     ES_ATP_ERR_COUNT
 } es_atp_error;
 
@@ -136,6 +136,10 @@ typedef struct es_atp_stats {
     uint64_t errors[ES_ATP_ERR_COUNT];   /* refused frames by kind */
 } es_atp_stats;
 
+/* Event ids longer than this are replaced by the CID string (raw, sha2-256)
+ * of the full id (the core engine's Nats-Msg-Id bound). */
+#define ES_ATP_EVENT_ID_MAX 256
+
 /* The result of decoding one frame: the events to append as ONE atomic batch
  * (all of a commit's kept ops, or one repo event), as the core engine's own
  * es_event_spec, ready for es_append_batch / es_append_batch_async:
@@ -156,10 +160,6 @@ typedef struct es_atp_stats {
  *
  * `count` may be 0: an #info, an error frame, an unknown type, a filtered-out
  * frame, an empty commit. The caller still advances its cursor past `seq`. */
-/* Event ids longer than this are replaced by the CID string (raw, sha2-256)
- * of the full id (the core engine's Nats-Msg-Id bound). */
-#define ES_ATP_EVENT_ID_MAX 256
-
 typedef struct es_atp_batch {
     es_atp_kind kind;
     bool has_seq;
