@@ -21,7 +21,7 @@
 #define WATCH_POLL_MS      200
 
 struct es_checkpoints {
-    es_kv *kv;
+    es_kvb *kv;
 };
 
 /* ---- stored form --------------------------------------------------------- */
@@ -152,8 +152,8 @@ es_status es_checkpoints_open(es_store *store, es_checkpoints **out)
     es_checkpoints *cps = calloc(1, sizeof *cps);
     if (cps == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
-    es_kv_config cfg = {.history = CHECKPOINT_HISTORY, .max_value_size = ES_CHECKPOINT_VALUE_MAX};
-    es_status s = es_kv_open(store, "checkpoints", &cfg, &cps->kv);
+    es_kvb_config cfg = {.history = CHECKPOINT_HISTORY, .max_value_size = ES_CHECKPOINT_VALUE_MAX};
+    es_status s = es_kvb_open(store, "checkpoints", &cfg, &cps->kv);
     if (s != ES_OK) {
         free(cps);
         return s;
@@ -167,7 +167,7 @@ void es_checkpoints_destroy(es_checkpoints *cps)
 {
     if (cps == NULL)
         return;
-    es_kv_close(cps->kv);
+    es_kvb_close(cps->kv);
     free(cps);
 }
 
@@ -178,14 +178,14 @@ es_status es_checkpoint_get(es_checkpoints *cps, const char *name, es_checkpoint
     if (cps == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "es_checkpoint_get: handle and out are required");
     es_status s = check_name(name);
-    es_kv_entry e = {0};
+    es_kvb_entry e = {0};
     if (s == ES_OK)
-        s = es_kv_get(cps->kv, name, &e);
+        s = es_kvb_get(cps->kv, name, &e);
     if (s == ES_OK) {
         out->revision = e.revision;
         s = es_checkpoint_decode(e.data, e.len, out);
     }
-    es_kv_entry_clear(&e);
+    es_kvb_entry_clear(&e);
     return s;
 }
 
@@ -199,7 +199,7 @@ es_status es_checkpoint_set(es_checkpoints *cps, const char *name, uint64_t posi
     if (s == ES_OK)
         s = es_checkpoint_encode(position, json, es_now_ns(), &value);
     if (s == ES_OK)
-        s = es_kv_put(cps->kv, name, value.data, value.len, expect_revision, revision);
+        s = es_kvb_put(cps->kv, name, value.data, value.len, expect_revision, revision);
     es_buf_free(&value);
     if (s == ES_ERR_CONFLICT)
         return es_error_code(s, es_last_error_code(),
@@ -241,7 +241,7 @@ es_status es_checkpoint_delete(es_checkpoints *cps, const char *name, uint64_t e
         s = es_error(ES_ERR_INVALID,
                      "es_checkpoint_delete: expect a revision or ES_CHECKPOINT_ANY");
     if (s == ES_OK)
-        s = es_kv_delete(cps->kv, name, expect_revision);
+        s = es_kvb_delete(cps->kv, name, expect_revision);
     return s;
 }
 
@@ -253,11 +253,11 @@ static es_status open_watcher(es_checkpoints *cps, const char *pattern, bool ign
     kvWatchOptions o;
     kvWatchOptions_Init(&o);
     o.IgnoreDeletes = ignore_deletes;
-    o.Timeout = es_kv_timeout_ms(cps->kv);
-    natsStatus ns = pattern ? kvStore_Watch(w, es_kv_store(cps->kv), pattern, &o)
-                            : kvStore_WatchAll(w, es_kv_store(cps->kv), &o);
+    o.Timeout = es_kvb_timeout_ms(cps->kv);
+    natsStatus ns = pattern ? kvStore_Watch(w, es_kvb_store(cps->kv), pattern, &o)
+                            : kvStore_WatchAll(w, es_kvb_store(cps->kv), &o);
     if (ns != NATS_OK)
-        return es_error(ES_ERR_SERVER, "watching %s: %s (%s)", es_kv_bucket(cps->kv),
+        return es_error(ES_ERR_SERVER, "watching %s: %s (%s)", es_kvb_bucket(cps->kv),
                         natsStatus_GetText(ns), nats_GetLastError(NULL));
     return ES_OK;
 }
@@ -278,7 +278,7 @@ es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, void *clo
     es_status s = open_watcher(cps, NULL, true, &w);
     while (s == ES_OK) {
         kvEntry *e = NULL;
-        natsStatus ns = kvWatcher_Next(&e, w, es_kv_timeout_ms(cps->kv));
+        natsStatus ns = kvWatcher_Next(&e, w, es_kvb_timeout_ms(cps->kv));
         if (ns != NATS_OK) {
             s = es_nats_status(ns, "listing checkpoints");
             break;

@@ -15,7 +15,7 @@
 
 #define CREATE_ATTEMPTS 3
 
-struct es_kv {
+struct es_kvb {
     es_store *st;
     jsCtx *js;
     kvStore *kv;
@@ -23,20 +23,20 @@ struct es_kv {
     char stream[ES_STORE_NAME_MAX + 52]; /* KV_<bucket> */
 };
 
-const char *es_kv_bucket(const es_kv *kv)
+const char *es_kvb_bucket(const es_kvb *kv)
 {
     return kv->bucket;
 }
-kvStore *es_kv_store(es_kv *kv)
+kvStore *es_kvb_store(es_kvb *kv)
 {
     return kv->kv;
 }
-int64_t es_kv_timeout_ms(const es_kv *kv)
+int64_t es_kvb_timeout_ms(const es_kvb *kv)
 {
     return kv->st->opts.timeout_ms;
 }
 
-static es_status bind_or_create(es_kv *kv, const es_kv_config *cfg)
+static es_status bind_or_create(es_kvb *kv, const es_kvb_config *cfg)
 {
     natsStatus ns = NATS_OK;
     /* Two processes may race to create it: whoever loses binds next time. */
@@ -62,14 +62,14 @@ static es_status bind_or_create(es_kv *kv, const es_kv_config *cfg)
     return ES_OK;
 }
 
-es_status es_kv_open(es_store *st, const char *suffix, const es_kv_config *cfg, es_kv **out)
+es_status es_kvb_open(es_store *st, const char *suffix, const es_kvb_config *cfg, es_kvb **out)
 {
     if (out == NULL)
         return es_error(ES_ERR_INVALID, "out is NULL");
     *out = NULL;
     if (st == NULL || suffix == NULL || cfg == NULL || cfg->history < 1 || cfg->history > 64)
         return es_error(ES_ERR_INVALID, "KV bucket: store, suffix and a history of 1..64 needed");
-    es_kv *kv = calloc(1, sizeof *kv);
+    es_kvb *kv = calloc(1, sizeof *kv);
     if (kv == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     kv->st = st;
@@ -83,14 +83,14 @@ es_status es_kv_open(es_store *st, const char *suffix, const es_kv_config *cfg, 
     if (s == ES_OK)
         s = bind_or_create(kv, cfg);
     if (s != ES_OK) {
-        es_kv_close(kv);
+        es_kvb_close(kv);
         return s;
     }
     *out = kv;
     return ES_OK;
 }
 
-void es_kv_close(es_kv *kv)
+void es_kvb_close(es_kvb *kv)
 {
     if (kv == NULL)
         return;
@@ -99,13 +99,13 @@ void es_kv_close(es_kv *kv)
     free(kv);
 }
 
-void es_kv_entry_clear(es_kv_entry *e)
+void es_kvb_entry_clear(es_kvb_entry *e)
 {
     natsMsg_Destroy(e->msg);
     memset(e, 0, sizeof *e);
 }
 
-static es_status check_key(const es_kv *kv, const char *key)
+static es_status check_key(const es_kvb *kv, const char *key)
 {
     if (!es_kv_key_valid(key))
         return es_error(ES_ERR_INVALID, "'%.80s' is not a valid key for KV bucket %s",
@@ -125,7 +125,7 @@ static bool is_marker(natsMsg *m)
     return op != NULL && (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0);
 }
 
-es_status es_kv_last(es_kv *kv, const char *key, es_kv_entry *e)
+es_status es_kvb_last(es_kvb *kv, const char *key, es_kvb_entry *e)
 {
     memset(e, 0, sizeof *e);
     es_status s = check_key(kv, key);
@@ -159,24 +159,24 @@ es_status es_kv_last(es_kv *kv, const char *key, es_kv_entry *e)
     if (ts == NULL || es_time_parse(ts, &e->stored_ns) != ES_OK)
         e->stored_ns = 0;
     if (e->revision == 0) {
-        es_kv_entry_clear(e);
+        es_kvb_entry_clear(e);
         return es_error(ES_ERR_PROTOCOL, "%s: direct get answer without a sequence", kv->bucket);
     }
     return ES_OK;
 }
 
-es_status es_kv_get(es_kv *kv, const char *key, es_kv_entry *e)
+es_status es_kvb_get(es_kvb *kv, const char *key, es_kvb_entry *e)
 {
-    es_status s = es_kv_last(kv, key, e);
+    es_status s = es_kvb_last(kv, key, e);
     if (s == ES_OK && e->deleted) {
-        es_kv_entry_clear(e);
+        es_kvb_entry_clear(e);
         return es_error(ES_ERR_NOT_FOUND, "%s: key '%s' was deleted", kv->bucket, key);
     }
     return s;
 }
 
 /* One write to $KV.<bucket>.<key>, expecting the key's last revision. */
-static es_status publish(es_kv *kv, const char *key, const void *value, size_t len,
+static es_status publish(es_kvb *kv, const char *key, const void *value, size_t len,
                          const char *operation, uint64_t expect, uint64_t *rev)
 {
     char subject[ES_KV_KEY_MAX + 80];
@@ -185,7 +185,7 @@ static es_status publish(es_kv *kv, const char *key, const void *value, size_t l
     es_status s = es_nats_status(natsMsg_Create(&msg, subject, NULL, value, (int)len), "KV write");
     if (s == ES_OK && operation != NULL)
         s = es_nats_status(natsMsgHeader_Set(msg, "KV-Operation", operation), "KV write");
-    if (s == ES_OK && expect != ES_KV_ANY) {
+    if (s == ES_OK && expect != ES_KVB_ANY) {
         char v[24];
         snprintf(v, sizeof v, "%" PRIu64, expect);
         s = es_nats_status(natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", v),
@@ -214,7 +214,7 @@ static es_status publish(es_kv *kv, const char *key, const void *value, size_t l
 
 /* "Absent" includes a key whose last revision is a delete marker: expect
  * that marker's revision instead of 0. */
-static es_status write_expecting(es_kv *kv, const char *key, const void *value, size_t len,
+static es_status write_expecting(es_kvb *kv, const char *key, const void *value, size_t len,
                                  const char *operation, uint64_t expect, uint64_t *rev)
 {
     es_status s = check_key(kv, key);
@@ -223,34 +223,34 @@ static es_status write_expecting(es_kv *kv, const char *key, const void *value, 
     s = publish(kv, key, value, len, operation, expect, rev);
     if (s != ES_ERR_CONFLICT || expect != 0)
         return s;
-    es_kv_entry e;
-    s = es_kv_last(kv, key, &e);
+    es_kvb_entry e;
+    s = es_kvb_last(kv, key, &e);
     bool deleted = s == ES_OK && e.deleted;
     uint64_t marker = e.revision;
-    es_kv_entry_clear(&e);
+    es_kvb_entry_clear(&e);
     if (!deleted)
         return es_error_code(ES_ERR_CONFLICT, 10071, "%s: key '%s' exists already", kv->bucket,
                              key);
     return publish(kv, key, value, len, operation, marker, rev);
 }
 
-es_status es_kv_put(es_kv *kv, const char *key, const void *value, size_t len, uint64_t expect,
-                    uint64_t *rev)
+es_status es_kvb_put(es_kvb *kv, const char *key, const void *value, size_t len, uint64_t expect,
+                     uint64_t *rev)
 {
     if (kv == NULL || (value == NULL && len > 0) || len > INT32_MAX)
-        return es_error(ES_ERR_INVALID, "es_kv_put: bucket and value are required");
+        return es_error(ES_ERR_INVALID, "es_kvb_put: bucket and value are required");
     return write_expecting(kv, key, value, len, NULL, expect, rev);
 }
 
-es_status es_kv_delete(es_kv *kv, const char *key, uint64_t expect)
+es_status es_kvb_delete(es_kvb *kv, const char *key, uint64_t expect)
 {
     if (kv == NULL || expect == 0)
-        return es_error(ES_ERR_INVALID, "es_kv_delete: a bucket and an existing revision (or "
-                                        "ES_KV_ANY) are required");
-    if (expect == ES_KV_ANY) { /* deleting an absent key is worth telling the caller */
-        es_kv_entry e;
-        es_status s = es_kv_get(kv, key, &e);
-        es_kv_entry_clear(&e);
+        return es_error(ES_ERR_INVALID, "es_kvb_delete: a bucket and an existing revision (or "
+                                        "ES_KVB_ANY) are required");
+    if (expect == ES_KVB_ANY) { /* deleting an absent key is worth telling the caller */
+        es_kvb_entry e;
+        es_status s = es_kvb_get(kv, key, &e);
+        es_kvb_entry_clear(&e);
         if (s != ES_OK)
             return s;
     }
