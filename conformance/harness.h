@@ -75,6 +75,8 @@ int conf_run_read(void);
 int conf_run_watch(void);
 int conf_run_concurrency(void);
 int conf_run_tenancy(void);
+int conf_run_envelope(void);
 int conf_run_checkpoint(void);
+int conf_run_snapshot(void);
 
 #endif

@@ -74,7 +74,9 @@ int main(int argc, char **argv)
     failed += conf_run_watch();
     failed += conf_run_concurrency();
     failed += conf_run_tenancy();
+    failed += conf_run_envelope();
     failed += conf_run_checkpoint();
+    failed += conf_run_snapshot();
     nats_Close();
     printf("es-conformance: %s (%d failed)\n", failed ? "FAILED" : "all groups passed", failed);
     return failed ? 1 : 0;

@@ -1,6 +1,8 @@
 /* A bank account, event-sourced: commands are decided against the account's
  * current state and appended with optimistic concurrency, so two tellers
- * racing on one account can never overdraw it or lose a deposit.
+ * racing on one account can never overdraw it or lose a deposit. The
+ * account's state is snapshotted every few events, so a command loads the
+ * latest snapshot plus a short tail instead of the whole history.
  *
  *   bank-account [--server URL] [--store NAME]
  *
@@ -92,7 +94,35 @@ static es_status decide(void *state, es_decision *d)
 
 static const es_decider account_decider = {reset, evolve, decide};
 
-static es_status run(es_store *st, const char *id, const char *kind, long amount)
+/* Snapshots: the state as text ("open balance"); version 1 of that format. */
+#define SNAPSHOT_EVERY   5
+#define SNAPSHOT_VERSION 1
+
+static es_status snapshot_write(const void *state, es_buf *out)
+{
+    const account *a = &((const decision_state *)state)->acc;
+    char text[48];
+    snprintf(text, sizeof text, "%d %ld", a->open ? 1 : 0, a->balance);
+    return es_buf_append_str(out, text);
+}
+
+static es_status snapshot_read(void *state, const void *data, size_t len)
+{
+    account *a = &((decision_state *)state)->acc;
+    char text[48];
+    int open;
+    if (len >= sizeof text)
+        return ES_ERR_DECODE;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    if (sscanf(text, "%d %ld", &open, &a->balance) != 2)
+        return ES_ERR_DECODE;
+    a->open = open != 0;
+    return ES_OK;
+}
+
+static es_status run(es_store *st, es_snapshots *snaps, const char *id, const char *kind,
+                     long amount)
 {
     es_filter f;
     es_filter_init(&f);
@@ -100,11 +130,19 @@ static es_status run(es_store *st, const char *id, const char *kind, long amount
     f.entity_id = id;
     command cmd = {kind, amount};
     decision_state state = {.cmd = &cmd};
-    return es_decide(st, &f, &account_decider, &state, NULL, NULL);
+    es_decide_options o;
+    es_decide_options_init(&o);
+    o.snapshots = snaps;
+    o.snapshot_every = SNAPSHOT_EVERY;
+    o.snapshot_version = SNAPSHOT_VERSION;
+    o.snapshot_write = snapshot_write;
+    o.snapshot_read = snapshot_read;
+    return es_decide(st, &f, &account_decider, &state, &o, NULL);
 }
 
 typedef struct teller {
     es_store *st;
+    es_snapshots *snaps;
     const char *account;
     int deposits;
 } teller;
@@ -113,7 +151,7 @@ static void *teller_loop(void *arg)
 {
     teller *t = arg;
     for (int i = 0; i < t->deposits; i++)
-        if (run(t->st, t->account, "deposit", 10) != ES_OK)
+        if (run(t->st, t->snaps, t->account, "deposit", 10) != ES_OK)
             fprintf(stderr, "deposit failed: %s\n", es_last_error());
     return NULL;
 }
@@ -123,7 +161,9 @@ static es_status print_event(const es_event *ev, void *closure)
     long *balance = closure;
     const char *type = es_event_type(ev);
     long amount = amount_of(ev);
-    *balance += strcmp(type, "deposited") == 0 ? amount : strcmp(type, "withdrawn") == 0 ? -amount : 0;
+    *balance += strcmp(type, "deposited") == 0   ? amount
+                : strcmp(type, "withdrawn") == 0 ? -amount
+                                                 : 0;
     printf("  #%-4llu %-10s %5ld   balance %6ld   %s\n", (unsigned long long)es_event_seq(ev), type,
            amount, *balance, es_event_time(ev));
     return ES_OK;
@@ -149,21 +189,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "bank-account: %s\n", es_last_error());
         return 1;
     }
+    es_snapshots *snaps = NULL;
+    if (es_snapshots_open(st, &snaps) != ES_OK) {
+        fprintf(stderr, "bank-account: %s\n", es_last_error());
+        return 1;
+    }
     const char *accounts[] = {"alice", "bob"};
     for (int i = 0; i < 2; i++)
-        run(st, accounts[i], "open", 0);
+        run(st, snaps, accounts[i], "open", 0);
 
     /* Four tellers deposit concurrently: OCC conflicts are retried by es_decide. */
     pthread_t threads[4];
     teller tellers[4];
     for (int i = 0; i < 4; i++) {
-        tellers[i] = (teller){st, accounts[i % 2], 5};
+        tellers[i] = (teller){st, snaps, accounts[i % 2], 5};
         pthread_create(&threads[i], NULL, teller_loop, &tellers[i]);
     }
     for (int i = 0; i < 4; i++)
         pthread_join(threads[i], NULL);
-    printf("withdraw 30 from alice: %s\n", es_status_text(run(st, "alice", "withdraw", 30)));
-    es_status s = run(st, "bob", "withdraw", 1000);
+    printf("withdraw 30 from alice: %s\n", es_status_text(run(st, snaps, "alice", "withdraw", 30)));
+    es_status s = run(st, snaps, "bob", "withdraw", 1000);
     printf("withdraw 1000 from bob: %s (refused: insufficient funds)\n", es_status_text(s));
 
     for (int i = 0; i < 2; i++) {
@@ -174,7 +219,13 @@ int main(int argc, char **argv)
         long balance = 0;
         printf("account %s:\n", accounts[i]);
         es_load(st, &f, NULL, print_event, &balance, NULL);
+        es_snapshot snap;
+        if (es_snapshot_get(snaps, &f, &snap) == ES_OK)
+            printf("  snapshot at #%llu: \"%.*s\" (open, balance)\n", (unsigned long long)snap.seq,
+                   (int)snap.len, (const char *)snap.data);
+        es_snapshot_clear(&snap);
     }
+    es_snapshots_destroy(snaps);
     es_store_destroy(st);
     natsConnection_Destroy(nc);
     return 0;

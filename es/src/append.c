@@ -48,7 +48,7 @@ static size_t max_payload(const es_store *st)
     return limit;
 }
 
-static es_status check_spec(const es_store *st, const es_event_spec *e, size_t index)
+es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
 {
     if (e->tenant != NULL && !st->config.tenancy)
         return es_error(ES_ERR_INVALID, "event %zu: store '%s' has no tenancy but a tenant was given",
@@ -103,7 +103,7 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
                         "a batch holds at most %d events, not %zu (it is never split silently)",
                         ES_BATCH_MAX, n);
     for (size_t i = 0; i < n; i++) {
-        es_status s = check_spec(st, &events[i], i);
+        es_status s = es_event_spec_check(st, &events[i], i);
         if (s != ES_OK)
             return s;
     }
@@ -111,17 +111,32 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
 }
 
 static es_status build_msg(const es_store *st, const es_event_spec *e, const char *reply,
-                           natsMsg **out)
+                           es_sealed *sealed, natsMsg **out)
 {
     es_subject subj;
     es_status s = es_subject_for(st, e, &subj);
     if (s != ES_OK)
         return s;
+    char generated[ES_NEW_ID_LEN + 1];
+    const char *id = e->event_id;
+    if (id == NULL) {
+        es_new_id(generated);
+        id = generated;
+    }
+    const void *data = e->data;
+    size_t len = e->data_len;
+    if (st->env != NULL) { /* compress, encrypt: bound to this subject and id */
+        s = es_envelope_seal(st->env, subj.full, id, e->schema, data, len, sealed);
+        if (s != ES_OK)
+            return s;
+        data = sealed->data;
+        len = sealed->len;
+    }
     natsMsg *m = NULL;
-    natsStatus ns = natsMsg_Create(&m, subj.full, reply, e->data, (int)e->data_len);
+    natsStatus ns = natsMsg_Create(&m, subj.full, reply, data, (int)len);
     if (ns != NATS_OK)
         return es_nats_status(ns, "creating a message");
-    s = es_headers_set(st, e, &subj, m);
+    s = es_headers_set(st, e, id, &subj, st->env ? sealed : NULL, m);
     if (s != ES_OK) {
         natsMsg_Destroy(m);
         return s;
@@ -152,13 +167,15 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
         return es_error(ES_ERR_NOMEM, "out of memory");
     char batch_id[ES_NEW_ID_LEN + 1];
     es_new_id(batch_id);
+    es_sealed sealed = ES_SEALED_INIT; /* natsMsg_Create copies: one serves the whole unit */
     es_status s = ES_OK;
     for (size_t i = 0; i < n && s == ES_OK; i++) {
         const char *reply = i + 1 == n ? t->reply : i == 0 ? t->first_reply : NULL;
-        s = build_msg(st, &events[i], reply, &msgs[i]);
+        s = build_msg(st, &events[i], reply, &sealed, &msgs[i]);
         if (s == ES_OK && n > 1)
             s = set_batch_headers(msgs[i], batch_id, i, n);
     }
+    es_sealed_free(&sealed);
     if (s != ES_OK) {
         for (size_t i = 0; i < n; i++)
             natsMsg_Destroy(msgs[i]);
@@ -329,7 +346,7 @@ static es_status submit(es_store *st, const es_event_spec *events, size_t n, es_
                         void *closure)
 {
     es_pub_ticket t;
-    es_status s = es_publisher_reserve(st->pub, cb, closure, &t);
+    es_status s = es_publisher_reserve(st->pub, n > 1, cb, closure, &t);
     if (s != ES_OK)
         return s;
     natsMsg **msgs = NULL;

@@ -26,7 +26,8 @@ struct es_oc {
     char name[128];          /* the server's name for the consumer */
     uint64_t next_sseq;      /* where a reset restarts: last delivered + 1 */
     uint64_t last_cseq;      /* consumer sequence of the last delivery */
-    int64_t last_activity_ms;
+    int64_t last_activity_ms; /* refreshed lazily, see check_heartbeats */
+    bool active;              /* something arrived since the clock was last read */
     bool need_reset;
     uint64_t resets;
 };
@@ -122,6 +123,7 @@ static es_status start(es_oc *oc, uint64_t *pending)
     json_decref(reply);
     oc->last_cseq = 0;
     oc->last_activity_ms = es_monotonic_ms();
+    oc->active = false;
     oc->need_reset = false;
     return ES_OK;
 }
@@ -183,43 +185,64 @@ static es_status reset(es_oc *oc, int64_t wait_ms)
         return ES_OK;
     }
     oc->need_reset = true;
-    sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
+    if (wait_ms > 0)
+        sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
     return es_error(ES_ERR_CONNECTION, "consumer reset from sequence %" PRIu64 " failed: %s",
                     oc->next_sseq, es_last_error());
 }
 
+/* Called when a wait slice ended with nothing: the only moment the clock is
+ * read, so a busy replay pays no clock_gettime per message. */
+static void check_heartbeats(es_oc *oc)
+{
+    int64_t now = es_monotonic_ms();
+    if (oc->active) {
+        oc->last_activity_ms = now;
+        oc->active = false;
+    } else if (now - oc->last_activity_ms > MISSED_HEARTBEATS * oc->hb_ms) {
+        oc->need_reset = true;
+    }
+}
+
 es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out)
 {
-    int64_t give_up = es_monotonic_ms() + wait_ms;
     for (;;) {
-        int64_t now = es_monotonic_ms();
-        if (oc->need_reset || now - oc->last_activity_ms > MISSED_HEARTBEATS * oc->hb_ms) {
-            es_status s = reset(oc, give_up - now);
+        if (oc->need_reset) {
+            es_status s = reset(oc, wait_ms);
             if (s != ES_OK)
                 return s;
         }
-        int64_t left = give_up - es_monotonic_ms();
-        if (left <= 0)
+        if (wait_ms <= 0)
             return ES_ERR_TIMEOUT;
+        int64_t slice = wait_ms < oc->hb_ms ? wait_ms : oc->hb_ms;
         natsMsg *m = NULL;
-        natsStatus ns = natsSubscription_NextMsg(&m, oc->sub, left < oc->hb_ms ? left : oc->hb_ms);
-        if (ns == NATS_TIMEOUT)
+        natsStatus ns = natsSubscription_NextMsg(&m, oc->sub, slice);
+        if (ns == NATS_TIMEOUT) {
+            wait_ms -= slice;
+            check_heartbeats(oc);
             continue;
+        }
         if (ns != NATS_OK) { /* e.g. the subscription was closed by a disconnect */
+            wait_ms -= slice;
             oc->need_reset = true;
             continue;
         }
-        oc->last_activity_ms = es_monotonic_ms();
-        const char *status = NULL;
-        if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
-            control(oc, m, status);
+        oc->active = true;
+        /* Deliveries carry a $JS.ACK reply; anything else is a status message.
+         * Deciding by the reply keeps nats.c from parsing every delivery's
+         * headers (a dozen allocations) just to look for a Status. */
+        uint64_t sseq, cseq, pending;
+        int64_t ts;
+        if (!es_oc_parse_ack(natsMsg_GetReply(m), &sseq, &cseq, &pending, &ts)) {
+            const char *status = NULL;
+            if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK)
+                control(oc, m, status);
+            else
+                oc->need_reset = true; /* neither a delivery nor a status: start afresh */
             natsMsg_Destroy(m);
             continue;
         }
-        uint64_t sseq, cseq, pending;
-        int64_t ts;
-        if (!es_oc_parse_ack(natsMsg_GetReply(m), &sseq, &cseq, &pending, &ts) ||
-            cseq != oc->last_cseq + 1) {
+        if (cseq != oc->last_cseq + 1) {
             natsMsg_Destroy(m); /* a gap: start again after the last good one */
             oc->need_reset = true;
             continue;

@@ -18,7 +18,13 @@ struct es_decision {
     size_t count;
 };
 
-void es_decide_options_init(es_decide_options *opts) { opts->max_attempts = 5; }
+void es_decide_options_init(es_decide_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->max_attempts = 5;
+    opts->snapshot_every = 100;
+    opts->snapshot_version = 1;
+}
 
 static const char *copy_str(es_arena *a, const char *s)
 {
@@ -92,12 +98,38 @@ static void set_expectation(es_decision *d, uint64_t seq)
 typedef struct evolve_call {
     const es_decider *decider;
     void *state;
+    const es_decide_options *opts;
 } evolve_call;
 
 static es_status on_event(const es_event *ev, void *closure)
 {
     evolve_call *c = closure;
     return c->decider->evolve(c->state, ev);
+}
+
+static es_status on_snapshot(const void *data, size_t len, void *closure)
+{
+    evolve_call *c = closure;
+    return c->opts->snapshot_read(c->state, data, len);
+}
+
+/* The snapshot policy: load from the latest snapshot, save a new one when
+ * the tail replayed is long enough. */
+static es_status load_via_snapshot(es_decision *d, evolve_call *c, const es_decide_options *opts,
+                                   uint64_t *seq)
+{
+    es_snapshot_load_result r;
+    es_status s = es_load_from_snapshot(opts->snapshots, d->entity, opts->snapshot_version,
+                                        on_snapshot, on_event, c, &r);
+    *seq = r.last_seq;
+    if (s != ES_OK || r.replayed < opts->snapshot_every)
+        return s;
+    es_buf b = ES_BUF_INIT;
+    if (opts->snapshot_write(c->state, &b) == ES_OK)
+        es_snapshot_save(opts->snapshots, d->entity, r.last_seq, opts->snapshot_version, b.data,
+                         b.len); /* a cache: failing to fill it is not the command's failure */
+    es_buf_free(&b);
+    return ES_OK;
 }
 
 static void backoff(int attempt)
@@ -108,14 +140,16 @@ static void backoff(int attempt)
 }
 
 static es_status attempt(es_store *st, es_decision *d, const es_decider *decider, void *state,
-                         es_append_result *result)
+                         const es_decide_options *opts, es_append_result *result)
 {
     es_arena_reset(d->arena);
     d->count = 0;
     es_status s = decider->reset ? decider->reset(state) : ES_OK;
     uint64_t seq = 0;
-    evolve_call c = {decider, state};
-    if (s == ES_OK)
+    evolve_call c = {decider, state, opts};
+    if (s == ES_OK && opts->snapshots != NULL)
+        s = load_via_snapshot(d, &c, opts, &seq);
+    else if (s == ES_OK)
         s = es_load(st, d->entity, NULL, on_event, &c, &seq);
     if (s == ES_OK)
         s = decider->decide(state, d);
@@ -135,10 +169,12 @@ es_status es_decide(es_store *st, const es_filter *entity, const es_decider *dec
     }
     if (st == NULL || entity == NULL || entity->entity_type == NULL || entity->entity_id == NULL ||
         entity->event_type != NULL || decider == NULL || decider->evolve == NULL ||
-        decider->decide == NULL || opts->max_attempts < 1)
+        decider->decide == NULL || opts->max_attempts < 1 ||
+        (opts->snapshots != NULL && (opts->snapshot_write == NULL || opts->snapshot_read == NULL)))
         return es_error(ES_ERR_INVALID,
                         "es_decide: store, an entity (type and id, no event type), a decider "
-                        "with evolve and decide, and max_attempts >= 1 are required");
+                        "with evolve and decide, max_attempts >= 1, and snapshot_write/read "
+                        "with snapshots are required");
     es_append_result ignored;
     if (result == NULL)
         result = &ignored;
@@ -149,7 +185,7 @@ es_status es_decide(es_store *st, const es_filter *entity, const es_decider *dec
     d->entity = entity;
     es_status s = es_arena_create(DECISION_ARENA_LIMIT, &d->arena);
     for (int i = 1; s == ES_OK && i <= opts->max_attempts; i++) {
-        s = attempt(st, d, decider, state, result);
+        s = attempt(st, d, decider, state, opts, result);
         if (s != ES_ERR_CONFLICT || i == opts->max_attempts)
             break;
         backoff(i);

@@ -1,9 +1,12 @@
 /* Read-side accessors of es_event. */
 #include "event_impl.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <es/codec.h>
 
 #include "headers.h"
 #include "internal.h"
@@ -18,7 +21,7 @@ void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *s
     ev->subject = subject;
     ev->seq = seq;
     ev->stored_ns = stored_ns;
-    ev->split_done = ev->id_done = ev->keys_done = false;
+    ev->split_done = ev->id_done = ev->keys_done = ev->data_done = false;
     ev->keys = NULL;
     ev->nkeys = 0;
     ev->nmeta = 0;
@@ -29,6 +32,12 @@ void es_event_clear(es_event *ev)
     free((void *)ev->keys);
     ev->keys = NULL;
     ev->keys_done = false;
+}
+
+void es_event_release(es_event *ev)
+{
+    es_event_clear(ev);
+    es_opened_free(&ev->opened);
 }
 
 /* Accessors parse on first use; the event is private to one callback, so
@@ -53,6 +62,12 @@ static const es_subject_parts *parts(const es_event *cev)
         }
     }
     return &ev->parts;
+}
+
+bool es_event_well_formed(const es_event *ev)
+{
+    parts(ev);
+    return ev->split_status == ES_OK;
 }
 
 uint64_t es_event_seq(const es_event *ev) { return ev ? ev->seq : 0; }
@@ -172,11 +187,61 @@ void es_event_meta_at(const es_event *ev, size_t i, const char **key, const char
     *value = es_event_header(ev, ev->keys[i]);
 }
 
+/* Opens the envelope once per event: decrypt, decompress, upcast. */
+static es_status open_data(const es_event *cev)
+{
+    es_event *ev = mut(cev);
+    if (ev->data_done)
+        return ev->data_status;
+    ev->data_done = true;
+    es_header h[ES_ENVELOPE_HEADER_COUNT];
+    size_t n = 0;
+    for (size_t i = 0; i < ES_ENVELOPE_HEADER_COUNT; i++) {
+        const char *v = es_event_header(ev, es_envelope_header_names[i]);
+        if (v != NULL)
+            h[n++] = (es_header){es_envelope_header_names[i], v};
+    }
+    ev->data_status = es_envelope_open(ev->st->env, ev->subject, es_event_header(ev, ES_HDR_MSG_ID),
+                                       h, n, (const uint8_t *)natsMsg_GetData(ev->msg),
+                                       (size_t)natsMsg_GetDataLength(ev->msg), &ev->opened);
+    return ev->data_status;
+}
+
 es_status es_event_data(const es_event *ev, const void **data, size_t *len)
 {
     if (ev == NULL || data == NULL || len == NULL)
         return es_error(ES_ERR_INVALID, "es_event_data: event, data and len are required");
-    *data = natsMsg_GetData(ev->msg);
-    *len = (size_t)natsMsg_GetDataLength(ev->msg);
+    if (ev->st->env == NULL) { /* no envelope: the payload is the data */
+        *data = natsMsg_GetData(ev->msg);
+        *len = (size_t)natsMsg_GetDataLength(ev->msg);
+        return ES_OK;
+    }
+    es_status s = open_data(ev);
+    *data = s == ES_OK ? ev->opened.data : NULL;
+    *len = s == ES_OK ? ev->opened.len : 0;
+    if (s != ES_OK)
+        return es_error(s, "event %llu (%s): %s", (unsigned long long)ev->seq, ev->subject,
+                        es_status_text(s));
     return ES_OK;
+}
+
+es_status es_event_decode(const es_event *ev, es_arena *arena, es_value **out)
+{
+    const void *data;
+    size_t len;
+    es_status s = es_event_data(ev, &data, &len);
+    if (s != ES_OK)
+        return s;
+    return es_codec_decode(es_event_codec(ev), data, len, arena, out);
+}
+
+uint32_t es_event_schema(const es_event *ev)
+{
+    if (ev == NULL)
+        return 0;
+    if (ev->st->env != NULL && open_data(ev) == ES_OK)
+        return ev->opened.schema;
+    const char *v = es_event_header(ev, ES_HDR_SCHEMA);
+    unsigned long n = v ? strtoul(v, NULL, 10) : 1;
+    return n >= 1 && n <= UINT32_MAX ? (uint32_t)n : 1;
 }

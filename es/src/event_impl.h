@@ -5,6 +5,7 @@
 
 #include <nats/nats.h>
 
+#include <es/envelope.h>
 #include <es/event.h>
 
 #include "subjects.h"
@@ -27,13 +28,21 @@ struct es_event {
     const char **keys;         /* header keys (owned, freed by es_event_clear) */
     int nkeys;
     size_t nmeta;
+    bool data_done;            /* the envelope was opened (stores with one) */
+    es_status data_status;
+    es_opened opened;          /* its buffers are kept across events */
 };
 
 /* Points `ev` at `msg` (subject, seq and store time given by the caller,
  * who found them in the delivery or direct-get headers). */
 void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
                    uint64_t seq, int64_t stored_ns);
-/* Frees what the lazy parts allocated; `ev` can be wrapped again. */
+/* False when the subject is not an event subject of the store (a foreign
+ * message published under $ES.<store>.>): readers skip those. */
+bool es_event_well_formed(const es_event *ev);
+/* Forgets the message (keeping buffers for the next); `ev` can be wrapped again. */
 void es_event_clear(es_event *ev);
+/* Frees everything; call once when done with `ev`. */
+void es_event_release(es_event *ev);
 
 #endif

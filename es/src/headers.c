@@ -6,7 +6,6 @@
 
 #include "internal.h"
 #include "jsapi.h"
-#include "newid.h"
 #include "store_impl.h"
 #include "timefmt.h"
 
@@ -33,17 +32,31 @@ static natsStatus set_meta(const es_event_spec *e, natsMsg *m)
     return ns;
 }
 
-es_status es_headers_set(const es_store *st, const es_event_spec *e, const es_subject *subj,
-                         natsMsg *m)
+static natsStatus set_extensions(const es_event_spec *e, const es_sealed *sealed, natsMsg *m)
 {
-    char id[ES_NEW_ID_LEN + 1], when[ES_TIME_MAX];
+    natsStatus ns = NATS_OK;
+    if (sealed == NULL) { /* no envelope: the schema version is the only extension */
+        if (e->schema > 0) {
+            char v[16];
+            snprintf(v, sizeof v, "%u", (unsigned)e->schema);
+            ns = natsMsgHeader_Set(m, ES_HDR_SCHEMA, v);
+        }
+        return ns;
+    }
+    for (size_t i = 0; i < sealed->n_headers && ns == NATS_OK; i++)
+        ns = natsMsgHeader_Set(m, sealed->headers[i].name, sealed->headers[i].value);
+    return ns;
+}
+
+es_status es_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
+                         const es_subject *subj, const es_sealed *sealed, natsMsg *m)
+{
+    char when[ES_TIME_MAX];
     char entity[ES_SUBJECT_MAX];
-    if (e->event_id == NULL)
-        es_new_id(id);
     es_time_format(e->time_ns ? e->time_ns : es_now_ns(), when);
     snprintf(entity, sizeof entity, "%.*s", (int)subj->type_and_id_len, subj->type_and_id);
 
-    natsStatus ns = natsMsgHeader_Set(m, ES_HDR_MSG_ID, e->event_id ? e->event_id : id);
+    natsStatus ns = natsMsgHeader_Set(m, ES_HDR_MSG_ID, event_id);
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(m, ES_HDR_EXPECTED_STREAM, st->stream);
     if (ns == NATS_OK)
@@ -58,5 +71,7 @@ es_status es_headers_set(const es_store *st, const es_event_spec *e, const es_su
         ns = set_meta(e, m);
     if (ns == NATS_OK)
         ns = set_expectation(e, subj, m);
+    if (ns == NATS_OK)
+        ns = set_extensions(e, sealed, m);
     return es_nats_status(ns, "setting event headers");
 }

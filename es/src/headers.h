@@ -4,6 +4,7 @@
 
 #include <nats/nats.h>
 
+#include <es/envelope.h>
 #include <es/event.h>
 
 #include "subjects.h"
@@ -21,8 +22,10 @@
 #define ES_HDR_CODEC "Rita-Codec"
 #define ES_HDR_META_PREFIX "Rita-Meta-"
 
-/* Sets every header of one event on `m` (its subject was built from `e`). */
-es_status es_headers_set(const es_store *st, const es_event_spec *e, const es_subject *subj,
-                         natsMsg *m);
+/* Sets every header of one event on `m` (its subject was built from `e`):
+ * its id, Rita headers, expectation, and the Es- headers of `sealed` (NULL
+ * when the store has no envelope). */
+es_status es_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
+                         const es_subject *subj, const es_sealed *sealed, natsMsg *m);
 
 #endif

@@ -24,13 +24,12 @@
 
 typedef struct slot {
     uint64_t id;          /* 0: free */
+    bool batch;           /* holds one of the stream's atomic-batch places */
     es_pub_done cb;
     void *closure;
     natsMsg **msgs;
     size_t n;
     int64_t deadline_ms;
-    es_status first_status; /* an error reply to a batch's first message */
-    char first_text[TEXT_MAX];
 } slot;
 
 struct es_publisher {
@@ -43,6 +42,8 @@ struct es_publisher {
     slot *slots;
     size_t cap;
     size_t inflight;
+    size_t batches;           /* atomic batches in flight */
+    size_t max_batches;       /* the server allows 50 per stream by default */
     uint64_t next_id;
     bool closing;
     pthread_t reaper;
@@ -63,6 +64,8 @@ static void complete_locked(es_publisher *p, slot *sl, es_status s, const es_pub
 {
     slot done = *sl;
     memset(sl, 0, sizeof *sl); /* the slot may be reused at once ... */
+    if (done.batch)
+        p->batches--;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
     if (done.cb)
@@ -141,17 +144,16 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     int len = natsMsg_GetDataLength(msg);
     if (s == ES_OK && !(first && len == 0))
         s = es_puback_parse(data, (size_t)len, &r, text, sizeof text);
+    if (first && s == ES_ERR_PROTOCOL)
+        s = ES_OK; /* a start acknowledgement only matters when it is an error */
 
     pthread_mutex_lock(&p->mu);
     slot *sl = id ? &p->slots[id % p->cap] : NULL;
-    if (sl != NULL && sl->id == id) {
-        if (!first)
-            complete_locked(p, sl, s != ES_OK || sl->first_status == ES_OK ? s : sl->first_status,
-                            &r, text[0] || sl->first_status == ES_OK ? text : sl->first_text);
-        else if (s != ES_OK && sl->first_status == ES_OK) {
-            sl->first_status = s;
-            snprintf(sl->first_text, sizeof sl->first_text, "%s", text);
-        }
+    /* The PubAck ends a unit; so does a refused batch start (too many batches
+     * in flight, atomic publish disabled...): its commit would only be refused
+     * too, or never answered. An empty start acknowledgement is ignored. */
+    if (sl != NULL && sl->id == id && (!first || s != ES_OK)) {
+        complete_locked(p, sl, s, &r, text);
     } /* else: the unit timed out already; its late answer is dropped */
     pthread_mutex_unlock(&p->mu);
     natsMsg_Destroy(msg);
@@ -202,6 +204,7 @@ es_status es_publisher_create(es_store *store, es_publisher **out)
     p->nc = store->nc;
     p->timeout_ms = store->opts.timeout_ms;
     p->cap = (size_t)store->opts.max_inflight;
+    p->max_batches = (size_t)store->opts.max_batches_inflight;
     p->slots = calloc(p->cap, sizeof *p->slots);
     p->next_id = 1;
     char id[ES_NEW_ID_LEN + 1];
@@ -259,11 +262,17 @@ static void reply_subjects(const es_publisher *p, uint64_t id, es_pub_ticket *t)
     snprintf(t->first_reply, sizeof t->first_reply, "%s.f%" PRIu64, p->inbox, id);
 }
 
-es_status es_publisher_reserve(es_publisher *p, es_pub_done cb, void *closure, es_pub_ticket *t)
+static bool window_full(const es_publisher *p, bool batch)
+{
+    return p->slots[p->next_id % p->cap].id != 0 || (batch && p->batches >= p->max_batches);
+}
+
+es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void *closure,
+                               es_pub_ticket *t)
 {
     int64_t give_up = es_monotonic_ms() + p->timeout_ms;
     pthread_mutex_lock(&p->mu);
-    while (!p->closing && p->slots[p->next_id % p->cap].id != 0) {
+    while (!p->closing && window_full(p, batch)) {
         if (es_monotonic_ms() >= give_up) {
             size_t n = p->inflight;
             pthread_mutex_unlock(&p->mu);
@@ -283,6 +292,8 @@ es_status es_publisher_reserve(es_publisher *p, es_pub_done cb, void *closure, e
     slot *sl = &p->slots[id % p->cap];
     memset(sl, 0, sizeof *sl);
     sl->id = id;
+    sl->batch = batch;
+    p->batches += batch;
     sl->cb = cb;
     sl->closure = closure;
     /* No deadline until the messages are sent: building them is not waiting. */
@@ -298,6 +309,8 @@ void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t)
     pthread_mutex_lock(&p->mu);
     slot *sl = &p->slots[t->id % p->cap];
     if (sl->id == t->id) {
+        if (sl->batch)
+            p->batches--;
         memset(sl, 0, sizeof *sl);
         p->inflight--;
         pthread_cond_broadcast(&p->changed);

@@ -41,11 +41,12 @@ es_status es_publisher_create(es_store *store, es_publisher **out);
 /* Waits for units in flight (each bounded by the request timeout), then frees. */
 void es_publisher_destroy(es_publisher *p);
 
-/* Reserves a place for one unit, waiting while max_inflight units are in
- * flight (ES_ERR_TIMEOUT after the request timeout). `cb` will be called
+/* Reserves a place for one unit (an atomic batch when `batch`), waiting
+ * while max_inflight units, or max_batches_inflight batches, are in flight (ES_ERR_TIMEOUT after the request timeout). `cb` will be called
  * exactly once after es_publisher_send; es_publisher_cancel releases the
  * place without calling it (when building the messages failed). */
-es_status es_publisher_reserve(es_publisher *p, es_pub_done cb, void *closure, es_pub_ticket *t);
+es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void *closure,
+                               es_pub_ticket *t);
 void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t);
 
 /* Publishes msgs[0..n) (built with the ticket's reply subjects) and takes

@@ -53,14 +53,18 @@ es_status es_filter_subject(const es_store *st, const es_filter *f, char *out, s
     }
     if (s != ES_OK)
         return s;
-    int n;
-    const char *type = f->entity_type ? f->entity_type : "*";
-    const char *event = f->event_type ? f->event_type : "*";
-    if (st->config.tenancy)
-        n = snprintf(out, out_size, "$ES.%s.%s.%s.%s.%s", st->name, f->tenant ? f->tenant : "*",
-                     type, token, event);
-    else
-        n = snprintf(out, out_size, "$ES.%s.%s.%s.%s", st->name, type, token, event);
+    /* Trailing wildcards collapse into '>' (every event subject has the same
+     * number of tokens, so it matches the same events): JetStream serves a
+     * consumer whose filter covers the whole stream much faster. */
+    const char *parts[4] = {f->tenant, f->entity_type, f->entity_id ? token : NULL, f->event_type};
+    int first = st->config.tenancy ? 0 : 1, last = 3;
+    while (last >= first && parts[last] == NULL)
+        last--;
+    int n = snprintf(out, out_size, "$ES.%s", st->name);
+    for (int i = first; i <= last && n > 0 && (size_t)n < out_size; i++)
+        n += snprintf(out + n, out_size - (size_t)n, ".%s", parts[i] ? parts[i] : "*");
+    if (n > 0 && (size_t)n < out_size && last < 3)
+        n += snprintf(out + n, out_size - (size_t)n, ".>");
     if (n < 0 || (size_t)n >= out_size)
         return es_error(ES_ERR_LIMIT, "filter subject does not fit %zu bytes", out_size);
     return ES_OK;
@@ -111,17 +115,19 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
             break;
         }
         es_event_wrap(&ev, st, m.msg, natsMsg_GetSubject(m.msg), m.seq, m.stored_ns);
-        s = cb(&ev, closure);
+        bool deliver = es_event_well_formed(&ev);
+        s = deliver ? cb(&ev, closure) : ES_OK;
         es_event_clear(&ev);
         natsMsg_Destroy(m.msg);
         if (s != ES_OK)
             break;
-        if (last_seq)
+        if (deliver && last_seq)
             *last_seq = m.seq;
         if (o->up_to_seq && m.seq >= o->up_to_seq)
             break;
     }
     es_oc_destroy(oc);
+    es_event_release(&ev);
     if (s == ES_OK)
         es_error_clear();
     return s;
@@ -133,6 +139,7 @@ typedef struct load_call {
     es_store *st;
     es_event_cb cb;
     void *closure;
+    uint64_t last_seq;   /* last sequence handed to cb */
     es_event ev;
 } load_call;
 
@@ -141,7 +148,12 @@ static es_status on_direct(natsMsg *msg, const char *subject, uint64_t seq, int6
 {
     load_call *c = closure;
     es_event_wrap(&c->ev, c->st, msg, subject, seq, stored_ns);
-    es_status s = c->cb(&c->ev, c->closure);
+    es_status s = ES_OK;
+    if (es_event_well_formed(&c->ev)) {
+        s = c->cb(&c->ev, c->closure);
+        if (s == ES_OK)
+            c->last_seq = seq;
+    }
     es_event_clear(&c->ev);
     return s;
 }
@@ -163,7 +175,10 @@ es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es
     load_call c = {.st = st, .cb = cb, .closure = closure};
     es_dg_request req = {.filter = subject, .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq, .batch = LOAD_BATCH};
-    s = es_direct_get(st, &req, on_direct, &c, last_seq);
+    s = es_direct_get(st, &req, on_direct, &c, NULL);
+    es_event_release(&c.ev);
+    if (last_seq)
+        *last_seq = c.last_seq;
     if (s == ES_OK)
         es_error_clear();
     return s;

@@ -9,12 +9,19 @@
 #include "internal.h"
 #include "jsapi.h"
 #include "publisher.h"
+#include "subjects.h"
 #include "timefmt.h"
 
 #define DEFAULT_DUPLICATE_WINDOW_NS (120LL * 1000000000LL)
+/* Store settings live in the stream's metadata, so every client of the store
+ * reads the same ones. */
 #define TENANCY_KEY "es_tenancy"
+#define COMPRESS_KEY "es_compress_threshold"
+#define DICT_KEY "es_compress_dict"
+#define ENCRYPT_KEY "es_encrypt"
 
-const char *const es_store_bucket_suffixes[] = {"keys", "checkpoints", "snapshots", "meta", NULL};
+const char *const es_store_bucket_suffixes[] = {"keys",  "dicts", "checkpoints",
+                                                "snapshots", "meta", NULL};
 
 void es_store_config_init(es_store_config *cfg)
 {
@@ -28,6 +35,7 @@ void es_store_options_init(es_store_options *opts)
     memset(opts, 0, sizeof *opts);
     opts->timeout_ms = 5000;
     opts->max_inflight = 256;
+    opts->max_batches_inflight = 32;
 }
 
 static es_status check_config(const es_store_config *cfg)
@@ -59,8 +67,19 @@ static json_t *stream_config_json(const char *name, const es_store_config *cfg)
     snprintf(stream, sizeof stream, "ES_%s", name);
     snprintf(subject, sizeof subject, "$ES.%s.>", name);
     json_t *meta = json_object();
+    char num[24];
     if (cfg->tenancy)
         json_object_set_new(meta, TENANCY_KEY, json_string("true"));
+    if (cfg->encrypt)
+        json_object_set_new(meta, ENCRYPT_KEY, json_string("true"));
+    if (cfg->compress_threshold > 0) {
+        snprintf(num, sizeof num, "%zu", cfg->compress_threshold);
+        json_object_set_new(meta, COMPRESS_KEY, json_string(num));
+    }
+    if (cfg->compress_dict > 0) {
+        snprintf(num, sizeof num, "%u", (unsigned)cfg->compress_dict);
+        json_object_set_new(meta, DICT_KEY, json_string(num));
+    }
     return json_pack("{s:s, s:[s], s:s, s:s, s:s, s:i, s:I, s:o, s:o, s:o, s:I, s:b, s:b, s:b, s:o}",
                      "name", stream, "subjects", subject, "retention", "limits", "storage",
                      cfg->memory_storage ? "memory" : "file", "discard", "old", "num_replicas",
@@ -91,8 +110,13 @@ static void config_from_json(json_t *c, es_store_config *cfg)
     cfg->duplicate_window_ns = positive_or_zero(json_object_get(c, "duplicate_window"));
     const char *storage = json_string_value(json_object_get(c, "storage"));
     cfg->memory_storage = storage && strcmp(storage, "memory") == 0;
-    const char *ten = json_string_value(json_object_get(json_object_get(c, "metadata"), TENANCY_KEY));
-    cfg->tenancy = ten && strcmp(ten, "true") == 0;
+    json_t *meta = json_object_get(c, "metadata");
+    cfg->tenancy = es_json_string_is(json_object_get(meta, TENANCY_KEY), "true");
+    cfg->encrypt = es_json_string_is(json_object_get(meta, ENCRYPT_KEY), "true");
+    cfg->compress_threshold =
+        (size_t)strtoull(es_json_string_or(json_object_get(meta, COMPRESS_KEY), "0"), NULL, 10);
+    cfg->compress_dict =
+        (uint32_t)strtoul(es_json_string_or(json_object_get(meta, DICT_KEY), "0"), NULL, 10);
 }
 
 /* A stream we did not make (other subjects, no atomic batches) is not a store. */
@@ -110,6 +134,35 @@ static es_status check_is_store(json_t *c, const char *name)
                         "or allow_direct differ)",
                         name);
     return ES_OK;
+}
+
+/* The envelope of a store that compresses, encrypts or upcasts; stores that
+ * do none of it have none, and their events travel untouched. */
+static es_status open_envelope(es_store *st)
+{
+    const es_store_config *c = &st->config;
+    if (c->compress_threshold == 0 && !c->encrypt && st->opts.upcasters == NULL)
+        return ES_OK;
+    es_status s = ES_OK;
+    if (c->encrypt && (st->opts.master_key_file || st->opts.master_key_env)) {
+        es_keyring_options ko = {.master_key_file = st->opts.master_key_file,
+                                 .master_key_env = st->opts.master_key_file ? NULL
+                                                                           : st->opts.master_key_env,
+                                 .timeout_ms = st->opts.timeout_ms,
+                                 .replicas = c->replicas};
+        s = es_keyring_create(st->nc, st->name, &ko, &st->keyring);
+    }
+    es_envelope_options eo = {.compress = c->compress_threshold > 0,
+                              .compress_min = c->compress_threshold,
+                              .compress_dict = c->compress_dict,
+                              .encrypt = c->encrypt,
+                              .keyring = st->keyring,
+                              .accept_plaintext = st->opts.accept_plaintext,
+                              .upcasters = st->opts.upcasters,
+                              .timeout_ms = st->opts.timeout_ms};
+    if (s == ES_OK)
+        s = es_envelope_create(st->nc, st->name, &eo, &st->env);
+    return s;
 }
 
 static es_status new_handle(natsConnection *nc, const char *name, json_t *stream_info,
@@ -130,13 +183,16 @@ static es_status new_handle(natsConnection *nc, const char *name, json_t *stream
         st->opts = *opts;
     else
         es_store_options_init(&st->opts);
-    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0) {
+    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0 || st->opts.max_batches_inflight <= 0) {
         free(st);
-        return es_error(ES_ERR_INVALID, "store options: timeout and max_inflight must be positive");
+        return es_error(ES_ERR_INVALID, "store options: timeout, max_inflight and "
+                                        "max_batches_inflight must be positive");
     }
     s = es_publisher_create(st, &st->pub);
+    if (s == ES_OK)
+        s = open_envelope(st);
     if (s != ES_OK) {
-        free(st);
+        es_store_destroy(st);
         return s;
     }
     *out = st;
@@ -324,10 +380,39 @@ const char *es_store_stream(const es_store *store) { return store ? store->strea
 bool es_store_tenancy(const es_store *store) { return store && store->config.tenancy; }
 natsConnection *es_store_connection(const es_store *store) { return store ? store->nc : NULL; }
 
+es_status es_store_shred(es_store *st, const char *tenant, const char *type, const char *id,
+                         size_t id_len)
+{
+    if (st == NULL)
+        return es_error(ES_ERR_INVALID, "es_store_shred: store is NULL");
+    if (!st->config.encrypt)
+        return es_error(ES_ERR_INVALID, "store '%s' does not encrypt: there is no key to shred",
+                        st->name);
+    if (st->keyring == NULL)
+        return es_error(ES_ERR_NO_KEY, "shredding in store '%s' needs its master key", st->name);
+    es_event_spec e;
+    es_event_spec_init(&e);
+    e.tenant = tenant;
+    e.entity_type = type;
+    e.entity_id = id;
+    e.entity_id_len = id_len;
+    e.event_type = "shred";
+    es_status s = es_event_spec_check(st, &e, 0);
+    es_subject subj;
+    if (s == ES_OK)
+        s = es_subject_for(st, &e, &subj);
+    if (s != ES_OK)
+        return s;
+    subj.entity[strlen(subj.entity) - 2] = '\0'; /* the entity, without ".*" */
+    return es_keyring_shred(st->keyring, subj.entity);
+}
+
 void es_store_destroy(es_store *store)
 {
     if (store == NULL)
         return;
     es_publisher_destroy(store->pub);
+    es_envelope_destroy(store->env);
+    es_keyring_destroy(store->keyring);
     free(store);
 }

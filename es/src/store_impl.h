@@ -2,6 +2,7 @@
 #ifndef ES_STORE_IMPL_H
 #define ES_STORE_IMPL_H
 
+#include <es/envelope.h>
 #include <es/store.h>
 #include <es/subject.h>
 
@@ -14,6 +15,8 @@ struct es_store {
     es_store_config config;              /* as the server reported it */
     es_store_options opts;
     es_publisher *pub;                   /* the in-flight append machinery */
+    es_keyring *keyring;                 /* encrypting store with a master key, else NULL */
+    es_envelope *env;                    /* NULL when events travel as they are */
 };
 
 /* KV buckets belonging to a store are named ES_<store>_<suffix>; these are the

@@ -22,6 +22,10 @@ typedef struct es_subject {
 /* The subject of an (already validated) event of `st`. */
 es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject *out);
 
+/* Every check an append makes on one event (names, tenant, id, sizes,
+ * metadata, expectation); `index` is its place in the batch, for messages. */
+es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t index);
+
 /* Parts of a stored event's subject, pointing into a copy the caller owns. */
 typedef struct es_subject_parts {
     const char *tenant;   /* NULL without tenancy */

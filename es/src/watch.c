@@ -59,8 +59,8 @@ static es_status deliver(es_watch *w, es_oc_msg *m)
     es_event ev;
     memset(&ev, 0, sizeof ev);
     es_event_wrap(&ev, w->st, m->msg, natsMsg_GetSubject(m->msg), m->seq, m->stored_ns);
-    es_status s = w->opts.on_event(&ev, w->opts.closure);
-    es_event_clear(&ev);
+    es_status s = es_event_well_formed(&ev) ? w->opts.on_event(&ev, w->opts.closure) : ES_OK;
+    es_event_release(&ev);
     natsMsg_Destroy(m->msg);
     atomic_store(&w->last_seq, m->seq);
     if (m->pending == 0)

@@ -11,6 +11,7 @@
 
 #include "consumer.h"
 #include "headers.h"
+#include "newid.h"
 #include "publisher.h"
 #include "store_impl.h"
 #include "subjects.h"
@@ -56,7 +57,7 @@ static void builds_headers_as_specified(void **state)
     assert_string_equal(subj.entity, "$ES.bank.account.did:web:example%2Ecom.*");
     natsMsg *m = NULL;
     assert_int_equal(natsMsg_Create(&m, subj.full, NULL, "{}", 2), NATS_OK);
-    assert_int_equal(es_headers_set(&st, &e, &subj, m), ES_OK);
+    assert_int_equal(es_headers_set(&st, &e, e.event_id, &subj, NULL, m), ES_OK);
     assert_string_equal(hdr(m, "Nats-Msg-Id"), "evt-1");
     assert_string_equal(hdr(m, "Rita-Entity"), "account.did:web:example%2Ecom");
     assert_string_equal(hdr(m, "Rita-Type"), "deposited");
@@ -89,15 +90,32 @@ static void defaults_and_tenancy(void **state)
     natsMsg *m = NULL;
     assert_int_equal(natsMsg_Create(&m, subj.full, NULL, NULL, 0), NATS_OK);
     int64_t before = es_now_ns();
-    assert_int_equal(es_headers_set(&st, &e, &subj, m), ES_OK);
+    e.schema = 3;
+    assert_int_equal(es_headers_set(&st, &e, "id-x", &subj, NULL, m), ES_OK);
     assert_string_equal(hdr(m, "Rita-Codec"), "binary");
     assert_string_equal(hdr(m, "Rita-Entity"), "account.a1");
     assert_string_equal(hdr(m, "Nats-Expected-Last-Subject-Sequence"), "0");
-    assert_int_equal(strlen(hdr(m, "Nats-Msg-Id")), 22);
+    assert_string_equal(hdr(m, "Es-Schema"), "3");
+    assert_null(hdr(m, "Rita-Meta-x"));
     int64_t t = 0;
     assert_int_equal(es_time_parse(hdr(m, "Rita-Time"), &t), ES_OK);
     assert_true(t >= before && t <= es_now_ns());
     natsMsg_Destroy(m);
+}
+
+static void generated_ids_are_unique(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static char ids[N][ES_NEW_ID_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        es_new_id(ids[i]);
+        assert_int_equal(strlen(ids[i]), ES_NEW_ID_LEN);
+        assert_null(strpbrk(ids[i], " .*>\r\n"));
+    }
+    for (int i = 1; i < N; i++)
+        assert_string_not_equal(ids[i], ids[i - 1]);
+    assert_memory_equal(ids[0], ids[N - 1], 12); /* one process, one prefix */
 }
 
 static void times_round_trip(void **state)
@@ -181,6 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(builds_headers_as_specified),
         cmocka_unit_test(defaults_and_tenancy),
+        cmocka_unit_test(generated_ids_are_unique),
         cmocka_unit_test(times_round_trip),
         cmocka_unit_test(parses_pubacks),
         cmocka_unit_test(parses_ack_subjects),

@@ -6,7 +6,9 @@
 #define ES_DECIDE_H
 
 #include <es/append.h>
+#include <es/buf.h>
 #include <es/read.h>
+#include <es/snapshot.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +34,17 @@ typedef struct es_decider {
 
 typedef struct es_decide_options {
     int max_attempts;   /* attempts in all, >= 1 (default 5) */
+    /* Snapshot policy: load from the entity's latest snapshot, and save a
+     * new one whenever a load replayed at least snapshot_every events past
+     * it. The snapshot is taken of the loaded state, before decide runs. A
+     * failed save does not fail the command. */
+    es_snapshots *snapshots;   /* NULL: no snapshots (default) */
+    uint64_t snapshot_every;   /* default 100 */
+    uint32_t snapshot_version; /* the state encoding's version (default 1) */
+    /* Required with snapshots: append the state's bytes to `out`; restore
+     * the state (after reset) from such bytes. */
+    es_status (*snapshot_write)(const void *state, es_buf *out);
+    es_status (*snapshot_read)(void *state, const void *data, size_t len);
 } es_decide_options;
 
 void es_decide_options_init(es_decide_options *opts);

@@ -11,8 +11,12 @@
 #include <es/read.h>
 #include <es/watch.h>
 #include <es/decide.h>
+#include <es/value.h>
+#include <es/codec.h>
+#include <es/envelope.h>
 #include <es/kvkey.h>
 #include <es/checkpoint.h>
+#include <es/snapshot.h>
 
 #define ES_VERSION_STRING "0.1.0"
 

@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/arena.h>
 #include <es/status.h>
+#include <es/value.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +48,7 @@ typedef struct es_event_spec {
     size_t meta_count;
     es_expect expect;
     uint64_t expect_seq;       /* for ES_EXPECT_SEQ */
+    uint32_t schema;           /* Es-Schema version of data; 0: none (reads as 1) */
 } es_event_spec;
 
 /* Zeroes the spec: no tenant, binary codec, time now, expect any. */
@@ -77,10 +80,18 @@ size_t es_event_meta_count(const es_event *ev);
 void es_event_meta_at(const es_event *ev, size_t i, const char **key, const char **value);
 /* Any header, e.g. "Es-Schema", or NULL. */
 const char *es_event_header(const es_event *ev, const char *name);
-/* The payload as stored (after the envelope is opened when the store
- * compresses or encrypts). ES_OK, or why it cannot be read (ES_ERR_SHREDDED,
- * ES_ERR_CRYPTO, ES_ERR_DECODE...): metadata stays readable either way. */
+/* The payload: the codec's bytes, after the envelope is opened (decrypted,
+ * decompressed, upcast) when the store uses one. ES_OK, or why it cannot be
+ * read (ES_ERR_SHREDDED, ES_ERR_CRYPTO, ES_ERR_NO_KEY, ES_ERR_DECODE...):
+ * metadata stays readable either way, and *data is then NULL. */
 es_status es_event_data(const es_event *ev, const void **data, size_t *len);
+/* es_event_data decoded by the codec its Rita-Codec header names (see
+ * es/codec.h), into `arena`: ES_ERR_NO_CODEC for a codec nobody registered,
+ * ES_ERR_DECODE for bytes that codec refuses, or es_event_data's status. */
+es_status es_event_decode(const es_event *ev, es_arena *arena, es_value **out);
+/* The schema version of es_event_data's bytes, after upcasting (1 when the
+ * event has no Es-Schema). */
+uint32_t es_event_schema(const es_event *ev);
 
 #ifdef __cplusplus
 }

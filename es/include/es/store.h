@@ -11,7 +11,9 @@
 
 #include <nats/nats.h>
 
+#include <es/keyring.h>
 #include <es/status.h>
+#include <es/upcast.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,15 +33,31 @@ typedef struct es_store_config {
     int64_t duplicate_window_ns;   /* idempotency window for event ids (default 2 minutes) */
     bool tenancy;                  /* subjects carry a tenant: $ES.<store>.<tenant>.<type>.<id>.<event> */
     bool memory_storage;           /* memory instead of file storage (tests, caches) */
+    /* The envelope (docs/envelope.md). Off by default, so that any Rita
+     * reader can read every event. */
+    size_t compress_threshold;     /* zstd-compress payloads of at least this many bytes; 0: off */
+    uint32_t compress_dict;        /* a dictionary id in the store (es_dict_put); 0: none */
+    bool encrypt;                  /* encrypt every event with its entity's key */
 } es_store_config;
 
-/* Defaults: R1, file storage, unlimited, duplicate window 2 minutes, no tenancy. */
+/* Defaults: R1, file storage, unlimited, duplicate window 2 minutes, no
+ * tenancy, no compression, no encryption. */
 void es_store_config_init(es_store_config *cfg);
 
 /* Options of a handle (not stored on the server). */
 typedef struct es_store_options {
     int64_t timeout_ms;      /* per request to the server (default 5000) */
+    /* The master key of an encrypting store (see es/keyring.h: a file of 32
+     * raw bytes or 64 hex digits, or the NAME of an environment variable of
+     * 64 hex digits). Without one, an encrypting store can still be opened:
+     * metadata reads, data reads ES_ERR_NO_KEY and appends are refused. */
+    const char *master_key_file;
+    const char *master_key_env;
+    bool accept_plaintext;   /* encrypting store: read events written before it encrypted */
+    const es_upcasters *upcasters; /* applied on read (borrowed); NULL: none */
     int max_inflight;        /* asynchronous appends in flight at once (default 256) */
+    int max_batches_inflight; /* of which atomic batches (default 32; nats-server allows
+                                 50 per stream and 1000 per server by default) */
 } es_store_options;
 
 void es_store_options_init(es_store_options *opts);
@@ -58,6 +76,14 @@ es_status es_store_open(natsConnection *nc, const char *name, const es_store_opt
 /* Changes the configuration of an existing store (replicas, limits, duplicate
  * window). Tenancy and storage type cannot change: ES_ERR_INVALID. */
 es_status es_store_update(es_store *store, const es_store_config *cfg);
+
+/* Crypto-shreds one entity of an encrypting store: its data key is erased,
+ * so its events keep their metadata but their data reads ES_ERR_SHREDDED,
+ * and nothing more can be appended to it. `tenant` only with tenancy;
+ * id_len 0: id is NUL-terminated. ES_ERR_INVALID when the store does not
+ * encrypt; ES_ERR_NO_KEY without a master key. */
+es_status es_store_shred(es_store *store, const char *tenant, const char *entity_type,
+                         const char *entity_id, size_t id_len);
 
 /* Deletes the store's stream and its KV buckets, with every event in them.
  * ES_ERR_NOT_FOUND when there is no such store. */
