@@ -48,7 +48,16 @@ static size_t max_payload(const es_store *st)
     return limit;
 }
 
+static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
+                                   size_t limit);
+
 es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
+{
+    return check_spec_within(st, e, index, max_payload(st));
+}
+
+static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
+                                   size_t limit)
 {
     if (e->tenant != NULL && !st->config.tenancy)
         return es_error(ES_ERR_INVALID, "event %zu: store '%s' has no tenancy but a tenant was given",
@@ -84,7 +93,6 @@ es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t
         return es_error(ES_ERR_INVALID,
                         "event %zu: ES_EXPECT_SEQ needs a sequence > 0 (use ES_EXPECT_NEW for none)",
                         index);
-    size_t limit = max_payload(st);
     if (e->data_len > limit)
         return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
                         e->data_len, limit);
@@ -102,8 +110,9 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
         return es_error(ES_ERR_TOO_LARGE,
                         "a batch holds at most %d events, not %zu (it is never split silently)",
                         ES_BATCH_MAX, n);
+    size_t limit = max_payload(st);
     for (size_t i = 0; i < n; i++) {
-        es_status s = es_event_spec_check(st, &events[i], i);
+        es_status s = check_spec_within(st, &events[i], i, limit);
         if (s != ES_OK)
             return s;
     }
@@ -148,7 +157,7 @@ static es_status build_msg(const es_store *st, const es_event_spec *e, const cha
 static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, size_t n)
 {
     char seq[24];
-    snprintf(seq, sizeof seq, "%zu", i + 1);
+    *es_put_u64(seq, i + 1) = '\0';
     natsStatus ns = natsMsgHeader_Set(m, ES_HDR_BATCH_ID, batch_id);
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(m, ES_HDR_BATCH_SEQ, seq);
@@ -166,7 +175,8 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
     if (msgs == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     char batch_id[ES_NEW_ID_LEN + 1];
-    es_new_id(batch_id);
+    if (n > 1)
+        es_new_id(batch_id);
     es_sealed sealed = ES_SEALED_INIT; /* natsMsg_Create copies: one serves the whole unit */
     es_status s = ES_OK;
     for (size_t i = 0; i < n && s == ES_OK; i++) {

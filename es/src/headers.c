@@ -14,7 +14,7 @@ static natsStatus set_expectation(const es_event_spec *e, const es_subject *subj
     if (e->expect == ES_EXPECT_ANY)
         return NATS_OK;
     char seq[24];
-    snprintf(seq, sizeof seq, "%" PRIu64, e->expect == ES_EXPECT_NEW ? 0 : e->expect_seq);
+    *es_put_u64(seq, e->expect == ES_EXPECT_NEW ? 0 : e->expect_seq) = '\0';
     natsStatus ns = natsMsgHeader_Set(m, ES_HDR_EXPECTED_SUBJECT_SEQ, seq);
     if (ns == NATS_OK) /* the entity, across all its event types */
         ns = natsMsgHeader_Set(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT, subj->entity);
@@ -54,7 +54,8 @@ es_status es_headers_set(const es_store *st, const es_event_spec *e, const char 
     char when[ES_TIME_MAX];
     char entity[ES_SUBJECT_MAX];
     es_time_format(e->time_ns ? e->time_ns : es_now_ns(), when);
-    snprintf(entity, sizeof entity, "%.*s", (int)subj->type_and_id_len, subj->type_and_id);
+    memcpy(entity, subj->type_and_id, subj->type_and_id_len);
+    entity[subj->type_and_id_len] = '\0';
 
     natsStatus ns = natsMsgHeader_Set(m, ES_HDR_MSG_ID, event_id);
     if (ns == NATS_OK)

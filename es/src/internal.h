@@ -2,6 +2,9 @@
 #ifndef ES_INTERNAL_H
 #define ES_INTERNAL_H
 
+#include <stdint.h>
+#include <string.h>
+
 #include <es/status.h>
 
 #define ES_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -14,5 +17,28 @@ es_status es_error_code(es_status s, int err_code, const char *fmt, ...) ES_PRIN
 void es_error_clear(void);
 
 #define ES_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Hot-path text building without printf: the caller has sized `p` (subjects
+ * and header values have bounded parts, validated before they are built). */
+static inline char *es_put(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Writes `v` in decimal (no NUL) and returns the end. */
+static inline char *es_put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
 
 #endif

@@ -82,11 +82,63 @@ static uint64_t parse_actual_seq(const char *desc)
     return colon ? strtoull(colon + 1, NULL, 10) : 0;
 }
 
+/* The position just after `key` in data[0..len), or NULL. */
+static const char *after_key(const char *data, size_t len, const char *key)
+{
+    size_t k = strlen(key);
+    for (size_t i = 0; i + k <= len; i++)
+        if (data[i] == key[0] && memcmp(data + i, key, k) == 0)
+            return data + i + k;
+    return NULL;
+}
+
+static bool read_uint(const char *p, const char *end, uint64_t *v)
+{
+    while (p < end && *p == ' ')
+        p++;
+    uint64_t n = 0;
+    const char *start = p;
+    for (; p < end && *p >= '0' && *p <= '9' && p - start < 20; p++)
+        n = n * 10 + (uint64_t)(*p - '0');
+    *v = n;
+    return p > start;
+}
+
+/* A successful PubAck is small and always the same shape:
+ * {"stream":"ES_x","seq":12[,"duplicate": true][,"batch":"…","count":3]}
+ * Reading it without building a JSON tree keeps a pipelined append from
+ * paying a dozen allocations per acknowledgement. Anything else (errors,
+ * surprises) goes through jansson. */
+static bool fast_puback(const char *data, size_t len, es_pub_result *r)
+{
+    const char *end = data + len;
+    if (len < 2 || data[0] != '{' || after_key(data, len, "\"error\"") != NULL)
+        return false;
+    const char *seq = after_key(data, len, "\"seq\":");
+    if (seq == NULL || !read_uint(seq, end, &r->seq) || r->seq == 0)
+        return false;
+    uint64_t count = 1;
+    const char *c = after_key(data, len, "\"count\":");
+    if (c != NULL && !read_uint(c, end, &count))
+        return false;
+    r->count = (size_t)count;
+    const char *dup = after_key(data, len, "\"duplicate\":");
+    if (dup != NULL) {
+        while (dup < end && *dup == ' ')
+            dup++;
+        r->duplicate = dup < end && *dup == 't';
+    }
+    return true;
+}
+
 es_status es_puback_parse(const char *data, size_t len, es_pub_result *r, char *text,
                           size_t text_size)
 {
     memset(r, 0, sizeof *r);
     text[0] = '\0';
+    if (fast_puback(data, len, r))
+        return ES_OK;
+    memset(r, 0, sizeof *r);
     json_error_t jerr;
     json_t *j = json_loadb(data, len, 0, &jerr);
     if (j == NULL || !json_is_object(j)) {
@@ -255,11 +307,18 @@ void es_publisher_destroy(es_publisher *p)
     free(p);
 }
 
-static void reply_subjects(const es_publisher *p, uint64_t id, es_pub_ticket *t)
+static void reply_subjects(const es_publisher *p, uint64_t id, bool batch, es_pub_ticket *t)
 {
     t->id = id;
-    snprintf(t->reply, sizeof t->reply, "%s.%" PRIu64, p->inbox, id);
-    snprintf(t->first_reply, sizeof t->first_reply, "%s.f%" PRIu64, p->inbox, id);
+    char *r = es_put(t->reply, p->inbox);
+    *r++ = '.';
+    *es_put_u64(r, id) = '\0';
+    t->first_reply[0] = '\0';
+    if (batch) {
+        char *f = es_put(t->first_reply, p->inbox);
+        f = es_put(f, ".f");
+        *es_put_u64(f, id) = '\0';
+    }
 }
 
 static bool window_full(const es_publisher *p, bool batch)
@@ -300,7 +359,7 @@ es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void
     sl->deadline_ms = INT64_MAX;
     p->inflight++;
     pthread_mutex_unlock(&p->mu);
-    reply_subjects(p, id, t);
+    reply_subjects(p, id, batch, t);
     return ES_OK;
 }
 

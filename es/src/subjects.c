@@ -13,18 +13,25 @@ es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject 
     es_status s = es_id_escape(e->entity_id, id_len, token, sizeof token, NULL);
     if (s != ES_OK)
         return s;
-    int head;
-    if (st->config.tenancy)
-        head = snprintf(out->full, sizeof out->full, "$ES.%s.%s.", st->name, e->tenant);
-    else
-        head = snprintf(out->full, sizeof out->full, "$ES.%s.", st->name);
-    int entity_end = head + snprintf(out->full + head, sizeof out->full - (size_t)head, "%s.%s",
-                                     e->entity_type, token);
-    snprintf(out->full + entity_end, sizeof out->full - (size_t)entity_end, ".%s", e->event_type);
-    memcpy(out->entity, out->full, (size_t)entity_end);
+    char *p = es_put(out->full, "$ES.");
+    p = es_put(p, st->name);
+    *p++ = '.';
+    if (st->config.tenancy) {
+        p = es_put(p, e->tenant);
+        *p++ = '.';
+    }
+    size_t head = (size_t)(p - out->full);
+    p = es_put(p, e->entity_type);
+    *p++ = '.';
+    p = es_put(p, token);
+    size_t entity_end = (size_t)(p - out->full);
+    *p++ = '.';
+    p = es_put(p, e->event_type);
+    *p = '\0';
+    memcpy(out->entity, out->full, entity_end);
     memcpy(out->entity + entity_end, ".*", 3);
     out->type_and_id = out->full + head;
-    out->type_and_id_len = (size_t)(entity_end - head);
+    out->type_and_id_len = entity_end - head;
     return ES_OK;
 }
 

@@ -22,6 +22,12 @@ int64_t es_monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* gmtime_r and snprintf cost more than the rest of an append: keep the
+ * formatted seconds per thread and only write the nine fraction digits. */
+static _Thread_local int64_t cached_sec = INT64_MIN;
+static _Thread_local char cached_text[32];
+static _Thread_local int cached_len;
+
 void es_time_format(int64_t ns, char out[ES_TIME_MAX])
 {
     int64_t sec = ns / 1000000000, frac = ns % 1000000000;
@@ -29,11 +35,29 @@ void es_time_format(int64_t ns, char out[ES_TIME_MAX])
         frac += 1000000000;
         sec -= 1;
     }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, ES_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    if (sec != cached_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        cached_len = snprintf(cached_text, sizeof cached_text, "%04d-%02d-%02dT%02d:%02d:%02d.",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                              tm.tm_sec);
+        if (cached_len < 0 || cached_len >= (int)sizeof cached_text) { /* far-off years */
+            snprintf(out, ES_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+            cached_sec = INT64_MIN;
+            return;
+        }
+        cached_sec = sec;
+    }
+    memcpy(out, cached_text, (size_t)cached_len);
+    char *p = out + cached_len;
+    for (int i = 8; i >= 0; i--) {
+        p[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    p[9] = 'Z';
+    p[10] = '\0';
 }
 
 static bool digits(const char *s, int n, int *out)

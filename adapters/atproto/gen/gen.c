@@ -307,20 +307,38 @@ typedef struct op_info {
     cid_t cid, prev;
 } op_info;
 
-static es_status op_delete(es_atp_gen *g, repo *r, op_info *op)
+/* Whether one of the commit's earlier ops touched `path`: the ops of a commit
+ * are a diff, one per path at most. */
+static bool touched(const op_info *earlier, size_t n, const char *path)
 {
-    size_t at = pick(g, r->count);
-    op->action = "delete";
-    snprintf(op->path, sizeof op->path, "%s", r->recs[at].key);
-    op->has_prev = true;
-    memcpy(op->prev, r->recs[at].cid, sizeof(cid_t));
-    remove_record(r, at);
-    g->counts.deletes++;
-    return ES_OK;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(earlier[i].path, path) == 0)
+            return true;
+    return false;
+}
+
+/* Delete a random record the commit has not touched yet; false when the
+ * tries all hit touched ones. */
+static bool op_delete(es_atp_gen *g, repo *r, op_info *op, const op_info *earlier, size_t n)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        size_t at = pick(g, r->count);
+        if (touched(earlier, n, r->recs[at].key))
+            continue;
+        op->action = "delete";
+        snprintf(op->path, sizeof op->path, "%s", r->recs[at].key);
+        op->has_prev = true;
+        memcpy(op->prev, r->recs[at].cid, sizeof(cid_t));
+        remove_record(r, at);
+        g->counts.deletes++;
+        return true;
+    }
+    return false;
 }
 
 /* Create a record (or update the profile), adding its block to `blocks`. */
-static es_status op_write(es_atp_gen *g, repo *r, op_info *op, block_list *blocks)
+static es_status op_write(es_atp_gen *g, repo *r, op_info *op, block_list *blocks,
+                          const op_info *earlier, size_t n)
 {
     static const char *const kinds[] = {"app.bsky.feed.post",   "app.bsky.feed.like",
                                         "app.bsky.feed.like",   "app.bsky.graph.follow",
@@ -328,15 +346,19 @@ static es_status op_write(es_atp_gen *g, repo *r, op_info *op, block_list *block
     const char *collection = kinds[pick(g, ES_ARRAY_LEN(kinds))];
     char created[48], rkey[14];
     format_time(g->now_us, created);
+    if (strcmp(collection, "app.bsky.actor.profile") == 0 &&
+        touched(earlier, n, "app.bsky.actor.profile/self"))
+        collection = "app.bsky.feed.post";
     es_value *v = new_record(g, collection, created);
     if (v == NULL) { /* nothing to like yet */
         collection = "app.bsky.feed.post";
         v = new_record(g, collection, created);
     }
+    /* TIDs of one commit share the time; the clock id's low bits keep them apart */
     if (strcmp(collection, "app.bsky.actor.profile") == 0)
         strcpy(rkey, "self");
     else
-        make_tid((uint64_t)g->now_us, (unsigned)pick(g, 1024), rkey);
+        make_tid((uint64_t)g->now_us, (unsigned)(pick(g, 256) << 2 | n), rkey);
     snprintf(op->path, sizeof op->path, "%s/%s", collection, rkey);
     cid_t cid;
     es_status s = gv_block(v, &g->scratch, cid);
@@ -446,7 +468,8 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
     es_status s = ES_OK;
     for (size_t i = 0; s == ES_OK && i < n_ops; i++) {
         bool del = r->count > 0 && (r->count >= MAX_RECORDS || pick(g, 100) < 10);
-        s = del ? op_delete(g, r, &ops[i]) : op_write(g, r, &ops[i], &records);
+        if (!del || !op_delete(g, r, &ops[i], ops, i))
+            s = op_write(g, r, &ops[i], &records, ops, i);
     }
     char rev[14], since[14], time[48];
     memcpy(since, r->rev, sizeof since);

@@ -23,11 +23,7 @@ typedef struct frame {
     const es_value *body;
     const uint8_t *body_bytes;
     size_t body_len;
-    const char *time;
-    size_t time_len;
-    int64_t time_ns;
     const char *seq_text; /* decimal seq, for the metadata */
-    size_t seq_len;
 } frame;
 
 typedef enum action { ACTION_CREATE, ACTION_UPDATE, ACTION_DELETE } action;
@@ -157,7 +153,6 @@ static es_status read_seq(frame *f)
     char text[24];
     int n = snprintf(text, sizeof text, "%" PRIu64, f->out->seq);
     f->seq_text = es_arena_strndup(f->arena, text, (size_t)n);
-    f->seq_len = (size_t)n;
     return f->seq_text ? ES_OK : refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "arena full");
 }
 
@@ -178,10 +173,11 @@ static es_status read_did(frame *f, const char *key)
 
 static es_status read_time(frame *f)
 {
-    es_status s = string_field(f, f->body, "time", REQUIRED, &f->time, &f->time_len);
+    es_atp_batch *out = f->out;
+    es_status s = string_field(f, f->body, "time", REQUIRED, &out->time, &out->time_len);
     if (s != ES_OK)
         return s;
-    if (!es_atp_parse_datetime(f->time, f->time_len, &f->time_ns))
+    if (!es_atp_parse_datetime(out->time, out->time_len, &out->time_ns))
         return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "'time' is not a valid datetime");
     return ES_OK;
 }
@@ -221,12 +217,13 @@ static char *join(frame *f, const part *parts, size_t count, size_t *len)
     return s;
 }
 
-static const char *cid_text(frame *f, const uint8_t *cid, size_t len, size_t *text_len)
+/* The base32 string of a binary CID, in the arena; NULL when the arena is
+ * full or the bytes are not a CIDv1. */
+static const char *cid_text(frame *f, const uint8_t *cid, size_t len)
 {
     char *s = es_arena_alloc(f->arena, ES_CID_STRING_MAX);
     if (s == NULL || es_cid_to_string(cid, len, s, ES_CID_STRING_MAX) != ES_OK)
         return NULL;
-    *text_len = strlen(s);
     return s;
 }
 
@@ -235,21 +232,36 @@ static es_status arena_full(frame *f)
     return refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "the frame's arena is full");
 }
 
-/* Fill the fields every event of this frame shares. */
-static void event_common(frame *f, es_atp_event *e)
+/* The event id of `parts` joined; ids longer than the core accepts are
+ * replaced by the CID (raw, sha2-256) of the full id: just as stable across
+ * relays and ingesters, and short. */
+static const char *event_id(frame *f, const part *parts, size_t count)
 {
-    e->entity_id = f->out->did;
-    e->entity_id_len = f->out->did_len;
-    e->time = f->time;
-    e->time_len = f->time_len;
-    e->time_ns = f->time_ns;
+    size_t len;
+    char *id = join(f, parts, count, &len);
+    if (id == NULL || len <= ES_ATP_EVENT_ID_MAX)
+        return id;
+    uint8_t cid[ES_CID_SHA256_LEN];
+    if (es_cid_sha256(ES_CID_CODEC_RAW, id, len, cid) != ES_OK)
+        return NULL;
+    return cid_text(f, cid, sizeof cid);
 }
 
-static es_atp_event *alloc_events(frame *f, size_t count)
+/* A new event for this frame: the DID as entity id, the frame's time. */
+static es_event_spec *new_event(frame *f)
 {
-    es_atp_event *ev = es_arena_calloc(f->arena, count ? count : 1, sizeof *ev);
-    f->out->events = ev;
-    return ev;
+    es_event_spec *e = &f->out->events[f->out->count++];
+    es_event_spec_init(e);
+    e->entity_id = f->out->did;
+    e->entity_id_len = f->out->did_len;
+    e->time_ns = f->out->time_ns;
+    return e;
+}
+
+static es_status alloc_events(frame *f, size_t count)
+{
+    f->out->events = es_arena_calloc(f->arena, count ? count : 1, sizeof *f->out->events);
+    return f->out->events ? ES_OK : arena_full(f);
 }
 
 /* ---- blocks -------------------------------------------------------------- */
@@ -409,6 +421,26 @@ static es_status parse_op(frame *f, const es_value *v, const es_car *car, parsed
     return o->act == ACTION_DELETE ? ES_OK : check_record(f, car, o);
 }
 
+static bool same_path(const parsed_op *a, const parsed_op *b)
+{
+    return a->collection_len == b->collection_len && a->rkey_len == b->rkey_len &&
+           memcmp(a->rkey, b->rkey, a->rkey_len) == 0 &&
+           memcmp(a->collection, b->collection, a->collection_len) == 0;
+}
+
+/* A commit's ops are a diff: one per path. Two on one path would also give
+ * two events the same id in one batch, which the server refuses. */
+static es_status check_unique_paths(frame *f, const parsed_op *ops, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (same_path(&ops[i], &ops[j]))
+                return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "two ops on %.*s/%.*s",
+                              (int)ops[i].collection_len, ops[i].collection, (int)ops[i].rkey_len,
+                              ops[i].rkey);
+    return ES_OK;
+}
+
 /* The entity type of a collection: '.' becomes '_' (NSIDs never hold '_'). */
 static char *entity_type(frame *f, const parsed_op *o)
 {
@@ -421,41 +453,37 @@ static char *entity_type(frame *f, const parsed_op *o)
 }
 
 typedef struct commit_text {
-    const char *rev, *commit;
-    size_t rev_len, commit_len;
+    const char *rev, *commit; /* NUL-terminated */
+    size_t rev_len;
 } commit_text;
 
-static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct, es_atp_event *e)
+static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
 {
-    event_common(f, e);
+    es_event_spec *e = new_event(f);
     e->entity_type = entity_type(f, o);
     e->event_type = action_names[o->act];
     part id[] = {{f->out->did, f->out->did_len},     {"/", 1}, {ct->rev, ct->rev_len}, {"/", 1},
                  {o->collection, o->collection_len}, {"/", 1}, {o->rkey, o->rkey_len}};
-    e->msg_id = join(f, id, ES_ARRAY_LEN(id), &e->msg_id_len);
-    es_atp_meta *m = es_arena_calloc(f->arena, 6, sizeof *m);
-    if (e->entity_type == NULL || e->msg_id == NULL || m == NULL)
+    e->event_id = event_id(f, id, ES_ARRAY_LEN(id));
+    es_meta *m = es_arena_calloc(f->arena, 6, sizeof *m);
+    const char *rkey = es_arena_strndup(f->arena, o->rkey, o->rkey_len);
+    if (e->entity_type == NULL || e->event_id == NULL || m == NULL || rkey == NULL)
         return arena_full(f);
     size_t n = 0;
-    m[n++] = (es_atp_meta){"rkey", o->rkey, o->rkey_len};
+    m[n++] = (es_meta){"rkey", rkey};
     if (o->cid != NULL) {
-        m[n].key = "cid";
-        if ((m[n].value = cid_text(f, o->cid, o->cid_len, &m[n].value_len)) == NULL)
+        if ((m[n++] = (es_meta){"cid", cid_text(f, o->cid, o->cid_len)}).value == NULL)
             return arena_full(f);
-        n++;
         e->codec = "dag-cbor";
-        e->payload = o->block->data;
-        e->payload_len = o->block->len;
+        e->data = o->block->data;
+        e->data_len = o->block->len;
     }
-    m[n++] = (es_atp_meta){"rev", ct->rev, ct->rev_len};
-    m[n++] = (es_atp_meta){"seq", f->seq_text, f->seq_len};
-    m[n++] = (es_atp_meta){"commit", ct->commit, ct->commit_len};
-    if (o->prev != NULL) {
-        m[n].key = "prev";
-        if ((m[n].value = cid_text(f, o->prev, o->prev_len, &m[n].value_len)) == NULL)
-            return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "op prev is not a CIDv1");
-        n++;
-    }
+    m[n++] = (es_meta){"rev", ct->rev};
+    m[n++] = (es_meta){"seq", f->seq_text};
+    m[n++] = (es_meta){"commit", ct->commit};
+    if (o->prev != NULL &&
+        (m[n++] = (es_meta){"prev", cid_text(f, o->prev, o->prev_len)}).value == NULL)
+        return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "op prev is not a CIDv1");
     e->meta = m;
     e->meta_count = n;
     return ES_OK;
@@ -503,51 +531,51 @@ static es_status map_commit(frame *f)
         kept += es_atp_filter_keeps_collection(f->d->opts.filter, parsed[i].collection,
                                                parsed[i].collection_len);
     }
+    if ((s = check_unique_paths(f, parsed, n)) != ES_OK)
+        return s;
     out->ops = n;
-    if ((ct.commit = cid_text(f, commit, commit_len, &ct.commit_len)) == NULL)
+    if ((ct.commit = cid_text(f, commit, commit_len)) == NULL)
         return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "'commit' is not a CIDv1");
-    es_atp_event *ev = alloc_events(f, kept);
-    if (ev == NULL)
+    if ((ct.rev = es_arena_strndup(f->arena, ct.rev, ct.rev_len)) == NULL)
         return arena_full(f);
+    if ((s = alloc_events(f, kept)) != ES_OK)
+        return s;
     for (size_t i = 0; i < n; i++) {
         const parsed_op *o = &parsed[i];
-        if (!es_atp_filter_keeps_collection(f->d->opts.filter, o->collection, o->collection_len))
-            continue;
-        if ((s = map_op(f, o, &ct, &ev[out->count])) != ES_OK)
+        if (es_atp_filter_keeps_collection(f->d->opts.filter, o->collection, o->collection_len) &&
+            (s = map_op(f, o, &ct)) != ES_OK)
             return s;
-        out->count++;
     }
     return ES_OK;
 }
 
-/* A repo event (#identity, #account, #sync) as its one event. */
+/* A repo event (#identity, #account, #sync) as its one event, with the id
+ * <did>/#<event type>/<id_tail>. */
 static es_status map_repo_event(frame *f, const char *event_type, const char *id_tail,
-                                size_t id_tail_len, const es_atp_meta *extra, size_t extra_count)
+                                size_t id_tail_len, const es_meta *extra, size_t extra_count)
 {
-    es_atp_event *e = alloc_events(f, 1);
-    es_atp_meta *m = es_arena_calloc(f->arena, 1 + extra_count, sizeof *m);
-    if (e == NULL || m == NULL)
+    es_status s = alloc_events(f, 1);
+    es_meta *m = es_arena_calloc(f->arena, 1 + extra_count, sizeof *m);
+    if (s != ES_OK || m == NULL)
         return arena_full(f);
-    event_common(f, e);
+    es_event_spec *e = new_event(f);
     e->entity_type = "repo";
     e->event_type = event_type;
     e->codec = "dag-cbor";
-    e->payload = f->body_bytes;
-    e->payload_len = f->body_len;
+    e->data = f->body_bytes;
+    e->data_len = f->body_len;
     part id[] = {{f->out->did, f->out->did_len},
                  {"/#", 2},
                  {event_type, strlen(event_type)},
                  {"/", 1},
                  {id_tail, id_tail_len}};
-    e->msg_id = join(f, id, ES_ARRAY_LEN(id), &e->msg_id_len);
-    if (e->msg_id == NULL)
+    if ((e->event_id = event_id(f, id, ES_ARRAY_LEN(id))) == NULL)
         return arena_full(f);
-    m[0] = (es_atp_meta){"seq", f->seq_text, f->seq_len};
+    m[0] = (es_meta){"seq", f->seq_text};
     if (extra_count)
         memcpy(m + 1, extra, extra_count * sizeof *m);
     e->meta = m;
     e->meta_count = 1 + extra_count;
-    f->out->count = 1;
     return ES_OK;
 }
 
@@ -576,7 +604,7 @@ static es_status map_identity(frame *f)
         s = string_field(f, f->body, "handle", OPTIONAL, &handle, &handle_len);
     if (s != ES_OK || !keep)
         return s;
-    return map_repo_event(f, "identity", f->time, f->time_len, NULL, 0);
+    return map_repo_event(f, "identity", f->out->time, f->out->time_len, NULL, 0);
 }
 
 static es_status map_account(frame *f)
@@ -592,7 +620,7 @@ static es_status map_account(frame *f)
         s = string_field(f, f->body, "status", OPTIONAL, &status, &status_len);
     if (s != ES_OK || !keep)
         return s;
-    return map_repo_event(f, "account", f->time, f->time_len, NULL, 0);
+    return map_repo_event(f, "account", f->out->time, f->out->time_len, NULL, 0);
 }
 
 static es_status map_sync(frame *f)
@@ -615,8 +643,10 @@ static es_status map_sync(frame *f)
         return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE, "the CAR has no root");
     if ((s = check_commit_block(f, &car, car.roots[0], car.root_lens[0], rev, rev_len)) != ES_OK)
         return s;
-    es_atp_meta extra[2] = {{"rev", rev, rev_len}, {"commit", NULL, 0}};
-    extra[1].value = cid_text(f, car.roots[0], car.root_lens[0], &extra[1].value_len);
+    es_meta extra[2] = {{"rev", es_arena_strndup(f->arena, rev, rev_len)},
+                        {"commit", cid_text(f, car.roots[0], car.root_lens[0])}};
+    if (extra[0].value == NULL)
+        return arena_full(f);
     if (extra[1].value == NULL)
         return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE, "the CAR root is not a CIDv1");
     return map_repo_event(f, "sync", rev, rev_len, extra, 2);

@@ -24,27 +24,27 @@ typedef struct mapped {
     int matches;
 } mapped;
 
-static const char *meta_value(const es_atp_event *e, const char *key, char *buf, size_t size)
+static const char *meta_value(const es_event_spec *e, const char *key, char *buf, size_t size)
 {
     for (size_t i = 0; i < e->meta_count; i++)
         if (strcmp(e->meta[i].key, key) == 0) {
-            snprintf(buf, size, "%.*s", (int)e->meta[i].value_len, e->meta[i].value);
+            snprintf(buf, size, "%s", e->meta[i].value);
             return buf;
         }
     return NULL;
 }
 
 /* The payload (DAG-CBOR) as a jansson value, through the codecs' JSON form. */
-static json_t *payload_json(const es_atp_event *e)
+static json_t *payload_json(const es_event_spec *e)
 {
-    if (e->payload == NULL)
+    if (e->data == NULL)
         return NULL;
     es_arena *a = NULL;
     assert_int_equal(es_arena_create(0, &a), ES_OK);
     es_value *v;
     size_t used;
-    assert_int_equal(es_cbor_decode(e->payload, e->payload_len, NULL, a, &v, &used), ES_OK);
-    assert_int_equal(used, e->payload_len);
+    assert_int_equal(es_cbor_decode(e->data, e->data_len, NULL, a, &v, &used), ES_OK);
+    assert_int_equal(used, e->data_len);
     es_buf text = ES_BUF_INIT;
     assert_int_equal(es_json_encode(v, NULL, &text), ES_OK);
     json_error_t err;
@@ -55,7 +55,7 @@ static json_t *payload_json(const es_atp_event *e)
     return j;
 }
 
-static void keep_event(mapped *m, const es_atp_event *e)
+static void keep_event(mapped *m, const es_event_spec *e)
 {
     char buf[256], rkey[600], cid[128], rev[32], seq[32];
     json_t *f = json_object();
@@ -78,8 +78,7 @@ static void keep_event(mapped *m, const es_atp_event *e)
         char id[1200];
         snprintf(id, sizeof id, "%.*s/%s/%s/%s", (int)e->entity_id_len, e->entity_id, rev, buf,
                  rkey);
-        assert_string_equal(e->msg_id, id);
-        assert_int_equal(e->msg_id_len, strlen(id));
+        assert_string_equal(e->event_id, id);
     }
     json_object_set_new(f, "seq", json_string(meta_value(e, "seq", seq, sizeof seq)));
     m->fields = f;
@@ -164,8 +163,13 @@ static void real_capture_matches_jetstream(void **state)
         assert_true(b.has_seq);
         assert_true(b.seq > last_seq); /* contiguous, increasing */
         last_seq = b.seq;
+        int64_t ns;
+        assert_true(es_atp_parse_datetime(b.time, b.time_len, &ns));
+        assert_int_equal(ns, b.time_ns);
         for (size_t i = 0; i < b.count; i++) {
             assert_true(count < MAX_EVENTS);
+            assert_int_equal(b.events[i].time_ns, b.time_ns);
+            assert_int_equal(b.events[i].codec != NULL, b.events[i].data != NULL);
             keep_event(&events[count++], &b.events[i]);
         }
         frames++;

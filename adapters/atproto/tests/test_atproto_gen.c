@@ -166,9 +166,9 @@ static void frames_decode_and_verify(void **state)
         assert_true(b.has_seq);
         assert_int_equal(b.seq, 1000 + (uint64_t)i);
         for (size_t e = 0; e < b.count; e++) {
-            const es_atp_event *ev = &b.events[e];
+            const es_event_spec *ev = &b.events[e];
             assert_true(ev->time_ns > 1748779200000000000LL);
-            if (ev->payload == NULL)
+            if (ev->data == NULL)
                 continue;
             /* the payload is the block whose CID the metadata names */
             const char *cid_text = NULL;
@@ -181,8 +181,7 @@ static void frames_decode_and_verify(void **state)
                 assert_int_equal(
                     es_cid_from_string(cid_text, strlen(cid_text), cid, sizeof cid, &n), ES_OK);
                 assert_int_equal(
-                    es_cid_sha256(ES_CID_CODEC_DAG_CBOR, ev->payload, ev->payload_len, again),
-                    ES_OK);
+                    es_cid_sha256(ES_CID_CODEC_DAG_CBOR, ev->data, ev->data_len, again), ES_OK);
                 assert_memory_equal(cid, again, sizeof cid);
                 payloads++;
             }

@@ -127,18 +127,55 @@ static uint64_t total_errors(const es_atp_stats *st)
 static void check_payloads(const es_atp_batch *b)
 {
     for (size_t i = 0; i < b->count; i++) {
-        const es_atp_event *e = &b->events[i];
+        const es_event_spec *e = &b->events[i];
         for (size_t m = 0; m < e->meta_count; m++) {
             if (strcmp(e->meta[m].key, "cid") != 0)
                 continue;
             uint8_t want[64], got[ES_CID_SHA256_LEN];
             size_t n;
-            assert_int_equal(
-                es_cid_from_string(e->meta[m].value, e->meta[m].value_len, want, sizeof want, &n),
-                ES_OK);
-            assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, e->payload, e->payload_len, got),
+            assert_int_equal(es_cid_from_string(e->meta[m].value, strlen(e->meta[m].value), want,
+                                                sizeof want, &n),
+                             ES_OK);
+            assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, e->data, e->data_len, got),
                              ES_OK);
             assert_memory_equal(want, got, sizeof got);
+        }
+    }
+}
+
+static bool is_name(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* Whatever the input, an accepted event is one the core engine takes: names
+ * for types and meta keys, a printable event id of at most 256 bytes,
+ * single-line meta values, a codec exactly when there is data. */
+static void check_core_constraints(const es_atp_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        const es_event_spec *e = &b->events[i];
+        assert_true(is_name(e->entity_type));
+        assert_true(is_name(e->event_type));
+        assert_non_null(e->event_id);
+        size_t n = strlen(e->event_id);
+        assert_true(n > 0 && n <= ES_ATP_EVENT_ID_MAX);
+        for (size_t k = 0; k < n; k++)
+            assert_true(e->event_id[k] > 0x20 && e->event_id[k] < 0x7F);
+        assert_true(e->entity_id_len > 0);
+        assert_int_equal(e->codec != NULL, e->data != NULL);
+        assert_true(e->time_ns != 0 && e->time_ns == b->time_ns);
+        assert_null(e->tenant);
+        assert_int_equal(e->expect, ES_EXPECT_ANY);
+        for (size_t m = 0; m < e->meta_count; m++) {
+            assert_true(is_name(e->meta[m].key));
+            assert_null(strpbrk(e->meta[m].value, "\r\n"));
         }
     }
 }
@@ -159,6 +196,7 @@ static es_status decode(harness *h, const uint8_t *bytes, size_t len, es_atp_bat
         if (b->kind == ES_ATP_KIND_COMMIT)
             assert_int_equal(b->count, b->ops); /* no filter: a whole commit or nothing */
         check_payloads(b);
+        check_core_constraints(b);
     } else {
         assert_true(s == ES_ERR_DECODE || s == ES_ERR_LIMIT);
         assert_true(b->error > ES_ATP_ERR_NONE && b->error < ES_ATP_ERR_COUNT);
@@ -615,6 +653,12 @@ static void contradictions(void **state)
     *slot(op, "action") = str_value(&e, is_delete ? "create" : "delete");
     s = edit_close(&e);
     expect_refusal(&s, ES_ATP_ERR_OP);
+    /* two ops on one path */
+    edit_open(&e, &commit3);
+    es_value *path0 = slot(op_at(&e, 0), "path");
+    *slot(op_at(&e, 1), "path") = *path0;
+    s = edit_close(&e);
+    expect_refusal(&s, ES_ATP_ERR_OP);
     /* a field of the wrong type */
     edit_open(&e, &commit1);
     *slot(e.body, "blocks") = str_value(&e, "blocks");
@@ -624,6 +668,36 @@ static void contradictions(void **state)
     *slot(e.body, "active") = str_value(&e, "yes");
     s = edit_close(&e);
     expect_refusal(&s, ES_ATP_ERR_SCHEMA);
+}
+
+static void long_event_ids_are_hashed(void **state)
+{
+    (void)state;
+    char path[400] = "app.bsky.feed.post/";
+    memset(path + strlen(path), 'k', 300);
+    path[19 + 300] = '\0';
+    edit e;
+    edit_open(&e, &commit1);
+    es_value *op = op_at(&e, 0);
+    *slot(op, "path") = str_value(&e, path);
+    es_value *repo = slot(e.body, "repo");
+    char natural[1024];
+    snprintf(natural, sizeof natural, "%.*s/%.*s/%s", (int)repo->u.str.len, repo->u.str.ptr,
+             (int)slot(e.body, "rev")->u.str.len, slot(e.body, "rev")->u.str.ptr, path);
+    sample s = edit_close(&e);
+    harness h;
+    harness_open(&h, NULL);
+    es_atp_batch b;
+    assert_int_equal(decode(&h, s.bytes, s.len, &b), ES_OK);
+    assert_int_equal(b.count, 1);
+    /* the id is the CID string of the natural <did>/<rev>/<collection>/<rkey> */
+    uint8_t cid[ES_CID_SHA256_LEN];
+    char want[ES_CID_STRING_MAX];
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_RAW, natural, strlen(natural), cid), ES_OK);
+    assert_int_equal(es_cid_to_string(cid, sizeof cid, want, sizeof want), ES_OK);
+    assert_string_equal(b.events[0].event_id, want);
+    harness_close(&h);
+    free(s.bytes);
 }
 
 /* ---- message types that carry no events ---------------------------------- */
@@ -787,6 +861,7 @@ int main(void)
         cmocka_unit_test(deep_nesting_and_bad_records),
         cmocka_unit_test(absurd_lengths),
         cmocka_unit_test(contradictions),
+        cmocka_unit_test(long_event_ids_are_hashed),
         cmocka_unit_test(info_error_and_unknown_frames),
         cmocka_unit_test(garbage_frames),
         cmocka_unit_test(filters_drop_whole_frames_or_ops),

@@ -18,6 +18,7 @@
 
 #include <es/arena.h>
 #include <es/car.h>
+#include <es/event.h>
 #include <es/status.h>
 
 #ifdef __cplusplus
@@ -81,7 +82,7 @@ typedef enum es_atp_error {
     ES_ATP_ERR_MISSING_BLOCK, /* the commit or an op names a block the CAR lacks */
     ES_ATP_ERR_RECORD,        /* a record block is not valid DAG-CBOR */
     ES_ATP_ERR_COMMIT,        /* the commit block contradicts the frame (did, rev, version) */
-    ES_ATP_ERR_OP,            /* an op whose action, cid and prev do not fit together */
+    ES_ATP_ERR_OP,            /* an unknown action, a cid that does not fit it, two ops on a path */
     ES_ATP_ERR_COUNT
 } es_atp_error;
 
@@ -135,37 +136,30 @@ typedef struct es_atp_stats {
     uint64_t errors[ES_ATP_ERR_COUNT];   /* refused frames by kind */
 } es_atp_stats;
 
-/* One metadata entry: becomes the header `Rita-Meta-<key>: <value>`. */
-typedef struct es_atp_meta {
-    const char *key; /* NUL-terminated constant: rkey, cid, rev, seq, commit, prev */
-    const char *value;
-    size_t value_len; /* value is not NUL-terminated in general */
-} es_atp_meta;
-
-/* One event to append. Strings carry their length; those marked "(NUL)" are
- * also NUL-terminated. */
-typedef struct es_atp_event {
-    const char
-        *entity_type;      /* (NUL) collection with '.'->'_', e.g. app_bsky_feed_like, or "repo" */
-    const char *entity_id; /* the DID, raw (the core escapes it into a subject token) */
-    size_t entity_id_len;
-    const char *event_type; /* (NUL) create | update | delete | identity | account | sync */
-    const char *msg_id;     /* (NUL) Nats-Msg-Id: <did>/<rev>/<collection>/<rkey>, see docs */
-    size_t msg_id_len;
-    const char *codec;      /* (NUL) "dag-cbor", or NULL when there is no payload (deletes) */
-    const uint8_t *payload; /* the record block exactly as in the CAR, or the frame body */
-    size_t payload_len;
-    const es_atp_meta *meta;
-    size_t meta_count;
-    const char *time; /* the frame's `time` exactly as sent (a valid atproto datetime) */
-    size_t time_len;
-    int64_t time_ns; /* the same instant in nanoseconds since the Unix epoch: Rita-Time */
-} es_atp_event;
+/* Event ids longer than this are replaced by the CID string (raw, sha2-256)
+ * of the full id (the core engine's Nats-Msg-Id bound). */
+#define ES_ATP_EVENT_ID_MAX 256
 
 /* The result of decoding one frame: the events to append as ONE atomic batch
- * (all of a commit's ops, or one repo event). `count` may be 0: an #info, an
- * error frame, an unknown type, a filtered-out frame, an empty commit. The
- * caller still advances its cursor past `seq` for those. */
+ * (all of a commit's kept ops, or one repo event), as the core engine's own
+ * es_event_spec, ready for es_append_batch / es_append_batch_async:
+ *
+ *   entity_type  (NUL) the collection with '.' -> '_' (app_bsky_feed_like), or "repo"
+ *   entity_id    the DID, raw, with entity_id_len (not NUL-terminated: it
+ *                points into the frame; the core escapes it into the subject)
+ *   event_type   (NUL) create | update | delete | identity | account | sync
+ *   event_id     (NUL) Nats-Msg-Id: <did>/<rev>/<collection>/<rkey> for ops (see
+ *                docs/atproto.md for repo events and for ids over 256 bytes)
+ *   data, data_len  the record block exactly as in the CAR, or the frame body;
+ *                NULL/0 for deletes
+ *   codec        (NUL) "dag-cbor", or NULL (the core's "binary") without data
+ *   time_ns      the frame's `time`, nanoseconds since the Unix epoch
+ *   meta         Rita-Meta-<key>: rkey, cid, rev, seq, commit, prev (ops);
+ *                seq (+ rev, commit for #sync) for repo events; NUL-terminated
+ *   tenant, expect  NULL and ES_EXPECT_ANY
+ *
+ * `count` may be 0: an #info, an error frame, an unknown type, a filtered-out
+ * frame, an empty commit. The caller still advances its cursor past `seq`. */
 typedef struct es_atp_batch {
     es_atp_kind kind;
     bool has_seq;
@@ -175,8 +169,11 @@ typedef struct es_atp_batch {
     const char *type;    /* (NUL) the header's `t` ("#commit"), or NULL */
     const char *name;    /* (NUL) #info name or error frame `error`, or NULL */
     const char *message; /* (NUL) #info or error frame `message`, or NULL */
-    size_t ops;          /* ops in the commit, before filtering */
-    es_atp_event *events;
+    const char *time;    /* the frame's `time` exactly as sent (not NUL-terminated), or NULL */
+    size_t time_len;
+    int64_t time_ns;
+    size_t ops; /* ops in the commit, before filtering */
+    es_event_spec *events;
     size_t count;
     es_atp_error error; /* why the frame was refused, when es_atp_decode failed */
 } es_atp_batch;
@@ -191,13 +188,13 @@ void es_atp_decoder_destroy(es_atp_decoder *d);
 
 /* Decode, verify and map one frame. Everything `out` points to lives in
  * `arena` or in `frame` itself (payloads and most strings are not copied):
- * it stays valid until the caller resets the arena or releases the frame. The
- * caller typically gives each in-flight frame its own arena and resets it once
- * the batch is acknowledged. The arena's limit bounds the memory one frame can
- * take (a few times the frame size is ample).
+ * it stays valid until the caller resets the arena or releases the frame.
+ * (es_append_batch_async copies the events before it returns, so both can be
+ * reused right after handing the batch over.) The arena's limit bounds the
+ * memory one frame can take (a few times the frame size is ample).
  *
  * Returns ES_OK with a batch (possibly empty), or, for a refused frame,
- * ES_ERR_DECODE / ES_ERR_LIMIT / ES_ERR_NOMEM with out->error set, out->seq
+ * ES_ERR_DECODE or ES_ERR_LIMIT with out->error set, out->seq
  * set when it could be read, and es_last_error() naming the seq and the
  * problem. A refused frame produces no event at all. ES_ERR_INVALID for NULL
  * arguments. An error frame (op = -1) is ES_OK with kind ES_ATP_KIND_ERROR:

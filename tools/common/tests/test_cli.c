@@ -1,0 +1,160 @@
+/* Unit tests of tools/common: exit codes, the option parser, numbers,
+ * durations, sizes and NKey seeds. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+
+#include <es/base.h>
+
+#include "cli.h"
+#include "nkey.h"
+
+static void test_exit_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(es_cli_exit_code(ES_OK), ES_EXIT_OK);
+    assert_int_equal(es_cli_exit_code(ES_ERR_INVALID), ES_EXIT_USAGE);
+    assert_int_equal(es_cli_exit_code(ES_ERR_DECODE), ES_EXIT_USAGE);
+    assert_int_equal(es_cli_exit_code(ES_ERR_NOT_FOUND), ES_EXIT_NOT_FOUND);
+    assert_int_equal(es_cli_exit_code(ES_ERR_CONFLICT), ES_EXIT_CONFLICT);
+    assert_int_equal(es_cli_exit_code(ES_ERR_EXISTS), ES_EXIT_CONFLICT);
+    assert_int_equal(es_cli_exit_code(ES_ERR_CONNECTION), ES_EXIT_SERVER);
+    assert_int_equal(es_cli_exit_code(ES_ERR_SERVER), ES_EXIT_SERVER);
+    assert_int_equal(es_cli_exit_code(ES_ERR_TIMEOUT), ES_EXIT_SERVER);
+}
+
+enum { O_LIMIT = 1, O_FOLLOW };
+static const es_cli_option opts[] = {
+    {"limit", 'n', true, O_LIMIT},
+    {"follow", 'f', false, O_FOLLOW},
+    {NULL, 0, false, 0},
+};
+
+static void test_parser(void **state)
+{
+    (void)state;
+    char *argv[] = {"store", "--limit",  "5",          "-f", "--limit=7",
+                    "-n9",   "--server", "nats://x:1", "--", "--not-an-option",
+                    "-"};
+    es_cli_parser p;
+    es_cli_parser_init(&p, 11, argv, opts);
+    assert_int_equal(es_cli_next(&p), ES_CLI_ARG);
+    assert_string_equal(p.value, "store");
+    assert_int_equal(es_cli_next(&p), O_LIMIT);
+    assert_string_equal(p.value, "5");
+    assert_int_equal(es_cli_next(&p), O_FOLLOW);
+    assert_null(p.value);
+    assert_int_equal(es_cli_next(&p), O_LIMIT);
+    assert_string_equal(p.value, "7");
+    assert_int_equal(es_cli_next(&p), O_LIMIT);
+    assert_string_equal(p.value, "9");
+    assert_int_equal(es_cli_next(&p), ES_CLI_OPT_SERVER);
+    assert_string_equal(p.value, "nats://x:1");
+    assert_int_equal(es_cli_next(&p), ES_CLI_ARG);
+    assert_string_equal(p.value, "--not-an-option");
+    assert_int_equal(es_cli_next(&p), ES_CLI_ARG);
+    assert_string_equal(p.value, "-");
+    assert_int_equal(es_cli_next(&p), ES_CLI_END);
+}
+
+static void test_parser_errors(void **state)
+{
+    (void)state;
+    char *unknown[] = {"--nope"};
+    char *missing[] = {"--limit"};
+    char *extra[] = {"--follow=yes"};
+    char *letter[] = {"-z"};
+    es_cli_parser p;
+    es_cli_parser_init(&p, 1, unknown, opts);
+    assert_int_equal(es_cli_next(&p), ES_CLI_ERROR);
+    es_cli_parser_init(&p, 1, missing, opts);
+    assert_int_equal(es_cli_next(&p), ES_CLI_ERROR);
+    es_cli_parser_init(&p, 1, extra, opts);
+    assert_int_equal(es_cli_next(&p), ES_CLI_ERROR);
+    es_cli_parser_init(&p, 1, letter, opts);
+    assert_int_equal(es_cli_next(&p), ES_CLI_ERROR);
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    uint64_t u = 0;
+    int64_t v = 0;
+    assert_true(es_cli_parse_u64("18446744073709551615", "n", &u));
+    assert_true(u == UINT64_MAX);
+    assert_false(es_cli_parse_u64("18446744073709551616", "n", &u));
+    assert_false(es_cli_parse_u64("-1", "n", &u));
+    assert_false(es_cli_parse_u64("12x", "n", &u));
+    assert_false(es_cli_parse_u64("", "n", &u));
+    assert_true(es_cli_parse_duration("90s", "d", &v));
+    assert_true(v == 90LL * 1000000000LL);
+    assert_true(es_cli_parse_duration("1h30m", "d", &v));
+    assert_true(v == 5400LL * 1000000000LL);
+    assert_true(es_cli_parse_duration("250ms", "d", &v));
+    assert_true(v == 250LL * 1000000LL);
+    assert_true(es_cli_parse_duration("7d", "d", &v));
+    assert_true(v == 7LL * 86400 * 1000000000LL);
+    assert_true(es_cli_parse_duration("30", "d", &v));
+    assert_true(v == 30LL * 1000000000LL);
+    assert_false(es_cli_parse_duration("30x", "d", &v));
+    assert_false(es_cli_parse_duration("h", "d", &v));
+    assert_false(es_cli_parse_duration("1h30", "d", &v));
+    assert_false(es_cli_parse_duration("99999999999999999999d", "d", &v));
+    assert_false(es_cli_parse_duration("999999999999999999d", "d", &v)); /* overflows int64 ns */
+    assert_true(es_cli_parse_size("64K", "s", &v));
+    assert_int_equal(v, 65536);
+    assert_true(es_cli_parse_size("8MiB", "s", &v));
+    assert_int_equal(v, 8 << 20);
+    assert_true(es_cli_parse_size("4096", "s", &v));
+    assert_int_equal(v, 4096);
+    assert_false(es_cli_parse_size("4T", "s", &v));
+    assert_false(es_cli_parse_size("", "s", &v));
+}
+
+static void test_nkey(void **state)
+{
+    (void)state;
+    uint8_t raw[32];
+    for (int i = 0; i < 32; i++)
+        raw[i] = (uint8_t)(i * 7 + 1);
+    char seed[ES_NKEY_SEED_LEN + 1], pub[ES_NKEY_PUBLIC_LEN + 1];
+    assert_int_equal(es_nkey_encode_user_seed(raw, seed), ES_OK);
+    assert_int_equal(strlen(seed), ES_NKEY_SEED_LEN);
+    assert_memory_equal(seed, "SU", 2);
+    assert_int_equal(es_nkey_public_from_seed(seed, strlen(seed), pub), ES_OK);
+    assert_int_equal(strlen(pub), ES_NKEY_PUBLIC_LEN);
+    assert_int_equal(pub[0], 'U');
+    /* the key inside is Ed25519's public key of the seed */
+    uint8_t pk[32], sk[64];
+    crypto_sign_seed_keypair(pk, sk, raw);
+    char lower[ES_NKEY_PUBLIC_LEN];
+    for (int i = 0; i < ES_NKEY_PUBLIC_LEN; i++)
+        lower[i] = (char)(pub[i] >= 'A' && pub[i] <= 'Z' ? pub[i] - 'A' + 'a' : pub[i]);
+    uint8_t decoded[40];
+    size_t n = 0;
+    assert_int_equal(es_base32_decode(lower, sizeof lower, decoded, sizeof decoded, &n), ES_OK);
+    assert_int_equal(n, 35);
+    assert_int_equal(decoded[0], 20 << 3);
+    assert_memory_equal(decoded + 1, pk, 32);
+    char again[ES_NKEY_PUBLIC_LEN + 1];
+    seed[10] = seed[10] == 'A' ? 'B' : 'A'; /* a typo: the checksum catches it */
+    assert_int_equal(es_nkey_public_from_seed(seed, strlen(seed), again), ES_ERR_INVALID);
+    assert_int_equal(es_nkey_public_from_seed("SUAAAA", 6, again), ES_ERR_INVALID);
+    assert_int_equal(es_nkey_public_from_seed_file("/nonexistent/seed.nk", again), ES_ERR_IO);
+}
+
+int main(void)
+{
+    es_cli_set_prog("test_cli");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_codes),    cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_parser_errors), cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_nkey),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,297 @@
+/* es-tool info: a store's configuration and state, its KV buckets, and
+ * how many entities and events it holds per entity type and per event type,
+ * counted from the stream's per-subject state (no event is read). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "counts.h"
+#include "estool.h"
+#include "jsinfo.h"
+#include "subjects.h"
+
+static const es_cli_option options[] = {
+    TOOL_OPT_HELP,
+    {"json", 0, false, OPT_JSON},
+    {NULL, 0, false, 0},
+};
+
+typedef struct tally {
+    bool tenancy;
+    size_t prefix_len;                  /* "$ES.<store>." */
+    tool_counts types, events, tenants; /* a: events, b: entities */
+    char last_entity[ES_SUBJECT_MAX];   /* subjects of one entity are adjacent */
+    uint64_t odd_subjects;              /* subjects without the event shape */
+    json_t *buckets;
+} tally;
+
+static es_status count_subject(tally *t, const tool_subject_count *sc)
+{
+    char copy[ES_SUBJECT_MAX];
+    size_t len = strlen(sc->subject);
+    es_subject_parts parts;
+    if (len >= sizeof copy || len <= t->prefix_len) {
+        t->odd_subjects++;
+        return ES_OK;
+    }
+    memcpy(copy, sc->subject, len + 1);
+    if (es_subject_split(copy, t->prefix_len, t->tenancy, &parts) != ES_OK) {
+        t->odd_subjects++;
+        return ES_OK;
+    }
+    /* The entity is the subject without its event token. */
+    size_t entity_len = len - strlen(parts.event) - 1;
+    bool new_entity =
+        strncmp(t->last_entity, sc->subject, entity_len) != 0 || t->last_entity[entity_len] != '\0';
+    if (new_entity) {
+        memcpy(t->last_entity, sc->subject, entity_len);
+        t->last_entity[entity_len] = '\0';
+    }
+    es_status s = tool_counts_add(&t->types, parts.type, strlen(parts.type), sc->count, new_entity);
+    if (s == ES_OK)
+        s = tool_counts_add(&t->events, parts.event, strlen(parts.event), sc->count, 0);
+    if (s == ES_OK && parts.tenant)
+        s = tool_counts_add(&t->tenants, parts.tenant, strlen(parts.tenant), sc->count, new_entity);
+    return s;
+}
+
+static es_status count_page(const tool_subject_count *page, size_t n, void *closure)
+{
+    es_status s = ES_OK;
+    for (size_t i = 0; i < n && s == ES_OK; i++)
+        s = count_subject(closure, &page[i]);
+    return s;
+}
+
+static es_status add_bucket(json_t *info, void *closure)
+{
+    tally *t = closure;
+    json_t *state = json_object_get(info, "state");
+    const char *stream =
+        json_string_value(json_object_get(json_object_get(info, "config"), "name"));
+    json_array_append_new(t->buckets,
+                          json_pack("{s:s, s:I, s:I}", "bucket", stream ? stream + 3 : "", "values",
+                                    json_integer_value(json_object_get(state, "messages")), "bytes",
+                                    json_integer_value(json_object_get(state, "bytes"))));
+    return ES_OK;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+static json_t *counts_json(const tool_counts *c, const char *key, bool entities)
+{
+    json_t *arr = json_array();
+    tool_count *sorted = tool_counts_sorted(c);
+    for (size_t i = 0; sorted && i < c->n; i++) {
+        json_t *o = json_pack("{s:s, s:I}", key, sorted[i].name, "events", (json_int_t)sorted[i].a);
+        if (entities)
+            json_object_set_new(o, "entities", json_integer((json_int_t)sorted[i].b));
+        json_array_append_new(arr, o);
+    }
+    free(sorted);
+    return arr;
+}
+
+static json_t *info_json(es_store *st, const es_store_info *in, tally *t)
+{
+    char first[64], last[64], created[64];
+    tool_time_text(in->first_time_ns, first);
+    tool_time_text(in->last_time_ns, last);
+    tool_time_text(in->created_ns, created);
+    const es_store_config *c = &in->config;
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b}, "
+        "s:{s:I, s:I, s:I, s:I, s:s, s:s, s:I}, s:O, s:o, s:o}",
+        "store", es_store_name(st), "stream", es_store_stream(st), "created", created, "config",
+        "storage", c->memory_storage ? "memory" : "file", "replicas", c->replicas, "max_age_ns",
+        (json_int_t)c->max_age_ns, "max_bytes", (json_int_t)c->max_bytes, "max_events",
+        (json_int_t)c->max_msgs, "max_event_size", (json_int_t)c->max_msg_size,
+        "duplicate_window_ns", (json_int_t)c->duplicate_window_ns, "tenancy", c->tenancy, "state",
+        "events", (json_int_t)in->events, "bytes", (json_int_t)in->bytes, "first_seq",
+        (json_int_t)in->first_seq, "last_seq", (json_int_t)in->last_seq, "first_time", first,
+        "last_time", last, "subjects", (json_int_t)in->subjects, "buckets", t->buckets,
+        "entity_types", counts_json(&t->types, "type", true), "event_types",
+        counts_json(&t->events, "event", false));
+    if (t->tenancy)
+        json_object_set_new(j, "tenants", counts_json(&t->tenants, "tenant", true));
+    json_t *config = json_object_get(j, "config");
+    json_object_set_new(config, "compress_threshold",
+                        json_integer((json_int_t)c->compress_threshold));
+    json_object_set_new(config, "encrypt", json_boolean(c->encrypt));
+    return j;
+}
+
+static void print_limit(const char *label, int64_t v, bool size)
+{
+    char text[32];
+    if (v <= 0)
+        snprintf(text, sizeof text, "unlimited");
+    else if (size)
+        tool_size_text((uint64_t)v, text);
+    else
+        snprintf(text, sizeof text, "%" PRId64, v);
+    printf("  %-18s %s\n", label, text);
+}
+
+static void print_counts(const char *title, const tool_counts *c, bool entities)
+{
+    if (c->n == 0)
+        return;
+    printf("\n%-28s %12s%s\n", title, "events", entities ? "     entities" : "");
+    tool_count *sorted = tool_counts_sorted(c);
+    for (size_t i = 0; sorted && i < c->n; i++) {
+        printf("  %-26s %12" PRIu64, sorted[i].name, sorted[i].a);
+        if (entities)
+            printf(" %12" PRIu64, sorted[i].b);
+        printf("\n");
+    }
+    if (c->overflow_names)
+        printf("  ... and %zu more: %" PRIu64 " events\n", c->overflow_names, c->overflow_a);
+    free(sorted);
+}
+
+static void print_text(es_store *st, const es_store_info *in, const tally *t)
+{
+    const es_store_config *c = &in->config;
+    char text[64], first[64], last[64];
+    tool_time_text(in->created_ns, text);
+    printf("Store %s (stream %s), created %s\n\nConfiguration\n", es_store_name(st),
+           es_store_stream(st), text);
+    printf("  %-18s %s, %d replica%s\n", "storage", c->memory_storage ? "memory" : "file",
+           c->replicas, c->replicas == 1 ? "" : "s");
+    printf("  %-18s %s\n", "tenancy", c->tenancy ? "yes" : "no");
+    tool_duration_text(c->max_age_ns, text);
+    printf("  %-18s %s\n", "max age", text);
+    print_limit("max bytes", c->max_bytes, true);
+    print_limit("max events", c->max_msgs, false);
+    print_limit("max event size", c->max_msg_size, true);
+    tool_duration_text(c->duplicate_window_ns, text);
+    printf("  %-18s %s\n", "duplicate window", text);
+    if (c->compress_threshold > 0) {
+        tool_size_text(c->compress_threshold, text);
+        printf("  %-18s zstd from %s%s\n", "compression", text,
+               c->compress_dict ? ", dictionary" : "");
+    } else {
+        printf("  %-18s no\n", "compression");
+    }
+    printf("  %-18s %s\n", "encryption", c->encrypt ? "yes (a data key per entity)" : "no");
+
+    tool_size_text(in->bytes, text);
+    tool_time_text(in->first_time_ns, first);
+    tool_time_text(in->last_time_ns, last);
+    printf("\nState\n  %-18s %" PRIu64 "\n  %-18s %s\n", "events", in->events, "bytes", text);
+    printf("  %-18s %" PRIu64 " at %s\n  %-18s %" PRIu64 " at %s\n", "first", in->first_seq, first,
+           "last", in->last_seq, last);
+    printf("  %-18s %" PRIu64 "\n", "subjects", in->subjects);
+
+    printf("\nKV buckets\n");
+    if (json_array_size(t->buckets) == 0)
+        printf("  (none)\n");
+    size_t i;
+    json_t *b;
+    json_array_foreach(t->buckets, i, b)
+    {
+        tool_size_text((uint64_t)json_integer_value(json_object_get(b, "bytes")), text);
+        printf("  %-26s %12" JSON_INTEGER_FORMAT " values, %s\n",
+               json_string_value(json_object_get(b, "bucket")),
+               json_integer_value(json_object_get(b, "values")), text);
+    }
+    print_counts("Entity types", &t->types, true);
+    print_counts("Event types", &t->events, false);
+    if (t->tenancy)
+        print_counts("Tenants", &t->tenants, true);
+    if (t->odd_subjects)
+        printf("\n%" PRIu64 " subjects do not have the event shape\n", t->odd_subjects);
+}
+
+static es_status gather(natsConnection *nc, es_store *st, int64_t timeout_ms, es_store_info *in,
+                        tally *t)
+{
+    es_status s = es_store_info_get(st, in);
+    if (s != ES_OK)
+        return s;
+    char filter[64];
+    snprintf(filter, sizeof filter, "$ES.%s.>", es_store_name(st));
+    t->tenancy = es_store_tenancy(st);
+    t->prefix_len = strlen(filter) - 1;
+    s = tool_list_buckets(nc, es_store_name(st), timeout_ms, add_bucket, t);
+    if (s == ES_OK && in->events > 0)
+        s = tool_subjects_walk(nc, es_store_stream(st), filter, timeout_ms, count_page, t);
+    return s;
+}
+
+static int run(int argc, char **argv)
+{
+    es_cli_conn conn;
+    es_cli_conn_init(&conn, "es-tool info");
+    const char *store = NULL;
+    bool as_json = false;
+    es_cli_parser p;
+    es_cli_parser_init(&p, argc, argv, options);
+    for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
+        switch (id) {
+        case ES_CLI_ERROR: return ES_EXIT_USAGE;
+        case OPT_HELP: return tool_help(&tool_cmd_info);
+        case OPT_JSON: as_json = true; break;
+        case ES_CLI_ARG:
+            if (store != NULL)
+                return es_cli_usage("unexpected argument '%.40s'", p.value);
+            store = p.value;
+            break;
+        }
+    }
+    if (store == NULL)
+        return es_cli_usage("which store? es-tool info STORE");
+    if (!tool_store_name_valid(store))
+        return ES_EXIT_USAGE;
+    natsConnection *nc = NULL;
+    es_store *st = NULL;
+    int rc = tool_open(&conn, store, &nc, &st);
+    if (rc != ES_EXIT_OK)
+        return rc;
+    tally t;
+    memset(&t, 0, sizeof t);
+    t.buckets = json_array();
+    es_store_info in;
+    es_status s = gather(nc, st, conn.timeout_ms, &in, &t);
+    if (s != ES_OK) {
+        rc = es_cli_fail(s, NULL);
+    } else if (as_json) {
+        json_t *j = info_json(st, &in, &t);
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (text == NULL || !tool_write(text, strlen(text)) || !tool_write("\n", 1))
+            rc = tool_output_closed() ? ES_EXIT_OK : es_cli_fail(ES_ERR_NOMEM, NULL);
+        free(text);
+    } else {
+        print_text(st, &in, &t);
+    }
+    json_decref(t.buckets);
+    tool_counts_free(&t.types);
+    tool_counts_free(&t.events);
+    tool_counts_free(&t.tenants);
+    tool_close(nc, st);
+    return rc;
+}
+
+const tool_command tool_cmd_info = {
+    "info",
+    "a store's configuration, state, KV buckets and counts per type",
+    run,
+    "Usage: es-tool info STORE [--json]\n"
+    "\n"
+    "Shows the store's stream configuration and state (events, bytes, first and\n"
+    "last sequence and time), its KV buckets, and how many entities and events\n"
+    "it holds per entity type and per event type. The counts come from the\n"
+    "stream's per-subject state: no event is read, however large the store.\n"
+    "\n"
+    "Options:\n"
+    "      --json           one JSON object instead of text\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Examples:\n"
+    "  es-tool info bank\n"
+    "  es-tool info bank --json | jq '.event_types'\n",
+};

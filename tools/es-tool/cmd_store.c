@@ -1,0 +1,342 @@
+/* es-tool stores, create and delete: the stores of a server and their
+ * lifecycle. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "estool.h"
+#include "jsinfo.h"
+
+/* ---- stores -------------------------------------------------------------------- */
+
+static const es_cli_option list_options[] = {
+    TOOL_OPT_HELP,
+    {"json", 0, false, OPT_JSON},
+    {NULL, 0, false, 0},
+};
+
+typedef struct listing {
+    bool as_json;
+    size_t count;
+} listing;
+
+static es_status print_store(json_t *info, void *closure)
+{
+    listing *l = closure;
+    json_t *cfg = json_object_get(info, "config"), *state = json_object_get(info, "state");
+    const char *name = json_string_value(json_object_get(cfg, "name")) + 3; /* after ES_ */
+    uint64_t events = (uint64_t)json_integer_value(json_object_get(state, "messages"));
+    uint64_t bytes = (uint64_t)json_integer_value(json_object_get(state, "bytes"));
+    const char *ten =
+        json_string_value(json_object_get(json_object_get(cfg, "metadata"), "es_tenancy"));
+    bool tenancy = ten && strcmp(ten, "true") == 0;
+    const char *last = events ? json_string_value(json_object_get(state, "last_ts")) : NULL;
+    if (l->as_json) {
+        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:b, s:s}", "store", name, "events",
+                              (json_int_t)events, "bytes", (json_int_t)bytes, "last_seq",
+                              json_integer_value(json_object_get(state, "last_seq")), "tenancy",
+                              tenancy, "last_time", last ? last : "");
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        bool ok = text && tool_write(text, strlen(text)) && tool_write("\n", 1);
+        free(text);
+        if (!ok)
+            return ES_ERR_IO;
+    } else {
+        char size[32];
+        tool_size_text(bytes, size);
+        if (l->count == 0)
+            printf("%-32s %12s %12s %-8s %s\n", "STORE", "EVENTS", "BYTES", "TENANCY",
+                   "LAST EVENT");
+        printf("%-32s %12" PRIu64 " %12s %-8s %s\n", name, events, size, tenancy ? "yes" : "no",
+               last ? last : "-");
+    }
+    l->count++;
+    return ES_OK;
+}
+
+static int run_stores(int argc, char **argv)
+{
+    es_cli_conn conn;
+    es_cli_conn_init(&conn, "es-tool stores");
+    listing l = {false, 0};
+    es_cli_parser p;
+    es_cli_parser_init(&p, argc, argv, list_options);
+    for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
+        switch (id) {
+        case ES_CLI_ERROR: return ES_EXIT_USAGE;
+        case OPT_HELP: return tool_help(&tool_cmd_stores);
+        case OPT_JSON: l.as_json = true; break;
+        case ES_CLI_ARG: return es_cli_usage("unexpected argument '%.40s'", p.value);
+        }
+    }
+    natsConnection *nc = NULL;
+    int rc = tool_connect(&conn, &nc);
+    if (rc != ES_EXIT_OK)
+        return rc;
+    es_status s = tool_list_stores(nc, conn.timeout_ms, print_store, &l);
+    if (s == ES_ERR_IO && tool_output_closed())
+        s = ES_OK;
+    if (s != ES_OK)
+        rc = es_cli_fail(s, "listing stores");
+    else if (l.count == 0 && !l.as_json)
+        fprintf(stderr, "no stores\n");
+    tool_close(nc, NULL);
+    return rc;
+}
+
+const tool_command tool_cmd_stores = {
+    "stores",
+    "list the event stores on the server",
+    run_stores,
+    "Usage: es-tool stores [--json]\n"
+    "\n"
+    "Lists the server's event stores (streams ES_<name> over $ES.<name>.>) with\n"
+    "their event count, size, tenancy and the time of their last event.\n"
+    "\n"
+    "Options:\n"
+    "      --json           one JSON object a line instead of a table\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Examples:\n"
+    "  es-tool stores\n"
+    "  es-tool stores --server nats://nats.internal:4222 --creds ops.creds\n",
+};
+
+/* ---- create -------------------------------------------------------------------- */
+
+enum {
+    OPT_REPLICAS = 100,
+    OPT_MAX_AGE,
+    OPT_MAX_BYTES,
+    OPT_MAX_EVENTS,
+    OPT_MAX_EVENT_SIZE,
+    OPT_DUPLICATE_WINDOW,
+    OPT_TENANCY,
+    OPT_MEMORY,
+    OPT_ENCRYPT,
+    OPT_COMPRESS_THRESHOLD,
+};
+
+static const es_cli_option create_options[] = {
+    TOOL_OPT_HELP,
+    {"replicas", 0, true, OPT_REPLICAS},
+    {"max-age", 0, true, OPT_MAX_AGE},
+    {"max-bytes", 0, true, OPT_MAX_BYTES},
+    {"max-events", 0, true, OPT_MAX_EVENTS},
+    {"max-event-size", 0, true, OPT_MAX_EVENT_SIZE},
+    {"duplicate-window", 0, true, OPT_DUPLICATE_WINDOW},
+    {"tenancy", 0, false, OPT_TENANCY},
+    {"memory", 0, false, OPT_MEMORY},
+    {"encrypt", 0, false, OPT_ENCRYPT},
+    {"compress-threshold", 0, true, OPT_COMPRESS_THRESHOLD},
+    {NULL, 0, false, 0},
+};
+
+/* Applies one create option to cfg; false on a bad value (reported). */
+static bool create_option(es_store_config *cfg, int id, const char *value)
+{
+    uint64_t u = 0;
+    int64_t v = 0;
+    switch (id) {
+    case OPT_REPLICAS:
+        if (!es_cli_parse_u64(value, "--replicas", &u))
+            return false;
+        if (u < 1 || u > 5) {
+            es_cli_usage("--replicas is 1 to 5");
+            return false;
+        }
+        cfg->replicas = (int)u;
+        return true;
+    case OPT_MAX_AGE: return es_cli_parse_duration(value, "--max-age", &cfg->max_age_ns);
+    case OPT_MAX_BYTES: return es_cli_parse_size(value, "--max-bytes", &cfg->max_bytes);
+    case OPT_MAX_EVENTS:
+        if (!es_cli_parse_u64(value, "--max-events", &u) || u > INT64_MAX)
+            return false;
+        cfg->max_msgs = (int64_t)u;
+        return true;
+    case OPT_MAX_EVENT_SIZE:
+        if (!es_cli_parse_size(value, "--max-event-size", &v))
+            return false;
+        if (v > INT32_MAX) {
+            es_cli_usage("--max-event-size is at most 2G");
+            return false;
+        }
+        cfg->max_msg_size = (int32_t)v;
+        return true;
+    case OPT_DUPLICATE_WINDOW:
+        if (!es_cli_parse_duration(value, "--duplicate-window", &cfg->duplicate_window_ns))
+            return false;
+        if (cfg->duplicate_window_ns <= 0) {
+            es_cli_usage("--duplicate-window must be positive");
+            return false;
+        }
+        return true;
+    case OPT_TENANCY: cfg->tenancy = true; return true;
+    case OPT_MEMORY: cfg->memory_storage = true; return true;
+    case OPT_ENCRYPT: cfg->encrypt = true; return true;
+    case OPT_COMPRESS_THRESHOLD:
+        if (!es_cli_parse_size(value, "--compress-threshold", &v))
+            return false;
+        if (v == 0) {
+            es_cli_usage(
+                "--compress-threshold must be at least 1 byte (leave it out: no compression)");
+            return false;
+        }
+        cfg->compress_threshold = (size_t)v;
+        return true;
+    default: return true;
+    }
+}
+
+static int run_create(int argc, char **argv)
+{
+    es_cli_conn conn;
+    es_cli_conn_init(&conn, "es-tool create");
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    const char *store = NULL;
+    es_cli_parser p;
+    es_cli_parser_init(&p, argc, argv, create_options);
+    for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
+        switch (id) {
+        case ES_CLI_ERROR: return ES_EXIT_USAGE;
+        case OPT_HELP: return tool_help(&tool_cmd_create);
+        case ES_CLI_ARG:
+            if (store != NULL)
+                return es_cli_usage("unexpected argument '%.40s'", p.value);
+            store = p.value;
+            break;
+        default:
+            if (!create_option(&cfg, id, p.value))
+                return ES_EXIT_USAGE;
+        }
+    }
+    if (store == NULL)
+        return es_cli_usage("which store? es-tool create STORE");
+    if (!tool_store_name_valid(store))
+        return ES_EXIT_USAGE;
+    if (cfg.max_age_ns > 0 && cfg.duplicate_window_ns > cfg.max_age_ns)
+        cfg.duplicate_window_ns = cfg.max_age_ns; /* the server's rule, applied for the user */
+    natsConnection *nc = NULL;
+    int rc = tool_connect(&conn, &nc);
+    if (rc != ES_EXIT_OK)
+        return rc;
+    es_store *st = NULL;
+    bool existed = es_store_open(nc, store, NULL, &st) == ES_OK;
+    es_store_destroy(st);
+    st = NULL;
+    es_status s = es_store_create(nc, store, &cfg, NULL, &st);
+    if (s == ES_OK)
+        printf(existed ? "store %s exists already with this configuration\n" : "created store %s\n",
+               store);
+    else
+        rc = es_cli_fail(s, NULL);
+    tool_close(nc, st);
+    return rc;
+}
+
+const tool_command tool_cmd_create = {
+    "create",
+    "create a store (or check that it exists with this configuration)",
+    run_create,
+    "Usage: es-tool create STORE [options]\n"
+    "\n"
+    "Creates the store: a JetStream stream ES_<STORE> over $ES.<STORE>.>, with\n"
+    "file storage, direct gets, atomic batches and deletes denied. Creating a\n"
+    "store that exists with the same configuration succeeds and changes nothing;\n"
+    "with another configuration it fails (exit code 3).\n"
+    "\n"
+    "Options:\n"
+    "      --replicas N            JetStream replicas, 1 to 5 (default 1)\n"
+    "      --max-age DURATION      drop events older than this (90s, 12h, 30d)\n"
+    "      --max-bytes SIZE        keep at most this many bytes (64M, 2G)\n"
+    "      --max-events N          keep at most N events\n"
+    "      --max-event-size SIZE   refuse larger events, headers included\n"
+    "      --duplicate-window DUR  idempotency window for event ids (default 2m)\n"
+    "      --tenancy               subjects carry a tenant:\n"
+    "                              $ES.<store>.<tenant>.<type>.<id>.<event>\n"
+    "      --memory                memory storage instead of files (tests, caches)\n"
+    "      --compress-threshold SIZE  zstd-compress payloads of at least SIZE bytes\n"
+    "                              (1K is a good start; default: no compression)\n"
+    "      --encrypt               encrypt every event's data with a key of its entity\n"
+    "                              (XChaCha20-Poly1305), so that `es-tool shred` can\n"
+    "                              erase an entity; writing and reading data then\n"
+    "                              need the master key (--master-key-file)\n"
+    "  -h, --help                  this help\n"
+    "\n"
+    "Examples:\n"
+    "  es-tool create bank\n"
+    "  es-tool create audit --replicas 3 --max-age 365d\n"
+    "  es-tool create saas --tenancy\n"
+    "  es-tool create people --encrypt --compress-threshold 1K\n",
+};
+
+/* ---- delete -------------------------------------------------------------------- */
+
+enum { OPT_FORCE = 100 };
+
+static const es_cli_option delete_options[] = {
+    TOOL_OPT_HELP,
+    {"force", 0, false, OPT_FORCE},
+    {NULL, 0, false, 0},
+};
+
+static int run_delete(int argc, char **argv)
+{
+    es_cli_conn conn;
+    es_cli_conn_init(&conn, "es-tool delete");
+    const char *store = NULL;
+    bool force = false;
+    es_cli_parser p;
+    es_cli_parser_init(&p, argc, argv, delete_options);
+    for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
+        switch (id) {
+        case ES_CLI_ERROR: return ES_EXIT_USAGE;
+        case OPT_HELP: return tool_help(&tool_cmd_delete);
+        case OPT_FORCE: force = true; break;
+        case ES_CLI_ARG:
+            if (store != NULL)
+                return es_cli_usage("unexpected argument '%.40s'", p.value);
+            store = p.value;
+            break;
+        }
+    }
+    if (store == NULL)
+        return es_cli_usage("which store? es-tool delete STORE --force");
+    if (!tool_store_name_valid(store))
+        return ES_EXIT_USAGE;
+    if (!force)
+        return es_cli_usage("deleting store %s destroys every event in it: add --force", store);
+    natsConnection *nc = NULL;
+    int rc = tool_connect(&conn, &nc);
+    if (rc != ES_EXIT_OK)
+        return rc;
+    es_status s = es_store_delete(nc, store);
+    if (s == ES_OK)
+        printf("deleted store %s\n", store);
+    else
+        rc = es_cli_fail(s, NULL);
+    tool_close(nc, NULL);
+    return rc;
+}
+
+const tool_command tool_cmd_delete = {
+    "delete",
+    "delete a store with all its events and KV buckets",
+    run_delete,
+    "Usage: es-tool delete STORE --force\n"
+    "\n"
+    "Deletes the store's stream and its KV buckets, with every event in them.\n"
+    "There is no undo: --force is required. Exit code 2 when there is no such\n"
+    "store.\n"
+    "\n"
+    "Options:\n"
+    "      --force          really delete\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Examples:\n"
+    "  es-tool delete scratch --force\n",
+};

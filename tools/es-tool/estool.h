@@ -1,0 +1,121 @@
+/* es-tool's own shared parts: the commands, the options most of them take,
+ * and the stdout writer that notices a closed pipe. */
+#ifndef ESTOOL_H
+#define ESTOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <es/es.h>
+
+#include "cli.h"
+
+/* ---- commands ---------------------------------------------------------------- */
+
+typedef struct tool_command {
+    const char *name;
+    const char *summary;               /* one line for the command list */
+    int (*run)(int argc, char **argv); /* argv[0] is the first argument after the name */
+    const char *help;                  /* full --help text, examples included */
+} tool_command;
+
+extern const tool_command tool_cmd_replay, tool_cmd_info, tool_cmd_entities, tool_cmd_append,
+    tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import,
+    tool_cmd_shred;
+
+/* Option ids shared by several commands (commands number their own from 100). */
+enum {
+    OPT_HELP = 1,
+    OPT_TYPE,
+    OPT_ID,
+    OPT_EVENT,
+    OPT_TENANT,
+    OPT_AFTER,
+    OPT_TO,
+    OPT_JSON,
+    OPT_QUIET,
+    OPT_MASTER_KEY,
+};
+
+#define TOOL_OPT_HELP                                                                              \
+    {                                                                                              \
+        "help", 'h', false, OPT_HELP                                                               \
+    }
+#define TOOL_OPT_FILTER                                                                            \
+    {"type", 't', true, OPT_TYPE}, {"id", 'i', true, OPT_ID}, {"event", 'e', true, OPT_EVENT},     \
+        {"tenant", 0, true, OPT_TENANT}, {"after", 0, true, OPT_AFTER},                            \
+    {                                                                                              \
+        "to", 0, true, OPT_TO                                                                      \
+    }
+
+/* For commands that read or write data of encrypting stores; the file may
+ * also come from $ES_MASTER_KEY_FILE. tool_next_option keeps it for tool_open. */
+#define TOOL_OPT_MASTER_KEY                                                                        \
+    {                                                                                              \
+        "master-key-file", 0, true, OPT_MASTER_KEY                                                 \
+    }
+#define TOOL_MASTER_KEY_HELP                                                                       \
+    "      --master-key-file F  the master key of an encrypting store (32 raw bytes or\n"          \
+    "                       64 hex digits; env ES_MASTER_KEY_FILE)\n"
+
+/* Prints a command's help to stdout, with the connection options. */
+int tool_help(const tool_command *cmd);
+
+/* A filter and sequence bounds, from --type/--id/--event/--tenant/--after/--to. */
+typedef struct tool_filter {
+    es_filter filter;
+    es_read_options bounds;
+} tool_filter;
+
+void tool_filter_init(tool_filter *f);
+/* 1: the option was a filter option and is applied; 0: not one; ES_CLI_ERROR:
+ * a bad value (reported). */
+int tool_filter_set(tool_filter *f, int id, const char *value);
+/* Checks the names given against the rules of the wire format; reports and
+ * returns false when one is invalid. */
+bool tool_filter_valid(const tool_filter *f);
+
+/* The next option the command itself handles (or ES_CLI_ARG, ES_CLI_END,
+ * ES_CLI_ERROR): connection options go to `conn`, filter options to `f`
+ * (may be NULL when the command has none). */
+int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f);
+
+/* Connects and opens `store` (reporting failures), with the master key given
+ * by --master-key-file or $ES_MASTER_KEY_FILE: ES_EXIT_OK or an exit code. On success the caller
+ * owns *nc and *st (tool_close). */
+int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st);
+/* Connects only. */
+int tool_connect(const es_cli_conn *conn, natsConnection **nc);
+void tool_close(natsConnection *nc, es_store *st);
+
+/* Checks a store name given on the command line (reports and returns false). */
+bool tool_store_name_valid(const char *name);
+
+/* ---- output -------------------------------------------------------------------- */
+
+/* Ignores SIGPIPE so that a closed stdout shows up as EPIPE on write. */
+void tool_output_init(void);
+/* True once stdout failed (reader gone: `| head`); the failure is sticky. */
+bool tool_output_closed(void);
+/* Writes, and reports whether stdout is still open. */
+bool tool_write(const void *data, size_t len);
+bool tool_flush(void);
+
+/* True when stdout is a terminal that takes colours (and NO_COLOR is unset). */
+bool tool_stdout_colour(void);
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* Sets the thread's last error to "<text>: <the last error so far>" and
+ * returns `s`: context for an error a library call reported. */
+es_status tool_error_chain(es_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Formats Unix nanoseconds as RFC 3339 UTC ("2026-01-02T03:04:05.123456789Z"). */
+void tool_time_text(int64_t ns, char out[64]);
+/* "1.5 MiB" */
+void tool_size_text(uint64_t bytes, char out[32]);
+/* "2h0m0s"-style, or "unlimited" for 0. */
+void tool_duration_text(int64_t ns, char out[32]);
+
+#endif

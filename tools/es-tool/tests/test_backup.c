@@ -1,0 +1,208 @@
+/* Unit tests of es-tool's backup format (backup.c) and JSON indentation
+ * (render.c), no server needed: a stored message survives write -> parse ->
+ * message, and hostile lines are refused with a clear status. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "backup.h"
+#include "render.h"
+
+static natsMsg *sample_msg(void)
+{
+    natsMsg *m = NULL;
+    assert_int_equal(natsMsg_Create(&m, "$ES.bank.account.a%2E1.Opened", NULL, "\x00\x01{}", 4),
+                     NATS_OK);
+    natsMsgHeader_Set(m, "Rita-Type", "Opened");
+    natsMsgHeader_Set(m, "Nats-Msg-Id", "id-1");
+    natsMsgHeader_Set(m, "Nats-Expected-Stream", "ES_bank"); /* control: left out */
+    natsMsgHeader_Set(m, "Rita-Meta-who", "\xff\xfe latin"); /* not UTF-8 */
+    natsMsgHeader_Add(m, "X-Multi", "one");
+    natsMsgHeader_Add(m, "X-Multi", "two");
+    return m;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    es_arena *arena = NULL;
+    assert_int_equal(es_arena_create(0, &arena), ES_OK);
+    natsMsg *m = sample_msg();
+    es_buf line = ES_BUF_INIT;
+    assert_int_equal(backup_write_event(arena, m, "account.a%2E1.Opened", &line), ES_OK);
+    assert_int_equal(line.data[line.len - 1], '\n');
+    assert_int_equal(es_buf_append_byte(&line, 0), ES_OK); /* for strstr */
+    line.len--;
+    assert_null(strstr((char *)line.data, "Nats-Expected-Stream"));
+    /* names sorted */
+    char *msgid = strstr((char *)line.data, "Nats-Msg-Id"),
+         *rita = strstr((char *)line.data, "Rita-Meta");
+    assert_true(msgid != NULL && rita != NULL && msgid < rita);
+
+    es_arena *arena2 = NULL;
+    assert_int_equal(es_arena_create(0, &arena2), ES_OK);
+    backup_line ln;
+    assert_int_equal(backup_parse_line((char *)line.data, line.len - 1, false, arena2, &ln), ES_OK);
+    assert_int_equal(ln.kind, BACKUP_EVENT);
+    assert_string_equal(ln.rel_subject, "account.a%2E1.Opened");
+    assert_int_equal(ln.data_len, 4);
+    assert_memory_equal(ln.data, "\x00\x01{}", 4);
+    assert_int_equal(ln.n_headers, 4);
+    natsMsg *back = NULL;
+    assert_int_equal(backup_event_msg(&ln, "copy", &back), ES_OK);
+    assert_string_equal(natsMsg_GetSubject(back), "$ES.copy.account.a%2E1.Opened");
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(back, "Rita-Meta-who", &v), NATS_OK);
+    assert_string_equal(v, "\xff\xfe latin");
+    const char **values = NULL;
+    int n = 0;
+    assert_int_equal(natsMsgHeader_Values(back, "X-Multi", &values, &n), NATS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(values[0], "one");
+    assert_string_equal(values[1], "two");
+    free((void *)values);
+
+    /* writing the rebuilt message gives the same line */
+    es_buf again = ES_BUF_INIT;
+    es_arena_reset(arena);
+    assert_int_equal(backup_write_event(arena, back, "account.a%2E1.Opened", &again), ES_OK);
+    assert_int_equal(again.len, line.len);
+    assert_memory_equal(again.data, line.data, line.len);
+    natsMsg_Destroy(m);
+    natsMsg_Destroy(back);
+    es_buf_free(&line);
+    es_buf_free(&again);
+    es_arena_destroy(arena);
+    es_arena_destroy(arena2);
+}
+
+static void test_start_end(void **state)
+{
+    (void)state;
+    es_arena *arena = NULL;
+    assert_int_equal(es_arena_create(0, &arena), ES_OK);
+    es_buf b = ES_BUF_INIT;
+    backup_line ln;
+    assert_int_equal(backup_write_start(&b, true), ES_OK);
+    assert_int_equal(backup_parse_line((char *)b.data, b.len - 1, false, arena, &ln), ES_OK);
+    assert_int_equal(ln.kind, BACKUP_START);
+    assert_true(ln.tenancy);
+    es_buf_clear(&b);
+    assert_int_equal(backup_write_end(&b, 42), ES_OK);
+    assert_int_equal(backup_parse_line((char *)b.data, b.len - 1, false, arena, &ln), ES_OK);
+    assert_int_equal(ln.kind, BACKUP_END);
+    assert_int_equal(ln.events, 42);
+    es_buf_free(&b);
+    es_arena_destroy(arena);
+}
+
+static void test_hostile_lines(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[1,2]",
+        "{\"es_export\":2,\"tenancy\":false}",
+        "{\"es_export\":1}",
+        "{\"es_export\":1,\"tenancy\":false,\"x\":1}",
+        "{\"end\":true,\"events\":-1}",
+        "{\"subject\":\"a.b.c\",\"headers\":{},\"data\":\"AAAA\"}",
+        "{\"subject\":\"a.b.c\",\"headers\":{}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{},\"data\":{\"$bytes\":\"\"},\"seq\":1}",
+        "{\"subject\":\"a.b\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c.d\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a..c\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b*.c\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.>.c\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.%2e.c\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a b.c.d\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b\\u0000x.c\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"Nats-Rollup\":[\"all\"]},\"data\":{\"$bytes\":\"\"}"
+        "}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"nats-ttl\":[\"1s\"]},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"Bad:Name\":[\"x\"]},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"Bad Name\":[\"x\"]},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"X\":\"x\"},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"X\":[]},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"X\":[\"a\\r\\nNats-Rollup: "
+        "all\"]},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"X\":[{\"$bytes\":\"AA\"}]},\"data\":{\"$bytes\":"
+        "\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{\"X\":[1]},\"data\":{\"$bytes\":\"\"}}",
+        "{\"subject\":\"a.b.c\",\"headers\":{},\"data\":{\"$bytes\":\"!!\"}}",
+        "{\"subject\":\"a.b.c\",\"subject\":\"x.y.z\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}",
+    };
+    es_arena *arena = NULL;
+    assert_int_equal(es_arena_create(1 << 20, &arena), ES_OK);
+    backup_line *ln = malloc(sizeof *ln);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        es_arena_reset(arena);
+        es_status s = backup_parse_line(bad[i], strlen(bad[i]), false, arena, ln);
+        if (s == ES_OK)
+            fail_msg("accepted: %s", bad[i]);
+    }
+    /* with tenancy, four tokens are needed, and three are refused */
+    const char *ten = "{\"subject\":\"acme.a.b.c\",\"headers\":{},\"data\":{\"$bytes\":\"\"}}";
+    assert_int_equal(backup_parse_line(ten, strlen(ten), true, arena, ln), ES_OK);
+    assert_int_not_equal(backup_parse_line(ten, strlen(ten), false, arena, ln), ES_OK);
+    /* deep nesting is bounded by the JSON reader, not the stack */
+    char deep[20000];
+    size_t n = 0;
+    for (int i = 0; i < 5000; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 5000; i++)
+        deep[n++] = ']';
+    assert_int_not_equal(backup_parse_line(deep, n, false, arena, ln), ES_OK);
+    free(ln);
+    es_arena_destroy(arena);
+}
+
+static void test_json_indent(void **state)
+{
+    (void)state;
+    const char *in = "{\"a\":[1,{}],\"b\":\"x,y:{\\\"\",\"c\":{\"d\":null}}";
+    es_buf out = ES_BUF_INIT;
+    assert_int_equal(tool_json_indent(in, strlen(in), 2, false, &out), ES_OK);
+    assert_int_equal(es_buf_append_byte(&out, 0), ES_OK);
+    assert_string_equal((char *)out.data, "{\n"
+                                          "    \"a\": [\n"
+                                          "      1,\n"
+                                          "      {}\n"
+                                          "    ],\n"
+                                          "    \"b\": \"x,y:{\\\"\",\n"
+                                          "    \"c\": {\n"
+                                          "      \"d\": null\n"
+                                          "    }\n"
+                                          "  }");
+    es_buf_free(&out);
+}
+
+static void test_json_text(void **state)
+{
+    (void)state;
+    es_buf out = ES_BUF_INIT;
+    assert_int_equal(tool_json_append_text(&out, "a\"b\n", 4), ES_OK);
+    assert_int_equal(tool_json_append_text(&out, "\xff", 1), ES_OK);
+    assert_int_equal(es_buf_append_byte(&out, 0), ES_OK);
+    assert_string_equal((char *)out.data, "\"a\\\"b\\n\"{\"$bytes\":\"/w\"}");
+    es_buf_free(&out);
+}
+
+int main(void)
+{
+    nats_Open(-1); /* nats.c's messages need the library started */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_start_end),
+        cmocka_unit_test(test_hostile_lines), cmocka_unit_test(test_json_indent),
+        cmocka_unit_test(test_json_text),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    nats_Close();
+    return rc;
+}
