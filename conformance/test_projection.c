@@ -420,6 +420,115 @@ static void per_entity_order_under_four_instances(void **state)
     assert_int_equal(info.pending, 0);
 }
 
+typedef struct batches {
+    recorder *r;
+    _Atomic int calls;
+    _Atomic int largest;
+} batches;
+
+/* Fails its first call (retryable), then records every event of a batch. */
+static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
+{
+    batches *b = closure;
+    if (b->calls++ == 0)
+        return ES_ERR_TIMEOUT;
+    if ((int)n > b->largest)
+        b->largest = (int)n;
+    pthread_mutex_lock(&b->r->mu);
+    for (size_t i = 0; i < n; i++) {
+        b->r->handled[es_event_seq(evs[i])]++;
+        check_order(b->r, evs[i]);
+    }
+    pthread_mutex_unlock(&b->r->mu);
+    b->r->total += (int)n;
+    return ES_OK;
+}
+
+static void batch_handlers_settle_whole_pulls(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "order", 10, 40);
+    es_filter f = type_filter("order");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    for (int ordered = 0; ordered < 2; ordered++) {
+        cfg.ordered = ordered;
+        cfg.partitions = 2;
+        const char *name = ordered ? "batched_ordered" : "batched";
+        assert_int_equal(es_projection_create(c->st, name, &cfg), ES_OK);
+        recorder r;
+        recorder_init(&r);
+        batches b = {.r = &r};
+        es_projection_run_options o;
+        run_options(&o);
+        o.batch = 32;
+        es_projection_handler h = {.on_batch = on_batch, .closure = &b};
+        es_projection *p = NULL;
+        assert_int_equal(es_projection_start(c->st, name, &h, &o, &p), ES_OK);
+        assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+        assert_int_equal(es_projection_stop(p), ES_OK);
+        es_projection_destroy(p);
+        assert_handled(c, &r, "order", NULL, 1); /* the failed batch came back whole */
+        assert_true(b.largest > 1 && b.largest <= 32);
+        assert_false(r.out_of_order && ordered);
+    }
+}
+
+static void survives_a_server_restart(void **state)
+{
+    (void)state;
+    conf_server *srv = conf_server_start();
+    if (srv == NULL) {
+        print_message("skipped: set ES_NATS_SERVER or --nats-server to run restart tests\n");
+        skip();
+    }
+    conf_ctx c = {.nc = conf_connect(conf_server_url(srv))};
+    snprintf(c.name, sizeof c.name, "restart_proj");
+    assert_int_equal(es_store_create(c.nc, c.name, NULL, NULL, &c.st), ES_OK);
+    append_interleaved(c.st, "order", 10, 5);
+    es_filter f = type_filter("order");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ack_wait_ms = 1000;
+    assert_int_equal(es_projection_create(c.st, "durable", &cfg), ES_OK);
+    recorder r;
+    recorder_init(&r);
+    es_projection_run_options o;
+    run_options(&o);
+    es_projection_handler h = {.on_event = on_event, .on_dead_letter = on_dead};
+    instance in = {.r = &r, .st = c.st};
+    h.closure = &in;
+    assert_int_equal(es_projection_start(c.st, "durable", &h, &o, &in.p), ES_OK);
+    assert_int_equal(es_projection_wait_caught_up(in.p, WAIT_MS), ES_OK);
+    assert_int_equal(r.total, 50);
+
+    conf_server_restart(srv);
+    /* Appends fail while the client reconnects: retry until they land. */
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "after-restart-%d", i);
+        es_event_spec e = conf_spec("order", "late", "created", "x");
+        e.event_id = id;
+        es_status s = ES_ERR_CONNECTION;
+        for (int attempt = 0; attempt < 100 && s != ES_OK; attempt++)
+            if ((s = es_append(c.st, &e, NULL)) != ES_OK)
+                conf_sleep_ms(100);
+        assert_int_equal(s, ES_OK);
+    }
+    es_status s = ES_ERR_TIMEOUT;
+    for (int attempt = 0; attempt < 20 && s != ES_OK; attempt++)
+        s = es_projection_wait_caught_up(in.p, WAIT_MS);
+    assert_int_equal(s, ES_OK);
+    assert_int_equal(es_projection_stop(in.p), ES_OK);
+    es_projection_destroy(in.p);
+    for (uint64_t seq = 1; seq <= 100; seq++)
+        assert_true(r.handled[seq] >= 1); /* at least once: an ack may die with the link */
+    assert_int_equal(r.handled[101], 0);
+    es_store_destroy(c.st);
+    natsConnection_Destroy(c.nc);
+    conf_server_destroy(srv);
+}
+
 static es_status count_listed(const es_projection_info *info, void *closure)
 {
     char *names = closure;
@@ -503,6 +612,9 @@ int conf_run_projection(void)
         cmocka_unit_test_setup_teardown(per_entity_order_under_four_instances, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(definition_lifecycle, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(batch_handlers_settle_whole_pulls, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test(survives_a_server_restart),
     };
     return cmocka_run_group_tests_name("projection", tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #define STOP_FLUSH_MS      2000
 #define ERROR_PAUSE_MAX_MS 5000 /* between attempts while the server is away */
 #define DRAIN_MS           2000
+#define REFUSED_PAUSE_MS   100  /* before asking again after a 409 */
 #define DONE_RING          4096 /* ordered: events a worker remembers having settled */
 
 typedef struct worker {
@@ -36,7 +37,7 @@ typedef struct worker {
      * second time after later events of its entity. */
     uint64_t done[DONE_RING];
     size_t done_next;
-    es_event *events;  /* batch handlers: views of one pull's events */
+    es_event *events; /* batch handlers: views of one pull's events */
     const es_event **ptrs;
     es_js_delivery *deliveries;
 } worker;
@@ -353,6 +354,8 @@ static void *work(void *arg)
         pause = 0;
         if (b.count > 0)
             handle_batch(w, &b);
+        else if (b.refused)
+            nap(p, REFUSED_PAUSE_MS);
     }
     /* Every message the server sent goes back before the partition is
      * released: else the next holder would overtake them. */

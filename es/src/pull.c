@@ -212,7 +212,8 @@ static es_status on_status(es_pull *p, natsMsg *m, const char *status, es_pull_b
             b->gone = true;
             return es_error(ES_ERR_NOT_FOUND, "pull: the consumer was deleted (%s)", desc);
         }
-        return ES_OK; /* leadership change, max waiting...: ask again */
+        b->refused = true; /* leadership change, max waiting...: ask again */
+        return ES_OK;
     }
     return es_error(ES_ERR_SERVER, "pull: the server answered %s %s", status, desc ? desc : "");
 }

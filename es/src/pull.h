@@ -46,6 +46,8 @@ typedef struct es_pull_batch {
                       the partition is pinned to another client) */
     bool lost_pin; /* the server pinned another client: the pin is forgotten */
     bool gone;     /* the consumer was deleted */
+    bool refused;  /* the server turned the request down for now (409: too many waiting
+                      requests, leadership change): ask again a little later */
 } es_pull_batch;
 
 /* Up to `max` messages: opens a request when none is open, waits up to the
