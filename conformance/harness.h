@@ -78,5 +78,6 @@ int conf_run_tenancy(void);
 int conf_run_envelope(void);
 int conf_run_checkpoint(void);
 int conf_run_snapshot(void);
+int conf_run_projection(void);
 
 #endif

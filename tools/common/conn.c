@@ -201,5 +201,7 @@ void es_cli_disconnect(natsConnection *nc)
         natsConnection_Close(nc);
         natsConnection_Destroy(nc);
     }
-    nats_Close();
+    /* Wait for nats.c's threads to end: one still delivering a message while
+     * the process exits would touch freed library state. */
+    nats_CloseAndWait(2000);
 }

@@ -27,6 +27,7 @@ static const es_cli_option options[] = {
 
 typedef struct exporter {
     size_t prefix_len; /* "$ES.<store>." */
+    uint64_t up_to;
     es_arena *arena;
     es_buf line;
     uint64_t count, first_pos;
@@ -44,11 +45,21 @@ static es_status on_event(const es_event *ev, void *closure)
     es_status s = backup_write_event(x->arena, stored_msg(ev), subject + x->prefix_len, &x->line);
     if (s != ES_OK)
         return s;
-    if (!tool_write(x->line.data, x->line.len))
-        return ES_ERR_IO;
+    if (!tool_write(x->line.data, x->line.len)) {
+        es_progress_finish(&x->progress);
+        tool_exit_now(ES_EXIT_OK); /* the reader left: its choice (see tool_exit_now) */
+    }
     x->count++;
     uint64_t seq = es_event_seq(ev);
     es_progress_update(&x->progress, x->count, seq > x->first_pos ? seq - x->first_pos : 0);
+    if (x->up_to != 0 && seq >= x->up_to) { /* the last one: close the file and end here */
+        es_progress_finish(&x->progress);
+        es_buf_clear(&x->line);
+        s = backup_write_end(&x->line, x->count);
+        if (s != ES_OK || !tool_write(x->line.data, x->line.len) || !tool_flush())
+            return s != ES_OK ? s : ES_ERR_IO;
+        tool_exit_now(ES_EXIT_OK);
+    }
     return ES_OK;
 }
 
@@ -104,6 +115,7 @@ static int run(int argc, char **argv)
     exporter x;
     memset(&x, 0, sizeof x);
     x.prefix_len = 5 + strlen(store);
+    x.up_to = f.bounds.up_to_seq;
     es_store_info info;
     uint64_t total = 0;
     if (!quiet && isatty(STDERR_FILENO) && es_store_info_get(st, &info) == ES_OK) {

@@ -48,27 +48,35 @@ static void finish(replay *r, es_status s)
     atomic_store(&r->done, true);
 }
 
+/* The replay has all it wants: end here (see tool_exit_now). */
+static _Noreturn void done_early(replay *r)
+{
+    es_progress_finish(&r->progress);
+    tool_exit_now(ES_EXIT_OK);
+}
+
 /* Each event, on the calling thread (evolve) or the watch's thread (follow). */
 static es_status on_event(const es_event *ev, void *closure)
 {
     replay *r = closure;
     uint64_t seq = es_event_seq(ev);
-    if (r->up_to != 0 && seq > r->up_to) { /* only a watch goes past --to */
-        finish(r, ES_OK);
-        return ES_ERR_ABORTED;
-    }
+    if (r->up_to != 0 && seq > r->up_to) /* only a watch goes past --to */
+        done_early(r);
     es_status s = tool_render(r->renderer, ev);
     if (s == ES_OK && r->follow && !tool_flush())
         s = ES_ERR_IO;
     if (s != ES_OK) {
         /* A closed stdout is the reader's way to say "enough": a normal end. */
-        finish(r, tool_output_closed() ? ES_OK : s);
+        if (tool_output_closed())
+            done_early(r);
+        finish(r, s);
         return ES_ERR_ABORTED;
     }
     r->count++;
     es_progress_update(&r->progress, r->count, seq > r->first_pos ? seq - r->first_pos : 0);
-    if ((r->limit != 0 && r->count >= r->limit) || (r->up_to != 0 && seq >= r->up_to) ||
-        interrupted) {
+    if ((r->limit != 0 && r->count >= r->limit) || (r->up_to != 0 && seq >= r->up_to))
+        done_early(r);
+    if (interrupted) {
         finish(r, ES_OK);
         return ES_ERR_ABORTED;
     }

@@ -102,6 +102,13 @@ bool tool_output_closed(void);
 bool tool_write(const void *data, size_t len);
 bool tool_flush(void);
 
+/* Ends the process at once with `code`, after flushing stdout and stderr:
+ * for a read that stops early (--limit, --to, a reader that left) with
+ * nothing left to do. It skips tearing down a consumer that the server is
+ * still feeding, which nats.c does not always survive (reported with the
+ * library; the ephemeral consumer expires on the server by itself). */
+_Noreturn void tool_exit_now(int code);
+
 /* True when stdout is a terminal that takes colours (and NO_COLOR is unset). */
 bool tool_stdout_colour(void);
 

@@ -171,6 +171,13 @@ bool tool_flush(void)
     return !out_closed;
 }
 
+void tool_exit_now(int code)
+{
+    tool_flush();
+    fflush(stderr);
+    _exit(code);
+}
+
 bool tool_stdout_colour(void)
 {
     const char *term = getenv("TERM");

@@ -17,6 +17,7 @@
 #include <es/kvkey.h>
 #include <es/checkpoint.h>
 #include <es/snapshot.h>
+#include <es/projection.h>
 
 #define ES_VERSION_STRING "0.1.0"
 

@@ -886,6 +886,27 @@ static void test_encryption_and_shred(void **state)
     delete_store(name);
 }
 
+static pid_t auth_server; /* stopped by the teardown, whatever the test's outcome */
+static char auth_dir[64];
+
+static int stop_auth_server(void **state)
+{
+    (void)state;
+    if (auth_server > 0) {
+        kill(auth_server, SIGTERM);
+        waitpid(auth_server, NULL, 0);
+        auth_server = 0;
+    }
+    if (auth_dir[0] != '\0') {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", auth_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", auth_dir);
+        auth_dir[0] = '\0';
+    }
+    return 0;
+}
+
 /* Connection options against a server of our own that wants a password or
  * an NKey (needs the nats-server binary: $ES_NATS_SERVER). */
 static void test_auth_options(void **state)
@@ -902,8 +923,9 @@ static void test_auth_options(void **state)
     char seed[ES_NKEY_SEED_LEN + 1], pub[ES_NKEY_PUBLIC_LEN + 1];
     assert_int_equal(es_nkey_encode_user_seed(raw, seed), ES_OK);
     assert_int_equal(es_nkey_public_from_seed(seed, strlen(seed), pub), ES_OK);
-    char dir[] = "/tmp/es-tool-auth-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    snprintf(auth_dir, sizeof auth_dir, "/tmp/es-tool-auth-XXXXXX");
+    assert_non_null(mkdtemp(auth_dir));
+    const char *dir = auth_dir;
     char conf[256], seedfile[256], url[64];
     snprintf(conf, sizeof conf, "%s/server.conf", dir);
     snprintf(seedfile, sizeof seedfile, "%s/user.nk", dir);
@@ -916,7 +938,7 @@ static void test_auth_options(void **state)
     f = fopen(seedfile, "w");
     fprintf(f, "%s\n", seed);
     fclose(f);
-    pid_t server = fork();
+    pid_t server = auth_server = fork();
     if (server == 0) {
         int null = open("/dev/null", O_RDWR);
         dup2(null, 1);
@@ -949,11 +971,6 @@ static void test_auth_options(void **state)
     RUN(&r, "stores", "--server", url, "--nkey", conf);
     assert_fails(&r, 1, "NKey");
     run_free(&r);
-    kill(server, SIGTERM);
-    waitpid(server, NULL, 0);
-    unlink(conf);
-    unlink(seedfile);
-    rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -972,13 +989,20 @@ int main(int argc, char **argv)
     srand((unsigned)getpid());
     snprintf(prefix, sizeof prefix, "estool%dx", (int)getpid() % 10000000);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_help_and_version),     cmocka_unit_test(test_usage_errors),
-        cmocka_unit_test(test_server_down),          cmocka_unit_test(test_unknown_store),
-        cmocka_unit_test(test_create_delete_stores), cmocka_unit_test(test_append_replay_codecs),
-        cmocka_unit_test(test_occ_and_batches),      cmocka_unit_test(test_filters_info_entities),
-        cmocka_unit_test(test_head_ends_promptly),   cmocka_unit_test(test_follow),
-        cmocka_unit_test(test_export_import),        cmocka_unit_test(test_tenancy),
-        cmocka_unit_test(test_encryption_and_shred), cmocka_unit_test(test_auth_options),
+        cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_server_down),
+        cmocka_unit_test(test_unknown_store),
+        cmocka_unit_test(test_create_delete_stores),
+        cmocka_unit_test(test_append_replay_codecs),
+        cmocka_unit_test(test_occ_and_batches),
+        cmocka_unit_test(test_filters_info_entities),
+        cmocka_unit_test(test_head_ends_promptly),
+        cmocka_unit_test(test_follow),
+        cmocka_unit_test(test_export_import),
+        cmocka_unit_test(test_tenancy),
+        cmocka_unit_test(test_encryption_and_shred),
+        cmocka_unit_test_teardown(test_auth_options, stop_auth_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
