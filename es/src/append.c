@@ -332,6 +332,34 @@ static bool has_own_ids(const es_event_spec *events, size_t n)
     return true;
 }
 
+
+/* An outcome that may hide a retry of a stored append: it needs a look at
+ * the store (find_duplicates), which makes requests, so it never runs on
+ * nats.c's delivery thread. */
+static bool needs_scan(bool own_ids, es_status s, const es_pub_result *r, size_t n)
+{
+    return (r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || (s == ES_ERR_CONFLICT && own_ids);
+}
+
+/* A unit's raw outcome, kept for follow-up on another thread. */
+typedef struct outcome {
+    es_status status;
+    es_pub_result r;
+    char text[256];
+    natsMsg **msgs;
+    size_t n;
+} outcome;
+
+static void keep_outcome(outcome *o, es_status s, const es_pub_result *r, const char *text,
+                         natsMsg **msgs, size_t n)
+{
+    o->status = s;
+    o->r = *r;
+    snprintf(o->text, sizeof o->text, "%s", text ? text : "");
+    o->msgs = msgs;
+    o->n = n;
+}
+
 /* ---- synchronous ------------------------------------------------------ */
 
 typedef struct sync_call {
@@ -340,21 +368,25 @@ typedef struct sync_call {
     bool own_ids;
     es_append_result *out;
     es_status status;
+    outcome kept; /* kept.msgs != NULL: conclude on the caller's thread */
 } sync_call;
 
-/* Runs on the reply thread while the messages are still alive, because the
- * duplicate probe needs them. */
-static void sync_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+static bool sync_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
                       size_t n, void *closure)
 {
     sync_call *c = closure;
-    c->status = conclude(c->st, c->own_ids, s, r, text, msgs, n, c->out);
+    bool keep = needs_scan(c->own_ids, s, r, n);
+    if (keep)
+        keep_outcome(&c->kept, s, r, text, msgs, n);
+    else
+        c->status = conclude(c->st, c->own_ids, s, r, text, msgs, n, c->out);
     /* The error text and code live in this thread's last error: carry them over. */
     char copy[256];
     snprintf(copy, sizeof copy, "%s", es_last_error());
     es_pub_result echo = *r;
     echo.err_code = es_last_error_code();
     es_pub_waiter_done(c->status, &echo, copy, msgs, n, &c->waiter);
+    return keep;
 }
 
 static es_status submit(es_store *st, const es_event_spec *events, size_t n, es_pub_done cb,
@@ -381,13 +413,18 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    sync_call c = {
-        .st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
+    sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
     es_pub_waiter_init(&c.waiter);
     s = submit(store, events, n, sync_done, &c);
     if (s == ES_OK)
         s = es_pub_waiter_wait(&c.waiter);
     es_pub_waiter_destroy(&c.waiter);
+    if (c.kept.msgs != NULL) { /* a possible retry: look at the store from here */
+        s = conclude(store, c.own_ids, c.kept.status, &c.kept.r, c.kept.text, c.kept.msgs,
+                     c.kept.n, c.out);
+        es_publisher_finish(store->pub, c.kept.msgs, c.kept.n);
+        return s;
+    }
     if (s != ES_OK && c.waiter.done) /* the reply thread set its own last error: repeat it */
         return es_error_code(s, c.waiter.result.err_code, "%s", c.waiter.text);
     if (s == ES_OK)
@@ -407,16 +444,39 @@ typedef struct async_call {
     bool own_ids;
     es_append_cb cb;
     void *closure;
+    outcome kept;
 } async_call;
 
-static void async_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
-                       size_t n, void *closure)
+static void finish_async(async_call *c, es_status s, const es_pub_result *r, const char *text,
+                         natsMsg **msgs, size_t n)
 {
-    async_call *c = closure;
     es_append_result out;
     s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out);
     c->cb(s, &out, c->closure);
+}
+
+/* On the publisher's thread: the duplicate scan, then the user's callback. */
+static void async_followup(void *arg)
+{
+    async_call *c = arg;
+    outcome *o = &c->kept;
+    finish_async(c, o->status, &o->r, o->text, o->msgs, o->n);
+    es_publisher_finish(c->st->pub, o->msgs, o->n);
     free(c);
+}
+
+static bool async_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+                       size_t n, void *closure)
+{
+    async_call *c = closure;
+    if (needs_scan(c->own_ids, s, r, n)) {
+        keep_outcome(&c->kept, s, r, text, msgs, n);
+        es_publisher_defer(c->st->pub, async_followup, c);
+        return true;
+    }
+    finish_async(c, s, r, text, msgs, n);
+    free(c);
+    return false;
 }
 
 es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
@@ -427,10 +487,13 @@ es_status es_append_batch_async(es_store *store, const es_event_spec *events, si
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    async_call *c = malloc(sizeof *c);
+    async_call *c = calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
-    *c = (async_call){store, has_own_ids(events, n), cb, closure};
+    c->st = store;
+    c->own_ids = has_own_ids(events, n);
+    c->cb = cb;
+    c->closure = closure;
     s = submit(store, events, n, async_done, c);
     if (s != ES_OK)
         free(c);

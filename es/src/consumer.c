@@ -77,22 +77,20 @@ static json_t *consumer_config(const es_oc *oc)
                      "inactive_threshold", (json_int_t)inactive_ns);
 }
 
+/* Deletes the consumer first, so the server stops sending, then closes the
+ * inbox safely (es_sub_close). */
 static void drop_consumer(es_oc *oc)
 {
-    if (oc->sub != NULL) {
-        natsSubscription_Unsubscribe(oc->sub);
-        natsSubscription_Destroy(oc->sub);
-        oc->sub = NULL;
-    }
     if (oc->name[0] != '\0') {
         char subject[256];
-        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream,
-                 oc->name);
+        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream, oc->name);
         json_t *reply = NULL;
         es_js_request(oc->st->nc, subject, NULL, 1000, &reply); /* best effort: it expires anyway */
         json_decref(reply);
         oc->name[0] = '\0';
     }
+    es_sub_close(oc->st->nc, oc->sub);
+    oc->sub = NULL;
 }
 
 /* (Re)creates the consumer from oc->next_sseq on a fresh inbox, so nothing
@@ -116,7 +114,7 @@ static es_status start(es_oc *oc, uint64_t *pending)
     s = es_js_request(oc->st->nc, subject, req, oc->st->opts.timeout_ms, &reply);
     json_decref(req);
     if (s != ES_OK) {
-        natsSubscription_Destroy(oc->sub);
+        es_sub_close(oc->st->nc, oc->sub);
         oc->sub = NULL;
         return s;
     }

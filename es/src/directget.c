@@ -129,6 +129,11 @@ es_status es_direct_get(const es_store *st, const es_dg_request *req, es_dg_cb c
             break;
         from = r.last_seq + 1;
     }
-    natsSubscription_Destroy(sub);
+    /* Every batch was read to its end: nothing more comes. A read that
+     * stopped early (a callback, an error) leaves answers in flight. */
+    if (s == ES_OK)
+        natsSubscription_Destroy(sub);
+    else
+        es_sub_close(st->nc, sub);
     return s;
 }

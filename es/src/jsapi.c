@@ -107,3 +107,13 @@ const char *es_json_string_or(json_t *v, const char *fallback)
     const char *t = json_string_value(v);
     return t ? t : fallback;
 }
+
+void es_sub_close(natsConnection *nc, natsSubscription *sub)
+{
+    if (sub == NULL)
+        return;
+    if (natsSubscription_Unsubscribe(sub) == NATS_OK &&
+        natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(nc, 2000); /* disconnected: the reader delivers nothing */
+    natsSubscription_Destroy(sub);
+}

@@ -30,6 +30,14 @@ es_status es_nats_status(natsStatus s, const char *what);
 /* The server's JetStream API level ($JS.API.INFO). */
 es_status es_js_api_level(natsConnection *nc, int64_t timeout_ms, int *level);
 
+/* Closes a subscription that may still be receiving messages. nats.c before
+ * 3.6 can crash when a subscription is freed while its reader thread is
+ * delivering to it (nats.c issue #637; Debian bookworm ships 3.4.1), so the
+ * interest is removed first and a PING/PONG round trip proves the reader has
+ * passed every message the server sent before the UNSUB; only then is the
+ * subscription freed. Accepts NULL. */
+void es_sub_close(natsConnection *nc, natsSubscription *sub);
+
 /* True when `v` is a JSON string equal to `s`. */
 bool es_json_string_is(json_t *v, const char *s);
 /* The string value of `v`, or `fallback` when it is not a string. */

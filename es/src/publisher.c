@@ -30,6 +30,14 @@ typedef struct slot {
     natsMsg **msgs;
     size_t n;
     int64_t deadline_ms;
+    /* While its messages are being published a unit cannot end (its
+     * messages are in use): an answer that comes early — a refused batch
+     * start — waits here until the sender is done. */
+    bool sending;
+    bool answered;
+    es_status answer;
+    es_pub_result answer_r;
+    char answer_text[TEXT_MAX];
 } slot;
 
 struct es_publisher {
@@ -45,6 +53,7 @@ struct es_publisher {
     size_t batches;     /* atomic batches in flight */
     size_t max_batches; /* the server allows 50 per stream by default */
     uint64_t next_id;
+    struct job *jobs, *jobs_tail; /* follow-up work for the worker thread */
     bool closing;
     pthread_t reaper;
     bool reaper_started;
@@ -68,12 +77,65 @@ static void complete_locked(es_publisher *p, slot *sl, es_status s, const es_pub
         p->batches--;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    if (done.cb)
-        done.cb(s, r, text, done.msgs, done.n, done.closure);
-    free_msgs(done.msgs, done.n);
+    bool kept = done.cb && done.cb(s, r, text, done.msgs, done.n, done.closure);
     pthread_mutex_lock(&p->mu);
-    p->inflight--; /* ... but a flush waits for the callback to have run */
+    if (!kept) { /* ... but a flush waits for the callback to have run */
+        pthread_mutex_unlock(&p->mu);
+        free_msgs(done.msgs, done.n);
+        pthread_mutex_lock(&p->mu);
+        p->inflight--;
+        pthread_cond_broadcast(&p->changed);
+    }
+}
+
+void es_publisher_finish(es_publisher *p, natsMsg **msgs, size_t n)
+{
+    free_msgs(msgs, n);
+    pthread_mutex_lock(&p->mu);
+    p->inflight--;
     pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- follow-up work, off nats.c's threads ------------------------------ */
+
+typedef struct job {
+    struct job *next;
+    void (*fn)(void *arg);
+    void *arg;
+} job;
+
+void es_publisher_defer(es_publisher *p, void (*fn)(void *arg), void *arg)
+{
+    job *j = malloc(sizeof *j);
+    if (j == NULL) { /* no memory for a queue entry: do it here, late rather than never */
+        fn(arg);
+        return;
+    }
+    *j = (job){NULL, fn, arg};
+    pthread_mutex_lock(&p->mu);
+    if (p->jobs_tail)
+        p->jobs_tail->next = j;
+    else
+        p->jobs = j;
+    p->jobs_tail = j;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Runs queued jobs; called with p->mu held, returns with it held. */
+static void run_jobs_locked(es_publisher *p)
+{
+    while (p->jobs != NULL) {
+        job *j = p->jobs;
+        p->jobs = j->next;
+        if (p->jobs == NULL)
+            p->jobs_tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+        j->fn(j->arg);
+        free(j);
+        pthread_mutex_lock(&p->mu);
+    }
 }
 
 static uint64_t parse_actual_seq(const char *desc)
@@ -179,6 +241,14 @@ static es_status status_reply(natsMsg *msg, char *text, size_t text_size)
     return ES_OK;
 }
 
+static void record_answer(slot *sl, es_status s, const es_pub_result *r, const char *text)
+{
+    sl->answered = true;
+    sl->answer = s;
+    sl->answer_r = *r;
+    snprintf(sl->answer_text, sizeof sl->answer_text, "%s", text);
+}
+
 static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
@@ -205,7 +275,10 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
      * in flight, atomic publish disabled...): its commit would only be refused
      * too, or never answered. An empty start acknowledgement is ignored. */
     if (sl != NULL && sl->id == id && (!first || s != ES_OK)) {
-        complete_locked(p, sl, s, &r, text);
+        if (!sl->sending)
+            complete_locked(p, sl, s, &r, text);
+        else if (!sl->answered)
+            record_answer(sl, s, &r, text);
     } /* else: the unit timed out already; its late answer is dropped */
     pthread_mutex_unlock(&p->mu);
     natsMsg_Destroy(msg);
@@ -225,11 +298,12 @@ static void *reap(void *arg)
 {
     es_publisher *p = arg;
     pthread_mutex_lock(&p->mu);
-    while (!(p->closing && p->inflight == 0)) {
+    while (!(p->closing && p->inflight == 0 && p->jobs == NULL)) {
+        run_jobs_locked(p);
         int64_t now = es_monotonic_ms();
         for (size_t i = 0; i < p->cap; i++) {
             slot *sl = &p->slots[i];
-            if (sl->id != 0 && sl->deadline_ms <= now) {
+            if (sl->id != 0 && !sl->sending && sl->deadline_ms <= now) {
                 es_pub_result r;
                 memset(&r, 0, sizeof r);
                 char text[TEXT_MAX];
@@ -389,22 +463,28 @@ void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, 
     slot *sl = &p->slots[t->id % p->cap];
     sl->msgs = msgs;
     sl->n = n;
+    sl->sending = true;
     sl->deadline_ms = es_monotonic_ms() + p->timeout_ms;
     pthread_mutex_unlock(&p->mu);
-    /* The reply may arrive (and the slot be freed with its messages) as soon as
-     * the last message is out: never touch msgs after publishing it. */
     es_status s = ES_OK;
     for (size_t i = 0; i < n && s == ES_OK; i++)
         s = publish(p->nc, msgs[i]);
-    if (s == ES_OK)
-        return;
-    es_pub_result r;
-    memset(&r, 0, sizeof r);
     char text[TEXT_MAX];
-    snprintf(text, sizeof text, "%s", es_last_error());
+    if (s != ES_OK)
+        snprintf(text, sizeof text, "%s", es_last_error());
     pthread_mutex_lock(&p->mu);
-    if (sl->id == t->id)
-        complete_locked(p, sl, s, &r, text);
+    sl->sending = false;
+    if (sl->id == t->id) {
+        if (s != ES_OK) {
+            es_pub_result r;
+            memset(&r, 0, sizeof r);
+            complete_locked(p, sl, s, &r, text);
+        } else if (sl->answered) { /* answered while we were still sending */
+            es_pub_result r = sl->answer_r;
+            snprintf(text, sizeof text, "%s", sl->answer_text);
+            complete_locked(p, sl, sl->answer, &r, text);
+        }
+    }
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -436,7 +516,7 @@ void es_pub_waiter_init(es_pub_waiter *w)
     pthread_cond_init(&w->cond, NULL);
 }
 
-void es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+bool es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
                         size_t n, void *closure)
 {
     (void)msgs;
@@ -449,6 +529,7 @@ void es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, n
     w->done = true;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
+    return false;
 }
 
 es_status es_pub_waiter_wait(es_pub_waiter *w)

@@ -25,9 +25,13 @@ typedef struct es_pub_result {
     uint64_t actual_seq; /* on ES_ERR_CONFLICT: the entity's actual last sequence */
 } es_pub_result;
 
-/* Called once per unit, on a nats.c thread. `msgs` are still valid during the
- * call (the publisher frees them afterwards); the error text is in `text`. */
-typedef void (*es_pub_done)(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+/* Called once per unit, on a nats.c thread (or the publisher's own, for a
+ * timeout); the error text is in `text`. It must not block nor make requests:
+ * the thread delivers every other acknowledgement too. Returns false to let
+ * the publisher free `msgs`, or true to keep them for follow-up work (on
+ * another thread: es_publisher_defer), which ends with es_publisher_finish;
+ * until then the unit counts as in flight. */
+typedef bool (*es_pub_done)(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
                             size_t n, void *closure);
 
 /* A reserved place in the window, with the reply subjects its messages carry. */
@@ -54,6 +58,13 @@ void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t);
  * the PubAck, a send failure, or ES_ERR_TIMEOUT. */
 void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, size_t n);
 
+/* Runs fn(arg) soon on the publisher's own thread, where it may make
+ * requests of its own (follow-up work of a completion). */
+void es_publisher_defer(es_publisher *p, void (*fn)(void *arg), void *arg);
+
+/* Ends a unit whose completion kept its messages: frees them. */
+void es_publisher_finish(es_publisher *p, natsMsg **msgs, size_t n);
+
 /* Waits until nothing is in flight (ES_ERR_TIMEOUT after timeout_ms). */
 es_status es_publisher_flush(es_publisher *p, int64_t timeout_ms);
 
@@ -69,7 +80,7 @@ typedef struct es_pub_waiter {
 } es_pub_waiter;
 
 void es_pub_waiter_init(es_pub_waiter *w);
-void es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+bool es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
                         size_t n, void *closure);
 es_status es_pub_waiter_wait(es_pub_waiter *w);
 void es_pub_waiter_destroy(es_pub_waiter *w);

@@ -117,9 +117,7 @@ void es_pull_destroy(es_pull *p)
 {
     if (p == NULL)
         return;
-    if (natsSubscription_IsValid(p->sub))
-        natsSubscription_Unsubscribe(p->sub);
-    natsSubscription_Destroy(p->sub);
+    es_sub_close(p->nc, p->sub); /* pulled messages may still be on their way */
     free(p);
 }
 

@@ -336,6 +336,10 @@ static double raw_replay(natsConnection *nc, const char *name, long n)
         natsMsg_Destroy(m);
     }
     double t = now_s() - t0;
+    /* Heartbeats may still be on their way: unsubscribe and let a round trip
+     * pass before freeing (nats.c 3.4 races otherwise, see es_sub_close). */
+    natsSubscription_Unsubscribe(sub);
+    natsConnection_Flush(nc);
     natsSubscription_Destroy(sub);
     jsCtx_Destroy(js);
     return (double)n / t;
