@@ -117,9 +117,11 @@ static int follow(es_store *st, const tool_filter *f, replay *r)
     const struct timespec tick = {0, 50 * 1000 * 1000};
     while (!interrupted && !atomic_load(&r->done))
         nanosleep(&tick, NULL);
-    es_watch_destroy(w);
     s = atomic_load(&r->status);
-    return s == ES_OK ? ES_EXIT_OK : es_cli_fail(s, "watch");
+    if (s == ES_OK) /* interrupted, or the watch has all it wants */
+        done_early(r);
+    es_watch_destroy(w); /* it ended by itself: nothing is streaming any more */
+    return es_cli_fail(s, "watch");
 }
 
 /* The sequence range the progress line measures against. */
