@@ -11,7 +11,7 @@
 
 #include "log.h"
 
-#define FINAL_SAVE_ATTEMPTS 3
+#define FINAL_SAVE_ATTEMPTS   3
 #define CONFLICT_LOG_EVERY_MS 60000
 
 struct ingest_cursor {

@@ -24,8 +24,7 @@ typedef struct ingest_cursor_start {
  * store must outlive the handle. `source` (a relay URL or a file) is saved
  * with the cursor. */
 es_status ingest_cursor_open(es_store *store, const char *name, const char *source,
-                             int64_t interval_ms, ingest_cursor_start *start,
-                             ingest_cursor **out);
+                             int64_t interval_ms, ingest_cursor_start *start, ingest_cursor **out);
 
 /* The newest watermark (cheap; the thread saves it later). */
 void ingest_cursor_offer(ingest_cursor *c, uint64_t position);

@@ -142,8 +142,7 @@ static void check_replay_distance(ingester *g)
     if (es_store_info_get(g->store, &info) != ES_OK)
         return;
     int64_t age = wall_ns() - g->start.saved_ns;
-    bool risky =
-        info.last_time_ns > g->start.saved_ns && age > info.config.duplicate_window_ns;
+    bool risky = info.last_time_ns > g->start.saved_ns && age > info.config.duplicate_window_ns;
     ingest_log_line l;
     ingest_log_begin(&l, risky ? LOG_WARN : LOG_INFO,
                      risky ? "cursor older than the duplicate window: events stored after it "
@@ -369,8 +368,8 @@ static void final_report(ingester *g)
     ingest_log_u64(&l, "dropped", w.dropped);
     ingest_log_u64(&l, "skipped_by_cursor", g->skipped_by_cursor);
     ingest_log_f64(&l, "seconds", secs, 3);
-    ingest_log_f64(&l, "commits_per_s", secs > 0 ? (double)d->by_kind[ES_ATP_KIND_COMMIT] / secs : 0,
-                   0);
+    ingest_log_f64(&l, "commits_per_s",
+                   secs > 0 ? (double)d->by_kind[ES_ATP_KIND_COMMIT] / secs : 0, 0);
     ingest_log_f64(&l, "events_per_s", secs > 0 ? (double)w.events / secs : 0, 0);
     if (w.has_cursor)
         ingest_log_u64(&l, "cursor", w.cursor);
@@ -405,7 +404,7 @@ int ingester_finish(ingester *g)
 int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
 {
     ingest_source *src = NULL;
-    es_atp_limits lim;
+    es_atp_limits lim = {0};
     es_atp_limits_defaults(&lim);
     es_status s = ingest_source_file(cfg->file, lim.max_frame_bytes, &src);
     if (s != ES_OK)

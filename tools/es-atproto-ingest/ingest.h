@@ -24,11 +24,11 @@ enum {
 };
 
 typedef struct ingest_config {
-    const char *file;      /* --from-file */
-    const char *relay;     /* --relay URL, as given */
-    const char *relay_ca;  /* --relay-ca FILE (NULL: the system's CAs) */
-    const char *store;     /* --store (default atproto) */
-    const char *name;      /* --name: the cursor's key (default atproto-ingest) */
+    const char *file;     /* --from-file */
+    const char *relay;    /* --relay URL, as given */
+    const char *relay_ca; /* --relay-ca FILE (NULL: the system's CAs) */
+    const char *store;    /* --store (default atproto) */
+    const char *name;     /* --name: the cursor's key (default atproto-ingest) */
     bool dry_run, exit_at_end, verify_all, from_start;
     unsigned long repeat;
     es_atp_filter *filter;

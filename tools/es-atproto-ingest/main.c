@@ -104,9 +104,10 @@ static void usage(FILE *out)
             "\n"
             "SIGINT/SIGTERM: stop reading, wait for what is in flight, save the cursor, exit 0.\n"
             "Exit status: 0 done (the capture ended, or a signal), 1 bad usage or an unreadable\n"
-            "or corrupt capture, 4 the server is unreachable or refused the store, or frames\n"
-            "stayed unacknowledged after --drain-timeout (the next run sends them again),\n"
-            "5 the stream ended with an error frame (a capture's, or a relay's FutureCursor).\n",
+            "or corrupt capture, 2 the capture does not exist, 4 the server is unreachable or\n"
+            "refused the store, or frames stayed unacknowledged after --drain-timeout (the\n"
+            "next run sends them again), 5 the stream ended with an error frame (a capture's,\n"
+            "or a relay's FutureCursor).\n",
             es_cli_conn_help);
 }
 
@@ -202,7 +203,8 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_FROM_START: c->from_start = true; return true;
     case OPT_STORE: c->store = v; return true;
     case OPT_NAME: c->name = v; return true;
-    case OPT_DUP_WINDOW: return es_cli_parse_duration(v, "--duplicate-window", &c->duplicate_window_ns);
+    case OPT_DUP_WINDOW:
+        return es_cli_parse_duration(v, "--duplicate-window", &c->duplicate_window_ns);
     case OPT_MAX_INFLIGHT:
         if (!count_in(v, "--max-inflight", 1, 4096, &n))
             return false;

@@ -71,8 +71,7 @@ bool relay_url_parse(const char *url, relay_url *out, const char **why)
     return true;
 }
 
-void relay_url_request(const relay_url *u, bool has_cursor, uint64_t cursor, char *out,
-                       size_t size)
+void relay_url_request(const relay_url *u, bool has_cursor, uint64_t cursor, char *out, size_t size)
 {
     int n = snprintf(out, size, "%s", u->path);
     const char *sep = "?";
@@ -95,18 +94,19 @@ typedef struct relay {
     lws_sorted_usec_list_t tick;
     volatile sig_atomic_t *stop;
     size_t max_frame;
-    es_buf rx;          /* the message being received */
-    bool discarding;    /* the message is over the size limit: drop it */
-    es_buf pending;     /* a whole frame that found no room: the socket is paused */
+    es_buf rx;       /* the message being received */
+    bool discarding; /* the message is over the size limit: drop it */
+    es_buf pending;  /* a whole frame that found no room: the socket is paused */
     bool has_pending;
     atomic_bool paused; /* wake the loop on acknowledgements */
     bool has_cursor;    /* where to resume: the last frame taken */
     uint64_t cursor;
-    bool took_frame;    /* since the last connection: resets the backoff */
+    bool took_frame; /* since the last connection: resets the backoff */
     int64_t backoff_ms;
     int64_t reconnect_at_ms; /* 0: connected or connecting */
     uint64_t rng;
     int exit_code; /* -1: keep going */
+    bool stopping;
     uint64_t oversized;
 } relay;
 
@@ -117,11 +117,19 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t first_backoff_ms(const ingest_config *cfg)
+{
+    return cfg->reconnect_min_ms < cfg->reconnect_max_ms ? cfg->reconnect_min_ms
+                                                         : cfg->reconnect_max_ms;
+}
+
 static void schedule_reconnect(relay *r, const char *why, const char *detail)
 {
     r->wsi = NULL;
+    if (r->stopping)
+        return;
     if (r->took_frame)
-        r->backoff_ms = r->cfg->reconnect_min_ms;
+        r->backoff_ms = first_backoff_ms(r->cfg);
     r->took_frame = false;
     /* full jitter over the upper half: [backoff/2, backoff] */
     r->rng ^= r->rng << 13;
@@ -341,9 +349,9 @@ int ingest_relay(const ingest_config *cfg, volatile sig_atomic_t *stop)
     r.cfg = cfg;
     r.stop = stop;
     r.exit_code = -1;
-    r.backoff_ms = cfg->reconnect_min_ms;
+    r.backoff_ms = first_backoff_ms(cfg);
     r.rng = 0x2545f4914f6cdd1dULL ^ (uint64_t)mono_ms();
-    es_atp_limits lim;
+    es_atp_limits lim = {0};
     es_atp_limits_defaults(&lim);
     r.max_frame = lim.max_frame_bytes;
     const char *why;
@@ -378,6 +386,7 @@ int ingest_relay(const ingest_config *cfg, volatile sig_atomic_t *stop)
     }
     /* Stop reading: no more frames are taken, whatever the socket holds. */
     ingest_log_msg(LOG_INFO, "stopping: waiting for appends in flight", NULL);
+    r.stopping = true;
     lws_sul_cancel(&r.tick);
     ingester_on_wake(r.g, NULL, NULL);
     lws_context_destroy(r.ctx);

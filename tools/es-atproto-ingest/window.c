@@ -58,8 +58,8 @@ struct ingest_window {
     void (*wake)(void *ctx);
     void *wake_ctx;
     es_atp_decoder *redecoder; /* for frames sent later than they arrived */
-    es_arena *arena;      /* the unit being gathered */
-    es_arena *solo_arena; /* an entry sent alone */
+    es_arena *arena;           /* the unit being gathered */
+    es_arena *solo_arena;      /* an entry sent alone */
     ingest_entry *ring;
     uint64_t tail_no, head_no; /* held: tail_no .. head_no-1 */
     ingest_entry **live;       /* unsettled entries with events, in no order */
@@ -301,8 +301,7 @@ static void dissolve(ingest_window *w, ingest_entry *leader)
 /* Sends a unit: one entry, or a group of entries linked by group_next (one
  * atomic batch holding every commit of the group: each commit stays
  * all-or-nothing, the group too). */
-static void send_unit(ingest_window *w, ingest_entry *leader, const es_event_spec *events,
-                      size_t n)
+static void send_unit(ingest_window *w, ingest_entry *leader, const es_event_spec *events, size_t n)
 {
     bool batch = n > 1;
     for (ingest_entry *e = leader; e != NULL; e = e->group_next) {

@@ -101,17 +101,17 @@ void ingest_window_acked(ingest_entry *token, es_status s, bool duplicate, const
 bool ingest_window_idle(const ingest_window *w);
 
 typedef struct ingest_window_stats {
-    uint64_t frames;        /* frames added */
-    uint64_t settled;       /* frames settled (retired in order) */
-    uint64_t appends;       /* appends acknowledged */
-    uint64_t events;        /* events acknowledged (stored or found stored) */
-    uint64_t duplicates;    /* appends that found their events stored before */
-    uint64_t retries;       /* appends sent again */
+    uint64_t frames;                  /* frames added */
+    uint64_t settled;                 /* frames settled (retired in order) */
+    uint64_t appends;                 /* appends acknowledged */
+    uint64_t events;                  /* events acknowledged (stored or found stored) */
+    uint64_t duplicates;              /* appends that found their events stored before */
+    uint64_t retries;                 /* appends sent again */
     uint64_t failures[ES_ERR_IO + 1]; /* failed appends by status */
-    uint64_t dropped;       /* frames the store refused for good (invalid, too large) */
+    uint64_t dropped;                 /* frames the store refused for good (invalid, too large) */
     bool has_cursor;
-    uint64_t cursor;        /* the watermark */
-    int64_t last_time_ns;   /* event time of the newest settled frame */
+    uint64_t cursor;      /* the watermark */
+    int64_t last_time_ns; /* event time of the newest settled frame */
     size_t held, inflight, batches_inflight, queued;
     size_t bytes_held;
 } ingest_window_stats;

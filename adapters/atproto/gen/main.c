@@ -55,8 +55,7 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *out = NULL;
-    unsigned long long frames = 1000, repos = 50, seed = 1, first_seq = 1, level = 3,
-                       multi_op = 0;
+    unsigned long long frames = 1000, repos = 50, seed = 1, first_seq = 1, level = 3, multi_op = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         int bad = 0;
