@@ -89,6 +89,33 @@ int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, e
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);
 void tool_close(natsConnection *nc, es_store *st);
 
+/* ---- the command line of a command on one store ------------------------------ */
+
+/* What such a command gets from its command line. */
+typedef struct tool_args {
+    es_cli_conn conn;
+    tool_filter filter; /* set by --type/--id/... when the command takes them */
+    const char *store;
+    char name[64];      /* "es-tool <command>", the connection's name */
+} tool_args;
+
+/* A command's own options: called with each option id the shared parser does
+ * not handle and its value; returns ES_EXIT_OK to go on, or an exit code. */
+typedef int (*tool_own_option)(int id, const char *value, void *ctx);
+
+/* Returned by tool_parse_store_args when the command should go on. */
+#define TOOL_PROCEED (-1)
+
+/* Parses `argv` against `options`: connection options, filter options (when
+ * with_filter), --help, the command's own options (through `own`, may be
+ * NULL) and exactly one STORE argument, whose name (and filter) it checks.
+ * Returns TOOL_PROCEED, or the exit code the command returns now (ES_EXIT_OK
+ * after --help). `usage` is the command's synopsis for a missing store
+ * ("es-tool info STORE"). */
+int tool_parse_store_args(const tool_command *cmd, int argc, char **argv,
+                          const es_cli_option *options, bool with_filter, const char *usage,
+                          tool_own_option own, void *ctx, tool_args *a);
+
 /* Checks a store name given on the command line (reports and returns false). */
 bool tool_store_name_valid(const char *name);
 
