@@ -131,9 +131,9 @@ bool tool_flush(void);
 
 /* Ends the process at once with `code`, after flushing stdout and stderr:
  * for a read that stops early (--limit, --to, a reader that left) with
- * nothing left to do. It skips tearing down a consumer that the server is
- * still feeding, which nats.c does not always survive (reported with the
- * library; the ephemeral consumer expires on the server by itself). */
+ * nothing left to do, so that `es-tool replay | head` ends promptly instead
+ * of tearing down a consumer the server is still feeding (the ephemeral
+ * consumer expires on the server by itself). */
 _Noreturn void tool_exit_now(int code);
 
 /* True when stdout is a terminal that takes colours (and NO_COLOR is unset). */
