@@ -93,8 +93,9 @@ static int run(int argc, char **argv)
 {
     tool_args a;
     bool quiet = false;
-    int rc = tool_parse_store_args(&tool_cmd_export, argc, argv, options, true,
-                                   "es-tool export STORE > backup.jsonl", export_option, &quiet, &a);
+    int rc =
+        tool_parse_store_args(&tool_cmd_export, argc, argv, options, true,
+                              "es-tool export STORE > backup.jsonl", export_option, &quiet, &a);
     if (rc != TOOL_PROCEED)
         return rc;
     const es_cli_conn conn = a.conn;

@@ -96,7 +96,7 @@ typedef struct tool_args {
     es_cli_conn conn;
     tool_filter filter; /* set by --type/--id/... when the command takes them */
     const char *store;
-    char name[64];      /* "es-tool <command>", the connection's name */
+    char name[64]; /* "es-tool <command>", the connection's name */
 } tool_args;
 
 /* A command's own options: called with each option id the shared parser does

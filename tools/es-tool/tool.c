@@ -99,8 +99,8 @@ int tool_parse_store_args(const tool_command *cmd, int argc, char **argv,
     tool_filter_init(&a->filter);
     es_cli_parser p;
     es_cli_parser_init(&p, argc, argv, options);
-    for (int id; (id = tool_next_option(&p, &a->conn, with_filter ? &a->filter : NULL)) !=
-                 ES_CLI_END;) {
+    for (int id;
+         (id = tool_next_option(&p, &a->conn, with_filter ? &a->filter : NULL)) != ES_CLI_END;) {
         int rc;
         switch (id) {
         case ES_CLI_ERROR: return ES_EXIT_USAGE;
