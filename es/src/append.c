@@ -332,7 +332,6 @@ static bool has_own_ids(const es_event_spec *events, size_t n)
     return true;
 }
 
-
 /* An outcome that may hide a retry of a stored append: it needs a look at
  * the store (find_duplicates), which makes requests, so it never runs on
  * nats.c's delivery thread. */
@@ -413,15 +412,16 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
+    sync_call c = {
+        .st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
     es_pub_waiter_init(&c.waiter);
     s = submit(store, events, n, sync_done, &c);
     if (s == ES_OK)
         s = es_pub_waiter_wait(&c.waiter);
     es_pub_waiter_destroy(&c.waiter);
     if (c.kept.msgs != NULL) { /* a possible retry: look at the store from here */
-        s = conclude(store, c.own_ids, c.kept.status, &c.kept.r, c.kept.text, c.kept.msgs,
-                     c.kept.n, c.out);
+        s = conclude(store, c.own_ids, c.kept.status, &c.kept.r, c.kept.text, c.kept.msgs, c.kept.n,
+                     c.out);
         es_publisher_finish(store->pub, c.kept.msgs, c.kept.n);
         return s;
     }

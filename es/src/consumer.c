@@ -83,7 +83,8 @@ static void drop_consumer(es_oc *oc)
 {
     if (oc->name[0] != '\0') {
         char subject[256];
-        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream, oc->name);
+        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream,
+                 oc->name);
         json_t *reply = NULL;
         es_js_request(oc->st->nc, subject, NULL, 1000, &reply); /* best effort: it expires anyway */
         json_decref(reply);

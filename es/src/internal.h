@@ -2,6 +2,7 @@
 #ifndef ES_INTERNAL_H
 #define ES_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -17,6 +18,14 @@ es_status es_error_code(es_status s, int err_code, const char *fmt, ...) ES_PRIN
 void es_error_clear(void);
 
 #define ES_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A byte of a name: [A-Za-z0-9_-] (store, entity type, event type, tenant,
+ * metadata key; also what a KV key component keeps unescaped). */
+static inline bool es_name_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
 
 /* Hot-path text building without printf: the caller has sized `p` (subjects
  * and header values have bounded parts, validated before they are built). */

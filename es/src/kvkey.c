@@ -3,15 +3,8 @@
 
 #include <string.h>
 
+#include "escape.h"
 #include "internal.h"
-
-static bool passes(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
-static const char hex_upper[] = "0123456789ABCDEF";
 
 es_status es_kv_key_escape(const void *bytes, size_t len, char *out, size_t out_size,
                            size_t *out_len)
@@ -20,33 +13,7 @@ es_status es_kv_key_escape(const void *bytes, size_t len, char *out, size_t out_
         return es_error(ES_ERR_INVALID, "a KV key component cannot be empty");
     if (out == NULL || out_size == 0)
         return es_error(ES_ERR_INVALID, "es_kv_key_escape: out is NULL");
-    const unsigned char *p = bytes;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        size_t need = passes(p[i]) ? 1 : 3;
-        if (out_size - n <= need) /* keep room for the NUL */
-            return es_error(ES_ERR_LIMIT, "escaped KV key does not fit %zu bytes", out_size);
-        if (need == 1) {
-            out[n++] = (char)p[i];
-        } else {
-            out[n++] = '=';
-            out[n++] = hex_upper[p[i] >> 4];
-            out[n++] = hex_upper[p[i] & 0xF];
-        }
-    }
-    out[n] = '\0';
-    if (out_len)
-        *out_len = n;
-    return ES_OK;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1; /* lower case is not canonical: refusing it keeps the escape 1:1 */
+    return es_escape_bytes(bytes, len, '=', es_name_byte, "KV key", out, out_size, out_len);
 }
 
 es_status es_kv_key_unescape(const char *in, size_t len, char *out, size_t out_size,
@@ -56,28 +23,7 @@ es_status es_kv_key_unescape(const char *in, size_t len, char *out, size_t out_s
         return es_error(ES_ERR_INVALID, "a KV key component cannot be empty");
     if (out == NULL || out_size == 0)
         return es_error(ES_ERR_INVALID, "es_kv_key_unescape: out is NULL");
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == '=') {
-            int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(in[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || passes((unsigned char)(hi << 4 | lo)))
-                return es_error(ES_ERR_INVALID, "bad escape at byte %zu of a KV key", i);
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        } else if (!passes(c)) {
-            return es_error(ES_ERR_INVALID, "byte 0x%02X at %zu cannot appear in an escaped key", c,
-                            i);
-        }
-        if (n + 1 >= out_size)
-            return es_error(ES_ERR_LIMIT, "unescaped KV key does not fit %zu bytes", out_size);
-        out[n++] = (char)c;
-    }
-    out[n] = '\0';
-    if (out_len)
-        *out_len = n;
-    return ES_OK;
+    return es_unescape_bytes(in, len, '=', es_name_byte, "KV key", out, out_size, out_len);
 }
 
 bool es_kv_key_valid(const char *key)
@@ -87,7 +33,7 @@ bool es_kv_key_valid(const char *key)
     size_t i = 0;
     for (; key[i] != '\0'; i++) {
         unsigned char c = (unsigned char)key[i];
-        if (i >= ES_KV_KEY_MAX || !(passes(c) || c == '.' || c == '/' || c == '='))
+        if (i >= ES_KV_KEY_MAX || !(es_name_byte(c) || c == '.' || c == '/' || c == '='))
             return false;
         if (c == '.' && key[i + 1] == '.')
             return false;

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 static _Thread_local int last_error_code;
@@ -52,13 +53,23 @@ void es_error_clear(void)
     last_error_code = 0;
 }
 
+/* Formats into a scratch buffer first: callers often wrap the previous error
+ * ("...: %s", es_last_error()), and formatting a buffer into itself is
+ * undefined behaviour. */
+static void set_last(int err_code, const char *fmt, va_list ap)
+{
+    char text[sizeof last_error];
+    vsnprintf(text, sizeof text, fmt, ap);
+    memcpy(last_error, text, sizeof text);
+    last_error_code = err_code;
+}
+
 es_status es_error_code(es_status s, int err_code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_last(err_code, fmt, ap);
     va_end(ap);
-    last_error_code = err_code;
     return s;
 }
 
@@ -66,8 +77,7 @@ es_status es_error(es_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_last(0, fmt, ap);
     va_end(ap);
-    last_error_code = 0;
     return s;
 }

@@ -18,13 +18,13 @@
 
 static uint16_t crc16_xmodem(const uint8_t *p, size_t n)
 {
-    uint16_t crc = 0;
+    uint32_t crc = 0; /* 32 bits wide, so the shifts need no casts; kept to 16 below */
     for (size_t i = 0; i < n; i++) {
-        crc ^= (uint16_t)(p[i] << 8);
+        crc ^= (uint32_t)p[i] << 8;
         for (int b = 0; b < 8; b++)
-            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+            crc = (crc & 0x8000u) ? ((crc << 1) ^ 0x1021u) & 0xFFFFu : (crc << 1) & 0xFFFFu;
     }
-    return crc;
+    return (uint16_t)crc;
 }
 
 static void put_crc(uint8_t *p, size_t n)

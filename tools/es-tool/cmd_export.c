@@ -81,35 +81,29 @@ static es_status export_all(es_store *st, const tool_filter *f, exporter *x)
     return s;
 }
 
+static int export_option(int id, const char *value, void *ctx)
+{
+    (void)value;
+    if (id == OPT_QUIET)
+        *(bool *)ctx = true;
+    return ES_EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
-    es_cli_conn conn;
-    es_cli_conn_init(&conn, "es-tool export");
-    tool_filter f;
-    tool_filter_init(&f);
-    const char *store = NULL;
+    tool_args a;
     bool quiet = false;
-    es_cli_parser p;
-    es_cli_parser_init(&p, argc, argv, options);
-    for (int id; (id = tool_next_option(&p, &conn, &f)) != ES_CLI_END;) {
-        switch (id) {
-        case ES_CLI_ERROR: return ES_EXIT_USAGE;
-        case OPT_HELP: return tool_help(&tool_cmd_export);
-        case OPT_QUIET: quiet = true; break;
-        case ES_CLI_ARG:
-            if (store != NULL)
-                return es_cli_usage("unexpected argument '%.40s'", p.value);
-            store = p.value;
-            break;
-        }
-    }
-    if (store == NULL)
-        return es_cli_usage("which store? es-tool export STORE > backup.jsonl");
-    if (!tool_store_name_valid(store) || !tool_filter_valid(&f))
-        return ES_EXIT_USAGE;
+    int rc =
+        tool_parse_store_args(&tool_cmd_export, argc, argv, options, true,
+                              "es-tool export STORE > backup.jsonl", export_option, &quiet, &a);
+    if (rc != TOOL_PROCEED)
+        return rc;
+    const es_cli_conn conn = a.conn;
+    const tool_filter f = a.filter;
+    const char *store = a.store;
     natsConnection *nc = NULL;
     es_store *st = NULL;
-    int rc = tool_open(&conn, store, &nc, &st);
+    rc = tool_open(&conn, store, &nc, &st);
     if (rc != ES_EXIT_OK)
         return rc;
     exporter x;

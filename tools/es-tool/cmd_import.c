@@ -239,31 +239,32 @@ static int report(importer *im, es_status s)
     return s == ES_OK ? ES_EXIT_OK : es_cli_fail(s, "import");
 }
 
+typedef struct import_opts {
+    const char *input;
+    bool quiet;
+} import_opts;
+
+static int import_option(int id, const char *value, void *ctx)
+{
+    import_opts *o = ctx;
+    if (id == OPT_INPUT)
+        o->input = value;
+    else if (id == OPT_QUIET)
+        o->quiet = true;
+    return ES_EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
-    es_cli_conn conn;
-    es_cli_conn_init(&conn, "es-tool import");
-    const char *store = NULL, *input = NULL;
-    bool quiet = false;
-    es_cli_parser p;
-    es_cli_parser_init(&p, argc, argv, options);
-    for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
-        switch (id) {
-        case ES_CLI_ERROR: return ES_EXIT_USAGE;
-        case OPT_HELP: return tool_help(&tool_cmd_import);
-        case OPT_INPUT: input = p.value; break;
-        case OPT_QUIET: quiet = true; break;
-        case ES_CLI_ARG:
-            if (store != NULL)
-                return es_cli_usage("unexpected argument '%.40s'", p.value);
-            store = p.value;
-            break;
-        }
-    }
-    if (store == NULL)
-        return es_cli_usage("which store? es-tool import STORE < backup.jsonl");
-    if (!tool_store_name_valid(store))
-        return ES_EXIT_USAGE;
+    tool_args a;
+    import_opts o = {NULL, false};
+    int rc = tool_parse_store_args(&tool_cmd_import, argc, argv, options, false,
+                                   "es-tool import STORE < backup.jsonl", import_option, &o, &a);
+    if (rc != TOOL_PROCEED)
+        return rc;
+    const es_cli_conn conn = a.conn;
+    const char *store = a.store, *input = o.input;
+    const bool quiet = o.quiet;
     FILE *in = input && strcmp(input, "-") != 0 ? fopen(input, "rb") : stdin;
     if (in == NULL) {
         es_cli_error("cannot open '%.200s': %s", input, strerror(errno));
@@ -271,7 +272,7 @@ static int run(int argc, char **argv)
     }
     natsConnection *nc = NULL;
     es_store *st = NULL;
-    int rc = tool_open(&conn, store, &nc, &st);
+    rc = tool_open(&conn, store, &nc, &st);
     if (rc != ES_EXIT_OK) {
         if (in != stdin)
             fclose(in);

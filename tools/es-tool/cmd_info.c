@@ -222,33 +222,27 @@ static es_status gather(natsConnection *nc, es_store *st, int64_t timeout_ms, es
     return s;
 }
 
+static int info_option(int id, const char *value, void *ctx)
+{
+    (void)value;
+    if (id == OPT_JSON)
+        *(bool *)ctx = true;
+    return ES_EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
-    es_cli_conn conn;
-    es_cli_conn_init(&conn, "es-tool info");
-    const char *store = NULL;
+    tool_args a;
     bool as_json = false;
-    es_cli_parser p;
-    es_cli_parser_init(&p, argc, argv, options);
-    for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
-        switch (id) {
-        case ES_CLI_ERROR: return ES_EXIT_USAGE;
-        case OPT_HELP: return tool_help(&tool_cmd_info);
-        case OPT_JSON: as_json = true; break;
-        case ES_CLI_ARG:
-            if (store != NULL)
-                return es_cli_usage("unexpected argument '%.40s'", p.value);
-            store = p.value;
-            break;
-        }
-    }
-    if (store == NULL)
-        return es_cli_usage("which store? es-tool info STORE");
-    if (!tool_store_name_valid(store))
-        return ES_EXIT_USAGE;
+    int rc = tool_parse_store_args(&tool_cmd_info, argc, argv, options, false, "es-tool info STORE",
+                                   info_option, &as_json, &a);
+    if (rc != TOOL_PROCEED)
+        return rc;
+    const es_cli_conn conn = a.conn;
+    const char *store = a.store;
     natsConnection *nc = NULL;
     es_store *st = NULL;
-    int rc = tool_open(&conn, store, &nc, &st);
+    rc = tool_open(&conn, store, &nc, &st);
     if (rc != ES_EXIT_OK)
         return rc;
     tally t;

@@ -157,50 +157,51 @@ static int replay_history(es_store *st, const tool_filter *f, replay *r)
     return s == ES_OK ? ES_EXIT_OK : es_cli_fail(s, NULL);
 }
 
+typedef struct replay_opts {
+    replay *r;
+    const char *format_name;
+    bool quiet;
+} replay_opts;
+
+static int replay_option(int id, const char *value, void *ctx)
+{
+    replay_opts *o = ctx;
+    switch (id) {
+    case OPT_FOLLOW: o->r->follow = true; break;
+    case OPT_FORMAT: o->format_name = value; break;
+    case OPT_QUIET: o->quiet = true; break;
+    case OPT_LIMIT:
+        if (!es_cli_parse_u64(value, "--limit", &o->r->limit))
+            return ES_EXIT_USAGE;
+        break;
+    }
+    return ES_EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
-    es_cli_conn conn;
-    es_cli_conn_init(&conn, "es-tool replay");
-    tool_filter f;
-    tool_filter_init(&f);
     replay r;
     memset(&r, 0, sizeof r);
-    const char *store = NULL, *format_name = NULL;
-    bool quiet = false;
-    es_cli_parser p;
-    es_cli_parser_init(&p, argc, argv, options);
-    for (int id; (id = tool_next_option(&p, &conn, &f)) != ES_CLI_END;) {
-        switch (id) {
-        case ES_CLI_ERROR: return ES_EXIT_USAGE;
-        case OPT_HELP: return tool_help(&tool_cmd_replay);
-        case OPT_FOLLOW: r.follow = true; break;
-        case OPT_FORMAT: format_name = p.value; break;
-        case OPT_QUIET: quiet = true; break;
-        case OPT_LIMIT:
-            if (!es_cli_parse_u64(p.value, "--limit", &r.limit))
-                return ES_EXIT_USAGE;
-            break;
-        case ES_CLI_ARG:
-            if (store != NULL)
-                return es_cli_usage("unexpected argument '%.40s'", p.value);
-            store = p.value;
-            break;
-        }
-    }
-    if (store == NULL)
-        return es_cli_usage("which store? es-tool replay STORE");
+    replay_opts o = {&r, NULL, false};
+    tool_args a;
+    int rc = tool_parse_store_args(&tool_cmd_replay, argc, argv, options, true,
+                                   "es-tool replay STORE", replay_option, &o, &a);
+    if (rc != TOOL_PROCEED)
+        return rc;
+    es_cli_conn conn = a.conn;
+    const tool_filter f = a.filter;
+    const char *store = a.store, *format_name = o.format_name;
+    const bool quiet = o.quiet;
     tool_format format = isatty(STDOUT_FILENO) ? FORMAT_PRETTY : FORMAT_JSONL;
     if (format_name != NULL && !tool_format_parse(format_name, &format))
         return es_cli_usage("--format is jsonl, pretty or raw, not '%.40s'", format_name);
-    if (!tool_store_name_valid(store) || !tool_filter_valid(&f))
-        return ES_EXIT_USAGE;
     r.up_to = f.bounds.up_to_seq;
     if (r.follow)
         conn.max_reconnect = -1; /* a watch rides out any outage */
 
     natsConnection *nc = NULL;
     es_store *st = NULL;
-    int rc = tool_open(&conn, store, &nc, &st);
+    rc = tool_open(&conn, store, &nc, &st);
     if (rc != ES_EXIT_OK)
         return rc;
     if (tool_renderer_create(format, tool_stdout_colour(), &r.renderer) != ES_OK) {

@@ -284,34 +284,28 @@ static const es_cli_option delete_options[] = {
     {NULL, 0, false, 0},
 };
 
+static int delete_option(int id, const char *value, void *ctx)
+{
+    (void)value;
+    if (id == OPT_FORCE)
+        *(bool *)ctx = true;
+    return ES_EXIT_OK;
+}
+
 static int run_delete(int argc, char **argv)
 {
-    es_cli_conn conn;
-    es_cli_conn_init(&conn, "es-tool delete");
-    const char *store = NULL;
+    tool_args a;
     bool force = false;
-    es_cli_parser p;
-    es_cli_parser_init(&p, argc, argv, delete_options);
-    for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
-        switch (id) {
-        case ES_CLI_ERROR: return ES_EXIT_USAGE;
-        case OPT_HELP: return tool_help(&tool_cmd_delete);
-        case OPT_FORCE: force = true; break;
-        case ES_CLI_ARG:
-            if (store != NULL)
-                return es_cli_usage("unexpected argument '%.40s'", p.value);
-            store = p.value;
-            break;
-        }
-    }
-    if (store == NULL)
-        return es_cli_usage("which store? es-tool delete STORE --force");
-    if (!tool_store_name_valid(store))
-        return ES_EXIT_USAGE;
+    int rc = tool_parse_store_args(&tool_cmd_delete, argc, argv, delete_options, false,
+                                   "es-tool delete STORE --force", delete_option, &force, &a);
+    if (rc != TOOL_PROCEED)
+        return rc;
+    const es_cli_conn conn = a.conn;
+    const char *store = a.store;
     if (!force)
         return es_cli_usage("deleting store %s destroys every event in it: add --force", store);
     natsConnection *nc = NULL;
-    int rc = tool_connect(&conn, &nc);
+    rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
     es_status s = es_store_delete(nc, store);

@@ -22,7 +22,7 @@ typedef struct tool_command {
 
 extern const tool_command tool_cmd_replay, tool_cmd_info, tool_cmd_entities, tool_cmd_append,
     tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import,
-    tool_cmd_shred;
+    tool_cmd_shred, tool_cmd_bench;
 
 /* Option ids shared by several commands (commands number their own from 100). */
 enum {
@@ -89,6 +89,33 @@ int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, e
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);
 void tool_close(natsConnection *nc, es_store *st);
 
+/* ---- the command line of a command on one store ------------------------------ */
+
+/* What such a command gets from its command line. */
+typedef struct tool_args {
+    es_cli_conn conn;
+    tool_filter filter; /* set by --type/--id/... when the command takes them */
+    const char *store;
+    char name[64]; /* "es-tool <command>", the connection's name */
+} tool_args;
+
+/* A command's own options: called with each option id the shared parser does
+ * not handle and its value; returns ES_EXIT_OK to go on, or an exit code. */
+typedef int (*tool_own_option)(int id, const char *value, void *ctx);
+
+/* Returned by tool_parse_store_args when the command should go on. */
+#define TOOL_PROCEED (-1)
+
+/* Parses `argv` against `options`: connection options, filter options (when
+ * with_filter), --help, the command's own options (through `own`, may be
+ * NULL) and exactly one STORE argument, whose name (and filter) it checks.
+ * Returns TOOL_PROCEED, or the exit code the command returns now (ES_EXIT_OK
+ * after --help). `usage` is the command's synopsis for a missing store
+ * ("es-tool info STORE"). */
+int tool_parse_store_args(const tool_command *cmd, int argc, char **argv,
+                          const es_cli_option *options, bool with_filter, const char *usage,
+                          tool_own_option own, void *ctx, tool_args *a);
+
 /* Checks a store name given on the command line (reports and returns false). */
 bool tool_store_name_valid(const char *name);
 
@@ -104,9 +131,9 @@ bool tool_flush(void);
 
 /* Ends the process at once with `code`, after flushing stdout and stderr:
  * for a read that stops early (--limit, --to, a reader that left) with
- * nothing left to do. It skips tearing down a consumer that the server is
- * still feeding, which nats.c does not always survive (reported with the
- * library; the ephemeral consumer expires on the server by itself). */
+ * nothing left to do, so that `es-tool replay | head` ends promptly instead
+ * of tearing down a consumer the server is still feeding (the ephemeral
+ * consumer expires on the server by itself). */
 _Noreturn void tool_exit_now(int code);
 
 /* True when stdout is a terminal that takes colours (and NO_COLOR is unset). */

@@ -248,7 +248,7 @@ static es_status last_seqs_once(natsConnection *nc, const char *stream, const ch
     free(text);
     if (s == ES_OK)
         s = read_last(sub, subjects, n, timeout_ms, seqs);
-    natsSubscription_Destroy(sub);
+    es_sub_close(nc, sub); /* answers may still be in flight after an error */
     return s;
 }
 

@@ -89,6 +89,40 @@ int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f)
     }
 }
 
+int tool_parse_store_args(const tool_command *cmd, int argc, char **argv,
+                          const es_cli_option *options, bool with_filter, const char *usage,
+                          tool_own_option own, void *ctx, tool_args *a)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "es-tool %s", cmd->name);
+    es_cli_conn_init(&a->conn, a->name);
+    tool_filter_init(&a->filter);
+    es_cli_parser p;
+    es_cli_parser_init(&p, argc, argv, options);
+    for (int id;
+         (id = tool_next_option(&p, &a->conn, with_filter ? &a->filter : NULL)) != ES_CLI_END;) {
+        int rc;
+        switch (id) {
+        case ES_CLI_ERROR: return ES_EXIT_USAGE;
+        case OPT_HELP: return tool_help(cmd);
+        case ES_CLI_ARG:
+            if (a->store != NULL)
+                return es_cli_usage("unexpected argument '%.40s'", p.value);
+            a->store = p.value;
+            break;
+        default:
+            rc = own ? own(id, p.value, ctx) : es_cli_usage("unexpected option");
+            if (rc != ES_EXIT_OK)
+                return rc;
+        }
+    }
+    if (a->store == NULL)
+        return es_cli_usage("which store? %s", usage);
+    if (!tool_store_name_valid(a->store) || (with_filter && !tool_filter_valid(&a->filter)))
+        return ES_EXIT_USAGE;
+    return TOOL_PROCEED;
+}
+
 bool tool_store_name_valid(const char *name)
 {
     if (es_valid_store_name(name))

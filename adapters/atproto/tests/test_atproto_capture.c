@@ -42,7 +42,7 @@ static size_t frame_len(int i)
 }
 static uint8_t frame_byte(int i, size_t k)
 {
-    return (uint8_t)(i * 131 + k * 7);
+    return (uint8_t)((size_t)i * 131 + k * 7);
 }
 
 static void write_frames(int level)
