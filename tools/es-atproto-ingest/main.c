@@ -69,7 +69,7 @@ static void usage(FILE *out)
             "  --max-inflight N     appends in flight at once (default 256)\n"
             "  --max-batches N      of which multi-op atomic batches (default 32, at most 40:\n"
             "                       nats-server allows 50 per stream)\n"
-            "  --max-held SIZE      bytes of frames kept until acknowledged (default 16M);\n"
+            "  --max-held SIZE      bytes of frames kept until acknowledged (default 8M);\n"
             "                       reading stops while this is reached\n"
             "  --max-frames N       frames kept until settled (default 4096)\n"
             "  --drain-timeout DUR  at shutdown, how long to wait for acknowledgements\n"

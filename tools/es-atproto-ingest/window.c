@@ -96,7 +96,7 @@ void ingest_window_limits_init(ingest_window_limits *l)
     l->entries = 4096;
     l->max_units = 256;
     l->max_batches = 32;
-    l->max_bytes = (size_t)16 << 20;
+    l->max_bytes = (size_t)8 << 20;
     l->retry_min_ms = 100;
     l->retry_max_ms = 5000;
 }

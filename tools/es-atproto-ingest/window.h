@@ -34,7 +34,7 @@ typedef struct ingest_window_limits {
     size_t entries;       /* frames held until settled (default 4096) */
     size_t max_units;     /* appends in flight (default 256) */
     size_t max_batches;   /* atomic batches (multi-event appends) in flight (default 32) */
-    size_t max_bytes;     /* bytes of frame copies held for retries (default 16 MiB) */
+    size_t max_bytes;     /* bytes of frame copies held for retries (default 8 MiB) */
     int64_t retry_min_ms; /* first retry delay (default 100), doubled per attempt ... */
     int64_t retry_max_ms; /* ... up to this (default 5000), with +-25% jitter */
 } ingest_window_limits;
