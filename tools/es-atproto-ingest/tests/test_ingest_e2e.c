@@ -38,6 +38,27 @@
 static const char *ingest_bin, *standin_bin, *gen_bin;
 static char tmp[256];
 
+/* Every child still running: a failed test leaves none behind. */
+#define CHILDREN_MAX 32
+static pid_t children[CHILDREN_MAX];
+
+static void child_started(pid_t pid)
+{
+    for (int i = 0; i < CHILDREN_MAX; i++)
+        if (children[i] == 0) {
+            children[i] = pid;
+            return;
+        }
+    fail_msg("too many children");
+}
+
+static void child_ended(pid_t pid)
+{
+    for (int i = 0; i < CHILDREN_MAX; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
 /* ---- processes ------------------------------------------------------------ */
 
 static double now_s(void)
@@ -75,6 +96,7 @@ static pid_t spawn(char *const argv[], const char *log, int *out_pipe)
         close(fds[1]);
         *out_pipe = fds[0];
     }
+    child_started(pid);
     return pid;
 }
 
@@ -88,11 +110,13 @@ static int wait_exit(pid_t pid, double timeout_s)
         if (now_s() > give_up) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
+            child_ended(pid);
             return -1;
         }
         sleep_ms(20);
     }
     assert_int_equal(r, pid);
+    child_ended(pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -597,6 +621,19 @@ static void server_restarts_mid_stream(void **state)
     wait_exit(s.pid, 20);
 }
 
+/* After each test: whatever it started and did not see end is killed. */
+static int kill_children(void **state)
+{
+    (void)state;
+    for (int i = 0; i < CHILDREN_MAX; i++)
+        if (children[i] != 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -625,10 +662,10 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(real_capture_through_the_server),
-        cmocka_unit_test(relay_drops_connections_and_sends_garbage),
-        cmocka_unit_test(ingester_killed_mid_stream),
-        cmocka_unit_test(server_restarts_mid_stream),
+        cmocka_unit_test_teardown(real_capture_through_the_server, kill_children),
+        cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, kill_children),
+        cmocka_unit_test_teardown(ingester_killed_mid_stream, kill_children),
+        cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
