@@ -47,7 +47,10 @@ grep -q "decoded 499 frames" "$tmp/out" || fail "frames before the cut"
 cp "$tmp/gen.bin" "$tmp/bad.bin"
 printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of="$tmp/bad.bin" bs=1 seek=300 conv=notrunc 2>/dev/null
 expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end
-grep -q "skipped" "$tmp/out" || fail "the damaged frame was not reported"
+grep -q "warn frame refused seq=" "$tmp/out" || fail "the damaged frame was not reported"
+expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end --log-format json
+grep -q '^{"time":"[^"]*","level":"warn","msg":"frame refused","seq":[0-9]*,"kind":"[a-z_]*","error":"' \
+    "$tmp/out" || fail "JSON log line"
 grep -q "decoded 500 frames" "$tmp/out" || fail "frames after the damaged one"
 
 # an error frame ends the stream: exit 5

@@ -163,8 +163,11 @@ void ingest_window_on_outcome(ingest_window *w, ingest_outcome_fn fn, void *ctx)
 
 void ingest_window_on_wake(ingest_window *w, void (*fn)(void *ctx), void *ctx)
 {
+    /* Under the lock: once this returns, no callback is inside the old hook. */
+    pthread_mutex_lock(&w->mu);
     w->wake = fn;
     w->wake_ctx = ctx;
+    pthread_mutex_unlock(&w->mu);
 }
 
 bool ingest_window_room(const ingest_window *w)
@@ -576,9 +579,9 @@ void ingest_window_acked(ingest_entry *e, es_status s, bool duplicate, const cha
     e->next_done = w->done;
     w->done = e;
     pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    if (w->wake != NULL)
+    if (w->wake != NULL) /* must not block: lws_cancel_service writes to a pipe */
         w->wake(w->wake_ctx);
+    pthread_mutex_unlock(&w->mu);
 }
 
 void ingest_window_get_stats(const ingest_window *w, ingest_window_stats *out)

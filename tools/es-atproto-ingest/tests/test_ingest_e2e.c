@@ -572,6 +572,42 @@ static void ingester_killed_mid_stream(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* FutureCursor: the relay says the cursor is ahead of it; retrying cannot
+ * help, so the ingester stores what it took and exits 5. */
+static void future_cursor_ends_the_process(void **state)
+{
+    (void)state;
+    char capture[300], log[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/future.zst", tmp);
+    snprintf(log, sizeof log, "%s/future.log", tmp);
+    snprintf(slog, sizeof slog, "%s/future-standin.log", tmp);
+    store_name(name, sizeof name, "future");
+    generate(capture, "500", "24", "7");
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    pid_t standin =
+        start_standin(capture, slog, &port, "--error-at-end", "FutureCursor", "--rate", "0");
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
+    int code = wait_exit(ing, 60);
+    if (code != 5)
+        show_log(log);
+    assert_int_equal(code, 5);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e", last_seq);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+}
+
 /* ---- a server restart -------------------------------------------------------------- */
 
 typedef struct own_server {
@@ -665,6 +701,7 @@ int main(void)
         cmocka_unit_test_teardown(real_capture_through_the_server, kill_children),
         cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, kill_children),
         cmocka_unit_test_teardown(ingester_killed_mid_stream, kill_children),
+        cmocka_unit_test_teardown(future_cursor_ends_the_process, kill_children),
         cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
