@@ -317,8 +317,8 @@ static void check_cursor(es_store *st, const char *name, uint64_t want)
     es_checkpoints_destroy(cps);
 }
 
-static pid_t start_ingester(const char *server, const char *store, const char *source_opt,
-                            const char *source, const char *log, bool exit_at_end)
+static pid_t start_named(const char *server, const char *store, const char *source_opt,
+                         const char *source, const char *log, bool exit_at_end, const char *name)
 {
     char *argv[] = {(char *)ingest_bin,
                     "--server",
@@ -328,7 +328,7 @@ static pid_t start_ingester(const char *server, const char *store, const char *s
                     (char *)source_opt,
                     (char *)source,
                     "--name",
-                    "e2e",
+                    (char *)name,
                     "--reconnect-max",
                     "300ms",
                     "--stats-interval",
@@ -336,6 +336,12 @@ static pid_t start_ingester(const char *server, const char *store, const char *s
                     exit_at_end ? "--exit-at-end" : NULL,
                     NULL};
     return spawn(argv, log, NULL);
+}
+
+static pid_t start_ingester(const char *server, const char *store, const char *source_opt,
+                            const char *source, const char *log, bool exit_at_end)
+{
+    return start_named(server, store, source_opt, source, log, exit_at_end, "e2e");
 }
 
 static void stop_ingester(pid_t pid, const char *log)
@@ -572,6 +578,60 @@ static void ingester_killed_mid_stream(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* High availability: two ingesters on the same relay and store, each with
+ * its own cursor; every op is stored once. */
+static void two_ingesters_side_by_side(void **state)
+{
+    (void)state;
+    char capture[300], log_a[300], log_b[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/ha.zst", tmp);
+    snprintf(log_a, sizeof log_a, "%s/ha-a.log", tmp);
+    snprintf(log_b, sizeof log_b, "%s/ha-b.log", tmp);
+    snprintf(slog, sizeof slog, "%s/ha-standin.log", tmp);
+    store_name(name, sizeof name, "ha");
+    generate(capture, "4000", "25", "100"); /* many multi-op commits: batches collide too */
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    pid_t standin = start_standin(capture, slog, &port, "--rate", "4000", "--drop-every", "1500");
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    pid_t a = start_named(server, name, "--relay", relay_url, log_a, false, "e2e-a");
+    pid_t b = start_named(server, name, "--relay", relay_url, log_b, false, "e2e-b");
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    /* both must have taken everything before they stop: their cursors say */
+    es_checkpoints *cps;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    double give_up = now_s() + WAIT_STORED_S;
+    for (int done = 0; done < 2 && now_s() < give_up;) {
+        done = 0;
+        const char *names[] = {"e2e-a", "e2e-b"};
+        for (int k = 0; k < 2; k++) {
+            es_checkpoint cp;
+            if (es_checkpoint_get(cps, names[k], &cp) == ES_OK) {
+                done += cp.position == last_seq;
+                es_checkpoint_clear(&cp);
+            }
+        }
+        if (done < 2)
+            sleep_ms(100);
+    }
+    es_checkpoints_destroy(cps);
+    stop_ingester(a, log_a);
+    stop_ingester(b, log_b);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e-a", last_seq);
+    check_cursor(st, "e2e-b", last_seq);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+}
+
 /* FutureCursor: the relay says the cursor is ahead of it; retrying cannot
  * help, so the ingester stores what it took and exits 5. */
 static void future_cursor_ends_the_process(void **state)
@@ -701,6 +761,7 @@ int main(void)
         cmocka_unit_test_teardown(real_capture_through_the_server, kill_children),
         cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, kill_children),
         cmocka_unit_test_teardown(ingester_killed_mid_stream, kill_children),
+        cmocka_unit_test_teardown(two_ingesters_side_by_side, kill_children),
         cmocka_unit_test_teardown(future_cursor_ends_the_process, kill_children),
         cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
     };
