@@ -6,6 +6,7 @@
  *
  *   atp-relay-standin --capture PATH [--port N] [--drop-every N]
  *                     [--garbage-every N] [--rate FRAMES_PER_S] [--error-at-end NAME]
+ *                     [--tls-cert PEM --tls-key PEM]   (wss://)
  *
  * Prints "listening on PORT" (then flushes) once it accepts connections; runs
  * until SIGINT/SIGTERM. Loopback only. */
@@ -221,8 +222,10 @@ int main(int argc, char **argv)
                                          {"garbage-every", required_argument, NULL, 'g'},
                                          {"rate", required_argument, NULL, 'r'},
                                          {"error-at-end", required_argument, NULL, 'e'},
+                                         {"tls-cert", required_argument, NULL, 't'},
+                                         {"tls-key", required_argument, NULL, 'k'},
                                          {NULL, 0, NULL, 0}};
-    const char *capture = NULL;
+    const char *capture = NULL, *cert = NULL, *key = NULL;
     unsigned long port = 0;
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (o) {
@@ -232,6 +235,8 @@ int main(int argc, char **argv)
         case 'g': S.garbage_every = number(optarg, "--garbage-every"); break;
         case 'r': S.rate = number(optarg, "--rate"); break;
         case 'e': S.error_at_end = optarg; break;
+        case 't': cert = optarg; break;
+        case 'k': key = optarg; break;
         default: return 2;
         }
     }
@@ -253,6 +258,11 @@ int main(int argc, char **argv)
     info.port = (int)port;
     info.iface = "127.0.0.1";
     info.protocols = protocols;
+    if (cert != NULL && key != NULL) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cert;
+        info.ssl_private_key_filepath = key;
+    }
     S.ctx = lws_create_context(&info);
     if (S.ctx == NULL) {
         fprintf(stderr, "standin: cannot listen\n");

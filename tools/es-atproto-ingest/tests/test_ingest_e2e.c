@@ -632,6 +632,76 @@ static void two_ingesters_side_by_side(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* wss://: the relay's certificate is verified — refused when no trusted CA
+ * signed it, accepted with --relay-ca. */
+static void wss_verifies_the_relay_certificate(void **state)
+{
+    (void)state;
+    char cert[300], key[300], cmd[1200];
+    snprintf(cert, sizeof cert, "%s/relay-cert.pem", tmp);
+    snprintf(key, sizeof key, "%s/relay-key.pem", tmp);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1 "
+             ">%s/openssl.log 2>&1",
+             key, cert, tmp);
+    if (system(cmd) != 0) {
+        printf("SKIP: no openssl command to make a test certificate\n");
+        skip();
+    }
+    char capture[300], log[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/tls.zst", tmp);
+    snprintf(log, sizeof log, "%s/tls.log", tmp);
+    snprintf(slog, sizeof slog, "%s/tls-standin.log", tmp);
+    store_name(name, sizeof name, "tls");
+    generate(capture, "300", "26", "7");
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    char *argv_standin[] = {(char *)standin_bin, "--capture", capture, "--tls-cert", cert,
+                            "--tls-key",         key,         NULL};
+    int out;
+    pid_t standin = spawn(argv_standin, slog, &out);
+    char line[64] = "";
+    FILE *f = fdopen(out, "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_int_equal(sscanf(line, "listening on %d", &port), 1);
+    char url[64];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+
+    /* not trusted: connections fail, nothing is stored */
+    pid_t ing = start_ingester(server, name, "--relay", url, log, false);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, 0, 30);
+    sleep_ms(2000);
+    es_store_info info;
+    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    assert_int_equal(info.events, 0);
+    stop_ingester(ing, log);
+    snprintf(cmd, sizeof cmd, "grep -q 'relay connection failed' %s", log);
+    assert_int_equal(system(cmd), 0);
+
+    /* trusted with --relay-ca */
+    char *argv_ing[] = {
+        (char *)ingest_bin, "--server", (char *)server, "--store", name, "--relay", url,
+        "--relay-ca",       cert,       "--name",       "e2e",     NULL};
+    ing = spawn(argv_ing, log, NULL);
+    es_store_destroy(st);
+    st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    sleep_ms(300);
+    stop_ingester(ing, log);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e", last_seq);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+}
+
 /* FutureCursor: the relay says the cursor is ahead of it; retrying cannot
  * help, so the ingester stores what it took and exits 5. */
 static void future_cursor_ends_the_process(void **state)
@@ -752,6 +822,10 @@ static int teardown(void **state)
     (void)state;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (getenv("ES_E2E_KEEP") != NULL) {
+        printf("kept %s\n", tmp);
+        return 0;
+    }
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -763,6 +837,7 @@ int main(void)
         cmocka_unit_test_teardown(ingester_killed_mid_stream, kill_children),
         cmocka_unit_test_teardown(two_ingesters_side_by_side, kill_children),
         cmocka_unit_test_teardown(future_cursor_ends_the_process, kill_children),
+        cmocka_unit_test_teardown(wss_verifies_the_relay_certificate, kill_children),
         cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
