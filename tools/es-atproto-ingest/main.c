@@ -1,12 +1,10 @@
-/* es-atproto-ingest: decode the ATProto firehose, verify it and map every
- * commit to one atomic batch of entity events (docs/atproto.md).
- *
- * This version reads captures and runs dry (decode + verify + map, no NATS):
- * the decode benchmark and a validator for captures. Appending to a store
- * arrives with the core engine's asynchronous batch append. */
+/* es-atproto-ingest: the ATProto firehose into an event store. Frames from a
+ * relay (WebSocket) or a capture file are decoded, verified and mapped to one
+ * atomic batch of entity events each (docs/atproto.md), appended with a
+ * bounded window in flight, and the relay cursor follows the acknowledged
+ * watermark into the store's checkpoint bucket. --dry-run decodes and maps
+ * without connecting anywhere (the decode benchmark). */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,15 +13,12 @@
 
 #include <es/atproto.h>
 
+#include "cli.h"
+#include "ingest.h"
+#include "log.h"
 #include "pipeline.h"
+#include "relay.h"
 #include "source.h"
-
-enum exit_code {
-    EXIT_OK = 0,          /* the source was read to its end (or a signal stopped it) */
-    EXIT_FAILURE_RUN = 1, /* the source could not be opened or read, or is corrupt */
-    EXIT_USAGE = 2,       /* bad command line */
-    EXIT_ERROR_FRAME = 3, /* the stream ended with an error frame (op = -1) */
-};
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
 #define MEMORY_SOURCE_MAX ((size_t)1 << 30)
@@ -38,104 +33,260 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: es-atproto-ingest --from-file PATH --dry-run [options]\n"
-                 "\n"
-                 "Decode com.atproto.sync.subscribeRepos frames, verify every block used\n"
-                 "against its CID (SHA-256), and map each frame to the batch of entity events\n"
-                 "the store appends atomically: one event per record op on entity type\n"
-                 "<collection with . as _> and id <repo DID>; #identity, #account and #sync\n"
-                 "as events on entity type 'repo'. Damaged frames are logged with their seq,\n"
-                 "counted by kind and skipped whole. See docs/atproto.md.\n"
-                 "\n"
-                 "Source:\n"
-                 "  --from-file PATH    a capture: [u32 little-endian length][frame] repeated,\n"
-                 "                      plain or zstd-compressed (detected)\n"
-                 "  --exit-at-end       exit when the source ends; otherwise wait for\n"
-                 "                      SIGINT/SIGTERM after the last frame\n"
-                 "  --repeat N          load the capture into memory once and replay it N\n"
-                 "                      times (benchmark: no I/O or decompression in the loop)\n"
-                 "\n"
-                 "Mode:\n"
-                 "  --dry-run           decode, verify and map without connecting anywhere;\n"
-                 "                      print frames/s, ops/s, MB/s and counts at exit.\n"
-                 "                      Required in this version (appending to a NATS store\n"
-                 "                      comes with the core engine's asynchronous append)\n"
-                 "\n"
-                 "Filters:\n"
-                 "  --collections LIST  keep only these collections: NSIDs or prefixes at\n"
-                 "                      segment boundaries, comma-separated\n"
-                 "                      (e.g. app.bsky.feed.*,app.bsky.graph.follow)\n"
-                 "  --dids LIST|FILE    keep only these repositories: DIDs separated by commas,\n"
-                 "                      or the path of a file of DIDs (one or more per line,\n"
-                 "                      # comments); repo events pass this filter only\n"
-                 "\n"
-                 "Verification:\n"
-                 "  --verify-all-blocks hash every block of every CAR (MST nodes too), not only\n"
-                 "                      the commit and the record blocks the events carry\n"
-                 "\n"
-                 "  --help              this text\n"
-                 "\n"
-                 "Exit status: 0 the source ended (or SIGINT/SIGTERM), 1 the source could not\n"
-                 "be read or is corrupt, 2 bad usage, 3 the stream ended with an error frame.\n");
+    fprintf(out,
+            "usage: es-atproto-ingest (--relay URL | --from-file PATH) [options]\n"
+            "\n"
+            "Keeps the ATProto firehose (com.atproto.sync.subscribeRepos) in an event store.\n"
+            "Every frame is decoded and every block it uses verified against its CID\n"
+            "(SHA-256); a commit becomes ONE atomic batch of events, one per record op, on\n"
+            "entity type <collection with . as _> and id <repo DID>; #identity, #account and\n"
+            "#sync become events on entity type 'repo'. Damaged frames are logged with their\n"
+            "seq, counted by kind and skipped whole. See docs/atproto.md.\n"
+            "\n"
+            "Source (one):\n"
+            "  --relay URL          a relay or PDS: ws:// or wss:// (TLS verified); the path\n"
+            "                       /xrpc/com.atproto.sync.subscribeRepos is added when the URL\n"
+            "                       has none, and ?cursor= from the stored cursor. Reconnects\n"
+            "                       with exponential backoff and jitter\n"
+            "  --relay-ca FILE      CA certificates for wss:// (default: the system's)\n"
+            "  --from-file PATH     a capture: [u32 little-endian length][frame] repeated,\n"
+            "                       plain or zstd-compressed (detected); frames at or below\n"
+            "                       the stored cursor are skipped\n"
+            "  --exit-at-end        exit when the capture ends; otherwise wait for SIGINT or\n"
+            "                       SIGTERM after the last frame\n"
+            "  --from-start         ignore the stored cursor (the ids still keep each op once\n"
+            "                       within the store's duplicate window)\n"
+            "\n"
+            "Store:\n"
+            "  --store NAME         the event store (default atproto; created when missing)\n"
+            "  --name NAME          this ingester's name: the key of its cursor in the\n"
+            "                       checkpoint bucket ES_<store>_checkpoints\n"
+            "                       (default atproto-ingest)\n"
+            "  --duplicate-window DUR  the store's idempotency window when this creates it\n"
+            "                       (default 2m); it must exceed the worst replay distance\n"
+            "\n"
+            "Flow (memory is bounded by these; see docs/atproto.md):\n"
+            "  --max-inflight N     appends in flight at once (default 256)\n"
+            "  --max-batches N      of which multi-op atomic batches (default 32, at most 40:\n"
+            "                       nats-server allows 50 per stream)\n"
+            "  --max-held SIZE      bytes of frames kept until acknowledged (default 8M);\n"
+            "                       reading stops while this is reached\n"
+            "  --max-frames N       frames kept until settled (default 4096)\n"
+            "  --drain-timeout DUR  at shutdown, how long to wait for acknowledgements\n"
+            "                       (default 30s)\n"
+            "  --reconnect-max DUR  longest pause between relay reconnections (default 1m)\n"
+            "\n"
+            "Filters:\n"
+            "  --collections LIST   keep only these collections: NSIDs or prefixes at\n"
+            "                       segment boundaries, comma-separated\n"
+            "                       (e.g. app.bsky.feed.*,app.bsky.graph.follow)\n"
+            "  --dids LIST|FILE     keep only these repositories: DIDs separated by commas,\n"
+            "                       or the path of a file of DIDs (one or more per line,\n"
+            "                       # comments); repo events pass this filter only\n"
+            "  --verify-all-blocks  hash every block of every CAR (MST nodes too), not only\n"
+            "                       the commit and the record blocks the events carry\n"
+            "\n"
+            "Observability:\n"
+            "  --stats-interval DUR a stats line every DUR (default 10s; 0: none): frames/s,\n"
+            "                       ops/s, bytes/s, lag, errors by kind, in flight, cursor\n"
+            "  --log-format FMT     text (default) or json, on stderr\n"
+            "  --quiet              only warnings and errors\n"
+            "\n"
+            "Dry run:\n"
+            "  --dry-run            decode, verify and map without connecting anywhere; print\n"
+            "                       frames/s, ops/s, MB/s and counts at exit (--from-file only)\n"
+            "  --repeat N           with --dry-run: load the capture into memory once and\n"
+            "                       replay it N times (no I/O or decompression in the loop)\n"
+            "\n"
+            "%s"
+            "\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "SIGINT/SIGTERM: stop reading, wait for what is in flight, save the cursor, exit 0.\n"
+            "Exit status: 0 done (the capture ended, or a signal), 1 bad usage or an unreadable\n"
+            "or corrupt capture, 2 the capture does not exist, 4 the server is unreachable or\n"
+            "refused the store, or frames stayed unacknowledged after --drain-timeout (the\n"
+            "next run sends them again), 5 the stream ended with an error frame (a capture's,\n"
+            "or a relay's FutureCursor).\n",
+            es_cli_conn_help);
 }
 
-typedef struct config {
-    const char *file;
-    bool dry_run, exit_at_end, verify_all;
-    unsigned long repeat; /* 0: stream the file */
-    es_atp_filter *filter;
-} config;
+enum {
+    OPT_FILE = 1,
+    OPT_RELAY,
+    OPT_RELAY_CA,
+    OPT_EXIT_AT_END,
+    OPT_FROM_START,
+    OPT_STORE,
+    OPT_NAME,
+    OPT_DUP_WINDOW,
+    OPT_MAX_INFLIGHT,
+    OPT_MAX_BATCHES,
+    OPT_MAX_HELD,
+    OPT_MAX_FRAMES,
+    OPT_DRAIN_TIMEOUT,
+    OPT_RECONNECT_MAX,
+    OPT_COLLECTIONS,
+    OPT_DIDS,
+    OPT_VERIFY_ALL,
+    OPT_STATS_INTERVAL,
+    OPT_LOG_FORMAT,
+    OPT_QUIET,
+    OPT_DRY_RUN,
+    OPT_REPEAT,
+    OPT_HELP,
+};
 
-static int parse_args(int argc, char **argv, config *c)
+static const es_cli_option options[] = {
+    {"from-file", 0, true, OPT_FILE},
+    {"relay", 0, true, OPT_RELAY},
+    {"relay-ca", 0, true, OPT_RELAY_CA},
+    {"exit-at-end", 0, false, OPT_EXIT_AT_END},
+    {"from-start", 0, false, OPT_FROM_START},
+    {"store", 0, true, OPT_STORE},
+    {"name", 0, true, OPT_NAME},
+    {"duplicate-window", 0, true, OPT_DUP_WINDOW},
+    {"max-inflight", 0, true, OPT_MAX_INFLIGHT},
+    {"max-batches", 0, true, OPT_MAX_BATCHES},
+    {"max-held", 0, true, OPT_MAX_HELD},
+    {"max-frames", 0, true, OPT_MAX_FRAMES},
+    {"drain-timeout", 0, true, OPT_DRAIN_TIMEOUT},
+    {"reconnect-max", 0, true, OPT_RECONNECT_MAX},
+    {"collections", 0, true, OPT_COLLECTIONS},
+    {"dids", 0, true, OPT_DIDS},
+    {"verify-all-blocks", 0, false, OPT_VERIFY_ALL},
+    {"stats-interval", 0, true, OPT_STATS_INTERVAL},
+    {"log-format", 0, true, OPT_LOG_FORMAT},
+    {"quiet", 0, false, OPT_QUIET},
+    {"dry-run", 0, false, OPT_DRY_RUN},
+    {"repeat", 0, true, OPT_REPEAT},
+    {"help", 'h', false, OPT_HELP},
+    {NULL, 0, false, 0},
+};
+
+static bool count_in(const char *text, const char *what, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    static const struct option longopts[] = {{"from-file", required_argument, NULL, 'f'},
-                                             {"dry-run", no_argument, NULL, 'd'},
-                                             {"exit-at-end", no_argument, NULL, 'e'},
-                                             {"repeat", required_argument, NULL, 'r'},
-                                             {"collections", required_argument, NULL, 'c'},
-                                             {"dids", required_argument, NULL, 'i'},
-                                             {"verify-all-blocks", no_argument, NULL, 'v'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        es_status s = ES_OK;
-        char *end;
-        switch (opt) {
-        case 'f': c->file = optarg; break;
-        case 'd': c->dry_run = true; break;
-        case 'e': c->exit_at_end = true; break;
-        case 'v': c->verify_all = true; break;
-        case 'r':
-            errno = 0;
-            c->repeat = strtoul(optarg, &end, 10);
-            if (errno || *end || *optarg == '-' || c->repeat == 0) {
-                fprintf(stderr, "es-atproto-ingest: --repeat wants a positive integer\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'c': s = es_atp_filter_add_collections(c->filter, optarg); break;
-        case 'i': s = es_atp_filter_add_dids_arg(c->filter, optarg); break;
-        case 'h': usage(stdout); return -1;
-        default: usage(stderr); return EXIT_USAGE;
+    if (!es_cli_parse_u64(text, what, out))
+        return false;
+    if (*out < lo || *out > hi) {
+        es_cli_usage("%s must be between %llu and %llu", what, (unsigned long long)lo,
+                     (unsigned long long)hi);
+        return false;
+    }
+    return true;
+}
+
+static bool duration_ms(const char *text, const char *what, bool zero_ok, int64_t *out)
+{
+    int64_t ns;
+    if (!es_cli_parse_duration(text, what, &ns))
+        return false;
+    if (ns < 0 || (!zero_ok && ns < 1000000)) {
+        es_cli_usage("%s must be at least 1ms", what);
+        return false;
+    }
+    *out = ns / 1000000;
+    return true;
+}
+
+/* One option; false on a usage error (reported). */
+static bool apply(ingest_config *c, int id, const char *v)
+{
+    uint64_t n;
+    int64_t size;
+    es_status s = ES_OK;
+    switch (id) {
+    case OPT_FILE: c->file = v; return true;
+    case OPT_RELAY: c->relay = v; return true;
+    case OPT_RELAY_CA: c->relay_ca = v; return true;
+    case OPT_EXIT_AT_END: c->exit_at_end = true; return true;
+    case OPT_FROM_START: c->from_start = true; return true;
+    case OPT_STORE: c->store = v; return true;
+    case OPT_NAME: c->name = v; return true;
+    case OPT_DUP_WINDOW:
+        return es_cli_parse_duration(v, "--duplicate-window", &c->duplicate_window_ns);
+    case OPT_MAX_INFLIGHT:
+        if (!count_in(v, "--max-inflight", 1, 4096, &n))
+            return false;
+        c->limits.max_units = (size_t)n;
+        return true;
+    case OPT_MAX_BATCHES:
+        if (!count_in(v, "--max-batches", 1, 40, &n))
+            return false;
+        c->limits.max_batches = (size_t)n;
+        return true;
+    case OPT_MAX_HELD:
+        if (!es_cli_parse_size(v, "--max-held", &size))
+            return false;
+        if (size < 1) {
+            es_cli_usage("--max-held must be positive");
+            return false;
         }
-        if (s != ES_OK) {
-            fprintf(stderr, "es-atproto-ingest: %s\n", es_last_error());
-            return EXIT_USAGE;
+        c->limits.max_bytes = (size_t)size;
+        return true;
+    case OPT_MAX_FRAMES:
+        if (!count_in(v, "--max-frames", 2, 1 << 20, &n))
+            return false;
+        c->limits.entries = (size_t)n;
+        return true;
+    case OPT_DRAIN_TIMEOUT: return duration_ms(v, "--drain-timeout", true, &c->drain_timeout_ms);
+    case OPT_RECONNECT_MAX: return duration_ms(v, "--reconnect-max", false, &c->reconnect_max_ms);
+    case OPT_COLLECTIONS: s = es_atp_filter_add_collections(c->filter, v); break;
+    case OPT_DIDS: s = es_atp_filter_add_dids_arg(c->filter, v); break;
+    case OPT_VERIFY_ALL: c->verify_all = true; return true;
+    case OPT_STATS_INTERVAL: return duration_ms(v, "--stats-interval", true, &c->stats_interval_ms);
+    case OPT_LOG_FORMAT:
+        if (ingest_log_set_format(v))
+            return true;
+        es_cli_usage("--log-format is text or json");
+        return false;
+    case OPT_QUIET: ingest_log_set_quiet(true); return true;
+    case OPT_DRY_RUN: c->dry_run = true; return true;
+    case OPT_REPEAT:
+        if (!count_in(v, "--repeat", 1, UINT32_MAX, &n))
+            return false;
+        c->repeat = (unsigned long)n;
+        return true;
+    default: return false;
+    }
+    if (s != ES_OK) {
+        es_cli_usage("%s", es_last_error());
+        return false;
+    }
+    return true;
+}
+
+/* Parses the command line: ES_EXIT_OK, ES_EXIT_USAGE, or -1 after --help. */
+static int parse_args(int argc, char **argv, ingest_config *c)
+{
+    es_cli_parser p;
+    es_cli_parser_init(&p, argc - 1, argv + 1, options);
+    for (int id; (id = es_cli_next(&p)) != ES_CLI_END;) {
+        if (id == ES_CLI_ERROR)
+            return ES_EXIT_USAGE;
+        if (id == ES_CLI_ARG)
+            return es_cli_usage("unexpected argument '%s'", p.value);
+        if (id == OPT_HELP) {
+            usage(stdout);
+            return -1;
         }
+        int r = es_cli_conn_set(&c->conn, id, p.value);
+        if (r == ES_CLI_ERROR)
+            return ES_EXIT_USAGE;
+        if (r == 0 && !apply(c, id, p.value))
+            return ES_EXIT_USAGE;
     }
-    if (optind != argc || c->file == NULL) {
-        fprintf(stderr, "es-atproto-ingest: %s\n",
-                optind != argc ? "unexpected argument" : "--from-file PATH is required");
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (!c->dry_run) {
-        fprintf(stderr, "es-atproto-ingest: this version only runs with --dry-run (decode, "
-                        "verify and map); appending to a store is not available yet\n");
-        return EXIT_USAGE;
-    }
-    return EXIT_OK;
+    if ((c->file == NULL) == (c->relay == NULL))
+        return es_cli_usage("give one source: --relay URL or --from-file PATH");
+    if (c->dry_run && c->relay != NULL)
+        return es_cli_usage("--dry-run reads captures only (--from-file)");
+    if (c->repeat && !c->dry_run)
+        return es_cli_usage("--repeat is for --dry-run (the decode benchmark)");
+    if (c->limits.max_batches > c->limits.max_units)
+        c->limits.max_batches = c->limits.max_units;
+    if (c->limits.entries < c->limits.max_units)
+        return es_cli_usage("--max-frames must be at least --max-inflight");
+    return ES_EXIT_OK;
 }
 
 /* After the source ends without --exit-at-end: stay up until a signal. */
@@ -145,7 +296,7 @@ static void wait_for_signal(void)
         pause();
 }
 
-static int run(const config *c)
+static int dry_run(const ingest_config *c)
 {
     es_atp_options o = {.filter = c->filter, .verify_all_blocks = c->verify_all};
     es_atp_limits_defaults(&o.limits);
@@ -160,22 +311,20 @@ static int run(const config *c)
                                              MEMORY_SOURCE_MAX, &src)
                       : ingest_source_file(c->file, o.limits.max_frame_bytes, &src);
     if (s != ES_OK) {
-        fprintf(stderr, "es-atproto-ingest: %s\n", es_last_error());
+        int code = es_cli_fail(s, "opening the capture");
         es_arena_destroy(arena);
         es_atp_decoder_destroy(dec);
-        return EXIT_FAILURE_RUN;
+        return code;
     }
     ingest_result r;
     s = ingest_run(src, dec, arena, ingest_sink_discard, NULL, &stop_requested, &r);
-    int code = EXIT_OK;
+    int code = ES_EXIT_OK;
     if (r.error_frame)
-        code = EXIT_ERROR_FRAME;
-    else if (s != ES_OK || (r.source_status != ES_OK && r.source_status != ES_ERR_NOT_FOUND)) {
-        fprintf(stderr, "es-atproto-ingest: %s\n", es_last_error());
-        code = EXIT_FAILURE_RUN;
-    } else if (r.source_status == ES_ERR_NOT_FOUND && !c->exit_at_end) {
+        code = INGEST_EXIT_ERROR_FRAME;
+    else if (s != ES_OK || (r.source_status != ES_OK && r.source_status != ES_ERR_NOT_FOUND))
+        code = es_cli_fail(s != ES_OK ? s : r.source_status, "reading the capture");
+    else if (r.source_status == ES_ERR_NOT_FOUND && !c->exit_at_end)
         wait_for_signal();
-    }
     ingest_report(stdout, ingest_source_name(src), es_atp_decoder_stats(dec), &r);
     ingest_source_close(src);
     es_arena_destroy(arena);
@@ -185,20 +334,29 @@ static int run(const config *c)
 
 int main(int argc, char **argv)
 {
-    config c = {0};
+    es_cli_set_prog("es-atproto-ingest");
+    ingest_config c;
+    ingest_config_init(&c);
     if (es_atp_filter_create(&c.filter) != ES_OK) {
-        fprintf(stderr, "es-atproto-ingest: out of memory\n");
-        return EXIT_FAILURE_RUN;
+        es_cli_error("out of memory");
+        return ES_EXIT_SERVER;
     }
     int code = parse_args(argc, argv, &c);
-    if (code == EXIT_OK) {
-        struct sigaction sa = {0};
+    if (code == ES_EXIT_OK) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        code = run(&c);
+        signal(SIGPIPE, SIG_IGN);
+        if (c.dry_run)
+            code = dry_run(&c);
+        else if (c.file != NULL)
+            code = ingest_file(&c, &stop_requested);
+        else
+            code = ingest_relay(&c, &stop_requested);
     } else if (code < 0) {
-        code = EXIT_OK; /* --help */
+        code = ES_EXIT_OK; /* --help */
     }
     es_atp_filter_destroy(c.filter);
     return code;

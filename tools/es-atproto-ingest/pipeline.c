@@ -1,6 +1,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline.h"
 
+#include "log.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
@@ -14,12 +16,13 @@ static double seconds(clockid_t clock)
 
 static void log_refused(const es_atp_batch *b)
 {
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_WARN, "frame refused");
     if (b->has_seq)
-        fprintf(stderr, "es-atproto-ingest: seq %" PRIu64 " skipped (%s): %s\n", b->seq,
-                es_atp_error_name(b->error), es_last_error());
-    else
-        fprintf(stderr, "es-atproto-ingest: frame skipped (%s): %s\n", es_atp_error_name(b->error),
-                es_last_error());
+        ingest_log_u64(&l, "seq", b->seq);
+    ingest_log_str(&l, "kind", es_atp_error_name(b->error));
+    ingest_log_str(&l, "error", es_last_error());
+    ingest_log_end(&l);
 }
 
 es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, ingest_sink_fn sink,
@@ -42,14 +45,21 @@ es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, i
             log_refused(&batch);
             continue;
         }
-        if (batch.kind == ES_ATP_KIND_INFO)
-            fprintf(stderr, "es-atproto-ingest: #info %s: %s\n", batch.name,
-                    batch.message ? batch.message : "");
+        if (batch.kind == ES_ATP_KIND_INFO) {
+            ingest_log_line l;
+            ingest_log_begin(&l, LOG_WARN, "#info");
+            ingest_log_str(&l, "name", batch.name);
+            ingest_log_str(&l, "message", batch.message);
+            ingest_log_end(&l);
+        }
         if ((s = sink(sink_ctx, &batch)) != ES_OK)
             break;
         if (batch.kind == ES_ATP_KIND_ERROR) {
-            fprintf(stderr, "es-atproto-ingest: the stream ended with error %s: %s\n", batch.name,
-                    batch.message ? batch.message : "");
+            ingest_log_line l;
+            ingest_log_begin(&l, LOG_WARN, "error frame: the stream ends");
+            ingest_log_str(&l, "error", batch.name);
+            ingest_log_str(&l, "message", batch.message);
+            ingest_log_end(&l);
             result->error_frame = true;
             break;
         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Command-line test of es-atproto-ingest (and es-atproto-gen): exit codes,
-# counts in the report, refusal of bad usage and of corrupt captures.
+# Command-line test of es-atproto-ingest (and es-atproto-gen) in dry-run mode:
+# exit codes, counts in the report, refusal of bad usage and of corrupt
+# captures. (The store side: tests/test_ingest_e2e.c.)
 #   test-ingest.sh INGEST_BINARY GEN_BINARY
 set -euo pipefail
 ingest=$1 gen=$2
@@ -46,23 +47,34 @@ grep -q "decoded 499 frames" "$tmp/out" || fail "frames before the cut"
 cp "$tmp/gen.bin" "$tmp/bad.bin"
 printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of="$tmp/bad.bin" bs=1 seek=300 conv=notrunc 2>/dev/null
 expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end
-grep -q "skipped" "$tmp/out" || fail "the damaged frame was not reported"
+grep -q "warn frame refused seq=" "$tmp/out" || fail "the damaged frame was not reported"
+expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end --log-format json
+grep -q '^{"time":"[^"]*","level":"warn","msg":"frame refused","seq":[0-9]*,"kind":"[a-z_]*","error":"' \
+    "$tmp/out" || fail "JSON log line"
 grep -q "decoded 500 frames" "$tmp/out" || fail "frames after the damaged one"
 
-# an error frame ends the stream: exit 3
+# an error frame ends the stream: exit 5
 printf '\x19\x00\x00\x00\xa1\x62op\x20\xa1\x65error\x6cFutureCursor' >"$tmp/err.bin"
-expect_exit 3 "$ingest" --from-file "$tmp/err.bin" --dry-run --exit-at-end
+expect_exit 5 "$ingest" --from-file "$tmp/err.bin" --dry-run --exit-at-end
 grep -q "FutureCursor" "$tmp/out" || fail "error frame not reported"
 
 # usage
 expect_exit 0 "$ingest" --help
-grep -q -- "--from-file" "$tmp/out" || fail "help"
-expect_exit 2 "$ingest" --from-file "$tmp/gen.bin" --exit-at-end          # no --dry-run
-expect_exit 2 "$ingest" --dry-run --exit-at-end                            # no source
-expect_exit 2 "$ingest" --from-file x --dry-run --collections 'app.bsky.fe*'
-expect_exit 2 "$ingest" --from-file x --dry-run --dids /nonexistent/file
-expect_exit 2 "$ingest" --from-file x --dry-run --repeat 0
-expect_exit 1 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end
+for opt in --from-file --relay --store --name --max-inflight --stats-interval --log-format \
+    --server --creds "Exit status"; do
+    grep -q -- "$opt" "$tmp/out" || fail "--help does not mention $opt"
+done
+expect_exit 1 "$ingest" --dry-run --exit-at-end                            # no source
+expect_exit 1 "$ingest" --from-file x --relay ws://h --exit-at-end          # two sources
+expect_exit 1 "$ingest" --relay ws://h --dry-run                            # dry runs read files
+expect_exit 1 "$ingest" --from-file x --repeat 3                            # --repeat is dry
+expect_exit 1 "$ingest" --relay http://h                                    # not a WebSocket
+expect_exit 1 "$ingest" --from-file x --dry-run --collections 'app.bsky.fe*'
+expect_exit 1 "$ingest" --from-file x --dry-run --dids /nonexistent/file
+expect_exit 1 "$ingest" --from-file x --dry-run --repeat 0
+expect_exit 1 "$ingest" --from-file x --max-batches 41
+expect_exit 1 "$ingest" --from-file x --log-format xml
+expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end  # not found
 
 # the real relay capture, when ../shared is there
 corpus=${ES_SHARED_DIR:-}/fixtures/firehose-corpus/frames.bin.zst

@@ -21,6 +21,8 @@ typedef struct es_atp_gen_options {
     size_t repos;       /* accounts [50] */
     uint64_t first_seq; /* seq of the first frame [1] */
     int64_t start_ms;   /* time of the first frame, ms since the epoch [2025-06-01T12:00:00Z] */
+    unsigned multi_op_permille; /* commits with 2-3 ops, per thousand (1..1000); 0: the
+                                   default mix (~19%); the relay's traffic is nearer 7 */
 } es_atp_gen_options;
 
 typedef struct es_atp_gen_counts {

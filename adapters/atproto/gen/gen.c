@@ -459,7 +459,11 @@ static es_status encode_frame(es_atp_gen *g, const char *type, const es_value *b
 static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
 {
     es_arena *a = g->arena;
-    size_t n_ops = 1 + (size_t)(pick(g, 100) >= 85) + (size_t)(pick(g, 100) >= 95);
+    size_t n_ops;
+    if (g->o.multi_op_permille == 0) /* the default mix: ~19% of commits have 2-3 ops */
+        n_ops = 1 + (size_t)(pick(g, 100) >= 85) + (size_t)(pick(g, 100) >= 95);
+    else
+        n_ops = pick(g, 1000) < g->o.multi_op_permille ? 2 + (size_t)(pick(g, 100) >= 75) : 1;
     op_info ops[3] = {0};
     block_list blocks = {0}, records = {0};
     cid_t prev_data;

@@ -24,6 +24,9 @@ static void usage(FILE *out)
                  "  --repos N        number of accounts [50]\n"
                  "  --seed N         random seed [1]\n"
                  "  --first-seq N    seq of the first frame [1]\n"
+                 "  --multi-op N     commits with 2-3 ops, per thousand (1-1000); without it\n"
+                 "                   ~19%% of commits have several ops (the relay's traffic\n"
+                 "                   has far fewer: about 7 per thousand)\n"
                  "  --zstd LEVEL     compress with zstd at LEVEL (1-19); 0 writes it plain [3]\n"
                  "  --help           this text\n");
 }
@@ -48,10 +51,11 @@ int main(int argc, char **argv)
                                              {"seed", required_argument, NULL, 's'},
                                              {"first-seq", required_argument, NULL, 'q'},
                                              {"zstd", required_argument, NULL, 'z'},
+                                             {"multi-op", required_argument, NULL, 'm'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *out = NULL;
-    unsigned long long frames = 1000, repos = 50, seed = 1, first_seq = 1, level = 3;
+    unsigned long long frames = 1000, repos = 50, seed = 1, first_seq = 1, level = 3, multi_op = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         int bad = 0;
@@ -62,19 +66,24 @@ int main(int argc, char **argv)
         case 's': bad = parse_number(optarg, "--seed", &seed); break;
         case 'q': bad = parse_number(optarg, "--first-seq", &first_seq); break;
         case 'z': bad = parse_number(optarg, "--zstd", &level); break;
+        case 'm': bad = parse_number(optarg, "--multi-op", &multi_op); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
         if (bad)
             return 2;
     }
-    if (out == NULL || optind != argc || repos == 0 || level > 19 || first_seq == 0) {
+    if (out == NULL || optind != argc || repos == 0 || level > 19 || first_seq == 0 ||
+        multi_op > 1000) {
         usage(stderr);
         return 2;
     }
     es_atp_gen *g = NULL;
     es_atp_capture_writer *w = NULL;
-    es_atp_gen_options o = {.seed = seed, .repos = (size_t)repos, .first_seq = first_seq};
+    es_atp_gen_options o = {.seed = seed,
+                            .repos = (size_t)repos,
+                            .first_seq = first_seq,
+                            .multi_op_permille = (unsigned)multi_op};
     es_status s = es_atp_gen_create(&o, &g);
     if (s == ES_OK)
         s = es_atp_capture_create(out, (int)level, &w);

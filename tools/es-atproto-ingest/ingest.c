@@ -1,0 +1,456 @@
+#define _POSIX_C_SOURCE 200809L
+#include "ingest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cursor.h"
+#include "log.h"
+#include "source.h"
+
+#define FRAME_ARENA_LIMIT ((size_t)32 << 20)
+#define WAIT_SLICE_MS     100
+#define NS_PER_MS         1000000LL
+
+struct ingester {
+    const ingest_config *cfg;
+    es_atp_options opts;
+    es_atp_decoder *dec;
+    es_arena *arena;
+    ingest_window *win;
+    natsConnection *nc;
+    es_store *store;
+    ingest_cursor *cursor;
+    ingest_cursor_start start;
+    uint64_t skipped_by_cursor;
+    bool has_last_seq;
+    uint64_t last_seq; /* the newest frame taken */
+    char error_name[64];
+    /* the stats line */
+    int64_t started_ms, last_stats_ms;
+    es_atp_stats last_dec;
+    ingest_window_stats last_win;
+};
+
+void ingest_config_init(ingest_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->store = "atproto";
+    c->name = "atproto-ingest";
+    c->stats_interval_ms = 10000;
+    c->cursor_interval_ms = 1000;
+    c->drain_timeout_ms = 30000;
+    c->reconnect_min_ms = 1000;
+    c->reconnect_max_ms = 60000;
+    c->duplicate_window_ns = 2LL * 60 * 1000000000LL;
+    ingest_window_limits_init(&c->limits);
+    es_cli_conn_init(&c->conn, "es-atproto-ingest");
+    c->conn.max_reconnect = -1; /* a service: keep trying, appends retry meanwhile */
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- appends -------------------------------------------------------------- */
+
+static void on_appended(es_status s, const es_append_result *r, void *closure)
+{
+    ingest_window_acked(closure, s, r != NULL && r->duplicate, s == ES_OK ? NULL : es_last_error());
+}
+
+static es_status send_to_store(void *ctx, const es_event_spec *events, size_t n,
+                               ingest_entry *token)
+{
+    ingester *g = ctx;
+    return es_append_batch_async(g->store, events, n, on_appended, token);
+}
+
+static void log_outcome(void *ctx, const ingest_outcome *o)
+{
+    (void)ctx;
+    ingest_log_line l;
+    if (o->duplicate) {
+        ingest_log_begin(&l, LOG_DEBUG, "stored before");
+    } else if (o->retrying) {
+        ingest_log_begin(&l, LOG_WARN, "append failed, retrying");
+    } else {
+        ingest_log_begin(&l, LOG_ERROR, "append refused for good, frame dropped");
+    }
+    ingest_log_u64(&l, "seq", o->seq);
+    if (o->status != ES_OK)
+        ingest_log_str(&l, "status", es_status_text(o->status));
+    if (o->error && *o->error)
+        ingest_log_str(&l, "error", o->error);
+    if (o->retrying) {
+        ingest_log_u64(&l, "attempt", o->attempts);
+        ingest_log_i64(&l, "retry_in_ms", o->retry_in_ms);
+    }
+    ingest_log_end(&l);
+}
+
+/* ---- opening --------------------------------------------------------------- */
+
+static es_status open_store(ingester *g)
+{
+    const ingest_config *c = g->cfg;
+    es_store_options o;
+    es_store_options_init(&o);
+    o.timeout_ms = c->conn.timeout_ms;
+    /* A little more room than the window uses: the library releases a place
+     * just after our callback returns. */
+    o.max_inflight = (int)c->limits.max_units + 64;
+    o.max_batches_inflight = (int)c->limits.max_batches + 4;
+    es_status s = es_store_open(g->nc, c->store, &o, &g->store);
+    if (s != ES_ERR_NOT_FOUND)
+        return s;
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.duplicate_window_ns = c->duplicate_window_ns;
+    s = es_store_create(g->nc, c->store, &cfg, &o, &g->store);
+    if (s == ES_OK) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_INFO, "store created");
+        ingest_log_str(&l, "store", c->store);
+        ingest_log_end(&l);
+    }
+    return s;
+}
+
+/* A restart replays the frames between the saved cursor and the crash; the
+ * store recognises them by their ids only within its duplicate window. Say
+ * so when the cursor is older than the window and events were stored after
+ * it was saved. */
+static void check_replay_distance(ingester *g)
+{
+    if (!g->start.found)
+        return;
+    es_store_info info;
+    if (es_store_info_get(g->store, &info) != ES_OK)
+        return;
+    int64_t age = wall_ns() - g->start.saved_ns;
+    bool risky = info.last_time_ns > g->start.saved_ns && age > info.config.duplicate_window_ns;
+    ingest_log_line l;
+    ingest_log_begin(&l, risky ? LOG_WARN : LOG_INFO,
+                     risky ? "cursor older than the duplicate window: events stored after it "
+                             "may be stored twice"
+                           : "resuming");
+    ingest_log_str(&l, "name", g->cfg->name);
+    ingest_log_u64(&l, "cursor", g->start.position);
+    ingest_log_f64(&l, "cursor_age_s", (double)age / 1e9, 1);
+    ingest_log_f64(&l, "duplicate_window_s", (double)info.config.duplicate_window_ns / 1e9, 0);
+    if (g->start.source[0])
+        ingest_log_str(&l, "saved_for", g->start.source);
+    ingest_log_end(&l);
+}
+
+int ingester_open(const ingest_config *cfg, const char *source_name, ingester **out)
+{
+    ingester *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return es_cli_fail(ES_ERR_NOMEM, "starting");
+    g->cfg = cfg;
+    g->opts = (es_atp_options){.filter = cfg->filter, .verify_all_blocks = cfg->verify_all};
+    es_atp_limits_defaults(&g->opts.limits);
+    int code = ES_EXIT_OK;
+    es_status s = es_atp_decoder_create(&g->opts, &g->dec);
+    if (s == ES_OK)
+        s = es_arena_create(FRAME_ARENA_LIMIT, &g->arena);
+    if (s == ES_OK)
+        s = ingest_window_create(&cfg->limits, &g->opts, send_to_store, g, &g->win);
+    if (s != ES_OK)
+        code = es_cli_fail(s, "starting");
+    if (code == ES_EXIT_OK && (s = es_cli_connect(&cfg->conn, &g->nc)) != ES_OK)
+        code = es_cli_fail(s, "connecting");
+    if (code == ES_EXIT_OK && (s = open_store(g)) != ES_OK)
+        code = es_cli_fail(s, "opening the store");
+    if (code == ES_EXIT_OK &&
+        (s = ingest_cursor_open(g->store, cfg->name, source_name, cfg->cursor_interval_ms,
+                                &g->start, &g->cursor)) != ES_OK)
+        code = es_cli_fail(s, "reading the cursor");
+    if (code != ES_EXIT_OK) {
+        ingester_close(g);
+        return code;
+    }
+    ingest_window_on_outcome(g->win, log_outcome, g);
+    if (cfg->from_start)
+        g->start.found = false;
+    check_replay_distance(g);
+    g->started_ms = g->last_stats_ms = mono_ms();
+    *out = g;
+    return ES_EXIT_OK;
+}
+
+void ingester_close(ingester *g)
+{
+    if (g == NULL)
+        return;
+    ingest_cursor_close(g->cursor);
+    /* The store handle waits for appends in flight (each bounded by the
+     * request timeout), so no callback can reach the window after it. */
+    es_store_destroy(g->store);
+    es_cli_disconnect(g->nc);
+    ingest_window_destroy(g->win);
+    es_arena_destroy(g->arena);
+    es_atp_decoder_destroy(g->dec);
+    free(g);
+}
+
+bool ingester_resume_cursor(const ingester *g, uint64_t *cursor)
+{
+    *cursor = g->start.position;
+    return g->start.found;
+}
+
+/* ---- frames ----------------------------------------------------------------- */
+
+bool ingester_room(const ingester *g)
+{
+    return ingest_window_room(g->win);
+}
+
+static void log_refused(const es_atp_batch *b)
+{
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_WARN, "frame refused");
+    if (b->has_seq)
+        ingest_log_u64(&l, "seq", b->seq);
+    ingest_log_str(&l, "kind", es_atp_error_name(b->error));
+    ingest_log_str(&l, "error", es_last_error());
+    ingest_log_end(&l);
+}
+
+ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
+{
+    es_arena_reset(g->arena);
+    es_atp_batch b;
+    es_status s = es_atp_decode(g->dec, frame, len, g->arena, &b);
+    if (s != ES_OK) {
+        log_refused(&b);
+    } else if (b.kind == ES_ATP_KIND_INFO) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_WARN, "#info");
+        ingest_log_str(&l, "name", b.name);
+        ingest_log_str(&l, "message", b.message);
+        ingest_log_end(&l);
+    } else if (b.kind == ES_ATP_KIND_ERROR) {
+        snprintf(g->error_name, sizeof g->error_name, "%s", b.name ? b.name : "");
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_WARN, "error frame: the stream ends");
+        ingest_log_str(&l, "error", b.name);
+        ingest_log_str(&l, "message", b.message);
+        ingest_log_end(&l);
+        return INGEST_ERROR_FRAME;
+    }
+    if (b.has_seq && (!g->has_last_seq || b.seq > g->last_seq)) {
+        g->last_seq = b.seq;
+        g->has_last_seq = true;
+    }
+    /* A file replayed after a restart: what the cursor covers is stored. */
+    if (s == ES_OK && g->start.found && b.has_seq && b.seq <= g->start.position) {
+        g->skipped_by_cursor++;
+        return INGEST_TAKEN;
+    }
+    if (ingest_window_add(g->win, s, &b, frame, len) != ES_OK) {
+        es_cli_error("out of memory keeping a frame");
+        return INGEST_FAILED;
+    }
+    return INGEST_TAKEN;
+}
+
+bool ingester_last_seq(const ingester *g, uint64_t *seq)
+{
+    *seq = g->last_seq;
+    return g->has_last_seq;
+}
+
+const char *ingester_error_name(const ingester *g)
+{
+    return g->error_name;
+}
+
+void ingester_on_wake(ingester *g, void (*fn)(void *ctx), void *ctx)
+{
+    ingest_window_on_wake(g->win, fn, ctx);
+}
+
+void ingester_wait(ingester *g, int64_t timeout_ms)
+{
+    ingest_window_wait(g->win, timeout_ms);
+}
+
+/* ---- the stats line ----------------------------------------------------------- */
+
+static void append_count(char *buf, size_t size, const char *name, uint64_t n)
+{
+    size_t used = strlen(buf);
+    if (n > 0 && used < size)
+        snprintf(buf + used, size - used, "%s%s:%" PRIu64, used ? "," : "", name, n);
+}
+
+static void stats_line(ingester *g, int64_t now)
+{
+    const es_atp_stats *d = es_atp_decoder_stats(g->dec);
+    ingest_window_stats w;
+    ingest_window_get_stats(g->win, &w);
+    double secs = (double)(now - g->last_stats_ms) / 1000.0;
+    if (secs <= 0)
+        secs = 1e-3;
+    char errors[512] = "";
+    for (int k = 1; k < ES_ATP_ERR_COUNT; k++)
+        append_count(errors, sizeof errors, es_atp_error_name((es_atp_error)k), d->errors[k]);
+    for (int k = 1; k <= ES_ERR_IO; k++)
+        append_count(errors, sizeof errors, es_status_text((es_status)k), w.failures[k]);
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_INFO, "stats");
+    ingest_log_f64(&l, "frames_per_s", (double)(d->frames - g->last_dec.frames) / secs, 0);
+    ingest_log_f64(&l, "ops_per_s", (double)(w.events - g->last_win.events) / secs, 0);
+    ingest_log_f64(&l, "bytes_per_s", (double)(d->bytes - g->last_dec.bytes) / secs, 0);
+    if (w.last_time_ns > 0)
+        ingest_log_f64(&l, "lag_s", (double)(wall_ns() - w.last_time_ns) / 1e9, 1);
+    ingest_log_u64(&l, "frames", d->frames);
+    ingest_log_u64(&l, "events", w.events);
+    ingest_log_u64(&l, "in_flight", w.inflight);
+    ingest_log_u64(&l, "held", w.held);
+    ingest_log_u64(&l, "retries", w.retries);
+    if (w.has_cursor)
+        ingest_log_u64(&l, "cursor", w.cursor);
+    ingest_log_str(&l, "errors", errors[0] ? errors : "none");
+    ingest_log_end(&l);
+    g->last_dec = *d;
+    g->last_win = w;
+    g->last_stats_ms = now;
+}
+
+void ingester_tick(ingester *g)
+{
+    ingest_window_pump(g->win);
+    ingest_window_stats w;
+    ingest_window_get_stats(g->win, &w);
+    if (w.has_cursor)
+        ingest_cursor_offer(g->cursor, w.cursor);
+    int64_t now = mono_ms();
+    if (g->cfg->stats_interval_ms > 0 && now - g->last_stats_ms >= g->cfg->stats_interval_ms)
+        stats_line(g, now);
+}
+
+static void final_report(ingester *g)
+{
+    const es_atp_stats *d = es_atp_decoder_stats(g->dec);
+    ingest_window_stats w;
+    ingest_window_get_stats(g->win, &w);
+    double secs = (double)(mono_ms() - g->started_ms) / 1000.0;
+    uint64_t refused = 0;
+    for (int k = 0; k < ES_ATP_ERR_COUNT; k++)
+        refused += d->errors[k];
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_INFO, "done");
+    ingest_log_u64(&l, "frames", d->frames);
+    ingest_log_u64(&l, "commits", d->by_kind[ES_ATP_KIND_COMMIT]);
+    ingest_log_u64(&l, "refused", refused);
+    ingest_log_u64(&l, "appends", w.appends);
+    ingest_log_u64(&l, "events", w.events);
+    ingest_log_u64(&l, "duplicates", w.duplicates);
+    ingest_log_u64(&l, "retries", w.retries);
+    ingest_log_u64(&l, "dropped", w.dropped);
+    ingest_log_u64(&l, "skipped_by_cursor", g->skipped_by_cursor);
+    ingest_log_f64(&l, "seconds", secs, 3);
+    ingest_log_f64(&l, "commits_per_s",
+                   secs > 0 ? (double)d->by_kind[ES_ATP_KIND_COMMIT] / secs : 0, 0);
+    ingest_log_f64(&l, "events_per_s", secs > 0 ? (double)w.events / secs : 0, 0);
+    if (w.has_cursor)
+        ingest_log_u64(&l, "cursor", w.cursor);
+    ingest_log_end(&l);
+}
+
+int ingester_finish(ingester *g)
+{
+    int64_t give_up = mono_ms() + g->cfg->drain_timeout_ms;
+    ingester_tick(g);
+    while (!ingest_window_idle(g->win) && mono_ms() < give_up) {
+        ingest_window_wait(g->win, WAIT_SLICE_MS);
+        ingester_tick(g);
+    }
+    int code = ES_EXIT_OK;
+    if (!ingest_window_idle(g->win)) {
+        ingest_window_stats w;
+        ingest_window_get_stats(g->win, &w);
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_ERROR, "frames still unacknowledged: the next run sends them");
+        ingest_log_u64(&l, "held", w.held);
+        ingest_log_i64(&l, "drain_timeout_ms", g->cfg->drain_timeout_ms);
+        ingest_log_end(&l);
+        code = ES_EXIT_SERVER;
+    }
+    final_report(g);
+    return code;
+}
+
+/* ---- the file source ----------------------------------------------------------- */
+
+int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
+{
+    ingest_source *src = NULL;
+    es_atp_limits lim = {0};
+    es_atp_limits_defaults(&lim);
+    es_status s = ingest_source_file(cfg->file, lim.max_frame_bytes, &src);
+    if (s != ES_OK)
+        return es_cli_fail(s, "opening the capture");
+    ingester *g = NULL;
+    int code = ingester_open(cfg, cfg->file, &g);
+    if (code != ES_EXIT_OK) {
+        ingest_source_close(src);
+        return code;
+    }
+    while (!*stop) {
+        ingester_tick(g);
+        if (!ingester_room(g)) { /* backpressure: the file waits */
+            ingester_wait(g, WAIT_SLICE_MS);
+            continue;
+        }
+        const uint8_t *frame;
+        size_t len;
+        s = ingest_source_next(src, &frame, &len);
+        if (s == ES_ERR_NOT_FOUND) {
+            s = ES_OK;
+            break;
+        }
+        if (s != ES_OK) {
+            code = es_cli_fail(s, "reading the capture");
+            break;
+        }
+        ingest_take_result r = ingester_take(g, frame, len);
+        if (r == INGEST_ERROR_FRAME) {
+            code = INGEST_EXIT_ERROR_FRAME;
+            break;
+        }
+        if (r == INGEST_FAILED) {
+            code = ES_EXIT_SERVER;
+            break;
+        }
+    }
+    int drained = ingester_finish(g);
+    if (code == ES_EXIT_OK)
+        code = drained;
+    if (code == ES_EXIT_OK && !cfg->exit_at_end && !*stop) {
+        ingest_log_msg(LOG_INFO, "end of the capture; waiting for SIGINT or SIGTERM", NULL);
+        while (!*stop)
+            ingester_wait(g, 500);
+    }
+    ingester_close(g);
+    ingest_source_close(src);
+    return code;
+}

@@ -1,0 +1,86 @@
+/* The live ingester: frames from a source are decoded, verified and mapped,
+ * kept in the in-flight window (window.h) and appended to the store, one
+ * atomic batch per frame; the cursor follows the acknowledged watermark
+ * into the checkpoint bucket (cursor.h). Both sources — a capture file and
+ * a relay's WebSocket — drive it through the same three calls:
+ * ingester_room, ingester_take and ingester_tick. */
+#ifndef ES_INGEST_INGEST_H
+#define ES_INGEST_INGEST_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <es/atproto.h>
+#include <es/es.h>
+
+#include "cli.h"
+#include "window.h"
+
+/* Exit codes (docs/atproto.md): the shared ones of cli.h, and one more. */
+enum {
+    INGEST_EXIT_ERROR_FRAME = 5, /* the stream ended with an error frame the ingester cannot
+                                    recover from (a file's, or a relay's FutureCursor) */
+};
+
+typedef struct ingest_config {
+    const char *file;     /* --from-file */
+    const char *relay;    /* --relay URL, as given */
+    const char *relay_ca; /* --relay-ca FILE (NULL: the system's CAs) */
+    const char *store;    /* --store (default atproto) */
+    const char *name;     /* --name: the cursor's key (default atproto-ingest) */
+    bool dry_run, exit_at_end, verify_all, from_start;
+    unsigned long repeat;
+    es_atp_filter *filter;
+    int64_t stats_interval_ms; /* 0: no stats lines */
+    int64_t cursor_interval_ms;
+    int64_t drain_timeout_ms;
+    int64_t reconnect_min_ms, reconnect_max_ms;
+    int64_t duplicate_window_ns; /* for a store this creates */
+    ingest_window_limits limits;
+    es_cli_conn conn;
+} ingest_config;
+
+void ingest_config_init(ingest_config *c);
+
+typedef struct ingester ingester;
+
+/* What one frame did. */
+typedef enum ingest_take_result {
+    INGEST_TAKEN,       /* kept (or settled at once) */
+    INGEST_ERROR_FRAME, /* an error frame: the source ends here */
+    INGEST_FAILED,      /* out of memory: give up */
+} ingest_take_result;
+
+/* Connects, opens (or creates) the store, reads the cursor. Returns an exit
+ * code: ES_EXIT_OK, or the failure's (already reported). */
+int ingester_open(const ingest_config *cfg, const char *source_name, ingester **out);
+void ingester_close(ingester *g);
+
+/* The stored cursor, when there is one and --from-start was not given. */
+bool ingester_resume_cursor(const ingester *g, uint64_t *cursor);
+
+bool ingester_room(const ingester *g);
+ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len);
+/* The highest seq of the frames taken so far. */
+bool ingester_last_seq(const ingester *g, uint64_t *seq);
+/* The last error frame's name ("FutureCursor"), after INGEST_ERROR_FRAME. */
+const char *ingester_error_name(const ingester *g);
+/* Pumps the window, offers the cursor, prints the stats line when due. */
+void ingester_tick(ingester *g);
+/* Waits up to timeout_ms for something to do (an acknowledgement). */
+void ingester_wait(ingester *g, int64_t timeout_ms);
+/* Lets an event loop be woken when acknowledgements arrive. */
+void ingester_on_wake(ingester *g, void (*fn)(void *ctx), void *ctx);
+
+/* Waits until everything taken is acknowledged (or the drain timeout),
+ * then saves the cursor. Returns ES_EXIT_OK, or ES_EXIT_SERVER when frames
+ * stayed unacknowledged (they are sent again by the next run: the cursor
+ * never passes them). */
+int ingester_finish(ingester *g);
+
+/* The file source: reads frames until the end, a signal or an error frame,
+ * honouring backpressure. Returns an exit code. */
+int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,708 @@
+/* es-atproto-ingest end to end, through a live server (NATS_URL) and, for the
+ * outage test, a server of its own ($ES_NATS_SERVER): the real relay capture
+ * against Jetstream's output; a relay stand-in that drops connections and
+ * slips garbage in; kill -9 of the ingester mid-stream; a server restart
+ * mid-stream. Each ends with the store holding every op of the source
+ * exactly once (event ids compared one by one).
+ *
+ * The binaries come from the environment (set by CMake): ES_INGEST_BIN,
+ * ES_STANDIN_BIN, ES_GEN_BIN. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include <es/atproto.h>
+#include <es/cbor.h>
+#include <es/es.h>
+#include <es/json.h>
+
+#define WAIT_STORED_S 90
+
+static const char *ingest_bin, *standin_bin, *gen_bin;
+static char tmp[256];
+
+/* Every child still running: a failed test leaves none behind. */
+#define CHILDREN_MAX 32
+static pid_t children[CHILDREN_MAX];
+
+static void child_started(pid_t pid)
+{
+    for (int i = 0; i < CHILDREN_MAX; i++)
+        if (children[i] == 0) {
+            children[i] = pid;
+            return;
+        }
+    fail_msg("too many children");
+}
+
+static void child_ended(pid_t pid)
+{
+    for (int i = 0; i < CHILDREN_MAX; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts argv (NULL-terminated) with stdout and stderr appended to `log`;
+ * with out_pipe, stdout goes to a pipe instead (*out_pipe: its read end). */
+static pid_t spawn(char *const argv[], const char *log, int *out_pipe)
+{
+    int fds[2] = {-1, -1};
+    if (out_pipe)
+        assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(out_pipe ? fds[1] : fd, 1);
+        dup2(fd, 2);
+        if (out_pipe)
+            close(fds[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    if (out_pipe) {
+        close(fds[1]);
+        *out_pipe = fds[0];
+    }
+    child_started(pid);
+    return pid;
+}
+
+/* The exit code, or -1 when it did not end within timeout_s (then killed). */
+static int wait_exit(pid_t pid, double timeout_s)
+{
+    double give_up = now_s() + timeout_s;
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
+        if (now_s() > give_up) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            child_ended(pid);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    assert_int_equal(r, pid);
+    child_ended(pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void show_log(const char *log)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "tail -n 30 %s", log);
+    if (system(cmd) != 0)
+        printf("(no log %s)\n", log);
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &len);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* The relay stand-in serving `capture`; *port gets its port. */
+static pid_t start_standin(const char *capture, const char *log, int *port, const char *opt1,
+                           const char *val1, const char *opt2, const char *val2)
+{
+    char *argv[] = {(char *)standin_bin, "--capture",  (char *)capture, (char *)opt1,
+                    (char *)val1,        (char *)opt2, (char *)val2,    NULL};
+    int out;
+    pid_t pid = spawn(argv, log, &out);
+    char line[64] = "";
+    FILE *f = fdopen(out, "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_int_equal(sscanf(line, "listening on %d", port), 1);
+    return pid;
+}
+
+static void generate(const char *path, const char *frames, const char *seed, const char *multi)
+{
+    char *argv[] = {(char *)gen_bin, "--out",      (char *)path,  "--frames",
+                    (char *)frames,  "--repos",    "300",         "--seed",
+                    (char *)seed,    "--multi-op", (char *)multi, NULL};
+    char log[300];
+    snprintf(log, sizeof log, "%s/gen.log", tmp);
+    assert_int_equal(wait_exit(spawn(argv, log, NULL), 60), 0);
+}
+
+/* ---- ids ------------------------------------------------------------------- */
+
+typedef struct ids {
+    char **v;
+    size_t n, cap;
+} ids;
+
+static void ids_add(ids *s, const char *id)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 1024;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        assert_non_null(s->v);
+    }
+    s->v[s->n++] = strdup(id);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void ids_free(ids *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* Every event id the capture maps to (no filter); returns its highest seq. */
+static uint64_t expected_ids(const char *capture, ids *out)
+{
+    uint64_t last = 0;
+    es_atp_limits lim = {0};
+    es_atp_limits_defaults(&lim);
+    es_atp_capture *c;
+    assert_int_equal(es_atp_capture_open(capture, lim.max_frame_bytes, &c), ES_OK);
+    es_atp_options o = {0};
+    es_atp_limits_defaults(&o.limits);
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(&o, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    const uint8_t *f;
+    size_t len;
+    es_status cs;
+    while ((cs = es_atp_capture_next(c, &f, &len)) == ES_OK) {
+        es_arena_reset(a);
+        es_atp_batch b;
+        if (es_atp_decode(dec, f, len, a, &b) != ES_OK)
+            continue;
+        if (b.has_seq && b.seq > last)
+            last = b.seq;
+        for (size_t i = 0; i < b.count; i++)
+            ids_add(out, b.events[i].event_id);
+    }
+    es_arena_destroy(a);
+    es_atp_decoder_destroy(dec);
+    if (cs != ES_ERR_NOT_FOUND)
+        fail_msg("reading %s: %s", capture, es_last_error());
+    es_atp_capture_close(c);
+    return last;
+}
+
+static es_status collect_id(const es_event *ev, void *closure)
+{
+    ids_add(closure, es_event_id(ev));
+    return ES_OK;
+}
+
+/* The store holds each expected id exactly once, and nothing else. */
+static void assert_exactly_once(es_store *st, ids *want)
+{
+    ids have = {0};
+    assert_int_equal(es_evolve(st, NULL, NULL, collect_id, &have, NULL), ES_OK);
+    qsort(want->v, want->n, sizeof *want->v, cmp_str);
+    qsort(have.v, have.n, sizeof *have.v, cmp_str);
+    if (have.n != want->n)
+        printf("  stored %zu events, expected %zu\n", have.n, want->n);
+    for (size_t i = 1; i < have.n; i++)
+        if (strcmp(have.v[i - 1], have.v[i]) == 0)
+            fail_msg("stored twice: %s", have.v[i]);
+    size_t i = 0, j = 0;
+    while (i < want->n && j < have.n) {
+        int c = strcmp(want->v[i], have.v[j]);
+        if (c < 0)
+            fail_msg("lost: %s", want->v[i]);
+        if (c > 0)
+            fail_msg("unexpected: %s", have.v[j]);
+        i++;
+        j++;
+    }
+    if (i < want->n)
+        fail_msg("lost: %s (and %zu more)", want->v[i], want->n - i - 1);
+    if (j < have.n)
+        fail_msg("unexpected: %s", have.v[j]);
+    printf("  %zu events, each exactly once\n", have.n);
+    ids_free(&have);
+}
+
+/* ---- the store ---------------------------------------------------------------- */
+
+static natsConnection *connect_to(const char *url)
+{
+    natsConnection *nc = NULL;
+    for (int i = 0; i < 100 && nc == NULL; i++)
+        if (natsConnection_ConnectTo(&nc, url) != NATS_OK) {
+            nc = NULL;
+            sleep_ms(100);
+        }
+    assert_non_null(nc);
+    return nc;
+}
+
+static void store_name(char *out, size_t size, const char *what)
+{
+    snprintf(out, size, "e2e_%s_%d", what, (int)getpid());
+}
+
+/* Waits until the store exists and holds `want` events; returns the handle. */
+static es_store *wait_stored(natsConnection *nc, const char *name, uint64_t want, double timeout_s)
+{
+    double give_up = now_s() + timeout_s;
+    es_store *st = NULL;
+    while (st == NULL && now_s() < give_up)
+        if (es_store_open(nc, name, NULL, &st) != ES_OK) {
+            st = NULL;
+            sleep_ms(100);
+        }
+    assert_non_null(st);
+    es_store_info info = {0};
+    while (now_s() < give_up) {
+        if (es_store_info_get(st, &info) == ES_OK && info.events >= want)
+            break;
+        sleep_ms(50);
+    }
+    assert_true(info.events >= want);
+    return st;
+}
+
+static void check_cursor(es_store *st, const char *name, uint64_t want)
+{
+    es_checkpoints *cps;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    es_checkpoint cp;
+    assert_int_equal(es_checkpoint_get(cps, name, &cp), ES_OK);
+    assert_int_equal(cp.position, want);
+    es_checkpoint_clear(&cp);
+    es_checkpoints_destroy(cps);
+}
+
+static pid_t start_ingester(const char *server, const char *store, const char *source_opt,
+                            const char *source, const char *log, bool exit_at_end)
+{
+    char *argv[] = {(char *)ingest_bin,
+                    "--server",
+                    (char *)server,
+                    "--store",
+                    (char *)store,
+                    (char *)source_opt,
+                    (char *)source,
+                    "--name",
+                    "e2e",
+                    "--reconnect-max",
+                    "300ms",
+                    "--stats-interval",
+                    "2s",
+                    exit_at_end ? "--exit-at-end" : NULL,
+                    NULL};
+    return spawn(argv, log, NULL);
+}
+
+static void stop_ingester(pid_t pid, const char *log)
+{
+    kill(pid, SIGTERM);
+    int code = wait_exit(pid, 60);
+    if (code != 0)
+        show_log(log);
+    assert_int_equal(code, 0);
+}
+
+/* ---- the real capture against Jetstream ------------------------------------------ */
+
+typedef struct stored {
+    json_t *events; /* array of {did, collection, rkey, operation, cid, record} */
+} stored;
+
+static json_t *record_json(const es_event *ev)
+{
+    const void *data;
+    size_t len;
+    if (es_event_data(ev, &data, &len) != ES_OK || len == 0)
+        return NULL;
+    es_arena *a;
+    assert_int_equal(es_arena_create(0, &a), ES_OK);
+    es_value *v;
+    size_t used;
+    assert_int_equal(es_cbor_decode(data, len, NULL, a, &v, &used), ES_OK);
+    es_buf text = ES_BUF_INIT;
+    assert_int_equal(es_json_encode(v, NULL, &text), ES_OK);
+    json_t *j = json_loadb((const char *)text.data, text.len, 0, NULL);
+    assert_non_null(j);
+    es_buf_free(&text);
+    es_arena_destroy(a);
+    return j;
+}
+
+static es_status keep_commit_event(const es_event *ev, void *closure)
+{
+    stored *s = closure;
+    const char *type = es_event_entity_type(ev);
+    if (strcmp(type, "repo") == 0)
+        return ES_OK;
+    char collection[256];
+    snprintf(collection, sizeof collection, "%s", type);
+    for (char *c = collection; *c; c++)
+        *c = *c == '_' ? '.' : *c;
+    size_t did_len;
+    const char *did = es_event_entity_id(ev, &did_len);
+    json_t *e = json_object();
+    json_object_set_new(e, "did", json_stringn(did, did_len));
+    json_object_set_new(e, "collection", json_string(collection));
+    json_object_set_new(e, "operation", json_string(es_event_type(ev)));
+    json_object_set_new(e, "rkey", json_string(es_event_meta(ev, "rkey")));
+    json_object_set_new(e, "rev", json_string(es_event_meta(ev, "rev")));
+    const char *cid = es_event_meta(ev, "cid");
+    if (cid)
+        json_object_set_new(e, "cid", json_string(cid));
+    json_t *rec = record_json(ev);
+    if (rec)
+        json_object_set_new(e, "record", rec);
+    json_array_append_new(s->events, e);
+    return ES_OK;
+}
+
+static void real_capture_through_the_server(void **state)
+{
+    (void)state;
+    const char *dir = getenv("ES_SHARED_DIR");
+    char frames[4096], expected[4096];
+    snprintf(frames, sizeof frames, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
+    snprintf(expected, sizeof expected, "%s/fixtures/firehose-corpus/expected_v1.jsonl",
+             dir ? dir : "");
+    struct stat sb;
+    if (dir == NULL || stat(frames, &sb) != 0 || stat(expected, &sb) != 0) {
+        printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n", dir ? dir : "unset");
+        skip();
+    }
+    const char *url = getenv("NATS_URL");
+    char name[64], log[300];
+    store_name(name, sizeof name, "real");
+    snprintf(log, sizeof log, "%s/real.log", tmp);
+    pid_t pid = start_ingester(url, name, "--from-file", frames, log, true);
+    int code = wait_exit(pid, 60);
+    if (code != 0)
+        show_log(log);
+    assert_int_equal(code, 0);
+
+    natsConnection *nc = connect_to(url);
+    ids want = {0};
+    uint64_t last_seq = expected_ids(frames, &want);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    ids_free(&want);
+
+    stored s = {json_array()};
+    assert_int_equal(es_evolve(st, NULL, NULL, keep_commit_event, &s, NULL), ES_OK);
+    FILE *f = fopen(expected, "r");
+    assert_non_null(f);
+    char line[1 << 16];
+    size_t lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        if (strcmp(json_string_value(json_object_get(j, "kind")), "commit") != 0) {
+            json_decref(j);
+            continue;
+        }
+        json_t *c = json_object_get(j, "commit");
+        json_t *want_fields = json_object();
+        json_object_set(want_fields, "did", json_object_get(j, "did"));
+        const char *keys[] = {"collection", "operation", "rkey", "rev", "cid"};
+        for (size_t k = 0; k < 5; k++)
+            if (json_object_get(c, keys[k]))
+                json_object_set(want_fields, keys[k], json_object_get(c, keys[k]));
+        int found = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(s.events, i, e)
+        {
+            json_t *fields = json_deep_copy(e);
+            json_object_del(fields, "record");
+            if (json_equal(fields, want_fields)) {
+                found++;
+                json_t *rec = json_object_get(c, "record");
+                if (rec != NULL && !json_equal(rec, json_object_get(e, "record"))) {
+                    char *a = json_dumps(json_object_get(e, "record"), JSON_SORT_KEYS);
+                    fail_msg("record differs for line %zu: stored %s", lines + 1, a);
+                }
+            }
+            json_decref(fields);
+        }
+        if (found != 1)
+            fail_msg("line %zu of expected_v1.jsonl matches %d stored events", lines + 1, found);
+        json_decref(want_fields);
+        json_decref(j);
+        lines++;
+    }
+    fclose(f);
+    printf("  %zu Jetstream commit lines, each matched by exactly one stored event\n", lines);
+    assert_true(lines > 100);
+    json_decref(s.events);
+    check_cursor(st, "e2e", last_seq);
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+}
+
+/* ---- a misbehaving relay ---------------------------------------------------------- */
+
+/* Runs the ingester against a stand-in serving a generated capture until the
+ * store holds all of it; `disturb` acts mid-stream (after `at` events). */
+typedef void (*disturb_fn)(void *ctx, pid_t *ingester, const char *log);
+
+static void relay_run(const char *what, const char *frames, const char *seed, const char *server,
+                      const char *opt1, const char *val1, const char *opt2, const char *val2,
+                      uint64_t at, disturb_fn disturb, void *ctx)
+{
+    char capture[300], log[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/%s.zst", tmp, what);
+    snprintf(log, sizeof log, "%s/%s.log", tmp, what);
+    snprintf(slog, sizeof slog, "%s/%s-standin.log", tmp, what);
+    store_name(name, sizeof name, what);
+    generate(capture, frames, seed, "7");
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    pid_t standin = start_standin(capture, slog, &port, opt1, val1, opt2, val2);
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
+    if (disturb != NULL) {
+        natsConnection *nc = connect_to(server);
+        es_store *st = wait_stored(nc, name, at, WAIT_STORED_S);
+        es_store_destroy(st);
+        natsConnection_Destroy(nc);
+        disturb(ctx, &ing, log);
+    }
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    sleep_ms(300); /* anything beyond would be a duplicate: give it a chance to show */
+    stop_ingester(ing, log);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e", last_seq);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+}
+
+static void relay_drops_connections_and_sends_garbage(void **state)
+{
+    (void)state;
+    relay_run("drops", "3000", "21", getenv("NATS_URL"), "--drop-every", "400", "--garbage-every",
+              "150", 0, NULL, NULL);
+}
+
+static void ingester_killed_mid_stream(void **state)
+{
+    (void)state;
+    char capture[300], log[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/kill.zst", tmp);
+    snprintf(log, sizeof log, "%s/kill.log", tmp);
+    snprintf(slog, sizeof slog, "%s/kill-standin.log", tmp);
+    store_name(name, sizeof name, "kill");
+    generate(capture, "10000", "22", "7");
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    pid_t standin = start_standin(capture, slog, &port, "--rate", "3000", "--drop-every", "0");
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n / 3, WAIT_STORED_S);
+    kill(ing, SIGKILL);
+    assert_int_equal(wait_exit(ing, 10), 128 + SIGKILL);
+    printf("  ingester killed (-9) mid-stream, restarting it\n");
+    ing = start_ingester(server, name, "--relay", relay_url, log, false);
+    es_store_destroy(st);
+    st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    sleep_ms(300);
+    stop_ingester(ing, log);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e", last_seq);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+}
+
+/* FutureCursor: the relay says the cursor is ahead of it; retrying cannot
+ * help, so the ingester stores what it took and exits 5. */
+static void future_cursor_ends_the_process(void **state)
+{
+    (void)state;
+    char capture[300], log[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/future.zst", tmp);
+    snprintf(log, sizeof log, "%s/future.log", tmp);
+    snprintf(slog, sizeof slog, "%s/future-standin.log", tmp);
+    store_name(name, sizeof name, "future");
+    generate(capture, "500", "24", "7");
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    pid_t standin =
+        start_standin(capture, slog, &port, "--error-at-end", "FutureCursor", "--rate", "0");
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
+    int code = wait_exit(ing, 60);
+    if (code != 5)
+        show_log(log);
+    assert_int_equal(code, 5);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e", last_seq);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name);
+    natsConnection_Destroy(nc);
+}
+
+/* ---- a server restart -------------------------------------------------------------- */
+
+typedef struct own_server {
+    const char *bin;
+    char dir[300], log[300], url[64];
+    int port;
+    pid_t pid;
+} own_server;
+
+static void server_start(own_server *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    char *argv[] = {(char *)s->bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd", s->dir, NULL};
+    s->pid = spawn(argv, s->log, NULL);
+    natsConnection_Destroy(connect_to(s->url)); /* up */
+}
+
+static void restart_server(void *ctx, pid_t *ingester, const char *log)
+{
+    (void)ingester;
+    (void)log;
+    own_server *s = ctx;
+    kill(s->pid, SIGKILL);
+    wait_exit(s->pid, 10);
+    printf("  nats-server killed mid-stream; restarting it in 1.5 s\n");
+    sleep_ms(1500);
+    server_start(s);
+}
+
+static void server_restarts_mid_stream(void **state)
+{
+    (void)state;
+    own_server s = {.bin = getenv("ES_NATS_SERVER")};
+    if (s.bin == NULL || *s.bin == '\0') {
+        printf("SKIP: ES_NATS_SERVER is not set (tools/test sets it)\n");
+        skip();
+    }
+    s.port = free_port();
+    snprintf(s.dir, sizeof s.dir, "%s/js", tmp);
+    snprintf(s.log, sizeof s.log, "%s/nats-server.log", tmp);
+    snprintf(s.url, sizeof s.url, "nats://127.0.0.1:%d", s.port);
+    server_start(&s);
+    relay_run("outage", "8000", "23", s.url, "--rate", "2500", "--drop-every", "0", 2000,
+              restart_server, &s);
+    kill(s.pid, SIGTERM);
+    wait_exit(s.pid, 20);
+}
+
+/* After each test: whatever it started and did not see end is killed. */
+static int kill_children(void **state)
+{
+    (void)state;
+    for (int i = 0; i < CHILDREN_MAX; i++)
+        if (children[i] != 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ingest_bin = getenv("ES_INGEST_BIN");
+    standin_bin = getenv("ES_STANDIN_BIN");
+    gen_bin = getenv("ES_GEN_BIN");
+    if (!ingest_bin || !standin_bin || !gen_bin || !getenv("NATS_URL")) {
+        printf("needs ES_INGEST_BIN, ES_STANDIN_BIN, ES_GEN_BIN and NATS_URL\n");
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "/tmp/es-ingest-e2e-XXXXXX");
+    if (mkdtemp(tmp) == NULL)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(real_capture_through_the_server, kill_children),
+        cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, kill_children),
+        cmocka_unit_test_teardown(ingester_killed_mid_stream, kill_children),
+        cmocka_unit_test_teardown(future_cursor_ends_the_process, kill_children),
+        cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
