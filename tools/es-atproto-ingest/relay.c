@@ -92,7 +92,6 @@ typedef struct relay {
     struct lws_context *ctx;
     struct lws *wsi;
     lws_sorted_usec_list_t tick;
-    volatile sig_atomic_t *stop;
     size_t max_frame;
     es_buf rx;       /* the message being received */
     bool discarding; /* the message is over the size limit: drop it */
@@ -107,7 +106,6 @@ typedef struct relay {
     uint64_t rng;
     int exit_code; /* -1: keep going */
     bool stopping;
-    uint64_t oversized;
 } relay;
 
 static int64_t mono_ms(void)
@@ -214,7 +212,6 @@ static int on_message(relay *r)
 {
     if (r->discarding) {
         r->discarding = false;
-        r->oversized++;
         ingest_log_line l;
         ingest_log_begin(&l, LOG_WARN, "frame refused");
         ingest_log_str(&l, "kind", "limit");
@@ -347,7 +344,6 @@ int ingest_relay(const ingest_config *cfg, volatile sig_atomic_t *stop)
     relay r;
     memset(&r, 0, sizeof r);
     r.cfg = cfg;
-    r.stop = stop;
     r.exit_code = -1;
     r.backoff_ms = first_backoff_ms(cfg);
     r.rng = 0x2545f4914f6cdd1dULL ^ (uint64_t)mono_ms();

@@ -7,6 +7,7 @@
  *   atp-relay-standin --capture PATH [--port N] [--drop-every N]
  *                     [--garbage-every N] [--rate FRAMES_PER_S] [--error-at-end NAME]
  *                     [--tls-cert PEM --tls-key PEM]   (wss://)
+ *                     [--info-on-resume NAME]  (an #info frame first when a cursor is given)
  *
  * Prints "listening on PORT" (then flushes) once it accepts connections; runs
  * until SIGINT/SIGTERM. Loopback only. */
@@ -40,6 +41,7 @@ typedef struct standin {
     size_t count;
     unsigned long drop_every, garbage_every, rate;
     const char *error_at_end;
+    const char *info_on_resume;
     uint8_t *out; /* LWS_PRE + the largest frame */
     size_t out_cap;
     struct lws_context *ctx;
@@ -52,6 +54,7 @@ typedef struct session {
     int64_t started_ms; /* for --rate */
     bool garbage_due;   /* a garbage frame goes before the next one */
     bool error_sent;
+    bool info_due; /* an #info frame goes first */
 } session;
 
 static standin S;
@@ -124,6 +127,32 @@ static int send_error_frame(struct lws *wsi, const char *name)
     return send_bytes(wsi, buf, 13 + n);
 }
 
+/* A CBOR text string (short: under 24 bytes) at p; returns the end. */
+static uint8_t *cbor_text(uint8_t *p, const char *s)
+{
+    size_t n = strlen(s) > 23 ? 23 : strlen(s);
+    *p++ = (uint8_t)(0x60 + n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* {t: "#info", op: 1} {name: NAME, message: "..."} (DAG-CBOR: shorter keys first) */
+static int send_info_frame(struct lws *wsi, const char *name)
+{
+    uint8_t buf[128], *p = buf;
+    *p++ = 0xa2;
+    p = cbor_text(p, "t");
+    p = cbor_text(p, "#info");
+    p = cbor_text(p, "op");
+    *p++ = 0x01;
+    *p++ = 0xa2;
+    p = cbor_text(p, "name");
+    p = cbor_text(p, name);
+    p = cbor_text(p, "message");
+    p = cbor_text(p, "from the stand-in");
+    return send_bytes(wsi, buf, (size_t)(p - buf));
+}
+
 static void start_session(struct lws *wsi, session *ss)
 {
     memset(ss, 0, sizeof *ss);
@@ -138,6 +167,7 @@ static void start_session(struct lws *wsi, session *ss)
            (!S.frames[ss->next].has_seq || S.frames[ss->next].seq <= cursor))
         ss->next++;
     ss->started_ms = now_ms();
+    ss->info_due = has_cursor && S.info_on_resume != NULL;
     fprintf(stderr, "standin: connection, cursor %s%" PRIu64 ", from frame %zu of %zu\n",
             has_cursor ? "" : "(none) ", cursor, ss->next, S.count);
 }
@@ -157,7 +187,10 @@ static int writeable(struct lws *wsi, session *ss)
         return 0; /* nothing new: stay idle like a quiet relay */
     }
     int rc;
-    if (ss->garbage_due) {
+    if (ss->info_due) {
+        ss->info_due = false;
+        rc = send_info_frame(wsi, S.info_on_resume);
+    } else if (ss->garbage_due) {
         static const uint8_t garbage[] = {0xff, 0x00, 'g', 'a', 'r', 'b', 'a', 'g', 'e'};
         rc = send_bytes(wsi, garbage, sizeof garbage);
         ss->garbage_due = false;
@@ -224,6 +257,7 @@ int main(int argc, char **argv)
                                          {"error-at-end", required_argument, NULL, 'e'},
                                          {"tls-cert", required_argument, NULL, 't'},
                                          {"tls-key", required_argument, NULL, 'k'},
+                                         {"info-on-resume", required_argument, NULL, 'i'},
                                          {NULL, 0, NULL, 0}};
     const char *capture = NULL, *cert = NULL, *key = NULL;
     unsigned long port = 0;
@@ -237,6 +271,7 @@ int main(int argc, char **argv)
         case 'e': S.error_at_end = optarg; break;
         case 't': cert = optarg; break;
         case 'k': key = optarg; break;
+        case 'i': S.info_on_resume = optarg; break;
         default: return 2;
         }
     }

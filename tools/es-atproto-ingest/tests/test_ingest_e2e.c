@@ -139,12 +139,17 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-/* The relay stand-in serving `capture`; *port gets its port. */
-static pid_t start_standin(const char *capture, const char *log, int *port, const char *opt1,
-                           const char *val1, const char *opt2, const char *val2)
+#define STANDIN_ARGS_MAX 8
+
+/* The relay stand-in serving `capture` with the options `args` (NULL-ended);
+ * *port gets its port. */
+static pid_t start_standin(const char *capture, const char *log, int *port, const char *const *args)
 {
-    char *argv[] = {(char *)standin_bin, "--capture",  (char *)capture, (char *)opt1,
-                    (char *)val1,        (char *)opt2, (char *)val2,    NULL};
+    char *argv[4 + STANDIN_ARGS_MAX] = {(char *)standin_bin, "--capture", (char *)capture};
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(i < STANDIN_ARGS_MAX);
+        argv[3 + i] = (char *)args[i];
+    }
     int out;
     pid_t pid = spawn(argv, log, &out);
     char line[64] = "";
@@ -497,8 +502,7 @@ static void real_capture_through_the_server(void **state)
 typedef void (*disturb_fn)(void *ctx, pid_t *ingester, const char *log);
 
 static void relay_run(const char *what, const char *frames, const char *seed, const char *server,
-                      const char *opt1, const char *val1, const char *opt2, const char *val2,
-                      uint64_t at, disturb_fn disturb, void *ctx)
+                      const char *const *standin_args, uint64_t at, disturb_fn disturb, void *ctx)
 {
     char capture[300], log[300], slog[300], name[64];
     snprintf(capture, sizeof capture, "%s/%s.zst", tmp, what);
@@ -509,7 +513,7 @@ static void relay_run(const char *what, const char *frames, const char *seed, co
     ids want = {0};
     uint64_t last_seq = expected_ids(capture, &want);
     int port;
-    pid_t standin = start_standin(capture, slog, &port, opt1, val1, opt2, val2);
+    pid_t standin = start_standin(capture, slog, &port, standin_args);
     char relay_url[64];
     snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
     pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
@@ -537,8 +541,13 @@ static void relay_run(const char *what, const char *frames, const char *seed, co
 static void relay_drops_connections_and_sends_garbage(void **state)
 {
     (void)state;
-    relay_run("drops", "3000", "21", getenv("NATS_URL"), "--drop-every", "400", "--garbage-every",
-              "150", 0, NULL, NULL);
+    const char *args[] = {"--drop-every",   "400", "--garbage-every", "150", "--info-on-resume",
+                          "OutdatedCursor", NULL};
+    relay_run("drops", "3000", "21", getenv("NATS_URL"), args, 0, NULL, NULL);
+    /* the relay's #info is logged */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "grep -q 'warn #info name=OutdatedCursor' %s/drops.log", tmp);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void ingester_killed_mid_stream(void **state)
@@ -553,7 +562,7 @@ static void ingester_killed_mid_stream(void **state)
     ids want = {0};
     uint64_t last_seq = expected_ids(capture, &want);
     int port;
-    pid_t standin = start_standin(capture, slog, &port, "--rate", "3000", "--drop-every", "0");
+    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "3000", NULL});
     char relay_url[64];
     snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
     const char *server = getenv("NATS_URL");
@@ -593,7 +602,8 @@ static void two_ingesters_side_by_side(void **state)
     ids want = {0};
     uint64_t last_seq = expected_ids(capture, &want);
     int port;
-    pid_t standin = start_standin(capture, slog, &port, "--rate", "4000", "--drop-every", "1500");
+    pid_t standin = start_standin(capture, slog, &port,
+                                  (const char *[]){"--rate", "4000", "--drop-every", "1500", NULL});
     char relay_url[64];
     snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
     const char *server = getenv("NATS_URL");
@@ -716,8 +726,8 @@ static void future_cursor_ends_the_process(void **state)
     ids want = {0};
     uint64_t last_seq = expected_ids(capture, &want);
     int port;
-    pid_t standin =
-        start_standin(capture, slog, &port, "--error-at-end", "FutureCursor", "--rate", "0");
+    pid_t standin = start_standin(capture, slog, &port,
+                                  (const char *[]){"--error-at-end", "FutureCursor", NULL});
     char relay_url[64];
     snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
     const char *server = getenv("NATS_URL");
@@ -781,7 +791,7 @@ static void server_restarts_mid_stream(void **state)
     snprintf(s.log, sizeof s.log, "%s/nats-server.log", tmp);
     snprintf(s.url, sizeof s.url, "nats://127.0.0.1:%d", s.port);
     server_start(&s);
-    relay_run("outage", "8000", "23", s.url, "--rate", "2500", "--drop-every", "0", 2000,
+    relay_run("outage", "8000", "23", s.url, (const char *[]){"--rate", "2500", NULL}, 2000,
               restart_server, &s);
     kill(s.pid, SIGTERM);
     wait_exit(s.pid, 20);
