@@ -4,14 +4,15 @@
  * from the events.
  *
  *   test-views --like-indexer PATH --record-kv PATH [--server URL] [--store NAME]
- *              [--capture FILE]
+ *              [--capture FILE [--ingest PATH]]
  *
  * Without --capture the events are made here, in the adapter's exact shape
  * (DAG-CBOR like records, Rita-Meta-rkey, ...), in two rounds so that the
  * second run must resume where the first stopped, with a few hostile events
  * in between. With --capture (a firehose capture, e.g. es-atproto-gen's) the
- * frames are decoded and mapped by the adapter and appended as atomic
- * batches, as es-atproto-ingest does. Exit 0 when everything matches, 77
+ * frames are decoded and mapped by the adapter to compute the expected
+ * views, and stored by es-atproto-ingest (--ingest) — or, without it,
+ * appended here as atomic batches. Exit 0 when everything matches, 77
  * (skipped) when the capture file is absent. */
 #include <es/atproto.h>
 #include <es/cbor.h>
@@ -245,8 +246,10 @@ static void synthetic_round(es_store *st, model *m, int round, uint64_t *seq)
     append_ops(st, m, &bad, 1);
 }
 
-/* The capture, decoded and mapped by the adapter, appended batch by batch. */
-static void load_capture(es_store *st, model *m, const char *path)
+/* The capture, decoded and mapped by the adapter: the expected views come
+ * from here. Without an ingester the events are appended from here too,
+ * batch by batch; with one, es-atproto-ingest stores them (run_ingester). */
+static void load_capture(es_store *st, model *m, const char *path, bool append)
 {
     es_atp_capture *cap = NULL;
     es_atp_decoder *dec = NULL;
@@ -270,7 +273,8 @@ static void load_capture(es_store *st, model *m, const char *path)
             continue;
         for (size_t i = 0; i < b.count; i++)
             apply(m, &b.events[i]);
-        s = es_append_batch(st, b.events, b.count, NULL);
+        if (append)
+            s = es_append_batch(st, b.events, b.count, NULL);
         events += b.count;
     }
     CHECK(s == ES_ERR_NOT_FOUND, "loading %s: %s", path, es_last_error());
@@ -281,6 +285,18 @@ static void load_capture(es_store *st, model *m, const char *path)
 }
 
 /* ---- running the tools ------------------------------------------------------------ */
+
+/* The capture stored by the ingester itself, as an operator would. */
+static void run_ingester(const char *ingest, const char *path)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' --from-file '%s' --exit-at-end --server '%s' --store '%s' --name test-views "
+             "--stats-interval 0 >/dev/null 2>&1",
+             ingest, path, server, store_name);
+    int rc = system(cmd);
+    CHECK(rc == 0, "es-atproto-ingest on %s exited with %d", path, rc);
+}
 
 /* Runs `bin args...` with --server/--store; its stdout in a malloc'd string. */
 static char *run(const char *bin, const char *args, int *status)
@@ -437,7 +453,7 @@ static void check_views(model *m)
 
 int main(int argc, char **argv)
 {
-    const char *capture = NULL;
+    const char *capture = NULL, *ingest = NULL;
     server = getenv("NATS_URL");
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--like-indexer") == 0)
@@ -450,10 +466,12 @@ int main(int argc, char **argv)
             store_name = argv[i + 1];
         else if (strcmp(argv[i], "--capture") == 0)
             capture = argv[i + 1];
+        else if (strcmp(argv[i], "--ingest") == 0)
+            ingest = argv[i + 1];
     }
     if (indexer_bin == NULL || recordkv_bin == NULL || server == NULL) {
         fprintf(stderr, "usage: test-views --like-indexer PATH --record-kv PATH [--server URL] "
-                        "[--store NAME] [--capture FILE]\n");
+                        "[--store NAME] [--capture FILE [--ingest ES-ATPROTO-INGEST]]\n");
         return 2;
     }
     FILE *probe = capture ? fopen(capture, "rb") : NULL;
@@ -486,7 +504,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (capture != NULL) {
-        load_capture(st, &m, capture);
+        load_capture(st, &m, capture, ingest == NULL);
+        if (ingest != NULL)
+            run_ingester(ingest, capture);
         check_views(&m);
     } else {
         uint64_t seq = 0;
