@@ -131,20 +131,12 @@ static es_status on_page(const tool_subject_count *page, size_t n, void *closure
     return s;
 }
 
-static int entities_option(int id, const char *value, void *ctx)
-{
-    (void)value;
-    if (id == OPT_JSON)
-        *(bool *)ctx = true;
-    return ES_EXIT_OK;
-}
-
 static int run(int argc, char **argv)
 {
     tool_args a;
     bool as_json = false;
     int rc = tool_parse_store_args(&tool_cmd_entities, argc, argv, options, true,
-                                   "es-tool entities STORE", entities_option, &as_json, &a);
+                                   "es-tool entities STORE", tool_flag_option, &as_json, &a);
     if (rc != TOOL_PROCEED)
         return rc;
     const es_cli_conn conn = a.conn;

@@ -81,21 +81,13 @@ static es_status export_all(es_store *st, const tool_filter *f, exporter *x)
     return s;
 }
 
-static int export_option(int id, const char *value, void *ctx)
-{
-    (void)value;
-    if (id == OPT_QUIET)
-        *(bool *)ctx = true;
-    return ES_EXIT_OK;
-}
-
 static int run(int argc, char **argv)
 {
     tool_args a;
     bool quiet = false;
     int rc =
         tool_parse_store_args(&tool_cmd_export, argc, argv, options, true,
-                              "es-tool export STORE > backup.jsonl", export_option, &quiet, &a);
+                              "es-tool export STORE > backup.jsonl", tool_flag_option, &quiet, &a);
     if (rc != TOOL_PROCEED)
         return rc;
     const es_cli_conn conn = a.conn;

@@ -222,20 +222,12 @@ static es_status gather(natsConnection *nc, es_store *st, int64_t timeout_ms, es
     return s;
 }
 
-static int info_option(int id, const char *value, void *ctx)
-{
-    (void)value;
-    if (id == OPT_JSON)
-        *(bool *)ctx = true;
-    return ES_EXIT_OK;
-}
-
 static int run(int argc, char **argv)
 {
     tool_args a;
     bool as_json = false;
     int rc = tool_parse_store_args(&tool_cmd_info, argc, argv, options, false, "es-tool info STORE",
-                                   info_option, &as_json, &a);
+                                   tool_flag_option, &as_json, &a);
     if (rc != TOOL_PROCEED)
         return rc;
     const es_cli_conn conn = a.conn;

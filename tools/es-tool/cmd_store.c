@@ -284,20 +284,12 @@ static const es_cli_option delete_options[] = {
     {NULL, 0, false, 0},
 };
 
-static int delete_option(int id, const char *value, void *ctx)
-{
-    (void)value;
-    if (id == OPT_FORCE)
-        *(bool *)ctx = true;
-    return ES_EXIT_OK;
-}
-
 static int run_delete(int argc, char **argv)
 {
     tool_args a;
     bool force = false;
     int rc = tool_parse_store_args(&tool_cmd_delete, argc, argv, delete_options, false,
-                                   "es-tool delete STORE --force", delete_option, &force, &a);
+                                   "es-tool delete STORE --force", tool_flag_option, &force, &a);
     if (rc != TOOL_PROCEED)
         return rc;
     const es_cli_conn conn = a.conn;

@@ -103,6 +103,10 @@ typedef struct tool_args {
  * not handle and its value; returns ES_EXIT_OK to go on, or an exit code. */
 typedef int (*tool_own_option)(int id, const char *value, void *ctx);
 
+/* A tool_own_option for commands whose one own option is a flag: sets the
+ * bool `ctx` points to. */
+int tool_flag_option(int id, const char *value, void *ctx);
+
 /* Returned by tool_parse_store_args when the command should go on. */
 #define TOOL_PROCEED (-1)
 

@@ -89,6 +89,14 @@ int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f)
     }
 }
 
+int tool_flag_option(int id, const char *value, void *ctx)
+{
+    (void)id;
+    (void)value;
+    *(bool *)ctx = true;
+    return ES_EXIT_OK;
+}
+
 int tool_parse_store_args(const tool_command *cmd, int argc, char **argv,
                           const es_cli_option *options, bool with_filter, const char *usage,
                           tool_own_option own, void *ctx, tool_args *a)
