@@ -18,28 +18,8 @@
 #include "internal.h"
 #include "timefmt.h" /* es_monotonic_ms, es_now_ns */
 
-/* ---- NATS helpers (nats_util.c) ------------------------------------------ */
-
-/* Maps a failed nats.c KV / JetStream call to a status: the core's
- * es_nats_status, plus what KV calls add (NATS_NOT_FOUND, and server
- * refusals with nats.c's own error text). */
-es_status es_kv_error(natsStatus ns, const char *what);
-
-/* The KV bucket "ES_<store>_<suffix>"; ES_ERR_INVALID for a bad store name. */
-#define ES_BUCKET_NAME_MAX 64
-es_status es_bucket_name(const char *store, const char *suffix, char out[ES_BUCKET_NAME_MAX]);
-
-/* Binds to a KV bucket, creating it (history 1, file storage) when missing.
- * On success the caller owns *js and *kv. */
-typedef struct es_kv_spec {
-    const char *bucket;
-    int64_t timeout_ms; /* JetStream API wait */
-    int replicas;
-    int32_t max_value_size;
-    const char *description;
-} es_kv_spec;
-es_status es_kv_open(natsConnection *nc, const es_kv_spec *spec, bool create, jsCtx **js,
-                     kvStore **kv);
+/* KV buckets (es_kv_open, es_bucket_name, es_kv_error): the core's. */
+#include "kvbucket.h"
 
 /* ---- zstd (compress.c) --------------------------------------------------- */
 

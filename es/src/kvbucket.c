@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <es/kvkey.h>
+#include <es/subject.h>
 
 #include "internal.h"
 #include "jsapi.h"
@@ -19,8 +20,8 @@ struct es_kvb {
     es_store *st;
     jsCtx *js;
     kvStore *kv;
-    char bucket[ES_STORE_NAME_MAX + 48];
-    char stream[ES_STORE_NAME_MAX + 52]; /* KV_<bucket> */
+    char bucket[ES_BUCKET_NAME_MAX];
+    char stream[ES_BUCKET_NAME_MAX + 3]; /* KV_<bucket> */
 };
 
 const char *es_kvb_bucket(const es_kvb *kv)
@@ -36,29 +37,72 @@ int64_t es_kvb_timeout_ms(const es_kvb *kv)
     return kv->st->opts.timeout_ms;
 }
 
-static es_status bind_or_create(es_kvb *kv, const es_kvb_config *cfg)
+es_status es_kv_error(natsStatus ns, const char *what)
 {
-    natsStatus ns = NATS_OK;
-    /* Two processes may race to create it: whoever loses binds next time. */
+    if (ns == NATS_NOT_FOUND)
+        return es_error(ES_ERR_NOT_FOUND, "%s: not found", what);
+    if (ns == NATS_ERR || ns == NATS_INVALID_ARG) {
+        /* A JetStream refusal: nats.c keeps the server's description. */
+        natsStatus last = NATS_OK;
+        const char *detail = nats_GetLastError(&last);
+        return es_error(ns == NATS_ERR ? ES_ERR_SERVER : ES_ERR_INVALID, "%s: %s", what,
+                        detail && detail[0] ? detail : natsStatus_GetText(ns));
+    }
+    return es_nats_status(ns, what);
+}
+
+es_status es_bucket_name(const char *store, const char *suffix, char out[ES_BUCKET_NAME_MAX])
+{
+    if (!es_valid_store_name(store))
+        return es_error(ES_ERR_INVALID, "store name '%.40s' is not [A-Za-z0-9_-]{1,32}",
+                        store ? store : "(null)");
+    snprintf(out, ES_BUCKET_NAME_MAX, "ES_%s_%s", store, suffix);
+    return ES_OK;
+}
+
+static natsStatus create_bucket(kvStore **kv, jsCtx *js, const es_kv_spec *spec)
+{
+    kvConfig c;
+    kvConfig_Init(&c);
+    c.Bucket = spec->bucket;
+    c.Description = spec->description;
+    c.History = (uint8_t)(spec->history > 0 ? spec->history : 1);
+    c.MaxValueSize = spec->max_value_size > 0 ? spec->max_value_size : -1;
+    c.StorageType = spec->memory_storage ? js_MemoryStorage : js_FileStorage;
+    c.Replicas = spec->replicas > 0 ? spec->replicas : 1;
+    return js_CreateKeyValue(kv, js, &c);
+}
+
+es_status es_kv_open(natsConnection *nc, const es_kv_spec *spec, bool create, jsCtx **js,
+                     kvStore **kv)
+{
+    *js = NULL;
+    *kv = NULL;
+    if (nc == NULL)
+        return es_error(ES_ERR_INVALID, "no NATS connection to reach bucket %s", spec->bucket);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = spec->timeout_ms;
+    natsStatus ns = natsConnection_JetStream(js, nc, &jo);
+    if (ns != NATS_OK)
+        return es_kv_error(ns, "JetStream context");
     for (int i = 0; i < CREATE_ATTEMPTS; i++) {
-        ns = js_KeyValue(&kv->kv, kv->js, kv->bucket);
-        if (ns != NATS_NOT_FOUND)
+        ns = js_KeyValue(kv, *js, spec->bucket);
+        if (ns != NATS_NOT_FOUND || !create)
             break;
-        kvConfig c;
-        kvConfig_Init(&c);
-        c.Bucket = kv->bucket;
-        c.History = (uint8_t)cfg->history;
-        c.MaxValueSize = cfg->max_value_size > 0 ? cfg->max_value_size : -1;
-        c.StorageType = kv->st->config.memory_storage ? js_MemoryStorage : js_FileStorage;
-        c.Replicas = kv->st->config.replicas;
-        ns = js_CreateKeyValue(&kv->kv, kv->js, &c);
+        ns = create_bucket(kv, *js, spec);
         if (ns == NATS_OK)
             break;
     }
-    if (ns != NATS_OK)
-        return es_error(ns == NATS_TIMEOUT ? ES_ERR_TIMEOUT : ES_ERR_SERVER,
-                        "KV bucket %s: cannot open or create it: %s (%s)", kv->bucket,
-                        natsStatus_GetText(ns), nats_GetLastError(NULL));
+    if (ns != NATS_OK) {
+        char what[128];
+        snprintf(what, sizeof what, "KV bucket %s", spec->bucket);
+        es_status s = es_kv_error(ns, what);
+        jsCtx_Destroy(*js);
+        *js = NULL;
+        *kv = NULL;
+        return s;
+    }
     return ES_OK;
 }
 
@@ -73,15 +117,16 @@ es_status es_kvb_open(es_store *st, const char *suffix, const es_kvb_config *cfg
     if (kv == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     kv->st = st;
-    snprintf(kv->bucket, sizeof kv->bucket, "ES_%s_%s", st->name, suffix);
+    es_status s = es_bucket_name(st->name, suffix, kv->bucket);
     snprintf(kv->stream, sizeof kv->stream, "KV_%s", kv->bucket);
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = st->opts.timeout_ms;
-    es_status s =
-        es_nats_status(natsConnection_JetStream(&kv->js, st->nc, &jo), "JetStream context");
+    es_kv_spec spec = {.bucket = kv->bucket,
+                       .timeout_ms = st->opts.timeout_ms,
+                       .replicas = st->config.replicas,
+                       .history = cfg->history,
+                       .memory_storage = st->config.memory_storage,
+                       .max_value_size = cfg->max_value_size};
     if (s == ES_OK)
-        s = bind_or_create(kv, cfg);
+        s = es_kv_open(st->nc, &spec, true, &kv->js, &kv->kv);
     if (s != ES_OK) {
         es_kvb_close(kv);
         return s;

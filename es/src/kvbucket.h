@@ -15,6 +15,37 @@
 #include <es/status.h>
 #include <es/store.h>
 
+/* ---- any bucket of a store, by name --------------------------------------- */
+
+/* Maps a failed nats.c KV / JetStream call to a status: es_nats_status, plus
+ * what KV calls add (NATS_NOT_FOUND, and server refusals with nats.c's own
+ * error text). */
+es_status es_kv_error(natsStatus ns, const char *what);
+
+/* The KV bucket "ES_<store>_<suffix>"; ES_ERR_INVALID for a bad store name.
+ * Every bucket of a store is named here (es_store_delete removes them). */
+#define ES_BUCKET_NAME_MAX 64
+es_status es_bucket_name(const char *store, const char *suffix, char out[ES_BUCKET_NAME_MAX]);
+
+typedef struct es_kv_spec {
+    const char *bucket;
+    int64_t timeout_ms; /* JetStream API wait */
+    int replicas;
+    int history; /* revisions kept per key; 0: 1 */
+    bool memory_storage;
+    int32_t max_value_size; /* 0: the server's limit */
+    const char *description;
+} es_kv_spec;
+
+/* Binds to a KV bucket, creating it when missing and `create` is set (two
+ * processes may race to create it: the loser binds). Binding comes first:
+ * creating with a config that differs from an existing bucket's would be
+ * refused. On success the caller owns *js and *kv. */
+es_status es_kv_open(natsConnection *nc, const es_kv_spec *spec, bool create, jsCtx **js,
+                     kvStore **kv);
+
+/* ---- a store's own buckets, with raw CAS requests ------------------------ */
+
 typedef struct es_kvb es_kvb;
 
 /* Write whatever the current revision is. */

@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "jsapi.h"
+#include "kvbucket.h"
 #include "publisher.h"
 #include "subjects.h"
 #include "timefmt.h"
@@ -341,8 +342,9 @@ es_status es_store_delete(natsConnection *nc, const char *name)
     if (s != ES_OK)
         return s;
     for (int i = 0; es_store_bucket_suffixes[i] != NULL; i++) {
-        char kv[192];
-        snprintf(kv, sizeof kv, "KV_ES_%s_%s", name, es_store_bucket_suffixes[i]);
+        char bucket[ES_BUCKET_NAME_MAX], kv[ES_BUCKET_NAME_MAX + 3];
+        es_bucket_name(name, es_store_bucket_suffixes[i], bucket); /* the name is checked */
+        snprintf(kv, sizeof kv, "KV_%s", bucket);
         es_status ks = delete_stream(nc, kv, 5000);
         if (ks != ES_OK && ks != ES_ERR_NOT_FOUND)
             return ks;
