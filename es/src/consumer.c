@@ -174,12 +174,6 @@ static void control(es_oc *oc, natsMsg *m, const char *status)
         oc->need_reset = true;
 }
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static es_status reset(es_oc *oc, int64_t wait_ms)
 {
     es_status s = start(oc, NULL);
@@ -188,8 +182,7 @@ static es_status reset(es_oc *oc, int64_t wait_ms)
         return ES_OK;
     }
     oc->need_reset = true;
-    if (wait_ms > 0)
-        sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
+    es_sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
     return es_error(ES_ERR_CONNECTION, "consumer reset from sequence %" PRIu64 " failed: %s",
                     oc->next_sseq, es_last_error());
 }

@@ -8,6 +8,7 @@
 #include <es/arena.h>
 
 #include "internal.h"
+#include "timefmt.h"
 
 #define DECISION_ARENA_LIMIT ((size_t)256 << 20)
 
@@ -134,9 +135,7 @@ static es_status load_via_snapshot(es_decision *d, evolve_call *c, const es_deci
 
 static void backoff(int attempt)
 {
-    long ms = (long)(rand() % 5 + 1) * attempt; /* jitter keeps competing writers apart */
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
+    es_sleep_ms((int64_t)(rand() % 5 + 1) * attempt); /* jitter keeps competing writers apart */
 }
 
 static es_status attempt(es_store *st, es_decision *d, const es_decider *decider, void *state,

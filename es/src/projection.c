@@ -120,9 +120,7 @@ static bool stopping(const es_projection *p)
 static void nap(es_projection *p, int64_t ms)
 {
     for (int64_t slept = 0; slept < ms && !stopping(p); slept += SLEEP_SLICE_MS) {
-        int64_t d = ms - slept < SLEEP_SLICE_MS ? ms - slept : SLEEP_SLICE_MS;
-        struct timespec ts = {(time_t)(d / 1000), (long)(d % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        es_sleep_ms(ms - slept < SLEEP_SLICE_MS ? ms - slept : SLEEP_SLICE_MS);
     }
 }
 
@@ -518,8 +516,7 @@ es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms)
                          (unsigned long long)info->pending, (unsigned long long)info->ack_pending);
             break;
         }
-        struct timespec ts = {0, CAUGHT_UP_POLL_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        es_sleep_ms(CAUGHT_UP_POLL_MS);
     }
     free(info);
     return s;

@@ -22,6 +22,14 @@ int64_t es_monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void es_sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* gmtime_r and snprintf cost more than the rest of an append: keep the
  * formatted seconds per thread and only write the nine fraction digits. */
 static _Thread_local int64_t cached_sec = INT64_MIN;
