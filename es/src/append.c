@@ -102,8 +102,7 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
         return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
                         e->data_len, limit);
     size_t id_len = e->entity_id_len ? e->entity_id_len : (e->entity_id ? strlen(e->entity_id) : 0);
-    char token[ES_ID_TOKEN_MAX];
-    return es_id_escape(e->entity_id, id_len, token, sizeof token, NULL);
+    return es_id_check(e->entity_id, id_len); /* escaped once, when the subject is built */
 }
 
 /* Everything that can be refused is refused here, before anything is sent. */

@@ -22,6 +22,10 @@ typedef struct es_subject {
 /* The subject of an (already validated) event of `st`. */
 es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject *out);
 
+/* The entity id's own rules (1..ES_ID_MAX bytes): any such id escapes into
+ * ES_ID_TOKEN_MAX bytes, so checking needs no escaping. */
+es_status es_id_check(const void *id, size_t len);
+
 /* Every check an append makes on one event (names, tenant, id, sizes,
  * metadata, expectation); `index` is its place in the batch, for messages. */
 es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t index);
