@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base/internal.h"
 #include "nkey.h"
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"

@@ -9,7 +9,7 @@
 
 #include <es/base.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 #define PREFIX_SEED (18 << 3) /* 'S' */
 #define PREFIX_USER (20 << 3) /* 'U' */

@@ -10,7 +10,7 @@
 
 #include <es/json.h>
 
-#include "internal.h"
+#include "base/internal.h"
 
 #define SUBJECT_MAX (3 * ES_NAME_MAX + ES_ID_TOKEN_MAX + 8)
 

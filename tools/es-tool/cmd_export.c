@@ -5,7 +5,7 @@
 
 #include "backup.h"
 #include "estool.h"
-#include "internal.h"
+#include "base/internal.h"
 #include "progress.h"
 
 /* The stored message behind an event: its raw payload and every header are

@@ -14,7 +14,7 @@
 
 #include "backup.h"
 #include "estool.h"
-#include "internal.h"
+#include "base/internal.h"
 #include "jsapi.h"
 #include "progress.h"
 

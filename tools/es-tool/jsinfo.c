@@ -8,7 +8,7 @@
 #include <es/store.h>
 #include <es/subject.h>
 
-#include "internal.h"
+#include "base/internal.h"
 #include "jsapi.h"
 
 #define PAGES_MAX     1000000 /* a bound no real server reaches */

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "timefmt.h"
+#include "base/internal.h"
+#include "base/timefmt.h"
 
 int tool_help(const tool_command *cmd)
 {

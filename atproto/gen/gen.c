@@ -1,0 +1,695 @@
+/* The synthetic firehose: a few accounts whose repositories evolve by
+ * commits of 1-3 ops (posts, likes, follows, reposts, profile updates,
+ * deletes), each frame built exactly as a PDS would: records and MST nodes as
+ * DAG-CBOR blocks, a commit object over the new tree, a CAR of the new
+ * blocks, and the #commit body around it. */
+#include "gen_internal.h"
+
+#include <es/cbor.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/internal.h"
+
+#define DEFAULT_REPOS    50
+#define DEFAULT_START_MS 1748779200000LL /* 2025-06-01T12:00:00Z */
+#define MAX_RECORDS      200             /* per repo: beyond this, deletes win */
+#define FRAME_ARENA      ((size_t)4 << 20)
+
+typedef uint8_t cid_t[ES_CID_SHA256_LEN];
+
+typedef struct record {
+    char *key; /* collection/rkey */
+    cid_t cid;
+    uint8_t *bytes;
+    size_t len;
+} record;
+
+typedef struct repo {
+    char did[40];
+    char rev[14]; /* "" before the first commit */
+    cid_t data;   /* MST root of the last commit */
+    cid_t commit;
+    record *recs; /* sorted by key */
+    size_t count, cap;
+    cid_t *nodes; /* the current tree's node CIDs, sorted */
+    size_t node_count;
+    bool active;
+} repo;
+
+typedef struct block {
+    cid_t cid;
+    uint8_t *bytes;
+    size_t len;
+} block;
+
+typedef struct block_list {
+    block *items;
+    size_t count, cap;
+} block_list;
+
+struct es_atp_gen {
+    es_atp_gen_options o;
+    uint64_t rng;
+    uint64_t seq;
+    int64_t now_us;
+    repo *repos;
+    es_arena *arena; /* one frame's values */
+    es_buf scratch;
+    es_atp_gen_counts counts;
+};
+
+/* ---- small pieces -------------------------------------------------------- */
+
+static uint64_t next_random(es_atp_gen *g)
+{
+    uint64_t z = (g->rng += 0x9E3779B97F4A7C15ull); /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static size_t pick(es_atp_gen *g, size_t n)
+{
+    return n ? (size_t)(next_random(g) % n) : 0;
+}
+
+static const char base32_sortable[] = "234567abcdefghijklmnopqrstuvwxyz";
+
+/* A TID: microseconds since the epoch and a 10-bit clock id, 13 characters. */
+static void make_tid(uint64_t micros, unsigned clock_id, char out[14])
+{
+    uint64_t v = (micros << 10 | (clock_id & 1023)) & ~(1ull << 63);
+    for (int i = 0; i < 13; i++)
+        out[i] = base32_sortable[(v >> (60 - 5 * i)) & 31];
+    out[13] = '\0';
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of a time in microseconds (after 1970). */
+static void format_time(int64_t us, char out[48])
+{
+    int64_t ms = us / 1000, secs = ms / 1000, days = secs / 86400, rem = secs % 86400;
+    /* civil from days (days since 1970-01-01, non-negative here) */
+    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d,
+             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)(ms % 1000));
+}
+
+static es_status block_add(block_list *l, const cid_t cid, const uint8_t *bytes, size_t len)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        block *items = realloc(l->items, cap * sizeof *items);
+        if (items == NULL)
+            return ES_ERR_NOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    block *b = &l->items[l->count];
+    b->bytes = malloc(len ? len : 1);
+    if (b->bytes == NULL)
+        return ES_ERR_NOMEM;
+    memcpy(b->cid, cid, sizeof b->cid);
+    memcpy(b->bytes, bytes, len);
+    b->len = len;
+    l->count++;
+    return ES_OK;
+}
+
+static void block_list_free(block_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i].bytes);
+    free(l->items);
+    *l = (block_list){0};
+}
+
+static es_status collect_node(const cid_t cid, const uint8_t *bytes, size_t len, void *user)
+{
+    return block_add(user, cid, bytes, len);
+}
+
+/* ---- CAR ----------------------------------------------------------------- */
+
+static es_status car_section(es_buf *car, const cid_t cid, const uint8_t *bytes, size_t len)
+{
+    uint8_t varint[10];
+    size_t n = es_varint_encode(ES_CID_SHA256_LEN + len, varint);
+    es_status s = es_buf_append(car, varint, n);
+    if (s == ES_OK)
+        s = es_buf_append(car, cid, ES_CID_SHA256_LEN);
+    return s == ES_OK ? es_buf_append(car, bytes, len) : s;
+}
+
+/* A CAR whose root is `root`, holding `blocks`. */
+static es_status write_car(es_atp_gen *g, const cid_t root, const block_list *blocks, es_buf *car)
+{
+    es_arena *a = g->arena;
+    es_value *root_link = gv_link(a, root);
+    es_value *header = gv_map(a, 2, "roots", gv_array(a, 1, &root_link), "version", gv_int(a, 1));
+    es_buf_clear(&g->scratch);
+    es_status s = header ? es_cbor_encode(header, NULL, &g->scratch) : ES_ERR_NOMEM;
+    uint8_t varint[10];
+    size_t n = es_varint_encode(g->scratch.len, varint);
+    if (s == ES_OK)
+        s = es_buf_append(car, varint, n);
+    if (s == ES_OK)
+        s = es_buf_append(car, g->scratch.data, g->scratch.len);
+    for (size_t i = 0; s == ES_OK && i < blocks->count; i++)
+        s = car_section(car, blocks->items[i].cid, blocks->items[i].bytes, blocks->items[i].len);
+    return s;
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+static const char *const words[] = {
+    "the",   "event", "store", "keeps", "every",  "record", "firehose", "relay",  "sky",
+    "blue",  "today", "again", "small", "fast",   "stream", "replay",   "merkle", "tree",
+    "hello", "world", "note",  "river", "garden", "light",  "coffee",   "train"};
+
+static es_value *post_text(es_atp_gen *g)
+{
+    char text[300];
+    size_t len = 0, n = 3 + pick(g, 25);
+    for (size_t i = 0; i < n; i++) {
+        const char *w = words[pick(g, ES_ARRAY_LEN(words))];
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? " " : "", w);
+    }
+    return gv_strn(g->arena, text, len);
+}
+
+static size_t find_record(const repo *r, const char *key, bool *found)
+{
+    size_t lo = 0, hi = r->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(r->recs[mid].key, key);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* A random existing post of any repo, for likes and reposts. */
+static const record *some_post(es_atp_gen *g, const repo **owner)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        const repo *r = &g->repos[pick(g, g->o.repos)];
+        if (r->count == 0)
+            continue;
+        const record *rec = &r->recs[pick(g, r->count)];
+        if (strncmp(rec->key, "app.bsky.feed.post/", 19) == 0) {
+            *owner = r;
+            return rec;
+        }
+    }
+    return NULL;
+}
+
+/* A strongRef to some post, or NULL when there is none yet. */
+static es_value *post_ref(es_atp_gen *g)
+{
+    const repo *owner;
+    const record *post = some_post(g, &owner);
+    if (post == NULL)
+        return NULL;
+    char uri[160], cid[ES_CID_STRING_MAX];
+    snprintf(uri, sizeof uri, "at://%s/%s", owner->did, post->key);
+    if (es_cid_to_string(post->cid, ES_CID_SHA256_LEN, cid, sizeof cid) != ES_OK)
+        return NULL;
+    return gv_map(g->arena, 2, "cid", gv_str(g->arena, cid), "uri", gv_str(g->arena, uri));
+}
+
+/* The value of a new record of `collection` (NULL when it cannot be made now). */
+static es_value *new_record(es_atp_gen *g, const char *collection, const char *created)
+{
+    es_arena *a = g->arena;
+    if (strcmp(collection, "app.bsky.feed.post") == 0)
+        return gv_map(a, 4, "$type", gv_str(a, collection), "createdAt", gv_str(a, created),
+                      "langs", gv_array(a, 1, (es_value *[]){gv_str(a, "en")}), "text",
+                      post_text(g));
+    if (strcmp(collection, "app.bsky.graph.follow") == 0)
+        return gv_map(a, 3, "$type", gv_str(a, collection), "createdAt", gv_str(a, created),
+                      "subject", gv_str(a, g->repos[pick(g, g->o.repos)].did));
+    if (strcmp(collection, "app.bsky.actor.profile") == 0)
+        return gv_map(a, 3, "$type", gv_str(a, collection), "description", post_text(g),
+                      "displayName", gv_str(a, words[pick(g, ES_ARRAY_LEN(words))]));
+    es_value *ref = post_ref(g); /* likes and reposts */
+    return ref ? gv_map(a, 3, "$type", gv_str(a, collection), "createdAt", gv_str(a, created),
+                        "subject", ref)
+               : NULL;
+}
+
+static es_status store_record(repo *r, size_t at, bool replace, const char *key, const cid_t cid,
+                              const es_buf *bytes)
+{
+    uint8_t *copy = malloc(bytes->len);
+    if (copy == NULL)
+        return ES_ERR_NOMEM;
+    memcpy(copy, bytes->data, bytes->len);
+    if (replace) {
+        free(r->recs[at].bytes);
+    } else {
+        if (r->count == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 16;
+            record *recs = realloc(r->recs, cap * sizeof *recs);
+            if (recs == NULL) {
+                free(copy);
+                return ES_ERR_NOMEM;
+            }
+            r->recs = recs;
+            r->cap = cap;
+        }
+        char *k = malloc(strlen(key) + 1);
+        if (k == NULL) {
+            free(copy);
+            return ES_ERR_NOMEM;
+        }
+        strcpy(k, key);
+        memmove(&r->recs[at + 1], &r->recs[at], (r->count - at) * sizeof *r->recs);
+        r->recs[at].key = k;
+        r->count++;
+    }
+    memcpy(r->recs[at].cid, cid, sizeof(cid_t));
+    r->recs[at].bytes = copy;
+    r->recs[at].len = bytes->len;
+    return ES_OK;
+}
+
+static void remove_record(repo *r, size_t at)
+{
+    free(r->recs[at].key);
+    free(r->recs[at].bytes);
+    memmove(&r->recs[at], &r->recs[at + 1], (r->count - at - 1) * sizeof *r->recs);
+    r->count--;
+}
+
+/* ---- ops ----------------------------------------------------------------- */
+
+typedef struct op_info {
+    const char *action;
+    char path[96];
+    bool has_cid, has_prev;
+    cid_t cid, prev;
+} op_info;
+
+/* Whether one of the commit's earlier ops touched `path`: the ops of a commit
+ * are a diff, one per path at most. */
+static bool touched(const op_info *earlier, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(earlier[i].path, path) == 0)
+            return true;
+    return false;
+}
+
+/* Delete a random record the commit has not touched yet; false when the
+ * tries all hit touched ones. */
+static bool op_delete(es_atp_gen *g, repo *r, op_info *op, const op_info *earlier, size_t n)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        size_t at = pick(g, r->count);
+        if (touched(earlier, n, r->recs[at].key))
+            continue;
+        op->action = "delete";
+        snprintf(op->path, sizeof op->path, "%s", r->recs[at].key);
+        op->has_prev = true;
+        memcpy(op->prev, r->recs[at].cid, sizeof(cid_t));
+        remove_record(r, at);
+        g->counts.deletes++;
+        return true;
+    }
+    return false;
+}
+
+/* Create a record (or update the profile), adding its block to `blocks`. */
+static es_status op_write(es_atp_gen *g, repo *r, op_info *op, block_list *blocks,
+                          const op_info *earlier, size_t n)
+{
+    static const char *const kinds[] = {"app.bsky.feed.post",   "app.bsky.feed.like",
+                                        "app.bsky.feed.like",   "app.bsky.graph.follow",
+                                        "app.bsky.feed.repost", "app.bsky.actor.profile"};
+    const char *collection = kinds[pick(g, ES_ARRAY_LEN(kinds))];
+    char created[48], rkey[14];
+    format_time(g->now_us, created);
+    if (strcmp(collection, "app.bsky.actor.profile") == 0 &&
+        touched(earlier, n, "app.bsky.actor.profile/self"))
+        collection = "app.bsky.feed.post";
+    es_value *v = new_record(g, collection, created);
+    if (v == NULL) { /* nothing to like yet */
+        collection = "app.bsky.feed.post";
+        v = new_record(g, collection, created);
+    }
+    /* TIDs of one commit share the time; the clock id's low bits keep them apart */
+    if (strcmp(collection, "app.bsky.actor.profile") == 0)
+        strcpy(rkey, "self");
+    else
+        make_tid((uint64_t)g->now_us, (unsigned)(pick(g, 256) << 2 | n), rkey);
+    snprintf(op->path, sizeof op->path, "%s/%s", collection, rkey);
+    cid_t cid;
+    es_status s = gv_block(v, &g->scratch, cid);
+    if (s != ES_OK)
+        return s;
+    bool found;
+    size_t at = find_record(r, op->path, &found);
+    op->action = found ? "update" : "create";
+    op->has_cid = true;
+    memcpy(op->cid, cid, sizeof cid);
+    if (found) {
+        op->has_prev = true;
+        memcpy(op->prev, r->recs[at].cid, sizeof cid);
+    }
+    if (found)
+        g->counts.updates++;
+    else
+        g->counts.creates++;
+    s = store_record(r, at, found, op->path, cid, &g->scratch);
+    return s == ES_OK ? block_add(blocks, cid, g->scratch.data, g->scratch.len) : s;
+}
+
+static es_value *op_value(es_arena *a, const op_info *op)
+{
+    es_value *cid = op->has_cid ? gv_link(a, op->cid) : gv_null(a);
+    if (op->has_prev)
+        return gv_map(a, 4, "action", gv_str(a, op->action), "cid", cid, "path",
+                      gv_str(a, op->path), "prev", gv_link(a, op->prev));
+    return gv_map(a, 3, "action", gv_str(a, op->action), "cid", cid, "path", gv_str(a, op->path));
+}
+
+/* ---- commits ------------------------------------------------------------- */
+
+static int cid_cmp(const void *x, const void *y)
+{
+    return memcmp(x, y, sizeof(cid_t));
+}
+
+/* Rebuild the repo's MST; add the nodes the previous tree lacked to `diff`. */
+static es_status rebuild_tree(repo *r, block_list *diff)
+{
+    es_atp_gen_leaf *leaves = calloc(r->count + 1, sizeof *leaves);
+    block_list nodes = {0};
+    if (leaves == NULL)
+        return ES_ERR_NOMEM;
+    for (size_t i = 0; i < r->count; i++) {
+        leaves[i].key = r->recs[i].key;
+        memcpy(leaves[i].cid, r->recs[i].cid, sizeof(cid_t));
+    }
+    es_status s = es_atp_gen_mst(leaves, r->count, collect_node, &nodes, r->data);
+    free(leaves);
+    cid_t *ids = s == ES_OK ? calloc(nodes.count + 1, sizeof *ids) : NULL;
+    if (s == ES_OK && ids == NULL)
+        s = ES_ERR_NOMEM;
+    for (size_t i = 0; s == ES_OK && i < nodes.count; i++) {
+        block *b = &nodes.items[i];
+        memcpy(ids[i], b->cid, sizeof(cid_t));
+        if (r->node_count == 0 ||
+            bsearch(b->cid, r->nodes, r->node_count, sizeof(cid_t), cid_cmp) == NULL)
+            s = block_add(diff, b->cid, b->bytes, b->len);
+    }
+    if (s == ES_OK) {
+        qsort(ids, nodes.count, sizeof *ids, cid_cmp);
+        free(r->nodes);
+        r->nodes = ids;
+        r->node_count = nodes.count;
+    } else {
+        free(ids);
+    }
+    block_list_free(&nodes);
+    return s;
+}
+
+/* A signed-looking commit object for the repo's current tree and `rev`. */
+static es_status commit_block(es_atp_gen *g, repo *r, const char *rev, block_list *blocks)
+{
+    es_arena *a = g->arena;
+    uint8_t sig[64];
+    for (size_t i = 0; i < sizeof sig; i++)
+        sig[i] = (uint8_t)next_random(g);
+    es_value *c =
+        gv_map(a, 6, "data", gv_link(a, r->data), "did", gv_str(a, r->did), "prev", gv_null(a),
+               "rev", gv_str(a, rev), "sig", gv_bytes(a, sig, sizeof sig), "version", gv_int(a, 3));
+    es_status s = gv_block(c, &g->scratch, r->commit);
+    return s == ES_OK ? block_add(blocks, r->commit, g->scratch.data, g->scratch.len) : s;
+}
+
+static es_status encode_frame(es_atp_gen *g, const char *type, const es_value *body, es_buf *frame)
+{
+    es_arena *a = g->arena;
+    es_value *header = gv_map(a, 2, "op", gv_int(a, 1), "t", gv_str(a, type));
+    if (header == NULL || body == NULL)
+        return ES_ERR_NOMEM;
+    es_status s = es_cbor_encode(header, NULL, frame);
+    return s == ES_OK ? es_cbor_encode(body, NULL, frame) : s;
+}
+
+static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
+{
+    es_arena *a = g->arena;
+    size_t n_ops;
+    if (g->o.multi_op_permille == 0) /* the default mix: ~19% of commits have 2-3 ops */
+        n_ops = 1 + (size_t)(pick(g, 100) >= 85) + (size_t)(pick(g, 100) >= 95);
+    else
+        n_ops = pick(g, 1000) < g->o.multi_op_permille ? 2 + (size_t)(pick(g, 100) >= 75) : 1;
+    op_info ops[3] = {0};
+    block_list blocks = {0}, records = {0};
+    cid_t prev_data;
+    bool had_commit = r->rev[0] != '\0';
+    memcpy(prev_data, r->data, sizeof prev_data);
+    es_status s = ES_OK;
+    for (size_t i = 0; s == ES_OK && i < n_ops; i++) {
+        bool del = r->count > 0 && (r->count >= MAX_RECORDS || pick(g, 100) < 10);
+        if (!del || !op_delete(g, r, &ops[i], ops, i))
+            s = op_write(g, r, &ops[i], &records, ops, i);
+    }
+    char rev[14], since[14], time[48];
+    memcpy(since, r->rev, sizeof since);
+    make_tid((uint64_t)g->now_us, 0, rev);
+    format_time(g->now_us, time);
+    if (s == ES_OK)
+        s = rebuild_tree(r, &records);
+    if (s == ES_OK)
+        s = commit_block(g, r, rev, &blocks);
+    for (size_t i = 0; s == ES_OK && i < records.count; i++)
+        s = block_add(&blocks, records.items[i].cid, records.items[i].bytes, records.items[i].len);
+    es_buf car = ES_BUF_INIT;
+    if (s == ES_OK)
+        s = write_car(g, r->commit, &blocks, &car);
+    es_value *op_values[3];
+    for (size_t i = 0; i < n_ops; i++)
+        op_values[i] = op_value(a, &ops[i]);
+    /* prevData (the tree this commit starts from) only after a first commit */
+    es_value *body = es_value_new_map(a, had_commit ? 12 : 11);
+    bool ok = gv_put(body, 0, "ops", gv_array(a, n_ops, op_values)) &&
+              gv_put(body, 1, "rev", gv_str(a, rev)) &&
+              gv_put(body, 2, "seq", gv_int(a, (int64_t)g->seq)) &&
+              gv_put(body, 3, "repo", gv_str(a, r->did)) &&
+              gv_put(body, 4, "time", gv_str(a, time)) &&
+              gv_put(body, 5, "blobs", gv_array(a, 0, NULL)) &&
+              gv_put(body, 6, "since", had_commit ? gv_str(a, since) : gv_null(a)) &&
+              gv_put(body, 7, "blocks", gv_bytes(a, car.data, car.len)) &&
+              gv_put(body, 8, "commit", gv_link(a, r->commit)) &&
+              gv_put(body, 9, "rebase", gv_bool(a, false)) &&
+              gv_put(body, 10, "tooBig", gv_bool(a, false)) &&
+              (!had_commit || gv_put(body, 11, "prevData", gv_link(a, prev_data)));
+    if (s == ES_OK && !ok)
+        s = ES_ERR_NOMEM;
+    if (s == ES_OK)
+        s = encode_frame(g, "#commit", body, frame);
+    memcpy(r->rev, rev, sizeof rev);
+    es_buf_free(&car);
+    block_list_free(&blocks);
+    block_list_free(&records);
+    g->counts.commits++;
+    return s;
+}
+
+/* ---- repo events --------------------------------------------------------- */
+
+static es_status make_identity(es_atp_gen *g, repo *r, es_buf *frame)
+{
+    es_arena *a = g->arena;
+    char time[48], handle[64];
+    format_time(g->now_us, time);
+    snprintf(handle, sizeof handle, "%s.gen.example", words[pick(g, ES_ARRAY_LEN(words))]);
+    es_value *body = gv_map(a, 4, "did", gv_str(a, r->did), "handle", gv_str(a, handle), "seq",
+                            gv_int(a, (int64_t)g->seq), "time", gv_str(a, time));
+    g->counts.identity++;
+    return encode_frame(g, "#identity", body, frame);
+}
+
+static es_status make_account(es_atp_gen *g, repo *r, es_buf *frame)
+{
+    es_arena *a = g->arena;
+    char time[48];
+    format_time(g->now_us, time);
+    r->active = !r->active;
+    es_value *body = r->active ? gv_map(a, 4, "active", gv_bool(a, true), "did", gv_str(a, r->did),
+                                        "seq", gv_int(a, (int64_t)g->seq), "time", gv_str(a, time))
+                               : gv_map(a, 5, "active", gv_bool(a, false), "did", gv_str(a, r->did),
+                                        "seq", gv_int(a, (int64_t)g->seq), "status",
+                                        gv_str(a, "deactivated"), "time", gv_str(a, time));
+    g->counts.account++;
+    return encode_frame(g, "#account", body, frame);
+}
+
+static es_status make_sync(es_atp_gen *g, repo *r, es_buf *frame)
+{
+    es_arena *a = g->arena;
+    char rev[14], time[48];
+    make_tid((uint64_t)g->now_us, 0, rev);
+    format_time(g->now_us, time);
+    block_list blocks = {0};
+    es_buf car = ES_BUF_INIT;
+    es_status s = commit_block(g, r, rev, &blocks);
+    if (s == ES_OK)
+        s = write_car(g, r->commit, &blocks, &car);
+    es_value *body =
+        gv_map(a, 5, "blocks", gv_bytes(a, car.data, car.len), "did", gv_str(a, r->did), "rev",
+               gv_str(a, rev), "seq", gv_int(a, (int64_t)g->seq), "time", gv_str(a, time));
+    if (s == ES_OK)
+        s = encode_frame(g, "#sync", body, frame);
+    memcpy(r->rev, rev, sizeof rev);
+    es_buf_free(&car);
+    block_list_free(&blocks);
+    g->counts.sync++;
+    return s;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+es_status es_atp_gen_create(const es_atp_gen_options *o, es_atp_gen **out)
+{
+    es_atp_gen *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return ES_ERR_NOMEM;
+    g->o = o ? *o : (es_atp_gen_options){0};
+    if (g->o.repos == 0)
+        g->o.repos = DEFAULT_REPOS;
+    if (g->o.first_seq == 0)
+        g->o.first_seq = 1;
+    if (g->o.start_ms == 0)
+        g->o.start_ms = DEFAULT_START_MS;
+    g->rng = g->o.seed;
+    g->seq = g->o.first_seq;
+    g->now_us = g->o.start_ms * 1000;
+    g->repos = calloc(g->o.repos, sizeof *g->repos);
+    es_status s = g->repos ? es_arena_create(FRAME_ARENA, &g->arena) : ES_ERR_NOMEM;
+    for (size_t i = 0; s == ES_OK && i < g->o.repos; i++) {
+        repo *r = &g->repos[i];
+        strcpy(r->did, "did:plc:");
+        for (int k = 0; k < 24; k++)
+            r->did[8 + k] = base32_sortable[pick(g, 32)];
+        r->did[32] = '\0';
+        r->active = true;
+        s = es_atp_gen_mst(NULL, 0, NULL, NULL, r->data); /* the empty tree */
+    }
+    if (s != ES_OK) {
+        es_atp_gen_destroy(g);
+        return s;
+    }
+    *out = g;
+    return ES_OK;
+}
+
+void es_atp_gen_destroy(es_atp_gen *g)
+{
+    if (g == NULL)
+        return;
+    for (size_t i = 0; g->repos && i < g->o.repos; i++) {
+        repo *r = &g->repos[i];
+        while (r->count > 0)
+            remove_record(r, r->count - 1);
+        free(r->recs);
+        free(r->nodes);
+    }
+    free(g->repos);
+    es_arena_destroy(g->arena);
+    es_buf_free(&g->scratch);
+    free(g);
+}
+
+es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame)
+{
+    es_arena_reset(g->arena);
+    g->now_us += 500 + (int64_t)pick(g, 2500);
+    repo *r = &g->repos[pick(g, g->o.repos)];
+    size_t dice = pick(g, 1000);
+    es_status s;
+    if (dice < 20)
+        s = make_identity(g, r, frame);
+    else if (dice < 30)
+        s = make_account(g, r, frame);
+    else if (dice < 35 && r->rev[0] != '\0')
+        s = make_sync(g, r, frame);
+    else
+        s = make_commit(g, r, frame);
+    g->seq++;
+    g->counts.frames++;
+    return s;
+}
+
+const es_atp_gen_counts *es_atp_gen_counts_of(const es_atp_gen *g)
+{
+    return &g->counts;
+}
+size_t es_atp_gen_repo_count(const es_atp_gen *g)
+{
+    return g->o.repos;
+}
+size_t es_atp_gen_repo_records(const es_atp_gen *g, size_t index)
+{
+    return g->repos[index].count;
+}
+const char *es_atp_gen_record_key(const es_atp_gen *g, size_t index, size_t i)
+{
+    return g->repos[index].recs[i].key;
+}
+const uint8_t *es_atp_gen_record_cid(const es_atp_gen *g, size_t index, size_t i)
+{
+    return g->repos[index].recs[i].cid;
+}
+
+es_status es_atp_gen_repo_car(es_atp_gen *g, size_t index, es_buf *car, const char **did)
+{
+    repo *r = &g->repos[index];
+    es_arena_reset(g->arena);
+    block_list blocks = {0}, nodes = {0};
+    char rev[14];
+    memcpy(rev, r->rev[0] ? r->rev : "2222222222222", sizeof rev);
+    es_atp_gen_leaf *leaves = calloc(r->count + 1, sizeof *leaves);
+    es_status s = leaves ? ES_OK : ES_ERR_NOMEM;
+    for (size_t i = 0; s == ES_OK && i < r->count; i++) {
+        leaves[i].key = r->recs[i].key;
+        memcpy(leaves[i].cid, r->recs[i].cid, sizeof(cid_t));
+    }
+    if (s == ES_OK)
+        s = es_atp_gen_mst(leaves, r->count, collect_node, &nodes, r->data);
+    free(leaves);
+    if (s == ES_OK)
+        s = commit_block(g, r, rev, &blocks);
+    for (size_t i = 0; s == ES_OK && i < nodes.count; i++)
+        s = block_add(&blocks, nodes.items[i].cid, nodes.items[i].bytes, nodes.items[i].len);
+    for (size_t i = 0; s == ES_OK && i < r->count; i++)
+        s = block_add(&blocks, r->recs[i].cid, r->recs[i].bytes, r->recs[i].len);
+    if (s == ES_OK)
+        s = write_car(g, r->commit, &blocks, car);
+    block_list_free(&blocks);
+    block_list_free(&nodes);
+    if (did != NULL)
+        *did = r->did;
+    return s;
+}

@@ -1,0 +1,25 @@
+/* es — an event-sourcing storage engine over NATS JetStream.
+ * The umbrella header: include this one. See docs/api.md. */
+#ifndef ES_ES_H
+#define ES_ES_H
+
+#include <es/status.h>
+#include <es/subject.h>
+#include <es/store.h>
+#include <es/event.h>
+#include <es/append.h>
+#include <es/read.h>
+#include <es/watch.h>
+#include <es/decide.h>
+#include <es/value.h>
+#include <es/codec.h>
+#include <es/envelope.h>
+#include <es/dict.h>
+#include <es/kvkey.h>
+#include <es/checkpoint.h>
+#include <es/snapshot.h>
+#include <es/projection.h>
+
+#define ES_VERSION_STRING "0.1.0"
+
+#endif

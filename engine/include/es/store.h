@@ -1,0 +1,120 @@
+/* es_store: an event store is one JetStream stream, ES_<NAME>, over the
+ * subjects $ES.<NAME>.> (see docs/wire-format.md). A store handle is made
+ * from a natsConnection the caller owns and keeps open for the handle's life;
+ * the library never closes it. A handle is safe to use from many threads. */
+#ifndef ES_STORE_H
+#define ES_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include <es/keyring.h>
+#include <es/names.h>
+#include <es/status.h>
+#include <es/upcast.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct es_store es_store;
+
+/* Store configuration. Durations are nanoseconds; limits of 0 mean unlimited. */
+typedef struct es_store_config {
+    int replicas;                /* JetStream replicas, 1..5 (default 1) */
+    int64_t max_age_ns;          /* drop events older than this (default 0: keep forever) */
+    int64_t max_bytes;           /* 0: unlimited */
+    int64_t max_msgs;            /* 0: unlimited */
+    int32_t max_msg_size;        /* largest event in bytes, headers included; 0: server's limit */
+    int64_t duplicate_window_ns; /* idempotency window for event ids (default 2 minutes) */
+    bool tenancy;        /* subjects carry a tenant: $ES.<store>.<tenant>.<type>.<id>.<event> */
+    bool memory_storage; /* memory instead of file storage (tests, caches) */
+    /* The envelope (docs/envelope.md). Off by default, so that any Rita
+     * reader can read every event. */
+    size_t compress_threshold; /* zstd-compress payloads of at least this many bytes; 0: off */
+    uint32_t compress_dict;    /* a dictionary id in the store (es_dict_put); 0: none */
+    bool encrypt;              /* encrypt every event with its entity's key */
+} es_store_config;
+
+/* Defaults: R1, file storage, unlimited, duplicate window 2 minutes, no
+ * tenancy, no compression, no encryption. */
+void es_store_config_init(es_store_config *cfg);
+
+/* Options of a handle (not stored on the server). */
+typedef struct es_store_options {
+    int64_t timeout_ms; /* per request to the server (default 5000) */
+    /* The master key of an encrypting store (see es/keyring.h: a file of 32
+     * raw bytes or 64 hex digits, or the NAME of an environment variable of
+     * 64 hex digits). Without one, an encrypting store can still be opened:
+     * metadata reads, data reads ES_ERR_NO_KEY and appends are refused. */
+    const char *master_key_file;
+    const char *master_key_env;
+    bool accept_plaintext;         /* encrypting store: read events written before it encrypted */
+    const es_upcasters *upcasters; /* applied on read (borrowed); NULL: none */
+    int max_inflight;              /* asynchronous appends in flight at once (default 256) */
+    int max_batches_inflight;      /* of which atomic batches (default 32; nats-server allows
+                                      50 per stream and 1000 per server by default) */
+} es_store_options;
+
+void es_store_options_init(es_store_options *opts);
+
+/* Creates the store, or opens it when it exists with the same configuration.
+ * ES_ERR_EXISTS when it exists with a different one; ES_ERR_UNSUPPORTED when
+ * the server is older than 2.12 (no atomic batches). `cfg` and `opts` may be
+ * NULL for defaults. The caller owns *out (es_store_destroy). */
+es_status es_store_create(natsConnection *nc, const char *name, const es_store_config *cfg,
+                          const es_store_options *opts, es_store **out);
+
+/* Opens an existing store; ES_ERR_NOT_FOUND when there is none. */
+es_status es_store_open(natsConnection *nc, const char *name, const es_store_options *opts,
+                        es_store **out);
+
+/* Changes the configuration of an existing store (replicas, limits, duplicate
+ * window). Tenancy and storage type cannot change: ES_ERR_INVALID. */
+es_status es_store_update(es_store *store, const es_store_config *cfg);
+
+/* Crypto-shreds one entity of an encrypting store: its data key is erased,
+ * so its events keep their metadata but their data reads ES_ERR_SHREDDED,
+ * and nothing more can be appended to it. `tenant` only with tenancy;
+ * id_len 0: id is NUL-terminated. ES_ERR_INVALID when the store does not
+ * encrypt; ES_ERR_NO_KEY without a master key. */
+es_status es_store_shred(es_store *store, const char *tenant, const char *entity_type,
+                         const char *entity_id, size_t id_len);
+
+/* Deletes the store's stream and its KV buckets, with every event in them.
+ * ES_ERR_NOT_FOUND when there is no such store. */
+es_status es_store_delete(natsConnection *nc, const char *name);
+
+/* What the server reports about a store. */
+typedef struct es_store_info {
+    es_store_config config;
+    uint64_t events; /* messages in the stream */
+    uint64_t bytes;
+    uint64_t first_seq;
+    uint64_t last_seq;
+    int64_t first_time_ns; /* Unix nanoseconds, 0 when empty */
+    int64_t last_time_ns;
+    uint64_t subjects; /* distinct subjects, i.e. (entity, event type) pairs */
+    int64_t created_ns;
+} es_store_info;
+
+es_status es_store_info_get(es_store *store, es_store_info *info);
+
+/* The store's name, its stream name ("ES_<name>") and whether it uses tenancy.
+ * The strings belong to the handle. */
+const char *es_store_name(const es_store *store);
+const char *es_store_stream(const es_store *store);
+bool es_store_tenancy(const es_store *store);
+natsConnection *es_store_connection(const es_store *store);
+
+/* Waits for in-flight asynchronous appends, then frees the handle. Accepts NULL.
+ * The connection stays open: it is the caller's. */
+void es_store_destroy(es_store *store);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

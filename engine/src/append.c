@@ -1,0 +1,507 @@
+/* Appends: validate every event, build the NATS messages (subject and
+ * headers as docs/wire-format.md fixes them), hand them to the publisher as
+ * one unit, and turn its PubAck into an es_append_result. */
+#include <es/append.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "directget.h"
+#include "headers.h"
+#include "base/internal.h"
+#include "jsapi.h"
+#include "base/newid.h"
+#include "publisher.h"
+#include "store_impl.h"
+#include "subjects.h"
+#include "base/timefmt.h"
+
+#define ERR_BATCH_DUPLICATE_ID 10201
+#define EVENT_ID_MAX           256
+
+void es_event_spec_init(es_event_spec *spec)
+{
+    memset(spec, 0, sizeof *spec);
+}
+
+static bool single_line(const char *s)
+{
+    return s != NULL && strpbrk(s, "\r\n") == NULL;
+}
+
+static bool valid_event_id(const char *id)
+{
+    size_t n = 0;
+    for (; id[n] != '\0'; n++)
+        if ((unsigned char)id[n] <= 0x20 || (unsigned char)id[n] >= 0x7F || n >= EVENT_ID_MAX)
+            return false;
+    return n > 0;
+}
+
+/* The largest payload the server and the store accept (headers come on top;
+ * the server refuses what still does not fit). */
+static size_t max_payload(const es_store *st)
+{
+    int64_t server = natsConnection_GetMaxPayload(st->nc);
+    size_t limit = server > 0 ? (size_t)server : SIZE_MAX;
+    if (st->config.max_msg_size > 0 && (size_t)st->config.max_msg_size < limit)
+        limit = (size_t)st->config.max_msg_size;
+    return limit;
+}
+
+static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
+                                   size_t limit);
+
+es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
+{
+    return check_spec_within(st, e, index, max_payload(st));
+}
+
+static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
+                                   size_t limit)
+{
+    if (e->tenant != NULL && !st->config.tenancy)
+        return es_error(ES_ERR_INVALID,
+                        "event %zu: store '%s' has no tenancy but a tenant was given", index,
+                        st->name);
+    if (st->config.tenancy && !es_valid_name(e->tenant))
+        return es_error(ES_ERR_INVALID,
+                        "event %zu: store '%s' uses tenancy: a valid tenant is required", index,
+                        st->name);
+    if (!es_valid_name(e->entity_type))
+        return es_error(ES_ERR_INVALID, "event %zu: invalid entity type '%.64s'", index,
+                        e->entity_type ? e->entity_type : "(null)");
+    if (!es_valid_name(e->event_type))
+        return es_error(ES_ERR_INVALID, "event %zu: invalid event type '%.64s'", index,
+                        e->event_type ? e->event_type : "(null)");
+    if (e->codec != NULL && !es_valid_name(e->codec))
+        return es_error(ES_ERR_INVALID, "event %zu: invalid codec name '%.64s'", index, e->codec);
+    if (e->event_id != NULL && !valid_event_id(e->event_id))
+        return es_error(ES_ERR_INVALID,
+                        "event %zu: event id must be 1..%d printable ASCII bytes without spaces",
+                        index, EVENT_ID_MAX);
+    if (e->data == NULL && e->data_len != 0)
+        return es_error(ES_ERR_INVALID, "event %zu: data is NULL but data_len is %zu", index,
+                        e->data_len);
+    if (e->meta_count > 0 && e->meta == NULL)
+        return es_error(ES_ERR_INVALID, "event %zu: meta is NULL but meta_count is %zu", index,
+                        e->meta_count);
+    for (size_t i = 0; i < e->meta_count; i++)
+        if (!es_valid_name(e->meta[i].key) || !single_line(e->meta[i].value))
+            return es_error(ES_ERR_INVALID,
+                            "event %zu: metadata entry %zu needs a [A-Za-z0-9_-]+ key and a "
+                            "one-line value",
+                            index, i);
+    if (e->expect > ES_EXPECT_SEQ || (e->expect == ES_EXPECT_SEQ && e->expect_seq == 0))
+        return es_error(
+            ES_ERR_INVALID,
+            "event %zu: ES_EXPECT_SEQ needs a sequence > 0 (use ES_EXPECT_NEW for none)", index);
+    if (e->data_len > limit)
+        return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
+                        e->data_len, limit);
+    size_t id_len = e->entity_id_len ? e->entity_id_len : (e->entity_id ? strlen(e->entity_id) : 0);
+    return es_id_check(e->entity_id, id_len); /* escaped once, when the subject is built */
+}
+
+/* Everything that can be refused is refused here, before anything is sent. */
+static es_status check_batch(const es_store *st, const es_event_spec *events, size_t n)
+{
+    if (st == NULL || events == NULL || n == 0)
+        return es_error(ES_ERR_INVALID, "append: store and at least one event are required");
+    if (n > ES_BATCH_MAX)
+        return es_error(ES_ERR_TOO_LARGE,
+                        "a batch holds at most %d events, not %zu (it is never split silently)",
+                        ES_BATCH_MAX, n);
+    size_t limit = max_payload(st);
+    for (size_t i = 0; i < n; i++) {
+        es_status s = check_spec_within(st, &events[i], i, limit);
+        if (s != ES_OK)
+            return s;
+    }
+    return ES_OK;
+}
+
+static es_status build_msg(const es_store *st, const es_event_spec *e, const char *reply,
+                           es_sealed *sealed, natsMsg **out)
+{
+    es_subject subj;
+    es_status s = es_subject_for(st, e, &subj);
+    if (s != ES_OK)
+        return s;
+    char generated[ES_NEW_ID_LEN + 1];
+    const char *id = e->event_id;
+    if (id == NULL) {
+        es_new_id(generated);
+        id = generated;
+    }
+    const void *data = e->data;
+    size_t len = e->data_len;
+    if (st->env != NULL) { /* compress, encrypt: bound to this subject and id */
+        s = es_envelope_seal(st->env, &subj.env, id, e->schema, data, len, sealed);
+        if (s != ES_OK)
+            return s;
+        data = sealed->data;
+        len = sealed->len;
+    }
+    natsMsg *m = NULL;
+    natsStatus ns = natsMsg_Create(&m, subj.full, reply, data, (int)len);
+    if (ns != NATS_OK)
+        return es_nats_status(ns, "creating a message");
+    s = es_headers_set(st, e, id, &subj, st->env ? sealed : NULL, m);
+    if (s != ES_OK) {
+        natsMsg_Destroy(m);
+        return s;
+    }
+    *out = m;
+    return ES_OK;
+}
+
+static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, size_t n)
+{
+    char seq[24];
+    *es_put_u64(seq, i + 1) = '\0';
+    natsStatus ns = natsMsgHeader_Set(m, ES_HDR_BATCH_ID, batch_id);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(m, ES_HDR_BATCH_SEQ, seq);
+    if (ns == NATS_OK && i + 1 == n)
+        ns = natsMsgHeader_Set(m, ES_HDR_BATCH_COMMIT, "1");
+    return es_nats_status(ns, "setting batch headers");
+}
+
+/* The messages of one unit: a single event plainly; several as an atomic
+ * batch (first with a reply to learn the batch started, last committing). */
+static es_status build_unit(const es_store *st, const es_event_spec *events, size_t n,
+                            const es_pub_ticket *t, natsMsg ***out)
+{
+    natsMsg **msgs = calloc(n, sizeof *msgs);
+    if (msgs == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    char batch_id[ES_NEW_ID_LEN + 1];
+    if (n > 1)
+        es_new_id(batch_id);
+    es_sealed sealed = ES_SEALED_INIT; /* natsMsg_Create copies: one serves the whole unit */
+    es_status s = ES_OK;
+    for (size_t i = 0; i < n && s == ES_OK; i++) {
+        const char *reply = i + 1 == n ? t->reply : i == 0 ? t->first_reply : NULL;
+        s = build_msg(st, &events[i], reply, &sealed, &msgs[i]);
+        if (s == ES_OK && n > 1)
+            s = set_batch_headers(msgs[i], batch_id, i, n);
+    }
+    es_sealed_free(&sealed);
+    if (s != ES_OK) {
+        for (size_t i = 0; i < n; i++)
+            natsMsg_Destroy(msgs[i]);
+        free(msgs);
+        return s;
+    }
+    *out = msgs;
+    return ES_OK;
+}
+
+/* ---- outcome ---------------------------------------------------------- */
+
+static void result_from_ack(const es_pub_result *r, size_t n, es_append_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->count = n;
+    out->last_seq = r->seq;
+    out->first_seq = r->seq >= n ? r->seq - (n - 1) : 0;
+    out->duplicate = r->duplicate;
+    out->actual_seq = r->actual_seq;
+}
+
+/* ---- duplicates --------------------------------------------------------
+ * JetStream checks a message's expectations before its id, and refuses a
+ * batch holding an id it has seen without saying where it was stored. So
+ * when an append with ids of the caller's own is refused, look for those ids
+ * among the events stored on the same subjects within the duplicate window
+ * (that is all the server deduplicates against anyway). */
+
+#define CLOCK_SKEW_MARGIN_NS (60LL * 1000000000LL)
+#define DUPLICATE_SCAN_MAX   100000
+
+typedef struct id_search {
+    const char *id;
+    uint64_t found;
+} id_search;
+
+static es_status match_id(natsMsg *msg, const char *subject, uint64_t seq, int64_t stored_ns,
+                          void *closure)
+{
+    (void)subject;
+    (void)stored_ns;
+    id_search *q = closure;
+    const char *id = NULL;
+    if (natsMsgHeader_Get(msg, ES_HDR_MSG_ID, &id) == NATS_OK && strcmp(id, q->id) == 0) {
+        q->found = seq;
+        return ES_ERR_ABORTED; /* found: stop reading */
+    }
+    return ES_OK;
+}
+
+/* The sequence at which the message's id was stored on its subject, or 0. */
+static es_status stored_seq_of(const es_store *st, natsMsg *m, uint64_t *seq)
+{
+    *seq = 0;
+    id_search q = {NULL, 0};
+    if (natsMsgHeader_Get(m, ES_HDR_MSG_ID, &q.id) != NATS_OK)
+        return ES_OK;
+    es_dg_request req = {.filter = natsMsg_GetSubject(m),
+                         .start_time_ns =
+                             es_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
+                         .batch = 256,
+                         .max_msgs = DUPLICATE_SCAN_MAX};
+    es_status s = es_direct_get(st, &req, match_id, &q, NULL);
+    if (s != ES_OK && s != ES_ERR_ABORTED)
+        return s;
+    *seq = q.found;
+    return ES_OK;
+}
+
+/* ES_OK with a duplicate result when every message was stored before;
+ * ES_ERR_NOT_FOUND when none was; ES_ERR_DUPLICATE when only some were. */
+static es_status find_duplicates(const es_store *st, natsMsg **msgs, size_t n,
+                                 es_append_result *out)
+{
+    uint64_t first = 0, last = 0;
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq;
+        es_status s = stored_seq_of(st, msgs[i], &seq);
+        if (s != ES_OK)
+            return s;
+        if (seq == 0)
+            continue;
+        found++;
+        if (first == 0 || seq < first)
+            first = seq;
+        if (seq > last)
+            last = seq;
+    }
+    if (found == 0)
+        return ES_ERR_NOT_FOUND;
+    if (found < n)
+        return es_error(ES_ERR_DUPLICATE,
+                        "batch refused: %zu of its %zu event ids were stored before; use fresh "
+                        "ids for new events",
+                        found, n);
+    memset(out, 0, sizeof *out);
+    out->first_seq = first;
+    out->last_seq = last;
+    out->count = n;
+    out->duplicate = true;
+    return ES_OK;
+}
+
+/* Turns a unit's outcome into the append's status and result (and the
+ * thread's last error). */
+static es_status conclude(const es_store *st, bool own_ids, es_status s, const es_pub_result *r,
+                          const char *text, natsMsg **msgs, size_t n, es_append_result *out)
+{
+    result_from_ack(r, n, out);
+    if (s == ES_OK) {
+        if (n > 1 && r->count != n)
+            return es_error(ES_ERR_PROTOCOL, "batch of %zu acknowledged with count %zu", n,
+                            r->count);
+        es_error_clear();
+        return ES_OK;
+    }
+    /* A retry of an append that was stored already is refused by the server
+     * as a duplicate batch or, when it carried expectations, as a conflict. */
+    if ((r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || (s == ES_ERR_CONFLICT && own_ids)) {
+        es_status d = find_duplicates(st, msgs, n, out);
+        if (d != ES_ERR_NOT_FOUND)
+            return d;
+        result_from_ack(r, n, out);
+    }
+    if (s == ES_ERR_CONFLICT)
+        return es_error_code(s, r->err_code, "conflict: %s; the entity's last sequence is %" PRIu64,
+                             text, r->actual_seq);
+    return es_error_code(s, r->err_code, "append: %s", text);
+}
+
+/* Only ids the caller chose can have been stored before. */
+static bool has_own_ids(const es_event_spec *events, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (events[i].event_id == NULL)
+            return false;
+    return true;
+}
+
+/* An outcome that may hide a retry of a stored append: it needs a look at
+ * the store (find_duplicates), which makes requests, so it never runs on
+ * nats.c's delivery thread. */
+static bool needs_scan(bool own_ids, es_status s, const es_pub_result *r, size_t n)
+{
+    return (r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || (s == ES_ERR_CONFLICT && own_ids);
+}
+
+/* A unit's raw outcome, kept for follow-up on another thread. */
+typedef struct outcome {
+    es_status status;
+    es_pub_result r;
+    char text[256];
+    natsMsg **msgs;
+    size_t n;
+} outcome;
+
+static void keep_outcome(outcome *o, es_status s, const es_pub_result *r, const char *text,
+                         natsMsg **msgs, size_t n)
+{
+    o->status = s;
+    o->r = *r;
+    snprintf(o->text, sizeof o->text, "%s", text ? text : "");
+    o->msgs = msgs;
+    o->n = n;
+}
+
+/* ---- synchronous ------------------------------------------------------ */
+
+typedef struct sync_call {
+    es_pub_waiter waiter;
+    const es_store *st;
+    bool own_ids;
+    es_append_result *out;
+    es_status status;
+    outcome kept; /* kept.msgs != NULL: conclude on the caller's thread */
+} sync_call;
+
+static bool sync_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+                      size_t n, void *closure)
+{
+    sync_call *c = closure;
+    bool keep = needs_scan(c->own_ids, s, r, n);
+    if (keep)
+        keep_outcome(&c->kept, s, r, text, msgs, n);
+    else
+        c->status = conclude(c->st, c->own_ids, s, r, text, msgs, n, c->out);
+    /* The error text and code live in this thread's last error: carry them over. */
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", es_last_error());
+    es_pub_result echo = *r;
+    echo.err_code = es_last_error_code();
+    es_pub_waiter_done(c->status, &echo, copy, msgs, n, &c->waiter);
+    return keep;
+}
+
+static es_status submit(es_store *st, const es_event_spec *events, size_t n, es_pub_done cb,
+                        void *closure)
+{
+    es_pub_ticket t;
+    es_status s = es_publisher_reserve(st->pub, n > 1, cb, closure, &t);
+    if (s != ES_OK)
+        return s;
+    natsMsg **msgs = NULL;
+    s = build_unit(st, events, n, &t, &msgs);
+    if (s != ES_OK) {
+        es_publisher_cancel(st->pub, &t);
+        return s;
+    }
+    es_publisher_send(st->pub, &t, msgs, n);
+    return ES_OK;
+}
+
+es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
+                          es_append_result *result)
+{
+    es_append_result ignored;
+    es_status s = check_batch(store, events, n);
+    if (s != ES_OK)
+        return s;
+    sync_call c = {
+        .st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
+    es_pub_waiter_init(&c.waiter);
+    s = submit(store, events, n, sync_done, &c);
+    if (s == ES_OK)
+        s = es_pub_waiter_wait(&c.waiter);
+    es_pub_waiter_destroy(&c.waiter);
+    if (c.kept.msgs != NULL) { /* a possible retry: look at the store from here */
+        s = conclude(store, c.own_ids, c.kept.status, &c.kept.r, c.kept.text, c.kept.msgs, c.kept.n,
+                     c.out);
+        es_publisher_finish(store->pub, c.kept.msgs, c.kept.n);
+        return s;
+    }
+    if (s != ES_OK && c.waiter.done) /* the reply thread set its own last error: repeat it */
+        return es_error_code(s, c.waiter.result.err_code, "%s", c.waiter.text);
+    if (s == ES_OK)
+        es_error_clear();
+    return s;
+}
+
+es_status es_append(es_store *store, const es_event_spec *event, es_append_result *result)
+{
+    return es_append_batch(store, event, 1, result);
+}
+
+/* ---- asynchronous ----------------------------------------------------- */
+
+typedef struct async_call {
+    const es_store *st;
+    bool own_ids;
+    es_append_cb cb;
+    void *closure;
+    outcome kept;
+} async_call;
+
+static void finish_async(async_call *c, es_status s, const es_pub_result *r, const char *text,
+                         natsMsg **msgs, size_t n)
+{
+    es_append_result out;
+    s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out);
+    c->cb(s, &out, c->closure);
+}
+
+/* On the publisher's thread: the duplicate scan, then the user's callback. */
+static void async_followup(void *arg)
+{
+    async_call *c = arg;
+    outcome *o = &c->kept;
+    finish_async(c, o->status, &o->r, o->text, o->msgs, o->n);
+    es_publisher_finish(c->st->pub, o->msgs, o->n);
+    free(c);
+}
+
+static bool async_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+                       size_t n, void *closure)
+{
+    async_call *c = closure;
+    if (needs_scan(c->own_ids, s, r, n)) {
+        keep_outcome(&c->kept, s, r, text, msgs, n);
+        es_publisher_defer(c->st->pub, async_followup, c);
+        return true;
+    }
+    finish_async(c, s, r, text, msgs, n);
+    free(c);
+    return false;
+}
+
+es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
+                                es_append_cb cb, void *closure)
+{
+    if (cb == NULL)
+        return es_error(ES_ERR_INVALID, "es_append_batch_async: a callback is required");
+    es_status s = check_batch(store, events, n);
+    if (s != ES_OK)
+        return s;
+    async_call *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    c->st = store;
+    c->own_ids = has_own_ids(events, n);
+    c->cb = cb;
+    c->closure = closure;
+    s = submit(store, events, n, async_done, c);
+    if (s != ES_OK)
+        free(c);
+    return s;
+}
+
+es_status es_append_flush(es_store *store, int64_t timeout_ms)
+{
+    if (store == NULL)
+        return es_error(ES_ERR_INVALID, "store is NULL");
+    return es_publisher_flush(store->pub, timeout_ms);
+}

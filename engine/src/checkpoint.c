@@ -1,0 +1,375 @@
+/* Checkpoints over the store's KV bucket ES_<store>_checkpoints. */
+#include <es/checkpoint.h>
+
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <es/kvkey.h>
+
+#include "checkpoint_impl.h"
+#include "base/internal.h"
+#include "jsapi.h"
+#include "kvbucket.h"
+#include "base/timefmt.h"
+
+#define CHECKPOINT_HISTORY 5 /* a little history helps when debugging a cursor */
+#define ADVANCE_ATTEMPTS   16
+#define WATCH_POLL_MS      200
+
+struct es_checkpoints {
+    es_kvb *kv;
+};
+
+/* ---- stored form --------------------------------------------------------- */
+
+es_status es_checkpoint_encode(uint64_t position, const char *json, int64_t time_ns, es_buf *out)
+{
+    if (position > ES_CHECKPOINT_POSITION_MAX)
+        return es_error(ES_ERR_INVALID, "checkpoint position %llu is above INT64_MAX",
+                        (unsigned long long)position);
+    json_t *data = NULL;
+    if (json != NULL) {
+        size_t len = strlen(json);
+        if (len > ES_CHECKPOINT_DATA_MAX)
+            return es_error(ES_ERR_INVALID, "checkpoint data is %zu bytes; the limit is %d", len,
+                            ES_CHECKPOINT_DATA_MAX);
+        json_error_t jerr;
+        data = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
+        if (data == NULL)
+            return es_error(ES_ERR_INVALID, "checkpoint data is not JSON: %s (at %d)", jerr.text,
+                            jerr.position);
+    }
+    char when[ES_TIME_MAX];
+    es_time_format(time_ns, when);
+    json_t *v = json_pack("{s:I, s:s}", "position", (json_int_t)position, "time", when);
+    if (v != NULL && data != NULL)
+        json_object_set_new(v, "data", data);
+    else
+        json_decref(data);
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    if (text == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory encoding a checkpoint");
+    es_status s = es_buf_append_str(out, text);
+    free(text);
+    return s;
+}
+
+es_status es_checkpoint_decode(const void *value, size_t len, es_checkpoint *cp)
+{
+    uint64_t revision = cp->revision;
+    memset(cp, 0, sizeof *cp);
+    cp->revision = revision;
+    if (value == NULL || len == 0 || len > ES_CHECKPOINT_VALUE_MAX)
+        return es_error(ES_ERR_DECODE, "checkpoint value of %zu bytes (expected 1..%d)", len,
+                        ES_CHECKPOINT_VALUE_MAX);
+    json_error_t jerr;
+    json_t *v = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *pos = json_object_get(v, "position"), *time = json_object_get(v, "time");
+    json_t *data = json_object_get(v, "data");
+    es_status s = ES_OK;
+    if (!json_is_object(v))
+        s = es_error(ES_ERR_DECODE, "checkpoint value is not a JSON object");
+    else if (!json_is_integer(pos) || json_integer_value(pos) < 0)
+        s = es_error(ES_ERR_DECODE, "checkpoint value has no non-negative integer position");
+    else if (time != NULL && (!json_is_string(time) ||
+                              es_time_parse(json_string_value(time), &cp->time_ns) != ES_OK))
+        s = es_error(ES_ERR_DECODE, "checkpoint value has a bad time");
+    if (s == ES_OK && data != NULL) {
+        cp->data = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (cp->data == NULL)
+            s = es_error(ES_ERR_NOMEM, "out of memory decoding a checkpoint");
+        else
+            cp->data_len = strlen(cp->data);
+    }
+    if (s == ES_OK)
+        cp->position = (uint64_t)json_integer_value(pos);
+    else
+        es_checkpoint_clear(cp);
+    json_decref(v);
+    return s;
+}
+
+void es_checkpoint_clear(es_checkpoint *cp)
+{
+    if (cp == NULL)
+        return;
+    free(cp->data);
+    memset(cp, 0, sizeof *cp);
+}
+
+static bool token_ok(const char *t, size_t n, bool pattern, bool last)
+{
+    if (n == 0)
+        return false;
+    if (pattern && n == 1 && (t[0] == '*' || (t[0] == '>' && last)))
+        return true;
+    char tmp[ES_CHECKPOINT_NAME_MAX + 1];
+    memcpy(tmp, t, n);
+    tmp[n] = '\0';
+    return es_kv_key_valid(tmp) && memchr(t, '.', n) == NULL;
+}
+
+bool es_checkpoint_name_valid(const char *name, bool pattern)
+{
+    if (name == NULL)
+        return false;
+    size_t len = strlen(name);
+    if (len == 0 || len > ES_CHECKPOINT_NAME_MAX)
+        return false;
+    for (const char *p = name;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (!token_ok(p, n, pattern, dot == NULL))
+            return false;
+        if (dot == NULL)
+            return true;
+        p = dot + 1;
+    }
+}
+
+static es_status check_name(const char *name)
+{
+    if (!es_checkpoint_name_valid(name, false))
+        return es_error(ES_ERR_INVALID,
+                        "invalid checkpoint name '%.64s': use 1..%d bytes of [-/_=.A-Za-z0-9], "
+                        "no leading, trailing or double '.'",
+                        name ? name : "(null)", ES_CHECKPOINT_NAME_MAX);
+    return ES_OK;
+}
+
+/* ---- handle -------------------------------------------------------------- */
+
+es_status es_checkpoints_open(es_store *store, es_checkpoints **out)
+{
+    if (out == NULL || store == NULL)
+        return es_error(ES_ERR_INVALID, "es_checkpoints_open: store and out are required");
+    *out = NULL;
+    es_checkpoints *cps = calloc(1, sizeof *cps);
+    if (cps == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    es_kvb_config cfg = {.history = CHECKPOINT_HISTORY, .max_value_size = ES_CHECKPOINT_VALUE_MAX};
+    es_status s = es_kvb_open(store, "checkpoints", &cfg, &cps->kv);
+    if (s != ES_OK) {
+        free(cps);
+        return s;
+    }
+    *out = cps;
+    es_error_clear();
+    return ES_OK;
+}
+
+void es_checkpoints_destroy(es_checkpoints *cps)
+{
+    if (cps == NULL)
+        return;
+    es_kvb_close(cps->kv);
+    free(cps);
+}
+
+es_status es_checkpoint_get(es_checkpoints *cps, const char *name, es_checkpoint *out)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (cps == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "es_checkpoint_get: handle and out are required");
+    es_status s = check_name(name);
+    es_kvb_entry e = {0};
+    if (s == ES_OK)
+        s = es_kvb_get(cps->kv, name, &e);
+    if (s == ES_OK) {
+        out->revision = e.revision;
+        s = es_checkpoint_decode(e.data, e.len, out);
+    }
+    es_kvb_entry_clear(&e);
+    return s;
+}
+
+es_status es_checkpoint_set(es_checkpoints *cps, const char *name, uint64_t position,
+                            const char *json, uint64_t expect_revision, uint64_t *revision)
+{
+    if (cps == NULL)
+        return es_error(ES_ERR_INVALID, "es_checkpoint_set: handle is required");
+    es_status s = check_name(name);
+    es_buf value = ES_BUF_INIT;
+    if (s == ES_OK)
+        s = es_checkpoint_encode(position, json, es_now_ns(), &value);
+    if (s == ES_OK)
+        s = es_kvb_put(cps->kv, name, value.data, value.len, expect_revision, revision);
+    es_buf_free(&value);
+    if (s == ES_ERR_CONFLICT)
+        return es_error_code(s, es_last_error_code(),
+                             "checkpoint '%s' was written by someone else (expected revision "
+                             "%llu)",
+                             name, (unsigned long long)expect_revision);
+    return s;
+}
+
+es_status es_checkpoint_advance(es_checkpoints *cps, const char *name, uint64_t position,
+                                const char *json, uint64_t *revision)
+{
+    for (int i = 0; i < ADVANCE_ATTEMPTS; i++) {
+        es_checkpoint cur;
+        es_status s = es_checkpoint_get(cps, name, &cur);
+        uint64_t expect = s == ES_OK ? cur.revision : ES_CHECKPOINT_NEW;
+        uint64_t stored = cur.position;
+        es_checkpoint_clear(&cur);
+        if (s != ES_OK && s != ES_ERR_NOT_FOUND)
+            return s;
+        if (s == ES_OK && stored > position)
+            return es_error_code(ES_ERR_CONFLICT, 0,
+                                 "checkpoint '%s' is at %llu already: not moving it back to %llu",
+                                 name, (unsigned long long)stored, (unsigned long long)position);
+        s = es_checkpoint_set(cps, name, position, json, expect, revision);
+        if (s != ES_ERR_CONFLICT)
+            return s;
+    }
+    return es_error(ES_ERR_CONFLICT, "checkpoint '%s': %d writers raced ahead in a row", name,
+                    ADVANCE_ATTEMPTS);
+}
+
+es_status es_checkpoint_delete(es_checkpoints *cps, const char *name, uint64_t expect_revision)
+{
+    if (cps == NULL)
+        return es_error(ES_ERR_INVALID, "es_checkpoint_delete: handle is required");
+    es_status s = check_name(name);
+    if (s == ES_OK && expect_revision == ES_CHECKPOINT_NEW)
+        s = es_error(ES_ERR_INVALID,
+                     "es_checkpoint_delete: expect a revision or ES_CHECKPOINT_ANY");
+    if (s == ES_OK)
+        s = es_kvb_delete(cps->kv, name, expect_revision);
+    return s;
+}
+
+/* ---- listing and watching ------------------------------------------------ */
+
+static es_status open_watcher(es_checkpoints *cps, const char *pattern, bool ignore_deletes,
+                              kvWatcher **w)
+{
+    kvWatchOptions o;
+    kvWatchOptions_Init(&o);
+    o.IgnoreDeletes = ignore_deletes;
+    o.Timeout = es_kvb_timeout_ms(cps->kv);
+    natsStatus ns = pattern ? kvStore_Watch(w, es_kvb_store(cps->kv), pattern, &o)
+                            : kvStore_WatchAll(w, es_kvb_store(cps->kv), &o);
+    if (ns != NATS_OK)
+        return es_error(ES_ERR_SERVER, "watching %s: %s (%s)", es_kvb_bucket(cps->kv),
+                        natsStatus_GetText(ns), nats_GetLastError(NULL));
+    return ES_OK;
+}
+
+/* Decodes a watched entry; false for one to skip (not ours). */
+static bool entry_checkpoint(kvEntry *e, es_checkpoint *cp)
+{
+    memset(cp, 0, sizeof *cp);
+    cp->revision = kvEntry_Revision(e);
+    return es_checkpoint_decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), cp) == ES_OK;
+}
+
+es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, void *closure)
+{
+    if (cps == NULL || cb == NULL)
+        return es_error(ES_ERR_INVALID, "es_checkpoint_list: handle and callback are required");
+    kvWatcher *w = NULL;
+    es_status s = open_watcher(cps, NULL, true, &w);
+    while (s == ES_OK) {
+        kvEntry *e = NULL;
+        natsStatus ns = kvWatcher_Next(&e, w, es_kvb_timeout_ms(cps->kv));
+        if (ns != NATS_OK) {
+            s = es_nats_status(ns, "listing checkpoints");
+            break;
+        }
+        if (e == NULL) /* the marker: every current value has been seen */
+            break;
+        es_checkpoint cp;
+        if (entry_checkpoint(e, &cp))
+            s = cb(kvEntry_Key(e), &cp, closure);
+        es_checkpoint_clear(&cp);
+        kvEntry_Destroy(e);
+    }
+    kvWatcher_Destroy(w);
+    if (s == ES_OK)
+        es_error_clear();
+    return s;
+}
+
+struct es_checkpoint_watch {
+    es_checkpoints *cps;
+    kvWatcher *w;
+    es_checkpoint_watch_cb cb;
+    void *closure;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void deliver(es_checkpoint_watch *cw, kvEntry *e)
+{
+    kvOperation op = kvEntry_Operation(e);
+    if (op == kvOp_Delete || op == kvOp_Purge) {
+        cw->cb(kvEntry_Key(e), NULL, cw->closure);
+        return;
+    }
+    es_checkpoint cp;
+    if (entry_checkpoint(e, &cp))
+        cw->cb(kvEntry_Key(e), &cp, cw->closure);
+    es_checkpoint_clear(&cp);
+}
+
+static void *watch_loop(void *arg)
+{
+    es_checkpoint_watch *cw = arg;
+    while (!atomic_load(&cw->stop)) {
+        kvEntry *e = NULL;
+        natsStatus ns = kvWatcher_Next(&e, cw->w, WATCH_POLL_MS);
+        if (ns == NATS_TIMEOUT || (ns == NATS_OK && e == NULL))
+            continue;
+        if (ns != NATS_OK)
+            break; /* the watcher was stopped or its connection closed */
+        deliver(cw, e);
+        kvEntry_Destroy(e);
+    }
+    return NULL;
+}
+
+es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
+                                    es_checkpoint_watch_cb cb, void *closure,
+                                    es_checkpoint_watch **out)
+{
+    if (out == NULL || cps == NULL || cb == NULL)
+        return es_error(ES_ERR_INVALID, "es_checkpoint_watch_start: handle, callback and out "
+                                        "are required");
+    *out = NULL;
+    if (pattern != NULL && !es_checkpoint_name_valid(pattern, true))
+        return es_error(ES_ERR_INVALID, "invalid checkpoint pattern '%.64s'", pattern);
+    es_checkpoint_watch *cw = calloc(1, sizeof *cw);
+    if (cw == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    cw->cps = cps;
+    cw->cb = cb;
+    cw->closure = closure;
+    es_status s = open_watcher(cps, pattern, false, &cw->w);
+    if (s == ES_OK && pthread_create(&cw->thread, NULL, watch_loop, cw) != 0)
+        s = es_error(ES_ERR_NOMEM, "cannot start the checkpoint watch thread");
+    if (s != ES_OK) {
+        kvWatcher_Destroy(cw->w);
+        free(cw);
+        return s;
+    }
+    *out = cw;
+    return ES_OK;
+}
+
+void es_checkpoint_watch_destroy(es_checkpoint_watch *cw)
+{
+    if (cw == NULL)
+        return;
+    atomic_store(&cw->stop, true);
+    kvWatcher_Stop(cw->w);
+    pthread_join(cw->thread, NULL);
+    kvWatcher_Destroy(cw->w);
+    free(cw);
+}

@@ -1,0 +1,268 @@
+#include "consumer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "base/internal.h"
+#include "jsapi.h"
+#include "base/newid.h"
+#include "store_impl.h"
+#include "base/timefmt.h"
+
+#define MISSED_HEARTBEATS 3
+#define RETRY_PAUSE_MS    250
+
+struct es_oc {
+    const es_store *st;
+    char *filter;
+    int64_t hb_ms;
+    natsSubscription *sub;
+    char inbox[64];
+    char name[128];           /* the server's name for the consumer */
+    uint64_t next_sseq;       /* where a reset restarts: last delivered + 1 */
+    uint64_t last_cseq;       /* consumer sequence of the last delivery */
+    int64_t last_activity_ms; /* refreshed lazily, see check_heartbeats */
+    bool active;              /* something arrived since the clock was last read */
+    bool need_reset;
+    uint64_t resets;
+};
+
+bool es_oc_parse_ack(const char *reply, uint64_t *sseq, uint64_t *cseq, uint64_t *pending,
+                     int64_t *ts)
+{
+    /* v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+     * v2:
+     * $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[.<token>]
+     */
+    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
+        return false;
+    const char *tok[16];
+    int n = 0;
+    for (const char *p = reply; n < 16;) {
+        tok[n++] = p;
+        p = strchr(p, '.');
+        if (p == NULL)
+            break;
+        p++;
+    }
+    int base;
+    if (n == 9)
+        base = 4;
+    else if (n == 11 || n == 12)
+        base = 6;
+    else
+        return false;
+    *sseq = strtoull(tok[base + 1], NULL, 10);
+    *cseq = strtoull(tok[base + 2], NULL, 10);
+    *ts = (int64_t)strtoull(tok[base + 3], NULL, 10);
+    *pending = strtoull(tok[base + 4], NULL, 10);
+    return *sseq > 0 && *cseq > 0;
+}
+
+static json_t *consumer_config(const es_oc *oc)
+{
+    int64_t hb_ns = oc->hb_ms * 1000000;
+    int64_t inactive_ns = hb_ns * 10 > 5000000000LL ? hb_ns * 10 : 5000000000LL;
+    return json_pack("{s:s, s:{s:s, s:s, s:I, s:s, s:i, s:s, s:s, s:b, s:I, s:b, s:i, s:I}}",
+                     "stream_name", oc->st->stream, "config", "deliver_subject", oc->inbox,
+                     "deliver_policy", "by_start_sequence", "opt_start_seq",
+                     (json_int_t)oc->next_sseq, "ack_policy", "none", "max_deliver", 1,
+                     "filter_subject", oc->filter, "replay_policy", "instant", "flow_control", 1,
+                     "idle_heartbeat", (json_int_t)hb_ns, "mem_storage", 1, "num_replicas", 1,
+                     "inactive_threshold", (json_int_t)inactive_ns);
+}
+
+/* Deletes the consumer first, so the server stops sending, then closes the
+ * inbox safely (es_sub_close). */
+static void drop_consumer(es_oc *oc)
+{
+    if (oc->name[0] != '\0') {
+        char subject[256];
+        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream,
+                 oc->name);
+        json_t *reply = NULL;
+        es_js_request(oc->st->nc, subject, NULL, 1000, &reply); /* best effort: it expires anyway */
+        json_decref(reply);
+        oc->name[0] = '\0';
+    }
+    es_sub_close(oc->st->nc, oc->sub);
+    oc->sub = NULL;
+}
+
+/* (Re)creates the consumer from oc->next_sseq on a fresh inbox, so nothing
+ * from an earlier incarnation can be mistaken for a delivery. */
+static es_status start(es_oc *oc, uint64_t *pending)
+{
+    drop_consumer(oc);
+    char id[ES_NEW_ID_LEN + 1];
+    es_new_id(id);
+    snprintf(oc->inbox, sizeof oc->inbox, "_INBOX.%s", id);
+    es_status s = es_nats_status(natsConnection_SubscribeSync(&oc->sub, oc->st->nc, oc->inbox),
+                                 "subscribing a consumer inbox");
+    if (s != ES_OK)
+        return s;
+    /* Flow control bounds what the server sends ahead; these limits only
+     * keep nats.c from dropping a burst as a slow consumer. */
+    natsSubscription_SetPendingLimits(oc->sub, 1 << 20, 1 << 30);
+    char subject[128];
+    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.CREATE.%s", oc->st->stream);
+    json_t *req = consumer_config(oc), *reply = NULL;
+    s = es_js_request(oc->st->nc, subject, req, oc->st->opts.timeout_ms, &reply);
+    json_decref(req);
+    if (s != ES_OK) {
+        es_sub_close(oc->st->nc, oc->sub);
+        oc->sub = NULL;
+        return s;
+    }
+    snprintf(oc->name, sizeof oc->name, "%s",
+             es_json_string_or(json_object_get(reply, "name"), ""));
+    if (pending)
+        *pending = (uint64_t)json_integer_value(json_object_get(reply, "num_pending"));
+    json_decref(reply);
+    oc->last_cseq = 0;
+    oc->last_activity_ms = es_monotonic_ms();
+    oc->active = false;
+    oc->need_reset = false;
+    return ES_OK;
+}
+
+es_status es_oc_create(const es_store *st, const char *filter, uint64_t start_seq,
+                       int64_t heartbeat_ms, es_oc **out, uint64_t *pending)
+{
+    es_oc *oc = calloc(1, sizeof *oc);
+    if (oc == NULL || (oc->filter = strdup(filter)) == NULL) {
+        free(oc);
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    }
+    oc->st = st;
+    oc->hb_ms = heartbeat_ms > 0 ? heartbeat_ms : 5000;
+    oc->next_sseq = start_seq ? start_seq : 1;
+    es_status s = start(oc, pending);
+    if (s != ES_OK) {
+        es_oc_destroy(oc);
+        return s;
+    }
+    *out = oc;
+    return ES_OK;
+}
+
+static void respond_empty(natsConnection *nc, const char *subject)
+{
+    if (subject != NULL && subject[0] != '\0')
+        natsConnection_Publish(nc, subject, NULL, 0);
+}
+
+/* Flow-control requests and heartbeats. A heartbeat names the last consumer
+ * sequence the server sent: if it is not ours, something was lost. */
+static void control(es_oc *oc, natsMsg *m, const char *status)
+{
+    if (strcmp(status, "100") != 0) { /* 409 consumer deleted, leadership change... */
+        oc->need_reset = true;
+        return;
+    }
+    respond_empty(oc->st->nc, natsMsg_GetReply(m)); /* flow control request */
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, "Nats-Consumer-Stalled", &v) == NATS_OK)
+        respond_empty(oc->st->nc, v);
+    if (natsMsgHeader_Get(m, "Nats-Last-Consumer", &v) == NATS_OK &&
+        strtoull(v, NULL, 10) != oc->last_cseq)
+        oc->need_reset = true;
+}
+
+static es_status reset(es_oc *oc, int64_t wait_ms)
+{
+    es_status s = start(oc, NULL);
+    if (s == ES_OK) {
+        oc->resets++;
+        return ES_OK;
+    }
+    oc->need_reset = true;
+    es_sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
+    return es_error(ES_ERR_CONNECTION, "consumer reset from sequence %" PRIu64 " failed: %s",
+                    oc->next_sseq, es_last_error());
+}
+
+/* Called when a wait slice ended with nothing: the only moment the clock is
+ * read, so a busy replay pays no clock_gettime per message. */
+static void check_heartbeats(es_oc *oc)
+{
+    int64_t now = es_monotonic_ms();
+    if (oc->active) {
+        oc->last_activity_ms = now;
+        oc->active = false;
+    } else if (now - oc->last_activity_ms > MISSED_HEARTBEATS * oc->hb_ms) {
+        oc->need_reset = true;
+    }
+}
+
+es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out)
+{
+    for (;;) {
+        if (oc->need_reset) {
+            es_status s = reset(oc, wait_ms);
+            if (s != ES_OK)
+                return s;
+        }
+        if (wait_ms <= 0)
+            return ES_ERR_TIMEOUT;
+        int64_t slice = wait_ms < oc->hb_ms ? wait_ms : oc->hb_ms;
+        natsMsg *m = NULL;
+        natsStatus ns = natsSubscription_NextMsg(&m, oc->sub, slice);
+        if (ns == NATS_TIMEOUT) {
+            wait_ms -= slice;
+            check_heartbeats(oc);
+            continue;
+        }
+        if (ns != NATS_OK) { /* e.g. the subscription was closed by a disconnect */
+            wait_ms -= slice;
+            oc->need_reset = true;
+            continue;
+        }
+        oc->active = true;
+        /* Deliveries carry a $JS.ACK reply; anything else is a status message.
+         * Deciding by the reply keeps nats.c from parsing every delivery's
+         * headers (a dozen allocations) just to look for a Status. */
+        uint64_t sseq, cseq, pending;
+        int64_t ts;
+        if (!es_oc_parse_ack(natsMsg_GetReply(m), &sseq, &cseq, &pending, &ts)) {
+            const char *status = NULL;
+            if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK)
+                control(oc, m, status);
+            else
+                oc->need_reset = true; /* neither a delivery nor a status: start afresh */
+            natsMsg_Destroy(m);
+            continue;
+        }
+        if (cseq != oc->last_cseq + 1) {
+            natsMsg_Destroy(m); /* a gap: start again after the last good one */
+            oc->need_reset = true;
+            continue;
+        }
+        oc->last_cseq = cseq;
+        oc->next_sseq = sseq + 1;
+        out->msg = m;
+        out->seq = sseq;
+        out->pending = pending;
+        out->stored_ns = ts;
+        return ES_OK;
+    }
+}
+
+uint64_t es_oc_resets(const es_oc *oc)
+{
+    return oc ? oc->resets : 0;
+}
+
+void es_oc_destroy(es_oc *oc)
+{
+    if (oc == NULL)
+        return;
+    drop_consumer(oc);
+    free(oc->filter);
+    free(oc);
+}

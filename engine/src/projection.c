@@ -1,0 +1,563 @@
+/* Running a projection: worker threads pulling from the projection's
+ * durable consumers, handing events to the handler, acknowledging them. */
+#include <es/projection.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event_impl.h"
+#include "base/internal.h"
+#include "jsapi.h"
+#include "projection_impl.h"
+#include "pull.h"
+#include "store_impl.h"
+#include "base/timefmt.h"
+
+#define SLEEP_SLICE_MS     50 /* how often a sleeping worker looks at the stop flag */
+#define CAUGHT_UP_POLL_MS  100
+#define STOP_FLUSH_MS      2000
+#define ERROR_PAUSE_MAX_MS 5000 /* between attempts while the server is away */
+#define DRAIN_MS           2000
+#define REFUSED_PAUSE_MS   100  /* before asking again after a 409 */
+#define DONE_RING          4096 /* ordered: events a worker remembers having settled */
+
+typedef struct worker {
+    struct es_projection *p;
+    int partition; /* ordered: the partition this worker serves; else -1 */
+    char consumer[ES_PROJECTION_CONSUMER_MAX];
+    es_pull *pull;
+    pthread_t thread;
+    bool started;
+    /* Ordered: the last DONE_RING events this worker settled, so that a
+     * redelivered copy (an acknowledgement lost, or late) is not handled a
+     * second time after later events of its entity. */
+    uint64_t done[DONE_RING];
+    size_t done_next;
+    es_event *events; /* batch handlers: views of one pull's events */
+    const es_event **ptrs;
+    es_js_delivery *deliveries;
+} worker;
+
+struct es_projection {
+    es_store *st;
+    char name[ES_PROJECTION_NAME_MAX + 1];
+    es_projection_handler h;
+    es_projection_run_options o;
+    bool ordered;
+    int partitions;
+    int max_deliver;
+    int64_t ack_wait_ms;
+    int64_t pin_timeout_ms;
+    worker *workers;
+    int nworkers;
+    atomic_bool stop;
+    bool stopped;
+    pthread_mutex_t mu; /* fatal */
+    es_status fatal;
+    char fatal_text[512];
+    _Atomic uint64_t handled, retried, dead_lettered, skipped;
+};
+
+void es_projection_run_options_init(es_projection_run_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->workers = 1;
+    o->batch = 64;
+    o->retry_backoff_ms = 200;
+    o->retry_backoff_max_ms = 10000;
+    o->instance = 0;
+    o->instances = 1;
+    o->heartbeat_ms = 1000;
+}
+
+bool es_projection_retryable(es_status s)
+{
+    switch (s) {
+    case ES_ERR_TIMEOUT:
+    case ES_ERR_CONNECTION:
+    case ES_ERR_SERVER:
+    case ES_ERR_CONFLICT:
+    case ES_ERR_NOMEM:
+    case ES_ERR_IO:
+    case ES_ERR_STOPPED: return true;
+    default: return false;
+    }
+}
+
+int es_projection_partition_of(const es_event *ev, int partitions)
+{
+    if (ev == NULL || partitions <= 1)
+        return 0;
+    /* "$ES.<store>.[<tenant>.]<type>.<id>.<event>": hash the tokens before the
+     * event's, without their dots, as the server's partition() does. */
+    const char *subject = ev->subject;
+    size_t prefix = 5 + strlen(ev->st->name);
+    const char *last_dot = strrchr(subject, '.');
+    if (strlen(subject) <= prefix || last_dot == NULL || last_dot < subject + prefix)
+        return 0;
+    uint32_t h = ES_FNV32_OFFSET;
+    for (const char *t = subject + prefix; t < last_dot;) {
+        const char *dot = memchr(t, '.', (size_t)(last_dot - t));
+        const char *end = dot ? dot : last_dot;
+        h = es_fnv1a32(t, (size_t)(end - t), h);
+        t = end + 1;
+    }
+    return (int)(h % (uint32_t)partitions);
+}
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static bool stopping(const es_projection *p)
+{
+    return atomic_load(&p->stop);
+}
+
+/* Sleeps up to ms, waking early when the projection stops. */
+static void nap(es_projection *p, int64_t ms)
+{
+    for (int64_t slept = 0; slept < ms && !stopping(p); slept += SLEEP_SLICE_MS) {
+        es_sleep_ms(ms - slept < SLEEP_SLICE_MS ? ms - slept : SLEEP_SLICE_MS);
+    }
+}
+
+static void report(es_projection *p, es_status s)
+{
+    if (p->h.on_error != NULL)
+        p->h.on_error(s, es_last_error(), p->h.closure);
+}
+
+static void set_fatal(es_projection *p, es_status s)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->fatal == ES_OK) {
+        p->fatal = s;
+        snprintf(p->fatal_text, sizeof p->fatal_text, "%s", es_last_error());
+    }
+    pthread_mutex_unlock(&p->mu);
+    report(p, s);
+}
+
+static int64_t backoff_ms(const es_projection *p, uint64_t deliveries)
+{
+    int64_t max = p->o.retry_backoff_max_ms;
+    if (p->ordered && max > p->pin_timeout_ms / 4)
+        max = p->pin_timeout_ms / 4; /* retrying in place must not cost the partition's pin */
+    int64_t d = p->o.retry_backoff_ms;
+    for (uint64_t i = 1; i < deliveries && d < max; i++)
+        d *= 2;
+    return d < max ? d : max;
+}
+
+static bool deliveries_left(const es_projection *p, uint64_t deliveries)
+{
+    return p->max_deliver < 0 || deliveries < (uint64_t)p->max_deliver;
+}
+
+static void ack(worker *w, natsMsg *m, es_ack_kind kind, int64_t delay_ms)
+{
+    es_status s = es_pull_ack(w->pull, m, kind, delay_ms, false);
+    if (s != ES_OK) /* the server will redeliver after ack_wait: at least once holds */
+        report(w->p, s);
+}
+
+static void remember(worker *w, uint64_t seq)
+{
+    w->done[w->done_next++ % DONE_RING] = seq;
+}
+
+static bool remembered(const worker *w, uint64_t seq)
+{
+    size_t n = w->done_next < DONE_RING ? w->done_next : DONE_RING;
+    for (size_t i = 0; i < n; i++)
+        if (w->done[i] == seq)
+            return true;
+    return false;
+}
+
+/* Hands messages not handled back to the server, for redelivery now. */
+static void give_back(worker *w, es_pull_batch *b, int from)
+{
+    for (int i = from; i < b->count; i++) {
+        ack(w, b->msgs[i], ES_NAK, 0);
+        natsMsg_Destroy(b->msgs[i]);
+    }
+    b->count = from;
+}
+
+/* ---- handling ---------------------------------------------------------------- */
+
+/* The outcome of one handler call for a set of messages (one, or a batch). */
+typedef enum outcome { DONE, RETRY_LATER, GIVE_UP, INTERRUPTED } outcome;
+
+static void dead_letter(worker *w, const es_event *ev, es_status why)
+{
+    if (w->p->h.on_dead_letter != NULL)
+        w->p->h.on_dead_letter(ev, why, w->p->h.closure);
+    w->p->dead_lettered++;
+}
+
+/* Calls the handler until it succeeds or must give up. Unordered: one call,
+ * a retryable failure is retried by redelivery (nak with backoff). Ordered:
+ * retried here, in place, so nothing of the partition overtakes it. */
+static outcome run_handler(worker *w, es_event *const *evs, size_t n, uint64_t delivered,
+                           natsMsg *const *msgs, es_status *why, int64_t *delay)
+{
+    es_projection *p = w->p;
+    for (uint64_t attempt = delivered;; attempt++) {
+        es_status s = p->h.on_event ? p->h.on_event(evs[0], p->h.closure)
+                                    : p->h.on_batch((const es_event *const *)evs, n, p->h.closure);
+        if (s == ES_OK)
+            return DONE;
+        *why = s;
+        if (!es_projection_retryable(s) || !deliveries_left(p, attempt))
+            return GIVE_UP;
+        p->retried++;
+        *delay = backoff_ms(p, attempt);
+        if (!p->ordered)
+            return RETRY_LATER;
+        /* Keep the server from redelivering what we hold while we wait. */
+        for (size_t i = 0; i < n; i++)
+            ack(w, msgs[i], ES_PROGRESS, 0);
+        nap(p, *delay);
+        if (stopping(p))
+            return INTERRUPTED;
+    }
+}
+
+/* Settles the messages of one handler call according to its outcome. */
+static void settle(worker *w, es_event *const *evs, natsMsg *const *msgs, const uint64_t *seqs,
+                   size_t n, outcome o, es_status why, int64_t delay)
+{
+    es_projection *p = w->p;
+    for (size_t i = 0; i < n; i++) {
+        switch (o) {
+        case DONE:
+            ack(w, msgs[i], ES_ACK, 0);
+            p->handled++;
+            break;
+        case RETRY_LATER: ack(w, msgs[i], ES_NAK, delay); break;
+        case INTERRUPTED: ack(w, msgs[i], ES_NAK, 0); break;
+        case GIVE_UP:
+            dead_letter(w, evs[i], why);
+            ack(w, msgs[i], ES_TERM, 0);
+            break;
+        }
+        if (p->ordered && (o == DONE || o == GIVE_UP))
+            remember(w, seqs[i]);
+    }
+}
+
+/* Ordered projections see every event of the filters on every partition:
+ * take only this partition's, and skip redeliveries of what is done. */
+static bool skip(worker *w, const es_event *ev, const es_js_delivery *d)
+{
+    if (!w->p->ordered)
+        return false;
+    return es_projection_partition_of(ev, w->p->partitions) != w->partition ||
+           (d->delivered > 1 && remembered(w, d->stream_seq));
+}
+
+/* Handles one pull's messages; those left when stopping are given back. */
+static void handle_batch(worker *w, es_pull_batch *b)
+{
+    es_projection *p = w->p;
+    size_t n = 0; /* events for the handler, in w->events */
+    natsMsg *take[ES_PULL_BATCH_MAX];
+    uint64_t seqs[ES_PULL_BATCH_MAX], max_delivered = 1;
+    es_event *evs[ES_PULL_BATCH_MAX];
+    for (int i = 0; i < b->count; i++) {
+        natsMsg *m = b->msgs[i];
+        es_js_delivery *d = &w->deliveries[n];
+        es_event *ev = &w->events[n];
+        if (!es_js_delivery_parse(natsMsg_GetReply(m), d)) {
+            natsMsg_Destroy(m); /* not a JetStream delivery: nothing to acknowledge */
+            continue;
+        }
+        es_event_wrap(ev, p->st, m, natsMsg_GetSubject(m), d->stream_seq, d->stored_ns);
+        if (skip(w, ev, d)) {
+            ack(w, m, ES_ACK, 0);
+            p->skipped++;
+            es_event_clear(ev);
+            natsMsg_Destroy(m);
+            continue;
+        }
+        take[n] = m;
+        seqs[n] = d->stream_seq;
+        evs[n] = ev;
+        max_delivered = d->delivered > max_delivered ? d->delivered : max_delivered;
+        n++;
+    }
+    b->count = 0; /* every message is ours to settle now */
+    size_t step = p->h.on_event ? 1 : n;
+    for (size_t i = 0; i < n; i += step) {
+        es_status why = ES_OK;
+        int64_t delay = 0;
+        outcome o = INTERRUPTED;
+        if (!stopping(p))
+            o = run_handler(w, &evs[i], step,
+                            step == 1 ? w->deliveries[i].delivered : max_delivered, &take[i], &why,
+                            &delay);
+        settle(w, &evs[i], &take[i], &seqs[i], step, o, why, delay);
+    }
+    for (size_t i = 0; i < n; i++) {
+        es_event_clear(evs[i]);
+        natsMsg_Destroy(take[i]);
+    }
+}
+
+/* ---- workers ----------------------------------------------------------------- */
+
+/* Lets another instance take the partition now rather than after the pin
+ * times out. Best effort. */
+static void unpin(es_projection *p, const char *consumer)
+{
+    char subject[256];
+    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.UNPIN.%s.%s", p->st->stream, consumer);
+    json_t *req = json_pack("{s:s}", "group", ES_PROJECTION_GROUP), *reply = NULL;
+    es_js_request(p->st->nc, subject, req, p->st->opts.timeout_ms, &reply);
+    json_decref(req);
+    json_decref(reply);
+}
+
+static void nak_now(natsMsg *m, void *closure)
+{
+    ack(closure, m, ES_NAK, 0);
+    natsMsg_Destroy(m);
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    es_projection *p = w->p;
+    int64_t pause = 0;
+    while (!stopping(p)) {
+        es_pull_batch b;
+        es_status s = es_pull_next(w->pull, p->o.batch, &p->stop, &b);
+        if (stopping(p) || s != ES_OK)
+            give_back(w, &b, 0);
+        if (b.gone) {
+            set_fatal(p, s);
+            break;
+        }
+        if (s != ES_OK) {
+            report(p, s);
+            pause = pause ? (pause * 2 < ERROR_PAUSE_MAX_MS ? pause * 2 : ERROR_PAUSE_MAX_MS) : 100;
+            nap(p, pause);
+            continue;
+        }
+        pause = 0;
+        if (b.count > 0)
+            handle_batch(w, &b);
+        else if (b.refused)
+            nap(p, REFUSED_PAUSE_MS);
+    }
+    /* Every message the server sent goes back before the partition is
+     * released: else the next holder would overtake them. */
+    if (es_pull_drain(w->pull, nak_now, w, DRAIN_MS) != ES_OK)
+        report(p, ES_ERR_TIMEOUT);
+    natsConnection_FlushTimeout(p->st->nc, STOP_FLUSH_MS);
+    if (p->ordered && es_pull_pin(w->pull)[0] != '\0')
+        unpin(p, w->consumer);
+    return NULL;
+}
+
+static es_status make_worker(es_projection *p, worker *w, int partition)
+{
+    w->p = p;
+    w->partition = partition;
+    es_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition, w->consumer);
+    w->events = calloc((size_t)p->o.batch, sizeof *w->events);
+    w->deliveries = calloc((size_t)p->o.batch, sizeof *w->deliveries);
+    if (w->events == NULL || w->deliveries == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory for a projection worker");
+    es_pull_options po = {.stream = p->st->stream,
+                          .consumer = w->consumer,
+                          .group = p->ordered ? ES_PROJECTION_GROUP : NULL,
+                          .expires_ms = p->o.heartbeat_ms * 5,
+                          .heartbeat_ms = p->o.heartbeat_ms,
+                          .api_timeout_ms = p->st->opts.timeout_ms};
+    es_status s = es_pull_create(p->st->nc, &po, &w->pull);
+    if (s == ES_OK && pthread_create(&w->thread, NULL, work, w) != 0)
+        s = es_error(ES_ERR_NOMEM, "cannot start a projection thread");
+    w->started = s == ES_OK;
+    return s;
+}
+
+static es_status check_run(const es_projection_handler *h, const es_projection_run_options *o)
+{
+    if (h == NULL || (h->on_event == NULL) == (h->on_batch == NULL))
+        return es_error(ES_ERR_INVALID, "projection handler: exactly one of on_event and on_batch");
+    if (o->workers < 1 || o->workers > 64 || o->batch < 1 || o->batch > ES_PULL_BATCH_MAX ||
+        o->retry_backoff_ms < 1 || o->retry_backoff_max_ms < o->retry_backoff_ms ||
+        o->instances < 1 || o->instance < 0 || o->instance >= o->instances || o->heartbeat_ms < 50)
+        return es_error(ES_ERR_INVALID,
+                        "projection run options: 1..64 workers, batch 1..%d, "
+                        "backoff 1 <= first <= max, 0 <= instance < instances, "
+                        "heartbeat >= 50 ms",
+                        ES_PULL_BATCH_MAX);
+    return ES_OK;
+}
+
+static es_status start_workers(es_projection *p)
+{
+    int n = 0;
+    if (p->ordered) {
+        for (int i = 0; i < p->partitions; i++)
+            n += i % p->o.instances == p->o.instance;
+    } else {
+        n = p->o.workers;
+    }
+    p->workers = calloc((size_t)(n ? n : 1), sizeof *p->workers);
+    if (p->workers == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    es_status s = ES_OK;
+    for (int i = 0, k = 0; s == ES_OK && k < n; i++) {
+        if (p->ordered && i % p->o.instances != p->o.instance)
+            continue;
+        s = make_worker(p, &p->workers[k], p->ordered ? i : -1);
+        p->nworkers = ++k;
+    }
+    return s;
+}
+
+es_status es_projection_start(es_store *st, const char *name, const es_projection_handler *h,
+                              const es_projection_run_options *opts, es_projection **out)
+{
+    if (out == NULL || st == NULL)
+        return es_error(ES_ERR_INVALID, "es_projection_start: store and out are required");
+    *out = NULL;
+    es_projection_run_options defaults;
+    if (opts == NULL) {
+        es_projection_run_options_init(&defaults);
+        opts = &defaults;
+    }
+    es_projection_info *info = malloc(sizeof *info);
+    if (info == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    es_status s = check_run(h, opts);
+    if (s == ES_OK)
+        s = es_projection_info_get(st, name, info);
+    es_projection *p = s == ES_OK ? calloc(1, sizeof *p) : NULL;
+    if (s == ES_OK && p == NULL)
+        s = es_error(ES_ERR_NOMEM, "out of memory");
+    if (s != ES_OK) {
+        free(info);
+        return s;
+    }
+    p->st = st;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->h = *h;
+    p->o = *opts;
+    p->ordered = info->ordered;
+    p->partitions = info->partitions;
+    p->max_deliver = info->max_deliver;
+    p->ack_wait_ms = info->ack_wait_ms;
+    p->pin_timeout_ms = info->pin_timeout_ms;
+    free(info);
+    pthread_mutex_init(&p->mu, NULL);
+    s = start_workers(p);
+    if (s != ES_OK) {
+        es_projection_destroy(p);
+        return s;
+    }
+    *out = p;
+    es_error_clear();
+    return ES_OK;
+}
+
+static bool caught_up(const es_projection_info *info, uint64_t target)
+{
+    for (int i = 0; i < info->partitions; i++) {
+        const es_projection_partition *pp = &info->partition[i];
+        bool drained = pp->pending == 0 && pp->ack_pending == 0;
+        if (!drained && !(target > 0 && pp->ack_floor_seq >= target))
+            return false;
+    }
+    return true;
+}
+
+static es_status fatal_of(es_projection *p)
+{
+    pthread_mutex_lock(&p->mu);
+    es_status s = p->fatal;
+    if (s != ES_OK)
+        es_error(s, "projection '%s': %s", p->name, p->fatal_text);
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms)
+{
+    if (p == NULL)
+        return es_error(ES_ERR_INVALID, "es_projection_wait_caught_up: projection is NULL");
+    es_store_info si;
+    es_status s = es_store_info_get(p->st, &si);
+    es_projection_info *info = malloc(sizeof *info);
+    if (s == ES_OK && info == NULL)
+        s = es_error(ES_ERR_NOMEM, "out of memory");
+    int64_t deadline = es_monotonic_ms() + timeout_ms;
+    while (s == ES_OK) {
+        if ((s = fatal_of(p)) != ES_OK)
+            break;
+        if (p->stopped) {
+            s = es_error(ES_ERR_STOPPED, "projection '%s' was stopped", p->name);
+            break;
+        }
+        s = es_projection_info_get(p->st, p->name, info);
+        if (s != ES_OK || caught_up(info, si.last_seq))
+            break;
+        if (timeout_ms >= 0 && es_monotonic_ms() >= deadline) {
+            s = es_error(ES_ERR_TIMEOUT,
+                         "projection '%s': %llu events pending, %llu unacknowledged", p->name,
+                         (unsigned long long)info->pending, (unsigned long long)info->ack_pending);
+            break;
+        }
+        es_sleep_ms(CAUGHT_UP_POLL_MS);
+    }
+    free(info);
+    return s;
+}
+
+void es_projection_stats_get(es_projection *p, es_projection_stats *stats)
+{
+    memset(stats, 0, sizeof *stats);
+    if (p == NULL)
+        return;
+    stats->handled = p->handled;
+    stats->retried = p->retried;
+    stats->dead_lettered = p->dead_lettered;
+    stats->skipped = p->skipped;
+}
+
+es_status es_projection_stop(es_projection *p)
+{
+    if (p == NULL)
+        return es_error(ES_ERR_INVALID, "es_projection_stop: projection is NULL");
+    if (!p->stopped) {
+        atomic_store(&p->stop, true);
+        for (int i = 0; i < p->nworkers; i++)
+            if (p->workers[i].started)
+                pthread_join(p->workers[i].thread, NULL);
+        p->stopped = true;
+    }
+    return fatal_of(p);
+}
+
+void es_projection_destroy(es_projection *p)
+{
+    if (p == NULL)
+        return;
+    es_projection_stop(p);
+    for (int i = 0; i < p->nworkers; i++) {
+        es_pull_destroy(p->workers[i].pull);
+        free(p->workers[i].events);
+        free(p->workers[i].deliveries);
+    }
+    free(p->workers);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}

@@ -1,0 +1,446 @@
+/* Store lifecycle: one JetStream stream per store, configured as the wire
+ * format fixes it (docs/wire-format.md). */
+#include "store_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/internal.h"
+#include "envelope_kv.h"
+#include "jsapi.h"
+#include "kvbucket.h"
+#include "publisher.h"
+#include "subjects.h"
+#include "base/timefmt.h"
+
+#define DEFAULT_DUPLICATE_WINDOW_NS (120LL * 1000000000LL)
+/* Store settings live in the stream's metadata, so every client of the store
+ * reads the same ones. */
+#define TENANCY_KEY  "es_tenancy"
+#define COMPRESS_KEY "es_compress_threshold"
+#define DICT_KEY     "es_compress_dict"
+#define ENCRYPT_KEY  "es_encrypt"
+
+const char *const es_store_bucket_suffixes[] = {"keys",      "dicts", "checkpoints",
+                                                "snapshots", "meta",  NULL};
+
+void es_store_config_init(es_store_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->replicas = 1;
+    cfg->duplicate_window_ns = DEFAULT_DUPLICATE_WINDOW_NS;
+}
+
+void es_store_options_init(es_store_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->timeout_ms = 5000;
+    opts->max_inflight = 256;
+    opts->max_batches_inflight = 32;
+}
+
+static es_status check_config(const es_store_config *cfg)
+{
+    if (cfg->replicas < 1 || cfg->replicas > 5)
+        return es_error(ES_ERR_INVALID, "replicas must be 1..5, not %d", cfg->replicas);
+    if (cfg->max_age_ns < 0 || cfg->max_bytes < 0 || cfg->max_msgs < 0 || cfg->max_msg_size < 0)
+        return es_error(ES_ERR_INVALID, "store limits must not be negative");
+    if (cfg->duplicate_window_ns <= 0)
+        return es_error(ES_ERR_INVALID, "the duplicate window must be positive");
+    if (cfg->max_age_ns > 0 && cfg->duplicate_window_ns > cfg->max_age_ns)
+        return es_error(ES_ERR_INVALID, "the duplicate window cannot exceed max age");
+    return ES_OK;
+}
+
+static es_status check_name(const char *name)
+{
+    if (!es_valid_store_name(name))
+        return es_error(ES_ERR_INVALID, "invalid store name '%.64s': use [A-Za-z0-9_-]{1,32}",
+                        name ? name : "(null)");
+    return ES_OK;
+}
+
+static json_t *limit_or_unlimited(int64_t v)
+{
+    return json_integer(v > 0 ? v : -1);
+}
+
+static json_t *stream_config_json(const char *name, const es_store_config *cfg)
+{
+    char stream[64], subject[64];
+    snprintf(stream, sizeof stream, "ES_%s", name);
+    snprintf(subject, sizeof subject, "$ES.%s.>", name);
+    json_t *meta = json_object();
+    char num[24];
+    if (cfg->tenancy)
+        json_object_set_new(meta, TENANCY_KEY, json_string("true"));
+    if (cfg->encrypt)
+        json_object_set_new(meta, ENCRYPT_KEY, json_string("true"));
+    if (cfg->compress_threshold > 0) {
+        snprintf(num, sizeof num, "%zu", cfg->compress_threshold);
+        json_object_set_new(meta, COMPRESS_KEY, json_string(num));
+    }
+    if (cfg->compress_dict > 0) {
+        snprintf(num, sizeof num, "%u", (unsigned)cfg->compress_dict);
+        json_object_set_new(meta, DICT_KEY, json_string(num));
+    }
+    return json_pack(
+        "{s:s, s:[s], s:s, s:s, s:s, s:i, s:I, s:o, s:o, s:o, s:I, s:b, s:b, s:b, s:o}", "name",
+        stream, "subjects", subject, "retention", "limits", "storage",
+        cfg->memory_storage ? "memory" : "file", "discard", "old", "num_replicas", cfg->replicas,
+        "max_age", (json_int_t)cfg->max_age_ns, "max_bytes", limit_or_unlimited(cfg->max_bytes),
+        "max_msgs", limit_or_unlimited(cfg->max_msgs), "max_msg_size",
+        json_integer(cfg->max_msg_size > 0 ? cfg->max_msg_size : -1), "duplicate_window",
+        (json_int_t)cfg->duplicate_window_ns, "allow_direct", 1, "allow_atomic", 1, "deny_delete",
+        1, "metadata", meta);
+}
+
+static int64_t positive_or_zero(json_t *v)
+{
+    json_int_t i = json_integer_value(v);
+    return i > 0 ? i : 0;
+}
+
+static void config_from_json(json_t *c, es_store_config *cfg)
+{
+    es_store_config_init(cfg);
+    cfg->replicas = (int)json_integer_value(json_object_get(c, "num_replicas"));
+    if (cfg->replicas < 1)
+        cfg->replicas = 1;
+    cfg->max_age_ns = positive_or_zero(json_object_get(c, "max_age"));
+    cfg->max_bytes = positive_or_zero(json_object_get(c, "max_bytes"));
+    cfg->max_msgs = positive_or_zero(json_object_get(c, "max_msgs"));
+    cfg->max_msg_size = (int32_t)positive_or_zero(json_object_get(c, "max_msg_size"));
+    cfg->duplicate_window_ns = positive_or_zero(json_object_get(c, "duplicate_window"));
+    const char *storage = json_string_value(json_object_get(c, "storage"));
+    cfg->memory_storage = storage && strcmp(storage, "memory") == 0;
+    json_t *meta = json_object_get(c, "metadata");
+    cfg->tenancy = es_json_string_is(json_object_get(meta, TENANCY_KEY), "true");
+    cfg->encrypt = es_json_string_is(json_object_get(meta, ENCRYPT_KEY), "true");
+    cfg->compress_threshold =
+        (size_t)strtoull(es_json_string_or(json_object_get(meta, COMPRESS_KEY), "0"), NULL, 10);
+    cfg->compress_dict =
+        (uint32_t)strtoul(es_json_string_or(json_object_get(meta, DICT_KEY), "0"), NULL, 10);
+}
+
+/* A stream we did not make (other subjects, no atomic batches) is not a store. */
+static es_status check_is_store(json_t *c, const char *name)
+{
+    char subject[64];
+    snprintf(subject, sizeof subject, "$ES.%s.>", name);
+    json_t *subjects = json_object_get(c, "subjects");
+    if (json_array_size(subjects) != 1 ||
+        !es_json_string_is(json_array_get(subjects, 0), subject) ||
+        !json_is_true(json_object_get(c, "allow_atomic")) ||
+        !json_is_true(json_object_get(c, "allow_direct")))
+        return es_error(ES_ERR_INVALID,
+                        "stream ES_%s exists but is not an event store (subjects, allow_atomic "
+                        "or allow_direct differ)",
+                        name);
+    return ES_OK;
+}
+
+/* The envelope of a store that compresses, encrypts or upcasts; stores that
+ * do none of it have none, and their events travel untouched. */
+static es_status open_envelope(es_store *st)
+{
+    const es_store_config *c = &st->config;
+    if (c->compress_threshold == 0 && !c->encrypt && st->opts.upcasters == NULL)
+        return ES_OK;
+    es_kv_place at = {.nc = st->nc,
+                      .store = st->name,
+                      .timeout_ms = st->opts.timeout_ms,
+                      .replicas = c->replicas};
+    es_status s = ES_OK;
+    if (c->encrypt && (st->opts.master_key_file || st->opts.master_key_env)) {
+        es_keyring_options ko = {.master_key_file = st->opts.master_key_file,
+                                 .master_key_env =
+                                     st->opts.master_key_file ? NULL : st->opts.master_key_env};
+        s = es_keyring_open_kv(&at, &ko, &st->keyring);
+    }
+    if (s == ES_OK)
+        s = es_dict_source_kv_create(&at, &st->dicts);
+    es_envelope_options eo = {.compress = c->compress_threshold > 0,
+                              .compress_min = c->compress_threshold,
+                              .compress_dict = c->compress_dict,
+                              .dicts = &st->dicts,
+                              .encrypt = c->encrypt,
+                              .keyring = st->keyring,
+                              .accept_plaintext = st->opts.accept_plaintext,
+                              .upcasters = st->opts.upcasters};
+    if (s == ES_OK)
+        s = es_envelope_create(&eo, &st->env);
+    return s;
+}
+
+static es_status new_handle(natsConnection *nc, const char *name, json_t *stream_info,
+                            const es_store_options *opts, es_store **out)
+{
+    json_t *c = json_object_get(stream_info, "config");
+    es_status s = check_is_store(c, name);
+    if (s != ES_OK)
+        return s;
+    es_store *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    st->nc = nc;
+    snprintf(st->name, sizeof st->name, "%s", name);
+    snprintf(st->stream, sizeof st->stream, "ES_%s", name);
+    config_from_json(c, &st->config);
+    if (opts)
+        st->opts = *opts;
+    else
+        es_store_options_init(&st->opts);
+    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0 ||
+        st->opts.max_batches_inflight <= 0) {
+        free(st);
+        return es_error(ES_ERR_INVALID, "store options: timeout, max_inflight and "
+                                        "max_batches_inflight must be positive");
+    }
+    s = es_publisher_create(st, &st->pub);
+    if (s == ES_OK)
+        s = open_envelope(st);
+    if (s != ES_OK) {
+        es_store_destroy(st);
+        return s;
+    }
+    *out = st;
+    return ES_OK;
+}
+
+static es_status check_args(natsConnection *nc, const char *name, es_store **out)
+{
+    if (out == NULL)
+        return es_error(ES_ERR_INVALID, "out is NULL");
+    *out = NULL;
+    if (nc == NULL)
+        return es_error(ES_ERR_INVALID, "connection is NULL");
+    return check_name(name);
+}
+
+static es_status check_server(natsConnection *nc, int64_t timeout_ms)
+{
+    int level = 0;
+    es_status s = es_js_api_level(nc, timeout_ms, &level);
+    if (s != ES_OK)
+        return s;
+    if (level < ES_JS_API_LEVEL_ATOMIC)
+        return es_error(ES_ERR_UNSUPPORTED,
+                        "the server's JetStream API level is %d: atomic batches need "
+                        "nats-server 2.12 or newer (level %d)",
+                        level, ES_JS_API_LEVEL_ATOMIC);
+    return ES_OK;
+}
+
+static int64_t timeout_of(const es_store_options *opts)
+{
+    return opts ? opts->timeout_ms : 5000;
+}
+
+es_status es_store_create(natsConnection *nc, const char *name, const es_store_config *cfg,
+                          const es_store_options *opts, es_store **out)
+{
+    es_status s = check_args(nc, name, out);
+    es_store_config defaults;
+    if (cfg == NULL) {
+        es_store_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if (s == ES_OK)
+        s = check_config(cfg);
+    if (s == ES_OK)
+        s = check_server(nc, timeout_of(opts));
+    if (s != ES_OK)
+        return s;
+    char subject[96];
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.CREATE.ES_%s", name);
+    json_t *req = stream_config_json(name, cfg), *reply = NULL;
+    s = es_js_request(nc, subject, req, timeout_of(opts), &reply);
+    json_decref(req);
+    if (s == ES_ERR_EXISTS)
+        return es_error_code(s, es_last_error_code(),
+                             "store '%s' exists with a different configuration "
+                             "(use es_store_open or es_store_update)",
+                             name);
+    if (s != ES_OK)
+        return s;
+    s = new_handle(nc, name, reply, opts, out);
+    json_decref(reply);
+    if (s == ES_OK)
+        es_error_clear();
+    return s;
+}
+
+static es_status stream_info(natsConnection *nc, const char *name, int64_t timeout_ms,
+                             json_t **reply)
+{
+    char subject[96];
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.INFO.ES_%s", name);
+    es_status s = es_js_request(nc, subject, NULL, timeout_ms, reply);
+    if (s == ES_ERR_NOT_FOUND)
+        return es_error_code(s, es_last_error_code(), "store '%s' does not exist", name);
+    return s;
+}
+
+es_status es_store_open(natsConnection *nc, const char *name, const es_store_options *opts,
+                        es_store **out)
+{
+    es_status s = check_args(nc, name, out);
+    json_t *reply = NULL;
+    if (s == ES_OK)
+        s = stream_info(nc, name, timeout_of(opts), &reply);
+    if (s != ES_OK)
+        return s;
+    s = new_handle(nc, name, reply, opts, out);
+    json_decref(reply);
+    if (s == ES_OK)
+        es_error_clear();
+    return s;
+}
+
+es_status es_store_update(es_store *store, const es_store_config *cfg)
+{
+    if (store == NULL || cfg == NULL)
+        return es_error(ES_ERR_INVALID, "es_store_update: store and config are required");
+    es_status s = check_config(cfg);
+    if (s != ES_OK)
+        return s;
+    if (cfg->tenancy != store->config.tenancy ||
+        cfg->memory_storage != store->config.memory_storage)
+        return es_error(ES_ERR_INVALID, "tenancy and storage type of store '%s' cannot change",
+                        store->name);
+    char subject[96];
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.UPDATE.%s", store->stream);
+    json_t *req = stream_config_json(store->name, cfg), *reply = NULL;
+    s = es_js_request(store->nc, subject, req, store->opts.timeout_ms, &reply);
+    json_decref(req);
+    if (s != ES_OK)
+        return s;
+    config_from_json(json_object_get(reply, "config"), &store->config);
+    json_decref(reply);
+    return ES_OK;
+}
+
+static es_status delete_stream(natsConnection *nc, const char *stream, int64_t timeout_ms)
+{
+    char subject[256];
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.DELETE.%s", stream);
+    json_t *reply = NULL;
+    es_status s = es_js_request(nc, subject, NULL, timeout_ms, &reply);
+    json_decref(reply);
+    return s;
+}
+
+es_status es_store_delete(natsConnection *nc, const char *name)
+{
+    if (nc == NULL)
+        return es_error(ES_ERR_INVALID, "connection is NULL");
+    es_status s = check_name(name);
+    if (s != ES_OK)
+        return s;
+    char stream[64];
+    snprintf(stream, sizeof stream, "ES_%s", name);
+    s = delete_stream(nc, stream, 5000);
+    if (s == ES_ERR_NOT_FOUND)
+        return es_error_code(s, es_last_error_code(), "store '%s' does not exist", name);
+    if (s != ES_OK)
+        return s;
+    for (int i = 0; es_store_bucket_suffixes[i] != NULL; i++) {
+        char bucket[ES_BUCKET_NAME_MAX], kv[ES_BUCKET_NAME_MAX + 3];
+        es_bucket_name(name, es_store_bucket_suffixes[i], bucket); /* the name is checked */
+        snprintf(kv, sizeof kv, "KV_%s", bucket);
+        es_status ks = delete_stream(nc, kv, 5000);
+        if (ks != ES_OK && ks != ES_ERR_NOT_FOUND)
+            return ks;
+    }
+    es_error_clear();
+    return ES_OK;
+}
+
+static int64_t time_of(json_t *v)
+{
+    int64_t ns = 0;
+    const char *s = json_string_value(v);
+    if (s == NULL || strncmp(s, "0001-01-01", 10) == 0 || es_time_parse(s, &ns) != ES_OK)
+        return 0;
+    return ns;
+}
+
+es_status es_store_info_get(es_store *store, es_store_info *info)
+{
+    if (store == NULL || info == NULL)
+        return es_error(ES_ERR_INVALID, "es_store_info_get: store and info are required");
+    json_t *reply = NULL;
+    es_status s = stream_info(store->nc, store->name, store->opts.timeout_ms, &reply);
+    if (s != ES_OK)
+        return s;
+    memset(info, 0, sizeof *info);
+    config_from_json(json_object_get(reply, "config"), &info->config);
+    json_t *st = json_object_get(reply, "state");
+    info->events = (uint64_t)json_integer_value(json_object_get(st, "messages"));
+    info->bytes = (uint64_t)json_integer_value(json_object_get(st, "bytes"));
+    info->first_seq = (uint64_t)json_integer_value(json_object_get(st, "first_seq"));
+    info->last_seq = (uint64_t)json_integer_value(json_object_get(st, "last_seq"));
+    info->subjects = (uint64_t)json_integer_value(json_object_get(st, "num_subjects"));
+    info->first_time_ns = info->events ? time_of(json_object_get(st, "first_ts")) : 0;
+    info->last_time_ns = info->events ? time_of(json_object_get(st, "last_ts")) : 0;
+    info->created_ns = time_of(json_object_get(reply, "created"));
+    json_decref(reply);
+    return ES_OK;
+}
+
+const char *es_store_name(const es_store *store)
+{
+    return store ? store->name : NULL;
+}
+const char *es_store_stream(const es_store *store)
+{
+    return store ? store->stream : NULL;
+}
+bool es_store_tenancy(const es_store *store)
+{
+    return store && store->config.tenancy;
+}
+natsConnection *es_store_connection(const es_store *store)
+{
+    return store ? store->nc : NULL;
+}
+
+es_status es_store_shred(es_store *st, const char *tenant, const char *type, const char *id,
+                         size_t id_len)
+{
+    if (st == NULL)
+        return es_error(ES_ERR_INVALID, "es_store_shred: store is NULL");
+    if (!st->config.encrypt)
+        return es_error(ES_ERR_INVALID, "store '%s' does not encrypt: there is no key to shred",
+                        st->name);
+    if (st->keyring == NULL)
+        return es_error(ES_ERR_NO_KEY, "shredding in store '%s' needs its master key", st->name);
+    es_event_spec e;
+    es_event_spec_init(&e);
+    e.tenant = tenant;
+    e.entity_type = type;
+    e.entity_id = id;
+    e.entity_id_len = id_len;
+    e.event_type = "shred";
+    es_status s = es_event_spec_check(st, &e, 0);
+    es_subject subj;
+    if (s == ES_OK)
+        s = es_subject_for(st, &e, &subj);
+    if (s != ES_OK)
+        return s;
+    subj.entity[strlen(subj.entity) - 2] = '\0'; /* the entity, without ".*" */
+    return es_keyring_shred(st->keyring, subj.entity);
+}
+
+void es_store_destroy(es_store *store)
+{
+    if (store == NULL)
+        return;
+    es_publisher_destroy(store->pub);
+    es_envelope_destroy(store->env);
+    es_dict_source_kv_destroy(&store->dicts);
+    es_keyring_destroy(store->keyring);
+    free(store);
+}

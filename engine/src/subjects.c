@@ -1,0 +1,81 @@
+#include "subjects.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/internal.h"
+#include "store_impl.h"
+
+es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject *out)
+{
+    size_t id_len = e->entity_id_len ? e->entity_id_len : strlen(e->entity_id);
+    char token[ES_ID_TOKEN_MAX];
+    es_status s = es_id_escape(e->entity_id, id_len, token, sizeof token, NULL);
+    if (s != ES_OK)
+        return s;
+    char *p = es_put(out->full, "$ES.");
+    p = es_put(p, st->name);
+    *p++ = '.';
+    if (st->config.tenancy) {
+        p = es_put(p, e->tenant);
+        *p++ = '.';
+    }
+    size_t head = (size_t)(p - out->full);
+    p = es_put(p, e->entity_type);
+    *p++ = '.';
+    p = es_put(p, token);
+    size_t entity_end = (size_t)(p - out->full);
+    *p++ = '.';
+    p = es_put(p, e->event_type);
+    *p = '\0';
+    memcpy(out->entity, out->full, entity_end);
+    memcpy(out->entity + entity_end, ".*", 3);
+    out->type_and_id = out->full + head;
+    out->type_and_id_len = entity_end - head;
+    out->env = (es_envelope_event){.subject = out->full,
+                                   .entity = out->full,
+                                   .entity_len = entity_end,
+                                   .entity_type = out->full + head,
+                                   .entity_type_len = strlen(e->entity_type),
+                                   .event_type = out->full + entity_end + 1,
+                                   .event_type_len = strlen(e->event_type)};
+    return ES_OK;
+}
+
+es_status es_subject_split(char *copy, size_t prefix_len, bool tenancy, es_subject_parts *out)
+{
+    /* prefix_len covers "$ES.<store>." */
+    const char *tokens[4] = {NULL};
+    int want = tenancy ? 4 : 3;
+    char *p = copy + prefix_len;
+    for (int got = 0; got < want; got++) {
+        tokens[got] = p;
+        char *dot = strchr(p, '.');
+        bool last = got + 1 == want;
+        if ((dot == NULL) != last || dot == p || *p == '\0')
+            return es_error(ES_ERR_PROTOCOL, "subject does not have the event shape");
+        if (!last) {
+            *dot = '\0';
+            p = dot + 1;
+        }
+    }
+    int i = 0;
+    out->tenant = tenancy ? tokens[i++] : NULL;
+    out->type = tokens[i++];
+    out->id_token = tokens[i++];
+    out->event = tokens[i];
+    return ES_OK;
+}
+
+void es_subject_envelope_event(const char *subject, const char *copy, const es_subject_parts *p,
+                               es_envelope_event *out)
+{
+    size_t event_at = (size_t)(p->event - copy);
+    *out = (es_envelope_event){.subject = subject,
+                               .entity = subject,
+                               .entity_len = event_at - 1,
+                               .entity_type = subject + (p->type - copy),
+                               .entity_type_len = strlen(p->type),
+                               .event_type = subject + event_at,
+                               .event_type_len = strlen(p->event)};
+}

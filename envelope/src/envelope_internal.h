@@ -1,0 +1,127 @@
+/* Private declarations shared by the envelope's modules (compression,
+ * dictionaries, keyring, event encryption, upcasting). Not installed. */
+#ifndef ES_ENVELOPE_INTERNAL_H
+#define ES_ENVELOPE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+#include <zstd.h>
+
+#include <es/buf.h>
+#include <es/envelope.h>
+#include <es/keyring.h>
+#include <es/upcast.h>
+
+#include "base/internal.h"
+#include "base/timefmt.h" /* es_monotonic_ms, es_now_ns */
+
+/* ---- zstd (compress.c) --------------------------------------------------- */
+
+/* A small pool of zstd contexts: a context is single-threaded, creating one
+ * per event costs more than compressing a small event, so callers borrow. */
+typedef struct es_zpool es_zpool;
+es_status es_zpool_create(int level, es_zpool **out);
+void es_zpool_destroy(es_zpool *p);
+
+/* Compresses `len` bytes into `out` (cleared first) as one zstd frame with
+ * its content size and a checksum. *done is false (and `out` unspecified)
+ * when the frame would not be smaller than the input. */
+es_status es_zstd_compress(es_zpool *p, const ZSTD_CDict *cdict, const uint8_t *src, size_t len,
+                           es_buf *out, bool *done);
+
+/* Decompresses into `out` (cleared first). Never produces, nor allocates for,
+ * more than `max` bytes: ES_ERR_LIMIT beyond; ES_ERR_DECODE for data that is
+ * not a complete, valid zstd frame sequence. */
+es_status es_zstd_decompress(es_zpool *p, const ZSTD_DDict *ddict, const uint8_t *src, size_t len,
+                             size_t max, es_buf *out);
+
+/* ---- dictionaries (dict.c) ----------------------------------------------- */
+
+/* Dictionaries loaded from a source (NULL: none), by id, kept for the life of
+ * the cache (a store holds few). Thread-safe. */
+typedef struct es_dict_cache es_dict_cache;
+es_status es_dict_cache_create(const es_dict_source *source, int level, es_dict_cache **out);
+void es_dict_cache_destroy(es_dict_cache *c);
+/* The dictionary for decompression / compression; owned by the cache. */
+es_status es_dict_cache_ddict(es_dict_cache *c, uint32_t id, const ZSTD_DDict **out);
+es_status es_dict_cache_cdict(es_dict_cache *c, uint32_t id, const ZSTD_CDict **out);
+
+/* ---- AEAD (aead.c) ------------------------------------------------------- */
+
+#define ES_KEY_BYTES   crypto_aead_xchacha20poly1305_ietf_KEYBYTES  /* 32 */
+#define ES_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
+#define ES_TAG_BYTES   crypto_aead_xchacha20poly1305_ietf_ABYTES    /* 16 */
+#define ES_KID_BYTES   16
+#define ES_KID_HEX     (2 * ES_KID_BYTES)
+#define ES_AD_BYTES    32
+
+#define ES_AEAD_OVERHEAD (ES_NONCE_BYTES + ES_TAG_BYTES)
+
+/* Writes nonce || ciphertext || tag (len + ES_AEAD_OVERHEAD bytes) to `out`,
+ * with a fresh random nonce. */
+void es_aead_seal(const uint8_t key[ES_KEY_BYTES], const uint8_t *ad, size_t ad_len,
+                  const uint8_t *in, size_t len, uint8_t *out);
+/* Inverse of es_aead_seal: writes len - ES_AEAD_OVERHEAD bytes to `out`, or
+ * fails with ES_ERR_CRYPTO when anything was altered. */
+es_status es_aead_open(const uint8_t key[ES_KEY_BYTES], const uint8_t *ad, size_t ad_len,
+                       const uint8_t *in, size_t len, uint8_t *out);
+
+/* The associated data of an event: BLAKE2b-256 over length-prefixed fields
+ * (docs/envelope.md). NULL fields count as empty. */
+typedef struct es_event_ad_fields {
+    const char *subject, *event_id, *key, *compression, *dict, *schema;
+} es_event_ad_fields;
+void es_event_ad(const es_event_ad_fields *f, uint8_t ad[ES_AD_BYTES]);
+
+/* Exactly 2n hex digits (either case) into n bytes; false otherwise.
+ * (Hex out is libsodium's sodium_bin2hex.) */
+bool es_unhex(const char *in, size_t in_len, uint8_t *out, size_t n);
+
+/* ---- keyring (keyring.c) ------------------------------------------------- */
+
+/* The entity's data key, copied into `key` (the caller wipes it), and its id.
+ * `want_kid` NULL (write): create the key when the entity has none.
+ * `want_kid` set (read): the key must exist and carry that id.
+ * ES_ERR_SHREDDED when the entity was shredded. */
+es_status es_keyring_data_key(es_keyring *kr, const char *entity, size_t entity_len,
+                              const uint8_t *want_kid, uint8_t key[ES_KEY_BYTES],
+                              uint8_t kid[ES_KID_BYTES]);
+
+/* ---- key cache (keycache.c) ---------------------------------------------- */
+
+/* A bounded LRU of entity → (data key | shredded), key bytes kept in one
+ * sodium_malloc'd slab. Not thread-safe: the keyring locks around it. */
+typedef enum es_keycache_state { ES_KEYCACHE_KEY, ES_KEYCACHE_SHREDDED } es_keycache_state;
+typedef struct es_keycache es_keycache;
+typedef struct es_keycache_stats {
+    uint64_t hits, misses, evictions, expired;
+    size_t size, capacity;
+} es_keycache_stats;
+es_status es_keycache_create(size_t capacity, int64_t ttl_ms, es_keycache **out);
+void es_keycache_destroy(es_keycache *c);
+/* true when `id` is cached and fresh; copies the state, key and kid out. */
+bool es_keycache_get(es_keycache *c, const uint8_t id[32], es_keycache_state *state,
+                     uint8_t key[ES_KEY_BYTES], uint8_t kid[ES_KID_BYTES]);
+/* Inserts or replaces; evicts the least recently used entry when full.
+ * `key`/`kid` may be NULL for ES_KEYCACHE_SHREDDED. */
+void es_keycache_put(es_keycache *c, const uint8_t id[32], es_keycache_state state,
+                     const uint8_t *key, const uint8_t *kid);
+void es_keycache_stats_get(const es_keycache *c, es_keycache_stats *out);
+
+/* ---- upcasting (upcast.c) ------------------------------------------------ */
+
+/* Runs the chain for (type, event) from *version on `*data`, ping-ponging
+ * between the two buffers; *data and *len end up giving the final bytes
+ * (unchanged when no upcaster matched) and *version at their version. */
+es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len, const char *event,
+                        size_t event_len, uint32_t *version, const uint8_t **data, size_t *len,
+                        es_buf bufs[2], size_t max_len);
+
+/* The buffer of `bufs` that does not hold `cur`, cleared: where the next
+ * stage of a pipeline writes when the current bytes may live in the other. */
+es_buf *es_next_buf(es_buf bufs[2], const uint8_t *cur);
+
+#endif
