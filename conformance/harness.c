@@ -73,7 +73,7 @@ int conf_teardown(void **state)
 {
     conf_ctx *c = *state;
     es_store_destroy(c->st);
-    es_store_delete(c->nc, c->name);
+    es_store_delete(c->nc, c->name, NULL);
     natsConnection_Destroy(c->nc);
     free(c);
     return 0;

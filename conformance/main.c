@@ -44,7 +44,7 @@ static int check_server(void)
         fprintf(stderr, "es-conformance: cannot create a store on %s: %s\n", conf_url,
                 es_last_error());
     es_store_destroy(st);
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
     return es == ES_OK ? 0 : 1;
 }

@@ -228,7 +228,7 @@ static void oversized_payloads_are_refused(void **state)
     e.data_len = 512;
     assert_int_equal(es_append(small, &e, NULL), ES_OK);
     es_store_destroy(small);
-    assert_int_equal(es_store_delete(c->nc, name), ES_OK);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
 
     /* Beyond the server's max payload (1 MiB by default). */
     size_t over = (size_t)natsConnection_GetMaxPayload(c->nc) + 1;

@@ -215,7 +215,7 @@ static void bucket_goes_with_the_store(void **state)
     assert_int_equal(conf_stream_msgs(c->nc, stream), 1);
     es_store_destroy(c->st);
     c->st = NULL;
-    assert_int_equal(es_store_delete(c->nc, c->name), ES_OK);
+    assert_int_equal(es_store_delete(c->nc, c->name, NULL), ES_OK);
     jsCtx *js = NULL;
     jsStreamInfo *si = NULL;
     assert_int_equal(natsConnection_JetStream(&js, c->nc, NULL), NATS_OK);

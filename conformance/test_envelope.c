@@ -118,7 +118,7 @@ static void compression_is_transparent_above_the_threshold(void **state)
     conf_seen_free(&seen);
     es_store_destroy(other);
     es_store_destroy(st);
-    assert_int_equal(es_store_delete(c->nc, name), ES_OK);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
 }
 
 typedef struct outcome {
@@ -196,7 +196,7 @@ static void encryption_round_trip_and_refusals(void **state)
     assert_int_equal(o.count, 1);
     assert_int_equal(o.status, ES_ERR_CRYPTO);
     es_store_destroy(st);
-    assert_int_equal(es_store_delete(c->nc, name), ES_OK);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
 }
 
 static void shredding_erases_data_not_history(void **state)
@@ -227,7 +227,7 @@ static void shredding_erases_data_not_history(void **state)
     assert_int_equal(es_store_shred(other, NULL, "person", "gone", 0), ES_OK); /* idempotent */
     es_store_destroy(other);
     es_store_destroy(st);
-    assert_int_equal(es_store_delete(c->nc, name), ES_OK);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
     assert_int_equal(es_store_shred(c->st, NULL, "person", "x", 0),
                      ES_ERR_INVALID); /* no encryption */
 }

@@ -101,10 +101,10 @@ static void missing_stores_are_not_found(void **state)
     assert_int_equal(es_store_open(c->nc, name, NULL, &st), ES_ERR_NOT_FOUND);
     assert_null(st);
     assert_non_null(strstr(es_last_error(), "does not exist"));
-    assert_int_equal(es_store_delete(c->nc, name), ES_ERR_NOT_FOUND);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_ERR_NOT_FOUND);
     assert_int_equal(es_store_create(c->nc, name, NULL, NULL, &st), ES_OK);
     es_store_destroy(st);
-    assert_int_equal(es_store_delete(c->nc, name), ES_OK);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
     assert_int_equal(es_store_open(c->nc, name, NULL, &st), ES_ERR_NOT_FOUND);
 }
 
@@ -117,7 +117,7 @@ static void bad_input_is_refused_and_touches_nothing(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(es_store_create(c->nc, bad[i], NULL, NULL, &st), ES_ERR_INVALID);
         assert_int_equal(es_store_open(c->nc, bad[i], NULL, &st), ES_ERR_INVALID);
-        assert_int_equal(es_store_delete(c->nc, bad[i]), ES_ERR_INVALID);
+        assert_int_equal(es_store_delete(c->nc, bad[i], NULL), ES_ERR_INVALID);
     }
     assert_int_equal(es_store_create(c->nc, NULL, NULL, NULL, &st), ES_ERR_INVALID);
     assert_int_equal(es_store_create(NULL, "x", NULL, NULL, &st), ES_ERR_INVALID);
@@ -149,7 +149,16 @@ static void a_foreign_stream_is_not_a_store(void **state)
     es_store *st = NULL;
     assert_int_equal(es_store_open(c->nc, name, NULL, &st), ES_ERR_INVALID);
     assert_non_null(strstr(es_last_error(), "not an event store"));
-    assert_int_equal(es_store_delete(c->nc, name), ES_OK);
+    /* Deleting is for stores only: the foreign stream stays. */
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "not an event store"));
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.INFO.ES_%s", name);
+    assert_int_equal(natsConnection_RequestString(&m, c->nc, subject, "", 5000), NATS_OK);
+    assert_null(strstr(natsMsg_GetData(m), "\"error\""));
+    natsMsg_Destroy(m);
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.DELETE.ES_%s", name);
+    assert_int_equal(natsConnection_RequestString(&m, c->nc, subject, "", 5000), NATS_OK);
+    natsMsg_Destroy(m);
 }
 
 int conf_run_store(void)

@@ -184,7 +184,7 @@ int main(int argc, char **argv)
         return 1;
     }
     es_store *st = NULL;
-    es_store_delete(nc, name); /* demo data: start afresh */
+    es_store_delete(nc, name, NULL); /* demo data: start afresh */
     if (es_store_create(nc, name, NULL, NULL, &st) != ES_OK) {
         fprintf(stderr, "bank-account: %s\n", es_last_error());
         return 1;

@@ -59,7 +59,7 @@ static int teardown(void **state)
     es_buf_free(&all_frames.bytes);
     if (c != NULL) {
         es_store_destroy(c->store);
-        es_store_delete(c->nc, c->name);
+        es_store_delete(c->nc, c->name, NULL);
         natsConnection_Destroy(c->nc);
     }
     return 0;

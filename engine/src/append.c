@@ -8,15 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "directget.h"
-#include "headers.h"
 #include "base/internal.h"
-#include "jsapi.h"
 #include "base/newid.h"
-#include "publisher.h"
-#include "store_impl.h"
-#include "subjects.h"
 #include "base/timefmt.h"
+#include "headers.h"
+#include "store_impl.h"
+#include "transport/directget.h"
+#include "transport/msg.h"
+#include "transport/publisher.h"
+#include "wire.h"
 
 #define ERR_BATCH_DUPLICATE_ID 10201
 #define EVENT_ID_MAX           256
@@ -44,7 +44,8 @@ static bool valid_event_id(const char *id)
  * the server refuses what still does not fit). */
 static size_t max_payload(const es_store *st)
 {
-    int64_t server = natsConnection_GetMaxPayload(st->nc);
+    const esi_conn *conn = esi_js_conn(st->js);
+    int64_t server = conn->ops->max_payload(conn->ctx);
     size_t limit = server > 0 ? (size_t)server : SIZE_MAX;
     if (st->config.max_msg_size > 0 && (size_t)st->config.max_msg_size < limit)
         limit = (size_t)st->config.max_msg_size;
@@ -146,12 +147,12 @@ static es_status build_msg(const es_store *st, const es_event_spec *e, const cha
         len = sealed->len;
     }
     natsMsg *m = NULL;
-    natsStatus ns = natsMsg_Create(&m, subj.full, reply, data, (int)len);
-    if (ns != NATS_OK)
-        return es_nats_status(ns, "creating a message");
+    s = esi_msg_create(subj.full, reply, data, len, &m);
+    if (s != ES_OK)
+        return s;
     s = es_headers_set(st, e, id, &subj, st->env ? sealed : NULL, m);
     if (s != ES_OK) {
-        natsMsg_Destroy(m);
+        esi_msg_destroy(m);
         return s;
     }
     *out = m;
@@ -162,12 +163,12 @@ static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, s
 {
     char seq[24];
     *es_put_u64(seq, i + 1) = '\0';
-    natsStatus ns = natsMsgHeader_Set(m, ES_HDR_BATCH_ID, batch_id);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, ES_HDR_BATCH_SEQ, seq);
-    if (ns == NATS_OK && i + 1 == n)
-        ns = natsMsgHeader_Set(m, ES_HDR_BATCH_COMMIT, "1");
-    return es_nats_status(ns, "setting batch headers");
+    es_status s = esi_msg_header_set(m, ES_HDR_BATCH_ID, batch_id);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_BATCH_SEQ, seq);
+    if (s == ES_OK && i + 1 == n)
+        s = esi_msg_header_set(m, ES_HDR_BATCH_COMMIT, "1");
+    return s;
 }
 
 /* The messages of one unit: a single event plainly; several as an atomic
@@ -181,7 +182,7 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
     char batch_id[ES_NEW_ID_LEN + 1];
     if (n > 1)
         es_new_id(batch_id);
-    es_sealed sealed = ES_SEALED_INIT; /* natsMsg_Create copies: one serves the whole unit */
+    es_sealed sealed = ES_SEALED_INIT; /* messages copy their data: one serves the whole unit */
     es_status s = ES_OK;
     for (size_t i = 0; i < n && s == ES_OK; i++) {
         const char *reply = i + 1 == n ? t->reply : i == 0 ? t->first_reply : NULL;
@@ -192,7 +193,7 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
     es_sealed_free(&sealed);
     if (s != ES_OK) {
         for (size_t i = 0; i < n; i++)
-            natsMsg_Destroy(msgs[i]);
+            esi_msg_destroy(msgs[i]);
         free(msgs);
         return s;
     }
@@ -233,8 +234,8 @@ static es_status match_id(natsMsg *msg, const char *subject, uint64_t seq, int64
     (void)subject;
     (void)stored_ns;
     id_search *q = closure;
-    const char *id = NULL;
-    if (natsMsgHeader_Get(msg, ES_HDR_MSG_ID, &id) == NATS_OK && strcmp(id, q->id) == 0) {
+    const char *id = esi_msg_header(msg, ES_HDR_MSG_ID);
+    if (id != NULL && strcmp(id, q->id) == 0) {
         q->found = seq;
         return ES_ERR_ABORTED; /* found: stop reading */
     }
@@ -245,15 +246,15 @@ static es_status match_id(natsMsg *msg, const char *subject, uint64_t seq, int64
 static es_status stored_seq_of(const es_store *st, natsMsg *m, uint64_t *seq)
 {
     *seq = 0;
-    id_search q = {NULL, 0};
-    if (natsMsgHeader_Get(m, ES_HDR_MSG_ID, &q.id) != NATS_OK)
+    id_search q = {esi_msg_header(m, ES_HDR_MSG_ID), 0};
+    if (q.id == NULL)
         return ES_OK;
-    es_dg_request req = {.filter = natsMsg_GetSubject(m),
+    es_dg_request req = {.filter = esi_msg_subject(m),
                          .start_time_ns =
                              es_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
                          .batch = 256,
                          .max_msgs = DUPLICATE_SCAN_MAX};
-    es_status s = es_direct_get(st, &req, match_id, &q, NULL);
+    es_status s = es_direct_get(st->js, st->stream, &req, match_id, &q, NULL);
     if (s != ES_OK && s != ES_ERR_ABORTED)
         return s;
     *seq = q.found;

@@ -10,18 +10,19 @@
 
 #include <es/kvkey.h>
 
-#include "checkpoint_impl.h"
 #include "base/internal.h"
-#include "jsapi.h"
-#include "kvbucket.h"
 #include "base/timefmt.h"
+#include "checkpoint_impl.h"
+#include "store_impl.h"
+#include "transport/kv.h"
 
 #define CHECKPOINT_HISTORY 5 /* a little history helps when debugging a cursor */
 #define ADVANCE_ATTEMPTS   16
 #define WATCH_POLL_MS      200
 
 struct es_checkpoints {
-    es_kvb *kv;
+    esi_kv *kv;
+    int64_t timeout_ms;
 };
 
 /* ---- stored form --------------------------------------------------------- */
@@ -152,8 +153,9 @@ es_status es_checkpoints_open(es_store *store, es_checkpoints **out)
     es_checkpoints *cps = calloc(1, sizeof *cps);
     if (cps == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
-    es_kvb_config cfg = {.history = CHECKPOINT_HISTORY, .max_value_size = ES_CHECKPOINT_VALUE_MAX};
-    es_status s = es_kvb_open(store, "checkpoints", &cfg, &cps->kv);
+    cps->timeout_ms = store->opts.timeout_ms;
+    es_status s = es_store_kv_open(store, ES_BUCKET_CHECKPOINTS, CHECKPOINT_HISTORY,
+                                   ES_CHECKPOINT_VALUE_MAX, &cps->kv);
     if (s != ES_OK) {
         free(cps);
         return s;
@@ -167,7 +169,7 @@ void es_checkpoints_destroy(es_checkpoints *cps)
 {
     if (cps == NULL)
         return;
-    es_kvb_close(cps->kv);
+    esi_kv_close(cps->kv);
     free(cps);
 }
 
@@ -178,14 +180,14 @@ es_status es_checkpoint_get(es_checkpoints *cps, const char *name, es_checkpoint
     if (cps == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "es_checkpoint_get: handle and out are required");
     es_status s = check_name(name);
-    es_kvb_entry e = {0};
+    esi_kv_entry e = {0};
     if (s == ES_OK)
-        s = es_kvb_get(cps->kv, name, &e);
+        s = esi_kv_get(cps->kv, name, &e);
     if (s == ES_OK) {
         out->revision = e.revision;
         s = es_checkpoint_decode(e.data, e.len, out);
     }
-    es_kvb_entry_clear(&e);
+    esi_kv_entry_clear(&e);
     return s;
 }
 
@@ -199,7 +201,7 @@ es_status es_checkpoint_set(es_checkpoints *cps, const char *name, uint64_t posi
     if (s == ES_OK)
         s = es_checkpoint_encode(position, json, es_now_ns(), &value);
     if (s == ES_OK)
-        s = es_kvb_put(cps->kv, name, value.data, value.len, expect_revision, revision);
+        s = esi_kv_put(cps->kv, name, value.data, value.len, expect_revision, revision);
     es_buf_free(&value);
     if (s == ES_ERR_CONFLICT)
         return es_error_code(s, es_last_error_code(),
@@ -241,57 +243,41 @@ es_status es_checkpoint_delete(es_checkpoints *cps, const char *name, uint64_t e
         s = es_error(ES_ERR_INVALID,
                      "es_checkpoint_delete: expect a revision or ES_CHECKPOINT_ANY");
     if (s == ES_OK)
-        s = es_kvb_delete(cps->kv, name, expect_revision);
+        s = esi_kv_delete(cps->kv, name, expect_revision);
     return s;
 }
 
 /* ---- listing and watching ------------------------------------------------ */
 
-static es_status open_watcher(es_checkpoints *cps, const char *pattern, bool ignore_deletes,
-                              kvWatcher **w)
-{
-    kvWatchOptions o;
-    kvWatchOptions_Init(&o);
-    o.IgnoreDeletes = ignore_deletes;
-    o.Timeout = es_kvb_timeout_ms(cps->kv);
-    natsStatus ns = pattern ? kvStore_Watch(w, es_kvb_store(cps->kv), pattern, &o)
-                            : kvStore_WatchAll(w, es_kvb_store(cps->kv), &o);
-    if (ns != NATS_OK)
-        return es_error(ES_ERR_SERVER, "watching %s: %s (%s)", es_kvb_bucket(cps->kv),
-                        natsStatus_GetText(ns), nats_GetLastError(NULL));
-    return ES_OK;
-}
-
-/* Decodes a watched entry; false for one to skip (not ours). */
-static bool entry_checkpoint(kvEntry *e, es_checkpoint *cp)
+/* Decodes a watched value; false for one to skip (not ours). */
+static bool update_checkpoint(const esi_kv_update *u, es_checkpoint *cp)
 {
     memset(cp, 0, sizeof *cp);
-    cp->revision = kvEntry_Revision(e);
-    return es_checkpoint_decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), cp) == ES_OK;
+    cp->revision = u->revision;
+    return es_checkpoint_decode(u->data, u->len, cp) == ES_OK;
 }
 
 es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, void *closure)
 {
     if (cps == NULL || cb == NULL)
         return es_error(ES_ERR_INVALID, "es_checkpoint_list: handle and callback are required");
-    kvWatcher *w = NULL;
-    es_status s = open_watcher(cps, NULL, true, &w);
+    esi_kv_watcher *w = NULL;
+    es_status s = esi_kv_watch(cps->kv, NULL, true, &w);
     while (s == ES_OK) {
-        kvEntry *e = NULL;
-        natsStatus ns = kvWatcher_Next(&e, w, es_kvb_timeout_ms(cps->kv));
-        if (ns != NATS_OK) {
-            s = es_nats_status(ns, "listing checkpoints");
+        esi_kv_update u;
+        s = esi_kv_watch_next(w, cps->timeout_ms, &u);
+        if (s != ES_OK) {
+            s = es_error(s, "listing checkpoints: %s", es_status_text(s));
             break;
         }
-        if (e == NULL) /* the marker: every current value has been seen */
+        if (u.caught_up) /* every current value has been seen */
             break;
         es_checkpoint cp;
-        if (entry_checkpoint(e, &cp))
-            s = cb(kvEntry_Key(e), &cp, closure);
+        if (update_checkpoint(&u, &cp))
+            s = cb(u.key, &cp, closure);
         es_checkpoint_clear(&cp);
-        kvEntry_Destroy(e);
     }
-    kvWatcher_Destroy(w);
+    esi_kv_watch_destroy(w);
     if (s == ES_OK)
         es_error_clear();
     return s;
@@ -299,23 +285,22 @@ es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, void *clo
 
 struct es_checkpoint_watch {
     es_checkpoints *cps;
-    kvWatcher *w;
+    esi_kv_watcher *w;
     es_checkpoint_watch_cb cb;
     void *closure;
     atomic_bool stop;
     pthread_t thread;
 };
 
-static void deliver(es_checkpoint_watch *cw, kvEntry *e)
+static void deliver(es_checkpoint_watch *cw, const esi_kv_update *u)
 {
-    kvOperation op = kvEntry_Operation(e);
-    if (op == kvOp_Delete || op == kvOp_Purge) {
-        cw->cb(kvEntry_Key(e), NULL, cw->closure);
+    if (u->deleted) {
+        cw->cb(u->key, NULL, cw->closure);
         return;
     }
     es_checkpoint cp;
-    if (entry_checkpoint(e, &cp))
-        cw->cb(kvEntry_Key(e), &cp, cw->closure);
+    if (update_checkpoint(u, &cp))
+        cw->cb(u->key, &cp, cw->closure);
     es_checkpoint_clear(&cp);
 }
 
@@ -323,14 +308,13 @@ static void *watch_loop(void *arg)
 {
     es_checkpoint_watch *cw = arg;
     while (!atomic_load(&cw->stop)) {
-        kvEntry *e = NULL;
-        natsStatus ns = kvWatcher_Next(&e, cw->w, WATCH_POLL_MS);
-        if (ns == NATS_TIMEOUT || (ns == NATS_OK && e == NULL))
+        esi_kv_update u;
+        es_status s = esi_kv_watch_next(cw->w, WATCH_POLL_MS, &u);
+        if (s == ES_ERR_TIMEOUT || (s == ES_OK && u.caught_up))
             continue;
-        if (ns != NATS_OK)
+        if (s != ES_OK)
             break; /* the watcher was stopped or its connection closed */
-        deliver(cw, e);
-        kvEntry_Destroy(e);
+        deliver(cw, &u);
     }
     return NULL;
 }
@@ -351,11 +335,11 @@ es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
     cw->cps = cps;
     cw->cb = cb;
     cw->closure = closure;
-    es_status s = open_watcher(cps, pattern, false, &cw->w);
+    es_status s = esi_kv_watch(cps->kv, pattern, false, &cw->w);
     if (s == ES_OK && pthread_create(&cw->thread, NULL, watch_loop, cw) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start the checkpoint watch thread");
     if (s != ES_OK) {
-        kvWatcher_Destroy(cw->w);
+        esi_kv_watch_destroy(cw->w);
         free(cw);
         return s;
     }
@@ -368,8 +352,8 @@ void es_checkpoint_watch_destroy(es_checkpoint_watch *cw)
     if (cw == NULL)
         return;
     atomic_store(&cw->stop, true);
-    kvWatcher_Stop(cw->w);
+    esi_kv_watch_stop(cw->w);
     pthread_join(cw->thread, NULL);
-    kvWatcher_Destroy(cw->w);
+    esi_kv_watch_destroy(cw->w);
     free(cw);
 }

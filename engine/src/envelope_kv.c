@@ -2,7 +2,6 @@
  * envelope_kv.h. */
 #include "envelope_kv.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,131 +9,83 @@
 #include <es/dict.h>
 
 #include "base/internal.h"
-#include "kvbucket.h"
+#include "store_impl.h"
+#include "transport/kv.h"
+#include "wire.h"
 
-#define KEYS_SUFFIX  "keys"
-#define DICTS_SUFFIX "dicts"
-#define DICT_MAX     ((int32_t)512 << 10)
-
-typedef struct kv_handle {
-    jsCtx *js;
-    kvStore *kv;
-    char bucket[ES_BUCKET_NAME_MAX];
-} kv_handle;
-
-static void kv_handle_close(kv_handle *h)
-{
-    kvStore_Destroy(h->kv);
-    jsCtx_Destroy(h->js);
-    h->kv = NULL;
-    h->js = NULL;
-}
+#define DICT_MAX ((int32_t)512 << 10)
 
 /* ---- keyring backend ----------------------------------------------------- */
 
 static es_status keys_get(void *ctx, const char *name, uint8_t *rec, size_t cap, size_t *len)
 {
-    kv_handle *h = ctx;
-    kvEntry *e = NULL;
-    natsStatus ns = kvStore_Get(&e, h->kv, name);
-    if (ns != NATS_OK)
-        return es_kv_error(ns, "reading a data key");
-    size_t n = (size_t)kvEntry_ValueLen(e);
-    memcpy(rec, kvEntry_Value(e), n < cap ? n : cap);
-    *len = n;
-    kvEntry_Destroy(e);
+    esi_kv_entry e;
+    es_status s = esi_kv_get(ctx, name, &e);
+    if (s != ES_OK)
+        return s;
+    memcpy(rec, e.data, e.len < cap ? e.len : cap);
+    *len = e.len;
+    esi_kv_entry_clear(&e);
     return ES_OK;
 }
 
 static es_status keys_create(void *ctx, const char *name, const uint8_t *rec, size_t len)
 {
-    kv_handle *h = ctx;
-    natsStatus ns = kvStore_Create(NULL, h->kv, name, rec, (int)len);
-    if (ns == NATS_OK)
-        return ES_OK;
-    /* The server refuses a key that exists ("wrong last sequence"); with
-     * nats.c 3.4 that is NATS_ERR, the same as other refusals, so ask. */
-    kvEntry *e = NULL;
-    if (kvStore_Get(&e, h->kv, name) == NATS_OK) {
-        kvEntry_Destroy(e);
+    es_status s = esi_kv_put(ctx, name, rec, len, 0, NULL);
+    if (s == ES_ERR_CONFLICT)
         return es_error(ES_ERR_EXISTS, "data key %s: another writer created it first", name);
-    }
-    return es_kv_error(ns, "creating a data key");
+    return s;
 }
 
-/* Published with `Nats-Rollup: sub`, which is how KV purge works: the server
- * removes every earlier revision of the key in the same step that stores
- * this one. */
+/* A purge that leaves the new record: every earlier revision goes in the
+ * same step. */
 static es_status keys_replace(void *ctx, const char *name, const uint8_t *rec, size_t len)
 {
-    kv_handle *h = ctx;
-    char subject[sizeof "$KV.." + ES_BUCKET_NAME_MAX + ES_KEYRING_KV_KEY_MAX];
-    snprintf(subject, sizeof subject, "$KV.%s.%s", h->bucket, name);
-    natsMsg *msg = NULL;
-    natsStatus ns = natsMsg_Create(&msg, subject, NULL, (const char *)rec, (int)len);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(msg, "Nats-Rollup", "sub");
-    jsPubAck *ack = NULL;
-    jsErrCode jerr = 0;
-    if (ns == NATS_OK)
-        ns = js_PublishMsg(&ack, h->js, msg, NULL, &jerr);
-    jsPubAck_Destroy(ack);
-    natsMsg_Destroy(msg);
-    return ns == NATS_OK ? ES_OK : es_kv_error(ns, "writing a shred mark");
+    return esi_kv_replace_all(ctx, name, rec, len);
 }
 
 static void keys_destroy(void *ctx)
 {
-    kv_handle *h = ctx;
-    kv_handle_close(h);
-    free(h);
+    esi_kv_close(ctx);
 }
 
 es_status es_keyring_open_kv(const es_kv_place *at, const es_keyring_options *opt,
                              es_keyring **out)
 {
-    kv_handle *h = calloc(1, sizeof *h);
-    if (h == NULL)
-        return es_error(ES_ERR_NOMEM, "out of memory opening a keyring");
-    es_status s = es_bucket_name(at->store, KEYS_SUFFIX, h->bucket);
+    char bucket[ESI_KV_BUCKET_MAX];
+    es_status s = es_bucket_name(at->store, ES_BUCKET_KEYS, bucket);
+    esi_kv *kv = NULL;
     if (s == ES_OK) {
-        es_kv_spec spec = {.bucket = h->bucket,
-                           .timeout_ms = at->timeout_ms > 0 ? at->timeout_ms : 5000,
-                           .replicas = at->replicas > 0 ? at->replicas : 1,
-                           .max_value_size = 256,
-                           .description = "es: wrapped per-entity data keys"};
-        s = es_kv_open(at->nc, &spec, true, &h->js, &h->kv);
+        esi_kv_spec spec = {.bucket = bucket,
+                            .replicas = at->replicas,
+                            .max_value_size = 256,
+                            .description = "es: wrapped per-entity data keys"};
+        s = esi_kv_open(at->js, &spec, true, &kv);
     }
-    if (s != ES_OK) {
-        free(h);
+    if (s != ES_OK)
         return s;
-    }
-    es_keyring_backend b = {.ctx = h,
+    es_keyring_backend b = {.ctx = kv,
                             .get = keys_get,
                             .create = keys_create,
                             .replace = keys_replace,
                             .destroy = keys_destroy};
-    return es_keyring_create(&b, opt, out); /* owns h from here, even on failure */
+    return es_keyring_create(&b, opt, out); /* owns kv from here, even on failure */
 }
 
 /* ---- dictionaries -------------------------------------------------------- */
 
 typedef struct dict_kv {
-    natsConnection *nc;
+    const esi_js *js;
     char store[ES_STORE_NAME_MAX + 1];
-    int64_t timeout_ms;
-    kv_handle h; /* bound on first use */
+    esi_kv *kv; /* bound on first use */
 } dict_kv;
 
-static es_status dict_spec(const char *store, int64_t timeout_ms, int replicas, char *bucket,
-                           es_kv_spec *spec)
+static es_status dict_spec(const char *store, char bucket[ESI_KV_BUCKET_MAX], esi_kv_spec *spec)
 {
-    es_status s = es_bucket_name(store, DICTS_SUFFIX, bucket);
-    *spec = (es_kv_spec){.bucket = bucket,
-                         .timeout_ms = timeout_ms > 0 ? timeout_ms : 5000,
-                         .replicas = replicas > 0 ? replicas : 1,
-                         .max_value_size = DICT_MAX,
-                         .description = "es: zstd dictionaries by id"};
+    es_status s = es_bucket_name(store, ES_BUCKET_DICTS, bucket);
+    *spec = (esi_kv_spec){.bucket = bucket,
+                          .max_value_size = DICT_MAX,
+                          .description = "es: zstd dictionaries by id"};
     return s;
 }
 
@@ -147,11 +98,12 @@ static void dict_key(uint32_t id, char out[16])
 static es_status dict_get(void *ctx, uint32_t id, es_buf *out)
 {
     dict_kv *d = ctx;
-    if (d->h.kv == NULL) {
-        es_kv_spec spec;
-        es_status s = dict_spec(d->store, d->timeout_ms, 1, d->h.bucket, &spec);
+    if (d->kv == NULL) {
+        char bucket[ESI_KV_BUCKET_MAX];
+        esi_kv_spec spec;
+        es_status s = dict_spec(d->store, bucket, &spec);
         if (s == ES_OK)
-            s = es_kv_open(d->nc, &spec, false, &d->h.js, &d->h.kv);
+            s = esi_kv_open(d->js, &spec, false, &d->kv);
         if (s != ES_OK)
             return s == ES_ERR_NOT_FOUND
                        ? es_error(s, "zstd dictionary %u: the store has no dictionaries",
@@ -160,14 +112,13 @@ static es_status dict_get(void *ctx, uint32_t id, es_buf *out)
     }
     char key[16];
     dict_key(id, key);
-    kvEntry *e = NULL;
-    natsStatus ns = kvStore_Get(&e, d->h.kv, key);
-    if (ns == NATS_NOT_FOUND)
+    esi_kv_entry e;
+    es_status s = esi_kv_get(d->kv, key, &e);
+    if (s == ES_ERR_NOT_FOUND)
         return es_error(ES_ERR_NOT_FOUND, "zstd dictionary %u is not in the store", (unsigned)id);
-    if (ns != NATS_OK)
-        return es_kv_error(ns, "reading a zstd dictionary");
-    es_status s = es_buf_append(out, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e));
-    kvEntry_Destroy(e);
+    if (s == ES_OK)
+        s = es_buf_append(out, e.data, e.len);
+    esi_kv_entry_clear(&e);
     return s;
 }
 
@@ -179,9 +130,8 @@ es_status es_dict_source_kv_create(const es_kv_place *at, es_dict_source *out)
     dict_kv *d = calloc(1, sizeof *d);
     if (d == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
-    d->nc = at->nc;
+    d->js = at->js;
     snprintf(d->store, sizeof d->store, "%s", at->store);
-    d->timeout_ms = at->timeout_ms;
     *out = (es_dict_source){.ctx = d, .get = dict_get};
     return ES_OK;
 }
@@ -191,65 +141,50 @@ void es_dict_source_kv_destroy(es_dict_source *src)
     if (src == NULL || src->ctx == NULL)
         return;
     dict_kv *d = src->ctx;
-    kv_handle_close(&d->h);
+    esi_kv_close(d->kv);
     free(d);
     src->ctx = NULL;
+}
+
+/* Dictionaries are immutable: the same bytes again are fine, others under
+ * a used id are not. */
+static es_status put_dict(esi_kv *kv, uint32_t id, const uint8_t *dict, size_t len)
+{
+    char key[16];
+    dict_key(id, key);
+    es_status s = esi_kv_put(kv, key, dict, len, 0, NULL);
+    if (s != ES_ERR_CONFLICT)
+        return s;
+    esi_kv_entry e;
+    s = esi_kv_get(kv, key, &e);
+    if (s == ES_OK && (e.len != len || memcmp(e.data, dict, len) != 0))
+        s = es_error(ES_ERR_EXISTS, "another dictionary is stored under id %u", (unsigned)id);
+    esi_kv_entry_clear(&e);
+    return s;
 }
 
 es_status es_dict_put(natsConnection *nc, const char *store, const uint8_t *dict, size_t len,
                       uint32_t *dict_id)
 {
     uint32_t id = 0;
+    if (nc == NULL)
+        return es_error(ES_ERR_INVALID, "es_dict_put: NULL connection");
     es_status s = es_dict_id(dict, len, &id);
-    char bucket[ES_BUCKET_NAME_MAX];
-    es_kv_spec spec;
+    char bucket[ESI_KV_BUCKET_MAX];
+    esi_kv_spec spec;
     if (s == ES_OK)
-        s = dict_spec(store, 0, 1, bucket, &spec);
-    jsCtx *js = NULL;
-    kvStore *kv = NULL;
+        s = dict_spec(store, bucket, &spec);
+    esi_js *js = NULL;
+    esi_kv *kv = NULL;
     if (s == ES_OK)
-        s = es_kv_open(nc, &spec, true, &js, &kv);
-    if (s != ES_OK)
-        return s;
-    char key[16];
-    dict_key(id, key);
-    natsStatus ns = kvStore_Create(NULL, kv, key, dict, (int)len);
-    if (ns != NATS_OK) {
-        /* Already there: fine if it is the same dictionary. */
-        kvEntry *e = NULL;
-        ns = kvStore_Get(&e, kv, key);
-        if (ns != NATS_OK)
-            s = es_kv_error(ns, "storing a dictionary");
-        else if ((size_t)kvEntry_ValueLen(e) != len || memcmp(kvEntry_Value(e), dict, len) != 0)
-            s = es_error(ES_ERR_EXISTS, "another dictionary is stored under id %u", (unsigned)id);
-        kvEntry_Destroy(e);
-    }
-    kvStore_Destroy(kv);
-    jsCtx_Destroy(js);
+        s = es_store_js(nc, NULL, &js);
+    if (s == ES_OK)
+        s = esi_kv_open(js, &spec, true, &kv);
+    if (s == ES_OK)
+        s = put_dict(kv, id, dict, len);
+    esi_kv_close(kv);
+    esi_js_destroy(js);
     if (s == ES_OK && dict_id != NULL)
         *dict_id = id;
-    return s;
-}
-
-es_status es_envelope_kv_delete(natsConnection *nc, const char *store)
-{
-    static const char *const suffixes[] = {KEYS_SUFFIX, DICTS_SUFFIX};
-    if (nc == NULL)
-        return es_error(ES_ERR_INVALID, "deleting envelope buckets: NULL connection");
-    char bucket[ES_BUCKET_NAME_MAX];
-    es_status s = es_bucket_name(store, KEYS_SUFFIX, bucket);
-    if (s != ES_OK)
-        return s;
-    jsCtx *js = NULL;
-    natsStatus ns = natsConnection_JetStream(&js, nc, NULL);
-    if (ns != NATS_OK)
-        return es_kv_error(ns, "JetStream context");
-    for (size_t i = 0; i < ES_ARRAY_LEN(suffixes) && s == ES_OK; i++) {
-        es_bucket_name(store, suffixes[i], bucket);
-        ns = js_DeleteKeyValue(js, bucket);
-        if (ns != NATS_OK && ns != NATS_NOT_FOUND)
-            s = es_kv_error(ns, "deleting an envelope bucket");
-    }
-    jsCtx_Destroy(js);
     return s;
 }

@@ -1,18 +1,17 @@
 /* The envelope's keys and dictionaries kept in a store's KV buckets
  * (private): the keyring backend over `ES_<store>_keys`, the dictionary
- * source over `ES_<store>_dicts`, and the removal of both buckets. */
+ * source over `ES_<store>_dicts`. */
 #ifndef ES_ENVELOPE_KV_H
 #define ES_ENVELOPE_KV_H
-
-#include <nats/nats.h>
 
 #include <es/envelope.h>
 #include <es/keyring.h>
 
+#include "transport/js.h"
+
 typedef struct es_kv_place {
-    natsConnection *nc; /* borrowed: outlives what is made here */
+    const esi_js *js; /* borrowed: outlives what is made here */
     const char *store;
-    int64_t timeout_ms;
     int replicas; /* of a bucket these calls create */
 } es_kv_place;
 
@@ -24,8 +23,5 @@ es_status es_keyring_open_kv(const es_kv_place *at, const es_keyring_options *op
  * owns *out (es_dict_source_kv_destroy). */
 es_status es_dict_source_kv_create(const es_kv_place *at, es_dict_source *out);
 void es_dict_source_kv_destroy(es_dict_source *src);
-
-/* Deletes the keys and dictionaries buckets, those that exist. */
-es_status es_envelope_kv_delete(natsConnection *nc, const char *store);
 
 #endif

@@ -8,10 +8,11 @@
 
 #include <es/codec.h>
 
-#include "headers.h"
 #include "base/internal.h"
-#include "store_impl.h"
 #include "base/timefmt.h"
+#include "headers.h"
+#include "store_impl.h"
+#include "transport/msg.h"
 
 void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
                    uint64_t seq, int64_t stored_ns)
@@ -52,20 +53,25 @@ static const es_subject_parts *parts(const es_event *cev)
     es_event *ev = mut(cev);
     if (!ev->split_done) {
         ev->split_done = true;
-        size_t prefix = 5 + strlen(ev->st->name); /* "$ES." name "." */
         size_t len = strlen(ev->subject);
-        if (len >= sizeof ev->split || len <= prefix) {
+        if (len >= sizeof ev->split) {
             memset(&ev->parts, 0, sizeof ev->parts);
             ev->split_status = ES_ERR_PROTOCOL;
         } else {
             memcpy(ev->split, ev->subject, len + 1);
             ev->split_status =
-                es_subject_split(ev->split, prefix, ev->st->config.tenancy, &ev->parts);
+                es_subject_split(ev->split, ev->st->name, ev->st->config.tenancy, &ev->parts);
             if (ev->split_status != ES_OK)
                 memset(&ev->parts, 0, sizeof ev->parts);
         }
     }
     return &ev->parts;
+}
+
+const es_subject_parts *es_event_parts(const es_event *ev)
+{
+    const es_subject_parts *p = parts(ev);
+    return ev->split_status == ES_OK ? p : NULL;
 }
 
 bool es_event_well_formed(const es_event *ev)
@@ -120,15 +126,14 @@ static void load_keys(const es_event *cev);
  * nats.go) canonicalise header names ("Rita-Meta-Userid"). */
 const char *es_event_header(const es_event *ev, const char *name)
 {
-    const char *v = NULL;
     if (ev == NULL || name == NULL)
         return NULL;
-    if (natsMsgHeader_Get(ev->msg, name, &v) == NATS_OK)
+    const char *v = esi_msg_header(ev->msg, name);
+    if (v != NULL)
         return v;
     load_keys(ev);
     for (int i = 0; i < ev->nkeys; i++)
-        if (strcasecmp(ev->keys[i], name) == 0 &&
-            natsMsgHeader_Get(ev->msg, ev->keys[i], &v) == NATS_OK)
+        if (strcasecmp(ev->keys[i], name) == 0 && (v = esi_msg_header(ev->msg, ev->keys[i])))
             return v;
     return NULL;
 }
@@ -188,7 +193,7 @@ static void load_keys(const es_event *cev)
     if (ev->keys_done)
         return;
     ev->keys_done = true;
-    if (natsMsgHeader_Keys(ev->msg, &ev->keys, &ev->nkeys) != NATS_OK) {
+    if (esi_msg_header_keys(ev->msg, &ev->keys, &ev->nkeys) != ES_OK) {
         ev->keys = NULL;
         ev->nkeys = 0;
     }
@@ -239,8 +244,8 @@ static es_status open_data(const es_event *cev)
             h[n++] = (es_header){es_envelope_header_names[i], v};
     }
     ev->data_status = es_envelope_open(ev->st->env, &target, es_event_header(ev, ES_HDR_MSG_ID),
-                                       h, n, (const uint8_t *)natsMsg_GetData(ev->msg),
-                                       (size_t)natsMsg_GetDataLength(ev->msg), &ev->opened);
+                                       h, n, esi_msg_data(ev->msg), esi_msg_len(ev->msg),
+                                       &ev->opened);
     return ev->data_status;
 }
 
@@ -249,8 +254,8 @@ es_status es_event_data(const es_event *ev, const void **data, size_t *len)
     if (ev == NULL || data == NULL || len == NULL)
         return es_error(ES_ERR_INVALID, "es_event_data: event, data and len are required");
     if (ev->st->env == NULL) { /* no envelope: the payload is the data */
-        *data = natsMsg_GetData(ev->msg);
-        *len = (size_t)natsMsg_GetDataLength(ev->msg);
+        *data = esi_msg_data(ev->msg);
+        *len = esi_msg_len(ev->msg);
         return ES_OK;
     }
     es_status s = open_data(ev);

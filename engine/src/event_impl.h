@@ -8,7 +8,7 @@
 #include <es/envelope.h>
 #include <es/event.h>
 
-#include "subjects.h"
+#include "wire.h"
 
 struct es_event {
     const es_store *st;
@@ -37,6 +37,9 @@ struct es_event {
  * who found them in the delivery or direct-get headers). */
 void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
                    uint64_t seq, int64_t stored_ns);
+/* The parts of the event's subject, or NULL when it is not an event subject
+ * of the store. */
+const es_subject_parts *es_event_parts(const es_event *ev);
 /* False when the subject is not an event subject of the store (a foreign
  * message published under $ES.<store>.>): readers skip those. */
 bool es_event_well_formed(const es_event *ev);

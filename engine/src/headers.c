@@ -1,3 +1,4 @@
+/* The headers of one event on the wire (docs/wire-format.md). */
 #include "headers.h"
 
 #include <inttypes.h>
@@ -5,47 +6,47 @@
 #include <string.h>
 
 #include "base/internal.h"
-#include "jsapi.h"
-#include "store_impl.h"
 #include "base/timefmt.h"
+#include "store_impl.h"
+#include "transport/msg.h"
 
-static natsStatus set_expectation(const es_event_spec *e, const es_subject *subj, natsMsg *m)
+static es_status set_expectation(const es_event_spec *e, const es_subject *subj, natsMsg *m)
 {
     if (e->expect == ES_EXPECT_ANY)
-        return NATS_OK;
+        return ES_OK;
     char seq[24];
     *es_put_u64(seq, e->expect == ES_EXPECT_NEW ? 0 : e->expect_seq) = '\0';
-    natsStatus ns = natsMsgHeader_Set(m, ES_HDR_EXPECTED_SUBJECT_SEQ, seq);
-    if (ns == NATS_OK) /* the entity, across all its event types */
-        ns = natsMsgHeader_Set(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT, subj->entity);
-    return ns;
+    es_status s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ, seq);
+    if (s == ES_OK) /* the entity, across all its event types */
+        s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT, subj->entity);
+    return s;
 }
 
-static natsStatus set_meta(const es_event_spec *e, natsMsg *m)
+static es_status set_meta(const es_event_spec *e, natsMsg *m)
 {
-    natsStatus ns = NATS_OK;
-    for (size_t i = 0; i < e->meta_count && ns == NATS_OK; i++) {
+    es_status s = ES_OK;
+    for (size_t i = 0; i < e->meta_count && s == ES_OK; i++) {
         char key[sizeof ES_HDR_META_PREFIX + ES_NAME_MAX];
         snprintf(key, sizeof key, ES_HDR_META_PREFIX "%s", e->meta[i].key);
-        ns = natsMsgHeader_Set(m, key, e->meta[i].value);
+        s = esi_msg_header_set(m, key, e->meta[i].value);
     }
-    return ns;
+    return s;
 }
 
-static natsStatus set_extensions(const es_event_spec *e, const es_sealed *sealed, natsMsg *m)
+static es_status set_extensions(const es_event_spec *e, const es_sealed *sealed, natsMsg *m)
 {
-    natsStatus ns = NATS_OK;
+    es_status s = ES_OK;
     if (sealed == NULL) { /* no envelope: the schema version is the only extension */
         if (e->schema > 0) {
             char v[16];
             snprintf(v, sizeof v, "%u", (unsigned)e->schema);
-            ns = natsMsgHeader_Set(m, ES_HDR_SCHEMA, v);
+            s = esi_msg_header_set(m, ES_HDR_SCHEMA, v);
         }
-        return ns;
+        return s;
     }
-    for (size_t i = 0; i < sealed->n_headers && ns == NATS_OK; i++)
-        ns = natsMsgHeader_Set(m, sealed->headers[i].name, sealed->headers[i].value);
-    return ns;
+    for (size_t i = 0; i < sealed->n_headers && s == ES_OK; i++)
+        s = esi_msg_header_set(m, sealed->headers[i].name, sealed->headers[i].value);
+    return s;
 }
 
 es_status es_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
@@ -57,22 +58,22 @@ es_status es_headers_set(const es_store *st, const es_event_spec *e, const char 
     memcpy(entity, subj->type_and_id, subj->type_and_id_len);
     entity[subj->type_and_id_len] = '\0';
 
-    natsStatus ns = natsMsgHeader_Set(m, ES_HDR_MSG_ID, event_id);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, ES_HDR_EXPECTED_STREAM, st->stream);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, ES_HDR_ENTITY, entity);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, ES_HDR_TYPE, e->event_type);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, ES_HDR_TIME, when);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, ES_HDR_CODEC, e->codec ? e->codec : "binary");
-    if (ns == NATS_OK)
-        ns = set_meta(e, m);
-    if (ns == NATS_OK)
-        ns = set_expectation(e, subj, m);
-    if (ns == NATS_OK)
-        ns = set_extensions(e, sealed, m);
-    return es_nats_status(ns, "setting event headers");
+    es_status s = esi_msg_header_set(m, ES_HDR_MSG_ID, event_id);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_EXPECTED_STREAM, st->stream);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_ENTITY, entity);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_TYPE, e->event_type);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_TIME, when);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_CODEC, e->codec ? e->codec : "binary");
+    if (s == ES_OK)
+        s = set_meta(e, m);
+    if (s == ES_OK)
+        s = set_expectation(e, subj, m);
+    if (s == ES_OK)
+        s = set_extensions(e, sealed, m);
+    return s;
 }

@@ -7,7 +7,7 @@
 #include <es/envelope.h>
 #include <es/event.h>
 
-#include "subjects.h"
+#include "wire.h"
 
 #define ES_HDR_MSG_ID                       "Nats-Msg-Id"
 #define ES_HDR_EXPECTED_STREAM              "Nats-Expected-Stream"

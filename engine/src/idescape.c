@@ -5,7 +5,7 @@
 
 #include "base/escape.h"
 #include "base/internal.h"
-#include "subjects.h"
+#include "wire.h"
 
 /* Bytes that may appear raw in an id token: everything but the subject
  * separator, the wildcards, the escape itself, white space and non-ASCII. */

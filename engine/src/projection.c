@@ -11,10 +11,11 @@
 
 #include "event_impl.h"
 #include "base/internal.h"
-#include "jsapi.h"
+#include "transport/js.h"
 #include "projection_impl.h"
-#include "pull.h"
+#include "transport/pull.h"
 #include "store_impl.h"
+#include "transport/msg.h"
 #include "base/timefmt.h"
 
 #define SLEEP_SLICE_MS     50 /* how often a sleeping worker looks at the stop flag */
@@ -39,7 +40,7 @@ typedef struct worker {
     size_t done_next;
     es_event *events; /* batch handlers: views of one pull's events */
     const es_event **ptrs;
-    es_js_delivery *deliveries;
+    esi_js_delivery *deliveries;
 } worker;
 
 struct es_projection {
@@ -92,20 +93,16 @@ int es_projection_partition_of(const es_event *ev, int partitions)
 {
     if (ev == NULL || partitions <= 1)
         return 0;
-    /* "$ES.<store>.[<tenant>.]<type>.<id>.<event>": hash the tokens before the
-     * event's, without their dots, as the server's partition() does. */
-    const char *subject = ev->subject;
-    size_t prefix = 5 + strlen(ev->st->name);
-    const char *last_dot = strrchr(subject, '.');
-    if (strlen(subject) <= prefix || last_dot == NULL || last_dot < subject + prefix)
+    /* Hash the entity's tokens ([tenant,] type, id), without their dots, as
+     * the server's partition() does with the subject's wildcard tokens. */
+    const es_subject_parts *parts = es_event_parts(ev);
+    if (parts == NULL)
         return 0;
     uint32_t h = ES_FNV32_OFFSET;
-    for (const char *t = subject + prefix; t < last_dot;) {
-        const char *dot = memchr(t, '.', (size_t)(last_dot - t));
-        const char *end = dot ? dot : last_dot;
-        h = es_fnv1a32(t, (size_t)(end - t), h);
-        t = end + 1;
-    }
+    if (parts->tenant != NULL)
+        h = es_fnv1a32(parts->tenant, strlen(parts->tenant), h);
+    h = es_fnv1a32(parts->type, strlen(parts->type), h);
+    h = es_fnv1a32(parts->id_token, strlen(parts->id_token), h);
     return (int)(h % (uint32_t)partitions);
 }
 
@@ -183,7 +180,7 @@ static void give_back(worker *w, es_pull_batch *b, int from)
 {
     for (int i = from; i < b->count; i++) {
         ack(w, b->msgs[i], ES_NAK, 0);
-        natsMsg_Destroy(b->msgs[i]);
+        esi_msg_destroy(b->msgs[i]);
     }
     b->count = from;
 }
@@ -253,7 +250,7 @@ static void settle(worker *w, es_event *const *evs, natsMsg *const *msgs, const 
 
 /* Ordered projections see every event of the filters on every partition:
  * take only this partition's, and skip redeliveries of what is done. */
-static bool skip(worker *w, const es_event *ev, const es_js_delivery *d)
+static bool skip(worker *w, const es_event *ev, const esi_js_delivery *d)
 {
     if (!w->p->ordered)
         return false;
@@ -271,18 +268,18 @@ static void handle_batch(worker *w, es_pull_batch *b)
     es_event *evs[ES_PULL_BATCH_MAX];
     for (int i = 0; i < b->count; i++) {
         natsMsg *m = b->msgs[i];
-        es_js_delivery *d = &w->deliveries[n];
+        esi_js_delivery *d = &w->deliveries[n];
         es_event *ev = &w->events[n];
-        if (!es_js_delivery_parse(natsMsg_GetReply(m), d)) {
-            natsMsg_Destroy(m); /* not a JetStream delivery: nothing to acknowledge */
+        if (!esi_js_delivery_parse(esi_msg_reply(m), d)) {
+            esi_msg_destroy(m); /* not a JetStream delivery: nothing to acknowledge */
             continue;
         }
-        es_event_wrap(ev, p->st, m, natsMsg_GetSubject(m), d->stream_seq, d->stored_ns);
+        es_event_wrap(ev, p->st, m, esi_msg_subject(m), d->stream_seq, d->stored_ns);
         if (skip(w, ev, d)) {
             ack(w, m, ES_ACK, 0);
             p->skipped++;
             es_event_clear(ev);
-            natsMsg_Destroy(m);
+            esi_msg_destroy(m);
             continue;
         }
         take[n] = m;
@@ -305,7 +302,7 @@ static void handle_batch(worker *w, es_pull_batch *b)
     }
     for (size_t i = 0; i < n; i++) {
         es_event_clear(evs[i]);
-        natsMsg_Destroy(take[i]);
+        esi_msg_destroy(take[i]);
     }
 }
 
@@ -315,10 +312,8 @@ static void handle_batch(worker *w, es_pull_batch *b)
  * times out. Best effort. */
 static void unpin(es_projection *p, const char *consumer)
 {
-    char subject[256];
-    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.UNPIN.%s.%s", p->st->stream, consumer);
     json_t *req = json_pack("{s:s}", "group", ES_PROJECTION_GROUP), *reply = NULL;
-    es_js_request(p->st->nc, subject, req, p->st->opts.timeout_ms, &reply);
+    es_store_api(p->st, req, &reply, "CONSUMER.UNPIN.%s.%s", p->st->stream, consumer);
     json_decref(req);
     json_decref(reply);
 }
@@ -326,7 +321,7 @@ static void unpin(es_projection *p, const char *consumer)
 static void nak_now(natsMsg *m, void *closure)
 {
     ack(closure, m, ES_NAK, 0);
-    natsMsg_Destroy(m);
+    esi_msg_destroy(m);
 }
 
 static void *work(void *arg)
@@ -359,7 +354,8 @@ static void *work(void *arg)
      * released: else the next holder would overtake them. */
     if (es_pull_drain(w->pull, nak_now, w, DRAIN_MS) != ES_OK)
         report(p, ES_ERR_TIMEOUT);
-    natsConnection_FlushTimeout(p->st->nc, STOP_FLUSH_MS);
+    const esi_conn *conn = esi_js_conn(p->st->js);
+    conn->ops->flush(conn->ctx, STOP_FLUSH_MS);
     if (p->ordered && es_pull_pin(w->pull)[0] != '\0')
         unpin(p, w->consumer);
     return NULL;
@@ -378,9 +374,8 @@ static es_status make_worker(es_projection *p, worker *w, int partition)
                           .consumer = w->consumer,
                           .group = p->ordered ? ES_PROJECTION_GROUP : NULL,
                           .expires_ms = p->o.heartbeat_ms * 5,
-                          .heartbeat_ms = p->o.heartbeat_ms,
-                          .api_timeout_ms = p->st->opts.timeout_ms};
-    es_status s = es_pull_create(p->st->nc, &po, &w->pull);
+                          .heartbeat_ms = p->o.heartbeat_ms};
+    es_status s = es_pull_create(p->st->js, &po, &w->pull);
     if (s == ES_OK && pthread_create(&w->thread, NULL, work, w) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start a projection thread");
     w->started = s == ES_OK;

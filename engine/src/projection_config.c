@@ -9,10 +9,10 @@
 #include <es/subject.h>
 
 #include "base/internal.h"
-#include "jsapi.h"
+#include "transport/js.h"
 #include "projection_impl.h"
 #include "store_impl.h"
-#include "subjects.h"
+#include "wire.h"
 
 #define NS_PER_MS      1000000LL
 #define LIST_PAGES_MAX 1000 /* 256 consumers a page: far beyond any real stream */
@@ -219,9 +219,7 @@ void es_projection_info_add(es_projection_info *info, json_t *ci, int partition)
 
 static es_status consumer_info(es_store *st, const char *consumer, json_t **reply)
 {
-    char subject[256];
-    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.INFO.%s.%s", st->stream, consumer);
-    return es_js_request(st->nc, subject, NULL, st->opts.timeout_ms, reply);
+    return es_store_api(st, NULL, reply, "CONSUMER.INFO.%s.%s", st->stream, consumer);
 }
 
 /* Partition 0's consumer: "<name>" or "<name>_p0", whichever is a part of
@@ -297,14 +295,15 @@ static es_status put_consumers(es_store *st, const char *name, const es_projecti
     es_status s = fs ? subjects_of(st, cfg, fs) : es_error(ES_ERR_NOMEM, "out of memory");
     int n = es_projection_partition_count(cfg);
     for (int i = 0; s == ES_OK && i < n; i++) {
-        char cname[ES_PROJECTION_CONSUMER_MAX], subject[256];
+        char cname[ES_PROJECTION_CONSUMER_MAX];
         es_projection_consumer_name(name, n, i, cname);
-        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.CREATE.%s.%s", st->stream, cname);
         json_t *req = es_projection_consumer_request(st->stream, name, cfg, fs->ptrs,
                                                      cfg->filter_count, i, update);
         json_t *reply = NULL;
-        s = req ? es_js_request(st->nc, subject, req, st->opts.timeout_ms, &reply)
-                : es_error(ES_ERR_NOMEM, "out of memory");
+        if (req != NULL)
+            s = es_store_api(st, req, &reply, "CONSUMER.CREATE.%s.%s", st->stream, cname);
+        else
+            s = es_error(ES_ERR_NOMEM, "out of memory");
         json_decref(req);
         json_decref(reply);
         if (s != ES_OK && es_last_error_code() == 10148)
@@ -361,10 +360,8 @@ es_status es_projection_update(es_store *st, const char *name, const es_projecti
 
 static es_status delete_consumer(es_store *st, const char *consumer)
 {
-    char subject[256];
-    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", st->stream, consumer);
     json_t *reply = NULL;
-    es_status s = es_js_request(st->nc, subject, NULL, st->opts.timeout_ms, &reply);
+    es_status s = es_store_api(st, NULL, &reply, "CONSUMER.DELETE.%s.%s", st->stream, consumer);
     json_decref(reply);
     return s;
 }
@@ -392,12 +389,10 @@ es_status es_projection_delete(es_store *st, const char *name)
 /* Projection name -> array of consumer infos, from every page of the list. */
 static es_status collect(es_store *st, json_t *by_name)
 {
-    char subject[256];
-    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.LIST.%s", st->stream);
     size_t offset = 0;
     for (int page = 0; page < LIST_PAGES_MAX; page++) {
         json_t *req = json_pack("{s:I}", "offset", (json_int_t)offset), *reply = NULL;
-        es_status s = es_js_request(st->nc, subject, req, st->opts.timeout_ms, &reply);
+        es_status s = es_store_api(st, req, &reply, "CONSUMER.LIST.%s", st->stream);
         json_decref(req);
         if (s != ES_OK)
             return s;

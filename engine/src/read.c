@@ -4,12 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "consumer.h"
-#include "directget.h"
+#include "transport/consumer.h"
+#include "transport/directget.h"
 #include "event_impl.h"
 #include "base/internal.h"
 #include "store_impl.h"
-#include "subjects.h"
+#include "transport/msg.h"
+#include "wire.h"
 
 #define LOAD_BATCH          256
 #define EVOLVE_HEARTBEAT_MS 2000
@@ -99,7 +100,7 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
         return s;
     es_oc *oc = NULL;
     uint64_t pending = 0;
-    s = es_oc_create(st, subject, o->after_seq + 1, EVOLVE_HEARTBEAT_MS, &oc, &pending);
+    s = es_oc_create(st->js, st->stream, subject, o->after_seq + 1, EVOLVE_HEARTBEAT_MS, &oc, &pending);
     es_event ev;
     memset(&ev, 0, sizeof ev);
     /* Caught up when the consumer has nothing pending: known at creation for
@@ -114,14 +115,14 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
             break;
         pending = m.pending;
         if (o->up_to_seq && m.seq > o->up_to_seq) {
-            natsMsg_Destroy(m.msg);
+            esi_msg_destroy(m.msg);
             break;
         }
-        es_event_wrap(&ev, st, m.msg, natsMsg_GetSubject(m.msg), m.seq, m.stored_ns);
+        es_event_wrap(&ev, st, m.msg, esi_msg_subject(m.msg), m.seq, m.stored_ns);
         bool deliver = es_event_well_formed(&ev);
         s = deliver ? cb(&ev, closure) : ES_OK;
         es_event_clear(&ev);
-        natsMsg_Destroy(m.msg);
+        esi_msg_destroy(m.msg);
         if (s != ES_OK)
             break;
         if (deliver && last_seq)
@@ -180,7 +181,7 @@ es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es
                          .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq,
                          .batch = LOAD_BATCH};
-    s = es_direct_get(st, &req, on_direct, &c, NULL);
+    s = es_direct_get(st->js, st->stream, &req, on_direct, &c, NULL);
     es_event_release(&c.ev);
     if (last_seq)
         *last_seq = c.last_seq;

@@ -9,7 +9,8 @@
 #include <es/subject.h>
 
 #include "base/internal.h"
-#include "kvbucket.h"
+#include "store_impl.h"
+#include "transport/kv.h"
 #include "snapshot_impl.h"
 #include "base/timefmt.h"
 
@@ -19,7 +20,7 @@
 
 struct es_snapshots {
     es_store *st;
-    es_kvb *kv;
+    esi_kv *kv;
 };
 
 static const uint8_t magic[4] = {'E', 'S', 'S', '1'};
@@ -111,8 +112,7 @@ es_status es_snapshots_open(es_store *store, es_snapshots **out)
     if (sn == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     sn->st = store;
-    es_kvb_config cfg = {.history = SNAPSHOT_HISTORY, .max_value_size = 0};
-    es_status s = es_kvb_open(store, "snapshots", &cfg, &sn->kv);
+    es_status s = es_store_kv_open(store, ES_BUCKET_SNAPSHOTS, SNAPSHOT_HISTORY, 0, &sn->kv);
     if (s != ES_OK) {
         free(sn);
         return s;
@@ -126,7 +126,7 @@ void es_snapshots_destroy(es_snapshots *sn)
 {
     if (sn == NULL)
         return;
-    es_kvb_close(sn->kv);
+    esi_kv_close(sn->kv);
     free(sn);
 }
 
@@ -141,13 +141,13 @@ static es_status key_of(es_snapshots *sn, const es_filter *entity, char key[KEY_
 static es_status read_snapshot(es_snapshots *sn, const char *key, es_snapshot *out)
 {
     memset(out, 0, sizeof *out);
-    es_kvb_entry e;
-    es_status s = es_kvb_get(sn->kv, key, &e);
+    esi_kv_entry e;
+    es_status s = esi_kv_get(sn->kv, key, &e);
     if (s == ES_OK)
         s = es_snapshot_decode(e.data, e.len, out);
     if (s == ES_OK)
         out->revision = e.revision;
-    es_kvb_entry_clear(&e);
+    esi_kv_entry_clear(&e);
     return s;
 }
 
@@ -163,7 +163,8 @@ es_status es_snapshot_get(es_snapshots *sn, const es_filter *entity, es_snapshot
 
 static es_status check_fits(es_snapshots *sn, size_t len)
 {
-    int64_t max = natsConnection_GetMaxPayload(es_store_connection(sn->st));
+    const esi_conn *conn = esi_js_conn(sn->st->js);
+    int64_t max = conn->ops->max_payload(conn->ctx);
     if (max > 0 && len > (uint64_t)max)
         return es_error(ES_ERR_TOO_LARGE,
                         "snapshot of %zu bytes is over the server's max "
@@ -192,8 +193,8 @@ es_status es_snapshot_save(es_snapshots *sn, const es_filter *entity, uint64_t s
         if (s != ES_OK || cur_seq >= seq)
             break;
         if (expect == 0)
-            expect = ES_KVB_ANY; /* replace an undecodable value */
-        s = es_kvb_put(sn->kv, key, value.data, value.len, expect, NULL);
+            expect = ESI_KV_ANY; /* replace an undecodable value */
+        s = esi_kv_put(sn->kv, key, value.data, value.len, expect, NULL);
         if (s != ES_ERR_CONFLICT)
             break;
         s = ES_OK; /* someone saved meanwhile: look again */
@@ -208,7 +209,7 @@ es_status es_snapshot_delete(es_snapshots *sn, const es_filter *entity)
 {
     char key[KEY_MAX];
     es_status s = key_of(sn, entity, key);
-    return s == ES_OK ? es_kvb_delete(sn->kv, key, ES_KVB_ANY) : s;
+    return s == ES_OK ? esi_kv_delete(sn->kv, key, ESI_KV_ANY) : s;
 }
 
 /* Counts the replayed events on the way to the caller's callback. */

@@ -2,17 +2,18 @@
  * format fixes it (docs/wire-format.md). */
 #include "store_impl.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/internal.h"
-#include "envelope_kv.h"
-#include "jsapi.h"
-#include "kvbucket.h"
-#include "publisher.h"
-#include "subjects.h"
 #include "base/timefmt.h"
+#include "envelope_kv.h"
+#include "transport/js.h"
+#include "transport/kv.h"
+#include "transport/publisher.h"
+#include "wire.h"
 
 #define DEFAULT_DUPLICATE_WINDOW_NS (120LL * 1000000000LL)
 /* Store settings live in the stream's metadata, so every client of the store
@@ -21,9 +22,6 @@
 #define COMPRESS_KEY "es_compress_threshold"
 #define DICT_KEY     "es_compress_dict"
 #define ENCRYPT_KEY  "es_encrypt"
-
-const char *const es_store_bucket_suffixes[] = {"keys",      "dicts", "checkpoints",
-                                                "snapshots", "meta",  NULL};
 
 void es_store_config_init(es_store_config *cfg)
 {
@@ -68,9 +66,9 @@ static json_t *limit_or_unlimited(int64_t v)
 
 static json_t *stream_config_json(const char *name, const es_store_config *cfg)
 {
-    char stream[64], subject[64];
-    snprintf(stream, sizeof stream, "ES_%s", name);
-    snprintf(subject, sizeof subject, "$ES.%s.>", name);
+    char stream[ES_STREAM_NAME_MAX], subject[ES_STORE_SUBJECTS_MAX];
+    es_wire_stream_name(name, stream);
+    es_wire_store_subjects(name, subject);
     json_t *meta = json_object();
     char num[24];
     if (cfg->tenancy)
@@ -116,22 +114,22 @@ static void config_from_json(json_t *c, es_store_config *cfg)
     const char *storage = json_string_value(json_object_get(c, "storage"));
     cfg->memory_storage = storage && strcmp(storage, "memory") == 0;
     json_t *meta = json_object_get(c, "metadata");
-    cfg->tenancy = es_json_string_is(json_object_get(meta, TENANCY_KEY), "true");
-    cfg->encrypt = es_json_string_is(json_object_get(meta, ENCRYPT_KEY), "true");
+    cfg->tenancy = esi_json_string_is(json_object_get(meta, TENANCY_KEY), "true");
+    cfg->encrypt = esi_json_string_is(json_object_get(meta, ENCRYPT_KEY), "true");
     cfg->compress_threshold =
-        (size_t)strtoull(es_json_string_or(json_object_get(meta, COMPRESS_KEY), "0"), NULL, 10);
+        (size_t)strtoull(esi_json_string_or(json_object_get(meta, COMPRESS_KEY), "0"), NULL, 10);
     cfg->compress_dict =
-        (uint32_t)strtoul(es_json_string_or(json_object_get(meta, DICT_KEY), "0"), NULL, 10);
+        (uint32_t)strtoul(esi_json_string_or(json_object_get(meta, DICT_KEY), "0"), NULL, 10);
 }
 
 /* A stream we did not make (other subjects, no atomic batches) is not a store. */
 static es_status check_is_store(json_t *c, const char *name)
 {
-    char subject[64];
-    snprintf(subject, sizeof subject, "$ES.%s.>", name);
+    char subject[ES_STORE_SUBJECTS_MAX];
+    es_wire_store_subjects(name, subject);
     json_t *subjects = json_object_get(c, "subjects");
     if (json_array_size(subjects) != 1 ||
-        !es_json_string_is(json_array_get(subjects, 0), subject) ||
+        !esi_json_string_is(json_array_get(subjects, 0), subject) ||
         !json_is_true(json_object_get(c, "allow_atomic")) ||
         !json_is_true(json_object_get(c, "allow_direct")))
         return es_error(ES_ERR_INVALID,
@@ -148,10 +146,7 @@ static es_status open_envelope(es_store *st)
     const es_store_config *c = &st->config;
     if (c->compress_threshold == 0 && !c->encrypt && st->opts.upcasters == NULL)
         return ES_OK;
-    es_kv_place at = {.nc = st->nc,
-                      .store = st->name,
-                      .timeout_ms = st->opts.timeout_ms,
-                      .replicas = c->replicas};
+    es_kv_place at = {.js = st->js, .store = st->name, .replicas = c->replicas};
     es_status s = ES_OK;
     if (c->encrypt && (st->opts.master_key_file || st->opts.master_key_env)) {
         es_keyring_options ko = {.master_key_file = st->opts.master_key_file,
@@ -174,31 +169,40 @@ static es_status open_envelope(es_store *st)
     return s;
 }
 
-static es_status new_handle(natsConnection *nc, const char *name, json_t *stream_info,
+static es_status check_options(const es_store_options *o)
+{
+    if (o->timeout_ms <= 0 || o->max_inflight <= 0 || o->max_batches_inflight <= 0)
+        return es_error(ES_ERR_INVALID, "store options: timeout, max_inflight and "
+                                        "max_batches_inflight must be positive");
+    return ES_OK;
+}
+
+/* Takes `js` (freed on failure too). */
+static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, json_t *stream_info,
                             const es_store_options *opts, es_store **out)
 {
     json_t *c = json_object_get(stream_info, "config");
     es_status s = check_is_store(c, name);
-    if (s != ES_OK)
+    es_store *st = s == ES_OK ? calloc(1, sizeof *st) : NULL;
+    if (s == ES_OK && st == NULL)
+        s = es_error(ES_ERR_NOMEM, "out of memory");
+    if (s != ES_OK) {
+        esi_js_destroy(js);
         return s;
-    es_store *st = calloc(1, sizeof *st);
-    if (st == NULL)
-        return es_error(ES_ERR_NOMEM, "out of memory");
+    }
     st->nc = nc;
+    st->js = js;
     snprintf(st->name, sizeof st->name, "%s", name);
-    snprintf(st->stream, sizeof st->stream, "ES_%s", name);
+    es_wire_stream_name(name, st->stream);
     config_from_json(c, &st->config);
     if (opts)
         st->opts = *opts;
     else
         es_store_options_init(&st->opts);
-    if (st->opts.timeout_ms <= 0 || st->opts.max_inflight <= 0 ||
-        st->opts.max_batches_inflight <= 0) {
-        free(st);
-        return es_error(ES_ERR_INVALID, "store options: timeout, max_inflight and "
-                                        "max_batches_inflight must be positive");
-    }
-    s = es_publisher_create(st, &st->pub);
+    s = check_options(&st->opts);
+    if (s == ES_OK)
+        s = es_publisher_create(st->js, st->opts.max_inflight, st->opts.max_batches_inflight,
+                                &st->pub);
     if (s == ES_OK)
         s = open_envelope(st);
     if (s != ES_OK) {
@@ -209,75 +213,93 @@ static es_status new_handle(natsConnection *nc, const char *name, json_t *stream
     return ES_OK;
 }
 
-static es_status check_args(natsConnection *nc, const char *name, es_store **out)
+es_status es_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out)
 {
-    if (out == NULL)
-        return es_error(ES_ERR_INVALID, "out is NULL");
-    *out = NULL;
-    if (nc == NULL)
-        return es_error(ES_ERR_INVALID, "connection is NULL");
-    return check_name(name);
+    esi_conn conn;
+    esi_conn_nats(nc, &conn);
+    esi_js_options jo = {.domain = opts ? opts->js_domain : NULL,
+                         .api_prefix = opts ? opts->js_api_prefix : NULL,
+                         .timeout_ms = opts ? opts->timeout_ms : 0};
+    return esi_js_create(&conn, &jo, out);
 }
 
-static es_status check_server(natsConnection *nc, int64_t timeout_ms)
+/* The arguments every entry point checks, and a context for its requests. */
+static es_status begin(natsConnection *nc, const char *name, const es_store_options *opts,
+                       esi_js **js)
+{
+    *js = NULL;
+    if (nc == NULL)
+        return es_error(ES_ERR_INVALID, "connection is NULL");
+    es_status s = check_name(name);
+    if (s == ES_OK)
+        s = es_store_js(nc, opts, js);
+    return s;
+}
+
+static es_status check_server(const esi_js *js)
 {
     int level = 0;
-    es_status s = es_js_api_level(nc, timeout_ms, &level);
+    es_status s = esi_js_api_level(js, &level);
     if (s != ES_OK)
         return s;
-    if (level < ES_JS_API_LEVEL_ATOMIC)
+    if (level < ESI_JS_API_LEVEL_ATOMIC)
         return es_error(ES_ERR_UNSUPPORTED,
                         "the server's JetStream API level is %d: atomic batches need "
                         "nats-server 2.12 or newer (level %d)",
-                        level, ES_JS_API_LEVEL_ATOMIC);
+                        level, ESI_JS_API_LEVEL_ATOMIC);
     return ES_OK;
 }
 
-static int64_t timeout_of(const es_store_options *opts)
+/* A request about the store's stream: <prefix>.STREAM.<verb>.ES_<name>. */
+static es_status stream_request(const esi_js *js, const char *verb, const char *name, json_t *body,
+                                json_t **reply)
 {
-    return opts ? opts->timeout_ms : 5000;
+    char stream[ES_STREAM_NAME_MAX], subject[ESI_JS_PREFIX_MAX + ES_STREAM_NAME_MAX + 32];
+    es_wire_stream_name(name, stream);
+    es_status s = esi_js_api_subject(js, subject, sizeof subject, "STREAM.%s.%s", verb, stream);
+    return s == ES_OK ? esi_js_request(js, subject, body, 0, reply) : s;
 }
 
 es_status es_store_create(natsConnection *nc, const char *name, const es_store_config *cfg,
                           const es_store_options *opts, es_store **out)
 {
-    es_status s = check_args(nc, name, out);
+    if (out == NULL)
+        return es_error(ES_ERR_INVALID, "out is NULL");
+    *out = NULL;
     es_store_config defaults;
     if (cfg == NULL) {
         es_store_config_init(&defaults);
         cfg = &defaults;
     }
+    esi_js *js = NULL;
+    es_status s = begin(nc, name, opts, &js);
     if (s == ES_OK)
         s = check_config(cfg);
     if (s == ES_OK)
-        s = check_server(nc, timeout_of(opts));
-    if (s != ES_OK)
-        return s;
-    char subject[96];
-    snprintf(subject, sizeof subject, "$JS.API.STREAM.CREATE.ES_%s", name);
-    json_t *req = stream_config_json(name, cfg), *reply = NULL;
-    s = es_js_request(nc, subject, req, timeout_of(opts), &reply);
+        s = check_server(js);
+    json_t *req = s == ES_OK ? stream_config_json(name, cfg) : NULL, *reply = NULL;
+    if (s == ES_OK)
+        s = stream_request(js, "CREATE", name, req, &reply);
     json_decref(req);
     if (s == ES_ERR_EXISTS)
-        return es_error_code(s, es_last_error_code(),
-                             "store '%s' exists with a different configuration "
-                             "(use es_store_open or es_store_update)",
-                             name);
-    if (s != ES_OK)
+        s = es_error_code(s, es_last_error_code(),
+                          "store '%s' exists with a different configuration "
+                          "(use es_store_open or es_store_update)",
+                          name);
+    if (s != ES_OK) {
+        esi_js_destroy(js);
         return s;
-    s = new_handle(nc, name, reply, opts, out);
+    }
+    s = new_handle(nc, js, name, reply, opts, out);
     json_decref(reply);
     if (s == ES_OK)
         es_error_clear();
     return s;
 }
 
-static es_status stream_info(natsConnection *nc, const char *name, int64_t timeout_ms,
-                             json_t **reply)
+static es_status stream_info(const esi_js *js, const char *name, json_t **reply)
 {
-    char subject[96];
-    snprintf(subject, sizeof subject, "$JS.API.STREAM.INFO.ES_%s", name);
-    es_status s = es_js_request(nc, subject, NULL, timeout_ms, reply);
+    es_status s = stream_request(js, "INFO", name, NULL, reply);
     if (s == ES_ERR_NOT_FOUND)
         return es_error_code(s, es_last_error_code(), "store '%s' does not exist", name);
     return s;
@@ -286,13 +308,19 @@ static es_status stream_info(natsConnection *nc, const char *name, int64_t timeo
 es_status es_store_open(natsConnection *nc, const char *name, const es_store_options *opts,
                         es_store **out)
 {
-    es_status s = check_args(nc, name, out);
+    if (out == NULL)
+        return es_error(ES_ERR_INVALID, "out is NULL");
+    *out = NULL;
+    esi_js *js = NULL;
     json_t *reply = NULL;
+    es_status s = begin(nc, name, opts, &js);
     if (s == ES_OK)
-        s = stream_info(nc, name, timeout_of(opts), &reply);
-    if (s != ES_OK)
+        s = stream_info(js, name, &reply);
+    if (s != ES_OK) {
+        esi_js_destroy(js);
         return s;
-    s = new_handle(nc, name, reply, opts, out);
+    }
+    s = new_handle(nc, js, name, reply, opts, out);
     json_decref(reply);
     if (s == ES_OK)
         es_error_clear();
@@ -310,10 +338,8 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
         cfg->memory_storage != store->config.memory_storage)
         return es_error(ES_ERR_INVALID, "tenancy and storage type of store '%s' cannot change",
                         store->name);
-    char subject[96];
-    snprintf(subject, sizeof subject, "$JS.API.STREAM.UPDATE.%s", store->stream);
     json_t *req = stream_config_json(store->name, cfg), *reply = NULL;
-    s = es_js_request(store->nc, subject, req, store->opts.timeout_ms, &reply);
+    s = stream_request(store->js, "UPDATE", store->name, req, &reply);
     json_decref(req);
     if (s != ES_OK)
         return s;
@@ -322,40 +348,70 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
     return ES_OK;
 }
 
-static es_status delete_stream(natsConnection *nc, const char *stream, int64_t timeout_ms)
+es_status es_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
 {
-    char subject[256];
-    snprintf(subject, sizeof subject, "$JS.API.STREAM.DELETE.%s", stream);
-    json_t *reply = NULL;
-    es_status s = es_js_request(nc, subject, NULL, timeout_ms, &reply);
-    json_decref(reply);
-    return s;
+    *reply = NULL;
+    char api[512], subject[ESI_JS_PREFIX_MAX + sizeof api];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(api, sizeof api, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof api)
+        return es_error(ES_ERR_LIMIT, "JetStream API subject too long");
+    es_status s = esi_js_api_subject(st->js, subject, sizeof subject, "%s", api);
+    return s == ES_OK ? esi_js_request(st->js, subject, body, 0, reply) : s;
 }
 
-es_status es_store_delete(natsConnection *nc, const char *name)
+es_status es_store_kv_open(es_store *st, es_bucket_kind kind, int history, int32_t max_value_size,
+                           esi_kv **out)
 {
-    if (nc == NULL)
-        return es_error(ES_ERR_INVALID, "connection is NULL");
-    es_status s = check_name(name);
-    if (s != ES_OK)
-        return s;
-    char stream[64];
-    snprintf(stream, sizeof stream, "ES_%s", name);
-    s = delete_stream(nc, stream, 5000);
-    if (s == ES_ERR_NOT_FOUND)
-        return es_error_code(s, es_last_error_code(), "store '%s' does not exist", name);
-    if (s != ES_OK)
-        return s;
-    for (int i = 0; es_store_bucket_suffixes[i] != NULL; i++) {
-        char bucket[ES_BUCKET_NAME_MAX], kv[ES_BUCKET_NAME_MAX + 3];
-        es_bucket_name(name, es_store_bucket_suffixes[i], bucket); /* the name is checked */
-        snprintf(kv, sizeof kv, "KV_%s", bucket);
-        es_status ks = delete_stream(nc, kv, 5000);
-        if (ks != ES_OK && ks != ES_ERR_NOT_FOUND)
-            return ks;
+    *out = NULL;
+    if (history < 1 || history > 64)
+        return es_error(ES_ERR_INVALID, "a KV history of 1..64, not %d", history);
+    char bucket[ESI_KV_BUCKET_MAX];
+    es_status s = es_bucket_name(st->name, kind, bucket);
+    esi_kv_spec spec = {.bucket = bucket,
+                        .replicas = st->config.replicas,
+                        .history = history,
+                        .memory_storage = st->config.memory_storage,
+                        .max_value_size = max_value_size};
+    return s == ES_OK ? esi_kv_open(st->js, &spec, true, out) : s;
+}
+
+/* Deletes the store's buckets, those that exist. */
+static es_status delete_buckets(const esi_js *js, const char *name)
+{
+    for (int kind = 0; kind < ES_BUCKET_KINDS; kind++) {
+        char bucket[ESI_KV_BUCKET_MAX];
+        es_status s = es_bucket_name(name, (es_bucket_kind)kind, bucket);
+        if (s == ES_OK)
+            s = esi_kv_delete_bucket(js, bucket);
+        if (s != ES_OK && s != ES_ERR_NOT_FOUND)
+            return s;
     }
-    es_error_clear();
     return ES_OK;
+}
+
+es_status es_store_delete(natsConnection *nc, const char *name, const es_store_options *opts)
+{
+    esi_js *js = NULL;
+    json_t *info = NULL, *reply = NULL;
+    es_status s = begin(nc, name, opts, &js);
+    if (s == ES_OK)
+        s = stream_info(js, name, &info);
+    /* Only a stream that is an event store: deleting is for good. */
+    if (s == ES_OK)
+        s = check_is_store(json_object_get(info, "config"), name);
+    if (s == ES_OK)
+        s = stream_request(js, "DELETE", name, NULL, &reply);
+    if (s == ES_OK)
+        s = delete_buckets(js, name);
+    json_decref(info);
+    json_decref(reply);
+    esi_js_destroy(js);
+    if (s == ES_OK)
+        es_error_clear();
+    return s;
 }
 
 static int64_t time_of(json_t *v)
@@ -372,7 +428,7 @@ es_status es_store_info_get(es_store *store, es_store_info *info)
     if (store == NULL || info == NULL)
         return es_error(ES_ERR_INVALID, "es_store_info_get: store and info are required");
     json_t *reply = NULL;
-    es_status s = stream_info(store->nc, store->name, store->opts.timeout_ms, &reply);
+    es_status s = stream_info(store->js, store->name, &reply);
     if (s != ES_OK)
         return s;
     memset(info, 0, sizeof *info);
@@ -442,5 +498,6 @@ void es_store_destroy(es_store *store)
     es_envelope_destroy(store->env);
     es_dict_source_kv_destroy(&store->dicts);
     es_keyring_destroy(store->keyring);
+    esi_js_destroy(store->js);
     free(store);
 }

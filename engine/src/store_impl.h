@@ -6,12 +6,15 @@
 #include <es/store.h>
 #include <es/subject.h>
 
-typedef struct es_publisher es_publisher;
+#include "transport/js.h"
+#include "transport/publisher.h"
+#include "wire.h"
 
 struct es_store {
     natsConnection *nc; /* the caller's; never closed here */
+    esi_js *js;         /* over nc, with the options' domain or prefix and timeout */
     char name[ES_STORE_NAME_MAX + 1];
-    char stream[ES_STORE_NAME_MAX + 4]; /* "ES_" + name */
+    char stream[ES_STREAM_NAME_MAX]; /* "ES_" + name */
     es_store_config config;             /* as the server reported it */
     es_store_options opts;
     es_publisher *pub;   /* the in-flight append machinery */
@@ -20,8 +23,18 @@ struct es_store {
     es_dict_source dicts; /* the envelope's dictionaries, from KV */
 };
 
-/* KV buckets belonging to a store are named ES_<store>_<suffix>; these are the
- * suffixes es_store_delete() removes with the store. */
-extern const char *const es_store_bucket_suffixes[];
+/* Opens (creating when missing) one of the store's buckets, with the store's
+ * replicas and storage. The store must outlive *out (esi_kv_close). */
+es_status es_store_kv_open(es_store *st, es_bucket_kind kind, int history, int32_t max_value_size,
+                           esi_kv **out);
+
+/* A JetStream API request about the store: `fmt` names the API after the
+ * prefix ("CONSUMER.INFO.%s.%s"); reply as esi_js_request. */
+es_status es_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A JetStream context over `nc` with the options' domain, prefix and timeout
+ * (opts may be NULL). The caller owns *out. */
+es_status es_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out);
 
 #endif

@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consumer.h"
+#include "transport/consumer.h"
 #include "event_impl.h"
 #include "base/internal.h"
 #include "store_impl.h"
-#include "subjects.h"
+#include "transport/msg.h"
+#include "wire.h"
 
 #define POLL_MS              200
 #define DEFAULT_HEARTBEAT_MS 2000
@@ -58,10 +59,10 @@ static es_status deliver(es_watch *w, es_oc_msg *m)
 {
     es_event ev;
     memset(&ev, 0, sizeof ev);
-    es_event_wrap(&ev, w->st, m->msg, natsMsg_GetSubject(m->msg), m->seq, m->stored_ns);
+    es_event_wrap(&ev, w->st, m->msg, esi_msg_subject(m->msg), m->seq, m->stored_ns);
     es_status s = es_event_well_formed(&ev) ? w->opts.on_event(&ev, w->opts.closure) : ES_OK;
     es_event_release(&ev);
-    natsMsg_Destroy(m->msg);
+    esi_msg_destroy(m->msg);
     atomic_store(&w->last_seq, m->seq);
     if (m->pending == 0)
         mark_caught_up(w);
@@ -119,7 +120,7 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
         w->opts.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
     es_status s = es_filter_subject(st, &opts->filter, w->subject, sizeof w->subject);
     if (s == ES_OK)
-        s = es_oc_create(st, w->subject, opts->after_seq + 1, w->opts.heartbeat_ms, &w->oc,
+        s = es_oc_create(st->js, st->stream, w->subject, opts->after_seq + 1, w->opts.heartbeat_ms, &w->oc,
                          &w->pending_at_start);
     memset(&w->opts.filter, 0, sizeof w->opts.filter); /* borrowed pointers: not kept */
     if (s != ES_OK) {

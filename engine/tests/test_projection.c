@@ -13,44 +13,8 @@
 
 #include "event_impl.h"
 #include "projection_impl.h"
-#include "pull.h"
+#include "transport/pull.h"
 #include "store_impl.h"
-
-static void parses_delivery_metadata(void **state)
-{
-    (void)state;
-    es_js_delivery d;
-    assert_true(es_js_delivery_parse("$JS.ACK.ES_x.likes.3.1042.77.1795498416038311076.12", &d));
-    assert_int_equal(d.delivered, 3);
-    assert_int_equal(d.stream_seq, 1042);
-    assert_int_equal(d.consumer_seq, 77);
-    assert_int_equal(d.stored_ns, 1795498416038311076LL);
-    assert_int_equal(d.pending, 12);
-    /* v2: domain and account hash, with and without the random token */
-    assert_true(es_js_delivery_parse("$JS.ACK.hub.ACCHASH.ES_x.likes.1.5.6.7.0", &d));
-    assert_int_equal(d.stream_seq, 5);
-    assert_true(es_js_delivery_parse("$JS.ACK.hub.ACCHASH.ES_x.likes.1.5.6.7.0.tok", &d));
-    assert_int_equal(d.consumer_seq, 6);
-    const char *bad[] = {
-        NULL,
-        "",
-        "$JS.ACK",
-        "$JS.ACK.s.c.1.2.3.4",              /* too few */
-        "$JS.ACK.s.c.1.2.3.4.5.6.7.8.9.10", /* too many */
-        "$JS.ACK.s.c.x.2.3.4.5",
-        "$JS.ACK.s.c.1.2.3.-4.5",
-        "$JS.ACK.s.c.0.2.3.4.5", /* never delivered */
-        "$JS.ACK.s.c.1.0.3.4.5", /* no stream sequence */
-        "$JS.ACK.s.c.1.99999999999999999999.3.4.5",
-        "$JS.ACK.s.c.1.2.3.9223372036854775808.5",
-        "$JS.ACK.s.c.1..3.4.5",
-        "_INBOX.s.c.1.2.3.4.5",
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_false(es_js_delivery_parse(bad[i], &d));
-        assert_int_equal(d.stream_seq, 0);
-    }
-}
 
 static void fnv1a_matches_the_reference(void **state)
 {
@@ -255,7 +219,6 @@ int main(void)
 {
     nats_Open(-1); /* natsMsg_Destroy needs the library's garbage collector */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parses_delivery_metadata),
         cmocka_unit_test(fnv1a_matches_the_reference),
         cmocka_unit_test(partitions_by_type_and_id_tokens),
         cmocka_unit_test(names_consumers),

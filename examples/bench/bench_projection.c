@@ -174,7 +174,7 @@ int main(int argc, char **argv)
         return 1;
     }
     es_store *st = NULL;
-    es_store_delete(nc, "bench_proj");
+    es_store_delete(nc, "bench_proj", NULL);
     if (es_store_create(nc, "bench_proj", NULL, NULL, &st) != ES_OK)
         die("store");
     fill(st, events);
@@ -244,7 +244,7 @@ int main(int argc, char **argv)
            t_full * 1000, t_snap * 1000);
     es_snapshots_destroy(sn);
     es_store_destroy(st);
-    es_store_delete(nc, "bench_proj");
+    es_store_delete(nc, "bench_proj", NULL);
     natsConnection_Destroy(nc);
     return 0;
 }

@@ -487,7 +487,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "test-views: cannot connect to %s\n", server);
         return 1;
     }
-    es_store_delete(nc, store_name);
+    es_store_delete(nc, store_name, NULL);
     es_status s = es_store_create(nc, store_name, NULL, NULL, &st);
     jsCtx *js = NULL;
     natsConnection_JetStream(&js, nc, NULL);
@@ -516,7 +516,7 @@ int main(int argc, char **argv)
         check_views(&m);
     }
     es_store_destroy(st);
-    es_store_delete(nc, store_name);
+    es_store_delete(nc, store_name, NULL);
     js_DeleteKeyValue(js, bucket);
     snprintf(bucket, sizeof bucket, "%s_likes", store_name);
     js_DeleteKeyValue(js, bucket);

@@ -37,7 +37,7 @@ static void die(const char *what)
 
 static es_store *fresh_store(natsConnection *nc, const char *name)
 {
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     es_store_options o;
     es_store_options_init(&o);
     o.max_inflight = 4096;
@@ -433,9 +433,9 @@ int es_bench_main(int argc, char **argv)
     }
     snprintf(what, sizeof what, "replay (%ld events)", o.replay);
     row(what, best_lib, best_raw);
-    es_store_delete(nc, "bench_replay");
-    es_store_delete(nc, "bench_lib");
-    es_store_delete(nc, "bench_raw");
+    es_store_delete(nc, "bench_replay", NULL);
+    es_store_delete(nc, "bench_lib", NULL);
+    es_store_delete(nc, "bench_raw", NULL);
     natsConnection_Destroy(nc);
     nats_Close();
     return 0;

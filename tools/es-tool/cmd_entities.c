@@ -10,7 +10,7 @@
 #include "estool.h"
 #include "jsinfo.h"
 #include "render.h"
-#include "subjects.h"
+#include "wire.h"
 
 static const es_cli_option options[] = {
     TOOL_OPT_HELP,
@@ -42,7 +42,7 @@ static es_status emit(listing *l, const entity *e)
     char copy[ES_SUBJECT_MAX + 4];
     snprintf(copy, sizeof copy, "%s.x", e->key); /* give the splitter an event token */
     es_subject_parts parts;
-    if (es_subject_split(copy, l->prefix_len, es_store_tenancy(l->st), &parts) != ES_OK)
+    if (es_subject_split(copy, es_store_name(l->st), es_store_tenancy(l->st), &parts) != ES_OK)
         return ES_OK; /* not an event subject: not an entity */
     char id[ES_ID_MAX + 1];
     size_t id_len = 0;

@@ -15,7 +15,7 @@
 #include "backup.h"
 #include "estool.h"
 #include "base/internal.h"
-#include "jsapi.h"
+#include "transport/js.h"
 #include "progress.h"
 
 #define HEADER_ROOM (1 << 20) /* beyond the payload's base64, for headers and JSON */
@@ -165,7 +165,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         im->failed++;
         if (im->first_status == ES_OK) {
             im->first_status =
-                pae && pae->ErrCode ? es_js_error_status(400, (int)pae->ErrCode) : ES_ERR_SERVER;
+                pae && pae->ErrCode ? esi_js_error_status(400, (int)pae->ErrCode) : ES_ERR_SERVER;
             snprintf(im->first_error, sizeof im->first_error, "%s: %s",
                      msg ? natsMsg_GetSubject(msg) : "?",
                      pae && pae->ErrText ? pae->ErrText

@@ -10,7 +10,7 @@
 #include "counts.h"
 #include "estool.h"
 #include "jsinfo.h"
-#include "subjects.h"
+#include "wire.h"
 
 static const es_cli_option options[] = {
     TOOL_OPT_HELP,
@@ -20,6 +20,7 @@ static const es_cli_option options[] = {
 
 typedef struct tally {
     bool tenancy;
+    const char *store;
     size_t prefix_len;                  /* "$ES.<store>." */
     tool_counts types, events, tenants; /* a: events, b: entities */
     char last_entity[ES_SUBJECT_MAX];   /* subjects of one entity are adjacent */
@@ -37,7 +38,7 @@ static es_status count_subject(tally *t, const tool_subject_count *sc)
         return ES_OK;
     }
     memcpy(copy, sc->subject, len + 1);
-    if (es_subject_split(copy, t->prefix_len, t->tenancy, &parts) != ES_OK) {
+    if (es_subject_split(copy, t->store, t->tenancy, &parts) != ES_OK) {
         t->odd_subjects++;
         return ES_OK;
     }
@@ -215,6 +216,7 @@ static es_status gather(natsConnection *nc, es_store *st, int64_t timeout_ms, es
     char filter[64];
     snprintf(filter, sizeof filter, "$ES.%s.>", es_store_name(st));
     t->tenancy = es_store_tenancy(st);
+    t->store = es_store_name(st);
     t->prefix_len = strlen(filter) - 1;
     s = tool_list_buckets(nc, es_store_name(st), timeout_ms, add_bucket, t);
     if (s == ES_OK && in->events > 0)

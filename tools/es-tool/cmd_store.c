@@ -300,7 +300,7 @@ static int run_delete(int argc, char **argv)
     rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
-    es_status s = es_store_delete(nc, store);
+    es_status s = es_store_delete(nc, store, NULL);
     if (s == ES_OK)
         printf("deleted store %s\n", store);
     else

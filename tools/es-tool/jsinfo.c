@@ -9,7 +9,24 @@
 #include <es/subject.h>
 
 #include "base/internal.h"
-#include "jsapi.h"
+#include "store_impl.h" /* TEMPORARY: es_store_js until the public API lists stores */
+#include "transport/js.h"
+#include "transport/msg.h"
+
+/* TEMPORARY: a request through the library's private JetStream context. */
+static es_status es_js_request(natsConnection *nc, const char *subject, json_t *body,
+                               int64_t timeout_ms, json_t **reply)
+{
+    esi_js *js = NULL;
+    es_store_options o;
+    es_store_options_init(&o);
+    o.timeout_ms = timeout_ms;
+    es_status s = es_store_js(nc, &o, &js);
+    if (s == ES_OK)
+        s = esi_js_request(js, subject, body, timeout_ms, reply);
+    esi_js_destroy(js);
+    return s;
+}
 
 #define PAGES_MAX     1000000 /* a bound no real server reaches */
 #define REQUEST_BYTES (256 * 1024)
@@ -61,7 +78,7 @@ static es_status each_store(json_t *info, void *closure)
         return ES_OK;
     char want[64];
     snprintf(want, sizeof want, "$ES.%s.>", name + 3);
-    if (!es_json_string_is(json_array_get(subjects, 0), want))
+    if (!esi_json_string_is(json_array_get(subjects, 0), want))
         return ES_OK;
     return f->cb(info, f->closure);
 }
@@ -200,7 +217,7 @@ static es_status read_last(natsSubscription *sub, const char *const *subjects, s
         natsMsg *m = NULL;
         natsStatus ns = natsSubscription_NextMsg(&m, sub, timeout_ms);
         if (ns != NATS_OK)
-            return es_nats_status(ns, "direct get");
+            return esi_nats_status(ns, "direct get");
         const char *status = NULL, *subject = NULL;
         if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
             es_status s = ES_OK;
@@ -240,15 +257,17 @@ static es_status last_seqs_once(natsConnection *nc, const char *stream, const ch
     natsInbox_Destroy(ib);
     snprintf(subject, sizeof subject, "$JS.API.DIRECT.GET.%s", stream);
     natsSubscription *sub = NULL;
-    es_status s = es_nats_status(natsConnection_SubscribeSync(&sub, nc, inbox), "direct get");
+    es_status s = esi_nats_status(natsConnection_SubscribeSync(&sub, nc, inbox), "direct get");
     if (s == ES_OK)
-        s = es_nats_status(
+        s = esi_nats_status(
             natsConnection_PublishRequest(nc, subject, inbox, text, (int)strlen(text)),
             "direct get");
     free(text);
     if (s == ES_OK)
         s = read_last(sub, subjects, n, timeout_ms, seqs);
-    es_sub_close(nc, sub); /* answers may still be in flight after an error */
+    natsSubscription_Unsubscribe(sub); /* TEMPORARY */
+    natsConnection_FlushTimeout(nc, 2000);
+    natsSubscription_Destroy(sub);
     return s;
 }
 

@@ -57,6 +57,11 @@ typedef struct es_store_options {
     int max_inflight;              /* asynchronous appends in flight at once (default 256) */
     int max_batches_inflight;      /* of which atomic batches (default 32; nats-server allows
                                       50 per stream and 1000 per server by default) */
+    /* Where the JetStream API is (docs/wire-format.md): a JetStream domain
+     * ("$JS.<domain>.API"), or the API prefix itself (an account importing
+     * another's JetStream). At most one; NULL for both: "$JS.API". */
+    const char *js_domain;
+    const char *js_api_prefix;
 } es_store_options;
 
 void es_store_options_init(es_store_options *opts);
@@ -85,8 +90,10 @@ es_status es_store_shred(es_store *store, const char *tenant, const char *entity
                          const char *entity_id, size_t id_len);
 
 /* Deletes the store's stream and its KV buckets, with every event in them.
- * ES_ERR_NOT_FOUND when there is no such store. */
-es_status es_store_delete(natsConnection *nc, const char *name);
+ * ES_ERR_NOT_FOUND when there is no such store; ES_ERR_INVALID when the
+ * stream ES_<name> exists but is not an event store (it is left alone).
+ * `opts` (may be NULL) gives the timeout and where the JetStream API is. */
+es_status es_store_delete(natsConnection *nc, const char *name, const es_store_options *opts);
 
 /* What the server reports about a store. */
 typedef struct es_store_info {

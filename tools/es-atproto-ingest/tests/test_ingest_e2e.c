@@ -491,7 +491,7 @@ static void real_capture_through_the_server(void **state)
     json_decref(s.events);
     check_cursor(st, "e2e", last_seq);
     es_store_destroy(st);
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
 }
 
@@ -534,7 +534,7 @@ static void relay_run(const char *what, const char *frames, const char *seed, co
     check_cursor(st, "e2e", last_seq);
     ids_free(&want);
     es_store_destroy(st);
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
 }
 
@@ -583,7 +583,7 @@ static void ingester_killed_mid_stream(void **state)
     check_cursor(st, "e2e", last_seq);
     ids_free(&want);
     es_store_destroy(st);
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
 }
 
@@ -638,7 +638,7 @@ static void two_ingesters_side_by_side(void **state)
     check_cursor(st, "e2e-b", last_seq);
     ids_free(&want);
     es_store_destroy(st);
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
 }
 
@@ -708,7 +708,7 @@ static void wss_verifies_the_relay_certificate(void **state)
     check_cursor(st, "e2e", last_seq);
     ids_free(&want);
     es_store_destroy(st);
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
 }
 
@@ -744,7 +744,7 @@ static void future_cursor_ends_the_process(void **state)
     check_cursor(st, "e2e", last_seq);
     ids_free(&want);
     es_store_destroy(st);
-    es_store_delete(nc, name);
+    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
 }
 

@@ -1,4 +1,4 @@
-#include "directget.h"
+#include "transport/directget.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -9,15 +9,14 @@
 #include <jansson.h>
 
 #include "base/internal.h"
-#include "jsapi.h"
 #include "base/newid.h"
-#include "store_impl.h"
 #include "base/timefmt.h"
+#include "transport/msg.h"
 
 static uint64_t header_u64(natsMsg *m, const char *name)
 {
-    const char *v = NULL;
-    return natsMsgHeader_Get(m, name, &v) == NATS_OK ? strtoull(v, NULL, 10) : 0;
+    const char *v = esi_msg_header(m, name);
+    return v != NULL ? strtoull(v, NULL, 10) : 0;
 }
 
 static json_t *request_json(const es_dg_request *req, uint64_t from, int batch)
@@ -41,36 +40,33 @@ typedef struct round {
 } round;
 
 /* Reads one batch's answers off `sub` until EOB (or 404: nothing matched). */
-static es_status read_batch(const es_store *st, natsSubscription *sub, uint64_t up_to, es_dg_cb cb,
+static es_status read_batch(const esi_js *js, esi_sub *sub, uint64_t up_to, es_dg_cb cb,
                             void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
+    const esi_conn *conn = esi_js_conn(js);
     for (;;) {
         natsMsg *m = NULL;
-        natsStatus ns = natsSubscription_NextMsg(&m, sub, st->opts.timeout_ms);
-        if (ns != NATS_OK)
-            return es_nats_status(ns, "direct get");
-        const char *status = NULL;
-        if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
-            es_status s = ES_OK;
+        es_status s = conn->ops->next_msg(sub, esi_js_timeout_ms(js), &m);
+        if (s != ES_OK)
+            return s == ES_ERR_TIMEOUT ? es_error(s, "direct get: no answer in time") : s;
+        const char *status = esi_msg_header(m, "Status");
+        if (status != NULL) {
             if (strcmp(status, "204") == 0)
                 r->pending = header_u64(m, "Nats-Num-Pending");
             else if (strcmp(status, "404") != 0) {
-                const char *desc = NULL;
-                natsMsgHeader_Get(m, "Description", &desc);
+                const char *desc = esi_msg_header(m, "Description");
                 s = es_error(ES_ERR_SERVER, "direct get: status %s %s", status, desc ? desc : "");
             }
-            natsMsg_Destroy(m);
+            esi_msg_destroy(m);
             return s;
         }
-        const char *subject = NULL, *ts = NULL;
-        natsMsgHeader_Get(m, "Nats-Subject", &subject);
-        natsMsgHeader_Get(m, "Nats-Time-Stamp", &ts);
+        const char *subject = esi_msg_header(m, "Nats-Subject");
+        const char *ts = esi_msg_header(m, "Nats-Time-Stamp");
         uint64_t seq = header_u64(m, "Nats-Sequence");
         int64_t stored = 0;
         if (ts)
             es_time_parse(ts, &stored);
-        es_status s = ES_OK;
         if (subject == NULL || seq == 0)
             s = es_error(ES_ERR_PROTOCOL, "direct get: a message without subject or sequence");
         else if (up_to && seq > up_to)
@@ -80,22 +76,24 @@ static es_status read_batch(const es_store *st, natsSubscription *sub, uint64_t 
             r->last_seq = seq;
             r->delivered++;
         }
-        natsMsg_Destroy(m);
+        esi_msg_destroy(m);
         if (s != ES_OK) /* drain nothing: the subscription is dropped with its leftovers */
             return s;
     }
 }
 
-es_status es_direct_get(const es_store *st, const es_dg_request *req, es_dg_cb cb, void *closure,
-                        uint64_t *last_seq)
+es_status es_direct_get(const esi_js *js, const char *stream, const es_dg_request *req, es_dg_cb cb,
+                        void *closure, uint64_t *last_seq)
 {
-    char inbox[64], subject[128];
+    char inbox[64], subject[256];
     char id[ES_NEW_ID_LEN + 1];
     es_new_id(id);
     snprintf(inbox, sizeof inbox, "_INBOX.%s", id);
-    snprintf(subject, sizeof subject, "$JS.API.DIRECT.GET.%s", st->stream);
-    natsSubscription *sub = NULL;
-    es_status s = es_nats_status(natsConnection_SubscribeSync(&sub, st->nc, inbox), "direct get");
+    const esi_conn *conn = esi_js_conn(js);
+    esi_sub *sub = NULL;
+    es_status s = esi_js_api_subject(js, subject, sizeof subject, "DIRECT.GET.%s", stream);
+    if (s == ES_OK)
+        s = conn->ops->subscribe_sync(conn->ctx, inbox, 0, 0, &sub);
     if (last_seq)
         *last_seq = 0;
     uint64_t from = req->start_seq, total = 0;
@@ -110,13 +108,11 @@ es_status es_direct_get(const es_store *st, const es_dg_request *req, es_dg_cb c
             s = es_error(ES_ERR_NOMEM, "out of memory");
             break;
         }
-        s = es_nats_status(
-            natsConnection_PublishRequest(st->nc, subject, inbox, body, (int)strlen(body)),
-            "direct get");
+        s = conn->ops->publish_data(conn->ctx, subject, inbox, body, strlen(body));
         free(body);
         round r;
         if (s == ES_OK)
-            s = read_batch(st, sub, req->up_to_seq, cb, closure, &r);
+            s = read_batch(js, sub, req->up_to_seq, cb, closure, &r);
         if (s != ES_OK)
             break;
         total += r.delivered;
@@ -132,8 +128,8 @@ es_status es_direct_get(const es_store *st, const es_dg_request *req, es_dg_cb c
     /* Every batch was read to its end: nothing more comes. A read that
      * stopped early (a callback, an error) leaves answers in flight. */
     if (s == ES_OK)
-        natsSubscription_Destroy(sub);
+        conn->ops->release(conn->ctx, sub);
     else
-        es_sub_close(st->nc, sub);
+        esi_js_sub_close(js, sub);
     return s;
 }

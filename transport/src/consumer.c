@@ -1,4 +1,4 @@
-#include "consumer.h"
+#include "transport/consumer.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,19 +9,20 @@
 #include <jansson.h>
 
 #include "base/internal.h"
-#include "jsapi.h"
 #include "base/newid.h"
-#include "store_impl.h"
 #include "base/timefmt.h"
+#include "transport/msg.h"
 
 #define MISSED_HEARTBEATS 3
 #define RETRY_PAUSE_MS    250
 
 struct es_oc {
-    const es_store *st;
+    const esi_js *js;
+    const esi_conn *conn;
+    char stream[ESI_STREAM_NAME_MAX + 1];
     char *filter;
     int64_t hb_ms;
-    natsSubscription *sub;
+    esi_sub *sub;
     char inbox[64];
     char name[128];           /* the server's name for the consumer */
     uint64_t next_sseq;       /* where a reset restarts: last delivered + 1 */
@@ -32,44 +33,12 @@ struct es_oc {
     uint64_t resets;
 };
 
-bool es_oc_parse_ack(const char *reply, uint64_t *sseq, uint64_t *cseq, uint64_t *pending,
-                     int64_t *ts)
-{
-    /* v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-     * v2:
-     * $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[.<token>]
-     */
-    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
-        return false;
-    const char *tok[16];
-    int n = 0;
-    for (const char *p = reply; n < 16;) {
-        tok[n++] = p;
-        p = strchr(p, '.');
-        if (p == NULL)
-            break;
-        p++;
-    }
-    int base;
-    if (n == 9)
-        base = 4;
-    else if (n == 11 || n == 12)
-        base = 6;
-    else
-        return false;
-    *sseq = strtoull(tok[base + 1], NULL, 10);
-    *cseq = strtoull(tok[base + 2], NULL, 10);
-    *ts = (int64_t)strtoull(tok[base + 3], NULL, 10);
-    *pending = strtoull(tok[base + 4], NULL, 10);
-    return *sseq > 0 && *cseq > 0;
-}
-
 static json_t *consumer_config(const es_oc *oc)
 {
     int64_t hb_ns = oc->hb_ms * 1000000;
     int64_t inactive_ns = hb_ns * 10 > 5000000000LL ? hb_ns * 10 : 5000000000LL;
     return json_pack("{s:s, s:{s:s, s:s, s:I, s:s, s:i, s:s, s:s, s:b, s:I, s:b, s:i, s:I}}",
-                     "stream_name", oc->st->stream, "config", "deliver_subject", oc->inbox,
+                     "stream_name", oc->stream, "config", "deliver_subject", oc->inbox,
                      "deliver_policy", "by_start_sequence", "opt_start_seq",
                      (json_int_t)oc->next_sseq, "ack_policy", "none", "max_deliver", 1,
                      "filter_subject", oc->filter, "replay_policy", "instant", "flow_control", 1,
@@ -78,19 +47,19 @@ static json_t *consumer_config(const es_oc *oc)
 }
 
 /* Deletes the consumer first, so the server stops sending, then closes the
- * inbox safely (es_sub_close). */
+ * inbox safely (esi_js_sub_close). */
 static void drop_consumer(es_oc *oc)
 {
     if (oc->name[0] != '\0') {
-        char subject[256];
-        snprintf(subject, sizeof subject, "$JS.API.CONSUMER.DELETE.%s.%s", oc->st->stream,
-                 oc->name);
+        char subject[512];
         json_t *reply = NULL;
-        es_js_request(oc->st->nc, subject, NULL, 1000, &reply); /* best effort: it expires anyway */
+        if (esi_js_api_subject(oc->js, subject, sizeof subject, "CONSUMER.DELETE.%s.%s",
+                               oc->stream, oc->name) == ES_OK) /* best effort: it expires anyway */
+            esi_js_request(oc->js, subject, NULL, 1000, &reply);
         json_decref(reply);
         oc->name[0] = '\0';
     }
-    es_sub_close(oc->st->nc, oc->sub);
+    esi_js_sub_close(oc->js, oc->sub);
     oc->sub = NULL;
 }
 
@@ -102,25 +71,24 @@ static es_status start(es_oc *oc, uint64_t *pending)
     char id[ES_NEW_ID_LEN + 1];
     es_new_id(id);
     snprintf(oc->inbox, sizeof oc->inbox, "_INBOX.%s", id);
-    es_status s = es_nats_status(natsConnection_SubscribeSync(&oc->sub, oc->st->nc, oc->inbox),
-                                 "subscribing a consumer inbox");
-    if (s != ES_OK)
-        return s;
     /* Flow control bounds what the server sends ahead; these limits only
      * keep nats.c from dropping a burst as a slow consumer. */
-    natsSubscription_SetPendingLimits(oc->sub, 1 << 20, 1 << 30);
-    char subject[128];
-    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.CREATE.%s", oc->st->stream);
+    es_status s = oc->conn->ops->subscribe_sync(oc->conn->ctx, oc->inbox, 1 << 20, 1 << 30, &oc->sub);
+    if (s != ES_OK)
+        return s;
+    char subject[256];
+    s = esi_js_api_subject(oc->js, subject, sizeof subject, "CONSUMER.CREATE.%s", oc->stream);
     json_t *req = consumer_config(oc), *reply = NULL;
-    s = es_js_request(oc->st->nc, subject, req, oc->st->opts.timeout_ms, &reply);
+    if (s == ES_OK)
+        s = esi_js_request(oc->js, subject, req, 0, &reply);
     json_decref(req);
     if (s != ES_OK) {
-        es_sub_close(oc->st->nc, oc->sub);
+        esi_js_sub_close(oc->js, oc->sub);
         oc->sub = NULL;
         return s;
     }
     snprintf(oc->name, sizeof oc->name, "%s",
-             es_json_string_or(json_object_get(reply, "name"), ""));
+             esi_json_string_or(json_object_get(reply, "name"), ""));
     if (pending)
         *pending = (uint64_t)json_integer_value(json_object_get(reply, "num_pending"));
     json_decref(reply);
@@ -131,15 +99,19 @@ static es_status start(es_oc *oc, uint64_t *pending)
     return ES_OK;
 }
 
-es_status es_oc_create(const es_store *st, const char *filter, uint64_t start_seq,
-                       int64_t heartbeat_ms, es_oc **out, uint64_t *pending)
+es_status es_oc_create(const esi_js *js, const char *stream, const char *filter,
+                       uint64_t start_seq, int64_t heartbeat_ms, es_oc **out, uint64_t *pending)
 {
+    if (strlen(stream) > ESI_STREAM_NAME_MAX)
+        return es_error(ES_ERR_INVALID, "stream name '%.40s...' is too long", stream);
     es_oc *oc = calloc(1, sizeof *oc);
     if (oc == NULL || (oc->filter = strdup(filter)) == NULL) {
         free(oc);
         return es_error(ES_ERR_NOMEM, "out of memory");
     }
-    oc->st = st;
+    oc->js = js;
+    oc->conn = esi_js_conn(js);
+    snprintf(oc->stream, sizeof oc->stream, "%s", stream);
     oc->hb_ms = heartbeat_ms > 0 ? heartbeat_ms : 5000;
     oc->next_sseq = start_seq ? start_seq : 1;
     es_status s = start(oc, pending);
@@ -151,10 +123,10 @@ es_status es_oc_create(const es_store *st, const char *filter, uint64_t start_se
     return ES_OK;
 }
 
-static void respond_empty(natsConnection *nc, const char *subject)
+static void respond_empty(const esi_conn *conn, const char *subject)
 {
     if (subject != NULL && subject[0] != '\0')
-        natsConnection_Publish(nc, subject, NULL, 0);
+        conn->ops->publish_data(conn->ctx, subject, NULL, NULL, 0);
 }
 
 /* Flow-control requests and heartbeats. A heartbeat names the last consumer
@@ -165,12 +137,12 @@ static void control(es_oc *oc, natsMsg *m, const char *status)
         oc->need_reset = true;
         return;
     }
-    respond_empty(oc->st->nc, natsMsg_GetReply(m)); /* flow control request */
-    const char *v = NULL;
-    if (natsMsgHeader_Get(m, "Nats-Consumer-Stalled", &v) == NATS_OK)
-        respond_empty(oc->st->nc, v);
-    if (natsMsgHeader_Get(m, "Nats-Last-Consumer", &v) == NATS_OK &&
-        strtoull(v, NULL, 10) != oc->last_cseq)
+    respond_empty(oc->conn, esi_msg_reply(m)); /* flow control request */
+    const char *v = esi_msg_header(m, "Nats-Consumer-Stalled");
+    if (v != NULL)
+        respond_empty(oc->conn, v);
+    v = esi_msg_header(m, "Nats-Last-Consumer");
+    if (v != NULL && strtoull(v, NULL, 10) != oc->last_cseq)
         oc->need_reset = true;
 }
 
@@ -212,13 +184,13 @@ es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out)
             return ES_ERR_TIMEOUT;
         int64_t slice = wait_ms < oc->hb_ms ? wait_ms : oc->hb_ms;
         natsMsg *m = NULL;
-        natsStatus ns = natsSubscription_NextMsg(&m, oc->sub, slice);
-        if (ns == NATS_TIMEOUT) {
+        es_status r = oc->conn->ops->next_msg(oc->sub, slice, &m);
+        if (r == ES_ERR_TIMEOUT) {
             wait_ms -= slice;
             check_heartbeats(oc);
             continue;
         }
-        if (ns != NATS_OK) { /* e.g. the subscription was closed by a disconnect */
+        if (r != ES_OK) { /* e.g. the subscription was closed by a disconnect */
             wait_ms -= slice;
             oc->need_reset = true;
             continue;
@@ -227,28 +199,27 @@ es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out)
         /* Deliveries carry a $JS.ACK reply; anything else is a status message.
          * Deciding by the reply keeps nats.c from parsing every delivery's
          * headers (a dozen allocations) just to look for a Status. */
-        uint64_t sseq, cseq, pending;
-        int64_t ts;
-        if (!es_oc_parse_ack(natsMsg_GetReply(m), &sseq, &cseq, &pending, &ts)) {
-            const char *status = NULL;
-            if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK)
+        esi_js_delivery d;
+        if (!esi_js_delivery_parse(esi_msg_reply(m), &d)) {
+            const char *status = esi_msg_header(m, "Status");
+            if (status != NULL)
                 control(oc, m, status);
             else
                 oc->need_reset = true; /* neither a delivery nor a status: start afresh */
-            natsMsg_Destroy(m);
+            esi_msg_destroy(m);
             continue;
         }
-        if (cseq != oc->last_cseq + 1) {
-            natsMsg_Destroy(m); /* a gap: start again after the last good one */
+        if (d.consumer_seq != oc->last_cseq + 1) {
+            esi_msg_destroy(m); /* a gap: start again after the last good one */
             oc->need_reset = true;
             continue;
         }
-        oc->last_cseq = cseq;
-        oc->next_sseq = sseq + 1;
+        oc->last_cseq = d.consumer_seq;
+        oc->next_sseq = d.stream_seq + 1;
         out->msg = m;
-        out->seq = sseq;
-        out->pending = pending;
-        out->stored_ns = ts;
+        out->seq = d.stream_seq;
+        out->pending = d.pending;
+        out->stored_ns = d.stored_ns;
         return ES_OK;
     }
 }

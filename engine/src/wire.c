@@ -1,10 +1,47 @@
-#include "subjects.h"
+/* The wire layout of a store: see wire.h. */
+#include "wire.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "base/internal.h"
 #include "store_impl.h"
+
+#define SUBJECT_ROOT "$ES"
+
+void es_wire_stream_name(const char *store, char out[ES_STREAM_NAME_MAX])
+{
+    snprintf(out, ES_STREAM_NAME_MAX, "ES_%s", store);
+}
+
+void es_wire_store_subjects(const char *store, char out[ES_STORE_SUBJECTS_MAX])
+{
+    snprintf(out, ES_STORE_SUBJECTS_MAX, SUBJECT_ROOT ".%s.>", store);
+}
+
+char *es_wire_put_store_prefix(char *p, const char *store)
+{
+    p = es_put(p, SUBJECT_ROOT ".");
+    return es_put(p, store);
+}
+
+static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
+    [ES_BUCKET_KEYS] = "keys",
+    [ES_BUCKET_DICTS] = "dicts",
+    [ES_BUCKET_CHECKPOINTS] = "checkpoints",
+    [ES_BUCKET_SNAPSHOTS] = "snapshots",
+};
+
+es_status es_bucket_name(const char *store, es_bucket_kind kind, char out[ESI_KV_BUCKET_MAX])
+{
+    if (!es_valid_store_name(store))
+        return es_error(ES_ERR_INVALID, "store name '%.40s' is not [A-Za-z0-9_-]{1,32}",
+                        store ? store : "(null)");
+    if ((int)kind < 0 || kind >= ES_BUCKET_KINDS)
+        return es_error(ES_ERR_INVALID, "no such bucket kind %d", (int)kind);
+    snprintf(out, ESI_KV_BUCKET_MAX, "ES_%s_%s", store, bucket_suffixes[kind]);
+    return ES_OK;
+}
 
 es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject *out)
 {
@@ -13,8 +50,7 @@ es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject 
     es_status s = es_id_escape(e->entity_id, id_len, token, sizeof token, NULL);
     if (s != ES_OK)
         return s;
-    char *p = es_put(out->full, "$ES.");
-    p = es_put(p, st->name);
+    char *p = es_wire_put_store_prefix(out->full, st->name);
     *p++ = '.';
     if (st->config.tenancy) {
         p = es_put(p, e->tenant);
@@ -42,12 +78,15 @@ es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject 
     return ES_OK;
 }
 
-es_status es_subject_split(char *copy, size_t prefix_len, bool tenancy, es_subject_parts *out)
+es_status es_subject_split(char *copy, const char *store, bool tenancy, es_subject_parts *out)
 {
-    /* prefix_len covers "$ES.<store>." */
+    size_t root = sizeof SUBJECT_ROOT - 1, name = strlen(store);
+    if (strncmp(copy, SUBJECT_ROOT ".", root + 1) != 0 ||
+        strncmp(copy + root + 1, store, name) != 0 || copy[root + 1 + name] != '.')
+        return es_error(ES_ERR_PROTOCOL, "subject is not one of store '%s'", store);
     const char *tokens[4] = {NULL};
     int want = tenancy ? 4 : 3;
-    char *p = copy + prefix_len;
+    char *p = copy + root + name + 2;
     for (int got = 0; got < want; got++) {
         tokens[got] = p;
         char *dot = strchr(p, '.');

@@ -13,6 +13,8 @@
 
 #include <es/status.h>
 
+#include "transport/js.h"
+
 #define ES_PULL_BATCH_MAX 256
 
 typedef struct es_pull es_pull;
@@ -23,11 +25,10 @@ typedef struct es_pull_options {
     const char *group;    /* priority group (pinned client), or NULL */
     int64_t expires_ms;   /* life of one pull request */
     int64_t heartbeat_ms; /* server heartbeat while a request waits */
-    int64_t api_timeout_ms;
 } es_pull_options;
 
-/* The strings are copied. The caller owns *out. */
-es_status es_pull_create(natsConnection *nc, const es_pull_options *o, es_pull **out);
+/* The strings are copied; `js` must outlive the pull. The caller owns *out. */
+es_status es_pull_create(const esi_js *js, const es_pull_options *o, es_pull **out);
 /* Ends the pull: unsubscribes with a drain, so that every message the
  * server sent before it saw the unsubscribe is still received, and hands
  * each such message (status messages aside) to `cb`, which owns it. Waits
@@ -70,18 +71,5 @@ typedef enum es_ack_kind {
 /* Acknowledges one message. `sync` waits for the server to confirm, which
  * also confirms every acknowledgement this connection sent before it. */
 es_status es_pull_ack(es_pull *p, natsMsg *m, es_ack_kind kind, int64_t delay_ms, bool sync);
-
-/* What a JetStream delivery's reply subject says about it. */
-typedef struct es_js_delivery {
-    uint64_t delivered; /* times delivered, this one included */
-    uint64_t stream_seq;
-    uint64_t consumer_seq;
-    int64_t stored_ns;
-    uint64_t pending; /* messages of the consumer left after this one */
-} es_js_delivery;
-
-/* Parses "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>"
- * (and the v2 form with domain and account hash). False for anything else. */
-bool es_js_delivery_parse(const char *reply, es_js_delivery *d);
 
 #endif

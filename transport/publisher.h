@@ -14,7 +14,8 @@
 
 #include <es/status.h>
 
-typedef struct es_store es_store;
+#include "transport/js.h"
+
 typedef struct es_publisher es_publisher;
 
 typedef struct es_pub_result {
@@ -41,7 +42,9 @@ typedef struct es_pub_ticket {
     char first_reply[96]; /* on a batch's first message */
 } es_pub_ticket;
 
-es_status es_publisher_create(es_store *store, es_publisher **out);
+/* A publisher on the context's connection, answering within its timeout. */
+es_status es_publisher_create(const esi_js *js, int max_inflight, int max_batches_inflight,
+                              es_publisher **out);
 /* Waits for units in flight (each bounded by the request timeout), then frees. */
 void es_publisher_destroy(es_publisher *p);
 

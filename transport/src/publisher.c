@@ -4,7 +4,7 @@
  * batch), so there is no per-request subscription and no lookup table: the id
  * modulo the ring size is the slot. A small thread expires units whose answer
  * does not come within the request timeout. */
-#include "publisher.h"
+#include "transport/publisher.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,10 +15,10 @@
 #include <jansson.h>
 
 #include "base/internal.h"
-#include "jsapi.h"
 #include "base/newid.h"
-#include "store_impl.h"
 #include "base/timefmt.h"
+#include "transport/js.h"
+#include "transport/msg.h"
 
 #define TEXT_MAX 256
 
@@ -41,10 +41,10 @@ typedef struct slot {
 } slot;
 
 struct es_publisher {
-    natsConnection *nc;
+    const esi_conn *conn;
     int64_t timeout_ms;
     char inbox[64];
-    natsSubscription *sub;
+    esi_sub *sub;
     pthread_mutex_t mu;
     pthread_cond_t changed; /* a slot was freed, or the publisher is closing */
     slot *slots;
@@ -62,7 +62,7 @@ struct es_publisher {
 static void free_msgs(natsMsg **msgs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        natsMsg_Destroy(msgs[i]);
+        esi_msg_destroy(msgs[i]);
     free(msgs);
 }
 
@@ -214,7 +214,7 @@ es_status es_puback_parse(const char *data, size_t len, es_pub_result *r, char *
         int code = (int)json_integer_value(json_object_get(err, "code"));
         r->err_code = (int)json_integer_value(json_object_get(err, "err_code"));
         const char *desc = json_string_value(json_object_get(err, "description"));
-        s = es_js_error_status(code, r->err_code);
+        s = esi_js_error_status(code, r->err_code);
         if (s == ES_ERR_CONFLICT)
             r->actual_seq = parse_actual_seq(desc);
         snprintf(text, text_size, "%s (err_code %d)", desc ? desc : "error", r->err_code);
@@ -234,7 +234,7 @@ es_status es_puback_parse(const char *data, size_t len, es_pub_result *r, char *
 
 static es_status status_reply(natsMsg *msg, char *text, size_t text_size)
 {
-    if (natsMsg_IsNoResponders(msg)) {
+    if (esi_msg_no_responders(msg)) {
         snprintf(text, text_size, "no responders: the store's stream is not available");
         return ES_ERR_CONNECTION;
     }
@@ -249,12 +249,10 @@ static void record_answer(slot *sl, es_status s, const es_pub_result *r, const c
     snprintf(sl->answer_text, sizeof sl->answer_text, "%s", text);
 }
 
-static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+static void on_reply(natsMsg *msg, void *closure)
 {
-    (void)nc;
-    (void)sub;
     es_publisher *p = closure;
-    const char *subj = natsMsg_GetSubject(msg);
+    const char *subj = esi_msg_subject(msg);
     const char *tok = strrchr(subj, '.');
     bool first = tok && tok[1] == 'f';
     uint64_t id = tok ? strtoull(tok + 1 + first, NULL, 10) : 0;
@@ -262,10 +260,10 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     es_pub_result r;
     memset(&r, 0, sizeof r);
     es_status s = status_reply(msg, text, sizeof text);
-    const char *data = natsMsg_GetData(msg);
-    int len = natsMsg_GetDataLength(msg);
+    const char *data = esi_msg_data(msg);
+    size_t len = esi_msg_len(msg);
     if (s == ES_OK && !(first && len == 0))
-        s = es_puback_parse(data, (size_t)len, &r, text, sizeof text);
+        s = es_puback_parse(data, len, &r, text, sizeof text);
     if (first && s == ES_ERR_PROTOCOL)
         s = ES_OK; /* a start acknowledgement only matters when it is an error */
 
@@ -281,7 +279,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
             record_answer(sl, s, &r, text);
     } /* else: the unit timed out already; its late answer is dropped */
     pthread_mutex_unlock(&p->mu);
-    natsMsg_Destroy(msg);
+    esi_msg_destroy(msg);
 }
 
 static void deadline_in(struct timespec *ts, long ms)
@@ -322,15 +320,18 @@ static void *reap(void *arg)
     return NULL;
 }
 
-es_status es_publisher_create(es_store *store, es_publisher **out)
+es_status es_publisher_create(const esi_js *js, int max_inflight, int max_batches_inflight,
+                              es_publisher **out)
 {
+    if (max_inflight < 1 || max_batches_inflight < 1)
+        return es_error(ES_ERR_INVALID, "a publisher needs room for at least one unit");
     es_publisher *p = calloc(1, sizeof *p);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
-    p->nc = store->nc;
-    p->timeout_ms = store->opts.timeout_ms;
-    p->cap = (size_t)store->opts.max_inflight;
-    p->max_batches = (size_t)store->opts.max_batches_inflight;
+    p->conn = esi_js_conn(js);
+    p->timeout_ms = esi_js_timeout_ms(js);
+    p->cap = (size_t)max_inflight;
+    p->max_batches = (size_t)max_batches_inflight;
     p->slots = calloc(p->cap, sizeof *p->slots);
     p->next_id = 1;
     char id[ES_NEW_ID_LEN + 1];
@@ -342,10 +343,7 @@ es_status es_publisher_create(es_store *store, es_publisher **out)
     snprintf(wildcard, sizeof wildcard, "%s.*", p->inbox);
     es_status s = p->slots ? ES_OK : es_error(ES_ERR_NOMEM, "out of memory");
     if (s == ES_OK)
-        s = es_nats_status(natsConnection_Subscribe(&p->sub, p->nc, wildcard, on_reply, p),
-                           "subscribing to the append inbox");
-    if (s == ES_OK)
-        natsSubscription_SetPendingLimits(p->sub, -1, -1);
+        s = p->conn->ops->subscribe(p->conn->ctx, wildcard, on_reply, p, &p->sub);
     if (s == ES_OK && pthread_create(&p->reaper, NULL, reap, p) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start the publisher's timer thread");
     if (s != ES_OK) {
@@ -367,14 +365,8 @@ void es_publisher_destroy(es_publisher *p)
     pthread_mutex_unlock(&p->mu);
     if (p->reaper_started)
         pthread_join(p->reaper, NULL); /* returns once every unit is answered or expired */
-    if (p->sub != NULL) {
-        /* Unsubscribe, then wait for the delivery thread to let go of p. */
-        if (natsSubscription_Drain(p->sub) == NATS_OK)
-            natsSubscription_WaitForDrainCompletion(p->sub, 5000);
-        else
-            natsSubscription_Unsubscribe(p->sub);
-        natsSubscription_Destroy(p->sub);
-    }
+    if (p->sub != NULL) /* unsubscribe, then wait for the delivery thread to let go of p */
+        p->conn->ops->drain(p->conn->ctx, p->sub, 5000);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->mu);
     free(p->slots);
@@ -452,11 +444,6 @@ void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t)
     pthread_mutex_unlock(&p->mu);
 }
 
-static es_status publish(natsConnection *nc, natsMsg *m)
-{
-    return es_nats_status(natsConnection_PublishMsg(nc, m), "publishing an event");
-}
-
 void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, size_t n)
 {
     pthread_mutex_lock(&p->mu);
@@ -468,7 +455,7 @@ void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, 
     pthread_mutex_unlock(&p->mu);
     es_status s = ES_OK;
     for (size_t i = 0; i < n && s == ES_OK; i++)
-        s = publish(p->nc, msgs[i]);
+        s = p->conn->ops->publish(p->conn->ctx, msgs[i]);
     char text[TEXT_MAX];
     if (s != ES_OK)
         snprintf(text, sizeof text, "%s", es_last_error());

@@ -1,4 +1,4 @@
-/* Batched direct gets (private): ADR-31's $JS.API.DIRECT.GET.<stream> with
+/* Batched direct gets (private): ADR-31's <api prefix>.DIRECT.GET.<stream> with
  * next_by_subj + batch, read until the 204 EOB status. One round trip per
  * batch and no consumer: the fast path to load one entity. */
 #ifndef ES_DIRECTGET_H
@@ -10,7 +10,7 @@
 
 #include <es/status.h>
 
-typedef struct es_store es_store;
+#include "transport/js.h"
 
 typedef struct es_dg_request {
     const char *filter;    /* subject filter (wildcards allowed) */
@@ -28,7 +28,7 @@ typedef es_status (*es_dg_cb)(natsMsg *msg, const char *subject, uint64_t seq, i
 
 /* Calls cb for every matching message in order; *last_seq (may be NULL) gets
  * the sequence of the last message delivered (0 if none). */
-es_status es_direct_get(const es_store *st, const es_dg_request *req, es_dg_cb cb, void *closure,
-                        uint64_t *last_seq);
+es_status es_direct_get(const esi_js *js, const char *stream, const es_dg_request *req, es_dg_cb cb,
+                        void *closure, uint64_t *last_seq);
 
 #endif

@@ -14,7 +14,11 @@
 
 #include <es/status.h>
 
-typedef struct es_store es_store;
+#include "transport/js.h"
+
+/* Longest stream name the transport's consumers accept. */
+#define ESI_STREAM_NAME_MAX 64
+
 typedef struct es_oc es_oc;
 
 typedef struct es_oc_msg {
@@ -27,8 +31,8 @@ typedef struct es_oc_msg {
 /* Creates the consumer, delivering from stream sequence start_seq (>= 1).
  * *pending gets the number of matching messages at creation. heartbeat_ms is
  * the server's idle heartbeat; three missed ones trigger a reset. */
-es_status es_oc_create(const es_store *st, const char *filter, uint64_t start_seq,
-                       int64_t heartbeat_ms, es_oc **out, uint64_t *pending);
+es_status es_oc_create(const esi_js *js, const char *stream, const char *filter,
+                       uint64_t start_seq, int64_t heartbeat_ms, es_oc **out, uint64_t *pending);
 
 /* The next message, waiting up to wait_ms: ES_ERR_TIMEOUT when none came in
  * that time (not an error: call again). Resets are handled inside; when one
@@ -41,9 +45,5 @@ uint64_t es_oc_resets(const es_oc *oc);
 
 /* Deletes the consumer (best effort) and frees. Accepts NULL. */
 void es_oc_destroy(es_oc *oc);
-
-/* Parses a $JS.ACK reply subject (v1 or v2 form). Exposed for unit tests. */
-bool es_oc_parse_ack(const char *reply, uint64_t *sseq, uint64_t *cseq, uint64_t *pending,
-                     int64_t *ts);
 
 #endif

@@ -1,0 +1,205 @@
+/* The connection table over nats.c: the one place that calls nats.c's
+ * connection and subscription functions (see conn.h). */
+#include "transport/conn.h"
+
+#include <stdlib.h>
+
+#include "base/internal.h"
+
+struct esi_sub {
+    natsSubscription *s;
+    esi_msg_handler cb; /* asynchronous subscriptions only */
+    void *closure;
+};
+
+es_status esi_nats_status(natsStatus s, const char *what)
+{
+    switch (s) {
+    case NATS_OK: return ES_OK;
+    case NATS_TIMEOUT: return es_error(ES_ERR_TIMEOUT, "%s: no answer in time", what);
+    case NATS_NO_MEMORY: return es_error(ES_ERR_NOMEM, "%s: out of memory", what);
+    case NATS_NO_RESPONDERS:
+        return es_error(ES_ERR_UNSUPPORTED, "%s: no responders (is JetStream enabled?)", what);
+    case NATS_MAX_PAYLOAD:
+        return es_error(ES_ERR_TOO_LARGE, "%s: message over the server's max payload", what);
+    default: return es_error(ES_ERR_CONNECTION, "%s: %s", what, natsStatus_GetText(s));
+    }
+}
+
+void esi_nats_open(void)
+{
+    nats_Open(-1);
+}
+
+void esi_nats_close(void)
+{
+    nats_Close();
+}
+
+static es_status nats_publish(void *ctx, natsMsg *m)
+{
+    return esi_nats_status(natsConnection_PublishMsg(ctx, m), "publishing");
+}
+
+static es_status nats_publish_data(void *ctx, const char *subject, const char *reply,
+                                   const void *data, size_t len)
+{
+    natsStatus ns = reply ? natsConnection_PublishRequest(ctx, subject, reply, data, (int)len)
+                          : natsConnection_Publish(ctx, subject, data, (int)len);
+    return esi_nats_status(ns, subject);
+}
+
+static es_status nats_request(void *ctx, const char *subject, const void *data, size_t len,
+                              int64_t timeout_ms, natsMsg **reply)
+{
+    *reply = NULL;
+    return esi_nats_status(natsConnection_Request(reply, ctx, subject, data, (int)len, timeout_ms),
+                           subject);
+}
+
+static es_status nats_request_msg(void *ctx, natsMsg *m, int64_t timeout_ms, natsMsg **reply)
+{
+    *reply = NULL;
+    return esi_nats_status(natsConnection_RequestMsg(reply, ctx, m, timeout_ms),
+                           natsMsg_GetSubject(m));
+}
+
+static void deliver(natsConnection *nc, natsSubscription *s, natsMsg *m, void *closure)
+{
+    (void)nc;
+    (void)s;
+    esi_sub *sub = closure;
+    sub->cb(m, sub->closure);
+}
+
+static es_status nats_subscribe(void *ctx, const char *subject, esi_msg_handler cb, void *closure,
+                                esi_sub **out)
+{
+    esi_sub *sub = calloc(1, sizeof *sub);
+    if (sub == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory subscribing to %s", subject);
+    sub->cb = cb;
+    sub->closure = closure;
+    es_status s = esi_nats_status(natsConnection_Subscribe(&sub->s, ctx, subject, deliver, sub),
+                                  subject);
+    if (s != ES_OK) {
+        free(sub);
+        return s;
+    }
+    /* Unbounded: what arrives here answers what we sent, bounded by our own window. */
+    natsSubscription_SetPendingLimits(sub->s, -1, -1);
+    *out = sub;
+    return ES_OK;
+}
+
+static es_status nats_subscribe_sync(void *ctx, const char *subject, int max_msgs,
+                                     int64_t max_bytes, esi_sub **out)
+{
+    esi_sub *sub = calloc(1, sizeof *sub);
+    if (sub == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory subscribing to %s", subject);
+    es_status s = esi_nats_status(natsConnection_SubscribeSync(&sub->s, ctx, subject), subject);
+    if (s != ES_OK) {
+        free(sub);
+        return s;
+    }
+    if (max_msgs > 0)
+        natsSubscription_SetPendingLimits(sub->s, max_msgs, (int)(max_bytes > INT32_MAX ? INT32_MAX : max_bytes));
+    *out = sub;
+    return ES_OK;
+}
+
+static es_status nats_next_msg(esi_sub *sub, int64_t timeout_ms, natsMsg **out)
+{
+    *out = NULL;
+    natsStatus ns = natsSubscription_NextMsg(out, sub->s, timeout_ms);
+    if (ns == NATS_OK)
+        return ES_OK;
+    if (ns == NATS_TIMEOUT)
+        return natsSubscription_IsValid(sub->s) ? ES_ERR_TIMEOUT : ES_ERR_STOPPED;
+    if (ns == NATS_INVALID_SUBSCRIPTION || ns == NATS_CONNECTION_CLOSED)
+        return ES_ERR_STOPPED;
+    return esi_nats_status(ns, "reading a subscription");
+}
+
+static es_status nats_drain(void *ctx, esi_sub *sub, int64_t timeout_ms)
+{
+    (void)ctx;
+    es_status s = esi_nats_status(natsSubscription_Drain(sub->s), "draining a subscription");
+    if (sub->cb == NULL)
+        return s; /* synchronous: next_msg reads what is left, close frees */
+    if (s == ES_OK)
+        s = esi_nats_status(natsSubscription_WaitForDrainCompletion(sub->s, timeout_ms),
+                            "draining a subscription");
+    else
+        natsSubscription_Unsubscribe(sub->s);
+    natsSubscription_Destroy(sub->s);
+    free(sub);
+    return s;
+}
+
+/* nats.c before 3.6 can crash when a subscription is freed while its reader
+ * thread is delivering to it (nats.c issue #637; Debian bookworm ships
+ * 3.4.1), so the interest is removed first and a PING/PONG round trip proves
+ * the reader has passed every message the server sent before the UNSUB; only
+ * then is the subscription freed. An asynchronous subscription is drained
+ * instead, so that its handler has returned before the closure goes. */
+static void nats_close(void *ctx, esi_sub *sub)
+{
+    if (sub == NULL)
+        return;
+    if (sub->cb != NULL) {
+        nats_drain(ctx, sub, 5000);
+        return;
+    }
+    if (natsSubscription_Unsubscribe(sub->s) == NATS_OK &&
+        natsConnection_Status(ctx) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(ctx, 2000); /* disconnected: the reader delivers nothing */
+    natsSubscription_Destroy(sub->s);
+    free(sub);
+}
+
+static void nats_release(void *ctx, esi_sub *sub)
+{
+    (void)ctx;
+    if (sub == NULL)
+        return;
+    natsSubscription_Destroy(sub->s);
+    free(sub);
+}
+
+static es_status nats_flush(void *ctx, int64_t timeout_ms)
+{
+    return esi_nats_status(natsConnection_FlushTimeout(ctx, timeout_ms), "flush");
+}
+
+static int64_t nats_max_payload(void *ctx)
+{
+    return natsConnection_GetMaxPayload(ctx);
+}
+
+static const esi_conn_ops nats_ops = {
+    .publish = nats_publish,
+    .publish_data = nats_publish_data,
+    .request = nats_request,
+    .request_msg = nats_request_msg,
+    .subscribe = nats_subscribe,
+    .subscribe_sync = nats_subscribe_sync,
+    .next_msg = nats_next_msg,
+    .drain = nats_drain,
+    .close = nats_close,
+    .release = nats_release,
+    .flush = nats_flush,
+    .max_payload = nats_max_payload,
+};
+
+void esi_conn_nats(natsConnection *nc, esi_conn *out)
+{
+    out->ops = &nats_ops;
+    out->ctx = nc;
+}
+
+natsConnection *esi_conn_nats_connection(const esi_conn *c)
+{
+    return c != NULL && c->ops == &nats_ops ? c->ctx : NULL;
+}

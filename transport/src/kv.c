@@ -1,0 +1,359 @@
+/* KV buckets: see kv.h. */
+#include "transport/kv.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <es/kvkey.h>
+
+#include "base/internal.h"
+#include "base/timefmt.h"
+#include "transport/msg.h"
+
+#define CREATE_ATTEMPTS 3
+
+struct esi_kv {
+    const esi_js *js;
+    jsCtx *jsc;  /* nats.c's, for binding, creating and watching */
+    kvStore *kv; /* NULL on a connection other than nats.c's */
+    char bucket[ESI_KV_BUCKET_MAX];
+    char stream[ESI_KV_BUCKET_MAX + 3]; /* KV_<bucket> */
+};
+
+const char *esi_kv_bucket(const esi_kv *kv)
+{
+    return kv->bucket;
+}
+
+/* A failed nats.c KV / JetStream call: what esi_nats_status says, plus what
+ * KV calls add (NATS_NOT_FOUND, and server refusals with nats.c's own
+ * error text). */
+static es_status kv_error(natsStatus ns, const char *what)
+{
+    if (ns == NATS_NOT_FOUND)
+        return es_error(ES_ERR_NOT_FOUND, "%s: not found", what);
+    if (ns == NATS_ERR || ns == NATS_INVALID_ARG) {
+        natsStatus last = NATS_OK;
+        const char *detail = nats_GetLastError(&last);
+        return es_error(ns == NATS_ERR ? ES_ERR_SERVER : ES_ERR_INVALID, "%s: %s", what,
+                        detail && detail[0] ? detail : natsStatus_GetText(ns));
+    }
+    return esi_nats_status(ns, what);
+}
+
+/* nats.c's JetStream context with our domain or prefix. */
+static es_status nats_js(const esi_js *js, jsCtx **out)
+{
+    *out = NULL;
+    natsConnection *nc = esi_conn_nats_connection(esi_js_conn(js));
+    if (nc == NULL)
+        return es_error(ES_ERR_UNSUPPORTED, "KV buckets need a NATS connection");
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = esi_js_timeout_ms(js);
+    if (esi_js_domain(js) != NULL)
+        jo.Domain = esi_js_domain(js);
+    else
+        jo.Prefix = esi_js_prefix(js);
+    return kv_error(natsConnection_JetStream(out, nc, &jo), "JetStream context");
+}
+
+static natsStatus create_bucket(kvStore **kv, jsCtx *js, const esi_kv_spec *spec)
+{
+    kvConfig c;
+    kvConfig_Init(&c);
+    c.Bucket = spec->bucket;
+    c.Description = spec->description;
+    c.History = (uint8_t)(spec->history > 0 ? spec->history : 1);
+    c.MaxValueSize = spec->max_value_size > 0 ? spec->max_value_size : -1;
+    c.StorageType = spec->memory_storage ? js_MemoryStorage : js_FileStorage;
+    c.Replicas = spec->replicas > 0 ? spec->replicas : 1;
+    return js_CreateKeyValue(kv, js, &c);
+}
+
+es_status esi_kv_open(const esi_js *js, const esi_kv_spec *spec, bool create, esi_kv **out)
+{
+    *out = NULL;
+    if (spec == NULL || spec->bucket == NULL || strlen(spec->bucket) >= ESI_KV_BUCKET_MAX)
+        return es_error(ES_ERR_INVALID, "a KV bucket name of 1..%d bytes is needed",
+                        ESI_KV_BUCKET_MAX - 1);
+    esi_kv *kv = calloc(1, sizeof *kv);
+    if (kv == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    kv->js = js;
+    snprintf(kv->bucket, sizeof kv->bucket, "%s", spec->bucket);
+    snprintf(kv->stream, sizeof kv->stream, "KV_%s", spec->bucket);
+    es_status s = nats_js(js, &kv->jsc);
+    natsStatus ns = NATS_OK;
+    for (int i = 0; s == ES_OK && i < CREATE_ATTEMPTS; i++) {
+        ns = js_KeyValue(&kv->kv, kv->jsc, spec->bucket);
+        if (ns != NATS_NOT_FOUND || !create)
+            break;
+        ns = create_bucket(&kv->kv, kv->jsc, spec);
+        if (ns == NATS_OK)
+            break;
+    }
+    if (s == ES_OK && ns != NATS_OK) {
+        char what[128];
+        snprintf(what, sizeof what, "KV bucket %s", spec->bucket);
+        s = kv_error(ns, what);
+    }
+    if (s != ES_OK) {
+        esi_kv_close(kv);
+        return s;
+    }
+    *out = kv;
+    return ES_OK;
+}
+
+void esi_kv_close(esi_kv *kv)
+{
+    if (kv == NULL)
+        return;
+    kvStore_Destroy(kv->kv);
+    jsCtx_Destroy(kv->jsc);
+    free(kv);
+}
+
+void esi_kv_entry_clear(esi_kv_entry *e)
+{
+    esi_msg_destroy(e->msg);
+    memset(e, 0, sizeof *e);
+}
+
+static es_status check_key(const esi_kv *kv, const char *key)
+{
+    if (!es_kv_key_valid(key))
+        return es_error(ES_ERR_INVALID, "'%.80s' is not a valid key for KV bucket %s",
+                        key ? key : "(null)", kv->bucket);
+    return ES_OK;
+}
+
+static bool is_marker(natsMsg *m)
+{
+    const char *op = esi_msg_header(m, "KV-Operation");
+    return op != NULL && (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0);
+}
+
+es_status esi_kv_last(esi_kv *kv, const char *key, esi_kv_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    es_status s = check_key(kv, key);
+    if (s != ES_OK)
+        return s;
+    char subject[ES_KV_KEY_MAX + 256];
+    s = esi_js_api_subject(kv->js, subject, sizeof subject, "DIRECT.GET.%s.$KV.%s.%s", kv->stream,
+                           kv->bucket, key);
+    natsMsg *m = NULL;
+    const esi_conn *conn = esi_js_conn(kv->js);
+    if (s == ES_OK)
+        s = conn->ops->request(conn->ctx, subject, NULL, 0, esi_js_timeout_ms(kv->js), &m);
+    if (s != ES_OK)
+        return s;
+    const char *status = esi_msg_header(m, "Status");
+    if (status != NULL) {
+        bool missing = strcmp(status, "404") == 0;
+        const char *desc = esi_msg_header(m, "Description");
+        s = missing ? es_error(ES_ERR_NOT_FOUND, "%s: no key '%s'", kv->bucket, key)
+                    : es_error(ES_ERR_SERVER, "%s: direct get answered %s %s", kv->bucket, status,
+                               desc ? desc : "");
+        esi_msg_destroy(m);
+        return s;
+    }
+    const char *seq = esi_msg_header(m, "Nats-Sequence"), *ts = esi_msg_header(m, "Nats-Time-Stamp");
+    e->msg = m;
+    e->data = esi_msg_data(m);
+    e->len = esi_msg_len(m);
+    e->revision = seq ? strtoull(seq, NULL, 10) : 0;
+    e->deleted = is_marker(m);
+    if (ts == NULL || es_time_parse(ts, &e->stored_ns) != ES_OK)
+        e->stored_ns = 0;
+    if (e->revision == 0) {
+        esi_kv_entry_clear(e);
+        return es_error(ES_ERR_PROTOCOL, "%s: direct get answer without a sequence", kv->bucket);
+    }
+    return ES_OK;
+}
+
+es_status esi_kv_get(esi_kv *kv, const char *key, esi_kv_entry *e)
+{
+    es_status s = esi_kv_last(kv, key, e);
+    if (s == ES_OK && e->deleted) {
+        esi_kv_entry_clear(e);
+        return es_error(ES_ERR_NOT_FOUND, "%s: key '%s' was deleted", kv->bucket, key);
+    }
+    return s;
+}
+
+/* One write to $KV.<bucket>.<key>: `header`/`value_of_header` (may be NULL)
+ * say what kind, `expect` which last revision it requires. */
+static es_status publish(esi_kv *kv, const char *key, const void *value, size_t len,
+                         const char *header, const char *header_value, uint64_t expect,
+                         uint64_t *rev)
+{
+    char subject[ES_KV_KEY_MAX + 80];
+    snprintf(subject, sizeof subject, "$KV.%s.%s", kv->bucket, key);
+    natsMsg *msg = NULL, *reply = NULL;
+    es_status s = esi_msg_create(subject, NULL, value, len, &msg);
+    if (s == ES_OK && header != NULL)
+        s = esi_msg_header_set(msg, header, header_value);
+    if (s == ES_OK && expect != ESI_KV_ANY) {
+        char v[24];
+        snprintf(v, sizeof v, "%" PRIu64, expect);
+        s = esi_msg_header_set(msg, "Nats-Expected-Last-Subject-Sequence", v);
+    }
+    const esi_conn *conn = esi_js_conn(kv->js);
+    if (s == ES_OK)
+        s = conn->ops->request_msg(conn->ctx, msg, esi_js_timeout_ms(kv->js), &reply);
+    esi_msg_destroy(msg);
+    if (s != ES_OK)
+        return s;
+    json_error_t jerr;
+    json_t *ack = json_loadb(esi_msg_data(reply), esi_msg_len(reply), 0, &jerr);
+    esi_msg_destroy(reply);
+    if (!json_is_object(ack))
+        s = es_error(ES_ERR_PROTOCOL, "%s: the write's acknowledgement is not JSON", kv->bucket);
+    else
+        s = esi_js_check_error(ack, kv->bucket);
+    if (s == ES_OK && rev != NULL)
+        *rev = (uint64_t)json_integer_value(json_object_get(ack, "seq"));
+    json_decref(ack);
+    return s;
+}
+
+/* "Absent" includes a key whose last revision is a delete marker: expect
+ * that marker's revision instead of 0. */
+static es_status write_expecting(esi_kv *kv, const char *key, const void *value, size_t len,
+                                 const char *operation, uint64_t expect, uint64_t *rev)
+{
+    es_status s = check_key(kv, key);
+    if (s != ES_OK)
+        return s;
+    s = publish(kv, key, value, len, operation ? "KV-Operation" : NULL, operation, expect, rev);
+    if (s != ES_ERR_CONFLICT || expect != 0)
+        return s;
+    esi_kv_entry e;
+    s = esi_kv_last(kv, key, &e);
+    bool deleted = s == ES_OK && e.deleted;
+    uint64_t marker = e.revision;
+    esi_kv_entry_clear(&e);
+    if (!deleted)
+        return es_error_code(ES_ERR_CONFLICT, 10071, "%s: key '%s' exists already", kv->bucket,
+                             key);
+    return publish(kv, key, value, len, operation ? "KV-Operation" : NULL, operation, marker, rev);
+}
+
+es_status esi_kv_put(esi_kv *kv, const char *key, const void *value, size_t len, uint64_t expect,
+                     uint64_t *rev)
+{
+    if (kv == NULL || (value == NULL && len > 0) || len > INT32_MAX)
+        return es_error(ES_ERR_INVALID, "esi_kv_put: bucket and value are required");
+    return write_expecting(kv, key, value, len, NULL, expect, rev);
+}
+
+es_status esi_kv_delete(esi_kv *kv, const char *key, uint64_t expect)
+{
+    if (kv == NULL || expect == 0)
+        return es_error(ES_ERR_INVALID, "esi_kv_delete: a bucket and an existing revision (or "
+                                        "ESI_KV_ANY) are required");
+    if (expect == ESI_KV_ANY) { /* deleting an absent key is worth telling the caller */
+        esi_kv_entry e;
+        es_status s = esi_kv_get(kv, key, &e);
+        esi_kv_entry_clear(&e);
+        if (s != ES_OK)
+            return s;
+    }
+    return write_expecting(kv, key, NULL, 0, "DEL", expect, NULL);
+}
+
+es_status esi_kv_replace_all(esi_kv *kv, const char *key, const void *value, size_t len)
+{
+    es_status s = check_key(kv, key);
+    if (s == ES_OK)
+        s = publish(kv, key, value, len, "Nats-Rollup", "sub", ESI_KV_ANY, NULL);
+    return s;
+}
+
+es_status esi_kv_delete_bucket(const esi_js *js, const char *bucket)
+{
+    jsCtx *jsc = NULL;
+    es_status s = nats_js(js, &jsc);
+    if (s == ES_OK)
+        s = kv_error(js_DeleteKeyValue(jsc, bucket), bucket);
+    jsCtx_Destroy(jsc);
+    return s;
+}
+
+/* ---- watching ------------------------------------------------------------ */
+
+struct esi_kv_watcher {
+    kvWatcher *w;
+    kvEntry *current; /* the update handed out last */
+};
+
+es_status esi_kv_watch(esi_kv *kv, const char *pattern, bool ignore_deletes, esi_kv_watcher **out)
+{
+    *out = NULL;
+    if (kv->kv == NULL)
+        return es_error(ES_ERR_UNSUPPORTED, "watching %s needs a NATS connection", kv->bucket);
+    esi_kv_watcher *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    kvWatchOptions o;
+    kvWatchOptions_Init(&o);
+    o.IgnoreDeletes = ignore_deletes;
+    o.Timeout = esi_js_timeout_ms(kv->js);
+    natsStatus ns =
+        pattern ? kvStore_Watch(&w->w, kv->kv, pattern, &o) : kvStore_WatchAll(&w->w, kv->kv, &o);
+    if (ns != NATS_OK) {
+        free(w);
+        return es_error(ES_ERR_SERVER, "watching %s: %s (%s)", kv->bucket, natsStatus_GetText(ns),
+                        nats_GetLastError(NULL));
+    }
+    *out = w;
+    return ES_OK;
+}
+
+es_status esi_kv_watch_next(esi_kv_watcher *w, int64_t timeout_ms, esi_kv_update *u)
+{
+    memset(u, 0, sizeof *u);
+    kvEntry_Destroy(w->current);
+    w->current = NULL;
+    natsStatus ns = kvWatcher_Next(&w->current, w->w, timeout_ms);
+    if (ns == NATS_TIMEOUT)
+        return ES_ERR_TIMEOUT;
+    if (ns == NATS_ILLEGAL_STATE || ns == NATS_INVALID_SUBSCRIPTION ||
+        ns == NATS_CONNECTION_CLOSED)
+        return ES_ERR_STOPPED;
+    if (ns != NATS_OK)
+        return esi_nats_status(ns, "watching a KV bucket");
+    kvEntry *e = w->current;
+    if (e == NULL) { /* the marker: every current value has been seen */
+        u->caught_up = true;
+        return ES_OK;
+    }
+    kvOperation op = kvEntry_Operation(e);
+    u->key = kvEntry_Key(e);
+    u->data = kvEntry_Value(e);
+    u->len = (size_t)kvEntry_ValueLen(e);
+    u->revision = kvEntry_Revision(e);
+    u->deleted = op == kvOp_Delete || op == kvOp_Purge;
+    return ES_OK;
+}
+
+void esi_kv_watch_stop(esi_kv_watcher *w)
+{
+    if (w != NULL)
+        kvWatcher_Stop(w->w);
+}
+
+void esi_kv_watch_destroy(esi_kv_watcher *w)
+{
+    if (w == NULL)
+        return;
+    kvEntry_Destroy(w->current);
+    kvWatcher_Destroy(w->w);
+    free(w);
+}
