@@ -11,15 +11,15 @@
 
 #include <es/status.h>
 
-typedef bool (*es_passes_fn)(unsigned char c);
+typedef bool (*esi_passes_fn)(unsigned char c);
 
 /* ES_ERR_LIMIT (with `what` in the message) when out_size is too small for
  * the result and its NUL. The input must not be empty (checked by callers). */
-es_status es_escape_bytes(const void *in, size_t len, char esc, es_passes_fn passes,
+es_status esi_escape_bytes(const void *in, size_t len, char esc, esi_passes_fn passes,
                           const char *what, char *out, size_t out_size, size_t *out_len);
 /* ES_ERR_INVALID for anything escaping cannot have produced; ES_ERR_LIMIT when
  * the bytes and a NUL do not fit out_size. */
-es_status es_unescape_bytes(const char *in, size_t len, char esc, es_passes_fn passes,
+es_status esi_unescape_bytes(const char *in, size_t len, char esc, esi_passes_fn passes,
                             const char *what, char *out, size_t out_size, size_t *out_len);
 
 #endif

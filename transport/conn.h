@@ -9,7 +9,7 @@
  *
  * Statuses: ES_ERR_TIMEOUT when nothing came in time, ES_ERR_STOPPED when a
  * subscription has nothing more to give (drained, closed), the usual mapping
- * of nats.c's errors otherwise (es_nats_status). */
+ * of nats.c's errors otherwise (esi_nats_status). */
 #ifndef ES_TRANSPORT_CONN_H
 #define ES_TRANSPORT_CONN_H
 

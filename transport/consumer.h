@@ -19,31 +19,31 @@
 /* Longest stream name the transport's consumers accept. */
 #define ESI_STREAM_NAME_MAX 64
 
-typedef struct es_oc es_oc;
+typedef struct esi_oc esi_oc;
 
-typedef struct es_oc_msg {
-    natsMsg *msg;     /* owned by the caller of es_oc_next: natsMsg_Destroy it */
+typedef struct esi_oc_msg {
+    natsMsg *msg;     /* owned by the caller of esi_oc_next: natsMsg_Destroy it */
     uint64_t seq;     /* stream sequence */
     uint64_t pending; /* messages matching the filter still to come */
     int64_t stored_ns;
-} es_oc_msg;
+} esi_oc_msg;
 
 /* Creates the consumer, delivering from stream sequence start_seq (>= 1).
  * *pending gets the number of matching messages at creation. heartbeat_ms is
  * the server's idle heartbeat; three missed ones trigger a reset. */
-es_status es_oc_create(const esi_js *js, const char *stream, const char *filter,
-                       uint64_t start_seq, int64_t heartbeat_ms, es_oc **out, uint64_t *pending);
+es_status esi_oc_create(const esi_js *js, const char *stream, const char *filter,
+                       uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out, uint64_t *pending);
 
 /* The next message, waiting up to wait_ms: ES_ERR_TIMEOUT when none came in
  * that time (not an error: call again). Resets are handled inside; when one
  * cannot be done (server away) it is retried on later calls and
  * ES_ERR_CONNECTION is returned, with the reason in es_last_error(). */
-es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out);
+es_status esi_oc_next(esi_oc *oc, int64_t wait_ms, esi_oc_msg *out);
 
 /* Number of resets so far (tests and statistics). */
-uint64_t es_oc_resets(const es_oc *oc);
+uint64_t esi_oc_resets(const esi_oc *oc);
 
 /* Deletes the consumer (best effort) and frees. Accepts NULL. */
-void es_oc_destroy(es_oc *oc);
+void esi_oc_destroy(esi_oc *oc);
 
 #endif

@@ -12,23 +12,23 @@
 
 #include "transport/js.h"
 
-typedef struct es_dg_request {
+typedef struct esi_dg_request {
     const char *filter;    /* subject filter (wildcards allowed) */
     uint64_t start_seq;    /* first sequence to consider (>= 1), or 0 with start_time_ns */
     int64_t start_time_ns; /* instead of start_seq: first message at or after this time */
     uint64_t up_to_seq;    /* 0: no upper bound */
     int batch;             /* messages per round trip */
     uint64_t max_msgs;     /* stop after this many in all (0: no limit) */
-} es_dg_request;
+} esi_dg_request;
 
 /* `subject`, `seq` and `stored_ns` come from the response headers. Return
  * non-OK to stop (that status is returned). */
-typedef es_status (*es_dg_cb)(natsMsg *msg, const char *subject, uint64_t seq, int64_t stored_ns,
+typedef es_status (*esi_dg_cb)(natsMsg *msg, const char *subject, uint64_t seq, int64_t stored_ns,
                               void *closure);
 
 /* Calls cb for every matching message in order; *last_seq (may be NULL) gets
  * the sequence of the last message delivered (0 if none). */
-es_status es_direct_get(const esi_js *js, const char *stream, const es_dg_request *req, es_dg_cb cb,
+es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_request *req, esi_dg_cb cb,
                         void *closure, uint64_t *last_seq);
 
 #endif

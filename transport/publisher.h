@@ -1,7 +1,7 @@
 /* The in-flight append machinery of a store (private): publishes a unit of
  * messages (one plain message, or an atomic batch) and delivers the server's
  * PubAck to a completion callback, with a bounded number of units in flight
- * (backpressure: es_publisher_send blocks while the window is full). */
+ * (backpressure: esi_publisher_send blocks while the window is full). */
 #ifndef ES_PUBLISHER_H
 #define ES_PUBLISHER_H
 
@@ -16,81 +16,81 @@
 
 #include "transport/js.h"
 
-typedef struct es_publisher es_publisher;
+typedef struct esi_publisher esi_publisher;
 
-typedef struct es_pub_result {
+typedef struct esi_pub_result {
     uint64_t seq;        /* stream sequence of the last message of the unit */
     size_t count;        /* messages stored by the unit */
     bool duplicate;      /* a single message whose id was already stored */
     int err_code;        /* JetStream err_code when the server refused, else 0 */
     uint64_t actual_seq; /* on ES_ERR_CONFLICT: the entity's actual last sequence */
-} es_pub_result;
+} esi_pub_result;
 
 /* Called once per unit, on a nats.c thread (or the publisher's own, for a
  * timeout); the error text is in `text`. It must not block nor make requests:
  * the thread delivers every other acknowledgement too. Returns false to let
  * the publisher free `msgs`, or true to keep them for follow-up work (on
- * another thread: es_publisher_defer), which ends with es_publisher_finish;
+ * another thread: esi_publisher_defer), which ends with esi_publisher_finish;
  * until then the unit counts as in flight. */
-typedef bool (*es_pub_done)(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+typedef bool (*esi_pub_done)(es_status s, const esi_pub_result *r, const char *text, natsMsg **msgs,
                             size_t n, void *closure);
 
 /* A reserved place in the window, with the reply subjects its messages carry. */
-typedef struct es_pub_ticket {
+typedef struct esi_pub_ticket {
     uint64_t id;
     char reply[96];       /* on the single message, or the batch's commit */
     char first_reply[96]; /* on a batch's first message */
-} es_pub_ticket;
+} esi_pub_ticket;
 
 /* A publisher on the context's connection, answering within its timeout. */
-es_status es_publisher_create(const esi_js *js, int max_inflight, int max_batches_inflight,
-                              es_publisher **out);
+es_status esi_publisher_create(const esi_js *js, int max_inflight, int max_batches_inflight,
+                              esi_publisher **out);
 /* Waits for units in flight (each bounded by the request timeout), then frees. */
-void es_publisher_destroy(es_publisher *p);
+void esi_publisher_destroy(esi_publisher *p);
 
 /* Reserves a place for one unit (an atomic batch when `batch`), waiting
  * while max_inflight units, or max_batches_inflight batches, are in flight (ES_ERR_TIMEOUT after
- * the request timeout). `cb` will be called exactly once after es_publisher_send;
- * es_publisher_cancel releases the place without calling it (when building the messages failed). */
-es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void *closure,
-                               es_pub_ticket *t);
-void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t);
+ * the request timeout). `cb` will be called exactly once after esi_publisher_send;
+ * esi_publisher_cancel releases the place without calling it (when building the messages failed). */
+es_status esi_publisher_reserve(esi_publisher *p, bool batch, esi_pub_done cb, void *closure,
+                               esi_pub_ticket *t);
+void esi_publisher_cancel(esi_publisher *p, const esi_pub_ticket *t);
 
 /* Publishes msgs[0..n) (built with the ticket's reply subjects) and takes
  * ownership of them and of the array. The outcome always reaches the callback:
  * the PubAck, a send failure, or ES_ERR_TIMEOUT. */
-void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, size_t n);
+void esi_publisher_send(esi_publisher *p, const esi_pub_ticket *t, natsMsg **msgs, size_t n);
 
 /* Runs fn(arg) soon on the publisher's own thread, where it may make
  * requests of its own (follow-up work of a completion). */
-void es_publisher_defer(es_publisher *p, void (*fn)(void *arg), void *arg);
+void esi_publisher_defer(esi_publisher *p, void (*fn)(void *arg), void *arg);
 
 /* Ends a unit whose completion kept its messages: frees them. */
-void es_publisher_finish(es_publisher *p, natsMsg **msgs, size_t n);
+void esi_publisher_finish(esi_publisher *p, natsMsg **msgs, size_t n);
 
 /* Waits until nothing is in flight (ES_ERR_TIMEOUT after timeout_ms). */
-es_status es_publisher_flush(es_publisher *p, int64_t timeout_ms);
+es_status esi_publisher_flush(esi_publisher *p, int64_t timeout_ms);
 
-/* For synchronous callers: pass es_pub_waiter_done and the waiter as the
- * callback and closure, then es_pub_waiter_wait(). */
-typedef struct es_pub_waiter {
+/* For synchronous callers: pass esi_pub_waiter_done and the waiter as the
+ * callback and closure, then esi_pub_waiter_wait(). */
+typedef struct esi_pub_waiter {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool done;
     es_status status;
-    es_pub_result result;
+    esi_pub_result result;
     char text[256];
-} es_pub_waiter;
+} esi_pub_waiter;
 
-void es_pub_waiter_init(es_pub_waiter *w);
-bool es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+void esi_pub_waiter_init(esi_pub_waiter *w);
+bool esi_pub_waiter_done(es_status s, const esi_pub_result *r, const char *text, natsMsg **msgs,
                         size_t n, void *closure);
-es_status es_pub_waiter_wait(es_pub_waiter *w);
-void es_pub_waiter_destroy(es_pub_waiter *w);
+es_status esi_pub_waiter_wait(esi_pub_waiter *w);
+void esi_pub_waiter_destroy(esi_pub_waiter *w);
 
 /* Parses a PubAck (or a JetStream error reply) into a status and result; the
  * error text goes to `text`. Exposed for unit tests. */
-es_status es_puback_parse(const char *data, size_t len, es_pub_result *r, char *text,
+es_status esi_puback_parse(const char *data, size_t len, esi_pub_result *r, char *text,
                           size_t text_size);
 
 #endif

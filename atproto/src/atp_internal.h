@@ -10,15 +10,11 @@
 /* Raise `s` with the text "<formatted prefix>: <the thread's previous error
  * text>", copying the previous text first (es_error would otherwise read and
  * write the same thread-local buffer). */
-es_status atp_error_wrap(es_status s, const char *fmt, ...) ES_PRINTF(2, 3);
+es_status esi_atp_error_wrap(es_status s, const char *fmt, ...) ES_PRINTF(2, 3);
 
 /* Strict DAG-CBOR decode of exactly [buf, buf+len) (trailing bytes are an
  * error) with the given depth bound, zero copy. */
-es_status atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
+es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
                            es_value **out);
-
-/* Whether the last ES_ERR_LIMIT from the CBOR decoder was its depth bound
- * (rather than the arena's size bound). */
-bool atp_last_error_is_depth(void);
 
 #endif

@@ -61,9 +61,10 @@ static es_status parse_header(const uint8_t *buf, size_t len, const es_car_limit
     if (hlen == 0 || hlen > HEADER_MAX)
         return es_error(ES_ERR_DECODE, "CAR: header length %zu is out of range", hlen);
     es_value *h;
-    s = atp_decode_exact(buf + *pos, hlen, HEADER_DEPTH, arena, &h);
+    s = esi_atp_decode_exact(buf + *pos, hlen, HEADER_DEPTH, arena, &h);
     if (s != ES_OK)
-        return atp_error_wrap(s == ES_ERR_LIMIT ? ES_ERR_LIMIT : ES_ERR_DECODE, "CAR header");
+        return esi_atp_error_wrap(s == ES_ERR_LIMIT || s == ES_ERR_TOO_DEEP ? ES_ERR_LIMIT : ES_ERR_DECODE,
+                                  "CAR header");
     *pos += hlen;
     const es_value *version = es_value_get(h, "version");
     const es_value *roots = es_value_get(h, "roots");
@@ -105,7 +106,7 @@ static es_status scan_sections(const uint8_t *buf, size_t len, size_t pos, const
             return s;
         es_cid cid;
         if (es_cid_parse(buf + pos, slen, &cid) != ES_OK)
-            return atp_error_wrap(ES_ERR_DECODE, "CAR: section %zu at offset %zu", n, pos);
+            return esi_atp_error_wrap(ES_ERR_DECODE, "CAR: section %zu at offset %zu", n, pos);
         if (blocks != NULL) {
             blocks[n].cid = buf + pos;
             blocks[n].cid_len = cid.len;
@@ -212,7 +213,7 @@ es_status es_car_verify(es_car_block *block)
         return ES_OK;
     es_cid cid;
     if (es_cid_parse(block->cid, block->cid_len, &cid) != ES_OK)
-        return atp_error_wrap(ES_ERR_DECODE, "block CID");
+        return esi_atp_error_wrap(ES_ERR_DECODE, "block CID");
     if (cid.hash != ES_MULTIHASH_SHA2_256)
         return es_error(ES_ERR_DECODE, "block CID uses hash 0x%llx, not sha2-256",
                         (unsigned long long)cid.hash);

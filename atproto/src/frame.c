@@ -84,9 +84,10 @@ static es_status refuse_wrap(frame *f, es_atp_error kind, es_status s, const cha
  * decoder hit one of its bounds. */
 static es_status refuse_decode(frame *f, es_status s, es_atp_error kind, const char *what)
 {
+    if (s == ES_ERR_TOO_DEEP)
+        return refuse_wrap(f, ES_ATP_ERR_DEPTH, ES_ERR_LIMIT, "%s", what);
     if (s == ES_ERR_LIMIT)
-        return refuse_wrap(f, atp_last_error_is_depth() ? ES_ATP_ERR_DEPTH : ES_ATP_ERR_LIMIT,
-                           ES_ERR_LIMIT, "%s", what);
+        return refuse_wrap(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "%s", what);
     return refuse_wrap(f, kind, ES_ERR_DECODE, "%s", what);
 }
 
@@ -314,7 +315,7 @@ static es_status check_commit_block(frame *f, const es_car *car, const uint8_t *
         return s;
     es_arena_reset(f->d->scratch);
     es_value *c;
-    s = atp_decode_exact(b->data, b->len, f->d->opts.limits.max_depth, f->d->scratch, &c);
+    s = esi_atp_decode_exact(b->data, b->len, f->d->opts.limits.max_depth, f->d->scratch, &c);
     if (s != ES_OK)
         return refuse_decode(f, s, ES_ATP_ERR_COMMIT, "commit block");
     const es_value *did = es_value_get(c, "did"), *crev = es_value_get(c, "rev");
@@ -394,7 +395,7 @@ static es_status check_record(frame *f, const es_car *car, parsed_op *o)
         return ES_OK;
     es_arena_reset(f->d->scratch);
     es_value *v;
-    s = atp_decode_exact(b->data, b->len, f->d->opts.limits.max_depth, f->d->scratch, &v);
+    s = esi_atp_decode_exact(b->data, b->len, f->d->opts.limits.max_depth, f->d->scratch, &v);
     if (s != ES_OK)
         return refuse_decode(f, s, ES_ATP_ERR_RECORD, "record block");
     if (v->kind != ES_VALUE_MAP)
@@ -710,7 +711,7 @@ static es_status read_header(frame *f, const uint8_t *buf, size_t len, size_t *u
 static es_status read_body(frame *f, const uint8_t *buf, size_t len)
 {
     es_value *body;
-    es_status s = atp_decode_exact(buf, len, f->d->opts.limits.max_depth, f->arena, &body);
+    es_status s = esi_atp_decode_exact(buf, len, f->d->opts.limits.max_depth, f->arena, &body);
     if (s != ES_OK)
         return refuse_decode(f, s, ES_ATP_ERR_CBOR, "body");
     if (body->kind != ES_VALUE_MAP)

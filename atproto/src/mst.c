@@ -105,9 +105,9 @@ static es_status load_node(walk *w, const uint8_t *cid, size_t cid_len, node *n)
         return s;
     es_arena_reset(w->scratch);
     es_value *v;
-    s = atp_decode_exact(b->data, b->len, NODE_MAX_DEPTH, w->scratch, &v);
+    s = esi_atp_decode_exact(b->data, b->len, NODE_MAX_DEPTH, w->scratch, &v);
     if (s != ES_OK)
-        return atp_error_wrap(s, "MST node");
+        return esi_atp_error_wrap(s, "MST node");
     return read_node(v, n);
 }
 
@@ -182,8 +182,8 @@ static es_status read_commit(const es_car *car, es_arena *arena, es_atp_commit_i
     if (s != ES_OK)
         return s;
     es_value *c;
-    if ((s = atp_decode_exact(b->data, b->len, NODE_MAX_DEPTH, arena, &c)) != ES_OK)
-        return atp_error_wrap(s, "commit block");
+    if ((s = esi_atp_decode_exact(b->data, b->len, NODE_MAX_DEPTH, arena, &c)) != ES_OK)
+        return esi_atp_error_wrap(s, "commit block");
     const es_value *did = es_value_get(c, "did"), *rev = es_value_get(c, "rev");
     const es_value *version = es_value_get(c, "version"), *data = es_value_get(c, "data");
     if (did == NULL || did->kind != ES_VALUE_STRING || rev == NULL ||

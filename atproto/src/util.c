@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-es_status atp_error_wrap(es_status s, const char *fmt, ...)
+es_status esi_atp_error_wrap(es_status s, const char *fmt, ...)
 {
     char previous[512], prefix[256];
     snprintf(previous, sizeof previous, "%s", es_last_error());
@@ -15,7 +15,7 @@ es_status atp_error_wrap(es_status s, const char *fmt, ...)
     return es_error(s, "%s: %s", prefix, previous);
 }
 
-es_status atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
+es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
                            es_value **out)
 {
     es_cbor_options o;
@@ -26,11 +26,4 @@ es_status atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_
     if (s == ES_OK && used != len)
         return es_error(ES_ERR_DECODE, "%zu stray bytes after the DAG-CBOR item", len - used);
     return s;
-}
-
-bool atp_last_error_is_depth(void)
-{
-    /* The decoder reports both of its bounds as ES_ERR_LIMIT; its depth
-     * message is the one that speaks of nesting. */
-    return strstr(es_last_error(), "nesting") != NULL;
 }

@@ -4,7 +4,7 @@
 
 static const char hex_upper[] = "0123456789ABCDEF";
 
-es_status es_escape_bytes(const void *in, size_t len, char esc, es_passes_fn passes,
+es_status esi_escape_bytes(const void *in, size_t len, char esc, esi_passes_fn passes,
                           const char *what, char *out, size_t out_size, size_t *out_len)
 {
     const unsigned char *p = in;
@@ -38,7 +38,7 @@ static int hex_value(char c)
     return -1; /* lower case is not canonical: refusing it keeps the escape 1:1 */
 }
 
-es_status es_unescape_bytes(const char *in, size_t len, char esc, es_passes_fn passes,
+es_status esi_unescape_bytes(const char *in, size_t len, char esc, esi_passes_fn passes,
                             const char *what, char *out, size_t out_size, size_t *out_len)
 {
     size_t n = 0;

@@ -13,7 +13,7 @@ es_status es_kv_key_escape(const void *bytes, size_t len, char *out, size_t out_
         return es_error(ES_ERR_INVALID, "a KV key component cannot be empty");
     if (out == NULL || out_size == 0)
         return es_error(ES_ERR_INVALID, "es_kv_key_escape: out is NULL");
-    return es_escape_bytes(bytes, len, '=', es_name_byte, "KV key", out, out_size, out_len);
+    return esi_escape_bytes(bytes, len, '=', esi_name_byte, "KV key", out, out_size, out_len);
 }
 
 es_status es_kv_key_unescape(const char *in, size_t len, char *out, size_t out_size,
@@ -23,7 +23,7 @@ es_status es_kv_key_unescape(const char *in, size_t len, char *out, size_t out_s
         return es_error(ES_ERR_INVALID, "a KV key component cannot be empty");
     if (out == NULL || out_size == 0)
         return es_error(ES_ERR_INVALID, "es_kv_key_unescape: out is NULL");
-    return es_unescape_bytes(in, len, '=', es_name_byte, "KV key", out, out_size, out_len);
+    return esi_unescape_bytes(in, len, '=', esi_name_byte, "KV key", out, out_size, out_len);
 }
 
 bool es_kv_key_valid(const char *key)
@@ -33,7 +33,7 @@ bool es_kv_key_valid(const char *key)
     size_t i = 0;
     for (; key[i] != '\0'; i++) {
         unsigned char c = (unsigned char)key[i];
-        if (i >= ES_KV_KEY_MAX || !(es_name_byte(c) || c == '.' || c == '/' || c == '='))
+        if (i >= ES_KV_KEY_MAX || !(esi_name_byte(c) || c == '.' || c == '/' || c == '='))
             return false;
         if (c == '.' && key[i + 1] == '.')
             return false;

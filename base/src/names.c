@@ -9,7 +9,7 @@ static bool valid_name_max(const char *name, size_t max)
         return false;
     size_t i = 0;
     for (; name[i] != '\0'; i++)
-        if (i >= max || !es_name_byte((unsigned char)name[i]))
+        if (i >= max || !esi_name_byte((unsigned char)name[i]))
             return false;
     return true;
 }

@@ -30,7 +30,7 @@ static void init_prefix(void)
     atomic_store(&counter, start >> 8); /* a random start keeps restarts apart too */
 }
 
-void es_new_id(char out[ES_NEW_ID_LEN + 1])
+void esi_new_id(char out[ES_NEW_ID_LEN + 1])
 {
     pthread_once(&once, init_prefix);
     uint64_t n = atomic_fetch_add(&counter, 1);

@@ -33,6 +33,8 @@ const char *es_status_text(es_status s)
     case ES_ERR_ABORTED: return "aborted by callback";
     case ES_ERR_LIMIT: return "limit exceeded";
     case ES_ERR_IO: return "i/o error";
+    case ES_ERR_TOO_DEEP: return "nested too deeply";
+    case ES_ERR_AGAIN: return "no room now, try again";
     }
     return "unknown status";
 }

@@ -8,21 +8,21 @@
 
 #include "base/internal.h"
 
-int64_t es_now_ns(void)
+int64_t esi_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t es_monotonic_ms(void)
+int64_t esi_monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void es_sleep_ms(int64_t ms)
+void esi_sleep_ms(int64_t ms)
 {
     if (ms <= 0)
         return;

@@ -190,7 +190,7 @@ static es_status decode_negint(decoder *d, const head *h, es_value *out)
 static es_status check_text(const decoder *d, const head *h, const uint8_t *s, size_t n)
 {
     size_t bad = 0;
-    if (h->major == MAJOR_TEXT && !es_utf8_valid(s, n, &bad))
+    if (h->major == MAJOR_TEXT && !esi_utf8_valid(s, n, &bad))
         return fail(d, (size_t)(s - d->start) + bad, "invalid UTF-8 in a text string");
     return ES_OK;
 }
@@ -293,7 +293,7 @@ static es_status container_start(decoder *d, const head *h, size_t depth, size_t
                                  const char *what)
 {
     if (depth >= d->max_depth)
-        return es_error(ES_ERR_LIMIT, "%s: nesting deeper than %zu at offset %zu", d->mode,
+        return es_error(ES_ERR_TOO_DEEP, "%s: nesting deeper than %zu at offset %zu", d->mode,
                         d->max_depth, h->at);
     if (h->info == INFO_INDEFINITE) {
         if (d->strict)
@@ -370,7 +370,7 @@ static es_status check_key_order(const decoder *d, size_t at, const es_value_ent
                                  const es_value_entry *cur)
 {
     int shown = (int)(cur->key_len > 64 ? 64 : cur->key_len);
-    int cmp = es_dag_key_cmp(prev->key, prev->key_len, cur->key, cur->key_len);
+    int cmp = esi_dag_key_cmp(prev->key, prev->key_len, cur->key, cur->key_len);
     if (cmp == 0)
         return fail(d, at, "duplicate map key \"%.*s\"", shown, cur->key);
     if (cmp > 0)

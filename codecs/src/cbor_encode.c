@@ -58,7 +58,7 @@ static es_status put_text(encoder *e, const char *s, size_t len, const char *wha
 {
     if (len > 0 && s == NULL)
         return es_error(ES_ERR_ENCODE, "%s: %s with NULL text", e->mode, what);
-    if (!es_utf8_valid((const uint8_t *)s, len, NULL))
+    if (!esi_utf8_valid((const uint8_t *)s, len, NULL))
         return es_error(ES_ERR_ENCODE, "%s: %s is not valid UTF-8", e->mode, what);
     es_status st = put_head(e, 3, len);
     return st != ES_OK ? st : es_buf_append(e->out, s, len);
@@ -100,13 +100,13 @@ static int entry_order(const void *a, const void *b)
 {
     const es_value_entry *x = *(const es_value_entry *const *)a;
     const es_value_entry *y = *(const es_value_entry *const *)b;
-    return es_dag_key_cmp(x->key, x->key_len, y->key, y->key_len);
+    return esi_dag_key_cmp(x->key, x->key_len, y->key, y->key_len);
 }
 
 static bool in_dag_order(const es_value_entry *entries, size_t count)
 {
     for (size_t i = 1; i < count; i++)
-        if (es_dag_key_cmp(entries[i - 1].key, entries[i - 1].key_len, entries[i].key,
+        if (esi_dag_key_cmp(entries[i - 1].key, entries[i - 1].key_len, entries[i].key,
                            entries[i].key_len) >= 0)
             return false;
     return true;
@@ -195,7 +195,7 @@ static es_status put_value(encoder *e, const es_value *v, size_t depth)
     case ES_VALUE_ARRAY:
     case ES_VALUE_MAP:
         if (depth >= e->max_depth)
-            return es_error(ES_ERR_LIMIT, "%s: value nested deeper than %zu", e->mode,
+            return es_error(ES_ERR_TOO_DEEP, "%s: value nested deeper than %zu", e->mode,
                             e->max_depth);
         return v->kind == ES_VALUE_ARRAY ? put_array(e, v, depth) : put_map(e, v, depth);
     }

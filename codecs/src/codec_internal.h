@@ -9,10 +9,10 @@
 /* True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF). On false, *bad_at (if not NULL) is
  * the offset of the first byte of the offending sequence. */
-bool es_utf8_valid(const uint8_t *s, size_t len, size_t *bad_at);
+bool esi_utf8_valid(const uint8_t *s, size_t len, size_t *bad_at);
 
 /* DAG-CBOR map key order: shorter keys first, then bytewise. <0, 0 or >0. */
-static inline int es_dag_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+static inline int esi_dag_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen)
         return alen < blen ? -1 : 1;

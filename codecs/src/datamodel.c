@@ -93,7 +93,7 @@ static es_status check_value(checker *c, const es_value *v, size_t depth)
     case ES_VALUE_ARRAY:
     case ES_VALUE_MAP:
         if (depth >= ES_JSON_MAX_DEPTH)
-            return es_error(ES_ERR_LIMIT, "atproto data model: nesting deeper than %d",
+            return es_error(ES_ERR_TOO_DEEP, "atproto data model: nesting deeper than %d",
                             ES_JSON_MAX_DEPTH);
         return check_children(c, v, depth);
     default: return ES_OK;

@@ -58,7 +58,7 @@ static es_status put_text(writer *w, const char *s, size_t len)
 {
     if (len > 0 && s == NULL)
         return es_error(ES_ERR_ENCODE, "json: text with NULL data");
-    if (!es_utf8_valid((const uint8_t *)s, len, NULL))
+    if (!esi_utf8_valid((const uint8_t *)s, len, NULL))
         return es_error(ES_ERR_ENCODE, "json: text is not valid UTF-8");
     es_status st = es_buf_append_byte(w->out, '"');
     size_t run = 0; /* start of the pending run of bytes that need no escape */
@@ -157,7 +157,7 @@ static es_status put_value(writer *w, const es_value *v, size_t depth);
 static es_status put_container(writer *w, const es_value *v, size_t depth)
 {
     if (depth >= w->max_depth)
-        return es_error(ES_ERR_LIMIT, "json: value nested deeper than %zu", w->max_depth);
+        return es_error(ES_ERR_TOO_DEEP, "json: value nested deeper than %zu", w->max_depth);
     bool is_map = v->kind == ES_VALUE_MAP;
     size_t n = is_map ? v->u.map.count : v->u.array.count;
     if (n > 0 && (is_map ? (void *)v->u.map.entries : (void *)v->u.array.items) == NULL)
@@ -324,7 +324,7 @@ static es_status read_value(reader *r, json_t *j, es_value *out, size_t depth)
     case JSON_OBJECT:
     case JSON_ARRAY:
         if (depth >= r->max_depth)
-            return es_error(ES_ERR_LIMIT, "json: nesting deeper than %zu", r->max_depth);
+            return es_error(ES_ERR_TOO_DEEP, "json: nesting deeper than %zu", r->max_depth);
         return json_is_object(j) ? read_object(r, j, out, depth) : read_array(r, j, out, depth);
     case JSON_STRING: {
         size_t len = json_string_length(j);

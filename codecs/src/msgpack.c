@@ -45,7 +45,7 @@ static es_status pack_value(packer *p, const es_value *v, size_t depth);
 
 static es_status pack_text(packer *p, const char *s, size_t len)
 {
-    if ((len > 0 && s == NULL) || !es_utf8_valid((const uint8_t *)s, len, NULL))
+    if ((len > 0 && s == NULL) || !esi_utf8_valid((const uint8_t *)s, len, NULL))
         return es_error(ES_ERR_ENCODE, "msgpack: text is not valid UTF-8");
     es_status st = packed(p, msgpack_pack_str(&p->pk, len));
     return st != ES_OK ? st : packed(p, msgpack_pack_str_body(&p->pk, s, len));
@@ -54,7 +54,7 @@ static es_status pack_text(packer *p, const char *s, size_t len)
 static es_status pack_container(packer *p, const es_value *v, size_t depth)
 {
     if (depth >= p->max_depth)
-        return es_error(ES_ERR_LIMIT, "msgpack: value nested deeper than %zu", p->max_depth);
+        return es_error(ES_ERR_TOO_DEEP, "msgpack: value nested deeper than %zu", p->max_depth);
     es_status st;
     if (v->kind == ES_VALUE_ARRAY) {
         st = packed(p, msgpack_pack_array(&p->pk, v->u.array.count));
@@ -174,7 +174,7 @@ static es_status read_str(reader *r, size_t at, uint64_t n, const char **s)
 {
     const uint8_t *p = NULL;
     es_status st = read_payload(r, at, n, &p);
-    if (st == ES_OK && !es_utf8_valid(p, (size_t)n, NULL))
+    if (st == ES_OK && !esi_utf8_valid(p, (size_t)n, NULL))
         return fail(r, at, "str is not valid UTF-8");
     *s = (const char *)p;
     return st;
@@ -184,7 +184,7 @@ static es_status read_container(reader *r, size_t at, uint64_t n, bool map, es_v
                                 size_t depth)
 {
     if (depth >= r->max_depth)
-        return es_error(ES_ERR_LIMIT, "msgpack: nesting deeper than %zu at offset %zu",
+        return es_error(ES_ERR_TOO_DEEP, "msgpack: nesting deeper than %zu at offset %zu",
                         r->max_depth, at);
     if (n > left(r) / (map ? 2 : 1))
         return fail(r, at, "%s of %llu entries cannot fit in the %zu bytes left",

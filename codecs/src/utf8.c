@@ -36,7 +36,7 @@ static size_t sequence_len(const uint8_t *s, size_t i, size_t len)
     return n;
 }
 
-bool es_utf8_valid(const uint8_t *s, size_t len, size_t *bad_at)
+bool esi_utf8_valid(const uint8_t *s, size_t len, size_t *bad_at)
 {
     size_t i = 0;
     while (i < len) {

@@ -55,7 +55,7 @@ static size_t max_payload(const es_store *st)
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
                                    size_t limit);
 
-es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
+es_status esi_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
 {
     return check_spec_within(st, e, index, max_payload(st));
 }
@@ -103,7 +103,7 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
         return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
                         e->data_len, limit);
     size_t id_len = e->entity_id_len ? e->entity_id_len : (e->entity_id ? strlen(e->entity_id) : 0);
-    return es_id_check(e->entity_id, id_len); /* escaped once, when the subject is built */
+    return esi_id_check(e->entity_id, id_len); /* escaped once, when the subject is built */
 }
 
 /* Everything that can be refused is refused here, before anything is sent. */
@@ -127,14 +127,14 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
 static es_status build_msg(const es_store *st, const es_event_spec *e, const char *reply,
                            es_sealed *sealed, natsMsg **out)
 {
-    es_subject subj;
-    es_status s = es_subject_for(st, e, &subj);
+    esi_subject subj;
+    es_status s = esi_subject_for(st, e, &subj);
     if (s != ES_OK)
         return s;
     char generated[ES_NEW_ID_LEN + 1];
     const char *id = e->event_id;
     if (id == NULL) {
-        es_new_id(generated);
+        esi_new_id(generated);
         id = generated;
     }
     const void *data = e->data;
@@ -150,7 +150,7 @@ static es_status build_msg(const es_store *st, const es_event_spec *e, const cha
     s = esi_msg_create(subj.full, reply, data, len, &m);
     if (s != ES_OK)
         return s;
-    s = es_headers_set(st, e, id, &subj, st->env ? sealed : NULL, m);
+    s = esi_headers_set(st, e, id, &subj, st->env ? sealed : NULL, m);
     if (s != ES_OK) {
         esi_msg_destroy(m);
         return s;
@@ -162,7 +162,7 @@ static es_status build_msg(const es_store *st, const es_event_spec *e, const cha
 static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, size_t n)
 {
     char seq[24];
-    *es_put_u64(seq, i + 1) = '\0';
+    *esi_put_u64(seq, i + 1) = '\0';
     es_status s = esi_msg_header_set(m, ES_HDR_BATCH_ID, batch_id);
     if (s == ES_OK)
         s = esi_msg_header_set(m, ES_HDR_BATCH_SEQ, seq);
@@ -174,14 +174,14 @@ static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, s
 /* The messages of one unit: a single event plainly; several as an atomic
  * batch (first with a reply to learn the batch started, last committing). */
 static es_status build_unit(const es_store *st, const es_event_spec *events, size_t n,
-                            const es_pub_ticket *t, natsMsg ***out)
+                            const esi_pub_ticket *t, natsMsg ***out)
 {
     natsMsg **msgs = calloc(n, sizeof *msgs);
     if (msgs == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     char batch_id[ES_NEW_ID_LEN + 1];
     if (n > 1)
-        es_new_id(batch_id);
+        esi_new_id(batch_id);
     es_sealed sealed = ES_SEALED_INIT; /* messages copy their data: one serves the whole unit */
     es_status s = ES_OK;
     for (size_t i = 0; i < n && s == ES_OK; i++) {
@@ -203,7 +203,7 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
 
 /* ---- outcome ---------------------------------------------------------- */
 
-static void result_from_ack(const es_pub_result *r, size_t n, es_append_result *out)
+static void result_from_ack(const esi_pub_result *r, size_t n, es_append_result *out)
 {
     memset(out, 0, sizeof *out);
     out->count = n;
@@ -249,12 +249,12 @@ static es_status stored_seq_of(const es_store *st, natsMsg *m, uint64_t *seq)
     id_search q = {esi_msg_header(m, ES_HDR_MSG_ID), 0};
     if (q.id == NULL)
         return ES_OK;
-    es_dg_request req = {.filter = esi_msg_subject(m),
+    esi_dg_request req = {.filter = esi_msg_subject(m),
                          .start_time_ns =
-                             es_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
+                             esi_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
                          .batch = 256,
                          .max_msgs = DUPLICATE_SCAN_MAX};
-    es_status s = es_direct_get(st->js, st->stream, &req, match_id, &q, NULL);
+    es_status s = esi_direct_get(st->js, st->stream, &req, match_id, &q, NULL);
     if (s != ES_OK && s != ES_ERR_ABORTED)
         return s;
     *seq = q.found;
@@ -298,7 +298,7 @@ static es_status find_duplicates(const es_store *st, natsMsg **msgs, size_t n,
 
 /* Turns a unit's outcome into the append's status and result (and the
  * thread's last error). */
-static es_status conclude(const es_store *st, bool own_ids, es_status s, const es_pub_result *r,
+static es_status conclude(const es_store *st, bool own_ids, es_status s, const esi_pub_result *r,
                           const char *text, natsMsg **msgs, size_t n, es_append_result *out)
 {
     result_from_ack(r, n, out);
@@ -335,7 +335,7 @@ static bool has_own_ids(const es_event_spec *events, size_t n)
 /* An outcome that may hide a retry of a stored append: it needs a look at
  * the store (find_duplicates), which makes requests, so it never runs on
  * nats.c's delivery thread. */
-static bool needs_scan(bool own_ids, es_status s, const es_pub_result *r, size_t n)
+static bool needs_scan(bool own_ids, es_status s, const esi_pub_result *r, size_t n)
 {
     return (r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || (s == ES_ERR_CONFLICT && own_ids);
 }
@@ -343,13 +343,13 @@ static bool needs_scan(bool own_ids, es_status s, const es_pub_result *r, size_t
 /* A unit's raw outcome, kept for follow-up on another thread. */
 typedef struct outcome {
     es_status status;
-    es_pub_result r;
+    esi_pub_result r;
     char text[256];
     natsMsg **msgs;
     size_t n;
 } outcome;
 
-static void keep_outcome(outcome *o, es_status s, const es_pub_result *r, const char *text,
+static void keep_outcome(outcome *o, es_status s, const esi_pub_result *r, const char *text,
                          natsMsg **msgs, size_t n)
 {
     o->status = s;
@@ -362,7 +362,7 @@ static void keep_outcome(outcome *o, es_status s, const es_pub_result *r, const 
 /* ---- synchronous ------------------------------------------------------ */
 
 typedef struct sync_call {
-    es_pub_waiter waiter;
+    esi_pub_waiter waiter;
     const es_store *st;
     bool own_ids;
     es_append_result *out;
@@ -370,7 +370,7 @@ typedef struct sync_call {
     outcome kept; /* kept.msgs != NULL: conclude on the caller's thread */
 } sync_call;
 
-static bool sync_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+static bool sync_done(es_status s, const esi_pub_result *r, const char *text, natsMsg **msgs,
                       size_t n, void *closure)
 {
     sync_call *c = closure;
@@ -382,26 +382,26 @@ static bool sync_done(es_status s, const es_pub_result *r, const char *text, nat
     /* The error text and code live in this thread's last error: carry them over. */
     char copy[256];
     snprintf(copy, sizeof copy, "%s", es_last_error());
-    es_pub_result echo = *r;
+    esi_pub_result echo = *r;
     echo.err_code = es_last_error_code();
-    es_pub_waiter_done(c->status, &echo, copy, msgs, n, &c->waiter);
+    esi_pub_waiter_done(c->status, &echo, copy, msgs, n, &c->waiter);
     return keep;
 }
 
-static es_status submit(es_store *st, const es_event_spec *events, size_t n, es_pub_done cb,
+static es_status submit(es_store *st, const es_event_spec *events, size_t n, esi_pub_done cb,
                         void *closure)
 {
-    es_pub_ticket t;
-    es_status s = es_publisher_reserve(st->pub, n > 1, cb, closure, &t);
+    esi_pub_ticket t;
+    es_status s = esi_publisher_reserve(st->pub, n > 1, cb, closure, &t);
     if (s != ES_OK)
         return s;
     natsMsg **msgs = NULL;
     s = build_unit(st, events, n, &t, &msgs);
     if (s != ES_OK) {
-        es_publisher_cancel(st->pub, &t);
+        esi_publisher_cancel(st->pub, &t);
         return s;
     }
-    es_publisher_send(st->pub, &t, msgs, n);
+    esi_publisher_send(st->pub, &t, msgs, n);
     return ES_OK;
 }
 
@@ -414,15 +414,15 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
         return s;
     sync_call c = {
         .st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
-    es_pub_waiter_init(&c.waiter);
+    esi_pub_waiter_init(&c.waiter);
     s = submit(store, events, n, sync_done, &c);
     if (s == ES_OK)
-        s = es_pub_waiter_wait(&c.waiter);
-    es_pub_waiter_destroy(&c.waiter);
+        s = esi_pub_waiter_wait(&c.waiter);
+    esi_pub_waiter_destroy(&c.waiter);
     if (c.kept.msgs != NULL) { /* a possible retry: look at the store from here */
         s = conclude(store, c.own_ids, c.kept.status, &c.kept.r, c.kept.text, c.kept.msgs, c.kept.n,
                      c.out);
-        es_publisher_finish(store->pub, c.kept.msgs, c.kept.n);
+        esi_publisher_finish(store->pub, c.kept.msgs, c.kept.n);
         return s;
     }
     if (s != ES_OK && c.waiter.done) /* the reply thread set its own last error: repeat it */
@@ -447,7 +447,7 @@ typedef struct async_call {
     outcome kept;
 } async_call;
 
-static void finish_async(async_call *c, es_status s, const es_pub_result *r, const char *text,
+static void finish_async(async_call *c, es_status s, const esi_pub_result *r, const char *text,
                          natsMsg **msgs, size_t n)
 {
     es_append_result out;
@@ -461,17 +461,17 @@ static void async_followup(void *arg)
     async_call *c = arg;
     outcome *o = &c->kept;
     finish_async(c, o->status, &o->r, o->text, o->msgs, o->n);
-    es_publisher_finish(c->st->pub, o->msgs, o->n);
+    esi_publisher_finish(c->st->pub, o->msgs, o->n);
     free(c);
 }
 
-static bool async_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+static bool async_done(es_status s, const esi_pub_result *r, const char *text, natsMsg **msgs,
                        size_t n, void *closure)
 {
     async_call *c = closure;
     if (needs_scan(c->own_ids, s, r, n)) {
         keep_outcome(&c->kept, s, r, text, msgs, n);
-        es_publisher_defer(c->st->pub, async_followup, c);
+        esi_publisher_defer(c->st->pub, async_followup, c);
         return true;
     }
     finish_async(c, s, r, text, msgs, n);
@@ -504,5 +504,5 @@ es_status es_append_flush(es_store *store, int64_t timeout_ms)
 {
     if (store == NULL)
         return es_error(ES_ERR_INVALID, "store is NULL");
-    return es_publisher_flush(store->pub, timeout_ms);
+    return esi_publisher_flush(store->pub, timeout_ms);
 }

@@ -27,7 +27,7 @@ struct es_checkpoints {
 
 /* ---- stored form --------------------------------------------------------- */
 
-es_status es_checkpoint_encode(uint64_t position, const char *json, int64_t time_ns, es_buf *out)
+es_status esi_checkpoint_encode(uint64_t position, const char *json, int64_t time_ns, es_buf *out)
 {
     if (position > ES_CHECKPOINT_POSITION_MAX)
         return es_error(ES_ERR_INVALID, "checkpoint position %llu is above INT64_MAX",
@@ -60,7 +60,7 @@ es_status es_checkpoint_encode(uint64_t position, const char *json, int64_t time
     return s;
 }
 
-es_status es_checkpoint_decode(const void *value, size_t len, es_checkpoint *cp)
+es_status esi_checkpoint_decode(const void *value, size_t len, es_checkpoint *cp)
 {
     uint64_t revision = cp->revision;
     memset(cp, 0, sizeof *cp);
@@ -115,7 +115,7 @@ static bool token_ok(const char *t, size_t n, bool pattern, bool last)
     return es_kv_key_valid(tmp) && memchr(t, '.', n) == NULL;
 }
 
-bool es_checkpoint_name_valid(const char *name, bool pattern)
+bool esi_checkpoint_name_valid(const char *name, bool pattern)
 {
     if (name == NULL)
         return false;
@@ -135,7 +135,7 @@ bool es_checkpoint_name_valid(const char *name, bool pattern)
 
 static es_status check_name(const char *name)
 {
-    if (!es_checkpoint_name_valid(name, false))
+    if (!esi_checkpoint_name_valid(name, false))
         return es_error(ES_ERR_INVALID,
                         "invalid checkpoint name '%.64s': use 1..%d bytes of [-/_=.A-Za-z0-9], "
                         "no leading, trailing or double '.'",
@@ -154,7 +154,7 @@ es_status es_checkpoints_open(es_store *store, es_checkpoints **out)
     if (cps == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     cps->timeout_ms = store->opts.timeout_ms;
-    es_status s = es_store_kv_open(store, ES_BUCKET_CHECKPOINTS, CHECKPOINT_HISTORY,
+    es_status s = esi_store_kv_open(store, ES_BUCKET_CHECKPOINTS, CHECKPOINT_HISTORY,
                                    ES_CHECKPOINT_VALUE_MAX, &cps->kv);
     if (s != ES_OK) {
         free(cps);
@@ -185,7 +185,7 @@ es_status es_checkpoint_get(es_checkpoints *cps, const char *name, es_checkpoint
         s = esi_kv_get(cps->kv, name, &e);
     if (s == ES_OK) {
         out->revision = e.revision;
-        s = es_checkpoint_decode(e.data, e.len, out);
+        s = esi_checkpoint_decode(e.data, e.len, out);
     }
     esi_kv_entry_clear(&e);
     return s;
@@ -199,7 +199,7 @@ es_status es_checkpoint_set(es_checkpoints *cps, const char *name, uint64_t posi
     es_status s = check_name(name);
     es_buf value = ES_BUF_INIT;
     if (s == ES_OK)
-        s = es_checkpoint_encode(position, json, es_now_ns(), &value);
+        s = esi_checkpoint_encode(position, json, esi_now_ns(), &value);
     if (s == ES_OK)
         s = esi_kv_put(cps->kv, name, value.data, value.len, expect_revision, revision);
     es_buf_free(&value);
@@ -254,7 +254,7 @@ static bool update_checkpoint(const esi_kv_update *u, es_checkpoint *cp)
 {
     memset(cp, 0, sizeof *cp);
     cp->revision = u->revision;
-    return es_checkpoint_decode(u->data, u->len, cp) == ES_OK;
+    return esi_checkpoint_decode(u->data, u->len, cp) == ES_OK;
 }
 
 es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, void *closure)
@@ -327,7 +327,7 @@ es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
         return es_error(ES_ERR_INVALID, "es_checkpoint_watch_start: handle, callback and out "
                                         "are required");
     *out = NULL;
-    if (pattern != NULL && !es_checkpoint_name_valid(pattern, true))
+    if (pattern != NULL && !esi_checkpoint_name_valid(pattern, true))
         return es_error(ES_ERR_INVALID, "invalid checkpoint pattern '%.64s'", pattern);
     es_checkpoint_watch *cw = calloc(1, sizeof *cw);
     if (cw == NULL)

@@ -15,14 +15,14 @@
 
 /* Appends the stored form to `out`. `json` (may be NULL) is checked and
  * written compact. */
-es_status es_checkpoint_encode(uint64_t position, const char *json, int64_t time_ns, es_buf *out);
+es_status esi_checkpoint_encode(uint64_t position, const char *json, int64_t time_ns, es_buf *out);
 
 /* Parses a stored value (hostile input) into `cp` (revision untouched);
  * ES_ERR_DECODE with a clear text when it is not one. */
-es_status es_checkpoint_decode(const void *value, size_t len, es_checkpoint *cp);
+es_status esi_checkpoint_decode(const void *value, size_t len, es_checkpoint *cp);
 
 /* True for a valid checkpoint name, or (patterns) a name whose dot-separated
  * tokens may also be '*' or a final '>'. */
-bool es_checkpoint_name_valid(const char *name, bool pattern);
+bool esi_checkpoint_name_valid(const char *name, bool pattern);
 
 #endif

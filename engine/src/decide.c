@@ -135,7 +135,7 @@ static es_status load_via_snapshot(es_decision *d, evolve_call *c, const es_deci
 
 static void backoff(int attempt)
 {
-    es_sleep_ms((int64_t)(rand() % 5 + 1) * attempt); /* jitter keeps competing writers apart */
+    esi_sleep_ms((int64_t)(rand() % 5 + 1) * attempt); /* jitter keeps competing writers apart */
 }
 
 static es_status attempt(es_store *st, es_decision *d, const es_decider *decider, void *state,

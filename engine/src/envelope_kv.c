@@ -49,11 +49,11 @@ static void keys_destroy(void *ctx)
     esi_kv_close(ctx);
 }
 
-es_status es_keyring_open_kv(const es_kv_place *at, const es_keyring_options *opt,
+es_status esi_keyring_open_kv(const esi_kv_place *at, const es_keyring_options *opt,
                              es_keyring **out)
 {
     char bucket[ESI_KV_BUCKET_MAX];
-    es_status s = es_bucket_name(at->store, ES_BUCKET_KEYS, bucket);
+    es_status s = esi_bucket_name(at->store, ES_BUCKET_KEYS, bucket);
     esi_kv *kv = NULL;
     if (s == ES_OK) {
         esi_kv_spec spec = {.bucket = bucket,
@@ -82,7 +82,7 @@ typedef struct dict_kv {
 
 static es_status dict_spec(const char *store, char bucket[ESI_KV_BUCKET_MAX], esi_kv_spec *spec)
 {
-    es_status s = es_bucket_name(store, ES_BUCKET_DICTS, bucket);
+    es_status s = esi_bucket_name(store, ES_BUCKET_DICTS, bucket);
     *spec = (esi_kv_spec){.bucket = bucket,
                           .max_value_size = DICT_MAX,
                           .description = "es: zstd dictionaries by id"};
@@ -122,7 +122,7 @@ static es_status dict_get(void *ctx, uint32_t id, es_buf *out)
     return s;
 }
 
-es_status es_dict_source_kv_create(const es_kv_place *at, es_dict_source *out)
+es_status esi_dict_source_kv_create(const esi_kv_place *at, es_dict_source *out)
 {
     memset(out, 0, sizeof *out);
     if (!es_valid_store_name(at->store))
@@ -136,7 +136,7 @@ es_status es_dict_source_kv_create(const es_kv_place *at, es_dict_source *out)
     return ES_OK;
 }
 
-void es_dict_source_kv_destroy(es_dict_source *src)
+void esi_dict_source_kv_destroy(es_dict_source *src)
 {
     if (src == NULL || src->ctx == NULL)
         return;
@@ -177,7 +177,7 @@ es_status es_dict_put(natsConnection *nc, const char *store, const uint8_t *dict
     esi_js *js = NULL;
     esi_kv *kv = NULL;
     if (s == ES_OK)
-        s = es_store_js(nc, NULL, &js);
+        s = esi_store_js(nc, NULL, &js);
     if (s == ES_OK)
         s = esi_kv_open(js, &spec, true, &kv);
     if (s == ES_OK)

@@ -9,19 +9,19 @@
 
 #include "transport/js.h"
 
-typedef struct es_kv_place {
+typedef struct esi_kv_place {
     const esi_js *js; /* borrowed: outlives what is made here */
     const char *store;
     int replicas; /* of a bucket these calls create */
-} es_kv_place;
+} esi_kv_place;
 
 /* A keyring whose records live in ES_<store>_keys (created when missing). */
-es_status es_keyring_open_kv(const es_kv_place *at, const es_keyring_options *opt,
+es_status esi_keyring_open_kv(const esi_kv_place *at, const es_keyring_options *opt,
                              es_keyring **out);
 
 /* A dictionary source over ES_<store>_dicts, bound on first use. The caller
- * owns *out (es_dict_source_kv_destroy). */
-es_status es_dict_source_kv_create(const es_kv_place *at, es_dict_source *out);
-void es_dict_source_kv_destroy(es_dict_source *src);
+ * owns *out (esi_dict_source_kv_destroy). */
+es_status esi_dict_source_kv_create(const esi_kv_place *at, es_dict_source *out);
+void esi_dict_source_kv_destroy(es_dict_source *src);
 
 #endif

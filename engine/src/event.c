@@ -14,7 +14,7 @@
 #include "store_impl.h"
 #include "transport/msg.h"
 
-void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
+void esi_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
                    uint64_t seq, int64_t stored_ns)
 {
     ev->st = st;
@@ -28,16 +28,16 @@ void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *s
     ev->nmeta = 0;
 }
 
-void es_event_clear(es_event *ev)
+void esi_event_clear(es_event *ev)
 {
     free((void *)ev->keys);
     ev->keys = NULL;
     ev->keys_done = false;
 }
 
-void es_event_release(es_event *ev)
+void esi_event_release(es_event *ev)
 {
-    es_event_clear(ev);
+    esi_event_clear(ev);
     es_opened_free(&ev->opened);
 }
 
@@ -48,7 +48,7 @@ static es_event *mut(const es_event *ev)
     return (es_event *)ev;
 }
 
-static const es_subject_parts *parts(const es_event *cev)
+static const esi_subject_parts *parts(const es_event *cev)
 {
     es_event *ev = mut(cev);
     if (!ev->split_done) {
@@ -60,7 +60,7 @@ static const es_subject_parts *parts(const es_event *cev)
         } else {
             memcpy(ev->split, ev->subject, len + 1);
             ev->split_status =
-                es_subject_split(ev->split, ev->st->name, ev->st->config.tenancy, &ev->parts);
+                esi_subject_split(ev->split, ev->st->name, ev->st->config.tenancy, &ev->parts);
             if (ev->split_status != ES_OK)
                 memset(&ev->parts, 0, sizeof ev->parts);
         }
@@ -68,13 +68,13 @@ static const es_subject_parts *parts(const es_event *cev)
     return &ev->parts;
 }
 
-const es_subject_parts *es_event_parts(const es_event *ev)
+const esi_subject_parts *esi_event_parts(const es_event *ev)
 {
-    const es_subject_parts *p = parts(ev);
+    const esi_subject_parts *p = parts(ev);
     return ev->split_status == ES_OK ? p : NULL;
 }
 
-bool es_event_well_formed(const es_event *ev)
+bool esi_event_well_formed(const es_event *ev)
 {
     parts(ev);
     return ev->split_status == ES_OK;
@@ -231,11 +231,11 @@ static es_status open_data(const es_event *cev)
     if (ev->data_done)
         return ev->data_status;
     ev->data_done = true;
-    const es_subject_parts *p = parts(ev);
+    const esi_subject_parts *p = parts(ev);
     if (ev->split_status != ES_OK)
         return ev->data_status = ev->split_status;
     es_envelope_event target;
-    es_subject_envelope_event(ev->subject, ev->split, p, &target);
+    esi_subject_envelope_event(ev->subject, ev->split, p, &target);
     es_header h[ES_ENVELOPE_HEADER_COUNT];
     size_t n = 0;
     for (size_t i = 0; i < ES_ENVELOPE_HEADER_COUNT; i++) {

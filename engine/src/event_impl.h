@@ -19,13 +19,13 @@ struct es_event {
     /* lazily filled: */
     bool split_done;
     es_status split_status;
-    es_subject_parts parts;
+    esi_subject_parts parts;
     char split[ES_SUBJECT_MAX];
     bool id_done;
     char id[ES_ID_MAX + 1];
     size_t id_len;
     bool keys_done;
-    const char **keys; /* header keys (owned, freed by es_event_clear) */
+    const char **keys; /* header keys (owned, freed by esi_event_clear) */
     int nkeys;
     size_t nmeta;
     bool data_done; /* the envelope was opened (stores with one) */
@@ -35,17 +35,17 @@ struct es_event {
 
 /* Points `ev` at `msg` (subject, seq and store time given by the caller,
  * who found them in the delivery or direct-get headers). */
-void es_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
+void esi_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
                    uint64_t seq, int64_t stored_ns);
 /* The parts of the event's subject, or NULL when it is not an event subject
  * of the store. */
-const es_subject_parts *es_event_parts(const es_event *ev);
+const esi_subject_parts *esi_event_parts(const es_event *ev);
 /* False when the subject is not an event subject of the store (a foreign
  * message published under $ES.<store>.>): readers skip those. */
-bool es_event_well_formed(const es_event *ev);
+bool esi_event_well_formed(const es_event *ev);
 /* Forgets the message (keeping buffers for the next); `ev` can be wrapped again. */
-void es_event_clear(es_event *ev);
+void esi_event_clear(es_event *ev);
 /* Frees everything; call once when done with `ev`. */
-void es_event_release(es_event *ev);
+void esi_event_release(es_event *ev);
 
 #endif

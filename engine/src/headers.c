@@ -10,12 +10,12 @@
 #include "store_impl.h"
 #include "transport/msg.h"
 
-static es_status set_expectation(const es_event_spec *e, const es_subject *subj, natsMsg *m)
+static es_status set_expectation(const es_event_spec *e, const esi_subject *subj, natsMsg *m)
 {
     if (e->expect == ES_EXPECT_ANY)
         return ES_OK;
     char seq[24];
-    *es_put_u64(seq, e->expect == ES_EXPECT_NEW ? 0 : e->expect_seq) = '\0';
+    *esi_put_u64(seq, e->expect == ES_EXPECT_NEW ? 0 : e->expect_seq) = '\0';
     es_status s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ, seq);
     if (s == ES_OK) /* the entity, across all its event types */
         s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT, subj->entity);
@@ -49,12 +49,12 @@ static es_status set_extensions(const es_event_spec *e, const es_sealed *sealed,
     return s;
 }
 
-es_status es_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
-                         const es_subject *subj, const es_sealed *sealed, natsMsg *m)
+es_status esi_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
+                         const esi_subject *subj, const es_sealed *sealed, natsMsg *m)
 {
     char when[ES_TIME_MAX];
     char entity[ES_SUBJECT_MAX];
-    es_time_format(e->time_ns ? e->time_ns : es_now_ns(), when);
+    es_time_format(e->time_ns ? e->time_ns : esi_now_ns(), when);
     memcpy(entity, subj->type_and_id, subj->type_and_id_len);
     entity[subj->type_and_id_len] = '\0';
 

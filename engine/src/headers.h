@@ -25,7 +25,7 @@
 /* Sets every header of one event on `m` (its subject was built from `e`):
  * its id, Rita headers, expectation, and the Es- headers of `sealed` (NULL
  * when the store has no envelope). */
-es_status es_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
-                         const es_subject *subj, const es_sealed *sealed, natsMsg *m);
+es_status esi_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
+                         const esi_subject *subj, const es_sealed *sealed, natsMsg *m);
 
 #endif

@@ -14,7 +14,7 @@ static bool passes_in_token(unsigned char c)
     return c > 0x20 && c < 0x7F && c != '%' && c != '.' && c != '*' && c != '>';
 }
 
-es_status es_id_check(const void *id, size_t len)
+es_status esi_id_check(const void *id, size_t len)
 {
     if (id == NULL || len == 0)
         return es_error(ES_ERR_INVALID, "entity id is empty");
@@ -25,12 +25,12 @@ es_status es_id_check(const void *id, size_t len)
 
 es_status es_id_escape(const void *id, size_t len, char *out, size_t out_size, size_t *out_len)
 {
-    es_status s = es_id_check(id, len);
+    es_status s = esi_id_check(id, len);
     if (s != ES_OK)
         return s;
     if (out == NULL)
         return es_error(ES_ERR_INVALID, "es_id_escape: out is NULL");
-    return es_escape_bytes(id, len, '%', passes_in_token, "entity id", out, out_size, out_len);
+    return esi_escape_bytes(id, len, '%', passes_in_token, "entity id", out, out_size, out_len);
 }
 
 es_status es_id_unescape(const char *token, size_t token_len, char *out, size_t out_size,
@@ -38,6 +38,6 @@ es_status es_id_unescape(const char *token, size_t token_len, char *out, size_t 
 {
     if (token == NULL || token_len == 0 || out == NULL)
         return es_error(ES_ERR_INVALID, "entity id token is empty");
-    return es_unescape_bytes(token, token_len, '%', passes_in_token, "entity id token", out,
+    return esi_unescape_bytes(token, token_len, '%', passes_in_token, "entity id token", out,
                              out_size, out_len);
 }

@@ -30,7 +30,7 @@ typedef struct worker {
     struct es_projection *p;
     int partition; /* ordered: the partition this worker serves; else -1 */
     char consumer[ES_PROJECTION_CONSUMER_MAX];
-    es_pull *pull;
+    esi_pull *pull;
     pthread_t thread;
     bool started;
     /* Ordered: the last DONE_RING events this worker settled, so that a
@@ -95,14 +95,14 @@ int es_projection_partition_of(const es_event *ev, int partitions)
         return 0;
     /* Hash the entity's tokens ([tenant,] type, id), without their dots, as
      * the server's partition() does with the subject's wildcard tokens. */
-    const es_subject_parts *parts = es_event_parts(ev);
+    const esi_subject_parts *parts = esi_event_parts(ev);
     if (parts == NULL)
         return 0;
     uint32_t h = ES_FNV32_OFFSET;
     if (parts->tenant != NULL)
-        h = es_fnv1a32(parts->tenant, strlen(parts->tenant), h);
-    h = es_fnv1a32(parts->type, strlen(parts->type), h);
-    h = es_fnv1a32(parts->id_token, strlen(parts->id_token), h);
+        h = esi_fnv1a32(parts->tenant, strlen(parts->tenant), h);
+    h = esi_fnv1a32(parts->type, strlen(parts->type), h);
+    h = esi_fnv1a32(parts->id_token, strlen(parts->id_token), h);
     return (int)(h % (uint32_t)partitions);
 }
 
@@ -117,7 +117,7 @@ static bool stopping(const es_projection *p)
 static void nap(es_projection *p, int64_t ms)
 {
     for (int64_t slept = 0; slept < ms && !stopping(p); slept += SLEEP_SLICE_MS) {
-        es_sleep_ms(ms - slept < SLEEP_SLICE_MS ? ms - slept : SLEEP_SLICE_MS);
+        esi_sleep_ms(ms - slept < SLEEP_SLICE_MS ? ms - slept : SLEEP_SLICE_MS);
     }
 }
 
@@ -154,9 +154,9 @@ static bool deliveries_left(const es_projection *p, uint64_t deliveries)
     return p->max_deliver < 0 || deliveries < (uint64_t)p->max_deliver;
 }
 
-static void ack(worker *w, natsMsg *m, es_ack_kind kind, int64_t delay_ms)
+static void ack(worker *w, natsMsg *m, esi_ack_kind kind, int64_t delay_ms)
 {
-    es_status s = es_pull_ack(w->pull, m, kind, delay_ms, false);
+    es_status s = esi_pull_ack(w->pull, m, kind, delay_ms, false);
     if (s != ES_OK) /* the server will redeliver after ack_wait: at least once holds */
         report(w->p, s);
 }
@@ -176,7 +176,7 @@ static bool remembered(const worker *w, uint64_t seq)
 }
 
 /* Hands messages not handled back to the server, for redelivery now. */
-static void give_back(worker *w, es_pull_batch *b, int from)
+static void give_back(worker *w, esi_pull_batch *b, int from)
 {
     for (int i = from; i < b->count; i++) {
         ack(w, b->msgs[i], ES_NAK, 0);
@@ -259,7 +259,7 @@ static bool skip(worker *w, const es_event *ev, const esi_js_delivery *d)
 }
 
 /* Handles one pull's messages; those left when stopping are given back. */
-static void handle_batch(worker *w, es_pull_batch *b)
+static void handle_batch(worker *w, esi_pull_batch *b)
 {
     es_projection *p = w->p;
     size_t n = 0; /* events for the handler, in w->events */
@@ -274,11 +274,11 @@ static void handle_batch(worker *w, es_pull_batch *b)
             esi_msg_destroy(m); /* not a JetStream delivery: nothing to acknowledge */
             continue;
         }
-        es_event_wrap(ev, p->st, m, esi_msg_subject(m), d->stream_seq, d->stored_ns);
+        esi_event_wrap(ev, p->st, m, esi_msg_subject(m), d->stream_seq, d->stored_ns);
         if (skip(w, ev, d)) {
             ack(w, m, ES_ACK, 0);
             p->skipped++;
-            es_event_clear(ev);
+            esi_event_clear(ev);
             esi_msg_destroy(m);
             continue;
         }
@@ -301,7 +301,7 @@ static void handle_batch(worker *w, es_pull_batch *b)
         settle(w, &evs[i], &take[i], &seqs[i], step, o, why, delay);
     }
     for (size_t i = 0; i < n; i++) {
-        es_event_clear(evs[i]);
+        esi_event_clear(evs[i]);
         esi_msg_destroy(take[i]);
     }
 }
@@ -313,7 +313,7 @@ static void handle_batch(worker *w, es_pull_batch *b)
 static void unpin(es_projection *p, const char *consumer)
 {
     json_t *req = json_pack("{s:s}", "group", ES_PROJECTION_GROUP), *reply = NULL;
-    es_store_api(p->st, req, &reply, "CONSUMER.UNPIN.%s.%s", p->st->stream, consumer);
+    esi_store_api(p->st, req, &reply, "CONSUMER.UNPIN.%s.%s", p->st->stream, consumer);
     json_decref(req);
     json_decref(reply);
 }
@@ -330,8 +330,8 @@ static void *work(void *arg)
     es_projection *p = w->p;
     int64_t pause = 0;
     while (!stopping(p)) {
-        es_pull_batch b;
-        es_status s = es_pull_next(w->pull, p->o.batch, &p->stop, &b);
+        esi_pull_batch b;
+        es_status s = esi_pull_next(w->pull, p->o.batch, &p->stop, &b);
         if (stopping(p) || s != ES_OK)
             give_back(w, &b, 0);
         if (b.gone) {
@@ -352,11 +352,11 @@ static void *work(void *arg)
     }
     /* Every message the server sent goes back before the partition is
      * released: else the next holder would overtake them. */
-    if (es_pull_drain(w->pull, nak_now, w, DRAIN_MS) != ES_OK)
+    if (esi_pull_drain(w->pull, nak_now, w, DRAIN_MS) != ES_OK)
         report(p, ES_ERR_TIMEOUT);
     const esi_conn *conn = esi_js_conn(p->st->js);
     conn->ops->flush(conn->ctx, STOP_FLUSH_MS);
-    if (p->ordered && es_pull_pin(w->pull)[0] != '\0')
+    if (p->ordered && esi_pull_pin(w->pull)[0] != '\0')
         unpin(p, w->consumer);
     return NULL;
 }
@@ -365,17 +365,17 @@ static es_status make_worker(es_projection *p, worker *w, int partition)
 {
     w->p = p;
     w->partition = partition;
-    es_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition, w->consumer);
+    esi_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition, w->consumer);
     w->events = calloc((size_t)p->o.batch, sizeof *w->events);
     w->deliveries = calloc((size_t)p->o.batch, sizeof *w->deliveries);
     if (w->events == NULL || w->deliveries == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory for a projection worker");
-    es_pull_options po = {.stream = p->st->stream,
+    esi_pull_options po = {.stream = p->st->stream,
                           .consumer = w->consumer,
                           .group = p->ordered ? ES_PROJECTION_GROUP : NULL,
                           .expires_ms = p->o.heartbeat_ms * 5,
                           .heartbeat_ms = p->o.heartbeat_ms};
-    es_status s = es_pull_create(p->st->js, &po, &w->pull);
+    es_status s = esi_pull_create(p->st->js, &po, &w->pull);
     if (s == ES_OK && pthread_create(&w->thread, NULL, work, w) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start a projection thread");
     w->started = s == ES_OK;
@@ -494,7 +494,7 @@ es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms)
     es_projection_info *info = malloc(sizeof *info);
     if (s == ES_OK && info == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
-    int64_t deadline = es_monotonic_ms() + timeout_ms;
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
     while (s == ES_OK) {
         if ((s = fatal_of(p)) != ES_OK)
             break;
@@ -505,13 +505,13 @@ es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms)
         s = es_projection_info_get(p->st, p->name, info);
         if (s != ES_OK || caught_up(info, si.last_seq))
             break;
-        if (timeout_ms >= 0 && es_monotonic_ms() >= deadline) {
+        if (timeout_ms >= 0 && esi_monotonic_ms() >= deadline) {
             s = es_error(ES_ERR_TIMEOUT,
                          "projection '%s': %llu events pending, %llu unacknowledged", p->name,
                          (unsigned long long)info->pending, (unsigned long long)info->ack_pending);
             break;
         }
-        es_sleep_ms(CAUGHT_UP_POLL_MS);
+        esi_sleep_ms(CAUGHT_UP_POLL_MS);
     }
     free(info);
     return s;
@@ -548,7 +548,7 @@ void es_projection_destroy(es_projection *p)
         return;
     es_projection_stop(p);
     for (int i = 0; i < p->nworkers; i++) {
-        es_pull_destroy(p->workers[i].pull);
+        esi_pull_destroy(p->workers[i].pull);
         free(p->workers[i].events);
         free(p->workers[i].deliveries);
     }

@@ -27,7 +27,7 @@ void es_projection_config_init(es_projection_config *cfg)
     cfg->pin_timeout_ms = 0; /* ack_wait_ms + 5000 */
 }
 
-es_status es_projection_check_name(const char *name)
+es_status esi_projection_check_name(const char *name)
 {
     if (!es_valid_name(name) || strlen(name) > ES_PROJECTION_NAME_MAX)
         return es_error(ES_ERR_INVALID, "invalid projection name '%.64s': use [A-Za-z0-9_-]{1,%d}",
@@ -35,7 +35,7 @@ es_status es_projection_check_name(const char *name)
     return ES_OK;
 }
 
-void es_projection_consumer_name(const char *name, int partitions, int i,
+void esi_projection_consumer_name(const char *name, int partitions, int i,
                                  char out[ES_PROJECTION_CONSUMER_MAX])
 {
     if (partitions <= 1)
@@ -44,12 +44,12 @@ void es_projection_consumer_name(const char *name, int partitions, int i,
         snprintf(out, ES_PROJECTION_CONSUMER_MAX, "%s_p%d", name, i);
 }
 
-int es_projection_partition_count(const es_projection_config *cfg)
+int esi_projection_partition_count(const es_projection_config *cfg)
 {
     return cfg->ordered ? cfg->partitions : 1;
 }
 
-uint32_t es_fnv1a32(const void *p, size_t n, uint32_t h)
+uint32_t esi_fnv1a32(const void *p, size_t n, uint32_t h)
 {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) {
@@ -59,7 +59,7 @@ uint32_t es_fnv1a32(const void *p, size_t n, uint32_t h)
     return h;
 }
 
-es_status es_projection_config_resolve(const es_projection_config *cfg, es_projection_config *out)
+es_status esi_projection_config_resolve(const es_projection_config *cfg, es_projection_config *out)
 {
     if (cfg == NULL)
         return es_error(ES_ERR_INVALID, "projection: a configuration is required");
@@ -98,19 +98,19 @@ static const char *deliver_policy(es_projection_start_at start)
 static json_t *metadata(const char *name, const es_projection_config *cfg, int partition)
 {
     char parts[16], part[16];
-    snprintf(parts, sizeof parts, "%d", es_projection_partition_count(cfg));
+    snprintf(parts, sizeof parts, "%d", esi_projection_partition_count(cfg));
     snprintf(part, sizeof part, "%d", partition);
     return json_pack("{s:s, s:s, s:s, s:s}", ES_META_PROJECTION, name, ES_META_ORDERED,
                      cfg->ordered ? "true" : "false", ES_META_PARTITIONS, parts, ES_META_PARTITION,
                      part);
 }
 
-json_t *es_projection_consumer_request(const char *stream, const char *name,
+json_t *esi_projection_consumer_request(const char *stream, const char *name,
                                        const es_projection_config *cfg, const char *const *subjects,
                                        size_t nsubjects, int partition, bool update)
 {
     char cname[ES_PROJECTION_CONSUMER_MAX];
-    es_projection_consumer_name(name, es_projection_partition_count(cfg), partition, cname);
+    esi_projection_consumer_name(name, esi_projection_partition_count(cfg), partition, cname);
     json_t *c =
         json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:i, s:o}", "durable_name", cname,
                   "name", cname, "deliver_policy", deliver_policy(cfg->start), "ack_policy",
@@ -185,7 +185,7 @@ static void settings_from(es_projection_info *info, json_t *cfg)
                                                                                      : 0;
 }
 
-void es_projection_info_add(es_projection_info *info, json_t *ci, int partition)
+void esi_projection_info_add(es_projection_info *info, json_t *ci, int partition)
 {
     if (partition < 0 || partition >= ES_PROJECTION_MAX_PARTITIONS)
         return;
@@ -219,7 +219,7 @@ void es_projection_info_add(es_projection_info *info, json_t *ci, int partition)
 
 static es_status consumer_info(es_store *st, const char *consumer, json_t **reply)
 {
-    return es_store_api(st, NULL, reply, "CONSUMER.INFO.%s.%s", st->stream, consumer);
+    return esi_store_api(st, NULL, reply, "CONSUMER.INFO.%s.%s", st->stream, consumer);
 }
 
 /* Partition 0's consumer: "<name>" or "<name>_p0", whichever is a part of
@@ -228,7 +228,7 @@ static es_status first_partition(es_store *st, const char *name, json_t **reply)
 {
     char cname[ES_PROJECTION_CONSUMER_MAX];
     for (int form = 0; form < 2; form++) {
-        es_projection_consumer_name(name, form == 0 ? 1 : 2, 0, cname);
+        esi_projection_consumer_name(name, form == 0 ? 1 : 2, 0, cname);
         es_status s = consumer_info(st, cname, reply);
         if (s == ES_OK) {
             const char *owner = meta_of(*reply, ES_META_PROJECTION);
@@ -249,20 +249,20 @@ es_status es_projection_info_get(es_store *st, const char *name, es_projection_i
     if (st == NULL || info == NULL)
         return es_error(ES_ERR_INVALID, "es_projection_info_get: store and info are required");
     memset(info, 0, sizeof *info);
-    es_status s = es_projection_check_name(name);
+    es_status s = esi_projection_check_name(name);
     json_t *ci = NULL;
     if (s == ES_OK)
         s = first_partition(st, name, &ci);
     if (s != ES_OK)
         return s;
-    es_projection_info_add(info, ci, 0);
+    esi_projection_info_add(info, ci, 0);
     json_decref(ci);
     for (int i = 1; s == ES_OK && i < info->partitions; i++) {
         char cname[ES_PROJECTION_CONSUMER_MAX];
-        es_projection_consumer_name(name, info->partitions, i, cname);
+        esi_projection_consumer_name(name, info->partitions, i, cname);
         s = consumer_info(st, cname, &ci);
         if (s == ES_OK)
-            es_projection_info_add(info, ci, i);
+            esi_projection_info_add(info, ci, i);
         json_decref(ci);
         ci = NULL;
     }
@@ -293,15 +293,15 @@ static es_status put_consumers(es_store *st, const char *name, const es_projecti
 {
     filter_subjects *fs = malloc(sizeof *fs); /* ~56 KiB: not for the stack */
     es_status s = fs ? subjects_of(st, cfg, fs) : es_error(ES_ERR_NOMEM, "out of memory");
-    int n = es_projection_partition_count(cfg);
+    int n = esi_projection_partition_count(cfg);
     for (int i = 0; s == ES_OK && i < n; i++) {
         char cname[ES_PROJECTION_CONSUMER_MAX];
-        es_projection_consumer_name(name, n, i, cname);
-        json_t *req = es_projection_consumer_request(st->stream, name, cfg, fs->ptrs,
+        esi_projection_consumer_name(name, n, i, cname);
+        json_t *req = esi_projection_consumer_request(st->stream, name, cfg, fs->ptrs,
                                                      cfg->filter_count, i, update);
         json_t *reply = NULL;
         if (req != NULL)
-            s = es_store_api(st, req, &reply, "CONSUMER.CREATE.%s.%s", st->stream, cname);
+            s = esi_store_api(st, req, &reply, "CONSUMER.CREATE.%s.%s", st->stream, cname);
         else
             s = es_error(ES_ERR_NOMEM, "out of memory");
         json_decref(req);
@@ -322,10 +322,10 @@ static es_status put_consumers(es_store *st, const char *name, const es_projecti
 es_status es_projection_create(es_store *st, const char *name, const es_projection_config *cfg)
 {
     es_projection_config c;
-    es_status s = st ? es_projection_check_name(name)
+    es_status s = st ? esi_projection_check_name(name)
                      : es_error(ES_ERR_INVALID, "es_projection_create: store is required");
     if (s == ES_OK)
-        s = es_projection_config_resolve(cfg, &c);
+        s = esi_projection_config_resolve(cfg, &c);
     if (s == ES_OK)
         s = put_consumers(st, name, &c, false);
     if (s == ES_OK)
@@ -337,10 +337,10 @@ es_status es_projection_update(es_store *st, const char *name, const es_projecti
 {
     es_projection_config c;
     es_projection_info now;
-    es_status s = st ? es_projection_check_name(name)
+    es_status s = st ? esi_projection_check_name(name)
                      : es_error(ES_ERR_INVALID, "es_projection_update: store is required");
     if (s == ES_OK)
-        s = es_projection_config_resolve(cfg, &c);
+        s = esi_projection_config_resolve(cfg, &c);
     if (s == ES_OK)
         s = es_projection_info_get(st, name, &now);
     if (s == ES_OK && (now.ordered != c.ordered || now.partitions != c.partitions))
@@ -361,7 +361,7 @@ es_status es_projection_update(es_store *st, const char *name, const es_projecti
 static es_status delete_consumer(es_store *st, const char *consumer)
 {
     json_t *reply = NULL;
-    es_status s = es_store_api(st, NULL, &reply, "CONSUMER.DELETE.%s.%s", st->stream, consumer);
+    es_status s = esi_store_api(st, NULL, &reply, "CONSUMER.DELETE.%s.%s", st->stream, consumer);
     json_decref(reply);
     return s;
 }
@@ -374,7 +374,7 @@ es_status es_projection_delete(es_store *st, const char *name)
     /* Partition 0 last: while it exists the projection can still be found. */
     for (int i = info.partitions - 1; s == ES_OK && i >= 0; i--) {
         char cname[ES_PROJECTION_CONSUMER_MAX];
-        es_projection_consumer_name(name, info.partitions, i, cname);
+        esi_projection_consumer_name(name, info.partitions, i, cname);
         s = delete_consumer(st, cname);
         if (s == ES_ERR_NOT_FOUND)
             s = ES_OK; /* deleted by someone else meanwhile */
@@ -392,7 +392,7 @@ static es_status collect(es_store *st, json_t *by_name)
     size_t offset = 0;
     for (int page = 0; page < LIST_PAGES_MAX; page++) {
         json_t *req = json_pack("{s:I}", "offset", (json_int_t)offset), *reply = NULL;
-        es_status s = es_store_api(st, req, &reply, "CONSUMER.LIST.%s", st->stream);
+        es_status s = esi_store_api(st, req, &reply, "CONSUMER.LIST.%s", st->stream);
         json_decref(req);
         if (s != ES_OK)
             return s;
@@ -401,7 +401,7 @@ static es_status collect(es_store *st, json_t *by_name)
         for (size_t i = 0; i < n; i++) {
             json_t *ci = json_array_get(list, i);
             const char *owner = meta_of(ci, ES_META_PROJECTION);
-            if (owner == NULL || es_projection_check_name(owner) != ES_OK)
+            if (owner == NULL || esi_projection_check_name(owner) != ES_OK)
                 continue; /* not a projection's consumer */
             json_t *arr = json_object_get(by_name, owner);
             if (arr == NULL) {
@@ -433,7 +433,7 @@ static void info_of(const char *name, json_t *consumers, es_projection_info *inf
             const char *part = meta_of(ci, ES_META_PARTITION);
             int p = part ? atoi(part) : 0;
             if ((pass == 0) == (p == 0))
-                es_projection_info_add(info, ci, p);
+                esi_projection_info_add(info, ci, p);
         }
     snprintf(info->name, sizeof info->name, "%s", name);
 }

@@ -21,30 +21,30 @@
 #define ES_META_PARTITIONS "es_partitions"
 #define ES_META_PARTITION  "es_partition"
 
-es_status es_projection_check_name(const char *name);
+es_status esi_projection_check_name(const char *name);
 
 /* The durable consumer of partition i: "<name>" when there is one
  * partition, else "<name>_p<i>". */
-void es_projection_consumer_name(const char *name, int partitions, int i,
+void esi_projection_consumer_name(const char *name, int partitions, int i,
                                  char out[ES_PROJECTION_CONSUMER_MAX]);
 
 /* The number of partitions the configuration asks for (1 when unordered). */
-int es_projection_partition_count(const es_projection_config *cfg);
+int esi_projection_partition_count(const es_projection_config *cfg);
 
 /* Checks the configuration (NULL fields take their defaults in `out`). */
-es_status es_projection_config_resolve(const es_projection_config *cfg, es_projection_config *out);
+es_status esi_projection_config_resolve(const es_projection_config *cfg, es_projection_config *out);
 
 /* The JetStream request creating (or, with update, updating) partition i's
  * consumer. `subjects` are the filters as subjects. */
-json_t *es_projection_consumer_request(const char *stream, const char *name,
+json_t *esi_projection_consumer_request(const char *stream, const char *name,
                                        const es_projection_config *cfg, const char *const *subjects,
                                        size_t nsubjects, int partition, bool update);
 
 /* Fills the settings and the lag of partition i from a consumer info. */
-void es_projection_info_add(es_projection_info *info, json_t *consumer_info, int partition);
+void esi_projection_info_add(es_projection_info *info, json_t *consumer_info, int partition);
 
 /* FNV-1a, 32 bits, continuing from h (start with ES_FNV32_OFFSET). */
 #define ES_FNV32_OFFSET 2166136261u
-uint32_t es_fnv1a32(const void *p, size_t n, uint32_t h);
+uint32_t esi_fnv1a32(const void *p, size_t n, uint32_t h);
 
 #endif

@@ -98,16 +98,16 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
     es_status s = prepare(st, f, o, cb, subject, sizeof subject);
     if (s != ES_OK)
         return s;
-    es_oc *oc = NULL;
+    esi_oc *oc = NULL;
     uint64_t pending = 0;
-    s = es_oc_create(st->js, st->stream, subject, o->after_seq + 1, EVOLVE_HEARTBEAT_MS, &oc, &pending);
+    s = esi_oc_create(st->js, st->stream, subject, o->after_seq + 1, EVOLVE_HEARTBEAT_MS, &oc, &pending);
     es_event ev;
     memset(&ev, 0, sizeof ev);
     /* Caught up when the consumer has nothing pending: known at creation for
      * an empty result, then from each delivery's pending count. */
     while (s == ES_OK && pending > 0) {
-        es_oc_msg m;
-        s = es_oc_next(oc, EVOLVE_WAIT_MS * 10, &m);
+        esi_oc_msg m;
+        s = esi_oc_next(oc, EVOLVE_WAIT_MS * 10, &m);
         if (s == ES_ERR_TIMEOUT)
             s = es_error(ES_ERR_TIMEOUT, "evolve: no delivery for %d ms with %llu pending",
                          EVOLVE_WAIT_MS * 10, (unsigned long long)pending);
@@ -118,10 +118,10 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
             esi_msg_destroy(m.msg);
             break;
         }
-        es_event_wrap(&ev, st, m.msg, esi_msg_subject(m.msg), m.seq, m.stored_ns);
-        bool deliver = es_event_well_formed(&ev);
+        esi_event_wrap(&ev, st, m.msg, esi_msg_subject(m.msg), m.seq, m.stored_ns);
+        bool deliver = esi_event_well_formed(&ev);
         s = deliver ? cb(&ev, closure) : ES_OK;
-        es_event_clear(&ev);
+        esi_event_clear(&ev);
         esi_msg_destroy(m.msg);
         if (s != ES_OK)
             break;
@@ -130,8 +130,8 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
         if (o->up_to_seq && m.seq >= o->up_to_seq)
             break;
     }
-    es_oc_destroy(oc);
-    es_event_release(&ev);
+    esi_oc_destroy(oc);
+    esi_event_release(&ev);
     if (s == ES_OK)
         es_error_clear();
     return s;
@@ -151,14 +151,14 @@ static es_status on_direct(natsMsg *msg, const char *subject, uint64_t seq, int6
                            void *closure)
 {
     load_call *c = closure;
-    es_event_wrap(&c->ev, c->st, msg, subject, seq, stored_ns);
+    esi_event_wrap(&c->ev, c->st, msg, subject, seq, stored_ns);
     es_status s = ES_OK;
-    if (es_event_well_formed(&c->ev)) {
+    if (esi_event_well_formed(&c->ev)) {
         s = c->cb(&c->ev, c->closure);
         if (s == ES_OK)
             c->last_seq = seq;
     }
-    es_event_clear(&c->ev);
+    esi_event_clear(&c->ev);
     return s;
 }
 
@@ -177,12 +177,12 @@ es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es
     if (s != ES_OK)
         return s;
     load_call c = {.st = st, .cb = cb, .closure = closure};
-    es_dg_request req = {.filter = subject,
+    esi_dg_request req = {.filter = subject,
                          .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq,
                          .batch = LOAD_BATCH};
-    s = es_direct_get(st->js, st->stream, &req, on_direct, &c, NULL);
-    es_event_release(&c.ev);
+    s = esi_direct_get(st->js, st->stream, &req, on_direct, &c, NULL);
+    esi_event_release(&c.ev);
     if (last_seq)
         *last_seq = c.last_seq;
     if (s == ES_OK)

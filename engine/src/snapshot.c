@@ -39,7 +39,7 @@ static uint64_t get_be(const uint8_t *p, int n)
     return v;
 }
 
-es_status es_snapshot_encode(uint64_t seq, uint32_t version, int64_t time_ns, const void *state,
+es_status esi_snapshot_encode(uint64_t seq, uint32_t version, int64_t time_ns, const void *state,
                              size_t len, es_buf *out)
 {
     if (seq == 0 || (state == NULL && len > 0))
@@ -57,7 +57,7 @@ es_status es_snapshot_encode(uint64_t seq, uint32_t version, int64_t time_ns, co
     return s;
 }
 
-es_status es_snapshot_decode(const void *value, size_t len, es_snapshot *out)
+es_status esi_snapshot_decode(const void *value, size_t len, es_snapshot *out)
 {
     memset(out, 0, sizeof *out);
     const uint8_t *p = value;
@@ -84,7 +84,7 @@ void es_snapshot_clear(es_snapshot *snap)
     memset(snap, 0, sizeof *snap);
 }
 
-es_status es_snapshot_key(bool tenancy, const es_filter *f, char *out, size_t size)
+es_status esi_snapshot_key(bool tenancy, const es_filter *f, char *out, size_t size)
 {
     if (f == NULL || f->entity_type == NULL || f->entity_id == NULL || f->event_type != NULL ||
         !es_valid_name(f->entity_type))
@@ -112,7 +112,7 @@ es_status es_snapshots_open(es_store *store, es_snapshots **out)
     if (sn == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     sn->st = store;
-    es_status s = es_store_kv_open(store, ES_BUCKET_SNAPSHOTS, SNAPSHOT_HISTORY, 0, &sn->kv);
+    es_status s = esi_store_kv_open(store, ES_BUCKET_SNAPSHOTS, SNAPSHOT_HISTORY, 0, &sn->kv);
     if (s != ES_OK) {
         free(sn);
         return s;
@@ -134,7 +134,7 @@ static es_status key_of(es_snapshots *sn, const es_filter *entity, char key[KEY_
 {
     if (sn == NULL)
         return es_error(ES_ERR_INVALID, "snapshots handle is NULL");
-    return es_snapshot_key(es_store_tenancy(sn->st), entity, key, KEY_MAX);
+    return esi_snapshot_key(es_store_tenancy(sn->st), entity, key, KEY_MAX);
 }
 
 /* The stored snapshot and its revision; ES_ERR_NOT_FOUND when none. */
@@ -144,7 +144,7 @@ static es_status read_snapshot(es_snapshots *sn, const char *key, es_snapshot *o
     esi_kv_entry e;
     es_status s = esi_kv_get(sn->kv, key, &e);
     if (s == ES_OK)
-        s = es_snapshot_decode(e.data, e.len, out);
+        s = esi_snapshot_decode(e.data, e.len, out);
     if (s == ES_OK)
         out->revision = e.revision;
     esi_kv_entry_clear(&e);
@@ -180,7 +180,7 @@ es_status es_snapshot_save(es_snapshots *sn, const es_filter *entity, uint64_t s
     es_buf value = ES_BUF_INIT;
     es_status s = key_of(sn, entity, key);
     if (s == ES_OK)
-        s = es_snapshot_encode(seq, version, es_now_ns(), state, len, &value);
+        s = esi_snapshot_encode(seq, version, esi_now_ns(), state, len, &value);
     if (s == ES_OK)
         s = check_fits(sn, value.len);
     for (int i = 0; s == ES_OK && i < SAVE_ATTEMPTS; i++) {

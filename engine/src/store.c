@@ -67,8 +67,8 @@ static json_t *limit_or_unlimited(int64_t v)
 static json_t *stream_config_json(const char *name, const es_store_config *cfg)
 {
     char stream[ES_STREAM_NAME_MAX], subject[ES_STORE_SUBJECTS_MAX];
-    es_wire_stream_name(name, stream);
-    es_wire_store_subjects(name, subject);
+    esi_wire_stream_name(name, stream);
+    esi_wire_store_subjects(name, subject);
     json_t *meta = json_object();
     char num[24];
     if (cfg->tenancy)
@@ -126,7 +126,7 @@ static void config_from_json(json_t *c, es_store_config *cfg)
 static es_status check_is_store(json_t *c, const char *name)
 {
     char subject[ES_STORE_SUBJECTS_MAX];
-    es_wire_store_subjects(name, subject);
+    esi_wire_store_subjects(name, subject);
     json_t *subjects = json_object_get(c, "subjects");
     if (json_array_size(subjects) != 1 ||
         !esi_json_string_is(json_array_get(subjects, 0), subject) ||
@@ -146,16 +146,16 @@ static es_status open_envelope(es_store *st)
     const es_store_config *c = &st->config;
     if (c->compress_threshold == 0 && !c->encrypt && st->opts.upcasters == NULL)
         return ES_OK;
-    es_kv_place at = {.js = st->js, .store = st->name, .replicas = c->replicas};
+    esi_kv_place at = {.js = st->js, .store = st->name, .replicas = c->replicas};
     es_status s = ES_OK;
     if (c->encrypt && (st->opts.master_key_file || st->opts.master_key_env)) {
         es_keyring_options ko = {.master_key_file = st->opts.master_key_file,
                                  .master_key_env =
                                      st->opts.master_key_file ? NULL : st->opts.master_key_env};
-        s = es_keyring_open_kv(&at, &ko, &st->keyring);
+        s = esi_keyring_open_kv(&at, &ko, &st->keyring);
     }
     if (s == ES_OK)
-        s = es_dict_source_kv_create(&at, &st->dicts);
+        s = esi_dict_source_kv_create(&at, &st->dicts);
     es_envelope_options eo = {.compress = c->compress_threshold > 0,
                               .compress_min = c->compress_threshold,
                               .compress_dict = c->compress_dict,
@@ -193,7 +193,7 @@ static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, js
     st->nc = nc;
     st->js = js;
     snprintf(st->name, sizeof st->name, "%s", name);
-    es_wire_stream_name(name, st->stream);
+    esi_wire_stream_name(name, st->stream);
     config_from_json(c, &st->config);
     if (opts)
         st->opts = *opts;
@@ -201,7 +201,7 @@ static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, js
         es_store_options_init(&st->opts);
     s = check_options(&st->opts);
     if (s == ES_OK)
-        s = es_publisher_create(st->js, st->opts.max_inflight, st->opts.max_batches_inflight,
+        s = esi_publisher_create(st->js, st->opts.max_inflight, st->opts.max_batches_inflight,
                                 &st->pub);
     if (s == ES_OK)
         s = open_envelope(st);
@@ -213,7 +213,7 @@ static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, js
     return ES_OK;
 }
 
-es_status es_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out)
+es_status esi_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out)
 {
     esi_conn conn;
     esi_conn_nats(nc, &conn);
@@ -232,7 +232,7 @@ static es_status begin(natsConnection *nc, const char *name, const es_store_opti
         return es_error(ES_ERR_INVALID, "connection is NULL");
     es_status s = check_name(name);
     if (s == ES_OK)
-        s = es_store_js(nc, opts, js);
+        s = esi_store_js(nc, opts, js);
     return s;
 }
 
@@ -255,7 +255,7 @@ static es_status stream_request(const esi_js *js, const char *verb, const char *
                                 json_t **reply)
 {
     char stream[ES_STREAM_NAME_MAX], subject[ESI_JS_PREFIX_MAX + ES_STREAM_NAME_MAX + 32];
-    es_wire_stream_name(name, stream);
+    esi_wire_stream_name(name, stream);
     es_status s = esi_js_api_subject(js, subject, sizeof subject, "STREAM.%s.%s", verb, stream);
     return s == ES_OK ? esi_js_request(js, subject, body, 0, reply) : s;
 }
@@ -348,7 +348,7 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
     return ES_OK;
 }
 
-es_status es_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
+es_status esi_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
 {
     *reply = NULL;
     char api[512], subject[ESI_JS_PREFIX_MAX + sizeof api];
@@ -362,14 +362,14 @@ es_status es_store_api(const es_store *st, json_t *body, json_t **reply, const c
     return s == ES_OK ? esi_js_request(st->js, subject, body, 0, reply) : s;
 }
 
-es_status es_store_kv_open(es_store *st, es_bucket_kind kind, int history, int32_t max_value_size,
+es_status esi_store_kv_open(es_store *st, esi_bucket_kind kind, int history, int32_t max_value_size,
                            esi_kv **out)
 {
     *out = NULL;
     if (history < 1 || history > 64)
         return es_error(ES_ERR_INVALID, "a KV history of 1..64, not %d", history);
     char bucket[ESI_KV_BUCKET_MAX];
-    es_status s = es_bucket_name(st->name, kind, bucket);
+    es_status s = esi_bucket_name(st->name, kind, bucket);
     esi_kv_spec spec = {.bucket = bucket,
                         .replicas = st->config.replicas,
                         .history = history,
@@ -383,7 +383,7 @@ static es_status delete_buckets(const esi_js *js, const char *name)
 {
     for (int kind = 0; kind < ES_BUCKET_KINDS; kind++) {
         char bucket[ESI_KV_BUCKET_MAX];
-        es_status s = es_bucket_name(name, (es_bucket_kind)kind, bucket);
+        es_status s = esi_bucket_name(name, (esi_bucket_kind)kind, bucket);
         if (s == ES_OK)
             s = esi_kv_delete_bucket(js, bucket);
         if (s != ES_OK && s != ES_ERR_NOT_FOUND)
@@ -480,10 +480,10 @@ es_status es_store_shred(es_store *st, const char *tenant, const char *type, con
     e.entity_id = id;
     e.entity_id_len = id_len;
     e.event_type = "shred";
-    es_status s = es_event_spec_check(st, &e, 0);
-    es_subject subj;
+    es_status s = esi_event_spec_check(st, &e, 0);
+    esi_subject subj;
     if (s == ES_OK)
-        s = es_subject_for(st, &e, &subj);
+        s = esi_subject_for(st, &e, &subj);
     if (s != ES_OK)
         return s;
     subj.entity[strlen(subj.entity) - 2] = '\0'; /* the entity, without ".*" */
@@ -494,9 +494,9 @@ void es_store_destroy(es_store *store)
 {
     if (store == NULL)
         return;
-    es_publisher_destroy(store->pub);
+    esi_publisher_destroy(store->pub);
     es_envelope_destroy(store->env);
-    es_dict_source_kv_destroy(&store->dicts);
+    esi_dict_source_kv_destroy(&store->dicts);
     es_keyring_destroy(store->keyring);
     esi_js_destroy(store->js);
     free(store);

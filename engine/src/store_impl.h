@@ -17,7 +17,7 @@ struct es_store {
     char stream[ES_STREAM_NAME_MAX]; /* "ES_" + name */
     es_store_config config;             /* as the server reported it */
     es_store_options opts;
-    es_publisher *pub;   /* the in-flight append machinery */
+    esi_publisher *pub;   /* the in-flight append machinery */
     es_keyring *keyring; /* encrypting store with a master key, else NULL */
     es_envelope *env;    /* NULL when events travel as they are */
     es_dict_source dicts; /* the envelope's dictionaries, from KV */
@@ -25,16 +25,16 @@ struct es_store {
 
 /* Opens (creating when missing) one of the store's buckets, with the store's
  * replicas and storage. The store must outlive *out (esi_kv_close). */
-es_status es_store_kv_open(es_store *st, es_bucket_kind kind, int history, int32_t max_value_size,
+es_status esi_store_kv_open(es_store *st, esi_bucket_kind kind, int history, int32_t max_value_size,
                            esi_kv **out);
 
 /* A JetStream API request about the store: `fmt` names the API after the
  * prefix ("CONSUMER.INFO.%s.%s"); reply as esi_js_request. */
-es_status es_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
+es_status esi_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* A JetStream context over `nc` with the options' domain, prefix and timeout
  * (opts may be NULL). The caller owns *out. */
-es_status es_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out);
+es_status esi_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out);
 
 #endif

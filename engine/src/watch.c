@@ -20,7 +20,7 @@ struct es_watch {
     es_store *st;
     es_watch_options opts;
     char subject[ES_SUBJECT_MAX];
-    es_oc *oc;
+    esi_oc *oc;
     uint64_t pending_at_start;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -55,13 +55,13 @@ static void report(es_watch *w, es_status s, bool final)
         w->opts.on_error(s, es_last_error(), final, w->opts.closure);
 }
 
-static es_status deliver(es_watch *w, es_oc_msg *m)
+static es_status deliver(es_watch *w, esi_oc_msg *m)
 {
     es_event ev;
     memset(&ev, 0, sizeof ev);
-    es_event_wrap(&ev, w->st, m->msg, esi_msg_subject(m->msg), m->seq, m->stored_ns);
-    es_status s = es_event_well_formed(&ev) ? w->opts.on_event(&ev, w->opts.closure) : ES_OK;
-    es_event_release(&ev);
+    esi_event_wrap(&ev, w->st, m->msg, esi_msg_subject(m->msg), m->seq, m->stored_ns);
+    es_status s = esi_event_well_formed(&ev) ? w->opts.on_event(&ev, w->opts.closure) : ES_OK;
+    esi_event_release(&ev);
     esi_msg_destroy(m->msg);
     atomic_store(&w->last_seq, m->seq);
     if (m->pending == 0)
@@ -77,8 +77,8 @@ static void *run(void *arg)
     if (w->pending_at_start == 0)
         mark_caught_up(w);
     while (!atomic_load(&w->stop)) {
-        es_oc_msg m;
-        s = es_oc_next(w->oc, POLL_MS, &m);
+        esi_oc_msg m;
+        s = esi_oc_next(w->oc, POLL_MS, &m);
         if (s == ES_ERR_TIMEOUT) {
             s = ES_OK;
             continue;
@@ -120,11 +120,11 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
         w->opts.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
     es_status s = es_filter_subject(st, &opts->filter, w->subject, sizeof w->subject);
     if (s == ES_OK)
-        s = es_oc_create(st->js, st->stream, w->subject, opts->after_seq + 1, w->opts.heartbeat_ms, &w->oc,
+        s = esi_oc_create(st->js, st->stream, w->subject, opts->after_seq + 1, w->opts.heartbeat_ms, &w->oc,
                          &w->pending_at_start);
     memset(&w->opts.filter, 0, sizeof w->opts.filter); /* borrowed pointers: not kept */
     if (s != ES_OK) {
-        es_oc_destroy(w->oc);
+        esi_oc_destroy(w->oc);
         free(w);
         return s;
     }
@@ -133,7 +133,7 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
     pthread_cond_init(&w->cond, NULL);
     w->running = true;
     if (pthread_create(&w->thread, NULL, run, w) != 0) {
-        es_oc_destroy(w->oc);
+        esi_oc_destroy(w->oc);
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cond);
         free(w);
@@ -179,7 +179,7 @@ void es_watch_destroy(es_watch *w)
     if (w == NULL)
         return;
     es_watch_stop(w);
-    es_oc_destroy(w->oc);
+    esi_oc_destroy(w->oc);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
     free(w);

@@ -9,20 +9,20 @@
 
 #define SUBJECT_ROOT "$ES"
 
-void es_wire_stream_name(const char *store, char out[ES_STREAM_NAME_MAX])
+void esi_wire_stream_name(const char *store, char out[ES_STREAM_NAME_MAX])
 {
     snprintf(out, ES_STREAM_NAME_MAX, "ES_%s", store);
 }
 
-void es_wire_store_subjects(const char *store, char out[ES_STORE_SUBJECTS_MAX])
+void esi_wire_store_subjects(const char *store, char out[ES_STORE_SUBJECTS_MAX])
 {
     snprintf(out, ES_STORE_SUBJECTS_MAX, SUBJECT_ROOT ".%s.>", store);
 }
 
-char *es_wire_put_store_prefix(char *p, const char *store)
+char *esi_wire_put_store_prefix(char *p, const char *store)
 {
-    p = es_put(p, SUBJECT_ROOT ".");
-    return es_put(p, store);
+    p = esi_put(p, SUBJECT_ROOT ".");
+    return esi_put(p, store);
 }
 
 static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
@@ -32,7 +32,7 @@ static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
     [ES_BUCKET_SNAPSHOTS] = "snapshots",
 };
 
-es_status es_bucket_name(const char *store, es_bucket_kind kind, char out[ESI_KV_BUCKET_MAX])
+es_status esi_bucket_name(const char *store, esi_bucket_kind kind, char out[ESI_KV_BUCKET_MAX])
 {
     if (!es_valid_store_name(store))
         return es_error(ES_ERR_INVALID, "store name '%.40s' is not [A-Za-z0-9_-]{1,32}",
@@ -43,26 +43,26 @@ es_status es_bucket_name(const char *store, es_bucket_kind kind, char out[ESI_KV
     return ES_OK;
 }
 
-es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject *out)
+es_status esi_subject_for(const es_store *st, const es_event_spec *e, esi_subject *out)
 {
     size_t id_len = e->entity_id_len ? e->entity_id_len : strlen(e->entity_id);
     char token[ES_ID_TOKEN_MAX];
     es_status s = es_id_escape(e->entity_id, id_len, token, sizeof token, NULL);
     if (s != ES_OK)
         return s;
-    char *p = es_wire_put_store_prefix(out->full, st->name);
+    char *p = esi_wire_put_store_prefix(out->full, st->name);
     *p++ = '.';
     if (st->config.tenancy) {
-        p = es_put(p, e->tenant);
+        p = esi_put(p, e->tenant);
         *p++ = '.';
     }
     size_t head = (size_t)(p - out->full);
-    p = es_put(p, e->entity_type);
+    p = esi_put(p, e->entity_type);
     *p++ = '.';
-    p = es_put(p, token);
+    p = esi_put(p, token);
     size_t entity_end = (size_t)(p - out->full);
     *p++ = '.';
-    p = es_put(p, e->event_type);
+    p = esi_put(p, e->event_type);
     *p = '\0';
     memcpy(out->entity, out->full, entity_end);
     memcpy(out->entity + entity_end, ".*", 3);
@@ -78,7 +78,7 @@ es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject 
     return ES_OK;
 }
 
-es_status es_subject_split(char *copy, const char *store, bool tenancy, es_subject_parts *out)
+es_status esi_subject_split(char *copy, const char *store, bool tenancy, esi_subject_parts *out)
 {
     size_t root = sizeof SUBJECT_ROOT - 1, name = strlen(store);
     if (strncmp(copy, SUBJECT_ROOT ".", root + 1) != 0 ||
@@ -106,7 +106,7 @@ es_status es_subject_split(char *copy, const char *store, bool tenancy, es_subje
     return ES_OK;
 }
 
-void es_subject_envelope_event(const char *subject, const char *copy, const es_subject_parts *p,
+void esi_subject_envelope_event(const char *subject, const char *copy, const esi_subject_parts *p,
                                es_envelope_event *out)
 {
     size_t event_at = (size_t)(p->event - copy);

@@ -21,68 +21,68 @@ typedef struct es_store es_store;
 
 /* "ES_<store>", with its NUL. */
 #define ES_STREAM_NAME_MAX (3 + ES_STORE_NAME_MAX + 1)
-void es_wire_stream_name(const char *store, char out[ES_STREAM_NAME_MAX]);
+void esi_wire_stream_name(const char *store, char out[ES_STREAM_NAME_MAX]);
 
 /* What a store's stream holds: "$ES.<store>.>", with its NUL. */
 #define ES_STORE_SUBJECTS_MAX (4 + ES_STORE_NAME_MAX + 3)
-void es_wire_store_subjects(const char *store, char out[ES_STORE_SUBJECTS_MAX]);
+void esi_wire_store_subjects(const char *store, char out[ES_STORE_SUBJECTS_MAX]);
 
 /* Writes "$ES.<store>" (no NUL) at p and returns the end. */
-char *es_wire_put_store_prefix(char *p, const char *store);
+char *esi_wire_put_store_prefix(char *p, const char *store);
 
 /* ---- buckets ---------------------------------------------------------------- */
 
-typedef enum es_bucket_kind {
+typedef enum esi_bucket_kind {
     ES_BUCKET_KEYS,        /* the envelope's wrapped data keys */
     ES_BUCKET_DICTS,       /* the envelope's zstd dictionaries */
     ES_BUCKET_CHECKPOINTS, /* es/checkpoint.h */
     ES_BUCKET_SNAPSHOTS,   /* es/snapshot.h */
-} es_bucket_kind;
+} esi_bucket_kind;
 #define ES_BUCKET_KINDS 4 /* every kind above: what es_store_delete removes */
 
 /* "ES_<store>_<kind>"; ES_ERR_INVALID for a bad store name. */
-es_status es_bucket_name(const char *store, es_bucket_kind kind, char out[ESI_KV_BUCKET_MAX]);
+es_status esi_bucket_name(const char *store, esi_bucket_kind kind, char out[ESI_KV_BUCKET_MAX]);
 
 /* ---- event subjects --------------------------------------------------------- */
 
 /* "$ES." store "." tenant "." type "." id-token "." event, with room to spare. */
 #define ES_SUBJECT_MAX (4 + 32 + 1 + 3 * ES_NAME_MAX + 3 + ES_ID_TOKEN_MAX + 16)
 
-typedef struct es_subject {
+typedef struct esi_subject {
     char full[ES_SUBJECT_MAX];   /* the event's subject */
     char entity[ES_SUBJECT_MAX]; /* every event of its entity: ...<type>.<id-token>.* */
     const char *type_and_id;     /* points into full: "<type>.<id-token>.<event>" */
     size_t type_and_id_len;      /* ... up to the id token's end (Rita-Entity) */
     es_envelope_event env;       /* the envelope's view of it, pointing into full */
-} es_subject;
+} esi_subject;
 
 /* The subject of an (already validated) event of `st`. */
-es_status es_subject_for(const es_store *st, const es_event_spec *e, es_subject *out);
+es_status esi_subject_for(const es_store *st, const es_event_spec *e, esi_subject *out);
 
 /* The entity id's own rules (1..ES_ID_MAX bytes): any such id escapes into
  * ES_ID_TOKEN_MAX bytes, so checking needs no escaping. */
-es_status es_id_check(const void *id, size_t len);
+es_status esi_id_check(const void *id, size_t len);
 
 /* Every check an append makes on one event (names, tenant, id, sizes,
  * metadata, expectation); `index` is its place in the batch, for messages. */
-es_status es_event_spec_check(const es_store *st, const es_event_spec *e, size_t index);
+es_status esi_event_spec_check(const es_store *st, const es_event_spec *e, size_t index);
 
 /* Parts of a stored event's subject, pointing into a copy the caller owns. */
-typedef struct es_subject_parts {
+typedef struct esi_subject_parts {
     const char *tenant; /* NULL without tenancy */
     const char *type;
     const char *id_token;
     const char *event;
-} es_subject_parts;
+} esi_subject_parts;
 
 /* Splits a copy of an event subject of `store` (modified in place: dots
  * become NULs), with or without tenancy. ES_ERR_PROTOCOL when it is not an
  * event subject of that store. */
-es_status es_subject_split(char *copy, const char *store, bool tenancy, es_subject_parts *out);
+es_status esi_subject_split(char *copy, const char *store, bool tenancy, esi_subject_parts *out);
 
 /* The envelope's view of a stored event: `subject` itself, and the parts
- * es_subject_split made of `copy`, a copy of it (offsets agree). */
-void es_subject_envelope_event(const char *subject, const char *copy, const es_subject_parts *p,
+ * esi_subject_split made of `copy`, a copy of it (offsets agree). */
+void esi_subject_envelope_event(const char *subject, const char *copy, const esi_subject_parts *p,
                                es_envelope_event *out);
 
 #endif

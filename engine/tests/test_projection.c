@@ -19,12 +19,12 @@
 static void fnv1a_matches_the_reference(void **state)
 {
     (void)state;
-    assert_int_equal(es_fnv1a32("", 0, ES_FNV32_OFFSET), 0x811c9dc5u);
-    assert_int_equal(es_fnv1a32("a", 1, ES_FNV32_OFFSET), 0xe40c292cu);
-    assert_int_equal(es_fnv1a32("foobar", 6, ES_FNV32_OFFSET), 0xbf9cf968u);
+    assert_int_equal(esi_fnv1a32("", 0, ES_FNV32_OFFSET), 0x811c9dc5u);
+    assert_int_equal(esi_fnv1a32("a", 1, ES_FNV32_OFFSET), 0xe40c292cu);
+    assert_int_equal(esi_fnv1a32("foobar", 6, ES_FNV32_OFFSET), 0xbf9cf968u);
     /* Continuing a hash equals hashing the concatenation (tokens joined
      * without separators, as the server's partition() does). */
-    assert_int_equal(es_fnv1a32("bar", 3, es_fnv1a32("foo", 3, ES_FNV32_OFFSET)), 0xbf9cf968u);
+    assert_int_equal(esi_fnv1a32("bar", 3, esi_fnv1a32("foo", 3, ES_FNV32_OFFSET)), 0xbf9cf968u);
 }
 
 static int partition_of_subject(es_store *st, const char *subject, int n)
@@ -33,9 +33,9 @@ static int partition_of_subject(es_store *st, const char *subject, int n)
     assert_int_equal(natsMsg_Create(&m, subject, NULL, "", 0), NATS_OK);
     es_event ev;
     memset(&ev, 0, sizeof ev);
-    es_event_wrap(&ev, st, m, natsMsg_GetSubject(m), 1, 0);
+    esi_event_wrap(&ev, st, m, natsMsg_GetSubject(m), 1, 0);
     int p = es_projection_partition_of(&ev, n);
-    es_event_clear(&ev);
+    esi_event_clear(&ev);
     natsMsg_Destroy(m);
     return p;
 }
@@ -46,7 +46,7 @@ static void partitions_by_type_and_id_tokens(void **state)
     es_store st;
     memset(&st, 0, sizeof st);
     strcpy(st.name, "s");
-    uint32_t h = es_fnv1a32("app_bsky_feed_likedid:plc:abc", 29, ES_FNV32_OFFSET);
+    uint32_t h = esi_fnv1a32("app_bsky_feed_likedid:plc:abc", 29, ES_FNV32_OFFSET);
     assert_int_equal(partition_of_subject(&st, "$ES.s.app_bsky_feed_like.did:plc:abc.create", 7),
                      (int)(h % 7));
     /* Every event of one entity lands in one partition, whatever its type. */
@@ -55,7 +55,7 @@ static void partitions_by_type_and_id_tokens(void **state)
     assert_int_equal(partition_of_subject(&st, "$ES.s.t.x.e", 1), 0);
     /* With tenancy the tenant token counts too. */
     st.config.tenancy = true;
-    h = es_fnv1a32("acmetx", 6, ES_FNV32_OFFSET);
+    h = esi_fnv1a32("acmetx", 6, ES_FNV32_OFFSET);
     assert_int_equal(partition_of_subject(&st, "$ES.s.acme.t.x.e", 5), (int)(h % 5));
     /* Spread: 1000 ids over 4 partitions, none starved. */
     int count[4] = {0};
@@ -72,19 +72,19 @@ static void names_consumers(void **state)
 {
     (void)state;
     char out[ES_PROJECTION_CONSUMER_MAX];
-    es_projection_consumer_name("likes", 1, 0, out);
+    esi_projection_consumer_name("likes", 1, 0, out);
     assert_string_equal(out, "likes");
-    es_projection_consumer_name("likes", 4, 3, out);
+    esi_projection_consumer_name("likes", 4, 3, out);
     assert_string_equal(out, "likes_p3");
-    assert_int_equal(es_projection_check_name("a-b_C9"), ES_OK);
-    assert_int_equal(es_projection_check_name(""), ES_ERR_INVALID);
-    assert_int_equal(es_projection_check_name("a.b"), ES_ERR_INVALID);
-    assert_int_equal(es_projection_check_name("a b"), ES_ERR_INVALID);
-    assert_int_equal(es_projection_check_name(NULL), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_check_name("a-b_C9"), ES_OK);
+    assert_int_equal(esi_projection_check_name(""), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_check_name("a.b"), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_check_name("a b"), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_check_name(NULL), ES_ERR_INVALID);
     char longname[ES_PROJECTION_NAME_MAX + 2];
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    assert_int_equal(es_projection_check_name(longname), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_check_name(longname), ES_ERR_INVALID);
 }
 
 static void resolves_configurations(void **state)
@@ -92,32 +92,32 @@ static void resolves_configurations(void **state)
     (void)state;
     es_projection_config c, r;
     es_projection_config_init(&c);
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_OK);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_OK);
     assert_int_equal(r.partitions, 1);
     assert_int_equal(r.pin_timeout_ms, c.ack_wait_ms + 5000);
     c.partitions = 8; /* ignored when unordered */
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_OK);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_OK);
     assert_int_equal(r.partitions, 1);
     c.ordered = true;
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_OK);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_OK);
     assert_int_equal(r.partitions, 8);
     c.pin_timeout_ms = c.ack_wait_ms; /* a crashed holder's events would be overtaken */
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_ERR_INVALID);
     c.pin_timeout_ms = 0;
     c.partitions = ES_PROJECTION_MAX_PARTITIONS + 1;
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_ERR_INVALID);
     es_projection_config_init(&c);
     c.max_deliver = 0;
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_ERR_INVALID);
     es_projection_config_init(&c);
     c.filter_count = ES_PROJECTION_MAX_FILTERS + 1;
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_ERR_INVALID);
     c.filter_count = 1; /* and no filters */
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_ERR_INVALID);
     es_projection_config_init(&c);
     c.start = (es_projection_start_at)7;
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_ERR_INVALID);
-    assert_int_equal(es_projection_config_resolve(NULL, &r), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_ERR_INVALID);
+    assert_int_equal(esi_projection_config_resolve(NULL, &r), ES_ERR_INVALID);
 }
 
 static void builds_consumer_requests(void **state)
@@ -130,10 +130,10 @@ static void builds_consumer_requests(void **state)
     c.start = ES_PROJECTION_AFTER_SEQ;
     c.after_seq = 99;
     c.description = "likes view";
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_OK);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_OK);
     const char *subjects[] = {"$ES.s.app_bsky_feed_like.*.create",
                               "$ES.s.app_bsky_feed_like.*.delete"};
-    json_t *req = es_projection_consumer_request("ES_s", "likes", &r, subjects, 2, 2, false);
+    json_t *req = esi_projection_consumer_request("ES_s", "likes", &r, subjects, 2, 2, false);
     assert_non_null(req);
     assert_string_equal(json_string_value(json_object_get(req, "action")), "create");
     json_t *cfg = json_object_get(req, "config");
@@ -162,7 +162,7 @@ static void builds_consumer_requests(void **state)
     memset(&info, 0, sizeof info);
     json_t *md0 = json_object_get(json_object_get(ci, "config"), "metadata");
     json_object_set_new(md0, ES_META_PARTITION, json_string("0"));
-    es_projection_info_add(&info, ci, 0);
+    esi_projection_info_add(&info, ci, 0);
     assert_string_equal(info.name, "likes");
     assert_true(info.ordered);
     assert_int_equal(info.partitions, 4);
@@ -180,18 +180,18 @@ static void builds_consumer_requests(void **state)
      * the ack floor the smallest. */
     json_object_set_new(ci, "num_pending", json_integer(2));
     json_object_set_new(json_object_get(ci, "ack_floor"), "stream_seq", json_integer(90));
-    es_projection_info_add(&info, ci, 1);
+    esi_projection_info_add(&info, ci, 1);
     assert_int_equal(info.pending, 7);
     assert_int_equal(info.ack_pending, 6);
     assert_int_equal(info.ack_floor_seq, 90);
-    es_projection_info_add(&info, ci, ES_PROJECTION_MAX_PARTITIONS); /* ignored */
+    esi_projection_info_add(&info, ci, ES_PROJECTION_MAX_PARTITIONS); /* ignored */
     json_decref(ci);
     json_decref(req);
 
     /* Unordered, one filter, from the start, updating. */
     es_projection_config_init(&c);
-    assert_int_equal(es_projection_config_resolve(&c, &r), ES_OK);
-    req = es_projection_consumer_request("ES_s", "all", &r, subjects, 1, 0, true);
+    assert_int_equal(esi_projection_config_resolve(&c, &r), ES_OK);
+    req = esi_projection_consumer_request("ES_s", "all", &r, subjects, 1, 0, true);
     cfg = json_object_get(req, "config");
     assert_string_equal(json_string_value(json_object_get(req, "action")), "update");
     assert_string_equal(json_string_value(json_object_get(cfg, "name")), "all");
@@ -209,7 +209,7 @@ static void hostile_info_is_harmless(void **state)
     json_t *ci =
         json_pack("{s:{s:{s:s, s:s}}, s:i, s:s}", "config", "metadata", ES_META_PARTITIONS, "9999",
                   ES_META_PROJECTION, "x", "num_pending", -5, "delivered", "nonsense");
-    es_projection_info_add(&info, ci, 0);
+    esi_projection_info_add(&info, ci, 0);
     assert_int_equal(info.partitions, 1);
     assert_int_equal(info.pending, 0);
     json_decref(ci);

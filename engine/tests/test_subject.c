@@ -108,27 +108,27 @@ static void splits_subjects(void **state)
 {
     (void)state;
     char s1[] = "$ES.bank.account.acc%2E1.deposited";
-    es_subject_parts p;
-    assert_int_equal(es_subject_split(s1, "bank", false, &p), ES_OK);
+    esi_subject_parts p;
+    assert_int_equal(esi_subject_split(s1, "bank", false, &p), ES_OK);
     assert_null(p.tenant);
     assert_string_equal(p.type, "account");
     assert_string_equal(p.id_token, "acc%2E1");
     assert_string_equal(p.event, "deposited");
     char s2[] = "$ES.bank.acme.account.a1.opened";
-    assert_int_equal(es_subject_split(s2, "bank", true, &p), ES_OK);
+    assert_int_equal(esi_subject_split(s2, "bank", true, &p), ES_OK);
     assert_string_equal(p.tenant, "acme");
     assert_string_equal(p.event, "opened");
     char s3[] = "$ES.bank.account.a1.opened.extra";
-    assert_int_equal(es_subject_split(s3, "bank", false, &p), ES_ERR_PROTOCOL);
+    assert_int_equal(esi_subject_split(s3, "bank", false, &p), ES_ERR_PROTOCOL);
     char s4[] = "$ES.bank.account.a1";
-    assert_int_equal(es_subject_split(s4, "bank", false, &p), ES_ERR_PROTOCOL);
+    assert_int_equal(esi_subject_split(s4, "bank", false, &p), ES_ERR_PROTOCOL);
     char s5[] = "$ES.bank.account..opened";
-    assert_int_equal(es_subject_split(s5, "bank", false, &p), ES_ERR_PROTOCOL);
+    assert_int_equal(esi_subject_split(s5, "bank", false, &p), ES_ERR_PROTOCOL);
     /* Another store's subject, or one that only starts like ours. */
     char s6[] = "$ES.banks.account.a1.opened";
-    assert_int_equal(es_subject_split(s6, "bank", false, &p), ES_ERR_PROTOCOL);
+    assert_int_equal(esi_subject_split(s6, "bank", false, &p), ES_ERR_PROTOCOL);
     char s7[] = "$XS.bank.account.a1.opened";
-    assert_int_equal(es_subject_split(s7, "bank", false, &p), ES_ERR_PROTOCOL);
+    assert_int_equal(esi_subject_split(s7, "bank", false, &p), ES_ERR_PROTOCOL);
 }
 
 int main(void)

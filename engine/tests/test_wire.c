@@ -49,13 +49,13 @@ static void builds_headers_as_specified(void **state)
     e.meta_count = 2;
     e.expect = ES_EXPECT_SEQ;
     e.expect_seq = 41;
-    es_subject subj;
-    assert_int_equal(es_subject_for(&st, &e, &subj), ES_OK);
+    esi_subject subj;
+    assert_int_equal(esi_subject_for(&st, &e, &subj), ES_OK);
     assert_string_equal(subj.full, "$ES.bank.account.did:web:example%2Ecom.deposited");
     assert_string_equal(subj.entity, "$ES.bank.account.did:web:example%2Ecom.*");
     natsMsg *m = NULL;
     assert_int_equal(esi_msg_create(subj.full, NULL, "{}", 2, &m), ES_OK);
-    assert_int_equal(es_headers_set(&st, &e, e.event_id, &subj, NULL, m), ES_OK);
+    assert_int_equal(esi_headers_set(&st, &e, e.event_id, &subj, NULL, m), ES_OK);
     assert_string_equal(hdr(m, "Nats-Msg-Id"), "evt-1");
     assert_string_equal(hdr(m, "Rita-Entity"), "account.did:web:example%2Ecom");
     assert_string_equal(hdr(m, "Rita-Type"), "deposited");
@@ -81,15 +81,15 @@ static void defaults_and_tenancy(void **state)
     e.entity_id = "a1";
     e.event_type = "opened";
     e.expect = ES_EXPECT_NEW;
-    es_subject subj;
-    assert_int_equal(es_subject_for(&st, &e, &subj), ES_OK);
+    esi_subject subj;
+    assert_int_equal(esi_subject_for(&st, &e, &subj), ES_OK);
     assert_string_equal(subj.full, "$ES.bank.acme.account.a1.opened");
     assert_string_equal(subj.entity, "$ES.bank.acme.account.a1.*");
     natsMsg *m = NULL;
     assert_int_equal(esi_msg_create(subj.full, NULL, NULL, 0, &m), ES_OK);
-    int64_t before = es_now_ns();
+    int64_t before = esi_now_ns();
     e.schema = 3;
-    assert_int_equal(es_headers_set(&st, &e, "id-x", &subj, NULL, m), ES_OK);
+    assert_int_equal(esi_headers_set(&st, &e, "id-x", &subj, NULL, m), ES_OK);
     assert_string_equal(hdr(m, "Rita-Codec"), "binary");
     assert_string_equal(hdr(m, "Rita-Entity"), "account.a1");
     assert_string_equal(hdr(m, "Nats-Expected-Last-Subject-Sequence"), "0");
@@ -97,7 +97,7 @@ static void defaults_and_tenancy(void **state)
     assert_null(hdr(m, "Rita-Meta-x"));
     int64_t t = 0;
     assert_int_equal(es_time_parse(hdr(m, "Rita-Time"), &t), ES_OK);
-    assert_true(t >= before && t <= es_now_ns());
+    assert_true(t >= before && t <= esi_now_ns());
     esi_msg_destroy(m);
 }
 
@@ -107,7 +107,7 @@ static void generated_ids_are_unique(void **state)
     enum { N = 20000 };
     static char ids[N][ES_NEW_ID_LEN + 1];
     for (int i = 0; i < N; i++) {
-        es_new_id(ids[i]);
+        esi_new_id(ids[i]);
         assert_int_equal(strlen(ids[i]), ES_NEW_ID_LEN);
         assert_null(strpbrk(ids[i], " .*>\r\n"));
     }

@@ -5,7 +5,7 @@
 
 #include "envelope_internal.h"
 
-void es_aead_seal(const uint8_t key[ES_KEY_BYTES], const uint8_t *ad, size_t ad_len,
+void esi_aead_seal(const uint8_t key[ES_KEY_BYTES], const uint8_t *ad, size_t ad_len,
                   const uint8_t *in, size_t len, uint8_t *out)
 {
     /* 192-bit random nonces: collisions are negligible for any number of
@@ -15,7 +15,7 @@ void es_aead_seal(const uint8_t key[ES_KEY_BYTES], const uint8_t *ad, size_t ad_
                                                NULL, out, key);
 }
 
-es_status es_aead_open(const uint8_t key[ES_KEY_BYTES], const uint8_t *ad, size_t ad_len,
+es_status esi_aead_open(const uint8_t key[ES_KEY_BYTES], const uint8_t *ad, size_t ad_len,
                        const uint8_t *in, size_t len, uint8_t *out)
 {
     if (len < ES_AEAD_OVERHEAD)
@@ -37,7 +37,7 @@ static void ad_field(crypto_generichash_state *st, const char *v)
         crypto_generichash_update(st, (const uint8_t *)v, n);
 }
 
-void es_event_ad(const es_event_ad_fields *f, uint8_t ad[ES_AD_BYTES])
+void esi_event_ad(const esi_event_ad_fields *f, uint8_t ad[ES_AD_BYTES])
 {
     static const char domain[] = "es-event-ad-v1"; /* with its NUL */
     crypto_generichash_state st;
@@ -52,7 +52,7 @@ void es_event_ad(const es_event_ad_fields *f, uint8_t ad[ES_AD_BYTES])
     crypto_generichash_final(&st, ad, ES_AD_BYTES);
 }
 
-bool es_unhex(const char *in, size_t in_len, uint8_t *out, size_t n)
+bool esi_unhex(const char *in, size_t in_len, uint8_t *out, size_t n)
 {
     size_t got = 0;
     const char *end = NULL;

@@ -17,13 +17,13 @@ typedef struct ptr_stack {
     size_t n;
 } ptr_stack;
 
-struct es_zpool {
+struct esi_zpool {
     pthread_mutex_t lock;
     int level;
     ptr_stack cctx, dctx;
 };
 
-static void *stack_pop(es_zpool *p, ptr_stack *st)
+static void *stack_pop(esi_zpool *p, ptr_stack *st)
 {
     void *item = NULL;
     pthread_mutex_lock(&p->lock);
@@ -34,7 +34,7 @@ static void *stack_pop(es_zpool *p, ptr_stack *st)
 }
 
 /* false when the stack is full: the caller frees the item. */
-static bool stack_push(es_zpool *p, ptr_stack *st, void *item)
+static bool stack_push(esi_zpool *p, ptr_stack *st, void *item)
 {
     bool kept = false;
     pthread_mutex_lock(&p->lock);
@@ -46,12 +46,12 @@ static bool stack_push(es_zpool *p, ptr_stack *st, void *item)
     return kept;
 }
 
-es_status es_zpool_create(int level, es_zpool **out)
+es_status esi_zpool_create(int level, esi_zpool **out)
 {
     *out = NULL;
     if (level < 0 || level > ZSTD_maxCLevel())
         return es_error(ES_ERR_INVALID, "zstd level %d is not 0..%d", level, ZSTD_maxCLevel());
-    es_zpool *p = calloc(1, sizeof *p);
+    esi_zpool *p = calloc(1, sizeof *p);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating a zstd pool");
     pthread_mutex_init(&p->lock, NULL);
@@ -60,7 +60,7 @@ es_status es_zpool_create(int level, es_zpool **out)
     return ES_OK;
 }
 
-void es_zpool_destroy(es_zpool *p)
+void esi_zpool_destroy(esi_zpool *p)
 {
     if (p == NULL)
         return;
@@ -72,7 +72,7 @@ void es_zpool_destroy(es_zpool *p)
     free(p);
 }
 
-static ZSTD_CCtx *take_cctx(es_zpool *p)
+static ZSTD_CCtx *take_cctx(esi_zpool *p)
 {
     ZSTD_CCtx *c = stack_pop(p, &p->cctx);
     if (c != NULL)
@@ -89,25 +89,25 @@ static ZSTD_CCtx *take_cctx(es_zpool *p)
     return c;
 }
 
-static void give_cctx(es_zpool *p, ZSTD_CCtx *c)
+static void give_cctx(esi_zpool *p, ZSTD_CCtx *c)
 {
     if (!stack_push(p, &p->cctx, c))
         ZSTD_freeCCtx(c);
 }
 
-static ZSTD_DCtx *take_dctx(es_zpool *p)
+static ZSTD_DCtx *take_dctx(esi_zpool *p)
 {
     ZSTD_DCtx *d = stack_pop(p, &p->dctx);
     return d ? d : ZSTD_createDCtx();
 }
 
-static void give_dctx(es_zpool *p, ZSTD_DCtx *d)
+static void give_dctx(esi_zpool *p, ZSTD_DCtx *d)
 {
     if (!stack_push(p, &p->dctx, d))
         ZSTD_freeDCtx(d);
 }
 
-es_status es_zstd_compress(es_zpool *p, const ZSTD_CDict *cdict, const uint8_t *src, size_t len,
+es_status esi_zstd_compress(esi_zpool *p, const ZSTD_CDict *cdict, const uint8_t *src, size_t len,
                            es_buf *out, bool *done)
 {
     *done = false;
@@ -193,7 +193,7 @@ static es_status decompress_streaming(ZSTD_DCtx *d, const ZSTD_DDict *ddict, con
     return es_error(ES_ERR_LIMIT, "zstd data decompresses to more than %zu bytes", max);
 }
 
-es_status es_zstd_decompress(es_zpool *p, const ZSTD_DDict *ddict, const uint8_t *src, size_t len,
+es_status esi_zstd_decompress(esi_zpool *p, const ZSTD_DDict *ddict, const uint8_t *src, size_t len,
                              size_t max, es_buf *out)
 {
     es_buf_clear(out);

@@ -64,7 +64,7 @@ typedef struct loaded_dict {
     ZSTD_CDict *cdict; /* made on the first write that needs it */
 } loaded_dict;
 
-struct es_dict_cache {
+struct esi_dict_cache {
     es_dict_source source; /* .get NULL: no dictionaries */
     int level;
     pthread_mutex_t lock; /* guards everything below; held while loading */
@@ -72,10 +72,10 @@ struct es_dict_cache {
     size_t n;
 };
 
-es_status es_dict_cache_create(const es_dict_source *source, int level, es_dict_cache **out)
+es_status esi_dict_cache_create(const es_dict_source *source, int level, esi_dict_cache **out)
 {
     *out = NULL;
-    es_dict_cache *c = calloc(1, sizeof *c);
+    esi_dict_cache *c = calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating a dictionary cache");
     if (source != NULL)
@@ -86,7 +86,7 @@ es_status es_dict_cache_create(const es_dict_source *source, int level, es_dict_
     return ES_OK;
 }
 
-void es_dict_cache_destroy(es_dict_cache *c)
+void esi_dict_cache_destroy(esi_dict_cache *c)
 {
     if (c == NULL)
         return;
@@ -100,7 +100,7 @@ void es_dict_cache_destroy(es_dict_cache *c)
 }
 
 /* Called with the lock held. */
-static es_status load(es_dict_cache *c, uint32_t id, loaded_dict **out)
+static es_status load(esi_dict_cache *c, uint32_t id, loaded_dict **out)
 {
     for (size_t i = 0; i < c->n; i++)
         if (c->dicts[i].id == id) {
@@ -132,7 +132,7 @@ static es_status load(es_dict_cache *c, uint32_t id, loaded_dict **out)
     return ES_OK;
 }
 
-es_status es_dict_cache_ddict(es_dict_cache *c, uint32_t id, const ZSTD_DDict **out)
+es_status esi_dict_cache_ddict(esi_dict_cache *c, uint32_t id, const ZSTD_DDict **out)
 {
     loaded_dict *d = NULL;
     pthread_mutex_lock(&c->lock);
@@ -143,7 +143,7 @@ es_status es_dict_cache_ddict(es_dict_cache *c, uint32_t id, const ZSTD_DDict **
     return s;
 }
 
-es_status es_dict_cache_cdict(es_dict_cache *c, uint32_t id, const ZSTD_CDict **out)
+es_status esi_dict_cache_cdict(esi_dict_cache *c, uint32_t id, const ZSTD_CDict **out)
 {
     loaded_dict *d = NULL;
     pthread_mutex_lock(&c->lock);

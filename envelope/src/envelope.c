@@ -15,8 +15,8 @@ static const char zstd_name[] = "zstd";
 
 struct es_envelope {
     es_envelope_options o; /* with defaults applied */
-    es_zpool *zpool;
-    es_dict_cache *dicts;
+    esi_zpool *zpool;
+    esi_dict_cache *dicts;
     const ZSTD_CDict *cdict; /* owned by `dicts` */
     char dict_text[11];      /* o.compress_dict in decimal */
 };
@@ -36,12 +36,12 @@ es_status es_envelope_create(const es_envelope_options *opt, es_envelope **out)
         env->o.compress_min = ES_ENVELOPE_DEFAULT_COMPRESS_MIN;
     if (env->o.max_payload == 0)
         env->o.max_payload = ES_ENVELOPE_DEFAULT_MAX_PAYLOAD;
-    es_status s = es_zpool_create(opt->compress_level, &env->zpool);
+    es_status s = esi_zpool_create(opt->compress_level, &env->zpool);
     if (s == ES_OK)
-        s = es_dict_cache_create(opt->dicts, opt->compress_level, &env->dicts);
+        s = esi_dict_cache_create(opt->dicts, opt->compress_level, &env->dicts);
     if (s == ES_OK && opt->compress_dict != 0) {
         snprintf(env->dict_text, sizeof env->dict_text, "%u", (unsigned)opt->compress_dict);
-        s = es_dict_cache_cdict(env->dicts, opt->compress_dict, &env->cdict);
+        s = esi_dict_cache_cdict(env->dicts, opt->compress_dict, &env->cdict);
     }
     if (s != ES_OK) {
         es_envelope_destroy(env);
@@ -55,8 +55,8 @@ void es_envelope_destroy(es_envelope *env)
 {
     if (env == NULL)
         return;
-    es_dict_cache_destroy(env->dicts);
-    es_zpool_destroy(env->zpool);
+    esi_dict_cache_destroy(env->dicts);
+    esi_zpool_destroy(env->zpool);
     free(env);
 }
 
@@ -99,26 +99,26 @@ static void add_header(es_sealed *out, const char *name, const char *value)
 }
 
 static es_status seal_encrypt(es_envelope *env, const es_envelope_event *ev,
-                              const es_event_ad_fields *fields_in, const uint8_t **data,
+                              const esi_event_ad_fields *fields_in, const uint8_t **data,
                               size_t *len, es_sealed *out)
 {
     if (env->o.keyring == NULL)
         return es_error(ES_ERR_NO_KEY, "the store encrypts and no master key was given");
     uint8_t key[ES_KEY_BYTES], kid[ES_KID_BYTES];
     es_status s =
-        es_keyring_data_key(env->o.keyring, ev->entity, ev->entity_len, NULL, key, kid);
+        esi_keyring_data_key(env->o.keyring, ev->entity, ev->entity_len, NULL, key, kid);
     if (s != ES_OK)
         return s;
     sodium_bin2hex(out->kid_, sizeof out->kid_, kid, ES_KID_BYTES);
-    es_event_ad_fields f = *fields_in;
+    esi_event_ad_fields f = *fields_in;
     f.subject = ev->subject;
     f.key = out->kid_;
     uint8_t ad[ES_AD_BYTES];
-    es_event_ad(&f, ad);
-    es_buf *b = es_next_buf(out->buf_, *data);
+    esi_event_ad(&f, ad);
+    es_buf *b = esi_next_buf(out->buf_, *data);
     s = es_buf_reserve(b, *len + ES_AEAD_OVERHEAD);
     if (s == ES_OK) {
-        es_aead_seal(key, ad, sizeof ad, *data, *len, b->data);
+        esi_aead_seal(key, ad, sizeof ad, *data, *len, b->data);
         b->len = *len + ES_AEAD_OVERHEAD;
         *data = b->data;
         *len = b->len;
@@ -156,11 +156,11 @@ es_status es_envelope_seal(es_envelope *env, const es_envelope_event *ev, const 
 
     const uint8_t *data = plain;
     size_t n = len;
-    es_event_ad_fields f = {.event_id = event_id};
+    esi_event_ad_fields f = {.event_id = event_id};
     if (env->o.compress && len >= env->o.compress_min) {
         bool done = false;
-        es_buf *b = es_next_buf(out->buf_, data);
-        s = es_zstd_compress(env->zpool, env->cdict, data, n, b, &done);
+        es_buf *b = esi_next_buf(out->buf_, data);
+        s = esi_zstd_compress(env->zpool, env->cdict, data, n, b, &done);
         if (s != ES_OK)
             return s;
         if (done) {
@@ -230,23 +230,23 @@ static es_status open_decrypt(es_envelope *env, const es_envelope_event *ev, con
     if (env->o.keyring == NULL)
         return es_error(ES_ERR_NO_KEY, "the event is encrypted and no master key was given");
     uint8_t want[ES_KID_BYTES], kid[ES_KID_BYTES], key[ES_KEY_BYTES];
-    if (!es_unhex(v[H_KEY], strlen(v[H_KEY]), want, sizeof want))
+    if (!esi_unhex(v[H_KEY], strlen(v[H_KEY]), want, sizeof want))
         return es_error(ES_ERR_CRYPTO, "header %s is not %d hex digits", ES_HDR_KEY, ES_KID_HEX);
     if (*len < ES_AEAD_OVERHEAD)
         return es_error(ES_ERR_CRYPTO,
                         "encrypted payload of %zu bytes is shorter than nonce and tag", *len);
     es_status s =
-        es_keyring_data_key(env->o.keyring, ev->entity, ev->entity_len, want, key, kid);
+        esi_keyring_data_key(env->o.keyring, ev->entity, ev->entity_len, want, key, kid);
     if (s != ES_OK)
         return s;
-    es_event_ad_fields f = {ev->subject, event_id, v[H_KEY], v[H_COMPRESSION], v[H_DICT], v[H_SCHEMA]};
+    esi_event_ad_fields f = {ev->subject, event_id, v[H_KEY], v[H_COMPRESSION], v[H_DICT], v[H_SCHEMA]};
     uint8_t ad[ES_AD_BYTES];
-    es_event_ad(&f, ad);
-    es_buf *b = es_next_buf(out->buf_, *data);
+    esi_event_ad(&f, ad);
+    es_buf *b = esi_next_buf(out->buf_, *data);
     size_t plain_len = *len - ES_AEAD_OVERHEAD;
     s = es_buf_reserve(b, plain_len + 1); /* +1: a valid pointer for empty payloads */
     if (s == ES_OK)
-        s = es_aead_open(key, ad, sizeof ad, *data, *len, b->data);
+        s = esi_aead_open(key, ad, sizeof ad, *data, *len, b->data);
     sodium_memzero(key, sizeof key);
     if (s != ES_OK)
         return s;
@@ -267,12 +267,12 @@ static es_status open_decompress(es_envelope *env, const char *v[], const uint8_
         if (!parse_u32(v[H_DICT], &id))
             return es_error(ES_ERR_DECODE, "header %s '%.32s' is not a dictionary id", ES_HDR_DICT,
                             v[H_DICT]);
-        es_status s = es_dict_cache_ddict(env->dicts, id, &ddict);
+        es_status s = esi_dict_cache_ddict(env->dicts, id, &ddict);
         if (s != ES_OK)
             return s;
     }
-    es_buf *b = es_next_buf(out->buf_, *data);
-    es_status s = es_zstd_decompress(env->zpool, ddict, *data, *len, env->o.max_payload, b);
+    es_buf *b = esi_next_buf(out->buf_, *data);
+    es_status s = esi_zstd_decompress(env->zpool, ddict, *data, *len, env->o.max_payload, b);
     if (s != ES_OK)
         return s;
     *data = b->data;
@@ -318,7 +318,7 @@ es_status es_envelope_open(es_envelope *env, const es_envelope_event *ev, const 
                      v[H_SCHEMA], UINT32_MAX);
     uint32_t version = out->stored_schema;
     if (s == ES_OK)
-        s = es_upcast_run(env->o.upcasters, ev->entity_type, ev->entity_type_len, ev->event_type,
+        s = esi_upcast_run(env->o.upcasters, ev->entity_type, ev->entity_type_len, ev->event_type,
                           ev->event_type_len, &version, &data, &n, out->buf_, env->o.max_payload);
     if (s != ES_OK)
         return s;

@@ -14,28 +14,28 @@
 typedef struct entry {
     uint8_t id[32];
     uint8_t kid[ES_KID_BYTES];
-    es_keycache_state state;
+    esi_keycache_state state;
     int64_t loaded_ms;
     int32_t prev, next; /* LRU list, most recent at head */
     int32_t chain;      /* next entry in the same bucket, or next free slot */
 } entry;
 
-struct es_keycache {
+struct esi_keycache {
     size_t capacity, size, n_buckets;
     int64_t ttl_ms;
     entry *entries;
     int32_t *buckets;
     int32_t head, tail, free_list;
     uint8_t *keys; /* capacity * ES_KEY_BYTES, secure memory */
-    es_keycache_stats stats;
+    esi_keycache_stats stats;
 };
 
-es_status es_keycache_create(size_t capacity, int64_t ttl_ms, es_keycache **out)
+es_status esi_keycache_create(size_t capacity, int64_t ttl_ms, esi_keycache **out)
 {
     *out = NULL;
     if (capacity == 0 || capacity > MAX_CAPACITY)
         return es_error(ES_ERR_INVALID, "key cache size %zu is not 1..%zu", capacity, MAX_CAPACITY);
-    es_keycache *c = calloc(1, sizeof *c);
+    esi_keycache *c = calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating the key cache");
     c->capacity = capacity;
@@ -47,7 +47,7 @@ es_status es_keycache_create(size_t capacity, int64_t ttl_ms, es_keycache **out)
     c->buckets = malloc(c->n_buckets * sizeof *c->buckets);
     c->keys = sodium_allocarray(capacity, ES_KEY_BYTES);
     if (c->entries == NULL || c->buckets == NULL || c->keys == NULL) {
-        es_keycache_destroy(c);
+        esi_keycache_destroy(c);
         return es_error(ES_ERR_NOMEM, "out of memory for a key cache of %zu entries", capacity);
     }
     for (size_t i = 0; i < c->n_buckets; i++)
@@ -61,7 +61,7 @@ es_status es_keycache_create(size_t capacity, int64_t ttl_ms, es_keycache **out)
     return ES_OK;
 }
 
-void es_keycache_destroy(es_keycache *c)
+void esi_keycache_destroy(esi_keycache *c)
 {
     if (c == NULL)
         return;
@@ -71,14 +71,14 @@ void es_keycache_destroy(es_keycache *c)
     free(c);
 }
 
-static int32_t *bucket_of(es_keycache *c, const uint8_t id[32])
+static int32_t *bucket_of(esi_keycache *c, const uint8_t id[32])
 {
     uint32_t h;
     memcpy(&h, id, sizeof h); /* the id is a hash already */
     return &c->buckets[h & (c->n_buckets - 1)];
 }
 
-static int32_t find(es_keycache *c, const uint8_t id[32])
+static int32_t find(esi_keycache *c, const uint8_t id[32])
 {
     for (int32_t i = *bucket_of(c, id); i != NIL; i = c->entries[i].chain)
         if (memcmp(c->entries[i].id, id, 32) == 0)
@@ -86,7 +86,7 @@ static int32_t find(es_keycache *c, const uint8_t id[32])
     return NIL;
 }
 
-static void lru_unlink(es_keycache *c, int32_t i)
+static void lru_unlink(esi_keycache *c, int32_t i)
 {
     entry *e = &c->entries[i];
     if (e->prev != NIL)
@@ -99,7 +99,7 @@ static void lru_unlink(es_keycache *c, int32_t i)
         c->tail = e->prev;
 }
 
-static void lru_push_front(es_keycache *c, int32_t i)
+static void lru_push_front(esi_keycache *c, int32_t i)
 {
     entry *e = &c->entries[i];
     e->prev = NIL;
@@ -111,7 +111,7 @@ static void lru_push_front(es_keycache *c, int32_t i)
         c->tail = i;
 }
 
-static void remove_entry(es_keycache *c, int32_t i)
+static void remove_entry(esi_keycache *c, int32_t i)
 {
     int32_t *link = bucket_of(c, c->entries[i].id);
     while (*link != i)
@@ -125,11 +125,11 @@ static void remove_entry(es_keycache *c, int32_t i)
     c->size--;
 }
 
-bool es_keycache_get(es_keycache *c, const uint8_t id[32], es_keycache_state *state,
+bool esi_keycache_get(esi_keycache *c, const uint8_t id[32], esi_keycache_state *state,
                      uint8_t key[ES_KEY_BYTES], uint8_t kid[ES_KID_BYTES])
 {
     int32_t i = find(c, id);
-    if (i != NIL && c->ttl_ms >= 0 && es_monotonic_ms() - c->entries[i].loaded_ms > c->ttl_ms) {
+    if (i != NIL && c->ttl_ms >= 0 && esi_monotonic_ms() - c->entries[i].loaded_ms > c->ttl_ms) {
         remove_entry(c, i);
         c->stats.expired++;
         i = NIL;
@@ -147,7 +147,7 @@ bool es_keycache_get(es_keycache *c, const uint8_t id[32], es_keycache_state *st
     return true;
 }
 
-void es_keycache_put(es_keycache *c, const uint8_t id[32], es_keycache_state state,
+void esi_keycache_put(esi_keycache *c, const uint8_t id[32], esi_keycache_state state,
                      const uint8_t *key, const uint8_t *kid)
 {
     int32_t i = find(c, id);
@@ -168,7 +168,7 @@ void es_keycache_put(es_keycache *c, const uint8_t id[32], es_keycache_state sta
     }
     entry *e = &c->entries[i];
     e->state = state;
-    e->loaded_ms = es_monotonic_ms();
+    e->loaded_ms = esi_monotonic_ms();
     uint8_t *slot = c->keys + (size_t)i * ES_KEY_BYTES;
     if (key != NULL)
         memcpy(slot, key, ES_KEY_BYTES);
@@ -181,7 +181,7 @@ void es_keycache_put(es_keycache *c, const uint8_t id[32], es_keycache_state sta
     lru_push_front(c, i);
 }
 
-void es_keycache_stats_get(const es_keycache *c, es_keycache_stats *out)
+void esi_keycache_stats_get(const esi_keycache *c, esi_keycache_stats *out)
 {
     *out = c->stats;
     out->size = c->size;

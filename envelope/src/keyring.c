@@ -22,7 +22,7 @@ struct es_keyring {
     es_keyring_backend backend;
     uint8_t *master;      /* ES_MASTER_KEY_BYTES of sodium_malloc'd memory */
     pthread_mutex_t lock; /* guards cache and counters */
-    es_keycache *cache;
+    esi_keycache *cache;
     uint64_t kv_gets, keys_created;
 };
 
@@ -38,7 +38,7 @@ static es_status master_from_hex(const char *text, size_t len, const char *where
 {
     while (len > 0 && is_space(text[len - 1]))
         len--;
-    if (!es_unhex(text, len, master, ES_MASTER_KEY_BYTES))
+    if (!esi_unhex(text, len, master, ES_MASTER_KEY_BYTES))
         return es_error(ES_ERR_INVALID, "master key in %s is not 64 hex digits (nor 32 raw bytes)",
                         where);
     return ES_OK;
@@ -140,7 +140,7 @@ es_status es_keyring_create(const es_keyring_backend *backend, const es_keyring_
     es_status s = kr->master ? load_master(opt, kr->master)
                              : es_error(ES_ERR_NOMEM, "out of secure memory for the master key");
     if (s == ES_OK)
-        s = es_keycache_create(opt->cache_size ? opt->cache_size : 1024,
+        s = esi_keycache_create(opt->cache_size ? opt->cache_size : 1024,
                                opt->cache_ttl_ms ? opt->cache_ttl_ms : 60000, &kr->cache);
     if (s != ES_OK) {
         es_keyring_destroy(kr);
@@ -155,7 +155,7 @@ void es_keyring_destroy(es_keyring *kr)
     if (kr == NULL)
         return;
     backend_release(&kr->backend);
-    es_keycache_destroy(kr->cache);
+    esi_keycache_destroy(kr->cache);
     sodium_free(kr->master); /* wipes; accepts NULL */
     pthread_mutex_destroy(&kr->lock);
     free(kr);
@@ -209,7 +209,7 @@ static void wrap_key(const es_keyring *kr, const char *kv_key, const uint8_t *ke
     size_t ad_len = wrap_ad(kv_key, kid, ad);
     rec[0] = REC_KEY;
     memcpy(rec + 1, kid, ES_KID_BYTES);
-    es_aead_seal(kr->master, ad, ad_len, key, ES_KEY_BYTES, rec + 1 + ES_KID_BYTES);
+    esi_aead_seal(kr->master, ad, ad_len, key, ES_KEY_BYTES, rec + 1 + ES_KID_BYTES);
 }
 
 /* A key record into (key, kid); key is secret: the caller wipes it. */
@@ -222,7 +222,7 @@ static es_status unwrap_key(const es_keyring *kr, const char *kv_key, const uint
     memcpy(kid, rec + 1, ES_KID_BYTES);
     uint8_t ad[WRAP_AD_MAX];
     size_t ad_len = wrap_ad(kv_key, kid, ad);
-    if (es_aead_open(kr->master, ad, ad_len, rec + 1 + ES_KID_BYTES, WRAPPED_LEN, key) != ES_OK)
+    if (esi_aead_open(kr->master, ad, ad_len, rec + 1 + ES_KID_BYTES, WRAPPED_LEN, key) != ES_OK)
         return es_error(ES_ERR_CRYPTO,
                         "cannot unwrap data key %s: wrong master key, or the record was altered",
                         kv_key);
@@ -261,7 +261,7 @@ static es_status fetch(es_keyring *kr, const uint8_t id[ID_BYTES], const char *k
     }
     if (s == ES_OK) {
         pthread_mutex_lock(&kr->lock);
-        es_keycache_put(kr->cache, id, *what == FETCH_KEY ? ES_KEYCACHE_KEY : ES_KEYCACHE_SHREDDED,
+        esi_keycache_put(kr->cache, id, *what == FETCH_KEY ? ES_KEYCACHE_KEY : ES_KEYCACHE_SHREDDED,
                         *what == FETCH_KEY ? key : NULL, *what == FETCH_KEY ? kid : NULL);
         pthread_mutex_unlock(&kr->lock);
     }
@@ -284,7 +284,7 @@ static es_status create_key(es_keyring *kr, const uint8_t id[ID_BYTES], const ch
     }
     pthread_mutex_lock(&kr->lock);
     kr->keys_created++;
-    es_keycache_put(kr->cache, id, ES_KEYCACHE_KEY, key, kid);
+    esi_keycache_put(kr->cache, id, ES_KEYCACHE_KEY, key, kid);
     pthread_mutex_unlock(&kr->lock);
     return ES_OK;
 }
@@ -296,7 +296,7 @@ static es_status shredded_error(const char *kv_key)
     return es_error(ES_ERR_SHREDDED, "the entity's data was crypto-shredded (key %s)", kv_key);
 }
 
-es_status es_keyring_data_key(es_keyring *kr, const char *entity, size_t entity_len,
+es_status esi_keyring_data_key(es_keyring *kr, const char *entity, size_t entity_len,
                               const uint8_t *want_kid, uint8_t key[ES_KEY_BYTES],
                               uint8_t kid[ES_KID_BYTES])
 {
@@ -304,9 +304,9 @@ es_status es_keyring_data_key(es_keyring *kr, const char *entity, size_t entity_
     entity_id(entity, entity_len, id);
     char kv_key[ES_KEYRING_KV_KEY_MAX];
     kv_key_of_id(id, kv_key);
-    es_keycache_state state;
+    esi_keycache_state state;
     pthread_mutex_lock(&kr->lock);
-    bool hit = es_keycache_get(kr->cache, id, &state, key, kid);
+    bool hit = esi_keycache_get(kr->cache, id, &state, key, kid);
     pthread_mutex_unlock(&kr->lock);
     if (hit && state == ES_KEYCACHE_SHREDDED)
         return shredded_error(kv_key);
@@ -354,7 +354,7 @@ es_status es_keyring_shred(es_keyring *kr, const char *entity)
     char kv_key[ES_KEYRING_KV_KEY_MAX];
     kv_key_of_id(id, kv_key);
 
-    uint64_t ms = (uint64_t)(es_now_ns() / 1000000);
+    uint64_t ms = (uint64_t)(esi_now_ns() / 1000000);
     uint8_t mark[REC_MARK_LEN] = {REC_SHREDDED};
     for (int i = 0; i < 8; i++)
         mark[1 + i] = (uint8_t)(ms >> (56 - 8 * i));
@@ -366,7 +366,7 @@ es_status es_keyring_shred(es_keyring *kr, const char *entity)
     if (s != ES_OK)
         return s;
     pthread_mutex_lock(&kr->lock);
-    es_keycache_put(kr->cache, id, ES_KEYCACHE_SHREDDED, NULL, NULL);
+    esi_keycache_put(kr->cache, id, ES_KEYCACHE_SHREDDED, NULL, NULL);
     pthread_mutex_unlock(&kr->lock);
     return ES_OK;
 }
@@ -376,9 +376,9 @@ void es_keyring_stats_get(es_keyring *kr, es_keyring_stats *out)
     memset(out, 0, sizeof *out);
     if (kr == NULL)
         return;
-    es_keycache_stats cs;
+    esi_keycache_stats cs;
     pthread_mutex_lock(&kr->lock);
-    es_keycache_stats_get(kr->cache, &cs);
+    esi_keycache_stats_get(kr->cache, &cs);
     out->kv_gets = kr->kv_gets;
     out->keys_created = kr->keys_created;
     pthread_mutex_unlock(&kr->lock);

@@ -127,14 +127,14 @@ es_status es_upcasters_add(es_upcasters *r, const char *entity_type, const char 
     return ES_OK;
 }
 
-es_buf *es_next_buf(es_buf bufs[2], const uint8_t *cur)
+es_buf *esi_next_buf(es_buf bufs[2], const uint8_t *cur)
 {
     es_buf *b = (bufs[0].data != NULL && cur == bufs[0].data) ? &bufs[1] : &bufs[0];
     es_buf_clear(b);
     return b;
 }
 
-es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len, const char *event,
+es_status esi_upcast_run(const es_upcasters *r, const char *type, size_t type_len, const char *event,
                         size_t event_len, uint32_t *version, const uint8_t **data, size_t *len,
                         es_buf bufs[2], size_t max_len)
 {
@@ -147,7 +147,7 @@ es_status es_upcast_run(const es_upcasters *r, const char *type, size_t type_len
         if (step == r->max_chain)
             return es_error(ES_ERR_LIMIT, "upcasting %.*s/%.*s needs more than %u steps",
                             (int)type_len, type, (int)event_len, event, r->max_chain);
-        es_buf *out = es_next_buf(bufs, *data);
+        es_buf *out = esi_next_buf(bufs, *data);
         es_status s = u->fn(u->ctx, *data, *len, out);
         if (s != ES_OK)
             return es_error(s, "upcaster %.*s/%.*s from version %u failed: %s", (int)type_len, type,
@@ -170,7 +170,7 @@ es_status es_upcast(const es_upcasters *r, const char *entity_type, const char *
         return es_error(ES_ERR_INVALID, "es_upcast: NULL argument");
     es_buf bufs[2] = {ES_BUF_INIT, ES_BUF_INIT};
     const uint8_t *data = in;
-    es_status s = es_upcast_run(r, entity_type, strlen(entity_type), event_type, strlen(event_type),
+    es_status s = esi_upcast_run(r, entity_type, strlen(entity_type), event_type, strlen(event_type),
                                 version, &data, &len, bufs, max_len);
     if (s == ES_OK) {
         es_buf_clear(out);

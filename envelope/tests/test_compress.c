@@ -283,13 +283,13 @@ static void bombs_are_refused(void **state)
     }
     /* The decoder itself, at its bound. */
     zero_frame(5000, true, &frame);
-    es_zpool *pool = NULL;
-    assert_int_equal(es_zpool_create(0, &pool), ES_OK);
+    esi_zpool *pool = NULL;
+    assert_int_equal(esi_zpool_create(0, &pool), ES_OK);
     es_buf out = ES_BUF_INIT;
-    assert_int_equal(es_zstd_decompress(pool, NULL, frame.data, frame.len, 4999, &out),
+    assert_int_equal(esi_zstd_decompress(pool, NULL, frame.data, frame.len, 4999, &out),
                      ES_ERR_LIMIT);
     assert_int_equal(out.len, 0);
-    assert_int_equal(es_zstd_decompress(pool, NULL, frame.data, frame.len, 5000, &out), ES_OK);
+    assert_int_equal(esi_zstd_decompress(pool, NULL, frame.data, frame.len, 5000, &out), ES_OK);
     assert_int_equal(out.len, 5000);
     /* Writes are bounded the same way. */
     uint8_t *big = compressible(max + 1);
@@ -300,7 +300,7 @@ static void bombs_are_refused(void **state)
     free(big);
     es_buf_free(&out);
     es_buf_free(&frame);
-    es_zpool_destroy(pool);
+    esi_zpool_destroy(pool);
     es_opened_free(&o);
     es_envelope_destroy(env);
 }

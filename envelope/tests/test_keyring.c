@@ -443,7 +443,7 @@ static void no_master_key(void **state)
 static size_t history_len(fixture *f, const char *entity)
 {
     char bucket[ES_BUCKET_NAME_MAX], key[ES_KEYRING_KV_KEY_MAX];
-    assert_int_equal(es_bucket_name(f->store, "keys", bucket), ES_OK);
+    assert_int_equal(esi_bucket_name(f->store, "keys", bucket), ES_OK);
     es_keyring_kv_key(entity, strlen(entity), key);
     jsCtx *js = NULL;
     kvStore *kv = NULL;

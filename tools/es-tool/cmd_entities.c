@@ -41,8 +41,8 @@ static es_status emit(listing *l, const entity *e)
 {
     char copy[ES_SUBJECT_MAX + 4];
     snprintf(copy, sizeof copy, "%s.x", e->key); /* give the splitter an event token */
-    es_subject_parts parts;
-    if (es_subject_split(copy, es_store_name(l->st), es_store_tenancy(l->st), &parts) != ES_OK)
+    esi_subject_parts parts;
+    if (esi_subject_split(copy, es_store_name(l->st), es_store_tenancy(l->st), &parts) != ES_OK)
         return ES_OK; /* not an event subject: not an entity */
     char id[ES_ID_MAX + 1];
     size_t id_len = 0;

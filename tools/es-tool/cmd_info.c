@@ -32,13 +32,13 @@ static es_status count_subject(tally *t, const tool_subject_count *sc)
 {
     char copy[ES_SUBJECT_MAX];
     size_t len = strlen(sc->subject);
-    es_subject_parts parts;
+    esi_subject_parts parts;
     if (len >= sizeof copy || len <= t->prefix_len) {
         t->odd_subjects++;
         return ES_OK;
     }
     memcpy(copy, sc->subject, len + 1);
-    if (es_subject_split(copy, t->store, t->tenancy, &parts) != ES_OK) {
+    if (esi_subject_split(copy, t->store, t->tenancy, &parts) != ES_OK) {
         t->odd_subjects++;
         return ES_OK;
     }

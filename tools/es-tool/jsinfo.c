@@ -9,7 +9,7 @@
 #include <es/subject.h>
 
 #include "base/internal.h"
-#include "store_impl.h" /* TEMPORARY: es_store_js until the public API lists stores */
+#include "store_impl.h" /* TEMPORARY: esi_store_js until the public API lists stores */
 #include "transport/js.h"
 #include "transport/msg.h"
 
@@ -21,7 +21,7 @@ static es_status es_js_request(natsConnection *nc, const char *subject, json_t *
     es_store_options o;
     es_store_options_init(&o);
     o.timeout_ms = timeout_ms;
-    es_status s = es_store_js(nc, &o, &js);
+    es_status s = esi_store_js(nc, &o, &js);
     if (s == ES_OK)
         s = esi_js_request(js, subject, body, timeout_ms, reply);
     esi_js_destroy(js);

@@ -16,7 +16,7 @@
 #define MISSED_HEARTBEATS 3
 #define RETRY_PAUSE_MS    250
 
-struct es_oc {
+struct esi_oc {
     const esi_js *js;
     const esi_conn *conn;
     char stream[ESI_STREAM_NAME_MAX + 1];
@@ -33,7 +33,7 @@ struct es_oc {
     uint64_t resets;
 };
 
-static json_t *consumer_config(const es_oc *oc)
+static json_t *consumer_config(const esi_oc *oc)
 {
     int64_t hb_ns = oc->hb_ms * 1000000;
     int64_t inactive_ns = hb_ns * 10 > 5000000000LL ? hb_ns * 10 : 5000000000LL;
@@ -48,7 +48,7 @@ static json_t *consumer_config(const es_oc *oc)
 
 /* Deletes the consumer first, so the server stops sending, then closes the
  * inbox safely (esi_js_sub_close). */
-static void drop_consumer(es_oc *oc)
+static void drop_consumer(esi_oc *oc)
 {
     if (oc->name[0] != '\0') {
         char subject[512];
@@ -65,11 +65,11 @@ static void drop_consumer(es_oc *oc)
 
 /* (Re)creates the consumer from oc->next_sseq on a fresh inbox, so nothing
  * from an earlier incarnation can be mistaken for a delivery. */
-static es_status start(es_oc *oc, uint64_t *pending)
+static es_status start(esi_oc *oc, uint64_t *pending)
 {
     drop_consumer(oc);
     char id[ES_NEW_ID_LEN + 1];
-    es_new_id(id);
+    esi_new_id(id);
     snprintf(oc->inbox, sizeof oc->inbox, "_INBOX.%s", id);
     /* Flow control bounds what the server sends ahead; these limits only
      * keep nats.c from dropping a burst as a slow consumer. */
@@ -93,18 +93,18 @@ static es_status start(es_oc *oc, uint64_t *pending)
         *pending = (uint64_t)json_integer_value(json_object_get(reply, "num_pending"));
     json_decref(reply);
     oc->last_cseq = 0;
-    oc->last_activity_ms = es_monotonic_ms();
+    oc->last_activity_ms = esi_monotonic_ms();
     oc->active = false;
     oc->need_reset = false;
     return ES_OK;
 }
 
-es_status es_oc_create(const esi_js *js, const char *stream, const char *filter,
-                       uint64_t start_seq, int64_t heartbeat_ms, es_oc **out, uint64_t *pending)
+es_status esi_oc_create(const esi_js *js, const char *stream, const char *filter,
+                       uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out, uint64_t *pending)
 {
     if (strlen(stream) > ESI_STREAM_NAME_MAX)
         return es_error(ES_ERR_INVALID, "stream name '%.40s...' is too long", stream);
-    es_oc *oc = calloc(1, sizeof *oc);
+    esi_oc *oc = calloc(1, sizeof *oc);
     if (oc == NULL || (oc->filter = strdup(filter)) == NULL) {
         free(oc);
         return es_error(ES_ERR_NOMEM, "out of memory");
@@ -116,7 +116,7 @@ es_status es_oc_create(const esi_js *js, const char *stream, const char *filter,
     oc->next_sseq = start_seq ? start_seq : 1;
     es_status s = start(oc, pending);
     if (s != ES_OK) {
-        es_oc_destroy(oc);
+        esi_oc_destroy(oc);
         return s;
     }
     *out = oc;
@@ -131,7 +131,7 @@ static void respond_empty(const esi_conn *conn, const char *subject)
 
 /* Flow-control requests and heartbeats. A heartbeat names the last consumer
  * sequence the server sent: if it is not ours, something was lost. */
-static void control(es_oc *oc, natsMsg *m, const char *status)
+static void control(esi_oc *oc, natsMsg *m, const char *status)
 {
     if (strcmp(status, "100") != 0) { /* 409 consumer deleted, leadership change... */
         oc->need_reset = true;
@@ -146,7 +146,7 @@ static void control(es_oc *oc, natsMsg *m, const char *status)
         oc->need_reset = true;
 }
 
-static es_status reset(es_oc *oc, int64_t wait_ms)
+static es_status reset(esi_oc *oc, int64_t wait_ms)
 {
     es_status s = start(oc, NULL);
     if (s == ES_OK) {
@@ -154,16 +154,16 @@ static es_status reset(es_oc *oc, int64_t wait_ms)
         return ES_OK;
     }
     oc->need_reset = true;
-    es_sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
+    esi_sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
     return es_error(ES_ERR_CONNECTION, "consumer reset from sequence %" PRIu64 " failed: %s",
                     oc->next_sseq, es_last_error());
 }
 
 /* Called when a wait slice ended with nothing: the only moment the clock is
  * read, so a busy replay pays no clock_gettime per message. */
-static void check_heartbeats(es_oc *oc)
+static void check_heartbeats(esi_oc *oc)
 {
-    int64_t now = es_monotonic_ms();
+    int64_t now = esi_monotonic_ms();
     if (oc->active) {
         oc->last_activity_ms = now;
         oc->active = false;
@@ -172,7 +172,7 @@ static void check_heartbeats(es_oc *oc)
     }
 }
 
-es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out)
+es_status esi_oc_next(esi_oc *oc, int64_t wait_ms, esi_oc_msg *out)
 {
     for (;;) {
         if (oc->need_reset) {
@@ -224,12 +224,12 @@ es_status es_oc_next(es_oc *oc, int64_t wait_ms, es_oc_msg *out)
     }
 }
 
-uint64_t es_oc_resets(const es_oc *oc)
+uint64_t esi_oc_resets(const esi_oc *oc)
 {
     return oc ? oc->resets : 0;
 }
 
-void es_oc_destroy(es_oc *oc)
+void esi_oc_destroy(esi_oc *oc)
 {
     if (oc == NULL)
         return;

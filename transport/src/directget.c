@@ -19,7 +19,7 @@ static uint64_t header_u64(natsMsg *m, const char *name)
     return v != NULL ? strtoull(v, NULL, 10) : 0;
 }
 
-static json_t *request_json(const es_dg_request *req, uint64_t from, int batch)
+static json_t *request_json(const esi_dg_request *req, uint64_t from, int batch)
 {
     json_t *j = json_pack("{s:s, s:i}", "next_by_subj", req->filter, "batch", batch);
     if (from > 0 || req->start_time_ns == 0) {
@@ -40,7 +40,7 @@ typedef struct round {
 } round;
 
 /* Reads one batch's answers off `sub` until EOB (or 404: nothing matched). */
-static es_status read_batch(const esi_js *js, esi_sub *sub, uint64_t up_to, es_dg_cb cb,
+static es_status read_batch(const esi_js *js, esi_sub *sub, uint64_t up_to, esi_dg_cb cb,
                             void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
@@ -82,12 +82,12 @@ static es_status read_batch(const esi_js *js, esi_sub *sub, uint64_t up_to, es_d
     }
 }
 
-es_status es_direct_get(const esi_js *js, const char *stream, const es_dg_request *req, es_dg_cb cb,
+es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_request *req, esi_dg_cb cb,
                         void *closure, uint64_t *last_seq)
 {
     char inbox[64], subject[256];
     char id[ES_NEW_ID_LEN + 1];
-    es_new_id(id);
+    esi_new_id(id);
     snprintf(inbox, sizeof inbox, "_INBOX.%s", id);
     const esi_conn *conn = esi_js_conn(js);
     esi_sub *sub = NULL;

@@ -25,7 +25,7 @@
 typedef struct slot {
     uint64_t id; /* 0: free */
     bool batch;  /* holds one of the stream's atomic-batch places */
-    es_pub_done cb;
+    esi_pub_done cb;
     void *closure;
     natsMsg **msgs;
     size_t n;
@@ -36,11 +36,11 @@ typedef struct slot {
     bool sending;
     bool answered;
     es_status answer;
-    es_pub_result answer_r;
+    esi_pub_result answer_r;
     char answer_text[TEXT_MAX];
 } slot;
 
-struct es_publisher {
+struct esi_publisher {
     const esi_conn *conn;
     int64_t timeout_ms;
     char inbox[64];
@@ -68,7 +68,7 @@ static void free_msgs(natsMsg **msgs, size_t n)
 
 /* Frees the slot and runs its callback outside the lock. Called with p->mu held;
  * returns with it held. */
-static void complete_locked(es_publisher *p, slot *sl, es_status s, const es_pub_result *r,
+static void complete_locked(esi_publisher *p, slot *sl, es_status s, const esi_pub_result *r,
                             const char *text)
 {
     slot done = *sl;
@@ -88,7 +88,7 @@ static void complete_locked(es_publisher *p, slot *sl, es_status s, const es_pub
     }
 }
 
-void es_publisher_finish(es_publisher *p, natsMsg **msgs, size_t n)
+void esi_publisher_finish(esi_publisher *p, natsMsg **msgs, size_t n)
 {
     free_msgs(msgs, n);
     pthread_mutex_lock(&p->mu);
@@ -105,7 +105,7 @@ typedef struct job {
     void *arg;
 } job;
 
-void es_publisher_defer(es_publisher *p, void (*fn)(void *arg), void *arg)
+void esi_publisher_defer(esi_publisher *p, void (*fn)(void *arg), void *arg)
 {
     job *j = malloc(sizeof *j);
     if (j == NULL) { /* no memory for a queue entry: do it here, late rather than never */
@@ -124,7 +124,7 @@ void es_publisher_defer(es_publisher *p, void (*fn)(void *arg), void *arg)
 }
 
 /* Runs queued jobs; called with p->mu held, returns with it held. */
-static void run_jobs_locked(es_publisher *p)
+static void run_jobs_locked(esi_publisher *p)
 {
     while (p->jobs != NULL) {
         job *j = p->jobs;
@@ -171,7 +171,7 @@ static bool read_uint(const char *p, const char *end, uint64_t *v)
  * Reading it without building a JSON tree keeps a pipelined append from
  * paying a dozen allocations per acknowledgement. Anything else (errors,
  * surprises) goes through jansson. */
-static bool fast_puback(const char *data, size_t len, es_pub_result *r)
+static bool fast_puback(const char *data, size_t len, esi_pub_result *r)
 {
     const char *end = data + len;
     if (len < 2 || data[0] != '{' || after_key(data, len, "\"error\"") != NULL)
@@ -193,7 +193,7 @@ static bool fast_puback(const char *data, size_t len, es_pub_result *r)
     return true;
 }
 
-es_status es_puback_parse(const char *data, size_t len, es_pub_result *r, char *text,
+es_status esi_puback_parse(const char *data, size_t len, esi_pub_result *r, char *text,
                           size_t text_size)
 {
     memset(r, 0, sizeof *r);
@@ -241,7 +241,7 @@ static es_status status_reply(natsMsg *msg, char *text, size_t text_size)
     return ES_OK;
 }
 
-static void record_answer(slot *sl, es_status s, const es_pub_result *r, const char *text)
+static void record_answer(slot *sl, es_status s, const esi_pub_result *r, const char *text)
 {
     sl->answered = true;
     sl->answer = s;
@@ -251,19 +251,19 @@ static void record_answer(slot *sl, es_status s, const es_pub_result *r, const c
 
 static void on_reply(natsMsg *msg, void *closure)
 {
-    es_publisher *p = closure;
+    esi_publisher *p = closure;
     const char *subj = esi_msg_subject(msg);
     const char *tok = strrchr(subj, '.');
     bool first = tok && tok[1] == 'f';
     uint64_t id = tok ? strtoull(tok + 1 + first, NULL, 10) : 0;
     char text[TEXT_MAX] = "";
-    es_pub_result r;
+    esi_pub_result r;
     memset(&r, 0, sizeof r);
     es_status s = status_reply(msg, text, sizeof text);
     const char *data = esi_msg_data(msg);
     size_t len = esi_msg_len(msg);
     if (s == ES_OK && !(first && len == 0))
-        s = es_puback_parse(data, len, &r, text, sizeof text);
+        s = esi_puback_parse(data, len, &r, text, sizeof text);
     if (first && s == ES_ERR_PROTOCOL)
         s = ES_OK; /* a start acknowledgement only matters when it is an error */
 
@@ -294,15 +294,15 @@ static void deadline_in(struct timespec *ts, long ms)
 
 static void *reap(void *arg)
 {
-    es_publisher *p = arg;
+    esi_publisher *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!(p->closing && p->inflight == 0 && p->jobs == NULL)) {
         run_jobs_locked(p);
-        int64_t now = es_monotonic_ms();
+        int64_t now = esi_monotonic_ms();
         for (size_t i = 0; i < p->cap; i++) {
             slot *sl = &p->slots[i];
             if (sl->id != 0 && !sl->sending && sl->deadline_ms <= now) {
-                es_pub_result r;
+                esi_pub_result r;
                 memset(&r, 0, sizeof r);
                 char text[TEXT_MAX];
                 snprintf(text, sizeof text,
@@ -320,12 +320,12 @@ static void *reap(void *arg)
     return NULL;
 }
 
-es_status es_publisher_create(const esi_js *js, int max_inflight, int max_batches_inflight,
-                              es_publisher **out)
+es_status esi_publisher_create(const esi_js *js, int max_inflight, int max_batches_inflight,
+                              esi_publisher **out)
 {
     if (max_inflight < 1 || max_batches_inflight < 1)
         return es_error(ES_ERR_INVALID, "a publisher needs room for at least one unit");
-    es_publisher *p = calloc(1, sizeof *p);
+    esi_publisher *p = calloc(1, sizeof *p);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     p->conn = esi_js_conn(js);
@@ -335,7 +335,7 @@ es_status es_publisher_create(const esi_js *js, int max_inflight, int max_batche
     p->slots = calloc(p->cap, sizeof *p->slots);
     p->next_id = 1;
     char id[ES_NEW_ID_LEN + 1];
-    es_new_id(id);
+    esi_new_id(id);
     snprintf(p->inbox, sizeof p->inbox, "_INBOX.%s", id);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->changed, NULL);
@@ -347,7 +347,7 @@ es_status es_publisher_create(const esi_js *js, int max_inflight, int max_batche
     if (s == ES_OK && pthread_create(&p->reaper, NULL, reap, p) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start the publisher's timer thread");
     if (s != ES_OK) {
-        es_publisher_destroy(p);
+        esi_publisher_destroy(p);
         return s;
     }
     p->reaper_started = true;
@@ -355,7 +355,7 @@ es_status es_publisher_create(const esi_js *js, int max_inflight, int max_batche
     return ES_OK;
 }
 
-void es_publisher_destroy(es_publisher *p)
+void esi_publisher_destroy(esi_publisher *p)
 {
     if (p == NULL)
         return;
@@ -373,32 +373,32 @@ void es_publisher_destroy(es_publisher *p)
     free(p);
 }
 
-static void reply_subjects(const es_publisher *p, uint64_t id, bool batch, es_pub_ticket *t)
+static void reply_subjects(const esi_publisher *p, uint64_t id, bool batch, esi_pub_ticket *t)
 {
     t->id = id;
-    char *r = es_put(t->reply, p->inbox);
+    char *r = esi_put(t->reply, p->inbox);
     *r++ = '.';
-    *es_put_u64(r, id) = '\0';
+    *esi_put_u64(r, id) = '\0';
     t->first_reply[0] = '\0';
     if (batch) {
-        char *f = es_put(t->first_reply, p->inbox);
-        f = es_put(f, ".f");
-        *es_put_u64(f, id) = '\0';
+        char *f = esi_put(t->first_reply, p->inbox);
+        f = esi_put(f, ".f");
+        *esi_put_u64(f, id) = '\0';
     }
 }
 
-static bool window_full(const es_publisher *p, bool batch)
+static bool window_full(const esi_publisher *p, bool batch)
 {
     return p->slots[p->next_id % p->cap].id != 0 || (batch && p->batches >= p->max_batches);
 }
 
-es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void *closure,
-                               es_pub_ticket *t)
+es_status esi_publisher_reserve(esi_publisher *p, bool batch, esi_pub_done cb, void *closure,
+                               esi_pub_ticket *t)
 {
-    int64_t give_up = es_monotonic_ms() + p->timeout_ms;
+    int64_t give_up = esi_monotonic_ms() + p->timeout_ms;
     pthread_mutex_lock(&p->mu);
     while (!p->closing && window_full(p, batch)) {
-        if (es_monotonic_ms() >= give_up) {
+        if (esi_monotonic_ms() >= give_up) {
             size_t n = p->inflight;
             pthread_mutex_unlock(&p->mu);
             return es_error(ES_ERR_TIMEOUT,
@@ -430,7 +430,7 @@ es_status es_publisher_reserve(es_publisher *p, bool batch, es_pub_done cb, void
     return ES_OK;
 }
 
-void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t)
+void esi_publisher_cancel(esi_publisher *p, const esi_pub_ticket *t)
 {
     pthread_mutex_lock(&p->mu);
     slot *sl = &p->slots[t->id % p->cap];
@@ -444,14 +444,14 @@ void es_publisher_cancel(es_publisher *p, const es_pub_ticket *t)
     pthread_mutex_unlock(&p->mu);
 }
 
-void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, size_t n)
+void esi_publisher_send(esi_publisher *p, const esi_pub_ticket *t, natsMsg **msgs, size_t n)
 {
     pthread_mutex_lock(&p->mu);
     slot *sl = &p->slots[t->id % p->cap];
     sl->msgs = msgs;
     sl->n = n;
     sl->sending = true;
-    sl->deadline_ms = es_monotonic_ms() + p->timeout_ms;
+    sl->deadline_ms = esi_monotonic_ms() + p->timeout_ms;
     pthread_mutex_unlock(&p->mu);
     es_status s = ES_OK;
     for (size_t i = 0; i < n && s == ES_OK; i++)
@@ -463,11 +463,11 @@ void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, 
     sl->sending = false;
     if (sl->id == t->id) {
         if (s != ES_OK) {
-            es_pub_result r;
+            esi_pub_result r;
             memset(&r, 0, sizeof r);
             complete_locked(p, sl, s, &r, text);
         } else if (sl->answered) { /* answered while we were still sending */
-            es_pub_result r = sl->answer_r;
+            esi_pub_result r = sl->answer_r;
             snprintf(text, sizeof text, "%s", sl->answer_text);
             complete_locked(p, sl, sl->answer, &r, text);
         }
@@ -475,13 +475,13 @@ void es_publisher_send(es_publisher *p, const es_pub_ticket *t, natsMsg **msgs, 
     pthread_mutex_unlock(&p->mu);
 }
 
-es_status es_publisher_flush(es_publisher *p, int64_t timeout_ms)
+es_status esi_publisher_flush(esi_publisher *p, int64_t timeout_ms)
 {
-    int64_t give_up = es_monotonic_ms() + timeout_ms;
+    int64_t give_up = esi_monotonic_ms() + timeout_ms;
     es_status s = ES_OK;
     pthread_mutex_lock(&p->mu);
     while (p->inflight > 0 && s == ES_OK) {
-        if (es_monotonic_ms() >= give_up)
+        if (esi_monotonic_ms() >= give_up)
             s = ES_ERR_TIMEOUT;
         struct timespec ts;
         deadline_in(&ts, 20);
@@ -496,19 +496,19 @@ es_status es_publisher_flush(es_publisher *p, int64_t timeout_ms)
 
 /* ---- waiting for one unit ---------------------------------------------- */
 
-void es_pub_waiter_init(es_pub_waiter *w)
+void esi_pub_waiter_init(esi_pub_waiter *w)
 {
     memset(w, 0, sizeof *w);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
 }
 
-bool es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, natsMsg **msgs,
+bool esi_pub_waiter_done(es_status s, const esi_pub_result *r, const char *text, natsMsg **msgs,
                         size_t n, void *closure)
 {
     (void)msgs;
     (void)n;
-    es_pub_waiter *w = closure;
+    esi_pub_waiter *w = closure;
     pthread_mutex_lock(&w->mu);
     w->status = s;
     w->result = *r;
@@ -519,7 +519,7 @@ bool es_pub_waiter_done(es_status s, const es_pub_result *r, const char *text, n
     return false;
 }
 
-es_status es_pub_waiter_wait(es_pub_waiter *w)
+es_status esi_pub_waiter_wait(esi_pub_waiter *w)
 {
     pthread_mutex_lock(&w->mu);
     while (!w->done)
@@ -528,7 +528,7 @@ es_status es_pub_waiter_wait(es_pub_waiter *w)
     return w->status;
 }
 
-void es_pub_waiter_destroy(es_pub_waiter *w)
+void esi_pub_waiter_destroy(esi_pub_waiter *w)
 {
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->mu);

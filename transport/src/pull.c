@@ -15,7 +15,7 @@
 #define GAP_MS              5   /* a batch is what arrives without a pause longer than this */
 #define MISSED_HEARTBEATS   3
 
-struct es_pull {
+struct esi_pull {
     const esi_js *js;
     const esi_conn *conn;
     esi_sub *sub;
@@ -29,14 +29,14 @@ struct es_pull {
     int64_t last_heard_ms; /* last message, status or heartbeat */
 };
 
-es_status es_pull_create(const esi_js *js, const es_pull_options *o, es_pull **out)
+es_status esi_pull_create(const esi_js *js, const esi_pull_options *o, esi_pull **out)
 {
     *out = NULL;
     if (js == NULL || o == NULL || o->stream == NULL || o->consumer == NULL || o->expires_ms <= 0 ||
         o->heartbeat_ms <= 0 || o->heartbeat_ms * 2 > o->expires_ms)
         return es_error(ES_ERR_INVALID, "pull: stream, consumer, and a heartbeat at most half "
                                         "the request's life are required");
-    es_pull *p = calloc(1, sizeof *p);
+    esi_pull *p = calloc(1, sizeof *p);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     p->js = js;
@@ -52,7 +52,7 @@ es_status es_pull_create(const esi_js *js, const es_pull_options *o, es_pull **o
     }
     snprintf(p->group, sizeof p->group, "%s", o->group ? o->group : "");
     char id[ES_NEW_ID_LEN + 1];
-    es_new_id(id);
+    esi_new_id(id);
     snprintf(p->inbox, sizeof p->inbox, "_INBOX.%s", id);
     s = p->conn->ops->subscribe_sync(p->conn->ctx, p->inbox, 1 << 16, 1 << 30, &p->sub);
     if (s != ES_OK) {
@@ -63,7 +63,7 @@ es_status es_pull_create(const esi_js *js, const es_pull_options *o, es_pull **o
     return ES_OK;
 }
 
-void es_pull_destroy(es_pull *p)
+void esi_pull_destroy(esi_pull *p)
 {
     if (p == NULL)
         return;
@@ -71,16 +71,16 @@ void es_pull_destroy(es_pull *p)
     free(p);
 }
 
-es_status es_pull_drain(es_pull *p, void (*cb)(natsMsg *m, void *closure), void *closure,
+es_status esi_pull_drain(esi_pull *p, void (*cb)(natsMsg *m, void *closure), void *closure,
                         int64_t timeout_ms)
 {
     es_status s = p->conn->ops->drain(p->conn->ctx, p->sub, timeout_ms);
-    int64_t deadline = es_monotonic_ms() + timeout_ms;
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
     while (s == ES_OK) {
         natsMsg *m = NULL;
         es_status r = p->conn->ops->next_msg(p->sub, FIRST_WAIT_SLICE_MS, &m);
         if (r == ES_ERR_TIMEOUT) {
-            if (es_monotonic_ms() >= deadline)
+            if (esi_monotonic_ms() >= deadline)
                 s = es_error(ES_ERR_TIMEOUT, "pull: the inbox did not drain in %lld ms",
                              (long long)timeout_ms);
             continue;
@@ -96,12 +96,12 @@ es_status es_pull_drain(es_pull *p, void (*cb)(natsMsg *m, void *closure), void 
     return s;
 }
 
-const char *es_pull_pin(const es_pull *p)
+const char *esi_pull_pin(const esi_pull *p)
 {
     return p->pin;
 }
 
-static es_status open_request(es_pull *p, int batch)
+static es_status open_request(esi_pull *p, int batch)
 {
     json_t *req =
         json_pack("{s:i, s:I, s:I}", "batch", batch, "expires", (json_int_t)p->expires_ms * 1000000,
@@ -121,12 +121,12 @@ static es_status open_request(es_pull *p, int batch)
         return s;
     p->open = true;
     p->owed = batch;
-    p->last_heard_ms = es_monotonic_ms();
+    p->last_heard_ms = esi_monotonic_ms();
     return ES_OK;
 }
 
 /* A status message: true when it ends the request. */
-static es_status on_status(es_pull *p, natsMsg *m, const char *status, es_pull_batch *b,
+static es_status on_status(esi_pull *p, natsMsg *m, const char *status, esi_pull_batch *b,
                            bool *ended)
 {
     const char *desc = esi_msg_header(m, "Description");
@@ -157,7 +157,7 @@ static es_status on_status(es_pull *p, natsMsg *m, const char *status, es_pull_b
     return es_error(ES_ERR_SERVER, "pull: the server answered %s %s", status, desc ? desc : "");
 }
 
-es_status es_pull_next(es_pull *p, int max, const atomic_bool *stop, es_pull_batch *b)
+es_status esi_pull_next(esi_pull *p, int max, const atomic_bool *stop, esi_pull_batch *b)
 {
     memset(b, 0, sizeof *b);
     if (max < 1 || max > ES_PULL_BATCH_MAX)
@@ -171,7 +171,7 @@ es_status es_pull_next(es_pull *p, int max, const atomic_bool *stop, es_pull_bat
     while (b->count < max && !atomic_load(stop)) {
         natsMsg *m = NULL;
         es_status r = p->conn->ops->next_msg(p->sub, b->count ? GAP_MS : FIRST_WAIT_SLICE_MS, &m);
-        int64_t now = es_monotonic_ms();
+        int64_t now = esi_monotonic_ms();
         if (r == ES_ERR_TIMEOUT) {
             if (b->count > 0)
                 break;
@@ -206,7 +206,7 @@ es_status es_pull_next(es_pull *p, int max, const atomic_bool *stop, es_pull_bat
     return ES_OK;
 }
 
-es_status es_pull_ack(es_pull *p, natsMsg *m, es_ack_kind kind, int64_t delay_ms, bool sync)
+es_status esi_pull_ack(esi_pull *p, natsMsg *m, esi_ack_kind kind, int64_t delay_ms, bool sync)
 {
     const char *reply = esi_msg_reply(m);
     if (reply == NULL || reply[0] == '\0')

@@ -13,31 +13,31 @@
 static void parses_pubacks(void **state)
 {
     (void)state;
-    es_pub_result r;
+    esi_pub_result r;
     char text[256];
     const char *ok = "{\"stream\":\"ES_bank\",\"seq\":12}";
-    assert_int_equal(es_puback_parse(ok, strlen(ok), &r, text, sizeof text), ES_OK);
+    assert_int_equal(esi_puback_parse(ok, strlen(ok), &r, text, sizeof text), ES_OK);
     assert_int_equal(r.seq, 12);
     assert_int_equal(r.count, 1);
     assert_false(r.duplicate);
     const char *dup = "{\"stream\":\"ES_bank\",\"seq\":7,\"duplicate\": true}";
-    assert_int_equal(es_puback_parse(dup, strlen(dup), &r, text, sizeof text), ES_OK);
+    assert_int_equal(esi_puback_parse(dup, strlen(dup), &r, text, sizeof text), ES_OK);
     assert_true(r.duplicate);
     const char *batch = "{\"stream\":\"ES_bank\",\"seq\":30,\"batch\":\"x\",\"count\":3}";
-    assert_int_equal(es_puback_parse(batch, strlen(batch), &r, text, sizeof text), ES_OK);
+    assert_int_equal(esi_puback_parse(batch, strlen(batch), &r, text, sizeof text), ES_OK);
     assert_int_equal(r.count, 3);
     const char *conflict =
         "{\"error\":{\"code\":400,\"err_code\":10071,\"description\":\"wrong last sequence: 3\"},"
         "\"stream\":\"ES_bank\",\"seq\":0}";
-    assert_int_equal(es_puback_parse(conflict, strlen(conflict), &r, text, sizeof text),
+    assert_int_equal(esi_puback_parse(conflict, strlen(conflict), &r, text, sizeof text),
                      ES_ERR_CONFLICT);
     assert_int_equal(r.actual_seq, 3);
     assert_int_equal(r.err_code, 10071);
     assert_non_null(strstr(text, "wrong last sequence: 3"));
     const char *other = "{\"error\":{\"code\":503,\"err_code\":10077,\"description\":\"x\"}}";
-    assert_int_equal(es_puback_parse(other, strlen(other), &r, text, sizeof text), ES_ERR_SERVER);
-    assert_int_equal(es_puback_parse("nope", 4, &r, text, sizeof text), ES_ERR_PROTOCOL);
-    assert_int_equal(es_puback_parse("{}", 2, &r, text, sizeof text), ES_ERR_PROTOCOL);
+    assert_int_equal(esi_puback_parse(other, strlen(other), &r, text, sizeof text), ES_ERR_SERVER);
+    assert_int_equal(esi_puback_parse("nope", 4, &r, text, sizeof text), ES_ERR_PROTOCOL);
+    assert_int_equal(esi_puback_parse("{}", 2, &r, text, sizeof text), ES_ERR_PROTOCOL);
 }
 
 static void parses_delivery_metadata(void **state)

@@ -32,6 +32,8 @@ typedef enum es_status {
     ES_ERR_ABORTED,     /* a user callback asked to stop */
     ES_ERR_LIMIT,       /* an input exceeds a configured bound (depth, size, count) */
     ES_ERR_IO,          /* a file or system call failed */
+    ES_ERR_TOO_DEEP,    /* input nested deeper than the configured bound */
+    ES_ERR_AGAIN,       /* no room now (a full window): try again later */
 } es_status;
 
 /* A short, constant, English description of a status ("conflict"). Never NULL. */
@@ -46,6 +48,17 @@ const char *es_last_error(void);
 /* The JetStream err_code of the last ES_ERR_SERVER / ES_ERR_CONFLICT on this
  * thread, or 0. */
 int es_last_error_code(void);
+
+/* Sets the calling thread's last error (printf-style text) and returns `s`,
+ * so that code wrapping es_ calls reports through es_last_error() too:
+ *     return es_error(s, "loading order %s: %s", id, es_last_error());
+ * Formatting es_last_error() into itself is safe. */
+es_status es_error(es_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, keeping a JetStream err_code for es_last_error_code(). */
+es_status es_error_code(es_status s, int err_code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Forgets the calling thread's last error. */
+void es_error_clear(void);
 
 #ifdef __cplusplus
 }
