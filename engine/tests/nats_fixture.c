@@ -6,8 +6,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <es/envelope.h>
-
+#include "envelope_kv.h"
 #include "nats_fixture.h"
 
 natsConnection *fixture_connect(void)
@@ -37,5 +36,5 @@ void fixture_store_name(char out[33])
 void fixture_drop_store(natsConnection *nc, const char *store)
 {
     if (nc != NULL)
-        assert_int_equal(es_envelope_delete_buckets(nc, store), ES_OK);
+        assert_int_equal(es_envelope_kv_delete(nc, store), ES_OK);
 }

@@ -1,4 +1,4 @@
-/* Live-server helpers for the envelope's tests: a connection from NATS_URL
+/* Live-server helpers for the engine's tests: a connection from NATS_URL
  * (tools/test exports it), unique store names, clean-up. */
 #ifndef ES_TEST_NATS_FIXTURE_H
 #define ES_TEST_NATS_FIXTURE_H
@@ -17,7 +17,8 @@ void fixture_disconnect(natsConnection *nc);
 /* A fresh store name for one test ("t<pid>_<n>"): its buckets do not exist. */
 void fixture_store_name(char out[33]);
 
-/* Deletes the store's envelope buckets; asserts success. */
+/* Deletes the store's envelope buckets (keys and dictionaries); asserts
+ * success. Accepts a NULL connection (nothing to do). */
 void fixture_drop_store(natsConnection *nc, const char *store);
 
 /* Skips the running test, saying why, when there is no server. */
