@@ -300,7 +300,7 @@ static void depth_bounded(void **state)
     /* 65: refused */
     memset(deep, 0x81, 65);
     deep[65] = 0x00;
-    assert_int_equal(es_cbor_decode(deep, 66, &o, a, &v, NULL), ES_ERR_LIMIT);
+    assert_int_equal(es_cbor_decode(deep, 66, &o, a, &v, NULL), ES_ERR_TOO_DEEP);
     assert_non_null(strstr(es_last_error(), "nesting"));
     o.max_depth = 65;
     assert_int_equal(es_cbor_decode(deep, 66, &o, a, &v, NULL), ES_OK);
@@ -311,9 +311,9 @@ static void depth_bounded(void **state)
         deep[i + 2] = 'a';
     }
     es_cbor_options g = mode(false);
-    assert_int_equal(es_cbor_decode(deep, sizeof deep, &g, a, &v, NULL), ES_ERR_LIMIT);
+    assert_int_equal(es_cbor_decode(deep, sizeof deep, &g, a, &v, NULL), ES_ERR_TOO_DEEP);
     memset(deep, 0x9f, sizeof deep);
-    assert_int_equal(es_cbor_decode(deep, sizeof deep, &g, a, &v, NULL), ES_ERR_LIMIT);
+    assert_int_equal(es_cbor_decode(deep, sizeof deep, &g, a, &v, NULL), ES_ERR_TOO_DEEP);
     /* a long chain of tags is walked without recursion */
     uint8_t tags[100001];
     memset(tags, 0xc1, sizeof tags - 1);
@@ -331,7 +331,7 @@ static void depth_bounded(void **state)
     }
     es_buf out = ES_BUF_INIT;
     o = mode(true);
-    assert_int_equal(es_cbor_encode(nest, &o, &out), ES_ERR_LIMIT);
+    assert_int_equal(es_cbor_encode(nest, &o, &out), ES_ERR_TOO_DEEP);
     es_buf_free(&out);
     es_arena_destroy(a);
 }

@@ -157,7 +157,7 @@ static void hostile_json(void **state)
     memset(deep, '[', 65);
     memset(deep + 65, ']', 65);
     deep[130] = '\0';
-    parse_refused(false, deep, ES_ERR_LIMIT, "nesting");
+    parse_refused(false, deep, ES_ERR_TOO_DEEP, "nesting");
     deep[64] = '\0'; /* unbalanced 64: a parse error, not a crash */
     parse_refused(false, deep, ES_ERR_DECODE, "json");
     es_arena *a = new_arena();

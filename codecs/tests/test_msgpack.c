@@ -120,7 +120,7 @@ static void hostile(void **state)
     uint8_t deep[70];
     memset(deep, 0x91, sizeof deep - 1);
     deep[sizeof deep - 1] = 0x00;
-    refused(deep, sizeof deep, ES_ERR_LIMIT, "nesting");
+    refused(deep, sizeof deep, ES_ERR_TOO_DEEP, "nesting");
     /* truncation of a rich item at every offset */
     static const uint8_t doc[] = {0x93, 0xa3, 'a', 'b',  'c',  0xcd, 0x01, 0x00,
                                   0x81, 0xa1, 'k', 0xc4, 0x02, 0x01, 0x02};

@@ -52,6 +52,10 @@ static void keys_destroy(void *ctx)
 es_status esi_keyring_open_kv(const esi_kv_place *at, const es_keyring_options *opt,
                              es_keyring **out)
 {
+    if (out != NULL)
+        *out = NULL;
+    if (at == NULL || at->js == NULL || opt == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "esi_keyring_open_kv: NULL argument");
     char bucket[ESI_KV_BUCKET_MAX];
     es_status s = esi_bucket_name(at->store, ES_BUCKET_KEYS, bucket);
     esi_kv *kv = NULL;
@@ -124,6 +128,8 @@ static es_status dict_get(void *ctx, uint32_t id, es_buf *out)
 
 es_status esi_dict_source_kv_create(const esi_kv_place *at, es_dict_source *out)
 {
+    if (out == NULL || at == NULL || at->js == NULL)
+        return es_error(ES_ERR_INVALID, "esi_dict_source_kv_create: NULL argument");
     memset(out, 0, sizeof *out);
     if (!es_valid_store_name(at->store))
         return es_error(ES_ERR_INVALID, "invalid store name");

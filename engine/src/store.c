@@ -378,8 +378,7 @@ es_status esi_store_kv_open(es_store *st, esi_bucket_kind kind, int history, int
     return s == ES_OK ? esi_kv_open(st->js, &spec, true, out) : s;
 }
 
-/* Deletes the store's buckets, those that exist. */
-static es_status delete_buckets(const esi_js *js, const char *name)
+es_status esi_store_delete_buckets(const esi_js *js, const char *name)
 {
     for (int kind = 0; kind < ES_BUCKET_KINDS; kind++) {
         char bucket[ESI_KV_BUCKET_MAX];
@@ -405,7 +404,7 @@ es_status es_store_delete(natsConnection *nc, const char *name, const es_store_o
     if (s == ES_OK)
         s = stream_request(js, "DELETE", name, NULL, &reply);
     if (s == ES_OK)
-        s = delete_buckets(js, name);
+        s = esi_store_delete_buckets(js, name);
     json_decref(info);
     json_decref(reply);
     esi_js_destroy(js);

@@ -33,6 +33,9 @@ es_status esi_store_kv_open(es_store *st, esi_bucket_kind kind, int history, int
 es_status esi_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Deletes the store's buckets (every kind of wire.h), those that exist. */
+es_status esi_store_delete_buckets(const esi_js *js, const char *name);
+
 /* A JetStream context over `nc` with the options' domain, prefix and timeout
  * (opts may be NULL). The caller owns *out. */
 es_status esi_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out);

@@ -1,22 +1,63 @@
 /* es-bench-envelope: the per-event cost of the envelope's stages, for
  * 256 B, 1 KiB and 16 KiB payloads of JSON-like text.
  *
- *   es-bench-envelope [--url nats://HOST:PORT]   (or NATS_URL)
+ *   es-bench-envelope
  *
- * Compression needs nothing; encryption needs a server for the key bucket
- * (a throw-away store, deleted afterwards) and is skipped without one. Keys
- * are cached after the first event, so the figures are the steady state. */
+ * Data keys live in a one-record in-memory backend: keys are cached after
+ * the first event, so the figures are the steady state, which does not
+ * depend on where keys are kept. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <es/envelope.h>
 
-#define SUBJECT     "$ES.%s.order.42.created"
+#define ENTITY      "$ES.bench.order.42"
 #define MIN_SECONDS 0.4
+
+/* The event every payload is sealed for. */
+static const es_envelope_event event = {.subject = ENTITY ".created",
+                                        .entity = ENTITY,
+                                        .entity_len = sizeof ENTITY - 1,
+                                        .entity_type = "order",
+                                        .entity_type_len = 5,
+                                        .event_type = "created",
+                                        .event_type_len = 7};
+
+/* A keyring backend that holds one record: the bench's one entity. */
+typedef struct one_record {
+    uint8_t rec[ES_KEYRING_RECORD_MAX];
+    size_t len;
+} one_record;
+
+static es_status rec_get(void *ctx, const char *name, uint8_t *rec, size_t cap, size_t *len)
+{
+    (void)name;
+    one_record *r = ctx;
+    if (r->len == 0)
+        return ES_ERR_NOT_FOUND;
+    memcpy(rec, r->rec, r->len < cap ? r->len : cap);
+    *len = r->len;
+    return ES_OK;
+}
+
+static es_status rec_put(void *ctx, const char *name, const uint8_t *rec, size_t len)
+{
+    (void)name;
+    one_record *r = ctx;
+    if (len > sizeof r->rec)
+        return ES_ERR_TOO_LARGE;
+    memcpy(r->rec, rec, len);
+    r->len = len;
+    return ES_OK;
+}
+
+static es_status rec_create(void *ctx, const char *name, const uint8_t *rec, size_t len)
+{
+    return ((one_record *)ctx)->len ? ES_ERR_EXISTS : rec_put(ctx, name, rec, len);
+}
 
 static double now_s(void)
 {
@@ -51,7 +92,7 @@ static void die(const char *what, es_status s)
 }
 
 /* Times seal and open of one payload, each until MIN_SECONDS have passed. */
-static result measure(es_envelope *env, const char *subject, const uint8_t *p, size_t n)
+static result measure(es_envelope *env, const uint8_t *p, size_t n)
 {
     result r = {0};
     es_sealed s = ES_SEALED_INIT;
@@ -61,7 +102,7 @@ static result measure(es_envelope *env, const char *subject, const uint8_t *p, s
     double t0 = now_s(), t;
     do {
         for (int i = 0; i < 256; i++)
-            if ((st = es_envelope_seal(env, subject, "ev-1", 0, p, n, &s)) != ES_OK)
+            if ((st = es_envelope_seal(env, &event, "ev-1", 0, p, n, &s)) != ES_OK)
                 die("seal", st);
         iters += 256;
     } while ((t = now_s() - t0) < MIN_SECONDS);
@@ -72,7 +113,7 @@ static result measure(es_envelope *env, const char *subject, const uint8_t *p, s
     t0 = now_s();
     do {
         for (int i = 0; i < 256; i++)
-            if ((st = es_envelope_open(env, subject, "ev-1", s.headers, s.n_headers, s.data, s.len,
+            if ((st = es_envelope_open(env, &event, "ev-1", s.headers, s.n_headers, s.data, s.len,
                                        &o)) != ES_OK)
                 die("open", st);
         iters += 256;
@@ -92,58 +133,45 @@ static void row(const char *stage, size_t n, result r)
            r.open_ns, mbs_open);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    const char *url = getenv("NATS_URL");
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--url") == 0)
-            url = argv[i + 1];
     static const size_t sizes[] = {256, 1024, 16384};
     static uint8_t payload[16384];
     fill(payload, sizeof payload);
-
-    char store[33], subject[96];
-    snprintf(store, sizeof store, "bench_%ld", (long)getpid());
-    snprintf(subject, sizeof subject, SUBJECT, store);
 
     printf("%-22s %7s %8s %11s %9s %11s %9s\n", "stage", "bytes", "wire", "write ns/ev",
            "write MB/s", "read ns/ev", "read MB/s");
 
     es_envelope_options co = {.compress = true, .compress_min = 1};
     es_envelope *env = NULL;
-    es_status st = es_envelope_create(NULL, store, &co, &env);
+    es_status st = es_envelope_create(&co, &env);
     if (st != ES_OK)
         die("envelope", st);
     for (size_t i = 0; i < 3; i++)
-        row("zstd-3", sizes[i], measure(env, subject, payload, sizes[i]));
+        row("zstd-3", sizes[i], measure(env, payload, sizes[i]));
     es_envelope_destroy(env);
 
-    natsConnection *nc = NULL;
-    if (url == NULL || natsConnection_ConnectTo(&nc, url) != NATS_OK) {
-        printf("encryption: skipped (no server: pass --url or set NATS_URL)\n");
-        return 0;
-    }
+    static one_record record;
+    es_keyring_backend backend = {
+        .ctx = &record, .get = rec_get, .create = rec_create, .replace = rec_put};
     uint8_t master[ES_MASTER_KEY_BYTES] = {7};
     es_keyring_options ko = {.master_key = master};
     es_keyring *kr = NULL;
-    if ((st = es_keyring_create(nc, store, &ko, &kr)) != ES_OK)
+    if ((st = es_keyring_create(&backend, &ko, &kr)) != ES_OK)
         die("keyring", st);
     es_envelope_options eo = {.encrypt = true, .keyring = kr};
-    if ((st = es_envelope_create(nc, store, &eo, &env)) != ES_OK)
+    if ((st = es_envelope_create(&eo, &env)) != ES_OK)
         die("envelope", st);
     for (size_t i = 0; i < 3; i++)
-        row("xchacha20-poly1305", sizes[i], measure(env, subject, payload, sizes[i]));
+        row("xchacha20-poly1305", sizes[i], measure(env, payload, sizes[i]));
     es_envelope_destroy(env);
 
     eo.compress = true;
-    if ((st = es_envelope_create(nc, store, &eo, &env)) != ES_OK)
+    if ((st = es_envelope_create(&eo, &env)) != ES_OK)
         die("envelope", st);
     for (size_t i = 0; i < 3; i++)
-        row("zstd-3 + xchacha20", sizes[i], measure(env, subject, payload, sizes[i]));
+        row("zstd-3 + xchacha20", sizes[i], measure(env, payload, sizes[i]));
     es_envelope_destroy(env);
     es_keyring_destroy(kr);
-    es_envelope_delete_buckets(nc, store);
-    natsConnection_Destroy(nc);
-    nats_Close();
     return 0;
 }

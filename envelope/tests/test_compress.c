@@ -1,9 +1,10 @@
 /* Compression: thresholds, round trips, hostile compressed data, bombs,
- * dictionaries (the last through a live server). */
+ * dictionaries (from an in-memory source). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -11,10 +12,19 @@
 #include <es/envelope.h>
 
 #include "envelope_internal.h"
-#include "nats_fixture.h"
+#include "memstore.h"
 
 #define SUBJECT  "$ES.shop.order.42.created"
 #define EVENT_ID "ev-1"
+
+/* The event every test seals and opens. */
+static const es_envelope_event *event(void)
+{
+    static es_envelope_event ev;
+    if (ev.subject == NULL)
+        ev = mem_event(SUBJECT);
+    return &ev;
+}
 
 /* Text-like, compressible bytes (a repeated JSON-ish record with a counter). */
 static uint8_t *compressible(size_t n)
@@ -44,7 +54,7 @@ static es_envelope *plain_envelope(size_t compress_min, size_t max_payload)
     es_envelope_options o = {
         .compress = true, .compress_min = compress_min, .max_payload = max_payload};
     es_envelope *env = NULL;
-    assert_int_equal(es_envelope_create(NULL, "shop", &o, &env), ES_OK);
+    assert_int_equal(es_envelope_create(&o, &env), ES_OK);
     return env;
 }
 
@@ -60,9 +70,9 @@ static void seal_open_equal(es_envelope *env, const uint8_t *plain, size_t len)
 {
     es_sealed s = ES_SEALED_INIT;
     es_opened o = ES_OPENED_INIT;
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, plain, len, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, plain, len, &s), ES_OK);
     assert_int_equal(
-        es_envelope_open(env, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o), ES_OK);
+        es_envelope_open(env, event(), EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o), ES_OK);
     assert_int_equal(o.len, len);
     if (len > 0)
         assert_memory_equal(o.data, plain, len);
@@ -77,17 +87,17 @@ static void threshold_below_at_above(void **state)
     uint8_t *p = compressible(4096);
     es_sealed s = ES_SEALED_INIT;
 
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, 1023, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, 1023, &s), ES_OK);
     assert_int_equal(s.n_headers, 0);
     assert_ptr_equal(s.data, p); /* untouched: no copy */
     assert_int_equal(s.len, 1023);
 
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, 1024, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, 1024, &s), ES_OK);
     assert_int_equal(s.n_headers, 1);
     assert_string_equal(header(&s, ES_HDR_COMPRESSION), "zstd");
     assert_true(s.len < 1024 / 4);
 
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, 4096, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, 4096, &s), ES_OK);
     assert_string_equal(header(&s, ES_HDR_COMPRESSION), "zstd");
     assert_true(s.len < 4096 / 8);
 
@@ -95,9 +105,9 @@ static void threshold_below_at_above(void **state)
     es_envelope_destroy(env);
 
     env = plain_envelope(100, 0);
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, 99, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, 99, &s), ES_OK);
     assert_null(header(&s, ES_HDR_COMPRESSION));
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, 100, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, 100, &s), ES_OK);
     assert_non_null(header(&s, ES_HDR_COMPRESSION));
     es_sealed_free(&s);
     es_envelope_destroy(env);
@@ -109,10 +119,10 @@ static void disabled_and_incompressible_stay_plain(void **state)
     (void)state;
     es_envelope_options o = {0}; /* compress = false */
     es_envelope *env = NULL;
-    assert_int_equal(es_envelope_create(NULL, "shop", &o, &env), ES_OK);
+    assert_int_equal(es_envelope_create(&o, &env), ES_OK);
     uint8_t *p = compressible(65536);
     es_sealed s = ES_SEALED_INIT;
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, 65536, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, 65536, &s), ES_OK);
     assert_int_equal(s.n_headers, 0);
     assert_ptr_equal(s.data, p);
     es_envelope_destroy(env);
@@ -120,7 +130,7 @@ static void disabled_and_incompressible_stay_plain(void **state)
     /* Random bytes do not shrink: stored as they are, no header. */
     env = plain_envelope(0, 0);
     uint8_t *r = random_bytes(8192);
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, r, 8192, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, r, 8192, &s), ES_OK);
     assert_int_equal(s.n_headers, 0);
     assert_ptr_equal(s.data, r);
     assert_int_equal(s.len, 8192);
@@ -148,9 +158,9 @@ static void round_trips(void **state)
     es_opened o = ES_OPENED_INIT;
     for (size_t n = 0; n < 5000; n += 97) {
         uint8_t *p = compressible(n);
-        assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, n, &s), ES_OK);
+        assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, n, &s), ES_OK);
         assert_int_equal(
-            es_envelope_open(env, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
+            es_envelope_open(env, event(), EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
             ES_OK);
         assert_int_equal(o.len, n);
         if (n)
@@ -166,7 +176,7 @@ static void round_trips(void **state)
 static es_status open_zstd(es_envelope *env, const uint8_t *payload, size_t len, es_opened *o)
 {
     es_header h[] = {{ES_HDR_COMPRESSION, "zstd"}};
-    return es_envelope_open(env, SUBJECT, EVENT_ID, h, 1, payload, len, o);
+    return es_envelope_open(env, event(), EVENT_ID, h, 1, payload, len, o);
 }
 
 static void corrupt_data_is_refused(void **state)
@@ -176,7 +186,7 @@ static void corrupt_data_is_refused(void **state)
     uint8_t *p = compressible(4000);
     es_sealed s = ES_SEALED_INIT;
     es_opened o = ES_OPENED_INIT;
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, p, 4000, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, p, 4000, &s), ES_OK);
     uint8_t *bad = malloc(s.len);
     assert_non_null(bad);
     /* Every single-bit flip anywhere in the frame: the frame checksum and
@@ -212,13 +222,13 @@ static void corrupt_data_is_refused(void **state)
     assert_int_equal(open_zstd(env, two, 2 * s.len, &o), ES_ERR_DECODE);
     /* Header trouble. */
     es_header unknown[] = {{ES_HDR_COMPRESSION, "gzip"}};
-    assert_int_equal(es_envelope_open(env, SUBJECT, EVENT_ID, unknown, 1, s.data, s.len, &o),
+    assert_int_equal(es_envelope_open(env, event(), EVENT_ID, unknown, 1, s.data, s.len, &o),
                      ES_ERR_DECODE);
     es_header dict_alone[] = {{ES_HDR_DICT, "12345"}};
-    assert_int_equal(es_envelope_open(env, SUBJECT, EVENT_ID, dict_alone, 1, s.data, s.len, &o),
+    assert_int_equal(es_envelope_open(env, event(), EVENT_ID, dict_alone, 1, s.data, s.len, &o),
                      ES_ERR_DECODE);
     es_header twice[] = {{ES_HDR_COMPRESSION, "zstd"}, {ES_HDR_COMPRESSION, "zstd"}};
-    assert_int_equal(es_envelope_open(env, SUBJECT, EVENT_ID, twice, 2, s.data, s.len, &o),
+    assert_int_equal(es_envelope_open(env, event(), EVENT_ID, twice, 2, s.data, s.len, &o),
                      ES_ERR_DECODE);
     assert_true(strstr(es_last_error(), "twice") != NULL);
     free(two);
@@ -294,7 +304,7 @@ static void bombs_are_refused(void **state)
     /* Writes are bounded the same way. */
     uint8_t *big = compressible(max + 1);
     es_sealed s = ES_SEALED_INIT;
-    assert_int_equal(es_envelope_seal(env, SUBJECT, EVENT_ID, 0, big, max + 1, &s),
+    assert_int_equal(es_envelope_seal(env, event(), EVENT_ID, 0, big, max + 1, &s),
                      ES_ERR_TOO_LARGE);
     assert_int_equal(s.n_headers, 0);
     free(big);
@@ -305,21 +315,12 @@ static void bombs_are_refused(void **state)
     es_envelope_destroy(env);
 }
 
-/* ---- dictionaries (live server) ----------------------------------------- */
+/* ---- dictionaries -------------------------------------------------------- */
 
-static void dictionary_round_trip(void **state)
+/* Small, similar events (the case dictionaries are for), `n` laid end to end. */
+static void order_samples(es_buf *all, size_t *sizes, int n)
 {
-    (void)state;
-    natsConnection *nc = fixture_connect();
-    REQUIRE_NATS(nc);
-    char store[33];
-    fixture_store_name(store);
-
-    /* Small, similar events: the case dictionaries are for. */
-    enum { N = 2000 };
-    es_buf samples = ES_BUF_INIT;
-    size_t sizes[N];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < n; i++) {
         char ev[256];
         int k =
             snprintf(ev, sizeof ev,
@@ -327,72 +328,174 @@ static void dictionary_round_trip(void **state)
                      "\"EUR\",\"lines\":[{\"sku\":\"SKU-%04d\",\"qty\":%d}],\"channel\":\"web\"}",
                      i * 7919 % 100000, i % 1000, i % 9 + 1);
         sizes[i] = (size_t)k;
-        assert_int_equal(es_buf_append(&samples, ev, (size_t)k), ES_OK);
+        assert_int_equal(es_buf_append(all, ev, (size_t)k), ES_OK);
     }
-    es_buf dict = ES_BUF_INIT;
+}
+
+typedef struct dict_fixture {
+    es_buf samples, dict;
+    size_t sizes[2000];
+    uint32_t id;
+    mem_dicts *store;
+    es_dict_source src;
+} dict_fixture;
+
+static int dict_setup(void **state)
+{
+    dict_fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    order_samples(&f->samples, f->sizes, 2000);
+    assert_int_equal(es_dict_train(f->samples.data, f->sizes, 2000, 16 << 10, &f->dict, &f->id),
+                     ES_OK);
+    f->store = mem_dicts_create();
+    mem_dicts_put(f->store, f->id, f->dict.data, f->dict.len);
+    f->src = mem_dicts_source(f->store);
+    *state = f;
+    return 0;
+}
+
+static int dict_teardown(void **state)
+{
+    dict_fixture *f = *state;
+    mem_dicts_free(f->store);
+    es_buf_free(&f->dict);
+    es_buf_free(&f->samples);
+    free(f);
+    return 0;
+}
+
+static void dictionary_training_and_ids(void **state)
+{
+    dict_fixture *f = *state;
+    assert_true(f->id != 0);
+    assert_true(f->dict.len > 0 && f->dict.len <= 16 << 10);
     uint32_t id = 0;
-    assert_int_equal(es_dict_train(samples.data, sizes, N, 16 << 10, &dict, &id), ES_OK);
-    assert_true(id != 0);
-    assert_true(dict.len > 0 && dict.len <= 16 << 10);
-    uint32_t stored = 0;
-    assert_int_equal(es_dict_put(nc, store, dict.data, dict.len, &stored), ES_OK);
-    assert_int_equal(stored, id);
-    assert_int_equal(es_dict_put(nc, store, dict.data, dict.len, NULL), ES_OK); /* idempotent */
-    assert_int_equal(es_dict_put(nc, store, (const uint8_t *)"not a dictionary", 16, NULL),
-                     ES_ERR_INVALID);
+    assert_int_equal(es_dict_id(f->dict.data, f->dict.len, &id), ES_OK);
+    assert_int_equal(id, f->id);
+    assert_int_equal(es_dict_id((const uint8_t *)"not a dictionary", 16, &id), ES_ERR_INVALID);
+    assert_int_equal(es_dict_id(f->dict.data, 7, &id), ES_ERR_INVALID);
+    assert_int_equal(es_dict_id(NULL, 16, &id), ES_ERR_INVALID);
+    assert_int_equal(es_dict_id(f->dict.data, f->dict.len, NULL), ES_ERR_INVALID);
+    es_buf d = ES_BUF_INIT;
+    assert_int_equal(es_dict_train(f->samples.data, f->sizes, 2000, 255, &d, &id), ES_ERR_INVALID);
+    assert_int_equal(es_dict_train(f->samples.data, f->sizes, 0, 0, &d, &id), ES_ERR_INVALID);
+    assert_int_equal(es_dict_train(NULL, f->sizes, 2000, 0, &d, &id), ES_ERR_INVALID);
+    assert_int_equal(d.len, 0);
+    es_buf_free(&d);
+}
 
-    es_envelope_options wo = {.compress = true, .compress_min = 64, .compress_dict = id};
+static void dictionary_round_trip(void **state)
+{
+    dict_fixture *f = *state;
+    es_envelope_options wo = {
+        .compress = true, .compress_min = 64, .compress_dict = f->id, .dicts = &f->src};
     es_envelope *writer = NULL;
-    assert_int_equal(es_envelope_create(nc, store, &wo, &writer), ES_OK);
-    const uint8_t *ev = samples.data;
+    assert_int_equal(es_envelope_create(&wo, &writer), ES_OK);
+    assert_int_equal(mem_dicts_gets(f->store), 1); /* loaded at creation */
+    const uint8_t *ev = f->samples.data;
+    size_t len = f->sizes[0];
     es_sealed s = ES_SEALED_INIT;
-    assert_int_equal(es_envelope_seal(writer, SUBJECT, EVENT_ID, 0, ev, sizes[0], &s), ES_OK);
+    assert_int_equal(es_envelope_seal(writer, event(), EVENT_ID, 0, ev, len, &s), ES_OK);
     char want[16];
-    snprintf(want, sizeof want, "%u", (unsigned)id);
+    snprintf(want, sizeof want, "%u", (unsigned)f->id);
+    assert_string_equal(header(&s, ES_HDR_COMPRESSION), "zstd");
     assert_string_equal(header(&s, ES_HDR_DICT), want);
-    assert_true(s.len < sizes[0] / 2); /* a dictionary makes small events shrink */
+    assert_true(s.len < len / 2); /* a dictionary makes small events shrink */
+    /* The sealed event does not depend on its envelope living on. */
+    es_envelope_destroy(writer);
+    assert_string_equal(header(&s, ES_HDR_DICT), want);
 
-    /* A reader that knows nothing but the store. */
-    es_envelope_options ro = {0};
+    /* A reader that knows nothing but where dictionaries are; it fetches
+     * each once, however many events it reads. */
+    es_envelope_options ro = {.dicts = &f->src};
     es_envelope *reader = NULL;
-    assert_int_equal(es_envelope_create(nc, store, &ro, &reader), ES_OK);
+    assert_int_equal(es_envelope_create(&ro, &reader), ES_OK);
     es_opened o = ES_OPENED_INIT;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            es_envelope_open(reader, event(), EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
+            ES_OK);
+        assert_int_equal(o.len, len);
+        assert_memory_equal(o.data, ev, len);
+    }
+    assert_int_equal(mem_dicts_gets(f->store), 2);
+
+    /* Without its dictionary the frame does not decode. */
+    es_header no_dict[] = {{ES_HDR_COMPRESSION, "zstd"}};
+    assert_int_equal(es_envelope_open(reader, event(), EVENT_ID, no_dict, 1, s.data, s.len, &o),
+                     ES_ERR_DECODE);
+    es_sealed_free(&s);
+    es_opened_free(&o);
+    es_envelope_destroy(reader);
+}
+
+static void dictionary_trouble(void **state)
+{
+    dict_fixture *f = *state;
+    es_envelope_options wo = {
+        .compress = true, .compress_min = 64, .compress_dict = f->id, .dicts = &f->src};
+    es_envelope *writer = NULL;
+    assert_int_equal(es_envelope_create(&wo, &writer), ES_OK);
+    es_sealed s = ES_SEALED_INIT;
     assert_int_equal(
-        es_envelope_open(reader, SUBJECT, EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
-        ES_OK);
-    assert_int_equal(o.len, sizes[0]);
-    assert_memory_equal(o.data, ev, sizes[0]);
+        es_envelope_seal(writer, event(), EVENT_ID, 0, f->samples.data, f->sizes[0], &s), ES_OK);
+    es_envelope_options ro = {.dicts = &f->src};
+    es_envelope *reader = NULL;
+    assert_int_equal(es_envelope_create(&ro, &reader), ES_OK);
+    es_opened o = ES_OPENED_INIT;
 
     /* An unknown dictionary id is a clear "not found". */
     es_header other[] = {{ES_HDR_COMPRESSION, "zstd"}, {ES_HDR_DICT, "4242"}};
-    assert_int_equal(es_envelope_open(reader, SUBJECT, EVENT_ID, other, 2, s.data, s.len, &o),
+    assert_int_equal(es_envelope_open(reader, event(), EVENT_ID, other, 2, s.data, s.len, &o),
                      ES_ERR_NOT_FOUND);
     /* Malformed ids are refused before any lookup. */
+    unsigned gets = mem_dicts_gets(f->store);
     const char *bad_ids[] = {"0", "007", "-1", "4294967296", "12a", ""};
     for (size_t i = 0; i < ES_ARRAY_LEN(bad_ids); i++) {
         es_header h[] = {{ES_HDR_COMPRESSION, "zstd"}, {ES_HDR_DICT, bad_ids[i]}};
-        assert_int_equal(es_envelope_open(reader, SUBJECT, EVENT_ID, h, 2, s.data, s.len, &o),
+        assert_int_equal(es_envelope_open(reader, event(), EVENT_ID, h, 2, s.data, s.len, &o),
                          ES_ERR_DECODE);
     }
-    /* Without its dictionary the frame does not decode. */
-    es_header no_dict[] = {{ES_HDR_COMPRESSION, "zstd"}};
-    assert_int_equal(es_envelope_open(reader, SUBJECT, EVENT_ID, no_dict, 1, s.data, s.len, &o),
+    assert_int_equal(mem_dicts_gets(f->store), gets);
+    /* A source that fails: its status is the read's. */
+    mem_dicts_fail(f->store, ES_ERR_TIMEOUT);
+    assert_int_equal(
+        es_envelope_open(reader, event(), EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
+        ES_ERR_TIMEOUT);
+    mem_dicts_fail(f->store, ES_OK);
+    /* A store without dictionaries reads "not found". */
+    es_envelope_options none = {0};
+    es_envelope *bare = NULL;
+    assert_int_equal(es_envelope_create(&none, &bare), ES_OK);
+    assert_int_equal(
+        es_envelope_open(bare, event(), EVENT_ID, s.headers, s.n_headers, s.data, s.len, &o),
+        ES_ERR_NOT_FOUND);
+    /* A dictionary stored under an id that is not its own is refused. */
+    mem_dicts_put(f->store, f->id + 1, f->dict.data, f->dict.len);
+    char wrong[16];
+    snprintf(wrong, sizeof wrong, "%u", (unsigned)(f->id + 1));
+    es_header mislabelled[] = {{ES_HDR_COMPRESSION, "zstd"}, {ES_HDR_DICT, wrong}};
+    assert_int_equal(es_envelope_open(reader, event(), EVENT_ID, mislabelled, 2, s.data, s.len, &o),
                      ES_ERR_DECODE);
+    /* ... and so are bytes that are no dictionary at all (es_dict_id's
+     * ES_ERR_INVALID comes through as is). */
+    mem_dicts_put(f->store, 99, (const uint8_t *)"not a dictionary", 16);
+    es_header garbage[] = {{ES_HDR_COMPRESSION, "zstd"}, {ES_HDR_DICT, "99"}};
+    es_status st = es_envelope_open(reader, event(), EVENT_ID, garbage, 2, s.data, s.len, &o);
+    assert_true(st == ES_ERR_INVALID || st == ES_ERR_DECODE);
+    assert_null(o.data);
 
     /* A writer naming a dictionary the store lacks fails at creation. */
     es_envelope *missing = NULL;
-    wo.compress_dict = id + 1;
-    assert_int_equal(es_envelope_create(nc, store, &wo, &missing), ES_ERR_NOT_FOUND);
+    wo.compress_dict = 4242;
+    assert_int_equal(es_envelope_create(&wo, &missing), ES_ERR_NOT_FOUND);
     assert_null(missing);
 
     es_sealed_free(&s);
     es_opened_free(&o);
-    es_envelope_destroy(writer);
+    es_envelope_destroy(bare);
     es_envelope_destroy(reader);
-    es_buf_free(&dict);
-    es_buf_free(&samples);
-    fixture_drop_store(nc, store);
-    fixture_disconnect(nc);
+    es_envelope_destroy(writer);
 }
 
 int main(void)
@@ -403,7 +506,9 @@ int main(void)
         cmocka_unit_test(round_trips),
         cmocka_unit_test(corrupt_data_is_refused),
         cmocka_unit_test(bombs_are_refused),
-        cmocka_unit_test(dictionary_round_trip),
+        cmocka_unit_test_setup_teardown(dictionary_training_and_ids, dict_setup, dict_teardown),
+        cmocka_unit_test_setup_teardown(dictionary_round_trip, dict_setup, dict_teardown),
+        cmocka_unit_test_setup_teardown(dictionary_trouble, dict_setup, dict_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* Upcasting: chains, their bounds, registry rules, and upcasting on read. */
+/* Upcasting: chains, their bounds, registry rules, and upcasting on read by
+ * the types the event names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <es/upcast.h>
 
 #include "base/internal.h"
+#include "memstore.h"
 
 /* Appends ",v<N+1>" where ctx points at N: the output shows every step. */
 static es_status add_version(void *ctx, const uint8_t *in, size_t len, es_buf *out)
@@ -199,22 +201,22 @@ static void upcast_on_read(void **state)
     es_upcasters *r = order_chain(0, 4);
     es_envelope_options o = {.upcasters = r, .compress = true, .compress_min = 16};
     es_envelope *env = NULL;
-    assert_int_equal(es_envelope_create(NULL, "shop", &o, &env), ES_OK);
+    assert_int_equal(es_envelope_create(&o, &env), ES_OK);
     es_opened out = ES_OPENED_INIT;
 
     /* No Es-Schema: version 1, the whole chain. */
-    const char *subject = "$ES.shop.order.42.created";
-    assert_int_equal(es_envelope_open(env, subject, "id", NULL, 0, (const uint8_t *)"x", 1, &out),
+    es_envelope_event ev = mem_event("$ES.shop.order.42.created");
+    assert_int_equal(es_envelope_open(env, &ev, "id", NULL, 0, (const uint8_t *)"x", 1, &out),
                      ES_OK);
     assert_int_equal(out.stored_schema, 1);
     assert_int_equal(out.schema, 4);
     assert_int_equal(out.len, 10);
     assert_memory_equal(out.data, "x,v2,v3,v4", 10);
 
-    /* Es-Schema: 3, under tenancy (the type is found from the end). */
+    /* Es-Schema: 3, under tenancy. */
     es_header h[] = {{ES_HDR_SCHEMA, "3"}};
-    assert_int_equal(es_envelope_open(env, "$ES.shop.acme.order.42.created", "id", h, 1,
-                                      (const uint8_t *)"x", 1, &out),
+    es_envelope_event tenant = mem_event("$ES.shop.acme.order.42.created");
+    assert_int_equal(es_envelope_open(env, &tenant, "id", h, 1, (const uint8_t *)"x", 1, &out),
                      ES_OK);
     assert_int_equal(out.stored_schema, 3);
     assert_int_equal(out.schema, 4);
@@ -222,8 +224,8 @@ static void upcast_on_read(void **state)
 
     /* Other event types pass untouched, without a copy. */
     const uint8_t payload[] = "y";
-    assert_int_equal(
-        es_envelope_open(env, "$ES.shop.order.42.shipped", "id", NULL, 0, payload, 1, &out), ES_OK);
+    es_envelope_event shipped = mem_event("$ES.shop.order.42.shipped");
+    assert_int_equal(es_envelope_open(env, &shipped, "id", NULL, 0, payload, 1, &out), ES_OK);
     assert_ptr_equal(out.data, payload);
     assert_int_equal(out.schema, 1);
 
@@ -231,11 +233,11 @@ static void upcast_on_read(void **state)
     char text[64];
     memset(text, 'q', sizeof text);
     es_sealed s = ES_SEALED_INIT;
-    assert_int_equal(
-        es_envelope_seal(env, subject, "id", 2, (const uint8_t *)text, sizeof text, &s), ES_OK);
+    assert_int_equal(es_envelope_seal(env, &ev, "id", 2, (const uint8_t *)text, sizeof text, &s),
+                     ES_OK);
     assert_int_equal(s.n_headers, 2); /* compression, schema */
-    assert_int_equal(
-        es_envelope_open(env, subject, "id", s.headers, s.n_headers, s.data, s.len, &out), ES_OK);
+    assert_int_equal(es_envelope_open(env, &ev, "id", s.headers, s.n_headers, s.data, s.len, &out),
+                     ES_OK);
     assert_int_equal(out.schema, 4);
     assert_int_equal(out.len, sizeof text + 6);
     assert_memory_equal(out.data, text, sizeof text);
@@ -245,15 +247,58 @@ static void upcast_on_read(void **state)
     const char *bad[] = {"0", "01", "-1", "+1", " 1", "1 ", "4294967296", "abc", ""};
     for (size_t i = 0; i < ES_ARRAY_LEN(bad); i++) {
         es_header b[] = {{ES_HDR_SCHEMA, bad[i]}};
-        assert_int_equal(es_envelope_open(env, subject, "id", b, 1, (const uint8_t *)"x", 1, &out),
+        assert_int_equal(es_envelope_open(env, &ev, "id", b, 1, (const uint8_t *)"x", 1, &out),
                          ES_ERR_DECODE);
     }
     es_header max[] = {{ES_HDR_SCHEMA, "4294967295"}};
-    assert_int_equal(es_envelope_open(env, subject, "id", max, 1, (const uint8_t *)"x", 1, &out),
+    assert_int_equal(es_envelope_open(env, &ev, "id", max, 1, (const uint8_t *)"x", 1, &out),
                      ES_OK);
     assert_int_equal(out.schema, UINT32_MAX);
 
     es_sealed_free(&s);
+    es_opened_free(&out);
+    es_envelope_destroy(env);
+    es_upcasters_destroy(r);
+}
+
+/* Upcasters are picked by the types the event names, exactly (lengths
+ * included), never by reading its subject. */
+static void types_come_from_the_event(void **state)
+{
+    (void)state;
+    es_upcasters *r = order_chain(0, 3);
+    es_envelope_options o = {.upcasters = r};
+    es_envelope *env = NULL;
+    assert_int_equal(es_envelope_create(&o, &env), ES_OK);
+    es_opened out = ES_OPENED_INIT;
+    const uint8_t *x = (const uint8_t *)"x";
+
+    /* A subject that says "invoice ... paid", for an event that is an order
+     * created: the event wins. */
+    const char *subject = "$ES.shop.invoice.7.paid";
+    es_envelope_event ev = mem_event(subject);
+    assert_int_equal(es_envelope_open(env, &ev, "id", NULL, 0, x, 1, &out), ES_OK);
+    assert_int_equal(out.schema, 1);
+    ev.entity_type = "order";
+    ev.entity_type_len = 5;
+    ev.event_type = "created";
+    ev.event_type_len = 7;
+    assert_int_equal(es_envelope_open(env, &ev, "id", NULL, 0, x, 1, &out), ES_OK);
+    assert_int_equal(out.schema, 3);
+    assert_memory_equal(out.data, "x,v2,v3", 7);
+
+    /* Types are not NUL-terminated at their lengths: a longer string whose
+     * first bytes name the type counts as that type, and only those bytes. */
+    ev.entity_type = "orders";
+    assert_int_equal(es_envelope_open(env, &ev, "id", NULL, 0, x, 1, &out), ES_OK);
+    assert_int_equal(out.schema, 3);
+    ev.entity_type_len = 6;
+    assert_int_equal(es_envelope_open(env, &ev, "id", NULL, 0, x, 1, &out), ES_OK);
+    assert_int_equal(out.schema, 1);
+    ev.entity_type_len = 4; /* "orde" */
+    assert_int_equal(es_envelope_open(env, &ev, "id", NULL, 0, x, 1, &out), ES_OK);
+    assert_int_equal(out.schema, 1);
+
     es_opened_free(&out);
     es_envelope_destroy(env);
     es_upcasters_destroy(r);
@@ -264,7 +309,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(chains),         cmocka_unit_test(many_registrations_in_any_order),
         cmocka_unit_test(bounds),         cmocka_unit_test(registry_rules),
-        cmocka_unit_test(upcast_on_read),
+        cmocka_unit_test(upcast_on_read), cmocka_unit_test(types_come_from_the_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@
  *   - map keys must be text strings ("not representable" otherwise); keys
  *     keep their order and duplicates are kept (es_value_get finds the first);
  *   - text must be valid UTF-8, as RFC 8949 requires.
- * Both modes bound nesting depth (ES_ERR_LIMIT), check every length against
+ * Both modes bound nesting depth (ES_ERR_TOO_DEEP), check every length against
  * the remaining input before allocating, and allocate only from the arena (a
  * full arena is ES_ERR_LIMIT). Trailing bytes after the one decoded item are
  * not an error: *consumed tells where the item ended. */
@@ -73,7 +73,7 @@ es_status es_cbor_decode(const uint8_t *buf, size_t len, const es_cbor_options *
  * 64-bit, finite), UINT refused; ES_ERR_ENCODE with a clear text when the
  * value cannot be written. General: maps in their own order, floats as
  * 64-bit. Both: shortest integer/length forms, definite lengths, nesting
- * bounded by max_depth (ES_ERR_LIMIT). On error out may hold a partial
+ * bounded by max_depth (ES_ERR_TOO_DEEP). On error out may hold a partial
  * encoding past its original length. o NULL means strict. */
 es_status es_cbor_encode(const es_value *v, const es_cbor_options *o, es_buf *out);
 

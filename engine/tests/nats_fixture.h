@@ -1,4 +1,4 @@
-/* Live-server helpers for the envelope's tests: a connection from NATS_URL
+/* Live-server helpers for the engine's tests: a connection from NATS_URL
  * (tools/test exports it), unique store names, clean-up. */
 #ifndef ES_TEST_NATS_FIXTURE_H
 #define ES_TEST_NATS_FIXTURE_H
@@ -6,6 +6,8 @@
 #include <stdio.h>
 
 #include <nats/nats.h>
+
+#include "transport/js.h"
 
 /* A connection to $NATS_URL, or NULL when it is unset. Fails the test when
  * the variable is set but the server cannot be reached. */
@@ -17,8 +19,9 @@ void fixture_disconnect(natsConnection *nc);
 /* A fresh store name for one test ("t<pid>_<n>"): its buckets do not exist. */
 void fixture_store_name(char out[33]);
 
-/* Deletes the store's envelope buckets; asserts success. */
-void fixture_drop_store(natsConnection *nc, const char *store);
+/* Deletes the store's buckets (every kind); asserts success. Accepts a
+ * NULL context (no server: nothing to do). */
+void fixture_drop_store(const esi_js *js, const char *store);
 
 /* Skips the running test, saying why, when there is no server. */
 #define REQUIRE_NATS(nc)                                                                           \

@@ -6,9 +6,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <es/envelope.h>
-
+#include "envelope_kv.h"
 #include "nats_fixture.h"
+#include "store_impl.h"
 
 natsConnection *fixture_connect(void)
 {
@@ -34,8 +34,8 @@ void fixture_store_name(char out[33])
     snprintf(out, 33, "t%ld_%u", (long)getpid(), ++counter);
 }
 
-void fixture_drop_store(natsConnection *nc, const char *store)
+void fixture_drop_store(const esi_js *js, const char *store)
 {
-    if (nc != NULL)
-        assert_int_equal(es_envelope_delete_buckets(nc, store), ES_OK);
+    if (js != NULL)
+        assert_int_equal(esi_store_delete_buckets(js, store), ES_OK);
 }
