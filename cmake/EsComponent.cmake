@@ -18,8 +18,11 @@ function(es_component name)
   set(target es_${name})
   add_library(${target} OBJECT ${C_SOURCES})
   target_include_directories(${target}
-    PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>
-    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
+    PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+           $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/generated> $<INSTALL_INTERFACE:include>
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR})
+  # Only what the public headers mark ES_API leaves the shared library.
+  set_target_properties(${target} PROPERTIES C_VISIBILITY_PRESET hidden)
   set(stack ${name})
   foreach(dep IN LISTS C_DEPENDS)
     target_link_libraries(${target} PUBLIC es_${dep})
@@ -40,7 +43,7 @@ function(es_component name)
     get_property(libs GLOBAL PROPERTY ES_LIBS_${c})
     get_property(dir GLOBAL PROPERTY ES_DIR_${c})
     target_link_libraries(${target}_stack PUBLIC ${libs})
-    target_include_directories(${target}_stack PUBLIC ${dir}/include)
+    target_include_directories(${target}_stack PUBLIC ${dir}/include ${PROJECT_BINARY_DIR}/generated)
   endforeach()
 endfunction()
 

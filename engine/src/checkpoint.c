@@ -11,7 +11,7 @@
 #include <es/kvkey.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "checkpoint_impl.h"
 #include "store_impl.h"
 #include "transport/kv.h"

@@ -8,7 +8,7 @@
 #include <es/arena.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 
 #define DECISION_ARENA_LIMIT ((size_t)256 << 20)
 

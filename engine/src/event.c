@@ -9,7 +9,7 @@
 #include <es/codec.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "headers.h"
 #include "store_impl.h"
 #include "transport/msg.h"

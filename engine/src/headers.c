@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "store_impl.h"
 #include "transport/msg.h"
 

@@ -16,7 +16,7 @@
 #include "transport/pull.h"
 #include "store_impl.h"
 #include "transport/msg.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 
 #define SLEEP_SLICE_MS     50 /* how often a sleeping worker looks at the stop flag */
 #define CAUGHT_UP_POLL_MS  100

@@ -12,7 +12,7 @@
 #include "store_impl.h"
 #include "transport/kv.h"
 #include "snapshot_impl.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 
 #define SNAPSHOT_HISTORY 1
 #define SAVE_ATTEMPTS    8

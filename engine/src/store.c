@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "envelope_kv.h"
 #include "transport/js.h"
 #include "transport/kv.h"

@@ -10,7 +10,7 @@
 #include <es/es.h>
 
 #include "base/newid.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "headers.h"
 #include "store_impl.h"
 #include "transport/msg.h"

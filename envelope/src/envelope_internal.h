@@ -16,7 +16,7 @@
 #include <es/upcast.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h" /* esi_monotonic_ms, esi_now_ns */
+#include "base/clock.h" /* esi_monotonic_ms, esi_now_ns */
 
 /* ---- zstd (compress.c) --------------------------------------------------- */
 

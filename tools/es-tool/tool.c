@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 
 int tool_help(const tool_command *cmd)
 {

@@ -10,7 +10,7 @@
 
 #include "base/internal.h"
 #include "base/newid.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "transport/msg.h"
 
 #define MISSED_HEARTBEATS 3

@@ -10,7 +10,7 @@
 
 #include "base/internal.h"
 #include "base/newid.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "transport/msg.h"
 
 static uint64_t header_u64(natsMsg *m, const char *name)

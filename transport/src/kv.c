@@ -9,7 +9,7 @@
 #include <es/kvkey.h>
 
 #include "base/internal.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "transport/msg.h"
 
 #define CREATE_ATTEMPTS 3

@@ -16,7 +16,7 @@
 
 #include "base/internal.h"
 #include "base/newid.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "transport/js.h"
 #include "transport/msg.h"
 

@@ -8,7 +8,7 @@
 
 #include "base/internal.h"
 #include "base/newid.h"
-#include "base/timefmt.h"
+#include "base/clock.h"
 #include "transport/msg.h"
 
 #define FIRST_WAIT_SLICE_MS 100 /* how often a waiting pull looks at the stop flag */

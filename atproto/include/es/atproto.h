@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/car.h>
 #include <es/event.h>
@@ -27,18 +28,18 @@ extern "C" {
 
 /* ---- syntax (atproto specs: DID, NSID, record key, TID, datetime) -------- */
 
-bool es_atp_valid_did(const char *s, size_t len);
-bool es_atp_valid_nsid(const char *s, size_t len);
-bool es_atp_valid_rkey(const char *s, size_t len);
-bool es_atp_valid_tid(const char *s, size_t len);
+ES_API bool es_atp_valid_did(const char *s, size_t len);
+ES_API bool es_atp_valid_nsid(const char *s, size_t len);
+ES_API bool es_atp_valid_rkey(const char *s, size_t len);
+ES_API bool es_atp_valid_tid(const char *s, size_t len);
 /* A datetime in the atproto profile of RFC 3339 (upper-case T and Z, an
  * explicit offset other than -00:00, real calendar values, not before year 0
  * once normalised to UTC). */
-bool es_atp_valid_datetime(const char *s, size_t len);
+ES_API bool es_atp_valid_datetime(const char *s, size_t len);
 /* The same, also storing the instant as nanoseconds since the Unix epoch
  * (when `unix_ns` is not NULL); instants outside int64 nanoseconds (before
  * 1678, after 2262) are refused. */
-bool es_atp_parse_datetime(const char *s, size_t len, int64_t *unix_ns);
+ES_API bool es_atp_parse_datetime(const char *s, size_t len, int64_t *unix_ns);
 
 /* ---- filters ------------------------------------------------------------- */
 
@@ -46,24 +47,24 @@ bool es_atp_parse_datetime(const char *s, size_t len, int64_t *unix_ns);
  * everything; a collection list and a DID list each restrict independently. */
 typedef struct es_atp_filter es_atp_filter;
 
-es_status es_atp_filter_create(es_atp_filter **out);
+ES_API es_status es_atp_filter_create(es_atp_filter **out);
 /* Free the filter. Accepts NULL. */
-void es_atp_filter_destroy(es_atp_filter *f);
+ES_API void es_atp_filter_destroy(es_atp_filter *f);
 /* Add comma-separated collection patterns: an NSID (`app.bsky.graph.follow`),
  * a prefix ending at a segment boundary (`app.bsky.feed.*` keeps every NSID
  * under app.bsky.feed), or `*`. A malformed pattern is ES_ERR_INVALID and
  * leaves the filter unchanged. */
-es_status es_atp_filter_add_collections(es_atp_filter *f, const char *patterns);
+ES_API es_status es_atp_filter_add_collections(es_atp_filter *f, const char *patterns);
 /* Add DIDs separated by commas or white space. */
-es_status es_atp_filter_add_dids(es_atp_filter *f, const char *dids);
+ES_API es_status es_atp_filter_add_dids(es_atp_filter *f, const char *dids);
 /* Add the DIDs of a text file (one or more per line, separated by commas or
  * white space; `#` starts a comment). */
-es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path);
+ES_API es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path);
 /* `--dids` semantics: an argument starting with "did:" is a list, anything
  * else is the path of a file. */
-es_status es_atp_filter_add_dids_arg(es_atp_filter *f, const char *arg);
-bool es_atp_filter_keeps_collection(const es_atp_filter *f, const char *nsid, size_t len);
-bool es_atp_filter_keeps_did(const es_atp_filter *f, const char *did, size_t len);
+ES_API es_status es_atp_filter_add_dids_arg(es_atp_filter *f, const char *arg);
+ES_API bool es_atp_filter_keeps_collection(const es_atp_filter *f, const char *nsid, size_t len);
+ES_API bool es_atp_filter_keeps_did(const es_atp_filter *f, const char *did, size_t len);
 
 /* ---- decoding and mapping ------------------------------------------------ */
 
@@ -87,7 +88,7 @@ typedef enum es_atp_error {
 } es_atp_error;
 
 /* A short constant name for logs and statistics ("hash", "car"). */
-const char *es_atp_error_name(es_atp_error e);
+ES_API const char *es_atp_error_name(es_atp_error e);
 
 typedef enum es_atp_kind {
     ES_ATP_KIND_NONE = 0, /* the frame could not be decoded far enough to tell */
@@ -102,7 +103,7 @@ typedef enum es_atp_kind {
 #define ES_ATP_KIND_COUNT 8
 
 /* A short constant name ("commit", "identity"). */
-const char *es_atp_kind_name(es_atp_kind k);
+ES_API const char *es_atp_kind_name(es_atp_kind k);
 
 /* Limits; 0 in a field means its default (in brackets). */
 typedef struct es_atp_limits {
@@ -182,9 +183,9 @@ typedef struct es_atp_decoder es_atp_decoder;
 
 /* Create a decoder. `opts` may be NULL (defaults). The caller owns the
  * decoder and frees it with es_atp_decoder_destroy(). */
-es_status es_atp_decoder_create(const es_atp_options *opts, es_atp_decoder **out);
+ES_API es_status es_atp_decoder_create(const es_atp_options *opts, es_atp_decoder **out);
 /* Accepts NULL. */
-void es_atp_decoder_destroy(es_atp_decoder *d);
+ES_API void es_atp_decoder_destroy(es_atp_decoder *d);
 
 /* Decode, verify and map one frame. Everything `out` points to lives in
  * `arena` or in `frame` itself (payloads and most strings are not copied):
@@ -199,13 +200,13 @@ void es_atp_decoder_destroy(es_atp_decoder *d);
  * problem. A refused frame produces no event at all. ES_ERR_INVALID for NULL
  * arguments. An error frame (op = -1) is ES_OK with kind ES_ATP_KIND_ERROR:
  * the server ends the stream after it. */
-es_status es_atp_decode(es_atp_decoder *d, const uint8_t *frame, size_t len, es_arena *arena,
+ES_API es_status es_atp_decode(es_atp_decoder *d, const uint8_t *frame, size_t len, es_arena *arena,
                         es_atp_batch *out);
 
 /* The decoder's counters (owned by the decoder, updated by each call). */
-const es_atp_stats *es_atp_decoder_stats(const es_atp_decoder *d);
+ES_API const es_atp_stats *es_atp_decoder_stats(const es_atp_decoder *d);
 /* Fill in the defaults of the zero fields of `limits`. */
-void es_atp_limits_defaults(es_atp_limits *limits);
+ES_API void es_atp_limits_defaults(es_atp_limits *limits);
 
 /* ---- repository walk (MST) ----------------------------------------------- */
 
@@ -237,7 +238,7 @@ typedef struct es_atp_commit_info {
  * reported with block == NULL. The walk holds only the path from the root in
  * memory (depth <= 64), visits each node at most once and checks that keys
  * strictly increase. */
-es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_info *commit,
+ES_API es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_info *commit,
                            es_atp_record_fn fn, void *user);
 
 /* ---- capture files ------------------------------------------------------- */
@@ -248,22 +249,22 @@ typedef struct es_atp_capture es_atp_capture;
 
 /* Open a capture for reading; frames longer than `max_frame` (0: 5 MiB) are
  * refused. The caller owns the reader; close it with es_atp_capture_close(). */
-es_status es_atp_capture_open(const char *path, size_t max_frame, es_atp_capture **out);
+ES_API es_status es_atp_capture_open(const char *path, size_t max_frame, es_atp_capture **out);
 /* The next frame: ES_OK with *frame and *len (valid until the next call; owned by
  * the reader), ES_ERR_NOT_FOUND at a clean end, ES_ERR_DECODE for a truncated
  * or corrupt file, ES_ERR_LIMIT for a length beyond max_frame, ES_ERR_IO for a
  * read error. After an error the reader stays at its end. */
-es_status es_atp_capture_next(es_atp_capture *c, const uint8_t **frame, size_t *len);
+ES_API es_status es_atp_capture_next(es_atp_capture *c, const uint8_t **frame, size_t *len);
 /* Accepts NULL. */
-void es_atp_capture_close(es_atp_capture *c);
+ES_API void es_atp_capture_close(es_atp_capture *c);
 
 typedef struct es_atp_capture_writer es_atp_capture_writer;
 
 /* Create (truncate) a capture file; `zstd_level` 0 writes it uncompressed. */
-es_status es_atp_capture_create(const char *path, int zstd_level, es_atp_capture_writer **out);
-es_status es_atp_capture_write(es_atp_capture_writer *w, const uint8_t *frame, size_t len);
+ES_API es_status es_atp_capture_create(const char *path, int zstd_level, es_atp_capture_writer **out);
+ES_API es_status es_atp_capture_write(es_atp_capture_writer *w, const uint8_t *frame, size_t len);
 /* Flush, close and free; reports a failed final write. Accepts NULL. */
-es_status es_atp_capture_finish(es_atp_capture_writer *w);
+ES_API es_status es_atp_capture_finish(es_atp_capture_writer *w);
 
 #ifdef __cplusplus
 }

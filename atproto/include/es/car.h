@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/status.h>
 
@@ -47,22 +48,22 @@ typedef struct es_car {
  * point into `buf`, which must outlive the result. ES_ERR_DECODE for
  * malformed or truncated input, ES_ERR_LIMIT beyond `limits` (NULL:
  * defaults), ES_ERR_NOMEM when the arena is full; es_last_error() says where. */
-es_status es_car_parse(const uint8_t *buf, size_t len, const es_car_limits *limits, es_arena *arena,
+ES_API es_status es_car_parse(const uint8_t *buf, size_t len, const es_car_limits *limits, es_arena *arena,
                        es_car *out);
 
 /* The first block whose CID equals the binary `cid`, or NULL. */
-es_car_block *es_car_find(const es_car *car, const uint8_t *cid, size_t cid_len);
+ES_API es_car_block *es_car_find(const es_car *car, const uint8_t *cid, size_t cid_len);
 
 /* Check that the block's bytes hash to its CID's digest (SHA-256 via
  * OpenSSL). ES_OK, or ES_ERR_DECODE with a clear message on a mismatch or an
  * unsupported CID. A verified block is not hashed again. */
-es_status es_car_verify(es_car_block *block);
+ES_API es_status es_car_verify(es_car_block *block);
 
 /* Whether es_car_verify has already succeeded on this block. */
-bool es_car_block_verified(const es_car_block *block);
+ES_API bool es_car_block_verified(const es_car_block *block);
 
 /* Fill in the defaults of the zero fields of `limits`. */
-void es_car_limits_defaults(es_car_limits *limits);
+ES_API void es_car_limits_defaults(es_car_limits *limits);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include <es/export.h>
 #include <es/status.h>
 
 #ifdef __cplusplus
@@ -16,26 +17,26 @@ typedef struct es_arena es_arena;
 
 /* Create an arena that will never hold more than `limit` bytes in total
  * (0: 64 MiB). The caller owns it; free it with es_arena_destroy(). */
-es_status es_arena_create(size_t limit, es_arena **out);
+ES_API es_status es_arena_create(size_t limit, es_arena **out);
 
 /* Forget every allocation but keep the first block for reuse. */
-void es_arena_reset(es_arena *a);
+ES_API void es_arena_reset(es_arena *a);
 
 /* Frees the arena and everything allocated from it. Accepts NULL. */
-void es_arena_destroy(es_arena *a);
+ES_API void es_arena_destroy(es_arena *a);
 
 /* `size` bytes aligned for any type, or NULL when the limit would be exceeded
  * or memory is exhausted. The memory is uninitialised. */
-void *es_arena_alloc(es_arena *a, size_t size);
+ES_API void *es_arena_alloc(es_arena *a, size_t size);
 
 /* The same, zero-filled, for `count` elements of `size` (overflow-checked). */
-void *es_arena_calloc(es_arena *a, size_t count, size_t size);
+ES_API void *es_arena_calloc(es_arena *a, size_t count, size_t size);
 
 /* A copy of `len` bytes plus a terminating NUL, or NULL. */
-char *es_arena_strndup(es_arena *a, const char *s, size_t len);
+ES_API char *es_arena_strndup(es_arena *a, const char *s, size_t len);
 
 /* Bytes handed out so far (for tests and statistics). */
-size_t es_arena_used(const es_arena *a);
+ES_API size_t es_arena_used(const es_arena *a);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/status.h>
 
 #ifdef __cplusplus
@@ -24,18 +25,18 @@ typedef struct es_buf {
     }
 
 /* Make room for `more` bytes beyond len. ES_ERR_NOMEM on failure or overflow. */
-es_status es_buf_reserve(es_buf *b, size_t more);
-es_status es_buf_append(es_buf *b, const void *p, size_t n);
-es_status es_buf_append_byte(es_buf *b, uint8_t c);
+ES_API es_status es_buf_reserve(es_buf *b, size_t more);
+ES_API es_status es_buf_append(es_buf *b, const void *p, size_t n);
+ES_API es_status es_buf_append_byte(es_buf *b, uint8_t c);
 /* Append a NUL-terminated string, without its NUL. */
-es_status es_buf_append_str(es_buf *b, const char *s);
+ES_API es_status es_buf_append_str(es_buf *b, const char *s);
 /* Keep the storage, forget the contents. */
 static inline void es_buf_clear(es_buf *b)
 {
     b->len = 0;
 }
 /* Free the storage and reset to ES_BUF_INIT. Accepts NULL. */
-void es_buf_free(es_buf *b);
+ES_API void es_buf_free(es_buf *b);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <es/export.h>
 #include <es/status.h>
 
 #ifdef __cplusplus
@@ -25,19 +26,19 @@ extern "C" {
 /* Escapes `len` bytes into `out` (NUL-terminated), *out_len (may be NULL)
  * getting the length. ES_ERR_INVALID for an empty input, ES_ERR_LIMIT when
  * out_size is too small (3 * len + 1 always suffices). */
-es_status es_kv_key_escape(const void *bytes, size_t len, char *out, size_t out_size,
+ES_API es_status es_kv_key_escape(const void *bytes, size_t len, char *out, size_t out_size,
                            size_t *out_len);
 
 /* Reverses es_kv_key_escape. ES_ERR_INVALID for a component that is not a
  * valid escape (a byte outside the pass-through set, a malformed or
  * lower-case =XX, an escaped byte that would have passed through). Writes the
  * raw bytes plus a NUL; ES_ERR_LIMIT when out_size is too small. */
-es_status es_kv_key_unescape(const char *component, size_t len, char *out, size_t out_size,
+ES_API es_status es_kv_key_unescape(const char *component, size_t len, char *out, size_t out_size,
                              size_t *out_len);
 
 /* True when `key` is a valid NATS KV key: 1..ES_KV_KEY_MAX bytes of
  * [-/_=.A-Za-z0-9], not starting or ending with '.', no "..". */
-bool es_kv_key_valid(const char *key);
+ES_API bool es_kv_key_valid(const char *key);
 
 #ifdef __cplusplus
 }

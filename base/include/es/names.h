@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include <es/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -15,9 +17,9 @@ extern "C" {
 #define ES_NAME_MAX       128 /* entity type, event type, tenant */
 
 /* True for a valid store name: [A-Za-z0-9_-]{1,32}. */
-bool es_valid_store_name(const char *name);
+ES_API bool es_valid_store_name(const char *name);
 /* True for a valid entity type, event type or tenant: [A-Za-z0-9_-]{1,128}. */
-bool es_valid_name(const char *name);
+ES_API bool es_valid_name(const char *name);
 
 #ifdef __cplusplus
 }

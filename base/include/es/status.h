@@ -2,6 +2,8 @@
 #ifndef ES_STATUS_H
 #define ES_STATUS_H
 
+#include <es/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -37,28 +39,28 @@ typedef enum es_status {
 } es_status;
 
 /* A short, constant, English description of a status ("conflict"). Never NULL. */
-const char *es_status_text(es_status s);
+ES_API const char *es_status_text(es_status s);
 
 /* The detailed text of the last error raised on the calling thread, including
  * the server's own description and error code when the server refused
  * ("wrong last sequence: 3 (err_code 10071)"). Thread-local; valid until the
  * next es_ call on this thread. Never NULL (empty when there was no error). */
-const char *es_last_error(void);
+ES_API const char *es_last_error(void);
 
 /* The JetStream err_code of the last ES_ERR_SERVER / ES_ERR_CONFLICT on this
  * thread, or 0. */
-int es_last_error_code(void);
+ES_API int es_last_error_code(void);
 
 /* Sets the calling thread's last error (printf-style text) and returns `s`,
  * so that code wrapping es_ calls reports through es_last_error() too:
  *     return es_error(s, "loading order %s: %s", id, es_last_error());
  * Formatting es_last_error() into itself is safe. */
-es_status es_error(es_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ES_API es_status es_error(es_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same, keeping a JetStream err_code for es_last_error_code(). */
-es_status es_error_code(es_status s, int err_code, const char *fmt, ...)
+ES_API es_status es_error_code(es_status s, int err_code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Forgets the calling thread's last error. */
-void es_error_clear(void);
+ES_API void es_error_clear(void);
 
 #ifdef __cplusplus
 }

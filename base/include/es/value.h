@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/status.h>
 
@@ -72,24 +73,24 @@ struct es_value_entry {
 
 /* The entry of `map` whose key equals the NUL-terminated `key`, or NULL
  * (also when `map` is NULL or not a map). */
-const es_value *es_value_get(const es_value *map, const char *key);
+ES_API const es_value *es_value_get(const es_value *map, const char *key);
 
 /* True when `v` is a STRING equal to the NUL-terminated `s`. */
-bool es_value_is_string(const es_value *v, const char *s);
+ES_API bool es_value_is_string(const es_value *v, const char *s);
 
 /* Deep equality (same kinds, same contents; maps compared key by key in
  * order-independent fashion; floats by bit pattern). */
-bool es_value_equal(const es_value *a, const es_value *b);
+ES_API bool es_value_equal(const es_value *a, const es_value *b);
 
 /* Constructors: each allocates in `arena` and returns NULL when it is full. */
-es_value *es_value_new_null(es_arena *arena);
-es_value *es_value_new_bool(es_arena *arena, bool b);
-es_value *es_value_new_int(es_arena *arena, int64_t i);
-es_value *es_value_new_string(es_arena *arena, const char *s, size_t len); /* copies */
-es_value *es_value_new_bytes(es_arena *arena, const void *p, size_t len);  /* copies */
+ES_API es_value *es_value_new_null(es_arena *arena);
+ES_API es_value *es_value_new_bool(es_arena *arena, bool b);
+ES_API es_value *es_value_new_int(es_arena *arena, int64_t i);
+ES_API es_value *es_value_new_string(es_arena *arena, const char *s, size_t len); /* copies */
+ES_API es_value *es_value_new_bytes(es_arena *arena, const void *p, size_t len);  /* copies */
 /* An array or map of `count` zeroed slots (NULL values, NULL keys) to fill in. */
-es_value *es_value_new_array(es_arena *arena, size_t count);
-es_value *es_value_new_map(es_arena *arena, size_t count);
+ES_API es_value *es_value_new_array(es_arena *arena, size_t count);
+ES_API es_value *es_value_new_map(es_arena *arena, size_t count);
 
 #ifdef __cplusplus
 }

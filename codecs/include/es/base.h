@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/status.h>
 
 #ifdef __cplusplus
@@ -18,26 +19,26 @@ extern "C" {
 #endif
 
 /* Characters needed to encode n bytes (no padding, no NUL); SIZE_MAX on overflow. */
-size_t es_base32_encoded_len(size_t n);
-size_t es_base64_encoded_len(size_t n);
+ES_API size_t es_base32_encoded_len(size_t n);
+ES_API size_t es_base64_encoded_len(size_t n);
 /* An upper bound on the bytes a text of n characters decodes to. */
-size_t es_base32_decoded_max(size_t n);
-size_t es_base64_decoded_max(size_t n);
+ES_API size_t es_base32_decoded_max(size_t n);
+ES_API size_t es_base64_decoded_max(size_t n);
 
 /* Encode len bytes into out (no NUL written); *out_len = characters written.
  * ES_ERR_TOO_LARGE when out_size is too small. */
-es_status es_base32_encode(const uint8_t *in, size_t len, char *out, size_t out_size,
+ES_API es_status es_base32_encode(const uint8_t *in, size_t len, char *out, size_t out_size,
                            size_t *out_len);
-es_status es_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size,
+ES_API es_status es_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size,
                            size_t *out_len);
 
 /* Decode exactly slen characters; *out_len = bytes written. ES_ERR_DECODE on
  * any character outside the alphabet, an impossible length or non-zero
  * trailing bits; ES_ERR_TOO_LARGE when out_size is too small. base64 accepts
  * the text with or without its "=" padding (padding, if any, must be right). */
-es_status es_base32_decode(const char *s, size_t slen, uint8_t *out, size_t out_size,
+ES_API es_status es_base32_decode(const char *s, size_t slen, uint8_t *out, size_t out_size,
                            size_t *out_len);
-es_status es_base64_decode(const char *s, size_t slen, uint8_t *out, size_t out_size,
+ES_API es_status es_base64_decode(const char *s, size_t slen, uint8_t *out, size_t out_size,
                            size_t *out_len);
 
 #ifdef __cplusplus

@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/buf.h>
 #include <es/status.h>
@@ -60,12 +61,12 @@ typedef struct es_cbor_options {
 
 /* Defaults: dag_cbor → strict, no floats; otherwise general CBOR with floats.
  * Both zero copy, default depth. */
-void es_cbor_options_init(es_cbor_options *o, bool dag_cbor);
+ES_API void es_cbor_options_init(es_cbor_options *o, bool dag_cbor);
 
 /* Decode ONE item from buf (a firehose frame is two items back to back: use
  * *consumed to find the second). *out is allocated in arena (owned by it);
  * consumed may be NULL. o NULL means es_cbor_options_init(.., true). */
-es_status es_cbor_decode(const uint8_t *buf, size_t len, const es_cbor_options *o, es_arena *arena,
+ES_API es_status es_cbor_decode(const uint8_t *buf, size_t len, const es_cbor_options *o, es_arena *arena,
                          es_value **out, size_t *consumed);
 
 /* Encode v, appending to out. Strict: maps written in DAG-CBOR key order
@@ -75,7 +76,7 @@ es_status es_cbor_decode(const uint8_t *buf, size_t len, const es_cbor_options *
  * 64-bit. Both: shortest integer/length forms, definite lengths, nesting
  * bounded by max_depth (ES_ERR_TOO_DEEP). On error out may hold a partial
  * encoding past its original length. o NULL means strict. */
-es_status es_cbor_encode(const es_value *v, const es_cbor_options *o, es_buf *out);
+ES_API es_status es_cbor_encode(const es_value *v, const es_cbor_options *o, es_buf *out);
 
 #ifdef __cplusplus
 }

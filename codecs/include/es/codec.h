@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/buf.h>
 #include <es/status.h>
@@ -47,22 +48,22 @@ struct es_codec {
  * valid for the life of the process (codecs are never unregistered).
  * ES_ERR_EXISTS when the name is taken (built-ins included), ES_ERR_INVALID
  * for a bad name or a missing callback. Thread-safe. */
-es_status es_codec_register(const es_codec *codec);
+ES_API es_status es_codec_register(const es_codec *codec);
 
 /* The codec registered under `name`, or NULL. Lock-free and thread-safe; the
  * pointer stays valid for the life of the process. */
-const es_codec *es_codec_find(const char *name);
+ES_API const es_codec *es_codec_find(const char *name);
 /* The same for a name that is not NUL-terminated (a header value). */
-const es_codec *es_codec_find_n(const char *name, size_t len);
+ES_API const es_codec *es_codec_find_n(const char *name, size_t len);
 
 /* Shortcuts through the registry: ES_ERR_NO_CODEC for an unknown name. */
-es_status es_codec_encode(const char *name, const es_value *v, es_buf *out);
-es_status es_codec_decode(const char *name, const uint8_t *buf, size_t len, es_arena *arena,
+ES_API es_status es_codec_encode(const char *name, const es_value *v, es_buf *out);
+ES_API es_status es_codec_decode(const char *name, const uint8_t *buf, size_t len, es_arena *arena,
                           es_value **out);
 
 /* Bytes in codec `from` to bytes in codec `to` through the value model,
  * appended to out; the intermediate value is allocated in arena. */
-es_status es_codec_convert(const char *from, const uint8_t *in, size_t len, const char *to,
+ES_API es_status es_codec_convert(const char *from, const uint8_t *in, size_t len, const char *to,
                            es_arena *arena, es_buf *out);
 
 #ifdef __cplusplus

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/buf.h>
 #include <es/status.h>
@@ -45,15 +46,15 @@ typedef struct es_json_options {
 } es_json_options;
 
 /* Defaults: not atproto mode, default depth. */
-void es_json_options_init(es_json_options *o);
+ES_API void es_json_options_init(es_json_options *o);
 
 /* Append the JSON text of v to out (no NUL is appended). o may be NULL. */
-es_status es_json_encode(const es_value *v, const es_json_options *o, es_buf *out);
+ES_API es_status es_json_encode(const es_value *v, const es_json_options *o, es_buf *out);
 
 /* Parse exactly `len` bytes of JSON text (any JSON value at the top, with
  * surrounding white space) into a value allocated in arena; strings are
  * copied into the arena and NUL-terminated. o may be NULL. */
-es_status es_json_decode(const char *text, size_t len, const es_json_options *o, es_arena *arena,
+ES_API es_status es_json_decode(const char *text, size_t len, const es_json_options *o, es_arena *arena,
                          es_value **out);
 
 /* The atproto data model's rules beyond the JSON form itself, as the atproto
@@ -61,7 +62,7 @@ es_status es_json_decode(const char *text, size_t len, const es_json_options *o,
  * every "$type" is a non-empty string; a map whose "$type" is "blob" has a
  * LINK "ref", a string "mimeType" and an integer "size". ES_ERR_DECODE with
  * a clear text naming the path of the first violation. */
-es_status es_atproto_check(const es_value *v);
+ES_API es_status es_atproto_check(const es_value *v);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/buf.h>
 #include <es/status.h>
@@ -25,13 +26,13 @@ extern "C" {
 #define ES_MSGPACK_DEFAULT_DEPTH 64
 
 /* Append the MessagePack form of v to out. max_depth 0 means the default. */
-es_status es_msgpack_encode(const es_value *v, size_t max_depth, es_buf *out);
+ES_API es_status es_msgpack_encode(const es_value *v, size_t max_depth, es_buf *out);
 
 /* Decode one item from buf into arena (strings and bytes copied, strings
  * NUL-terminated); *consumed (may be NULL) is where it ended. Lengths are
  * checked against the input before allocating; nesting is bounded by
  * max_depth (0: default 64, at most 1024). */
-es_status es_msgpack_decode(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
+ES_API es_status es_msgpack_decode(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
                             es_value **out, size_t *consumed);
 
 #ifdef __cplusplus

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/event.h>
 #include <es/store.h>
 
@@ -29,7 +30,7 @@ typedef struct es_append_result {
 
 /* Appends one event. ES_ERR_CONFLICT when its expectation fails (with
  * result->actual_seq); result may be NULL. Thread-safe. */
-es_status es_append(es_store *store, const es_event_spec *event, es_append_result *result);
+ES_API es_status es_append(es_store *store, const es_event_spec *event, es_append_result *result);
 
 /* Appends `n` events as ONE atomic batch: either all are stored, consecutively,
  * or none. n > ES_BATCH_MAX is ES_ERR_TOO_LARGE (never silently split). Each
@@ -38,7 +39,7 @@ es_status es_append(es_store *store, const es_event_spec *event, es_append_resul
  * A batch whose events were all stored before (same ids, within the
  * duplicate window) succeeds with result->duplicate set; one where only some
  * were is ES_ERR_DUPLICATE. Invalid input is refused before anything is sent. */
-es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
+ES_API es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
                           es_append_result *result);
 
 /* Called once per asynchronous append, on a library thread; `result` is
@@ -52,11 +53,11 @@ typedef void (*es_append_cb)(es_status status, const es_append_result *result, v
  * be called; ES_OK means `cb` will be called exactly once with the outcome
  * (ES_ERR_TIMEOUT when no answer came: the outcome is then unknown, and
  * appending the same events again is safe thanks to their ids). */
-es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
+ES_API es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
                                 es_append_cb cb, void *closure);
 
 /* Waits until every asynchronous append of this handle has completed. */
-es_status es_append_flush(es_store *store, int64_t timeout_ms);
+ES_API es_status es_append_flush(es_store *store, int64_t timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/status.h>
 #include <es/store.h>
 
@@ -49,16 +50,16 @@ typedef struct es_checkpoint {
 
 /* Opens the store's checkpoint bucket, creating it when missing. The store
  * must outlive the handle; the caller owns *out. */
-es_status es_checkpoints_open(es_store *store, es_checkpoints **out);
+ES_API es_status es_checkpoints_open(es_store *store, es_checkpoints **out);
 /* Accepts NULL. Stop watches first. */
-void es_checkpoints_destroy(es_checkpoints *cps);
+ES_API void es_checkpoints_destroy(es_checkpoints *cps);
 
 /* Reads a checkpoint: ES_ERR_NOT_FOUND when there is none (never set, or
  * deleted). On success the caller owns out->data (es_checkpoint_clear). */
-es_status es_checkpoint_get(es_checkpoints *cps, const char *name, es_checkpoint *out);
+ES_API es_status es_checkpoint_get(es_checkpoints *cps, const char *name, es_checkpoint *out);
 
 /* Frees out->data and zeroes the struct. Accepts NULL. */
-void es_checkpoint_clear(es_checkpoint *cp);
+ES_API void es_checkpoint_clear(es_checkpoint *cp);
 
 /* Sets a checkpoint when its current revision is `expect_revision`:
  * ES_CHECKPOINT_NEW (it must not exist), a revision from es_checkpoint_get,
@@ -66,20 +67,20 @@ void es_checkpoint_clear(es_checkpoint *cp);
  * in between. `json` is an optional JSON text (NULL: none), checked and
  * stored compact; ES_ERR_INVALID when it does not parse or is over
  * ES_CHECKPOINT_DATA_MAX. *revision (may be NULL) gets the new revision. */
-es_status es_checkpoint_set(es_checkpoints *cps, const char *name, uint64_t position,
+ES_API es_status es_checkpoint_set(es_checkpoints *cps, const char *name, uint64_t position,
                             const char *json, uint64_t expect_revision, uint64_t *revision);
 
 /* Moves a checkpoint forward only: creates it, or sets it when its stored
  * position is at or below `position` (compare-and-set, retried when another
  * writer races ahead). ES_ERR_CONFLICT when the stored position is beyond
  * `position`: this writer is stale. */
-es_status es_checkpoint_advance(es_checkpoints *cps, const char *name, uint64_t position,
+ES_API es_status es_checkpoint_advance(es_checkpoints *cps, const char *name, uint64_t position,
                                 const char *json, uint64_t *revision);
 
 /* Deletes a checkpoint when its revision is `expect_revision` (or any with
  * ES_CHECKPOINT_ANY). ES_ERR_NOT_FOUND when there is none, ES_ERR_CONFLICT on
  * a revision mismatch. */
-es_status es_checkpoint_delete(es_checkpoints *cps, const char *name, uint64_t expect_revision);
+ES_API es_status es_checkpoint_delete(es_checkpoints *cps, const char *name, uint64_t expect_revision);
 
 /* Called per checkpoint; `cp` is valid during the call. Return ES_OK to go
  * on; anything else stops the walk, which returns it. */
@@ -87,7 +88,7 @@ typedef es_status (*es_checkpoint_cb)(const char *name, const es_checkpoint *cp,
 
 /* Every current checkpoint, in no particular order. Entries that do not
  * decode (written by something else) are skipped. */
-es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, void *closure);
+ES_API es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, void *closure);
 
 /* ---- watching ------------------------------------------------------------ */
 
@@ -100,13 +101,13 @@ typedef void (*es_checkpoint_watch_cb)(const char *name, const es_checkpoint *cp
 /* Watches one checkpoint, or a pattern ("ingest.*", "ingest.>"), or all
  * (pattern NULL): current values first, then changes as they happen. The
  * caller owns *out (es_checkpoint_watch_destroy). */
-es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
+ES_API es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
                                     es_checkpoint_watch_cb cb, void *closure,
                                     es_checkpoint_watch **out);
 
 /* Stops the watch: once it returns no callback runs. Not from inside the
  * callback. Accepts NULL. */
-void es_checkpoint_watch_destroy(es_checkpoint_watch *w);
+ES_API void es_checkpoint_watch_destroy(es_checkpoint_watch *w);
 
 #ifdef __cplusplus
 }

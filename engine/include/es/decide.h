@@ -5,6 +5,7 @@
 #ifndef ES_DECIDE_H
 #define ES_DECIDE_H
 
+#include <es/export.h>
 #include <es/append.h>
 #include <es/buf.h>
 #include <es/read.h>
@@ -20,7 +21,7 @@ typedef struct es_decision es_decision;
 /* Adds an event (copied, so the spec and its buffers may live on the stack).
  * An event with no entity_type/entity_id/tenant is for the decided entity.
  * At most ES_BATCH_MAX events per decision. */
-es_status es_decision_add(es_decision *d, const es_event_spec *event);
+ES_API es_status es_decision_add(es_decision *d, const es_event_spec *event);
 
 typedef struct es_decider {
     /* Puts `state` back to its initial value (before each attempt). Optional. */
@@ -47,14 +48,14 @@ typedef struct es_decide_options {
     es_status (*snapshot_read)(void *state, const void *data, size_t len);
 } es_decide_options;
 
-void es_decide_options_init(es_decide_options *opts);
+ES_API void es_decide_options_init(es_decide_options *opts);
 
 /* Runs one command against the entity named by `entity` (entity_type and
  * entity_id required; event_type must be NULL). The decided events are
  * appended as one atomic batch; the first event for the decided entity
  * expects the sequence the state was loaded at (or no events). Returns
  * ES_ERR_CONFLICT only after max_attempts conflicting attempts. */
-es_status es_decide(es_store *store, const es_filter *entity, const es_decider *decider,
+ES_API es_status es_decide(es_store *store, const es_filter *entity, const es_decider *decider,
                     void *state, const es_decide_options *opts, es_append_result *result);
 
 #ifdef __cplusplus

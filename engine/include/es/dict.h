@@ -10,6 +10,7 @@
 
 #include <nats/nats.h>
 
+#include <es/export.h>
 #include <es/status.h>
 
 #ifdef __cplusplus
@@ -20,7 +21,7 @@ extern "C" {
  * own id, which it returns in *dict_id (may be NULL). Dictionaries are
  * immutable: storing the same one again is ES_OK, another one under a used
  * id ES_ERR_EXISTS; ES_ERR_INVALID for bytes that are not a dictionary. */
-es_status es_dict_put(natsConnection *nc, const char *store, const uint8_t *dict, size_t len,
+ES_API es_status es_dict_put(natsConnection *nc, const char *store, const uint8_t *dict, size_t len,
                       uint32_t *dict_id);
 
 #ifdef __cplusplus

@@ -4,6 +4,7 @@
 #define ES_ES_H
 
 #include <es/status.h>
+#include <es/time.h>
 #include <es/subject.h>
 #include <es/store.h>
 #include <es/event.h>

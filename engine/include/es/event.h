@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/arena.h>
 #include <es/status.h>
 #include <es/value.h>
@@ -52,7 +53,7 @@ typedef struct es_event_spec {
 } es_event_spec;
 
 /* Zeroes the spec: no tenant, binary codec, time now, expect any. */
-void es_event_spec_init(es_event_spec *spec);
+ES_API void es_event_spec_init(es_event_spec *spec);
 
 /* ---- reading ---------------------------------------------------------- */
 
@@ -60,38 +61,38 @@ void es_event_spec_init(es_event_spec *spec);
  * it returns are valid only during the callback. */
 typedef struct es_event es_event;
 
-uint64_t es_event_seq(const es_event *ev);
-const char *es_event_subject(const es_event *ev);
-const char *es_event_tenant(const es_event *ev); /* NULL without tenancy */
-const char *es_event_entity_type(const es_event *ev);
+ES_API uint64_t es_event_seq(const es_event *ev);
+ES_API const char *es_event_subject(const es_event *ev);
+ES_API const char *es_event_tenant(const es_event *ev); /* NULL without tenancy */
+ES_API const char *es_event_entity_type(const es_event *ev);
 /* The entity id, unescaped; NUL-terminated, and *len (may be NULL) gets its
  * length, since an id may contain NUL bytes. */
-const char *es_event_entity_id(const es_event *ev, size_t *len);
-const char *es_event_type(const es_event *ev);  /* the event type */
-const char *es_event_id(const es_event *ev);    /* Nats-Msg-Id, or "" */
-const char *es_event_codec(const es_event *ev); /* Rita-Codec, or "binary" */
-const char *es_event_time(const es_event *ev);  /* Rita-Time text, or "" */
-int64_t es_event_time_ns(const es_event *ev);   /* Rita-Time as Unix ns, or 0 */
-int64_t es_event_stored_ns(const es_event *ev); /* when the server stored it */
+ES_API const char *es_event_entity_id(const es_event *ev, size_t *len);
+ES_API const char *es_event_type(const es_event *ev);  /* the event type */
+ES_API const char *es_event_id(const es_event *ev);    /* Nats-Msg-Id, or "" */
+ES_API const char *es_event_codec(const es_event *ev); /* Rita-Codec, or "binary" */
+ES_API const char *es_event_time(const es_event *ev);  /* Rita-Time text, or "" */
+ES_API int64_t es_event_time_ns(const es_event *ev);   /* Rita-Time as Unix ns, or 0 */
+ES_API int64_t es_event_stored_ns(const es_event *ev); /* when the server stored it */
 /* The value of Rita-Meta-<key>, or NULL. */
-const char *es_event_meta(const es_event *ev, const char *key);
+ES_API const char *es_event_meta(const es_event *ev, const char *key);
 /* Metadata entries in header order: i in [0, es_event_meta_count). */
-size_t es_event_meta_count(const es_event *ev);
-void es_event_meta_at(const es_event *ev, size_t i, const char **key, const char **value);
+ES_API size_t es_event_meta_count(const es_event *ev);
+ES_API void es_event_meta_at(const es_event *ev, size_t i, const char **key, const char **value);
 /* Any header, e.g. "Es-Schema", or NULL. */
-const char *es_event_header(const es_event *ev, const char *name);
+ES_API const char *es_event_header(const es_event *ev, const char *name);
 /* The payload: the codec's bytes, after the envelope is opened (decrypted,
  * decompressed, upcast) when the store uses one. ES_OK, or why it cannot be
  * read (ES_ERR_SHREDDED, ES_ERR_CRYPTO, ES_ERR_NO_KEY, ES_ERR_DECODE...):
  * metadata stays readable either way, and *data is then NULL. */
-es_status es_event_data(const es_event *ev, const void **data, size_t *len);
+ES_API es_status es_event_data(const es_event *ev, const void **data, size_t *len);
 /* es_event_data decoded by the codec its Rita-Codec header names (see
  * es/codec.h), into `arena`: ES_ERR_NO_CODEC for a codec nobody registered,
  * ES_ERR_DECODE for bytes that codec refuses, or es_event_data's status. */
-es_status es_event_decode(const es_event *ev, es_arena *arena, es_value **out);
+ES_API es_status es_event_decode(const es_event *ev, es_arena *arena, es_value **out);
 /* The schema version of es_event_data's bytes, after upcasting (1 when the
  * event has no Es-Schema). */
-uint32_t es_event_schema(const es_event *ev);
+ES_API uint32_t es_event_schema(const es_event *ev);
 
 #ifdef __cplusplus
 }

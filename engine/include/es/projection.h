@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/read.h>
 #include <es/store.h>
 
@@ -85,21 +86,21 @@ typedef struct es_projection_config {
     const char *description; /* optional */
 } es_projection_config;
 
-void es_projection_config_init(es_projection_config *cfg);
+ES_API void es_projection_config_init(es_projection_config *cfg);
 
 /* Creates the projection's consumers. Creating it again with the same
  * configuration is ES_OK (so every instance may call it at start-up); with
  * a different one it is ES_ERR_EXISTS. Thread-safe. */
-es_status es_projection_create(es_store *store, const char *name, const es_projection_config *cfg);
+ES_API es_status es_projection_create(es_store *store, const char *name, const es_projection_config *cfg);
 
 /* Changes filters, ack wait, max deliver, max ack pending, pin timeout and
  * description. The start position, ordering and partition count are fixed
  * at creation (ES_ERR_INVALID); ES_ERR_NOT_FOUND when there is no such
  * projection. Running instances pick the change up at once. */
-es_status es_projection_update(es_store *store, const char *name, const es_projection_config *cfg);
+ES_API es_status es_projection_update(es_store *store, const char *name, const es_projection_config *cfg);
 
 /* Deletes the projection and its position. ES_ERR_NOT_FOUND when absent. */
-es_status es_projection_delete(es_store *store, const char *name);
+ES_API es_status es_projection_delete(es_store *store, const char *name);
 
 /* Lag and settings of one partition (one durable consumer). */
 typedef struct es_projection_partition {
@@ -131,24 +132,24 @@ typedef struct es_projection_info {
 } es_projection_info;
 
 /* What the server says of a projection now. ES_ERR_NOT_FOUND when absent. */
-es_status es_projection_info_get(es_store *store, const char *name, es_projection_info *info);
+ES_API es_status es_projection_info_get(es_store *store, const char *name, es_projection_info *info);
 
 /* Called per projection of the store; `info` is valid during the call.
  * Return ES_OK to go on. */
 typedef es_status (*es_projection_list_cb)(const es_projection_info *info, void *closure);
 
 /* Every projection of the store, with its lag, in name order. */
-es_status es_projection_list(es_store *store, es_projection_list_cb cb, void *closure);
+ES_API es_status es_projection_list(es_store *store, es_projection_list_cb cb, void *closure);
 
 /* The partition of an entity in an ordered projection of `partitions`
  * partitions: fnv1a32(tenant token, type token, id token) % partitions. */
-int es_projection_partition_of(const es_event *ev, int partitions);
+ES_API int es_projection_partition_of(const es_event *ev, int partitions);
 
 /* True for a handler status worth retrying (the trouble may pass):
  * ES_ERR_TIMEOUT, ES_ERR_CONNECTION, ES_ERR_SERVER, ES_ERR_CONFLICT,
  * ES_ERR_NOMEM, ES_ERR_IO, ES_ERR_STOPPED. Every other status is permanent:
  * the event is dead-lettered at once. */
-bool es_projection_retryable(es_status s);
+ES_API bool es_projection_retryable(es_status s);
 
 /* ---- running it ---------------------------------------------------------- */
 
@@ -182,21 +183,21 @@ typedef struct es_projection_run_options {
                              (default 1000) */
 } es_projection_run_options;
 
-void es_projection_run_options_init(es_projection_run_options *opts);
+ES_API void es_projection_run_options_init(es_projection_run_options *opts);
 
 /* Starts handling the projection's events on threads of its own (one per
  * worker, or one per partition taken when ordered). Handlers of different
  * workers or partitions run concurrently; one entity's events in an ordered
  * projection always on one thread, in order. The handler struct is copied;
  * its closure must outlive the projection. The caller owns *out. */
-es_status es_projection_start(es_store *store, const char *name, const es_projection_handler *h,
+ES_API es_status es_projection_start(es_store *store, const char *name, const es_projection_handler *h,
                               const es_projection_run_options *opts, es_projection **out);
 
 /* Waits until the projection has no event left to deliver or acknowledge
  * (every instance's work counts), or, under a steady stream of new events,
  * until it is done with everything stored when the wait began. timeout_ms < 0
  * waits for ever. ES_ERR_TIMEOUT, or the error that ended the projection. */
-es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms);
+ES_API es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms);
 
 /* Counters of this instance. */
 typedef struct es_projection_stats {
@@ -207,16 +208,16 @@ typedef struct es_projection_stats {
                          of events already done */
 } es_projection_stats;
 
-void es_projection_stats_get(es_projection *p, es_projection_stats *stats);
+ES_API void es_projection_stats_get(es_projection *p, es_projection_stats *stats);
 
 /* Stops: no handler runs once it returns; events received and not handled
  * are handed back to the server for redelivery, acknowledgements are
  * flushed, held partitions released to other instances. Returns the error
  * that ended the projection early, if any. Not from inside a handler. */
-es_status es_projection_stop(es_projection *p);
+ES_API es_status es_projection_stop(es_projection *p);
 
 /* Stops (when running) and frees. Accepts NULL. */
-void es_projection_destroy(es_projection *p);
+ES_API void es_projection_destroy(es_projection *p);
 
 #ifdef __cplusplus
 }

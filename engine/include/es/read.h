@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/event.h>
 #include <es/store.h>
 
@@ -23,7 +24,7 @@ typedef struct es_filter {
     const char *event_type;
 } es_filter;
 
-void es_filter_init(es_filter *f);
+ES_API void es_filter_init(es_filter *f);
 
 /* Bounds: events with after_seq < seq <= up_to_seq (0: no upper bound). */
 typedef struct es_read_options {
@@ -40,18 +41,18 @@ typedef es_status (*es_event_cb)(const es_event *ev, void *closure);
  * up with what was stored when it started (by the consumer's pending count,
  * never by a timeout). *last_seq (may be NULL) gets the last sequence handed
  * to cb, 0 if none. Thread-safe; cb runs on the calling thread. */
-es_status es_evolve(es_store *store, const es_filter *filter, const es_read_options *opts,
+ES_API es_status es_evolve(es_store *store, const es_filter *filter, const es_read_options *opts,
                     es_event_cb cb, void *closure, uint64_t *last_seq);
 
 /* Loads one entity (filter must name entity_type and entity_id; event_type
  * may narrow it) with batched direct gets: one round trip for entities of up
  * to 256 events, no consumer. Same contract as es_evolve. */
-es_status es_load(es_store *store, const es_filter *filter, const es_read_options *opts,
+ES_API es_status es_load(es_store *store, const es_filter *filter, const es_read_options *opts,
                   es_event_cb cb, void *closure, uint64_t *last_seq);
 
 /* The subject filter for `filter` in `store` ("$ES.bank.account.acc-1.*").
  * Exposed for tools that talk to JetStream directly. */
-es_status es_filter_subject(const es_store *store, const es_filter *filter, char *out,
+ES_API es_status es_filter_subject(const es_store *store, const es_filter *filter, char *out,
                             size_t out_size);
 
 #ifdef __cplusplus

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/read.h>
 #include <es/store.h>
 
@@ -34,24 +35,24 @@ typedef struct es_snapshot {
 
 /* Opens the store's snapshot bucket, creating it when missing. The store
  * must outlive the handle; the caller owns *out. Thread-safe. */
-es_status es_snapshots_open(es_store *store, es_snapshots **out);
-void es_snapshots_destroy(es_snapshots *snaps); /* accepts NULL */
+ES_API es_status es_snapshots_open(es_store *store, es_snapshots **out);
+ES_API void es_snapshots_destroy(es_snapshots *snaps); /* accepts NULL */
 
 /* Saves `state` as the snapshot of `entity` (entity_type and entity_id, and
  * the tenant in a store with tenancy) at sequence `seq`. A snapshot never
  * goes back: when one at `seq` or later is stored already nothing is written
  * and ES_OK is returned (writers racing are resolved by compare-and-set on
  * the KV revision). ES_ERR_TOO_LARGE when the state does not fit a message. */
-es_status es_snapshot_save(es_snapshots *snaps, const es_filter *entity, uint64_t seq,
+ES_API es_status es_snapshot_save(es_snapshots *snaps, const es_filter *entity, uint64_t seq,
                            uint32_t version, const void *state, size_t len);
 
 /* The latest snapshot of `entity`: ES_ERR_NOT_FOUND when there is none. The
  * caller owns out->data (es_snapshot_clear). */
-es_status es_snapshot_get(es_snapshots *snaps, const es_filter *entity, es_snapshot *out);
-void es_snapshot_clear(es_snapshot *snap); /* accepts NULL */
+ES_API es_status es_snapshot_get(es_snapshots *snaps, const es_filter *entity, es_snapshot *out);
+ES_API void es_snapshot_clear(es_snapshot *snap); /* accepts NULL */
 
 /* Drops the entity's snapshot (ES_ERR_NOT_FOUND when there is none). */
-es_status es_snapshot_delete(es_snapshots *snaps, const es_filter *entity);
+ES_API es_status es_snapshot_delete(es_snapshots *snaps, const es_filter *entity);
 
 /* Gives the caller the snapshot's state bytes, valid during the call. */
 typedef es_status (*es_snapshot_restore_cb)(const void *state, size_t len, void *closure);
@@ -67,7 +68,7 @@ typedef struct es_snapshot_load_result {
  * events after it to `cb`, as es_load does. The state that results equals a
  * full replay. `result` may be NULL. Thread-safe; callbacks run on the
  * calling thread. */
-es_status es_load_from_snapshot(es_snapshots *snaps, const es_filter *entity, uint32_t version,
+ES_API es_status es_load_from_snapshot(es_snapshots *snaps, const es_filter *entity, uint32_t version,
                                 es_snapshot_restore_cb restore, es_event_cb cb, void *closure,
                                 es_snapshot_load_result *result);
 

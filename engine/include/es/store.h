@@ -11,6 +11,7 @@
 
 #include <nats/nats.h>
 
+#include <es/export.h>
 #include <es/keyring.h>
 #include <es/names.h>
 #include <es/status.h>
@@ -41,7 +42,7 @@ typedef struct es_store_config {
 
 /* Defaults: R1, file storage, unlimited, duplicate window 2 minutes, no
  * tenancy, no compression, no encryption. */
-void es_store_config_init(es_store_config *cfg);
+ES_API void es_store_config_init(es_store_config *cfg);
 
 /* Options of a handle (not stored on the server). */
 typedef struct es_store_options {
@@ -64,36 +65,36 @@ typedef struct es_store_options {
     const char *js_api_prefix;
 } es_store_options;
 
-void es_store_options_init(es_store_options *opts);
+ES_API void es_store_options_init(es_store_options *opts);
 
 /* Creates the store, or opens it when it exists with the same configuration.
  * ES_ERR_EXISTS when it exists with a different one; ES_ERR_UNSUPPORTED when
  * the server is older than 2.12 (no atomic batches). `cfg` and `opts` may be
  * NULL for defaults. The caller owns *out (es_store_destroy). */
-es_status es_store_create(natsConnection *nc, const char *name, const es_store_config *cfg,
+ES_API es_status es_store_create(natsConnection *nc, const char *name, const es_store_config *cfg,
                           const es_store_options *opts, es_store **out);
 
 /* Opens an existing store; ES_ERR_NOT_FOUND when there is none. */
-es_status es_store_open(natsConnection *nc, const char *name, const es_store_options *opts,
+ES_API es_status es_store_open(natsConnection *nc, const char *name, const es_store_options *opts,
                         es_store **out);
 
 /* Changes the configuration of an existing store (replicas, limits, duplicate
  * window). Tenancy and storage type cannot change: ES_ERR_INVALID. */
-es_status es_store_update(es_store *store, const es_store_config *cfg);
+ES_API es_status es_store_update(es_store *store, const es_store_config *cfg);
 
 /* Crypto-shreds one entity of an encrypting store: its data key is erased,
  * so its events keep their metadata but their data reads ES_ERR_SHREDDED,
  * and nothing more can be appended to it. `tenant` only with tenancy;
  * id_len 0: id is NUL-terminated. ES_ERR_INVALID when the store does not
  * encrypt; ES_ERR_NO_KEY without a master key. */
-es_status es_store_shred(es_store *store, const char *tenant, const char *entity_type,
+ES_API es_status es_store_shred(es_store *store, const char *tenant, const char *entity_type,
                          const char *entity_id, size_t id_len);
 
 /* Deletes the store's stream and its KV buckets, with every event in them.
  * ES_ERR_NOT_FOUND when there is no such store; ES_ERR_INVALID when the
  * stream ES_<name> exists but is not an event store (it is left alone).
  * `opts` (may be NULL) gives the timeout and where the JetStream API is. */
-es_status es_store_delete(natsConnection *nc, const char *name, const es_store_options *opts);
+ES_API es_status es_store_delete(natsConnection *nc, const char *name, const es_store_options *opts);
 
 /* What the server reports about a store. */
 typedef struct es_store_info {
@@ -108,18 +109,18 @@ typedef struct es_store_info {
     int64_t created_ns;
 } es_store_info;
 
-es_status es_store_info_get(es_store *store, es_store_info *info);
+ES_API es_status es_store_info_get(es_store *store, es_store_info *info);
 
 /* The store's name, its stream name ("ES_<name>") and whether it uses tenancy.
  * The strings belong to the handle. */
-const char *es_store_name(const es_store *store);
-const char *es_store_stream(const es_store *store);
-bool es_store_tenancy(const es_store *store);
-natsConnection *es_store_connection(const es_store *store);
+ES_API const char *es_store_name(const es_store *store);
+ES_API const char *es_store_stream(const es_store *store);
+ES_API bool es_store_tenancy(const es_store *store);
+ES_API natsConnection *es_store_connection(const es_store *store);
 
 /* Waits for in-flight asynchronous appends, then frees the handle. Accepts NULL.
  * The connection stays open: it is the caller's. */
-void es_store_destroy(es_store *store);
+ES_API void es_store_destroy(es_store *store);
 
 #ifdef __cplusplus
 }

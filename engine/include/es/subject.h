@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <es/export.h>
 #include <es/names.h>
 #include <es/status.h>
 
@@ -26,12 +27,12 @@ extern "C" {
 /* Escapes `len` bytes of `id` into `out` (NUL-terminated). ES_ERR_INVALID for
  * an empty id or one over ES_ID_MAX bytes; ES_ERR_LIMIT when out_size is too
  * small. *out_len (may be NULL) gets the token length. */
-es_status es_id_escape(const void *id, size_t len, char *out, size_t out_size, size_t *out_len);
+ES_API es_status es_id_escape(const void *id, size_t len, char *out, size_t out_size, size_t *out_len);
 
 /* Reverses es_id_escape: the token must be a valid escaped id (only
  * pass-through bytes and %XX with upper-case hex of a byte that needs
  * escaping), else ES_ERR_INVALID. Writes the raw bytes plus a NUL. */
-es_status es_id_unescape(const char *token, size_t token_len, char *out, size_t out_size,
+ES_API es_status es_id_unescape(const char *token, size_t token_len, char *out, size_t out_size,
                          size_t *out_len);
 
 #ifdef __cplusplus

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/read.h>
 
 #ifdef __cplusplus
@@ -31,22 +32,22 @@ typedef struct es_watch_options {
     void *closure;
 } es_watch_options;
 
-void es_watch_options_init(es_watch_options *opts);
+ES_API void es_watch_options_init(es_watch_options *opts);
 
 /* Starts watching. Unless no_wait is set, returns once every event stored
  * when it started has been delivered. The caller owns *out. */
-es_status es_watch_start(es_store *store, const es_watch_options *opts, es_watch **out);
+ES_API es_status es_watch_start(es_store *store, const es_watch_options *opts, es_watch **out);
 
 /* Stops the watch: once it returns, no callback is running or will run.
  * May be called from inside a callback (it then only asks the thread to end). */
-void es_watch_stop(es_watch *w);
+ES_API void es_watch_stop(es_watch *w);
 
 /* The last sequence delivered (what to pass as after_seq to resume later). */
-uint64_t es_watch_last_seq(const es_watch *w);
-bool es_watch_caught_up(const es_watch *w);
+ES_API uint64_t es_watch_last_seq(const es_watch *w);
+ES_API bool es_watch_caught_up(const es_watch *w);
 
 /* Stops (when still running) and frees. Accepts NULL. */
-void es_watch_destroy(es_watch *w);
+ES_API void es_watch_destroy(es_watch *w);
 
 #ifdef __cplusplus
 }

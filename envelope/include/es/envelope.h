@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/buf.h>
 #include <es/keyring.h>
 #include <es/status.h>
@@ -32,7 +33,7 @@ extern "C" {
 #define ES_HDR_SCHEMA            "Es-Schema"      /* schema version, decimal, >= 1 */
 #define ES_ENVELOPE_HEADER_COUNT 4
 /* The four names above, for a read path that looks each one up. */
-extern const char *const es_envelope_header_names[ES_ENVELOPE_HEADER_COUNT];
+ES_API extern const char *const es_envelope_header_names[ES_ENVELOPE_HEADER_COUNT];
 
 /* One header: name and NUL-terminated value. */
 typedef struct es_header {
@@ -99,10 +100,10 @@ typedef struct es_envelope es_envelope;
 /* An envelope with these settings; with compress_dict set, that dictionary
  * is loaded now (ES_ERR_NOT_FOUND when absent). The caller owns *out.
  * Thread-safe once created: seal and open may run on many threads at once. */
-es_status es_envelope_create(const es_envelope_options *opt, es_envelope **out);
+ES_API es_status es_envelope_create(const es_envelope_options *opt, es_envelope **out);
 
 /* Accepts NULL. Does not touch the borrowed keyring and upcasters. */
-void es_envelope_destroy(es_envelope *env);
+ES_API void es_envelope_destroy(es_envelope *env);
 
 /* What to publish. Zero-initialise (ES_SEALED_INIT) once, reuse across
  * calls (its buffers are kept), free with es_sealed_free. Do not copy it:
@@ -122,7 +123,7 @@ typedef struct es_sealed {
     {                                                                                              \
         0                                                                                          \
     }
-void es_sealed_free(es_sealed *s);
+ES_API void es_sealed_free(es_sealed *s);
 
 /* Seals one event's encoded bytes for `ev` and `event_id` (its Nats-Msg-Id,
  * fixed before sealing; to retry a publish, resend the same sealed bytes). `schema`: 0 writes no
@@ -131,7 +132,7 @@ void es_sealed_free(es_sealed *s);
  * encrypts, no keyring), ES_ERR_SHREDDED (the entity was shredded: nothing
  * may be written for it any more), KV errors while creating the entity's key.
  * On error *out holds no headers and no data. */
-es_status es_envelope_seal(es_envelope *env, const es_envelope_event *ev, const char *event_id,
+ES_API es_status es_envelope_seal(es_envelope *env, const es_envelope_event *ev, const char *event_id,
                            uint32_t schema, const uint8_t *plain, size_t len, es_sealed *out);
 
 /* What a read gives back; same life cycle as es_sealed (ES_OPENED_INIT,
@@ -148,7 +149,7 @@ typedef struct es_opened {
     {                                                                                              \
         0                                                                                          \
     }
-void es_opened_free(es_opened *o);
+ES_API void es_opened_free(es_opened *o);
 
 /* Opens one event `ev` read with id `event_id` (its Nats-Msg-Id;
  * NULL reads as ""), given the Es- headers found on it (any order, others
@@ -160,7 +161,7 @@ void es_opened_free(es_opened *o);
  * compressed data), ES_ERR_LIMIT (would exceed max_payload or the upcast
  * chain bound), ES_ERR_NOT_FOUND (the dictionary named by Es-Dict is not in
  * the store), KV errors, or an upcaster's status. */
-es_status es_envelope_open(es_envelope *env, const es_envelope_event *ev, const char *event_id,
+ES_API es_status es_envelope_open(es_envelope *env, const es_envelope_event *ev, const char *event_id,
                            const es_header *headers, size_t n_headers, const uint8_t *payload,
                            size_t len, es_opened *out);
 
@@ -171,13 +172,13 @@ es_status es_envelope_open(es_envelope *env, const es_envelope_event *ev, const 
  * `sample_sizes` (zstd wants many: hundreds of typical events). The
  * dictionary is appended to `dict`; *dict_id gets its id. ES_ERR_INVALID when
  * zstd cannot train from what it was given. */
-es_status es_dict_train(const uint8_t *samples, const size_t *sample_sizes, size_t n_samples,
+ES_API es_status es_dict_train(const uint8_t *samples, const size_t *sample_sizes, size_t n_samples,
                         size_t max_size, es_buf *dict, uint32_t *dict_id);
 
 /* The id of the zstd dictionary `dict` (what an Es-Dict header names).
  * ES_ERR_INVALID when it is not a dictionary es accepts (8 bytes..512 KiB,
  * with an id). */
-es_status es_dict_id(const uint8_t *dict, size_t len, uint32_t *dict_id);
+ES_API es_status es_dict_id(const uint8_t *dict, size_t len, uint32_t *dict_id);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/export.h>
 #include <es/status.h>
 
 #ifdef __cplusplus
@@ -64,11 +65,11 @@ typedef struct es_keyring_backend {
  * malformed key (the message never shows its bytes); ES_ERR_IO for an
  * unreadable file. The caller owns *out. Thread-safe once created: every call
  * below may run from many threads at once. */
-es_status es_keyring_create(const es_keyring_backend *backend, const es_keyring_options *opt,
+ES_API es_status es_keyring_create(const es_keyring_backend *backend, const es_keyring_options *opt,
                             es_keyring **out);
 
 /* Wipes every key held in memory and frees the keyring. Accepts NULL. */
-void es_keyring_destroy(es_keyring *kr);
+ES_API void es_keyring_destroy(es_keyring *kr);
 
 /* Crypto-shreds one entity: atomically replaces its wrapped data key, and
  * every earlier revision of it, by a shred mark (a KV purge that leaves a
@@ -77,12 +78,12 @@ void es_keyring_destroy(es_keyring *kr);
  * ES_ERR_SHREDDED: a shredded entity stays shredded. Idempotent; shredding an
  * entity that never had a key marks it too. `entity` is the event subject
  * without its last token, e.g. "$ES.bank.account.42". */
-es_status es_keyring_shred(es_keyring *kr, const char *entity);
+ES_API es_status es_keyring_shred(es_keyring *kr, const char *entity);
 
 /* The record name under which `entity`'s data key lives (for tools and tests):
  * "e." + 64 lower-case hex digits, NUL-terminated, into `out`. */
 #define ES_KEYRING_KV_KEY_MAX 67
-void es_keyring_kv_key(const char *entity, size_t entity_len, char out[ES_KEYRING_KV_KEY_MAX]);
+ES_API void es_keyring_kv_key(const char *entity, size_t entity_len, char out[ES_KEYRING_KV_KEY_MAX]);
 
 typedef struct es_keyring_stats {
     uint64_t cache_hits, cache_misses, cache_evictions, cache_expired;
@@ -91,7 +92,7 @@ typedef struct es_keyring_stats {
 } es_keyring_stats;
 
 /* A snapshot of the counters (thread-safe). */
-void es_keyring_stats_get(es_keyring *kr, es_keyring_stats *out);
+ES_API void es_keyring_stats_get(es_keyring *kr, es_keyring_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
-/* RFC 3339 timestamps in UTC with nanoseconds, as Rita-Time carries them. */
-#include "base/timefmt.h"
+/* Clocks (base/clock.h) and RFC 3339 timestamps in UTC with nanoseconds, as
+ * Rita-Time carries them (es/time.h). */
+#include "base/clock.h"
 
 #include <stdbool.h>
 #include <stdio.h>
