@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 
 #define ARENA_DEFAULT_LIMIT ((size_t)64 << 20)
@@ -29,7 +30,7 @@ es_status es_arena_create(size_t limit, es_arena **out)
     if (out == NULL)
         return es_error(ES_ERR_INVALID, "es_arena_create: out is NULL");
     *out = NULL;
-    es_arena *a = calloc(1, sizeof *a);
+    es_arena *a = esi_calloc(1, sizeof *a);
     if (a == NULL)
         return es_error(ES_ERR_NOMEM, "es_arena_create: out of memory");
     a->limit = limit ? limit : ARENA_DEFAULT_LIMIT;
@@ -41,7 +42,7 @@ static void free_blocks(block *b)
 {
     while (b != NULL) {
         block *next = b->next;
-        free(b);
+        esi_free(b);
         b = next;
     }
 }
@@ -63,7 +64,7 @@ void es_arena_destroy(es_arena *a)
     if (a == NULL)
         return;
     free_blocks(a->head);
-    free(a);
+    esi_free(a);
 }
 
 static size_t align_up(size_t n)
@@ -81,7 +82,7 @@ static block *grow(es_arena *a, size_t need)
         cap = a->limit - a->total;
     if (cap < need)
         return NULL;
-    block *b = malloc(sizeof *b + cap);
+    block *b = esi_malloc(sizeof *b + cap);
     if (b == NULL)
         return NULL;
     b->next = a->head;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 
 es_status es_buf_reserve(es_buf *b, size_t more)
@@ -15,7 +16,7 @@ es_status es_buf_reserve(es_buf *b, size_t more)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + more)
         cap *= 2;
-    uint8_t *p = realloc(b->data, cap);
+    uint8_t *p = esi_realloc(b->data, cap);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory growing a buffer to %zu bytes", cap);
     b->data = p;
@@ -49,7 +50,7 @@ void es_buf_free(es_buf *b)
 {
     if (b == NULL)
         return;
-    free(b->data);
+    esi_free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "codec_internal.h"
+#include "base/alloc.h"
 #include "base/internal.h"
 
 #define SORT_ON_STACK 32 /* maps up to this size are sorted without malloc */
@@ -124,7 +125,7 @@ static es_status put_sorted_entries(encoder *e, const es_value *map, size_t dept
 {
     size_t n = map->u.map.count;
     const es_value_entry *stack[SORT_ON_STACK];
-    const es_value_entry **order = n <= SORT_ON_STACK ? stack : malloc(n * sizeof *order);
+    const es_value_entry **order = n <= SORT_ON_STACK ? stack : esi_malloc(n * sizeof *order);
     if (order == NULL)
         return es_error(ES_ERR_NOMEM, "%s: out of memory sorting a map of %zu keys", e->mode, n);
     for (size_t i = 0; i < n; i++)
@@ -139,7 +140,7 @@ static es_status put_sorted_entries(encoder *e, const es_value *map, size_t dept
             st = put_entry(e, order[i], depth);
     }
     if (order != stack)
-        free(order);
+        esi_free(order);
     return st;
 }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 
 /* ---- built-ins ---------------------------------------------------------- */
@@ -169,7 +170,7 @@ es_status es_codec_register(const es_codec *codec)
         return es_error(ES_ERR_INVALID,
                         "es_codec_register: name must be 1-%d characters of [A-Za-z0-9._+/-]",
                         ES_CODEC_NAME_MAX);
-    node *n = calloc(1, sizeof *n);
+    node *n = esi_calloc(1, sizeof *n);
     if (n == NULL)
         return es_error(ES_ERR_NOMEM, "es_codec_register: out of memory");
     memcpy(n->name, codec->name, len);
@@ -185,7 +186,7 @@ es_status es_codec_register(const es_codec *codec)
     }
     pthread_mutex_unlock(&register_lock);
     if (s != ES_OK)
-        free(n);
+        esi_free(n);
     return s;
 }
 

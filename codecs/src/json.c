@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "codec_internal.h"
+#include "base/alloc.h"
 #include "base/internal.h"
 
 #define LINK_KEY  "$link"
@@ -142,13 +143,13 @@ static es_status put_bytes(writer *w, const es_value *v)
     size_t n = es_base64_encoded_len(v->u.bytes.len);
     if (v->u.bytes.len > 0 && v->u.bytes.ptr == NULL)
         return es_error(ES_ERR_ENCODE, "json: bytes with NULL data");
-    char *text = malloc(n ? n : 1);
+    char *text = esi_malloc(n ? n : 1);
     if (text == NULL)
         return es_error(ES_ERR_NOMEM, "json: out of memory for %zu base64 characters", n);
     es_status st = es_base64_encode(v->u.bytes.ptr, v->u.bytes.len, text, n, &n);
     if (st == ES_OK)
         st = put_wrapped(w, BYTES_KEY, text, n);
-    free(text);
+    esi_free(text);
     return st;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
@@ -176,7 +177,7 @@ static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, s
 static es_status build_unit(const es_store *st, const es_event_spec *events, size_t n,
                             const esi_pub_ticket *t, natsMsg ***out)
 {
-    natsMsg **msgs = calloc(n, sizeof *msgs);
+    natsMsg **msgs = esi_calloc(n, sizeof *msgs);
     if (msgs == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     char batch_id[ES_NEW_ID_LEN + 1];
@@ -194,7 +195,7 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
     if (s != ES_OK) {
         for (size_t i = 0; i < n; i++)
             esi_msg_destroy(msgs[i]);
-        free(msgs);
+        esi_free(msgs);
         return s;
     }
     *out = msgs;
@@ -462,7 +463,7 @@ static void async_followup(void *arg)
     outcome *o = &c->kept;
     finish_async(c, o->status, &o->r, o->text, o->msgs, o->n);
     esi_publisher_finish(c->st->pub, o->msgs, o->n);
-    free(c);
+    esi_free(c);
 }
 
 static bool async_done(es_status s, const esi_pub_result *r, const char *text, natsMsg **msgs,
@@ -475,7 +476,7 @@ static bool async_done(es_status s, const esi_pub_result *r, const char *text, n
         return true;
     }
     finish_async(c, s, r, text, msgs, n);
-    free(c);
+    esi_free(c);
     return false;
 }
 
@@ -487,7 +488,7 @@ es_status es_append_batch_async(es_store *store, const es_event_spec *events, si
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    async_call *c = calloc(1, sizeof *c);
+    async_call *c = esi_calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     c->st = store;
@@ -496,7 +497,7 @@ es_status es_append_batch_async(es_store *store, const es_event_spec *events, si
     c->closure = closure;
     s = submit(store, events, n, async_done, c);
     if (s != ES_OK)
-        free(c);
+        esi_free(c);
     return s;
 }
 

@@ -10,6 +10,7 @@
 
 #include <es/kvkey.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/clock.h"
 #include "checkpoint_impl.h"
@@ -56,7 +57,7 @@ es_status esi_checkpoint_encode(uint64_t position, const char *json, int64_t tim
     if (text == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory encoding a checkpoint");
     es_status s = es_buf_append_str(out, text);
-    free(text);
+    esi_free_foreign(text); /* jansson's */
     return s;
 }
 
@@ -81,7 +82,9 @@ es_status esi_checkpoint_decode(const void *value, size_t len, es_checkpoint *cp
                               es_time_parse(json_string_value(time), &cp->time_ns) != ES_OK))
         s = es_error(ES_ERR_DECODE, "checkpoint value has a bad time");
     if (s == ES_OK && data != NULL) {
-        cp->data = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY); /* jansson's */
+        cp->data = text ? esi_strdup(text) : NULL;
+        esi_free_foreign(text);
         if (cp->data == NULL)
             s = es_error(ES_ERR_NOMEM, "out of memory decoding a checkpoint");
         else
@@ -99,7 +102,7 @@ void es_checkpoint_clear(es_checkpoint *cp)
 {
     if (cp == NULL)
         return;
-    free(cp->data);
+    esi_free(cp->data);
     memset(cp, 0, sizeof *cp);
 }
 
@@ -150,14 +153,14 @@ es_status es_checkpoints_open(es_store *store, es_checkpoints **out)
     if (out == NULL || store == NULL)
         return es_error(ES_ERR_INVALID, "es_checkpoints_open: store and out are required");
     *out = NULL;
-    es_checkpoints *cps = calloc(1, sizeof *cps);
+    es_checkpoints *cps = esi_calloc(1, sizeof *cps);
     if (cps == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     cps->timeout_ms = store->opts.timeout_ms;
     es_status s = esi_store_kv_open(store, ES_BUCKET_CHECKPOINTS, CHECKPOINT_HISTORY,
                                    ES_CHECKPOINT_VALUE_MAX, &cps->kv);
     if (s != ES_OK) {
-        free(cps);
+        esi_free(cps);
         return s;
     }
     *out = cps;
@@ -170,7 +173,7 @@ void es_checkpoints_destroy(es_checkpoints *cps)
     if (cps == NULL)
         return;
     esi_kv_close(cps->kv);
-    free(cps);
+    esi_free(cps);
 }
 
 es_status es_checkpoint_get(es_checkpoints *cps, const char *name, es_checkpoint *out)
@@ -329,7 +332,7 @@ es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
     *out = NULL;
     if (pattern != NULL && !esi_checkpoint_name_valid(pattern, true))
         return es_error(ES_ERR_INVALID, "invalid checkpoint pattern '%.64s'", pattern);
-    es_checkpoint_watch *cw = calloc(1, sizeof *cw);
+    es_checkpoint_watch *cw = esi_calloc(1, sizeof *cw);
     if (cw == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     cw->cps = cps;
@@ -340,7 +343,7 @@ es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
         s = es_error(ES_ERR_NOMEM, "cannot start the checkpoint watch thread");
     if (s != ES_OK) {
         esi_kv_watch_destroy(cw->w);
-        free(cw);
+        esi_free(cw);
         return s;
     }
     *out = cw;
@@ -355,5 +358,5 @@ void es_checkpoint_watch_destroy(es_checkpoint_watch *cw)
     esi_kv_watch_stop(cw->w);
     pthread_join(cw->thread, NULL);
     esi_kv_watch_destroy(cw->w);
-    free(cw);
+    esi_free(cw);
 }

@@ -7,6 +7,7 @@
 
 #include <es/arena.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/clock.h"
 
@@ -178,7 +179,7 @@ es_status es_decide(es_store *st, const es_filter *entity, const es_decider *dec
     if (result == NULL)
         result = &ignored;
     memset(result, 0, sizeof *result);
-    es_decision *d = calloc(1, sizeof *d);
+    es_decision *d = esi_calloc(1, sizeof *d);
     if (d == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     d->entity = entity;
@@ -191,6 +192,6 @@ es_status es_decide(es_store *st, const es_filter *entity, const es_decider *dec
         s = ES_OK;
     }
     es_arena_destroy(d->arena);
-    free(d);
+    esi_free(d);
     return s;
 }

@@ -8,6 +8,7 @@
 
 #include <es/dict.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "store_impl.h"
 #include "transport/kv.h"
@@ -133,7 +134,7 @@ es_status esi_dict_source_kv_create(const esi_kv_place *at, es_dict_source *out)
     memset(out, 0, sizeof *out);
     if (!es_valid_store_name(at->store))
         return es_error(ES_ERR_INVALID, "invalid store name");
-    dict_kv *d = calloc(1, sizeof *d);
+    dict_kv *d = esi_calloc(1, sizeof *d);
     if (d == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     d->js = at->js;
@@ -148,7 +149,7 @@ void esi_dict_source_kv_destroy(es_dict_source *src)
         return;
     dict_kv *d = src->ctx;
     esi_kv_close(d->kv);
-    free(d);
+    esi_free(d);
     src->ctx = NULL;
 }
 

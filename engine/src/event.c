@@ -8,6 +8,7 @@
 
 #include <es/codec.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/clock.h"
 #include "headers.h"
@@ -30,7 +31,7 @@ void esi_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *
 
 void esi_event_clear(es_event *ev)
 {
-    free((void *)ev->keys);
+    esi_free_foreign((void *)ev->keys); /* nats.c's */
     ev->keys = NULL;
     ev->keys_done = false;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "event_impl.h"
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "transport/js.h"
 #include "projection_impl.h"
@@ -366,8 +367,8 @@ static es_status make_worker(es_projection *p, worker *w, int partition)
     w->p = p;
     w->partition = partition;
     esi_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition, w->consumer);
-    w->events = calloc((size_t)p->o.batch, sizeof *w->events);
-    w->deliveries = calloc((size_t)p->o.batch, sizeof *w->deliveries);
+    w->events = esi_calloc((size_t)p->o.batch, sizeof *w->events);
+    w->deliveries = esi_calloc((size_t)p->o.batch, sizeof *w->deliveries);
     if (w->events == NULL || w->deliveries == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory for a projection worker");
     esi_pull_options po = {.stream = p->st->stream,
@@ -406,7 +407,7 @@ static es_status start_workers(es_projection *p)
     } else {
         n = p->o.workers;
     }
-    p->workers = calloc((size_t)(n ? n : 1), sizeof *p->workers);
+    p->workers = esi_calloc((size_t)(n ? n : 1), sizeof *p->workers);
     if (p->workers == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     es_status s = ES_OK;
@@ -430,17 +431,17 @@ es_status es_projection_start(es_store *st, const char *name, const es_projectio
         es_projection_run_options_init(&defaults);
         opts = &defaults;
     }
-    es_projection_info *info = malloc(sizeof *info);
+    es_projection_info *info = esi_malloc(sizeof *info);
     if (info == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     es_status s = check_run(h, opts);
     if (s == ES_OK)
         s = es_projection_info_get(st, name, info);
-    es_projection *p = s == ES_OK ? calloc(1, sizeof *p) : NULL;
+    es_projection *p = s == ES_OK ? esi_calloc(1, sizeof *p) : NULL;
     if (s == ES_OK && p == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
     if (s != ES_OK) {
-        free(info);
+        esi_free(info);
         return s;
     }
     p->st = st;
@@ -452,7 +453,7 @@ es_status es_projection_start(es_store *st, const char *name, const es_projectio
     p->max_deliver = info->max_deliver;
     p->ack_wait_ms = info->ack_wait_ms;
     p->pin_timeout_ms = info->pin_timeout_ms;
-    free(info);
+    esi_free(info);
     pthread_mutex_init(&p->mu, NULL);
     s = start_workers(p);
     if (s != ES_OK) {
@@ -491,7 +492,7 @@ es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms)
         return es_error(ES_ERR_INVALID, "es_projection_wait_caught_up: projection is NULL");
     es_store_info si;
     es_status s = es_store_info_get(p->st, &si);
-    es_projection_info *info = malloc(sizeof *info);
+    es_projection_info *info = esi_malloc(sizeof *info);
     if (s == ES_OK && info == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
     int64_t deadline = esi_monotonic_ms() + timeout_ms;
@@ -513,7 +514,7 @@ es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms)
         }
         esi_sleep_ms(CAUGHT_UP_POLL_MS);
     }
-    free(info);
+    esi_free(info);
     return s;
 }
 
@@ -549,10 +550,10 @@ void es_projection_destroy(es_projection *p)
     es_projection_stop(p);
     for (int i = 0; i < p->nworkers; i++) {
         esi_pull_destroy(p->workers[i].pull);
-        free(p->workers[i].events);
-        free(p->workers[i].deliveries);
+        esi_free(p->workers[i].events);
+        esi_free(p->workers[i].deliveries);
     }
-    free(p->workers);
+    esi_free(p->workers);
     pthread_mutex_destroy(&p->mu);
-    free(p);
+    esi_free(p);
 }

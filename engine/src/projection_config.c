@@ -8,6 +8,7 @@
 
 #include <es/subject.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "transport/js.h"
 #include "projection_impl.h"
@@ -291,7 +292,7 @@ static es_status subjects_of(es_store *st, const es_projection_config *cfg, filt
 static es_status put_consumers(es_store *st, const char *name, const es_projection_config *cfg,
                                bool update)
 {
-    filter_subjects *fs = malloc(sizeof *fs); /* ~56 KiB: not for the stack */
+    filter_subjects *fs = esi_malloc(sizeof *fs); /* ~56 KiB: not for the stack */
     es_status s = fs ? subjects_of(st, cfg, fs) : es_error(ES_ERR_NOMEM, "out of memory");
     int n = esi_projection_partition_count(cfg);
     for (int i = 0; s == ES_OK && i < n; i++) {
@@ -315,7 +316,7 @@ static es_status put_consumers(es_store *st, const char *name, const es_projecti
             s = es_error_code(ES_ERR_NOT_FOUND, 10149, "store '%s' has no projection '%s'",
                               st->name, name);
     }
-    free(fs);
+    esi_free(fs);
     return s;
 }
 
@@ -445,22 +446,22 @@ es_status es_projection_list(es_store *st, es_projection_list_cb cb, void *closu
     json_t *by_name = json_object();
     es_status s = by_name ? collect(st, by_name) : es_error(ES_ERR_NOMEM, "out of memory");
     size_t n = json_object_size(by_name), k = 0;
-    const char **names = s == ES_OK && n ? calloc(n, sizeof *names) : NULL;
+    const char **names = s == ES_OK && n ? esi_calloc(n, sizeof *names) : NULL;
     const char *key;
     json_t *value;
     if (names != NULL)
         json_object_foreach(by_name, key, value) names[k++] = key;
     if (k > 1)
         qsort(names, k, sizeof *names, compare_names);
-    es_projection_info *info = k ? malloc(sizeof *info) : NULL;
+    es_projection_info *info = k ? esi_malloc(sizeof *info) : NULL;
     if (k && info == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
     for (size_t i = 0; s == ES_OK && i < k; i++) {
         info_of(names[i], json_object_get(by_name, names[i]), info);
         s = cb(info, closure);
     }
-    free(info);
-    free(names);
+    esi_free(info);
+    esi_free(names);
     json_decref(by_name);
     if (s == ES_OK)
         es_error_clear();

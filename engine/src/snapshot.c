@@ -8,6 +8,7 @@
 #include <es/kvkey.h>
 #include <es/subject.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "store_impl.h"
 #include "transport/kv.h"
@@ -69,7 +70,7 @@ es_status esi_snapshot_decode(const void *value, size_t len, es_snapshot *out)
     if (out->seq == 0)
         return es_error(ES_ERR_DECODE, "snapshot at sequence 0");
     out->len = len - ES_SNAPSHOT_HEADER;
-    out->data = malloc(out->len ? out->len : 1);
+    out->data = esi_malloc(out->len ? out->len : 1);
     if (out->data == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory reading a snapshot of %zu bytes", out->len);
     memcpy(out->data, p + ES_SNAPSHOT_HEADER, out->len);
@@ -80,7 +81,7 @@ void es_snapshot_clear(es_snapshot *snap)
 {
     if (snap == NULL)
         return;
-    free(snap->data);
+    esi_free(snap->data);
     memset(snap, 0, sizeof *snap);
 }
 
@@ -108,13 +109,13 @@ es_status es_snapshots_open(es_store *store, es_snapshots **out)
     if (out == NULL || store == NULL)
         return es_error(ES_ERR_INVALID, "es_snapshots_open: store and out are required");
     *out = NULL;
-    es_snapshots *sn = calloc(1, sizeof *sn);
+    es_snapshots *sn = esi_calloc(1, sizeof *sn);
     if (sn == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     sn->st = store;
     es_status s = esi_store_kv_open(store, ES_BUCKET_SNAPSHOTS, SNAPSHOT_HISTORY, 0, &sn->kv);
     if (s != ES_OK) {
-        free(sn);
+        esi_free(sn);
         return s;
     }
     *out = sn;
@@ -127,7 +128,7 @@ void es_snapshots_destroy(es_snapshots *sn)
     if (sn == NULL)
         return;
     esi_kv_close(sn->kv);
-    free(sn);
+    esi_free(sn);
 }
 
 static es_status key_of(es_snapshots *sn, const es_filter *entity, char key[KEY_MAX])

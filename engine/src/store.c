@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/clock.h"
 #include "envelope_kv.h"
@@ -183,7 +184,7 @@ static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, js
 {
     json_t *c = json_object_get(stream_info, "config");
     es_status s = check_is_store(c, name);
-    es_store *st = s == ES_OK ? calloc(1, sizeof *st) : NULL;
+    es_store *st = s == ES_OK ? esi_calloc(1, sizeof *st) : NULL;
     if (s == ES_OK && st == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
     if (s != ES_OK) {
@@ -498,5 +499,5 @@ void es_store_destroy(es_store *store)
     esi_dict_source_kv_destroy(&store->dicts);
     es_keyring_destroy(store->keyring);
     esi_js_destroy(store->js);
-    free(store);
+    esi_free(store);
 }

@@ -8,6 +8,7 @@
 
 #include "transport/consumer.h"
 #include "event_impl.h"
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "store_impl.h"
 #include "transport/msg.h"
@@ -111,7 +112,7 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
         return es_error(ES_ERR_INVALID,
                         "es_watch_start: store, options with on_event and out are required");
     *out = NULL;
-    es_watch *w = calloc(1, sizeof *w);
+    es_watch *w = esi_calloc(1, sizeof *w);
     if (w == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     w->st = st;
@@ -125,7 +126,7 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
     memset(&w->opts.filter, 0, sizeof w->opts.filter); /* borrowed pointers: not kept */
     if (s != ES_OK) {
         esi_oc_destroy(w->oc);
-        free(w);
+        esi_free(w);
         return s;
     }
     atomic_store(&w->last_seq, opts->after_seq);
@@ -136,7 +137,7 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
         esi_oc_destroy(w->oc);
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cond);
-        free(w);
+        esi_free(w);
         return es_error(ES_ERR_NOMEM, "cannot start the watch thread");
     }
     if (!opts->no_wait) {
@@ -182,5 +183,5 @@ void es_watch_destroy(es_watch *w)
     esi_oc_destroy(w->oc);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
-    free(w);
+    esi_free(w);
 }

@@ -51,7 +51,7 @@ es_status esi_zpool_create(int level, esi_zpool **out)
     *out = NULL;
     if (level < 0 || level > ZSTD_maxCLevel())
         return es_error(ES_ERR_INVALID, "zstd level %d is not 0..%d", level, ZSTD_maxCLevel());
-    esi_zpool *p = calloc(1, sizeof *p);
+    esi_zpool *p = esi_calloc(1, sizeof *p);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating a zstd pool");
     pthread_mutex_init(&p->lock, NULL);
@@ -69,7 +69,7 @@ void esi_zpool_destroy(esi_zpool *p)
     for (size_t i = 0; i < p->dctx.n; i++)
         ZSTD_freeDCtx(p->dctx.items[i]);
     pthread_mutex_destroy(&p->lock);
-    free(p);
+    esi_free(p);
 }
 
 static ZSTD_CCtx *take_cctx(esi_zpool *p)

@@ -75,7 +75,7 @@ struct esi_dict_cache {
 es_status esi_dict_cache_create(const es_dict_source *source, int level, esi_dict_cache **out)
 {
     *out = NULL;
-    esi_dict_cache *c = calloc(1, sizeof *c);
+    esi_dict_cache *c = esi_calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating a dictionary cache");
     if (source != NULL)
@@ -96,7 +96,7 @@ void esi_dict_cache_destroy(esi_dict_cache *c)
         es_buf_free(&c->dicts[i].bytes);
     }
     pthread_mutex_destroy(&c->lock);
-    free(c);
+    esi_free(c);
 }
 
 /* Called with the lock held. */

@@ -28,7 +28,7 @@ es_status es_envelope_create(const es_envelope_options *opt, es_envelope **out)
     *out = NULL;
     if (sodium_init() < 0)
         return es_error(ES_ERR_CRYPTO, "libsodium failed to initialise");
-    es_envelope *env = calloc(1, sizeof *env);
+    es_envelope *env = esi_calloc(1, sizeof *env);
     if (env == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating an envelope");
     env->o = *opt;
@@ -57,7 +57,7 @@ void es_envelope_destroy(es_envelope *env)
         return;
     esi_dict_cache_destroy(env->dicts);
     esi_zpool_destroy(env->zpool);
-    free(env);
+    esi_free(env);
 }
 
 /* A decimal in 1..UINT32_MAX without sign, spaces or leading zeros: exactly

@@ -15,6 +15,7 @@
 #include <es/keyring.h>
 #include <es/upcast.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/clock.h" /* esi_monotonic_ms, esi_now_ns */
 

@@ -35,7 +35,7 @@ es_status esi_keycache_create(size_t capacity, int64_t ttl_ms, esi_keycache **ou
     *out = NULL;
     if (capacity == 0 || capacity > MAX_CAPACITY)
         return es_error(ES_ERR_INVALID, "key cache size %zu is not 1..%zu", capacity, MAX_CAPACITY);
-    esi_keycache *c = calloc(1, sizeof *c);
+    esi_keycache *c = esi_calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating the key cache");
     c->capacity = capacity;
@@ -43,8 +43,8 @@ es_status esi_keycache_create(size_t capacity, int64_t ttl_ms, esi_keycache **ou
     c->n_buckets = 1;
     while (c->n_buckets < 2 * capacity)
         c->n_buckets *= 2;
-    c->entries = calloc(capacity, sizeof *c->entries);
-    c->buckets = malloc(c->n_buckets * sizeof *c->buckets);
+    c->entries = esi_calloc(capacity, sizeof *c->entries);
+    c->buckets = esi_malloc(c->n_buckets * sizeof *c->buckets);
     c->keys = sodium_allocarray(capacity, ES_KEY_BYTES);
     if (c->entries == NULL || c->buckets == NULL || c->keys == NULL) {
         esi_keycache_destroy(c);
@@ -66,9 +66,9 @@ void esi_keycache_destroy(esi_keycache *c)
     if (c == NULL)
         return;
     sodium_free(c->keys); /* wipes before freeing */
-    free(c->entries);
-    free(c->buckets);
-    free(c);
+    esi_free(c->entries);
+    esi_free(c->buckets);
+    esi_free(c);
 }
 
 static int32_t *bucket_of(esi_keycache *c, const uint8_t id[32])

@@ -129,7 +129,7 @@ es_status es_keyring_create(const es_keyring_backend *backend, const es_keyring_
         backend_release(backend);
         return es_error(ES_ERR_CRYPTO, "libsodium failed to initialise");
     }
-    es_keyring *kr = calloc(1, sizeof *kr);
+    es_keyring *kr = esi_calloc(1, sizeof *kr);
     if (kr == NULL) {
         backend_release(backend);
         return es_error(ES_ERR_NOMEM, "out of memory creating a keyring");
@@ -158,7 +158,7 @@ void es_keyring_destroy(es_keyring *kr)
     esi_keycache_destroy(kr->cache);
     sodium_free(kr->master); /* wipes; accepts NULL */
     pthread_mutex_destroy(&kr->lock);
-    free(kr);
+    esi_free(kr);
 }
 
 /* ---- entity ids and records ---------------------------------------------- */

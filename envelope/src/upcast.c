@@ -29,7 +29,7 @@ es_status es_upcasters_create(unsigned max_chain, es_upcasters **out)
 {
     if (out == NULL)
         return es_error(ES_ERR_INVALID, "es_upcasters_create: NULL out");
-    *out = calloc(1, sizeof **out);
+    *out = esi_calloc(1, sizeof **out);
     if (*out == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory creating an upcaster registry");
     (*out)->max_chain = max_chain ? max_chain : DEFAULT_MAX_CHAIN;
@@ -41,11 +41,11 @@ void es_upcasters_destroy(es_upcasters *r)
     if (r == NULL)
         return;
     for (size_t i = 0; i < r->n; i++) {
-        free(r->items[i].type);
-        free(r->items[i].event);
+        esi_free(r->items[i].type);
+        esi_free(r->items[i].event);
     }
-    free(r->items);
-    free(r);
+    esi_free(r->items);
+    esi_free(r);
 }
 
 static int cmp_bytes(const char *a, size_t an, const char *b, size_t bn)
@@ -109,16 +109,16 @@ es_status es_upcasters_add(es_upcasters *r, const char *entity_type, const char 
                         event_type, (unsigned)from_version);
     if (r->n == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 8;
-        upcaster *items = realloc(r->items, cap * sizeof *items);
+        upcaster *items = esi_realloc(r->items, cap * sizeof *items);
         if (items == NULL)
             return es_error(ES_ERR_NOMEM, "out of memory adding an upcaster");
         r->items = items;
         r->cap = cap;
     }
-    upcaster u = {strdup(entity_type), strdup(event_type), tl, el, from_version, fn, ctx};
+    upcaster u = {esi_strdup(entity_type), esi_strdup(event_type), tl, el, from_version, fn, ctx};
     if (u.type == NULL || u.event == NULL) {
-        free(u.type);
-        free(u.event);
+        esi_free(u.type);
+        esi_free(u.event);
         return es_error(ES_ERR_NOMEM, "out of memory adding an upcaster");
     }
     memmove(&r->items[at + 1], &r->items[at], (r->n - at) * sizeof *r->items);

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 
 struct esi_sub {
@@ -75,7 +76,7 @@ static void deliver(natsConnection *nc, natsSubscription *s, natsMsg *m, void *c
 static es_status nats_subscribe(void *ctx, const char *subject, esi_msg_handler cb, void *closure,
                                 esi_sub **out)
 {
-    esi_sub *sub = calloc(1, sizeof *sub);
+    esi_sub *sub = esi_calloc(1, sizeof *sub);
     if (sub == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory subscribing to %s", subject);
     sub->cb = cb;
@@ -83,7 +84,7 @@ static es_status nats_subscribe(void *ctx, const char *subject, esi_msg_handler 
     es_status s = esi_nats_status(natsConnection_Subscribe(&sub->s, ctx, subject, deliver, sub),
                                   subject);
     if (s != ES_OK) {
-        free(sub);
+        esi_free(sub);
         return s;
     }
     /* Unbounded: what arrives here answers what we sent, bounded by our own window. */
@@ -95,12 +96,12 @@ static es_status nats_subscribe(void *ctx, const char *subject, esi_msg_handler 
 static es_status nats_subscribe_sync(void *ctx, const char *subject, int max_msgs,
                                      int64_t max_bytes, esi_sub **out)
 {
-    esi_sub *sub = calloc(1, sizeof *sub);
+    esi_sub *sub = esi_calloc(1, sizeof *sub);
     if (sub == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory subscribing to %s", subject);
     es_status s = esi_nats_status(natsConnection_SubscribeSync(&sub->s, ctx, subject), subject);
     if (s != ES_OK) {
-        free(sub);
+        esi_free(sub);
         return s;
     }
     if (max_msgs > 0)
@@ -134,7 +135,7 @@ static es_status nats_drain(void *ctx, esi_sub *sub, int64_t timeout_ms)
     else
         natsSubscription_Unsubscribe(sub->s);
     natsSubscription_Destroy(sub->s);
-    free(sub);
+    esi_free(sub);
     return s;
 }
 
@@ -156,7 +157,7 @@ static void nats_close(void *ctx, esi_sub *sub)
         natsConnection_Status(ctx) == NATS_CONN_STATUS_CONNECTED)
         natsConnection_FlushTimeout(ctx, 2000); /* disconnected: the reader delivers nothing */
     natsSubscription_Destroy(sub->s);
-    free(sub);
+    esi_free(sub);
 }
 
 static void nats_release(void *ctx, esi_sub *sub)
@@ -165,7 +166,7 @@ static void nats_release(void *ctx, esi_sub *sub)
     if (sub == NULL)
         return;
     natsSubscription_Destroy(sub->s);
-    free(sub);
+    esi_free(sub);
 }
 
 static es_status nats_flush(void *ctx, int64_t timeout_ms)

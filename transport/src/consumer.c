@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
@@ -104,9 +105,9 @@ es_status esi_oc_create(const esi_js *js, const char *stream, const char *filter
 {
     if (strlen(stream) > ESI_STREAM_NAME_MAX)
         return es_error(ES_ERR_INVALID, "stream name '%.40s...' is too long", stream);
-    esi_oc *oc = calloc(1, sizeof *oc);
-    if (oc == NULL || (oc->filter = strdup(filter)) == NULL) {
-        free(oc);
+    esi_oc *oc = esi_calloc(1, sizeof *oc);
+    if (oc == NULL || (oc->filter = esi_strdup(filter)) == NULL) {
+        esi_free(oc);
         return es_error(ES_ERR_NOMEM, "out of memory");
     }
     oc->js = js;
@@ -234,6 +235,6 @@ void esi_oc_destroy(esi_oc *oc)
     if (oc == NULL)
         return;
     drop_consumer(oc);
-    free(oc->filter);
-    free(oc);
+    esi_free(oc->filter);
+    esi_free(oc);
 }

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
@@ -109,7 +110,7 @@ es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_requ
             break;
         }
         s = conn->ops->publish_data(conn->ctx, subject, inbox, body, strlen(body));
-        free(body);
+        esi_free_foreign(body); /* jansson's */
         round r;
         if (s == ES_OK)
             s = read_batch(js, sub, req->up_to_seq, cb, closure, &r);

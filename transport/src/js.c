@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "transport/msg.h"
 
@@ -64,14 +65,14 @@ es_status esi_js_create(const esi_conn *conn, const esi_js_options *o, esi_js **
     *out = NULL;
     if (conn == NULL || conn->ops == NULL)
         return es_error(ES_ERR_INVALID, "no connection");
-    esi_js *js = calloc(1, sizeof *js);
+    esi_js *js = esi_calloc(1, sizeof *js);
     if (js == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     js->conn = *conn;
     js->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     es_status s = set_prefix(js, o);
     if (s != ES_OK) {
-        free(js);
+        esi_free(js);
         return s;
     }
     *out = js;
@@ -80,7 +81,7 @@ es_status esi_js_create(const esi_conn *conn, const esi_js_options *o, esi_js **
 
 void esi_js_destroy(esi_js *js)
 {
-    free(js);
+    esi_free(js);
 }
 
 const esi_conn *esi_js_conn(const esi_js *js)
@@ -156,7 +157,7 @@ es_status esi_js_request(const esi_js *js, const char *subject, json_t *body, in
     es_status s = js->conn.ops->request(js->conn.ctx, subject, text ? text : "",
                                         text ? strlen(text) : 0,
                                         timeout_ms > 0 ? timeout_ms : js->timeout_ms, &msg);
-    free(text);
+    esi_free_foreign(text); /* jansson's */
     if (s != ES_OK)
         return s;
     json_error_t jerr;

@@ -8,6 +8,7 @@
 
 #include <es/kvkey.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/clock.h"
 #include "transport/msg.h"
@@ -79,7 +80,7 @@ es_status esi_kv_open(const esi_js *js, const esi_kv_spec *spec, bool create, es
     if (spec == NULL || spec->bucket == NULL || strlen(spec->bucket) >= ESI_KV_BUCKET_MAX)
         return es_error(ES_ERR_INVALID, "a KV bucket name of 1..%d bytes is needed",
                         ESI_KV_BUCKET_MAX - 1);
-    esi_kv *kv = calloc(1, sizeof *kv);
+    esi_kv *kv = esi_calloc(1, sizeof *kv);
     if (kv == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     kv->js = js;
@@ -114,7 +115,7 @@ void esi_kv_close(esi_kv *kv)
         return;
     kvStore_Destroy(kv->kv);
     jsCtx_Destroy(kv->jsc);
-    free(kv);
+    esi_free(kv);
 }
 
 void esi_kv_entry_clear(esi_kv_entry *e)
@@ -298,7 +299,7 @@ es_status esi_kv_watch(esi_kv *kv, const char *pattern, bool ignore_deletes, esi
     *out = NULL;
     if (kv->kv == NULL)
         return es_error(ES_ERR_UNSUPPORTED, "watching %s needs a NATS connection", kv->bucket);
-    esi_kv_watcher *w = calloc(1, sizeof *w);
+    esi_kv_watcher *w = esi_calloc(1, sizeof *w);
     if (w == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     kvWatchOptions o;
@@ -308,7 +309,7 @@ es_status esi_kv_watch(esi_kv *kv, const char *pattern, bool ignore_deletes, esi
     natsStatus ns =
         pattern ? kvStore_Watch(&w->w, kv->kv, pattern, &o) : kvStore_WatchAll(&w->w, kv->kv, &o);
     if (ns != NATS_OK) {
-        free(w);
+        esi_free(w);
         return es_error(ES_ERR_SERVER, "watching %s: %s (%s)", kv->bucket, natsStatus_GetText(ns),
                         nats_GetLastError(NULL));
     }
@@ -355,5 +356,5 @@ void esi_kv_watch_destroy(esi_kv_watcher *w)
         return;
     kvEntry_Destroy(w->current);
     kvWatcher_Destroy(w->w);
-    free(w);
+    esi_free(w);
 }

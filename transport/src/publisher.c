@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
@@ -63,7 +64,7 @@ static void free_msgs(natsMsg **msgs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         esi_msg_destroy(msgs[i]);
-    free(msgs);
+    esi_free(msgs);
 }
 
 /* Frees the slot and runs its callback outside the lock. Called with p->mu held;
@@ -107,7 +108,7 @@ typedef struct job {
 
 void esi_publisher_defer(esi_publisher *p, void (*fn)(void *arg), void *arg)
 {
-    job *j = malloc(sizeof *j);
+    job *j = esi_malloc(sizeof *j);
     if (j == NULL) { /* no memory for a queue entry: do it here, late rather than never */
         fn(arg);
         return;
@@ -133,7 +134,7 @@ static void run_jobs_locked(esi_publisher *p)
             p->jobs_tail = NULL;
         pthread_mutex_unlock(&p->mu);
         j->fn(j->arg);
-        free(j);
+        esi_free(j);
         pthread_mutex_lock(&p->mu);
     }
 }
@@ -325,14 +326,14 @@ es_status esi_publisher_create(const esi_js *js, int max_inflight, int max_batch
 {
     if (max_inflight < 1 || max_batches_inflight < 1)
         return es_error(ES_ERR_INVALID, "a publisher needs room for at least one unit");
-    esi_publisher *p = calloc(1, sizeof *p);
+    esi_publisher *p = esi_calloc(1, sizeof *p);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     p->conn = esi_js_conn(js);
     p->timeout_ms = esi_js_timeout_ms(js);
     p->cap = (size_t)max_inflight;
     p->max_batches = (size_t)max_batches_inflight;
-    p->slots = calloc(p->cap, sizeof *p->slots);
+    p->slots = esi_calloc(p->cap, sizeof *p->slots);
     p->next_id = 1;
     char id[ES_NEW_ID_LEN + 1];
     esi_new_id(id);
@@ -369,8 +370,8 @@ void esi_publisher_destroy(esi_publisher *p)
         p->conn->ops->drain(p->conn->ctx, p->sub, 5000);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->mu);
-    free(p->slots);
-    free(p);
+    esi_free(p->slots);
+    esi_free(p);
 }
 
 static void reply_subjects(const esi_publisher *p, uint64_t id, bool batch, esi_pub_ticket *t)

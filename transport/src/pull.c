@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
@@ -36,7 +37,7 @@ es_status esi_pull_create(const esi_js *js, const esi_pull_options *o, esi_pull 
         o->heartbeat_ms <= 0 || o->heartbeat_ms * 2 > o->expires_ms)
         return es_error(ES_ERR_INVALID, "pull: stream, consumer, and a heartbeat at most half "
                                         "the request's life are required");
-    esi_pull *p = calloc(1, sizeof *p);
+    esi_pull *p = esi_calloc(1, sizeof *p);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     p->js = js;
@@ -47,7 +48,7 @@ es_status esi_pull_create(const esi_js *js, const esi_pull_options *o, esi_pull 
     es_status s = esi_js_api_subject(js, p->next_subject, sizeof p->next_subject,
                                      "CONSUMER.MSG.NEXT.%s.%s", o->stream, o->consumer);
     if (s != ES_OK) {
-        free(p);
+        esi_free(p);
         return s;
     }
     snprintf(p->group, sizeof p->group, "%s", o->group ? o->group : "");
@@ -56,7 +57,7 @@ es_status esi_pull_create(const esi_js *js, const esi_pull_options *o, esi_pull 
     snprintf(p->inbox, sizeof p->inbox, "_INBOX.%s", id);
     s = p->conn->ops->subscribe_sync(p->conn->ctx, p->inbox, 1 << 16, 1 << 30, &p->sub);
     if (s != ES_OK) {
-        free(p);
+        esi_free(p);
         return s;
     }
     *out = p;
@@ -68,7 +69,7 @@ void esi_pull_destroy(esi_pull *p)
     if (p == NULL)
         return;
     esi_js_sub_close(p->js, p->sub); /* pulled messages may still be on their way */
-    free(p);
+    esi_free(p);
 }
 
 es_status esi_pull_drain(esi_pull *p, void (*cb)(natsMsg *m, void *closure), void *closure,
@@ -116,7 +117,7 @@ static es_status open_request(esi_pull *p, int batch)
         return es_error(ES_ERR_NOMEM, "out of memory");
     es_status s =
         p->conn->ops->publish_data(p->conn->ctx, p->next_subject, p->inbox, text, strlen(text));
-    free(text);
+    esi_free_foreign(text); /* jansson's */
     if (s != ES_OK)
         return s;
     p->open = true;
