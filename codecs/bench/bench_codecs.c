@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tests/corpus.h"
+#include "../tests/corpus.h"
 
 static double min_seconds = 0.5;
 
