@@ -41,24 +41,12 @@ static bool valid_event_id(const char *id)
     return n > 0;
 }
 
-/* The largest payload the server and the store accept (headers come on top;
- * the server refuses what still does not fit). */
-static size_t max_payload(const es_store *st)
-{
-    const esi_conn *conn = esi_js_conn(st->js);
-    int64_t server = conn->ops->max_payload(conn->ctx);
-    size_t limit = server > 0 ? (size_t)server : SIZE_MAX;
-    if (st->config.max_msg_size > 0 && (size_t)st->config.max_msg_size < limit)
-        limit = (size_t)st->config.max_msg_size;
-    return limit;
-}
-
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
                                    size_t limit);
 
 es_status esi_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
 {
-    return check_spec_within(st, e, index, max_payload(st));
+    return check_spec_within(st, e, index, esi_store_max_payload(st));
 }
 
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
@@ -116,7 +104,7 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
         return es_error(ES_ERR_TOO_LARGE,
                         "a batch holds at most %d events, not %zu (it is never split silently)",
                         ES_BATCH_MAX, n);
-    size_t limit = max_payload(st);
+    size_t limit = esi_store_max_payload(st);
     for (size_t i = 0; i < n; i++) {
         es_status s = check_spec_within(st, &events[i], i, limit);
         if (s != ES_OK)
@@ -251,10 +239,10 @@ static es_status stored_seq_of(const es_store *st, natsMsg *m, uint64_t *seq)
     if (q.id == NULL)
         return ES_OK;
     esi_dg_request req = {.filter = esi_msg_subject(m),
-                         .start_time_ns =
-                             esi_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
-                         .batch = 256,
-                         .max_msgs = DUPLICATE_SCAN_MAX};
+                          .start_time_ns =
+                              esi_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
+                          .batch = 256,
+                          .max_msgs = DUPLICATE_SCAN_MAX};
     es_status s = esi_direct_get(st->js, st->stream, &req, match_id, &q, NULL);
     if (s != ES_OK && s != ES_ERR_ABORTED)
         return s;

@@ -366,16 +366,17 @@ static es_status make_worker(es_projection *p, worker *w, int partition)
 {
     w->p = p;
     w->partition = partition;
-    esi_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition, w->consumer);
+    esi_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition,
+                                 w->consumer);
     w->events = esi_calloc((size_t)p->o.batch, sizeof *w->events);
     w->deliveries = esi_calloc((size_t)p->o.batch, sizeof *w->deliveries);
     if (w->events == NULL || w->deliveries == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory for a projection worker");
     esi_pull_options po = {.stream = p->st->stream,
-                          .consumer = w->consumer,
-                          .group = p->ordered ? ES_PROJECTION_GROUP : NULL,
-                          .expires_ms = p->o.heartbeat_ms * 5,
-                          .heartbeat_ms = p->o.heartbeat_ms};
+                           .consumer = w->consumer,
+                           .group = p->ordered ? ES_PROJECTION_GROUP : NULL,
+                           .expires_ms = p->o.heartbeat_ms * 5,
+                           .heartbeat_ms = p->o.heartbeat_ms};
     es_status s = esi_pull_create(p->st->js, &po, &w->pull);
     if (s == ES_OK && pthread_create(&w->thread, NULL, work, w) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start a projection thread");
@@ -550,6 +551,8 @@ void es_projection_destroy(es_projection *p)
     es_projection_stop(p);
     for (int i = 0; i < p->nworkers; i++) {
         esi_pull_destroy(p->workers[i].pull);
+        for (int k = 0; p->workers[i].events != NULL && k < p->o.batch; k++)
+            esi_event_release(&p->workers[i].events[k]); /* buffers kept across events */
         esi_free(p->workers[i].events);
         esi_free(p->workers[i].deliveries);
     }

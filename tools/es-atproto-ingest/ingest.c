@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cursor.h"
 #include "log.h"
 #include "source.h"
@@ -49,20 +50,6 @@ void ingest_config_init(ingest_config *c)
     ingest_window_limits_init(&c->limits);
     es_cli_conn_init(&c->conn, "es-atproto-ingest");
     c->conn.max_reconnect = -1; /* a service: keep trying, appends retry meanwhile */
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* ---- appends -------------------------------------------------------------- */
@@ -141,7 +128,7 @@ static void check_replay_distance(ingester *g)
     es_store_info info;
     if (es_store_info_get(g->store, &info) != ES_OK)
         return;
-    int64_t age = wall_ns() - g->start.saved_ns;
+    int64_t age = es_cli_now_ns() - g->start.saved_ns;
     bool risky = info.last_time_ns > g->start.saved_ns && age > info.config.duplicate_window_ns;
     ingest_log_line l;
     ingest_log_begin(&l, risky ? LOG_WARN : LOG_INFO,
@@ -189,7 +176,7 @@ int ingester_open(const ingest_config *cfg, const char *source_name, ingester **
     if (cfg->from_start)
         g->start.found = false;
     check_replay_distance(g);
-    g->started_ms = g->last_stats_ms = mono_ms();
+    g->started_ms = g->last_stats_ms = es_cli_monotonic_ms();
     *out = g;
     return ES_EXIT_OK;
 }
@@ -320,7 +307,7 @@ static void stats_line(ingester *g, int64_t now)
     ingest_log_f64(&l, "ops_per_s", (double)(w.events - g->last_win.events) / secs, 0);
     ingest_log_f64(&l, "bytes_per_s", (double)(d->bytes - g->last_dec.bytes) / secs, 0);
     if (w.last_time_ns > 0)
-        ingest_log_f64(&l, "lag_s", (double)(wall_ns() - w.last_time_ns) / 1e9, 1);
+        ingest_log_f64(&l, "lag_s", (double)(es_cli_now_ns() - w.last_time_ns) / 1e9, 1);
     ingest_log_u64(&l, "frames", d->frames);
     ingest_log_u64(&l, "events", w.events);
     ingest_log_u64(&l, "in_flight", w.inflight);
@@ -342,7 +329,7 @@ void ingester_tick(ingester *g)
     ingest_window_get_stats(g->win, &w);
     if (w.has_cursor)
         ingest_cursor_offer(g->cursor, w.cursor);
-    int64_t now = mono_ms();
+    int64_t now = es_cli_monotonic_ms();
     if (g->cfg->stats_interval_ms > 0 && now - g->last_stats_ms >= g->cfg->stats_interval_ms)
         stats_line(g, now);
 }
@@ -352,7 +339,7 @@ static void final_report(ingester *g)
     const es_atp_stats *d = es_atp_decoder_stats(g->dec);
     ingest_window_stats w;
     ingest_window_get_stats(g->win, &w);
-    double secs = (double)(mono_ms() - g->started_ms) / 1000.0;
+    double secs = (double)(es_cli_monotonic_ms() - g->started_ms) / 1000.0;
     uint64_t refused = 0;
     for (int k = 0; k < ES_ATP_ERR_COUNT; k++)
         refused += d->errors[k];
@@ -378,9 +365,9 @@ static void final_report(ingester *g)
 
 int ingester_finish(ingester *g)
 {
-    int64_t give_up = mono_ms() + g->cfg->drain_timeout_ms;
+    int64_t give_up = es_cli_monotonic_ms() + g->cfg->drain_timeout_ms;
     ingester_tick(g);
-    while (!ingest_window_idle(g->win) && mono_ms() < give_up) {
+    while (!ingest_window_idle(g->win) && es_cli_monotonic_ms() < give_up) {
         ingest_window_wait(g->win, WAIT_SLICE_MS);
         ingester_tick(g);
     }

@@ -9,6 +9,10 @@
 
 #include <es/arena.h>
 
+#include "backoff.h"
+#include "clock.h"
+#include "hash.h"
+
 #define REDECODE_ARENA_LIMIT ((size_t)32 << 20)
 #define WINDOW_FULL_RETRY_MS 10 /* the library's own window was full: try again soon */
 /* Slots beyond `entries`: a source that cannot stop at once (a frame already
@@ -74,13 +78,6 @@ struct ingest_window {
     ingest_entry *done; /* acknowledgements not taken yet (LIFO) */
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static size_t ring_size(const ingest_window *w)
 {
     return w->lim.entries + ROOM_SLACK;
@@ -119,7 +116,7 @@ es_status ingest_window_create(const ingest_window_limits *limits,
     w->send = send;
     w->send_ctx = send_ctx;
     w->tail_no = w->head_no = 1;
-    w->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)now_ms();
+    w->rng = es_cli_backoff_seed();
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
     w->ring = calloc(ring_size(w), sizeof *w->ring);
@@ -180,14 +177,6 @@ bool ingest_window_idle(const ingest_window *w)
     return w->head_no == w->tail_no;
 }
 
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 /* The newest unsettled entry of the same repository: this one waits for it. */
 static uint64_t previous_of_did(const ingest_window *w, uint64_t did_hash)
 {
@@ -246,16 +235,8 @@ static void settle(ingest_window *w, ingest_entry *e)
  * many frames) do not hammer a recovering server in step. */
 static int64_t backoff_ms(ingest_window *w, unsigned attempts)
 {
-    int64_t d = w->lim.retry_min_ms;
-    for (unsigned i = 1; i < attempts && d < w->lim.retry_max_ms; i++)
-        d *= 2;
-    if (d > w->lim.retry_max_ms)
-        d = w->lim.retry_max_ms;
-    w->rng ^= w->rng << 13;
-    w->rng ^= w->rng >> 7;
-    w->rng ^= w->rng << 17;
-    int64_t jitter = d / 2 > 0 ? (int64_t)(w->rng % (uint64_t)(d / 2)) - d / 4 : 0;
-    return d + jitter;
+    return es_cli_backoff_ms(w->lim.retry_min_ms, w->lim.retry_max_ms,
+                             attempts > 0 ? attempts - 1 : 0, &w->rng);
 }
 
 /* Refusals that no retry can change: the store's own checks of the events. */
@@ -267,7 +248,7 @@ static bool permanent(es_status s)
 static void requeue(ingest_window *w, ingest_entry *e, int64_t delay_ms)
 {
     e->state = ENTRY_QUEUED;
-    e->not_before_ms = now_ms() + delay_ms;
+    e->not_before_ms = es_cli_monotonic_ms() + delay_ms;
     e->group_next = NULL;
     w->queued++;
 }
@@ -361,7 +342,7 @@ es_status ingest_window_add(ingest_window *w, es_status decode_status, const es_
         e->len = len;
         w->bytes += len;
         e->events = b->count;
-        e->did_hash = fnv1a(b->did ? b->did : "", b->did ? b->did_len : 0);
+        e->did_hash = es_cli_fnv1a(b->did ? b->did : "", b->did ? b->did_len : 0);
         e->prev_no = previous_of_did(w, e->did_hash);
         e->state = ENTRY_QUEUED;
         e->live_index = w->live_count;
@@ -481,7 +462,7 @@ static void send_alone(ingest_window *w, ingest_entry *e)
  * entries (a group refused as a whole) go alone. */
 static void send_queued(ingest_window *w)
 {
-    int64_t now = now_ms();
+    int64_t now = es_cli_monotonic_ms();
     ingest_entry *leader = NULL, *last = NULL;
     es_arena_reset(w->arena);
     w->unit_len = 0;
@@ -555,14 +536,7 @@ void ingest_window_pump(ingest_window *w)
 
 void ingest_window_wait(ingest_window *w, int64_t timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = es_cli_deadline(timeout_ms);
     pthread_mutex_lock(&w->mu);
     if (w->done == NULL)
         pthread_cond_timedwait(&w->cond, &w->mu, &ts);

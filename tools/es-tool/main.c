@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <nats/nats.h>
-
 #include "estool.h"
 
 static const tool_command *const commands[] = {
@@ -40,7 +38,7 @@ static const tool_command *find_command(const char *name)
 
 static void print_version(void)
 {
-    printf("es-tool %s (nats.c %s)\n", ES_VERSION_STRING, nats_GetVersion());
+    printf("es-tool %s (nats.c %s)\n", ES_VERSION_STRING, es_nats_client_version());
 }
 
 int main(int argc, char **argv)

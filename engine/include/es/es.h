@@ -5,6 +5,7 @@
 
 #include <es/status.h>
 #include <es/time.h>
+#include <es/connect.h>
 #include <es/subject.h>
 #include <es/store.h>
 #include <es/event.h>
@@ -20,6 +21,8 @@
 #include <es/checkpoint.h>
 #include <es/snapshot.h>
 #include <es/projection.h>
+#include <es/inspect.h>
+#include <es/import.h>
 
 #define ES_VERSION_STRING "0.1.0"
 
