@@ -2,6 +2,7 @@
  * nats.c's natsOptions, and its failures one-line reasons. */
 #include <es/connect.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -49,6 +50,16 @@ static es_status set_servers(natsOptions *no, const char *urls)
     return ES_OK;
 }
 
+/* nats.c reads credentials and seeds only when it connects, and then
+ * reports a bare "not found": say which file, before dialling. */
+static bool readable(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f != NULL)
+        fclose(f);
+    return f != NULL;
+}
+
 static es_status set_auth(natsOptions *no, const es_connect_options *o)
 {
     natsStatus ns = NATS_OK;
@@ -59,12 +70,14 @@ static es_status set_auth(natsOptions *no, const es_connect_options *o)
     if (ns != NATS_OK)
         return es_error(ES_ERR_INVALID, "user or token: %s", natsStatus_GetText(ns));
     if (o->creds_file != NULL &&
-        natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL) != NATS_OK)
+        (!readable(o->creds_file) ||
+         natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL) != NATS_OK))
         return es_error(ES_ERR_INVALID, "cannot use credentials file '%.200s'", o->creds_file);
     if ((o->nkey_public == NULL) != (o->nkey_seed_file == NULL))
         return es_error(ES_ERR_INVALID, "an NKey needs its public key and its seed file");
     if (o->nkey_seed_file != NULL &&
-        natsOptions_SetNKeyFromSeed(no, o->nkey_public, o->nkey_seed_file) != NATS_OK)
+        (!readable(o->nkey_seed_file) ||
+         natsOptions_SetNKeyFromSeed(no, o->nkey_public, o->nkey_seed_file) != NATS_OK))
         return es_error(ES_ERR_INVALID, "cannot use NKey seed file '%.200s'", o->nkey_seed_file);
     return ES_OK;
 }
