@@ -56,7 +56,8 @@ typedef void (*es_append_cb)(es_status status, const es_append_result *result, v
 ES_API es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
                                 es_append_cb cb, void *closure);
 
-/* Waits until every asynchronous append of this handle has completed. */
+/* Waits until every asynchronous append (and import, es/import.h) of this
+ * handle has completed, its callback included. */
 ES_API es_status es_append_flush(es_store *store, int64_t timeout_ms);
 
 #ifdef __cplusplus
