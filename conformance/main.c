@@ -82,6 +82,7 @@ int main(int argc, char **argv)
     failed += conf_run_checkpoint();
     failed += conf_run_snapshot();
     failed += conf_run_projection();
+    failed += conf_run_domain();
     failed += conf_run_inspect();
     failed += conf_run_import();
     nats_Close();
