@@ -162,5 +162,7 @@ double raw_replay(natsConnection *nc, const char *name, long n)
     natsConnection_Flush(nc);
     natsSubscription_Destroy(sub);
     jsCtx_Destroy(js);
+    if (sink < (size_t)n * BENCH_PAYLOAD) /* the payloads were read, as the library's are */
+        bench_die("raw replay saw the wrong events");
     return (double)n / t;
 }
