@@ -1,0 +1,25 @@
+/* FNV-1a (base/hash.h). */
+#include "base/hash.h"
+
+#define FNV32_PRIME 16777619u
+#define FNV64_PRIME 0x100000001b3ULL
+
+uint32_t esi_fnv1a32(const void *p, size_t n, uint32_t h)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= FNV32_PRIME;
+    }
+    return h;
+}
+
+uint64_t esi_fnv1a64(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= FNV64_PRIME;
+    }
+    return h;
+}
