@@ -20,6 +20,7 @@
 #include <es/checkpoint.h>
 #include <es/snapshot.h>
 #include <es/projection.h>
+#include <es/sink.h>
 
 #define ES_VERSION_STRING "0.1.0"
 
