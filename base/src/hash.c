@@ -6,20 +6,14 @@
 
 uint32_t esi_fnv1a32(const void *p, size_t n, uint32_t h)
 {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= FNV32_PRIME;
-    }
+    for (const unsigned char *b = p, *end = b + n; b < end; b++)
+        h = (h ^ *b) * FNV32_PRIME;
     return h;
 }
 
 uint64_t esi_fnv1a64(const void *p, size_t n, uint64_t h)
 {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= FNV64_PRIME;
-    }
+    for (const unsigned char *b = p, *end = b + n; b < end; b++)
+        h = (h ^ *b) * FNV64_PRIME;
     return h;
 }

@@ -140,7 +140,7 @@ es_status esi_sink_create_with(const es_sink_options *opts, size_t max_inflight,
                                esi_sink_append_fn append, void *ctx, es_sink **out)
 {
     if (out == NULL || append == NULL)
-        return es_error(ES_ERR_INVALID, "es_sink_create: out is NULL");
+        return es_error(ES_ERR_INVALID, "es_sink_create: out and an append are required");
     es_sink_options o;
     es_status s = resolve_options(opts, max_inflight, max_batches, &o);
     if (s != ES_OK)

@@ -146,19 +146,27 @@ static readback read_back(es_store *st)
     return r;
 }
 
+/* Offers units 0..n-1, polling as it goes, and waits until all are settled;
+ * returns how many events they hold. */
+static size_t offer_all(es_sink *sk, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        offer_unit(sk, i, "changed");
+        total += unit_events(i);
+        es_sink_poll(sk);
+    }
+    assert_int_equal(es_sink_drain(sk, 30000), ES_OK);
+    return total;
+}
+
 static void units_are_stored_once_in_key_order(void **state)
 {
     live *l = *state;
     REQUIRE_NATS(l->nc);
     open_store(l, 256, 32);
     es_sink *sk = make_sink(l, 0, 4); /* few batch places: multi-event units are gathered */
-    size_t total = 0;
-    for (size_t i = 0; i < UNITS; i++) {
-        offer_unit(sk, i, "changed");
-        total += unit_events(i);
-        es_sink_poll(sk);
-    }
-    assert_int_equal(es_sink_drain(sk, 30000), ES_OK);
+    size_t total = offer_all(sk, UNITS);
     es_sink_stats st;
     es_sink_get_stats(sk, &st);
     assert_true(st.has_watermark);
@@ -226,13 +234,7 @@ static void a_store_window_smaller_than_the_sinks_is_not_a_failure(void **state)
     REQUIRE_NATS(l->nc);
     open_store(l, 2, 1); /* es_append_batch_try_async says ES_ERR_AGAIN often */
     es_sink *sk = make_sink(l, 64, 16);
-    size_t total = 0;
-    for (size_t i = 0; i < 300; i++) {
-        offer_unit(sk, i, "changed");
-        total += unit_events(i);
-        es_sink_poll(sk);
-    }
-    assert_int_equal(es_sink_drain(sk, 30000), ES_OK);
+    size_t total = offer_all(sk, 300);
     es_sink_stats st;
     es_sink_get_stats(sk, &st);
     assert_int_equal(st.events, total);
