@@ -66,6 +66,7 @@ struct es_sink {
     unit *ring;
     size_t cap;
     uint64_t tail_no, head_no; /* held: tail_no .. head_no-1 */
+    uint64_t first_queued;     /* no queued unit comes before it: where a scan starts */
     uint64_t *buckets;
     size_t bucket_mask;
     size_t inflight, batches, queued, bytes;
@@ -152,7 +153,7 @@ es_status esi_sink_create_with(const es_sink_options *opts, size_t max_inflight,
     sk->append = append;
     sk->append_ctx = ctx;
     sk->cap = o.max_units;
-    sk->tail_no = sk->head_no = 1;
+    sk->tail_no = sk->head_no = sk->first_queued = 1;
     sk->next_due_ms = INT64_MAX;
     size_t nbuckets = bucket_count(sk->cap);
     sk->bucket_mask = nbuckets - 1;
@@ -323,6 +324,8 @@ static void requeue(es_sink *sk, unit *u, int64_t delay_ms)
     u->not_before_ms = esi_monotonic_ms() + delay_ms;
     if (delay_ms > 0 && u->not_before_ms < sk->next_due_ms)
         sk->next_due_ms = u->not_before_ms;
+    if (u->no < sk->first_queued)
+        sk->first_queued = u->no;
     sk->queued++;
 }
 
@@ -489,33 +492,54 @@ static bool group_full(const es_sink *sk, const unit *u)
  * alone (a plain publish: cheap for the server). Multi-event units are
  * gathered into as few atomic batches as the group bounds allow; solo units
  * (a group refused as a whole) go alone. */
+/* Whether a place is free for another append (when none is, only an
+ * acknowledgement, or the store's window reopening, can change that). */
+static bool room_for_any(const es_sink *sk)
+{
+    return sk->inflight < sk->o.max_inflight && window_open(sk);
+}
+
+/* u stays queued: where the next scan starts, and when es_sink_wait wakes. */
+static void left_queued(es_sink *sk, const unit *u, int64_t now)
+{
+    if (u->no < sk->first_queued)
+        sk->first_queued = u->no;
+    if (u->not_before_ms > now && u->not_before_ms < sk->next_due_ms)
+        sk->next_due_ms = u->not_before_ms;
+}
+
 static void send_queued(es_sink *sk)
 {
     int64_t now = esi_monotonic_ms();
+    uint64_t no = sk->first_queued > sk->tail_no ? sk->first_queued : sk->tail_no;
+    sk->first_queued = sk->head_no; /* lowered again for every unit left queued */
     sk->next_due_ms = INT64_MAX;
     unit *leader = NULL, *last = NULL;
-    for (uint64_t no = sk->tail_no; no < sk->head_no && sk->queued > 0 && window_open(sk); no++) {
+    for (; no < sk->head_no && sk->queued > 0; no++) {
+        if (leader == NULL && !room_for_any(sk))
+            break; /* nothing more can go: the rest waits for an acknowledgement */
         unit *u = slot_of(sk, no);
         if (u->state != UNIT_QUEUED)
             continue;
-        if (u->not_before_ms > now) {
-            if (u->not_before_ms < sk->next_due_ms)
-                sk->next_due_ms = u->not_before_ms;
+        if (u->not_before_ms > now || !turn_has_come(sk, u)) {
+            left_queued(sk, u, now);
             continue;
         }
-        if (!turn_has_come(sk, u))
-            continue;
         if (!gatherable(sk, u)) {
             if (can_send(sk, u->copy.count))
                 send_alone(sk, u);
+            else
+                left_queued(sk, u, now);
             continue;
         }
         if (leader != NULL && group_full(sk, u)) {
             send_group(sk, leader);
             leader = last = NULL;
         }
-        if (leader == NULL && !can_send(sk, u->copy.count))
+        if (leader == NULL && !can_send(sk, u->copy.count)) {
+            left_queued(sk, u, now);
             continue;
+        }
         sk->queued--;
         memcpy(sk->group + sk->group_len, u->copy.events, u->copy.count * sizeof *u->copy.events);
         sk->group_len += u->copy.count;
@@ -527,6 +551,8 @@ static void send_queued(es_sink *sk)
             last->group_next = u;
         last = u;
     }
+    if (no < sk->first_queued) /* the units not looked at */
+        sk->first_queued = no;
     send_group(sk, leader);
 }
 
@@ -648,6 +674,8 @@ es_status es_sink_offer(es_sink *sk, const es_sink_unit *in)
         retire(sk); /* a refusal before sending settles it at once */
     } else {
         sk->queued++;
+        if (u->no < sk->first_queued)
+            sk->first_queued = u->no;
     }
     return ES_OK;
 }
