@@ -53,7 +53,7 @@ typedef enum es_sink_outcome_kind {
 
 typedef struct es_sink_outcome {
     es_sink_outcome_kind kind;
-    const char *key; /* the unit's key (not NUL-terminated: key_len bytes) */
+    const char *key; /* the unit's key: key_len bytes, then a NUL ("" for none) */
     size_t key_len;
     uint64_t position;
     size_t events;
@@ -65,9 +65,10 @@ typedef struct es_sink_outcome {
     int64_t retry_in_ms; /* ES_SINK_RETRYING: when it goes again */
 } es_sink_outcome;
 
-/* Called on the thread driving the sink, once per settled unit (STORED,
- * DROPPED) and once per failed attempt (RETRYING). Everything it points to
- * is valid during the call. */
+/* Called on the thread driving the sink, once per unit with events when it
+ * settles (STORED, DROPPED) and once per failed attempt (RETRYING); units
+ * without events settle silently. Everything it points to is valid during
+ * the call. */
 typedef void (*es_sink_outcome_fn)(const es_sink_outcome *o, void *closure);
 
 typedef struct es_sink_options {
