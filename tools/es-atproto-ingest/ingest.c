@@ -287,6 +287,8 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
                       .events = events ? b.events : NULL,
                       .count = events ? b.count : 0};
     s = es_sink_offer(g->sink, &u);
+    if (s == ES_ERR_AGAIN)
+        return INGEST_FULL;
     if (s != ES_OK) {
         es_cli_fail(s, "keeping a frame");
         return INGEST_FAILED;
@@ -459,7 +461,7 @@ int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
             code = INGEST_EXIT_ERROR_FRAME;
             break;
         }
-        if (r == INGEST_FAILED) {
+        if (r == INGEST_FAILED || r == INGEST_FULL) { /* full: cannot be, room was checked */
             code = ES_EXIT_SERVER;
             break;
         }

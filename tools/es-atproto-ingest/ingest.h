@@ -54,6 +54,8 @@ typedef struct ingester ingester;
 typedef enum ingest_take_result {
     INGEST_TAKEN,       /* kept (or settled at once) */
     INGEST_ERROR_FRAME, /* an error frame: the source ends here */
+    INGEST_FULL,        /* not taken: full even past ingester_room's bounds (the source
+                           ignored them too long); the frame will have to come again */
     INGEST_FAILED,      /* out of memory: give up */
 } ingest_take_result;
 

@@ -126,6 +126,10 @@ static void schedule_reconnect(relay *r, const char *why, const char *detail)
     r->wsi = NULL;
     if (r->stopping)
         return;
+    /* A frame kept for lack of room was not taken: the next connection
+     * resumes before it and it comes again, in order with what follows. */
+    r->has_pending = false;
+    r->pending.len = 0;
     if (r->took_frame)
         r->backoff_ms = first_backoff_ms(r->cfg);
     r->took_frame = false;
@@ -193,6 +197,13 @@ static void pause_rx(relay *r, bool pause)
 static int take_frame(relay *r, es_buf *frame)
 {
     ingest_take_result t = ingester_take(r->g, frame->data, frame->len);
+    if (t == INGEST_FULL) {
+        /* Messages kept coming after reading stopped, past the ingester's
+         * slack: drop the connection; the next one resumes after the last
+         * frame taken, so this one comes again. */
+        ingest_log_msg(LOG_WARN, "frames arrived while reading was stopped: reconnecting", NULL);
+        return -1;
+    }
     if (t == INGEST_FAILED) {
         r->exit_code = ES_EXIT_SERVER;
         return -1;
