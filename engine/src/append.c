@@ -377,11 +377,14 @@ static bool sync_done(es_status s, const esi_pub_result *r, const char *text, na
     return keep;
 }
 
-static es_status submit(es_store *st, const es_event_spec *events, size_t n, esi_pub_done cb,
-                        void *closure)
+/* Builds and sends one unit. `wait`: wait for room in the window (up to the
+ * request timeout); else ES_ERR_AGAIN at once when it is full. */
+static es_status submit(es_store *st, const es_event_spec *events, size_t n, bool wait,
+                        esi_pub_done cb, void *closure)
 {
     esi_pub_ticket t;
-    es_status s = esi_publisher_reserve(st->pub, n > 1, cb, closure, &t);
+    es_status s = wait ? esi_publisher_reserve(st->pub, n > 1, cb, closure, &t)
+                       : esi_publisher_try_reserve(st->pub, n > 1, cb, closure, &t);
     if (s != ES_OK)
         return s;
     natsMsg **msgs = NULL;
@@ -394,17 +397,15 @@ static es_status submit(es_store *st, const es_event_spec *events, size_t n, esi
     return ES_OK;
 }
 
-es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
-                          es_append_result *result)
+static es_status append_sync(es_store *store, const es_event_spec *events, size_t n,
+                             es_append_result *result)
 {
-    es_append_result ignored;
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    sync_call c = {
-        .st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
+    sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result};
     esi_pub_waiter_init(&c.waiter);
-    s = submit(store, events, n, sync_done, &c);
+    s = submit(store, events, n, true, sync_done, &c);
     if (s == ES_OK)
         s = esi_pub_waiter_wait(&c.waiter);
     esi_pub_waiter_destroy(&c.waiter);
@@ -418,6 +419,25 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
         return es_error_code(s, c.waiter.result.err_code, "%s", c.waiter.text);
     if (s == ES_OK)
         es_error_clear();
+    return s;
+}
+
+/* A result's error fields: the thread's last error, which the synchronous
+ * path has just set (or cleared). */
+static void set_result_error(es_status s, es_append_result *out)
+{
+    out->err_code = s == ES_OK ? 0 : es_last_error_code();
+    out->error = s == ES_OK ? "" : es_last_error();
+}
+
+es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
+                          es_append_result *result)
+{
+    es_append_result ignored;
+    es_append_result *out = result ? result : &ignored;
+    memset(out, 0, sizeof *out);
+    es_status s = append_sync(store, events, n, out);
+    set_result_error(s, out);
     return s;
 }
 
@@ -441,6 +461,7 @@ static void finish_async(async_call *c, es_status s, const esi_pub_result *r, co
 {
     es_append_result out;
     s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out);
+    set_result_error(s, &out); /* conclude set this thread's last error: hand it over */
     c->cb(s, &out, c->closure);
 }
 
@@ -468,11 +489,11 @@ static bool async_done(es_status s, const esi_pub_result *r, const char *text, n
     return false;
 }
 
-es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
-                                es_append_cb cb, void *closure)
+static es_status append_async(es_store *store, const es_event_spec *events, size_t n, bool wait,
+                              es_append_cb cb, void *closure)
 {
     if (cb == NULL)
-        return es_error(ES_ERR_INVALID, "es_append_batch_async: a callback is required");
+        return es_error(ES_ERR_INVALID, "asynchronous append: a callback is required");
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
@@ -483,10 +504,22 @@ es_status es_append_batch_async(es_store *store, const es_event_spec *events, si
     c->own_ids = has_own_ids(events, n);
     c->cb = cb;
     c->closure = closure;
-    s = submit(store, events, n, async_done, c);
+    s = submit(store, events, n, wait, async_done, c);
     if (s != ES_OK)
         esi_free(c);
     return s;
+}
+
+es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
+                                es_append_cb cb, void *closure)
+{
+    return append_async(store, events, n, true, cb, closure);
+}
+
+es_status es_append_batch_try_async(es_store *store, const es_event_spec *events, size_t n,
+                                    es_append_cb cb, void *closure)
+{
+    return append_async(store, events, n, false, cb, closure);
 }
 
 es_status es_append_flush(es_store *store, int64_t timeout_ms)

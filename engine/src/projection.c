@@ -17,7 +17,9 @@
 #include "transport/pull.h"
 #include "store_impl.h"
 #include "transport/msg.h"
+#include "base/backoff.h"
 #include "base/clock.h"
+#include "base/hash.h"
 
 #define SLEEP_SLICE_MS     50 /* how often a sleeping worker looks at the stop flag */
 #define CAUGHT_UP_POLL_MS  100
@@ -99,7 +101,7 @@ int es_projection_partition_of(const es_event *ev, int partitions)
     const esi_subject_parts *parts = esi_event_parts(ev);
     if (parts == NULL)
         return 0;
-    uint32_t h = ES_FNV32_OFFSET;
+    uint32_t h = ESI_FNV32_OFFSET;
     if (parts->tenant != NULL)
         h = esi_fnv1a32(parts->tenant, strlen(parts->tenant), h);
     h = esi_fnv1a32(parts->type, strlen(parts->type), h);
@@ -144,10 +146,8 @@ static int64_t backoff_ms(const es_projection *p, uint64_t deliveries)
     int64_t max = p->o.retry_backoff_max_ms;
     if (p->ordered && max > p->pin_timeout_ms / 4)
         max = p->pin_timeout_ms / 4; /* retrying in place must not cost the partition's pin */
-    int64_t d = p->o.retry_backoff_ms;
-    for (uint64_t i = 1; i < deliveries && d < max; i++)
-        d *= 2;
-    return d < max ? d : max;
+    unsigned attempt = deliveries > 64 ? 64 : (unsigned)deliveries;
+    return esi_backoff_ms(p->o.retry_backoff_ms, max, attempt);
 }
 
 static bool deliveries_left(const es_projection *p, uint64_t deliveries)

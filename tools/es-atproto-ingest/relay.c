@@ -115,6 +115,10 @@ static void schedule_reconnect(relay *r, const char *why, const char *detail)
     r->wsi = NULL;
     if (r->stopping)
         return;
+    /* A frame kept for lack of room was not taken: the next connection
+     * resumes before it and it comes again, in order with what follows. */
+    r->has_pending = false;
+    r->pending.len = 0;
     if (r->took_frame)
         r->reconnects = 0;
     r->took_frame = false;
@@ -170,11 +174,18 @@ static void pause_rx(relay *r, bool pause)
         lws_rx_flow_control(r->wsi, pause ? 0 : 1);
 }
 
-/* One whole frame: into the window, or kept while the window is full. Returns
+/* One whole frame: to the ingester, or kept while it is full. Returns
  * -1 to close the connection. */
 static int take_frame(relay *r, es_buf *frame)
 {
     ingest_take_result t = ingester_take(r->g, frame->data, frame->len);
+    if (t == INGEST_FULL) {
+        /* Messages kept coming after reading stopped, past the ingester's
+         * slack: drop the connection; the next one resumes after the last
+         * frame taken, so this one comes again. */
+        ingest_log_msg(LOG_WARN, "frames arrived while reading was stopped: reconnecting", NULL);
+        return -1;
+    }
     if (t == INGEST_FAILED) {
         r->exit_code = ES_EXIT_SERVER;
         return -1;
@@ -201,7 +212,18 @@ static int on_message(relay *r)
         ingest_log_end(&l);
         return 0;
     }
-    if (!r->has_pending && !ingester_room(r->g)) {
+    if (r->has_pending) {
+        /* Paused, and a message came anyway (already read): the frame kept
+         * first goes first (the sink takes a few frames past its bounds for
+         * this), and this one is kept in its place. */
+        int rc = take_frame(r, &r->pending);
+        es_buf swap = r->pending;
+        r->pending = r->rx;
+        r->rx = swap;
+        r->rx.len = 0;
+        return rc;
+    }
+    if (!ingester_room(r->g)) {
         /* backpressure: keep this frame, stop reading until there is room */
         es_buf swap = r->pending;
         r->pending = r->rx;
@@ -300,7 +322,7 @@ static const struct lws_protocols protocols[] = {
 static void relay_step(relay *r)
 {
     ingester_tick(r->g);
-    /* Reconnect after the last frame taken: the frames the window holds are
+    /* Reconnect after the last frame taken: the frames the sink holds are
      * kept until acknowledged, so they need not come again. */
     uint64_t last;
     if (ingester_last_seq(r->g, &last)) {

@@ -23,6 +23,7 @@
 #include <es/projection.h>
 #include <es/inspect.h>
 #include <es/import.h>
+#include <es/sink.h>
 
 #define ES_VERSION_STRING "0.1.0"
 
