@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/internal.h"
 
 #define ARENA_DEFAULT_LIMIT ((size_t)64 << 20)
@@ -19,10 +20,11 @@ typedef struct block {
 } block;
 
 struct es_arena {
-    block *head;  /* the block being filled; older ones follow */
-    size_t limit; /* bound on the sum of all block capacities */
-    size_t total; /* sum of all block capacities */
-    size_t used;  /* bytes handed out */
+    block *head;    /* the block being filled; older ones follow */
+    size_t limit;   /* bound on the sum of all block capacities */
+    size_t total;   /* sum of all block capacities */
+    size_t used;    /* bytes handed out */
+    bool no_memory; /* the last NULL was for want of memory, not the limit */
 };
 
 es_status es_arena_create(size_t limit, es_arena **out)
@@ -80,9 +82,11 @@ static block *grow(es_arena *a, size_t need)
         cap = need;
     if (cap > a->limit - a->total)
         cap = a->limit - a->total;
+    a->no_memory = false;
     if (cap < need)
         return NULL;
     block *b = esi_malloc(sizeof *b + cap);
+    a->no_memory = b == NULL;
     if (b == NULL)
         return NULL;
     b->next = a->head;
@@ -93,10 +97,18 @@ static block *grow(es_arena *a, size_t need)
     return b;
 }
 
+/* NULL for a request the arena's limit refuses. */
+static void *over_limit(es_arena *a)
+{
+    if (a != NULL)
+        a->no_memory = false;
+    return NULL;
+}
+
 void *es_arena_alloc(es_arena *a, size_t size)
 {
-    if (a == NULL || size > a->limit)
-        return NULL;
+    if (a == NULL || size > a->limit || size > SIZE_MAX - alignof(max_align_t))
+        return over_limit(a);
     size_t need = align_up(size ? size : 1);
     block *b = a->head;
     if (b == NULL || b->cap - b->used < need) {
@@ -113,7 +125,7 @@ void *es_arena_alloc(es_arena *a, size_t size)
 void *es_arena_calloc(es_arena *a, size_t count, size_t size)
 {
     if (size != 0 && count > SIZE_MAX / size)
-        return NULL;
+        return over_limit(a);
     void *p = es_arena_alloc(a, count * size);
     if (p != NULL)
         memset(p, 0, count * size);
@@ -123,7 +135,7 @@ void *es_arena_calloc(es_arena *a, size_t count, size_t size)
 char *es_arena_strndup(es_arena *a, const char *s, size_t len)
 {
     if (len == SIZE_MAX)
-        return NULL;
+        return over_limit(a);
     char *p = es_arena_alloc(a, len + 1);
     if (p == NULL)
         return NULL;
@@ -131,6 +143,13 @@ char *es_arena_strndup(es_arena *a, const char *s, size_t len)
         memcpy(p, s, len);
     p[len] = '\0';
     return p;
+}
+
+es_status esi_arena_error(const es_arena *a, const char *what)
+{
+    if (a != NULL && a->no_memory)
+        return es_error(ES_ERR_NOMEM, "%s: out of memory", what);
+    return es_error(ES_ERR_LIMIT, "%s: arena limit reached", what);
 }
 
 size_t es_arena_used(const es_arena *a)
