@@ -23,6 +23,7 @@ static void sweep(failalloc_op op, void *ctx, long min_allocs)
     bool ok = failalloc_sweep(op, ctx, ES_ERR_NOMEM, &r);
     if (!ok)
         fail_msg("%s", r.why);
+    print_message("%ld allocations, %ld failing runs\n", r.allocs, r.runs);
     assert_true(r.allocs >= min_allocs);
     assert_true(r.runs >= 2 * r.allocs); /* each allocation failed once, then for good */
 }

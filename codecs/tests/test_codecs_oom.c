@@ -44,6 +44,7 @@ static void sweep(failalloc_op op, void *ctx)
     failalloc_report r;
     if (!failalloc_sweep(op, ctx, ES_ERR_NOMEM, &r))
         fail_msg("%s", r.why);
+    print_message("%ld allocations, %ld failing runs\n", r.allocs, r.runs);
     assert_true(r.allocs > 0);
 }
 
