@@ -149,6 +149,21 @@ static void arena_tells_limit_from_memory(void **state)
     assert_null(es_arena_calloc(a, SIZE_MAX / 2, 4));
     assert_int_equal(esi_arena_error(a, "x"), ES_ERR_LIMIT);
     es_arena_destroy(a);
+    /* the first failure is the one reported, also after later allocations */
+    assert_int_equal(es_arena_create(1 << 16, &a), ES_OK);
+    failalloc_fail_at(1, false);
+    assert_null(es_arena_alloc(a, 100));
+    assert_null(es_arena_alloc(a, 1 << 17));
+    assert_non_null(es_arena_alloc(a, 100));
+    failalloc_fail_at(0, false);
+    assert_int_equal(esi_arena_error(a, "x"), ES_ERR_NOMEM);
+    failalloc_fail_at(1, false);
+    assert_null(es_arena_alloc(a, 1 << 14));
+    failalloc_fail_at(0, false);
+    es_arena_reset(a); /* forgets it */
+    assert_null(es_arena_alloc(a, 1 << 17));
+    assert_int_equal(esi_arena_error(a, "x"), ES_ERR_LIMIT);
+    es_arena_destroy(a);
 }
 
 static es_status escape_work(void *ctx)
