@@ -18,14 +18,6 @@
 #include "base/tests/failalloc.h"
 #include "fixtures.h"
 
-static void sweep(failalloc_op op, void *ctx)
-{
-    failalloc_report r;
-    if (!failalloc_sweep(op, ctx, ES_ERR_NOMEM, &r))
-        fail_msg("%s", r.why);
-    assert_true(r.allocs > 0);
-}
-
 /* ---- frames ------------------------------------------------------------------ */
 
 typedef struct frame_case {
@@ -74,11 +66,9 @@ static es_status frame_op(void *ctx)
 static void frames_out_of_memory(void **state)
 {
     (void)state;
-    const char *path = fixture_path("firehose-corpus/frames.bin.zst");
-    if (path == NULL)
+    es_atp_capture *c = corpus_frames_open();
+    if (c == NULL)
         skip();
-    es_atp_capture *c = NULL;
-    assert_int_equal(es_atp_capture_open(path, 0, &c), ES_OK);
     const uint8_t *frame;
     size_t len, swept = 0;
     static uint8_t copy[1 << 20];
@@ -97,7 +87,7 @@ static void frames_out_of_memory(void **state)
             snprintf(fc.last_id, sizeof fc.last_id, "%s", b.events[b.count - 1].event_id);
         es_arena_destroy(a);
         es_atp_decoder_destroy(d);
-        sweep(frame_op, &fc);
+        failalloc_expect_nomem(frame_op, &fc, 1);
         swept++;
     }
     es_atp_capture_close(c);
@@ -155,7 +145,7 @@ static void repo_car_out_of_memory(void **state)
     assert_int_equal(es_atp_walk_repo(&parsed, a, NULL, count_record, &rc.records), ES_OK);
     es_arena_destroy(a);
     assert_true(rc.records > 0);
-    sweep(repo_op, &rc);
+    failalloc_expect_nomem(repo_op, &rc, 1);
     free(car);
 }
 
@@ -184,7 +174,7 @@ static void capture_out_of_memory(void **state)
         skip();
     char copy[4096];
     snprintf(copy, sizeof copy, "%s", path);
-    sweep(capture_op, copy);
+    failalloc_expect_nomem(capture_op, copy, 1);
 }
 
 /* ---- filters ----------------------------------------------------------------------- */
@@ -213,7 +203,7 @@ static es_status filter_op(void *ctx)
 static void filters_out_of_memory(void **state)
 {
     (void)state;
-    sweep(filter_op, NULL);
+    failalloc_expect_nomem(filter_op, NULL, 1);
 }
 
 int main(void)

@@ -48,4 +48,21 @@ typedef struct failalloc_report {
  * first run that does not; also when the warm-up run fails. */
 bool failalloc_sweep(failalloc_op op, void *ctx, es_status expect, failalloc_report *r);
 
+/* For cmocka tests (cmocka.h included first): the sweep with ES_ERR_NOMEM
+ * expected, failing the test with the first misbehaviour, and at least
+ * `min_allocs` allocations covered (0: none expected at all). */
+#ifdef cmocka_unit_test
+static inline void failalloc_expect_nomem(failalloc_op op, void *ctx, long min_allocs)
+{
+    failalloc_report r;
+    if (!failalloc_sweep(op, ctx, ES_ERR_NOMEM, &r))
+        fail_msg("%s", r.why);
+    print_message("%ld allocations, %ld failing runs\n", r.allocs, r.runs);
+    if (min_allocs == 0)
+        assert_int_equal(r.allocs, 0);
+    else
+        assert_true(r.allocs >= min_allocs);
+}
+#endif
+
 #endif

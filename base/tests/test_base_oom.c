@@ -17,17 +17,6 @@
 #include "base/arena.h"
 #include "base/tests/failalloc.h"
 
-static void sweep(failalloc_op op, void *ctx, long min_allocs)
-{
-    failalloc_report r;
-    bool ok = failalloc_sweep(op, ctx, ES_ERR_NOMEM, &r);
-    if (!ok)
-        fail_msg("%s", r.why);
-    print_message("%ld allocations, %ld failing runs\n", r.allocs, r.runs);
-    assert_true(r.allocs >= min_allocs);
-    assert_true(r.runs >= 2 * r.allocs); /* each allocation failed once, then for good */
-}
-
 /* Many small allocations and a few large ones: the arena grows block by
  * block; a reset keeps one block. */
 static es_status arena_work(void *ctx)
@@ -55,7 +44,7 @@ static es_status arena_work(void *ctx)
 static void arena_out_of_memory(void **state)
 {
     (void)state;
-    sweep(arena_work, NULL, 5);
+    failalloc_expect_nomem(arena_work, NULL, 5);
 }
 
 static es_status buf_work(void *ctx)
@@ -76,7 +65,7 @@ static es_status buf_work(void *ctx)
 static void buf_out_of_memory(void **state)
 {
     (void)state;
-    sweep(buf_work, NULL, 3);
+    failalloc_expect_nomem(buf_work, NULL, 3);
 }
 
 /* A tree of every constructor's values, compared with one built beforehand. */
@@ -128,7 +117,7 @@ static void value_constructors_out_of_memory(void **state)
     assert_int_equal(es_arena_create(0, &a), ES_OK);
     es_value *want = build_tree(a);
     assert_non_null(want);
-    sweep(value_work, want, 3);
+    failalloc_expect_nomem(value_work, want, 3);
     es_arena_destroy(a);
 }
 
@@ -183,10 +172,7 @@ static es_status escape_work(void *ctx)
 static void escapes_never_allocate(void **state)
 {
     (void)state;
-    failalloc_report r;
-    assert_true(failalloc_sweep(escape_work, NULL, ES_ERR_NOMEM, &r));
-    assert_int_equal(r.allocs, 0);
-    assert_int_equal(r.runs, 0);
+    failalloc_expect_nomem(escape_work, NULL, 0);
 }
 
 int main(void)

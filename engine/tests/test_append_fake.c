@@ -15,58 +15,19 @@
 #include <es/es.h>
 
 #include "base/clock.h"
-#include "store_impl.h"
+#include "fake_store.h"
 #include "transport/msg.h"
-#include "transport/tests/fake_conn.h"
-#include "transport/tests/fake_js.h"
 
 #define WAIT_MS 5000
 
-typedef struct env {
-    fake_conn *f;
-    fake_js *fj;
-    es_store *st;
-} env;
-
-static void env_open(env *e, int64_t timeout_ms)
+static void open_store(fake_store *e, int64_t timeout_ms)
 {
-    e->f = fake_conn_create();
-    e->fj = fake_js_create(e->f, "ES_shop", "$ES.shop.>");
-    esi_conn conn;
-    fake_conn_table(e->f, &conn);
-    esi_js_options jo = {.timeout_ms = timeout_ms};
-    esi_js *js = NULL;
-    assert_int_equal(esi_js_create(&conn, &jo, &js), ES_OK);
-    es_store_options o;
-    es_store_options_init(&o);
-    o.timeout_ms = timeout_ms;
-    assert_int_equal(esi_store_open_js(js, "shop", &o, &e->st), ES_OK);
+    assert_int_equal(fake_store_open(e, "shop", timeout_ms), ES_OK);
     assert_null(es_store_connection(e->st));
 }
 
-static void env_close(env *e)
-{
-    es_store_destroy(e->st);
-    fake_js_destroy(e->fj);
-    fake_conn_destroy(e->f);
-}
-
-static es_event_spec event(const char *id, const char *type, const char *event_id)
-{
-    es_event_spec e;
-    es_event_spec_init(&e);
-    e.entity_type = "order";
-    e.entity_id = id;
-    e.event_type = type;
-    e.event_id = event_id;
-    e.data = "{}";
-    e.data_len = 2;
-    e.codec = "json";
-    return e;
-}
-
 /* Direct gets the engine sent (its duplicate scans). */
-static size_t direct_gets(env *e)
+static size_t direct_gets(fake_store *e)
 {
     size_t n = 0, total = fake_conn_stats_now(e->f).published;
     for (size_t i = 0; i < total; i++) {
@@ -80,16 +41,17 @@ static size_t direct_gets(env *e)
 static void appends_events_and_batches(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 2000);
-    es_event_spec one = event("1", "created", NULL);
+    fake_store e;
+    open_store(&e, 2000);
+    es_event_spec one = fake_order_event("1", "created", NULL);
     es_append_result r;
     assert_int_equal(es_append(e.st, &one, &r), ES_OK);
     assert_int_equal(r.first_seq, 1);
     assert_int_equal(r.last_seq, 1);
     assert_int_equal(r.count, 1);
-    es_event_spec batch[3] = {event("1", "paid", NULL), event("2", "created", NULL),
-                              event("1", "shipped", NULL)};
+    es_event_spec batch[3] = {fake_order_event("1", "paid", NULL),
+                              fake_order_event("2", "created", NULL),
+                              fake_order_event("1", "shipped", NULL)};
     assert_int_equal(es_append_batch(e.st, batch, 3, &r), ES_OK);
     assert_int_equal(r.first_seq, 2);
     assert_int_equal(r.last_seq, 4);
@@ -99,22 +61,22 @@ static void appends_events_and_batches(void **state)
     assert_string_equal(esi_msg_subject(m), "$ES.shop.order.2.created");
     esi_msg_destroy(m);
     assert_int_equal(direct_gets(&e), 0);
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 static void retried_event_is_a_duplicate(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 2000);
-    es_event_spec one = event("1", "created", "ev-1");
+    fake_store e;
+    open_store(&e, 2000);
+    es_event_spec one = fake_order_event("1", "created", "ev-1");
     es_append_result r;
     assert_int_equal(es_append(e.st, &one, &r), ES_OK);
     assert_int_equal(es_append(e.st, &one, &r), ES_OK);
     assert_true(r.duplicate);
     assert_int_equal(r.last_seq, 1);
     assert_int_equal(fake_js_stats_now(e.fj).stored, 1);
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 /* The server refuses a retried batch (err_code 10201) without saying where
@@ -122,11 +84,12 @@ static void retried_event_is_a_duplicate(void **state)
 static void retried_batch_is_found_by_its_ids(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 2000);
-    es_event_spec other = event("9", "created", NULL);
-    es_event_spec batch[3] = {event("1", "created", "a"), event("2", "created", "b"),
-                              event("1", "paid", "c")};
+    fake_store e;
+    open_store(&e, 2000);
+    es_event_spec other = fake_order_event("9", "created", NULL);
+    es_event_spec batch[3] = {fake_order_event("1", "created", "a"),
+                              fake_order_event("2", "created", "b"),
+                              fake_order_event("1", "paid", "c")};
     es_append_result r;
     assert_int_equal(es_append(e.st, &other, &r), ES_OK);
     assert_int_equal(es_append_batch(e.st, batch, 3, &r), ES_OK);
@@ -140,16 +103,18 @@ static void retried_batch_is_found_by_its_ids(void **state)
     assert_int_equal(fake_js_stats_now(e.fj).stored, 5);
     assert_int_equal(direct_gets(&e), 3); /* one per event */
     assert_string_equal(es_last_error(), "");
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 static void partly_stored_batch_is_refused(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 2000);
-    es_event_spec first[2] = {event("1", "created", "a"), event("2", "created", "b")};
-    es_event_spec mixed[2] = {event("1", "created", "a"), event("3", "created", "x")};
+    fake_store e;
+    open_store(&e, 2000);
+    es_event_spec first[2] = {fake_order_event("1", "created", "a"),
+                              fake_order_event("2", "created", "b")};
+    es_event_spec mixed[2] = {fake_order_event("1", "created", "a"),
+                              fake_order_event("3", "created", "x")};
     es_append_result r;
     assert_int_equal(es_append_batch(e.st, first, 2, &r), ES_OK);
     assert_int_equal(es_append_batch(e.st, mixed, 2, &r), ES_ERR_DUPLICATE);
@@ -160,25 +125,26 @@ static void partly_stored_batch_is_refused(void **state)
     char err[256];
     fake_js_error_json(err, sizeof err, 400, 10201, "duplicate message id");
     fake_js_push(e.fj, (fake_step){.what = FAKE_ANSWER, .json = err});
-    es_event_spec fresh[2] = {event("4", "created", NULL), event("5", "created", NULL)};
+    es_event_spec fresh[2] = {fake_order_event("4", "created", NULL),
+                              fake_order_event("5", "created", NULL)};
     size_t gets = direct_gets(&e);
     assert_int_equal(es_append_batch(e.st, fresh, 2, &r), ES_ERR_SERVER);
     assert_int_equal(es_last_error_code(), 10201);
     assert_non_null(strstr(es_last_error(), "duplicate message id"));
     assert_int_equal(direct_gets(&e), gets + 2);
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 static void conflict_reports_the_actual_sequence(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 2000);
-    es_event_spec created = event("1", "created", NULL);
+    fake_store e;
+    open_store(&e, 2000);
+    es_event_spec created = fake_order_event("1", "created", NULL);
     es_append_result r;
     assert_int_equal(es_append(e.st, &created, &r), ES_OK);
     assert_int_equal(es_append(e.st, &created, &r), ES_OK);
-    es_event_spec again = event("1", "created", NULL);
+    es_event_spec again = fake_order_event("1", "created", NULL);
     again.expect = ES_EXPECT_NEW;
     assert_int_equal(es_append(e.st, &again, &r), ES_ERR_CONFLICT);
     assert_int_equal(r.actual_seq, 2);
@@ -193,10 +159,10 @@ static void conflict_reports_the_actual_sequence(void **state)
     assert_int_equal(r.actual_seq, 2);
     assert_int_equal(direct_gets(&e), 1);
     /* an expectation on another entity is not disturbed */
-    es_event_spec other = event("2", "created", NULL);
+    es_event_spec other = fake_order_event("2", "created", NULL);
     other.expect = ES_EXPECT_NEW;
     assert_int_equal(es_append(e.st, &other, &r), ES_OK);
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 /* JetStream checks expectations before ids: a retry of a stored event that
@@ -204,9 +170,9 @@ static void conflict_reports_the_actual_sequence(void **state)
 static void conflict_that_hides_a_retry_is_a_duplicate(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 2000);
-    es_event_spec created = event("1", "created", "ev-1");
+    fake_store e;
+    open_store(&e, 2000);
+    es_event_spec created = fake_order_event("1", "created", "ev-1");
     created.expect = ES_EXPECT_NEW;
     es_append_result r;
     assert_int_equal(es_append(e.st, &created, &r), ES_OK);
@@ -214,43 +180,45 @@ static void conflict_that_hides_a_retry_is_a_duplicate(void **state)
     assert_true(r.duplicate);
     assert_int_equal(r.first_seq, 1);
     assert_int_equal(fake_js_stats_now(e.fj).stored, 1);
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 static void silence_is_a_timeout(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 150);
+    fake_store e;
+    open_store(&e, 150);
     fake_js_push(e.fj, (fake_step){.what = FAKE_NO_ANSWER});
-    es_event_spec one = event("1", "created", NULL);
+    es_event_spec one = fake_order_event("1", "created", NULL);
     es_append_result r;
     assert_int_equal(es_append(e.st, &one, &r), ES_ERR_TIMEOUT);
     assert_non_null(strstr(es_last_error(), "no PubAck within 150 ms"));
     /* the scan of a retried batch can time out too */
-    es_event_spec batch[2] = {event("1", "paid", "p"), event("1", "shipped", "s")};
+    es_event_spec batch[2] = {fake_order_event("1", "paid", "p"),
+                              fake_order_event("1", "shipped", "s")};
     assert_int_equal(es_append_batch(e.st, batch, 2, &r), ES_OK);
     fake_js_lose_requests(e.fj, 1);
     assert_int_equal(es_append_batch(e.st, batch, 2, &r), ES_ERR_TIMEOUT);
     assert_non_null(strstr(es_last_error(), "direct get"));
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 static void refused_batch_start_stores_nothing(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 2000);
+    fake_store e;
+    open_store(&e, 2000);
     fake_js_push(e.fj, (fake_step){.what = FAKE_REFUSE_START, .early = true});
-    es_event_spec batch[3] = {event("1", "created", NULL), event("2", "created", NULL),
-                              event("3", "created", NULL)};
+    es_event_spec batch[3] = {fake_order_event("1", "created", NULL),
+                              fake_order_event("2", "created", NULL),
+                              fake_order_event("3", "created", NULL)};
     es_append_result r;
     assert_int_equal(es_append_batch(e.st, batch, 3, &r), ES_ERR_SERVER);
     assert_int_equal(es_last_error_code(), 10211);
     assert_int_equal(fake_js_stats_now(e.fj).stored, 0);
     assert_int_equal(es_append_batch(e.st, batch, 3, &r), ES_OK);
     assert_int_equal(r.last_seq, 3);
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 /* ---- asynchronous ---------------------------------------------------------- */
@@ -275,22 +243,23 @@ static void on_appended(es_status s, const es_append_result *r, void *closure)
 static void async_outcomes_reach_the_callback(void **state)
 {
     (void)state;
-    env e;
-    env_open(&e, 150);
+    fake_store e;
+    open_store(&e, 150);
     outcome o[4];
     for (int i = 0; i < 4; i++) {
         memset(&o[i], 0, sizeof o[i]);
         pthread_mutex_init(&o[i].mu, NULL);
     }
-    es_event_spec batch[2] = {event("1", "created", "a"), event("1", "paid", "b")};
+    es_event_spec batch[2] = {fake_order_event("1", "created", "a"),
+                              fake_order_event("1", "paid", "b")};
     assert_int_equal(es_append_batch_async(e.st, batch, 2, on_appended, &o[0]), ES_OK);
     assert_int_equal(es_append_flush(e.st, WAIT_MS), ES_OK);
     /* the retry: its scan runs on the publisher's thread, then the callback */
     assert_int_equal(es_append_batch_async(e.st, batch, 2, on_appended, &o[1]), ES_OK);
     fake_js_push(e.fj, (fake_step){.what = FAKE_LOST});
-    es_event_spec lost = event("2", "created", NULL);
+    es_event_spec lost = fake_order_event("2", "created", NULL);
     assert_int_equal(es_append_batch_async(e.st, &lost, 1, on_appended, &o[2]), ES_OK);
-    es_event_spec conflict = event("1", "shipped", NULL);
+    es_event_spec conflict = fake_order_event("1", "shipped", NULL);
     conflict.expect = ES_EXPECT_NEW;
     assert_int_equal(es_append_batch_async(e.st, &conflict, 1, on_appended, &o[3]), ES_OK);
     assert_int_equal(es_append_flush(e.st, WAIT_MS), ES_OK);
@@ -307,7 +276,7 @@ static void async_outcomes_reach_the_callback(void **state)
     assert_int_equal(o[3].r.actual_seq, 2);
     for (int i = 0; i < 4; i++)
         pthread_mutex_destroy(&o[i].mu);
-    env_close(&e);
+    fake_store_close(&e);
 }
 
 int main(void)

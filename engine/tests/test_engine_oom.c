@@ -17,45 +17,15 @@
 #include <es/es.h>
 
 #include "base/tests/failalloc.h"
+#include "fake_store.h"
 #include "store_impl.h"
-#include "transport/tests/fake_conn.h"
-#include "transport/tests/fake_js.h"
-
-static void sweep(failalloc_op op, void *ctx, long min_allocs)
-{
-    failalloc_report r;
-    if (!failalloc_sweep(op, ctx, ES_ERR_NOMEM, &r))
-        fail_msg("%s", r.why);
-    print_message("%ld allocations, %ld failing runs\n", r.allocs, r.runs);
-    assert_true(r.allocs >= min_allocs);
-}
-
-static es_event_spec event(const char *id, const char *type, const char *event_id)
-{
-    es_event_spec e;
-    es_event_spec_init(&e);
-    e.entity_type = "order";
-    e.entity_id = id;
-    e.event_type = type;
-    e.event_id = event_id;
-    e.data = "{\"n\":1}";
-    e.data_len = 7;
-    e.codec = "json";
-    return e;
-}
-
-typedef struct server {
-    fake_conn *f;
-    fake_js *fj;
-    es_store *st;
-} server;
 
 /* ---- what needs no memory ------------------------------------------------------- */
 
 static es_status checks_op(void *ctx)
 {
     es_store *st = ctx;
-    es_event_spec e = event("a b/c", "created", "id-1");
+    es_event_spec e = fake_order_event("a b/c", "created", "id-1");
     esi_subject subj;
     char esc[64], back[64];
     size_t n = 0, m = 0;
@@ -80,42 +50,16 @@ static es_status checks_op(void *ctx)
     return s;
 }
 
-static es_status server_open(server *sv);
-static void server_close(server *sv);
-
 static void checks_and_subjects_need_no_allocation(void **state)
 {
     (void)state;
-    server sv = {0};
-    assert_int_equal(server_open(&sv), ES_OK);
-    failalloc_report r;
-    if (!failalloc_sweep(checks_op, sv.st, ES_ERR_NOMEM, &r))
-        fail_msg("%s", r.why);
-    assert_int_equal(r.allocs, 0);
-    server_close(&sv);
+    fake_store sv;
+    assert_int_equal(fake_store_open(&sv, "shop", 2000), ES_OK);
+    failalloc_expect_nomem(checks_op, sv.st, 0);
+    fake_store_close(&sv);
 }
 
 /* ---- over the scripted server ----------------------------------------------------- */
-
-/* A fresh server and store for each run: runs are alike. */
-static es_status server_open(server *sv)
-{
-    sv->f = fake_conn_create();
-    sv->fj = fake_js_create(sv->f, "ES_shop", "$ES.shop.>");
-    esi_conn conn;
-    fake_conn_table(sv->f, &conn);
-    esi_js_options jo = {.timeout_ms = 2000};
-    esi_js *js = NULL;
-    es_status s = esi_js_create(&conn, &jo, &js);
-    return s == ES_OK ? esi_store_open_js(js, "shop", NULL, &sv->st) : s;
-}
-
-static void server_close(server *sv)
-{
-    es_store_destroy(sv->st);
-    fake_js_destroy(sv->fj);
-    fake_conn_destroy(sv->f);
-}
 
 typedef struct async_outcome {
     int calls;
@@ -134,13 +78,14 @@ static void on_appended(es_status s, const es_append_result *r, void *closure)
 static es_status append_op(void *ctx)
 {
     (void)ctx;
-    server sv = {0};
-    es_event_spec batch[3] = {event("1", "created", "a"), event("2", "created", "b"),
-                              event("1", "paid", "c")};
-    es_event_spec one = event("3", "created", NULL);
+    fake_store sv;
+    es_event_spec batch[3] = {fake_order_event("1", "created", "a"),
+                              fake_order_event("2", "created", "b"),
+                              fake_order_event("1", "paid", "c")};
+    es_event_spec one = fake_order_event("3", "created", NULL);
     es_append_result r;
     async_outcome o = {0};
-    es_status s = server_open(&sv);
+    es_status s = fake_store_open(&sv, "shop", 2000);
     if (s == ES_OK)
         s = es_append(sv.st, &one, &r);
     if (s == ES_OK)
@@ -157,14 +102,14 @@ static es_status append_op(void *ctx)
         s = o.calls != 1 ? ES_ERR_PROTOCOL : o.status;
     if (s == ES_OK && !o.r.duplicate)
         s = ES_ERR_PROTOCOL;
-    server_close(&sv);
+    fake_store_close(&sv);
     return s;
 }
 
 static void appends_out_of_memory(void **state)
 {
     (void)state;
-    sweep(append_op, NULL, 4);
+    failalloc_expect_nomem(append_op, NULL, 4);
 }
 
 /* A counter: each "incremented" event adds one; the command increments. */
@@ -190,7 +135,7 @@ static es_status counter_decide(void *state, es_decision *d)
     return es_decision_add(d, &e);
 }
 
-static int count_event(const es_event *ev, void *closure)
+static es_status count_event(const es_event *ev, void *closure)
 {
     (void)ev;
     (*(int *)closure)++;
@@ -200,7 +145,7 @@ static int count_event(const es_event *ev, void *closure)
 static es_status load_and_decide_op(void *ctx)
 {
     (void)ctx;
-    server sv = {0};
+    fake_store sv;
     es_filter f;
     es_filter_init(&f);
     f.entity_type = "counter";
@@ -209,35 +154,30 @@ static es_status load_and_decide_op(void *ctx)
     int state = 0, loaded = 0;
     es_append_result r;
     uint64_t last = 0;
-    es_status s = server_open(&sv);
+    es_status s = fake_store_open(&sv, "shop", 2000);
     for (int i = 0; i < 3 && s == ES_OK; i++)
         s = es_decide(sv.st, &f, &dec, &state, NULL, &r);
     if (s == ES_OK)
-        s = es_load(sv.st, &f, NULL, (es_event_cb)count_event, &loaded, &last);
+        s = es_load(sv.st, &f, NULL, count_event, &loaded, &last);
     if (s == ES_OK && (state != 2 || loaded != 3 || last != 3))
         s = ES_ERR_PROTOCOL;
-    server_close(&sv);
+    fake_store_close(&sv);
     return s;
 }
 
 static void load_and_decide_out_of_memory(void **state)
 {
     (void)state;
-    sweep(load_and_decide_op, NULL, 4);
-}
-
-static int setup(void **state)
-{
-    failalloc_install();
-    return fake_nats_setup(state);
+    failalloc_expect_nomem(load_and_decide_op, NULL, 4);
 }
 
 int main(void)
 {
+    failalloc_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(checks_and_subjects_need_no_allocation),
         cmocka_unit_test(appends_out_of_memory),
         cmocka_unit_test(load_and_decide_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, setup, fake_nats_teardown);
+    return cmocka_run_group_tests(tests, fake_nats_setup, fake_nats_teardown);
 }

@@ -23,15 +23,6 @@
 #include "transport/tests/fake_conn.h"
 #include "transport/tests/fake_js.h"
 
-static void sweep(failalloc_op op, void *ctx, long min_allocs)
-{
-    failalloc_report r;
-    if (!failalloc_sweep(op, ctx, ES_ERR_NOMEM, &r))
-        fail_msg("%s", r.why);
-    print_message("%ld allocations, %ld failing runs\n", r.allocs, r.runs);
-    assert_true(r.allocs >= min_allocs);
-}
-
 /* A fresh server for each run: runs are alike. Its memory is libc's. */
 typedef struct server {
     fake_conn *f;
@@ -79,10 +70,7 @@ static es_status puback_op(void *ctx)
 static void pubacks_need_no_allocation(void **state)
 {
     (void)state;
-    failalloc_report r;
-    if (!failalloc_sweep(puback_op, NULL, ES_ERR_NOMEM, &r))
-        fail_msg("%s", r.why);
-    assert_int_equal(r.allocs, 0);
+    failalloc_expect_nomem(puback_op, NULL, 0);
 }
 
 static es_status context_op(void *ctx)
@@ -102,7 +90,7 @@ static es_status context_op(void *ctx)
 static void context_out_of_memory(void **state)
 {
     (void)state;
-    sweep(context_op, NULL, 1);
+    failalloc_expect_nomem(context_op, NULL, 1);
 }
 
 /* ---- the publisher ------------------------------------------------------------ */
@@ -190,7 +178,7 @@ static es_status publisher_op(void *ctx)
 static void publisher_out_of_memory(void **state)
 {
     (void)state;
-    sweep(publisher_op, NULL, 4);
+    failalloc_expect_nomem(publisher_op, NULL, 4);
 }
 
 /* ---- direct gets --------------------------------------------------------------- */
@@ -233,22 +221,17 @@ static es_status direct_get_op(void *ctx)
 static void direct_get_out_of_memory(void **state)
 {
     (void)state;
-    sweep(direct_get_op, NULL, 1);
-}
-
-static int setup(void **state)
-{
-    failalloc_install();
-    return fake_nats_setup(state);
+    failalloc_expect_nomem(direct_get_op, NULL, 1);
 }
 
 int main(void)
 {
+    failalloc_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pubacks_need_no_allocation),
         cmocka_unit_test(context_out_of_memory),
         cmocka_unit_test(publisher_out_of_memory),
         cmocka_unit_test(direct_get_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, setup, fake_nats_teardown);
+    return cmocka_run_group_tests(tests, fake_nats_setup, fake_nats_teardown);
 }
