@@ -130,7 +130,7 @@ static natsMsg **build(env *e, const esi_pub_ticket *t, size_t n, const char *ms
 {
     natsMsg **msgs = esi_calloc(n, sizeof *msgs);
     assert_non_null(msgs);
-    char batch[32], seq[16];
+    char batch[32], seq[24];
     snprintf(batch, sizeof batch, "b%u", ++e->batches);
     for (size_t i = 0; i < n; i++) {
         const char *reply = i + 1 == n ? t->reply : i == 0 ? t->first_reply : NULL;
