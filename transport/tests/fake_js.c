@@ -213,20 +213,34 @@ static void store_unit(fake_js *js, natsMsg **msgs, size_t n, const char *batch_
     pthread_mutex_unlock(&js->mu);
 }
 
-/* Answers the unit whose last message is `last` as `step` says. */
+/* The answer of a step that refuses: its own JSON, or the default refusal. */
+static void refusal(const fake_step *step, char *answer)
+{
+    if (step->json != NULL)
+        snprintf(answer, ANSWER_MAX, "%s", step->json);
+    else if (step->what == FAKE_REFUSE_START)
+        fake_js_error_json(answer, ANSWER_MAX, 503, ERR_BATCHES_FULL,
+                           "atomic publish too many inflight batches");
+    else
+        answer[0] = '\0';
+}
+
+/* Answers the unit whose last message is `last` as `step` says (a single
+ * message refused "at its start" is refused, and stores nothing). */
 static void conclude(fake_js *js, fake_step step, natsMsg **msgs, size_t n, const char *batch_id,
                      natsMsg *last)
 {
     char answer[ANSWER_MAX];
     if (step.what == FAKE_LOST)
         return;
-    if (step.what == FAKE_ANSWER)
-        snprintf(answer, sizeof answer, "%s", step.json ? step.json : "");
+    if (step.what == FAKE_ANSWER || step.what == FAKE_REFUSE_START)
+        refusal(&step, answer);
     else
         store_unit(js, msgs, n, batch_id, answer);
     switch (step.what) {
     case FAKE_ACK:
     case FAKE_ANSWER:
+    case FAKE_REFUSE_START:
         fake_conn_answer_text(js->f, last, answer, 0);
         if (step.early)
             fake_conn_wait_idle(js->f, EARLY_WAIT_MS);
@@ -288,11 +302,7 @@ static open_batch *start_batch(fake_js *js, natsMsg *m, const char *id)
     pthread_mutex_unlock(&js->mu);
     if (b->step.what == FAKE_REFUSE_START) {
         char answer[ANSWER_MAX];
-        if (b->step.json != NULL)
-            snprintf(answer, sizeof answer, "%s", b->step.json);
-        else
-            fake_js_error_json(answer, sizeof answer, 503, ERR_BATCHES_FULL,
-                               "atomic publish too many inflight batches");
+        refusal(&b->step, answer);
         fake_conn_answer_text(js->f, m, answer, 0);
     } else if (b->step.what != FAKE_LOST) {
         fake_conn_answer(js->f, m, NULL, 0, 0); /* the start's empty acknowledgement */

@@ -38,7 +38,8 @@ typedef enum fake_do {
     FAKE_LATER,     /* store, acknowledge after delay_ms, from the fake's timer thread */
     /* A batch refused at its start (too many batches in flight, ...): `json`
      * (NULL: a 503 "too many inflight batches" error) answers its first
-     * message; nothing is stored and its commit is never answered. */
+     * message; nothing is stored and its commit is never answered. A single
+     * message gets the same answer. */
     FAKE_REFUSE_START,
 } fake_do;
 
