@@ -187,12 +187,12 @@ static void silence_is_a_timeout(void **state)
 {
     (void)state;
     fake_store e;
-    open_store(&e, 150);
+    open_store(&e, 500);
     fake_js_push(e.fj, (fake_step){.what = FAKE_NO_ANSWER});
     es_event_spec one = fake_order_event("1", "created", NULL);
     es_append_result r;
     assert_int_equal(es_append(e.st, &one, &r), ES_ERR_TIMEOUT);
-    assert_non_null(strstr(es_last_error(), "no PubAck within 150 ms"));
+    assert_non_null(strstr(es_last_error(), "no PubAck within 500 ms"));
     /* the scan of a retried batch can time out too */
     es_event_spec batch[2] = {fake_order_event("1", "paid", "p"),
                               fake_order_event("1", "shipped", "s")};
@@ -244,7 +244,7 @@ static void async_outcomes_reach_the_callback(void **state)
 {
     (void)state;
     fake_store e;
-    open_store(&e, 150);
+    open_store(&e, 500);
     outcome o[4];
     for (int i = 0; i < 4; i++) {
         memset(&o[i], 0, sizeof o[i]);

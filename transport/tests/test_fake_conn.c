@@ -87,7 +87,7 @@ static void routes_to_synchronous_subscriptions(void **state)
 
 typedef struct counter {
     pthread_mutex_t mu;
-    int calls;
+    int started, calls;
     int64_t sleep_ms;
     pthread_t thread;
 } counter;
@@ -95,6 +95,9 @@ typedef struct counter {
 static void count(natsMsg *m, void *closure)
 {
     counter *k = closure;
+    pthread_mutex_lock(&k->mu);
+    k->started++;
+    pthread_mutex_unlock(&k->mu);
     esi_sleep_ms(k->sleep_ms);
     pthread_mutex_lock(&k->mu);
     k->calls++;
@@ -145,7 +148,14 @@ static void drain_timeout_drops_the_rest(void **state)
     assert_int_equal(c.ops->subscribe(c.ctx, "y", count, &k, &sub), ES_OK);
     for (int i = 0; i < 4; i++)
         assert_int_equal(c.ops->publish_data(c.ctx, "y", NULL, "m", 1), ES_OK);
-    esi_sleep_ms(20); /* the first is being handled */
+    int64_t give_up = esi_monotonic_ms() + WAIT_MS;
+    pthread_mutex_lock(&k.mu);
+    while (k.started == 0 && esi_monotonic_ms() < give_up) { /* the first is being handled */
+        pthread_mutex_unlock(&k.mu);
+        esi_sleep_ms(2);
+        pthread_mutex_lock(&k.mu);
+    }
+    pthread_mutex_unlock(&k.mu);
     assert_int_equal(c.ops->drain(c.ctx, sub, 50), ES_ERR_TIMEOUT);
     int n = calls_of(&k);
     assert_true(n >= 1 && n < 4);
@@ -169,6 +179,8 @@ static void answer_requests(fake_conn *f, natsMsg *m, void *closure)
         fake_conn_answer(f, m, esi_msg_data(m), esi_msg_len(m), 0);
     else if (strcmp(subject, "svc.slow") == 0)
         fake_conn_answer_text(f, m, "slow", 40);
+    else if (strcmp(subject, "svc.late") == 0) /* long after anyone waits */
+        fake_conn_answer_text(f, m, "late", 60000);
     else if (strcmp(subject, "svc.none") == 0)
         fake_conn_answer_status(f, m, "503", NULL);
     /* anything else: dropped */
@@ -192,6 +204,8 @@ static void requests_are_answered_by_the_handler(void **state)
     assert_int_equal(c.ops->request_msg(c.ctx, req, 1000, &reply), ES_OK);
     assert_memory_equal(esi_msg_data(reply), "slow", 4);
     esi_msg_destroy(reply);
+    esi_msg_destroy(req);
+    req = msg("svc.late", NULL, "");
     assert_int_equal(c.ops->request_msg(c.ctx, req, 10, &reply), ES_ERR_TIMEOUT);
     esi_msg_destroy(req);
     assert_int_equal(c.ops->request(c.ctx, "svc.none", "", 0, 100, &reply), ES_ERR_UNSUPPORTED);

@@ -357,7 +357,7 @@ static void late_answer_after_timeout_is_dropped(void **state)
 {
     (void)state;
     env e;
-    env_open(&e, 200, 1, 1);
+    env_open(&e, 500, 1, 1);
     fake_js_push_n(e.fj, FAKE_NO_ANSWER, 2);
     call first = new_call(&e), second = new_call(&e);
     send_unit(&e, &first, 1, NULL);
@@ -549,7 +549,7 @@ static void flush_waits_for_units_in_flight(void **state)
 {
     (void)state;
     env e;
-    env_open(&e, 300, 8, 2);
+    env_open(&e, 600, 8, 2);
     fake_js_push(e.fj, (fake_step){.what = FAKE_LATER, .delay_ms = 80});
     fake_js_push(e.fj, (fake_step){.what = FAKE_LATER, .delay_ms = 120});
     call a = new_call(&e), b = new_call(&e);
@@ -574,11 +574,11 @@ static void destroy_waits_for_units_in_flight(void **state)
 {
     (void)state;
     env e;
-    env_open(&e, 200, 8, 2);
+    env_open(&e, 600, 8, 2);
     fake_js_push(e.fj, (fake_step){.what = FAKE_LATER, .delay_ms = 60});
     fake_js_push(e.fj, (fake_step){.what = FAKE_LATER, .delay_ms = 90});
     fake_js_push(e.fj, (fake_step){.what = FAKE_NO_ANSWER});
-    fake_js_push(e.fj, (fake_step){.what = FAKE_TWICE, .delay_ms = 400});
+    fake_js_push(e.fj, (fake_step){.what = FAKE_TWICE, .delay_ms = 900});
     call c[4];
     for (int i = 0; i < 4; i++) {
         c[i] = new_call(&e);
