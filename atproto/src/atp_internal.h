@@ -6,6 +6,7 @@
 #include <es/cbor.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/internal.h"
 
 /* Raise `s` with the text "<formatted prefix>: <the thread's previous error

@@ -69,6 +69,8 @@ static es_status parse_header(const uint8_t *buf, size_t len, const es_car_limit
         return es_error(ES_ERR_DECODE, "CAR: header length %zu is out of range", hlen);
     es_value *h;
     s = esi_atp_decode_exact(buf + *pos, hlen, HEADER_DEPTH, arena, &h);
+    if (s == ES_ERR_NOMEM)
+        return esi_atp_error_wrap(s, "CAR header");
     if (s != ES_OK)
         return esi_atp_error_wrap(s == ES_ERR_LIMIT || s == ES_ERR_TOO_DEEP ? ES_ERR_LIMIT : ES_ERR_DECODE,
                                   "CAR header");
@@ -85,7 +87,7 @@ static es_status parse_header(const uint8_t *buf, size_t len, const es_car_limit
     const uint8_t **cids = es_arena_calloc(arena, n ? n : 1, sizeof *cids);
     size_t *lens = es_arena_calloc(arena, n ? n : 1, sizeof *lens);
     if (cids == NULL || lens == NULL)
-        return es_error(ES_ERR_NOMEM, "CAR: arena full");
+        return esi_arena_error(arena, "CAR");
     for (size_t i = 0; i < n; i++) {
         const es_value *r = &roots->u.array.items[i];
         if (r->kind != ES_VALUE_LINK)
@@ -152,7 +154,7 @@ static es_status build_index(es_car *car, es_arena *arena)
     car_index *ix = es_arena_alloc(arena, sizeof *ix);
     es_car_block **sorted = es_arena_calloc(arena, car->count, sizeof *sorted);
     if (ix == NULL || sorted == NULL)
-        return es_error(ES_ERR_NOMEM, "CAR: arena full");
+        return esi_arena_error(arena, "CAR");
     for (size_t b = 0; b < car->count; b++)
         sorted[b] = &car->blocks[b];
     qsort(sorted, car->count, sizeof *sorted, block_cmp);
@@ -180,7 +182,7 @@ es_status es_car_parse(const uint8_t *buf, size_t len, const es_car_limits *limi
         return s;
     out->blocks = es_arena_calloc(arena, count ? count : 1, sizeof *out->blocks);
     if (out->blocks == NULL)
-        return es_error(ES_ERR_NOMEM, "CAR: arena full");
+        return esi_arena_error(arena, "CAR");
     s = scan_sections(buf, len, pos, &lim, out->blocks, &count);
     out->count = count;
     return s != ES_OK ? s : build_index(out, arena);

@@ -82,15 +82,35 @@ static es_status refuse_wrap(frame *f, es_atp_error kind, es_status s, const cha
     return s;
 }
 
+/* Memory ran out: the frame is not at fault, so it is not refused (no
+ * out->error) and may be decoded again. */
+static es_status no_memory(frame *f, const char *what)
+{
+    if (f->out->has_seq)
+        return esi_atp_error_wrap(ES_ERR_NOMEM, "frame seq %" PRIu64 ": %s", f->out->seq, what);
+    return esi_atp_error_wrap(ES_ERR_NOMEM, "frame: %s", what);
+}
+
 /* A failed strict decode of part of the frame, refused as `kind` unless the
- * decoder hit one of its bounds. */
+ * decoder hit one of its bounds or ran out of memory. */
 static es_status refuse_decode(frame *f, es_status s, es_atp_error kind, const char *what)
 {
+    if (s == ES_ERR_NOMEM)
+        return no_memory(f, what);
     if (s == ES_ERR_TOO_DEEP)
         return refuse_wrap(f, ES_ATP_ERR_DEPTH, ES_ERR_LIMIT, "%s", what);
     if (s == ES_ERR_LIMIT)
         return refuse_wrap(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "%s", what);
     return refuse_wrap(f, kind, ES_ERR_DECODE, "%s", what);
+}
+
+/* An allocation from the frame's arena failed: its limit (the frame is
+ * refused), or memory. */
+static es_status arena_full(frame *f)
+{
+    if (esi_arena_error(f->arena, "the frame's arena") == ES_ERR_NOMEM)
+        return no_memory(f, "mapping");
+    return refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "the frame's arena is full");
 }
 
 /* ---- fields -------------------------------------------------------------- */
@@ -156,7 +176,7 @@ static es_status read_seq(frame *f)
     char text[24];
     int n = snprintf(text, sizeof text, "%" PRIu64, f->out->seq);
     f->seq_text = es_arena_strndup(f->arena, text, (size_t)n);
-    return f->seq_text ? ES_OK : refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "arena full");
+    return f->seq_text ? ES_OK : arena_full(f);
 }
 
 /* The DID field (`repo` in commits, `did` elsewhere), checked. */
@@ -230,11 +250,6 @@ static const char *cid_text(frame *f, const uint8_t *cid, size_t len)
     return s;
 }
 
-static es_status arena_full(frame *f)
-{
-    return refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "the frame's arena is full");
-}
-
 /* The event id of `parts` joined; ids longer than the core accepts are
  * replaced by the CID (raw, sha2-256) of the full id: just as stable across
  * relays and ingesters, and short. */
@@ -273,7 +288,9 @@ static es_status parse_car(frame *f, const es_value *blocks, es_car *car)
 {
     es_status s = es_car_parse(blocks->u.bytes.ptr, blocks->u.bytes.len, &f->d->opts.limits.car,
                                f->arena, car);
-    if (s == ES_ERR_LIMIT || s == ES_ERR_NOMEM)
+    if (s == ES_ERR_NOMEM)
+        return no_memory(f, "blocks");
+    if (s == ES_ERR_LIMIT)
         return refuse_wrap(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "blocks");
     if (s != ES_OK)
         return refuse_wrap(f, ES_ATP_ERR_CAR, ES_ERR_DECODE, "blocks");
@@ -767,7 +784,8 @@ static es_status decode_frame(frame *f, const uint8_t *buf, size_t len)
 static void count(es_atp_decoder *d, const es_atp_batch *b, es_status s)
 {
     if (s != ES_OK) {
-        d->stats.errors[b->error]++;
+        if (s != ES_ERR_NOMEM) /* out of memory: not a refused frame */
+            d->stats.errors[b->error]++;
         return;
     }
     d->stats.by_kind[b->kind]++;
@@ -788,7 +806,7 @@ es_status es_atp_decode(es_atp_decoder *d, const uint8_t *buf, size_t len, es_ar
     frame f = {.d = d, .arena = arena, .out = out};
     es_status s = decode_frame(&f, buf ? buf : (const uint8_t *)"", len);
     if (s != ES_OK) {
-        if (out->error == ES_ATP_ERR_NONE) /* a failure without a kind: count it as a limit */
+        if (out->error == ES_ATP_ERR_NONE && s != ES_ERR_NOMEM) /* count it as a limit */
             out->error = ES_ATP_ERR_LIMIT;
         out->events = NULL; /* never a partial batch */
         out->count = 0;

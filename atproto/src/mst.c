@@ -206,7 +206,7 @@ static es_status read_commit(const es_car *car, es_arena *arena, es_atp_commit_i
     info->data = data->u.bytes.ptr;
     info->data_len = data->u.bytes.len;
     if (info->did == NULL || info->rev == NULL)
-        return es_error(ES_ERR_NOMEM, "MST walk: arena full");
+        return esi_arena_error(arena, "MST walk");
     return ES_OK;
 }
 

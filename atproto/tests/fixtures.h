@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <es/atproto.h>
+
 /* The path of fixtures/<rel> under ES_SHARED_DIR (static storage), or NULL
  * after printing why when it is absent. */
 static inline const char *fixture_path(const char *rel)
@@ -55,6 +57,17 @@ static inline unsigned char *read_whole_file(const char *path, size_t *len)
         *len = n;
     }
     return buf;
+}
+
+/* The firehose corpus's frames, opened for reading, or NULL after printing
+ * why when the fixture is absent (the caller skips). */
+static inline es_atp_capture *corpus_frames_open(void)
+{
+    const char *path = fixture_path("firehose-corpus/frames.bin.zst");
+    es_atp_capture *c = NULL;
+    if (path != NULL && es_atp_capture_open(path, 0, &c) != ES_OK)
+        printf("SKIP: %s does not open: %s\n", path, es_last_error());
+    return c;
 }
 
 #endif

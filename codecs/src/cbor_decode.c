@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/arena.h"
 #include "base/internal.h"
 #include "codec_internal.h"
 
@@ -91,8 +92,9 @@ __attribute__((cold)) ES_PRINTF(3, 4) static es_status
 
 __attribute__((cold)) static es_status arena_full(const decoder *d)
 {
-    return es_error(ES_ERR_LIMIT, "%s: arena limit reached at offset %zu", d->mode,
-                    (size_t)(d->p - d->start));
+    char what[64];
+    snprintf(what, sizeof what, "%s at offset %zu", d->mode, (size_t)(d->p - d->start));
+    return esi_arena_error(d->arena, what);
 }
 
 static size_t left(const decoder *d)

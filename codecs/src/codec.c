@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/internal.h"
 
 /* ---- built-ins ---------------------------------------------------------- */
@@ -35,7 +36,7 @@ static es_status binary_decode(const es_codec *c, const uint8_t *buf, size_t len
     if (out == NULL || arena == NULL || (buf == NULL && len > 0))
         return es_error(ES_ERR_INVALID, "binary codec: NULL argument");
     *out = es_value_new_bytes(arena, buf, len);
-    return *out ? ES_OK : es_error(ES_ERR_LIMIT, "binary codec: arena limit reached");
+    return *out ? ES_OK : esi_arena_error(arena, "binary codec");
 }
 
 static es_status json_encode(const es_codec *c, const es_value *v, es_buf *out)
@@ -91,7 +92,7 @@ static es_status cbor_decode_with(const es_codec *c, const uint8_t *buf, size_t 
         return es_error(ES_ERR_INVALID, "%s codec: NULL argument", c->name);
     uint8_t *copy = es_arena_alloc(arena, len);
     if (copy == NULL)
-        return es_error(ES_ERR_LIMIT, "%s codec: arena limit reached", c->name);
+        return esi_arena_error(arena, c->name);
     if (len > 0)
         memcpy(copy, buf, len);
     size_t used = 0;

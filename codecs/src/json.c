@@ -18,6 +18,7 @@
 
 #include "codec_internal.h"
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/internal.h"
 
 #define LINK_KEY  "$link"
@@ -223,9 +224,9 @@ typedef struct reader {
     bool atproto;
 } reader;
 
-__attribute__((cold)) static es_status arena_full(void)
+__attribute__((cold)) static es_status arena_full(const reader *r)
 {
-    return es_error(ES_ERR_LIMIT, "json: arena limit reached");
+    return esi_arena_error(r->arena, "json");
 }
 
 static es_status read_value(reader *r, json_t *j, es_value *out, size_t depth);
@@ -244,7 +245,7 @@ static es_status read_special(reader *r, json_t *obj, const char *key, es_value 
     size_t cap = link ? es_base32_decoded_max(len) : es_base64_decoded_max(len);
     uint8_t *bin = es_arena_alloc(r->arena, cap ? cap : 1);
     if (bin == NULL)
-        return arena_full();
+        return arena_full(r);
     size_t n = 0;
     es_status st = link ? es_cid_from_string(text, len, bin, cap, &n)
                         : es_base64_decode(text, len, bin, cap, &n);
@@ -265,14 +266,14 @@ static es_status read_object(reader *r, json_t *obj, es_value *out, size_t depth
     size_t n = json_object_size(obj);
     es_value_entry *entries = n ? es_arena_calloc(r->arena, n, sizeof *entries) : NULL;
     if (n && entries == NULL)
-        return arena_full();
+        return arena_full(r);
     size_t i = 0;
     for (void *it = json_object_iter(obj); it != NULL && i < n;
          it = json_object_iter_next(obj, it), i++) {
         size_t klen = json_object_iter_key_len(it);
         char *key = es_arena_strndup(r->arena, json_object_iter_key(it), klen);
         if (key == NULL)
-            return arena_full();
+            return arena_full(r);
         entries[i].key = key;
         entries[i].key_len = klen;
         es_status st = read_value(r, json_object_iter_value(it), &entries[i].value, depth + 1);
@@ -290,7 +291,7 @@ static es_status read_array(reader *r, json_t *arr, es_value *out, size_t depth)
     size_t n = json_array_size(arr);
     es_value *items = n ? es_arena_calloc(r->arena, n, sizeof *items) : NULL;
     if (n && items == NULL)
-        return arena_full();
+        return arena_full(r);
     for (size_t i = 0; i < n; i++) {
         es_status st = read_value(r, json_array_get(arr, i), &items[i], depth + 1);
         if (st != ES_OK)
@@ -331,7 +332,7 @@ static es_status read_value(reader *r, json_t *j, es_value *out, size_t depth)
         size_t len = json_string_length(j);
         char *s = es_arena_strndup(r->arena, json_string_value(j), len);
         if (s == NULL)
-            return arena_full();
+            return arena_full(r);
         out->kind = ES_VALUE_STRING;
         out->u.str.ptr = s;
         out->u.str.len = len;
@@ -375,7 +376,7 @@ es_status es_json_decode(const char *text, size_t len, const es_json_options *o,
                         err.column);
     reader r = {arena, o->max_depth ? o->max_depth : ES_JSON_DEFAULT_DEPTH, o->atproto};
     es_value *v = es_arena_alloc(arena, sizeof *v);
-    st = v ? read_value(&r, root, v, 0) : arena_full();
+    st = v ? read_value(&r, root, v, 0) : arena_full(&r);
     json_decref(root);
     if (st == ES_OK)
         *out = v;

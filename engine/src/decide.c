@@ -8,6 +8,7 @@
 #include <es/arena.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/internal.h"
 #include "base/clock.h"
 
@@ -41,6 +42,12 @@ static const void *copy_bytes(es_arena *a, const void *p, size_t n)
     return q;
 }
 
+/* Whether a string was copied: there was none, or the copy exists. */
+static bool copied(const void *from, const void *to)
+{
+    return from == NULL || to != NULL;
+}
+
 es_status es_decision_add(es_decision *d, const es_event_spec *e)
 {
     if (d == NULL || e == NULL)
@@ -57,23 +64,28 @@ es_status es_decision_add(es_decision *d, const es_event_spec *e)
         c.entity_id_len = d->entity->entity_id_len;
     }
     size_t id_len = c.entity_id_len ? c.entity_id_len : (c.entity_id ? strlen(c.entity_id) : 0);
-    c.tenant = copy_str(a, c.tenant);
-    c.entity_type = copy_str(a, c.entity_type);
-    c.entity_id = copy_bytes(a, c.entity_id, id_len);
+    const es_event_spec src = c;
+    c.tenant = copy_str(a, src.tenant);
+    c.entity_type = copy_str(a, src.entity_type);
+    c.entity_id = copy_bytes(a, src.entity_id, id_len);
     c.entity_id_len = id_len;
-    c.event_type = copy_str(a, c.event_type);
-    c.event_id = copy_str(a, c.event_id);
-    c.codec = copy_str(a, c.codec);
-    c.data = copy_bytes(a, c.data, c.data_len);
+    c.event_type = copy_str(a, src.event_type);
+    c.event_id = copy_str(a, src.event_id);
+    c.codec = copy_str(a, src.codec);
+    c.data = copy_bytes(a, src.data, c.data_len);
     es_meta *meta = c.meta_count ? es_arena_calloc(a, c.meta_count, sizeof *meta) : NULL;
-    for (size_t i = 0; meta && i < c.meta_count; i++) {
+    bool ok = copied(src.tenant, c.tenant) && copied(src.entity_type, c.entity_type) &&
+              copied(src.event_type, c.event_type) && copied(src.event_id, c.event_id) &&
+              copied(src.codec, c.codec) && (id_len == 0 || c.entity_id != NULL) &&
+              (c.data_len == 0 || c.data != NULL) && (c.meta_count == 0 || meta != NULL);
+    for (size_t i = 0; ok && i < c.meta_count; i++) {
         meta[i].key = copy_str(a, e->meta[i].key);
         meta[i].value = copy_str(a, e->meta[i].value);
+        ok = copied(e->meta[i].key, meta[i].key) && copied(e->meta[i].value, meta[i].value);
     }
     c.meta = meta;
-    if ((e->meta_count && meta == NULL) || (e->data_len && c.data == NULL) ||
-        (id_len && c.entity_id == NULL))
-        return es_error(ES_ERR_NOMEM, "out of memory copying a decided event");
+    if (!ok)
+        return esi_arena_error(a, "copying a decided event");
     d->events[d->count++] = c;
     return ES_OK;
 }

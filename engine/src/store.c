@@ -213,6 +213,21 @@ static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, js
     return ES_OK;
 }
 
+/* The end of create and open: a handle from the stream's info (`reply`,
+ * released here) when `s` is ES_OK. Takes `js` either way. */
+static es_status finish_open(natsConnection *nc, esi_js *js, const char *name, es_status s,
+                             json_t *reply, const es_store_options *opts, es_store **out)
+{
+    if (s == ES_OK)
+        s = new_handle(nc, js, name, reply, opts, out);
+    else
+        esi_js_destroy(js);
+    json_decref(reply);
+    if (s == ES_OK)
+        es_error_clear();
+    return s;
+}
+
 es_status esi_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out)
 {
     esi_conn conn;
@@ -286,15 +301,7 @@ es_status es_store_create(natsConnection *nc, const char *name, const es_store_c
                           "store '%s' exists with a different configuration "
                           "(use es_store_open or es_store_update)",
                           name);
-    if (s != ES_OK) {
-        esi_js_destroy(js);
-        return s;
-    }
-    s = new_handle(nc, js, name, reply, opts, out);
-    json_decref(reply);
-    if (s == ES_OK)
-        es_error_clear();
-    return s;
+    return finish_open(nc, js, name, s, reply, opts, out);
 }
 
 static es_status stream_info(const esi_js *js, const char *name, json_t **reply)
@@ -305,6 +312,15 @@ static es_status stream_info(const esi_js *js, const char *name, json_t **reply)
     return s;
 }
 
+/* Opens the store `name` through `js` (taken, freed on failure too). */
+static es_status open_with(natsConnection *nc, esi_js *js, const char *name,
+                           const es_store_options *opts, es_store **out)
+{
+    json_t *reply = NULL;
+    es_status s = stream_info(js, name, &reply);
+    return finish_open(nc, js, name, s, reply, opts, out);
+}
+
 es_status es_store_open(natsConnection *nc, const char *name, const es_store_options *opts,
                         es_store **out)
 {
@@ -312,19 +328,24 @@ es_status es_store_open(natsConnection *nc, const char *name, const es_store_opt
         return es_error(ES_ERR_INVALID, "out is NULL");
     *out = NULL;
     esi_js *js = NULL;
-    json_t *reply = NULL;
     es_status s = begin(nc, name, opts, &js);
-    if (s == ES_OK)
-        s = stream_info(js, name, &reply);
     if (s != ES_OK) {
         esi_js_destroy(js);
         return s;
     }
-    s = new_handle(nc, js, name, reply, opts, out);
-    json_decref(reply);
-    if (s == ES_OK)
-        es_error_clear();
-    return s;
+    return open_with(nc, js, name, opts, out);
+}
+
+es_status esi_store_open_js(esi_js *js, const char *name, const es_store_options *opts,
+                            es_store **out)
+{
+    *out = NULL;
+    es_status s = check_name(name);
+    if (s != ES_OK) {
+        esi_js_destroy(js);
+        return s;
+    }
+    return open_with(NULL, js, name, opts, out);
 }
 
 es_status es_store_update(es_store *store, const es_store_config *cfg)

@@ -36,6 +36,13 @@ es_status esi_store_api(const es_store *st, json_t *body, json_t **reply, const 
 /* Deletes the store's buckets (every kind of wire.h), those that exist. */
 es_status esi_store_delete_buckets(const esi_js *js, const char *name);
 
+/* es_store_open over any JetStream context (tests: a scripted server under
+ * the connection table). Takes `js`, freed on failure too; the handle has no
+ * natsConnection (es_store_connection gives NULL) and nothing that needs one
+ * (KV watches) works on it. */
+es_status esi_store_open_js(esi_js *js, const char *name, const es_store_options *opts,
+                            es_store **out);
+
 /* A JetStream context over `nc` with the options' domain, prefix and timeout
  * (opts may be NULL). The caller owns *out. */
 es_status esi_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out);

@@ -197,7 +197,9 @@ ES_API void es_atp_decoder_destroy(es_atp_decoder *d);
  * Returns ES_OK with a batch (possibly empty), or, for a refused frame,
  * ES_ERR_DECODE or ES_ERR_LIMIT with out->error set, out->seq
  * set when it could be read, and es_last_error() naming the seq and the
- * problem. A refused frame produces no event at all. ES_ERR_INVALID for NULL
+ * problem. A refused frame produces no event at all. ES_ERR_NOMEM when
+ * memory ran out: the frame is not refused (out->error stays
+ * ES_ATP_ERR_NONE) and may be decoded again. ES_ERR_INVALID for NULL
  * arguments. An error frame (op = -1) is ES_OK with kind ES_ATP_KIND_ERROR:
  * the server ends the stream after it. */
 ES_API es_status es_atp_decode(es_atp_decoder *d, const uint8_t *frame, size_t len, es_arena *arena,

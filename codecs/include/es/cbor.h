@@ -28,8 +28,9 @@
  *   - text must be valid UTF-8, as RFC 8949 requires.
  * Both modes bound nesting depth (ES_ERR_TOO_DEEP), check every length against
  * the remaining input before allocating, and allocate only from the arena (a
- * full arena is ES_ERR_LIMIT). Trailing bytes after the one decoded item are
- * not an error: *consumed tells where the item ended. */
+ * full arena is ES_ERR_LIMIT, running out of memory ES_ERR_NOMEM). Trailing
+ * bytes after the one decoded item are not an error: *consumed tells where
+ * the item ended. */
 #ifndef ES_CBOR_H
 #define ES_CBOR_H
 

@@ -1,0 +1,219 @@
+/* Out of memory in the ATProto adapter: every allocation fails in turn
+ * (base/tests/failalloc.h) while decoding real firehose frames, parsing and
+ * walking a repository CAR, reading a capture and building filters. Each
+ * run reports ES_ERR_NOMEM, leaks nothing and does not crash. The fixtures
+ * come from ../shared (skipped without them). zstd's own allocations (the
+ * capture reader's stream) are not the library's: they never fail here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <es/atproto.h>
+#include <es/car.h>
+
+#include "base/tests/failalloc.h"
+#include "fixtures.h"
+
+/* ---- frames ------------------------------------------------------------------ */
+
+typedef struct frame_case {
+    const uint8_t *frame;
+    size_t len;
+    /* what a decode without failures gives */
+    es_atp_kind kind;
+    uint64_t seq;
+    size_t count;
+    char last_id[300];
+} frame_case;
+
+static es_status decode_frame(const frame_case *fc, es_atp_batch *b, es_atp_decoder **d,
+                              es_arena **a)
+{
+    es_atp_options o = {.verify_all_blocks = true};
+    es_status s = es_atp_decoder_create(&o, d);
+    if (s == ES_OK)
+        s = es_arena_create(0, a);
+    if (s == ES_OK)
+        s = es_atp_decode(*d, fc->frame, fc->len, *a, b);
+    return s;
+}
+
+static es_status frame_op(void *ctx)
+{
+    frame_case *fc = ctx;
+    es_atp_decoder *d = NULL;
+    es_arena *a = NULL;
+    es_atp_batch b;
+    memset(&b, 0, sizeof b);
+    es_status s = decode_frame(fc, &b, &d, &a);
+    /* memory ran out: the frame itself is not refused, nor counted as such */
+    const es_atp_stats *st = es_atp_decoder_stats(d);
+    for (int e = 0; st != NULL && e < ES_ATP_ERR_COUNT; e++)
+        if (s == ES_ERR_NOMEM && (b.error != ES_ATP_ERR_NONE || st->errors[e] != 0))
+            s = ES_ERR_PROTOCOL;
+    if (s == ES_OK && (b.kind != fc->kind || b.seq != fc->seq || b.count != fc->count ||
+                       (b.count > 0 && strcmp(b.events[b.count - 1].event_id, fc->last_id) != 0)))
+        s = ES_ERR_PROTOCOL;
+    es_arena_destroy(a);
+    es_atp_decoder_destroy(d);
+    return s;
+}
+
+static void frames_out_of_memory(void **state)
+{
+    (void)state;
+    es_atp_capture *c = corpus_frames_open();
+    if (c == NULL)
+        skip();
+    const uint8_t *frame;
+    size_t len, swept = 0;
+    static uint8_t copy[1 << 20];
+    while (es_atp_capture_next(c, &frame, &len) == ES_OK) { /* every frame of the corpus */
+        frame_case fc = {.frame = copy, .len = len};
+        assert_true(len <= sizeof copy);
+        memcpy(copy, frame, len);
+        es_atp_decoder *d = NULL;
+        es_arena *a = NULL;
+        es_atp_batch b;
+        assert_int_equal(decode_frame(&fc, &b, &d, &a), ES_OK);
+        fc.kind = b.kind;
+        fc.seq = b.seq;
+        fc.count = b.count;
+        if (b.count > 0)
+            snprintf(fc.last_id, sizeof fc.last_id, "%s", b.events[b.count - 1].event_id);
+        es_arena_destroy(a);
+        es_atp_decoder_destroy(d);
+        failalloc_expect_nomem(frame_op, &fc, 1);
+        swept++;
+    }
+    es_atp_capture_close(c);
+    print_message("%zu frames swept\n", swept);
+    assert_true(swept > 0);
+}
+
+/* ---- a repository CAR and its MST ---------------------------------------------------- */
+
+typedef struct repo_case {
+    const uint8_t *car;
+    size_t len;
+    size_t records; /* in the tree */
+} repo_case;
+
+static int count_record(const es_atp_record *rec, void *user)
+{
+    (void)rec;
+    (*(size_t *)user)++;
+    return 0;
+}
+
+static es_status repo_op(void *ctx)
+{
+    repo_case *rc = ctx;
+    es_arena *a = NULL;
+    es_car car;
+    es_atp_commit_info info;
+    size_t records = 0;
+    es_status s = es_arena_create(0, &a);
+    if (s == ES_OK)
+        s = es_car_parse(rc->car, rc->len, NULL, a, &car);
+    if (s == ES_OK)
+        s = es_atp_walk_repo(&car, a, &info, count_record, &records);
+    if (s == ES_OK && (records != rc->records || strncmp(info.did, "did:", 4) != 0))
+        s = ES_ERR_PROTOCOL;
+    es_arena_destroy(a);
+    return s;
+}
+
+static void repo_car_out_of_memory(void **state)
+{
+    (void)state;
+    const char *path = fixture_path("firehose-corpus/repo.car");
+    if (path == NULL)
+        skip();
+    repo_case rc = {0};
+    uint8_t *car = read_whole_file(path, &rc.len);
+    assert_non_null(car);
+    rc.car = car;
+    es_arena *a = NULL;
+    es_car parsed;
+    assert_int_equal(es_arena_create(0, &a), ES_OK);
+    assert_int_equal(es_car_parse(rc.car, rc.len, NULL, a, &parsed), ES_OK);
+    assert_int_equal(es_atp_walk_repo(&parsed, a, NULL, count_record, &rc.records), ES_OK);
+    es_arena_destroy(a);
+    assert_true(rc.records > 0);
+    failalloc_expect_nomem(repo_op, &rc, 1);
+    free(car);
+}
+
+/* ---- a capture file ------------------------------------------------------------------- */
+
+static es_status capture_op(void *ctx)
+{
+    const char *path = ctx;
+    es_atp_capture *c = NULL;
+    es_status s = es_atp_capture_open(path, 0, &c);
+    const uint8_t *frame;
+    size_t len, total = 0;
+    for (int i = 0; i < 5 && s == ES_OK; i++) {
+        s = es_atp_capture_next(c, &frame, &len);
+        total += len;
+    }
+    es_atp_capture_close(c);
+    return s == ES_OK && total == 0 ? ES_ERR_PROTOCOL : s;
+}
+
+static void capture_out_of_memory(void **state)
+{
+    (void)state;
+    const char *path = fixture_path("firehose-corpus/frames.bin.zst");
+    if (path == NULL)
+        skip();
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    failalloc_expect_nomem(capture_op, copy, 1);
+}
+
+/* ---- filters ----------------------------------------------------------------------- */
+
+static es_status filter_op(void *ctx)
+{
+    (void)ctx;
+    es_atp_filter *f = NULL;
+    es_status s = es_atp_filter_create(&f);
+    if (s == ES_OK)
+        s = es_atp_filter_add_collections(f, "app.bsky.feed.*,app.bsky.graph.follow");
+    for (int i = 0; i < 40 && s == ES_OK; i++) {
+        char did[64];
+        snprintf(did, sizeof did, "did:plc:abcdefghij%06d, did:web:host%d.example", i, i);
+        s = es_atp_filter_add_dids(f, did);
+    }
+    if (s == ES_OK && (!es_atp_filter_keeps_collection(f, "app.bsky.feed.like", 18) ||
+                       es_atp_filter_keeps_collection(f, "app.bsky.actor.profile", 22) ||
+                       !es_atp_filter_keeps_did(f, "did:web:host7.example", 21) ||
+                       es_atp_filter_keeps_did(f, "did:web:host77.example", 22)))
+        s = ES_ERR_PROTOCOL;
+    es_atp_filter_destroy(f);
+    return s;
+}
+
+static void filters_out_of_memory(void **state)
+{
+    (void)state;
+    failalloc_expect_nomem(filter_op, NULL, 1);
+}
+
+int main(void)
+{
+    failalloc_install();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frames_out_of_memory),
+        cmocka_unit_test(repo_car_out_of_memory),
+        cmocka_unit_test(capture_out_of_memory),
+        cmocka_unit_test(filters_out_of_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
