@@ -40,6 +40,7 @@ static es_status read_length(const uint8_t *buf, size_t len, size_t *pos, size_t
 {
     uint64_t v;
     size_t used;
+    *out = 0; /* defined on every path: es_error's result is opaque to the compiler */
     if (es_varint_decode(buf + *pos, len - *pos, &v, &used) != ES_OK)
         return es_error(ES_ERR_DECODE, "CAR: bad %s length varint at offset %zu", what, *pos);
     *pos += used;

@@ -42,6 +42,7 @@ typedef struct op {
 
 /* ---- errors -------------------------------------------------------------- */
 
+ES_PRINTF(5, 0)
 static es_status refuse_v(frame *f, es_atp_error kind, es_status s, bool wrap, const char *fmt,
                           va_list ap)
 {

@@ -336,6 +336,10 @@ static double raw_replay(natsConnection *nc, const char *name, long n)
         natsMsg_Destroy(m);
     }
     double t = now_s() - t0;
+    /* At least every event once (an ordered consumer that resets may deliver
+     * some twice): proves the loop read what the library's replay reads. */
+    if (sink < (size_t)n * (PAYLOAD + 'd'))
+        die("raw replay saw the wrong events");
     /* Heartbeats may still be on their way: unsubscribe and let a round trip
      * pass before freeing (nats.c 3.4 races otherwise, see es_sub_close). */
     natsSubscription_Unsubscribe(sub);
