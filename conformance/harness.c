@@ -199,6 +199,7 @@ struct conf_server {
     int port;
     char dir[256];
     char url[64];
+    char domain[64]; /* JetStream domain, or "" */
 };
 
 static int free_port(void)
@@ -214,14 +215,19 @@ static int free_port(void)
 
 static void spawn(conf_server *s)
 {
-    char port[16], log[300];
+    char port[16], log[300], conf[300];
     snprintf(port, sizeof port, "%d", s->port);
     snprintf(log, sizeof log, "%s/server.log", s->dir);
+    snprintf(conf, sizeof conf, "%s/server.conf", s->dir);
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
-        execl(conf_server_bin, conf_server_bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd", s->dir,
-              "-l", log, (char *)NULL);
+        if (s->domain[0] != '\0') /* the domain is only in a config file */
+            execl(conf_server_bin, conf_server_bin, "-c", conf, "-a", "127.0.0.1", "-p", port,
+                  "-l", log, (char *)NULL);
+        else
+            execl(conf_server_bin, conf_server_bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd",
+                  s->dir, "-l", log, (char *)NULL);
         _exit(127);
     }
     /* Ready when a client gets JetStream answers. */
@@ -240,17 +246,36 @@ static void spawn(conf_server *s)
     fail_msg("the suite's own nats-server did not start (see %s)", log);
 }
 
-conf_server *conf_server_start(void)
+static void write_domain_config(const conf_server *s)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/server.conf", s->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "jetstream { domain: %s, store_dir: \"%s\" }\n", s->domain, s->dir);
+    assert_int_equal(fclose(f), 0);
+}
+
+conf_server *conf_server_start_in(const char *domain)
 {
     if (conf_server_bin == NULL)
         return NULL;
     conf_server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
     snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
+    snprintf(s->domain, sizeof s->domain, "%s", domain ? domain : "");
+    if (domain != NULL)
+        write_domain_config(s);
     s->port = free_port();
     snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
     spawn(s);
     return s;
+}
+
+conf_server *conf_server_start(void)
+{
+    return conf_server_start_in(NULL);
 }
 
 const char *conf_server_url(const conf_server *s)

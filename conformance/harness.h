@@ -59,6 +59,8 @@ uint64_t conf_stream_msgs(natsConnection *nc, const char *stream);
  * loopback port with a fresh store dir; restart keeps port and store. */
 typedef struct conf_server conf_server;
 conf_server *conf_server_start(void);
+/* The same with a JetStream domain (NULL: none). */
+conf_server *conf_server_start_in(const char *domain);
 const char *conf_server_url(const conf_server *s);
 void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
 void conf_server_restart(conf_server *s); /* start again on the same port and store */
@@ -79,5 +81,6 @@ int conf_run_envelope(void);
 int conf_run_checkpoint(void);
 int conf_run_snapshot(void);
 int conf_run_projection(void);
+int conf_run_domain(void);
 
 #endif

@@ -82,6 +82,7 @@ int main(int argc, char **argv)
     failed += conf_run_checkpoint();
     failed += conf_run_snapshot();
     failed += conf_run_projection();
+    failed += conf_run_domain();
     nats_Close();
     printf("es-conformance: %s (%d failed)\n", failed ? "FAILED" : "all groups passed", failed);
     return failed ? 1 : 0;
