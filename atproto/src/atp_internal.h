@@ -5,7 +5,7 @@
 #include <es/atproto.h>
 #include <es/cbor.h>
 
-#include "base/alloc.h"
+#include <es/alloc.h>
 #include "base/internal.h"
 
 /* Raise `s` with the text "<formatted prefix>: <the thread's previous error

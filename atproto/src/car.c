@@ -64,8 +64,8 @@ static es_status parse_header(const uint8_t *buf, size_t len, const es_car_limit
     es_value *h;
     s = esi_atp_decode_exact(buf + *pos, hlen, HEADER_DEPTH, arena, &h);
     if (s != ES_OK)
-        return esi_atp_error_wrap(s == ES_ERR_LIMIT || s == ES_ERR_TOO_DEEP ? ES_ERR_LIMIT : ES_ERR_DECODE,
-                                  "CAR header");
+        return esi_atp_error_wrap(
+            s == ES_ERR_LIMIT || s == ES_ERR_TOO_DEEP ? ES_ERR_LIMIT : ES_ERR_DECODE, "CAR header");
     *pos += hlen;
     const es_value *version = es_value_get(h, "version");
     const es_value *roots = es_value_get(h, "roots");

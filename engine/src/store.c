@@ -11,6 +11,7 @@
 #include "base/internal.h"
 #include "base/clock.h"
 #include "envelope_kv.h"
+#include "transport/conn.h"
 #include "transport/js.h"
 #include "transport/kv.h"
 #include "transport/publisher.h"
@@ -500,4 +501,9 @@ void es_store_destroy(es_store *store)
     es_keyring_destroy(store->keyring);
     esi_js_destroy(store->js);
     esi_free(store);
+}
+
+const char *es_nats_version(void)
+{
+    return esi_nats_version();
 }

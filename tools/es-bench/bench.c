@@ -376,6 +376,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: es-bench [--server URL] [--appends N] [--batches N] [--loads N] [--replay N] "
             "[--rounds N]\n"
+            "       es-bench --version\n"
             "Runs each workload through the library and through raw nats.c doing the same work,\n"
             "against the server at --server (default $NATS_URL), and prints events/s and the\n"
             "ratio library/raw. It creates and deletes stores named bench_*.\n");

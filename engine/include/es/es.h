@@ -3,6 +3,7 @@
 #ifndef ES_ES_H
 #define ES_ES_H
 
+#include <es/version.h>
 #include <es/status.h>
 #include <es/time.h>
 #include <es/subject.h>
@@ -20,7 +21,5 @@
 #include <es/checkpoint.h>
 #include <es/snapshot.h>
 #include <es/projection.h>
-
-#define ES_VERSION_STRING "0.1.0"
 
 #endif

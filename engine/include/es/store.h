@@ -122,6 +122,11 @@ ES_API natsConnection *es_store_connection(const es_store *store);
  * The connection stays open: it is the caller's. */
 ES_API void es_store_destroy(es_store *store);
 
+/* The version of nats.c the library runs with (nats.c's nats_GetVersion),
+ * for --version output and bug reports; es_version() (es/version.h) is the
+ * library's own. A constant string. */
+ES_API const char *es_nats_version(void);
+
 #ifdef __cplusplus
 }
 #endif
