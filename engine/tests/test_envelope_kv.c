@@ -374,6 +374,7 @@ static void *race(void *arg)
     r->created = st.keys_created;
     es_envelope_destroy(env);
     es_keyring_destroy(kr);
+    esi_js_destroy(js);
     if (nc != NULL)
         natsConnection_Destroy(nc);
     return NULL;
