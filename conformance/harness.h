@@ -82,5 +82,7 @@ int conf_run_checkpoint(void);
 int conf_run_snapshot(void);
 int conf_run_projection(void);
 int conf_run_domain(void);
+int conf_run_inspect(void);
+int conf_run_import(void);
 
 #endif

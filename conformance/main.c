@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     conf_server_bin = getenv("ES_NATS_SERVER");
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--version") == 0) {
-            printf("es-conformance %s (nats.c %s)\n", es_version(), es_nats_version());
+            printf("es-conformance %s (nats.c %s)\n", es_version(), es_nats_client_version());
             return 0;
         }
         if (strcmp(argv[i], "--url") == 0 && i + 1 < argc)
@@ -89,6 +89,8 @@ int main(int argc, char **argv)
     failed += conf_run_snapshot();
     failed += conf_run_projection();
     failed += conf_run_domain();
+    failed += conf_run_inspect();
+    failed += conf_run_import();
     nats_Close();
     printf("es-conformance: %s (%d failed)\n", failed ? "FAILED" : "all groups passed", failed);
     return failed ? 1 : 0;

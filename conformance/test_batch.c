@@ -1,8 +1,10 @@
 /* Atomic batches: all or nothing, limits, idempotency, pipelining. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -171,6 +173,108 @@ static void async_batches_pipeline(void **state)
     assert_int_equal(es_append_batch_async(c->st, b, 10, NULL, NULL), ES_ERR_INVALID);
 }
 
+/* What an asynchronous callback saw, copied during the call. */
+typedef struct answer {
+    _Atomic int calls;
+    es_status status;
+    int err_code;
+    uint64_t actual_seq;
+    char error[256];
+} answer;
+
+static void keep_answer(es_status s, const es_append_result *r, void *closure)
+{
+    answer *a = closure;
+    a->status = s;
+    a->err_code = r->err_code;
+    a->actual_seq = r->actual_seq;
+    snprintf(a->error, sizeof a->error, "%s", r->error);
+    a->calls++;
+}
+
+/* The callback runs on a library thread: the server's code and text come in
+ * the result, not through es_last_error() (the calling thread's). */
+static void async_callbacks_receive_the_server_code_and_text(void **state)
+{
+    conf_ctx *c = *state;
+    es_event_spec e = conf_spec("account", "a1", "opened", "1");
+    e.expect = ES_EXPECT_NEW;
+    answer ok = {0}, refused = {0};
+    assert_int_equal(es_append_batch_async(c->st, &e, 1, keep_answer, &ok), ES_OK);
+    assert_int_equal(es_append_flush(c->st, 10000), ES_OK);
+    assert_int_equal(ok.calls, 1);
+    assert_int_equal(ok.status, ES_OK);
+    assert_int_equal(ok.err_code, 0);
+    assert_string_equal(ok.error, "");
+    assert_int_equal(es_append_batch_try_async(c->st, &e, 1, keep_answer, &refused), ES_OK);
+    assert_int_equal(es_append_flush(c->st, 10000), ES_OK);
+    assert_int_equal(refused.calls, 1);
+    assert_int_equal(refused.status, ES_ERR_CONFLICT);
+    assert_int_equal(refused.err_code, 10071);
+    assert_int_equal(refused.actual_seq, 1);
+    assert_non_null(strstr(refused.error, "wrong last sequence"));
+}
+
+typedef struct tries {
+    _Atomic int answered;
+    _Atomic int failed;
+} tries;
+
+static void count_try(es_status s, const es_append_result *r, void *closure)
+{
+    (void)r;
+    tries *t = closure;
+    t->answered++;
+    if (s != ES_OK)
+        t->failed++;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* es_append_batch_try_async never waits for room: with one place in flight,
+ * submitting back to back meets a full window, told at once as ES_ERR_AGAIN
+ * (no callback); everything it took is stored. */
+static void try_async_says_again_when_the_window_is_full(void **state)
+{
+    conf_ctx *c = *state;
+    es_store_options o;
+    es_store_options_init(&o);
+    o.max_inflight = 1;
+    o.max_batches_inflight = 1;
+    es_store *st;
+    assert_int_equal(es_store_open(c->nc, c->name, &o, &st), ES_OK);
+    es_event_spec b[10];
+    for (int i = 0; i < 10; i++)
+        b[i] = conf_spec("entity", "e1", "changed", "payload");
+    tries t = {0, 0};
+    int taken = 0, again = 0;
+    double slowest_again = 0;
+    for (int n = 0; n < 2000 && (again < 20 || taken < 20); n++) {
+        double start = now_ms();
+        es_status s = es_append_batch_try_async(st, b, 10, count_try, &t);
+        double took = now_ms() - start;
+        if (s == ES_ERR_AGAIN) {
+            again++;
+            slowest_again = took > slowest_again ? took : slowest_again;
+        } else {
+            assert_int_equal(s, ES_OK);
+            taken++;
+        }
+    }
+    assert_int_equal(es_append_flush(st, 10000), ES_OK);
+    assert_true(again > 0);
+    assert_true(slowest_again < 100); /* told at once, not after the request timeout */
+    assert_int_equal(t.answered, taken);
+    assert_int_equal(t.failed, 0);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), (uint64_t)taken * 10);
+    es_store_destroy(st);
+}
+
 int conf_run_batch(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +287,10 @@ int conf_run_batch(void)
         cmocka_unit_test_setup_teardown(limits_are_enforced_never_split, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(a_batch_is_idempotent, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(async_batches_pipeline, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(async_callbacks_receive_the_server_code_and_text,
+                                        conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(try_async_says_again_when_the_window_is_full, conf_setup,
+                                        conf_teardown),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
 }

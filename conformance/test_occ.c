@@ -15,12 +15,16 @@ static void expect_new_then_exact_then_conflict(void **state)
     assert_int_equal(r.actual_seq, 1);
     assert_int_equal(es_last_error_code(), 10071);
     assert_non_null(strstr(es_last_error(), "wrong last sequence"));
+    assert_int_equal(r.err_code, 10071); /* the result says it too */
+    assert_string_equal(r.error, es_last_error());
 
     e.event_type = "deposited";
     e.expect = ES_EXPECT_SEQ;
     e.expect_seq = 1;
     assert_int_equal(es_append(c->st, &e, &r), ES_OK);
     assert_int_equal(r.last_seq, 2);
+    assert_int_equal(r.err_code, 0);
+    assert_string_equal(r.error, "");
     assert_int_equal(es_append(c->st, &e, &r), ES_ERR_CONFLICT); /* stale: it is at 2 now */
     assert_int_equal(r.actual_seq, 2);
     e.expect_seq = 7;

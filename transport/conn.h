@@ -77,9 +77,6 @@ natsConnection *esi_conn_nats_connection(const esi_conn *c);
 void esi_nats_open(void);
 void esi_nats_close(void);
 
-/* The running nats.c library's version ("3.4.1"). */
-const char *esi_nats_version(void);
-
 /* Maps a nats.c status to ours, setting the last error text. */
 es_status esi_nats_status(natsStatus s, const char *what);
 

@@ -24,11 +24,21 @@ typedef struct esi_dg_request {
 /* `subject`, `seq` and `stored_ns` come from the response headers. Return
  * non-OK to stop (that status is returned). */
 typedef es_status (*esi_dg_cb)(natsMsg *msg, const char *subject, uint64_t seq, int64_t stored_ns,
-                              void *closure);
+                               void *closure);
 
 /* Calls cb for every matching message in order; *last_seq (may be NULL) gets
  * the sequence of the last message delivered (0 if none). */
-es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_request *req, esi_dg_cb cb,
-                        void *closure, uint64_t *last_seq);
+es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_request *req,
+                         esi_dg_cb cb, void *closure, uint64_t *last_seq);
+
+/* The most subjects one multi_last request asks for (the server's bound). */
+#define ESI_DG_MULTI_LAST_MAX 1024
+
+/* The sequence of the last message of each of `n` exact subjects of
+ * `stream`, by batched direct gets ("multi_last"), in as few requests as
+ * the server's bounds allow: seqs[i] for subjects[i], 0 for a subject
+ * without messages. */
+es_status esi_direct_last_seqs(const esi_js *js, const char *stream, const char *const *subjects,
+                               size_t n, uint64_t *seqs);
 
 #endif

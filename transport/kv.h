@@ -77,6 +77,12 @@ es_status esi_kv_delete(esi_kv *kv, const char *key, uint64_t expect);
 /* Deletes a bucket; ES_ERR_NOT_FOUND when there is none. */
 es_status esi_kv_delete_bucket(const esi_js *js, const char *bucket);
 
+/* How much a bucket holds: *values, the messages of its stream (values,
+ * their history and delete markers), and their *bytes. ES_ERR_NOT_FOUND
+ * when there is no such bucket. */
+es_status esi_kv_bucket_size(const esi_js *js, const char *bucket, uint64_t *values,
+                             uint64_t *bytes);
+
 /* ---- watching ------------------------------------------------------------ */
 
 typedef struct esi_kv_watcher esi_kv_watcher;
@@ -86,7 +92,7 @@ typedef struct esi_kv_update {
     const void *data;
     size_t len;
     uint64_t revision;
-    bool deleted;  /* a delete or purge marker */
+    bool deleted;   /* a delete or purge marker */
     bool caught_up; /* no update: every current value has been delivered */
 } esi_kv_update;
 

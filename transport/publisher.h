@@ -1,7 +1,8 @@
 /* The in-flight append machinery of a store (private): publishes a unit of
  * messages (one plain message, or an atomic batch) and delivers the server's
  * PubAck to a completion callback, with a bounded number of units in flight
- * (backpressure: esi_publisher_send blocks while the window is full). */
+ * (backpressure: esi_publisher_reserve waits while the window is full,
+ * esi_publisher_try_reserve says ES_ERR_AGAIN at once). */
 #ifndef ES_PUBLISHER_H
 #define ES_PUBLISHER_H
 
@@ -53,7 +54,10 @@ void esi_publisher_destroy(esi_publisher *p);
  * the request timeout). `cb` will be called exactly once after esi_publisher_send;
  * esi_publisher_cancel releases the place without calling it (when building the messages failed). */
 es_status esi_publisher_reserve(esi_publisher *p, bool batch, esi_pub_done cb, void *closure,
-                               esi_pub_ticket *t);
+                                esi_pub_ticket *t);
+/* The same without waiting: ES_ERR_AGAIN at once when the window is full. */
+es_status esi_publisher_try_reserve(esi_publisher *p, bool batch, esi_pub_done cb, void *closure,
+                                    esi_pub_ticket *t);
 void esi_publisher_cancel(esi_publisher *p, const esi_pub_ticket *t);
 
 /* Publishes msgs[0..n) (built with the ticket's reply subjects) and takes

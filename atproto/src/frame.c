@@ -44,6 +44,8 @@ typedef struct op {
 
 ES_PRINTF(5, 0)
 static es_status refuse_v(frame *f, es_atp_error kind, es_status s, bool wrap, const char *fmt,
+                          va_list ap) ES_PRINTF(5, 0);
+static es_status refuse_v(frame *f, es_atp_error kind, es_status s, bool wrap, const char *fmt,
                           va_list ap)
 {
     char detail[384], previous[512] = "";
@@ -373,9 +375,21 @@ static es_status parse_action(frame *f, const es_value *o, parsed_op *out)
                   (int)(len > 32 ? 32 : len), a);
 }
 
+/* Whether one of the commit's earlier ops already checked block `b`. */
+static bool checked_before(const es_car_block *b, const parsed_op *earlier, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (earlier[i].block == b)
+            return true;
+    return false;
+}
+
 /* The record block of a create or update: a dag-cbor CID, present in the
- * CAR, hash-verified, and (unless skipped) strict DAG-CBOR map. */
-static es_status check_record(frame *f, const es_car *car, parsed_op *o)
+ * CAR, hash-verified, and (unless skipped) strict DAG-CBOR map. A block that
+ * several ops name is decoded once: otherwise max_ops ops naming one large
+ * record would decode it max_ops times. */
+static es_status check_record(frame *f, const es_car *car, parsed_op *o, const parsed_op *earlier,
+                              size_t n_earlier)
 {
     es_cid cid;
     if (es_cid_parse(o->cid, o->cid_len, &cid) != ES_OK || cid.len != o->cid_len ||
@@ -392,7 +406,7 @@ static es_status check_record(frame *f, const es_car *car, parsed_op *o)
     if (s != ES_OK)
         return s;
     o->block = b;
-    if (f->d->opts.skip_record_decode)
+    if (f->d->opts.skip_record_decode || checked_before(b, earlier, n_earlier))
         return ES_OK;
     es_arena_reset(f->d->scratch);
     es_value *v;
@@ -404,7 +418,9 @@ static es_status check_record(frame *f, const es_car *car, parsed_op *o)
     return ES_OK;
 }
 
-static es_status parse_op(frame *f, const es_value *v, const es_car *car, parsed_op *o)
+/* Op `o` of the commit, after the `n_earlier` ops before it. */
+static es_status parse_op(frame *f, const es_value *v, const es_car *car, parsed_op *o,
+                          const parsed_op *earlier, size_t n_earlier)
 {
     if (v->kind != ES_VALUE_MAP)
         return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "an op is not a map");
@@ -420,7 +436,7 @@ static es_status parse_op(frame *f, const es_value *v, const es_car *car, parsed
     if ((o->act == ACTION_DELETE) != (o->cid == NULL))
         return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "%s op %s a cid", action_names[o->act],
                       o->cid ? "with" : "without");
-    return o->act == ACTION_DELETE ? ES_OK : check_record(f, car, o);
+    return o->act == ACTION_DELETE ? ES_OK : check_record(f, car, o, earlier, n_earlier);
 }
 
 static bool same_path(const parsed_op *a, const parsed_op *b)
@@ -528,7 +544,7 @@ static es_status map_commit(frame *f)
         return arena_full(f);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        if ((s = parse_op(f, &ops->u.array.items[i], &car, &parsed[i])) != ES_OK)
+        if ((s = parse_op(f, &ops->u.array.items[i], &car, &parsed[i], parsed, i)) != ES_OK)
             return s;
         kept += es_atp_filter_keeps_collection(f->d->opts.filter, parsed[i].collection,
                                                parsed[i].collection_len);

@@ -8,7 +8,8 @@
  * increase, so neither a malicious cycle nor a duplicate can make it loop.
  * Each node is decoded into a scratch arena, copied into a compact array
  * (pointers into the CAR), and the scratch is reset, so memory holds only
- * the path from the root. */
+ * the path from the root. The bytes of nodes decoded are bounded by the
+ * CAR's, so the walk's work is linear in its input. */
 #include "atp_internal.h"
 
 #include <stdlib.h>
@@ -38,6 +39,11 @@ typedef struct walk {
     es_atp_record_fn fn;
     void *user;
     size_t visits, max_visits;
+    /* Node bytes that may still be decoded. A tree decodes each of its
+     * nodes once, so this starts at the bytes of all the CAR's blocks: a
+     * node that many links reach (only an empty one gets past the key
+     * order) cannot make the walk decode more than the CAR holds. */
+    size_t budget;
     char last_key[MST_KEY_MAX + 1];
     size_t last_len;
     bool have_last;
@@ -100,6 +106,10 @@ static es_status load_node(walk *w, const uint8_t *cid, size_t cid_len, node *n)
     es_car_block *b = es_car_find(w->car, cid, cid_len);
     if (b == NULL)
         return es_error(ES_ERR_DECODE, "MST node block is absent from the CAR");
+    if (b->len > w->budget)
+        return es_error(ES_ERR_LIMIT, "MST walk: more node bytes than the CAR holds (a node "
+                                      "reached twice)");
+    w->budget -= b->len;
     es_status s = es_car_verify(b);
     if (s != ES_OK)
         return s;
@@ -215,6 +225,8 @@ es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_inf
     if (w == NULL)
         return es_error(ES_ERR_NOMEM, "MST walk: out of memory");
     *w = (walk){.car = car, .fn = fn, .user = user, .max_visits = car->count};
+    for (size_t i = 0; i < car->count; i++)
+        w->budget += car->blocks[i].len;
     s = es_arena_create(SCRATCH_LIMIT, &w->scratch);
     if (s == ES_OK)
         s = walk_node(w, info.data, info.data_len, 0);

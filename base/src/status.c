@@ -58,7 +58,8 @@ void es_error_clear(void)
 /* Formats into a scratch buffer first: callers often wrap the previous error
  * ("...: %s", es_last_error()), and formatting a buffer into itself is
  * undefined behaviour. */
-ES_PRINTF(2, 0) static void set_last(int err_code, const char *fmt, va_list ap)
+static void set_last(int err_code, const char *fmt, va_list ap) ES_PRINTF(2, 0);
+static void set_last(int err_code, const char *fmt, va_list ap)
 {
     char text[sizeof last_error];
     vsnprintf(text, sizeof text, fmt, ap);

@@ -4,7 +4,9 @@
 # libes-atproto) against it: through find_package(es) (es::es,
 # es::es_static, es::atproto, es::atproto_static) and through pkg-config
 # (es, es-atproto; shared, and static from a copy of the prefix without the
-# .so files, which also shows that the tree can move).
+# .so files, which also shows that the tree can move). Given TOOLS_DIR, it
+# also builds es-tool from its sources against the installed tree alone
+# (the tools use the public API only) and runs it.
 #
 # What it proves about a consumer's needs: only libnats-dev and the -dev
 # packages of zstd, libsodium, jansson and OpenSSL.
@@ -20,9 +22,9 @@
 #      libwebsockets (-dev and runtime packages) is replaced by an empty file:
 #      a header, .pc, CMake file or library of theirs that a consumer needed
 #      would fail its build or its run. Otherwise it says that it skipped it.
-# Usage: test_install.sh BUILD_DIR SOURCE_DIR
+# Usage: test_install.sh BUILD_DIR SOURCE_DIR [TOOLS_DIR]
 set -euo pipefail
-build=$1 src=$2
+build=$1 src=$2 tools=${3:-}
 hidden_packages=(libcbor-dev libmsgpack-dev libcmocka-dev libwebsockets-dev)
 allowed_modules=(libnats libzstd libsodium jansson libcrypto)
 
@@ -71,9 +73,9 @@ consumers() {
     unset PKG_CONFIG_PATH
 
     cmake -S "$src" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
-        -DES_EXPECTED_VERSION="$version" >"$tmp/cmake.log" 2>&1 ||
+        -DES_EXPECTED_VERSION="$version" -DES_TOOLS_DIR="$tools" >"$tmp/cmake.log" 2>&1 ||
         { cat "$tmp/cmake.log"; fail "find_package(es) failed"; }
-    cmake --build "$tmp/cmake" >>"$tmp/cmake.log" 2>&1 ||
+    cmake --build "$tmp/cmake" -j 2 >>"$tmp/cmake.log" 2>&1 ||
         { cat "$tmp/cmake.log"; fail "the find_package(es) consumers did not build"; }
 
     mkdir "$tmp/pc"
@@ -93,9 +95,10 @@ consumers() {
     cc -o "$tmp/pc/atproto_consumer_static" "$src/atproto_consumer.c" \
         $(PKG_CONFIG_LIBDIR=$spc:$tmp/pkgconfig-allowed pkg-config --static --cflags --libs es-atproto)
 
-    local prog needed
-    for prog in "$tmp"/cmake/consumer "$tmp"/cmake/consumer_static "$tmp"/cmake/atproto_consumer \
-        "$tmp"/cmake/atproto_consumer_static "$tmp"/pc/*; do
+    local prog needed progs=("$tmp"/cmake/consumer "$tmp"/cmake/consumer_static
+        "$tmp"/cmake/atproto_consumer "$tmp"/cmake/atproto_consumer_static "$tmp"/pc/*)
+    [ -z "$tools" ] || progs+=("$tmp/cmake/es-tool")
+    for prog in "${progs[@]}"; do
         needed=$(readelf -d "$prog" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
         if grep -Eqi 'cbor|msgpack|cmocka|websockets' <<<"$needed"; then
             fail "$prog needs: $needed"
@@ -105,14 +108,15 @@ consumers() {
         fi
         case "$prog" in
         *atproto_consumer*) LD_LIBRARY_PATH=$libdir "$prog" "$tmp/capture.bin.zst" ;;
+        *es-tool) LD_LIBRARY_PATH=$libdir "$prog" --version | grep "^es-tool $version " ;;
         *) LD_LIBRARY_PATH=$libdir "$prog" ;;
         esac >"$tmp/run.log" 2>&1 || { cat "$tmp/run.log"; fail "$prog failed"; }
     done
-    head -n1 "$tmp/run.log"
+    echo "install: ran ${#progs[@]} programs; the last said: $(head -n1 "$tmp/run.log")"
 }
 
 if [ "${ES_INSTALL_STAGE:-}" = hidden ]; then # re-run inside the namespace
-    tmp=$3 version=$4
+    tmp=$ES_INSTALL_TMP version=$ES_INSTALL_VERSION
     hide_packages
     consumers
     exit 0
@@ -162,9 +166,10 @@ done
 # 3. With the other packages hidden when this machine allows it.
 if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v dpkg >/dev/null &&
     unshare --mount true 2>/dev/null; then
-    ES_INSTALL_STAGE=hidden unshare --mount --propagation private "$0" "$build" "$src" "$tmp" "$version"
+    ES_INSTALL_STAGE=hidden ES_INSTALL_TMP=$tmp ES_INSTALL_VERSION=$version \
+        unshare --mount --propagation private "$0" "$build" "$src" "$tools"
 else
     echo "install: libcbor, msgpack-c, cmocka and libwebsockets NOT hidden (needs root and unshare)"
     consumers
 fi
-echo "install: find_package(es) and pkg-config consumers of libes and libes-atproto built and ran"
+echo "install: find_package(es) and pkg-config consumers of libes and libes-atproto built and ran${tools:+, and es-tool from its sources}"

@@ -41,24 +41,12 @@ static bool valid_event_id(const char *id)
     return n > 0;
 }
 
-/* The largest payload the server and the store accept (headers come on top;
- * the server refuses what still does not fit). */
-static size_t max_payload(const es_store *st)
-{
-    const esi_conn *conn = esi_js_conn(st->js);
-    int64_t server = conn->ops->max_payload(conn->ctx);
-    size_t limit = server > 0 ? (size_t)server : SIZE_MAX;
-    if (st->config.max_msg_size > 0 && (size_t)st->config.max_msg_size < limit)
-        limit = (size_t)st->config.max_msg_size;
-    return limit;
-}
-
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
                                    size_t limit);
 
 es_status esi_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
 {
-    return check_spec_within(st, e, index, max_payload(st));
+    return check_spec_within(st, e, index, esi_store_max_payload(st));
 }
 
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
@@ -116,7 +104,7 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
         return es_error(ES_ERR_TOO_LARGE,
                         "a batch holds at most %d events, not %zu (it is never split silently)",
                         ES_BATCH_MAX, n);
-    size_t limit = max_payload(st);
+    size_t limit = esi_store_max_payload(st);
     for (size_t i = 0; i < n; i++) {
         es_status s = check_spec_within(st, &events[i], i, limit);
         if (s != ES_OK)
@@ -251,10 +239,10 @@ static es_status stored_seq_of(const es_store *st, natsMsg *m, uint64_t *seq)
     if (q.id == NULL)
         return ES_OK;
     esi_dg_request req = {.filter = esi_msg_subject(m),
-                         .start_time_ns =
-                             esi_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
-                         .batch = 256,
-                         .max_msgs = DUPLICATE_SCAN_MAX};
+                          .start_time_ns =
+                              esi_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
+                          .batch = 256,
+                          .max_msgs = DUPLICATE_SCAN_MAX};
     es_status s = esi_direct_get(st->js, st->stream, &req, match_id, &q, NULL);
     if (s != ES_OK && s != ES_ERR_ABORTED)
         return s;
@@ -389,11 +377,14 @@ static bool sync_done(es_status s, const esi_pub_result *r, const char *text, na
     return keep;
 }
 
-static es_status submit(es_store *st, const es_event_spec *events, size_t n, esi_pub_done cb,
-                        void *closure)
+/* Builds and sends one unit. `wait`: wait for room in the window (up to the
+ * request timeout); else ES_ERR_AGAIN at once when it is full. */
+static es_status submit(es_store *st, const es_event_spec *events, size_t n, bool wait,
+                        esi_pub_done cb, void *closure)
 {
     esi_pub_ticket t;
-    es_status s = esi_publisher_reserve(st->pub, n > 1, cb, closure, &t);
+    es_status s = wait ? esi_publisher_reserve(st->pub, n > 1, cb, closure, &t)
+                       : esi_publisher_try_reserve(st->pub, n > 1, cb, closure, &t);
     if (s != ES_OK)
         return s;
     natsMsg **msgs = NULL;
@@ -406,17 +397,15 @@ static es_status submit(es_store *st, const es_event_spec *events, size_t n, esi
     return ES_OK;
 }
 
-es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
-                          es_append_result *result)
+static es_status append_sync(es_store *store, const es_event_spec *events, size_t n,
+                             es_append_result *result)
 {
-    es_append_result ignored;
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
-    sync_call c = {
-        .st = store, .own_ids = has_own_ids(events, n), .out = result ? result : &ignored};
+    sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result};
     esi_pub_waiter_init(&c.waiter);
-    s = submit(store, events, n, sync_done, &c);
+    s = submit(store, events, n, true, sync_done, &c);
     if (s == ES_OK)
         s = esi_pub_waiter_wait(&c.waiter);
     esi_pub_waiter_destroy(&c.waiter);
@@ -430,6 +419,25 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
         return es_error_code(s, c.waiter.result.err_code, "%s", c.waiter.text);
     if (s == ES_OK)
         es_error_clear();
+    return s;
+}
+
+/* A result's error fields: the thread's last error, which the synchronous
+ * path has just set (or cleared). */
+static void set_result_error(es_status s, es_append_result *out)
+{
+    out->err_code = s == ES_OK ? 0 : es_last_error_code();
+    out->error = s == ES_OK ? "" : es_last_error();
+}
+
+es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n,
+                          es_append_result *result)
+{
+    es_append_result ignored;
+    es_append_result *out = result ? result : &ignored;
+    memset(out, 0, sizeof *out);
+    es_status s = append_sync(store, events, n, out);
+    set_result_error(s, out);
     return s;
 }
 
@@ -453,6 +461,7 @@ static void finish_async(async_call *c, es_status s, const esi_pub_result *r, co
 {
     es_append_result out;
     s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out);
+    set_result_error(s, &out); /* conclude set this thread's last error: hand it over */
     c->cb(s, &out, c->closure);
 }
 
@@ -480,11 +489,11 @@ static bool async_done(es_status s, const esi_pub_result *r, const char *text, n
     return false;
 }
 
-es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
-                                es_append_cb cb, void *closure)
+static es_status append_async(es_store *store, const es_event_spec *events, size_t n, bool wait,
+                              es_append_cb cb, void *closure)
 {
     if (cb == NULL)
-        return es_error(ES_ERR_INVALID, "es_append_batch_async: a callback is required");
+        return es_error(ES_ERR_INVALID, "asynchronous append: a callback is required");
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
@@ -495,10 +504,22 @@ es_status es_append_batch_async(es_store *store, const es_event_spec *events, si
     c->own_ids = has_own_ids(events, n);
     c->cb = cb;
     c->closure = closure;
-    s = submit(store, events, n, async_done, c);
+    s = submit(store, events, n, wait, async_done, c);
     if (s != ES_OK)
         esi_free(c);
     return s;
+}
+
+es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
+                                es_append_cb cb, void *closure)
+{
+    return append_async(store, events, n, true, cb, closure);
+}
+
+es_status es_append_batch_try_async(es_store *store, const es_event_spec *events, size_t n,
+                                    es_append_cb cb, void *closure)
+{
+    return append_async(store, events, n, false, cb, closure);
 }
 
 es_status es_append_flush(es_store *store, int64_t timeout_ms)

@@ -16,7 +16,7 @@
 #include "transport/msg.h"
 
 void esi_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
-                   uint64_t seq, int64_t stored_ns)
+                    uint64_t seq, int64_t stored_ns)
 {
     ev->st = st;
     ev->msg = msg;
@@ -40,6 +40,7 @@ void esi_event_release(es_event *ev)
 {
     esi_event_clear(ev);
     es_opened_free(&ev->opened);
+    es_buf_free(&ev->raw);
 }
 
 /* Accessors parse on first use; the event is private to one callback, so
@@ -244,9 +245,8 @@ static es_status open_data(const es_event *cev)
         if (v != NULL)
             h[n++] = (es_header){es_envelope_header_names[i], v};
     }
-    ev->data_status = es_envelope_open(ev->st->env, &target, es_event_header(ev, ES_HDR_MSG_ID),
-                                       h, n, esi_msg_data(ev->msg), esi_msg_len(ev->msg),
-                                       &ev->opened);
+    ev->data_status = es_envelope_open(ev->st->env, &target, es_event_header(ev, ES_HDR_MSG_ID), h,
+                                       n, esi_msg_data(ev->msg), esi_msg_len(ev->msg), &ev->opened);
     return ev->data_status;
 }
 
@@ -287,4 +287,46 @@ uint32_t es_event_schema(const es_event *ev)
     const char *v = es_event_header(ev, ES_HDR_SCHEMA);
     unsigned long n = v ? strtoul(v, NULL, 10) : 1;
     return n >= 1 && n <= UINT32_MAX ? (uint32_t)n : 1;
+}
+
+/* ---- as stored ---------------------------------------------------------- */
+
+/* Every value of every header but the control ones, grouped by name. */
+static es_status collect_raw_headers(es_event *ev)
+{
+    es_buf_clear(&ev->raw);
+    load_keys(ev);
+    es_status s = ES_OK;
+    for (int k = 0; k < ev->nkeys && s == ES_OK; k++) {
+        if (esi_header_is_control(ev->keys[k]))
+            continue;
+        const char **values = NULL;
+        int n = 0;
+        s = esi_msg_header_values(ev->msg, ev->keys[k], &values, &n);
+        for (int i = 0; i < n && s == ES_OK; i++) {
+            es_header h = {ev->keys[k], values[i]};
+            s = es_buf_append(&ev->raw, &h, sizeof h);
+        }
+        esi_free_foreign((void *)values); /* nats.c's */
+    }
+    return s;
+}
+
+es_status es_event_raw(const es_event *cev, es_raw_event *out)
+{
+    if (cev == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "es_event_raw: event and out are required");
+    es_event *ev = mut(cev);
+    if (!esi_event_well_formed(ev))
+        return es_error(ES_ERR_PROTOCOL, "'%.200s' is not an event subject of store '%s'",
+                        ev->subject, ev->st->name);
+    es_status s = collect_raw_headers(ev);
+    if (s != ES_OK)
+        return s;
+    *out = (es_raw_event){.subject = ev->subject + esi_wire_store_prefix_len(ev->st->name),
+                          .headers = (const es_header *)(const void *)ev->raw.data,
+                          .header_count = ev->raw.len / sizeof(es_header),
+                          .payload = esi_msg_data(ev->msg),
+                          .payload_len = esi_msg_len(ev->msg)};
+    return ES_OK;
 }

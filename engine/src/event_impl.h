@@ -31,12 +31,13 @@ struct es_event {
     bool data_done; /* the envelope was opened (stores with one) */
     es_status data_status;
     es_opened opened; /* its buffers are kept across events */
+    es_buf raw;       /* es_event_raw's headers (es_header), kept across events */
 };
 
 /* Points `ev` at `msg` (subject, seq and store time given by the caller,
  * who found them in the delivery or direct-get headers). */
 void esi_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *subject,
-                   uint64_t seq, int64_t stored_ns);
+                    uint64_t seq, int64_t stored_ns);
 /* The parts of the event's subject, or NULL when it is not an event subject
  * of the store. */
 const esi_subject_parts *esi_event_parts(const es_event *ev);

@@ -4,11 +4,17 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/internal.h"
 #include "base/clock.h"
 #include "store_impl.h"
 #include "transport/msg.h"
+
+bool esi_header_is_control(const char *name)
+{
+    return strncasecmp(name, "Nats-", 5) == 0 && strcasecmp(name, ES_HDR_MSG_ID) != 0;
+}
 
 static es_status set_expectation(const es_event_spec *e, const esi_subject *subj, natsMsg *m)
 {
@@ -50,7 +56,7 @@ static es_status set_extensions(const es_event_spec *e, const es_sealed *sealed,
 }
 
 es_status esi_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
-                         const esi_subject *subj, const es_sealed *sealed, natsMsg *m)
+                          const esi_subject *subj, const es_sealed *sealed, natsMsg *m)
 {
     char when[ES_TIME_MAX];
     char entity[ES_SUBJECT_MAX];

@@ -22,10 +22,15 @@
 #define ES_HDR_CODEC                        "Rita-Codec"
 #define ES_HDR_META_PREFIX                  "Rita-Meta-"
 
+/* True for JetStream's control headers (Nats-* other than Nats-Msg-Id, any
+ * case): they tell the server how to store a message (expectations,
+ * batches, rollups, TTLs) and are not part of the event. */
+bool esi_header_is_control(const char *name);
+
 /* Sets every header of one event on `m` (its subject was built from `e`):
  * its id, Rita headers, expectation, and the Es- headers of `sealed` (NULL
  * when the store has no envelope). */
 es_status esi_headers_set(const es_store *st, const es_event_spec *e, const char *event_id,
-                         const esi_subject *subj, const es_sealed *sealed, natsMsg *m);
+                          const esi_subject *subj, const es_sealed *sealed, natsMsg *m);
 
 #endif

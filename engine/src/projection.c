@@ -17,7 +17,9 @@
 #include "transport/pull.h"
 #include "store_impl.h"
 #include "transport/msg.h"
+#include "base/backoff.h"
 #include "base/clock.h"
+#include "base/hash.h"
 
 #define SLEEP_SLICE_MS     50 /* how often a sleeping worker looks at the stop flag */
 #define CAUGHT_UP_POLL_MS  100
@@ -99,7 +101,7 @@ int es_projection_partition_of(const es_event *ev, int partitions)
     const esi_subject_parts *parts = esi_event_parts(ev);
     if (parts == NULL)
         return 0;
-    uint32_t h = ES_FNV32_OFFSET;
+    uint32_t h = ESI_FNV32_OFFSET;
     if (parts->tenant != NULL)
         h = esi_fnv1a32(parts->tenant, strlen(parts->tenant), h);
     h = esi_fnv1a32(parts->type, strlen(parts->type), h);
@@ -144,10 +146,8 @@ static int64_t backoff_ms(const es_projection *p, uint64_t deliveries)
     int64_t max = p->o.retry_backoff_max_ms;
     if (p->ordered && max > p->pin_timeout_ms / 4)
         max = p->pin_timeout_ms / 4; /* retrying in place must not cost the partition's pin */
-    int64_t d = p->o.retry_backoff_ms;
-    for (uint64_t i = 1; i < deliveries && d < max; i++)
-        d *= 2;
-    return d < max ? d : max;
+    unsigned attempt = deliveries > 64 ? 64 : (unsigned)deliveries;
+    return esi_backoff_ms(p->o.retry_backoff_ms, max, attempt);
 }
 
 static bool deliveries_left(const es_projection *p, uint64_t deliveries)
@@ -366,16 +366,17 @@ static es_status make_worker(es_projection *p, worker *w, int partition)
 {
     w->p = p;
     w->partition = partition;
-    esi_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition, w->consumer);
+    esi_projection_consumer_name(p->name, p->partitions, partition < 0 ? 0 : partition,
+                                 w->consumer);
     w->events = esi_calloc((size_t)p->o.batch, sizeof *w->events);
     w->deliveries = esi_calloc((size_t)p->o.batch, sizeof *w->deliveries);
     if (w->events == NULL || w->deliveries == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory for a projection worker");
     esi_pull_options po = {.stream = p->st->stream,
-                          .consumer = w->consumer,
-                          .group = p->ordered ? ES_PROJECTION_GROUP : NULL,
-                          .expires_ms = p->o.heartbeat_ms * 5,
-                          .heartbeat_ms = p->o.heartbeat_ms};
+                           .consumer = w->consumer,
+                           .group = p->ordered ? ES_PROJECTION_GROUP : NULL,
+                           .expires_ms = p->o.heartbeat_ms * 5,
+                           .heartbeat_ms = p->o.heartbeat_ms};
     es_status s = esi_pull_create(p->st->js, &po, &w->pull);
     if (s == ES_OK && pthread_create(&w->thread, NULL, work, w) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start a projection thread");
@@ -550,6 +551,8 @@ void es_projection_destroy(es_projection *p)
     es_projection_stop(p);
     for (int i = 0; i < p->nworkers; i++) {
         esi_pull_destroy(p->workers[i].pull);
+        for (int k = 0; p->workers[i].events != NULL && k < p->o.batch; k++)
+            esi_event_release(&p->workers[i].events[k]); /* buffers kept across events */
         esi_free(p->workers[i].events);
         esi_free(p->workers[i].deliveries);
     }

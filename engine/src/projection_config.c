@@ -50,16 +50,6 @@ int esi_projection_partition_count(const es_projection_config *cfg)
     return cfg->ordered ? cfg->partitions : 1;
 }
 
-uint32_t esi_fnv1a32(const void *p, size_t n, uint32_t h)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 es_status esi_projection_config_resolve(const es_projection_config *cfg, es_projection_config *out)
 {
     if (cfg == NULL)

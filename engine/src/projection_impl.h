@@ -43,8 +43,4 @@ json_t *esi_projection_consumer_request(const char *stream, const char *name,
 /* Fills the settings and the lag of partition i from a consumer info. */
 void esi_projection_info_add(es_projection_info *info, json_t *consumer_info, int partition);
 
-/* FNV-1a, 32 bits, continuing from h (start with ES_FNV32_OFFSET). */
-#define ES_FNV32_OFFSET 2166136261u
-uint32_t esi_fnv1a32(const void *p, size_t n, uint32_t h);
-
 #endif

@@ -11,7 +11,6 @@
 #include "base/internal.h"
 #include "base/clock.h"
 #include "envelope_kv.h"
-#include "transport/conn.h"
 #include "transport/js.h"
 #include "transport/kv.h"
 #include "transport/publisher.h"
@@ -124,8 +123,7 @@ static void config_from_json(json_t *c, es_store_config *cfg)
         (uint32_t)strtoul(esi_json_string_or(json_object_get(meta, DICT_KEY), "0"), NULL, 10);
 }
 
-/* A stream we did not make (other subjects, no atomic batches) is not a store. */
-static es_status check_is_store(json_t *c, const char *name)
+es_status esi_store_check_stream(json_t *c, const char *name)
 {
     char subject[ES_STORE_SUBJECTS_MAX];
     esi_wire_store_subjects(name, subject);
@@ -184,7 +182,7 @@ static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, js
                             const es_store_options *opts, es_store **out)
 {
     json_t *c = json_object_get(stream_info, "config");
-    es_status s = check_is_store(c, name);
+    es_status s = esi_store_check_stream(c, name);
     es_store *st = s == ES_OK ? esi_calloc(1, sizeof *st) : NULL;
     if (s == ES_OK && st == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
@@ -204,7 +202,7 @@ static es_status new_handle(natsConnection *nc, esi_js *js, const char *name, js
     s = check_options(&st->opts);
     if (s == ES_OK)
         s = esi_publisher_create(st->js, st->opts.max_inflight, st->opts.max_batches_inflight,
-                                &st->pub);
+                                 &st->pub);
     if (s == ES_OK)
         s = open_envelope(st);
     if (s != ES_OK) {
@@ -365,7 +363,7 @@ es_status esi_store_api(const es_store *st, json_t *body, json_t **reply, const 
 }
 
 es_status esi_store_kv_open(es_store *st, esi_bucket_kind kind, int history, int32_t max_value_size,
-                           esi_kv **out)
+                            esi_kv **out)
 {
     *out = NULL;
     if (history < 1 || history > 64)
@@ -402,7 +400,7 @@ es_status es_store_delete(natsConnection *nc, const char *name, const es_store_o
         s = stream_info(js, name, &info);
     /* Only a stream that is an event store: deleting is for good. */
     if (s == ES_OK)
-        s = check_is_store(json_object_get(info, "config"), name);
+        s = esi_store_check_stream(json_object_get(info, "config"), name);
     if (s == ES_OK)
         s = stream_request(js, "DELETE", name, NULL, &reply);
     if (s == ES_OK)
@@ -424,6 +422,21 @@ static int64_t time_of(json_t *v)
     return ns;
 }
 
+void esi_store_info_from_json(json_t *stream_info, es_store_info *info)
+{
+    memset(info, 0, sizeof *info);
+    config_from_json(json_object_get(stream_info, "config"), &info->config);
+    json_t *st = json_object_get(stream_info, "state");
+    info->events = (uint64_t)json_integer_value(json_object_get(st, "messages"));
+    info->bytes = (uint64_t)json_integer_value(json_object_get(st, "bytes"));
+    info->first_seq = (uint64_t)json_integer_value(json_object_get(st, "first_seq"));
+    info->last_seq = (uint64_t)json_integer_value(json_object_get(st, "last_seq"));
+    info->subjects = (uint64_t)json_integer_value(json_object_get(st, "num_subjects"));
+    info->first_time_ns = info->events ? time_of(json_object_get(st, "first_ts")) : 0;
+    info->last_time_ns = info->events ? time_of(json_object_get(st, "last_ts")) : 0;
+    info->created_ns = time_of(json_object_get(stream_info, "created"));
+}
+
 es_status es_store_info_get(es_store *store, es_store_info *info)
 {
     if (store == NULL || info == NULL)
@@ -432,19 +445,24 @@ es_status es_store_info_get(es_store *store, es_store_info *info)
     es_status s = stream_info(store->js, store->name, &reply);
     if (s != ES_OK)
         return s;
-    memset(info, 0, sizeof *info);
-    config_from_json(json_object_get(reply, "config"), &info->config);
-    json_t *st = json_object_get(reply, "state");
-    info->events = (uint64_t)json_integer_value(json_object_get(st, "messages"));
-    info->bytes = (uint64_t)json_integer_value(json_object_get(st, "bytes"));
-    info->first_seq = (uint64_t)json_integer_value(json_object_get(st, "first_seq"));
-    info->last_seq = (uint64_t)json_integer_value(json_object_get(st, "last_seq"));
-    info->subjects = (uint64_t)json_integer_value(json_object_get(st, "num_subjects"));
-    info->first_time_ns = info->events ? time_of(json_object_get(st, "first_ts")) : 0;
-    info->last_time_ns = info->events ? time_of(json_object_get(st, "last_ts")) : 0;
-    info->created_ns = time_of(json_object_get(reply, "created"));
+    esi_store_info_from_json(reply, info);
     json_decref(reply);
     return ES_OK;
+}
+
+size_t esi_store_max_payload(const es_store *st)
+{
+    const esi_conn *conn = esi_js_conn(st->js);
+    int64_t server = conn->ops->max_payload(conn->ctx);
+    size_t limit = server > 0 ? (size_t)server : SIZE_MAX;
+    if (st->config.max_msg_size > 0 && (size_t)st->config.max_msg_size < limit)
+        limit = (size_t)st->config.max_msg_size;
+    return limit;
+}
+
+size_t es_store_max_payload(const es_store *store)
+{
+    return store ? esi_store_max_payload(store) : 0;
 }
 
 const char *es_store_name(const es_store *store)
@@ -501,9 +519,4 @@ void es_store_destroy(es_store *store)
     es_keyring_destroy(store->keyring);
     esi_js_destroy(store->js);
     esi_free(store);
-}
-
-const char *es_nats_version(void)
-{
-    return esi_nats_version();
 }

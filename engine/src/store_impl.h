@@ -15,18 +15,18 @@ struct es_store {
     esi_js *js;         /* over nc, with the options' domain or prefix and timeout */
     char name[ES_STORE_NAME_MAX + 1];
     char stream[ES_STREAM_NAME_MAX]; /* "ES_" + name */
-    es_store_config config;             /* as the server reported it */
+    es_store_config config;          /* as the server reported it */
     es_store_options opts;
     esi_publisher *pub;   /* the in-flight append machinery */
-    es_keyring *keyring; /* encrypting store with a master key, else NULL */
-    es_envelope *env;    /* NULL when events travel as they are */
+    es_keyring *keyring;  /* encrypting store with a master key, else NULL */
+    es_envelope *env;     /* NULL when events travel as they are */
     es_dict_source dicts; /* the envelope's dictionaries, from KV */
 };
 
 /* Opens (creating when missing) one of the store's buckets, with the store's
  * replicas and storage. The store must outlive *out (esi_kv_close). */
 es_status esi_store_kv_open(es_store *st, esi_bucket_kind kind, int history, int32_t max_value_size,
-                           esi_kv **out);
+                            esi_kv **out);
 
 /* A JetStream API request about the store: `fmt` names the API after the
  * prefix ("CONSUMER.INFO.%s.%s"); reply as esi_js_request. */
@@ -39,5 +39,18 @@ es_status esi_store_delete_buckets(const esi_js *js, const char *name);
 /* A JetStream context over `nc` with the options' domain, prefix and timeout
  * (opts may be NULL). The caller owns *out. */
 es_status esi_store_js(natsConnection *nc, const es_store_options *opts, esi_js **out);
+
+/* ES_OK when a stream's config is an event store's (its one subject
+ * "$ES.<name>.>", atomic batches and direct gets allowed), else
+ * ES_ERR_INVALID saying so: a stream we did not make is left alone. */
+es_status esi_store_check_stream(json_t *config, const char *name);
+
+/* The store info of a stream info reply (config, state, created). */
+void esi_store_info_from_json(json_t *stream_info, es_store_info *info);
+
+/* The largest payload an event of the store may have: the server's max
+ * payload or the store's max event size, whichever is smaller (headers come
+ * on top; the server refuses what still does not fit). */
+size_t esi_store_max_payload(const es_store *st);
 
 #endif

@@ -7,11 +7,12 @@
 #include "base/internal.h"
 #include "store_impl.h"
 
-#define SUBJECT_ROOT "$ES"
+#define SUBJECT_ROOT  "$ES"
+#define STREAM_PREFIX "ES_"
 
 void esi_wire_stream_name(const char *store, char out[ES_STREAM_NAME_MAX])
 {
-    snprintf(out, ES_STREAM_NAME_MAX, "ES_%s", store);
+    snprintf(out, ES_STREAM_NAME_MAX, STREAM_PREFIX "%s", store);
 }
 
 void esi_wire_store_subjects(const char *store, char out[ES_STORE_SUBJECTS_MAX])
@@ -25,12 +26,32 @@ char *esi_wire_put_store_prefix(char *p, const char *store)
     return esi_put(p, store);
 }
 
+const char *esi_wire_all_stores_subjects(void)
+{
+    return SUBJECT_ROOT ".>";
+}
+
+bool esi_wire_store_of_stream(const char *stream, char out[ES_STORE_NAME_MAX + 1])
+{
+    size_t n = sizeof STREAM_PREFIX - 1;
+    if (stream == NULL || strncmp(stream, STREAM_PREFIX, n) != 0 ||
+        !es_valid_store_name(stream + n))
+        return false;
+    snprintf(out, ES_STORE_NAME_MAX + 1, "%s", stream + n);
+    return true;
+}
+
 static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
     [ES_BUCKET_KEYS] = "keys",
     [ES_BUCKET_DICTS] = "dicts",
     [ES_BUCKET_CHECKPOINTS] = "checkpoints",
     [ES_BUCKET_SNAPSHOTS] = "snapshots",
 };
+
+const char *esi_bucket_kind_name(esi_bucket_kind kind)
+{
+    return (int)kind >= 0 && kind < ES_BUCKET_KINDS ? bucket_suffixes[kind] : "";
+}
 
 es_status esi_bucket_name(const char *store, esi_bucket_kind kind, char out[ESI_KV_BUCKET_MAX])
 {
@@ -78,21 +99,32 @@ es_status esi_subject_for(const es_store *st, const es_event_spec *e, esi_subjec
     return ES_OK;
 }
 
+size_t esi_wire_store_prefix_len(const char *store)
+{
+    return sizeof SUBJECT_ROOT + strlen(store) + 1; /* "$ES" "." store "." */
+}
+
 es_status esi_subject_split(char *copy, const char *store, bool tenancy, esi_subject_parts *out)
 {
     size_t root = sizeof SUBJECT_ROOT - 1, name = strlen(store);
     if (strncmp(copy, SUBJECT_ROOT ".", root + 1) != 0 ||
         strncmp(copy + root + 1, store, name) != 0 || copy[root + 1 + name] != '.')
         return es_error(ES_ERR_PROTOCOL, "subject is not one of store '%s'", store);
+    return esi_subject_split_local(copy + root + name + 2, tenancy, out);
+}
+
+es_status esi_subject_split_local(char *copy, bool tenancy, esi_subject_parts *out)
+{
     const char *tokens[4] = {NULL};
     int want = tenancy ? 4 : 3;
-    char *p = copy + root + name + 2;
+    char *p = copy;
     for (int got = 0; got < want; got++) {
         tokens[got] = p;
         char *dot = strchr(p, '.');
         bool last = got + 1 == want;
         if ((dot == NULL) != last || dot == p || *p == '\0')
-            return es_error(ES_ERR_PROTOCOL, "subject does not have the event shape");
+            return es_error(ES_ERR_PROTOCOL, "subject does not have the event shape %s",
+                            tenancy ? "<tenant>.<type>.<id>.<event>" : "<type>.<id>.<event>");
         if (!last) {
             *dot = '\0';
             p = dot + 1;
@@ -106,8 +138,23 @@ es_status esi_subject_split(char *copy, const char *store, bool tenancy, esi_sub
     return ES_OK;
 }
 
+es_status esi_subject_parts_check(const esi_subject_parts *p, char *id, size_t *id_len)
+{
+    char scratch[ES_ID_MAX + 1];
+    if (p->tenant != NULL && !es_valid_name(p->tenant))
+        return es_error(ES_ERR_INVALID, "invalid tenant '%.64s'", p->tenant);
+    if (!es_valid_name(p->type))
+        return es_error(ES_ERR_INVALID, "invalid entity type '%.64s'", p->type);
+    if (!es_valid_name(p->event))
+        return es_error(ES_ERR_INVALID, "invalid event type '%.64s'", p->event);
+    if (es_id_unescape(p->id_token, strlen(p->id_token), id ? id : scratch, ES_ID_MAX + 1,
+                       id_len) != ES_OK)
+        return es_error(ES_ERR_INVALID, "invalid escaped entity id '%.64s'", p->id_token);
+    return ES_OK;
+}
+
 void esi_subject_envelope_event(const char *subject, const char *copy, const esi_subject_parts *p,
-                               es_envelope_event *out)
+                                es_envelope_event *out)
 {
     size_t event_at = (size_t)(p->event - copy);
     *out = (es_envelope_event){.subject = subject,

@@ -30,6 +30,13 @@ void esi_wire_store_subjects(const char *store, char out[ES_STORE_SUBJECTS_MAX])
 /* Writes "$ES.<store>" (no NUL) at p and returns the end. */
 char *esi_wire_put_store_prefix(char *p, const char *store);
 
+/* What every store's stream holds some of: "$ES.>". */
+const char *esi_wire_all_stores_subjects(void);
+
+/* The store whose stream is `stream` ("ES_<store>" with a valid store
+ * name) into `out`; false for any other stream name. */
+bool esi_wire_store_of_stream(const char *stream, char out[ES_STORE_NAME_MAX + 1]);
+
 /* ---- buckets ---------------------------------------------------------------- */
 
 typedef enum esi_bucket_kind {
@@ -39,6 +46,9 @@ typedef enum esi_bucket_kind {
     ES_BUCKET_SNAPSHOTS,   /* es/snapshot.h */
 } esi_bucket_kind;
 #define ES_BUCKET_KINDS 4 /* every kind above: what es_store_delete removes */
+
+/* What a kind of bucket keeps, its name's suffix ("keys"). */
+const char *esi_bucket_kind_name(esi_bucket_kind kind);
 
 /* "ES_<store>_<kind>"; ES_ERR_INVALID for a bad store name. */
 es_status esi_bucket_name(const char *store, esi_bucket_kind kind, char out[ESI_KV_BUCKET_MAX]);
@@ -80,9 +90,22 @@ typedef struct esi_subject_parts {
  * event subject of that store. */
 es_status esi_subject_split(char *copy, const char *store, bool tenancy, esi_subject_parts *out);
 
+/* The same for a subject within the store, without its "$ES.<store>."
+ * prefix: "[<tenant>.]<type>.<id-token>.<event>". */
+es_status esi_subject_split_local(char *copy, bool tenancy, esi_subject_parts *out);
+
+/* The length of the store's prefix "$ES.<store>." that esi_subject_split
+ * expects: what a subject within the store follows. */
+size_t esi_wire_store_prefix_len(const char *store);
+
+/* Checks split parts as an event's must be (names, an escaped id), saying
+ * which part is wrong (ES_ERR_INVALID); `id` (ES_ID_MAX + 1 bytes, may be
+ * NULL) gets the unescaped id and *id_len (may be NULL) its length. */
+es_status esi_subject_parts_check(const esi_subject_parts *p, char *id, size_t *id_len);
+
 /* The envelope's view of a stored event: `subject` itself, and the parts
  * esi_subject_split made of `copy`, a copy of it (offsets agree). */
 void esi_subject_envelope_event(const char *subject, const char *copy, const esi_subject_parts *p,
-                               es_envelope_event *out);
+                                es_envelope_event *out);
 
 #endif

@@ -131,12 +131,61 @@ static void splits_subjects(void **state)
     assert_int_equal(esi_subject_split(s7, "bank", false, &p), ES_ERR_PROTOCOL);
 }
 
+/* Subjects within a store (as imports and backups carry them), checked
+ * part by part, and the store named by a stream. */
+static void splits_and_checks_local_subjects(void **state)
+{
+    (void)state;
+    esi_subject_parts p;
+    char id[ES_ID_MAX + 1];
+    size_t id_len = 0;
+    char l1[] = "account.acc%2E1.deposited";
+    assert_int_equal(esi_subject_split_local(l1, false, &p), ES_OK);
+    assert_int_equal(esi_subject_parts_check(&p, id, &id_len), ES_OK);
+    assert_string_equal(id, "acc.1");
+    assert_int_equal(id_len, 5);
+    char l2[] = "acme.account.a1.opened";
+    assert_int_equal(esi_subject_split_local(l2, true, &p), ES_OK);
+    assert_string_equal(p.tenant, "acme");
+    assert_int_equal(esi_subject_parts_check(&p, NULL, NULL), ES_OK);
+    char l3[] = "acme.account.a1.opened";
+    assert_int_equal(esi_subject_split_local(l3, false, &p), ES_ERR_PROTOCOL);
+    assert_non_null(strstr(es_last_error(), "<type>.<id>.<event>"));
+    const char *bad_parts[] = {"a*.b.c", "a.b.c>", "a.b%2e.c", "a.b c.d", "a.%41.c"};
+    for (size_t i = 0; i < sizeof bad_parts / sizeof *bad_parts; i++) {
+        char copy[32];
+        strcpy(copy, bad_parts[i]);
+        if (esi_subject_split_local(copy, false, &p) == ES_OK &&
+            esi_subject_parts_check(&p, id, NULL) == ES_OK)
+            fail_msg("accepted: %s", bad_parts[i]);
+    }
+
+    char store[ES_STORE_NAME_MAX + 1];
+    assert_true(esi_wire_store_of_stream("ES_bank", store));
+    assert_string_equal(store, "bank");
+    assert_false(esi_wire_store_of_stream("ES_", store));
+    assert_false(esi_wire_store_of_stream("KV_ES_bank_keys", store));
+    assert_false(esi_wire_store_of_stream("ES_a.b", store));
+    assert_false(esi_wire_store_of_stream(NULL, store));
+    assert_int_equal(esi_wire_store_prefix_len("bank"), strlen("$ES.bank."));
+    assert_string_equal(esi_wire_all_stores_subjects(), "$ES.>");
+    char bucket[ESI_KV_BUCKET_MAX];
+    for (int k = 0; k < ES_BUCKET_KINDS; k++) {
+        assert_int_equal(esi_bucket_name("bank", (esi_bucket_kind)k, bucket), ES_OK);
+        assert_string_equal(bucket + strlen("ES_bank_"), esi_bucket_kind_name((esi_bucket_kind)k));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(escapes_as_specified),  cmocka_unit_test(every_byte_round_trips),
-        cmocka_unit_test(random_ids_round_trip), cmocka_unit_test(refuses_bad_ids_and_tokens),
-        cmocka_unit_test(validates_names),       cmocka_unit_test(splits_subjects),
+        cmocka_unit_test(escapes_as_specified),
+        cmocka_unit_test(every_byte_round_trips),
+        cmocka_unit_test(random_ids_round_trip),
+        cmocka_unit_test(refuses_bad_ids_and_tokens),
+        cmocka_unit_test(validates_names),
+        cmocka_unit_test(splits_subjects),
+        cmocka_unit_test(splits_and_checks_local_subjects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,10 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/internal.h"
+#include <es/connect.h>
+
 #include "nkey.h"
 
-#define DEFAULT_URL "nats://127.0.0.1:4222"
+#define DEFAULT_URL ES_CONNECT_DEFAULT_URL
 
 const es_cli_option es_cli_conn_options[] = {
     {"server", 's', true, ES_CLI_OPT_SERVER},
@@ -88,120 +89,40 @@ int es_cli_conn_set(es_cli_conn *c, int id, const char *value)
     }
 }
 
-/* Splits "a,b,c" into the servers list nats.c takes. */
-static es_status set_servers(natsOptions *o, const char *urls)
+es_status es_cli_connect(const es_cli_conn *c, natsConnection **out)
 {
-    char *copy = strdup(urls);
-    if (copy == NULL)
-        return es_error(ES_ERR_NOMEM, "out of memory");
-    const char *list[32];
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(copy, ", ", &save); tok != NULL && n < 32;
-         tok = strtok_r(NULL, ", ", &save))
-        list[n++] = tok;
-    natsStatus ns = n > 0 ? natsOptions_SetServers(o, list, n) : NATS_INVALID_ARG;
-    free(copy);
-    if (ns != NATS_OK)
-        return es_error(ES_ERR_INVALID, "invalid server URL '%.200s'", urls);
-    return ES_OK;
-}
-
-static es_status set_auth(natsOptions *o, const es_cli_conn *c)
-{
-    natsStatus ns = NATS_OK;
-    if (c->user != NULL)
-        ns = natsOptions_SetUserInfo(o, c->user, c->password ? c->password : "");
-    if (ns == NATS_OK && c->token != NULL)
-        ns = natsOptions_SetToken(o, c->token);
-    if (ns != NATS_OK)
-        return es_error(ES_ERR_INVALID, "user or token: %s", natsStatus_GetText(ns));
-    if (c->creds != NULL && natsOptions_SetUserCredentialsFromFiles(o, c->creds, NULL) != NATS_OK)
-        return es_error(ES_ERR_INVALID, "cannot use credentials file '%.200s'", c->creds);
+    es_connect_options o;
+    es_connect_options_init(&o);
+    o.servers = c->server;
+    o.name = c->name ? c->name : "es";
+    o.user = c->user;
+    o.password = c->password;
+    o.token = c->token;
+    o.creds_file = c->creds;
+    o.tls_ca_file = c->tlsca;
+    o.tls_cert_file = c->tlscert;
+    o.tls_key_file = c->tlskey;
+    o.timeout_ms = c->timeout_ms;
+    /* Ride out a short outage (a server restart) rather than fail a long
+     * replay or watch; give up after max_reconnect attempts. */
+    o.max_reconnect = c->max_reconnect;
+    /* nats.c signs with the seed file and wants the public key beside it:
+     * derive it, so that --nkey takes a seed file alone as the NATS CLI does. */
+    char pub[ES_NKEY_PUBLIC_LEN + 1];
     if (c->nkey != NULL) {
-        char pub[ES_NKEY_PUBLIC_LEN + 1];
         es_status s = es_nkey_public_from_seed_file(c->nkey, pub);
         if (s != ES_OK)
             return s;
-        if (natsOptions_SetNKeyFromSeed(o, pub, c->nkey) != NATS_OK)
-            return es_error(ES_ERR_INVALID, "cannot use NKey seed file '%.200s'", c->nkey);
+        o.nkey_public = pub;
+        o.nkey_seed_file = c->nkey;
     }
-    return ES_OK;
-}
-
-static es_status set_tls(natsOptions *o, const es_cli_conn *c)
-{
-    if (c->tlscert == NULL && c->tlskey == NULL && c->tlsca == NULL)
-        return ES_OK;
-    if ((c->tlscert == NULL) != (c->tlskey == NULL))
-        return es_error(ES_ERR_INVALID, "--tlscert and --tlskey go together");
-    natsStatus ns = natsOptions_SetSecure(o, true);
-    if (ns == NATS_OK && c->tlsca != NULL)
-        ns = natsOptions_LoadCATrustedCertificates(o, c->tlsca);
-    if (ns == NATS_OK && c->tlscert != NULL)
-        ns = natsOptions_LoadCertificatesChain(o, c->tlscert, c->tlskey);
-    if (ns != NATS_OK)
-        return es_error(ES_ERR_INVALID, "TLS files: %s", nats_GetLastError(NULL));
-    return ES_OK;
-}
-
-static es_status build_options(const es_cli_conn *c, natsOptions *o)
-{
-    es_status s = set_servers(o, c->server ? c->server : DEFAULT_URL);
-    if (s == ES_OK)
-        s = set_auth(o, c);
-    if (s == ES_OK)
-        s = set_tls(o, c);
-    if (s != ES_OK)
-        return s;
-    /* Ride out a short outage (a server restart) rather than fail a long
-     * replay or watch; give up after max_reconnect attempts. */
-    natsStatus ns = natsOptions_SetTimeout(o, c->timeout_ms);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetName(o, c->name ? c->name : "es");
-    if (ns == NATS_OK)
-        ns = natsOptions_SetMaxReconnect(o, c->max_reconnect);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetReconnectWait(o, 500);
-    if (ns == NATS_OK)
-        ns = natsOptions_SetReconnectBufSize(o, 8 * 1024 * 1024);
-    if (ns != NATS_OK)
-        return es_error(ES_ERR_INVALID, "connection options: %s", natsStatus_GetText(ns));
-    return ES_OK;
-}
-
-static es_status connect_failure(natsStatus ns, const es_cli_conn *c)
-{
-    const char *url = c->server ? c->server : DEFAULT_URL;
-    if (ns == NATS_CONNECTION_AUTH_FAILED || ns == NATS_NOT_PERMITTED)
-        return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: authorization failed", url);
-    if (ns == NATS_NO_SERVER || ns == NATS_TIMEOUT)
-        return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: no server is answering", url);
-    return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: %s", url, natsStatus_GetText(ns));
-}
-
-es_status es_cli_connect(const es_cli_conn *c, natsConnection **out)
-{
-    *out = NULL;
-    natsOptions *o = NULL;
-    if (natsOptions_Create(&o) != NATS_OK)
-        return es_error(ES_ERR_NOMEM, "out of memory");
-    es_status s = build_options(c, o);
-    if (s == ES_OK) {
-        natsStatus ns = natsConnection_Connect(out, o);
-        if (ns != NATS_OK)
-            s = connect_failure(ns, c);
-    }
-    natsOptions_Destroy(o);
-    return s;
+    return es_connect(&o, out);
 }
 
 void es_cli_disconnect(natsConnection *nc)
 {
-    if (nc != NULL) {
-        natsConnection_Close(nc);
-        natsConnection_Destroy(nc);
-    }
+    es_connection_close(nc);
     /* Wait for nats.c's threads to end: one still delivering a message while
      * the process exits would touch freed library state. */
-    nats_CloseAndWait(2000);
+    es_shutdown(2000);
 }

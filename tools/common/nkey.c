@@ -9,8 +9,6 @@
 
 #include <es/base.h>
 
-#include "base/internal.h"
-
 #define PREFIX_SEED (18 << 3) /* 'S' */
 #define PREFIX_USER (20 << 3) /* 'U' */
 #define SEED_RAW    36        /* 2 prefix bytes, 32 seed bytes, 2 CRC bytes */

@@ -3,17 +3,11 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#define REDRAW_MS 200
+#include "clock.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define REDRAW_MS 200
 
 void es_progress_start(es_progress *p, const char *what, uint64_t total, bool enabled)
 {
@@ -21,7 +15,7 @@ void es_progress_start(es_progress *p, const char *what, uint64_t total, bool en
     p->on_ = enabled && isatty(STDERR_FILENO);
     p->what_ = what;
     p->total_ = total;
-    p->start_ms_ = p->last_draw_ms_ = now_ms();
+    p->start_ms_ = p->last_draw_ms_ = es_cli_monotonic_ms();
 }
 
 static void draw(es_progress *p, uint64_t done, uint64_t position, int64_t now)
@@ -55,7 +49,7 @@ void es_progress_update(es_progress *p, uint64_t done, uint64_t position)
 {
     if (!p->on_ || (++p->calls_ & 63) != 0) /* look at the clock every 64 calls */
         return;
-    int64_t now = now_ms();
+    int64_t now = es_cli_monotonic_ms();
     if (now - p->last_draw_ms_ < REDRAW_MS)
         return;
     p->last_draw_ms_ = now;

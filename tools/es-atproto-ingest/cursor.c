@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define FINAL_SAVE_ATTEMPTS   3
@@ -29,13 +30,6 @@ struct ingest_cursor {
     int64_t last_conflict_log_ms;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Saves `pos` (called without the lock: it makes a request). */
 static es_status save(ingest_cursor *c, uint64_t pos)
 {
@@ -46,7 +40,7 @@ static es_status save(ingest_cursor *c, uint64_t pos)
     if (s == ES_ERR_CONFLICT) {
         /* Another writer with this --name is ahead (two ingesters side by
          * side): fine, ours moves on when it passes theirs. */
-        int64_t now = mono_ms();
+        int64_t now = es_cli_monotonic_ms();
         if (now - c->last_conflict_log_ms < CONFLICT_LOG_EVERY_MS)
             return s;
         c->last_conflict_log_ms = now;
@@ -66,15 +60,8 @@ static void *saver(void *arg)
     ingest_cursor *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += c->interval_ms / 1000;
-        ts.tv_nsec += (c->interval_ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        struct timespec deadline = es_cli_deadline(c->interval_ms);
+        pthread_cond_timedwait(&c->cond, &c->mu, &deadline);
         if (c->stop || !c->has_offer || c->offered == c->saved)
             continue;
         uint64_t pos = c->offered;

@@ -7,22 +7,26 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cursor.h"
 #include "log.h"
 #include "source.h"
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
 #define WAIT_SLICE_MS     100
-#define NS_PER_MS         1000000LL
+/* Frames the sink takes past the bounds ingester_room honours: a source that
+ * cannot stop at once (a WebSocket message already read when room ran out)
+ * hands over a few more. */
+#define ROOM_SLACK 16
 
 struct ingester {
     const ingest_config *cfg;
     es_atp_options opts;
     es_atp_decoder *dec;
     es_arena *arena;
-    ingest_window *win;
     natsConnection *nc;
     es_store *store;
+    es_sink *sink; /* order, retries, the watermark */
     ingest_cursor *cursor;
     ingest_cursor_start start;
     uint64_t skipped_by_cursor;
@@ -32,7 +36,7 @@ struct ingester {
     /* the stats line */
     int64_t started_ms, last_stats_ms;
     es_atp_stats last_dec;
-    ingest_window_stats last_win;
+    es_sink_stats last_sink;
 };
 
 void ingest_config_init(ingest_config *c)
@@ -46,56 +50,35 @@ void ingest_config_init(ingest_config *c)
     c->reconnect_min_ms = 1000;
     c->reconnect_max_ms = 60000;
     c->duplicate_window_ns = 2LL * 60 * 1000000000LL;
-    ingest_window_limits_init(&c->limits);
+    c->max_frames = 4096;
+    c->max_inflight = 256;
+    c->max_batches = 32;
+    c->max_held = (size_t)8 << 20;
     es_cli_conn_init(&c->conn, "es-atproto-ingest");
     c->conn.max_reconnect = -1; /* a service: keep trying, appends retry meanwhile */
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* ---- what the sink reports ------------------------------------------------ */
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* ---- appends -------------------------------------------------------------- */
-
-static void on_appended(es_status s, const es_append_result *r, void *closure)
-{
-    ingest_window_acked(closure, s, r != NULL && r->duplicate, s == ES_OK ? NULL : es_last_error());
-}
-
-static es_status send_to_store(void *ctx, const es_event_spec *events, size_t n,
-                               ingest_entry *token)
-{
-    ingester *g = ctx;
-    return es_append_batch_async(g->store, events, n, on_appended, token);
-}
-
-static void log_outcome(void *ctx, const ingest_outcome *o)
+static void log_outcome(const es_sink_outcome *o, void *ctx)
 {
     (void)ctx;
+    if (o->kind == ES_SINK_STORED && !o->duplicate)
+        return;
     ingest_log_line l;
-    if (o->duplicate) {
+    if (o->kind == ES_SINK_STORED)
         ingest_log_begin(&l, LOG_DEBUG, "stored before");
-    } else if (o->retrying) {
+    else if (o->kind == ES_SINK_RETRYING)
         ingest_log_begin(&l, LOG_WARN, "append failed, retrying");
-    } else {
+    else
         ingest_log_begin(&l, LOG_ERROR, "append refused for good, frame dropped");
-    }
-    ingest_log_u64(&l, "seq", o->seq);
+    ingest_log_u64(&l, "seq", o->position);
+    ingest_log_strn(&l, "did", o->key, o->key_len);
     if (o->status != ES_OK)
         ingest_log_str(&l, "status", es_status_text(o->status));
-    if (o->error && *o->error)
+    if (o->error[0])
         ingest_log_str(&l, "error", o->error);
-    if (o->retrying) {
+    if (o->kind == ES_SINK_RETRYING) {
         ingest_log_u64(&l, "attempt", o->attempts);
         ingest_log_i64(&l, "retry_in_ms", o->retry_in_ms);
     }
@@ -110,10 +93,10 @@ static es_status open_store(ingester *g)
     es_store_options o;
     es_store_options_init(&o);
     o.timeout_ms = c->conn.timeout_ms;
-    /* A little more room than the window uses: the library releases a place
-     * just after our callback returns. */
-    o.max_inflight = (int)c->limits.max_units + 64;
-    o.max_batches_inflight = (int)c->limits.max_batches + 4;
+    /* A little more room than the sink uses: the library's window is a ring
+     * in send order, so one slow append holds back the place of the next. */
+    o.max_inflight = (int)c->max_inflight + 64;
+    o.max_batches_inflight = (int)c->max_batches + 4;
     es_status s = es_store_open(g->nc, c->store, &o, &g->store);
     if (s != ES_ERR_NOT_FOUND)
         return s;
@@ -141,7 +124,7 @@ static void check_replay_distance(ingester *g)
     es_store_info info;
     if (es_store_info_get(g->store, &info) != ES_OK)
         return;
-    int64_t age = wall_ns() - g->start.saved_ns;
+    int64_t age = es_cli_now_ns() - g->start.saved_ns;
     bool risky = info.last_time_ns > g->start.saved_ns && age > info.config.duplicate_window_ns;
     ingest_log_line l;
     ingest_log_begin(&l, risky ? LOG_WARN : LOG_INFO,
@@ -157,6 +140,22 @@ static void check_replay_distance(ingester *g)
     ingest_log_end(&l);
 }
 
+static es_status open_sink(ingester *g)
+{
+    const ingest_config *c = g->cfg;
+    es_sink_options o;
+    es_sink_options_init(&o);
+    /* Room for a few frames past the bounds the sources honour (ingester_room):
+     * a source that cannot stop at once may hand over one more. */
+    o.max_units = c->max_frames + ROOM_SLACK;
+    o.max_bytes = c->max_held + ROOM_SLACK * g->opts.limits.max_frame_bytes;
+    o.max_inflight = c->max_inflight;
+    o.max_batches = c->max_batches;
+    o.on_outcome = log_outcome;
+    o.closure = g;
+    return es_sink_create(g->store, &o, &g->sink);
+}
+
 int ingester_open(const ingest_config *cfg, const char *source_name, ingester **out)
 {
     ingester *g = calloc(1, sizeof *g);
@@ -169,14 +168,14 @@ int ingester_open(const ingest_config *cfg, const char *source_name, ingester **
     es_status s = es_atp_decoder_create(&g->opts, &g->dec);
     if (s == ES_OK)
         s = es_arena_create(FRAME_ARENA_LIMIT, &g->arena);
-    if (s == ES_OK)
-        s = ingest_window_create(&cfg->limits, &g->opts, send_to_store, g, &g->win);
     if (s != ES_OK)
         code = es_cli_fail(s, "starting");
     if (code == ES_EXIT_OK && (s = es_cli_connect(&cfg->conn, &g->nc)) != ES_OK)
         code = es_cli_fail(s, "connecting");
     if (code == ES_EXIT_OK && (s = open_store(g)) != ES_OK)
         code = es_cli_fail(s, "opening the store");
+    if (code == ES_EXIT_OK && (s = open_sink(g)) != ES_OK)
+        code = es_cli_fail(s, "starting");
     if (code == ES_EXIT_OK &&
         (s = ingest_cursor_open(g->store, cfg->name, source_name, cfg->cursor_interval_ms,
                                 &g->start, &g->cursor)) != ES_OK)
@@ -185,11 +184,10 @@ int ingester_open(const ingest_config *cfg, const char *source_name, ingester **
         ingester_close(g);
         return code;
     }
-    ingest_window_on_outcome(g->win, log_outcome, g);
     if (cfg->from_start)
         g->start.found = false;
     check_replay_distance(g);
-    g->started_ms = g->last_stats_ms = mono_ms();
+    g->started_ms = g->last_stats_ms = es_cli_monotonic_ms();
     *out = g;
     return ES_EXIT_OK;
 }
@@ -199,11 +197,11 @@ void ingester_close(ingester *g)
     if (g == NULL)
         return;
     ingest_cursor_close(g->cursor);
-    /* The store handle waits for appends in flight (each bounded by the
-     * request timeout), so no callback can reach the window after it. */
+    /* The sink waits for its appends in flight (each bounded by the store's
+     * request timeout) before the store goes. */
+    es_sink_destroy(g->sink);
     es_store_destroy(g->store);
     es_cli_disconnect(g->nc);
-    ingest_window_destroy(g->win);
     es_arena_destroy(g->arena);
     es_atp_decoder_destroy(g->dec);
     free(g);
@@ -219,7 +217,9 @@ bool ingester_resume_cursor(const ingester *g, uint64_t *cursor)
 
 bool ingester_room(const ingester *g)
 {
-    return ingest_window_room(g->win);
+    es_sink_stats st;
+    es_sink_get_stats(g->sink, &st);
+    return st.held < g->cfg->max_frames && st.bytes_held < g->cfg->max_held;
 }
 
 static void log_refused(const es_atp_batch *b)
@@ -264,8 +264,20 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
         g->skipped_by_cursor++;
         return INGEST_TAKEN;
     }
-    if (ingest_window_add(g->win, s, &b, frame, len) != ES_OK) {
-        es_cli_error("out of memory keeping a frame");
+    /* A frame refused, an #info or a frame filtered out stores nothing, but
+     * still counts for the cursor: a unit without events. */
+    bool events = s == ES_OK && b.count > 0;
+    es_sink_unit u = {.key = b.did,
+                      .key_len = b.did ? b.did_len : 0,
+                      .position = b.has_seq ? b.seq : 0,
+                      .time_ns = b.time_ns,
+                      .events = events ? b.events : NULL,
+                      .count = events ? b.count : 0};
+    s = es_sink_offer(g->sink, &u);
+    if (s == ES_ERR_AGAIN)
+        return INGEST_FULL;
+    if (s != ES_OK) {
+        es_cli_fail(s, "keeping a frame");
         return INGEST_FAILED;
     }
     return INGEST_TAKEN;
@@ -284,12 +296,12 @@ const char *ingester_error_name(const ingester *g)
 
 void ingester_on_wake(ingester *g, void (*fn)(void *ctx), void *ctx)
 {
-    ingest_window_on_wake(g->win, fn, ctx);
+    es_sink_on_wake(g->sink, fn, ctx);
 }
 
 void ingester_wait(ingester *g, int64_t timeout_ms)
 {
-    ingest_window_wait(g->win, timeout_ms);
+    es_sink_wait(g->sink, timeout_ms); /* a timeout is no news, not a failure */
 }
 
 /* ---- the stats line ----------------------------------------------------------- */
@@ -304,45 +316,44 @@ static void append_count(char *buf, size_t size, const char *name, uint64_t n)
 static void stats_line(ingester *g, int64_t now)
 {
     const es_atp_stats *d = es_atp_decoder_stats(g->dec);
-    ingest_window_stats w;
-    ingest_window_get_stats(g->win, &w);
+    es_sink_stats w;
+    es_sink_get_stats(g->sink, &w);
     double secs = (double)(now - g->last_stats_ms) / 1000.0;
     if (secs <= 0)
         secs = 1e-3;
     char errors[512] = "";
     for (int k = 1; k < ES_ATP_ERR_COUNT; k++)
         append_count(errors, sizeof errors, es_atp_error_name((es_atp_error)k), d->errors[k]);
-    for (int k = 1; k <= ES_ERR_IO; k++)
+    for (int k = 1; k < ES_SINK_STATUS_SLOTS; k++)
         append_count(errors, sizeof errors, es_status_text((es_status)k), w.failures[k]);
     ingest_log_line l;
     ingest_log_begin(&l, LOG_INFO, "stats");
     ingest_log_f64(&l, "frames_per_s", (double)(d->frames - g->last_dec.frames) / secs, 0);
-    ingest_log_f64(&l, "ops_per_s", (double)(w.events - g->last_win.events) / secs, 0);
+    ingest_log_f64(&l, "ops_per_s", (double)(w.events - g->last_sink.events) / secs, 0);
     ingest_log_f64(&l, "bytes_per_s", (double)(d->bytes - g->last_dec.bytes) / secs, 0);
     if (w.last_time_ns > 0)
-        ingest_log_f64(&l, "lag_s", (double)(wall_ns() - w.last_time_ns) / 1e9, 1);
+        ingest_log_f64(&l, "lag_s", (double)(es_cli_now_ns() - w.last_time_ns) / 1e9, 1);
     ingest_log_u64(&l, "frames", d->frames);
     ingest_log_u64(&l, "events", w.events);
     ingest_log_u64(&l, "in_flight", w.inflight);
     ingest_log_u64(&l, "held", w.held);
     ingest_log_u64(&l, "retries", w.retries);
-    if (w.has_cursor)
-        ingest_log_u64(&l, "cursor", w.cursor);
+    if (w.has_watermark)
+        ingest_log_u64(&l, "cursor", w.watermark);
     ingest_log_str(&l, "errors", errors[0] ? errors : "none");
     ingest_log_end(&l);
     g->last_dec = *d;
-    g->last_win = w;
+    g->last_sink = w;
     g->last_stats_ms = now;
 }
 
 void ingester_tick(ingester *g)
 {
-    ingest_window_pump(g->win);
-    ingest_window_stats w;
-    ingest_window_get_stats(g->win, &w);
-    if (w.has_cursor)
-        ingest_cursor_offer(g->cursor, w.cursor);
-    int64_t now = mono_ms();
+    es_sink_poll(g->sink);
+    uint64_t watermark;
+    if (es_sink_watermark(g->sink, &watermark))
+        ingest_cursor_offer(g->cursor, watermark);
+    int64_t now = es_cli_monotonic_ms();
     if (g->cfg->stats_interval_ms > 0 && now - g->last_stats_ms >= g->cfg->stats_interval_ms)
         stats_line(g, now);
 }
@@ -350,9 +361,9 @@ void ingester_tick(ingester *g)
 static void final_report(ingester *g)
 {
     const es_atp_stats *d = es_atp_decoder_stats(g->dec);
-    ingest_window_stats w;
-    ingest_window_get_stats(g->win, &w);
-    double secs = (double)(mono_ms() - g->started_ms) / 1000.0;
+    es_sink_stats w;
+    es_sink_get_stats(g->sink, &w);
+    double secs = (double)(es_cli_monotonic_ms() - g->started_ms) / 1000.0;
     uint64_t refused = 0;
     for (int k = 0; k < ES_ATP_ERR_COUNT; k++)
         refused += d->errors[k];
@@ -371,23 +382,23 @@ static void final_report(ingester *g)
     ingest_log_f64(&l, "commits_per_s",
                    secs > 0 ? (double)d->by_kind[ES_ATP_KIND_COMMIT] / secs : 0, 0);
     ingest_log_f64(&l, "events_per_s", secs > 0 ? (double)w.events / secs : 0, 0);
-    if (w.has_cursor)
-        ingest_log_u64(&l, "cursor", w.cursor);
+    if (w.has_watermark)
+        ingest_log_u64(&l, "cursor", w.watermark);
     ingest_log_end(&l);
 }
 
 int ingester_finish(ingester *g)
 {
-    int64_t give_up = mono_ms() + g->cfg->drain_timeout_ms;
+    int64_t give_up = es_cli_monotonic_ms() + g->cfg->drain_timeout_ms;
     ingester_tick(g);
-    while (!ingest_window_idle(g->win) && mono_ms() < give_up) {
-        ingest_window_wait(g->win, WAIT_SLICE_MS);
-        ingester_tick(g);
+    while (!es_sink_idle(g->sink) && es_cli_monotonic_ms() < give_up) {
+        es_sink_wait(g->sink, WAIT_SLICE_MS);
+        ingester_tick(g); /* the cursor and the stats go on while draining */
     }
     int code = ES_EXIT_OK;
-    if (!ingest_window_idle(g->win)) {
-        ingest_window_stats w;
-        ingest_window_get_stats(g->win, &w);
+    if (!es_sink_idle(g->sink)) {
+        es_sink_stats w;
+        es_sink_get_stats(g->sink, &w);
         ingest_log_line l;
         ingest_log_begin(&l, LOG_ERROR, "frames still unacknowledged: the next run sends them");
         ingest_log_u64(&l, "held", w.held);
@@ -437,7 +448,7 @@ int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
             code = INGEST_EXIT_ERROR_FRAME;
             break;
         }
-        if (r == INGEST_FAILED) {
+        if (r == INGEST_FAILED || r == INGEST_FULL) { /* full: cannot be, room was checked */
             code = ES_EXIT_SERVER;
             break;
         }

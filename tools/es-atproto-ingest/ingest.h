@@ -1,6 +1,8 @@
 /* The live ingester: frames from a source are decoded, verified and mapped,
- * kept in the in-flight window (window.h) and appended to the store, one
- * atomic batch per frame; the cursor follows the acknowledged watermark
+ * and each frame's events are offered to the engine's sink (es/sink.h) as one
+ * unit — key the repository's DID, position the frame's seq — which appends
+ * them as one atomic batch, keeping per-repository order, retrying, and
+ * moving a watermark over what is settled; the cursor follows that watermark
  * into the checkpoint bucket (cursor.h). Both sources — a capture file and
  * a relay's WebSocket — drive it through the same three calls:
  * ingester_room, ingester_take and ingester_tick. */
@@ -15,7 +17,6 @@
 #include <es/es.h>
 
 #include "cli.h"
-#include "window.h"
 
 /* Exit codes (docs/atproto.md): the shared ones of cli.h, and one more. */
 enum {
@@ -37,7 +38,11 @@ typedef struct ingest_config {
     int64_t drain_timeout_ms;
     int64_t reconnect_min_ms, reconnect_max_ms;
     int64_t duplicate_window_ns; /* for a store this creates */
-    ingest_window_limits limits;
+    /* the sink's bounds (docs/atproto.md, "Backpressure and memory") */
+    size_t max_frames;   /* --max-frames: frames held until settled (default 4096) */
+    size_t max_inflight; /* --max-inflight: appends in flight (default 256) */
+    size_t max_batches;  /* --max-batches: of which multi-op atomic batches (default 32) */
+    size_t max_held;     /* --max-held: bytes of event copies held (default 8 MiB) */
     es_cli_conn conn;
 } ingest_config;
 
@@ -49,6 +54,8 @@ typedef struct ingester ingester;
 typedef enum ingest_take_result {
     INGEST_TAKEN,       /* kept (or settled at once) */
     INGEST_ERROR_FRAME, /* an error frame: the source ends here */
+    INGEST_FULL,        /* not taken: full even past ingester_room's bounds (the source
+                           ignored them too long); the frame will have to come again */
     INGEST_FAILED,      /* out of memory: give up */
 } ingest_take_result;
 
@@ -66,7 +73,7 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len);
 bool ingester_last_seq(const ingester *g, uint64_t *seq);
 /* The last error frame's name ("FutureCursor"), after INGEST_ERROR_FRAME. */
 const char *ingester_error_name(const ingester *g);
-/* Pumps the window, offers the cursor, prints the stats line when due. */
+/* Polls the sink, offers the cursor, prints the stats line when due. */
 void ingester_tick(ingester *g);
 /* Waits up to timeout_ms for something to do (an acknowledgement). */
 void ingester_wait(ingester *g, int64_t timeout_ms);

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 static bool json_format;
 static bool quiet;
 
@@ -89,13 +91,14 @@ void ingest_log_begin(ingest_log_line *l, ingest_log_level level, const char *ms
     l->skip = level == LOG_DEBUG || (quiet && level < LOG_WARN);
     if (l->skip)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = es_cli_now_ns();
+    time_t secs = (time_t)(now / 1000000000LL);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&secs, &tm);
     char when[96];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(now % 1000000000LL / 1000000));
     if (json_format) {
         puts_(l, "{\"time\":\"");
         puts_(l, when);

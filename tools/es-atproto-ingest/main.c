@@ -1,8 +1,9 @@
 /* es-atproto-ingest: the ATProto firehose into an event store. Frames from a
  * relay (WebSocket) or a capture file are decoded, verified and mapped to one
- * atomic batch of entity events each (docs/atproto.md), appended with a
- * bounded window in flight, and the relay cursor follows the acknowledged
- * watermark into the store's checkpoint bucket. --dry-run decodes and maps
+ * atomic batch of entity events each (docs/atproto.md), handed to the
+ * engine's sink (per-repository order, retries, bounded memory), and the
+ * relay cursor follows the sink's watermark into the store's checkpoint
+ * bucket. --dry-run decodes and maps
  * without connecting anywhere (the decode benchmark). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -12,7 +13,7 @@
 #include <unistd.h>
 
 #include <es/atproto.h>
-#include <es/store.h>
+#include <es/connect.h>
 #include <es/version.h>
 
 #include "cli.h"
@@ -71,7 +72,7 @@ static void usage(FILE *out)
             "  --max-inflight N     appends in flight at once (default 256)\n"
             "  --max-batches N      of which multi-op atomic batches (default 32, at most 40:\n"
             "                       nats-server allows 50 per stream)\n"
-            "  --max-held SIZE      bytes of frames kept until acknowledged (default 8M);\n"
+            "  --max-held SIZE      bytes of events kept until acknowledged (default 8M);\n"
             "                       reading stops while this is reached\n"
             "  --max-frames N       frames kept until settled (default 4096)\n"
             "  --drain-timeout DUR  at shutdown, how long to wait for acknowledgements\n"
@@ -213,12 +214,12 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_MAX_INFLIGHT:
         if (!count_in(v, "--max-inflight", 1, 4096, &n))
             return false;
-        c->limits.max_units = (size_t)n;
+        c->max_inflight = (size_t)n;
         return true;
     case OPT_MAX_BATCHES:
         if (!count_in(v, "--max-batches", 1, 40, &n))
             return false;
-        c->limits.max_batches = (size_t)n;
+        c->max_batches = (size_t)n;
         return true;
     case OPT_MAX_HELD:
         if (!es_cli_parse_size(v, "--max-held", &size))
@@ -227,12 +228,12 @@ static bool apply(ingest_config *c, int id, const char *v)
             es_cli_usage("--max-held must be positive");
             return false;
         }
-        c->limits.max_bytes = (size_t)size;
+        c->max_held = (size_t)size;
         return true;
     case OPT_MAX_FRAMES:
         if (!count_in(v, "--max-frames", 2, 1 << 20, &n))
             return false;
-        c->limits.entries = (size_t)n;
+        c->max_frames = (size_t)n;
         return true;
     case OPT_DRAIN_TIMEOUT: return duration_ms(v, "--drain-timeout", true, &c->drain_timeout_ms);
     case OPT_RECONNECT_MAX: return duration_ms(v, "--reconnect-max", false, &c->reconnect_max_ms);
@@ -277,7 +278,7 @@ static int parse_args(int argc, char **argv, ingest_config *c)
             return -1;
         }
         if (id == OPT_VERSION) {
-            printf("es-atproto-ingest %s (nats.c %s)\n", es_version(), es_nats_version());
+            printf("es-atproto-ingest %s (nats.c %s)\n", es_version(), es_nats_client_version());
             return -1;
         }
         int r = es_cli_conn_set(&c->conn, id, p.value);
@@ -292,9 +293,9 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         return es_cli_usage("--dry-run reads captures only (--from-file)");
     if (c->repeat && !c->dry_run)
         return es_cli_usage("--repeat is for --dry-run (the decode benchmark)");
-    if (c->limits.max_batches > c->limits.max_units)
-        c->limits.max_batches = c->limits.max_units;
-    if (c->limits.entries < c->limits.max_units)
+    if (c->max_batches > c->max_inflight)
+        c->max_batches = c->max_inflight;
+    if (c->max_frames < c->max_inflight)
         return es_cli_usage("--max-frames must be at least --max-inflight");
     return ES_EXIT_OK;
 }

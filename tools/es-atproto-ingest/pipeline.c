@@ -1,18 +1,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <time.h>
-
-static double seconds(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void log_refused(const es_atp_batch *b)
 {
@@ -28,7 +21,7 @@ static void log_refused(const es_atp_batch *b)
 es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, ingest_sink_fn sink,
                      void *sink_ctx, volatile sig_atomic_t *stop, ingest_result *result)
 {
-    double wall = seconds(CLOCK_MONOTONIC), cpu = seconds(CLOCK_PROCESS_CPUTIME_ID);
+    int64_t wall = es_cli_monotonic_ns(), cpu = es_cli_cpu_ns();
     es_status s = ES_OK;
     *result = (ingest_result){0};
     while (!*stop) {
@@ -64,8 +57,8 @@ es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, i
             break;
         }
     }
-    result->wall_seconds = seconds(CLOCK_MONOTONIC) - wall;
-    result->cpu_seconds = seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu;
+    result->wall_seconds = (double)(es_cli_monotonic_ns() - wall) / 1e9;
+    result->cpu_seconds = (double)(es_cli_cpu_ns() - cpu) / 1e9;
     return s;
 }
 

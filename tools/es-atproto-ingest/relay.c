@@ -12,6 +12,8 @@
 
 #include <es/buf.h>
 
+#include "backoff.h"
+#include "clock.h"
 #include "log.h"
 
 #define SUBSCRIBE_PATH "/xrpc/com.atproto.sync.subscribeRepos"
@@ -100,42 +102,29 @@ typedef struct relay {
     atomic_bool paused; /* wake the loop on acknowledgements */
     bool has_cursor;    /* where to resume: the last frame taken */
     uint64_t cursor;
-    bool took_frame; /* since the last connection: resets the backoff */
-    int64_t backoff_ms;
+    bool took_frame;         /* since the last connection: resets the backoff */
+    unsigned reconnects;     /* in a row, without a frame */
     int64_t reconnect_at_ms; /* 0: connected or connecting */
     uint64_t rng;
     int exit_code; /* -1: keep going */
     bool stopping;
 } relay;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t first_backoff_ms(const ingest_config *cfg)
-{
-    return cfg->reconnect_min_ms < cfg->reconnect_max_ms ? cfg->reconnect_min_ms
-                                                         : cfg->reconnect_max_ms;
-}
-
 static void schedule_reconnect(relay *r, const char *why, const char *detail)
 {
     r->wsi = NULL;
     if (r->stopping)
         return;
+    /* A frame kept for lack of room was not taken: the next connection
+     * resumes before it and it comes again, in order with what follows. */
+    r->has_pending = false;
+    r->pending.len = 0;
     if (r->took_frame)
-        r->backoff_ms = first_backoff_ms(r->cfg);
+        r->reconnects = 0;
     r->took_frame = false;
-    /* full jitter over the upper half: [backoff/2, backoff] */
-    r->rng ^= r->rng << 13;
-    r->rng ^= r->rng >> 7;
-    r->rng ^= r->rng << 17;
-    int64_t half = r->backoff_ms / 2;
-    int64_t delay = half + (half > 0 ? (int64_t)(r->rng % (uint64_t)half) : 0);
-    r->reconnect_at_ms = mono_ms() + delay;
+    int64_t delay = es_cli_backoff_ms(r->cfg->reconnect_min_ms, r->cfg->reconnect_max_ms,
+                                      r->reconnects++, &r->rng);
+    r->reconnect_at_ms = es_cli_monotonic_ms() + delay;
     ingest_log_line l;
     ingest_log_begin(&l, LOG_WARN, why);
     ingest_log_str(&l, "relay", r->cfg->relay);
@@ -143,9 +132,6 @@ static void schedule_reconnect(relay *r, const char *why, const char *detail)
         ingest_log_str(&l, "error", detail);
     ingest_log_i64(&l, "reconnect_in_ms", delay);
     ingest_log_end(&l);
-    r->backoff_ms *= 2;
-    if (r->backoff_ms > r->cfg->reconnect_max_ms)
-        r->backoff_ms = r->cfg->reconnect_max_ms;
 }
 
 static void connect_relay(relay *r)
@@ -188,11 +174,18 @@ static void pause_rx(relay *r, bool pause)
         lws_rx_flow_control(r->wsi, pause ? 0 : 1);
 }
 
-/* One whole frame: into the window, or kept while the window is full. Returns
+/* One whole frame: to the ingester, or kept while it is full. Returns
  * -1 to close the connection. */
 static int take_frame(relay *r, es_buf *frame)
 {
     ingest_take_result t = ingester_take(r->g, frame->data, frame->len);
+    if (t == INGEST_FULL) {
+        /* Messages kept coming after reading stopped, past the ingester's
+         * slack: drop the connection; the next one resumes after the last
+         * frame taken, so this one comes again. */
+        ingest_log_msg(LOG_WARN, "frames arrived while reading was stopped: reconnecting", NULL);
+        return -1;
+    }
     if (t == INGEST_FAILED) {
         r->exit_code = ES_EXIT_SERVER;
         return -1;
@@ -219,7 +212,18 @@ static int on_message(relay *r)
         ingest_log_end(&l);
         return 0;
     }
-    if (!r->has_pending && !ingester_room(r->g)) {
+    if (r->has_pending) {
+        /* Paused, and a message came anyway (already read): the frame kept
+         * first goes first (the sink takes a few frames past its bounds for
+         * this), and this one is kept in its place. */
+        int rc = take_frame(r, &r->pending);
+        es_buf swap = r->pending;
+        r->pending = r->rx;
+        r->rx = swap;
+        r->rx.len = 0;
+        return rc;
+    }
+    if (!ingester_room(r->g)) {
         /* backpressure: keep this frame, stop reading until there is room */
         es_buf swap = r->pending;
         r->pending = r->rx;
@@ -318,7 +322,7 @@ static const struct lws_protocols protocols[] = {
 static void relay_step(relay *r)
 {
     ingester_tick(r->g);
-    /* Reconnect after the last frame taken: the frames the window holds are
+    /* Reconnect after the last frame taken: the frames the sink holds are
      * kept until acknowledged, so they need not come again. */
     uint64_t last;
     if (ingester_last_seq(r->g, &last)) {
@@ -334,7 +338,7 @@ static void relay_step(relay *r)
         if (!r->has_pending)
             pause_rx(r, false);
     }
-    if (r->wsi == NULL && r->reconnect_at_ms != 0 && mono_ms() >= r->reconnect_at_ms &&
+    if (r->wsi == NULL && r->reconnect_at_ms != 0 && es_cli_monotonic_ms() >= r->reconnect_at_ms &&
         r->exit_code < 0)
         connect_relay(r);
 }
@@ -345,8 +349,7 @@ int ingest_relay(const ingest_config *cfg, volatile sig_atomic_t *stop)
     memset(&r, 0, sizeof r);
     r.cfg = cfg;
     r.exit_code = -1;
-    r.backoff_ms = first_backoff_ms(cfg);
-    r.rng = 0x2545f4914f6cdd1dULL ^ (uint64_t)mono_ms();
+    r.rng = es_cli_backoff_seed();
     es_atp_limits lim = {0};
     es_atp_limits_defaults(&lim);
     r.max_frame = lim.max_frame_bytes;

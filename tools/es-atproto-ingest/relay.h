@@ -1,6 +1,6 @@
 /* The relay source: a WebSocket client (libwebsockets) of
  * com.atproto.sync.subscribeRepos that feeds the ingester frame by frame,
- * stops reading the socket while the ingester's window is full (the relay
+ * stops reading the socket while the ingester is full (the relay
  * then sees a slow consumer: TCP backpressure), and reconnects with
  * exponential backoff and jitter from the last frame it took. */
 #ifndef ES_INGEST_RELAY_H

@@ -4,12 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <es/es.h>
 
-#define PAYLOAD 256
+#include "clock.h"
+#include "workloads.h"
 
 typedef struct bench_opts {
     const char *url;
@@ -20,22 +19,20 @@ typedef struct bench_opts {
     int rounds;   /* alternate lib/raw this many times, keep the best of each */
 } bench_opts;
 
-static double now_s(void)
+char bench_payload[BENCH_PAYLOAD];
+
+double bench_now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)es_cli_monotonic_ns() / 1e9;
 }
 
-static char payload[PAYLOAD];
-
-static void die(const char *what)
+_Noreturn void bench_die(const char *what)
 {
     fprintf(stderr, "es-bench: %s: %s\n", what, es_last_error());
-    exit(4);
+    exit(ES_BENCH_EXIT_SERVER);
 }
 
-static es_store *fresh_store(natsConnection *nc, const char *name)
+es_store *bench_fresh_store(natsConnection *nc, const char *name)
 {
     es_store_delete(nc, name, NULL);
     es_store_options o;
@@ -44,24 +41,8 @@ static es_store *fresh_store(natsConnection *nc, const char *name)
     o.timeout_ms = 30000;
     es_store *st = NULL;
     if (es_store_create(nc, name, NULL, &o, &st) != ES_OK)
-        die("create store");
+        bench_die("create store");
     return st;
-}
-
-/* The headers the library writes, for raw messages doing the same work. */
-static natsMsg *raw_event(const char *subject, const char *reply, long i)
-{
-    natsMsg *m = NULL;
-    char id[32];
-    snprintf(id, sizeof id, "raw-%ld-%d", i, (int)getpid());
-    natsMsg_Create(&m, subject, reply, payload, PAYLOAD);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-    natsMsgHeader_Set(m, "Nats-Expected-Stream", "ES_bench_raw");
-    natsMsgHeader_Set(m, "Rita-Entity", "account.a1");
-    natsMsgHeader_Set(m, "Rita-Type", "deposited");
-    natsMsgHeader_Set(m, "Rita-Time", "2026-01-01T00:00:00.000000000Z");
-    natsMsgHeader_Set(m, "Rita-Codec", "binary");
-    return m;
 }
 
 static es_event_spec lib_event(const char *id)
@@ -71,8 +52,8 @@ static es_event_spec lib_event(const char *id)
     e.entity_type = "account";
     e.entity_id = id;
     e.event_type = "deposited";
-    e.data = payload;
-    e.data_len = PAYLOAD;
+    e.data = bench_payload;
+    e.data_len = BENCH_PAYLOAD;
     return e;
 }
 
@@ -90,46 +71,17 @@ static void lib_done(es_status s, const es_append_result *r, void *closure)
 
 static double lib_appends(natsConnection *nc, long n)
 {
-    es_store *st = fresh_store(nc, "bench_lib");
+    es_store *st = bench_fresh_store(nc, "bench_lib");
     es_event_spec e = lib_event("a1");
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++)
         if (es_append_batch_async(st, &e, 1, lib_done, NULL) != ES_OK)
-            die("append");
+            bench_die("append");
     if (es_append_flush(st, 60000) != ES_OK)
-        die("flush");
-    double t = now_s() - t0;
+        bench_die("flush");
+    double t = bench_now_s() - t0;
     if (lib_failed)
-        die("async appends failed");
-    es_store_destroy(st);
-    return (double)n / t;
-}
-
-static double raw_appends(natsConnection *nc, long n)
-{
-    es_store *st = fresh_store(nc, "bench_raw");
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = 4096;
-    jo.PublishAsync.StallWait = 30000; /* wait for room, as the library does */
-    jsCtx *js = NULL;
-    natsConnection_JetStream(&js, nc, &jo);
-    double t0 = now_s();
-    for (long i = 0; i < n; i++) {
-        natsMsg *m = raw_event("$ES.bench_raw.account.a1.deposited", NULL, i);
-        natsStatus ns = js_PublishMsgAsync(js, &m, NULL);
-        if (ns != NATS_OK) {
-            fprintf(stderr, "es-bench: raw publish: %s\n", nats_GetLastError(NULL));
-            exit(4);
-        }
-    }
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = 60000;
-    if (js_PublishAsyncComplete(js, &po) != NATS_OK)
-        die("raw complete");
-    double t = now_s() - t0;
-    jsCtx_Destroy(js);
+        bench_die("async appends failed");
     es_store_destroy(st);
     return (double)n / t;
 }
@@ -138,48 +90,15 @@ static double raw_appends(natsConnection *nc, long n)
 
 static double lib_batches(natsConnection *nc, long n)
 {
-    es_store *st = fresh_store(nc, "bench_lib");
+    es_store *st = bench_fresh_store(nc, "bench_lib");
     es_event_spec b[100];
     for (int i = 0; i < 100; i++)
         b[i] = lib_event("a1");
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++)
         if (es_append_batch(st, b, 100, NULL) != ES_OK)
-            die("batch");
-    double t = now_s() - t0;
-    es_store_destroy(st);
-    return (double)n * 100 / t;
-}
-
-static double raw_batches(natsConnection *nc, long n)
-{
-    es_store *st = fresh_store(nc, "bench_raw");
-    double t0 = now_s();
-    for (long k = 0; k < n; k++) {
-        char batch[32];
-        snprintf(batch, sizeof batch, "rawbatch-%ld-%d", k, (int)getpid());
-        for (int i = 0; i < 100; i++) {
-            natsMsg *m = raw_event("$ES.bench_raw.account.a1.deposited", NULL, k * 100 + i);
-            char seq[8];
-            snprintf(seq, sizeof seq, "%d", i + 1);
-            natsMsgHeader_Set(m, "Nats-Batch-Id", batch);
-            natsMsgHeader_Set(m, "Nats-Batch-Sequence", seq);
-            natsMsg *reply = NULL;
-            if (i == 99)
-                natsMsgHeader_Set(m, "Nats-Batch-Commit", "1");
-            if (i == 0 || i == 99) {
-                if (natsConnection_RequestMsg(&reply, nc, m, 30000) != NATS_OK)
-                    die("raw batch request");
-                if (i == 99 && strstr(natsMsg_GetData(reply), "\"error\"") != NULL)
-                    die("raw batch refused");
-                natsMsg_Destroy(reply);
-            } else if (natsConnection_PublishMsg(nc, m) != NATS_OK) {
-                die("raw batch publish");
-            }
-            natsMsg_Destroy(m);
-        }
-    }
-    double t = now_s() - t0;
+            bench_die("batch");
+    double t = bench_now_s() - t0;
     es_store_destroy(st);
     return (double)n * 100 / t;
 }
@@ -195,9 +114,9 @@ static es_status touch(const es_event *ev, void *closure)
     return ES_OK;
 }
 
-static es_store *store_with_entity(natsConnection *nc, const char *name)
+es_store *bench_store_with_entity(natsConnection *nc, const char *name)
 {
-    es_store *st = fresh_store(nc, name);
+    es_store *st = bench_fresh_store(nc, name);
     es_event_spec b[100];
     char ids[10][8];
     /* The entity sits among others, as it would in a real store. */
@@ -207,62 +126,26 @@ static es_store *store_with_entity(natsConnection *nc, const char *name)
             b[i] = lib_event(i % 10 == 3 ? "target" : ids[i % 10]);
         }
         if (es_append_batch(st, b, 100, NULL) != ES_OK)
-            die("fill");
+            bench_die("fill");
     }
     return st;
 }
 
 static double lib_loads(natsConnection *nc, long n)
 {
-    es_store *st = store_with_entity(nc, "bench_lib");
+    es_store *st = bench_store_with_entity(nc, "bench_lib");
     es_filter f;
     es_filter_init(&f);
     f.entity_type = "account";
     f.entity_id = "target";
     size_t sink = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++)
         if (es_load(st, &f, NULL, touch, &sink, NULL) != ES_OK)
-            die("load");
-    double t = now_s() - t0;
-    if (sink != (size_t)n * 100 * (PAYLOAD + 'd'))
-        die("load saw the wrong events");
-    es_store_destroy(st);
-    return (double)n * 100 / t;
-}
-
-static double raw_loads(natsConnection *nc, long n)
-{
-    es_store *st = store_with_entity(nc, "bench_raw");
-    size_t sink = 0;
-    const char *req =
-        "{\"seq\":1,\"next_by_subj\":\"$ES.bench_raw.account.target.*\",\"batch\":256}";
-    double t0 = now_s();
-    for (long i = 0; i < n; i++) {
-        char inbox[64];
-        snprintf(inbox, sizeof inbox, "_INBOX.rawload.%ld", i);
-        natsSubscription *sub = NULL;
-        natsConnection_SubscribeSync(&sub, nc, inbox);
-        natsConnection_PublishRequestString(nc, "$JS.API.DIRECT.GET.ES_bench_raw", inbox, req);
-        for (;;) {
-            natsMsg *m = NULL;
-            if (natsSubscription_NextMsg(&m, sub, 5000) != NATS_OK)
-                die("raw load");
-            const char *status = NULL, *type = NULL;
-            bool eob = natsMsgHeader_Get(m, "Status", &status) == NATS_OK;
-            if (!eob) {
-                natsMsgHeader_Get(m, "Rita-Type", &type);
-                sink += (size_t)natsMsg_GetDataLength(m) + (size_t)(type ? type[0] : 0);
-            }
-            natsMsg_Destroy(m);
-            if (eob)
-                break;
-        }
-        natsSubscription_Destroy(sub);
-    }
-    double t = now_s() - t0;
-    if (sink != (size_t)n * 100 * (PAYLOAD + 'd'))
-        die("raw load saw the wrong events");
+            bench_die("load");
+    double t = bench_now_s() - t0;
+    if (sink != (size_t)n * 100 * (BENCH_PAYLOAD + 'd'))
+        bench_die("load saw the wrong events");
     es_store_destroy(st);
     return (double)n * 100 / t;
 }
@@ -271,7 +154,7 @@ static double raw_loads(natsConnection *nc, long n)
 
 static void fill_replay(natsConnection *nc, const char *name, long n)
 {
-    es_store *st = fresh_store(nc, name);
+    es_store *st = bench_fresh_store(nc, name);
     es_event_spec b[1000];
     char ids[100][8];
     for (int i = 0; i < 100; i++)
@@ -281,10 +164,10 @@ static void fill_replay(natsConnection *nc, const char *name, long n)
         for (long i = 0; i < k; i++)
             b[i] = lib_event(ids[(done + i) % 100]);
         if (es_append_batch_async(st, b, (size_t)k, lib_done, NULL) != ES_OK)
-            die("fill replay");
+            bench_die("fill replay");
     }
     if (es_append_flush(st, 300000) != ES_OK || lib_failed)
-        die("fill replay flush");
+        bench_die("fill replay flush");
     es_store_destroy(st);
 }
 
@@ -292,60 +175,16 @@ static double lib_replay(natsConnection *nc, const char *name, long n)
 {
     es_store *st = NULL;
     if (es_store_open(nc, name, NULL, &st) != ES_OK)
-        die("open");
+        bench_die("open");
     size_t sink = 0;
     uint64_t last = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (es_evolve(st, NULL, NULL, touch, &sink, &last) != ES_OK)
-        die("evolve");
-    double t = now_s() - t0;
+        bench_die("evolve");
+    double t = bench_now_s() - t0;
     if (last != (uint64_t)n)
-        die("replay ended early");
+        bench_die("replay ended early");
     es_store_destroy(st);
-    return (double)n / t;
-}
-
-static double raw_replay(natsConnection *nc, const char *name, long n)
-{
-    jsCtx *js = NULL;
-    natsConnection_JetStream(&js, nc, NULL);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Ordered = true;
-    char stream[64], filter[64];
-    snprintf(stream, sizeof stream, "ES_%s", name);
-    snprintf(filter, sizeof filter, "$ES.%s.>", name);
-    so.Stream = stream;
-    natsSubscription *sub = NULL;
-    size_t sink = 0;
-    double t0 = now_s();
-    if (js_SubscribeSync(&sub, js, filter, NULL, &so, NULL) != NATS_OK)
-        die("raw subscribe");
-    natsSubscription_SetPendingLimits(sub, 1 << 20, 1 << 30);
-    for (long i = 0; i < n;) {
-        natsMsg *m = NULL;
-        if (natsSubscription_NextMsg(&m, sub, 10000) != NATS_OK)
-            die("raw replay");
-        jsMsgMetaData *meta = NULL;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {             /* a delivery, not a status */
-            const char *type = strrchr(natsMsg_GetSubject(m), '.'); /* the event type */
-            sink += (size_t)natsMsg_GetDataLength(m) + (size_t)(type ? type[1] : 0);
-            i = (long)meta->Sequence.Stream;
-            jsMsgMetaData_Destroy(meta);
-        }
-        natsMsg_Destroy(m);
-    }
-    double t = now_s() - t0;
-    /* At least every event once (an ordered consumer that resets may deliver
-     * some twice): proves the loop read what the library's replay reads. */
-    if (sink < (size_t)n * (PAYLOAD + 'd'))
-        die("raw replay saw the wrong events");
-    /* Heartbeats may still be on their way: unsubscribe and let a round trip
-     * pass before freeing (nats.c 3.4 races otherwise, see es_sub_close). */
-    natsSubscription_Unsubscribe(sub);
-    natsConnection_Flush(nc);
-    natsSubscription_Destroy(sub);
-    jsCtx_Destroy(js);
     return (double)n / t;
 }
 
@@ -376,7 +215,6 @@ static int usage(void)
     fprintf(stderr,
             "usage: es-bench [--server URL] [--appends N] [--batches N] [--loads N] [--replay N] "
             "[--rounds N]\n"
-            "       es-bench --version\n"
             "Runs each workload through the library and through raw nats.c doing the same work,\n"
             "against the server at --server (default $NATS_URL), and prints events/s and the\n"
             "ratio library/raw. It creates and deletes stores named bench_*.\n");
@@ -410,13 +248,17 @@ int es_bench_main(int argc, char **argv)
     }
     if (o.rounds < 1 || o.appends < 1 || o.batches < 1 || o.loads < 1 || o.replay < 1)
         return usage();
-    memset(payload, 'p', sizeof payload);
+    memset(bench_payload, 'p', sizeof bench_payload);
+    es_connect_options co;
+    es_connect_options_init(&co);
+    co.servers = o.url;
+    co.name = "es-bench";
     natsConnection *nc = NULL;
-    if (natsConnection_ConnectTo(&nc, o.url ? o.url : NATS_DEFAULT_URL) != NATS_OK) {
-        fprintf(stderr, "es-bench: cannot connect to %s\n", o.url ? o.url : NATS_DEFAULT_URL);
-        return 4;
+    if (es_connect(&co, &nc) != ES_OK) {
+        fprintf(stderr, "es-bench: %s\n", es_last_error());
+        return ES_BENCH_EXIT_SERVER;
     }
-    printf("%d-byte events, file storage, R1; best of %d alternating rounds\n\n", PAYLOAD,
+    printf("%d-byte events, file storage, R1; best of %d alternating rounds\n\n", BENCH_PAYLOAD,
            o.rounds);
     printf("| %-36s | %12s | %12s | %5s |\n", "workload (events/s)", "es", "raw nats.c", "ratio");
     printf("|%s|%s|%s|%s|\n", "--------------------------------------", "--------------",
@@ -441,7 +283,7 @@ int es_bench_main(int argc, char **argv)
     es_store_delete(nc, "bench_replay", NULL);
     es_store_delete(nc, "bench_lib", NULL);
     es_store_delete(nc, "bench_raw", NULL);
-    natsConnection_Destroy(nc);
-    nats_Close();
+    es_connection_close(nc);
+    es_shutdown(2000);
     return 0;
 }

@@ -6,18 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <es/json.h>
 
-#include "base/internal.h"
-
 #define SUBJECT_MAX (3 * ES_NAME_MAX + ES_ID_TOKEN_MAX + 8)
-
-bool backup_keeps_header(const char *name)
-{
-    return strncasecmp(name, "Nats-", 5) != 0 || strcasecmp(name, "Nats-Msg-Id") == 0;
-}
 
 es_status backup_write_start(es_buf *out, bool tenancy)
 {
@@ -36,9 +28,17 @@ es_status backup_write_end(es_buf *out, uint64_t events)
 
 /* ---- writing ------------------------------------------------------------------ */
 
+/* A header's place in the event, to sort by name keeping values in order. */
+typedef struct header_ref {
+    const es_header *h;
+    size_t index;
+} header_ref;
+
 static int by_name(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const header_ref *x = a, *y = b;
+    int c = strcmp(x->h->name, y->h->name);
+    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
 }
 
 /* A header value: text when it is valid UTF-8, else bytes. */
@@ -59,56 +59,57 @@ static es_status text_or_bytes(es_arena *arena, const char *s, es_value *out)
     return ES_OK;
 }
 
-static es_status headers_value(es_arena *arena, natsMsg *msg, es_value **out)
+/* The values of refs[0..n), all of one name, as an array. */
+static es_status values_value(es_arena *arena, const header_ref *refs, size_t n, es_value *out)
 {
-    const char **keys = NULL;
-    int nkeys = 0;
-    natsStatus ns = natsMsgHeader_Keys(msg, &keys, &nkeys);
-    if (ns == NATS_NOT_FOUND)
-        nkeys = 0;
-    else if (ns != NATS_OK)
-        return es_error(ES_ERR_PROTOCOL, "export: cannot read a message's headers");
-    qsort(keys, (size_t)nkeys, sizeof *keys, by_name);
-    size_t kept = 0;
-    for (int i = 0; i < nkeys; i++)
-        kept += backup_keeps_header(keys[i]);
-    es_value *map = es_value_new_map(arena, kept);
+    es_value *arr = es_value_new_array(arena, n);
+    es_status s = arr ? ES_OK : es_error(ES_ERR_NOMEM, "export: out of memory");
+    for (size_t v = 0; v < n && s == ES_OK; v++)
+        s = text_or_bytes(arena, refs[v].h->value, &arr->u.array.items[v]);
+    if (s == ES_OK)
+        *out = *arr;
+    return s;
+}
+
+/* {"name": [values...], ...}, names sorted, values in their order. */
+static es_status headers_value(es_arena *arena, const es_raw_event *ev, es_value **out)
+{
+    size_t n = ev->header_count, names = 0;
+    header_ref *refs = n ? es_arena_calloc(arena, n, sizeof *refs) : NULL;
+    if (n > 0 && refs == NULL)
+        return es_error(ES_ERR_NOMEM, "export: out of memory");
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (header_ref){&ev->headers[i], i};
+    if (n > 0)
+        qsort(refs, n, sizeof *refs, by_name);
+    for (size_t i = 0; i < n; i++)
+        names += i == 0 || strcmp(refs[i].h->name, refs[i - 1].h->name) != 0;
+    es_value *map = es_value_new_map(arena, names);
     es_status s = map ? ES_OK : es_error(ES_ERR_NOMEM, "export: out of memory");
-    size_t k = 0;
-    for (int i = 0; i < nkeys && s == ES_OK; i++) {
-        if (!backup_keeps_header(keys[i]))
-            continue;
-        const char **values = NULL;
-        int nvalues = 0;
-        if (natsMsgHeader_Values(msg, keys[i], &values, &nvalues) != NATS_OK)
-            nvalues = 0;
-        es_value *arr = es_value_new_array(arena, (size_t)nvalues);
-        s = arr ? ES_OK : es_error(ES_ERR_NOMEM, "export: out of memory");
-        for (int v = 0; v < nvalues && s == ES_OK; v++)
-            s = text_or_bytes(arena, values[v], &arr->u.array.items[v]);
-        free((void *)values);
-        if (s == ES_OK) {
-            map->u.map.entries[k].key = es_arena_strndup(arena, keys[i], strlen(keys[i]));
-            map->u.map.entries[k].key_len = strlen(keys[i]);
-            map->u.map.entries[k].value = *arr;
-            k++;
-        }
+    for (size_t i = 0, k = 0; i < n && s == ES_OK; k++) {
+        size_t end = i + 1;
+        while (end < n && strcmp(refs[end].h->name, refs[i].h->name) == 0)
+            end++;
+        es_value_entry *e = &map->u.map.entries[k];
+        e->key_len = strlen(refs[i].h->name);
+        e->key = es_arena_strndup(arena, refs[i].h->name, e->key_len);
+        s = e->key ? values_value(arena, refs + i, end - i, &e->value)
+                   : es_error(ES_ERR_NOMEM, "export: out of memory");
+        i = end;
     }
-    free((void *)keys);
     *out = map;
     return s;
 }
 
-es_status backup_write_event(es_arena *arena, natsMsg *msg, const char *rel_subject, es_buf *out)
+es_status backup_write_event(es_arena *arena, const es_raw_event *ev, es_buf *out)
 {
     es_value *line = es_value_new_map(arena, 3);
-    es_value *subject = es_value_new_string(arena, rel_subject, strlen(rel_subject));
-    es_value *data =
-        es_value_new_bytes(arena, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+    es_value *subject = es_value_new_string(arena, ev->subject, strlen(ev->subject));
+    es_value *data = es_value_new_bytes(arena, ev->payload, ev->payload_len);
     if (line == NULL || subject == NULL || data == NULL)
         return es_error(ES_ERR_NOMEM, "export: out of memory");
     es_value *headers = NULL;
-    es_status s = headers_value(arena, msg, &headers);
+    es_status s = headers_value(arena, ev, &headers);
     if (s != ES_OK)
         return s;
     es_value_entry *e = line->u.map.entries;
@@ -136,112 +137,105 @@ static es_status only_keys(const es_value *o, const char *const *keys, size_t n)
     return ES_OK;
 }
 
-/* "<type>.<id-token>.<event>", with a tenant first when the store has tenancy. */
-static es_status check_subject(const es_value *v, bool tenancy)
+static es_status out_of_memory(void)
 {
-    if (v == NULL || v->kind != ES_VALUE_STRING || v->u.str.len == 0 || v->u.str.len > SUBJECT_MAX)
+    return es_error(ES_ERR_NOMEM, "import: out of memory");
+}
+
+/* A text of the line as a C string: no NUL inside, at most `max` bytes. */
+static es_status c_string(es_arena *arena, const char *p, size_t len, size_t max, const char **out)
+{
+    if (len > max || (len > 0 && memchr(p, '\0', len) != NULL))
+        return ES_ERR_DECODE;
+    *out = es_arena_strndup(arena, p ? p : "", len);
+    return *out ? ES_OK : out_of_memory();
+}
+
+static es_status subject_of(const es_value *v, es_arena *arena, const char **out)
+{
+    if (v == NULL || v->kind != ES_VALUE_STRING || v->u.str.len == 0)
         return es_error(ES_ERR_DECODE, "\"subject\" must be a non-empty string");
-    char copy[SUBJECT_MAX + 1];
-    memcpy(copy, v->u.str.ptr, v->u.str.len);
-    copy[v->u.str.len] = '\0';
-    if (strlen(copy) != v->u.str.len)
-        return es_error(ES_ERR_DECODE, "\"subject\" holds a NUL byte");
-    char *tokens[4];
-    int want = tenancy ? 4 : 3, n = 0;
-    bool shaped = true;
-    for (char *p = copy; shaped;) {
-        char *dot = strchr(p, '.');
-        shaped = n < want && dot != p && *p != '\0';
-        if (!shaped)
-            break;
-        tokens[n++] = p;
-        if (dot == NULL)
-            break;
-        *dot = '\0';
-        p = dot + 1;
-    }
-    if (!shaped || n != want)
-        return es_error(ES_ERR_DECODE, "subject '%.80s' does not have the shape %s", v->u.str.ptr,
-                        tenancy ? "<tenant>.<type>.<id>.<event>" : "<type>.<id>.<event>");
-    int i = 0;
-    if (tenancy && !es_valid_name(tokens[i++]))
-        return es_error(ES_ERR_DECODE, "subject '%.80s': invalid tenant", v->u.str.ptr);
-    if (!es_valid_name(tokens[i++]))
-        return es_error(ES_ERR_DECODE, "subject '%.80s': invalid entity type", v->u.str.ptr);
-    char id[ES_ID_MAX + 1];
-    if (es_id_unescape(tokens[i], strlen(tokens[i]), id, sizeof id, NULL) != ES_OK)
-        return es_error(ES_ERR_DECODE, "subject '%.80s': invalid escaped id", v->u.str.ptr);
-    if (!es_valid_name(tokens[i + 1]))
-        return es_error(ES_ERR_DECODE, "subject '%.80s': invalid event type", v->u.str.ptr);
-    return ES_OK;
+    es_status s = c_string(arena, v->u.str.ptr, v->u.str.len, SUBJECT_MAX, out);
+    if (s == ES_ERR_DECODE)
+        return es_error(s, "\"subject\" must be one string of at most %d bytes without NUL",
+                        SUBJECT_MAX);
+    return s;
 }
 
-static bool valid_header_name(const char *k, size_t len)
+/* One header value: text or bytes, one C string of at most BACKUP_VALUE_MAX. */
+static es_status header_value(es_arena *arena, const char *name, const es_value *v,
+                              const char **out)
 {
-    if (len == 0 || len > 256)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)k[i] <= 0x20 || (unsigned char)k[i] >= 0x7f || k[i] == ':')
-            return false;
-    return true;
+    es_status s = ES_ERR_DECODE;
+    if (v->kind == ES_VALUE_STRING)
+        s = c_string(arena, v->u.str.ptr, v->u.str.len, BACKUP_VALUE_MAX, out);
+    else if (v->kind == ES_VALUE_BYTES)
+        s = c_string(arena, (const char *)v->u.bytes.ptr, v->u.bytes.len, BACKUP_VALUE_MAX, out);
+    if (s == ES_ERR_DECODE)
+        return es_error(s, "header %.40s: a value is a string of at most %d bytes without NUL",
+                        name, BACKUP_VALUE_MAX);
+    return s;
 }
 
-static bool valid_header_value(const es_value *v)
-{
-    const void *p = v->kind == ES_VALUE_STRING ? (const void *)v->u.str.ptr : v->u.bytes.ptr;
-    size_t len = v->kind == ES_VALUE_STRING ? v->u.str.len : v->u.bytes.len;
-    if (v->kind != ES_VALUE_STRING && v->kind != ES_VALUE_BYTES)
-        return false;
-    return len <= BACKUP_VALUE_MAX &&
-           (len == 0 || (memchr(p, '\0', len) == NULL && memchr(p, '\r', len) == NULL &&
-                         memchr(p, '\n', len) == NULL));
-}
-
-static es_status check_headers(const es_value *h, backup_line *out)
+/* {"name": [values...]} into the event's header list (names may repeat). */
+static es_status parse_headers(const es_value *h, es_arena *arena, es_raw_event *ev)
 {
     if (h == NULL || h->kind != ES_VALUE_MAP || h->u.map.count > BACKUP_HEADERS_MAX)
         return es_error(ES_ERR_DECODE, "\"headers\" must be an object of at most %d names",
                         BACKUP_HEADERS_MAX);
+    size_t pairs = 0;
     for (size_t i = 0; i < h->u.map.count; i++) {
         const es_value_entry *e = &h->u.map.entries[i];
-        if (!valid_header_name(e->key, e->key_len) || strlen(e->key) != e->key_len)
-            return es_error(ES_ERR_DECODE, "invalid header name \"%.40s\"", e->key);
-        if (!backup_keeps_header(e->key))
-            return es_error(ES_ERR_INVALID,
-                            "header %.40s is a JetStream control header: not part of an event",
-                            e->key);
         if (e->value.kind != ES_VALUE_ARRAY || e->value.u.array.count == 0 ||
             e->value.u.array.count > BACKUP_VALUES_MAX)
-            return es_error(ES_ERR_DECODE, "header %.40s: values must be a non-empty array",
-                            e->key);
-        for (size_t v = 0; v < e->value.u.array.count; v++)
-            if (!valid_header_value(&e->value.u.array.items[v]))
-                return es_error(ES_ERR_DECODE,
-                                "header %.40s: a value must be one line of at most %d bytes",
-                                e->key, BACKUP_VALUE_MAX);
-        out->headers[i] = (backup_header){e->key, &e->value};
+            return es_error(ES_ERR_DECODE,
+                            "header %.40s: values must be a non-empty array of "
+                            "at most %d",
+                            e->key, BACKUP_VALUES_MAX);
+        if (strlen(e->key) != e->key_len)
+            return es_error(ES_ERR_DECODE, "a header name holds a NUL byte");
+        pairs += e->value.u.array.count;
     }
-    out->n_headers = h->u.map.count;
-    return ES_OK;
+    es_header *list = pairs ? es_arena_calloc(arena, pairs, sizeof *list) : NULL;
+    if (pairs > 0 && list == NULL)
+        return out_of_memory();
+    size_t k = 0;
+    es_status s = ES_OK;
+    for (size_t i = 0; i < h->u.map.count && s == ES_OK; i++) {
+        const es_value_entry *e = &h->u.map.entries[i];
+        for (size_t v = 0; v < e->value.u.array.count && s == ES_OK; v++) {
+            list[k].name = e->key;
+            s = header_value(arena, e->key, &e->value.u.array.items[v], &list[k++].value);
+        }
+    }
+    ev->headers = list;
+    ev->header_count = k;
+    return s;
 }
 
-static es_status parse_event(const es_value *o, bool tenancy, backup_line *out)
+static es_status parse_event(const es_value *o, bool tenancy, es_arena *arena, backup_line *out)
 {
     static const char *const keys[] = {"subject", "headers", "data"};
+    es_raw_event *ev = &out->event;
+    memset(ev, 0, sizeof *ev);
+    const es_value *data = es_value_get(o, "data");
     es_status s = only_keys(o, keys, 3);
-    const es_value *subject = es_value_get(o, "subject"), *data = es_value_get(o, "data");
     if (s == ES_OK)
-        s = check_subject(subject, tenancy);
+        s = subject_of(es_value_get(o, "subject"), arena, &ev->subject);
     if (s == ES_OK)
-        s = check_headers(es_value_get(o, "headers"), out);
+        s = parse_headers(es_value_get(o, "headers"), arena, ev);
     if (s == ES_OK && (data == NULL || data->kind != ES_VALUE_BYTES))
         s = es_error(ES_ERR_DECODE, "\"data\" must be {\"$bytes\": base64}");
     if (s != ES_OK)
         return s;
+    ev->payload = data->u.bytes.ptr;
+    ev->payload_len = data->u.bytes.len;
+    /* The store's own rules: subject shape and names, header names, one-line
+     * values, no control header. */
+    s = es_import_check(ev, tenancy);
+    if (s != ES_OK)
+        return s;
     out->kind = BACKUP_EVENT;
-    out->rel_subject = subject->u.str.ptr;
-    out->data = data->u.bytes.ptr;
-    out->data_len = data->u.bytes.len;
     return ES_OK;
 }
 
@@ -286,45 +280,9 @@ es_status backup_parse_line(const char *text, size_t len, bool tenancy, es_arena
         return s;
     if (o->kind != ES_VALUE_MAP)
         return es_error(ES_ERR_DECODE, "a line is one JSON object");
-    out->n_headers = 0;
     if (es_value_get(o, "es_export") != NULL)
         return parse_start(o, out);
     if (es_value_get(o, "end") != NULL)
         return parse_end(o, out);
-    return parse_event(o, tenancy, out);
-}
-
-/* ---- publishing --------------------------------------------------------------- */
-
-static es_status set_header(natsMsg *m, const char *name, const es_value *v, bool first)
-{
-    const char *p = v->kind == ES_VALUE_STRING ? v->u.str.ptr : (const char *)v->u.bytes.ptr;
-    size_t len = v->kind == ES_VALUE_STRING ? v->u.str.len : v->u.bytes.len;
-    char *value = strndup(p ? p : "", len);
-    if (value == NULL)
-        return es_error(ES_ERR_NOMEM, "import: out of memory");
-    natsStatus ns = first ? natsMsgHeader_Set(m, name, value) : natsMsgHeader_Add(m, name, value);
-    free(value);
-    return ns == NATS_OK ? ES_OK : es_error(ES_ERR_INVALID, "import: header %.40s refused", name);
-}
-
-es_status backup_event_msg(const backup_line *ev, const char *store, natsMsg **out)
-{
-    char subject[SUBJECT_MAX + 48];
-    snprintf(subject, sizeof subject, "$ES.%s.%s", store, ev->rel_subject);
-    natsMsg *m = NULL;
-    if (natsMsg_Create(&m, subject, NULL, (const char *)ev->data, (int)ev->data_len) != NATS_OK)
-        return es_error(ES_ERR_NOMEM, "import: out of memory");
-    es_status s = ES_OK;
-    for (size_t i = 0; i < ev->n_headers && s == ES_OK; i++) {
-        const es_value *values = ev->headers[i].values;
-        for (size_t v = 0; v < values->u.array.count && s == ES_OK; v++)
-            s = set_header(m, ev->headers[i].name, &values->u.array.items[v], v == 0);
-    }
-    if (s != ES_OK) {
-        natsMsg_Destroy(m);
-        return s;
-    }
-    *out = m;
-    return ES_OK;
+    return parse_event(o, tenancy, arena, out);
 }

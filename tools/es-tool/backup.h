@@ -6,9 +6,10 @@
  *   {"end":true,"events":N}
  *
  * Each event line holds the subject after "$ES.<store>.", every header of
- * the stored message (sorted by name, values in order; JetStream's own
+ * the stored event (sorted by name, values in order; JetStream's own
  * control headers, Nats-* other than Nats-Msg-Id, are not part of an event)
- * and the payload as stored, base64. Strings that are not valid UTF-8 are
+ * and the payload as stored, base64: es_raw_event, as es_event_raw gives it
+ * and es_import_async takes it. Strings that are not valid UTF-8 are
  * written as {"$bytes": ...}. The closing line makes a truncated file
  * detectable. Nothing in it depends on the store's name or sequences, so a
  * store exported, imported elsewhere and exported again gives the same bytes. */
@@ -18,8 +19,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <nats/nats.h>
 
 #include <es/arena.h>
 #include <es/buf.h>
@@ -34,44 +33,27 @@
 es_status backup_write_start(es_buf *out, bool tenancy);
 es_status backup_write_end(es_buf *out, uint64_t events);
 
-/* Appends the line of one stored message whose subject, after the store's
- * "$ES.<store>." prefix, is `rel_subject`. `arena` holds the line's value
+/* Appends the line of one event as stored (es_event_raw: its subject within
+ * the store, its headers, its payload). `arena` holds the line's value
  * tree: reset it between events. */
-es_status backup_write_event(es_arena *arena, natsMsg *msg, const char *rel_subject, es_buf *out);
+es_status backup_write_event(es_arena *arena, const es_raw_event *ev, es_buf *out);
 
 typedef enum backup_kind { BACKUP_START, BACKUP_EVENT, BACKUP_END } backup_kind;
 
-typedef struct backup_header {
-    const char *name;
-    const es_value *values; /* ARRAY of STRING/BYTES */
-} backup_header;
-
 typedef struct backup_line {
     backup_kind kind;
-    bool tenancy;            /* START */
-    uint64_t events;         /* END */
-    const char *rel_subject; /* EVENT */
-    backup_header headers[BACKUP_HEADERS_MAX];
-    size_t n_headers;
-    const uint8_t *data;
-    size_t data_len;
+    bool tenancy;       /* START */
+    uint64_t events;    /* END */
+    es_raw_event event; /* EVENT: what es_import_async takes; points into the arena */
 } backup_line;
 
 /* Parses and checks one line (without its newline) into `out`, whose
  * pointers go into `arena`. For an event, everything is checked that could
- * make its publication wrong or harmful: the subject's shape and names for
- * a store with or without tenancy, header names and values, and no control
- * header (Nats-* other than Nats-Msg-Id). ES_ERR_DECODE/ES_ERR_INVALID with
- * a text that says what is wrong. */
+ * make its import wrong or harmful (es_import_check for a store with or
+ * without tenancy: the subject's shape and names, header names and values,
+ * no control header), and the format's own bounds. ES_ERR_DECODE /
+ * ES_ERR_INVALID with a text that says what is wrong. */
 es_status backup_parse_line(const char *text, size_t len, bool tenancy, es_arena *arena,
                             backup_line *out);
-
-/* The message to publish for an event line into `store`: subject
- * "$ES.<store>.<rel_subject>", the headers, the payload. The caller owns *out. */
-es_status backup_event_msg(const backup_line *ev, const char *store, natsMsg **out);
-
-/* True for the header names an event keeps (everything but JetStream's
- * control headers, Nats-* other than Nats-Msg-Id). */
-bool backup_keeps_header(const char *name);
 
 #endif

@@ -10,7 +10,6 @@
 #include <es/json.h>
 
 #include "estool.h"
-#include "base/internal.h"
 
 #define META_MAX    64
 #define FILE_MAX    ((size_t)64 << 20)

@@ -5,18 +5,7 @@
 
 #include "backup.h"
 #include "estool.h"
-#include "base/internal.h"
 #include "progress.h"
-
-/* The stored message behind an event: its raw payload and every header are
- * what a backup keeps, and the public event API shows the payload only after
- * opening its envelope. The one use of the library's private event layout. */
-#include "event_impl.h"
-
-static natsMsg *stored_msg(const es_event *ev)
-{
-    return ev->msg;
-}
 
 static const es_cli_option options[] = {
     TOOL_OPT_HELP,
@@ -26,7 +15,6 @@ static const es_cli_option options[] = {
 };
 
 typedef struct exporter {
-    size_t prefix_len; /* "$ES.<store>." */
     uint64_t up_to;
     es_arena *arena;
     es_buf line;
@@ -37,12 +25,13 @@ typedef struct exporter {
 static es_status on_event(const es_event *ev, void *closure)
 {
     exporter *x = closure;
-    const char *subject = es_event_subject(ev);
-    if (strlen(subject) <= x->prefix_len)
-        return es_error(ES_ERR_PROTOCOL, "subject '%.80s' is not an event's", subject);
+    es_raw_event raw;
+    es_status s = es_event_raw(ev, &raw);
+    if (s != ES_OK)
+        return s;
     es_arena_reset(x->arena);
     es_buf_clear(&x->line);
-    es_status s = backup_write_event(x->arena, stored_msg(ev), subject + x->prefix_len, &x->line);
+    s = backup_write_event(x->arena, &raw, &x->line);
     if (s != ES_OK)
         return s;
     if (!tool_write(x->line.data, x->line.len)) {
@@ -100,7 +89,6 @@ static int run(int argc, char **argv)
         return rc;
     exporter x;
     memset(&x, 0, sizeof x);
-    x.prefix_len = 5 + strlen(store);
     x.up_to = f.bounds.up_to_seq;
     es_store_info info;
     uint64_t total = 0;

@@ -14,12 +14,9 @@
 
 #include "backup.h"
 #include "estool.h"
-#include "base/internal.h"
-#include "transport/js.h"
 #include "progress.h"
 
 #define HEADER_ROOM (1 << 20) /* beyond the payload's base64, for headers and JSON */
-#define MAX_PENDING 256
 
 enum { OPT_INPUT = 100 };
 
@@ -37,8 +34,8 @@ typedef struct importer {
     es_arena *arena;
     bool tenancy;
     uint64_t events;
-    int64_t max_payload;
-    /* outcome, written by nats.c's reply thread */
+    size_t max_payload;
+    /* outcome, written by the library's acknowledgement thread */
     pthread_mutex_t mu;
     uint64_t stored, duplicates, failed;
     es_status first_status;
@@ -73,11 +70,10 @@ static es_status next_line(importer *im, uint64_t number, backup_line *out)
     s = backup_parse_line((const char *)im->line.data, im->line.len, im->tenancy, im->arena, out);
     if (s != ES_OK)
         return tool_error_chain(s, "line %" PRIu64, number);
-    if (out->kind == BACKUP_EVENT && im->max_payload > 0 &&
-        (int64_t)out->data_len > im->max_payload)
+    if (out->kind == BACKUP_EVENT && out->event.payload_len > im->max_payload)
         return es_error(ES_ERR_TOO_LARGE,
-                        "line %" PRIu64 ": %zu bytes of data; the server takes %" PRId64, number,
-                        out->data_len, im->max_payload);
+                        "line %" PRIu64 ": %zu bytes of data; the store takes %zu", number,
+                        out->event.payload_len, im->max_payload);
     return ES_OK;
 }
 
@@ -151,48 +147,28 @@ static es_status check_input(importer *im, const char *store)
 
 /* ---- pass 2 -------------------------------------------------------------------- */
 
-static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+static void on_import(const es_import_result *r, void *closure)
 {
-    (void)js;
     importer *im = closure;
     pthread_mutex_lock(&im->mu);
-    if (pa != NULL) {
-        if (pa->Duplicate)
-            im->duplicates++;
-        else
-            im->stored++;
+    if (r->status == ES_OK && r->duplicate) {
+        im->duplicates++;
+    } else if (r->status == ES_OK) {
+        im->stored++;
     } else {
         im->failed++;
         if (im->first_status == ES_OK) {
-            im->first_status =
-                pae && pae->ErrCode ? esi_js_error_status(400, (int)pae->ErrCode) : ES_ERR_SERVER;
-            snprintf(im->first_error, sizeof im->first_error, "%s: %s",
-                     msg ? natsMsg_GetSubject(msg) : "?",
-                     pae && pae->ErrText ? pae->ErrText
-                                         : natsStatus_GetText(pae ? pae->Err : NATS_ERR));
+            im->first_status = r->status;
+            snprintf(im->first_error, sizeof im->first_error, "%s", r->error);
         }
     }
     pthread_mutex_unlock(&im->mu);
-    natsMsg_Destroy(msg);
 }
 
-static es_status publish_all(importer *im, natsConnection *nc, const char *store,
-                             int64_t timeout_ms, bool quiet)
+static es_status publish_all(importer *im, es_store *st, int64_t timeout_ms, bool quiet)
 {
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = timeout_ms;
-    jo.PublishAsync.MaxPending = MAX_PENDING;
-    jo.PublishAsync.StallWait = timeout_ms;
-    jo.PublishAsync.AckHandler = on_ack;
-    jo.PublishAsync.AckHandlerClosure = im;
-    jsCtx *js = NULL;
-    if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
-        return es_error(ES_ERR_NOMEM, "cannot make a JetStream context");
     backup_line *ln = malloc(sizeof *ln);
     es_status s = ln ? ES_OK : es_error(ES_ERR_NOMEM, "out of memory");
-    char stream[64];
-    snprintf(stream, sizeof stream, "ES_%s", store);
     es_progress progress;
     es_progress_start(&progress, "import", im->events, !quiet);
     uint64_t sent = 0;
@@ -200,32 +176,20 @@ static es_status publish_all(importer *im, natsConnection *nc, const char *store
         s = next_line(im, number, ln);
         if (s != ES_OK || ln->kind != BACKUP_EVENT)
             continue;
-        natsMsg *m = NULL;
-        s = backup_event_msg(ln, store, &m);
-        /* Only into this store's stream, whatever else may listen on the subject. */
-        if (s == ES_OK && natsMsgHeader_Set(m, "Nats-Expected-Stream", stream) != NATS_OK)
-            s = es_error(ES_ERR_NOMEM, "out of memory");
-        if (s == ES_OK) {
-            natsStatus ns = js_PublishMsgAsync(js, &m, NULL);
-            if (ns != NATS_OK)
-                s = es_error(ns == NATS_TIMEOUT ? ES_ERR_TIMEOUT : ES_ERR_CONNECTION,
-                             "publishing line %" PRIu64 ": %s", number, natsStatus_GetText(ns));
-        }
-        natsMsg_Destroy(m);
+        s = es_import_async(st, &ln->event, on_import, im);
+        if (s != ES_OK)
+            s = tool_error_chain(s, "importing line %" PRIu64, number);
         sent++;
         es_progress_update(&progress, sent, sent);
     }
     if (s == ES_ERR_NOT_FOUND) /* the end of the input */
         s = ES_OK;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = timeout_ms + 1000 * (int64_t)MAX_PENDING / 64;
-    natsStatus ns = js_PublishAsyncComplete(js, &po);
-    if (s == ES_OK && ns != NATS_OK)
+    /* Every import in flight is answered or expires within the timeout. */
+    es_status f = es_append_flush(st, 2 * timeout_ms + 1000);
+    if (s == ES_OK && f != ES_OK)
         s = es_error(ES_ERR_TIMEOUT, "not every event was acknowledged in time: run import again");
     es_progress_finish(&progress);
     free(ln);
-    jsCtx_Destroy(js);
     return s;
 }
 
@@ -283,13 +247,14 @@ static int run(int argc, char **argv)
     pthread_mutex_init(&im.mu, NULL);
     im.in = in;
     im.tenancy = es_store_tenancy(st);
-    im.max_payload = natsConnection_GetMaxPayload(nc);
-    im.line_max = (size_t)(im.max_payload > 0 ? im.max_payload : 64 << 20) / 3 * 4 + HEADER_ROOM;
+    im.max_payload = es_store_max_payload(st);
+    size_t payload_max = im.max_payload < (size_t)64 << 20 ? im.max_payload : (size_t)64 << 20;
+    im.line_max = payload_max / 3 * 4 + HEADER_ROOM;
     es_status s = es_arena_create(2 * im.line_max, &im.arena);
     if (s == ES_OK)
         s = check_input(&im, store);
     if (s == ES_OK) {
-        s = publish_all(&im, nc, store, conn.timeout_ms, quiet);
+        s = publish_all(&im, st, conn.timeout_ms, quiet);
         rc = report(&im, s);
     } else {
         rc = es_cli_fail(s, "nothing imported");

@@ -9,8 +9,6 @@
 
 #include "counts.h"
 #include "estool.h"
-#include "jsinfo.h"
-#include "wire.h"
 
 static const es_cli_option options[] = {
     TOOL_OPT_HELP,
@@ -20,63 +18,30 @@ static const es_cli_option options[] = {
 
 typedef struct tally {
     bool tenancy;
-    const char *store;
-    size_t prefix_len;                  /* "$ES.<store>." */
     tool_counts types, events, tenants; /* a: events, b: entities */
-    char last_entity[ES_SUBJECT_MAX];   /* subjects of one entity are adjacent */
     uint64_t odd_subjects;              /* subjects without the event shape */
     json_t *buckets;
 } tally;
 
-static es_status count_subject(tally *t, const tool_subject_count *sc)
-{
-    char copy[ES_SUBJECT_MAX];
-    size_t len = strlen(sc->subject);
-    esi_subject_parts parts;
-    if (len >= sizeof copy || len <= t->prefix_len) {
-        t->odd_subjects++;
-        return ES_OK;
-    }
-    memcpy(copy, sc->subject, len + 1);
-    if (esi_subject_split(copy, t->store, t->tenancy, &parts) != ES_OK) {
-        t->odd_subjects++;
-        return ES_OK;
-    }
-    /* The entity is the subject without its event token. */
-    size_t entity_len = len - strlen(parts.event) - 1;
-    bool new_entity =
-        strncmp(t->last_entity, sc->subject, entity_len) != 0 || t->last_entity[entity_len] != '\0';
-    if (new_entity) {
-        memcpy(t->last_entity, sc->subject, entity_len);
-        t->last_entity[entity_len] = '\0';
-    }
-    es_status s = tool_counts_add(&t->types, parts.type, strlen(parts.type), sc->count, new_entity);
-    if (s == ES_OK)
-        s = tool_counts_add(&t->events, parts.event, strlen(parts.event), sc->count, 0);
-    if (s == ES_OK && parts.tenant)
-        s = tool_counts_add(&t->tenants, parts.tenant, strlen(parts.tenant), sc->count, new_entity);
-    return s;
-}
-
-static es_status count_page(const tool_subject_count *page, size_t n, void *closure)
-{
-    es_status s = ES_OK;
-    for (size_t i = 0; i < n && s == ES_OK; i++)
-        s = count_subject(closure, &page[i]);
-    return s;
-}
-
-static es_status add_bucket(json_t *info, void *closure)
+static es_status count_subject(const es_subject_count *c, void *closure)
 {
     tally *t = closure;
-    json_t *state = json_object_get(info, "state");
-    const char *stream =
-        json_string_value(json_object_get(json_object_get(info, "config"), "name"));
-    json_array_append_new(t->buckets,
-                          json_pack("{s:s, s:I, s:I}", "bucket", stream ? stream + 3 : "", "values",
-                                    json_integer_value(json_object_get(state, "messages")), "bytes",
-                                    json_integer_value(json_object_get(state, "bytes"))));
-    return ES_OK;
+    uint64_t new_entity = c->first_of_entity ? 1 : 0;
+    es_status s =
+        tool_counts_add(&t->types, c->entity_type, strlen(c->entity_type), c->events, new_entity);
+    if (s == ES_OK)
+        s = tool_counts_add(&t->events, c->event_type, strlen(c->event_type), c->events, 0);
+    if (s == ES_OK && c->tenant)
+        s = tool_counts_add(&t->tenants, c->tenant, strlen(c->tenant), c->events, new_entity);
+    return s;
+}
+
+static es_status add_bucket(const es_bucket_info *b, void *closure)
+{
+    tally *t = closure;
+    json_t *j = json_pack("{s:s, s:I, s:I}", "bucket", b->bucket, "values", (json_int_t)b->values,
+                          "bytes", (json_int_t)b->bytes);
+    return j != NULL && json_array_append_new(t->buckets, j) == 0 ? ES_OK : ES_ERR_NOMEM;
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -207,20 +172,14 @@ static void print_text(es_store *st, const es_store_info *in, const tally *t)
         printf("\n%" PRIu64 " subjects do not have the event shape\n", t->odd_subjects);
 }
 
-static es_status gather(natsConnection *nc, es_store *st, int64_t timeout_ms, es_store_info *in,
-                        tally *t)
+static es_status gather(es_store *st, es_store_info *in, tally *t)
 {
     es_status s = es_store_info_get(st, in);
-    if (s != ES_OK)
-        return s;
-    char filter[64];
-    snprintf(filter, sizeof filter, "$ES.%s.>", es_store_name(st));
     t->tenancy = es_store_tenancy(st);
-    t->store = es_store_name(st);
-    t->prefix_len = strlen(filter) - 1;
-    s = tool_list_buckets(nc, es_store_name(st), timeout_ms, add_bucket, t);
+    if (s == ES_OK)
+        s = es_store_buckets(st, add_bucket, t);
     if (s == ES_OK && in->events > 0)
-        s = tool_subjects_walk(nc, es_store_stream(st), filter, timeout_ms, count_page, t);
+        s = es_store_subject_counts(st, NULL, count_subject, t, &t->odd_subjects);
     return s;
 }
 
@@ -243,7 +202,7 @@ static int run(int argc, char **argv)
     memset(&t, 0, sizeof t);
     t.buckets = json_array();
     es_store_info in;
-    es_status s = gather(nc, st, conn.timeout_ms, &in, &t);
+    es_status s = gather(st, &in, &t);
     if (s != ES_OK) {
         rc = es_cli_fail(s, NULL);
     } else if (as_json) {

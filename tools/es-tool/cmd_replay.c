@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "estool.h"
 #include "progress.h"
 #include "render.h"
@@ -114,9 +115,8 @@ static int follow(es_store *st, const tool_filter *f, replay *r)
     es_status s = es_watch_start(st, &wo, &w);
     if (s != ES_OK)
         return es_cli_fail(s, "starting the watch");
-    const struct timespec tick = {0, 50 * 1000 * 1000};
     while (!interrupted && !atomic_load(&r->done))
-        nanosleep(&tick, NULL);
+        es_cli_sleep_ms(50);
     s = atomic_load(&r->status);
     if (s == ES_OK) /* interrupted, or the watch has all it wants */
         done_early(r);

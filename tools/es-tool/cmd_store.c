@@ -7,7 +7,6 @@
 #include <jansson.h>
 
 #include "estool.h"
-#include "jsinfo.h"
 
 /* ---- stores -------------------------------------------------------------------- */
 
@@ -22,22 +21,17 @@ typedef struct listing {
     size_t count;
 } listing;
 
-static es_status print_store(json_t *info, void *closure)
+static es_status print_store(const char *name, const es_store_info *info, void *closure)
 {
     listing *l = closure;
-    json_t *cfg = json_object_get(info, "config"), *state = json_object_get(info, "state");
-    const char *name = json_string_value(json_object_get(cfg, "name")) + 3; /* after ES_ */
-    uint64_t events = (uint64_t)json_integer_value(json_object_get(state, "messages"));
-    uint64_t bytes = (uint64_t)json_integer_value(json_object_get(state, "bytes"));
-    const char *ten =
-        json_string_value(json_object_get(json_object_get(cfg, "metadata"), "es_tenancy"));
-    bool tenancy = ten && strcmp(ten, "true") == 0;
-    const char *last = events ? json_string_value(json_object_get(state, "last_ts")) : NULL;
+    char last[ES_TIME_MAX] = "";
+    if (info->events > 0 && info->last_time_ns != 0)
+        es_time_format(info->last_time_ns, last);
     if (l->as_json) {
         json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:b, s:s}", "store", name, "events",
-                              (json_int_t)events, "bytes", (json_int_t)bytes, "last_seq",
-                              json_integer_value(json_object_get(state, "last_seq")), "tenancy",
-                              tenancy, "last_time", last ? last : "");
+                              (json_int_t)info->events, "bytes", (json_int_t)info->bytes,
+                              "last_seq", (json_int_t)info->last_seq, "tenancy",
+                              info->config.tenancy, "last_time", last);
         char *text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         bool ok = text && tool_write(text, strlen(text)) && tool_write("\n", 1);
@@ -46,12 +40,12 @@ static es_status print_store(json_t *info, void *closure)
             return ES_ERR_IO;
     } else {
         char size[32];
-        tool_size_text(bytes, size);
+        tool_size_text(info->bytes, size);
         if (l->count == 0)
             printf("%-32s %12s %12s %-8s %s\n", "STORE", "EVENTS", "BYTES", "TENANCY",
                    "LAST EVENT");
-        printf("%-32s %12" PRIu64 " %12s %-8s %s\n", name, events, size, tenancy ? "yes" : "no",
-               last ? last : "-");
+        printf("%-32s %12" PRIu64 " %12s %-8s %s\n", name, info->events, size,
+               info->config.tenancy ? "yes" : "no", last[0] ? last : "-");
     }
     l->count++;
     return ES_OK;
@@ -76,7 +70,10 @@ static int run_stores(int argc, char **argv)
     int rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
-    es_status s = tool_list_stores(nc, conn.timeout_ms, print_store, &l);
+    es_store_options opts;
+    es_store_options_init(&opts);
+    opts.timeout_ms = conn.timeout_ms;
+    es_status s = es_store_list(nc, &opts, print_store, &l);
     if (s == ES_ERR_IO && tool_output_closed())
         s = ES_OK;
     if (s != ES_OK)

@@ -4,19 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/internal.h"
-
-static uint64_t hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
+#include "hash.h"
 
 static tool_count *slot(tool_count *slots, size_t cap, const char *name, size_t len)
 {
-    size_t i = (size_t)hash(name, len) & (cap - 1);
+    size_t i = (size_t)es_cli_fnv1a(name, len) & (cap - 1);
     while (slots[i].name != NULL &&
            !(strncmp(slots[i].name, name, len) == 0 && slots[i].name[len] == '\0'))
         i = (i + 1) & (cap - 1);

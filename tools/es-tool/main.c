@@ -38,7 +38,7 @@ static const tool_command *find_command(const char *name)
 
 static void print_version(void)
 {
-    printf("es-tool %s (nats.c %s)\n", es_version(), es_nats_version());
+    printf("es-tool %s (nats.c %s)\n", es_version(), es_nats_client_version());
 }
 
 int main(int argc, char **argv)

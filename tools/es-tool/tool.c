@@ -9,9 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/internal.h"
-#include "base/clock.h"
-
 int tool_help(const tool_command *cmd)
 {
     printf("%s\n%s", cmd->help, es_cli_conn_help);

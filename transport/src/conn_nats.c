@@ -27,11 +27,6 @@ es_status esi_nats_status(natsStatus s, const char *what)
     }
 }
 
-const char *esi_nats_version(void)
-{
-    return nats_GetVersion();
-}
-
 void esi_nats_open(void)
 {
     nats_Open(-1);

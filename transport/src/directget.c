@@ -40,28 +40,78 @@ typedef struct round {
     bool beyond; /* a message past up_to_seq came: nothing more is wanted */
 } round;
 
+/* One or more requests to a stream's direct gets (<prefix>.DIRECT.GET.<stream>)
+ * and the inbox subscription their answers come to. */
+typedef struct exchange {
+    char api[256];
+    char inbox[64];
+    esi_sub *sub;
+} exchange;
+
+static es_status exchange_open(const esi_js *js, const char *stream, exchange *x)
+{
+    char id[ES_NEW_ID_LEN + 1];
+    esi_new_id(id);
+    snprintf(x->inbox, sizeof x->inbox, "_INBOX.%s", id);
+    x->sub = NULL;
+    const esi_conn *conn = esi_js_conn(js);
+    es_status s = esi_js_api_subject(js, x->api, sizeof x->api, "DIRECT.GET.%s", stream);
+    return s == ES_OK ? conn->ops->subscribe_sync(conn->ctx, x->inbox, 0, 0, &x->sub) : s;
+}
+
+static es_status exchange_send(const esi_js *js, const exchange *x, const char *body)
+{
+    const esi_conn *conn = esi_js_conn(js);
+    return conn->ops->publish_data(conn->ctx, x->api, x->inbox, body, strlen(body));
+}
+
+/* Frees the subscription: at once when every answer was read (nothing more
+ * comes), else through close (answers may still be in flight). */
+static void exchange_close(const esi_js *js, exchange *x, bool read_all)
+{
+    const esi_conn *conn = esi_js_conn(js);
+    if (read_all)
+        conn->ops->release(conn->ctx, x->sub);
+    else
+        esi_js_sub_close(js, x->sub);
+}
+
+/* The next answer of a batch into *m (the caller's). */
+static es_status next_answer(const esi_js *js, esi_sub *sub, natsMsg **m)
+{
+    const esi_conn *conn = esi_js_conn(js);
+    es_status s = conn->ops->next_msg(sub, esi_js_timeout_ms(js), m);
+    return s == ES_ERR_TIMEOUT ? es_error(s, "direct get: no answer in time") : s;
+}
+
+/* The status message `m` (taken) that ends a batch: 204, its end (with
+ * *pending, what matches beyond it), 404 (nothing matched), or an error. */
+static es_status batch_end(natsMsg *m, const char *status, uint64_t *pending)
+{
+    es_status s = ES_OK;
+    if (strcmp(status, "204") == 0) {
+        *pending = header_u64(m, "Nats-Num-Pending");
+    } else if (strcmp(status, "404") != 0) {
+        const char *desc = esi_msg_header(m, "Description");
+        s = es_error(ES_ERR_SERVER, "direct get: status %s %s", status, desc ? desc : "");
+    }
+    esi_msg_destroy(m);
+    return s;
+}
+
 /* Reads one batch's answers off `sub` until EOB (or 404: nothing matched). */
 static es_status read_batch(const esi_js *js, esi_sub *sub, uint64_t up_to, esi_dg_cb cb,
                             void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
-    const esi_conn *conn = esi_js_conn(js);
     for (;;) {
         natsMsg *m = NULL;
-        es_status s = conn->ops->next_msg(sub, esi_js_timeout_ms(js), &m);
+        es_status s = next_answer(js, sub, &m);
         if (s != ES_OK)
-            return s == ES_ERR_TIMEOUT ? es_error(s, "direct get: no answer in time") : s;
-        const char *status = esi_msg_header(m, "Status");
-        if (status != NULL) {
-            if (strcmp(status, "204") == 0)
-                r->pending = header_u64(m, "Nats-Num-Pending");
-            else if (strcmp(status, "404") != 0) {
-                const char *desc = esi_msg_header(m, "Description");
-                s = es_error(ES_ERR_SERVER, "direct get: status %s %s", status, desc ? desc : "");
-            }
-            esi_msg_destroy(m);
             return s;
-        }
+        const char *status = esi_msg_header(m, "Status");
+        if (status != NULL)
+            return batch_end(m, status, &r->pending);
         const char *subject = esi_msg_header(m, "Nats-Subject");
         const char *ts = esi_msg_header(m, "Nats-Time-Stamp");
         uint64_t seq = header_u64(m, "Nats-Sequence");
@@ -83,18 +133,11 @@ static es_status read_batch(const esi_js *js, esi_sub *sub, uint64_t up_to, esi_
     }
 }
 
-es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_request *req, esi_dg_cb cb,
-                        void *closure, uint64_t *last_seq)
+es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_request *req,
+                         esi_dg_cb cb, void *closure, uint64_t *last_seq)
 {
-    char inbox[64], subject[256];
-    char id[ES_NEW_ID_LEN + 1];
-    esi_new_id(id);
-    snprintf(inbox, sizeof inbox, "_INBOX.%s", id);
-    const esi_conn *conn = esi_js_conn(js);
-    esi_sub *sub = NULL;
-    es_status s = esi_js_api_subject(js, subject, sizeof subject, "DIRECT.GET.%s", stream);
-    if (s == ES_OK)
-        s = conn->ops->subscribe_sync(conn->ctx, inbox, 0, 0, &sub);
+    exchange x;
+    es_status s = exchange_open(js, stream, &x);
     if (last_seq)
         *last_seq = 0;
     uint64_t from = req->start_seq, total = 0;
@@ -109,11 +152,11 @@ es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_requ
             s = es_error(ES_ERR_NOMEM, "out of memory");
             break;
         }
-        s = conn->ops->publish_data(conn->ctx, subject, inbox, body, strlen(body));
+        s = exchange_send(js, &x, body);
         esi_free_foreign(body); /* jansson's */
         round r;
         if (s == ES_OK)
-            s = read_batch(js, sub, req->up_to_seq, cb, closure, &r);
+            s = read_batch(js, x.sub, req->up_to_seq, cb, closure, &r);
         if (s != ES_OK)
             break;
         total += r.delivered;
@@ -126,11 +169,124 @@ es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_requ
             break;
         from = r.last_seq + 1;
     }
-    /* Every batch was read to its end: nothing more comes. A read that
-     * stopped early (a callback, an error) leaves answers in flight. */
-    if (s == ES_OK)
-        conn->ops->release(conn->ctx, sub);
-    else
-        esi_js_sub_close(js, sub);
+    /* Every batch was read to its end, unless a read stopped early (a
+     * callback, an error). */
+    exchange_close(js, &x, s == ES_OK);
     return s;
+}
+
+/* ---- the last message of many subjects (multi_last) ---------------------- */
+
+#define MULTI_LAST_BYTES (256 * 1024) /* request size, well within a server's max payload */
+
+/* A subject asked for and its place in the caller's arrays. */
+typedef struct asked {
+    const char *subject;
+    size_t index;
+} asked;
+
+typedef struct last_query {
+    asked *sorted; /* by subject, for the answers' lookup */
+    size_t n;
+    uint64_t *seqs;
+} last_query;
+
+static int by_subject(const void *a, const void *b)
+{
+    return strcmp(((const asked *)a)->subject, ((const asked *)b)->subject);
+}
+
+static long find_subject(const last_query *q, const char *subject)
+{
+    size_t lo = 0, hi = q->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(q->sorted[mid].subject, subject);
+        if (c == 0)
+            return (long)q->sorted[mid].index;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Reads the answers of one multi_last request up to its end of batch. */
+static es_status read_last(const esi_js *js, esi_sub *sub, const last_query *q)
+{
+    for (size_t answers = 0; answers <= q->n; answers++) {
+        natsMsg *m = NULL;
+        es_status s = next_answer(js, sub, &m);
+        if (s != ES_OK)
+            return s;
+        const char *status = esi_msg_header(m, "Status");
+        uint64_t pending = 0;
+        if (status != NULL)
+            return batch_end(m, status, &pending);
+        const char *subject = esi_msg_header(m, "Nats-Subject");
+        long i = subject ? find_subject(q, subject) : -1;
+        if (i >= 0)
+            q->seqs[i] = header_u64(m, "Nats-Sequence");
+        esi_msg_destroy(m);
+    }
+    return es_error(ES_ERR_PROTOCOL, "direct get: more answers than subjects asked for");
+}
+
+static char *multi_last_body(const char *const *subjects, size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < n; i++)
+        if (json_array_append_new(list, json_string(subjects[i])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    json_t *body =
+        list ? json_pack("{s:o, s:I}", "multi_last", list, "batch", (json_int_t)n) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    return text;
+}
+
+/* One request for subjects[0..n), n <= ESI_DG_MULTI_LAST_MAX. */
+static es_status last_seqs_once(const esi_js *js, const char *stream, const char *const *subjects,
+                                size_t n, uint64_t *seqs)
+{
+    last_query q = {esi_calloc(n, sizeof(asked)), n, seqs};
+    char *body = multi_last_body(subjects, n);
+    es_status s = q.sorted && body ? ES_OK : es_error(ES_ERR_NOMEM, "out of memory");
+    if (s == ES_OK) {
+        for (size_t i = 0; i < n; i++)
+            q.sorted[i] = (asked){subjects[i], i};
+        qsort(q.sorted, n, sizeof *q.sorted, by_subject);
+    }
+    exchange x = {.sub = NULL};
+    if (s == ES_OK)
+        s = exchange_open(js, stream, &x);
+    if (s == ES_OK)
+        s = exchange_send(js, &x, body);
+    if (s == ES_OK)
+        s = read_last(js, x.sub, &q);
+    exchange_close(js, &x, s == ES_OK);
+    esi_free_foreign(body); /* jansson's */
+    esi_free(q.sorted);
+    return s;
+}
+
+es_status esi_direct_last_seqs(const esi_js *js, const char *stream, const char *const *subjects,
+                               size_t n, uint64_t *seqs)
+{
+    memset(seqs, 0, n * sizeof *seqs);
+    /* Chunks bounded in count (the server's multi_last limit) and in bytes. */
+    for (size_t start = 0, end; start < n; start = end) {
+        size_t bytes = 0;
+        end = start;
+        while (end < n && end - start < ESI_DG_MULTI_LAST_MAX &&
+               (end == start || bytes + strlen(subjects[end]) + 3 < MULTI_LAST_BYTES))
+            bytes += strlen(subjects[end++]) + 3;
+        es_status s = last_seqs_once(js, stream, subjects + start, end - start, seqs + start);
+        if (s != ES_OK)
+            return s;
+    }
+    return ES_OK;
 }

@@ -163,7 +163,8 @@ es_status esi_kv_last(esi_kv *kv, const char *key, esi_kv_entry *e)
         esi_msg_destroy(m);
         return s;
     }
-    const char *seq = esi_msg_header(m, "Nats-Sequence"), *ts = esi_msg_header(m, "Nats-Time-Stamp");
+    const char *seq = esi_msg_header(m, "Nats-Sequence"),
+               *ts = esi_msg_header(m, "Nats-Time-Stamp");
     e->msg = m;
     e->data = esi_msg_data(m);
     e->len = esi_msg_len(m);
@@ -287,6 +288,24 @@ es_status esi_kv_delete_bucket(const esi_js *js, const char *bucket)
     return s;
 }
 
+es_status esi_kv_bucket_size(const esi_js *js, const char *bucket, uint64_t *values,
+                             uint64_t *bytes)
+{
+    *values = *bytes = 0;
+    char subject[ESI_JS_PREFIX_MAX + ESI_KV_BUCKET_MAX + 32];
+    json_t *info = NULL;
+    es_status s = esi_js_api_subject(js, subject, sizeof subject, "STREAM.INFO.KV_%s", bucket);
+    if (s == ES_OK)
+        s = esi_js_request(js, subject, NULL, 0, &info);
+    if (s != ES_OK)
+        return s;
+    json_t *state = json_object_get(info, "state");
+    *values = (uint64_t)json_integer_value(json_object_get(state, "messages"));
+    *bytes = (uint64_t)json_integer_value(json_object_get(state, "bytes"));
+    json_decref(info);
+    return ES_OK;
+}
+
 /* ---- watching ------------------------------------------------------------ */
 
 struct esi_kv_watcher {
@@ -325,8 +344,7 @@ es_status esi_kv_watch_next(esi_kv_watcher *w, int64_t timeout_ms, esi_kv_update
     natsStatus ns = kvWatcher_Next(&w->current, w->w, timeout_ms);
     if (ns == NATS_TIMEOUT)
         return ES_ERR_TIMEOUT;
-    if (ns == NATS_ILLEGAL_STATE || ns == NATS_INVALID_SUBSCRIPTION ||
-        ns == NATS_CONNECTION_CLOSED)
+    if (ns == NATS_ILLEGAL_STATE || ns == NATS_INVALID_SUBSCRIPTION || ns == NATS_CONNECTION_CLOSED)
         return ES_ERR_STOPPED;
     if (ns != NATS_OK)
         return esi_nats_status(ns, "watching a KV bucket");

@@ -393,6 +393,29 @@ static bool window_full(const esi_publisher *p, bool batch)
     return p->slots[p->next_id % p->cap].id != 0 || (batch && p->batches >= p->max_batches);
 }
 
+/* Takes the next slot for a unit; called with p->mu held and room checked. */
+static void take_slot_locked(esi_publisher *p, bool batch, esi_pub_done cb, void *closure,
+                             esi_pub_ticket *t)
+{
+    uint64_t id = p->next_id++;
+    slot *sl = &p->slots[id % p->cap];
+    memset(sl, 0, sizeof *sl);
+    sl->id = id;
+    sl->batch = batch;
+    p->batches += batch;
+    sl->cb = cb;
+    sl->closure = closure;
+    /* No deadline until the messages are sent: building them is not waiting. */
+    sl->deadline_ms = INT64_MAX;
+    p->inflight++;
+    reply_subjects(p, id, batch, t);
+}
+
+static es_status closing_error(void)
+{
+    return es_error(ES_ERR_STOPPED, "the store handle is being destroyed");
+}
+
 es_status esi_publisher_reserve(esi_publisher *p, bool batch, esi_pub_done cb, void *closure,
                                esi_pub_ticket *t)
 {
@@ -413,21 +436,29 @@ es_status esi_publisher_reserve(esi_publisher *p, bool batch, esi_pub_done cb, v
     }
     if (p->closing) {
         pthread_mutex_unlock(&p->mu);
-        return es_error(ES_ERR_STOPPED, "the store handle is being destroyed");
+        return closing_error();
     }
-    uint64_t id = p->next_id++;
-    slot *sl = &p->slots[id % p->cap];
-    memset(sl, 0, sizeof *sl);
-    sl->id = id;
-    sl->batch = batch;
-    p->batches += batch;
-    sl->cb = cb;
-    sl->closure = closure;
-    /* No deadline until the messages are sent: building them is not waiting. */
-    sl->deadline_ms = INT64_MAX;
-    p->inflight++;
+    take_slot_locked(p, batch, cb, closure, t);
     pthread_mutex_unlock(&p->mu);
-    reply_subjects(p, id, batch, t);
+    return ES_OK;
+}
+
+es_status esi_publisher_try_reserve(esi_publisher *p, bool batch, esi_pub_done cb, void *closure,
+                                    esi_pub_ticket *t)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->closing) {
+        pthread_mutex_unlock(&p->mu);
+        return closing_error();
+    }
+    if (window_full(p, batch)) {
+        size_t n = p->inflight, b = p->batches;
+        pthread_mutex_unlock(&p->mu);
+        return es_error(ES_ERR_AGAIN, "the append window is full (%zu in flight, %zu batches)", n,
+                        b);
+    }
+    take_slot_locked(p, batch, cb, closure, t);
+    pthread_mutex_unlock(&p->mu);
     return ES_OK;
 }
 

@@ -232,11 +232,12 @@ typedef struct es_atp_commit_info {
 
 /* Walk a full-repository CAR (as from com.atproto.sync.getRepo): verify and
  * decode the commit named by roots[0], then visit every record of its tree in
- * key order. Every MST node is hash-verified; depth, key length and the number
- * of nodes visited are bounded. `commit` (may be NULL) receives the commit's
- * fields (its strings live in `arena`). Records whose blocks are absent are
- * reported with block == NULL. The walk holds only the path from the root in
- * memory (depth <= 64), visits each node at most once and checks that keys
+ * key order. Every MST node is hash-verified; depth, key length, the number
+ * of nodes visited and the bytes of nodes decoded (at most the CAR's: a tree
+ * decodes each node once) are bounded, ES_ERR_LIMIT beyond. `commit` (may be
+ * NULL) receives the commit's fields (its strings live in `arena`). Records
+ * whose blocks are absent are reported with block == NULL. The walk holds
+ * only the path from the root in memory (depth <= 64) and checks that keys
  * strictly increase. */
 ES_API es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_info *commit,
                            es_atp_record_fn fn, void *user);

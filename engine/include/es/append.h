@@ -26,6 +26,10 @@ typedef struct es_append_result {
     bool duplicate;      /* every event was stored before (same ids): nothing new stored,
                             first_seq/last_seq are where they were stored */
     uint64_t actual_seq; /* on ES_ERR_CONFLICT: the entity's actual last sequence */
+    int err_code;        /* on failure: the server's JetStream err_code when it refused, else 0 */
+    const char *error;   /* on failure: the detailed text ("" on success). In an asynchronous
+                            append's callback it is valid during the call; after a synchronous
+                            append it is es_last_error(), valid until the thread's next es_ call */
 } es_append_result;
 
 /* Appends one event. ES_ERR_CONFLICT when its expectation fails (with
@@ -43,7 +47,10 @@ ES_API es_status es_append_batch(es_store *store, const es_event_spec *events, s
                           es_append_result *result);
 
 /* Called once per asynchronous append, on a library thread; `result` is
- * valid during the call. Keep it short: it delays other acknowledgements. */
+ * valid during the call and carries the failure's server err_code and text
+ * (result->err_code, result->error): read them there, never es_last_error(),
+ * which belongs to whatever thread calls it. Keep it short: it delays other
+ * acknowledgements. */
 typedef void (*es_append_cb)(es_status status, const es_append_result *result, void *closure);
 
 /* es_append_batch without waiting for the acknowledgement: up to the store's
@@ -54,9 +61,19 @@ typedef void (*es_append_cb)(es_status status, const es_append_result *result, v
  * (ES_ERR_TIMEOUT when no answer came: the outcome is then unknown, and
  * appending the same events again is safe thanks to their ids). */
 ES_API es_status es_append_batch_async(es_store *store, const es_event_spec *events, size_t n,
-                                es_append_cb cb, void *closure);
+                                       es_append_cb cb, void *closure);
 
-/* Waits until every asynchronous append of this handle has completed. */
+/* es_append_batch_async that never waits for room: ES_ERR_AGAIN at once when
+ * the store handle's window is full (max_inflight appends, or, for a batch of
+ * several events, max_batches_inflight batches, are in flight), and `cb` will
+ * not be called. Try again after an acknowledgement (any callback of this
+ * handle) has freed a place. For callers that keep their own queue and must
+ * not block: an event loop, es_sink. */
+ES_API es_status es_append_batch_try_async(es_store *store, const es_event_spec *events, size_t n,
+                                           es_append_cb cb, void *closure);
+
+/* Waits until every asynchronous append (and import, es/import.h) of this
+ * handle has completed, its callback included. */
 ES_API es_status es_append_flush(es_store *store, int64_t timeout_ms);
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
 #include <es/version.h>
 #include <es/status.h>
 #include <es/time.h>
+#include <es/connect.h>
 #include <es/subject.h>
 #include <es/store.h>
 #include <es/event.h>
@@ -21,5 +22,8 @@
 #include <es/checkpoint.h>
 #include <es/snapshot.h>
 #include <es/projection.h>
+#include <es/inspect.h>
+#include <es/import.h>
+#include <es/sink.h>
 
 #endif

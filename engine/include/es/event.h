@@ -9,6 +9,7 @@
 
 #include <es/export.h>
 #include <es/arena.h>
+#include <es/envelope.h>
 #include <es/status.h>
 #include <es/value.h>
 
@@ -93,6 +94,32 @@ ES_API es_status es_event_decode(const es_event *ev, es_arena *arena, es_value *
 /* The schema version of es_event_data's bytes, after upcasting (1 when the
  * event has no Es-Schema). */
 ES_API uint32_t es_event_schema(const es_event *ev);
+
+/* ---- as stored --------------------------------------------------------- */
+
+/* An event in the form a store keeps it, for backups and copies between
+ * stores: what es_event_raw hands out and es_import_async (es/import.h)
+ * takes. */
+typedef struct es_raw_event {
+    /* The subject within the store, without "$ES.<store>.":
+     * "[<tenant>.]<type>.<id-token>.<event>" (the id escaped, es/subject.h). */
+    const char *subject;
+    /* Every header of the event, names possibly repeated: the values of one
+     * name are adjacent and in order, the names in no particular order.
+     * JetStream's control headers (Nats-* other than Nats-Msg-Id, the event
+     * id) are not part of an event. */
+    const es_header *headers;
+    size_t header_count;
+    /* The payload exactly as stored: still compressed or encrypted when the
+     * store seals events (es_event_data opens it). */
+    const void *payload;
+    size_t payload_len;
+} es_raw_event;
+
+/* Fills *out with the event as stored. Everything it points to belongs to
+ * the event: valid during the callback only. ES_ERR_INVALID for NULLs;
+ * ES_ERR_PROTOCOL for a message that is not an event of the store. */
+ES_API es_status es_event_raw(const es_event *ev, es_raw_event *out);
 
 #ifdef __cplusplus
 }

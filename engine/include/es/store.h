@@ -72,11 +72,11 @@ ES_API void es_store_options_init(es_store_options *opts);
  * the server is older than 2.12 (no atomic batches). `cfg` and `opts` may be
  * NULL for defaults. The caller owns *out (es_store_destroy). */
 ES_API es_status es_store_create(natsConnection *nc, const char *name, const es_store_config *cfg,
-                          const es_store_options *opts, es_store **out);
+                                 const es_store_options *opts, es_store **out);
 
 /* Opens an existing store; ES_ERR_NOT_FOUND when there is none. */
 ES_API es_status es_store_open(natsConnection *nc, const char *name, const es_store_options *opts,
-                        es_store **out);
+                               es_store **out);
 
 /* Changes the configuration of an existing store (replicas, limits, duplicate
  * window). Tenancy and storage type cannot change: ES_ERR_INVALID. */
@@ -88,13 +88,14 @@ ES_API es_status es_store_update(es_store *store, const es_store_config *cfg);
  * id_len 0: id is NUL-terminated. ES_ERR_INVALID when the store does not
  * encrypt; ES_ERR_NO_KEY without a master key. */
 ES_API es_status es_store_shred(es_store *store, const char *tenant, const char *entity_type,
-                         const char *entity_id, size_t id_len);
+                                const char *entity_id, size_t id_len);
 
 /* Deletes the store's stream and its KV buckets, with every event in them.
  * ES_ERR_NOT_FOUND when there is no such store; ES_ERR_INVALID when the
  * stream ES_<name> exists but is not an event store (it is left alone).
  * `opts` (may be NULL) gives the timeout and where the JetStream API is. */
-ES_API es_status es_store_delete(natsConnection *nc, const char *name, const es_store_options *opts);
+ES_API es_status es_store_delete(natsConnection *nc, const char *name,
+                                 const es_store_options *opts);
 
 /* What the server reports about a store. */
 typedef struct es_store_info {
@@ -111,6 +112,12 @@ typedef struct es_store_info {
 
 ES_API es_status es_store_info_get(es_store *store, es_store_info *info);
 
+/* The largest payload one event of the store may carry, in bytes: the
+ * server's max payload or the store's max_msg_size, whichever is smaller
+ * (headers come on top). Appends and imports refuse larger ones with
+ * ES_ERR_TOO_LARGE before sending. 0 for a NULL store. */
+ES_API size_t es_store_max_payload(const es_store *store);
+
 /* The store's name, its stream name ("ES_<name>") and whether it uses tenancy.
  * The strings belong to the handle. */
 ES_API const char *es_store_name(const es_store *store);
@@ -121,11 +128,6 @@ ES_API natsConnection *es_store_connection(const es_store *store);
 /* Waits for in-flight asynchronous appends, then frees the handle. Accepts NULL.
  * The connection stays open: it is the caller's. */
 ES_API void es_store_destroy(es_store *store);
-
-/* The version of nats.c the library runs with (nats.c's nats_GetVersion),
- * for --version output and bug reports; es_version() (es/version.h) is the
- * library's own. A constant string. */
-ES_API const char *es_nats_version(void);
 
 #ifdef __cplusplus
 }

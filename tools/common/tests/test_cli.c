@@ -11,7 +11,10 @@
 
 #include <es/base.h>
 
+#include "backoff.h"
 #include "cli.h"
+#include "clock.h"
+#include "hash.h"
 #include "nkey.h"
 
 static void test_exit_codes(void **state)
@@ -148,13 +151,63 @@ static void test_nkey(void **state)
     assert_int_equal(es_nkey_public_from_seed_file("/nonexistent/seed.nk", again), ES_ERR_IO);
 }
 
+/* The tools' one backoff: doubling from min, capped at max, jittered in
+ * the upper half, and spread (not in step). */
+static void test_backoff(void **state)
+{
+    (void)state;
+    uint64_t rng = es_cli_backoff_seed();
+    assert_int_not_equal(rng, 0);
+    for (unsigned attempt = 0; attempt < 40; attempt++) {
+        int64_t d = 100;
+        for (unsigned i = 0; i < attempt && d < 5000; i++)
+            d *= 2;
+        d = d > 5000 ? 5000 : d;
+        for (int k = 0; k < 50; k++) {
+            int64_t got = es_cli_backoff_ms(100, 5000, attempt, &rng);
+            if (got < d / 2 || got > d)
+                fail_msg("attempt %u: %lld outside [%lld, %lld]", attempt, (long long)got,
+                         (long long)(d / 2), (long long)d);
+        }
+    }
+    int64_t first = es_cli_backoff_ms(1000, 60000, 3, &rng);
+    bool spread = false;
+    for (int k = 0; k < 20 && !spread; k++)
+        spread = es_cli_backoff_ms(1000, 60000, 3, &rng) != first;
+    assert_true(spread);
+    assert_int_equal(es_cli_backoff_ms(1, 1, 7, &rng), 1);               /* nothing to jitter */
+    assert_int_equal(es_cli_backoff_ms(500, 200, 0, &rng) <= 200, true); /* max wins */
+}
+
+static void test_clock_and_hash(void **state)
+{
+    (void)state;
+    int64_t a = es_cli_monotonic_ms(), wall = es_cli_now_ns();
+    es_cli_sleep_ms(20);
+    int64_t b = es_cli_monotonic_ms();
+    assert_true(b - a >= 19);
+    assert_true(wall > 1700000000LL * 1000000000LL); /* after 2023 */
+    assert_true(es_cli_monotonic_ns() / 1000000 >= b);
+    assert_true(es_cli_cpu_ns() > 0);
+    struct timespec d = es_cli_deadline(1500), now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ahead = (int64_t)(d.tv_sec - now.tv_sec) * 1000 + (d.tv_nsec - now.tv_nsec) / 1000000;
+    assert_true(ahead > 1400 && ahead <= 1500);
+    assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+    /* FNV-1a, 64 bits: the published test vectors */
+    assert_true(es_cli_fnv1a("", 0) == 0xcbf29ce484222325ULL);
+    assert_true(es_cli_fnv1a("a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_true(es_cli_fnv1a("foobar", 6) == 0x85944171f73967e8ULL);
+}
+
 int main(void)
 {
     es_cli_set_prog("test_cli");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_codes),    cmocka_unit_test(test_parser),
-        cmocka_unit_test(test_parser_errors), cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_nkey),
+        cmocka_unit_test(test_exit_codes),     cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_parser_errors),  cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_nkey),           cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_clock_and_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,189 @@
+/* Connections with the NATS CLI's options (es/connect.h): the options become
+ * nats.c's natsOptions, and its failures one-line reasons. */
+#include <es/connect.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/internal.h"
+
+#define MAX_SERVERS 32
+
+void es_connect_options_init(es_connect_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->timeout_ms = 5000;
+    opts->max_reconnect = 60;
+    opts->reconnect_wait_ms = 500;
+    opts->reconnect_buffer_bytes = 8 << 20;
+}
+
+static const char *servers_of(const es_connect_options *o)
+{
+    return o->servers != NULL && o->servers[0] != '\0' ? o->servers : ES_CONNECT_DEFAULT_URL;
+}
+
+/* Splits "a,b,c" (commas or spaces) into the list nats.c takes. */
+static es_status set_servers(natsOptions *no, const char *urls)
+{
+    size_t len = strlen(urls);
+    char *copy = esi_malloc(len + 1);
+    if (copy == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    memcpy(copy, urls, len + 1);
+    const char *list[MAX_SERVERS];
+    int n = 0;
+    for (char *p = copy; *p != '\0' && n < MAX_SERVERS;) {
+        size_t skip = strspn(p, ", "), take = strcspn(p + skip, ", ");
+        if (take == 0)
+            break;
+        list[n++] = p + skip;
+        p += skip + take;
+        if (*p != '\0')
+            *p++ = '\0';
+    }
+    natsStatus ns = n > 0 ? natsOptions_SetServers(no, list, n) : NATS_INVALID_ARG;
+    esi_free(copy);
+    if (ns != NATS_OK)
+        return es_error(ES_ERR_INVALID, "invalid server URL '%.200s'", urls);
+    return ES_OK;
+}
+
+/* nats.c reads credentials and seeds only when it connects, and then
+ * reports a bare "not found": say which file, before dialling. */
+static bool readable(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f != NULL)
+        fclose(f);
+    return f != NULL;
+}
+
+static es_status set_auth(natsOptions *no, const es_connect_options *o)
+{
+    natsStatus ns = NATS_OK;
+    if (o->user != NULL)
+        ns = natsOptions_SetUserInfo(no, o->user, o->password ? o->password : "");
+    if (ns == NATS_OK && o->token != NULL)
+        ns = natsOptions_SetToken(no, o->token);
+    if (ns != NATS_OK)
+        return es_error(ES_ERR_INVALID, "user or token: %s", natsStatus_GetText(ns));
+    if (o->creds_file != NULL &&
+        (!readable(o->creds_file) ||
+         natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL) != NATS_OK))
+        return es_error(ES_ERR_INVALID, "cannot use credentials file '%.200s'", o->creds_file);
+    if ((o->nkey_public == NULL) != (o->nkey_seed_file == NULL))
+        return es_error(ES_ERR_INVALID, "an NKey needs its public key and its seed file");
+    if (o->nkey_seed_file != NULL &&
+        (!readable(o->nkey_seed_file) ||
+         natsOptions_SetNKeyFromSeed(no, o->nkey_public, o->nkey_seed_file) != NATS_OK))
+        return es_error(ES_ERR_INVALID, "cannot use NKey seed file '%.200s'", o->nkey_seed_file);
+    return ES_OK;
+}
+
+static es_status set_tls(natsOptions *no, const es_connect_options *o)
+{
+    if (o->tls_cert_file == NULL && o->tls_key_file == NULL && o->tls_ca_file == NULL)
+        return ES_OK;
+    if ((o->tls_cert_file == NULL) != (o->tls_key_file == NULL))
+        return es_error(ES_ERR_INVALID, "a client certificate needs its key, and a key its "
+                                        "certificate");
+    natsStatus ns = natsOptions_SetSecure(no, true);
+    if (ns == NATS_OK && o->tls_ca_file != NULL)
+        ns = natsOptions_LoadCATrustedCertificates(no, o->tls_ca_file);
+    if (ns == NATS_OK && o->tls_cert_file != NULL)
+        ns = natsOptions_LoadCertificatesChain(no, o->tls_cert_file, o->tls_key_file);
+    if (ns != NATS_OK)
+        return es_error(ES_ERR_INVALID, "TLS files: %s", nats_GetLastError(NULL));
+    return ES_OK;
+}
+
+static es_status build_options(const es_connect_options *o, natsOptions *no)
+{
+    if (o->timeout_ms <= 0 || o->reconnect_wait_ms < 0 || o->reconnect_buffer_bytes < 0 ||
+        o->reconnect_buffer_bytes > INT32_MAX || o->max_reconnect < -1)
+        return es_error(ES_ERR_INVALID, "connect options: a timeout > 0, reconnect wait and "
+                                        "buffer >= 0, max_reconnect >= -1");
+    es_status s = set_servers(no, servers_of(o));
+    if (s == ES_OK)
+        s = set_auth(no, o);
+    if (s == ES_OK)
+        s = set_tls(no, o);
+    if (s != ES_OK)
+        return s;
+    natsStatus ns = natsOptions_SetTimeout(no, o->timeout_ms);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetName(no, o->name ? o->name : "es");
+    if (ns == NATS_OK)
+        ns = natsOptions_SetMaxReconnect(no, o->max_reconnect);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetReconnectWait(no, o->reconnect_wait_ms);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetReconnectBufSize(no, (int)o->reconnect_buffer_bytes);
+    if (ns != NATS_OK)
+        return es_error(ES_ERR_INVALID, "connect options: %s", natsStatus_GetText(ns));
+    return ES_OK;
+}
+
+static es_status connect_failure(natsStatus ns, const es_connect_options *o)
+{
+    const char *url = servers_of(o);
+    if (ns == NATS_CONNECTION_AUTH_FAILED || ns == NATS_NOT_PERMITTED)
+        return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: authorization failed", url);
+    if (ns == NATS_NO_SERVER || ns == NATS_TIMEOUT)
+        return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: no server is answering", url);
+    return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: %s", url, natsStatus_GetText(ns));
+}
+
+es_status es_connect(const es_connect_options *opts, natsConnection **out)
+{
+    if (out == NULL)
+        return es_error(ES_ERR_INVALID, "es_connect: out is NULL");
+    *out = NULL;
+    es_connect_options defaults;
+    if (opts == NULL) {
+        es_connect_options_init(&defaults);
+        opts = &defaults;
+    }
+    natsOptions *no = NULL;
+    if (natsOptions_Create(&no) != NATS_OK)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    es_status s = build_options(opts, no);
+    if (s == ES_OK) {
+        natsStatus ns = natsConnection_Connect(out, no);
+        if (ns != NATS_OK)
+            s = connect_failure(ns, opts);
+    }
+    natsOptions_Destroy(no);
+    if (s == ES_OK)
+        es_error_clear();
+    return s;
+}
+
+void es_connection_close(natsConnection *nc)
+{
+    if (nc == NULL)
+        return;
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+}
+
+es_status es_shutdown(int64_t timeout_ms)
+{
+    natsStatus ns = nats_CloseAndWait(timeout_ms > 0 ? timeout_ms : 0);
+    switch (ns) {
+    case NATS_OK: return ES_OK;
+    case NATS_TIMEOUT:
+        return es_error(ES_ERR_TIMEOUT, "the NATS library's threads did not end in %lld ms",
+                        (long long)timeout_ms);
+    case NATS_ILLEGAL_STATE:
+        return es_error(ES_ERR_INVALID, "es_shutdown: called from a NATS library thread");
+    default: return es_error(ES_ERR_CONNECTION, "es_shutdown: %s", natsStatus_GetText(ns));
+    }
+}
+
+const char *es_nats_client_version(void)
+{
+    return nats_GetVersion();
+}
