@@ -3,6 +3,7 @@
  * its own, deleted afterwards.
  *
  *   es-conformance [--url nats://HOST:PORT] [--nats-server PATH]
+ *   es-conformance --version
  *
  * The URL defaults to $NATS_URL. --nats-server (or $ES_NATS_SERVER) lets the
  * suite start a server of its own for the restart tests; without it they
@@ -18,7 +19,8 @@ static int usage(const char *prog)
     fprintf(stderr,
             "usage: %s [--url nats://HOST:PORT] [--nats-server PATH]\n"
             "  --url          server under test (default: $NATS_URL)\n"
-            "  --nats-server  nats-server binary for restart tests (default: $ES_NATS_SERVER)\n",
+            "  --nats-server  nats-server binary for restart tests (default: $ES_NATS_SERVER)\n"
+            "  --version      the suite's, the library's and nats.c's versions\n",
             prog);
     return 2;
 }
@@ -54,6 +56,10 @@ int main(int argc, char **argv)
     conf_url = getenv("NATS_URL");
     conf_server_bin = getenv("ES_NATS_SERVER");
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("es-conformance %s (nats.c %s)\n", es_version(), es_nats_client_version());
+            return 0;
+        }
         if (strcmp(argv[i], "--url") == 0 && i + 1 < argc)
             conf_url = argv[++i];
         else if (strcmp(argv[i], "--nats-server") == 0 && i + 1 < argc)

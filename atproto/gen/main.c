@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <es/atproto.h>
+#include <es/version.h>
 
 #include "atproto_gen.h"
 
@@ -28,7 +29,8 @@ static void usage(FILE *out)
                  "                   ~19%% of commits have several ops (the relay's traffic\n"
                  "                   has far fewer: about 7 per thousand)\n"
                  "  --zstd LEVEL     compress with zstd at LEVEL (1-19); 0 writes it plain [3]\n"
-                 "  --help           this text\n");
+                 "  --help           this text\n"
+                 "  --version        the program's and the library's version\n");
 }
 
 static int parse_number(const char *s, const char *flag, unsigned long long *out)
@@ -45,15 +47,13 @@ static int parse_number(const char *s, const char *flag, unsigned long long *out
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"out", required_argument, NULL, 'o'},
-                                             {"frames", required_argument, NULL, 'n'},
-                                             {"repos", required_argument, NULL, 'r'},
-                                             {"seed", required_argument, NULL, 's'},
-                                             {"first-seq", required_argument, NULL, 'q'},
-                                             {"zstd", required_argument, NULL, 'z'},
-                                             {"multi-op", required_argument, NULL, 'm'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"out", required_argument, NULL, 'o'},       {"frames", required_argument, NULL, 'n'},
+        {"repos", required_argument, NULL, 'r'},     {"seed", required_argument, NULL, 's'},
+        {"first-seq", required_argument, NULL, 'q'}, {"zstd", required_argument, NULL, 'z'},
+        {"multi-op", required_argument, NULL, 'm'},  {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},         {NULL, 0, NULL, 0},
+    };
     const char *out = NULL;
     unsigned long long frames = 1000, repos = 50, seed = 1, first_seq = 1, level = 3, multi_op = 0;
     int c;
@@ -68,6 +68,7 @@ int main(int argc, char **argv)
         case 'z': bad = parse_number(optarg, "--zstd", &level); break;
         case 'm': bad = parse_number(optarg, "--multi-op", &multi_op); break;
         case 'h': usage(stdout); return 0;
+        case 'v': printf("es-atproto-gen %s\n", es_version()); return 0;
         default: usage(stderr); return 2;
         }
         if (bad)

@@ -5,8 +5,8 @@
 #include <es/atproto.h>
 #include <es/cbor.h>
 
-#include "base/alloc.h"
-#include "base/arena.h"
+#include <es/alloc.h>
+
 #include "base/internal.h"
 
 /* Raise `s` with the text "<formatted prefix>: <the thread's previous error

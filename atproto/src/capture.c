@@ -10,7 +10,7 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "base/alloc.h"
+#include <es/alloc.h>
 #include "base/internal.h"
 
 #define DEFAULT_MAX_FRAME ((size_t)5 << 20)
@@ -87,7 +87,7 @@ static es_status ensure(es_atp_capture *c, size_t need)
         }
         if (c->cap - c->len < READ_CHUNK / 4 && c->cap < need + READ_CHUNK) {
             size_t cap = need + READ_CHUNK;
-            uint8_t *b = esi_realloc(c->buf, cap);
+            uint8_t *b = es_realloc(c->buf, cap);
             if (b == NULL)
                 return es_error(ES_ERR_NOMEM, "capture %s: out of memory", c->path);
             c->buf = b;
@@ -113,7 +113,7 @@ static es_status detect_format(es_atp_capture *c)
     if (got == sizeof head && memcmp(head, zstd_magic, sizeof head) == 0) {
         c->zstd = ZSTD_createDStream();
         c->in_cap = ZSTD_DStreamInSize();
-        c->in = esi_malloc(c->in_cap);
+        c->in = es_malloc(c->in_cap);
         if (c->zstd == NULL || c->in == NULL)
             return es_error(ES_ERR_NOMEM, "capture %s: out of memory", c->path);
         memcpy(c->in, head, got);
@@ -130,13 +130,13 @@ es_status es_atp_capture_open(const char *path, size_t max_frame, es_atp_capture
     if (path == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "es_atp_capture_open: NULL argument");
     *out = NULL;
-    es_atp_capture *c = esi_calloc(1, sizeof *c);
+    es_atp_capture *c = es_calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "capture %s: out of memory", path);
     c->max_frame = max_frame ? max_frame : DEFAULT_MAX_FRAME;
     c->cap = READ_CHUNK;
-    c->buf = esi_malloc(c->cap);
-    c->path = esi_malloc(strlen(path) + 1);
+    c->buf = es_malloc(c->cap);
+    c->path = es_malloc(strlen(path) + 1);
     if (c->buf == NULL || c->path == NULL) {
         es_atp_capture_close(c);
         return es_error(ES_ERR_NOMEM, "capture %s: out of memory", path);
@@ -207,10 +207,10 @@ void es_atp_capture_close(es_atp_capture *c)
     if (c->file != NULL)
         fclose(c->file);
     ZSTD_freeDStream(c->zstd);
-    esi_free(c->in);
-    esi_free(c->buf);
-    esi_free(c->path);
-    esi_free(c);
+    es_free(c->in);
+    es_free(c->buf);
+    es_free(c->path);
+    es_free(c);
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -257,13 +257,13 @@ es_status es_atp_capture_create(const char *path, int zstd_level, es_atp_capture
     if (path == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "es_atp_capture_create: NULL argument");
     *out = NULL;
-    es_atp_capture_writer *w = esi_calloc(1, sizeof *w);
+    es_atp_capture_writer *w = es_calloc(1, sizeof *w);
     if (w == NULL)
         return es_error(ES_ERR_NOMEM, "capture %s: out of memory", path);
     if (zstd_level != 0) {
         w->zstd = ZSTD_createCStream();
         w->out_cap = ZSTD_CStreamOutSize();
-        w->out = esi_malloc(w->out_cap);
+        w->out = es_malloc(w->out_cap);
         if (w->zstd == NULL || w->out == NULL ||
             ZSTD_isError(ZSTD_CCtx_setParameter(w->zstd, ZSTD_c_compressionLevel, zstd_level))) {
             es_atp_capture_finish(w);
@@ -304,7 +304,7 @@ es_status es_atp_capture_finish(es_atp_capture_writer *w)
     if (w->file != NULL && fclose(w->file) != 0 && s == ES_OK)
         s = es_error(ES_ERR_IO, "capture close failed: %s", strerror(errno));
     ZSTD_freeCStream(w->zstd);
-    esi_free(w->out);
-    esi_free(w);
+    es_free(w->out);
+    es_free(w);
     return s;
 }

@@ -47,6 +47,7 @@ static es_status read_length(const uint8_t *buf, size_t len, size_t *pos, size_t
 {
     uint64_t v;
     size_t used;
+    *out = 0; /* defined on every path: es_error's result is opaque to the compiler */
     if (es_varint_decode(buf + *pos, len - *pos, &v, &used) != ES_OK)
         return es_error(ES_ERR_DECODE, "CAR: bad %s length varint at offset %zu", what, *pos);
     *pos += used;
@@ -72,8 +73,8 @@ static es_status parse_header(const uint8_t *buf, size_t len, const es_car_limit
     if (s == ES_ERR_NOMEM)
         return esi_atp_error_wrap(s, "CAR header");
     if (s != ES_OK)
-        return esi_atp_error_wrap(s == ES_ERR_LIMIT || s == ES_ERR_TOO_DEEP ? ES_ERR_LIMIT : ES_ERR_DECODE,
-                                  "CAR header");
+        return esi_atp_error_wrap(
+            s == ES_ERR_LIMIT || s == ES_ERR_TOO_DEEP ? ES_ERR_LIMIT : ES_ERR_DECODE, "CAR header");
     *pos += hlen;
     const es_value *version = es_value_get(h, "version");
     const es_value *roots = es_value_get(h, "roots");
@@ -87,7 +88,7 @@ static es_status parse_header(const uint8_t *buf, size_t len, const es_car_limit
     const uint8_t **cids = es_arena_calloc(arena, n ? n : 1, sizeof *cids);
     size_t *lens = es_arena_calloc(arena, n ? n : 1, sizeof *lens);
     if (cids == NULL || lens == NULL)
-        return esi_arena_error(arena, "CAR");
+        return es_arena_error(arena, "CAR");
     for (size_t i = 0; i < n; i++) {
         const es_value *r = &roots->u.array.items[i];
         if (r->kind != ES_VALUE_LINK)
@@ -154,7 +155,7 @@ static es_status build_index(es_car *car, es_arena *arena)
     car_index *ix = es_arena_alloc(arena, sizeof *ix);
     es_car_block **sorted = es_arena_calloc(arena, car->count, sizeof *sorted);
     if (ix == NULL || sorted == NULL)
-        return esi_arena_error(arena, "CAR");
+        return es_arena_error(arena, "CAR");
     for (size_t b = 0; b < car->count; b++)
         sorted[b] = &car->blocks[b];
     qsort(sorted, car->count, sizeof *sorted, block_cmp);
@@ -182,7 +183,7 @@ es_status es_car_parse(const uint8_t *buf, size_t len, const es_car_limits *limi
         return s;
     out->blocks = es_arena_calloc(arena, count ? count : 1, sizeof *out->blocks);
     if (out->blocks == NULL)
-        return esi_arena_error(arena, "CAR");
+        return es_arena_error(arena, "CAR");
     s = scan_sections(buf, len, pos, &lim, out->blocks, &count);
     out->count = count;
     return s != ES_OK ? s : build_index(out, arena);

@@ -31,7 +31,7 @@ es_status es_atp_decoder_create(const es_atp_options *opts, es_atp_decoder **out
     if (out == NULL)
         return es_error(ES_ERR_INVALID, "es_atp_decoder_create: out is NULL");
     *out = NULL;
-    es_atp_decoder *d = esi_calloc(1, sizeof *d);
+    es_atp_decoder *d = es_calloc(1, sizeof *d);
     if (d == NULL)
         return es_error(ES_ERR_NOMEM, "es_atp_decoder_create: out of memory");
     if (opts != NULL)
@@ -39,13 +39,13 @@ es_status es_atp_decoder_create(const es_atp_options *opts, es_atp_decoder **out
     es_atp_limits_defaults(&d->opts.limits);
     size_t depth = d->opts.limits.max_depth;
     if (depth > ES_CBOR_MAX_DEPTH) {
-        esi_free(d);
+        es_free(d);
         return es_error(ES_ERR_INVALID, "es_atp_decoder_create: max_depth %zu above %d", depth,
                         ES_CBOR_MAX_DEPTH);
     }
     es_status s = es_arena_create(SCRATCH_LIMIT, &d->scratch);
     if (s != ES_OK) {
-        esi_free(d);
+        es_free(d);
         return s;
     }
     *out = d;
@@ -57,7 +57,7 @@ void es_atp_decoder_destroy(es_atp_decoder *d)
     if (d == NULL)
         return;
     es_arena_destroy(d->scratch);
-    esi_free(d);
+    es_free(d);
 }
 
 const es_atp_stats *es_atp_decoder_stats(const es_atp_decoder *d)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/alloc.h"
+#include <es/alloc.h>
 #include "base/internal.h"
 
 #define MAX_PATTERNS 4096
@@ -35,7 +35,7 @@ es_status es_atp_filter_create(es_atp_filter **out)
 {
     if (out == NULL)
         return es_error(ES_ERR_INVALID, "es_atp_filter_create: out is NULL");
-    *out = esi_calloc(1, sizeof **out);
+    *out = es_calloc(1, sizeof **out);
     return *out ? ES_OK : es_error(ES_ERR_NOMEM, "es_atp_filter_create: out of memory");
 }
 
@@ -44,12 +44,12 @@ void es_atp_filter_destroy(es_atp_filter *f)
     if (f == NULL)
         return;
     for (size_t i = 0; i < f->pattern_count; i++)
-        esi_free(f->patterns[i].text);
-    esi_free(f->patterns);
+        es_free(f->patterns[i].text);
+    es_free(f->patterns);
     for (size_t i = 0; i < f->did_slots; i++)
-        esi_free(f->dids[i]);
-    esi_free(f->dids);
-    esi_free(f);
+        es_free(f->dids[i]);
+    es_free(f->dids);
+    es_free(f);
 }
 
 /* ---- collections --------------------------------------------------------- */
@@ -148,7 +148,7 @@ static es_status add_pattern(void *ctx, const char *tok, size_t len)
         f->all_collections |= all;
         return s;
     }
-    p.text = esi_malloc(p.len + 1);
+    p.text = es_malloc(p.len + 1);
     if (p.text == NULL)
         return es_error(ES_ERR_NOMEM, "collection filter: out of memory");
     memcpy(p.text, tok, p.len);
@@ -168,7 +168,7 @@ es_status es_atp_filter_add_collections(es_atp_filter *f, const char *patterns)
         return s;
     if (count > MAX_PATTERNS - f->pattern_count)
         return es_error(ES_ERR_LIMIT, "collection filter: more than %d patterns", MAX_PATTERNS);
-    pattern *grown = esi_realloc(f->patterns, (f->pattern_count + count + 1) * sizeof *grown);
+    pattern *grown = es_realloc(f->patterns, (f->pattern_count + count + 1) * sizeof *grown);
     if (grown == NULL)
         return es_error(ES_ERR_NOMEM, "collection filter: out of memory");
     f->patterns = grown;
@@ -214,7 +214,7 @@ static es_status grow_dids(es_atp_filter *f)
     size_t slots = f->did_slots ? f->did_slots * 2 : 64;
     char **old = f->dids;
     size_t old_slots = f->did_slots;
-    f->dids = esi_calloc(slots, sizeof *f->dids);
+    f->dids = es_calloc(slots, sizeof *f->dids);
     if (f->dids == NULL) {
         f->dids = old;
         return es_error(ES_ERR_NOMEM, "DID filter: out of memory");
@@ -223,7 +223,7 @@ static es_status grow_dids(es_atp_filter *f)
     for (size_t i = 0; i < old_slots; i++)
         if (old[i] != NULL)
             f->dids[did_slot(f, old[i], strlen(old[i]))] = old[i];
-    esi_free(old);
+    es_free(old);
     return ES_OK;
 }
 
@@ -243,7 +243,7 @@ static es_status add_did(void *ctx, const char *did, size_t len)
     size_t i = did_slot(f, did, len);
     if (f->dids[i] != NULL)
         return ES_OK; /* already there */
-    char *copy = esi_malloc(len + 1);
+    char *copy = es_malloc(len + 1);
     if (copy == NULL)
         return es_error(ES_ERR_NOMEM, "DID filter: out of memory");
     memcpy(copy, did, len);

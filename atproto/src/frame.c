@@ -42,6 +42,7 @@ typedef struct op {
 
 /* ---- errors -------------------------------------------------------------- */
 
+ES_PRINTF(5, 0)
 static es_status refuse_v(frame *f, es_atp_error kind, es_status s, bool wrap, const char *fmt,
                           va_list ap) ES_PRINTF(5, 0);
 static es_status refuse_v(frame *f, es_atp_error kind, es_status s, bool wrap, const char *fmt,
@@ -108,7 +109,7 @@ static es_status refuse_decode(frame *f, es_status s, es_atp_error kind, const c
  * refused), or memory. */
 static es_status arena_full(frame *f)
 {
-    if (esi_arena_error(f->arena, "the frame's arena") == ES_ERR_NOMEM)
+    if (es_arena_error(f->arena, "the frame's arena") == ES_ERR_NOMEM)
         return no_memory(f, "mapping");
     return refuse(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "the frame's arena is full");
 }

@@ -73,7 +73,7 @@ static es_status read_node(const es_value *v, node *n)
         return es_error(ES_ERR_DECODE, "MST node is not {l, e: [...]}");
     optional_link(l, &n->left, &n->left_len, &ok);
     n->count = e->u.array.count;
-    n->entries = esi_calloc(n->count ? n->count : 1, sizeof *n->entries);
+    n->entries = es_calloc(n->count ? n->count : 1, sizeof *n->entries);
     if (n->entries == NULL)
         return es_error(ES_ERR_NOMEM, "MST walk: out of memory");
     for (size_t i = 0; ok && i < n->count; i++) {
@@ -93,7 +93,7 @@ static es_status read_node(const es_value *v, node *n)
         optional_link(es_value_get(it, "t"), &en->tree, &en->tree_len, &ok);
     }
     if (!ok) {
-        esi_free(n->entries);
+        es_free(n->entries);
         return es_error(ES_ERR_DECODE, "MST node entry is not {p, k, v, t}");
     }
     return ES_OK;
@@ -176,7 +176,7 @@ static es_status walk_node(walk *w, const uint8_t *cid, size_t cid_len, size_t d
     if (s != ES_OK)
         return s;
     s = walk_entries(w, &n, depth);
-    esi_free(n.entries);
+    es_free(n.entries);
     return s;
 }
 
@@ -206,7 +206,7 @@ static es_status read_commit(const es_car *car, es_arena *arena, es_atp_commit_i
     info->data = data->u.bytes.ptr;
     info->data_len = data->u.bytes.len;
     if (info->did == NULL || info->rev == NULL)
-        return esi_arena_error(arena, "MST walk");
+        return es_arena_error(arena, "MST walk");
     return ES_OK;
 }
 
@@ -221,7 +221,7 @@ es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_inf
         return s;
     if (commit != NULL)
         *commit = info;
-    walk *w = esi_calloc(1, sizeof *w);
+    walk *w = es_calloc(1, sizeof *w);
     if (w == NULL)
         return es_error(ES_ERR_NOMEM, "MST walk: out of memory");
     *w = (walk){.car = car, .fn = fn, .user = user, .max_visits = car->count};
@@ -231,6 +231,6 @@ es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_inf
     if (s == ES_OK)
         s = walk_node(w, info.data, info.data_len, 0);
     es_arena_destroy(w->scratch);
-    esi_free(w);
+    es_free(w);
     return s;
 }

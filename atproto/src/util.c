@@ -16,7 +16,7 @@ es_status esi_atp_error_wrap(es_status s, const char *fmt, ...)
 }
 
 es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
-                           es_value **out)
+                               es_value **out)
 {
     es_cbor_options o;
     es_cbor_options_init(&o, true);

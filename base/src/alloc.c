@@ -80,3 +80,23 @@ char *esi_strdup(const char *s)
 {
     return esi_strndup(s, SIZE_MAX);
 }
+
+void *es_malloc(size_t size)
+{
+    return esi_malloc(size);
+}
+
+void *es_calloc(size_t n, size_t size)
+{
+    return esi_calloc(n, size);
+}
+
+void *es_realloc(void *p, size_t size)
+{
+    return esi_realloc(p, size);
+}
+
+void es_free(void *p)
+{
+    esi_free(p);
+}

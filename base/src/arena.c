@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "base/arena.h"
 #include "base/internal.h"
 
 #define ARENA_DEFAULT_LIMIT ((size_t)64 << 20)
@@ -27,7 +26,7 @@ struct es_arena {
     size_t limit;         /* bound on the sum of all block capacities */
     size_t total;         /* sum of all block capacities */
     size_t used;          /* bytes handed out */
-    arena_failure failed; /* the first NULL not yet reported (esi_arena_error) */
+    arena_failure failed; /* the first NULL not yet reported (es_arena_error) */
 };
 
 es_status es_arena_create(size_t limit, es_arena **out)
@@ -149,7 +148,7 @@ char *es_arena_strndup(es_arena *a, const char *s, size_t len)
     return p;
 }
 
-es_status esi_arena_error(es_arena *a, const char *what)
+es_status es_arena_error(es_arena *a, const char *what)
 {
     arena_failure why = a != NULL ? a->failed : FAILED_LIMIT;
     if (a != NULL)

@@ -14,7 +14,6 @@
 #include <es/kvkey.h>
 #include <es/value.h>
 
-#include "base/arena.h"
 #include "base/tests/failalloc.h"
 
 /* Many small allocations and a few large ones: the arena grows block by
@@ -128,15 +127,15 @@ static void arena_tells_limit_from_memory(void **state)
     es_arena *a = NULL;
     assert_int_equal(es_arena_create(8192, &a), ES_OK);
     assert_null(es_arena_alloc(a, 10000));
-    assert_int_equal(esi_arena_error(a, "x"), ES_ERR_LIMIT);
+    assert_int_equal(es_arena_error(a, "x"), ES_ERR_LIMIT);
     assert_string_equal(es_last_error(), "x: arena limit reached");
     failalloc_fail_at(1, false);
     assert_null(es_arena_alloc(a, 100));
     failalloc_fail_at(0, false);
-    assert_int_equal(esi_arena_error(a, "x"), ES_ERR_NOMEM);
+    assert_int_equal(es_arena_error(a, "x"), ES_ERR_NOMEM);
     assert_non_null(es_arena_alloc(a, 100));
     assert_null(es_arena_calloc(a, SIZE_MAX / 2, 4));
-    assert_int_equal(esi_arena_error(a, "x"), ES_ERR_LIMIT);
+    assert_int_equal(es_arena_error(a, "x"), ES_ERR_LIMIT);
     es_arena_destroy(a);
     /* the first failure is the one reported, also after later allocations */
     assert_int_equal(es_arena_create(1 << 16, &a), ES_OK);
@@ -145,13 +144,13 @@ static void arena_tells_limit_from_memory(void **state)
     assert_null(es_arena_alloc(a, 1 << 17));
     assert_non_null(es_arena_alloc(a, 100));
     failalloc_fail_at(0, false);
-    assert_int_equal(esi_arena_error(a, "x"), ES_ERR_NOMEM);
+    assert_int_equal(es_arena_error(a, "x"), ES_ERR_NOMEM);
     failalloc_fail_at(1, false);
     assert_null(es_arena_alloc(a, 1 << 14));
     failalloc_fail_at(0, false);
     es_arena_reset(a); /* forgets it */
     assert_null(es_arena_alloc(a, 1 << 17));
-    assert_int_equal(esi_arena_error(a, "x"), ES_ERR_LIMIT);
+    assert_int_equal(es_arena_error(a, "x"), ES_ERR_LIMIT);
     es_arena_destroy(a);
 }
 

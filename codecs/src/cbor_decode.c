@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base/arena.h"
 #include "base/internal.h"
 #include "codec_internal.h"
 
@@ -94,7 +93,7 @@ __attribute__((cold)) static es_status arena_full(const decoder *d)
 {
     char what[64];
     snprintf(what, sizeof what, "%s at offset %zu", d->mode, (size_t)(d->p - d->start));
-    return esi_arena_error(d->arena, what);
+    return es_arena_error(d->arena, what);
 }
 
 static size_t left(const decoder *d)

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "base/arena.h"
 #include "base/internal.h"
 
 /* ---- built-ins ---------------------------------------------------------- */
@@ -36,7 +35,7 @@ static es_status binary_decode(const es_codec *c, const uint8_t *buf, size_t len
     if (out == NULL || arena == NULL || (buf == NULL && len > 0))
         return es_error(ES_ERR_INVALID, "binary codec: NULL argument");
     *out = es_value_new_bytes(arena, buf, len);
-    return *out ? ES_OK : esi_arena_error(arena, "binary codec");
+    return *out ? ES_OK : es_arena_error(arena, "binary codec");
 }
 
 static es_status json_encode(const es_codec *c, const es_value *v, es_buf *out)
@@ -92,7 +91,7 @@ static es_status cbor_decode_with(const es_codec *c, const uint8_t *buf, size_t 
         return es_error(ES_ERR_INVALID, "%s codec: NULL argument", c->name);
     uint8_t *copy = es_arena_alloc(arena, len);
     if (copy == NULL)
-        return esi_arena_error(arena, c->name);
+        return es_arena_error(arena, c->name);
     if (len > 0)
         memcpy(copy, buf, len);
     size_t used = 0;

@@ -18,7 +18,6 @@
 
 #include "codec_internal.h"
 #include "base/alloc.h"
-#include "base/arena.h"
 #include "base/internal.h"
 
 #define LINK_KEY  "$link"
@@ -226,7 +225,7 @@ typedef struct reader {
 
 __attribute__((cold)) static es_status arena_full(const reader *r)
 {
-    return esi_arena_error(r->arena, "json");
+    return es_arena_error(r->arena, "json");
 }
 
 static es_status read_value(reader *r, json_t *j, es_value *out, size_t depth);

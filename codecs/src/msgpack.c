@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "codec_internal.h"
-#include "base/arena.h"
 #include "base/internal.h"
 
 #define MAX_DEPTH_LIMIT 1024
@@ -163,7 +162,7 @@ static es_status read_payload(reader *r, size_t at, uint64_t n, const uint8_t **
         return fail(r, at, "%llu bytes announced, %zu left", (unsigned long long)n, left(r));
     char *copy = es_arena_strndup(r->arena, (const char *)r->p, (size_t)n);
     if (copy == NULL)
-        return esi_arena_error(r->arena, "msgpack");
+        return es_arena_error(r->arena, "msgpack");
     r->p += n;
     *out = (const uint8_t *)copy;
     return ES_OK;
@@ -193,7 +192,7 @@ static es_status read_container(reader *r, size_t at, uint64_t n, bool map, es_v
     size_t size = map ? sizeof(es_value_entry) : sizeof(es_value);
     void *elems = n ? es_arena_alloc(r->arena, (size_t)n * size) : NULL;
     if (n && elems == NULL)
-        return esi_arena_error(r->arena, "msgpack");
+        return es_arena_error(r->arena, "msgpack");
     for (size_t i = 0; i < n; i++) {
         es_status st;
         if (map) {
@@ -392,7 +391,7 @@ es_status es_msgpack_decode(const uint8_t *buf, size_t len, size_t max_depth, es
     reader r = {buf, buf, buf + len, arena, max_depth ? max_depth : ES_MSGPACK_DEFAULT_DEPTH};
     es_value *v = es_arena_alloc(arena, sizeof *v);
     if (v == NULL)
-        return esi_arena_error(arena, "msgpack");
+        return es_arena_error(arena, "msgpack");
     es_status st = read_value(&r, v, 0);
     if (st != ES_OK)
         return st;

@@ -137,8 +137,7 @@ static void from_string_hostile(void **state)
     static const char *bad[] = {
         "",
         "b",
-        "B"
-        "AFKREIHDWDCEFGH4DQKJV67UZCMW7OJEE6XEDZDETOJUZJEVTENXQUVYKU",    /* upper-case multibase */
+        "BAFKREIHDWDCEFGH4DQKJV67UZCMW7OJEE6XEDZDETOJUZJEVTENXQUVYKU",   /* upper-case multibase */
         "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyk",    /* truncated */
         "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvykuaa", /* trailing bytes */
         "zdj7WWeQ43G6JJvLWQWZpyHuAMq6uYWRjkBXFad11vE2LHhQ7",             /* base58: not atproto */

@@ -8,7 +8,6 @@
 #include <es/arena.h>
 
 #include "base/alloc.h"
-#include "base/arena.h"
 #include "base/internal.h"
 #include "base/clock.h"
 
@@ -85,7 +84,7 @@ es_status es_decision_add(es_decision *d, const es_event_spec *e)
     }
     c.meta = meta;
     if (!ok)
-        return esi_arena_error(a, "copying a decided event");
+        return es_arena_error(a, "copying a decided event");
     d->events[d->count++] = c;
     return ES_OK;
 }

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <es/atproto.h>
+#include <es/connect.h>
+#include <es/version.h>
 
 #include "cli.h"
 #include "ingest.h"
@@ -102,6 +104,7 @@ static void usage(FILE *out)
             "%s"
             "\n"
             "  -h, --help           this text\n"
+            "  --version            the program's, the library's and nats.c's versions\n"
             "\n"
             "SIGINT/SIGTERM: stop reading, wait for what is in flight, save the cursor, exit 0.\n"
             "Exit status: 0 done (the capture ended, or a signal), 1 bad usage or an unreadable\n"
@@ -136,6 +139,7 @@ enum {
     OPT_DRY_RUN,
     OPT_REPEAT,
     OPT_HELP,
+    OPT_VERSION,
 };
 
 static const es_cli_option options[] = {
@@ -162,6 +166,7 @@ static const es_cli_option options[] = {
     {"dry-run", 0, false, OPT_DRY_RUN},
     {"repeat", 0, true, OPT_REPEAT},
     {"help", 'h', false, OPT_HELP},
+    {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
 };
 
@@ -257,7 +262,8 @@ static bool apply(ingest_config *c, int id, const char *v)
     return true;
 }
 
-/* Parses the command line: ES_EXIT_OK, ES_EXIT_USAGE, or -1 after --help. */
+/* Parses the command line: ES_EXIT_OK, ES_EXIT_USAGE, or -1 after --help or
+ * --version. */
 static int parse_args(int argc, char **argv, ingest_config *c)
 {
     es_cli_parser p;
@@ -269,6 +275,10 @@ static int parse_args(int argc, char **argv, ingest_config *c)
             return es_cli_usage("unexpected argument '%s'", p.value);
         if (id == OPT_HELP) {
             usage(stdout);
+            return -1;
+        }
+        if (id == OPT_VERSION) {
+            printf("es-atproto-ingest %s (nats.c %s)\n", es_version(), es_nats_client_version());
             return -1;
         }
         int r = es_cli_conn_set(&c->conn, id, p.value);
@@ -357,7 +367,7 @@ int main(int argc, char **argv)
         else
             code = ingest_relay(&c, &stop_requested);
     } else if (code < 0) {
-        code = ES_EXIT_OK; /* --help */
+        code = ES_EXIT_OK; /* --help, --version */
     }
     es_atp_filter_destroy(c.filter);
     return code;

@@ -24,7 +24,7 @@ static void print_usage(FILE *out)
             "\n'es-tool COMMAND --help' (or 'es-tool help COMMAND') shows a command's\n"
             "options and examples. Every command takes the connection options:\n\n%s\n"
             "Exit codes: 0 ok, 1 usage or bad input, 2 not found, 3 conflict,\n"
-            "4 server or connection error.\n",
+            "4 server or connection error. 'es-tool --version' prints the versions.\n",
             es_cli_conn_help);
 }
 
@@ -38,7 +38,7 @@ static const tool_command *find_command(const char *name)
 
 static void print_version(void)
 {
-    printf("es-tool %s (nats.c %s)\n", ES_VERSION_STRING, es_nats_client_version());
+    printf("es-tool %s (nats.c %s)\n", es_version(), es_nats_client_version());
 }
 
 int main(int argc, char **argv)

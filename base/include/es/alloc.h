@@ -28,6 +28,15 @@ typedef struct es_allocator {
  * missing. */
 ES_API es_status es_allocator_set(const es_allocator *a);
 
+/* Memory from the allocator above, for code built on the library that must
+ * allocate as it does (libes-atproto does: a shared library sees none of
+ * libes's internals). es_calloc zeroes, and returns NULL when n * size
+ * overflows; es_realloc takes NULL; es_free accepts NULL. */
+ES_API void *es_malloc(size_t size);
+ES_API void *es_calloc(size_t n, size_t size);
+ES_API void *es_realloc(void *p, size_t size);
+ES_API void es_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

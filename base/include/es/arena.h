@@ -38,6 +38,14 @@ ES_API char *es_arena_strndup(es_arena *a, const char *s, size_t len);
 /* Bytes handed out so far (for tests and statistics). */
 ES_API size_t es_arena_used(const es_arena *a);
 
+/* Why an allocation from `a` returned NULL: the first such failure since the
+ * last call (or reset) becomes the thread's last error, prefixed with `what`,
+ * and its status is returned: ES_ERR_NOMEM when memory ran out, ES_ERR_LIMIT
+ * when the arena's limit would have been exceeded (or no failure was
+ * recorded). Code that goes on allocating after a failure and checks once
+ * still learns the first cause. */
+ES_API es_status es_arena_error(es_arena *a, const char *what);
+
 #ifdef __cplusplus
 }
 #endif

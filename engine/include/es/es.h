@@ -3,6 +3,7 @@
 #ifndef ES_ES_H
 #define ES_ES_H
 
+#include <es/version.h>
 #include <es/status.h>
 #include <es/time.h>
 #include <es/connect.h>
@@ -24,7 +25,5 @@
 #include <es/inspect.h>
 #include <es/import.h>
 #include <es/sink.h>
-
-#define ES_VERSION_STRING "0.1.0"
 
 #endif
