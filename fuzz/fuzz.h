@@ -46,10 +46,6 @@ uint8_t *fuzz_copy(const uint8_t *data, size_t size);
  * CIDs were rewritten (0: nothing to do, or not a CAR). */
 size_t fuzz_reseal_car(uint8_t *buf, size_t len, size_t car_off, size_t car_len);
 
-/* Structural equality that keeps map order and duplicate keys (general CBOR
- * and MessagePack keep both; es_value_equal looks keys up by name), floats
- * compared by bit pattern. */
-bool fuzz_same_value(const es_value *a, const es_value *b);
 
 /* A fresh arena bounded by FUZZ_ARENA_LIMIT; aborts when out of memory. */
 es_arena *fuzz_arena(void);

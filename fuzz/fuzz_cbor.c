@@ -26,7 +26,7 @@ static void check_copy_mode(const uint8_t *buf, size_t len, es_cbor_options o, c
     o.copy = true;
     size_t used2 = 0;
     es_value *c = decode(buf, len, &o, a, &used2);
-    FUZZ_CHECK(c != NULL && used2 == used && fuzz_same_value(v, c));
+    FUZZ_CHECK(c != NULL && used2 == used && es_value_identical(v, c));
 }
 
 static void check_general_roundtrip(const es_value *v, es_arena *a)
@@ -37,7 +37,7 @@ static void check_general_roundtrip(const es_value *v, es_arena *a)
     FUZZ_CHECK(es_cbor_encode(v, &o, &out) == ES_OK);
     size_t used = 0;
     es_value *back = decode(out.data, out.len, &o, a, &used);
-    FUZZ_CHECK(back != NULL && used == out.len && fuzz_same_value(v, back));
+    FUZZ_CHECK(back != NULL && used == out.len && es_value_identical(v, back));
     es_buf_free(&out);
 }
 

@@ -31,7 +31,7 @@ static void check_canonical(const uint8_t *buf, size_t len, es_cbor_options o, e
     es_value *c = NULL;
     size_t used2 = 0;
     FUZZ_CHECK(es_cbor_decode(buf, len, &copy, a, &c, &used2) == ES_OK);
-    FUZZ_CHECK(used2 == used && fuzz_same_value(v, c));
+    FUZZ_CHECK(used2 == used && es_value_identical(v, c));
 
     (void)es_atproto_check(v);
     es_buf json = ES_BUF_INIT;

@@ -18,7 +18,7 @@ static void check_roundtrip(const es_value *v, es_arena *a)
     es_value *back = NULL;
     size_t used = 0;
     FUZZ_CHECK(es_msgpack_decode(out.data, out.len, 0, a, &back, &used) == ES_OK);
-    FUZZ_CHECK(used == out.len && fuzz_same_value(v, back));
+    FUZZ_CHECK(used == out.len && es_value_identical(v, back));
     es_buf_free(&out);
 }
 

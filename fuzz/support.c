@@ -30,46 +30,6 @@ es_arena *fuzz_arena(void)
     return a;
 }
 
-static bool same_bytes(const void *a, size_t alen, const void *b, size_t blen)
-{
-    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
-}
-
-bool fuzz_same_value(const es_value *a, const es_value *b)
-{
-    if (a->kind != b->kind)
-        return false;
-    switch (a->kind) {
-    case ES_VALUE_NULL: return true;
-    case ES_VALUE_BOOL: return a->u.b == b->u.b;
-    case ES_VALUE_INT: return a->u.i == b->u.i;
-    case ES_VALUE_UINT: return a->u.u == b->u.u;
-    case ES_VALUE_FLOAT: return memcmp(&a->u.f, &b->u.f, sizeof a->u.f) == 0;
-    case ES_VALUE_STRING: return same_bytes(a->u.str.ptr, a->u.str.len, b->u.str.ptr, b->u.str.len);
-    case ES_VALUE_BYTES:
-    case ES_VALUE_LINK:
-        return same_bytes(a->u.bytes.ptr, a->u.bytes.len, b->u.bytes.ptr, b->u.bytes.len);
-    case ES_VALUE_ARRAY:
-        if (a->u.array.count != b->u.array.count)
-            return false;
-        for (size_t i = 0; i < a->u.array.count; i++)
-            if (!fuzz_same_value(&a->u.array.items[i], &b->u.array.items[i]))
-                return false;
-        return true;
-    case ES_VALUE_MAP:
-        if (a->u.map.count != b->u.map.count)
-            return false;
-        for (size_t i = 0; i < a->u.map.count; i++) {
-            const es_value_entry *x = &a->u.map.entries[i], *y = &b->u.map.entries[i];
-            if (!same_bytes(x->key, x->key_len, y->key, y->key_len) ||
-                !fuzz_same_value(&x->value, &y->value))
-                return false;
-        }
-        return true;
-    }
-    return false;
-}
-
 /* Replace every occurrence of `from` in buf by `to` (both n bytes). */
 static void replace_all(uint8_t *buf, size_t len, const uint8_t *from, const uint8_t *to, size_t n)
 {

@@ -37,7 +37,18 @@ static const es_value *lookup_n(const es_value *map, const char *key, size_t len
     return NULL;
 }
 
-bool es_value_equal(const es_value *a, const es_value *b)
+/* The entry of `b` matching the i-th of `a`: the same place when map order
+ * counts, else the same key anywhere. */
+static const es_value *counterpart(const es_value *a, const es_value *b, size_t i, bool ordered)
+{
+    const es_value_entry *e = &a->u.map.entries[i];
+    if (!ordered)
+        return lookup_n(b, e->key, e->key_len);
+    const es_value_entry *f = &b->u.map.entries[i];
+    return same_bytes(e->key, e->key_len, f->key, f->key_len) ? &f->value : NULL;
+}
+
+static bool equal(const es_value *a, const es_value *b, bool ordered)
 {
     if (a == NULL || b == NULL || a->kind != b->kind)
         return a == b;
@@ -55,21 +66,30 @@ bool es_value_equal(const es_value *a, const es_value *b)
         if (a->u.array.count != b->u.array.count)
             return false;
         for (size_t i = 0; i < a->u.array.count; i++)
-            if (!es_value_equal(&a->u.array.items[i], &b->u.array.items[i]))
+            if (!equal(&a->u.array.items[i], &b->u.array.items[i], ordered))
                 return false;
         return true;
     case ES_VALUE_MAP:
         if (a->u.map.count != b->u.map.count)
             return false;
         for (size_t i = 0; i < a->u.map.count; i++) {
-            const es_value_entry *e = &a->u.map.entries[i];
-            const es_value *other = lookup_n(b, e->key, e->key_len);
-            if (other == NULL || !es_value_equal(&e->value, other))
+            const es_value *other = counterpart(a, b, i, ordered);
+            if (other == NULL || !equal(&a->u.map.entries[i].value, other, ordered))
                 return false;
         }
         return true;
     }
     return false;
+}
+
+bool es_value_equal(const es_value *a, const es_value *b)
+{
+    return equal(a, b, false);
+}
+
+bool es_value_identical(const es_value *a, const es_value *b)
+{
+    return equal(a, b, true);
 }
 
 static es_value *new_kind(es_arena *arena, es_value_kind kind)

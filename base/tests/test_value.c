@@ -44,10 +44,42 @@ static void lookup_and_equality(void **state)
     es_arena_destroy(a);
 }
 
+/* The same entries in another order: equal, not identical; nested too. */
+static void identical_keeps_map_order(void **state)
+{
+    (void)state;
+    es_arena *a = NULL;
+    assert_int_equal(es_arena_create(0, &a), ES_OK);
+    es_value *x = sample(a, 1, "s");
+    es_value *swapped = sample(a, 1, "s");
+    es_value_entry first = swapped->u.map.entries[0];
+    swapped->u.map.entries[0] = swapped->u.map.entries[1];
+    swapped->u.map.entries[1] = first;
+    assert_true(es_value_equal(x, swapped));
+    assert_false(es_value_identical(x, swapped));
+    assert_true(es_value_identical(x, sample(a, 1, "s")));
+    assert_false(es_value_identical(x, sample(a, 2, "s")));
+
+    es_value *outer1 = es_value_new_array(a, 1), *outer2 = es_value_new_array(a, 1);
+    outer1->u.array.items[0] = *x;
+    outer2->u.array.items[0] = *swapped;
+    assert_true(es_value_equal(outer1, outer2));
+    assert_false(es_value_identical(outer1, outer2));
+    /* Duplicate keys (general CBOR, MessagePack) compare by place. */
+    es_value *dup1 = sample(a, 1, "n"), *dup2 = sample(a, 1, "n");
+    assert_true(es_value_identical(dup1, dup2));
+    dup2->u.map.entries[1].value = *es_value_new_int(a, 7);
+    assert_false(es_value_identical(dup1, dup2));
+    assert_true(es_value_identical(NULL, NULL));
+    assert_false(es_value_identical(x, NULL));
+    es_arena_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lookup_and_equality),
+        cmocka_unit_test(identical_keeps_map_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

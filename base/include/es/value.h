@@ -82,6 +82,10 @@ ES_API bool es_value_is_string(const es_value *v, const char *s);
  * order-independent fashion; floats by bit pattern). */
 ES_API bool es_value_equal(const es_value *a, const es_value *b);
 
+/* es_value_equal, and every map's entries in the same order: what a codec's
+ * round trip must give back. */
+ES_API bool es_value_identical(const es_value *a, const es_value *b);
+
 /* Constructors: each allocates in `arena` and returns NULL when it is full. */
 ES_API es_value *es_value_new_null(es_arena *arena);
 ES_API es_value *es_value_new_bool(es_arena *arena, bool b);
