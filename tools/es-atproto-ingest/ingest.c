@@ -238,6 +238,10 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
     es_arena_reset(g->arena);
     es_atp_batch b;
     es_status s = es_atp_decode(g->dec, frame, len, g->arena, &b);
+    if (s == ES_ERR_NOMEM) { /* not the frame's fault: never skip it (the cursor stays before it) */
+        es_cli_fail(s, "decoding a frame");
+        return INGEST_FAILED;
+    }
     if (s != ES_OK) {
         log_refused(&b);
     } else if (b.kind == ES_ATP_KIND_INFO) {
