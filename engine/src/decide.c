@@ -9,6 +9,7 @@
 
 #include "base/alloc.h"
 #include "base/internal.h"
+#include "base/backoff.h"
 #include "base/clock.h"
 
 #define DECISION_ARENA_LIMIT ((size_t)256 << 20)
@@ -145,10 +146,10 @@ static es_status load_via_snapshot(es_decision *d, evolve_call *c, const es_deci
     return ES_OK;
 }
 
-static void backoff(int attempt)
-{
-    esi_sleep_ms((int64_t)(rand() % 5 + 1) * attempt); /* jitter keeps competing writers apart */
-}
+/* A conflict's retry waits a little, jittered: writers competing for one
+ * entity drift apart instead of colliding again in step. */
+#define RETRY_FIRST_MS 2
+#define RETRY_MAX_MS   64
 
 static es_status attempt(es_store *st, es_decision *d, const es_decider *decider, void *state,
                          const es_decide_options *opts, es_append_result *result)
@@ -195,11 +196,13 @@ es_status es_decide(es_store *st, const es_filter *entity, const es_decider *dec
         return es_error(ES_ERR_NOMEM, "out of memory");
     d->entity = entity;
     es_status s = es_arena_create(DECISION_ARENA_LIMIT, &d->arena);
+    esi_backoff backoff;
+    esi_backoff_init(&backoff, RETRY_FIRST_MS, RETRY_MAX_MS);
     for (int i = 1; s == ES_OK && i <= opts->max_attempts; i++) {
         s = attempt(st, d, decider, state, opts, result);
         if (s != ES_ERR_CONFLICT || i == opts->max_attempts)
             break;
-        backoff(i);
+        esi_sleep_ms(esi_backoff_next(&backoff, (unsigned)i));
         s = ES_OK;
     }
     es_arena_destroy(d->arena);
