@@ -43,6 +43,9 @@ es_status es_filter_subject(const es_store *st, const es_filter *f, char *out, s
     if (st == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "es_filter_subject: store and out are required");
     es_status s = check_filter(st, f);
+    const char *tenant = NULL;
+    if (s == ES_OK)
+        s = esi_store_tenant_of(st, f->tenant, &tenant);
     char token[ES_ID_TOKEN_MAX] = "*";
     if (s == ES_OK && f->entity_id != NULL) {
         size_t len = f->entity_id_len ? f->entity_id_len : strlen(f->entity_id);
@@ -53,7 +56,7 @@ es_status es_filter_subject(const es_store *st, const es_filter *f, char *out, s
     /* Trailing wildcards collapse into '>' (every event subject has the same
      * number of tokens, so it matches the same events): JetStream serves a
      * consumer whose filter covers the whole stream much faster. */
-    const char *parts[4] = {f->tenant, f->entity_type, f->entity_id ? token : NULL, f->event_type};
+    const char *parts[4] = {tenant, f->entity_type, f->entity_id ? token : NULL, f->event_type};
     int first = st->config.tenancy ? 0 : 1, last = 3;
     while (last >= first && parts[last] == NULL)
         last--;
@@ -113,9 +116,7 @@ static es_status fill(const es_store *st, const es_filter *filters, size_t n, es
     for (size_t i = 0; i < n; i++) {
         es_status s = es_filter_subject(st, &filters[i], fs->text[i], ES_SUBJECT_MAX);
         if (s != ES_OK) {
-            char why[256]; /* es_error formats into the buffer es_last_error reads */
-            snprintf(why, sizeof why, "%s", es_last_error());
-            return es_error(s, "filter %zu: %s", i, why);
+            return es_error(s, "filter %zu: %s", i, es_last_error());
         }
     }
     return ES_OK;

@@ -27,6 +27,7 @@ struct esi_oc {
     esi_sub *sub;
     char inbox[64];
     char name[128];           /* the server's name for the consumer */
+    char config_name[32];     /* the name asked for ("es_<id>"), or "": the server's choice */
     uint64_t next_sseq;       /* where a reset restarts: last delivered + 1 */
     uint64_t last_cseq;       /* consumer sequence of the last delivery */
     int64_t last_activity_ms; /* refreshed lazily, see check_heartbeats */
@@ -66,6 +67,8 @@ static json_t *consumer_config(const esi_oc *oc)
         "idle_heartbeat", (json_int_t)hb_ns, "mem_storage", 1, "num_replicas", 1,
         "inactive_threshold", (json_int_t)inactive_ns);
     config = filters_json(oc, config);
+    if (config != NULL && oc->config_name[0] != '\0')
+        json_object_set_new(config, "name", json_string(oc->config_name));
     return config ? json_pack("{s:s, s:o}", "stream_name", oc->stream, "config", config) : NULL;
 }
 
@@ -86,6 +89,22 @@ static void drop_consumer(esi_oc *oc)
     oc->sub = NULL;
 }
 
+/* One filter goes in the API subject as well (<prefix>.CONSUMER.CREATE.
+ * <stream>.<name>.<filter>, where the server checks it against the
+ * config's): a user's permissions can then confine the consumers it
+ * creates to its subjects. Several need the plain form, which no
+ * permission can confine by filter. */
+static es_status create_subject(esi_oc *oc, const char *id, char *out, size_t size)
+{
+    if (oc->nfilters != 1) {
+        oc->config_name[0] = '\0';
+        return esi_js_api_subject(oc->js, out, size, "CONSUMER.CREATE.%s", oc->stream);
+    }
+    snprintf(oc->config_name, sizeof oc->config_name, "es_%s", id);
+    return esi_js_api_subject(oc->js, out, size, "CONSUMER.CREATE.%s.%s.%s", oc->stream,
+                              oc->config_name, oc->filters[0]);
+}
+
 /* (Re)creates the consumer from oc->next_sseq on a fresh inbox, so nothing
  * from an earlier incarnation can be mistaken for a delivery. */
 static es_status start(esi_oc *oc, uint64_t *pending)
@@ -99,8 +118,8 @@ static es_status start(esi_oc *oc, uint64_t *pending)
     es_status s = oc->conn->ops->subscribe_sync(oc->conn->ctx, oc->inbox, 1 << 20, 1 << 30, &oc->sub);
     if (s != ES_OK)
         return s;
-    char subject[256];
-    s = esi_js_api_subject(oc->js, subject, sizeof subject, "CONSUMER.CREATE.%s", oc->stream);
+    char subject[4096]; /* a filter may be a few KiB (an entity id escapes to 3 KiB) */
+    s = create_subject(oc, id, subject, sizeof subject);
     json_t *req = consumer_config(oc), *reply = NULL;
     if (s == ES_OK && req == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
