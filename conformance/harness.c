@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,8 @@ struct conf_server {
     char dir[256];
     char url[64];
     char domain[64]; /* JetStream domain, or "" */
+    bool configured; /* started with a config file (a domain, or the caller's) */
+    char ready_url[192]; /* what the readiness check connects to (with a user) */
 };
 
 static int free_port(void)
@@ -222,7 +225,11 @@ static void spawn(conf_server *s)
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
-        if (s->domain[0] != '\0') /* the domain is only in a config file */
+        /* The server logs to its file: it must not hold the suite's output
+         * open (a pipe reading the suite would wait for it). */
+        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
+            _exit(126);
+        if (s->configured) /* a domain, users: only in a config file */
             execl(conf_server_bin, conf_server_bin, "-c", conf, "-a", "127.0.0.1", "-p", port,
                   "-l", log, (char *)NULL);
         else
@@ -233,7 +240,7 @@ static void spawn(conf_server *s)
     /* Ready when a client gets JetStream answers. */
     for (int i = 0; i < 200; i++) {
         natsConnection *nc = NULL;
-        if (natsConnection_ConnectTo(&nc, s->url) == NATS_OK) {
+        if (natsConnection_ConnectTo(&nc, s->ready_url[0] ? s->ready_url : s->url) == NATS_OK) {
             natsMsg *m = NULL;
             natsStatus st = natsConnection_RequestString(&m, nc, "$JS.API.INFO", "", 500);
             natsMsg_Destroy(m);
@@ -265,10 +272,36 @@ conf_server *conf_server_start_in(const char *domain)
     snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
     snprintf(s->domain, sizeof s->domain, "%s", domain ? domain : "");
+    s->configured = domain != NULL;
     if (domain != NULL)
         write_domain_config(s);
     s->port = free_port();
     snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    spawn(s);
+    return s;
+}
+
+conf_server *conf_server_start_config(const char *config, const char *user,
+                                      const char *password)
+{
+    if (conf_server_bin == NULL)
+        return NULL;
+    conf_server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->configured = true;
+    char path[300];
+    snprintf(path, sizeof path, "%s/server.conf", s->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "jetstream { store_dir: \"%s\" }\n%s\n", s->dir, config);
+    assert_int_equal(fclose(f), 0);
+    s->port = free_port();
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    if (user != NULL)
+        snprintf(s->ready_url, sizeof s->ready_url, "nats://%s:%s@127.0.0.1:%d", user, password,
+                 s->port);
     spawn(s);
     return s;
 }

@@ -61,6 +61,11 @@ typedef struct conf_server conf_server;
 conf_server *conf_server_start(void);
 /* The same with a JetStream domain (NULL: none). */
 conf_server *conf_server_start_in(const char *domain);
+/* The same with `config` (nats-server's syntax, written to a file with a
+ * JetStream store dir added: accounts, users, permissions), ready when
+ * `user` (may be NULL) with `password` gets JetStream answers. */
+conf_server *conf_server_start_config(const char *config, const char *user,
+                                      const char *password);
 const char *conf_server_url(const conf_server *s);
 void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
 void conf_server_restart(conf_server *s); /* start again on the same port and store */
