@@ -45,6 +45,15 @@ static void assert_reads(es_store *st, const es_filter *f, const char *want)
     free(got);
 }
 
+/* Counts the subjects it is shown, failing on any not of tenant acme. */
+static es_status count_acme(const es_subject_count *sc, void *closure)
+{
+    if (sc->tenant == NULL || strcmp(sc->tenant, "acme") != 0)
+        return ES_ERR_INVALID;
+    (*(size_t *)closure)++;
+    return ES_OK;
+}
+
 static void a_tenant_handle_is_confined_to_its_tenant(void **state)
 {
     conf_ctx *c = *state;
@@ -70,6 +79,9 @@ static void a_tenant_handle_is_confined_to_its_tenant(void **state)
     assert_int_equal(es_load(acme, &entity, NULL, conf_collect, &seen, NULL), ES_OK);
     assert_int_equal(seen.count, 2);
     conf_seen_free(&seen);
+    size_t subjects = 0;
+    assert_int_equal(es_store_subject_counts(acme, NULL, count_acme, &subjects, NULL), ES_OK);
+    assert_int_equal(subjects, 1); /* account.a1.opened of acme; globex's is not shown */
 
     /* Another tenant is refused before anything is sent. */
     uint64_t msgs = conf_stream_msgs(c->nc, es_store_stream(c->st));
