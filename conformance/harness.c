@@ -80,6 +80,21 @@ int conf_teardown(void **state)
     return 0;
 }
 
+void conf_fill_grid(es_store *st)
+{
+    const char *types[] = {"account", "customer"}, *ids[] = {"x", "y.z", "w w"};
+    const char *events[] = {"opened", "changed"};
+    for (int round = 0; round < 2; round++)
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < 3; i++)
+                for (int e = 0; e < 2; e++) {
+                    char data[64];
+                    snprintf(data, sizeof data, "%s/%s/%s/%d", types[t], ids[i], events[e], round);
+                    es_event_spec s = conf_spec(types[t], ids[i], events[e], data);
+                    assert_int_equal(es_append(st, &s, NULL), ES_OK);
+                }
+}
+
 es_event_spec conf_spec(const char *type, const char *id, const char *event, const char *data)
 {
     es_event_spec e;
@@ -253,30 +268,40 @@ static void spawn(conf_server *s)
     fail_msg("the suite's own nats-server did not start (see %s)", log);
 }
 
-static void write_domain_config(const conf_server *s)
+/* A server not started yet: a store dir and a free port of its own. */
+static conf_server *server_new(void)
+{
+    conf_server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->port = free_port();
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    return s;
+}
+
+/* Its config file: JetStream in its dir (in its domain, if any), then `rest`. */
+static void write_config(conf_server *s, const char *rest)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/server.conf", s->dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "jetstream { domain: %s, store_dir: \"%s\" }\n", s->domain, s->dir);
+    bool domain = s->domain[0] != '\0';
+    fprintf(f, "jetstream { %s%s%sstore_dir: \"%s\" }\n%s\n", domain ? "domain: " : "",
+            s->domain, domain ? ", " : "", s->dir, rest ? rest : "");
     assert_int_equal(fclose(f), 0);
+    s->configured = true;
 }
 
 conf_server *conf_server_start_in(const char *domain)
 {
     if (conf_server_bin == NULL)
         return NULL;
-    conf_server *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
+    conf_server *s = server_new();
     snprintf(s->domain, sizeof s->domain, "%s", domain ? domain : "");
-    s->configured = domain != NULL;
     if (domain != NULL)
-        write_domain_config(s);
-    s->port = free_port();
-    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+        write_config(s, NULL);
     spawn(s);
     return s;
 }
@@ -286,19 +311,8 @@ conf_server *conf_server_start_config(const char *config, const char *user,
 {
     if (conf_server_bin == NULL)
         return NULL;
-    conf_server *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    s->configured = true;
-    char path[300];
-    snprintf(path, sizeof path, "%s/server.conf", s->dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "jetstream { store_dir: \"%s\" }\n%s\n", s->dir, config);
-    assert_int_equal(fclose(f), 0);
-    s->port = free_port();
-    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    conf_server *s = server_new();
+    write_config(s, config);
     if (user != NULL)
         snprintf(s->ready_url, sizeof s->ready_url, "nats://%s:%s@127.0.0.1:%d", user, password,
                  s->port);

@@ -38,6 +38,11 @@ es_event_spec conf_spec(const char *type, const char *id, const char *event, con
  * batches of up to 1000; asserts success. */
 void conf_append_many(es_store *st, const char *type, const char *id, const char *event, size_t n);
 
+/* 2 entity types (account, customer) x 3 ids (x, "y.z", "w w") x 2 event
+ * types (opened, changed), twice: 24 events, in that order, with payload
+ * "<type>/<id>/<event>/<round>". */
+void conf_fill_grid(es_store *st);
+
 /* Events collected by conf_collect (an es_event_cb). */
 typedef struct conf_seen {
     size_t count;

@@ -8,23 +8,6 @@
 
 #include "harness.h"
 
-/* 2 types x 3 ids x 2 event types, twice: 24 events, each payload
- * "<type>/<id>/<event>/<round>". */
-static void fill(es_store *st)
-{
-    const char *types[] = {"account", "customer"}, *ids[] = {"x", "y.z", "w w"};
-    const char *events[] = {"opened", "changed"};
-    for (int round = 0; round < 2; round++)
-        for (int t = 0; t < 2; t++)
-            for (int i = 0; i < 3; i++)
-                for (int e = 0; e < 2; e++) {
-                    char data[64];
-                    snprintf(data, sizeof data, "%s/%s/%s/%d", types[t], ids[i], events[e], round);
-                    es_event_spec s = conf_spec(types[t], ids[i], events[e], data);
-                    assert_int_equal(es_append(st, &s, NULL), ES_OK);
-                }
-}
-
 static es_filter filter(const char *type, const char *id, const char *event)
 {
     es_filter f;
@@ -113,7 +96,7 @@ static void check_reads(es_store *st, const es_filter *filters, size_t n, size_t
 static void two_disjoint_filters(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     es_filter two[] = {filter("account", "x", NULL), filter("customer", "y.z", NULL)};
     check_reads(c->st, two, 2, 8);
     es_filter kinds[] = {filter("account", NULL, "opened"), filter(NULL, "w w", "changed")};
@@ -131,7 +114,7 @@ static void two_disjoint_filters(void **state)
 static void overlapping_filters_read_each_event_once(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     /* One within another (and a duplicate): JetStream refuses such a list,
      * so the library drops what a wider filter covers. */
     es_filter nested[] = {filter("account", "x", NULL), filter("account", NULL, NULL),
@@ -151,7 +134,7 @@ static void overlapping_filters_read_each_event_once(void **state)
 static void an_invalid_filter_refuses_the_list(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     conf_seen got = {0};
     es_filter bad[] = {filter("account", "x", NULL), filter("a.b", NULL, NULL)};
     assert_int_equal(es_evolve_filters(c->st, bad, 2, NULL, conf_collect, &got, NULL),
@@ -208,7 +191,7 @@ static size_t seen_count(watched *w)
 static void watch_reads_several_filters(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     watched w = {.seen = {0}};
     pthread_mutex_init(&w.mu, NULL);
     es_filter crossed[] = {filter("account", NULL, "opened"), filter(NULL, "x", NULL)};

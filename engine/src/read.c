@@ -76,31 +76,6 @@ static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_rea
     return s;
 }
 
-es_status es_evolve_filters(es_store *st, const es_filter *filters, size_t n,
-                            const es_read_options *o, es_event_cb cb, void *closure,
-                            uint64_t *last_seq)
-{
-    o = or_none(o);
-    if (last_seq)
-        *last_seq = 0;
-    esi_filter_set *fs = NULL;
-    es_status s = check_call(st, o, cb);
-    if (s == ES_OK)
-        s = esi_filter_set_make(st, filters, n, &fs);
-    if (s == ES_OK)
-        s = evolve_set(st, fs, o, cb, closure, last_seq);
-    esi_filter_set_free(fs);
-    if (s == ES_OK)
-        es_error_clear();
-    return s;
-}
-
-es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
-                    void *closure, uint64_t *last_seq)
-{
-    return es_evolve_filters(st, f, f ? 1 : 0, o, cb, closure, last_seq);
-}
-
 /* ---- load -------------------------------------------------------------- */
 
 typedef struct load_call {
@@ -153,22 +128,24 @@ static es_status check_entities(const es_filter *filters, size_t n)
     return ES_OK;
 }
 
-es_status es_load_filters(es_store *st, const es_filter *filters, size_t n,
-                          const es_read_options *o, es_event_cb cb, void *closure,
-                          uint64_t *last_seq)
+/* Both reads over filters: one consumer over their set, or batched direct
+ * gets when a load comes down to one subject (a direct get follows one
+ * subject; several in stream order, each event once, is what a
+ * multi-filter consumer does). */
+static es_status read_filters(es_store *st, const es_filter *filters, size_t n,
+                              const es_read_options *o, es_event_cb cb, void *closure,
+                              uint64_t *last_seq, bool load)
 {
     o = or_none(o);
     if (last_seq)
         *last_seq = 0;
     esi_filter_set *fs = NULL;
-    es_status s = check_entities(filters, n);
+    es_status s = load ? check_entities(filters, n) : ES_OK;
     if (s == ES_OK)
         s = check_call(st, o, cb);
     if (s == ES_OK)
         s = esi_filter_set_make(st, filters, n, &fs);
-    /* A direct get follows one subject; several in stream order, each event
-     * once, is what a multi-filter consumer does. */
-    if (s == ES_OK && fs->n == 1)
+    if (s == ES_OK && load && fs->n == 1)
         s = load_subject(st, fs->subjects[0], o, cb, closure, last_seq);
     else if (s == ES_OK)
         s = evolve_set(st, fs, o, cb, closure, last_seq);
@@ -176,6 +153,26 @@ es_status es_load_filters(es_store *st, const es_filter *filters, size_t n,
     if (s == ES_OK)
         es_error_clear();
     return s;
+}
+
+es_status es_evolve_filters(es_store *st, const es_filter *filters, size_t n,
+                            const es_read_options *o, es_event_cb cb, void *closure,
+                            uint64_t *last_seq)
+{
+    return read_filters(st, filters, n, o, cb, closure, last_seq, false);
+}
+
+es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
+                    void *closure, uint64_t *last_seq)
+{
+    return es_evolve_filters(st, f, f ? 1 : 0, o, cb, closure, last_seq);
+}
+
+es_status es_load_filters(es_store *st, const es_filter *filters, size_t n,
+                          const es_read_options *o, es_event_cb cb, void *closure,
+                          uint64_t *last_seq)
+{
+    return read_filters(st, filters, n, o, cb, closure, last_seq, true);
 }
 
 es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
