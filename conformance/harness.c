@@ -168,6 +168,23 @@ es_status conf_collect(const es_event *ev, void *closure)
     return ES_OK;
 }
 
+es_status conf_collect_locked(const es_event *ev, void *closure)
+{
+    conf_locked_seen *ls = closure;
+    pthread_mutex_lock(&ls->mu);
+    es_status s = conf_collect(ev, &ls->seen);
+    pthread_mutex_unlock(&ls->mu);
+    return s;
+}
+
+size_t conf_locked_count(conf_locked_seen *ls)
+{
+    pthread_mutex_lock(&ls->mu);
+    size_t n = ls->seen.count;
+    pthread_mutex_unlock(&ls->mu);
+    return n;
+}
+
 void conf_seen_free(conf_seen *s)
 {
     for (size_t i = 0; i < s->count; i++) {

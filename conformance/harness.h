@@ -5,6 +5,7 @@
 #ifndef CONF_HARNESS_H
 #define CONF_HARNESS_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -55,6 +56,15 @@ typedef struct conf_seen {
 
 es_status conf_collect(const es_event *ev, void *closure);
 void conf_seen_free(conf_seen *s);
+
+/* conf_seen behind a mutex, for callbacks on another thread (watches):
+ * conf_collect_locked takes a conf_locked_seen as its closure. */
+typedef struct conf_locked_seen {
+    pthread_mutex_t mu; /* pthread_mutex_init it */
+    conf_seen seen;
+} conf_locked_seen;
+es_status conf_collect_locked(const es_event *ev, void *closure);
+size_t conf_locked_count(conf_locked_seen *ls);
 
 /* The stored message at `seq`, read with nats.c's own JetStream API. */
 natsMsg *conf_raw_get(natsConnection *nc, const char *stream, uint64_t seq);

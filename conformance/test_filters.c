@@ -166,45 +166,23 @@ static void an_invalid_filter_refuses_the_list(void **state)
 
 /* ---- watching -------------------------------------------------------------- */
 
-typedef struct watched {
-    pthread_mutex_t mu;
-    conf_seen seen;
-} watched;
-
-static es_status on_event(const es_event *ev, void *closure)
-{
-    watched *w = closure;
-    pthread_mutex_lock(&w->mu);
-    es_status s = conf_collect(ev, &w->seen);
-    pthread_mutex_unlock(&w->mu);
-    return s;
-}
-
-static size_t seen_count(watched *w)
-{
-    pthread_mutex_lock(&w->mu);
-    size_t n = w->seen.count;
-    pthread_mutex_unlock(&w->mu);
-    return n;
-}
-
 static void watch_reads_several_filters(void **state)
 {
     conf_ctx *c = *state;
     conf_fill_grid(c->st);
-    watched w = {.seen = {0}};
+    conf_locked_seen w = {.seen = {0}};
     pthread_mutex_init(&w.mu, NULL);
     es_filter crossed[] = {filter("account", NULL, "opened"), filter(NULL, "x", NULL)};
     es_watch_options o;
     es_watch_options_init(&o);
     o.filters = crossed;
     o.filter_count = 2;
-    o.on_event = on_event;
+    o.on_event = conf_collect_locked;
     o.closure = &w;
     o.heartbeat_ms = 500;
     es_watch *wt = NULL;
     assert_int_equal(es_watch_start(c->st, &o, &wt), ES_OK);
-    assert_int_equal(seen_count(&w), 12); /* history, each once */
+    assert_int_equal(conf_locked_count(&w), 12); /* history, each once */
     /* Live: one event for each filter, one for both, one for neither. */
     const char *live[][3] = {{"account", "y.z", "opened"},
                              {"customer", "x", "changed"},
@@ -216,7 +194,7 @@ static void watch_reads_several_filters(void **state)
         es_event_spec e = conf_spec(live[i][0], live[i][1], live[i][2], data);
         assert_int_equal(es_append(c->st, &e, NULL), ES_OK);
     }
-    for (int t = 0; t < 250 && seen_count(&w) < 15; t++)
+    for (int t = 0; t < 250 && conf_locked_count(&w) < 15; t++)
         conf_sleep_ms(20);
     conf_sleep_ms(300); /* room for a wrong fourth to arrive */
     es_watch_destroy(wt);
