@@ -213,6 +213,24 @@ static void watch_reads_several_filters(void **state)
     assert_int_equal(es_watch_start(c->st, &o, &wt), ES_ERR_INVALID);
 }
 
+/* A projection's filters come down to a set as a read's do: one within
+ * another, which the server refuses, is dropped. */
+static void projections_take_nested_filters(void **state)
+{
+    conf_ctx *c = *state;
+    es_filter nested[] = {filter("account", NULL, NULL), filter("account", "x", NULL)};
+    es_projection_config cfg;
+    es_projection_config_init(&cfg);
+    cfg.filters = nested;
+    cfg.filter_count = 2;
+    assert_int_equal(es_projection_create(c->st, "nested", &cfg), ES_OK);
+    assert_int_equal(es_projection_create(c->st, "nested", &cfg), ES_OK); /* the same again */
+    es_projection_info info;
+    assert_int_equal(es_projection_info_get(c->st, "nested", &info), ES_OK);
+    assert_int_equal(info.filter_count, 1);
+    assert_int_equal(es_projection_delete(c->st, "nested"), ES_OK);
+}
+
 int conf_run_filters(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +240,8 @@ int conf_run_filters(void)
         cmocka_unit_test_setup_teardown(an_invalid_filter_refuses_the_list, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(watch_reads_several_filters, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(projections_take_nested_filters, conf_setup,
+                                        conf_teardown),
     };
     return cmocka_run_group_tests_name("filters", tests, NULL, NULL);
 }

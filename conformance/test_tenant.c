@@ -163,6 +163,34 @@ static void write_user(char *out, size_t size, const char *store, const char *te
              tenant, tenant, store, tenant, store, store, store, tenant, store, store);
 }
 
+/* 20 MiB of events appended in atomic batches, then read back: more than a
+ * push consumer sends (16 MiB) before it asks for flow control. */
+#define BIG_ROUNDS 20
+
+static void big_read(es_store *t)
+{
+    static char data[1024];
+    memset(data, 'x', sizeof data);
+    es_event_spec *batch = calloc(1000, sizeof *batch);
+    for (int round = 0; round < BIG_ROUNDS; round++) {
+        for (int i = 0; i < 1000; i++) {
+            batch[i] = conf_spec("log", "l1", "line", NULL);
+            batch[i].data = data;
+            batch[i].data_len = sizeof data;
+        }
+        assert_int_equal(es_append_batch(t, batch, 1000, NULL), ES_OK);
+    }
+    free(batch);
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "log";
+    uint64_t last = 0;
+    conf_seen seen = {0};
+    assert_int_equal(es_evolve(t, &f, NULL, conf_collect, &seen, &last), ES_OK);
+    assert_int_equal(seen.count, BIG_ROUNDS * 1000);
+    conf_seen_free(&seen);
+}
+
 static natsConnection *connect_as(const conf_server *srv, const char *user)
 {
     char url[192];
@@ -170,20 +198,44 @@ static natsConnection *connect_as(const conf_server *srv, const char *user)
     return conf_connect(url);
 }
 
-static void a_tenant_user_is_refused_other_tenants(void **state)
+/* A server of the suite's own with an administrator and the users of
+ * tenants acme and globex of one store; torn down even when a test fails. */
+typedef struct users_server {
+    char store[ES_STORE_NAME_MAX + 1];
+    conf_server *srv; /* NULL without --nats-server */
+} users_server;
+
+static int users_setup(void **state)
 {
-    (void)state;
-    if (conf_server_bin == NULL)
-        skip(); /* needs a server of the suite's own (--nats-server) */
-    char store[ES_STORE_NAME_MAX + 1], acme[1024], globex[1024], config[3072];
-    conf_unique_name(store);
-    write_user(acme, sizeof acme, store, "acme");
-    write_user(globex, sizeof globex, store, "globex");
+    users_server *u = calloc(1, sizeof *u);
+    char acme[1024], globex[1024], config[3072];
+    conf_unique_name(u->store);
+    write_user(acme, sizeof acme, u->store, "acme");
+    write_user(globex, sizeof globex, u->store, "globex");
     snprintf(config, sizeof config,
              "accounts { APP { jetstream: enabled, users: [\n"
              "  {user: admin, password: admin}\n%s%s] } }\n",
              acme, globex);
-    conf_server *srv = conf_server_start_config(config, "admin", "admin");
+    u->srv = conf_server_start_config(config, "admin", "admin");
+    *state = u;
+    return 0;
+}
+
+static int users_teardown(void **state)
+{
+    users_server *u = *state;
+    conf_server_destroy(u->srv);
+    free(u);
+    return 0;
+}
+
+static void a_tenant_user_is_refused_other_tenants(void **state)
+{
+    users_server *u = *state;
+    if (u->srv == NULL)
+        skip(); /* needs a server of the suite's own (--nats-server) */
+    const char *store = u->store;
+    conf_server *srv = u->srv;
     natsConnection *admin_nc = connect_as(srv, "admin");
     es_store_config cfg;
     es_store_config_init(&cfg);
@@ -209,6 +261,18 @@ static void a_tenant_user_is_refused_other_tenants(void **state)
     append_to(st, "acme", "a2", "acme-2");
     es_filter own = accounts("acme");
     assert_reads(st, &own, "acme-1,acme-2");
+    /* A watch, and a read long enough for flow control ($JS.FC). */
+    conf_seen watched = {0};
+    es_watch_options wo;
+    es_watch_options_init(&wo);
+    wo.on_event = conf_collect;
+    wo.closure = &watched;
+    es_watch *w = NULL;
+    assert_int_equal(es_watch_start(t, &wo, &w), ES_OK);
+    es_watch_destroy(w);
+    assert_int_equal(watched.count, 2);
+    conf_seen_free(&watched);
+    big_read(t);
 
     /* Another tenant: the server refuses the publish, the consumer, and a
      * consumer over every tenant. */
@@ -226,6 +290,14 @@ static void a_tenant_user_is_refused_other_tenants(void **state)
      * permission: a tenant's user is not given them (docs/api.md). */
     theirs.entity_id = "g1";
     assert_int_equal(es_load(st, &theirs, NULL, conf_collect, &seen, NULL), ES_ERR_PERMISSION);
+    es_watch_options wo2;
+    es_watch_options_init(&wo2);
+    wo2.filter = accounts("globex");
+    wo2.on_event = conf_collect;
+    wo2.closure = &seen;
+    es_watch *w2 = NULL;
+    assert_int_equal(es_watch_start(st, &wo2, &w2), ES_ERR_PERMISSION);
+    assert_null(w2);
     assert_int_equal(seen.count, 0);
     /* Through the tenant handle, the other tenant never reaches the server. */
     assert_int_equal(es_append(t, &e, NULL), ES_ERR_INVALID);
@@ -242,7 +314,6 @@ static void a_tenant_user_is_refused_other_tenants(void **state)
     es_store_destroy(admin);
     es_store_delete(admin_nc, store, NULL);
     natsConnection_Destroy(admin_nc);
-    conf_server_destroy(srv);
 }
 
 int conf_run_tenant(void)
@@ -254,7 +325,8 @@ int conf_run_tenant(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(tenant_names_are_names, conf_setup_tenancy,
                                         conf_teardown),
-        cmocka_unit_test(a_tenant_user_is_refused_other_tenants),
+        cmocka_unit_test_setup_teardown(a_tenant_user_is_refused_other_tenants, users_setup,
+                                        users_teardown),
     };
     return cmocka_run_group_tests_name("tenant", tests, NULL, NULL);
 }
