@@ -74,7 +74,16 @@ es_status esi_keyring_open_kv(const esi_kv_place *at, const es_keyring_options *
                             .create = keys_create,
                             .replace = keys_replace,
                             .destroy = keys_destroy};
-    return es_keyring_create(&b, opt, out); /* owns kv from here, even on failure */
+    s = es_keyring_create(&b, opt, out); /* owns kv from here, even on failure */
+    /* Before anything is wrapped with it: a wrong master key is refused
+     * here, not discovered by the readers of what it wrote. */
+    if (s == ES_OK)
+        s = es_keyring_check_master(*out);
+    if (s != ES_OK) {
+        es_keyring_destroy(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 /* ---- dictionaries -------------------------------------------------------- */

@@ -80,6 +80,21 @@ ES_API void es_keyring_destroy(es_keyring *kr);
  * without its last token, e.g. "$ES.bank.account.42". */
 ES_API es_status es_keyring_shred(es_keyring *kr, const char *entity);
 
+/* Checks the master key against the backend's key check record (see
+ * docs/envelope.md, "Key check"), so that a wrong key is refused before it
+ * wraps anything: a key that differs from the one the records were written
+ * with is ES_ERR_CRYPTO ("the master key does not match the one this store
+ * was written with"), and nothing is written. When there is no check record
+ * yet (a new backend, or one from before the check existed) it writes one
+ * made with this key, by `create`: of two keyrings doing so at once with
+ * different keys, exactly one succeeds, the other is refused. The record is
+ * an AEAD seal of a constant under the master key, with a random nonce: it
+ * reveals nothing of the key (not even whether two stores share one). A
+ * store's handle calls this when it opens; a program with a backend of its
+ * own calls it after es_keyring_create. Thread-safe. */
+#define ES_KEYRING_CHECK_NAME "master-key-check"
+ES_API es_status es_keyring_check_master(es_keyring *kr);
+
 /* The record name under which `entity`'s data key lives (for tools and tests):
  * "e." + 64 lower-case hex digits, NUL-terminated, into `out`. */
 #define ES_KEYRING_KV_KEY_MAX 67
