@@ -287,7 +287,8 @@ static int check_record(conf_ctx *c, const char *name, bool purge)
 }
 
 /* A store written before the check existed has none: the first open with a
- * key writes it, and from then on the check holds. */
+ * key proves it against a data key already there, then writes the check,
+ * and from then on the check holds. */
 static void a_store_from_before_the_check_gets_one(void **state)
 {
     conf_ctx *c = *state;
@@ -299,12 +300,17 @@ static void a_store_from_before_the_check_gets_one(void **state)
     assert_int_equal(check_record(c, name, true), 0x03); /* made "old": check purged */
     assert_int_equal(check_record(c, name, false), 0);
 
+    es_store *wrong = NULL; /* refused by p1's data key: it claims nothing */
+    assert_int_equal(open_with_key(c, name, wrong_key_file, &wrong), ES_ERR_CRYPTO);
+    assert_string_equal(es_last_error(), KEY_MISMATCH);
+    assert_null(wrong);
+    assert_int_equal(check_record(c, name, false), 0);
+
     assert_int_equal(open_with_key(c, name, key_file, &st), ES_OK);
     assert_int_equal(check_record(c, name, false), 0x03);
     outcome o = read_entity(st, "p1");
     assert_int_equal(o.status, ES_OK);
     es_store_destroy(st);
-    es_store *wrong = NULL;
     assert_int_equal(open_with_key(c, name, wrong_key_file, &wrong), ES_ERR_CRYPTO);
     assert_null(wrong);
     assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);

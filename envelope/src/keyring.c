@@ -383,6 +383,41 @@ static es_status read_check(es_keyring *kr, uint8_t rec[ES_KEYRING_RECORD_MAX], 
     return s;
 }
 
+/* Proving a key against the data keys of a backend from before the check:
+ * the first data key record found decides. */
+#define PROOF_SCAN_MAX 256
+
+typedef struct proof {
+    const es_keyring *kr;
+    bool decided, matches;
+} proof;
+
+static es_status prove_with(const char *name, const uint8_t *rec, size_t len, void *closure)
+{
+    proof *p = closure;
+    if (len < 1 || rec[0] != REC_KEY || strncmp(name, "e.", 2) != 0 ||
+        strlen(name) != ES_KEYRING_KV_KEY_MAX - 1)
+        return ES_OK; /* a shred mark, or no record of ours: look further */
+    uint8_t key[ES_KEY_BYTES], kid[ES_KID_BYTES];
+    p->matches = unwrap_key(p->kr, name, rec, len, key, kid) == ES_OK;
+    sodium_memzero(key, sizeof key);
+    p->decided = true;
+    return ES_ERR_STOPPED;
+}
+
+/* ES_OK when the key unwraps the first data key found, or there is none to
+ * try (a new backend, or one that cannot scan). */
+static es_status prove_against_data_keys(es_keyring *kr)
+{
+    if (kr->backend.scan == NULL)
+        return ES_OK;
+    proof p = {kr, false, false};
+    es_status s = kr->backend.scan(kr->backend.ctx, PROOF_SCAN_MAX, prove_with, &p);
+    if (p.decided)
+        return p.matches ? ES_OK : mismatch();
+    return s;
+}
+
 es_status es_keyring_check_master(es_keyring *kr)
 {
     if (kr == NULL)
@@ -393,6 +428,9 @@ es_status es_keyring_check_master(es_keyring *kr)
     if (s == ES_OK)
         return verify_check(kr, rec, len);
     if (s != ES_ERR_NOT_FOUND)
+        return s;
+    s = prove_against_data_keys(kr);
+    if (s != ES_OK)
         return s;
     uint8_t mine[REC_CHECK_LEN];
     mine[0] = REC_CHECK;
