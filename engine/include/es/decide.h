@@ -51,7 +51,7 @@ typedef struct es_decide_options {
     /* At least one bound must be set. The time budget is the default
      * because contention is a matter of time, not of attempts: with it, 4
      * threads x 25 commands on one entity all go through (a count of 5
-     * lost 7-12 of them; conformance, concurrency group). */
+     * lost 8-12 of them; conformance, concurrency group). */
     /* Snapshot policy: load from the entity's latest snapshot, and save a
      * new one whenever a load replayed at least snapshot_every events past
      * it. The snapshot is taken of the loaded state, before decide runs. A
