@@ -161,9 +161,11 @@ static es_status dict_get(void *ctx, uint32_t id, es_buf *out)
 
 es_status esi_dict_source_kv_create(const esi_kv_place *at, es_dict_source *out)
 {
-    if (out == NULL || at == NULL || at->js == NULL)
+    if (out == NULL)
         return es_error(ES_ERR_INVALID, "esi_dict_source_kv_create: NULL argument");
-    memset(out, 0, sizeof *out);
+    memset(out, 0, sizeof *out); /* destroyable whatever happens next */
+    if (at == NULL || at->js == NULL)
+        return es_error(ES_ERR_INVALID, "esi_dict_source_kv_create: NULL argument");
     if (!es_valid_store_name(at->store))
         return es_error(ES_ERR_INVALID, "invalid store name");
     dict_kv *d = esi_calloc(1, sizeof *d);
