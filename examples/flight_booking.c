@@ -13,13 +13,14 @@
  * flight is full. Then it reads the flight back and checks that it holds
  * exactly the accepted bookings, seats 1 to 100 once each. Exits 1 when a
  * check fails. */
-#include <es/connect.h>
 #include <es/es.h>
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "demo.h"
 
 #define SEATS             100
 #define AGENTS            4
@@ -37,24 +38,12 @@ typedef struct booking {
     const char *passenger;
 } booking;
 
-static unsigned seat_of(const es_event *ev)
-{
-    const void *data;
-    size_t len;
-    char text[16];
-    if (es_event_data(ev, &data, &len) != ES_OK || len >= sizeof text)
-        return 0;
-    memcpy(text, data, len);
-    text[len] = '\0';
-    return (unsigned)strtoul(text, NULL, 10);
-}
-
 /* The flight's history folded into its state: called once per stored event. */
 static void apply(flight *f, const es_event *ev)
 {
     if (strcmp(es_event_type(ev), "seat_booked") != 0)
         return;
-    unsigned seat = seat_of(ev);
+    long seat = demo_number(ev);
     if (seat >= 1 && seat <= SEATS)
         f->times_sold[seat]++;
     f->booked++;
@@ -179,29 +168,10 @@ static int check_flight(es_store *st, int accepted)
 
 int main(int argc, char **argv)
 {
-    const char *name = "flights";
-    es_connect_options co;
-    es_connect_options_init(&co);
-    co.servers = getenv("NATS_URL"); /* NULL: nats://127.0.0.1:4222 */
-    co.name = "flight-booking";
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--server") == 0)
-            co.servers = argv[i + 1];
-        else if (strcmp(argv[i], "--store") == 0)
-            name = argv[i + 1];
-    }
-    natsConnection *nc = NULL;
-    es_store *st = NULL;
-    if (es_connect(&co, &nc) != ES_OK) {
-        fprintf(stderr, "flight-booking: %s\n", es_last_error());
+    demo d;
+    if (!demo_open(argc, argv, "flight-booking", "flights", &d))
         return 1;
-    }
-    es_store_delete(nc, name, NULL); /* demo data: start afresh */
-    if (es_store_create(nc, name, NULL, NULL, &st) != ES_OK) {
-        fprintf(stderr, "flight-booking: %s\n", es_last_error());
-        es_connection_close(nc);
-        return 1;
-    }
+    es_store *st = d.st;
 
     /* One es_store handle serves every thread. */
     pthread_t threads[AGENTS];
@@ -232,9 +202,7 @@ int main(int argc, char **argv)
     if (check_flight(st, accepted) != 0)
         code = 1;
 
-    es_store_destroy(st);
-    es_connection_close(nc);
-    es_shutdown(2000);
+    demo_close(&d);
     printf("%s\n", code == 0 ? "flight-booking: every check passed" : "flight-booking: FAILED");
     return code;
 }

@@ -10,7 +10,6 @@
  * events (default 10: 3 from history, 7 live). Then it checks that the N
  * events came in store order, each once, history before live. Exits 1 when a
  * check fails. */
-#include <es/connect.h>
 #include <es/es.h>
 
 #include <errno.h>
@@ -19,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "demo.h"
 
 #define HISTORY       3
 #define COUNT_MAX     1000
@@ -154,38 +155,24 @@ static int check(const watcher *w, uint64_t last_seq)
 
 int main(int argc, char **argv)
 {
-    const char *name = "sensors";
     int count = 10;
-    es_connect_options co;
-    es_connect_options_init(&co);
-    co.servers = getenv("NATS_URL"); /* NULL: nats://127.0.0.1:4222 */
-    co.name = "live-watch";
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--server") == 0)
-            co.servers = argv[i + 1];
-        else if (strcmp(argv[i], "--store") == 0)
-            name = argv[i + 1];
-        else if (strcmp(argv[i], "--count") == 0)
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--count") == 0)
             count = atoi(argv[i + 1]);
-    }
     if (count <= HISTORY || count > COUNT_MAX) {
         fprintf(stderr, "live-watch: --count is between %d and %d\n", HISTORY + 1, COUNT_MAX);
         return 1;
     }
-    natsConnection *nc = NULL;
-    es_store *st = NULL;
-    if (es_connect(&co, &nc) != ES_OK) {
-        fprintf(stderr, "live-watch: %s\n", es_last_error());
+    demo d;
+    if (!demo_open(argc, argv, "live-watch", "sensors", &d))
         return 1;
-    }
-    es_store_delete(nc, name, NULL); /* demo data: start afresh */
-    es_status s = es_store_create(nc, name, NULL, NULL, &st);
+    es_store *st = d.st;
+    es_status s = ES_OK;
     for (int i = 0; i < HISTORY && s == ES_OK; i++) /* the history */
         s = append_reading(st, "kitchen", 20 + i);
     if (s != ES_OK) {
         fprintf(stderr, "live-watch: %s\n", es_last_error());
-        es_store_destroy(st);
-        es_connection_close(nc);
+        demo_close(&d);
         return 1;
     }
 
@@ -200,13 +187,12 @@ int main(int argc, char **argv)
     wo.on_error = on_error;
     wo.closure = &w;
     es_watch *watch = NULL;
-    printf("watching sensor events of store %s:\n", name);
+    printf("watching sensor events of store %s:\n", d.store);
     /* Returns once the history is delivered; live events follow on the
      * watch's thread. */
     if (es_watch_start(st, &wo, &watch) != ES_OK) {
         fprintf(stderr, "live-watch: %s\n", es_last_error());
-        es_store_destroy(st);
-        es_connection_close(nc);
+        demo_close(&d);
         return 1;
     }
 
@@ -235,9 +221,7 @@ int main(int argc, char **argv)
            (unsigned long long)last_seq);
     pthread_cond_destroy(&w.done);
     pthread_mutex_destroy(&w.lock);
-    es_store_destroy(st);
-    es_connection_close(nc);
-    es_shutdown(2000);
+    demo_close(&d);
     printf("%s\n", code == 0 ? "live-watch: every check passed" : "live-watch: FAILED");
     return code;
 }

@@ -15,12 +15,13 @@
  * fresh stock it is refused by the rule (oversold). A third order takes 3
  * apples. Then every entity is read back and checked. Exits 1 when a check
  * fails. */
-#include <es/connect.h>
 #include <es/es.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "demo.h"
 
 #define LINES_MAX 8
 
@@ -37,26 +38,14 @@ typedef struct stock_item {
     uint64_t seq;
 } stock_item;
 
-static long quantity_of(const es_event *ev)
-{
-    const void *data;
-    size_t len;
-    char text[32];
-    if (es_event_data(ev, &data, &len) != ES_OK || len >= sizeof text)
-        return 0;
-    memcpy(text, data, len);
-    text[len] = '\0';
-    return strtol(text, NULL, 10);
-}
-
 static es_status fold_stock(const es_event *ev, void *closure)
 {
     stock_item *item = closure;
     const char *type = es_event_type(ev);
     if (strcmp(type, "restocked") == 0)
-        item->available += quantity_of(ev);
+        item->available += demo_number(ev);
     else if (strcmp(type, "reserved") == 0)
-        item->available -= quantity_of(ev);
+        item->available -= demo_number(ev);
     return ES_OK;
 }
 
@@ -233,33 +222,11 @@ static int run(es_store *st)
 
 int main(int argc, char **argv)
 {
-    const char *name = "shop";
-    es_connect_options co;
-    es_connect_options_init(&co);
-    co.servers = getenv("NATS_URL"); /* NULL: nats://127.0.0.1:4222 */
-    co.name = "order-inventory";
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--server") == 0)
-            co.servers = argv[i + 1];
-        else if (strcmp(argv[i], "--store") == 0)
-            name = argv[i + 1];
-    }
-    natsConnection *nc = NULL;
-    es_store *st = NULL;
-    if (es_connect(&co, &nc) != ES_OK) {
-        fprintf(stderr, "order-inventory: %s\n", es_last_error());
+    demo d;
+    if (!demo_open(argc, argv, "order-inventory", "shop", &d))
         return 1;
-    }
-    es_store_delete(nc, name, NULL); /* demo data: start afresh */
-    if (es_store_create(nc, name, NULL, NULL, &st) != ES_OK) {
-        fprintf(stderr, "order-inventory: %s\n", es_last_error());
-        es_connection_close(nc);
-        return 1;
-    }
-    int failures = run(st);
-    es_store_destroy(st);
-    es_connection_close(nc);
-    es_shutdown(2000);
+    int failures = run(d.st);
+    demo_close(&d);
     printf("%s\n", failures == 0 ? "order-inventory: every check passed" : "order-inventory: FAILED");
     return failures == 0 ? 0 : 1;
 }

@@ -766,6 +766,21 @@ static void server_start(own_server *s)
     natsConnection_Destroy(connect_to(s->url)); /* up */
 }
 
+/* The test's own server, not started yet: a free port and a store directory
+ * named after `what`. Skips the test when ES_NATS_SERVER is not set. */
+static void own_server_prepare(own_server *s, const char *what)
+{
+    *s = (own_server){.bin = getenv("ES_NATS_SERVER")};
+    if (s->bin == NULL || *s->bin == '\0') {
+        printf("SKIP: ES_NATS_SERVER is not set (tools/test sets it)\n");
+        skip();
+    }
+    s->port = free_port();
+    snprintf(s->dir, sizeof s->dir, "%s/js-%s", tmp, what);
+    snprintf(s->log, sizeof s->log, "%s/nats-server-%s.log", tmp, what);
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+}
+
 static void restart_server(void *ctx, pid_t *ingester, const char *log)
 {
     (void)ingester;
@@ -781,15 +796,8 @@ static void restart_server(void *ctx, pid_t *ingester, const char *log)
 static void server_restarts_mid_stream(void **state)
 {
     (void)state;
-    own_server s = {.bin = getenv("ES_NATS_SERVER")};
-    if (s.bin == NULL || *s.bin == '\0') {
-        printf("SKIP: ES_NATS_SERVER is not set (tools/test sets it)\n");
-        skip();
-    }
-    s.port = free_port();
-    snprintf(s.dir, sizeof s.dir, "%s/js", tmp);
-    snprintf(s.log, sizeof s.log, "%s/nats-server.log", tmp);
-    snprintf(s.url, sizeof s.url, "nats://127.0.0.1:%d", s.port);
+    own_server s;
+    own_server_prepare(&s, "outage");
     server_start(&s);
     relay_run("outage", "8000", "23", s.url, (const char *[]){"--rate", "2500", NULL}, 2000,
               restart_server, &s);
@@ -817,15 +825,8 @@ static bool log_contains(const char *log, const char *text)
 static void nats_down_at_start_then_up(void **state)
 {
     (void)state;
-    own_server s = {.bin = getenv("ES_NATS_SERVER")};
-    if (s.bin == NULL || *s.bin == '\0') {
-        printf("SKIP: ES_NATS_SERVER is not set (tools/test sets it)\n");
-        skip();
-    }
-    s.port = free_port();
-    snprintf(s.dir, sizeof s.dir, "%s/js-late", tmp);
-    snprintf(s.log, sizeof s.log, "%s/nats-server-late.log", tmp);
-    snprintf(s.url, sizeof s.url, "nats://127.0.0.1:%d", s.port);
+    own_server s;
+    own_server_prepare(&s, "late");
     char capture[300], log[300], name[64];
     snprintf(capture, sizeof capture, "%s/late.bin.zst", tmp);
     snprintf(log, sizeof log, "%s/late.log", tmp);
