@@ -22,8 +22,8 @@
 
 #include "demo.h"
 
-#define SEATS             100
-#define AGENTS            4
+#define SEATS              100
+#define AGENTS             4
 #define BOOKINGS_PER_AGENT 25
 
 /* The flight as its events tell it. */

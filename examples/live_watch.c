@@ -21,10 +21,10 @@
 
 #include "demo.h"
 
-#define HISTORY       3
-#define COUNT_MAX     1000
-#define WAIT_SECONDS  30
-#define APPEND_PAUSE  (50 * 1000 * 1000) /* ns between live appends */
+#define HISTORY      3
+#define COUNT_MAX    1000
+#define WAIT_SECONDS 30
+#define APPEND_PAUSE (50 * 1000 * 1000) /* ns between live appends */
 
 /* What the watch's thread and the main thread share: the watch callbacks run
  * on the watch's own thread, so it is guarded by a mutex. */
@@ -217,8 +217,7 @@ int main(int argc, char **argv)
     if (check(&w, last_seq) != 0)
         code = 1;
     printf("stopped after %d events (%d from history, %d live), last #%llu\n", w.seen,
-           w.seen_before_caught_up, w.seen - w.seen_before_caught_up,
-           (unsigned long long)last_seq);
+           w.seen_before_caught_up, w.seen - w.seen_before_caught_up, (unsigned long long)last_seq);
     pthread_cond_destroy(&w.done);
     pthread_mutex_destroy(&w.lock);
     demo_close(&d);

@@ -84,8 +84,8 @@ static es_event_spec event(const char *type, const char *id, const char *event_t
  * ES_ERR_ABORTED: the rule refused it (not enough stock), nothing sent.
  * ES_ERR_CONFLICT: the store refused it (the order exists, or a stock item
  * changed since it was read), nothing stored. */
-static es_status place_order(es_store *st, const char *order_id, const order_line *lines,
-                             size_t n, const stock_item *seen)
+static es_status place_order(es_store *st, const char *order_id, const order_line *lines, size_t n,
+                             const stock_item *seen)
 {
     if (n == 0 || n >= LINES_MAX)
         return ES_ERR_INVALID;
@@ -107,8 +107,8 @@ static es_status place_order(es_store *st, const char *order_id, const order_lin
     es_append_result r;
     es_status s = es_append_batch(st, batch, n + 1, &r);
     if (s == ES_OK)
-        printf("order %s stored: events #%llu..#%llu\n", order_id,
-               (unsigned long long)r.first_seq, (unsigned long long)r.last_seq);
+        printf("order %s stored: events #%llu..#%llu\n", order_id, (unsigned long long)r.first_seq,
+               (unsigned long long)r.last_seq);
     return s;
 }
 
@@ -160,8 +160,8 @@ static int run(es_store *st)
     int failures = 0;
     es_event_spec restock[] = {event("stock", "apple", "restocked", "5"),
                                event("stock", "pear", "restocked", "2")};
-    failures += expect_status("restock 5 apples and 2 pears",
-                              es_append_batch(st, restock, 2, NULL), ES_OK);
+    failures +=
+        expect_status("restock 5 apples and 2 pears", es_append_batch(st, restock, 2, NULL), ES_OK);
 
     /* Two clerks read the stock at the same moment... */
     const order_line basket[] = {{"pear", 2}, {"apple", 1}};
@@ -196,8 +196,8 @@ static int run(es_store *st)
     stock_item seen[1];
     if (read_lines(st, apples, 1, seen) != ES_OK)
         return failures + 1;
-    failures += expect_status("order-3 (3 apples)", place_order(st, "order-3", apples, 1, seen),
-                              ES_OK);
+    failures +=
+        expect_status("order-3 (3 apples)", place_order(st, "order-3", apples, 1, seen), ES_OK);
     /* The same order id placed again (for the one apple left): the order
      * entity is not new any more, and the apple stays in stock. */
     const order_line one_apple[] = {{"apple", 1}};
@@ -227,6 +227,7 @@ int main(int argc, char **argv)
         return 1;
     int failures = run(d.st);
     demo_close(&d);
-    printf("%s\n", failures == 0 ? "order-inventory: every check passed" : "order-inventory: FAILED");
+    printf("%s\n",
+           failures == 0 ? "order-inventory: every check passed" : "order-inventory: FAILED");
     return failures == 0 ? 0 : 1;
 }

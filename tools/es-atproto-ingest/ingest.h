@@ -37,7 +37,7 @@ typedef struct ingest_config {
     int64_t cursor_interval_ms;
     int64_t drain_timeout_ms;
     int64_t reconnect_min_ms, reconnect_max_ms; /* the backoff of the relay and of NATS */
-    int64_t nats_wait_ms; /* --nats-wait: how long start-up retries NATS (0: one attempt) */
+    int64_t nats_wait_ms;        /* --nats-wait: how long start-up retries NATS (0: one attempt) */
     int64_t duplicate_window_ns; /* for a store this creates */
     /* the sink's bounds (docs/atproto.md, "Backpressure and memory") */
     size_t max_frames;   /* --max-frames: frames held until settled (default 4096) */

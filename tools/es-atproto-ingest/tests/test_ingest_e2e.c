@@ -832,10 +832,21 @@ static void nats_down_at_start_then_up(void **state)
     snprintf(log, sizeof log, "%s/late.log", tmp);
     store_name(name, sizeof name, "late");
     generate(capture, "500", "31", "7");
-    char *argv[] = {(char *)ingest_bin, "--server", s.url, "--store", name, "--from-file", capture,
-                    "--exit-at-end", "--nats-wait", "60s", "--reconnect-max", "500ms", NULL};
+    char *argv[] = {(char *)ingest_bin,
+                    "--server",
+                    s.url,
+                    "--store",
+                    name,
+                    "--from-file",
+                    capture,
+                    "--exit-at-end",
+                    "--nats-wait",
+                    "60s",
+                    "--reconnect-max",
+                    "500ms",
+                    NULL};
     pid_t ing = spawn(argv, log, NULL);
-    sleep_ms(2000); /* a few attempts fail meanwhile */
+    sleep_ms(2000);                                   /* a few attempts fail meanwhile */
     assert_int_equal(waitpid(ing, NULL, WNOHANG), 0); /* still waiting */
     server_start(&s);
     int code = wait_exit(ing, 60);
@@ -878,8 +889,8 @@ static void junk_capture_creates_no_store(void **state)
         assert_int_equal(fwrite(contents[i].bytes, 1, contents[i].len, f), contents[i].len);
         fclose(f);
         store_name(name, sizeof name, i == 0 ? "junk0" : "junk1");
-        char *argv[] = {(char *)ingest_bin, "--server", (char *)url, "--store", name,
-                        "--from-file", junk, "--exit-at-end", NULL};
+        char *argv[] = {(char *)ingest_bin, "--server", (char *)url,     "--store", name,
+                        "--from-file",      junk,       "--exit-at-end", NULL};
         int code = wait_exit(spawn(argv, log, NULL), 30);
         if (code != 1)
             show_log(log);
