@@ -212,8 +212,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "FAILED: the writer: %s\n", es_status_text(wr.status));
         code = 1;
     }
-    if (!all)
+    if (!all) {
         fprintf(stderr, "FAILED: not every event arrived within %d s\n", WAIT_SECONDS);
+        code = 1;
+    }
     if (check(&w, last_seq) != 0)
         code = 1;
     printf("stopped after %d events (%d from history, %d live), last #%llu\n", w.seen,
