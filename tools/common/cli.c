@@ -9,6 +9,7 @@
 #include <string.h>
 
 static char prog_name[64] = "es";
+static es_cli_error_writer error_writer;
 
 void es_cli_set_prog(const char *prog)
 {
@@ -41,6 +42,11 @@ int es_cli_exit_code(es_status s)
     }
 }
 
+void es_cli_set_error_writer(es_cli_error_writer writer)
+{
+    error_writer = writer;
+}
+
 void es_cli_error(const char *fmt, ...)
 {
     char text[1024];
@@ -52,7 +58,10 @@ void es_cli_error(const char *fmt, ...)
     for (char *c = text; *c; c++)
         if (*c == '\n' || *c == '\r')
             *c = ' ';
-    fprintf(stderr, "%s: %s\n", prog_name, text);
+    if (error_writer != NULL)
+        error_writer(text);
+    else
+        fprintf(stderr, "%s: %s\n", prog_name, text);
 }
 
 int es_cli_fail(es_status s, const char *what)
