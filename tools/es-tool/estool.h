@@ -22,7 +22,7 @@ typedef struct tool_command {
 
 extern const tool_command tool_cmd_replay, tool_cmd_info, tool_cmd_entities, tool_cmd_append,
     tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import,
-    tool_cmd_shred, tool_cmd_bench;
+    tool_cmd_shred, tool_cmd_bench, tool_cmd_edit;
 
 /* Option ids shared by several commands (commands number their own from 100). */
 enum {

@@ -252,8 +252,8 @@ static void test_help_and_version(void **state)
     assert_ok(&r);
     assert_non_null(strstr(r.out, "es-tool "));
     run_free(&r);
-    const char *commands[] = {"replay", "info",   "entities", "append", "stores",
-                              "create", "delete", "export",   "import", "shred"};
+    const char *commands[] = {"replay", "info",   "entities", "append", "stores", "create",
+                              "delete", "export", "import",   "shred",  "edit"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         RUN(&r, (char *)commands[i], "--help");
         assert_ok(&r);
@@ -1075,6 +1075,89 @@ static void test_exit_codes_and_wording(void **state)
     delete_store(name);
 }
 
+static void test_edit(void **state)
+{
+    (void)state;
+    char name[40];
+    create_store(name, NULL);
+    run_result r;
+    RUN(&r, "edit", name, "--max-age", "30d", "--max-bytes", "1G");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "max age            unlimited \u2192 30d"));
+    assert_non_null(strstr(r.out, "max bytes          unlimited \u2192 1.0 GiB"));
+    assert_null(strstr(r.out, "duplicate window"));
+    run_free(&r);
+    /* a max age below the duplicate window takes it down too; --json */
+    RUN(&r, "edit", name, "--max-age", "1m", "--compress-threshold", "1K", "--json");
+    assert_ok(&r);
+    json_error_t e;
+    json_t *j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    json_t *before = json_object_get(j, "before"), *after = json_object_get(j, "after");
+    assert_int_equal(jint(before, "max_age_ns"), 30LL * 86400 * 1000000000LL);
+    assert_int_equal(jint(after, "max_age_ns"), 60LL * 1000000000LL);
+    assert_int_equal(jint(after, "duplicate_window_ns"), 60LL * 1000000000LL);
+    assert_int_equal(jint(after, "compress_threshold"), 1024);
+    assert_int_equal(jint(after, "max_bytes"), 1LL << 30);
+    assert_int_equal(json_array_size(json_object_get(j, "changed")), 3);
+    json_decref(j);
+    run_free(&r);
+    RUN(&r, "info", name, "--json"); /* the server has it */
+    j = json_loads(r.out, 0, &e);
+    assert_int_equal(jint(json_object_get(j, "config"), "max_age_ns"), 60LL * 1000000000LL);
+    json_decref(j);
+    run_free(&r);
+    /* what cannot change is refused before anything is sent */
+    const char *fixed[] = {"--tenancy", "--memory", "--encrypt"};
+    for (size_t i = 0; i < 3; i++) {
+        RUN(&r, "edit", name, (char *)fixed[i]);
+        assert_fails(&r, 1, "cannot change");
+        run_free(&r);
+    }
+    RUN(&r, "edit", name);
+    assert_fails(&r, 1, "nothing to change");
+    run_free(&r);
+    RUN(&r, "edit", name, "--max-age", "1m");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "nothing changes"));
+    run_free(&r);
+    char missing[40];
+    new_store(missing);
+    RUN(&r, "edit", missing, "--max-age", "1h");
+    assert_fails(&r, 2, "does not exist");
+    run_free(&r);
+    delete_store(name);
+}
+
+static void test_json_create_delete(void **state)
+{
+    (void)state;
+    char name[40];
+    new_store(name);
+    run_result r;
+    RUN(&r, "create", name, "--max-age", "2h", "--json");
+    assert_ok(&r);
+    json_error_t e;
+    json_t *j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    assert_string_equal(jstr(j, "store"), name);
+    assert_true(json_is_true(json_object_get(j, "created")));
+    assert_int_equal(jint(json_object_get(j, "config"), "max_age_ns"), 7200LL * 1000000000LL);
+    json_decref(j);
+    run_free(&r);
+    RUN(&r, "create", name, "--max-age", "2h", "--json");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "\"created\":false"));
+    run_free(&r);
+    RUN(&r, "delete", name, "--force", "--json");
+    assert_ok(&r);
+    j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    assert_true(json_is_true(json_object_get(j, "deleted")));
+    json_decref(j);
+    run_free(&r);
+}
+
 static pid_t auth_server; /* stopped by the teardown, whatever the test's outcome */
 static char auth_dir[64];
 
@@ -1194,6 +1277,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ids_print_raw),
         cmocka_unit_test(test_shred_needs_events),
         cmocka_unit_test(test_exit_codes_and_wording),
+        cmocka_unit_test(test_edit),
+        cmocka_unit_test(test_json_create_delete),
         cmocka_unit_test_teardown(test_auth_options, stop_auth_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
