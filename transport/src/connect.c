@@ -3,9 +3,7 @@
 #include <es/connect.h>
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/alloc.h"
 #include "base/internal.h"
@@ -31,7 +29,9 @@ static bool valid_port(const char *port, size_t len)
 {
     if (len == 0 || len > 5 || strspn(port, "0123456789") < len)
         return false;
-    long v = strtol(port, NULL, 10);
+    long v = 0;
+    for (size_t i = 0; i < len; i++)
+        v = v * 10 + (port[i] - '0');
     return v >= 1 && v <= 65535;
 }
 
@@ -46,6 +46,17 @@ static bool valid_host(const char *host, size_t len)
     return len > 0 && len <= 253 && strspn(host, host_chars) >= len;
 }
 
+/* True when url[0..n) is `scheme`, in any case. */
+static bool is_scheme(const char *url, size_t n, const char *scheme)
+{
+    if (n != strlen(scheme))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((url[i] | 0x20) != scheme[i])
+            return false;
+    return true;
+}
+
 /* The one check of a server URL, [scheme://][user[:password]@]host[:port],
  * made before nats.c sees it: nats.c takes any scheme and any text as a
  * host name, so a typo would otherwise surface as "no server is answering".
@@ -58,10 +69,8 @@ static es_status check_url(const char *url, size_t len)
     const char *rest = url;
     if (sep != NULL && (size_t)(sep - url) < len) {
         size_t n = (size_t)(sep - url);
-        bool nats = n == 4 && strncasecmp(url, "nats", 4) == 0;
-        bool tls = n == 3 && strncasecmp(url, "tls", 3) == 0;
-        bool ws = (n == 2 && strncasecmp(url, "ws", 2) == 0) ||
-                  (n == 3 && strncasecmp(url, "wss", 3) == 0);
+        bool nats = is_scheme(url, n, "nats"), tls = is_scheme(url, n, "tls");
+        bool ws = is_scheme(url, n, "ws") || is_scheme(url, n, "wss");
         if (ws)
             why = "WebSocket URLs (ws://, wss://) are not supported by the NATS client; use "
                   "nats:// or tls://";
