@@ -55,7 +55,10 @@ static es_status on_event(const es_event *ev, void *closure)
 static es_status export_all(es_store *st, const tool_filter *f, exporter *x)
 {
     es_buf_clear(&x->line);
-    es_status s = backup_write_start(&x->line, es_store_tenancy(st));
+    es_store_info info;
+    es_status s = es_store_info_get(st, &info);
+    if (s == ES_OK)
+        s = backup_write_start(&x->line, &info.config);
     if (s == ES_OK && !tool_write(x->line.data, x->line.len))
         s = ES_ERR_IO;
     if (s == ES_OK)

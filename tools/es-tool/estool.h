@@ -88,6 +88,8 @@ int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f);
  * by --master-key-file or $ES_MASTER_KEY_FILE: ES_EXIT_OK or an exit code. On success the caller
  * owns *nc and *st (tool_close). */
 int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st);
+/* The store options tool_open uses: the timeout, the master key. */
+void tool_store_options(const es_cli_conn *conn, es_store_options *opts);
 /* Connects only. */
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);
 void tool_close(natsConnection *nc, es_store *st);

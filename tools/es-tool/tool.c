@@ -153,6 +153,15 @@ int tool_connect(const es_cli_conn *conn, natsConnection **nc)
     return ES_EXIT_OK;
 }
 
+void tool_store_options(const es_cli_conn *conn, es_store_options *opts)
+{
+    es_store_options_init(opts);
+    opts->timeout_ms = conn->timeout_ms;
+    opts->master_key_file = master_key_file ? master_key_file : getenv("ES_MASTER_KEY_FILE");
+    if (opts->master_key_file != NULL && *opts->master_key_file == '\0')
+        opts->master_key_file = NULL;
+}
+
 int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st)
 {
     *st = NULL;
@@ -160,11 +169,7 @@ int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, e
     if (rc != ES_EXIT_OK)
         return rc;
     es_store_options opts;
-    es_store_options_init(&opts);
-    opts.timeout_ms = conn->timeout_ms;
-    opts.master_key_file = master_key_file ? master_key_file : getenv("ES_MASTER_KEY_FILE");
-    if (opts.master_key_file != NULL && *opts.master_key_file == '\0')
-        opts.master_key_file = NULL;
+    tool_store_options(conn, &opts);
     es_status s = es_store_open(*nc, store, &opts, st);
     if (s != ES_OK) {
         rc = es_cli_fail(s, NULL);

@@ -1158,6 +1158,78 @@ static void test_json_create_delete(void **state)
     run_free(&r);
 }
 
+static void test_import_create(void **state)
+{
+    (void)state;
+    char a[40], b[40], c[40], d[40];
+    create_store(a, "--tenancy");
+    run_result r;
+    RUN(&r, "edit", a, "--max-age", "30d", "--compress-threshold", "1K");
+    assert_ok(&r);
+    run_free(&r);
+    RUN(&r, "append", a, "order", "o1", "Placed", "--data", "{\"n\":1}", "--tenant", "acme");
+    assert_ok(&r);
+    run_free(&r);
+    run_result e1, e2;
+    RUN(&e1, "export", a);
+    assert_ok(&e1);
+    /* a cut-off file creates nothing */
+    new_store(c);
+    run_env(&r, NULL, e1.out, e1.out_len - 5, (char *[]){"import", c, "--create", NULL});
+    assert_fails(&r, 1, "nothing imported");
+    run_free(&r);
+    RUN(&r, "info", c);
+    assert_fails(&r, 2, "does not exist");
+    run_free(&r);
+    /* without --create a missing store stays an error */
+    new_store(b);
+    run_env(&r, NULL, e1.out, e1.out_len, (char *[]){"import", b, NULL});
+    assert_fails(&r, 2, "does not exist");
+    run_free(&r);
+    /* with it: the source's configuration, its events, the same export */
+    run_env(&r, NULL, e1.out, e1.out_len, (char *[]){"import", b, "--create", NULL});
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "\"stored\":1"));
+    assert_non_null(strstr(r.out, "\"created\":true"));
+    run_free(&r);
+    run_result i1, i2;
+    RUN(&i1, "info", a, "--json");
+    RUN(&i2, "info", b, "--json");
+    json_error_t e;
+    json_t *j1 = json_loads(i1.out, 0, &e), *j2 = json_loads(i2.out, 0, &e);
+    assert_true(json_equal(json_object_get(j1, "config"), json_object_get(j2, "config")));
+    assert_true(json_is_true(json_object_get(json_object_get(j2, "config"), "tenancy")));
+    json_decref(j1);
+    json_decref(j2);
+    run_free(&i1);
+    run_free(&i2);
+    RUN(&e2, "export", b);
+    assert_ok(&e2);
+    assert_int_equal(e1.out_len, e2.out_len);
+    assert_memory_equal(e1.out, e2.out, e1.out_len);
+    /* again: the store is there, nothing is created or stored twice */
+    run_env(&r, NULL, e1.out, e1.out_len, (char *[]){"import", b, "--create", NULL});
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "\"created\":false"));
+    assert_non_null(strstr(r.out, "\"duplicates\":1"));
+    run_free(&r);
+    /* a version 1 file: its tenancy, the defaults otherwise */
+    new_store(d);
+    RUN_IN(&r, "{\"es_export\":1,\"tenancy\":true}\n{\"end\":true,\"events\":0}\n", "import", d,
+           "--create");
+    assert_ok(&r);
+    run_free(&r);
+    RUN(&r, "info", d, "--json");
+    assert_non_null(strstr(r.out, "\"tenancy\":true"));
+    assert_non_null(strstr(r.out, "\"max_age_ns\":0"));
+    run_free(&r);
+    run_free(&e1);
+    run_free(&e2);
+    delete_store(a);
+    delete_store(b);
+    delete_store(d);
+}
+
 static pid_t auth_server; /* stopped by the teardown, whatever the test's outcome */
 static char auth_dir[64];
 
@@ -1279,6 +1351,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_exit_codes_and_wording),
         cmocka_unit_test(test_edit),
         cmocka_unit_test(test_json_create_delete),
+        cmocka_unit_test(test_import_create),
         cmocka_unit_test_teardown(test_auth_options, stop_auth_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
