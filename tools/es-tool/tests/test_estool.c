@@ -946,9 +946,13 @@ static void test_ids_print_raw(void **state)
     RUN_IN(&r, batch, "append", name, "--batch", "-");
     assert_ok(&r);
     run_free(&r);
+    RUN(&r, "append", name, "account", "ab\xff" "c", "Opened", "--data", "6"); /* not UTF-8 */
+    assert_ok(&r);
+    run_free(&r);
     /* the table and pretty replay print the raw id, quoted when it needs it */
     RUN(&r, "entities", name);
     assert_ok(&r);
+    assert_non_null(strstr(r.out, " $'ab\\xFFc' "));
     assert_non_null(strstr(r.out, " 'acc 43.x' "));
     assert_non_null(strstr(r.out, " $'x y\\x01z' "));
     assert_non_null(strstr(r.out, " 'it'\\''s' "));
@@ -964,6 +968,7 @@ static void test_ids_print_raw(void **state)
     assert_id_pastes_back(name, "$'x y\\x01z'", 1);
     assert_id_pastes_back(name, "'it'\\''s'", 1);
     assert_id_pastes_back(name, "plain-1", 1);
+    assert_id_pastes_back(name, "$'ab\\xFFc'", 1);
     /* the escaped token: a read warns and names the raw id... */
     RUN(&r, "replay", name, "--type", "account", "--id", "acc%2043%2Ex", "--format", "jsonl");
     assert_ok(&r);
