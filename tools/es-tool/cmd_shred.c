@@ -67,11 +67,18 @@ static es_status count_events(const es_entity_info *e, void *closure)
     return ES_OK;
 }
 
-/* The entity's events, from the stream's subject state (no event is read). */
-static es_status entity_events(es_store *st, const es_filter *f, uint64_t *events)
+/* The entity's events, from the stream's subject state (no event is read).
+ * *encrypts: false for a store that does not encrypt, which es_store_shred
+ * refuses anyway (its refusal says more than "no events"). */
+static es_status entity_events(es_store *st, const es_filter *f, uint64_t *events, bool *encrypts)
 {
     *events = 0;
-    return es_store_entities(st, f, count_events, events);
+    es_store_info info;
+    es_status s = es_store_info_get(st, &info);
+    *encrypts = s == ES_OK && info.config.encrypt;
+    if (s == ES_OK && *encrypts)
+        s = es_store_entities(st, f, count_events, events);
+    return s;
 }
 
 static void report(const shred_args *a, uint64_t events)
@@ -113,8 +120,9 @@ static int run(int argc, char **argv)
         return rc;
     const es_filter *f = &a.f.filter;
     uint64_t events = 0;
-    es_status s = entity_events(st, f, &events);
-    if (s == ES_OK && events == 0 && !a.force) {
+    bool encrypts = false;
+    es_status s = entity_events(st, f, &events, &encrypts);
+    if (s == ES_OK && encrypts && events == 0 && !a.force) {
         es_buf id = ES_BUF_INIT;
         tool_append_display_id(&id, f->entity_id, strlen(f->entity_id));
         es_cli_error("%s %.*s has no events in store %s: shredding it would keep the id from "

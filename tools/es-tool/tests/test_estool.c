@@ -1036,6 +1036,13 @@ static void test_shred_needs_events(void **state)
     assert_ok(&r);
     assert_non_null(strstr(r.out, "\"events\":1"));
     run_free(&r);
+    /* a store that does not encrypt says so, whether the entity has events or not */
+    char plain[40];
+    create_store(plain, NULL);
+    run_env(&r, env, NULL, 0, (char *[]){"shred", plain, "person", "nobody", NULL});
+    assert_fails(&r, 1, "does not encrypt");
+    run_free(&r);
+    delete_store(plain);
     /* appending to a shredded entity is a conflict with its state, said in the CLI's words */
     run_env(&r, env, NULL, 0,
             (char *[]){"append", name, "person", "p-typo", "Named", "--data", "{}", NULL});
