@@ -253,10 +253,9 @@ static es_status parse_start(const es_value *o, backup_line *out)
     if (s != ES_OK)
         return s;
     if (version->kind != ES_VALUE_INT || version->u.i < 1 || version->u.i > BACKUP_VERSION)
-        return es_error(ES_ERR_DECODE,
-                        "export format version %lld is not 1 to %d (a newer es-tool?)",
-                        version->kind == ES_VALUE_INT ? (long long)version->u.i : -1LL,
-                        BACKUP_VERSION);
+        return es_error(
+            ES_ERR_DECODE, "export format version %lld is not 1 to %d (a newer es-tool?)",
+            version->kind == ES_VALUE_INT ? (long long)version->u.i : -1LL, BACKUP_VERSION);
     if (tenancy == NULL || tenancy->kind != ES_VALUE_BOOL)
         return es_error(ES_ERR_DECODE, "\"tenancy\" must be true or false");
     if ((version->u.i >= 2) != (config != NULL))

@@ -45,10 +45,10 @@ typedef enum backup_kind { BACKUP_START, BACKUP_EVENT, BACKUP_END } backup_kind;
 
 typedef struct backup_line {
     backup_kind kind;
-    bool tenancy;          /* START */
-    bool has_config;       /* START: version 2 gives the store's configuration */
+    bool tenancy;           /* START */
+    bool has_config;        /* START: version 2 gives the store's configuration */
     es_store_config config; /* START, when has_config */
-    uint64_t events;       /* END */
+    uint64_t events;        /* END */
     es_raw_event event; /* EVENT: what es_import_async takes; points into the arena */
 } backup_line;
 

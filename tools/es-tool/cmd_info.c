@@ -67,14 +67,15 @@ static json_t *info_json(es_store *st, const es_store_info *in, tally *t)
     tool_time_text(in->first_time_ns, first);
     tool_time_text(in->last_time_ns, last);
     tool_time_text(in->created_ns, created);
-    json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:s, s:s, s:I}, s:O, s:o, s:o}", "store",
-        es_store_name(st), "stream", es_store_stream(st), "created", created, "config",
-        tool_config_json(&in->config), "state", "events", (json_int_t)in->events, "bytes",
-        (json_int_t)in->bytes, "first_seq", (json_int_t)in->first_seq, "last_seq",
-        (json_int_t)in->last_seq, "first_time", first, "last_time", last, "subjects",
-        (json_int_t)in->subjects, "buckets", t->buckets, "entity_types",
-        counts_json(&t->types, "type", true), "event_types", counts_json(&t->events, "event", false));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:s, s:s, s:I}, s:O, s:o, s:o}",
+                  "store", es_store_name(st), "stream", es_store_stream(st), "created", created,
+                  "config", tool_config_json(&in->config), "state", "events",
+                  (json_int_t)in->events, "bytes", (json_int_t)in->bytes, "first_seq",
+                  (json_int_t)in->first_seq, "last_seq", (json_int_t)in->last_seq, "first_time",
+                  first, "last_time", last, "subjects", (json_int_t)in->subjects, "buckets",
+                  t->buckets, "entity_types", counts_json(&t->types, "type", true), "event_types",
+                  counts_json(&t->events, "event", false));
     if (t->tenancy)
         json_object_set_new(j, "tenants", counts_json(&t->tenants, "tenant", true));
     return j;

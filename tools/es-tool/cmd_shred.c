@@ -96,8 +96,8 @@ static void report(const shred_args *a, uint64_t events)
         tool_json_append_text(&b, f->entity_type, strlen(f->entity_type));
         es_buf_append_str(&b, ",\"id\":");
         tool_json_append_text(&b, f->entity_id, strlen(f->entity_id));
-        printf("%.*s,\"events\":%" PRIu64 ",\"shredded\":true}\n", (int)b.len,
-               (const char *)b.data, events);
+        printf("%.*s,\"events\":%" PRIu64 ",\"shredded\":true}\n", (int)b.len, (const char *)b.data,
+               events);
     } else {
         tool_append_display_id(&b, f->entity_id, strlen(f->entity_id));
         printf("shredded %s %.*s (%" PRIu64 " event%s): its data is gone for good\n",
@@ -164,7 +164,8 @@ const tool_command tool_cmd_shred = {
     "      --tenant TENANT  the tenant (stores with tenancy)\n"
     "      --force          shred even an entity that has no events (yet)\n"
     "      --raw-id         take an ID that looks escaped (%XX) as it is\n"
-    "      --json           print {\"store\",\"type\",\"id\",\"events\",\"shredded\":true}\n" TOOL_MASTER_KEY_HELP
+    "      --json           print "
+    "{\"store\",\"type\",\"id\",\"events\",\"shredded\":true}\n" TOOL_MASTER_KEY_HELP
     "  -h, --help           this help\n"
     "\n"
     "Examples:\n"

@@ -29,11 +29,10 @@ static es_status print_store(const char *name, const es_store_info *info, void *
     if (info->events > 0 && info->last_time_ns != 0)
         es_time_format(info->last_time_ns, last);
     if (l->as_json) {
-        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:b, s:o}", "store", name, "events",
-                              (json_int_t)info->events, "bytes", (json_int_t)info->bytes,
-                              "last_seq", (json_int_t)info->last_seq, "tenancy",
-                              info->config.tenancy, "last_time",
-                              last[0] ? json_string(last) : json_null());
+        json_t *j = json_pack(
+            "{s:s, s:I, s:I, s:I, s:b, s:o}", "store", name, "events", (json_int_t)info->events,
+            "bytes", (json_int_t)info->bytes, "last_seq", (json_int_t)info->last_seq, "tenancy",
+            info->config.tenancy, "last_time", last[0] ? json_string(last) : json_null());
         char *text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         bool ok = text && tool_write(text, strlen(text)) && tool_write("\n", 1);
@@ -261,8 +260,9 @@ static int run_create(int argc, char **argv)
         printf(existed ? "store %s exists already with this configuration\n" : "created store %s\n",
                store);
     if (s == ES_ERR_EXISTS) /* the library's text names its own calls */
-        s = es_error(s, "store %s exists with a different configuration: see it with 'es-tool "
-                        "info %s', change it with 'es-tool edit %s'",
+        s = es_error(s,
+                     "store %s exists with a different configuration: see it with 'es-tool "
+                     "info %s', change it with 'es-tool edit %s'",
                      store, store, store);
     if (s != ES_OK)
         rc = es_cli_fail(s, NULL);

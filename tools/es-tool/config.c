@@ -11,17 +11,24 @@ json_t *tool_config_json(const es_store_config *c)
 {
     return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:b}", "storage",
                      c->memory_storage ? "memory" : "file", "replicas", c->replicas, "max_age_ns",
-                     (json_int_t)c->max_age_ns, "max_bytes", (json_int_t)c->max_bytes,
-                     "max_events", (json_int_t)c->max_msgs, "max_event_size",
-                     (json_int_t)c->max_msg_size, "duplicate_window_ns",
-                     (json_int_t)c->duplicate_window_ns, "tenancy", c->tenancy,
-                     "compress_threshold", (json_int_t)c->compress_threshold, "encrypt",
+                     (json_int_t)c->max_age_ns, "max_bytes", (json_int_t)c->max_bytes, "max_events",
+                     (json_int_t)c->max_msgs, "max_event_size", (json_int_t)c->max_msg_size,
+                     "duplicate_window_ns", (json_int_t)c->duplicate_window_ns, "tenancy",
+                     c->tenancy, "compress_threshold", (json_int_t)c->compress_threshold, "encrypt",
                      c->encrypt);
 }
 
 static const char *const config_keys[] = {
-    "storage",        "replicas",            "max_age_ns", "max_bytes",          "max_events",
-    "max_event_size", "duplicate_window_ns", "tenancy",    "compress_threshold", "encrypt",
+    "storage",
+    "replicas",
+    "max_age_ns",
+    "max_bytes",
+    "max_events",
+    "max_event_size",
+    "duplicate_window_ns",
+    "tenancy",
+    "compress_threshold",
+    "encrypt",
 };
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -30,8 +37,8 @@ static es_status int_field(const es_value *o, const char *key, int64_t max, int6
 {
     const es_value *v = es_value_get(o, key);
     if (v == NULL || v->kind != ES_VALUE_INT || v->u.i < 0 || v->u.i > max)
-        return es_error(ES_ERR_DECODE, "config: \"%s\" must be an integer from 0 to %" PRId64,
-                        key, max);
+        return es_error(ES_ERR_DECODE, "config: \"%s\" must be an integer from 0 to %" PRId64, key,
+                        max);
     *out = v->u.i;
     return ES_OK;
 }

@@ -21,9 +21,11 @@ static bool shell_plain(unsigned char c)
 static size_t utf8_seq(const unsigned char *p, size_t n, unsigned *cp)
 {
     static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    size_t len = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
-                               : p[0] >= 0xf0 && p[0] < 0xf5   ? 4
-                                                               : 0;
+    size_t len = p[0] < 0x80                   ? 1
+                 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2
+                 : (p[0] & 0xf0) == 0xe0       ? 3
+                 : p[0] >= 0xf0 && p[0] < 0xf5 ? 4
+                                               : 0;
     if (len == 0 || len > n)
         return 0;
     unsigned v = len == 1 ? p[0] : p[0] & (0x7f >> len);
@@ -90,9 +92,7 @@ static void append_ansi_c(es_buf *out, const unsigned char *id, size_t len)
         case '\n': es_buf_append_str(out, "\\n"); break;
         case '\t': es_buf_append_str(out, "\\t"); break;
         case '\r': es_buf_append_str(out, "\\r"); break;
-        default:
-            snprintf(esc, sizeof esc, "\\x%02X", id[i]);
-            es_buf_append_str(out, esc);
+        default: snprintf(esc, sizeof esc, "\\x%02X", id[i]); es_buf_append_str(out, esc);
         }
         i++; /* a byte at a time: a control character, or a byte that is not UTF-8 */
     }

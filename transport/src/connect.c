@@ -96,8 +96,8 @@ static es_status check_url(const char *url, size_t len)
     if (why == NULL && colon != NULL && !valid_port(colon + 1, (size_t)(end - colon - 1)))
         why = "the port must be a number from 1 to 65535";
     if (why != NULL)
-        return es_error(ES_ERR_INVALID, "invalid URL '%.*s': %s", (int)(len < 200 ? len : 200),
-                        url, why);
+        return es_error(ES_ERR_INVALID, "invalid URL '%.*s': %s", (int)(len < 200 ? len : 200), url,
+                        why);
     return ES_OK;
 }
 

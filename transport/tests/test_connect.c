@@ -84,9 +84,15 @@ static void malformed_urls_are_invalid(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "bogus://x",         "not a url",          "nats://",
-        "nats://host:0",     "nats://host:65536",  "nats://host:42x",
-        "nats://a/b",        "http://127.0.0.1:4222", "ws://127.0.0.1:8080",
+        "bogus://x",
+        "not a url",
+        "nats://",
+        "nats://host:0",
+        "nats://host:65536",
+        "nats://host:42x",
+        "nats://a/b",
+        "http://127.0.0.1:4222",
+        "ws://127.0.0.1:8080",
         "nats://ok:4222, not a url",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -100,8 +106,11 @@ static void malformed_urls_are_invalid(void **state)
     }
     /* Well-formed ones get as far as dialling: nobody listens on port 1. */
     static const char *const good[] = {
-        "nats://127.0.0.1:1", "127.0.0.1:1", "tls://u:p@127.0.0.1:1",
-        "NATS://127.0.0.1:1/", " nats://127.0.0.1:1 ,nats://[::1]:1",
+        "nats://127.0.0.1:1",
+        "127.0.0.1:1",
+        "tls://u:p@127.0.0.1:1",
+        "NATS://127.0.0.1:1/",
+        " nats://127.0.0.1:1 ,nats://[::1]:1",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         es_connect_options o;

@@ -946,7 +946,10 @@ static void test_ids_print_raw(void **state)
     RUN_IN(&r, batch, "append", name, "--batch", "-");
     assert_ok(&r);
     run_free(&r);
-    RUN(&r, "append", name, "account", "ab\xff" "c", "Opened", "--data", "6"); /* not UTF-8 */
+    RUN(&r, "append", name, "account",
+        "ab\xff"
+        "c",
+        "Opened", "--data", "6"); /* not UTF-8 */
     assert_ok(&r);
     run_free(&r);
     /* the table and pretty replay print the raw id, quoted when it needs it */

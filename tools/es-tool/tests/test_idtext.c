@@ -36,12 +36,14 @@ static void test_display_forms(void **state)
     DISPLAY("a\nb\tc\rd", "$'a\\nb\\tc\\rd'");
     DISPLAY("back\\slash\x7f", "$'back\\\\slash\\x7F'");
     DISPLAY("q'\x01", "$'q\\'\\x01'");
-    DISPLAY("ab\xff" "c", "$'ab\\xFFc'");           /* not UTF-8 */
-    DISPLAY("\xc2\x85", "$'\\xC2\\x85'");            /* C1 control (NEL) */
-    DISPLAY("\xc0\xaf", "$'\\xC0\\xAF'");            /* overlong */
-    DISPLAY("\xed\xa0\x80", "$'\\xED\\xA0\\x80'");   /* surrogate */
-    DISPLAY("\xe2\x82", "$'\\xE2\\x82'");            /* cut short */
-    DISPLAY("\xc3\xa9\x01", "$'\xc3\xa9\\x01'");     /* UTF-8 kept within $'' */
+    DISPLAY("ab\xff"
+            "c",
+            "$'ab\\xFFc'");                        /* not UTF-8 */
+    DISPLAY("\xc2\x85", "$'\\xC2\\x85'");          /* C1 control (NEL) */
+    DISPLAY("\xc0\xaf", "$'\\xC0\\xAF'");          /* overlong */
+    DISPLAY("\xed\xa0\x80", "$'\\xED\\xA0\\x80'"); /* surrogate */
+    DISPLAY("\xe2\x82", "$'\\xE2\\x82'");          /* cut short */
+    DISPLAY("\xc3\xa9\x01", "$'\xc3\xa9\\x01'");   /* UTF-8 kept within $'' */
     DISPLAY("a\0b", "$'a\\x00b'");
 }
 
