@@ -230,7 +230,7 @@ static bool known_key(const char *k)
     return false;
 }
 
-static es_status batch_event(append_job *j, const es_value *o, size_t line)
+static es_status batch_event(append_job *j, const es_value *o, size_t line, bool raw_id)
 {
     if (o->kind != ES_VALUE_MAP)
         return line_error(line, "each line is one JSON object");
@@ -253,6 +253,9 @@ static es_status batch_event(append_job *j, const es_value *o, size_t line)
     e->entity_id_len = id->u.str.len;
     if (e->entity_id_len == 0)
         return line_error(line, "\"id\" must not be empty");
+    if (!raw_id && tool_id_looks_escaped(e->entity_id))
+        return line_error(line, "\"id\" looks escaped as in a subject (%XX): ids are given raw; "
+                                "if it really is this text, add --raw-id");
     es_status s = batch_meta(j, e, es_value_get(o, "meta"), line);
     if (s == ES_OK)
         s = batch_expect(e, es_value_get(o, "expect"), line);
@@ -274,7 +277,7 @@ static es_status batch_event(append_job *j, const es_value *o, size_t line)
     return s;
 }
 
-static es_status build_batch(append_job *j, const char *path)
+static es_status build_batch(append_job *j, const char *path, bool raw_id)
 {
     size_t len = 0;
     es_status s = read_file(path, &j->file, &len);
@@ -293,7 +296,7 @@ static es_status build_batch(append_job *j, const char *path)
         s = es_json_decode(text, n, NULL, j->arena, &v);
         if (s != ES_OK)
             return tool_error_chain(s, "line %zu is not valid JSON", line + 1);
-        s = batch_event(j, v, line + 1);
+        s = batch_event(j, v, line + 1, raw_id);
     }
     if (s == ES_OK && j->n == 0)
         s = es_error(ES_ERR_INVALID, "'%.200s' holds no events", path);
@@ -399,7 +402,7 @@ static int run(int argc, char **argv)
     append_job *j = calloc(1, sizeof *j);
     es_status s = j ? es_arena_create(ARENA_LIMIT, &j->arena) : ES_ERR_NOMEM;
     if (s == ES_OK)
-        s = batch ? build_batch(j, batch) : build_single(j, &a);
+        s = batch ? build_batch(j, batch, a.raw_id) : build_single(j, &a);
     if (s != ES_OK) {
         rc = es_cli_fail(s, NULL);
         if (j)
@@ -449,8 +452,9 @@ const tool_command tool_cmd_append = {
     "                         within the duplicate window stores nothing new\n"
     "      --tenant TENANT    the tenant (stores with tenancy)\n"
     "      --schema N         the data's schema version (Es-Schema, for upcasters)\n"
-    "      --raw-id           take an ID that looks escaped (%XX, as in a subject) as\n"
-    "                         it is; without it such an ID is refused\n"
+    "      --raw-id           take an ID (or a --batch file's id) that looks escaped\n"
+    "                         (%XX, as in a subject) as it is; without it such an\n"
+    "                         id is refused\n"
     "      --master-key-file F  the master key of an encrypting store (env\n"
     "                         ES_MASTER_KEY_FILE): required to append to one\n"
     "  -b, --batch FILE       append every event of FILE ('-': standard input) as ONE\n"

@@ -990,6 +990,13 @@ static void test_ids_print_raw(void **state)
     RUN(&r, "append", name, "account", "50%25", "Opened", "--data", "1", "--raw-id");
     assert_ok(&r);
     run_free(&r);
+    const char *escaped = "{\"type\":\"account\",\"id\":\"b%2E1\",\"event\":\"Opened\"}\n";
+    RUN_IN(&r, escaped, "append", name, "--batch", "-");
+    assert_fails(&r, 1, "line 1: \"id\" looks escaped");
+    run_free(&r);
+    RUN_IN(&r, escaped, "append", name, "--batch", "-", "--raw-id");
+    assert_ok(&r);
+    run_free(&r);
     RUN(&r, "entities", name, "--json");
     assert_non_null(strstr(r.out, "\"id\":\"50%25\""));
     assert_null(strstr(r.out, "acc%2043"));
