@@ -24,10 +24,10 @@ int es_cli_exit_code(es_status s)
 {
     switch (s) {
     case ES_OK: return ES_EXIT_OK;
-    case ES_ERR_NOT_FOUND:
-    case ES_ERR_SHREDDED: return ES_EXIT_NOT_FOUND;
+    case ES_ERR_NOT_FOUND: return ES_EXIT_NOT_FOUND;
     case ES_ERR_EXISTS:
     case ES_ERR_CONFLICT:
+    case ES_ERR_SHREDDED: /* the entity exists, and its state refuses the write */
     case ES_ERR_DUPLICATE: return ES_EXIT_CONFLICT;
     case ES_ERR_INVALID:
     case ES_ERR_TOO_LARGE:

@@ -43,7 +43,7 @@ enum {
     ES_EXIT_OK = 0,
     ES_EXIT_USAGE = 1,     /* bad arguments or bad input (names, JSON, files) */
     ES_EXIT_NOT_FOUND = 2, /* the store, entity or data does not exist */
-    ES_EXIT_CONFLICT = 3,  /* exists already / optimistic concurrency conflict */
+    ES_EXIT_CONFLICT = 3,  /* exists already / optimistic concurrency conflict / shredded */
     ES_EXIT_SERVER = 4,    /* the server refused, is unreachable or misbehaved */
 };
 

@@ -22,7 +22,7 @@ typedef struct tool_command {
 
 extern const tool_command tool_cmd_replay, tool_cmd_info, tool_cmd_entities, tool_cmd_append,
     tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import,
-    tool_cmd_shred, tool_cmd_bench;
+    tool_cmd_shred, tool_cmd_bench, tool_cmd_edit;
 
 /* Option ids shared by several commands (commands number their own from 100). */
 enum {
@@ -36,6 +36,7 @@ enum {
     OPT_JSON,
     OPT_QUIET,
     OPT_MASTER_KEY,
+    OPT_RAW_ID,
 };
 
 #define TOOL_OPT_HELP                                                                              \
@@ -44,9 +45,9 @@ enum {
     }
 #define TOOL_OPT_FILTER                                                                            \
     {"type", 't', true, OPT_TYPE}, {"id", 'i', true, OPT_ID}, {"event", 'e', true, OPT_EVENT},     \
-        {"tenant", 0, true, OPT_TENANT}, {"after", 0, true, OPT_AFTER},                            \
+        {"tenant", 0, true, OPT_TENANT}, {"after", 0, true, OPT_AFTER}, {"to", 0, true, OPT_TO},   \
     {                                                                                              \
-        "to", 0, true, OPT_TO                                                                      \
+        "raw-id", 0, false, OPT_RAW_ID                                                             \
     }
 
 /* For commands that read or write data of encrypting stores; the file may
@@ -66,6 +67,7 @@ int tool_help(const tool_command *cmd);
 typedef struct tool_filter {
     es_filter filter;
     es_read_options bounds;
+    bool raw_id; /* --raw-id: the id is taken as it is even when it looks escaped */
 } tool_filter;
 
 void tool_filter_init(tool_filter *f);
@@ -73,7 +75,8 @@ void tool_filter_init(tool_filter *f);
  * a bad value (reported). */
 int tool_filter_set(tool_filter *f, int id, const char *value);
 /* Checks the names given against the rules of the wire format; reports and
- * returns false when one is invalid. */
+ * returns false when one is invalid. Warns about an id that looks escaped
+ * (idtext.h). */
 bool tool_filter_valid(const tool_filter *f);
 
 /* The next option the command itself handles (or ES_CLI_ARG, ES_CLI_END,
@@ -85,6 +88,8 @@ int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f);
  * by --master-key-file or $ES_MASTER_KEY_FILE: ES_EXIT_OK or an exit code. On success the caller
  * owns *nc and *st (tool_close). */
 int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st);
+/* The store options tool_open uses: the timeout, the master key. */
+void tool_store_options(const es_cli_conn *conn, es_store_options *opts);
 /* Connects only. */
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);
 void tool_close(natsConnection *nc, es_store *st);

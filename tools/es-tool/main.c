@@ -10,7 +10,7 @@
 static const tool_command *const commands[] = {
     &tool_cmd_replay, &tool_cmd_info,   &tool_cmd_entities, &tool_cmd_append,
     &tool_cmd_stores, &tool_cmd_create, &tool_cmd_delete,   &tool_cmd_export,
-    &tool_cmd_import, &tool_cmd_shred,  &tool_cmd_bench,
+    &tool_cmd_import, &tool_cmd_shred,  &tool_cmd_bench,    &tool_cmd_edit,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
