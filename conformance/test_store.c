@@ -207,7 +207,24 @@ static void deny_purge_is_left_to_the_operator(void **state)
     json_decref(r);
     es_store *st = NULL;
     assert_int_equal(es_store_open(c->nc, c->name, NULL, &st), ES_OK);
+    /* An update changes what es manages and keeps what the operator set:
+     * the server refuses to turn deny_purge off again, so sending es's own
+     * whole configuration would fail (err_code 10052). */
+    es_store_info si;
+    assert_int_equal(es_store_info_get(st, &si), ES_OK);
+    es_store_config ec = si.config;
+    ec.max_age_ns = 3600 * INT64_C(1000000000);
+    ec.compress_threshold = 512;
+    assert_int_equal(es_store_update(st, &ec), ES_OK);
     es_store_destroy(st);
+    info = stream_request(c, "INFO", "");
+    cfg = json_object_get(info, "config");
+    assert_true(json_is_true(json_object_get(cfg, "deny_purge")));
+    assert_int_equal(json_integer_value(json_object_get(cfg, "max_age")), 3600 * INT64_C(1000000000));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(cfg, "metadata"), "es_compress_threshold")),
+        "512");
+    json_decref(info);
     r = stream_request(c, "PURGE", body);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "err_code")),
                      10110); /* stream purge not permitted */

@@ -79,7 +79,9 @@ ES_API es_status es_store_open(natsConnection *nc, const char *name, const es_st
                                es_store **out);
 
 /* Changes the configuration of an existing store (replicas, limits, duplicate
- * window). Tenancy and storage type cannot change: ES_ERR_INVALID. */
+ * window, compression). Tenancy and storage type cannot change:
+ * ES_ERR_INVALID. What the stream has that es_store_config does not say (an
+ * operator's deny_purge, description, placement, metadata) is kept. */
 ES_API es_status es_store_update(es_store *store, const es_store_config *cfg);
 
 /* Crypto-shreds one entity of an encrypting store: its data key is erased,
