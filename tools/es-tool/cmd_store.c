@@ -71,8 +71,7 @@ static int run_stores(int argc, char **argv)
     if (rc != ES_EXIT_OK)
         return rc;
     es_store_options opts;
-    es_store_options_init(&opts);
-    opts.timeout_ms = conn.timeout_ms;
+    es_cli_store_options(&conn, &opts);
     es_status s = es_store_list(nc, &opts, print_store, &l);
     if (s == ES_ERR_IO && tool_output_closed())
         s = ES_OK;
@@ -221,11 +220,13 @@ static int run_create(int argc, char **argv)
     int rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
+    es_store_options opts;
+    es_cli_store_options(&conn, &opts);
     es_store *st = NULL;
-    bool existed = es_store_open(nc, store, NULL, &st) == ES_OK;
+    bool existed = es_store_open(nc, store, &opts, &st) == ES_OK;
     es_store_destroy(st);
     st = NULL;
-    es_status s = es_store_create(nc, store, &cfg, NULL, &st);
+    es_status s = es_store_create(nc, store, &cfg, &opts, &st);
     if (s == ES_OK)
         printf(existed ? "store %s exists already with this configuration\n" : "created store %s\n",
                store);
@@ -297,7 +298,9 @@ static int run_delete(int argc, char **argv)
     rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
-    es_status s = es_store_delete(nc, store, NULL);
+    es_store_options opts;
+    es_cli_store_options(&conn, &opts);
+    es_status s = es_store_delete(nc, store, &opts);
     if (s == ES_OK)
         printf("deleted store %s\n", store);
     else

@@ -78,7 +78,9 @@ bool tool_filter_valid(const tool_filter *f);
 
 /* The next option the command itself handles (or ES_CLI_ARG, ES_CLI_END,
  * ES_CLI_ERROR): connection options go to `conn`, filter options to `f`
- * (may be NULL when the command has none). */
+ * (may be NULL when the command has none). At the end, `conn` is completed
+ * from the environment and the nats CLI context (es_cli_conn_resolve), so
+ * that es_cli_store_options(conn) gives the store options. */
 int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f);
 
 /* Connects and opens `store` (reporting failures), with the master key given

@@ -70,6 +70,10 @@ int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f)
 {
     for (;;) {
         int id = es_cli_next(p);
+        if (id == ES_CLI_END && es_cli_conn_resolve(conn) != ES_OK) {
+            es_cli_fail(ES_ERR_INVALID, NULL); /* the command line and environment, complete */
+            return ES_CLI_ERROR;
+        }
         if (id == ES_CLI_END || id == ES_CLI_ERROR || id == ES_CLI_ARG)
             return id;
         if (id == OPT_MASTER_KEY) {
@@ -157,8 +161,7 @@ int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, e
     if (rc != ES_EXIT_OK)
         return rc;
     es_store_options opts;
-    es_store_options_init(&opts);
-    opts.timeout_ms = conn->timeout_ms;
+    es_cli_store_options(conn, &opts);
     opts.master_key_file = master_key_file ? master_key_file : getenv("ES_MASTER_KEY_FILE");
     if (opts.master_key_file != NULL && *opts.master_key_file == '\0')
         opts.master_key_file = NULL;
