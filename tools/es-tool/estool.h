@@ -23,6 +23,10 @@ typedef struct tool_command {
 extern const tool_command tool_cmd_replay, tool_cmd_info, tool_cmd_entities, tool_cmd_append,
     tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import,
     tool_cmd_shred, tool_cmd_bench;
+extern const tool_command tool_cmd_projections, tool_cmd_checkpoints, tool_cmd_completion;
+/* Every command, in the order of the command list (main.c). */
+extern const tool_command *const tool_commands[];
+extern const size_t tool_command_count;
 
 /* Option ids shared by several commands (commands number their own from 100). */
 enum {
