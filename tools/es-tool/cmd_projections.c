@@ -26,7 +26,7 @@ typedef struct inspect_args {
     bool as_json;
 } inspect_args;
 
-/* TOOL_PROCEED, or the exit code to return now. */
+/* Parses the command line; TOOL_PROCEED, or the exit code to return now. */
 static int parse(const tool_command *cmd, int argc, char **argv, inspect_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -50,6 +50,18 @@ static int parse(const tool_command *cmd, int argc, char **argv, inspect_args *a
     if (a->store == NULL)
         return es_cli_usage("which store? es-tool %s STORE [NAME]", cmd->name);
     return tool_store_name_valid(a->store) ? TOOL_PROCEED : ES_EXIT_USAGE;
+}
+
+/* Parses and opens the store: TOOL_PROCEED with *nc and *st the caller's
+ * (tool_close), or the exit code to return now. */
+static int parse_and_open(const tool_command *cmd, int argc, char **argv, inspect_args *a,
+                          natsConnection **nc, es_store **st)
+{
+    int rc = parse(cmd, argc, argv, a);
+    if (rc != TOOL_PROCEED) /* --help, or a usage error */
+        return rc;
+    rc = tool_open(&a->conn, a->store, nc, st);
+    return rc == ES_EXIT_OK ? TOOL_PROCEED : rc;
 }
 
 /* Writes `j` (consumed) as one line; ES_ERR_IO once stdout is closed. */
@@ -190,13 +202,10 @@ static es_status show_projection(es_store *st, const inspect_args *a)
 static int run_projections(int argc, char **argv)
 {
     inspect_args a;
-    int rc = parse(&tool_cmd_projections, argc, argv, &a);
-    if (rc != TOOL_PROCEED)
-        return rc;
     natsConnection *nc = NULL;
     es_store *st = NULL;
-    rc = tool_open(&a.conn, a.store, &nc, &st);
-    if (rc != ES_EXIT_OK)
+    int rc = parse_and_open(&tool_cmd_projections, argc, argv, &a, &nc, &st);
+    if (rc != TOOL_PROCEED)
         return rc;
     listing l = {a.as_json, 0};
     es_status s = a.name != NULL ? show_projection(st, &a)
@@ -334,13 +343,10 @@ static es_status show_checkpoint(es_checkpoints *cps, const inspect_args *a)
 static int run_checkpoints(int argc, char **argv)
 {
     inspect_args a;
-    int rc = parse(&tool_cmd_checkpoints, argc, argv, &a);
-    if (rc != TOOL_PROCEED)
-        return rc;
     natsConnection *nc = NULL;
     es_store *st = NULL;
-    rc = tool_open(&a.conn, a.store, &nc, &st);
-    if (rc != ES_EXIT_OK)
+    int rc = parse_and_open(&tool_cmd_checkpoints, argc, argv, &a, &nc, &st);
+    if (rc != TOOL_PROCEED)
         return rc;
     es_checkpoints *cps = NULL;
     listing l = {a.as_json, 0};
