@@ -191,8 +191,8 @@ int es_cli_conn_set(es_cli_conn *c, int id, const char *value);
  * caller did not. */
 es_status es_cli_conn_resolve(es_cli_conn *c);
 
-/* Store options for a resolved connection: defaults, its timeout and where
- * the JetStream API is. */
+/* Store options for the connection: defaults, its timeout and where the
+ * JetStream API is (resolving a copy when `c` is not resolved yet). */
 void es_cli_store_options(const es_cli_conn *c, es_store_options *o);
 
 /* Connects. ES_ERR_CONNECTION (with a one-line reason in es_last_error())

@@ -163,8 +163,12 @@ es_status es_cli_conn_resolve(es_cli_conn *c)
     return ES_OK;
 }
 
-void es_cli_store_options(const es_cli_conn *c, es_store_options *o)
+void es_cli_store_options(const es_cli_conn *given, es_store_options *o)
 {
+    /* Unresolved: what es_cli_connect made of it (its errors stopped the
+     * connect already; the context's strings live for the process). */
+    es_cli_conn resolved = *given;
+    const es_cli_conn *c = es_cli_conn_resolve(&resolved) == ES_OK ? &resolved : given;
     es_store_options_init(o);
     o->timeout_ms = c->timeout_ms;
     o->js_domain = c->js_domain;

@@ -273,6 +273,12 @@ static void test_context_fields(void **state)
     assert_non_null(strstr(es_last_error(), "socks_proxy"));
     char *argv4[] = {"--js-domain", "a", "--js-api-prefix", "b"};
     assert_int_equal(resolved(&c, 4, argv4), ES_ERR_INVALID);
+    /* store options of a connection not yet resolved: as if it were */
+    es_cli_conn raw;
+    es_cli_conn_init(&raw, "t");
+    raw.context = "full";
+    es_cli_store_options(&raw, &so);
+    assert_string_equal(so.js_domain, "hub");
     /* resolving twice changes nothing */
     assert_int_equal(resolved(&c, 2, argv2), ES_OK);
     setenv("NATS_URL", "nats://late:4222", 1);
