@@ -45,6 +45,32 @@ static void open_store(const char *name, natsConnection **nc, es_store **st)
     assert_int_equal(es_store_open(*nc, name, NULL, st), ES_OK);
 }
 
+/* ---- help ------------------------------------------------------------------------- */
+
+static void test_help(void **state)
+{
+    (void)state;
+    const char *commands[] = {"projections", "checkpoints", "completion"};
+    run_result r;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        RUN(&r, (char *)commands[i], "--help");
+        assert_ok(&r);
+        if (!strstr(r.out, "Examples:") || !strstr(r.out, "--context"))
+            fail_msg("%s --help lacks examples or connection options", commands[i]);
+        run_free(&r);
+    }
+    RUN(&r, "--help");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "  projections  "));
+    run_free(&r);
+    RUN(&r, "completion", "fish");
+    assert_fails(&r, 1, "bash|zsh");
+    run_free(&r);
+    RUN(&r, "checkpoints");
+    assert_fails(&r, 1, "which store");
+    run_free(&r);
+}
+
 /* ---- projections ------------------------------------------------------------------ */
 
 static void test_projections(void **state)
@@ -354,6 +380,7 @@ int main(int argc, char **argv)
     }
     snprintf(prefix, sizeof prefix, "cmds%dx", (int)getpid() % 10000000);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help),
         cmocka_unit_test(test_projections),
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_bash_completion),
