@@ -2,7 +2,7 @@
  * event store's contract (docs/wire-format.md). Every test uses a store of
  * its own, deleted afterwards.
  *
- *   es-conformance [--url nats://HOST:PORT] [--nats-server PATH]
+ *   es-conformance [--url nats://HOST:PORT] [--nats-server PATH] [--only GLOB]
  *   es-conformance --version
  *
  * The URL defaults to $NATS_URL. --nats-server (or $ES_NATS_SERVER) lets the
@@ -17,9 +17,10 @@
 static int usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [--url nats://HOST:PORT] [--nats-server PATH]\n"
+            "usage: %s [--url nats://HOST:PORT] [--nats-server PATH] [--only GLOB]\n"
             "  --url          server under test (default: $NATS_URL)\n"
             "  --nats-server  nats-server binary for restart tests (default: $ES_NATS_SERVER)\n"
+            "  --only         run only the tests whose name matches GLOB (e.g. '*last_seq*')\n"
             "  --version      the suite's, the library's and nats.c's versions\n",
             prog);
     return 2;
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
             conf_url = argv[++i];
         else if (strcmp(argv[i], "--nats-server") == 0 && i + 1 < argc)
             conf_server_bin = argv[++i];
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            cmocka_set_test_filter(argv[++i]); /* tests whose name matches a glob */
         else
             return usage(argv[0]);
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 static char prog_name[64] = "es";
+static es_cli_error_writer error_writer;
 
 void es_cli_set_prog(const char *prog)
 {
@@ -23,10 +24,10 @@ int es_cli_exit_code(es_status s)
 {
     switch (s) {
     case ES_OK: return ES_EXIT_OK;
-    case ES_ERR_NOT_FOUND:
-    case ES_ERR_SHREDDED: return ES_EXIT_NOT_FOUND;
+    case ES_ERR_NOT_FOUND: return ES_EXIT_NOT_FOUND;
     case ES_ERR_EXISTS:
     case ES_ERR_CONFLICT:
+    case ES_ERR_SHREDDED: /* the entity exists, and its state refuses the write */
     case ES_ERR_DUPLICATE: return ES_EXIT_CONFLICT;
     case ES_ERR_INVALID:
     case ES_ERR_TOO_LARGE:
@@ -41,6 +42,11 @@ int es_cli_exit_code(es_status s)
     }
 }
 
+void es_cli_set_error_writer(es_cli_error_writer writer)
+{
+    error_writer = writer;
+}
+
 void es_cli_error(const char *fmt, ...)
 {
     char text[1024];
@@ -52,7 +58,10 @@ void es_cli_error(const char *fmt, ...)
     for (char *c = text; *c; c++)
         if (*c == '\n' || *c == '\r')
             *c = ' ';
-    fprintf(stderr, "%s: %s\n", prog_name, text);
+    if (error_writer != NULL)
+        error_writer(text);
+    else
+        fprintf(stderr, "%s: %s\n", prog_name, text);
 }
 
 int es_cli_fail(es_status s, const char *what)

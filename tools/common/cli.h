@@ -46,7 +46,7 @@ enum {
     ES_EXIT_OK = 0,
     ES_EXIT_USAGE = 1,     /* bad arguments or bad input (names, JSON, files) */
     ES_EXIT_NOT_FOUND = 2, /* the store, entity or data does not exist */
-    ES_EXIT_CONFLICT = 3,  /* exists already / optimistic concurrency conflict */
+    ES_EXIT_CONFLICT = 3,  /* exists already / optimistic concurrency conflict / shredded */
     ES_EXIT_SERVER = 4,    /* the server refused, is unreachable or misbehaved */
 };
 
@@ -63,6 +63,14 @@ const char *es_cli_prog(void);
 
 /* "<prog>: <text>" and a newline on stderr: the one line users see. */
 void es_cli_error(const char *fmt, ...) ES_CLI_PRINTF(1, 2);
+
+/* A tool with a log format of its own (es-atproto-ingest --log-format json)
+ * takes over where es_cli_error, es_cli_fail and es_cli_usage write: each
+ * message is handed to `writer` as one line of text, without the program's
+ * name and without a newline. NULL: back to stderr. Set it before any
+ * message can be written (it is not synchronised). */
+typedef void (*es_cli_error_writer)(const char *text);
+void es_cli_set_error_writer(es_cli_error_writer writer);
 
 /* Reports a failed call: "<prog>: <what>: <es_last_error() or the status
  * text>", and returns the exit code for `s`. */

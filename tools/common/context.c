@@ -81,7 +81,10 @@ static es_status read_file(const char *path, const char *name, json_t **out)
 /* ---- fields ------------------------------------------------------------------- */
 
 /* The fields taken, by their names in the file and where they go. */
-#define FIELD(json_name, member) {json_name, offsetof(es_cli_context, member)}
+#define FIELD(json_name, member)                                                                   \
+    {                                                                                              \
+        json_name, offsetof(es_cli_context, member)                                                \
+    }
 static const struct {
     const char *name;
     size_t offset;
@@ -125,7 +128,8 @@ static const struct {
 /* False, null, "", [] and {} set nothing: the nats CLI writes every field. */
 static bool is_unset(const json_t *v)
 {
-    return json_is_null(v) || json_is_false(v) || (json_is_string(v) && json_string_length(v) == 0) ||
+    return json_is_null(v) || json_is_false(v) ||
+           (json_is_string(v) && json_string_length(v) == 0) ||
            (json_is_array(v) && json_array_size(v) == 0) ||
            (json_is_object(v) && json_object_size(v) == 0);
 }

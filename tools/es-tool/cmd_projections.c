@@ -64,18 +64,6 @@ static int parse_and_open(const tool_command *cmd, int argc, char **argv, inspec
     return rc == ES_EXIT_OK ? TOOL_PROCEED : rc;
 }
 
-/* Writes `j` (consumed) as one line; ES_ERR_IO once stdout is closed. */
-static es_status write_json(json_t *j)
-{
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL)
-        return es_error(ES_ERR_NOMEM, "out of memory");
-    bool ok = tool_write(text, strlen(text)) && tool_write("\n", 1);
-    free(text);
-    return ok ? ES_OK : ES_ERR_IO;
-}
-
 /* The exit code of a listing that ended with `s` (a closed stdout is a
  * normal end). */
 static int finish(es_status s, size_t count, bool as_json, const char *none)
@@ -113,15 +101,14 @@ static json_t *partition_json(int index, const es_projection_partition *p)
 
 static json_t *projection_json(const es_projection_info *in, bool with_partitions)
 {
-    json_t *j = json_pack("{s:s, s:b, s:i, s:I, s:s, s:I, s:I, s:i, s:i, s:I, s:I, s:I, s:I}",
-                          "name", in->name, "ordered", in->ordered, "partitions", in->partitions,
-                          "filters", (json_int_t)in->filter_count, "start", start_text(in->start),
-                          "after_seq", (json_int_t)in->after_seq, "ack_wait_ms",
-                          (json_int_t)in->ack_wait_ms, "max_deliver", in->max_deliver,
-                          "max_ack_pending", in->max_ack_pending, "pin_timeout_ms",
-                          (json_int_t)in->pin_timeout_ms, "pending", (json_int_t)in->pending,
-                          "ack_pending", (json_int_t)in->ack_pending, "ack_floor_seq",
-                          (json_int_t)in->ack_floor_seq);
+    json_t *j = json_pack(
+        "{s:s, s:b, s:i, s:I, s:s, s:I, s:I, s:i, s:i, s:I, s:I, s:I, s:I}", "name", in->name,
+        "ordered", in->ordered, "partitions", in->partitions, "filters",
+        (json_int_t)in->filter_count, "start", start_text(in->start), "after_seq",
+        (json_int_t)in->after_seq, "ack_wait_ms", (json_int_t)in->ack_wait_ms, "max_deliver",
+        in->max_deliver, "max_ack_pending", in->max_ack_pending, "pin_timeout_ms",
+        (json_int_t)in->pin_timeout_ms, "pending", (json_int_t)in->pending, "ack_pending",
+        (json_int_t)in->ack_pending, "ack_floor_seq", (json_int_t)in->ack_floor_seq);
     if (j == NULL || !with_partitions)
         return j;
     json_t *parts = json_array();
@@ -140,7 +127,7 @@ static es_status print_projection(const es_projection_info *in, void *closure)
 {
     listing *l = closure;
     if (l->as_json) {
-        es_status s = write_json(projection_json(in, false));
+        es_status s = tool_print_json(projection_json(in, false));
         l->count += s == ES_OK;
         return s;
     }
@@ -194,7 +181,7 @@ static es_status show_projection(es_store *st, const inspect_args *a)
     if (s != ES_OK)
         return s;
     if (a->as_json)
-        return write_json(projection_json(&in, true));
+        return tool_print_json(projection_json(&in, true));
     print_projection_text(a->store, &in);
     return ES_OK;
 }
@@ -208,8 +195,8 @@ static int run_projections(int argc, char **argv)
     if (rc != TOOL_PROCEED)
         return rc;
     listing l = {a.as_json, 0};
-    es_status s = a.name != NULL ? show_projection(st, &a)
-                                 : es_projection_list(st, print_projection, &l);
+    es_status s =
+        a.name != NULL ? show_projection(st, &a) : es_projection_list(st, print_projection, &l);
     rc = finish(s, a.name != NULL ? 1 : l.count, a.as_json, "no projections");
     tool_close(nc, st);
     return rc;
@@ -266,9 +253,9 @@ static json_t *checkpoint_json(const char *name, const es_checkpoint *cp)
     char time[ES_TIME_MAX] = "";
     if (cp->time_ns != 0)
         es_time_format(cp->time_ns, time);
-    json_t *j = json_pack("{s:s, s:I, s:s, s:I}", "name", name, "position",
-                          (json_int_t)cp->position, "time", time, "revision",
-                          (json_int_t)cp->revision);
+    json_t *j =
+        json_pack("{s:s, s:I, s:s, s:I}", "name", name, "position", (json_int_t)cp->position,
+                  "time", time, "revision", (json_int_t)cp->revision);
     if (j != NULL && cp->data != NULL) {
         json_t *data = json_loadb(cp->data, cp->data_len, JSON_DECODE_ANY, NULL);
         json_object_set_new(j, "data", data ? data : json_stringn(cp->data, cp->data_len));
@@ -297,7 +284,7 @@ static es_status print_checkpoint(const char *name, const es_checkpoint *cp, voi
 {
     listing *l = closure;
     if (l->as_json) {
-        es_status s = write_json(checkpoint_json(name, cp));
+        es_status s = tool_print_json(checkpoint_json(name, cp));
         l->count += s == ES_OK;
         return s;
     }
@@ -321,7 +308,7 @@ static es_status show_checkpoint(es_checkpoints *cps, const inspect_args *a)
     if (s != ES_OK)
         return s;
     if (a->as_json) {
-        s = write_json(checkpoint_json(a->name, &cp));
+        s = tool_print_json(checkpoint_json(a->name, &cp));
     } else {
         char time[64];
         tool_time_text(cp.time_ns, time);

@@ -233,6 +233,7 @@ const tool_command tool_cmd_replay = {
     "Options:\n"
     "  -t, --type TYPE      entity type\n"
     "  -i, --id ID          entity id (as it is: no escaping needed)\n"
+    "      --raw-id         take an --id that looks escaped (%XX) as it is: no warning\n"
     "  -e, --event EVENT    event type\n"
     "      --tenant TENANT  tenant (stores with tenancy)\n"
     "      --after SEQ      only events after stream sequence SEQ\n"

@@ -8,9 +8,9 @@
 #include "estool.h"
 
 const tool_command *const tool_commands[] = {
-    &tool_cmd_replay, &tool_cmd_info,   &tool_cmd_entities, &tool_cmd_append,
-    &tool_cmd_stores, &tool_cmd_create, &tool_cmd_delete,   &tool_cmd_export,
-    &tool_cmd_import, &tool_cmd_shred,  &tool_cmd_bench,
+    &tool_cmd_replay,      &tool_cmd_info,        &tool_cmd_entities,   &tool_cmd_append,
+    &tool_cmd_stores,      &tool_cmd_create,      &tool_cmd_delete,     &tool_cmd_export,
+    &tool_cmd_import,      &tool_cmd_shred,       &tool_cmd_bench,      &tool_cmd_edit,
     &tool_cmd_projections, &tool_cmd_checkpoints, &tool_cmd_completion,
 };
 const size_t tool_command_count = sizeof tool_commands / sizeof tool_commands[0];

@@ -165,9 +165,9 @@ static int contexts_setup(void **state)
     snprintf(dir, sizeof dir, "%s/nats/context", config_home);
     assert_int_equal(mkdir(dir, 0700), 0);
     setenv("XDG_CONFIG_HOME", config_home, 1);
-    static const char *const vars[] = {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN",
-                                       "NATS_CREDS", "NATS_NKEY", "NATS_CERT", "NATS_KEY",
-                                       "NATS_CA", "NATS_TIMEOUT", "NATS_CONTEXT"};
+    static const char *const vars[] = {"NATS_URL",   "NATS_USER",    "NATS_PASSWORD", "NATS_TOKEN",
+                                       "NATS_CREDS", "NATS_NKEY",    "NATS_CERT",     "NATS_KEY",
+                                       "NATS_CA",    "NATS_TIMEOUT", "NATS_CONTEXT"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
     write_file("nats/context/full.json",
@@ -238,8 +238,8 @@ static void test_context_fields(void **state)
     assert_string_equal(c.server, "nats://env:4222");
     assert_string_equal(c.user, "cu");
     assert_int_equal(c.timeout_ms, 750);
-    char *argv[] = {"--server", "nats://opt:4222", "--timeout", "2s", "--js-api-prefix", "$JS.x.API",
-                    "--user", "ou"};
+    char *argv[] = {"--server",        "nats://opt:4222", "--timeout", "2s",
+                    "--js-api-prefix", "$JS.x.API",       "--user",    "ou"};
     assert_int_equal(resolved(&c, 8, argv), ES_OK);
     assert_string_equal(c.server, "nats://opt:4222");
     assert_int_equal(c.timeout_ms, 2000);
@@ -371,9 +371,12 @@ int main(void)
 {
     es_cli_set_prog("test_cli");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_codes),     cmocka_unit_test(test_parser),
-        cmocka_unit_test(test_parser_errors),  cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_nkey),           cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_parser_errors),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_nkey),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_clock_and_hash),
         cmocka_unit_test_setup_teardown(test_context_fields, contexts_setup, contexts_teardown),
     };

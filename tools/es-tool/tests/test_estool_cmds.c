@@ -200,8 +200,7 @@ static void test_checkpoints(void **state)
     assert_int_equal(es_checkpoint_set(cps, "relay", 42, "{\"cursor\": \"abc\", \"n\": [1, 2]}",
                                        ES_CHECKPOINT_NEW, &rev),
                      ES_OK);
-    assert_int_equal(es_checkpoint_set(cps, "ingest.one", 7, NULL, ES_CHECKPOINT_NEW, NULL),
-                     ES_OK);
+    assert_int_equal(es_checkpoint_set(cps, "ingest.one", 7, NULL, ES_CHECKPOINT_NEW, NULL), ES_OK);
 
     RUN(&r, "checkpoints", name, "--json");
     assert_ok(&r);
@@ -380,10 +379,8 @@ int main(int argc, char **argv)
     }
     snprintf(prefix, sizeof prefix, "cmds%dx", (int)getpid() % 10000000);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_help),
-        cmocka_unit_test(test_projections),
-        cmocka_unit_test(test_checkpoints),
-        cmocka_unit_test(test_bash_completion),
+        cmocka_unit_test(test_help),           cmocka_unit_test(test_projections),
+        cmocka_unit_test(test_checkpoints),    cmocka_unit_test(test_bash_completion),
         cmocka_unit_test(test_zsh_completion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -440,8 +440,7 @@ int main(int argc, char **argv)
     }
     snprintf(live_url, sizeof live_url, "%s", url);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_context_precedence, contexts_setup,
-                                        contexts_teardown),
+        cmocka_unit_test_setup_teardown(test_context_precedence, contexts_setup, contexts_teardown),
         cmocka_unit_test_setup_teardown(test_context_refusals, contexts_setup, contexts_teardown),
         cmocka_unit_test_setup_teardown(test_nats_timeout, contexts_setup, contexts_teardown),
         cmocka_unit_test_setup_teardown(test_js_domain, contexts_setup, server_teardown),

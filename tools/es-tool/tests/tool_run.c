@@ -97,8 +97,7 @@ int wait_exit(pid_t pid, int64_t timeout_ms)
 }
 
 /* Runs the tool to its end with `input` on stdin; 30 s at most. */
-void run_env(run_result *r, const char *env, const char *input, size_t input_len,
-                    char *const *args)
+void run_env(run_result *r, const char *env, const char *input, size_t input_len, char *const *args)
 {
     memset(r, 0, sizeof *r);
     r->out = calloc(1, 1);
@@ -147,7 +146,6 @@ void assert_ok(const run_result *r)
         fail_msg("expected success; exit %d, stderr: %s", r->code, r->err);
 }
 
-
 /* Each line of r->out as JSON (an array). */
 json_t *json_lines(const run_result *r)
 {
@@ -175,7 +173,6 @@ const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-
 /* A URL whose port nobody listens on. */
 void closed_url(char *out, size_t size)
 {
@@ -187,7 +184,6 @@ void closed_url(char *out, size_t size)
     snprintf(out, size, "nats://127.0.0.1:%d", ntohs(a.sin_port));
     close(s);
 }
-
 
 /* Reads one line from fd within timeout_ms into buf. */
 bool read_line(int fd, char *buf, size_t size, int64_t timeout_ms)
@@ -208,4 +204,3 @@ bool read_line(int fd, char *buf, size_t size, int64_t timeout_ms)
     }
     return false;
 }
-

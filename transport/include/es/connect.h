@@ -34,8 +34,9 @@ typedef void (*es_connection_change_cb)(es_connection_change change, const char 
 /* Every string is borrowed for the es_connect call only; NULL leaves the
  * option out. */
 typedef struct es_connect_options {
-    /* A URL or comma-separated URLs ("nats://a:4222,nats://b:4222");
-     * NULL: ES_CONNECT_DEFAULT_URL. At most 32 URLs. */
+    /* A URL or comma-separated URLs ("nats://a:4222,nats://b:4222"), each
+     * [nats://|tls://][user:password@]host[:port] (host a name, an IPv4
+     * address or [IPv6]); NULL: ES_CONNECT_DEFAULT_URL. At most 32 URLs. */
     const char *servers;
     const char *name; /* the connection name the server shows; NULL: "es" */
     const char *user; /* with password (NULL: empty) */
@@ -71,7 +72,8 @@ ES_API void es_connect_options_init(es_connect_options *opts);
 /* Connects (opts NULL: the defaults). ES_ERR_CONNECTION, with a one-line
  * reason in es_last_error() ("no server is answering", "authorization
  * failed"), when no server of the list could be reached or it refused the
- * credentials; ES_ERR_INVALID for unusable options (a malformed URL, an
+ * credentials; ES_ERR_INVALID for unusable options (a malformed URL:
+ * "invalid URL '...': why", checked before anything is dialled; an
  * unreadable credentials or TLS file, half of a pair). The caller owns *out
  * (es_connection_close). Thread-safe. */
 ES_API es_status es_connect(const es_connect_options *opts, natsConnection **out);
