@@ -196,8 +196,10 @@ static int run(int argc, char **argv)
     if (format_name != NULL && !tool_format_parse(format_name, &format))
         return es_cli_usage("--format is jsonl, pretty or raw, not '%.40s'", format_name);
     r.up_to = f.bounds.up_to_seq;
-    if (r.follow)
-        conn.max_reconnect = -1; /* a watch rides out any outage */
+    if (r.follow) {
+        conn.max_reconnect = -1;    /* a watch rides out any outage, */
+        conn.report_outages = true; /* and says so on stderr */
+    }
 
     natsConnection *nc = NULL;
     es_store *st = NULL;

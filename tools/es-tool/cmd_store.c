@@ -72,8 +72,7 @@ static int run_stores(int argc, char **argv)
     if (rc != ES_EXIT_OK)
         return rc;
     es_store_options opts;
-    es_store_options_init(&opts);
-    opts.timeout_ms = conn.timeout_ms;
+    es_cli_store_options(&conn, &opts);
     es_status s = es_store_list(nc, &opts, print_store, &l);
     if (s == ES_ERR_IO && tool_output_closed())
         s = ES_OK;
@@ -191,18 +190,6 @@ static bool store_option(es_store_config *cfg, int id, const char *value, bool e
     }
 }
 
-/* Writes one JSON object and its newline to stdout, and frees it. */
-static es_status print_json(json_t *j)
-{
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    bool ok = text && tool_write(text, strlen(text)) && tool_write("\n", 1) && tool_flush();
-    free(text);
-    if (text == NULL)
-        return es_error(ES_ERR_NOMEM, "out of memory");
-    return ok || tool_output_closed() ? ES_OK : ES_ERR_IO;
-}
-
 /* create --json: {"store":..., "created":bool, "config":{...}} as the server has it. */
 static es_status print_created(es_store *st, bool created)
 {
@@ -210,8 +197,8 @@ static es_status print_created(es_store *st, bool created)
     es_status s = es_store_info_get(st, &info);
     if (s != ES_OK)
         return s;
-    return print_json(json_pack("{s:s, s:b, s:o}", "store", es_store_name(st), "created", created,
-                                "config", tool_config_json(&info.config)));
+    return tool_print_json(json_pack("{s:s, s:b, s:o}", "store", es_store_name(st), "created",
+                                     created, "config", tool_config_json(&info.config)));
 }
 
 static int run_create(int argc, char **argv)
@@ -249,11 +236,13 @@ static int run_create(int argc, char **argv)
     int rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
+    es_store_options opts;
+    es_cli_store_options(&conn, &opts);
     es_store *st = NULL;
-    bool existed = es_store_open(nc, store, NULL, &st) == ES_OK;
+    bool existed = es_store_open(nc, store, &opts, &st) == ES_OK;
     es_store_destroy(st);
     st = NULL;
-    es_status s = es_store_create(nc, store, &cfg, NULL, &st);
+    es_status s = es_store_create(nc, store, &cfg, &opts, &st);
     if (s == ES_OK && as_json)
         s = print_created(st, !existed);
     else if (s == ES_OK)
@@ -350,9 +339,11 @@ static int run_delete(int argc, char **argv)
     rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
-    es_status s = es_store_delete(nc, store, NULL);
+    es_store_options opts;
+    es_cli_store_options(&conn, &opts);
+    es_status s = es_store_delete(nc, store, &opts);
     if (s == ES_OK && o.as_json)
-        s = print_json(json_pack("{s:s, s:b}", "store", store, "deleted", true));
+        s = tool_print_json(json_pack("{s:s, s:b}", "store", store, "deleted", true));
     else if (s == ES_OK)
         printf("deleted store %s\n", store);
     if (s != ES_OK)
@@ -471,9 +462,9 @@ static es_status print_edit(const char *store, const es_store_config *before,
         json_decref(changed);
         return tool_flush() || tool_output_closed() ? ES_OK : ES_ERR_IO;
     }
-    return print_json(json_pack("{s:s, s:o, s:o, s:o}", "store", store, "before",
-                                tool_config_json(before), "after", tool_config_json(after),
-                                "changed", changed));
+    return tool_print_json(json_pack("{s:s, s:o, s:o, s:o}", "store", store, "before",
+                                     tool_config_json(before), "after", tool_config_json(after),
+                                     "changed", changed));
 }
 
 static es_status edit_store(es_store *st, const edit_opts *o, es_store_info *before,

@@ -73,6 +73,10 @@ int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f)
 {
     for (;;) {
         int id = es_cli_next(p);
+        if (id == ES_CLI_END && es_cli_conn_resolve(conn) != ES_OK) {
+            es_cli_fail(ES_ERR_INVALID, NULL); /* the command line and environment, complete */
+            return ES_CLI_ERROR;
+        }
         if (id == ES_CLI_END || id == ES_CLI_ERROR || id == ES_CLI_ARG)
             return id;
         if (id == OPT_MASTER_KEY) {
@@ -155,8 +159,7 @@ int tool_connect(const es_cli_conn *conn, natsConnection **nc)
 
 void tool_store_options(const es_cli_conn *conn, es_store_options *opts)
 {
-    es_store_options_init(opts);
-    opts->timeout_ms = conn->timeout_ms;
+    es_cli_store_options(conn, opts);
     opts->master_key_file = master_key_file ? master_key_file : getenv("ES_MASTER_KEY_FILE");
     if (opts->master_key_file != NULL && *opts->master_key_file == '\0')
         opts->master_key_file = NULL;
@@ -223,6 +226,17 @@ void tool_exit_now(int code)
     tool_flush();
     fflush(stderr);
     _exit(code);
+}
+
+es_status tool_print_json(json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    bool ok = text && tool_write(text, strlen(text)) && tool_write("\n", 1) && tool_flush();
+    free(text);
+    if (text == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    return ok || tool_output_closed() ? ES_OK : ES_ERR_IO;
 }
 
 bool tool_stdout_colour(void)

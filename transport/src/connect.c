@@ -2,6 +2,7 @@
  * nats.c's natsOptions, and its failures one-line reasons. */
 #include <es/connect.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -186,6 +187,61 @@ static es_status set_tls(natsOptions *no, const es_connect_options *o)
     return ES_OK;
 }
 
+/* ---- losing and regaining the server ------------------------------------ */
+
+/* The caller's callback, kept until the connection is closed (nats.c holds
+ * a pointer to it). */
+typedef struct change_watch {
+    es_connection_change_cb cb;
+    void *closure;
+} change_watch;
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    change_watch *w = closure;
+    if (!natsConnection_IsClosed(nc)) /* closing reports a disconnection too */
+        w->cb(ES_CONNECTION_LOST, NULL, w->closure);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    change_watch *w = closure;
+    char url[256];
+    bool known = natsConnection_GetConnectedUrl(nc, url, sizeof url) == NATS_OK;
+    w->cb(ES_CONNECTION_RESTORED, known ? url : NULL, w->closure);
+}
+
+/* The last callback nats.c makes for a connection, after the others. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    esi_free(closure);
+}
+
+static es_status set_change_callbacks(natsOptions *no, const es_connect_options *o,
+                                      change_watch **out)
+{
+    *out = NULL;
+    if (o->on_change == NULL)
+        return ES_OK;
+    change_watch *w = esi_malloc(sizeof *w);
+    if (w == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    w->cb = o->on_change;
+    w->closure = o->closure;
+    natsStatus ns = natsOptions_SetDisconnectedCB(no, on_disconnected, w);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetReconnectedCB(no, on_reconnected, w);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetClosedCB(no, on_closed, w);
+    if (ns != NATS_OK) {
+        esi_free(w);
+        return es_error(ES_ERR_NOMEM, "connect options: %s", natsStatus_GetText(ns));
+    }
+    *out = w;
+    return ES_OK;
+}
+
 static es_status build_options(const es_connect_options *o, natsOptions *no)
 {
     if (o->timeout_ms <= 0 || o->reconnect_wait_ms < 0 || o->reconnect_buffer_bytes < 0 ||
@@ -236,11 +292,16 @@ es_status es_connect(const es_connect_options *opts, natsConnection **out)
     natsOptions *no = NULL;
     if (natsOptions_Create(&no) != NATS_OK)
         return es_error(ES_ERR_NOMEM, "out of memory");
+    change_watch *watch = NULL;
     es_status s = build_options(opts, no);
+    if (s == ES_OK)
+        s = set_change_callbacks(no, opts, &watch);
     if (s == ES_OK) {
         natsStatus ns = natsConnection_Connect(out, no);
-        if (ns != NATS_OK)
+        if (ns != NATS_OK) {
             s = connect_failure(ns, opts);
+            esi_free(watch); /* no connection: no callback will free it */
+        }
     }
     natsOptions_Destroy(no);
     if (s == ES_OK)
