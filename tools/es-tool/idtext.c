@@ -28,11 +28,11 @@ static size_t utf8_seq(const unsigned char *p, size_t n, unsigned *cp)
                                                : 0;
     if (len == 0 || len > n)
         return 0;
-    unsigned v = len == 1 ? p[0] : p[0] & (0x7f >> len);
+    unsigned v = len == 1 ? p[0] : (unsigned)(p[0] & (0x7fu >> len));
     for (size_t i = 1; i < len; i++) {
         if ((p[i] & 0xc0) != 0x80)
             return 0;
-        v = v << 6 | (p[i] & 0x3f);
+        v = v << 6 | (p[i] & 0x3fu);
     }
     if (v < min[len] || (v >= 0xd800 && v <= 0xdfff) || v > 0x10ffff)
         return 0;
