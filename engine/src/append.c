@@ -13,6 +13,7 @@
 #include "base/newid.h"
 #include "base/clock.h"
 #include "headers.h"
+#include "payload.h"
 #include "store_impl.h"
 #include "transport/directget.h"
 #include "transport/msg.h"
@@ -66,8 +67,6 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
     if (!es_valid_name(e->event_type))
         return es_error(ES_ERR_INVALID, "event %zu: invalid event type '%.64s'", index,
                         e->event_type ? e->event_type : "(null)");
-    if (e->codec != NULL && !es_valid_name(e->codec))
-        return es_error(ES_ERR_INVALID, "event %zu: invalid codec name '%.64s'", index, e->codec);
     if (e->event_id != NULL && !valid_event_id(e->event_id))
         return es_error(ES_ERR_INVALID,
                         "event %zu: event id must be 1..%d printable ASCII bytes without spaces",
@@ -110,7 +109,7 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
         if (s != ES_OK)
             return s;
     }
-    return ES_OK;
+    return esi_payloads_check(st, events, n); /* the costliest check, last */
 }
 
 static es_status build_msg(const es_store *st, const es_event_spec *e, const char *reply,
