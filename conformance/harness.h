@@ -84,5 +84,6 @@ int conf_run_projection(void);
 int conf_run_domain(void);
 int conf_run_inspect(void);
 int conf_run_import(void);
+int conf_run_expect(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
+#include "conflicts.h"
 #include "headers.h"
 #include "payload.h"
 #include "store_impl.h"
@@ -284,11 +285,32 @@ static es_status find_duplicates(const es_store *st, natsMsg **msgs, size_t n,
     return ES_OK;
 }
 
-/* Turns a unit's outcome into the append's status and result (and the
- * thread's last error). */
-static es_status conclude(const es_store *st, bool own_ids, es_status s, const esi_pub_result *r,
-                          const char *text, natsMsg **msgs, size_t n, es_append_result *out)
+/* A conflict's status and text, with every expectation that fails in
+ * *conflicts (NULL when they could not be looked up: the text says why). */
+static es_status conflict(const es_store *st, const esi_pub_result *r, const char *text,
+                          natsMsg **msgs, size_t n, esi_conflicts **conflicts)
 {
+    es_status s = esi_conflicts_find(st, msgs, n, r->actual_seq, conflicts);
+    if (s != ES_OK)
+        return es_error_code(ES_ERR_CONFLICT, r->err_code,
+                             "conflict: %s (the failing entities could not be looked up: %s)",
+                             text, es_last_error());
+    char which[320];
+    esi_conflicts_describe(*conflicts, which, sizeof which);
+    if (n == 1)
+        return es_error_code(ES_ERR_CONFLICT, r->err_code,
+                             "conflict: %s; the entity's last sequence is %" PRIu64, text,
+                             r->actual_seq);
+    return es_error_code(ES_ERR_CONFLICT, r->err_code, "conflict: %s; %s", text, which);
+}
+
+/* Turns a unit's outcome into the append's status and result (and the
+ * thread's last error); on a conflict, *conflicts lists what failed. */
+static es_status conclude(const es_store *st, bool own_ids, es_status s, const esi_pub_result *r,
+                          const char *text, natsMsg **msgs, size_t n, es_append_result *out,
+                          esi_conflicts **conflicts)
+{
+    *conflicts = NULL;
     result_from_ack(r, n, out);
     if (s == ES_OK) {
         if (n > 1 && r->count != n)
@@ -306,8 +328,7 @@ static es_status conclude(const es_store *st, bool own_ids, es_status s, const e
         result_from_ack(r, n, out);
     }
     if (s == ES_ERR_CONFLICT)
-        return es_error_code(s, r->err_code, "conflict: %s; the entity's last sequence is %" PRIu64,
-                             text, r->actual_seq);
+        return conflict(st, r, text, msgs, n, conflicts);
     return es_error_code(s, r->err_code, "append: %s", text);
 }
 
@@ -320,12 +341,12 @@ static bool has_own_ids(const es_event_spec *events, size_t n)
     return true;
 }
 
-/* An outcome that may hide a retry of a stored append: it needs a look at
- * the store (find_duplicates), which makes requests, so it never runs on
- * nats.c's delivery thread. */
-static bool needs_scan(bool own_ids, es_status s, const esi_pub_result *r, size_t n)
+/* An outcome that may hide a retry of a stored append (find_duplicates), or
+ * a conflict whose failing expectations are looked up (conflicts.c): it
+ * needs requests, so it never runs on nats.c's delivery thread. */
+static bool needs_scan(es_status s, const esi_pub_result *r, size_t n)
 {
-    return (r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || (s == ES_ERR_CONFLICT && own_ids);
+    return (r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || s == ES_ERR_CONFLICT;
 }
 
 /* A unit's raw outcome, kept for follow-up on another thread. */
@@ -362,11 +383,12 @@ static bool sync_done(es_status s, const esi_pub_result *r, const char *text, na
                       size_t n, void *closure)
 {
     sync_call *c = closure;
-    bool keep = needs_scan(c->own_ids, s, r, n);
+    bool keep = needs_scan(s, r, n);
+    esi_conflicts *none;
     if (keep)
         keep_outcome(&c->kept, s, r, text, msgs, n);
     else
-        c->status = conclude(c->st, c->own_ids, s, r, text, msgs, n, c->out);
+        c->status = conclude(c->st, c->own_ids, s, r, text, msgs, n, c->out, &none);
     /* The error text and code live in this thread's last error: carry them over. */
     char copy[256];
     snprintf(copy, sizeof copy, "%s", es_last_error());
@@ -408,10 +430,13 @@ static es_status append_sync(es_store *store, const es_event_spec *events, size_
     if (s == ES_OK)
         s = esi_pub_waiter_wait(&c.waiter);
     esi_pub_waiter_destroy(&c.waiter);
-    if (c.kept.msgs != NULL) { /* a possible retry: look at the store from here */
+    if (c.kept.msgs != NULL) { /* a possible retry, a conflict: look at the store from here */
+        esi_conflicts *conflicts;
         s = conclude(store, c.own_ids, c.kept.status, &c.kept.r, c.kept.text, c.kept.msgs, c.kept.n,
-                     c.out);
+                     c.out, &conflicts);
         esi_publisher_finish(store->pub, c.kept.msgs, c.kept.n);
+        esi_conflicts_keep(conflicts); /* the result points into them */
+        esi_conflicts_to_result(conflicts, c.out);
         return s;
     }
     if (s != ES_OK && c.waiter.done) /* the reply thread set its own last error: repeat it */
@@ -435,6 +460,7 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
     es_append_result ignored;
     es_append_result *out = result ? result : &ignored;
     memset(out, 0, sizeof *out);
+    esi_conflicts_keep(NULL); /* the last append's are no longer pointed to */
     es_status s = append_sync(store, events, n, out);
     set_result_error(s, out);
     return s;
@@ -459,9 +485,12 @@ static void finish_async(async_call *c, es_status s, const esi_pub_result *r, co
                          natsMsg **msgs, size_t n)
 {
     es_append_result out;
-    s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out);
+    esi_conflicts *conflicts;
+    s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out, &conflicts);
     set_result_error(s, &out); /* conclude set this thread's last error: hand it over */
+    esi_conflicts_to_result(conflicts, &out);
     c->cb(s, &out, c->closure);
+    esi_conflicts_free(conflicts);
 }
 
 /* On the publisher's thread: the duplicate scan, then the user's callback. */
@@ -478,7 +507,7 @@ static bool async_done(es_status s, const esi_pub_result *r, const char *text, n
                        size_t n, void *closure)
 {
     async_call *c = closure;
-    if (needs_scan(c->own_ids, s, r, n)) {
+    if (needs_scan(s, r, n)) {
         keep_outcome(&c->kept, s, r, text, msgs, n);
         esi_publisher_defer(c->st->pub, async_followup, c);
         return true;
