@@ -2,6 +2,7 @@
  * headers as docs/wire-format.md fixes them), hand them to the publisher as
  * one unit, and turn its PubAck into an es_append_result. */
 #include <es/append.h>
+#include <es/read.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "base/newid.h"
 #include "base/clock.h"
 #include "conflicts.h"
+#include "expect.h"
 #include "headers.h"
 #include "payload.h"
 #include "store_impl.h"
@@ -23,6 +25,7 @@
 
 #define ERR_BATCH_DUPLICATE_ID 10201
 #define EVENT_ID_MAX           256
+#define EXISTS_ATTEMPTS        5 /* sends of an append whose existing entities move on */
 
 void es_event_spec_init(es_event_spec *spec)
 {
@@ -45,6 +48,18 @@ static bool valid_event_id(const char *id)
 
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
                                    size_t limit);
+
+/* An expect_filter goes with an expectation, and makes a subject filter. */
+static es_status check_expect_filter(const es_store *st, const es_event_spec *e, size_t index)
+{
+    if (e->expect_filter == NULL)
+        return ES_OK;
+    if (e->expect == ES_EXPECT_ANY)
+        return es_error(ES_ERR_INVALID, "event %zu: expect_filter without an expectation", index);
+    char subject[ES_SUBJECT_MAX];
+    es_status s = es_filter_subject(st, e->expect_filter, subject, sizeof subject);
+    return s == ES_OK ? ES_OK : es_error(s, "event %zu: expect_filter: %s", index, es_last_error());
+}
 
 es_status esi_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
 {
@@ -84,10 +99,13 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
                             "event %zu: metadata entry %zu needs a [A-Za-z0-9_-]+ key and a "
                             "one-line value",
                             index, i);
-    if (e->expect > ES_EXPECT_SEQ || (e->expect == ES_EXPECT_SEQ && e->expect_seq == 0))
+    if (e->expect > ES_EXPECT_EXISTS || (e->expect == ES_EXPECT_SEQ && e->expect_seq == 0))
         return es_error(
             ES_ERR_INVALID,
             "event %zu: ES_EXPECT_SEQ needs a sequence > 0 (use ES_EXPECT_NEW for none)", index);
+    es_status s = check_expect_filter(st, e, index);
+    if (s != ES_OK)
+        return s;
     if (e->data_len > limit)
         return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
                         e->data_len, limit);
@@ -418,12 +436,10 @@ static es_status submit(es_store *st, const es_event_spec *events, size_t n, boo
     return ES_OK;
 }
 
-static es_status append_sync(es_store *store, const es_event_spec *events, size_t n,
-                             es_append_result *result)
+static es_status send_sync(es_store *store, const es_event_spec *events, size_t n,
+                           es_append_result *result)
 {
-    es_status s = check_batch(store, events, n);
-    if (s != ES_OK)
-        return s;
+    es_status s;
     sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result};
     esi_pub_waiter_init(&c.waiter);
     s = submit(store, events, n, true, sync_done, &c);
@@ -444,6 +460,44 @@ static es_status append_sync(es_store *store, const es_event_spec *events, size_
     if (s == ES_OK)
         es_error_clear();
     return s;
+}
+
+/* Sends events whose ES_EXPECT_EXISTS are resolved into sequences again
+ * while a conflict shows only that those entities moved on (expect.c). */
+static es_status send_expecting_existence(es_store *store, const es_event_spec *events, size_t n,
+                                          es_append_result *result)
+{
+    es_event_spec *resolved = esi_malloc(n * sizeof *resolved);
+    if (resolved == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    es_status s = ES_OK;
+    for (int attempt = 1; attempt <= EXISTS_ATTEMPTS; attempt++) {
+        esi_conflicts *missing = NULL;
+        esi_exists *x = NULL;
+        s = esi_exists_resolve(store, events, n, resolved, &x, &missing);
+        if (s == ES_OK)
+            s = send_sync(store, resolved, n, result);
+        esi_exists_free(x);
+        if (missing != NULL) { /* refused before sending */
+            esi_conflicts_keep(missing);
+            esi_conflicts_to_result(missing, result);
+        }
+        if (s != ES_ERR_CONFLICT || missing != NULL || !esi_exists_moved_on(events, result))
+            break;
+    }
+    esi_free(resolved);
+    return s;
+}
+
+static es_status append_sync(es_store *store, const es_event_spec *events, size_t n,
+                             es_append_result *result)
+{
+    es_status s = check_batch(store, events, n);
+    if (s != ES_OK)
+        return s;
+    if (esi_expects_existence(events, n))
+        return send_expecting_existence(store, events, n, result);
+    return send_sync(store, events, n, result);
 }
 
 /* A result's error fields: the thread's last error, which the synchronous
@@ -525,6 +579,9 @@ static es_status append_async(es_store *store, const es_event_spec *events, size
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
+    if (esi_expects_existence(events, n)) /* looked up, maybe sent again: not in a callback */
+        return es_error(ES_ERR_INVALID, "ES_EXPECT_EXISTS needs a synchronous append "
+                                        "(es_append, es_append_batch)");
     async_call *c = esi_calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");

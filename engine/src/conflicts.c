@@ -113,38 +113,45 @@ static es_status actual_of(const es_store *st, natsMsg *const *msgs, size_t i,
     return esi_direct_last_seq(st->js, st->stream, subject, actual);
 }
 
-/* Fills `k` with the entity of message `m` (its subject's parts). */
-static es_status describe_entity(const es_store *st, natsMsg *m, es_arena *a,
-                                 es_append_conflict *k)
+static const char *copy_str(es_arena *a, const char *s)
 {
-    const char *subject = esi_msg_subject(m);
-    char *copy = es_arena_strndup(a, subject, strlen(subject));
-    char *id = es_arena_alloc(a, ES_ID_MAX + 1);
-    if (copy == NULL || id == NULL)
-        return es_arena_error(a, "conflicts");
-    esi_subject_parts p;
-    es_status s = esi_subject_split(copy, st->name, st->config.tenancy, &p);
-    if (s == ES_OK)
-        s = es_id_unescape(p.id_token, strlen(p.id_token), id, ES_ID_MAX + 1, &k->entity_id_len);
-    k->tenant = p.tenant;
-    k->entity_type = p.type;
-    k->entity_id = id;
-    return s;
+    return s ? es_arena_strndup(a, s, strlen(s)) : NULL;
 }
 
-static es_status add(const es_store *st, natsMsg *m, size_t index, uint64_t expected,
-                     uint64_t actual, esi_conflicts *c)
+es_status esi_conflicts_add(esi_conflicts *c, const es_append_conflict *k)
 {
-    es_append_conflict *k = &c->items[c->n];
-    const char *subject = esi_msg_header(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT);
-    *k = (es_append_conflict){.index = index, .expected_seq = expected, .actual_seq = actual};
-    k->subject = es_arena_strndup(c->arena, subject, strlen(subject));
-    if (k->subject == NULL)
+    es_append_conflict *to = &c->items[c->n];
+    *to = *k;
+    to->tenant = copy_str(c->arena, k->tenant);
+    to->entity_type = copy_str(c->arena, k->entity_type);
+    to->entity_id = es_arena_strndup(c->arena, k->entity_id, k->entity_id_len);
+    to->subject = copy_str(c->arena, k->subject);
+    if ((k->tenant && !to->tenant) || !to->entity_type || !to->entity_id || !to->subject)
         return es_arena_error(c->arena, "conflicts");
-    es_status s = describe_entity(st, m, c->arena, k);
+    c->n++;
+    return ES_OK;
+}
+
+/* The conflict of message m, the unit's index-th: its entity from its
+ * subject's parts. */
+static es_status add_msg(const es_store *st, natsMsg *m, size_t index, uint64_t expected,
+                         uint64_t actual, esi_conflicts *c)
+{
+    const char *subject = esi_msg_subject(m);
+    char *copy = es_arena_strndup(c->arena, subject, strlen(subject));
+    char *id = es_arena_alloc(c->arena, ES_ID_MAX + 1);
+    if (copy == NULL || id == NULL)
+        return es_arena_error(c->arena, "conflicts");
+    esi_subject_parts p;
+    es_append_conflict k = {.index = index, .expected_seq = expected, .actual_seq = actual};
+    k.subject = esi_msg_header(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT);
+    es_status s = esi_subject_split(copy, st->name, st->config.tenancy, &p);
     if (s == ES_OK)
-        c->n++;
-    return s;
+        s = es_id_unescape(p.id_token, strlen(p.id_token), id, ES_ID_MAX + 1, &k.entity_id_len);
+    k.tenant = p.tenant;
+    k.entity_type = p.type;
+    k.entity_id = id;
+    return s == ES_OK ? esi_conflicts_add(c, &k) : s;
 }
 
 static es_status find_all(const es_store *st, natsMsg *const *msgs, size_t n,
@@ -161,10 +168,27 @@ static es_status find_all(const es_store *st, natsMsg *const *msgs, size_t n,
         else
             s = actual_of(st, msgs, i, actuals, &actuals[i]);
         if (s == ES_OK && actuals[i] != expected)
-            s = add(st, msgs[i], i, expected, actuals[i], c);
+            s = add_msg(st, msgs[i], i, expected, actuals[i], c);
         if (s != ES_OK)
             return s;
     }
+    return ES_OK;
+}
+
+es_status esi_conflicts_new(size_t n, esi_conflicts **out)
+{
+    *out = NULL;
+    esi_conflicts *c = esi_calloc(1, sizeof *c);
+    if (c == NULL || es_arena_create(0, &c->arena) != ES_OK) {
+        esi_free(c);
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    }
+    c->items = es_arena_calloc(c->arena, n, sizeof *c->items);
+    if (c->items == NULL) {
+        esi_conflicts_free(c);
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    }
+    *out = c;
     return ES_OK;
 }
 
@@ -172,21 +196,14 @@ es_status esi_conflicts_find(const es_store *st, natsMsg *const *msgs, size_t n,
                              uint64_t server_actual, esi_conflicts **out)
 {
     *out = NULL;
-    esi_conflicts *c = esi_calloc(1, sizeof *c);
     uint64_t *actuals = esi_calloc(n, sizeof *actuals);
-    es_status s = c && actuals ? es_arena_create(0, &c->arena) : ES_ERR_NOMEM;
-    if (s == ES_OK) {
-        c->items = es_arena_calloc(c->arena, n, sizeof *c->items);
-        s = c->items ? find_all(st, msgs, n, server_actual, actuals, c)
-                     : es_arena_error(c->arena, "conflicts");
-    } else {
-        s = es_error(ES_ERR_NOMEM, "out of memory");
-    }
+    es_status s = actuals ? esi_conflicts_new(n, out) : es_error(ES_ERR_NOMEM, "out of memory");
+    if (s == ES_OK)
+        s = find_all(st, msgs, n, server_actual, actuals, *out);
     esi_free(actuals);
     if (s != ES_OK) {
-        esi_conflicts_free(c);
-        return s;
+        esi_conflicts_free(*out);
+        *out = NULL;
     }
-    *out = c;
-    return ES_OK;
+    return s;
 }

@@ -17,6 +17,12 @@ typedef struct esi_conflicts esi_conflicts;
 es_status esi_conflicts_find(const es_store *st, natsMsg *const *msgs, size_t n,
                              uint64_t server_actual, esi_conflicts **out);
 
+/* An empty list with room for n conflicts (ES_ERR_NOMEM). */
+es_status esi_conflicts_new(size_t n, esi_conflicts **out);
+
+/* Adds a copy of *k (its strings too); at most the n of esi_conflicts_new. */
+es_status esi_conflicts_add(esi_conflicts *c, const es_append_conflict *k);
+
 /* Sets result->conflicts and conflict_count from `c` (may be NULL: none). */
 void esi_conflicts_to_result(const esi_conflicts *c, es_append_result *result);
 
