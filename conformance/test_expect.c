@@ -236,6 +236,52 @@ static void an_expectation_can_be_about_one_tenant(void **state)
     assert_int_equal(es_append(c->st, &e, &r), ES_OK);
 }
 
+/* A decision may carry an expectation about a filter of its own: es_decide
+ * copies it, as it copies the rest of the event. */
+static es_status no_reset(void *state)
+{
+    (void)state;
+    return ES_OK;
+}
+
+static es_status no_evolve(void *state, const es_event *ev)
+{
+    (void)state;
+    (void)ev;
+    return ES_OK;
+}
+
+static es_status place_first_order(void *state, es_decision *d)
+{
+    (void)state;
+    char type[16] = "order";
+    es_filter orders;
+    es_filter_init(&orders);
+    orders.entity_type = type;
+    es_event_spec e = order("o1", "placed", &orders, ES_EXPECT_NEW, 0); /* no order at all yet */
+    es_status s = es_decision_add(d, &e);
+    memset(type, 'x', sizeof type - 1); /* gone when es_decide appends */
+    return s;
+}
+
+static void a_decision_keeps_its_expect_filter(void **state)
+{
+    conf_ctx *c = *state;
+    const es_decider decider = {no_reset, no_evolve, place_first_order};
+    es_filter customer;
+    es_filter_init(&customer);
+    customer.entity_type = "customer";
+    customer.entity_id = "c1";
+    es_decide_options o;
+    es_decide_options_init(&o);
+    o.max_attempts = 1;
+    es_append_result r;
+    assert_int_equal(es_decide(c->st, &customer, &decider, NULL, &o, &r), ES_OK);
+    assert_int_equal(es_decide(c->st, &customer, &decider, NULL, &o, &r), ES_ERR_CONFLICT);
+    assert_int_equal(r.actual_seq, 1);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 1);
+}
+
 /* ---- ES_EXPECT_EXISTS ---------------------------------------------------- */
 
 static void exists_needs_an_event_of_the_entity(void **state)
@@ -332,6 +378,8 @@ int conf_run_expect(void)
         cmocka_unit_test_setup_teardown(a_batch_checks_filters_against_the_store_before_it,
                                         conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(an_expectation_can_be_about_one_tenant, conf_setup_tenancy,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_decision_keeps_its_expect_filter, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(exists_needs_an_event_of_the_entity, conf_setup,
                                         conf_teardown),
