@@ -311,15 +311,17 @@ static es_status conflict(const es_store *st, const esi_pub_result *r, const cha
     es_status s = esi_conflicts_find(st, msgs, n, r->actual_seq, conflicts);
     if (s != ES_OK)
         return es_error_code(ES_ERR_CONFLICT, r->err_code,
-                             "conflict: %s (the failing entities could not be looked up: %s)",
-                             text, es_last_error());
-    char which[320];
-    esi_conflicts_describe(*conflicts, which, sizeof which);
+                             "conflict: %s (the failing entities could not be looked up: %s)", text,
+                             es_last_error());
     if (n == 1)
         return es_error_code(ES_ERR_CONFLICT, r->err_code,
                              "conflict: %s; the entity's last sequence is %" PRIu64, text,
                              r->actual_seq);
-    return es_error_code(ES_ERR_CONFLICT, r->err_code, "conflict: %s; %s", text, which);
+    char which[320];
+    esi_conflicts_describe(*conflicts, which, sizeof which);
+    return es_error_code(ES_ERR_CONFLICT, r->err_code, "conflict: %s; %s", text,
+                         which[0] ? which
+                                  : "(the store has moved on since: no expectation fails now)");
 }
 
 /* Turns a unit's outcome into the append's status and result (and the

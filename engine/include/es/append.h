@@ -21,15 +21,18 @@ extern "C" {
 
 /* One expectation that failed in a conflicting append (ES_ERR_CONFLICT). */
 typedef struct es_append_conflict {
-    size_t index;            /* the event of the batch that carried the expectation */
-    const char *tenant;      /* that event's entity: NULL without tenancy */
+    size_t index; /* the event of the batch that carried the expectation */
+    /* That event's entity: tenant (NULL without tenancy), type, and id,
+     * unescaped and NUL-terminated (it may hold NULs: entity_id_len). */
+    const char *tenant;
     const char *entity_type;
-    const char *entity_id;   /* unescaped, NUL-terminated; may hold NULs (entity_id_len) */
+    const char *entity_id;
     size_t entity_id_len;
-    const char *subject;     /* what was checked: the entity's events ("$ES.bank.account.a1.*")
-                                or the event's expect_filter */
-    uint64_t expected_seq;   /* the last sequence expected (0: none, ES_EXPECT_NEW) */
-    uint64_t actual_seq;     /* the last sequence found (0: none) */
+    /* What was checked: the entity's events ("$ES.bank.account.a1.*"), or
+     * the subject of the event's expect_filter. */
+    const char *subject;
+    uint64_t expected_seq; /* the last sequence expected (0: none, ES_EXPECT_NEW) */
+    uint64_t actual_seq;   /* the last sequence found (0: none) */
 } es_append_conflict;
 
 typedef struct es_append_result {
