@@ -85,5 +85,6 @@ int conf_run_domain(void);
 int conf_run_inspect(void);
 int conf_run_import(void);
 int conf_run_connect(void);
+int conf_run_expect(void);
 
 #endif

@@ -62,6 +62,26 @@ static bool copied(const void *from, const void *to)
     return from == NULL || to != NULL;
 }
 
+/* A decided event's expect_filter, copied (NULL stays NULL). */
+static const es_filter *copy_filter(es_arena *a, const es_filter *f, bool *ok)
+{
+    es_filter *c = f ? es_arena_alloc(a, sizeof *c) : NULL;
+    if (f == NULL || c == NULL) {
+        *ok = *ok && f == NULL;
+        return NULL;
+    }
+    *c = *f;
+    if (f->entity_id != NULL && f->entity_id_len == 0)
+        c->entity_id_len = strlen(f->entity_id);
+    c->tenant = copy_str(a, f->tenant);
+    c->entity_type = copy_str(a, f->entity_type);
+    c->entity_id = copy_bytes(a, f->entity_id, c->entity_id_len);
+    c->event_type = copy_str(a, f->event_type);
+    *ok = *ok && copied(f->tenant, c->tenant) && copied(f->entity_type, c->entity_type) &&
+          copied(f->entity_id, c->entity_id) && copied(f->event_type, c->event_type);
+    return c;
+}
+
 es_status es_decision_add(es_decision *d, const es_event_spec *e)
 {
     if (d == NULL || e == NULL)
@@ -98,6 +118,7 @@ es_status es_decision_add(es_decision *d, const es_event_spec *e)
         ok = copied(e->meta[i].key, meta[i].key) && copied(e->meta[i].value, meta[i].value);
     }
     c.meta = meta;
+    c.expect_filter = copy_filter(a, src.expect_filter, &ok);
     if (!ok)
         return es_arena_error(a, "copying a decided event");
     d->events[d->count++] = c;
@@ -119,6 +140,7 @@ static void set_expectation(es_decision *d, uint64_t seq)
         if (same_entity(&d->events[i], d->entity)) {
             d->events[i].expect = seq ? ES_EXPECT_SEQ : ES_EXPECT_NEW;
             d->events[i].expect_seq = seq;
+            d->events[i].expect_filter = NULL; /* about the entity loaded, nothing wider */
             return;
         }
 }

@@ -246,7 +246,8 @@ static es_status batch_event(append_job *j, const es_value *o, size_t line, bool
     e->tenant = text_of(es_value_get(o, "tenant"));
     e->event_id = text_of(es_value_get(o, "event_id"));
     const es_value *codec = es_value_get(o, "codec");
-    e->codec = codec ? text_of(codec) : "json";
+    /* as for one event: json when there is data, else binary (no data is no JSON document) */
+    e->codec = codec ? text_of(codec) : es_value_get(o, "data") ? "json" : "binary";
     if (e->entity_type == NULL || e->event_type == NULL || text_of(id) == NULL || e->codec == NULL)
         return line_error(line, "\"type\", \"id\" and \"event\" are required strings");
     e->entity_id = id->u.str.ptr;
@@ -462,7 +463,7 @@ const tool_command tool_cmd_append = {
     "  -h, --help             this help\n"
     "\n"
     "A batch file has one JSON object a line with the fields type, id, event\n"
-    "(required), data, codec (default json), event_id, meta (an object of\n"
+    "(required), data, codec (json with data, else binary), event_id, meta (an object of\n"
     "strings), expect (\"new\" or a sequence), tenant and schema.\n"
     "\n"
     "ID is the raw id, as replay and entities print it (quoted for the shell when\n"

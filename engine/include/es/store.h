@@ -63,6 +63,11 @@ typedef struct es_store_options {
      * another's JetStream). At most one; NULL for both: "$JS.API". */
     const char *js_domain;
     const char *js_api_prefix;
+    /* Appends check that each payload decodes under its codec (ES_ERR_DECODE
+     * otherwise; docs/api.md "Appending"). true skips that decoding for
+     * callers that built or checked their payloads already (measured in
+     * docs/performance.md); the codec name is checked either way. */
+    bool skip_payload_validation;
 } es_store_options;
 
 ES_API void es_store_options_init(es_store_options *opts);
