@@ -36,8 +36,10 @@ static es_status config_dir(char *out, size_t size)
 static es_status selected_name(const char *dir, char out[NAME_MAX_LEN + 1])
 {
     char path[PATH_MAX_LEN];
-    snprintf(path, sizeof path, "%s/context.txt", dir);
     out[0] = '\0';
+    int written = snprintf(path, sizeof path, "%s/context.txt", dir);
+    if (written < 0 || (size_t)written >= sizeof path)
+        return es_error(ES_ERR_INVALID, "nats contexts: the configuration path is too long");
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return ES_OK;
