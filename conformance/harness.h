@@ -106,5 +106,7 @@ int conf_run_projection(void);
 int conf_run_domain(void);
 int conf_run_inspect(void);
 int conf_run_import(void);
+int conf_run_connect(void);
+int conf_run_expect(void);
 
 #endif

@@ -1,4 +1,5 @@
 /* Single appends: the exact wire form, subject safety, idempotency, refusals. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,8 +182,8 @@ static void bad_events_are_refused_before_sending(void **state)
     e.event_id = "has space";
     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
     e = good;
-    e.codec = "no.dots";
-    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
+    e.codec = "no.dots"; /* a codec nobody registered */
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_NO_CODEC);
     e = good;
     e.data = NULL;
     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_INVALID);
@@ -241,6 +242,82 @@ static void oversized_payloads_are_refused(void **state)
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 0);
 }
 
+/* ---- payloads are checked against their codec --------------------------- */
+
+static bool last_error_has(const char *part)
+{
+    return strstr(es_last_error(), part) != NULL;
+}
+
+static es_event_spec coded(const char *id, const char *codec, const void *data, size_t len)
+{
+    es_event_spec e = conf_spec("doc", id, "written", NULL);
+    e.codec = codec;
+    e.data = data;
+    e.data_len = len;
+    return e;
+}
+
+static int async_calls;
+
+static void count_call(es_status s, const es_append_result *r, void *closure)
+{
+    (void)s;
+    (void)r;
+    (void)closure;
+    async_calls++;
+}
+
+static void payloads_that_do_not_decode_are_refused(void **state)
+{
+    conf_ctx *c = *state;
+    const uint8_t cbor_float[] = {0xf9, 0x3c, 0x00}; /* 1.0 as a half float */
+    const uint8_t msgpack_cut[] = {0x92, 0x01};      /* an array of 2 holding 1 */
+    es_event_spec e = coded("d1", "yaml", "a: 1", 4);
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_NO_CODEC);
+    e = coded("d1", "json", "a: 1", 4);
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_DECODE);
+    assert_true(last_error_has("event 0: its data is not valid json"));
+    e = coded("d1", "json", "", 0); /* nothing is not a JSON document */
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_DECODE);
+    e = coded("d1", "dag-cbor", cbor_float, sizeof cbor_float); /* DAG-CBOR has no floats */
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_DECODE);
+
+    /* In a batch, the text names the event; nothing of the batch is sent. */
+    es_event_spec b[3] = {coded("d1", "json", "{\"a\":1}", 7),
+                          coded("d2", "cbor", cbor_float, sizeof cbor_float),
+                          coded("d3", "msgpack", msgpack_cut, sizeof msgpack_cut)};
+    assert_int_equal(es_append_batch(c->st, b, 3, NULL), ES_ERR_DECODE);
+    assert_true(last_error_has("event 2: its data is not valid msgpack"));
+    async_calls = 0;
+    assert_int_equal(es_append_batch_async(c->st, b, 3, count_call, NULL), ES_ERR_DECODE);
+    assert_int_equal(es_append_batch_try_async(c->st, b, 3, count_call, NULL), ES_ERR_DECODE);
+    assert_int_equal(es_append_flush(c->st, 5000), ES_OK);
+    assert_int_equal(async_calls, 0);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 0);
+
+    /* What decodes is stored: the first two, and binary takes any bytes. */
+    es_event_spec ok[3] = {b[0], b[1], coded("d4", NULL, "a: 1", 4)};
+    assert_int_equal(es_append_batch(c->st, ok, 3, NULL), ES_OK);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 3);
+}
+
+static void payload_validation_can_be_skipped_but_not_the_codec_name(void **state)
+{
+    conf_ctx *c = *state;
+    es_store_options o;
+    es_store_options_init(&o);
+    o.skip_payload_validation = true;
+    es_store *fast = NULL;
+    assert_int_equal(es_store_open(c->nc, c->name, &o, &fast), ES_OK);
+    es_event_spec e = coded("d1", "json", "a: 1", 4);
+    assert_int_equal(es_append(fast, &e, NULL), ES_OK); /* the caller's word is taken */
+    e.codec = "yaml";
+    assert_int_equal(es_append(fast, &e, NULL), ES_ERR_NO_CODEC);
+    es_store_destroy(fast);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 1);
+}
+
 int conf_run_append(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +330,10 @@ int conf_run_append(void)
         cmocka_unit_test_setup_teardown(bad_events_are_refused_before_sending, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(oversized_payloads_are_refused, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(payloads_that_do_not_decode_are_refused, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(payload_validation_can_be_skipped_but_not_the_codec_name,
+                                        conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("append", tests, NULL, NULL);
 }

@@ -164,13 +164,10 @@ static void encryption_round_trip_and_refusals(void **state)
     assert_string_equal(seen.data[0], "{\"email\":\"a@example.com\"}");
     conf_seen_free(&seen);
 
-    es_store *wrong = reopen(c, name, wrong_key_file);
-    outcome o = read_entity(wrong, "p1");
-    assert_int_equal(o.count, 1);
-    assert_int_equal(o.status, ES_ERR_CRYPTO);
-    es_store_destroy(wrong);
+    /* A wrong master key is refused at open (a_wrong_master_key_is_refused_
+     * at_open); without a key the metadata reads. */
     es_store *keyless = reopen(c, name, NULL);
-    o = read_entity(keyless, "p1");
+    outcome o = read_entity(keyless, "p1");
     assert_int_equal(o.status, ES_ERR_NO_KEY);
     assert_string_equal(o.type, "registered");
     assert_int_equal(es_append(keyless, &e, NULL), ES_ERR_NO_KEY);
@@ -196,6 +193,126 @@ static void encryption_round_trip_and_refusals(void **state)
     assert_int_equal(o.count, 1);
     assert_int_equal(o.status, ES_ERR_CRYPTO);
     es_store_destroy(st);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
+}
+
+/* Values in the store's keys bucket: data keys, shred marks, the key check. */
+static es_status keys_values(const es_bucket_info *b, void *closure)
+{
+    if (strcmp(b->kind, "keys") == 0)
+        *(uint64_t *)closure = b->values;
+    return ES_OK;
+}
+
+static uint64_t key_records(es_store *st)
+{
+    uint64_t n = 0;
+    assert_int_equal(es_store_buckets(st, keys_values, &n), ES_OK);
+    return n;
+}
+
+#define KEY_MISMATCH "the master key does not match the one this store was written with"
+
+static es_status open_with_key(conf_ctx *c, const char *name, const char *key, es_store **st)
+{
+    es_store_options o;
+    es_store_options_init(&o);
+    o.master_key_file = key;
+    return es_store_open(c->nc, name, &o, st);
+}
+
+/* Issue 11: a wrong master key used to be found out only by the readers of
+ * what it wrote (a new entity got a data key wrapped by it). Now both open
+ * and create refuse it before anything is written. */
+static void a_wrong_master_key_is_refused_at_open(void **state)
+{
+    conf_ctx *c = *state;
+    char name[ES_STORE_NAME_MAX + 1];
+    es_store *st = envelope_store(c, name, 0, true, key_file);
+    es_event_spec e = conf_spec("person", "p1", "registered", "{}");
+    assert_int_equal(es_append(st, &e, NULL), ES_OK);
+    uint64_t records = key_records(st), events = conf_stream_msgs(c->nc, es_store_stream(st));
+    assert_int_equal(records, 2); /* the key check and p1's data key */
+
+    es_store *wrong = NULL;
+    assert_int_equal(open_with_key(c, name, wrong_key_file, &wrong), ES_ERR_CRYPTO);
+    assert_null(wrong);
+    assert_string_equal(es_last_error(), KEY_MISMATCH);
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.encrypt = true;
+    es_store_options o;
+    es_store_options_init(&o);
+    o.master_key_file = wrong_key_file;
+    assert_int_equal(es_store_create(c->nc, name, &cfg, &o, &wrong), ES_ERR_CRYPTO);
+    assert_null(wrong);
+    assert_int_equal(key_records(st), records); /* nothing written */
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(st)), events);
+
+    /* The right key opens, and a new entity is written and read back. */
+    es_store *right = NULL;
+    assert_int_equal(open_with_key(c, name, key_file, &right), ES_OK);
+    es_event_spec e2 = conf_spec("person", "p2", "registered", "{\"n\":2}");
+    assert_int_equal(es_append(right, &e2, NULL), ES_OK);
+    outcome r = read_entity(st, "p2");
+    assert_int_equal(r.count, 1);
+    assert_int_equal(r.status, ES_OK);
+    assert_int_equal(key_records(st), records + 1);
+    es_store_destroy(right);
+    es_store_destroy(st);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
+}
+
+/* The check record as nats.c's own KV sees it: its first byte (0: none). */
+static int check_record(conf_ctx *c, const char *name, bool purge)
+{
+    char bucket[64];
+    snprintf(bucket, sizeof bucket, "ES_%s_keys", name);
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, c->nc, NULL), NATS_OK);
+    assert_int_equal(js_KeyValue(&kv, js, bucket), NATS_OK);
+    int first = 0;
+    kvEntry *e = NULL;
+    if (kvStore_Get(&e, kv, "master-key-check") == NATS_OK) {
+        assert_int_equal(kvEntry_ValueLen(e), 57);
+        first = ((const uint8_t *)kvEntry_Value(e))[0];
+        kvEntry_Destroy(e);
+    }
+    if (purge)
+        assert_int_equal(kvStore_Purge(kv, "master-key-check", NULL), NATS_OK);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    return first;
+}
+
+/* A store written before the check existed has none: the first open with a
+ * key proves it against a data key already there, then writes the check,
+ * and from then on the check holds. */
+static void a_store_from_before_the_check_gets_one(void **state)
+{
+    conf_ctx *c = *state;
+    char name[ES_STORE_NAME_MAX + 1];
+    es_store *st = envelope_store(c, name, 0, true, key_file);
+    es_event_spec e = conf_spec("person", "p1", "registered", "{}");
+    assert_int_equal(es_append(st, &e, NULL), ES_OK);
+    es_store_destroy(st);
+    assert_int_equal(check_record(c, name, true), 0x03); /* made "old": check purged */
+    assert_int_equal(check_record(c, name, false), 0);
+
+    es_store *wrong = NULL; /* refused by p1's data key: it claims nothing */
+    assert_int_equal(open_with_key(c, name, wrong_key_file, &wrong), ES_ERR_CRYPTO);
+    assert_string_equal(es_last_error(), KEY_MISMATCH);
+    assert_null(wrong);
+    assert_int_equal(check_record(c, name, false), 0);
+
+    assert_int_equal(open_with_key(c, name, key_file, &st), ES_OK);
+    assert_int_equal(check_record(c, name, false), 0x03);
+    outcome o = read_entity(st, "p1");
+    assert_int_equal(o.status, ES_OK);
+    es_store_destroy(st);
+    assert_int_equal(open_with_key(c, name, wrong_key_file, &wrong), ES_ERR_CRYPTO);
+    assert_null(wrong);
     assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
 }
 
@@ -282,6 +399,26 @@ static es_status to_json(const es_event *ev, void *closure)
     return es_json_encode(v, NULL, &d->json);
 }
 
+static void imported(const es_import_result *r, void *closure)
+{
+    *(es_status *)closure = r->status;
+}
+
+/* Stores doc/d2 "not json" with the given codec name as it is. */
+static void import_as_is(es_store *st, const char *event_id, const char *codec)
+{
+    es_header h[] = {{"Nats-Msg-Id", event_id},
+                     {"Rita-Entity", "doc.d2"},
+                     {"Rita-Type", "written"},
+                     {"Rita-Time", "2024-01-01T00:00:00.000000000Z"},
+                     {"Rita-Codec", codec}};
+    es_raw_event raw = {"doc.d2.written", h, 5, "not json", 8};
+    es_status stored = ES_ERR_TIMEOUT;
+    assert_int_equal(es_import_async(st, &raw, imported, &stored), ES_OK);
+    assert_int_equal(es_append_flush(st, 5000), ES_OK);
+    assert_int_equal(stored, ES_OK);
+}
+
 static void events_decode_by_their_codec(void **state)
 {
     conf_ctx *c = *state;
@@ -308,11 +445,16 @@ static void events_decode_by_their_codec(void **state)
                         "{\"a\":1,\"b\":[true,null,\"x\"]}|{\"a\":1,\"b\":[true,null,\"x\"]}|"
                         "{\"a\":1,\"b\":[true,null,\"x\"]}|{\"a\":1,\"b\":[true,null,\"x\"]}");
     es_buf_free(&d.json);
+    /* Appends refuse what no reader can decode; an import stores events as
+     * they were, so a store can still hold such events (written before
+     * appends checked, or by another client): readers say why. */
     es_event_spec bad = conf_spec("doc", "d2", "written", "not json");
     bad.codec = "json";
-    assert_int_equal(es_append(c->st, &bad, NULL), ES_OK);
+    assert_int_equal(es_append(c->st, &bad, NULL), ES_ERR_DECODE);
+    import_as_is(c->st, "written-1", "json");
     bad.codec = "no-such-codec";
-    assert_int_equal(es_append(c->st, &bad, NULL), ES_OK);
+    assert_int_equal(es_append(c->st, &bad, NULL), ES_ERR_NO_CODEC);
+    import_as_is(c->st, "written-2", "no-such-codec");
     es_filter f;
     es_filter_init(&f);
     f.entity_id = "d2";
@@ -331,6 +473,10 @@ int conf_run_envelope(void)
         cmocka_unit_test_setup_teardown(compression_is_transparent_above_the_threshold, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(encryption_round_trip_and_refusals, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_wrong_master_key_is_refused_at_open, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_store_from_before_the_check_gets_one, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(shredding_erases_data_not_history, conf_setup,
                                         conf_teardown),

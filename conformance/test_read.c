@@ -107,6 +107,53 @@ static void a_callback_can_stop_the_read(void **state)
                      ES_OK); /* seq 3 is y.z */
 }
 
+/* Refuses the event at *closure's sequence: a consumer that stops early. */
+static es_status refuse_at(const es_event *ev, void *closure)
+{
+    return es_event_seq(ev) == *(const uint64_t *)closure ? ES_ERR_ABORTED : ES_OK;
+}
+
+/* read.h: *last_seq is the last event the callback accepted, so reading
+ * again after it hands the refused event over first and skips nothing. */
+static void last_seq_is_the_last_event_accepted(void **state)
+{
+    conf_ctx *c = *state;
+    conf_fill_grid(c->st); /* account/x is at 1, 2, 13 and 14 */
+    uint64_t refuse = 10, last = 99;
+    assert_int_equal(es_evolve(c->st, NULL, NULL, refuse_at, &refuse, &last), ES_ERR_ABORTED);
+    assert_int_equal(last, 9);
+    es_read_options resume = {.after_seq = last, .up_to_seq = 0};
+    conf_seen seen = {0};
+    assert_int_equal(es_evolve(c->st, NULL, &resume, conf_collect, &seen, &last), ES_OK);
+    assert_int_equal(seen.count, 15);
+    assert_int_equal(seen.seqs[0], 10); /* the refused event comes first */
+    assert_int_equal(last, 24);         /* ran to the end: the last event */
+    conf_seen_free(&seen);
+
+    es_filter f;
+    es_filter_init(&f);
+    f.event_type = "changed"; /* the even sequences */
+    assert_int_equal(es_evolve(c->st, &f, NULL, refuse_at, &refuse, &last), ES_ERR_ABORTED);
+    assert_int_equal(last, 8); /* the last matching event accepted, not 9 */
+
+    f.event_type = NULL;
+    f.entity_type = "account";
+    f.entity_id = "x";
+    refuse = 13;
+    assert_int_equal(es_load(c->st, &f, NULL, refuse_at, &refuse, &last), ES_ERR_ABORTED);
+    assert_int_equal(last, 2);
+    resume.after_seq = last;
+    seen = (conf_seen){0};
+    assert_int_equal(es_load(c->st, &f, &resume, conf_collect, &seen, &last), ES_OK);
+    assert_int_equal(seen.count, 2);
+    assert_int_equal(seen.seqs[0], 13);
+    assert_int_equal(last, 14);
+    conf_seen_free(&seen);
+    refuse = 1; /* refused at once: nothing accepted */
+    assert_int_equal(es_load(c->st, &f, NULL, refuse_at, &refuse, &last), ES_ERR_ABORTED);
+    assert_int_equal(last, 0);
+}
+
 static void compare_load_and_evolve(es_store *st, const char *type, const char *id,
                                     const char *event, const es_read_options *o)
 {
@@ -203,6 +250,8 @@ int conf_run_read(void)
         cmocka_unit_test_setup_teardown(bounds, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(an_empty_store_evolves_at_once, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(a_callback_can_stop_the_read, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(last_seq_is_the_last_event_accepted, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(load_equals_evolve, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(replays_100k_events, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(foreign_messages_are_skipped, conf_setup, conf_teardown),

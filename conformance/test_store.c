@@ -1,5 +1,6 @@
 /* Store lifecycle and configuration. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -42,6 +43,7 @@ static void stream_is_configured_as_the_wire_format_says(void **state)
     assert_true(json_is_true(json_object_get(cfg, "allow_direct")));
     assert_true(json_is_true(json_object_get(cfg, "allow_atomic")));
     assert_true(json_is_true(json_object_get(cfg, "deny_delete")));
+    assert_false(json_is_true(json_object_get(cfg, "deny_purge"))); /* wire-format.md says why */
     assert_int_equal(json_integer_value(json_object_get(cfg, "duplicate_window")), 120000000000LL);
     assert_int_equal(json_integer_value(json_object_get(cfg, "num_replicas")), 1);
     assert_int_equal(json_integer_value(json_object_get(cfg, "max_age")), 0);
@@ -161,6 +163,74 @@ static void a_foreign_stream_is_not_a_store(void **state)
     natsMsg_Destroy(m);
 }
 
+/* A JetStream API request on the store's stream; its JSON answer (caller frees). */
+static json_t *stream_request(conf_ctx *c, const char *verb, const char *body)
+{
+    char subject[128];
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.%s.ES_%s", verb, c->name);
+    natsMsg *m = NULL;
+    assert_int_equal(natsConnection_RequestString(&m, c->nc, subject, body, 5000), NATS_OK);
+    json_t *reply = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+    natsMsg_Destroy(m);
+    assert_non_null(reply);
+    return reply;
+}
+
+/* deny_purge is left false (docs/wire-format.md): a purge is possible, and
+ * it rewrites an entity's history — its events are gone and it counts as new
+ * again. An operator who sets deny_purge on the stream still has a store
+ * that opens, and purges are then refused. */
+static void deny_purge_is_left_to_the_operator(void **state)
+{
+    conf_ctx *c = *state;
+    es_event_spec e = conf_spec("account", "a1", "opened", "{}");
+    e.expect = ES_EXPECT_NEW;
+    assert_int_equal(es_append(c->st, &e, NULL), ES_OK);
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_CONFLICT);
+
+    char body[256];
+    snprintf(body, sizeof body, "{\"filter\":\"$ES.%s.account.a1.>\"}", c->name);
+    json_t *r = stream_request(c, "PURGE", body);
+    assert_null(json_object_get(r, "error"));
+    assert_int_equal(json_integer_value(json_object_get(r, "purged")), 1);
+    json_decref(r);
+    assert_int_equal(es_append(c->st, &e, NULL), ES_OK); /* "new" again: history rewritten */
+
+    json_t *info = stream_request(c, "INFO", "");
+    json_t *cfg = json_object_get(info, "config");
+    json_object_set_new(cfg, "deny_purge", json_true());
+    char *update = json_dumps(cfg, JSON_COMPACT);
+    r = stream_request(c, "UPDATE", update);
+    free(update);
+    json_decref(info);
+    assert_null(json_object_get(r, "error"));
+    json_decref(r);
+    es_store *st = NULL;
+    assert_int_equal(es_store_open(c->nc, c->name, NULL, &st), ES_OK);
+    /* An update changes what es manages and keeps what the operator set:
+     * the server refuses to turn deny_purge off again, so sending es's own
+     * whole configuration would fail (err_code 10052). */
+    es_store_info si;
+    assert_int_equal(es_store_info_get(st, &si), ES_OK);
+    es_store_config ec = si.config;
+    ec.max_age_ns = 3600 * INT64_C(1000000000);
+    ec.compress_threshold = 512;
+    assert_int_equal(es_store_update(st, &ec), ES_OK);
+    es_store_destroy(st);
+    info = stream_request(c, "INFO", "");
+    cfg = json_object_get(info, "config");
+    assert_true(json_is_true(json_object_get(cfg, "deny_purge")));
+    assert_int_equal(json_integer_value(json_object_get(cfg, "max_age")), 3600 * INT64_C(1000000000));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(cfg, "metadata"), "es_compress_threshold")),
+        "512");
+    json_decref(info);
+    r = stream_request(c, "PURGE", body);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "err_code")),
+                     10110); /* stream purge not permitted */
+    json_decref(r);
+}
+
 int conf_run_store(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +243,8 @@ int conf_run_store(void)
         cmocka_unit_test_setup_teardown(bad_input_is_refused_and_touches_nothing, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(a_foreign_stream_is_not_a_store, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(deny_purge_is_left_to_the_operator, conf_setup,
+                                        conf_teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "demo.h" /* demo_number: an event's data as a number */
+
 typedef struct account {
     bool open;
     long balance;
@@ -37,18 +39,6 @@ static es_status reset(void *state)
     return ES_OK;
 }
 
-static long amount_of(const es_event *ev)
-{
-    const void *data;
-    size_t len;
-    char buf[32];
-    if (es_event_data(ev, &data, &len) != ES_OK || len >= sizeof buf)
-        return 0;
-    memcpy(buf, data, len);
-    buf[len] = '\0';
-    return strtol(buf, NULL, 10);
-}
-
 /* State is a fold over the events: the only place the rules of the past live. */
 static es_status evolve(void *state, const es_event *ev)
 {
@@ -57,9 +47,9 @@ static es_status evolve(void *state, const es_event *ev)
     if (strcmp(type, "opened") == 0)
         a->open = true;
     else if (strcmp(type, "deposited") == 0)
-        a->balance += amount_of(ev);
+        a->balance += demo_number(ev);
     else if (strcmp(type, "withdrawn") == 0)
-        a->balance -= amount_of(ev);
+        a->balance -= demo_number(ev);
     return ES_OK;
 }
 
@@ -160,7 +150,7 @@ static es_status print_event(const es_event *ev, void *closure)
 {
     long *balance = closure;
     const char *type = es_event_type(ev);
-    long amount = amount_of(ev);
+    long amount = demo_number(ev);
     *balance += strcmp(type, "deposited") == 0   ? amount
                 : strcmp(type, "withdrawn") == 0 ? -amount
                                                  : 0;

@@ -41,4 +41,11 @@ es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_requ
 es_status esi_direct_last_seqs(const esi_js *js, const char *stream, const char *const *subjects,
                                size_t n, uint64_t *seqs);
 
+/* The sequence of the last message matching `filter` (wildcards allowed:
+ * what JetStream compares Nats-Expected-Last-Subject-Sequence to, with
+ * -Subject set to the filter), by one direct get "last_by_subj"; 0 when
+ * nothing matches. */
+es_status esi_direct_last_seq(const esi_js *js, const char *stream, const char *filter,
+                              uint64_t *seq);
+
 #endif

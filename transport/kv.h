@@ -59,6 +59,16 @@ es_status esi_kv_last(esi_kv *kv, const char *key, esi_kv_entry *e);
 es_status esi_kv_get(esi_kv *kv, const char *key, esi_kv_entry *e);
 void esi_kv_entry_clear(esi_kv_entry *e);
 
+/* Calls cb(key, data, len, closure) for the messages stored under keys
+ * matching `pattern` (KV wildcards: "e.>"), oldest first, reading at most
+ * `max` of them by batched direct gets; delete markers are read but not
+ * handed over (in a bucket keeping history, older revisions are). data is
+ * valid during the call; cb's non-OK status stops the scan and is
+ * returned. */
+typedef es_status (*esi_kv_scan_cb)(const char *key, const void *data, size_t len, void *closure);
+es_status esi_kv_scan(esi_kv *kv, const char *pattern, uint64_t max, esi_kv_scan_cb cb,
+                      void *closure);
+
 /* Writes `value` when the key's latest revision is `expect`: ESI_KV_ANY for
  * no check, 0 for "absent" (never written or deleted), else a revision.
  * ES_ERR_CONFLICT otherwise. *rev (may be NULL) gets the new revision. */

@@ -6,7 +6,10 @@
 # (es, es-atproto; shared, and static from a copy of the prefix without the
 # .so files, which also shows that the tree can move). Given TOOLS_DIR, it
 # also builds es-tool from its sources against the installed tree alone
-# (the tools use the public API only) and runs it.
+# (the tools use the public API only) and runs it. Given EXAMPLES_DIR, it
+# builds the examples that check their own outcome (flight_booking,
+# live_watch, order_inventory) from their sources against the installed
+# package and, when NATS_URL names a server, runs them against it.
 #
 # What it proves about a consumer's needs: only libnats-dev and the -dev
 # packages of zstd, libsodium, jansson and OpenSSL.
@@ -22,9 +25,9 @@
 #      libwebsockets (-dev and runtime packages) is replaced by an empty file:
 #      a header, .pc, CMake file or library of theirs that a consumer needed
 #      would fail its build or its run. Otherwise it says that it skipped it.
-# Usage: test_install.sh BUILD_DIR SOURCE_DIR [TOOLS_DIR]
+# Usage: test_install.sh BUILD_DIR SOURCE_DIR [TOOLS_DIR [EXAMPLES_DIR]]
 set -euo pipefail
-build=$1 src=$2 tools=${3:-}
+build=$1 src=$2 tools=${3:-} examples=${4:-}
 hidden_packages=(libcbor-dev libmsgpack-dev libcmocka-dev libwebsockets-dev)
 allowed_modules=(libnats libzstd libsodium jansson libcrypto)
 
@@ -73,7 +76,8 @@ consumers() {
     unset PKG_CONFIG_PATH
 
     cmake -S "$src" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
-        -DES_EXPECTED_VERSION="$version" -DES_TOOLS_DIR="$tools" >"$tmp/cmake.log" 2>&1 ||
+        -DES_EXPECTED_VERSION="$version" -DES_TOOLS_DIR="$tools" -DES_EXAMPLES_DIR="$examples" \
+        >"$tmp/cmake.log" 2>&1 ||
         { cat "$tmp/cmake.log"; fail "find_package(es) failed"; }
     cmake --build "$tmp/cmake" -j 2 >>"$tmp/cmake.log" 2>&1 ||
         { cat "$tmp/cmake.log"; fail "the find_package(es) consumers did not build"; }
@@ -95,9 +99,10 @@ consumers() {
     cc -o "$tmp/pc/atproto_consumer_static" "$src/atproto_consumer.c" \
         $(PKG_CONFIG_LIBDIR=$spc:$tmp/pkgconfig-allowed pkg-config --static --cflags --libs es-atproto)
 
-    local prog needed progs=("$tmp"/cmake/consumer "$tmp"/cmake/consumer_static
+    local prog needed ran_examples=0 progs=("$tmp"/cmake/consumer "$tmp"/cmake/consumer_static
         "$tmp"/cmake/atproto_consumer "$tmp"/cmake/atproto_consumer_static "$tmp"/pc/*)
     [ -z "$tools" ] || progs+=("$tmp/cmake/es-tool")
+    [ -z "$examples" ] || progs+=("$tmp"/cmake/example_*)
     for prog in "${progs[@]}"; do
         needed=$(readelf -d "$prog" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
         if grep -Eqi 'cbor|msgpack|cmocka|websockets' <<<"$needed"; then
@@ -109,10 +114,23 @@ consumers() {
         case "$prog" in
         *atproto_consumer*) LD_LIBRARY_PATH=$libdir "$prog" "$tmp/capture.bin.zst" ;;
         *es-tool) LD_LIBRARY_PATH=$libdir "$prog" --version | grep "^es-tool $version " ;;
+        */example_*) # its exit status is its checks'
+            [ -z "${NATS_URL:-}" ] || {
+                LD_LIBRARY_PATH=$libdir "$prog" --store "install_${prog##*/example_}" &&
+                    ran_examples=$((ran_examples + 1))
+            }
+            ;;
         *) LD_LIBRARY_PATH=$libdir "$prog" ;;
         esac >"$tmp/run.log" 2>&1 || { cat "$tmp/run.log"; fail "$prog failed"; }
     done
     echo "install: ran ${#progs[@]} programs; the last said: $(head -n1 "$tmp/run.log")"
+    if [ -n "$examples" ]; then
+        if [ "$ran_examples" -gt 0 ]; then
+            echo "install: $ran_examples examples built against the install ran their checks on $NATS_URL"
+        else
+            echo "install: examples built against the install, NOT run (no NATS_URL)"
+        fi
+    fi
 }
 
 if [ "${ES_INSTALL_STAGE:-}" = hidden ]; then # re-run inside the namespace
@@ -167,9 +185,9 @@ done
 if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v dpkg >/dev/null &&
     unshare --mount true 2>/dev/null; then
     ES_INSTALL_STAGE=hidden ES_INSTALL_TMP=$tmp ES_INSTALL_VERSION=$version \
-        unshare --mount --propagation private "$0" "$build" "$src" "$tools"
+        unshare --mount --propagation private "$0" "$build" "$src" "$tools" "$examples"
 else
     echo "install: libcbor, msgpack-c, cmocka and libwebsockets NOT hidden (needs root and unshare)"
     consumers
 fi
-echo "install: find_package(es) and pkg-config consumers of libes and libes-atproto built and ran${tools:+, and es-tool from its sources}"
+echo "install: find_package(es) and pkg-config consumers of libes and libes-atproto built and ran${tools:+, and es-tool from its sources}${examples:+, and the examples}"

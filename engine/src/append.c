@@ -2,6 +2,7 @@
  * headers as docs/wire-format.md fixes them), hand them to the publisher as
  * one unit, and turn its PubAck into an es_append_result. */
 #include <es/append.h>
+#include <es/read.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,7 +13,10 @@
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
+#include "conflicts.h"
+#include "expect.h"
 #include "headers.h"
+#include "payload.h"
 #include "store_impl.h"
 #include "transport/directget.h"
 #include "transport/msg.h"
@@ -21,6 +25,7 @@
 
 #define ERR_BATCH_DUPLICATE_ID 10201
 #define EVENT_ID_MAX           256
+#define EXISTS_ATTEMPTS        5 /* sends of an append whose existing entities move on */
 
 void es_event_spec_init(es_event_spec *spec)
 {
@@ -44,6 +49,18 @@ static bool valid_event_id(const char *id)
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
                                    size_t limit);
 
+/* An expect_filter goes with an expectation, and makes a subject filter. */
+static es_status check_expect_filter(const es_store *st, const es_event_spec *e, size_t index)
+{
+    if (e->expect_filter == NULL)
+        return ES_OK;
+    if (e->expect == ES_EXPECT_ANY)
+        return es_error(ES_ERR_INVALID, "event %zu: expect_filter without an expectation", index);
+    char subject[ES_SUBJECT_MAX];
+    es_status s = es_filter_subject(st, e->expect_filter, subject, sizeof subject);
+    return s == ES_OK ? ES_OK : es_error(s, "event %zu: expect_filter: %s", index, es_last_error());
+}
+
 es_status esi_event_spec_check(const es_store *st, const es_event_spec *e, size_t index)
 {
     return check_spec_within(st, e, index, esi_store_max_payload(st));
@@ -61,8 +78,6 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
     if (!es_valid_name(e->event_type))
         return es_error(ES_ERR_INVALID, "event %zu: invalid event type '%.64s'", index,
                         e->event_type ? e->event_type : "(null)");
-    if (e->codec != NULL && !es_valid_name(e->codec))
-        return es_error(ES_ERR_INVALID, "event %zu: invalid codec name '%.64s'", index, e->codec);
     if (e->event_id != NULL && !valid_event_id(e->event_id))
         return es_error(ES_ERR_INVALID,
                         "event %zu: event id must be 1..%d printable ASCII bytes without spaces",
@@ -79,10 +94,13 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
                             "event %zu: metadata entry %zu needs a [A-Za-z0-9_-]+ key and a "
                             "one-line value",
                             index, i);
-    if (e->expect > ES_EXPECT_SEQ || (e->expect == ES_EXPECT_SEQ && e->expect_seq == 0))
+    if (e->expect > ES_EXPECT_EXISTS || (e->expect == ES_EXPECT_SEQ && e->expect_seq == 0))
         return es_error(
             ES_ERR_INVALID,
             "event %zu: ES_EXPECT_SEQ needs a sequence > 0 (use ES_EXPECT_NEW for none)", index);
+    es_status s = check_expect_filter(st, e, index);
+    if (s != ES_OK)
+        return s;
     if (e->data_len > limit)
         return es_error(ES_ERR_TOO_LARGE, "event %zu: %zu bytes of data; the limit is %zu", index,
                         e->data_len, limit);
@@ -105,7 +123,7 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
         if (s != ES_OK)
             return s;
     }
-    return ES_OK;
+    return esi_payloads_check(st, events, n); /* the costliest check, last */
 }
 
 static es_status build_msg(const es_store *st, const es_event_spec *e, const char *reply,
@@ -280,11 +298,34 @@ static es_status find_duplicates(const es_store *st, natsMsg **msgs, size_t n,
     return ES_OK;
 }
 
-/* Turns a unit's outcome into the append's status and result (and the
- * thread's last error). */
-static es_status conclude(const es_store *st, bool own_ids, es_status s, const esi_pub_result *r,
-                          const char *text, natsMsg **msgs, size_t n, es_append_result *out)
+/* A conflict's status and text, with every expectation that fails in
+ * *conflicts (NULL when they could not be looked up: the text says why). */
+static es_status conflict(const es_store *st, const esi_pub_result *r, const char *text,
+                          natsMsg **msgs, size_t n, esi_conflicts **conflicts)
 {
+    es_status s = esi_conflicts_find(st, msgs, n, r->actual_seq, conflicts);
+    if (s != ES_OK)
+        return es_error_code(ES_ERR_CONFLICT, r->err_code,
+                             "conflict: %s (the failing entities could not be looked up: %s)", text,
+                             es_last_error());
+    if (n == 1)
+        return es_error_code(ES_ERR_CONFLICT, r->err_code,
+                             "conflict: %s; the entity's last sequence is %" PRIu64, text,
+                             r->actual_seq);
+    char which[320];
+    esi_conflicts_describe(*conflicts, which, sizeof which);
+    return es_error_code(ES_ERR_CONFLICT, r->err_code, "conflict: %s; %s", text,
+                         which[0] ? which
+                                  : "(the store has moved on since: no expectation fails now)");
+}
+
+/* Turns a unit's outcome into the append's status and result (and the
+ * thread's last error); on a conflict, *conflicts lists what failed. */
+static es_status conclude(const es_store *st, bool own_ids, es_status s, const esi_pub_result *r,
+                          const char *text, natsMsg **msgs, size_t n, es_append_result *out,
+                          esi_conflicts **conflicts)
+{
+    *conflicts = NULL;
     result_from_ack(r, n, out);
     if (s == ES_OK) {
         if (n > 1 && r->count != n)
@@ -302,8 +343,7 @@ static es_status conclude(const es_store *st, bool own_ids, es_status s, const e
         result_from_ack(r, n, out);
     }
     if (s == ES_ERR_CONFLICT)
-        return es_error_code(s, r->err_code, "conflict: %s; the entity's last sequence is %" PRIu64,
-                             text, r->actual_seq);
+        return conflict(st, r, text, msgs, n, conflicts);
     return es_error_code(s, r->err_code, "append: %s", text);
 }
 
@@ -316,12 +356,12 @@ static bool has_own_ids(const es_event_spec *events, size_t n)
     return true;
 }
 
-/* An outcome that may hide a retry of a stored append: it needs a look at
- * the store (find_duplicates), which makes requests, so it never runs on
- * nats.c's delivery thread. */
-static bool needs_scan(bool own_ids, es_status s, const esi_pub_result *r, size_t n)
+/* An outcome that may hide a retry of a stored append (find_duplicates), or
+ * a conflict whose failing expectations are looked up (conflicts.c): it
+ * needs requests, so it never runs on nats.c's delivery thread. */
+static bool needs_scan(es_status s, const esi_pub_result *r, size_t n)
 {
-    return (r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || (s == ES_ERR_CONFLICT && own_ids);
+    return (r->err_code == ERR_BATCH_DUPLICATE_ID && n > 1) || s == ES_ERR_CONFLICT;
 }
 
 /* A unit's raw outcome, kept for follow-up on another thread. */
@@ -358,11 +398,12 @@ static bool sync_done(es_status s, const esi_pub_result *r, const char *text, na
                       size_t n, void *closure)
 {
     sync_call *c = closure;
-    bool keep = needs_scan(c->own_ids, s, r, n);
+    bool keep = needs_scan(s, r, n);
+    esi_conflicts *none;
     if (keep)
         keep_outcome(&c->kept, s, r, text, msgs, n);
     else
-        c->status = conclude(c->st, c->own_ids, s, r, text, msgs, n, c->out);
+        c->status = conclude(c->st, c->own_ids, s, r, text, msgs, n, c->out, &none);
     /* The error text and code live in this thread's last error: carry them over. */
     char copy[256];
     snprintf(copy, sizeof copy, "%s", es_last_error());
@@ -392,22 +433,23 @@ static es_status submit(es_store *st, const es_event_spec *events, size_t n, boo
     return ES_OK;
 }
 
-static es_status append_sync(es_store *store, const es_event_spec *events, size_t n,
-                             es_append_result *result)
+static es_status send_sync(es_store *store, const es_event_spec *events, size_t n,
+                           es_append_result *result)
 {
-    es_status s = check_batch(store, events, n);
-    if (s != ES_OK)
-        return s;
+    es_status s;
     sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result};
     esi_pub_waiter_init(&c.waiter);
     s = submit(store, events, n, true, sync_done, &c);
     if (s == ES_OK)
         s = esi_pub_waiter_wait(&c.waiter);
     esi_pub_waiter_destroy(&c.waiter);
-    if (c.kept.msgs != NULL) { /* a possible retry: look at the store from here */
+    if (c.kept.msgs != NULL) { /* a possible retry, a conflict: look at the store from here */
+        esi_conflicts *conflicts;
         s = conclude(store, c.own_ids, c.kept.status, &c.kept.r, c.kept.text, c.kept.msgs, c.kept.n,
-                     c.out);
+                     c.out, &conflicts);
         esi_publisher_finish(store->pub, c.kept.msgs, c.kept.n);
+        esi_conflicts_keep(conflicts); /* the result points into them */
+        esi_conflicts_to_result(conflicts, c.out);
         return s;
     }
     if (s != ES_OK && c.waiter.done) /* the reply thread set its own last error: repeat it */
@@ -415,6 +457,44 @@ static es_status append_sync(es_store *store, const es_event_spec *events, size_
     if (s == ES_OK)
         es_error_clear();
     return s;
+}
+
+/* Sends events whose ES_EXPECT_EXISTS are resolved into sequences again
+ * while a conflict shows only that those entities moved on (expect.c). */
+static es_status send_expecting_existence(es_store *store, const es_event_spec *events, size_t n,
+                                          es_append_result *result)
+{
+    es_event_spec *resolved = esi_malloc(n * sizeof *resolved);
+    if (resolved == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    es_status s = ES_OK;
+    for (int attempt = 1; attempt <= EXISTS_ATTEMPTS; attempt++) {
+        esi_conflicts *missing = NULL;
+        esi_exists *x = NULL;
+        s = esi_exists_resolve(store, events, n, resolved, &x, &missing);
+        if (s == ES_OK)
+            s = send_sync(store, resolved, n, result);
+        esi_exists_free(x);
+        if (missing != NULL) { /* refused before sending */
+            esi_conflicts_keep(missing);
+            esi_conflicts_to_result(missing, result);
+        }
+        if (s != ES_ERR_CONFLICT || missing != NULL || !esi_exists_moved_on(events, result))
+            break;
+    }
+    esi_free(resolved);
+    return s;
+}
+
+static es_status append_sync(es_store *store, const es_event_spec *events, size_t n,
+                             es_append_result *result)
+{
+    es_status s = check_batch(store, events, n);
+    if (s != ES_OK)
+        return s;
+    if (esi_expects_existence(events, n))
+        return send_expecting_existence(store, events, n, result);
+    return send_sync(store, events, n, result);
 }
 
 /* A result's error fields: the thread's last error, which the synchronous
@@ -431,6 +511,7 @@ es_status es_append_batch(es_store *store, const es_event_spec *events, size_t n
     es_append_result ignored;
     es_append_result *out = result ? result : &ignored;
     memset(out, 0, sizeof *out);
+    esi_conflicts_keep(NULL); /* the last append's are no longer pointed to */
     es_status s = append_sync(store, events, n, out);
     set_result_error(s, out);
     return s;
@@ -455,9 +536,12 @@ static void finish_async(async_call *c, es_status s, const esi_pub_result *r, co
                          natsMsg **msgs, size_t n)
 {
     es_append_result out;
-    s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out);
+    esi_conflicts *conflicts;
+    s = conclude(c->st, c->own_ids, s, r, text, msgs, n, &out, &conflicts);
     set_result_error(s, &out); /* conclude set this thread's last error: hand it over */
+    esi_conflicts_to_result(conflicts, &out);
     c->cb(s, &out, c->closure);
+    esi_conflicts_free(conflicts);
 }
 
 /* On the publisher's thread: the duplicate scan, then the user's callback. */
@@ -474,7 +558,7 @@ static bool async_done(es_status s, const esi_pub_result *r, const char *text, n
                        size_t n, void *closure)
 {
     async_call *c = closure;
-    if (needs_scan(c->own_ids, s, r, n)) {
+    if (needs_scan(s, r, n)) {
         keep_outcome(&c->kept, s, r, text, msgs, n);
         esi_publisher_defer(c->st->pub, async_followup, c);
         return true;
@@ -492,6 +576,9 @@ static es_status append_async(es_store *store, const es_event_spec *events, size
     es_status s = check_batch(store, events, n);
     if (s != ES_OK)
         return s;
+    if (esi_expects_existence(events, n)) /* looked up, maybe sent again: not in a callback */
+        return es_error(ES_ERR_INVALID, "ES_EXPECT_EXISTS needs a synchronous append "
+                                        "(es_append, es_append_batch)");
     async_call *c = esi_calloc(1, sizeof *c);
     if (c == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");

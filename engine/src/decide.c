@@ -1,9 +1,9 @@
 /* load -> decide -> append with the expected sequence -> retry on conflict. */
 #include <es/decide.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <es/arena.h>
 
@@ -13,20 +13,34 @@
 #include "base/clock.h"
 
 #define DECISION_ARENA_LIMIT ((size_t)256 << 20)
+#define DEFAULT_BUDGET_MS    5000
+#define REASON_MAX           256
 
 struct es_decision {
     es_arena *arena;
     const es_filter *entity;
     es_event_spec events[ES_BATCH_MAX];
     size_t count;
+    bool rejected;
+    char reason[REASON_MAX]; /* es_decision_reject's, NUL-terminated */
 };
 
 void es_decide_options_init(es_decide_options *opts)
 {
     memset(opts, 0, sizeof *opts);
-    opts->max_attempts = 5;
+    opts->budget_ms = DEFAULT_BUDGET_MS;
     opts->snapshot_every = 100;
     opts->snapshot_version = 1;
+}
+
+es_status es_decision_reject(es_decision *d, const char *reason)
+{
+    if (d == NULL)
+        return es_error(ES_ERR_INVALID, "es_decision_reject: decision is NULL");
+    d->rejected = true;
+    snprintf(d->reason, sizeof d->reason, "%s",
+             reason && reason[0] ? reason : "the decider refused the command");
+    return es_error(ES_ERR_ABORTED, "%s", d->reason);
 }
 
 static const char *copy_str(es_arena *a, const char *s)
@@ -46,6 +60,26 @@ static const void *copy_bytes(es_arena *a, const void *p, size_t n)
 static bool copied(const void *from, const void *to)
 {
     return from == NULL || to != NULL;
+}
+
+/* A decided event's expect_filter, copied (NULL stays NULL). */
+static const es_filter *copy_filter(es_arena *a, const es_filter *f, bool *ok)
+{
+    es_filter *c = f ? es_arena_alloc(a, sizeof *c) : NULL;
+    if (f == NULL || c == NULL) {
+        *ok = *ok && f == NULL;
+        return NULL;
+    }
+    *c = *f;
+    if (f->entity_id != NULL && f->entity_id_len == 0)
+        c->entity_id_len = strlen(f->entity_id);
+    c->tenant = copy_str(a, f->tenant);
+    c->entity_type = copy_str(a, f->entity_type);
+    c->entity_id = copy_bytes(a, f->entity_id, c->entity_id_len);
+    c->event_type = copy_str(a, f->event_type);
+    *ok = *ok && copied(f->tenant, c->tenant) && copied(f->entity_type, c->entity_type) &&
+          copied(f->entity_id, c->entity_id) && copied(f->event_type, c->event_type);
+    return c;
 }
 
 es_status es_decision_add(es_decision *d, const es_event_spec *e)
@@ -84,6 +118,7 @@ es_status es_decision_add(es_decision *d, const es_event_spec *e)
         ok = copied(e->meta[i].key, meta[i].key) && copied(e->meta[i].value, meta[i].value);
     }
     c.meta = meta;
+    c.expect_filter = copy_filter(a, src.expect_filter, &ok);
     if (!ok)
         return es_arena_error(a, "copying a decided event");
     d->events[d->count++] = c;
@@ -105,6 +140,7 @@ static void set_expectation(es_decision *d, uint64_t seq)
         if (same_entity(&d->events[i], d->entity)) {
             d->events[i].expect = seq ? ES_EXPECT_SEQ : ES_EXPECT_NEW;
             d->events[i].expect_seq = seq;
+            d->events[i].expect_filter = NULL; /* about the entity loaded, nothing wider */
             return;
         }
 }
@@ -156,6 +192,7 @@ static es_status attempt(es_store *st, es_decision *d, const es_decider *decider
 {
     es_arena_reset(d->arena);
     d->count = 0;
+    d->rejected = false;
     es_status s = decider->reset ? decider->reset(state) : ES_OK;
     uint64_t seq = 0;
     evolve_call c = {decider, state, opts};
@@ -165,10 +202,28 @@ static es_status attempt(es_store *st, es_decision *d, const es_decider *decider
         s = es_load(st, d->entity, NULL, on_event, &c, &seq);
     if (s == ES_OK)
         s = decider->decide(state, d);
+    if (d->rejected) /* the reason again: decide may have called es_ functions since */
+        return es_error(ES_ERR_ABORTED, "%s", d->reason);
     if (s != ES_OK || d->count == 0)
         return s;
     set_expectation(d, seq);
     return es_append_batch(st, d->events, d->count, result);
+}
+
+/* Whether another attempt may start after waiting `delay_ms`: within the
+ * attempt count and the time budget, both when set. */
+static bool may_retry(const es_decide_options *opts, int attempts, int64_t started_ms,
+                      int64_t delay_ms)
+{
+    if (opts->max_attempts > 0 && attempts >= opts->max_attempts)
+        return false;
+    return opts->budget_ms == 0 || esi_monotonic_ms() + delay_ms - started_ms <= opts->budget_ms;
+}
+
+static bool valid_options(const es_decide_options *o)
+{
+    return o->max_attempts >= 0 && o->budget_ms >= 0 && (o->max_attempts > 0 || o->budget_ms > 0) &&
+           (o->snapshots == NULL || (o->snapshot_write != NULL && o->snapshot_read != NULL));
 }
 
 es_status es_decide(es_store *st, const es_filter *entity, const es_decider *decider, void *state,
@@ -181,12 +236,11 @@ es_status es_decide(es_store *st, const es_filter *entity, const es_decider *dec
     }
     if (st == NULL || entity == NULL || entity->entity_type == NULL || entity->entity_id == NULL ||
         entity->event_type != NULL || decider == NULL || decider->evolve == NULL ||
-        decider->decide == NULL || opts->max_attempts < 1 ||
-        (opts->snapshots != NULL && (opts->snapshot_write == NULL || opts->snapshot_read == NULL)))
+        decider->decide == NULL || !valid_options(opts))
         return es_error(ES_ERR_INVALID,
                         "es_decide: store, an entity (type and id, no event type), a decider "
-                        "with evolve and decide, max_attempts >= 1, and snapshot_write/read "
-                        "with snapshots are required");
+                        "with evolve and decide, a budget_ms or max_attempts (not negative, "
+                        "not both 0), and snapshot_write/read with snapshots are required");
     es_append_result ignored;
     if (result == NULL)
         result = &ignored;
@@ -198,13 +252,22 @@ es_status es_decide(es_store *st, const es_filter *entity, const es_decider *dec
     es_status s = es_arena_create(DECISION_ARENA_LIMIT, &d->arena);
     esi_backoff backoff;
     esi_backoff_init(&backoff, RETRY_FIRST_MS, RETRY_MAX_MS);
-    for (int i = 1; s == ES_OK && i <= opts->max_attempts; i++) {
+    int64_t started_ms = esi_monotonic_ms();
+    int attempts = 0;
+    while (s == ES_OK) {
         s = attempt(st, d, decider, state, opts, result);
-        if (s != ES_ERR_CONFLICT || i == opts->max_attempts)
+        attempts++;
+        int64_t delay_ms = esi_backoff_next(&backoff, (unsigned)attempts);
+        if (s != ES_ERR_CONFLICT || !may_retry(opts, attempts, started_ms, delay_ms))
             break;
-        esi_sleep_ms(esi_backoff_next(&backoff, (unsigned)i));
+        esi_sleep_ms(delay_ms);
         s = ES_OK;
     }
+    if (s == ES_ERR_CONFLICT)
+        s = es_error_code(s, es_last_error_code(),
+                          "es_decide: the entity kept changing under the command (%d attempts "
+                          "in %lld ms): %s",
+                          attempts, (long long)(esi_monotonic_ms() - started_ms), es_last_error());
     es_arena_destroy(d->arena);
     esi_free(d);
     return s;

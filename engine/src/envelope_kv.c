@@ -45,6 +45,28 @@ static es_status keys_replace(void *ctx, const char *name, const uint8_t *rec, s
     return esi_kv_replace_all(ctx, name, rec, len);
 }
 
+typedef struct keys_scan_call {
+    es_status (*each)(const char *name, const uint8_t *rec, size_t len, void *closure);
+    void *closure;
+} keys_scan_call;
+
+static es_status keys_scanned(const char *key, const void *data, size_t len, void *closure)
+{
+    keys_scan_call *c = closure;
+    return c->each(key, data, len, c->closure);
+}
+
+/* The records in the order they were written: the bucket keeps one
+ * revision per name, so each is a current record. */
+static es_status keys_scan(void *ctx, size_t max,
+                           es_status (*each)(const char *name, const uint8_t *rec, size_t len,
+                                             void *closure),
+                           void *closure)
+{
+    keys_scan_call c = {each, closure};
+    return esi_kv_scan(ctx, ">", max, keys_scanned, &c);
+}
+
 static void keys_destroy(void *ctx)
 {
     esi_kv_close(ctx);
@@ -73,8 +95,18 @@ es_status esi_keyring_open_kv(const esi_kv_place *at, const es_keyring_options *
                             .get = keys_get,
                             .create = keys_create,
                             .replace = keys_replace,
-                            .destroy = keys_destroy};
-    return es_keyring_create(&b, opt, out); /* owns kv from here, even on failure */
+                            .destroy = keys_destroy,
+                            .scan = keys_scan};
+    s = es_keyring_create(&b, opt, out); /* owns kv from here, even on failure */
+    /* Before anything is wrapped with it: a wrong master key is refused
+     * here, not discovered by the readers of what it wrote. */
+    if (s == ES_OK)
+        s = es_keyring_check_master(*out);
+    if (s != ES_OK) {
+        es_keyring_destroy(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 /* ---- dictionaries -------------------------------------------------------- */
@@ -129,9 +161,11 @@ static es_status dict_get(void *ctx, uint32_t id, es_buf *out)
 
 es_status esi_dict_source_kv_create(const esi_kv_place *at, es_dict_source *out)
 {
-    if (out == NULL || at == NULL || at->js == NULL)
+    if (out == NULL)
         return es_error(ES_ERR_INVALID, "esi_dict_source_kv_create: NULL argument");
-    memset(out, 0, sizeof *out);
+    memset(out, 0, sizeof *out); /* destroyable whatever happens next */
+    if (at == NULL || at->js == NULL)
+        return es_error(ES_ERR_INVALID, "esi_dict_source_kv_create: NULL argument");
     if (!es_valid_store_name(at->store))
         return es_error(ES_ERR_INVALID, "invalid store name");
     dict_kv *d = esi_calloc(1, sizeof *d);

@@ -15,7 +15,9 @@ typedef struct esi_kv_place {
     int replicas; /* of a bucket these calls create */
 } esi_kv_place;
 
-/* A keyring whose records live in ES_<store>_keys (created when missing). */
+/* A keyring whose records live in ES_<store>_keys (created when missing),
+ * its master key checked (es_keyring_check_master): ES_ERR_CRYPTO when it
+ * is not the key the bucket's records were written with. */
 es_status esi_keyring_open_kv(const esi_kv_place *at, const es_keyring_options *opt,
                              es_keyring **out);
 

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <es/read.h>
+
 #include "base/internal.h"
 #include "base/clock.h"
 #include "store_impl.h"
@@ -16,15 +18,29 @@ bool esi_header_is_control(const char *name)
     return strncasecmp(name, "Nats-", 5) == 0 && strcasecmp(name, ES_HDR_MSG_ID) != 0;
 }
 
-static es_status set_expectation(const es_event_spec *e, const esi_subject *subj, natsMsg *m)
+es_status esi_expect_subject(const es_store *st, const es_event_spec *e, const esi_subject *subj,
+                             char out[ES_SUBJECT_MAX])
+{
+    if (e->expect_filter != NULL)
+        return es_filter_subject(st, e->expect_filter, out, ES_SUBJECT_MAX);
+    snprintf(out, ES_SUBJECT_MAX, "%s", subj->entity); /* across all its event types */
+    return ES_OK;
+}
+
+/* The expectation as JetStream checks it. ES_EXPECT_EXISTS was turned into
+ * ES_EXPECT_SEQ before (append.c): the server has no "not 0". */
+static es_status set_expectation(const es_store *st, const es_event_spec *e,
+                                 const esi_subject *subj, natsMsg *m)
 {
     if (e->expect == ES_EXPECT_ANY)
         return ES_OK;
-    char seq[24];
+    char seq[24], subject[ES_SUBJECT_MAX];
     *esi_put_u64(seq, e->expect == ES_EXPECT_NEW ? 0 : e->expect_seq) = '\0';
-    es_status s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ, seq);
-    if (s == ES_OK) /* the entity, across all its event types */
-        s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT, subj->entity);
+    es_status s = esi_expect_subject(st, e, subj, subject);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ, seq);
+    if (s == ES_OK)
+        s = esi_msg_header_set(m, ES_HDR_EXPECTED_SUBJECT_SEQ_SUBJECT, subject);
     return s;
 }
 
@@ -78,7 +94,7 @@ es_status esi_headers_set(const es_store *st, const es_event_spec *e, const char
     if (s == ES_OK)
         s = set_meta(e, m);
     if (s == ES_OK)
-        s = set_expectation(e, subj, m);
+        s = set_expectation(st, e, subj, m);
     if (s == ES_OK)
         s = set_extensions(e, sealed, m);
     return s;

@@ -27,6 +27,12 @@
  * batches, rollups, TTLs) and are not part of the event. */
 bool esi_header_is_control(const char *name);
 
+/* The subject filter an event's expectation is checked against (the
+ * Nats-Expected-Last-Subject-Sequence-Subject header): its entity's events
+ * (`subj`, built from `e`), or those its expect_filter matches. */
+es_status esi_expect_subject(const es_store *st, const es_event_spec *e, const esi_subject *subj,
+                             char out[ES_SUBJECT_MAX]);
+
 /* Sets every header of one event on `m` (its subject was built from `e`):
  * its id, Rita headers, expectation, and the Es- headers of `sealed` (NULL
  * when the store has no envelope). */

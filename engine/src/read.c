@@ -82,7 +82,7 @@ typedef struct load_call {
     es_store *st;
     es_event_cb cb;
     void *closure;
-    uint64_t last_seq; /* last sequence handed to cb */
+    uint64_t last_seq; /* last sequence cb accepted (read.h: the resume point) */
     es_event ev;
 } load_call;
 

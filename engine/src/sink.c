@@ -341,6 +341,7 @@ static bool permanent(es_status s)
     case ES_ERR_SHREDDED:
     case ES_ERR_NO_KEY:
     case ES_ERR_ENCODE:
+    case ES_ERR_DECODE:
     case ES_ERR_NO_CODEC:
     case ES_ERR_UNSUPPORTED: return true;
     default: return false;

@@ -1,9 +1,12 @@
 /* A unit's events kept by the sink (sink_copy.h). Laid out as
- * [es_event_spec x n][es_meta x all entries][bytes: strings, payloads, key]. */
+ * [es_event_spec x n][es_meta x all entries][es_filter x expect filters]
+ * [bytes: strings, payloads, key]. */
 #include "sink_copy.h"
 
 #include <stdint.h>
 #include <string.h>
+
+#include <es/read.h>
 
 #include "base/alloc.h"
 #include "base/internal.h"
@@ -31,6 +34,21 @@ static bool has_meta(const es_event_spec *e)
     return e->meta != NULL && e->meta_count > 0;
 }
 
+static size_t filter_id_len(const es_filter *f)
+{
+    if (f->entity_id == NULL)
+        return 0;
+    return f->entity_id_len ? f->entity_id_len : strlen(f->entity_id);
+}
+
+static size_t filter_bytes(const es_filter *f)
+{
+    if (f == NULL)
+        return 0;
+    return str_size(f->tenant) + str_size(f->entity_type) + str_size(f->event_type) +
+           (f->entity_id ? filter_id_len(f) + 1 : 0);
+}
+
 /* The bytes one event's strings and payload take in the copy. */
 static size_t event_bytes(const es_event_spec *e)
 {
@@ -44,7 +62,7 @@ static size_t event_bytes(const es_event_spec *e)
     if (has_meta(e))
         for (size_t i = 0; i < e->meta_count; i++)
             n += str_size(e->meta[i].key) + str_size(e->meta[i].value);
-    return n;
+    return n + filter_bytes(e->expect_filter);
 }
 
 /* Copies `len` bytes and a NUL at *at; returns the copy. */
@@ -62,8 +80,22 @@ static const char *put_str(char **at, const char *s)
     return s ? put_bytes(at, s, strlen(s)) : NULL;
 }
 
-static void copy_event(const es_event_spec *src, es_event_spec *dst, es_meta **metas, char **at,
-                       int64_t now_ns)
+static const es_filter *copy_filter(const es_filter *src, es_filter **filters, char **at)
+{
+    es_filter *f = (*filters)++;
+    *f = *src;
+    f->tenant = put_str(at, src->tenant);
+    f->entity_type = put_str(at, src->entity_type);
+    f->event_type = put_str(at, src->event_type);
+    if (src->entity_id != NULL) {
+        f->entity_id_len = filter_id_len(src);
+        f->entity_id = put_bytes(at, src->entity_id, f->entity_id_len);
+    }
+    return f;
+}
+
+static void copy_event(const es_event_spec *src, es_event_spec *dst, es_meta **metas,
+                       es_filter **filters, char **at, int64_t now_ns)
 {
     *dst = *src;
     dst->tenant = put_str(at, src->tenant);
@@ -102,18 +134,21 @@ static void copy_event(const es_event_spec *src, es_event_spec *dst, es_meta **m
         dst->meta = m;
         *metas += src->meta_count;
     }
+    if (src->expect_filter != NULL)
+        dst->expect_filter = copy_filter(src->expect_filter, filters, at);
 }
 
 es_status esi_sink_copy_make(const es_event_spec *events, size_t n, const char *key, size_t key_len,
                              int64_t now_ns, esi_sink_copy *out)
 {
-    size_t metas = 0, bytes = key_len + 1;
+    size_t metas = 0, filters = 0, bytes = key_len + 1;
     for (size_t i = 0; i < n; i++) {
         if (has_meta(&events[i]))
             metas += events[i].meta_count;
+        filters += events[i].expect_filter != NULL;
         bytes += event_bytes(&events[i]);
     }
-    size_t head = n * sizeof(es_event_spec) + metas * sizeof(es_meta);
+    size_t head = n * sizeof(es_event_spec) + metas * sizeof(es_meta) + filters * sizeof(es_filter);
     if (bytes > SIZE_MAX - head)
         return es_error(ES_ERR_NOMEM, "sink: a unit too large to copy");
     char *mem = esi_malloc(head + bytes);
@@ -122,9 +157,10 @@ es_status esi_sink_copy_make(const es_event_spec *events, size_t n, const char *
                         head + bytes);
     es_event_spec *specs = (es_event_spec *)(void *)mem;
     es_meta *meta_at = (es_meta *)(void *)(mem + n * sizeof(es_event_spec));
+    es_filter *filter_at = (es_filter *)(void *)(meta_at + metas);
     char *at = mem + head;
     for (size_t i = 0; i < n; i++)
-        copy_event(&events[i], &specs[i], &meta_at, &at, now_ns);
+        copy_event(&events[i], &specs[i], &meta_at, &filter_at, &at, now_ns);
     out->key = put_bytes(&at, key ? key : "", key_len);
     out->key_len = key_len;
     out->events = specs;

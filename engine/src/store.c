@@ -348,6 +348,47 @@ es_status esi_store_open_js(esi_js *js, const char *name, const es_store_options
     return open_with(NULL, js, name, opts, out);
 }
 
+/* The stream's configuration as the server has it, with what `cfg` says
+ * laid over it. An update replaces the whole configuration, and what an
+ * operator set that es does not manage (deny_purge, a description,
+ * placement, sources, metadata of their own) must survive it: the server
+ * even refuses to turn deny_purge off again. The metadata keys es owns are
+ * dropped first, so that a setting turned off (compression) goes away. */
+static es_status config_for_update(const es_store *store, const es_store_config *cfg,
+                                   json_t **out)
+{
+    json_t *info = NULL;
+    es_status s = stream_info(store->js, store->name, &info);
+    if (s != ES_OK)
+        return s;
+    json_t *current = json_incref(json_object_get(info, "config"));
+    json_decref(info);
+    json_t *ours = stream_config_json(store->name, cfg);
+    if (!json_is_object(current) || ours == NULL) {
+        json_decref(current);
+        json_decref(ours);
+        return es_error(ours ? ES_ERR_PROTOCOL : ES_ERR_NOMEM,
+                        ours ? "stream info of '%s' has no configuration" : "out of memory",
+                        store->name);
+    }
+    json_t *meta = json_object_get(current, "metadata");
+    if (json_is_object(meta)) {
+        static const char *const owned[] = {TENANCY_KEY, ENCRYPT_KEY, COMPRESS_KEY, DICT_KEY};
+        for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+            json_object_del(meta, owned[i]);
+        json_object_update(meta, json_object_get(ours, "metadata"));
+        json_object_del(ours, "metadata");
+    }
+    int rc = json_object_update(current, ours);
+    json_decref(ours);
+    if (rc != 0) {
+        json_decref(current);
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    }
+    *out = current;
+    return ES_OK;
+}
+
 es_status es_store_update(es_store *store, const es_store_config *cfg)
 {
     if (store == NULL || cfg == NULL)
@@ -361,7 +402,10 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
         cfg->memory_storage != store->config.memory_storage)
         return es_error(ES_ERR_INVALID, "tenancy and storage type of store '%s' cannot change",
                         store->name);
-    json_t *req = stream_config_json(store->name, cfg), *reply = NULL;
+    json_t *req = NULL, *reply = NULL;
+    s = config_for_update(store, cfg, &req);
+    if (s != ES_OK)
+        return s;
     s = stream_request(store->js, "UPDATE", store->name, req, &reply);
     json_decref(req);
     if (s != ES_OK)

@@ -169,27 +169,40 @@ static void bucket_close(bucket *b)
     jsCtx_Destroy(b->js);
 }
 
-/* The revisions the keys bucket holds for `entity`, oldest first (none:
- * an empty list). The caller destroys the list. */
-static void key_history(const fixture *f, const char *entity, kvEntryList *list)
+/* The revisions the keys bucket holds under the record name `key`, oldest
+ * first (none: an empty list). The caller destroys the list. */
+static void record_history(const fixture *f, const char *key, kvEntryList *list)
 {
     bucket b;
     assert_int_equal(bucket_bind(f, ES_BUCKET_KEYS, &b), NATS_OK);
-    char key[ES_KEYRING_KV_KEY_MAX];
-    es_keyring_kv_key(entity, strlen(entity), key);
     memset(list, 0, sizeof *list);
     natsStatus ns = kvStore_History(list, b.kv, key, NULL);
     assert_true(ns == NATS_OK || ns == NATS_NOT_FOUND);
     bucket_close(&b);
 }
 
-static size_t history_len(const fixture *f, const char *entity)
+static size_t record_history_len(const fixture *f, const char *key)
 {
     kvEntryList list;
-    key_history(f, entity, &list);
+    record_history(f, key, &list);
     size_t n = (size_t)list.Count;
     kvEntryList_Destroy(&list);
     return n;
+}
+
+/* The same for `entity`'s data key record. */
+static void key_history(const fixture *f, const char *entity, kvEntryList *list)
+{
+    char key[ES_KEYRING_KV_KEY_MAX];
+    es_keyring_kv_key(entity, strlen(entity), key);
+    record_history(f, key, list);
+}
+
+static size_t history_len(const fixture *f, const char *entity)
+{
+    char key[ES_KEYRING_KV_KEY_MAX];
+    es_keyring_kv_key(entity, strlen(entity), key);
+    return record_history_len(f, key);
 }
 
 static void hex(const uint8_t *p, size_t n, char *out)
@@ -232,16 +245,16 @@ static void kv_keyring_round_trip(void **state)
     bucket_close(&b);
 
     /* Another process with the same master key reads it from the bucket;
-     * one with another master key cannot. */
+     * one with another master key is refused before it can write. */
     es_keyring *kr2 = kv_keyring(f, master1);
     es_envelope *env2 = encrypting(kr2);
     assert_int_equal(open_sealed(env2, &ev, &e, "hello"), ES_OK);
-    es_keyring *bad = kv_keyring(f, master2);
-    es_envelope *env_bad = encrypting(bad);
-    assert_int_equal(open_sealed(env_bad, &ev, &e, NULL), ES_ERR_CRYPTO);
+    es_keyring_options ko_bad = {.master_key = master2};
+    es_keyring *bad = NULL;
+    assert_int_equal(esi_keyring_open_kv(&f->at, &ko_bad, &bad), ES_ERR_CRYPTO);
+    assert_null(bad);
+    assert_int_equal(record_history_len(f, ES_KEYRING_CHECK_NAME), 1);
 
-    es_envelope_destroy(env_bad);
-    es_keyring_destroy(bad);
     es_envelope_destroy(env2);
     es_keyring_destroy(kr2);
     es_envelope_destroy(env);
@@ -340,6 +353,7 @@ static void kv_shred_leaves_no_earlier_revision(void **state)
 typedef struct racer {
     const fixture *f;
     pthread_barrier_t *go;
+    const uint8_t *master; /* NULL: master1 */
     es_status st;
     uint64_t created;
     sealed e;
@@ -360,7 +374,7 @@ static void *race(void *arg)
         r->st = esi_store_js(nc, NULL, &js);
     at.js = js;
     pthread_barrier_wait(r->go);
-    es_keyring_options ko = {.master_key = master1};
+    es_keyring_options ko = {.master_key = r->master ? r->master : master1};
     if (r->st == ES_OK)
         r->st = esi_keyring_open_kv(&at, &ko, &kr);
     es_envelope_options o = {.encrypt = true, .keyring = kr};
@@ -409,6 +423,49 @@ static void kv_key_creation_race(void **state)
     }
     assert_int_equal(created, 1);
     assert_int_equal(history_len(f, f->entity), 1);
+    es_envelope_destroy(env);
+    es_keyring_destroy(kr);
+}
+
+/* Writers opening a new bucket at once, each with another master key: the
+ * first key check written wins, every other key is refused before it wraps
+ * anything (the check is a KV create, which refuses an existing record). */
+static void kv_master_check_race(void **state)
+{
+    fixture *f = *state;
+    REQUIRE_NATS(f->nc);
+    enum { N = 4 };
+    uint8_t masters[N][ES_MASTER_KEY_BYTES] = {{0}};
+    racer r[N];
+    pthread_t t[N];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) {
+        masters[i][0] = (uint8_t)(0x10 + i);
+        r[i] = (racer){.f = f, .go = &go, .master = masters[i]};
+        assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    int won = -1;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        if (r[i].st == ES_OK) {
+            assert_int_equal(won, -1); /* one winner only */
+            won = i;
+        } else {
+            assert_int_equal(r[i].st, ES_ERR_CRYPTO);
+            assert_int_equal(r[i].created, 0);
+        }
+    }
+    pthread_barrier_destroy(&go);
+    assert_true(won >= 0);
+    assert_int_equal(record_history_len(f, ES_KEYRING_CHECK_NAME), 1);
+    assert_int_equal(history_len(f, f->entity), 1); /* the winner's data key only */
+    es_keyring_options ko = {.master_key = masters[won]};
+    es_keyring *kr = NULL;
+    assert_int_equal(esi_keyring_open_kv(&f->at, &ko, &kr), ES_OK);
+    es_envelope *env = encrypting(kr);
+    es_envelope_event ev = alice_event(f);
+    assert_int_equal(open_sealed(env, &ev, &r[won].e, "raced"), ES_OK);
     es_envelope_destroy(env);
     es_keyring_destroy(kr);
 }
@@ -595,6 +652,7 @@ int main(void)
         WITH_FIXTURE(kv_keyring_arguments),
         WITH_FIXTURE(kv_shred_leaves_no_earlier_revision),
         WITH_FIXTURE(kv_key_creation_race),
+        WITH_FIXTURE(kv_master_check_race),
         WITH_FIXTURE(kv_dict_put),
         WITH_FIXTURE(kv_dict_source),
         WITH_FIXTURE(kv_delete),

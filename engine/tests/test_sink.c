@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include <es/read.h>
 #include <es/sink.h>
 
 #include "base/clock.h"
@@ -31,6 +32,7 @@ typedef struct sent {
     char first_id[ID_MAX];
     char first_entity[ID_MAX];
     char first_data[ID_MAX];
+    char first_filter[ID_MAX]; /* "<type>/<id>/<event>" of events[0].expect_filter */
     bool answered;
 } sent;
 
@@ -63,6 +65,10 @@ static es_status fake_append(void *ctx, const es_event_spec *events, size_t n, e
              events[0].entity_id);
     snprintf(u->first_data, sizeof u->first_data, "%.*s", (int)events[0].data_len,
              (const char *)events[0].data);
+    const es_filter *xf = events[0].expect_filter;
+    if (xf != NULL)
+        snprintf(u->first_filter, sizeof u->first_filter, "%s/%.*s/%s", xf->entity_type,
+                 (int)xf->entity_id_len, xf->entity_id, xf->event_type);
     return ES_OK;
 }
 
@@ -315,6 +321,30 @@ static void an_event_refused_before_sending_is_dropped_at_once(void **state)
     assert_int_equal(st.dropped, 1);
     assert_int_equal(st.watermark, 1);
     assert_string_equal(f->last_error, "refused at once");
+    destroy(f);
+}
+
+static void an_expect_filter_is_copied_with_its_event(void **state)
+{
+    (void)state;
+    fixture *f = make(NULL);
+    char type[16] = "order", id[16] = "o1", event[16] = "placed";
+    es_filter scope = {.entity_type = type, .entity_id = id, .event_type = event};
+    es_event_spec e;
+    es_event_spec_init(&e);
+    e.entity_type = "thing";
+    e.entity_id = "k1";
+    e.event_type = "changed";
+    e.expect = ES_EXPECT_NEW;
+    e.expect_filter = &scope;
+    es_sink_unit u = {.key = "k1", .position = 1, .events = &e, .count = 1};
+    assert_int_equal(es_sink_offer(f->sk, &u), ES_OK);
+    memset(type, 'x', sizeof type - 1); /* the sink must have copied what it keeps */
+    memset(id, 'x', sizeof id - 1);
+    memset(event, 'x', sizeof event - 1);
+    memset(&scope, 0, sizeof scope);
+    assert_int_equal(f->sent, 1);
+    assert_string_equal(f->units[0].first_filter, "order/o1/placed");
     destroy(f);
 }
 
@@ -590,6 +620,7 @@ int main(void)
         cmocka_unit_test(a_refusal_for_good_is_dropped_and_the_watermark_moves_on),
         cmocka_unit_test(outcomes_carry_the_server_code_and_text),
         cmocka_unit_test(an_event_refused_before_sending_is_dropped_at_once),
+        cmocka_unit_test(an_expect_filter_is_copied_with_its_event),
         cmocka_unit_test(max_attempts_bounds_the_retries),
         cmocka_unit_test(the_store_window_full_is_not_a_failure),
         cmocka_unit_test(units_without_events_settle_at_once),

@@ -219,9 +219,18 @@ static void refusals_are_dropped_and_passed(void **state)
     assert_int_equal(l->dropped_by_status[ES_ERR_INVALID], 1);
     assert_int_equal(l->dropped_by_status[ES_ERR_CONFLICT], 1);
     assert_int_equal(l->last_err_code, 10071); /* the server's code, in the outcome */
+    /* data its codec does not decode: dropped at once, never retried */
+    e.expect = ES_EXPECT_ANY;
+    e.codec = "json";
+    e.data = "a: 1";
+    e.data_len = 4;
+    u.position = 11;
+    assert_int_equal(es_sink_offer(sk, &u), ES_OK);
+    assert_int_equal(es_sink_drain(sk, 10000), ES_OK);
+    assert_int_equal(l->dropped_by_status[ES_ERR_DECODE], 1);
     uint64_t w;
     assert_true(es_sink_watermark(sk, &w));
-    assert_int_equal(w, 10);
+    assert_int_equal(w, 11);
     readback r = read_back(l->st);
     assert_int_equal(r.events, unit_events(0) + unit_events(2));
     free(r.seen);

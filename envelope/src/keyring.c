@@ -13,9 +13,14 @@
 
 #define REC_KEY      0x01 /* version byte of a wrapped data key */
 #define REC_SHREDDED 0x02 /* version byte of a shred mark */
+#define REC_CHECK    0x03 /* version byte of the master key check */
 #define WRAPPED_LEN  (ES_NONCE_BYTES + ES_KEY_BYTES + ES_TAG_BYTES)
 #define REC_KEY_LEN  (1 + ES_KID_BYTES + WRAPPED_LEN)
 #define REC_MARK_LEN (1 + 8)
+/* The constant the check record seals (16 bytes, no NUL). */
+#define CHECK_PLAIN     "es-master-key-ok"
+#define CHECK_PLAIN_LEN (sizeof CHECK_PLAIN - 1)
+#define REC_CHECK_LEN   (1 + ES_NONCE_BYTES + CHECK_PLAIN_LEN + ES_TAG_BYTES)
 #define ID_BYTES     32
 
 struct es_keyring {
@@ -340,6 +345,104 @@ es_status esi_keyring_data_key(es_keyring *kr, const char *entity, size_t entity
         if (s == ES_OK || round == 1)
             return s;
     }
+}
+
+/* ---- the master key check ------------------------------------------------ */
+
+/* Its own associated data: a check record is no wrapped key, nor the
+ * reverse, whatever bytes are copied where. */
+static const char check_ad[] = "es-master-check-v1"; /* with its NUL */
+
+static es_status mismatch(void)
+{
+    return es_error(ES_ERR_CRYPTO, "the master key does not match the one this store was "
+                                   "written with");
+}
+
+static es_status verify_check(const es_keyring *kr, const uint8_t *rec, size_t len)
+{
+    if (len != REC_CHECK_LEN || rec[0] != REC_CHECK)
+        return es_error(ES_ERR_CRYPTO, "the master key check record %s has %zu bytes or an "
+                                       "unknown version: altered outside es?",
+                        ES_KEYRING_CHECK_NAME, len);
+    uint8_t plain[CHECK_PLAIN_LEN];
+    if (esi_aead_open(kr->master, (const uint8_t *)check_ad, sizeof check_ad, rec + 1,
+                      len - 1, plain) != ES_OK ||
+        memcmp(plain, CHECK_PLAIN, CHECK_PLAIN_LEN) != 0)
+        return mismatch();
+    return ES_OK;
+}
+
+/* ES_ERR_NOT_FOUND when there is no record. */
+static es_status read_check(es_keyring *kr, uint8_t rec[ES_KEYRING_RECORD_MAX], size_t *len)
+{
+    es_status s = kr->backend.get(kr->backend.ctx, ES_KEYRING_CHECK_NAME, rec,
+                                  ES_KEYRING_RECORD_MAX, len);
+    if (s == ES_OK && *len > ES_KEYRING_RECORD_MAX)
+        return es_error(ES_ERR_CRYPTO, "the master key check record has %zu bytes", *len);
+    return s;
+}
+
+/* Proving a key against the data keys of a backend from before the check:
+ * the first data key record found decides. */
+#define PROOF_SCAN_MAX 256
+
+typedef struct proof {
+    const es_keyring *kr;
+    bool decided, matches;
+} proof;
+
+static es_status prove_with(const char *name, const uint8_t *rec, size_t len, void *closure)
+{
+    proof *p = closure;
+    if (len < 1 || rec[0] != REC_KEY || strncmp(name, "e.", 2) != 0 ||
+        strlen(name) != ES_KEYRING_KV_KEY_MAX - 1)
+        return ES_OK; /* a shred mark, or no record of ours: look further */
+    uint8_t key[ES_KEY_BYTES], kid[ES_KID_BYTES];
+    p->matches = unwrap_key(p->kr, name, rec, len, key, kid) == ES_OK;
+    sodium_memzero(key, sizeof key);
+    p->decided = true;
+    return ES_ERR_STOPPED;
+}
+
+/* ES_OK when the key unwraps the first data key found, or there is none to
+ * try (a new backend, or one that cannot scan). */
+static es_status prove_against_data_keys(es_keyring *kr)
+{
+    if (kr->backend.scan == NULL)
+        return ES_OK;
+    proof p = {kr, false, false};
+    es_status s = kr->backend.scan(kr->backend.ctx, PROOF_SCAN_MAX, prove_with, &p);
+    if (p.decided)
+        return p.matches ? ES_OK : mismatch();
+    return s;
+}
+
+es_status es_keyring_check_master(es_keyring *kr)
+{
+    if (kr == NULL)
+        return es_error(ES_ERR_INVALID, "es_keyring_check_master: keyring is NULL");
+    uint8_t rec[ES_KEYRING_RECORD_MAX];
+    size_t len = 0;
+    es_status s = read_check(kr, rec, &len);
+    if (s == ES_OK)
+        return verify_check(kr, rec, len);
+    if (s != ES_ERR_NOT_FOUND)
+        return s;
+    s = prove_against_data_keys(kr);
+    if (s != ES_OK)
+        return s;
+    uint8_t mine[REC_CHECK_LEN];
+    mine[0] = REC_CHECK;
+    esi_aead_seal(kr->master, (const uint8_t *)check_ad, sizeof check_ad,
+                  (const uint8_t *)CHECK_PLAIN, CHECK_PLAIN_LEN, mine + 1);
+    s = kr->backend.create(kr->backend.ctx, ES_KEYRING_CHECK_NAME, mine, sizeof mine);
+    if (s != ES_ERR_EXISTS)
+        return s;
+    /* Another keyring wrote its check first: ours stands only if it is the
+     * same key. */
+    s = read_check(kr, rec, &len);
+    return s == ES_OK ? verify_check(kr, rec, len) : s;
 }
 
 /* ---- shredding ----------------------------------------------------------- */

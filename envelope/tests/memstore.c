@@ -175,6 +175,32 @@ static es_status keys_replace(void *ctx, const char *name, const uint8_t *rec, s
     return s;
 }
 
+/* Each record's latest version, in the order the records were made; the
+ * callback runs without the lock (on a copy). */
+static es_status keys_scan(void *ctx, size_t max,
+                           es_status (*each)(const char *name, const uint8_t *rec, size_t len,
+                                             void *closure),
+                           void *closure)
+{
+    mem_keys *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    es_status s = enter(m, MEM_SCAN);
+    pthread_mutex_unlock(&m->lock);
+    for (size_t i = 0; s == ES_OK && i < max; i++) {
+        record copy;
+        pthread_mutex_lock(&m->lock);
+        bool more = i < m->n;
+        if (more)
+            copy = m->recs[i];
+        pthread_mutex_unlock(&m->lock);
+        if (!more)
+            break;
+        if (copy.n > 0)
+            s = each(copy.name, copy.v[copy.n - 1].bytes, copy.v[copy.n - 1].len, closure);
+    }
+    return s;
+}
+
 static void keys_destroy(void *ctx)
 {
     mem_keys_release(ctx);
@@ -189,18 +215,15 @@ es_keyring_backend mem_keys_backend(mem_keys *m)
                                 .get = keys_get,
                                 .create = keys_create,
                                 .replace = keys_replace,
-                                .destroy = keys_destroy};
+                                .destroy = keys_destroy,
+                                .scan = keys_scan};
 }
 
 size_t mem_keys_versions(mem_keys *m, const char *entity)
 {
     char name[ES_KEYRING_KV_KEY_MAX];
     es_keyring_kv_key(entity, strlen(entity), name);
-    pthread_mutex_lock(&m->lock);
-    record *r = find(m, name, false);
-    size_t n = r ? r->n : 0;
-    pthread_mutex_unlock(&m->lock);
-    return n;
+    return mem_keys_named_versions(m, name);
 }
 
 bool mem_keys_version(mem_keys *m, const char *entity, size_t i, uint8_t *rec, size_t cap,
@@ -238,13 +261,37 @@ bool mem_keys_holds(mem_keys *m, const uint8_t *bytes, size_t len)
     return held;
 }
 
+size_t mem_keys_named_versions(mem_keys *m, const char *name)
+{
+    pthread_mutex_lock(&m->lock);
+    record *r = find(m, name, false);
+    size_t n = r ? r->n : 0;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+size_t mem_keys_total(mem_keys *m)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n; i++)
+        n += m->recs[i].n;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+void mem_keys_put_named(mem_keys *m, const char *name, const uint8_t *rec, size_t len)
+{
+    pthread_mutex_lock(&m->lock);
+    append_version(find(m, name, true), rec, len);
+    pthread_mutex_unlock(&m->lock);
+}
+
 void mem_keys_put(mem_keys *m, const char *entity, const uint8_t *rec, size_t len)
 {
     char name[ES_KEYRING_KV_KEY_MAX];
     es_keyring_kv_key(entity, strlen(entity), name);
-    pthread_mutex_lock(&m->lock);
-    append_version(find(m, name, true), rec, len);
-    pthread_mutex_unlock(&m->lock);
+    mem_keys_put_named(m, name, rec, len);
 }
 
 void mem_keys_stats_get(mem_keys *m, mem_keys_stats *out)

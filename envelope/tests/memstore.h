@@ -37,11 +37,17 @@ bool mem_keys_version(mem_keys *m, const char *entity, size_t i, uint8_t *rec, s
                       size_t *len);
 /* Whether any version of any record holds these bytes. */
 bool mem_keys_holds(mem_keys *m, const uint8_t *bytes, size_t len);
+/* The same by record name (e.g. ES_KEYRING_CHECK_NAME). */
+size_t mem_keys_named_versions(mem_keys *m, const char *name);
+/* Versions of all records together: what has been written. */
+size_t mem_keys_total(mem_keys *m);
+/* Adds a version to the record `name`, as a writer outside es might. */
+void mem_keys_put_named(mem_keys *m, const char *name, const uint8_t *rec, size_t len);
 /* Adds a version to `entity`'s record, as a writer outside es might (up to
  * 2 * ES_KEYRING_RECORD_MAX bytes, so that oversized records can be made). */
 void mem_keys_put(mem_keys *m, const char *entity, const uint8_t *rec, size_t len);
 
-typedef enum mem_op { MEM_GET, MEM_CREATE, MEM_REPLACE, MEM_OPS } mem_op;
+typedef enum mem_op { MEM_GET, MEM_CREATE, MEM_REPLACE, MEM_SCAN, MEM_OPS } mem_op;
 
 typedef struct mem_keys_stats {
     unsigned calls[MEM_OPS];  /* every call, failed ones included */

@@ -558,6 +558,126 @@ static void wrong_master_key_fails(void **state)
     es_keyring_destroy(kr);
 }
 
+/* ---- the master key check ------------------------------------------------ */
+
+#define KEY_MISMATCH "the master key does not match the one this store was written with"
+
+/* es_keyring_check_master of a keyring with `master` over `keys` (with the
+ * backend's scan unless `no_scan`). No cmocka asserts: threads call it. */
+static es_status check_on(mem_keys *keys, const uint8_t *master, bool no_scan)
+{
+    es_keyring_options ko = {.master_key = master};
+    es_keyring_backend b = mem_keys_backend(keys);
+    if (no_scan)
+        b.scan = NULL;
+    es_keyring *kr = NULL;
+    es_status s = es_keyring_create(&b, &ko, &kr);
+    if (s == ES_OK)
+        s = es_keyring_check_master(kr);
+    es_keyring_destroy(kr);
+    return s;
+}
+
+static void master_key_check(void **state)
+{
+    (void)state;
+    mem_keys *keys = mem_keys_create();
+    assert_int_equal(check_on(keys, master1, false), ES_OK); /* the first writes it */
+    assert_int_equal(mem_keys_named_versions(keys, ES_KEYRING_CHECK_NAME), 1);
+    assert_int_equal(check_on(keys, master1, false), ES_OK);
+    size_t written = mem_keys_total(keys);
+    assert_int_equal(check_on(keys, master2, false), ES_ERR_CRYPTO);
+    assert_string_equal(es_last_error(), KEY_MISMATCH);
+    assert_int_equal(mem_keys_total(keys), written); /* refused, nothing written */
+    assert_false(mem_keys_holds(keys, master1, sizeof master1));
+    assert_int_equal(es_keyring_check_master(NULL), ES_ERR_INVALID);
+
+    /* A check record altered outside es is refused, not rewritten. */
+    mem_keys *altered = mem_keys_create();
+    mem_keys_put_named(altered, ES_KEYRING_CHECK_NAME, (const uint8_t *)"\x03junk", 5);
+    assert_int_equal(check_on(altered, master1, false), ES_ERR_CRYPTO);
+    assert_non_null(strstr(es_last_error(), "altered"));
+    assert_int_equal(mem_keys_total(altered), 1);
+    mem_keys_release(altered);
+
+    /* A backend that cannot be read or scanned: its failure, nothing written. */
+    mem_keys *failing = mem_keys_create();
+    mem_keys_fail(failing, MEM_GET, ES_ERR_CONNECTION, 1);
+    assert_int_equal(check_on(failing, master1, false), ES_ERR_CONNECTION);
+    mem_keys_fail(failing, MEM_SCAN, ES_ERR_TIMEOUT, 1);
+    assert_int_equal(check_on(failing, master1, false), ES_ERR_TIMEOUT);
+    assert_int_equal(mem_keys_total(failing), 0);
+    mem_keys_release(failing);
+    mem_keys_release(keys);
+}
+
+/* A backend written before the check existed: data keys, no check. The
+ * first key checked is proven against a data key before its check is
+ * written, so a wrong one cannot claim the store. */
+static void master_key_check_of_an_old_backend(void **state)
+{
+    fixture *f = *state; /* f->kr never checked: it writes as an old es did */
+    event e;
+    assert_int_equal(es_keyring_shred(f->kr, ENTITY_B), ES_OK); /* a mark comes first */
+    seal_event(f->env, SUBJ_A, "id-1", 0, "secret", &e);
+    size_t written = mem_keys_total(f->keys);
+    assert_int_equal(check_on(f->keys, master2, false), ES_ERR_CRYPTO);
+    assert_string_equal(es_last_error(), KEY_MISMATCH);
+    assert_int_equal(mem_keys_total(f->keys), written);
+    assert_int_equal(check_on(f->keys, master1, false), ES_OK);
+    assert_int_equal(mem_keys_named_versions(f->keys, ES_KEYRING_CHECK_NAME), 1);
+    assert_int_equal(check_on(f->keys, master2, false), ES_ERR_CRYPTO);
+
+    /* Without a scan there is nothing to prove against: the first key
+     * checked claims the backend (docs/envelope.md says when that is safe). */
+    mem_keys *old = mem_keys_create();
+    es_keyring *kr = keyring_on(old, master1, 0, 0);
+    es_envelope *env = envelope_with(kr);
+    seal_event(env, SUBJ_A, "id-1", 0, "secret", &e);
+    assert_int_equal(check_on(old, master2, true), ES_OK);
+    assert_int_equal(check_on(old, master1, true), ES_ERR_CRYPTO);
+    es_envelope_destroy(env);
+    es_keyring_destroy(kr);
+    mem_keys_release(old);
+}
+
+typedef struct checker {
+    mem_keys *keys;
+    const uint8_t *master;
+    es_status st;
+} checker;
+
+static void *check_thread(void *arg)
+{
+    checker *c = arg;
+    c->st = check_on(c->keys, c->master, false);
+    return NULL;
+}
+
+/* Two keyrings checking a new backend at once with different keys: both
+ * find no check, both create one; the backend takes one, the other is
+ * refused. */
+static void master_key_check_race(void **state)
+{
+    (void)state;
+    mem_keys *keys = mem_keys_create();
+    mem_keys_gate_creates(keys, 2);
+    checker c[2] = {{keys, master1, ES_OK}, {keys, master2, ES_OK}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, check_thread, &c[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_true((c[0].st == ES_OK && c[1].st == ES_ERR_CRYPTO) ||
+                (c[0].st == ES_ERR_CRYPTO && c[1].st == ES_OK));
+    assert_int_equal(mem_keys_named_versions(keys, ES_KEYRING_CHECK_NAME), 1);
+    mem_keys_stats st;
+    mem_keys_stats_get(keys, &st);
+    assert_int_equal(st.creates_refused, 1);
+    assert_int_equal(check_on(keys, c[0].st == ES_OK ? master1 : master2, false), ES_OK);
+    mem_keys_release(keys);
+}
+
 static void no_master_key(void **state)
 {
     fixture *f = *state;
@@ -964,6 +1084,9 @@ int main(void)
         WITH_FIXTURE(tampering_fails),
         WITH_FIXTURE(replay_elsewhere_fails),
         WITH_FIXTURE(wrong_master_key_fails),
+        cmocka_unit_test(master_key_check),
+        WITH_FIXTURE(master_key_check_of_an_old_backend),
+        cmocka_unit_test(master_key_check_race),
         WITH_FIXTURE(no_master_key),
         WITH_FIXTURE(altered_records_fail),
         WITH_FIXTURE(replaced_key),

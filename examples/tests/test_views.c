@@ -232,7 +232,16 @@ static void synthetic_round(es_store *st, model *m, int round, uint64_t *seq)
     es_buf_append_str(&bad.data, "\xff\x00garbage");
     bad.spec.data = bad.data.data;
     bad.spec.data_len = bad.data.len;
-    CHECK(es_append(st, &bad.spec, NULL) == ES_OK, "append: %s", es_last_error());
+    /* appends refuse it (ES_ERR_DECODE); a writer that skips the check may not */
+    CHECK(es_append(st, &bad.spec, NULL) == ES_ERR_DECODE, "append: %s", es_last_error());
+    es_store_options unchecked;
+    es_store_options_init(&unchecked);
+    unchecked.skip_payload_validation = true;
+    es_store *raw = NULL;
+    CHECK(es_store_open(es_store_connection(st), es_store_name(st), &unchecked, &raw) == ES_OK,
+          "open: %s", es_last_error());
+    CHECK(es_append(raw, &bad.spec, NULL) == ES_OK, "append: %s", es_last_error());
+    es_store_destroy(raw);
     apply(m, &bad.spec); /* a record all the same: record-kv keeps its bytes */
     es_buf_free(&bad.data);
     make_op(&bad, "app_bsky_feed_like", 2, "delete", 424242, NULL, ++*seq);

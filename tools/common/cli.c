@@ -9,6 +9,7 @@
 #include <string.h>
 
 static char prog_name[64] = "es";
+static es_cli_error_writer error_writer;
 
 void es_cli_set_prog(const char *prog)
 {
@@ -23,10 +24,10 @@ int es_cli_exit_code(es_status s)
 {
     switch (s) {
     case ES_OK: return ES_EXIT_OK;
-    case ES_ERR_NOT_FOUND:
-    case ES_ERR_SHREDDED: return ES_EXIT_NOT_FOUND;
+    case ES_ERR_NOT_FOUND: return ES_EXIT_NOT_FOUND;
     case ES_ERR_EXISTS:
     case ES_ERR_CONFLICT:
+    case ES_ERR_SHREDDED: /* the entity exists, and its state refuses the write */
     case ES_ERR_DUPLICATE: return ES_EXIT_CONFLICT;
     case ES_ERR_INVALID:
     case ES_ERR_TOO_LARGE:
@@ -41,6 +42,11 @@ int es_cli_exit_code(es_status s)
     }
 }
 
+void es_cli_set_error_writer(es_cli_error_writer writer)
+{
+    error_writer = writer;
+}
+
 void es_cli_error(const char *fmt, ...)
 {
     char text[1024];
@@ -52,7 +58,10 @@ void es_cli_error(const char *fmt, ...)
     for (char *c = text; *c; c++)
         if (*c == '\n' || *c == '\r')
             *c = ' ';
-    fprintf(stderr, "%s: %s\n", prog_name, text);
+    if (error_writer != NULL)
+        error_writer(text);
+    else
+        fprintf(stderr, "%s: %s\n", prog_name, text);
 }
 
 int es_cli_fail(es_status s, const char *what)
@@ -212,13 +221,37 @@ static bool scaled_add(int64_t *total, int64_t v, int64_t unit)
     return true;
 }
 
-bool es_cli_parse_duration(const char *text, const char *what, int64_t *ns)
+/* One number of a duration at *s: digits with an optional fraction, as Go
+ * writes them ("90", "1.5", ".5"); at most 18 digits before the point, and
+ * the fraction's first 9 digits count (nanoseconds). */
+static bool duration_number(const char **s, int64_t *whole, int64_t *frac, int64_t *frac_scale)
+{
+    const char *c = *s;
+    size_t digits = strspn(c, "0123456789");
+    bool ok = digits == 0 ? (*whole = 0, true) : leading_int(&c, whole);
+    *frac = 0;
+    *frac_scale = 1;
+    if (ok && *c == '.') {
+        size_t fraction = strspn(++c, "0123456789");
+        for (size_t i = 0; i < fraction && i < 9; i++) {
+            *frac = *frac * 10 + (c[i] - '0');
+            *frac_scale *= 10;
+        }
+        c += fraction;
+        digits += fraction;
+    }
+    *s = c;
+    return ok && digits > 0;
+}
+
+bool es_cli_duration_value(const char *text, int64_t *ns)
 {
     static const struct {
         const char *suffix;
         int64_t unit;
     } units[] = {{"ns", 1},
                  {"us", 1000},
+                 {"\xc2\xb5s", 1000}, /* Go's µs, in UTF-8 */
                  {"ms", 1000000},
                  {"s", 1000000000LL},
                  {"m", 60LL * 1000000000LL},
@@ -232,8 +265,8 @@ bool es_cli_parse_duration(const char *text, const char *what, int64_t *ns)
     else
         while (ok && *s != '\0') {
             size_t best = 0;
-            int64_t unit = 0;
-            ok = leading_int(&s, &v);
+            int64_t unit = 0, frac, frac_scale;
+            ok = duration_number(&s, &v, &frac, &frac_scale);
             for (size_t i = 0; ok && i < sizeof units / sizeof units[0]; i++) {
                 size_t n = strlen(units[i].suffix);
                 if (n > best && strncmp(s, units[i].suffix, n) == 0) {
@@ -241,16 +274,24 @@ bool es_cli_parse_duration(const char *text, const char *what, int64_t *ns)
                     unit = units[i].unit;
                 }
             }
-            ok = ok && best > 0 && scaled_add(&total, v, unit);
+            /* every unit at or above a fraction's scale is a multiple of it; a
+             * finer fraction of a coarse unit is below a nanosecond */
+            ok = ok && best > 0 && scaled_add(&total, v, unit) &&
+                 (unit < frac_scale || scaled_add(&total, frac, unit / frac_scale));
             s += best;
         }
-    if (!ok) {
-        es_cli_usage("%s must be a duration such as 90s, 12h or 7d, not '%.40s'", what,
-                     text ? text : "");
-        return false;
-    }
-    *ns = total;
-    return true;
+    if (ok)
+        *ns = total;
+    return ok;
+}
+
+bool es_cli_parse_duration(const char *text, const char *what, int64_t *ns)
+{
+    if (es_cli_duration_value(text, ns))
+        return true;
+    es_cli_usage("%s must be a duration such as 90s, 1.5s, 12h or 7d, not '%.40s'", what,
+                 text ? text : "");
+    return false;
 }
 
 bool es_cli_parse_size(const char *text, const char *what, int64_t *bytes)

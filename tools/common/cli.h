@@ -1,8 +1,10 @@
 /* What every es command-line tool shares: exit codes, one-line error
  * messages, an option parser, and the connection options of the NATS CLI
  * (--server/NATS_URL, --user/--password, --token, --creds/NATS_CREDS,
- * --nkey, --tlscert/--tlskey/--tlsca, --timeout) turned into a connected
- * natsConnection. Not installed; tools link the `es_cli` static library.
+ * --nkey, --tlscert/--tlskey/--tlsca, --timeout/NATS_TIMEOUT,
+ * --context/NATS_CONTEXT, --js-domain, --js-api-prefix) turned into a
+ * connected natsConnection. Not installed; tools link the `es_cli` static
+ * library.
  *
  * A tool's main() typically reads:
  *
@@ -32,6 +34,7 @@
 #include <nats/nats.h>
 
 #include <es/status.h>
+#include <es/store.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,7 +46,7 @@ enum {
     ES_EXIT_OK = 0,
     ES_EXIT_USAGE = 1,     /* bad arguments or bad input (names, JSON, files) */
     ES_EXIT_NOT_FOUND = 2, /* the store, entity or data does not exist */
-    ES_EXIT_CONFLICT = 3,  /* exists already / optimistic concurrency conflict */
+    ES_EXIT_CONFLICT = 3,  /* exists already / optimistic concurrency conflict / shredded */
     ES_EXIT_SERVER = 4,    /* the server refused, is unreachable or misbehaved */
 };
 
@@ -60,6 +63,14 @@ const char *es_cli_prog(void);
 
 /* "<prog>: <text>" and a newline on stderr: the one line users see. */
 void es_cli_error(const char *fmt, ...) ES_CLI_PRINTF(1, 2);
+
+/* A tool with a log format of its own (es-atproto-ingest --log-format json)
+ * takes over where es_cli_error, es_cli_fail and es_cli_usage write: each
+ * message is handed to `writer` as one line of text, without the program's
+ * name and without a newline. NULL: back to stderr. Set it before any
+ * message can be written (it is not synchronised). */
+typedef void (*es_cli_error_writer)(const char *text);
+void es_cli_set_error_writer(es_cli_error_writer writer);
 
 /* Reports a failed call: "<prog>: <what>: <es_last_error() or the status
  * text>", and returns the exit code for `s`. */
@@ -110,9 +121,12 @@ int es_cli_next(es_cli_parser *p);
  * in range. A false return has already reported the usage error, naming
  * `what`. */
 bool es_cli_parse_u64(const char *text, const char *what, uint64_t *out);
-/* A duration: an integer with a unit (ns, us, ms, s, m, h, d), possibly
- * several ("1h30m"), or a plain number of seconds. */
+/* A duration: a number with a unit (ns, us, ms, s, m, h, d), possibly
+ * several ("1h30m"), with a fraction as Go writes it ("1.5s"), or a plain
+ * number of seconds. */
 bool es_cli_parse_duration(const char *text, const char *what, int64_t *ns);
+/* The same, reporting nothing: false when `text` is not a duration. */
+bool es_cli_duration_value(const char *text, int64_t *ns);
 /* A byte size: an integer with an optional K, M or G (powers of 1024). */
 bool es_cli_parse_size(const char *text, const char *what, int64_t *bytes);
 
@@ -130,6 +144,9 @@ enum {
     ES_CLI_OPT_TLSKEY,
     ES_CLI_OPT_TLSCA,
     ES_CLI_OPT_TIMEOUT,
+    ES_CLI_OPT_CONTEXT,
+    ES_CLI_OPT_JS_DOMAIN,
+    ES_CLI_OPT_JS_API_PREFIX,
 };
 
 extern const es_cli_option es_cli_conn_options[];
@@ -145,10 +162,25 @@ typedef struct es_cli_conn {
     const char *creds;                    /* user credentials file; default $NATS_CREDS */
     const char *nkey;                     /* user NKey seed file; default $NATS_NKEY */
     const char *tlscert, *tlskey, *tlsca; /* default $NATS_CERT, $NATS_KEY, $NATS_CA */
-    int64_t timeout_ms;                   /* connect and request timeout (default 5000) */
+    int64_t timeout_ms;                   /* connect and request timeout (default
+                                             $NATS_TIMEOUT, else 5000) */
     int max_reconnect; /* reconnect attempts after a loss (default 60, half a second
                           apart; -1: forever, for long-running watches) */
     const char *name;  /* the connection name the server shows */
+    /* The nats CLI context whose settings fill what neither an option nor
+     * the environment gave (default $NATS_CONTEXT, else the one selected in
+     * context.txt; context.h). */
+    const char *context;
+    /* Where the JetStream API is: a domain or a whole API prefix (at most
+     * one); from the options, else the context. */
+    const char *js_domain, *js_api_prefix;
+    /* Report losing and regaining the server on stderr (long-running
+     * commands: replay --follow). */
+    bool report_outages;
+    /* private */
+    const char *timeout_env_; /* $NATS_TIMEOUT, checked by es_cli_conn_resolve */
+    bool timeout_set_;        /* --timeout given: the environment does not count */
+    bool resolved_;
 } es_cli_conn;
 
 /* Defaults, taking what the environment sets. The strings are borrowed. */
@@ -158,10 +190,23 @@ void es_cli_conn_init(es_cli_conn *c, const char *name);
  * ES_CLI_ERROR for a bad value (already reported). */
 int es_cli_conn_set(es_cli_conn *c, int id, const char *value);
 
+/* Completes the options once the command line is read, as the nats CLI
+ * does: options > environment > context > defaults. Checks $NATS_TIMEOUT
+ * and reads the context (context.h); its strings stay valid until the
+ * process ends. ES_ERR_INVALID (with the reason in es_last_error()) for a
+ * malformed $NATS_TIMEOUT, an unknown context, or a context with settings
+ * es cannot honour. Idempotent; es_cli_connect calls it on a copy when the
+ * caller did not. */
+es_status es_cli_conn_resolve(es_cli_conn *c);
+
+/* Store options for the connection: defaults, its timeout and where the
+ * JetStream API is (resolving a copy when `c` is not resolved yet). */
+void es_cli_store_options(const es_cli_conn *c, es_store_options *o);
+
 /* Connects. ES_ERR_CONNECTION (with a one-line reason in es_last_error())
  * when no server answers or authentication fails; ES_ERR_INVALID for
- * unusable options (unreadable files, malformed NKey seed). The caller owns
- * *out: es_cli_disconnect it. */
+ * unusable options (unreadable files, malformed NKey seed, see also
+ * es_cli_conn_resolve). The caller owns *out: es_cli_disconnect it. */
 es_status es_cli_connect(const es_cli_conn *c, natsConnection **out);
 
 /* Closes and frees the connection (accepts NULL) and releases nats.c's

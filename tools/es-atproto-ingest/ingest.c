@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "cursor.h"
 #include "log.h"
@@ -49,6 +50,7 @@ void ingest_config_init(ingest_config *c)
     c->drain_timeout_ms = 30000;
     c->reconnect_min_ms = 1000;
     c->reconnect_max_ms = 60000;
+    c->nats_wait_ms = 30000;
     c->duplicate_window_ns = 2LL * 60 * 1000000000LL;
     c->max_frames = 4096;
     c->max_inflight = 256;
@@ -87,12 +89,63 @@ static void log_outcome(const es_sink_outcome *o, void *ctx)
 
 /* ---- opening --------------------------------------------------------------- */
 
+static bool worth_retrying(es_status s)
+{
+    return s == ES_ERR_CONNECTION || s == ES_ERR_TIMEOUT;
+}
+
+/* Sleeps `ms` in short slices, ending early when a stop is requested. */
+static void wait_unless_stopped(int64_t ms, volatile sig_atomic_t *stop)
+{
+    int64_t until = es_cli_monotonic_ms() + ms;
+    for (int64_t left = ms; left > 0 && !*stop; left = until - es_cli_monotonic_ms())
+        es_cli_sleep_ms(left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
+}
+
+/* A service started with (or before) its server: an unreachable NATS is
+ * tried again, with the relay's backoff, until --nats-wait has passed. Each
+ * failed attempt is logged. */
+static es_status connect_nats(ingester *g, volatile sig_atomic_t *stop)
+{
+    const ingest_config *c = g->cfg;
+    int64_t give_up = es_cli_monotonic_ms() + c->nats_wait_ms;
+    uint64_t rng = es_cli_backoff_seed();
+    for (unsigned attempt = 1;; attempt++) {
+        es_status s = es_cli_connect(&c->conn, &g->nc);
+        int64_t left = give_up - es_cli_monotonic_ms();
+        if (s == ES_OK && attempt > 1) {
+            ingest_log_line l;
+            ingest_log_begin(&l, LOG_INFO, "connected to NATS");
+            ingest_log_u64(&l, "attempts", attempt);
+            ingest_log_end(&l);
+        }
+        if (!worth_retrying(s) || left <= 0 || *stop)
+            return s;
+        int64_t delay =
+            es_cli_backoff_ms(c->reconnect_min_ms, c->reconnect_max_ms, attempt - 1, &rng);
+        if (delay > left)
+            delay = left;
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_WARN, "NATS unreachable, retrying");
+        ingest_log_str(&l, "server", c->conn.server ? c->conn.server : ES_CONNECT_DEFAULT_URL);
+        ingest_log_str(&l, "error", es_last_error());
+        ingest_log_u64(&l, "attempt", attempt);
+        ingest_log_i64(&l, "retry_in_ms", delay);
+        ingest_log_i64(&l, "wait_left_ms", left);
+        ingest_log_end(&l);
+        wait_unless_stopped(delay, stop);
+    }
+}
+
 static es_status open_store(ingester *g)
 {
     const ingest_config *c = g->cfg;
     es_store_options o;
-    es_store_options_init(&o);
-    o.timeout_ms = c->conn.timeout_ms;
+    es_cli_store_options(&c->conn, &o); /* timeout, JetStream domain or API prefix */
+    /* The frame decoder decoded every record exactly as DAG-CBOR before it
+     * became an event (atproto/src/frame.c): decoding it again at append
+     * would be work for nothing, about 200 ns an event. */
+    o.skip_payload_validation = true;
     /* A little more room than the sink uses: the library's window is a ring
      * in send order, so one slow append holds back the place of the next. */
     o.max_inflight = (int)c->max_inflight + 64;
@@ -156,7 +209,8 @@ static es_status open_sink(ingester *g)
     return es_sink_create(g->store, &o, &g->sink);
 }
 
-int ingester_open(const ingest_config *cfg, const char *source_name, ingester **out)
+int ingester_open(const ingest_config *cfg, const char *source_name, volatile sig_atomic_t *stop,
+                  ingester **out)
 {
     ingester *g = calloc(1, sizeof *g);
     if (g == NULL)
@@ -170,7 +224,7 @@ int ingester_open(const ingest_config *cfg, const char *source_name, ingester **
         s = es_arena_create(FRAME_ARENA_LIMIT, &g->arena);
     if (s != ES_OK)
         code = es_cli_fail(s, "starting");
-    if (code == ES_EXIT_OK && (s = es_cli_connect(&cfg->conn, &g->nc)) != ES_OK)
+    if (code == ES_EXIT_OK && (s = connect_nats(g, stop)) != ES_OK)
         code = es_cli_fail(s, "connecting");
     if (code == ES_EXIT_OK && (s = open_store(g)) != ES_OK)
         code = es_cli_fail(s, "opening the store");
@@ -416,6 +470,35 @@ int ingester_finish(ingester *g)
 
 /* ---- the file source ----------------------------------------------------------- */
 
+/* Whether a capture's first frame is a firehose frame: a file that is not a
+ * capture at all is refused before a store is created for it. Only a frame
+ * whose CBOR or header does not decode says so; a later fault of the frame
+ * (a bad block, a missing record) is the ingester's to log and skip. */
+static es_status check_first_frame(const ingest_config *cfg, const uint8_t *frame, size_t len)
+{
+    es_atp_options o = {.filter = NULL};
+    es_atp_limits_defaults(&o.limits);
+    es_atp_decoder *dec = NULL;
+    es_arena *arena = NULL;
+    es_status s = es_atp_decoder_create(&o, &dec);
+    if (s == ES_OK)
+        s = es_arena_create(FRAME_ARENA_LIMIT, &arena);
+    es_atp_batch b = {0};
+    if (s == ES_OK && (s = es_atp_decode(dec, frame, len, arena, &b)) != ES_OK &&
+        s != ES_ERR_NOMEM) {
+        if (b.error == ES_ATP_ERR_CBOR || b.error == ES_ATP_ERR_HEADER)
+            s = es_error(ES_ERR_DECODE,
+                         "%s is not a firehose capture: its first frame is not a firehose frame "
+                         "(%s: %s)",
+                         cfg->file, es_atp_error_name(b.error), es_last_error());
+        else
+            s = ES_OK;
+    }
+    es_arena_destroy(arena);
+    es_atp_decoder_destroy(dec);
+    return s;
+}
+
 int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
 {
     ingest_source *src = NULL;
@@ -424,21 +507,31 @@ int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
     es_status s = ingest_source_file(cfg->file, lim.max_frame_bytes, &src);
     if (s != ES_OK)
         return es_cli_fail(s, "opening the capture");
+    /* The first frame is read and checked before anything is created. */
+    const uint8_t *frame = NULL;
+    size_t len = 0;
+    s = ingest_source_next(src, &frame, &len);
+    if (s == ES_OK)
+        s = check_first_frame(cfg, frame, len);
+    if (s != ES_OK && s != ES_ERR_NOT_FOUND) {
+        ingest_source_close(src);
+        return es_cli_fail(s, "reading the capture");
+    }
+    bool have_frame = s == ES_OK, at_end = s == ES_ERR_NOT_FOUND;
     ingester *g = NULL;
-    int code = ingester_open(cfg, cfg->file, &g);
+    int code = ingester_open(cfg, cfg->file, stop, &g);
     if (code != ES_EXIT_OK) {
         ingest_source_close(src);
         return code;
     }
-    while (!*stop) {
+    while (!*stop && !at_end) {
         ingester_tick(g);
         if (!ingester_room(g)) { /* backpressure: the file waits */
             ingester_wait(g, WAIT_SLICE_MS);
             continue;
         }
-        const uint8_t *frame;
-        size_t len;
-        s = ingest_source_next(src, &frame, &len);
+        s = have_frame ? ES_OK : ingest_source_next(src, &frame, &len);
+        have_frame = false;
         if (s == ES_ERR_NOT_FOUND) {
             s = ES_OK;
             break;

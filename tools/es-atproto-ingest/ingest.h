@@ -36,7 +36,8 @@ typedef struct ingest_config {
     int64_t stats_interval_ms; /* 0: no stats lines */
     int64_t cursor_interval_ms;
     int64_t drain_timeout_ms;
-    int64_t reconnect_min_ms, reconnect_max_ms;
+    int64_t reconnect_min_ms, reconnect_max_ms; /* the backoff of the relay and of NATS */
+    int64_t nats_wait_ms;        /* --nats-wait: how long start-up retries NATS (0: one attempt) */
     int64_t duplicate_window_ns; /* for a store this creates */
     /* the sink's bounds (docs/atproto.md, "Backpressure and memory") */
     size_t max_frames;   /* --max-frames: frames held until settled (default 4096) */
@@ -59,9 +60,11 @@ typedef enum ingest_take_result {
     INGEST_FAILED,      /* out of memory: give up */
 } ingest_take_result;
 
-/* Connects, opens (or creates) the store, reads the cursor. Returns an exit
- * code: ES_EXIT_OK, or the failure's (already reported). */
-int ingester_open(const ingest_config *cfg, const char *source_name, ingester **out);
+/* Connects (retrying an unreachable server for up to cfg->nats_wait_ms, or
+ * until *stop is set), opens (or creates) the store, reads the cursor.
+ * Returns an exit code: ES_EXIT_OK, or the failure's (already reported). */
+int ingester_open(const ingest_config *cfg, const char *source_name, volatile sig_atomic_t *stop,
+                  ingester **out);
 void ingester_close(ingester *g);
 
 /* The stored cursor, when there is one and --from-start was not given. */

@@ -67,6 +67,9 @@ static void usage(FILE *out)
             "                       (default atproto-ingest)\n"
             "  --duplicate-window DUR  the store's idempotency window when this creates it\n"
             "                       (default 2m); it must exceed the worst replay distance\n"
+            "  --nats-wait DUR      at start-up, how long to keep trying an unreachable NATS\n"
+            "                       server, with the relay's backoff, each attempt logged\n"
+            "                       (default 30s; 0: one attempt)\n"
             "\n"
             "Flow (memory is bounded by these; see docs/atproto.md):\n"
             "  --max-inflight N     appends in flight at once (default 256)\n"
@@ -92,7 +95,7 @@ static void usage(FILE *out)
             "Observability:\n"
             "  --stats-interval DUR a stats line every DUR (default 10s; 0: none): frames/s,\n"
             "                       ops/s, bytes/s, lag, errors by kind, in flight, cursor\n"
-            "  --log-format FMT     text (default) or json, on stderr\n"
+            "  --log-format FMT     text (default) or json, on stderr (fatal errors too)\n"
             "  --quiet              only warnings and errors\n"
             "\n"
             "Dry run:\n"
@@ -107,11 +110,12 @@ static void usage(FILE *out)
             "  --version            the program's, the library's and nats.c's versions\n"
             "\n"
             "SIGINT/SIGTERM: stop reading, wait for what is in flight, save the cursor, exit 0.\n"
-            "Exit status: 0 done (the capture ended, or a signal), 1 bad usage or an unreadable\n"
-            "or corrupt capture, 2 the capture does not exist, 4 the server is unreachable or\n"
-            "refused the store, or frames stayed unacknowledged after --drain-timeout (the\n"
-            "next run sends them again), 5 the stream ended with an error frame (a capture's,\n"
-            "or a relay's FutureCursor).\n",
+            "Exit status: 0 done (the capture ended, or a signal), 1 bad usage or an unreadable,\n"
+            "corrupt or junk capture (refused before any store is created), 2 the capture does\n"
+            "not exist, 4 the server is unreachable (after --nats-wait) or refused the store, or\n"
+            "frames stayed unacknowledged after --drain-timeout (the next run sends them\n"
+            "again), 5 the stream ended with an error frame (a capture's, or a relay's\n"
+            "FutureCursor).\n",
             es_cli_conn_help);
 }
 
@@ -124,6 +128,7 @@ enum {
     OPT_STORE,
     OPT_NAME,
     OPT_DUP_WINDOW,
+    OPT_NATS_WAIT,
     OPT_MAX_INFLIGHT,
     OPT_MAX_BATCHES,
     OPT_MAX_HELD,
@@ -151,6 +156,7 @@ static const es_cli_option options[] = {
     {"store", 0, true, OPT_STORE},
     {"name", 0, true, OPT_NAME},
     {"duplicate-window", 0, true, OPT_DUP_WINDOW},
+    {"nats-wait", 0, true, OPT_NATS_WAIT},
     {"max-inflight", 0, true, OPT_MAX_INFLIGHT},
     {"max-batches", 0, true, OPT_MAX_BATCHES},
     {"max-held", 0, true, OPT_MAX_HELD},
@@ -211,6 +217,7 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_NAME: c->name = v; return true;
     case OPT_DUP_WINDOW:
         return es_cli_parse_duration(v, "--duplicate-window", &c->duplicate_window_ns);
+    case OPT_NATS_WAIT: return duration_ms(v, "--nats-wait", true, &c->nats_wait_ms);
     case OPT_MAX_INFLIGHT:
         if (!count_in(v, "--max-inflight", 1, 4096, &n))
             return false;
@@ -343,9 +350,32 @@ static int dry_run(const ingest_config *c)
     return code;
 }
 
+/* Every error line, fatal ones included, is a log line in the chosen format. */
+static void log_error(const char *text)
+{
+    ingest_log_msg(LOG_ERROR, text, NULL);
+}
+
+/* --log-format, looked for before the arguments are parsed, so that an error
+ * in an argument before it is written in its format too. A bad value is left
+ * for the parser to report. */
+static void early_log_format(int argc, char **argv)
+{
+    const char *flag = "--log-format";
+    size_t n = strlen(flag);
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], flag) == 0 && i + 1 < argc)
+            ingest_log_set_format(argv[i + 1]);
+        else if (strncmp(argv[i], flag, n) == 0 && argv[i][n] == '=')
+            ingest_log_set_format(argv[i] + n + 1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     es_cli_set_prog("es-atproto-ingest");
+    early_log_format(argc, argv);
+    es_cli_set_error_writer(log_error);
     ingest_config c;
     ingest_config_init(&c);
     if (es_atp_filter_create(&c.filter) != ES_OK) {

@@ -356,7 +356,7 @@ int ingest_relay(const ingest_config *cfg, volatile sig_atomic_t *stop)
     const char *why;
     if (!relay_url_parse(cfg->relay, &r.url, &why))
         return es_cli_usage("%s", why);
-    int code = ingester_open(cfg, cfg->relay, &r.g);
+    int code = ingester_open(cfg, cfg->relay, stop, &r.g);
     if (code != ES_EXIT_OK)
         return code;
     r.has_cursor = ingester_resume_cursor(r.g, &r.cursor);

@@ -47,9 +47,7 @@ static es_status load_frames(ingest_source *s, const char *path, size_t max_fram
     size_t len;
     while (st == ES_OK && (st = es_atp_capture_next(c, &f, &len)) == ES_OK) {
         if (len > max_bytes - s->frames.len) {
-            st = ES_ERR_LIMIT;
-            fprintf(stderr, "es-atproto-ingest: %s holds more than %zu bytes of frames\n", path,
-                    max_bytes);
+            st = es_error(ES_ERR_LIMIT, "%s holds more than %zu bytes of frames", path, max_bytes);
             break;
         }
         if (s->count == cap) {

@@ -58,10 +58,38 @@ printf '\x19\x00\x00\x00\xa1\x62op\x20\xa1\x65error\x6cFutureCursor' >"$tmp/err.
 expect_exit 5 "$ingest" --from-file "$tmp/err.bin" --dry-run --exit-at-end
 grep -q "FutureCursor" "$tmp/out" || fail "error frame not reported"
 
+# fatal start-up errors are log lines in the chosen format: with json, the
+# whole of stderr is one JSON line (nothing listens on port 1)
+json_error_line() { # MSG-PREFIX: stderr of the last run is exactly one error line
+    [ "$(wc -l <"$tmp/err")" = 1 ] || { cat "$tmp/err"; fail "not one line"; }
+    grep -Eq "^\{\"time\":\"[^\"]+\",\"level\":\"error\",\"msg\":\"$1[^\"]*\"\}\$" "$tmp/err" ||
+        { cat "$tmp/err"; fail "not one JSON error line: $1"; }
+}
+got=0
+"$ingest" --from-file "$tmp/gen.zst" --exit-at-end --server nats://127.0.0.1:1 --nats-wait 0 \
+    --log-format json 2>"$tmp/err" || got=$?
+[ "$got" = 4 ] || fail "exit $got, expected 4 (unreachable server)"
+json_error_line "connecting: "
+got=0 # a usage error before --log-format is in its format too
+"$ingest" --max-batches 41 --from-file x --log-format=json 2>"$tmp/err" || got=$?
+[ "$got" = 1 ] || fail "exit $got, expected 1 (bad usage)"
+json_error_line "--max-batches must be between"
+
+# an unreachable server is tried again, each attempt logged, until --nats-wait
+start=$(date +%s%N)
+expect_exit 4 "$ingest" --from-file "$tmp/gen.zst" --exit-at-end --server nats://127.0.0.1:1 \
+    --nats-wait 1500ms --reconnect-max 400ms
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+retries=$(grep -c "warn NATS unreachable, retrying .*attempt=" "$tmp/out" || true)
+[ "$retries" -ge 2 ] || { cat "$tmp/out"; fail "$retries retries logged, expected several"; }
+[ "$elapsed_ms" -ge 1400 ] || fail "gave up after $elapsed_ms ms, before --nats-wait 1500ms"
+grep -q "error connecting: " "$tmp/out" || fail "no final error line"
+expect_exit 1 "$ingest" --from-file x --nats-wait soon
+
 # usage
 expect_exit 0 "$ingest" --help
 for opt in --from-file --relay --store --name --max-inflight --stats-interval --log-format \
-    --server --creds "Exit status"; do
+    --nats-wait --server --creds "Exit status"; do
     grep -q -- "$opt" "$tmp/out" || fail "--help does not mention $opt"
 done
 expect_exit 1 "$ingest" --dry-run --exit-at-end                            # no source

@@ -9,14 +9,19 @@
 
 #include <es/json.h>
 
+#include "config.h"
+
 #define SUBJECT_MAX (3 * ES_NAME_MAX + ES_ID_TOKEN_MAX + 8)
 
-es_status backup_write_start(es_buf *out, bool tenancy)
+es_status backup_write_start(es_buf *out, const es_store_config *cfg)
 {
-    char line[64];
-    snprintf(line, sizeof line, "{\"es_export\":%d,\"tenancy\":%s}\n", BACKUP_VERSION,
-             tenancy ? "true" : "false");
-    return es_buf_append_str(out, line);
+    json_t *j = json_pack("{s:i, s:b, s:o}", "es_export", BACKUP_VERSION, "tenancy", cfg->tenancy,
+                          "config", tool_config_json(cfg));
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    es_status s = text ? es_buf_append_str(out, text) : es_error(ES_ERR_NOMEM, "out of memory");
+    free(text);
+    return s == ES_OK ? es_buf_append_byte(out, '\n') : s;
 }
 
 es_status backup_write_end(es_buf *out, uint64_t events)
@@ -241,17 +246,30 @@ static es_status parse_event(const es_value *o, bool tenancy, es_arena *arena, b
 
 static es_status parse_start(const es_value *o, backup_line *out)
 {
-    static const char *const keys[] = {"es_export", "tenancy"};
+    static const char *const keys[] = {"es_export", "tenancy", "config"};
     const es_value *version = es_value_get(o, "es_export"), *tenancy = es_value_get(o, "tenancy");
-    es_status s = only_keys(o, keys, 2);
+    const es_value *config = es_value_get(o, "config");
+    es_status s = only_keys(o, keys, 3);
     if (s != ES_OK)
         return s;
-    if (version->kind != ES_VALUE_INT || version->u.i != BACKUP_VERSION)
-        return es_error(ES_ERR_DECODE, "export format version %lld is not %d (a newer es-tool?)",
-                        version->kind == ES_VALUE_INT ? (long long)version->u.i : -1LL,
-                        BACKUP_VERSION);
+    if (version->kind != ES_VALUE_INT || version->u.i < 1 || version->u.i > BACKUP_VERSION)
+        return es_error(
+            ES_ERR_DECODE, "export format version %lld is not 1 to %d (a newer es-tool?)",
+            version->kind == ES_VALUE_INT ? (long long)version->u.i : -1LL, BACKUP_VERSION);
     if (tenancy == NULL || tenancy->kind != ES_VALUE_BOOL)
         return es_error(ES_ERR_DECODE, "\"tenancy\" must be true or false");
+    if ((version->u.i >= 2) != (config != NULL))
+        return es_error(ES_ERR_DECODE, "version %lld of the format %s \"config\"",
+                        (long long)version->u.i, config ? "has no" : "requires");
+    memset(out, 0, sizeof *out);
+    if (config != NULL) {
+        s = tool_config_from_value(config, &out->config);
+        if (s != ES_OK)
+            return s;
+        if (out->config.tenancy != tenancy->u.b)
+            return es_error(ES_ERR_DECODE, "\"tenancy\" and the config's tenancy differ");
+        out->has_config = true;
+    }
     out->kind = BACKUP_START;
     out->tenancy = tenancy->u.b;
     return ES_OK;

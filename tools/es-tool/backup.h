@@ -1,6 +1,6 @@
 /* The backup format of export and import (docs/es-tool.md): JSON lines,
  *
- *   {"es_export":1,"tenancy":false}
+ *   {"es_export":2,"tenancy":false,"config":{"storage":"file","replicas":1,...}}
  *   {"subject":"account.acc-1.Opened","headers":{"Nats-Msg-Id":["..."],...},"data":{"$bytes":"..."}}
  *   ...
  *   {"end":true,"events":N}
@@ -11,7 +11,9 @@
  * and the payload as stored, base64: es_raw_event, as es_event_raw gives it
  * and es_import_async takes it. Strings that are not valid UTF-8 are
  * written as {"$bytes": ...}. The closing line makes a truncated file
- * detectable. Nothing in it depends on the store's name or sequences, so a
+ * detectable. The opening line's config (config.h; since version 2) is the
+ * source store's, for import --create; version 1 files have none and read
+ * still. Nothing in the events depends on the store's name or sequences, so a
  * store exported, imported elsewhere and exported again gives the same bytes. */
 #ifndef ESTOOL_BACKUP_H
 #define ESTOOL_BACKUP_H
@@ -25,12 +27,13 @@
 #include <es/es.h>
 #include <es/value.h>
 
-#define BACKUP_VERSION     1
+#define BACKUP_VERSION     2           /* what export writes; import reads 1 too */
 #define BACKUP_HEADERS_MAX 256         /* header names per event */
 #define BACKUP_VALUES_MAX  64          /* values per header name */
 #define BACKUP_VALUE_MAX   (64 * 1024) /* bytes per header value */
 
-es_status backup_write_start(es_buf *out, bool tenancy);
+/* The opening line, with the store's configuration. */
+es_status backup_write_start(es_buf *out, const es_store_config *cfg);
 es_status backup_write_end(es_buf *out, uint64_t events);
 
 /* Appends the line of one event as stored (es_event_raw: its subject within
@@ -42,8 +45,10 @@ typedef enum backup_kind { BACKUP_START, BACKUP_EVENT, BACKUP_END } backup_kind;
 
 typedef struct backup_line {
     backup_kind kind;
-    bool tenancy;       /* START */
-    uint64_t events;    /* END */
+    bool tenancy;           /* START */
+    bool has_config;        /* START: version 2 gives the store's configuration */
+    es_store_config config; /* START, when has_config */
+    uint64_t events;        /* END */
     es_raw_event event; /* EVENT: what es_import_async takes; points into the arena */
 } backup_line;
 

@@ -10,6 +10,7 @@
 #include <es/json.h>
 
 #include "estool.h"
+#include "idtext.h"
 
 #define META_MAX    64
 #define FILE_MAX    ((size_t)64 << 20)
@@ -39,6 +40,7 @@ static const es_cli_option options[] = {
     {"tenant", 0, true, OPT_TENANT},
     {"batch", 'b', true, OPT_BATCH},
     {"schema", 0, true, OPT_SCHEMA},
+    {"raw-id", 0, false, OPT_RAW_ID},
     TOOL_OPT_MASTER_KEY,
     {NULL, 0, false, 0},
 };
@@ -115,6 +117,7 @@ typedef struct single_args {
     uint64_t expect_seq, schema;
     const char *meta[META_MAX];
     size_t nmeta;
+    bool raw_id; /* --raw-id: take an id that looks escaped as it is */
 } single_args;
 
 static es_status build_single(append_job *j, const single_args *a)
@@ -227,7 +230,7 @@ static bool known_key(const char *k)
     return false;
 }
 
-static es_status batch_event(append_job *j, const es_value *o, size_t line)
+static es_status batch_event(append_job *j, const es_value *o, size_t line, bool raw_id)
 {
     if (o->kind != ES_VALUE_MAP)
         return line_error(line, "each line is one JSON object");
@@ -243,13 +246,17 @@ static es_status batch_event(append_job *j, const es_value *o, size_t line)
     e->tenant = text_of(es_value_get(o, "tenant"));
     e->event_id = text_of(es_value_get(o, "event_id"));
     const es_value *codec = es_value_get(o, "codec");
-    e->codec = codec ? text_of(codec) : "json";
+    /* as for one event: json when there is data, else binary (no data is no JSON document) */
+    e->codec = codec ? text_of(codec) : es_value_get(o, "data") ? "json" : "binary";
     if (e->entity_type == NULL || e->event_type == NULL || text_of(id) == NULL || e->codec == NULL)
         return line_error(line, "\"type\", \"id\" and \"event\" are required strings");
     e->entity_id = id->u.str.ptr;
     e->entity_id_len = id->u.str.len;
     if (e->entity_id_len == 0)
         return line_error(line, "\"id\" must not be empty");
+    if (!raw_id && tool_id_looks_escaped(e->entity_id))
+        return line_error(line, "\"id\" looks escaped as in a subject (%XX): ids are given raw; "
+                                "if it really is this text, add --raw-id");
     es_status s = batch_meta(j, e, es_value_get(o, "meta"), line);
     if (s == ES_OK)
         s = batch_expect(e, es_value_get(o, "expect"), line);
@@ -271,7 +278,7 @@ static es_status batch_event(append_job *j, const es_value *o, size_t line)
     return s;
 }
 
-static es_status build_batch(append_job *j, const char *path)
+static es_status build_batch(append_job *j, const char *path, bool raw_id)
 {
     size_t len = 0;
     es_status s = read_file(path, &j->file, &len);
@@ -290,7 +297,7 @@ static es_status build_batch(append_job *j, const char *path)
         s = es_json_decode(text, n, NULL, j->arena, &v);
         if (s != ES_OK)
             return tool_error_chain(s, "line %zu is not valid JSON", line + 1);
-        s = batch_event(j, v, line + 1);
+        s = batch_event(j, v, line + 1, raw_id);
     }
     if (s == ES_OK && j->n == 0)
         s = es_error(ES_ERR_INVALID, "'%.200s' holds no events", path);
@@ -317,6 +324,7 @@ static int parse(int argc, char **argv, es_cli_conn *conn, const char **store, s
         case OPT_TENANT: a->tenant = p.value; break;
         case OPT_BATCH: *batch = p.value; break;
         case OPT_EXPECT_NEW: a->expect = ES_EXPECT_NEW; break;
+        case OPT_RAW_ID: a->raw_id = true; break;
         case OPT_SCHEMA:
             if (!es_cli_parse_u64(p.value, "--schema", &a->schema))
                 return ES_EXIT_USAGE;
@@ -360,7 +368,24 @@ static int parse(int argc, char **argv, es_cli_conn *conn, const char **store, s
     a->type = pos[1];
     a->id = pos[2];
     a->event = pos[3];
-    return ES_EXIT_OK;
+    return tool_id_check(a->id, "ID", a->raw_id, true);
+}
+
+/* Reports a refused append; a shredded entity in the CLI's words. */
+static int append_failed(es_status s, const single_args *a, bool batch)
+{
+    if (s != ES_ERR_SHREDDED)
+        return es_cli_fail(s, NULL);
+    if (batch)
+        return es_cli_fail(tool_error_chain(s, "an entity of the batch was shredded (es-tool "
+                                               "shred): nothing more can be appended to it"),
+                           NULL);
+    es_buf id = ES_BUF_INIT;
+    tool_append_display_id(&id, a->id, strlen(a->id));
+    es_cli_error("%s %.*s was shredded (es-tool shred): nothing more can be appended to it",
+                 a->type, (int)id.len, (const char *)id.data);
+    es_buf_free(&id);
+    return es_cli_exit_code(s);
 }
 
 static int run(int argc, char **argv)
@@ -378,7 +403,7 @@ static int run(int argc, char **argv)
     append_job *j = calloc(1, sizeof *j);
     es_status s = j ? es_arena_create(ARENA_LIMIT, &j->arena) : ES_ERR_NOMEM;
     if (s == ES_OK)
-        s = batch ? build_batch(j, batch) : build_single(j, &a);
+        s = batch ? build_batch(j, batch, a.raw_id) : build_single(j, &a);
     if (s != ES_OK) {
         rc = es_cli_fail(s, NULL);
         if (j)
@@ -396,7 +421,7 @@ static int run(int argc, char **argv)
                    "\"duplicate\":%s}\n",
                    res.first_seq, res.last_seq, res.count, res.duplicate ? "true" : "false");
         else
-            rc = es_cli_fail(s, NULL);
+            rc = append_failed(s, &a, batch != NULL);
         tool_close(nc, st);
     }
     job_free(j);
@@ -428,6 +453,9 @@ const tool_command tool_cmd_append = {
     "                         within the duplicate window stores nothing new\n"
     "      --tenant TENANT    the tenant (stores with tenancy)\n"
     "      --schema N         the data's schema version (Es-Schema, for upcasters)\n"
+    "      --raw-id           take an ID (or a --batch file's id) that looks escaped\n"
+    "                         (%XX, as in a subject) as it is; without it such an\n"
+    "                         id is refused\n"
     "      --master-key-file F  the master key of an encrypting store (env\n"
     "                         ES_MASTER_KEY_FILE): required to append to one\n"
     "  -b, --batch FILE       append every event of FILE ('-': standard input) as ONE\n"
@@ -435,11 +463,14 @@ const tool_command tool_cmd_append = {
     "  -h, --help             this help\n"
     "\n"
     "A batch file has one JSON object a line with the fields type, id, event\n"
-    "(required), data, codec (default json), event_id, meta (an object of\n"
+    "(required), data, codec (json with data, else binary), event_id, meta (an object of\n"
     "strings), expect (\"new\" or a sequence), tenant and schema.\n"
     "\n"
-    "Exit code 3 when an expectation fails: the error names the entity's actual\n"
-    "last sequence.\n"
+    "ID is the raw id, as replay and entities print it (quoted for the shell when\n"
+    "it needs it), never the escaped token of a subject.\n"
+    "\n"
+    "Exit code 3 when an expectation fails (the error names the entity's actual\n"
+    "last sequence) or the entity was shredded.\n"
     "\n"
     "Examples:\n"
     "  es-tool append bank account acc-42 Opened --data '{\"owner\":\"ada\"}' --expect-new\n"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "estool.h"
+#include "idtext.h"
 #include "render.h"
 
 static const es_cli_option options[] = {
@@ -56,7 +57,7 @@ static void append_row(listing *l, es_buf *b, const es_entity_info *e)
         es_buf_append_byte(b, ' ');
     size_t mark = b->len;
     tool_append_display_id(b, e->entity_id, e->entity_id_len);
-    for (size_t w = b->len - mark; w < 40; w++)
+    for (size_t w = tool_display_width(b, mark); w < 40; w++)
         es_buf_append_byte(b, ' ');
     snprintf(num, sizeof num, " %10" PRIu64 " %12" PRIu64 "\n", e->events, e->last_seq);
     es_buf_append_str(b, num);
@@ -115,7 +116,9 @@ const tool_command tool_cmd_entities = {
     "Lists the store's entities, sorted by type and escaped id, with their\n"
     "number of events and the stream sequence of their last event (what\n"
     "append --expect-seq takes). Counts come from the stream's subject state;\n"
-    "no event is read except each subject's last.\n"
+    "no event is read except each subject's last. Ids are printed raw, quoted\n"
+    "for a shell when they need it ('acc 43.x', $'x\\x01y'), so that they can\n"
+    "be pasted back into --id.\n"
     "\n"
     "Options:\n"
     "  -t, --type TYPE      only entities of this type\n"

@@ -55,7 +55,10 @@ static es_status on_event(const es_event *ev, void *closure)
 static es_status export_all(es_store *st, const tool_filter *f, exporter *x)
 {
     es_buf_clear(&x->line);
-    es_status s = backup_write_start(&x->line, es_store_tenancy(st));
+    es_store_info info;
+    es_status s = es_store_info_get(st, &info);
+    if (s == ES_OK)
+        s = backup_write_start(&x->line, &info.config);
     if (s == ES_OK && !tool_write(x->line.data, x->line.len))
         s = ES_ERR_IO;
     if (s == ES_OK)
@@ -121,14 +124,16 @@ const tool_command tool_cmd_export = {
     "\n"
     "Writes every event matching the filters, in order, with all its headers\n"
     "and its payload exactly as stored (compressed or encrypted payloads stay\n"
-    "so), one JSON object a line, between an opening line and a closing line\n"
-    "that counts the events: a file cut short is refused by import. The format\n"
+    "so), one JSON object a line, between an opening line (with the store's\n"
+    "configuration, for import --create) and a closing line that counts the\n"
+    "events: a file cut short is refused by import. The format\n"
     "is described in docs/es-tool.md. Stream sequences are not kept: they are\n"
     "the target store's to assign.\n"
     "\n"
     "Options:\n"
     "  -t, --type TYPE      entity type\n"
     "  -i, --id ID          entity id\n"
+    "      --raw-id         take an --id that looks escaped (%XX) as it is: no warning\n"
     "  -e, --event EVENT    event type\n"
     "      --tenant TENANT  tenant (stores with tenancy)\n"
     "      --after SEQ      only events after stream sequence SEQ\n"

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "counts.h"
 #include "estool.h"
 
@@ -66,39 +67,18 @@ static json_t *info_json(es_store *st, const es_store_info *in, tally *t)
     tool_time_text(in->first_time_ns, first);
     tool_time_text(in->last_time_ns, last);
     tool_time_text(in->created_ns, created);
-    const es_store_config *c = &in->config;
-    json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b}, "
-        "s:{s:I, s:I, s:I, s:I, s:s, s:s, s:I}, s:O, s:o, s:o}",
-        "store", es_store_name(st), "stream", es_store_stream(st), "created", created, "config",
-        "storage", c->memory_storage ? "memory" : "file", "replicas", c->replicas, "max_age_ns",
-        (json_int_t)c->max_age_ns, "max_bytes", (json_int_t)c->max_bytes, "max_events",
-        (json_int_t)c->max_msgs, "max_event_size", (json_int_t)c->max_msg_size,
-        "duplicate_window_ns", (json_int_t)c->duplicate_window_ns, "tenancy", c->tenancy, "state",
-        "events", (json_int_t)in->events, "bytes", (json_int_t)in->bytes, "first_seq",
-        (json_int_t)in->first_seq, "last_seq", (json_int_t)in->last_seq, "first_time", first,
-        "last_time", last, "subjects", (json_int_t)in->subjects, "buckets", t->buckets,
-        "entity_types", counts_json(&t->types, "type", true), "event_types",
-        counts_json(&t->events, "event", false));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:s, s:s, s:I}, s:O, s:o, s:o}",
+                  "store", es_store_name(st), "stream", es_store_stream(st), "created", created,
+                  "config", tool_config_json(&in->config), "state", "events",
+                  (json_int_t)in->events, "bytes", (json_int_t)in->bytes, "first_seq",
+                  (json_int_t)in->first_seq, "last_seq", (json_int_t)in->last_seq, "first_time",
+                  first, "last_time", last, "subjects", (json_int_t)in->subjects, "buckets",
+                  t->buckets, "entity_types", counts_json(&t->types, "type", true), "event_types",
+                  counts_json(&t->events, "event", false));
     if (t->tenancy)
         json_object_set_new(j, "tenants", counts_json(&t->tenants, "tenant", true));
-    json_t *config = json_object_get(j, "config");
-    json_object_set_new(config, "compress_threshold",
-                        json_integer((json_int_t)c->compress_threshold));
-    json_object_set_new(config, "encrypt", json_boolean(c->encrypt));
     return j;
-}
-
-static void print_limit(const char *label, int64_t v, bool size)
-{
-    char text[32];
-    if (v <= 0)
-        snprintf(text, sizeof text, "unlimited");
-    else if (size)
-        tool_size_text((uint64_t)v, text);
-    else
-        snprintf(text, sizeof text, "%" PRId64, v);
-    printf("  %-18s %s\n", label, text);
 }
 
 static void print_counts(const char *title, const tool_counts *c, bool entities)
@@ -128,13 +108,10 @@ static void print_text(es_store *st, const es_store_info *in, const tally *t)
     printf("  %-18s %s, %d replica%s\n", "storage", c->memory_storage ? "memory" : "file",
            c->replicas, c->replicas == 1 ? "" : "s");
     printf("  %-18s %s\n", "tenancy", c->tenancy ? "yes" : "no");
-    tool_duration_text(c->max_age_ns, text);
-    printf("  %-18s %s\n", "max age", text);
-    print_limit("max bytes", c->max_bytes, true);
-    print_limit("max events", c->max_msgs, false);
-    print_limit("max event size", c->max_msg_size, true);
-    tool_duration_text(c->duplicate_window_ns, text);
-    printf("  %-18s %s\n", "duplicate window", text);
+    for (tool_config_field f = CONFIG_MAX_AGE; f <= CONFIG_DUPLICATE_WINDOW; f++) {
+        tool_config_text(c, f, text);
+        printf("  %-18s %s\n", tool_config_label(f), text);
+    }
     if (c->compress_threshold > 0) {
         tool_size_text(c->compress_threshold, text);
         printf("  %-18s zstd from %s%s\n", "compression", text,

@@ -196,8 +196,10 @@ static int run(int argc, char **argv)
     if (format_name != NULL && !tool_format_parse(format_name, &format))
         return es_cli_usage("--format is jsonl, pretty or raw, not '%.40s'", format_name);
     r.up_to = f.bounds.up_to_seq;
-    if (r.follow)
-        conn.max_reconnect = -1; /* a watch rides out any outage */
+    if (r.follow) {
+        conn.max_reconnect = -1;    /* a watch rides out any outage, */
+        conn.report_outages = true; /* and says so on stderr */
+    }
 
     natsConnection *nc = NULL;
     es_store *st = NULL;
@@ -231,6 +233,7 @@ const tool_command tool_cmd_replay = {
     "Options:\n"
     "  -t, --type TYPE      entity type\n"
     "  -i, --id ID          entity id (as it is: no escaping needed)\n"
+    "      --raw-id         take an --id that looks escaped (%XX) as it is: no warning\n"
     "  -e, --event EVENT    event type\n"
     "      --tenant TENANT  tenant (stores with tenancy)\n"
     "      --after SEQ      only events after stream sequence SEQ\n"

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "estool.h"
 
 /* ---- stores -------------------------------------------------------------------- */
@@ -28,10 +29,10 @@ static es_status print_store(const char *name, const es_store_info *info, void *
     if (info->events > 0 && info->last_time_ns != 0)
         es_time_format(info->last_time_ns, last);
     if (l->as_json) {
-        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:b, s:s}", "store", name, "events",
-                              (json_int_t)info->events, "bytes", (json_int_t)info->bytes,
-                              "last_seq", (json_int_t)info->last_seq, "tenancy",
-                              info->config.tenancy, "last_time", last);
+        json_t *j = json_pack(
+            "{s:s, s:I, s:I, s:I, s:b, s:o}", "store", name, "events", (json_int_t)info->events,
+            "bytes", (json_int_t)info->bytes, "last_seq", (json_int_t)info->last_seq, "tenancy",
+            info->config.tenancy, "last_time", last[0] ? json_string(last) : json_null());
         char *text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         bool ok = text && tool_write(text, strlen(text)) && tool_write("\n", 1);
@@ -71,8 +72,7 @@ static int run_stores(int argc, char **argv)
     if (rc != ES_EXIT_OK)
         return rc;
     es_store_options opts;
-    es_store_options_init(&opts);
-    opts.timeout_ms = conn.timeout_ms;
+    es_cli_store_options(&conn, &opts);
     es_status s = es_store_list(nc, &opts, print_store, &l);
     if (s == ES_ERR_IO && tool_output_closed())
         s = ES_OK;
@@ -129,11 +129,13 @@ static const es_cli_option create_options[] = {
     {"memory", 0, false, OPT_MEMORY},
     {"encrypt", 0, false, OPT_ENCRYPT},
     {"compress-threshold", 0, true, OPT_COMPRESS_THRESHOLD},
+    {"json", 0, false, OPT_JSON},
     {NULL, 0, false, 0},
 };
 
-/* Applies one create option to cfg; false on a bad value (reported). */
-static bool create_option(es_store_config *cfg, int id, const char *value)
+/* Applies one create or edit option to cfg; false on a bad value
+ * (reported). `editing`: a threshold of 0 turns compression off. */
+static bool store_option(es_store_config *cfg, int id, const char *value, bool editing)
 {
     uint64_t u = 0;
     int64_t v = 0;
@@ -177,7 +179,7 @@ static bool create_option(es_store_config *cfg, int id, const char *value)
     case OPT_COMPRESS_THRESHOLD:
         if (!es_cli_parse_size(value, "--compress-threshold", &v))
             return false;
-        if (v == 0) {
+        if (v == 0 && !editing) {
             es_cli_usage(
                 "--compress-threshold must be at least 1 byte (leave it out: no compression)");
             return false;
@@ -188,6 +190,17 @@ static bool create_option(es_store_config *cfg, int id, const char *value)
     }
 }
 
+/* create --json: {"store":..., "created":bool, "config":{...}} as the server has it. */
+static es_status print_created(es_store *st, bool created)
+{
+    es_store_info info;
+    es_status s = es_store_info_get(st, &info);
+    if (s != ES_OK)
+        return s;
+    return tool_print_json(json_pack("{s:s, s:b, s:o}", "store", es_store_name(st), "created",
+                                     created, "config", tool_config_json(&info.config)));
+}
+
 static int run_create(int argc, char **argv)
 {
     es_cli_conn conn;
@@ -195,6 +208,7 @@ static int run_create(int argc, char **argv)
     es_store_config cfg;
     es_store_config_init(&cfg);
     const char *store = NULL;
+    bool as_json = false;
     es_cli_parser p;
     es_cli_parser_init(&p, argc, argv, create_options);
     for (int id; (id = tool_next_option(&p, &conn, NULL)) != ES_CLI_END;) {
@@ -206,8 +220,9 @@ static int run_create(int argc, char **argv)
                 return es_cli_usage("unexpected argument '%.40s'", p.value);
             store = p.value;
             break;
+        case OPT_JSON: as_json = true; break;
         default:
-            if (!create_option(&cfg, id, p.value))
+            if (!store_option(&cfg, id, p.value, false))
                 return ES_EXIT_USAGE;
         }
     }
@@ -221,15 +236,24 @@ static int run_create(int argc, char **argv)
     int rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
+    es_store_options opts;
+    es_cli_store_options(&conn, &opts);
     es_store *st = NULL;
-    bool existed = es_store_open(nc, store, NULL, &st) == ES_OK;
+    bool existed = es_store_open(nc, store, &opts, &st) == ES_OK;
     es_store_destroy(st);
     st = NULL;
-    es_status s = es_store_create(nc, store, &cfg, NULL, &st);
-    if (s == ES_OK)
+    es_status s = es_store_create(nc, store, &cfg, &opts, &st);
+    if (s == ES_OK && as_json)
+        s = print_created(st, !existed);
+    else if (s == ES_OK)
         printf(existed ? "store %s exists already with this configuration\n" : "created store %s\n",
                store);
-    else
+    if (s == ES_ERR_EXISTS) /* the library's text names its own calls */
+        s = es_error(s,
+                     "store %s exists with a different configuration: see it with 'es-tool "
+                     "info %s', change it with 'es-tool edit %s'",
+                     store, store, store);
+    if (s != ES_OK)
         rc = es_cli_fail(s, NULL);
     tool_close(nc, st);
     return rc;
@@ -262,6 +286,8 @@ const tool_command tool_cmd_create = {
     "                              (XChaCha20-Poly1305), so that `es-tool shred` can\n"
     "                              erase an entity; writing and reading data then\n"
     "                              need the master key (--master-key-file)\n"
+    "      --json                  print {\"store\",\"created\",\"config\"} (created is\n"
+    "                              false when it existed with this configuration)\n"
     "  -h, --help                  this help\n"
     "\n"
     "Examples:\n"
@@ -278,29 +304,49 @@ enum { OPT_FORCE = 100 };
 static const es_cli_option delete_options[] = {
     TOOL_OPT_HELP,
     {"force", 0, false, OPT_FORCE},
+    {"json", 0, false, OPT_JSON},
     {NULL, 0, false, 0},
 };
+
+typedef struct delete_opts {
+    bool force, as_json;
+} delete_opts;
+
+static int delete_option(int id, const char *value, void *ctx)
+{
+    (void)value;
+    delete_opts *o = ctx;
+    if (id == OPT_FORCE)
+        o->force = true;
+    else if (id == OPT_JSON)
+        o->as_json = true;
+    return ES_EXIT_OK;
+}
 
 static int run_delete(int argc, char **argv)
 {
     tool_args a;
-    bool force = false;
+    delete_opts o = {false, false};
     int rc = tool_parse_store_args(&tool_cmd_delete, argc, argv, delete_options, false,
-                                   "es-tool delete STORE --force", tool_flag_option, &force, &a);
+                                   "es-tool delete STORE --force", delete_option, &o, &a);
     if (rc != TOOL_PROCEED)
         return rc;
     const es_cli_conn conn = a.conn;
     const char *store = a.store;
-    if (!force)
+    if (!o.force)
         return es_cli_usage("deleting store %s destroys every event in it: add --force", store);
     natsConnection *nc = NULL;
     rc = tool_connect(&conn, &nc);
     if (rc != ES_EXIT_OK)
         return rc;
-    es_status s = es_store_delete(nc, store, NULL);
-    if (s == ES_OK)
+    es_store_options opts;
+    es_cli_store_options(&conn, &opts);
+    es_status s = es_store_delete(nc, store, &opts);
+    if (s == ES_OK && o.as_json)
+        s = tool_print_json(json_pack("{s:s, s:b}", "store", store, "deleted", true));
+    else if (s == ES_OK)
         printf("deleted store %s\n", store);
-    else
+    if (s != ES_OK)
         rc = es_cli_fail(s, NULL);
     tool_close(nc, NULL);
     return rc;
@@ -318,8 +364,186 @@ const tool_command tool_cmd_delete = {
     "\n"
     "Options:\n"
     "      --force          really delete\n"
+    "      --json           print {\"store\":\"NAME\",\"deleted\":true}\n"
     "  -h, --help           this help\n"
     "\n"
     "Examples:\n"
     "  es-tool delete scratch --force\n",
+};
+
+/* ---- edit ---------------------------------------------------------------------- */
+
+static const es_cli_option edit_options[] = {
+    TOOL_OPT_HELP,
+    {"replicas", 0, true, OPT_REPLICAS},
+    {"max-age", 0, true, OPT_MAX_AGE},
+    {"max-bytes", 0, true, OPT_MAX_BYTES},
+    {"max-events", 0, true, OPT_MAX_EVENTS},
+    {"max-event-size", 0, true, OPT_MAX_EVENT_SIZE},
+    {"duplicate-window", 0, true, OPT_DUPLICATE_WINDOW},
+    {"compress-threshold", 0, true, OPT_COMPRESS_THRESHOLD},
+    {"tenancy", 0, false, OPT_TENANCY}, /* refused, with the reason */
+    {"memory", 0, false, OPT_MEMORY},
+    {"encrypt", 0, false, OPT_ENCRYPT},
+    {"json", 0, false, OPT_JSON},
+    {NULL, 0, false, 0},
+};
+
+#define EDIT_OPTIONS (OPT_COMPRESS_THRESHOLD - OPT_REPLICAS + 1)
+
+typedef struct edit_opts {
+    const char *given[EDIT_OPTIONS]; /* each option's value, by id - OPT_REPLICAS */
+    bool any, as_json;
+} edit_opts;
+
+static int edit_option(int id, const char *value, void *ctx)
+{
+    edit_opts *o = ctx;
+    if (id == OPT_JSON) {
+        o->as_json = true;
+        return ES_EXIT_OK;
+    }
+    if (id == OPT_TENANCY || id == OPT_MEMORY || id == OPT_ENCRYPT)
+        return es_cli_usage("%s cannot change: a store's tenancy, storage and encryption are "
+                            "fixed when it is created (copy it into a new store instead: "
+                            "es-tool export OLD | es-tool import NEW --create)",
+                            id == OPT_TENANCY  ? "--tenancy"
+                            : id == OPT_MEMORY ? "--memory"
+                                               : "--encrypt");
+    es_store_config scratch; /* the value is checked now, before connecting */
+    es_store_config_init(&scratch);
+    if (!store_option(&scratch, id, value, true))
+        return ES_EXIT_USAGE;
+    o->given[id - OPT_REPLICAS] = value;
+    o->any = true;
+    return ES_EXIT_OK;
+}
+
+static bool config_changes(const es_store_config *a, const es_store_config *b)
+{
+    for (tool_config_field f = 0; f < CONFIG_FIELDS; f++)
+        if (!tool_config_same(a, b, f))
+            return true;
+    return false;
+}
+
+/* The configuration `o` makes of `cfg`. */
+static void apply_edits(const edit_opts *o, es_store_config *cfg)
+{
+    for (int i = 0; i < EDIT_OPTIONS; i++)
+        if (o->given[i] != NULL)
+            store_option(cfg, OPT_REPLICAS + i, o->given[i], true);
+    /* a shorter max age takes the duplicate window down with it, as create does */
+    if (o->given[OPT_DUPLICATE_WINDOW - OPT_REPLICAS] == NULL && cfg->max_age_ns > 0 &&
+        cfg->duplicate_window_ns > cfg->max_age_ns)
+        cfg->duplicate_window_ns = cfg->max_age_ns;
+}
+
+/* Prints before -> after, field by field (text) or as one object (JSON). */
+static es_status print_edit(const char *store, const es_store_config *before,
+                            const es_store_config *after, bool as_json)
+{
+    json_t *changed = json_array();
+    if (!as_json)
+        printf("store %s\n", store);
+    for (tool_config_field f = 0; f < CONFIG_FIELDS; f++) {
+        if (tool_config_same(before, after, f))
+            continue;
+        char was[48], now[48];
+        tool_config_text(before, f, was);
+        tool_config_text(after, f, now);
+        json_array_append_new(changed, json_string(tool_config_key(f)));
+        if (!as_json)
+            printf("  %-18s %s \u2192 %s\n", tool_config_label(f), was, now);
+    }
+    if (!as_json) {
+        if (json_array_size(changed) == 0)
+            printf("  nothing changes\n");
+        json_decref(changed);
+        return tool_flush() || tool_output_closed() ? ES_OK : ES_ERR_IO;
+    }
+    return tool_print_json(json_pack("{s:s, s:o, s:o, s:o}", "store", store, "before",
+                                     tool_config_json(before), "after", tool_config_json(after),
+                                     "changed", changed));
+}
+
+static es_status edit_store(es_store *st, const edit_opts *o, es_store_info *before,
+                            es_store_info *after)
+{
+    es_status s = es_store_info_get(st, before);
+    if (s != ES_OK)
+        return s;
+    es_store_config cfg = before->config;
+    apply_edits(o, &cfg);
+    if (!config_changes(&cfg, &before->config)) {
+        *after = *before; /* nothing to ask the server */
+        return ES_OK;
+    }
+    s = es_store_update(st, &cfg);
+    if (s == ES_OK)
+        s = es_store_info_get(st, after); /* what the server made of it */
+    return s;
+}
+
+static int run_edit(int argc, char **argv)
+{
+    tool_args a;
+    edit_opts o;
+    memset(&o, 0, sizeof o);
+    int rc = tool_parse_store_args(&tool_cmd_edit, argc, argv, edit_options, false,
+                                   "es-tool edit STORE [options]", edit_option, &o, &a);
+    if (rc != TOOL_PROCEED)
+        return rc;
+    if (!o.any)
+        return es_cli_usage("nothing to change: give --max-age, --max-bytes, --max-events, "
+                            "--max-event-size, --duplicate-window, --replicas or "
+                            "--compress-threshold");
+    natsConnection *nc = NULL;
+    es_store *st = NULL;
+    rc = tool_open(&a.conn, a.store, &nc, &st);
+    if (rc != ES_EXIT_OK)
+        return rc;
+    es_store_info before, after;
+    es_status s = edit_store(st, &o, &before, &after);
+    if (s == ES_OK)
+        s = print_edit(a.store, &before.config, &after.config, o.as_json);
+    if (s != ES_OK)
+        rc = es_cli_fail(s, NULL);
+    tool_close(nc, st);
+    return rc;
+}
+
+const tool_command tool_cmd_edit = {
+    "edit",
+    "change a store's limits, replicas or compression",
+    run_edit,
+    "Usage: es-tool edit STORE [options]\n"
+    "\n"
+    "Changes what JetStream lets change in a store's configuration, and shows\n"
+    "each changed field as before \u2192 after. Tenancy, storage (--memory) and\n"
+    "encryption are fixed when a store is created: asking to change them is\n"
+    "refused (exit code 1). A limit of 0 means unlimited. Lowering --max-age\n"
+    "below the duplicate window lowers the window with it. Limits apply at\n"
+    "once: lowering --max-age, --max-bytes or --max-events drops the events\n"
+    "beyond them.\n"
+    "\n"
+    "Options:\n"
+    "      --replicas N            JetStream replicas, 1 to 5 (a cluster is needed\n"
+    "                              for more than 1)\n"
+    "      --max-age DURATION      drop events older than this (0: keep forever)\n"
+    "      --max-bytes SIZE        keep at most this many bytes (0: unlimited)\n"
+    "      --max-events N          keep at most N events (0: unlimited)\n"
+    "      --max-event-size SIZE   refuse larger events (0: the server's limit)\n"
+    "      --duplicate-window DUR  idempotency window for event ids\n"
+    "      --compress-threshold SIZE  zstd-compress new payloads of at least SIZE\n"
+    "                              bytes (0: off; stored events stay as they are)\n"
+    "      --json                  print {\"store\",\"before\",\"after\",\"changed\"}:\n"
+    "                              configurations as info --json has them, and the\n"
+    "                              keys that changed\n"
+    "  -h, --help                  this help\n"
+    "\n"
+    "Examples:\n"
+    "  es-tool edit audit --max-age 730d\n"
+    "  es-tool edit bank --max-bytes 10G --duplicate-window 10m\n"
+    "  es-tool edit bank --max-age 0 --json | jq .changed\n",
 };

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include <es/es.h>
 
 #include "cli.h"
@@ -22,7 +24,11 @@ typedef struct tool_command {
 
 extern const tool_command tool_cmd_replay, tool_cmd_info, tool_cmd_entities, tool_cmd_append,
     tool_cmd_stores, tool_cmd_create, tool_cmd_delete, tool_cmd_export, tool_cmd_import,
-    tool_cmd_shred, tool_cmd_bench;
+    tool_cmd_shred, tool_cmd_bench, tool_cmd_edit;
+extern const tool_command tool_cmd_projections, tool_cmd_checkpoints, tool_cmd_completion;
+/* Every command, in the order of the command list (main.c). */
+extern const tool_command *const tool_commands[];
+extern const size_t tool_command_count;
 
 /* Option ids shared by several commands (commands number their own from 100). */
 enum {
@@ -36,6 +42,7 @@ enum {
     OPT_JSON,
     OPT_QUIET,
     OPT_MASTER_KEY,
+    OPT_RAW_ID,
 };
 
 #define TOOL_OPT_HELP                                                                              \
@@ -44,9 +51,9 @@ enum {
     }
 #define TOOL_OPT_FILTER                                                                            \
     {"type", 't', true, OPT_TYPE}, {"id", 'i', true, OPT_ID}, {"event", 'e', true, OPT_EVENT},     \
-        {"tenant", 0, true, OPT_TENANT}, {"after", 0, true, OPT_AFTER},                            \
+        {"tenant", 0, true, OPT_TENANT}, {"after", 0, true, OPT_AFTER}, {"to", 0, true, OPT_TO},   \
     {                                                                                              \
-        "to", 0, true, OPT_TO                                                                      \
+        "raw-id", 0, false, OPT_RAW_ID                                                             \
     }
 
 /* For commands that read or write data of encrypting stores; the file may
@@ -66,6 +73,7 @@ int tool_help(const tool_command *cmd);
 typedef struct tool_filter {
     es_filter filter;
     es_read_options bounds;
+    bool raw_id; /* --raw-id: the id is taken as it is even when it looks escaped */
 } tool_filter;
 
 void tool_filter_init(tool_filter *f);
@@ -73,18 +81,24 @@ void tool_filter_init(tool_filter *f);
  * a bad value (reported). */
 int tool_filter_set(tool_filter *f, int id, const char *value);
 /* Checks the names given against the rules of the wire format; reports and
- * returns false when one is invalid. */
+ * returns false when one is invalid. Warns about an id that looks escaped
+ * (idtext.h). */
 bool tool_filter_valid(const tool_filter *f);
 
 /* The next option the command itself handles (or ES_CLI_ARG, ES_CLI_END,
  * ES_CLI_ERROR): connection options go to `conn`, filter options to `f`
- * (may be NULL when the command has none). */
+ * (may be NULL when the command has none). At the end, `conn` is completed
+ * from the environment and the nats CLI context (es_cli_conn_resolve), so
+ * that es_cli_store_options(conn) gives the store options. */
 int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f);
 
 /* Connects and opens `store` (reporting failures), with the master key given
  * by --master-key-file or $ES_MASTER_KEY_FILE: ES_EXIT_OK or an exit code. On success the caller
  * owns *nc and *st (tool_close). */
 int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st);
+/* The store options tool_open uses: the timeout, where the JetStream API is
+ * (es_cli_store_options), the master key. */
+void tool_store_options(const es_cli_conn *conn, es_store_options *opts);
 /* Connects only. */
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);
 void tool_close(natsConnection *nc, es_store *st);
@@ -139,6 +153,11 @@ bool tool_flush(void);
  * of tearing down a consumer the server is still feeding (the ephemeral
  * consumer expires on the server by itself). */
 _Noreturn void tool_exit_now(int code);
+
+/* Writes one JSON object and its newline to stdout, flushed, and frees it (a
+ * NULL `j`, a failed json_pack, is ES_ERR_NOMEM). ES_OK when the reader left
+ * (tool_output_closed tells). */
+es_status tool_print_json(json_t *j);
 
 /* True when stdout is a terminal that takes colours (and NO_COLOR is unset). */
 bool tool_stdout_colour(void);

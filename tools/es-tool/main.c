@@ -7,19 +7,20 @@
 
 #include "estool.h"
 
-static const tool_command *const commands[] = {
-    &tool_cmd_replay, &tool_cmd_info,   &tool_cmd_entities, &tool_cmd_append,
-    &tool_cmd_stores, &tool_cmd_create, &tool_cmd_delete,   &tool_cmd_export,
-    &tool_cmd_import, &tool_cmd_shred,  &tool_cmd_bench,
+const tool_command *const tool_commands[] = {
+    &tool_cmd_replay,      &tool_cmd_info,        &tool_cmd_entities,   &tool_cmd_append,
+    &tool_cmd_stores,      &tool_cmd_create,      &tool_cmd_delete,     &tool_cmd_export,
+    &tool_cmd_import,      &tool_cmd_shred,       &tool_cmd_bench,      &tool_cmd_edit,
+    &tool_cmd_projections, &tool_cmd_checkpoints, &tool_cmd_completion,
 };
-#define N_COMMANDS (sizeof commands / sizeof commands[0])
+const size_t tool_command_count = sizeof tool_commands / sizeof tool_commands[0];
 
 static void print_usage(FILE *out)
 {
     fprintf(out, "es-tool: look into and operate an event store (NATS JetStream)\n\n"
                  "Usage: es-tool COMMAND [options]\n\nCommands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    for (size_t i = 0; i < tool_command_count; i++)
+        fprintf(out, "  %-12s %s\n", tool_commands[i]->name, tool_commands[i]->summary);
     fprintf(out,
             "\n'es-tool COMMAND --help' (or 'es-tool help COMMAND') shows a command's\n"
             "options and examples. Every command takes the connection options:\n\n%s\n"
@@ -30,9 +31,9 @@ static void print_usage(FILE *out)
 
 static const tool_command *find_command(const char *name)
 {
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(commands[i]->name, name) == 0)
-            return commands[i];
+    for (size_t i = 0; i < tool_command_count; i++)
+        if (strcmp(tool_commands[i]->name, name) == 0)
+            return tool_commands[i];
     return NULL;
 }
 

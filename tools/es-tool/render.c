@@ -14,6 +14,7 @@
 #include <es/json.h>
 
 #include "estool.h"
+#include "idtext.h"
 
 #define ARENA_LIMIT (256u << 20) /* decoded payload trees: bounded, reset per event */
 #define FIELDS_MAX  16
@@ -231,20 +232,6 @@ static void pf(es_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         es_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-void tool_append_display_id(es_buf *b, const char *id, size_t len)
-{
-    bool plain = len > 0;
-    for (size_t i = 0; i < len && plain; i++)
-        plain = (unsigned char)id[i] > 0x20 && (unsigned char)id[i] < 0x7f;
-    if (plain) {
-        es_buf_append(b, id, len);
-        return;
-    }
-    char token[ES_ID_TOKEN_MAX];
-    if (es_id_escape(id, len, token, sizeof token, NULL) == ES_OK)
-        es_buf_append_str(b, token);
 }
 
 static void append_plain(es_buf *b, const char *s)

@@ -29,10 +29,6 @@ es_status tool_render(tool_renderer *r, const es_event *ev);
  * valid UTF-8 (ids and header values are bytes: nothing may be mangled). */
 es_status tool_json_append_text(es_buf *out, const char *s, size_t len);
 
-/* Appends an entity id for people to read: as it is when it is printable
- * ASCII, else escaped as in its subject, so no control byte reaches a terminal. */
-void tool_append_display_id(es_buf *out, const char *id, size_t len);
-
 /* Appends `json` (compact JSON text) indented by two spaces a level, every
  * line after the first starting with `margin` spaces; keys coloured when
  * `colour`. */

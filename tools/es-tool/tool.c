@@ -1,5 +1,6 @@
 /* Helpers shared by es-tool's commands (estool.h). */
 #include "estool.h"
+#include "idtext.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +34,7 @@ int tool_filter_set(tool_filter *f, int id, const char *value)
     case OPT_AFTER:
         return es_cli_parse_u64(value, "--after", &f->bounds.after_seq) ? 1 : ES_CLI_ERROR;
     case OPT_TO: return es_cli_parse_u64(value, "--to", &f->bounds.up_to_seq) ? 1 : ES_CLI_ERROR;
+    case OPT_RAW_ID: f->raw_id = true; return 1;
     default: return 0;
     }
 }
@@ -56,6 +58,7 @@ bool tool_filter_valid(const tool_filter *f)
         es_cli_usage("an entity id is 1 to %d bytes", ES_ID_MAX);
         return false;
     }
+    tool_id_check(id, "--id", f->raw_id, false); /* a read: a warning only */
     if (f->bounds.up_to_seq != 0 && f->bounds.up_to_seq <= f->bounds.after_seq) {
         es_cli_usage("--to %" PRIu64 " must be above --after %" PRIu64, f->bounds.up_to_seq,
                      f->bounds.after_seq);
@@ -70,6 +73,10 @@ int tool_next_option(es_cli_parser *p, es_cli_conn *conn, tool_filter *f)
 {
     for (;;) {
         int id = es_cli_next(p);
+        if (id == ES_CLI_END && es_cli_conn_resolve(conn) != ES_OK) {
+            es_cli_fail(ES_ERR_INVALID, NULL); /* the command line and environment, complete */
+            return ES_CLI_ERROR;
+        }
         if (id == ES_CLI_END || id == ES_CLI_ERROR || id == ES_CLI_ARG)
             return id;
         if (id == OPT_MASTER_KEY) {
@@ -150,6 +157,14 @@ int tool_connect(const es_cli_conn *conn, natsConnection **nc)
     return ES_EXIT_OK;
 }
 
+void tool_store_options(const es_cli_conn *conn, es_store_options *opts)
+{
+    es_cli_store_options(conn, opts);
+    opts->master_key_file = master_key_file ? master_key_file : getenv("ES_MASTER_KEY_FILE");
+    if (opts->master_key_file != NULL && *opts->master_key_file == '\0')
+        opts->master_key_file = NULL;
+}
+
 int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, es_store **st)
 {
     *st = NULL;
@@ -157,11 +172,7 @@ int tool_open(const es_cli_conn *conn, const char *store, natsConnection **nc, e
     if (rc != ES_EXIT_OK)
         return rc;
     es_store_options opts;
-    es_store_options_init(&opts);
-    opts.timeout_ms = conn->timeout_ms;
-    opts.master_key_file = master_key_file ? master_key_file : getenv("ES_MASTER_KEY_FILE");
-    if (opts.master_key_file != NULL && *opts.master_key_file == '\0')
-        opts.master_key_file = NULL;
+    tool_store_options(conn, &opts);
     es_status s = es_store_open(*nc, store, &opts, st);
     if (s != ES_OK) {
         rc = es_cli_fail(s, NULL);
@@ -215,6 +226,17 @@ void tool_exit_now(int code)
     tool_flush();
     fflush(stderr);
     _exit(code);
+}
+
+es_status tool_print_json(json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    bool ok = text && tool_write(text, strlen(text)) && tool_write("\n", 1) && tool_flush();
+    free(text);
+    if (text == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    return ok || tool_output_closed() ? ES_OK : ES_ERR_IO;
 }
 
 bool tool_stdout_colour(void)

@@ -2,6 +2,7 @@
  * nats.c's natsOptions, and its failures one-line reasons. */
 #include <es/connect.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +25,85 @@ static const char *servers_of(const es_connect_options *o)
     return o->servers != NULL && o->servers[0] != '\0' ? o->servers : ES_CONNECT_DEFAULT_URL;
 }
 
-/* Splits "a,b,c" (commas or spaces) into the list nats.c takes. */
+/* True when `port` (len bytes) is a decimal port, 1 to 65535. */
+static bool valid_port(const char *port, size_t len)
+{
+    if (len == 0 || len > 5 || strspn(port, "0123456789") < len)
+        return false;
+    long v = 0;
+    for (size_t i = 0; i < len; i++)
+        v = v * 10 + (port[i] - '0');
+    return v >= 1 && v <= 65535;
+}
+
+/* True for a host name or IPv4 address, or an IPv6 address in brackets. */
+static bool valid_host(const char *host, size_t len)
+{
+    if (len >= 2 && host[0] == '[')
+        return host[len - 1] == ']' && len > 2 &&
+               strspn(host + 1, "0123456789abcdefABCDEF:.%") >= len - 2;
+    static const char host_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789.-_";
+    return len > 0 && len <= 253 && strspn(host, host_chars) >= len;
+}
+
+/* True when url[0..n) is `scheme`, in any case. */
+static bool is_scheme(const char *url, size_t n, const char *scheme)
+{
+    if (n != strlen(scheme))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((url[i] | 0x20) != scheme[i])
+            return false;
+    return true;
+}
+
+/* The one check of a server URL, [scheme://][user[:password]@]host[:port],
+ * made before nats.c sees it: nats.c takes any scheme and any text as a
+ * host name, so a typo would otherwise surface as "no server is answering".
+ * The schemes are nats.c's, nats:// and tls://; it has no WebSocket
+ * transport. ES_OK or ES_ERR_INVALID naming the URL and what is wrong. */
+static es_status check_url(const char *url, size_t len)
+{
+    const char *why = NULL;
+    const char *sep = len >= 3 ? strstr(url, "://") : NULL;
+    const char *rest = url;
+    if (sep != NULL && (size_t)(sep - url) < len) {
+        size_t n = (size_t)(sep - url);
+        bool nats = is_scheme(url, n, "nats"), tls = is_scheme(url, n, "tls");
+        bool ws = is_scheme(url, n, "ws") || is_scheme(url, n, "wss");
+        if (ws)
+            why = "WebSocket URLs (ws://, wss://) are not supported by the NATS client; use "
+                  "nats:// or tls://";
+        else if (!nats && !tls)
+            why = "the scheme must be nats:// or tls://";
+        rest = sep + 3;
+    }
+    const char *end = url + len;
+    if (end > rest && end[-1] == '/')
+        end--; /* one trailing slash is harmless */
+    const char *at = NULL;
+    for (const char *p = rest; p < end; p++)
+        if (*p == '@')
+            at = p;
+    const char *host = at ? at + 1 : rest;
+    const char *colon = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == ':' && (host[0] != '[' || (p > host && p[-1] == ']')))
+            colon = p;
+    size_t host_len = (size_t)((colon ? colon : end) - host);
+    if (why == NULL && !valid_host(host, host_len))
+        why = "expected [nats://|tls://][user:password@]host[:port]";
+    if (why == NULL && colon != NULL && !valid_port(colon + 1, (size_t)(end - colon - 1)))
+        why = "the port must be a number from 1 to 65535";
+    if (why != NULL)
+        return es_error(ES_ERR_INVALID, "invalid URL '%.*s': %s", (int)(len < 200 ? len : 200), url,
+                        why);
+    return ES_OK;
+}
+
+/* Splits "a,b,c" (spaces around the commas are ignored) into the list
+ * nats.c takes, each URL checked first. */
 static es_status set_servers(natsOptions *no, const char *urls)
 {
     size_t len = strlen(urls);
@@ -34,20 +113,29 @@ static es_status set_servers(natsOptions *no, const char *urls)
     memcpy(copy, urls, len + 1);
     const char *list[MAX_SERVERS];
     int n = 0;
-    for (char *p = copy; *p != '\0' && n < MAX_SERVERS;) {
-        size_t skip = strspn(p, ", "), take = strcspn(p + skip, ", ");
-        if (take == 0)
-            break;
-        list[n++] = p + skip;
-        p += skip + take;
-        if (*p != '\0')
-            *p++ = '\0';
+    es_status s = ES_OK;
+    for (char *p = copy; s == ES_OK && *p != '\0';) {
+        char *comma = strchr(p, ',');
+        char *next = comma ? comma + 1 : p + strlen(p);
+        if (comma != NULL)
+            *comma = '\0';
+        p += strspn(p, " \t");
+        size_t take = strlen(p);
+        while (take > 0 && (p[take - 1] == ' ' || p[take - 1] == '\t'))
+            p[--take] = '\0';
+        if (take > 0 && n == MAX_SERVERS)
+            s = es_error(ES_ERR_INVALID, "at most %d server URLs", MAX_SERVERS);
+        else if (take > 0 && (s = check_url(p, take)) == ES_OK)
+            list[n++] = p;
+        p = next;
     }
-    natsStatus ns = n > 0 ? natsOptions_SetServers(no, list, n) : NATS_INVALID_ARG;
+    natsStatus ns = NATS_OK;
+    if (s == ES_OK)
+        ns = n > 0 ? natsOptions_SetServers(no, list, n) : NATS_INVALID_ARG;
     esi_free(copy);
-    if (ns != NATS_OK)
-        return es_error(ES_ERR_INVALID, "invalid server URL '%.200s'", urls);
-    return ES_OK;
+    if (s == ES_OK && ns != NATS_OK)
+        s = es_error(ES_ERR_INVALID, "invalid URL '%.200s': no server URL in it", urls);
+    return s;
 }
 
 /* nats.c reads credentials and seeds only when it connects, and then
@@ -96,6 +184,61 @@ static es_status set_tls(natsOptions *no, const es_connect_options *o)
         ns = natsOptions_LoadCertificatesChain(no, o->tls_cert_file, o->tls_key_file);
     if (ns != NATS_OK)
         return es_error(ES_ERR_INVALID, "TLS files: %s", nats_GetLastError(NULL));
+    return ES_OK;
+}
+
+/* ---- losing and regaining the server ------------------------------------ */
+
+/* The caller's callback, kept until the connection is closed (nats.c holds
+ * a pointer to it). */
+typedef struct change_watch {
+    es_connection_change_cb cb;
+    void *closure;
+} change_watch;
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    change_watch *w = closure;
+    if (!natsConnection_IsClosed(nc)) /* closing reports a disconnection too */
+        w->cb(ES_CONNECTION_LOST, NULL, w->closure);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    change_watch *w = closure;
+    char url[256];
+    bool known = natsConnection_GetConnectedUrl(nc, url, sizeof url) == NATS_OK;
+    w->cb(ES_CONNECTION_RESTORED, known ? url : NULL, w->closure);
+}
+
+/* The last callback nats.c makes for a connection, after the others. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    esi_free(closure);
+}
+
+static es_status set_change_callbacks(natsOptions *no, const es_connect_options *o,
+                                      change_watch **out)
+{
+    *out = NULL;
+    if (o->on_change == NULL)
+        return ES_OK;
+    change_watch *w = esi_malloc(sizeof *w);
+    if (w == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    w->cb = o->on_change;
+    w->closure = o->closure;
+    natsStatus ns = natsOptions_SetDisconnectedCB(no, on_disconnected, w);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetReconnectedCB(no, on_reconnected, w);
+    if (ns == NATS_OK)
+        ns = natsOptions_SetClosedCB(no, on_closed, w);
+    if (ns != NATS_OK) {
+        esi_free(w);
+        return es_error(ES_ERR_NOMEM, "connect options: %s", natsStatus_GetText(ns));
+    }
+    *out = w;
     return ES_OK;
 }
 
@@ -149,11 +292,16 @@ es_status es_connect(const es_connect_options *opts, natsConnection **out)
     natsOptions *no = NULL;
     if (natsOptions_Create(&no) != NATS_OK)
         return es_error(ES_ERR_NOMEM, "out of memory");
+    change_watch *watch = NULL;
     es_status s = build_options(opts, no);
+    if (s == ES_OK)
+        s = set_change_callbacks(no, opts, &watch);
     if (s == ES_OK) {
         natsStatus ns = natsConnection_Connect(out, no);
-        if (ns != NATS_OK)
+        if (ns != NATS_OK) {
             s = connect_failure(ns, opts);
+            esi_free(watch); /* no connection: no callback will free it */
+        }
     }
     natsOptions_Destroy(no);
     if (s == ES_OK)

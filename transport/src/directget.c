@@ -294,3 +294,36 @@ es_status esi_direct_last_seqs(const esi_js *js, const char *stream, const char 
     }
     return ES_OK;
 }
+
+/* ---- the last message of one subject filter (last_by_subj) --------------- */
+
+es_status esi_direct_last_seq(const esi_js *js, const char *stream, const char *filter,
+                              uint64_t *seq)
+{
+    *seq = 0;
+    json_t *j = json_pack("{s:s}", "last_by_subj", filter);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (body == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    exchange x;
+    es_status s = exchange_open(js, stream, &x);
+    if (s == ES_OK)
+        s = exchange_send(js, &x, body);
+    esi_free_foreign(body); /* jansson's */
+    natsMsg *m = NULL;
+    if (s == ES_OK)
+        s = next_answer(js, x.api, x.sub, &m);
+    if (s == ES_OK) { /* one answer: the message, or a status (404: none matches) */
+        const char *status = esi_msg_header(m, "Status");
+        uint64_t pending = 0;
+        if (status == NULL) {
+            *seq = header_u64(m, "Nats-Sequence");
+            esi_msg_destroy(m);
+        } else {
+            s = batch_end(m, status, &pending);
+        }
+    }
+    exchange_close(js, &x, s == ES_OK);
+    return s;
+}

@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 #include "base/internal.h"
 #include "base/clock.h"
+#include "transport/directget.h"
 #include "transport/msg.h"
 
 #define CREATE_ATTEMPTS 3
@@ -187,6 +188,40 @@ es_status esi_kv_get(esi_kv *kv, const char *key, esi_kv_entry *e)
         return es_error(ES_ERR_NOT_FOUND, "%s: key '%s' was deleted", kv->bucket, key);
     }
     return s;
+}
+
+typedef struct scan_call {
+    size_t prefix_len; /* of "$KV.<bucket>." */
+    esi_kv_scan_cb cb;
+    void *closure;
+} scan_call;
+
+static es_status on_scanned(natsMsg *msg, const char *subject, uint64_t seq, int64_t stored_ns,
+                            void *closure)
+{
+    (void)seq;
+    (void)stored_ns;
+    scan_call *c = closure;
+    if (is_marker(msg) || strlen(subject) <= c->prefix_len)
+        return ES_OK;
+    return c->cb(subject + c->prefix_len, esi_msg_data(msg), esi_msg_len(msg), c->closure);
+}
+
+es_status esi_kv_scan(esi_kv *kv, const char *pattern, uint64_t max, esi_kv_scan_cb cb,
+                      void *closure)
+{
+    if (kv == NULL || pattern == NULL || cb == NULL || max == 0)
+        return es_error(ES_ERR_INVALID, "esi_kv_scan: bucket, pattern, callback and max needed");
+    char filter[ES_KV_KEY_MAX + ESI_KV_BUCKET_MAX + 8];
+    int n = snprintf(filter, sizeof filter, "$KV.%s.%s", kv->bucket, pattern);
+    if (n < 0 || (size_t)n >= sizeof filter)
+        return es_error(ES_ERR_INVALID, "esi_kv_scan: pattern too long");
+    scan_call c = {strlen(kv->bucket) + 5, cb, closure};
+    esi_dg_request req = {.filter = filter,
+                          .start_seq = 1,
+                          .batch = max < 256 ? (int)max : 256,
+                          .max_msgs = max};
+    return esi_direct_get(kv->js, kv->stream, &req, on_scanned, &c, NULL);
 }
 
 /* One write to $KV.<bucket>.<key>: `header`/`value_of_header` (may be NULL)

@@ -77,6 +77,55 @@ static void unusable_options_are_invalid(void **state)
     assert_int_equal(es_connect(&o, NULL), ES_ERR_INVALID);
 }
 
+/* A malformed URL is refused before anything is dialled, as invalid: nats.c
+ * itself takes any scheme and any text as a host, and then reports that no
+ * server answers. */
+static void malformed_urls_are_invalid(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "bogus://x",
+        "not a url",
+        "nats://",
+        "nats://host:0",
+        "nats://host:65536",
+        "nats://host:42x",
+        "nats://a/b",
+        "http://127.0.0.1:4222",
+        "ws://127.0.0.1:8080",
+        "nats://ok:4222, not a url",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        es_connect_options o;
+        es_connect_options_init(&o);
+        o.servers = bad[i];
+        natsConnection *nc = (natsConnection *)&nc;
+        if (es_connect(&o, &nc) != ES_ERR_INVALID || strstr(es_last_error(), "invalid URL") == NULL)
+            fail_msg("'%s' was not refused as an invalid URL: %s", bad[i], es_last_error());
+        assert_null(nc);
+    }
+    /* Well-formed ones get as far as dialling: nobody listens on port 1. */
+    static const char *const good[] = {
+        "nats://127.0.0.1:1",
+        "127.0.0.1:1",
+        "tls://u:p@127.0.0.1:1",
+        "NATS://127.0.0.1:1/",
+        " nats://127.0.0.1:1 ,nats://[::1]:1",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        es_connect_options o;
+        es_connect_options_init(&o);
+        o.servers = good[i];
+        o.timeout_ms = 500;
+        o.max_reconnect = 0;
+        natsConnection *nc = NULL;
+        es_status s = es_connect(&o, &nc);
+        if (s == ES_OK || strstr(es_last_error(), "invalid URL") != NULL)
+            fail_msg("'%s': %s", good[i], es_last_error());
+        es_connection_close(nc);
+    }
+}
+
 /* Port 1 of the loopback: nobody listens, the refusal comes at once. */
 static void nobody_answering_says_so(void **state)
 {
@@ -99,6 +148,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_the_nats_clis),
         cmocka_unit_test(unusable_options_are_invalid),
+        cmocka_unit_test(malformed_urls_are_invalid),
         cmocka_unit_test(nobody_answering_says_so),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,22 @@ extern "C" {
 
 #define ES_BATCH_MAX 1000
 
+/* One expectation that failed in a conflicting append (ES_ERR_CONFLICT). */
+typedef struct es_append_conflict {
+    size_t index; /* the event of the batch that carried the expectation */
+    /* That event's entity: tenant (NULL without tenancy), type, and id,
+     * unescaped and NUL-terminated (it may hold NULs: entity_id_len). */
+    const char *tenant;
+    const char *entity_type;
+    const char *entity_id;
+    size_t entity_id_len;
+    /* What was checked: the entity's events ("$ES.bank.account.a1.*"), or
+     * the subject of the event's expect_filter. */
+    const char *subject;
+    uint64_t expected_seq; /* the last sequence expected (0: none, ES_EXPECT_NEW) */
+    uint64_t actual_seq;   /* the last sequence found (0: none) */
+} es_append_conflict;
+
 typedef struct es_append_result {
     uint64_t first_seq; /* stream sequence of the first event appended */
     uint64_t last_seq;  /* ... and of the last; events in between are consecutive */
@@ -30,6 +46,12 @@ typedef struct es_append_result {
     const char *error;   /* on failure: the detailed text ("" on success). In an asynchronous
                             append's callback it is valid during the call; after a synchronous
                             append it is es_last_error(), valid until the thread's next es_ call */
+    /* On ES_ERR_CONFLICT: every expectation of the append that fails, in
+     * event order (JetStream answers at the first; the library looks up the
+     * others' last sequences). Valid like `error`: during an asynchronous
+     * callback, or until the thread's next append. NULL and 0 otherwise. */
+    const es_append_conflict *conflicts;
+    size_t conflict_count;
 } es_append_result;
 
 /* Appends one event. ES_ERR_CONFLICT when its expectation fails (with

@@ -26,12 +26,17 @@ typedef struct es_meta {
     const char *value;
 } es_meta;
 
-/* Optimistic concurrency for one event. */
+/* Optimistic concurrency for one event: about its entity's events, or
+ * those expect_filter matches. */
 typedef enum es_expect {
     ES_EXPECT_ANY = 0, /* no check */
     ES_EXPECT_NEW,     /* the entity must have no events yet */
     ES_EXPECT_SEQ,     /* the entity's last event must be at stream sequence expect_seq */
+    ES_EXPECT_EXISTS,  /* the entity must have at least one event (synchronous appends
+                          only: es_append, es_append_batch) */
 } es_expect;
+
+struct es_filter; /* es/read.h */
 
 /* An event to append. Only entity_type, entity_id and event_type are required;
  * everything is borrowed for the duration of the call. */
@@ -51,6 +56,12 @@ typedef struct es_event_spec {
     es_expect expect;
     uint64_t expect_seq; /* for ES_EXPECT_SEQ */
     uint32_t schema;     /* Es-Schema version of data; 0: none (reads as 1) */
+    /* What `expect` is about. NULL: the event's entity, every event type of
+     * it. Else the events this filter matches (es/read.h; NULL fields match
+     * anything, a NULL tenant every tenant): a consistency boundary wider
+     * than one entity (every account, one tenant) or narrower (one event
+     * type), as Rita's Expect{Pattern}. ES_EXPECT_NEW: none matches yet. */
+    const struct es_filter *expect_filter;
 } es_event_spec;
 
 /* Zeroes the spec: no tenant, binary codec, time now, expect any. */

@@ -44,14 +44,21 @@ typedef es_status (*es_event_cb)(const es_event *ev, void *closure);
 /* Replays every event matching `filter` (NULL: all) within the bounds, in
  * stream order, through an ordered consumer, and returns once it has caught
  * up with what was stored when it started (by the consumer's pending count,
- * never by a timeout). *last_seq (may be NULL) gets the last sequence handed
- * to cb, 0 if none. Thread-safe; cb runs on the calling thread. */
+ * never by a timeout). Thread-safe; cb runs on the calling thread.
+ *
+ * *last_seq (may be NULL) gets the sequence of the last event cb ACCEPTED
+ * (returned ES_OK for), 0 if none: an event cb refused is not counted. That
+ * is the position to resume from: reading again with after_seq = *last_seq
+ * hands the refused event over first, whatever status stopped the read, so
+ * nothing is skipped (and what was accepted is not handed over twice). After
+ * a read that ran to its end it is the last matching event. */
 ES_API es_status es_evolve(es_store *store, const es_filter *filter, const es_read_options *opts,
                     es_event_cb cb, void *closure, uint64_t *last_seq);
 
 /* Loads one entity (filter must name entity_type and entity_id; event_type
  * may narrow it) with batched direct gets: one round trip for entities of up
- * to 256 events, no consumer. Same contract as es_evolve. */
+ * to 256 events, no consumer. Same contract as es_evolve, *last_seq
+ * included (the last event cb accepted). */
 ES_API es_status es_load(es_store *store, const es_filter *filter, const es_read_options *opts,
                   es_event_cb cb, void *closure, uint64_t *last_seq);
 

@@ -63,6 +63,11 @@ typedef struct es_store_options {
      * another's JetStream). At most one; NULL for both: "$JS.API". */
     const char *js_domain;
     const char *js_api_prefix;
+    /* Appends check that each payload decodes under its codec (ES_ERR_DECODE
+     * otherwise; docs/api.md "Appending"). true skips that decoding for
+     * callers that built or checked their payloads already (measured in
+     * docs/performance.md); the codec name is checked either way. */
+    bool skip_payload_validation;
 } es_store_options;
 
 ES_API void es_store_options_init(es_store_options *opts);
@@ -79,7 +84,9 @@ ES_API es_status es_store_open(natsConnection *nc, const char *name, const es_st
                                es_store **out);
 
 /* Changes the configuration of an existing store (replicas, limits, duplicate
- * window). Tenancy and storage type cannot change: ES_ERR_INVALID. */
+ * window, compression). Tenancy and storage type cannot change:
+ * ES_ERR_INVALID. What the stream has that es_store_config does not say (an
+ * operator's deny_purge, description, placement, metadata) is kept. */
 ES_API es_status es_store_update(es_store *store, const es_store_config *cfg);
 
 /* Crypto-shreds one entity of an encrypting store: its data key is erased,

@@ -57,6 +57,15 @@ typedef struct es_keyring_backend {
     es_status (*replace)(void *ctx, const char *name, const uint8_t *rec, size_t len);
     /* Frees ctx when the keyring is destroyed; may be NULL. */
     void (*destroy)(void *ctx);
+    /* Optional (NULL: the backend cannot list): calls each(name, rec, len,
+     * closure) for up to `max` of its records, in any order, each valid
+     * during the call; each's non-OK status stops the walk and is returned.
+     * Lets es_keyring_check_master prove a key against the data keys of a
+     * backend written before the key check existed. */
+    es_status (*scan)(void *ctx, size_t max,
+                      es_status (*each)(const char *name, const uint8_t *rec, size_t len,
+                                        void *closure),
+                      void *closure);
 } es_keyring_backend;
 
 /* Loads the master key and takes `backend` (copied; from here on its destroy
@@ -79,6 +88,23 @@ ES_API void es_keyring_destroy(es_keyring *kr);
  * entity that never had a key marks it too. `entity` is the event subject
  * without its last token, e.g. "$ES.bank.account.42". */
 ES_API es_status es_keyring_shred(es_keyring *kr, const char *entity);
+
+/* Checks the master key against the backend's key check record (see
+ * docs/envelope.md, "The master key check"), so that a wrong key is refused
+ * before it wraps anything: a key that differs from the one the records were
+ * written with is ES_ERR_CRYPTO ("the master key does not match the one
+ * this store was written with"), and nothing is written. When there is no
+ * check record yet (a new backend, or one from before the check existed) it
+ * first proves the key against a data key already there (when the backend
+ * can scan; refused as above when it does not unwrap), then writes a record
+ * made with this key, by `create`: of keyrings doing so at once with
+ * different keys, exactly one succeeds, the others are refused. The record
+ * is an AEAD seal of a constant under the master key, with a random nonce:
+ * it reveals nothing of the key (not even whether two stores share one). A
+ * store's handle calls this when it opens; a program with a backend of its
+ * own calls it after es_keyring_create. Thread-safe. */
+#define ES_KEYRING_CHECK_NAME "master-key-check"
+ES_API es_status es_keyring_check_master(es_keyring *kr);
 
 /* The record name under which `entity`'s data key lives (for tools and tests):
  * "e." + 64 lower-case hex digits, NUL-terminated, into `out`. */

@@ -7,6 +7,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
 #include <sodium.h>
 
 #include <es/base.h>
@@ -109,6 +113,23 @@ static void test_numbers(void **state)
     assert_false(es_cli_parse_duration("1h30", "d", &v));
     assert_false(es_cli_parse_duration("99999999999999999999d", "d", &v));
     assert_false(es_cli_parse_duration("999999999999999999d", "d", &v)); /* overflows int64 ns */
+    /* Go's notation, as NATS_TIMEOUT takes it */
+    assert_true(es_cli_duration_value("1.5s", &v));
+    assert_true(v == 1500LL * 1000000LL);
+    assert_true(es_cli_duration_value(".5s", &v));
+    assert_true(v == 500LL * 1000000LL);
+    assert_true(es_cli_duration_value("1m0.25s", &v));
+    assert_true(v == 60250LL * 1000000LL);
+    assert_true(es_cli_duration_value("2.000000001s", &v));
+    assert_true(v == 2000000001LL);
+    assert_true(es_cli_duration_value("10\xc2\xb5s", &v)); /* µs */
+    assert_true(v == 10000);
+    assert_true(es_cli_duration_value("1.5ns", &v)); /* below a nanosecond: dropped */
+    assert_true(v == 1);
+    assert_false(es_cli_duration_value(".s", &v));
+    assert_false(es_cli_duration_value("1.5", &v));
+    assert_false(es_cli_duration_value("1..5s", &v));
+    assert_false(es_cli_duration_value("999999999999999999.9d", &v));
     assert_true(es_cli_parse_size("64K", "s", &v));
     assert_int_equal(v, 65536);
     assert_true(es_cli_parse_size("8MiB", "s", &v));
@@ -117,6 +138,152 @@ static void test_numbers(void **state)
     assert_int_equal(v, 4096);
     assert_false(es_cli_parse_size("4T", "s", &v));
     assert_false(es_cli_parse_size("", "s", &v));
+}
+
+/* ---- connection settings: options > environment > context > defaults ---- */
+
+static char config_home[64];
+
+static void write_file(const char *rel, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", config_home, rel);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int contexts_setup(void **state)
+{
+    (void)state;
+    snprintf(config_home, sizeof config_home, "/tmp/es-cli-ctx-XXXXXX");
+    assert_non_null(mkdtemp(config_home));
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/nats", config_home);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(dir, sizeof dir, "%s/nats/context", config_home);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    setenv("XDG_CONFIG_HOME", config_home, 1);
+    static const char *const vars[] = {"NATS_URL",   "NATS_USER",    "NATS_PASSWORD", "NATS_TOKEN",
+                                       "NATS_CREDS", "NATS_NKEY",    "NATS_CERT",     "NATS_KEY",
+                                       "NATS_CA",    "NATS_TIMEOUT", "NATS_CONTEXT"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    write_file("nats/context/full.json",
+               "{\"description\":\"all of it\",\"url\":\"nats://ctx:4222\",\"user\":\"cu\","
+               "\"password\":\"cp\",\"token\":\"ct\",\"creds\":\"/c.creds\",\"nkey\":\"/c.nk\","
+               "\"cert\":\"/c.pem\",\"key\":\"/c.key\",\"ca\":\"/ca.pem\","
+               "\"jetstream_domain\":\"hub\",\"jetstream_api_prefix\":\"\","
+               "\"socks_proxy\":\"\",\"tls_first\":false}");
+    write_file("nats/context/other.json", "{\"url\":\"nats://other:4222\"}");
+    return 0;
+}
+
+static int contexts_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", config_home);
+    assert_int_equal(system(cmd), 0);
+    unsetenv("XDG_CONFIG_HOME");
+    unsetenv("NATS_CONTEXT");
+    unsetenv("NATS_URL");
+    unsetenv("NATS_TIMEOUT");
+    return 0;
+}
+
+/* A connection from `argv` options, completed. */
+static es_status resolved(es_cli_conn *c, int argc, char **argv)
+{
+    es_cli_conn_init(c, "t");
+    es_cli_parser p;
+    es_cli_parser_init(&p, argc, argv, opts);
+    for (int id; (id = es_cli_next(&p)) != ES_CLI_END;)
+        assert_int_equal(es_cli_conn_set(c, id, p.value), 1);
+    return es_cli_conn_resolve(c);
+}
+
+static void test_context_fields(void **state)
+{
+    (void)state;
+    es_cli_conn c;
+    /* nothing selected: nothing from a context */
+    assert_int_equal(resolved(&c, 0, NULL), ES_OK);
+    assert_null(c.server);
+    assert_null(c.js_domain);
+    assert_int_equal(c.timeout_ms, 5000);
+    /* every field the context has */
+    write_file("nats/context.txt", "  full\n");
+    assert_int_equal(resolved(&c, 0, NULL), ES_OK);
+    assert_string_equal(c.server, "nats://ctx:4222");
+    assert_string_equal(c.user, "cu");
+    assert_string_equal(c.password, "cp");
+    assert_string_equal(c.token, "ct");
+    assert_string_equal(c.creds, "/c.creds");
+    assert_string_equal(c.nkey, "/c.nk");
+    assert_string_equal(c.tlscert, "/c.pem");
+    assert_string_equal(c.tlskey, "/c.key");
+    assert_string_equal(c.tlsca, "/ca.pem");
+    assert_string_equal(c.js_domain, "hub");
+    assert_null(c.js_api_prefix);
+    es_store_options so;
+    es_cli_store_options(&c, &so);
+    assert_string_equal(so.js_domain, "hub");
+    assert_int_equal(so.timeout_ms, 5000);
+    /* the environment beats the context, options beat both */
+    setenv("NATS_URL", "nats://env:4222", 1);
+    setenv("NATS_TIMEOUT", "750ms", 1);
+    assert_int_equal(resolved(&c, 0, NULL), ES_OK);
+    assert_string_equal(c.server, "nats://env:4222");
+    assert_string_equal(c.user, "cu");
+    assert_int_equal(c.timeout_ms, 750);
+    char *argv[] = {"--server",        "nats://opt:4222", "--timeout", "2s",
+                    "--js-api-prefix", "$JS.x.API",       "--user",    "ou"};
+    assert_int_equal(resolved(&c, 8, argv), ES_OK);
+    assert_string_equal(c.server, "nats://opt:4222");
+    assert_int_equal(c.timeout_ms, 2000);
+    assert_string_equal(c.user, "ou");
+    assert_string_equal(c.password, "cp");
+    assert_null(c.js_domain); /* an option's prefix overrides the context's domain */
+    assert_string_equal(c.js_api_prefix, "$JS.x.API");
+    /* NATS_CONTEXT beats context.txt, --context beats NATS_CONTEXT */
+    unsetenv("NATS_URL");
+    setenv("NATS_CONTEXT", "other", 1);
+    assert_int_equal(resolved(&c, 0, NULL), ES_OK);
+    assert_string_equal(c.server, "nats://other:4222");
+    assert_null(c.user);
+    char *argv2[] = {"--context", "full"};
+    assert_int_equal(resolved(&c, 2, argv2), ES_OK);
+    assert_string_equal(c.server, "nats://ctx:4222");
+    /* errors */
+    setenv("NATS_TIMEOUT", "5 seconds", 1);
+    assert_int_equal(resolved(&c, 0, NULL), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "NATS_TIMEOUT"));
+    unsetenv("NATS_TIMEOUT");
+    setenv("NATS_CONTEXT", "missing", 1);
+    assert_int_equal(resolved(&c, 0, NULL), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "unknown nats context 'missing'"));
+    setenv("NATS_CONTEXT", "../full", 1);
+    assert_int_equal(resolved(&c, 0, NULL), ES_ERR_INVALID);
+    unsetenv("NATS_CONTEXT");
+    write_file("nats/context/proxy.json", "{\"url\":\"nats://p:4222\",\"socks_proxy\":\"h:1\"}");
+    char *argv3[] = {"--context", "proxy"};
+    assert_int_equal(resolved(&c, 2, argv3), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "socks_proxy"));
+    char *argv4[] = {"--js-domain", "a", "--js-api-prefix", "b"};
+    assert_int_equal(resolved(&c, 4, argv4), ES_ERR_INVALID);
+    /* store options of a connection not yet resolved: as if it were */
+    es_cli_conn raw;
+    es_cli_conn_init(&raw, "t");
+    raw.context = "full";
+    es_cli_store_options(&raw, &so);
+    assert_string_equal(so.js_domain, "hub");
+    /* resolving twice changes nothing */
+    assert_int_equal(resolved(&c, 2, argv2), ES_OK);
+    setenv("NATS_URL", "nats://late:4222", 1);
+    assert_int_equal(es_cli_conn_resolve(&c), ES_OK);
+    assert_string_equal(c.server, "nats://ctx:4222");
 }
 
 static void test_nkey(void **state)
@@ -204,10 +371,14 @@ int main(void)
 {
     es_cli_set_prog("test_cli");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_codes),     cmocka_unit_test(test_parser),
-        cmocka_unit_test(test_parser_errors),  cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_nkey),           cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_parser_errors),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_nkey),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_clock_and_hash),
+        cmocka_unit_test_setup_teardown(test_context_fields, contexts_setup, contexts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

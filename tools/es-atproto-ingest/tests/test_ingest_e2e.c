@@ -766,6 +766,21 @@ static void server_start(own_server *s)
     natsConnection_Destroy(connect_to(s->url)); /* up */
 }
 
+/* The test's own server, not started yet: a free port and a store directory
+ * named after `what`. Skips the test when ES_NATS_SERVER is not set. */
+static void own_server_prepare(own_server *s, const char *what)
+{
+    *s = (own_server){.bin = getenv("ES_NATS_SERVER")};
+    if (s->bin == NULL || *s->bin == '\0') {
+        printf("SKIP: ES_NATS_SERVER is not set (tools/test sets it)\n");
+        skip();
+    }
+    s->port = free_port();
+    snprintf(s->dir, sizeof s->dir, "%s/js-%s", tmp, what);
+    snprintf(s->log, sizeof s->log, "%s/nats-server-%s.log", tmp, what);
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+}
+
 static void restart_server(void *ctx, pid_t *ingester, const char *log)
 {
     (void)ingester;
@@ -781,20 +796,111 @@ static void restart_server(void *ctx, pid_t *ingester, const char *log)
 static void server_restarts_mid_stream(void **state)
 {
     (void)state;
-    own_server s = {.bin = getenv("ES_NATS_SERVER")};
-    if (s.bin == NULL || *s.bin == '\0') {
-        printf("SKIP: ES_NATS_SERVER is not set (tools/test sets it)\n");
-        skip();
-    }
-    s.port = free_port();
-    snprintf(s.dir, sizeof s.dir, "%s/js", tmp);
-    snprintf(s.log, sizeof s.log, "%s/nats-server.log", tmp);
-    snprintf(s.url, sizeof s.url, "nats://127.0.0.1:%d", s.port);
+    own_server s;
+    own_server_prepare(&s, "outage");
     server_start(&s);
     relay_run("outage", "8000", "23", s.url, (const char *[]){"--rate", "2500", NULL}, 2000,
               restart_server, &s);
     kill(s.pid, SIGTERM);
     wait_exit(s.pid, 20);
+}
+
+/* ---- start-up ----------------------------------------------------------------------- */
+
+static bool log_contains(const char *log, const char *text)
+{
+    FILE *f = fopen(log, "r");
+    char line[4096];
+    bool found = false;
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+/* Started before its server (a host booting, a container ordering): the
+ * ingester waits for NATS within --nats-wait, logging each attempt, then
+ * stores the whole capture. */
+static void nats_down_at_start_then_up(void **state)
+{
+    (void)state;
+    own_server s;
+    own_server_prepare(&s, "late");
+    char capture[300], log[300], name[64];
+    snprintf(capture, sizeof capture, "%s/late.bin.zst", tmp);
+    snprintf(log, sizeof log, "%s/late.log", tmp);
+    store_name(name, sizeof name, "late");
+    generate(capture, "500", "31", "7");
+    char *argv[] = {(char *)ingest_bin,
+                    "--server",
+                    s.url,
+                    "--store",
+                    name,
+                    "--from-file",
+                    capture,
+                    "--exit-at-end",
+                    "--nats-wait",
+                    "60s",
+                    "--reconnect-max",
+                    "500ms",
+                    NULL};
+    pid_t ing = spawn(argv, log, NULL);
+    sleep_ms(2000);                                   /* a few attempts fail meanwhile */
+    assert_int_equal(waitpid(ing, NULL, WNOHANG), 0); /* still waiting */
+    server_start(&s);
+    int code = wait_exit(ing, 60);
+    if (code != 0)
+        show_log(log);
+    assert_int_equal(code, 0);
+    assert_true(log_contains(log, "NATS unreachable, retrying"));
+    assert_true(log_contains(log, "connected to NATS"));
+
+    natsConnection *nc = connect_to(s.url);
+    ids want = {0};
+    expected_ids(capture, &want);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    ids_free(&want);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    kill(s.pid, SIGTERM);
+    wait_exit(s.pid, 20);
+}
+
+/* A file that is not a capture is refused before a store is created for it:
+ * nothing is left behind on the server. */
+static void junk_capture_creates_no_store(void **state)
+{
+    (void)state;
+    const char *url = getenv("NATS_URL");
+    char junk[300], log[300], name[64];
+    snprintf(log, sizeof log, "%s/junk.log", tmp);
+    /* a plausible length, then bytes that are no frame header */
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } contents[] = {{"\x05\x00\x00\x00hello", 9}, {"not a capture at all\n", 21}};
+    natsConnection *nc = connect_to(url);
+    for (size_t i = 0; i < sizeof contents / sizeof *contents; i++) {
+        snprintf(junk, sizeof junk, "%s/junk%zu.bin", tmp, i);
+        FILE *f = fopen(junk, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(contents[i].bytes, 1, contents[i].len, f), contents[i].len);
+        fclose(f);
+        store_name(name, sizeof name, i == 0 ? "junk0" : "junk1");
+        char *argv[] = {(char *)ingest_bin, "--server", (char *)url,     "--store", name,
+                        "--from-file",      junk,       "--exit-at-end", NULL};
+        int code = wait_exit(spawn(argv, log, NULL), 30);
+        if (code != 1)
+            show_log(log);
+        assert_int_equal(code, 1);
+        es_store *st = NULL;
+        assert_int_equal(es_store_open(nc, name, NULL, &st), ES_ERR_NOT_FOUND);
+    }
+    assert_true(log_contains(log, "is not a firehose capture"));
+    assert_false(log_contains(log, "store created"));
+    natsConnection_Destroy(nc);
 }
 
 /* After each test: whatever it started and did not see end is killed. */
@@ -849,6 +955,11 @@ int main(void)
         cmocka_unit_test_teardown(future_cursor_ends_the_process, kill_children),
         cmocka_unit_test_teardown(wss_verifies_the_relay_certificate, kill_children),
         cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
+        cmocka_unit_test_teardown(nats_down_at_start_then_up, kill_children),
+        cmocka_unit_test_teardown(junk_capture_creates_no_store, kill_children),
     };
+    /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
+    if (getenv("ES_E2E_ONLY") != NULL)
+        cmocka_set_test_filter(getenv("ES_E2E_ONLY"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -93,10 +93,27 @@ static void test_start_end(void **state)
     assert_int_equal(es_arena_create(0, &arena), ES_OK);
     es_buf b = ES_BUF_INIT;
     backup_line ln;
-    assert_int_equal(backup_write_start(&b, true), ES_OK);
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.tenancy = true;
+    cfg.max_age_ns = 86400LL * 1000000000LL;
+    cfg.compress_threshold = 1024;
+    cfg.encrypt = true;
+    assert_int_equal(backup_write_start(&b, &cfg), ES_OK);
     assert_int_equal(backup_parse_line((char *)b.data, b.len - 1, false, arena, &ln), ES_OK);
     assert_int_equal(ln.kind, BACKUP_START);
     assert_true(ln.tenancy);
+    assert_true(ln.has_config); /* the configuration comes back whole */
+    assert_true(ln.config.tenancy && ln.config.encrypt && !ln.config.memory_storage);
+    assert_int_equal(ln.config.max_age_ns, cfg.max_age_ns);
+    assert_int_equal(ln.config.compress_threshold, 1024);
+    assert_int_equal(ln.config.duplicate_window_ns, cfg.duplicate_window_ns);
+    assert_int_equal(ln.config.replicas, 1);
+    /* a version 1 file: no configuration, still read */
+    const char *v1 = "{\"es_export\":1,\"tenancy\":false}";
+    assert_int_equal(backup_parse_line(v1, strlen(v1), false, arena, &ln), ES_OK);
+    assert_int_equal(ln.kind, BACKUP_START);
+    assert_false(ln.has_config);
     es_buf_clear(&b);
     assert_int_equal(backup_write_end(&b, 42), ES_OK);
     assert_int_equal(backup_parse_line((char *)b.data, b.len - 1, false, arena, &ln), ES_OK);
@@ -116,6 +133,13 @@ static void test_hostile_lines(void **state)
         "{\"es_export\":2,\"tenancy\":false}",
         "{\"es_export\":1}",
         "{\"es_export\":1,\"tenancy\":false,\"x\":1}",
+        "{\"es_export\":3,\"tenancy\":false}",
+        "{\"es_export\":1,\"tenancy\":false,\"config\":{}}",
+        "{\"es_export\":2,\"tenancy\":false,\"config\":{\"storage\":\"file\",\"replicas\":1,"
+        "\"max_age_ns\":0,\"max_bytes\":0,\"max_events\":0,\"max_event_size\":0,"
+        "\"duplicate_window_ns\":1,\"tenancy\":true,\"compress_threshold\":0,\"encrypt\":false}}",
+        "{\"es_export\":2,\"tenancy\":false,\"config\":{\"storage\":\"disk\"}}",
+        "{\"es_export\":2,\"tenancy\":false,\"config\":{\"replicas\":-1}}",
         "{\"end\":true,\"events\":-1}",
         "{\"subject\":\"a.b.c\",\"headers\":{},\"data\":\"AAAA\"}",
         "{\"subject\":\"a.b.c\",\"headers\":{}}",

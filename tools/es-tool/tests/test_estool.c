@@ -30,165 +30,10 @@
 #include <sodium.h>
 
 #include "nkey.h"
+#include "tool_run.h"
 
-static const char *tool; /* the es-tool binary */
-static char prefix[32];  /* store names of this run: t<pid>x */
+static char prefix[32]; /* store names of this run: t<pid>x */
 static int store_counter;
-
-/* ---- running the tool ----------------------------------------------------------- */
-
-typedef struct run_result {
-    int code; /* exit code, or 128 + signal */
-    char *out;
-    size_t out_len;
-    char *err;
-    size_t err_len;
-} run_result;
-
-static void run_free(run_result *r)
-{
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof *r);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts the tool with argv (NULL-terminated, without the program) and the
- * environment plus `env` ("NAME=value" or NULL); fds for its stdin, stdout,
- * stderr come back. */
-static pid_t spawn(char *const *args, const char *env, int *in, int *out, int *err)
-{
-    int pin[2], pout[2], perr[2];
-    assert_int_equal(pipe(pin), 0);
-    assert_int_equal(pipe(pout), 0);
-    assert_int_equal(pipe(perr), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(pin[0], 0);
-        dup2(pout[1], 1);
-        dup2(perr[1], 2);
-        for (int fd = 3; fd < 256; fd++)
-            close(fd);
-        if (env)
-            putenv((char *)env);
-        char *argv[64];
-        int n = 0;
-        argv[n++] = (char *)tool;
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(tool, argv);
-        _exit(127);
-    }
-    close(pin[0]);
-    close(pout[1]);
-    close(perr[1]);
-    *in = pin[1];
-    *out = pout[0];
-    *err = perr[0];
-    return pid;
-}
-
-static void append_fd(int fd, char **buf, size_t *len, bool *open)
-{
-    char chunk[65536];
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n <= 0) {
-        *open = false;
-        return;
-    }
-    *buf = realloc(*buf, *len + (size_t)n + 1);
-    memcpy(*buf + *len, chunk, (size_t)n);
-    *len += (size_t)n;
-    (*buf)[*len] = '\0';
-}
-
-static int wait_exit(pid_t pid, int64_t timeout_ms)
-{
-    int64_t end = now_ms() + timeout_ms;
-    int status = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (now_ms() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1; /* timed out */
-        }
-        usleep(5000);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Runs the tool to its end with `input` on stdin; 30 s at most. */
-static void run_env(run_result *r, const char *env, const char *input, size_t input_len,
-                    char *const *args)
-{
-    memset(r, 0, sizeof *r);
-    r->out = calloc(1, 1);
-    r->err = calloc(1, 1);
-    int in, out, err;
-    pid_t pid = spawn(args, env, &in, &out, &err);
-    signal(SIGPIPE, SIG_IGN);
-    if (input_len > 0)
-        assert_int_equal(write(in, input, input_len), (ssize_t)input_len);
-    close(in);
-    bool out_open = true, err_open = true;
-    int64_t end = now_ms() + 30000;
-    while ((out_open || err_open) && now_ms() < end) {
-        struct pollfd p[2] = {{out_open ? out : -1, POLLIN, 0}, {err_open ? err : -1, POLLIN, 0}};
-        if (poll(p, 2, 100) <= 0)
-            continue;
-        if (p[0].revents)
-            append_fd(out, &r->out, &r->out_len, &out_open);
-        if (p[1].revents)
-            append_fd(err, &r->err, &r->err_len, &err_open);
-    }
-    close(out);
-    close(err);
-    r->code = wait_exit(pid, 5000);
-}
-
-#define RUN(r, ...)                                                                                \
-    do {                                                                                           \
-        char *args_[] = {__VA_ARGS__, NULL};                                                       \
-        run_env((r), NULL, NULL, 0, args_);                                                        \
-    } while (0)
-#define RUN_IN(r, input, ...)                                                                      \
-    do {                                                                                           \
-        char *args_[] = {__VA_ARGS__, NULL};                                                       \
-        run_env((r), NULL, (input), strlen(input), args_);                                         \
-    } while (0)
-
-static size_t count_lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
-/* The command failed with `code` and said so in exactly one line on stderr. */
-static void assert_fails(const run_result *r, int code, const char *needle)
-{
-    if (r->code != code || count_lines(r->err) != 1 || (needle && !strstr(r->err, needle)))
-        fail_msg("expected exit %d and one line with '%s'; got exit %d, stderr: %s", code,
-                 needle ? needle : "", r->code, r->err);
-}
-
-static void assert_ok(const run_result *r)
-{
-    if (r->code != 0)
-        fail_msg("expected success; exit %d, stderr: %s", r->code, r->err);
-}
 
 static char *new_store(char *out)
 {
@@ -215,33 +60,6 @@ static void delete_store(char *name)
     run_free(&r);
 }
 
-/* Each line of r->out as JSON (an array). */
-static json_t *json_lines(const run_result *r)
-{
-    json_t *arr = json_array();
-    const char *p = r->out;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        json_error_t e;
-        json_t *j = json_loadb(p, len, 0, &e);
-        if (j == NULL)
-            fail_msg("not JSON: %.*s (%s)", (int)len, p, e.text);
-        json_array_append_new(arr, j);
-        p += len + (nl ? 1 : 0);
-    }
-    return arr;
-}
-
-static json_int_t jint(json_t *o, const char *k)
-{
-    return json_integer_value(json_object_get(o, k));
-}
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 /* ---- tests ------------------------------------------------------------------------ */
 
 static void test_help_and_version(void **state)
@@ -252,8 +70,8 @@ static void test_help_and_version(void **state)
     assert_ok(&r);
     assert_non_null(strstr(r.out, "es-tool "));
     run_free(&r);
-    const char *commands[] = {"replay", "info",   "entities", "append", "stores",
-                              "create", "delete", "export",   "import", "shred"};
+    const char *commands[] = {"replay", "info",   "entities", "append", "stores", "create",
+                              "delete", "export", "import",   "shred",  "edit"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         RUN(&r, (char *)commands[i], "--help");
         assert_ok(&r);
@@ -307,18 +125,6 @@ static void test_usage_errors(void **state)
     RUN(&r, "stores", "--timeout", "0s");
     assert_fails(&r, 1, "--timeout");
     run_free(&r);
-}
-
-/* A URL whose port nobody listens on. */
-static void closed_url(char *out, size_t size)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &len);
-    snprintf(out, size, "nats://127.0.0.1:%d", ntohs(a.sin_port));
-    close(s);
 }
 
 static void test_server_down(void **state)
@@ -674,26 +480,6 @@ static void test_head_ends_promptly(void **state)
     delete_store(name);
 }
 
-/* Reads one line from fd within timeout_ms into buf. */
-static bool read_line(int fd, char *buf, size_t size, int64_t timeout_ms)
-{
-    size_t len = 0;
-    int64_t end = now_ms() + timeout_ms;
-    while (len + 1 < size && now_ms() < end) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        if (read(fd, buf + len, 1) != 1)
-            return false;
-        if (buf[len] == '\n') {
-            buf[len] = '\0';
-            return true;
-        }
-        len++;
-    }
-    return false;
-}
-
 static void test_follow(void **state)
 {
     (void)state;
@@ -886,6 +672,372 @@ static void test_encryption_and_shred(void **state)
     delete_store(name);
 }
 
+/* ---- ids, shredding, exit codes and wording (issue 11) ---------------------------- */
+
+/* Runs `command` with bash (the printed id forms are bash's quoting) and
+ * returns its exit code, its stdout in *out (caller frees). */
+static int run_bash(const char *command, char **out)
+{
+    char full[4096];
+    snprintf(full, sizeof full, "bash -c %s 2>/dev/null", command);
+    FILE *f = popen(full, "r");
+    assert_non_null(f);
+    size_t len = 0, cap = 65536;
+    *out = calloc(1, cap);
+    size_t n;
+    while ((n = fread(*out + len, 1, cap - len - 1, f)) > 0)
+        len += n;
+    int status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Pasting the printed id back into --id finds the entity's events. */
+static void assert_id_pastes_back(const char *store, const char *printed, size_t events)
+{
+    char command[2048], *out = NULL;
+    /* the whole command in single quotes for bash -c: ' becomes '\'' */
+    char inner[1024];
+    snprintf(inner, sizeof inner, "%s replay %s --type account --id %s --format jsonl", tool, store,
+             printed);
+    size_t k = 0;
+    command[k++] = '\'';
+    for (const char *c = inner; *c && k < sizeof command - 6; c++) {
+        if (*c == '\'') {
+            memcpy(command + k, "'\\''", 4);
+            k += 4;
+        } else {
+            command[k++] = *c;
+        }
+    }
+    command[k++] = '\'';
+    command[k] = '\0';
+    assert_int_equal(run_bash(command, &out), 0);
+    if (count_lines(out) != events)
+        fail_msg("--id %s: %zu events, expected %zu", printed, count_lines(out), events);
+    free(out);
+}
+
+static void test_ids_print_raw(void **state)
+{
+    (void)state;
+    char name[40];
+    create_store(name, NULL);
+    const char *batch =
+        "{\"type\":\"account\",\"id\":\"acc 43.x\",\"event\":\"Opened\",\"data\":1}\n"
+        "{\"type\":\"account\",\"id\":\"acc 43.x\",\"event\":\"Deposited\",\"data\":2}\n"
+        "{\"type\":\"account\",\"id\":\"x y\\u0001z\",\"event\":\"Opened\",\"data\":3}\n"
+        "{\"type\":\"account\",\"id\":\"it's\",\"event\":\"Opened\",\"data\":4}\n"
+        "{\"type\":\"account\",\"id\":\"plain-1\",\"event\":\"Opened\",\"data\":5}\n";
+    run_result r;
+    RUN_IN(&r, batch, "append", name, "--batch", "-");
+    assert_ok(&r);
+    run_free(&r);
+    RUN(&r, "append", name, "account",
+        "ab\xff"
+        "c",
+        "Opened", "--data", "6"); /* not UTF-8 */
+    assert_ok(&r);
+    run_free(&r);
+    /* the table and pretty replay print the raw id, quoted when it needs it */
+    RUN(&r, "entities", name);
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, " $'ab\\xFFc' "));
+    assert_non_null(strstr(r.out, " 'acc 43.x' "));
+    assert_non_null(strstr(r.out, " $'x y\\x01z' "));
+    assert_non_null(strstr(r.out, " 'it'\\''s' "));
+    assert_non_null(strstr(r.out, " plain-1 "));
+    assert_null(strstr(r.out, "%20"));
+    run_free(&r);
+    RUN(&r, "replay", name, "--format", "pretty", "--event", "Deposited");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "account 'acc 43.x'"));
+    run_free(&r);
+    /* and what is printed finds the entity again */
+    assert_id_pastes_back(name, "'acc 43.x'", 2);
+    assert_id_pastes_back(name, "$'x y\\x01z'", 1);
+    assert_id_pastes_back(name, "'it'\\''s'", 1);
+    assert_id_pastes_back(name, "plain-1", 1);
+    assert_id_pastes_back(name, "$'ab\\xFFc'", 1);
+    /* the escaped token: a read warns and names the raw id... */
+    RUN(&r, "replay", name, "--type", "account", "--id", "acc%2043%2Ex", "--format", "jsonl");
+    assert_ok(&r);
+    assert_int_equal(count_lines(r.out), 0);
+    if (!strstr(r.err, "looks escaped") || !strstr(r.err, "'acc 43.x'"))
+        fail_msg("no warning about the escaped id: %s", r.err);
+    run_free(&r);
+    RUN(&r, "replay", name, "--type", "account", "--id", "acc%2043%2Ex", "--raw-id");
+    assert_ok(&r);
+    assert_int_equal(r.err_len, 0);
+    run_free(&r);
+    /* ...an append refuses it, unless --raw-id */
+    RUN(&r, "append", name, "account", "acc%2043%2Ex", "Opened", "--data", "1");
+    assert_fails(&r, 1, "looks escaped");
+    run_free(&r);
+    RUN(&r, "append", name, "account", "50%25", "Opened", "--data", "1", "--raw-id");
+    assert_ok(&r);
+    run_free(&r);
+    const char *escaped = "{\"type\":\"account\",\"id\":\"b%2E1\",\"event\":\"Opened\"}\n";
+    RUN_IN(&r, escaped, "append", name, "--batch", "-");
+    assert_fails(&r, 1, "line 1: \"id\" looks escaped");
+    run_free(&r);
+    RUN_IN(&r, escaped, "append", name, "--batch", "-", "--raw-id");
+    assert_ok(&r);
+    run_free(&r);
+    RUN(&r, "entities", name, "--json");
+    assert_non_null(strstr(r.out, "\"id\":\"50%25\""));
+    assert_null(strstr(r.out, "acc%2043"));
+    run_free(&r);
+    delete_store(name);
+}
+
+static void write_key(char *keyfile, char *env, size_t env_size)
+{
+    int fd = mkstemp(keyfile);
+    uint8_t key[32];
+    randombytes_buf(key, sizeof key);
+    assert_int_equal(write(fd, key, sizeof key), 32);
+    close(fd);
+    snprintf(env, env_size, "ES_MASTER_KEY_FILE=%s", keyfile);
+}
+
+static void test_shred_needs_events(void **state)
+{
+    (void)state;
+    char name[40], keyfile[] = "/tmp/es-tool-key-XXXXXX", env[128];
+    write_key(keyfile, env, sizeof env);
+    create_store(name, "--encrypt");
+    run_result r;
+    /* a typo: refused, and the id stays usable */
+    run_env(&r, env, NULL, 0, (char *[]){"shred", name, "person", "p-typo", NULL});
+    assert_fails(&r, 2, "no events");
+    assert_non_null(strstr(r.err, "--force"));
+    run_free(&r);
+    run_env(&r, env, NULL, 0,
+            (char *[]){"append", name, "person", "p-typo", "Named", "--data", "{}", NULL});
+    assert_ok(&r);
+    run_free(&r);
+    /* --force shreds one without events; --json says what was done */
+    run_env(&r, env, NULL, 0,
+            (char *[]){"shred", name, "person", "p-none", "--force", "--json", NULL});
+    assert_ok(&r);
+    json_error_t e;
+    json_t *j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    assert_string_equal(jstr(j, "id"), "p-none");
+    assert_int_equal(jint(j, "events"), 0);
+    assert_true(json_is_true(json_object_get(j, "shredded")));
+    json_decref(j);
+    run_free(&r);
+    run_env(&r, env, NULL, 0, (char *[]){"shred", name, "person", "p-typo", "--json", NULL});
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "\"events\":1"));
+    run_free(&r);
+    /* a store that does not encrypt says so, whether the entity has events or not */
+    char plain[40];
+    create_store(plain, NULL);
+    run_env(&r, env, NULL, 0, (char *[]){"shred", plain, "person", "nobody", NULL});
+    assert_fails(&r, 1, "does not encrypt");
+    run_free(&r);
+    delete_store(plain);
+    /* appending to a shredded entity is a conflict with its state, said in the CLI's words */
+    run_env(&r, env, NULL, 0,
+            (char *[]){"append", name, "person", "p-typo", "Named", "--data", "{}", NULL});
+    assert_fails(&r, 3, "person p-typo was shredded");
+    run_free(&r);
+    unlink(keyfile);
+    delete_store(name);
+}
+
+static void test_exit_codes_and_wording(void **state)
+{
+    (void)state;
+    const char *urls[] = {"bogus://x", "not a url", "nats://127.0.0.1:99999"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        run_result r;
+        RUN(&r, "stores", "--server", (char *)urls[i]);
+        assert_fails(&r, 1, "invalid URL");
+        run_free(&r);
+    }
+    char name[40];
+    create_store(name, NULL);
+    run_result r;
+    RUN(&r, "stores", "--json");
+    assert_ok(&r);
+    json_t *lines = json_lines(&r);
+    size_t i;
+    json_t *l;
+    bool found = false;
+    json_array_foreach(lines, i, l) if (strcmp(jstr(l, "store"), name) == 0)
+    {
+        found = true;
+        assert_true(json_is_null(json_object_get(l, "last_time")));
+    }
+    assert_true(found);
+    json_decref(lines);
+    run_free(&r);
+    /* the CLI names its own commands, not the library's calls */
+    RUN(&r, "create", name, "--max-age", "1h");
+    assert_fails(&r, 3, "es-tool edit");
+    assert_null(strstr(r.err, "es_store"));
+    run_free(&r);
+    delete_store(name);
+}
+
+static void test_edit(void **state)
+{
+    (void)state;
+    char name[40];
+    create_store(name, NULL);
+    run_result r;
+    RUN(&r, "edit", name, "--max-age", "30d", "--max-bytes", "1G");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "max age            unlimited \u2192 30d"));
+    assert_non_null(strstr(r.out, "max bytes          unlimited \u2192 1.0 GiB"));
+    assert_null(strstr(r.out, "duplicate window"));
+    run_free(&r);
+    /* a max age below the duplicate window takes it down too; --json */
+    RUN(&r, "edit", name, "--max-age", "1m", "--compress-threshold", "1K", "--json");
+    assert_ok(&r);
+    json_error_t e;
+    json_t *j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    json_t *before = json_object_get(j, "before"), *after = json_object_get(j, "after");
+    assert_int_equal(jint(before, "max_age_ns"), 30LL * 86400 * 1000000000LL);
+    assert_int_equal(jint(after, "max_age_ns"), 60LL * 1000000000LL);
+    assert_int_equal(jint(after, "duplicate_window_ns"), 60LL * 1000000000LL);
+    assert_int_equal(jint(after, "compress_threshold"), 1024);
+    assert_int_equal(jint(after, "max_bytes"), 1LL << 30);
+    assert_int_equal(json_array_size(json_object_get(j, "changed")), 3);
+    json_decref(j);
+    run_free(&r);
+    RUN(&r, "info", name, "--json"); /* the server has it */
+    j = json_loads(r.out, 0, &e);
+    assert_int_equal(jint(json_object_get(j, "config"), "max_age_ns"), 60LL * 1000000000LL);
+    json_decref(j);
+    run_free(&r);
+    /* what cannot change is refused before anything is sent */
+    const char *fixed[] = {"--tenancy", "--memory", "--encrypt"};
+    for (size_t i = 0; i < 3; i++) {
+        RUN(&r, "edit", name, (char *)fixed[i]);
+        assert_fails(&r, 1, "cannot change");
+        run_free(&r);
+    }
+    RUN(&r, "edit", name);
+    assert_fails(&r, 1, "nothing to change");
+    run_free(&r);
+    RUN(&r, "edit", name, "--max-age", "1m");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "nothing changes"));
+    run_free(&r);
+    char missing[40];
+    new_store(missing);
+    RUN(&r, "edit", missing, "--max-age", "1h");
+    assert_fails(&r, 2, "does not exist");
+    run_free(&r);
+    delete_store(name);
+}
+
+static void test_json_create_delete(void **state)
+{
+    (void)state;
+    char name[40];
+    new_store(name);
+    run_result r;
+    RUN(&r, "create", name, "--max-age", "2h", "--json");
+    assert_ok(&r);
+    json_error_t e;
+    json_t *j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    assert_string_equal(jstr(j, "store"), name);
+    assert_true(json_is_true(json_object_get(j, "created")));
+    assert_int_equal(jint(json_object_get(j, "config"), "max_age_ns"), 7200LL * 1000000000LL);
+    json_decref(j);
+    run_free(&r);
+    RUN(&r, "create", name, "--max-age", "2h", "--json");
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "\"created\":false"));
+    run_free(&r);
+    RUN(&r, "delete", name, "--force", "--json");
+    assert_ok(&r);
+    j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    assert_true(json_is_true(json_object_get(j, "deleted")));
+    json_decref(j);
+    run_free(&r);
+}
+
+static void test_import_create(void **state)
+{
+    (void)state;
+    char a[40], b[40], c[40], d[40];
+    create_store(a, "--tenancy");
+    run_result r;
+    RUN(&r, "edit", a, "--max-age", "30d", "--compress-threshold", "1K");
+    assert_ok(&r);
+    run_free(&r);
+    RUN(&r, "append", a, "order", "o1", "Placed", "--data", "{\"n\":1}", "--tenant", "acme");
+    assert_ok(&r);
+    run_free(&r);
+    run_result e1, e2;
+    RUN(&e1, "export", a);
+    assert_ok(&e1);
+    /* a cut-off file creates nothing */
+    new_store(c);
+    run_env(&r, NULL, e1.out, e1.out_len - 5, (char *[]){"import", c, "--create", NULL});
+    assert_fails(&r, 1, "nothing imported");
+    run_free(&r);
+    RUN(&r, "info", c);
+    assert_fails(&r, 2, "does not exist");
+    run_free(&r);
+    /* without --create a missing store stays an error */
+    new_store(b);
+    run_env(&r, NULL, e1.out, e1.out_len, (char *[]){"import", b, NULL});
+    assert_fails(&r, 2, "does not exist");
+    run_free(&r);
+    /* with it: the source's configuration, its events, the same export */
+    run_env(&r, NULL, e1.out, e1.out_len, (char *[]){"import", b, "--create", NULL});
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "\"stored\":1"));
+    assert_non_null(strstr(r.out, "\"created\":true"));
+    run_free(&r);
+    run_result i1, i2;
+    RUN(&i1, "info", a, "--json");
+    RUN(&i2, "info", b, "--json");
+    json_error_t e;
+    json_t *j1 = json_loads(i1.out, 0, &e), *j2 = json_loads(i2.out, 0, &e);
+    assert_true(json_equal(json_object_get(j1, "config"), json_object_get(j2, "config")));
+    assert_true(json_is_true(json_object_get(json_object_get(j2, "config"), "tenancy")));
+    json_decref(j1);
+    json_decref(j2);
+    run_free(&i1);
+    run_free(&i2);
+    RUN(&e2, "export", b);
+    assert_ok(&e2);
+    assert_int_equal(e1.out_len, e2.out_len);
+    assert_memory_equal(e1.out, e2.out, e1.out_len);
+    /* again: the store is there, nothing is created or stored twice */
+    run_env(&r, NULL, e1.out, e1.out_len, (char *[]){"import", b, "--create", NULL});
+    assert_ok(&r);
+    assert_non_null(strstr(r.out, "\"created\":false"));
+    assert_non_null(strstr(r.out, "\"duplicates\":1"));
+    run_free(&r);
+    /* a version 1 file: its tenancy, the defaults otherwise */
+    new_store(d);
+    RUN_IN(&r, "{\"es_export\":1,\"tenancy\":true}\n{\"end\":true,\"events\":0}\n", "import", d,
+           "--create");
+    assert_ok(&r);
+    run_free(&r);
+    RUN(&r, "info", d, "--json");
+    assert_non_null(strstr(r.out, "\"tenancy\":true"));
+    assert_non_null(strstr(r.out, "\"max_age_ns\":0"));
+    run_free(&r);
+    run_free(&e1);
+    run_free(&e2);
+    delete_store(a);
+    delete_store(b);
+    delete_store(d);
+}
+
 static pid_t auth_server; /* stopped by the teardown, whatever the test's outcome */
 static char auth_dir[64];
 
@@ -1002,6 +1154,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_tenancy),
         cmocka_unit_test(test_encryption_and_shred),
+        cmocka_unit_test(test_ids_print_raw),
+        cmocka_unit_test(test_shred_needs_events),
+        cmocka_unit_test(test_exit_codes_and_wording),
+        cmocka_unit_test(test_edit),
+        cmocka_unit_test(test_json_create_delete),
+        cmocka_unit_test(test_import_create),
         cmocka_unit_test_teardown(test_auth_options, stop_auth_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

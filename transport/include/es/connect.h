@@ -20,11 +20,23 @@ extern "C" {
 /* Where es_connect goes when no server is given. */
 #define ES_CONNECT_DEFAULT_URL "nats://127.0.0.1:4222"
 
+/* What happened to a connection, for es_connect_options.on_change. */
+typedef enum es_connection_change {
+    ES_CONNECTION_LOST = 1, /* the server went away; reconnecting (max_reconnect) */
+    ES_CONNECTION_RESTORED, /* connected again, to `url` */
+} es_connection_change;
+
+/* Called on a thread of the NATS library; `url` is the server connected to
+ * (RESTORED) or NULL, valid during the call. Must not close the connection. */
+typedef void (*es_connection_change_cb)(es_connection_change change, const char *url,
+                                        void *closure);
+
 /* Every string is borrowed for the es_connect call only; NULL leaves the
  * option out. */
 typedef struct es_connect_options {
-    /* A URL or comma-separated URLs ("nats://a:4222,nats://b:4222");
-     * NULL: ES_CONNECT_DEFAULT_URL. At most 32 URLs. */
+    /* A URL or comma-separated URLs ("nats://a:4222,nats://b:4222"), each
+     * [nats://|tls://][user:password@]host[:port] (host a name, an IPv4
+     * address or [IPv6]); NULL: ES_CONNECT_DEFAULT_URL. At most 32 URLs. */
     const char *servers;
     const char *name; /* the connection name the server shows; NULL: "es" */
     const char *user; /* with password (NULL: empty) */
@@ -46,6 +58,11 @@ typedef struct es_connect_options {
     int max_reconnect;              /* attempts after a loss (default 60; -1: forever) */
     int64_t reconnect_wait_ms;      /* between attempts (default 500) */
     int64_t reconnect_buffer_bytes; /* published while reconnecting (default 8 MiB) */
+    /* Optional: told when the server goes away and when the connection is
+     * back (not when es_connection_close closes it); `closure` must outlive
+     * the connection. */
+    es_connection_change_cb on_change;
+    void *closure;
 } es_connect_options;
 
 /* Defaults: no server (the default URL), no authentication, no TLS, 5 s to
@@ -55,7 +72,8 @@ ES_API void es_connect_options_init(es_connect_options *opts);
 /* Connects (opts NULL: the defaults). ES_ERR_CONNECTION, with a one-line
  * reason in es_last_error() ("no server is answering", "authorization
  * failed"), when no server of the list could be reached or it refused the
- * credentials; ES_ERR_INVALID for unusable options (a malformed URL, an
+ * credentials; ES_ERR_INVALID for unusable options (a malformed URL:
+ * "invalid URL '...': why", checked before anything is dialled; an
  * unreadable credentials or TLS file, half of a pair). The caller owns *out
  * (es_connection_close). Thread-safe. */
 ES_API es_status es_connect(const es_connect_options *opts, natsConnection **out);
