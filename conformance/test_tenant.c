@@ -45,6 +45,23 @@ static void assert_reads(es_store *st, const es_filter *f, const char *want)
     free(got);
 }
 
+/* Watches `st` with `f` until caught up, into *seen, and stops: the
+ * status of the start. */
+static es_status watch_history(es_store *st, es_filter f, conf_seen *seen)
+{
+    es_watch_options wo;
+    es_watch_options_init(&wo);
+    wo.filter = f;
+    wo.on_event = conf_collect;
+    wo.closure = seen;
+    es_watch *w = NULL;
+    es_status s = es_watch_start(st, &wo, &w);
+    if (s != ES_OK)
+        assert_null(w);
+    es_watch_destroy(w);
+    return s;
+}
+
 /* Counts the subjects it is shown, failing on any not of tenant acme. */
 static es_status count_acme(const es_subject_count *sc, void *closure)
 {
@@ -94,13 +111,7 @@ static void a_tenant_handle_is_confined_to_its_tenant(void **state)
     assert_int_equal(es_evolve(acme, &globex, NULL, conf_collect, &seen, NULL), ES_ERR_INVALID);
     globex.entity_id = "g1";
     assert_int_equal(es_load(acme, &globex, NULL, conf_collect, &seen, NULL), ES_ERR_INVALID);
-    es_watch_options wo;
-    es_watch_options_init(&wo);
-    wo.filter = accounts("globex");
-    wo.on_event = conf_collect;
-    wo.closure = &seen;
-    es_watch *w = NULL;
-    assert_int_equal(es_watch_start(acme, &wo, &w), ES_ERR_INVALID);
+    assert_int_equal(watch_history(acme, accounts("globex"), &seen), ES_ERR_INVALID);
     const char *payload = "x";
     es_raw_event raw = {.subject = "globex.account.g1.opened", .payload = payload, .payload_len = 1};
     assert_int_equal(es_import_async(acme, &raw, NULL, NULL), ES_ERR_INVALID);
@@ -112,9 +123,7 @@ static void a_tenant_handle_is_confined_to_its_tenant(void **state)
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), msgs);
 
     /* A watch through the handle sees its tenant's events only. */
-    wo.filter = accounts(NULL);
-    assert_int_equal(es_watch_start(acme, &wo, &w), ES_OK);
-    es_watch_destroy(w);
+    assert_int_equal(watch_history(acme, accounts(NULL), &seen), ES_OK);
     assert_int_equal(seen.count, 2);
     conf_seen_free(&seen);
 
@@ -263,13 +272,9 @@ static void a_tenant_user_is_refused_other_tenants(void **state)
     assert_reads(st, &own, "acme-1,acme-2");
     /* A watch, and a read long enough for flow control ($JS.FC). */
     conf_seen watched = {0};
-    es_watch_options wo;
-    es_watch_options_init(&wo);
-    wo.on_event = conf_collect;
-    wo.closure = &watched;
-    es_watch *w = NULL;
-    assert_int_equal(es_watch_start(t, &wo, &w), ES_OK);
-    es_watch_destroy(w);
+    es_filter every;
+    es_filter_init(&every);
+    assert_int_equal(watch_history(t, every, &watched), ES_OK);
     assert_int_equal(watched.count, 2);
     conf_seen_free(&watched);
     big_read(t);
@@ -290,14 +295,7 @@ static void a_tenant_user_is_refused_other_tenants(void **state)
      * permission: a tenant's user is not given them (docs/api.md). */
     theirs.entity_id = "g1";
     assert_int_equal(es_load(st, &theirs, NULL, conf_collect, &seen, NULL), ES_ERR_PERMISSION);
-    es_watch_options wo2;
-    es_watch_options_init(&wo2);
-    wo2.filter = accounts("globex");
-    wo2.on_event = conf_collect;
-    wo2.closure = &seen;
-    es_watch *w2 = NULL;
-    assert_int_equal(es_watch_start(st, &wo2, &w2), ES_ERR_PERMISSION);
-    assert_null(w2);
+    assert_int_equal(watch_history(st, accounts("globex"), &seen), ES_ERR_PERMISSION);
     assert_int_equal(seen.count, 0);
     /* Through the tenant handle, the other tenant never reaches the server. */
     assert_int_equal(es_append(t, &e, NULL), ES_ERR_INVALID);
