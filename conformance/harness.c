@@ -163,7 +163,7 @@ es_status conf_collect(const es_event *ev, void *closure)
     s->seqs[s->count] = es_event_seq(ev);
     s->data[s->count] = dup_n(d, len);
     s->ids[s->count] = dup_n(id, idlen);
-    s->events[s->count] = strdup(es_event_type(ev));
+    s->events[s->count] = strdup(es_event_event_type(ev));
     s->count++;
     return ES_OK;
 }

@@ -217,7 +217,7 @@ static void oversized_payloads_are_refused(void **state)
     conf_unique_name(name);
     es_store_config cfg;
     es_store_config_init(&cfg);
-    cfg.max_msg_size = 2048;
+    cfg.max_event_size = 2048;
     es_store *small = NULL;
     assert_int_equal(es_store_create(c->nc, name, &cfg, NULL, &small), ES_OK);
     char *big = malloc(4096);

@@ -133,7 +133,7 @@ static es_status record_outcome(const es_event *ev, void *closure)
     const void *d;
     size_t len;
     o->status = es_event_data(ev, &d, &len);
-    snprintf(o->type, sizeof o->type, "%s", es_event_type(ev)); /* metadata stays readable */
+    snprintf(o->type, sizeof o->type, "%s", es_event_event_type(ev)); /* metadata stays readable */
     o->count++;
     return ES_OK;
 }

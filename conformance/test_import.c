@@ -256,7 +256,7 @@ static void nothing_that_would_change_the_stream_is_imported(void **state)
     es_store_config cfg;
     assert_int_equal(es_store_info_get(c->st, &info), ES_OK);
     cfg = info.config;
-    cfg.max_msg_size = 4096;
+    cfg.max_event_size = 4096;
     assert_int_equal(es_store_update(c->st, &cfg), ES_OK);
     assert_int_equal(es_store_max_payload(c->st), 4096);
     assert_int_equal(es_store_max_payload(NULL), 0);

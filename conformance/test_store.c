@@ -15,7 +15,7 @@ static void create_is_idempotent_and_conflicts_are_clear(void **state)
     es_store_destroy(again);
     es_store_config cfg;
     es_store_config_init(&cfg);
-    cfg.max_msgs = 10;
+    cfg.max_events = 10;
     assert_int_equal(es_store_create(c->nc, c->name, &cfg, NULL, &again), ES_ERR_EXISTS);
     assert_null(again);
     assert_non_null(strstr(es_last_error(), "different configuration"));

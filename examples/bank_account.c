@@ -43,7 +43,7 @@ static es_status reset(void *state)
 static es_status evolve(void *state, const es_event *ev)
 {
     account *a = &((decision_state *)state)->acc;
-    const char *type = es_event_type(ev);
+    const char *type = es_event_event_type(ev);
     if (strcmp(type, "opened") == 0)
         a->open = true;
     else if (strcmp(type, "deposited") == 0)
@@ -149,7 +149,7 @@ static void *teller_loop(void *arg)
 static es_status print_event(const es_event *ev, void *closure)
 {
     long *balance = closure;
-    const char *type = es_event_type(ev);
+    const char *type = es_event_event_type(ev);
     long amount = demo_number(ev);
     *balance += strcmp(type, "deposited") == 0   ? amount
                 : strcmp(type, "withdrawn") == 0 ? -amount

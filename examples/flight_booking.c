@@ -41,7 +41,7 @@ typedef struct booking {
 /* The flight's history folded into its state: called once per stored event. */
 static void apply(flight *f, const es_event *ev)
 {
-    if (strcmp(es_event_type(ev), "seat_booked") != 0)
+    if (strcmp(es_event_event_type(ev), "seat_booked") != 0)
         return;
     long seat = demo_number(ev);
     if (seat >= 1 && seat <= SEATS)

@@ -187,7 +187,7 @@ static es_status index_like(view *v, const es_event *ev, const char *dkey, const
     es_status s = es_event_data(ev, &data, &len);
     if (s == ES_OK)
         s = parse_like(data, len, arena, &l);
-    if (s == ES_OK && strcmp(es_event_type(ev), "update") == 0)
+    if (s == ES_OK && strcmp(es_event_event_type(ev), "update") == 0)
         s = unlike(v, dkey, did, did_len, rkey, arena); /* the subject may have changed */
     char skey[4 * COMPONENT_MAX];
     es_buf value = ES_BUF_INIT;
@@ -209,7 +209,7 @@ static es_status on_like(const es_event *ev, void *closure)
     size_t did_len = 0;
     const char *did = es_event_entity_id(ev, &did_len);
     const char *rkey = es_event_meta(ev, "rkey");
-    const char *type = es_event_type(ev);
+    const char *type = es_event_event_type(ev);
     char dkey[2 * COMPONENT_MAX + 8];
     if (rkey == NULL || did_len == 0 || type == NULL)
         return ES_ERR_DECODE; /* not the adapter's shape: dead-lettered */

@@ -48,7 +48,7 @@ static es_status on_event(const es_event *ev, void *closure)
         len = 0;
     const char *id = es_event_entity_id(ev, &id_len);
     printf("  #%-4llu %-8.*s %-9s %.*s\n", (unsigned long long)es_event_seq(ev), (int)id_len, id,
-           es_event_type(ev), (int)len, (const char *)data);
+           es_event_event_type(ev), (int)len, (const char *)data);
     fflush(stdout);
     pthread_mutex_lock(&w->lock);
     if (es_event_seq(ev) <= w->last_seq)

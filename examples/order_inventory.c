@@ -41,7 +41,7 @@ typedef struct stock_item {
 static es_status fold_stock(const es_event *ev, void *closure)
 {
     stock_item *item = closure;
-    const char *type = es_event_type(ev);
+    const char *type = es_event_event_type(ev);
     if (strcmp(type, "restocked") == 0)
         item->available += demo_number(ev);
     else if (strcmp(type, "reserved") == 0)

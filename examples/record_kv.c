@@ -66,7 +66,7 @@ static es_status on_record(const es_event *ev, void *closure)
     size_t did_len = 0;
     const char *did = es_event_entity_id(ev, &did_len);
     const char *rkey = es_event_meta(ev, "rkey");
-    const char *type = es_event_type(ev);
+    const char *type = es_event_event_type(ev);
     char collection[256], key[KEY_MAX];
     if (rkey == NULL || did_len == 0 ||
         !collection_of(es_event_entity_type(ev), collection, sizeof collection))

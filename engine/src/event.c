@@ -98,7 +98,7 @@ const char *es_event_entity_type(const es_event *ev)
 {
     return ev ? parts(ev)->type : NULL;
 }
-const char *es_event_type(const es_event *ev)
+const char *es_event_event_type(const es_event *ev)
 {
     return ev ? parts(ev)->event : NULL;
 }
@@ -146,7 +146,7 @@ static const char *header_or(const es_event *ev, const char *name, const char *f
     return v ? v : fallback;
 }
 
-const char *es_event_id(const es_event *ev)
+const char *es_event_event_id(const es_event *ev)
 {
     return header_or(ev, ES_HDR_MSG_ID, "");
 }

@@ -43,7 +43,7 @@ static es_status check_config(const es_store_config *cfg)
 {
     if (cfg->replicas < 1 || cfg->replicas > 5)
         return es_error(ES_ERR_INVALID, "replicas must be 1..5, not %d", cfg->replicas);
-    if (cfg->max_age_ns < 0 || cfg->max_bytes < 0 || cfg->max_msgs < 0 || cfg->max_msg_size < 0)
+    if (cfg->max_age_ns < 0 || cfg->max_bytes < 0 || cfg->max_events < 0 || cfg->max_event_size < 0)
         return es_error(ES_ERR_INVALID, "store limits must not be negative");
     if (cfg->duplicate_window_ns <= 0)
         return es_error(ES_ERR_INVALID, "the duplicate window must be positive");
@@ -89,8 +89,8 @@ static json_t *stream_config_json(const char *name, const es_store_config *cfg)
         stream, "subjects", subject, "retention", "limits", "storage",
         cfg->memory_storage ? "memory" : "file", "discard", "old", "num_replicas", cfg->replicas,
         "max_age", (json_int_t)cfg->max_age_ns, "max_bytes", limit_or_unlimited(cfg->max_bytes),
-        "max_msgs", limit_or_unlimited(cfg->max_msgs), "max_msg_size",
-        json_integer(cfg->max_msg_size > 0 ? cfg->max_msg_size : -1), "duplicate_window",
+        "max_msgs", limit_or_unlimited(cfg->max_events), "max_msg_size",
+        json_integer(cfg->max_event_size > 0 ? cfg->max_event_size : -1), "duplicate_window",
         (json_int_t)cfg->duplicate_window_ns, "allow_direct", 1, "allow_atomic", 1, "deny_delete",
         1, "metadata", meta);
 }
@@ -109,8 +109,8 @@ static void config_from_json(json_t *c, es_store_config *cfg)
         cfg->replicas = 1;
     cfg->max_age_ns = positive_or_zero(json_object_get(c, "max_age"));
     cfg->max_bytes = positive_or_zero(json_object_get(c, "max_bytes"));
-    cfg->max_msgs = positive_or_zero(json_object_get(c, "max_msgs"));
-    cfg->max_msg_size = (int32_t)positive_or_zero(json_object_get(c, "max_msg_size"));
+    cfg->max_events = positive_or_zero(json_object_get(c, "max_msgs"));
+    cfg->max_event_size = (int32_t)positive_or_zero(json_object_get(c, "max_msg_size"));
     cfg->duplicate_window_ns = positive_or_zero(json_object_get(c, "duplicate_window"));
     const char *storage = json_string_value(json_object_get(c, "storage"));
     cfg->memory_storage = storage && strcmp(storage, "memory") == 0;
@@ -522,8 +522,8 @@ size_t esi_store_max_payload(const es_store *st)
     const esi_conn *conn = esi_js_conn(st->js);
     int64_t server = conn->ops->max_payload(conn->ctx);
     size_t limit = server > 0 ? (size_t)server : SIZE_MAX;
-    if (st->config.max_msg_size > 0 && (size_t)st->config.max_msg_size < limit)
-        limit = (size_t)st->config.max_msg_size;
+    if (st->config.max_event_size > 0 && (size_t)st->config.max_event_size < limit)
+        limit = (size_t)st->config.max_event_size;
     return limit;
 }
 

@@ -125,7 +125,7 @@ static es_status collect(const es_event *ev, void *closure)
 {
     readback *r = closure;
     size_t unit, item, key;
-    if (sscanf(es_event_id(ev), "u%zu-%zu", &unit, &item) != 2 || unit >= UNITS)
+    if (sscanf(es_event_event_id(ev), "u%zu-%zu", &unit, &item) != 2 || unit >= UNITS)
         return ES_ERR_DECODE;
     if (sscanf(es_event_entity_id(ev, NULL), "k%zu", &key) != 1 || key != unit % KEYS)
         return ES_ERR_DECODE;

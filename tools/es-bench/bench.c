@@ -110,7 +110,7 @@ static es_status touch(const es_event *ev, void *closure)
     const void *d;
     size_t len;
     es_event_data(ev, &d, &len);
-    *(size_t *)closure += len + (size_t)es_event_type(ev)[0];
+    *(size_t *)closure += len + (size_t)es_event_event_type(ev)[0];
     return ES_OK;
 }
 

@@ -137,7 +137,7 @@ const tool_command tool_cmd_export = {
     "  -e, --event EVENT    event type\n"
     "      --tenant TENANT  tenant (stores with tenancy)\n"
     "      --after SEQ      only events after stream sequence SEQ\n"
-    "      --to SEQ         only events up to stream sequence SEQ\n"
+    "      --up-to SEQ      only events up to stream sequence SEQ\n"
     "  -q, --quiet          no progress line on stderr\n"
     "  -h, --help           this help\n"
     "\n"

@@ -31,7 +31,7 @@ typedef struct replay {
     uint64_t limit, up_to, count, first_pos;
     bool follow;
     es_progress progress;
-    atomic_bool done;         /* follow: the watch has ended (limit, --to, error) */
+    atomic_bool done;         /* follow: the watch has ended (limit, --up-to, error) */
     _Atomic es_status status; /* why it ended, ES_OK for a normal end */
 } replay;
 
@@ -61,7 +61,7 @@ static es_status on_event(const es_event *ev, void *closure)
 {
     replay *r = closure;
     uint64_t seq = es_event_seq(ev);
-    if (r->up_to != 0 && seq > r->up_to) /* only a watch goes past --to */
+    if (r->up_to != 0 && seq > r->up_to) /* only a watch goes past --up-to */
         done_early(r);
     es_status s = tool_render(r->renderer, ev);
     if (s == ES_OK && r->follow && !tool_flush())
@@ -237,7 +237,7 @@ const tool_command tool_cmd_replay = {
     "  -e, --event EVENT    event type\n"
     "      --tenant TENANT  tenant (stores with tenancy)\n"
     "      --after SEQ      only events after stream sequence SEQ\n"
-    "      --to SEQ         only events up to stream sequence SEQ (inclusive)\n"
+    "      --up-to SEQ      only events up to stream sequence SEQ (inclusive)\n"
     "  -f, --follow         keep going: print new events as they are appended\n"
     "  -n, --limit N        stop after N events\n"
     "      --format FORMAT  jsonl (default when stdout is not a terminal): one JSON\n"

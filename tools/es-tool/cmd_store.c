@@ -154,7 +154,7 @@ static bool store_option(es_store_config *cfg, int id, const char *value, bool e
     case OPT_MAX_EVENTS:
         if (!es_cli_parse_u64(value, "--max-events", &u) || u > INT64_MAX)
             return false;
-        cfg->max_msgs = (int64_t)u;
+        cfg->max_events = (int64_t)u;
         return true;
     case OPT_MAX_EVENT_SIZE:
         if (!es_cli_parse_size(value, "--max-event-size", &v))
@@ -163,7 +163,7 @@ static bool store_option(es_store_config *cfg, int id, const char *value, bool e
             es_cli_usage("--max-event-size is at most 2G");
             return false;
         }
-        cfg->max_msg_size = (int32_t)v;
+        cfg->max_event_size = (int32_t)v;
         return true;
     case OPT_DUPLICATE_WINDOW:
         if (!es_cli_parse_duration(value, "--duplicate-window", &cfg->duplicate_window_ns))

@@ -12,7 +12,7 @@ json_t *tool_config_json(const es_store_config *c)
     return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:b}", "storage",
                      c->memory_storage ? "memory" : "file", "replicas", c->replicas, "max_age_ns",
                      (json_int_t)c->max_age_ns, "max_bytes", (json_int_t)c->max_bytes, "max_events",
-                     (json_int_t)c->max_msgs, "max_event_size", (json_int_t)c->max_msg_size,
+                     (json_int_t)c->max_events, "max_event_size", (json_int_t)c->max_event_size,
                      "duplicate_window_ns", (json_int_t)c->duplicate_window_ns, "tenancy",
                      c->tenancy, "compress_threshold", (json_int_t)c->compress_threshold, "encrypt",
                      c->encrypt);
@@ -77,7 +77,7 @@ es_status tool_config_from_value(const es_value *o, es_store_config *out)
     if (s == ES_OK)
         s = int_field(o, "max_bytes", INT64_MAX, &c.max_bytes);
     if (s == ES_OK)
-        s = int_field(o, "max_events", INT64_MAX, &c.max_msgs);
+        s = int_field(o, "max_events", INT64_MAX, &c.max_events);
     if (s == ES_OK)
         s = int_field(o, "max_event_size", INT32_MAX, &size);
     if (s == ES_OK)
@@ -94,7 +94,7 @@ es_status tool_config_from_value(const es_value *o, es_store_config *out)
         return es_error(ES_ERR_DECODE, "config: \"replicas\" and \"duplicate_window_ns\" must be "
                                        "at least 1");
     c.replicas = (int)replicas;
-    c.max_msg_size = (int32_t)size;
+    c.max_event_size = (int32_t)size;
     c.compress_threshold = (size_t)threshold;
     *out = c;
     return ES_OK;
@@ -137,8 +137,8 @@ void tool_config_text(const es_store_config *c, tool_config_field f, char out[48
     case CONFIG_REPLICAS: snprintf(out, 48, "%d", c->replicas); return;
     case CONFIG_MAX_AGE: tool_duration_text(c->max_age_ns, t); break;
     case CONFIG_MAX_BYTES: limit_text(c->max_bytes, true, out); return;
-    case CONFIG_MAX_EVENTS: limit_text(c->max_msgs, false, out); return;
-    case CONFIG_MAX_EVENT_SIZE: limit_text(c->max_msg_size, true, out); return;
+    case CONFIG_MAX_EVENTS: limit_text(c->max_events, false, out); return;
+    case CONFIG_MAX_EVENT_SIZE: limit_text(c->max_event_size, true, out); return;
     case CONFIG_DUPLICATE_WINDOW: tool_duration_text(c->duplicate_window_ns, t); break;
     case CONFIG_COMPRESSION:
         if (c->compress_threshold == 0) {
@@ -159,8 +159,8 @@ bool tool_config_same(const es_store_config *a, const es_store_config *b, tool_c
     case CONFIG_REPLICAS: return a->replicas == b->replicas;
     case CONFIG_MAX_AGE: return a->max_age_ns == b->max_age_ns;
     case CONFIG_MAX_BYTES: return a->max_bytes == b->max_bytes;
-    case CONFIG_MAX_EVENTS: return a->max_msgs == b->max_msgs;
-    case CONFIG_MAX_EVENT_SIZE: return a->max_msg_size == b->max_msg_size;
+    case CONFIG_MAX_EVENTS: return a->max_events == b->max_events;
+    case CONFIG_MAX_EVENT_SIZE: return a->max_event_size == b->max_event_size;
     case CONFIG_DUPLICATE_WINDOW: return a->duplicate_window_ns == b->duplicate_window_ns;
     case CONFIG_COMPRESSION: return a->compress_threshold == b->compress_threshold;
     default: return true;

@@ -51,7 +51,8 @@ enum {
     }
 #define TOOL_OPT_FILTER                                                                            \
     {"type", 't', true, OPT_TYPE}, {"id", 'i', true, OPT_ID}, {"event", 'e', true, OPT_EVENT},     \
-        {"tenant", 0, true, OPT_TENANT}, {"after", 0, true, OPT_AFTER}, {"to", 0, true, OPT_TO},   \
+        {"tenant", 0, true, OPT_TENANT}, {"after", 0, true, OPT_AFTER}, {"up-to", 0, true, OPT_TO},\
+        {"to", 0, true, OPT_TO}, /* --up-to's older, shorter name */         \
     {                                                                                              \
         "raw-id", 0, false, OPT_RAW_ID                                                             \
     }

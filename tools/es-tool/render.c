@@ -180,8 +180,8 @@ static es_status build_line(tool_renderer *r, const es_event *ev, const char *en
         put(&f, "tenant", str_value(r, es_event_tenant(ev)));
     put(&f, "type", str_value(r, es_event_entity_type(ev)));
     put(&f, "id", text_value(r, id, id_len));
-    put(&f, "event", str_value(r, es_event_type(ev)));
-    put(&f, "event_id", str_value(r, es_event_id(ev)));
+    put(&f, "event", str_value(r, es_event_event_type(ev)));
+    put(&f, "event_id", str_value(r, es_event_event_id(ev)));
     put(&f, "time", str_value(r, es_event_time(ev)));
     put(&f, "codec", str_value(r, es_event_codec(ev)));
     put(&f, "meta", meta_value(r, ev));
@@ -258,10 +258,10 @@ static es_status render_pretty(tool_renderer *r, const es_event *ev)
     pcolour(r, b, C_RESET);
     es_buf_append_str(b, "  ");
     pcolour(r, b, C_BOLD C_GREEN);
-    pf(b, "%s", es_event_type(ev));
+    pf(b, "%s", es_event_event_type(ev));
     pcolour(r, b, C_RESET);
     pcolour(r, b, C_DIM);
-    pf(b, "  (%s, id %s)", es_event_codec(ev), es_event_id(ev));
+    pf(b, "  (%s, id %s)", es_event_codec(ev), es_event_event_id(ev));
     pcolour(r, b, C_RESET);
     es_buf_append_byte(b, '\n');
     size_t nmeta = es_event_meta_count(ev);

@@ -33,7 +33,7 @@ int tool_filter_set(tool_filter *f, int id, const char *value)
     case OPT_TENANT: f->filter.tenant = value; return 1;
     case OPT_AFTER:
         return es_cli_parse_u64(value, "--after", &f->bounds.after_seq) ? 1 : ES_CLI_ERROR;
-    case OPT_TO: return es_cli_parse_u64(value, "--to", &f->bounds.up_to_seq) ? 1 : ES_CLI_ERROR;
+    case OPT_TO: return es_cli_parse_u64(value, "--up-to", &f->bounds.up_to_seq) ? 1 : ES_CLI_ERROR;
     case OPT_RAW_ID: f->raw_id = true; return 1;
     default: return 0;
     }
@@ -60,7 +60,7 @@ bool tool_filter_valid(const tool_filter *f)
     }
     tool_id_check(id, "--id", f->raw_id, false); /* a read: a warning only */
     if (f->bounds.up_to_seq != 0 && f->bounds.up_to_seq <= f->bounds.after_seq) {
-        es_cli_usage("--to %" PRIu64 " must be above --after %" PRIu64, f->bounds.up_to_seq,
+        es_cli_usage("--up-to %" PRIu64 " must be above --after %" PRIu64, f->bounds.up_to_seq,
                      f->bounds.after_seq);
         return false;
     }

@@ -70,7 +70,9 @@ ES_API void es_event_spec_init(es_event_spec *spec);
 /* ---- reading ---------------------------------------------------------- */
 
 /* An event read back from the store. Handed to callbacks; it and every string
- * it returns are valid only during the callback. */
+ * it returns are valid only during the callback. Each accessor is named
+ * after the es_event_spec field it gives back (event_type ->
+ * es_event_event_type), so that writing and reading say the same thing. */
 typedef struct es_event es_event;
 
 ES_API uint64_t es_event_seq(const es_event *ev);
@@ -80,8 +82,8 @@ ES_API const char *es_event_entity_type(const es_event *ev);
 /* The entity id, unescaped; NUL-terminated, and *len (may be NULL) gets its
  * length, since an id may contain NUL bytes. */
 ES_API const char *es_event_entity_id(const es_event *ev, size_t *len);
-ES_API const char *es_event_type(const es_event *ev);  /* the event type */
-ES_API const char *es_event_id(const es_event *ev);    /* Nats-Msg-Id, or "" */
+ES_API const char *es_event_event_type(const es_event *ev); /* the event type */
+ES_API const char *es_event_event_id(const es_event *ev);   /* Nats-Msg-Id, or "" */
 ES_API const char *es_event_codec(const es_event *ev); /* Rita-Codec, or "binary" */
 ES_API const char *es_event_time(const es_event *ev);  /* Rita-Time text, or "" */
 ES_API int64_t es_event_time_ns(const es_event *ev);   /* Rita-Time as Unix ns, or 0 */

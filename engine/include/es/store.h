@@ -28,8 +28,8 @@ typedef struct es_store_config {
     int replicas;                /* JetStream replicas, 1..5 (default 1) */
     int64_t max_age_ns;          /* drop events older than this (default 0: keep forever) */
     int64_t max_bytes;           /* 0: unlimited */
-    int64_t max_msgs;            /* 0: unlimited */
-    int32_t max_msg_size;        /* largest event in bytes, headers included; 0: server's limit */
+    int64_t max_events;          /* 0: unlimited */
+    int32_t max_event_size;      /* largest event in bytes, headers included; 0: server's limit */
     int64_t duplicate_window_ns; /* idempotency window for event ids (default 2 minutes) */
     bool tenancy;        /* subjects carry a tenant: $ES.<store>.<tenant>.<type>.<id>.<event> */
     bool memory_storage; /* memory instead of file storage (tests, caches) */
@@ -120,7 +120,7 @@ typedef struct es_store_info {
 ES_API es_status es_store_info_get(es_store *store, es_store_info *info);
 
 /* The largest payload one event of the store may carry, in bytes: the
- * server's max payload or the store's max_msg_size, whichever is smaller
+ * server's max payload or the store's max_event_size, whichever is smaller
  * (headers come on top). Appends and imports refuse larger ones with
  * ES_ERR_TOO_LARGE before sending. 0 for a NULL store. */
 ES_API size_t es_store_max_payload(const es_store *store);

@@ -237,7 +237,7 @@ static uint64_t expected_ids(const char *capture, ids *out)
 
 static es_status collect_id(const es_event *ev, void *closure)
 {
-    ids_add(closure, es_event_id(ev));
+    ids_add(closure, es_event_event_id(ev));
     return ES_OK;
 }
 
@@ -399,7 +399,7 @@ static es_status keep_commit_event(const es_event *ev, void *closure)
     json_t *e = json_object();
     json_object_set_new(e, "did", json_stringn(did, did_len));
     json_object_set_new(e, "collection", json_string(collection));
-    json_object_set_new(e, "operation", json_string(es_event_type(ev)));
+    json_object_set_new(e, "operation", json_string(es_event_event_type(ev)));
     json_object_set_new(e, "rkey", json_string(es_event_meta(ev, "rkey")));
     json_object_set_new(e, "rev", json_string(es_event_meta(ev, "rev")));
     const char *cid = es_event_meta(ev, "cid");

@@ -388,8 +388,9 @@ static void test_filters_info_entities(void **state)
     } cases[] = {
         {{"--type", "account"}, 4},         {{"--type", "account", "--id", "a.1"}, 3},
         {{"--event", "Opened"}, 2},         {{"--after", "2"}, 3},
-        {{"--after", "1", "--to", "3"}, 2}, {{"--limit", "2"}, 2},
-        {{"--type", "nobody"}, 0},
+        {{"--after", "1", "--up-to", "3"}, 2}, {{"--limit", "2"}, 2},
+        {{"--type", "nobody"}, 0},          {{"--up-to", "2", "--type", "account"}, 2},
+        {{"--to", "3"}, 3}, /* --up-to's older name */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char *args[16] = {"replay", name, "--format", "jsonl"};
