@@ -20,7 +20,9 @@ extern "C" {
  * for `tenant` alone (re-scoping replaces, it does not nest). The new
  * handle shares the store's connection, publisher and keys, is as
  * thread-safe as the store, and must be destroyed (es_store_destroy, which
- * frees the view only) before the store it was made from. ES_ERR_INVALID
+ * frees the view only) before the store it was made from. It keeps the
+ * store's configuration as it was when made: an es_store_update made
+ * afterwards (through the store handle) is not seen by it. ES_ERR_INVALID
  * for a store without tenancy or a bad name. The caller owns *out. */
 ES_API es_status es_store_tenant(es_store *store, const char *tenant, es_store **out);
 
