@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,21 @@ int conf_teardown(void **state)
     return 0;
 }
 
+void conf_fill_grid(es_store *st)
+{
+    const char *types[] = {"account", "customer"}, *ids[] = {"x", "y.z", "w w"};
+    const char *events[] = {"opened", "changed"};
+    for (int round = 0; round < 2; round++)
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < 3; i++)
+                for (int e = 0; e < 2; e++) {
+                    char data[64];
+                    snprintf(data, sizeof data, "%s/%s/%s/%d", types[t], ids[i], events[e], round);
+                    es_event_spec s = conf_spec(types[t], ids[i], events[e], data);
+                    assert_int_equal(es_append(st, &s, NULL), ES_OK);
+                }
+}
+
 es_event_spec conf_spec(const char *type, const char *id, const char *event, const char *data)
 {
     es_event_spec e;
@@ -152,6 +168,23 @@ es_status conf_collect(const es_event *ev, void *closure)
     return ES_OK;
 }
 
+es_status conf_collect_locked(const es_event *ev, void *closure)
+{
+    conf_locked_seen *ls = closure;
+    pthread_mutex_lock(&ls->mu);
+    es_status s = conf_collect(ev, &ls->seen);
+    pthread_mutex_unlock(&ls->mu);
+    return s;
+}
+
+size_t conf_locked_count(conf_locked_seen *ls)
+{
+    pthread_mutex_lock(&ls->mu);
+    size_t n = ls->seen.count;
+    pthread_mutex_unlock(&ls->mu);
+    return n;
+}
+
 void conf_seen_free(conf_seen *s)
 {
     for (size_t i = 0; i < s->count; i++) {
@@ -200,6 +233,8 @@ struct conf_server {
     char dir[256];
     char url[64];
     char domain[64]; /* JetStream domain, or "" */
+    bool configured; /* started with a config file (a domain, or the caller's) */
+    char ready_url[192]; /* what the readiness check connects to (with a user) */
 };
 
 static int free_port(void)
@@ -222,7 +257,11 @@ static void spawn(conf_server *s)
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
-        if (s->domain[0] != '\0') /* the domain is only in a config file */
+        /* The server logs to its file: it must not hold the suite's output
+         * open (a pipe reading the suite would wait for it). */
+        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
+            _exit(126);
+        if (s->configured) /* a domain, users: only in a config file */
             execl(conf_server_bin, conf_server_bin, "-c", conf, "-a", "127.0.0.1", "-p", port,
                   "-l", log, (char *)NULL);
         else
@@ -233,7 +272,7 @@ static void spawn(conf_server *s)
     /* Ready when a client gets JetStream answers. */
     for (int i = 0; i < 200; i++) {
         natsConnection *nc = NULL;
-        if (natsConnection_ConnectTo(&nc, s->url) == NATS_OK) {
+        if (natsConnection_ConnectTo(&nc, s->ready_url[0] ? s->ready_url : s->url) == NATS_OK) {
             natsMsg *m = NULL;
             natsStatus st = natsConnection_RequestString(&m, nc, "$JS.API.INFO", "", 500);
             natsMsg_Destroy(m);
@@ -246,29 +285,54 @@ static void spawn(conf_server *s)
     fail_msg("the suite's own nats-server did not start (see %s)", log);
 }
 
-static void write_domain_config(const conf_server *s)
+/* A server not started yet: a store dir and a free port of its own. */
+static conf_server *server_new(void)
+{
+    conf_server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    s->port = free_port();
+    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    return s;
+}
+
+/* Its config file: JetStream in its dir (in its domain, if any), then `rest`. */
+static void write_config(conf_server *s, const char *rest)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/server.conf", s->dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "jetstream { domain: %s, store_dir: \"%s\" }\n", s->domain, s->dir);
+    bool domain = s->domain[0] != '\0';
+    fprintf(f, "jetstream { %s%s%sstore_dir: \"%s\" }\n%s\n", domain ? "domain: " : "",
+            s->domain, domain ? ", " : "", s->dir, rest ? rest : "");
     assert_int_equal(fclose(f), 0);
+    s->configured = true;
 }
 
 conf_server *conf_server_start_in(const char *domain)
 {
     if (conf_server_bin == NULL)
         return NULL;
-    conf_server *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
+    conf_server *s = server_new();
     snprintf(s->domain, sizeof s->domain, "%s", domain ? domain : "");
     if (domain != NULL)
-        write_domain_config(s);
-    s->port = free_port();
-    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+        write_config(s, NULL);
+    spawn(s);
+    return s;
+}
+
+conf_server *conf_server_start_config(const char *config, const char *user,
+                                      const char *password)
+{
+    if (conf_server_bin == NULL)
+        return NULL;
+    conf_server *s = server_new();
+    write_config(s, config);
+    if (user != NULL)
+        snprintf(s->ready_url, sizeof s->ready_url, "nats://%s:%s@127.0.0.1:%d", user, password,
+                 s->port);
     spawn(s);
     return s;
 }

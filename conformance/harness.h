@@ -5,6 +5,7 @@
 #ifndef CONF_HARNESS_H
 #define CONF_HARNESS_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -38,6 +39,11 @@ es_event_spec conf_spec(const char *type, const char *id, const char *event, con
  * batches of up to 1000; asserts success. */
 void conf_append_many(es_store *st, const char *type, const char *id, const char *event, size_t n);
 
+/* 2 entity types (account, customer) x 3 ids (x, "y.z", "w w") x 2 event
+ * types (opened, changed), twice: 24 events, in that order, with payload
+ * "<type>/<id>/<event>/<round>". */
+void conf_fill_grid(es_store *st);
+
 /* Events collected by conf_collect (an es_event_cb). */
 typedef struct conf_seen {
     size_t count;
@@ -51,6 +57,15 @@ typedef struct conf_seen {
 es_status conf_collect(const es_event *ev, void *closure);
 void conf_seen_free(conf_seen *s);
 
+/* conf_seen behind a mutex, for callbacks on another thread (watches):
+ * conf_collect_locked takes a conf_locked_seen as its closure. */
+typedef struct conf_locked_seen {
+    pthread_mutex_t mu; /* pthread_mutex_init it */
+    conf_seen seen;
+} conf_locked_seen;
+es_status conf_collect_locked(const es_event *ev, void *closure);
+size_t conf_locked_count(conf_locked_seen *ls);
+
 /* The stored message at `seq`, read with nats.c's own JetStream API. */
 natsMsg *conf_raw_get(natsConnection *nc, const char *stream, uint64_t seq);
 uint64_t conf_stream_msgs(natsConnection *nc, const char *stream);
@@ -61,6 +76,11 @@ typedef struct conf_server conf_server;
 conf_server *conf_server_start(void);
 /* The same with a JetStream domain (NULL: none). */
 conf_server *conf_server_start_in(const char *domain);
+/* The same with `config` (nats-server's syntax, written to a file with a
+ * JetStream store dir added: accounts, users, permissions), ready when
+ * `user` (may be NULL) with `password` gets JetStream answers. */
+conf_server *conf_server_start_config(const char *config, const char *user,
+                                      const char *password);
 const char *conf_server_url(const conf_server *s);
 void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
 void conf_server_restart(conf_server *s); /* start again on the same port and store */
@@ -74,9 +94,11 @@ int conf_run_append(void);
 int conf_run_batch(void);
 int conf_run_occ(void);
 int conf_run_read(void);
+int conf_run_filters(void);
 int conf_run_watch(void);
 int conf_run_concurrency(void);
 int conf_run_tenancy(void);
+int conf_run_tenant(void);
 int conf_run_envelope(void);
 int conf_run_checkpoint(void);
 int conf_run_snapshot(void);

@@ -84,9 +84,11 @@ int main(int argc, char **argv)
     failed += conf_run_batch();
     failed += conf_run_occ();
     failed += conf_run_read();
+    failed += conf_run_filters();
     failed += conf_run_watch();
     failed += conf_run_concurrency();
     failed += conf_run_tenancy();
+    failed += conf_run_tenant();
     failed += conf_run_envelope();
     failed += conf_run_checkpoint();
     failed += conf_run_snapshot();

@@ -5,22 +5,6 @@
 
 #include "harness.h"
 
-/* 2 types x 3 ids x 2 event types, twice: 24 events. */
-static void fill(es_store *st)
-{
-    const char *types[] = {"account", "customer"}, *ids[] = {"x", "y.z", "w w"};
-    const char *events[] = {"opened", "changed"};
-    for (int round = 0; round < 2; round++)
-        for (int t = 0; t < 2; t++)
-            for (int i = 0; i < 3; i++)
-                for (int e = 0; e < 2; e++) {
-                    char data[64];
-                    snprintf(data, sizeof data, "%s/%s/%s/%d", types[t], ids[i], events[e], round);
-                    es_event_spec s = conf_spec(types[t], ids[i], events[e], data);
-                    assert_int_equal(es_append(st, &s, NULL), ES_OK);
-                }
-}
-
 static size_t count(es_store *st, const char *type, const char *id, const char *event,
                     const es_read_options *o, conf_seen *keep)
 {
@@ -46,7 +30,7 @@ static size_t count(es_store *st, const char *type, const char *id, const char *
 static void every_filter_shape(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     assert_int_equal(count(c->st, NULL, NULL, NULL, NULL, NULL), 24);
     assert_int_equal(count(c->st, "account", NULL, NULL, NULL, NULL), 12);
     assert_int_equal(count(c->st, "account", "y.z", NULL, NULL, NULL), 4);
@@ -74,7 +58,7 @@ static void every_filter_shape(void **state)
 static void bounds(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     es_read_options o = {.after_seq = 5, .up_to_seq = 0};
     conf_seen seen;
     assert_int_equal(count(c->st, NULL, NULL, NULL, &o, &seen), 19);
@@ -111,7 +95,7 @@ static es_status stop_at_three(const es_event *ev, void *closure)
 static void a_callback_can_stop_the_read(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     uint64_t last = 0;
     assert_int_equal(es_evolve(c->st, NULL, NULL, stop_at_three, NULL, &last), ES_ERR_ABORTED);
     assert_int_equal(last, 2);
@@ -134,7 +118,7 @@ static es_status refuse_at(const es_event *ev, void *closure)
 static void last_seq_is_the_last_event_accepted(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st); /* account/x is at 1, 2, 13 and 14 */
+    conf_fill_grid(c->st); /* account/x is at 1, 2, 13 and 14 */
     uint64_t refuse = 10, last = 99;
     assert_int_equal(es_evolve(c->st, NULL, NULL, refuse_at, &refuse, &last), ES_ERR_ABORTED);
     assert_int_equal(last, 9);
@@ -197,9 +181,9 @@ static void compare_load_and_evolve(es_store *st, const char *type, const char *
 static void load_equals_evolve(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     conf_append_many(c->st, "account", "big", "tick", 700); /* several direct-get rounds */
-    fill(c->st);
+    conf_fill_grid(c->st);
     es_read_options o = {.after_seq = 30, .up_to_seq = 600};
     compare_load_and_evolve(c->st, "account", "x", NULL, NULL);
     compare_load_and_evolve(c->st, "account", "y.z", "opened", NULL);
@@ -243,7 +227,7 @@ static void replays_100k_events(void **state)
 static void foreign_messages_are_skipped(void **state)
 {
     conf_ctx *c = *state;
-    fill(c->st);
+    conf_fill_grid(c->st);
     const char *foreign[] = {"a.b.c.d", "a.b", "only"};
     for (size_t i = 0; i < 3; i++) {
         char subject[128];
@@ -252,7 +236,7 @@ static void foreign_messages_are_skipped(void **state)
         assert_int_equal(natsConnection_RequestString(&reply, c->nc, subject, "x", 5000), NATS_OK);
         natsMsg_Destroy(reply);
     }
-    fill(c->st);
+    conf_fill_grid(c->st);
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 51);
     assert_int_equal(count(c->st, NULL, NULL, NULL, NULL, NULL), 48);
     assert_int_equal(count(c->st, "a", NULL, NULL, NULL, NULL), 0);

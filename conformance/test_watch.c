@@ -8,8 +8,7 @@
 #include "harness.h"
 
 typedef struct watched {
-    pthread_mutex_t mu;
-    conf_seen seen;
+    conf_locked_seen ls;
     _Atomic int caught_up_calls;
     _Atomic int errors;
     _Atomic int final_errors;
@@ -17,11 +16,7 @@ typedef struct watched {
 
 static es_status on_event(const es_event *ev, void *closure)
 {
-    watched *w = closure;
-    pthread_mutex_lock(&w->mu);
-    es_status s = conf_collect(ev, &w->seen);
-    pthread_mutex_unlock(&w->mu);
-    return s;
+    return conf_collect_locked(ev, &((watched *)closure)->ls);
 }
 
 static void on_caught_up(void *closure)
@@ -43,10 +38,7 @@ static void on_error(es_status s, const char *text, bool final, void *closure)
 
 static size_t seen_count(watched *w)
 {
-    pthread_mutex_lock(&w->mu);
-    size_t n = w->seen.count;
-    pthread_mutex_unlock(&w->mu);
-    return n;
+    return conf_locked_count(&w->ls);
 }
 
 static bool wait_for(watched *w, size_t n, int64_t ms)
@@ -67,7 +59,7 @@ static void options(es_watch_options *o, watched *w)
     o->on_error = on_error;
     o->closure = w;
     o->heartbeat_ms = 500;
-    pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->ls.mu, NULL);
 }
 
 static void append_n(es_store *st, const char *id, int from, int n)
@@ -82,11 +74,11 @@ static void append_n(es_store *st, const char *id, int from, int n)
 
 static void assert_exact_sequence(watched *w, uint64_t first, size_t n)
 {
-    pthread_mutex_lock(&w->mu);
-    assert_int_equal(w->seen.count, n);
+    pthread_mutex_lock(&w->ls.mu);
+    assert_int_equal(w->ls.seen.count, n);
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(w->seen.seqs[i], first + i);
-    pthread_mutex_unlock(&w->mu);
+        assert_int_equal(w->ls.seen.seqs[i], first + i);
+    pthread_mutex_unlock(&w->ls.mu);
 }
 
 static void catches_up_then_goes_live(void **state)
@@ -110,11 +102,11 @@ static void catches_up_then_goes_live(void **state)
     assert_true(wait_for(&w, 8, 5000));
     conf_sleep_ms(200);
     assert_int_equal(seen_count(&w), 8);
-    assert_string_equal(w.seen.data[7], "7");
-    assert_int_equal(es_watch_last_seq(wt), w.seen.seqs[7]);
+    assert_string_equal(w.ls.seen.data[7], "7");
+    assert_int_equal(es_watch_last_seq(wt), w.ls.seen.seqs[7]);
     assert_int_equal(w.caught_up_calls, 1);
     es_watch_destroy(wt);
-    conf_seen_free(&w.seen);
+    conf_seen_free(&w.ls.seen);
 }
 
 static void an_empty_filter_is_caught_up_at_once(void **state)
@@ -129,7 +121,7 @@ static void an_empty_filter_is_caught_up_at_once(void **state)
     append_n(c->st, "a1", 0, 1);
     assert_true(wait_for(&w, 1, 5000));
     es_watch_destroy(wt);
-    conf_seen_free(&w.seen);
+    conf_seen_free(&w.ls.seen);
 }
 
 static void no_wait_returns_at_once(void **state)
@@ -149,7 +141,7 @@ static void no_wait_returns_at_once(void **state)
     assert_true(es_watch_caught_up(wt));
     es_watch_destroy(wt);
     assert_exact_sequence(&w, 1, 20000);
-    conf_seen_free(&w.seen);
+    conf_seen_free(&w.ls.seen);
 }
 
 static void stop_ends_delivery_and_resume_continues(void **state)
@@ -174,7 +166,7 @@ static void stop_ends_delivery_and_resume_continues(void **state)
     assert_int_equal(seen_count(&w), 7);
     es_watch_destroy(wt);
     assert_exact_sequence(&w, 1, 7);
-    conf_seen_free(&w.seen);
+    conf_seen_free(&w.ls.seen);
 }
 
 static es_status stop_on_second(const es_event *ev, void *closure)
@@ -199,7 +191,7 @@ static void a_callback_error_ends_the_watch(void **state)
     assert_int_equal(seen_count(&w), 2);
     assert_int_equal(w.final_errors, 1);
     es_watch_destroy(wt);
-    conf_seen_free(&w.seen);
+    conf_seen_free(&w.ls.seen);
 }
 
 /* Kill -9 the server under a live watch, restart it, keep appending: every
@@ -245,8 +237,8 @@ static void survives_a_server_restart(void **state)
     conf_sleep_ms(500);
     es_watch_destroy(wt);
     assert_exact_sequence(&w, 1, 20);
-    assert_string_equal(w.seen.data[19], "19");
-    conf_seen_free(&w.seen);
+    assert_string_equal(w.ls.seen.data[19], "19");
+    conf_seen_free(&w.ls.seen);
     es_store_destroy(st);
     natsConnection_Destroy(nc);
     conf_server_destroy(srv);

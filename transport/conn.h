@@ -59,6 +59,11 @@ typedef struct esi_conn_ops {
     es_status (*flush)(void *ctx, int64_t timeout_ms);
     /* The largest message the server accepts. */
     int64_t (*max_payload)(void *ctx);
+    /* Whether the server refused this connection a publish to `subject` (a
+     * permissions violation, which comes back as an asynchronous error, so a
+     * request to it just gets no answer); its text into `text`. May be NULL
+     * (a table without permissions). */
+    bool (*denied)(void *ctx, const char *subject, char *text, size_t size);
 } esi_conn_ops;
 
 typedef struct esi_conn {
@@ -79,5 +84,9 @@ void esi_nats_close(void);
 
 /* Maps a nats.c status to ours, setting the last error text. */
 es_status esi_nats_status(natsStatus s, const char *what);
+
+/* `s` (a publish or request to `subject` that got no answer), or
+ * ES_ERR_PERMISSION when the server refused the publish, with its text. */
+es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s);
 
 #endif

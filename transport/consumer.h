@@ -8,6 +8,7 @@
 #define ES_CONSUMER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
@@ -28,11 +29,20 @@ typedef struct esi_oc_msg {
     int64_t stored_ns;
 } esi_oc_msg;
 
-/* Creates the consumer, delivering from stream sequence start_seq (>= 1).
- * *pending gets the number of matching messages at creation. heartbeat_ms is
- * the server's idle heartbeat; three missed ones trigger a reset. */
-es_status esi_oc_create(const esi_js *js, const char *stream, const char *filter,
-                       uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out, uint64_t *pending);
+/* The most filter subjects one consumer takes here. JetStream itself sets
+ * no count (only its API request's size, the server's max payload, bounds
+ * the list); this bounds what a reset copies and resends. */
+#define ESI_OC_FILTERS_MAX 64
+
+/* Creates the consumer over `nfilters` filter subjects (0: the whole
+ * stream; several need nats-server >= 2.10, and the server refuses a list in
+ * which one filter is a subset of another), delivering from stream sequence
+ * start_seq (>= 1). The filters are copied. *pending gets the number of
+ * matching messages at creation. heartbeat_ms is the server's idle
+ * heartbeat; three missed ones trigger a reset. */
+es_status esi_oc_create(const esi_js *js, const char *stream, const char *const *filters,
+                       size_t nfilters, uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out,
+                       uint64_t *pending);
 
 /* The next message, waiting up to wait_ms: ES_ERR_TIMEOUT when none came in
  * that time (not an error: call again). Resets are handled inside; when one

@@ -35,6 +35,7 @@ const char *es_status_text(es_status s)
     case ES_ERR_IO: return "i/o error";
     case ES_ERR_TOO_DEEP: return "nested too deeply";
     case ES_ERR_AGAIN: return "no room now, try again";
+    case ES_ERR_PERMISSION: return "not permitted";
     }
     return "unknown status";
 }

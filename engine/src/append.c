@@ -69,14 +69,9 @@ es_status esi_event_spec_check(const es_store *st, const es_event_spec *e, size_
 static es_status check_spec_within(const es_store *st, const es_event_spec *e, size_t index,
                                    size_t limit)
 {
-    if (e->tenant != NULL && !st->config.tenancy)
-        return es_error(ES_ERR_INVALID,
-                        "event %zu: store '%s' has no tenancy but a tenant was given", index,
-                        st->name);
-    if (st->config.tenancy && !es_valid_name(e->tenant))
-        return es_error(ES_ERR_INVALID,
-                        "event %zu: store '%s' uses tenancy: a valid tenant is required", index,
-                        st->name);
+    es_status ts = esi_tenant_check(st, e->tenant, index);
+    if (ts != ES_OK)
+        return ts;
     if (!es_valid_name(e->entity_type))
         return es_error(ES_ERR_INVALID, "event %zu: invalid entity type '%.64s'", index,
                         e->entity_type ? e->entity_type : "(null)");

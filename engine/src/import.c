@@ -31,6 +31,17 @@ static es_status check_subject(const char *subject, bool tenancy)
     return ES_OK;
 }
 
+/* Through a tenant handle, an event of that tenant only (its subject was
+ * checked, so its first token is a tenant). */
+static es_status check_tenant(const es_store *st, const char *subject)
+{
+    size_t len = strcspn(subject, ".");
+    if (len == strlen(st->tenant) && memcmp(subject, st->tenant, len) == 0)
+        return ES_OK;
+    return es_error(ES_ERR_INVALID, "import: subject '%.80s' is not of tenant '%s', the handle's",
+                    subject, st->tenant);
+}
+
 /* A header name is a token: printable ASCII without ':'. */
 static bool valid_name(const char *k)
 {
@@ -123,6 +134,8 @@ es_status es_import_async(es_store *st, const es_raw_event *ev, es_import_cb cb,
     if (st == NULL || cb == NULL)
         return es_error(ES_ERR_INVALID, "es_import_async: store and callback are required");
     es_status s = es_import_check(ev, st->config.tenancy);
+    if (s == ES_OK && st->root != NULL)
+        s = check_tenant(st, ev->subject);
     if (s != ES_OK)
         return s;
     size_t limit = esi_store_max_payload(st);

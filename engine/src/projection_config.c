@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 #include "base/internal.h"
 #include "transport/js.h"
+#include "filters.h"
 #include "projection_impl.h"
 #include "store_impl.h"
 #include "wire.h"
@@ -262,34 +263,20 @@ es_status es_projection_info_get(es_store *st, const char *name, es_projection_i
     return s;
 }
 
-typedef struct filter_subjects {
-    char text[ES_PROJECTION_MAX_FILTERS][ES_SUBJECT_MAX];
-    const char *ptrs[ES_PROJECTION_MAX_FILTERS];
-} filter_subjects;
-
-static es_status subjects_of(es_store *st, const es_projection_config *cfg, filter_subjects *fs)
-{
-    for (size_t i = 0; i < cfg->filter_count; i++) {
-        es_status s = es_filter_subject(st, &cfg->filters[i], fs->text[i], ES_SUBJECT_MAX);
-        if (s != ES_OK)
-            return s;
-        fs->ptrs[i] = fs->text[i];
-    }
-    return ES_OK;
-}
-
 /* Creates or updates every partition's consumer. */
 static es_status put_consumers(es_store *st, const char *name, const es_projection_config *cfg,
                                bool update)
 {
-    filter_subjects *fs = esi_malloc(sizeof *fs); /* ~56 KiB: not for the stack */
-    es_status s = fs ? subjects_of(st, cfg, fs) : es_error(ES_ERR_NOMEM, "out of memory");
+    esi_filter_set *fs = NULL;
+    es_status s = esi_filter_set_make(st, cfg->filters, cfg->filter_count, &fs);
+    /* No filter is the whole store: sent as no filter subject at all. */
+    size_t nsubjects = s == ES_OK && cfg->filter_count ? fs->n : 0;
     int n = esi_projection_partition_count(cfg);
     for (int i = 0; s == ES_OK && i < n; i++) {
         char cname[ES_PROJECTION_CONSUMER_MAX];
         esi_projection_consumer_name(name, n, i, cname);
-        json_t *req = esi_projection_consumer_request(st->stream, name, cfg, fs->ptrs,
-                                                     cfg->filter_count, i, update);
+        json_t *req = esi_projection_consumer_request(st->stream, name, cfg, fs->subjects,
+                                                     nsubjects, i, update);
         json_t *reply = NULL;
         if (req != NULL)
             s = esi_store_api(st, req, &reply, "CONSUMER.CREATE.%s.%s", st->stream, cname);
@@ -306,7 +293,7 @@ static es_status put_consumers(es_store *st, const char *name, const es_projecti
             s = es_error_code(ES_ERR_NOT_FOUND, 10149, "store '%s' has no projection '%s'",
                               st->name, name);
     }
-    esi_free(fs);
+    esi_filter_set_free(fs);
     return s;
 }
 

@@ -7,6 +7,7 @@
 #include "transport/consumer.h"
 #include "transport/directget.h"
 #include "event_impl.h"
+#include "filters.h"
 #include "base/internal.h"
 #include "store_impl.h"
 #include "transport/msg.h"
@@ -16,91 +17,31 @@
 #define EVOLVE_HEARTBEAT_MS 2000
 #define EVOLVE_WAIT_MS      1000
 
-void es_filter_init(es_filter *f)
-{
-    memset(f, 0, sizeof *f);
-}
-
-static es_status check_filter_name(const char *what, const char *v)
-{
-    if (v != NULL && !es_valid_name(v))
-        return es_error(ES_ERR_INVALID, "filter: invalid %s '%.64s'", what, v);
-    return ES_OK;
-}
-
-static es_status check_filter(const es_store *st, const es_filter *f)
-{
-    if (f->tenant != NULL && !st->config.tenancy)
-        return es_error(ES_ERR_INVALID, "filter: store '%s' has no tenancy", st->name);
-    es_status s = check_filter_name("tenant", f->tenant);
-    if (s == ES_OK)
-        s = check_filter_name("entity type", f->entity_type);
-    if (s == ES_OK)
-        s = check_filter_name("event type", f->event_type);
-    return s;
-}
-
-es_status es_filter_subject(const es_store *st, const es_filter *f, char *out, size_t out_size)
-{
-    es_filter any;
-    if (f == NULL) {
-        es_filter_init(&any);
-        f = &any;
-    }
-    if (st == NULL || out == NULL)
-        return es_error(ES_ERR_INVALID, "es_filter_subject: store and out are required");
-    es_status s = check_filter(st, f);
-    char token[ES_ID_TOKEN_MAX] = "*";
-    if (s == ES_OK && f->entity_id != NULL) {
-        size_t len = f->entity_id_len ? f->entity_id_len : strlen(f->entity_id);
-        s = es_id_escape(f->entity_id, len, token, sizeof token, NULL);
-    }
-    if (s != ES_OK)
-        return s;
-    /* Trailing wildcards collapse into '>' (every event subject has the same
-     * number of tokens, so it matches the same events): JetStream serves a
-     * consumer whose filter covers the whole stream much faster. */
-    const char *parts[4] = {f->tenant, f->entity_type, f->entity_id ? token : NULL, f->event_type};
-    int first = st->config.tenancy ? 0 : 1, last = 3;
-    while (last >= first && parts[last] == NULL)
-        last--;
-    int n = snprintf(out, out_size, "$ES.%s", st->name);
-    for (int i = first; i <= last && n > 0 && (size_t)n < out_size; i++)
-        n += snprintf(out + n, out_size - (size_t)n, ".%s", parts[i] ? parts[i] : "*");
-    if (n > 0 && (size_t)n < out_size && last < 3)
-        n += snprintf(out + n, out_size - (size_t)n, ".>");
-    if (n < 0 || (size_t)n >= out_size)
-        return es_error(ES_ERR_LIMIT, "filter subject does not fit %zu bytes", out_size);
-    return ES_OK;
-}
-
-static es_status prepare(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
-                         char *subject, size_t size)
+static es_status check_call(es_store *st, const es_read_options *o, es_event_cb cb)
 {
     if (st == NULL || cb == NULL)
         return es_error(ES_ERR_INVALID, "read: store and callback are required");
-    if (o != NULL && o->up_to_seq != 0 && o->up_to_seq <= o->after_seq)
+    if (o->up_to_seq != 0 && o->up_to_seq <= o->after_seq)
         return es_error(ES_ERR_INVALID, "read: up_to_seq must be above after_seq");
-    return es_filter_subject(st, f, subject, size);
+    return ES_OK;
+}
+
+static const es_read_options *or_none(const es_read_options *o)
+{
+    static const es_read_options none = {0, 0};
+    return o ? o : &none;
 }
 
 /* ---- evolve ------------------------------------------------------------ */
 
-es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
-                    void *closure, uint64_t *last_seq)
+/* Reads the set's events through one ordered consumer. */
+static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_read_options *o,
+                            es_event_cb cb, void *closure, uint64_t *last_seq)
 {
-    char subject[ES_SUBJECT_MAX];
-    es_read_options none = {0, 0};
-    if (o == NULL)
-        o = &none;
-    if (last_seq)
-        *last_seq = 0;
-    es_status s = prepare(st, f, o, cb, subject, sizeof subject);
-    if (s != ES_OK)
-        return s;
     esi_oc *oc = NULL;
     uint64_t pending = 0;
-    s = esi_oc_create(st->js, st->stream, subject, o->after_seq + 1, EVOLVE_HEARTBEAT_MS, &oc, &pending);
+    es_status s = esi_oc_create(st->js, st->stream, fs->subjects, fs->n, o->after_seq + 1,
+                                EVOLVE_HEARTBEAT_MS, &oc, &pending);
     es_event ev;
     memset(&ev, 0, sizeof ev);
     /* Caught up when the consumer has nothing pending: known at creation for
@@ -132,8 +73,6 @@ es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, 
     }
     esi_oc_destroy(oc);
     esi_event_release(&ev);
-    if (s == ES_OK)
-        es_error_clear();
     return s;
 }
 
@@ -162,30 +101,82 @@ static es_status on_direct(natsMsg *msg, const char *subject, uint64_t seq, int6
     return s;
 }
 
-es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
-                  void *closure, uint64_t *last_seq)
+/* One subject's events by batched direct gets. */
+static es_status load_subject(es_store *st, const char *subject, const es_read_options *o,
+                              es_event_cb cb, void *closure, uint64_t *last_seq)
 {
-    char subject[ES_SUBJECT_MAX];
-    es_read_options none = {0, 0};
-    if (o == NULL)
-        o = &none;
-    if (last_seq)
-        *last_seq = 0;
-    if (f == NULL || f->entity_type == NULL || f->entity_id == NULL)
-        return es_error(ES_ERR_INVALID, "es_load: the filter must name an entity type and id");
-    es_status s = prepare(st, f, o, cb, subject, sizeof subject);
-    if (s != ES_OK)
-        return s;
     load_call c = {.st = st, .cb = cb, .closure = closure};
     esi_dg_request req = {.filter = subject,
                          .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq,
                          .batch = LOAD_BATCH};
-    s = esi_direct_get(st->js, st->stream, &req, on_direct, &c, NULL);
+    es_status s = esi_direct_get(st->js, st->stream, &req, on_direct, &c, NULL);
     esi_event_release(&c.ev);
     if (last_seq)
         *last_seq = c.last_seq;
+    return s;
+}
+
+static es_status check_entities(const es_filter *filters, size_t n)
+{
+    if (n == 0 || filters == NULL)
+        return es_error(ES_ERR_INVALID, "es_load: a filter naming an entity is required");
+    for (size_t i = 0; i < n; i++)
+        if (filters[i].entity_type == NULL || filters[i].entity_id == NULL)
+            return es_error(ES_ERR_INVALID,
+                            "es_load: filter %zu must name an entity type and id", i);
+    return ES_OK;
+}
+
+/* Both reads over filters: one consumer over their set, or batched direct
+ * gets when a load comes down to one subject (a direct get follows one
+ * subject; several in stream order, each event once, is what a
+ * multi-filter consumer does). */
+static es_status read_filters(es_store *st, const es_filter *filters, size_t n,
+                              const es_read_options *o, es_event_cb cb, void *closure,
+                              uint64_t *last_seq, bool load)
+{
+    o = or_none(o);
+    if (last_seq)
+        *last_seq = 0;
+    esi_filter_set *fs = NULL;
+    es_status s = load ? check_entities(filters, n) : ES_OK;
+    if (s == ES_OK)
+        s = check_call(st, o, cb);
+    if (s == ES_OK)
+        s = esi_filter_set_make(st, filters, n, &fs);
+    if (s == ES_OK && load && fs->n == 1)
+        s = load_subject(st, fs->subjects[0], o, cb, closure, last_seq);
+    else if (s == ES_OK)
+        s = evolve_set(st, fs, o, cb, closure, last_seq);
+    esi_filter_set_free(fs);
     if (s == ES_OK)
         es_error_clear();
     return s;
+}
+
+es_status es_evolve_filters(es_store *st, const es_filter *filters, size_t n,
+                            const es_read_options *o, es_event_cb cb, void *closure,
+                            uint64_t *last_seq)
+{
+    return read_filters(st, filters, n, o, cb, closure, last_seq, false);
+}
+
+es_status es_evolve(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
+                    void *closure, uint64_t *last_seq)
+{
+    return es_evolve_filters(st, f, f ? 1 : 0, o, cb, closure, last_seq);
+}
+
+es_status es_load_filters(es_store *st, const es_filter *filters, size_t n,
+                          const es_read_options *o, es_event_cb cb, void *closure,
+                          uint64_t *last_seq)
+{
+    return read_filters(st, filters, n, o, cb, closure, last_seq, true);
+}
+
+es_status es_load(es_store *st, const es_filter *f, const es_read_options *o, es_event_cb cb,
+                  void *closure, uint64_t *last_seq)
+{
+    return es_load_filters(st, f, f ? 1 : 0, o, cb, closure, last_seq);
 }

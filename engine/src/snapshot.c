@@ -135,7 +135,11 @@ static es_status key_of(es_snapshots *sn, const es_filter *entity, char key[KEY_
 {
     if (sn == NULL)
         return es_error(ES_ERR_INVALID, "snapshots handle is NULL");
-    return esi_snapshot_key(es_store_tenancy(sn->st), entity, key, KEY_MAX);
+    if (entity == NULL)
+        return esi_snapshot_key(es_store_tenancy(sn->st), entity, key, KEY_MAX);
+    es_filter f = *entity; /* through a tenant handle, of its tenant */
+    es_status s = esi_store_tenant_of(sn->st, entity->tenant, &f.tenant);
+    return s == ES_OK ? esi_snapshot_key(es_store_tenancy(sn->st), &f, key, KEY_MAX) : s;
 }
 
 /* The stored snapshot and its revision; ES_ERR_NOT_FOUND when none. */

@@ -393,7 +393,9 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
 {
     if (store == NULL || cfg == NULL)
         return es_error(ES_ERR_INVALID, "es_store_update: store and config are required");
-    es_status s = check_config(cfg);
+    es_status s = esi_store_whole(store, "es_store_update");
+    if (s == ES_OK)
+        s = check_config(cfg);
     if (s != ES_OK)
         return s;
     if (cfg->tenancy != store->config.tenancy ||
@@ -578,6 +580,10 @@ void es_store_destroy(es_store *store)
 {
     if (store == NULL)
         return;
+    if (store->root != NULL) { /* a tenant handle: the view alone */
+        esi_free(store);
+        return;
+    }
     esi_publisher_destroy(store->pub);
     es_envelope_destroy(store->env);
     esi_dict_source_kv_destroy(&store->dicts);

@@ -21,7 +21,25 @@ struct es_store {
     es_keyring *keyring;  /* encrypting store with a master key, else NULL */
     es_envelope *env;     /* NULL when events travel as they are */
     es_dict_source dicts; /* the envelope's dictionaries, from KV */
+    /* A tenant handle (es/tenant.h): the store handle it views, which owns
+     * everything above, and the tenant every call is confined to. NULL and
+     * empty on a store handle. */
+    const es_store *root;
+    char tenant[ES_NAME_MAX + 1];
 };
+
+/* The tenant an event or filter of `st` is about: `given`, or a tenant
+ * handle's own when `given` is NULL. ES_ERR_INVALID when a tenant handle is
+ * given another tenant. */
+es_status esi_store_tenant_of(const es_store *st, const char *given, const char **out);
+
+/* The tenant of event `index` of an append: none without tenancy, a valid
+ * one with it, the handle's own through a tenant handle (ES_ERR_INVALID
+ * saying which rule it breaks). */
+es_status esi_tenant_check(const es_store *st, const char *given, size_t index);
+
+/* ES_ERR_INVALID for a tenant handle: `call` acts on the whole store. */
+es_status esi_store_whole(const es_store *st, const char *call);
 
 /* Opens (creating when missing) one of the store's buckets, with the store's
  * replicas and storage. The store must outlive *out (esi_kv_close). */

@@ -8,6 +8,7 @@
 
 #include "transport/consumer.h"
 #include "event_impl.h"
+#include "filters.h"
 #include "base/alloc.h"
 #include "base/internal.h"
 #include "store_impl.h"
@@ -20,7 +21,6 @@
 struct es_watch {
     es_store *st;
     es_watch_options opts;
-    char subject[ES_SUBJECT_MAX];
     esi_oc *oc;
     uint64_t pending_at_start;
     pthread_t thread;
@@ -106,6 +106,22 @@ static void *run(void *arg)
     return NULL;
 }
 
+static bool filter_empty(const es_filter *f)
+{
+    return f->tenant == NULL && f->entity_type == NULL && f->entity_id == NULL &&
+           f->event_type == NULL;
+}
+
+/* The subjects of the options' one filter, or of their several. */
+static es_status watch_filters(es_store *st, const es_watch_options *opts, esi_filter_set **out)
+{
+    if (opts->filter_count == 0)
+        return esi_filter_set_make(st, &opts->filter, 1, out);
+    if (!filter_empty(&opts->filter))
+        return es_error(ES_ERR_INVALID, "es_watch_start: either filter or filters, not both");
+    return esi_filter_set_make(st, opts->filters, opts->filter_count, out);
+}
+
 es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **out)
 {
     if (out == NULL || st == NULL || opts == NULL || opts->on_event == NULL)
@@ -119,11 +135,15 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
     w->opts = *opts;
     if (w->opts.heartbeat_ms <= 0)
         w->opts.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
-    es_status s = es_filter_subject(st, &opts->filter, w->subject, sizeof w->subject);
+    esi_filter_set *fs = NULL;
+    es_status s = watch_filters(st, opts, &fs);
     if (s == ES_OK)
-        s = esi_oc_create(st->js, st->stream, w->subject, opts->after_seq + 1, w->opts.heartbeat_ms, &w->oc,
-                         &w->pending_at_start);
+        s = esi_oc_create(st->js, st->stream, fs->subjects, fs->n, opts->after_seq + 1,
+                          w->opts.heartbeat_ms, &w->oc, &w->pending_at_start);
+    esi_filter_set_free(fs); /* the consumer keeps copies */
     memset(&w->opts.filter, 0, sizeof w->opts.filter); /* borrowed pointers: not kept */
+    w->opts.filters = NULL;
+    w->opts.filter_count = 0;
     if (s != ES_OK) {
         esi_oc_destroy(w->oc);
         esi_free(w);

@@ -74,7 +74,11 @@ es_status esi_subject_for(const es_store *st, const es_event_spec *e, esi_subjec
     char *p = esi_wire_put_store_prefix(out->full, st->name);
     *p++ = '.';
     if (st->config.tenancy) {
-        p = esi_put(p, e->tenant);
+        const char *tenant;
+        s = esi_store_tenant_of(st, e->tenant, &tenant);
+        if (s != ES_OK)
+            return s;
+        p = esi_put(p, tenant);
         *p++ = '.';
     }
     size_t head = (size_t)(p - out->full);

@@ -2,7 +2,9 @@
  * connection and subscription functions (see conn.h). */
 #include "transport/conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/alloc.h"
 #include "base/internal.h"
@@ -50,19 +52,52 @@ static es_status nats_publish_data(void *ctx, const char *subject, const char *r
     return esi_nats_status(ns, subject);
 }
 
+/* nats.c keeps the server's last asynchronous error: a permissions
+ * violation names the subject ("Permissions Violation for Publish to
+ * \"<subject>\""). */
+static bool nats_denied(void *ctx, const char *subject, char *text, size_t size)
+{
+    const char *last = NULL;
+    if (natsConnection_GetLastError(ctx, &last) != NATS_NOT_PERMITTED || last == NULL)
+        return false;
+    char quoted[512];
+    snprintf(quoted, sizeof quoted, "Publish to \"%s\"", subject);
+    if (strstr(last, quoted) == NULL)
+        return false;
+    snprintf(text, size, "%s", last);
+    return true;
+}
+
+es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s)
+{
+    char text[600];
+    if (s != ES_ERR_TIMEOUT || c->ops->denied == NULL ||
+        !c->ops->denied(c->ctx, subject, text, sizeof text))
+        return s;
+    return es_error(ES_ERR_PERMISSION, "not permitted: %s", text);
+}
+
+static es_status request_status(void *ctx, natsStatus ns, const char *subject)
+{
+    es_status s = esi_nats_status(ns, subject);
+    esi_conn c;
+    esi_conn_nats(ctx, &c);
+    return esi_conn_denied_or(&c, subject, s);
+}
+
 static es_status nats_request(void *ctx, const char *subject, const void *data, size_t len,
                               int64_t timeout_ms, natsMsg **reply)
 {
     *reply = NULL;
-    return esi_nats_status(natsConnection_Request(reply, ctx, subject, data, (int)len, timeout_ms),
-                           subject);
+    return request_status(
+        ctx, natsConnection_Request(reply, ctx, subject, data, (int)len, timeout_ms), subject);
 }
 
 static es_status nats_request_msg(void *ctx, natsMsg *m, int64_t timeout_ms, natsMsg **reply)
 {
     *reply = NULL;
-    return esi_nats_status(natsConnection_RequestMsg(reply, ctx, m, timeout_ms),
-                           natsMsg_GetSubject(m));
+    return request_status(ctx, natsConnection_RequestMsg(reply, ctx, m, timeout_ms),
+                          natsMsg_GetSubject(m));
 }
 
 static void deliver(natsConnection *nc, natsSubscription *s, natsMsg *m, void *closure)
@@ -192,6 +227,7 @@ static const esi_conn_ops nats_ops = {
     .release = nats_release,
     .flush = nats_flush,
     .max_payload = nats_max_payload,
+    .denied = nats_denied,
 };
 
 void esi_conn_nats(natsConnection *nc, esi_conn *out)

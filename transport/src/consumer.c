@@ -21,11 +21,13 @@ struct esi_oc {
     const esi_js *js;
     const esi_conn *conn;
     char stream[ESI_STREAM_NAME_MAX + 1];
-    char *filter;
+    char **filters; /* none: the whole stream */
+    size_t nfilters;
     int64_t hb_ms;
     esi_sub *sub;
     char inbox[64];
     char name[128];           /* the server's name for the consumer */
+    char config_name[32];     /* the name asked for ("es_<id>"), or "": the server's choice */
     uint64_t next_sseq;       /* where a reset restarts: last delivered + 1 */
     uint64_t last_cseq;       /* consumer sequence of the last delivery */
     int64_t last_activity_ms; /* refreshed lazily, see check_heartbeats */
@@ -34,17 +36,40 @@ struct esi_oc {
     uint64_t resets;
 };
 
+/* One filter goes as filter_subject (any server), several as
+ * filter_subjects (nats-server >= 2.10). */
+static json_t *filters_json(const esi_oc *oc, json_t *config)
+{
+    if (config == NULL || oc->nfilters == 0)
+        return config;
+    if (oc->nfilters == 1) {
+        json_object_set_new(config, "filter_subject", json_string(oc->filters[0]));
+        return config;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < oc->nfilters; i++)
+        json_array_append_new(a, json_string(oc->filters[i]));
+    if (a == NULL || json_object_set_new(config, "filter_subjects", a) != 0) {
+        json_decref(config);
+        return NULL;
+    }
+    return config;
+}
+
 static json_t *consumer_config(const esi_oc *oc)
 {
     int64_t hb_ns = oc->hb_ms * 1000000;
     int64_t inactive_ns = hb_ns * 10 > 5000000000LL ? hb_ns * 10 : 5000000000LL;
-    return json_pack("{s:s, s:{s:s, s:s, s:I, s:s, s:i, s:s, s:s, s:b, s:I, s:b, s:i, s:I}}",
-                     "stream_name", oc->stream, "config", "deliver_subject", oc->inbox,
-                     "deliver_policy", "by_start_sequence", "opt_start_seq",
-                     (json_int_t)oc->next_sseq, "ack_policy", "none", "max_deliver", 1,
-                     "filter_subject", oc->filter, "replay_policy", "instant", "flow_control", 1,
-                     "idle_heartbeat", (json_int_t)hb_ns, "mem_storage", 1, "num_replicas", 1,
-                     "inactive_threshold", (json_int_t)inactive_ns);
+    json_t *config = json_pack(
+        "{s:s, s:s, s:I, s:s, s:i, s:s, s:b, s:I, s:b, s:i, s:I}", "deliver_subject", oc->inbox,
+        "deliver_policy", "by_start_sequence", "opt_start_seq", (json_int_t)oc->next_sseq,
+        "ack_policy", "none", "max_deliver", 1, "replay_policy", "instant", "flow_control", 1,
+        "idle_heartbeat", (json_int_t)hb_ns, "mem_storage", 1, "num_replicas", 1,
+        "inactive_threshold", (json_int_t)inactive_ns);
+    config = filters_json(oc, config);
+    if (config != NULL && oc->config_name[0] != '\0')
+        json_object_set_new(config, "name", json_string(oc->config_name));
+    return config ? json_pack("{s:s, s:o}", "stream_name", oc->stream, "config", config) : NULL;
 }
 
 /* Deletes the consumer first, so the server stops sending, then closes the
@@ -64,6 +89,22 @@ static void drop_consumer(esi_oc *oc)
     oc->sub = NULL;
 }
 
+/* One filter goes in the API subject as well (<prefix>.CONSUMER.CREATE.
+ * <stream>.<name>.<filter>, where the server checks it against the
+ * config's): a user's permissions can then confine the consumers it
+ * creates to its subjects. Several need the plain form, which no
+ * permission can confine by filter. */
+static es_status create_subject(esi_oc *oc, const char *id, char *out, size_t size)
+{
+    if (oc->nfilters != 1) {
+        oc->config_name[0] = '\0';
+        return esi_js_api_subject(oc->js, out, size, "CONSUMER.CREATE.%s", oc->stream);
+    }
+    snprintf(oc->config_name, sizeof oc->config_name, "es_%s", id);
+    return esi_js_api_subject(oc->js, out, size, "CONSUMER.CREATE.%s.%s.%s", oc->stream,
+                              oc->config_name, oc->filters[0]);
+}
+
 /* (Re)creates the consumer from oc->next_sseq on a fresh inbox, so nothing
  * from an earlier incarnation can be mistaken for a delivery. */
 static es_status start(esi_oc *oc, uint64_t *pending)
@@ -77,9 +118,11 @@ static es_status start(esi_oc *oc, uint64_t *pending)
     es_status s = oc->conn->ops->subscribe_sync(oc->conn->ctx, oc->inbox, 1 << 20, 1 << 30, &oc->sub);
     if (s != ES_OK)
         return s;
-    char subject[256];
-    s = esi_js_api_subject(oc->js, subject, sizeof subject, "CONSUMER.CREATE.%s", oc->stream);
+    char subject[4096]; /* a filter may be a few KiB (an entity id escapes to 3 KiB) */
+    s = create_subject(oc, id, subject, sizeof subject);
     json_t *req = consumer_config(oc), *reply = NULL;
+    if (s == ES_OK && req == NULL)
+        s = es_error(ES_ERR_NOMEM, "out of memory");
     if (s == ES_OK)
         s = esi_js_request(oc->js, subject, req, 0, &reply);
     json_decref(req);
@@ -100,15 +143,37 @@ static es_status start(esi_oc *oc, uint64_t *pending)
     return ES_OK;
 }
 
-es_status esi_oc_create(const esi_js *js, const char *stream, const char *filter,
-                       uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out, uint64_t *pending)
+/* Copies the filters: a reset recreates the consumer long after the
+ * caller's strings are gone. */
+static es_status copy_filters(esi_oc *oc, const char *const *filters, size_t n)
+{
+    if (n == 0)
+        return ES_OK;
+    oc->filters = esi_calloc(n, sizeof *oc->filters);
+    if (oc->filters == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    for (; oc->nfilters < n; oc->nfilters++)
+        if ((oc->filters[oc->nfilters] = esi_strdup(filters[oc->nfilters])) == NULL)
+            return es_error(ES_ERR_NOMEM, "out of memory");
+    return ES_OK;
+}
+
+es_status esi_oc_create(const esi_js *js, const char *stream, const char *const *filters,
+                       size_t nfilters, uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out,
+                       uint64_t *pending)
 {
     if (strlen(stream) > ESI_STREAM_NAME_MAX)
         return es_error(ES_ERR_INVALID, "stream name '%.40s...' is too long", stream);
+    if (nfilters > ESI_OC_FILTERS_MAX)
+        return es_error(ES_ERR_INVALID, "an ordered consumer takes at most %d filters, not %zu",
+                        ESI_OC_FILTERS_MAX, nfilters);
     esi_oc *oc = esi_calloc(1, sizeof *oc);
-    if (oc == NULL || (oc->filter = esi_strdup(filter)) == NULL) {
-        esi_free(oc);
+    if (oc == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
+    es_status cs = copy_filters(oc, filters, nfilters);
+    if (cs != ES_OK) {
+        esi_oc_destroy(oc);
+        return cs;
     }
     oc->js = js;
     oc->conn = esi_js_conn(js);
@@ -235,6 +300,8 @@ void esi_oc_destroy(esi_oc *oc)
     if (oc == NULL)
         return;
     drop_consumer(oc);
-    esi_free(oc->filter);
+    for (size_t i = 0; i < oc->nfilters; i++)
+        esi_free(oc->filters[i]);
+    esi_free(oc->filters);
     esi_free(oc);
 }

@@ -76,11 +76,15 @@ static void exchange_close(const esi_js *js, exchange *x, bool read_all)
         esi_js_sub_close(js, x->sub);
 }
 
-/* The next answer of a batch into *m (the caller's). */
-static es_status next_answer(const esi_js *js, esi_sub *sub, natsMsg **m)
+/* The next answer of a batch into *m (the caller's). None in time may be
+ * the server refusing this user the API subject `api`. */
+static es_status next_answer(const esi_js *js, const char *api, esi_sub *sub, natsMsg **m)
 {
     const esi_conn *conn = esi_js_conn(js);
     es_status s = conn->ops->next_msg(sub, esi_js_timeout_ms(js), m);
+    if (s != ES_ERR_TIMEOUT)
+        return s;
+    s = esi_conn_denied_or(conn, api, s);
     return s == ES_ERR_TIMEOUT ? es_error(s, "direct get: no answer in time") : s;
 }
 
@@ -100,13 +104,13 @@ static es_status batch_end(natsMsg *m, const char *status, uint64_t *pending)
 }
 
 /* Reads one batch's answers off `sub` until EOB (or 404: nothing matched). */
-static es_status read_batch(const esi_js *js, esi_sub *sub, uint64_t up_to, esi_dg_cb cb,
+static es_status read_batch(const esi_js *js, const exchange *x, uint64_t up_to, esi_dg_cb cb,
                             void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
     for (;;) {
         natsMsg *m = NULL;
-        es_status s = next_answer(js, sub, &m);
+        es_status s = next_answer(js, x->api, x->sub, &m);
         if (s != ES_OK)
             return s;
         const char *status = esi_msg_header(m, "Status");
@@ -156,7 +160,7 @@ es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_requ
         esi_free_foreign(body); /* jansson's */
         round r;
         if (s == ES_OK)
-            s = read_batch(js, x.sub, req->up_to_seq, cb, closure, &r);
+            s = read_batch(js, &x, req->up_to_seq, cb, closure, &r);
         if (s != ES_OK)
             break;
         total += r.delivered;
@@ -213,11 +217,11 @@ static long find_subject(const last_query *q, const char *subject)
 }
 
 /* Reads the answers of one multi_last request up to its end of batch. */
-static es_status read_last(const esi_js *js, esi_sub *sub, const last_query *q)
+static es_status read_last(const esi_js *js, const exchange *x, const last_query *q)
 {
     for (size_t answers = 0; answers <= q->n; answers++) {
         natsMsg *m = NULL;
-        es_status s = next_answer(js, sub, &m);
+        es_status s = next_answer(js, x->api, x->sub, &m);
         if (s != ES_OK)
             return s;
         const char *status = esi_msg_header(m, "Status");
@@ -266,7 +270,7 @@ static es_status last_seqs_once(const esi_js *js, const char *stream, const char
     if (s == ES_OK)
         s = exchange_send(js, &x, body);
     if (s == ES_OK)
-        s = read_last(js, x.sub, &q);
+        s = read_last(js, &x, &q);
     exchange_close(js, &x, s == ES_OK);
     esi_free_foreign(body); /* jansson's */
     esi_free(q.sorted);
@@ -309,7 +313,7 @@ es_status esi_direct_last_seq(const esi_js *js, const char *stream, const char *
     esi_free_foreign(body); /* jansson's */
     natsMsg *m = NULL;
     if (s == ES_OK)
-        s = next_answer(js, x.sub, &m);
+        s = next_answer(js, x.api, x.sub, &m);
     if (s == ES_OK) { /* one answer: the message, or a status (404: none matches) */
         const char *status = esi_msg_header(m, "Status");
         uint64_t pending = 0;

@@ -293,6 +293,22 @@ static void deadline_in(struct timespec *ts, long ms)
     }
 }
 
+/* Why a unit got no PubAck in time: the server refused its publish (a
+ * permissions violation: nothing was stored), or the outcome is unknown. */
+static es_status timed_out(const esi_publisher *p, const slot *sl, char text[TEXT_MAX])
+{
+    const char *subject = sl->n > 0 ? esi_msg_subject(sl->msgs[0]) : NULL;
+    if (subject != NULL && esi_conn_denied_or(p->conn, subject, ES_ERR_TIMEOUT) != ES_ERR_TIMEOUT) {
+        snprintf(text, TEXT_MAX, "%s", es_last_error());
+        return ES_ERR_PERMISSION;
+    }
+    snprintf(text, TEXT_MAX,
+             "no PubAck within %" PRId64 " ms: the outcome is unknown, retrying with the same "
+             "event ids is safe",
+             p->timeout_ms);
+    return ES_ERR_TIMEOUT;
+}
+
 static void *reap(void *arg)
 {
     esi_publisher *p = arg;
@@ -306,11 +322,8 @@ static void *reap(void *arg)
                 esi_pub_result r;
                 memset(&r, 0, sizeof r);
                 char text[TEXT_MAX];
-                snprintf(text, sizeof text,
-                         "no PubAck within %" PRId64 " ms: the outcome is unknown, retrying with "
-                         "the same event ids is safe",
-                         p->timeout_ms);
-                complete_locked(p, sl, ES_ERR_TIMEOUT, &r, text);
+                es_status s = timed_out(p, sl, text);
+                complete_locked(p, sl, s, &r, text);
             }
         }
         struct timespec ts;

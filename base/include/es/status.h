@@ -36,6 +36,7 @@ typedef enum es_status {
     ES_ERR_IO,          /* a file or system call failed */
     ES_ERR_TOO_DEEP,    /* input nested deeper than the configured bound */
     ES_ERR_AGAIN,       /* no room now (a full window): try again later */
+    ES_ERR_PERMISSION,  /* the server refused the user's publish: a permissions violation */
 } es_status;
 
 /* A short, constant, English description of a status ("conflict"). Never NULL. */

@@ -9,6 +9,7 @@
 #include <es/connect.h>
 #include <es/subject.h>
 #include <es/store.h>
+#include <es/tenant.h>
 #include <es/event.h>
 #include <es/append.h>
 #include <es/read.h>

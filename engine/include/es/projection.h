@@ -56,7 +56,7 @@ extern "C" {
 #endif
 
 #define ES_PROJECTION_NAME_MAX       48 /* [A-Za-z0-9_-]{1,48} */
-#define ES_PROJECTION_MAX_FILTERS    16
+#define ES_PROJECTION_MAX_FILTERS    ES_FILTERS_MAX
 #define ES_PROJECTION_MAX_PARTITIONS 64
 
 /* ---- definition (stored on the server) ---------------------------------- */

@@ -26,6 +26,11 @@ typedef struct es_filter {
 
 ES_API void es_filter_init(es_filter *f);
 
+/* The most filters one read, watch or projection takes. JetStream sets no
+ * count of its own on a consumer's filter subjects (only its API request's
+ * size, the server's max payload, bounds the list). */
+#define ES_FILTERS_MAX 16
+
 /* Bounds: events with after_seq < seq <= up_to_seq (0: no upper bound). */
 typedef struct es_read_options {
     uint64_t after_seq;
@@ -56,6 +61,23 @@ ES_API es_status es_evolve(es_store *store, const es_filter *filter, const es_re
  * included (the last event cb accepted). */
 ES_API es_status es_load(es_store *store, const es_filter *filter, const es_read_options *opts,
                   es_event_cb cb, void *closure, uint64_t *last_seq);
+
+/* es_evolve and es_load over several filters (filter_count 0..ES_FILTERS_MAX;
+ * 0: every event): the events matching any of them, in stream order, each
+ * once even when filters overlap (a filter within another is dropped before
+ * the server sees the list). Several filters make one multi-filter consumer
+ * (nats-server >= 2.10). es_load_filters needs an entity type and id in
+ * every filter; loading several entities takes one round trip per 256
+ * events when the filters come down to one subject, else it reads through
+ * a multi-filter consumer, as es_evolve does (a direct get takes one
+ * subject). ES_ERR_INVALID names the first filter at fault. `filters` is
+ * borrowed for the call. */
+ES_API es_status es_evolve_filters(es_store *store, const es_filter *filters, size_t filter_count,
+                                   const es_read_options *opts, es_event_cb cb, void *closure,
+                                   uint64_t *last_seq);
+ES_API es_status es_load_filters(es_store *store, const es_filter *filters, size_t filter_count,
+                                 const es_read_options *opts, es_event_cb cb, void *closure,
+                                 uint64_t *last_seq);
 
 /* The subject filter for `filter` in `store` ("$ES.bank.account.acc-1.*").
  * Exposed for tools that talk to JetStream directly. */

@@ -6,6 +6,7 @@
 #define ES_WATCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <es/export.h>
@@ -22,7 +23,7 @@ typedef struct es_watch es_watch;
 typedef void (*es_watch_error_cb)(es_status status, const char *text, bool final, void *closure);
 
 typedef struct es_watch_options {
-    es_filter filter;           /* copied by es_watch_start */
+    es_filter filter;           /* read by es_watch_start, not kept */
     uint64_t after_seq;         /* resume after this sequence (0: from the start) */
     bool no_wait;               /* return from es_watch_start at once, not after catch-up */
     int64_t heartbeat_ms;       /* server heartbeat; 3 missed ones mean a reset (default 2000) */
@@ -30,6 +31,12 @@ typedef struct es_watch_options {
     es_watch_error_cb on_error; /* optional */
     void (*on_caught_up)(void *closure); /* optional: called once, when history is delivered */
     void *closure;
+    /* Several filters instead of `filter` (which must then be left empty):
+     * the events matching any of them, in stream order, each once, as
+     * es_evolve_filters reads them. 0..ES_FILTERS_MAX; read by
+     * es_watch_start, not kept. */
+    const es_filter *filters;
+    size_t filter_count;
 } es_watch_options;
 
 ES_API void es_watch_options_init(es_watch_options *opts);
