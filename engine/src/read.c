@@ -155,6 +155,12 @@ static es_status read_filters(es_store *st, const es_filter *filters, size_t n,
     return s;
 }
 
+void es_read_options_init(es_read_options *opts)
+{
+    if (opts != NULL)
+        *opts = (es_read_options){0, 0};
+}
+
 es_status es_evolve_filters(es_store *st, const es_filter *filters, size_t n,
                             const es_read_options *o, es_event_cb cb, void *closure,
                             uint64_t *last_seq)

@@ -14,6 +14,25 @@
 #include "filters.h"
 #include "store_impl.h"
 
+static void option_structs_start_at_their_defaults(void **state)
+{
+    (void)state;
+    es_read_options o;
+    memset(&o, 0xab, sizeof o);
+    es_read_options_init(&o);
+    assert_int_equal(o.after_seq, 0);
+    assert_int_equal(o.up_to_seq, 0);
+    es_read_options_init(NULL); /* harmless */
+    es_filter f;
+    memset(&f, 0xab, sizeof f);
+    es_filter_init(&f);
+    assert_null(f.tenant);
+    assert_null(f.entity_type);
+    assert_null(f.entity_id);
+    assert_int_equal(f.entity_id_len, 0);
+    assert_null(f.event_type);
+}
+
 static void subject_coverage(void **state)
 {
     (void)state;
@@ -135,6 +154,7 @@ static void a_tenant_handle_fills_and_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(option_structs_start_at_their_defaults),
         cmocka_unit_test(subject_coverage),
         cmocka_unit_test(lists_come_down_to_sets),
         cmocka_unit_test(a_tenant_handle_fills_and_refuses),

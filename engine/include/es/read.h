@@ -32,10 +32,14 @@ ES_API void es_filter_init(es_filter *f);
 #define ES_FILTERS_MAX 16
 
 /* Bounds: events with after_seq < seq <= up_to_seq (0: no upper bound). */
+/* Bounds of a read (NULL options: the whole history). */
 typedef struct es_read_options {
-    uint64_t after_seq;
-    uint64_t up_to_seq;
+    uint64_t after_seq; /* only events stored after this sequence (0: from the start) */
+    uint64_t up_to_seq; /* ... and up to this one, inclusive (0: to the end) */
 } es_read_options;
+
+/* Defaults: no bounds. */
+ES_API void es_read_options_init(es_read_options *opts);
 
 /* Called for each event in order. Return ES_OK to go on; anything else stops
  * the read, which then returns that status. */
