@@ -214,7 +214,8 @@ struct fuzz_env {
 
 static es_keyring *make_keyring(one_record *rec)
 {
-    es_keyring_backend b = {rec, rec_get, rec_create, rec_replace, free};
+    es_keyring_backend b = {
+        .ctx = rec, .get = rec_get, .create = rec_create, .replace = rec_replace, .destroy = free};
     /* One entity: a cache of one key (the default 1,024 slots of secure
      * memory, made and wiped for every input, took a fifth of the time). */
     es_keyring_options o = {.master_key = master_key, .cache_size = 1};
