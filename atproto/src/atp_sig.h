@@ -37,6 +37,8 @@ es_status esi_atp_base58_decode(const char *s, size_t slen, uint8_t *out, size_t
  * it with esi_atp_key_destroy). ES_ERR_DECODE with the reason otherwise. */
 es_status esi_atp_key_from_multikey(const char *s, size_t len, esi_atp_key **out);
 es_status esi_atp_key_from_did_key(const char *s, size_t len, esi_atp_key **out);
+/* A public key from its curve and compressed point (ESI_ATP_POINT_LEN bytes). */
+es_status esi_atp_key_from_point(esi_atp_curve curve, const uint8_t *point, esi_atp_key **out);
 void esi_atp_key_destroy(esi_atp_key *k); /* accepts NULL */
 esi_atp_curve esi_atp_key_curve(const esi_atp_key *k);
 /* The key's compressed point (ESI_ATP_POINT_LEN bytes, owned by the key). */

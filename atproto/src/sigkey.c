@@ -90,37 +90,41 @@ static es_status openssl_key(esi_atp_key *k)
              EVP_PKEY_fromdata(ctx, &k->pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
     EVP_PKEY_CTX_free(ctx);
     if (!ok)
-        return es_error(ES_ERR_DECODE, "multikey: the point is not on the %s curve",
+        return es_error(ES_ERR_DECODE, "key: the point is not on the %s curve",
                         k->curve == ESI_ATP_K256 ? "K-256" : "P-256");
     return ES_OK;
 }
 
-static es_status key_from_bytes(const uint8_t *b, size_t n, esi_atp_key **out)
+es_status esi_atp_key_from_point(esi_atp_curve curve, const uint8_t *point, esi_atp_key **out)
 {
-    esi_atp_curve curve;
-    if (n == 2 + ESI_ATP_POINT_LEN && memcmp(b, prefix_k256, 2) == 0)
-        curve = ESI_ATP_K256;
-    else if (n == 2 + ESI_ATP_POINT_LEN && memcmp(b, prefix_p256, 2) == 0)
-        curve = ESI_ATP_P256;
-    else
-        return es_error(ES_ERR_DECODE,
-                        "multikey: not a compressed secp256k1-pub or p256-pub key (%zu bytes)", n);
+    if (point == NULL || out == NULL || (curve != ESI_ATP_K256 && curve != ESI_ATP_P256))
+        return es_error(ES_ERR_INVALID, "key: NULL argument or unknown curve");
     esi_atp_key *k = es_calloc(1, sizeof *k);
     if (k == NULL)
-        return es_error(ES_ERR_NOMEM, "multikey: out of memory");
+        return es_error(ES_ERR_NOMEM, "key: out of memory");
     k->curve = curve;
-    memcpy(k->point, b + 2, ESI_ATP_POINT_LEN);
+    memcpy(k->point, point, ESI_ATP_POINT_LEN);
     es_status s = openssl_key(k);
     if (s == ES_OK && curve == ESI_ATP_K256 &&
         secp256k1_ec_pubkey_parse(secp256k1_context_static, &k->secp, k->point,
                                   sizeof k->point) != 1)
-        s = es_error(ES_ERR_DECODE, "multikey: libsecp256k1 refuses the K-256 point");
+        s = es_error(ES_ERR_DECODE, "key: libsecp256k1 refuses the K-256 point");
     if (s != ES_OK) {
         esi_atp_key_destroy(k);
         return s;
     }
     *out = k;
     return ES_OK;
+}
+
+static es_status key_from_bytes(const uint8_t *b, size_t n, esi_atp_key **out)
+{
+    if (n == 2 + ESI_ATP_POINT_LEN && memcmp(b, prefix_k256, 2) == 0)
+        return esi_atp_key_from_point(ESI_ATP_K256, b + 2, out);
+    if (n == 2 + ESI_ATP_POINT_LEN && memcmp(b, prefix_p256, 2) == 0)
+        return esi_atp_key_from_point(ESI_ATP_P256, b + 2, out);
+    return es_error(ES_ERR_DECODE,
+                    "multikey: not a compressed secp256k1-pub or p256-pub key (%zu bytes)", n);
 }
 
 es_status esi_atp_key_from_multikey(const char *s, size_t len, esi_atp_key **out)
