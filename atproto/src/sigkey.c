@@ -9,6 +9,7 @@
 #include <es/alloc.h>
 #include <es/cid.h>
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -95,8 +96,18 @@ static es_status openssl_key(esi_atp_key *k)
     return ES_OK;
 }
 
+/* libsecp256k1 asks users of its static context to run its self test once
+ * first (it aborts when the library was miscompiled). */
+static pthread_once_t secp_selftest_once = PTHREAD_ONCE_INIT;
+
+static void secp_selftest(void)
+{
+    secp256k1_selftest();
+}
+
 es_status esi_atp_key_from_point(esi_atp_curve curve, const uint8_t *point, esi_atp_key **out)
 {
+    pthread_once(&secp_selftest_once, secp_selftest);
     if (point == NULL || out == NULL || (curve != ESI_ATP_K256 && curve != ESI_ATP_P256))
         return es_error(ES_ERR_INVALID, "key: NULL argument or unknown curve");
     esi_atp_key *k = es_calloc(1, sizeof *k);
