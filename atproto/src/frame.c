@@ -565,7 +565,7 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
     if (o->cid != NULL) {
         if ((m[n++] = (es_meta){"cid", cid_text(f, o->cid, o->cid_len)}).value == NULL)
             return arena_full(f);
-        e->codec = o->invalid ? NULL : "dag-cbor";
+        e->codec = o->invalid ? "binary" : "dag-cbor";
         e->data = o->block->data;
         e->data_len = o->block->len;
     }

@@ -156,13 +156,13 @@ typedef struct es_atp_stats {
  *                docs/atproto.md for repo events and for ids over 256 bytes)
  *   data, data_len  the record block exactly as in the CAR, or the frame body;
  *                NULL/0 for deletes
- *   codec        (NUL) "dag-cbor", or NULL (the core's "binary") without data
- *                and for an invalid record (below)
+ *   codec        (NUL) "dag-cbor"; "binary" for an invalid record (below);
+ *                NULL (the core's "binary") without data
  *   time_ns      the frame's `time`, nanoseconds since the Unix epoch
  *   meta         Rita-Meta-<key>: rkey, cid, rev, seq, commit, prev (ops);
  *                seq (+ rev, commit for #sync) for repo events; NUL-terminated;
  *                `invalid` on a record whose block hashes to its CID but is not
- *                a DAG-CBOR map: stored as it is, codec NULL, so that the
+ *                a DAG-CBOR map: stored as it is, codec "binary", so that the
  *                commit's other ops are kept (docs/atproto.md)
  *   tenant, expect  NULL and ES_EXPECT_ANY
  *
