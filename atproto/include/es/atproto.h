@@ -81,7 +81,8 @@ typedef enum es_atp_error {
     ES_ATP_ERR_CAR_ROOT,      /* the CAR's first root is not the commit */
     ES_ATP_ERR_HASH,          /* a block's SHA-256 differs from its CID's digest */
     ES_ATP_ERR_MISSING_BLOCK, /* the commit or an op names a block the CAR lacks */
-    ES_ATP_ERR_RECORD,        /* a record block is not valid DAG-CBOR */
+    ES_ATP_ERR_RECORD,        /* a record's CID is not a dag-cbor CIDv1 (a block that is not a
+                                 DAG-CBOR map is kept, marked invalid: es_atp_batch) */
     ES_ATP_ERR_COMMIT,        /* the commit block contradicts the frame (did, rev, version) */
     ES_ATP_ERR_OP,            /* an unknown action, a cid that does not fit it, two ops on a path */
     ES_ATP_ERR_COUNT
@@ -120,7 +121,8 @@ typedef struct es_atp_options {
      * the mapping uses (MST nodes then get verified too). Default off. */
     bool verify_all_blocks;
     /* Skip the strict DAG-CBOR check of record blocks (their hashes are still
-     * verified). Default off: a stored record always decodes. */
+     * verified). Default off: a stored dag-cbor record always decodes (one
+     * that does not is stored marked invalid, codec "binary"). */
     bool skip_record_decode;
 } es_atp_options;
 
