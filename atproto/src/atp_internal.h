@@ -19,4 +19,7 @@ es_status esi_atp_error_wrap(es_status s, const char *fmt, ...) ES_PRINTF(2, 3);
 es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
                            es_value **out);
 
+/* Handle syntax (atproto handle spec); case-insensitive, as handles are. */
+bool esi_atp_valid_handle(const char *s, size_t len);
+
 #endif
