@@ -10,7 +10,6 @@
 #include <zstd.h>
 
 #include "atp_internal.h"
-#include "base/alloc.h"
 #include "identity.h"
 
 /* A multibase public key is ~50 characters; a PDS URL is a host name. */
@@ -26,12 +25,12 @@ void esi_atp_did_doc_destroy(esi_atp_did_doc *d)
 {
     if (d == NULL)
         return;
-    esi_free(d->did);
-    esi_free(d->handle);
-    esi_free(d->signing_key);
-    esi_free(d->key_type);
-    esi_free(d->pds);
-    esi_free(d);
+    es_free(d->did);
+    es_free(d->handle);
+    es_free(d->signing_key);
+    es_free(d->key_type);
+    es_free(d->pds);
+    es_free(d);
 }
 
 /* A copy of `s` (NULL stays NULL); *ok turns false when memory runs out. */
@@ -39,7 +38,7 @@ static char *dup_or_null(const char *s, bool *ok)
 {
     if (s == NULL)
         return NULL;
-    char *c = esi_strdup(s);
+    char *c = esi_atp_strdup(s);
     if (c == NULL)
         *ok = false;
     return c;
@@ -47,7 +46,7 @@ static char *dup_or_null(const char *s, bool *ok)
 
 es_status esi_atp_did_doc_copy(const esi_atp_did_doc *d, esi_atp_did_doc **out)
 {
-    esi_atp_did_doc *c = esi_calloc(1, sizeof *c);
+    esi_atp_did_doc *c = es_calloc(1, sizeof *c);
     bool ok = c != NULL;
     if (ok) {
         c->did = dup_or_null(d->did, &ok);
@@ -198,7 +197,7 @@ static es_status reserve(char **buf, size_t *cap, size_t need, const char *path)
         return es_error(ES_ERR_LIMIT, "%s: over the %zu-byte bound of a DID documents file", path,
                         ESI_ATP_DID_DOCS_FILE_MAX);
     size_t grown = *cap * 2 > need ? *cap * 2 : need;
-    char *p = esi_realloc(*buf, grown);
+    char *p = es_realloc(*buf, grown);
     if (p == NULL)
         return es_error(ES_ERR_NOMEM, "%s: out of memory", path);
     *buf = p;
@@ -264,7 +263,7 @@ static es_status read_docs_file(const char *path, char **text, size_t *len)
     fclose(f);
     if (s == ES_OK && raw_len >= 4 && memcmp(raw, zstd_magic, 4) == 0) {
         s = unzstd(raw, raw_len, path, text, len);
-        esi_free(raw);
+        es_free(raw);
         return s;
     }
     *text = raw;
@@ -302,7 +301,7 @@ es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *c
     es_status s = read_docs_file(path, &text, &len);
     json_error_t err;
     json_t *root = s == ES_OK ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &err) : NULL;
-    esi_free(text);
+    es_free(text);
     if (s == ES_OK && !json_is_object(root))
         s = es_error(ES_ERR_DECODE, "%s: not a JSON object {did: document}%s%s", path,
                      root == NULL ? ": " : "", root == NULL ? err.text : "");

@@ -65,7 +65,7 @@ typedef struct esi_atp_resolver_options {
     /* Test only: fetch did:web documents over plain http (a loopback
      * stand-in) instead of https. */
     int web_insecure_http;
-    esi_atp_clock_fn clock; /* NULL: base's monotonic clock */
+    esi_atp_clock_fn clock; /* NULL: esi_atp_monotonic_ms */
     void *clock_ctx;
 } esi_atp_resolver_options;
 

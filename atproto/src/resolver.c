@@ -8,9 +8,6 @@
 #include <curl/curl.h>
 
 #include "atp_internal.h"
-#include "base/alloc.h"
-#include "base/clock.h"
-#include "base/hash.h"
 #include "identity.h"
 
 #define DEFAULT_PLC        "https://plc.directory"
@@ -48,7 +45,7 @@ static void curl_init(void)
 static int64_t monotonic_clock(void *ctx)
 {
     (void)ctx;
-    return esi_monotonic_ms();
+    return esi_atp_monotonic_ms();
 }
 
 void esi_atp_resolver_options_init(esi_atp_resolver_options *o)
@@ -73,7 +70,7 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     if (curl_init_result != CURLE_OK)
         return es_error(ES_ERR_UNSUPPORTED, "libcurl does not initialise: %s",
                         curl_easy_strerror(curl_init_result));
-    esi_atp_resolver *r = esi_calloc(1, sizeof *r);
+    esi_atp_resolver *r = es_calloc(1, sizeof *r);
     if (r == NULL)
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
     r->timeout_ms = o->timeout_ms;
@@ -83,8 +80,8 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     r->clock = o->clock != NULL ? o->clock : monotonic_clock;
     r->clock_ctx = o->clock_ctx;
     r->nbuckets = o->max_entries < 4096 ? 256 : 16384;
-    r->plc_url = esi_strdup(o->plc_url);
-    r->buckets = esi_calloc(r->nbuckets, sizeof *r->buckets);
+    r->plc_url = esi_atp_strdup(o->plc_url);
+    r->buckets = es_calloc(r->nbuckets, sizeof *r->buckets);
     if (r->plc_url == NULL || r->buckets == NULL) {
         esi_atp_resolver_destroy(r);
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
@@ -99,7 +96,7 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
 static void free_entry(entry *e)
 {
     esi_atp_did_doc_destroy(e->doc);
-    esi_free(e);
+    es_free(e);
 }
 
 void esi_atp_resolver_destroy(esi_atp_resolver *r)
@@ -112,16 +109,16 @@ void esi_atp_resolver_destroy(esi_atp_resolver *r)
             free_entry(e);
         }
     }
-    esi_free(r->buckets);
-    esi_free(r->plc_url);
-    esi_free(r);
+    es_free(r->buckets);
+    es_free(r->plc_url);
+    es_free(r);
 }
 
 /* ---- the cache ---------------------------------------------------------------- */
 
 static entry **slot(const esi_atp_resolver *r, const char *did)
 {
-    uint64_t h = esi_fnv1a64(did, strlen(did), ESI_FNV64_OFFSET);
+    uint64_t h = esi_atp_hash(did, strlen(did));
     entry **p = &r->buckets[h % r->nbuckets];
     while (*p != NULL && strcmp((*p)->doc->did, did) != 0)
         p = &(*p)->next;
@@ -158,7 +155,7 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t ex
     if (*p != NULL)
         unlink_entry(r, p);
     make_room(r, r->clock(r->clock_ctx));
-    entry *e = esi_calloc(1, sizeof *e);
+    entry *e = es_calloc(1, sizeof *e);
     if (e == NULL) {
         esi_atp_did_doc_destroy(doc);
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
@@ -297,7 +294,7 @@ static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
 /* Fetches, parses and checks `did`'s document. */
 static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
 {
-    body *b = esi_malloc(sizeof *b);
+    body *b = es_malloc(sizeof *b);
     if (b == NULL)
         return es_error(ES_ERR_NOMEM, "%s: out of memory", did);
     b->len = 0;
@@ -309,7 +306,7 @@ static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_di
         if (s != ES_OK)
             s = esi_atp_error_wrap(s, "%s", did);
     }
-    esi_free(b);
+    es_free(b);
     if (s == ES_OK && strcmp((*out)->did, did) != 0) {
         esi_atp_did_doc_destroy(*out);
         s = es_error(ES_ERR_DECODE, "%s: the document served is for another DID", did);
