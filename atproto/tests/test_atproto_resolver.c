@@ -288,6 +288,27 @@ static void did_web(void **state)
     expect_failure(f, did, ES_ERR_DECODE, "another DID");
 }
 
+/* Nothing listens: ES_ERR_CONNECTION, with curl's reason. */
+static void nobody_listening(void **state)
+{
+    (void)state;
+    standin closed; /* a port that was just free */
+    assert_int_equal(standin_start(&closed), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", closed.port);
+    standin_stop(&closed);
+    esi_atp_resolver_options o;
+    esi_atp_resolver_options_init(&o);
+    o.plc_url = url;
+    o.timeout_ms = 2000;
+    esi_atp_resolver *r = NULL;
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_OK);
+    esi_atp_did_doc *d = NULL;
+    assert_int_equal(esi_atp_resolve(r, "did:plc:nobody", &d), ES_ERR_CONNECTION);
+    assert_non_null(strstr(es_last_error(), "fetching"));
+    esi_atp_resolver_destroy(r);
+}
+
 /* A full cache makes room (expired entries first) rather than growing. */
 static void bounded_cache(void **state)
 {
@@ -324,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ttl_and_invalidation, setup, teardown),
         cmocka_unit_test_setup_teardown(seeded_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(did_web, setup, teardown),
+        cmocka_unit_test(nobody_listening),
         cmocka_unit_test(bounded_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
