@@ -47,7 +47,7 @@
 #define GEN_FRAMES       120
 #define GEN_REPOS        4
 
-static const char *const targets[] = {"frame", "car", "dag_cbor", "cbor",    "msgpack",
+static const char *const targets[] = {"frame", "car", "dag_cbor", "cbor",     "msgpack",
                                       "json",  "cid", "syntax",   "envelope", "did_doc"};
 
 typedef struct seeder {

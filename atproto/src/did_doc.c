@@ -291,8 +291,7 @@ static es_status load_entry(const char *path, const char *key, const json_t *val
     return fn(ctx, doc);
 }
 
-es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *ctx,
-                                size_t *count)
+es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *ctx, size_t *count)
 {
     if (path == NULL || fn == NULL)
         return es_error(ES_ERR_INVALID, "esi_atp_did_docs_load: NULL argument");

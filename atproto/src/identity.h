@@ -47,8 +47,7 @@ typedef es_status (*esi_atp_did_doc_fn)(void *ctx, esi_atp_did_doc *doc);
  * (told by the zstd magic). Every document must parse and its "id" must equal
  * its key (ES_ERR_DECODE otherwise, naming the DID). *count (may be NULL)
  * receives the number of documents handed to `fn`. */
-es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *ctx,
-                                size_t *count);
+es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *ctx, size_t *count);
 
 /* ---- resolver --------------------------------------------------------------- */
 
@@ -58,10 +57,10 @@ typedef struct esi_atp_resolver esi_atp_resolver;
 typedef int64_t (*esi_atp_clock_fn)(void *ctx);
 
 typedef struct esi_atp_resolver_options {
-    const char *plc_url;  /* PLC directory base URL; default "https://plc.directory" */
-    int64_t timeout_ms;   /* whole-request timeout; default 10,000 */
-    int64_t ttl_ms;       /* how long a resolved document is trusted; default 24 h */
-    size_t max_entries;   /* cached documents; default 100,000 */
+    const char *plc_url; /* PLC directory (<= 1,024 bytes); default https://plc.directory */
+    int64_t timeout_ms;  /* whole-request timeout; default 10,000 */
+    int64_t ttl_ms;      /* how long a resolved document is trusted (<= 10 years); default 24 h */
+    size_t max_entries;  /* cached documents; default 100,000 */
     /* Test only: fetch did:web documents over plain http (a loopback
      * stand-in) instead of https. */
     int web_insecure_http;

@@ -14,7 +14,9 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_TTL_MS     ((int64_t)24 * 3600 * 1000)
 #define DEFAULT_ENTRIES    100000
-#define URL_MAX            (2 * ESI_ATP_DID_MAX + 64)
+#define PLC_URL_MAX        1024
+#define TTL_MAX_MS         ((int64_t)10 * 365 * 24 * 3600 * 1000)
+#define URL_MAX            (PLC_URL_MAX + ESI_ATP_DID_MAX + 64)
 #define NEVER              INT64_MAX
 
 typedef struct entry {
@@ -63,8 +65,10 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     esi_atp_resolver_options_init(&defaults);
     if (o == NULL)
         o = &defaults;
-    if (out == NULL || o->plc_url == NULL || o->timeout_ms <= 0 || o->ttl_ms <= 0 ||
-        o->max_entries == 0)
+    /* A bounded URL base and TTL: URLs are built in fixed buffers, and an
+     * expiry (now + TTL) must not overflow. */
+    if (out == NULL || o->plc_url == NULL || strlen(o->plc_url) > PLC_URL_MAX ||
+        o->timeout_ms <= 0 || o->ttl_ms <= 0 || o->ttl_ms > TTL_MAX_MS || o->max_entries == 0)
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_create: bad options");
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK)

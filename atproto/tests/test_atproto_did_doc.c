@@ -273,12 +273,9 @@ static void did_docs_file_rules(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(full_document),
-        cmocka_unit_test(relative_ids_and_legacy_types),
-        cmocka_unit_test(bad_parts_are_left_out),
-        cmocka_unit_test(refused_documents),
-        cmocka_unit_test(handle_syntax),
-        cmocka_unit_test(corpus_did_docs),
+        cmocka_unit_test(full_document),          cmocka_unit_test(relative_ids_and_legacy_types),
+        cmocka_unit_test(bad_parts_are_left_out), cmocka_unit_test(refused_documents),
+        cmocka_unit_test(handle_syntax),          cmocka_unit_test(corpus_did_docs),
         cmocka_unit_test(did_docs_file_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

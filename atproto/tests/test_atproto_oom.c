@@ -246,12 +246,13 @@ static void identity_out_of_memory(void **state)
     const char *dids[] = {"did:plc:aaaa", "did:plc:bbbb", "did:web:c.test"};
     fputs("{", f);
     for (int i = 0; i < 3; i++)
-        fprintf(f,
-                "%s\"%s\":{\"id\":\"%s\",\"alsoKnownAs\":[\"at://%c.test\"],"
-                "\"verificationMethod\":[{\"id\":\"#atproto\",\"type\":\"Multikey\","
-                "\"publicKeyMultibase\":\"zKey\"}],\"service\":[{\"id\":\"#atproto_pds\","
-                "\"type\":\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://pds.test\"}]}",
-                i ? "," : "", dids[i], dids[i], 'a' + i);
+        fprintf(
+            f,
+            "%s\"%s\":{\"id\":\"%s\",\"alsoKnownAs\":[\"at://%c.test\"],"
+            "\"verificationMethod\":[{\"id\":\"#atproto\",\"type\":\"Multikey\","
+            "\"publicKeyMultibase\":\"zKey\"}],\"service\":[{\"id\":\"#atproto_pds\","
+            "\"type\":\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://pds.test\"}]}",
+            i ? "," : "", dids[i], dids[i], 'a' + i);
     fputs("}", f);
     fclose(f);
     failalloc_expect_nomem(identity_op, path, 1);
@@ -262,10 +263,8 @@ int main(void)
 {
     failalloc_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frames_out_of_memory),
-        cmocka_unit_test(repo_car_out_of_memory),
-        cmocka_unit_test(capture_out_of_memory),
-        cmocka_unit_test(filters_out_of_memory),
+        cmocka_unit_test(frames_out_of_memory),   cmocka_unit_test(repo_car_out_of_memory),
+        cmocka_unit_test(capture_out_of_memory),  cmocka_unit_test(filters_out_of_memory),
         cmocka_unit_test(identity_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,7 +36,8 @@ static int64_t test_clock(void *ctx)
 static void doc_text(char *out, size_t cap, const char *did, const char *handle, const char *key)
 {
     snprintf(out, cap,
-             "{\"id\":\"%s\",\"alsoKnownAs\":[\"at://%s\"],\"verificationMethod\":[{\"id\":\"%s#atproto\","
+             "{\"id\":\"%s\",\"alsoKnownAs\":[\"at://"
+             "%s\"],\"verificationMethod\":[{\"id\":\"%s#atproto\","
              "\"type\":\"Multikey\",\"controller\":\"%s\",\"publicKeyMultibase\":\"%s\"}],"
              "\"service\":[{\"id\":\"#atproto_pds\",\"type\":\"AtprotoPersonalDataServer\","
              "\"serviceEndpoint\":\"https://pds.test\"}]}",
@@ -332,6 +333,15 @@ static void bounded_cache(void **state)
     esi_atp_resolver_destroy(r);
     esi_atp_resolver_destroy(NULL);
     o.timeout_ms = 0;
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_ERR_INVALID);
+    esi_atp_resolver_options_init(&o);
+    o.ttl_ms = INT64_MAX; /* now + TTL would overflow */
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_ERR_INVALID);
+    esi_atp_resolver_options_init(&o);
+    char long_url[2000];
+    memset(long_url, 'a', sizeof long_url - 1);
+    long_url[sizeof long_url - 1] = '\0';
+    o.plc_url = long_url;
     assert_int_equal(esi_atp_resolver_create(&o, &r), ES_ERR_INVALID);
 }
 
