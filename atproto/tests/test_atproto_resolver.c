@@ -110,7 +110,7 @@ static void corpus_through_plc(void **state)
     const char *path = fixture_path("firehose-corpus/did_docs.json.zst");
     if (path == NULL)
         skip();
-    size_t zlen;
+    size_t zlen = 0;
     unsigned char *z = read_whole_file(path, &zlen);
     assert_non_null(z);
     unsigned long long n = ZSTD_getFrameContentSize(z, zlen);
