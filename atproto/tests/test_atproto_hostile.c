@@ -792,7 +792,7 @@ static void bad_record_keeps_other_ops(void **state)
 {
     (void)state;
     expect_bad_record_kept(&commit3);
-    sample real;
+    sample real = {0};
     if (!real_multi_op_commit(&real)) {
         printf("SKIP: the real capture is absent or has no multi-op commit\n");
         skip();
