@@ -19,4 +19,23 @@ es_status esi_atp_error_wrap(es_status s, const char *fmt, ...) ES_PRINTF(2, 3);
 es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
                            es_value **out);
 
+/* One decoded MST node entry: key prefix length, suffix, value and right
+ * subtree (binary CIDs, NULL when absent), pointing into the block. */
+typedef struct esi_mst_entry {
+    size_t prefix;
+    const uint8_t *suffix, *value, *tree;
+    size_t suffix_len, value_len, tree_len;
+} esi_mst_entry;
+
+typedef struct esi_mst_node {
+    const uint8_t *left; /* the subtree before the first entry, or NULL */
+    size_t left_len;
+    esi_mst_entry *entries; /* es_calloc'ed: the caller frees it with es_free */
+    size_t count;
+} esi_mst_node;
+
+/* Read a decoded MST node value {l, e: [{p, k, v, t}]} into *n (shapes
+ * checked, keys not yet expanded). ES_ERR_DECODE when it is not one. */
+es_status esi_mst_read_node(const es_value *v, esi_mst_node *n);
+
 #endif
