@@ -32,6 +32,10 @@
 /* The layer of a key: leading zero bits of SHA-256(key), counted in pairs. */
 int esi_mst_key_height(const char *key, size_t len);
 
+/* The bytes `a` and `b` share at their start (the prefix a node's entry
+ * elides against the previous key). */
+size_t esi_mst_common_prefix(const char *a, size_t alen, const char *b, size_t blen);
+
 typedef struct esi_mst esi_mst;
 
 /* Why the last failing esi_mst_* call failed, beyond its es_status. */

@@ -80,6 +80,14 @@ int esi_mst_key_height(const char *key, size_t len)
     return zeros;
 }
 
+size_t esi_mst_common_prefix(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t p = 0;
+    while (p < alen && p < blen && a[p] == b[p])
+        p++;
+    return p;
+}
+
 static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     int c = memcmp(a, b, alen < blen ? alen : blen);
@@ -573,9 +581,7 @@ static es_status encode_node(es_buf *b, const mnode *n)
         const mitem *it = &n->items[i];
         if (it->sub)
             continue;
-        size_t p = 0;
-        while (prev && p < prev->key_len && p < it->key_len && prev->key[p] == it->key[p])
-            p++;
+        size_t p = prev ? esi_mst_common_prefix(prev->key, prev->key_len, it->key, it->key_len) : 0;
         const mitem *next = i + 1 < n->count ? &n->items[i + 1] : NULL;
         const uint8_t *tree = next ? sub_cid(next, &cl) : NULL;
         if (tree == NULL)

@@ -1,0 +1,518 @@
+/* The editable MST and Sync 1.1 inversion (src/invert.h): the interop
+ * fixtures of ../shared (key heights, common prefixes, commit proofs), every
+ * #commit of the real firehose corpus, and crafted refusals built from it.
+ * Also prints inversions per second over the corpus repeated. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include <es/atproto.h>
+#include <es/car.h>
+#include <es/cbor.h>
+#include <es/cid.h>
+#include <es/json.h>
+
+#include "fixtures.h"
+#include "invert.h"
+
+#define MAX_OPS    64
+#define MAX_BLOCKS 256
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static es_value *load_json(const char *rel, es_arena *arena)
+{
+    const char *path = fixture_path(rel);
+    if (path == NULL)
+        return NULL;
+    size_t len;
+    unsigned char *text = read_whole_file(path, &len);
+    assert_non_null(text);
+    es_value *v = NULL;
+    assert_int_equal(es_json_decode((const char *)text, len, NULL, arena, &v), ES_OK);
+    free(text);
+    return v;
+}
+
+static const es_value *field(const es_value *v, const char *name)
+{
+    const es_value *f = es_value_get(v, name);
+    assert_non_null(f);
+    return f;
+}
+
+static void cid_of(const es_value *s, uint8_t *out, size_t *len)
+{
+    assert_int_equal(s->kind, ES_VALUE_STRING);
+    assert_int_equal(es_cid_from_string(s->u.str.ptr, s->u.str.len, out, ESI_MST_CID_MAX, len),
+                     ES_OK);
+}
+
+/* ---- key heights and prefixes ------------------------------------------- */
+
+static void key_heights(void **state)
+{
+    (void)state;
+    es_arena *a;
+    assert_int_equal(es_arena_create(1 << 20, &a), ES_OK);
+    es_value *cases = load_json("atproto-interop/mst/key_heights.json", a);
+    if (cases == NULL) {
+        es_arena_destroy(a);
+        skip();
+    }
+    for (size_t i = 0; i < cases->u.array.count; i++) {
+        const es_value *c = &cases->u.array.items[i];
+        const es_value *key = field(c, "key");
+        assert_int_equal(esi_mst_key_height(key->u.str.ptr, key->u.str.len),
+                         field(c, "height")->u.i);
+    }
+    printf("key heights: %zu cases\n", cases->u.array.count);
+    es_arena_destroy(a);
+}
+
+static void common_prefix(void **state)
+{
+    (void)state;
+    es_arena *a;
+    assert_int_equal(es_arena_create(1 << 20, &a), ES_OK);
+    es_value *cases = load_json("atproto-interop/mst/common_prefix.json", a);
+    if (cases == NULL) {
+        es_arena_destroy(a);
+        skip();
+    }
+    for (size_t i = 0; i < cases->u.array.count; i++) {
+        const es_value *c = &cases->u.array.items[i];
+        const es_value *l = field(c, "left"), *r = field(c, "right");
+        assert_int_equal(esi_mst_common_prefix(l->u.str.ptr, l->u.str.len, r->u.str.ptr,
+                                               r->u.str.len),
+                         field(c, "len")->u.i);
+    }
+    printf("common prefixes: %zu cases\n", cases->u.array.count);
+    es_arena_destroy(a);
+}
+
+/* ---- commit proofs ------------------------------------------------------ */
+
+/* An in-memory CAR v1 (one root) of the blocks a test keeps. */
+typedef struct car_out {
+    es_buf buf;
+} car_out;
+
+static void car_put_section(es_buf *b, const uint8_t *cid, size_t cid_len, const uint8_t *data,
+                            size_t len)
+{
+    uint8_t v[10];
+    size_t n = es_varint_encode(cid_len + len, v);
+    assert_int_equal(es_buf_append(b, v, n), ES_OK);
+    assert_int_equal(es_buf_append(b, cid, cid_len), ES_OK);
+    assert_int_equal(es_buf_append(b, data, len), ES_OK);
+}
+
+static void car_begin(es_buf *b, const uint8_t *root, size_t root_len)
+{
+    /* {roots: [root], version: 1} */
+    es_buf h = {0};
+    static const uint8_t head[] = {0xa2, 0x65, 'r', 'o', 'o', 't', 's', 0x81, 0xd8, 0x2a};
+    assert_int_equal(es_buf_append(&h, head, sizeof head), ES_OK);
+    assert_true(root_len + 1 < 24 + 256);
+    uint8_t bh[2] = {0x58, (uint8_t)(root_len + 1)};
+    assert_int_equal(es_buf_append(&h, bh, 2), ES_OK);
+    assert_int_equal(es_buf_append_byte(&h, 0), ES_OK);
+    assert_int_equal(es_buf_append(&h, root, root_len), ES_OK);
+    static const uint8_t tail[] = {0x67, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x01};
+    assert_int_equal(es_buf_append(&h, tail, sizeof tail), ES_OK);
+    uint8_t v[10];
+    size_t n = es_varint_encode(h.len, v);
+    assert_int_equal(es_buf_append(b, v, n), ES_OK);
+    assert_int_equal(es_buf_append(b, h.data, h.len), ES_OK);
+    es_buf_free(&h);
+}
+
+typedef struct proof_ctx {
+    const es_value *wanted; /* blocksInProof */
+    es_buf *car;
+    size_t kept;
+} proof_ctx;
+
+/* Keep the re-encoded nodes that the fixture lists as the proof. */
+static es_status keep_proof_block(const uint8_t *cid, size_t cid_len, const uint8_t *data,
+                                  size_t len, void *user)
+{
+    proof_ctx *p = user;
+    for (size_t i = 0; i < p->wanted->u.array.count; i++) {
+        uint8_t want[ESI_MST_CID_MAX];
+        size_t want_len;
+        cid_of(&p->wanted->u.array.items[i], want, &want_len);
+        if (want_len == cid_len && memcmp(want, cid, cid_len) == 0) {
+            car_put_section(p->car, cid, cid_len, data, len);
+            p->kept++;
+            return ES_OK;
+        }
+    }
+    return ES_OK;
+}
+
+static void check_root(esi_mst *t, const es_value *want, esi_mst_node_fn fn, void *user)
+{
+    uint8_t root[ES_CID_SHA256_LEN], exp[ESI_MST_CID_MAX];
+    size_t exp_len;
+    cid_of(want, exp, &exp_len);
+    assert_int_equal(esi_mst_root(t, fn, user, root), ES_OK);
+    char got[ES_CID_STRING_MAX];
+    assert_int_equal(es_cid_to_string(root, sizeof root, got, sizeof got), ES_OK);
+    assert_string_equal(got, want->u.str.ptr);
+}
+
+/* One fixture: build the tree from its keys (root before), apply the
+ * commit's adds and deletes (root after), then invert the commit from the
+ * proof blocks alone and get the root before back. */
+static void one_proof(const es_value *c)
+{
+    const es_value *keys = field(c, "keys"), *adds = field(c, "adds"), *dels = field(c, "dels");
+    uint8_t leaf[ESI_MST_CID_MAX];
+    size_t leaf_len;
+    cid_of(field(c, "leafValue"), leaf, &leaf_len);
+    esi_mst *t;
+    assert_int_equal(esi_mst_open(NULL, NULL, 0, &t), ES_OK);
+    for (size_t i = 0; i < keys->u.array.count; i++) {
+        const es_value *k = &keys->u.array.items[i];
+        assert_int_equal(esi_mst_insert(t, k->u.str.ptr, k->u.str.len, leaf, leaf_len), ES_OK);
+    }
+    check_root(t, field(c, "rootBeforeCommit"), NULL, NULL);
+    esi_atp_op ops[MAX_OPS];
+    size_t n = 0;
+    for (size_t i = 0; i < adds->u.array.count && n < MAX_OPS; i++, n++) {
+        const es_value *k = &adds->u.array.items[i];
+        assert_int_equal(esi_mst_insert(t, k->u.str.ptr, k->u.str.len, leaf, leaf_len), ES_OK);
+        ops[n] = (esi_atp_op){ESI_ATP_CREATE, k->u.str.ptr, k->u.str.len, leaf, leaf_len, NULL, 0};
+    }
+    for (size_t i = 0; i < dels->u.array.count && n < MAX_OPS; i++, n++) {
+        const es_value *k = &dels->u.array.items[i];
+        assert_int_equal(esi_mst_delete(t, k->u.str.ptr, k->u.str.len), ES_OK);
+        ops[n] = (esi_atp_op){ESI_ATP_DELETE, k->u.str.ptr, k->u.str.len, NULL, 0, leaf, leaf_len};
+    }
+    es_buf car = {0};
+    uint8_t after[ESI_MST_CID_MAX], before[ESI_MST_CID_MAX];
+    size_t after_len, before_len;
+    cid_of(field(c, "rootAfterCommit"), after, &after_len);
+    cid_of(field(c, "rootBeforeCommit"), before, &before_len);
+    car_begin(&car, after, after_len);
+    proof_ctx p = {field(c, "blocksInProof"), &car, 0};
+    check_root(t, field(c, "rootAfterCommit"), keep_proof_block, &p);
+    esi_mst_destroy(t);
+    assert_int_equal(p.kept, p.wanted->u.array.count);
+
+    es_arena *a;
+    es_car parsed;
+    esi_atp_refusal why;
+    assert_int_equal(es_arena_create(1 << 20, &a), ES_OK);
+    assert_int_equal(es_car_parse(car.data, car.len, NULL, a, &parsed), ES_OK);
+    es_status s = esi_atp_invert(&parsed, after, after_len, before, before_len, ops, n, &why);
+    if (s != ES_OK)
+        printf("%s: %s\n", field(c, "comment")->u.str.ptr, es_last_error());
+    assert_int_equal(s, ES_OK);
+    assert_int_equal(why, ESI_ATP_REFUSAL_NONE);
+    /* Without the new root's block, the same commit cannot be inverted. */
+    es_car_block kept[MAX_BLOCKS];
+    size_t k = 0;
+    for (size_t i = 0; i < parsed.count && k < MAX_BLOCKS; i++)
+        if (!(parsed.blocks[i].cid_len == after_len &&
+              memcmp(parsed.blocks[i].cid, after, after_len) == 0))
+            kept[k++] = parsed.blocks[i];
+    assert_int_equal(k + 1, parsed.count);
+    es_car fewer = parsed;
+    fewer.blocks = kept;
+    fewer.count = k;
+    fewer.index = NULL;
+    s = esi_atp_invert(&fewer, after, after_len, before, before_len, ops, n, &why);
+    assert_int_equal(s, ES_ERR_DECODE);
+    assert_int_equal(why, ESI_ATP_REFUSAL_MISSING_BLOCK);
+    es_arena_destroy(a);
+    es_buf_free(&car);
+}
+
+static void commit_proofs(void **state)
+{
+    (void)state;
+    es_arena *a;
+    assert_int_equal(es_arena_create(1 << 20, &a), ES_OK);
+    es_value *cases = load_json("atproto-interop/firehose/commit-proof-fixtures.json", a);
+    if (cases == NULL) {
+        es_arena_destroy(a);
+        skip();
+    }
+    for (size_t i = 0; i < cases->u.array.count; i++)
+        one_proof(&cases->u.array.items[i]);
+    printf("commit proofs: %zu cases build, apply and invert\n", cases->u.array.count);
+    es_arena_destroy(a);
+}
+
+/* ---- editing round trips ------------------------------------------------ */
+
+/* Inserting keys in any order gives one root; deleting them all gives the
+ * empty tree's root. */
+static void order_independent(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"A0/374913", "B1/986427", "C0/451630", "D2/269196",
+                                       "E0/670489", "F1/085263", "G0/765327", "app.bsky.feed.post/454397e440ec",
+                                       "app.bsky.feed.post/9adeb165882c", "88bfafc7", "2a92d355"};
+    size_t n = sizeof keys / sizeof *keys;
+    uint8_t leaf[ES_CID_SHA256_LEN], r1[ES_CID_SHA256_LEN], r2[ES_CID_SHA256_LEN],
+        empty[ES_CID_SHA256_LEN], r3[ES_CID_SHA256_LEN];
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, "x", 1, leaf), ES_OK);
+    esi_mst *t;
+    assert_int_equal(esi_mst_open(NULL, NULL, 0, &t), ES_OK);
+    assert_int_equal(esi_mst_root(t, NULL, NULL, empty), ES_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(esi_mst_insert(t, keys[i], strlen(keys[i]), leaf, sizeof leaf), ES_OK);
+    assert_int_equal(esi_mst_insert(t, keys[0], strlen(keys[0]), leaf, sizeof leaf), ES_ERR_EXISTS);
+    assert_int_equal(esi_mst_root(t, NULL, NULL, r1), ES_OK);
+    esi_mst_destroy(t);
+    assert_int_equal(esi_mst_open(NULL, NULL, 0, &t), ES_OK);
+    for (size_t i = n; i > 0; i--)
+        assert_int_equal(esi_mst_insert(t, keys[i - 1], strlen(keys[i - 1]), leaf, sizeof leaf),
+                         ES_OK);
+    assert_int_equal(esi_mst_root(t, NULL, NULL, r2), ES_OK);
+    assert_memory_equal(r1, r2, sizeof r1);
+    for (size_t i = 0; i < n; i += 2)
+        assert_int_equal(esi_mst_delete(t, keys[i], strlen(keys[i])), ES_OK);
+    for (size_t i = 1; i < n; i += 2)
+        assert_int_equal(esi_mst_delete(t, keys[i], strlen(keys[i])), ES_OK);
+    assert_int_equal(esi_mst_delete(t, keys[0], strlen(keys[0])), ES_ERR_NOT_FOUND);
+    assert_int_equal(esi_mst_root(t, NULL, NULL, r3), ES_OK);
+    assert_memory_equal(r3, empty, sizeof r3);
+    esi_mst_destroy(t);
+}
+
+/* ---- the real corpus ---------------------------------------------------- */
+
+typedef struct commit {
+    es_car car;
+    const uint8_t *data, *prev_data;
+    size_t data_len, prev_data_len;
+    esi_atp_op ops[MAX_OPS];
+    size_t count;
+} commit;
+
+static esi_atp_action action_of(const es_value *a)
+{
+    if (a->u.str.len == 6 && memcmp(a->u.str.ptr, "create", 6) == 0)
+        return ESI_ATP_CREATE;
+    if (a->u.str.len == 6 && memcmp(a->u.str.ptr, "update", 6) == 0)
+        return ESI_ATP_UPDATE;
+    return ESI_ATP_DELETE;
+}
+
+static const uint8_t *link_or_null(const es_value *v, size_t *len)
+{
+    *len = v != NULL && v->kind == ES_VALUE_LINK ? v->u.bytes.len : 0;
+    return *len ? v->u.bytes.ptr : NULL;
+}
+
+/* Read a frame's #commit (false for other frames): its CAR, its commit's
+ * data root, prevData and ops, all pointing into the frame. */
+static bool read_commit(const uint8_t *frame, size_t len, es_arena *a, commit *c)
+{
+    es_value *h, *b, *cv;
+    size_t used;
+    assert_int_equal(es_cbor_decode(frame, len, NULL, a, &h, &used), ES_OK);
+    const es_value *t = es_value_get(h, "t");
+    if (t == NULL || t->u.str.len != 7 || memcmp(t->u.str.ptr, "#commit", 7) != 0)
+        return false;
+    assert_int_equal(es_cbor_decode(frame + used, len - used, NULL, a, &b, NULL), ES_OK);
+    const es_value *blocks = field(b, "blocks"), *ops = field(b, "ops");
+    assert_int_equal(es_car_parse(blocks->u.bytes.ptr, blocks->u.bytes.len, NULL, a, &c->car),
+                     ES_OK);
+    size_t commit_len;
+    const uint8_t *commit_cid = link_or_null(field(b, "commit"), &commit_len);
+    es_car_block *cb = es_car_find(&c->car, commit_cid, commit_len);
+    assert_non_null(cb);
+    assert_int_equal(es_cbor_decode(cb->data, cb->len, NULL, a, &cv, NULL), ES_OK);
+    c->data = link_or_null(field(cv, "data"), &c->data_len);
+    c->prev_data = link_or_null(es_value_get(b, "prevData"), &c->prev_data_len);
+    c->count = ops->u.array.count;
+    assert_true(c->count <= MAX_OPS);
+    for (size_t i = 0; i < c->count; i++) {
+        const es_value *o = &ops->u.array.items[i];
+        esi_atp_op *op = &c->ops[i];
+        const es_value *path = field(o, "path");
+        op->action = action_of(field(o, "action"));
+        op->path = path->u.str.ptr;
+        op->path_len = path->u.str.len;
+        op->cid = link_or_null(es_value_get(o, "cid"), &op->cid_len);
+        op->prev = link_or_null(es_value_get(o, "prev"), &op->prev_len);
+    }
+    return true;
+}
+
+static void expect_refusal(commit *c, esi_atp_refusal want, const char *what)
+{
+    esi_atp_refusal why;
+    es_status s = esi_atp_invert(&c->car, c->data, c->data_len, c->prev_data, c->prev_data_len,
+                                 c->ops, c->count, &why);
+    printf("crafted: %-28s -> %s (%s)\n", what, esi_atp_refusal_name(why), es_last_error());
+    assert_int_not_equal(s, ES_OK);
+    assert_int_equal(why, want);
+}
+
+/* Each forgery of one real commit is refused with its own reason. */
+static void crafted(commit *c)
+{
+    commit m = *c;
+    m.count = 0; /* an op removed */
+    expect_refusal(&m, ESI_ATP_REFUSAL_PREV_DATA, "op removed");
+
+    uint8_t cid[ESI_MST_CID_MAX];
+    m = *c;
+    memcpy(cid, m.ops[0].cid, m.ops[0].cid_len);
+    cid[m.ops[0].cid_len - 1] ^= 1;
+    m.ops[0].cid = cid; /* a record CID changed */
+    expect_refusal(&m, ESI_ATP_REFUSAL_OP_MISMATCH, "record cid changed");
+
+    uint8_t bogus[ESI_MST_CID_MAX];
+    m = *c;
+    memcpy(bogus, m.prev_data, m.prev_data_len);
+    bogus[m.prev_data_len - 1] ^= 1;
+    m.prev_data = bogus;
+    expect_refusal(&m, ESI_ATP_REFUSAL_PREV_DATA, "bogus prevData");
+
+    m = *c;
+    m.prev_data = NULL;
+    expect_refusal(&m, ESI_ATP_REFUSAL_NO_PREV_DATA, "no prevData");
+
+    m = *c;
+    m.ops[0].prev = m.ops[0].cid; /* a create with prev */
+    m.ops[0].prev_len = m.ops[0].cid_len;
+    expect_refusal(&m, ESI_ATP_REFUSAL_OP_PREV, "create with prev");
+
+    m = *c;
+    m.ops[0].action = ESI_ATP_UPDATE; /* an update without prev */
+    expect_refusal(&m, ESI_ATP_REFUSAL_OP_PREV, "update without prev");
+
+    /* The data root's block removed: the CAR's blocks without it. */
+    es_car_block kept[MAX_BLOCKS];
+    size_t n = 0;
+    for (size_t i = 0; i < c->car.count && n < MAX_BLOCKS; i++)
+        if (!(c->car.blocks[i].cid_len == c->data_len &&
+              memcmp(c->car.blocks[i].cid, c->data, c->data_len) == 0))
+            kept[n++] = c->car.blocks[i];
+    m = *c;
+    m.car.blocks = kept;
+    m.car.count = n;
+    m.car.index = NULL;
+    expect_refusal(&m, ESI_ATP_REFUSAL_MISSING_BLOCK, "missing MST block");
+
+    /* A node whose bytes no longer hash to its CID. */
+    uint8_t copy[1 << 16];
+    for (size_t i = 0; i < n; i++)
+        kept[i].state = 0;
+    for (size_t i = 0; i < c->car.count; i++) {
+        es_car_block *b = &c->car.blocks[i];
+        if (b->cid_len == c->data_len && memcmp(b->cid, c->data, c->data_len) == 0 &&
+            b->len <= sizeof copy) {
+            memcpy(copy, b->data, b->len);
+            copy[b->len - 1] ^= 1;
+            kept[n] = *b;
+            kept[n].data = copy;
+            kept[n].state = 0;
+            m.car.count = n + 1;
+            break;
+        }
+    }
+    expect_refusal(&m, ESI_ATP_REFUSAL_BAD_NODE, "corrupt MST block");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Every commit inverts; prints inversions/s over the corpus repeated, each
+ * round parsing the CARs afresh so every node is hashed again. */
+static void corpus(void **state)
+{
+    (void)state;
+    es_atp_capture *cap = corpus_frames_open();
+    if (cap == NULL)
+        skip();
+    es_arena *a;
+    assert_int_equal(es_arena_create((size_t)64 << 20, &a), ES_OK);
+    const uint8_t *frame;
+    size_t len, commits = 0, inverted = 0, no_prev = 0, crafted_done = 0;
+    const uint8_t *frames[512];
+    size_t lens[512], nframes = 0;
+    while (es_atp_capture_next(cap, &frame, &len) == ES_OK && frame != NULL) {
+        commit c;
+        if (!read_commit(frame, len, a, &c))
+            continue;
+        commits++;
+        if (c.prev_data == NULL) {
+            no_prev++;
+            continue;
+        }
+        esi_atp_refusal why;
+        es_status s = esi_atp_invert(&c.car, c.data, c.data_len, c.prev_data, c.prev_data_len,
+                                     c.ops, c.count, &why);
+        if (s != ES_OK)
+            printf("commit %zu: %s\n", commits, es_last_error());
+        assert_int_equal(s, ES_OK);
+        inverted++;
+        if (!crafted_done && c.count == 1 && c.ops[0].action == ESI_ATP_CREATE) {
+            crafted(&c);
+            crafted_done = 1;
+        }
+        uint8_t *keep = malloc(len);
+        assert_non_null(keep);
+        memcpy(keep, frame, len);
+        assert_true(nframes < 512);
+        frames[nframes] = keep;
+        lens[nframes++] = len;
+    }
+    es_atp_capture_close(cap);
+    printf("corpus: %zu commits, %zu with prevData, all %zu invert (%zu without prevData)\n",
+           commits, commits - no_prev, inverted, no_prev);
+    assert_true(inverted > 0);
+    assert_true(crafted_done);
+
+    int rounds = getenv("ES_INVERT_ROUNDS") ? atoi(getenv("ES_INVERT_ROUNDS")) : 20;
+    size_t done = 0;
+    double parse = 0, t0 = now_s();
+    for (int r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < nframes; i++) {
+            es_arena_reset(a);
+            commit c;
+            double p0 = now_s();
+            assert_true(read_commit(frames[i], lens[i], a, &c));
+            parse += now_s() - p0;
+            esi_atp_refusal why;
+            assert_int_equal(esi_atp_invert(&c.car, c.data, c.data_len, c.prev_data,
+                                            c.prev_data_len, c.ops, c.count, &why),
+                             ES_OK);
+            done++;
+        }
+    }
+    double total = now_s() - t0;
+    printf("bench: %zu inversions in %.3f s (%.0f/s including frame decode; %.0f/s inversion "
+           "alone)\n",
+           done, total, (double)done / total, (double)done / (total - parse));
+    for (size_t i = 0; i < nframes; i++)
+        free((void *)frames[i]);
+    es_arena_destroy(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(key_heights),      cmocka_unit_test(common_prefix),
+        cmocka_unit_test(order_independent), cmocka_unit_test(commit_proofs),
+        cmocka_unit_test(corpus),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
