@@ -289,6 +289,41 @@ static void order_independent(void **state)
     esi_mst_destroy(t);
 }
 
+/* Hostile sizes are refused with ES_ERR_LIMIT, not worked on. */
+static void bounds(void **state)
+{
+    (void)state;
+    static char key[ESI_MST_KEY_MAX + 2];
+    memset(key, 'a', sizeof key - 1);
+    uint8_t leaf[ES_CID_SHA256_LEN], big[ESI_MST_CID_MAX + 1] = {0};
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, "x", 1, leaf), ES_OK);
+    esi_mst *t;
+    assert_int_equal(esi_mst_open(NULL, NULL, 0, &t), ES_OK);
+    assert_int_equal(esi_mst_insert(t, key, ESI_MST_KEY_MAX + 1, leaf, sizeof leaf), ES_ERR_LIMIT);
+    assert_int_equal(esi_mst_last_fault(t), ESI_MST_FAULT_LIMIT);
+    assert_int_equal(esi_mst_insert(t, key, ESI_MST_KEY_MAX, leaf, sizeof leaf), ES_OK);
+    assert_int_equal(esi_mst_insert(t, "b", 1, big, sizeof big), ES_ERR_LIMIT);
+    esi_mst_destroy(t);
+    assert_int_equal(esi_mst_open(NULL, big, sizeof big, &t), ES_ERR_LIMIT);
+
+    static esi_atp_op ops[ESI_INVERT_MAX_OPS + 1];
+    esi_atp_refusal why;
+    assert_int_equal(esi_atp_invert(NULL, leaf, sizeof leaf, leaf, sizeof leaf, ops,
+                                    ESI_INVERT_MAX_OPS + 1, &why),
+                     ES_ERR_LIMIT);
+    assert_int_equal(why, ESI_ATP_REFUSAL_LIMIT);
+    /* A path over the key bound is a malformed op. */
+    ops[0] = (esi_atp_op){ESI_ATP_CREATE, key, ESI_MST_KEY_MAX + 1, leaf, sizeof leaf, NULL, 0};
+    assert_int_equal(esi_atp_invert(NULL, leaf, sizeof leaf, leaf, sizeof leaf, ops, 1, &why),
+                     ES_ERR_DECODE);
+    assert_int_equal(why, ESI_ATP_REFUSAL_BAD_OP);
+    /* No blocks at all: the new root is missing. */
+    ops[0].path_len = 3;
+    assert_int_equal(esi_atp_invert(NULL, leaf, sizeof leaf, leaf, sizeof leaf, ops, 1, &why),
+                     ES_ERR_DECODE);
+    assert_int_equal(why, ESI_ATP_REFUSAL_MISSING_BLOCK);
+}
+
 /* ---- the real corpus ---------------------------------------------------- */
 
 typedef struct commit {
@@ -445,7 +480,7 @@ static void corpus(void **state)
     es_arena *a;
     assert_int_equal(es_arena_create((size_t)64 << 20, &a), ES_OK);
     const uint8_t *frame;
-    size_t len, commits = 0, inverted = 0, no_prev = 0, crafted_done = 0;
+    size_t len, commits = 0, inverted = 0, no_prev = 0, crafted_done = 0, actions[3] = {0};
     const uint8_t *frames[512];
     size_t lens[512], nframes = 0;
     while (es_atp_capture_next(cap, &frame, &len) == ES_OK && frame != NULL) {
@@ -464,6 +499,8 @@ static void corpus(void **state)
             printf("commit %zu: %s\n", commits, es_last_error());
         assert_int_equal(s, ES_OK);
         inverted++;
+        for (size_t i = 0; i < c.count; i++)
+            actions[c.ops[i].action]++;
         if (!crafted_done && c.count == 1 && c.ops[0].action == ESI_ATP_CREATE) {
             crafted(&c);
             crafted_done = 1;
@@ -476,8 +513,10 @@ static void corpus(void **state)
         lens[nframes++] = len;
     }
     es_atp_capture_close(cap);
-    printf("corpus: %zu commits, %zu with prevData, all %zu invert (%zu without prevData)\n",
-           commits, commits - no_prev, inverted, no_prev);
+    printf("corpus: %zu commits, %zu with prevData, all %zu invert (%zu without prevData); "
+           "ops: %zu create, %zu update, %zu delete\n",
+           commits, commits - no_prev, inverted, no_prev, actions[ESI_ATP_CREATE],
+           actions[ESI_ATP_UPDATE], actions[ESI_ATP_DELETE]);
     assert_true(inverted > 0);
     assert_true(crafted_done);
 
@@ -512,6 +551,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(key_heights),      cmocka_unit_test(common_prefix),
         cmocka_unit_test(order_independent), cmocka_unit_test(commit_proofs),
+        cmocka_unit_test(bounds),
         cmocka_unit_test(corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
