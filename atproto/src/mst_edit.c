@@ -110,8 +110,10 @@ static es_status no_memory(esi_mst *t)
 {
     if (t->nodes >= ESI_MST_MAX_NODES)
         return fail(t, ESI_MST_FAULT_LIMIT, ES_ERR_LIMIT, "more nodes than the bound");
-    t->fault = ESI_MST_FAULT_LIMIT;
-    return es_arena_error(t->arena, "MST");
+    es_status s = es_arena_error(t->arena, "MST");
+    /* The arena's bound is the input's fault; memory running out is not. */
+    t->fault = s == ES_ERR_LIMIT ? ESI_MST_FAULT_LIMIT : ESI_MST_FAULT_NONE;
+    return s;
 }
 
 static mnode *stub(esi_mst *t, const uint8_t *cid, size_t len)

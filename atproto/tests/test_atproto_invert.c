@@ -16,6 +16,7 @@
 #include <es/cid.h>
 #include <es/json.h>
 
+#include "base/tests/failalloc.h"
 #include "fixtures.h"
 #include "invert.h"
 
@@ -324,6 +325,85 @@ static void bounds(void **state)
     assert_int_equal(why, ESI_ATP_REFUSAL_MISSING_BLOCK);
 }
 
+/* ---- out of memory ------------------------------------------------------ */
+
+static const char *const oom_keys[] = {"A0/374913", "B1/986427", "C0/451630", "E0/670489",
+                                       "F1/085263", "G0/765327", "88bfafc7", "2a92d355"};
+
+typedef struct oom_case {
+    es_car car;
+    uint8_t leaf[ES_CID_SHA256_LEN], before[ES_CID_SHA256_LEN], after[ES_CID_SHA256_LEN];
+} oom_case;
+
+static es_status put_block(const uint8_t *cid, size_t cid_len, const uint8_t *data, size_t len,
+                           void *user)
+{
+    car_put_section(user, cid, cid_len, data, len);
+    return ES_OK;
+}
+
+/* Build, edit and seal a tree; ES_ERR_NOMEM or the known root. */
+static es_status edit_op(void *ctx)
+{
+    oom_case *c = ctx;
+    esi_mst *t;
+    uint8_t root[ES_CID_SHA256_LEN];
+    es_status s = esi_mst_open(NULL, NULL, 0, &t);
+    for (size_t i = 0; s == ES_OK && i < sizeof oom_keys / sizeof *oom_keys; i++)
+        s = esi_mst_insert(t, oom_keys[i], strlen(oom_keys[i]), c->leaf, sizeof c->leaf);
+    if (s == ES_OK)
+        s = esi_mst_insert(t, "D2/269196", 9, c->leaf, sizeof c->leaf);
+    if (s == ES_OK)
+        s = esi_mst_delete(t, "D2/269196", 9);
+    if (s == ES_OK)
+        s = esi_mst_root(t, NULL, NULL, root);
+    if (s == ES_OK && memcmp(root, c->before, sizeof root) != 0)
+        s = ES_ERR_PROTOCOL;
+    esi_mst_destroy(t);
+    return s;
+}
+
+/* Invert a create: out of memory is never a refusal. */
+static es_status invert_op(void *ctx)
+{
+    oom_case *c = ctx;
+    esi_atp_op op = {ESI_ATP_CREATE, "D2/269196", 9, c->leaf, sizeof c->leaf, NULL, 0};
+    esi_atp_refusal why;
+    es_status s = esi_atp_invert(&c->car, c->after, sizeof c->after, c->before,
+                                 sizeof c->before, &op, 1, &why);
+    return (s == ES_OK || s == ES_ERR_NOMEM) && why == ESI_ATP_REFUSAL_NONE ? s : ES_ERR_PROTOCOL;
+}
+
+static void out_of_memory(void **state)
+{
+    (void)state;
+    oom_case c;
+    es_buf car = {0};
+    es_arena *a;
+    esi_mst *t;
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, "x", 1, c.leaf), ES_OK);
+    assert_int_equal(esi_mst_open(NULL, NULL, 0, &t), ES_OK);
+    for (size_t i = 0; i < sizeof oom_keys / sizeof *oom_keys; i++)
+        assert_int_equal(esi_mst_insert(t, oom_keys[i], strlen(oom_keys[i]), c.leaf,
+                                        sizeof c.leaf),
+                         ES_OK);
+    assert_int_equal(esi_mst_root(t, NULL, NULL, c.before), ES_OK);
+    assert_int_equal(esi_mst_insert(t, "D2/269196", 9, c.leaf, sizeof c.leaf), ES_OK);
+    es_buf sections = {0};
+    assert_int_equal(esi_mst_root(t, put_block, &sections, c.after), ES_OK);
+    esi_mst_destroy(t);
+    car_begin(&car, c.after, sizeof c.after);
+    assert_int_equal(es_buf_append(&car, sections.data, sections.len), ES_OK);
+    assert_int_equal(es_arena_create(1 << 20, &a), ES_OK);
+    assert_int_equal(es_car_parse(car.data, car.len, NULL, a, &c.car), ES_OK);
+    assert_int_equal(invert_op(&c), ES_OK);
+    failalloc_expect_nomem(edit_op, &c, 1);
+    failalloc_expect_nomem(invert_op, &c, 1);
+    es_arena_destroy(a);
+    es_buf_free(&sections);
+    es_buf_free(&car);
+}
+
 /* ---- the real corpus ---------------------------------------------------- */
 
 typedef struct commit {
@@ -548,10 +628,11 @@ static void corpus(void **state)
 
 int main(void)
 {
+    failalloc_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(key_heights),      cmocka_unit_test(common_prefix),
         cmocka_unit_test(order_independent), cmocka_unit_test(commit_proofs),
-        cmocka_unit_test(bounds),
+        cmocka_unit_test(bounds),           cmocka_unit_test(out_of_memory),
         cmocka_unit_test(corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
