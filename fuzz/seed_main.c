@@ -47,7 +47,7 @@
 #define GEN_REPOS        4
 
 static const char *const targets[] = {"frame", "car", "dag_cbor", "cbor",    "msgpack",
-                                      "json",  "cid", "syntax",   "envelope"};
+                                      "json",  "cid", "syntax",   "envelope", "invert"};
 
 typedef struct seeder {
     const char *out;      /* OUT */
@@ -176,6 +176,7 @@ static void capture_seeds(seeder *s)
         char name[32];
         snprintf(name, sizeof name, "capture-%03zu", i);
         write_seed(s, "frame", name, frame, len);
+        write_seed(s, "invert", name, frame, len);
         frame_parts(s, frame, len, i);
     }
     es_atp_capture_close(c);

@@ -44,7 +44,9 @@ static es_status tree_refusal(const esi_mst *t, es_status s, esi_atp_refusal *wh
     case ESI_MST_FAULT_MISSING_BLOCK: *why = ESI_ATP_REFUSAL_MISSING_BLOCK; break;
     case ESI_MST_FAULT_BAD_NODE: *why = ESI_ATP_REFUSAL_BAD_NODE; break;
     case ESI_MST_FAULT_KEY: *why = ESI_ATP_REFUSAL_OP_MISMATCH; break;
-    case ESI_MST_FAULT_LIMIT: *why = ESI_ATP_REFUSAL_LIMIT; return esi_atp_error_wrap(ES_ERR_LIMIT, "inversion");
+    case ESI_MST_FAULT_LIMIT:
+        *why = ESI_ATP_REFUSAL_LIMIT;
+        return esi_atp_error_wrap(ES_ERR_LIMIT, "inversion");
     case ESI_MST_FAULT_NONE: *why = ESI_ATP_REFUSAL_NONE; return s; /* out of memory */
     }
     return esi_atp_error_wrap(ES_ERR_DECODE, "inversion");
@@ -63,9 +65,11 @@ static es_status check_op(const esi_atp_op *op, size_t i, esi_atp_refusal *why)
     if (op->path == NULL || op->path_len == 0 || op->path_len > ESI_MST_KEY_MAX)
         return refuse(why, ESI_ATP_REFUSAL_BAD_OP, "no path, or one too long", i);
     if ((op->action == ESI_ATP_DELETE) == has_cid || (unsigned)op->action > ESI_ATP_DELETE)
-        return refuse(why, ESI_ATP_REFUSAL_BAD_OP, "a cid where none belongs, or none where one must be", i);
+        return refuse(why, ESI_ATP_REFUSAL_BAD_OP,
+                      "a cid where none belongs, or none where one must be", i);
     if ((op->action == ESI_ATP_CREATE) == has_prev)
-        return refuse(why, ESI_ATP_REFUSAL_OP_PREV, "a create with prev, or an update or delete without", i);
+        return refuse(why, ESI_ATP_REFUSAL_OP_PREV,
+                      "a create with prev, or an update or delete without", i);
     return ES_OK;
 }
 
@@ -119,8 +123,7 @@ es_status esi_atp_invert(const es_car *blocks, const uint8_t *data, size_t data_
     if (s == ES_OK && (s = esi_mst_root(t, NULL, NULL, root)) != ES_OK)
         s = tree_refusal(t, s, why);
     if (s == ES_OK && !same_cid(root, sizeof root, prev_data, prev_data_len))
-        s = refuse(why, ESI_ATP_REFUSAL_PREV_DATA,
-                   "undoing the ops does not give prevData", count);
+        s = refuse(why, ESI_ATP_REFUSAL_PREV_DATA, "undoing the ops does not give prevData", count);
     esi_mst_destroy(t);
     return s;
 }

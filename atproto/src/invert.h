@@ -57,8 +57,8 @@ esi_mst_fault esi_mst_last_fault(const esi_mst *t);
 
 /* The value (binary CID) under `key`: ES_OK with *found; the pointer stays
  * valid until the tree changes. */
-es_status esi_mst_get(esi_mst *t, const char *key, size_t len, const uint8_t **cid,
-                      size_t *cid_len, bool *found);
+es_status esi_mst_get(esi_mst *t, const char *key, size_t len, const uint8_t **cid, size_t *cid_len,
+                      bool *found);
 /* Insert a key that is absent (ES_ERR_EXISTS, fault KEY, when present). */
 es_status esi_mst_insert(esi_mst *t, const char *key, size_t len, const uint8_t *cid,
                          size_t cid_len);
@@ -73,8 +73,7 @@ typedef es_status (*esi_mst_node_fn)(const uint8_t *cid, size_t cid_len, const u
                                      size_t len, void *user);
 /* The root CID of the tree as it is now (ES_CID_SHA256_LEN bytes into
  * `out`). `fn` may be NULL. */
-es_status esi_mst_root(esi_mst *t, esi_mst_node_fn fn, void *user,
-                       uint8_t out[ES_CID_SHA256_LEN]);
+es_status esi_mst_root(esi_mst *t, esi_mst_node_fn fn, void *user, uint8_t out[ES_CID_SHA256_LEN]);
 
 /* ---- Sync 1.1 inversion -------------------------------------------------- */
 

@@ -223,9 +223,9 @@ static es_status load(esi_mst *t, mnode *n, int height)
         return esi_atp_error_wrap(s, "MST node");
     }
     if (height < 0) /* the root: the layer of its first key, 0 when it has none */
-        height = d.count ? esi_mst_key_height((const char *)d.entries[0].suffix,
-                                               d.entries[0].suffix_len)
-                         : 0;
+        height =
+            d.count ? esi_mst_key_height((const char *)d.entries[0].suffix, d.entries[0].suffix_len)
+                    : 0;
     if (height == 0 && (d.left != NULL || (d.count && d.entries[d.count - 1].tree)))
         s = fail(t, ESI_MST_FAULT_BAD_NODE, ES_ERR_DECODE, "a subtree below layer 0");
     else if (d.count == 0 && d.left == NULL && t->root != n)
@@ -310,8 +310,8 @@ static es_status check_key(esi_mst *t, const char *key, size_t len, int *kh)
     return load_root(t);
 }
 
-es_status esi_mst_get(esi_mst *t, const char *key, size_t len, const uint8_t **cid,
-                      size_t *cid_len, bool *found)
+es_status esi_mst_get(esi_mst *t, const char *key, size_t len, const uint8_t **cid, size_t *cid_len,
+                      bool *found)
 {
     int kh;
     mitem *it = NULL;
@@ -424,8 +424,7 @@ es_status esi_mst_insert(esi_mst *t, const char *key, size_t len, const uint8_t 
     es_status s = check_key(t, key, len, &kh);
     if (s != ES_OK)
         return s;
-    mitem leaf = {.key = es_arena_strndup(t->arena, key, len), .key_len = len,
-                  .val_len = cid_len};
+    mitem leaf = {.key = es_arena_strndup(t->arena, key, len), .key_len = len, .val_len = cid_len};
     if (leaf.key == NULL)
         return no_memory(t);
     memcpy(leaf.val, cid, cid_len);
@@ -524,10 +523,11 @@ static es_status cbor_head(es_buf *b, uint8_t major, uint64_t v)
     uint8_t h[9];
     size_t n = 1;
     if (v < 24) {
-        h[0] = (uint8_t)(major << 5 | v);
+        h[0] = (uint8_t)((unsigned)major << 5 | v);
     } else {
         int bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
-        h[0] = (uint8_t)(major << 5 | (bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27));
+        unsigned info = bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27;
+        h[0] = (uint8_t)((unsigned)major << 5 | info);
         for (int i = bytes; i > 0; i--)
             h[n++] = (uint8_t)(v >> (8 * (i - 1)));
     }

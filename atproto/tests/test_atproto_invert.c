@@ -88,9 +88,9 @@ static void common_prefix(void **state)
     for (size_t i = 0; i < cases->u.array.count; i++) {
         const es_value *c = &cases->u.array.items[i];
         const es_value *l = field(c, "left"), *r = field(c, "right");
-        assert_int_equal(esi_mst_common_prefix(l->u.str.ptr, l->u.str.len, r->u.str.ptr,
-                                               r->u.str.len),
-                         field(c, "len")->u.i);
+        assert_int_equal(
+            esi_mst_common_prefix(l->u.str.ptr, l->u.str.len, r->u.str.ptr, r->u.str.len),
+            field(c, "len")->u.i);
     }
     printf("common prefixes: %zu cases\n", cases->u.array.count);
     es_arena_destroy(a);
@@ -259,9 +259,17 @@ static void commit_proofs(void **state)
 static void order_independent(void **state)
 {
     (void)state;
-    static const char *const keys[] = {"A0/374913", "B1/986427", "C0/451630", "D2/269196",
-                                       "E0/670489", "F1/085263", "G0/765327", "app.bsky.feed.post/454397e440ec",
-                                       "app.bsky.feed.post/9adeb165882c", "88bfafc7", "2a92d355"};
+    static const char *const keys[] = {"A0/374913",
+                                       "B1/986427",
+                                       "C0/451630",
+                                       "D2/269196",
+                                       "E0/670489",
+                                       "F1/085263",
+                                       "G0/765327",
+                                       "app.bsky.feed.post/454397e440ec",
+                                       "app.bsky.feed.post/9adeb165882c",
+                                       "88bfafc7",
+                                       "2a92d355"};
     size_t n = sizeof keys / sizeof *keys;
     uint8_t leaf[ES_CID_SHA256_LEN], r1[ES_CID_SHA256_LEN], r2[ES_CID_SHA256_LEN],
         empty[ES_CID_SHA256_LEN], r3[ES_CID_SHA256_LEN];
@@ -328,7 +336,7 @@ static void bounds(void **state)
 /* ---- out of memory ------------------------------------------------------ */
 
 static const char *const oom_keys[] = {"A0/374913", "B1/986427", "C0/451630", "E0/670489",
-                                       "F1/085263", "G0/765327", "88bfafc7", "2a92d355"};
+                                       "F1/085263", "G0/765327", "88bfafc7",  "2a92d355"};
 
 typedef struct oom_case {
     es_car car;
@@ -369,8 +377,8 @@ static es_status invert_op(void *ctx)
     oom_case *c = ctx;
     esi_atp_op op = {ESI_ATP_CREATE, "D2/269196", 9, c->leaf, sizeof c->leaf, NULL, 0};
     esi_atp_refusal why;
-    es_status s = esi_atp_invert(&c->car, c->after, sizeof c->after, c->before,
-                                 sizeof c->before, &op, 1, &why);
+    es_status s = esi_atp_invert(&c->car, c->after, sizeof c->after, c->before, sizeof c->before,
+                                 &op, 1, &why);
     return (s == ES_OK || s == ES_ERR_NOMEM) && why == ESI_ATP_REFUSAL_NONE ? s : ES_ERR_PROTOCOL;
 }
 
@@ -384,8 +392,7 @@ static void out_of_memory(void **state)
     assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, "x", 1, c.leaf), ES_OK);
     assert_int_equal(esi_mst_open(NULL, NULL, 0, &t), ES_OK);
     for (size_t i = 0; i < sizeof oom_keys / sizeof *oom_keys; i++)
-        assert_int_equal(esi_mst_insert(t, oom_keys[i], strlen(oom_keys[i]), c.leaf,
-                                        sizeof c.leaf),
+        assert_int_equal(esi_mst_insert(t, oom_keys[i], strlen(oom_keys[i]), c.leaf, sizeof c.leaf),
                          ES_OK);
     assert_int_equal(esi_mst_root(t, NULL, NULL, c.before), ES_OK);
     assert_int_equal(esi_mst_insert(t, "D2/269196", 9, c.leaf, sizeof c.leaf), ES_OK);
@@ -630,9 +637,12 @@ int main(void)
 {
     failalloc_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(key_heights),      cmocka_unit_test(common_prefix),
-        cmocka_unit_test(order_independent), cmocka_unit_test(commit_proofs),
-        cmocka_unit_test(bounds),           cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(key_heights),
+        cmocka_unit_test(common_prefix),
+        cmocka_unit_test(order_independent),
+        cmocka_unit_test(commit_proofs),
+        cmocka_unit_test(bounds),
+        cmocka_unit_test(out_of_memory),
         cmocka_unit_test(corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
