@@ -16,6 +16,7 @@
 #include <es/cid.h>
 #include <es/json.h>
 
+#include "atproto_gen.h"
 #include "base/tests/failalloc.h"
 #include "fixtures.h"
 #include "invert.h"
@@ -333,6 +334,124 @@ static void bounds(void **state)
     assert_int_equal(why, ESI_ATP_REFUSAL_MISSING_BLOCK);
 }
 
+/* ---- against the generator's bottom-up build ------------------------------ */
+
+#define MODEL_KEYS 600
+
+typedef struct model {
+    char keys[MODEL_KEYS][32];
+    uint8_t vals[MODEL_KEYS][ES_CID_SHA256_LEN];
+    bool present[MODEL_KEYS];
+} model;
+
+/* The root es_atp_gen_mst builds from the present keys (an independent,
+ * bottom-up construction); `fn` sees its nodes. */
+static void model_root(const model *m, es_atp_gen_node_fn fn, void *user,
+                       uint8_t root[ES_CID_SHA256_LEN])
+{
+    static es_atp_gen_leaf leaves[MODEL_KEYS];
+    size_t n = 0;
+    for (size_t i = 0; i < MODEL_KEYS; i++)
+        if (m->present[i]) {
+            leaves[n].key = m->keys[i];
+            memcpy(leaves[n++].cid, m->vals[i], ES_CID_SHA256_LEN);
+        }
+    assert_int_equal(es_atp_gen_mst(leaves, n, fn, user, root), ES_OK);
+}
+
+static void same_root(esi_mst *t, const model *m)
+{
+    uint8_t got[ES_CID_SHA256_LEN], want[ES_CID_SHA256_LEN];
+    assert_int_equal(esi_mst_root(t, NULL, NULL, got), ES_OK);
+    model_root(m, NULL, NULL, want);
+    assert_memory_equal(got, want, sizeof got);
+}
+
+static es_status gen_block(const uint8_t cid[ES_CID_SHA256_LEN], const uint8_t *bytes, size_t len,
+                           void *user)
+{
+    car_put_section(user, cid, ES_CID_SHA256_LEN, bytes, len);
+    return ES_OK;
+}
+
+/* A pseudo-random permutation step (LCG), the same on every run. */
+static size_t next_index(uint32_t *x)
+{
+    *x = *x * 1664525u + 1013904223u;
+    return (size_t)(*x >> 8) % MODEL_KEYS;
+}
+
+/* Edits in random order give the tree a bottom-up build of the same keys
+ * gives, both in memory and on a tree loaded lazily from a CAR. */
+static void matches_bottom_up_build(void **state)
+{
+    (void)state;
+    static model m;
+    uint32_t x = 12345;
+    for (size_t i = 0; i < MODEL_KEYS; i++) {
+        snprintf(m.keys[i], sizeof m.keys[i], "app.bsky.feed.post/k%05zu", i);
+        assert_int_equal(
+            es_cid_sha256(ES_CID_CODEC_DAG_CBOR, m.keys[i], strlen(m.keys[i]), m.vals[i]), ES_OK);
+    }
+    esi_mst *t;
+    assert_int_equal(esi_mst_open(NULL, NULL, 0, &t), ES_OK);
+    for (size_t done = 0; done < MODEL_KEYS;) { /* insert all, in a scrambled order */
+        size_t i = next_index(&x);
+        if (m.present[i])
+            continue;
+        assert_int_equal(
+            esi_mst_insert(t, m.keys[i], strlen(m.keys[i]), m.vals[i], ES_CID_SHA256_LEN), ES_OK);
+        m.present[i] = true;
+        done++;
+    }
+    same_root(t, &m);
+    for (size_t k = 0; k < MODEL_KEYS / 2; k++) { /* delete or update at random */
+        size_t i = next_index(&x);
+        if (!m.present[i])
+            continue;
+        if (k % 4 == 0) {
+            m.vals[i][ES_CID_SHA256_LEN - 1] ^= 0x5a;
+            assert_int_equal(
+                esi_mst_update(t, m.keys[i], strlen(m.keys[i]), m.vals[i], ES_CID_SHA256_LEN),
+                ES_OK);
+        } else {
+            assert_int_equal(esi_mst_delete(t, m.keys[i], strlen(m.keys[i])), ES_OK);
+            m.present[i] = false;
+        }
+    }
+    same_root(t, &m);
+    esi_mst_destroy(t);
+
+    /* The same tree as CAR blocks, edited through lazy loading. */
+    uint8_t root[ES_CID_SHA256_LEN];
+    es_buf sections = {0}, car = {0};
+    model_root(&m, gen_block, &sections, root);
+    car_begin(&car, root, sizeof root);
+    assert_int_equal(es_buf_append(&car, sections.data, sections.len), ES_OK);
+    es_arena *a;
+    es_car parsed;
+    es_car_limits lim = {.max_blocks = 100000};
+    assert_int_equal(es_arena_create(8 << 20, &a), ES_OK);
+    assert_int_equal(es_car_parse(car.data, car.len, &lim, a, &parsed), ES_OK);
+    assert_int_equal(esi_mst_open(&parsed, root, sizeof root, &t), ES_OK);
+    same_root(t, &m);
+    for (size_t k = 0; k < 40; k++) {
+        size_t i = next_index(&x);
+        if (m.present[i])
+            assert_int_equal(esi_mst_delete(t, m.keys[i], strlen(m.keys[i])), ES_OK);
+        else
+            assert_int_equal(
+                esi_mst_insert(t, m.keys[i], strlen(m.keys[i]), m.vals[i], ES_CID_SHA256_LEN),
+                ES_OK);
+        m.present[i] = !m.present[i];
+    }
+    same_root(t, &m);
+    esi_mst_destroy(t);
+    es_arena_destroy(a);
+    es_buf_free(&sections);
+    es_buf_free(&car);
+}
+
 /* ---- out of memory ------------------------------------------------------ */
 
 static const char *const oom_keys[] = {"A0/374913", "B1/986427", "C0/451630", "E0/670489",
@@ -637,13 +756,10 @@ int main(void)
 {
     failalloc_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(key_heights),
-        cmocka_unit_test(common_prefix),
-        cmocka_unit_test(order_independent),
-        cmocka_unit_test(commit_proofs),
-        cmocka_unit_test(bounds),
-        cmocka_unit_test(out_of_memory),
-        cmocka_unit_test(corpus),
+        cmocka_unit_test(key_heights),       cmocka_unit_test(common_prefix),
+        cmocka_unit_test(order_independent), cmocka_unit_test(matches_bottom_up_build),
+        cmocka_unit_test(commit_proofs),     cmocka_unit_test(bounds),
+        cmocka_unit_test(out_of_memory),     cmocka_unit_test(corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
