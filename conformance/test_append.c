@@ -127,6 +127,60 @@ static void hostile_ids_stay_inside_their_entity(void **state)
     conf_seen_free(&seen);
 }
 
+/* The longest subject the library can write: a 32-character store name, a
+ * 128-character tenant, a 317-character entity type (the longest valid
+ * ATProto NSID), an id of 1024 dots (each escaped to %2E) and a 128-character
+ * event type: 3,685 bytes. Single and atomic-batch appends (which publish
+ * with a reply inbox) fit nats-server's 4096-byte control line, and both
+ * read paths (direct get, consumer with the entity's filter) read it back. */
+static void the_longest_subject_fits_the_control_line(void **state)
+{
+    conf_ctx *c = *state;
+    char name[ES_STORE_NAME_MAX + 1];
+    conf_unique_name(name);
+    for (size_t i = strlen(name); i < ES_STORE_NAME_MAX; i++)
+        name[i] = 'x';
+    name[ES_STORE_NAME_MAX] = '\0';
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.tenancy = true;
+    cfg.memory_storage = true;
+    es_store *st = NULL;
+    assert_int_equal(es_store_create(c->nc, name, &cfg, NULL, &st), ES_OK);
+    static char tenant[ES_NAME_MAX + 1], type[ES_ENTITY_TYPE_MAX + 2], id[ES_ID_MAX + 1],
+        event[ES_NAME_MAX + 1];
+    memset(tenant, 'T', ES_NAME_MAX);
+    memset(type, 't', ES_ENTITY_TYPE_MAX);
+    memset(id, '.', ES_ID_MAX);
+    memset(event, 'e', ES_NAME_MAX);
+    es_event_spec e = conf_spec(type, id, event, "x");
+    e.tenant = tenant;
+    assert_int_equal(es_append(st, &e, NULL), ES_OK);
+    es_event_spec batch[2] = {e, e};
+    assert_int_equal(es_append_batch(st, batch, 2, NULL), ES_OK);
+    natsMsg *m = conf_raw_get(c->nc, es_store_stream(st), 1);
+    assert_int_equal(strlen(natsMsg_GetSubject(m)), 3685);
+    natsMsg_Destroy(m);
+    es_filter f;
+    es_filter_init(&f);
+    f.tenant = tenant;
+    f.entity_type = type;
+    f.entity_id = id;
+    conf_seen seen = {0};
+    assert_int_equal(es_load(st, &f, NULL, conf_collect, &seen, NULL), ES_OK);
+    assert_int_equal(seen.count, 3);
+    assert_memory_equal(seen.ids[2], id, ES_ID_MAX);
+    conf_seen_free(&seen);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(es_evolve(st, &f, NULL, conf_collect, &seen, NULL), ES_OK);
+    assert_int_equal(seen.count, 3);
+    conf_seen_free(&seen);
+    type[ES_ENTITY_TYPE_MAX] = 't'; /* one over */
+    assert_int_equal(es_append(st, &e, NULL), ES_ERR_INVALID);
+    es_store_destroy(st);
+    assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
+}
+
 static void single_append_is_idempotent(void **state)
 {
     conf_ctx *c = *state;
@@ -325,6 +379,8 @@ int conf_run_append(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(read_back_matches, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(hostile_ids_stay_inside_their_entity, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(the_longest_subject_fits_the_control_line, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(single_append_is_idempotent, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(bad_events_are_refused_before_sending, conf_setup,

@@ -36,6 +36,12 @@ void es_atp_gen_destroy(es_atp_gen *g);
 /* Append the next frame (header + body) to `frame`. */
 es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame);
 const es_atp_gen_counts *es_atp_gen_counts_of(const es_atp_gen *g);
+/* Append a #commit of repo `did` creating one record at `collection/rkey`
+ * (its first commit, a one-leaf MST, a zero signature), taking the next seq.
+ * The strings are used as given, however long: for testing the mapping's
+ * limits. The generator's own repos are not touched. */
+es_status es_atp_gen_commit_at(es_atp_gen *g, const char *did, const char *collection,
+                               const char *rkey, es_buf *frame);
 
 /* A full-repository CAR (commit, every MST node, every record) of repo
  * number `repo` in its current state, as com.atproto.sync.getRepo serves it.

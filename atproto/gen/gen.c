@@ -569,6 +569,56 @@ static es_status make_sync(es_atp_gen *g, repo *r, es_buf *frame)
     return s;
 }
 
+/* ---- a commit at a chosen path ----------------------------------------- */
+
+/* The first commit of repo `did`: one record created at `collection/rkey`,
+ * in a real one-leaf MST. */
+static es_status make_commit_at(es_atp_gen *g, const char *did, const char *collection,
+                                const char *rkey, es_buf *frame)
+{
+    es_arena *a = g->arena;
+    char rev[14], time[48];
+    make_tid((uint64_t)g->now_us, 0, rev);
+    format_time(g->now_us, time);
+    char *path = es_arena_alloc(a, strlen(collection) + strlen(rkey) + 2);
+    if (path == NULL)
+        return ES_ERR_NOMEM;
+    sprintf(path, "%s/%s", collection, rkey);
+    block_list blocks = {0};
+    es_buf car = ES_BUF_INIT;
+    es_atp_gen_leaf leaf = {.key = path};
+    cid_t data, commit;
+    uint8_t sig[64] = {0};
+    es_value *rec = gv_map(a, 3, "$type", gv_str(a, collection), "createdAt", gv_str(a, time),
+                           "text", post_text(g));
+    es_status s = rec ? gv_block(rec, &g->scratch, leaf.cid) : ES_ERR_NOMEM;
+    if (s == ES_OK)
+        s = block_add(&blocks, leaf.cid, g->scratch.data, g->scratch.len);
+    if (s == ES_OK)
+        s = es_atp_gen_mst(&leaf, 1, collect_node, &blocks, data);
+    es_value *c =
+        gv_map(a, 6, "data", gv_link(a, data), "did", gv_str(a, did), "prev", gv_null(a), "rev",
+               gv_str(a, rev), "sig", gv_bytes(a, sig, sizeof sig), "version", gv_int(a, 3));
+    if (s == ES_OK)
+        s = c ? gv_block(c, &g->scratch, commit) : ES_ERR_NOMEM;
+    if (s == ES_OK)
+        s = block_add(&blocks, commit, g->scratch.data, g->scratch.len);
+    if (s == ES_OK)
+        s = write_car(g, commit, &blocks, &car);
+    es_value *op = gv_map(a, 3, "action", gv_str(a, "create"), "cid", gv_link(a, leaf.cid), "path",
+                          gv_str(a, path));
+    es_value *body = gv_map(
+        a, 11, "ops", gv_array(a, 1, &op), "rev", gv_str(a, rev), "seq", gv_int(a, (int64_t)g->seq),
+        "repo", gv_str(a, did), "time", gv_str(a, time), "blobs", gv_array(a, 0, NULL), "since",
+        gv_null(a), "blocks", gv_bytes(a, car.data, car.len), "commit", gv_link(a, commit),
+        "rebase", gv_bool(a, false), "tooBig", gv_bool(a, false));
+    if (s == ES_OK)
+        s = encode_frame(g, "#commit", body, frame);
+    es_buf_free(&car);
+    block_list_free(&blocks);
+    return s;
+}
+
 /* ---- public -------------------------------------------------------------- */
 
 es_status es_atp_gen_create(const es_atp_gen_options *o, es_atp_gen **out)
@@ -639,6 +689,21 @@ es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame)
         s = make_commit(g, r, frame);
     g->seq++;
     g->counts.frames++;
+    return s;
+}
+
+es_status es_atp_gen_commit_at(es_atp_gen *g, const char *did, const char *collection,
+                               const char *rkey, es_buf *frame)
+{
+    if (g == NULL || did == NULL || collection == NULL || rkey == NULL || frame == NULL)
+        return ES_ERR_INVALID;
+    es_arena_reset(g->arena);
+    g->now_us += 1000;
+    es_status s = make_commit_at(g, did, collection, rkey, frame);
+    g->seq++;
+    g->counts.frames++;
+    g->counts.commits++;
+    g->counts.creates++;
     return s;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <es/cid.h>
+#include <es/subject.h>
 
 #include "decoder.h"
 
@@ -24,6 +25,11 @@ typedef struct frame {
     const uint8_t *body_bytes;
     size_t body_len;
     const char *seq_text; /* decimal seq, for the metadata */
+    /* The events' entity id: the DID, or for a DID over ES_ID_MAX bytes the
+     * CID string of the DID, which then also goes into metadata `did`. */
+    const char *entity_id;
+    size_t entity_id_len;
+    const char *did_text; /* the NUL-terminated DID for metadata `did`, or NULL */
 } frame;
 
 typedef enum action { ACTION_CREATE, ACTION_UPDATE, ACTION_DELETE } action;
@@ -38,6 +44,7 @@ typedef struct op {
     const uint8_t *cid, *prev; /* binary CIDs or NULL */
     size_t cid_len, prev_len;
     const es_car_block *block; /* the record (create/update) */
+    const char *invalid;       /* why the record is not a DAG-CBOR map, or NULL */
 } parsed_op;
 
 /* ---- errors -------------------------------------------------------------- */
@@ -181,6 +188,29 @@ static es_status read_seq(frame *f)
 }
 
 /* The DID field (`repo` in commits, `did` elsewhere), checked. */
+static const char *cid_text(frame *f, const uint8_t *cid, size_t len);
+
+/* Sets the events' entity id from the DID. Valid DIDs reach 2048 bytes, but
+ * an escaped entity id of over ES_ID_MAX bytes would not fit the server's
+ * control line (docs/atproto.md, "Long DIDs"): such a DID is replaced by its
+ * CID string, which is as stable, and kept whole in metadata `did`. */
+static es_status long_did_entity_id(frame *f)
+{
+    f->entity_id = f->out->did;
+    f->entity_id_len = f->out->did_len;
+    if (f->out->did_len <= ES_ID_MAX)
+        return ES_OK;
+    uint8_t cid[ES_CID_SHA256_LEN];
+    if (es_cid_sha256(ES_CID_CODEC_RAW, f->out->did, f->out->did_len, cid) != ES_OK)
+        return refuse_wrap(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "DID hash");
+    f->entity_id = cid_text(f, cid, sizeof cid);
+    f->did_text = es_arena_strndup(f->arena, f->out->did, f->out->did_len);
+    if (f->entity_id == NULL || f->did_text == NULL)
+        return arena_full(f);
+    f->entity_id_len = strlen(f->entity_id);
+    return ES_OK;
+}
+
 static es_status read_did(frame *f, const char *key)
 {
     const char *did;
@@ -192,7 +222,7 @@ static es_status read_did(frame *f, const char *key)
         return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "'%s' is not a valid DID", key);
     f->out->did = did;
     f->out->did_len = len;
-    return ES_OK;
+    return long_did_entity_id(f);
 }
 
 static es_status read_time(frame *f)
@@ -266,13 +296,24 @@ static const char *event_id(frame *f, const part *parts, size_t count)
     return cid_text(f, cid, sizeof cid);
 }
 
-/* A new event for this frame: the DID as entity id, the frame's time. */
+/* Metadata `did` at `m` for a DID too long to be the entity id: the number
+ * of entries written (0 or 1). */
+static size_t did_meta(const frame *f, es_meta *m)
+{
+    if (f->did_text == NULL)
+        return 0;
+    *m = (es_meta){"did", f->did_text};
+    return 1;
+}
+
+/* A new event for this frame: the DID (or its stand-in) as entity id, the
+ * frame's time. */
 static es_event_spec *new_event(frame *f)
 {
     es_event_spec *e = &f->out->events[f->out->count++];
     es_event_spec_init(e);
-    e->entity_id = f->out->did;
-    e->entity_id_len = f->out->did_len;
+    e->entity_id = f->entity_id;
+    e->entity_id_len = f->entity_id_len;
     e->time_ns = f->out->time_ns;
     return e;
 }
@@ -392,13 +433,32 @@ static es_status parse_action(frame *f, const es_value *o, parsed_op *out)
                   (int)(len > 32 ? 32 : len), a);
 }
 
-/* Whether one of the commit's earlier ops already checked block `b`. */
-static bool checked_before(const es_car_block *b, const parsed_op *earlier, size_t n)
+/* The earlier op of the commit that already checked block `b`, or NULL. */
+static const parsed_op *checked_before(const es_car_block *b, const parsed_op *earlier, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (earlier[i].block == b)
-            return true;
-    return false;
+            return &earlier[i];
+    return NULL;
+}
+
+/* Decodes a hash-verified record block strictly. A block that is not a
+ * DAG-CBOR map is not the frame's fault as a whole (the commit named it and
+ * its hash matches): the op keeps it, marked invalid, and the commit's other
+ * ops are still stored. The decoder's bounds and memory still refuse. */
+static es_status decode_record(frame *f, parsed_op *o)
+{
+    es_arena_reset(f->d->scratch);
+    es_value *v;
+    es_status s = esi_atp_decode_exact(o->block->data, o->block->len, f->d->opts.limits.max_depth,
+                                       f->d->scratch, &v);
+    if (s == ES_ERR_DECODE)
+        o->invalid = "not DAG-CBOR";
+    else if (s != ES_OK)
+        return refuse_decode(f, s, ES_ATP_ERR_RECORD, "record block");
+    else if (v->kind != ES_VALUE_MAP)
+        o->invalid = "not a map";
+    return ES_OK;
 }
 
 /* The record block of a create or update: a dag-cbor CID, present in the
@@ -423,16 +483,12 @@ static es_status check_record(frame *f, const es_car *car, parsed_op *o, const p
     if (s != ES_OK)
         return s;
     o->block = b;
-    if (f->d->opts.skip_record_decode || checked_before(b, earlier, n_earlier))
+    const parsed_op *same = checked_before(b, earlier, n_earlier);
+    if (same != NULL) {
+        o->invalid = same->invalid;
         return ES_OK;
-    es_arena_reset(f->d->scratch);
-    es_value *v;
-    s = esi_atp_decode_exact(b->data, b->len, f->d->opts.limits.max_depth, f->d->scratch, &v);
-    if (s != ES_OK)
-        return refuse_decode(f, s, ES_ATP_ERR_RECORD, "record block");
-    if (v->kind != ES_VALUE_MAP)
-        return refuse(f, ES_ATP_ERR_RECORD, ES_ERR_DECODE, "a record block is not a map");
-    return ES_OK;
+    }
+    return f->d->opts.skip_record_decode ? ES_OK : decode_record(f, o);
 }
 
 /* Op `o` of the commit, after the `n_earlier` ops before it. */
@@ -500,7 +556,7 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
     part id[] = {{f->out->did, f->out->did_len},     {"/", 1}, {ct->rev, ct->rev_len}, {"/", 1},
                  {o->collection, o->collection_len}, {"/", 1}, {o->rkey, o->rkey_len}};
     e->event_id = event_id(f, id, ES_ARRAY_LEN(id));
-    es_meta *m = es_arena_calloc(f->arena, 6, sizeof *m);
+    es_meta *m = es_arena_calloc(f->arena, 8, sizeof *m);
     const char *rkey = es_arena_strndup(f->arena, o->rkey, o->rkey_len);
     if (e->entity_type == NULL || e->event_id == NULL || m == NULL || rkey == NULL)
         return arena_full(f);
@@ -509,9 +565,13 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
     if (o->cid != NULL) {
         if ((m[n++] = (es_meta){"cid", cid_text(f, o->cid, o->cid_len)}).value == NULL)
             return arena_full(f);
-        e->codec = "dag-cbor";
+        e->codec = o->invalid ? "binary" : "dag-cbor";
         e->data = o->block->data;
         e->data_len = o->block->len;
+    }
+    if (o->invalid != NULL) {
+        m[n++] = (es_meta){"invalid", o->invalid};
+        f->out->invalid_records++;
     }
     m[n++] = (es_meta){"rev", ct->rev};
     m[n++] = (es_meta){"seq", f->seq_text};
@@ -519,6 +579,7 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
     if (o->prev != NULL &&
         (m[n++] = (es_meta){"prev", cid_text(f, o->prev, o->prev_len)}).value == NULL)
         return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "op prev is not a CIDv1");
+    n += did_meta(f, m + n);
     e->meta = m;
     e->meta_count = n;
     return ES_OK;
@@ -590,7 +651,7 @@ static es_status map_repo_event(frame *f, const char *event_type, const char *id
                                 size_t id_tail_len, const es_meta *extra, size_t extra_count)
 {
     es_status s = alloc_events(f, 1);
-    es_meta *m = es_arena_calloc(f->arena, 1 + extra_count, sizeof *m);
+    es_meta *m = es_arena_calloc(f->arena, 2 + extra_count, sizeof *m);
     if (s != ES_OK || m == NULL)
         return arena_full(f);
     es_event_spec *e = new_event(f);
@@ -610,7 +671,7 @@ static es_status map_repo_event(frame *f, const char *event_type, const char *id
     if (extra_count)
         memcpy(m + 1, extra, extra_count * sizeof *m);
     e->meta = m;
-    e->meta_count = 1 + extra_count;
+    e->meta_count = 1 + extra_count + did_meta(f, m + 1 + extra_count);
     return ES_OK;
 }
 
@@ -792,6 +853,7 @@ static void count(es_atp_decoder *d, const es_atp_batch *b, es_status s)
     d->stats.by_kind[b->kind]++;
     d->stats.ops += b->ops;
     d->stats.events += b->count;
+    d->stats.invalid_records += b->invalid_records;
     if (b->kind == ES_ATP_KIND_COMMIT)
         d->stats.filtered_ops += b->ops - b->count;
 }

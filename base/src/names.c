@@ -23,3 +23,8 @@ bool es_valid_name(const char *name)
 {
     return valid_name_max(name, ES_NAME_MAX);
 }
+
+bool es_valid_entity_type(const char *name)
+{
+    return valid_name_max(name, ES_ENTITY_TYPE_MAX);
+}

@@ -29,7 +29,7 @@
 set -euo pipefail
 build=$1 src=$2 tools=${3:-} examples=${4:-}
 hidden_packages=(libcbor-dev libmsgpack-dev libcmocka-dev libwebsockets-dev)
-allowed_modules=(libnats libzstd libsodium jansson libcrypto)
+allowed_modules=(libnats libzstd libsodium jansson libcrypto libsecp256k1)
 
 fail() {
     echo "install: $*" >&2

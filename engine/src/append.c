@@ -72,7 +72,7 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
     es_status ts = esi_tenant_check(st, e->tenant, index);
     if (ts != ES_OK)
         return ts;
-    if (!es_valid_name(e->entity_type))
+    if (!es_valid_entity_type(e->entity_type))
         return es_error(ES_ERR_INVALID, "event %zu: invalid entity type '%.64s'", index,
                         e->entity_type ? e->entity_type : "(null)");
     if (!es_valid_name(e->event_type))

@@ -14,9 +14,9 @@ void es_filter_init(es_filter *f)
     memset(f, 0, sizeof *f);
 }
 
-static es_status check_filter_name(const char *what, const char *v)
+static es_status check_filter_name(const char *what, const char *v, bool (*valid)(const char *))
 {
-    if (v != NULL && !es_valid_name(v))
+    if (v != NULL && !valid(v))
         return es_error(ES_ERR_INVALID, "filter: invalid %s '%.64s'", what, v);
     return ES_OK;
 }
@@ -25,11 +25,11 @@ static es_status check_filter(const es_store *st, const es_filter *f)
 {
     if (f->tenant != NULL && !st->config.tenancy)
         return es_error(ES_ERR_INVALID, "filter: store '%s' has no tenancy", st->name);
-    es_status s = check_filter_name("tenant", f->tenant);
+    es_status s = check_filter_name("tenant", f->tenant, es_valid_name);
     if (s == ES_OK)
-        s = check_filter_name("entity type", f->entity_type);
+        s = check_filter_name("entity type", f->entity_type, es_valid_entity_type);
     if (s == ES_OK)
-        s = check_filter_name("event type", f->event_type);
+        s = check_filter_name("event type", f->event_type, es_valid_name);
     return s;
 }
 

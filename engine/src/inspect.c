@@ -107,7 +107,7 @@ typedef struct walk {
     parsed one;
     /* the entity being counted, which may go on in the next page */
     bool open;
-    char tenant[ES_NAME_MAX + 1], type[ES_NAME_MAX + 1], id[ES_ID_MAX + 1];
+    char tenant[ES_NAME_MAX + 1], type[ES_ENTITY_TYPE_MAX + 1], id[ES_ID_MAX + 1];
     es_entity_info e;
 } walk;
 

@@ -17,7 +17,7 @@
 
 #define SNAPSHOT_HISTORY 1
 #define SAVE_ATTEMPTS    8
-#define KEY_MAX          (2 * ES_NAME_MAX + 2 + 3 * ES_ID_MAX + 1)
+#define KEY_MAX          (ES_NAME_MAX + ES_ENTITY_TYPE_MAX + 2 + 3 * ES_ID_MAX + 1)
 
 struct es_snapshots {
     es_store *st;
@@ -88,7 +88,7 @@ void es_snapshot_clear(es_snapshot *snap)
 es_status esi_snapshot_key(bool tenancy, const es_filter *f, char *out, size_t size)
 {
     if (f == NULL || f->entity_type == NULL || f->entity_id == NULL || f->event_type != NULL ||
-        !es_valid_name(f->entity_type))
+        !es_valid_entity_type(f->entity_type))
         return es_error(ES_ERR_INVALID, "a snapshot is of one entity: a valid entity type and an "
                                         "id, no event type");
     if (tenancy != (f->tenant != NULL) || (f->tenant && !es_valid_name(f->tenant)))

@@ -147,7 +147,7 @@ es_status esi_subject_parts_check(const esi_subject_parts *p, char *id, size_t *
     char scratch[ES_ID_MAX + 1];
     if (p->tenant != NULL && !es_valid_name(p->tenant))
         return es_error(ES_ERR_INVALID, "invalid tenant '%.64s'", p->tenant);
-    if (!es_valid_name(p->type))
+    if (!es_valid_entity_type(p->type))
         return es_error(ES_ERR_INVALID, "invalid entity type '%.64s'", p->type);
     if (!es_valid_name(p->event))
         return es_error(ES_ERR_INVALID, "invalid event type '%.64s'", p->event);

@@ -55,8 +55,11 @@ es_status esi_bucket_name(const char *store, esi_bucket_kind kind, char out[ESI_
 
 /* ---- event subjects --------------------------------------------------------- */
 
-/* "$ES." store "." tenant "." type "." id-token "." event, with room to spare. */
-#define ES_SUBJECT_MAX (4 + 32 + 1 + 3 * ES_NAME_MAX + 3 + ES_ID_TOKEN_MAX + 16)
+/* "$ES." store "." tenant "." type "." id-token "." event, with room to spare:
+ * at most 3,685 bytes, which leaves a publish's reply inbox and sizes room in
+ * nats-server's default 4096-byte control line. */
+#define ES_SUBJECT_MAX                                                                             \
+    (4 + ES_STORE_NAME_MAX + 1 + 2 * ES_NAME_MAX + ES_ENTITY_TYPE_MAX + 3 + ES_ID_TOKEN_MAX + 16)
 
 typedef struct esi_subject {
     char full[ES_SUBJECT_MAX];   /* the event's subject */

@@ -102,6 +102,17 @@ static void validates_names(void **state)
     longname[ES_NAME_MAX] = 'n';
     longname[ES_NAME_MAX + 1] = '\0';
     assert_false(es_valid_name(longname));
+    /* entity types reach 317 characters, the longest valid ATProto NSID */
+    char longtype[ES_ENTITY_TYPE_MAX + 2];
+    memset(longtype, 't', sizeof longtype);
+    longtype[ES_ENTITY_TYPE_MAX] = '\0';
+    assert_int_equal(ES_ENTITY_TYPE_MAX, 317);
+    assert_true(es_valid_entity_type(longtype));
+    assert_false(es_valid_name(longtype));
+    assert_false(es_valid_entity_type("app.bsky.feed.like"));
+    longtype[ES_ENTITY_TYPE_MAX] = 't';
+    longtype[ES_ENTITY_TYPE_MAX + 1] = '\0';
+    assert_false(es_valid_entity_type(longtype));
 }
 
 static void splits_subjects(void **state)

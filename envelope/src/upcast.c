@@ -95,9 +95,10 @@ es_status es_upcasters_add(es_upcasters *r, const char *entity_type, const char 
 {
     if (r == NULL || fn == NULL)
         return es_error(ES_ERR_INVALID, "es_upcasters_add: NULL registry or function");
-    if (!es_valid_name(entity_type) || !es_valid_name(event_type))
+    if (!es_valid_entity_type(entity_type) || !es_valid_name(event_type))
         return es_error(ES_ERR_INVALID,
-                        "upcaster for '%.64s'/'%.64s': types are [A-Za-z0-9_-]{1,128}",
+                        "upcaster for '%.64s'/'%.64s': entity types are "
+                        "[A-Za-z0-9_-]{1,317}, event types [A-Za-z0-9_-]{1,128}",
                         entity_type ? entity_type : "(null)", event_type ? event_type : "(null)");
     if (from_version == 0 || from_version == UINT32_MAX)
         return es_error(ES_ERR_INVALID, "upcaster from version %u: versions are 1..%u",

@@ -96,8 +96,9 @@ void ingest_report(FILE *out, const char *source, const es_atp_stats *st, const 
     fprintf(out, ", refused %" PRIu64 "\n", refused);
     fprintf(out,
             "events: %" PRIu64 " from %" PRIu64 " ops (filtered out: %" PRIu64 " ops, %" PRIu64
-            " frames); blocks verified: %" PRIu64 "\n",
-            st->events, st->ops, st->filtered_ops, st->filtered_frames, st->blocks_verified);
+            " frames); blocks verified: %" PRIu64 "; invalid records kept: %" PRIu64 "\n",
+            st->events, st->ops, st->filtered_ops, st->filtered_frames, st->blocks_verified,
+            st->invalid_records);
     fprintf(out, "errors:");
     if (refused == 0)
         fprintf(out, " none");

@@ -11,7 +11,7 @@
 
 #include "config.h"
 
-#define SUBJECT_MAX (3 * ES_NAME_MAX + ES_ID_TOKEN_MAX + 8)
+#define SUBJECT_MAX (2 * ES_NAME_MAX + ES_ENTITY_TYPE_MAX + ES_ID_TOKEN_MAX + 8)
 
 es_status backup_write_start(es_buf *out, const es_store_config *cfg)
 {

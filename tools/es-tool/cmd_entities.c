@@ -49,7 +49,7 @@ static void append_row(listing *l, es_buf *b, const es_entity_info *e)
                "LAST SEQ");
         l->header_done = true;
     }
-    char type[2 * ES_NAME_MAX + 2], num[64];
+    char type[ES_NAME_MAX + ES_ENTITY_TYPE_MAX + 2], num[64];
     snprintf(type, sizeof type, "%s%s%s", e->tenant ? e->tenant : "", e->tenant ? "/" : "",
              e->entity_type);
     es_buf_append_str(b, type);

@@ -39,19 +39,20 @@ int tool_filter_set(tool_filter *f, int id, const char *value)
     }
 }
 
-static bool name_ok(const char *value, const char *what)
+static bool name_ok(const char *value, const char *what, bool entity_type)
 {
-    if (value == NULL || es_valid_name(value))
+    if (value == NULL || (entity_type ? es_valid_entity_type(value) : es_valid_name(value)))
         return true;
     es_cli_usage("invalid %s '%.64s': use [A-Za-z0-9_-], at most %d characters", what, value,
-                 ES_NAME_MAX);
+                 entity_type ? ES_ENTITY_TYPE_MAX : ES_NAME_MAX);
     return false;
 }
 
 bool tool_filter_valid(const tool_filter *f)
 {
-    if (!name_ok(f->filter.entity_type, "entity type") ||
-        !name_ok(f->filter.event_type, "event type") || !name_ok(f->filter.tenant, "tenant"))
+    if (!name_ok(f->filter.entity_type, "entity type", true) ||
+        !name_ok(f->filter.event_type, "event type", false) ||
+        !name_ok(f->filter.tenant, "tenant", false))
         return false;
     const char *id = f->filter.entity_id;
     if (id != NULL && (*id == '\0' || strlen(id) > ES_ID_MAX)) {

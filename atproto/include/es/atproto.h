@@ -81,7 +81,8 @@ typedef enum es_atp_error {
     ES_ATP_ERR_CAR_ROOT,      /* the CAR's first root is not the commit */
     ES_ATP_ERR_HASH,          /* a block's SHA-256 differs from its CID's digest */
     ES_ATP_ERR_MISSING_BLOCK, /* the commit or an op names a block the CAR lacks */
-    ES_ATP_ERR_RECORD,        /* a record block is not valid DAG-CBOR */
+    ES_ATP_ERR_RECORD,        /* a record's CID is not a dag-cbor CIDv1 (a block that is not a
+                                 DAG-CBOR map is kept, marked invalid: es_atp_batch) */
     ES_ATP_ERR_COMMIT,        /* the commit block contradicts the frame (did, rev, version) */
     ES_ATP_ERR_OP,            /* an unknown action, a cid that does not fit it, two ops on a path */
     ES_ATP_ERR_COUNT
@@ -120,7 +121,8 @@ typedef struct es_atp_options {
      * the mapping uses (MST nodes then get verified too). Default off. */
     bool verify_all_blocks;
     /* Skip the strict DAG-CBOR check of record blocks (their hashes are still
-     * verified). Default off: a stored record always decodes. */
+     * verified). Default off: a stored dag-cbor record always decodes (one
+     * that does not is stored marked invalid, codec "binary"). */
     bool skip_record_decode;
 } es_atp_options;
 
@@ -134,6 +136,7 @@ typedef struct es_atp_stats {
     uint64_t filtered_ops;               /* ops dropped by the collection filter */
     uint64_t filtered_frames;            /* commits and repo events dropped by the DID filter */
     uint64_t blocks_verified;            /* blocks whose SHA-256 was checked */
+    uint64_t invalid_records;            /* records stored marked invalid (see es_atp_batch) */
     uint64_t errors[ES_ATP_ERR_COUNT];   /* refused frames by kind */
 } es_atp_stats;
 
@@ -147,16 +150,22 @@ typedef struct es_atp_stats {
  *
  *   entity_type  (NUL) the collection with '.' -> '_' (app_bsky_feed_like), or "repo"
  *   entity_id    the DID, raw, with entity_id_len (not NUL-terminated: it
- *                points into the frame; the core escapes it into the subject)
+ *                points into the frame; the core escapes it into the subject);
+ *                a DID over ES_ID_MAX bytes is replaced by the CID string (raw,
+ *                sha2-256) of the DID, and the DID goes into metadata `did`
  *   event_type   (NUL) create | update | delete | identity | account | sync
  *   event_id     (NUL) Nats-Msg-Id: <did>/<rev>/<collection>/<rkey> for ops (see
  *                docs/atproto.md for repo events and for ids over 256 bytes)
  *   data, data_len  the record block exactly as in the CAR, or the frame body;
  *                NULL/0 for deletes
- *   codec        (NUL) "dag-cbor", or NULL (the core's "binary") without data
+ *   codec        (NUL) "dag-cbor"; "binary" for an invalid record (below);
+ *                NULL (the core's "binary") without data
  *   time_ns      the frame's `time`, nanoseconds since the Unix epoch
  *   meta         Rita-Meta-<key>: rkey, cid, rev, seq, commit, prev (ops);
- *                seq (+ rev, commit for #sync) for repo events; NUL-terminated
+ *                seq (+ rev, commit for #sync) for repo events; NUL-terminated;
+ *                `invalid` on a record whose block hashes to its CID but is not
+ *                a DAG-CBOR map: stored as it is, codec "binary", so that the
+ *                commit's other ops are kept (docs/atproto.md)
  *   tenant, expect  NULL and ES_EXPECT_ANY
  *
  * `count` may be 0: an #info, an error frame, an unknown type, a filtered-out
@@ -174,6 +183,7 @@ typedef struct es_atp_batch {
     size_t time_len;
     int64_t time_ns;
     size_t ops; /* ops in the commit, before filtering */
+    size_t invalid_records; /* kept events marked `invalid` (their block is not a DAG-CBOR map) */
     es_event_spec *events;
     size_t count;
     es_atp_error error; /* why the frame was refused, when es_atp_decode failed */

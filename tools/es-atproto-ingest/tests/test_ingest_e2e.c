@@ -752,7 +752,8 @@ static void future_cursor_ends_the_process(void **state)
 
 typedef struct own_server {
     const char *bin;
-    char dir[300], log[300], url[64];
+    const char *domain; /* a JetStream domain, or NULL */
+    char dir[300], log[300], url[64], conf[300];
     int port;
     pid_t pid;
 } own_server;
@@ -762,6 +763,15 @@ static void server_start(own_server *s)
     char port[16];
     snprintf(port, sizeof port, "%d", s->port);
     char *argv[] = {(char *)s->bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd", s->dir, NULL};
+    if (s->domain != NULL) { /* a domain needs a configuration file */
+        FILE *f = fopen(s->conf, "w");
+        assert_non_null(f);
+        fprintf(f, "jetstream { store_dir: \"%s\", domain: %s }\n", s->dir, s->domain);
+        fclose(f);
+        argv[5] = "-c";
+        argv[6] = s->conf;
+        argv[7] = NULL;
+    }
     s->pid = spawn(argv, s->log, NULL);
     natsConnection_Destroy(connect_to(s->url)); /* up */
 }
@@ -778,6 +788,7 @@ static void own_server_prepare(own_server *s, const char *what)
     s->port = free_port();
     snprintf(s->dir, sizeof s->dir, "%s/js-%s", tmp, what);
     snprintf(s->log, sizeof s->log, "%s/nats-server-%s.log", tmp, what);
+    snprintf(s->conf, sizeof s->conf, "%s/nats-server-%s.conf", tmp, what);
     snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
 }
 
@@ -860,6 +871,49 @@ static void nats_down_at_start_then_up(void **state)
     ids want = {0};
     expected_ids(capture, &want);
     es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    ids_free(&want);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    kill(s.pid, SIGTERM);
+    wait_exit(s.pid, 20);
+}
+
+/* --js-domain reaches the store: a wrong domain finds no JetStream (exit 4,
+ * nothing stored), the server's own domain stores the capture, read back
+ * through that domain. */
+static void a_jetstream_domain_is_used(void **state)
+{
+    (void)state;
+    own_server s;
+    own_server_prepare(&s, "domain");
+    s.domain = "hub";
+    server_start(&s);
+    char capture[300], log[300], name[64];
+    snprintf(capture, sizeof capture, "%s/domain.bin.zst", tmp);
+    snprintf(log, sizeof log, "%s/domain.log", tmp);
+    store_name(name, sizeof name, "domain");
+    generate(capture, "300", "37", "5");
+    for (int right = 0; right <= 1; right++) {
+        char *argv[] = {(char *)ingest_bin, "--server",    s.url,
+                        "--store",          name,          "--from-file",
+                        capture,            "--exit-at-end", "--js-domain",
+                        right ? "hub" : "elsewhere", "--timeout", "1s", NULL};
+        int code = wait_exit(spawn(argv, log, NULL), 60);
+        if (code != (right ? 0 : 4))
+            show_log(log);
+        assert_int_equal(code, right ? 0 : 4);
+    }
+    natsConnection *nc = connect_to(s.url);
+    es_store_options o;
+    es_store_options_init(&o);
+    o.js_domain = "hub";
+    ids want = {0};
+    expected_ids(capture, &want);
+    es_store *st = NULL;
+    assert_int_equal(es_store_open(nc, name, &o, &st), ES_OK);
+    es_store_destroy(st);
+    st = wait_stored(nc, name, want.n, 10);
     assert_exactly_once(st, &want);
     ids_free(&want);
     es_store_destroy(st);
@@ -957,6 +1011,7 @@ int main(void)
         cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
         cmocka_unit_test_teardown(nats_down_at_start_then_up, kill_children),
         cmocka_unit_test_teardown(junk_capture_creates_no_store, kill_children),
+        cmocka_unit_test_teardown(a_jetstream_domain_is_used, kill_children),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)
