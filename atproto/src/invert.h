@@ -10,7 +10,8 @@
  * Bounds on hostile input: keys of at most ESI_MST_KEY_MAX bytes, trees of
  * at most ESI_MST_MAX_HEIGHT layers, at most ESI_MST_MAX_NODES nodes held in
  * memory, ESI_MST_MEMORY bytes of memory, ESI_INVERT_MAX_OPS ops; CIDs of at
- * most ESI_MST_CID_MAX bytes. Beyond them: ES_ERR_LIMIT. */
+ * most ESI_MST_CID_MAX bytes; node bytes decoded at most the CAR's (each
+ * block once, as a valid tree needs). Beyond them: ES_ERR_LIMIT. */
 #ifndef ES_ATP_INVERT_H
 #define ES_ATP_INVERT_H
 

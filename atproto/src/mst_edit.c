@@ -53,6 +53,11 @@ struct esi_mst {
     int height;  /* the root's layer, once the root is loaded */
     bool root_loaded;
     size_t nodes;
+    /* Node bytes that may still be decoded: the CAR's. A valid tree has no
+     * two subtrees alike, so an edit decodes each block at most once; a
+     * hostile tree that links one large node from many places cannot make
+     * the work exceed its input. */
+    size_t budget;
     esi_mst_fault fault;
 };
 
@@ -209,6 +214,10 @@ static es_status load(esi_mst *t, mnode *n, int height)
     es_car_block *b = t->car ? es_car_find(t->car, n->cid, n->cid_len) : NULL;
     if (b == NULL)
         return fail(t, ESI_MST_FAULT_MISSING_BLOCK, ES_ERR_DECODE, "a node block is absent");
+    if (b->len > t->budget)
+        return fail(t, ESI_MST_FAULT_LIMIT, ES_ERR_LIMIT,
+                    "more node bytes decoded than the CAR holds (a node reached twice)");
+    t->budget -= b->len;
     es_value *v;
     es_status s = es_car_verify(b);
     if (s == ES_OK) {
@@ -651,6 +660,8 @@ es_status esi_mst_open(const es_car *car, const uint8_t *root, size_t root_len, 
     if (t == NULL)
         return es_error(ES_ERR_NOMEM, "MST: out of memory");
     t->car = car;
+    for (size_t i = 0; car != NULL && i < car->count; i++)
+        t->budget += car->blocks[i].len;
     es_status s = es_arena_create(ESI_MST_MEMORY, &t->arena);
     if (s == ES_OK)
         s = es_arena_create(SCRATCH_LIMIT, &t->scratch);

@@ -334,6 +334,66 @@ static void bounds(void **state)
     assert_int_equal(why, ESI_ATP_REFUSAL_MISSING_BLOCK);
 }
 
+/* A root whose two subtrees are the same node: reaching it a second time
+ * would decode more than the CAR holds, which a valid tree never needs. */
+static void node_reached_twice(void **state)
+{
+    (void)state;
+    uint8_t leaf[ES_CID_SHA256_LEN], child_cid[ES_CID_SHA256_LEN], root_cid[ES_CID_SHA256_LEN];
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, "x", 1, leaf), ES_OK);
+    assert_int_equal(esi_mst_key_height("asdf", 4), 0); /* key_heights.json */
+    assert_int_equal(esi_mst_key_height("blue", 4), 1);
+    static const uint8_t link[] = {0xd8, 0x2a, 0x58, 0x25, 0x00};
+    es_buf child = {0}, root = {0}, car = {0};
+    /* {e: [{k: "asdf", p: 0, t: null, v: leaf}], l: null} */
+    static const uint8_t c1[] = {0xa2, 0x61, 'e',  0x81, 0xa4, 0x61, 'k', 0x44, 'a',  's',
+                                 'd',  'f',  0x61, 'p',  0x00, 0x61, 't', 0xf6, 0x61, 'v'};
+    static const uint8_t tail[] = {0x61, 'l', 0xf6};
+    assert_int_equal(es_buf_append(&child, c1, sizeof c1), ES_OK);
+    assert_int_equal(es_buf_append(&child, link, sizeof link), ES_OK);
+    assert_int_equal(es_buf_append(&child, leaf, sizeof leaf), ES_OK);
+    assert_int_equal(es_buf_append(&child, tail, sizeof tail), ES_OK);
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, child.data, child.len, child_cid), ES_OK);
+    /* {e: [{k: "blue", p: 0, t: child, v: leaf}], l: child} */
+    static const uint8_t r1[] = {0xa2, 0x61, 'e', 0x81, 0xa4, 0x61, 'k',  0x44, 'b',
+                                 'l',  'u',  'e', 0x61, 'p',  0x00, 0x61, 't'};
+    static const uint8_t v[] = {0x61, 'v'}, l[] = {0x61, 'l'};
+    assert_int_equal(es_buf_append(&root, r1, sizeof r1), ES_OK);
+    assert_int_equal(es_buf_append(&root, link, sizeof link), ES_OK);
+    assert_int_equal(es_buf_append(&root, child_cid, sizeof child_cid), ES_OK);
+    assert_int_equal(es_buf_append(&root, v, sizeof v), ES_OK);
+    assert_int_equal(es_buf_append(&root, link, sizeof link), ES_OK);
+    assert_int_equal(es_buf_append(&root, leaf, sizeof leaf), ES_OK);
+    assert_int_equal(es_buf_append(&root, l, sizeof l), ES_OK);
+    assert_int_equal(es_buf_append(&root, link, sizeof link), ES_OK);
+    assert_int_equal(es_buf_append(&root, child_cid, sizeof child_cid), ES_OK);
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, root.data, root.len, root_cid), ES_OK);
+    car_begin(&car, root_cid, sizeof root_cid);
+    car_put_section(&car, root_cid, sizeof root_cid, root.data, root.len);
+    car_put_section(&car, child_cid, sizeof child_cid, child.data, child.len);
+    es_arena *a;
+    es_car parsed;
+    assert_int_equal(es_arena_create(1 << 20, &a), ES_OK);
+    assert_int_equal(es_car_parse(car.data, car.len, NULL, a, &parsed), ES_OK);
+    esi_mst *t;
+    const uint8_t *got;
+    size_t got_len;
+    bool found;
+    assert_int_equal(esi_mst_open(&parsed, root_cid, sizeof root_cid, &t), ES_OK);
+    assert_int_equal(esi_mst_get(t, "asdf", 4, &got, &got_len, &found), ES_OK);
+    assert_true(found);
+    char after[2] = "c"; /* a key after "blue" on layer 0: found in the right subtree */
+    while (esi_mst_key_height(after, 1) != 0)
+        after[0]++;
+    assert_int_equal(esi_mst_get(t, after, 1, &got, &got_len, &found), ES_ERR_LIMIT);
+    assert_int_equal(esi_mst_last_fault(t), ESI_MST_FAULT_LIMIT);
+    esi_mst_destroy(t);
+    es_arena_destroy(a);
+    es_buf_free(&child);
+    es_buf_free(&root);
+    es_buf_free(&car);
+}
+
 /* ---- against the generator's bottom-up build ------------------------------ */
 
 #define MODEL_KEYS 600
@@ -756,10 +816,15 @@ int main(void)
 {
     failalloc_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(key_heights),       cmocka_unit_test(common_prefix),
-        cmocka_unit_test(order_independent), cmocka_unit_test(matches_bottom_up_build),
-        cmocka_unit_test(commit_proofs),     cmocka_unit_test(bounds),
-        cmocka_unit_test(out_of_memory),     cmocka_unit_test(corpus),
+        cmocka_unit_test(key_heights),
+        cmocka_unit_test(common_prefix),
+        cmocka_unit_test(order_independent),
+        cmocka_unit_test(matches_bottom_up_build),
+        cmocka_unit_test(commit_proofs),
+        cmocka_unit_test(bounds),
+        cmocka_unit_test(node_reached_twice),
+        cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
