@@ -135,6 +135,8 @@ static mnode *stub(esi_mst *t, const uint8_t *cid, size_t len)
 /* Room for `more` items at position `at` (items after it shift right). */
 static es_status open_gap(esi_mst *t, mnode *n, size_t at, size_t more)
 {
+    if (more == 0) /* a new node's items may still be NULL: no pointer arithmetic on it */
+        return ES_OK;
     if (n->count + more > n->cap) {
         size_t cap = (n->count + more) * 2;
         mitem *items = es_arena_calloc(t->arena, cap, sizeof *items);
@@ -189,7 +191,8 @@ static es_status fill_items(esi_mst *t, mnode *n, const esi_mst_node *d, int hei
         char prev[ESI_MST_KEY_MAX];
         size_t prev_len = key_len;
         memcpy(prev, key, key_len);
-        memcpy(key + e->prefix, e->suffix, e->suffix_len);
+        if (e->suffix_len > 0)
+            memcpy(key + e->prefix, e->suffix, e->suffix_len);
         key_len = e->prefix + e->suffix_len;
         if ((i > 0 && key_cmp(prev, prev_len, key, key_len) >= 0) ||
             esi_mst_key_height(key, key_len) != height)
@@ -373,7 +376,8 @@ static es_status split(esi_mst *t, mnode *n, int h, const char *key, size_t len,
         return s;
     if (ir != NULL)
         r->items[0] = (mitem){.sub = ir};
-    memcpy(r->items + (ir != NULL), n->items + pos, tail * sizeof *n->items);
+    if (tail > 0)
+        memcpy(r->items + (ir != NULL), n->items + pos, tail * sizeof *n->items);
     n->count = pos;
     if (inner != NULL) { /* the spanning subtree's left part replaces it */
         if (il != NULL)
