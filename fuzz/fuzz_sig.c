@@ -15,6 +15,7 @@
 #include <es/json.h>
 
 #include "atp_sig.h"
+#include "identity.h"
 #include "fuzz.h"
 
 /* The interop fixtures' did:keys (a K-256 and a P-256 public key). */
@@ -64,14 +65,13 @@ static void check_commit(const uint8_t *data, size_t size)
     }
 }
 
-static void check_diddoc(const uint8_t *data, size_t size)
+static void check_did_doc(const uint8_t *data, size_t size)
 {
-    es_arena *arena = fuzz_arena();
-    es_value *doc = NULL;
+    esi_atp_did_doc *doc = NULL;
     esi_atp_key *k = NULL;
-    if (es_json_decode((const char *)data, size, NULL, arena, &doc) == ES_OK)
-        check_key(esi_atp_diddoc_signing_key(doc, &k), k);
-    es_arena_destroy(arena);
+    if (esi_atp_did_doc_parse((const char *)data, size, &doc) == ES_OK)
+        check_key(esi_atp_did_doc_key(doc, &k), k);
+    esi_atp_did_doc_destroy(doc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_commit(in, n);
         break;
     case 4:
-        check_diddoc(in, n);
+        check_did_doc(in, n);
         break;
     default:
         for (int i = 0; i < 2 && n >= ESI_ATP_SIG_LEN; i++)

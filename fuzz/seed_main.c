@@ -17,7 +17,8 @@
  *   cid       interop CID strings, and CIDs in binary and text form
  *   syntax    every line of the interop syntax vectors
  *   envelope  payloads sealed by the envelope (plain, zstd, zstd with the
- *             dictionary, encrypted, with schema versions, streamed zstd) */
+ *             dictionary, encrypted, with schema versions, streamed zstd)
+ *   did_doc   every document of the corpus's did_docs.json.zst */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -46,8 +47,8 @@
 #define GEN_FRAMES       120
 #define GEN_REPOS        4
 
-static const char *const targets[] = {"frame", "car", "dag_cbor", "cbor",    "msgpack",
-                                      "json",  "cid", "syntax",   "envelope", "invert"};
+static const char *const targets[] = {"frame", "car",    "dag_cbor", "cbor",    "msgpack", "json",
+                                      "cid",   "syntax", "envelope", "did_doc", "invert"};
 
 typedef struct seeder {
     const char *out;      /* OUT */
@@ -429,6 +430,34 @@ static void make_dirs(const seeder *s)
     }
 }
 
+/* Every DID document of the corpus, one seed each. */
+static void did_doc_seeds(seeder *s)
+{
+    size_t zlen;
+    uint8_t *z = read_file(fixture(s, "firehose-corpus/did_docs.json.zst"), &zlen);
+    if (z == NULL)
+        return;
+    unsigned long long n = ZSTD_getFrameContentSize(z, zlen);
+    char *text = n < ((size_t)64 << 20) ? malloc((size_t)n) : NULL;
+    json_t *all = NULL;
+    if (text != NULL && ZSTD_decompress(text, (size_t)n, z, zlen) == n)
+        all = json_loadb(text, (size_t)n, 0, NULL);
+    const char *did;
+    json_t *doc;
+    int i = 0;
+    json_object_foreach(all, did, doc)
+    {
+        char name[32], *body = json_dumps(doc, JSON_COMPACT);
+        snprintf(name, sizeof name, "corpus-%03d", i++);
+        if (body != NULL)
+            write_seed(s, "did_doc", name, body, strlen(body));
+        free(body);
+    }
+    json_decref(all);
+    free(text);
+    free(z);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) {
@@ -446,6 +475,7 @@ int main(int argc, char **argv)
         data_model_json(&s, "data-model-valid.json", "valid");
         data_model_json(&s, "data-model-invalid.json", "invalid");
         syntax_seeds(&s);
+        did_doc_seeds(&s);
     }
     generated_seeds(&s); /* after the capture: real blocks come first */
     printf("es-fuzz-seed: %zu seeds in %s\n", s.written, s.out);

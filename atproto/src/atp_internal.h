@@ -19,6 +19,16 @@ es_status esi_atp_error_wrap(es_status s, const char *fmt, ...) ES_PRINTF(2, 3);
 es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
                            es_value **out);
 
+/* libes-atproto's string hash (FNV-1a 64) and monotonic clock: base/'s own
+ * are hidden inside libes (the shared libraries export ES_API names only). */
+uint64_t esi_atp_hash(const char *s, size_t len);
+int64_t esi_atp_monotonic_ms(void);
+/* A copy through es_malloc (the caller es_free's it), NULL when out of memory. */
+char *esi_atp_strdup(const char *s);
+
+/* Handle syntax (atproto handle spec); case-insensitive, as handles are. */
+bool esi_atp_valid_handle(const char *s, size_t len);
+
 /* One decoded MST node entry: key prefix length, suffix, value and right
  * subtree (binary CIDs, NULL when absent), pointing into the block. */
 typedef struct esi_mst_entry {

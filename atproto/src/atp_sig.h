@@ -69,11 +69,13 @@ es_status esi_atp_verify_digest_secp256k1(const esi_atp_key *k, const uint8_t di
 es_status esi_atp_commit_verify(const uint8_t *block, size_t len, const esi_atp_key *key,
                                 es_arena *arena);
 
-/* The atproto signing key of a DID document (a JSON-decoded map): the entry
- * of `verificationMethod` whose id ends with "#atproto", its
- * publicKeyMultibase parsed. ES_ERR_NOT_FOUND when the document has none,
- * ES_ERR_DECODE when the key does not parse. *out as for
- * esi_atp_key_from_multikey. */
-es_status esi_atp_diddoc_signing_key(const es_value *doc, esi_atp_key **out);
+/* The atproto signing key of a DID document as the identity layer parsed it
+ * (identity.h: the "#atproto" verification method's publicKeyMultibase and
+ * type), parsed. ES_ERR_NOT_FOUND when the document has none,
+ * ES_ERR_UNSUPPORTED for the legacy Ecdsa...VerificationKey2019 types (a
+ * bare point; no document of the corpus uses one), ES_ERR_DECODE when the
+ * key does not parse. *out as for esi_atp_key_from_multikey. */
+struct esi_atp_did_doc;
+es_status esi_atp_did_doc_key(const struct esi_atp_did_doc *doc, esi_atp_key **out);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <es/alloc.h>
+#include "atp_internal.h"
 #include "base/internal.h"
 
 #define MAX_PATTERNS 4096
@@ -190,20 +191,10 @@ bool es_atp_filter_keeps_collection(const es_atp_filter *f, const char *nsid, si
 
 /* ---- DIDs ---------------------------------------------------------------- */
 
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* The slot holding `did`, or the free slot where it would go. */
 static size_t did_slot(const es_atp_filter *f, const char *did, size_t len)
 {
-    size_t mask = f->did_slots - 1, i = (size_t)hash_bytes(did, len) & mask;
+    size_t mask = f->did_slots - 1, i = (size_t)esi_atp_hash(did, len) & mask;
     while (f->dids[i] != NULL && !(strlen(f->dids[i]) == len && memcmp(f->dids[i], did, len) == 0))
         i = (i + 1) & mask;
     return i;

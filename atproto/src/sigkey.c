@@ -20,6 +20,7 @@
 #include <secp256k1.h>
 
 #include "atp_internal.h"
+#include "identity.h"
 
 struct esi_atp_key {
     esi_atp_curve curve;
@@ -250,4 +251,18 @@ es_status esi_atp_verify(const esi_atp_key *k, const uint8_t *msg, size_t len, c
     if (k->curve == ESI_ATP_K256)
         return esi_atp_verify_digest_secp256k1(k, digest, sig);
     return esi_atp_verify_digest_openssl(k, digest, sig);
+}
+
+es_status esi_atp_did_doc_key(const esi_atp_did_doc *doc, esi_atp_key **out)
+{
+    if (doc == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "DID document: NULL argument");
+    *out = NULL;
+    if (doc->signing_key == NULL)
+        return es_error(ES_ERR_NOT_FOUND, "DID document of %s: no #atproto signing key", doc->did);
+    if (doc->key_type == NULL || strcmp(doc->key_type, "Multikey") != 0)
+        return es_error(ES_ERR_UNSUPPORTED, "DID document of %s: #atproto key of type %s",
+                        doc->did, doc->key_type ? doc->key_type : "(none)");
+    es_status s = esi_atp_key_from_multikey(doc->signing_key, strlen(doc->signing_key), out);
+    return s == ES_OK ? s : esi_atp_error_wrap(s, "DID document #atproto key");
 }

@@ -4,6 +4,8 @@
  * message ids. Rules follow the atproto specs and their interop test vectors. */
 #include <es/atproto.h>
 
+#include "atp_internal.h"
+
 #include <limits.h>
 #include <string.h>
 
@@ -252,4 +254,29 @@ bool es_atp_parse_datetime(const char *s, size_t len, int64_t *unix_ns)
     if (unix_ns != NULL)
         *unix_ns = secs * 1000000000 + dt.nanos;
     return true;
+}
+
+/* A handle (atproto handle spec): ASCII labels of 1 to 63 letters, digits and
+ * inner hyphens, at least two, separated by dots, 253 characters at most;
+ * the last label (the TLD) does not start with a digit. */
+bool esi_atp_valid_handle(const char *s, size_t len)
+{
+    if (s == NULL || len == 0 || len > 253)
+        return false;
+    size_t labels = 0, start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && s[i] != '.') {
+            if (!is_alnum(s[i]) && s[i] != '-')
+                return false;
+            continue;
+        }
+        size_t n = i - start;
+        if (n == 0 || n > 63 || s[start] == '-' || s[i - 1] == '-')
+            return false;
+        labels++;
+        if (i == len && is_digit(s[start]))
+            return false;
+        start = i + 1;
+    }
+    return labels >= 2;
 }

@@ -1,9 +1,11 @@
 /* Out of memory in the ATProto adapter: every allocation fails in turn
  * (base/tests/failalloc.h) while decoding real firehose frames, parsing and
- * walking a repository CAR, reading a capture and building filters. Each
+ * walking a repository CAR, reading a capture, building filters and loading
+ * DID documents into a resolver's cache. Each
  * run reports ES_ERR_NOMEM, leaks nothing and does not crash. The fixtures
  * come from ../shared (skipped without them). zstd's own allocations (the
  * capture reader's stream) are not the library's: they never fail here. */
+#define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,10 +13,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include <es/atproto.h>
 #include <es/car.h>
 
+#include "../src/identity.h"
 #include "base/tests/failalloc.h"
 #include "fixtures.h"
 
@@ -206,14 +210,62 @@ static void filters_out_of_memory(void **state)
     failalloc_expect_nomem(filter_op, NULL, 1);
 }
 
+/* ---- identity --------------------------------------------------------------------- */
+
+static es_status seed_into(void *ctx, esi_atp_did_doc *doc)
+{
+    return esi_atp_resolver_seed(ctx, doc);
+}
+
+/* A --did-docs file seeded into a resolver, then resolved from its cache
+ * (jansson's own allocations are not the library's: they never fail here). */
+static es_status identity_op(void *ctx)
+{
+    esi_atp_resolver *r = NULL;
+    esi_atp_did_doc *d = NULL;
+    es_status s = esi_atp_resolver_create(NULL, &r);
+    if (s == ES_OK)
+        s = esi_atp_did_docs_load(ctx, seed_into, r, NULL);
+    if (s == ES_OK)
+        s = esi_atp_resolve(r, "did:plc:bbbb", &d);
+    if (s == ES_OK && (strcmp(d->handle, "b.test") != 0 || strcmp(d->signing_key, "zKey") != 0 ||
+                       strcmp(d->pds, "https://pds.test") != 0))
+        s = ES_ERR_PROTOCOL;
+    esi_atp_did_doc_destroy(d);
+    esi_atp_resolver_destroy(r);
+    return s;
+}
+
+static void identity_out_of_memory(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/es-oom-did-docs-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    const char *dids[] = {"did:plc:aaaa", "did:plc:bbbb", "did:web:c.test"};
+    fputs("{", f);
+    for (int i = 0; i < 3; i++)
+        fprintf(
+            f,
+            "%s\"%s\":{\"id\":\"%s\",\"alsoKnownAs\":[\"at://%c.test\"],"
+            "\"verificationMethod\":[{\"id\":\"#atproto\",\"type\":\"Multikey\","
+            "\"publicKeyMultibase\":\"zKey\"}],\"service\":[{\"id\":\"#atproto_pds\","
+            "\"type\":\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://pds.test\"}]}",
+            i ? "," : "", dids[i], dids[i], 'a' + i);
+    fputs("}", f);
+    fclose(f);
+    failalloc_expect_nomem(identity_op, path, 1);
+    unlink(path);
+}
+
 int main(void)
 {
     failalloc_install();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frames_out_of_memory),
-        cmocka_unit_test(repo_car_out_of_memory),
-        cmocka_unit_test(capture_out_of_memory),
-        cmocka_unit_test(filters_out_of_memory),
+        cmocka_unit_test(frames_out_of_memory),   cmocka_unit_test(repo_car_out_of_memory),
+        cmocka_unit_test(capture_out_of_memory),  cmocka_unit_test(filters_out_of_memory),
+        cmocka_unit_test(identity_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,8 @@
 # package and, when NATS_URL names a server, runs them against it.
 #
 # What it proves about a consumer's needs: only libnats-dev and the -dev
-# packages of zstd, libsodium, jansson and OpenSSL.
+# packages of zstd, libsodium, jansson and OpenSSL (and libcurl for a static
+# libes-atproto: its DID resolver).
 #   1. The installed es.pc, es-atproto.pc and CMake package files never name
 #      libcbor, msgpack, cmocka or libwebsockets; the installed headers include
 #      only <es/...>, <nats/nats.h> and standard C headers.
@@ -29,7 +30,7 @@
 set -euo pipefail
 build=$1 src=$2 tools=${3:-} examples=${4:-}
 hidden_packages=(libcbor-dev libmsgpack-dev libcmocka-dev libwebsockets-dev)
-allowed_modules=(libnats libzstd libsodium jansson libcrypto libsecp256k1)
+allowed_modules=(libnats libzstd libsodium jansson libcrypto libsecp256k1 libcurl)
 
 fail() {
     echo "install: $*" >&2

@@ -1,0 +1,98 @@
+/* Identity (private to the adapter): DID documents, the `--did-docs` file and
+ * a resolver for did:plc and did:web with an in-memory cache. Internal until
+ * a tool needs it (issue 12 wires it into es-atproto-ingest later). */
+#ifndef ES_ATP_IDENTITY_H
+#define ES_ATP_IDENTITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <es/status.h>
+
+/* A DID document larger than this is refused, from a file or the network:
+ * real documents are under 2 KiB; the bound leaves room for many services. */
+#define ESI_ATP_DID_DOC_MAX (64 * 1024)
+/* The longest DID the identity layer accepts (the atproto DID spec's 2 KiB). */
+#define ESI_ATP_DID_MAX 2048
+/* A decompressed `--did-docs` file larger than this is refused. */
+#define ESI_ATP_DID_DOCS_FILE_MAX ((size_t)256 << 20)
+
+/* What the adapter needs from a DID document. Every string is owned by the
+ * document, NUL-terminated; NULL means the document has none. */
+typedef struct esi_atp_did_doc {
+    char *did;         /* "id", valid DID syntax; never NULL */
+    char *handle;      /* the first "at://" alsoKnownAs, valid handle syntax */
+    char *signing_key; /* publicKeyMultibase of the "#atproto" verification method */
+    char *key_type;    /* its "type": Multikey or an Ecdsa...VerificationKey2019 */
+    char *pds;         /* serviceEndpoint of the "#atproto_pds" service */
+} esi_atp_did_doc;
+
+/* Parses one document (JSON text of at most ESI_ATP_DID_DOC_MAX bytes).
+ * ES_ERR_DECODE for anything that is not a document with a valid "id"; a
+ * malformed optional part (a bad handle, a method without a key) is left
+ * out rather than failing the whole document, as the atproto identity spec
+ * asks: the caller decides whether a missing key or handle matters.
+ * *out is the caller's (esi_atp_did_doc_destroy). */
+es_status esi_atp_did_doc_parse(const char *json, size_t len, esi_atp_did_doc **out);
+/* A deep copy; *out is the caller's. */
+es_status esi_atp_did_doc_copy(const esi_atp_did_doc *d, esi_atp_did_doc **out);
+void esi_atp_did_doc_destroy(esi_atp_did_doc *d);
+
+/* Called once per document of a `--did-docs` file, with the key it was
+ * filed under; `doc` becomes the callee's (even when it fails). A status
+ * other than ES_OK stops the load and is returned. */
+typedef es_status (*esi_atp_did_doc_fn)(void *ctx, esi_atp_did_doc *doc);
+
+/* Loads a JSON object {did: document} from `path`, zstd-compressed or not
+ * (told by the zstd magic). Every document must parse and its "id" must equal
+ * its key (ES_ERR_DECODE otherwise, naming the DID). *count (may be NULL)
+ * receives the number of documents handed to `fn`. */
+es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *ctx, size_t *count);
+
+/* ---- resolver --------------------------------------------------------------- */
+
+typedef struct esi_atp_resolver esi_atp_resolver;
+
+/* A clock in milliseconds for the cache's TTL (tests inject one). */
+typedef int64_t (*esi_atp_clock_fn)(void *ctx);
+
+typedef struct esi_atp_resolver_options {
+    const char *plc_url; /* PLC directory (<= 1,024 bytes); default https://plc.directory */
+    int64_t timeout_ms;  /* whole-request timeout; default 10,000 */
+    int64_t ttl_ms;      /* how long a resolved document is trusted (<= 10 years); default 24 h */
+    size_t max_entries;  /* cached documents; default 100,000 */
+    /* Test only: fetch did:web documents over plain http (a loopback
+     * stand-in) instead of https. */
+    int web_insecure_http;
+    esi_atp_clock_fn clock; /* NULL: esi_atp_monotonic_ms */
+    void *clock_ctx;
+} esi_atp_resolver_options;
+
+void esi_atp_resolver_options_init(esi_atp_resolver_options *o);
+/* `o` may be NULL for the defaults; strings are copied. */
+es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_resolver **out);
+void esi_atp_resolver_destroy(esi_atp_resolver *r);
+
+/* The document of `did`: from the cache while its TTL runs, else fetched
+ * (did:plc: GET <plc_url>/<did>; did:web: GET https://<host>/.well-known/did.json),
+ * checked (its "id" must be `did`) and cached. *out is a copy, the caller's.
+ * Errors: ES_ERR_INVALID (not a DID, or a method other than plc and web),
+ * ES_ERR_NOT_FOUND (HTTP 404 or 410), ES_ERR_SERVER (another HTTP status),
+ * ES_ERR_TIMEOUT, ES_ERR_CONNECTION, ES_ERR_LIMIT (document too large),
+ * ES_ERR_DECODE (not a valid document, or one for another DID). Redirects are
+ * not followed. Failures are not cached. */
+es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out);
+/* Puts a document into the cache as if just resolved (the `--did-docs`
+ * seed); takes `doc` (even on failure). Seeded documents do not expire: they
+ * stand for an offline source; esi_atp_resolver_invalidate drops them. */
+es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc);
+/* Forgets the cached document of `did` (an #identity event, a key rotation):
+ * the next esi_atp_resolve fetches it again. No-op when it is not cached. */
+void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did);
+/* Counters, for tests and stats. */
+typedef struct esi_atp_resolver_stats {
+    uint64_t hits, fetches, failures, cached;
+} esi_atp_resolver_stats;
+void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stats *out);
+
+#endif

@@ -1,0 +1,350 @@
+/* DID resolution: did:plc through a PLC directory, did:web through the
+ * host's /.well-known/did.json, both with libcurl, and an in-memory cache
+ * with a TTL. A resolver is not thread-safe: one per thread. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "atp_internal.h"
+#include "identity.h"
+
+#define DEFAULT_PLC        "https://plc.directory"
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_TTL_MS     ((int64_t)24 * 3600 * 1000)
+#define DEFAULT_ENTRIES    100000
+#define PLC_URL_MAX        1024
+#define TTL_MAX_MS         ((int64_t)10 * 365 * 24 * 3600 * 1000)
+#define URL_MAX            (PLC_URL_MAX + ESI_ATP_DID_MAX + 64)
+#define NEVER              INT64_MAX
+
+typedef struct entry {
+    struct entry *next;
+    esi_atp_did_doc *doc;
+    int64_t expires_ms; /* NEVER for a seeded document */
+} entry;
+
+struct esi_atp_resolver {
+    char *plc_url;
+    int64_t timeout_ms, ttl_ms;
+    size_t max_entries, count, nbuckets;
+    int web_insecure_http;
+    esi_atp_clock_fn clock;
+    void *clock_ctx;
+    entry **buckets;
+    esi_atp_resolver_stats stats;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int64_t monotonic_clock(void *ctx)
+{
+    (void)ctx;
+    return esi_atp_monotonic_ms();
+}
+
+void esi_atp_resolver_options_init(esi_atp_resolver_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->plc_url = DEFAULT_PLC;
+    o->timeout_ms = DEFAULT_TIMEOUT_MS;
+    o->ttl_ms = DEFAULT_TTL_MS;
+    o->max_entries = DEFAULT_ENTRIES;
+}
+
+es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_resolver **out)
+{
+    esi_atp_resolver_options defaults;
+    esi_atp_resolver_options_init(&defaults);
+    if (o == NULL)
+        o = &defaults;
+    /* A bounded URL base and TTL: URLs are built in fixed buffers, and an
+     * expiry (now + TTL) must not overflow. */
+    if (out == NULL || o->plc_url == NULL || strlen(o->plc_url) > PLC_URL_MAX ||
+        o->timeout_ms <= 0 || o->ttl_ms <= 0 || o->ttl_ms > TTL_MAX_MS || o->max_entries == 0)
+        return es_error(ES_ERR_INVALID, "esi_atp_resolver_create: bad options");
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_result != CURLE_OK)
+        return es_error(ES_ERR_UNSUPPORTED, "libcurl does not initialise: %s",
+                        curl_easy_strerror(curl_init_result));
+    esi_atp_resolver *r = es_calloc(1, sizeof *r);
+    if (r == NULL)
+        return es_error(ES_ERR_NOMEM, "resolver: out of memory");
+    r->timeout_ms = o->timeout_ms;
+    r->ttl_ms = o->ttl_ms;
+    r->max_entries = o->max_entries;
+    r->web_insecure_http = o->web_insecure_http;
+    r->clock = o->clock != NULL ? o->clock : monotonic_clock;
+    r->clock_ctx = o->clock_ctx;
+    r->nbuckets = o->max_entries < 4096 ? 256 : 16384;
+    r->plc_url = esi_atp_strdup(o->plc_url);
+    r->buckets = es_calloc(r->nbuckets, sizeof *r->buckets);
+    if (r->plc_url == NULL || r->buckets == NULL) {
+        esi_atp_resolver_destroy(r);
+        return es_error(ES_ERR_NOMEM, "resolver: out of memory");
+    }
+    size_t n = strlen(r->plc_url); /* "https://plc.directory/" joins as without '/' */
+    while (n > 0 && r->plc_url[n - 1] == '/')
+        r->plc_url[--n] = '\0';
+    *out = r;
+    return ES_OK;
+}
+
+static void free_entry(entry *e)
+{
+    esi_atp_did_doc_destroy(e->doc);
+    es_free(e);
+}
+
+void esi_atp_resolver_destroy(esi_atp_resolver *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; r->buckets != NULL && i < r->nbuckets; i++) {
+        for (entry *e = r->buckets[i], *next; e != NULL; e = next) {
+            next = e->next;
+            free_entry(e);
+        }
+    }
+    es_free(r->buckets);
+    es_free(r->plc_url);
+    es_free(r);
+}
+
+/* ---- the cache ---------------------------------------------------------------- */
+
+static entry **slot(const esi_atp_resolver *r, const char *did)
+{
+    uint64_t h = esi_atp_hash(did, strlen(did));
+    entry **p = &r->buckets[h % r->nbuckets];
+    while (*p != NULL && strcmp((*p)->doc->did, did) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static void unlink_entry(esi_atp_resolver *r, entry **p)
+{
+    entry *e = *p;
+    *p = e->next;
+    free_entry(e);
+    r->count--;
+}
+
+/* Makes room for one more entry: the expired ones go first, then whatever
+ * comes first in bucket order (a full cache only costs refetches). */
+static void make_room(esi_atp_resolver *r, int64_t now)
+{
+    for (size_t i = 0; i < r->nbuckets && r->count >= r->max_entries; i++)
+        for (entry **p = &r->buckets[i]; *p != NULL;)
+            if ((*p)->expires_ms <= now)
+                unlink_entry(r, p);
+            else
+                p = &(*p)->next;
+    for (size_t i = 0; i < r->nbuckets && r->count >= r->max_entries; i++)
+        while (r->buckets[i] != NULL && r->count >= r->max_entries)
+            unlink_entry(r, &r->buckets[i]);
+}
+
+/* Files `doc` (taken) under its DID, replacing what was there. */
+static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t expires_ms)
+{
+    entry **p = slot(r, doc->did);
+    if (*p != NULL)
+        unlink_entry(r, p);
+    make_room(r, r->clock(r->clock_ctx));
+    entry *e = es_calloc(1, sizeof *e);
+    if (e == NULL) {
+        esi_atp_did_doc_destroy(doc);
+        return es_error(ES_ERR_NOMEM, "resolver: out of memory");
+    }
+    e->doc = doc;
+    e->expires_ms = expires_ms;
+    p = slot(r, doc->did); /* make_room may have emptied the chain */
+    *p = e;
+    r->count++;
+    return ES_OK;
+}
+
+es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc)
+{
+    if (r == NULL || doc == NULL) {
+        esi_atp_did_doc_destroy(doc);
+        return es_error(ES_ERR_INVALID, "esi_atp_resolver_seed: NULL argument");
+    }
+    return cache_put(r, doc, NEVER);
+}
+
+void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
+{
+    if (r == NULL || did == NULL)
+        return;
+    entry **p = slot(r, did);
+    if (*p != NULL)
+        unlink_entry(r, p);
+}
+
+void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stats *out)
+{
+    *out = r->stats;
+    out->cached = r->count;
+}
+
+/* ---- fetching ----------------------------------------------------------------- */
+
+typedef struct body {
+    char buf[ESI_ATP_DID_DOC_MAX];
+    size_t len;
+    bool overflow;
+} body;
+
+static size_t on_data(char *data, size_t size, size_t n, void *ctx)
+{
+    body *b = ctx;
+    size_t len = size * n;
+    if (len > sizeof b->buf - b->len) {
+        b->overflow = true;
+        return 0; /* curl stops with CURLE_WRITE_ERROR */
+    }
+    memcpy(b->buf + b->len, data, len);
+    b->len += len;
+    return len;
+}
+
+/* The URL of `did`'s document, or ES_ERR_INVALID for a method or a did:web
+ * form that atproto does not support (did:web with a path). */
+static es_status document_url(const esi_atp_resolver *r, const char *did, char *url, size_t cap)
+{
+    if (strncmp(did, "did:plc:", 8) == 0) {
+        snprintf(url, cap, "%s/%s", r->plc_url, did);
+        return ES_OK;
+    }
+    if (strncmp(did, "did:web:", 8) != 0)
+        return es_error(ES_ERR_INVALID, "%s: only did:plc and did:web resolve", did);
+    const char *host = did + 8;
+    char decoded[ESI_ATP_DID_MAX + 1];
+    size_t n = 0;
+    for (const char *p = host; *p != '\0'; p++) {
+        if (*p == ':') /* a path: atproto allows did:web at the host level only */
+            return es_error(ES_ERR_INVALID, "%s: did:web with a path is not supported", did);
+        if (strncmp(p, "%3A", 3) == 0 || strncmp(p, "%3a", 3) == 0) { /* a port */
+            decoded[n++] = ':';
+            p += 2;
+        } else if (*p == '%') {
+            return es_error(ES_ERR_INVALID, "%s: not a did:web host name", did);
+        } else {
+            decoded[n++] = *p;
+        }
+    }
+    decoded[n] = '\0';
+    snprintf(url, cap, "%s://%s/.well-known/did.json", r->web_insecure_http ? "http" : "https",
+             decoded);
+    return ES_OK;
+}
+
+/* The status of a finished transfer: curl's error or the HTTP status. */
+static es_status transfer_status(const char *did, const char *url, CURLcode rc, long http,
+                                 const body *b, int64_t timeout_ms)
+{
+    if (b->overflow)
+        return es_error(ES_ERR_LIMIT, "%s: the document at %s is over the %d-byte bound", did, url,
+                        ESI_ATP_DID_DOC_MAX);
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        return es_error(ES_ERR_TIMEOUT, "%s: %s did not answer within %lld ms", did, url,
+                        (long long)timeout_ms);
+    if (rc != CURLE_OK)
+        return es_error(ES_ERR_CONNECTION, "%s: fetching %s failed: %s", did, url,
+                        curl_easy_strerror(rc));
+    if (http == 404 || http == 410)
+        return es_error(ES_ERR_NOT_FOUND, "%s: no DID document (HTTP %ld from %s)", did, http, url);
+    if (http != 200)
+        return es_error(ES_ERR_SERVER, "%s: HTTP %ld from %s", did, http, url);
+    return ES_OK;
+}
+
+static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
+{
+    char url[URL_MAX];
+    es_status s = document_url(r, did, url, sizeof url);
+    if (s != ES_OK)
+        return s;
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return es_error(ES_ERR_NOMEM, "%s: libcurl handle: out of memory", did);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ESI_ATP_DID_DOC_MAX);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "es-atproto");
+    CURLcode rc = curl_easy_perform(c);
+    long http = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_cleanup(c);
+    if (rc == CURLE_FILESIZE_EXCEEDED)
+        b->overflow = true;
+    return transfer_status(did, url, rc, http, b, r->timeout_ms);
+}
+
+/* Fetches, parses and checks `did`'s document. */
+static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
+{
+    body *b = es_malloc(sizeof *b);
+    if (b == NULL)
+        return es_error(ES_ERR_NOMEM, "%s: out of memory", did);
+    b->len = 0;
+    b->overflow = false;
+    r->stats.fetches++;
+    es_status s = fetch(r, did, b);
+    if (s == ES_OK) {
+        s = esi_atp_did_doc_parse(b->buf, b->len, out);
+        if (s != ES_OK)
+            s = esi_atp_error_wrap(s, "%s", did);
+    }
+    es_free(b);
+    if (s == ES_OK && strcmp((*out)->did, did) != 0) {
+        esi_atp_did_doc_destroy(*out);
+        s = es_error(ES_ERR_DECODE, "%s: the document served is for another DID", did);
+    }
+    return s;
+}
+
+es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
+{
+    if (r == NULL || did == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "esi_atp_resolve: NULL argument");
+    size_t len = strlen(did);
+    if (len > ESI_ATP_DID_MAX || !es_atp_valid_did(did, len))
+        return es_error(ES_ERR_INVALID, "'%.64s' is not a valid DID", did);
+    entry **p = slot(r, did);
+    if (*p != NULL && (*p)->expires_ms > r->clock(r->clock_ctx)) {
+        r->stats.hits++;
+        return esi_atp_did_doc_copy((*p)->doc, out);
+    }
+    esi_atp_did_doc *doc = NULL;
+    es_status s = resolve_remote(r, did, &doc);
+    if (s != ES_OK) {
+        r->stats.failures++;
+        return s;
+    }
+    s = esi_atp_did_doc_copy(doc, out);
+    if (s != ES_OK) {
+        esi_atp_did_doc_destroy(doc);
+        return s;
+    }
+    s = cache_put(r, doc, r->clock(r->clock_ctx) + r->ttl_ms);
+    if (s != ES_OK) {
+        esi_atp_did_doc_destroy(*out);
+        *out = NULL;
+    }
+    return s;
+}
