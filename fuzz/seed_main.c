@@ -47,8 +47,8 @@
 #define GEN_FRAMES       120
 #define GEN_REPOS        4
 
-static const char *const targets[] = {"frame", "car", "dag_cbor", "cbor",     "msgpack",
-                                      "json",  "cid", "syntax",   "envelope", "did_doc"};
+static const char *const targets[] = {"frame", "car",    "dag_cbor", "cbor",    "msgpack", "json",
+                                      "cid",   "syntax", "envelope", "did_doc", "invert"};
 
 typedef struct seeder {
     const char *out;      /* OUT */
@@ -177,6 +177,7 @@ static void capture_seeds(seeder *s)
         char name[32];
         snprintf(name, sizeof name, "capture-%03zu", i);
         write_seed(s, "frame", name, frame, len);
+        write_seed(s, "invert", name, frame, len);
         frame_parts(s, frame, len, i);
     }
     es_atp_capture_close(c);

@@ -5,28 +5,18 @@
  * entries of their own, only a left link, when no key of a run sits on L-1). */
 #include "gen_internal.h"
 
+#include "atproto/src/invert.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #define NODE_ARENA ((size_t)1 << 20)
 
+/* The library's own rule (atproto/src/mst_edit.c), so the generator and the
+ * verifier cannot disagree. */
 int es_atp_gen_key_height(const char *key, size_t len)
 {
-    uint8_t cid[ES_CID_SHA256_LEN];
-    if (es_cid_sha256(ES_CID_CODEC_RAW, key, len, cid) != ES_OK)
-        return 0;
-    const uint8_t *digest = cid + ES_CID_SHA256_LEN - 32;
-    int zeros = 0;
-    for (int i = 0; i < 32; i++) {
-        uint8_t b = digest[i];
-        if (b == 0) {
-            zeros += 4;
-            continue;
-        }
-        zeros += (b < 0x40) + (b < 0x10) + (b < 0x04);
-        break;
-    }
-    return zeros;
+    return esi_mst_key_height(key, len);
 }
 
 typedef struct builder {
@@ -49,14 +39,6 @@ static es_status subtree(builder *b, size_t lo, size_t hi, int layer, cid_t out,
     return *present ? build(b, lo, hi, layer, out) : ES_OK;
 }
 
-static size_t common_prefix(const char *a, const char *b)
-{
-    size_t n = 0;
-    while (a[n] && a[n] == b[n])
-        n++;
-    return n;
-}
-
 /* Encode the node whose entries are `idx[0..count)` with the given links. */
 static es_status encode_node(builder *b, const size_t *idx, size_t count, const cid_t left,
                              bool has_left, cid_t *trees, const bool *has_tree, cid_t out)
@@ -68,7 +50,7 @@ static es_status encode_node(builder *b, const size_t *idx, size_t count, const 
     const char *prev = "";
     for (size_t j = 0; j < count; j++) {
         const char *key = b->leaves[idx[j]].key;
-        size_t p = common_prefix(prev, key);
+        size_t p = esi_mst_common_prefix(prev, strlen(prev), key, strlen(key));
         entries[j] =
             gv_map(a, 4, "k", gv_bytes(a, key + p, strlen(key) - p), "p", gv_int(a, (int64_t)p),
                    "t", has_tree[j] ? gv_link(a, trees[j]) : gv_null(a), "v",

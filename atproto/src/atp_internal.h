@@ -29,4 +29,23 @@ char *esi_atp_strdup(const char *s);
 /* Handle syntax (atproto handle spec); case-insensitive, as handles are. */
 bool esi_atp_valid_handle(const char *s, size_t len);
 
+/* One decoded MST node entry: key prefix length, suffix, value and right
+ * subtree (binary CIDs, NULL when absent), pointing into the block. */
+typedef struct esi_mst_entry {
+    size_t prefix;
+    const uint8_t *suffix, *value, *tree;
+    size_t suffix_len, value_len, tree_len;
+} esi_mst_entry;
+
+typedef struct esi_mst_node {
+    const uint8_t *left; /* the subtree before the first entry, or NULL */
+    size_t left_len;
+    esi_mst_entry *entries; /* es_calloc'ed: the caller frees it with es_free */
+    size_t count;
+} esi_mst_node;
+
+/* Read a decoded MST node value {l, e: [{p, k, v, t}]} into *n (shapes
+ * checked, keys not yet expanded). ES_ERR_DECODE when it is not one. */
+es_status esi_mst_read_node(const es_value *v, esi_mst_node *n);
+
 #endif

@@ -20,18 +20,8 @@
 #define NODE_MAX_DEPTH 6    /* node -> e -> entry -> value: a few levels */
 #define SCRATCH_LIMIT  ((size_t)4 << 20)
 
-typedef struct entry {
-    size_t prefix;
-    const uint8_t *suffix, *value, *tree;
-    size_t suffix_len, value_len, tree_len;
-} entry;
-
-typedef struct node {
-    const uint8_t *left;
-    size_t left_len;
-    entry *entries;
-    size_t count;
-} node;
+typedef esi_mst_entry entry;
+typedef esi_mst_node node;
 
 typedef struct walk {
     const es_car *car;
@@ -65,7 +55,7 @@ static void optional_link(const es_value *v, const uint8_t **ptr, size_t *len, b
 }
 
 /* Copy what the walk needs out of a decoded node value. */
-static es_status read_node(const es_value *v, node *n)
+es_status esi_mst_read_node(const es_value *v, node *n)
 {
     const es_value *l = es_value_get(v, "l"), *e = es_value_get(v, "e");
     bool ok = v->kind == ES_VALUE_MAP && e != NULL && e->kind == ES_VALUE_ARRAY;
@@ -118,7 +108,7 @@ static es_status load_node(walk *w, const uint8_t *cid, size_t cid_len, node *n)
     s = esi_atp_decode_exact(b->data, b->len, NODE_MAX_DEPTH, w->scratch, &v);
     if (s != ES_OK)
         return esi_atp_error_wrap(s, "MST node");
-    return read_node(v, n);
+    return esi_mst_read_node(v, n);
 }
 
 static es_status visit_record(walk *w, const char *key, size_t key_len, const entry *en)
