@@ -325,7 +325,7 @@ static es_status check_key(esi_mst *t, const char *key, size_t len, int *kh)
 es_status esi_mst_get(esi_mst *t, const char *key, size_t len, const uint8_t **cid, size_t *cid_len,
                       bool *found)
 {
-    int kh;
+    int kh = 0;
     mitem *it = NULL;
     es_status s = check_key(t, key, len, &kh);
     if (s == ES_OK)
@@ -339,7 +339,7 @@ es_status esi_mst_get(esi_mst *t, const char *key, size_t len, const uint8_t **c
 es_status esi_mst_update(esi_mst *t, const char *key, size_t len, const uint8_t *cid,
                          size_t cid_len)
 {
-    int kh;
+    int kh = 0;
     mitem *it = NULL;
     if (cid_len > ESI_MST_CID_MAX)
         return fail(t, ESI_MST_FAULT_LIMIT, ES_ERR_LIMIT, "a record CID is too long");
@@ -431,7 +431,7 @@ static es_status insert_at(esi_mst *t, mnode *n, int h, const char *key, size_t 
 es_status esi_mst_insert(esi_mst *t, const char *key, size_t len, const uint8_t *cid,
                          size_t cid_len)
 {
-    int kh;
+    int kh = 0;
     if (cid_len == 0 || cid_len > ESI_MST_CID_MAX)
         return fail(t, ESI_MST_FAULT_LIMIT, ES_ERR_LIMIT, "a record CID is empty or too long");
     es_status s = check_key(t, key, len, &kh);
@@ -508,7 +508,7 @@ static es_status delete_at(esi_mst *t, mnode *n, int h, const char *key, size_t 
 
 es_status esi_mst_delete(esi_mst *t, const char *key, size_t len)
 {
-    int kh;
+    int kh = 0;
     es_status s = check_key(t, key, len, &kh);
     if (s != ES_OK)
         return s;

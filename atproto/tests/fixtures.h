@@ -33,6 +33,7 @@ static inline const char *fixture_path(const char *rel)
 /* The whole file, malloc'ed and NUL-terminated (the caller frees it), or NULL. */
 static inline unsigned char *read_whole_file(const char *path, size_t *len)
 {
+    *len = 0; /* set on every path: callers read it after asserting the buffer */
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
