@@ -391,6 +391,15 @@ static es_status check_commit_block(frame *f, const es_car *car, const uint8_t *
         return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit's version is not 3");
     if (data == NULL || data->kind != ES_VALUE_LINK)
         return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit has no data link");
+    /* scratch is reset by the record checks: the chain fields live in the arena */
+    uint8_t *data_cid = es_arena_alloc(f->arena, data->u.bytes.len ? data->u.bytes.len : 1);
+    if (data_cid == NULL)
+        return arena_full(f);
+    memcpy(data_cid, data->u.bytes.ptr, data->u.bytes.len);
+    f->out->data_cid = data_cid;
+    f->out->data_cid_len = data->u.bytes.len;
+    f->out->commit_cid = commit;
+    f->out->commit_cid_len = commit_len;
     return ES_OK;
 }
 
@@ -587,6 +596,28 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
 
 /* ---- message types ------------------------------------------------------- */
 
+/* #commit `since` (the rev this commit follows, or null) and `prevData` (the
+ * MST root before it; absent from commits of relays before Sync 1.1). */
+static es_status read_chain_links(frame *f)
+{
+    const char *since;
+    size_t since_len;
+    es_status s = string_field(f, f->body, "since", OPTIONAL, &since, &since_len);
+    if (s == ES_OK)
+        s = link_field(f, f->body, "prevData", OPTIONAL, &f->out->prev_data,
+                       &f->out->prev_data_len);
+    if (s != ES_OK)
+        return s;
+    if (since != NULL) {
+        if (!es_atp_valid_tid(since, since_len))
+            return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "'since' is not a valid TID");
+        if ((f->out->since = es_arena_strndup(f->arena, since, since_len)) == NULL)
+            return arena_full(f);
+        f->out->since_len = since_len;
+    }
+    return ES_OK;
+}
+
 static es_status map_commit(frame *f)
 {
     es_atp_batch *out = f->out;
@@ -634,6 +665,10 @@ static es_status map_commit(frame *f)
         return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "'commit' is not a CIDv1");
     if ((ct.rev = es_arena_strndup(f->arena, ct.rev, ct.rev_len)) == NULL)
         return arena_full(f);
+    out->rev = ct.rev;
+    out->rev_len = ct.rev_len;
+    if ((s = read_chain_links(f)) != ES_OK)
+        return s;
     if ((s = alloc_events(f, kept)) != ES_OK)
         return s;
     for (size_t i = 0; i < n; i++) {
@@ -700,6 +735,9 @@ static es_status map_identity(frame *f)
         s = string_field(f, f->body, "handle", OPTIONAL, &handle, &handle_len);
     if (s != ES_OK || !keep)
         return s;
+    if (handle != NULL &&
+        (f->out->handle = es_arena_strndup(f->arena, handle, handle_len)) == NULL)
+        return arena_full(f);
     return map_repo_event(f, "identity", f->out->time, f->out->time_len, NULL, 0);
 }
 
@@ -716,6 +754,10 @@ static es_status map_account(frame *f)
         s = string_field(f, f->body, "status", OPTIONAL, &status, &status_len);
     if (s != ES_OK || !keep)
         return s;
+    f->out->active = active->u.b;
+    if (status != NULL &&
+        (f->out->status = es_arena_strndup(f->arena, status, status_len)) == NULL)
+        return arena_full(f);
     return map_repo_event(f, "account", f->out->time, f->out->time_len, NULL, 0);
 }
 
@@ -739,7 +781,9 @@ static es_status map_sync(frame *f)
         return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE, "the CAR has no root");
     if ((s = check_commit_block(f, &car, car.roots[0], car.root_lens[0], rev, rev_len)) != ES_OK)
         return s;
-    es_meta extra[2] = {{"rev", es_arena_strndup(f->arena, rev, rev_len)},
+    f->out->rev = es_arena_strndup(f->arena, rev, rev_len);
+    f->out->rev_len = rev_len;
+    es_meta extra[2] = {{"rev", f->out->rev},
                         {"commit", cid_text(f, car.roots[0], car.root_lens[0])}};
     if (extra[0].value == NULL)
         return arena_full(f);

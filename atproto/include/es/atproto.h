@@ -182,6 +182,23 @@ typedef struct es_atp_batch {
     const char *time;    /* the frame's `time` exactly as sent (not NUL-terminated), or NULL */
     size_t time_len;
     int64_t time_ns;
+    /* The repository chain (per-repo state and audit use them): #commit and
+     * #sync; binary CIDs and strings point into the frame or the arena. */
+    const char *rev;  /* (NUL) the commit's rev, or NULL */
+    size_t rev_len;
+    const char *since; /* (NUL) #commit `since` (the rev it follows), or NULL when none */
+    size_t since_len;
+    const uint8_t *commit_cid; /* the commit block's CID (#commit `commit`, #sync CAR root) */
+    size_t commit_cid_len;
+    const uint8_t *data_cid; /* the commit's `data`: the MST root after it */
+    size_t data_cid_len;
+    const uint8_t *prev_data; /* #commit `prevData`: the MST root before it, or NULL */
+    size_t prev_data_len;
+    /* #account: `active` and `status` (NUL, or NULL when absent);
+     * #identity: `handle` (NUL, or NULL when absent) */
+    bool active;
+    const char *status;
+    const char *handle;
     size_t ops; /* ops in the commit, before filtering */
     size_t invalid_records; /* kept events marked `invalid` (their block is not a DAG-CBOR map) */
     es_event_spec *events;
