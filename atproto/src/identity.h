@@ -61,9 +61,12 @@ typedef struct esi_atp_resolver_options {
     int64_t timeout_ms;  /* whole-request timeout; default 10,000 */
     int64_t ttl_ms;      /* how long a resolved document is trusted (<= 10 years); default 24 h */
     size_t max_entries;  /* cached documents; default 100,000 */
-    /* Test only: fetch did:web documents over plain http (a loopback
-     * stand-in) instead of https. */
-    int web_insecure_http;
+    /* Test only: allow a plain http PLC directory, fetch did:web documents
+     * over http instead of https, and let did:web reach loopback and
+     * private addresses (stand-ins on loopback). Off, did:web connects to
+     * public addresses only: a relay chooses the DIDs, and must not make
+     * the ingester probe its own network (SSRF). */
+    int allow_insecure;
     esi_atp_clock_fn clock; /* NULL: esi_atp_monotonic_ms */
     void *clock_ctx;
 } esi_atp_resolver_options;
@@ -82,6 +85,19 @@ void esi_atp_resolver_destroy(esi_atp_resolver *r);
  * ES_ERR_DECODE (not a valid document, or one for another DID). Redirects are
  * not followed. Failures are not cached. */
 es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out);
+/* The atproto signing key of `did`'s document (resolved as by
+ * esi_atp_resolve), parsed once per cached document. *key is borrowed from
+ * the cache: valid until the next call on the resolver. ES_ERR_NOT_FOUND
+ * when the document has no usable key (none, a legacy type, one that does
+ * not parse); the resolution errors otherwise. */
+struct esi_atp_key;
+es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const struct esi_atp_key **key);
+/* Fetches `did`'s document again, whatever the cache holds (a signature
+ * that does not verify: the key may have rotated), and caches it. On
+ * failure the cached document, if any, stays: a relay sending forged
+ * signatures must not be able to evict documents (nor, offline, the seeded
+ * ones). `did` must be a valid did:plc or did:web. */
+es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did);
 /* Puts a document into the cache as if just resolved (the `--did-docs`
  * seed); takes `doc` (even on failure). Seeded documents do not expire: they
  * stand for an offline source; esi_atp_resolver_invalidate drops them. */
