@@ -285,7 +285,7 @@ static es_status transfer_status(const char *did, const char *url, CURLcode rc, 
  * (RFC 1918, unique local), link-local, carrier-grade NAT, "this network",
  * multicast or reserved. A relay chooses the DIDs the ingester resolves; a
  * did:web naming an internal host must not make it probe its own network. */
-static bool public_ipv4(const uint8_t a[4])
+static bool public_ipv4(const uint8_t *a)
 {
     return !(a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224 ||
              (a[0] == 100 && (a[1] & 0xc0) == 64) || (a[0] == 169 && a[1] == 254) ||
@@ -295,11 +295,14 @@ static bool public_ipv4(const uint8_t a[4])
 
 static bool public_address(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET)
-        return public_ipv4((const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+    uint8_t a[16]; /* copied out: the sockaddr is curl's, of the family's size */
+    if (sa->sa_family == AF_INET) {
+        memcpy(a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return public_ipv4(a);
+    }
     if (sa->sa_family != AF_INET6)
         return false;
-    const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+    memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (memcmp(a, mapped, sizeof mapped) == 0) /* ::ffff:a.b.c.d */
         return public_ipv4(a + 12);
