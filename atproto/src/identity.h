@@ -96,7 +96,8 @@ es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const struct
  * that does not verify: the key may have rotated), and caches it. On
  * failure the cached document, if any, stays: a relay sending forged
  * signatures must not be able to evict documents (nor, offline, the seeded
- * ones). `did` must be a valid did:plc or did:web. */
+ * ones). At most once a minute per cached document (ES_ERR_LIMIT before):
+ * a relay repeating forged frames must not turn each into a request. */
 es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did);
 /* Puts a document into the cache as if just resolved (the `--did-docs`
  * seed); takes `doc` (even on failure). Seeded documents do not expire: they

@@ -22,11 +22,17 @@
 #define TTL_MAX_MS         ((int64_t)10 * 365 * 24 * 3600 * 1000)
 #define URL_MAX            (PLC_URL_MAX + ESI_ATP_DID_MAX + 64)
 #define NEVER              INT64_MAX
+/* A document is fetched again after a signature failure at most this often:
+ * otherwise every forged frame a relay sends would cost a request (and, with
+ * the directory unreachable, a timeout). A rotation announced by #identity
+ * is not held back: that drops the entry. */
+#define MIN_REFRESH_MS 60000
 
 typedef struct entry {
     struct entry *next;
     esi_atp_did_doc *doc;
     int64_t expires_ms; /* NEVER for a seeded document */
+    int64_t fetched_ms; /* the last fetch of it (attempted), INT64_MIN: never (seeded) */
     /* The document's signing key, parsed on first use (esi_atp_resolve_key):
      * parsing a compressed point costs about as much as a verification. */
     esi_atp_key *key;
@@ -164,7 +170,8 @@ static void make_room(esi_atp_resolver *r, int64_t now)
 }
 
 /* Files `doc` (taken) under its DID, replacing what was there. */
-static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t expires_ms)
+static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t expires_ms,
+                           int64_t fetched_ms)
 {
     entry **p = slot(r, doc->did);
     if (*p != NULL)
@@ -177,6 +184,7 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t ex
     }
     e->doc = doc;
     e->expires_ms = expires_ms;
+    e->fetched_ms = fetched_ms;
     p = slot(r, doc->did); /* make_room may have emptied the chain */
     *p = e;
     r->count++;
@@ -189,7 +197,7 @@ es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc)
         esi_atp_did_doc_destroy(doc);
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_seed: NULL argument");
     }
-    return cache_put(r, doc, NEVER);
+    return cache_put(r, doc, NEVER, INT64_MIN);
 }
 
 void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
@@ -397,7 +405,8 @@ static es_status lookup(esi_atp_resolver *r, const char *did, entry **out)
         r->stats.failures++;
         return s;
     }
-    if ((s = cache_put(r, doc, r->clock(r->clock_ctx) + r->ttl_ms)) != ES_OK)
+    int64_t now = r->clock(r->clock_ctx);
+    if ((s = cache_put(r, doc, now + r->ttl_ms, now)) != ES_OK)
         return s;
     *out = *slot(r, did);
     return ES_OK;
@@ -407,13 +416,21 @@ es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did)
 {
     if (r == NULL || did == NULL)
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_refresh: NULL argument");
+    int64_t now = r->clock(r->clock_ctx);
+    entry *cached = *slot(r, did);
+    if (cached != NULL && cached->fetched_ms != INT64_MIN &&
+        now - cached->fetched_ms < MIN_REFRESH_MS)
+        return es_error(ES_ERR_LIMIT, "%s: fetched %lld ms ago; not again before %d ms", did,
+                        (long long)(now - cached->fetched_ms), MIN_REFRESH_MS);
+    if (cached != NULL)
+        cached->fetched_ms = now;
     esi_atp_did_doc *doc = NULL;
     es_status s = resolve_remote(r, did, &doc);
     if (s != ES_OK) {
         r->stats.failures++;
         return s;
     }
-    return cache_put(r, doc, r->clock(r->clock_ctx) + r->ttl_ms);
+    return cache_put(r, doc, now + r->ttl_ms, now);
 }
 
 es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)

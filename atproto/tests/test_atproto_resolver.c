@@ -311,6 +311,38 @@ static void nobody_listening(void **state)
     esi_atp_resolver_destroy(r);
 }
 
+/* A document is fetched again on demand (a signature failure: the key may
+ * have rotated), even a seeded one, but at most once a minute; a failed
+ * refresh keeps the cached document. */
+static void refresh_is_rate_limited(void **state)
+{
+    fixture *f = *state;
+    char body[2048];
+    doc_text(body, sizeof body, "did:plc:rot", "rot.test", KEY_A);
+    esi_atp_did_doc *d = NULL;
+    assert_int_equal(esi_atp_did_doc_parse(body, strlen(body), &d), ES_OK);
+    assert_int_equal(esi_atp_resolver_seed(f->r, d), ES_OK);
+    /* the directory does not know it: the seeded document stays */
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_NOT_FOUND);
+    assert_int_equal(standin_requests(&f->http), 1);
+    d = resolve_ok(f, "did:plc:rot");
+    assert_string_equal(d->signing_key, KEY_A);
+    esi_atp_did_doc_destroy(d);
+    /* within the minute: refused without a request */
+    serve_doc(f, "did:plc:rot", "rot.test", KEY_B);
+    f->now_ms += 59000;
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_LIMIT);
+    assert_int_equal(standin_requests(&f->http), 1);
+    /* after it: fetched, the rotated key replaces the seeded one */
+    f->now_ms += 1000;
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_OK);
+    assert_int_equal(standin_requests(&f->http), 2);
+    d = resolve_ok(f, "did:plc:rot");
+    assert_string_equal(d->signing_key, KEY_B);
+    esi_atp_did_doc_destroy(d);
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_LIMIT);
+}
+
 /* Without the test switch: an http PLC directory is refused, and a did:web
  * naming a loopback or private host is never connected to (a relay chooses
  * the DIDs; SSRF), even though a server listens there. */
@@ -386,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(seeded_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(did_web, setup, teardown),
         cmocka_unit_test_setup_teardown(insecure_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(refresh_is_rate_limited, setup, teardown),
         cmocka_unit_test(nobody_listening),
         cmocka_unit_test(bounded_cache),
     };

@@ -403,6 +403,10 @@ static void key_rotation(void **state)
     assert_int_equal(decode(&v, frame, &b), ES_ERR_DECODE);
     assert_int_equal(b.error, ES_ATP_ERR_SIGNATURE);
     assert_int_equal(standin_requests(&plc), 2);
+    /* the same forgery again within the minute costs no request */
+    assert_int_equal(decode(&v, frame, &b), ES_ERR_DECODE);
+    assert_int_equal(b.error, ES_ATP_ERR_SIGNATURE);
+    assert_int_equal(standin_requests(&plc), 2);
     verifier_close(&v);
     /* unseeded: resolved through the directory on first use */
     standin_route_set(&plc, route, 200, current, 0);
