@@ -1,6 +1,6 @@
 /* Identity (private to the adapter): DID documents, the `--did-docs` file and
- * a resolver for did:plc and did:web with an in-memory cache. Internal until
- * a tool needs it (issue 12 wires it into es-atproto-ingest later). */
+ * a resolver for did:plc and did:web with an in-memory cache. Tools reach it
+ * through the public es_atp_identity (es/atproto.h, identity.c). */
 #ifndef ES_ATP_IDENTITY_H
 #define ES_ATP_IDENTITY_H
 
