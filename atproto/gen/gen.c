@@ -51,6 +51,7 @@ typedef struct block {
     cid_t cid;
     uint8_t *bytes;
     size_t len;
+    bool covered; /* an MST node on the paths of the commit's ops */
 } block;
 
 typedef struct block_list {
@@ -127,6 +128,7 @@ static es_status block_add(block_list *l, const cid_t cid, const uint8_t *bytes,
     memcpy(b->cid, cid, sizeof b->cid);
     memcpy(b->bytes, bytes, len);
     b->len = len;
+    b->covered = false;
     l->count++;
     return ES_OK;
 }
@@ -405,8 +407,20 @@ static int cid_cmp(const void *x, const void *y)
     return memcmp(x, y, sizeof(cid_t));
 }
 
-/* Rebuild the repo's MST; add the nodes the previous tree lacked to `diff`. */
-static es_status rebuild_tree(repo *r, block_list *diff)
+static es_status collect_covered(const cid_t cid, const uint8_t *bytes, size_t len, bool covered,
+                                 void *user)
+{
+    block_list *l = user;
+    es_status s = block_add(l, cid, bytes, len);
+    if (s == ES_OK)
+        l->items[l->count - 1].covered = covered;
+    return s;
+}
+
+/* Rebuild the repo's MST; add to `diff` the nodes the previous tree lacked
+ * and those on the paths of the ops' keys (`keys`): the blocks a Sync 1.1
+ * verifier needs to invert the commit, as a PDS sends them. */
+static es_status rebuild_tree(repo *r, const char *const *keys, size_t nkeys, block_list *diff)
 {
     es_atp_gen_leaf *leaves = calloc(r->count + 1, sizeof *leaves);
     block_list nodes = {0};
@@ -416,7 +430,7 @@ static es_status rebuild_tree(repo *r, block_list *diff)
         leaves[i].key = r->recs[i].key;
         memcpy(leaves[i].cid, r->recs[i].cid, sizeof(cid_t));
     }
-    es_status s = es_atp_gen_mst(leaves, r->count, collect_node, &nodes, r->data);
+    es_status s = gen_mst_cover(leaves, r->count, keys, nkeys, collect_covered, &nodes, r->data);
     free(leaves);
     cid_t *ids = s == ES_OK ? calloc(nodes.count + 1, sizeof *ids) : NULL;
     if (s == ES_OK && ids == NULL)
@@ -424,7 +438,7 @@ static es_status rebuild_tree(repo *r, block_list *diff)
     for (size_t i = 0; s == ES_OK && i < nodes.count; i++) {
         block *b = &nodes.items[i];
         memcpy(ids[i], b->cid, sizeof(cid_t));
-        if (r->node_count == 0 ||
+        if (b->covered || r->node_count == 0 ||
             bsearch(b->cid, r->nodes, r->node_count, sizeof(cid_t), cid_cmp) == NULL)
             s = block_add(diff, b->cid, b->bytes, b->len);
     }
@@ -544,7 +558,8 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
     make_tid((uint64_t)g->now_us, 0, rev);
     format_time(g->now_us, time);
     if (s == ES_OK)
-        s = rebuild_tree(r, &records);
+        s = rebuild_tree(r, (const char *[]){ops[0].path, ops[1].path, ops[2].path}, n_ops,
+                         &records);
     if (s == ES_OK)
         s = commit_block(g, r, rev, &blocks);
     for (size_t i = 0; s == ES_OK && i < records.count; i++)
