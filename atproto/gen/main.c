@@ -132,7 +132,7 @@ int main(int argc, char **argv)
         case 'q': bad = parse_number(optarg, "--first-seq", &first_seq); break;
         case 'z': bad = parse_number(optarg, "--zstd", &level); break;
         case 'm': bad = parse_number(optarg, "--multi-op", &multi_op); break;
-        case 'c': bad = parse_curve(optarg, &curves), curve_given = true; break;
+        case 'c': bad = parse_curve(optarg, &curves); curve_given = true; break;
         case 'd': docs_out = optarg; break;
         case 'k': bad = parse_number(optarg, "--rotate-keys", &rotate); break;
         case 'D': rotated_out = optarg; break;
