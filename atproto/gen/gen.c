@@ -33,10 +33,10 @@ typedef struct record {
 
 typedef struct repo {
     char did[40];
-    char handle[64];     /* the handle of its DID document */
-    es_atp_gen_key *key; /* its current signing key; derived when first needed */
+    char handle[64];         /* the handle of its DID document */
+    es_atp_gen_key *key;     /* its current signing key; derived when first needed */
     unsigned key_generation; /* 0, then 1 after a rotation */
-    bool identity_seen;  /* an #identity was emitted: no rotation after it */
+    bool identity_seen;      /* an #identity was emitted: no rotation after it */
     char rev[14]; /* "" before the first commit */
     cid_t data;   /* MST root of the last commit */
     cid_t commit;
@@ -693,7 +693,8 @@ static es_status make_sync(es_atp_gen *g, repo *r, es_buf *frame)
 /* The JSON-LD contexts a PLC directory lists for a Multikey of each curve. */
 static json_t *doc_contexts(esi_atp_curve curve)
 {
-    return json_pack("[sss]", "https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1",
+    return json_pack("[sss]", "https://www.w3.org/ns/did/v1",
+                     "https://w3id.org/security/multikey/v1",
                      curve == ESI_ATP_K256 ? "https://w3id.org/security/suites/secp256k1-2019/v1"
                                            : "https://w3id.org/security/suites/ecdsa-2019/v1");
 }
@@ -780,12 +781,12 @@ static es_status make_commit_at(es_atp_gen *g, const char *did, const char *coll
         s = write_car(g, commit, &blocks, &car);
     es_value *op = gv_map(a, 3, "action", gv_str(a, "create"), "cid", gv_link(a, leaf.cid), "path",
                           gv_str(a, path));
-    es_value *body = gv_map(
-        a, 12, "ops", gv_array(a, 1, &op), "rev", gv_str(a, rev), "seq", gv_int(a, (int64_t)g->seq),
-        "repo", gv_str(a, did), "time", gv_str(a, time), "blobs", gv_array(a, 0, NULL), "since",
-        gv_null(a), "blocks", gv_bytes(a, car.data, car.len), "commit", gv_link(a, commit),
-        "rebase", gv_bool(a, false), "tooBig", gv_bool(a, false), "prevData",
-        gv_link(a, g->empty_root));
+    es_value *body =
+        gv_map(a, 12, "ops", gv_array(a, 1, &op), "rev", gv_str(a, rev), "seq",
+               gv_int(a, (int64_t)g->seq), "repo", gv_str(a, did), "time", gv_str(a, time), "blobs",
+               gv_array(a, 0, NULL), "since", gv_null(a), "blocks", gv_bytes(a, car.data, car.len),
+               "commit", gv_link(a, commit), "rebase", gv_bool(a, false), "tooBig",
+               gv_bool(a, false), "prevData", gv_link(a, g->empty_root));
     if (s == ES_OK)
         s = encode_frame(g, "#commit", body, frame);
     es_buf_free(&car);

@@ -131,14 +131,13 @@ static bool p256_sign_with(const p256 *c, const BIGNUM *k, const BIGNUM *d, cons
 {
     EC_POINT *kg = EC_POINT_new(c->group);
     BIGNUM *x = BN_new(), *kinv = BN_new();
-    bool ok = kg != NULL && x != NULL && kinv != NULL &&
-              EC_POINT_mul(c->group, kg, k, NULL, NULL, c->bn) == 1 &&
-              EC_POINT_get_affine_coordinates(c->group, kg, x, NULL, c->bn) == 1 &&
-              BN_nnmod(r, x, c->order, c->bn) == 1 &&
-              BN_mod_inverse(kinv, k, c->order, c->bn) != NULL &&
-              BN_mod_mul(s, r, d, c->order, c->bn) == 1 &&
-              BN_mod_add(s, s, e, c->order, c->bn) == 1 &&
-              BN_mod_mul(s, s, kinv, c->order, c->bn) == 1;
+    bool ok =
+        kg != NULL && x != NULL && kinv != NULL &&
+        EC_POINT_mul(c->group, kg, k, NULL, NULL, c->bn) == 1 &&
+        EC_POINT_get_affine_coordinates(c->group, kg, x, NULL, c->bn) == 1 &&
+        BN_nnmod(r, x, c->order, c->bn) == 1 && BN_mod_inverse(kinv, k, c->order, c->bn) != NULL &&
+        BN_mod_mul(s, r, d, c->order, c->bn) == 1 && BN_mod_add(s, s, e, c->order, c->bn) == 1 &&
+        BN_mod_mul(s, s, kinv, c->order, c->bn) == 1;
     EC_POINT_free(kg);
     BN_free(x);
     BN_clear_free(kinv);
@@ -153,8 +152,8 @@ static es_status p256_sign(const es_atp_gen_key *key, const uint8_t digest[32],
     es_status st = p256_open(&c);
     BIGNUM *d = BN_bin2bn(key->secret, 32, NULL), *e = BN_bin2bn(digest, 32, NULL);
     BIGNUM *k = BN_new(), *r = BN_new(), *s = BN_new(), *half = BN_new();
-    if (st == ES_OK && (d == NULL || e == NULL || k == NULL || r == NULL || s == NULL ||
-                        half == NULL))
+    if (st == ES_OK &&
+        (d == NULL || e == NULL || k == NULL || r == NULL || s == NULL || half == NULL))
         st = es_error(ES_ERR_NOMEM, "P-256 sign: out of memory");
     uint8_t h1[32], cand[32];
     /* bits2octets: the digest reduced mod the order, as 32 bytes */
@@ -175,9 +174,9 @@ static es_status p256_sign(const es_atp_gen_key *key, const uint8_t digest[32],
     if (st == ES_OK && !done)
         st = es_error(ES_ERR_CRYPTO, "P-256 sign: no usable nonce");
     /* low-S: s above n/2 becomes n - s, an equally valid signature */
-    if (st == ES_OK && (BN_rshift1(half, c.order) != 1 ||
-                        (BN_cmp(s, half) > 0 && BN_sub(s, c.order, s) != 1) ||
-                        BN_bn2binpad(r, sig, 32) != 32 || BN_bn2binpad(s, sig + 32, 32) != 32))
+    if (st == ES_OK &&
+        (BN_rshift1(half, c.order) != 1 || (BN_cmp(s, half) > 0 && BN_sub(s, c.order, s) != 1) ||
+         BN_bn2binpad(r, sig, 32) != 32 || BN_bn2binpad(s, sig + 32, 32) != 32))
         st = es_error(ES_ERR_NOMEM, "P-256 sign: OpenSSL arithmetic failed");
     BN_clear_free(d);
     BN_clear_free(k);
@@ -221,13 +220,15 @@ static es_status p256_public_of(const uint8_t secret[32], uint8_t out[ESI_ATP_PO
     return s;
 }
 
-es_status es_atp_gen_key_from_secret(esi_atp_curve curve, const uint8_t secret[ES_ATP_GEN_SECRET_LEN],
+es_status es_atp_gen_key_from_secret(esi_atp_curve curve,
+                                     const uint8_t secret[ES_ATP_GEN_SECRET_LEN],
                                      es_atp_gen_key **out)
 {
     if (secret == NULL || out == NULL || (curve != ESI_ATP_K256 && curve != ESI_ATP_P256))
         return es_error(ES_ERR_INVALID, "signing key: NULL argument or unknown curve");
     uint8_t point[ESI_ATP_POINT_LEN];
-    es_status s = curve == ESI_ATP_K256 ? k256_public(secret, point) : p256_public_of(secret, point);
+    es_status s =
+        curve == ESI_ATP_K256 ? k256_public(secret, point) : p256_public_of(secret, point);
     if (s != ES_OK)
         return s;
     es_atp_gen_key *k = calloc(1, sizeof *k);

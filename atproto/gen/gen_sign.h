@@ -19,7 +19,7 @@
 
 #include "atproto/src/atp_sig.h"
 
-#define ES_ATP_GEN_SECRET_LEN   32
+#define ES_ATP_GEN_SECRET_LEN 32
 /* "z" + base58btc of the 2-byte multicodec prefix and the 33-byte point is
  * 49 characters; with the NUL and room to spare. */
 #define ES_ATP_GEN_MULTIKEY_MAX 64
@@ -29,7 +29,8 @@ typedef struct es_atp_gen_key es_atp_gen_key;
 /* A private key from its 32 big-endian bytes. ES_ERR_INVALID when they are
  * zero or not below the curve's order. *out is the caller's
  * (es_atp_gen_key_destroy). */
-es_status es_atp_gen_key_from_secret(esi_atp_curve curve, const uint8_t secret[ES_ATP_GEN_SECRET_LEN],
+es_status es_atp_gen_key_from_secret(esi_atp_curve curve,
+                                     const uint8_t secret[ES_ATP_GEN_SECRET_LEN],
                                      es_atp_gen_key **out);
 /* A private key derived from `seed` (any bytes): the first SHA-256 of
  * seed || counter (counter 0, 1, ... as one byte) that is a valid secret.

@@ -107,13 +107,20 @@ static int parse_number(const char *s, const char *flag, unsigned long long *out
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"out", required_argument, NULL, 'o'},       {"frames", required_argument, NULL, 'n'},
-        {"repos", required_argument, NULL, 'r'},     {"seed", required_argument, NULL, 's'},
-        {"first-seq", required_argument, NULL, 'q'}, {"zstd", required_argument, NULL, 'z'},
-        {"multi-op", required_argument, NULL, 'm'},  {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'v'},         {"curve", required_argument, NULL, 'c'},
-        {"did-docs-out", required_argument, NULL, 'd'}, {"rotate-keys", required_argument, NULL, 'k'},
-        {"rotated-docs-out", required_argument, NULL, 'D'}, {"unsigned", no_argument, NULL, 'u'},
+        {"out", required_argument, NULL, 'o'},
+        {"frames", required_argument, NULL, 'n'},
+        {"repos", required_argument, NULL, 'r'},
+        {"seed", required_argument, NULL, 's'},
+        {"first-seq", required_argument, NULL, 'q'},
+        {"zstd", required_argument, NULL, 'z'},
+        {"multi-op", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
+        {"curve", required_argument, NULL, 'c'},
+        {"did-docs-out", required_argument, NULL, 'd'},
+        {"rotate-keys", required_argument, NULL, 'k'},
+        {"rotated-docs-out", required_argument, NULL, 'D'},
+        {"unsigned", no_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
     const char *out = NULL, *docs_out = NULL, *rotated_out = NULL;
@@ -132,7 +139,10 @@ int main(int argc, char **argv)
         case 'q': bad = parse_number(optarg, "--first-seq", &first_seq); break;
         case 'z': bad = parse_number(optarg, "--zstd", &level); break;
         case 'm': bad = parse_number(optarg, "--multi-op", &multi_op); break;
-        case 'c': bad = parse_curve(optarg, &curves); curve_given = true; break;
+        case 'c':
+            bad = parse_curve(optarg, &curves);
+            curve_given = true;
+            break;
         case 'd': docs_out = optarg; break;
         case 'k': bad = parse_number(optarg, "--rotate-keys", &rotate); break;
         case 'D': rotated_out = optarg; break;

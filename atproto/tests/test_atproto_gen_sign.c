@@ -43,8 +43,8 @@ static void from_hex(const char *h, uint8_t *out, size_t n)
  * (computed here with OpenSSL, independently of the verifier's constants). */
 static bool low_s(esi_atp_curve curve, const uint8_t sig[ESI_ATP_SIG_LEN])
 {
-    EC_GROUP *g = EC_GROUP_new_by_curve_name(curve == ESI_ATP_K256 ? NID_secp256k1
-                                                                   : NID_X9_62_prime256v1);
+    EC_GROUP *g =
+        EC_GROUP_new_by_curve_name(curve == ESI_ATP_K256 ? NID_secp256k1 : NID_X9_62_prime256v1);
     BIGNUM *half = BN_new(), *s = BN_bin2bn(sig + 32, 32, NULL);
     assert_non_null(g);
     assert_non_null(half);
@@ -155,8 +155,7 @@ static void did_key_vectors(void **state)
     {
         uint8_t secret[32];
         from_hex(json_string_value(json_object_get(c, "privateKeyBytesHex")), secret, 32);
-        check_did_key(ESI_ATP_K256, secret,
-                      json_string_value(json_object_get(c, "publicDidKey")));
+        check_did_key(ESI_ATP_K256, secret, json_string_value(json_object_get(c, "publicDidKey")));
         n++;
     }
     json_array_foreach(p256, i, c)
@@ -345,8 +344,8 @@ static void check_inverts(capture_check *c, const es_value *body, const es_car *
                           const es_car_block *commit_block, es_arena *a)
 {
     es_value *commit = NULL;
-    assert_int_equal(
-        es_cbor_decode(commit_block->data, commit_block->len, NULL, a, &commit, NULL), ES_OK);
+    assert_int_equal(es_cbor_decode(commit_block->data, commit_block->len, NULL, a, &commit, NULL),
+                     ES_OK);
     const es_value *ops = field(body, "ops");
     esi_atp_op op[4];
     size_t n = ops->u.array.count, data_len, prev_len;
@@ -378,8 +377,8 @@ static void check_frame(capture_check *c, const es_buf *frame, const docs *initi
     es_value *header = NULL, *body = NULL;
     size_t used = 0;
     assert_int_equal(es_cbor_decode(frame->data, frame->len, NULL, a, &header, &used), ES_OK);
-    assert_int_equal(
-        es_cbor_decode(frame->data + used, frame->len - used, NULL, a, &body, NULL), ES_OK);
+    assert_int_equal(es_cbor_decode(frame->data + used, frame->len - used, NULL, a, &body, NULL),
+                     ES_OK);
     const es_value *t = field(header, "t");
     bool commit = str_is(t, "#commit"), sync = str_is(t, "#sync");
     if (str_is(t, "#identity")) {
@@ -413,8 +412,8 @@ static size_t check_rotations(capture_check *c, const docs *initial, const docs 
     for (size_t i = 0; i < c->accounts; i++) {
         account *acct = &c->acct[i];
         esi_atp_key *old = doc_key(initial, acct->did), *cur = doc_key(rotated, acct->did);
-        bool rotated_key = memcmp(esi_atp_key_point(old), esi_atp_key_point(cur),
-                                  ESI_ATP_POINT_LEN) != 0;
+        bool rotated_key =
+            memcmp(esi_atp_key_point(old), esi_atp_key_point(cur), ESI_ATP_POINT_LEN) != 0;
         if (rotated_key && acct->before.len > 0 && acct->after.len > 0) {
             assert_int_equal(esi_atp_commit_verify(acct->before.data, acct->before.len, cur, a),
                              ES_ERR_CRYPTO);
@@ -440,8 +439,7 @@ static size_t check_rotations(capture_check *c, const docs *initial, const docs 
 static void signed_capture(es_atp_gen_curves curves)
 {
     es_atp_gen *g = NULL;
-    es_atp_gen_options o = {
-        .seed = 5, .repos = REPOS, .curves = curves, .rotate_permille = 10};
+    es_atp_gen_options o = {.seed = 5, .repos = REPOS, .curves = curves, .rotate_permille = 10};
     assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
     docs initial = {0}, rotated = {0};
     load_docs(g, &initial);
@@ -535,8 +533,8 @@ static void deterministic(void **state)
 {
     (void)state;
     for (int curves = ES_ATP_GEN_CURVES_MIXED; curves <= ES_ATP_GEN_CURVES_P256; curves++) {
-        es_atp_gen_options o = {.seed = 9, .repos = 8, .curves = (es_atp_gen_curves)curves,
-                                .rotate_permille = 20};
+        es_atp_gen_options o = {
+            .seed = 9, .repos = 8, .curves = (es_atp_gen_curves)curves, .rotate_permille = 20};
         uint8_t a[ES_CID_SHA256_LEN], b[ES_CID_SHA256_LEN], c[ES_CID_SHA256_LEN];
         es_atp_gen_counts ca, cb, cc;
         digest_of(o, 400, a, &ca);
@@ -582,8 +580,8 @@ static void unsigned_capture(void **state)
                          ES_OK);
         const es_value *blocks = field(body, "blocks"), *did = field(body, "repo");
         es_car car;
-        assert_int_equal(
-            es_car_parse(blocks->u.bytes.ptr, blocks->u.bytes.len, NULL, a, &car), ES_OK);
+        assert_int_equal(es_car_parse(blocks->u.bytes.ptr, blocks->u.bytes.len, NULL, a, &car),
+                         ES_OK);
         const es_car_block *b = es_car_find(&car, car.roots[0], car.root_lens[0]);
         if (d.n == 0)
             load_docs(g, &d);
