@@ -295,6 +295,8 @@ typedef struct account {
     char did[64];
     bool identity_seen;
     es_buf before, after; /* commit blocks */
+    char rev[16];         /* of its last #commit or #sync; "" before */
+    uint8_t data[ES_CID_SHA256_LEN]; /* MST root of its last commit */
 } account;
 
 typedef struct capture_check {
@@ -370,6 +372,45 @@ static void check_inverts(capture_check *c, const es_value *body, const es_car *
     c->inverted++;
 }
 
+/* The chain a relay checks (Sync 1.1): a #commit's `since` is the
+ * account's previous rev (null at first) and its prevData the previous MST
+ * root (the empty tree's at first); the commit block names the account, the
+ * frame's rev and the tree. */
+static void check_chain(account *acct, const es_value *body, const es_car_block *b, bool sync,
+                        es_arena *a)
+{
+    static const char empty_tree[] = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm";
+    es_value *commit = NULL;
+    assert_int_equal(es_cbor_decode(b->data, b->len, NULL, a, &commit, NULL), ES_OK);
+    assert_true(str_is(field(commit, "did"), acct->did));
+    const es_value *rev = field(body, "rev");
+    assert_true(rev->kind == ES_VALUE_STRING && rev->u.str.len < sizeof acct->rev);
+    assert_int_equal(field(commit, "rev")->u.str.len, rev->u.str.len);
+    assert_memory_equal(field(commit, "rev")->u.str.ptr, rev->u.str.ptr, rev->u.str.len);
+    size_t data_len, prev_len;
+    const uint8_t *data = link_of(field(commit, "data"), &data_len);
+    assert_int_equal(data_len, ES_CID_SHA256_LEN);
+    if (!sync) {
+        const uint8_t *prev = link_of(field(body, "prevData"), &prev_len);
+        char text[ES_CID_STRING_MAX];
+        assert_int_equal(prev_len, ES_CID_SHA256_LEN);
+        assert_int_equal(es_cid_to_string(prev, prev_len, text, sizeof text), ES_OK);
+        if (acct->rev[0] == '\0') {
+            assert_int_equal(field(body, "since")->kind, ES_VALUE_NULL);
+            assert_string_equal(text, empty_tree);
+        } else {
+            assert_true(str_is(field(body, "since"), acct->rev));
+            assert_memory_equal(prev, acct->data, ES_CID_SHA256_LEN);
+        }
+        assert_true(strncmp(acct->rev, rev->u.str.ptr, rev->u.str.len) < 0); /* revs increase */
+    } else {
+        assert_memory_equal(data, acct->data, ES_CID_SHA256_LEN); /* a #sync keeps the tree */
+    }
+    memcpy(acct->rev, rev->u.str.ptr, rev->u.str.len);
+    acct->rev[rev->u.str.len] = '\0';
+    memcpy(acct->data, data, ES_CID_SHA256_LEN);
+}
+
 /* One frame: #identity marks the account, #commit and #sync are checked. */
 static void check_frame(capture_check *c, const es_buf *frame, const docs *initial,
                         const docs *rotated, es_arena *a)
@@ -395,6 +436,7 @@ static void check_frame(capture_check *c, const es_buf *frame, const docs *initi
     const es_car_block *b = es_car_find(&car, car.roots[0], car.root_lens[0]);
     assert_non_null(b);
     check_signature(c, acct, b, initial, rotated, a);
+    check_chain(acct, body, b, sync, a);
     if (sync) {
         c->syncs++;
         return;
