@@ -104,7 +104,11 @@ es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did);
  * stand for an offline source; esi_atp_resolver_invalidate drops them. */
 es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc);
 /* Forgets the cached document of `did` (an #identity event, a key rotation):
- * the next esi_atp_resolve fetches it again. No-op when it is not cached. */
+ * the next esi_atp_resolve fetches it again. A seeded document is kept as a
+ * fallback: while the directory cannot be reached (ES_ERR_CONNECTION,
+ * ES_ERR_TIMEOUT; tried again at most once a minute) it is still served, so
+ * an offline `--did-docs` run survives #identity events; an answer from the
+ * directory (a document, or 404) supersedes it. No-op when not cached. */
 void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did);
 /* Counters, for tests and stats. */
 typedef struct esi_atp_resolver_stats {

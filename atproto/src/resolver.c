@@ -33,6 +33,9 @@ typedef struct entry {
     esi_atp_did_doc *doc;
     int64_t expires_ms; /* NEVER for a seeded document */
     int64_t fetched_ms; /* the last fetch of it (attempted), INT64_MIN: never (seeded) */
+    /* A seeded document invalidated (#identity): fetched again on next use,
+     * but kept while the network cannot be reached (an offline source). */
+    bool stale;
     /* The document's signing key, parsed on first use (esi_atp_resolve_key):
      * parsing a compressed point costs about as much as a verification. */
     esi_atp_key *key;
@@ -205,8 +208,20 @@ void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
     if (r == NULL || did == NULL)
         return;
     entry **p = slot(r, did);
-    if (*p != NULL)
+    if (*p == NULL)
+        return;
+    if ((*p)->expires_ms != NEVER) {
         unlink_entry(r, p);
+        return;
+    }
+    (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
+    (*p)->fetched_ms = INT64_MIN;
+}
+
+/* Whether `e` was fetched (or tried) less than MIN_REFRESH_MS ago. */
+static bool fetched_recently(const entry *e, int64_t now)
+{
+    return e->fetched_ms != INT64_MIN && now - e->fetched_ms < MIN_REFRESH_MS;
 }
 
 void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stats *out)
@@ -393,19 +408,28 @@ static es_status lookup(esi_atp_resolver *r, const char *did, entry **out)
     size_t len = strlen(did);
     if (len > ESI_ATP_DID_MAX || !es_atp_valid_did(did, len))
         return es_error(ES_ERR_INVALID, "'%.64s' is not a valid DID", did);
-    entry **p = slot(r, did);
-    if (*p != NULL && (*p)->expires_ms > r->clock(r->clock_ctx)) {
+    int64_t now = r->clock(r->clock_ctx);
+    entry **p = slot(r, did), *e = *p;
+    if (e != NULL && e->expires_ms > now && (!e->stale || fetched_recently(e, now))) {
         r->stats.hits++;
-        *out = *p;
+        *out = e;
         return ES_OK;
     }
+    if (e != NULL)
+        e->fetched_ms = now;
     esi_atp_did_doc *doc = NULL;
     es_status s = resolve_remote(r, did, &doc);
     if (s != ES_OK) {
         r->stats.failures++;
+        if (e != NULL && e->stale && (s == ES_ERR_CONNECTION || s == ES_ERR_TIMEOUT)) {
+            r->stats.hits++; /* offline: the seeded document stands (tried again in a minute) */
+            *out = e;
+            return ES_OK;
+        }
+        if (e != NULL && e->stale) /* the directory answered: the seed is superseded */
+            unlink_entry(r, p);
         return s;
     }
-    int64_t now = r->clock(r->clock_ctx);
     if ((s = cache_put(r, doc, now + r->ttl_ms, now)) != ES_OK)
         return s;
     *out = *slot(r, did);
@@ -418,8 +442,7 @@ es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did)
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_refresh: NULL argument");
     int64_t now = r->clock(r->clock_ctx);
     entry *cached = *slot(r, did);
-    if (cached != NULL && cached->fetched_ms != INT64_MIN &&
-        now - cached->fetched_ms < MIN_REFRESH_MS)
+    if (cached != NULL && fetched_recently(cached, now))
         return es_error(ES_ERR_LIMIT, "%s: fetched %lld ms ago; not again before %d ms", did,
                         (long long)(now - cached->fetched_ms), MIN_REFRESH_MS);
     if (cached != NULL)

@@ -310,40 +310,6 @@ static const char *seed_file(json_t *doc)
     return path;
 }
 
-/* #identity drops the DID's cached document (its key may have changed). */
-static void identity_events(void **state)
-{
-    (void)state;
-    need_corpus();
-    const sample *real = NULL;
-    for (size_t i = 0; i < corpus_count && real == NULL; i++) {
-        edit e;
-        edit_open(&e, &corpus[i]);
-        if (es_value_is_string(es_value_get(e.header, "t"), "#identity"))
-            real = &corpus[i];
-        es_arena_destroy(e.a);
-    }
-    assert_non_null(real);
-    verifier v;
-    es_atp_batch b;
-    edit e;
-    edit_open(&e, real);
-    const es_value *did = es_value_get(e.body, "did");
-    json_t *doc = json_pack("{s:s#}", "id", did->u.str.ptr, (int)did->u.str.len);
-    es_arena_destroy(e.a);
-    verifier_open(&v, closed_plc, seed_file(doc));
-    es_atp_identity_stats st;
-    es_atp_identity_stats_get(v.id, &st);
-    assert_int_equal(st.cached, 1);
-    assert_int_equal(decode(&v, real, &b), ES_OK);
-    assert_int_equal(b.count, 1);
-    es_atp_identity_stats_get(v.id, &st);
-    assert_int_equal(st.cached, 0);
-    verifier_close(&v);
-}
-
-/* ---- key rotation through a PLC stand-in --------------------------------- */
-
 static json_t *corpus_docs(void)
 {
     size_t zlen = 0;
@@ -358,6 +324,79 @@ static json_t *corpus_docs(void)
     free(z);
     return all;
 }
+
+/* The corpus's #identity frame, re-addressed to `did` (an #identity carries
+ * no signature: any DID is a valid one). */
+static sample identity_for(const char *did)
+{
+    for (size_t i = 0; i < corpus_count; i++) {
+        edit e;
+        edit_open(&e, &corpus[i]);
+        if (es_value_is_string(es_value_get(e.header, "t"), "#identity")) {
+            *slot(e.body, "did") = str_value(&e, did);
+            return edit_close(&e);
+        }
+        es_arena_destroy(e.a);
+    }
+    fail_msg("no #identity in the corpus");
+    return (sample){0};
+}
+
+/* #identity makes the next commit fetch the DID's document first (its key
+ * may have changed); offline, a seeded document still stands. */
+static void identity_events(void **state)
+{
+    (void)state;
+    need_corpus();
+    json_t *all = corpus_docs();
+    const sample *commit = real_commit(corpus, corpus_count, NULL, 0);
+    edit e;
+    edit_open(&e, commit);
+    char did[256];
+    const es_value *repo = es_value_get(e.body, "repo");
+    snprintf(did, sizeof did, "%.*s", (int)repo->u.str.len, repo->u.str.ptr);
+    es_arena_destroy(e.a);
+    const char *other = NULL, *key;
+    json_t *doc;
+    json_object_foreach(all, key, doc) if (strcmp(key, did) != 0) other = key;
+    sample event = identity_for(did);
+    /* a stale key seeded; the directory has the current one */
+    standin plc;
+    assert_int_equal(standin_start(&plc), 0);
+    char url[64], route[300];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", plc.port);
+    snprintf(route, sizeof route, "/%s", did);
+    char *current = json_dumps(json_object_get(all, did), JSON_COMPACT);
+    standin_route_set(&plc, route, 200, current, 0);
+    verifier v;
+    verifier_open(&v, url, seed_file(doc_with_key(all, did, other)));
+    es_atp_batch b;
+    assert_int_equal(decode(&v, &event, &b), ES_OK);
+    assert_int_equal(b.count, 1);
+    assert_int_equal(decode(&v, commit, &b), ES_OK);
+    es_atp_identity_stats st;
+    es_atp_identity_stats_get(v.id, &st);
+    assert_int_equal(st.fetches, 1); /* fetched before verifying: no failed signature first */
+    assert_int_equal(st.hits, 0);
+    verifier_close(&v);
+    standin_stop(&plc);
+    /* offline: the seeded (here current) document survives the #identity */
+    verifier_open(&v, closed_plc, docs_path);
+    assert_int_equal(decode(&v, &event, &b), ES_OK);
+    if (decode(&v, commit, &b) != ES_OK)
+        fail_msg("offline after #identity: %s", es_last_error());
+    assert_int_equal(decode(&v, commit, &b), ES_OK);
+    es_atp_identity_stats_get(v.id, &st);
+    assert_int_equal(st.fetches, 1); /* one attempt; the next within the minute is spared */
+    assert_int_equal(st.failures, 1);
+    verifier_close(&v);
+    unlink(seed_file(doc_with_key(all, did, other)));
+    free(current);
+    free(event.bytes);
+    json_decref(all);
+}
+
+/* ---- key rotation through a PLC stand-in --------------------------------- */
 
 static void key_rotation(void **state)
 {

@@ -16,16 +16,20 @@ expect_exit() { # CODE COMMAND... : run, keep stdout+stderr in $tmp/out
     [ "$got" = "$want" ] || { cat "$tmp/out"; fail "exit $got, expected $want: $*"; }
 }
 
-# es-atproto-gen's captures are unsigned today: they need --no-verify until
-# the signed captures (issue 12, "gensign") land; the real capture below is
-# verified.
-nv=--no-verify
+# es-atproto-gen signs its captures and writes its accounts' DID documents:
+# they are verified offline against those (--did-docs), as the real capture is.
+# After an #identity a document is fetched again: the test-only switch lets
+# --plc be a closed port on loopback (no network; the seeded document stands).
+export ES_ATPROTO_TEST_INSECURE_IDENTITY=1
+nv="--did-docs $tmp/gen-docs.json --plc http://127.0.0.1:1"
 
-# a generated capture decodes without a single error
-"$gen" --out "$tmp/gen.zst" --frames 500 --seed 9 >"$tmp/gen.txt"
+# a generated capture decodes and verifies without a single error
+"$gen" --out "$tmp/gen.zst" --frames 500 --seed 9 --did-docs-out "$tmp/gen-docs.json" \
+    >"$tmp/gen.txt"
 commits=$(sed -n 's/.*: \([0-9]*\) commits.*/\1/p' "$tmp/gen.txt")
 expect_exit 0 "$ingest" --from-file "$tmp/gen.zst" --dry-run --exit-at-end $nv
 grep -q "^errors: none" "$tmp/out" || fail "errors in the generated capture"
+grep -q "^verification: on; DID documents: 50 cached" "$tmp/out" || fail "not verified"
 grep -q "frames: commit $commits " "$tmp/out" || fail "commit count is not $commits"
 grep -q "decoded 500 frames" "$tmp/out" || fail "not 500 frames"
 
@@ -109,21 +113,21 @@ expect_exit 1 "$ingest" --from-file x --max-batches 41
 expect_exit 1 "$ingest" --from-file x --log-format xml
 expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end  # not found
 expect_exit 1 "$ingest" --from-file x --dry-run --identity-ttl 0
-expect_exit 1 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --plc http://plc.test
+expect_exit 1 env -u ES_ATPROTO_TEST_INSECURE_IDENTITY "$ingest" --from-file "$tmp/gen.bin" \
+    --dry-run --exit-at-end --plc http://plc.test
 grep -q "https:// only" "$tmp/out" || fail "an http PLC directory was not refused"
 expect_exit 1 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --did-docs /nonexistent
 grep -q "setting up identities: /nonexistent" "$tmp/out" || fail "an unreadable --did-docs"
 
-# verification is on by default: the unsigned generated capture is refused
-# commit by commit (no DID documents, no directory to ask), and --no-verify
+# verification is on by default: without DID documents (and no directory to
+# ask) the generated capture is refused commit by commit, and --no-verify
 # says what it gives up
-# (the test-only switch lets --plc be a closed port on loopback: no network)
-expect_exit 0 env ES_ATPROTO_TEST_INSECURE_IDENTITY=1 "$ingest" --from-file "$tmp/gen.bin" \
-    --dry-run --exit-at-end --plc http://127.0.0.1:1 --identity-ttl 60 --quiet
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end \
+    --plc http://127.0.0.1:1 --identity-ttl 60 --quiet
 grep -q "frames: commit 0 " "$tmp/out" || fail "unverifiable commits were accepted"
 grep -Eq "^errors: identity [0-9]+" "$tmp/out" || fail "refusals not counted by reason"
 grep -q "warn frame refused seq=[0-9]* did=did:" "$tmp/out" || fail "refusal log lacks the DID"
-expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end $nv
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --no-verify
 grep -q "NOT checked" "$tmp/out" || fail "--no-verify does not warn"
 grep -q "^verification: off" "$tmp/out" || fail "--no-verify not in the report"
 

@@ -76,7 +76,9 @@ ES_API void es_atp_identity_destroy(es_atp_identity *id);
  * the first document that does not parse or is filed under another DID. */
 ES_API es_status es_atp_identity_seed_file(es_atp_identity *id, const char *path, size_t *count);
 /* Forget the cached document of `did` (an #identity event): the next use
- * resolves it again. No-op when it is not cached. */
+ * resolves it again. A seeded document still serves while the directory
+ * cannot be reached (offline runs); an answer from the directory replaces it.
+ * No-op when it is not cached. */
 ES_API void es_atp_identity_invalidate(es_atp_identity *id, const char *did, size_t len);
 
 typedef struct es_atp_identity_stats {

@@ -324,9 +324,11 @@ static void check_cursor(es_store *st, const char *name, uint64_t want)
     es_checkpoints_destroy(cps);
 }
 
-/* `did_docs` NULL: --no-verify. es-atproto-gen's captures are unsigned
- * today: they need it until the signed captures of issue 12 ("gensign")
- * land; the real capture is verified against its DID documents. */
+/* `did_docs` NULL: --no-verify. The tests of generated captures are about
+ * delivery (reconnections, restarts, kill -9, two ingesters), so they skip
+ * verification; the real capture and the forged one are verified against
+ * their DID documents here, and generated (signed) captures against theirs
+ * in test-ingest.sh. */
 static pid_t start_verifying(const char *server, const char *store, const char *source_opt,
                              const char *source, const char *log, bool exit_at_end,
                              const char *name, const char *did_docs)
@@ -881,7 +883,7 @@ static void nats_down_at_start_then_up(void **state)
                     "60s",
                     "--reconnect-max",
                     "500ms",
-                    "--no-verify", /* a generated capture: see start_verifying */
+                    "--no-verify", /* delivery, not verification: see start_verifying */
                     NULL};
     pid_t ing = spawn(argv, log, NULL);
     sleep_ms(2000);                                   /* a few attempts fail meanwhile */
