@@ -475,8 +475,11 @@ es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const esi_at
     if (s != ES_OK)
         return s;
     if (!e->key_tried) { /* parsed once per cached document, failures too */
+        s = esi_atp_did_doc_key(e->doc, &e->key);
+        if (s == ES_ERR_NOMEM) /* not the document's fault: try again next time */
+            return s;
         e->key_tried = true;
-        if (esi_atp_did_doc_key(e->doc, &e->key) != ES_OK)
+        if (s != ES_OK)
             e->key = NULL;
     }
     if (e->key == NULL)
