@@ -367,13 +367,12 @@ static es_status verify_all(frame *f, es_car *car)
 }
 
 /* The commit's signature as metadata text: base64url without padding (the
- * URL-safe form of RFC 4648 section 5, as atproto writes signatures in JWTs). */
-static const char *sig_text(frame *f, const es_value *sig)
+ * URL-safe form of RFC 4648 section 5, as atproto writes signatures in JWTs),
+ * in the arena; NULL when the arena is full. */
+static char *sig_text(frame *f, const es_value *sig)
 {
-    if (sig == NULL || sig->kind != ES_VALUE_BYTES)
-        return NULL;
     size_t cap = es_base64_encoded_len(sig->u.bytes.len) + 1, n = 0;
-    char *t = cap > 1 ? es_arena_alloc(f->arena, cap) : NULL;
+    char *t = es_arena_alloc(f->arena, cap);
     if (t == NULL || es_base64_encode(sig->u.bytes.ptr, sig->u.bytes.len, t, cap, &n) != ES_OK)
         return NULL;
     for (size_t i = 0; i < n; i++)
@@ -388,7 +387,8 @@ static const char *sig_text(frame *f, const es_value *sig)
 static es_status keep_commit_fields(frame *f, const es_value *c, const es_value *data)
 {
     const es_value *sig = es_value_get(c, "sig"), *prev = es_value_get(c, "prev");
-    f->sig_text = sig_text(f, sig);
+    if (sig != NULL && sig->kind == ES_VALUE_BYTES && (f->sig_text = sig_text(f, sig)) == NULL)
+        return arena_full(f);
     f->data_text = cid_text(f, data->u.bytes.ptr, data->u.bytes.len);
     if (f->data_text == NULL)
         return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit's data is not a CIDv1");
