@@ -1,0 +1,596 @@
+/* Offline audit of a stored repository history (es/atproto_audit.h): each
+ * commit's signature and CID from its op events' metadata, and each
+ * repository's chain in stream order. Memory: the DID documents, a small
+ * state per repository (bounded by max_dids), and one commit group. */
+#include "audit_internal.h"
+
+#include <string.h>
+
+#include <es/alloc.h>
+#include <es/arena.h>
+
+#include "atp_internal.h"
+#include "identity.h"
+
+#define MAX_DIDS_DEFAULT ((size_t)1000000)
+#define REV_MAX          32 /* a rev is a TID, 13 characters */
+#define GROUP_ARENA_MAX  ((size_t)64 << 10) /* one group's copied metadata */
+
+static const char *const reason_names[ES_ATP_AUDIT_REASON_COUNT] = {
+    "ok",        "no_audit_metadata", "no_key",         "signature",
+    "commit_cid_mismatch", "rev_order", "since_mismatch", "prev_data_mismatch",
+};
+
+const char *es_atp_audit_reason_name(es_atp_audit_reason r)
+{
+    return (unsigned)r < ES_ATP_AUDIT_REASON_COUNT ? reason_names[r] : "?";
+}
+
+/* ---- string-keyed tables ----------------------------------------------------- */
+
+/* The head both kinds of entry start with. */
+typedef struct node {
+    struct node *next;
+    uint64_t hash;
+    char *did; /* es_malloc'ed, the key */
+} node;
+
+typedef struct table {
+    node **buckets;
+    size_t nbuckets, count;
+} table;
+
+static node **table_slot(const table *t, const char *did, uint64_t h)
+{
+    node **p = &t->buckets[h % t->nbuckets];
+    while (*p != NULL && ((*p)->hash != h || strcmp((*p)->did, did) != 0))
+        p = &(*p)->next;
+    return p;
+}
+
+static node *table_find(const table *t, const char *did)
+{
+    return t->nbuckets == 0 ? NULL : *table_slot(t, did, esi_atp_hash(did, strlen(did)));
+}
+
+/* Doubles the buckets when the table is as full as it has buckets. */
+static es_status table_grow(table *t)
+{
+    if (t->count < t->nbuckets)
+        return ES_OK;
+    size_t n = t->nbuckets == 0 ? 256 : t->nbuckets * 2;
+    node **b = es_calloc(n, sizeof *b);
+    if (b == NULL)
+        return es_error(ES_ERR_NOMEM, "audit: out of memory");
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (node *e = t->buckets[i], *next; e != NULL; e = next) {
+            next = e->next;
+            e->next = b[e->hash % n];
+            b[e->hash % n] = e;
+        }
+    es_free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = n;
+    return ES_OK;
+}
+
+/* Files `e` (its did set) under its DID; the DID must not be in the table. */
+static es_status table_add(table *t, node *e)
+{
+    es_status s = table_grow(t);
+    if (s != ES_OK)
+        return s;
+    e->hash = esi_atp_hash(e->did, strlen(e->did));
+    node **p = &t->buckets[e->hash % t->nbuckets];
+    e->next = *p;
+    *p = e;
+    t->count++;
+    return ES_OK;
+}
+
+static void table_free(table *t, void (*free_entry)(node *))
+{
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (node *e = t->buckets[i], *next; e != NULL; e = next) {
+            next = e->next;
+            free_entry(e);
+        }
+    es_free(t->buckets);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- the audit --------------------------------------------------------------- */
+
+typedef struct doc_entry {
+    node head;
+    esi_atp_did_doc *doc;
+    esi_atp_key *key; /* parsed when first needed */
+    bool key_tried;
+} doc_entry;
+
+/* A repository: the newest commit of its chain, and its tally. */
+typedef struct repo {
+    node head;
+    struct repo *next_in_order; /* in the order first met */
+    bool has_rev;
+    char rev[REV_MAX];
+    uint8_t data[ESI_ATP_AUDIT_CID_MAX];
+    size_t data_len; /* 0: unknown (none yet, or a #sync restarted the chain) */
+    uint64_t commits;
+    uint32_t by_reason[ES_ATP_AUDIT_REASON_COUNT];
+} repo;
+
+/* One commit group: the first event's metadata (copied), its predecessor's
+ * chain state, and the verdict so far. */
+typedef struct group {
+    bool open;
+    es_arena *arena; /* the copied strings */
+    es_atp_audit_commit fields;
+    es_atp_audit_reason reason;
+    bool had_prev;
+    char prev_rev[REV_MAX];
+    uint8_t prev_data[ESI_ATP_AUDIT_CID_MAX];
+    size_t prev_data_len;
+    size_t events;
+    uint64_t first_seq, last_seq;
+} group;
+
+struct es_atp_audit {
+    es_atp_audit_options opts;
+    table docs, repos;
+    repo *first, *last; /* the order repositories were met */
+    group cur, done;    /* the open group and the one last reported */
+    es_buf scratch;     /* encodings */
+    es_atp_audit_stats stats;
+};
+
+void es_atp_audit_options_init(es_atp_audit_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_dids = MAX_DIDS_DEFAULT;
+}
+
+es_status es_atp_audit_create(const es_atp_audit_options *o, es_atp_audit **out)
+{
+    if (out == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_audit_create: NULL argument");
+    *out = NULL;
+    es_atp_audit *a = es_calloc(1, sizeof *a);
+    if (a == NULL)
+        return es_error(ES_ERR_NOMEM, "audit: out of memory");
+    if (o != NULL)
+        a->opts = *o;
+    else
+        es_atp_audit_options_init(&a->opts);
+    if (a->opts.max_dids == 0)
+        a->opts.max_dids = MAX_DIDS_DEFAULT;
+    a->scratch = (es_buf)ES_BUF_INIT;
+    es_status s = es_arena_create(GROUP_ARENA_MAX, &a->cur.arena);
+    if (s == ES_OK)
+        s = es_arena_create(GROUP_ARENA_MAX, &a->done.arena);
+    if (s != ES_OK) {
+        es_atp_audit_destroy(a);
+        return s;
+    }
+    *out = a;
+    return ES_OK;
+}
+
+static void free_doc(node *n)
+{
+    doc_entry *d = (doc_entry *)n;
+    esi_atp_key_destroy(d->key);
+    esi_atp_did_doc_destroy(d->doc);
+    es_free(d->head.did);
+    es_free(d);
+}
+
+static void free_repo(node *n)
+{
+    es_free(n->did);
+    es_free(n);
+}
+
+void es_atp_audit_destroy(es_atp_audit *a)
+{
+    if (a == NULL)
+        return;
+    table_free(&a->docs, free_doc);
+    table_free(&a->repos, free_repo);
+    es_arena_destroy(a->cur.arena);
+    es_arena_destroy(a->done.arena);
+    es_buf_free(&a->scratch);
+    es_free(a);
+}
+
+/* ---- DID documents ----------------------------------------------------------- */
+
+/* Takes `doc`, replacing an earlier document of its DID. */
+static es_status keep_doc(void *ctx, esi_atp_did_doc *doc)
+{
+    es_atp_audit *a = ctx;
+    doc_entry *d = (doc_entry *)table_find(&a->docs, doc->did);
+    if (d != NULL) {
+        esi_atp_key_destroy(d->key);
+        esi_atp_did_doc_destroy(d->doc);
+        d->key = NULL;
+        d->key_tried = false;
+        d->doc = doc;
+        return ES_OK;
+    }
+    d = es_calloc(1, sizeof *d);
+    char *did = esi_atp_strdup(doc->did);
+    es_status s = d != NULL && did != NULL ? ES_OK : es_error(ES_ERR_NOMEM, "audit: out of memory");
+    if (s == ES_OK) {
+        d->head.did = did;
+        d->doc = doc;
+        s = table_add(&a->docs, &d->head);
+    }
+    if (s != ES_OK) {
+        es_free(did);
+        es_free(d);
+        esi_atp_did_doc_destroy(doc);
+        return s;
+    }
+    a->stats.did_docs++;
+    return ES_OK;
+}
+
+es_status es_atp_audit_load_did_docs(es_atp_audit *a, const char *path, size_t *count)
+{
+    if (a == NULL || path == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_audit_load_did_docs: NULL argument");
+    return esi_atp_did_docs_load(path, keep_doc, a, count);
+}
+
+es_status es_atp_audit_add_did_doc(es_atp_audit *a, const char *json, size_t len)
+{
+    if (a == NULL || json == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_audit_add_did_doc: NULL argument");
+    esi_atp_did_doc *doc = NULL;
+    es_status s = esi_atp_did_doc_parse(json, len, &doc);
+    return s == ES_OK ? keep_doc(a, doc) : s;
+}
+
+/* The signing key of `did`, or NULL (no document, or no usable key). */
+static const esi_atp_key *key_of(es_atp_audit *a, const char *did)
+{
+    doc_entry *d = (doc_entry *)table_find(&a->docs, did);
+    if (d == NULL)
+        return NULL;
+    if (!d->key_tried) {
+        d->key_tried = true;
+        if (esi_atp_did_doc_key(d->doc, &d->key) != ES_OK)
+            d->key = NULL;
+    }
+    return d->key;
+}
+
+/* ---- repositories ------------------------------------------------------------ */
+
+static es_status repo_of(es_atp_audit *a, const char *did, repo **out)
+{
+    repo *r = (repo *)table_find(&a->repos, did);
+    if (r != NULL) {
+        *out = r;
+        return ES_OK;
+    }
+    if (a->repos.count >= a->opts.max_dids)
+        return es_error(ES_ERR_LIMIT, "audit: more than %zu repositories (max_dids)",
+                        a->opts.max_dids);
+    r = es_calloc(1, sizeof *r);
+    char *copy = esi_atp_strdup(did);
+    es_status s = r != NULL && copy != NULL ? ES_OK : es_error(ES_ERR_NOMEM, "audit: out of memory");
+    if (s == ES_OK) {
+        r->head.did = copy;
+        s = table_add(&a->repos, &r->head);
+    }
+    if (s != ES_OK) {
+        es_free(copy);
+        es_free(r);
+        return s;
+    }
+    if (a->last != NULL)
+        a->last->next_in_order = r;
+    else
+        a->first = r;
+    a->last = r;
+    a->stats.dids++;
+    *out = r;
+    return ES_OK;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+
+/* Signature and CID of one commit's metadata. */
+static es_atp_audit_reason check_signed(es_atp_audit *a, const es_atp_audit_commit *c,
+                                        esi_atp_audit_fields *f)
+{
+    if (c->did == NULL || c->rev == NULL || c->commit == NULL || strlen(c->rev) >= REV_MAX ||
+        esi_atp_audit_parse(c, f) != ES_OK)
+        return ES_ATP_AUDIT_NO_AUDIT_METADATA;
+    const esi_atp_key *key = key_of(a, c->did);
+    if (key == NULL)
+        return ES_ATP_AUDIT_NO_KEY;
+    a->scratch.len = 0;
+    if (esi_atp_audit_encode(c, f, false, &a->scratch) != ES_OK ||
+        esi_atp_verify(key, a->scratch.data, a->scratch.len, f->sig, ESI_ATP_SIG_LEN) != ES_OK)
+        return ES_ATP_AUDIT_SIGNATURE;
+    uint8_t cid[ES_CID_SHA256_LEN];
+    a->scratch.len = 0;
+    if (esi_atp_audit_encode(c, f, true, &a->scratch) != ES_OK ||
+        es_cid_sha256(ES_CID_CODEC_DAG_CBOR, a->scratch.data, a->scratch.len, cid) != ES_OK ||
+        f->commit_len != sizeof cid || memcmp(f->commit, cid, sizeof cid) != 0)
+        return ES_ATP_AUDIT_COMMIT_CID_MISMATCH;
+    return ES_ATP_AUDIT_OK;
+}
+
+/* The chain: this commit against its repository's previous one, as the
+ * group recorded it. */
+static es_atp_audit_reason check_chain(const es_atp_audit *a, const group *g,
+                                       const es_atp_audit_commit *c, const esi_atp_audit_fields *f)
+{
+    if (a->opts.no_chain || !g->had_prev)
+        return ES_ATP_AUDIT_OK;
+    if (strcmp(c->rev, g->prev_rev) <= 0)
+        return ES_ATP_AUDIT_REV_ORDER;
+    if (c->since == NULL || strcmp(c->since, g->prev_rev) != 0)
+        return ES_ATP_AUDIT_SINCE_MISMATCH;
+    if (g->prev_data_len != 0 &&
+        (f->prevdata_len != g->prev_data_len ||
+         memcmp(f->prevdata, g->prev_data, g->prev_data_len) != 0))
+        return ES_ATP_AUDIT_PREV_DATA_MISMATCH;
+    return ES_ATP_AUDIT_OK;
+}
+
+static es_atp_audit_reason check(es_atp_audit *a, const group *g, const es_atp_audit_commit *c)
+{
+    esi_atp_audit_fields f;
+    es_atp_audit_reason r = check_signed(a, c, &f);
+    return r != ES_ATP_AUDIT_OK ? r : check_chain(a, g, c, &f);
+}
+
+/* ---- groups ------------------------------------------------------------------ */
+
+static bool same_text(const char *x, const char *y)
+{
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+static bool same_fields(const es_atp_audit_commit *x, const es_atp_audit_commit *y)
+{
+    return same_text(x->did, y->did) && same_text(x->rev, y->rev) &&
+           same_text(x->data, y->data) && same_text(x->commitprev, y->commitprev) &&
+           same_text(x->sig, y->sig) && same_text(x->commit, y->commit) &&
+           same_text(x->since, y->since) && same_text(x->prevdata, y->prevdata);
+}
+
+static es_status copy_text(es_arena *arena, const char *s, const char **out)
+{
+    *out = NULL;
+    if (s == NULL)
+        return ES_OK;
+    if ((*out = es_arena_strndup(arena, s, strlen(s))) == NULL)
+        return es_arena_error(arena, "audit: a commit's metadata");
+    return ES_OK;
+}
+
+static es_status copy_fields(es_arena *arena, const es_atp_audit_commit *c, es_atp_audit_commit *o)
+{
+    es_status s = copy_text(arena, c->did, &o->did);
+    if (s == ES_OK)
+        s = copy_text(arena, c->rev, &o->rev);
+    if (s == ES_OK)
+        s = copy_text(arena, c->data, &o->data);
+    if (s == ES_OK)
+        s = copy_text(arena, c->commitprev, &o->commitprev);
+    if (s == ES_OK)
+        s = copy_text(arena, c->sig, &o->sig);
+    if (s == ES_OK)
+        s = copy_text(arena, c->commit, &o->commit);
+    if (s == ES_OK)
+        s = copy_text(arena, c->since, &o->since);
+    if (s == ES_OK)
+        s = copy_text(arena, c->prevdata, &o->prevdata);
+    return s;
+}
+
+/* Moves the chain of `r` past the commit `c` (the newest of its repository
+ * when its rev is newer; a commit whose rev is not newer leaves the chain
+ * where it was, so one stray old commit is reported once). */
+static void extend_chain(repo *r, const es_atp_audit_commit *c, es_atp_audit_reason reason)
+{
+    if (reason == ES_ATP_AUDIT_NO_AUDIT_METADATA || reason == ES_ATP_AUDIT_REV_ORDER)
+        return;
+    if (r->has_rev && strcmp(c->rev, r->rev) <= 0)
+        return;
+    esi_atp_audit_fields f;
+    if (esi_atp_audit_parse(c, &f) != ES_OK)
+        return;
+    r->has_rev = true;
+    memcpy(r->rev, c->rev, strlen(c->rev) + 1);
+    memcpy(r->data, f.data, f.data_len);
+    r->data_len = f.data_len;
+}
+
+/* Opens a group with its first commit `c`: copies it, records the chain
+ * before it, checks it and extends the chain. */
+static es_status group_open(es_atp_audit *a, const es_atp_audit_commit *c, uint64_t seq,
+                            size_t events)
+{
+    group *g = &a->cur;
+    es_arena_reset(g->arena);
+    memset(&g->fields, 0, sizeof g->fields);
+    es_status s = copy_fields(g->arena, c, &g->fields);
+    if (s != ES_OK)
+        return s;
+    repo *r = NULL;
+    if (c->did != NULL && (s = repo_of(a, c->did, &r)) != ES_OK)
+        return s;
+    g->had_prev = r != NULL && r->has_rev;
+    if (g->had_prev) {
+        memcpy(g->prev_rev, r->rev, sizeof g->prev_rev);
+        memcpy(g->prev_data, r->data, r->data_len);
+    }
+    g->prev_data_len = g->had_prev ? r->data_len : 0;
+    g->reason = check(a, g, c);
+    if (r != NULL)
+        extend_chain(r, c, g->reason);
+    g->events = events;
+    g->first_seq = g->last_seq = seq;
+    g->open = true;
+    return ES_OK;
+}
+
+/* Completes the open group: tallies it and hands its result out. */
+static void group_close(es_atp_audit *a, es_atp_audit_result *out)
+{
+    group *g = &a->cur;
+    a->stats.commits++;
+    a->stats.by_reason[g->reason]++;
+    repo *r = g->fields.did != NULL ? (repo *)table_find(&a->repos, g->fields.did) : NULL;
+    if (r != NULL) {
+        r->commits++;
+        r->by_reason[g->reason]++;
+    }
+    *out = (es_atp_audit_result){.reason = g->reason,
+                                 .did = g->fields.did,
+                                 .rev = g->fields.rev,
+                                 .commit = g->fields.commit,
+                                 .events = g->events,
+                                 .first_seq = g->first_seq,
+                                 .last_seq = g->last_seq};
+    /* The reported group's strings must outlive the next group's opening. */
+    group done = a->done;
+    a->done = a->cur;
+    a->cur = done;
+    a->cur.open = false;
+}
+
+es_status es_atp_audit_check(es_atp_audit *a, const es_atp_audit_commit *c,
+                             es_atp_audit_result *out)
+{
+    if (a == NULL || c == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_audit_check: NULL argument");
+    if (a->cur.open)
+        return es_error(ES_ERR_INVALID, "es_atp_audit_check: a group of events is open "
+                                        "(es_atp_audit_finish it first)");
+    es_status s = group_open(a, c, 0, 0);
+    if (s == ES_OK)
+        group_close(a, out);
+    return s;
+}
+
+es_status es_atp_audit_finish(es_atp_audit *a, es_atp_audit_result *out, bool *ready)
+{
+    if (a == NULL || out == NULL || ready == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_audit_finish: NULL argument");
+    *ready = a->cur.open;
+    if (*ready)
+        group_close(a, out);
+    return ES_OK;
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+/* The repository an event belongs to: metadata `did` (a DID too long for an
+ * entity id), else the entity id. NULL for an id with a NUL byte. */
+static const char *event_did(const es_event *ev)
+{
+    const char *did = es_event_meta(ev, "did");
+    if (did != NULL)
+        return did;
+    size_t len = 0;
+    const char *id = es_event_entity_id(ev, &len);
+    return id != NULL && strlen(id) == len ? id : NULL;
+}
+
+static bool is_op(const char *event_type)
+{
+    return strcmp(event_type, "create") == 0 || strcmp(event_type, "update") == 0 ||
+           strcmp(event_type, "delete") == 0;
+}
+
+/* A #sync: the repository's chain restarts at its rev (its MST root is not in
+ * the event's metadata, so the next prevdata is not checked). */
+static es_status restart_chain(es_atp_audit *a, const es_event *ev)
+{
+    const char *did = event_did(ev), *rev = es_event_meta(ev, "rev");
+    a->stats.syncs++;
+    if (did == NULL || rev == NULL || strlen(rev) >= REV_MAX)
+        return ES_OK;
+    repo *r = NULL;
+    es_status s = repo_of(a, did, &r);
+    if (s != ES_OK)
+        return s;
+    r->has_rev = true;
+    memcpy(r->rev, rev, strlen(rev) + 1);
+    r->data_len = 0;
+    return ES_OK;
+}
+
+static void event_fields(const es_event *ev, es_atp_audit_commit *c)
+{
+    c->did = event_did(ev);
+    c->rev = es_event_meta(ev, "rev");
+    c->data = es_event_meta(ev, "data");
+    c->commitprev = es_event_meta(ev, "commitprev");
+    c->sig = es_event_meta(ev, "sig");
+    c->commit = es_event_meta(ev, "commit");
+    c->since = es_event_meta(ev, "since");
+    c->prevdata = es_event_meta(ev, "prevdata");
+}
+
+es_status es_atp_audit_event(es_atp_audit *a, const es_event *ev, es_atp_audit_result *out,
+                             bool *ready)
+{
+    if (a == NULL || ev == NULL || out == NULL || ready == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_audit_event: NULL argument");
+    *ready = false;
+    a->stats.events++;
+    const char *type = es_event_entity_type(ev), *event_type = es_event_event_type(ev);
+    es_atp_audit_commit c = {0};
+    event_fields(ev, &c);
+    bool repo_event = strcmp(type, "repo") == 0;
+    if (repo_event || !is_op(event_type) || (c.rev == NULL && c.commit == NULL)) {
+        a->stats.skipped_events++;
+        if (!repo_event || strcmp(event_type, "sync") != 0)
+            return ES_OK;
+        es_status s = es_atp_audit_finish(a, out, ready); /* the sync follows the open group */
+        return s == ES_OK ? restart_chain(a, ev) : s;
+    }
+    group *g = &a->cur;
+    uint64_t seq = es_event_seq(ev);
+    if (g->open && c.commit != NULL && same_text(c.did, g->fields.did) &&
+        same_text(c.commit, g->fields.commit)) {
+        g->events++;
+        g->last_seq = seq;
+        if (!same_fields(&c, &g->fields) && g->reason == ES_ATP_AUDIT_OK)
+            g->reason = check(a, g, &c); /* a member that tells another story */
+        return ES_OK;
+    }
+    es_atp_audit_finish(a, out, ready);
+    return group_open(a, &c, seq, 1);
+}
+
+/* ---- reports ----------------------------------------------------------------- */
+
+void es_atp_audit_stats_get(const es_atp_audit *a, es_atp_audit_stats *out)
+{
+    if (a == NULL || out == NULL)
+        return;
+    *out = a->stats;
+}
+
+void es_atp_audit_each_did(const es_atp_audit *a, es_atp_audit_did_fn fn, void *ctx)
+{
+    if (a == NULL || fn == NULL)
+        return;
+    for (const repo *r = a->first; r != NULL; r = r->next_in_order) {
+        uint64_t by_reason[ES_ATP_AUDIT_REASON_COUNT];
+        for (size_t i = 0; i < ES_ATP_AUDIT_REASON_COUNT; i++)
+            by_reason[i] = r->by_reason[i];
+        if (fn(ctx, r->head.did, r->commits, by_reason) != 0)
+            return;
+    }
+}

@@ -1,0 +1,308 @@
+/* The audit (es/atproto_audit.h) on the real firehose corpus: every #commit's
+ * block rebuilt from the fields its op events carry is byte for byte the
+ * block of the frame, its CID is the frame's `commit`, its signature
+ * verifies with the key of did_docs.json.zst; tampered fields give their
+ * reason; the chain checks on hand-made sequences of real commits. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <es/atproto.h>
+#include <es/atproto_audit.h>
+
+#include "fixtures.h"
+#include "audit_corpus.h"
+
+#define COMMITS_MAX 256
+
+static corpus_commit commits[COMMITS_MAX];
+static size_t ncommits;
+static char docs_path[4096];
+
+/* Every #commit of the corpus, once; false (skip) when a fixture is absent. */
+static bool corpus_loaded(void)
+{
+    if (ncommits > 0)
+        return true;
+    const char *path = fixture_path("firehose-corpus/did_docs.json.zst");
+    if (path == NULL)
+        return false;
+    snprintf(docs_path, sizeof docs_path, "%s", path); /* fixture_path's buffer is reused */
+    es_atp_capture *frames = corpus_frames_open();
+    if (frames == NULL)
+        return false;
+    static uint8_t keep[COMMITS_MAX][4096]; /* the commit blocks outlive the frames */
+    es_arena *arena = NULL;
+    assert_int_equal(es_arena_create(0, &arena), ES_OK);
+    const uint8_t *frame;
+    size_t len;
+    while (es_atp_capture_next(frames, &frame, &len) == ES_OK) {
+        es_arena_reset(arena);
+        corpus_commit *c = &commits[ncommits];
+        if (!corpus_commit_of(frame, len, arena, c))
+            continue;
+        assert_true(ncommits < COMMITS_MAX && c->block_len <= sizeof keep[0]);
+        memcpy(keep[ncommits], c->block, c->block_len);
+        c->block = keep[ncommits++];
+    }
+    es_atp_capture_close(frames);
+    es_arena_destroy(arena);
+    return true;
+}
+
+static es_atp_audit *audit_new(bool chain)
+{
+    es_atp_audit_options o;
+    es_atp_audit_options_init(&o);
+    o.no_chain = !chain;
+    es_atp_audit *a = NULL;
+    assert_int_equal(es_atp_audit_create(&o, &a), ES_OK);
+    size_t n = 0;
+    if (es_atp_audit_load_did_docs(a, docs_path, &n) != ES_OK)
+        fail_msg("%s: %s", docs_path, es_last_error());
+    assert_true(n > 0);
+    return a;
+}
+
+static es_atp_audit_reason verdict(es_atp_audit *a, const es_atp_audit_commit *c)
+{
+    es_atp_audit_result r;
+    assert_int_equal(es_atp_audit_check(a, c, &r), ES_OK);
+    assert_string_equal(r.did, c->did);
+    return r.reason;
+}
+
+/* ---- the corpus ------------------------------------------------------------- */
+
+static void every_commit_rebuilds_and_verifies(void **state)
+{
+    (void)state;
+    if (!corpus_loaded())
+        skip();
+    es_atp_audit *a = audit_new(true);
+    es_buf block = ES_BUF_INIT;
+    for (size_t i = 0; i < ncommits; i++) {
+        corpus_commit *c = &commits[i];
+        uint8_t cid[ES_CID_SHA256_LEN];
+        char text[ES_CID_STRING_MAX];
+        block.len = 0;
+        assert_int_equal(es_atp_audit_rebuild(&c->fields, &block, cid), ES_OK);
+        assert_int_equal(block.len, c->block_len);
+        assert_memory_equal(block.data, c->block, c->block_len);
+        assert_int_equal(es_cid_to_string(cid, sizeof cid, text, sizeof text), ES_OK);
+        assert_string_equal(text, c->commit);
+        es_atp_audit_reason r = verdict(a, &c->fields);
+        if (r != ES_ATP_AUDIT_OK)
+            fail_msg("commit %zu of %s: %s", i, c->did, es_atp_audit_reason_name(r));
+    }
+    es_buf_free(&block);
+    es_atp_audit_stats st;
+    es_atp_audit_stats_get(a, &st);
+    printf("corpus: %zu commits rebuilt, CIDs equal, signatures verified (%llu repositories)\n",
+           ncommits, (unsigned long long)st.dids);
+    assert_int_equal(ncommits, 148);
+    assert_int_equal(st.commits, 148);
+    assert_int_equal(st.by_reason[ES_ATP_AUDIT_OK], 148);
+    es_atp_audit_destroy(a);
+}
+
+/* One byte of the signature, another data CID, a changed rev or DID, the
+ * legacy prev, a commit CID that is not the block's, no signature, no key. */
+static void tampered_fields_give_their_reason(void **state)
+{
+    (void)state;
+    if (!corpus_loaded())
+        skip();
+    es_atp_audit *a = audit_new(false);
+    for (size_t i = 0; i < ncommits; i++) {
+        corpus_commit c = commits[i];
+        corpus_fields(&c);
+        assert_int_equal(verdict(a, &c.fields), ES_ATP_AUDIT_OK);
+
+        corpus_commit t = c;
+        corpus_fields(&t);
+        t.sig[10] = t.sig[10] == 'A' ? 'B' : 'A'; /* one byte of the signature */
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_SIGNATURE);
+
+        corpus_fields(&t);
+        memcpy(t.sig, c.sig, sizeof t.sig);
+        t.fields.data = commits[(i + 1) % ncommits].data; /* another MST root */
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_SIGNATURE);
+
+        corpus_fields(&t);
+        t.rev[strlen(t.rev) - 1] = t.rev[strlen(t.rev) - 1] == '2' ? '3' : '2';
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_SIGNATURE);
+        memcpy(t.rev, c.rev, sizeof t.rev);
+
+        corpus_fields(&t);
+        t.fields.commitprev = c.commit; /* a prev the author did not sign */
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_SIGNATURE);
+
+        corpus_fields(&t);
+        t.fields.commit = c.data; /* the stored CID is not the block's */
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_COMMIT_CID_MISMATCH);
+
+        corpus_fields(&t);
+        t.fields.sig = NULL;
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_NO_AUDIT_METADATA);
+        t.fields.sig = "not base64url!";
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_NO_AUDIT_METADATA);
+
+        corpus_fields(&t);
+        t.fields.did = "did:plc:nobodyhasthisdidatallxx"; /* no document */
+        assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_NO_KEY);
+
+        corpus_fields(&t);
+        t.fields.did = commits[(i + 1) % ncommits].did; /* re-labelled as another repo */
+        if (strcmp(t.fields.did, c.did) != 0)
+            assert_int_equal(verdict(a, &t.fields), ES_ATP_AUDIT_SIGNATURE);
+    }
+    es_atp_audit_stats st;
+    es_atp_audit_stats_get(a, &st);
+    assert_int_equal(st.by_reason[ES_ATP_AUDIT_OK], ncommits);
+    assert_int_equal(st.by_reason[ES_ATP_AUDIT_COMMIT_CID_MISMATCH], ncommits);
+    assert_int_equal(st.by_reason[ES_ATP_AUDIT_NO_KEY], ncommits);
+    es_atp_audit_destroy(a);
+}
+
+/* ---- chains ----------------------------------------------------------------- */
+
+/* Two commits of one repository, the second following the first (since =
+ * the first's rev), or NULL after saying why (skip). */
+static bool consecutive_pair(const corpus_commit **first, const corpus_commit **second)
+{
+    for (size_t j = 0; j < ncommits; j++)
+        for (size_t i = 0; i < j; i++)
+            if (strcmp(commits[i].did, commits[j].did) == 0 &&
+                strcmp(commits[j].since, commits[i].rev) == 0 &&
+                strcmp(commits[j].prevdata, commits[i].data) == 0) {
+                *first = &commits[i];
+                *second = &commits[j];
+                return true;
+            }
+    return false;
+}
+
+typedef struct step {
+    const corpus_commit *commit;
+    const char *since, *prevdata; /* replacements (the frame's, not signed), or NULL */
+    es_atp_audit_reason want;
+} step;
+
+static void run_chain(const step *steps, size_t n, bool chain)
+{
+    es_atp_audit *a = audit_new(chain);
+    for (size_t i = 0; i < n; i++) {
+        corpus_commit c = *steps[i].commit;
+        corpus_fields(&c);
+        if (steps[i].since != NULL)
+            c.fields.since = steps[i].since;
+        if (steps[i].prevdata != NULL)
+            c.fields.prevdata = steps[i].prevdata;
+        es_atp_audit_reason r = verdict(a, &c.fields);
+        if (r != steps[i].want)
+            fail_msg("step %zu: %s, expected %s", i, es_atp_audit_reason_name(r),
+                     es_atp_audit_reason_name(steps[i].want));
+    }
+    es_atp_audit_destroy(a);
+}
+
+static void chains_are_followed(void **state)
+{
+    (void)state;
+    const corpus_commit *c1, *c2;
+    if (!corpus_loaded())
+        skip();
+    if (!consecutive_pair(&c1, &c2)) {
+        print_message("SKIP: the corpus has no two consecutive commits of one repository\n");
+        skip();
+    }
+    printf("chain: %s %s -> %s\n", c1->did, c1->rev, c2->rev);
+    const step in_order[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK}, {c2, NULL, NULL, ES_ATP_AUDIT_OK}};
+    run_chain(in_order, 2, true);
+    /* Backwards, and the same commit twice (a replay): the rev is not newer;
+     * the chain stays at the newest, so what follows it still links. */
+    const step backwards[] = {{c2, NULL, NULL, ES_ATP_AUDIT_OK}, {c1, NULL, NULL, ES_ATP_AUDIT_REV_ORDER}};
+    run_chain(backwards, 2, true);
+    const step twice[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
+                          {c1, NULL, NULL, ES_ATP_AUDIT_REV_ORDER},
+                          {c2, NULL, NULL, ES_ATP_AUDIT_OK}};
+    run_chain(twice, 3, true);
+    /* since and prevData are the frame's, not signed: only the chain shows
+     * them forged. */
+    const step since[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
+                          {c2, "2222222222222", NULL, ES_ATP_AUDIT_SINCE_MISMATCH}};
+    run_chain(since, 2, true);
+    const step prevdata[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
+                             {c2, NULL, c2->data, ES_ATP_AUDIT_PREV_DATA_MISMATCH}};
+    run_chain(prevdata, 2, true);
+    /* The first commit met starts the chain, whatever its since. */
+    const step alone[] = {{c2, "2222222222222", c2->data, ES_ATP_AUDIT_OK}};
+    run_chain(alone, 1, true);
+    /* no_chain: only signatures and CIDs. */
+    run_chain((const step[]){{c2, NULL, NULL, ES_ATP_AUDIT_OK}, {c1, NULL, NULL, ES_ATP_AUDIT_OK}},
+              2, false);
+}
+
+/* ---- the API ---------------------------------------------------------------- */
+
+static void names_and_arguments(void **state)
+{
+    (void)state;
+    static const char *const names[ES_ATP_AUDIT_REASON_COUNT] = {
+        "ok", "no_audit_metadata", "no_key", "signature", "commit_cid_mismatch",
+        "rev_order", "since_mismatch", "prev_data_mismatch"};
+    for (int i = 0; i < ES_ATP_AUDIT_REASON_COUNT; i++)
+        assert_string_equal(es_atp_audit_reason_name((es_atp_audit_reason)i), names[i]);
+    assert_string_equal(es_atp_audit_reason_name((es_atp_audit_reason)99), "?");
+
+    es_atp_audit *a = NULL;
+    assert_int_equal(es_atp_audit_create(NULL, &a), ES_OK);
+    es_atp_audit_result r;
+    bool ready = true;
+    assert_int_equal(es_atp_audit_finish(a, &r, &ready), ES_OK);
+    assert_false(ready);
+    assert_int_equal(es_atp_audit_check(a, NULL, &r), ES_ERR_INVALID);
+    assert_int_equal(es_atp_audit_add_did_doc(a, "{}", 2), ES_ERR_DECODE);
+    assert_int_equal(es_atp_audit_load_did_docs(a, "/nonexistent/did_docs.json", NULL),
+                     ES_ERR_IO);
+    es_buf b = ES_BUF_INIT;
+    uint8_t cid[ES_CID_SHA256_LEN];
+    es_atp_audit_commit c = {.did = "did:plc:x", .rev = "2222222222222", .data = "bnot-a-cid",
+                             .sig = "AA"};
+    assert_int_equal(es_atp_audit_rebuild(&c, &b, cid), ES_ERR_DECODE);
+    c.data = NULL;
+    assert_int_equal(es_atp_audit_rebuild(&c, &b, cid), ES_ERR_INVALID);
+    es_buf_free(&b);
+
+    /* A repository bound: the second one is refused. */
+    es_atp_audit_destroy(a);
+    es_atp_audit_options o;
+    es_atp_audit_options_init(&o);
+    o.max_dids = 1;
+    assert_int_equal(es_atp_audit_create(&o, &a), ES_OK);
+    c = (es_atp_audit_commit){.did = "did:plc:one", .rev = "2222222222222"};
+    assert_int_equal(es_atp_audit_check(a, &c, &r), ES_OK);
+    assert_int_equal(r.reason, ES_ATP_AUDIT_NO_AUDIT_METADATA);
+    c.did = "did:plc:two";
+    assert_int_equal(es_atp_audit_check(a, &c, &r), ES_ERR_LIMIT);
+    es_atp_audit_destroy(a);
+    es_atp_audit_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_commit_rebuilds_and_verifies),
+        cmocka_unit_test(tampered_fields_give_their_reason),
+        cmocka_unit_test(chains_are_followed),
+        cmocka_unit_test(names_and_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
