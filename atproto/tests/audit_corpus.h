@@ -62,7 +62,7 @@ static inline void corpus_fields(corpus_commit *c)
         .data = c->data,
         .commitprev = c->commitprev[0] != '\0' ? c->commitprev : NULL,
         .sig = c->sig,
-        .commit = c->commit,
+        .commit = c->commit[0] != '\0' ? c->commit : NULL,
         .since = c->since[0] != '\0' ? c->since : NULL,
         .prevdata = c->prevdata[0] != '\0' ? c->prevdata : NULL,
     };

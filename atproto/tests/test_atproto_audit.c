@@ -2,7 +2,8 @@
  * block rebuilt from the fields its op events carry is byte for byte the
  * block of the frame, its CID is the frame's `commit`, its signature
  * verifies with the key of did_docs.json.zst; tampered fields give their
- * reason; the chain checks on hand-made sequences of real commits. */
+ * reason; the chain checks on hand-made sequences of commits signed here
+ * (the corpus has one commit per repository). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,9 @@
 #include <es/atproto.h>
 #include <es/atproto_audit.h>
 
+#include <secp256k1.h>
+
+#include "audit_internal.h"
 #include "fixtures.h"
 #include "audit_corpus.h"
 
@@ -173,20 +177,94 @@ static void tampered_fields_give_their_reason(void **state)
 
 /* ---- chains ----------------------------------------------------------------- */
 
-/* Two commits of one repository, the second following the first (since =
- * the first's rev), or NULL after saying why (skip). */
-static bool consecutive_pair(const corpus_commit **first, const corpus_commit **second)
+/* A repository of our own: a K-256 key, its DID document, and commits
+ * signed with it (the corpus has no two commits of one repository). */
+#define CHAIN_DID "did:plc:auditchaintestaaaaaaaaa"
+
+static secp256k1_context *signer;
+static const uint8_t secret[32] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+                                   0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01,
+                                   0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
+                                   0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11};
+
+static void base58btc(const uint8_t *in, size_t n, char *out, size_t size)
 {
-    for (size_t j = 0; j < ncommits; j++)
-        for (size_t i = 0; i < j; i++)
-            if (strcmp(commits[i].did, commits[j].did) == 0 &&
-                strcmp(commits[j].since, commits[i].rev) == 0 &&
-                strcmp(commits[j].prevdata, commits[i].data) == 0) {
-                *first = &commits[i];
-                *second = &commits[j];
-                return true;
-            }
-    return false;
+    static const char alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    uint8_t digits[64] = {0};
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned carry = in[i];
+        for (size_t k = 0; k < used; k++) {
+            carry += 256u * digits[k];
+            digits[k] = (uint8_t)(carry % 58);
+            carry /= 58;
+        }
+        while (carry != 0) {
+            digits[used++] = (uint8_t)(carry % 58);
+            carry /= 58;
+        }
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n && in[i] == 0; i++)
+        out[o++] = '1';
+    while (used > 0 && o + 1 < size)
+        out[o++] = alphabet[digits[--used]];
+    out[o] = '\0';
+}
+
+static char *chain_did_doc(void)
+{
+    static char doc[512];
+    secp256k1_pubkey pub;
+    uint8_t key[2 + 33] = {0xe7, 0x01};
+    size_t len = 33;
+    assert_int_equal(secp256k1_ec_pubkey_create(signer, &pub, secret), 1);
+    assert_int_equal(secp256k1_ec_pubkey_serialize(signer, key + 2, &len, &pub,
+                                                   SECP256K1_EC_COMPRESSED), 1);
+    char multikey[80] = "z";
+    base58btc(key, sizeof key, multikey + 1, sizeof multikey - 1);
+    snprintf(doc, sizeof doc,
+             "{\"id\":\"%s\",\"verificationMethod\":[{\"id\":\"%s#atproto\",\"type\":"
+             "\"Multikey\",\"controller\":\"%s\",\"publicKeyMultibase\":\"%s\"}]}",
+             CHAIN_DID, CHAIN_DID, CHAIN_DID, multikey);
+    return doc;
+}
+
+/* Commit `rev` of CHAIN_DID over an MST root made up from `rev`, following
+ * `prev` (NULL: the first), signed; since and prevdata as a relay sends them. */
+static void chain_commit(corpus_commit *c, const char *rev, const corpus_commit *prev)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->did, sizeof c->did, "%s", CHAIN_DID);
+    snprintf(c->rev, sizeof c->rev, "%s", rev);
+    uint8_t root[ES_CID_SHA256_LEN];
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, rev, strlen(rev), root), ES_OK);
+    assert_int_equal(es_cid_to_string(root, sizeof root, c->data, sizeof c->data), ES_OK);
+    if (prev != NULL) {
+        snprintf(c->since, sizeof c->since, "%s", prev->rev);
+        snprintf(c->prevdata, sizeof c->prevdata, "%s", prev->data);
+    }
+    uint8_t sig[64] = {0};
+    corpus_base64url(sig, sizeof sig, c->sig, sizeof c->sig); /* a placeholder, not signed */
+    corpus_fields(c);
+    /* The signed bytes: the block without `sig`, as the audit encodes it. */
+    esi_atp_audit_fields f;
+    es_buf unsigned_block = ES_BUF_INIT;
+    assert_int_equal(esi_atp_audit_parse(&c->fields, &f), ES_OK);
+    assert_int_equal(esi_atp_audit_encode(&c->fields, &f, false, &unsigned_block), ES_OK);
+    uint8_t hash[ES_CID_SHA256_LEN];
+    assert_int_equal(es_cid_sha256(ES_CID_CODEC_RAW, unsigned_block.data, unsigned_block.len,
+                                   hash), ES_OK);
+    es_buf_free(&unsigned_block);
+    secp256k1_ecdsa_signature s;
+    assert_int_equal(secp256k1_ecdsa_sign(signer, &s, hash + 4, secret, NULL, NULL), 1);
+    assert_int_equal(secp256k1_ecdsa_signature_serialize_compact(signer, sig, &s), 1);
+    corpus_base64url(sig, sizeof sig, c->sig, sizeof c->sig);
+    es_buf block = ES_BUF_INIT;
+    uint8_t cid[ES_CID_SHA256_LEN];
+    assert_int_equal(es_atp_audit_rebuild(&c->fields, &block, cid), ES_OK);
+    es_buf_free(&block);
+    assert_int_equal(es_cid_to_string(cid, sizeof cid, c->commit, sizeof c->commit), ES_OK);
 }
 
 typedef struct step {
@@ -197,7 +275,14 @@ typedef struct step {
 
 static void run_chain(const step *steps, size_t n, bool chain)
 {
-    es_atp_audit *a = audit_new(chain);
+    es_atp_audit_options o;
+    es_atp_audit_options_init(&o);
+    o.no_chain = !chain;
+    es_atp_audit *a = NULL;
+    assert_int_equal(es_atp_audit_create(&o, &a), ES_OK);
+    const char *doc = chain_did_doc();
+    if (es_atp_audit_add_did_doc(a, doc, strlen(doc)) != ES_OK)
+        fail_msg("%s: %s", doc, es_last_error());
     for (size_t i = 0; i < n; i++) {
         corpus_commit c = *steps[i].commit;
         corpus_fields(&c);
@@ -216,16 +301,21 @@ static void run_chain(const step *steps, size_t n, bool chain)
 static void chains_are_followed(void **state)
 {
     (void)state;
-    const corpus_commit *c1, *c2;
-    if (!corpus_loaded())
-        skip();
-    if (!consecutive_pair(&c1, &c2)) {
-        print_message("SKIP: the corpus has no two consecutive commits of one repository\n");
-        skip();
-    }
-    printf("chain: %s %s -> %s\n", c1->did, c1->rev, c2->rev);
-    const step in_order[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK}, {c2, NULL, NULL, ES_ATP_AUDIT_OK}};
-    run_chain(in_order, 2, true);
+    signer = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    assert_non_null(signer);
+    static corpus_commit k1, k2, k3;
+    chain_commit(&k1, "3lbaaaaaaaa22", NULL);
+    chain_commit(&k2, "3lbaaaaaaab22", &k1);
+    chain_commit(&k3, "3lbaaaaaaac22", &k2);
+    const corpus_commit *c1 = &k1, *c2 = &k2, *c3 = &k3;
+    const step in_order[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
+                             {c2, NULL, NULL, ES_ATP_AUDIT_OK},
+                             {c3, NULL, NULL, ES_ATP_AUDIT_OK}};
+    run_chain(in_order, 3, true);
+    /* A commit missing from the history: the next one's since and prevData
+     * name a rev and a root the audit never saw. */
+    const step gap[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK}, {c3, NULL, NULL, ES_ATP_AUDIT_SINCE_MISMATCH}};
+    run_chain(gap, 2, true);
     /* Backwards, and the same commit twice (a replay): the rev is not newer;
      * the chain stays at the newest, so what follows it still links. */
     const step backwards[] = {{c2, NULL, NULL, ES_ATP_AUDIT_OK}, {c1, NULL, NULL, ES_ATP_AUDIT_REV_ORDER}};
@@ -240,14 +330,22 @@ static void chains_are_followed(void **state)
                           {c2, "2222222222222", NULL, ES_ATP_AUDIT_SINCE_MISMATCH}};
     run_chain(since, 2, true);
     const step prevdata[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
-                             {c2, NULL, c2->data, ES_ATP_AUDIT_PREV_DATA_MISMATCH}};
-    run_chain(prevdata, 2, true);
+                             {c2, NULL, c3->data, ES_ATP_AUDIT_PREV_DATA_MISMATCH},
+                             {c3, NULL, NULL, ES_ATP_AUDIT_OK}};
+    run_chain(prevdata, 3, true);
     /* The first commit met starts the chain, whatever its since. */
-    const step alone[] = {{c2, "2222222222222", c2->data, ES_ATP_AUDIT_OK}};
-    run_chain(alone, 1, true);
-    /* no_chain: only signatures and CIDs. */
-    run_chain((const step[]){{c2, NULL, NULL, ES_ATP_AUDIT_OK}, {c1, NULL, NULL, ES_ATP_AUDIT_OK}},
-              2, false);
+    const step alone[] = {{c2, NULL, NULL, ES_ATP_AUDIT_OK}, {c3, NULL, NULL, ES_ATP_AUDIT_OK}};
+    run_chain(alone, 2, true);
+    /* no_chain: signatures and CIDs only. */
+    const step unchained[] = {{c3, NULL, NULL, ES_ATP_AUDIT_OK}, {c1, NULL, NULL, ES_ATP_AUDIT_OK}};
+    run_chain(unchained, 2, false);
+    /* Signed by another key: the same fields fail the signature. */
+    corpus_commit forged = k2;
+    corpus_fields(&forged);
+    forged.sig[5] = forged.sig[5] == 'Q' ? 'R' : 'Q';
+    const step bad_sig[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK}, {&forged, NULL, NULL, ES_ATP_AUDIT_SIGNATURE}};
+    run_chain(bad_sig, 2, true);
+    secp256k1_context_destroy(signer);
 }
 
 /* ---- the API ---------------------------------------------------------------- */
