@@ -1,0 +1,342 @@
+/* es-atproto-verify against a live server (NATS_URL; skipped without one or
+ * without ../shared): stores built here from the real corpus, each commit's
+ * op events carrying the audit metadata es-atproto-ingest writes
+ * (audit_corpus.h), then the program run on them ($ES_VERIFY_BIN):
+ *   - the corpus as stored: 148 commits, all ok, exit 0;
+ *   - one commit's `sig` altered: that commit fails `signature`, exit 5;
+ *     --did narrows the read to one repository;
+ *   - one event of a multi-op commit altered: the commit fails once;
+ *   - one commit stored without audit metadata: `no_audit_metadata`. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include <es/atproto.h>
+#include <es/es.h>
+
+#include "fixtures.h"
+#include "audit_corpus.h"
+
+typedef enum tamper {
+    TAMPER_NONE,
+    TAMPER_SIG,          /* the sig of every event of one single-op commit */
+    TAMPER_MEMBER_SIG,   /* the sig of the second event of a multi-op commit */
+    TAMPER_STRIP,        /* one commit stored without audit metadata */
+} tamper;
+
+typedef struct ctx {
+    natsConnection *nc;
+    const char *url, *bin;
+    char docs[4096];
+} ctx;
+
+static int setup(void **state)
+{
+    static ctx c;
+    *state = NULL;
+    c.url = getenv("NATS_URL");
+    c.bin = getenv("ES_VERIFY_BIN");
+    const char *docs = fixture_path("firehose-corpus/did_docs.json.zst");
+    if (c.url == NULL || *c.url == '\0' || c.bin == NULL || docs == NULL)
+        return 0;
+    snprintf(c.docs, sizeof c.docs, "%s", docs);
+    if (natsConnection_ConnectTo(&c.nc, c.url) != NATS_OK)
+        return -1;
+    *state = &c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ctx *c = *state;
+    if (c != NULL)
+        natsConnection_Destroy(c->nc);
+    return 0;
+}
+
+/* ---- building a store ---------------------------------------------------------- */
+
+#define META_MAX 16
+#define OPS_MAX  200 /* the decoder's default max_ops */
+
+static bool audit_key(const char *k)
+{
+    static const char *const keys[] = {"sig", "data", "prevdata", "since", "commitprev"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(k, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The event's metadata with the commit's audit metadata (replacing any the
+ * decoder already wrote), `sig` given separately so that it can be forged. */
+static size_t with_audit_meta(const es_event_spec *e, const corpus_commit *c, const char *sig,
+                              es_meta *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->meta_count; i++)
+        if (!audit_key(e->meta[i].key)) {
+            assert_true(n < META_MAX - 5);
+            m[n++] = e->meta[i];
+        }
+    m[n++] = (es_meta){"sig", sig};
+    m[n++] = (es_meta){"data", c->data};
+    if (c->fields.prevdata != NULL)
+        m[n++] = (es_meta){"prevdata", c->prevdata};
+    if (c->fields.since != NULL)
+        m[n++] = (es_meta){"since", c->since};
+    if (c->fields.commitprev != NULL)
+        m[n++] = (es_meta){"commitprev", c->commitprev};
+    return n;
+}
+
+typedef struct built {
+    size_t events, commits;
+    char did[CORPUS_TEXT_MAX];   /* the repository of the tampered commit */
+    char other[CORPUS_TEXT_MAX]; /* another repository */
+} built;
+
+/* Appends the corpus to a new store `name`, tampering as told. */
+static void build_store(ctx *c, const char *name, tamper how, built *out)
+{
+    memset(out, 0, sizeof *out);
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.memory_storage = true;
+    es_store *st = NULL;
+    es_store_delete(c->nc, name, NULL);
+    assert_int_equal(es_store_create(c->nc, name, &cfg, NULL, &st), ES_OK);
+    es_atp_capture *frames = corpus_frames_open();
+    assert_non_null(frames);
+    es_atp_decoder *d = NULL;
+    es_arena *arena = NULL, *scratch = NULL;
+    assert_int_equal(es_atp_decoder_create(NULL, &d), ES_OK);
+    assert_int_equal(es_arena_create(0, &arena), ES_OK);
+    assert_int_equal(es_arena_create(0, &scratch), ES_OK);
+    static corpus_commit cc;
+    static char forged[sizeof cc.sig]; /* outlives the block: the append reads it */
+    static es_meta meta[OPS_MAX][META_MAX];
+    bool tampered = false;
+    const uint8_t *frame;
+    size_t len;
+    while (es_atp_capture_next(frames, &frame, &len) == ES_OK) {
+        es_arena_reset(arena);
+        es_arena_reset(scratch);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(d, frame, len, arena, &b), ES_OK);
+        if (b.count == 0)
+            continue;
+        if (b.kind == ES_ATP_KIND_COMMIT) {
+            assert_true(corpus_commit_of(frame, len, scratch, &cc));
+            assert_true(b.count <= OPS_MAX);
+            memcpy(forged, cc.sig, sizeof forged);
+            forged[7] = forged[7] == 'A' ? 'B' : 'A';
+            bool here = !tampered && ((how == TAMPER_SIG && b.count == 1) ||
+                                      (how == TAMPER_MEMBER_SIG && b.count >= 2) ||
+                                      (how == TAMPER_STRIP && out->commits == 20));
+            for (size_t i = 0; i < b.count && !(here && how == TAMPER_STRIP); i++) {
+                bool forge = here && (how == TAMPER_SIG || i == 1);
+                b.events[i].meta_count =
+                    with_audit_meta(&b.events[i], &cc, forge ? forged : cc.sig, meta[i]);
+                b.events[i].meta = meta[i];
+            }
+            if (here) {
+                tampered = true;
+                snprintf(out->did, sizeof out->did, "%s", cc.did);
+            } else if (out->other[0] == '\0') {
+                snprintf(out->other, sizeof out->other, "%s", cc.did);
+            }
+            out->commits++;
+        }
+        es_append_result r;
+        if (es_append_batch(st, b.events, b.count, &r) != ES_OK)
+            fail_msg("seq %llu: %s", (unsigned long long)b.seq, es_last_error());
+        out->events += b.count;
+    }
+    if (how != TAMPER_NONE && !tampered) {
+        print_message("SKIP: the corpus has no commit to tamper that way\n");
+        skip();
+    }
+    es_arena_destroy(scratch);
+    es_arena_destroy(arena);
+    es_atp_decoder_destroy(d);
+    es_atp_capture_close(frames);
+    es_store_destroy(st);
+}
+
+/* ---- running the program ------------------------------------------------------- */
+
+/* Runs es-atproto-verify --json on store `name` (and --did when given);
+ * returns its exit status and its parsed output in *out (the caller
+ * json_decref's it). */
+static int verify(ctx *c, const char *name, const char *did, json_t **out)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        char *argv[] = {(char *)c->bin, "--server", (char *)c->url, "--store", (char *)name,
+                        "--did-docs", c->docs, "--json", did ? "--did" : NULL, (char *)did,
+                        NULL};
+        execv(c->bin, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    es_buf text = ES_BUF_INIT;
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
+        assert_int_equal(es_buf_append(&text, chunk, (size_t)n), ES_OK);
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    json_error_t err;
+    *out = json_loadb((const char *)text.data, text.len, 0, &err);
+    if (*out == NULL)
+        fail_msg("not JSON (%s): %.*s", err.text, (int)text.len, (const char *)text.data);
+    es_buf_free(&text);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static json_int_t summary_int(json_t *doc, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(doc, "summary"), key);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+static json_int_t failures_of(json_t *doc, const char *reason)
+{
+    json_t *f = json_object_get(json_object_get(doc, "summary"), "failures");
+    return json_integer_value(json_object_get(f, reason));
+}
+
+/* The one failed commit of `doc`: its DID and reason. */
+static void one_failure(json_t *doc, const char *did, const char *reason)
+{
+    json_t *list = json_object_get(doc, "failures");
+    assert_int_equal(json_array_size(list), 1);
+    json_t *f = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(f, "did")), did);
+    assert_string_equal(json_string_value(json_object_get(f, "reason")), reason);
+    assert_int_equal(summary_int(doc, "failed"), 1);
+    assert_int_equal(failures_of(doc, reason), 1);
+}
+
+#define SKIP_WITHOUT_SERVER(c)                                                                     \
+    do {                                                                                           \
+        if ((c) == NULL) {                                                                         \
+            print_message("SKIP: needs NATS_URL, ES_VERIFY_BIN and ../shared\n");                 \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+static void the_stored_corpus_verifies(void **state)
+{
+    ctx *c = *state;
+    SKIP_WITHOUT_SERVER(c);
+    char name[32];
+    snprintf(name, sizeof name, "audit_ok_%ld", (long)getpid());
+    built b;
+    build_store(c, name, TAMPER_NONE, &b);
+    json_t *doc = NULL;
+    assert_int_equal(verify(c, name, NULL, &doc), 0);
+    assert_int_equal(b.commits, 148);
+    assert_int_equal(summary_int(doc, "events"), (json_int_t)b.events);
+    assert_int_equal(summary_int(doc, "commits"), 148); /* multi-op commits counted once */
+    assert_int_equal(summary_int(doc, "ok"), 148);
+    assert_int_equal(summary_int(doc, "failed"), 0);
+    assert_int_equal(json_array_size(json_object_get(doc, "failures")), 0);
+    assert_int_equal(json_array_size(json_object_get(doc, "dids")), summary_int(doc, "dids"));
+    printf("verified: %lld events, %lld commits, %lld repositories\n",
+           (long long)summary_int(doc, "events"), (long long)summary_int(doc, "commits"),
+           (long long)summary_int(doc, "dids"));
+    json_decref(doc);
+    es_store_delete(c->nc, name, NULL);
+}
+
+static void an_altered_signature_is_reported(void **state)
+{
+    ctx *c = *state;
+    SKIP_WITHOUT_SERVER(c);
+    char name[32];
+    snprintf(name, sizeof name, "audit_sig_%ld", (long)getpid());
+    built b;
+    build_store(c, name, TAMPER_SIG, &b);
+    json_t *doc = NULL;
+    assert_int_equal(verify(c, name, NULL, &doc), 5);
+    one_failure(doc, b.did, "signature");
+    assert_int_equal(summary_int(doc, "commits"), 148);
+    assert_int_equal(summary_int(doc, "ok"), 147);
+    json_decref(doc);
+    /* --did: that repository alone, then another one, which verifies. */
+    assert_int_equal(verify(c, name, b.did, &doc), 5);
+    one_failure(doc, b.did, "signature");
+    assert_int_equal(summary_int(doc, "commits"), 1);
+    assert_int_equal(summary_int(doc, "dids"), 1);
+    json_decref(doc);
+    assert_string_not_equal(b.other, b.did);
+    assert_int_equal(verify(c, name, b.other, &doc), 0);
+    assert_int_equal(summary_int(doc, "failed"), 0);
+    assert_true(summary_int(doc, "commits") >= 1);
+    json_decref(doc);
+    es_store_delete(c->nc, name, NULL);
+}
+
+static void an_altered_member_of_a_commit_fails_it_once(void **state)
+{
+    ctx *c = *state;
+    SKIP_WITHOUT_SERVER(c);
+    char name[32];
+    snprintf(name, sizeof name, "audit_member_%ld", (long)getpid());
+    built b;
+    build_store(c, name, TAMPER_MEMBER_SIG, &b);
+    json_t *doc = NULL;
+    assert_int_equal(verify(c, name, NULL, &doc), 5);
+    one_failure(doc, b.did, "signature");
+    assert_int_equal(summary_int(doc, "commits"), 148);
+    json_t *f = json_array_get(json_object_get(doc, "failures"), 0);
+    assert_true(json_integer_value(json_object_get(f, "events")) >= 2);
+    json_decref(doc);
+    es_store_delete(c->nc, name, NULL);
+}
+
+static void a_commit_without_audit_metadata_is_reported(void **state)
+{
+    ctx *c = *state;
+    SKIP_WITHOUT_SERVER(c);
+    char name[32];
+    snprintf(name, sizeof name, "audit_strip_%ld", (long)getpid());
+    built b;
+    build_store(c, name, TAMPER_STRIP, &b);
+    json_t *doc = NULL;
+    assert_int_equal(verify(c, name, NULL, &doc), 5);
+    one_failure(doc, b.did, "no_audit_metadata");
+    json_decref(doc);
+    es_store_delete(c->nc, name, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_stored_corpus_verifies),
+        cmocka_unit_test(an_altered_signature_is_reported),
+        cmocka_unit_test(an_altered_member_of_a_commit_fails_it_once),
+        cmocka_unit_test(a_commit_without_audit_metadata_is_reported),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
