@@ -234,7 +234,7 @@ static int verify(const es_cli_conn *conn, const args *a, es_atp_audit *audit)
     es_cli_store_options(conn, &so);
     es_store *st = NULL;
     if ((s = es_store_open(nc, a->store, &so, &st)) != ES_OK) {
-        int rc = es_cli_fail(s, a->store);
+        int rc = es_cli_fail(s, NULL);
         es_cli_disconnect(nc);
         return rc;
     }
