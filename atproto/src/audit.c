@@ -13,12 +13,18 @@
 #include "identity.h"
 
 #define MAX_DIDS_DEFAULT ((size_t)1000000)
-#define REV_MAX          32 /* a rev is a TID, 13 characters */
+#define REV_MAX          32                 /* a rev is a TID, 13 characters */
 #define GROUP_ARENA_MAX  ((size_t)64 << 10) /* one group's copied metadata */
 
 static const char *const reason_names[ES_ATP_AUDIT_REASON_COUNT] = {
-    "ok",        "no_audit_metadata", "no_key",         "signature",
-    "commit_cid_mismatch", "rev_order", "since_mismatch", "prev_data_mismatch",
+    "ok",
+    "no_audit_metadata",
+    "no_key",
+    "signature",
+    "commit_cid_mismatch",
+    "rev_order",
+    "since_mismatch",
+    "prev_data_mismatch",
 };
 
 const char *es_atp_audit_reason_name(es_atp_audit_reason r)
@@ -280,7 +286,8 @@ static es_status repo_of(es_atp_audit *a, const char *did, repo **out)
                         a->opts.max_dids);
     r = es_calloc(1, sizeof *r);
     char *copy = esi_atp_strdup(did);
-    es_status s = r != NULL && copy != NULL ? ES_OK : es_error(ES_ERR_NOMEM, "audit: out of memory");
+    es_status s =
+        r != NULL && copy != NULL ? ES_OK : es_error(ES_ERR_NOMEM, "audit: out of memory");
     if (s == ES_OK) {
         r->head.did = copy;
         s = table_add(&a->repos, &r->head);
@@ -336,9 +343,8 @@ static es_atp_audit_reason check_chain(const es_atp_audit *a, const group *g,
         return ES_ATP_AUDIT_REV_ORDER;
     if (c->since == NULL || strcmp(c->since, g->prev_rev) != 0)
         return ES_ATP_AUDIT_SINCE_MISMATCH;
-    if (g->prev_data_len != 0 &&
-        (f->prevdata_len != g->prev_data_len ||
-         memcmp(f->prevdata, g->prev_data, g->prev_data_len) != 0))
+    if (g->prev_data_len != 0 && (f->prevdata_len != g->prev_data_len ||
+                                  memcmp(f->prevdata, g->prev_data, g->prev_data_len) != 0))
         return ES_ATP_AUDIT_PREV_DATA_MISMATCH;
     return ES_ATP_AUDIT_OK;
 }
@@ -359,10 +365,10 @@ static bool same_text(const char *x, const char *y)
 
 static bool same_fields(const es_atp_audit_commit *x, const es_atp_audit_commit *y)
 {
-    return same_text(x->did, y->did) && same_text(x->rev, y->rev) &&
-           same_text(x->data, y->data) && same_text(x->commitprev, y->commitprev) &&
-           same_text(x->sig, y->sig) && same_text(x->commit, y->commit) &&
-           same_text(x->since, y->since) && same_text(x->prevdata, y->prevdata);
+    return same_text(x->did, y->did) && same_text(x->rev, y->rev) && same_text(x->data, y->data) &&
+           same_text(x->commitprev, y->commitprev) && same_text(x->sig, y->sig) &&
+           same_text(x->commit, y->commit) && same_text(x->since, y->since) &&
+           same_text(x->prevdata, y->prevdata);
 }
 
 static es_status copy_text(es_arena *arena, const char *s, const char **out)

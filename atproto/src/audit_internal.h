@@ -12,8 +12,8 @@
 
 #include "atp_sig.h"
 
-#define ESI_ATP_AUDIT_CID_MAX      64  /* a binary CID of the metadata (sha2-256 ones are 36) */
-#define ESI_ATP_AUDIT_SIG_TEXT_MAX 96  /* base64url of 64 bytes is 86 characters */
+#define ESI_ATP_AUDIT_CID_MAX      64 /* a binary CID of the metadata (sha2-256 ones are 36) */
+#define ESI_ATP_AUDIT_SIG_TEXT_MAX 96 /* base64url of 64 bytes is 86 characters */
 
 /* The decoded fields; a length of 0 means absent. */
 typedef struct esi_atp_audit_fields {

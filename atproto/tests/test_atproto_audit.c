@@ -17,11 +17,9 @@
 #include <es/atproto.h>
 #include <es/atproto_audit.h>
 
-#include <secp256k1.h>
-
-#include "audit_internal.h"
 #include "fixtures.h"
 #include "audit_corpus.h"
+#include "audit_signer.h"
 
 #define COMMITS_MAX 256
 
@@ -177,96 +175,6 @@ static void tampered_fields_give_their_reason(void **state)
 
 /* ---- chains ----------------------------------------------------------------- */
 
-/* A repository of our own: a K-256 key, its DID document, and commits
- * signed with it (the corpus has no two commits of one repository). */
-#define CHAIN_DID "did:plc:auditchaintestaaaaaaaaa"
-
-static secp256k1_context *signer;
-static const uint8_t secret[32] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
-                                   0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01,
-                                   0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
-                                   0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11};
-
-static void base58btc(const uint8_t *in, size_t n, char *out, size_t size)
-{
-    static const char alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-    uint8_t digits[64] = {0};
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned carry = in[i];
-        for (size_t k = 0; k < used; k++) {
-            carry += 256u * digits[k];
-            digits[k] = (uint8_t)(carry % 58);
-            carry /= 58;
-        }
-        while (carry != 0) {
-            digits[used++] = (uint8_t)(carry % 58);
-            carry /= 58;
-        }
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < n && in[i] == 0; i++)
-        out[o++] = '1';
-    while (used > 0 && o + 1 < size)
-        out[o++] = alphabet[digits[--used]];
-    out[o] = '\0';
-}
-
-static char *chain_did_doc(void)
-{
-    static char doc[512];
-    secp256k1_pubkey pub;
-    uint8_t key[2 + 33] = {0xe7, 0x01};
-    size_t len = 33;
-    assert_int_equal(secp256k1_ec_pubkey_create(signer, &pub, secret), 1);
-    assert_int_equal(secp256k1_ec_pubkey_serialize(signer, key + 2, &len, &pub,
-                                                   SECP256K1_EC_COMPRESSED), 1);
-    char multikey[80] = "z";
-    base58btc(key, sizeof key, multikey + 1, sizeof multikey - 1);
-    snprintf(doc, sizeof doc,
-             "{\"id\":\"%s\",\"verificationMethod\":[{\"id\":\"%s#atproto\",\"type\":"
-             "\"Multikey\",\"controller\":\"%s\",\"publicKeyMultibase\":\"%s\"}]}",
-             CHAIN_DID, CHAIN_DID, CHAIN_DID, multikey);
-    return doc;
-}
-
-/* Commit `rev` of CHAIN_DID over an MST root made up from `rev`, following
- * `prev` (NULL: the first), signed; since and prevdata as a relay sends them. */
-static void chain_commit(corpus_commit *c, const char *rev, const corpus_commit *prev)
-{
-    memset(c, 0, sizeof *c);
-    snprintf(c->did, sizeof c->did, "%s", CHAIN_DID);
-    snprintf(c->rev, sizeof c->rev, "%s", rev);
-    uint8_t root[ES_CID_SHA256_LEN];
-    assert_int_equal(es_cid_sha256(ES_CID_CODEC_DAG_CBOR, rev, strlen(rev), root), ES_OK);
-    assert_int_equal(es_cid_to_string(root, sizeof root, c->data, sizeof c->data), ES_OK);
-    if (prev != NULL) {
-        snprintf(c->since, sizeof c->since, "%s", prev->rev);
-        snprintf(c->prevdata, sizeof c->prevdata, "%s", prev->data);
-    }
-    uint8_t sig[64] = {0};
-    corpus_base64url(sig, sizeof sig, c->sig, sizeof c->sig); /* a placeholder, not signed */
-    corpus_fields(c);
-    /* The signed bytes: the block without `sig`, as the audit encodes it. */
-    esi_atp_audit_fields f;
-    es_buf unsigned_block = ES_BUF_INIT;
-    assert_int_equal(esi_atp_audit_parse(&c->fields, &f), ES_OK);
-    assert_int_equal(esi_atp_audit_encode(&c->fields, &f, false, &unsigned_block), ES_OK);
-    uint8_t hash[ES_CID_SHA256_LEN];
-    assert_int_equal(es_cid_sha256(ES_CID_CODEC_RAW, unsigned_block.data, unsigned_block.len,
-                                   hash), ES_OK);
-    es_buf_free(&unsigned_block);
-    secp256k1_ecdsa_signature s;
-    assert_int_equal(secp256k1_ecdsa_sign(signer, &s, hash + 4, secret, NULL, NULL), 1);
-    assert_int_equal(secp256k1_ecdsa_signature_serialize_compact(signer, sig, &s), 1);
-    corpus_base64url(sig, sizeof sig, c->sig, sizeof c->sig);
-    es_buf block = ES_BUF_INIT;
-    uint8_t cid[ES_CID_SHA256_LEN];
-    assert_int_equal(es_atp_audit_rebuild(&c->fields, &block, cid), ES_OK);
-    es_buf_free(&block);
-    assert_int_equal(es_cid_to_string(cid, sizeof cid, c->commit, sizeof c->commit), ES_OK);
-}
-
 typedef struct step {
     const corpus_commit *commit;
     const char *since, *prevdata; /* replacements (the frame's, not signed), or NULL */
@@ -301,8 +209,7 @@ static void run_chain(const step *steps, size_t n, bool chain)
 static void chains_are_followed(void **state)
 {
     (void)state;
-    signer = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
-    assert_non_null(signer);
+    signer_start();
     static corpus_commit k1, k2, k3;
     chain_commit(&k1, "3lbaaaaaaaa22", NULL);
     chain_commit(&k2, "3lbaaaaaaab22", &k1);
@@ -314,11 +221,13 @@ static void chains_are_followed(void **state)
     run_chain(in_order, 3, true);
     /* A commit missing from the history: the next one's since and prevData
      * name a rev and a root the audit never saw. */
-    const step gap[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK}, {c3, NULL, NULL, ES_ATP_AUDIT_SINCE_MISMATCH}};
+    const step gap[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
+                        {c3, NULL, NULL, ES_ATP_AUDIT_SINCE_MISMATCH}};
     run_chain(gap, 2, true);
     /* Backwards, and the same commit twice (a replay): the rev is not newer;
      * the chain stays at the newest, so what follows it still links. */
-    const step backwards[] = {{c2, NULL, NULL, ES_ATP_AUDIT_OK}, {c1, NULL, NULL, ES_ATP_AUDIT_REV_ORDER}};
+    const step backwards[] = {{c2, NULL, NULL, ES_ATP_AUDIT_OK},
+                              {c1, NULL, NULL, ES_ATP_AUDIT_REV_ORDER}};
     run_chain(backwards, 2, true);
     const step twice[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
                           {c1, NULL, NULL, ES_ATP_AUDIT_REV_ORDER},
@@ -343,9 +252,10 @@ static void chains_are_followed(void **state)
     corpus_commit forged = k2;
     corpus_fields(&forged);
     forged.sig[5] = forged.sig[5] == 'Q' ? 'R' : 'Q';
-    const step bad_sig[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK}, {&forged, NULL, NULL, ES_ATP_AUDIT_SIGNATURE}};
+    const step bad_sig[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
+                            {&forged, NULL, NULL, ES_ATP_AUDIT_SIGNATURE}};
     run_chain(bad_sig, 2, true);
-    secp256k1_context_destroy(signer);
+    signer_stop();
 }
 
 /* ---- the API ---------------------------------------------------------------- */
@@ -353,9 +263,14 @@ static void chains_are_followed(void **state)
 static void names_and_arguments(void **state)
 {
     (void)state;
-    static const char *const names[ES_ATP_AUDIT_REASON_COUNT] = {
-        "ok", "no_audit_metadata", "no_key", "signature", "commit_cid_mismatch",
-        "rev_order", "since_mismatch", "prev_data_mismatch"};
+    static const char *const names[ES_ATP_AUDIT_REASON_COUNT] = {"ok",
+                                                                 "no_audit_metadata",
+                                                                 "no_key",
+                                                                 "signature",
+                                                                 "commit_cid_mismatch",
+                                                                 "rev_order",
+                                                                 "since_mismatch",
+                                                                 "prev_data_mismatch"};
     for (int i = 0; i < ES_ATP_AUDIT_REASON_COUNT; i++)
         assert_string_equal(es_atp_audit_reason_name((es_atp_audit_reason)i), names[i]);
     assert_string_equal(es_atp_audit_reason_name((es_atp_audit_reason)99), "?");
@@ -368,12 +283,11 @@ static void names_and_arguments(void **state)
     assert_false(ready);
     assert_int_equal(es_atp_audit_check(a, NULL, &r), ES_ERR_INVALID);
     assert_int_equal(es_atp_audit_add_did_doc(a, "{}", 2), ES_ERR_DECODE);
-    assert_int_equal(es_atp_audit_load_did_docs(a, "/nonexistent/did_docs.json", NULL),
-                     ES_ERR_IO);
+    assert_int_equal(es_atp_audit_load_did_docs(a, "/nonexistent/did_docs.json", NULL), ES_ERR_IO);
     es_buf b = ES_BUF_INIT;
     uint8_t cid[ES_CID_SHA256_LEN];
-    es_atp_audit_commit c = {.did = "did:plc:x", .rev = "2222222222222", .data = "bnot-a-cid",
-                             .sig = "AA"};
+    es_atp_audit_commit c = {
+        .did = "did:plc:x", .rev = "2222222222222", .data = "bnot-a-cid", .sig = "AA"};
     assert_int_equal(es_atp_audit_rebuild(&c, &b, cid), ES_ERR_DECODE);
     c.data = NULL;
     assert_int_equal(es_atp_audit_rebuild(&c, &b, cid), ES_ERR_INVALID);

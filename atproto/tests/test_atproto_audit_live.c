@@ -6,7 +6,9 @@
  *   - one commit's `sig` altered: that commit fails `signature`, exit 5;
  *     --did narrows the read to one repository;
  *   - one event of a multi-op commit altered: the commit fails once;
- *   - one commit stored without audit metadata: `no_audit_metadata`. */
+ *   - one commit stored without audit metadata: `no_audit_metadata`;
+ *   - chains through events, with commits the test signs (audit_signer.h):
+ *     a gap fails `since_mismatch`, a #sync restarts the chain. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,12 +28,13 @@
 
 #include "fixtures.h"
 #include "audit_corpus.h"
+#include "audit_signer.h"
 
 typedef enum tamper {
     TAMPER_NONE,
-    TAMPER_SIG,          /* the sig of every event of one single-op commit */
-    TAMPER_MEMBER_SIG,   /* the sig of the second event of a multi-op commit */
-    TAMPER_STRIP,        /* one commit stored without audit metadata */
+    TAMPER_SIG,        /* the sig of every event of one single-op commit */
+    TAMPER_MEMBER_SIG, /* the sig of the second event of a multi-op commit */
+    TAMPER_STRIP,      /* one commit stored without audit metadata */
 } tamper;
 
 typedef struct ctx {
@@ -179,7 +182,7 @@ static void build_store(ctx *c, const char *name, tamper how, built *out)
 /* Runs es-atproto-verify --json on store `name` (and --did when given);
  * returns its exit status and its parsed output in *out (the caller
  * json_decref's it). */
-static int verify(ctx *c, const char *name, const char *did, json_t **out)
+static int verify_with(ctx *c, const char *docs, const char *name, const char *did, json_t **out)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -188,9 +191,10 @@ static int verify(ctx *c, const char *name, const char *did, json_t **out)
     if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
-        char *argv[] = {(char *)c->bin, "--server", (char *)c->url, "--store", (char *)name,
-                        "--did-docs", c->docs, "--json", did ? "--did" : NULL, (char *)did,
-                        NULL};
+        char *argv[] = {(char *)c->bin, "--server",   (char *)c->url,
+                        "--store",      (char *)name, "--did-docs",
+                        (char *)docs,   "--json",     did ? "--did" : NULL,
+                        (char *)did,    NULL};
         execv(c->bin, argv);
         _exit(127);
     }
@@ -210,6 +214,11 @@ static int verify(ctx *c, const char *name, const char *did, json_t **out)
     es_buf_free(&text);
     assert_true(WIFEXITED(status));
     return WEXITSTATUS(status);
+}
+
+static int verify(ctx *c, const char *name, const char *did, json_t **out)
+{
+    return verify_with(c, c->docs, name, did, out);
 }
 
 static json_int_t summary_int(json_t *doc, const char *key)
@@ -240,7 +249,7 @@ static void one_failure(json_t *doc, const char *did, const char *reason)
 #define SKIP_WITHOUT_SERVER(c)                                                                     \
     do {                                                                                           \
         if ((c) == NULL) {                                                                         \
-            print_message("SKIP: needs NATS_URL, ES_VERIFY_BIN and ../shared\n");                 \
+            print_message("SKIP: needs NATS_URL, ES_VERIFY_BIN and ../shared\n");                  \
             skip();                                                                                \
         }                                                                                          \
     } while (0)
@@ -330,6 +339,128 @@ static void a_commit_without_audit_metadata_is_reported(void **state)
     es_store_delete(c->nc, name, NULL);
 }
 
+/* ---- chains through events ------------------------------------------------------ */
+
+/* Commit `k` as `ops` delete events (rkeys a, b, ...) in one atomic batch. */
+static void append_commit(es_store *st, const corpus_commit *k, size_t ops)
+{
+    static const char *const rkeys[] = {"a", "b", "c"};
+    es_event_spec e[3];
+    es_meta m[3][8];
+    assert_true(ops <= 3);
+    for (size_t i = 0; i < ops; i++) {
+        size_t n = 0;
+        m[i][n++] = (es_meta){"rkey", rkeys[i]};
+        m[i][n++] = (es_meta){"rev", k->rev};
+        m[i][n++] = (es_meta){"commit", k->commit};
+        m[i][n++] = (es_meta){"sig", k->sig};
+        m[i][n++] = (es_meta){"data", k->data};
+        if (k->since[0] != '\0')
+            m[i][n++] = (es_meta){"since", k->since};
+        if (k->prevdata[0] != '\0')
+            m[i][n++] = (es_meta){"prevdata", k->prevdata};
+        es_event_spec_init(&e[i]);
+        e[i].entity_type = "app_bsky_feed_post";
+        e[i].entity_id = CHAIN_DID;
+        e[i].event_type = "delete";
+        e[i].meta = m[i];
+        e[i].meta_count = n;
+    }
+    es_append_result r;
+    assert_int_equal(es_append_batch(st, e, ops, &r), ES_OK);
+}
+
+/* A #sync of CHAIN_DID at commit `k`, as the decoder maps it. */
+static void append_sync(es_store *st, const corpus_commit *k)
+{
+    es_meta m[] = {{"seq", "1"}, {"rev", k->rev}, {"commit", k->commit}};
+    es_event_spec e;
+    es_event_spec_init(&e);
+    e.entity_type = "repo";
+    e.entity_id = CHAIN_DID;
+    e.event_type = "sync";
+    e.meta = m;
+    e.meta_count = 3;
+    assert_int_equal(es_append(st, &e, NULL), ES_OK);
+}
+
+static es_store *new_store(ctx *c, const char *name)
+{
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.memory_storage = true;
+    es_store *st = NULL;
+    es_store_delete(c->nc, name, NULL);
+    assert_int_equal(es_store_create(c->nc, name, &cfg, NULL, &st), ES_OK);
+    return st;
+}
+
+static void chains_are_followed_through_events(void **state)
+{
+    ctx *c = *state;
+    SKIP_WITHOUT_SERVER(c);
+    signer_start();
+    static corpus_commit k1, k2, k3;
+    chain_commit(&k1, "3lbaaaaaaaa22", NULL);
+    chain_commit(&k2, "3lbaaaaaaab22", &k1);
+    chain_commit(&k3, "3lbaaaaaaac22", &k2);
+    char docs[64], name[32];
+    snprintf(docs, sizeof docs, "/tmp/audit_docs_%ld.json", (long)getpid());
+    FILE *f = fopen(docs, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"%s\": %s}\n", CHAIN_DID, chain_did_doc());
+    fclose(f);
+    json_t *doc = NULL;
+
+    /* k1 (two ops, one commit), k2, k3: one chain. */
+    snprintf(name, sizeof name, "audit_chain_%ld", (long)getpid());
+    es_store *st = new_store(c, name);
+    append_commit(st, &k1, 2);
+    append_commit(st, &k2, 1);
+    append_commit(st, &k3, 3);
+    es_store_destroy(st);
+    assert_int_equal(verify_with(c, docs, name, NULL, &doc), 0);
+    assert_int_equal(summary_int(doc, "events"), 6);
+    assert_int_equal(summary_int(doc, "commits"), 3);
+    assert_int_equal(summary_int(doc, "ok"), 3);
+    json_decref(doc);
+
+    /* k2 missing: k3 names a since and prevData the store never saw. */
+    st = new_store(c, name);
+    append_commit(st, &k1, 1);
+    append_commit(st, &k3, 1);
+    es_store_destroy(st);
+    assert_int_equal(verify_with(c, docs, name, NULL, &doc), 5);
+    one_failure(doc, CHAIN_DID, "since_mismatch");
+    json_decref(doc);
+
+    /* ... unless a #sync at k2 restarted the chain between them. */
+    st = new_store(c, name);
+    append_commit(st, &k1, 1);
+    append_sync(st, &k2);
+    append_commit(st, &k3, 1);
+    es_store_destroy(st);
+    assert_int_equal(verify_with(c, docs, name, NULL, &doc), 0);
+    assert_int_equal(summary_int(doc, "syncs"), 1);
+    assert_int_equal(summary_int(doc, "commits"), 2);
+    assert_int_equal(summary_int(doc, "ok"), 2);
+    json_decref(doc);
+
+    /* A replayed commit (stored again after the others). */
+    st = new_store(c, name);
+    append_commit(st, &k1, 1);
+    append_commit(st, &k2, 1);
+    append_commit(st, &k1, 1);
+    es_store_destroy(st);
+    assert_int_equal(verify_with(c, docs, name, NULL, &doc), 5);
+    one_failure(doc, CHAIN_DID, "rev_order");
+    json_decref(doc);
+
+    es_store_delete(c->nc, name, NULL);
+    unlink(docs);
+    signer_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +468,7 @@ int main(void)
         cmocka_unit_test(an_altered_signature_is_reported),
         cmocka_unit_test(an_altered_member_of_a_commit_fails_it_once),
         cmocka_unit_test(a_commit_without_audit_metadata_is_reported),
+        cmocka_unit_test(chains_are_followed_through_events),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

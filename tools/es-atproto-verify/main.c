@@ -123,9 +123,9 @@ static void on_result(run *r, const es_atp_audit_result *res)
     }
     printf("%s", r->failures_printed++ == 0 ? "" : ",");
     print_json(json_pack("{s:s?,s:s?,s:s?,s:I,s:I,s:I,s:s}", "did", res->did, "rev", res->rev,
-                         "commit", res->commit, "first_seq", (json_int_t)res->first_seq,
-                         "last_seq", (json_int_t)res->last_seq, "events",
-                         (json_int_t)res->events, "reason", reason));
+                         "commit", res->commit, "first_seq", (json_int_t)res->first_seq, "last_seq",
+                         (json_int_t)res->last_seq, "events", (json_int_t)res->events, "reason",
+                         reason));
 }
 
 static json_t *reasons_json(const uint64_t *by_reason)

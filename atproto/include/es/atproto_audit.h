@@ -140,9 +140,10 @@ typedef struct es_atp_audit_stats {
     uint64_t skipped_events; /* of those, not commit ops */
     uint64_t syncs;          /* #sync events (chains restarted) */
     uint64_t commits;        /* commits checked (groups and es_atp_audit_check calls) */
-    uint64_t by_reason[ES_ATP_AUDIT_REASON_COUNT]; /* [ES_ATP_AUDIT_OK] is the commits that passed */
-    uint64_t dids;           /* repositories followed */
-    uint64_t did_docs;       /* DID documents loaded */
+    uint64_t
+        by_reason[ES_ATP_AUDIT_REASON_COUNT]; /* [ES_ATP_AUDIT_OK] is the commits that passed */
+    uint64_t dids;                            /* repositories followed */
+    uint64_t did_docs;                        /* DID documents loaded */
 } es_atp_audit_stats;
 
 ES_API void es_atp_audit_stats_get(const es_atp_audit *a, es_atp_audit_stats *out);
