@@ -14,7 +14,8 @@
 
 #define MAX_DIDS_DEFAULT ((size_t)1000000)
 #define REV_MAX          32                 /* a rev is a TID, 13 characters */
-#define GROUP_ARENA_MAX  ((size_t)64 << 10) /* one group's copied metadata */
+#define FIELD_MAX        256                /* a CID text, a rev or a signature is far shorter */
+#define GROUP_ARENA_MAX  ((size_t)16 << 10) /* one group's copies: a DID and 7 fields */
 
 static const char *const reason_names[ES_ATP_AUDIT_REASON_COUNT] = {
     "ok",
@@ -258,18 +259,25 @@ es_status es_atp_audit_add_did_doc(es_atp_audit *a, const char *json, size_t len
     return s == ES_OK ? keep_doc(a, doc) : s;
 }
 
-/* The signing key of `did`, or NULL (no document, or no usable key). */
-static const esi_atp_key *key_of(es_atp_audit *a, const char *did)
+/* The signing key of `did` in *key, NULL when there is none (no document,
+ * or no usable key). Only running out of memory is an error: it is not
+ * remembered as a missing key. */
+static es_status key_of(es_atp_audit *a, const char *did, const esi_atp_key **key)
 {
+    *key = NULL;
     doc_entry *d = (doc_entry *)table_find(&a->docs, did);
     if (d == NULL)
-        return NULL;
+        return ES_OK;
     if (!d->key_tried) {
+        es_status s = esi_atp_did_doc_key(d->doc, &d->key);
+        if (s == ES_ERR_NOMEM)
+            return s;
         d->key_tried = true;
-        if (esi_atp_did_doc_key(d->doc, &d->key) != ES_OK)
+        if (s != ES_OK)
             d->key = NULL;
     }
-    return d->key;
+    *key = d->key;
+    return ES_OK;
 }
 
 /* ---- repositories ------------------------------------------------------------ */
@@ -309,27 +317,34 @@ static es_status repo_of(es_atp_audit *a, const char *did, repo **out)
 
 /* ---- checks ------------------------------------------------------------------ */
 
-/* Signature and CID of one commit's metadata. */
-static es_atp_audit_reason check_signed(es_atp_audit *a, const es_atp_audit_commit *c,
-                                        esi_atp_audit_fields *f)
+/* Signature and CID of one commit's metadata: the verdict in *r. An error
+ * status only when memory ran out. */
+static es_status check_signed(es_atp_audit *a, const es_atp_audit_commit *c,
+                              esi_atp_audit_fields *f, es_atp_audit_reason *r)
 {
+    *r = ES_ATP_AUDIT_NO_AUDIT_METADATA;
     if (c->did == NULL || c->rev == NULL || c->commit == NULL || strlen(c->rev) >= REV_MAX ||
         esi_atp_audit_parse(c, f) != ES_OK)
-        return ES_ATP_AUDIT_NO_AUDIT_METADATA;
-    const esi_atp_key *key = key_of(a, c->did);
-    if (key == NULL)
-        return ES_ATP_AUDIT_NO_KEY;
+        return ES_OK;
+    const esi_atp_key *key = NULL;
+    es_status s = key_of(a, c->did, &key);
+    *r = ES_ATP_AUDIT_NO_KEY;
+    if (s != ES_OK || key == NULL)
+        return s;
     a->scratch.len = 0;
-    if (esi_atp_audit_encode(c, f, false, &a->scratch) != ES_OK ||
-        esi_atp_verify(key, a->scratch.data, a->scratch.len, f->sig, ESI_ATP_SIG_LEN) != ES_OK)
-        return ES_ATP_AUDIT_SIGNATURE;
+    if ((s = esi_atp_audit_encode(c, f, false, &a->scratch)) != ES_OK)
+        return s;
+    *r = ES_ATP_AUDIT_SIGNATURE;
+    if (esi_atp_verify(key, a->scratch.data, a->scratch.len, f->sig, ESI_ATP_SIG_LEN) != ES_OK)
+        return ES_OK;
     uint8_t cid[ES_CID_SHA256_LEN];
     a->scratch.len = 0;
-    if (esi_atp_audit_encode(c, f, true, &a->scratch) != ES_OK ||
-        es_cid_sha256(ES_CID_CODEC_DAG_CBOR, a->scratch.data, a->scratch.len, cid) != ES_OK ||
-        f->commit_len != sizeof cid || memcmp(f->commit, cid, sizeof cid) != 0)
-        return ES_ATP_AUDIT_COMMIT_CID_MISMATCH;
-    return ES_ATP_AUDIT_OK;
+    if ((s = esi_atp_audit_encode(c, f, true, &a->scratch)) != ES_OK ||
+        (s = es_cid_sha256(ES_CID_CODEC_DAG_CBOR, a->scratch.data, a->scratch.len, cid)) != ES_OK)
+        return s;
+    bool same = f->commit_len == sizeof cid && memcmp(f->commit, cid, sizeof cid) == 0;
+    *r = same ? ES_ATP_AUDIT_OK : ES_ATP_AUDIT_COMMIT_CID_MISMATCH;
+    return ES_OK;
 }
 
 /* The chain: this commit against its repository's previous one, as the
@@ -349,11 +364,14 @@ static es_atp_audit_reason check_chain(const es_atp_audit *a, const group *g,
     return ES_ATP_AUDIT_OK;
 }
 
-static es_atp_audit_reason check(es_atp_audit *a, const group *g, const es_atp_audit_commit *c)
+static es_status check(es_atp_audit *a, const group *g, const es_atp_audit_commit *c,
+                       es_atp_audit_reason *r)
 {
     esi_atp_audit_fields f;
-    es_atp_audit_reason r = check_signed(a, c, &f);
-    return r != ES_ATP_AUDIT_OK ? r : check_chain(a, g, c, &f);
+    es_status s = check_signed(a, c, &f, r);
+    if (s == ES_OK && *r == ES_ATP_AUDIT_OK)
+        *r = check_chain(a, g, c, &f);
+    return s;
 }
 
 /* ---- groups ------------------------------------------------------------------ */
@@ -419,11 +437,29 @@ static void extend_chain(repo *r, const es_atp_audit_commit *c, es_atp_audit_rea
     r->data_len = f.data_len;
 }
 
-/* Opens a group with its first commit `c`: copies it, records the chain
+/* `s`, or NULL (absent) when it is longer than any value of its field: the
+ * group copies what it keeps, and a hostile store must not make it big. */
+static const char *bounded(const char *s, size_t max)
+{
+    return s != NULL && strnlen(s, max + 1) <= max ? s : NULL;
+}
+
+/* Opens a group with its first commit: copies it, records the chain
  * before it, checks it and extends the chain. */
-static es_status group_open(es_atp_audit *a, const es_atp_audit_commit *c, uint64_t seq,
+static es_status group_open(es_atp_audit *a, const es_atp_audit_commit *first, uint64_t seq,
                             size_t events)
 {
+    const es_atp_audit_commit bc = {
+        .did = bounded(first->did, ESI_ATP_DID_MAX),
+        .rev = bounded(first->rev, FIELD_MAX),
+        .data = bounded(first->data, FIELD_MAX),
+        .commitprev = bounded(first->commitprev, FIELD_MAX),
+        .sig = bounded(first->sig, FIELD_MAX),
+        .commit = bounded(first->commit, FIELD_MAX),
+        .since = bounded(first->since, FIELD_MAX),
+        .prevdata = bounded(first->prevdata, FIELD_MAX),
+    };
+    const es_atp_audit_commit *c = &bc;
     group *g = &a->cur;
     es_arena_reset(g->arena);
     memset(&g->fields, 0, sizeof g->fields);
@@ -439,7 +475,8 @@ static es_status group_open(es_atp_audit *a, const es_atp_audit_commit *c, uint6
         memcpy(g->prev_data, r->data, r->data_len);
     }
     g->prev_data_len = g->had_prev ? r->data_len : 0;
-    g->reason = check(a, g, c);
+    if ((s = check(a, g, c, &g->reason)) != ES_OK)
+        return s;
     if (r != NULL)
         extend_chain(r, c, g->reason);
     g->events = events;
@@ -572,7 +609,7 @@ es_status es_atp_audit_event(es_atp_audit *a, const es_event *ev, es_atp_audit_r
         g->events++;
         g->last_seq = seq;
         if (!same_fields(&c, &g->fields) && g->reason == ES_ATP_AUDIT_OK)
-            g->reason = check(a, g, &c); /* a member that tells another story */
+            return check(a, g, &c, &g->reason); /* a member that tells another story */
         return ES_OK;
     }
     es_atp_audit_finish(a, out, ready);

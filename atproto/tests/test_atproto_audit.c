@@ -17,6 +17,7 @@
 #include <es/atproto.h>
 #include <es/atproto_audit.h>
 
+#include "base/tests/failalloc.h"
 #include "fixtures.h"
 #include "audit_corpus.h"
 #include "audit_signer.h"
@@ -308,6 +309,53 @@ static void names_and_arguments(void **state)
     es_atp_audit_destroy(NULL);
 }
 
+/* ---- out of memory ------------------------------------------------------------ */
+
+typedef struct oom_ctx {
+    corpus_commit k1, k2;
+} oom_ctx;
+
+/* An audit's whole life under a failing allocator: a running-out of memory
+ * is ES_ERR_NOMEM, never a verdict (a key that could not be parsed for want
+ * of memory is not "no_key"). */
+static es_status oom_op(void *ctx)
+{
+    oom_ctx *o = ctx;
+    es_atp_audit *a = NULL;
+    es_status s = es_atp_audit_create(NULL, &a);
+    const char *doc = chain_did_doc();
+    if (s == ES_OK)
+        s = es_atp_audit_add_did_doc(a, doc, strlen(doc));
+    es_atp_audit_result r;
+    const corpus_commit *k[] = {&o->k1, &o->k2};
+    for (size_t i = 0; i < 2 && s == ES_OK; i++) {
+        corpus_commit c = *k[i];
+        corpus_fields(&c);
+        s = es_atp_audit_check(a, &c.fields, &r);
+        if (s == ES_OK && r.reason != ES_ATP_AUDIT_OK)
+            s = es_error(ES_ERR_PROTOCOL, "commit %zu: %s", i, es_atp_audit_reason_name(r.reason));
+    }
+    es_buf block = ES_BUF_INIT;
+    uint8_t cid[ES_CID_SHA256_LEN];
+    if (s == ES_OK)
+        s = es_atp_audit_rebuild(&o->k1.fields, &block, cid);
+    es_buf_free(&block);
+    es_atp_audit_destroy(a);
+    return s;
+}
+
+static void out_of_memory(void **state)
+{
+    (void)state;
+    static oom_ctx o;
+    signer_start();
+    chain_commit(&o.k1, "3lbaaaaaaaa22", NULL);
+    chain_commit(&o.k2, "3lbaaaaaaab22", &o.k1);
+    corpus_fields(&o.k1);
+    failalloc_expect_nomem(oom_op, &o, 5);
+    signer_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +363,8 @@ int main(void)
         cmocka_unit_test(tampered_fields_give_their_reason),
         cmocka_unit_test(chains_are_followed),
         cmocka_unit_test(names_and_arguments),
+        cmocka_unit_test(out_of_memory),
     };
+    failalloc_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
