@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include <es/atproto.h>
@@ -112,6 +113,29 @@ static void every_commit_rebuilds_and_verifies(void **state)
     assert_int_equal(ncommits, 148);
     assert_int_equal(st.commits, 148);
     assert_int_equal(st.by_reason[ES_ATP_AUDIT_OK], 148);
+    es_atp_audit_destroy(a);
+}
+
+/* Not a timed test: the rate of es_atp_audit_check (parse, rebuild twice,
+ * verify, hash) over the corpus, ES_AUDIT_ROUNDS times (default 20), printed
+ * for docs/performance.md. */
+static void check_rate(void **state)
+{
+    (void)state;
+    if (!corpus_loaded())
+        skip();
+    const char *env = getenv("ES_AUDIT_ROUNDS");
+    long rounds = env != NULL ? atol(env) : 20;
+    es_atp_audit *a = audit_new(false);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long r = 0; r < rounds; r++)
+        for (size_t i = 0; i < ncommits; i++)
+            assert_int_equal(verdict(a, &commits[i].fields), ES_ATP_AUDIT_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("bench: %ld commits checked in %.3f s: %.0f commits/s on one core\n",
+           rounds * (long)ncommits, s, (double)rounds * (double)ncommits / s);
     es_atp_audit_destroy(a);
 }
 
@@ -360,6 +384,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_commit_rebuilds_and_verifies),
+        cmocka_unit_test(check_rate),
         cmocka_unit_test(tampered_fields_give_their_reason),
         cmocka_unit_test(chains_are_followed),
         cmocka_unit_test(names_and_arguments),
