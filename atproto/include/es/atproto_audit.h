@@ -119,9 +119,9 @@ ES_API es_status es_atp_audit_check(es_atp_audit *a, const es_atp_audit_commit *
 
 /* Feeds events in stream order. The op events of one commit (same DID, same
  * `commit`, stored together by the atomic batch) are one commit group,
- * checked once; the group is complete when an event of another group, or
- * es_atp_audit_finish, comes. *ready tells whether *out holds the result of
- * a group completed by this call. An event whose audit metadata differs
+ * checked once; the group is complete when an event of another group, a
+ * #sync, or es_atp_audit_finish comes. *ready tells whether *out holds the
+ * result of a group completed by this call. An event whose audit metadata differs
  * from its group's first event's is checked too, against the same
  * predecessor; the group then reports the first failure.
  *
