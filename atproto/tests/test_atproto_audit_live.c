@@ -183,7 +183,11 @@ static void build_store(ctx *c, const char *name, tamper how, built *out)
 /* Runs es-atproto-verify --json on store `name` (and --did when given);
  * returns its exit status and its parsed output in *out (the caller
  * json_decref's it). */
-static int verify_with(ctx *c, const char *docs, const char *name, const char *did, json_t **out)
+/* Runs es-atproto-verify on store `name` with `docs` (and --did when given,
+ * and --json when `json`); its standard output in *out (NUL-terminated,
+ * the caller's to es_buf_free). Returns its exit status. */
+static int run_tool(ctx *c, const char *docs, const char *name, const char *did, bool json,
+                    es_buf *out)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -192,29 +196,44 @@ static int verify_with(ctx *c, const char *docs, const char *name, const char *d
     if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
-        char *argv[] = {(char *)c->bin, "--server",   (char *)c->url,
-                        "--store",      (char *)name, "--did-docs",
-                        (char *)docs,   "--json",     did ? "--did" : NULL,
-                        (char *)did,    NULL};
+        char *argv[12] = {(char *)c->bin, "--server",   (char *)c->url, "--store",
+                          (char *)name,   "--did-docs", (char *)docs};
+        int n = 7;
+        if (json)
+            argv[n++] = "--json";
+        if (did != NULL) {
+            argv[n++] = "--did";
+            argv[n++] = (char *)did;
+        }
         execv(c->bin, argv);
         _exit(127);
     }
     close(fds[1]);
-    es_buf text = ES_BUF_INIT;
+    *out = (es_buf)ES_BUF_INIT;
     char chunk[4096];
     ssize_t n;
     while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
-        assert_int_equal(es_buf_append(&text, chunk, (size_t)n), ES_OK);
+        assert_int_equal(es_buf_append(out, chunk, (size_t)n), ES_OK);
+    assert_int_equal(es_buf_append_byte(out, 0), ES_OK);
     close(fds[0]);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    json_error_t err;
-    *out = json_loadb((const char *)text.data, text.len, 0, &err);
-    if (*out == NULL)
-        fail_msg("not JSON (%s): %.*s", err.text, (int)text.len, (const char *)text.data);
-    es_buf_free(&text);
     assert_true(WIFEXITED(status));
     return WEXITSTATUS(status);
+}
+
+/* The program with --json: its exit status, its output parsed in *out (the
+ * caller json_decref's it). */
+static int verify_with(ctx *c, const char *docs, const char *name, const char *did, json_t **out)
+{
+    es_buf text;
+    int rc = run_tool(c, docs, name, did, true, &text);
+    json_error_t err;
+    *out = json_loadb((const char *)text.data, text.len - 1, 0, &err);
+    if (*out == NULL)
+        fail_msg("not JSON (%s): %s", err.text, (const char *)text.data);
+    es_buf_free(&text);
+    return rc;
 }
 
 static int verify(ctx *c, const char *name, const char *did, json_t **out)
@@ -302,6 +321,17 @@ static void an_altered_signature_is_reported(void **state)
     json_t *doc = NULL;
     verify_tampered(c, TAMPER_SIG, "signature", name, &b, &doc);
     json_decref(doc);
+    /* The same in text: the failed commit's line and the summary. */
+    es_buf text;
+    assert_int_equal(run_tool(c, c->docs, name, NULL, false, &text), 5);
+    char want[CORPUS_TEXT_MAX + 16];
+    snprintf(want, sizeof want, "FAIL %s rev ", b.did);
+    const char *out = (const char *)text.data;
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, ": signature\n"));
+    assert_non_null(strstr(out, "148 commits checked in 148 repositories"));
+    assert_non_null(strstr(out, ", 147 ok, 1 failed (signature 1)\n"));
+    es_buf_free(&text);
     /* --did: that repository alone, then another one, which verifies. */
     assert_int_equal(verify(c, name, b.did, &doc), 5);
     one_failure(doc, b.did, "signature");
