@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -110,8 +111,10 @@ typedef struct built {
     char other[CORPUS_TEXT_MAX]; /* another repository */
 } built;
 
-/* Appends the corpus to a new store `name`, tampering as told. */
-static void build_store(ctx *c, const char *name, tamper how, built *out)
+/* Appends the corpus to a new store `name`, tampering as told; `copies`
+ * times (the copies with event ids of their own, so that the store keeps
+ * them: their commits then fail rev_order, after the full check). */
+static void build_store(ctx *c, const char *name, tamper how, long copies, built *out)
 {
     memset(out, 0, sizeof *out);
     es_store_config cfg;
@@ -133,39 +136,47 @@ static void build_store(ctx *c, const char *name, tamper how, built *out)
     bool tampered = false;
     const uint8_t *frame;
     size_t len;
-    while (es_atp_capture_next(frames, &frame, &len) == ES_OK) {
-        es_arena_reset(arena);
-        es_arena_reset(scratch);
-        es_atp_batch b;
-        assert_int_equal(es_atp_decode(d, frame, len, arena, &b), ES_OK);
-        if (b.count == 0)
-            continue;
-        if (b.kind == ES_ATP_KIND_COMMIT) {
-            assert_true(corpus_commit_of(frame, len, scratch, &cc));
-            assert_true(b.count <= OPS_MAX);
-            memcpy(forged, cc.sig, sizeof forged);
-            forged[7] = forged[7] == 'A' ? 'B' : 'A';
-            bool here = !tampered && ((how == TAMPER_SIG && b.count == 1) ||
-                                      (how == TAMPER_MEMBER_SIG && b.count >= 2) ||
-                                      (how == TAMPER_STRIP && out->commits == 20));
-            for (size_t i = 0; i < b.count && !(here && how == TAMPER_STRIP); i++) {
-                bool forge = here && (how == TAMPER_SIG || i == 1);
-                b.events[i].meta_count =
-                    with_audit_meta(&b.events[i], &cc, forge ? forged : cc.sig, meta[i]);
-                b.events[i].meta = meta[i];
-            }
-            if (here) {
-                tampered = true;
-                snprintf(out->did, sizeof out->did, "%s", cc.did);
-            } else if (out->other[0] == '\0') {
-                snprintf(out->other, sizeof out->other, "%s", cc.did);
-            }
-            out->commits++;
+    for (long copy = 0; copy < copies; copy++) {
+        if (copy > 0) {
+            es_atp_capture_close(frames);
+            frames = corpus_frames_open();
         }
-        es_append_result r;
-        if (es_append_batch(st, b.events, b.count, &r) != ES_OK)
-            fail_msg("seq %llu: %s", (unsigned long long)b.seq, es_last_error());
-        out->events += b.count;
+        while (es_atp_capture_next(frames, &frame, &len) == ES_OK) {
+            es_arena_reset(arena);
+            es_arena_reset(scratch);
+            es_atp_batch b;
+            assert_int_equal(es_atp_decode(d, frame, len, arena, &b), ES_OK);
+            if (b.count == 0)
+                continue;
+            if (b.kind == ES_ATP_KIND_COMMIT) {
+                assert_true(corpus_commit_of(frame, len, scratch, &cc));
+                assert_true(b.count <= OPS_MAX);
+                memcpy(forged, cc.sig, sizeof forged);
+                forged[7] = forged[7] == 'A' ? 'B' : 'A';
+                bool here = !tampered && ((how == TAMPER_SIG && b.count == 1) ||
+                                          (how == TAMPER_MEMBER_SIG && b.count >= 2) ||
+                                          (how == TAMPER_STRIP && out->commits == 20));
+                for (size_t i = 0; i < b.count && !(here && how == TAMPER_STRIP); i++) {
+                    bool forge = here && (how == TAMPER_SIG || i == 1);
+                    b.events[i].meta_count =
+                        with_audit_meta(&b.events[i], &cc, forge ? forged : cc.sig, meta[i]);
+                    b.events[i].meta = meta[i];
+                }
+                if (here) {
+                    tampered = true;
+                    snprintf(out->did, sizeof out->did, "%s", cc.did);
+                } else if (out->other[0] == '\0') {
+                    snprintf(out->other, sizeof out->other, "%s", cc.did);
+                }
+                out->commits++;
+            }
+            for (size_t i = 0; i < b.count && copy > 0; i++)
+                b.events[i].event_id = NULL; /* a generated one */
+            es_append_result r;
+            if (es_append_batch(st, b.events, b.count, &r) != ES_OK)
+                fail_msg("seq %llu: %s", (unsigned long long)b.seq, es_last_error());
+            out->events += b.count;
+        }
     }
     if (how != TAMPER_NONE && !tampered) {
         print_message("SKIP: the corpus has no commit to tamper that way\n");
@@ -281,7 +292,7 @@ static void the_stored_corpus_verifies(void **state)
     char name[32];
     snprintf(name, sizeof name, "audit_ok_%ld", (long)getpid());
     built b;
-    build_store(c, name, TAMPER_NONE, &b);
+    build_store(c, name, TAMPER_NONE, 1, &b);
     json_t *doc = NULL;
     assert_int_equal(verify(c, name, NULL, &doc), 0);
     assert_int_equal(b.commits, 148);
@@ -305,7 +316,7 @@ static void verify_tampered(ctx *c, tamper how, const char *reason, char name[32
                             json_t **doc)
 {
     snprintf(name, 32, "audit_t%d_%ld", (int)how, (long)getpid());
-    build_store(c, name, how, b);
+    build_store(c, name, how, 1, b);
     assert_int_equal(verify(c, name, NULL, doc), 5);
     one_failure(*doc, b->did, reason);
     assert_int_equal(summary_int(*doc, "commits"), 148);
@@ -492,6 +503,37 @@ static void chains_are_followed_through_events(void **state)
     signer_stop();
 }
 
+/* Not a timed test: with ES_AUDIT_BENCH=N, the program's rate end to end
+ * (read through the server, check, report) over the corpus stored N times. */
+static void bench_end_to_end(void **state)
+{
+    ctx *c = *state;
+    const char *env = getenv("ES_AUDIT_BENCH");
+    long copies = env != NULL ? atol(env) : 0;
+    if (c == NULL || copies <= 0) {
+        print_message("SKIP: set ES_AUDIT_BENCH=N (and NATS_URL) to measure\n");
+        skip();
+    }
+    char name[32];
+    snprintf(name, sizeof name, "audit_bench_%ld", (long)getpid());
+    built b;
+    build_store(c, name, TAMPER_NONE, copies, &b);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    json_t *doc = NULL;
+    assert_int_equal(verify(c, name, NULL, &doc), 5); /* the copies fail rev_order */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    json_int_t commits = summary_int(doc, "commits");
+    assert_int_equal(commits, 148 * copies);
+    assert_int_equal(failures_of(doc, "rev_order"), 148 * (copies - 1));
+    printf("bench: es-atproto-verify read %lld events, checked %lld commits in %.2f s: %.0f "
+           "commits/s\n",
+           (long long)summary_int(doc, "events"), (long long)commits, s, (double)commits / s);
+    json_decref(doc);
+    es_store_delete(c->nc, name, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +541,7 @@ int main(void)
         cmocka_unit_test(an_altered_signature_is_reported),
         cmocka_unit_test(a_commit_fails_once_whatever_its_events_say),
         cmocka_unit_test(chains_are_followed_through_events),
+        cmocka_unit_test(bench_end_to_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
