@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include <es/atproto_audit.h>
+#include <es/connect.h>
 #include <es/es.h>
 #include <es/version.h>
 
@@ -40,7 +41,7 @@ enum {
 static const es_cli_option options[] = {
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
-    {"store", 's', true, OPT_STORE},
+    {"store", 0, true, OPT_STORE},
     {"did-docs", 0, true, OPT_DID_DOCS},
     {"did", 0, true, OPT_DID},
     {"entity-type", 't', true, OPT_ENTITY_TYPE},
@@ -67,7 +68,7 @@ static void usage(void)
            "\n"
            "  --did-docs FILE      the DID documents: a JSON object {did: document}, plain\n"
            "                       or zstd-compressed (required)\n"
-           "  -s, --store NAME     the store (default atproto)\n"
+           "  --store NAME         the store (default atproto)\n"
            "  --did DID            this repository only\n"
            "  -t, --entity-type T  this collection only (app_bsky_feed_post); the chain\n"
            "                       checks are then off: the previous commit of a repository\n"
@@ -80,7 +81,8 @@ static void usage(void)
            "                       200 bytes each)\n"
            "  --json               one JSON document: failures, repositories, summary\n"
            "  -q, --quiet          the failures and the summary only, no line per repository\n"
-           "  --version, -h --help\n"
+           "  --version            the program's, the library's and nats.c's versions\n"
+           "  -h, --help\n"
            "\n"
            "Exit status: 0 every commit verified; 5 a commit failed; 1 usage or unreadable\n"
            "DID documents; 2 no such store; 4 the server failed.\n"
@@ -284,7 +286,9 @@ static int parse(int argc, char **argv, es_cli_conn *conn, args *a)
             continue;
         switch (id) {
         case OPT_HELP: usage(); exit(ES_EXIT_OK);
-        case OPT_VERSION: printf("es-atproto-verify %s\n", es_version()); exit(ES_EXIT_OK);
+        case OPT_VERSION:
+            printf("es-atproto-verify %s (nats.c %s)\n", es_version(), es_nats_client_version());
+            exit(ES_EXIT_OK);
         case OPT_STORE: a->store = p.value; break;
         case OPT_DID_DOCS: a->did_docs = p.value; break;
         case OPT_DID: a->did = p.value; break;
