@@ -12,10 +12,12 @@
 #include "atp_internal.h"
 #include "identity.h"
 
-#define MAX_DIDS_DEFAULT ((size_t)1000000)
-#define REV_MAX          32                 /* a rev is a TID, 13 characters */
-#define FIELD_MAX        256                /* a CID text, a rev or a signature is far shorter */
-#define GROUP_ARENA_MAX  ((size_t)16 << 10) /* one group's copies: a DID and 7 fields */
+#define MAX_DIDS_DEFAULT  ((size_t)1000000)
+#define REV_MAX           32                 /* a rev is a TID, 13 characters */
+#define FIELD_MAX         256                /* a CID text, a rev or a signature is far shorter */
+#define GROUP_ARENA_MAX   ((size_t)16 << 10) /* one group's copies: a DID and 7 fields */
+#define SYNC_ARENA_MAX    ((size_t)64 << 20) /* a #sync's body and CAR index (frames <= 5 MiB) */
+#define SYNC_COMMIT_DEPTH 4                  /* a commit is a flat map */
 
 static const char *const reason_names[ES_ATP_AUDIT_REASON_COUNT] = {
     "ok",
@@ -145,9 +147,10 @@ typedef struct group {
 struct es_atp_audit {
     es_atp_audit_options opts;
     table docs, repos;
-    repo *first, *last; /* the order repositories were met */
-    group cur, done;    /* the open group and the one last reported */
-    es_buf scratch;     /* encodings */
+    repo *first, *last;   /* the order repositories were met */
+    group cur, done;      /* the open group and the one last reported */
+    es_buf scratch;       /* encodings */
+    es_arena *sync_arena; /* a #sync's decoded body */
     es_atp_audit_stats stats;
 };
 
@@ -175,6 +178,8 @@ es_status es_atp_audit_create(const es_atp_audit_options *o, es_atp_audit **out)
     es_status s = es_arena_create(GROUP_ARENA_MAX, &a->cur.arena);
     if (s == ES_OK)
         s = es_arena_create(GROUP_ARENA_MAX, &a->done.arena);
+    if (s == ES_OK)
+        s = es_arena_create(SYNC_ARENA_MAX, &a->sync_arena);
     if (s != ES_OK) {
         es_atp_audit_destroy(a);
         return s;
@@ -206,6 +211,7 @@ void es_atp_audit_destroy(es_atp_audit *a)
     table_free(&a->repos, free_repo);
     es_arena_destroy(a->cur.arena);
     es_arena_destroy(a->done.arena);
+    es_arena_destroy(a->sync_arena);
     es_buf_free(&a->scratch);
     es_free(a);
 }
@@ -444,10 +450,96 @@ static const char *bounded(const char *s, size_t max)
     return s != NULL && strnlen(s, max + 1) <= max ? s : NULL;
 }
 
-/* Opens a group with its first commit: copies it, records the chain
- * before it, checks it and extends the chain. */
+static bool text_is(const es_value *v, const char *s)
+{
+    return v != NULL && v->kind == ES_VALUE_STRING && v->u.str.len == strlen(s) &&
+           memcmp(v->u.str.ptr, s, v->u.str.len) == 0;
+}
+
+/* A CID's text in `arena`, or NULL. */
+static char *cid_text(es_arena *arena, const es_value *link)
+{
+    char *t = es_arena_alloc(arena, ES_CID_STRING_MAX);
+    if (t == NULL ||
+        es_cid_to_string(link->u.bytes.ptr, link->u.bytes.len, t, ES_CID_STRING_MAX) != ES_OK)
+        return NULL;
+    return t;
+}
+
+/* The rest of a #sync's commit (data, sig, commitprev), read from the commit
+ * block its event's data carries into *c (texts in the sync arena). *reason:
+ * ES_ATP_AUDIT_OK, no_audit_metadata when there is no commit block to read,
+ * signature when it is the commit of another repository or rev. */
+static es_status sync_commit(es_atp_audit *a, const es_event *ev, es_atp_audit_commit *c,
+                             es_atp_audit_reason *reason)
+{
+    *reason = ES_ATP_AUDIT_NO_AUDIT_METADATA;
+    const void *body = NULL;
+    size_t len = 0;
+    if (c->did == NULL || c->rev == NULL || es_event_data(ev, &body, &len) != ES_OK || body == NULL)
+        return ES_OK;
+    es_arena *arena = a->sync_arena;
+    es_arena_reset(arena);
+    const uint8_t *block = NULL;
+    size_t block_len = 0;
+    es_value *v = NULL;
+    es_status s = esi_atp_audit_sync_block(body, len, arena, &block, &block_len);
+    if (s == ES_OK)
+        s = esi_atp_decode_exact(block, block_len, SYNC_COMMIT_DEPTH, arena, &v);
+    if (s != ES_OK)
+        return s == ES_ERR_NOMEM ? s : ES_OK;
+    const es_value *data = es_value_get(v, "data"), *prev = es_value_get(v, "prev"),
+                   *sig = es_value_get(v, "sig");
+    if (data == NULL || data->kind != ES_VALUE_LINK || sig == NULL || sig->kind != ES_VALUE_BYTES)
+        return ES_OK;
+    *reason = ES_ATP_AUDIT_SIGNATURE; /* signed, but not this event's commit */
+    if (!text_is(es_value_get(v, "did"), c->did) || !text_is(es_value_get(v, "rev"), c->rev))
+        return ES_OK;
+    char *sig_text = es_arena_alloc(arena, ESI_ATP_AUDIT_SIG_TEXT_MAX);
+    if (sig_text == NULL || (c->data = cid_text(arena, data)) == NULL)
+        return es_arena_error(arena, "audit: a #sync's commit");
+    c->commitprev = NULL;
+    if (prev != NULL && prev->kind == ES_VALUE_LINK &&
+        (c->commitprev = cid_text(arena, prev)) == NULL)
+        return es_arena_error(arena, "audit: a #sync's commit");
+    if (esi_atp_audit_sig_text(sig->u.bytes.ptr, sig->u.bytes.len, sig_text) != ES_OK)
+        return ES_OK; /* longer than any signature: it does not verify */
+    c->sig = sig_text;
+    *reason = ES_ATP_AUDIT_OK;
+    return ES_OK;
+}
+
+/* The verdict on a #sync: its commit block, carried whole in the event's
+ * data, checked as an op event's metadata is (key, signature, CID), and its
+ * rev not older than the chain's. The chain then restarts at it (since and
+ * prevData do not apply: a #sync announces a new state of the repository). */
+static es_status sync_verdict(es_atp_audit *a, const group *g, const es_event *ev,
+                              const es_atp_audit_commit *meta, repo *r, es_atp_audit_reason *out)
+{
+    es_atp_audit_commit c = *meta;
+    es_status s = sync_commit(a, ev, &c, out);
+    if (s != ES_OK || *out != ES_ATP_AUDIT_OK)
+        return s;
+    esi_atp_audit_fields f;
+    if ((s = check_signed(a, &c, &f, out)) != ES_OK)
+        return s;
+    if (*out == ES_ATP_AUDIT_OK && !a->opts.no_chain && g->had_prev &&
+        strcmp(c.rev, g->prev_rev) < 0)
+        *out = ES_ATP_AUDIT_REV_ORDER;
+    if (r != NULL && *out != ES_ATP_AUDIT_NO_AUDIT_METADATA && *out != ES_ATP_AUDIT_REV_ORDER) {
+        r->has_rev = true;
+        memcpy(r->rev, c.rev, strlen(c.rev) + 1);
+        memcpy(r->data, f.data, f.data_len);
+        r->data_len = f.data_len;
+    }
+    return ES_OK;
+}
+
+/* Opens a group with its first commit (from an op event's metadata, or the
+ * #sync event `sync`): copies it, records the chain before it, checks it
+ * and moves the chain on. */
 static es_status group_open(es_atp_audit *a, const es_atp_audit_commit *first, uint64_t seq,
-                            size_t events)
+                            size_t events, const es_event *sync)
 {
     const es_atp_audit_commit bc = {
         .did = bounded(first->did, ESI_ATP_DID_MAX),
@@ -475,10 +567,12 @@ static es_status group_open(es_atp_audit *a, const es_atp_audit_commit *first, u
         memcpy(g->prev_data, r->data, r->data_len);
     }
     g->prev_data_len = g->had_prev ? r->data_len : 0;
-    if ((s = check(a, g, c, &g->reason)) != ES_OK)
-        return s;
-    if (r != NULL)
+    if (sync != NULL)
+        s = sync_verdict(a, g, sync, c, r, &g->reason);
+    else if ((s = check(a, g, c, &g->reason)) == ES_OK && r != NULL)
         extend_chain(r, c, g->reason);
+    if (s != ES_OK)
+        return s;
     g->events = events;
     g->first_seq = g->last_seq = seq;
     g->open = true;
@@ -518,7 +612,7 @@ es_status es_atp_audit_check(es_atp_audit *a, const es_atp_audit_commit *c,
     if (a->cur.open)
         return es_error(ES_ERR_INVALID, "es_atp_audit_check: a group of events is open "
                                         "(es_atp_audit_finish it first)");
-    es_status s = group_open(a, c, 0, 0);
+    es_status s = group_open(a, c, 0, 0, NULL);
     if (s == ES_OK)
         group_close(a, out);
     return s;
@@ -554,24 +648,6 @@ static bool is_op(const char *event_type)
            strcmp(event_type, "delete") == 0;
 }
 
-/* A #sync: the repository's chain restarts at its rev (its MST root is not in
- * the event's metadata, so the next prevdata is not checked). */
-static es_status restart_chain(es_atp_audit *a, const es_event *ev)
-{
-    const char *did = event_did(ev), *rev = es_event_meta(ev, "rev");
-    a->stats.syncs++;
-    if (did == NULL || rev == NULL || strlen(rev) >= REV_MAX)
-        return ES_OK;
-    repo *r = NULL;
-    es_status s = repo_of(a, did, &r);
-    if (s != ES_OK)
-        return s;
-    r->has_rev = true;
-    memcpy(r->rev, rev, strlen(rev) + 1);
-    r->data_len = 0;
-    return ES_OK;
-}
-
 static void event_fields(const es_event *ev, es_atp_audit_commit *c)
 {
     c->did = event_did(ev);
@@ -595,12 +671,14 @@ es_status es_atp_audit_event(es_atp_audit *a, const es_event *ev, es_atp_audit_r
     es_atp_audit_commit c = {0};
     event_fields(ev, &c);
     bool repo_event = strcmp(type, "repo") == 0;
-    if (repo_event || !is_op(event_type) || (c.rev == NULL && c.commit == NULL)) {
-        a->stats.skipped_events++;
-        if (!repo_event || strcmp(event_type, "sync") != 0)
-            return ES_OK;
+    if (repo_event && strcmp(event_type, "sync") == 0) {
+        a->stats.syncs++;
         es_status s = es_atp_audit_finish(a, out, ready); /* the sync follows the open group */
-        return s == ES_OK ? restart_chain(a, ev) : s;
+        return s == ES_OK ? group_open(a, &c, es_event_seq(ev), 1, ev) : s;
+    }
+    if (repo_event || !is_op(event_type) || (c.rev == NULL && c.commit == NULL)) {
+        a->stats.skipped_events++; /* #identity, #account, other applications' events */
+        return ES_OK;
     }
     group *g = &a->cur;
     uint64_t seq = es_event_seq(ev);
@@ -613,7 +691,7 @@ es_status es_atp_audit_event(es_atp_audit *a, const es_event *ev, es_atp_audit_r
         return ES_OK;
     }
     es_atp_audit_finish(a, out, ready);
-    return group_open(a, &c, seq, 1);
+    return group_open(a, &c, seq, 1, NULL);
 }
 
 /* ---- reports ----------------------------------------------------------------- */

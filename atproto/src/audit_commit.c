@@ -2,15 +2,19 @@
  * metadata (atproto repository spec, "Commit Objects"): {did, version: 3,
  * data, rev, prev, sig}. The strict DAG-CBOR encoder writes map keys in the
  * canonical order, so the rebuilt bytes are the ones the author signed (with
- * `sig` left out) and hashed into the commit's CID (with it). */
+ * `sig` left out) and hashed into the commit's CID (with it). A #sync event
+ * carries its commit block itself, in the frame body it keeps. */
 #include "audit_internal.h"
 
 #include <string.h>
 
 #include <es/base.h>
+#include <es/car.h>
 #include <es/cbor.h>
 
 #include "atp_internal.h"
+
+#define SYNC_BODY_DEPTH 8 /* {did, rev, blocks, ...}: a flat map */
 
 /* base64url without padding (RFC 4648 section 5) is the standard alphabet
  * with '-' for '+' and '_' for '/': translated, then decoded by the codecs'
@@ -31,6 +35,18 @@ static es_status sig_decode(const char *text, uint8_t sig[ESI_ATP_SIG_LEN])
     size_t len = 0;
     if (es_base64_decode(std, n, sig, ESI_ATP_SIG_LEN, &len) != ES_OK || len != ESI_ATP_SIG_LEN)
         return es_error(ES_ERR_DECODE, "sig: not the base64url of %d bytes", ESI_ATP_SIG_LEN);
+    return ES_OK;
+}
+
+es_status esi_atp_audit_sig_text(const uint8_t *sig, size_t len,
+                                 char out[ESI_ATP_AUDIT_SIG_TEXT_MAX])
+{
+    size_t n = 0;
+    if (es_base64_encode(sig, len, out, ESI_ATP_AUDIT_SIG_TEXT_MAX - 1, &n) != ES_OK)
+        return es_error(ES_ERR_DECODE, "sig: %zu bytes, longer than a signature", len);
+    for (size_t i = 0; i < n; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    out[n] = '\0';
     return ES_OK;
 }
 
@@ -129,4 +145,29 @@ es_status es_atp_audit_rebuild(const es_atp_audit_commit *c, es_buf *block,
     if ((s = esi_atp_audit_encode(c, &f, true, block)) != ES_OK)
         return s;
     return es_cid_sha256(ES_CID_CODEC_DAG_CBOR, block->data + start, block->len - start, cid);
+}
+
+/* The commit block of a #sync event's data (the frame body {did, rev,
+ * blocks, ...}): the root of the CAR in `blocks`, whose hash is checked
+ * against the root's CID. ES_ERR_DECODE when the body is not one; its
+ * scratch memory comes from `arena`. */
+es_status esi_atp_audit_sync_block(const uint8_t *body, size_t len, es_arena *arena,
+                                   const uint8_t **block, size_t *block_len)
+{
+    es_value *v = NULL;
+    es_status s = esi_atp_decode_exact(body, len, SYNC_BODY_DEPTH, arena, &v);
+    if (s != ES_OK)
+        return s == ES_ERR_NOMEM ? s : es_error(ES_ERR_DECODE, "#sync: the body is not DAG-CBOR");
+    const es_value *blocks = es_value_get(v, "blocks");
+    if (blocks == NULL || blocks->kind != ES_VALUE_BYTES)
+        return es_error(ES_ERR_DECODE, "#sync: no `blocks`");
+    es_car car;
+    if ((s = es_car_parse(blocks->u.bytes.ptr, blocks->u.bytes.len, NULL, arena, &car)) != ES_OK)
+        return s == ES_ERR_NOMEM ? s : es_error(ES_ERR_DECODE, "#sync: `blocks` is not a CAR");
+    es_car_block *b = car.root_count > 0 ? es_car_find(&car, car.roots[0], car.root_lens[0]) : NULL;
+    if (b == NULL || es_car_verify(b) != ES_OK)
+        return es_error(ES_ERR_DECODE, "#sync: the CAR's root block is absent or damaged");
+    *block = b->data;
+    *block_len = b->len;
+    return ES_OK;
 }

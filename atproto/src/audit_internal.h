@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <es/atproto_audit.h>
+#include <es/arena.h>
 #include <es/buf.h>
 
 #include "atp_sig.h"
@@ -32,5 +33,15 @@ es_status esi_atp_audit_parse(const es_atp_audit_commit *c, esi_atp_audit_fields
  * signature covers). */
 es_status esi_atp_audit_encode(const es_atp_audit_commit *c, const esi_atp_audit_fields *f,
                                bool with_sig, es_buf *out);
+
+/* `len` bytes of signature as the metadata writes them (base64url, no
+ * padding, NUL-terminated); ES_ERR_DECODE when they do not fit. */
+es_status esi_atp_audit_sig_text(const uint8_t *sig, size_t len,
+                                 char out[ESI_ATP_AUDIT_SIG_TEXT_MAX]);
+
+/* The commit block of a #sync event's data (the frame body), pointing into
+ * `body`; ES_ERR_DECODE when there is none, ES_ERR_NOMEM. */
+es_status esi_atp_audit_sync_block(const uint8_t *body, size_t len, es_arena *arena,
+                                   const uint8_t **block, size_t *block_len);
 
 #endif

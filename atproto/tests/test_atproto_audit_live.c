@@ -8,8 +8,8 @@
  *   - one event of a multi-op commit altered: the commit fails once;
  *   - one commit stored without audit metadata: `no_audit_metadata`;
  *   - chains through events, with commits the test signs (audit_signer.h):
- *     a gap fails `since_mismatch`, a #sync restarts the chain, a replay
- *     fails `rev_order`. */
+ *     a gap fails `since_mismatch`, a #sync (its commit block checked too)
+ *     restarts the chain, a replay fails `rev_order`. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +26,8 @@
 #include <jansson.h>
 
 #include <es/atproto.h>
+#include <es/cbor.h>
+#include <es/cid.h>
 #include <es/es.h>
 
 #include "fixtures.h"
@@ -407,18 +409,64 @@ static void append_commit(es_store *st, const corpus_commit *k, size_t ops)
     assert_int_equal(es_append_batch(st, e, ops, &r), ES_OK);
 }
 
-/* A #sync of CHAIN_DID at commit `k`, as the decoder maps it. */
-static void append_sync(es_store *st, const corpus_commit *k)
+/* The #sync frame body of commit `k` into `out`: {did, rev, seq, time,
+ * blocks}, blocks a CAR whose root is k's commit block. */
+static void sync_body(const corpus_commit *k, es_buf *out)
 {
-    es_meta m[] = {{"seq", "1"}, {"rev", k->rev}, {"commit", k->commit}};
+    es_buf block = ES_BUF_INIT, header = ES_BUF_INIT, car = ES_BUF_INIT;
+    uint8_t cid[ES_CID_SHA256_LEN], varint[10];
+    assert_int_equal(es_atp_audit_rebuild(&k->fields, &block, cid), ES_OK);
+    es_arena *arena = NULL;
+    assert_int_equal(es_arena_create(0, &arena), ES_OK);
+    es_value *h = es_value_new_map(arena, 2), *roots = es_value_new_array(arena, 1);
+    roots->u.array.items[0] =
+        (es_value){.kind = ES_VALUE_LINK, .u.bytes = {.ptr = cid, .len = sizeof cid}};
+    h->u.map.entries[0] = (es_value_entry){.key = "roots", .key_len = 5, .value = *roots};
+    h->u.map.entries[1] =
+        (es_value_entry){.key = "version", .key_len = 7, .value = *es_value_new_int(arena, 1)};
+    assert_int_equal(es_cbor_encode(h, NULL, &header), ES_OK);
+    assert_int_equal(es_buf_append(&car, varint, es_varint_encode(header.len, varint)), ES_OK);
+    assert_int_equal(es_buf_append(&car, header.data, header.len), ES_OK);
+    assert_int_equal(es_buf_append(&car, varint, es_varint_encode(sizeof cid + block.len, varint)),
+                     ES_OK);
+    assert_int_equal(es_buf_append(&car, cid, sizeof cid), ES_OK);
+    assert_int_equal(es_buf_append(&car, block.data, block.len), ES_OK);
+    es_value *body = es_value_new_map(arena, 5);
+    const char *keys[] = {"did", "rev", "seq", "time", "blocks"};
+    es_value *values[] = {es_value_new_string(arena, k->did, strlen(k->did)),
+                          es_value_new_string(arena, k->rev, strlen(k->rev)),
+                          es_value_new_int(arena, 1),
+                          es_value_new_string(arena, "2026-12-01T00:00:00.000Z", 24),
+                          es_value_new_bytes(arena, car.data, car.len)};
+    for (size_t i = 0; i < 5; i++)
+        body->u.map.entries[i] =
+            (es_value_entry){.key = keys[i], .key_len = strlen(keys[i]), .value = *values[i]};
+    assert_int_equal(es_cbor_encode(body, NULL, out), ES_OK);
+    es_arena_destroy(arena);
+    es_buf_free(&block);
+    es_buf_free(&header);
+    es_buf_free(&car);
+}
+
+/* A #sync of CHAIN_DID at commit `k`, as the decoder maps it (the body as
+ * data, rev and commit in metadata); `commit` NULL: k's own. */
+static void append_sync(es_store *st, const corpus_commit *k, const char *commit)
+{
+    es_meta m[] = {{"seq", "1"}, {"rev", k->rev}, {"commit", commit ? commit : k->commit}};
+    es_buf body = ES_BUF_INIT;
+    sync_body(k, &body);
     es_event_spec e;
     es_event_spec_init(&e);
     e.entity_type = "repo";
     e.entity_id = CHAIN_DID;
     e.event_type = "sync";
+    e.codec = "dag-cbor";
+    e.data = body.data;
+    e.data_len = body.len;
     e.meta = m;
     e.meta_count = 3;
     assert_int_equal(es_append(st, &e, NULL), ES_OK);
+    es_buf_free(&body);
 }
 
 static es_store *new_store(ctx *c, const char *name)
@@ -435,7 +483,8 @@ static es_store *new_store(ctx *c, const char *name)
 /* One stored commit of CHAIN_DID (`ops` events), or a #sync at it. */
 typedef struct item {
     const corpus_commit *k;
-    size_t ops; /* 0: a #sync */
+    size_t ops;         /* 0: a #sync */
+    const char *commit; /* a #sync's metadata `commit`, when not k's (forged) */
 } item;
 
 /* Stores `items` in a new store `name`, runs the program on it with the
@@ -447,7 +496,7 @@ static json_t *verify_items(ctx *c, const char *docs, const char *name, const it
     es_store *st = new_store(c, name);
     for (size_t i = 0; i < n; i++)
         if (items[i].ops == 0)
-            append_sync(st, items[i].k);
+            append_sync(st, items[i].k, items[i].commit);
         else
             append_commit(st, items[i].k, items[i].ops);
     es_store_destroy(st);
@@ -474,26 +523,32 @@ static void chains_are_followed_through_events(void **state)
     fclose(f);
 
     /* k1 (two ops, one commit), k2, k3 (three ops): one chain. */
-    const item chain[] = {{&k1, 2}, {&k2, 1}, {&k3, 3}};
+    const item chain[] = {{&k1, 2, NULL}, {&k2, 1, NULL}, {&k3, 3, NULL}};
     json_t *doc = verify_items(c, docs, name, chain, 3, 0);
     assert_int_equal(summary_int(doc, "events"), 6);
     assert_int_equal(summary_int(doc, "commits"), 3);
     assert_int_equal(summary_int(doc, "ok"), 3);
     json_decref(doc);
     /* k2 missing: k3 names a since and prevData the store never saw... */
-    const item gap[] = {{&k1, 1}, {&k3, 1}};
+    const item gap[] = {{&k1, 1, NULL}, {&k3, 1, NULL}};
     doc = verify_items(c, docs, name, gap, 2, 5);
     one_failure(doc, CHAIN_DID, "since_mismatch");
     json_decref(doc);
-    /* ... unless a #sync at k2 restarted the chain between them. */
-    const item sync[] = {{&k1, 1}, {&k2, 0}, {&k3, 1}};
+    /* ... unless a #sync at k2 restarted the chain between them: its
+     * commit block (in the event's data) is checked as a commit. */
+    const item sync[] = {{&k1, 1, NULL}, {&k2, 0, NULL}, {&k3, 1, NULL}};
     doc = verify_items(c, docs, name, sync, 3, 0);
     assert_int_equal(summary_int(doc, "syncs"), 1);
-    assert_int_equal(summary_int(doc, "commits"), 2);
-    assert_int_equal(summary_int(doc, "ok"), 2);
+    assert_int_equal(summary_int(doc, "commits"), 3);
+    assert_int_equal(summary_int(doc, "ok"), 3);
+    json_decref(doc);
+    /* A #sync whose metadata names another commit than the block it holds. */
+    const item forged_sync[] = {{&k1, 1, NULL}, {&k2, 0, k1.commit}, {&k3, 1, NULL}};
+    doc = verify_items(c, docs, name, forged_sync, 3, 5);
+    one_failure(doc, CHAIN_DID, "commit_cid_mismatch");
     json_decref(doc);
     /* A replayed commit (stored again after the others). */
-    const item replay[] = {{&k1, 1}, {&k2, 1}, {&k1, 1}};
+    const item replay[] = {{&k1, 1, NULL}, {&k2, 1, NULL}, {&k1, 1, NULL}};
     doc = verify_items(c, docs, name, replay, 3, 5);
     one_failure(doc, CHAIN_DID, "rev_order");
     json_decref(doc);

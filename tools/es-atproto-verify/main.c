@@ -195,7 +195,7 @@ static void print_summary(run *r, const char *store, bool chain)
     if (!r->quiet)
         es_atp_audit_each_did(r->audit, on_did, r);
     printf("%" PRIu64 " commits checked in %" PRIu64 " repositories (%" PRIu64 " events, %" PRIu64
-           " not commit ops, %" PRIu64 " #sync), %" PRIu64 " ok, %" PRIu64 " failed",
+           " not checked, %" PRIu64 " #sync), %" PRIu64 " ok, %" PRIu64 " failed",
            st.commits, st.dids, st.events, st.skipped_events, st.syncs, ok, failed);
     print_reasons(st.by_reason);
     printf("%s\n", chain ? "" : "; chain checks off");

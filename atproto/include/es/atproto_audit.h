@@ -38,7 +38,8 @@ typedef enum es_atp_audit_reason {
     ES_ATP_AUDIT_OK = 0,
     ES_ATP_AUDIT_NO_AUDIT_METADATA,   /* sig, data, rev or commit missing or malformed */
     ES_ATP_AUDIT_NO_KEY,              /* no DID document, or one without a usable #atproto key */
-    ES_ATP_AUDIT_SIGNATURE,           /* the signature does not verify over the rebuilt commit */
+    ES_ATP_AUDIT_SIGNATURE,           /* the signature does not verify over the rebuilt commit
+                                         (or a #sync holds the commit of another DID or rev) */
     ES_ATP_AUDIT_COMMIT_CID_MISMATCH, /* the rebuilt block's CID is not the stored `commit` */
     ES_ATP_AUDIT_REV_ORDER,           /* rev not newer than the repository's previous commit */
     ES_ATP_AUDIT_SINCE_MISMATCH,      /* `since` is not the previous commit's rev */
@@ -125,10 +126,14 @@ ES_API es_status es_atp_audit_check(es_atp_audit *a, const es_atp_audit_commit *
  * from its group's first event's is checked too, against the same
  * predecessor; the group then reports the first failure.
  *
- * Events that are no commit op are not checked: #identity and #account
- * events (entity type "repo"), events of other applications. A #sync event
- * (repo/sync) restarts its repository's chain at its rev. Only one group is
- * held at a time: memory stays bounded by max_dids and one group. */
+ * A #sync event (repo/sync) is a commit of its own: the commit block its
+ * data carries (the frame body) is checked as op metadata is (key,
+ * signature, CID against its metadata `commit`; its DID and rev must be the
+ * event's), its rev must not be older than the chain's, and the chain then
+ * restarts at it (since and prevdata do not apply to it). Other events are
+ * not checked: #identity and #account (entity type "repo"), events of other
+ * applications. Only one group is held at a time: memory stays bounded by
+ * max_dids, one group and one #sync body. */
 ES_API es_status es_atp_audit_event(es_atp_audit *a, const es_event *ev, es_atp_audit_result *out,
                                     bool *ready);
 /* Completes the last group: *ready as for es_atp_audit_event. */
@@ -137,13 +142,13 @@ ES_API es_status es_atp_audit_finish(es_atp_audit *a, es_atp_audit_result *out, 
 /* Totals since the audit was created. */
 typedef struct es_atp_audit_stats {
     uint64_t events;         /* handed to es_atp_audit_event */
-    uint64_t skipped_events; /* of those, not commit ops */
-    uint64_t syncs;          /* #sync events (chains restarted) */
-    uint64_t commits;        /* commits checked (groups and es_atp_audit_check calls) */
-    uint64_t
-        by_reason[ES_ATP_AUDIT_REASON_COUNT]; /* [ES_ATP_AUDIT_OK] is the commits that passed */
-    uint64_t dids;                            /* repositories followed */
-    uint64_t did_docs;                        /* DID documents loaded */
+    uint64_t skipped_events; /* of those, not checked (neither commit ops nor #sync) */
+    uint64_t syncs;          /* #sync events (each also counted as a commit) */
+    uint64_t commits;        /* commits checked (groups, #syncs, es_atp_audit_check calls) */
+    /* The commits by outcome: [ES_ATP_AUDIT_OK] is those that passed. */
+    uint64_t by_reason[ES_ATP_AUDIT_REASON_COUNT];
+    uint64_t dids;     /* repositories followed */
+    uint64_t did_docs; /* DID documents loaded */
 } es_atp_audit_stats;
 
 ES_API void es_atp_audit_stats_get(const es_atp_audit *a, es_atp_audit_stats *out);
