@@ -40,6 +40,7 @@ es_status es_atp_identity_create(const es_atp_identity_options *o, es_atp_identi
     r.ttl_ms = o->ttl_ms;
     r.max_entries = o->max_entries;
     r.allow_insecure = o->allow_insecure;
+    r.offline = o->offline;
     es_atp_identity *id = es_calloc(1, sizeof *id);
     if (id == NULL)
         return es_error(ES_ERR_NOMEM, "es_atp_identity_create: out of memory");

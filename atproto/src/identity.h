@@ -67,6 +67,9 @@ typedef struct esi_atp_resolver_options {
      * public addresses only: a relay chooses the DIDs, and must not make
      * the ingester probe its own network (SSRF). */
     int allow_insecure;
+    /* Never fetch: seeded documents are the only source, kept across
+     * invalidations; any other DID fails as unreachable (ES_ERR_CONNECTION). */
+    int offline;
     esi_atp_clock_fn clock; /* NULL: esi_atp_monotonic_ms */
     void *clock_ctx;
 } esi_atp_resolver_options;

@@ -47,6 +47,7 @@ struct esi_atp_resolver {
     int64_t timeout_ms, ttl_ms;
     size_t max_entries, count, nbuckets;
     int allow_insecure;
+    int offline;
     esi_atp_clock_fn clock;
     void *clock_ctx;
     entry **buckets;
@@ -100,6 +101,7 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     r->ttl_ms = o->ttl_ms;
     r->max_entries = o->max_entries;
     r->allow_insecure = o->allow_insecure;
+    r->offline = o->offline;
     r->clock = o->clock != NULL ? o->clock : monotonic_clock;
     r->clock_ctx = o->clock_ctx;
     r->nbuckets = o->max_entries < 4096 ? 256 : 16384;
@@ -387,6 +389,10 @@ static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_di
         return es_error(ES_ERR_NOMEM, "%s: out of memory", did);
     b->len = 0;
     b->overflow = false;
+    if (r->offline) {
+        es_free(b);
+        return es_error(ES_ERR_CONNECTION, "%s: offline, and no document was seeded for it", did);
+    }
     r->stats.fetches++;
     es_status s = fetch(r, did, b);
     if (s == ES_OK) {

@@ -268,6 +268,39 @@ static void seeded_documents(void **state)
     assert_int_equal(standin_requests(&f->http), 1);
 }
 
+/* Offline (--offline): the seeded documents are all there is. Another DID
+ * fails as unreachable, an invalidation keeps the seed, and nothing ever
+ * reaches the directory, even one that would answer. */
+static void offline_resolver(void **state)
+{
+    fixture *f = *state;
+    esi_atp_resolver_options o;
+    esi_atp_resolver_options_init(&o);
+    o.plc_url = f->plc_url;
+    o.allow_insecure = 1;
+    o.offline = 1;
+    esi_atp_resolver *r = NULL;
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_OK);
+    serve_doc(f, "did:plc:seeded", "seed.test", KEY_B);
+    serve_doc(f, "did:plc:other", "other.test", KEY_B);
+    char body[2048];
+    doc_text(body, sizeof body, "did:plc:seeded", "seed.test", KEY_A);
+    esi_atp_did_doc *seed = NULL, *d = NULL;
+    assert_int_equal(esi_atp_did_doc_parse(body, strlen(body), &seed), ES_OK);
+    assert_int_equal(esi_atp_resolver_seed(r, seed), ES_OK);
+    assert_int_equal(esi_atp_resolve(r, "did:plc:other", &d), ES_ERR_CONNECTION);
+    assert_non_null(strstr(es_last_error(), "offline"));
+    esi_atp_resolver_invalidate(r, "did:plc:seeded");
+    assert_int_equal(esi_atp_resolve(r, "did:plc:seeded", &d), ES_OK);
+    assert_string_equal(d->signing_key, KEY_A); /* the seed, not the directory's KEY_B */
+    esi_atp_did_doc_destroy(d);
+    esi_atp_resolver_stats st;
+    esi_atp_resolver_stats_get(r, &st);
+    assert_int_equal(st.fetches, 0);
+    assert_int_equal(standin_requests(&f->http), 0);
+    esi_atp_resolver_destroy(r);
+}
+
 /* did:web: https://<host>/.well-known/did.json, here over http on loopback
  * (the test-only switch); the port is percent-encoded in the DID. */
 static void did_web(void **state)
@@ -419,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(did_web, setup, teardown),
         cmocka_unit_test_setup_teardown(insecure_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(refresh_is_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(offline_resolver, setup, teardown),
         cmocka_unit_test(nobody_listening),
         cmocka_unit_test(bounded_cache),
     };

@@ -11,7 +11,8 @@
  * second run must resume where the first stopped, with a few hostile events
  * in between. With --capture (a firehose capture, e.g. es-atproto-gen's) the
  * frames are decoded and mapped by the adapter to compute the expected
- * views, and stored by es-atproto-ingest (--ingest) — or, without it,
+ * views, and stored by es-atproto-ingest (--ingest, verifying against the DID
+ * documents of --did-docs) — or, without it,
  * appended here as atomic batches. Exit 0 when everything matches, 77
  * (skipped) when the capture file is absent. */
 #include <es/atproto.h>
@@ -296,13 +297,14 @@ static void load_capture(es_store *st, model *m, const char *path, bool append)
 /* ---- running the tools ------------------------------------------------------------ */
 
 /* The capture stored by the ingester itself, as an operator would. */
-static void run_ingester(const char *ingest, const char *path)
+static void run_ingester(const char *ingest, const char *path, const char *did_docs)
 {
-    char cmd[2048];
+    char cmd[3072];
     snprintf(cmd, sizeof cmd,
-             "'%s' --from-file '%s' --exit-at-end --server '%s' --store '%s' --name test-views "
-             "--stats-interval 0 >/dev/null 2>&1",
-             ingest, path, server, store_name);
+             "'%s' --from-file '%s' --did-docs '%s' --offline --exit-at-end --server '%s' "
+             "--store '%s' "
+             "--name test-views --stats-interval 0 >/dev/null 2>&1",
+             ingest, path, did_docs, server, store_name);
     int rc = system(cmd);
     CHECK(rc == 0, "es-atproto-ingest on %s exited with %d", path, rc);
 }
@@ -462,7 +464,7 @@ static void check_views(model *m)
 
 int main(int argc, char **argv)
 {
-    const char *capture = NULL, *ingest = NULL;
+    const char *capture = NULL, *ingest = NULL, *did_docs = NULL;
     server = getenv("NATS_URL");
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--like-indexer") == 0)
@@ -477,10 +479,14 @@ int main(int argc, char **argv)
             capture = argv[i + 1];
         else if (strcmp(argv[i], "--ingest") == 0)
             ingest = argv[i + 1];
+        else if (strcmp(argv[i], "--did-docs") == 0)
+            did_docs = argv[i + 1];
     }
-    if (indexer_bin == NULL || recordkv_bin == NULL || server == NULL) {
+    if (indexer_bin == NULL || recordkv_bin == NULL || server == NULL ||
+        (ingest != NULL && did_docs == NULL)) {
         fprintf(stderr, "usage: test-views --like-indexer PATH --record-kv PATH [--server URL] "
-                        "[--store NAME] [--capture FILE [--ingest ES-ATPROTO-INGEST]]\n");
+                        "[--store NAME] [--capture FILE [--ingest ES-ATPROTO-INGEST --did-docs "
+                        "FILE]]\n");
         return 2;
     }
     FILE *probe = capture ? fopen(capture, "rb") : NULL;
@@ -515,7 +521,7 @@ int main(int argc, char **argv)
     if (capture != NULL) {
         load_capture(st, &m, capture, ingest == NULL);
         if (ingest != NULL)
-            run_ingester(ingest, capture);
+            run_ingester(ingest, capture, did_docs);
         check_views(&m);
     } else {
         uint64_t seq = 0;

@@ -21,6 +21,7 @@ es_status ingest_identity_open(const ingest_config *c, es_atp_identity **out)
     es_atp_identity_options_init(&o);
     if (c->plc_url != NULL)
         o.plc_url = c->plc_url;
+    o.offline = c->offline;
     if (c->identity_ttl_ms > 0)
         o.ttl_ms = c->identity_ttl_ms;
     const char *insecure = getenv(INGEST_TEST_INSECURE_ENV);

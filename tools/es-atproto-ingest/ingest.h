@@ -34,6 +34,7 @@ typedef struct ingest_config {
     /* verification (docs/atproto.md, "Verification"): on unless no_verify */
     bool no_verify;           /* --no-verify (unsafe) */
     const char *did_docs;     /* --did-docs FILE, or NULL */
+    bool offline;             /* --offline: --did-docs is the only source of documents */
     const char *plc_url;      /* --plc URL (NULL: https://plc.directory) */
     int64_t identity_ttl_ms;  /* --identity-ttl (default 24 h) */
     unsigned long repeat;

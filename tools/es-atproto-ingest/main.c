@@ -101,6 +101,9 @@ static void usage(FILE *out)
             "                       https only); did:web is fetched from\n"
             "                       https://<host>/.well-known/did.json, public addresses only\n"
             "  --identity-ttl SECONDS  how long a resolved document is trusted (default 86400)\n"
+            "  --offline            resolve nothing over the network: --did-docs is the only\n"
+            "                       source; commits of other DIDs are refused (identity), and\n"
+            "                       an #identity keeps the document (no key rotation learned)\n"
             "  --no-verify          UNSAFE: store commits without checking their signature,\n"
             "                       Sync 1.1 inversion or rev: a relay can then store anything\n"
             "                       it forges. Refused frames are logged (did, seq, reason)\n"
@@ -156,6 +159,7 @@ enum {
     OPT_NO_VERIFY,
     OPT_DID_DOCS,
     OPT_PLC,
+    OPT_OFFLINE,
     OPT_IDENTITY_TTL,
     OPT_STATS_INTERVAL,
     OPT_LOG_FORMAT,
@@ -188,6 +192,7 @@ static const es_cli_option options[] = {
     {"no-verify", 0, false, OPT_NO_VERIFY},
     {"did-docs", 0, true, OPT_DID_DOCS},
     {"plc", 0, true, OPT_PLC},
+    {"offline", 0, false, OPT_OFFLINE},
     {"identity-ttl", 0, true, OPT_IDENTITY_TTL},
     {"stats-interval", 0, true, OPT_STATS_INTERVAL},
     {"log-format", 0, true, OPT_LOG_FORMAT},
@@ -273,6 +278,7 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_NO_VERIFY: c->no_verify = true; return true;
     case OPT_DID_DOCS: c->did_docs = v; return true;
     case OPT_PLC: c->plc_url = v; return true;
+    case OPT_OFFLINE: c->offline = true; return true;
     case OPT_IDENTITY_TTL:
         if (!count_in(v, "--identity-ttl", 1, 10ULL * 365 * 24 * 3600, &n))
             return false;

@@ -98,7 +98,7 @@ expect_exit 1 "$ingest" --from-file x --nats-wait soon
 # usage
 expect_exit 0 "$ingest" --help
 for opt in --from-file --relay --store --name --max-inflight --stats-interval --log-format \
-    --nats-wait --server --creds --no-verify UNSAFE --did-docs --plc --identity-ttl "Exit status"; do
+    --nats-wait --server --creds --no-verify UNSAFE --did-docs --plc --offline --identity-ttl "Exit status"; do
     grep -q -- "$opt" "$tmp/out" || fail "--help does not mention $opt"
 done
 expect_exit 1 "$ingest" --dry-run --exit-at-end                            # no source
@@ -127,6 +127,15 @@ expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end \
 grep -q "frames: commit 0 " "$tmp/out" || fail "unverifiable commits were accepted"
 grep -Eq "^errors: identity [0-9]+" "$tmp/out" || fail "refusals not counted by reason"
 grep -q "warn frame refused seq=[0-9]* did=did:" "$tmp/out" || fail "refusal log lacks the DID"
+# --offline: the seeded documents are all there is; nothing is fetched, and
+# an unseeded repository is refused
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --offline \
+    --did-docs "$tmp/gen-docs.json"
+grep -q "^errors: none" "$tmp/out" || fail "--offline refused seeded repositories"
+grep -q " 0 fetched" "$tmp/out" || fail "--offline fetched documents"
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --offline --quiet
+grep -q "frames: commit 0 " "$tmp/out" || fail "--offline accepted unseeded repositories"
+grep -q "offline, and no document was seeded" "$tmp/out" || fail "--offline refusal not said"
 expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --no-verify
 grep -q "NOT checked" "$tmp/out" || fail "--no-verify does not warn"
 grep -q "^verification: off" "$tmp/out" || fail "--no-verify not in the report"

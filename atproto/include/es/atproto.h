@@ -63,6 +63,12 @@ typedef struct es_atp_identity_options {
      * hosts on loopback or private addresses (stand-ins). Never in production:
      * relays choose the DIDs, so did:web would let them probe the network. */
     bool allow_insecure;
+    /* Resolve nothing over the network: the seeded documents
+     * (es_atp_identity_seed_file) are the only ones, and an #identity does
+     * not replace them (so a key rotation cannot be learned); commits of any
+     * other DID are refused ES_ATP_ERR_IDENTITY. For air-gapped runs and
+     * replays of captures with their documents. */
+    bool offline;
 } es_atp_identity_options;
 
 ES_API void es_atp_identity_options_init(es_atp_identity_options *o);
