@@ -161,31 +161,7 @@ static void handle_syntax(void **state)
     assert_false(valid_handle("a.test."));
     assert_false(valid_handle("a_b.test"));
     assert_false(valid_handle(""));
-    /* The interop vectors, when ../shared is there. */
-    const char *names[] = {"handle_syntax_valid.txt", "handle_syntax_invalid.txt"};
-    for (int v = 0; v < 2; v++) {
-        char rel[128];
-        snprintf(rel, sizeof rel, "atproto-interop/syntax/%s", names[v]);
-        const char *path = fixture_path(rel);
-        if (path == NULL)
-            return;
-        size_t len;
-        char *text = (char *)read_whole_file(path, &len);
-        assert_non_null(text);
-        int checked = 0;
-        for (char *line = text; *line;) {
-            char *nl = strchr(line, '\n');
-            size_t n = nl ? (size_t)(nl - line) : strlen(line);
-            if (n > 0 && line[0] != '#') {
-                if (es_atp_valid_handle(line, n) != (v == 0))
-                    fail_msg("%s: '%.*s'", names[v], (int)n, line);
-                checked++;
-            }
-            line += n + (nl != NULL);
-        }
-        assert_true(checked > 0);
-        free(text);
-    }
+    /* The interop handle vectors run in test_atproto_syntax.c. */
 }
 
 typedef struct tally {
