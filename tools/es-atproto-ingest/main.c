@@ -78,6 +78,9 @@ static void usage(FILE *out)
             "  --max-held SIZE      bytes of events kept until acknowledged (default 8M);\n"
             "                       reading stops while this is reached\n"
             "  --max-frames N       frames kept until settled (default 4096)\n"
+            "  --max-repos-cached N repository chain states kept in memory, least recently\n"
+            "                       used evicted (default 100000; the others are read from\n"
+            "                       the store's bucket ES_<store>_repos when they come back)\n"
             "  --drain-timeout DUR  at shutdown, how long to wait for acknowledgements\n"
             "                       (default 30s)\n"
             "  --reconnect-max DUR  longest pause between relay reconnections (default 1m)\n"
@@ -133,6 +136,7 @@ enum {
     OPT_MAX_BATCHES,
     OPT_MAX_HELD,
     OPT_MAX_FRAMES,
+    OPT_MAX_REPOS_CACHED,
     OPT_DRAIN_TIMEOUT,
     OPT_RECONNECT_MAX,
     OPT_COLLECTIONS,
@@ -161,6 +165,7 @@ static const es_cli_option options[] = {
     {"max-batches", 0, true, OPT_MAX_BATCHES},
     {"max-held", 0, true, OPT_MAX_HELD},
     {"max-frames", 0, true, OPT_MAX_FRAMES},
+    {"max-repos-cached", 0, true, OPT_MAX_REPOS_CACHED},
     {"drain-timeout", 0, true, OPT_DRAIN_TIMEOUT},
     {"reconnect-max", 0, true, OPT_RECONNECT_MAX},
     {"collections", 0, true, OPT_COLLECTIONS},
@@ -241,6 +246,11 @@ static bool apply(ingest_config *c, int id, const char *v)
         if (!count_in(v, "--max-frames", 2, 1 << 20, &n))
             return false;
         c->max_frames = (size_t)n;
+        return true;
+    case OPT_MAX_REPOS_CACHED:
+        if (!count_in(v, "--max-repos-cached", 1, 1 << 24, &n))
+            return false;
+        c->max_repos_cached = (size_t)n;
         return true;
     case OPT_DRAIN_TIMEOUT: return duration_ms(v, "--drain-timeout", true, &c->drain_timeout_ms);
     case OPT_RECONNECT_MAX: return duration_ms(v, "--reconnect-max", false, &c->reconnect_max_ms);

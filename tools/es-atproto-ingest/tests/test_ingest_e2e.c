@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include <es/atproto.h>
+#include <es/atproto_repos.h>
 #include <es/cbor.h>
 #include <es/es.h>
 #include <es/json.h>
@@ -957,6 +958,262 @@ static void junk_capture_creates_no_store(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* ---- per-repository chain state (chain.c) ----------------------------------------- */
+
+#define EXTRA_MAX 8
+
+/* Runs the ingester over a capture to its end, with more options
+ * (NULL-ended); it must exit 0. */
+static void ingest_file_with(const char *server, const char *store, const char *capture,
+                             const char *name, const char *log, const char *const *extra)
+{
+    char *argv[16 + EXTRA_MAX] = {(char *)ingest_bin, "--server", (char *)server,
+                                  "--store",          (char *)store, "--from-file",
+                                  (char *)capture,    "--name",   (char *)name,
+                                  "--exit-at-end",    "--stats-interval", "0"};
+    size_t n = 12;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        assert_true(i < EXTRA_MAX);
+        argv[n++] = (char *)extra[i];
+    }
+    int code = wait_exit(spawn(argv, log, NULL), 60);
+    if (code != 0)
+        show_log(log);
+    assert_int_equal(code, 0);
+}
+
+/* The real corpus when ../shared has it, else a generated capture. */
+static void replay_capture(char *out, size_t size)
+{
+    const char *dir = getenv("ES_SHARED_DIR");
+    struct stat sb;
+    snprintf(out, size, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
+    if (dir != NULL && stat(out, &sb) == 0)
+        return;
+    snprintf(out, size, "%s/window.zst", tmp);
+    generate(out, "800", "31", "7");
+}
+
+/* The issue's replay: a store whose duplicate window is 1 s gets the same
+ * capture again from another ingester (another --name, --from-start) after
+ * the window: the chain state, not the window, keeps each op once (before
+ * it, every op was stored twice). */
+static void a_replay_after_the_duplicate_window_stores_nothing_twice(void **state)
+{
+    (void)state;
+    char capture[4096], log1[300], log2[300], name[64];
+    replay_capture(capture, sizeof capture);
+    snprintf(log1, sizeof log1, "%s/window-1.log", tmp);
+    snprintf(log2, sizeof log2, "%s/window-2.log", tmp);
+    store_name(name, sizeof name, "window");
+    const char *server = getenv("NATS_URL");
+    ingest_file_with(server, name, capture, "first", log1,
+                     (const char *[]){"--duplicate-window", "1s", NULL});
+    natsConnection *nc = connect_to(server);
+    ids want = {0};
+    expected_ids(capture, &want);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    es_store_info info;
+    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    assert_int_equal(info.config.duplicate_window_ns, 1000000000LL);
+    sleep_ms(1500); /* past the window: the store no longer knows the ids */
+    ingest_file_with(server, name, capture, "second", log2, (const char *[]){"--from-start", NULL});
+    assert_exactly_once(st, &want);
+    assert_true(log_contains(log2, "appends=0 events=0"));
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
+/* A capture's frames, decoded enough to pick some out. */
+typedef struct cframe {
+    uint8_t *bytes;
+    size_t len;
+    es_atp_kind kind;
+    char did[64];
+    bool active;
+    bool stored; /* the test's expectation: its events end up stored */
+} cframe;
+
+#define CFRAMES_MAX 4096
+
+static size_t load_frames(const char *path, cframe *out)
+{
+    es_atp_capture *c;
+    assert_int_equal(es_atp_capture_open(path, 0, &c), ES_OK);
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    const uint8_t *f;
+    size_t len, n = 0;
+    while (es_atp_capture_next(c, &f, &len) == ES_OK) {
+        assert_true(n < CFRAMES_MAX);
+        es_arena_reset(a);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, f, len, a, &b), ES_OK);
+        cframe *cf = &out[n++];
+        memset(cf, 0, sizeof *cf);
+        cf->bytes = malloc(len);
+        memcpy(cf->bytes, f, len);
+        cf->len = len;
+        cf->kind = b.kind;
+        cf->active = b.active;
+        cf->stored = true;
+        if (b.did)
+            snprintf(cf->did, sizeof cf->did, "%.*s", (int)b.did_len, b.did);
+    }
+    es_atp_decoder_destroy(dec);
+    es_arena_destroy(a);
+    es_atp_capture_close(c);
+    return n;
+}
+
+/* Writes the frames not dropped (NULL bytes), then `extra` (may be NULL);
+ * adds the ids of the frames expected stored to `want`. */
+static void write_frames(const char *path, cframe *f, size_t n, const cframe *extra, ids *want)
+{
+    es_atp_capture_writer *w;
+    assert_int_equal(es_atp_capture_create(path, 0, &w), ES_OK);
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].bytes == NULL)
+            continue;
+        assert_int_equal(es_atp_capture_write(w, f[i].bytes, f[i].len), ES_OK);
+        es_arena_reset(a);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, f[i].bytes, f[i].len, a, &b), ES_OK);
+        for (size_t k = 0; f[i].stored && k < b.count; k++)
+            ids_add(want, b.events[k].event_id);
+    }
+    if (extra != NULL)
+        assert_int_equal(es_atp_capture_write(w, extra->bytes, extra->len), ES_OK);
+    assert_int_equal(es_atp_capture_finish(w), ES_OK);
+    es_atp_decoder_destroy(dec);
+    es_arena_destroy(a);
+}
+
+static bool is_commit_of(const cframe *f, const char *did)
+{
+    return f->bytes != NULL && f->kind == ES_ATP_KIND_COMMIT && strcmp(f->did, did) == 0;
+}
+
+static size_t nth_commit_of(const cframe *f, size_t n, const char *did, size_t nth)
+{
+    for (size_t i = 0; i < n; i++)
+        if (is_commit_of(&f[i], did) && nth-- == 0)
+            return i;
+    return n;
+}
+
+static void expect_repo(es_store *st, const char *did, const char *status, bool desynced,
+                        const char *reason)
+{
+    es_atp_repos *repos;
+    assert_int_equal(es_atp_repos_open(st, &repos), ES_OK);
+    es_atp_repo_state rs;
+    assert_int_equal(es_atp_repos_get(repos, did, strlen(did), &rs), ES_OK);
+    assert_string_equal(rs.status, status);
+    assert_int_equal(rs.desynced, desynced);
+    if (reason)
+        assert_string_equal(rs.reason, reason);
+    es_atp_repos_destroy(repos);
+}
+
+/* Crafted from a generated capture: repo X loses a commit (the next one is
+ * refused, chain_break, and X's later commits are skipped as desynced);
+ * repo Z is deactivated and never comes back (its later commits are
+ * skipped, inactive); repo Y's first commit comes again at the end
+ * (skipped, old_rev). Nothing else changes: every other event is stored
+ * once, and the repository states in KV say what happened. */
+static void chain_breaks_old_revs_and_inactive_accounts(void **state)
+{
+    (void)state;
+    char gen[300], crafted[300], log[300], name[64], want_text[64];
+    snprintf(gen, sizeof gen, "%s/chain-gen.zst", tmp);
+    snprintf(crafted, sizeof crafted, "%s/chain.bin", tmp);
+    snprintf(log, sizeof log, "%s/chain.log", tmp);
+    store_name(name, sizeof name, "chain");
+    generate(gen, "1500", "41", "7");
+    static cframe f[CFRAMES_MAX];
+    size_t n = load_frames(gen, f);
+    /* Z: the first repository deactivated with commits after */
+    const char *z = NULL;
+    size_t z_at = n;
+    for (size_t i = 0; i < n && z == NULL; i++)
+        if (f[i].kind == ES_ATP_KIND_ACCOUNT && !f[i].active &&
+            nth_commit_of(f + i, n - i, f[i].did, 1) < n - i) {
+            z = f[i].did;
+            z_at = i;
+        }
+    assert_non_null(z);
+    size_t inactive = 0;
+    for (size_t i = z_at + 1; i < n; i++) {
+        if (f[i].kind == ES_ATP_KIND_ACCOUNT && strcmp(f[i].did, z) == 0) {
+            free(f[i].bytes); /* it never comes back */
+            f[i].bytes = NULL;
+        }
+        if (is_commit_of(&f[i], z)) {
+            f[i].stored = false;
+            inactive++;
+        }
+    }
+    /* X: another repository with at least three commits; its second goes */
+    const char *x = NULL;
+    for (size_t i = 0; i < n && x == NULL; i++)
+        if (f[i].kind == ES_ATP_KIND_COMMIT && strcmp(f[i].did, z) != 0 &&
+            nth_commit_of(f, n, f[i].did, 2) < n)
+            x = f[i].did;
+    assert_non_null(x);
+    size_t gone = nth_commit_of(f, n, x, 1), desynced = 0;
+    free(f[gone].bytes);
+    f[gone].bytes = NULL;
+    for (size_t i = gone + 1; i < n; i++)
+        if (is_commit_of(&f[i], x)) {
+            f[i].stored = false;
+            desynced++;
+        }
+    desynced--; /* the first after the gap is the break */
+    /* Y: a third repository's first commit, again at the end */
+    const cframe *y = NULL;
+    for (size_t i = 0; i < n && y == NULL; i++)
+        if (f[i].kind == ES_ATP_KIND_COMMIT && strcmp(f[i].did, z) != 0 &&
+            strcmp(f[i].did, x) != 0)
+            y = &f[i];
+    assert_non_null(y);
+    ids want = {0};
+    write_frames(crafted, f, n, y, &want);
+    printf("  X %s loses a commit (%zu later skipped), Z %s inactive (%zu skipped), Y %s again\n",
+           x, desynced, z, inactive, y->did);
+
+    const char *server = getenv("NATS_URL");
+    ingest_file_with(server, name, crafted, "chain", log, NULL);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    assert_true(log_contains(log, "commit refused: chain break"));
+    snprintf(want_text, sizeof want_text, "skipped_old_rev=1 ");
+    assert_true(log_contains(log, want_text));
+    snprintf(want_text, sizeof want_text, "skipped_inactive=%zu ", inactive);
+    assert_true(log_contains(log, want_text));
+    snprintf(want_text, sizeof want_text, "skipped_desynced=%zu ", desynced);
+    assert_true(log_contains(log, want_text));
+    assert_true(log_contains(log, "chain_break=1 repos_desynced=1 "));
+    expect_repo(st, x, "active", true, "chain_break");
+    expect_repo(st, z, "deactivated", false, NULL);
+    expect_repo(st, y->did, "active", false, NULL);
+    ids_free(&want);
+    for (size_t i = 0; i < n; i++)
+        free(f[i].bytes);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
 /* After each test: whatever it started and did not see end is killed. */
 static int kill_children(void **state)
 {
@@ -1012,6 +1269,9 @@ int main(void)
         cmocka_unit_test_teardown(nats_down_at_start_then_up, kill_children),
         cmocka_unit_test_teardown(junk_capture_creates_no_store, kill_children),
         cmocka_unit_test_teardown(a_jetstream_domain_is_used, kill_children),
+        cmocka_unit_test_teardown(a_replay_after_the_duplicate_window_stores_nothing_twice,
+                                  kill_children),
+        cmocka_unit_test_teardown(chain_breaks_old_revs_and_inactive_accounts, kill_children),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)
