@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <es/atproto_repos.h>
+#include <es/cid.h>
 
 #include "clock.h"
 #include "hash.h"
@@ -131,6 +132,16 @@ static void free_repo(repo *r)
         free(p);
     }
     free(r);
+}
+
+static void free_map(chain *c)
+{
+    for (size_t i = 0; c->buckets != NULL && i < c->nbuckets; i++)
+        for (repo *r = c->buckets[i], *n; r != NULL; r = n) {
+            n = r->hnext;
+            free_repo(r);
+        }
+    free(c->buckets);
 }
 
 /* Frees a cold entry when over the bound. An entry with frames pending, a
@@ -689,6 +700,147 @@ void chain_tick(chain *c, uint64_t offered, uint64_t settled)
         start_job(c);
 }
 
+/* ---- the recovery scan -------------------------------------------------------------- */
+
+/* The stream is the log, KV the snapshot: at start every event stored after
+ * the recovery point is folded into the states, whoever stored it. */
+
+typedef struct scan {
+    chain *c;
+    es_arena *arena;
+    uint64_t events;
+    uint64_t last_seq;
+} scan;
+
+static uint64_t meta_u64(const es_event *ev, const char *key)
+{
+    const char *v = es_event_meta(ev, key);
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+/* #account's stored body: {active, status?} */
+static void fold_account(scan *sc, const es_event *ev, es_atp_repo_state *st)
+{
+    es_arena_reset(sc->arena);
+    es_value *v = NULL;
+    if (es_event_decode(ev, sc->arena, &v) != ES_OK)
+        return;
+    const es_value *active = es_value_get(v, "active"), *status = es_value_get(v, "status");
+    if (active == NULL || active->kind != ES_VALUE_BOOL)
+        return;
+    if (active->u.b)
+        snprintf(st->status, sizeof st->status, "active");
+    else if (status != NULL && status->kind == ES_VALUE_STRING)
+        snprintf(st->status, sizeof st->status, "%.*s",
+                 (int)(status->u.str.len < ES_ATP_REPO_STATUS_MAX ? status->u.str.len
+                                                                  : ES_ATP_REPO_STATUS_MAX),
+                 status->u.str.ptr);
+    else
+        snprintf(st->status, sizeof st->status, "inactive");
+}
+
+/* A commit's or a #sync's rev and MST root (meta `data`, when written). */
+static void fold_rev(const es_event *ev, es_atp_repo_state *st)
+{
+    const char *rev = es_event_meta(ev, "rev"), *data = es_event_meta(ev, "data");
+    if (rev == NULL || strlen(rev) > ES_ATP_REPO_REV_MAX || rev_cmp(rev, st->rev) <= 0)
+        return;
+    snprintf(st->rev, sizeof st->rev, "%s", rev);
+    st->data_len = 0; /* unknown unless the event says */
+    if (data != NULL &&
+        es_cid_from_string(data, strlen(data), st->data, sizeof st->data, &st->data_len) != ES_OK)
+        st->data_len = 0;
+}
+
+static es_status fold(const es_event *ev, void *closure)
+{
+    scan *sc = closure;
+    sc->last_seq = es_event_seq(ev);
+    if (++sc->events > sc->c->o.max_scan)
+        return ES_ERR_LIMIT;
+    size_t len = 0;
+    const char *did = es_event_meta(ev, "did");
+    if (did != NULL)
+        len = strlen(did);
+    else
+        did = es_event_entity_id(ev, &len);
+    if (did == NULL || !es_atp_valid_did(did, len))
+        return ES_OK; /* not an ATProto event */
+    repo *r = lookup(sc->c, did, len);
+    if (r == NULL)
+        return ES_ERR_NOMEM;
+    es_atp_repo_state before = r->stored;
+    const char *type = es_event_event_type(ev);
+    if (strcmp(type, "account") == 0)
+        fold_account(sc, ev, &r->stored);
+    else if (strcmp(type, "identity") != 0)
+        fold_rev(ev, &r->stored);
+    uint64_t seq = meta_u64(ev, "seq");
+    if (seq > r->stored.position)
+        r->stored.position = seq;
+    bool desynced = r->view.desynced;
+    r->view = r->stored;
+    r->view.desynced = desynced;
+    if (memcmp(&before, &r->stored, sizeof before) != 0) /* KV has it already otherwise */
+        mark_dirty(sc->c, r);
+    return ES_OK;
+}
+
+/* Reads the recovery point, folds in the stream after it, and makes the
+ * stream's end at the start the first recovery point (recorded once the
+ * folded states are written). */
+static es_status recover(chain *c)
+{
+    es_checkpoint cp;
+    uint64_t from = 0;
+    es_status s = es_checkpoint_get(c->cps, c->point_name, &cp);
+    if (s == ES_OK) {
+        from = cp.position;
+        c->point_written = from;
+        es_checkpoint_clear(&cp);
+    } else if (s != ES_ERR_NOT_FOUND) {
+        return s;
+    }
+    es_store_info info;
+    s = es_store_info_get(c->store, &info);
+    if (s != ES_OK)
+        return s;
+    scan sc = {.c = c};
+    uint64_t accepted = 0, end = info.last_seq;
+    int64_t started = es_cli_monotonic_ms();
+    if (info.last_seq > from) {
+        es_read_options ro;
+        es_read_options_init(&ro);
+        ro.after_seq = from;
+        ro.up_to_seq = info.last_seq;
+        s = es_arena_create(1 << 20, &sc.arena);
+        if (s == ES_OK)
+            s = es_evolve(c->store, NULL, &ro, fold, &sc, &accepted);
+        es_arena_destroy(sc.arena);
+    }
+    c->st.scanned = sc.events > c->o.max_scan ? c->o.max_scan : sc.events;
+    ingest_log_line l;
+    ingest_log_begin(&l, s == ES_ERR_LIMIT ? LOG_WARN : LOG_INFO,
+                     s == ES_ERR_LIMIT ? "recovery scan stopped at its bound: repository states "
+                                         "after it may be missing (replays within the duplicate "
+                                         "window are still stored once)"
+                                       : "recovery scan");
+    ingest_log_str(&l, "point", c->point_name);
+    ingest_log_u64(&l, "after_seq", from);
+    ingest_log_u64(&l, "up_to_seq", info.last_seq);
+    ingest_log_u64(&l, "events", c->st.scanned);
+    ingest_log_u64(&l, "repos", c->count);
+    ingest_log_i64(&l, "ms", es_cli_monotonic_ms() - started);
+    ingest_log_end(&l);
+    if (s == ES_ERR_LIMIT) { /* the next start goes on from what was folded */
+        end = accepted;
+        s = ES_OK;
+    }
+    if (s == ES_OK)
+        c->points[c->npoints++] = (candidate){end, 0};
+    return s;
+}
+
 /* ---- opening, closing --------------------------------------------------------------- */
 
 static void options_defaults(chain_options *o)
@@ -722,12 +874,14 @@ es_status chain_open(es_store *store, const chain_options *o, chain **out)
         s = es_atp_repos_open(store, &c->repos);
     if (s == ES_OK)
         s = es_checkpoints_open(store, &c->cps);
+    if (s == ES_OK)
+        s = recover(c);
     if (s == ES_OK && pthread_create(&c->thread, NULL, writer, c) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start the repository state writer");
     if (s != ES_OK) {
         es_checkpoints_destroy(c->cps);
         es_atp_repos_destroy(c->repos);
-        free(c->buckets);
+        free_map(c);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->mu);
         free(c);
@@ -787,12 +941,7 @@ void chain_close(chain *c, bool all_settled)
     ingest_log_u64(&l, "errors", st.kv_errors);
     ingest_log_u64(&l, "recovery_point", c->point_written);
     ingest_log_end(&l);
-    for (size_t i = 0; i < c->nbuckets; i++)
-        for (repo *r = c->buckets[i], *n; r != NULL; r = n) {
-            n = r->hnext;
-            free_repo(r);
-        }
-    free(c->buckets);
+    free_map(c);
     es_checkpoints_destroy(c->cps);
     es_atp_repos_destroy(c->repos);
     pthread_cond_destroy(&c->cond);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backoff.h"
 #include "chain.h"
@@ -32,6 +33,7 @@ struct ingester {
     ingest_cursor *cursor;
     ingest_cursor_start start;
     chain *chain; /* per-repository chain state (chain.h) */
+    uint64_t crash_after, stored_units; /* tests: ES_INGEST_TEST_EXIT_AFTER_ACKS */
     uint64_t skipped_by_cursor;
     bool has_last_seq;
     uint64_t last_seq; /* the newest frame taken */
@@ -71,6 +73,10 @@ static void on_outcome(const es_sink_outcome *o, void *ctx)
     /* a repository's state moves only once its frame is stored */
     if (g->chain != NULL && o->kind != ES_SINK_RETRYING)
         chain_settled(g->chain, o->key, o->key_len, o->position, o->kind == ES_SINK_STORED);
+    /* The crash tests' kill -9 at a chosen point: after N units are stored,
+     * before any state or cursor write that follows them. */
+    if (o->kind == ES_SINK_STORED && g->crash_after && ++g->stored_units >= g->crash_after)
+        _exit(99);
     if (o->kind == ES_SINK_STORED && !o->duplicate)
         return;
     ingest_log_line l;
@@ -230,6 +236,8 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
     if (g == NULL)
         return es_cli_fail(ES_ERR_NOMEM, "starting");
     g->cfg = cfg;
+    const char *crash = getenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
+    g->crash_after = crash ? strtoull(crash, NULL, 10) : 0;
     g->opts = (es_atp_options){.filter = cfg->filter, .verify_all_blocks = cfg->verify_all};
     es_atp_limits_defaults(&g->opts.limits);
     int code = ES_EXIT_OK;

@@ -962,21 +962,32 @@ static void junk_capture_creates_no_store(void **state)
 
 #define EXTRA_MAX 8
 
-/* Runs the ingester over a capture to its end, with more options
- * (NULL-ended); it must exit 0. */
-static void ingest_file_with(const char *server, const char *store, const char *capture,
-                             const char *name, const char *log, const char *const *extra)
+/* start_named with more options (NULL-ended, may be NULL). */
+static pid_t start_with(const char *server, const char *store, const char *source_opt,
+                        const char *source, const char *log, bool exit_at_end, const char *name,
+                        const char *const *extra)
 {
-    char *argv[16 + EXTRA_MAX] = {(char *)ingest_bin, "--server", (char *)server,
-                                  "--store",          (char *)store, "--from-file",
-                                  (char *)capture,    "--name",   (char *)name,
-                                  "--exit-at-end",    "--stats-interval", "0"};
-    size_t n = 12;
+    char *argv[16 + EXTRA_MAX] = {(char *)ingest_bin, "--server",        (char *)server,
+                                  "--store",          (char *)store,     (char *)source_opt,
+                                  (char *)source,     "--name",          (char *)name,
+                                  "--reconnect-max",  "300ms",           "--stats-interval",
+                                  "1s"};
+    size_t n = 13;
+    if (exit_at_end)
+        argv[n++] = "--exit-at-end";
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
         assert_true(i < EXTRA_MAX);
         argv[n++] = (char *)extra[i];
     }
-    int code = wait_exit(spawn(argv, log, NULL), 60);
+    return spawn(argv, log, NULL);
+}
+
+/* Runs the ingester over a capture to its end; it must exit 0. */
+static void ingest_file_with(const char *server, const char *store, const char *capture,
+                             const char *name, const char *log, const char *const *extra)
+{
+    int code = wait_exit(start_with(server, store, "--from-file", capture, log, true, name, extra),
+                         60);
     if (code != 0)
         show_log(log);
     assert_int_equal(code, 0);
@@ -1214,6 +1225,109 @@ static void chain_breaks_old_revs_and_inactive_accounts(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* Stored, then killed before the state is written: the test hook
+ * ES_INGEST_TEST_EXIT_AFTER_ACKS makes the ingester _exit(99) right after
+ * that many units are acknowledged, before any later state, recovery point
+ * or cursor write. Restarted past the 1 s duplicate window, from its stale
+ * cursor: the scan from the recovery point folds in what the dead process
+ * stored, so nothing is lost and nothing is stored twice. */
+static void a_crash_before_the_state_is_written_loses_and_repeats_nothing(void **state)
+{
+    (void)state;
+    char capture[300], log1[300], log2[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/crash.zst", tmp);
+    snprintf(log1, sizeof log1, "%s/crash-1.log", tmp);
+    snprintf(log2, sizeof log2, "%s/crash-2.log", tmp);
+    snprintf(slog, sizeof slog, "%s/crash-standin.log", tmp);
+    store_name(name, sizeof name, "crash");
+    generate(capture, "5000", "43", "7");
+    ids want = {0};
+    expected_ids(capture, &want);
+    int port;
+    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "1000", NULL});
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    /* ~3 s in: states and a recovery point were written, more is stored after */
+    setenv("ES_INGEST_TEST_EXIT_AFTER_ACKS", "3000", 1);
+    pid_t ing = start_with(server, name, "--relay", relay_url, log1, false, "e2e",
+                           (const char *[]){"--duplicate-window", "1s", NULL});
+    unsetenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
+    int code = wait_exit(ing, WAIT_STORED_S);
+    if (code != 99)
+        show_log(log1);
+    assert_int_equal(code, 99);
+    sleep_ms(1500); /* past the window */
+    ing = start_with(server, name, "--relay", relay_url, log2, false, "e2e", NULL);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    sleep_ms(1500); /* anything beyond would be a duplicate: give it a chance to show */
+    stop_ingester(ing, log2);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    /* the restart scanned from a recovery point the first run wrote */
+    assert_true(log_contains(log2, "recovery scan point=e2e.repos after_seq="));
+    assert_false(log_contains(log2, "recovery scan point=e2e.repos after_seq=0 "));
+    assert_true(log_contains(log2, "skipped_old_rev="));
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
+/* Two ingesters side by side on one relay, one killed (-9) mid-stream and
+ * never restarted: the other stores everything, each op exactly once, and
+ * the states both wrote (compare-and-set, merged) agree with the stream. */
+static void side_by_side_one_killed(void **state)
+{
+    (void)state;
+    char capture[300], log_a[300], log_b[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/ha9.zst", tmp);
+    snprintf(log_a, sizeof log_a, "%s/ha9-a.log", tmp);
+    snprintf(log_b, sizeof log_b, "%s/ha9-b.log", tmp);
+    snprintf(slog, sizeof slog, "%s/ha9-standin.log", tmp);
+    store_name(name, sizeof name, "ha9");
+    generate(capture, "4000", "45", "100");
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "2000", NULL});
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    pid_t a = start_named(server, name, "--relay", relay_url, log_a, false, "e2e-a");
+    pid_t b = start_named(server, name, "--relay", relay_url, log_b, false, "e2e-b");
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n / 3, WAIT_STORED_S);
+    kill(a, SIGKILL);
+    assert_int_equal(wait_exit(a, 10), 128 + SIGKILL);
+    es_store_destroy(st);
+    st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    double give_up = now_s() + WAIT_STORED_S;
+    es_checkpoints *cps;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    for (bool done = false; !done && now_s() < give_up;) {
+        es_checkpoint cp;
+        if (es_checkpoint_get(cps, "e2e-b", &cp) == ES_OK) {
+            done = cp.position == last_seq;
+            es_checkpoint_clear(&cp);
+        }
+        if (!done)
+            sleep_ms(100);
+    }
+    es_checkpoints_destroy(cps);
+    stop_ingester(b, log_b);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e-b", last_seq);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
 /* After each test: whatever it started and did not see end is killed. */
 static int kill_children(void **state)
 {
@@ -1272,6 +1386,9 @@ int main(void)
         cmocka_unit_test_teardown(a_replay_after_the_duplicate_window_stores_nothing_twice,
                                   kill_children),
         cmocka_unit_test_teardown(chain_breaks_old_revs_and_inactive_accounts, kill_children),
+        cmocka_unit_test_teardown(a_crash_before_the_state_is_written_loses_and_repeats_nothing,
+                                  kill_children),
+        cmocka_unit_test_teardown(side_by_side_one_killed, kill_children),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)
