@@ -1028,9 +1028,12 @@ static void a_replay_after_the_duplicate_window_stores_nothing_twice(void **stat
     assert_int_equal(es_store_info_get(st, &info), ES_OK);
     assert_int_equal(info.config.duplicate_window_ns, 1000000000LL);
     sleep_ms(1500); /* past the window: the store no longer knows the ids */
-    ingest_file_with(server, name, capture, "second", log2, (const char *[]){"--from-start", NULL});
+    /* few states in memory: the others are read again from KV */
+    ingest_file_with(server, name, capture, "second", log2,
+                     (const char *[]){"--from-start", "--max-repos-cached", "10", NULL});
     assert_exactly_once(st, &want);
     assert_true(log_contains(log2, "appends=0 events=0"));
+    assert_true(log_contains(log2, "repos_cached=10 "));
     ids_free(&want);
     es_store_destroy(st);
     es_store_delete(nc, name, NULL);
