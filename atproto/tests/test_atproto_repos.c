@@ -264,6 +264,35 @@ static void listing_sees_every_repo(void **state)
     assert_true(s.web);
 }
 
+typedef struct bucket_seen {
+    char want[64];
+    bool found;
+    uint64_t values;
+} bucket_seen;
+
+static es_status on_bucket(const es_bucket_info *b, void *closure)
+{
+    bucket_seen *s = closure;
+    if (strcmp(b->bucket, s->want) == 0 && strcmp(b->kind, "repos") == 0) {
+        s->found = true;
+        s->values = b->values;
+    }
+    return ES_OK;
+}
+
+/* The states live in the store's own bucket ES_<store>_repos, one value
+ * per repository (no history kept). */
+static void the_bucket_is_the_stores(void **state)
+{
+    SKIP_WITHOUT_SERVER();
+    ctx *c = *state;
+    bucket_seen s = {.found = false};
+    snprintf(s.want, sizeof s.want, "ES_%s_repos", c->name);
+    assert_int_equal(es_store_buckets(c->store, on_bucket, &s), ES_OK);
+    assert_true(s.found);
+    assert_int_equal(s.values, 8); /* the CAS test wrote its repository twice */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +301,7 @@ int main(void)
         cmocka_unit_test(odd_dids_get_keys),
         cmocka_unit_test(a_corrupt_value_is_refused),
         cmocka_unit_test(listing_sees_every_repo),
+        cmocka_unit_test(the_bucket_is_the_stores),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
