@@ -11,6 +11,7 @@
 int64_t esi_now_ns(void);
 /* A clock for intervals and deadlines, in milliseconds: never jumps. */
 int64_t esi_monotonic_ms(void);
+int64_t esi_monotonic_ns(void);
 /* Sleeps `ms` milliseconds (<= 0: not at all). */
 void esi_sleep_ms(int64_t ms);
 

@@ -4,17 +4,27 @@
  * #account and #sync events. The same seed always gives the same bytes.
  *
  * Not part of the library: used by the es-atproto-gen tool (the README's
- * demo capture) and by the tests. Signatures are 64 deterministic bytes, not
- * real signatures (the ingester does not check signatures). */
+ * demo capture) and by the tests. Commits are signed with real keys (K-256
+ * and/or P-256, derived from the seed; gen_sign.h), the accounts' DID
+ * documents come from es_atp_gen_did_docs, and keys can rotate through
+ * #identity events. Unsigned captures (64 random bytes as `sig`) remain
+ * possible. */
 #ifndef ES_ATPROTO_GEN_H
 #define ES_ATPROTO_GEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <es/buf.h>
 #include <es/cid.h>
 #include <es/status.h>
+
+typedef enum es_atp_gen_curves {
+    ES_ATP_GEN_CURVES_MIXED = 0, /* accounts alternate: even numbers K-256, odd P-256 */
+    ES_ATP_GEN_CURVES_K256,
+    ES_ATP_GEN_CURVES_P256,
+} es_atp_gen_curves;
 
 typedef struct es_atp_gen_options {
     uint64_t seed;
@@ -23,10 +33,16 @@ typedef struct es_atp_gen_options {
     int64_t start_ms;   /* time of the first frame, ms since the epoch [2025-06-01T12:00:00Z] */
     unsigned multi_op_permille; /* commits with 2-3 ops, per thousand (1..1000); 0: the
                                    default mix (~19%); the relay's traffic is nearer 7 */
+    bool unsigned_commits;      /* `sig` is 64 random bytes instead of a signature */
+    es_atp_gen_curves curves;   /* the accounts' key types [mixed] */
+    unsigned rotate_permille;   /* key rotations per thousand frames (0..1000) [0]; each is
+                                   an #identity of an account that had none yet, so
+                                   an account rotates at most once */
 } es_atp_gen_options;
 
 typedef struct es_atp_gen_counts {
     size_t frames, commits, creates, updates, deletes, identity, account, sync;
+    size_t rotations; /* of the identity events, those that rotated a key */
 } es_atp_gen_counts;
 
 typedef struct es_atp_gen es_atp_gen;
@@ -36,8 +52,18 @@ void es_atp_gen_destroy(es_atp_gen *g);
 /* Append the next frame (header + body) to `frame`. */
 es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame);
 const es_atp_gen_counts *es_atp_gen_counts_of(const es_atp_gen *g);
+/* The DID documents of every account as they are now, appended to `out` as
+ * one JSON object {did: document} (the format of es-atproto-ingest
+ * --did-docs, documents as a PLC directory serves them: id, alsoKnownAs
+ * at://handle, the #atproto Multikey verification method, the #atproto_pds
+ * service). Called before the first frame: the documents every commit
+ * verifies against until its account's first #identity. Called after the
+ * last: the documents after every rotation and handle change, those that
+ * verify the account's commits after its first #identity. */
+es_status es_atp_gen_did_docs(es_atp_gen *g, es_buf *out);
 /* Append a #commit of repo `did` creating one record at `collection/rkey`
- * (its first commit, a one-leaf MST, a zero signature), taking the next seq.
+ * (its first commit, a one-leaf MST, prevData the empty tree, a zero
+ * signature: `did` has no key), taking the next seq.
  * The strings are used as given, however long: for testing the mapping's
  * limits. The generator's own repos are not touched. */
 es_status es_atp_gen_commit_at(es_atp_gen *g, const char *did, const char *collection,

@@ -7,12 +7,15 @@
 
 #include <es/cbor.h>
 
+#include <jansson.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/internal.h"
+#include "gen_sign.h"
 
 #define DEFAULT_REPOS    50
 #define DEFAULT_START_MS 1748779200000LL /* 2025-06-01T12:00:00Z */
@@ -30,6 +33,10 @@ typedef struct record {
 
 typedef struct repo {
     char did[40];
+    char handle[64];         /* the handle of its DID document */
+    es_atp_gen_key *key;     /* its current signing key; derived when first needed */
+    unsigned key_generation; /* 0, then 1 after a rotation */
+    bool identity_seen;      /* an #identity was emitted: no rotation after it */
     char rev[14]; /* "" before the first commit */
     cid_t data;   /* MST root of the last commit */
     cid_t commit;
@@ -44,6 +51,7 @@ typedef struct block {
     cid_t cid;
     uint8_t *bytes;
     size_t len;
+    bool covered; /* an MST node on the paths of the commit's ops */
 } block;
 
 typedef struct block_list {
@@ -59,6 +67,7 @@ struct es_atp_gen {
     repo *repos;
     es_arena *arena; /* one frame's values */
     es_buf scratch;
+    cid_t empty_root; /* the empty MST: prevData of a repo's first commit */
     es_atp_gen_counts counts;
 };
 
@@ -119,6 +128,7 @@ static es_status block_add(block_list *l, const cid_t cid, const uint8_t *bytes,
     memcpy(b->cid, cid, sizeof b->cid);
     memcpy(b->bytes, bytes, len);
     b->len = len;
+    b->covered = false;
     l->count++;
     return ES_OK;
 }
@@ -397,8 +407,20 @@ static int cid_cmp(const void *x, const void *y)
     return memcmp(x, y, sizeof(cid_t));
 }
 
-/* Rebuild the repo's MST; add the nodes the previous tree lacked to `diff`. */
-static es_status rebuild_tree(repo *r, block_list *diff)
+static es_status collect_covered(const cid_t cid, const uint8_t *bytes, size_t len, bool covered,
+                                 void *user)
+{
+    block_list *l = user;
+    es_status s = block_add(l, cid, bytes, len);
+    if (s == ES_OK)
+        l->items[l->count - 1].covered = covered;
+    return s;
+}
+
+/* Rebuild the repo's MST; add to `diff` the nodes the previous tree lacked
+ * and those on the paths of the ops' keys (`keys`): the blocks a Sync 1.1
+ * verifier needs to invert the commit, as a PDS sends them. */
+static es_status rebuild_tree(repo *r, const char *const *keys, size_t nkeys, block_list *diff)
 {
     es_atp_gen_leaf *leaves = calloc(r->count + 1, sizeof *leaves);
     block_list nodes = {0};
@@ -408,7 +430,7 @@ static es_status rebuild_tree(repo *r, block_list *diff)
         leaves[i].key = r->recs[i].key;
         memcpy(leaves[i].cid, r->recs[i].cid, sizeof(cid_t));
     }
-    es_status s = es_atp_gen_mst(leaves, r->count, collect_node, &nodes, r->data);
+    es_status s = gen_mst_cover(leaves, r->count, keys, nkeys, collect_covered, &nodes, r->data);
     free(leaves);
     cid_t *ids = s == ES_OK ? calloc(nodes.count + 1, sizeof *ids) : NULL;
     if (s == ES_OK && ids == NULL)
@@ -416,7 +438,7 @@ static es_status rebuild_tree(repo *r, block_list *diff)
     for (size_t i = 0; s == ES_OK && i < nodes.count; i++) {
         block *b = &nodes.items[i];
         memcpy(ids[i], b->cid, sizeof(cid_t));
-        if (r->node_count == 0 ||
+        if (b->covered || r->node_count == 0 ||
             bsearch(b->cid, r->nodes, r->node_count, sizeof(cid_t), cid_cmp) == NULL)
             s = block_add(diff, b->cid, b->bytes, b->len);
     }
@@ -432,17 +454,73 @@ static es_status rebuild_tree(repo *r, block_list *diff)
     return s;
 }
 
-/* A signed-looking commit object for the repo's current tree and `rev`. */
+/* ---- keys and signatures ------------------------------------------------ */
+
+static esi_atp_curve repo_curve(const es_atp_gen *g, const repo *r)
+{
+    if (g->o.curves == ES_ATP_GEN_CURVES_K256)
+        return ESI_ATP_K256;
+    if (g->o.curves == ES_ATP_GEN_CURVES_P256)
+        return ESI_ATP_P256;
+    return (r - g->repos) % 2 == 0 ? ESI_ATP_K256 : ESI_ATP_P256; /* mixed: they alternate */
+}
+
+/* The repo's current key: derived from the seed, the repo's number and its
+ * key generation (not from the frame stream, so that signing or not, and
+ * rotating or not, draws the same random numbers for everything else). */
+static es_status repo_key(es_atp_gen *g, repo *r, const es_atp_gen_key **out)
+{
+    if (r->key == NULL) {
+        uint8_t seed[14 + 8 + 8 + 4];
+        uint64_t index = (uint64_t)(r - g->repos);
+        memcpy(seed, "es-atproto-gen", 14);
+        for (int i = 0; i < 8; i++) {
+            seed[14 + i] = (uint8_t)(g->o.seed >> (8 * i));
+            seed[22 + i] = (uint8_t)(index >> (8 * i));
+        }
+        for (int i = 0; i < 4; i++)
+            seed[30 + i] = (uint8_t)(r->key_generation >> (8 * i));
+        es_status s = es_atp_gen_key_derive(repo_curve(g, r), seed, sizeof seed, &r->key);
+        if (s != ES_OK)
+            return s;
+    }
+    *out = r->key;
+    return ES_OK;
+}
+
+/* The signature of a commit: over the DAG-CBOR of the commit without `sig`
+ * (atproto repository spec, "Commit Objects"). */
+static es_status sign_commit(es_atp_gen *g, repo *r, const es_value *bare, uint8_t sig[64])
+{
+    const es_atp_gen_key *key = NULL;
+    es_status s = bare ? repo_key(g, r, &key) : ES_ERR_NOMEM;
+    es_buf_clear(&g->scratch);
+    if (s == ES_OK)
+        s = es_cbor_encode(bare, NULL, &g->scratch);
+    return s == ES_OK ? es_atp_gen_sign(key, g->scratch.data, g->scratch.len, sig) : s;
+}
+
+/* The commit object (version 3, prev null) of the repo's current tree and
+ * `rev`, signed with the repo's key (or 64 random bytes when unsigned). */
 static es_status commit_block(es_atp_gen *g, repo *r, const char *rev, block_list *blocks)
 {
     es_arena *a = g->arena;
     uint8_t sig[64];
+    /* drawn even when signing: the rest of the stream stays the same */
     for (size_t i = 0; i < sizeof sig; i++)
         sig[i] = (uint8_t)next_random(g);
-    es_value *c =
-        gv_map(a, 6, "data", gv_link(a, r->data), "did", gv_str(a, r->did), "prev", gv_null(a),
-               "rev", gv_str(a, rev), "sig", gv_bytes(a, sig, sizeof sig), "version", gv_int(a, 3));
-    es_status s = gv_block(c, &g->scratch, r->commit);
+    es_value *bare = gv_map(a, 5, "data", gv_link(a, r->data), "did", gv_str(a, r->did), "prev",
+                            gv_null(a), "rev", gv_str(a, rev), "version", gv_int(a, 3));
+    es_status s = g->o.unsigned_commits ? ES_OK : sign_commit(g, r, bare, sig);
+    es_value *c = es_value_new_map(a, 6);
+    bool ok = bare != NULL && c != NULL;
+    for (size_t i = 0; ok && i < 5; i++)
+        c->u.map.entries[i] = bare->u.map.entries[i];
+    ok = ok && gv_put(c, 5, "sig", gv_bytes(a, sig, sizeof sig));
+    if (s == ES_OK && !ok)
+        s = ES_ERR_NOMEM;
+    if (s == ES_OK)
+        s = gv_block(c, &g->scratch, r->commit);
     return s == ES_OK ? block_add(blocks, r->commit, g->scratch.data, g->scratch.len) : s;
 }
 
@@ -480,7 +558,8 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
     make_tid((uint64_t)g->now_us, 0, rev);
     format_time(g->now_us, time);
     if (s == ES_OK)
-        s = rebuild_tree(r, &records);
+        s = rebuild_tree(r, (const char *[]){ops[0].path, ops[1].path, ops[2].path}, n_ops,
+                         &records);
     if (s == ES_OK)
         s = commit_block(g, r, rev, &blocks);
     for (size_t i = 0; s == ES_OK && i < records.count; i++)
@@ -491,8 +570,9 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
     es_value *op_values[3];
     for (size_t i = 0; i < n_ops; i++)
         op_values[i] = op_value(a, &ops[i]);
-    /* prevData (the tree this commit starts from) only after a first commit */
-    es_value *body = es_value_new_map(a, had_commit ? 12 : 11);
+    /* Sync 1.1: prevData is the tree this commit starts from (the empty tree
+     * for a repo's first commit), since the previous rev (null at first) */
+    es_value *body = es_value_new_map(a, 12);
     bool ok = gv_put(body, 0, "ops", gv_array(a, n_ops, op_values)) &&
               gv_put(body, 1, "rev", gv_str(a, rev)) &&
               gv_put(body, 2, "seq", gv_int(a, (int64_t)g->seq)) &&
@@ -504,7 +584,7 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
               gv_put(body, 8, "commit", gv_link(a, r->commit)) &&
               gv_put(body, 9, "rebase", gv_bool(a, false)) &&
               gv_put(body, 10, "tooBig", gv_bool(a, false)) &&
-              (!had_commit || gv_put(body, 11, "prevData", gv_link(a, prev_data)));
+              gv_put(body, 11, "prevData", gv_link(a, prev_data));
     if (s == ES_OK && !ok)
         s = ES_ERR_NOMEM;
     if (s == ES_OK)
@@ -519,16 +599,53 @@ static es_status make_commit(es_atp_gen *g, repo *r, es_buf *frame)
 
 /* ---- repo events --------------------------------------------------------- */
 
-static es_status make_identity(es_atp_gen *g, repo *r, es_buf *frame)
+/* An #identity carrying the repo's handle: its DID document changed (a new
+ * handle, or a new signing key). */
+static es_status identity_frame(es_atp_gen *g, repo *r, es_buf *frame)
 {
     es_arena *a = g->arena;
-    char time[48], handle[64];
+    char time[48];
     format_time(g->now_us, time);
-    snprintf(handle, sizeof handle, "%s.gen.example", words[pick(g, ES_ARRAY_LEN(words))]);
-    es_value *body = gv_map(a, 4, "did", gv_str(a, r->did), "handle", gv_str(a, handle), "seq",
+    es_value *body = gv_map(a, 4, "did", gv_str(a, r->did), "handle", gv_str(a, r->handle), "seq",
                             gv_int(a, (int64_t)g->seq), "time", gv_str(a, time));
+    r->identity_seen = true;
     g->counts.identity++;
     return encode_frame(g, "#identity", body, frame);
+}
+
+/* A handle change. */
+static es_status make_identity(es_atp_gen *g, repo *r, es_buf *frame)
+{
+    snprintf(r->handle, sizeof r->handle, "%s.gen.example", words[pick(g, ES_ARRAY_LEN(words))]);
+    return identity_frame(g, r, frame);
+}
+
+/* A key rotation: the repo gets its next key, announced by an #identity;
+ * its later commits are signed with the new key. Only a repo that has had no
+ * #identity yet rotates (at most once each), so that a repo's key is the
+ * one of the initial documents before its first #identity and the one of the
+ * final documents after it (es_atp_gen_did_docs). NULL: every repo has had
+ * an #identity. */
+static repo *rotation_candidate(es_atp_gen *g)
+{
+    size_t start = pick(g, g->o.repos);
+    for (size_t i = 0; i < g->o.repos; i++) {
+        repo *r = &g->repos[(start + i) % g->o.repos];
+        if (!r->identity_seen)
+            return r;
+    }
+    return NULL;
+}
+
+static es_status make_rotation(es_atp_gen *g, repo *r, es_buf *frame)
+{
+    es_atp_gen_key_destroy(r->key);
+    r->key = NULL;
+    r->key_generation++;
+    const es_atp_gen_key *key;
+    es_status s = repo_key(g, r, &key);
+    g->counts.rotations++;
+    return s == ES_OK ? identity_frame(g, r, frame) : s;
 }
 
 static es_status make_account(es_atp_gen *g, repo *r, es_buf *frame)
@@ -566,6 +683,63 @@ static es_status make_sync(es_atp_gen *g, repo *r, es_buf *frame)
     es_buf_free(&car);
     block_list_free(&blocks);
     g->counts.sync++;
+    return s;
+}
+
+/* ---- DID documents ------------------------------------------------------- */
+
+#define PDS_ENDPOINT "https://pds.gen.example"
+
+/* The JSON-LD contexts a PLC directory lists for a Multikey of each curve. */
+static json_t *doc_contexts(esi_atp_curve curve)
+{
+    return json_pack("[sss]", "https://www.w3.org/ns/did/v1",
+                     "https://w3id.org/security/multikey/v1",
+                     curve == ESI_ATP_K256 ? "https://w3id.org/security/suites/secp256k1-2019/v1"
+                                           : "https://w3id.org/security/suites/ecdsa-2019/v1");
+}
+
+/* The repo's document as a PLC directory serves it. */
+static es_status repo_doc(es_atp_gen *g, repo *r, json_t **out)
+{
+    const es_atp_gen_key *key;
+    char multikey[ES_ATP_GEN_MULTIKEY_MAX], method[64], aka[80];
+    es_status s = repo_key(g, r, &key);
+    if (s == ES_OK)
+        s = es_atp_gen_key_multikey(key, multikey);
+    if (s != ES_OK)
+        return s;
+    snprintf(method, sizeof method, "%s#atproto", r->did);
+    snprintf(aka, sizeof aka, "at://%s", r->handle);
+    *out = json_pack("{s:o,s:s,s:[s],s:[{s:s,s:s,s:s,s:s}],s:[{s:s,s:s,s:s}]}", "@context",
+                     doc_contexts(es_atp_gen_key_curve(key)), "id", r->did, "alsoKnownAs", aka,
+                     "verificationMethod", "id", method, "type", "Multikey", "controller", r->did,
+                     "publicKeyMultibase", multikey, "service", "id", "#atproto_pds", "type",
+                     "AtprotoPersonalDataServer", "serviceEndpoint", PDS_ENDPOINT);
+    return *out ? ES_OK : ES_ERR_NOMEM;
+}
+
+es_status es_atp_gen_did_docs(es_atp_gen *g, es_buf *out)
+{
+    if (g == NULL || out == NULL)
+        return ES_ERR_INVALID;
+    json_t *all = json_object();
+    es_status s = all ? ES_OK : ES_ERR_NOMEM;
+    for (size_t i = 0; s == ES_OK && i < g->o.repos; i++) {
+        json_t *doc = NULL;
+        s = repo_doc(g, &g->repos[i], &doc);
+        if (s == ES_OK && json_object_set_new(all, g->repos[i].did, doc) != 0)
+            s = ES_ERR_NOMEM;
+    }
+    char *text = s == ES_OK ? json_dumps(all, JSON_INDENT(1)) : NULL;
+    if (s == ES_OK && text == NULL)
+        s = ES_ERR_NOMEM;
+    if (s == ES_OK)
+        s = es_buf_append(out, text, strlen(text));
+    if (s == ES_OK)
+        s = es_buf_append(out, "\n", 1);
+    free(text);
+    json_decref(all);
     return s;
 }
 
@@ -607,11 +781,12 @@ static es_status make_commit_at(es_atp_gen *g, const char *did, const char *coll
         s = write_car(g, commit, &blocks, &car);
     es_value *op = gv_map(a, 3, "action", gv_str(a, "create"), "cid", gv_link(a, leaf.cid), "path",
                           gv_str(a, path));
-    es_value *body = gv_map(
-        a, 11, "ops", gv_array(a, 1, &op), "rev", gv_str(a, rev), "seq", gv_int(a, (int64_t)g->seq),
-        "repo", gv_str(a, did), "time", gv_str(a, time), "blobs", gv_array(a, 0, NULL), "since",
-        gv_null(a), "blocks", gv_bytes(a, car.data, car.len), "commit", gv_link(a, commit),
-        "rebase", gv_bool(a, false), "tooBig", gv_bool(a, false));
+    es_value *body =
+        gv_map(a, 12, "ops", gv_array(a, 1, &op), "rev", gv_str(a, rev), "seq",
+               gv_int(a, (int64_t)g->seq), "repo", gv_str(a, did), "time", gv_str(a, time), "blobs",
+               gv_array(a, 0, NULL), "since", gv_null(a), "blocks", gv_bytes(a, car.data, car.len),
+               "commit", gv_link(a, commit), "rebase", gv_bool(a, false), "tooBig",
+               gv_bool(a, false), "prevData", gv_link(a, g->empty_root));
     if (s == ES_OK)
         s = encode_frame(g, "#commit", body, frame);
     es_buf_free(&car);
@@ -638,6 +813,8 @@ es_status es_atp_gen_create(const es_atp_gen_options *o, es_atp_gen **out)
     g->now_us = g->o.start_ms * 1000;
     g->repos = calloc(g->o.repos, sizeof *g->repos);
     es_status s = g->repos ? es_arena_create(FRAME_ARENA, &g->arena) : ES_ERR_NOMEM;
+    if (s == ES_OK)
+        s = es_atp_gen_mst(NULL, 0, NULL, NULL, g->empty_root);
     for (size_t i = 0; s == ES_OK && i < g->o.repos; i++) {
         repo *r = &g->repos[i];
         strcpy(r->did, "did:plc:");
@@ -645,7 +822,8 @@ es_status es_atp_gen_create(const es_atp_gen_options *o, es_atp_gen **out)
             r->did[8 + k] = base32_sortable[pick(g, 32)];
         r->did[32] = '\0';
         r->active = true;
-        s = es_atp_gen_mst(NULL, 0, NULL, NULL, r->data); /* the empty tree */
+        snprintf(r->handle, sizeof r->handle, "u%zu.gen.example", i);
+        memcpy(r->data, g->empty_root, sizeof r->data);
     }
     if (s != ES_OK) {
         es_atp_gen_destroy(g);
@@ -665,6 +843,7 @@ void es_atp_gen_destroy(es_atp_gen *g)
             remove_record(r, r->count - 1);
         free(r->recs);
         free(r->nodes);
+        es_atp_gen_key_destroy(r->key);
     }
     free(g->repos);
     es_arena_destroy(g->arena);
@@ -676,10 +855,16 @@ es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame)
 {
     es_arena_reset(g->arena);
     g->now_us += 500 + (int64_t)pick(g, 2500);
+    /* drawn only when asked for: without rotations the stream is unchanged */
+    repo *rotating = g->o.rotate_permille > 0 && pick(g, 1000) < g->o.rotate_permille
+                         ? rotation_candidate(g)
+                         : NULL;
     repo *r = &g->repos[pick(g, g->o.repos)];
     size_t dice = pick(g, 1000);
     es_status s;
-    if (dice < 20)
+    if (rotating != NULL)
+        s = make_rotation(g, rotating, frame);
+    else if (dice < 20)
         s = make_identity(g, r, frame);
     else if (dice < 30 || !r->active) /* an inactive account commits nothing: back first */
         s = make_account(g, r, frame);

@@ -27,6 +27,17 @@ bool gv_put(es_value *map, size_t i, const char *key, const es_value *value);
 /* An array of `n` values. */
 es_value *gv_array(es_arena *a, size_t n, es_value *const *items);
 
+/* Called for every node of a tree built by gen_mst_cover, children before
+ * parents; `covered`: the node's key range (bounds included) holds one of
+ * the cover keys. */
+typedef es_status (*gen_cover_fn)(const uint8_t cid[ES_CID_SHA256_LEN], const uint8_t *bytes,
+                                  size_t len, bool covered, void *user);
+/* es_atp_gen_mst, telling which nodes cover `cover` (the paths of a commit's
+ * ops: what an inversion of the commit reads, Sync 1.1). */
+es_status gen_mst_cover(const es_atp_gen_leaf *leaves, size_t n, const char *const *cover,
+                        size_t cover_count, gen_cover_fn fn, void *user,
+                        uint8_t root[ES_CID_SHA256_LEN]);
+
 /* Encode `v` as strict DAG-CBOR into `out` (cleared first) and compute its
  * dag-cbor CID. */
 es_status gv_block(const es_value *v, es_buf *out, uint8_t cid[ES_CID_SHA256_LEN]);

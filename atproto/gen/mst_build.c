@@ -21,9 +21,12 @@ int es_atp_gen_key_height(const char *key, size_t len)
 
 typedef struct builder {
     const es_atp_gen_leaf *leaves;
+    size_t n;
     int *heights;
-    es_atp_gen_node_fn fn;
+    gen_cover_fn fn;
     void *user;
+    const char *const *cover; /* keys whose covering nodes are flagged */
+    size_t cover_count;
     es_arena *arena;
     es_buf enc;
 } builder;
@@ -31,6 +34,22 @@ typedef struct builder {
 typedef uint8_t cid_t[ES_CID_SHA256_LEN];
 
 static es_status build(builder *b, size_t lo, size_t hi, int layer, cid_t out);
+
+/* Whether the node holding the keys [lo, hi) covers one of b->cover: its
+ * range is bounded by the keys just outside it (the entries of its
+ * ancestors), bounds included. An inversion touching a key reads exactly
+ * such nodes: the path to the key, and for a key it removes, the subtrees on
+ * both sides of it down to the bottom (their outer spines end at the key). */
+static bool covers(const builder *b, size_t lo, size_t hi)
+{
+    const char *low = lo > 0 ? b->leaves[lo - 1].key : NULL;
+    const char *high = hi < b->n ? b->leaves[hi].key : NULL;
+    for (size_t i = 0; i < b->cover_count; i++)
+        if ((low == NULL || strcmp(low, b->cover[i]) <= 0) &&
+            (high == NULL || strcmp(b->cover[i], high) <= 0))
+            return true;
+    return false;
+}
 
 /* The subtree of [lo, hi) at `layer`, or no link when the range is empty. */
 static es_status subtree(builder *b, size_t lo, size_t hi, int layer, cid_t out, bool *present)
@@ -41,7 +60,8 @@ static es_status subtree(builder *b, size_t lo, size_t hi, int layer, cid_t out,
 
 /* Encode the node whose entries are `idx[0..count)` with the given links. */
 static es_status encode_node(builder *b, const size_t *idx, size_t count, const cid_t left,
-                             bool has_left, cid_t *trees, const bool *has_tree, cid_t out)
+                             bool has_left, cid_t *trees, const bool *has_tree, bool covered,
+                             cid_t out)
 {
     es_arena *a = b->arena;
     es_value **entries = es_arena_calloc(a, count ? count : 1, sizeof *entries);
@@ -61,7 +81,7 @@ static es_status encode_node(builder *b, const size_t *idx, size_t count, const 
                             has_left ? gv_link(a, left) : gv_null(a));
     es_status s = gv_block(node, &b->enc, out);
     if (s == ES_OK && b->fn != NULL)
-        s = b->fn(out, b->enc.data, b->enc.len, b->user);
+        s = b->fn(out, b->enc.data, b->enc.len, covered, b->user);
     es_arena_reset(a);
     return s;
 }
@@ -88,15 +108,21 @@ static es_status build(builder *b, size_t lo, size_t hi, int layer, cid_t out)
         s = subtree(b, idx[j] + 1, j + 1 < count ? idx[j + 1] : hi, layer - 1, trees[j],
                     &has_tree[j]);
     if (s == ES_OK)
-        s = encode_node(b, idx, count, left, has_left, trees, has_tree, out);
+        s = encode_node(b, idx, count, left, has_left, trees, has_tree, covers(b, lo, hi), out);
     free(idx), free(trees), free(has_tree);
     return s;
 }
 
-es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_node_fn fn, void *user,
-                         uint8_t root[ES_CID_SHA256_LEN])
+es_status gen_mst_cover(const es_atp_gen_leaf *leaves, size_t n, const char *const *cover,
+                        size_t cover_count, gen_cover_fn fn, void *user,
+                        uint8_t root[ES_CID_SHA256_LEN])
 {
-    builder b = {.leaves = leaves, .fn = fn, .user = user};
+    builder b = {.leaves = leaves,
+                 .n = n,
+                 .fn = fn,
+                 .user = user,
+                 .cover = cover,
+                 .cover_count = cover_count};
     b.heights = calloc(n + 1, sizeof *b.heights);
     es_status s = b.heights ? es_arena_create(NODE_ARENA, &b.arena) : ES_ERR_NOMEM;
     int top = 0;
@@ -111,4 +137,24 @@ es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_nod
     es_arena_destroy(b.arena);
     free(b.heights);
     return s;
+}
+
+typedef struct plain_fn {
+    es_atp_gen_node_fn fn;
+    void *user;
+} plain_fn;
+
+static es_status every_node(const uint8_t cid[ES_CID_SHA256_LEN], const uint8_t *bytes, size_t len,
+                            bool covered, void *user)
+{
+    (void)covered;
+    const plain_fn *p = user;
+    return p->fn(cid, bytes, len, p->user);
+}
+
+es_status es_atp_gen_mst(const es_atp_gen_leaf *leaves, size_t n, es_atp_gen_node_fn fn, void *user,
+                         uint8_t root[ES_CID_SHA256_LEN])
+{
+    plain_fn p = {fn, user};
+    return gen_mst_cover(leaves, n, NULL, 0, fn ? every_node : NULL, &p, root);
 }

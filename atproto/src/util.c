@@ -3,7 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+#include <es/hash.h>
+#include <es/time.h>
 
 es_status esi_atp_error_wrap(es_status s, const char *fmt, ...)
 {
@@ -29,25 +30,15 @@ es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth,
     return s;
 }
 
-/* FNV-1a, 64 bits. base/hash.h owns the hash inside libes, but its symbols
- * are hidden behind libes's export boundary: this is libes-atproto's one. */
+/* libes's hash and clock (es/hash.h, es/time.h), under the adapter's names. */
 uint64_t esi_atp_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return es_hash64(s, len);
 }
 
-/* The same boundary keeps base/clock.h out of reach: libes-atproto's one
- * monotonic clock. */
 int64_t esi_atp_monotonic_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return es_monotonic_ms();
 }
 
 char *esi_atp_strdup(const char *s)

@@ -18,9 +18,29 @@ int64_t esi_now_ns(void)
 
 int64_t esi_monotonic_ms(void)
 {
+    return esi_monotonic_ns() / 1000000;
+}
+
+int64_t esi_monotonic_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t es_now_ns(void)
+{
+    return esi_now_ns();
+}
+
+int64_t es_monotonic_ns(void)
+{
+    return esi_monotonic_ns();
+}
+
+int64_t es_monotonic_ms(void)
+{
+    return esi_monotonic_ms();
 }
 
 void esi_sleep_ms(int64_t ms)

@@ -10,6 +10,21 @@
 #include "base/backoff.h"
 #include "base/hash.h"
 
+#include <es/hash.h>
+#include <es/time.h>
+
+/* The public hash and clocks are the library's own (es/hash.h, es/time.h). */
+static void public_hash_and_clocks(void **state)
+{
+    (void)state;
+    assert_true(es_hash64("", 0) == 0xcbf29ce484222325ULL);
+    assert_true(es_hash64("foobar", 6) == 0x85944171f73967e8ULL);
+    int64_t m0 = es_monotonic_ns(), ms = es_monotonic_ms(), m1 = es_monotonic_ns();
+    assert_true(m0 <= m1);
+    assert_true(m0 / 1000000 <= ms && ms <= m1 / 1000000);
+    assert_true(es_now_ns() > 1767225600LL * 1000000000LL); /* after 2026-01-01 */
+}
+
 static void fnv1a_matches_the_reference(void **state)
 {
     (void)state;
@@ -60,6 +75,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fnv1a_matches_the_reference),
+        cmocka_unit_test(public_hash_and_clocks),
         cmocka_unit_test(backoff_doubles_up_to_its_cap),
         cmocka_unit_test(jitter_stays_within_a_quarter),
     };

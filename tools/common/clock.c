@@ -3,23 +3,22 @@
 
 #include <errno.h>
 
+#include <es/time.h>
+
+/* Wall and monotonic time are the library's (es/time.h): one clock. */
 int64_t es_cli_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return es_now_ns();
 }
 
 int64_t es_cli_monotonic_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return es_monotonic_ns();
 }
 
 int64_t es_cli_monotonic_ms(void)
 {
-    return es_cli_monotonic_ns() / 1000000;
+    return es_monotonic_ms();
 }
 
 int64_t es_cli_cpu_ns(void)

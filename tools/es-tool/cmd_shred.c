@@ -136,10 +136,7 @@ static int run(int argc, char **argv)
         s = es_store_shred(st, f->tenant, f->entity_type, f->entity_id, strlen(f->entity_id));
     if (s == ES_OK)
         report(&a, events);
-    else
-        rc = es_cli_fail(s, NULL);
-    tool_close(nc, st);
-    return rc;
+    return tool_finish(s, rc, nc, st);
 }
 
 const tool_command tool_cmd_shred = {

@@ -253,10 +253,7 @@ static int run_create(int argc, char **argv)
                      "store %s exists with a different configuration: see it with 'es-tool "
                      "info %s', change it with 'es-tool edit %s'",
                      store, store, store);
-    if (s != ES_OK)
-        rc = es_cli_fail(s, NULL);
-    tool_close(nc, st);
-    return rc;
+    return tool_finish(s, rc, nc, st);
 }
 
 const tool_command tool_cmd_create = {
@@ -346,10 +343,7 @@ static int run_delete(int argc, char **argv)
         s = tool_print_json(json_pack("{s:s, s:b}", "store", store, "deleted", true));
     else if (s == ES_OK)
         printf("deleted store %s\n", store);
-    if (s != ES_OK)
-        rc = es_cli_fail(s, NULL);
-    tool_close(nc, NULL);
-    return rc;
+    return tool_finish(s, rc, nc, NULL);
 }
 
 const tool_command tool_cmd_delete = {
@@ -507,10 +501,7 @@ static int run_edit(int argc, char **argv)
     es_status s = edit_store(st, &o, &before, &after);
     if (s == ES_OK)
         s = print_edit(a.store, &before.config, &after.config, o.as_json);
-    if (s != ES_OK)
-        rc = es_cli_fail(s, NULL);
-    tool_close(nc, st);
-    return rc;
+    return tool_finish(s, rc, nc, st);
 }
 
 const tool_command tool_cmd_edit = {

@@ -103,6 +103,10 @@ void tool_store_options(const es_cli_conn *conn, es_store_options *opts);
 /* Connects only. */
 int tool_connect(const es_cli_conn *conn, natsConnection **nc);
 void tool_close(natsConnection *nc, es_store *st);
+/* The usual end of a command: a failure `s` (not ES_OK) is reported and
+ * becomes the exit code, then tool_close. Returns the exit code (`rc` when
+ * s is ES_OK). */
+int tool_finish(es_status s, int rc, natsConnection *nc, es_store *st);
 
 /* ---- the command line of a command on one store ------------------------------ */
 

@@ -190,6 +190,14 @@ void tool_close(natsConnection *nc, es_store *st)
     es_cli_disconnect(nc);
 }
 
+int tool_finish(es_status s, int rc, natsConnection *nc, es_store *st)
+{
+    if (s != ES_OK)
+        rc = es_cli_fail(s, NULL);
+    tool_close(nc, st);
+    return rc;
+}
+
 /* ---- output ------------------------------------------------------------------ */
 
 static bool out_closed;

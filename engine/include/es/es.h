@@ -6,6 +6,7 @@
 #include <es/version.h>
 #include <es/status.h>
 #include <es/time.h>
+#include <es/hash.h>
 #include <es/connect.h>
 #include <es/subject.h>
 #include <es/store.h>

@@ -13,6 +13,8 @@
 
 #include <sodium.h>
 
+#include "nats_home.h"
+
 #include <es/base.h>
 
 #include "backoff.h"
@@ -146,30 +148,13 @@ static char config_home[64];
 
 static void write_file(const char *rel, const char *text)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", config_home, rel);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
+    assert_int_equal(nats_home_write(config_home, rel, text), 0);
 }
 
 static int contexts_setup(void **state)
 {
     (void)state;
-    snprintf(config_home, sizeof config_home, "/tmp/es-cli-ctx-XXXXXX");
-    assert_non_null(mkdtemp(config_home));
-    char dir[128];
-    snprintf(dir, sizeof dir, "%s/nats", config_home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(dir, sizeof dir, "%s/nats/context", config_home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    setenv("XDG_CONFIG_HOME", config_home, 1);
-    static const char *const vars[] = {"NATS_URL",   "NATS_USER",    "NATS_PASSWORD", "NATS_TOKEN",
-                                       "NATS_CREDS", "NATS_NKEY",    "NATS_CERT",     "NATS_KEY",
-                                       "NATS_CA",    "NATS_TIMEOUT", "NATS_CONTEXT"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
+    assert_int_equal(nats_home_create(config_home, sizeof config_home, "es-cli-ctx"), 0);
     write_file("nats/context/full.json",
                "{\"description\":\"all of it\",\"url\":\"nats://ctx:4222\",\"user\":\"cu\","
                "\"password\":\"cp\",\"token\":\"ct\",\"creds\":\"/c.creds\",\"nkey\":\"/c.nk\","
@@ -183,13 +168,7 @@ static int contexts_setup(void **state)
 static int contexts_teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", config_home);
-    assert_int_equal(system(cmd), 0);
-    unsetenv("XDG_CONFIG_HOME");
-    unsetenv("NATS_CONTEXT");
-    unsetenv("NATS_URL");
-    unsetenv("NATS_TIMEOUT");
+    assert_int_equal(nats_home_remove(config_home), 0);
     return 0;
 }
 

@@ -6,6 +6,7 @@
  * $NATS_URL serves the context tests, and servers of the test's own
  * ($ES_NATS_SERVER) the domain and restart tests (skipped without it). */
 #include "tool_run.h"
+#include "nats_home.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -52,31 +53,15 @@ static void select_context(const char *name)
 static int contexts_setup(void **state)
 {
     (void)state;
-    snprintf(config_home, sizeof config_home, "/tmp/es-tool-ctx-XXXXXX");
-    assert_non_null(mkdtemp(config_home));
-    char dir[128];
-    snprintf(dir, sizeof dir, "%s/nats", config_home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(dir, sizeof dir, "%s/nats/context", config_home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    setenv("XDG_CONFIG_HOME", config_home, 1);
-    unsetenv("NATS_URL");
-    unsetenv("NATS_CONTEXT");
-    unsetenv("NATS_TIMEOUT");
+    assert_int_equal(nats_home_create(config_home, sizeof config_home, "es-tool-ctx"), 0);
     return 0;
 }
 
 static int contexts_teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", config_home);
-    if (system(cmd) != 0)
+    if (nats_home_remove(config_home) != 0)
         fprintf(stderr, "could not remove %s\n", config_home);
-    unsetenv("XDG_CONFIG_HOME");
-    unsetenv("NATS_CONTEXT");
-    unsetenv("NATS_URL");
-    unsetenv("NATS_TIMEOUT");
     return 0;
 }
 

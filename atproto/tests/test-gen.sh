@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Command-line test of es-atproto-gen's signing options: DID documents before
+# and after key rotation, identical bytes for identical options, refusal of
+# bad usage. (What the documents and signatures prove:
+# test_atproto_gen_sign.c.)
+#   test-gen.sh GEN_BINARY
+set -euo pipefail
+gen=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+expect_exit() { # CODE COMMAND... : run, keep stdout+stderr in $tmp/out
+    local want=$1; shift
+    local got=0
+    "$@" >"$tmp/out" 2>&1 || got=$?
+    [ "$got" = "$want" ] || { cat "$tmp/out"; fail "exit $got, expected $want: $*"; }
+}
+
+keys() { grep -o '"z[1-9A-HJ-NP-Za-km-z]*"' "$1"; } # the documents' Multikeys, in order
+
+run() { # NAME CURVE: a capture with rotations and both sets of documents
+    expect_exit 0 "$gen" --out "$tmp/$1.bin" --zstd 0 --frames 2000 --repos 20 --seed 4 \
+        --curve "$2" --rotate-keys 20 --did-docs-out "$tmp/$1.docs.json" \
+        --rotated-docs-out "$tmp/$1.rotated.json"
+    grep -q "signed$" "$tmp/out" || fail "$1: not signed"
+    rotations=$(sed -n 's/.*(\([0-9]*\) key rotations).*/\1/p' "$tmp/out")
+    [ "$rotations" -gt 0 ] || fail "$1: no rotation"
+    [ "$(grep -c '"publicKeyMultibase"' "$tmp/$1.docs.json")" = 20 ] || fail "$1: not 20 documents"
+    [ "$(grep -c '"alsoKnownAs"' "$tmp/$1.rotated.json")" = 20 ] || fail "$1: not 20 rotated"
+    changed=$(diff <(keys "$tmp/$1.docs.json") <(keys "$tmp/$1.rotated.json") | grep -c '^>' || true)
+    [ "$changed" = "$rotations" ] || fail "$1: $changed keys changed for $rotations rotations"
+}
+
+run k256 k256
+run p256 p256
+run mixed mixed
+# Multikey prefixes: zQ3s (secp256k1-pub), zDn (p256-pub)
+for c in k256 p256 mixed; do keys "$tmp/$c.docs.json" >"$tmp/$c.keys"; done
+if grep -qv '^"zQ3s' "$tmp/k256.keys"; then fail "k256: a key that is not K-256"; fi
+if grep -qv '^"zDn' "$tmp/p256.keys"; then fail "p256: a key that is not P-256"; fi
+grep -q '^"zQ3s' "$tmp/mixed.keys" || fail "mixed: no K-256 key"
+grep -q '^"zDn' "$tmp/mixed.keys" || fail "mixed: no P-256 key"
+
+# the same options, the same bytes: capture and documents (both curves)
+run again mixed
+cmp "$tmp/mixed.bin" "$tmp/again.bin" || fail "two runs, two captures"
+cmp "$tmp/mixed.rotated.json" "$tmp/again.rotated.json" || fail "two runs, two documents"
+
+# the default is signed with mixed keys; --unsigned still writes a capture
+expect_exit 0 "$gen" --out "$tmp/d.bin" --frames 100
+grep -q "signed$" "$tmp/out" || fail "default not signed"
+expect_exit 0 "$gen" --out "$tmp/u.bin" --frames 100 --unsigned
+grep -q "unsigned$" "$tmp/out" || fail "--unsigned is signed"
+
+# bad usage
+expect_exit 2 "$gen" --out "$tmp/x.bin" --curve ed25519
+expect_exit 2 "$gen" --out "$tmp/x.bin" --rotate-keys 1001
+expect_exit 2 "$gen" --out "$tmp/x.bin" --unsigned --curve k256
+expect_exit 2 "$gen" --out "$tmp/x.bin" --unsigned --did-docs-out "$tmp/x.json"
+expect_exit 1 "$gen" --out "$tmp/x.bin" --did-docs-out "$tmp/no/such/dir.json"
+echo "test-gen: ok"
