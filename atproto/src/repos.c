@@ -1,9 +1,9 @@
 /* Per-repository chain state (es/atproto_repos.h) over the engine's
- * checkpoints in the repository set (ES_<store>_repos): position = the relay
- * seq of the repository's last stored frame, data = the state as a small
- * versioned JSON object:
+ * checkpoints in the repository set (ES_<store>_repos): position = the stream
+ * sequence of the repository's last stored event, data = the state as a
+ * small versioned JSON object:
  *
- *   {"v":1,"did":"did:plc:...","rev":"3l...","data":"bafyrei...",
+ *   {"v":1,"did":"did:plc:...","rev":"3l...","data":"bafyrei...","seq":4711,
  *    "status":"active","desynced":true,"reason":"chain_break","desync_seq":123}
  *
  * (empty fields left out). The DID is always inside: the hashed keys of odd
@@ -87,7 +87,8 @@ static es_status check_state(const es_atp_repo_state *st)
 {
     if (!fits(st->rev, ES_ATP_REPO_REV_MAX) || !fits(st->status, ES_ATP_REPO_STATUS_MAX) ||
         !fits(st->reason, ES_ATP_REPO_REASON_MAX) || st->data_len > ES_ATP_REPO_DATA_MAX ||
-        st->position > ES_CHECKPOINT_POSITION_MAX || st->desync_seq > ES_CHECKPOINT_POSITION_MAX)
+        st->position > ES_CHECKPOINT_POSITION_MAX || st->desync_seq > ES_CHECKPOINT_POSITION_MAX ||
+        st->seq > ES_CHECKPOINT_POSITION_MAX)
         return es_error(ES_ERR_INVALID, "repository state out of bounds");
     return ES_OK;
 }
@@ -111,6 +112,8 @@ static es_status encode_state(const char *did, size_t did_len, const es_atp_repo
         bad |= set_str(o, "rev", st->rev, strlen(st->rev));
         bad |= set_str(o, "data", cid, strlen(cid));
         bad |= set_str(o, "status", st->status, strlen(st->status));
+        if (st->seq > 0)
+            bad |= json_object_set_new(o, "seq", json_integer((json_int_t)st->seq));
     }
     if (!bad && st->desynced) {
         bad |= json_object_set_new(o, "desynced", json_true());
@@ -179,12 +182,15 @@ static es_status decode_state(const char *text, size_t len, const char *did, siz
     if (cid[0] != '\0' &&
         es_cid_from_string(cid, strlen(cid), st->data, sizeof st->data, &st->data_len) != ES_OK)
         return decode_fail(o, "data is not a CID");
-    json_t *ds = json_object_get(o, "desynced"), *seq = json_object_get(o, "desync_seq");
+    json_t *ds = json_object_get(o, "desynced"), *dseq = json_object_get(o, "desync_seq");
+    json_t *seq = json_object_get(o, "seq");
     if ((ds != NULL && !json_is_boolean(ds)) ||
+        (dseq != NULL && (!json_is_integer(dseq) || json_integer_value(dseq) < 0)) ||
         (seq != NULL && (!json_is_integer(seq) || json_integer_value(seq) < 0)))
-        return decode_fail(o, "desynced or desync_seq has the wrong type");
+        return decode_fail(o, "desynced, desync_seq or seq has the wrong type");
     st->desynced = json_is_true(ds);
-    st->desync_seq = seq ? (uint64_t)json_integer_value(seq) : 0;
+    st->desync_seq = dseq ? (uint64_t)json_integer_value(dseq) : 0;
+    st->seq = seq ? (uint64_t)json_integer_value(seq) : 0;
     if (root != NULL)
         *root = o;
     else

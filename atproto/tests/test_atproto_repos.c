@@ -80,6 +80,7 @@ static void full_state(es_atp_repo_state *st, const char *rev)
     snprintf(st->reason, sizeof st->reason, "chain_break");
     st->desync_seq = 4242;
     st->position = 99;
+    st->seq = 31527015471ULL;
 }
 
 static void assert_same(const es_atp_repo_state *a, const es_atp_repo_state *b)
@@ -92,6 +93,7 @@ static void assert_same(const es_atp_repo_state *a, const es_atp_repo_state *b)
     assert_string_equal(a->reason, b->reason);
     assert_int_equal(a->desync_seq, b->desync_seq);
     assert_int_equal(a->position, b->position);
+    assert_int_equal(a->seq, b->seq);
 }
 
 static void put_get(ctx *c, const char *did, size_t len, const char *rev)
@@ -227,6 +229,8 @@ static void a_corrupt_value_is_refused(void **state)
                    ES_ERR_DECODE, "not a CID");
     expect_refused(c, did,
                    "{\"v\":1,\"did\":\"did:plc:corrupt00000000000000000\",\"desynced\":\"yes\"}",
+                   ES_ERR_DECODE, "wrong type");
+    expect_refused(c, did, "{\"v\":1,\"did\":\"did:plc:corrupt00000000000000000\",\"seq\":-1}",
                    ES_ERR_DECODE, "wrong type");
     /* Another DID's state under this DID's key (what a hash collision
      * would look like) is not this DID's state. */

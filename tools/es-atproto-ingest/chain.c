@@ -305,15 +305,18 @@ static void account_status(es_atp_repo_state *st, const es_atp_batch *b)
     snprintf(st->status, sizeof st->status, "%s", status);
 }
 
-/* Applies a settled frame's state to the stored one. */
-static void apply(chain *c, repo *r, const pend *p)
+/* Applies a settled frame's state to the stored one; `stream_seq` is where
+ * its last event is (0: it has none). */
+static void apply(chain *c, repo *r, const pend *p, uint64_t stream_seq)
 {
     memcpy(r->stored.rev, p->rev, sizeof p->rev);
     memcpy(r->stored.data, p->data, p->data_len);
     r->stored.data_len = p->data_len;
     memcpy(r->stored.status, p->status, sizeof p->status);
-    if (p->position > r->stored.position)
-        r->stored.position = p->position;
+    if (p->position > r->stored.seq)
+        r->stored.seq = p->position;
+    if (stream_seq > r->stored.position)
+        r->stored.position = stream_seq;
     mark_dirty(c, r);
 }
 
@@ -326,7 +329,7 @@ static void apply_silent(chain *c, repo *r)
         if (r->head == NULL)
             r->tail = NULL;
         r->npend--;
-        apply(c, r, p);
+        apply(c, r, p, 0);
         free(p);
     }
 }
@@ -338,8 +341,8 @@ static bool push_pend(chain *c, repo *r, uint64_t position, bool events)
         return false;
     p->position = position;
     p->events = events;
-    if (position > r->view.position)
-        r->view.position = position;
+    if (position > r->view.seq)
+        r->view.seq = position;
     memcpy(p->rev, r->view.rev, sizeof p->rev);
     memcpy(p->data, r->view.data, r->view.data_len);
     p->data_len = r->view.data_len;
@@ -385,7 +388,7 @@ chain_verdict chain_take(chain *c, const es_atp_batch *b, bool has_events, const
         }
         if (v == CHAIN_STORE)
             set_rev_data(&r->view, b);
-    } else if (r->view.position != 0 && seq != 0 && seq <= r->view.position) {
+    } else if (r->view.seq != 0 && seq != 0 && seq <= r->view.seq) {
         /* #identity, #account carry no rev: their ids hold the relay seq,
          * and a repository's frames come in seq order, so one at or below
          * the last stored frame's seq was stored before. */
@@ -429,8 +432,8 @@ static void rebuild_view(repo *r)
         memcpy(r->view.data, p->data, p->data_len);
         r->view.data_len = p->data_len;
         memcpy(r->view.status, p->status, sizeof p->status);
-        if (p->position > r->view.position)
-            r->view.position = p->position;
+        if (p->position > r->view.seq)
+            r->view.seq = p->position;
     }
     if (desynced && !r->view.desynced) {
         r->view.desynced = true;
@@ -460,7 +463,8 @@ void chain_untake(chain *c, const es_atp_batch *b)
     rebuild_view(r);
 }
 
-void chain_settled(chain *c, const char *did, size_t did_len, uint64_t position, bool stored)
+void chain_settled(chain *c, const char *did, size_t did_len, uint64_t position, bool stored,
+                   uint64_t stream_seq)
 {
     if (did_len == 0)
         return;
@@ -475,7 +479,7 @@ void chain_settled(chain *c, const char *did, size_t did_len, uint64_t position,
         r->tail = NULL;
     r->npend--;
     if (stored) {
-        apply(c, r, p);
+        apply(c, r, p, stream_seq);
     } else if (!r->view.desynced) {
         set_desynced(c, r, position, "dropped");
         log_desynced(did, did_len, position, "dropped");
@@ -498,6 +502,8 @@ static void merge(es_atp_repo_state *ours, const es_atp_repo_state *theirs)
     }
     if (theirs->position > ours->position)
         ours->position = theirs->position;
+    if (theirs->seq > ours->seq)
+        ours->seq = theirs->seq;
     if (theirs->desynced && !ours->desynced) {
         ours->desynced = true;
         memcpy(ours->reason, theirs->reason, sizeof ours->reason);
@@ -776,8 +782,10 @@ static es_status fold(const es_event *ev, void *closure)
     else if (strcmp(type, "identity") != 0)
         fold_rev(ev, &r->stored);
     uint64_t seq = meta_u64(ev, "seq");
-    if (seq > r->stored.position)
-        r->stored.position = seq;
+    if (seq > r->stored.seq)
+        r->stored.seq = seq;
+    if (es_event_seq(ev) > r->stored.position)
+        r->stored.position = es_event_seq(ev);
     bool desynced = r->view.desynced;
     r->view = r->stored;
     r->view.desynced = desynced;

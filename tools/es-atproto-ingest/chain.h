@@ -71,8 +71,10 @@ chain_verdict chain_take(chain *c, const es_atp_batch *b, bool has_events, const
  * comes again): forget its pending state. */
 void chain_untake(chain *c, const es_atp_batch *b);
 
-/* The sink reports a unit of `did` settled: stored, or dropped for good. */
-void chain_settled(chain *c, const char *did, size_t did_len, uint64_t position, bool stored);
+/* The sink reports a unit of `did` (its relay seq `position`) settled:
+ * stored (its last event at `stream_seq`), or dropped for good. */
+void chain_settled(chain *c, const char *did, size_t did_len, uint64_t position, bool stored,
+                   uint64_t stream_seq);
 
 /* Marks a repository desynchronized (a refused commit). */
 void chain_mark_desynced(chain *c, const char *did, size_t did_len, uint64_t seq,

@@ -72,7 +72,8 @@ static void on_outcome(const es_sink_outcome *o, void *ctx)
     ingester *g = ctx;
     /* a repository's state moves only once its frame is stored */
     if (g->chain != NULL && o->kind != ES_SINK_RETRYING)
-        chain_settled(g->chain, o->key, o->key_len, o->position, o->kind == ES_SINK_STORED);
+        chain_settled(g->chain, o->key, o->key_len, o->position, o->kind == ES_SINK_STORED,
+                      o->last_seq);
     /* The crash tests' kill -9 at a chosen point: after N units are stored,
      * before any state or cursor write that follows them. */
     if (o->kind == ES_SINK_STORED && g->crash_after && ++g->stored_units >= g->crash_after)

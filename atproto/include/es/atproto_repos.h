@@ -59,7 +59,8 @@ typedef struct es_atp_repo_state {
     bool desynced;                             /* commits are not stored until a resync */
     char reason[ES_ATP_REPO_REASON_MAX + 1];   /* why ("chain_break", "sync_mismatch", ...) */
     uint64_t desync_seq;                       /* the relay seq where it happened */
-    uint64_t position; /* the relay seq of the last frame of this repository stored */
+    uint64_t seq;      /* the relay seq of the repository's last stored frame */
+    uint64_t position; /* the stream sequence of its last stored event */
     int64_t updated_ns; /* when the state was written (the writer's clock, Unix ns) */
     uint64_t revision;  /* the KV revision read (the expectation of the next put) */
 } es_atp_repo_state;

@@ -1135,6 +1135,18 @@ static void expect_repo(es_store *st, const char *did, const char *status, bool 
     assert_int_equal(rs.desynced, desynced);
     if (reason)
         assert_string_equal(rs.reason, reason);
+    /* where its last stored frame came from, and where it is in the stream */
+    assert_true(rs.seq > 0);
+    assert_true(rs.position > 0);
+    es_read_options ro;
+    es_read_options_init(&ro);
+    ro.after_seq = rs.position - 1;
+    ro.up_to_seq = rs.position;
+    ids one = {0};
+    assert_int_equal(es_evolve(st, NULL, &ro, collect_id, &one, NULL), ES_OK);
+    assert_int_equal(one.n, 1);
+    assert_non_null(strstr(one.v[0], did)); /* the event at `position` is the repository's */
+    ids_free(&one);
     es_atp_repos_destroy(repos);
 }
 
