@@ -225,8 +225,7 @@ void es_atp_repos_destroy(es_atp_repos *r)
     es_free(r);
 }
 
-es_status es_atp_repos_get(es_atp_repos *r, const char *did, size_t did_len,
-                           es_atp_repo_state *out)
+es_status es_atp_repos_get(es_atp_repos *r, const char *did, size_t did_len, es_atp_repo_state *out)
 {
     if (r == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "es_atp_repos_get: handle and out are required");

@@ -60,12 +60,12 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_WITHOUT_SERVER()                                    \
-    do {                                                         \
-        if (*state == NULL) {                                    \
-            print_message("NATS_URL not set: skipped\n");       \
-            skip();                                              \
-        }                                                        \
+#define SKIP_WITHOUT_SERVER()                                                                      \
+    do {                                                                                           \
+        if (*state == NULL) {                                                                      \
+            print_message("NATS_URL not set: skipped\n");                                          \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 /* A state with every field set. */
@@ -140,7 +140,8 @@ static void a_stale_writer_gets_a_conflict(void **state)
     es_atp_repo_state st, got;
     full_state(&st, "3jzfcijpj2z2a");
     uint64_t r1 = 0, r2 = 0;
-    assert_int_equal(es_atp_repos_put(c->repos, did, strlen(did), &st, ES_ATP_REPO_NEW, &r1), ES_OK);
+    assert_int_equal(es_atp_repos_put(c->repos, did, strlen(did), &st, ES_ATP_REPO_NEW, &r1),
+                     ES_OK);
     /* NEW again: it exists */
     assert_int_equal(es_atp_repos_put(c->repos, did, strlen(did), &st, ES_ATP_REPO_NEW, NULL),
                      ES_ERR_CONFLICT);
@@ -234,8 +235,8 @@ static void a_corrupt_value_is_refused(void **state)
                    ES_ERR_DECODE, "wrong type");
     /* Another DID's state under this DID's key (what a hash collision
      * would look like) is not this DID's state. */
-    expect_refused(c, did, "{\"v\":1,\"did\":\"did:plc:someoneelse000000000000\"}",
-                   ES_ERR_CONFLICT, "another DID");
+    expect_refused(c, did, "{\"v\":1,\"did\":\"did:plc:someoneelse000000000000\"}", ES_ERR_CONFLICT,
+                   "another DID");
 }
 
 typedef struct seen {
@@ -249,7 +250,8 @@ static es_status on_repo(const char *did, size_t len, const es_atp_repo_state *s
     s->count++;
     if (len == 2048)
         s->longest = strcmp(st->rev, "3jzfcijpj2z2f") == 0;
-    if (len == strlen("did:web:localhost%3A8080") && memcmp(did, "did:web:localhost%3A8080", len) == 0)
+    if (len == strlen("did:web:localhost%3A8080") &&
+        memcmp(did, "did:web:localhost%3A8080", len) == 0)
         s->web = true;
     return ES_OK;
 }
@@ -300,12 +302,9 @@ static void the_bucket_is_the_stores(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_state_round_trips),
-        cmocka_unit_test(a_stale_writer_gets_a_conflict),
-        cmocka_unit_test(odd_dids_get_keys),
-        cmocka_unit_test(a_corrupt_value_is_refused),
-        cmocka_unit_test(listing_sees_every_repo),
-        cmocka_unit_test(the_bucket_is_the_stores),
+        cmocka_unit_test(a_state_round_trips),     cmocka_unit_test(a_stale_writer_gets_a_conflict),
+        cmocka_unit_test(odd_dids_get_keys),       cmocka_unit_test(a_corrupt_value_is_refused),
+        cmocka_unit_test(listing_sees_every_repo), cmocka_unit_test(the_bucket_is_the_stores),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

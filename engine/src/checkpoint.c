@@ -153,7 +153,8 @@ es_status es_checkpoints_open(es_store *store, es_checkpoints **out)
     return es_checkpoints_open_bucket(store, ES_CHECKPOINTS_DEFAULT, out);
 }
 
-es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set, es_checkpoints **out)
+es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
+                                     es_checkpoints **out)
 {
     if (out == NULL || store == NULL)
         return es_error(ES_ERR_INVALID, "es_checkpoints_open: store and out are required");

@@ -13,13 +13,13 @@
 #include "hash.h"
 #include "log.h"
 
-#define DEFAULT_MAX_CACHED  100000
-#define DEFAULT_MAX_SCAN    1000000
-#define EVICT_LOOK          16 /* entries looked at from the cold end per eviction */
-#define PUT_ATTEMPTS        4  /* a put that conflicts: read, merge, put again */
-#define CLOSE_ATTEMPTS      3
-#define POINTS_MAX          64 /* recovery point candidates waiting for their units */
-#define POINT_SUFFIX        ".repos"
+#define DEFAULT_MAX_CACHED 100000
+#define DEFAULT_MAX_SCAN   1000000
+#define EVICT_LOOK         16 /* entries looked at from the cold end per eviction */
+#define PUT_ATTEMPTS       4  /* a put that conflicts: read, merge, put again */
+#define CLOSE_ATTEMPTS     3
+#define POINTS_MAX         64 /* recovery point candidates waiting for their units */
+#define POINT_SUFFIX       ".repos"
 
 /* The state a frame leads to, until its unit settles. */
 typedef struct pend {
@@ -95,8 +95,8 @@ struct chain {
 static repo **slot(chain *c, const char *did, size_t len, uint64_t h)
 {
     repo **p = &c->buckets[h & (c->nbuckets - 1)];
-    while (*p != NULL && !((*p)->hash == h && (*p)->did_len == len &&
-                           memcmp((*p)->did, did, len) == 0))
+    while (*p != NULL &&
+           !((*p)->hash == h && (*p)->did_len == len && memcmp((*p)->did, did, len) == 0))
         p = &(*p)->hnext;
     return p;
 }
@@ -309,9 +309,13 @@ static void account_status(es_atp_repo_state *st, const es_atp_batch *b)
  * its last event is (0: it has none). */
 static void apply(chain *c, repo *r, const pend *p, uint64_t stream_seq)
 {
-    memcpy(r->stored.rev, p->rev, sizeof p->rev);
-    memcpy(r->stored.data, p->data, p->data_len);
-    r->stored.data_len = p->data_len;
+    /* forward only: another ingester's newer state may have been merged in
+     * (collect) while this frame was pending */
+    if (rev_cmp(p->rev, r->stored.rev) > 0) {
+        memcpy(r->stored.rev, p->rev, sizeof p->rev);
+        memcpy(r->stored.data, p->data, p->data_len);
+        r->stored.data_len = p->data_len;
+    }
     memcpy(r->stored.status, p->status, sizeof p->status);
     if (p->position > r->stored.seq)
         r->stored.seq = p->position;

@@ -32,7 +32,7 @@ typedef struct chain_stats {
     uint64_t repos_desynced; /* repositories marked desynchronized by this run */
     uint64_t repos_cached;   /* repositories in memory now */
     uint64_t kv_reads, kv_writes, kv_errors;
-    uint64_t scanned;        /* events folded in by the recovery scan at start */
+    uint64_t scanned; /* events folded in by the recovery scan at start */
 } chain_stats;
 
 /* What to do with a frame. */
@@ -45,10 +45,10 @@ typedef enum chain_verdict {
 } chain_verdict;
 
 typedef struct chain_options {
-    size_t max_cached;    /* repositories kept in memory (default 100,000) */
-    int64_t interval_ms;  /* how often dirty states are written (default 1000) */
-    const char *name;     /* the ingester's --name (the recovery point is <name>.repos) */
-    size_t max_scan;      /* events the start-up scan reads at most (default 1,000,000) */
+    size_t max_cached;   /* repositories kept in memory (default 100,000) */
+    int64_t interval_ms; /* how often dirty states are written (default 1000) */
+    const char *name;    /* the ingester's --name (the recovery point is <name>.repos) */
+    size_t max_scan;     /* events the start-up scan reads at most (default 1,000,000) */
 } chain_options;
 
 /* Opens the repository bucket of `store` (which must outlive the chain),

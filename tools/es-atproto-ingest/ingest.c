@@ -32,7 +32,7 @@ struct ingester {
     es_sink *sink; /* order, retries, the watermark */
     ingest_cursor *cursor;
     ingest_cursor_start start;
-    chain *chain; /* per-repository chain state (chain.h) */
+    chain *chain;                       /* per-repository chain state (chain.h) */
     uint64_t crash_after, stored_units; /* tests: ES_INGEST_TEST_EXIT_AFTER_ACKS */
     uint64_t skipped_by_cursor;
     bool has_last_seq;

@@ -50,17 +50,17 @@ typedef struct es_atp_repos es_atp_repos;
 #define ES_ATP_REPO_NEW 0          /* the repository must not have a state yet */
 
 typedef struct es_atp_repo_state {
-    char rev[ES_ATP_REPO_REV_MAX + 1]; /* the last stored commit's rev, "" when none */
+    char rev[ES_ATP_REPO_REV_MAX + 1];  /* the last stored commit's rev, "" when none */
     uint8_t data[ES_ATP_REPO_DATA_MAX]; /* its MST root (binary CID), data_len 0 when unknown */
     size_t data_len;
     /* "active", "takendown", "suspended", "deleted", "deactivated",
      * "desynchronized", "throttled", or any other status kept as sent */
     char status[ES_ATP_REPO_STATUS_MAX + 1];
-    bool desynced;                             /* commits are not stored until a resync */
-    char reason[ES_ATP_REPO_REASON_MAX + 1];   /* why ("chain_break", "sync_mismatch", ...) */
-    uint64_t desync_seq;                       /* the relay seq where it happened */
-    uint64_t seq;      /* the relay seq of the repository's last stored frame */
-    uint64_t position; /* the stream sequence of its last stored event */
+    bool desynced;                           /* commits are not stored until a resync */
+    char reason[ES_ATP_REPO_REASON_MAX + 1]; /* why ("chain_break", "sync_mismatch", ...) */
+    uint64_t desync_seq;                     /* the relay seq where it happened */
+    uint64_t seq;       /* the relay seq of the repository's last stored frame */
+    uint64_t position;  /* the stream sequence of its last stored event */
     int64_t updated_ns; /* when the state was written (the writer's clock, Unix ns) */
     uint64_t revision;  /* the KV revision read (the expectation of the next put) */
 } es_atp_repo_state;

@@ -62,7 +62,7 @@ typedef enum es_checkpoint_bucket {
 
 /* es_checkpoints_open on another set: the same calls, another bucket. */
 ES_API es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
-                                         es_checkpoints **out);
+                                            es_checkpoints **out);
 /* Accepts NULL. Stop watches first. */
 ES_API void es_checkpoints_destroy(es_checkpoints *cps);
 

@@ -588,6 +588,8 @@ static void ingester_killed_mid_stream(void **state)
     natsConnection_Destroy(nc);
 }
 
+static void states_match_capture(es_store *st, const char *capture); /* chain state, below */
+
 /* High availability: two ingesters on the same relay and store, each with
  * its own cursor; every op is stored once. */
 static void two_ingesters_side_by_side(void **state)
@@ -637,6 +639,7 @@ static void two_ingesters_side_by_side(void **state)
     assert_exactly_once(st, &want);
     check_cursor(st, "e2e-a", last_seq);
     check_cursor(st, "e2e-b", last_seq);
+    states_match_capture(st, capture);
     ids_free(&want);
     es_store_destroy(st);
     es_store_delete(nc, name, NULL);
@@ -967,10 +970,18 @@ static pid_t start_with(const char *server, const char *store, const char *sourc
                         const char *source, const char *log, bool exit_at_end, const char *name,
                         const char *const *extra)
 {
-    char *argv[16 + EXTRA_MAX] = {(char *)ingest_bin, "--server",        (char *)server,
-                                  "--store",          (char *)store,     (char *)source_opt,
-                                  (char *)source,     "--name",          (char *)name,
-                                  "--reconnect-max",  "300ms",           "--stats-interval",
+    char *argv[16 + EXTRA_MAX] = {(char *)ingest_bin,
+                                  "--server",
+                                  (char *)server,
+                                  "--store",
+                                  (char *)store,
+                                  (char *)source_opt,
+                                  (char *)source,
+                                  "--name",
+                                  (char *)name,
+                                  "--reconnect-max",
+                                  "300ms",
+                                  "--stats-interval",
                                   "1s"};
     size_t n = 13;
     if (exit_at_end)
@@ -986,8 +997,8 @@ static pid_t start_with(const char *server, const char *store, const char *sourc
 static void ingest_file_with(const char *server, const char *store, const char *capture,
                              const char *name, const char *log, const char *const *extra)
 {
-    int code = wait_exit(start_with(server, store, "--from-file", capture, log, true, name, extra),
-                         60);
+    int code =
+        wait_exit(start_with(server, store, "--from-file", capture, log, true, name, extra), 60);
     if (code != 0)
         show_log(log);
     assert_int_equal(code, 0);
@@ -1207,8 +1218,7 @@ static void chain_breaks_old_revs_and_inactive_accounts(void **state)
     /* Y: a third repository's first commit, again at the end */
     const cframe *y = NULL;
     for (size_t i = 0; i < n && y == NULL; i++)
-        if (f[i].kind == ES_ATP_KIND_COMMIT && strcmp(f[i].did, z) != 0 &&
-            strcmp(f[i].did, x) != 0)
+        if (f[i].kind == ES_ATP_KIND_COMMIT && strcmp(f[i].did, z) != 0 && strcmp(f[i].did, x) != 0)
             y = &f[i];
     assert_non_null(y);
     ids want = {0};
@@ -1291,6 +1301,70 @@ static void a_crash_before_the_state_is_written_loses_and_repeats_nothing(void *
     natsConnection_Destroy(nc);
 }
 
+/* The last rev of each repository in a capture (commits and #sync). */
+typedef struct revs {
+    char did[400][64];
+    char rev[400][16];
+    size_t n, matched;
+} revs;
+
+static void last_revs(const char *capture, revs *out)
+{
+    static cframe f[CFRAMES_MAX];
+    size_t n = load_frames(capture, f);
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    for (size_t i = 0; i < n; i++) {
+        es_arena_reset(a);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, f[i].bytes, f[i].len, a, &b), ES_OK);
+        free(f[i].bytes);
+        if (b.rev == NULL || (b.kind != ES_ATP_KIND_COMMIT && b.kind != ES_ATP_KIND_SYNC))
+            continue;
+        size_t k = 0;
+        while (k < out->n && strcmp(out->did[k], f[i].did) != 0)
+            k++;
+        if (k == out->n) {
+            assert_true(out->n < 400);
+            snprintf(out->did[out->n++], sizeof out->did[0], "%s", f[i].did);
+        }
+        snprintf(out->rev[k], sizeof out->rev[0], "%s", b.rev);
+    }
+    es_atp_decoder_destroy(dec);
+    es_arena_destroy(a);
+}
+
+static es_status match_rev(const char *did, size_t len, const es_atp_repo_state *st, void *closure)
+{
+    revs *r = closure;
+    for (size_t k = 0; k < r->n; k++)
+        if (strlen(r->did[k]) == len && memcmp(r->did[k], did, len) == 0) {
+            if (strcmp(r->rev[k], st->rev) != 0)
+                fail_msg("%s: state rev %s, the capture's last %s", r->did[k], st->rev, r->rev[k]);
+            r->matched++;
+        }
+    return ES_OK;
+}
+
+/* Every repository's state in KV is at the capture's last rev: none went
+ * backwards when two writers raced (compare-and-set, merged forward). */
+static void states_match_capture(es_store *st, const char *capture)
+{
+    static revs r;
+    memset(&r, 0, sizeof r);
+    last_revs(capture, &r);
+    es_atp_repos *repos;
+    assert_int_equal(es_atp_repos_open(st, &repos), ES_OK);
+    size_t skipped = 0;
+    assert_int_equal(es_atp_repos_list(repos, match_rev, &r, &skipped), ES_OK);
+    es_atp_repos_destroy(repos);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(r.matched, r.n);
+    printf("  %zu repository states at the capture's last rev\n", r.n);
+}
+
 /* Two ingesters side by side on one relay, one killed (-9) mid-stream and
  * never restarted: the other stores everything, each op exactly once, and
  * the states both wrote (compare-and-set, merged) agree with the stream. */
@@ -1337,6 +1411,7 @@ static void side_by_side_one_killed(void **state)
     assert_int_equal(wait_exit(standin, 10), 0);
     assert_exactly_once(st, &want);
     check_cursor(st, "e2e-b", last_seq);
+    states_match_capture(st, capture);
     ids_free(&want);
     es_store_destroy(st);
     es_store_delete(nc, name, NULL);
