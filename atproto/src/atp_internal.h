@@ -26,9 +26,6 @@ int64_t esi_atp_monotonic_ms(void);
 /* A copy through es_malloc (the caller es_free's it), NULL when out of memory. */
 char *esi_atp_strdup(const char *s);
 
-/* Handle syntax (atproto handle spec); case-insensitive, as handles are. */
-bool esi_atp_valid_handle(const char *s, size_t len);
-
 /* One decoded MST node entry: key prefix length, suffix, value and right
  * subtree (binary CIDs, NULL when absent), pointing into the block. */
 typedef struct esi_mst_entry {

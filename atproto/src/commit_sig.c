@@ -37,8 +37,8 @@ es_status esi_atp_commit_verify(const uint8_t *block, size_t len, const esi_atp_
         return es_error(ES_ERR_INVALID, "commit signature: NULL argument");
     es_value *commit = NULL;
     es_status s = esi_atp_decode_exact(block, len, COMMIT_MAX_DEPTH, arena, &commit);
-    if (s != ES_OK)
-        return esi_atp_error_wrap(ES_ERR_DECODE, "commit block");
+    if (s != ES_OK) /* out of memory stays itself: not the block's fault */
+        return esi_atp_error_wrap(s == ES_ERR_NOMEM ? s : ES_ERR_DECODE, "commit block");
     const es_value *sig = es_value_get(commit, "sig");
     if (sig == NULL || sig->kind != ES_VALUE_BYTES)
         return es_error(ES_ERR_DECODE, "commit block: no `sig` byte string");

@@ -12,6 +12,7 @@
 #define DEFAULT_MAX_OPS   200
 #define DEFAULT_MAX_DEPTH 64
 #define SCRATCH_LIMIT     ((size_t)32 << 20) /* one record's decoded tree */
+#define DEFAULT_MAX_FUTURE_REV_MS ((int64_t)5 * 60 * 1000)
 
 void es_atp_limits_defaults(es_atp_limits *l)
 {
@@ -37,6 +38,8 @@ es_status es_atp_decoder_create(const es_atp_options *opts, es_atp_decoder **out
     if (opts != NULL)
         d->opts = *opts;
     es_atp_limits_defaults(&d->opts.limits);
+    if (d->opts.max_future_rev_ms <= 0)
+        d->opts.max_future_rev_ms = DEFAULT_MAX_FUTURE_REV_MS;
     size_t depth = d->opts.limits.max_depth;
     if (depth > ES_CBOR_MAX_DEPTH) {
         es_free(d);
@@ -82,6 +85,14 @@ const char *es_atp_error_name(es_atp_error e)
     case ES_ATP_ERR_RECORD: return "record";
     case ES_ATP_ERR_COMMIT: return "commit";
     case ES_ATP_ERR_OP: return "op";
+    case ES_ATP_ERR_SIGNATURE: return "signature";
+    case ES_ATP_ERR_IDENTITY: return "identity";
+    case ES_ATP_ERR_NO_PREV_DATA: return "no_prev_data";
+    case ES_ATP_ERR_PREV_DATA: return "prev_data";
+    case ES_ATP_ERR_OP_PREV: return "op_prev";
+    case ES_ATP_ERR_OP_MISMATCH: return "op_mismatch";
+    case ES_ATP_ERR_MST: return "mst";
+    case ES_ATP_ERR_FUTURE_REV: return "future_rev";
     case ES_ATP_ERR_COUNT: break;
     }
     return "unknown";

@@ -96,7 +96,7 @@ static const char *find_handle(const json_t *root, char *buf, size_t cap)
         if (s == NULL || strncmp(s, "at://", 5) != 0)
             continue;
         size_t n = json_string_length(e) - 5;
-        if (n >= cap || !esi_atp_valid_handle(s + 5, n))
+        if (n >= cap || !es_atp_valid_handle(s + 5, n))
             return NULL;
         for (size_t k = 0; k < n; k++)
             buf[k] = (s[5 + k] >= 'A' && s[5 + k] <= 'Z') ? (char)(s[5 + k] + 32) : s[5 + k];

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <es/base.h>
 #include <es/cid.h>
 #include <es/subject.h>
 
 #include "decoder.h"
+#include "verify.h"
 
 #define HEADER_DEPTH 2
 
@@ -30,6 +32,11 @@ typedef struct frame {
     const char *entity_id;
     size_t entity_id_len;
     const char *did_text; /* the NUL-terminated DID for metadata `did`, or NULL */
+    /* The signed commit (check_commit_block): its block, and for the audit
+     * metadata its `sig` (base64url), `data` and legacy `prev` (CID text;
+     * NULL when absent or null). */
+    const es_car_block *commit_block;
+    const char *sig_text, *data_text, *commit_prev_text;
 } frame;
 
 typedef enum action { ACTION_CREATE, ACTION_UPDATE, ACTION_DELETE } action;
@@ -359,6 +366,38 @@ static es_status verify_all(frame *f, es_car *car)
     return ES_OK;
 }
 
+/* The commit's signature as metadata text: base64url without padding (the
+ * URL-safe form of RFC 4648 section 5, as atproto writes signatures in JWTs),
+ * in the arena; NULL when the arena is full. */
+static char *sig_text(frame *f, const es_value *sig)
+{
+    size_t cap = es_base64_encoded_len(sig->u.bytes.len) + 1, n = 0;
+    char *t = es_arena_alloc(f->arena, cap);
+    if (t == NULL || es_base64_encode(sig->u.bytes.ptr, sig->u.bytes.len, t, cap, &n) != ES_OK)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        t[i] = t[i] == '+' ? '-' : t[i] == '/' ? '_' : t[i];
+    t[n] = '\0';
+    return t;
+}
+
+/* What the audit metadata keeps of the commit block (docs/atproto.md,
+ * "Audit metadata"); a missing or malformed sig or prev is left out here
+ * (verification refuses such a commit). */
+static es_status keep_commit_fields(frame *f, const es_value *c, const es_value *data)
+{
+    const es_value *sig = es_value_get(c, "sig"), *prev = es_value_get(c, "prev");
+    if (sig != NULL && sig->kind == ES_VALUE_BYTES && (f->sig_text = sig_text(f, sig)) == NULL)
+        return arena_full(f);
+    f->data_text = cid_text(f, data->u.bytes.ptr, data->u.bytes.len);
+    if (f->data_text == NULL)
+        return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit's data is not a CIDv1");
+    if (prev != NULL && prev->kind == ES_VALUE_LINK &&
+        (f->commit_prev_text = cid_text(f, prev->u.bytes.ptr, prev->u.bytes.len)) == NULL)
+        return refuse(f, ES_ATP_ERR_COMMIT, ES_ERR_DECODE, "the commit's prev is not a CIDv1");
+    return ES_OK;
+}
+
 /* The commit object named by roots[0]: present, verified, and agreeing with
  * the frame's DID and rev. */
 static es_status check_commit_block(frame *f, const es_car *car, const uint8_t *commit,
@@ -400,7 +439,8 @@ static es_status check_commit_block(frame *f, const es_car *car, const uint8_t *
     f->out->data_cid_len = data->u.bytes.len;
     f->out->commit_cid = commit;
     f->out->commit_cid_len = commit_len;
-    return ES_OK;
+    f->commit_block = b;
+    return keep_commit_fields(f, c, data);
 }
 
 /* ---- ops ----------------------------------------------------------------- */
@@ -555,7 +595,26 @@ static char *entity_type(frame *f, const parsed_op *o)
 typedef struct commit_text {
     const char *rev, *commit; /* NUL-terminated */
     size_t rev_len;
+    const char *prev_data; /* CID text of prevData, or NULL */
 } commit_text;
+
+/* The audit metadata of an op event (docs/atproto.md, "Audit metadata"):
+ * with did, rev and commit, enough to rebuild the signed commit block and
+ * check it offline. Returns the entries written (at most 5). */
+static size_t audit_meta(const frame *f, const commit_text *ct, es_meta *m)
+{
+    size_t n = 0;
+    if (f->sig_text != NULL)
+        m[n++] = (es_meta){"sig", f->sig_text};
+    m[n++] = (es_meta){"data", f->data_text};
+    if (ct->prev_data != NULL)
+        m[n++] = (es_meta){"prevdata", ct->prev_data};
+    if (f->out->since != NULL)
+        m[n++] = (es_meta){"since", f->out->since};
+    if (f->commit_prev_text != NULL)
+        m[n++] = (es_meta){"commitprev", f->commit_prev_text};
+    return n;
+}
 
 static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
 {
@@ -565,7 +624,7 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
     part id[] = {{f->out->did, f->out->did_len},     {"/", 1}, {ct->rev, ct->rev_len}, {"/", 1},
                  {o->collection, o->collection_len}, {"/", 1}, {o->rkey, o->rkey_len}};
     e->event_id = event_id(f, id, ES_ARRAY_LEN(id));
-    es_meta *m = es_arena_calloc(f->arena, 8, sizeof *m);
+    es_meta *m = es_arena_calloc(f->arena, 13, sizeof *m);
     const char *rkey = es_arena_strndup(f->arena, o->rkey, o->rkey_len);
     if (e->entity_type == NULL || e->event_id == NULL || m == NULL || rkey == NULL)
         return arena_full(f);
@@ -589,9 +648,57 @@ static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
         (m[n++] = (es_meta){"prev", cid_text(f, o->prev, o->prev_len)}).value == NULL)
         return refuse(f, ES_ATP_ERR_OP, ES_ERR_DECODE, "op prev is not a CIDv1");
     n += did_meta(f, m + n);
+    n += audit_meta(f, ct, m + n);
     e->meta = m;
     e->meta_count = n;
     return ES_OK;
+}
+
+/* ---- verification -------------------------------------------------------- */
+
+/* The outcome of a check of verify.h: a refusal of its kind, or memory. */
+static es_status checked(frame *f, es_status s, es_atp_error why, const char *what)
+{
+    if (s == ES_OK || why == ES_ATP_ERR_NONE)
+        return s == ES_ERR_NOMEM ? no_memory(f, what) : s;
+    return refuse_wrap(f, why, s == ES_ERR_LIMIT ? ES_ERR_LIMIT : ES_ERR_DECODE, "%s", what);
+}
+
+static es_status check_signature(frame *f)
+{
+    es_atp_error why;
+    es_status s = esi_atp_check_signature(f->d->opts.identity, f->out->did, f->out->did_len,
+                                          f->commit_block->data, f->commit_block->len,
+                                          f->d->scratch, &why);
+    return checked(f, s, why, "verification");
+}
+
+/* A #commit, once its blocks and ops passed: a rev not ahead of the clock
+ * (the cheapest check first), the repo's signature, then inversion. */
+static es_status verify_commit(frame *f, const es_car *car, const parsed_op *parsed, size_t n)
+{
+    es_atp_error why;
+    es_status s = esi_atp_check_rev_time(f->out->rev, f->out->rev_len,
+                                         f->d->opts.max_future_rev_ms, &why);
+    if (s != ES_OK)
+        return checked(f, s, why, "verification");
+    if ((s = check_signature(f)) != ES_OK)
+        return s;
+    esi_atp_op *ops = es_arena_calloc(f->arena, n ? n : 1, sizeof *ops);
+    if (ops == NULL)
+        return arena_full(f);
+    static const esi_atp_action actions[] = {ESI_ATP_CREATE, ESI_ATP_UPDATE, ESI_ATP_DELETE};
+    for (size_t i = 0; i < n; i++) /* the path is "<collection>/<rkey>" as in the frame */
+        ops[i] = (esi_atp_op){actions[parsed[i].act],
+                              parsed[i].collection,
+                              parsed[i].collection_len + 1 + parsed[i].rkey_len,
+                              parsed[i].cid,
+                              parsed[i].cid_len,
+                              parsed[i].prev,
+                              parsed[i].prev_len};
+    s = esi_atp_check_inversion(car, f->out->data_cid, f->out->data_cid_len, f->out->prev_data,
+                                f->out->prev_data_len, ops, n, &why);
+    return checked(f, s, why, "verification");
 }
 
 /* ---- message types ------------------------------------------------------- */
@@ -669,6 +776,12 @@ static es_status map_commit(frame *f)
     out->rev_len = ct.rev_len;
     if ((s = read_chain_links(f)) != ES_OK)
         return s;
+    ct.prev_data = NULL;
+    if (out->prev_data != NULL &&
+        (ct.prev_data = cid_text(f, out->prev_data, out->prev_data_len)) == NULL)
+        return refuse(f, ES_ATP_ERR_SCHEMA, ES_ERR_DECODE, "'prevData' is not a CIDv1");
+    if (f->d->opts.identity != NULL && (s = verify_commit(f, &car, parsed, n)) != ES_OK)
+        return s;
     if ((s = alloc_events(f, kept)) != ES_OK)
         return s;
     for (size_t i = 0; i < n; i++) {
@@ -735,9 +848,13 @@ static es_status map_identity(frame *f)
         s = string_field(f, f->body, "handle", OPTIONAL, &handle, &handle_len);
     if (s != ES_OK || !keep)
         return s;
+    if (handle != NULL && !es_atp_valid_handle(handle, handle_len))
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "'handle' is not a valid handle");
     if (handle != NULL &&
         (f->out->handle = es_arena_strndup(f->arena, handle, handle_len)) == NULL)
         return arena_full(f);
+    /* the identity changed: its key may have too */
+    es_atp_identity_invalidate(f->d->opts.identity, f->out->did, f->out->did_len);
     return map_repo_event(f, "identity", f->out->time, f->out->time_len, NULL, 0);
 }
 
@@ -779,7 +896,8 @@ static es_status map_sync(frame *f)
         return s;
     if (car.root_count == 0)
         return refuse(f, ES_ATP_ERR_CAR_ROOT, ES_ERR_DECODE, "the CAR has no root");
-    if ((s = check_commit_block(f, &car, car.roots[0], car.root_lens[0], rev, rev_len)) != ES_OK)
+    if ((s = check_commit_block(f, &car, car.roots[0], car.root_lens[0], rev, rev_len)) != ES_OK ||
+        (f->d->opts.identity != NULL && (s = check_signature(f)) != ES_OK))
         return s;
     f->out->rev = es_arena_strndup(f->arena, rev, rev_len);
     f->out->rev_len = rev_len;

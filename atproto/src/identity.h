@@ -1,6 +1,6 @@
 /* Identity (private to the adapter): DID documents, the `--did-docs` file and
- * a resolver for did:plc and did:web with an in-memory cache. Internal until
- * a tool needs it (issue 12 wires it into es-atproto-ingest later). */
+ * a resolver for did:plc and did:web with an in-memory cache. Tools reach it
+ * through the public es_atp_identity (es/atproto.h, identity.c). */
 #ifndef ES_ATP_IDENTITY_H
 #define ES_ATP_IDENTITY_H
 
@@ -61,9 +61,12 @@ typedef struct esi_atp_resolver_options {
     int64_t timeout_ms;  /* whole-request timeout; default 10,000 */
     int64_t ttl_ms;      /* how long a resolved document is trusted (<= 10 years); default 24 h */
     size_t max_entries;  /* cached documents; default 100,000 */
-    /* Test only: fetch did:web documents over plain http (a loopback
-     * stand-in) instead of https. */
-    int web_insecure_http;
+    /* Test only: allow a plain http PLC directory, fetch did:web documents
+     * over http instead of https, and let did:web reach loopback and
+     * private addresses (stand-ins on loopback). Off, did:web connects to
+     * public addresses only: a relay chooses the DIDs, and must not make
+     * the ingester probe its own network (SSRF). */
+    int allow_insecure;
     esi_atp_clock_fn clock; /* NULL: esi_atp_monotonic_ms */
     void *clock_ctx;
 } esi_atp_resolver_options;
@@ -82,12 +85,30 @@ void esi_atp_resolver_destroy(esi_atp_resolver *r);
  * ES_ERR_DECODE (not a valid document, or one for another DID). Redirects are
  * not followed. Failures are not cached. */
 es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out);
+/* The atproto signing key of `did`'s document (resolved as by
+ * esi_atp_resolve), parsed once per cached document. *key is borrowed from
+ * the cache: valid until the next call on the resolver. ES_ERR_NOT_FOUND
+ * when the document has no usable key (none, a legacy type, one that does
+ * not parse); the resolution errors otherwise. */
+struct esi_atp_key;
+es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const struct esi_atp_key **key);
+/* Fetches `did`'s document again, whatever the cache holds (a signature
+ * that does not verify: the key may have rotated), and caches it. On
+ * failure the cached document, if any, stays: a relay sending forged
+ * signatures must not be able to evict documents (nor, offline, the seeded
+ * ones). At most once a minute per cached document (ES_ERR_LIMIT before):
+ * a relay repeating forged frames must not turn each into a request. */
+es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did);
 /* Puts a document into the cache as if just resolved (the `--did-docs`
  * seed); takes `doc` (even on failure). Seeded documents do not expire: they
  * stand for an offline source; esi_atp_resolver_invalidate drops them. */
 es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc);
 /* Forgets the cached document of `did` (an #identity event, a key rotation):
- * the next esi_atp_resolve fetches it again. No-op when it is not cached. */
+ * the next esi_atp_resolve fetches it again. A seeded document is kept as a
+ * fallback: while the directory cannot be reached (ES_ERR_CONNECTION,
+ * ES_ERR_TIMEOUT; tried again at most once a minute) it is still served, so
+ * an offline `--did-docs` run survives #identity events; an answer from the
+ * directory (a document, or 404) supersedes it. No-op when not cached. */
 void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did);
 /* Counters, for tests and stats. */
 typedef struct esi_atp_resolver_stats {

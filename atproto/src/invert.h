@@ -1,5 +1,5 @@
 /* Editable Merkle Search Trees and Sync 1.1 commit inversion. Internal to
- * libes-atproto (the ingest wiring comes later); not installed.
+ * libes-atproto (a verifying decoder calls it: verify.h); not installed.
  *
  * An esi_mst is a repository MST held partly in memory: nodes are loaded
  * from a CAR on demand (each hash-checked against its CID) and subtrees

@@ -1,13 +1,17 @@
 /* DID resolution: did:plc through a PLC directory, did:web through the
  * host's /.well-known/did.json, both with libcurl, and an in-memory cache
  * with a TTL. A resolver is not thread-safe: one per thread. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
 #include "atp_internal.h"
+#include "atp_sig.h"
 #include "identity.h"
 
 #define DEFAULT_PLC        "https://plc.directory"
@@ -18,18 +22,31 @@
 #define TTL_MAX_MS         ((int64_t)10 * 365 * 24 * 3600 * 1000)
 #define URL_MAX            (PLC_URL_MAX + ESI_ATP_DID_MAX + 64)
 #define NEVER              INT64_MAX
+/* A document is fetched again after a signature failure at most this often:
+ * otherwise every forged frame a relay sends would cost a request (and, with
+ * the directory unreachable, a timeout). A rotation announced by #identity
+ * is not held back: that drops the entry. */
+#define MIN_REFRESH_MS 60000
 
 typedef struct entry {
     struct entry *next;
     esi_atp_did_doc *doc;
     int64_t expires_ms; /* NEVER for a seeded document */
+    int64_t fetched_ms; /* the last fetch of it (attempted), INT64_MIN: never (seeded) */
+    /* A seeded document invalidated (#identity): fetched again on next use,
+     * but kept while the network cannot be reached (an offline source). */
+    bool stale;
+    /* The document's signing key, parsed on first use (esi_atp_resolve_key):
+     * parsing a compressed point costs about as much as a verification. */
+    esi_atp_key *key;
+    bool key_tried;
 } entry;
 
 struct esi_atp_resolver {
     char *plc_url;
     int64_t timeout_ms, ttl_ms;
     size_t max_entries, count, nbuckets;
-    int web_insecure_http;
+    int allow_insecure;
     esi_atp_clock_fn clock;
     void *clock_ctx;
     entry **buckets;
@@ -70,6 +87,8 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     if (out == NULL || o->plc_url == NULL || strlen(o->plc_url) > PLC_URL_MAX ||
         o->timeout_ms <= 0 || o->ttl_ms <= 0 || o->ttl_ms > TTL_MAX_MS || o->max_entries == 0)
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_create: bad options");
+    if (!o->allow_insecure && strncmp(o->plc_url, "https://", 8) != 0)
+        return es_error(ES_ERR_INVALID, "PLC directory %.64s: https:// only", o->plc_url);
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK)
         return es_error(ES_ERR_UNSUPPORTED, "libcurl does not initialise: %s",
@@ -80,7 +99,7 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     r->timeout_ms = o->timeout_ms;
     r->ttl_ms = o->ttl_ms;
     r->max_entries = o->max_entries;
-    r->web_insecure_http = o->web_insecure_http;
+    r->allow_insecure = o->allow_insecure;
     r->clock = o->clock != NULL ? o->clock : monotonic_clock;
     r->clock_ctx = o->clock_ctx;
     r->nbuckets = o->max_entries < 4096 ? 256 : 16384;
@@ -99,6 +118,7 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
 
 static void free_entry(entry *e)
 {
+    esi_atp_key_destroy(e->key);
     esi_atp_did_doc_destroy(e->doc);
     es_free(e);
 }
@@ -153,7 +173,8 @@ static void make_room(esi_atp_resolver *r, int64_t now)
 }
 
 /* Files `doc` (taken) under its DID, replacing what was there. */
-static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t expires_ms)
+static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t expires_ms,
+                           int64_t fetched_ms)
 {
     entry **p = slot(r, doc->did);
     if (*p != NULL)
@@ -166,6 +187,7 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t ex
     }
     e->doc = doc;
     e->expires_ms = expires_ms;
+    e->fetched_ms = fetched_ms;
     p = slot(r, doc->did); /* make_room may have emptied the chain */
     *p = e;
     r->count++;
@@ -178,7 +200,7 @@ es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc)
         esi_atp_did_doc_destroy(doc);
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_seed: NULL argument");
     }
-    return cache_put(r, doc, NEVER);
+    return cache_put(r, doc, NEVER, INT64_MIN);
 }
 
 void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
@@ -186,8 +208,20 @@ void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
     if (r == NULL || did == NULL)
         return;
     entry **p = slot(r, did);
-    if (*p != NULL)
+    if (*p == NULL)
+        return;
+    if ((*p)->expires_ms != NEVER) {
         unlink_entry(r, p);
+        return;
+    }
+    (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
+    (*p)->fetched_ms = INT64_MIN;
+}
+
+/* Whether `e` was fetched (or tried) less than MIN_REFRESH_MS ago. */
+static bool fetched_recently(const entry *e, int64_t now)
+{
+    return e->fetched_ms != INT64_MIN && now - e->fetched_ms < MIN_REFRESH_MS;
 }
 
 void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stats *out)
@@ -243,7 +277,7 @@ static es_status document_url(const esi_atp_resolver *r, const char *did, char *
         }
     }
     decoded[n] = '\0';
-    snprintf(url, cap, "%s://%s/.well-known/did.json", r->web_insecure_http ? "http" : "https",
+    snprintf(url, cap, "%s://%s/.well-known/did.json", r->allow_insecure ? "http" : "https",
              decoded);
     return ES_OK;
 }
@@ -268,6 +302,48 @@ static es_status transfer_status(const char *did, const char *url, CURLcode rc, 
     return ES_OK;
 }
 
+/* ---- SSRF guard -------------------------------------------------------------- */
+
+/* Whether `a` is an address a did:web host may have: not loopback, private
+ * (RFC 1918, unique local), link-local, carrier-grade NAT, "this network",
+ * multicast or reserved. A relay chooses the DIDs the ingester resolves; a
+ * did:web naming an internal host must not make it probe its own network. */
+static bool public_ipv4(const uint8_t *a)
+{
+    return !(a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224 ||
+             (a[0] == 100 && (a[1] & 0xc0) == 64) || (a[0] == 169 && a[1] == 254) ||
+             (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
+             (a[0] == 192 && a[1] == 0 && a[2] == 0));
+}
+
+static bool public_address(const struct sockaddr *sa)
+{
+    uint8_t a[16]; /* copied out: the sockaddr is curl's, of the family's size */
+    if (sa->sa_family == AF_INET) {
+        memcpy(a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return public_ipv4(a);
+    }
+    if (sa->sa_family != AF_INET6)
+        return false;
+    memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, mapped, sizeof mapped) == 0) /* ::ffff:a.b.c.d */
+        return public_ipv4(a + 12);
+    /* global unicast is 2000::/3; everything else (::1, ::, fc00::/7,
+     * fe80::/10, ff00::/8, the IPv4-compatible forms) is refused */
+    return (a[0] & 0xe0) == 0x20;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: checked on the address curl is about to
+ * connect to, after name resolution, so DNS cannot smuggle a private one in. */
+static curl_socket_t open_public_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)ctx;
+    if (purpose != CURLSOCKTYPE_IPCXN || !public_address(&a->addr))
+        return CURL_SOCKET_BAD;
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
 {
     char url[URL_MAX];
@@ -286,12 +362,20 @@ static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "es-atproto");
+    bool web = strncmp(did, "did:web:", 8) == 0;
+    if (web && !r->allow_insecure)
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
     CURLcode rc = curl_easy_perform(c);
     long http = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
     curl_easy_cleanup(c);
     if (rc == CURLE_FILESIZE_EXCEEDED)
         b->overflow = true;
+    if (rc == CURLE_COULDNT_CONNECT && web && !r->allow_insecure)
+        return es_error(ES_ERR_CONNECTION,
+                        "%s: %s: no public address to connect to (private, loopback and "
+                        "link-local addresses are refused)",
+                        did, url);
     return transfer_status(did, url, rc, http, b, r->timeout_ms);
 }
 
@@ -318,33 +402,88 @@ static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_di
     return s;
 }
 
-es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
+/* The cache entry of `did`, fetched when absent or expired. */
+static es_status lookup(esi_atp_resolver *r, const char *did, entry **out)
 {
-    if (r == NULL || did == NULL || out == NULL)
-        return es_error(ES_ERR_INVALID, "esi_atp_resolve: NULL argument");
     size_t len = strlen(did);
     if (len > ESI_ATP_DID_MAX || !es_atp_valid_did(did, len))
         return es_error(ES_ERR_INVALID, "'%.64s' is not a valid DID", did);
-    entry **p = slot(r, did);
-    if (*p != NULL && (*p)->expires_ms > r->clock(r->clock_ctx)) {
+    int64_t now = r->clock(r->clock_ctx);
+    entry **p = slot(r, did), *e = *p;
+    if (e != NULL && e->expires_ms > now && (!e->stale || fetched_recently(e, now))) {
         r->stats.hits++;
-        return esi_atp_did_doc_copy((*p)->doc, out);
+        *out = e;
+        return ES_OK;
     }
+    if (e != NULL)
+        e->fetched_ms = now;
+    esi_atp_did_doc *doc = NULL;
+    es_status s = resolve_remote(r, did, &doc);
+    if (s != ES_OK) {
+        r->stats.failures++;
+        if (e != NULL && e->stale && (s == ES_ERR_CONNECTION || s == ES_ERR_TIMEOUT)) {
+            r->stats.hits++; /* offline: the seeded document stands (tried again in a minute) */
+            *out = e;
+            return ES_OK;
+        }
+        if (e != NULL && e->stale) /* the directory answered: the seed is superseded */
+            unlink_entry(r, p);
+        return s;
+    }
+    if ((s = cache_put(r, doc, now + r->ttl_ms, now)) != ES_OK)
+        return s;
+    *out = *slot(r, did);
+    return ES_OK;
+}
+
+es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did)
+{
+    if (r == NULL || did == NULL)
+        return es_error(ES_ERR_INVALID, "esi_atp_resolver_refresh: NULL argument");
+    int64_t now = r->clock(r->clock_ctx);
+    entry *cached = *slot(r, did);
+    if (cached != NULL && fetched_recently(cached, now))
+        return es_error(ES_ERR_LIMIT, "%s: fetched %lld ms ago; not again before %d ms", did,
+                        (long long)(now - cached->fetched_ms), MIN_REFRESH_MS);
+    if (cached != NULL)
+        cached->fetched_ms = now;
     esi_atp_did_doc *doc = NULL;
     es_status s = resolve_remote(r, did, &doc);
     if (s != ES_OK) {
         r->stats.failures++;
         return s;
     }
-    s = esi_atp_did_doc_copy(doc, out);
-    if (s != ES_OK) {
-        esi_atp_did_doc_destroy(doc);
+    return cache_put(r, doc, now + r->ttl_ms, now);
+}
+
+es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
+{
+    if (r == NULL || did == NULL || out == NULL)
+        return es_error(ES_ERR_INVALID, "esi_atp_resolve: NULL argument");
+    entry *e;
+    es_status s = lookup(r, did, &e);
+    return s == ES_OK ? esi_atp_did_doc_copy(e->doc, out) : s;
+}
+
+es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const esi_atp_key **key)
+{
+    if (r == NULL || did == NULL || key == NULL)
+        return es_error(ES_ERR_INVALID, "esi_atp_resolve_key: NULL argument");
+    *key = NULL;
+    entry *e;
+    es_status s = lookup(r, did, &e);
+    if (s != ES_OK)
         return s;
+    if (!e->key_tried) { /* parsed once per cached document, failures too */
+        s = esi_atp_did_doc_key(e->doc, &e->key);
+        if (s == ES_ERR_NOMEM) /* not the document's fault: try again next time */
+            return s;
+        e->key_tried = true;
+        if (s != ES_OK)
+            e->key = NULL;
     }
-    s = cache_put(r, doc, r->clock(r->clock_ctx) + r->ttl_ms);
-    if (s != ES_OK) {
-        esi_atp_did_doc_destroy(*out);
-        *out = NULL;
-    }
-    return s;
+    if (e->key == NULL)
+        return es_error(ES_ERR_NOT_FOUND, "%s: the DID document has no usable #atproto key", did);
+    *key = e->key;
+    return ES_OK;
 }

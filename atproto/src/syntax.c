@@ -259,7 +259,7 @@ bool es_atp_parse_datetime(const char *s, size_t len, int64_t *unix_ns)
 /* A handle (atproto handle spec): ASCII labels of 1 to 63 letters, digits and
  * inner hyphens, at least two, separated by dots, 253 characters at most;
  * the last label (the TLD) does not start with a digit. */
-bool esi_atp_valid_handle(const char *s, size_t len)
+bool es_atp_valid_handle(const char *s, size_t len)
 {
     if (s == NULL || len == 0 || len > 253)
         return false;

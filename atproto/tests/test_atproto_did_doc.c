@@ -143,7 +143,7 @@ static void refused_documents(void **state)
 
 static bool valid_handle(const char *s)
 {
-    return esi_atp_valid_handle(s, strlen(s));
+    return es_atp_valid_handle(s, strlen(s));
 }
 
 static void handle_syntax(void **state)
@@ -177,7 +177,7 @@ static void handle_syntax(void **state)
             char *nl = strchr(line, '\n');
             size_t n = nl ? (size_t)(nl - line) : strlen(line);
             if (n > 0 && line[0] != '#') {
-                if (esi_atp_valid_handle(line, n) != (v == 0))
+                if (es_atp_valid_handle(line, n) != (v == 0))
                     fail_msg("%s: '%.*s'", names[v], (int)n, line);
                 checked++;
             }

@@ -18,6 +18,7 @@
 #include <es/atproto.h>
 #include <es/car.h>
 
+#include "../src/atp_sig.h"
 #include "../src/identity.h"
 #include "base/tests/failalloc.h"
 #include "fixtures.h"
@@ -27,6 +28,7 @@
 typedef struct frame_case {
     const uint8_t *frame;
     size_t len;
+    es_atp_identity *identity; /* verifying, or NULL */
     /* what a decode without failures gives */
     es_atp_kind kind;
     uint64_t seq;
@@ -37,7 +39,7 @@ typedef struct frame_case {
 static es_status decode_frame(const frame_case *fc, es_atp_batch *b, es_atp_decoder **d,
                               es_arena **a)
 {
-    es_atp_options o = {.verify_all_blocks = true};
+    es_atp_options o = {.verify_all_blocks = true, .identity = fc->identity};
     es_status s = es_atp_decoder_create(&o, d);
     if (s == ES_OK)
         s = es_arena_create(0, a);
@@ -67,9 +69,10 @@ static es_status frame_op(void *ctx)
     return s;
 }
 
-static void frames_out_of_memory(void **state)
+/* Every frame of the corpus, each allocation failing in turn; `identity`
+ * NULL decodes, else also verifies (signature, inversion). */
+static void sweep_corpus(es_atp_identity *identity)
 {
-    (void)state;
     es_atp_capture *c = corpus_frames_open();
     if (c == NULL)
         skip();
@@ -77,7 +80,7 @@ static void frames_out_of_memory(void **state)
     size_t len, swept = 0;
     static uint8_t copy[1 << 20];
     while (es_atp_capture_next(c, &frame, &len) == ES_OK) { /* every frame of the corpus */
-        frame_case fc = {.frame = copy, .len = len};
+        frame_case fc = {.frame = copy, .len = len, .identity = identity};
         assert_true(len <= sizeof copy);
         memcpy(copy, frame, len);
         es_atp_decoder *d = NULL;
@@ -95,8 +98,36 @@ static void frames_out_of_memory(void **state)
         swept++;
     }
     es_atp_capture_close(c);
-    print_message("%zu frames swept\n", swept);
+    print_message("%zu frames swept%s\n", swept, identity ? ", verified" : "");
     assert_true(swept > 0);
+}
+
+static void frames_out_of_memory(void **state)
+{
+    (void)state;
+    sweep_corpus(NULL);
+}
+
+/* Verification out of memory is not a refusal either: never `signature` or
+ * `identity` for want of memory (the documents are seeded before the sweep). */
+static void verified_frames_out_of_memory(void **state)
+{
+    (void)state;
+    const char *docs = fixture_path("firehose-corpus/did_docs.json.zst");
+    if (docs == NULL)
+        skip();
+    es_atp_identity_options o;
+    es_atp_identity_options_init(&o);
+    o.plc_url = "http://127.0.0.1:1"; /* never reached: every document is seeded */
+    o.allow_insecure = true;
+    es_atp_identity *id = NULL;
+    assert_int_equal(es_atp_identity_create(&o, &id), ES_OK);
+    assert_int_equal(es_atp_identity_seed_file(id, docs, NULL), ES_OK);
+    sweep_corpus(id);
+    es_atp_identity_stats st;
+    es_atp_identity_stats_get(id, &st);
+    assert_int_equal(st.fetches, 0);
+    es_atp_identity_destroy(id);
 }
 
 /* ---- a repository CAR and its MST ---------------------------------------------------- */
@@ -217,7 +248,10 @@ static es_status seed_into(void *ctx, esi_atp_did_doc *doc)
     return esi_atp_resolver_seed(ctx, doc);
 }
 
-/* A --did-docs file seeded into a resolver, then resolved from its cache
+#define OOM_KEY "zQ3shrc8v5X6ZiANcZxA6JerfT2T4SskeCGxpmtDfMuHF9KRj" /* a K-256 Multikey */
+
+/* A --did-docs file seeded into a resolver, then resolved from its cache,
+ * and its signing key parsed: out of memory there is not "no usable key"
  * (jansson's own allocations are not the library's: they never fail here). */
 static es_status identity_op(void *ctx)
 {
@@ -228,8 +262,13 @@ static es_status identity_op(void *ctx)
         s = esi_atp_did_docs_load(ctx, seed_into, r, NULL);
     if (s == ES_OK)
         s = esi_atp_resolve(r, "did:plc:bbbb", &d);
-    if (s == ES_OK && (strcmp(d->handle, "b.test") != 0 || strcmp(d->signing_key, "zKey") != 0 ||
+    if (s == ES_OK && (strcmp(d->handle, "b.test") != 0 || strcmp(d->signing_key, OOM_KEY) != 0 ||
                        strcmp(d->pds, "https://pds.test") != 0))
+        s = ES_ERR_PROTOCOL;
+    const struct esi_atp_key *key = NULL;
+    if (s == ES_OK)
+        s = esi_atp_resolve_key(r, "did:plc:bbbb", &key);
+    if (s == ES_OK && esi_atp_key_curve(key) != ESI_ATP_K256)
         s = ES_ERR_PROTOCOL;
     esi_atp_did_doc_destroy(d);
     esi_atp_resolver_destroy(r);
@@ -250,7 +289,7 @@ static void identity_out_of_memory(void **state)
             f,
             "%s\"%s\":{\"id\":\"%s\",\"alsoKnownAs\":[\"at://%c.test\"],"
             "\"verificationMethod\":[{\"id\":\"#atproto\",\"type\":\"Multikey\","
-            "\"publicKeyMultibase\":\"zKey\"}],\"service\":[{\"id\":\"#atproto_pds\","
+            "\"publicKeyMultibase\":\"" OOM_KEY "\"}],\"service\":[{\"id\":\"#atproto_pds\","
             "\"type\":\"AtprotoPersonalDataServer\",\"serviceEndpoint\":\"https://pds.test\"}]}",
             i ? "," : "", dids[i], dids[i], 'a' + i);
     fputs("}", f);
@@ -265,7 +304,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frames_out_of_memory),   cmocka_unit_test(repo_car_out_of_memory),
         cmocka_unit_test(capture_out_of_memory),  cmocka_unit_test(filters_out_of_memory),
-        cmocka_unit_test(identity_out_of_memory),
+        cmocka_unit_test(identity_out_of_memory), cmocka_unit_test(verified_frames_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

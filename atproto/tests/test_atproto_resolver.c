@@ -63,7 +63,7 @@ static int setup(void **state)
     o.plc_url = f->plc_url;
     o.timeout_ms = 300;
     o.ttl_ms = 60000;
-    o.web_insecure_http = 1;
+    o.allow_insecure = 1;
     o.clock = test_clock;
     o.clock_ctx = f;
     f->now_ms = 1000;
@@ -302,11 +302,73 @@ static void nobody_listening(void **state)
     esi_atp_resolver_options_init(&o);
     o.plc_url = url;
     o.timeout_ms = 2000;
+    o.allow_insecure = 1;
     esi_atp_resolver *r = NULL;
     assert_int_equal(esi_atp_resolver_create(&o, &r), ES_OK);
     esi_atp_did_doc *d = NULL;
     assert_int_equal(esi_atp_resolve(r, "did:plc:nobody", &d), ES_ERR_CONNECTION);
     assert_non_null(strstr(es_last_error(), "fetching"));
+    esi_atp_resolver_destroy(r);
+}
+
+/* A document is fetched again on demand (a signature failure: the key may
+ * have rotated), even a seeded one, but at most once a minute; a failed
+ * refresh keeps the cached document. */
+static void refresh_is_rate_limited(void **state)
+{
+    fixture *f = *state;
+    char body[2048];
+    doc_text(body, sizeof body, "did:plc:rot", "rot.test", KEY_A);
+    esi_atp_did_doc *d = NULL;
+    assert_int_equal(esi_atp_did_doc_parse(body, strlen(body), &d), ES_OK);
+    assert_int_equal(esi_atp_resolver_seed(f->r, d), ES_OK);
+    /* the directory does not know it: the seeded document stays */
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_NOT_FOUND);
+    assert_int_equal(standin_requests(&f->http), 1);
+    d = resolve_ok(f, "did:plc:rot");
+    assert_string_equal(d->signing_key, KEY_A);
+    esi_atp_did_doc_destroy(d);
+    /* within the minute: refused without a request */
+    serve_doc(f, "did:plc:rot", "rot.test", KEY_B);
+    f->now_ms += 59000;
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_LIMIT);
+    assert_int_equal(standin_requests(&f->http), 1);
+    /* after it: fetched, the rotated key replaces the seeded one */
+    f->now_ms += 1000;
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_OK);
+    assert_int_equal(standin_requests(&f->http), 2);
+    d = resolve_ok(f, "did:plc:rot");
+    assert_string_equal(d->signing_key, KEY_B);
+    esi_atp_did_doc_destroy(d);
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_LIMIT);
+}
+
+/* Without the test switch: an http PLC directory is refused, and a did:web
+ * naming a loopback or private host is never connected to (a relay chooses
+ * the DIDs; SSRF), even though a server listens there. */
+static void insecure_refused(void **state)
+{
+    fixture *f = *state;
+    esi_atp_resolver_options o;
+    esi_atp_resolver_options_init(&o);
+    esi_atp_resolver *r = NULL;
+    o.plc_url = f->plc_url; /* http://127.0.0.1:<port>/ */
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "https"));
+    esi_atp_resolver_options_init(&o);
+    o.timeout_ms = 2000;
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_OK);
+    const char *hosts[] = {"127.0.0.1", "localhost", "10.0.0.1", "192.168.1.1", "169.254.169.254",
+                           "172.16.0.1", "100.64.0.1", "0.0.0.0"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        char did[128];
+        snprintf(did, sizeof did, "did:web:%s%%3A%d", hosts[i], f->http.port);
+        esi_atp_did_doc *d = NULL;
+        assert_int_equal(esi_atp_resolve(r, did, &d), ES_ERR_CONNECTION);
+        if (strstr(es_last_error(), "no public address") == NULL)
+            fail_msg("%s: %s", did, es_last_error());
+    }
+    assert_int_equal(standin_requests(&f->http), 0);
     esi_atp_resolver_destroy(r);
 }
 
@@ -355,6 +417,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ttl_and_invalidation, setup, teardown),
         cmocka_unit_test_setup_teardown(seeded_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(did_web, setup, teardown),
+        cmocka_unit_test_setup_teardown(insecure_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(refresh_is_rate_limited, setup, teardown),
         cmocka_unit_test(nobody_listening),
         cmocka_unit_test(bounded_cache),
     };

@@ -139,6 +139,16 @@ static es_status check_event(const es_event *ev, void *closure)
     assert_int_equal(es_event_data(ev, &data, &len), ES_OK);
     assert_non_null(es_event_meta(ev, "seq"));
     assert_true(es_event_time_ns(ev) > 0);
+    if (strcmp(es_event_entity_type(ev), "repo") != 0) {
+        /* an op keeps the audit metadata through the server: the signature
+         * (64 bytes, base64url) and the signed MST root */
+        const char *sig = es_event_meta(ev, "sig"), *root = es_event_meta(ev, "data");
+        assert_non_null(sig);
+        assert_int_equal(strlen(sig), 86);
+        assert_non_null(root);
+        assert_true(strncmp(root, "bafyrei", 7) == 0);
+        assert_null(es_event_meta(ev, "commitprev")); /* the generator's v3 prev is null */
+    }
     if (cid_text == NULL)
         return ES_OK;
     /* the stored payload re-verifies against the CID in its metadata */

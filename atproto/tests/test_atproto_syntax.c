@@ -50,7 +50,7 @@ static void interop_vectors(void **state)
     } sets[] = {
         {"did", es_atp_valid_did},           {"nsid", es_atp_valid_nsid},
         {"recordkey", es_atp_valid_rkey},    {"tid", es_atp_valid_tid},
-        {"datetime", es_atp_valid_datetime},
+        {"datetime", es_atp_valid_datetime}, {"handle", es_atp_valid_handle},
     };
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
         char name[128];

@@ -151,18 +151,18 @@ version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 for lib in libes.so libes.a libes-atproto.so libes-atproto.a; do
     [ -n "$(find "$tmp/prefix" -name "$lib")" ] || fail "$lib is not installed"
 done
-for h in es.h version.h export.h atproto.h; do
+for h in es.h version.h export.h atproto.h atproto_audit.h; do
     [ -f "$tmp/prefix/include/es/$h" ] || fail "es/$h is not installed"
 done
 for p in "$tmp"/prefix/bin/*; do
     case "${p##*/}" in
-    es-tool | es-atproto-ingest | es-conformance) ;;
+    es-tool | es-atproto-ingest | es-atproto-verify | es-conformance) ;;
     *) fail "installs ${p##*/}, which is not a user-facing program" ;;
     esac
 done
-if [ ! -x "$tmp/prefix/bin/es-tool" ] || [ ! -x "$tmp/prefix/bin/es-atproto-ingest" ]; then
-    fail "es-tool and es-atproto-ingest must be installed"
-fi
+for p in es-tool es-atproto-ingest es-atproto-verify; do
+    [ -x "$tmp/prefix/bin/$p" ] || fail "$p must be installed"
+done
 
 # 1. The package's own files.
 meta=$(find "$tmp/prefix" \( -name 'es*.pc' -o -path '*/cmake/es/*' \) -type f)

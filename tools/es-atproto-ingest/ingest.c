@@ -12,7 +12,9 @@
 #include "chain.h"
 #include "clock.h"
 #include "cursor.h"
+#include "identity.h"
 #include "log.h"
+#include "pipeline.h"
 #include "source.h"
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
@@ -25,6 +27,7 @@
 struct ingester {
     const ingest_config *cfg;
     es_atp_options opts;
+    es_atp_identity *identity; /* NULL with --no-verify */
     es_atp_decoder *dec;
     es_arena *arena;
     natsConnection *nc;
@@ -242,7 +245,10 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
     g->opts = (es_atp_options){.filter = cfg->filter, .verify_all_blocks = cfg->verify_all};
     es_atp_limits_defaults(&g->opts.limits);
     int code = ES_EXIT_OK;
-    es_status s = es_atp_decoder_create(&g->opts, &g->dec);
+    es_status s = ingest_identity_open(cfg, &g->identity);
+    g->opts.identity = g->identity;
+    if (s == ES_OK)
+        s = es_atp_decoder_create(&g->opts, &g->dec);
     if (s == ES_OK)
         s = es_arena_create(FRAME_ARENA_LIMIT, &g->arena);
     if (s != ES_OK)
@@ -284,6 +290,7 @@ void ingester_close(ingester *g)
     es_cli_disconnect(g->nc);
     es_arena_destroy(g->arena);
     es_atp_decoder_destroy(g->dec);
+    es_atp_identity_destroy(g->identity);
     free(g);
 }
 
@@ -302,17 +309,6 @@ bool ingester_room(const ingester *g)
     return st.held < g->cfg->max_frames && st.bytes_held < g->cfg->max_held;
 }
 
-static void log_refused(const es_atp_batch *b)
-{
-    ingest_log_line l;
-    ingest_log_begin(&l, LOG_WARN, "frame refused");
-    if (b->has_seq)
-        ingest_log_u64(&l, "seq", b->seq);
-    ingest_log_str(&l, "kind", es_atp_error_name(b->error));
-    ingest_log_str(&l, "error", es_last_error());
-    ingest_log_end(&l);
-}
-
 ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
 {
     es_arena_reset(g->arena);
@@ -323,7 +319,7 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
         return INGEST_FAILED;
     }
     if (s != ES_OK) {
-        log_refused(&b);
+        ingest_log_refused(&b);
     } else if (b.kind == ES_ATP_KIND_INFO) {
         ingest_log_line l;
         ingest_log_begin(&l, LOG_WARN, "#info");
@@ -348,6 +344,12 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
         g->skipped_by_cursor++;
         return INGEST_TAKEN;
     }
+    /* A refused commit is a hole in its repository's chain: until a resync,
+     * the repository is desynchronized (its later commits are skipped). */
+    if (s != ES_OK && (b.kind == ES_ATP_KIND_COMMIT || b.kind == ES_ATP_KIND_SYNC) &&
+        b.did != NULL && es_atp_valid_did(b.did, b.did_len))
+        chain_mark_desynced(g->chain, b.did, b.did_len, b.has_seq ? b.seq : 0,
+                            es_atp_error_name(b.error));
     /* The repository's chain: a commit stored before, out of order or of an
      * inactive account is skipped (chain.h). */
     chain_verdict verdict = CHAIN_STORE;
@@ -418,6 +420,16 @@ static void log_chain_stats(ingester *g, ingest_log_line *l)
     ingest_log_u64(l, "repos_cached", c.repos_cached);
 }
 
+/* Refused frames by reason and failed appends by status: "signature:2,hash:1". */
+static void error_counts(const es_atp_stats *d, const es_sink_stats *w, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (int k = 1; k < ES_ATP_ERR_COUNT; k++)
+        append_count(buf, size, es_atp_error_name((es_atp_error)k), d->errors[k]);
+    for (int k = 1; k < ES_SINK_STATUS_SLOTS; k++)
+        append_count(buf, size, es_status_text((es_status)k), w->failures[k]);
+}
+
 static void stats_line(ingester *g, int64_t now)
 {
     const es_atp_stats *d = es_atp_decoder_stats(g->dec);
@@ -426,11 +438,8 @@ static void stats_line(ingester *g, int64_t now)
     double secs = (double)(now - g->last_stats_ms) / 1000.0;
     if (secs <= 0)
         secs = 1e-3;
-    char errors[512] = "";
-    for (int k = 1; k < ES_ATP_ERR_COUNT; k++)
-        append_count(errors, sizeof errors, es_atp_error_name((es_atp_error)k), d->errors[k]);
-    for (int k = 1; k < ES_SINK_STATUS_SLOTS; k++)
-        append_count(errors, sizeof errors, es_status_text((es_status)k), w.failures[k]);
+    char errors[512];
+    error_counts(d, &w, errors, sizeof errors);
     ingest_log_line l;
     ingest_log_begin(&l, LOG_INFO, "stats");
     ingest_log_f64(&l, "frames_per_s", (double)(d->frames - g->last_dec.frames) / secs, 0);
@@ -481,6 +490,9 @@ static void final_report(ingester *g)
     ingest_log_u64(&l, "frames", d->frames);
     ingest_log_u64(&l, "commits", d->by_kind[ES_ATP_KIND_COMMIT]);
     ingest_log_u64(&l, "refused", refused);
+    char errors[512];
+    error_counts(d, &w, errors, sizeof errors);
+    ingest_log_str(&l, "errors", errors[0] ? errors : "none");
     ingest_log_u64(&l, "appends", w.appends);
     ingest_log_u64(&l, "events", w.events);
     ingest_log_u64(&l, "duplicates", w.duplicates);

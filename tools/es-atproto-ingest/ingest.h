@@ -31,6 +31,11 @@ typedef struct ingest_config {
     const char *store;    /* --store (default atproto) */
     const char *name;     /* --name: the cursor's key (default atproto-ingest) */
     bool dry_run, exit_at_end, verify_all, from_start;
+    /* verification (docs/atproto.md, "Verification"): on unless no_verify */
+    bool no_verify;           /* --no-verify (unsafe) */
+    const char *did_docs;     /* --did-docs FILE, or NULL */
+    const char *plc_url;      /* --plc URL (NULL: https://plc.directory) */
+    int64_t identity_ttl_ms;  /* --identity-ttl (default 24 h) */
     unsigned long repeat;
     es_atp_filter *filter;
     int64_t stats_interval_ms; /* 0: no stats lines */

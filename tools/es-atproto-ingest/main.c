@@ -17,6 +17,7 @@
 #include <es/version.h>
 
 #include "cli.h"
+#include "identity.h"
 #include "ingest.h"
 #include "log.h"
 #include "pipeline.h"
@@ -100,6 +101,19 @@ static void usage(FILE *out)
             "  --verify-all-blocks  hash every block of every CAR (MST nodes too), not only\n"
             "                       the commit and the record blocks the events carry\n"
             "\n"
+            "Verification (on by default; docs/atproto.md, \"Verification\"):\n"
+            "  --did-docs FILE      seed the DID document cache from a JSON object\n"
+            "                       {did: document} (zstd-compressed or not); seeded documents\n"
+            "                       do not expire: the way to run offline and in tests\n"
+            "  --plc URL            the PLC directory for did:plc (default https://plc.directory;\n"
+            "                       https only); did:web is fetched from\n"
+            "                       https://<host>/.well-known/did.json, public addresses only\n"
+            "  --identity-ttl SECONDS  how long a resolved document is trusted (default 86400)\n"
+            "  --no-verify          UNSAFE: store commits without checking their signature,\n"
+            "                       Sync 1.1 inversion or rev: a relay can then store anything\n"
+            "                       it forges. Refused frames are logged (did, seq, reason)\n"
+            "                       and counted by reason either way\n"
+            "\n"
             "Observability:\n"
             "  --stats-interval DUR a stats line every DUR (default 10s; 0: none): frames/s,\n"
             "                       ops/s, bytes/s, lag, errors by kind, in flight, cursor\n"
@@ -108,7 +122,8 @@ static void usage(FILE *out)
             "\n"
             "Dry run:\n"
             "  --dry-run            decode, verify and map without connecting anywhere; print\n"
-            "                       frames/s, ops/s, MB/s and counts at exit (--from-file only)\n"
+            "                       frames/s, ops/s, MB/s, counts and refusals by reason at\n"
+            "                       exit (--from-file only)\n"
             "  --repeat N           with --dry-run: load the capture into memory once and\n"
             "                       replay it N times (no I/O or decompression in the loop)\n"
             "\n"
@@ -147,6 +162,10 @@ enum {
     OPT_COLLECTIONS,
     OPT_DIDS,
     OPT_VERIFY_ALL,
+    OPT_NO_VERIFY,
+    OPT_DID_DOCS,
+    OPT_PLC,
+    OPT_IDENTITY_TTL,
     OPT_STATS_INTERVAL,
     OPT_LOG_FORMAT,
     OPT_QUIET,
@@ -176,6 +195,10 @@ static const es_cli_option options[] = {
     {"collections", 0, true, OPT_COLLECTIONS},
     {"dids", 0, true, OPT_DIDS},
     {"verify-all-blocks", 0, false, OPT_VERIFY_ALL},
+    {"no-verify", 0, false, OPT_NO_VERIFY},
+    {"did-docs", 0, true, OPT_DID_DOCS},
+    {"plc", 0, true, OPT_PLC},
+    {"identity-ttl", 0, true, OPT_IDENTITY_TTL},
     {"stats-interval", 0, true, OPT_STATS_INTERVAL},
     {"log-format", 0, true, OPT_LOG_FORMAT},
     {"quiet", 0, false, OPT_QUIET},
@@ -262,6 +285,14 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_COLLECTIONS: s = es_atp_filter_add_collections(c->filter, v); break;
     case OPT_DIDS: s = es_atp_filter_add_dids_arg(c->filter, v); break;
     case OPT_VERIFY_ALL: c->verify_all = true; return true;
+    case OPT_NO_VERIFY: c->no_verify = true; return true;
+    case OPT_DID_DOCS: c->did_docs = v; return true;
+    case OPT_PLC: c->plc_url = v; return true;
+    case OPT_IDENTITY_TTL:
+        if (!count_in(v, "--identity-ttl", 1, 10ULL * 365 * 24 * 3600, &n))
+            return false;
+        c->identity_ttl_ms = (int64_t)n * 1000;
+        return true;
     case OPT_STATS_INTERVAL: return duration_ms(v, "--stats-interval", true, &c->stats_interval_ms);
     case OPT_LOG_FORMAT:
         if (ingest_log_set_format(v))
@@ -333,10 +364,17 @@ static int dry_run(const ingest_config *c)
 {
     es_atp_options o = {.filter = c->filter, .verify_all_blocks = c->verify_all};
     es_atp_limits_defaults(&o.limits);
+    es_atp_identity *id = NULL;
     es_atp_decoder *dec = NULL;
     es_arena *arena = NULL;
     ingest_source *src = NULL;
-    es_status s = es_atp_decoder_create(&o, &dec);
+    es_status s = ingest_identity_open(c, &id);
+    if (s != ES_OK) {
+        int code = es_cli_fail(s, "setting up identities");
+        return code;
+    }
+    o.identity = id;
+    s = es_atp_decoder_create(&o, &dec);
     if (s == ES_OK)
         s = es_arena_create(FRAME_ARENA_LIMIT, &arena);
     if (s == ES_OK)
@@ -347,6 +385,7 @@ static int dry_run(const ingest_config *c)
         int code = es_cli_fail(s, "opening the capture");
         es_arena_destroy(arena);
         es_atp_decoder_destroy(dec);
+        es_atp_identity_destroy(id);
         return code;
     }
     ingest_result r;
@@ -359,9 +398,11 @@ static int dry_run(const ingest_config *c)
     else if (r.source_status == ES_ERR_NOT_FOUND && !c->exit_at_end)
         wait_for_signal();
     ingest_report(stdout, ingest_source_name(src), es_atp_decoder_stats(dec), &r);
+    ingest_identity_report(stdout, id);
     ingest_source_close(src);
     es_arena_destroy(arena);
     es_atp_decoder_destroy(dec);
+    es_atp_identity_destroy(id);
     return code;
 }
 

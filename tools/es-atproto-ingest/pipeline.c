@@ -7,12 +7,14 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-static void log_refused(const es_atp_batch *b)
+void ingest_log_refused(const es_atp_batch *b)
 {
     ingest_log_line l;
     ingest_log_begin(&l, LOG_WARN, "frame refused");
     if (b->has_seq)
         ingest_log_u64(&l, "seq", b->seq);
+    if (b->did != NULL)
+        ingest_log_strn(&l, "did", b->did, b->did_len);
     ingest_log_str(&l, "kind", es_atp_error_name(b->error));
     ingest_log_str(&l, "error", es_last_error());
     ingest_log_end(&l);
@@ -35,7 +37,7 @@ es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, i
         es_arena_reset(arena);
         es_atp_batch batch;
         if (es_atp_decode(dec, frame, len, arena, &batch) != ES_OK) {
-            log_refused(&batch);
+            ingest_log_refused(&batch);
             continue;
         }
         if (batch.kind == ES_ATP_KIND_INFO) {

@@ -30,6 +30,10 @@ typedef struct ingest_result {
 es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, ingest_sink_fn sink,
                      void *sink_ctx, volatile sig_atomic_t *stop, ingest_result *result);
 
+/* Logs a refused frame (warn "frame refused"): its seq and DID when known,
+ * the reason (es_atp_error_name) and the decoder's message. */
+void ingest_log_refused(const es_atp_batch *b);
+
 /* The dry-run sink: accepts every batch. */
 es_status ingest_sink_discard(void *ctx, const es_atp_batch *batch);
 

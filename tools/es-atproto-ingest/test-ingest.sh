@@ -16,40 +16,49 @@ expect_exit() { # CODE COMMAND... : run, keep stdout+stderr in $tmp/out
     [ "$got" = "$want" ] || { cat "$tmp/out"; fail "exit $got, expected $want: $*"; }
 }
 
-# a generated capture decodes without a single error
-"$gen" --out "$tmp/gen.zst" --frames 500 --seed 9 >"$tmp/gen.txt"
+# es-atproto-gen signs its captures and writes its accounts' DID documents:
+# they are verified offline against those (--did-docs), as the real capture is.
+# After an #identity a document is fetched again: the test-only switch lets
+# --plc be a closed port on loopback (no network; the seeded document stands).
+export ES_ATPROTO_TEST_INSECURE_IDENTITY=1
+nv="--did-docs $tmp/gen-docs.json --plc http://127.0.0.1:1"
+
+# a generated capture decodes and verifies without a single error
+"$gen" --out "$tmp/gen.zst" --frames 500 --seed 9 --did-docs-out "$tmp/gen-docs.json" \
+    >"$tmp/gen.txt"
 commits=$(sed -n 's/.*: \([0-9]*\) commits.*/\1/p' "$tmp/gen.txt")
-expect_exit 0 "$ingest" --from-file "$tmp/gen.zst" --dry-run --exit-at-end
+expect_exit 0 "$ingest" --from-file "$tmp/gen.zst" --dry-run --exit-at-end $nv
 grep -q "^errors: none" "$tmp/out" || fail "errors in the generated capture"
+grep -q "^verification: on; DID documents: 50 cached" "$tmp/out" || fail "not verified"
 grep -q "frames: commit $commits " "$tmp/out" || fail "commit count is not $commits"
 grep -q "decoded 500 frames" "$tmp/out" || fail "not 500 frames"
 
 # the same, uncompressed, replayed from memory, with every block verified
 "$gen" --out "$tmp/gen.bin" --frames 500 --seed 9 --zstd 0 >/dev/null
 expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --repeat 3 \
-    --verify-all-blocks
+    --verify-all-blocks $nv
 grep -q "decoded 1500 frames" "$tmp/out" || fail "repeat 3 did not decode 1500 frames"
 grep -q "^errors: none" "$tmp/out" || fail "errors with --verify-all-blocks"
 
 # filters: a collection filter leaves events out, a DID filter whole frames
 expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end \
-    --collections app.bsky.graph.follow --dids did:plc:nobody
+    --collections app.bsky.graph.follow --dids did:plc:nobody $nv
 grep -q "filtered out: 0 ops, 500 frames" "$tmp/out" || fail "DID filter"
 
 # a truncated capture: the frames before the cut, then exit 1
 size=$(stat -c %s "$tmp/gen.bin")
 head -c $((size - 10)) "$tmp/gen.bin" >"$tmp/cut.bin"
-expect_exit 1 "$ingest" --from-file "$tmp/cut.bin" --dry-run --exit-at-end
+expect_exit 1 "$ingest" --from-file "$tmp/cut.bin" --dry-run --exit-at-end $nv
 grep -q "truncated" "$tmp/out" || fail "no truncation message"
 grep -q "decoded 499 frames" "$tmp/out" || fail "frames before the cut"
 
 # a damaged frame is skipped with its seq, the rest goes on
 cp "$tmp/gen.bin" "$tmp/bad.bin"
 printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of="$tmp/bad.bin" bs=1 seek=300 conv=notrunc 2>/dev/null
-expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end
+expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end $nv
 grep -q "warn frame refused seq=" "$tmp/out" || fail "the damaged frame was not reported"
-expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end --log-format json
-grep -q '^{"time":"[^"]*","level":"warn","msg":"frame refused","seq":[0-9]*,"kind":"[a-z_]*","error":"' \
+expect_exit 0 "$ingest" --from-file "$tmp/bad.bin" --dry-run --exit-at-end --log-format json $nv
+grep -Eq '^\{"time":"[^"]*","level":"warn","msg":"frame refused","seq":[0-9]*,("did":"did:[^"]*",)?"kind":"[a-z_]*","error":"' \
     "$tmp/out" || fail "JSON log line"
 grep -q "decoded 500 frames" "$tmp/out" || fail "frames after the damaged one"
 
@@ -89,7 +98,7 @@ expect_exit 1 "$ingest" --from-file x --nats-wait soon
 # usage
 expect_exit 0 "$ingest" --help
 for opt in --from-file --relay --store --name --max-inflight --stats-interval --log-format \
-    --nats-wait --server --creds "Exit status"; do
+    --nats-wait --server --creds --no-verify UNSAFE --did-docs --plc --identity-ttl "Exit status"; do
     grep -q -- "$opt" "$tmp/out" || fail "--help does not mention $opt"
 done
 expect_exit 1 "$ingest" --dry-run --exit-at-end                            # no source
@@ -103,14 +112,37 @@ expect_exit 1 "$ingest" --from-file x --dry-run --repeat 0
 expect_exit 1 "$ingest" --from-file x --max-batches 41
 expect_exit 1 "$ingest" --from-file x --log-format xml
 expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end  # not found
+expect_exit 1 "$ingest" --from-file x --dry-run --identity-ttl 0
+expect_exit 1 env -u ES_ATPROTO_TEST_INSECURE_IDENTITY "$ingest" --from-file "$tmp/gen.bin" \
+    --dry-run --exit-at-end --plc http://plc.test
+grep -q "https:// only" "$tmp/out" || fail "an http PLC directory was not refused"
+expect_exit 1 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --did-docs /nonexistent
+grep -q "setting up identities: /nonexistent" "$tmp/out" || fail "an unreadable --did-docs"
+
+# verification is on by default: without DID documents (and no directory to
+# ask) the generated capture is refused commit by commit, and --no-verify
+# says what it gives up
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end \
+    --plc http://127.0.0.1:1 --identity-ttl 60 --quiet
+grep -q "frames: commit 0 " "$tmp/out" || fail "unverifiable commits were accepted"
+grep -Eq "^errors: identity [0-9]+" "$tmp/out" || fail "refusals not counted by reason"
+grep -q "warn frame refused seq=[0-9]* did=did:" "$tmp/out" || fail "refusal log lacks the DID"
+expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --no-verify
+grep -q "NOT checked" "$tmp/out" || fail "--no-verify does not warn"
+grep -q "^verification: off" "$tmp/out" || fail "--no-verify not in the report"
 
 # the real relay capture, when ../shared is there
 corpus=${ES_SHARED_DIR:-}/fixtures/firehose-corpus/frames.bin.zst
 if [ -n "${ES_SHARED_DIR:-}" ] && [ -f "$corpus" ]; then
-    expect_exit 0 "$ingest" --from-file "$corpus" --dry-run --exit-at-end --verify-all-blocks
+    docs=$ES_SHARED_DIR/fixtures/firehose-corpus/did_docs.json.zst
+    expect_exit 0 "$ingest" --from-file "$corpus" --dry-run --exit-at-end --verify-all-blocks \
+        --did-docs "$docs"
     grep -q "frames: commit 148 sync 0 identity 1 account 1" "$tmp/out" || fail "corpus counts"
     grep -q "events: 152 " "$tmp/out" || fail "corpus events"
     grep -q "^errors: none" "$tmp/out" || fail "corpus errors"
+    grep -q "^verification: on; DID documents: .* 0 fetched, 0 failed" "$tmp/out" ||
+        fail "the corpus was not verified offline"
+    grep -q "documents=148" "$tmp/out" || fail "--did-docs did not seed 148 documents"
 else
     echo "SKIP: the real capture is absent (ES_SHARED_DIR=${ES_SHARED_DIR:-unset})"
 fi

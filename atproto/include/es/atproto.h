@@ -41,6 +41,55 @@ ES_API bool es_atp_valid_datetime(const char *s, size_t len);
  * 1678, after 2262) are refused. */
 ES_API bool es_atp_parse_datetime(const char *s, size_t len, int64_t *unix_ns);
 
+/* A handle (atproto handle spec): dot-separated ASCII labels, at least two,
+ * 253 characters at most, a last label not starting with a digit. */
+ES_API bool es_atp_valid_handle(const char *s, size_t len);
+
+/* ---- identity ------------------------------------------------------------ */
+
+/* The DID documents a verifying decoder checks commit signatures against:
+ * did:plc through a PLC directory, did:web through
+ * https://<host>/.well-known/did.json (public addresses only), cached in
+ * memory with a TTL, optionally seeded from a `--did-docs` file. One thread
+ * at a time (the decoder that borrows it). */
+typedef struct es_atp_identity es_atp_identity;
+
+typedef struct es_atp_identity_options {
+    const char *plc_url; /* PLC directory, https:// [https://plc.directory]; copied */
+    int64_t timeout_ms;  /* one resolution, whole request [10,000] */
+    int64_t ttl_ms;      /* how long a resolved document is trusted [24 h] */
+    size_t max_entries;  /* documents cached [100,000] */
+    /* TESTS ONLY: allow an http PLC directory, did:web over http, and did:web
+     * hosts on loopback or private addresses (stand-ins). Never in production:
+     * relays choose the DIDs, so did:web would let them probe the network. */
+    bool allow_insecure;
+} es_atp_identity_options;
+
+ES_API void es_atp_identity_options_init(es_atp_identity_options *o);
+/* `o` may be NULL (defaults). *out is the caller's: es_atp_identity_destroy. */
+ES_API es_status es_atp_identity_create(const es_atp_identity_options *o, es_atp_identity **out);
+/* Accepts NULL. */
+ES_API void es_atp_identity_destroy(es_atp_identity *id);
+/* Seed the cache from a JSON object {did: document} (zstd-compressed or not),
+ * the `--did-docs` file: seeded documents do not expire until invalidated.
+ * *count (may be NULL) receives the number of documents. ES_ERR_DECODE names
+ * the first document that does not parse or is filed under another DID. */
+ES_API es_status es_atp_identity_seed_file(es_atp_identity *id, const char *path, size_t *count);
+/* Forget the cached document of `did` (an #identity event): the next use
+ * resolves it again. A seeded document still serves while the directory
+ * cannot be reached (offline runs); an answer from the directory replaces it.
+ * No-op when it is not cached. */
+ES_API void es_atp_identity_invalidate(es_atp_identity *id, const char *did, size_t len);
+
+typedef struct es_atp_identity_stats {
+    uint64_t hits;     /* documents served from the cache */
+    uint64_t fetches;  /* documents requested over the network */
+    uint64_t failures; /* resolutions that failed */
+    uint64_t cached;   /* documents in the cache now */
+} es_atp_identity_stats;
+
+ES_API void es_atp_identity_stats_get(const es_atp_identity *id, es_atp_identity_stats *out);
+
 /* ---- filters ------------------------------------------------------------- */
 
 /* Which collections and repositories to keep. An empty filter (or none) keeps
@@ -85,6 +134,15 @@ typedef enum es_atp_error {
                                  DAG-CBOR map is kept, marked invalid: es_atp_batch) */
     ES_ATP_ERR_COMMIT,        /* the commit block contradicts the frame (did, rev, version) */
     ES_ATP_ERR_OP,            /* an unknown action, a cid that does not fit it, two ops on a path */
+    /* Verification (es_atp_options.identity set): */
+    ES_ATP_ERR_SIGNATURE,    /* the commit's `sig` is missing or does not verify with the repo's key */
+    ES_ATP_ERR_IDENTITY,     /* no DID document, or none with a usable #atproto key */
+    ES_ATP_ERR_NO_PREV_DATA, /* a #commit without prevData: it cannot be inverted */
+    ES_ATP_ERR_PREV_DATA,    /* undoing the ops does not give prevData */
+    ES_ATP_ERR_OP_PREV,      /* a create with prev, an update or delete without */
+    ES_ATP_ERR_OP_MISMATCH,  /* the signed tree does not hold what an op says */
+    ES_ATP_ERR_MST,          /* an MST node is malformed or fails its hash */
+    ES_ATP_ERR_FUTURE_REV,   /* a rev more than max_future_rev_ms ahead of now */
     ES_ATP_ERR_COUNT
 } es_atp_error;
 
@@ -124,6 +182,16 @@ typedef struct es_atp_options {
      * verified). Default off: a stored dag-cbor record always decodes (one
      * that does not is stored marked invalid, codec "binary"). */
     bool skip_record_decode;
+    /* Verification: non-NULL turns it on (borrowed; must outlive the
+     * decoder, and is used by the decoder's thread). A #commit is then also
+     * refused unless its rev is at most max_future_rev_ms ahead of now, its
+     * commit block's signature verifies with the repo's key (re-resolved
+     * once when it does not: the key may have rotated), and undoing its ops
+     * on the signed MST gives back prevData (Sync 1.1); a #sync's signature
+     * is checked, and an #identity invalidates the DID's cached document.
+     * docs/atproto.md, "Verification". */
+    es_atp_identity *identity;
+    int64_t max_future_rev_ms; /* [5 minutes] */
 } es_atp_options;
 
 /* Counters of one decoder since its creation. */

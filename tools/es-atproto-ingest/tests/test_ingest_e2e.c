@@ -34,6 +34,8 @@
 #include <es/es.h>
 #include <es/json.h>
 
+#include "forge.h" /* atproto/tests: forgeries of real frames */
+
 #define WAIT_STORED_S 90
 
 static const char *ingest_bin, *standin_bin, *gen_bin;
@@ -323,25 +325,52 @@ static void check_cursor(es_store *st, const char *name, uint64_t want)
     es_checkpoints_destroy(cps);
 }
 
+/* `did_docs` NULL: --no-verify. The tests of generated captures are about
+ * delivery (reconnections, restarts, kill -9, two ingesters), so they skip
+ * verification; the real capture and the forged one are verified against
+ * their DID documents here, and generated (signed) captures against theirs
+ * in test-ingest.sh. */
+#define EXTRA_MAX 8
+
+/* With more options `extra` (NULL-ended, may be NULL). */
+static pid_t start_with(const char *server, const char *store, const char *source_opt,
+                        const char *source, const char *log, bool exit_at_end, const char *name,
+                        const char *did_docs, const char *const *extra)
+{
+    const char *fixed[] = {ingest_bin, "--server",        server, "--store",          store,
+                           source_opt, source,            "--name", name,               "--reconnect-max",
+                           "300ms",    "--stats-interval", "2s"};
+    char *argv[sizeof fixed / sizeof *fixed + 4 + EXTRA_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        argv[n++] = (char *)fixed[i];
+    if (did_docs != NULL) {
+        argv[n++] = "--did-docs";
+        argv[n++] = (char *)did_docs;
+    } else {
+        argv[n++] = "--no-verify";
+    }
+    if (exit_at_end)
+        argv[n++] = "--exit-at-end";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        assert_true(i < EXTRA_MAX);
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    return spawn(argv, log, NULL);
+}
+
+static pid_t start_verifying(const char *server, const char *store, const char *source_opt,
+                             const char *source, const char *log, bool exit_at_end,
+                             const char *name, const char *did_docs)
+{
+    return start_with(server, store, source_opt, source, log, exit_at_end, name, did_docs, NULL);
+}
+
 static pid_t start_named(const char *server, const char *store, const char *source_opt,
                          const char *source, const char *log, bool exit_at_end, const char *name)
 {
-    char *argv[] = {(char *)ingest_bin,
-                    "--server",
-                    (char *)server,
-                    "--store",
-                    (char *)store,
-                    (char *)source_opt,
-                    (char *)source,
-                    "--name",
-                    (char *)name,
-                    "--reconnect-max",
-                    "300ms",
-                    "--stats-interval",
-                    "2s",
-                    exit_at_end ? "--exit-at-end" : NULL,
-                    NULL};
-    return spawn(argv, log, NULL);
+    return start_verifying(server, store, source_opt, source, log, exit_at_end, name, NULL);
 }
 
 static pid_t start_ingester(const char *server, const char *store, const char *source_opt,
@@ -358,6 +387,8 @@ static void stop_ingester(pid_t pid, const char *log)
         show_log(log);
     assert_int_equal(code, 0);
 }
+
+static bool log_contains(const char *log, const char *text);
 
 /* ---- the real capture against Jetstream ------------------------------------------ */
 
@@ -406,6 +437,11 @@ static es_status keep_commit_event(const es_event *ev, void *closure)
     const char *cid = es_event_meta(ev, "cid");
     if (cid)
         json_object_set_new(e, "cid", json_string(cid));
+    /* the audit metadata: every real commit is signed and carries prevData */
+    const char *sig = es_event_meta(ev, "sig");
+    assert_true(sig != NULL && strlen(sig) == 86);
+    assert_non_null(es_event_meta(ev, "data"));
+    assert_non_null(es_event_meta(ev, "prevdata"));
     json_t *rec = record_json(ev);
     if (rec)
         json_object_set_new(e, "record", rec);
@@ -427,14 +463,20 @@ static void real_capture_through_the_server(void **state)
         skip();
     }
     const char *url = getenv("NATS_URL");
-    char name[64], log[300];
+    char name[64], log[300], docs[4096];
+    snprintf(docs, sizeof docs, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir);
     store_name(name, sizeof name, "real");
     snprintf(log, sizeof log, "%s/real.log", tmp);
-    pid_t pid = start_ingester(url, name, "--from-file", frames, log, true);
+    pid_t pid = start_verifying(url, name, "--from-file", frames, log, true, "e2e", docs);
     int code = wait_exit(pid, 60);
     if (code != 0)
         show_log(log);
     assert_int_equal(code, 0);
+    /* verified, every frame: nothing refused, no document fetched */
+    if (!log_contains(log, "refused=0 errors=none") || log_contains(log, "frame refused"))
+        show_log(log);
+    assert_true(log_contains(log, "refused=0 errors=none"));
+    assert_false(log_contains(log, "frame refused"));
 
     natsConnection *nc = connect_to(url);
     ids want = {0};
@@ -700,7 +742,7 @@ static void wss_verifies_the_relay_certificate(void **state)
     /* trusted with --relay-ca */
     char *argv_ing[] = {
         (char *)ingest_bin, "--server", (char *)server, "--store", name, "--relay", url,
-        "--relay-ca",       cert,       "--name",       "e2e",     NULL};
+        "--relay-ca",       cert,       "--name",       "e2e",     "--no-verify", NULL};
     ing = spawn(argv_ing, log, NULL);
     es_store_destroy(st);
     st = wait_stored(nc, name, want.n, WAIT_STORED_S);
@@ -859,6 +901,7 @@ static void nats_down_at_start_then_up(void **state)
                     "60s",
                     "--reconnect-max",
                     "500ms",
+                    "--no-verify", /* delivery, not verification: see start_verifying */
                     NULL};
     pid_t ing = spawn(argv, log, NULL);
     sleep_ms(2000);                                   /* a few attempts fail meanwhile */
@@ -902,7 +945,7 @@ static void a_jetstream_domain_is_used(void **state)
         char *argv[] = {(char *)ingest_bin, "--server",    s.url,
                         "--store",          name,          "--from-file",
                         capture,            "--exit-at-end", "--js-domain",
-                        right ? "hub" : "elsewhere", "--timeout", "1s", NULL};
+                        right ? "hub" : "elsewhere", "--timeout", "1s", "--no-verify", NULL};
         int code = wait_exit(spawn(argv, log, NULL), 60);
         if (code != (right ? 0 : 4))
             show_log(log);
@@ -963,42 +1006,12 @@ static void junk_capture_creates_no_store(void **state)
 
 /* ---- per-repository chain state (chain.c) ----------------------------------------- */
 
-#define EXTRA_MAX 8
-
-/* start_named with more options (NULL-ended, may be NULL). */
-static pid_t start_with(const char *server, const char *store, const char *source_opt,
-                        const char *source, const char *log, bool exit_at_end, const char *name,
-                        const char *const *extra)
-{
-    char *argv[16 + EXTRA_MAX] = {(char *)ingest_bin,
-                                  "--server",
-                                  (char *)server,
-                                  "--store",
-                                  (char *)store,
-                                  (char *)source_opt,
-                                  (char *)source,
-                                  "--name",
-                                  (char *)name,
-                                  "--reconnect-max",
-                                  "300ms",
-                                  "--stats-interval",
-                                  "1s"};
-    size_t n = 13;
-    if (exit_at_end)
-        argv[n++] = "--exit-at-end";
-    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
-        assert_true(i < EXTRA_MAX);
-        argv[n++] = (char *)extra[i];
-    }
-    return spawn(argv, log, NULL);
-}
-
 /* Runs the ingester over a capture to its end; it must exit 0. */
 static void ingest_file_with(const char *server, const char *store, const char *capture,
                              const char *name, const char *log, const char *const *extra)
 {
-    int code =
-        wait_exit(start_with(server, store, "--from-file", capture, log, true, name, extra), 60);
+    int code = wait_exit(
+        start_with(server, store, "--from-file", capture, log, true, name, NULL, extra), 60);
     if (code != 0)
         show_log(log);
     assert_int_equal(code, 0);
@@ -1275,7 +1288,7 @@ static void a_crash_before_the_state_is_written_loses_and_repeats_nothing(void *
     const char *server = getenv("NATS_URL");
     /* ~3 s in: states and a recovery point were written, more is stored after */
     setenv("ES_INGEST_TEST_EXIT_AFTER_ACKS", "3000", 1);
-    pid_t ing = start_with(server, name, "--relay", relay_url, log1, false, "e2e",
+    pid_t ing = start_with(server, name, "--relay", relay_url, log1, false, "e2e", NULL,
                            (const char *[]){"--duplicate-window", "1s", NULL});
     unsetenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
     int code = wait_exit(ing, WAIT_STORED_S);
@@ -1283,7 +1296,7 @@ static void a_crash_before_the_state_is_written_loses_and_repeats_nothing(void *
         show_log(log1);
     assert_int_equal(code, 99);
     sleep_ms(1500); /* past the window */
-    ing = start_with(server, name, "--relay", relay_url, log2, false, "e2e", NULL);
+    ing = start_with(server, name, "--relay", relay_url, log2, false, "e2e", NULL, NULL);
     natsConnection *nc = connect_to(server);
     es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
     sleep_ms(1500); /* anything beyond would be a duplicate: give it a chance to show */
@@ -1418,6 +1431,88 @@ static void side_by_side_one_killed(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* A capture of frames forged from the real ones (atproto/tests/forge.h), each
+ * hash-consistent: verified against the corpus's DID documents, nothing is
+ * stored, every refusal is logged with its DID and seq, and the final report
+ * counts each reason. */
+static void forged_frames_store_nothing(void **state)
+{
+    (void)state;
+    const char *dir = getenv("ES_SHARED_DIR");
+    char frames[4096], docs[4096];
+    snprintf(frames, sizeof frames, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
+    snprintf(docs, sizeof docs, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir ? dir : "");
+    struct stat sb;
+    if (dir == NULL || stat(frames, &sb) != 0 || stat(docs, &sb) != 0) {
+        printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n", dir ? dir : "unset");
+        skip();
+    }
+    sample real[160];
+    size_t n = 0;
+    es_atp_capture *c;
+    assert_int_equal(es_atp_capture_open(frames, 0, &c), ES_OK);
+    const uint8_t *f;
+    size_t len;
+    while (n < 160 && es_atp_capture_next(c, &f, &len) == ES_OK) {
+        real[n].bytes = malloc(len);
+        memcpy(real[n].bytes, f, len);
+        real[n++].len = len;
+    }
+    es_atp_capture_close(c);
+    char capture[300], log[300], name[64], plc[64];
+    snprintf(capture, sizeof capture, "%s/forged.bin", tmp);
+    es_atp_capture_writer *w;
+    assert_int_equal(es_atp_capture_create(capture, 0, &w), ES_OK);
+    size_t count = sizeof forgeries / sizeof forgeries[0];
+    uint64_t by_reason[ES_ATP_ERR_COUNT] = {0};
+    for (size_t i = 0; i < count; i++) {
+        sample forged = forgeries[i].make(real, n);
+        assert_int_equal(es_atp_capture_write(w, forged.bytes, forged.len), ES_OK);
+        by_reason[forgeries[i].refused_as]++;
+        free(forged.bytes);
+    }
+    assert_int_equal(es_atp_capture_finish(w), ES_OK);
+    for (size_t i = 0; i < n; i++)
+        free(real[i].bytes);
+    /* no network: a signature that fails is re-resolved from a closed port */
+    setenv("ES_ATPROTO_TEST_INSECURE_IDENTITY", "1", 1);
+    snprintf(plc, sizeof plc, "http://127.0.0.1:%d", free_port());
+    snprintf(log, sizeof log, "%s/forged.log", tmp);
+    store_name(name, sizeof name, "forged");
+    const char *url = getenv("NATS_URL");
+    char *argv[] = {(char *)ingest_bin, "--server", (char *)url, "--store", name, "--from-file",
+                    capture, "--exit-at-end", "--did-docs", docs, "--plc", plc, NULL};
+    int code = wait_exit(spawn(argv, log, NULL), 60);
+    unsetenv("ES_ATPROTO_TEST_INSECURE_IDENTITY");
+    if (code != 0)
+        show_log(log);
+    assert_int_equal(code, 0);
+    char want[64];
+    snprintf(want, sizeof want, "refused=%zu ", count);
+    if (!log_contains(log, want))
+        show_log(log);
+    assert_true(log_contains(log, want));
+    for (int k = 1; k < ES_ATP_ERR_COUNT; k++) {
+        if (by_reason[k] == 0)
+            continue;
+        snprintf(want, sizeof want, "%s:%llu", es_atp_error_name((es_atp_error)k),
+                 (unsigned long long)by_reason[k]);
+        if (!log_contains(log, want))
+            fail_msg("the final report does not count %s", want);
+    }
+    assert_true(log_contains(log, "warn frame refused seq="));
+    assert_true(log_contains(log, " did=did:plc:"));
+    natsConnection *nc = connect_to(url);
+    es_store *st = wait_stored(nc, name, 0, 10);
+    es_store_info info = {0};
+    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    assert_int_equal(info.events, 0);
+    printf("  %zu forged frames, each refused; nothing stored\n", count);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
 /* After each test: whatever it started and did not see end is killed. */
 static int kill_children(void **state)
 {
@@ -1464,6 +1559,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(real_capture_through_the_server, kill_children),
+        cmocka_unit_test_teardown(forged_frames_store_nothing, kill_children),
         cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, kill_children),
         cmocka_unit_test_teardown(ingester_killed_mid_stream, kill_children),
         cmocka_unit_test_teardown(two_ingesters_side_by_side, kill_children),

@@ -1,0 +1,113 @@
+/* The checks of a verifying decoder (verify.h): a relay can forge anything
+ * hash-consistent, but not the repository's signature over its MST root, and
+ * inversion proves the ops are exactly the difference between the signed
+ * root and prevData. */
+#include "verify.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "atp_internal.h"
+
+int64_t esi_atp_tid_time_us(const char *tid)
+{
+    static const char alphabet[] = "234567abcdefghijklmnopqrstuvwxyz";
+    uint64_t v = 0;
+    for (size_t i = 0; i < 13; i++)
+        v = v << 5 | (uint64_t)(strchr(alphabet, tid[i]) - alphabet);
+    return (int64_t)(v >> 10); /* the top bit is zero in a valid TID */
+}
+
+static int64_t wall_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static es_status refused(es_atp_error *why, es_atp_error kind, es_status s)
+{
+    *why = kind;
+    return s;
+}
+
+es_status esi_atp_check_rev_time(const char *rev, size_t len, int64_t max_future_ms,
+                                 es_atp_error *why)
+{
+    *why = ES_ATP_ERR_NONE;
+    if (rev == NULL || !es_atp_valid_tid(rev, len))
+        return refused(why, ES_ATP_ERR_SYNTAX, es_error(ES_ERR_DECODE, "rev is not a TID"));
+    int64_t ahead_us = esi_atp_tid_time_us(rev) - wall_clock_us();
+    if (ahead_us > max_future_ms * 1000)
+        return refused(why, ES_ATP_ERR_FUTURE_REV,
+                       es_error(ES_ERR_DECODE, "rev %.13s is %lld s in the future (bound %lld ms)",
+                                rev, (long long)(ahead_us / 1000000), (long long)max_future_ms));
+    return ES_OK;
+}
+
+/* The key of `did`, or an identity refusal. */
+static es_status signing_key(es_atp_identity *id, const char *did, size_t len,
+                             const esi_atp_key **key, es_atp_error *why)
+{
+    es_status s = esi_atp_identity_key(id, did, len, key);
+    if (s == ES_OK || s == ES_ERR_NOMEM)
+        return s;
+    return refused(why, ES_ATP_ERR_IDENTITY, esi_atp_error_wrap(ES_ERR_DECODE, "signing key"));
+}
+
+es_status esi_atp_check_signature(es_atp_identity *id, const char *did, size_t did_len,
+                                  const uint8_t *block, size_t len, es_arena *arena,
+                                  es_atp_error *why)
+{
+    *why = ES_ATP_ERR_NONE;
+    const esi_atp_key *key;
+    es_status s = signing_key(id, did, did_len, &key, why);
+    if (s != ES_OK)
+        return s;
+    es_arena_reset(arena);
+    s = esi_atp_commit_verify(block, len, key, arena);
+    if (s == ES_ERR_CRYPTO) { /* perhaps a rotated key: one fresh resolution */
+        es_status r = esi_atp_identity_refresh(id, did, did_len);
+        if (r == ES_ERR_NOMEM)
+            return r;
+        if (r != ES_OK)
+            return refused(why, ES_ATP_ERR_SIGNATURE,
+                           esi_atp_error_wrap(ES_ERR_DECODE,
+                                              "commit signature does not verify, and the "
+                                              "document could not be resolved again"));
+        if ((s = signing_key(id, did, did_len, &key, why)) != ES_OK)
+            return s;
+        es_arena_reset(arena);
+        s = esi_atp_commit_verify(block, len, key, arena);
+    }
+    if (s == ES_OK || s == ES_ERR_NOMEM)
+        return s;
+    return refused(why, ES_ATP_ERR_SIGNATURE, esi_atp_error_wrap(ES_ERR_DECODE, "commit signature"));
+}
+
+static es_atp_error inversion_kind(esi_atp_refusal r)
+{
+    switch (r) {
+    case ESI_ATP_REFUSAL_NO_PREV_DATA: return ES_ATP_ERR_NO_PREV_DATA;
+    case ESI_ATP_REFUSAL_OP_PREV: return ES_ATP_ERR_OP_PREV;
+    case ESI_ATP_REFUSAL_BAD_OP: return ES_ATP_ERR_OP;
+    case ESI_ATP_REFUSAL_OP_MISMATCH: return ES_ATP_ERR_OP_MISMATCH;
+    case ESI_ATP_REFUSAL_MISSING_BLOCK: return ES_ATP_ERR_MISSING_BLOCK;
+    case ESI_ATP_REFUSAL_BAD_NODE: return ES_ATP_ERR_MST;
+    case ESI_ATP_REFUSAL_LIMIT: return ES_ATP_ERR_LIMIT;
+    case ESI_ATP_REFUSAL_PREV_DATA: return ES_ATP_ERR_PREV_DATA;
+    case ESI_ATP_REFUSAL_NONE:
+    case ESI_ATP_REFUSAL_COUNT: break;
+    }
+    return ES_ATP_ERR_NONE;
+}
+
+es_status esi_atp_check_inversion(const es_car *car, const uint8_t *data, size_t data_len,
+                                  const uint8_t *prev_data, size_t prev_data_len,
+                                  const esi_atp_op *ops, size_t count, es_atp_error *why)
+{
+    esi_atp_refusal r;
+    es_status s = esi_atp_invert(car, data, data_len, prev_data, prev_data_len, ops, count, &r);
+    *why = s == ES_OK ? ES_ATP_ERR_NONE : inversion_kind(r);
+    return s;
+}
