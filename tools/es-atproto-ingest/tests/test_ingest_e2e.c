@@ -1502,6 +1502,9 @@ static void forged_frames_store_nothing(void **state)
     }
     assert_true(log_contains(log, "warn frame refused seq="));
     assert_true(log_contains(log, " did=did:plc:"));
+    /* each forged repository is desynchronized: a hole in its chain */
+    assert_true(log_contains(log, "warn repository desynchronized did=did:plc:"));
+    assert_true(log_contains(log, "reason=signature"));
     natsConnection *nc = connect_to(url);
     es_store *st = wait_stored(nc, name, 0, 10);
     es_store_info info = {0};
