@@ -866,7 +866,7 @@ es_status es_atp_gen_next(es_atp_gen *g, es_buf *frame)
         s = make_rotation(g, rotating, frame);
     else if (dice < 20)
         s = make_identity(g, r, frame);
-    else if (dice < 30)
+    else if (dice < 30 || !r->active) /* an inactive account commits nothing: back first */
         s = make_account(g, r, frame);
     else if (dice < 35 && r->rev[0] != '\0')
         s = make_sync(g, r, frame);

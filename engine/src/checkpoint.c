@@ -150,15 +150,25 @@ static es_status check_name(const char *name)
 
 es_status es_checkpoints_open(es_store *store, es_checkpoints **out)
 {
+    return es_checkpoints_open_bucket(store, ES_CHECKPOINTS_DEFAULT, out);
+}
+
+es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
+                                     es_checkpoints **out)
+{
     if (out == NULL || store == NULL)
         return es_error(ES_ERR_INVALID, "es_checkpoints_open: store and out are required");
     *out = NULL;
+    /* A repository set holds one small entry per repository (millions): no history. */
+    esi_bucket_kind kind = set == ES_CHECKPOINTS_REPOS ? ES_BUCKET_REPOS : ES_BUCKET_CHECKPOINTS;
+    int history = set == ES_CHECKPOINTS_REPOS ? 1 : CHECKPOINT_HISTORY;
+    if (set != ES_CHECKPOINTS_DEFAULT && set != ES_CHECKPOINTS_REPOS)
+        return es_error(ES_ERR_INVALID, "es_checkpoints_open_bucket: no such set %d", (int)set);
     es_checkpoints *cps = esi_calloc(1, sizeof *cps);
     if (cps == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     cps->timeout_ms = store->opts.timeout_ms;
-    es_status s = esi_store_kv_open(store, ES_BUCKET_CHECKPOINTS, CHECKPOINT_HISTORY,
-                                   ES_CHECKPOINT_VALUE_MAX, &cps->kv);
+    es_status s = esi_store_kv_open(store, kind, history, ES_CHECKPOINT_VALUE_MAX, &cps->kv);
     if (s != ES_OK) {
         esi_free(cps);
         return s;

@@ -55,6 +55,7 @@ struct unit {
     unit *next_done;
     es_status result;
     bool duplicate;
+    uint64_t first_seq; /* the stream sequence of the append's first event */
     int err_code;
     char error[ERROR_TEXT_MAX];
 };
@@ -288,7 +289,7 @@ static bool turn_has_come(const es_sink *sk, const unit *u)
 /* ---- outcomes ------------------------------------------------------------ */
 
 static void report(es_sink *sk, const unit *u, es_sink_outcome_kind kind, es_status s, int err_code,
-                   const char *error, bool duplicate, int64_t retry_in_ms)
+                   const char *error, bool duplicate, int64_t retry_in_ms, uint64_t last_seq)
 {
     if (sk->o.on_outcome == NULL)
         return;
@@ -302,7 +303,8 @@ static void report(es_sink *sk, const unit *u, es_sink_outcome_kind kind, es_sta
                          .error = error ? error : "",
                          .duplicate = duplicate,
                          .attempts = u->attempts,
-                         .retry_in_ms = retry_in_ms};
+                         .retry_in_ms = retry_in_ms,
+                         .last_seq = last_seq};
     sk->o.on_outcome(&o, sk->o.closure);
 }
 
@@ -353,12 +355,12 @@ static void failed(es_sink *sk, unit *u, es_status s, int err_code, const char *
 {
     if (permanent(s) || (sk->o.max_attempts > 0 && u->attempts >= sk->o.max_attempts)) {
         sk->st.dropped++;
-        report(sk, u, ES_SINK_DROPPED, s, err_code, error, false, 0);
+        report(sk, u, ES_SINK_DROPPED, s, err_code, error, false, 0, 0);
         settle(sk, u);
         return;
     }
     int64_t delay = esi_backoff_next(&sk->backoff, u->attempts);
-    report(sk, u, ES_SINK_RETRYING, s, err_code, error, false, delay);
+    report(sk, u, ES_SINK_RETRYING, s, err_code, error, false, delay, 0);
     requeue(sk, u, delay);
 }
 
@@ -397,6 +399,7 @@ static void on_acked(es_status s, const es_append_result *r, void *closure)
     pthread_mutex_lock(&sk->mu);
     leader->result = s;
     leader->duplicate = s == ES_OK && r != NULL && r->duplicate;
+    leader->first_seq = s == ES_OK && r != NULL ? r->first_seq : 0;
     leader->err_code = r != NULL ? r->err_code : 0;
     snprintf(leader->error, sizeof leader->error, "%s",
              s == ES_OK || r == NULL || r->error == NULL ? "" : r->error);
@@ -564,11 +567,15 @@ static void stored(es_sink *sk, unit *leader)
     sk->st.appends++;
     sk->st.events += leader->sent_count;
     sk->st.duplicates += leader->duplicate;
+    /* a group's units are its events in order: each its own slice */
+    uint64_t seq = leader->first_seq;
     for (unit *u = leader, *next; u != NULL; u = next) {
         next = u->group_next;
         if (u->time_ns > sk->st.last_time_ns)
             sk->st.last_time_ns = u->time_ns;
-        report(sk, u, ES_SINK_STORED, ES_OK, 0, "", leader->duplicate, 0);
+        uint64_t last = seq != 0 && u->copy.count > 0 ? seq + u->copy.count - 1 : 0;
+        seq += seq != 0 ? u->copy.count : 0;
+        report(sk, u, ES_SINK_STORED, ES_OK, 0, "", leader->duplicate, 0, last);
         settle(sk, u);
     }
 }

@@ -46,6 +46,7 @@ static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
     [ES_BUCKET_DICTS] = "dicts",
     [ES_BUCKET_CHECKPOINTS] = "checkpoints",
     [ES_BUCKET_SNAPSHOTS] = "snapshots",
+    [ES_BUCKET_REPOS] = "repos",
 };
 
 const char *esi_bucket_kind_name(esi_bucket_kind kind)

@@ -30,6 +30,7 @@ typedef struct live {
     es_store *st;
     size_t dropped_by_status[ES_SINK_STATUS_SLOTS];
     int last_err_code;
+    uint64_t stored_last_seq[UNITS + 1]; /* by position: what STORED said */
 } live;
 
 static int setup(void **state)
@@ -64,6 +65,8 @@ static void open_store(live *l, int max_inflight, int max_batches)
 static void on_outcome(const es_sink_outcome *o, void *closure)
 {
     live *l = closure;
+    if (o->kind == ES_SINK_STORED && o->position <= UNITS && !o->duplicate)
+        l->stored_last_seq[o->position] = o->last_seq;
     if (o->kind == ES_SINK_DROPPED) {
         l->dropped_by_status[o->status < ES_SINK_STATUS_SLOTS ? o->status : 0]++;
         l->last_err_code = o->err_code;
@@ -117,6 +120,7 @@ static void offer_unit(es_sink *sk, size_t i, const char *event_type)
 typedef struct readback {
     unsigned char *seen; /* [unit * MAX_ITEMS + item] */
     long last_unit[KEYS];
+    uint64_t last_seq[UNITS]; /* per unit, the stream sequence of its last event */
     size_t events;
     bool out_of_order;
 } readback;
@@ -130,6 +134,8 @@ static es_status collect(const es_event *ev, void *closure)
     if (sscanf(es_event_entity_id(ev, NULL), "k%zu", &key) != 1 || key != unit % KEYS)
         return ES_ERR_DECODE;
     r->seen[unit * MAX_ITEMS + item]++;
+    if (es_event_seq(ev) > r->last_seq[unit])
+        r->last_seq[unit] = es_event_seq(ev);
     if ((long)unit < r->last_unit[key])
         r->out_of_order = true;
     r->last_unit[key] = (long)unit;
@@ -179,6 +185,10 @@ static void units_are_stored_once_in_key_order(void **state)
     for (size_t i = 0; i < UNITS; i++)
         for (size_t j = 0; j < unit_events(i); j++)
             assert_int_equal(r.seen[i * MAX_ITEMS + j], 1);
+    /* each STORED outcome named where its unit's last event is, gathered
+     * into a group or not */
+    for (size_t i = 0; i < UNITS; i++)
+        assert_int_equal(l->stored_last_seq[i + 1], r.last_seq[i]);
     free(r.seen);
 
     /* some of the units again (a replay after a restart): nothing new. (A

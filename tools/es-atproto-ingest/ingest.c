@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backoff.h"
+#include "chain.h"
 #include "clock.h"
 #include "cursor.h"
 #include "identity.h"
@@ -33,6 +35,8 @@ struct ingester {
     es_sink *sink; /* order, retries, the watermark */
     ingest_cursor *cursor;
     ingest_cursor_start start;
+    chain *chain;                       /* per-repository chain state (chain.h) */
+    uint64_t crash_after, stored_units; /* tests: ES_INGEST_TEST_EXIT_AFTER_ACKS */
     uint64_t skipped_by_cursor;
     bool has_last_seq;
     uint64_t last_seq; /* the newest frame taken */
@@ -59,15 +63,24 @@ void ingest_config_init(ingest_config *c)
     c->max_inflight = 256;
     c->max_batches = 32;
     c->max_held = (size_t)8 << 20;
+    c->max_repos_cached = 100000;
     es_cli_conn_init(&c->conn, "es-atproto-ingest");
     c->conn.max_reconnect = -1; /* a service: keep trying, appends retry meanwhile */
 }
 
 /* ---- what the sink reports ------------------------------------------------ */
 
-static void log_outcome(const es_sink_outcome *o, void *ctx)
+static void on_outcome(const es_sink_outcome *o, void *ctx)
 {
-    (void)ctx;
+    ingester *g = ctx;
+    /* a repository's state moves only once its frame is stored */
+    if (g->chain != NULL && o->kind != ES_SINK_RETRYING)
+        chain_settled(g->chain, o->key, o->key_len, o->position, o->kind == ES_SINK_STORED,
+                      o->last_seq);
+    /* The crash tests' kill -9 at a chosen point: after N units are stored,
+     * before any state or cursor write that follows them. */
+    if (o->kind == ES_SINK_STORED && g->crash_after && ++g->stored_units >= g->crash_after)
+        _exit(99);
     if (o->kind == ES_SINK_STORED && !o->duplicate)
         return;
     ingest_log_line l;
@@ -207,9 +220,17 @@ static es_status open_sink(ingester *g)
     o.max_bytes = c->max_held + ROOM_SLACK * g->opts.limits.max_frame_bytes;
     o.max_inflight = c->max_inflight;
     o.max_batches = c->max_batches;
-    o.on_outcome = log_outcome;
+    o.on_outcome = on_outcome;
     o.closure = g;
     return es_sink_create(g->store, &o, &g->sink);
+}
+
+static es_status open_chain(ingester *g)
+{
+    chain_options o = {.max_cached = g->cfg->max_repos_cached,
+                       .interval_ms = g->cfg->cursor_interval_ms,
+                       .name = g->cfg->name};
+    return chain_open(g->store, &o, &g->chain);
 }
 
 int ingester_open(const ingest_config *cfg, const char *source_name, volatile sig_atomic_t *stop,
@@ -219,6 +240,8 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
     if (g == NULL)
         return es_cli_fail(ES_ERR_NOMEM, "starting");
     g->cfg = cfg;
+    const char *crash = getenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
+    g->crash_after = crash ? strtoull(crash, NULL, 10) : 0;
     g->opts = (es_atp_options){.filter = cfg->filter, .verify_all_blocks = cfg->verify_all};
     es_atp_limits_defaults(&g->opts.limits);
     int code = ES_EXIT_OK;
@@ -240,6 +263,8 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         (s = ingest_cursor_open(g->store, cfg->name, source_name, cfg->cursor_interval_ms,
                                 &g->start, &g->cursor)) != ES_OK)
         code = es_cli_fail(s, "reading the cursor");
+    if (code == ES_EXIT_OK && (s = open_chain(g)) != ES_OK)
+        code = es_cli_fail(s, "reading the repository states");
     if (code != ES_EXIT_OK) {
         ingester_close(g);
         return code;
@@ -257,6 +282,7 @@ void ingester_close(ingester *g)
     if (g == NULL)
         return;
     ingest_cursor_close(g->cursor);
+    chain_close(g->chain, g->sink != NULL && es_sink_idle(g->sink));
     /* The sink waits for its appends in flight (each bounded by the store's
      * request timeout) before the store goes. */
     es_sink_destroy(g->sink);
@@ -318,9 +344,22 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
         g->skipped_by_cursor++;
         return INGEST_TAKEN;
     }
-    /* A frame refused, an #info or a frame filtered out stores nothing, but
-     * still counts for the cursor: a unit without events. */
-    bool events = s == ES_OK && b.count > 0;
+    /* A refused commit is a hole in its repository's chain: until a resync,
+     * the repository is desynchronized (its later commits are skipped). */
+    if (s != ES_OK && (b.kind == ES_ATP_KIND_COMMIT || b.kind == ES_ATP_KIND_SYNC) &&
+        b.did != NULL && es_atp_valid_did(b.did, b.did_len))
+        chain_mark_desynced(g->chain, b.did, b.did_len, b.has_seq ? b.seq : 0,
+                            es_atp_error_name(b.error));
+    /* The repository's chain: a commit stored before, out of order or of an
+     * inactive account is skipped (chain.h). */
+    chain_verdict verdict = CHAIN_STORE;
+    const char *why = "";
+    bool chained = s == ES_OK;
+    if (chained)
+        verdict = chain_take(g->chain, &b, b.count > 0, &why);
+    /* A frame refused, skipped, an #info or a frame filtered out stores
+     * nothing, but still counts for the cursor: a unit without events. */
+    bool events = s == ES_OK && b.count > 0 && verdict == CHAIN_STORE;
     es_sink_unit u = {.key = b.did,
                       .key_len = b.did ? b.did_len : 0,
                       .position = b.has_seq ? b.seq : 0,
@@ -328,6 +367,8 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
                       .events = events ? b.events : NULL,
                       .count = events ? b.count : 0};
     s = es_sink_offer(g->sink, &u);
+    if (s != ES_OK && chained && verdict == CHAIN_STORE)
+        chain_untake(g->chain, &b); /* it comes again */
     if (s == ES_ERR_AGAIN)
         return INGEST_FULL;
     if (s != ES_OK) {
@@ -367,6 +408,18 @@ static void append_count(char *buf, size_t size, const char *name, uint64_t n)
         snprintf(buf + used, size - used, "%s%s:%" PRIu64, used ? "," : "", name, n);
 }
 
+static void log_chain_stats(ingester *g, ingest_log_line *l)
+{
+    chain_stats c;
+    chain_get_stats(g->chain, &c);
+    ingest_log_u64(l, "skipped_old_rev", c.old_rev);
+    ingest_log_u64(l, "skipped_inactive", c.inactive);
+    ingest_log_u64(l, "skipped_desynced", c.desynced);
+    ingest_log_u64(l, "chain_break", c.chain_break);
+    ingest_log_u64(l, "repos_desynced", c.repos_desynced);
+    ingest_log_u64(l, "repos_cached", c.repos_cached);
+}
+
 /* Refused frames by reason and failed appends by status: "signature:2,hash:1". */
 static void error_counts(const es_atp_stats *d, const es_sink_stats *w, char *buf, size_t size)
 {
@@ -402,6 +455,7 @@ static void stats_line(ingester *g, int64_t now)
     if (w.has_watermark)
         ingest_log_u64(&l, "cursor", w.watermark);
     ingest_log_str(&l, "errors", errors[0] ? errors : "none");
+    log_chain_stats(g, &l);
     ingest_log_end(&l);
     g->last_dec = *d;
     g->last_sink = w;
@@ -414,6 +468,9 @@ void ingester_tick(ingester *g)
     uint64_t watermark;
     if (es_sink_watermark(g->sink, &watermark))
         ingest_cursor_offer(g->cursor, watermark);
+    es_sink_stats st;
+    es_sink_get_stats(g->sink, &st);
+    chain_tick(g->chain, st.offered, st.settled);
     int64_t now = es_cli_monotonic_ms();
     if (g->cfg->stats_interval_ms > 0 && now - g->last_stats_ms >= g->cfg->stats_interval_ms)
         stats_line(g, now);
@@ -442,6 +499,7 @@ static void final_report(ingester *g)
     ingest_log_u64(&l, "retries", w.retries);
     ingest_log_u64(&l, "dropped", w.dropped);
     ingest_log_u64(&l, "skipped_by_cursor", g->skipped_by_cursor);
+    log_chain_stats(g, &l);
     ingest_log_f64(&l, "seconds", secs, 3);
     ingest_log_f64(&l, "commits_per_s",
                    secs > 0 ? (double)d->by_kind[ES_ATP_KIND_COMMIT] / secs : 0, 0);

@@ -50,6 +50,7 @@ typedef struct ingest_config {
     size_t max_inflight; /* --max-inflight: appends in flight (default 256) */
     size_t max_batches;  /* --max-batches: of which multi-op atomic batches (default 32) */
     size_t max_held;     /* --max-held: bytes of event copies held (default 8 MiB) */
+    size_t max_repos_cached; /* --max-repos-cached: repository states in memory (100,000) */
     es_cli_conn conn;
 } ingest_config;
 

@@ -45,7 +45,11 @@ static void usage(FILE *out)
             "(SHA-256); a commit becomes ONE atomic batch of events, one per record op, on\n"
             "entity type <collection with . as _> and id <repo DID>; #identity, #account and\n"
             "#sync become events on entity type 'repo'. Damaged frames are logged with their\n"
-            "seq, counted by kind and skipped whole. See docs/atproto.md.\n"
+            "seq, counted by kind and skipped whole. Per repository, the rev, MST root\n"
+            "and account status of what is stored are kept in ES_<store>_repos: commits\n"
+            "stored before, of inactive accounts or of desynchronized repositories are\n"
+            "skipped, one that does not follow the stored one is refused and its repository\n"
+            "marked desynchronized. See docs/atproto.md.\n"
             "\n"
             "Source (one):\n"
             "  --relay URL          a relay or PDS: ws:// or wss:// (TLS verified); the path\n"
@@ -65,7 +69,8 @@ static void usage(FILE *out)
             "  --store NAME         the event store (default atproto; created when missing)\n"
             "  --name NAME          this ingester's name: the key of its cursor in the\n"
             "                       checkpoint bucket ES_<store>_checkpoints\n"
-            "                       (default atproto-ingest)\n"
+            "                       (default atproto-ingest); <name>.repos there is the\n"
+            "                       point the start-up scan of repository states reads from\n"
             "  --duplicate-window DUR  the store's idempotency window when this creates it\n"
             "                       (default 2m); it must exceed the worst replay distance\n"
             "  --nats-wait DUR      at start-up, how long to keep trying an unreachable NATS\n"
@@ -79,6 +84,9 @@ static void usage(FILE *out)
             "  --max-held SIZE      bytes of events kept until acknowledged (default 8M);\n"
             "                       reading stops while this is reached\n"
             "  --max-frames N       frames kept until settled (default 4096)\n"
+            "  --max-repos-cached N repository chain states kept in memory, least recently\n"
+            "                       used evicted (default 100000; the others are read from\n"
+            "                       the store's bucket ES_<store>_repos when they come back)\n"
             "  --drain-timeout DUR  at shutdown, how long to wait for acknowledgements\n"
             "                       (default 30s)\n"
             "  --reconnect-max DUR  longest pause between relay reconnections (default 1m)\n"
@@ -151,6 +159,7 @@ enum {
     OPT_MAX_BATCHES,
     OPT_MAX_HELD,
     OPT_MAX_FRAMES,
+    OPT_MAX_REPOS_CACHED,
     OPT_DRAIN_TIMEOUT,
     OPT_RECONNECT_MAX,
     OPT_COLLECTIONS,
@@ -184,6 +193,7 @@ static const es_cli_option options[] = {
     {"max-batches", 0, true, OPT_MAX_BATCHES},
     {"max-held", 0, true, OPT_MAX_HELD},
     {"max-frames", 0, true, OPT_MAX_FRAMES},
+    {"max-repos-cached", 0, true, OPT_MAX_REPOS_CACHED},
     {"drain-timeout", 0, true, OPT_DRAIN_TIMEOUT},
     {"reconnect-max", 0, true, OPT_RECONNECT_MAX},
     {"collections", 0, true, OPT_COLLECTIONS},
@@ -269,6 +279,11 @@ static bool apply(ingest_config *c, int id, const char *v)
         if (!count_in(v, "--max-frames", 2, 1 << 20, &n))
             return false;
         c->max_frames = (size_t)n;
+        return true;
+    case OPT_MAX_REPOS_CACHED:
+        if (!count_in(v, "--max-repos-cached", 1, 1 << 24, &n))
+            return false;
+        c->max_repos_cached = (size_t)n;
         return true;
     case OPT_DRAIN_TIMEOUT: return duration_ms(v, "--drain-timeout", true, &c->drain_timeout_ms);
     case OPT_RECONNECT_MAX: return duration_ms(v, "--reconnect-max", false, &c->reconnect_max_ms);

@@ -51,6 +51,18 @@ typedef struct es_checkpoint {
 /* Opens the store's checkpoint bucket, creating it when missing. The store
  * must outlive the handle; the caller owns *out. */
 ES_API es_status es_checkpoints_open(es_store *store, es_checkpoints **out);
+
+/* The sets of checkpoints a store keeps, each in its own bucket (deleted
+ * with the store). */
+typedef enum es_checkpoint_bucket {
+    ES_CHECKPOINTS_DEFAULT = 0, /* ES_<store>_checkpoints: cursors, positions (history 5) */
+    ES_CHECKPOINTS_REPOS,       /* ES_<store>_repos: one entry per source repository, e.g. the
+                                   ATProto chain state (es/atproto_repos.h); history 1 */
+} es_checkpoint_bucket;
+
+/* es_checkpoints_open on another set: the same calls, another bucket. */
+ES_API es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
+                                            es_checkpoints **out);
 /* Accepts NULL. Stop watches first. */
 ES_API void es_checkpoints_destroy(es_checkpoints *cps);
 

@@ -63,6 +63,8 @@ typedef struct es_sink_outcome {
     bool duplicate;      /* stored before: every event id was found in the store */
     unsigned attempts;   /* appends of this unit so far */
     int64_t retry_in_ms; /* ES_SINK_RETRYING: when it goes again */
+    uint64_t last_seq;   /* ES_SINK_STORED: the stream sequence of the unit's last event
+                            (where it was stored before, for a duplicate); 0 otherwise */
 } es_sink_outcome;
 
 /* Called on the thread driving the sink, once per unit with events when it

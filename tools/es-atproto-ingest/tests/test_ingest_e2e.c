@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include <es/atproto.h>
+#include <es/atproto_repos.h>
 #include <es/cbor.h>
 #include <es/es.h>
 #include <es/json.h>
@@ -329,14 +330,17 @@ static void check_cursor(es_store *st, const char *name, uint64_t want)
  * verification; the real capture and the forged one are verified against
  * their DID documents here, and generated (signed) captures against theirs
  * in test-ingest.sh. */
-static pid_t start_verifying(const char *server, const char *store, const char *source_opt,
-                             const char *source, const char *log, bool exit_at_end,
-                             const char *name, const char *did_docs)
+#define EXTRA_MAX 8
+
+/* With more options `extra` (NULL-ended, may be NULL). */
+static pid_t start_with(const char *server, const char *store, const char *source_opt,
+                        const char *source, const char *log, bool exit_at_end, const char *name,
+                        const char *did_docs, const char *const *extra)
 {
     const char *fixed[] = {ingest_bin, "--server",        server, "--store",          store,
                            source_opt, source,            "--name", name,               "--reconnect-max",
                            "300ms",    "--stats-interval", "2s"};
-    char *argv[sizeof fixed / sizeof *fixed + 4];
+    char *argv[sizeof fixed / sizeof *fixed + 4 + EXTRA_MAX];
     size_t n = 0;
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         argv[n++] = (char *)fixed[i];
@@ -348,8 +352,19 @@ static pid_t start_verifying(const char *server, const char *store, const char *
     }
     if (exit_at_end)
         argv[n++] = "--exit-at-end";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        assert_true(i < EXTRA_MAX);
+        argv[n++] = (char *)extra[i];
+    }
     argv[n] = NULL;
     return spawn(argv, log, NULL);
+}
+
+static pid_t start_verifying(const char *server, const char *store, const char *source_opt,
+                             const char *source, const char *log, bool exit_at_end,
+                             const char *name, const char *did_docs)
+{
+    return start_with(server, store, source_opt, source, log, exit_at_end, name, did_docs, NULL);
 }
 
 static pid_t start_named(const char *server, const char *store, const char *source_opt,
@@ -615,6 +630,8 @@ static void ingester_killed_mid_stream(void **state)
     natsConnection_Destroy(nc);
 }
 
+static void states_match_capture(es_store *st, const char *capture); /* chain state, below */
+
 /* High availability: two ingesters on the same relay and store, each with
  * its own cursor; every op is stored once. */
 static void two_ingesters_side_by_side(void **state)
@@ -664,6 +681,7 @@ static void two_ingesters_side_by_side(void **state)
     assert_exactly_once(st, &want);
     check_cursor(st, "e2e-a", last_seq);
     check_cursor(st, "e2e-b", last_seq);
+    states_match_capture(st, capture);
     ids_free(&want);
     es_store_destroy(st);
     es_store_delete(nc, name, NULL);
@@ -986,6 +1004,433 @@ static void junk_capture_creates_no_store(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* ---- per-repository chain state (chain.c) ----------------------------------------- */
+
+/* Runs the ingester over a capture to its end; it must exit 0. */
+static void ingest_file_with(const char *server, const char *store, const char *capture,
+                             const char *name, const char *log, const char *const *extra)
+{
+    int code = wait_exit(
+        start_with(server, store, "--from-file", capture, log, true, name, NULL, extra), 60);
+    if (code != 0)
+        show_log(log);
+    assert_int_equal(code, 0);
+}
+
+/* The real corpus when ../shared has it, else a generated capture. */
+static void replay_capture(char *out, size_t size)
+{
+    const char *dir = getenv("ES_SHARED_DIR");
+    struct stat sb;
+    snprintf(out, size, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
+    if (dir != NULL && stat(out, &sb) == 0)
+        return;
+    snprintf(out, size, "%s/window.zst", tmp);
+    generate(out, "800", "31", "7");
+}
+
+/* The issue's replay: a store whose duplicate window is 1 s gets the same
+ * capture again from another ingester (another --name, --from-start) after
+ * the window: the chain state, not the window, keeps each op once (before
+ * it, every op was stored twice). */
+static void a_replay_after_the_duplicate_window_stores_nothing_twice(void **state)
+{
+    (void)state;
+    char capture[4096], log1[300], log2[300], name[64];
+    replay_capture(capture, sizeof capture);
+    snprintf(log1, sizeof log1, "%s/window-1.log", tmp);
+    snprintf(log2, sizeof log2, "%s/window-2.log", tmp);
+    store_name(name, sizeof name, "window");
+    const char *server = getenv("NATS_URL");
+    ingest_file_with(server, name, capture, "first", log1,
+                     (const char *[]){"--duplicate-window", "1s", NULL});
+    natsConnection *nc = connect_to(server);
+    ids want = {0};
+    expected_ids(capture, &want);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    es_store_info info;
+    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    assert_int_equal(info.config.duplicate_window_ns, 1000000000LL);
+    sleep_ms(1500); /* past the window: the store no longer knows the ids */
+    /* few states in memory: the others are read again from KV */
+    ingest_file_with(server, name, capture, "second", log2,
+                     (const char *[]){"--from-start", "--max-repos-cached", "10", NULL});
+    assert_exactly_once(st, &want);
+    assert_true(log_contains(log2, "appends=0 events=0"));
+    assert_true(log_contains(log2, "repos_cached=10 "));
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
+/* A capture's frames, decoded enough to pick some out. */
+typedef struct cframe {
+    uint8_t *bytes;
+    size_t len;
+    es_atp_kind kind;
+    char did[64];
+    bool active;
+    bool stored; /* the test's expectation: its events end up stored */
+} cframe;
+
+#define CFRAMES_MAX 4096
+
+static size_t load_frames(const char *path, cframe *out)
+{
+    es_atp_capture *c;
+    assert_int_equal(es_atp_capture_open(path, 0, &c), ES_OK);
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    const uint8_t *f;
+    size_t len, n = 0;
+    while (es_atp_capture_next(c, &f, &len) == ES_OK) {
+        assert_true(n < CFRAMES_MAX);
+        es_arena_reset(a);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, f, len, a, &b), ES_OK);
+        cframe *cf = &out[n++];
+        memset(cf, 0, sizeof *cf);
+        cf->bytes = malloc(len);
+        memcpy(cf->bytes, f, len);
+        cf->len = len;
+        cf->kind = b.kind;
+        cf->active = b.active;
+        cf->stored = true;
+        if (b.did)
+            snprintf(cf->did, sizeof cf->did, "%.*s", (int)b.did_len, b.did);
+    }
+    es_atp_decoder_destroy(dec);
+    es_arena_destroy(a);
+    es_atp_capture_close(c);
+    return n;
+}
+
+/* Writes the frames not dropped (NULL bytes), then `extra` (may be NULL);
+ * adds the ids of the frames expected stored to `want`. */
+static void write_frames(const char *path, cframe *f, size_t n, const cframe *extra, ids *want)
+{
+    es_atp_capture_writer *w;
+    assert_int_equal(es_atp_capture_create(path, 0, &w), ES_OK);
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].bytes == NULL)
+            continue;
+        assert_int_equal(es_atp_capture_write(w, f[i].bytes, f[i].len), ES_OK);
+        es_arena_reset(a);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, f[i].bytes, f[i].len, a, &b), ES_OK);
+        for (size_t k = 0; f[i].stored && k < b.count; k++)
+            ids_add(want, b.events[k].event_id);
+    }
+    if (extra != NULL)
+        assert_int_equal(es_atp_capture_write(w, extra->bytes, extra->len), ES_OK);
+    assert_int_equal(es_atp_capture_finish(w), ES_OK);
+    es_atp_decoder_destroy(dec);
+    es_arena_destroy(a);
+}
+
+static bool is_commit_of(const cframe *f, const char *did)
+{
+    return f->bytes != NULL && f->kind == ES_ATP_KIND_COMMIT && strcmp(f->did, did) == 0;
+}
+
+static size_t nth_commit_of(const cframe *f, size_t n, const char *did, size_t nth)
+{
+    for (size_t i = 0; i < n; i++)
+        if (is_commit_of(&f[i], did) && nth-- == 0)
+            return i;
+    return n;
+}
+
+static void expect_repo(es_store *st, const char *did, const char *status, bool desynced,
+                        const char *reason)
+{
+    es_atp_repos *repos;
+    assert_int_equal(es_atp_repos_open(st, &repos), ES_OK);
+    es_atp_repo_state rs;
+    assert_int_equal(es_atp_repos_get(repos, did, strlen(did), &rs), ES_OK);
+    assert_string_equal(rs.status, status);
+    assert_int_equal(rs.desynced, desynced);
+    if (reason)
+        assert_string_equal(rs.reason, reason);
+    /* where its last stored frame came from, and where it is in the stream */
+    assert_true(rs.seq > 0);
+    assert_true(rs.position > 0);
+    es_read_options ro;
+    es_read_options_init(&ro);
+    ro.after_seq = rs.position - 1;
+    ro.up_to_seq = rs.position;
+    ids one = {0};
+    assert_int_equal(es_evolve(st, NULL, &ro, collect_id, &one, NULL), ES_OK);
+    assert_int_equal(one.n, 1);
+    assert_non_null(strstr(one.v[0], did)); /* the event at `position` is the repository's */
+    ids_free(&one);
+    es_atp_repos_destroy(repos);
+}
+
+/* Crafted from a generated capture: repo X loses a commit (the next one is
+ * refused, chain_break, and X's later commits are skipped as desynced);
+ * repo Z is deactivated and never comes back (its later commits are
+ * skipped, inactive); repo Y's first commit comes again at the end
+ * (skipped, old_rev). Nothing else changes: every other event is stored
+ * once, and the repository states in KV say what happened. */
+static void chain_breaks_old_revs_and_inactive_accounts(void **state)
+{
+    (void)state;
+    char gen[300], crafted[300], log[300], name[64], want_text[64];
+    snprintf(gen, sizeof gen, "%s/chain-gen.zst", tmp);
+    snprintf(crafted, sizeof crafted, "%s/chain.bin", tmp);
+    snprintf(log, sizeof log, "%s/chain.log", tmp);
+    store_name(name, sizeof name, "chain");
+    generate(gen, "1500", "41", "7");
+    static cframe f[CFRAMES_MAX];
+    size_t n = load_frames(gen, f);
+    /* Z: the first repository deactivated with commits after */
+    const char *z = NULL;
+    size_t z_at = n;
+    for (size_t i = 0; i < n && z == NULL; i++)
+        if (f[i].kind == ES_ATP_KIND_ACCOUNT && !f[i].active &&
+            nth_commit_of(f + i, n - i, f[i].did, 1) < n - i) {
+            z = f[i].did;
+            z_at = i;
+        }
+    assert_non_null(z);
+    size_t inactive = 0;
+    for (size_t i = z_at + 1; i < n; i++) {
+        if (f[i].kind == ES_ATP_KIND_ACCOUNT && strcmp(f[i].did, z) == 0) {
+            free(f[i].bytes); /* it never comes back */
+            f[i].bytes = NULL;
+        }
+        if (is_commit_of(&f[i], z)) {
+            f[i].stored = false;
+            inactive++;
+        }
+    }
+    /* X: another repository with at least three commits; its second goes */
+    const char *x = NULL;
+    for (size_t i = 0; i < n && x == NULL; i++)
+        if (f[i].kind == ES_ATP_KIND_COMMIT && strcmp(f[i].did, z) != 0 &&
+            nth_commit_of(f, n, f[i].did, 2) < n)
+            x = f[i].did;
+    assert_non_null(x);
+    size_t gone = nth_commit_of(f, n, x, 1), desynced = 0;
+    free(f[gone].bytes);
+    f[gone].bytes = NULL;
+    for (size_t i = gone + 1; i < n; i++)
+        if (is_commit_of(&f[i], x)) {
+            f[i].stored = false;
+            desynced++;
+        }
+    desynced--; /* the first after the gap is the break */
+    /* Y: a third repository's first commit, again at the end */
+    const cframe *y = NULL;
+    for (size_t i = 0; i < n && y == NULL; i++)
+        if (f[i].kind == ES_ATP_KIND_COMMIT && strcmp(f[i].did, z) != 0 && strcmp(f[i].did, x) != 0)
+            y = &f[i];
+    assert_non_null(y);
+    ids want = {0};
+    write_frames(crafted, f, n, y, &want);
+    printf("  X %s loses a commit (%zu later skipped), Z %s inactive (%zu skipped), Y %s again\n",
+           x, desynced, z, inactive, y->did);
+
+    const char *server = getenv("NATS_URL");
+    ingest_file_with(server, name, crafted, "chain", log, NULL);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    assert_true(log_contains(log, "commit refused: chain break"));
+    snprintf(want_text, sizeof want_text, "skipped_old_rev=1 ");
+    assert_true(log_contains(log, want_text));
+    snprintf(want_text, sizeof want_text, "skipped_inactive=%zu ", inactive);
+    assert_true(log_contains(log, want_text));
+    snprintf(want_text, sizeof want_text, "skipped_desynced=%zu ", desynced);
+    assert_true(log_contains(log, want_text));
+    assert_true(log_contains(log, "chain_break=1 repos_desynced=1 "));
+    expect_repo(st, x, "active", true, "chain_break");
+    expect_repo(st, z, "deactivated", false, NULL);
+    expect_repo(st, y->did, "active", false, NULL);
+    ids_free(&want);
+    for (size_t i = 0; i < n; i++)
+        free(f[i].bytes);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
+/* Stored, then killed before the state is written: the test hook
+ * ES_INGEST_TEST_EXIT_AFTER_ACKS makes the ingester _exit(99) right after
+ * that many units are acknowledged, before any later state, recovery point
+ * or cursor write. Restarted past the 1 s duplicate window, from its stale
+ * cursor: the scan from the recovery point folds in what the dead process
+ * stored, so nothing is lost and nothing is stored twice. */
+static void a_crash_before_the_state_is_written_loses_and_repeats_nothing(void **state)
+{
+    (void)state;
+    char capture[300], log1[300], log2[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/crash.zst", tmp);
+    snprintf(log1, sizeof log1, "%s/crash-1.log", tmp);
+    snprintf(log2, sizeof log2, "%s/crash-2.log", tmp);
+    snprintf(slog, sizeof slog, "%s/crash-standin.log", tmp);
+    store_name(name, sizeof name, "crash");
+    generate(capture, "5000", "43", "7");
+    ids want = {0};
+    expected_ids(capture, &want);
+    int port;
+    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "1000", NULL});
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    /* ~3 s in: states and a recovery point were written, more is stored after */
+    setenv("ES_INGEST_TEST_EXIT_AFTER_ACKS", "3000", 1);
+    pid_t ing = start_with(server, name, "--relay", relay_url, log1, false, "e2e", NULL,
+                           (const char *[]){"--duplicate-window", "1s", NULL});
+    unsetenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
+    int code = wait_exit(ing, WAIT_STORED_S);
+    if (code != 99)
+        show_log(log1);
+    assert_int_equal(code, 99);
+    sleep_ms(1500); /* past the window */
+    ing = start_with(server, name, "--relay", relay_url, log2, false, "e2e", NULL, NULL);
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    sleep_ms(1500); /* anything beyond would be a duplicate: give it a chance to show */
+    stop_ingester(ing, log2);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    /* the restart scanned from a recovery point the first run wrote */
+    assert_true(log_contains(log2, "recovery scan point=e2e.repos after_seq="));
+    assert_false(log_contains(log2, "recovery scan point=e2e.repos after_seq=0 "));
+    assert_true(log_contains(log2, "skipped_old_rev="));
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
+/* The last rev of each repository in a capture (commits and #sync). */
+typedef struct revs {
+    char did[400][64];
+    char rev[400][16];
+    size_t n, matched;
+} revs;
+
+static void last_revs(const char *capture, revs *out)
+{
+    static cframe f[CFRAMES_MAX];
+    size_t n = load_frames(capture, f);
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    for (size_t i = 0; i < n; i++) {
+        es_arena_reset(a);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, f[i].bytes, f[i].len, a, &b), ES_OK);
+        free(f[i].bytes);
+        if (b.rev == NULL || (b.kind != ES_ATP_KIND_COMMIT && b.kind != ES_ATP_KIND_SYNC))
+            continue;
+        size_t k = 0;
+        while (k < out->n && strcmp(out->did[k], f[i].did) != 0)
+            k++;
+        if (k == out->n) {
+            assert_true(out->n < 400);
+            snprintf(out->did[out->n++], sizeof out->did[0], "%s", f[i].did);
+        }
+        snprintf(out->rev[k], sizeof out->rev[0], "%s", b.rev);
+    }
+    es_atp_decoder_destroy(dec);
+    es_arena_destroy(a);
+}
+
+static es_status match_rev(const char *did, size_t len, const es_atp_repo_state *st, void *closure)
+{
+    revs *r = closure;
+    for (size_t k = 0; k < r->n; k++)
+        if (strlen(r->did[k]) == len && memcmp(r->did[k], did, len) == 0) {
+            if (strcmp(r->rev[k], st->rev) != 0)
+                fail_msg("%s: state rev %s, the capture's last %s", r->did[k], st->rev, r->rev[k]);
+            r->matched++;
+        }
+    return ES_OK;
+}
+
+/* Every repository's state in KV is at the capture's last rev: none went
+ * backwards when two writers raced (compare-and-set, merged forward). */
+static void states_match_capture(es_store *st, const char *capture)
+{
+    static revs r;
+    memset(&r, 0, sizeof r);
+    last_revs(capture, &r);
+    es_atp_repos *repos;
+    assert_int_equal(es_atp_repos_open(st, &repos), ES_OK);
+    size_t skipped = 0;
+    assert_int_equal(es_atp_repos_list(repos, match_rev, &r, &skipped), ES_OK);
+    es_atp_repos_destroy(repos);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(r.matched, r.n);
+    printf("  %zu repository states at the capture's last rev\n", r.n);
+}
+
+/* Two ingesters side by side on one relay, one killed (-9) mid-stream and
+ * never restarted: the other stores everything, each op exactly once, and
+ * the states both wrote (compare-and-set, merged) agree with the stream. */
+static void side_by_side_one_killed(void **state)
+{
+    (void)state;
+    char capture[300], log_a[300], log_b[300], slog[300], name[64];
+    snprintf(capture, sizeof capture, "%s/ha9.zst", tmp);
+    snprintf(log_a, sizeof log_a, "%s/ha9-a.log", tmp);
+    snprintf(log_b, sizeof log_b, "%s/ha9-b.log", tmp);
+    snprintf(slog, sizeof slog, "%s/ha9-standin.log", tmp);
+    store_name(name, sizeof name, "ha9");
+    generate(capture, "4000", "45", "100");
+    ids want = {0};
+    uint64_t last_seq = expected_ids(capture, &want);
+    int port;
+    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "2000", NULL});
+    char relay_url[64];
+    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    const char *server = getenv("NATS_URL");
+    pid_t a = start_named(server, name, "--relay", relay_url, log_a, false, "e2e-a");
+    pid_t b = start_named(server, name, "--relay", relay_url, log_b, false, "e2e-b");
+    natsConnection *nc = connect_to(server);
+    es_store *st = wait_stored(nc, name, want.n / 3, WAIT_STORED_S);
+    kill(a, SIGKILL);
+    assert_int_equal(wait_exit(a, 10), 128 + SIGKILL);
+    es_store_destroy(st);
+    st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    double give_up = now_s() + WAIT_STORED_S;
+    es_checkpoints *cps;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    for (bool done = false; !done && now_s() < give_up;) {
+        es_checkpoint cp;
+        if (es_checkpoint_get(cps, "e2e-b", &cp) == ES_OK) {
+            done = cp.position == last_seq;
+            es_checkpoint_clear(&cp);
+        }
+        if (!done)
+            sleep_ms(100);
+    }
+    es_checkpoints_destroy(cps);
+    stop_ingester(b, log_b);
+    kill(standin, SIGTERM);
+    assert_int_equal(wait_exit(standin, 10), 0);
+    assert_exactly_once(st, &want);
+    check_cursor(st, "e2e-b", last_seq);
+    states_match_capture(st, capture);
+    ids_free(&want);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
 /* A capture of frames forged from the real ones (atproto/tests/forge.h), each
  * hash-consistent: verified against the corpus's DID documents, nothing is
  * stored, every refusal is logged with its DID and seq, and the final report
@@ -1057,6 +1502,9 @@ static void forged_frames_store_nothing(void **state)
     }
     assert_true(log_contains(log, "warn frame refused seq="));
     assert_true(log_contains(log, " did=did:plc:"));
+    /* each forged repository is desynchronized: a hole in its chain */
+    assert_true(log_contains(log, "warn repository desynchronized did=did:plc:"));
+    assert_true(log_contains(log, "reason=signature"));
     natsConnection *nc = connect_to(url);
     es_store *st = wait_stored(nc, name, 0, 10);
     es_store_info info = {0};
@@ -1124,6 +1572,12 @@ int main(void)
         cmocka_unit_test_teardown(nats_down_at_start_then_up, kill_children),
         cmocka_unit_test_teardown(junk_capture_creates_no_store, kill_children),
         cmocka_unit_test_teardown(a_jetstream_domain_is_used, kill_children),
+        cmocka_unit_test_teardown(a_replay_after_the_duplicate_window_stores_nothing_twice,
+                                  kill_children),
+        cmocka_unit_test_teardown(chain_breaks_old_revs_and_inactive_accounts, kill_children),
+        cmocka_unit_test_teardown(a_crash_before_the_state_is_written_loses_and_repeats_nothing,
+                                  kill_children),
+        cmocka_unit_test_teardown(side_by_side_one_killed, kill_children),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)
