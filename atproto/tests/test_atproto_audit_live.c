@@ -86,7 +86,8 @@ static bool audit_key(const char *k)
 }
 
 /* The event's metadata with the commit's audit metadata (replacing any the
- * decoder already wrote), `sig` given separately so that it can be forged. */
+ * decoder already wrote), `sig` given separately so that it can be forged;
+ * `sig` NULL: none at all, as stored before the audit metadata existed. */
 static size_t with_audit_meta(const es_event_spec *e, const corpus_commit *c, const char *sig,
                               es_meta *m)
 {
@@ -96,6 +97,8 @@ static size_t with_audit_meta(const es_event_spec *e, const corpus_commit *c, co
             assert_true(n < META_MAX - 5);
             m[n++] = e->meta[i];
         }
+    if (sig == NULL) /* stored as before the audit metadata existed */
+        return n;
     m[n++] = (es_meta){"sig", sig};
     m[n++] = (es_meta){"data", c->data};
     if (c->fields.prevdata != NULL)
@@ -158,10 +161,11 @@ static void build_store(ctx *c, const char *name, tamper how, long copies, built
                 bool here = !tampered && ((how == TAMPER_SIG && b.count == 1) ||
                                           (how == TAMPER_MEMBER_SIG && b.count >= 2) ||
                                           (how == TAMPER_STRIP && out->commits == 20));
-                for (size_t i = 0; i < b.count && !(here && how == TAMPER_STRIP); i++) {
+                for (size_t i = 0; i < b.count; i++) {
                     bool forge = here && (how == TAMPER_SIG || i == 1);
-                    b.events[i].meta_count =
-                        with_audit_meta(&b.events[i], &cc, forge ? forged : cc.sig, meta[i]);
+                    bool strip = here && how == TAMPER_STRIP; /* the decoder's own removed too */
+                    b.events[i].meta_count = with_audit_meta(
+                        &b.events[i], &cc, strip ? NULL : forge ? forged : cc.sig, meta[i]);
                     b.events[i].meta = meta[i];
                 }
                 if (here) {
