@@ -38,7 +38,7 @@
 
 #define WAIT_STORED_S 90
 
-static const char *ingest_bin, *standin_bin, *gen_bin;
+static const char *ingest_bin, *standin_bin, *gen_bin, *verify_bin;
 static char tmp[256];
 
 /* Every child still running: a failed test leaves none behind. */
@@ -449,6 +449,24 @@ static es_status keep_commit_event(const es_event *ev, void *closure)
     return ES_OK;
 }
 
+/* What the ingester stored re-verifies offline (es-atproto-verify): every
+ * commit's audit metadata rebuilds the signed commit, whose CID and
+ * signature check against the DID documents. */
+static void audit_offline(const char *url, const char *store, const char *docs, const char *log)
+{
+    if (verify_bin == NULL) {
+        printf("  (es-atproto-verify not given: ES_VERIFY_BIN unset)\n");
+        return;
+    }
+    char *argv[] = {(char *)verify_bin, "--server", (char *)url,  "--store", (char *)store,
+                    "--did-docs",       (char *)docs, "--quiet", NULL};
+    int code = wait_exit(spawn(argv, log, NULL), 60);
+    if (code != 0 || !log_contains(log, "148 commits checked in 148 repositories"))
+        show_log(log);
+    assert_int_equal(code, 0);
+    assert_true(log_contains(log, "148 commits checked in 148 repositories"));
+}
+
 static void real_capture_through_the_server(void **state)
 {
     (void)state;
@@ -533,6 +551,7 @@ static void real_capture_through_the_server(void **state)
     assert_true(lines > 100);
     json_decref(s.events);
     check_cursor(st, "e2e", last_seq);
+    audit_offline(url, name, docs, log);
     es_store_destroy(st);
     es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
@@ -1535,6 +1554,7 @@ static int setup(void **state)
     ingest_bin = getenv("ES_INGEST_BIN");
     standin_bin = getenv("ES_STANDIN_BIN");
     gen_bin = getenv("ES_GEN_BIN");
+    verify_bin = getenv("ES_VERIFY_BIN"); /* es-atproto-verify: optional */
     if (!ingest_bin || !standin_bin || !gen_bin || !getenv("NATS_URL")) {
         printf("needs ES_INGEST_BIN, ES_STANDIN_BIN, ES_GEN_BIN and NATS_URL\n");
         return -1;
