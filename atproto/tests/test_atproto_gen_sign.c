@@ -26,6 +26,7 @@
 #include "atproto_gen.h"
 #include "doc_set.h"
 #include "fixtures.h"
+#include "gen_digest.h"
 #include "gen_sign.h"
 #include "identity.h"
 #include "invert.h"
@@ -526,25 +527,6 @@ static void capture_mixed(void **state)
     signed_capture(ES_ATP_GEN_CURVES_MIXED);
 }
 
-/* The SHA-256 of a capture's frames and both sets of documents. */
-static void digest_of(es_atp_gen_options o, int frames, uint8_t out[ES_CID_SHA256_LEN],
-                      es_atp_gen_counts *counts)
-{
-    es_atp_gen *g = NULL;
-    assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
-    es_buf all = ES_BUF_INIT;
-    if (!o.unsigned_commits)
-        assert_int_equal(es_atp_gen_did_docs(g, &all), ES_OK);
-    for (int i = 0; i < frames; i++)
-        assert_int_equal(es_atp_gen_next(g, &all), ES_OK);
-    if (!o.unsigned_commits)
-        assert_int_equal(es_atp_gen_did_docs(g, &all), ES_OK);
-    assert_int_equal(es_cid_sha256(ES_CID_CODEC_RAW, all.data, all.len, out), ES_OK);
-    *counts = *es_atp_gen_counts_of(g);
-    es_buf_free(&all);
-    es_atp_gen_destroy(g);
-}
-
 /* The same options give the same bytes, signatures and documents included,
  * on every curve; another seed other bytes. Signing does not change the
  * traffic: the unsigned capture of the same seed has the same ops. */
@@ -556,20 +538,20 @@ static void deterministic(void **state)
             .seed = 9, .repos = 8, .curves = (es_atp_gen_curves)curves, .rotate_permille = 20};
         uint8_t a[ES_CID_SHA256_LEN], b[ES_CID_SHA256_LEN], c[ES_CID_SHA256_LEN];
         es_atp_gen_counts ca, cb, cc;
-        digest_of(o, 400, a, &ca);
-        digest_of(o, 400, b, &cb);
+        gen_digest(o, 400, a, &ca);
+        gen_digest(o, 400, b, &cb);
         assert_memory_equal(a, b, sizeof a);
         assert_true(ca.rotations > 0);
         o.seed = 10;
-        digest_of(o, 400, c, &cc);
+        gen_digest(o, 400, c, &cc);
         assert_memory_not_equal(a, c, sizeof a);
     }
     es_atp_gen_options o = {.seed = 9, .repos = 8};
     uint8_t a[ES_CID_SHA256_LEN], b[ES_CID_SHA256_LEN];
     es_atp_gen_counts ca, cb;
-    digest_of(o, 400, a, &ca);
+    gen_digest(o, 400, a, &ca);
     o.unsigned_commits = true;
-    digest_of(o, 400, b, &cb);
+    gen_digest(o, 400, b, &cb);
     assert_memory_not_equal(a, b, sizeof a);
     assert_memory_equal(&ca, &cb, sizeof ca);
 }
