@@ -13,25 +13,14 @@
 #include <es/cid.h>
 
 #include "atproto_gen.h"
+#include "fixture_json.h"
 #include "fixtures.h"
 #include "gen_digest.h"
-
-static json_t *load_json(const char *rel)
-{
-    const char *path = fixture_path(rel);
-    if (path == NULL)
-        return NULL;
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (j == NULL)
-        fail_msg("%s: %s", path, err.text);
-    return j;
-}
 
 static void key_heights(void **state)
 {
     (void)state;
-    json_t *cases = load_json("atproto-interop/mst/key_heights.json");
+    json_t *cases = fixture_json("atproto-interop/mst/key_heights.json");
     if (cases == NULL)
         skip();
     size_t i;
@@ -70,7 +59,7 @@ static void tree_root(json_t *keys, const uint8_t *leaf, char *out)
 static void mst_roots_match_interop_vectors(void **state)
 {
     (void)state;
-    json_t *cases = load_json("atproto-interop/firehose/commit-proof-fixtures.json");
+    json_t *cases = fixture_json("atproto-interop/firehose/commit-proof-fixtures.json");
     if (cases == NULL)
         skip();
     size_t i;

@@ -25,6 +25,7 @@
 #include "atp_sig.h"
 #include "atproto_gen.h"
 #include "doc_set.h"
+#include "fixture_json.h"
 #include "fixtures.h"
 #include "gen_digest.h"
 #include "gen_sign.h"
@@ -109,18 +110,6 @@ static void rfc6979_p256_vectors(void **state)
     es_atp_gen_key_destroy(k);
 }
 
-static json_t *load_json(const char *rel)
-{
-    const char *path = fixture_path(rel);
-    if (path == NULL)
-        return NULL;
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (j == NULL)
-        fail_msg("%s: %s", path, err.text);
-    return j;
-}
-
 /* A private key of the vectors gives their did:key, and what it signs the
  * library verifies under that did:key. */
 static void check_did_key(esi_atp_curve curve, const uint8_t secret[32], const char *did_key)
@@ -147,8 +136,8 @@ static void check_did_key(esi_atp_curve curve, const uint8_t secret[32], const c
 static void did_key_vectors(void **state)
 {
     (void)state;
-    json_t *k256 = load_json("atproto-interop/crypto/w3c_didkey_K256.json");
-    json_t *p256 = load_json("atproto-interop/crypto/w3c_didkey_P256.json");
+    json_t *k256 = fixture_json("atproto-interop/crypto/w3c_didkey_K256.json");
+    json_t *p256 = fixture_json("atproto-interop/crypto/w3c_didkey_P256.json");
     if (k256 == NULL || p256 == NULL)
         skip();
     size_t i, n = 0;

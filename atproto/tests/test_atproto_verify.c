@@ -16,13 +16,13 @@
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <zstd.h>
 
 #include <es/atproto.h>
 #include <es/base.h>
 #include <es/cbor.h>
 #include <es/cid.h>
 
+#include "fixture_json.h"
 #include "fixtures.h"
 #include "forge.h"
 #include "http_standin.h"
@@ -312,17 +312,7 @@ static const char *seed_file(json_t *doc)
 
 static json_t *corpus_docs(void)
 {
-    size_t zlen = 0;
-    unsigned char *z = read_whole_file(docs_path, &zlen);
-    assert_non_null(z);
-    size_t n = (size_t)ZSTD_getFrameContentSize(z, zlen);
-    char *text = malloc(n);
-    assert_int_equal(ZSTD_decompress(text, n, z, zlen), n);
-    json_t *all = json_loadb(text, n, 0, NULL);
-    assert_non_null(all);
-    free(text);
-    free(z);
-    return all;
+    return zst_json(docs_path);
 }
 
 /* The corpus's #identity frame, re-addressed to `did` (an #identity carries
