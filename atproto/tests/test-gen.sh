@@ -6,16 +6,7 @@
 #   test-gen.sh GEN_BINARY
 set -euo pipefail
 gen=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-expect_exit() { # CODE COMMAND... : run, keep stdout+stderr in $tmp/out
-    local want=$1; shift
-    local got=0
-    "$@" >"$tmp/out" 2>&1 || got=$?
-    [ "$got" = "$want" ] || { cat "$tmp/out"; fail "exit $got, expected $want: $*"; }
-}
+. "$(dirname "$0")/lib.sh" # $tmp, fail, expect_exit
 
 keys() { grep -o '"z[1-9A-HJ-NP-Za-km-z]*"' "$1"; } # the documents' Multikeys, in order
 

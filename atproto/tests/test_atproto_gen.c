@@ -13,24 +13,14 @@
 #include <es/cid.h>
 
 #include "atproto_gen.h"
+#include "fixture_json.h"
 #include "fixtures.h"
-
-static json_t *load_json(const char *rel)
-{
-    const char *path = fixture_path(rel);
-    if (path == NULL)
-        return NULL;
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (j == NULL)
-        fail_msg("%s: %s", path, err.text);
-    return j;
-}
+#include "gen_digest.h"
 
 static void key_heights(void **state)
 {
     (void)state;
-    json_t *cases = load_json("atproto-interop/mst/key_heights.json");
+    json_t *cases = fixture_json("atproto-interop/mst/key_heights.json");
     if (cases == NULL)
         skip();
     size_t i;
@@ -69,7 +59,7 @@ static void tree_root(json_t *keys, const uint8_t *leaf, char *out)
 static void mst_roots_match_interop_vectors(void **state)
 {
     (void)state;
-    json_t *cases = load_json("atproto-interop/firehose/commit-proof-fixtures.json");
+    json_t *cases = fixture_json("atproto-interop/firehose/commit-proof-fixtures.json");
     if (cases == NULL)
         skip();
     size_t i;
@@ -224,27 +214,14 @@ static void frames_decode_and_verify(void **state)
     es_atp_gen_destroy(g);
 }
 
-/* The digest of `frames` frames of a seed: equal seeds, equal bytes. */
-static void digest_of(uint64_t seed, int frames, uint8_t out[ES_CID_SHA256_LEN])
-{
-    es_atp_gen *g = NULL;
-    es_atp_gen_options o = {.seed = seed};
-    assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
-    es_buf all = ES_BUF_INIT;
-    for (int i = 0; i < frames; i++)
-        assert_int_equal(es_atp_gen_next(g, &all), ES_OK);
-    assert_int_equal(es_cid_sha256(ES_CID_CODEC_RAW, all.data, all.len, out), ES_OK);
-    es_buf_free(&all);
-    es_atp_gen_destroy(g);
-}
-
+/* Equal seeds, equal bytes; another seed, other bytes. */
 static void deterministic(void **state)
 {
     (void)state;
     uint8_t a[ES_CID_SHA256_LEN], b[ES_CID_SHA256_LEN], c[ES_CID_SHA256_LEN];
-    digest_of(7, 300, a);
-    digest_of(7, 300, b);
-    digest_of(8, 300, c);
+    gen_digest((es_atp_gen_options){.seed = 7}, 300, a, NULL);
+    gen_digest((es_atp_gen_options){.seed = 7}, 300, b, NULL);
+    gen_digest((es_atp_gen_options){.seed = 8}, 300, c, NULL);
     assert_memory_equal(a, b, sizeof a);
     assert_memory_not_equal(a, c, sizeof a);
 }

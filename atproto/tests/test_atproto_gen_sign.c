@@ -24,7 +24,10 @@
 
 #include "atp_sig.h"
 #include "atproto_gen.h"
+#include "doc_set.h"
+#include "fixture_json.h"
 #include "fixtures.h"
+#include "gen_digest.h"
 #include "gen_sign.h"
 #include "identity.h"
 #include "invert.h"
@@ -107,18 +110,6 @@ static void rfc6979_p256_vectors(void **state)
     es_atp_gen_key_destroy(k);
 }
 
-static json_t *load_json(const char *rel)
-{
-    const char *path = fixture_path(rel);
-    if (path == NULL)
-        return NULL;
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (j == NULL)
-        fail_msg("%s: %s", path, err.text);
-    return j;
-}
-
 /* A private key of the vectors gives their did:key, and what it signs the
  * library verifies under that did:key. */
 static void check_did_key(esi_atp_curve curve, const uint8_t secret[32], const char *did_key)
@@ -145,8 +136,8 @@ static void check_did_key(esi_atp_curve curve, const uint8_t secret[32], const c
 static void did_key_vectors(void **state)
 {
     (void)state;
-    json_t *k256 = load_json("atproto-interop/crypto/w3c_didkey_K256.json");
-    json_t *p256 = load_json("atproto-interop/crypto/w3c_didkey_P256.json");
+    json_t *k256 = fixture_json("atproto-interop/crypto/w3c_didkey_K256.json");
+    json_t *p256 = fixture_json("atproto-interop/crypto/w3c_didkey_P256.json");
     if (k256 == NULL || p256 == NULL)
         skip();
     size_t i, n = 0;
@@ -215,25 +206,9 @@ static void low_s_deterministic_verified(void **state)
 #define REPOS  12
 #define FRAMES 1500
 
-typedef struct docs {
-    esi_atp_did_doc *doc[REPOS];
-    size_t n;
-} docs;
-
-static es_status keep_doc(void *ctx, esi_atp_did_doc *doc)
-{
-    docs *d = ctx;
-    if (d->n == REPOS) {
-        esi_atp_did_doc_destroy(doc);
-        return ES_ERR_LIMIT;
-    }
-    d->doc[d->n++] = doc;
-    return ES_OK;
-}
-
 /* The generator's documents as they are now, through a file and the
  * identity layer's loader (as es-atproto-ingest --did-docs reads them). */
-static void load_docs(es_atp_gen *g, docs *d)
+static void load_docs(es_atp_gen *g, doc_set *d)
 {
     es_buf text = ES_BUF_INIT;
     assert_int_equal(es_atp_gen_did_docs(g, &text), ES_OK);
@@ -244,29 +219,21 @@ static void load_docs(es_atp_gen *g, docs *d)
     close(fd);
     size_t count = 0;
     d->n = 0;
-    assert_int_equal(esi_atp_did_docs_load(path, keep_doc, d, &count), ES_OK);
+    assert_int_equal(esi_atp_did_docs_load(path, doc_set_keep, d, &count), ES_OK);
     unlink(path);
     assert_int_equal(count, es_atp_gen_repo_count(g));
     es_buf_free(&text);
 }
 
-static void free_docs(docs *d)
+/* The signing key of `did`'s document (the caller destroys it). */
+static esi_atp_key *doc_key(const doc_set *d, const char *did)
 {
-    for (size_t i = 0; i < d->n; i++)
-        esi_atp_did_doc_destroy(d->doc[i]);
-    d->n = 0;
-}
-
-static esi_atp_key *doc_key(const docs *d, const char *did)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (strcmp(d->doc[i]->did, did) == 0) {
-            esi_atp_key *k = NULL;
-            assert_int_equal(esi_atp_did_doc_key(d->doc[i], &k), ES_OK);
-            return k;
-        }
-    fail_msg("no document for %s", did);
-    return NULL;
+    const esi_atp_did_doc *doc = doc_set_find(d, did);
+    if (doc == NULL)
+        fail_msg("no document for %s", did);
+    esi_atp_key *k = NULL;
+    assert_int_equal(esi_atp_did_doc_key(doc, &k), ES_OK);
+    return k;
 }
 
 static const es_value *field(const es_value *map, const char *key)
@@ -319,7 +286,7 @@ static account *account_of(capture_check *c, const char *did, size_t len)
 /* The commit block's signature verifies with the key of the document that
  * holds at this point of the account's history, and is low-S. */
 static void check_signature(capture_check *c, account *acct, const es_car_block *b,
-                            const docs *initial, const docs *rotated, es_arena *a)
+                            const doc_set *initial, const doc_set *rotated, es_arena *a)
 {
     esi_atp_key *key = doc_key(acct->identity_seen ? rotated : initial, acct->did);
     es_status s = esi_atp_commit_verify(b->data, b->len, key, a);
@@ -412,8 +379,8 @@ static void check_chain(account *acct, const es_value *body, const es_car_block 
 }
 
 /* One frame: #identity marks the account, #commit and #sync are checked. */
-static void check_frame(capture_check *c, const es_buf *frame, const docs *initial,
-                        const docs *rotated, es_arena *a)
+static void check_frame(capture_check *c, const es_buf *frame, const doc_set *initial,
+                        const doc_set *rotated, es_arena *a)
 {
     es_value *header = NULL, *body = NULL;
     size_t used = 0;
@@ -447,7 +414,7 @@ static void check_frame(capture_check *c, const es_buf *frame, const docs *initi
 
 /* A commit signed with the old key fails against the rotated document, and
  * one signed with the new key against the initial document. */
-static size_t check_rotations(capture_check *c, const docs *initial, const docs *rotated,
+static size_t check_rotations(capture_check *c, const doc_set *initial, const doc_set *rotated,
                               es_arena *a)
 {
     size_t proven = 0;
@@ -483,7 +450,7 @@ static void signed_capture(es_atp_gen_curves curves)
     es_atp_gen *g = NULL;
     es_atp_gen_options o = {.seed = 5, .repos = REPOS, .curves = curves, .rotate_permille = 10};
     assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
-    docs initial = {0}, rotated = {0};
+    doc_set initial = {0}, rotated = {0};
     load_docs(g, &initial);
     es_buf frames[FRAMES];
     for (size_t i = 0; i < FRAMES; i++) {
@@ -526,8 +493,8 @@ static void signed_capture(es_atp_gen_curves curves)
         assert_int_equal(c.curves[ESI_ATP_K256], 0);
     es_atp_decoder_destroy(d);
     es_arena_destroy(a);
-    free_docs(&initial);
-    free_docs(&rotated);
+    doc_set_free(&initial);
+    doc_set_free(&rotated);
     es_atp_gen_destroy(g);
 }
 
@@ -549,25 +516,6 @@ static void capture_mixed(void **state)
     signed_capture(ES_ATP_GEN_CURVES_MIXED);
 }
 
-/* The SHA-256 of a capture's frames and both sets of documents. */
-static void digest_of(es_atp_gen_options o, int frames, uint8_t out[ES_CID_SHA256_LEN],
-                      es_atp_gen_counts *counts)
-{
-    es_atp_gen *g = NULL;
-    assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
-    es_buf all = ES_BUF_INIT;
-    if (!o.unsigned_commits)
-        assert_int_equal(es_atp_gen_did_docs(g, &all), ES_OK);
-    for (int i = 0; i < frames; i++)
-        assert_int_equal(es_atp_gen_next(g, &all), ES_OK);
-    if (!o.unsigned_commits)
-        assert_int_equal(es_atp_gen_did_docs(g, &all), ES_OK);
-    assert_int_equal(es_cid_sha256(ES_CID_CODEC_RAW, all.data, all.len, out), ES_OK);
-    *counts = *es_atp_gen_counts_of(g);
-    es_buf_free(&all);
-    es_atp_gen_destroy(g);
-}
-
 /* The same options give the same bytes, signatures and documents included,
  * on every curve; another seed other bytes. Signing does not change the
  * traffic: the unsigned capture of the same seed has the same ops. */
@@ -579,20 +527,20 @@ static void deterministic(void **state)
             .seed = 9, .repos = 8, .curves = (es_atp_gen_curves)curves, .rotate_permille = 20};
         uint8_t a[ES_CID_SHA256_LEN], b[ES_CID_SHA256_LEN], c[ES_CID_SHA256_LEN];
         es_atp_gen_counts ca, cb, cc;
-        digest_of(o, 400, a, &ca);
-        digest_of(o, 400, b, &cb);
+        gen_digest(o, 400, a, &ca);
+        gen_digest(o, 400, b, &cb);
         assert_memory_equal(a, b, sizeof a);
         assert_true(ca.rotations > 0);
         o.seed = 10;
-        digest_of(o, 400, c, &cc);
+        gen_digest(o, 400, c, &cc);
         assert_memory_not_equal(a, c, sizeof a);
     }
     es_atp_gen_options o = {.seed = 9, .repos = 8};
     uint8_t a[ES_CID_SHA256_LEN], b[ES_CID_SHA256_LEN];
     es_atp_gen_counts ca, cb;
-    digest_of(o, 400, a, &ca);
+    gen_digest(o, 400, a, &ca);
     o.unsigned_commits = true;
-    digest_of(o, 400, b, &cb);
+    gen_digest(o, 400, b, &cb);
     assert_memory_not_equal(a, b, sizeof a);
     assert_memory_equal(&ca, &cb, sizeof ca);
 }
@@ -604,7 +552,7 @@ static void unsigned_capture(void **state)
     es_atp_gen *g = NULL;
     es_atp_gen_options o = {.seed = 3, .repos = REPOS, .unsigned_commits = true};
     assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
-    docs d = {0};
+    doc_set d = {0};
     es_buf frame = ES_BUF_INIT;
     es_arena *a = NULL;
     assert_int_equal(es_arena_create(0, &a), ES_OK);
@@ -635,7 +583,7 @@ static void unsigned_capture(void **state)
         refused++;
     }
     assert_true(refused > 10);
-    free_docs(&d);
+    doc_set_free(&d);
     es_buf_free(&frame);
     es_arena_destroy(a);
     es_atp_gen_destroy(g);

@@ -20,29 +20,21 @@
 #include <es/checkpoint.h>
 #include <es/cid.h>
 
+#include "live.h"
+
 typedef struct ctx {
-    natsConnection *nc;
-    es_store *store;
+    live_store live;
     es_atp_repos *repos;
-    char name[32];
 } ctx;
 
 static int setup(void **state)
 {
     static ctx c;
     *state = NULL;
-    const char *url = getenv("NATS_URL");
-    if (url == NULL || *url == '\0')
-        return 0;
-    if (natsConnection_ConnectTo(&c.nc, url) != NATS_OK)
-        return -1;
-    snprintf(c.name, sizeof c.name, "repos_t%ld", (long)getpid());
-    es_store_config cfg;
-    es_store_config_init(&cfg);
-    cfg.memory_storage = true;
-    if (es_store_create(c.nc, c.name, &cfg, NULL, &c.store) != ES_OK)
-        return -1;
-    if (es_atp_repos_open(c.store, &c.repos) != ES_OK)
+    int made = live_store_create(&c.live, "repos_t");
+    if (made <= 0)
+        return made;
+    if (es_atp_repos_open(c.live.store, &c.repos) != ES_OK)
         return -1;
     *state = &c;
     return 0;
@@ -53,9 +45,7 @@ static int teardown(void **state)
     ctx *c = *state;
     if (c != NULL) {
         es_atp_repos_destroy(c->repos);
-        es_store_destroy(c->store);
-        es_store_delete(c->nc, c->name, NULL);
-        natsConnection_Destroy(c->nc);
+        live_store_destroy(&c->live);
     }
     return 0;
 }
@@ -193,7 +183,7 @@ static void odd_dids_get_keys(void **state)
 static void put_raw(ctx *c, const char *did, const char *json)
 {
     es_checkpoints *cps = NULL;
-    assert_int_equal(es_checkpoints_open_bucket(c->store, ES_CHECKPOINTS_REPOS, &cps), ES_OK);
+    assert_int_equal(es_checkpoints_open_bucket(c->live.store, ES_CHECKPOINTS_REPOS, &cps), ES_OK);
     char key[ES_ATP_REPO_KEY_MAX + 1];
     assert_int_equal(es_atp_repo_key(did, strlen(did), key), ES_OK);
     assert_int_equal(es_checkpoint_set(cps, key, 1, json, ES_CHECKPOINT_ANY, NULL), ES_OK);
@@ -293,8 +283,8 @@ static void the_bucket_is_the_stores(void **state)
     SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     bucket_seen s = {.found = false};
-    snprintf(s.want, sizeof s.want, "ES_%s_repos", c->name);
-    assert_int_equal(es_store_buckets(c->store, on_bucket, &s), ES_OK);
+    snprintf(s.want, sizeof s.want, "ES_%s_repos", c->live.name);
+    assert_int_equal(es_store_buckets(c->live.store, on_bucket, &s), ES_OK);
     assert_true(s.found);
     assert_int_equal(s.values, 8); /* the CAS test wrote its repository twice */
 }

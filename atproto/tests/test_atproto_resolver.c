@@ -11,10 +11,10 @@
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <zstd.h>
 
 #include "../src/atp_internal.h"
 #include "../src/identity.h"
+#include "fixture_json.h"
 #include "fixtures.h"
 #include "http_standin.h"
 
@@ -110,15 +110,7 @@ static void corpus_through_plc(void **state)
     const char *path = fixture_path("firehose-corpus/did_docs.json.zst");
     if (path == NULL)
         skip();
-    size_t zlen = 0;
-    unsigned char *z = read_whole_file(path, &zlen);
-    assert_non_null(z);
-    unsigned long long n = ZSTD_getFrameContentSize(z, zlen);
-    assert_true(n != ZSTD_CONTENTSIZE_ERROR && n != ZSTD_CONTENTSIZE_UNKNOWN);
-    char *text = malloc(n);
-    assert_int_equal(ZSTD_decompress(text, n, z, zlen), n);
-    json_t *all = json_loadb(text, n, 0, NULL);
-    assert_non_null(all);
+    json_t *all = zst_json(path);
     const char *did;
     json_t *doc;
     size_t count = 0;
@@ -153,8 +145,6 @@ static void corpus_through_plc(void **state)
     printf("resolved %zu corpus DIDs through the PLC stand-in, then %zu from the cache\n", count,
            count);
     json_decref(all);
-    free(text);
-    free(z);
 }
 
 static void http_errors(void **state)

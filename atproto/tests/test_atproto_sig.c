@@ -26,6 +26,7 @@
 
 #include "atp_sig.h"
 #include "identity.h"
+#include "doc_set.h"
 #include "fixtures.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -283,48 +284,14 @@ static void signature_fixtures(void **state)
 
 /* ---- the real corpus ---------------------------------------------------- */
 
-/* did_docs.json.zst decoded into `arena`, or NULL (skip). */
-/* The corpus' DID documents, through the identity layer's loader (the one
- * parser of DID documents). */
-#define DOCS_MAX 1024
-typedef struct did_docs {
-    esi_atp_did_doc *doc[DOCS_MAX];
-    size_t n;
-} did_docs;
-
-static es_status keep_doc(void *ctx, esi_atp_did_doc *doc)
-{
-    did_docs *d = ctx;
-    if (d->n == DOCS_MAX) {
-        esi_atp_did_doc_destroy(doc);
-        return ES_ERR_LIMIT;
-    }
-    d->doc[d->n++] = doc;
-    return ES_OK;
-}
-
-static bool load_did_docs(did_docs *d)
+/* The corpus' DID documents (did_docs.json.zst), or false (skip). */
+static bool load_did_docs(doc_set *d)
 {
     const char *path = fixture_path("firehose-corpus/did_docs.json.zst");
     if (path == NULL)
         return false;
-    assert_int_equal(esi_atp_did_docs_load(path, keep_doc, d, NULL), ES_OK);
+    assert_int_equal(esi_atp_did_docs_load(path, doc_set_keep, d, NULL), ES_OK);
     return true;
-}
-
-static const esi_atp_did_doc *find_doc(const did_docs *d, const char *did)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (strcmp(d->doc[i]->did, did) == 0)
-            return d->doc[i];
-    return NULL;
-}
-
-static void free_did_docs(did_docs *d)
-{
-    for (size_t i = 0; i < d->n; i++)
-        esi_atp_did_doc_destroy(d->doc[i]);
-    d->n = 0;
 }
 
 typedef struct signed_commit {
@@ -407,10 +374,10 @@ static void corpus_commits_verify(void **state)
     (void)state;
     es_arena *arena = NULL;
     assert_int_equal(es_arena_create(0, &arena), ES_OK);
-    static did_docs docs;
+    static doc_set docs;
     es_atp_capture *frames = load_did_docs(&docs) ? corpus_frames_open() : NULL;
     if (frames == NULL) {
-        free_did_docs(&docs);
+        doc_set_free(&docs);
         es_arena_destroy(arena);
         skip();
     }
@@ -423,7 +390,7 @@ static void corpus_commits_verify(void **state)
         if (!signed_commit_of(frame, len, arena, &c))
             continue;
         esi_atp_key *key = NULL;
-        const esi_atp_did_doc *doc = find_doc(&docs, c.did);
+        const esi_atp_did_doc *doc = doc_set_find(&docs, c.did);
         if (doc == NULL)
             fail_msg("no DID document for %s", c.did);
         assert_int_equal(esi_atp_did_doc_key(doc, &key), ES_OK);
@@ -440,7 +407,7 @@ static void corpus_commits_verify(void **state)
            "re-encode + verify, Debug build)\n",
            commits, syncs, (double)(commits + syncs) / verify_s);
     assert_int_equal(commits, 148);
-    free_did_docs(&docs);
+    doc_set_free(&docs);
     es_arena_destroy(arena);
 }
 

@@ -18,12 +18,9 @@
 
 #include "atproto_gen.h"
 #include "fixtures.h"
+#include "live.h"
 
-typedef struct ctx {
-    natsConnection *nc;
-    es_store *store;
-    char name[32];
-} ctx;
+typedef live_store ctx;
 
 typedef struct frames {
     es_buf bytes;
@@ -37,31 +34,17 @@ static size_t appended;   /* events the first pass stored */
 static int setup(void **state)
 {
     static ctx c;
-    *state = NULL;
-    const char *url = getenv("NATS_URL");
-    if (url == NULL || *url == '\0')
-        return 0;
-    if (natsConnection_ConnectTo(&c.nc, url) != NATS_OK)
-        return -1;
-    snprintf(c.name, sizeof c.name, "atproto_t%ld", (long)getpid());
-    es_store_config cfg;
-    es_store_config_init(&cfg);
-    cfg.memory_storage = true;
-    if (es_store_create(c.nc, c.name, &cfg, NULL, &c.store) != ES_OK)
-        return -1;
-    *state = &c;
-    return 0;
+    int made = live_store_create(&c, "atproto_t");
+    *state = made == 1 ? &c : NULL;
+    return made < 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
     ctx *c = *state;
     es_buf_free(&all_frames.bytes);
-    if (c != NULL) {
-        es_store_destroy(c->store);
-        es_store_delete(c->nc, c->name, NULL);
-        natsConnection_Destroy(c->nc);
-    }
+    if (c != NULL)
+        live_store_destroy(c);
     return 0;
 }
 

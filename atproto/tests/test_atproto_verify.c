@@ -16,13 +16,13 @@
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <zstd.h>
 
 #include <es/atproto.h>
 #include <es/base.h>
 #include <es/cbor.h>
 #include <es/cid.h>
 
+#include "fixture_json.h"
 #include "fixtures.h"
 #include "forge.h"
 #include "http_standin.h"
@@ -312,17 +312,7 @@ static const char *seed_file(json_t *doc)
 
 static json_t *corpus_docs(void)
 {
-    size_t zlen = 0;
-    unsigned char *z = read_whole_file(docs_path, &zlen);
-    assert_non_null(z);
-    size_t n = (size_t)ZSTD_getFrameContentSize(z, zlen);
-    char *text = malloc(n);
-    assert_int_equal(ZSTD_decompress(text, n, z, zlen), n);
-    json_t *all = json_loadb(text, n, 0, NULL);
-    assert_non_null(all);
-    free(text);
-    free(z);
-    return all;
+    return zst_json(docs_path);
 }
 
 /* The corpus's #identity frame, re-addressed to `did` (an #identity carries
@@ -342,6 +332,44 @@ static sample identity_for(const char *did)
     return (sample){0};
 }
 
+/* A repository whose key "rotated": a seed file (`stale`) whose document
+ * carries another DID's key, and a PLC stand-in serving the current one. */
+typedef struct rotated {
+    char did[256];
+    const char *other; /* the DID whose key the stale document carries */
+    standin plc;
+    char url[64], route[300];
+    char *current;     /* the current document (JSON text) */
+    const char *stale; /* the seed file's path (static: seed_file) */
+} rotated;
+
+static void rotated_begin(rotated *r, json_t *all, const sample *frame)
+{
+    edit e;
+    edit_open(&e, frame);
+    const es_value *repo = es_value_get(e.body, "repo");
+    snprintf(r->did, sizeof r->did, "%.*s", (int)repo->u.str.len, repo->u.str.ptr);
+    es_arena_destroy(e.a);
+    const char *key;
+    json_t *doc;
+    r->other = NULL;
+    json_object_foreach(all, key, doc) if (strcmp(key, r->did) != 0) r->other = key;
+    assert_non_null(r->other);
+    assert_int_equal(standin_start(&r->plc), 0);
+    snprintf(r->url, sizeof r->url, "http://127.0.0.1:%d", r->plc.port);
+    snprintf(r->route, sizeof r->route, "/%s", r->did);
+    r->current = json_dumps(json_object_get(all, r->did), JSON_COMPACT);
+    standin_route_set(&r->plc, r->route, 200, r->current, 0);
+    r->stale = seed_file(doc_with_key(all, r->did, r->other));
+}
+
+static void rotated_end(rotated *r)
+{
+    unlink(r->stale);
+    free(r->current);
+    standin_stop(&r->plc);
+}
+
 /* #identity makes the next commit fetch the DID's document first (its key
  * may have changed); offline, a seeded document still stands. */
 static void identity_events(void **state)
@@ -350,26 +378,12 @@ static void identity_events(void **state)
     need_corpus();
     json_t *all = corpus_docs();
     const sample *commit = real_commit(corpus, corpus_count, NULL, 0);
-    edit e;
-    edit_open(&e, commit);
-    char did[256];
-    const es_value *repo = es_value_get(e.body, "repo");
-    snprintf(did, sizeof did, "%.*s", (int)repo->u.str.len, repo->u.str.ptr);
-    es_arena_destroy(e.a);
-    const char *other = NULL, *key;
-    json_t *doc;
-    json_object_foreach(all, key, doc) if (strcmp(key, did) != 0) other = key;
-    sample event = identity_for(did);
     /* a stale key seeded; the directory has the current one */
-    standin plc;
-    assert_int_equal(standin_start(&plc), 0);
-    char url[64], route[300];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", plc.port);
-    snprintf(route, sizeof route, "/%s", did);
-    char *current = json_dumps(json_object_get(all, did), JSON_COMPACT);
-    standin_route_set(&plc, route, 200, current, 0);
+    rotated r;
+    rotated_begin(&r, all, commit);
+    sample event = identity_for(r.did);
     verifier v;
-    verifier_open(&v, url, seed_file(doc_with_key(all, did, other)));
+    verifier_open(&v, r.url, r.stale);
     es_atp_batch b;
     assert_int_equal(decode(&v, &event, &b), ES_OK);
     assert_int_equal(b.count, 1);
@@ -379,7 +393,6 @@ static void identity_events(void **state)
     assert_int_equal(st.fetches, 1); /* fetched before verifying: no failed signature first */
     assert_int_equal(st.hits, 0);
     verifier_close(&v);
-    standin_stop(&plc);
     /* offline: the seeded (here current) document survives the #identity */
     verifier_open(&v, closed_plc, docs_path);
     assert_int_equal(decode(&v, &event, &b), ES_OK);
@@ -390,8 +403,7 @@ static void identity_events(void **state)
     assert_int_equal(st.fetches, 1); /* one attempt; the next within the minute is spared */
     assert_int_equal(st.failures, 1);
     verifier_close(&v);
-    unlink(seed_file(doc_with_key(all, did, other)));
-    free(current);
+    rotated_end(&r);
     free(event.bytes);
     json_decref(all);
 }
@@ -404,61 +416,45 @@ static void key_rotation(void **state)
     need_corpus();
     json_t *all = corpus_docs();
     const sample *frame = real_commit(corpus, corpus_count, NULL, 0);
-    edit e;
-    edit_open(&e, frame);
-    const es_value *repo = es_value_get(e.body, "repo");
-    char did[256];
-    snprintf(did, sizeof did, "%.*s", (int)repo->u.str.len, repo->u.str.ptr);
-    es_arena_destroy(e.a);
-    const char *other = NULL, *key;
-    json_t *doc;
-    json_object_foreach(all, key, doc) if (strcmp(key, did) != 0) other = key;
-    assert_non_null(other);
-    standin plc;
-    assert_int_equal(standin_start(&plc), 0);
-    char url[64], route[300];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", plc.port);
-    snprintf(route, sizeof route, "/%s", did);
-    char *current = json_dumps(json_object_get(all, did), JSON_COMPACT);
-    standin_route_set(&plc, route, 200, current, 0);
     /* the seeded key is stale; the directory has the rotated one */
+    rotated r;
+    rotated_begin(&r, all, frame);
     verifier v;
-    verifier_open(&v, url, seed_file(doc_with_key(all, did, other)));
+    verifier_open(&v, r.url, r.stale);
     es_atp_batch b;
     if (decode(&v, frame, &b) != ES_OK)
         fail_msg("not re-resolved after a rotation: %s", es_last_error());
     es_atp_identity_stats st;
     es_atp_identity_stats_get(v.id, &st);
     assert_int_equal(st.fetches, 1);
-    assert_int_equal(standin_requests(&plc), 1);
+    assert_int_equal(standin_requests(&r.plc), 1);
     assert_int_equal(decode(&v, frame, &b), ES_OK); /* the fresh key is cached now */
-    assert_int_equal(standin_requests(&plc), 1);
+    assert_int_equal(standin_requests(&r.plc), 1);
     verifier_close(&v);
     /* the directory serves the stale key too: one fetch, then refused */
-    json_t *wrong = doc_with_key(all, did, other);
+    json_t *wrong = doc_with_key(all, r.did, r.other);
     char *wrong_text = json_dumps(wrong, JSON_COMPACT);
-    standin_route_set(&plc, route, 200, wrong_text, 0);
-    verifier_open(&v, url, seed_file(doc_with_key(all, did, other)));
+    standin_route_set(&r.plc, r.route, 200, wrong_text, 0);
+    verifier_open(&v, r.url, r.stale);
     assert_int_equal(decode(&v, frame, &b), ES_ERR_DECODE);
     assert_int_equal(b.error, ES_ATP_ERR_SIGNATURE);
-    assert_int_equal(standin_requests(&plc), 2);
+    assert_int_equal(standin_requests(&r.plc), 2);
     /* the same forgery again within the minute costs no request */
     assert_int_equal(decode(&v, frame, &b), ES_ERR_DECODE);
     assert_int_equal(b.error, ES_ATP_ERR_SIGNATURE);
-    assert_int_equal(standin_requests(&plc), 2);
+    assert_int_equal(standin_requests(&r.plc), 2);
     verifier_close(&v);
     /* unseeded: resolved through the directory on first use */
-    standin_route_set(&plc, route, 200, current, 0);
-    verifier_open(&v, url, NULL);
+    standin_route_set(&r.plc, r.route, 200, r.current, 0);
+    verifier_open(&v, r.url, NULL);
     assert_int_equal(decode(&v, frame, &b), ES_OK);
     es_atp_identity_stats_get(v.id, &st);
     assert_int_equal(st.fetches, 1);
     verifier_close(&v);
-    unlink(seed_file(doc_with_key(all, did, other)));
-    free(wrong_text), free(current);
+    free(wrong_text);
     json_decref(wrong);
     json_decref(all);
-    standin_stop(&plc);
+    rotated_end(&r);
 }
 
 static void api_edges(void **state)

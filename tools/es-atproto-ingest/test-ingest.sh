@@ -5,16 +5,7 @@
 #   test-ingest.sh INGEST_BINARY GEN_BINARY
 set -euo pipefail
 ingest=$1 gen=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-expect_exit() { # CODE COMMAND... : run, keep stdout+stderr in $tmp/out
-    local want=$1; shift
-    local got=0
-    "$@" >"$tmp/out" 2>&1 || got=$?
-    [ "$got" = "$want" ] || { cat "$tmp/out"; fail "exit $got, expected $want: $*"; }
-}
+. "$(dirname "$0")/../../atproto/tests/lib.sh" # $tmp, fail, expect_exit
 
 # es-atproto-gen signs its captures and writes its accounts' DID documents:
 # they are verified offline against those (--did-docs), as the real capture is.

@@ -379,13 +379,120 @@ static pid_t start_ingester(const char *server, const char *store, const char *s
     return start_named(server, store, source_opt, source, log, exit_at_end, "e2e");
 }
 
+/* `pid` exits with `want` within timeout_s; its log is shown when not. */
+static void expect_exit(pid_t pid, double timeout_s, int want, const char *log)
+{
+    int code = wait_exit(pid, timeout_s);
+    if (code != want)
+        show_log(log);
+    assert_int_equal(code, want);
+}
+
 static void stop_ingester(pid_t pid, const char *log)
 {
     kill(pid, SIGTERM);
-    int code = wait_exit(pid, 60);
-    if (code != 0)
-        show_log(log);
-    assert_int_equal(code, 0);
+    expect_exit(pid, 60, 0, log);
+}
+
+/* Waits (10 s at most) until store `name` holds the events of `capture`, each
+ * exactly once; returns the store. *last_seq (may be NULL): the capture's
+ * highest seq. */
+static es_store *stored_once(natsConnection *nc, const char *name, const char *capture,
+                             uint64_t *last_seq)
+{
+    ids want = {0};
+    uint64_t last = expected_ids(capture, &want);
+    es_store *st = wait_stored(nc, name, want.n, 10);
+    assert_exactly_once(st, &want);
+    ids_free(&want);
+    if (last_seq != NULL)
+        *last_seq = last;
+    return st;
+}
+
+/* The end of a test: its store is deleted from the server. */
+static void store_drop(natsConnection *nc, es_store *st, const char *name)
+{
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    natsConnection_Destroy(nc);
+}
+
+/* A test's generated capture served by a relay stand-in, and the store its
+ * ingesters fill; files (under tmp) and store named after `what`. */
+typedef struct relayed {
+    char capture[300], name[64], url[64];
+    int port;
+    ids want;          /* every event id of the capture */
+    uint64_t last_seq; /* its highest seq: an ingester's cursor at the end */
+    pid_t standin;
+    natsConnection *nc;
+    es_store *st; /* NULL until relayed_wait */
+} relayed;
+
+static void relayed_start(relayed *r, const char *what, const char *frames, const char *seed,
+                          const char *multi, const char *const *standin_args)
+{
+    memset(r, 0, sizeof *r);
+    char slog[300];
+    snprintf(r->capture, sizeof r->capture, "%s/%s.zst", tmp, what);
+    snprintf(slog, sizeof slog, "%s/%s-standin.log", tmp, what);
+    store_name(r->name, sizeof r->name, what);
+    generate(r->capture, frames, seed, multi);
+    r->last_seq = expected_ids(r->capture, &r->want);
+    r->standin = start_standin(r->capture, slog, &r->port, standin_args);
+    snprintf(r->url, sizeof r->url, "ws://127.0.0.1:%d", r->port);
+}
+
+/* Waits until the store holds `at` events (connecting to `server` first). */
+static void relayed_wait(relayed *r, const char *server, uint64_t at)
+{
+    if (r->nc == NULL)
+        r->nc = connect_to(server);
+    es_store_destroy(r->st);
+    r->st = wait_stored(r->nc, r->name, at, WAIT_STORED_S);
+}
+
+/* The stand-in stops cleanly; the store holds every id of the capture
+ * exactly once; each ingester named in `cursors` (NULL-ended, may be NULL)
+ * has its cursor at the capture's last seq. */
+static void relayed_check(relayed *r, const char *const *cursors)
+{
+    kill(r->standin, SIGTERM);
+    assert_int_equal(wait_exit(r->standin, 10), 0);
+    assert_exactly_once(r->st, &r->want);
+    for (size_t i = 0; cursors != NULL && cursors[i] != NULL; i++)
+        check_cursor(r->st, cursors[i], r->last_seq);
+}
+
+static void relayed_drop(relayed *r)
+{
+    ids_free(&r->want);
+    store_drop(r->nc, r->st, r->name);
+}
+
+/* Waits until each ingester named in `names` (NULL-ended) has its cursor at
+ * `seq`: it took everything. */
+static void wait_cursors(es_store *st, const char *const *names, uint64_t seq)
+{
+    es_checkpoints *cps;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    double give_up = now_s() + WAIT_STORED_S;
+    for (bool done = false; !done && now_s() < give_up;) {
+        done = true;
+        for (size_t k = 0; names[k] != NULL; k++) {
+            es_checkpoint cp;
+            bool there = false;
+            if (es_checkpoint_get(cps, names[k], &cp) == ES_OK) {
+                there = cp.position == seq;
+                es_checkpoint_clear(&cp);
+            }
+            done = done && there;
+        }
+        if (!done)
+            sleep_ms(100);
+    }
+    es_checkpoints_destroy(cps);
 }
 
 static bool log_contains(const char *log, const char *text);
@@ -460,10 +567,9 @@ static void audit_offline(const char *url, const char *store, const char *docs, 
     }
     char *argv[] = {(char *)verify_bin, "--server", (char *)url,  "--store", (char *)store,
                     "--did-docs",       (char *)docs, "--quiet", NULL};
-    int code = wait_exit(spawn(argv, log, NULL), 60);
-    if (code != 0 || !log_contains(log, "148 commits checked in 148 repositories"))
+    expect_exit(spawn(argv, log, NULL), 60, 0, log);
+    if (!log_contains(log, "148 commits checked in 148 repositories"))
         show_log(log);
-    assert_int_equal(code, 0);
     assert_true(log_contains(log, "148 commits checked in 148 repositories"));
 }
 
@@ -485,11 +591,8 @@ static void real_capture_through_the_server(void **state)
     snprintf(docs, sizeof docs, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir);
     store_name(name, sizeof name, "real");
     snprintf(log, sizeof log, "%s/real.log", tmp);
-    pid_t pid = start_verifying(url, name, "--from-file", frames, log, true, "e2e", docs);
-    int code = wait_exit(pid, 60);
-    if (code != 0)
-        show_log(log);
-    assert_int_equal(code, 0);
+    expect_exit(start_verifying(url, name, "--from-file", frames, log, true, "e2e", docs), 60, 0,
+                log);
     /* verified, every frame: nothing refused, no document fetched */
     if (!log_contains(log, "refused=0 errors=none") || log_contains(log, "frame refused"))
         show_log(log);
@@ -497,11 +600,8 @@ static void real_capture_through_the_server(void **state)
     assert_false(log_contains(log, "frame refused"));
 
     natsConnection *nc = connect_to(url);
-    ids want = {0};
-    uint64_t last_seq = expected_ids(frames, &want);
-    es_store *st = wait_stored(nc, name, want.n, 10);
-    assert_exactly_once(st, &want);
-    ids_free(&want);
+    uint64_t last_seq;
+    es_store *st = stored_once(nc, name, frames, &last_seq);
 
     stored s = {json_array()};
     assert_int_equal(es_evolve(st, NULL, NULL, keep_commit_event, &s, NULL), ES_OK);
@@ -552,9 +652,7 @@ static void real_capture_through_the_server(void **state)
     json_decref(s.events);
     check_cursor(st, "e2e", last_seq);
     audit_offline(url, name, docs, log);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    store_drop(nc, st, name);
 }
 
 /* ---- a misbehaving relay ---------------------------------------------------------- */
@@ -566,38 +664,25 @@ typedef void (*disturb_fn)(void *ctx, pid_t *ingester, const char *log);
 static void relay_run(const char *what, const char *frames, const char *seed, const char *server,
                       const char *const *standin_args, uint64_t at, disturb_fn disturb, void *ctx)
 {
-    char capture[300], log[300], slog[300], name[64];
-    snprintf(capture, sizeof capture, "%s/%s.zst", tmp, what);
+    char log[300];
     snprintf(log, sizeof log, "%s/%s.log", tmp, what);
-    snprintf(slog, sizeof slog, "%s/%s-standin.log", tmp, what);
-    store_name(name, sizeof name, what);
-    generate(capture, frames, seed, "7");
-    ids want = {0};
-    uint64_t last_seq = expected_ids(capture, &want);
-    int port;
-    pid_t standin = start_standin(capture, slog, &port, standin_args);
-    char relay_url[64];
-    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
-    pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
+    relayed r;
+    relayed_start(&r, what, frames, seed, "7", standin_args);
+    pid_t ing = start_ingester(server, r.name, "--relay", r.url, log, false);
     if (disturb != NULL) {
-        natsConnection *nc = connect_to(server);
-        es_store *st = wait_stored(nc, name, at, WAIT_STORED_S);
-        es_store_destroy(st);
-        natsConnection_Destroy(nc);
+        relayed_wait(&r, server, at);
+        /* the connection does not outlive a disturbed server */
+        es_store_destroy(r.st);
+        r.st = NULL;
+        natsConnection_Destroy(r.nc);
+        r.nc = NULL;
         disturb(ctx, &ing, log);
     }
-    natsConnection *nc = connect_to(server);
-    es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    relayed_wait(&r, server, r.want.n);
     sleep_ms(300); /* anything beyond would be a duplicate: give it a chance to show */
     stop_ingester(ing, log);
-    kill(standin, SIGTERM);
-    assert_int_equal(wait_exit(standin, 10), 0);
-    assert_exactly_once(st, &want);
-    check_cursor(st, "e2e", last_seq);
-    ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    relayed_check(&r, (const char *[]){"e2e", NULL});
+    relayed_drop(&r);
 }
 
 static void relay_drops_connections_and_sends_garbage(void **state)
@@ -615,38 +700,22 @@ static void relay_drops_connections_and_sends_garbage(void **state)
 static void ingester_killed_mid_stream(void **state)
 {
     (void)state;
-    char capture[300], log[300], slog[300], name[64];
-    snprintf(capture, sizeof capture, "%s/kill.zst", tmp);
+    char log[300];
     snprintf(log, sizeof log, "%s/kill.log", tmp);
-    snprintf(slog, sizeof slog, "%s/kill-standin.log", tmp);
-    store_name(name, sizeof name, "kill");
-    generate(capture, "10000", "22", "7");
-    ids want = {0};
-    uint64_t last_seq = expected_ids(capture, &want);
-    int port;
-    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "3000", NULL});
-    char relay_url[64];
-    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    relayed r;
+    relayed_start(&r, "kill", "10000", "22", "7", (const char *[]){"--rate", "3000", NULL});
     const char *server = getenv("NATS_URL");
-    pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
-    natsConnection *nc = connect_to(server);
-    es_store *st = wait_stored(nc, name, want.n / 3, WAIT_STORED_S);
+    pid_t ing = start_ingester(server, r.name, "--relay", r.url, log, false);
+    relayed_wait(&r, server, r.want.n / 3);
     kill(ing, SIGKILL);
     assert_int_equal(wait_exit(ing, 10), 128 + SIGKILL);
     printf("  ingester killed (-9) mid-stream, restarting it\n");
-    ing = start_ingester(server, name, "--relay", relay_url, log, false);
-    es_store_destroy(st);
-    st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    ing = start_ingester(server, r.name, "--relay", r.url, log, false);
+    relayed_wait(&r, server, r.want.n);
     sleep_ms(300);
     stop_ingester(ing, log);
-    kill(standin, SIGTERM);
-    assert_int_equal(wait_exit(standin, 10), 0);
-    assert_exactly_once(st, &want);
-    check_cursor(st, "e2e", last_seq);
-    ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    relayed_check(&r, (const char *[]){"e2e", NULL});
+    relayed_drop(&r);
 }
 
 static void states_match_capture(es_store *st, const char *capture); /* chain state, below */
@@ -656,55 +725,24 @@ static void states_match_capture(es_store *st, const char *capture); /* chain st
 static void two_ingesters_side_by_side(void **state)
 {
     (void)state;
-    char capture[300], log_a[300], log_b[300], slog[300], name[64];
-    snprintf(capture, sizeof capture, "%s/ha.zst", tmp);
+    char log_a[300], log_b[300];
     snprintf(log_a, sizeof log_a, "%s/ha-a.log", tmp);
     snprintf(log_b, sizeof log_b, "%s/ha-b.log", tmp);
-    snprintf(slog, sizeof slog, "%s/ha-standin.log", tmp);
-    store_name(name, sizeof name, "ha");
-    generate(capture, "4000", "25", "100"); /* many multi-op commits: batches collide too */
-    ids want = {0};
-    uint64_t last_seq = expected_ids(capture, &want);
-    int port;
-    pid_t standin = start_standin(capture, slog, &port,
-                                  (const char *[]){"--rate", "4000", "--drop-every", "1500", NULL});
-    char relay_url[64];
-    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    relayed r; /* many multi-op commits: batches collide too */
+    relayed_start(&r, "ha", "4000", "25", "100",
+                  (const char *[]){"--rate", "4000", "--drop-every", "1500", NULL});
     const char *server = getenv("NATS_URL");
-    pid_t a = start_named(server, name, "--relay", relay_url, log_a, false, "e2e-a");
-    pid_t b = start_named(server, name, "--relay", relay_url, log_b, false, "e2e-b");
-    natsConnection *nc = connect_to(server);
-    es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    pid_t a = start_named(server, r.name, "--relay", r.url, log_a, false, "e2e-a");
+    pid_t b = start_named(server, r.name, "--relay", r.url, log_b, false, "e2e-b");
+    relayed_wait(&r, server, r.want.n);
     /* both must have taken everything before they stop: their cursors say */
-    es_checkpoints *cps;
-    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
-    double give_up = now_s() + WAIT_STORED_S;
-    for (int done = 0; done < 2 && now_s() < give_up;) {
-        done = 0;
-        const char *names[] = {"e2e-a", "e2e-b"};
-        for (int k = 0; k < 2; k++) {
-            es_checkpoint cp;
-            if (es_checkpoint_get(cps, names[k], &cp) == ES_OK) {
-                done += cp.position == last_seq;
-                es_checkpoint_clear(&cp);
-            }
-        }
-        if (done < 2)
-            sleep_ms(100);
-    }
-    es_checkpoints_destroy(cps);
+    const char *const both[] = {"e2e-a", "e2e-b", NULL};
+    wait_cursors(r.st, both, r.last_seq);
     stop_ingester(a, log_a);
     stop_ingester(b, log_b);
-    kill(standin, SIGTERM);
-    assert_int_equal(wait_exit(standin, 10), 0);
-    assert_exactly_once(st, &want);
-    check_cursor(st, "e2e-a", last_seq);
-    check_cursor(st, "e2e-b", last_seq);
-    states_match_capture(st, capture);
-    ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    relayed_check(&r, both);
+    states_match_capture(r.st, r.capture);
+    relayed_drop(&r);
 }
 
 /* wss://: the relay's certificate is verified — refused when no trusted CA
@@ -724,57 +762,34 @@ static void wss_verifies_the_relay_certificate(void **state)
         printf("SKIP: no openssl command to make a test certificate\n");
         skip();
     }
-    char capture[300], log[300], slog[300], name[64];
-    snprintf(capture, sizeof capture, "%s/tls.zst", tmp);
+    char log[300];
     snprintf(log, sizeof log, "%s/tls.log", tmp);
-    snprintf(slog, sizeof slog, "%s/tls-standin.log", tmp);
-    store_name(name, sizeof name, "tls");
-    generate(capture, "300", "26", "7");
-    ids want = {0};
-    uint64_t last_seq = expected_ids(capture, &want);
-    int port;
-    char *argv_standin[] = {(char *)standin_bin, "--capture", capture, "--tls-cert", cert,
-                            "--tls-key",         key,         NULL};
-    int out;
-    pid_t standin = spawn(argv_standin, slog, &out);
-    char line[64] = "";
-    FILE *f = fdopen(out, "r");
-    assert_non_null(fgets(line, sizeof line, f));
-    fclose(f);
-    assert_int_equal(sscanf(line, "listening on %d", &port), 1);
-    char url[64];
-    snprintf(url, sizeof url, "wss://127.0.0.1:%d", port);
+    relayed r;
+    relayed_start(&r, "tls", "300", "26", "7",
+                  (const char *[]){"--tls-cert", cert, "--tls-key", key, NULL});
+    snprintf(r.url, sizeof r.url, "wss://127.0.0.1:%d", r.port);
     const char *server = getenv("NATS_URL");
 
     /* not trusted: connections fail, nothing is stored */
-    pid_t ing = start_ingester(server, name, "--relay", url, log, false);
-    natsConnection *nc = connect_to(server);
-    es_store *st = wait_stored(nc, name, 0, 30);
+    pid_t ing = start_ingester(server, r.name, "--relay", r.url, log, false);
+    r.nc = connect_to(server);
+    r.st = wait_stored(r.nc, r.name, 0, 30);
     sleep_ms(2000);
     es_store_info info;
-    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    assert_int_equal(es_store_info_get(r.st, &info), ES_OK);
     assert_int_equal(info.events, 0);
     stop_ingester(ing, log);
     snprintf(cmd, sizeof cmd, "grep -q 'relay connection failed' %s", log);
     assert_int_equal(system(cmd), 0);
 
     /* trusted with --relay-ca */
-    char *argv_ing[] = {
-        (char *)ingest_bin, "--server", (char *)server, "--store", name, "--relay", url,
-        "--relay-ca",       cert,       "--name",       "e2e",     "--no-verify", NULL};
-    ing = spawn(argv_ing, log, NULL);
-    es_store_destroy(st);
-    st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    ing = start_with(server, r.name, "--relay", r.url, log, false, "e2e", NULL,
+                     (const char *[]){"--relay-ca", cert, NULL});
+    relayed_wait(&r, server, r.want.n);
     sleep_ms(300);
     stop_ingester(ing, log);
-    kill(standin, SIGTERM);
-    assert_int_equal(wait_exit(standin, 10), 0);
-    assert_exactly_once(st, &want);
-    check_cursor(st, "e2e", last_seq);
-    ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    relayed_check(&r, (const char *[]){"e2e", NULL});
+    relayed_drop(&r);
 }
 
 /* FutureCursor: the relay says the cursor is ahead of it; retrying cannot
@@ -782,35 +797,16 @@ static void wss_verifies_the_relay_certificate(void **state)
 static void future_cursor_ends_the_process(void **state)
 {
     (void)state;
-    char capture[300], log[300], slog[300], name[64];
-    snprintf(capture, sizeof capture, "%s/future.zst", tmp);
+    char log[300];
     snprintf(log, sizeof log, "%s/future.log", tmp);
-    snprintf(slog, sizeof slog, "%s/future-standin.log", tmp);
-    store_name(name, sizeof name, "future");
-    generate(capture, "500", "24", "7");
-    ids want = {0};
-    uint64_t last_seq = expected_ids(capture, &want);
-    int port;
-    pid_t standin = start_standin(capture, slog, &port,
-                                  (const char *[]){"--error-at-end", "FutureCursor", NULL});
-    char relay_url[64];
-    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    relayed r;
+    relayed_start(&r, "future", "500", "24", "7",
+                  (const char *[]){"--error-at-end", "FutureCursor", NULL});
     const char *server = getenv("NATS_URL");
-    pid_t ing = start_ingester(server, name, "--relay", relay_url, log, false);
-    int code = wait_exit(ing, 60);
-    if (code != 5)
-        show_log(log);
-    assert_int_equal(code, 5);
-    kill(standin, SIGTERM);
-    assert_int_equal(wait_exit(standin, 10), 0);
-    natsConnection *nc = connect_to(server);
-    es_store *st = wait_stored(nc, name, want.n, 10);
-    assert_exactly_once(st, &want);
-    check_cursor(st, "e2e", last_seq);
-    ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    expect_exit(start_ingester(server, r.name, "--relay", r.url, log, false), 60, 5, log);
+    relayed_wait(&r, server, r.want.n);
+    relayed_check(&r, (const char *[]){"e2e", NULL});
+    relayed_drop(&r);
 }
 
 /* ---- a server restart -------------------------------------------------------------- */
@@ -926,20 +922,12 @@ static void nats_down_at_start_then_up(void **state)
     sleep_ms(2000);                                   /* a few attempts fail meanwhile */
     assert_int_equal(waitpid(ing, NULL, WNOHANG), 0); /* still waiting */
     server_start(&s);
-    int code = wait_exit(ing, 60);
-    if (code != 0)
-        show_log(log);
-    assert_int_equal(code, 0);
+    expect_exit(ing, 60, 0, log);
     assert_true(log_contains(log, "NATS unreachable, retrying"));
     assert_true(log_contains(log, "connected to NATS"));
 
     natsConnection *nc = connect_to(s.url);
-    ids want = {0};
-    expected_ids(capture, &want);
-    es_store *st = wait_stored(nc, name, want.n, 10);
-    assert_exactly_once(st, &want);
-    ids_free(&want);
-    es_store_destroy(st);
+    es_store_destroy(stored_once(nc, name, capture, NULL));
     natsConnection_Destroy(nc);
     kill(s.pid, SIGTERM);
     wait_exit(s.pid, 20);
@@ -965,24 +953,16 @@ static void a_jetstream_domain_is_used(void **state)
                         "--store",          name,          "--from-file",
                         capture,            "--exit-at-end", "--js-domain",
                         right ? "hub" : "elsewhere", "--timeout", "1s", "--no-verify", NULL};
-        int code = wait_exit(spawn(argv, log, NULL), 60);
-        if (code != (right ? 0 : 4))
-            show_log(log);
-        assert_int_equal(code, right ? 0 : 4);
+        expect_exit(spawn(argv, log, NULL), 60, right ? 0 : 4, log);
     }
     natsConnection *nc = connect_to(s.url);
     es_store_options o;
     es_store_options_init(&o);
     o.js_domain = "hub";
-    ids want = {0};
-    expected_ids(capture, &want);
     es_store *st = NULL;
     assert_int_equal(es_store_open(nc, name, &o, &st), ES_OK);
     es_store_destroy(st);
-    st = wait_stored(nc, name, want.n, 10);
-    assert_exactly_once(st, &want);
-    ids_free(&want);
-    es_store_destroy(st);
+    es_store_destroy(stored_once(nc, name, capture, NULL));
     natsConnection_Destroy(nc);
     kill(s.pid, SIGTERM);
     wait_exit(s.pid, 20);
@@ -1011,10 +991,7 @@ static void junk_capture_creates_no_store(void **state)
         store_name(name, sizeof name, i == 0 ? "junk0" : "junk1");
         char *argv[] = {(char *)ingest_bin, "--server", (char *)url,     "--store", name,
                         "--from-file",      junk,       "--exit-at-end", NULL};
-        int code = wait_exit(spawn(argv, log, NULL), 30);
-        if (code != 1)
-            show_log(log);
-        assert_int_equal(code, 1);
+        expect_exit(spawn(argv, log, NULL), 30, 1, log);
         es_store *st = NULL;
         assert_int_equal(es_store_open(nc, name, NULL, &st), ES_ERR_NOT_FOUND);
     }
@@ -1029,11 +1006,8 @@ static void junk_capture_creates_no_store(void **state)
 static void ingest_file_with(const char *server, const char *store, const char *capture,
                              const char *name, const char *log, const char *const *extra)
 {
-    int code = wait_exit(
-        start_with(server, store, "--from-file", capture, log, true, name, NULL, extra), 60);
-    if (code != 0)
-        show_log(log);
-    assert_int_equal(code, 0);
+    expect_exit(start_with(server, store, "--from-file", capture, log, true, name, NULL, extra), 60,
+                0, log);
 }
 
 /* The real corpus when ../shared has it, else a generated capture. */
@@ -1078,9 +1052,7 @@ static void a_replay_after_the_duplicate_window_stores_nothing_twice(void **stat
     assert_true(log_contains(log2, "appends=0 events=0"));
     assert_true(log_contains(log2, "repos_cached=10 "));
     ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    store_drop(nc, st, name);
 }
 
 /* A capture's frames, decoded enough to pick some out. */
@@ -1277,9 +1249,7 @@ static void chain_breaks_old_revs_and_inactive_accounts(void **state)
     ids_free(&want);
     for (size_t i = 0; i < n; i++)
         free(f[i].bytes);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    store_drop(nc, st, name);
 }
 
 /* Stored, then killed before the state is written: the test hook
@@ -1291,46 +1261,29 @@ static void chain_breaks_old_revs_and_inactive_accounts(void **state)
 static void a_crash_before_the_state_is_written_loses_and_repeats_nothing(void **state)
 {
     (void)state;
-    char capture[300], log1[300], log2[300], slog[300], name[64];
-    snprintf(capture, sizeof capture, "%s/crash.zst", tmp);
+    char log1[300], log2[300];
     snprintf(log1, sizeof log1, "%s/crash-1.log", tmp);
     snprintf(log2, sizeof log2, "%s/crash-2.log", tmp);
-    snprintf(slog, sizeof slog, "%s/crash-standin.log", tmp);
-    store_name(name, sizeof name, "crash");
-    generate(capture, "5000", "43", "7");
-    ids want = {0};
-    expected_ids(capture, &want);
-    int port;
-    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "1000", NULL});
-    char relay_url[64];
-    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    relayed r;
+    relayed_start(&r, "crash", "5000", "43", "7", (const char *[]){"--rate", "1000", NULL});
     const char *server = getenv("NATS_URL");
     /* ~3 s in: states and a recovery point were written, more is stored after */
     setenv("ES_INGEST_TEST_EXIT_AFTER_ACKS", "3000", 1);
-    pid_t ing = start_with(server, name, "--relay", relay_url, log1, false, "e2e", NULL,
+    pid_t ing = start_with(server, r.name, "--relay", r.url, log1, false, "e2e", NULL,
                            (const char *[]){"--duplicate-window", "1s", NULL});
     unsetenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
-    int code = wait_exit(ing, WAIT_STORED_S);
-    if (code != 99)
-        show_log(log1);
-    assert_int_equal(code, 99);
+    expect_exit(ing, WAIT_STORED_S, 99, log1);
     sleep_ms(1500); /* past the window */
-    ing = start_with(server, name, "--relay", relay_url, log2, false, "e2e", NULL, NULL);
-    natsConnection *nc = connect_to(server);
-    es_store *st = wait_stored(nc, name, want.n, WAIT_STORED_S);
+    ing = start_ingester(server, r.name, "--relay", r.url, log2, false);
+    relayed_wait(&r, server, r.want.n);
     sleep_ms(1500); /* anything beyond would be a duplicate: give it a chance to show */
     stop_ingester(ing, log2);
-    kill(standin, SIGTERM);
-    assert_int_equal(wait_exit(standin, 10), 0);
-    assert_exactly_once(st, &want);
+    relayed_check(&r, NULL);
     /* the restart scanned from a recovery point the first run wrote */
     assert_true(log_contains(log2, "recovery scan point=e2e.repos after_seq="));
     assert_false(log_contains(log2, "recovery scan point=e2e.repos after_seq=0 "));
     assert_true(log_contains(log2, "skipped_old_rev="));
-    ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    relayed_drop(&r);
 }
 
 /* The last rev of each repository in a capture (commits and #sync). */
@@ -1403,51 +1356,24 @@ static void states_match_capture(es_store *st, const char *capture)
 static void side_by_side_one_killed(void **state)
 {
     (void)state;
-    char capture[300], log_a[300], log_b[300], slog[300], name[64];
-    snprintf(capture, sizeof capture, "%s/ha9.zst", tmp);
+    char log_a[300], log_b[300];
     snprintf(log_a, sizeof log_a, "%s/ha9-a.log", tmp);
     snprintf(log_b, sizeof log_b, "%s/ha9-b.log", tmp);
-    snprintf(slog, sizeof slog, "%s/ha9-standin.log", tmp);
-    store_name(name, sizeof name, "ha9");
-    generate(capture, "4000", "45", "100");
-    ids want = {0};
-    uint64_t last_seq = expected_ids(capture, &want);
-    int port;
-    pid_t standin = start_standin(capture, slog, &port, (const char *[]){"--rate", "2000", NULL});
-    char relay_url[64];
-    snprintf(relay_url, sizeof relay_url, "ws://127.0.0.1:%d", port);
+    relayed r;
+    relayed_start(&r, "ha9", "4000", "45", "100", (const char *[]){"--rate", "2000", NULL});
     const char *server = getenv("NATS_URL");
-    pid_t a = start_named(server, name, "--relay", relay_url, log_a, false, "e2e-a");
-    pid_t b = start_named(server, name, "--relay", relay_url, log_b, false, "e2e-b");
-    natsConnection *nc = connect_to(server);
-    es_store *st = wait_stored(nc, name, want.n / 3, WAIT_STORED_S);
+    pid_t a = start_named(server, r.name, "--relay", r.url, log_a, false, "e2e-a");
+    pid_t b = start_named(server, r.name, "--relay", r.url, log_b, false, "e2e-b");
+    relayed_wait(&r, server, r.want.n / 3);
     kill(a, SIGKILL);
     assert_int_equal(wait_exit(a, 10), 128 + SIGKILL);
-    es_store_destroy(st);
-    st = wait_stored(nc, name, want.n, WAIT_STORED_S);
-    double give_up = now_s() + WAIT_STORED_S;
-    es_checkpoints *cps;
-    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
-    for (bool done = false; !done && now_s() < give_up;) {
-        es_checkpoint cp;
-        if (es_checkpoint_get(cps, "e2e-b", &cp) == ES_OK) {
-            done = cp.position == last_seq;
-            es_checkpoint_clear(&cp);
-        }
-        if (!done)
-            sleep_ms(100);
-    }
-    es_checkpoints_destroy(cps);
+    relayed_wait(&r, server, r.want.n);
+    const char *const survivor[] = {"e2e-b", NULL};
+    wait_cursors(r.st, survivor, r.last_seq);
     stop_ingester(b, log_b);
-    kill(standin, SIGTERM);
-    assert_int_equal(wait_exit(standin, 10), 0);
-    assert_exactly_once(st, &want);
-    check_cursor(st, "e2e-b", last_seq);
-    states_match_capture(st, capture);
-    ids_free(&want);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    relayed_check(&r, survivor);
+    states_match_capture(r.st, r.capture);
+    relayed_drop(&r);
 }
 
 /* A capture of frames forged from the real ones (atproto/tests/forge.h), each
@@ -1501,11 +1427,9 @@ static void forged_frames_store_nothing(void **state)
     const char *url = getenv("NATS_URL");
     char *argv[] = {(char *)ingest_bin, "--server", (char *)url, "--store", name, "--from-file",
                     capture, "--exit-at-end", "--did-docs", docs, "--plc", plc, NULL};
-    int code = wait_exit(spawn(argv, log, NULL), 60);
+    pid_t ing = spawn(argv, log, NULL);
     unsetenv("ES_ATPROTO_TEST_INSECURE_IDENTITY");
-    if (code != 0)
-        show_log(log);
-    assert_int_equal(code, 0);
+    expect_exit(ing, 60, 0, log);
     char want[64];
     snprintf(want, sizeof want, "refused=%zu ", count);
     if (!log_contains(log, want))
@@ -1530,9 +1454,7 @@ static void forged_frames_store_nothing(void **state)
     assert_int_equal(es_store_info_get(st, &info), ES_OK);
     assert_int_equal(info.events, 0);
     printf("  %zu forged frames, each refused; nothing stored\n", count);
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
-    natsConnection_Destroy(nc);
+    store_drop(nc, st, name);
 }
 
 /* After each test: whatever it started and did not see end is killed. */
