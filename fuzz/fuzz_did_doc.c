@@ -20,7 +20,7 @@ static void check(const esi_atp_did_doc *d)
 {
     FUZZ_CHECK(d->did != NULL && es_atp_valid_did(d->did, strlen(d->did)));
     if (d->handle != NULL) {
-        FUZZ_CHECK(esi_atp_valid_handle(d->handle, strlen(d->handle)));
+        FUZZ_CHECK(es_atp_valid_handle(d->handle, strlen(d->handle)));
         for (const char *p = d->handle; *p; p++)
             FUZZ_CHECK(!(*p >= 'A' && *p <= 'Z'));
     }
