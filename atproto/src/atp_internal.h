@@ -26,6 +26,10 @@ int64_t esi_atp_monotonic_ms(void);
 /* A copy through es_malloc (the caller es_free's it), NULL when out of memory. */
 char *esi_atp_strdup(const char *s);
 
+/* Microseconds since the Unix epoch of a TID (es_atp_valid_tid assumed):
+ * its 64-bit value without the 10 clock-id bits (syntax.c). */
+int64_t esi_atp_tid_time_us(const char *tid);
+
 /* One decoded MST node entry: key prefix length, suffix, value and right
  * subtree (binary CIDs, NULL when absent), pointing into the block. */
 typedef struct esi_mst_entry {

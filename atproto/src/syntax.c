@@ -100,19 +100,29 @@ bool es_atp_valid_rkey(const char *s, size_t len)
     return true;
 }
 
+/* A TID is 13 characters of base32-sortable: 64 bits, big-endian. */
+static const char tid_alphabet[] = "234567abcdefghijklmnopqrstuvwxyz";
+
 bool es_atp_valid_tid(const char *s, size_t len)
 {
-    static const char alphabet[] = "234567abcdefghijklmnopqrstuvwxyz";
     if (s == NULL || len != 13)
         return false;
     /* The top bit of the 64-bit value is zero: the first character is in
      * the lower half of the alphabet. */
-    if (memchr(alphabet, s[0], 16) == NULL || s[0] == '\0')
+    if (memchr(tid_alphabet, s[0], 16) == NULL || s[0] == '\0')
         return false;
     for (size_t i = 1; i < len; i++)
-        if (s[i] == '\0' || strchr(alphabet, s[i]) == NULL)
+        if (s[i] == '\0' || strchr(tid_alphabet, s[i]) == NULL)
             return false;
     return true;
+}
+
+int64_t esi_atp_tid_time_us(const char *tid)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 13; i++)
+        v = v << 5 | (uint64_t)(strchr(tid_alphabet, tid[i]) - tid_alphabet);
+    return (int64_t)(v >> 10); /* the top bit is zero in a valid TID */
 }
 
 /* ---- datetime ------------------------------------------------------------ */

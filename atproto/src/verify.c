@@ -4,26 +4,9 @@
  * root and prevData. */
 #include "verify.h"
 
-#include <string.h>
-#include <time.h>
+#include <es/time.h>
 
 #include "atp_internal.h"
-
-int64_t esi_atp_tid_time_us(const char *tid)
-{
-    static const char alphabet[] = "234567abcdefghijklmnopqrstuvwxyz";
-    uint64_t v = 0;
-    for (size_t i = 0; i < 13; i++)
-        v = v << 5 | (uint64_t)(strchr(alphabet, tid[i]) - alphabet);
-    return (int64_t)(v >> 10); /* the top bit is zero in a valid TID */
-}
-
-static int64_t wall_clock_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static es_status refused(es_atp_error *why, es_atp_error kind, es_status s)
 {
@@ -37,7 +20,7 @@ es_status esi_atp_check_rev_time(const char *rev, size_t len, int64_t max_future
     *why = ES_ATP_ERR_NONE;
     if (rev == NULL || !es_atp_valid_tid(rev, len))
         return refused(why, ES_ATP_ERR_SYNTAX, es_error(ES_ERR_DECODE, "rev is not a TID"));
-    int64_t ahead_us = esi_atp_tid_time_us(rev) - wall_clock_us();
+    int64_t ahead_us = esi_atp_tid_time_us(rev) - es_now_ns() / 1000;
     if (ahead_us > max_future_ms * 1000)
         return refused(why, ES_ATP_ERR_FUTURE_REV,
                        es_error(ES_ERR_DECODE, "rev %.13s is %lld s in the future (bound %lld ms)",

@@ -23,10 +23,6 @@ es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,
 /* Fetch `did`'s document again (esi_atp_resolver_refresh). */
 es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len);
 
-/* Microseconds since the Unix epoch of a TID (es_atp_valid_tid assumed):
- * its 64-bit value without the 10 clock-id bits. */
-int64_t esi_atp_tid_time_us(const char *tid);
-
 /* A rev whose TID time is more than max_future_ms after the wall clock's
  * now: refused ES_ATP_ERR_FUTURE_REV. */
 es_status esi_atp_check_rev_time(const char *rev, size_t len, int64_t max_future_ms,
