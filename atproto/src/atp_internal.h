@@ -26,6 +26,12 @@ int64_t esi_atp_monotonic_ms(void);
 /* A copy through es_malloc (the caller es_free's it), NULL when out of memory. */
 char *esi_atp_strdup(const char *s);
 
+/* base64url without padding (RFC 4648 section 5, as atproto writes
+ * signatures in JWTs and the audit metadata `sig` holds them): the codecs'
+ * base64 with '-' for '+' and '_' for '/', NUL-terminated in out[cap].
+ * ES_ERR_TOO_LARGE when it does not fit. */
+es_status esi_atp_base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap);
+
 /* Microseconds since the Unix epoch of a TID (es_atp_valid_tid assumed):
  * its 64-bit value without the 10 clock-id bits (syntax.c). */
 int64_t esi_atp_tid_time_us(const char *tid);

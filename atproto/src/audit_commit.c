@@ -41,12 +41,8 @@ static es_status sig_decode(const char *text, uint8_t sig[ESI_ATP_SIG_LEN])
 es_status esi_atp_audit_sig_text(const uint8_t *sig, size_t len,
                                  char out[ESI_ATP_AUDIT_SIG_TEXT_MAX])
 {
-    size_t n = 0;
-    if (es_base64_encode(sig, len, out, ESI_ATP_AUDIT_SIG_TEXT_MAX - 1, &n) != ES_OK)
+    if (esi_atp_base64url_encode(sig, len, out, ESI_ATP_AUDIT_SIG_TEXT_MAX) != ES_OK)
         return es_error(ES_ERR_DECODE, "sig: %zu bytes, longer than a signature", len);
-    for (size_t i = 0; i < n; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    out[n] = '\0';
     return ES_OK;
 }
 

@@ -366,18 +366,14 @@ static es_status verify_all(frame *f, es_car *car)
     return ES_OK;
 }
 
-/* The commit's signature as metadata text: base64url without padding (the
- * URL-safe form of RFC 4648 section 5, as atproto writes signatures in JWTs),
- * in the arena; NULL when the arena is full. */
+/* The commit's signature as metadata text (base64url without padding), in
+ * the arena; NULL when the arena is full. */
 static char *sig_text(frame *f, const es_value *sig)
 {
-    size_t cap = es_base64_encoded_len(sig->u.bytes.len) + 1, n = 0;
+    size_t cap = es_base64_encoded_len(sig->u.bytes.len) + 1;
     char *t = es_arena_alloc(f->arena, cap);
-    if (t == NULL || es_base64_encode(sig->u.bytes.ptr, sig->u.bytes.len, t, cap, &n) != ES_OK)
+    if (t == NULL || esi_atp_base64url_encode(sig->u.bytes.ptr, sig->u.bytes.len, t, cap) != ES_OK)
         return NULL;
-    for (size_t i = 0; i < n; i++)
-        t[i] = t[i] == '+' ? '-' : t[i] == '/' ? '_' : t[i];
-    t[n] = '\0';
     return t;
 }
 

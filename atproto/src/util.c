@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <es/base.h>
 #include <es/hash.h>
 #include <es/time.h>
 
@@ -39,6 +40,18 @@ uint64_t esi_atp_hash(const char *s, size_t len)
 int64_t esi_atp_monotonic_ms(void)
 {
     return es_monotonic_ms();
+}
+
+es_status esi_atp_base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    es_status s = cap > 0 ? es_base64_encode(in, len, out, cap - 1, &n) : ES_ERR_TOO_LARGE;
+    if (s != ES_OK)
+        return es_error(s, "%zu bytes do not fit %zu characters of base64url", len, cap);
+    for (size_t i = 0; i < n; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    out[n] = '\0';
+    return ES_OK;
 }
 
 char *esi_atp_strdup(const char *s)
