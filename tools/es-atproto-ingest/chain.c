@@ -299,10 +299,22 @@ static void set_rev_data(es_atp_repo_state *st, const es_atp_batch *b)
     }
 }
 
+/* An #account's `active` and `status` (status_len bytes; NULL: none) as
+ * the state's status: "active", else the status given, else "inactive". */
+static void set_status(es_atp_repo_state *st, bool active, const char *status, size_t status_len)
+{
+    if (active || status == NULL) {
+        snprintf(st->status, sizeof st->status, "%s", active ? "active" : "inactive");
+        return;
+    }
+    if (status_len > ES_ATP_REPO_STATUS_MAX)
+        status_len = ES_ATP_REPO_STATUS_MAX;
+    snprintf(st->status, sizeof st->status, "%.*s", (int)status_len, status);
+}
+
 static void account_status(es_atp_repo_state *st, const es_atp_batch *b)
 {
-    const char *status = b->active ? "active" : b->status ? b->status : "inactive";
-    snprintf(st->status, sizeof st->status, "%s", status);
+    set_status(st, b->active, b->status, b->status ? strlen(b->status) : 0);
 }
 
 /* Applies a settled frame's state to the stored one; `stream_seq` is where
@@ -738,15 +750,8 @@ static void fold_account(scan *sc, const es_event *ev, es_atp_repo_state *st)
     const es_value *active = es_value_get(v, "active"), *status = es_value_get(v, "status");
     if (active == NULL || active->kind != ES_VALUE_BOOL)
         return;
-    if (active->u.b)
-        snprintf(st->status, sizeof st->status, "active");
-    else if (status != NULL && status->kind == ES_VALUE_STRING)
-        snprintf(st->status, sizeof st->status, "%.*s",
-                 (int)(status->u.str.len < ES_ATP_REPO_STATUS_MAX ? status->u.str.len
-                                                                  : ES_ATP_REPO_STATUS_MAX),
-                 status->u.str.ptr);
-    else
-        snprintf(st->status, sizeof st->status, "inactive");
+    bool text = status != NULL && status->kind == ES_VALUE_STRING;
+    set_status(st, active->u.b, text ? status->u.str.ptr : NULL, text ? status->u.str.len : 0);
 }
 
 /* A commit's or a #sync's rev and MST root (meta `data`, when written). */
