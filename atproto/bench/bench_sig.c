@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <es/time.h>
 #include <es/cid.h>
 
 #include "atp_sig.h"
@@ -32,9 +33,7 @@ typedef struct sample {
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)es_monotonic_ns() / 1e9;
 }
 
 static void die(const char *what)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include <es/time.h>
 #include <es/atproto.h>
 #include <es/car.h>
 #include <es/cbor.h>
@@ -730,9 +731,7 @@ static void crafted(commit *c)
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)es_monotonic_ns() / 1e9;
 }
 
 /* Every commit inverts; prints inversions/s over the corpus repeated, each

@@ -17,6 +17,7 @@
 #include <openssl/obj_mac.h>
 #include <zstd.h>
 
+#include <es/time.h>
 #include <es/atproto.h>
 #include <es/base.h>
 #include <es/car.h>
@@ -364,9 +365,7 @@ static void check_commit(const signed_commit *c, const esi_atp_key *key, es_aren
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)es_monotonic_ns() / 1e9;
 }
 
 static void corpus_commits_verify(void **state)
