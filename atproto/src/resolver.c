@@ -19,6 +19,8 @@
 #define DEFAULT_PLC        "https://plc.directory"
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_TTL_MS     ((int64_t)24 * 3600 * 1000)
+/* How long a failed resolution is remembered (identity.h says why 60 s). */
+#define DEFAULT_NEGATIVE_TTL_MS 60000
 #define DEFAULT_ENTRIES    100000
 #define PLC_URL_MAX        1024
 #define TTL_MAX_MS         ((int64_t)10 * 365 * 24 * 3600 * 1000)
@@ -34,7 +36,10 @@
 
 typedef struct entry {
     struct entry *next;
-    esi_atp_did_doc *doc;
+    const char *did;     /* doc->did, or the failure's own copy */
+    esi_atp_did_doc *doc; /* NULL: a failed resolution, remembered until expires_ms */
+    es_status failure;    /* what it failed with (doc NULL), and why: */
+    char *why;
     int64_t expires_ms; /* NEVER for a seeded document */
     int64_t fetched_ms; /* the last fetch of it (attempted), INT64_MIN: never (seeded) */
     /* A seeded document invalidated (#identity): fetched again on next use,
@@ -62,7 +67,7 @@ typedef struct flight {
 
 struct esi_atp_resolver {
     char *plc_url;
-    int64_t timeout_ms, ttl_ms;
+    int64_t timeout_ms, ttl_ms, negative_ttl_ms;
     size_t max_entries, count, nbuckets;
     int allow_insecure;
     int offline;
@@ -104,6 +109,7 @@ void esi_atp_resolver_options_init(esi_atp_resolver_options *o)
     o->plc_url = DEFAULT_PLC;
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
     o->ttl_ms = DEFAULT_TTL_MS;
+    o->negative_ttl_ms = DEFAULT_NEGATIVE_TTL_MS;
     o->max_entries = DEFAULT_ENTRIES;
 }
 
@@ -116,7 +122,8 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     /* A bounded URL base and TTL: URLs are built in fixed buffers, and an
      * expiry (now + TTL) must not overflow. */
     if (out == NULL || o->plc_url == NULL || strlen(o->plc_url) > PLC_URL_MAX ||
-        o->timeout_ms <= 0 || o->ttl_ms <= 0 || o->ttl_ms > TTL_MAX_MS || o->max_entries == 0)
+        o->timeout_ms <= 0 || o->ttl_ms <= 0 || o->ttl_ms > TTL_MAX_MS ||
+        o->negative_ttl_ms < 0 || o->negative_ttl_ms > TTL_MAX_MS || o->max_entries == 0)
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_create: bad options");
     if (!o->allow_insecure && strncmp(o->plc_url, "https://", 8) != 0)
         return es_error(ES_ERR_INVALID, "PLC directory %.64s: https:// only", o->plc_url);
@@ -129,6 +136,7 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
     r->timeout_ms = o->timeout_ms;
     r->ttl_ms = o->ttl_ms;
+    r->negative_ttl_ms = o->negative_ttl_ms;
     r->max_entries = o->max_entries;
     r->allow_insecure = o->allow_insecure;
     r->offline = o->offline;
@@ -152,6 +160,9 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
 
 static void free_entry(entry *e)
 {
+    if (e->doc == NULL)
+        es_free((char *)e->did);
+    es_free(e->why);
     esi_atp_key_destroy(e->key);
     esi_atp_did_doc_destroy(e->doc);
     es_free(e);
@@ -180,7 +191,7 @@ static entry **slot(const esi_atp_resolver *r, const char *did)
 {
     uint64_t h = esi_atp_hash(did, strlen(did));
     entry **p = &r->buckets[h % r->nbuckets];
-    while (*p != NULL && strcmp((*p)->doc->did, did) != 0)
+    while (*p != NULL && strcmp((*p)->did, did) != 0)
         p = &(*p)->next;
     return p;
 }
@@ -224,6 +235,7 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, esi_atp_ke
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
     }
     e->doc = doc;
+    e->did = doc->did;
     e->key = key;
     e->key_tried = key_tried;
     e->expires_ms = expires_ms;
@@ -232,6 +244,35 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, esi_atp_ke
     *p = e;
     r->count++;
     return ES_OK;
+}
+
+/* Remembers that `did` failed to resolve with `s` (its reason from
+ * es_last_error()) for negative_ttl_ms, replacing what was cached: a stream
+ * of commits from a DID that does not resolve costs one request per period,
+ * not one per frame. Only answers of the network are remembered: not a
+ * DID that never resolves (ES_ERR_INVALID, refused without a request), not
+ * memory running out, not an offline resolver (no request to save). */
+static void remember_failure(esi_atp_resolver *r, const char *did, es_status s, int64_t now)
+{
+    if (s == ES_ERR_INVALID || s == ES_ERR_NOMEM || r->offline || r->negative_ttl_ms == 0)
+        return;
+    entry **p = slot(r, did);
+    if (*p != NULL)
+        unlink_entry(r, p);
+    make_room(r, now);
+    entry *e = es_calloc(1, sizeof *e);
+    char *copy = esi_atp_strdup(did), *why = esi_atp_strdup(es_last_error());
+    if (e == NULL || copy == NULL || why == NULL) { /* not remembered: fetched again next time */
+        es_free(e);
+        es_free(copy);
+        es_free(why);
+        return;
+    }
+    *e = (entry){.did = copy, .failure = s, .why = why, .fetched_ms = now,
+                 .expires_ms = now + r->negative_ttl_ms};
+    p = slot(r, did);
+    *p = e;
+    r->count++;
 }
 
 /* Parses the signing key of `doc` into *key. Whether it was tried: false
@@ -245,9 +286,13 @@ static bool parse_key(const esi_atp_did_doc *doc, esi_atp_key **key)
     return s != ES_ERR_NOMEM;
 }
 
-/* Hands `e`'s document and/or key to the caller as `a` asks. */
+/* Hands `e`'s document and/or key to the caller as `a` asks (a remembered
+ * failure: that failure again). */
 static es_status answer_from(entry *e, const answer *a)
 {
+    if (e->doc == NULL)
+        return es_error(e->failure, "%s (a failure remembered for a while: not asked again yet)",
+                        e->why);
     if (a->key != NULL) {
         *a->key = NULL;
         if (!e->key_tried) /* a seeded document, first use: parsed once, under the lock */
@@ -593,14 +638,20 @@ static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
         now = r->clock(r->clock_ctx);
         e = *slot(r, did);
         if (usable(e, now)) {
-            r->stats.hits++;
+            if (e->doc != NULL) {
+                r->stats.hits++;
+            } else {
+                r->stats.negative_hits++;
+                r->stats.failures++;
+            }
             s = answer_from(e, a);
             pthread_mutex_unlock(&r->lock);
             return s;
         }
         if ((other = find_flight(r, did)) == NULL)
             break;
-        if ((s = wait_for(r, other)) != ES_OK) {
+        if ((s = wait_for(r, other)) != ES_OK) { /* its failure, shared: no request of ours */
+            r->stats.negative_hits++;
             r->stats.failures++;
             pthread_mutex_unlock(&r->lock);
             return s;
@@ -619,8 +670,10 @@ static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
             r->stats.hits++; /* offline: the seeded document stands (tried again in a minute) */
             (*p)->fetched_ms = now;
             s = answer_from(*p, a);
-        } else if (*p != NULL && (*p)->stale && s != ES_ERR_NOMEM) {
-            unlink_entry(r, p); /* the directory answered: the seed is superseded */
+        } else if (!f.dropped && s != ES_ERR_NOMEM) {
+            if (*p != NULL && (*p)->stale) /* the directory answered: the seed is superseded */
+                unlink_entry(r, p);
+            remember_failure(r, did, s, now);
         }
     }
     s = land(r, &f, s);
