@@ -57,6 +57,31 @@ es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *c
  * that fetch instead of making their own. */
 typedef struct esi_atp_resolver esi_atp_resolver;
 
+/* A second level below the memory cache that outlives the process (the
+ * store's KV bucket: identity_kv.c): consulted on a memory miss before the
+ * network, written with every document fetched, cleared by invalidation.
+ * Its failures never fail a resolution: the network answers instead (they
+ * are counted). Each function is called without the resolver's lock, from
+ * any thread. */
+typedef struct esi_atp_doc_store {
+    /* The document kept for `did` (*out the caller's) and how long ago it
+     * was fetched (*age_ms); ES_ERR_NOT_FOUND when none. */
+    es_status (*load)(void *ctx, const char *did, esi_atp_did_doc **out, int64_t *age_ms);
+    /* Keeps `json` (`len` bytes, the document as fetched just now) for `did`. */
+    es_status (*save)(void *ctx, const char *did, const char *json, size_t len);
+    /* Drops what is kept for `did` (none kept: ES_OK). */
+    es_status (*forget)(void *ctx, const char *did);
+    void *ctx;
+} esi_atp_doc_store;
+
+/* The esi_atp_doc_store over a checkpoint set (es/checkpoint.h, the store's
+ * ES_CHECKPOINTS_IDENTITY bucket; `ctx` is the es_checkpoints handle): one
+ * entry per DID under es_atp_repo_key(did), its position the fetch time
+ * (Unix ms), its data the document. */
+es_status esi_atp_doc_kv_load(void *ctx, const char *did, esi_atp_did_doc **out, int64_t *age_ms);
+es_status esi_atp_doc_kv_save(void *ctx, const char *did, const char *json, size_t len);
+es_status esi_atp_doc_kv_forget(void *ctx, const char *did);
+
 /* A clock in milliseconds for the cache's TTL (tests inject one). */
 typedef int64_t (*esi_atp_clock_fn)(void *ctx);
 
@@ -92,8 +117,14 @@ void esi_atp_resolver_options_init(esi_atp_resolver_options *o);
 /* `o` may be NULL for the defaults; strings are copied. */
 es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_resolver **out);
 void esi_atp_resolver_destroy(esi_atp_resolver *r);
+/* Adds the store below the memory cache (copied; its ctx must outlive the
+ * resolver), before the resolver is used by other threads. A document kept
+ * there longer than ttl_ms ago is not used; seeded documents are not
+ * written to it; an offline resolver does not use it. */
+void esi_atp_resolver_set_store(esi_atp_resolver *r, const esi_atp_doc_store *store);
 
-/* The document of `did`: from the cache while its TTL runs, else fetched
+/* The document of `did`: from the cache while its TTL runs, else from the
+ * store (options.store) when kept there less than the TTL ago, else fetched
  * (did:plc: GET <plc_url>/<did>; did:web: GET https://<host>/.well-known/did.json),
  * checked (its "id" must be `did`) and cached. *out is a copy, the caller's.
  * Errors: ES_ERR_INVALID (not a DID, or a method other than plc and web),
@@ -102,7 +133,8 @@ void esi_atp_resolver_destroy(esi_atp_resolver *r);
  * ES_ERR_DECODE (not a valid document, or one for another DID). Redirects are
  * not followed. A failure of the network or the document is remembered for
  * negative_ttl_ms (the same status, not asked again meanwhile); an
- * esi_atp_resolver_invalidate forgets it. */
+ * esi_atp_resolver_invalidate forgets it. A document fetched is written
+ * to the store too. */
 es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out);
 /* The atproto signing key of `did`'s document (resolved as by
  * esi_atp_resolve), parsed once per cached document. *key is a reference
@@ -128,8 +160,9 @@ es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did,
  * seed); takes `doc` (even on failure). Seeded documents do not expire: they
  * stand for an offline source; esi_atp_resolver_invalidate drops them. */
 es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc);
-/* Forgets the cached document of `did` (an #identity event, a key rotation):
- * the next esi_atp_resolve fetches it again. A seeded document is kept as a
+/* Forgets the cached document of `did` (an #identity event, a key rotation),
+ * in memory and in the store (a fetch of it in flight meanwhile is neither
+ * cached nor kept): the next esi_atp_resolve fetches it again. A seeded document is kept as a
  * fallback: while the directory cannot be reached (ES_ERR_CONNECTION,
  * ES_ERR_TIMEOUT; tried again at most once a minute) it is still served, so
  * an offline `--did-docs` run survives #identity events; an answer from the
@@ -145,6 +178,8 @@ void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did);
  * failures included. */
 typedef struct esi_atp_resolver_stats {
     uint64_t hits, fetches, failures, cached, negative_hits;
+    uint64_t store_hits;   /* lookups answered by the store (a lookup's fourth way) */
+    uint64_t store_errors; /* store calls that failed (the network answered instead) */
 } esi_atp_resolver_stats;
 void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stats *out);
 

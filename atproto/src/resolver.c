@@ -73,6 +73,7 @@ struct esi_atp_resolver {
     int offline;
     esi_atp_clock_fn clock;
     void *clock_ctx;
+    esi_atp_doc_store store; /* load NULL: none */
     /* `lock` guards everything below; `landed` is signalled when a flight
      * ends and when its last waiter has read its result. */
     pthread_mutex_t lock;
@@ -156,6 +157,14 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
         r->plc_url[--n] = '\0';
     *out = r;
     return ES_OK;
+}
+
+void esi_atp_resolver_set_store(esi_atp_resolver *r, const esi_atp_doc_store *store)
+{
+    pthread_mutex_lock(&r->lock); /* for form: the contract is "before use" */
+    if (!r->offline)
+        r->store = *store;
+    pthread_mutex_unlock(&r->lock);
 }
 
 static void free_entry(entry *e)
@@ -331,24 +340,6 @@ static flight *find_flight(const esi_atp_resolver *r, const char *did)
     while (f != NULL && strcmp(f->did, did) != 0)
         f = f->next;
     return f;
-}
-
-void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
-{
-    if (r == NULL || did == NULL)
-        return;
-    pthread_mutex_lock(&r->lock);
-    flight *f = find_flight(r, did);
-    if (f != NULL) /* the document it brings back may be the one the #identity replaced */
-        f->dropped = true;
-    entry **p = slot(r, did);
-    if (*p != NULL && (*p)->expires_ms != NEVER) {
-        unlink_entry(r, p);
-    } else if (*p != NULL) {
-        (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
-        (*p)->fetched_ms = INT64_MIN;
-    }
-    pthread_mutex_unlock(&r->lock);
 }
 
 /* Whether `e` was fetched (or tried) less than MIN_REFRESH_MS ago. */
@@ -558,8 +549,10 @@ static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
     return transfer_status(did, url, rc, http, b, r->timeout_ms);
 }
 
-/* Fetches, parses and checks `did`'s document (no lock held). */
-static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
+/* Fetches, parses and checks `did`'s document (no lock held), and keeps it
+ * in the store; *store_failed tells whether that failed. */
+static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out,
+                                bool *store_failed)
 {
     body *b = es_malloc(sizeof *b);
     if (b == NULL)
@@ -570,36 +563,74 @@ static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_di
         es_free(b);
         return es_error(ES_ERR_CONNECTION, "%s: offline, and no document was seeded for it", did);
     }
+    *store_failed = false;
     es_status s = fetch(r, did, b);
     if (s == ES_OK) {
         s = esi_atp_did_doc_parse(b->buf, b->len, out);
         if (s != ES_OK)
             s = esi_atp_error_wrap(s, "%s", did);
     }
-    es_free(b);
     if (s == ES_OK && strcmp((*out)->did, did) != 0) {
         esi_atp_did_doc_destroy(*out);
         s = es_error(ES_ERR_DECODE, "%s: the document served is for another DID", did);
     }
+    if (s == ES_OK && r->store.save != NULL)
+        *store_failed = r->store.save(r->store.ctx, did, b->buf, b->len) != ES_OK;
+    es_free(b);
     return s;
 }
 
-/* The flight of `did` (registered by the caller, who holds the lock):
- * fetches without the lock and parses the key there too, then files the
- * document (unless invalidated meanwhile) and answers `a` from it. */
-static es_status fly(esi_atp_resolver *r, flight *f, const char *did, int64_t now,
-                     const answer *a, bool *fetched)
+/* The document the store keeps for `did`, when fetched less than the TTL
+ * ago (no lock held): ES_OK with *doc and *age_ms, else ES_ERR_NOT_FOUND;
+ * *failed tells whether the store failed (the network answers instead). */
+static es_status from_store(esi_atp_resolver *r, const char *did, esi_atp_did_doc **doc,
+                            int64_t *age_ms, bool *failed)
 {
-    if (!r->offline)
-        r->stats.fetches++;
+    es_status s = r->store.load(r->store.ctx, did, doc, age_ms);
+    *failed = s != ES_OK && s != ES_ERR_NOT_FOUND;
+    if (s == ES_OK && (*age_ms < 0 || *age_ms >= r->ttl_ms)) { /* expired (or from the future) */
+        esi_atp_did_doc_destroy(*doc);
+        *doc = NULL;
+        s = ES_ERR_NOT_FOUND;
+    }
+    return s == ES_OK ? ES_OK : ES_ERR_NOT_FOUND;
+}
+
+/* The store keeps nothing for `did` (an invalidation): called without the
+ * lock, from the thread whose flight holds the DID. */
+static void forget_unlocked(esi_atp_resolver *r, const char *did, bool *failed)
+{
+    *failed = r->store.forget != NULL && r->store.forget(r->store.ctx, did) != ES_OK;
+}
+
+/* The flight of `did` (registered by the caller, who holds the lock): the
+ * store (`try_store`), else the network, without the lock, the key parsed
+ * there too; then files the document (unless invalidated meanwhile: then it
+ * is dropped from the store too) and answers `a` from it. */
+static es_status fly(esi_atp_resolver *r, flight *f, const char *did, int64_t now,
+                     bool try_store, const answer *a, bool *fetched)
+{
     pthread_mutex_unlock(&r->lock);
     esi_atp_did_doc *doc = NULL;
     esi_atp_key *key = NULL;
-    bool key_tried = false;
-    es_status s = resolve_remote(r, did, &doc);
+    bool key_tried = false, load_failed = false, save_failed = false, forget_failed = false;
+    int64_t age_ms = 0;
+    bool stored = try_store && r->store.load != NULL &&
+                  from_store(r, did, &doc, &age_ms, &load_failed) == ES_OK;
+    es_status s = stored ? ES_OK : resolve_remote(r, did, &doc, &save_failed);
     if (s == ES_OK)
         key_tried = parse_key(doc, &key);
     pthread_mutex_lock(&r->lock);
+    if (stored)
+        r->stats.store_hits++;
+    else if (!r->offline)
+        r->stats.fetches++;
+    if (f->dropped && s == ES_OK && r->store.forget != NULL) {
+        pthread_mutex_unlock(&r->lock); /* what it brought back may predate the #identity */
+        forget_unlocked(r, did, &forget_failed);
+        pthread_mutex_lock(&r->lock);
+    }
+    r->stats.store_errors += (uint64_t)load_failed + save_failed + forget_failed;
     *fetched = s == ES_OK;
     if (s != ES_OK)
         return s;
@@ -610,9 +641,12 @@ static es_status fly(esi_atp_resolver *r, flight *f, const char *did, int64_t no
         esi_atp_did_doc_destroy(doc);
         return s;
     }
-    if ((s = cache_put(r, doc, key, key_tried, now + r->ttl_ms, now)) != ES_OK)
-        return s;
-    return answer_from(*slot(r, did), a);
+    /* From the store: trusted for what is left of its TTL, and not counted
+     * as a fetch by the once-a-minute refresh rule (a key rotated while the
+     * ingester was down is learned at the first signature failure). */
+    s = stored ? cache_put(r, doc, key, key_tried, now + r->ttl_ms - age_ms, INT64_MIN)
+               : cache_put(r, doc, key, key_tried, now + r->ttl_ms, now);
+    return s == ES_OK ? answer_from(*slot(r, did), a) : s;
 }
 
 /* Whether `e` answers a lookup at `now` without a fetch. */
@@ -662,7 +696,7 @@ static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
     flight f;
     take_off(r, &f, did);
     bool fetched;
-    s = fly(r, &f, did, now, a, &fetched);
+    s = fly(r, &f, did, now, true, a, &fetched);
     if (!fetched) {
         r->stats.failures++;
         entry **p = slot(r, did);
@@ -679,6 +713,38 @@ static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
     s = land(r, &f, s);
     pthread_mutex_unlock(&r->lock);
     return s;
+}
+
+void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
+{
+    if (r == NULL || did == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    entry **p = slot(r, did);
+    if (*p != NULL && (*p)->expires_ms != NEVER) {
+        unlink_entry(r, p);
+    } else if (*p != NULL) {
+        (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
+        (*p)->fetched_ms = INT64_MIN;
+    }
+    flight *f = find_flight(r, did);
+    if (f != NULL) {
+        /* what it brings back may be the document the #identity replaced: it
+         * is not cached, and its flier clears the store after it */
+        f->dropped = true;
+    } else if (r->store.forget != NULL) {
+        /* the store is cleared as a flight of its own: lookups of the DID
+         * meanwhile wait for it rather than read what is being deleted */
+        flight mine;
+        take_off(r, &mine, did);
+        bool failed;
+        pthread_mutex_unlock(&r->lock);
+        forget_unlocked(r, did, &failed);
+        pthread_mutex_lock(&r->lock);
+        r->stats.store_errors += failed;
+        land(r, &mine, ES_OK);
+    }
+    pthread_mutex_unlock(&r->lock);
 }
 
 es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did, const esi_atp_key *failed)
@@ -703,7 +769,7 @@ es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did, const e
         flight f;
         take_off(r, &f, did);
         bool fetched;
-        s = fly(r, &f, did, now, &(answer){NULL, NULL}, &fetched);
+        s = fly(r, &f, did, now, false, &(answer){NULL, NULL}, &fetched);
         if (!fetched) /* the cached document, if any, stays */
             r->stats.failures++;
         s = land(r, &f, s);
