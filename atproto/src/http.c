@@ -49,7 +49,9 @@ typedef struct transfer {
     char err[ERROR_BODY_MAX];
     size_t err_len;
     bool overflow, nomem, refused_address;
-    bool refusal_read; /* a refusal's head was read and the rest not wanted */
+    bool refusal_read;                /* a refusal's head was read and the rest not wanted */
+    char curl_error[CURL_ERROR_SIZE]; /* curl's own account of a failure */
+    bool connected;                   /* the TCP connection was made */
     es_status sink_status;
 } transfer;
 
@@ -231,6 +233,7 @@ static void set_options(CURL *c, const esi_http_request *req, transfer *t)
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "es-atproto");
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->curl_error);
     if (req->public_only) {
         curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
         curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
@@ -249,9 +252,12 @@ static es_status transfer_status(const esi_http_request *req, const transfer *t,
         return es_error(ES_ERR_NOMEM, "%s: out of memory reading %s", req->what, req->url);
     if (rc == CURLE_WRITE_ERROR && t->refusal_read)
         return ES_OK; /* the answer is its status and the head of its body */
+    if (rc == CURLE_OPERATION_TIMEDOUT && !t->connected && req->connect_timeout_ms > 0)
+        return es_error(ES_ERR_TIMEOUT, "%s: %s: no connection within %lld ms (%s)", req->what,
+                        req->url, (long long)req->connect_timeout_ms, t->curl_error);
     if (rc == CURLE_OPERATION_TIMEDOUT)
-        return es_error(ES_ERR_TIMEOUT, "%s: %s did not answer within %lld ms", req->what, req->url,
-                        (long long)req->timeout_ms);
+        return es_error(ES_ERR_TIMEOUT, "%s: %s did not answer within %lld ms (%s)", req->what,
+                        req->url, (long long)req->timeout_ms, t->curl_error);
     if (rc == CURLE_COULDNT_CONNECT && t->refused_address)
         return es_error(ES_ERR_CONNECTION,
                         "%s: %s: no public address to connect to (private, loopback and "
@@ -262,7 +268,7 @@ static es_status transfer_status(const esi_http_request *req, const transfer *t,
                         req->what, req->url, (unsigned long long)t->resp->bytes);
     if (rc != CURLE_OK)
         return es_error(ES_ERR_CONNECTION, "%s: fetching %s failed: %s", req->what, req->url,
-                        curl_easy_strerror(rc));
+                        t->curl_error[0] != '\0' ? t->curl_error : curl_easy_strerror(rc));
     return ES_OK;
 }
 
@@ -294,6 +300,9 @@ es_status esi_http_get(const esi_http_request *req, esi_http_response *resp)
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect_us);
+    t.connected = connect_us > 0;
     curl_easy_cleanup(c);
     resp->status = status;
     if (!success(status) && t.err_len > 0)

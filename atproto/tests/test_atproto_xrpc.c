@@ -428,6 +428,46 @@ static void stalled_server(void **state)
     es_atp_xrpc_destroy(x);
 }
 
+/* A host that never completes the TCP handshake (a listening socket whose
+ * accept queue is full drops further SYNs): the connect timeout ends it,
+ * long before the whole-request timeout. */
+static void connect_timeout(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    int fill[4];
+    for (int i = 0; i < 4; i++) { /* never accepted: the queue stays full */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    standin_sleep_ms(100);
+    es_atp_xrpc_options o = test_options();
+    o.connect_timeout_ms = 200;
+    o.timeout_ms = 5000;
+    es_atp_xrpc *x = create(&o);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    uint8_t buf[16];
+    size_t len;
+    int64_t t0 = esi_atp_monotonic_ms();
+    expect(es_atp_xrpc_get_repo_buf(x, url, DID, strlen(DID), buf, sizeof buf, &len, NULL),
+           ES_ERR_TIMEOUT);
+    int64_t took = esi_atp_monotonic_ms() - t0;
+    assert_true(took >= 150 && took < 2000);
+    expect_text("no connection within 200 ms");
+    es_atp_xrpc_destroy(x);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 /* Parameters are percent-encoded: a DID's ':' and '%', a hostile cursor's
  * '&', '=', '#', space, '/', non-ASCII; an invalid DID is refused unsent. */
 static void url_encoding(void **state)
@@ -828,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(truncated_body, setup, teardown),
         cmocka_unit_test_setup_teardown(size_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(stalled_server, setup, teardown),
+        cmocka_unit_test(connect_timeout),
         cmocka_unit_test_setup_teardown(url_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(cursor_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(list_repos_pages, setup, teardown),
