@@ -173,7 +173,8 @@ ES_API es_status es_atp_xrpc_list_repos_by_collection(es_atp_xrpc *x, const char
  * the endpoint is not a plain http(s) URL (userinfo, a query, a fragment,
  * spaces or control characters, no host); ES_ERR_LIMIT when it does not
  * fit; the resolution's errors otherwise (es_atp_identity). Whether http://
- * may be fetched is the XRPC handle's decision (allow_insecure). */
+ * may be fetched is the XRPC handle's decision (allow_insecure). Used as
+ * the identity handle is (its threading rules, its cache, `offline`). */
 ES_API es_status es_atp_identity_pds(es_atp_identity *id, const char *did, size_t did_len,
                                      char *buf, size_t cap);
 
