@@ -275,7 +275,7 @@ static es_status transfer_status(const esi_http_request *req, const transfer *t,
 static es_status check_request(const esi_http_request *req)
 {
     if (req == NULL || req->url == NULL || req->what == NULL || req->timeout_ms <= 0 ||
-        req->max_bytes == 0 || req->max_bytes >= SIZE_MAX)
+        req->max_bytes == 0 || req->max_bytes >= SIZE_MAX / 2) /* the buffer doubles */
         return es_error(ES_ERR_INVALID, "esi_http_get: bad request");
     if (strncmp(req->url, "https://", 8) != 0 &&
         !(req->allow_insecure && strncmp(req->url, "http://", 7) == 0))
