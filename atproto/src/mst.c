@@ -190,16 +190,16 @@ static es_status check_shape(walk *w, const node *n, size_t depth, int *layer)
 }
 
 /* A canonical entry: its key's height is its node's layer, and its prefix
- * is the whole prefix it shares with the previous key (one encoding per tree). */
-static es_status check_entry(walk *w, const char *prev, size_t prev_len, const char *key,
-                             size_t key_len, size_t prefix, int layer)
+ * is the whole prefix it shares with the previous key (`maximal`: one
+ * encoding per tree). */
+static es_status check_entry(walk *w, const char *key, size_t key_len, bool maximal, int layer)
 {
     int h = esi_mst_key_height(key, key_len);
     if (h != layer)
         return refuse(w, ES_ATP_ERR_MST, key, key_len,
                       es_error(ES_ERR_DECODE, "MST key '%.*s' of height %d sits at layer %d",
                                (int)key_len, key, h, layer));
-    if (prefix != esi_mst_common_prefix(prev, prev_len, key, key_len))
+    if (!maximal)
         return refuse(w, ES_ATP_ERR_MST, key, key_len,
                       es_error(ES_ERR_DECODE, "MST key '%.*s': its prefix length is not the "
                                               "shared prefix",
@@ -209,8 +209,8 @@ static es_status check_entry(walk *w, const char *prev, size_t prev_len, const c
 
 static es_status walk_entries(walk *w, const node *n, size_t depth, int layer)
 {
-    char key[ESI_MST_KEY_MAX], prev[ESI_MST_KEY_MAX];
-    size_t key_len = 0, prev_len = 0;
+    char key[ESI_MST_KEY_MAX];
+    size_t key_len = 0;
     bool canonical = w->check != NULL && w->check->canonical;
     es_status s = canonical ? check_shape(w, n, depth, &layer) : ES_OK;
     if (s == ES_OK && n->left != NULL)
@@ -222,14 +222,14 @@ static es_status walk_entries(walk *w, const node *n, size_t depth, int layer)
             return refuse(w, ES_ATP_ERR_MST, NULL, 0,
                           es_error(ES_ERR_DECODE, "MST entry %zu has an impossible key prefix",
                                    i));
-        if (canonical) {
-            memcpy(prev, key, key_len);
-            prev_len = key_len;
-        }
+        /* the first `prefix` bytes are the previous key's: the prefix is
+         * whole when the shared part ends there */
+        bool maximal = en->prefix == key_len || en->suffix_len == 0 ||
+                       (uint8_t)key[en->prefix] != en->suffix[0];
         memcpy(key + en->prefix, en->suffix, en->suffix_len);
         key_len = en->prefix + en->suffix_len;
         if (canonical)
-            s = check_entry(w, prev, prev_len, key, key_len, en->prefix, layer);
+            s = check_entry(w, key, key_len, maximal, layer);
         if (s == ES_OK)
             s = visit_record(w, key, key_len, en);
         if (s == ES_OK && en->tree != NULL)
