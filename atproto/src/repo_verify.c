@@ -3,10 +3,9 @@
  * below it is the one canonical tree of its keys, every block hashing to
  * its CID. The walk (mst.c) checks the tree; this file checks the commit
  * and each record, with the decoder's own signature check (verify.c) and
- * its rule for records that break the data model (frame.c: kept, flagged). */
+ * record rules (util.c: a dag-cbor CIDv1; a block that breaks the data
+ * model kept, flagged). */
 #include <string.h>
-
-#include <es/cid.h>
 
 #include "atp_internal.h"
 #include "mst_walk.h"
@@ -42,43 +41,15 @@ static int record_refused(verifier *vf, const es_atp_record *rec, es_atp_error w
     return 1;
 }
 
-/* `collection/rkey`: an NSID, one '/', a record key. */
-static bool valid_key(const char *key, size_t len)
-{
-    const char *slash = memchr(key, '/', len);
-    if (slash == NULL)
-        return false;
-    size_t clen = (size_t)(slash - key);
-    return es_atp_valid_nsid(key, clen) && es_atp_valid_rkey(slash + 1, len - clen - 1);
-}
-
-/* Strict DAG-CBOR of a hash-verified record block: not a map is flagged,
- * not the repository's fault as a whole; the bounds and memory still refuse. */
-static es_status decode_record(verifier *vf, const es_car_block *b, const char **invalid)
-{
-    es_arena_reset(vf->scratch);
-    es_value *v;
-    es_status s = esi_atp_decode_exact(b->data, b->len, vf->o->max_depth ? vf->o->max_depth
-                                                                          : DEFAULT_MAX_DEPTH,
-                                       vf->scratch, &v);
-    *invalid = NULL;
-    if (s == ES_ERR_DECODE)
-        *invalid = "not DAG-CBOR";
-    else if (s == ES_OK && v->kind != ES_VALUE_MAP)
-        *invalid = "not a map";
-    return s == ES_ERR_DECODE ? ES_OK : s;
-}
-
 static int visit(const es_atp_record *rec, void *user)
 {
     verifier *vf = user;
-    es_cid cid;
-    if (!valid_key(rec->key, rec->key_len))
+    size_t collection_len;
+    const char *problem = esi_atp_repo_path_problem(rec->key, rec->key_len, &collection_len);
+    if (problem != NULL)
         return record_refused(vf, rec, ES_ATP_ERR_SYNTAX,
-                              es_error(ES_ERR_DECODE, "MST key '%s' is not collection/rkey",
-                                       rec->key));
-    if (es_cid_parse(rec->cid, rec->cid_len, &cid) != ES_OK || cid.len != rec->cid_len ||
-        cid.version != 1 || cid.codec != ES_CID_CODEC_DAG_CBOR)
+                              es_error(ES_ERR_DECODE, "MST key '%s': %s", rec->key, problem));
+    if (!esi_atp_record_cid_ok(rec->cid, rec->cid_len))
         return record_refused(vf, rec, ES_ATP_ERR_RECORD,
                               es_error(ES_ERR_DECODE, "record %s: its CID is not a dag-cbor CIDv1",
                                        rec->key));
@@ -86,7 +57,9 @@ static int visit(const es_atp_record *rec, void *user)
         return record_refused(vf, rec, ES_ATP_ERR_MISSING_BLOCK,
                               es_error(ES_ERR_DECODE, "record %s: its block is absent", rec->key));
     es_atp_record r = *rec;
-    es_status s = decode_record(vf, rec->block, &r.invalid);
+    es_status s = esi_atp_record_decode(rec->block->data, rec->block->len,
+                                        vf->o->max_depth ? vf->o->max_depth : DEFAULT_MAX_DEPTH,
+                                        vf->scratch, &r.invalid);
     if (s == ES_ERR_NOMEM && es_arena_error(vf->scratch, "record") == ES_ERR_NOMEM) {
         vf->status = ES_ERR_NOMEM; /* memory ran out: not the record's fault */
         return 1;
