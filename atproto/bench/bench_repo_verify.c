@@ -66,7 +66,7 @@ int main(int argc, char **argv)
                              .curves = p256 ? ES_ATP_GEN_CURVES_P256 : ES_ATP_GEN_CURVES_K256};
     es_atp_gen *g = NULL;
     es_buf car = ES_BUF_INIT;
-    const char *did;
+    const char *did = NULL;
     if (es_atp_gen_create(&go, &g) != ES_OK || es_atp_gen_fill_repo(g, 0, records) != ES_OK ||
         es_atp_gen_repo_car(g, 0, &car, &did) != ES_OK)
         die("generator");
