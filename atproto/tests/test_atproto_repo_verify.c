@@ -23,6 +23,7 @@
 #include "fixture_json.h"
 #include "fixtures.h"
 #include "gen_internal.h"
+#include "http_standin.h"
 
 typedef uint8_t cid_t[ES_CID_SHA256_LEN];
 
@@ -276,36 +277,57 @@ typedef struct last_commit {
     cid_t commit;
 } last_commit;
 
+/* An identity seeded with `docs` (the generator's documents, JSON text):
+ * offline, or resolving through the PLC stand-in at `plc`. */
+static es_atp_identity *seeded_identity(const es_buf *docs, size_t count, const char *plc)
+{
+    char path[] = "/tmp/test_atproto_repo_verify.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, docs->data, docs->len), (ssize_t)docs->len);
+    close(fd);
+    es_atp_identity_options io;
+    es_atp_identity_options_init(&io);
+    io.offline = plc == NULL;
+    if (plc != NULL) {
+        io.plc_url = plc;
+        io.allow_insecure = true; /* a stand-in on loopback */
+    }
+    io.timeout_ms = 2000;
+    es_atp_identity *id = NULL;
+    assert_int_equal(es_atp_identity_create(&io, &id), ES_OK);
+    size_t n = 0;
+    assert_int_equal(es_atp_identity_seed_file(id, path, &n), ES_OK);
+    assert_int_equal(n, count);
+    unlink(path);
+    return id;
+}
+
 /* An identity seeded (offline) with the generator's current documents. */
 static es_atp_identity *gen_identity(es_atp_gen *g)
 {
     es_buf text = ES_BUF_INIT;
     assert_int_equal(es_atp_gen_did_docs(g, &text), ES_OK);
-    char path[] = "/tmp/test_atproto_repo_verify.XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text.data, text.len), (ssize_t)text.len);
-    close(fd);
-    es_atp_identity_options io;
-    es_atp_identity_options_init(&io);
-    io.offline = true;
-    es_atp_identity *id = NULL;
-    assert_int_equal(es_atp_identity_create(&io, &id), ES_OK);
-    size_t count = 0;
-    assert_int_equal(es_atp_identity_seed_file(id, path, &count), ES_OK);
-    assert_int_equal(count, es_atp_gen_repo_count(g));
-    unlink(path);
+    es_atp_identity *id = seeded_identity(&text, es_atp_gen_repo_count(g), NULL);
     es_buf_free(&text);
     return id;
 }
 
 /* Generate a capture, remembering each repo's newest signed commit (#commit
  * or #sync) as the decoder reads it. */
+static void generate_frames(es_atp_gen *g, last_commit *last);
+
 static es_atp_gen *generate(es_atp_gen_curves curves, last_commit *last)
 {
     es_atp_gen_options o = {.seed = 19, .repos = GEN_REPOS, .curves = curves};
     es_atp_gen *g = NULL;
     assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
+    generate_frames(g, last);
+    return g;
+}
+
+static void generate_frames(es_atp_gen *g, last_commit *last)
+{
     es_atp_decoder *d = NULL;
     assert_int_equal(es_atp_decoder_create(NULL, &d), ES_OK);
     es_arena *a = NULL;
@@ -332,7 +354,6 @@ static es_atp_gen *generate(es_atp_gen_curves curves, last_commit *last)
     es_buf_free(&frame);
     es_arena_destroy(a);
     es_atp_decoder_destroy(d);
-    return g;
 }
 
 static const last_commit *find_last(const last_commit *last, const char *did)
@@ -392,6 +413,76 @@ static void gen_p256_repos_verify(void **state)
 {
     (void)state;
     gen_repos_verify(ES_ATP_GEN_CURVES_P256);
+}
+
+/* A key rotated since the documents an identity was seeded with: the
+ * signature fails with the seeded key, the document is resolved once more
+ * (the PLC stand-in serving the current one), and the repository verifies.
+ * Control: the stand-in serving the stale documents, those repositories are
+ * refused `signature`, after the same one resolution each. */
+static void rotated_keys_resolved_again(void **state)
+{
+    (void)state;
+    es_atp_gen_options o = {.seed = 23, .repos = GEN_REPOS, .rotate_permille = 40};
+    es_atp_gen *g = NULL;
+    assert_int_equal(es_atp_gen_create(&o, &g), ES_OK);
+    es_buf before = ES_BUF_INIT, after = ES_BUF_INIT, car = ES_BUF_INIT;
+    assert_int_equal(es_atp_gen_did_docs(g, &before), ES_OK);
+    last_commit last[GEN_REPOS];
+    memset(last, 0, sizeof last);
+    generate_frames(g, last);
+    assert_true(es_atp_gen_counts_of(g)->rotations > 0);
+    assert_int_equal(es_atp_gen_did_docs(g, &after), ES_OK);
+    json_t *docs[2] = {json_loadb((const char *)after.data, after.len, 0, NULL),
+                       json_loadb((const char *)before.data, before.len, 0, NULL)};
+    assert_non_null(docs[0]);
+    assert_non_null(docs[1]);
+    unsigned resolved = 0;
+    for (int pass = 0; pass < 2; pass++) { /* 0: current documents served; 1: stale ones */
+        standin plc;
+        assert_int_equal(standin_start(&plc), 0);
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", plc.port);
+        const char *did;
+        json_t *doc;
+        json_object_foreach(docs[pass], did, doc)
+        {
+            char route[128], *text = json_dumps(doc, JSON_COMPACT);
+            snprintf(route, sizeof route, "/%s", did);
+            standin_route_set(&plc, route, 200, text, 0);
+            free(text);
+        }
+        es_atp_identity *id = seeded_identity(&before, GEN_REPOS, url);
+        unsigned refused = 0;
+        run r = {0};
+        for (size_t i = 0; i < GEN_REPOS; i++) {
+            es_buf_clear(&car);
+            assert_int_equal(es_atp_gen_repo_car(g, i, &car, &did), ES_OK);
+            verify_car(car.data, car.len, did, id, &r);
+            if (pass == 0 && r.status != ES_OK)
+                fail_msg("repo %zu (%s): %s", i, did, es_last_error());
+            if (pass == 1 && r.status != ES_OK) {
+                assert_refused(&r, ES_ATP_ERR_SIGNATURE, NULL);
+                refused++;
+            }
+        }
+        if (pass == 0) {
+            resolved = standin_requests(&plc);
+            assert_true(resolved > 0); /* some newest commits are under a new key */
+        } else {
+            assert_int_equal(refused, resolved);
+            assert_int_equal(standin_requests(&plc), resolved);
+        }
+        run_free(&r);
+        es_atp_identity_destroy(id);
+        standin_stop(&plc);
+    }
+    json_decref(docs[0]);
+    json_decref(docs[1]);
+    es_buf_free(&before);
+    es_buf_free(&after);
+    es_buf_free(&car);
+    es_atp_gen_destroy(g);
 }
 
 /* ---- tampering with a real, signed repository ---------------------------- */
@@ -898,6 +989,7 @@ int main(void)
         cmocka_unit_test(real_repo_car_verifies),
         cmocka_unit_test(gen_k256_repos_verify),
         cmocka_unit_test(gen_p256_repos_verify),
+        cmocka_unit_test(rotated_keys_resolved_again),
         cmocka_unit_test(tampered_k256),
         cmocka_unit_test(tampered_p256),
         cmocka_unit_test(forged_trees),
