@@ -138,9 +138,9 @@ es_status es_atp_verify_repo(const es_car *car, const es_atp_repo_verify_options
     if (verdict != NULL)
         *verdict = (es_atp_repo_verdict){0};
     if (car == NULL || o == NULL || arena == NULL || fn == NULL || o->did == NULL ||
-        (o->identity == NULL && !o->skip_signature))
-        return es_error(ES_ERR_INVALID, "es_atp_verify_repo: NULL argument, or no DID or key "
-                                        "source");
+        !es_atp_valid_did(o->did, strlen(o->did)) || (o->identity == NULL && !o->skip_signature))
+        return es_error(ES_ERR_INVALID, "es_atp_verify_repo: NULL argument, an invalid DID, or "
+                                        "no key source");
     verifier *vf = es_calloc(1, sizeof *vf);
     if (vf == NULL)
         return es_error(ES_ERR_NOMEM, "repository verification: out of memory");

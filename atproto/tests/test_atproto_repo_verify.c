@@ -974,6 +974,9 @@ static void arguments_and_abort(void **state)
     assert_int_equal(es_atp_verify_repo(&car, &o, a, NULL, collect, &r, NULL), ES_ERR_INVALID);
     o.skip_signature = true;
     assert_int_equal(es_atp_verify_repo(NULL, &o, a, NULL, collect, &r, NULL), ES_ERR_INVALID);
+    o.did = "did:plc:"; /* not a DID: no commit could be checked against it */
+    assert_int_equal(es_atp_verify_repo(&car, &o, a, NULL, collect, &r, NULL), ES_ERR_INVALID);
+    o.did = FORGE_DID;
     /* no root */
     es_atp_repo_verdict v;
     assert_int_equal(es_atp_verify_repo(&car, &o, a, NULL, collect, &r, &v), ES_ERR_DECODE);

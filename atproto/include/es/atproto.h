@@ -354,7 +354,7 @@ ES_API es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_com
 
 /* What es_atp_verify_repo checks a getRepo CAR against. */
 typedef struct es_atp_repo_verify_options {
-    const char *did; /* (NUL) the repository the CAR must be; required */
+    const char *did; /* (NUL) the repository the CAR must be: a valid DID, required */
     /* The key source: the commit's signature is checked with `did`'s
      * #atproto key, re-resolved once when it does not verify (a rotated
      * key). Borrowed, used by the caller's thread. Required unless
