@@ -3,8 +3,8 @@
  * the canonical MST (layers, empty nodes, prefixes), key syntax, every
  * record block present, hashing to its CID and decoded strictly.
  *
- * The expected DID is the commit's own (read by es_atp_walk_repo), so that
- * inputs get past the did check; the signature is skipped (the `sig` target
+ * The expected DID is the commit's own (read by es_atp_walk_repo) when it
+ * is a valid DID, so that inputs get past the did check; the signature is skipped (the `sig` target
  * fuzzes it). As in `car`, an input whose blocks no longer hash to their
  * CIDs is verified a second time after re-sealing (fuzz_reseal_car), so that
  * mutated nodes reach the structure checks. */
@@ -60,7 +60,7 @@ static bool parse_and_verify(const uint8_t *buf, size_t len)
         abort();
     es_car car;
     bool bad_hash = false;
-    es_atp_commit_info info;
+    es_atp_commit_info info = {0}; /* set only when the commit reads */
     size_t walked = 0;
     if (es_car_parse(buf, len, NULL, arena, &car) == ES_OK &&
         es_atp_walk_repo(&car, arena, &info, count_only, &walked) != ES_ERR_NOMEM) {
@@ -68,7 +68,9 @@ static bool parse_and_verify(const uint8_t *buf, size_t len)
             bad_hash = bad_hash || es_car_verify(&car.blocks[i]) != ES_OK;
         es_atp_repo_verify_options o;
         es_atp_repo_verify_options_init(&o);
-        o.did = info.did != NULL ? info.did : "did:plc:fuzz";
+        /* the commit's own DID when it is one (a valid DID is required) */
+        bool own = info.did != NULL && es_atp_valid_did(info.did, strlen(info.did));
+        o.did = own ? info.did : "did:plc:fuzz";
         o.skip_signature = true;
         seen *w = calloc(1, sizeof *w);
         if (w == NULL)
