@@ -19,6 +19,18 @@ es_status esi_atp_error_wrap(es_status s, const char *fmt, ...) ES_PRINTF(2, 3);
 es_status esi_atp_decode_exact(const uint8_t *buf, size_t len, size_t max_depth, es_arena *arena,
                            es_value **out);
 
+/* A record's CID as atproto requires it: a whole dag-cbor CIDv1. */
+bool esi_atp_record_cid_ok(const uint8_t *cid, size_t len);
+
+/* Decode a hash-verified record block strictly into `scratch` (reset
+ * first). A block that is not DAG-CBOR, or not a map, is not refused: ES_OK
+ * with *invalid saying so ("not DAG-CBOR", "not a map"; NULL when it is
+ * sound), the rule for records a repository's owner signed (docs/atproto.md,
+ * "Invalid records"). The bounds still refuse: ES_ERR_TOO_DEEP past
+ * max_depth, ES_ERR_NOMEM / ES_ERR_LIMIT when `scratch` is full. */
+es_status esi_atp_record_decode(const uint8_t *data, size_t len, size_t max_depth,
+                                es_arena *scratch, const char **invalid);
+
 /* libes-atproto's string hash (FNV-1a 64) and monotonic clock: base/'s own
  * are hidden inside libes (the shared libraries export ES_API names only). */
 uint64_t esi_atp_hash(const char *s, size_t len);
@@ -31,6 +43,11 @@ char *esi_atp_strdup(const char *s);
  * base64 with '-' for '+' and '_' for '/', NUL-terminated in out[cap].
  * ES_ERR_TOO_LARGE when it does not fit. */
 es_status esi_atp_base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap);
+
+/* A repository path "collection/rkey" (an op's `path`, an MST key): NULL
+ * when it is one, with *collection_len the length before the '/'; else
+ * what is wrong with it ("path has no '/'", ...) (syntax.c). */
+const char *esi_atp_repo_path_problem(const char *path, size_t len, size_t *collection_len);
 
 /* Microseconds since the Unix epoch of a TID (es_atp_valid_tid assumed):
  * its 64-bit value without the 10 clock-id bits (syntax.c). */

@@ -448,17 +448,12 @@ static es_status parse_path(frame *f, const es_value *o, parsed_op *out)
     es_status s = string_field(f, o, "path", REQUIRED, &path, &len);
     if (s != ES_OK)
         return s;
-    const char *slash = memchr(path, '/', len);
-    if (slash == NULL)
-        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "op path has no '/'");
+    const char *problem = esi_atp_repo_path_problem(path, len, &out->collection_len);
+    if (problem != NULL)
+        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "op %s", problem);
     out->collection = path;
-    out->collection_len = (size_t)(slash - path);
-    out->rkey = slash + 1;
+    out->rkey = path + out->collection_len + 1;
     out->rkey_len = len - out->collection_len - 1;
-    if (!es_atp_valid_nsid(out->collection, out->collection_len))
-        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "op collection is not a valid NSID");
-    if (!es_atp_valid_rkey(out->rkey, out->rkey_len))
-        return refuse(f, ES_ATP_ERR_SYNTAX, ES_ERR_DECODE, "op record key is not valid");
     return ES_OK;
 }
 
@@ -493,17 +488,9 @@ static const parsed_op *checked_before(const es_car_block *b, const parsed_op *e
  * ops are still stored. The decoder's bounds and memory still refuse. */
 static es_status decode_record(frame *f, parsed_op *o)
 {
-    es_arena_reset(f->d->scratch);
-    es_value *v;
-    es_status s = esi_atp_decode_exact(o->block->data, o->block->len, f->d->opts.limits.max_depth,
-                                       f->d->scratch, &v);
-    if (s == ES_ERR_DECODE)
-        o->invalid = "not DAG-CBOR";
-    else if (s != ES_OK)
-        return refuse_decode(f, s, ES_ATP_ERR_RECORD, "record block");
-    else if (v->kind != ES_VALUE_MAP)
-        o->invalid = "not a map";
-    return ES_OK;
+    es_status s = esi_atp_record_decode(o->block->data, o->block->len, f->d->opts.limits.max_depth,
+                                        f->d->scratch, &o->invalid);
+    return s == ES_OK ? ES_OK : refuse_decode(f, s, ES_ATP_ERR_RECORD, "record block");
 }
 
 /* The record block of a create or update: a dag-cbor CID, present in the
@@ -513,9 +500,7 @@ static es_status decode_record(frame *f, parsed_op *o)
 static es_status check_record(frame *f, const es_car *car, parsed_op *o, const parsed_op *earlier,
                               size_t n_earlier)
 {
-    es_cid cid;
-    if (es_cid_parse(o->cid, o->cid_len, &cid) != ES_OK || cid.len != o->cid_len ||
-        cid.version != 1 || cid.codec != ES_CID_CODEC_DAG_CBOR)
+    if (!esi_atp_record_cid_ok(o->cid, o->cid_len))
         return refuse(f, ES_ATP_ERR_RECORD, ES_ERR_DECODE,
                       "record %.*s/%.*s: its CID is not a dag-cbor CIDv1", (int)o->collection_len,
                       o->collection, (int)o->rkey_len, o->rkey);

@@ -290,3 +290,16 @@ bool es_atp_valid_handle(const char *s, size_t len)
     }
     return labels >= 2;
 }
+
+const char *esi_atp_repo_path_problem(const char *path, size_t len, size_t *collection_len)
+{
+    const char *slash = memchr(path, '/', len);
+    if (slash == NULL)
+        return "path has no '/'";
+    *collection_len = (size_t)(slash - path);
+    if (!es_atp_valid_nsid(path, *collection_len))
+        return "collection is not a valid NSID";
+    if (!es_atp_valid_rkey(slash + 1, len - *collection_len - 1))
+        return "record key is not valid";
+    return NULL;
+}

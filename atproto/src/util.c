@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <es/base.h>
+#include <es/cid.h>
 #include <es/hash.h>
 #include <es/time.h>
 
@@ -61,4 +62,25 @@ char *esi_atp_strdup(const char *s)
     if (c != NULL)
         memcpy(c, s, n);
     return c;
+}
+
+bool esi_atp_record_cid_ok(const uint8_t *cid, size_t len)
+{
+    es_cid c;
+    return es_cid_parse(cid, len, &c) == ES_OK && c.len == len && c.version == 1 &&
+           c.codec == ES_CID_CODEC_DAG_CBOR;
+}
+
+es_status esi_atp_record_decode(const uint8_t *data, size_t len, size_t max_depth,
+                                es_arena *scratch, const char **invalid)
+{
+    es_arena_reset(scratch);
+    es_value *v;
+    es_status s = esi_atp_decode_exact(data, len, max_depth, scratch, &v);
+    *invalid = NULL;
+    if (s == ES_ERR_DECODE)
+        *invalid = "not DAG-CBOR";
+    else if (s == ES_OK && v->kind != ES_VALUE_MAP)
+        *invalid = "not a map";
+    return s == ES_ERR_DECODE ? ES_OK : s;
 }
