@@ -22,6 +22,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "relay.h"
+#include "repos_cmd.h"
 #include "source.h"
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
@@ -39,6 +40,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: es-atproto-ingest (--relay URL | --from-file PATH) [options]\n"
+            "       es-atproto-ingest repos list|status ... (the repositories' states;\n"
+            "       es-atproto-ingest repos --help)\n"
             "\n"
             "Keeps the ATProto firehose (com.atproto.sync.subscribeRepos) in an event store.\n"
             "Every frame is decoded and every block it uses verified against its CID\n"
@@ -438,6 +441,8 @@ int main(int argc, char **argv)
     es_cli_set_prog("es-atproto-ingest");
     early_log_format(argc, argv);
     es_cli_set_error_writer(log_error);
+    if (argc > 1 && strcmp(argv[1], "repos") == 0)
+        return ingest_repos_main(argc - 2, argv + 2);
     ingest_config c;
     ingest_config_init(&c);
     if (es_atp_filter_create(&c.filter) != ES_OK) {
