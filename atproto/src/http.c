@@ -313,11 +313,15 @@ void esi_http_response_clear(esi_http_response *resp)
 
 /* ---- XRPC errors, URL encoding --------------------------------------------- */
 
-/* Copies string member `key` of `o` into out[cap] (truncated), "" if absent. */
+/* Copies string member `key` of `o` into out[cap] (truncated), "" if
+ * absent; control bytes become '?': the text ends up in logs. */
 static void copy_member(const json_t *o, const char *key, char *out, size_t cap)
 {
     const char *v = json_string_value(json_object_get(o, key));
     snprintf(out, cap, "%s", v != NULL ? v : "");
+    for (char *p = out; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
 }
 
 void esi_http_parse_error(const char *body, size_t len, esi_http_response *resp)

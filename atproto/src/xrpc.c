@@ -426,15 +426,29 @@ static es_status list_page(es_atp_xrpc *x, const char *service, const listing *l
     return ES_OK;
 }
 
-static es_status list(es_atp_xrpc *x, const char *service, const char *cursor, const listing *l,
+/* Starts a listing's result from `cursor`, which may be the result's own
+ * (the cursor a previous call returned): read before the result is reset. */
+static es_status list_begin(const char *method, const char *cursor, es_atp_xrpc_result *res)
+{
+    char start[ES_ATP_XRPC_CURSOR_MAX + 1] = "";
+    size_t n = cursor != NULL ? strnlen(cursor, sizeof start) : 0;
+    if (n > ES_ATP_XRPC_CURSOR_MAX) {
+        result_init(res);
+        return es_error(ES_ERR_LIMIT, "%s: a cursor over %d bytes", method,
+                        ES_ATP_XRPC_CURSOR_MAX);
+    }
+    memcpy(start, cursor != NULL ? cursor : "", n);
+    start[n] = '\0';
+    result_init(res);
+    memcpy(res->cursor, start, n + 1);
+    return ES_OK;
+}
+
+static es_status list(es_atp_xrpc *x, const char *service, const listing *l,
                       es_atp_xrpc_result *res)
 {
     if (x == NULL || (l->repo_fn == NULL && l->did_fn == NULL))
         return es_error(ES_ERR_INVALID, "%s: no handle or no callback", l->method);
-    if (cursor != NULL && strlen(cursor) > ES_ATP_XRPC_CURSOR_MAX)
-        return es_error(ES_ERR_LIMIT, "%s: a cursor over %d bytes", l->method,
-                        ES_ATP_XRPC_CURSOR_MAX);
-    snprintf(res->cursor, sizeof res->cursor, "%s", cursor != NULL ? cursor : "");
     char *url = es_malloc(URL_CAP);
     if (url == NULL)
         return es_error(ES_ERR_NOMEM, "%s: out of memory", l->method);
@@ -451,10 +465,10 @@ es_status es_atp_xrpc_list_repos(es_atp_xrpc *x, const char *service, const char
 {
     es_atp_xrpc_result scratch;
     res = res != NULL ? res : &scratch;
-    result_init(res);
     listing l = {.method = "com.atproto.sync.listRepos", .entries = "repos", .repo_fn = fn,
                  .ctx = ctx};
-    return list(x, service, cursor, &l, res);
+    es_status s = list_begin(l.method, cursor, res);
+    return s != ES_OK ? s : list(x, service, &l, res);
 }
 
 es_status es_atp_xrpc_list_repos_by_collection(es_atp_xrpc *x, const char *service,
@@ -464,18 +478,20 @@ es_status es_atp_xrpc_list_repos_by_collection(es_atp_xrpc *x, const char *servi
 {
     es_atp_xrpc_result scratch;
     res = res != NULL ? res : &scratch;
-    result_init(res);
     listing l = {.method = "com.atproto.sync.listReposByCollection", .entries = "repos",
                  .did_fn = fn, .ctx = ctx};
+    es_status s = list_begin(l.method, cursor, res);
+    if (s != ES_OK)
+        return s;
     size_t n = collection != NULL ? strnlen(collection, 320) : 0;
     if (collection == NULL || !es_atp_valid_nsid(collection, n))
         return es_error(ES_ERR_INVALID, "%s: the collection is not an NSID", l.method);
     memcpy(l.fixed, "collection=", 11);
-    es_status s = esi_http_encode(collection, n, l.fixed + 11, sizeof l.fixed - 12);
+    s = esi_http_encode(collection, n, l.fixed + 11, sizeof l.fixed - 12);
     if (s != ES_OK)
         return s;
     strcat(l.fixed, "&");
-    return list(x, service, cursor, &l, res);
+    return list(x, service, &l, res);
 }
 
 /* ---- the PDS of a DID --------------------------------------------------------- */
