@@ -546,6 +546,17 @@ static void list_repos_hostile(void **state)
         serve(f, LIST, 200, bodies[i], strlen(bodies[i]), NULL);
         expect(es_atp_xrpc_list_repos(f->x, f->url, NULL, on_repo, &s, &res), ES_ERR_DECODE);
     }
+    /* entries with a field missing or of the wrong type are skipped, one by one */
+    const char *odd = "{\"repos\":[{\"head\":\"" HEAD "\",\"rev\":\"3migo7fijwi2k\"},"
+                      "{\"did\":\"did:plc:a\",\"head\":\"not a cid\",\"rev\":\"3migo7fijwi2k\"},"
+                      REPO("did:plc:b", ",\"active\":\"yes\"") "," REPO("did:plc:c", ",\"status\":5")
+                      "," REPO("did:plc:d", ",\"status\":\"deactivated\"") ",7]}";
+    serve(f, LIST, 200, odd, strlen(odd), NULL);
+    seen few = {0};
+    expect(es_atp_xrpc_list_repos(f->x, f->url, NULL, on_repo, &few, &res), ES_OK);
+    assert_int_equal(res.skipped, 5);
+    assert_int_equal(res.items, 1);
+    assert_string_equal(few.dids[0], "did:plc:d");
     const char *loop = "{\"cursor\":\"c1\",\"repos\":[" REPO("did:plc:one", "") "]}";
     serve(f, LIST "&cursor=c1", 200, loop, strlen(loop), NULL);
     expect(es_atp_xrpc_list_repos(f->x, f->url, "c1", on_repo, &s, &res), ES_ERR_PROTOCOL);
