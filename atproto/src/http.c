@@ -44,11 +44,11 @@ es_status esi_http_init(void)
 typedef struct transfer {
     const esi_http_request *req;
     esi_http_response *resp;
-    size_t cap;             /* of resp->body */
+    size_t cap; /* of resp->body */
     char retry_after[RETRY_AFTER_TEXT_MAX + 1];
     char err[ERROR_BODY_MAX];
     size_t err_len;
-    uint64_t received;      /* every body byte, 2xx or not */
+    uint64_t received; /* every body byte, 2xx or not */
     bool overflow, nomem, refused_address;
     es_status sink_status;
 } transfer;
@@ -69,9 +69,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *ctx)
     if (len > 5 && memcmp(line, "HTTP/", 5) == 0) {
         const char *sp = memchr(line, ' ', len);
         long status = 0;
-        for (const char *p = sp ? sp + 1 : line + len; p < line + len && *p >= '0' && *p <= '9' &&
-                                                       status < 1000;
-             p++)
+        for (const char *p = sp ? sp + 1 : line + len;
+             p < line + len && *p >= '0' && *p <= '9' && status < 1000; p++)
             status = status * 10 + (*p - '0');
         t->resp->status = status;
         t->retry_after[0] = '\0';
@@ -242,15 +241,15 @@ static void set_options(CURL *c, const esi_http_request *req, transfer *t)
 static es_status transfer_status(const esi_http_request *req, const transfer *t, CURLcode rc)
 {
     if (t->overflow || rc == CURLE_FILESIZE_EXCEEDED)
-        return es_error(ES_ERR_LIMIT, "%s: the answer of %s is over the %llu-byte bound",
-                        req->what, req->url, (unsigned long long)req->max_bytes);
+        return es_error(ES_ERR_LIMIT, "%s: the answer of %s is over the %llu-byte bound", req->what,
+                        req->url, (unsigned long long)req->max_bytes);
     if (t->sink_status != ES_OK)
         return t->sink_status;
     if (t->nomem)
         return es_error(ES_ERR_NOMEM, "%s: out of memory reading %s", req->what, req->url);
     if (rc == CURLE_OPERATION_TIMEDOUT)
-        return es_error(ES_ERR_TIMEOUT, "%s: %s did not answer within %lld ms", req->what,
-                        req->url, (long long)req->timeout_ms);
+        return es_error(ES_ERR_TIMEOUT, "%s: %s did not answer within %lld ms", req->what, req->url,
+                        (long long)req->timeout_ms);
     if (rc == CURLE_COULDNT_CONNECT && t->refused_address)
         return es_error(ES_ERR_CONNECTION,
                         "%s: %s: no public address to connect to (private, loopback and "
@@ -337,12 +336,12 @@ void esi_http_parse_error(const char *body, size_t len, esi_http_response *resp)
 
 es_status esi_http_check_base(const char *url, size_t len, bool allow_http)
 {
-    size_t scheme = len >= 8 && memcmp(url, "https://", 8) == 0              ? 8
+    size_t scheme = len >= 8 && memcmp(url, "https://", 8) == 0                ? 8
                     : allow_http && len >= 7 && memcmp(url, "http://", 7) == 0 ? 7
                                                                                : 0;
     if (scheme == 0)
-        return es_error(ES_ERR_INVALID, "'%.*s': not an %s URL", (int)(len < 128 ? len : 128),
-                        url, allow_http ? "http(s)" : "https");
+        return es_error(ES_ERR_INVALID, "'%.*s': not an %s URL", (int)(len < 128 ? len : 128), url,
+                        allow_http ? "http(s)" : "https");
     size_t host_end = scheme;
     while (host_end < len && url[host_end] != '/')
         host_end++;
@@ -360,8 +359,8 @@ es_status esi_http_check_base(const char *url, size_t len, bool allow_http)
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 es_status esi_http_encode(const char *s, size_t len, char *out, size_t cap)

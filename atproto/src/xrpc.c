@@ -62,8 +62,8 @@ es_status es_atp_xrpc_create(const es_atp_xrpc_options *o, es_atp_xrpc **out)
         o = &defaults;
     if (o->connect_timeout_ms <= 0 || o->timeout_ms <= 0 || o->max_repo_bytes == 0 ||
         o->max_repo_bytes >= SIZE_MAX / 2 || o->max_page_bytes == 0 ||
-        o->max_page_bytes >= SIZE_MAX / 2 || o->page_limit == 0 ||
-        o->page_limit > PAGE_LIMIT_MAX || o->max_pages == 0)
+        o->max_page_bytes >= SIZE_MAX / 2 || o->page_limit == 0 || o->page_limit > PAGE_LIMIT_MAX ||
+        o->max_pages == 0)
         return es_error(ES_ERR_INVALID, "es_atp_xrpc_create: an option out of range");
     es_status s = esi_http_init();
     if (s != ES_OK)
@@ -209,9 +209,8 @@ static es_status to_callback(void *ctx, const uint8_t *data, size_t len)
     return c->fn(c->ctx, data, len);
 }
 
-es_status es_atp_xrpc_get_repo(es_atp_xrpc *x, const char *service, const char *did,
-                               size_t did_len, es_atp_xrpc_chunk_fn fn, void *ctx,
-                               es_atp_xrpc_result *res)
+es_status es_atp_xrpc_get_repo(es_atp_xrpc *x, const char *service, const char *did, size_t did_len,
+                               es_atp_xrpc_chunk_fn fn, void *ctx, es_atp_xrpc_result *res)
 {
     es_atp_xrpc_result scratch;
     res = res != NULL ? res : &scratch;
@@ -380,8 +379,8 @@ static es_status read_page(const listing *l, const char *body, size_t len, char 
     const json_t *entries = json_object_get(root, l->entries);
     const json_t *cursor = json_object_get(root, "cursor");
     es_status s = ES_OK;
-    if (!json_is_array(entries) || (cursor != NULL && !json_is_null(cursor) &&
-                                    !json_is_string(cursor)))
+    if (!json_is_array(entries) ||
+        (cursor != NULL && !json_is_null(cursor) && !json_is_string(cursor)))
         s = es_error(ES_ERR_DECODE, "%s: the page is not {\"%s\": [...], \"cursor\"?}: %s",
                      l->method, l->entries, root == NULL ? err.text : "wrong shape");
     else if (json_is_string(cursor) && json_string_length(cursor) > ES_ATP_XRPC_CURSOR_MAX)
@@ -405,7 +404,8 @@ static es_status list_page(es_atp_xrpc *x, const char *service, const listing *l
     char query[sizeof l->fixed + 32 + 3 * ES_ATP_XRPC_CURSOR_MAX];
     int n = snprintf(query, sizeof query, "%slimit=%zu%s", l->fixed, x->o.page_limit,
                      res->cursor[0] != '\0' ? "&cursor=" : "");
-    es_status s = esi_http_encode(res->cursor, strlen(res->cursor), query + n, sizeof query - (size_t)n);
+    es_status s =
+        esi_http_encode(res->cursor, strlen(res->cursor), query + n, sizeof query - (size_t)n);
     if (s == ES_OK)
         s = method_url(x, service, l->method, query, url);
     if (s != ES_OK)
@@ -434,8 +434,7 @@ static es_status list_begin(const char *method, const char *cursor, es_atp_xrpc_
     size_t n = cursor != NULL ? strnlen(cursor, sizeof start) : 0;
     if (n > ES_ATP_XRPC_CURSOR_MAX) {
         result_init(res);
-        return es_error(ES_ERR_LIMIT, "%s: a cursor over %d bytes", method,
-                        ES_ATP_XRPC_CURSOR_MAX);
+        return es_error(ES_ERR_LIMIT, "%s: a cursor over %d bytes", method, ES_ATP_XRPC_CURSOR_MAX);
     }
     memcpy(start, cursor != NULL ? cursor : "", n);
     start[n] = '\0';
@@ -465,8 +464,8 @@ es_status es_atp_xrpc_list_repos(es_atp_xrpc *x, const char *service, const char
 {
     es_atp_xrpc_result scratch;
     res = res != NULL ? res : &scratch;
-    listing l = {.method = "com.atproto.sync.listRepos", .entries = "repos", .repo_fn = fn,
-                 .ctx = ctx};
+    listing l = {
+        .method = "com.atproto.sync.listRepos", .entries = "repos", .repo_fn = fn, .ctx = ctx};
     es_status s = list_begin(l.method, cursor, res);
     return s != ES_OK ? s : list(x, service, &l, res);
 }
@@ -478,8 +477,10 @@ es_status es_atp_xrpc_list_repos_by_collection(es_atp_xrpc *x, const char *servi
 {
     es_atp_xrpc_result scratch;
     res = res != NULL ? res : &scratch;
-    listing l = {.method = "com.atproto.sync.listReposByCollection", .entries = "repos",
-                 .did_fn = fn, .ctx = ctx};
+    listing l = {.method = "com.atproto.sync.listReposByCollection",
+                 .entries = "repos",
+                 .did_fn = fn,
+                 .ctx = ctx};
     es_status s = list_begin(l.method, cursor, res);
     if (s != ES_OK)
         return s;
@@ -513,13 +514,12 @@ es_status es_atp_identity_pds(es_atp_identity *id, const char *did, size_t did_l
         s = es_error(ES_ERR_NOT_FOUND, "%.*s: the DID document names no #atproto_pds service",
                      (int)did_len, did);
     else if (esi_http_check_base(pds, n, true) != ES_OK)
-        s = esi_atp_error_wrap(ES_ERR_DECODE, "%.*s: the #atproto_pds endpoint", (int)did_len,
-                               did);
+        s = esi_atp_error_wrap(ES_ERR_DECODE, "%.*s: the #atproto_pds endpoint", (int)did_len, did);
     while (s == ES_OK && n > 0 && pds[n - 1] == '/')
         n--;
     if (s == ES_OK && n >= cap)
-        s = es_error(ES_ERR_LIMIT, "%.*s: a PDS URL of %zu bytes does not fit in %zu",
-                     (int)did_len, did, n, cap);
+        s = es_error(ES_ERR_LIMIT, "%.*s: a PDS URL of %zu bytes does not fit in %zu", (int)did_len,
+                     did, n, cap);
     if (s == ES_OK) {
         memcpy(buf, pds, n);
         buf[n] = '\0';

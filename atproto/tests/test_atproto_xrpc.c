@@ -32,16 +32,28 @@ typedef struct fixture {
     es_atp_xrpc *x;
 } fixture;
 
-static es_atp_xrpc *client(int64_t timeout_ms, uint64_t max_repo_bytes)
+/* The defaults, plain http allowed (the stand-in). */
+static es_atp_xrpc_options test_options(void)
 {
     es_atp_xrpc_options o;
     es_atp_xrpc_options_init(&o);
     o.allow_insecure = true;
+    return o;
+}
+
+static es_atp_xrpc *create(const es_atp_xrpc_options *o)
+{
+    es_atp_xrpc *x = NULL;
+    assert_int_equal(es_atp_xrpc_create(o, &x), ES_OK);
+    return x;
+}
+
+static es_atp_xrpc *client(int64_t timeout_ms, uint64_t max_repo_bytes)
+{
+    es_atp_xrpc_options o = test_options();
     o.timeout_ms = timeout_ms;
     o.max_repo_bytes = max_repo_bytes;
-    es_atp_xrpc *x = NULL;
-    assert_int_equal(es_atp_xrpc_create(&o, &x), ES_OK);
-    return x;
+    return create(&o);
 }
 
 static int setup(void **state)
@@ -172,8 +184,8 @@ static void real_repo_through_file(void **state)
     unsigned char *car = read_whole_file(path, &n);
     assert_non_null(car);
     const char *did = "did:plc:53iucmf5ldftgqyf2ac7hmhd";
-    serve(f, "/xrpc/com.atproto.sync.getRepo?did=did%3Aplc%3A53iucmf5ldftgqyf2ac7hmhd", 200, car,
-          n, NULL);
+    serve(f, "/xrpc/com.atproto.sync.getRepo?did=did%3Aplc%3A53iucmf5ldftgqyf2ac7hmhd", 200, car, n,
+          NULL);
     int fd = -1;
     uint64_t size = 0;
     expect(es_atp_xrpc_get_repo_file(f->x, f->url, did, strlen(did), NULL, &fd, &size, NULL),
@@ -418,8 +430,8 @@ static void url_encoding(void **state)
     assert_int_equal(len, 2);
     const char *bad[] = {"did:plc:a&did=did:plc:b", "did:plc:a b", "did:plc:a#x", "not a did"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        expect(es_atp_xrpc_get_repo_buf(f->x, f->url, bad[i], strlen(bad[i]), buf, sizeof buf,
-                                        &len, NULL),
+        expect(es_atp_xrpc_get_repo_buf(f->x, f->url, bad[i], strlen(bad[i]), buf, sizeof buf, &len,
+                                        NULL),
                ES_ERR_INVALID);
     assert_int_equal(standin_requests(&f->http), 1);
 }
@@ -448,7 +460,8 @@ static es_status on_repo(void *ctx, const es_atp_xrpc_repo *r)
 }
 
 #define HEAD "bafyreidigqr65jj2zsmitco3fcuag6pi7std6quxa2bcp2xrpin44ikzsy"
-#define REPO(did, extra) "{\"did\":\"" did "\",\"head\":\"" HEAD "\",\"rev\":\"3migo7fijwi2k\"" extra "}"
+#define REPO(did, extra)                                                                           \
+    "{\"did\":\"" did "\",\"head\":\"" HEAD "\",\"rev\":\"3migo7fijwi2k\"" extra "}"
 #define LIST "/xrpc/com.atproto.sync.listRepos?limit=1000"
 
 /* A hostile cursor (from the network) is percent-encoded whole: it cannot
@@ -473,7 +486,9 @@ static void serve_three_pages(fixture *f)
     /* a malformed entry (a rev that is not a TID) is skipped, not fatal */
     const char *p2 = "{\"cursor\":\"c 2/&\",\"repos\":[" REPO(
         "did:plc:three", ",\"active\":false,\"status\":\"takendown\"") ",{\"did\":\"did:plc:bad\","
-                     "\"head\":\"" HEAD "\",\"rev\":\"nope\"}," REPO("did:plc:four", "") "]}";
+                                                                       "\"head\":\"" HEAD
+                                                                       "\",\"rev\":\"nope\"}," REPO(
+                                                                           "did:plc:four", "") "]}";
     const char *p3 = "{\"repos\":[" REPO("did:plc:five", ",\"status\":null") "]}";
     serve(f, LIST, 200, p1, strlen(p1), NULL);
     serve(f, LIST "&cursor=c1", 200, p2, strlen(p2), NULL);
@@ -510,12 +525,9 @@ static void list_repos_resumes(void **state)
 {
     fixture *f = *state;
     serve_three_pages(f);
-    es_atp_xrpc_options o;
-    es_atp_xrpc_options_init(&o);
-    o.allow_insecure = true;
+    es_atp_xrpc_options o = test_options();
     o.max_pages = 2;
-    es_atp_xrpc *x = NULL;
-    assert_int_equal(es_atp_xrpc_create(&o, &x), ES_OK);
+    es_atp_xrpc *x = create(&o);
     seen s = {0};
     es_atp_xrpc_result res;
     expect(es_atp_xrpc_list_repos(x, f->url, NULL, on_repo, &s, &res), ES_OK);
@@ -547,10 +559,15 @@ static void list_repos_hostile(void **state)
         expect(es_atp_xrpc_list_repos(f->x, f->url, NULL, on_repo, &s, &res), ES_ERR_DECODE);
     }
     /* entries with a field missing or of the wrong type are skipped, one by one */
-    const char *odd = "{\"repos\":[{\"head\":\"" HEAD "\",\"rev\":\"3migo7fijwi2k\"},"
-                      "{\"did\":\"did:plc:a\",\"head\":\"not a cid\",\"rev\":\"3migo7fijwi2k\"},"
-                      REPO("did:plc:b", ",\"active\":\"yes\"") "," REPO("did:plc:c", ",\"status\":5")
-                      "," REPO("did:plc:d", ",\"status\":\"deactivated\"") ",7]}";
+    const char
+        *odd =
+            "{\"repos\":[{\"head\":\"" HEAD "\",\"rev\":\"3migo7fijwi2k\"},"
+            "{\"did\":\"did:plc:a\",\"head\":\"not a cid\",\"rev\":\"3migo7fijwi2k\"}," REPO(
+                "did:plc:b",
+                ",\"active\":\"yes\"") "," REPO("did:plc:c",
+                                                ",\"status\":5") "," REPO("did:plc:d",
+                                                                          ",\"status\":"
+                                                                          "\"deactivated\"") ",7]}";
     serve(f, LIST, 200, odd, strlen(odd), NULL);
     seen few = {0};
     expect(es_atp_xrpc_list_repos(f->x, f->url, NULL, on_repo, &few, &res), ES_OK);
@@ -565,17 +582,15 @@ static void list_repos_hostile(void **state)
     char *big = malloc(2000);
     int n = snprintf(big, 2000, "{\"cursor\":\"");
     memset(big + n, 'c', 1100);
-    snprintf(big + n + 1100, 2000 - 1100 - (size_t)n, "\",\"repos\":[" REPO("did:plc:one", "") "]}");
+    snprintf(big + n + 1100, 2000 - 1100 - (size_t)n,
+             "\",\"repos\":[" REPO("did:plc:one", "") "]}");
     serve(f, LIST, 200, big, strlen(big), NULL);
     expect(es_atp_xrpc_list_repos(f->x, f->url, NULL, on_repo, &s, &res), ES_ERR_LIMIT);
     free(big);
 
-    es_atp_xrpc_options o;
-    es_atp_xrpc_options_init(&o);
-    o.allow_insecure = true;
+    es_atp_xrpc_options o = test_options();
     o.max_page_bytes = 100;
-    es_atp_xrpc *x = NULL;
-    assert_int_equal(es_atp_xrpc_create(&o, &x), ES_OK);
+    es_atp_xrpc *x = create(&o);
     serve(f, LIST, 200, loop, strlen(loop), NULL);
     expect(es_atp_xrpc_list_repos(x, f->url, NULL, on_repo, &s, &res), ES_ERR_LIMIT);
     es_atp_xrpc_destroy(x);
@@ -619,9 +634,9 @@ static void list_by_collection(void **state)
     assert_string_equal(s.dids[1], "did:web:two.example");
     assert_int_equal(res.skipped, 1);
     assert_int_equal(res.pages, 2);
-    expect(es_atp_xrpc_list_repos_by_collection(f->x, f->url, "app.bsky&x=1", NULL, on_did, &s,
-                                                &res),
-           ES_ERR_INVALID);
+    expect(
+        es_atp_xrpc_list_repos_by_collection(f->x, f->url, "app.bsky&x=1", NULL, on_did, &s, &res),
+        ES_ERR_INVALID);
     assert_int_equal(standin_requests(&f->http), 2);
 }
 
@@ -633,12 +648,13 @@ static void service_urls(void **state)
     uint8_t buf[16];
     size_t len;
     char url[128];
-    const char *bad[] = {"ftp://h.example", "https://user:pw@h.example", "https://h.example/#x",
-                         "https://h.example/?a=b", "https://h.example/a b", "https://",
+    const char *bad[] = {"ftp://h.example",          "https://user:pw@h.example",
+                         "https://h.example/#x",     "https://h.example/?a=b",
+                         "https://h.example/a b",    "https://",
                          "https://h.example\\@evil", "javascript:alert(1)"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        es_status s = es_atp_xrpc_get_repo_buf(f->x, bad[i], DID, strlen(DID), buf, sizeof buf,
-                                               &len, NULL);
+        es_status s =
+            es_atp_xrpc_get_repo_buf(f->x, bad[i], DID, strlen(DID), buf, sizeof buf, &len, NULL);
         if (s != ES_ERR_INVALID)
             fail_msg("%s: %s (%s)", bad[i], es_status_text(s), es_last_error());
     }
@@ -651,12 +667,11 @@ static void service_urls(void **state)
 
     /* Without the test switch: http is refused, and https to a loopback or
      * private address is never connected to (a DID document names the PDS). */
-    es_atp_xrpc *x = NULL;
-    assert_int_equal(es_atp_xrpc_create(NULL, &x), ES_OK);
+    es_atp_xrpc *x = create(NULL);
     expect(es_atp_xrpc_get_repo_buf(x, f->url, DID, strlen(DID), buf, sizeof buf, &len, NULL),
            ES_ERR_INVALID);
-    const char *hosts[] = {"127.0.0.1", "localhost", "10.0.0.1", "192.168.1.1", "169.254.169.254",
-                           "[::1]", "0.0.0.0"};
+    const char *hosts[] = {"127.0.0.1",       "localhost", "10.0.0.1", "192.168.1.1",
+                           "169.254.169.254", "[::1]",     "0.0.0.0"};
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
         snprintf(url, sizeof url, "https://%s:%d", hosts[i], f->http.port);
         expect(es_atp_xrpc_get_repo_buf(x, url, DID, strlen(DID), buf, sizeof buf, &len, NULL),
@@ -670,7 +685,7 @@ static void service_urls(void **state)
     es_atp_xrpc_options_init(&o);
     o.allow_private_addresses = true;
     o.timeout_ms = 300;
-    assert_int_equal(es_atp_xrpc_create(&o, &x), ES_OK);
+    x = create(&o);
     snprintf(url, sizeof url, "https://127.0.0.1:%d", f->http.port);
     es_status s = es_atp_xrpc_get_repo_buf(x, url, DID, strlen(DID), buf, sizeof buf, &len, NULL);
     assert_true(s == ES_ERR_TIMEOUT || s == ES_ERR_CONNECTION);
@@ -712,6 +727,7 @@ static void serve_doc(fixture *f, const char *did, const char *services)
 
 #define PDS_SERVICE(type, url)                                                                     \
     "[{\"id\":\"#atproto_pds\",\"type\":\"" type "\",\"serviceEndpoint\":\"" url "\"}]"
+#define PDS_AT(url) PDS_SERVICE("AtprotoPersonalDataServer", url)
 
 static void pds_endpoint(void **state)
 {
@@ -728,25 +744,17 @@ static void pds_endpoint(void **state)
         es_status want;
         const char *pds;
     } cases[] = {
-        {"did:plc:good", PDS_SERVICE("AtprotoPersonalDataServer", "https://pds.example.com/"),
-         ES_OK, "https://pds.example.com"},
-        {"did:plc:plain", PDS_SERVICE("AtprotoPersonalDataServer", "http://pds.example.com"),
-         ES_OK, "http://pds.example.com"},
+        {"did:plc:good", PDS_AT("https://pds.example.com/"), ES_OK, "https://pds.example.com"},
+        {"did:plc:plain", PDS_AT("http://pds.example.com"), ES_OK, "http://pds.example.com"},
         {"did:plc:none", "[]", ES_ERR_NOT_FOUND, NULL},
         {"did:plc:othertype", PDS_SERVICE("Other", "https://pds.example.com"), ES_ERR_NOT_FOUND,
          NULL},
-        {"did:plc:script", PDS_SERVICE("AtprotoPersonalDataServer", "javascript:alert(1)"),
-         ES_ERR_NOT_FOUND, NULL},
-        {"did:plc:userinfo", PDS_SERVICE("AtprotoPersonalDataServer", "https://u:p@10.0.0.1"),
-         ES_ERR_DECODE, NULL},
-        {"did:plc:fragment", PDS_SERVICE("AtprotoPersonalDataServer", "https://pds.example#x"),
-         ES_ERR_DECODE, NULL},
-        {"did:plc:query", PDS_SERVICE("AtprotoPersonalDataServer", "https://pds.example?x=1"),
-         ES_ERR_DECODE, NULL},
-        {"did:plc:space", PDS_SERVICE("AtprotoPersonalDataServer", "https://pds.example\\n/x"),
-         ES_ERR_DECODE, NULL},
-        {"did:plc:nohost", PDS_SERVICE("AtprotoPersonalDataServer", "https:///path"),
-         ES_ERR_DECODE, NULL},
+        {"did:plc:script", PDS_AT("javascript:alert(1)"), ES_ERR_NOT_FOUND, NULL},
+        {"did:plc:userinfo", PDS_AT("https://u:p@10.0.0.1"), ES_ERR_DECODE, NULL},
+        {"did:plc:fragment", PDS_AT("https://pds.example#x"), ES_ERR_DECODE, NULL},
+        {"did:plc:query", PDS_AT("https://pds.example?x=1"), ES_ERR_DECODE, NULL},
+        {"did:plc:space", PDS_AT("https://pds.example\\n/x"), ES_ERR_DECODE, NULL},
+        {"did:plc:nohost", PDS_AT("https:///path"), ES_ERR_DECODE, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         serve_doc(f, cases[i].did, cases[i].services);

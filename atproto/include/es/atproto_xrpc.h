@@ -125,8 +125,8 @@ ES_API es_status es_atp_xrpc_get_repo_buf(es_atp_xrpc *x, const char *service, c
  * for es_car_parse). Nothing is left behind on failure, nor after close.
  * ES_ERR_IO when the file cannot be made or written. */
 ES_API es_status es_atp_xrpc_get_repo_file(es_atp_xrpc *x, const char *service, const char *did,
-                                           size_t did_len, const char *dir, int *fd,
-                                           uint64_t *size, es_atp_xrpc_result *res);
+                                           size_t did_len, const char *dir, int *fd, uint64_t *size,
+                                           es_atp_xrpc_result *res);
 
 /* ---- com.atproto.sync.listRepos: every repository of a host -------------- */
 
@@ -149,8 +149,7 @@ typedef es_status (*es_atp_xrpc_repo_fn)(void *ctx, const es_atp_xrpc_repo *repo
  * page from `cursor` (NULL or "": the start) until the host has no more or
  * max_pages were read; res->cursor says where to go on. */
 ES_API es_status es_atp_xrpc_list_repos(es_atp_xrpc *x, const char *service, const char *cursor,
-                                        es_atp_xrpc_repo_fn fn, void *ctx,
-                                        es_atp_xrpc_result *res);
+                                        es_atp_xrpc_repo_fn fn, void *ctx, es_atp_xrpc_result *res);
 
 /* ---- com.atproto.sync.listReposByCollection: the DIDs with a collection --- */
 
