@@ -48,8 +48,8 @@ typedef struct transfer {
     char retry_after[RETRY_AFTER_TEXT_MAX + 1];
     char err[ERROR_BODY_MAX];
     size_t err_len;
-    uint64_t received; /* every body byte, 2xx or not */
     bool overflow, nomem, refused_address;
+    bool refusal_read; /* a refusal's head was read and the rest not wanted */
     es_status sink_status;
 } transfer;
 
@@ -143,16 +143,16 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx)
 {
     transfer *t = ctx;
     size_t len = size * n;
-    if (len > t->req->max_bytes - t->received) {
-        t->overflow = true;
-        return 0;
-    }
-    t->received += len;
     if (!success(t->resp->status)) { /* a refusal: its head is enough */
         size_t keep = len < sizeof t->err - t->err_len ? len : sizeof t->err - t->err_len;
         memcpy(t->err + t->err_len, data, keep);
         t->err_len += keep;
-        return len;
+        t->refusal_read = keep < len; /* stop here: the status is known */
+        return t->refusal_read ? 0 : len;
+    }
+    if (len > t->req->max_bytes - t->resp->bytes) {
+        t->overflow = true;
+        return 0;
     }
     t->resp->bytes += len;
     if (t->req->sink != NULL) {
@@ -247,6 +247,8 @@ static es_status transfer_status(const esi_http_request *req, const transfer *t,
         return t->sink_status;
     if (t->nomem)
         return es_error(ES_ERR_NOMEM, "%s: out of memory reading %s", req->what, req->url);
+    if (rc == CURLE_WRITE_ERROR && t->refusal_read)
+        return ES_OK; /* the answer is its status and the head of its body */
     if (rc == CURLE_OPERATION_TIMEDOUT)
         return es_error(ES_ERR_TIMEOUT, "%s: %s did not answer within %lld ms", req->what, req->url,
                         (long long)req->timeout_ms);
@@ -257,7 +259,7 @@ static es_status transfer_status(const esi_http_request *req, const transfer *t,
                         req->what, req->url);
     if (rc == CURLE_PARTIAL_FILE)
         return es_error(ES_ERR_CONNECTION, "%s: %s closed after %llu bytes, short of its length",
-                        req->what, req->url, (unsigned long long)t->received);
+                        req->what, req->url, (unsigned long long)t->resp->bytes);
     if (rc != CURLE_OK)
         return es_error(ES_ERR_CONNECTION, "%s: fetching %s failed: %s", req->what, req->url,
                         curl_easy_strerror(rc));

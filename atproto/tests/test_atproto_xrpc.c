@@ -384,6 +384,19 @@ static void size_limit(void **state)
     for (size_t i = 1000; i < 1016; i++)
         assert_int_equal(buf[i], 0xee);
 
+    /* a refusal's body is not the CAR: its head is read for the error name,
+     * the rest not at all, whatever its size */
+    char *refusal = malloc(n);
+    memset(refusal, ' ', n);
+    memcpy(refusal, "{\"error\":\"RateLimitExceeded\"}", 29);
+    standin_answer slow_down = {429, refusal, n, 0, NULL, STANDIN_LENGTH_NONE, 0};
+    standin_route_answer(&f->http, GET_REPO, &slow_down);
+    es_atp_xrpc_result res2;
+    expect(es_atp_xrpc_get_repo(x, f->url, DID, strlen(DID), collect, &c, &res2), ES_ERR_AGAIN);
+    assert_string_equal(res2.error, "RateLimitExceeded");
+    assert_int_equal(res2.bytes, 0);
+    free(refusal);
+
     int fd = 7;
     uint64_t size = 1;
     a.len = n;
@@ -559,15 +572,14 @@ static void list_repos_hostile(void **state)
         expect(es_atp_xrpc_list_repos(f->x, f->url, NULL, on_repo, &s, &res), ES_ERR_DECODE);
     }
     /* entries with a field missing or of the wrong type are skipped, one by one */
-    const char
-        *odd =
-            "{\"repos\":[{\"head\":\"" HEAD "\",\"rev\":\"3migo7fijwi2k\"},"
-            "{\"did\":\"did:plc:a\",\"head\":\"not a cid\",\"rev\":\"3migo7fijwi2k\"}," REPO(
-                "did:plc:b",
-                ",\"active\":\"yes\"") "," REPO("did:plc:c",
-                                                ",\"status\":5") "," REPO("did:plc:d",
-                                                                          ",\"status\":"
-                                                                          "\"deactivated\"") ",7]}";
+    const char *odd =
+        "{\"repos\":[{\"head\":\"" HEAD "\",\"rev\":\"3migo7fijwi2k\"},"
+        "{\"did\":\"did:plc:a\",\"head\":\"not a cid\",\"rev\":\"3migo7fijwi2k\"}," REPO(
+            "did:plc:b",
+            ",\"active\":\"yes\"") "," REPO("did:plc:c",
+                                            ",\"status\":5") "," REPO("did:plc:d",
+                                                                      ",\"status\":"
+                                                                      "\"deactivated\"") ",7]}";
     serve(f, LIST, 200, odd, strlen(odd), NULL);
     seen few = {0};
     expect(es_atp_xrpc_list_repos(f->x, f->url, NULL, on_repo, &few, &res), ES_OK);
