@@ -121,3 +121,12 @@ es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t 
         return es_error(ES_ERR_INVALID, "a DID over %d bytes does not resolve", ESI_ATP_DID_MAX);
     return esi_atp_resolver_refresh(id->resolver, buf);
 }
+
+es_status esi_atp_identity_doc(es_atp_identity *id, const char *did, size_t len,
+                               esi_atp_did_doc **out)
+{
+    char buf[ESI_ATP_DID_MAX + 1];
+    if (!did_string(did, len, buf))
+        return es_error(ES_ERR_INVALID, "a DID over %d bytes does not resolve", ESI_ATP_DID_MAX);
+    return esi_atp_resolve(id->resolver, buf, out);
+}

@@ -1,17 +1,13 @@
 /* DID resolution: did:plc through a PLC directory, did:web through the
  * host's /.well-known/did.json, both with libcurl, and an in-memory cache
  * with a TTL. A resolver is not thread-safe: one per thread. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-
-#include <curl/curl.h>
 
 #include "atp_internal.h"
 #include "atp_sig.h"
+#include "http.h"
 #include "identity.h"
 
 #define DEFAULT_PLC        "https://plc.directory"
@@ -54,14 +50,6 @@ struct esi_atp_resolver {
     esi_atp_resolver_stats stats;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result = CURLE_FAILED_INIT;
-
-static void curl_init(void)
-{
-    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static int64_t monotonic_clock(void *ctx)
 {
     (void)ctx;
@@ -90,10 +78,9 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_create: bad options");
     if (!o->allow_insecure && strncmp(o->plc_url, "https://", 8) != 0)
         return es_error(ES_ERR_INVALID, "PLC directory %.64s: https:// only", o->plc_url);
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_result != CURLE_OK)
-        return es_error(ES_ERR_UNSUPPORTED, "libcurl does not initialise: %s",
-                        curl_easy_strerror(curl_init_result));
+    es_status s = esi_http_init();
+    if (s != ES_OK)
+        return s;
     esi_atp_resolver *r = es_calloc(1, sizeof *r);
     if (r == NULL)
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
@@ -234,25 +221,6 @@ void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stat
 
 /* ---- fetching ----------------------------------------------------------------- */
 
-typedef struct body {
-    char buf[ESI_ATP_DID_DOC_MAX];
-    size_t len;
-    bool overflow;
-} body;
-
-static size_t on_data(char *data, size_t size, size_t n, void *ctx)
-{
-    body *b = ctx;
-    size_t len = size * n;
-    if (len > sizeof b->buf - b->len) {
-        b->overflow = true;
-        return 0; /* curl stops with CURLE_WRITE_ERROR */
-    }
-    memcpy(b->buf + b->len, data, len);
-    b->len += len;
-    return len;
-}
-
 /* The URL of `did`'s document, or ES_ERR_INVALID for a method or a did:web
  * form that atproto does not support (did:web with a path). */
 static es_status document_url(const esi_atp_resolver *r, const char *did, char *url, size_t cap)
@@ -284,123 +252,46 @@ static es_status document_url(const esi_atp_resolver *r, const char *did, char *
     return ES_OK;
 }
 
-/* The status of a finished transfer: curl's error or the HTTP status. */
-static es_status transfer_status(const char *did, const char *url, CURLcode rc, long http,
-                                 const body *b, int64_t timeout_ms)
-{
-    if (b->overflow)
-        return es_error(ES_ERR_LIMIT, "%s: the document at %s is over the %d-byte bound", did, url,
-                        ESI_ATP_DID_DOC_MAX);
-    if (rc == CURLE_OPERATION_TIMEDOUT)
-        return es_error(ES_ERR_TIMEOUT, "%s: %s did not answer within %lld ms", did, url,
-                        (long long)timeout_ms);
-    if (rc != CURLE_OK)
-        return es_error(ES_ERR_CONNECTION, "%s: fetching %s failed: %s", did, url,
-                        curl_easy_strerror(rc));
-    if (http == 404 || http == 410)
-        return es_error(ES_ERR_NOT_FOUND, "%s: no DID document (HTTP %ld from %s)", did, http, url);
-    if (http != 200)
-        return es_error(ES_ERR_SERVER, "%s: HTTP %ld from %s", did, http, url);
-    return ES_OK;
-}
-
-/* ---- SSRF guard -------------------------------------------------------------- */
-
-/* Whether `a` is an address a did:web host may have: not loopback, private
- * (RFC 1918, unique local), link-local, carrier-grade NAT, "this network",
- * multicast or reserved. A relay chooses the DIDs the ingester resolves; a
- * did:web naming an internal host must not make it probe its own network. */
-static bool public_ipv4(const uint8_t *a)
-{
-    return !(a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224 ||
-             (a[0] == 100 && (a[1] & 0xc0) == 64) || (a[0] == 169 && a[1] == 254) ||
-             (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
-             (a[0] == 192 && a[1] == 0 && a[2] == 0));
-}
-
-static bool public_address(const struct sockaddr *sa)
-{
-    uint8_t a[16]; /* copied out: the sockaddr is curl's, of the family's size */
-    if (sa->sa_family == AF_INET) {
-        memcpy(a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-        return public_ipv4(a);
-    }
-    if (sa->sa_family != AF_INET6)
-        return false;
-    memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(a, mapped, sizeof mapped) == 0) /* ::ffff:a.b.c.d */
-        return public_ipv4(a + 12);
-    /* global unicast is 2000::/3; everything else (::1, ::, fc00::/7,
-     * fe80::/10, ff00::/8, the IPv4-compatible forms) is refused */
-    return (a[0] & 0xe0) == 0x20;
-}
-
-/* CURLOPT_OPENSOCKETFUNCTION: checked on the address curl is about to
- * connect to, after name resolution, so DNS cannot smuggle a private one in. */
-static curl_socket_t open_public_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    (void)ctx;
-    if (purpose != CURLSOCKTYPE_IPCXN || !public_address(&a->addr))
-        return CURL_SOCKET_BAD;
-    return socket(a->family, a->socktype, a->protocol);
-}
-
-static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
+/* Fetches `did`'s document text into resp->body (http.c). did:web hosts
+ * must have public addresses; the PLC directory is the operator's choice. */
+static es_status fetch(const esi_atp_resolver *r, const char *did, esi_http_response *resp)
 {
     char url[URL_MAX];
     es_status s = document_url(r, did, url, sizeof url);
     if (s != ES_OK)
         return s;
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return es_error(ES_ERR_NOMEM, "%s: libcurl handle: out of memory", did);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ESI_ATP_DID_DOC_MAX);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "es-atproto");
-    bool web = strncmp(did, "did:web:", 8) == 0;
-    if (web && !r->allow_insecure)
-        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
-    CURLcode rc = curl_easy_perform(c);
-    long http = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
-    curl_easy_cleanup(c);
-    if (rc == CURLE_FILESIZE_EXCEEDED)
-        b->overflow = true;
-    if (rc == CURLE_COULDNT_CONNECT && web && !r->allow_insecure)
-        return es_error(ES_ERR_CONNECTION,
-                        "%s: %s: no public address to connect to (private, loopback and "
-                        "link-local addresses are refused)",
-                        did, url);
-    return transfer_status(did, url, rc, http, b, r->timeout_ms);
+    esi_http_request req = {
+        .url = url,
+        .what = did,
+        .timeout_ms = r->timeout_ms,
+        .max_bytes = ESI_ATP_DID_DOC_MAX,
+        .allow_insecure = r->allow_insecure,
+        .public_only = strncmp(did, "did:web:", 8) == 0 && !r->allow_insecure,
+    };
+    if ((s = esi_http_get(&req, resp)) != ES_OK)
+        return s;
+    if (resp->status == 404 || resp->status == 410)
+        return es_error(ES_ERR_NOT_FOUND, "%s: no DID document (HTTP %ld from %s)", did,
+                        resp->status, url);
+    if (resp->status != 200)
+        return es_error(ES_ERR_SERVER, "%s: HTTP %ld from %s", did, resp->status, url);
+    return ES_OK;
 }
 
 /* Fetches, parses and checks `did`'s document. */
 static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
 {
-    body *b = es_malloc(sizeof *b);
-    if (b == NULL)
-        return es_error(ES_ERR_NOMEM, "%s: out of memory", did);
-    b->len = 0;
-    b->overflow = false;
-    if (r->offline) {
-        es_free(b);
+    if (r->offline)
         return es_error(ES_ERR_CONNECTION, "%s: offline, and no document was seeded for it", did);
-    }
     r->stats.fetches++;
-    es_status s = fetch(r, did, b);
+    esi_http_response resp = {.body = NULL};
+    es_status s = fetch(r, did, &resp);
     if (s == ES_OK) {
-        s = esi_atp_did_doc_parse(b->buf, b->len, out);
+        s = esi_atp_did_doc_parse(resp.body != NULL ? resp.body : "", resp.len, out);
         if (s != ES_OK)
             s = esi_atp_error_wrap(s, "%s", did);
     }
-    es_free(b);
+    esi_http_response_clear(&resp);
     if (s == ES_OK && strcmp((*out)->did, did) != 0) {
         esi_atp_did_doc_destroy(*out);
         s = es_error(ES_ERR_DECODE, "%s: the document served is for another DID", did);

@@ -23,6 +23,12 @@ es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,
 /* Fetch `did`'s document again (esi_atp_resolver_refresh). */
 es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len);
 
+/* A copy of `did`'s document, resolved as by esi_atp_resolve (the caller
+ * destroys it): es_atp_identity_pds reads its PDS (xrpc.c). */
+struct esi_atp_did_doc;
+es_status esi_atp_identity_doc(es_atp_identity *id, const char *did, size_t len,
+                               struct esi_atp_did_doc **out);
+
 /* A rev whose TID time is more than max_future_ms after the wall clock's
  * now: refused ES_ATP_ERR_FUTURE_REV. */
 es_status esi_atp_check_rev_time(const char *rev, size_t len, int64_t max_future_ms,

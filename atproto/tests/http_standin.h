@@ -1,7 +1,12 @@
-/* A tiny HTTP/1.1 server on loopback for the resolver's tests: a PLC
- * directory or a did:web host stand-in. It answers GET <path> from a table of
- * routes (status, body, delay), one connection at a time, on its own thread,
- * and counts the requests it served. Test-only; not hardened. */
+/* A tiny HTTP/1.1 server on loopback for the resolver's and the XRPC
+ * client's tests: a PLC directory, a did:web host, a PDS or relay stand-in.
+ * It answers GET <path?query> (matched exactly) from a table of routes, one
+ * connection at a time, on its own thread, and counts the requests it
+ * served. A route's answer (standin_answer) can be binary, wait before its
+ * head (a stalled server), carry extra headers (Retry-After), announce a
+ * Content-Length other than the body's (a body cut short: fewer bytes, then
+ * close) or none (the body ends at close), and fail every Nth request with a
+ * 500. Test-only; not hardened. */
 #ifndef ES_ATP_TEST_HTTP_STANDIN_H
 #define ES_ATP_TEST_HTTP_STANDIN_H
 
@@ -18,11 +23,25 @@
 
 #define STANDIN_ROUTES_MAX 512
 
+/* What a route answers. */
+typedef struct standin_answer {
+    int status;
+    const void *body; /* copied */
+    size_t len;
+    int delay_ms;        /* before the head is sent */
+    const char *headers; /* extra header lines, each ending "\r\n" (copied), or NULL */
+    /* STANDIN_LENGTH_TRUE: the body's; STANDIN_LENGTH_NONE: no Content-Length
+     * (the body ends when the connection closes); else the length announced */
+    long long announce;
+    unsigned fail_every; /* the Nth, 2Nth... request of this route answers 500; 0: never */
+} standin_answer;
+#define STANDIN_LENGTH_TRUE (-1)
+#define STANDIN_LENGTH_NONE (-2)
+
 typedef struct standin_route {
     char *path;
-    int status;
-    char *body;
-    int delay_ms;
+    standin_answer a; /* body and headers owned by the route */
+    unsigned hits;
 } standin_route;
 
 typedef struct standin {
@@ -36,9 +55,14 @@ typedef struct standin {
     unsigned requests;
 } standin;
 
-/* Adds or replaces the answer to GET `path` (copied). */
-static inline void standin_route_set(standin *s, const char *path, int status, const char *body,
-                                     int delay_ms)
+static inline void standin_answer_free(standin_answer *a)
+{
+    free((void *)a->body);
+    free((void *)a->headers);
+}
+
+/* Adds or replaces the answer to GET `path` (everything copied). */
+static inline void standin_route_answer(standin *s, const char *path, const standin_answer *a)
 {
     pthread_mutex_lock(&s->lock);
     standin_route *r = NULL;
@@ -49,14 +73,24 @@ static inline void standin_route_set(standin *s, const char *path, int status, c
         r = &s->routes[s->nroutes++];
         r->path = strdup(path);
     } else if (r != NULL) {
-        free(r->body);
+        standin_answer_free(&r->a);
     }
     if (r != NULL) {
-        r->status = status;
-        r->body = strdup(body);
-        r->delay_ms = delay_ms;
+        r->a = *a;
+        r->a.body = malloc(a->len + 1);
+        memcpy((void *)r->a.body, a->body, a->len);
+        r->a.headers = a->headers != NULL ? strdup(a->headers) : NULL;
+        r->hits = 0;
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+/* A JSON or text answer with its true length. */
+static inline void standin_route_set(standin *s, const char *path, int status, const char *body,
+                                     int delay_ms)
+{
+    standin_answer a = {status, body, strlen(body), delay_ms, NULL, STANDIN_LENGTH_TRUE, 0};
+    standin_route_answer(s, path, &a);
 }
 
 static inline unsigned standin_requests(standin *s)
@@ -71,6 +105,43 @@ static inline void standin_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+static inline void standin_send_all(int c, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n > 0) {
+        ssize_t sent = send(c, b, n, MSG_NOSIGNAL);
+        if (sent <= 0) /* the client gave up (a bound, a timeout) */
+            return;
+        b += sent;
+        n -= (size_t)sent;
+    }
+}
+
+/* The answer to `path` (a copy, the caller frees it), counting the request. */
+static inline standin_answer standin_lookup(standin *s, const char *path)
+{
+    static const char none[] = "{\"message\":\"DID not registered\"}";
+    standin_answer a = {404, none, sizeof none - 1, 0, NULL, STANDIN_LENGTH_TRUE, 0};
+    pthread_mutex_lock(&s->lock);
+    s->requests++;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        standin_route *r = &s->routes[i];
+        if (strcmp(r->path, path) != 0)
+            continue;
+        a = r->a;
+        if (a.fail_every > 0 && ++r->hits % a.fail_every == 0) {
+            static const char failed[] = "{\"error\":\"InternalServerError\"}";
+            a = (standin_answer){500, failed, sizeof failed - 1, 0, NULL, STANDIN_LENGTH_TRUE, 0};
+        }
+    }
+    void *body = malloc(a.len + 1);
+    memcpy(body, a.body, a.len);
+    a.body = body;
+    a.headers = a.headers != NULL ? strdup(a.headers) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return a;
 }
 
 /* Reads the request head, answers it, closes. */
@@ -91,28 +162,19 @@ static inline void standin_serve(standin *s, int c)
     char path[4096] = "";
     if (sscanf(req, "GET %4095s ", path) != 1)
         return;
-    int status = 404, delay = 0;
-    char *body = strdup("{\"message\":\"DID not registered\"}");
-    pthread_mutex_lock(&s->lock);
-    s->requests++;
-    for (size_t i = 0; i < s->nroutes; i++) {
-        if (strcmp(s->routes[i].path, path) == 0) {
-            status = s->routes[i].status;
-            free(body);
-            body = strdup(s->routes[i].body);
-            delay = s->routes[i].delay_ms;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    standin_sleep_ms(delay);
-    char head[256];
+    standin_answer a = standin_lookup(s, path);
+    standin_sleep_ms(a.delay_ms);
+    char head[1024], length[64] = "";
+    if (a.announce != STANDIN_LENGTH_NONE)
+        snprintf(length, sizeof length, "Content-Length: %lld\r\n",
+                 a.announce == STANDIN_LENGTH_TRUE ? (long long)a.len : a.announce);
     int hn = snprintf(head, sizeof head,
-                      "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n%s%s"
                       "Location: http://127.0.0.1:1/elsewhere\r\nConnection: close\r\n\r\n",
-                      status, strlen(body));
-    send(c, head, (size_t)hn, MSG_NOSIGNAL);
-    send(c, body, strlen(body), MSG_NOSIGNAL);
-    free(body);
+                      a.status, length, a.headers != NULL ? a.headers : "");
+    standin_send_all(c, head, (size_t)hn);
+    standin_send_all(c, a.body, a.len);
+    standin_answer_free(&a);
 }
 
 static inline void *standin_main(void *arg)
@@ -155,7 +217,7 @@ static inline void standin_stop(standin *s)
     close(s->fd);
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].path);
-        free(s->routes[i].body);
+        standin_answer_free(&s->routes[i].a);
     }
     pthread_mutex_destroy(&s->lock);
 }
