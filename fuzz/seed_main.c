@@ -18,7 +18,8 @@
  *   syntax    every line of the interop syntax vectors
  *   envelope  payloads sealed by the envelope (plain, zstd, zstd with the
  *             dictionary, encrypted, with schema versions, streamed zstd)
- *   did_doc   every document of the corpus's did_docs.json.zst */
+ *   did_doc   every document of the corpus's did_docs.json.zst
+ *   repo_verify  repo.car and the generated full-repository CARs */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -47,8 +48,9 @@
 #define GEN_FRAMES       120
 #define GEN_REPOS        4
 
-static const char *const targets[] = {"frame", "car",    "dag_cbor", "cbor",    "msgpack", "json",
-                                      "cid",   "syntax", "envelope", "did_doc", "invert"};
+static const char *const targets[] = {"frame",    "car",     "dag_cbor", "cbor",
+                                      "msgpack",  "json",    "cid",      "syntax",
+                                      "envelope", "did_doc", "invert",   "repo_verify"};
 
 typedef struct seeder {
     const char *out;      /* OUT */
@@ -190,6 +192,7 @@ static void repo_car_seeds(seeder *s)
     if (car == NULL)
         return;
     write_seed(s, "car", "repo.car", car, len);
+    write_seed(s, "repo_verify", "repo.car", car, len);
     car_block_seeds(s, car, len, "repo");
     free(car);
 }
@@ -235,6 +238,7 @@ static void generated_seeds(seeder *s)
             die(es_last_error());
         snprintf(name, sizeof name, "gen-repo-%zu", r);
         write_seed(s, "car", name, b.data, b.len);
+        write_seed(s, "repo_verify", name, b.data, b.len);
     }
     es_buf_free(&b);
     es_atp_gen_destroy(g);

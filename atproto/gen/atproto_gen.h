@@ -38,6 +38,8 @@ typedef struct es_atp_gen_options {
     unsigned rotate_permille;   /* key rotations per thousand frames (0..1000) [0]; each is
                                    an #identity of an account that had none yet, so
                                    an account rotates at most once */
+    const char *pds_url;        /* the #atproto_pds serviceEndpoint of the DID documents
+                                   [https://pds.gen.example]; borrowed */
 } es_atp_gen_options;
 
 typedef struct es_atp_gen_counts {
@@ -70,10 +72,20 @@ es_status es_atp_gen_commit_at(es_atp_gen *g, const char *did, const char *colle
                                const char *rkey, es_buf *frame);
 
 /* A full-repository CAR (commit, every MST node, every record) of repo
- * number `repo` in its current state, as com.atproto.sync.getRepo serves it.
- * `did` (may be NULL) receives the repo's DID (owned by the generator). */
+ * number `repo` in its current state, as com.atproto.sync.getRepo serves it:
+ * its commit is the repo's newest (#commit or #sync), the very block of the
+ * capture (rev, data, sig). `did` (may be NULL) receives the repo's DID
+ * (owned by the generator). */
 es_status es_atp_gen_repo_car(es_atp_gen *g, size_t repo, es_buf *car, const char **did);
 size_t es_atp_gen_repo_count(const es_atp_gen *g);
+/* The records of repo number `repo` appended to `out`, one a line in key
+ * order: "collection/rkey<TAB>record CID" (the format of the corpus's
+ * car_expected_records.tsv). */
+es_status es_atp_gen_repo_tsv(const es_atp_gen *g, size_t repo, es_buf *out);
+/* Add `n` posts to repo number `repo` without frames (large repositories
+ * for benchmarks): the next es_atp_gen_repo_car signs a new commit of the
+ * new tree, with a new rev. */
+es_status es_atp_gen_fill_repo(es_atp_gen *g, size_t repo, size_t n);
 /* The records of repo number `repo`: key i ("collection/rkey") and its CID. */
 size_t es_atp_gen_repo_records(const es_atp_gen *g, size_t repo);
 const char *es_atp_gen_record_key(const es_atp_gen *g, size_t repo, size_t i);

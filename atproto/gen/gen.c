@@ -40,6 +40,9 @@ typedef struct repo {
     char rev[14]; /* "" before the first commit */
     cid_t data;   /* MST root of the last commit */
     cid_t commit;
+    uint8_t *commit_bytes; /* the block of `commit`: what getRepo serves (malloc'ed) */
+    size_t commit_len;
+    bool records_changed; /* records added since `commit` (es_atp_gen_fill_repo) */
     record *recs; /* sorted by key */
     size_t count, cap;
     cid_t *nodes; /* the current tree's node CIDs, sorted */
@@ -500,6 +503,20 @@ static es_status sign_commit(es_atp_gen *g, repo *r, const es_value *bare, uint8
     return s == ES_OK ? es_atp_gen_sign(key, g->scratch.data, g->scratch.len, sig) : s;
 }
 
+/* Remember the repo's newest commit block: es_atp_gen_repo_car serves that
+ * very commit (rev, data, sig), as a PDS does after it. */
+static es_status keep_commit(repo *r, const es_buf *bytes)
+{
+    uint8_t *copy = realloc(r->commit_bytes, bytes->len);
+    if (copy == NULL)
+        return ES_ERR_NOMEM;
+    memcpy(copy, bytes->data, bytes->len);
+    r->commit_bytes = copy;
+    r->commit_len = bytes->len;
+    r->records_changed = false;
+    return ES_OK;
+}
+
 /* The commit object (version 3, prev null) of the repo's current tree and
  * `rev`, signed with the repo's key (or 64 random bytes when unsigned). */
 static es_status commit_block(es_atp_gen *g, repo *r, const char *rev, block_list *blocks)
@@ -521,6 +538,8 @@ static es_status commit_block(es_atp_gen *g, repo *r, const char *rev, block_lis
         s = ES_ERR_NOMEM;
     if (s == ES_OK)
         s = gv_block(c, &g->scratch, r->commit);
+    if (s == ES_OK)
+        s = keep_commit(r, &g->scratch);
     return s == ES_OK ? block_add(blocks, r->commit, g->scratch.data, g->scratch.len) : s;
 }
 
@@ -688,7 +707,7 @@ static es_status make_sync(es_atp_gen *g, repo *r, es_buf *frame)
 
 /* ---- DID documents ------------------------------------------------------- */
 
-#define PDS_ENDPOINT "https://pds.gen.example"
+#define PDS_ENDPOINT "https://pds.gen.example" /* without es_atp_gen_options.pds_url */
 
 /* The JSON-LD contexts a PLC directory lists for a Multikey of each curve. */
 static json_t *doc_contexts(esi_atp_curve curve)
@@ -715,7 +734,8 @@ static es_status repo_doc(es_atp_gen *g, repo *r, json_t **out)
                      doc_contexts(es_atp_gen_key_curve(key)), "id", r->did, "alsoKnownAs", aka,
                      "verificationMethod", "id", method, "type", "Multikey", "controller", r->did,
                      "publicKeyMultibase", multikey, "service", "id", "#atproto_pds", "type",
-                     "AtprotoPersonalDataServer", "serviceEndpoint", PDS_ENDPOINT);
+                     "AtprotoPersonalDataServer", "serviceEndpoint",
+                     g->o.pds_url ? g->o.pds_url : PDS_ENDPOINT);
     return *out ? ES_OK : ES_ERR_NOMEM;
 }
 
@@ -843,6 +863,7 @@ void es_atp_gen_destroy(es_atp_gen *g)
             remove_record(r, r->count - 1);
         free(r->recs);
         free(r->nodes);
+        free(r->commit_bytes);
         es_atp_gen_key_destroy(r->key);
     }
     free(g->repos);
@@ -913,13 +934,29 @@ const uint8_t *es_atp_gen_record_cid(const es_atp_gen *g, size_t index, size_t i
     return g->repos[index].recs[i].cid;
 }
 
+/* The repo's commit for a full-repository CAR: its newest one, unless
+ * records changed since (es_atp_gen_fill_repo: then a new commit with a new
+ * rev) or it has none yet (a commit of the empty tree). */
+static es_status current_commit(es_atp_gen *g, repo *r, block_list *blocks)
+{
+    if (r->commit_len > 0 && !r->records_changed)
+        return block_add(blocks, r->commit, r->commit_bytes, r->commit_len);
+    char rev[14];
+    if (r->records_changed) {
+        g->now_us += 1000;
+        make_tid((uint64_t)g->now_us, 0, rev);
+        memcpy(r->rev, rev, sizeof rev);
+    } else {
+        memcpy(rev, "2222222222222", sizeof rev);
+    }
+    return commit_block(g, r, rev, blocks);
+}
+
 es_status es_atp_gen_repo_car(es_atp_gen *g, size_t index, es_buf *car, const char **did)
 {
     repo *r = &g->repos[index];
     es_arena_reset(g->arena);
     block_list blocks = {0}, nodes = {0};
-    char rev[14];
-    memcpy(rev, r->rev[0] ? r->rev : "2222222222222", sizeof rev);
     es_atp_gen_leaf *leaves = calloc(r->count + 1, sizeof *leaves);
     es_status s = leaves ? ES_OK : ES_ERR_NOMEM;
     for (size_t i = 0; s == ES_OK && i < r->count; i++) {
@@ -930,7 +967,7 @@ es_status es_atp_gen_repo_car(es_atp_gen *g, size_t index, es_buf *car, const ch
         s = es_atp_gen_mst(leaves, r->count, collect_node, &nodes, r->data);
     free(leaves);
     if (s == ES_OK)
-        s = commit_block(g, r, rev, &blocks);
+        s = current_commit(g, r, &blocks);
     for (size_t i = 0; s == ES_OK && i < nodes.count; i++)
         s = block_add(&blocks, nodes.items[i].cid, nodes.items[i].bytes, nodes.items[i].len);
     for (size_t i = 0; s == ES_OK && i < r->count; i++)
@@ -941,5 +978,48 @@ es_status es_atp_gen_repo_car(es_atp_gen *g, size_t index, es_buf *car, const ch
     block_list_free(&nodes);
     if (did != NULL)
         *did = r->did;
+    return s;
+}
+
+es_status es_atp_gen_fill_repo(es_atp_gen *g, size_t index, size_t n)
+{
+    repo *r = &g->repos[index];
+    char created[48], key[96];
+    es_status s = ES_OK;
+    for (size_t i = 0; s == ES_OK && i < n; i++) {
+        es_arena_reset(g->arena);
+        g->now_us += 1;
+        format_time(g->now_us, created);
+        char rkey[14];
+        make_tid((uint64_t)g->now_us, 0, rkey);
+        snprintf(key, sizeof key, "app.bsky.feed.post/%s", rkey);
+        es_value *v = new_record(g, "app.bsky.feed.post", created);
+        cid_t cid;
+        s = v ? gv_block(v, &g->scratch, cid) : ES_ERR_NOMEM;
+        bool found;
+        size_t at = find_record(r, key, &found);
+        if (s == ES_OK)
+            s = store_record(r, at, found, key, cid, &g->scratch);
+    }
+    r->records_changed = true;
+    return s;
+}
+
+es_status es_atp_gen_repo_tsv(const es_atp_gen *g, size_t index, es_buf *out)
+{
+    const repo *r = &g->repos[index];
+    es_status s = ES_OK;
+    for (size_t i = 0; s == ES_OK && i < r->count; i++) {
+        char cid[ES_CID_STRING_MAX];
+        s = es_cid_to_string(r->recs[i].cid, sizeof(cid_t), cid, sizeof cid);
+        if (s == ES_OK)
+            s = es_buf_append_str(out, r->recs[i].key);
+        if (s == ES_OK)
+            s = es_buf_append_byte(out, '\t');
+        if (s == ES_OK)
+            s = es_buf_append_str(out, cid);
+        if (s == ES_OK)
+            s = es_buf_append_byte(out, '\n');
+    }
     return s;
 }

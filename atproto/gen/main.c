@@ -47,6 +47,14 @@ static void usage(FILE *out)
                  "                   write the DID documents after the last frame (what a PLC\n"
                  "                   directory serves after the #identity events): the keys of\n"
                  "                   each account's commits after its first #identity\n"
+                 "  --repos-out DIR  after the last frame, write each account's repository as\n"
+                 "                   com.atproto.sync.getRepo serves it: DIR/<did>.car (':'\n"
+                 "                   replaced by '_'; root the account's newest signed commit,\n"
+                 "                   the very one of the capture, then every MST node and\n"
+                 "                   record) and DIR/<did>.tsv (collection/rkey<TAB>record CID,\n"
+                 "                   in key order)\n"
+                 "  --pds-url URL    the #atproto_pds serviceEndpoint of the DID documents\n"
+                 "                   [https://pds.gen.example]\n"
                  "  --unsigned       64 random bytes instead of signatures (faster; the captures\n"
                  "                   of earlier versions); no key options with it\n"
                  "  --help           this text\n"
@@ -62,6 +70,42 @@ static int write_file(const char *path, const es_buf *text)
         return -1;
     }
     return 0;
+}
+
+/* DIR/<did, ':' -> '_'><ext>. */
+static void repo_path(const char *dir, const char *did, const char *ext, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s%s", dir, did, ext);
+    for (char *p = out + strlen(dir) + 1; *p != '\0'; p++)
+        if (*p == ':')
+            *p = '_';
+}
+
+/* Each account's getRepo CAR and record list into `dir` (nothing when NULL). */
+static es_status write_repos(es_atp_gen *g, const char *dir)
+{
+    es_buf car = ES_BUF_INIT, tsv = ES_BUF_INIT;
+    es_status s = ES_OK;
+    for (size_t i = 0; dir != NULL && s == ES_OK && i < es_atp_gen_repo_count(g); i++) {
+        const char *did = NULL;
+        char path[4096];
+        es_buf_clear(&car);
+        es_buf_clear(&tsv);
+        s = es_atp_gen_repo_car(g, i, &car, &did);
+        if (s == ES_OK)
+            s = es_atp_gen_repo_tsv(g, i, &tsv);
+        if (s == ES_OK) {
+            repo_path(dir, did, ".car", path, sizeof path);
+            s = write_file(path, &car) == 0 ? ES_OK : ES_ERR_IO;
+        }
+        if (s == ES_OK) {
+            repo_path(dir, did, ".tsv", path, sizeof path);
+            s = write_file(path, &tsv) == 0 ? ES_OK : ES_ERR_IO;
+        }
+    }
+    es_buf_free(&car);
+    es_buf_free(&tsv);
+    return s;
 }
 
 /* The DID documents as they are now into `path` (nothing when NULL). */
@@ -121,9 +165,12 @@ int main(int argc, char **argv)
         {"rotate-keys", required_argument, NULL, 'k'},
         {"rotated-docs-out", required_argument, NULL, 'D'},
         {"unsigned", no_argument, NULL, 'u'},
+        {"repos-out", required_argument, NULL, 'R'},
+        {"pds-url", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
-    const char *out = NULL, *docs_out = NULL, *rotated_out = NULL;
+    const char *out = NULL, *docs_out = NULL, *rotated_out = NULL, *repos_out = NULL;
+    const char *pds_url = NULL;
     unsigned long long frames = 1000, repos = 50, seed = 1, first_seq = 1, level = 3, multi_op = 0;
     unsigned long long rotate = 0;
     es_atp_gen_curves curves = ES_ATP_GEN_CURVES_MIXED;
@@ -147,6 +194,8 @@ int main(int argc, char **argv)
         case 'k': bad = parse_number(optarg, "--rotate-keys", &rotate); break;
         case 'D': rotated_out = optarg; break;
         case 'u': unsigned_commits = true; break;
+        case 'R': repos_out = optarg; break;
+        case 'p': pds_url = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'v': printf("es-atproto-gen %s\n", es_version()); return 0;
         default: usage(stderr); return 2;
@@ -159,9 +208,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (unsigned_commits && (curve_given || docs_out || rotated_out)) {
+    if (unsigned_commits && (curve_given || docs_out || rotated_out || pds_url)) {
         fprintf(stderr, "es-atproto-gen: --unsigned captures have no keys: no --curve, "
-                        "--did-docs-out or --rotated-docs-out with it\n");
+                        "--did-docs-out, --rotated-docs-out or --pds-url with it\n");
+        return 2;
+    }
+    if (pds_url != NULL && strncmp(pds_url, "https://", 8) != 0 &&
+        strncmp(pds_url, "http://", 7) != 0) {
+        fprintf(stderr, "es-atproto-gen: --pds-url is an http(s):// URL, not '%s'\n", pds_url);
         return 2;
     }
     es_atp_gen *g = NULL;
@@ -172,7 +226,8 @@ int main(int argc, char **argv)
                             .multi_op_permille = (unsigned)multi_op,
                             .unsigned_commits = unsigned_commits,
                             .curves = curves,
-                            .rotate_permille = (unsigned)rotate};
+                            .rotate_permille = (unsigned)rotate,
+                            .pds_url = pds_url};
     es_status s = es_atp_gen_create(&o, &g);
     if (s == ES_OK)
         s = write_docs(g, docs_out); /* before the first frame: the initial keys */
@@ -190,6 +245,8 @@ int main(int argc, char **argv)
         s = fs;
     if (s == ES_OK)
         s = write_docs(g, rotated_out); /* after the last: every rotation done */
+    if (s == ES_OK)
+        s = write_repos(g, repos_out);
     es_buf_free(&frame);
     if (s != ES_OK) {
         fprintf(stderr, "es-atproto-gen: %s: %s\n", es_status_text(s), es_last_error());

@@ -320,6 +320,11 @@ typedef struct es_atp_record {
     const uint8_t *cid; /* binary CID of the record */
     size_t cid_len;
     const es_car_block *block; /* the record's block (verified), or NULL when the CAR lacks it */
+    /* es_atp_verify_repo only: why the (hash-verified) block is not a
+     * DAG-CBOR map ("not DAG-CBOR", "not a map"), or NULL. Such a record is
+     * kept and flagged, as the decoder keeps one of a signed commit
+     * (es_atp_batch, meta `invalid`). */
+    const char *invalid;
 } es_atp_record;
 
 /* Return non-zero to stop the walk (es_atp_walk_repo then returns ES_ERR_ABORTED). */
@@ -344,6 +349,66 @@ typedef struct es_atp_commit_info {
  * strictly increase. */
 ES_API es_status es_atp_walk_repo(const es_car *car, es_arena *arena, es_atp_commit_info *commit,
                            es_atp_record_fn fn, void *user);
+
+/* ---- whole-repository verification --------------------------------------- */
+
+/* What es_atp_verify_repo checks a getRepo CAR against. */
+typedef struct es_atp_repo_verify_options {
+    const char *did; /* (NUL) the repository the CAR must be; required */
+    /* The key source: the commit's signature is checked with `did`'s
+     * #atproto key, re-resolved once when it does not verify (a rotated
+     * key). Borrowed, used by the caller's thread. Required unless
+     * skip_signature. */
+    es_atp_identity *identity;
+    /* TESTS ONLY (or a CAR whose author's document is unknown, said so):
+     * do not check the signature. Every other check still runs. */
+    bool skip_signature;
+    size_t max_depth; /* DAG-CBOR nesting of a record [64] */
+} es_atp_repo_verify_options;
+
+ES_API void es_atp_repo_verify_options_init(es_atp_repo_verify_options *o);
+
+/* The outcome of es_atp_verify_repo. */
+typedef struct es_atp_repo_verdict {
+    es_atp_error error; /* why the CAR was refused; ES_ATP_ERR_NONE when verified */
+    /* (NUL, in the arena) the key at fault: the record's, or for a node that
+     * cannot be read the last key before it; "" when none; NULL when the
+     * refusal is about the commit or the CAR */
+    const char *key;
+    size_t records;         /* records visited (all of them once verified) */
+    size_t invalid_records; /* of them, flagged `invalid` (kept) */
+} es_atp_repo_verdict;
+
+/* Verify a full-repository CAR (com.atproto.sync.getRepo) whole and visit
+ * its records in key order. Checks, each refusal with its kind:
+ *   - the commit (roots[0]): present (MISSING_BLOCK), hashing to its CID
+ *     (HASH), a commit map (COMMIT) whose `did` is o->did and `version` 3
+ *     (COMMIT), whose `rev` is a TID (SYNTAX), and whose `sig` verifies with
+ *     the DID's key, K-256 or P-256, low-S (SIGNATURE; IDENTITY without a
+ *     usable document);
+ *   - the MST is the canonical tree of its keys (MST): every key at the
+ *     layer of its height (leading zero bits of SHA-256(key) in 2-bit
+ *     chunks), subtrees one layer down, nothing below layer 0, no empty node
+ *     but the root of an empty repository, keys strictly increasing and
+ *     compressed by their whole shared prefix; every node present
+ *     (MISSING_BLOCK) and hash-verified (HASH);
+ *   - every key is `collection/rkey`, an NSID and a record key (SYNTAX);
+ *   - every record's CID is a dag-cbor CIDv1 (RECORD), its block present
+ *     (MISSING_BLOCK) and hash-verified (HASH) and strict DAG-CBOR: a block
+ *     that is not a DAG-CBOR map is kept and passed with rec->invalid set
+ *     (the decoder's rule); deeper than max_depth: DEPTH.
+ * Bounds as es_atp_walk_repo (LIMIT beyond).
+ *
+ * `fn` sees each record after its checks, before the checks of the records
+ * after it: a caller that must store nothing of a refused repository
+ * collects first and commits after ES_OK. `commit` (may be NULL) receives the
+ * commit's fields, `verdict` (may be NULL) the outcome; strings in `arena`.
+ * Returns ES_OK, ES_ERR_DECODE or ES_ERR_LIMIT for a refusal (verdict->error
+ * set, es_last_error() says more), ES_ERR_ABORTED when `fn` stopped it,
+ * ES_ERR_NOMEM (not a refusal), ES_ERR_INVALID for bad arguments. */
+ES_API es_status es_atp_verify_repo(const es_car *car, const es_atp_repo_verify_options *o,
+                                    es_arena *arena, es_atp_commit_info *commit,
+                                    es_atp_record_fn fn, void *user, es_atp_repo_verdict *verdict);
 
 /* ---- capture files ------------------------------------------------------- */
 
