@@ -88,6 +88,16 @@ es_status esi_atp_did_entity_id(es_arena *a, const char *did, size_t did_len, co
     return ES_OK;
 }
 
+bool esi_atp_record_key(const char *key, size_t len, size_t *collection_len)
+{
+    const char *slash = memchr(key, '/', len);
+    if (slash == NULL)
+        return false;
+    *collection_len = (size_t)(slash - key);
+    return es_atp_valid_nsid(key, *collection_len) &&
+           es_atp_valid_rkey(slash + 1, len - *collection_len - 1);
+}
+
 es_status esi_atp_record_check(const uint8_t *data, size_t len, size_t max_depth,
                                es_arena *scratch, const char **invalid)
 {

@@ -5,6 +5,7 @@
 #ifndef ES_ATP_MAPPING_H
 #define ES_ATP_MAPPING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ char *esi_atp_entity_type(es_arena *a, const char *collection, size_t len);
  * ES_ERR_NOMEM when the arena is full, ES_ERR_LIMIT when hashing fails. */
 es_status esi_atp_did_entity_id(es_arena *a, const char *did, size_t did_len, const char **id,
                                 size_t *id_len, const char **did_meta);
+
+/* Whether an MST key is `<collection>/<rkey>` (an NSID, one '/', a record
+ * key); *collection_len gets the NSID's length. */
+bool esi_atp_record_key(const char *key, size_t len, size_t *collection_len);
 
 /* Whether a hash-verified record block is a record: *invalid NULL when it
  * is a strict DAG-CBOR map, else why not ("not DAG-CBOR", "not a map"). A

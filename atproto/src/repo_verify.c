@@ -9,6 +9,7 @@
 #include <es/cid.h>
 
 #include "atp_internal.h"
+#include "mapping.h"
 #include "mst_walk.h"
 #include "verify.h"
 
@@ -42,38 +43,22 @@ static int record_refused(verifier *vf, const es_atp_record *rec, es_atp_error w
     return 1;
 }
 
-/* `collection/rkey`: an NSID, one '/', a record key. */
-static bool valid_key(const char *key, size_t len)
-{
-    const char *slash = memchr(key, '/', len);
-    if (slash == NULL)
-        return false;
-    size_t clen = (size_t)(slash - key);
-    return es_atp_valid_nsid(key, clen) && es_atp_valid_rkey(slash + 1, len - clen - 1);
-}
-
-/* Strict DAG-CBOR of a hash-verified record block: not a map is flagged,
- * not the repository's fault as a whole; the bounds and memory still refuse. */
+/* Strict DAG-CBOR of a hash-verified record block (mapping.h): not a map is
+ * flagged, not the repository's fault as a whole; bounds and memory refuse. */
 static es_status decode_record(verifier *vf, const es_car_block *b, const char **invalid)
 {
     es_arena_reset(vf->scratch);
-    es_value *v;
-    es_status s = esi_atp_decode_exact(b->data, b->len, vf->o->max_depth ? vf->o->max_depth
-                                                                          : DEFAULT_MAX_DEPTH,
-                                       vf->scratch, &v);
-    *invalid = NULL;
-    if (s == ES_ERR_DECODE)
-        *invalid = "not DAG-CBOR";
-    else if (s == ES_OK && v->kind != ES_VALUE_MAP)
-        *invalid = "not a map";
-    return s == ES_ERR_DECODE ? ES_OK : s;
+    return esi_atp_record_check(b->data, b->len,
+                                vf->o->max_depth ? vf->o->max_depth : DEFAULT_MAX_DEPTH,
+                                vf->scratch, invalid);
 }
 
 static int visit(const es_atp_record *rec, void *user)
 {
     verifier *vf = user;
     es_cid cid;
-    if (!valid_key(rec->key, rec->key_len))
+    size_t collection_len;
+    if (!esi_atp_record_key(rec->key, rec->key_len, &collection_len))
         return record_refused(vf, rec, ES_ATP_ERR_SYNTAX,
                               es_error(ES_ERR_DECODE, "MST key '%s' is not collection/rkey",
                                        rec->key));

@@ -357,10 +357,8 @@ static es_status delete_before(resync *x, const char *key, size_t key_len)
 
 static es_status take_record(resync *x, const es_atp_record *rec)
 {
-    const char *slash = memchr(rec->key, '/', rec->key_len);
-    size_t at = slash ? (size_t)(slash - rec->key) : 0;
-    if (slash == NULL || !es_atp_valid_nsid(rec->key, at) ||
-        !es_atp_valid_rkey(slash + 1, rec->key_len - at - 1))
+    size_t at;
+    if (!esi_atp_record_key(rec->key, rec->key_len, &at))
         return es_error(ES_ERR_DECODE, "MST key '%.*s' is not <collection>/<record key>",
                         (int)(rec->key_len > 512 ? 512 : rec->key_len), rec->key);
     if (rec->block == NULL)
