@@ -22,6 +22,7 @@ void es_atp_identity_options_init(es_atp_identity_options *o)
     o->timeout_ms = r.timeout_ms;
     o->ttl_ms = r.ttl_ms;
     o->max_entries = r.max_entries;
+    o->negative_ttl_ms = r.negative_ttl_ms;
 }
 
 es_status es_atp_identity_create(const es_atp_identity_options *o, es_atp_identity **out)
@@ -39,6 +40,7 @@ es_status es_atp_identity_create(const es_atp_identity_options *o, es_atp_identi
     r.timeout_ms = o->timeout_ms;
     r.ttl_ms = o->ttl_ms;
     r.max_entries = o->max_entries;
+    r.negative_ttl_ms = o->negative_ttl_ms;
     r.allow_insecure = o->allow_insecure;
     r.offline = o->offline;
     es_atp_identity *id = es_calloc(1, sizeof *id);
@@ -102,11 +104,11 @@ void es_atp_identity_stats_get(const es_atp_identity *id, es_atp_identity_stats 
         return;
     esi_atp_resolver_stats r;
     esi_atp_resolver_stats_get(id->resolver, &r);
-    *out = (es_atp_identity_stats){r.hits, r.fetches, r.failures, r.cached};
+    *out = (es_atp_identity_stats){r.hits, r.fetches, r.failures, r.cached, r.negative_hits};
 }
 
 es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,
-                               const esi_atp_key **key)
+                               esi_atp_key **key)
 {
     char buf[ESI_ATP_DID_MAX + 1];
     if (!did_string(did, len, buf))
@@ -114,12 +116,13 @@ es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,
     return esi_atp_resolve_key(id->resolver, buf, key);
 }
 
-es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len)
+es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len,
+                                   const esi_atp_key *failed)
 {
     char buf[ESI_ATP_DID_MAX + 1];
     if (!did_string(did, len, buf))
         return es_error(ES_ERR_INVALID, "a DID over %d bytes does not resolve", ESI_ATP_DID_MAX);
-    return esi_atp_resolver_refresh(id->resolver, buf);
+    return esi_atp_resolver_refresh(id->resolver, buf, failed);
 }
 
 es_status esi_atp_identity_doc(es_atp_identity *id, const char *did, size_t len,

@@ -51,6 +51,10 @@ es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *c
 
 /* ---- resolver --------------------------------------------------------------- */
 
+/* A resolver may be used by many threads at once: its cache is locked, the
+ * network is reached outside the lock (different DIDs resolve concurrently),
+ * and threads asking for a DID that another thread is fetching wait for
+ * that fetch instead of making their own. */
 typedef struct esi_atp_resolver esi_atp_resolver;
 
 /* A clock in milliseconds for the cache's TTL (tests inject one). */
@@ -60,7 +64,17 @@ typedef struct esi_atp_resolver_options {
     const char *plc_url; /* PLC directory (<= 1,024 bytes); default https://plc.directory */
     int64_t timeout_ms;  /* whole-request timeout; default 10,000 */
     int64_t ttl_ms;      /* how long a resolved document is trusted (<= 10 years); default 24 h */
-    size_t max_entries;  /* cached documents; default 100,000 */
+    size_t max_entries;  /* cached documents (and remembered failures); default 100,000 */
+    /* How long a failed resolution (HTTP 404 or another error status, a bad
+     * document, no connection, a timeout) is remembered: lookups of the DID
+     * meanwhile fail at once, with the same status, without a request.
+     * Default 60 s: a relay delivers an account's commits in bursts, so an
+     * unresolvable DID would otherwise cost a request (or a 10 s timeout)
+     * per frame; a minute is the period at which a forged signature may
+     * cost a refresh (the same ceiling on what a relay can make us fetch),
+     * and short enough that a directory outage or a just-created DID not
+     * yet propagated heals within it. 0: failures are not remembered. */
+    int64_t negative_ttl_ms;
     /* Test only: allow a plain http PLC directory, fetch did:web documents
      * over http instead of https, and let did:web reach loopback and
      * private addresses (stand-ins on loopback). Off, did:web connects to
@@ -86,22 +100,30 @@ void esi_atp_resolver_destroy(esi_atp_resolver *r);
  * ES_ERR_NOT_FOUND (HTTP 404 or 410), ES_ERR_SERVER (another HTTP status),
  * ES_ERR_TIMEOUT, ES_ERR_CONNECTION, ES_ERR_LIMIT (document too large),
  * ES_ERR_DECODE (not a valid document, or one for another DID). Redirects are
- * not followed. Failures are not cached. */
+ * not followed. A failure of the network or the document is remembered for
+ * negative_ttl_ms (the same status, not asked again meanwhile); an
+ * esi_atp_resolver_invalidate forgets it. */
 es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out);
 /* The atproto signing key of `did`'s document (resolved as by
- * esi_atp_resolve), parsed once per cached document. *key is borrowed from
- * the cache: valid until the next call on the resolver. ES_ERR_NOT_FOUND
- * when the document has no usable key (none, a legacy type, one that does
- * not parse); the resolution errors otherwise. */
+ * esi_atp_resolve), parsed once per cached document. *key is a reference
+ * of the caller's (esi_atp_key_destroy releases it): it stays valid however
+ * other threads invalidate or evict the entry. ES_ERR_NOT_FOUND when the
+ * document has no usable key (none, a legacy type, one that does not parse);
+ * the resolution errors otherwise. */
 struct esi_atp_key;
-es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const struct esi_atp_key **key);
+es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, struct esi_atp_key **key);
 /* Fetches `did`'s document again, whatever the cache holds (a signature
  * that does not verify: the key may have rotated), and caches it. On
  * failure the cached document, if any, stays: a relay sending forged
  * signatures must not be able to evict documents (nor, offline, the seeded
  * ones). At most once a minute per cached document (ES_ERR_LIMIT before):
- * a relay repeating forged frames must not turn each into a request. */
-es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did);
+ * a relay repeating forged frames must not turn each into a request.
+ * `failed` (may be NULL) is the key that did not verify: when the cache
+ * holds another one by now (another thread refreshed it, or an #identity
+ * dropped it), ES_OK without a fetch; a fetch of `did` in progress on
+ * another thread is waited for and counts as this refresh. */
+es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did,
+                                   const struct esi_atp_key *failed);
 /* Puts a document into the cache as if just resolved (the `--did-docs`
  * seed); takes `doc` (even on failure). Seeded documents do not expire: they
  * stand for an offline source; esi_atp_resolver_invalidate drops them. */
@@ -113,9 +135,16 @@ es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc);
  * an offline `--did-docs` run survives #identity events; an answer from the
  * directory (a document, or 404) supersedes it. No-op when not cached. */
 void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did);
-/* Counters, for tests and stats. */
+/* Counters, for tests and stats, read under the lock (consistent with one
+ * another). Each lookup of a valid DID counts once in hits (a document
+ * without a request of its own: from the cache, or by waiting for another
+ * thread's request), fetches (it made a request) or negative_hits (a failure
+ * without a request of its own: remembered, or shared by the thread whose
+ * request failed). failures: lookups and refreshes that failed, those
+ * answered by negative_hits included. cached: entries now, remembered
+ * failures included. */
 typedef struct esi_atp_resolver_stats {
-    uint64_t hits, fetches, failures, cached;
+    uint64_t hits, fetches, failures, cached, negative_hits;
 } esi_atp_resolver_stats;
 void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stats *out);
 

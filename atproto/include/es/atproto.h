@@ -50,15 +50,32 @@ ES_API bool es_atp_valid_handle(const char *s, size_t len);
 /* The DID documents a verifying decoder checks commit signatures against:
  * did:plc through a PLC directory, did:web through
  * https://<host>/.well-known/did.json (public addresses only), cached in
- * memory with a TTL, optionally seeded from a `--did-docs` file. One thread
- * at a time (the decoder that borrows it). */
+ * memory with a TTL, optionally seeded from a `--did-docs` file.
+ *
+ * Threads: one handle may be shared by any number of decoders on any number
+ * of threads, and every call below may run concurrently with the others,
+ * except es_atp_identity_destroy (after every user is done). The cache is
+ * locked; a network fetch runs outside the lock, so different DIDs resolve
+ * concurrently, and threads asking for a DID another thread is fetching
+ * wait for that fetch (one request per DID, not one per thread). A key a
+ * decoder got stays valid while it verifies, whatever other threads
+ * invalidate or evict meanwhile. The "re-resolve once on a signature
+ * failure, at most once a minute per DID" rule holds across threads: the
+ * decoders that fail on the same old key share one refresh. */
 typedef struct es_atp_identity es_atp_identity;
 
 typedef struct es_atp_identity_options {
     const char *plc_url; /* PLC directory, https:// [https://plc.directory]; copied */
     int64_t timeout_ms;  /* one resolution, whole request [10,000] */
     int64_t ttl_ms;      /* how long a resolved document is trusted [24 h] */
-    size_t max_entries;  /* documents cached [100,000] */
+    size_t max_entries;  /* documents (and remembered failures) cached [100,000] */
+    /* How long a failed resolution (404, another HTTP error, a bad document,
+     * no connection, a timeout) is remembered [60,000; 0: not at all]:
+     * meanwhile the DID's commits are refused ES_ATP_ERR_IDENTITY without a
+     * request. A minute bounds what a relay can make us fetch by sending an
+     * unresolvable DID (one request a minute, as for forged signatures) and
+     * still heals a directory outage or a new DID's propagation quickly. */
+    int64_t negative_ttl_ms;
     /* TESTS ONLY: allow an http PLC directory, did:web over http, and did:web
      * hosts on loopback or private addresses (stand-ins). Never in production:
      * relays choose the DIDs, so did:web would let them probe the network. */
@@ -91,7 +108,10 @@ typedef struct es_atp_identity_stats {
     uint64_t hits;     /* documents served from the cache */
     uint64_t fetches;  /* documents requested over the network */
     uint64_t failures; /* resolutions that failed */
-    uint64_t cached;   /* documents in the cache now */
+    uint64_t cached;   /* documents (and remembered failures) in the cache now */
+    /* resolutions refused without a request: a failure remembered
+     * (negative_ttl_ms), or another thread's failed request waited for */
+    uint64_t negative_hits;
 } es_atp_identity_stats;
 
 ES_API void es_atp_identity_stats_get(const es_atp_identity *id, es_atp_identity_stats *out);
