@@ -36,6 +36,9 @@ typedef struct backfill_options {
     int64_t retry_max_ms;       /* ... doubling up to [3,600,000] */
     unsigned max_attempts;      /* per DID in this run, 0: no limit [0] */
     size_t batch_max;           /* events per atomic batch of a resync [ES_BATCH_MAX] */
+    /* TESTS ONLY: the process exits (code 99, nothing flushed: a kill -9)
+     * once this many batches are stored; 0: never. */
+    uint64_t exit_after_batches;
 } backfill_options;
 
 void backfill_options_init(backfill_options *o);

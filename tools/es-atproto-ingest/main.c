@@ -40,6 +40,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: es-atproto-ingest (--relay URL | --from-file PATH) [options]\n"
+            "       es-atproto-ingest --backfill DID[,DID...] [options]\n"
             "       es-atproto-ingest repos list|status ... (the repositories' states;\n"
             "       es-atproto-ingest repos --help)\n"
             "\n"
@@ -93,6 +94,24 @@ static void usage(FILE *out)
             "  --drain-timeout DUR  at shutdown, how long to wait for acknowledgements\n"
             "                       (default 30s)\n"
             "  --reconnect-max DUR  longest pause between relay reconnections (default 1m)\n"
+            "\n"
+            "Backfill (docs/atproto.md, \"Backfill\"):\n"
+            "  --backfill DID[,DID...]  fetch these repositories from their PDS\n"
+            "                       (com.atproto.sync.getRepo; the PDS from the DID document),\n"
+            "                       verify each whole (signature, every block, the MST) and\n"
+            "                       store the events that make the store equal to it (not\n"
+            "                       live: metadata live=false); the chain state moves to its\n"
+            "                       rev. Without a live source; with --exit-at-end the\n"
+            "                       program exits when every repository is done (exit 6 when\n"
+            "                       some could not be)\n"
+            "  --backfill-file FILE the DIDs of a file (one or more per line, # comments)\n"
+            "  --backfill-parallelism N  repositories fetched at once (default 4)\n"
+            "  --repo-fetch-timeout DUR  one getRepo, whole (default 5m)\n"
+            "  --backfill-retry-min DUR  a failure that may pass (429, 5xx, timeout) is tried\n"
+            "                       again after this, doubling (default 1m) ...\n"
+            "  --backfill-retry-max DUR  ... up to this (default 1h)\n"
+            "  --backfill-attempts N attempts per repository in this run (default 0: no\n"
+            "                       limit); a repository given up is marked desynchronized\n"
             "\n"
             "Filters:\n"
             "  --collections LIST   keep only these collections: NSIDs or prefixes at\n"
@@ -178,6 +197,13 @@ enum {
     OPT_QUIET,
     OPT_DRY_RUN,
     OPT_REPEAT,
+    OPT_BACKFILL,
+    OPT_BACKFILL_FILE,
+    OPT_BACKFILL_PARALLELISM,
+    OPT_BACKFILL_ATTEMPTS,
+    OPT_BACKFILL_RETRY_MIN,
+    OPT_BACKFILL_RETRY_MAX,
+    OPT_REPO_FETCH_TIMEOUT,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -212,6 +238,13 @@ static const es_cli_option options[] = {
     {"quiet", 0, false, OPT_QUIET},
     {"dry-run", 0, false, OPT_DRY_RUN},
     {"repeat", 0, true, OPT_REPEAT},
+    {"backfill", 0, true, OPT_BACKFILL},
+    {"backfill-file", 0, true, OPT_BACKFILL_FILE},
+    {"backfill-parallelism", 0, true, OPT_BACKFILL_PARALLELISM},
+    {"backfill-attempts", 0, true, OPT_BACKFILL_ATTEMPTS},
+    {"backfill-retry-min", 0, true, OPT_BACKFILL_RETRY_MIN},
+    {"backfill-retry-max", 0, true, OPT_BACKFILL_RETRY_MAX},
+    {"repo-fetch-timeout", 0, true, OPT_REPO_FETCH_TIMEOUT},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -315,6 +348,24 @@ static bool apply(ingest_config *c, int id, const char *v)
             return false;
         c->repeat = (unsigned long)n;
         return true;
+    case OPT_BACKFILL: c->backfill = v; return true;
+    case OPT_BACKFILL_FILE: c->backfill_file = v; return true;
+    case OPT_BACKFILL_PARALLELISM:
+        if (!count_in(v, "--backfill-parallelism", 1, 64, &n))
+            return false;
+        c->backfill_parallelism = (size_t)n;
+        return true;
+    case OPT_BACKFILL_ATTEMPTS:
+        if (!count_in(v, "--backfill-attempts", 0, UINT32_MAX, &n))
+            return false;
+        c->backfill_attempts = (unsigned)n;
+        return true;
+    case OPT_BACKFILL_RETRY_MIN:
+        return duration_ms(v, "--backfill-retry-min", false, &c->backfill_retry_min_ms);
+    case OPT_BACKFILL_RETRY_MAX:
+        return duration_ms(v, "--backfill-retry-max", false, &c->backfill_retry_max_ms);
+    case OPT_REPO_FETCH_TIMEOUT:
+        return duration_ms(v, "--repo-fetch-timeout", false, &c->repo_fetch_timeout_ms);
     default: return false;
     }
     if (s != ES_OK) {
@@ -349,8 +400,19 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         if (r == 0 && !apply(c, id, p.value))
             return ES_EXIT_USAGE;
     }
-    if ((c->file == NULL) == (c->relay == NULL))
+    bool backfill = c->backfill != NULL || c->backfill_file != NULL;
+    if (c->file != NULL && c->relay != NULL)
         return es_cli_usage("give one source: --relay URL or --from-file PATH");
+    if (c->file == NULL && c->relay == NULL && !backfill)
+        return es_cli_usage("give a source (--relay URL or --from-file PATH) or --backfill");
+    if (backfill && (c->file != NULL || c->relay != NULL))
+        return es_cli_usage("--backfill runs without a live source for now: run it before "
+                            "(or beside) the ingester of --relay/--from-file (docs/atproto.md)");
+    if (backfill && (c->dry_run || c->no_verify))
+        return es_cli_usage("--backfill stores what it verifies: not with --dry-run or "
+                            "--no-verify");
+    if (c->backfill_retry_max_ms < c->backfill_retry_min_ms)
+        return es_cli_usage("--backfill-retry-max must be at least --backfill-retry-min");
     if (c->dry_run && c->relay != NULL)
         return es_cli_usage("--dry-run reads captures only (--from-file)");
     if (c->repeat && !c->dry_run)
@@ -461,6 +523,8 @@ int main(int argc, char **argv)
             code = dry_run(&c);
         else if (c.file != NULL)
             code = ingest_file(&c, &stop_requested);
+        else if (c.relay == NULL)
+            code = ingest_backfill(&c, &stop_requested);
         else
             code = ingest_relay(&c, &stop_requested);
     } else if (code < 0) {
