@@ -17,13 +17,25 @@
 #include "log.h"
 #include "progress.h"
 
-#define POLL_MS 100
+#define POLL_MS    100
+#define LIST_AHEAD 10000 /* DIDs queued before the listing reads its next page */
+
+/* --backfill-all / --collection-signal: the host's listing, a page at a time. */
+typedef struct lister {
+    es_atp_xrpc *xrpc;
+    char cursor[ES_ATP_XRPC_CURSOR_MAX + 1];
+    bool done;
+    unsigned failures;      /* in a row: the next page waits failures seconds (<= 60) */
+    int64_t next_ms;        /* not before */
+    uint64_t pages, listed, current, inactive;
+} lister;
 
 typedef struct run {
     const ingest_config *cfg;
     ingester *g;
     chain *chain;
     backfill *bf;
+    lister list;
     uint64_t queued; /* DIDs handed to the workers */
     int64_t started_ms, last_stats_ms;
 } run;
@@ -36,6 +48,73 @@ static es_status queue_did(void *ctx, const char *did, size_t len)
     es_status s = backfill_add(r->bf, did, len, rev);
     r->queued += s == ES_OK;
     return s;
+}
+
+/* ---- the host's listing ------------------------------------------------------------- */
+
+/* A listed repository: skipped when the chain already has its rev, marked
+ * when the host says it is not active, else queued. */
+static es_status on_listed(void *ctx, const es_atp_xrpc_repo *repo)
+{
+    run *r = ctx;
+    r->list.listed++;
+    if (!repo->active) {
+        r->list.inactive++;
+        chain_resynced(r->chain, repo->did, repo->did_len, NULL, NULL, 0, 0,
+                       repo->status ? repo->status : "inactive");
+        return ES_OK;
+    }
+    char rev[ES_ATP_REPO_REV_MAX + 1];
+    chain_known_rev(r->chain, repo->did, repo->did_len, rev);
+    if (rev[0] && strcmp(repo->rev, rev) <= 0) {
+        r->list.current++;
+        return ES_OK;
+    }
+    es_status s = backfill_add(r->bf, repo->did, repo->did_len, rev);
+    r->queued += s == ES_OK;
+    return s;
+}
+
+static es_status on_listed_did(void *ctx, const char *did, size_t len)
+{
+    run *r = ctx;
+    r->list.listed++;
+    return queue_did(r, did, len);
+}
+
+/* One page of the listing, when the queue has room for it. */
+static void list_page(run *r)
+{
+    const ingest_config *c = r->cfg;
+    es_atp_xrpc_result res;
+    es_status s = c->collection_signal != NULL
+                      ? es_atp_xrpc_list_repos_by_collection(r->list.xrpc, c->backfill_host,
+                                                             c->collection_signal, r->list.cursor,
+                                                             on_listed_did, r, &res)
+                      : es_atp_xrpc_list_repos(r->list.xrpc, c->backfill_host, r->list.cursor,
+                                               on_listed, r, &res);
+    r->list.pages += res.pages;
+    memcpy(r->list.cursor, res.cursor, sizeof r->list.cursor);
+    if (s == ES_OK && res.cursor[0] == '\0')
+        r->list.done = true;
+    r->list.failures = s == ES_OK ? 0 : r->list.failures + 1;
+    if (s == ES_OK)
+        return;
+    if (s == ES_ERR_AGAIN || s == ES_ERR_SERVER || s == ES_ERR_TIMEOUT || s == ES_ERR_CONNECTION) {
+        int64_t wait = res.retry_after_ms > 0 ? res.retry_after_ms
+                                              : 1000 * (int64_t)(r->list.failures < 60
+                                                                     ? r->list.failures
+                                                                     : 60);
+        r->list.next_ms = es_cli_monotonic_ms() + wait;
+        return; /* the next turn goes on from the cursor */
+    }
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_ERROR, "listing the repositories failed; the backfill goes on "
+                                    "with what was listed");
+    ingest_log_str(&l, "host", c->backfill_host);
+    ingest_log_str(&l, "error", es_last_error());
+    ingest_log_end(&l);
+    r->list.done = true;
 }
 
 static void log_applied(const backfill_result *res)
@@ -107,6 +186,12 @@ static void stats_line(run *r, const char *msg)
     ingest_log_line l;
     ingest_log_begin(&l, LOG_INFO, msg);
     ingest_log_u64(&l, "repos", r->queued);
+    if (r->list.xrpc != NULL) {
+        ingest_log_u64(&l, "listed", r->list.listed);
+        ingest_log_u64(&l, "listed_current", r->list.current);
+        ingest_log_u64(&l, "listed_inactive", r->list.inactive);
+        ingest_log_u64(&l, "pages", r->list.pages);
+    }
     ingest_log_u64(&l, "applied", st.applied);
     ingest_log_u64(&l, "current", st.current);
     ingest_log_u64(&l, "inactive", st.inactive);
@@ -145,6 +230,13 @@ static es_status start(run *r)
     if (o.identity == NULL)
         return es_error(ES_ERR_INVALID, "--backfill verifies what it fetches: not with --no-verify");
     es_status s = backfill_create(&o, &r->bf);
+    bool listing = c->backfill_all || c->collection_signal != NULL;
+    r->list.done = !listing;
+    if (s == ES_OK && listing) {
+        es_atp_xrpc_options xo = o.xrpc;
+        xo.max_pages = 1; /* a page per turn: the queue stays short */
+        s = es_atp_xrpc_create(&xo, &r->list.xrpc);
+    }
     if (s == ES_OK && c->backfill != NULL)
         s = es_atp_dids_each(c->backfill, false, queue_did, r);
     if (s == ES_OK && c->backfill_file != NULL)
@@ -156,8 +248,12 @@ static es_status start(run *r)
 static void drive(run *r, volatile sig_atomic_t *stop)
 {
     es_progress p;
-    es_progress_start(&p, "backfill", r->queued, !ingest_log_quiet());
-    while (!*stop && !backfill_idle(r->bf)) {
+    es_progress_start(&p, "backfill", r->list.done ? r->queued : 0, !ingest_log_quiet());
+    while (!*stop && (!r->list.done || !backfill_idle(r->bf))) {
+        backfill_stats now_st;
+        backfill_get_stats(r->bf, &now_st);
+        if (!r->list.done && now_st.queued < LIST_AHEAD && es_cli_monotonic_ms() >= r->list.next_ms)
+            list_page(r);
         es_cli_sleep_ms(POLL_MS);
         backfill_poll(r->bf, on_result, r);
         ingester_tick(r->g); /* the chain state's writes */
@@ -196,6 +292,7 @@ int ingest_backfill(const ingest_config *cfg, volatile sig_atomic_t *stop)
             code = INGEST_EXIT_BACKFILL;
     }
     backfill_destroy(r.bf); /* stops the workers; a repository cut short resumes next time */
+    es_atp_xrpc_destroy(r.list.xrpc);
     ingester_tick(r.g);     /* hands the chain states to the writer; close writes them */
     if (code != ES_EXIT_SERVER && !cfg->exit_at_end && !*stop) {
         ingest_log_msg(LOG_INFO, "backfill done; waiting for SIGINT or SIGTERM", NULL);

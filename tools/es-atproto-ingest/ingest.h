@@ -59,6 +59,9 @@ typedef struct ingest_config {
     int64_t repo_fetch_timeout_ms; /* --repo-fetch-timeout (default 5 min) */
     int64_t backfill_retry_min_ms, backfill_retry_max_ms; /* default 1 min, 1 h */
     unsigned backfill_attempts;   /* --backfill-attempts: per repository and run (0: no limit) */
+    bool backfill_all;             /* --backfill-all: every repository --backfill-host lists */
+    const char *collection_signal; /* --collection-signal NSID: those with such a record */
+    const char *backfill_host;     /* --backfill-host URL: the relay or PDS listing them */
     es_cli_conn conn;
 } ingest_config;
 

@@ -105,6 +105,12 @@ static void usage(FILE *out)
             "                       program exits when every repository is done (exit 6 when\n"
             "                       some could not be)\n"
             "  --backfill-file FILE the DIDs of a file (one or more per line, # comments)\n"
+            "  --backfill-all       every repository --backfill-host lists\n"
+            "                       (com.atproto.sync.listRepos, paged; those whose rev the\n"
+            "                       store has are skipped, inactive ones recorded)\n"
+            "  --collection-signal NSID  the repositories with at least one record in this\n"
+            "                       collection (com.atproto.sync.listReposByCollection)\n"
+            "  --backfill-host URL  the relay or PDS those two list (https)\n"
             "  --backfill-parallelism N  repositories fetched at once (default 4)\n"
             "  --repo-fetch-timeout DUR  one getRepo, whole (default 5m)\n"
             "  --backfill-retry-min DUR  a failure that may pass (429, 5xx, timeout) is tried\n"
@@ -204,6 +210,9 @@ enum {
     OPT_BACKFILL_RETRY_MIN,
     OPT_BACKFILL_RETRY_MAX,
     OPT_REPO_FETCH_TIMEOUT,
+    OPT_BACKFILL_ALL,
+    OPT_COLLECTION_SIGNAL,
+    OPT_BACKFILL_HOST,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -245,6 +254,9 @@ static const es_cli_option options[] = {
     {"backfill-retry-min", 0, true, OPT_BACKFILL_RETRY_MIN},
     {"backfill-retry-max", 0, true, OPT_BACKFILL_RETRY_MAX},
     {"repo-fetch-timeout", 0, true, OPT_REPO_FETCH_TIMEOUT},
+    {"backfill-all", 0, false, OPT_BACKFILL_ALL},
+    {"collection-signal", 0, true, OPT_COLLECTION_SIGNAL},
+    {"backfill-host", 0, true, OPT_BACKFILL_HOST},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -350,6 +362,15 @@ static bool apply(ingest_config *c, int id, const char *v)
         return true;
     case OPT_BACKFILL: c->backfill = v; return true;
     case OPT_BACKFILL_FILE: c->backfill_file = v; return true;
+    case OPT_BACKFILL_ALL: c->backfill_all = true; return true;
+    case OPT_COLLECTION_SIGNAL:
+        if (!es_atp_valid_nsid(v, strlen(v))) {
+            es_cli_usage("--collection-signal: '%s' is not an NSID", v);
+            return false;
+        }
+        c->collection_signal = v;
+        return true;
+    case OPT_BACKFILL_HOST: c->backfill_host = v; return true;
     case OPT_BACKFILL_PARALLELISM:
         if (!count_in(v, "--backfill-parallelism", 1, 64, &n))
             return false;
@@ -400,7 +421,13 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         if (r == 0 && !apply(c, id, p.value))
             return ES_EXIT_USAGE;
     }
-    bool backfill = c->backfill != NULL || c->backfill_file != NULL;
+    bool listing = c->backfill_all || c->collection_signal != NULL;
+    bool backfill = c->backfill != NULL || c->backfill_file != NULL || listing;
+    if (listing && c->backfill_host == NULL)
+        return es_cli_usage("--backfill-all and --collection-signal list the repositories of "
+                            "--backfill-host URL (a relay or a PDS)");
+    if (c->backfill_all && c->collection_signal != NULL)
+        return es_cli_usage("--backfill-all or --collection-signal, not both");
     if (c->file != NULL && c->relay != NULL)
         return es_cli_usage("give one source: --relay URL or --from-file PATH");
     if (c->file == NULL && c->relay == NULL && !backfill)

@@ -354,6 +354,82 @@ static void killed_mid_backfill(void **state)
     close_store(&c, store);
 }
 
+/* listRepos in two pages: every repository, and one taken down. */
+static void serve_listing(void)
+{
+    char page[8192];
+    const char *head = "bafyreia3zwwmogntyn7zhsr6kyzvelma2l77axbldfja6jwcqbjq5e5tj4";
+    for (int p = 0; p < 2; p++) {
+        size_t at = (size_t)snprintf(page, sizeof page, "{%s\"repos\":[",
+                                     p == 0 ? "\"cursor\":\"page2\"," : "");
+        for (size_t i = p == 0 ? 0 : 3; i < (p == 0 ? 3 : nrepos); i++)
+            at += (size_t)snprintf(page + at, sizeof page - at,
+                                   "%s{\"did\":\"%s\",\"head\":\"%s\",\"rev\":\"%s\","
+                                   "\"active\":true}",
+                                   i == (p == 0 ? 0 : 3) ? "" : ",", repos[i].did, head,
+                                   repos[i].rev);
+        if (p == 1)
+            at += (size_t)snprintf(page + at, sizeof page - at,
+                                   ",{\"did\":\"did:plc:takendownaaaaaaaaaaaaaaa\",\"head\":"
+                                   "\"%s\",\"rev\":\"3lbaaaaaaaa22\",\"active\":false,"
+                                   "\"status\":\"takendown\"}",
+                                   head);
+        snprintf(page + at, sizeof page - at, "]}");
+        standin_route_set(&pds,
+                          p == 0 ? "/xrpc/com.atproto.sync.listRepos?limit=1000"
+                                 : "/xrpc/com.atproto.sync.listRepos?limit=1000&cursor=page2",
+                          200, page, 0);
+    }
+    char by[1024];
+    snprintf(by, sizeof by, "{\"repos\":[{\"did\":\"%s\"},{\"did\":\"%s\"}]}",
+             repos[2].did, repos[4].did);
+    standin_route_set(&pds,
+                      "/xrpc/com.atproto.sync.listReposByCollection?collection=app.bsky.feed.post"
+                      "&limit=1000",
+                      200, by, 0);
+}
+
+static void backfill_all_lists_the_host(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    serve_listing();
+    char store[64], args[512];
+    store_name(store, sizeof store, "list");
+    snprintf(args, sizeof args, "--backfill-all --backfill-host http://127.0.0.1:%d", pds.port);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++)
+        assert_repo_stored(&c, &repos[i]);
+    es_atp_repo_state st;
+    const char *gone = "did:plc:takendownaaaaaaaaaaaaaaa";
+    assert_int_equal(es_atp_repos_get(c.repos, gone, strlen(gone), &st), ES_OK);
+    assert_string_equal(st.status, "takendown");
+    /* Listed again: every rev is the store's, nothing is fetched. */
+    unsigned before = standin_requests(&pds);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    assert_int_equal(standin_requests(&pds) - before, 2); /* the two pages */
+    close_store(&c, store);
+
+    /* The collection signal: only the repositories listed for it. */
+    store_name(store, sizeof store, "signal");
+    snprintf(args, sizeof args,
+             "--collection-signal app.bsky.feed.post --backfill-host http://127.0.0.1:%d",
+             pds.port);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++) {
+        if (i == 2 || i == 4)
+            assert_repo_stored(&c, &repos[i]);
+        else
+            assert_int_equal(es_atp_repos_get(c.repos, repos[i].did, strlen(repos[i].did), &st),
+                             ES_ERR_NOT_FOUND);
+    }
+    close_store(&c, store);
+}
+
 int main(void)
 {
     ingest_bin = getenv("ES_INGEST_BIN");
@@ -368,6 +444,7 @@ int main(void)
         cmocka_unit_test(backfill_then_live),
         cmocka_unit_test(failures_then_recovery),
         cmocka_unit_test(killed_mid_backfill),
+        cmocka_unit_test(backfill_all_lists_the_host),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     char cmd[128];
