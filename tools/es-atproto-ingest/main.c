@@ -6,7 +6,6 @@
  * bucket. --dry-run decodes and maps
  * without connecting anywhere (the decode benchmark). */
 #define _POSIX_C_SOURCE 200809L
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -528,11 +527,6 @@ static void early_log_format(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    /* Allocations of 1 MiB and more (a repository's CAR index, a resync's
-     * arenas) are mapped and unmapped, never kept in the heap: with glibc's
-     * sliding threshold, the heap kept every repository's peak and a
-     * 10 x 50,000-record backfill peaked at 323 MiB (docs/performance.md). */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     es_cli_set_prog("es-atproto-ingest");
     early_log_format(argc, argv);
     es_cli_set_error_writer(log_error);
