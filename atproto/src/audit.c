@@ -360,6 +360,8 @@ static es_atp_audit_reason check_chain(const es_atp_audit *a, const group *g,
 {
     if (a->opts.no_chain || !g->had_prev)
         return ES_ATP_AUDIT_OK;
+    if (c->snapshot) /* a resync: the chain restarts at it */
+        return strcmp(c->rev, g->prev_rev) < 0 ? ES_ATP_AUDIT_REV_ORDER : ES_ATP_AUDIT_OK;
     if (strcmp(c->rev, g->prev_rev) <= 0)
         return ES_ATP_AUDIT_REV_ORDER;
     if (c->since == NULL || strcmp(c->since, g->prev_rev) != 0)
@@ -392,7 +394,7 @@ static bool same_fields(const es_atp_audit_commit *x, const es_atp_audit_commit 
     return same_text(x->did, y->did) && same_text(x->rev, y->rev) && same_text(x->data, y->data) &&
            same_text(x->commitprev, y->commitprev) && same_text(x->sig, y->sig) &&
            same_text(x->commit, y->commit) && same_text(x->since, y->since) &&
-           same_text(x->prevdata, y->prevdata);
+           same_text(x->prevdata, y->prevdata) && x->snapshot == y->snapshot;
 }
 
 static es_status copy_text(es_arena *arena, const char *s, const char **out)
@@ -422,6 +424,7 @@ static es_status copy_fields(es_arena *arena, const es_atp_audit_commit *c, es_a
         s = copy_text(arena, c->since, &o->since);
     if (s == ES_OK)
         s = copy_text(arena, c->prevdata, &o->prevdata);
+    o->snapshot = c->snapshot;
     return s;
 }
 
@@ -550,6 +553,7 @@ static es_status group_open(es_atp_audit *a, const es_atp_audit_commit *first, u
         .commit = bounded(first->commit, FIELD_MAX),
         .since = bounded(first->since, FIELD_MAX),
         .prevdata = bounded(first->prevdata, FIELD_MAX),
+        .snapshot = first->snapshot,
     };
     const es_atp_audit_commit *c = &bc;
     group *g = &a->cur;
@@ -658,6 +662,8 @@ static void event_fields(const es_event *ev, es_atp_audit_commit *c)
     c->commit = es_event_meta(ev, "commit");
     c->since = es_event_meta(ev, "since");
     c->prevdata = es_event_meta(ev, "prevdata");
+    const char *live = es_event_meta(ev, "live");
+    c->snapshot = live != NULL && strcmp(live, "false") == 0;
 }
 
 es_status es_atp_audit_event(es_atp_audit *a, const es_event *ev, es_atp_audit_result *out,

@@ -221,9 +221,6 @@ static es_status grow_dids(es_atp_filter *f)
 static es_status add_did(void *ctx, const char *did, size_t len)
 {
     es_atp_filter *f = ctx;
-    if (!es_atp_valid_did(did, len))
-        return es_error(ES_ERR_INVALID, "DID filter: '%.*s' is not a valid DID",
-                        (int)(len > 200 ? 200 : len), did);
     if (f->did_count >= MAX_DIDS)
         return es_error(ES_ERR_LIMIT, "DID filter: more than %zu DIDs", MAX_DIDS);
     if ((f->did_count + 1) * 2 > f->did_slots) {
@@ -244,17 +241,23 @@ static es_status add_did(void *ctx, const char *did, size_t len)
     return ES_OK;
 }
 
-es_status es_atp_filter_add_dids(es_atp_filter *f, const char *dids)
+/* A token of a DID list or file: a DID, then the caller's. */
+typedef struct did_reader {
+    es_atp_did_fn fn;
+    void *ctx;
+} did_reader;
+
+static es_status valid_did_token(void *ctx, const char *did, size_t len)
 {
-    if (f == NULL || dids == NULL)
-        return es_error(ES_ERR_INVALID, "es_atp_filter_add_dids: NULL argument");
-    return each_token(dids, add_did, f);
+    const did_reader *r = ctx;
+    if (!es_atp_valid_did(did, len))
+        return es_error(ES_ERR_INVALID, "'%.*s' is not a valid DID", (int)(len > 200 ? 200 : len),
+                        did);
+    return r->fn(r->ctx, did, len);
 }
 
-es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path)
+static es_status dids_of_file(const char *path, did_reader *r)
 {
-    if (f == NULL || path == NULL)
-        return es_error(ES_ERR_INVALID, "es_atp_filter_add_dids_file: NULL argument");
     FILE *in = fopen(path, "r");
     if (in == NULL)
         return es_error(errno == ENOENT ? ES_ERR_NOT_FOUND : ES_ERR_IO,
@@ -270,7 +273,7 @@ es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path)
             comment = true;
         if (c == EOF || comment || is_separator((char)c)) {
             if (len > 0)
-                s = add_did(f, tok, len);
+                s = valid_did_token(r, tok, len);
             len = 0;
             if (c == EOF)
                 break;
@@ -288,11 +291,35 @@ es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path)
     return s;
 }
 
+es_status es_atp_dids_each(const char *arg, bool file, es_atp_did_fn fn, void *ctx)
+{
+    if (arg == NULL || fn == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_dids_each: NULL argument");
+    did_reader r = {fn, ctx};
+    return file ? dids_of_file(arg, &r) : each_token(arg, valid_did_token, &r);
+}
+
+static es_status add_dids(es_atp_filter *f, const char *arg, bool file)
+{
+    if (f == NULL || arg == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_filter_add_dids: NULL argument");
+    es_status s = es_atp_dids_each(arg, file, add_did, f);
+    return s == ES_ERR_INVALID && !file ? esi_atp_error_wrap(s, "DID filter") : s;
+}
+
+es_status es_atp_filter_add_dids(es_atp_filter *f, const char *dids)
+{
+    return add_dids(f, dids, false);
+}
+
+es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path)
+{
+    return add_dids(f, path, true);
+}
+
 es_status es_atp_filter_add_dids_arg(es_atp_filter *f, const char *arg)
 {
-    if (arg != NULL && strncmp(arg, "did:", 4) == 0)
-        return es_atp_filter_add_dids(f, arg);
-    return es_atp_filter_add_dids_file(f, arg);
+    return add_dids(f, arg, arg == NULL || strncmp(arg, "did:", 4) != 0);
 }
 
 bool es_atp_filter_keeps_did(const es_atp_filter *f, const char *did, size_t len)

@@ -205,7 +205,9 @@ typedef struct step {
     es_atp_audit_reason want;
 } step;
 
-static void run_chain(const step *steps, size_t n, bool chain)
+/* snapshot[i] (snapshot may be NULL): step i as a resync stores it —
+ * live=false, no since, no prevdata. */
+static void run_chain_snapshots(const step *steps, const bool *snapshot, size_t n, bool chain)
 {
     es_atp_audit_options o;
     es_atp_audit_options_init(&o);
@@ -222,12 +224,21 @@ static void run_chain(const step *steps, size_t n, bool chain)
             c.fields.since = steps[i].since;
         if (steps[i].prevdata != NULL)
             c.fields.prevdata = steps[i].prevdata;
+        if (snapshot != NULL && snapshot[i]) {
+            c.fields.since = c.fields.prevdata = NULL;
+            c.fields.snapshot = true;
+        }
         es_atp_audit_reason r = verdict(a, &c.fields);
         if (r != steps[i].want)
             fail_msg("step %zu: %s, expected %s", i, es_atp_audit_reason_name(r),
                      es_atp_audit_reason_name(steps[i].want));
     }
     es_atp_audit_destroy(a);
+}
+
+static void run_chain(const step *steps, size_t n, bool chain)
+{
+    run_chain_snapshots(steps, NULL, n, chain);
 }
 
 static void chains_are_followed(void **state)
@@ -269,6 +280,15 @@ static void chains_are_followed(void **state)
     /* The first commit met starts the chain, whatever its since. */
     const step alone[] = {{c2, NULL, NULL, ES_ATP_AUDIT_OK}, {c3, NULL, NULL, ES_ATP_AUDIT_OK}};
     run_chain(alone, 2, true);
+    /* A resync's snapshot has no since or prevData: the chain restarts at it
+     * (where a live commit after the same gap is since_mismatch, above); its
+     * batches repeat it; only an older rev is refused. */
+    const step resync[] = {{c1, NULL, NULL, ES_ATP_AUDIT_OK},
+                           {c3, NULL, NULL, ES_ATP_AUDIT_OK},
+                           {c3, NULL, NULL, ES_ATP_AUDIT_OK},
+                           {c2, NULL, NULL, ES_ATP_AUDIT_REV_ORDER}};
+    const bool snapshots[] = {false, true, true, true};
+    run_chain_snapshots(resync, snapshots, 4, true);
     /* no_chain: signatures and CIDs only. */
     const step unchained[] = {{c3, NULL, NULL, ES_ATP_AUDIT_OK}, {c1, NULL, NULL, ES_ATP_AUDIT_OK}};
     run_chain(unchained, 2, false);

@@ -336,6 +336,37 @@ static void apply(chain *c, repo *r, const pend *p, uint64_t stream_seq)
     mark_dirty(c, r);
 }
 
+void chain_known_rev(chain *c, const char *did, size_t did_len, char out[ES_ATP_REPO_REV_MAX + 1])
+{
+    repo *r = lookup(c, did, did_len);
+    snprintf(out, ES_ATP_REPO_REV_MAX + 1, "%s", r != NULL ? r->view.rev : "");
+}
+
+void chain_resynced(chain *c, const char *did, size_t did_len, const char *rev,
+                    const uint8_t *data, size_t data_len, uint64_t stream_seq, const char *status)
+{
+    repo *r = lookup(c, did, did_len);
+    if (r == NULL)
+        return;
+    es_atp_repo_state *sts[2] = {&r->stored, &r->view};
+    for (int i = 0; i < 2; i++) {
+        es_atp_repo_state *st = sts[i];
+        if (rev != NULL && rev_cmp(rev, st->rev) >= 0 && data_len <= sizeof st->data) {
+            snprintf(st->rev, sizeof st->rev, "%s", rev);
+            memcpy(st->data, data, data_len);
+            st->data_len = data_len;
+        }
+        if (status != NULL || rev != NULL)
+            set_status(st, status == NULL, status, status ? strlen(status) : 0);
+        st->desynced = false;
+        st->reason[0] = '\0';
+        st->desync_seq = 0;
+        if (stream_seq > st->position)
+            st->position = stream_seq;
+    }
+    mark_dirty(c, r);
+}
+
 /* Units without events at the front of the FIFO settle silently: apply them. */
 static void apply_silent(chain *c, repo *r)
 {
@@ -781,6 +812,12 @@ static es_status fold(const es_event *ev, void *closure)
         did = es_event_entity_id(ev, &len);
     if (did == NULL || !es_atp_valid_did(did, len))
         return ES_OK; /* not an ATProto event */
+    /* A resync's events (live=false) say nothing until the whole snapshot
+     * is in, which only the resync knows (chain_resynced): a crash half-way
+     * leaves the state before it, and the next resync resumes. */
+    const char *live = es_event_meta(ev, "live");
+    if (live != NULL && strcmp(live, "false") == 0)
+        return ES_OK;
     repo *r = lookup(sc->c, did, len);
     if (r == NULL)
         return ES_ERR_NOMEM;

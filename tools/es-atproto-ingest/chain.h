@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <es/atproto.h>
+#include <es/atproto_repos.h>
 #include <es/es.h>
 
 typedef struct chain chain;
@@ -79,6 +80,16 @@ void chain_settled(chain *c, const char *did, size_t did_len, uint64_t position,
 /* Marks a repository desynchronized (a refused commit). */
 void chain_mark_desynced(chain *c, const char *did, size_t did_len, uint64_t seq,
                          const char *reason);
+
+/* The rev the chain knows for a repository ("" when none) into out. */
+void chain_known_rev(chain *c, const char *did, size_t did_len, char out[ES_ATP_REPO_REV_MAX + 1]);
+
+/* A resync or backfill made the store equal to the repository at `rev`
+ * (its MST root `data`; its last event at `stream_seq`, 0: none appended):
+ * that is now the stored state, no longer desynchronized; or, when the
+ * account turned out inactive, `status` ("takendown", ...; NULL: active). */
+void chain_resynced(chain *c, const char *did, size_t did_len, const char *rev,
+                    const uint8_t *data, size_t data_len, uint64_t stream_seq, const char *status);
 
 /* Hands dirty states to the writer when its interval has passed. `settled`
  * and `offered` are the sink's unit counters (es_sink_stats), used for the

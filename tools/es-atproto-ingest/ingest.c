@@ -64,6 +64,10 @@ void ingest_config_init(ingest_config *c)
     c->max_batches = 32;
     c->max_held = (size_t)8 << 20;
     c->max_repos_cached = 100000;
+    c->backfill_parallelism = 4;
+    c->repo_fetch_timeout_ms = 5 * 60 * 1000;
+    c->backfill_retry_min_ms = 60 * 1000;
+    c->backfill_retry_max_ms = 60 * 60 * 1000;
     es_cli_conn_init(&c->conn, "es-atproto-ingest");
     c->conn.max_reconnect = -1; /* a service: keep trying, appends retry meanwhile */
 }
@@ -292,6 +296,21 @@ void ingester_close(ingester *g)
     es_atp_decoder_destroy(g->dec);
     es_atp_identity_destroy(g->identity);
     free(g);
+}
+
+es_store *ingester_store(ingester *g)
+{
+    return g->store;
+}
+
+es_atp_identity *ingester_identity(ingester *g)
+{
+    return g->identity;
+}
+
+struct chain *ingester_chain(ingester *g)
+{
+    return g->chain;
 }
 
 bool ingester_resume_cursor(const ingester *g, uint64_t *cursor)

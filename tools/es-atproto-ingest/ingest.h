@@ -22,6 +22,7 @@
 enum {
     INGEST_EXIT_ERROR_FRAME = 5, /* the stream ended with an error frame the ingester cannot
                                     recover from (a file's, or a relay's FutureCursor) */
+    INGEST_EXIT_BACKFILL = 6,    /* repositories could not be backfilled (given up) */
 };
 
 typedef struct ingest_config {
@@ -51,6 +52,16 @@ typedef struct ingest_config {
     size_t max_batches;  /* --max-batches: of which multi-op atomic batches (default 32) */
     size_t max_held;     /* --max-held: bytes of event copies held (default 8 MiB) */
     size_t max_repos_cached; /* --max-repos-cached: repository states in memory (100,000) */
+    /* backfill (docs/atproto.md, "Backfill") */
+    const char *backfill;         /* --backfill DID[,DID...] */
+    const char *backfill_file;    /* --backfill-file FILE */
+    size_t backfill_parallelism;  /* --backfill-parallelism (default 4) */
+    int64_t repo_fetch_timeout_ms; /* --repo-fetch-timeout (default 5 min) */
+    int64_t backfill_retry_min_ms, backfill_retry_max_ms; /* default 1 min, 1 h */
+    unsigned backfill_attempts;   /* --backfill-attempts: per repository and run (0: no limit) */
+    bool backfill_all;             /* --backfill-all: every repository --backfill-host lists */
+    const char *collection_signal; /* --collection-signal NSID: those with such a record */
+    const char *backfill_host;     /* --backfill-host URL: the relay or PDS listing them */
     es_cli_conn conn;
 } ingest_config;
 
@@ -78,6 +89,17 @@ void ingester_close(ingester *g);
 bool ingester_resume_cursor(const ingester *g, uint64_t *cursor);
 
 bool ingester_room(const ingester *g);
+
+/* What the ingester opened, for the backfill (borrowed: valid until
+ * ingester_close). The identity is NULL with --no-verify. */
+es_store *ingester_store(ingester *g);
+es_atp_identity *ingester_identity(ingester *g);
+struct chain *ingester_chain(ingester *g);
+
+/* A backfill without a live source (--backfill, --backfill-file): fetch,
+ * verify and apply each repository, then exit (--exit-at-end) or wait for
+ * a signal. Returns the exit code. backfill_run.c. */
+int ingest_backfill(const ingest_config *cfg, volatile sig_atomic_t *stop);
 ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len);
 /* The highest seq of the frames taken so far. */
 bool ingester_last_seq(const ingester *g, uint64_t *seq);

@@ -28,6 +28,11 @@ void ingest_log_set_quiet(bool q)
     quiet = q;
 }
 
+bool ingest_log_quiet(void)
+{
+    return quiet;
+}
+
 static void put(ingest_log_line *l, const char *s, size_t n)
 {
     size_t room = sizeof l->buf - 2 - l->len; /* keep room for '}' and '\n' */

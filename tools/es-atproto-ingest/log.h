@@ -16,6 +16,7 @@ typedef enum ingest_log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } inges
 /* --log-format: "text" (default) or "json"; false for anything else. */
 bool ingest_log_set_format(const char *name);
 void ingest_log_set_quiet(bool quiet); /* only warnings and errors */
+bool ingest_log_quiet(void);
 
 #define INGEST_LOG_LINE_MAX 2048
 

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "relay.h"
+#include "repos_cmd.h"
 #include "source.h"
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
@@ -39,6 +40,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: es-atproto-ingest (--relay URL | --from-file PATH) [options]\n"
+            "       es-atproto-ingest --backfill DID[,DID...] [options]\n"
+            "       es-atproto-ingest repos list|status ... (the repositories' states;\n"
+            "       es-atproto-ingest repos --help)\n"
             "\n"
             "Keeps the ATProto firehose (com.atproto.sync.subscribeRepos) in an event store.\n"
             "Every frame is decoded and every block it uses verified against its CID\n"
@@ -90,6 +94,30 @@ static void usage(FILE *out)
             "  --drain-timeout DUR  at shutdown, how long to wait for acknowledgements\n"
             "                       (default 30s)\n"
             "  --reconnect-max DUR  longest pause between relay reconnections (default 1m)\n"
+            "\n"
+            "Backfill (docs/atproto.md, \"Backfill\"):\n"
+            "  --backfill DID[,DID...]  fetch these repositories from their PDS\n"
+            "                       (com.atproto.sync.getRepo; the PDS from the DID document),\n"
+            "                       verify each whole (signature, every block, the MST) and\n"
+            "                       store the events that make the store equal to it (not\n"
+            "                       live: metadata live=false); the chain state moves to its\n"
+            "                       rev. Without a live source; with --exit-at-end the\n"
+            "                       program exits when every repository is done (exit 6 when\n"
+            "                       some could not be)\n"
+            "  --backfill-file FILE the DIDs of a file (one or more per line, # comments)\n"
+            "  --backfill-all       every repository --backfill-host lists\n"
+            "                       (com.atproto.sync.listRepos, paged; those whose rev the\n"
+            "                       store has are skipped, inactive ones recorded)\n"
+            "  --collection-signal NSID  the repositories with at least one record in this\n"
+            "                       collection (com.atproto.sync.listReposByCollection)\n"
+            "  --backfill-host URL  the relay or PDS those two list (https)\n"
+            "  --backfill-parallelism N  repositories fetched at once (default 4)\n"
+            "  --repo-fetch-timeout DUR  one getRepo, whole (default 5m)\n"
+            "  --backfill-retry-min DUR  a failure that may pass (429, 5xx, timeout) is tried\n"
+            "                       again after this, doubling (default 1m) ...\n"
+            "  --backfill-retry-max DUR  ... up to this (default 1h)\n"
+            "  --backfill-attempts N attempts per repository in this run (default 0: no\n"
+            "                       limit); a repository given up is marked desynchronized\n"
             "\n"
             "Filters:\n"
             "  --collections LIST   keep only these collections: NSIDs or prefixes at\n"
@@ -175,6 +203,16 @@ enum {
     OPT_QUIET,
     OPT_DRY_RUN,
     OPT_REPEAT,
+    OPT_BACKFILL,
+    OPT_BACKFILL_FILE,
+    OPT_BACKFILL_PARALLELISM,
+    OPT_BACKFILL_ATTEMPTS,
+    OPT_BACKFILL_RETRY_MIN,
+    OPT_BACKFILL_RETRY_MAX,
+    OPT_REPO_FETCH_TIMEOUT,
+    OPT_BACKFILL_ALL,
+    OPT_COLLECTION_SIGNAL,
+    OPT_BACKFILL_HOST,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -209,6 +247,16 @@ static const es_cli_option options[] = {
     {"quiet", 0, false, OPT_QUIET},
     {"dry-run", 0, false, OPT_DRY_RUN},
     {"repeat", 0, true, OPT_REPEAT},
+    {"backfill", 0, true, OPT_BACKFILL},
+    {"backfill-file", 0, true, OPT_BACKFILL_FILE},
+    {"backfill-parallelism", 0, true, OPT_BACKFILL_PARALLELISM},
+    {"backfill-attempts", 0, true, OPT_BACKFILL_ATTEMPTS},
+    {"backfill-retry-min", 0, true, OPT_BACKFILL_RETRY_MIN},
+    {"backfill-retry-max", 0, true, OPT_BACKFILL_RETRY_MAX},
+    {"repo-fetch-timeout", 0, true, OPT_REPO_FETCH_TIMEOUT},
+    {"backfill-all", 0, false, OPT_BACKFILL_ALL},
+    {"collection-signal", 0, true, OPT_COLLECTION_SIGNAL},
+    {"backfill-host", 0, true, OPT_BACKFILL_HOST},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -312,6 +360,33 @@ static bool apply(ingest_config *c, int id, const char *v)
             return false;
         c->repeat = (unsigned long)n;
         return true;
+    case OPT_BACKFILL: c->backfill = v; return true;
+    case OPT_BACKFILL_FILE: c->backfill_file = v; return true;
+    case OPT_BACKFILL_ALL: c->backfill_all = true; return true;
+    case OPT_COLLECTION_SIGNAL:
+        if (!es_atp_valid_nsid(v, strlen(v))) {
+            es_cli_usage("--collection-signal: '%s' is not an NSID", v);
+            return false;
+        }
+        c->collection_signal = v;
+        return true;
+    case OPT_BACKFILL_HOST: c->backfill_host = v; return true;
+    case OPT_BACKFILL_PARALLELISM:
+        if (!count_in(v, "--backfill-parallelism", 1, 64, &n))
+            return false;
+        c->backfill_parallelism = (size_t)n;
+        return true;
+    case OPT_BACKFILL_ATTEMPTS:
+        if (!count_in(v, "--backfill-attempts", 0, UINT32_MAX, &n))
+            return false;
+        c->backfill_attempts = (unsigned)n;
+        return true;
+    case OPT_BACKFILL_RETRY_MIN:
+        return duration_ms(v, "--backfill-retry-min", false, &c->backfill_retry_min_ms);
+    case OPT_BACKFILL_RETRY_MAX:
+        return duration_ms(v, "--backfill-retry-max", false, &c->backfill_retry_max_ms);
+    case OPT_REPO_FETCH_TIMEOUT:
+        return duration_ms(v, "--repo-fetch-timeout", false, &c->repo_fetch_timeout_ms);
     default: return false;
     }
     if (s != ES_OK) {
@@ -346,8 +421,25 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         if (r == 0 && !apply(c, id, p.value))
             return ES_EXIT_USAGE;
     }
-    if ((c->file == NULL) == (c->relay == NULL))
+    bool listing = c->backfill_all || c->collection_signal != NULL;
+    bool backfill = c->backfill != NULL || c->backfill_file != NULL || listing;
+    if (listing && c->backfill_host == NULL)
+        return es_cli_usage("--backfill-all and --collection-signal list the repositories of "
+                            "--backfill-host URL (a relay or a PDS)");
+    if (c->backfill_all && c->collection_signal != NULL)
+        return es_cli_usage("--backfill-all or --collection-signal, not both");
+    if (c->file != NULL && c->relay != NULL)
         return es_cli_usage("give one source: --relay URL or --from-file PATH");
+    if (c->file == NULL && c->relay == NULL && !backfill)
+        return es_cli_usage("give a source (--relay URL or --from-file PATH) or --backfill");
+    if (backfill && (c->file != NULL || c->relay != NULL))
+        return es_cli_usage("--backfill runs without a live source for now: run it before "
+                            "(or beside) the ingester of --relay/--from-file (docs/atproto.md)");
+    if (backfill && (c->dry_run || c->no_verify))
+        return es_cli_usage("--backfill stores what it verifies: not with --dry-run or "
+                            "--no-verify");
+    if (c->backfill_retry_max_ms < c->backfill_retry_min_ms)
+        return es_cli_usage("--backfill-retry-max must be at least --backfill-retry-min");
     if (c->dry_run && c->relay != NULL)
         return es_cli_usage("--dry-run reads captures only (--from-file)");
     if (c->repeat && !c->dry_run)
@@ -438,6 +530,8 @@ int main(int argc, char **argv)
     es_cli_set_prog("es-atproto-ingest");
     early_log_format(argc, argv);
     es_cli_set_error_writer(log_error);
+    if (argc > 1 && strcmp(argv[1], "repos") == 0)
+        return ingest_repos_main(argc - 2, argv + 2);
     ingest_config c;
     ingest_config_init(&c);
     if (es_atp_filter_create(&c.filter) != ES_OK) {
@@ -456,6 +550,8 @@ int main(int argc, char **argv)
             code = dry_run(&c);
         else if (c.file != NULL)
             code = ingest_file(&c, &stop_requested);
+        else if (c.relay == NULL)
+            code = ingest_backfill(&c, &stop_requested);
         else
             code = ingest_relay(&c, &stop_requested);
     } else if (code < 0) {

@@ -153,6 +153,15 @@ ES_API es_status es_atp_filter_add_dids_file(es_atp_filter *f, const char *path)
 /* `--dids` semantics: an argument starting with "did:" is a list, anything
  * else is the path of a file. */
 ES_API es_status es_atp_filter_add_dids_arg(es_atp_filter *f, const char *arg);
+/* Called per DID of a list or file; a status other than ES_OK stops the
+ * reading and is returned. `did` is valid during the call. */
+typedef es_status (*es_atp_did_fn)(void *ctx, const char *did, size_t len);
+/* Each DID of `arg`: when `file` is false a list separated by commas or
+ * white space, else the path of a text file of them (one or more per line,
+ * `#` starts a comment) — the `--dids` and `--backfill` formats. Every
+ * token must be a DID (ES_ERR_INVALID names the first that is not);
+ * ES_ERR_NOT_FOUND or ES_ERR_IO for a file that cannot be read. */
+ES_API es_status es_atp_dids_each(const char *arg, bool file, es_atp_did_fn fn, void *ctx);
 ES_API bool es_atp_filter_keeps_collection(const es_atp_filter *f, const char *nsid, size_t len);
 ES_API bool es_atp_filter_keeps_did(const es_atp_filter *f, const char *did, size_t len);
 

@@ -62,6 +62,10 @@ typedef struct es_atp_audit_commit {
     const char *commit;     /* `commit`: the CID text the store gives the commit block */
     const char *since;      /* `since`: the rev this commit follows; NULL: none */
     const char *prevdata;   /* `prevdata`: CID text of the MST root before it; NULL: none */
+    /* `live` is "false": a repository's full state a resync applied
+     * (es/atproto_resync.h). It has no since or prevdata: the chain restarts
+     * at it, as at a #sync, and its rev must only not be older. */
+    bool snapshot;
 } es_atp_audit_commit;
 
 /* The signed commit block {did, rev, sig, data, prev, version: 3} rebuilt

@@ -1,0 +1,148 @@
+/* Backfill end to end, the figure of docs/performance.md ("Backfill"):
+ * es-atproto-gen fills N repositories of R records each (signed), a PDS
+ * stand-in on loopback (atproto/tests/http_standin.h) serves their getRepo
+ * CARs, and `es-atproto-ingest --backfill` fetches, verifies, diffs and
+ * stores them into a fresh store on NATS_URL. Prints records/s (wall) and
+ * the ingester's peak RSS (its VmHWM, sampled every 20 ms). Never run by ctest.
+ * Usage: bench_backfill INGEST-BIN [repos [records [parallelism]]]
+ *        (defaults: 10 repositories of 50,000 records, parallelism 4) */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <es/atproto.h>
+#include <es/es.h>
+#include <es/time.h>
+
+#include "atproto_gen.h"
+#include "http_standin.h"
+
+extern char **environ;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_backfill: %s: %s\n", what, es_last_error());
+    exit(1);
+}
+
+/* Each repository's getRepo served by the stand-in; its DID appended to dids. */
+static size_t serve_repos(es_atp_gen *g, size_t repos, standin *pds, char *dids, size_t cap)
+{
+    size_t bytes = 0, at = 0;
+    for (size_t i = 0; i < repos; i++) {
+        es_buf car = ES_BUF_INIT;
+        const char *did;
+        if (es_atp_gen_repo_car(g, i, &car, &did) != ES_OK)
+            die("repository CAR");
+        char route[256];
+        int n = snprintf(route, sizeof route, "/xrpc/com.atproto.sync.getRepo?did=");
+        for (const char *p = did; *p; p++)
+            n += snprintf(route + n, sizeof route - (size_t)n, *p == ':' ? "%%3A" : "%c", *p);
+        standin_answer a = {.status = 200, .body = car.data, .len = car.len,
+                            .announce = STANDIN_LENGTH_TRUE};
+        standin_route_answer(pds, route, &a);
+        at += (size_t)snprintf(dids + at, cap - at, "%s%s", i ? "," : "", did);
+        bytes += car.len;
+        es_buf_free(&car);
+    }
+    return bytes;
+}
+
+/* The process's peak resident set (VmHWM) so far, in KiB; 0 when unknown.
+ * Not rusage: a spawned child's ru_maxrss counts the parent's memory it
+ * shared until exec. */
+static long vm_hwm_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    long kb = 0;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    if (f != NULL)
+        fclose(f);
+    return kb;
+}
+
+static void write_docs(es_atp_gen *g, const char *path)
+{
+    es_buf docs = ES_BUF_INIT;
+    FILE *f = fopen(path, "w");
+    if (f == NULL || es_atp_gen_did_docs(g, &docs) != ES_OK ||
+        fwrite(docs.data, 1, docs.len, f) != docs.len)
+        die("documents");
+    fclose(f);
+    es_buf_free(&docs);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || getenv("NATS_URL") == NULL) {
+        fprintf(stderr, "usage: NATS_URL=... bench_backfill INGEST-BIN [repos [records "
+                        "[parallelism]]]\n");
+        return 2;
+    }
+    size_t repos = argc > 2 ? strtoull(argv[2], NULL, 10) : 10;
+    size_t records = argc > 3 ? strtoull(argv[3], NULL, 10) : 50000;
+    const char *parallelism = argc > 4 ? argv[4] : "4";
+    standin pds;
+    if (standin_start(&pds) != 0)
+        die("stand-in");
+    char pds_url[64], docs[] = "/tmp/bench_backfill_docs.XXXXXX";
+    snprintf(pds_url, sizeof pds_url, "http://127.0.0.1:%d", pds.port);
+    es_atp_gen_options go = {.seed = 7, .repos = repos, .pds_url = pds_url};
+    es_atp_gen *g = NULL;
+    if (es_atp_gen_create(&go, &g) != ES_OK)
+        die("generator");
+    for (size_t i = 0; i < repos; i++)
+        if (es_atp_gen_fill_repo(g, i, records) != ES_OK)
+            die("fill");
+    close(mkstemp(docs));
+    write_docs(g, docs);
+    size_t cap = repos * 64 + 16;
+    char *dids = malloc(cap);
+    size_t bytes = serve_repos(g, repos, &pds, dids, cap);
+    char store[64];
+    snprintf(store, sizeof store, "bench_backfill_%ld", (long)getpid());
+    char *args[] = {argv[1], "--store", store, "--did-docs", docs, "--offline", "--exit-at-end",
+                    "--quiet", "--backfill-parallelism", (char *)parallelism, "--backfill", dids,
+                    NULL};
+    setenv("ES_ATPROTO_TEST_INSECURE_IDENTITY", "1", 1);
+    int64_t start = es_monotonic_ns();
+    pid_t pid;
+    if (posix_spawn(&pid, argv[1], NULL, NULL, args, environ) != 0)
+        die("spawn");
+    int status;
+    struct rusage ru;
+    long hwm_kb = 0;
+    while (wait4(pid, &status, WNOHANG, &ru) == 0) {
+        long kb = vm_hwm_kb(pid);
+        hwm_kb = kb > hwm_kb ? kb : hwm_kb;
+        usleep(20000);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "bench_backfill: the ingester failed (status %d)\n", status);
+        return 1;
+    }
+    double secs = (double)(es_monotonic_ns() - start) / 1e9;
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    printf("%zu repositories x %zu records (CARs %.1f MB), parallelism %s: %.2f s wall, "
+           "%.2f s ingester CPU; %.0f records/s; ingester peak RSS %ld MiB\n",
+           repos, records, (double)bytes / 1e6, parallelism, secs, cpu,
+           (double)(repos * records) / secs, hwm_kb / 1024);
+    unlink(docs);
+    free(dids);
+    es_atp_gen_destroy(g);
+    standin_stop(&pds);
+    /* the store is left for a look (es-tool info); es-tool delete removes it */
+    printf("store %s left on the server\n", store);
+    return 0;
+}

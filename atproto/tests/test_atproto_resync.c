@@ -1,0 +1,376 @@
+/* es_atp_resync_apply against a live server (NATS_URL) with the real
+ * repository CAR of ../shared (firehose-corpus/repo.car, its records in
+ * car_expected_records.tsv): a backfill stores exactly its records; a second
+ * run stores nothing; a store that drifted (a record deleted, one changed,
+ * one extra) is repaired by exactly three events; an interrupted run resumes
+ * without storing anything twice; another writer meanwhile is a conflict;
+ * a CAR of another DID and bad arguments store nothing. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <es/atproto.h>
+#include <es/atproto_resync.h>
+#include <es/car.h>
+#include <es/cid.h>
+#include <es/es.h>
+
+#include "fixtures.h"
+#include "live.h"
+
+#define RECORDS_MAX 64
+#define KEY_MAX     160
+
+/* The record set a store holds for the DID, folded by this test on its own:
+ * key -> CID text, from the record events in stream order. */
+typedef struct record_set {
+    char keys[RECORDS_MAX][KEY_MAX];
+    char cids[RECORDS_MAX][ES_CID_STRING_MAX];
+    size_t count;
+    size_t events, not_live;
+    char rev[32];
+} record_set;
+
+typedef struct fixture {
+    live_store ls;
+    unsigned char *car_bytes, *tsv;
+    size_t car_len, tsv_len;
+    es_arena *arena;
+    es_car car;
+    char did[128], rev[32];
+} fixture;
+
+static void expected_field(const char *text, const char *label, char *out, size_t size)
+{
+    const char *p = strstr(text, label);
+    assert_non_null(p);
+    p += strlen(label);
+    size_t n = strcspn(p, "\n");
+    assert_true(n < size);
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static unsigned char *load(const char *rel, size_t *len)
+{
+    const char *path = fixture_path(rel);
+    return path ? read_whole_file(path, len) : NULL;
+}
+
+static int setup(void **state)
+{
+    static fixture f;
+    memset(&f, 0, sizeof f);
+    size_t commit_len;
+    f.car_bytes = load("firehose-corpus/repo.car", &f.car_len);
+    f.tsv = load("firehose-corpus/car_expected_records.tsv", &f.tsv_len);
+    unsigned char *commit = load("firehose-corpus/car_expected_commit.txt", &commit_len);
+    if (f.car_bytes == NULL || f.tsv == NULL || commit == NULL) {
+        free(f.car_bytes), free(f.tsv), free(commit);
+        *state = NULL;
+        return 0;
+    }
+    expected_field((char *)commit, "DID: ", f.did, sizeof f.did);
+    expected_field((char *)commit, "Revision: ", f.rev, sizeof f.rev);
+    free(commit);
+    int live = live_store_create(&f.ls, "resync");
+    assert_int_not_equal(live, -1);
+    if (live == 0) {
+        printf("SKIP: NATS_URL is not set; the resync tests need a live server\n");
+        free(f.car_bytes), free(f.tsv);
+        *state = NULL;
+        return 0;
+    }
+    assert_int_equal(es_arena_create(0, &f.arena), ES_OK);
+    assert_int_equal(es_car_parse(f.car_bytes, f.car_len, NULL, f.arena, &f.car), ES_OK);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f == NULL)
+        return 0;
+    live_store_destroy(&f->ls);
+    es_arena_destroy(f->arena);
+    free(f->car_bytes);
+    free(f->tsv);
+    return 0;
+}
+
+/* A fresh store per test: the previous one is deleted. */
+static fixture *fresh(void **state)
+{
+    fixture *f = *state;
+    if (f == NULL)
+        skip();
+    live_store_destroy(&f->ls);
+    memset(&f->ls, 0, sizeof f->ls);
+    assert_int_equal(live_store_create(&f->ls, "resync"), 1);
+    return f;
+}
+
+static es_status on_event(const es_event *ev, void *closure)
+{
+    record_set *rs = closure;
+    const char *type = es_event_entity_type(ev), *action = es_event_event_type(ev);
+    const char *rkey = es_event_meta(ev, "rkey"), *cid = es_event_meta(ev, "cid");
+    const char *live = es_event_meta(ev, "live"), *rev = es_event_meta(ev, "rev");
+    assert_non_null(rkey);
+    rs->events++;
+    rs->not_live += live != NULL && strcmp(live, "false") == 0;
+    if (rev != NULL)
+        snprintf(rs->rev, sizeof rs->rev, "%s", rev);
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "%s/%s", type, rkey);
+    for (char *c = key; *c != '/'; c++)
+        if (*c == '_')
+            *c = '.';
+    size_t i = 0;
+    while (i < rs->count && strcmp(rs->keys[i], key) != 0)
+        i++;
+    if (strcmp(action, "delete") == 0) {
+        assert_true(i < rs->count); /* a delete of a record the store held */
+        rs->count--;
+        memmove(rs->keys[i], rs->keys[i + 1], (rs->count - i) * KEY_MAX);
+        memmove(rs->cids[i], rs->cids[i + 1], (rs->count - i) * ES_CID_STRING_MAX);
+        return ES_OK;
+    }
+    assert_non_null(cid);
+    assert_true(strcmp(action, "create") == 0 ? i == rs->count : i < rs->count);
+    if (i == rs->count) {
+        assert_true(rs->count < RECORDS_MAX);
+        snprintf(rs->keys[rs->count++], KEY_MAX, "%s", key);
+    }
+    snprintf(rs->cids[i], ES_CID_STRING_MAX, "%s", cid);
+    return ES_OK;
+}
+
+static void stored_set(fixture *f, record_set *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    es_filter flt;
+    es_filter_init(&flt);
+    flt.entity_id = f->did;
+    assert_int_equal(es_evolve(f->ls.store, &flt, NULL, on_event, rs, NULL), ES_OK);
+}
+
+/* The store's set equals the TSV, line for line (any order). */
+static void assert_equals_tsv(fixture *f, const record_set *rs)
+{
+    size_t lines = 0;
+    for (const char *line = (const char *)f->tsv; *line;) {
+        size_t n = strcspn(line, "\n");
+        if (n > 0) {
+            const char *tab = memchr(line, '\t', n);
+            assert_non_null(tab);
+            size_t klen = (size_t)(tab - line), i = 0;
+            while (i < rs->count &&
+                   !(strlen(rs->keys[i]) == klen && memcmp(rs->keys[i], line, klen) == 0))
+                i++;
+            assert_true(i < rs->count);
+            assert_int_equal(strlen(rs->cids[i]), n - klen - 1);
+            assert_memory_equal(rs->cids[i], tab + 1, n - klen - 1);
+            lines++;
+        }
+        line += n + (line[n] == '\n');
+    }
+    assert_int_equal(lines, rs->count);
+}
+
+static size_t tsv_lines(const fixture *f)
+{
+    size_t n = 0;
+    for (const char *p = (const char *)f->tsv; *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+static es_status apply(fixture *f, size_t batch_max, es_atp_resync_batch_fn fn, void *closure,
+                       es_atp_resync_result *r)
+{
+    es_atp_resync_options o;
+    es_atp_resync_options_init(&o);
+    o.did = f->did;
+    if (batch_max)
+        o.batch_max = batch_max;
+    o.on_batch = fn;
+    o.closure = closure;
+    return es_atp_resync_apply(f->ls.store, &f->car, &o, r);
+}
+
+static void backfill_stores_exactly_the_records(void **state)
+{
+    fixture *f = fresh(state);
+    es_atp_resync_result r;
+    assert_int_equal(apply(f, 0, NULL, NULL, &r), ES_OK);
+    size_t n = tsv_lines(f);
+    assert_int_equal(r.records, n);
+    assert_int_equal(r.created, n);
+    assert_int_equal(r.updated + r.deleted + r.unchanged + r.stored_events, 0);
+    assert_int_equal(r.batches, 1);
+    assert_string_equal(r.rev, f->rev);
+    record_set rs;
+    stored_set(f, &rs);
+    assert_equals_tsv(f, &rs);
+    assert_int_equal(rs.events, n);
+    assert_int_equal(rs.not_live, n); /* every resync event says it is not live */
+    assert_string_equal(rs.rev, f->rev);
+
+    /* the same repository again: nothing to do */
+    assert_int_equal(apply(f, 0, NULL, NULL, &r), ES_OK);
+    assert_int_equal(r.stored_events, n);
+    assert_int_equal(r.unchanged, n);
+    assert_int_equal(r.created + r.updated + r.deleted + r.batches, 0);
+    stored_set(f, &rs);
+    assert_int_equal(rs.events, n);
+}
+
+/* An event of the DID's as another writer (or a live commit) would append it. */
+static void append_record_event(fixture *f, const char *type, const char *action,
+                                const char *rkey, const char *cid)
+{
+    es_event_spec e;
+    es_event_spec_init(&e);
+    e.entity_type = type;
+    e.entity_id = f->did;
+    e.event_type = action;
+    es_meta m[2] = {{"rkey", rkey}, {"cid", cid}};
+    e.meta = m;
+    e.meta_count = cid ? 2 : 1;
+    assert_int_equal(es_append(f->ls.store, &e, NULL), ES_OK);
+}
+
+static void drifted_store_is_repaired(void **state)
+{
+    fixture *f = fresh(state);
+    es_atp_resync_result r;
+    assert_int_equal(apply(f, 0, NULL, NULL, &r), ES_OK);
+    const char *other = "bafyreia3zwwmogntyn7zhsr6kyzvelma2l77axbldfja6jwcqbjq5e5tj4";
+    append_record_event(f, "app_bsky_feed_like", "delete", "3lqdkdjpy6t2e", NULL);
+    append_record_event(f, "app_bsky_feed_like", "update", "3lrtfauocr722", other);
+    append_record_event(f, "app_bsky_feed_like", "create", "3zzzzzzzzzzzz", other);
+
+    assert_int_equal(apply(f, 0, NULL, NULL, &r), ES_OK);
+    assert_int_equal(r.created, 1); /* the deleted like again */
+    assert_int_equal(r.updated, 1); /* the changed like back */
+    assert_int_equal(r.deleted, 1); /* the extra like gone */
+    assert_int_equal(r.unchanged, tsv_lines(f) - 2);
+    assert_int_equal(r.batches, 1);
+    record_set rs;
+    stored_set(f, &rs);
+    assert_equals_tsv(f, &rs);
+}
+
+typedef struct stopper {
+    uint64_t after;
+} stopper;
+
+static es_status stop_after(void *closure, const es_atp_resync_result *so_far)
+{
+    const stopper *s = closure;
+    return so_far->batches >= s->after ? ES_ERR_ABORTED : ES_OK;
+}
+
+static void interrupted_run_resumes_without_repeating(void **state)
+{
+    fixture *f = fresh(state);
+    es_atp_resync_result r;
+    stopper st = {.after = 2};
+    assert_int_equal(apply(f, 5, stop_after, &st, &r), ES_ERR_ABORTED);
+    assert_int_equal(r.batches, 2);
+    assert_int_equal(r.created, 10);
+    size_t n = tsv_lines(f);
+    assert_int_equal(apply(f, 5, NULL, NULL, &r), ES_OK);
+    assert_int_equal(r.stored_events, 10);
+    assert_int_equal(r.unchanged, 10);
+    assert_int_equal(r.created, n - 10);
+    assert_int_equal(r.batches, (n - 10 + 4) / 5);
+    record_set rs;
+    stored_set(f, &rs);
+    assert_equals_tsv(f, &rs);
+    assert_int_equal(rs.events, n); /* not one record event twice */
+}
+
+typedef struct intruder {
+    fixture *f;
+} intruder;
+
+/* After the first batch, another writer appends to the repository. */
+static es_status intrude(void *closure, const es_atp_resync_result *so_far)
+{
+    intruder *in = closure;
+    if (so_far->batches == 1)
+        append_record_event(in->f, "app_bsky_feed_post", "create", "3yyyyyyyyyyyy",
+                            "bafyreia3zwwmogntyn7zhsr6kyzvelma2l77axbldfja6jwcqbjq5e5tj4");
+    return ES_OK;
+}
+
+static void another_writer_meanwhile_is_a_conflict(void **state)
+{
+    fixture *f = fresh(state);
+    es_atp_resync_result r;
+    intruder in = {f};
+    assert_int_equal(apply(f, 5, intrude, &in, &r), ES_ERR_CONFLICT);
+    assert_int_equal(r.batches, 1);
+    /* made again, it takes the intruder's record into account */
+    assert_int_equal(apply(f, 5, NULL, NULL, &r), ES_OK);
+    assert_int_equal(r.deleted, 1);
+    record_set rs;
+    stored_set(f, &rs);
+    assert_equals_tsv(f, &rs);
+}
+
+static void another_did_stores_nothing(void **state)
+{
+    fixture *f = fresh(state);
+    es_atp_resync_options o;
+    es_atp_resync_options_init(&o);
+    o.did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+    es_atp_resync_result r;
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, &r), ES_ERR_DECODE);
+    assert_non_null(strstr(es_last_error(), "not of the DID asked for"));
+    assert_int_equal(r.batches, 0);
+    es_store_info info;
+    assert_int_equal(es_store_info_get(f->ls.store, &info), ES_OK);
+    assert_int_equal(info.events, 0);
+}
+
+static void bounds_and_arguments(void **state)
+{
+    fixture *f = fresh(state);
+    es_atp_resync_options o;
+    es_atp_resync_options_init(&o);
+    o.did = f->did;
+    assert_int_equal(es_atp_resync_apply(NULL, &f->car, &o, NULL), ES_ERR_INVALID);
+    assert_int_equal(es_atp_resync_apply(f->ls.store, NULL, &o, NULL), ES_ERR_INVALID);
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, NULL, NULL), ES_ERR_INVALID);
+    o.batch_max = ES_BATCH_MAX + 1;
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_ERR_INVALID);
+    o.batch_max = ES_BATCH_MAX;
+    o.did = "not-a-did";
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_ERR_INVALID);
+    /* more stored record events than max_events */
+    o.did = f->did;
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_OK);
+    o.max_events = 3;
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_ERR_LIMIT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(backfill_stores_exactly_the_records),
+        cmocka_unit_test(drifted_store_is_repaired),
+        cmocka_unit_test(interrupted_run_resumes_without_repeating),
+        cmocka_unit_test(another_writer_meanwhile_is_a_conflict),
+        cmocka_unit_test(another_did_stores_nothing),
+        cmocka_unit_test(bounds_and_arguments),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
