@@ -21,6 +21,7 @@ typedef struct slot {
     size_t len, cap;
     es_arena *arena; /* the batch's memory; reset when the slot is released */
     ingest_decoded out;
+    bool second_look; /* decoded again on the caller's thread (second_look_needed) */
 } slot;
 
 typedef struct worker {
@@ -48,7 +49,8 @@ struct ingest_workers {
     bool stopping;
     void (*on_ready)(void *ctx);
     void *ready_ctx;
-    /* the inline decoder (threads = 0) or the workers */
+    /* the caller's decoder (every frame with threads = 0; a second look
+     * otherwise), and the workers */
     es_atp_decoder *inline_dec;
     worker *workers;
     size_t nworkers;
@@ -202,9 +204,9 @@ es_status ingest_workers_create(const ingest_workers_options *o, ingest_workers 
     w->slots = calloc(w->nslots, sizeof *w->slots);
     if (w->slots == NULL)
         s = es_error(ES_ERR_NOMEM, "starting the decoding threads: out of memory");
-    else if (o->threads == 0)
-        s = es_atp_decoder_create(&w->opts.decode, &w->inline_dec);
     else
+        s = es_atp_decoder_create(&w->opts.decode, &w->inline_dec);
+    if (s == ES_OK && o->threads > 0)
         s = start_workers(w);
     if (s != ES_OK) {
         ingest_workers_destroy(w);
@@ -260,6 +262,20 @@ static es_status copy_frame(slot *s, const uint8_t *frame, size_t len)
     return ES_OK;
 }
 
+/* Decoding in parallel breaks one dependency between frames: an #identity
+ * (a key rotation) changes the key the repository's next commits verify
+ * with, and a commit decoded beside the #identity before it may have seen
+ * the old key. A frame refused for its signature or its identity is
+ * therefore decoded once more on the caller's thread when it is taken,
+ * every frame before it decoded: it is refused only if it would be refused
+ * in order. Refusals are rare; so are these second looks. */
+static bool second_look_needed(const ingest_workers *w, const slot *s)
+{
+    return w->opts.threads > 0 && !s->second_look && s->out.status != ES_OK &&
+           s->out.status != ES_ERR_NOMEM &&
+           (s->out.batch.error == ES_ATP_ERR_SIGNATURE || s->out.batch.error == ES_ATP_ERR_IDENTITY);
+}
+
 es_status ingest_workers_submit(ingest_workers *w, const uint8_t *frame, size_t len)
 {
     if (w->held == w->nslots)
@@ -271,7 +287,7 @@ es_status ingest_workers_submit(ingest_workers *w, const uint8_t *frame, size_t 
         return st;
     w->held++;
     w->bytes += len;
-    if (w->inline_dec != NULL) {
+    if (w->opts.threads == 0) {
         decode_slot(w, w->inline_dec, s);
         s->state = SLOT_DONE;
         return ES_OK;
@@ -300,7 +316,7 @@ const ingest_decoded *ingest_workers_head(ingest_workers *w, int64_t timeout_ms)
     if (w->held == 0)
         return NULL;
     slot *s = &w->slots[w->head];
-    if (w->inline_dec != NULL)
+    if (w->opts.threads == 0)
         return &s->out;
     struct timespec until;
     if (timeout_ms > 0)
@@ -314,6 +330,11 @@ const ingest_decoded *ingest_workers_head(ingest_workers *w, int64_t timeout_ms)
     }
     bool done = s->state == SLOT_DONE;
     pthread_mutex_unlock(&w->lock);
+    if (done && second_look_needed(w, s)) {
+        s->second_look = true;
+        es_arena_reset(s->arena); /* the first batch goes: the second replaces it */
+        decode_slot(w, w->inline_dec, s);
+    }
     return done ? &s->out : NULL;
 }
 
@@ -332,6 +353,7 @@ static void recycle(slot *s)
     }
     es_arena_reset(s->arena);
     s->len = 0;
+    s->second_look = false;
 }
 
 void ingest_workers_release(ingest_workers *w)

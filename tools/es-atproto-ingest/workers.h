@@ -10,6 +10,12 @@
  * happens elsewhere. With threads = 0 there is no thread at all: a frame is
  * decoded inside ingest_workers_submit, on the caller's thread.
  *
+ * Frames depend on each other in one way the decoder sees: an #identity
+ * (key rotation) changes the key later commits of its repository verify
+ * with. A frame a worker refused for its signature or identity is decoded
+ * again on the caller's thread when it becomes the oldest (every frame
+ * before it decoded), so that it is refused only when it would be in order.
+ *
  * Memory: `slots` frame copies and arenas. A slot keeps its buffers for the
  * next frame unless they grew past a small bound (SLOT_KEEP_BYTES in
  * workers.c), so what stays allocated between frames is bounded by

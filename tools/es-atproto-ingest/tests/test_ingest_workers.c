@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "workers.h"
@@ -221,6 +222,65 @@ static void test_real_decoder_counters(void **state)
     ingest_workers_destroy(w);
 }
 
+/* A decoder whose refusals depend on the thread: frame seq % 3 == 0 is
+ * refused for its signature on a worker but accepted on the caller's thread
+ * (as a commit after a key rotation decoded in parallel with the #identity
+ * would be); seq % 3 == 1 is refused for its signature everywhere; seq % 3
+ * == 2 is refused as bad CBOR on a worker. */
+static pthread_t caller;
+static atomic_int caller_decodes;
+
+static es_status rotating_decode(es_atp_decoder *d, const uint8_t *frame, size_t len,
+                                 es_arena *arena, es_atp_batch *out)
+{
+    (void)d;
+    (void)arena;
+    (void)len;
+    uint64_t seq = frame_seq(frame);
+    out->has_seq = true;
+    out->seq = seq;
+    out->kind = ES_ATP_KIND_COMMIT;
+    bool on_caller = pthread_equal(pthread_self(), caller);
+    if (on_caller)
+        atomic_fetch_add(&caller_decodes, 1);
+    if (seq % 3 == 0 && on_caller)
+        return ES_OK;
+    out->error = seq % 3 == 2 ? ES_ATP_ERR_CBOR : ES_ATP_ERR_SIGNATURE;
+    return es_error(ES_ERR_DECODE, "refused on %s", on_caller ? "the caller" : "a worker");
+}
+
+/* A signature refusal from a worker gets a second look, in order, on the
+ * caller's thread; other refusals do not. */
+static void test_second_look_at_signature_refusals(void **state)
+{
+    (void)state;
+    caller = pthread_self();
+    atomic_store(&caller_decodes, 0);
+    ingest_workers *w = make_ring(2, 4, rotating_decode);
+    uint8_t f[TEST_FRAME_LEN];
+    for (uint64_t seq = 0; seq < 30; seq++) {
+        make_frame(f, seq, 0, false);
+        assert_int_equal(ingest_workers_submit(w, f, sizeof f), ES_OK);
+        const ingest_decoded *d = ingest_workers_head(w, -1);
+        assert_non_null(d);
+        assert_int_equal(d->batch.seq, seq);
+        if (seq % 3 == 0) {
+            assert_int_equal(d->status, ES_OK);
+        } else if (seq % 3 == 1) {
+            assert_int_equal(d->batch.error, ES_ATP_ERR_SIGNATURE);
+            assert_string_equal(d->error, "refused on the caller");
+        } else {
+            assert_int_equal(d->batch.error, ES_ATP_ERR_CBOR);
+            assert_string_equal(d->error, "refused on a worker");
+        }
+        /* asked again (the sink was full): no third look */
+        assert_ptr_equal(ingest_workers_head(w, 0), d);
+        ingest_workers_release(w);
+    }
+    assert_int_equal(atomic_load(&caller_decodes), 20); /* seq % 3 in {0, 1} */
+    ingest_workers_destroy(w);
+}
+
 static atomic_int ready_calls;
 
 static void on_ready(void *ctx)
@@ -286,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_head_waits),
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_real_decoder_counters),
+        cmocka_unit_test(test_second_look_at_signature_refusals),
         cmocka_unit_test(test_on_ready),
         cmocka_unit_test(test_destroy_with_frames_queued),
         cmocka_unit_test(test_large_frame_memory),
