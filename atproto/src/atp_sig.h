@@ -39,7 +39,12 @@ es_status esi_atp_key_from_multikey(const char *s, size_t len, esi_atp_key **out
 es_status esi_atp_key_from_did_key(const char *s, size_t len, esi_atp_key **out);
 /* A public key from its curve and compressed point (ESI_ATP_POINT_LEN bytes). */
 es_status esi_atp_key_from_point(esi_atp_curve curve, const uint8_t *point, esi_atp_key **out);
-void esi_atp_key_destroy(esi_atp_key *k); /* accepts NULL */
+/* Another reference to `k` (returned): a key is immutable once parsed, so
+ * threads share it; each reference is released by esi_atp_key_destroy, and
+ * the last one frees the key. Accepts NULL. */
+esi_atp_key *esi_atp_key_ref(esi_atp_key *k);
+/* Releases one reference (the key's creator holds the first). Accepts NULL. */
+void esi_atp_key_destroy(esi_atp_key *k);
 esi_atp_curve esi_atp_key_curve(const esi_atp_key *k);
 /* The key's compressed point (ESI_ATP_POINT_LEN bytes, owned by the key). */
 const uint8_t *esi_atp_key_point(const esi_atp_key *k);

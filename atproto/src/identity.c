@@ -106,7 +106,7 @@ void es_atp_identity_stats_get(const es_atp_identity *id, es_atp_identity_stats 
 }
 
 es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,
-                               const esi_atp_key **key)
+                               esi_atp_key **key)
 {
     char buf[ESI_ATP_DID_MAX + 1];
     if (!did_string(did, len, buf))
@@ -114,10 +114,11 @@ es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,
     return esi_atp_resolve_key(id->resolver, buf, key);
 }
 
-es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len)
+es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len,
+                                   const esi_atp_key *failed)
 {
     char buf[ESI_ATP_DID_MAX + 1];
     if (!did_string(did, len, buf))
         return es_error(ES_ERR_INVALID, "a DID over %d bytes does not resolve", ESI_ATP_DID_MAX);
-    return esi_atp_resolver_refresh(id->resolver, buf);
+    return esi_atp_resolver_refresh(id->resolver, buf, failed);
 }

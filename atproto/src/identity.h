@@ -51,6 +51,10 @@ es_status esi_atp_did_docs_load(const char *path, esi_atp_did_doc_fn fn, void *c
 
 /* ---- resolver --------------------------------------------------------------- */
 
+/* A resolver may be used by many threads at once: its cache is locked, the
+ * network is reached outside the lock (different DIDs resolve concurrently),
+ * and threads asking for a DID that another thread is fetching wait for
+ * that fetch instead of making their own. */
 typedef struct esi_atp_resolver esi_atp_resolver;
 
 /* A clock in milliseconds for the cache's TTL (tests inject one). */
@@ -89,19 +93,25 @@ void esi_atp_resolver_destroy(esi_atp_resolver *r);
  * not followed. Failures are not cached. */
 es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out);
 /* The atproto signing key of `did`'s document (resolved as by
- * esi_atp_resolve), parsed once per cached document. *key is borrowed from
- * the cache: valid until the next call on the resolver. ES_ERR_NOT_FOUND
- * when the document has no usable key (none, a legacy type, one that does
- * not parse); the resolution errors otherwise. */
+ * esi_atp_resolve), parsed once per cached document. *key is a reference
+ * of the caller's (esi_atp_key_destroy releases it): it stays valid however
+ * other threads invalidate or evict the entry. ES_ERR_NOT_FOUND when the
+ * document has no usable key (none, a legacy type, one that does not parse);
+ * the resolution errors otherwise. */
 struct esi_atp_key;
-es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const struct esi_atp_key **key);
+es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, struct esi_atp_key **key);
 /* Fetches `did`'s document again, whatever the cache holds (a signature
  * that does not verify: the key may have rotated), and caches it. On
  * failure the cached document, if any, stays: a relay sending forged
  * signatures must not be able to evict documents (nor, offline, the seeded
  * ones). At most once a minute per cached document (ES_ERR_LIMIT before):
- * a relay repeating forged frames must not turn each into a request. */
-es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did);
+ * a relay repeating forged frames must not turn each into a request.
+ * `failed` (may be NULL) is the key that did not verify: when the cache
+ * holds another one by now (another thread refreshed it, or an #identity
+ * dropped it), ES_OK without a fetch; a fetch of `did` in progress on
+ * another thread is waited for and counts as this refresh. */
+es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did,
+                                   const struct esi_atp_key *failed);
 /* Puts a document into the cache as if just resolved (the `--did-docs`
  * seed); takes `doc` (even on failure). Seeded documents do not expire: they
  * stand for an offline source; esi_atp_resolver_invalidate drops them. */
@@ -113,7 +123,10 @@ es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc);
  * an offline `--did-docs` run survives #identity events; an answer from the
  * directory (a document, or 404) supersedes it. No-op when not cached. */
 void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did);
-/* Counters, for tests and stats. */
+/* Counters, for tests and stats, read under the lock (consistent with one
+ * another). hits: lookups answered without a request of their own (from the
+ * cache, or by waiting for another thread's request); fetches: requests
+ * made; failures: lookups and refreshes that failed. */
 typedef struct esi_atp_resolver_stats {
     uint64_t hits, fetches, failures, cached;
 } esi_atp_resolver_stats;

@@ -1,6 +1,8 @@
 /* DID resolution: did:plc through a PLC directory, did:web through the
  * host's /.well-known/did.json, both with libcurl, and an in-memory cache
- * with a TTL. A resolver is not thread-safe: one per thread. */
+ * with a TTL. A resolver is shared by threads: one mutex guards the cache,
+ * and the network is reached outside it, once per DID however many threads
+ * ask for it at the same time (a "flight" the others wait for). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,6 +29,8 @@
  * the directory unreachable, a timeout). A rotation announced by #identity
  * is not held back: that drops the entry. */
 #define MIN_REFRESH_MS 60000
+/* The reason a resolution failed, kept for the threads that waited for it. */
+#define WHY_MAX 256
 
 typedef struct entry {
     struct entry *next;
@@ -36,11 +40,25 @@ typedef struct entry {
     /* A seeded document invalidated (#identity): fetched again on next use,
      * but kept while the network cannot be reached (an offline source). */
     bool stale;
-    /* The document's signing key, parsed on first use (esi_atp_resolve_key):
-     * parsing a compressed point costs about as much as a verification. */
+    /* The document's signing key: parsed when a fetched document lands
+     * (outside the lock), or on first use of a seeded one (esi_atp_resolve_key):
+     * parsing a compressed point costs about as much as a verification.
+     * Callers get references (esi_atp_key_ref): eviction only drops the cache's. */
     esi_atp_key *key;
     bool key_tried;
 } entry;
+
+/* One resolution in progress (on the fetching thread's stack): threads
+ * asking for the same DID meanwhile wait for it instead of fetching again. */
+typedef struct flight {
+    struct flight *next;
+    const char *did;
+    bool done;
+    bool dropped; /* invalidated while in flight: what it fetched may predate the change */
+    es_status status;
+    char why[WHY_MAX];
+    unsigned waiters;
+} flight;
 
 struct esi_atp_resolver {
     char *plc_url;
@@ -50,9 +68,21 @@ struct esi_atp_resolver {
     int offline;
     esi_atp_clock_fn clock;
     void *clock_ctx;
+    /* `lock` guards everything below; `landed` is signalled when a flight
+     * ends and when its last waiter has read its result. */
+    pthread_mutex_t lock;
+    pthread_cond_t landed;
     entry **buckets;
+    flight *flights;
     esi_atp_resolver_stats stats;
 };
+
+/* What a caller wants from a resolution: a copy of the document, a
+ * reference to its key, or both (NULL: not wanted). */
+typedef struct answer {
+    esi_atp_did_doc **doc;
+    esi_atp_key **key;
+} answer;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
@@ -105,6 +135,8 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     r->clock = o->clock != NULL ? o->clock : monotonic_clock;
     r->clock_ctx = o->clock_ctx;
     r->nbuckets = o->max_entries < 4096 ? 256 : 16384;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->landed, NULL);
     r->plc_url = esi_atp_strdup(o->plc_url);
     r->buckets = es_calloc(r->nbuckets, sizeof *r->buckets);
     if (r->plc_url == NULL || r->buckets == NULL) {
@@ -135,12 +167,14 @@ void esi_atp_resolver_destroy(esi_atp_resolver *r)
             free_entry(e);
         }
     }
+    pthread_cond_destroy(&r->landed);
+    pthread_mutex_destroy(&r->lock);
     es_free(r->buckets);
     es_free(r->plc_url);
     es_free(r);
 }
 
-/* ---- the cache ---------------------------------------------------------------- */
+/* ---- the cache (callers hold r->lock) ------------------------------------------ */
 
 static entry **slot(const esi_atp_resolver *r, const char *did)
 {
@@ -174,9 +208,10 @@ static void make_room(esi_atp_resolver *r, int64_t now)
             unlink_entry(r, &r->buckets[i]);
 }
 
-/* Files `doc` (taken) under its DID, replacing what was there. */
-static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t expires_ms,
-                           int64_t fetched_ms)
+/* Files `doc` and its parsed `key` (both taken; key NULL with key_tried
+ * false: not parsed yet) under its DID, replacing what was there. */
+static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, esi_atp_key *key,
+                           bool key_tried, int64_t expires_ms, int64_t fetched_ms)
 {
     entry **p = slot(r, doc->did);
     if (*p != NULL)
@@ -184,15 +219,52 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, int64_t ex
     make_room(r, r->clock(r->clock_ctx));
     entry *e = es_calloc(1, sizeof *e);
     if (e == NULL) {
+        esi_atp_key_destroy(key);
         esi_atp_did_doc_destroy(doc);
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
     }
     e->doc = doc;
+    e->key = key;
+    e->key_tried = key_tried;
     e->expires_ms = expires_ms;
     e->fetched_ms = fetched_ms;
     p = slot(r, doc->did); /* make_room may have emptied the chain */
     *p = e;
     r->count++;
+    return ES_OK;
+}
+
+/* Parses the signing key of `doc` into *key. Whether it was tried: false
+ * only when memory ran out (not the document's fault: tried again later). */
+static bool parse_key(const esi_atp_did_doc *doc, esi_atp_key **key)
+{
+    *key = NULL;
+    es_status s = esi_atp_did_doc_key(doc, key);
+    if (s != ES_OK)
+        *key = NULL;
+    return s != ES_ERR_NOMEM;
+}
+
+/* Hands `e`'s document and/or key to the caller as `a` asks. */
+static es_status answer_from(entry *e, const answer *a)
+{
+    if (a->key != NULL) {
+        *a->key = NULL;
+        if (!e->key_tried) /* a seeded document, first use: parsed once, under the lock */
+            e->key_tried = parse_key(e->doc, &e->key);
+        if (!e->key_tried)
+            return es_error(ES_ERR_NOMEM, "%s: parsing the key: out of memory", e->doc->did);
+        if (e->key == NULL)
+            return es_error(ES_ERR_NOT_FOUND, "%s: the DID document has no usable #atproto key",
+                            e->doc->did);
+    }
+    if (a->doc != NULL) {
+        es_status s = esi_atp_did_doc_copy(e->doc, a->doc);
+        if (s != ES_OK)
+            return s;
+    }
+    if (a->key != NULL)
+        *a->key = esi_atp_key_ref(e->key);
     return ES_OK;
 }
 
@@ -202,22 +274,36 @@ es_status esi_atp_resolver_seed(esi_atp_resolver *r, esi_atp_did_doc *doc)
         esi_atp_did_doc_destroy(doc);
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_seed: NULL argument");
     }
-    return cache_put(r, doc, NEVER, INT64_MIN);
+    pthread_mutex_lock(&r->lock);
+    es_status s = cache_put(r, doc, NULL, false, NEVER, INT64_MIN);
+    pthread_mutex_unlock(&r->lock);
+    return s;
+}
+
+static flight *find_flight(const esi_atp_resolver *r, const char *did)
+{
+    flight *f = r->flights;
+    while (f != NULL && strcmp(f->did, did) != 0)
+        f = f->next;
+    return f;
 }
 
 void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
 {
     if (r == NULL || did == NULL)
         return;
+    pthread_mutex_lock(&r->lock);
+    flight *f = find_flight(r, did);
+    if (f != NULL) /* the document it brings back may be the one the #identity replaced */
+        f->dropped = true;
     entry **p = slot(r, did);
-    if (*p == NULL)
-        return;
-    if ((*p)->expires_ms != NEVER) {
+    if (*p != NULL && (*p)->expires_ms != NEVER) {
         unlink_entry(r, p);
-        return;
+    } else if (*p != NULL) {
+        (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
+        (*p)->fetched_ms = INT64_MIN;
     }
-    (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
-    (*p)->fetched_ms = INT64_MIN;
+    pthread_mutex_unlock(&r->lock);
 }
 
 /* Whether `e` was fetched (or tried) less than MIN_REFRESH_MS ago. */
@@ -228,8 +314,54 @@ static bool fetched_recently(const entry *e, int64_t now)
 
 void esi_atp_resolver_stats_get(const esi_atp_resolver *r, esi_atp_resolver_stats *out)
 {
+    esi_atp_resolver *w = (esi_atp_resolver *)r; /* the lock, not the cache, changes */
+    pthread_mutex_lock(&w->lock);
     *out = r->stats;
     out->cached = r->count;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- flights (callers hold r->lock) -------------------------------------------- */
+
+/* Registers the calling thread as the one fetching `did`. */
+static void take_off(esi_atp_resolver *r, flight *f, const char *did)
+{
+    memset(f, 0, sizeof *f);
+    f->did = did;
+    f->next = r->flights;
+    r->flights = f;
+}
+
+/* Ends `f` with `s` (its reason from es_last_error() when not ES_OK) and
+ * returns once every waiter has read the result: `f` lives on our stack. */
+static es_status land(esi_atp_resolver *r, flight *f, es_status s)
+{
+    flight **p = &r->flights;
+    while (*p != f)
+        p = &(*p)->next;
+    *p = f->next;
+    f->done = true;
+    f->status = s;
+    if (s != ES_OK)
+        snprintf(f->why, sizeof f->why, "%s", es_last_error());
+    pthread_cond_broadcast(&r->landed);
+    while (f->waiters > 0)
+        pthread_cond_wait(&r->landed, &r->lock);
+    return s;
+}
+
+/* Waits for another thread's flight; its status, with its reason. */
+static es_status wait_for(esi_atp_resolver *r, flight *f)
+{
+    f->waiters++;
+    while (!f->done)
+        pthread_cond_wait(&r->landed, &r->lock);
+    es_status s = f->status;
+    char why[WHY_MAX];
+    memcpy(why, f->why, sizeof why);
+    if (--f->waiters == 0)
+        pthread_cond_broadcast(&r->landed);
+    return s == ES_OK ? ES_OK : es_error(s, "%s", why);
 }
 
 /* ---- fetching ----------------------------------------------------------------- */
@@ -381,7 +513,7 @@ static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
     return transfer_status(did, url, rc, http, b, r->timeout_ms);
 }
 
-/* Fetches, parses and checks `did`'s document. */
+/* Fetches, parses and checks `did`'s document (no lock held). */
 static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
 {
     body *b = es_malloc(sizeof *b);
@@ -393,7 +525,6 @@ static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_di
         es_free(b);
         return es_error(ES_ERR_CONNECTION, "%s: offline, and no document was seeded for it", did);
     }
-    r->stats.fetches++;
     es_status s = fetch(r, did, b);
     if (s == ES_OK) {
         s = esi_atp_did_doc_parse(b->buf, b->len, out);
@@ -408,88 +539,137 @@ static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_di
     return s;
 }
 
-/* The cache entry of `did`, fetched when absent or expired. */
-static es_status lookup(esi_atp_resolver *r, const char *did, entry **out)
+/* The flight of `did` (registered by the caller, who holds the lock):
+ * fetches without the lock and parses the key there too, then files the
+ * document (unless invalidated meanwhile) and answers `a` from it. */
+static es_status fly(esi_atp_resolver *r, flight *f, const char *did, int64_t now,
+                     const answer *a, bool *fetched)
+{
+    if (!r->offline)
+        r->stats.fetches++;
+    pthread_mutex_unlock(&r->lock);
+    esi_atp_did_doc *doc = NULL;
+    esi_atp_key *key = NULL;
+    bool key_tried = false;
+    es_status s = resolve_remote(r, did, &doc);
+    if (s == ES_OK)
+        key_tried = parse_key(doc, &key);
+    pthread_mutex_lock(&r->lock);
+    *fetched = s == ES_OK;
+    if (s != ES_OK)
+        return s;
+    if (f->dropped) { /* answered from what was fetched, but not kept */
+        entry tmp = {.doc = doc, .key = key, .key_tried = key_tried};
+        s = answer_from(&tmp, a);
+        esi_atp_key_destroy(key);
+        esi_atp_did_doc_destroy(doc);
+        return s;
+    }
+    if ((s = cache_put(r, doc, key, key_tried, now + r->ttl_ms, now)) != ES_OK)
+        return s;
+    return answer_from(*slot(r, did), a);
+}
+
+/* Whether `e` answers a lookup at `now` without a fetch. */
+static bool usable(const entry *e, int64_t now)
+{
+    return e != NULL && e->expires_ms > now && (!e->stale || fetched_recently(e, now));
+}
+
+/* `did` resolved (from the cache while its TTL runs, else fetched once for
+ * all the threads asking) into `a`. */
+static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
 {
     size_t len = strlen(did);
     if (len > ESI_ATP_DID_MAX || !es_atp_valid_did(did, len))
         return es_error(ES_ERR_INVALID, "'%.64s' is not a valid DID", did);
-    int64_t now = r->clock(r->clock_ctx);
-    entry **p = slot(r, did), *e = *p;
-    if (e != NULL && e->expires_ms > now && (!e->stale || fetched_recently(e, now))) {
-        r->stats.hits++;
-        *out = e;
-        return ES_OK;
+    pthread_mutex_lock(&r->lock);
+    es_status s;
+    flight *other;
+    entry *e;
+    int64_t now;
+    for (;;) { /* ends: each wait is for a flight that ends; a document that
+                  landed is found on the next turn unless dropped again */
+        now = r->clock(r->clock_ctx);
+        e = *slot(r, did);
+        if (usable(e, now)) {
+            r->stats.hits++;
+            s = answer_from(e, a);
+            pthread_mutex_unlock(&r->lock);
+            return s;
+        }
+        if ((other = find_flight(r, did)) == NULL)
+            break;
+        if ((s = wait_for(r, other)) != ES_OK) {
+            r->stats.failures++;
+            pthread_mutex_unlock(&r->lock);
+            return s;
+        }
     }
     if (e != NULL)
         e->fetched_ms = now;
-    esi_atp_did_doc *doc = NULL;
-    es_status s = resolve_remote(r, did, &doc);
-    if (s != ES_OK) {
+    flight f;
+    take_off(r, &f, did);
+    bool fetched;
+    s = fly(r, &f, did, now, a, &fetched);
+    if (!fetched) {
         r->stats.failures++;
-        if (e != NULL && e->stale && (s == ES_ERR_CONNECTION || s == ES_ERR_TIMEOUT)) {
+        entry **p = slot(r, did);
+        if (*p != NULL && (*p)->stale && (s == ES_ERR_CONNECTION || s == ES_ERR_TIMEOUT)) {
             r->stats.hits++; /* offline: the seeded document stands (tried again in a minute) */
-            *out = e;
-            return ES_OK;
+            (*p)->fetched_ms = now;
+            s = answer_from(*p, a);
+        } else if (*p != NULL && (*p)->stale && s != ES_ERR_NOMEM) {
+            unlink_entry(r, p); /* the directory answered: the seed is superseded */
         }
-        if (e != NULL && e->stale) /* the directory answered: the seed is superseded */
-            unlink_entry(r, p);
-        return s;
     }
-    if ((s = cache_put(r, doc, now + r->ttl_ms, now)) != ES_OK)
-        return s;
-    *out = *slot(r, did);
-    return ES_OK;
+    s = land(r, &f, s);
+    pthread_mutex_unlock(&r->lock);
+    return s;
 }
 
-es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did)
+es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did, const esi_atp_key *failed)
 {
     if (r == NULL || did == NULL)
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_refresh: NULL argument");
+    pthread_mutex_lock(&r->lock);
+    es_status s;
     int64_t now = r->clock(r->clock_ctx);
     entry *cached = *slot(r, did);
-    if (cached != NULL && fetched_recently(cached, now))
-        return es_error(ES_ERR_LIMIT, "%s: fetched %lld ms ago; not again before %d ms", did,
-                        (long long)(now - cached->fetched_ms), MIN_REFRESH_MS);
-    if (cached != NULL)
-        cached->fetched_ms = now;
-    esi_atp_did_doc *doc = NULL;
-    es_status s = resolve_remote(r, did, &doc);
-    if (s != ES_OK) {
-        r->stats.failures++;
-        return s;
+    flight *other = find_flight(r, did);
+    if (other != NULL) { /* someone is fetching it right now: that is the refresh */
+        s = wait_for(r, other);
+    } else if (failed != NULL && (cached == NULL || !cached->key_tried || cached->key != failed)) {
+        s = ES_OK; /* refreshed or dropped since `failed` was handed out: use what is there now */
+    } else if (cached != NULL && fetched_recently(cached, now)) {
+        s = es_error(ES_ERR_LIMIT, "%s: fetched %lld ms ago; not again before %d ms", did,
+                     (long long)(now - cached->fetched_ms), MIN_REFRESH_MS);
+    } else {
+        if (cached != NULL)
+            cached->fetched_ms = now;
+        flight f;
+        take_off(r, &f, did);
+        bool fetched;
+        s = fly(r, &f, did, now, &(answer){NULL, NULL}, &fetched);
+        if (!fetched) /* the cached document, if any, stays */
+            r->stats.failures++;
+        s = land(r, &f, s);
     }
-    return cache_put(r, doc, now + r->ttl_ms, now);
+    pthread_mutex_unlock(&r->lock);
+    return s;
 }
 
 es_status esi_atp_resolve(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
 {
     if (r == NULL || did == NULL || out == NULL)
         return es_error(ES_ERR_INVALID, "esi_atp_resolve: NULL argument");
-    entry *e;
-    es_status s = lookup(r, did, &e);
-    return s == ES_OK ? esi_atp_did_doc_copy(e->doc, out) : s;
+    return lookup(r, did, &(answer){out, NULL});
 }
 
-es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, const esi_atp_key **key)
+es_status esi_atp_resolve_key(esi_atp_resolver *r, const char *did, esi_atp_key **key)
 {
     if (r == NULL || did == NULL || key == NULL)
         return es_error(ES_ERR_INVALID, "esi_atp_resolve_key: NULL argument");
     *key = NULL;
-    entry *e;
-    es_status s = lookup(r, did, &e);
-    if (s != ES_OK)
-        return s;
-    if (!e->key_tried) { /* parsed once per cached document, failures too */
-        s = esi_atp_did_doc_key(e->doc, &e->key);
-        if (s == ES_ERR_NOMEM) /* not the document's fault: try again next time */
-            return s;
-        e->key_tried = true;
-        if (s != ES_OK)
-            e->key = NULL;
-    }
-    if (e->key == NULL)
-        return es_error(ES_ERR_NOT_FOUND, "%s: the DID document has no usable #atproto key", did);
-    *key = e->key;
-    return ES_OK;
+    return lookup(r, did, &(answer){NULL, key});
 }

@@ -10,6 +10,7 @@
 #include <es/cid.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -23,6 +24,10 @@
 #include "identity.h"
 
 struct esi_atp_key {
+    /* References (esi_atp_key_ref): an identity cache hands its keys to
+     * decoders on other threads; the last holder frees the key. The parsed
+     * keys are never changed after parsing, so holders share them. */
+    atomic_uint refs;
     esi_atp_curve curve;
     uint8_t point[ESI_ATP_POINT_LEN];
     EVP_PKEY *pkey;
@@ -114,6 +119,7 @@ es_status esi_atp_key_from_point(esi_atp_curve curve, const uint8_t *point, esi_
     esi_atp_key *k = es_calloc(1, sizeof *k);
     if (k == NULL)
         return es_error(ES_ERR_NOMEM, "key: out of memory");
+    atomic_init(&k->refs, 1);
     k->curve = curve;
     memcpy(k->point, point, ESI_ATP_POINT_LEN);
     es_status s = openssl_key(k);
@@ -165,9 +171,16 @@ es_status esi_atp_key_from_did_key(const char *s, size_t len, esi_atp_key **out)
     return esi_atp_key_from_multikey(s + sizeof scheme - 1, len - (sizeof scheme - 1), out);
 }
 
+esi_atp_key *esi_atp_key_ref(esi_atp_key *k)
+{
+    if (k != NULL)
+        atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
+    return k;
+}
+
 void esi_atp_key_destroy(esi_atp_key *k)
 {
-    if (k == NULL)
+    if (k == NULL || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
         return;
     EVP_PKEY_free(k->pkey);
     es_free(k);

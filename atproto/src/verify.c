@@ -28,9 +28,9 @@ es_status esi_atp_check_rev_time(const char *rev, size_t len, int64_t max_future
     return ES_OK;
 }
 
-/* The key of `did`, or an identity refusal. */
-static es_status signing_key(es_atp_identity *id, const char *did, size_t len,
-                             const esi_atp_key **key, es_atp_error *why)
+/* The key of `did` (a reference of the caller's), or an identity refusal. */
+static es_status signing_key(es_atp_identity *id, const char *did, size_t len, esi_atp_key **key,
+                             es_atp_error *why)
 {
     es_status s = esi_atp_identity_key(id, did, len, key);
     if (s == ES_OK || s == ES_ERR_NOMEM)
@@ -38,32 +38,43 @@ static es_status signing_key(es_atp_identity *id, const char *did, size_t len,
     return refused(why, ES_ATP_ERR_IDENTITY, esi_atp_error_wrap(ES_ERR_DECODE, "signing key"));
 }
 
+/* The signature check with `key`; on a signature that does not verify, one
+ * fresh resolution (perhaps a rotated key) and a second check. *key is
+ * released and replaced when the resolution brings another one. */
+static es_status verify_or_refresh(es_atp_identity *id, const char *did, size_t did_len,
+                                   const uint8_t *block, size_t len, es_arena *arena,
+                                   esi_atp_key **key, es_atp_error *why)
+{
+    es_arena_reset(arena);
+    es_status s = esi_atp_commit_verify(block, len, *key, arena);
+    if (s != ES_ERR_CRYPTO)
+        return s;
+    es_status r = esi_atp_identity_refresh(id, did, did_len, *key);
+    if (r == ES_ERR_NOMEM)
+        return r;
+    if (r != ES_OK)
+        return refused(why, ES_ATP_ERR_SIGNATURE,
+                       esi_atp_error_wrap(ES_ERR_DECODE, "commit signature does not verify, and "
+                                                         "the document could not be resolved again"));
+    esi_atp_key_destroy(*key);
+    *key = NULL;
+    if ((s = signing_key(id, did, did_len, key, why)) != ES_OK)
+        return s;
+    es_arena_reset(arena);
+    return esi_atp_commit_verify(block, len, *key, arena);
+}
+
 es_status esi_atp_check_signature(es_atp_identity *id, const char *did, size_t did_len,
                                   const uint8_t *block, size_t len, es_arena *arena,
                                   es_atp_error *why)
 {
     *why = ES_ATP_ERR_NONE;
-    const esi_atp_key *key;
+    esi_atp_key *key = NULL;
     es_status s = signing_key(id, did, did_len, &key, why);
-    if (s != ES_OK)
-        return s;
-    es_arena_reset(arena);
-    s = esi_atp_commit_verify(block, len, key, arena);
-    if (s == ES_ERR_CRYPTO) { /* perhaps a rotated key: one fresh resolution */
-        es_status r = esi_atp_identity_refresh(id, did, did_len);
-        if (r == ES_ERR_NOMEM)
-            return r;
-        if (r != ES_OK)
-            return refused(why, ES_ATP_ERR_SIGNATURE,
-                           esi_atp_error_wrap(ES_ERR_DECODE,
-                                              "commit signature does not verify, and the "
-                                              "document could not be resolved again"));
-        if ((s = signing_key(id, did, did_len, &key, why)) != ES_OK)
-            return s;
-        es_arena_reset(arena);
-        s = esi_atp_commit_verify(block, len, key, arena);
-    }
-    if (s == ES_OK || s == ES_ERR_NOMEM)
+    if (s == ES_OK)
+        s = verify_or_refresh(id, did, did_len, block, len, arena, &key, why);
+    esi_atp_key_destroy(key);
+    if (s == ES_OK || s == ES_ERR_NOMEM || *why != ES_ATP_ERR_NONE)
         return s;
     return refused(why, ES_ATP_ERR_SIGNATURE, esi_atp_error_wrap(ES_ERR_DECODE, "commit signature"));
 }

@@ -15,13 +15,16 @@
 #include "atp_sig.h"
 #include "invert.h"
 
-/* The signing key of `did` (not NUL-terminated), borrowed from the identity's
- * cache until its next call (identity.c). */
+/* The signing key of `did` (not NUL-terminated): a reference of the
+ * caller's, released with esi_atp_key_destroy (identity.c; other threads
+ * may drop the cache entry meanwhile). */
 es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,
-                               const esi_atp_key **key);
+                               esi_atp_key **key);
 
-/* Fetch `did`'s document again (esi_atp_resolver_refresh). */
-es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len);
+/* Fetch `did`'s document again after `failed` did not verify
+ * (esi_atp_resolver_refresh). */
+es_status esi_atp_identity_refresh(es_atp_identity *id, const char *did, size_t len,
+                                   const esi_atp_key *failed);
 
 /* A rev whose TID time is more than max_future_ms after the wall clock's
  * now: refused ES_ATP_ERR_FUTURE_REV. */

@@ -265,11 +265,12 @@ static es_status identity_op(void *ctx)
     if (s == ES_OK && (strcmp(d->handle, "b.test") != 0 || strcmp(d->signing_key, OOM_KEY) != 0 ||
                        strcmp(d->pds, "https://pds.test") != 0))
         s = ES_ERR_PROTOCOL;
-    const struct esi_atp_key *key = NULL;
+    struct esi_atp_key *key = NULL;
     if (s == ES_OK)
         s = esi_atp_resolve_key(r, "did:plc:bbbb", &key);
     if (s == ES_OK && esi_atp_key_curve(key) != ESI_ATP_K256)
         s = ES_ERR_PROTOCOL;
+    esi_atp_key_destroy(key);
     esi_atp_did_doc_destroy(d);
     esi_atp_resolver_destroy(r);
     return s;

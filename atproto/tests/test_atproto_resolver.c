@@ -346,7 +346,7 @@ static void refresh_is_rate_limited(void **state)
     assert_int_equal(esi_atp_did_doc_parse(body, strlen(body), &d), ES_OK);
     assert_int_equal(esi_atp_resolver_seed(f->r, d), ES_OK);
     /* the directory does not know it: the seeded document stays */
-    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_NOT_FOUND);
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot", NULL), ES_ERR_NOT_FOUND);
     assert_int_equal(standin_requests(&f->http), 1);
     d = resolve_ok(f, "did:plc:rot");
     assert_string_equal(d->signing_key, KEY_A);
@@ -354,16 +354,16 @@ static void refresh_is_rate_limited(void **state)
     /* within the minute: refused without a request */
     serve_doc(f, "did:plc:rot", "rot.test", KEY_B);
     f->now_ms += 59000;
-    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_LIMIT);
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot", NULL), ES_ERR_LIMIT);
     assert_int_equal(standin_requests(&f->http), 1);
     /* after it: fetched, the rotated key replaces the seeded one */
     f->now_ms += 1000;
-    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_OK);
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot", NULL), ES_OK);
     assert_int_equal(standin_requests(&f->http), 2);
     d = resolve_ok(f, "did:plc:rot");
     assert_string_equal(d->signing_key, KEY_B);
     esi_atp_did_doc_destroy(d);
-    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot"), ES_ERR_LIMIT);
+    assert_int_equal(esi_atp_resolver_refresh(f->r, "did:plc:rot", NULL), ES_ERR_LIMIT);
 }
 
 /* Without the test switch: an http PLC directory is refused, and a did:web

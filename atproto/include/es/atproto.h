@@ -50,8 +50,18 @@ ES_API bool es_atp_valid_handle(const char *s, size_t len);
 /* The DID documents a verifying decoder checks commit signatures against:
  * did:plc through a PLC directory, did:web through
  * https://<host>/.well-known/did.json (public addresses only), cached in
- * memory with a TTL, optionally seeded from a `--did-docs` file. One thread
- * at a time (the decoder that borrows it). */
+ * memory with a TTL, optionally seeded from a `--did-docs` file.
+ *
+ * Threads: one handle may be shared by any number of decoders on any number
+ * of threads, and every call below may run concurrently with the others,
+ * except es_atp_identity_destroy (after every user is done). The cache is
+ * locked; a network fetch runs outside the lock, so different DIDs resolve
+ * concurrently, and threads asking for a DID another thread is fetching
+ * wait for that fetch (one request per DID, not one per thread). A key a
+ * decoder got stays valid while it verifies, whatever other threads
+ * invalidate or evict meanwhile. The "re-resolve once on a signature
+ * failure, at most once a minute per DID" rule holds across threads: the
+ * decoders that fail on the same old key share one refresh. */
 typedef struct es_atp_identity es_atp_identity;
 
 typedef struct es_atp_identity_options {
