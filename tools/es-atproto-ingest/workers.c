@@ -11,7 +11,7 @@
 
 /* A slot whose frame copy or arena grew past this gives its memory back
  * when released: the ring keeps at most slots × this between frames. */
-#define SLOT_KEEP_BYTES ((size_t)256 << 10)
+#define SLOT_KEEP_BYTES ((size_t)64 << 10)
 
 typedef enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE } slot_state;
 
