@@ -1376,6 +1376,36 @@ static void side_by_side_one_killed(void **state)
     relayed_drop(&r);
 }
 
+static bool real_corpus(char *frames, char *docs, size_t size)
+{
+    const char *dir = getenv("ES_SHARED_DIR");
+    snprintf(frames, size, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
+    snprintf(docs, size, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir ? dir : "");
+    struct stat sb;
+    if (dir != NULL && stat(frames, &sb) == 0 && stat(docs, &sb) == 0)
+        return true;
+    printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n", dir ? dir : "unset");
+    return false;
+}
+
+/* The frames of a capture, copied (the caller frees each `bytes`). */
+static size_t load_samples(const char *path, sample *out, size_t max)
+{
+    size_t n = 0;
+    es_atp_capture *c;
+    assert_int_equal(es_atp_capture_open(path, 0, &c), ES_OK);
+    const uint8_t *f;
+    size_t len;
+    while (n < max && es_atp_capture_next(c, &f, &len) == ES_OK) {
+        out[n].bytes = malloc(len);
+        assert_non_null(out[n].bytes);
+        memcpy(out[n].bytes, f, len);
+        out[n++].len = len;
+    }
+    es_atp_capture_close(c);
+    return n;
+}
+
 /* A capture of frames forged from the real ones (atproto/tests/forge.h), each
  * hash-consistent: verified against the corpus's DID documents, nothing is
  * stored, every refusal is logged with its DID and seq, and the final report
@@ -1383,27 +1413,11 @@ static void side_by_side_one_killed(void **state)
 static void forged_frames_store_nothing(void **state)
 {
     (void)state;
-    const char *dir = getenv("ES_SHARED_DIR");
     char frames[4096], docs[4096];
-    snprintf(frames, sizeof frames, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
-    snprintf(docs, sizeof docs, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir ? dir : "");
-    struct stat sb;
-    if (dir == NULL || stat(frames, &sb) != 0 || stat(docs, &sb) != 0) {
-        printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n", dir ? dir : "unset");
+    if (!real_corpus(frames, docs, sizeof frames))
         skip();
-    }
     sample real[160];
-    size_t n = 0;
-    es_atp_capture *c;
-    assert_int_equal(es_atp_capture_open(frames, 0, &c), ES_OK);
-    const uint8_t *f;
-    size_t len;
-    while (n < 160 && es_atp_capture_next(c, &f, &len) == ES_OK) {
-        real[n].bytes = malloc(len);
-        memcpy(real[n].bytes, f, len);
-        real[n++].len = len;
-    }
-    es_atp_capture_close(c);
+    size_t n = load_samples(frames, real, 160);
     char capture[300], log[300], name[64], plc[64];
     snprintf(capture, sizeof capture, "%s/forged.bin", tmp);
     es_atp_capture_writer *w;
@@ -1552,18 +1566,6 @@ static void assert_same_repo(es_store *a, es_store *b, const char *did)
     es_atp_repos_destroy(rb);
 }
 
-static bool real_corpus(char *frames, char *docs, size_t size)
-{
-    const char *dir = getenv("ES_SHARED_DIR");
-    snprintf(frames, size, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
-    snprintf(docs, size, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir ? dir : "");
-    struct stat sb;
-    if (dir != NULL && stat(frames, &sb) == 0 && stat(docs, &sb) == 0)
-        return true;
-    printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n", dir ? dir : "unset");
-    return false;
-}
-
 /* The real capture, verified, through two decoding threads: exactly the 152
  * events stored with none (the same subjects and ids), the cursor at the
  * last seq in both. */
@@ -1616,17 +1618,7 @@ static void refused_and_valid_frames_in_order(void **state)
     if (!real_corpus(frames, docs, sizeof frames))
         skip();
     static sample real[160];
-    size_t n = 0;
-    es_atp_capture *c;
-    assert_int_equal(es_atp_capture_open(frames, 0, &c), ES_OK);
-    const uint8_t *f;
-    size_t len;
-    while (n < 160 && es_atp_capture_next(c, &f, &len) == ES_OK) {
-        real[n].bytes = malloc(len);
-        memcpy(real[n].bytes, f, len);
-        real[n++].len = len;
-    }
-    es_atp_capture_close(c);
+    size_t n = load_samples(frames, real, 160);
     /* each frame's seq and DID, read without verification */
     es_atp_decoder *dec;
     es_arena *a;
