@@ -473,10 +473,12 @@ void ingester_on_wake(ingester *g, void (*fn)(void *ctx), void *ctx)
 
 void ingester_wait(ingester *g, int64_t timeout_ms)
 {
-    /* The oldest frame still decoding holds the others: wait for it. Once
+    /* The oldest frame still decoding holds the others: wait for it — for
+     * half of the ring when it is full (one wake-up for many frames). Once
      * decoded, only the sink's room (an acknowledgement) lets things move. */
-    if (ingest_workers_held(g->workers) > 0 && !g->head_again && g->outcome == INGEST_TAKEN) {
-        ingest_workers_head(g->workers, timeout_ms);
+    size_t held = ingest_workers_held(g->workers);
+    if (held > 0 && !g->head_again && g->outcome == INGEST_TAKEN) {
+        ingest_workers_wait(g->workers, held >= g->room_slots ? (held + 1) / 2 : 1, timeout_ms);
         return;
     }
     es_sink_wait(g->sink, timeout_ms); /* a timeout is no news, not a failure */

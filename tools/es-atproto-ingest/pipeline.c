@@ -79,10 +79,14 @@ static bool feed(run *r, ingest_source *src, volatile sig_atomic_t *stop)
             r->result->source_status = s;
             return true;
         }
-        /* every slot in use: the oldest is waited for (order is the contract) */
-        while ((s = ingest_workers_submit(r->w, frame, len)) == ES_ERR_AGAIN)
-            if (take_oldest(r, -1) == TAKE_END)
-                return false;
+        /* every slot in use: the oldest half is waited for (order is the
+         * contract; half, for one wake-up per many frames), then taken */
+        while ((s = ingest_workers_submit(r->w, frame, len)) == ES_ERR_AGAIN) {
+            ingest_workers_wait(r->w, (ingest_workers_held(r->w) + 1) / 2, -1);
+            for (take_step t; (t = take_oldest(r, 0)) != TAKE_NONE;)
+                if (t == TAKE_END)
+                    return false;
+        }
         if (s != ES_OK) {
             r->status = s; /* out of memory */
             return false;

@@ -42,10 +42,11 @@ struct ingest_workers {
     /* shared, under `lock` */
     pthread_mutex_t lock;
     pthread_cond_t work; /* a frame was queued, or stopping */
-    pthread_cond_t done; /* the head slot was decoded */
+    pthread_cond_t done; /* the oldest wait_count slots are decoded */
     size_t next_job;     /* the next slot a worker decodes, in submission order */
     size_t queued;       /* slots queued, not yet picked up */
     size_t head_shared;  /* `head`, for the workers to tell when to wake the caller */
+    size_t wait_count;   /* the caller waits for this many oldest slots (0: not waiting) */
     bool stopping;
     void (*on_ready)(void *ctx);
     void *ready_ctx;
@@ -117,6 +118,27 @@ static void decode_slot(const ingest_workers *w, es_atp_decoder *dec, slot *s)
     stats_combine(&o->delta, &before, -1);
 }
 
+/* Under the lock: whether the `count` oldest slots held are decoded. */
+static bool oldest_done(const ingest_workers *w, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        if (w->slots[(w->head_shared + k) % w->nslots].state != SLOT_DONE)
+            return false;
+    return true;
+}
+
+/* Under the lock, slot i just decoded: wake the caller when what it waits
+ * for is complete (not at every frame: a wake-up costs more than a frame's
+ * hand-over), and the event loop when the oldest frame is ready. */
+static void wake_caller(ingest_workers *w, size_t i)
+{
+    size_t age = (i + w->nslots - w->head_shared) % w->nslots;
+    if (w->wait_count > 0 && age < w->wait_count && oldest_done(w, w->wait_count))
+        pthread_cond_signal(&w->done);
+    if (age == 0 && w->on_ready != NULL)
+        w->on_ready(w->ready_ctx);
+}
+
 static void *worker_main(void *arg)
 {
     worker *self = arg;
@@ -136,11 +158,7 @@ static void *worker_main(void *arg)
         decode_slot(w, self->dec, s);
         pthread_mutex_lock(&w->lock);
         s->state = SLOT_DONE;
-        if (i == w->head_shared) { /* the caller may be waiting for this one */
-            pthread_cond_signal(&w->done);
-            if (w->on_ready != NULL)
-                w->on_ready(w->ready_ctx);
-        }
+        wake_caller(w, i);
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -311,31 +329,40 @@ static void deadline_after(int64_t ms, struct timespec *ts)
     }
 }
 
-const ingest_decoded *ingest_workers_head(ingest_workers *w, int64_t timeout_ms)
+bool ingest_workers_wait(ingest_workers *w, size_t count, int64_t timeout_ms)
 {
-    if (w->held == 0)
-        return NULL;
-    slot *s = &w->slots[w->head];
-    if (w->opts.threads == 0)
-        return &s->out;
+    if (count > w->held)
+        count = w->held;
+    if (count == 0 || w->opts.threads == 0)
+        return true;
     struct timespec until;
     if (timeout_ms > 0)
         deadline_after(timeout_ms, &until);
     pthread_mutex_lock(&w->lock);
-    while (s->state != SLOT_DONE && timeout_ms != 0) {
+    w->wait_count = count;
+    while (!oldest_done(w, count) && timeout_ms != 0) {
         if (timeout_ms < 0)
             pthread_cond_wait(&w->done, &w->lock);
         else if (pthread_cond_timedwait(&w->done, &w->lock, &until) == ETIMEDOUT)
             break;
     }
-    bool done = s->state == SLOT_DONE;
+    bool done = oldest_done(w, count);
+    w->wait_count = 0;
     pthread_mutex_unlock(&w->lock);
-    if (done && second_look_needed(w, s)) {
+    return done;
+}
+
+const ingest_decoded *ingest_workers_head(ingest_workers *w, int64_t timeout_ms)
+{
+    if (w->held == 0 || !ingest_workers_wait(w, 1, timeout_ms))
+        return NULL;
+    slot *s = &w->slots[w->head];
+    if (second_look_needed(w, s)) {
         s->second_look = true;
         es_arena_reset(s->arena); /* the first batch goes: the second replaces it */
         decode_slot(w, w->inline_dec, s);
     }
-    return done ? &s->out : NULL;
+    return &s->out;
 }
 
 /* A slot that held a large frame gives its memory back; a small one keeps

@@ -68,6 +68,11 @@ es_status ingest_workers_submit(ingest_workers *w, const uint8_t *frame, size_t 
  * timeout_ms for it (0: no wait, < 0: until it is). NULL when none is held,
  * or it is not decoded yet. */
 const ingest_decoded *ingest_workers_head(ingest_workers *w, int64_t timeout_ms);
+/* Waits up to timeout_ms (0: no wait, < 0: no limit) until the `count`
+ * oldest frames held (at most all) are decoded; whether they are. Waiting
+ * for several at once saves wake-ups: a caller whose ring is full does
+ * better to wait for half of it than for each frame. */
+bool ingest_workers_wait(ingest_workers *w, size_t count, int64_t timeout_ms);
 /* Frees the oldest slot for a new frame. */
 void ingest_workers_release(ingest_workers *w);
 

@@ -170,6 +170,31 @@ static void test_head_waits(void **state)
     ingest_workers_destroy(w);
 }
 
+/* Waiting for several of the oldest frames at once: true once they are all
+ * decoded, whatever order the threads finished them in; false on timeout. */
+static void test_wait_for_the_oldest_half(void **state)
+{
+    (void)state;
+    ingest_workers *w = make_ring(3, 8, slow_decode);
+    uint8_t f[TEST_FRAME_LEN];
+    for (uint64_t seq = 0; seq < 8; seq++) {
+        /* the oldest is the slowest: the others finish before it */
+        make_frame(f, seq, seq == 0 ? 200000 : 1000, false);
+        assert_int_equal(ingest_workers_submit(w, f, sizeof f), ES_OK);
+    }
+    assert_false(ingest_workers_wait(w, 4, 0));
+    assert_false(ingest_workers_wait(w, 4, 10));
+    assert_true(ingest_workers_wait(w, 4, -1));
+    for (uint64_t seq = 0; seq < 4; seq++) {
+        check_decoded(ingest_workers_head(w, 0), seq, false); /* no wait needed */
+        ingest_workers_release(w);
+    }
+    assert_true(ingest_workers_wait(w, 100, -1)); /* at most what is held */
+    assert_int_equal(ingest_workers_held(w), 4);
+    assert_true(ingest_workers_wait(w, 0, 0));
+    ingest_workers_destroy(w);
+}
+
 /* No threads: the frame is decoded inside submit, on the caller's thread. */
 static void test_inline(void **state)
 {
@@ -344,6 +369,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_under_random_delays),
         cmocka_unit_test(test_head_waits),
+        cmocka_unit_test(test_wait_for_the_oldest_half),
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_real_decoder_counters),
         cmocka_unit_test(test_second_look_at_signature_refusals),
