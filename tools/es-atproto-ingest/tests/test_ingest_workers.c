@@ -306,6 +306,40 @@ static void test_second_look_at_signature_refusals(void **state)
     ingest_workers_destroy(w);
 }
 
+/* Out of memory while decoding is not the frame's fault: the status comes
+ * back as it is, with its message, and gets no second look. */
+static es_status nomem_decode(es_atp_decoder *d, const uint8_t *frame, size_t len,
+                              es_arena *arena, es_atp_batch *out)
+{
+    (void)d;
+    (void)len;
+    (void)arena;
+    out->has_seq = true;
+    out->seq = frame_seq(frame);
+    out->error = ES_ATP_ERR_SIGNATURE; /* whatever it says, memory ran out */
+    if (pthread_equal(pthread_self(), caller))
+        atomic_fetch_add(&caller_decodes, 1);
+    return es_error(ES_ERR_NOMEM, "out of memory at frame %llu", (unsigned long long)out->seq);
+}
+
+static void test_out_of_memory_is_passed_on(void **state)
+{
+    (void)state;
+    caller = pthread_self();
+    atomic_store(&caller_decodes, 0);
+    ingest_workers *w = make_ring(2, 4, nomem_decode);
+    uint8_t f[TEST_FRAME_LEN];
+    make_frame(f, 9, 0, false);
+    assert_int_equal(ingest_workers_submit(w, f, sizeof f), ES_OK);
+    const ingest_decoded *d = ingest_workers_head(w, -1);
+    assert_non_null(d);
+    assert_int_equal(d->status, ES_ERR_NOMEM);
+    assert_string_equal(d->error, "out of memory at frame 9");
+    assert_int_equal(atomic_load(&caller_decodes), 0);
+    ingest_workers_release(w);
+    ingest_workers_destroy(w);
+}
+
 static atomic_int ready_calls;
 
 static void on_ready(void *ctx)
@@ -373,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_real_decoder_counters),
         cmocka_unit_test(test_second_look_at_signature_refusals),
+        cmocka_unit_test(test_out_of_memory_is_passed_on),
         cmocka_unit_test(test_on_ready),
         cmocka_unit_test(test_destroy_with_frames_queued),
         cmocka_unit_test(test_large_frame_memory),
