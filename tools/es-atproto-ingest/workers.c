@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 /* A slot whose frame copy or arena grew past this gives its memory back
  * when released: the ring keeps at most slots × this between frames. */
 #define SLOT_KEEP_BYTES ((size_t)64 << 10)
@@ -188,17 +190,11 @@ static es_status start_workers(ingest_workers *w)
 
 static es_status init_sync(ingest_workers *w)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return es_error(ES_ERR_NOMEM, "starting the decoding threads");
-    /* timed waits on the monotonic clock: a wall clock step does not stretch them */
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int rc = pthread_mutex_init(&w->lock, NULL);
     if (rc == 0)
-        rc = pthread_cond_init(&w->work, &ca);
+        rc = pthread_cond_init(&w->work, NULL);
     if (rc == 0)
-        rc = pthread_cond_init(&w->done, &ca);
-    pthread_condattr_destroy(&ca);
+        rc = pthread_cond_init(&w->done, NULL); /* timed waits: es_cli_deadline's clock */
     return rc == 0 ? ES_OK : es_error(ES_ERR_NOMEM, "starting the decoding threads");
 }
 
@@ -318,26 +314,13 @@ es_status ingest_workers_submit(ingest_workers *w, const uint8_t *frame, size_t 
     return ES_OK;
 }
 
-static void deadline_after(int64_t ms, struct timespec *ts)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 bool ingest_workers_wait(ingest_workers *w, size_t count, int64_t timeout_ms)
 {
     if (count > w->held)
         count = w->held;
     if (count == 0 || w->opts.threads == 0)
         return true;
-    struct timespec until;
-    if (timeout_ms > 0)
-        deadline_after(timeout_ms, &until);
+    struct timespec until = es_cli_deadline(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&w->lock);
     w->wait_count = count;
     while (!oldest_done(w, count) && timeout_ms != 0) {
