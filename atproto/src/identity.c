@@ -3,12 +3,16 @@
  * borrows it (es_atp_options.identity). */
 #include <string.h>
 
+#include <es/checkpoint.h>
+
 #include "atp_internal.h"
 #include "identity.h"
 #include "verify.h"
 
 struct es_atp_identity {
     esi_atp_resolver *resolver;
+    es_checkpoints *kv; /* ES_<store>_identity, or NULL */
+    bool offline;
 };
 
 void es_atp_identity_options_init(es_atp_identity_options *o)
@@ -22,6 +26,7 @@ void es_atp_identity_options_init(es_atp_identity_options *o)
     o->timeout_ms = r.timeout_ms;
     o->ttl_ms = r.ttl_ms;
     o->max_entries = r.max_entries;
+    o->negative_ttl_ms = r.negative_ttl_ms;
 }
 
 es_status es_atp_identity_create(const es_atp_identity_options *o, es_atp_identity **out)
@@ -39,11 +44,13 @@ es_status es_atp_identity_create(const es_atp_identity_options *o, es_atp_identi
     r.timeout_ms = o->timeout_ms;
     r.ttl_ms = o->ttl_ms;
     r.max_entries = o->max_entries;
+    r.negative_ttl_ms = o->negative_ttl_ms;
     r.allow_insecure = o->allow_insecure;
     r.offline = o->offline;
     es_atp_identity *id = es_calloc(1, sizeof *id);
     if (id == NULL)
         return es_error(ES_ERR_NOMEM, "es_atp_identity_create: out of memory");
+    id->offline = o->offline;
     es_status s = esi_atp_resolver_create(&r, &id->resolver);
     if (s != ES_OK) {
         es_free(id);
@@ -58,7 +65,25 @@ void es_atp_identity_destroy(es_atp_identity *id)
     if (id == NULL)
         return;
     esi_atp_resolver_destroy(id->resolver);
+    es_checkpoints_destroy(id->kv);
     es_free(id);
+}
+
+es_status es_atp_identity_attach_store(es_atp_identity *id, es_store *store)
+{
+    if (id == NULL || store == NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_identity_attach_store: NULL argument");
+    if (id->kv != NULL)
+        return es_error(ES_ERR_INVALID, "es_atp_identity_attach_store: a store is attached");
+    if (id->offline) /* seeded documents are all there is */
+        return ES_OK;
+    es_status s = es_checkpoints_open_bucket(store, ES_CHECKPOINTS_IDENTITY, &id->kv);
+    if (s != ES_OK)
+        return s;
+    esi_atp_doc_store kv = {esi_atp_doc_kv_load, esi_atp_doc_kv_save, esi_atp_doc_kv_forget,
+                            id->kv};
+    esi_atp_resolver_set_store(id->resolver, &kv);
+    return ES_OK;
 }
 
 static es_status seed_one(void *ctx, esi_atp_did_doc *doc)
@@ -102,7 +127,8 @@ void es_atp_identity_stats_get(const es_atp_identity *id, es_atp_identity_stats 
         return;
     esi_atp_resolver_stats r;
     esi_atp_resolver_stats_get(id->resolver, &r);
-    *out = (es_atp_identity_stats){r.hits, r.fetches, r.failures, r.cached};
+    *out = (es_atp_identity_stats){r.hits,          r.fetches,    r.failures,    r.cached,
+                                   r.negative_hits, r.store_hits, r.store_errors};
 }
 
 es_status esi_atp_identity_key(es_atp_identity *id, const char *did, size_t len,

@@ -19,6 +19,8 @@
 #define DEFAULT_PLC        "https://plc.directory"
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_TTL_MS     ((int64_t)24 * 3600 * 1000)
+/* How long a failed resolution is remembered (identity.h says why 60 s). */
+#define DEFAULT_NEGATIVE_TTL_MS 60000
 #define DEFAULT_ENTRIES    100000
 #define PLC_URL_MAX        1024
 #define TTL_MAX_MS         ((int64_t)10 * 365 * 24 * 3600 * 1000)
@@ -34,7 +36,10 @@
 
 typedef struct entry {
     struct entry *next;
-    esi_atp_did_doc *doc;
+    const char *did;     /* doc->did, or the failure's own copy */
+    esi_atp_did_doc *doc; /* NULL: a failed resolution, remembered until expires_ms */
+    es_status failure;    /* what it failed with (doc NULL), and why: */
+    char *why;
     int64_t expires_ms; /* NEVER for a seeded document */
     int64_t fetched_ms; /* the last fetch of it (attempted), INT64_MIN: never (seeded) */
     /* A seeded document invalidated (#identity): fetched again on next use,
@@ -62,12 +67,13 @@ typedef struct flight {
 
 struct esi_atp_resolver {
     char *plc_url;
-    int64_t timeout_ms, ttl_ms;
+    int64_t timeout_ms, ttl_ms, negative_ttl_ms;
     size_t max_entries, count, nbuckets;
     int allow_insecure;
     int offline;
     esi_atp_clock_fn clock;
     void *clock_ctx;
+    esi_atp_doc_store store; /* load NULL: none */
     /* `lock` guards everything below; `landed` is signalled when a flight
      * ends and when its last waiter has read its result. */
     pthread_mutex_t lock;
@@ -104,6 +110,7 @@ void esi_atp_resolver_options_init(esi_atp_resolver_options *o)
     o->plc_url = DEFAULT_PLC;
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
     o->ttl_ms = DEFAULT_TTL_MS;
+    o->negative_ttl_ms = DEFAULT_NEGATIVE_TTL_MS;
     o->max_entries = DEFAULT_ENTRIES;
 }
 
@@ -116,7 +123,8 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     /* A bounded URL base and TTL: URLs are built in fixed buffers, and an
      * expiry (now + TTL) must not overflow. */
     if (out == NULL || o->plc_url == NULL || strlen(o->plc_url) > PLC_URL_MAX ||
-        o->timeout_ms <= 0 || o->ttl_ms <= 0 || o->ttl_ms > TTL_MAX_MS || o->max_entries == 0)
+        o->timeout_ms <= 0 || o->ttl_ms <= 0 || o->ttl_ms > TTL_MAX_MS ||
+        o->negative_ttl_ms < 0 || o->negative_ttl_ms > TTL_MAX_MS || o->max_entries == 0)
         return es_error(ES_ERR_INVALID, "esi_atp_resolver_create: bad options");
     if (!o->allow_insecure && strncmp(o->plc_url, "https://", 8) != 0)
         return es_error(ES_ERR_INVALID, "PLC directory %.64s: https:// only", o->plc_url);
@@ -129,6 +137,7 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
     r->timeout_ms = o->timeout_ms;
     r->ttl_ms = o->ttl_ms;
+    r->negative_ttl_ms = o->negative_ttl_ms;
     r->max_entries = o->max_entries;
     r->allow_insecure = o->allow_insecure;
     r->offline = o->offline;
@@ -150,8 +159,19 @@ es_status esi_atp_resolver_create(const esi_atp_resolver_options *o, esi_atp_res
     return ES_OK;
 }
 
+void esi_atp_resolver_set_store(esi_atp_resolver *r, const esi_atp_doc_store *store)
+{
+    pthread_mutex_lock(&r->lock); /* for form: the contract is "before use" */
+    if (!r->offline)
+        r->store = *store;
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void free_entry(entry *e)
 {
+    if (e->doc == NULL)
+        es_free((char *)e->did);
+    es_free(e->why);
     esi_atp_key_destroy(e->key);
     esi_atp_did_doc_destroy(e->doc);
     es_free(e);
@@ -180,7 +200,7 @@ static entry **slot(const esi_atp_resolver *r, const char *did)
 {
     uint64_t h = esi_atp_hash(did, strlen(did));
     entry **p = &r->buckets[h % r->nbuckets];
-    while (*p != NULL && strcmp((*p)->doc->did, did) != 0)
+    while (*p != NULL && strcmp((*p)->did, did) != 0)
         p = &(*p)->next;
     return p;
 }
@@ -224,6 +244,7 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, esi_atp_ke
         return es_error(ES_ERR_NOMEM, "resolver: out of memory");
     }
     e->doc = doc;
+    e->did = doc->did;
     e->key = key;
     e->key_tried = key_tried;
     e->expires_ms = expires_ms;
@@ -232,6 +253,35 @@ static es_status cache_put(esi_atp_resolver *r, esi_atp_did_doc *doc, esi_atp_ke
     *p = e;
     r->count++;
     return ES_OK;
+}
+
+/* Remembers that `did` failed to resolve with `s` (its reason from
+ * es_last_error()) for negative_ttl_ms, replacing what was cached: a stream
+ * of commits from a DID that does not resolve costs one request per period,
+ * not one per frame. Only answers of the network are remembered: not a
+ * DID that never resolves (ES_ERR_INVALID, refused without a request), not
+ * memory running out, not an offline resolver (no request to save). */
+static void remember_failure(esi_atp_resolver *r, const char *did, es_status s, int64_t now)
+{
+    if (s == ES_ERR_INVALID || s == ES_ERR_NOMEM || r->offline || r->negative_ttl_ms == 0)
+        return;
+    entry **p = slot(r, did);
+    if (*p != NULL)
+        unlink_entry(r, p);
+    make_room(r, now);
+    entry *e = es_calloc(1, sizeof *e);
+    char *copy = esi_atp_strdup(did), *why = esi_atp_strdup(es_last_error());
+    if (e == NULL || copy == NULL || why == NULL) { /* not remembered: fetched again next time */
+        es_free(e);
+        es_free(copy);
+        es_free(why);
+        return;
+    }
+    *e = (entry){.did = copy, .failure = s, .why = why, .fetched_ms = now,
+                 .expires_ms = now + r->negative_ttl_ms};
+    p = slot(r, did);
+    *p = e;
+    r->count++;
 }
 
 /* Parses the signing key of `doc` into *key. Whether it was tried: false
@@ -245,9 +295,13 @@ static bool parse_key(const esi_atp_did_doc *doc, esi_atp_key **key)
     return s != ES_ERR_NOMEM;
 }
 
-/* Hands `e`'s document and/or key to the caller as `a` asks. */
+/* Hands `e`'s document and/or key to the caller as `a` asks (a remembered
+ * failure: that failure again). */
 static es_status answer_from(entry *e, const answer *a)
 {
+    if (e->doc == NULL)
+        return es_error(e->failure, "%s (a failure remembered for a while: not asked again yet)",
+                        e->why);
     if (a->key != NULL) {
         *a->key = NULL;
         if (!e->key_tried) /* a seeded document, first use: parsed once, under the lock */
@@ -286,24 +340,6 @@ static flight *find_flight(const esi_atp_resolver *r, const char *did)
     while (f != NULL && strcmp(f->did, did) != 0)
         f = f->next;
     return f;
-}
-
-void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
-{
-    if (r == NULL || did == NULL)
-        return;
-    pthread_mutex_lock(&r->lock);
-    flight *f = find_flight(r, did);
-    if (f != NULL) /* the document it brings back may be the one the #identity replaced */
-        f->dropped = true;
-    entry **p = slot(r, did);
-    if (*p != NULL && (*p)->expires_ms != NEVER) {
-        unlink_entry(r, p);
-    } else if (*p != NULL) {
-        (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
-        (*p)->fetched_ms = INT64_MIN;
-    }
-    pthread_mutex_unlock(&r->lock);
 }
 
 /* Whether `e` was fetched (or tried) less than MIN_REFRESH_MS ago. */
@@ -513,8 +549,10 @@ static es_status fetch(const esi_atp_resolver *r, const char *did, body *b)
     return transfer_status(did, url, rc, http, b, r->timeout_ms);
 }
 
-/* Fetches, parses and checks `did`'s document (no lock held). */
-static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out)
+/* Fetches, parses and checks `did`'s document (no lock held), and keeps it
+ * in the store; *store_failed tells whether that failed. */
+static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_did_doc **out,
+                                bool *store_failed)
 {
     body *b = es_malloc(sizeof *b);
     if (b == NULL)
@@ -525,36 +563,74 @@ static es_status resolve_remote(esi_atp_resolver *r, const char *did, esi_atp_di
         es_free(b);
         return es_error(ES_ERR_CONNECTION, "%s: offline, and no document was seeded for it", did);
     }
+    *store_failed = false;
     es_status s = fetch(r, did, b);
     if (s == ES_OK) {
         s = esi_atp_did_doc_parse(b->buf, b->len, out);
         if (s != ES_OK)
             s = esi_atp_error_wrap(s, "%s", did);
     }
-    es_free(b);
     if (s == ES_OK && strcmp((*out)->did, did) != 0) {
         esi_atp_did_doc_destroy(*out);
         s = es_error(ES_ERR_DECODE, "%s: the document served is for another DID", did);
     }
+    if (s == ES_OK && r->store.save != NULL)
+        *store_failed = r->store.save(r->store.ctx, did, b->buf, b->len) != ES_OK;
+    es_free(b);
     return s;
 }
 
-/* The flight of `did` (registered by the caller, who holds the lock):
- * fetches without the lock and parses the key there too, then files the
- * document (unless invalidated meanwhile) and answers `a` from it. */
-static es_status fly(esi_atp_resolver *r, flight *f, const char *did, int64_t now,
-                     const answer *a, bool *fetched)
+/* The document the store keeps for `did`, when fetched less than the TTL
+ * ago (no lock held): ES_OK with *doc and *age_ms, else ES_ERR_NOT_FOUND;
+ * *failed tells whether the store failed (the network answers instead). */
+static es_status from_store(esi_atp_resolver *r, const char *did, esi_atp_did_doc **doc,
+                            int64_t *age_ms, bool *failed)
 {
-    if (!r->offline)
-        r->stats.fetches++;
+    es_status s = r->store.load(r->store.ctx, did, doc, age_ms);
+    *failed = s != ES_OK && s != ES_ERR_NOT_FOUND;
+    if (s == ES_OK && (*age_ms < 0 || *age_ms >= r->ttl_ms)) { /* expired (or from the future) */
+        esi_atp_did_doc_destroy(*doc);
+        *doc = NULL;
+        s = ES_ERR_NOT_FOUND;
+    }
+    return s == ES_OK ? ES_OK : ES_ERR_NOT_FOUND;
+}
+
+/* The store keeps nothing for `did` (an invalidation): called without the
+ * lock, from the thread whose flight holds the DID. */
+static void forget_unlocked(esi_atp_resolver *r, const char *did, bool *failed)
+{
+    *failed = r->store.forget != NULL && r->store.forget(r->store.ctx, did) != ES_OK;
+}
+
+/* The flight of `did` (registered by the caller, who holds the lock): the
+ * store (`try_store`), else the network, without the lock, the key parsed
+ * there too; then files the document (unless invalidated meanwhile: then it
+ * is dropped from the store too) and answers `a` from it. */
+static es_status fly(esi_atp_resolver *r, flight *f, const char *did, int64_t now,
+                     bool try_store, const answer *a, bool *fetched)
+{
     pthread_mutex_unlock(&r->lock);
     esi_atp_did_doc *doc = NULL;
     esi_atp_key *key = NULL;
-    bool key_tried = false;
-    es_status s = resolve_remote(r, did, &doc);
+    bool key_tried = false, load_failed = false, save_failed = false, forget_failed = false;
+    int64_t age_ms = 0;
+    bool stored = try_store && r->store.load != NULL &&
+                  from_store(r, did, &doc, &age_ms, &load_failed) == ES_OK;
+    es_status s = stored ? ES_OK : resolve_remote(r, did, &doc, &save_failed);
     if (s == ES_OK)
         key_tried = parse_key(doc, &key);
     pthread_mutex_lock(&r->lock);
+    if (stored)
+        r->stats.store_hits++;
+    else if (!r->offline)
+        r->stats.fetches++;
+    if (f->dropped && s == ES_OK && r->store.forget != NULL) {
+        pthread_mutex_unlock(&r->lock); /* what it brought back may predate the #identity */
+        forget_unlocked(r, did, &forget_failed);
+        pthread_mutex_lock(&r->lock);
+    }
+    r->stats.store_errors += (uint64_t)load_failed + save_failed + forget_failed;
     *fetched = s == ES_OK;
     if (s != ES_OK)
         return s;
@@ -565,9 +641,12 @@ static es_status fly(esi_atp_resolver *r, flight *f, const char *did, int64_t no
         esi_atp_did_doc_destroy(doc);
         return s;
     }
-    if ((s = cache_put(r, doc, key, key_tried, now + r->ttl_ms, now)) != ES_OK)
-        return s;
-    return answer_from(*slot(r, did), a);
+    /* From the store: trusted for what is left of its TTL, and not counted
+     * as a fetch by the once-a-minute refresh rule (a key rotated while the
+     * ingester was down is learned at the first signature failure). */
+    s = stored ? cache_put(r, doc, key, key_tried, now + r->ttl_ms - age_ms, INT64_MIN)
+               : cache_put(r, doc, key, key_tried, now + r->ttl_ms, now);
+    return s == ES_OK ? answer_from(*slot(r, did), a) : s;
 }
 
 /* Whether `e` answers a lookup at `now` without a fetch. */
@@ -593,14 +672,20 @@ static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
         now = r->clock(r->clock_ctx);
         e = *slot(r, did);
         if (usable(e, now)) {
-            r->stats.hits++;
+            if (e->doc != NULL) {
+                r->stats.hits++;
+            } else {
+                r->stats.negative_hits++;
+                r->stats.failures++;
+            }
             s = answer_from(e, a);
             pthread_mutex_unlock(&r->lock);
             return s;
         }
         if ((other = find_flight(r, did)) == NULL)
             break;
-        if ((s = wait_for(r, other)) != ES_OK) {
+        if ((s = wait_for(r, other)) != ES_OK) { /* its failure, shared: no request of ours */
+            r->stats.negative_hits++;
             r->stats.failures++;
             pthread_mutex_unlock(&r->lock);
             return s;
@@ -611,7 +696,7 @@ static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
     flight f;
     take_off(r, &f, did);
     bool fetched;
-    s = fly(r, &f, did, now, a, &fetched);
+    s = fly(r, &f, did, now, true, a, &fetched);
     if (!fetched) {
         r->stats.failures++;
         entry **p = slot(r, did);
@@ -619,13 +704,47 @@ static es_status lookup(esi_atp_resolver *r, const char *did, const answer *a)
             r->stats.hits++; /* offline: the seeded document stands (tried again in a minute) */
             (*p)->fetched_ms = now;
             s = answer_from(*p, a);
-        } else if (*p != NULL && (*p)->stale && s != ES_ERR_NOMEM) {
-            unlink_entry(r, p); /* the directory answered: the seed is superseded */
+        } else if (!f.dropped && s != ES_ERR_NOMEM) {
+            if (*p != NULL && (*p)->stale) /* the directory answered: the seed is superseded */
+                unlink_entry(r, p);
+            remember_failure(r, did, s, now);
         }
     }
     s = land(r, &f, s);
     pthread_mutex_unlock(&r->lock);
     return s;
+}
+
+void esi_atp_resolver_invalidate(esi_atp_resolver *r, const char *did)
+{
+    if (r == NULL || did == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    entry **p = slot(r, did);
+    if (*p != NULL && (*p)->expires_ms != NEVER) {
+        unlink_entry(r, p);
+    } else if (*p != NULL) {
+        (*p)->stale = true; /* seeded: fetched on next use, kept while offline */
+        (*p)->fetched_ms = INT64_MIN;
+    }
+    flight *f = find_flight(r, did);
+    if (f != NULL) {
+        /* what it brings back may be the document the #identity replaced: it
+         * is not cached, and its flier clears the store after it */
+        f->dropped = true;
+    } else if (r->store.forget != NULL) {
+        /* the store is cleared as a flight of its own: lookups of the DID
+         * meanwhile wait for it rather than read what is being deleted */
+        flight mine;
+        take_off(r, &mine, did);
+        bool failed;
+        pthread_mutex_unlock(&r->lock);
+        forget_unlocked(r, did, &failed);
+        pthread_mutex_lock(&r->lock);
+        r->stats.store_errors += failed;
+        land(r, &mine, ES_OK);
+    }
+    pthread_mutex_unlock(&r->lock);
 }
 
 es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did, const esi_atp_key *failed)
@@ -650,7 +769,7 @@ es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did, const e
         flight f;
         take_off(r, &f, did);
         bool fetched;
-        s = fly(r, &f, did, now, &(answer){NULL, NULL}, &fetched);
+        s = fly(r, &f, did, now, false, &(answer){NULL, NULL}, &fetched);
         if (!fetched) /* the cached document, if any, stays */
             r->stats.failures++;
         s = land(r, &f, s);

@@ -14,6 +14,7 @@
 
 #include "../src/atp_internal.h"
 #include "../src/identity.h"
+#include "../src/verify.h"
 #include "fixture_json.h"
 #include "fixtures.h"
 #include "http_standin.h"
@@ -158,13 +159,114 @@ static void http_errors(void **state)
     /* Redirects are not followed: a 302 is an answer like any other. */
     standin_route_set(&f->http, "/did:plc:moved", 302, "", 0);
     expect_failure(f, "did:plc:moved", ES_ERR_SERVER, "HTTP 302");
-    /* Failures are not cached: once served, it resolves. */
+    /* A failure is remembered for a minute (negative_caching has more);
+     * once served and past that, it resolves. */
     serve_doc(f, "did:plc:broken", "broken.test", KEY_A);
+    expect_failure(f, "did:plc:broken", ES_ERR_SERVER, "HTTP 500");
+    assert_int_equal(standin_requests(&f->http), 4);
+    f->now_ms += 60000;
     esi_atp_did_doc_destroy(resolve_ok(f, "did:plc:broken"));
     esi_atp_resolver_stats st;
     esi_atp_resolver_stats_get(f->r, &st);
-    assert_int_equal(st.failures, 4);
-    assert_int_equal(st.cached, 1);
+    assert_int_equal(st.failures, 5);
+    assert_int_equal(st.negative_hits, 1);
+    assert_int_equal(st.fetches, 5);
+}
+
+/* A DID that does not resolve costs one request per negative_ttl_ms, not one
+ * per lookup (a stream of its commits): 404, a bad document and a timeout are
+ * each remembered, answered with the same status and counted; after the
+ * period it is asked again; an invalidation (#identity) forgets it at once. */
+static void negative_caching(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 50; i++)
+        expect_failure(f, "did:plc:nobodyhere", ES_ERR_NOT_FOUND, "HTTP 404");
+    standin_route_set(&f->http, "/did:plc:garbled", 200, "{\"id\":", 0);
+    for (int i = 0; i < 50; i++)
+        expect_failure(f, "did:plc:garbled", ES_ERR_DECODE, "did:plc:garbled");
+    assert_int_equal(standin_requests(&f->http), 2);
+    esi_atp_resolver_stats st;
+    esi_atp_resolver_stats_get(f->r, &st);
+    assert_int_equal(st.fetches, 2);
+    assert_int_equal(st.negative_hits, 98);
+    assert_int_equal(st.failures, 100);
+    assert_int_equal(st.hits, 0);
+    /* the period runs from the failed request: asked again after it */
+    f->now_ms += 59999;
+    expect_failure(f, "did:plc:nobodyhere", ES_ERR_NOT_FOUND, "remembered");
+    assert_int_equal(standin_requests(&f->http), 2);
+    serve_doc(f, "did:plc:nobodyhere", "now.test", KEY_A); /* it was created meanwhile */
+    f->now_ms += 1;
+    esi_atp_did_doc_destroy(resolve_ok(f, "did:plc:nobodyhere"));
+    assert_int_equal(standin_requests(&f->http), 3);
+    /* an #identity for a DID that did not resolve: asked again at once */
+    serve_doc(f, "did:plc:garbled", "fixed.test", KEY_A);
+    esi_atp_resolver_invalidate(f->r, "did:plc:garbled");
+    esi_atp_did_doc_destroy(resolve_ok(f, "did:plc:garbled"));
+    assert_int_equal(standin_requests(&f->http), 4);
+    /* a timeout too (the stand-in is slower than the 300 ms bound) */
+    char body[2048];
+    doc_text(body, sizeof body, "did:plc:sluggish", "slow.test", KEY_A);
+    standin_route_set(&f->http, "/did:plc:sluggish", 200, body, 600);
+    for (int i = 0; i < 5; i++)
+        expect_failure(f, "did:plc:sluggish", ES_ERR_TIMEOUT, "did not answer");
+    assert_int_equal(standin_requests(&f->http), 5);
+}
+
+/* negative_ttl_ms 0: nothing is remembered, every lookup asks. */
+static void negative_caching_off(void **state)
+{
+    fixture *f = *state;
+    esi_atp_resolver_options o;
+    esi_atp_resolver_options_init(&o);
+    assert_int_equal(o.negative_ttl_ms, 60000);
+    o.plc_url = f->plc_url;
+    o.allow_insecure = 1;
+    o.negative_ttl_ms = 0;
+    esi_atp_resolver *r = NULL;
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_OK);
+    for (int i = 0; i < 3; i++) {
+        esi_atp_did_doc *d = NULL;
+        assert_int_equal(esi_atp_resolve(r, "did:plc:nobodyhere", &d), ES_ERR_NOT_FOUND);
+    }
+    assert_int_equal(standin_requests(&f->http), 3);
+    esi_atp_resolver_destroy(r);
+    o.negative_ttl_ms = -1;
+    assert_int_equal(esi_atp_resolver_create(&o, &r), ES_ERR_INVALID);
+}
+
+/* Through the public handle and the signature check a decoder runs: the
+ * commits of an unresolvable DID are refused `identity` each time, one
+ * request for all of them, and the public stats count the remembered ones. */
+static void negative_caching_refuses_identity(void **state)
+{
+    fixture *f = *state;
+    es_atp_identity_options o;
+    es_atp_identity_options_init(&o);
+    assert_int_equal(o.negative_ttl_ms, 60000);
+    o.plc_url = f->plc_url;
+    o.allow_insecure = true;
+    es_atp_identity *id = NULL;
+    assert_int_equal(es_atp_identity_create(&o, &id), ES_OK);
+    es_arena *arena = NULL;
+    assert_int_equal(es_arena_create(0, &arena), ES_OK);
+    const char *did = "did:plc:nobodyhere";
+    const uint8_t block[] = {0xa0}; /* never reached: no key */
+    for (int i = 0; i < 20; i++) {
+        es_atp_error why = ES_ATP_ERR_NONE;
+        assert_int_not_equal(
+            esi_atp_check_signature(id, did, strlen(did), block, sizeof block, arena, &why), ES_OK);
+        assert_int_equal(why, ES_ATP_ERR_IDENTITY);
+    }
+    assert_int_equal(standin_requests(&f->http), 1);
+    es_atp_identity_stats st;
+    es_atp_identity_stats_get(id, &st);
+    assert_int_equal(st.fetches, 1);
+    assert_int_equal(st.negative_hits, 19);
+    assert_int_equal(st.failures, 20);
+    es_arena_destroy(arena);
+    es_atp_identity_destroy(id);
 }
 
 static void bad_documents(void **state)
@@ -435,6 +537,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(corpus_through_plc, setup, teardown),
         cmocka_unit_test_setup_teardown(http_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(negative_caching, setup, teardown),
+        cmocka_unit_test_setup_teardown(negative_caching_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(negative_caching_refuses_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_server, setup, teardown),
         cmocka_unit_test_setup_teardown(ttl_and_invalidation, setup, teardown),

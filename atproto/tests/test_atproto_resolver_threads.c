@@ -2,7 +2,8 @@
  * overlapping DIDs against the PLC stand-in (http_standin.h, which counts
  * requests) fetch each DID once; invalidations racing lookups leave every
  * key handed out usable; concurrent refreshes after a signature failure make
- * one request, and the once-a-minute rule holds. Worker threads only count;
+ * one request, and the once-a-minute rule holds; an invalidation during a
+ * fetch leaves nothing in memory or the store below it. Worker threads only count;
  * the main thread asserts. Run under -fsanitize=thread to check the locking. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -250,12 +251,106 @@ static void concurrent_refresh_fetches_once(void **state)
     stale_key = NULL;
 }
 
+/* A store below the memory cache (esi_atp_doc_store) that keeps one
+ * document in memory and counts its calls. */
+typedef struct fake_store {
+    pthread_mutex_t lock;
+    char json[4096];
+    bool kept;
+    unsigned saves, forgets, loads;
+} fake_store;
+
+static es_status fake_load(void *ctx, const char *did, esi_atp_did_doc **out, int64_t *age_ms)
+{
+    (void)did;
+    fake_store *fs = ctx;
+    pthread_mutex_lock(&fs->lock);
+    fs->loads++;
+    es_status s = fs->kept ? esi_atp_did_doc_parse(fs->json, strlen(fs->json), out)
+                           : ES_ERR_NOT_FOUND;
+    pthread_mutex_unlock(&fs->lock);
+    *age_ms = 0;
+    return s;
+}
+
+static es_status fake_save(void *ctx, const char *did, const char *json, size_t len)
+{
+    (void)did;
+    fake_store *fs = ctx;
+    pthread_mutex_lock(&fs->lock);
+    snprintf(fs->json, sizeof fs->json, "%.*s", (int)len, json);
+    fs->kept = true;
+    fs->saves++;
+    pthread_mutex_unlock(&fs->lock);
+    return ES_OK;
+}
+
+static es_status fake_forget(void *ctx, const char *did)
+{
+    (void)did;
+    fake_store *fs = ctx;
+    pthread_mutex_lock(&fs->lock);
+    fs->kept = false;
+    fs->forgets++;
+    pthread_mutex_unlock(&fs->lock);
+    return ES_OK;
+}
+
+static void *resolve_thread00(void *arg)
+{
+    worker *w = arg;
+    esi_atp_key *k = NULL;
+    if (esi_atp_resolve_key(w->f->r, "did:plc:thread00", &k) != ES_OK || !key_usable(k))
+        atomic_fetch_add(&w->f->errors, 1);
+    esi_atp_key_destroy(k);
+    return NULL;
+}
+
+/* An #identity while the DID's document is being fetched: what the fetch
+ * brings back answers its caller but is neither cached in memory nor left
+ * in the store (its flier deletes it after writing it), so the next lookup
+ * asks the directory again rather than trusting a pre-#identity document. */
+static void invalidation_during_fetch_clears_store(void **state)
+{
+    fixture *f = *state;
+    fake_store fs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    esi_atp_doc_store store = {fake_load, fake_save, fake_forget, &fs};
+    esi_atp_resolver_set_store(f->r, &store);
+    serve(f, "did:plc:thread00", KEY_A, 300);
+    worker w = {f, 0, 0};
+    assert_int_equal(pthread_create(&w.thread, NULL, resolve_thread00, &w), 0);
+    standin_sleep_ms(100); /* the fetch is under way (the stand-in waits 300 ms) */
+    esi_atp_resolver_invalidate(f->r, "did:plc:thread00");
+    pthread_join(w.thread, NULL);
+    assert_int_equal(atomic_load(&f->errors), 0);
+    assert_int_equal(standin_requests(&f->http), 1);
+    assert_int_equal(fs.loads, 1);
+    assert_int_equal(fs.saves, 1);
+    assert_int_equal(fs.forgets, 1); /* by the flier, after its save */
+    assert_false(fs.kept);
+    esi_atp_resolver_stats st;
+    esi_atp_resolver_stats_get(f->r, &st);
+    assert_int_equal(st.cached, 0);
+    /* the next lookup: not in memory, not in the store: the directory */
+    serve(f, "did:plc:thread00", KEY_A, 0);
+    esi_atp_key *k = NULL;
+    assert_int_equal(esi_atp_resolve_key(f->r, "did:plc:thread00", &k), ES_OK);
+    esi_atp_key_destroy(k);
+    assert_int_equal(standin_requests(&f->http), 2);
+    assert_true(fs.kept);
+    /* an invalidation with no fetch in flight deletes from the store itself */
+    esi_atp_resolver_invalidate(f->r, "did:plc:thread00");
+    assert_int_equal(fs.forgets, 2);
+    assert_false(fs.kept);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(one_fetch_per_did, setup, teardown),
         cmocka_unit_test_setup_teardown(invalidation_races_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_refresh_fetches_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(invalidation_during_fetch_clears_store, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -159,11 +159,16 @@ es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
     if (out == NULL || store == NULL)
         return es_error(ES_ERR_INVALID, "es_checkpoints_open: store and out are required");
     *out = NULL;
-    /* A repository set holds one small entry per repository (millions): no history. */
-    esi_bucket_kind kind = set == ES_CHECKPOINTS_REPOS ? ES_BUCKET_REPOS : ES_BUCKET_CHECKPOINTS;
-    int history = set == ES_CHECKPOINTS_REPOS ? 1 : CHECKPOINT_HISTORY;
-    if (set != ES_CHECKPOINTS_DEFAULT && set != ES_CHECKPOINTS_REPOS)
-        return es_error(ES_ERR_INVALID, "es_checkpoints_open_bucket: no such set %d", (int)set);
+    /* The repository and identity sets hold one small entry per repository
+     * or identity (millions): no history. */
+    esi_bucket_kind kind = ES_BUCKET_CHECKPOINTS;
+    int history = 1;
+    switch (set) {
+    case ES_CHECKPOINTS_DEFAULT: history = CHECKPOINT_HISTORY; break;
+    case ES_CHECKPOINTS_REPOS: kind = ES_BUCKET_REPOS; break;
+    case ES_CHECKPOINTS_IDENTITY: kind = ES_BUCKET_IDENTITY; break;
+    default: return es_error(ES_ERR_INVALID, "es_checkpoints_open_bucket: no such set %d", (int)set);
+    }
     es_checkpoints *cps = esi_calloc(1, sizeof *cps);
     if (cps == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");

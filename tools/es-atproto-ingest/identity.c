@@ -56,6 +56,8 @@ void ingest_identity_report(FILE *out, const es_atp_identity *id)
     es_atp_identity_stats_get(id, &st);
     fprintf(out,
             "verification: on; DID documents: %" PRIu64 " cached, %" PRIu64 " hits, %" PRIu64
-            " fetched, %" PRIu64 " failed\n",
-            st.cached, st.hits, st.fetches, st.failures);
+            " fetched, %" PRIu64 " failed, %" PRIu64 " failures remembered, %" PRIu64
+            " from KV, %" PRIu64 " KV errors\n",
+            st.cached, st.hits, st.fetches, st.failures, st.negative_hits, st.store_hits,
+            st.store_errors);
 }

@@ -271,6 +271,9 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         code = es_cli_fail(s, "connecting");
     if (code == ES_EXIT_OK && (s = open_store(g)) != ES_OK)
         code = es_cli_fail(s, "opening the store");
+    if (code == ES_EXIT_OK && g->identity != NULL && /* DID documents kept in KV */
+        (s = es_atp_identity_attach_store(g->identity, g->store)) != ES_OK)
+        code = es_cli_fail(s, "opening the DID document cache");
     if (code == ES_EXIT_OK && (s = open_sink(g)) != ES_OK)
         code = es_cli_fail(s, "starting");
     if (code == ES_EXIT_OK &&

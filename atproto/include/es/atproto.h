@@ -21,6 +21,7 @@
 #include <es/car.h>
 #include <es/event.h>
 #include <es/status.h>
+#include <es/store.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,7 +69,14 @@ typedef struct es_atp_identity_options {
     const char *plc_url; /* PLC directory, https:// [https://plc.directory]; copied */
     int64_t timeout_ms;  /* one resolution, whole request [10,000] */
     int64_t ttl_ms;      /* how long a resolved document is trusted [24 h] */
-    size_t max_entries;  /* documents cached [100,000] */
+    size_t max_entries;  /* documents (and remembered failures) cached [100,000] */
+    /* How long a failed resolution (404, another HTTP error, a bad document,
+     * no connection, a timeout) is remembered [60,000; 0: not at all]:
+     * meanwhile the DID's commits are refused ES_ATP_ERR_IDENTITY without a
+     * request. A minute bounds what a relay can make us fetch by sending an
+     * unresolvable DID (one request a minute, as for forged signatures) and
+     * still heals a directory outage or a new DID's propagation quickly. */
+    int64_t negative_ttl_ms;
     /* TESTS ONLY: allow an http PLC directory, did:web over http, and did:web
      * hosts on loopback or private addresses (stand-ins). Never in production:
      * relays choose the DIDs, so did:web would let them probe the network. */
@@ -91,8 +99,20 @@ ES_API void es_atp_identity_destroy(es_atp_identity *id);
  * *count (may be NULL) receives the number of documents. ES_ERR_DECODE names
  * the first document that does not parse or is filed under another DID. */
 ES_API es_status es_atp_identity_seed_file(es_atp_identity *id, const char *path, size_t *count);
-/* Forget the cached document of `did` (an #identity event): the next use
- * resolves it again. A seeded document still serves while the directory
+/* Keep documents in `store`'s KV bucket ES_<store>_identity too
+ * (es_checkpoints_open_bucket, ES_CHECKPOINTS_IDENTITY; opened, created when
+ * missing, here), with the time they were fetched: a restarted ingester, or
+ * another one on the store, does not ask the directory again. Lookups go
+ * memory -> KV -> network; a document fetched from the network is written
+ * there; one fetched longer than ttl_ms ago is not used; invalidation
+ * deletes it there too. Seeded documents stay in memory only. A KV failure
+ * never fails a resolution: the network answers, and store_errors counts it.
+ * Call it once, before the handle is used (not concurrently with the other
+ * calls); the store is borrowed and must outlive the handle. ES_ERR_INVALID
+ * when already attached; a no-op (ES_OK) for an `offline` handle. */
+ES_API es_status es_atp_identity_attach_store(es_atp_identity *id, es_store *store);
+/* Forget the cached document of `did` (an #identity event), in memory and in
+ * the store's KV bucket: the next use resolves it again. A seeded document still serves while the directory
  * cannot be reached (offline runs); an answer from the directory replaces it.
  * No-op when it is not cached. */
 ES_API void es_atp_identity_invalidate(es_atp_identity *id, const char *did, size_t len);
@@ -101,7 +121,12 @@ typedef struct es_atp_identity_stats {
     uint64_t hits;     /* documents served from the cache */
     uint64_t fetches;  /* documents requested over the network */
     uint64_t failures; /* resolutions that failed */
-    uint64_t cached;   /* documents in the cache now */
+    uint64_t cached;   /* documents (and remembered failures) in the cache now */
+    /* resolutions refused without a request: a failure remembered
+     * (negative_ttl_ms), or another thread's failed request waited for */
+    uint64_t negative_hits;
+    uint64_t store_hits;   /* documents read from the store's KV bucket (attach_store) */
+    uint64_t store_errors; /* KV reads, writes, deletes that failed (resolved from the network) */
 } es_atp_identity_stats;
 
 ES_API void es_atp_identity_stats_get(const es_atp_identity *id, es_atp_identity_stats *out);

@@ -58,6 +58,9 @@ typedef enum es_checkpoint_bucket {
     ES_CHECKPOINTS_DEFAULT = 0, /* ES_<store>_checkpoints: cursors, positions (history 5) */
     ES_CHECKPOINTS_REPOS,       /* ES_<store>_repos: one entry per source repository, e.g. the
                                    ATProto chain state (es/atproto_repos.h); history 1 */
+    ES_CHECKPOINTS_IDENTITY,    /* ES_<store>_identity: one entry per identity resolved, e.g. the
+                                   ATProto DID documents (es_atp_identity_options.store);
+                                   history 1 */
 } es_checkpoint_bucket;
 
 /* es_checkpoints_open on another set: the same calls, another bucket. */

@@ -84,6 +84,39 @@ static uint64_t events_of(const char *capture)
     return events;
 }
 
+/* `capture` without its #identity frames, written plain ([u32 LE
+ * length][frame] repeated) to `out`: each #identity drops its DID's
+ * document (memory and KV), so a run that must resolve nothing needs a
+ * capture without them. */
+static void without_identity_frames(const char *capture, const char *out)
+{
+    es_atp_decoder *dec = NULL;
+    es_arena *arena = NULL;
+    es_atp_capture *cap = NULL;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(0, &arena), ES_OK);
+    assert_int_equal(es_atp_capture_open(capture, 0, &cap), ES_OK);
+    FILE *f = fopen(out, "wb");
+    assert_non_null(f);
+    const uint8_t *frame;
+    size_t len;
+    while (es_atp_capture_next(cap, &frame, &len) == ES_OK) {
+        es_arena_reset(arena);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, frame, len, arena, &b), ES_OK);
+        if (b.kind == ES_ATP_KIND_IDENTITY)
+            continue;
+        uint8_t n[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
+                        (uint8_t)(len >> 24)};
+        assert_int_equal(fwrite(n, 1, 4, f), 4);
+        assert_int_equal(fwrite(frame, 1, len, f), len);
+    }
+    assert_int_equal(fclose(f), 0);
+    es_atp_capture_close(cap);
+    es_arena_destroy(arena);
+    es_atp_decoder_destroy(dec);
+}
+
 static uint64_t stored_events(const char *store)
 {
     es_connect_options co;
@@ -112,6 +145,22 @@ static int ingest(const char *capture, const char *docs, int port, const char *s
              "--from-file '%s' --did-docs '%s' --plc http://127.0.0.1:%d --exit-at-end "
              "--stats-interval 0 >'%s' 2>&1",
              ingest_bin, server, store, capture, docs, port, log);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Runs the ingester as `name` on `capture` into `store` with no seeded
+ * documents: every DID is resolved through the PLC stand-in on `port` (or
+ * the store's KV bucket of DID documents). */
+static int ingest_unseeded(const char *capture, int port, const char *store, const char *name,
+                           const char *log)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "ES_ATPROTO_TEST_INSECURE_IDENTITY=1 '%s' --server '%s' --store '%s' --name '%s' "
+             "--from-file '%s' --plc http://127.0.0.1:%d --exit-at-end --stats-interval 0 "
+             ">'%s' 2>&1",
+             ingest_bin, server, store, name, capture, port, log);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -175,6 +224,46 @@ static void rotation(void **state)
            (unsigned long long)want, fetched, (unsigned long long)stored);
 }
 
+/* The DID documents an ingester fetched are kept in the store's KV bucket:
+ * the same capture ingested again by another ingester on the store (a
+ * restart; another --name, so it reads every frame and verifies every
+ * commit again) asks the PLC directory nothing. */
+static void documents_kept_across_runs(void **state)
+{
+    (void)state;
+    if (ingest_bin == NULL || gen_bin == NULL || server == NULL)
+        skip();
+    char generated[128], capture[128], docs[128], log[128], cmd[1024];
+    path_in_tmp(generated, sizeof generated, "kv.zst");
+    path_in_tmp(capture, sizeof capture, "kv.bin");
+    path_in_tmp(docs, sizeof docs, "kv-docs.json");
+    path_in_tmp(log, sizeof log, "kv.log");
+    snprintf(cmd, sizeof cmd,
+             "'%s' --out '%s' --frames 600 --repos 15 --seed 12 --did-docs-out '%s' >/dev/null",
+             gen_bin, generated, docs);
+    assert_int_equal(system(cmd), 0);
+    without_identity_frames(generated, capture);
+    uint64_t want = events_of(capture);
+    standin plc;
+    assert_int_equal(standin_start(&plc), 0);
+    assert_int_equal(serve_documents(&plc, docs), 15);
+    char store[64];
+    snprintf(store, sizeof store, "idkv_%ld", (long)getpid());
+    int rc = ingest_unseeded(capture, plc.port, store, "first", log);
+    if (rc != 0 || !log_has(log, "refused=0 errors=none"))
+        fail_msg("first ingest exited %d; see %s", rc, log);
+    unsigned first = standin_requests(&plc);
+    assert_int_equal(first, 15); /* one request per account */
+    rc = ingest_unseeded(capture, plc.port, store, "second", log);
+    if (rc != 0 || !log_has(log, "refused=0 errors=none"))
+        fail_msg("second ingest exited %d; see %s", rc, log);
+    /* none, and yet every commit verified (refused=0): the keys came from KV */
+    assert_int_equal(standin_requests(&plc), first);
+    assert_int_equal(stored_events(store), want);
+    standin_stop(&plc);
+    printf("  second run: 0 requests to the directory, every commit verified\n");
+}
+
 int main(void)
 {
     ingest_bin = getenv("ES_INGEST_BIN");
@@ -183,7 +272,8 @@ int main(void)
     snprintf(tmp, sizeof tmp, "/tmp/es-ingest-rot-XXXXXX");
     if (mkdtemp(tmp) == NULL)
         return 1;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(rotation)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(rotation),
+                                       cmocka_unit_test(documents_kept_across_runs)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
