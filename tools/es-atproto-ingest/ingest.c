@@ -298,6 +298,9 @@ void ingester_close(ingester *g)
 {
     if (g == NULL)
         return;
+    /* First the decoding threads: a frame being decoded may read the DID
+     * documents kept in the store's KV (es_atp_identity_attach_store). */
+    ingest_workers_destroy(g->workers);
     ingest_cursor_close(g->cursor);
     chain_close(g->chain, g->sink != NULL && es_sink_idle(g->sink));
     /* The sink waits for its appends in flight (each bounded by the store's
@@ -305,7 +308,6 @@ void ingester_close(ingester *g)
     es_sink_destroy(g->sink);
     es_store_destroy(g->store);
     es_cli_disconnect(g->nc);
-    ingest_workers_destroy(g->workers); /* before the identity its decoders borrow */
     es_atp_identity_destroy(g->identity);
     free(g);
 }
