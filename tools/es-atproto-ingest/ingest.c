@@ -28,8 +28,11 @@ struct ingester {
     const ingest_config *cfg;
     es_atp_options opts;
     es_atp_identity *identity; /* NULL with --no-verify */
-    es_atp_decoder *dec;
-    es_arena *arena;
+    ingest_workers *workers;   /* decoding, in order (workers.h) */
+    size_t room_slots;         /* W: ingester_room is false with this many frames decoding */
+    bool head_again;           /* the oldest decoded frame found the sink full: offer it again */
+    ingest_take_result outcome; /* an error frame or a failure met while offering */
+    es_atp_stats dec_stats;     /* the decoders' counters over the frames offered */
     natsConnection *nc;
     es_store *store;
     es_sink *sink; /* order, retries, the watermark */
@@ -68,8 +71,21 @@ void ingest_config_init(ingest_config *c)
     c->repo_fetch_timeout_ms = 5 * 60 * 1000;
     c->backfill_retry_min_ms = 60 * 1000;
     c->backfill_retry_max_ms = 60 * 60 * 1000;
+    c->verify_threads = ingest_workers_default_threads();
     es_cli_conn_init(&c->conn, "es-atproto-ingest");
     c->conn.max_reconnect = -1; /* a service: keep trying, appends retry meanwhile */
+}
+
+void ingest_decoding_options(const ingest_config *c, es_atp_identity *identity,
+                             ingest_workers_options *o)
+{
+    ingest_workers_options_init(o);
+    o->decode.filter = c->filter;
+    o->decode.verify_all_blocks = c->verify_all;
+    o->decode.identity = identity;
+    o->threads = c->verify_threads;
+    o->slots = c->verify_threads > 0 ? c->verify_threads * INGEST_SLOTS_PER_THREAD : 1;
+    o->arena_limit = FRAME_ARENA_LIMIT;
 }
 
 /* ---- what the sink reports ------------------------------------------------ */
@@ -243,15 +259,16 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
     g->cfg = cfg;
     const char *crash = getenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
     g->crash_after = crash ? strtoull(crash, NULL, 10) : 0;
-    g->opts = (es_atp_options){.filter = cfg->filter, .verify_all_blocks = cfg->verify_all};
-    es_atp_limits_defaults(&g->opts.limits);
+    g->outcome = INGEST_TAKEN;
     int code = ES_EXIT_OK;
     es_status s = ingest_identity_open(cfg, &g->identity);
-    g->opts.identity = g->identity;
+    ingest_workers_options wo;
+    ingest_decoding_options(cfg, g->identity, &wo);
+    g->opts = wo.decode;
+    g->room_slots = wo.slots;
+    wo.slots += ROOM_SLACK; /* like the sink: a source that cannot stop at once */
     if (s == ES_OK)
-        s = es_atp_decoder_create(&g->opts, &g->dec);
-    if (s == ES_OK)
-        s = es_arena_create(FRAME_ARENA_LIMIT, &g->arena);
+        s = ingest_workers_create(&wo, &g->workers);
     if (s != ES_OK)
         code = es_cli_fail(s, "starting");
     if (code == ES_EXIT_OK && (s = connect_nats(g, stop)) != ES_OK)
@@ -285,6 +302,9 @@ void ingester_close(ingester *g)
 {
     if (g == NULL)
         return;
+    /* First the decoding threads: a frame being decoded may read the DID
+     * documents kept in the store's KV (es_atp_identity_attach_store). */
+    ingest_workers_destroy(g->workers);
     ingest_cursor_close(g->cursor);
     chain_close(g->chain, g->sink != NULL && es_sink_idle(g->sink));
     /* The sink waits for its appends in flight (each bounded by the store's
@@ -292,8 +312,6 @@ void ingester_close(ingester *g)
     es_sink_destroy(g->sink);
     es_store_destroy(g->store);
     es_cli_disconnect(g->nc);
-    es_arena_destroy(g->arena);
-    es_atp_decoder_destroy(g->dec);
     es_atp_identity_destroy(g->identity);
     free(g);
 }
@@ -325,69 +343,67 @@ bool ingester_room(const ingester *g)
 {
     es_sink_stats st;
     es_sink_get_stats(g->sink, &st);
-    return st.held < g->cfg->max_frames && st.bytes_held < g->cfg->max_held;
+    size_t decoding = ingest_workers_held(g->workers);
+    return decoding < g->room_slots && st.held + decoding < g->cfg->max_frames &&
+           st.bytes_held + ingest_workers_bytes(g->workers) < g->cfg->max_held;
 }
 
-ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
+/* One decoded frame, in source order: logged, skipped by the cursor or the
+ * chain, or offered to the sink. `again`: the same frame after the sink was
+ * full — its logs, seq and refusal were handled the first time. */
+static ingest_take_result offer_decoded(ingester *g, const ingest_decoded *d, bool again)
 {
-    es_arena_reset(g->arena);
-    es_atp_batch b;
-    es_status s = es_atp_decode(g->dec, frame, len, g->arena, &b);
+    es_status s = d->status;
+    const es_atp_batch *b = &d->batch;
     if (s == ES_ERR_NOMEM) { /* not the frame's fault: never skip it (the cursor stays before it) */
+        es_error(s, "%s", d->error);
         es_cli_fail(s, "decoding a frame");
         return INGEST_FAILED;
     }
-    if (s != ES_OK) {
-        ingest_log_refused(&b);
-    } else if (b.kind == ES_ATP_KIND_INFO) {
-        ingest_log_line l;
-        ingest_log_begin(&l, LOG_WARN, "#info");
-        ingest_log_str(&l, "name", b.name);
-        ingest_log_str(&l, "message", b.message);
-        ingest_log_end(&l);
-    } else if (b.kind == ES_ATP_KIND_ERROR) {
-        snprintf(g->error_name, sizeof g->error_name, "%s", b.name ? b.name : "");
-        ingest_log_line l;
-        ingest_log_begin(&l, LOG_WARN, "error frame: the stream ends");
-        ingest_log_str(&l, "error", b.name);
-        ingest_log_str(&l, "message", b.message);
-        ingest_log_end(&l);
-        return INGEST_ERROR_FRAME;
+    if (!again) {
+        if (s != ES_OK)
+            ingest_log_refused(b, d->error);
+        else
+            ingest_log_notice(b);
+        if (s == ES_OK && b->kind == ES_ATP_KIND_ERROR) {
+            snprintf(g->error_name, sizeof g->error_name, "%s", b->name ? b->name : "");
+            return INGEST_ERROR_FRAME;
+        }
+        if (b->has_seq && (!g->has_last_seq || b->seq > g->last_seq)) {
+            g->last_seq = b->seq;
+            g->has_last_seq = true;
+        }
+        /* A file replayed after a restart: what the cursor covers is stored. */
+        if (s == ES_OK && g->start.found && b->has_seq && b->seq <= g->start.position) {
+            g->skipped_by_cursor++;
+            return INGEST_TAKEN;
+        }
+        /* A refused commit is a hole in its repository's chain: until a resync,
+         * the repository is desynchronized (its later commits are skipped). */
+        if (s != ES_OK && (b->kind == ES_ATP_KIND_COMMIT || b->kind == ES_ATP_KIND_SYNC) &&
+            b->did != NULL && es_atp_valid_did(b->did, b->did_len))
+            chain_mark_desynced(g->chain, b->did, b->did_len, b->has_seq ? b->seq : 0,
+                                es_atp_error_name(b->error));
     }
-    if (b.has_seq && (!g->has_last_seq || b.seq > g->last_seq)) {
-        g->last_seq = b.seq;
-        g->has_last_seq = true;
-    }
-    /* A file replayed after a restart: what the cursor covers is stored. */
-    if (s == ES_OK && g->start.found && b.has_seq && b.seq <= g->start.position) {
-        g->skipped_by_cursor++;
-        return INGEST_TAKEN;
-    }
-    /* A refused commit is a hole in its repository's chain: until a resync,
-     * the repository is desynchronized (its later commits are skipped). */
-    if (s != ES_OK && (b.kind == ES_ATP_KIND_COMMIT || b.kind == ES_ATP_KIND_SYNC) &&
-        b.did != NULL && es_atp_valid_did(b.did, b.did_len))
-        chain_mark_desynced(g->chain, b.did, b.did_len, b.has_seq ? b.seq : 0,
-                            es_atp_error_name(b.error));
     /* The repository's chain: a commit stored before, out of order or of an
      * inactive account is skipped (chain.h). */
     chain_verdict verdict = CHAIN_STORE;
     const char *why = "";
     bool chained = s == ES_OK;
     if (chained)
-        verdict = chain_take(g->chain, &b, b.count > 0, &why);
+        verdict = chain_take(g->chain, b, b->count > 0, &why);
     /* A frame refused, skipped, an #info or a frame filtered out stores
      * nothing, but still counts for the cursor: a unit without events. */
-    bool events = s == ES_OK && b.count > 0 && verdict == CHAIN_STORE;
-    es_sink_unit u = {.key = b.did,
-                      .key_len = b.did ? b.did_len : 0,
-                      .position = b.has_seq ? b.seq : 0,
-                      .time_ns = b.time_ns,
-                      .events = events ? b.events : NULL,
-                      .count = events ? b.count : 0};
+    bool events = s == ES_OK && b->count > 0 && verdict == CHAIN_STORE;
+    es_sink_unit u = {.key = b->did,
+                      .key_len = b->did ? b->did_len : 0,
+                      .position = b->has_seq ? b->seq : 0,
+                      .time_ns = b->time_ns,
+                      .events = events ? b->events : NULL,
+                      .count = events ? b->count : 0};
     s = es_sink_offer(g->sink, &u);
     if (s != ES_OK && chained && verdict == CHAIN_STORE)
-        chain_untake(g->chain, &b); /* it comes again */
+        chain_untake(g->chain, b); /* it comes again */
     if (s == ES_ERR_AGAIN)
         return INGEST_FULL;
     if (s != ES_OK) {
@@ -395,6 +411,71 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
         return INGEST_FAILED;
     }
     return INGEST_TAKEN;
+}
+
+/* Frees every slot without offering its frame: the cursor stays before them. */
+static size_t drop_decoding(ingester *g)
+{
+    size_t n = ingest_workers_held(g->workers);
+    for (size_t i = 0; i < n; i++)
+        ingest_workers_release(g->workers);
+    g->head_again = false;
+    return n;
+}
+
+/* Offers the decoded frames in source order, waiting up to wait_ms for
+ * each; stops at the first still being decoded, a full sink (the frame
+ * stays first, offered again later), an error frame (the frames behind it
+ * are dropped: the stream ends there) or a failure. */
+static void offer_ready(ingester *g, int64_t wait_ms)
+{
+    while (g->outcome == INGEST_TAKEN) {
+        const ingest_decoded *d = ingest_workers_head(g->workers, wait_ms);
+        if (d == NULL)
+            return;
+        ingest_take_result r = offer_decoded(g, d, g->head_again);
+        g->head_again = r == INGEST_FULL;
+        if (r == INGEST_FULL)
+            return;
+        ingest_stats_add(&g->dec_stats, &d->delta);
+        ingest_workers_release(g->workers);
+        if (r != INGEST_TAKEN) {
+            g->outcome = r;
+            if (r == INGEST_ERROR_FRAME)
+                drop_decoding(g);
+        }
+    }
+}
+
+ingest_take_result ingester_outcome(ingester *g)
+{
+    ingest_take_result r = g->outcome;
+    if (r == INGEST_ERROR_FRAME)
+        g->outcome = INGEST_TAKEN; /* reported once: a relay reconnects */
+    return r;
+}
+
+size_t ingester_decoding(const ingester *g)
+{
+    return ingest_workers_held(g->workers);
+}
+
+ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len)
+{
+    offer_ready(g, 0);
+    ingest_take_result r = ingester_outcome(g);
+    if (r != INGEST_TAKEN)
+        return r;
+    es_status s = ingest_workers_submit(g->workers, frame, len);
+    if (s == ES_ERR_AGAIN)
+        return INGEST_FULL;
+    if (s != ES_OK) {
+        es_cli_fail(s, "keeping a frame");
+        g->outcome = INGEST_FAILED;
+        return INGEST_FAILED;
+    }
+    offer_ready(g, 0); /* with no decoding threads: decoded already, offered now */
+    return ingester_outcome(g);
 }
 
 bool ingester_last_seq(const ingester *g, uint64_t *seq)
@@ -411,10 +492,19 @@ const char *ingester_error_name(const ingester *g)
 void ingester_on_wake(ingester *g, void (*fn)(void *ctx), void *ctx)
 {
     es_sink_on_wake(g->sink, fn, ctx);
+    ingest_workers_on_ready(g->workers, fn, ctx);
 }
 
 void ingester_wait(ingester *g, int64_t timeout_ms)
 {
+    /* The oldest frame still decoding holds the others: wait for it — for
+     * half of the ring when it is full (one wake-up for many frames). Once
+     * decoded, only the sink's room (an acknowledgement) lets things move. */
+    size_t held = ingest_workers_held(g->workers);
+    if (held > 0 && !g->head_again && g->outcome == INGEST_TAKEN) {
+        ingest_workers_wait(g->workers, held >= g->room_slots ? (held + 1) / 2 : 1, timeout_ms);
+        return;
+    }
     es_sink_wait(g->sink, timeout_ms); /* a timeout is no news, not a failure */
 }
 
@@ -451,7 +541,7 @@ static void error_counts(const es_atp_stats *d, const es_sink_stats *w, char *bu
 
 static void stats_line(ingester *g, int64_t now)
 {
-    const es_atp_stats *d = es_atp_decoder_stats(g->dec);
+    const es_atp_stats *d = &g->dec_stats;
     es_sink_stats w;
     es_sink_get_stats(g->sink, &w);
     double secs = (double)(now - g->last_stats_ms) / 1000.0;
@@ -483,6 +573,7 @@ static void stats_line(ingester *g, int64_t now)
 
 void ingester_tick(ingester *g)
 {
+    offer_ready(g, 0);
     es_sink_poll(g->sink);
     uint64_t watermark;
     if (es_sink_watermark(g->sink, &watermark))
@@ -497,7 +588,7 @@ void ingester_tick(ingester *g)
 
 static void final_report(ingester *g)
 {
-    const es_atp_stats *d = es_atp_decoder_stats(g->dec);
+    const es_atp_stats *d = &g->dec_stats;
     es_sink_stats w;
     es_sink_get_stats(g->sink, &w);
     double secs = (double)(es_cli_monotonic_ms() - g->started_ms) / 1000.0;
@@ -528,10 +619,31 @@ static void final_report(ingester *g)
     ingest_log_end(&l);
 }
 
+/* The frames still decoding are finished and offered (within the drain
+ * timeout); any left — the sink stayed full, a failure — are dropped before
+ * the cursor. Returns how many. */
+static size_t finish_decoding(ingester *g, int64_t give_up)
+{
+    ingester_tick(g);
+    while (ingest_workers_held(g->workers) > 0 && g->outcome == INGEST_TAKEN &&
+           es_cli_monotonic_ms() < give_up) {
+        ingester_wait(g, WAIT_SLICE_MS);
+        ingester_tick(g);
+    }
+    size_t dropped = drop_decoding(g);
+    if (dropped > 0) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_ERROR, "frames not offered: the next run reads them again");
+        ingest_log_u64(&l, "frames", dropped);
+        ingest_log_end(&l);
+    }
+    return dropped;
+}
+
 int ingester_finish(ingester *g)
 {
     int64_t give_up = es_cli_monotonic_ms() + g->cfg->drain_timeout_ms;
-    ingester_tick(g);
+    size_t dropped = finish_decoding(g, give_up);
     while (!es_sink_idle(g->sink) && es_cli_monotonic_ms() < give_up) {
         es_sink_wait(g->sink, WAIT_SLICE_MS);
         ingester_tick(g); /* the cursor and the stats go on while draining */
@@ -547,6 +659,11 @@ int ingester_finish(ingester *g)
         ingest_log_end(&l);
         code = ES_EXIT_SERVER;
     }
+    ingest_take_result r = ingester_outcome(g);
+    if (r == INGEST_ERROR_FRAME)
+        code = INGEST_EXIT_ERROR_FRAME;
+    else if (r == INGEST_FAILED || (dropped > 0 && code == ES_EXIT_OK))
+        code = ES_EXIT_SERVER;
     final_report(g);
     return code;
 }

@@ -17,6 +17,7 @@
 #include <es/es.h>
 
 #include "cli.h"
+#include "workers.h"
 
 /* Exit codes (docs/atproto.md): the shared ones of cli.h, and one more. */
 enum {
@@ -34,6 +35,7 @@ typedef struct ingest_config {
     bool dry_run, exit_at_end, verify_all, from_start;
     /* verification (docs/atproto.md, "Verification"): on unless no_verify */
     bool no_verify;           /* --no-verify (unsafe) */
+    size_t verify_threads;    /* --verify-threads (default: the online CPUs; 0: none) */
     const char *did_docs;     /* --did-docs FILE, or NULL */
     bool offline;             /* --offline: --did-docs is the only source of documents */
     const char *plc_url;      /* --plc URL (NULL: https://plc.directory) */
@@ -67,6 +69,19 @@ typedef struct ingest_config {
 
 void ingest_config_init(ingest_config *c);
 
+/* --verify-threads' bound, and W, the frames the decoding threads hold at
+ * most per thread (submitted, not yet offered to the sink; 1 with no
+ * threads): they count toward --max-frames and --max-held like frames the
+ * sink holds. */
+#define INGEST_MAX_VERIFY_THREADS 256
+#define INGEST_SLOTS_PER_THREAD   16
+
+/* The decoding set-up of a run (workers.h): the decoder options from the
+ * configuration (filter, --verify-all-blocks, `identity` — NULL with
+ * --no-verify), --verify-threads, and W slots. */
+void ingest_decoding_options(const ingest_config *c, es_atp_identity *identity,
+                             ingest_workers_options *o);
+
 typedef struct ingester ingester;
 
 /* What one frame did. */
@@ -88,6 +103,9 @@ void ingester_close(ingester *g);
 /* The stored cursor, when there is one and --from-start was not given. */
 bool ingester_resume_cursor(const ingester *g, uint64_t *cursor);
 
+/* Whether the source may hand over another frame: the frames held (by the
+ * decoding threads and the sink) and their bytes are under --max-frames and
+ * --max-held, and a decoding slot is free. */
 bool ingester_room(const ingester *g);
 
 /* What the ingester opened, for the backfill (borrowed: valid until
@@ -100,22 +118,41 @@ struct chain *ingester_chain(ingester *g);
  * verify and apply each repository, then exit (--exit-at-end) or wait for
  * a signal. Returns the exit code. backfill_run.c. */
 int ingest_backfill(const ingest_config *cfg, volatile sig_atomic_t *stop);
+
+/* Hands a frame over (copied: the source's buffer may change after this).
+ * It is decoded on a decoding thread and offered to the sink, in source
+ * order, by this call or a later ingester_take / ingester_tick /
+ * ingester_finish on this thread. The result says what happened to the
+ * frames offered meanwhile: INGEST_ERROR_FRAME or INGEST_FAILED may come from
+ * an earlier frame (the frames behind an error frame are dropped, never
+ * offered: the cursor stays before them). With --verify-threads 0 the frame
+ * is decoded and offered before this returns. */
 ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len);
+/* What the frames offered by ingester_tick led to: INGEST_ERROR_FRAME once
+ * after an error frame (then INGEST_TAKEN again), INGEST_FAILED for good. */
+ingest_take_result ingester_outcome(ingester *g);
+/* Frames handed over and not yet offered to the sink. */
+size_t ingester_decoding(const ingester *g);
 /* The highest seq of the frames taken so far. */
 bool ingester_last_seq(const ingester *g, uint64_t *seq);
 /* The last error frame's name ("FutureCursor"), after INGEST_ERROR_FRAME. */
 const char *ingester_error_name(const ingester *g);
-/* Polls the sink, offers the cursor, prints the stats line when due. */
+/* Offers the decoded frames, polls the sink, offers the cursor, prints the
+ * stats line when due. */
 void ingester_tick(ingester *g);
-/* Waits up to timeout_ms for something to do (an acknowledgement). */
+/* Waits up to timeout_ms for something to do (a frame decoded, an
+ * acknowledgement). */
 void ingester_wait(ingester *g, int64_t timeout_ms);
-/* Lets an event loop be woken when acknowledgements arrive. */
+/* Lets an event loop be woken when acknowledgements arrive or the oldest
+ * frame held is decoded (fn runs on another thread). */
 void ingester_on_wake(ingester *g, void (*fn)(void *ctx), void *ctx);
 
-/* Waits until everything taken is acknowledged (or the drain timeout),
- * then saves the cursor. Returns ES_EXIT_OK, or ES_EXIT_SERVER when frames
- * stayed unacknowledged (they are sent again by the next run: the cursor
- * never passes them). */
+/* Offers the frames still being decoded, waits until everything taken is
+ * acknowledged (or the drain timeout), then saves the cursor. Returns
+ * ES_EXIT_OK, INGEST_EXIT_ERROR_FRAME when one of the frames it offered was
+ * an error frame, or ES_EXIT_SERVER when frames stayed unoffered or
+ * unacknowledged (they are sent again by the next run: the cursor never
+ * passes them). */
 int ingester_finish(ingester *g);
 
 /* The file source: reads frames until the end, a signal or an error frame,

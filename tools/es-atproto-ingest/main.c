@@ -25,7 +25,6 @@
 #include "repos_cmd.h"
 #include "source.h"
 
-#define FRAME_ARENA_LIMIT ((size_t)32 << 20)
 #define MEMORY_SOURCE_MAX ((size_t)1 << 30)
 
 static volatile sig_atomic_t stop_requested;
@@ -144,6 +143,10 @@ static void usage(FILE *out)
             "                       Sync 1.1 inversion or rev: a relay can then store anything\n"
             "                       it forges. Refused frames are logged (did, seq, reason)\n"
             "                       and counted by reason either way\n"
+            "  --verify-threads N   decode, verify and map frames on N threads (default: the\n"
+            "                       online CPUs); frames are still taken in source order,\n"
+            "                       16 per thread at most in flight (counted in --max-frames\n"
+            "                       and --max-held); 0: on the reading thread, no threads\n"
             "\n"
             "Observability:\n"
             "  --stats-interval DUR a stats line every DUR (default 10s; 0: none): frames/s,\n"
@@ -194,6 +197,7 @@ enum {
     OPT_DIDS,
     OPT_VERIFY_ALL,
     OPT_NO_VERIFY,
+    OPT_VERIFY_THREADS,
     OPT_DID_DOCS,
     OPT_PLC,
     OPT_OFFLINE,
@@ -238,6 +242,7 @@ static const es_cli_option options[] = {
     {"dids", 0, true, OPT_DIDS},
     {"verify-all-blocks", 0, false, OPT_VERIFY_ALL},
     {"no-verify", 0, false, OPT_NO_VERIFY},
+    {"verify-threads", 0, true, OPT_VERIFY_THREADS},
     {"did-docs", 0, true, OPT_DID_DOCS},
     {"plc", 0, true, OPT_PLC},
     {"offline", 0, false, OPT_OFFLINE},
@@ -339,6 +344,11 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_DIDS: s = es_atp_filter_add_dids_arg(c->filter, v); break;
     case OPT_VERIFY_ALL: c->verify_all = true; return true;
     case OPT_NO_VERIFY: c->no_verify = true; return true;
+    case OPT_VERIFY_THREADS:
+        if (!count_in(v, "--verify-threads", 0, INGEST_MAX_VERIFY_THREADS, &n))
+            return false;
+        c->verify_threads = (size_t)n;
+        return true;
     case OPT_DID_DOCS: c->did_docs = v; return true;
     case OPT_PLC: c->plc_url = v; return true;
     case OPT_OFFLINE: c->offline = true; return true;
@@ -460,34 +470,23 @@ static void wait_for_signal(void)
 
 static int dry_run(const ingest_config *c)
 {
-    es_atp_options o = {.filter = c->filter, .verify_all_blocks = c->verify_all};
-    es_atp_limits_defaults(&o.limits);
     es_atp_identity *id = NULL;
-    es_atp_decoder *dec = NULL;
-    es_arena *arena = NULL;
     ingest_source *src = NULL;
     es_status s = ingest_identity_open(c, &id);
-    if (s != ES_OK) {
-        int code = es_cli_fail(s, "setting up identities");
-        return code;
-    }
-    o.identity = id;
-    s = es_atp_decoder_create(&o, &dec);
-    if (s == ES_OK)
-        s = es_arena_create(FRAME_ARENA_LIMIT, &arena);
-    if (s == ES_OK)
-        s = c->repeat ? ingest_source_memory(c->file, o.limits.max_frame_bytes, c->repeat,
-                                             MEMORY_SOURCE_MAX, &src)
-                      : ingest_source_file(c->file, o.limits.max_frame_bytes, &src);
+    if (s != ES_OK)
+        return es_cli_fail(s, "setting up identities");
+    ingest_workers_options o;
+    ingest_decoding_options(c, id, &o);
+    s = c->repeat ? ingest_source_memory(c->file, o.decode.limits.max_frame_bytes, c->repeat,
+                                         MEMORY_SOURCE_MAX, &src)
+                  : ingest_source_file(c->file, o.decode.limits.max_frame_bytes, &src);
     if (s != ES_OK) {
         int code = es_cli_fail(s, "opening the capture");
-        es_arena_destroy(arena);
-        es_atp_decoder_destroy(dec);
         es_atp_identity_destroy(id);
         return code;
     }
     ingest_result r;
-    s = ingest_run(src, dec, arena, ingest_sink_discard, NULL, &stop_requested, &r);
+    s = ingest_run(src, &o, ingest_sink_discard, NULL, &stop_requested, &r);
     int code = ES_EXIT_OK;
     if (r.error_frame)
         code = INGEST_EXIT_ERROR_FRAME;
@@ -495,11 +494,9 @@ static int dry_run(const ingest_config *c)
         code = es_cli_fail(s != ES_OK ? s : r.source_status, "reading the capture");
     else if (r.source_status == ES_ERR_NOT_FOUND && !c->exit_at_end)
         wait_for_signal();
-    ingest_report(stdout, ingest_source_name(src), es_atp_decoder_stats(dec), &r);
+    ingest_report(stdout, ingest_source_name(src), &r.stats, &r);
     ingest_identity_report(stdout, id);
     ingest_source_close(src);
-    es_arena_destroy(arena);
-    es_atp_decoder_destroy(dec);
     es_atp_identity_destroy(id);
     return code;
 }

@@ -5,9 +5,10 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 
-void ingest_log_refused(const es_atp_batch *b)
+void ingest_log_refused(const es_atp_batch *b, const char *error)
 {
     ingest_log_line l;
     ingest_log_begin(&l, LOG_WARN, "frame refused");
@@ -16,52 +17,104 @@ void ingest_log_refused(const es_atp_batch *b)
     if (b->did != NULL)
         ingest_log_strn(&l, "did", b->did, b->did_len);
     ingest_log_str(&l, "kind", es_atp_error_name(b->error));
-    ingest_log_str(&l, "error", es_last_error());
+    ingest_log_str(&l, "error", error);
     ingest_log_end(&l);
 }
 
-es_status ingest_run(ingest_source *src, es_atp_decoder *dec, es_arena *arena, ingest_sink_fn sink,
-                     void *sink_ctx, volatile sig_atomic_t *stop, ingest_result *result)
+void ingest_log_notice(const es_atp_batch *b)
 {
-    int64_t wall = es_cli_monotonic_ns(), cpu = es_cli_cpu_ns();
-    es_status s = ES_OK;
-    *result = (ingest_result){0};
+    if (b->kind != ES_ATP_KIND_INFO && b->kind != ES_ATP_KIND_ERROR)
+        return;
+    bool info = b->kind == ES_ATP_KIND_INFO;
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_WARN, info ? "#info" : "error frame: the stream ends");
+    ingest_log_str(&l, info ? "name" : "error", b->name);
+    ingest_log_str(&l, "message", b->message);
+    ingest_log_end(&l);
+}
+
+/* What handing the oldest frame to the sink did. */
+typedef enum take_step { TAKE_NONE, TAKE_DONE, TAKE_END } take_step;
+
+typedef struct run {
+    ingest_workers *w;
+    ingest_sink_fn sink;
+    void *sink_ctx;
+    ingest_result *result;
+    es_status status; /* the sink's failure */
+} run;
+
+/* The oldest frame, once decoded (waiting up to wait_ms for it), to the sink. */
+static take_step take_oldest(run *r, int64_t wait_ms)
+{
+    const ingest_decoded *d = ingest_workers_head(r->w, wait_ms);
+    if (d == NULL)
+        return TAKE_NONE;
+    ingest_stats_add(&r->result->stats, &d->delta);
+    take_step step = TAKE_DONE;
+    if (d->status != ES_OK) {
+        ingest_log_refused(&d->batch, d->error);
+    } else {
+        ingest_log_notice(&d->batch);
+        if ((r->status = r->sink(r->sink_ctx, &d->batch)) != ES_OK)
+            step = TAKE_END;
+        else if (d->batch.kind == ES_ATP_KIND_ERROR) {
+            r->result->error_frame = true;
+            step = TAKE_END;
+        }
+    }
+    ingest_workers_release(r->w);
+    return step;
+}
+
+/* Reads the source into the decoders, taking what is decoded as it goes.
+ * False when the sink failed or an error frame came. */
+static bool feed(run *r, ingest_source *src, volatile sig_atomic_t *stop)
+{
     while (!*stop) {
         const uint8_t *frame;
         size_t len;
-        es_status src_status = ingest_source_next(src, &frame, &len);
-        if (src_status != ES_OK) {
-            result->source_status = src_status;
-            break;
+        es_status s = ingest_source_next(src, &frame, &len);
+        if (s != ES_OK) {
+            r->result->source_status = s;
+            return true;
         }
-        es_arena_reset(arena);
-        es_atp_batch batch;
-        if (es_atp_decode(dec, frame, len, arena, &batch) != ES_OK) {
-            ingest_log_refused(&batch);
-            continue;
+        /* every slot in use: the oldest half is waited for (order is the
+         * contract; half, for one wake-up per many frames), then taken */
+        while ((s = ingest_workers_submit(r->w, frame, len)) == ES_ERR_AGAIN) {
+            ingest_workers_wait(r->w, (ingest_workers_held(r->w) + 1) / 2, -1);
+            for (take_step t; (t = take_oldest(r, 0)) != TAKE_NONE;)
+                if (t == TAKE_END)
+                    return false;
         }
-        if (batch.kind == ES_ATP_KIND_INFO) {
-            ingest_log_line l;
-            ingest_log_begin(&l, LOG_WARN, "#info");
-            ingest_log_str(&l, "name", batch.name);
-            ingest_log_str(&l, "message", batch.message);
-            ingest_log_end(&l);
+        if (s != ES_OK) {
+            r->status = s; /* out of memory */
+            return false;
         }
-        if ((s = sink(sink_ctx, &batch)) != ES_OK)
-            break;
-        if (batch.kind == ES_ATP_KIND_ERROR) {
-            ingest_log_line l;
-            ingest_log_begin(&l, LOG_WARN, "error frame: the stream ends");
-            ingest_log_str(&l, "error", batch.name);
-            ingest_log_str(&l, "message", batch.message);
-            ingest_log_end(&l);
-            result->error_frame = true;
-            break;
-        }
+        for (take_step t; (t = take_oldest(r, 0)) != TAKE_NONE;)
+            if (t == TAKE_END)
+                return false;
     }
+    return true;
+}
+
+es_status ingest_run(ingest_source *src, const ingest_workers_options *decoding,
+                     ingest_sink_fn sink, void *sink_ctx, volatile sig_atomic_t *stop,
+                     ingest_result *result)
+{
+    *result = (ingest_result){0};
+    run r = {.sink = sink, .sink_ctx = sink_ctx, .result = result, .status = ES_OK};
+    es_status s = ingest_workers_create(decoding, &r.w);
+    if (s != ES_OK)
+        return s;
+    int64_t wall = es_cli_monotonic_ns(), cpu = es_cli_cpu_ns();
+    if (feed(&r, src, stop))
+        while (ingest_workers_held(r.w) > 0 && take_oldest(&r, -1) != TAKE_END)
+            ; /* what the decoders hold is finished */
     result->wall_seconds = (double)(es_cli_monotonic_ns() - wall) / 1e9;
     result->cpu_seconds = (double)(es_cli_cpu_ns() - cpu) / 1e9;
-    return s;
+    ingest_workers_destroy(r.w);
+    return r.status;
 }
 
 es_status ingest_sink_discard(void *ctx, const es_atp_batch *batch)
@@ -84,8 +137,9 @@ void ingest_report(FILE *out, const char *source, const es_atp_stats *st, const 
     fprintf(out, "source: %s\n", source);
     fprintf(out, "decoded %" PRIu64 " frames (%" PRIu64 " bytes) in %.3f s, %.3f s of CPU\n",
             st->frames, st->bytes, r->wall_seconds, r->cpu_seconds);
-    /* Per CPU second too: on a shared machine the wall clock includes waiting
-     * for a core, while the loop itself is single-threaded. */
+    /* Per CPU second too (the CPU time of every thread of the process): on a
+     * shared machine the wall clock includes waiting for a core, and with
+     * decoding threads it is the work per core. */
     const double secs[2] = {r->wall_seconds, r->cpu_seconds};
     const char *labels[2] = {"wall clock", "per CPU second"};
     for (int i = 0; i < 2; i++)

@@ -174,11 +174,10 @@ static void pause_rx(relay *r, bool pause)
         lws_rx_flow_control(r->wsi, pause ? 0 : 1);
 }
 
-/* One whole frame: to the ingester, or kept while it is full. Returns
- * -1 to close the connection. */
-static int take_frame(relay *r, es_buf *frame)
+/* What ingester_take (or the decoding threads, through ingester_outcome)
+ * reported. Returns -1 to close the connection. */
+static int on_take_result(relay *r, ingest_take_result t)
 {
-    ingest_take_result t = ingester_take(r->g, frame->data, frame->len);
     if (t == INGEST_FULL) {
         /* Messages kept coming after reading stopped, past the ingester's
          * slack: drop the connection; the next one resumes after the last
@@ -197,8 +196,17 @@ static int take_frame(relay *r, es_buf *frame)
             r->exit_code = INGEST_EXIT_ERROR_FRAME;
         return -1;
     }
-    r->took_frame = true;
     return 0;
+}
+
+/* One whole frame: to the ingester, or kept while it is full. Returns
+ * -1 to close the connection. */
+static int take_frame(relay *r, es_buf *frame)
+{
+    ingest_take_result t = ingester_take(r->g, frame->data, frame->len);
+    if (t == INGEST_TAKEN)
+        r->took_frame = true;
+    return on_take_result(r, t);
 }
 
 static int on_message(relay *r)
@@ -322,8 +330,12 @@ static const struct lws_protocols protocols[] = {
 static void relay_step(relay *r)
 {
     ingester_tick(r->g);
+    /* an error frame (or a failure) met by frames decoded since the last take */
+    if (on_take_result(r, ingester_outcome(r->g)) != 0 && r->wsi != NULL)
+        lws_set_timeout(r->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     /* Reconnect after the last frame taken: the frames the sink holds are
-     * kept until acknowledged, so they need not come again. */
+     * kept until acknowledged, so they need not come again. The frames still
+     * decoding are offered first (the cursor then covers them). */
     uint64_t last;
     if (ingester_last_seq(r->g, &last)) {
         r->cursor = last;
@@ -339,7 +351,7 @@ static void relay_step(relay *r)
             pause_rx(r, false);
     }
     if (r->wsi == NULL && r->reconnect_at_ms != 0 && es_cli_monotonic_ms() >= r->reconnect_at_ms &&
-        r->exit_code < 0)
+        r->exit_code < 0 && ingester_decoding(r->g) == 0)
         connect_relay(r);
 }
 

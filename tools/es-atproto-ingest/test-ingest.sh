@@ -131,6 +131,22 @@ expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --no-
 grep -q "NOT checked" "$tmp/out" || fail "--no-verify does not warn"
 grep -q "^verification: off" "$tmp/out" || fail "--no-verify not in the report"
 
+# decoding threads: the same counts, refusals by reason and events whatever
+# their number (0: on the reading thread), verified or refused
+for args in "$nv" "--offline --quiet"; do
+    for threads in 0 1 3; do
+        # shellcheck disable=SC2086 # $args is several words
+        expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --repeat 2 \
+            --verify-threads $threads $args
+        grep -E "^(frames|events|errors):" "$tmp/out" >"$tmp/report.$threads"
+    done
+    cmp -s "$tmp/report.0" "$tmp/report.1" || fail "1 decoding thread reports otherwise ($args)"
+    cmp -s "$tmp/report.0" "$tmp/report.3" || fail "3 decoding threads report otherwise ($args)"
+done
+grep -q "^frames: commit 0 " "$tmp/report.3" || fail "refused with 3 threads: not all"
+expect_exit 1 "$ingest" --from-file "$tmp/gen.bin" --dry-run --verify-threads 257
+expect_exit 1 "$ingest" --from-file "$tmp/gen.bin" --dry-run --verify-threads two
+
 # the real relay capture, when ../shared is there
 corpus=${ES_SHARED_DIR:-}/fixtures/firehose-corpus/frames.bin.zst
 if [ -n "${ES_SHARED_DIR:-}" ] && [ -f "$corpus" ]; then

@@ -125,7 +125,7 @@ static int wait_exit(pid_t pid, double timeout_s)
 
 static void show_log(const char *log)
 {
-    char cmd[600];
+    char cmd[1024];
     snprintf(cmd, sizeof cmd, "tail -n 30 %s", log);
     if (system(cmd) != 0)
         printf("(no log %s)\n", log);
@@ -203,8 +203,9 @@ static void ids_free(ids *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Every event id the capture maps to (no filter); returns its highest seq. */
-static uint64_t expected_ids(const char *capture, ids *out)
+/* Every event id the frames of the capture up to seq `up_to` map to (no
+ * filter); returns their highest seq. */
+static uint64_t expected_ids_up_to(const char *capture, uint64_t up_to, ids *out)
 {
     uint64_t last = 0;
     es_atp_limits lim = {0};
@@ -223,7 +224,7 @@ static uint64_t expected_ids(const char *capture, ids *out)
     while ((cs = es_atp_capture_next(c, &f, &len)) == ES_OK) {
         es_arena_reset(a);
         es_atp_batch b;
-        if (es_atp_decode(dec, f, len, a, &b) != ES_OK)
+        if (es_atp_decode(dec, f, len, a, &b) != ES_OK || (b.has_seq && b.seq > up_to))
             continue;
         if (b.has_seq && b.seq > last)
             last = b.seq;
@@ -236,6 +237,12 @@ static uint64_t expected_ids(const char *capture, ids *out)
         fail_msg("reading %s: %s", capture, es_last_error());
     es_atp_capture_close(c);
     return last;
+}
+
+/* Every event id the capture maps to (no filter); returns its highest seq. */
+static uint64_t expected_ids(const char *capture, ids *out)
+{
+    return expected_ids_up_to(capture, UINT64_MAX, out);
 }
 
 static es_status collect_id(const es_event *ev, void *closure)
@@ -1376,6 +1383,36 @@ static void side_by_side_one_killed(void **state)
     relayed_drop(&r);
 }
 
+static bool real_corpus(char *frames, char *docs, size_t size)
+{
+    const char *dir = getenv("ES_SHARED_DIR");
+    snprintf(frames, size, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
+    snprintf(docs, size, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir ? dir : "");
+    struct stat sb;
+    if (dir != NULL && stat(frames, &sb) == 0 && stat(docs, &sb) == 0)
+        return true;
+    printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n", dir ? dir : "unset");
+    return false;
+}
+
+/* The frames of a capture, copied (the caller frees each `bytes`). */
+static size_t load_samples(const char *path, sample *out, size_t max)
+{
+    size_t n = 0;
+    es_atp_capture *c;
+    assert_int_equal(es_atp_capture_open(path, 0, &c), ES_OK);
+    const uint8_t *f;
+    size_t len;
+    while (n < max && es_atp_capture_next(c, &f, &len) == ES_OK) {
+        out[n].bytes = malloc(len);
+        assert_non_null(out[n].bytes);
+        memcpy(out[n].bytes, f, len);
+        out[n++].len = len;
+    }
+    es_atp_capture_close(c);
+    return n;
+}
+
 /* A capture of frames forged from the real ones (atproto/tests/forge.h), each
  * hash-consistent: verified against the corpus's DID documents, nothing is
  * stored, every refusal is logged with its DID and seq, and the final report
@@ -1383,27 +1420,11 @@ static void side_by_side_one_killed(void **state)
 static void forged_frames_store_nothing(void **state)
 {
     (void)state;
-    const char *dir = getenv("ES_SHARED_DIR");
     char frames[4096], docs[4096];
-    snprintf(frames, sizeof frames, "%s/fixtures/firehose-corpus/frames.bin.zst", dir ? dir : "");
-    snprintf(docs, sizeof docs, "%s/fixtures/firehose-corpus/did_docs.json.zst", dir ? dir : "");
-    struct stat sb;
-    if (dir == NULL || stat(frames, &sb) != 0 || stat(docs, &sb) != 0) {
-        printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n", dir ? dir : "unset");
+    if (!real_corpus(frames, docs, sizeof frames))
         skip();
-    }
     sample real[160];
-    size_t n = 0;
-    es_atp_capture *c;
-    assert_int_equal(es_atp_capture_open(frames, 0, &c), ES_OK);
-    const uint8_t *f;
-    size_t len;
-    while (n < 160 && es_atp_capture_next(c, &f, &len) == ES_OK) {
-        real[n].bytes = malloc(len);
-        memcpy(real[n].bytes, f, len);
-        real[n++].len = len;
-    }
-    es_atp_capture_close(c);
+    size_t n = load_samples(frames, real, 160);
     char capture[300], log[300], name[64], plc[64];
     snprintf(capture, sizeof capture, "%s/forged.bin", tmp);
     es_atp_capture_writer *w;
@@ -1455,6 +1476,293 @@ static void forged_frames_store_nothing(void **state)
     assert_int_equal(info.events, 0);
     printf("  %zu forged frames, each refused; nothing stored\n", count);
     store_drop(nc, st, name);
+}
+
+/* ---- decoding threads (--verify-threads) ------------------------------------------ */
+
+/* Every stored event as "entity type, entity id, event type, event id" (the
+ * subject without the store's name, and the id), sorted. */
+static es_status collect_subject_id(const es_event *ev, void *closure)
+{
+    char key[4096];
+    snprintf(key, sizeof key, "%s %s %s %s", es_event_entity_type(ev),
+             es_event_entity_id(ev, NULL), es_event_event_type(ev), es_event_event_id(ev));
+    ids_add(closure, key);
+    return ES_OK;
+}
+
+static void stored_keys(es_store *st, ids *out)
+{
+    assert_int_equal(es_evolve(st, NULL, NULL, collect_subject_id, out, NULL), ES_OK);
+    qsort(out->v, out->n, sizeof *out->v, cmp_str);
+}
+
+/* Two stores hold the same events: same subjects, same event ids. */
+static void assert_same_events(es_store *a, es_store *b)
+{
+    ids ka = {0}, kb = {0};
+    stored_keys(a, &ka);
+    stored_keys(b, &kb);
+    assert_int_equal(ka.n, kb.n);
+    for (size_t i = 0; i < ka.n; i++)
+        if (strcmp(ka.v[i], kb.v[i]) != 0)
+            fail_msg("the stores differ: %s / %s", ka.v[i], kb.v[i]);
+    ids_free(&ka);
+    ids_free(&kb);
+}
+
+/* The value of `key` on the log's "done" line ("refused=3" -> "3"). */
+static void done_value(const char *log, const char *key, char *out, size_t size)
+{
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[8192], pat[64];
+    snprintf(pat, sizeof pat, " %s=", key);
+    out[0] = '\0';
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, " info done ") != NULL) {
+            const char *p = strstr(line, pat);
+            if (p == NULL)
+                continue;
+            p += strlen(pat);
+            size_t n = strcspn(p, " \n");
+            snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), p);
+        }
+    fclose(f);
+    if (out[0] == '\0')
+        fail_msg("no %s= on the done line of %s", key, log);
+}
+
+/* The done lines of two runs agree on what was refused, stored and skipped. */
+static void assert_same_report(const char *log_a, const char *log_b)
+{
+    const char *keys[] = {"frames",          "commits",          "refused",
+                          "errors",          "events",           "skipped_by_cursor",
+                          "skipped_old_rev", "skipped_inactive", "skipped_desynced",
+                          "chain_break",     "repos_desynced",   "cursor"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char a[512], b[512];
+        done_value(log_a, keys[i], a, sizeof a);
+        done_value(log_b, keys[i], b, sizeof b);
+        if (strcmp(a, b) != 0)
+            fail_msg("%s: %s with no decoding thread, %s with several", keys[i], a, b);
+    }
+}
+
+/* The repository states of two stores agree for `did`. */
+static void assert_same_repo(es_store *a, es_store *b, const char *did)
+{
+    es_atp_repos *ra, *rb;
+    assert_int_equal(es_atp_repos_open(a, &ra), ES_OK);
+    assert_int_equal(es_atp_repos_open(b, &rb), ES_OK);
+    es_atp_repo_state sa, sb;
+    es_status s1 = es_atp_repos_get(ra, did, strlen(did), &sa);
+    es_status s2 = es_atp_repos_get(rb, did, strlen(did), &sb);
+    assert_int_equal(s1, s2);
+    if (s1 == ES_OK) {
+        assert_string_equal(sa.rev, sb.rev);
+        assert_int_equal(sa.data_len, sb.data_len);
+        assert_memory_equal(sa.data, sb.data, sa.data_len);
+        assert_string_equal(sa.status, sb.status);
+        assert_int_equal(sa.desynced, sb.desynced);
+        assert_string_equal(sa.reason, sb.reason);
+        assert_int_equal(sa.desync_seq, sb.desync_seq);
+        assert_int_equal(sa.seq, sb.seq);
+    }
+    es_atp_repos_destroy(ra);
+    es_atp_repos_destroy(rb);
+}
+
+/* The real capture, verified, through two decoding threads: exactly the 152
+ * events stored with none (the same subjects and ids), the cursor at the
+ * last seq in both. */
+static void real_capture_on_decoding_threads(void **state)
+{
+    (void)state;
+    char frames[4096], docs[4096];
+    if (!real_corpus(frames, docs, sizeof frames))
+        skip();
+    const char *url = getenv("NATS_URL");
+    const char *threads[2] = {"0", "2"};
+    char names[2][64], logs[2][300];
+    natsConnection *nc = connect_to(url);
+    es_store *st[2];
+    for (int i = 0; i < 2; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "threads%s", threads[i]);
+        store_name(names[i], sizeof names[i], what);
+        snprintf(logs[i], sizeof logs[i], "%s/%s.log", tmp, what);
+        const char *extra[] = {"--verify-threads", threads[i], NULL};
+        expect_exit(start_with(url, names[i], "--from-file", frames, logs[i], true, "e2e", docs,
+                               extra),
+                    60, 0, logs[i]);
+        assert_true(log_contains(logs[i], "refused=0 errors=none"));
+        uint64_t last_seq;
+        st[i] = stored_once(nc, names[i], frames, &last_seq);
+        es_store_info info = {0};
+        assert_int_equal(es_store_info_get(st[i], &info), ES_OK);
+        assert_int_equal(info.events, 152);
+        check_cursor(st[i], "e2e", last_seq);
+    }
+    assert_same_events(st[0], st[1]);
+    assert_same_report(logs[0], logs[1]);
+    printf("  152 events, the same with 0 and 2 decoding threads\n");
+    es_store_destroy(st[1]);
+    es_store_delete(nc, names[1], NULL);
+    store_drop(nc, st[0], names[0]);
+}
+
+/* The real capture with every forgery of forge.h put just before the real
+ * frame it was made from (same seq): refused frames among valid ones, whose
+ * refusals desynchronize repositories whose later frames then follow. With
+ * three decoding threads the run must be the one a single thread makes: the
+ * same refusals by reason, chain counters, stored events, repository states
+ * and cursor. */
+static void refused_and_valid_frames_in_order(void **state)
+{
+    (void)state;
+    char frames[4096], docs[4096];
+    if (!real_corpus(frames, docs, sizeof frames))
+        skip();
+    static sample real[160];
+    size_t n = load_samples(frames, real, 160);
+    /* each frame's seq and DID, read without verification */
+    es_atp_decoder *dec;
+    es_arena *a;
+    assert_int_equal(es_atp_decoder_create(NULL, &dec), ES_OK);
+    assert_int_equal(es_arena_create(32 << 20, &a), ES_OK);
+    static uint64_t real_seq[160];
+    static char dids[160][64];
+    for (size_t i = 0; i < n; i++) {
+        es_arena_reset(a);
+        es_atp_batch b;
+        assert_int_equal(es_atp_decode(dec, real[i].bytes, real[i].len, a, &b), ES_OK);
+        real_seq[i] = b.seq;
+        snprintf(dids[i], sizeof dids[i], "%.*s", (int)b.did_len, b.did ? b.did : "");
+    }
+    size_t count = sizeof forgeries / sizeof forgeries[0];
+    sample forged[sizeof forgeries / sizeof forgeries[0]];
+    uint64_t forged_seq[sizeof forgeries / sizeof forgeries[0]];
+    for (size_t k = 0; k < count; k++) {
+        forged[k] = forgeries[k].make(real, n);
+        es_arena_reset(a);
+        es_atp_batch b;
+        es_atp_decode(dec, forged[k].bytes, forged[k].len, a, &b); /* refused or not: its seq */
+        assert_true(b.has_seq);
+        forged_seq[k] = b.seq;
+    }
+    es_arena_destroy(a);
+    es_atp_decoder_destroy(dec);
+    char capture[300];
+    snprintf(capture, sizeof capture, "%s/mixed.bin", tmp);
+    es_atp_capture_writer *w;
+    assert_int_equal(es_atp_capture_create(capture, 0, &w), ES_OK);
+    size_t placed = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < count; k++)
+            if (forged_seq[k] == real_seq[i]) {
+                assert_int_equal(es_atp_capture_write(w, forged[k].bytes, forged[k].len), ES_OK);
+                placed++;
+            }
+        assert_int_equal(es_atp_capture_write(w, real[i].bytes, real[i].len), ES_OK);
+    }
+    assert_int_equal(es_atp_capture_finish(w), ES_OK);
+    assert_int_equal(placed, count);
+    for (size_t k = 0; k < count; k++)
+        free(forged[k].bytes);
+    for (size_t i = 0; i < n; i++)
+        free(real[i].bytes);
+
+    const char *url = getenv("NATS_URL");
+    char plc[64];
+    snprintf(plc, sizeof plc, "http://127.0.0.1:%d", free_port()); /* re-resolution fails */
+    const char *threads[2] = {"0", "3"};
+    char names[2][64], logs[2][300];
+    natsConnection *nc = connect_to(url);
+    es_store *st[2];
+    setenv("ES_ATPROTO_TEST_INSECURE_IDENTITY", "1", 1);
+    for (int i = 0; i < 2; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "mixed%s", threads[i]);
+        store_name(names[i], sizeof names[i], what);
+        snprintf(logs[i], sizeof logs[i], "%s/%s.log", tmp, what);
+        const char *extra[] = {"--verify-threads", threads[i], "--plc", plc, NULL};
+        expect_exit(start_with(url, names[i], "--from-file", capture, logs[i], true, "e2e", docs,
+                               extra),
+                    60, 0, logs[i]);
+        st[i] = wait_stored(nc, names[i], 1, 10);
+    }
+    unsetenv("ES_ATPROTO_TEST_INSECURE_IDENTITY");
+    char want[64], refused[64];
+    snprintf(want, sizeof want, "%zu", count);
+    done_value(logs[0], "refused", refused, sizeof refused);
+    assert_string_equal(refused, want); /* every forgery refused, nothing else */
+    done_value(logs[0], "repos_desynced", refused, sizeof refused);
+    assert_string_not_equal(refused, "0");
+    assert_same_report(logs[0], logs[1]);
+    /* everything settled: the stores are complete before they are compared */
+    char events[64];
+    done_value(logs[0], "events", events, sizeof events);
+    for (int i = 0; i < 2; i++)
+        es_store_destroy(wait_stored(nc, names[i], strtoull(events, NULL, 10), 10));
+    assert_same_events(st[0], st[1]);
+    for (size_t i = 0; i < n; i++)
+        if (dids[i][0])
+            assert_same_repo(st[0], st[1], dids[i]);
+    check_cursor(st[0], "e2e", real_seq[n - 1]);
+    check_cursor(st[1], "e2e", real_seq[n - 1]);
+    printf("  %zu forged frames among %zu real ones: the same run with 0 and 3 threads\n", count,
+           n);
+    es_store_destroy(st[1]);
+    es_store_delete(nc, names[1], NULL);
+    store_drop(nc, st[0], names[0]);
+}
+
+/* SIGTERM in the middle of a verified file on two decoding threads: the
+ * frames in the ring are finished and offered (or dropped before the
+ * cursor), so the saved cursor covers exactly what is stored — every event
+ * of the frames up to it, nothing after; a restart stores the rest, each
+ * event once. */
+static void sigterm_drains_the_decoding_threads(void **state)
+{
+    (void)state;
+    char capture[300], docs[300], log[300], name[64];
+    snprintf(capture, sizeof capture, "%s/drain.zst", tmp);
+    snprintf(docs, sizeof docs, "%s/drain-docs.json", tmp);
+    snprintf(log, sizeof log, "%s/drain.log", tmp);
+    char *gen[] = {(char *)gen_bin, "--out", capture, "--frames", "20000", "--repos", "2000",
+                   "--seed", "47", "--multi-op", "10", "--did-docs-out", docs, NULL};
+    assert_int_equal(wait_exit(spawn(gen, log, NULL), 60), 0);
+    store_name(name, sizeof name, "drain");
+    const char *url = getenv("NATS_URL");
+    const char *extra[] = {"--verify-threads", "2", "--offline", NULL};
+    pid_t ing = start_with(url, name, "--from-file", capture, log, true, "e2e", docs, extra);
+    natsConnection *nc = connect_to(url);
+    es_store_destroy(wait_stored(nc, name, 1000, 60));
+    stop_ingester(ing, log);
+    es_store *st = wait_stored(nc, name, 0, 10);
+    es_checkpoints *cps;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    es_checkpoint cp;
+    assert_int_equal(es_checkpoint_get(cps, "e2e", &cp), ES_OK);
+    uint64_t cursor = cp.position;
+    es_checkpoint_clear(&cp);
+    es_checkpoints_destroy(cps);
+    ids upto = {0};
+    uint64_t last = expected_ids_up_to(capture, cursor, &upto);
+    assert_int_equal(last, cursor);
+    if (upto.n >= 20000)
+        printf("  (the run ended before the signal: nothing was in flight)\n");
+    printf("  stopped at cursor %llu: ", (unsigned long long)cursor);
+    assert_exactly_once(st, &upto);
+    ids_free(&upto);
+    es_store_destroy(st);
+    /* the rest, by a restart from the cursor */
+    ing = start_with(url, name, "--from-file", capture, log, true, "e2e", docs, extra);
+    expect_exit(ing, 120, 0, log);
+    es_store *all = stored_once(nc, name, capture, NULL);
+    assert_true(log_contains(log, "resuming name=e2e"));
+    store_drop(nc, all, name);
 }
 
 /* After each test: whatever it started and did not see end is killed. */
@@ -1520,6 +1828,9 @@ int main(void)
         cmocka_unit_test_teardown(a_crash_before_the_state_is_written_loses_and_repeats_nothing,
                                   kill_children),
         cmocka_unit_test_teardown(side_by_side_one_killed, kill_children),
+        cmocka_unit_test_teardown(real_capture_on_decoding_threads, kill_children),
+        cmocka_unit_test_teardown(refused_and_valid_frames_in_order, kill_children),
+        cmocka_unit_test_teardown(sigterm_drains_the_decoding_threads, kill_children),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)
