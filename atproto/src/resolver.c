@@ -648,7 +648,9 @@ es_status esi_atp_resolver_refresh(esi_atp_resolver *r, const char *did, const e
     int64_t now = r->clock(r->clock_ctx);
     entry *cached = *slot(r, did);
     flight *other = find_flight(r, did);
-    if (other != NULL) { /* someone is fetching it right now: that is the refresh */
+    if (r->offline && cached != NULL) { /* nothing newer can be learned */
+        s = es_error(ES_ERR_CONNECTION, "%s: offline: the seeded document is the only one", did);
+    } else if (other != NULL) { /* someone is fetching it right now: that is the refresh */
         s = wait_for(r, other);
     } else if (failed != NULL && (cached == NULL || !cached->key_tried || cached->key != failed)) {
         s = ES_OK; /* refreshed or dropped since `failed` was handed out: use what is there now */

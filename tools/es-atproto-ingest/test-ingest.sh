@@ -127,6 +127,12 @@ grep -q " 0 fetched" "$tmp/out" || fail "--offline fetched documents"
 expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --offline --quiet
 grep -q "frames: commit 0 " "$tmp/out" || fail "--offline accepted unseeded repositories"
 grep -q "offline, and no document was seeded" "$tmp/out" || fail "--offline refusal not said"
+# a seeded repository whose commit does not verify: offline, no newer key can be learned
+"$gen" --out "$tmp/unsigned.bin" --frames 20 --seed 9 --unsigned >/dev/null || fail "gen --unsigned"
+expect_exit 0 "$ingest" --from-file "$tmp/unsigned.bin" --dry-run --exit-at-end --offline \
+    --did-docs "$tmp/gen-docs.json"
+grep -q "kind=signature .*offline: the seeded document is the only one" "$tmp/out" ||
+    fail "--offline signature refusal not said: $(grep -m1 refused "$tmp/out")"
 expect_exit 0 "$ingest" --from-file "$tmp/gen.bin" --dry-run --exit-at-end --no-verify
 grep -q "NOT checked" "$tmp/out" || fail "--no-verify does not warn"
 grep -q "^verification: off" "$tmp/out" || fail "--no-verify not in the report"
