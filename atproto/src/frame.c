@@ -15,6 +15,7 @@
 #include <es/subject.h>
 
 #include "decoder.h"
+#include "mapping.h"
 #include "verify.h"
 
 #define HEADER_DEPTH 2
@@ -194,30 +195,19 @@ static es_status read_seq(frame *f)
     return f->seq_text ? ES_OK : arena_full(f);
 }
 
-/* The DID field (`repo` in commits, `did` elsewhere), checked. */
-static const char *cid_text(frame *f, const uint8_t *cid, size_t len);
-
-/* Sets the events' entity id from the DID. Valid DIDs reach 2048 bytes, but
- * an escaped entity id of over ES_ID_MAX bytes would not fit the server's
- * control line (docs/atproto.md, "Long DIDs"): such a DID is replaced by its
- * CID string, which is as stable, and kept whole in metadata `did`. */
+/* Sets the events' entity id from the DID (mapping.h: the DID, or for a
+ * DID too long to be an entity id its CID string, the DID then going into
+ * metadata `did`; docs/atproto.md, "Long DIDs"). */
 static es_status long_did_entity_id(frame *f)
 {
-    f->entity_id = f->out->did;
-    f->entity_id_len = f->out->did_len;
-    if (f->out->did_len <= ES_ID_MAX)
-        return ES_OK;
-    uint8_t cid[ES_CID_SHA256_LEN];
-    if (es_cid_sha256(ES_CID_CODEC_RAW, f->out->did, f->out->did_len, cid) != ES_OK)
-        return refuse_wrap(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "DID hash");
-    f->entity_id = cid_text(f, cid, sizeof cid);
-    f->did_text = es_arena_strndup(f->arena, f->out->did, f->out->did_len);
-    if (f->entity_id == NULL || f->did_text == NULL)
+    es_status s = esi_atp_did_entity_id(f->arena, f->out->did, f->out->did_len, &f->entity_id,
+                                        &f->entity_id_len, &f->did_text);
+    if (s == ES_ERR_NOMEM)
         return arena_full(f);
-    f->entity_id_len = strlen(f->entity_id);
-    return ES_OK;
+    return s == ES_OK ? ES_OK : refuse_wrap(f, ES_ATP_ERR_LIMIT, ES_ERR_LIMIT, "DID hash");
 }
 
+/* The DID field (`repo` in commits, `did` elsewhere), checked. */
 static es_status read_did(frame *f, const char *key)
 {
     const char *did;
@@ -253,54 +243,16 @@ static es_status read_rev(frame *f, const char **rev, size_t *len)
 
 /* ---- output helpers ------------------------------------------------------ */
 
-typedef struct part {
-    const char *p;
-    size_t n;
-} part;
+typedef esi_atp_part part;
 
-/* The concatenation of `parts`, NUL-terminated, in the frame's arena. */
-static char *join(frame *f, const part *parts, size_t count, size_t *len)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < count; i++)
-        total += parts[i].n;
-    char *s = es_arena_alloc(f->arena, total + 1);
-    if (s == NULL)
-        return NULL;
-    size_t at = 0;
-    for (size_t i = 0; i < count; i++) {
-        memcpy(s + at, parts[i].p, parts[i].n);
-        at += parts[i].n;
-    }
-    s[at] = '\0';
-    if (len != NULL)
-        *len = at;
-    return s;
-}
-
-/* The base32 string of a binary CID, in the arena; NULL when the arena is
- * full or the bytes are not a CIDv1. */
 static const char *cid_text(frame *f, const uint8_t *cid, size_t len)
 {
-    char *s = es_arena_alloc(f->arena, ES_CID_STRING_MAX);
-    if (s == NULL || es_cid_to_string(cid, len, s, ES_CID_STRING_MAX) != ES_OK)
-        return NULL;
-    return s;
+    return esi_atp_cid_text(f->arena, cid, len);
 }
 
-/* The event id of `parts` joined; ids longer than the core accepts are
- * replaced by the CID (raw, sha2-256) of the full id: just as stable across
- * relays and ingesters, and short. */
 static const char *event_id(frame *f, const part *parts, size_t count)
 {
-    size_t len;
-    char *id = join(f, parts, count, &len);
-    if (id == NULL || len <= ES_ATP_EVENT_ID_MAX)
-        return id;
-    uint8_t cid[ES_CID_SHA256_LEN];
-    if (es_cid_sha256(ES_CID_CODEC_RAW, id, len, cid) != ES_OK)
-        return NULL;
-    return cid_text(f, cid, sizeof cid);
+    return esi_atp_event_id(f->arena, parts, count);
 }
 
 /* Metadata `did` at `m` for a DID too long to be the entity id: the number
@@ -562,17 +514,6 @@ static es_status check_unique_paths(frame *f, const parsed_op *ops, size_t n)
     return ES_OK;
 }
 
-/* The entity type of a collection: '.' becomes '_' (NSIDs never hold '_'). */
-static char *entity_type(frame *f, const parsed_op *o)
-{
-    part p = {o->collection, o->collection_len};
-    char *t = join(f, &p, 1, NULL);
-    for (char *c = t; c && *c; c++)
-        if (*c == '.')
-            *c = '_';
-    return t;
-}
-
 typedef struct commit_text {
     const char *rev, *commit; /* NUL-terminated */
     size_t rev_len;
@@ -600,11 +541,10 @@ static size_t audit_meta(const frame *f, const commit_text *ct, es_meta *m)
 static es_status map_op(frame *f, const parsed_op *o, const commit_text *ct)
 {
     es_event_spec *e = new_event(f);
-    e->entity_type = entity_type(f, o);
+    e->entity_type = esi_atp_entity_type(f->arena, o->collection, o->collection_len);
     e->event_type = action_names[o->act];
-    part id[] = {{f->out->did, f->out->did_len},     {"/", 1}, {ct->rev, ct->rev_len}, {"/", 1},
-                 {o->collection, o->collection_len}, {"/", 1}, {o->rkey, o->rkey_len}};
-    e->event_id = event_id(f, id, ES_ARRAY_LEN(id));
+    e->event_id = esi_atp_op_event_id(f->arena, f->out->did, f->out->did_len, ct->rev, ct->rev_len,
+                                      o->collection, o->collection_len, o->rkey, o->rkey_len);
     es_meta *m = es_arena_calloc(f->arena, 13, sizeof *m);
     const char *rkey = es_arena_strndup(f->arena, o->rkey, o->rkey_len);
     if (e->entity_type == NULL || e->event_id == NULL || m == NULL || rkey == NULL)
