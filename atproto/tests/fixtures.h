@@ -4,6 +4,7 @@
 #ifndef ES_ATP_TEST_FIXTURES_H
 #define ES_ATP_TEST_FIXTURES_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,31 @@ static inline es_atp_capture *corpus_frames_open(void)
     if (path != NULL && es_atp_capture_open(path, 0, &c) != ES_OK)
         printf("SKIP: %s does not open: %s\n", path, es_last_error());
     return c;
+}
+
+/* fixtures/<rel> whole (read_whole_file), or NULL after saying why when it
+ * is absent. */
+static inline unsigned char *fixture_load(const char *rel, size_t *len)
+{
+    const char *path = fixture_path(rel);
+    *len = 0;
+    return path != NULL ? read_whole_file(path, len) : NULL;
+}
+
+/* The value after "<label>: " in a text such as car_expected_commit.txt,
+ * into out[size]; false when the label is absent or the value too long. */
+static inline bool fixture_field(const char *text, const char *label, char *out, size_t size)
+{
+    const char *p = strstr(text, label);
+    if (p == NULL)
+        return false;
+    p += strlen(label);
+    size_t n = strcspn(p, "\n");
+    if (n >= size)
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
 }
 
 #endif

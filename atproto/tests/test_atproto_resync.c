@@ -44,38 +44,23 @@ typedef struct fixture {
     char did[128], rev[32];
 } fixture;
 
-static void expected_field(const char *text, const char *label, char *out, size_t size)
-{
-    const char *p = strstr(text, label);
-    assert_non_null(p);
-    p += strlen(label);
-    size_t n = strcspn(p, "\n");
-    assert_true(n < size);
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
 
-static unsigned char *load(const char *rel, size_t *len)
-{
-    const char *path = fixture_path(rel);
-    return path ? read_whole_file(path, len) : NULL;
-}
 
 static int setup(void **state)
 {
     static fixture f;
     memset(&f, 0, sizeof f);
     size_t commit_len;
-    f.car_bytes = load("firehose-corpus/repo.car", &f.car_len);
-    f.tsv = load("firehose-corpus/car_expected_records.tsv", &f.tsv_len);
-    unsigned char *commit = load("firehose-corpus/car_expected_commit.txt", &commit_len);
+    f.car_bytes = fixture_load("firehose-corpus/repo.car", &f.car_len);
+    f.tsv = fixture_load("firehose-corpus/car_expected_records.tsv", &f.tsv_len);
+    unsigned char *commit = fixture_load("firehose-corpus/car_expected_commit.txt", &commit_len);
     if (f.car_bytes == NULL || f.tsv == NULL || commit == NULL) {
         free(f.car_bytes), free(f.tsv), free(commit);
         *state = NULL;
         return 0;
     }
-    expected_field((char *)commit, "DID: ", f.did, sizeof f.did);
-    expected_field((char *)commit, "Revision: ", f.rev, sizeof f.rev);
+    assert_true(fixture_field((char *)commit, "DID: ", f.did, sizeof f.did));
+    assert_true(fixture_field((char *)commit, "Revision: ", f.rev, sizeof f.rev));
     free(commit);
     int live = live_store_create(&f.ls, "resync");
     assert_int_not_equal(live, -1);
