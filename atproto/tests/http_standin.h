@@ -47,7 +47,7 @@ typedef struct standin_route {
 typedef struct standin {
     int fd;
     int port;
-    volatile int stop;
+    int stop; /* read and written with __atomic: the server thread polls it */
     pthread_t thread;
     pthread_mutex_t lock;
     standin_route routes[STANDIN_ROUTES_MAX];
@@ -180,7 +180,7 @@ static inline void standin_serve(standin *s, int c)
 static inline void *standin_main(void *arg)
 {
     standin *s = arg;
-    while (!s->stop) {
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
         struct pollfd p = {s->fd, POLLIN, 0};
         if (poll(&p, 1, 50) <= 0)
             continue;
@@ -212,7 +212,7 @@ static inline int standin_start(standin *s)
 
 static inline void standin_stop(standin *s)
 {
-    s->stop = 1;
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
     pthread_join(s->thread, NULL);
     close(s->fd);
     for (size_t i = 0; i < s->nroutes; i++) {
