@@ -9,6 +9,8 @@
 
 #include <es/cid.h>
 
+#include <es/atproto_repos.h>
+
 #include "backfill.h"
 #include "chain.h"
 #include "clock.h"
@@ -208,6 +210,38 @@ static void stats_line(run *r, const char *msg)
     ingest_log_end(&l);
 }
 
+/* A desynchronized repository: fetched and applied whatever its rev (the
+ * stored events may have drifted from the state it claims), which also
+ * clears the mark. */
+static es_status queue_one_desynced(const char *did, size_t did_len, const es_atp_repo_state *st,
+                                    void *closure)
+{
+    run *r = closure;
+    if (!st->desynced)
+        return ES_OK;
+    es_status s = backfill_add(r->bf, did, did_len, NULL);
+    r->queued += s == ES_OK;
+    return s;
+}
+
+/* --resync-desynced: every repository the store's chain states mark. */
+static es_status queue_desynced(run *r)
+{
+    es_atp_repos *repos = NULL;
+    es_status s = es_atp_repos_open(ingester_store(r->g), &repos);
+    size_t skipped = 0;
+    uint64_t before = r->queued;
+    if (s == ES_OK)
+        s = es_atp_repos_list(repos, queue_one_desynced, r, &skipped);
+    es_atp_repos_destroy(repos);
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_INFO, "desynchronized repositories queued");
+    ingest_log_u64(&l, "repos", r->queued - before);
+    ingest_log_u64(&l, "unreadable_states", skipped);
+    ingest_log_end(&l);
+    return s;
+}
+
 static es_status start(run *r)
 {
     const ingest_config *c = r->cfg;
@@ -237,6 +271,8 @@ static es_status start(run *r)
         xo.max_pages = 1; /* a page per turn: the queue stays short */
         s = es_atp_xrpc_create(&xo, &r->list.xrpc);
     }
+    if (s == ES_OK && c->resync_desynced)
+        s = queue_desynced(r);
     if (s == ES_OK && c->backfill != NULL)
         s = es_atp_dids_each(c->backfill, false, queue_did, r);
     if (s == ES_OK && c->backfill_file != NULL)

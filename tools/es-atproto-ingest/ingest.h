@@ -62,6 +62,7 @@ typedef struct ingest_config {
     int64_t backfill_retry_min_ms, backfill_retry_max_ms; /* default 1 min, 1 h */
     unsigned backfill_attempts;   /* --backfill-attempts: per repository and run (0: no limit) */
     bool backfill_all;             /* --backfill-all: every repository --backfill-host lists */
+    bool resync_desynced;          /* --resync-desynced: every one the chain states mark */
     const char *collection_signal; /* --collection-signal NSID: those with such a record */
     const char *backfill_host;     /* --backfill-host URL: the relay or PDS listing them */
     es_cli_conn conn;

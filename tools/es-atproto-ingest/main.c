@@ -110,6 +110,9 @@ static void usage(FILE *out)
             "  --collection-signal NSID  the repositories with at least one record in this\n"
             "                       collection (com.atproto.sync.listReposByCollection)\n"
             "  --backfill-host URL  the relay or PDS those two list (https)\n"
+            "  --resync-desynced    every repository the store marks desynchronized (a\n"
+            "                       refused commit, a chain break, a backfill given up):\n"
+            "                       fetched and applied whatever its rev, which clears the mark\n"
             "  --backfill-parallelism N  repositories fetched at once (default 4)\n"
             "  --repo-fetch-timeout DUR  one getRepo, whole (default 5m)\n"
             "  --backfill-retry-min DUR  a failure that may pass (429, 5xx, timeout) is tried\n"
@@ -217,6 +220,7 @@ enum {
     OPT_BACKFILL_ALL,
     OPT_COLLECTION_SIGNAL,
     OPT_BACKFILL_HOST,
+    OPT_RESYNC_DESYNCED,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -262,6 +266,7 @@ static const es_cli_option options[] = {
     {"backfill-all", 0, false, OPT_BACKFILL_ALL},
     {"collection-signal", 0, true, OPT_COLLECTION_SIGNAL},
     {"backfill-host", 0, true, OPT_BACKFILL_HOST},
+    {"resync-desynced", 0, false, OPT_RESYNC_DESYNCED},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -381,6 +386,7 @@ static bool apply(ingest_config *c, int id, const char *v)
         c->collection_signal = v;
         return true;
     case OPT_BACKFILL_HOST: c->backfill_host = v; return true;
+    case OPT_RESYNC_DESYNCED: c->resync_desynced = true; return true;
     case OPT_BACKFILL_PARALLELISM:
         if (!count_in(v, "--backfill-parallelism", 1, 64, &n))
             return false;
@@ -432,7 +438,8 @@ static int parse_args(int argc, char **argv, ingest_config *c)
             return ES_EXIT_USAGE;
     }
     bool listing = c->backfill_all || c->collection_signal != NULL;
-    bool backfill = c->backfill != NULL || c->backfill_file != NULL || listing;
+    bool backfill =
+        c->backfill != NULL || c->backfill_file != NULL || listing || c->resync_desynced;
     if (listing && c->backfill_host == NULL)
         return es_cli_usage("--backfill-all and --collection-signal list the repositories of "
                             "--backfill-host URL (a relay or a PDS)");

@@ -324,10 +324,12 @@ static void failures_then_recovery(void **state)
     for (size_t i = 2; i < nrepos; i++)
         assert_repo_stored(&c, &repos[i]);
 
-    /* The PDS serves them again: the next run stores them, the others are current. */
+    /* The PDS serves them again: --resync-desynced fetches those two only. */
     serve_repo(&repos[0], NULL);
     serve_repo(&repos[1], NULL);
-    assert_int_equal(ingest(NULL, store, args), 0);
+    unsigned before = standin_requests(&pds);
+    assert_int_equal(ingest(NULL, store, "--resync-desynced"), 0);
+    assert_int_equal(standin_requests(&pds) - before, 2);
     for (size_t i = 0; i < nrepos; i++)
         assert_int_equal(assert_repo_stored(&c, &repos[i]), repos[i].records);
     close_store(&c, store);
