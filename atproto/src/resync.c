@@ -208,7 +208,8 @@ static int held_cmp(const void *pa, const void *pb)
  * held: its CID, or nothing after a delete. */
 static void fold(resync *x)
 {
-    qsort(x->items, x->count, sizeof *x->items, held_cmp);
+    if (x->count > 1) /* (qsort must not see the NULL of an empty set) */
+        qsort(x->items, x->count, sizeof *x->items, held_cmp);
     size_t out = 0;
     for (size_t i = 0; i < x->count; i++) {
         bool last = i + 1 == x->count ||
