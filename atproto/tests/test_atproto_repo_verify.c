@@ -567,6 +567,7 @@ static void tampered_gen_cars(es_atp_gen_curves curves)
     const char *did;
     assert_int_equal(es_atp_gen_repo_car(g, 0, &car, &did), ES_OK);
     assert_int_equal(es_atp_gen_repo_tsv(g, 0, &tsv), ES_OK);
+    assert_int_equal(es_buf_append_byte(&tsv, '\0'), ES_OK); /* read as a string below */
     /* a record of the middle of the list: its key and CID */
     char key[256], cid[ES_CID_STRING_MAX];
     const char *line = (const char *)tsv.data;
