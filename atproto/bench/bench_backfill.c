@@ -40,10 +40,8 @@ static size_t serve_repos(es_atp_gen *g, size_t repos, standin *pds, char *dids,
         const char *did;
         if (es_atp_gen_repo_car(g, i, &car, &did) != ES_OK)
             die("repository CAR");
-        char route[256];
-        int n = snprintf(route, sizeof route, "/xrpc/com.atproto.sync.getRepo?did=");
-        for (const char *p = did; *p; p++)
-            n += snprintf(route + n, sizeof route - (size_t)n, *p == ':' ? "%%3A" : "%c", *p);
+        char route[512];
+        standin_get_repo_path(did, route, sizeof route);
         standin_answer a = {.status = 200, .body = car.data, .len = car.len,
                             .announce = STANDIN_LENGTH_TRUE};
         standin_route_answer(pds, route, &a);

@@ -11,6 +11,7 @@
 
 #include "atp_internal.h"
 #include "identity.h"
+#include "mapping.h"
 
 #define MAX_DIDS_DEFAULT  ((size_t)1000000)
 #define REV_MAX           32                 /* a rev is a TID, 13 characters */
@@ -459,14 +460,10 @@ static bool text_is(const es_value *v, const char *s)
            memcmp(v->u.str.ptr, s, v->u.str.len) == 0;
 }
 
-/* A CID's text in `arena`, or NULL. */
-static char *cid_text(es_arena *arena, const es_value *link)
+/* A link's CID text in `arena` (mapping.h), or NULL. */
+static const char *cid_text(es_arena *arena, const es_value *link)
 {
-    char *t = es_arena_alloc(arena, ES_CID_STRING_MAX);
-    if (t == NULL ||
-        es_cid_to_string(link->u.bytes.ptr, link->u.bytes.len, t, ES_CID_STRING_MAX) != ES_OK)
-        return NULL;
-    return t;
+    return esi_atp_cid_text(arena, link->u.bytes.ptr, link->u.bytes.len);
 }
 
 /* The rest of a #sync's commit (data, sig, commitprev), read from the commit

@@ -18,6 +18,7 @@
 #include <es/read.h>
 
 #include "atp_internal.h"
+#include "audit_internal.h"
 #include "mapping.h"
 
 #define MAX_EVENTS_DEFAULT  ((size_t)4000000)
@@ -27,7 +28,6 @@
 #define SCRATCH_LIMIT       ((size_t)64 << 20) /* one record's decode */
 #define COMMIT_DEPTH        4                  /* a commit is a flat map */
 #define META_MAX            11                 /* the most metadata one event carries */
-#define SIG_TEXT_MAX        128                /* base64url of a 64-byte signature: 86 */
 
 void es_atp_resync_options_init(es_atp_resync_options *o)
 {
@@ -113,7 +113,7 @@ static es_status read_commit(resync *x, const es_car *car)
     if (did->u.str.len != x->did_len || memcmp(did->u.str.ptr, x->did, x->did_len) != 0)
         return es_error(ES_ERR_DECODE, "the repository is of %.*s, not of the DID asked for",
                         (int)(did->u.str.len > 256 ? 256 : did->u.str.len), did->u.str.ptr);
-    char *sig_text = es_arena_alloc(x->held_arena, SIG_TEXT_MAX);
+    char *sig_text = es_arena_alloc(x->held_arena, ESI_ATP_AUDIT_SIG_TEXT_MAX);
     x->commit_text = esi_atp_cid_text(x->held_arena, car->roots[0], car->root_lens[0]);
     x->data_text = esi_atp_cid_text(x->held_arena, data->u.bytes.ptr, data->u.bytes.len);
     if (prev != NULL && prev->kind == ES_VALUE_LINK)
@@ -121,9 +121,8 @@ static es_status read_commit(resync *x, const es_car *car)
     if (sig_text == NULL || x->commit_text == NULL || x->data_text == NULL ||
         (prev != NULL && prev->kind == ES_VALUE_LINK && x->commit_prev_text == NULL))
         return es_error(ES_ERR_NOMEM, "resync: out of memory");
-    if ((s = esi_atp_base64url_encode(sig->u.bytes.ptr, sig->u.bytes.len, sig_text,
-                                      SIG_TEXT_MAX)) != ES_OK)
-        return es_error(ES_ERR_DECODE, "the commit's signature is too long");
+    if ((s = esi_atp_audit_sig_text(sig->u.bytes.ptr, sig->u.bytes.len, sig_text)) != ES_OK)
+        return esi_atp_error_wrap(s, "the commit");
     x->sig_text = sig_text;
     if (data->u.bytes.len > sizeof x->r->data || strlen(x->rev) > ES_ATP_REPO_REV_MAX)
         return es_error(ES_ERR_DECODE, "the commit's data CID or rev is too long");

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,19 @@ static inline void standin_route_set(standin *s, const char *path, int status, c
 {
     standin_answer a = {status, body, strlen(body), delay_ms, NULL, STANDIN_LENGTH_TRUE, 0};
     standin_route_answer(s, path, &a);
+}
+
+/* The path a getRepo of `did` asks for, its DID percent-encoded as RFC 3986
+ * wants a query value ("did%3Aplc%3A..."), into out[cap]. */
+static inline void standin_get_repo_path(const char *did, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "/xrpc/com.atproto.sync.getRepo?did=");
+    for (const char *p = did; *p != '\0' && n > 0 && (size_t)n + 4 < cap; p++) {
+        unsigned char c = (unsigned char)*p;
+        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~';
+        n += snprintf(out + n, cap - (size_t)n, plain ? "%c" : "%%%02X", c);
+    }
 }
 
 static inline unsigned standin_requests(standin *s)

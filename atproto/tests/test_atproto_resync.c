@@ -21,19 +21,7 @@
 
 #include "fixtures.h"
 #include "live.h"
-
-#define RECORDS_MAX 64
-#define KEY_MAX     160
-
-/* The record set a store holds for the DID, folded by this test on its own:
- * key -> CID text, from the record events in stream order. */
-typedef struct record_set {
-    char keys[RECORDS_MAX][KEY_MAX];
-    char cids[RECORDS_MAX][ES_CID_STRING_MAX];
-    size_t count;
-    size_t events, not_live;
-    char rev[32];
-} record_set;
+#include "record_fold.h"
 
 typedef struct fixture {
     live_store ls;
@@ -100,53 +88,13 @@ static fixture *fresh(void **state)
     return f;
 }
 
-static es_status on_event(const es_event *ev, void *closure)
+static void stored_set(fixture *f, record_fold *rs)
 {
-    record_set *rs = closure;
-    const char *type = es_event_entity_type(ev), *action = es_event_event_type(ev);
-    const char *rkey = es_event_meta(ev, "rkey"), *cid = es_event_meta(ev, "cid");
-    const char *live = es_event_meta(ev, "live"), *rev = es_event_meta(ev, "rev");
-    assert_non_null(rkey);
-    rs->events++;
-    rs->not_live += live != NULL && strcmp(live, "false") == 0;
-    if (rev != NULL)
-        snprintf(rs->rev, sizeof rs->rev, "%s", rev);
-    char key[KEY_MAX];
-    snprintf(key, sizeof key, "%s/%s", type, rkey);
-    for (char *c = key; *c != '/'; c++)
-        if (*c == '_')
-            *c = '.';
-    size_t i = 0;
-    while (i < rs->count && strcmp(rs->keys[i], key) != 0)
-        i++;
-    if (strcmp(action, "delete") == 0) {
-        assert_true(i < rs->count); /* a delete of a record the store held */
-        rs->count--;
-        memmove(rs->keys[i], rs->keys[i + 1], (rs->count - i) * KEY_MAX);
-        memmove(rs->cids[i], rs->cids[i + 1], (rs->count - i) * ES_CID_STRING_MAX);
-        return ES_OK;
-    }
-    assert_non_null(cid);
-    assert_true(strcmp(action, "create") == 0 ? i == rs->count : i < rs->count);
-    if (i == rs->count) {
-        assert_true(rs->count < RECORDS_MAX);
-        snprintf(rs->keys[rs->count++], KEY_MAX, "%s", key);
-    }
-    snprintf(rs->cids[i], ES_CID_STRING_MAX, "%s", cid);
-    return ES_OK;
-}
-
-static void stored_set(fixture *f, record_set *rs)
-{
-    memset(rs, 0, sizeof *rs);
-    es_filter flt;
-    es_filter_init(&flt);
-    flt.entity_id = f->did;
-    assert_int_equal(es_evolve(f->ls.store, &flt, NULL, on_event, rs, NULL), ES_OK);
+    record_fold_read(f->ls.store, f->did, rs);
 }
 
 /* The store's set equals the TSV, line for line (any order). */
-static void assert_equals_tsv(fixture *f, const record_set *rs)
+static void assert_equals_tsv(fixture *f, const record_fold *rs)
 {
     size_t lines = 0;
     for (const char *line = (const char *)f->tsv; *line;) {
@@ -200,7 +148,7 @@ static void backfill_stores_exactly_the_records(void **state)
     assert_int_equal(r.updated + r.deleted + r.unchanged + r.stored_events, 0);
     assert_int_equal(r.batches, 1);
     assert_string_equal(r.rev, f->rev);
-    record_set rs;
+    static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
     assert_int_equal(rs.events, n);
@@ -247,7 +195,7 @@ static void drifted_store_is_repaired(void **state)
     assert_int_equal(r.deleted, 1); /* the extra like gone */
     assert_int_equal(r.unchanged, tsv_lines(f) - 2);
     assert_int_equal(r.batches, 1);
-    record_set rs;
+    static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
 }
@@ -276,7 +224,7 @@ static void interrupted_run_resumes_without_repeating(void **state)
     assert_int_equal(r.unchanged, 10);
     assert_int_equal(r.created, n - 10);
     assert_int_equal(r.batches, (n - 10 + 4) / 5);
-    record_set rs;
+    static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
     assert_int_equal(rs.events, n); /* not one record event twice */
@@ -306,7 +254,7 @@ static void another_writer_meanwhile_is_a_conflict(void **state)
     /* made again, it takes the intruder's record into account */
     assert_int_equal(apply(f, 5, NULL, NULL, &r), ES_OK);
     assert_int_equal(r.deleted, 1);
-    record_set rs;
+    static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
 }

@@ -131,10 +131,9 @@ static void say(item *it, const char *reason, es_status s)
 
 /* What a failed fetch means: INACTIVE and NOT_FOUND are answers, the
  * passing troubles are tried again, the rest given up. */
-static outcome fetch_failed(backfill *bf, item *it, es_status s, const es_atp_xrpc_result *xr,
+static outcome fetch_failed(item *it, es_status s, const es_atp_xrpc_result *xr,
                             int64_t *retry_after_ms)
 {
-    (void)bf;
     if (s == ES_ERR_PERMISSION && xr->repo_status != NULL) {
         it->res.kind = BACKFILL_INACTIVE;
         it->res.status = xr->repo_status;
@@ -249,7 +248,7 @@ static outcome attempt(backfill *bf, item *it, int64_t *retry_after_ms)
     bf->st.bytes += xr.bytes;
     pthread_mutex_unlock(&bf->mu);
     if (s != ES_OK)
-        return fetch_failed(bf, it, s, &xr, retry_after_ms);
+        return fetch_failed(it, s, &xr, retry_after_ms);
     void *map = size ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (size == 0 || map == MAP_FAILED) {

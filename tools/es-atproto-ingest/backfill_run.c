@@ -286,17 +286,15 @@ static void drive(run *r, volatile sig_atomic_t *stop)
     es_progress p;
     es_progress_start(&p, "backfill", r->list.done ? r->queued : 0, !ingest_log_quiet());
     while (!*stop && (!r->list.done || !backfill_idle(r->bf))) {
-        backfill_stats now_st;
-        backfill_get_stats(r->bf, &now_st);
-        if (!r->list.done && now_st.queued < LIST_AHEAD && es_cli_monotonic_ms() >= r->list.next_ms)
-            list_page(r);
-        es_cli_sleep_ms(POLL_MS);
-        backfill_poll(r->bf, on_result, r);
-        ingester_tick(r->g); /* the chain state's writes */
         backfill_stats st;
         backfill_get_stats(r->bf, &st);
         uint64_t done = st.applied + st.current + st.inactive + st.failed;
         es_progress_update(&p, done, done);
+        if (!r->list.done && st.queued < LIST_AHEAD && es_cli_monotonic_ms() >= r->list.next_ms)
+            list_page(r);
+        es_cli_sleep_ms(POLL_MS);
+        backfill_poll(r->bf, on_result, r);
+        ingester_tick(r->g); /* the chain state's writes */
         int64_t now = es_cli_monotonic_ms();
         if (r->cfg->stats_interval_ms > 0 && now - r->last_stats_ms >= r->cfg->stats_interval_ms) {
             stats_line(r, "backfill");

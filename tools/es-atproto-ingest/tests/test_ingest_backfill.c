@@ -36,6 +36,7 @@
 
 #include "fixtures.h"
 #include "http_standin.h"
+#include "record_fold.h"
 
 #define REPOS 6
 
@@ -95,12 +96,8 @@ static void load_repo(repo *r, const char *dir, const char *car_name)
 /* getRepo of r served as the stand-in answers it: `a` (NULL: the CAR). */
 static void serve_repo(const repo *r, const standin_answer *a)
 {
-    char route[256];
-    snprintf(route, sizeof route, "/xrpc/com.atproto.sync.getRepo?did=");
-    size_t at = strlen(route);
-    for (const char *p = r->did; *p && at + 4 < sizeof route; p++)
-        at += (size_t)(*p == ':' ? snprintf(route + at, sizeof route - at, "%%3A")
-                                 : snprintf(route + at, sizeof route - at, "%c", *p));
+    char route[512];
+    standin_get_repo_path(r->did, route, sizeof route);
     standin_answer ok = {.status = 200, .body = r->car, .len = r->car_len,
                          .announce = STANDIN_LENGTH_TRUE};
     standin_route_answer(&pds, route, a ? a : &ok);
@@ -170,45 +167,6 @@ static void all_dids(char *out, size_t size)
         at += (size_t)snprintf(out + at, size - at, "%s%s", i ? "," : "", repos[i].did);
 }
 
-typedef struct fold {
-    char keys[4096][96];
-    char cids[4096][64];
-    size_t count, events, live;
-} fold;
-
-static es_status on_event(const es_event *ev, void *closure)
-{
-    fold *f = closure;
-    const char *type = es_event_entity_type(ev), *action = es_event_event_type(ev);
-    if (strcmp(type, "repo") == 0)
-        return ES_OK;
-    const char *rkey = es_event_meta(ev, "rkey"), *cid = es_event_meta(ev, "cid");
-    const char *live = es_event_meta(ev, "live");
-    f->events++;
-    f->live += live == NULL || strcmp(live, "false") != 0;
-    char key[96];
-    snprintf(key, sizeof key, "%s/%s", type, rkey);
-    for (char *c = key; *c != '/'; c++)
-        if (*c == '_')
-            *c = '.';
-    size_t i = 0;
-    while (i < f->count && strcmp(f->keys[i], key) != 0)
-        i++;
-    if (strcmp(action, "delete") == 0) {
-        assert_true(i < f->count);
-        f->count--;
-        memmove(f->keys[i], f->keys[i + 1], (f->count - i) * sizeof f->keys[0]);
-        memmove(f->cids[i], f->cids[i + 1], (f->count - i) * sizeof f->cids[0]);
-        return ES_OK;
-    }
-    if (i == f->count) {
-        assert_true(f->count < 4096);
-        snprintf(f->keys[f->count++], sizeof f->keys[0], "%s", key);
-    }
-    snprintf(f->cids[i], sizeof f->cids[0], "%s", cid);
-    return ES_OK;
-}
-
 typedef struct conn {
     natsConnection *nc;
     es_store *store;
@@ -235,15 +193,11 @@ static void close_store(conn *c, const char *store)
 }
 
 /* The store holds exactly r's records (each once, not live) and its chain
- * state is r's rev. Returns the record events of r. */
+ * state is r's rev. Returns the record events of r (all live=false). */
 static size_t assert_repo_stored(conn *c, const repo *r)
 {
-    static fold f;
-    memset(&f, 0, sizeof f);
-    es_filter flt;
-    es_filter_init(&flt);
-    flt.entity_id = r->did;
-    assert_int_equal(es_evolve(c->store, &flt, NULL, on_event, &f, NULL), ES_OK);
+    static record_fold f;
+    record_fold_read(c->store, r->did, &f);
     if (f.count != r->records)
         fail_msg("%s: %zu records stored, %zu in the repository", r->did, f.count, r->records);
     for (size_t i = 0; i < f.count; i++) {
@@ -252,6 +206,7 @@ static size_t assert_repo_stored(conn *c, const repo *r)
         if (strstr(r->tsv, line) == NULL)
             fail_msg("%s: stored %s is not in the repository", r->did, f.keys[i]);
     }
+    assert_int_equal(f.not_live, f.events); /* every record event came from a backfill */
     es_atp_repo_state st;
     assert_int_equal(es_atp_repos_get(c->repos, r->did, strlen(r->did), &st), ES_OK);
     assert_string_equal(st.rev, r->rev);
