@@ -201,7 +201,7 @@ static size_t assert_repo_stored(conn *c, const repo *r)
     if (f.count != r->records)
         fail_msg("%s: %zu records stored, %zu in the repository", r->did, f.count, r->records);
     for (size_t i = 0; i < f.count; i++) {
-        char line[200];
+        char line[RECORD_FOLD_KEY_MAX + ES_CID_STRING_MAX + 2];
         snprintf(line, sizeof line, "%s\t%s\n", f.keys[i], f.cids[i]);
         if (strstr(r->tsv, line) == NULL)
             fail_msg("%s: stored %s is not in the repository", r->did, f.keys[i]);
