@@ -571,17 +571,14 @@ static size_t log_count(const char *store, const char *needle)
     return n;
 }
 
-static void forged_commit_is_resynced(void **state)
+/* Writes part1 (frames before FIRST_PART) and part2 (the rest, the first
+ * commit among them forged: a signature that does not verify); the forged
+ * commit's DID into `did`, its index returned. */
+static size_t split_with_forgery(char *part1, char *part2, size_t size, char *did, size_t did_size)
 {
-    (void)state;
-    if (nrepos == 0)
-        skip();
     load_capture();
-    /* The victim: the author of the first commit of the second part. Its
-     * frame arrives forged (a signature that does not verify). */
-    char did[128] = "";
     size_t forged_at = FIRST_PART;
-    while (frame_did(&frames[forged_at], did, sizeof did) != ES_ATP_KIND_COMMIT)
+    while (frame_did(&frames[forged_at], did, did_size) != ES_ATP_KIND_COMMIT)
         forged_at++;
     assert_true(forged_at < EARLY_FRAMES); /* the PDS's snapshot covers it */
     uint8_t sig[64];
@@ -591,14 +588,40 @@ static void forged_commit_is_resynced(void **state)
     sample forged = with_signature(&frames[forged_at], sig, sizeof sig);
     sample original = frames[forged_at];
     frames[forged_at] = forged;
-    char part1[128], part2[128];
-    snprintf(part1, sizeof part1, "%s/part1.bin", tmp);
-    snprintf(part2, sizeof part2, "%s/part2.bin", tmp);
+    snprintf(part1, size, "%s/part1.bin", tmp);
+    snprintf(part2, size, "%s/part2.bin", tmp);
     write_capture(part1, frames, FIRST_PART);
     write_capture(part2, frames + FIRST_PART, FRAMES - FIRST_PART);
     frames[forged_at] = original;
     free(forged.bytes);
+    return forged_at;
+}
 
+/* Every repository ends as the PDS has it now; the victim's events are
+ * history first; the others were never resynced. Returns the victim's
+ * live record events after its snapshot. */
+static size_t assert_resynced(const char *store, const char *did)
+{
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++) {
+        const record_fold *f = assert_records(&c, &repos[i]);
+        if (strcmp(repos[i].did, did) != 0)
+            assert_int_equal(f->not_live, 0);
+    }
+    size_t after = assert_history_first(&c, did, repo_of(did, early)->rev, true);
+    assert_true(after > 0); /* live commits newer than the snapshot came, and were kept */
+    close_store(&c, store);
+    return after;
+}
+
+static void forged_commit_is_resynced(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    char did[128] = "", part1[128], part2[128];
+    size_t forged_at = split_with_forgery(part1, part2, sizeof part1, did, sizeof did);
     serve_early();
     char store[64], args[512];
     store_name(store, sizeof store, "resync");
@@ -610,21 +633,36 @@ static void forged_commit_is_resynced(void **state)
     assert_int_equal(standin_requests(&pds) - before, 1); /* the victim only */
     assert_int_equal(log_count(store, "frame refused"), 1);
     assert_int_equal(log_count(store, "repository backfilled"), 1);
-
-    conn c;
-    open_store(&c, store);
-    for (size_t i = 0; i < nrepos; i++) { /* every repository ends as the PDS has it now */
-        const record_fold *f = assert_records(&c, &repos[i]);
-        if (strcmp(repos[i].did, did) != 0)
-            assert_int_equal(f->not_live, 0); /* the others were never resynced */
-    }
-    size_t after = assert_history_first(&c, did, repo_of(did, early)->rev, true);
-    assert_true(after > 0); /* live commits newer than the snapshot came, and were kept */
-    close_store(&c, store);
+    size_t after = assert_resynced(store, did);
     serve_final();
     printf("  forged commit at frame %zu: %s resynced from the PDS's snapshot, then %zu live "
            "record events newer than it\n",
            forged_at, did, after);
+}
+
+/* Killed in the middle of the snapshot (frames held, the cursor before
+ * them): the next run replays them, resyncs again (resuming the snapshot)
+ * and ends the same — nothing lost, no record event twice. */
+static void killed_mid_resync(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    char did[128] = "", part1[128], part2[128];
+    split_with_forgery(part1, part2, sizeof part1, did, sizeof did);
+    serve_early();
+    char store[64], args[512];
+    store_name(store, sizeof store, "resynckill");
+    snprintf(args, sizeof args, "--from-file '%s' --name live", part1);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    snprintf(args, sizeof args, "--from-file '%s' --name live", part2);
+    assert_int_equal(
+        ingest("ES_INGEST_TEST_RESYNC_BATCH=5 ES_INGEST_TEST_EXIT_AFTER_BATCHES=3", store, args),
+        99);
+    assert_int_equal(ingest("ES_INGEST_TEST_RESYNC_BATCH=5", store, args), 0);
+    assert_int_equal(log_count(store, "repository backfilled"), 1); /* the second run's */
+    assert_resynced(store, did);
+    serve_final();
 }
 
 static void backfill_beside_a_live_source(void **state)
@@ -665,6 +703,7 @@ int main(void)
         cmocka_unit_test(killed_mid_backfill),
         cmocka_unit_test(backfill_all_lists_the_host),
         cmocka_unit_test(forged_commit_is_resynced),
+        cmocka_unit_test(killed_mid_resync),
         cmocka_unit_test(backfill_beside_a_live_source),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
