@@ -20,6 +20,7 @@
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
 #define WAIT_SLICE_MS     100
+#define LIST_AHEAD        10000 /* repositories queued before more listed ones are */
 /* Frames the sink takes past the bounds ingester_room honours: a source that
  * cannot stop at once (a WebSocket message already read when room ran out)
  * hands over a few more. */
@@ -41,6 +42,7 @@ struct ingester {
     ingest_cursor_start start;
     chain *chain;                       /* per-repository chain state (chain.h) */
     resyncs *rs;          /* live resyncs and backfills (resyncs.h); NULL: none */
+    listing *list;        /* --backfill-all, --collection-signal (listing.h); NULL: none */
     es_arena *release_arena; /* a held frame decoded again when released */
     volatile sig_atomic_t *stop;
     uint64_t crash_after, stored_units; /* tests: ES_INGEST_TEST_EXIT_AFTER_ACKS */
@@ -272,6 +274,8 @@ static es_status open_resyncs(ingester *g)
         s = es_atp_dids_each(c->backfill, false, queue_given, g->rs);
     if (s == ES_OK && c->backfill_file != NULL)
         s = es_atp_dids_each(c->backfill_file, true, queue_given, g->rs);
+    if (s == ES_OK && (c->backfill_all || c->collection_signal != NULL))
+        s = listing_open(c, &g->list);
     return s;
 }
 
@@ -342,6 +346,7 @@ void ingester_close(ingester *g)
      * documents kept in the store's KV (es_atp_identity_attach_store). */
     ingest_workers_destroy(g->workers);
     ingest_cursor_close(g->cursor);
+    listing_close(g->list);
     resyncs_close(g->rs); /* before the chain: it stops the workers */
     es_arena_destroy(g->release_arena);
     chain_close(g->chain, g->sink != NULL && es_sink_idle(g->sink));
@@ -372,6 +377,11 @@ struct chain *ingester_chain(ingester *g)
 struct resyncs *ingester_resyncs(ingester *g)
 {
     return g->rs;
+}
+
+struct listing *ingester_listing(ingester *g)
+{
+    return g->list;
 }
 
 bool ingester_resume_cursor(const ingester *g, uint64_t *cursor)
@@ -679,12 +689,24 @@ static void stats_line(ingester *g, int64_t now)
     g->last_stats_ms = now;
 }
 
+/* Listed repositories go to the resyncs while fewer than LIST_AHEAD wait
+ * for a worker: memory stays bounded however many the host lists. */
+static void drain_listing(ingester *g)
+{
+    resyncs_stats st;
+    resyncs_get_stats(g->rs, &st);
+    if (st.backfill.queued < LIST_AHEAD)
+        listing_drain(g->list, LIST_AHEAD - st.backfill.queued, resyncs_listed, g->rs);
+}
+
 void ingester_tick(ingester *g)
 {
     offer_ready(g, 0);
     es_sink_poll(g->sink);
     if (g->rs != NULL)
         resyncs_tick(g->rs, release_frame, g);
+    if (g->list != NULL)
+        drain_listing(g);
     uint64_t watermark, limit;
     /* the cursor never passes a frame held for a resync, or released and
      * not yet stored: a crash replays it */
@@ -758,12 +780,17 @@ static size_t finish_decoding(ingester *g, int64_t give_up)
 /* At the end of a source: the resyncs queued or running finish, and their
  * held frames are released (a signal stops the wait; retries waiting for
  * their time are left to the next run). */
+static bool resyncing(ingester *g)
+{
+    return g->rs != NULL && (resyncs_busy(g->rs) || (g->list != NULL && !listing_done(g->list)));
+}
+
 static void finish_resyncs(ingester *g)
 {
-    if (g->rs == NULL || !resyncs_busy(g->rs))
+    if (!resyncing(g))
         return;
     ingest_log_msg(LOG_INFO, "waiting for the resyncs in progress", NULL);
-    while (resyncs_busy(g->rs) && !*g->stop && g->outcome == INGEST_TAKEN) {
+    while (resyncing(g) && !*g->stop && g->outcome == INGEST_TAKEN) {
         ingester_wait(g, WAIT_SLICE_MS);
         ingester_tick(g);
     }

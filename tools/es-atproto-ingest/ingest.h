@@ -122,6 +122,9 @@ struct chain *ingester_chain(ingester *g);
 /* The live resyncs and backfills (resyncs.h); NULL with --no-resync,
  * --no-verify or --dry-run. */
 struct resyncs *ingester_resyncs(ingester *g);
+/* The host's listing (listing.h) of --backfill-all, --collection-signal;
+ * NULL without them. */
+struct listing *ingester_listing(ingester *g);
 
 /* A backfill without a live source (--backfill, --backfill-file): fetch,
  * verify and apply each repository, then exit (--exit-at-end) or wait for

@@ -492,10 +492,6 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         return es_cli_usage("give one source: --relay URL or --from-file PATH");
     if (c->file == NULL && c->relay == NULL && !backfill)
         return es_cli_usage("give a source (--relay URL or --from-file PATH) or --backfill");
-    if (listing && (c->file != NULL || c->relay != NULL))
-        return es_cli_usage("--backfill-all and --collection-signal run without a live source "
-                            "for now: run them beside the ingester of --relay/--from-file "
-                            "(docs/atproto.md)");
     if (backfill && c->no_resync)
         return es_cli_usage("--backfill and --no-resync contradict each other");
     if (backfill && (c->dry_run || c->no_verify))

@@ -27,6 +27,7 @@ struct resyncs {
     size_t nwaiting, max_waiting;
     bool in_result;    /* a result is being handled: its desync marks queue nothing */
     uint64_t queued_total, unheld;
+    uint64_t listed_current, listed_inactive;
 };
 
 /* ---- queueing ------------------------------------------------------------------------ */
@@ -110,6 +111,32 @@ es_status resyncs_queue_desynced(resyncs *rs, es_store *store)
         ingest_log_u64(&l, "repos", rs->queued_total - before);
         ingest_log_u64(&l, "unreadable_states", skipped);
         ingest_log_end(&l);
+    }
+    return s;
+}
+
+es_status resyncs_listed(void *ctx, const listing_repo *r)
+{
+    resyncs *rs = ctx;
+    if (!r->active) { /* recorded: its commits are skipped while so */
+        rs->listed_inactive++;
+        chain_resynced(rs->chain, r->did, r->did_len, NULL, NULL, 0, 0,
+                       r->status ? r->status : "inactive");
+        return ES_OK;
+    }
+    char rev[ES_ATP_REPO_REV_MAX + 1];
+    chain_known_rev(rs->chain, r->did, r->did_len, rev);
+    if (rev[0] && r->rev[0] && strcmp(r->rev, rev) <= 0) {
+        rs->listed_current++; /* the store has that rev: no fetch */
+        return ES_OK;
+    }
+    es_status s = resyncs_queue(rs, r->did, r->did_len, false);
+    if (s == ES_ERR_INVALID) { /* a host listing garbage: skipped, said */
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_WARN, "listed repository skipped");
+        ingest_log_str(&l, "error", es_last_error());
+        ingest_log_end(&l);
+        return ES_OK;
     }
     return s;
 }
@@ -303,6 +330,8 @@ void resyncs_get_stats(resyncs *rs, resyncs_stats *out)
 {
     out->queued_total = rs->queued_total;
     out->waiting_settle = rs->nwaiting;
+    out->listed_current = rs->listed_current;
+    out->listed_inactive = rs->listed_inactive;
     backfill_get_stats(rs->bf, &out->backfill);
     hold_get_stats(rs->hold, &out->hold);
 }

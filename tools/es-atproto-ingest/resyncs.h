@@ -30,6 +30,7 @@
 #include "chain.h"
 #include "hold.h"
 #include "ingest.h"
+#include "listing.h"
 
 typedef struct resyncs resyncs;
 
@@ -50,6 +51,11 @@ void resyncs_close(resyncs *rs);
  * frames are held from now on. ES_ERR_INVALID for a string that is not a
  * DID, ES_ERR_LIMIT past the backfill queue's bound. */
 es_status resyncs_queue(resyncs *rs, const char *did, size_t len, bool force);
+
+/* A repository a host listed (listing.h; ctx is the resyncs): recorded
+ * when the host says it is not active, left alone when the store has its
+ * rev, else queued as a backfill. */
+es_status resyncs_listed(void *ctx, const listing_repo *r);
 
 /* Every repository the store's chain states mark desynchronized. */
 es_status resyncs_queue_desynced(resyncs *rs, es_store *store);
@@ -90,6 +96,7 @@ bool resyncs_idle(resyncs *rs);
 typedef struct resyncs_stats {
     uint64_t queued_total;   /* repositories queued so far */
     uint64_t waiting_settle; /* queued, waiting for their frames in the sink to settle */
+    uint64_t listed_current, listed_inactive; /* listed: the store had the rev; not active */
     backfill_stats backfill;
     hold_stats hold;
 } resyncs_stats;

@@ -104,7 +104,7 @@ expect_exit 1 "$ingest" --from-file x --dry-run --repeat 0
 expect_exit 1 "$ingest" --from-file x --max-batches 41
 expect_exit 1 "$ingest" --from-file x --log-format xml
 expect_exit 1 "$ingest" --from-file x --backfill did:plc:abc --no-resync    # contradiction
-expect_exit 1 "$ingest" --from-file x --backfill-all --backfill-host https://h  # listing: alone
+expect_exit 1 "$ingest" --from-file x --backfill-all                           # no host
 expect_exit 1 "$ingest" --from-file x --max-held-frames 0
 expect_exit 1 "$ingest" --from-file x --max-held-bytes 0
 expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end  # not found

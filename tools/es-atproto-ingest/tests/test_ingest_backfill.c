@@ -687,6 +687,36 @@ static void backfill_beside_a_live_source(void **state)
     serve_final();
 }
 
+/* --backfill-all beside a live source (the listing on its own thread): every
+ * repository ends exact, no record event twice, whichever came first — a
+ * repository is held only from the moment it is listed, so its live events
+ * may precede its snapshot (then the snapshot is older: nothing applied),
+ * or follow it. */
+static void listing_beside_a_live_source(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    serve_early();
+    serve_listing();
+    char store[64], args[1024];
+    store_name(store, sizeof store, "listlive");
+    snprintf(args, sizeof args, "--from-file '%s' --backfill-all --backfill-host http://127.0.0.1:%d",
+             capture, pds.port);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++)
+        assert_records(&c, &repos[i]);
+    es_atp_repo_state st;
+    const char *gone = "did:plc:takendownaaaaaaaaaaaaaaa";
+    assert_int_equal(es_atp_repos_get(c.repos, gone, strlen(gone), &st), ES_OK);
+    assert_string_equal(st.status, "takendown");
+    close_store(&c, store);
+    assert_int_equal(log_count(store, "repository not backfilled"), 0);
+    serve_final();
+}
+
 int main(void)
 {
     ingest_bin = getenv("ES_INGEST_BIN");
@@ -705,6 +735,7 @@ int main(void)
         cmocka_unit_test(forged_commit_is_resynced),
         cmocka_unit_test(killed_mid_resync),
         cmocka_unit_test(backfill_beside_a_live_source),
+        cmocka_unit_test(listing_beside_a_live_source),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     for (size_t i = 0; i < nframes; i++)
