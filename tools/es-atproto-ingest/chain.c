@@ -242,6 +242,13 @@ void chain_on_desynced(chain *c, void (*fn)(void *ctx, const char *did, size_t l
     c->desynced_ctx = ctx;
 }
 
+bool chain_unknown(chain *c, const char *did, size_t did_len)
+{
+    repo *r = lookup(c, did, did_len);
+    return r != NULL && r->view.rev[0] == '\0' && !r->view.desynced && r->npend == 0 &&
+           es_atp_repo_active(&r->view);
+}
+
 size_t chain_pending(chain *c, const char *did, size_t did_len)
 {
     repo *r = *slot(c, did, did_len, es_cli_fnv1a(did, did_len));

@@ -456,6 +456,24 @@ static void refused_desyncs(ingester *g, const es_atp_batch *b)
                             es_atp_error_name(b->error));
 }
 
+/* --require-backfill: a repository the store knows nothing of is queued
+ * for a backfill (and held from now on) when one of its frames comes. */
+static bool backfill_first(ingester *g, const es_atp_batch *b)
+{
+    if (b->did == NULL || !es_atp_valid_did(b->did, b->did_len) ||
+        !chain_unknown(g->chain, b->did, b->did_len))
+        return false;
+    es_status s = resyncs_queue(g->rs, b->did, b->did_len, false);
+    if (s != ES_OK) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_WARN, "backfill not queued: the frame is stored without it");
+        ingest_log_strn(&l, "did", b->did, b->did_len);
+        ingest_log_str(&l, "error", es_last_error());
+        ingest_log_end(&l);
+    }
+    return s == ES_OK;
+}
+
 /* One decoded frame, in source order: logged, skipped by the cursor, held
  * for a resync, or handed to offer_checked. `again`: the same frame after
  * the sink was full — its logs, seq and refusal were handled the first
@@ -492,6 +510,9 @@ static ingest_take_result offer_decoded(ingester *g, const ingest_decoded *d, bo
     }
     /* A repository being resynced: its live frames wait for the snapshot. */
     if (s == ES_OK && g->rs != NULL && resyncs_divert(g->rs, b, d->frame, d->frame_len))
+        return INGEST_TAKEN;
+    if (s == ES_OK && g->cfg->require_backfill && g->rs != NULL && backfill_first(g, b) &&
+        resyncs_divert(g->rs, b, d->frame, d->frame_len))
         return INGEST_TAKEN;
     bool stored;
     return offer_checked(g, b, s == ES_OK, d->frame, d->frame_len, false, &stored);

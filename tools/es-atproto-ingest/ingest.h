@@ -67,6 +67,8 @@ typedef struct ingest_config {
     const char *backfill_host;     /* --backfill-host URL: the relay or PDS listing them */
     /* live resync (docs/atproto.md, "Resync"): on with a live source unless no_resync */
     bool no_resync;          /* --no-resync: desynchronized repositories stay so */
+    bool require_backfill;   /* --require-backfill: a repository the store does not know is
+                                backfilled before its frames are stored */
     size_t max_held_repos;   /* --max-held-repos (0: hold.h's default, 10,000) */
     size_t max_held_frames;  /* --max-held-frames: per repository (0: 1,000) */
     size_t max_held_bytes;   /* --max-held-bytes (0: 32 MiB) */

@@ -130,6 +130,8 @@ static void usage(FILE *out)
             "  source the same way (history first, then live).\n"
             "  --no-resync          leave desynchronized repositories so (their commits are\n"
             "                       skipped until a --resync-desynced run)\n"
+            "  --require-backfill   a repository the store knows nothing of is backfilled\n"
+            "                       (its frames held) before any of its frames is stored\n"
             "  --max-held-repos N   repositories whose frames are held at once (default\n"
             "                       10000; past it, frames of more go on unheld)\n"
             "  --max-held-frames N  frames held per repository (default 1000; past it they\n"
@@ -237,6 +239,7 @@ enum {
     OPT_BACKFILL_HOST,
     OPT_RESYNC_DESYNCED,
     OPT_NO_RESYNC,
+    OPT_REQUIRE_BACKFILL,
     OPT_MAX_HELD_REPOS,
     OPT_MAX_HELD_FRAMES,
     OPT_MAX_HELD_BYTES,
@@ -287,6 +290,7 @@ static const es_cli_option options[] = {
     {"backfill-host", 0, true, OPT_BACKFILL_HOST},
     {"resync-desynced", 0, false, OPT_RESYNC_DESYNCED},
     {"no-resync", 0, false, OPT_NO_RESYNC},
+    {"require-backfill", 0, false, OPT_REQUIRE_BACKFILL},
     {"max-held-repos", 0, true, OPT_MAX_HELD_REPOS},
     {"max-held-frames", 0, true, OPT_MAX_HELD_FRAMES},
     {"max-held-bytes", 0, true, OPT_MAX_HELD_BYTES},
@@ -411,6 +415,7 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_BACKFILL_HOST: c->backfill_host = v; return true;
     case OPT_RESYNC_DESYNCED: c->resync_desynced = true; return true;
     case OPT_NO_RESYNC: c->no_resync = true; return true;
+    case OPT_REQUIRE_BACKFILL: c->require_backfill = true; return true;
     case OPT_MAX_HELD_REPOS:
         if (!count_in(v, "--max-held-repos", 1, 1 << 24, &n))
             return false;
@@ -492,8 +497,11 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         return es_cli_usage("give one source: --relay URL or --from-file PATH");
     if (c->file == NULL && c->relay == NULL && !backfill)
         return es_cli_usage("give a source (--relay URL or --from-file PATH) or --backfill");
-    if (backfill && c->no_resync)
-        return es_cli_usage("--backfill and --no-resync contradict each other");
+    if ((backfill || c->require_backfill) && c->no_resync)
+        return es_cli_usage("--backfill and --require-backfill resync: not with --no-resync");
+    if (c->require_backfill && (c->no_verify || c->dry_run))
+        return es_cli_usage("--require-backfill stores what it verifies: not with --dry-run or "
+                            "--no-verify");
     if (backfill && (c->dry_run || c->no_verify))
         return es_cli_usage("--backfill stores what it verifies: not with --dry-run or "
                             "--no-verify");

@@ -717,6 +717,31 @@ static void listing_beside_a_live_source(void **state)
     serve_final();
 }
 
+/* --require-backfill: each repository the store does not know is
+ * backfilled at its first frame, its frames held meanwhile — every one's
+ * history first, then its live events newer than the snapshot. */
+static void require_backfill_holds_unknown_repositories(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    serve_early();
+    char store[64], args[1024];
+    store_name(store, sizeof store, "require");
+    snprintf(args, sizeof args, "--from-file '%s' --require-backfill", capture);
+    unsigned before = standin_requests(&pds);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    assert_int_equal(standin_requests(&pds) - before, nrepos); /* one getRepo each */
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++) {
+        assert_records(&c, &repos[i]);
+        assert_true(assert_history_first(&c, repos[i].did, early[i].rev, false) > 0);
+    }
+    close_store(&c, store);
+    serve_final();
+}
+
 int main(void)
 {
     ingest_bin = getenv("ES_INGEST_BIN");
@@ -736,6 +761,7 @@ int main(void)
         cmocka_unit_test(killed_mid_resync),
         cmocka_unit_test(backfill_beside_a_live_source),
         cmocka_unit_test(listing_beside_a_live_source),
+        cmocka_unit_test(require_backfill_holds_unknown_repositories),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     for (size_t i = 0; i < nframes; i++)
