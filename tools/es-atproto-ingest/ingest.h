@@ -65,6 +65,9 @@ typedef struct ingest_config {
     bool resync_desynced;          /* --resync-desynced: every one the chain states mark */
     const char *collection_signal; /* --collection-signal NSID: those with such a record */
     const char *backfill_host;     /* --backfill-host URL: the relay or PDS listing them */
+    /* tracked repositories (docs/atproto.md, "Tracked repositories"; tracked.h) */
+    bool tracked_only;  /* --tracked-only: commits of DIDs not in ES_<store>_tracked not stored */
+    size_t max_tracked; /* --max-tracked: DIDs of the tracked set in memory (0: 100,000) */
     es_cli_conn conn;
 } ingest_config;
 

@@ -24,6 +24,7 @@
 #include "relay.h"
 #include "repos_cmd.h"
 #include "source.h"
+#include "tracked.h"
 
 #define MEMORY_SOURCE_MAX ((size_t)1 << 30)
 
@@ -120,6 +121,13 @@ static void usage(FILE *out)
             "  --backfill-retry-max DUR  ... up to this (default 1h)\n"
             "  --backfill-attempts N attempts per repository in this run (default 0: no\n"
             "                       limit); a repository given up is marked desynchronized\n"
+            "\n"
+            "Tracked repositories (docs/atproto.md, \"Tracked repositories\"):\n"
+            "  --tracked-only       store the commits of tracked repositories only: the set\n"
+            "                       in ES_<store>_tracked (es-atproto-ingest repos add|remove),\n"
+            "                       followed while running (no restart)\n"
+            "  --max-tracked N      tracked repositories held in memory (default 100000);\n"
+            "                       past it, DIDs added are left out (counted)\n"
             "\n"
             "Filters:\n"
             "  --collections LIST   keep only these collections: NSIDs or prefixes at\n"
@@ -221,6 +229,8 @@ enum {
     OPT_COLLECTION_SIGNAL,
     OPT_BACKFILL_HOST,
     OPT_RESYNC_DESYNCED,
+    OPT_TRACKED_ONLY,
+    OPT_MAX_TRACKED,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -267,6 +277,8 @@ static const es_cli_option options[] = {
     {"collection-signal", 0, true, OPT_COLLECTION_SIGNAL},
     {"backfill-host", 0, true, OPT_BACKFILL_HOST},
     {"resync-desynced", 0, false, OPT_RESYNC_DESYNCED},
+    {"tracked-only", 0, false, OPT_TRACKED_ONLY},
+    {"max-tracked", 0, true, OPT_MAX_TRACKED},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -387,6 +399,12 @@ static bool apply(ingest_config *c, int id, const char *v)
         return true;
     case OPT_BACKFILL_HOST: c->backfill_host = v; return true;
     case OPT_RESYNC_DESYNCED: c->resync_desynced = true; return true;
+    case OPT_TRACKED_ONLY: c->tracked_only = true; return true;
+    case OPT_MAX_TRACKED:
+        if (!count_in(v, "--max-tracked", 1, TRACKED_MAX_LIMIT, &n))
+            return false;
+        c->max_tracked = (size_t)n;
+        return true;
     case OPT_BACKFILL_PARALLELISM:
         if (!count_in(v, "--backfill-parallelism", 1, 64, &n))
             return false;
