@@ -53,14 +53,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_WITHOUT_SERVER()                                                                      \
-    do {                                                                                           \
-        if (*state == NULL) {                                                                      \
-            print_message("NATS_URL not set: skipped\n");                                          \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 static bool tracked(ctx *c, const char *did, int64_t *added_ns)
 {
     bool yes = true;
@@ -68,17 +60,11 @@ static bool tracked(ctx *c, const char *did, int64_t *added_ns)
     return yes;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- add, remove, contains, list ------------------------------------------------- */
 
 static void add_remove_and_contains(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     const char *did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
     int64_t added = -1, again = -1;
@@ -88,7 +74,7 @@ static void add_remove_and_contains(void **state)
     assert_true(tracked(c, did, &added));
     assert_true(added > 0);
     /* adding again changes nothing: the added time is kept */
-    sleep_ms(5);
+    live_sleep_ms(5);
     assert_int_equal(es_atp_tracked_add(c->t, did, strlen(did)), ES_OK);
     assert_true(tracked(c, did, &again));
     assert_int_equal(again, added);
@@ -107,7 +93,7 @@ static void add_remove_and_contains(void **state)
 
 static void bad_dids_are_refused(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     assert_int_equal(es_atp_tracked_add(c->t, "plc:abc", 7), ES_ERR_INVALID);
     assert_int_equal(es_atp_tracked_remove(c->t, "plc:abc", 7), ES_ERR_INVALID);
@@ -147,7 +133,7 @@ static es_status on_listed(const char *did, size_t len, int64_t added_ns, void *
 
 static void listing_sees_the_set(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     listed l = {0};
     size_t skipped = 99;
@@ -189,7 +175,7 @@ static size_t seen_count(seen *s)
 static void wait_seen(seen *s, size_t n)
 {
     for (int i = 0; i < 250 && seen_count(s) < n; i++)
-        sleep_ms(20);
+        live_sleep_ms(20);
     assert_int_equal(seen_count(s), n);
 }
 
@@ -216,7 +202,7 @@ static void other_close(other *o)
 
 static void watch_sees_the_set_then_changes(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     const char *a = "did:plc:watchaaaaaaaaaaaaaaaaaaaa", *b = "did:plc:watchbbbbbbbbbbbbbbbbbbbb";
     const char *d = "did:plc:watchdddddddddddddddddddd";
@@ -243,7 +229,7 @@ static void watch_sees_the_set_then_changes(void **state)
     assert_int_equal(es_atp_tracked_add(c->t, b, strlen(b)), ES_OK);
     assert_int_equal(es_atp_tracked_add(c->t, b, strlen(b)), ES_OK); /* no change: nothing seen */
     wait_seen(&s, 4);
-    sleep_ms(200);
+    live_sleep_ms(200);
     assert_int_equal(es_atp_tracked_watch_skipped(w), 0);
     es_atp_tracked_watch_destroy(w);
     assert_int_equal(seen_count(&s), 4);
@@ -281,7 +267,7 @@ static es_status count_listed(const char *did, size_t len, int64_t added_ns, voi
 
 static void hostile_values_are_skipped(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     const char *good = "did:plc:goodgoodgoodgoodgoodgood";
     assert_int_equal(es_atp_tracked_add(c->t, good, strlen(good)), ES_OK);
@@ -311,7 +297,7 @@ static void hostile_values_are_skipped(void **state)
     /* a hostile value written while watching: skipped too */
     put_raw(c, "did/plc/hostile6", "{\"v\":1,\"did\":7}");
     for (int i = 0; i < 250 && es_atp_tracked_watch_skipped(w) < 8; i++)
-        sleep_ms(20);
+        live_sleep_ms(20);
     assert_int_equal(es_atp_tracked_watch_skipped(w), 8);
     /* adding a DID whose key holds a hostile value replaces it */
     assert_int_equal(es_atp_tracked_add(c->t, "did:plc:hostile1", 16), ES_OK);
@@ -336,7 +322,7 @@ static es_status on_bucket(const es_bucket_info *b, void *closure)
 /* The set lives in the store's own bucket ES_<store>_tracked. */
 static void the_bucket_is_the_stores(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     bucket_seen s = {.found = false};
     snprintf(s.want, sizeof s.want, "ES_%s_tracked", c->live.name);

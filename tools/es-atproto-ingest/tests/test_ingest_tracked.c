@@ -59,14 +59,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_WITHOUT_SERVER()                                                                      \
-    do {                                                                                           \
-        if (*state == NULL) {                                                                      \
-            print_message("NATS_URL not set: skipped\n");                                          \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 static void on_change(void *closure, const char *did, size_t len, bool added)
 {
     changes *ch = closure;
@@ -79,12 +71,6 @@ static void on_change(void *closure, const char *did, size_t len, bool added)
         ch->removed++;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Polls (as the tick thread does, every 20 ms) until n changes were handed
  * over in all, for up to 5 s, then once more to see nothing more comes. */
 static void poll_until(tracked *t, size_t n)
@@ -92,9 +78,9 @@ static void poll_until(tracked *t, size_t n)
     for (int i = 0; i < 250 && got.n < n; i++) {
         assert_int_equal(tracked_poll(t, on_change, &got), ES_OK);
         if (got.n < n)
-            sleep_ms(20);
+            live_sleep_ms(20);
     }
-    sleep_ms(100);
+    live_sleep_ms(100);
     assert_int_equal(tracked_poll(t, on_change, &got), ES_OK);
     assert_int_equal(got.n, n);
 }
@@ -116,7 +102,7 @@ static bool has(tracked *t, const char *did)
 
 static void poll_hands_over_changes_in_order(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     memset(&got, 0, sizeof got);
     add(c, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
@@ -168,7 +154,7 @@ static void did_of(char out[40], unsigned i)
  * over once. */
 static void a_burst_is_caught_up_by_a_relist(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     memset(&got, 0, sizeof got);
     tracked *t = NULL;
@@ -213,7 +199,7 @@ static void a_burst_is_caught_up_by_a_relist(void **state)
 /* The set holds max_tracked DIDs; the rest are left out and counted. */
 static void the_set_stops_at_its_bound(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     memset(&got, 0, sizeof got);
     add(c, "did:plc:bound1bound1bound1bound1b");
@@ -237,7 +223,7 @@ static void the_set_stops_at_its_bound(void **state)
                      ES_OK);
     es_checkpoints_destroy(cps);
     for (int i = 0; i < 250 && st.skipped == 0; i++) {
-        sleep_ms(20);
+        live_sleep_ms(20);
         tracked_get_stats(t, &st);
     }
     assert_int_equal(st.skipped, 1);
