@@ -22,6 +22,7 @@
 /* How long es_atp_tracked_watch_start waits for the current set: a large
  * set takes the server a while to send. */
 #define CURRENT_WAIT_MS 60000
+#define ADD_ATTEMPTS    4 /* compare-and-set rounds against a racing writer */
 
 struct es_atp_tracked {
     es_checkpoints *cps;
@@ -40,9 +41,10 @@ static es_status tracked_key(const char *did, size_t len, char key[ES_ATP_REPO_K
     size_t back_len;
     if (!esi_atp_repo_key_did(key, back, &back_len))
         return es_error(ES_ERR_LIMIT,
-                        "'%.64s...' cannot be tracked: only DIDs of at most %d bytes that are "
-                        "their own KV key",
-                        did, ES_ATP_TRACKED_DID_MAX);
+                        "'%.*s%s' cannot be tracked: only DIDs of at most %d bytes that are "
+                        "their own KV key (no empty, leading or trailing '.' token)",
+                        (int)(len > 64 ? 64 : len), did, len > 64 ? "..." : "",
+                        ES_ATP_TRACKED_DID_MAX);
     return ES_OK;
 }
 
@@ -103,12 +105,20 @@ void es_atp_tracked_destroy(es_atp_tracked *t)
 }
 
 /* Reads the entry of `key`: ES_OK with *tracked and cp filled (the caller
- * clears it), or an error other than not found. */
-static es_status read_entry(es_atp_tracked *t, const char *key, es_checkpoint *cp, bool *tracked)
+ * clears it), or an error other than not found. *expect (may be NULL) gets
+ * what a write replacing it expects: its revision, none, or any for a
+ * value that is not even a checkpoint (the engine does not say its
+ * revision; the only valid value of the key is the same anyway). */
+static es_status read_entry(es_atp_tracked *t, const char *key, es_checkpoint *cp, bool *tracked,
+                            uint64_t *expect)
 {
     *tracked = false;
     es_status s = es_checkpoint_get(t->cps, key, cp);
-    if (s == ES_ERR_NOT_FOUND) {
+    if (expect != NULL)
+        *expect = s == ES_OK           ? cp->revision
+                  : s == ES_ERR_DECODE ? ES_CHECKPOINT_ANY
+                                       : ES_CHECKPOINT_NEW;
+    if (s == ES_ERR_NOT_FOUND || s == ES_ERR_DECODE) {
         es_error_clear();
         return ES_OK;
     }
@@ -127,18 +137,23 @@ es_status es_atp_tracked_add(es_atp_tracked *t, const char *did, size_t len)
     es_status s = tracked_key(did, len, key);
     if (s == ES_OK)
         s = encode_value(did, len, &text);
-    if (s == ES_OK)
-        s = es_checkpoint_set(t->cps, key, 0, text, ES_CHECKPOINT_NEW, NULL);
-    if (s == ES_ERR_CONFLICT) {
-        /* there already: a tracked entry is kept; anything else there is
-         * replaced, unless it changed in between (then try again) */
+    /* Written only when absent: a tracked entry is kept as it is; anything
+     * else under the key is replaced, unless it changed in between (then
+     * read again). */
+    uint64_t expect = ES_CHECKPOINT_NEW;
+    for (int i = 0; s == ES_OK && i < ADD_ATTEMPTS; i++) {
+        s = es_checkpoint_set(t->cps, key, 0, text, expect, NULL);
+        if (s != ES_ERR_CONFLICT)
+            break;
         es_checkpoint cp;
         bool tracked;
-        s = read_entry(t, key, &cp, &tracked);
-        if (s == ES_OK && !tracked)
-            s = es_checkpoint_set(t->cps, key, 0, text,
-                                  cp.revision ? cp.revision : ES_CHECKPOINT_NEW, NULL);
+        s = read_entry(t, key, &cp, &tracked, &expect);
         es_checkpoint_clear(&cp);
+        if (s == ES_OK && tracked)
+            break;
+        if (s == ES_OK && i + 1 == ADD_ATTEMPTS)
+            s = es_error(ES_ERR_CONFLICT, "%.*s: %d writers raced on its key", (int)len, did,
+                         ADD_ATTEMPTS);
     }
     es_free(text);
     if (s == ES_OK)
@@ -155,7 +170,7 @@ es_status es_atp_tracked_remove(es_atp_tracked *t, const char *did, size_t len)
     bool tracked = false;
     es_status s = tracked_key(did, len, key);
     if (s == ES_OK)
-        s = read_entry(t, key, &cp, &tracked);
+        s = read_entry(t, key, &cp, &tracked, NULL);
     es_checkpoint_clear(&cp);
     if (s == ES_OK && !tracked)
         return es_error(ES_ERR_NOT_FOUND, "%.*s is not tracked", (int)len, did);
@@ -178,7 +193,7 @@ es_status es_atp_tracked_contains(es_atp_tracked *t, const char *did, size_t len
         return ES_OK; /* not a DID that can be tracked: not tracked */
     }
     es_checkpoint cp = {0};
-    es_status s = read_entry(t, key, &cp, tracked);
+    es_status s = read_entry(t, key, &cp, tracked, NULL);
     if (s == ES_OK && *tracked && added_ns != NULL)
         *added_ns = cp.time_ns;
     es_checkpoint_clear(&cp);

@@ -255,6 +255,20 @@ static void put_raw(ctx *c, const char *key, const char *json)
     es_checkpoints_destroy(cps);
 }
 
+/* Writes a raw KV value into the tracked bucket, past the library. */
+static void put_garbage(ctx *c, const char *key, const char *value)
+{
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    char bucket[64];
+    snprintf(bucket, sizeof bucket, "ES_%s_tracked", c->live.name);
+    assert_int_equal(natsConnection_JetStream(&js, c->live.nc, NULL), NATS_OK);
+    assert_int_equal(js_KeyValue(&kv, js, bucket), NATS_OK);
+    assert_int_equal(kvStore_PutString(NULL, kv, key, value), NATS_OK);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+}
+
 static es_status count_listed(const char *did, size_t len, int64_t added_ns, void *closure)
 {
     (void)added_ns;
@@ -299,11 +313,21 @@ static void hostile_values_are_skipped(void **state)
     for (int i = 0; i < 250 && es_atp_tracked_watch_skipped(w) < 8; i++)
         live_sleep_ms(20);
     assert_int_equal(es_atp_tracked_watch_skipped(w), 8);
+    /* a value that is not even a checkpoint (written with nats.c): the
+     * engine passes it over, uncounted; contains says not tracked */
+    put_garbage(c, "did/plc/garbage", "not json");
+    assert_false(tracked(c, "did:plc:garbage", NULL));
+    assert_int_equal(es_atp_tracked_remove(c->t, "did:plc:garbage", 15), ES_ERR_NOT_FOUND);
+    live_sleep_ms(100);
+    assert_int_equal(seen_count(&s), 1);
     /* adding a DID whose key holds a hostile value replaces it */
     assert_int_equal(es_atp_tracked_add(c->t, "did:plc:hostile1", 16), ES_OK);
     assert_true(tracked(c, "did:plc:hostile1", NULL));
-    wait_seen(&s, 2);
+    assert_int_equal(es_atp_tracked_add(c->t, "did:plc:garbage", 15), ES_OK);
+    assert_true(tracked(c, "did:plc:garbage", NULL));
+    wait_seen(&s, 3);
     assert_string_equal(s.what[1], "+did:plc:hostile1");
+    assert_string_equal(s.what[2], "+did:plc:garbage");
     es_atp_tracked_watch_destroy(w);
 }
 

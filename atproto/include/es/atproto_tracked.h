@@ -53,7 +53,8 @@ ES_API void es_atp_tracked_destroy(es_atp_tracked *t);
 
 /* Adds a DID to the set. ES_OK also when it was tracked already (nothing
  * is written: its added time is kept). ES_ERR_INVALID for a string that is
- * not a DID, ES_ERR_LIMIT for a DID that cannot be tracked (see above). */
+ * not a DID, ES_ERR_LIMIT for a DID that cannot be tracked (see above),
+ * ES_ERR_CONFLICT when other writers kept changing its key. */
 ES_API es_status es_atp_tracked_add(es_atp_tracked *t, const char *did, size_t len);
 
 /* Removes a DID from the set (a KV delete; the events stored for it stay).
