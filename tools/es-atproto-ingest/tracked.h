@@ -22,7 +22,7 @@
 
 typedef struct tracked tracked;
 
-#define TRACKED_MAX_DEFAULT 100000   /* --max-tracked's default: about 10 MB of set */
+#define TRACKED_MAX_DEFAULT 100000   /* --max-tracked's default: ~100 bytes a DID */
 #define TRACKED_MAX_LIMIT   10000000 /* its largest value */
 #define TRACKED_QUEUE_MAX   1024     /* changes queued between two polls before a relist */
 
