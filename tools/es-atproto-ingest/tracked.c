@@ -20,8 +20,9 @@
 typedef struct entry {
     struct entry *next;
     uint64_t hash;
-    size_t len;
-    char did[]; /* len bytes + NUL */
+    uint32_t len;
+    uint32_t listed; /* the relist that last saw it */
+    char did[];      /* len bytes + NUL */
 } entry;
 
 /* A chained hash set of DIDs that grows by doubling. */
@@ -45,6 +46,7 @@ struct tracked {
     change *queue;      /* a ring of TRACKED_QUEUE_MAX */
     size_t head, queued;
     bool relist; /* the queue overflowed: list the bucket at the next poll */
+    uint32_t relist_gen; /* which relist is running (the tick thread's) */
     did_set set;
     tracked_stats st;
 };
@@ -59,9 +61,14 @@ static entry **set_slot(did_set *s, const char *did, size_t len, uint64_t h)
     return p;
 }
 
+static entry *set_find(did_set *s, const char *did, size_t len)
+{
+    return s->buckets == NULL ? NULL : *set_slot(s, did, len, es_cli_fnv1a(did, len));
+}
+
 static bool set_has(did_set *s, const char *did, size_t len)
 {
-    return s->buckets != NULL && *set_slot(s, did, len, es_cli_fnv1a(did, len)) != NULL;
+    return set_find(s, did, len) != NULL;
 }
 
 /* Doubles the buckets when there are as many entries: false when out of
@@ -84,23 +91,25 @@ static bool set_grow(did_set *s)
     return true;
 }
 
-/* Adds a DID not in the set: false when out of memory. */
-static bool set_add(did_set *s, const char *did, size_t len)
+/* Adds a DID not in the set (of at most ES_ATP_TRACKED_DID_MAX bytes):
+ * NULL when out of memory. */
+static entry *set_add(did_set *s, const char *did, size_t len)
 {
     if ((s->buckets == NULL || s->count >= s->nbuckets) && !set_grow(s))
-        return false;
+        return NULL;
     entry *e = malloc(sizeof *e + len + 1);
     if (e == NULL)
-        return false;
+        return NULL;
     e->hash = es_cli_fnv1a(did, len);
-    e->len = len;
+    e->len = (uint32_t)len;
+    e->listed = 0;
     memcpy(e->did, did, len);
     e->did[len] = '\0';
     entry **p = &s->buckets[e->hash & (s->nbuckets - 1)];
     e->next = *p;
     *p = e;
     s->count++;
-    return true;
+    return e;
 }
 
 /* Removes a DID: false when it was not there. */
@@ -159,7 +168,7 @@ static bool apply(tracked *t, const char *did, size_t len, bool added)
         return set_remove(&t->set, did, len);
     if (set_has(&t->set, did, len))
         return false;
-    if (t->set.count >= t->max || !set_add(&t->set, did, len)) {
+    if (t->set.count >= t->max || set_add(&t->set, did, len) == NULL) {
         t->st.over_limit++;
         return false;
     }
@@ -168,47 +177,44 @@ static bool apply(tracked *t, const char *did, size_t len, bool added)
 
 typedef struct relist_ctx {
     tracked *t;
-    did_set now;
     tracked_fn fn;
     void *ctx;
 } relist_ctx;
 
-/* A DID the bucket holds: kept in `now`, handed over when new. */
+/* A DID the bucket holds: marked as listed, handed over when new. */
 static es_status relist_one(const char *did, size_t len, int64_t added_ns, void *closure)
 {
     (void)added_ns;
     relist_ctx *r = closure;
-    if (set_has(&r->now, did, len))
-        return ES_OK;
-    pthread_mutex_lock(&r->t->mu);
-    bool had = set_has(&r->t->set, did, len);
-    bool room = had || r->t->set.count < r->t->max;
-    bool added = !had && room && apply(r->t, did, len, true);
-    if (!room)
-        r->t->st.over_limit++;
-    pthread_mutex_unlock(&r->t->mu);
-    if ((had || added) && !set_add(&r->now, did, len))
-        return es_error(ES_ERR_NOMEM, "out of memory listing the tracked repositories");
+    tracked *t = r->t;
+    pthread_mutex_lock(&t->mu);
+    bool added = apply(t, did, len, true);
+    entry *e = set_find(&t->set, did, len);
+    if (e != NULL)
+        e->listed = t->relist_gen;
+    pthread_mutex_unlock(&t->mu);
     if (added && r->fn != NULL)
         r->fn(r->ctx, did, len, true);
     return ES_OK;
 }
 
 /* After an overflow: the bucket listed again; DIDs it has that the set has
- * not are added, DIDs the set has that it has not are removed. */
+ * not are added, DIDs the set has that it did not list are removed. */
 static es_status relist(tracked *t, tracked_fn fn, void *ctx)
 {
     relist_ctx r = {.t = t, .fn = fn, .ctx = ctx};
     size_t skipped = 0;
+    t->relist_gen++;
     es_status s = es_atp_tracked_list(t->api, relist_one, &r, &skipped);
     pthread_mutex_lock(&t->mu);
     t->st.relists++;
     t->st.skipped += skipped;
     pthread_mutex_unlock(&t->mu);
+    /* Only the tick thread changes the set: walking it unlocked is safe. */
     for (size_t i = 0; s == ES_OK && i < t->set.nbuckets; i++) {
         for (entry *e = t->set.buckets[i], *next; e != NULL; e = next) {
             next = e->next;
-            if (set_has(&r.now, e->did, e->len))
+            if (e->listed == t->relist_gen)
                 continue;
             char did[ES_ATP_TRACKED_DID_MAX + 1];
             size_t len = e->len;
@@ -220,7 +226,6 @@ static es_status relist(tracked *t, tracked_fn fn, void *ctx)
                 fn(ctx, did, len, false);
         }
     }
-    set_free(&r.now);
     return s;
 }
 
