@@ -233,6 +233,12 @@ static void watch_current_values_are_delivered_first(void **state)
     }
     es_checkpoint_watch_destroy(cw);
     assert_int_equal(w.deletes, 1); /* a delete after the start is a change */
+    /* nothing matches: the current values are none, delivered at once */
+    watched none = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(es_checkpoint_watch_start(cps, "nothing.>", on_watch, &none, &cw), ES_OK);
+    assert_int_equal(es_checkpoint_watch_wait_current(cw, 5000), ES_OK);
+    es_checkpoint_watch_destroy(cw);
+    assert_int_equal(none.puts + none.deletes, 0);
     es_checkpoints_destroy(cps);
 }
 
