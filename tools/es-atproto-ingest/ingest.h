@@ -72,6 +72,9 @@ typedef struct ingest_config {
     size_t max_held_repos;   /* --max-held-repos (0: hold.h's default, 10,000) */
     size_t max_held_frames;  /* --max-held-frames: per repository (0: 1,000) */
     size_t max_held_bytes;   /* --max-held-bytes (0: 32 MiB) */
+    /* tracked repositories (docs/atproto.md, "Tracked repositories"; tracked.h) */
+    bool tracked_only;  /* --tracked-only: commits of DIDs not in ES_<store>_tracked not stored */
+    size_t max_tracked; /* --max-tracked: DIDs of the tracked set in memory (0: 100,000) */
     es_cli_conn conn;
 } ingest_config;
 

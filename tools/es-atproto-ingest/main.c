@@ -24,6 +24,7 @@
 #include "relay.h"
 #include "repos_cmd.h"
 #include "source.h"
+#include "tracked.h"
 
 #define MEMORY_SOURCE_MAX ((size_t)1 << 30)
 
@@ -138,6 +139,13 @@ static void usage(FILE *out)
             "                       are dropped and the repository is fetched again after)\n"
             "  --max-held-bytes SIZE  frame copies held in all (default 32M; same)\n"
             "\n"
+            "Tracked repositories (docs/atproto.md, \"Tracked repositories\"):\n"
+            "  --tracked-only       store the commits of tracked repositories only: the set\n"
+            "                       in ES_<store>_tracked (es-atproto-ingest repos add|remove),\n"
+            "                       followed while running (no restart)\n"
+            "  --max-tracked N      tracked repositories held in memory (default 100000);\n"
+            "                       past it, DIDs added are left out (counted)\n"
+            "\n"
             "Filters:\n"
             "  --collections LIST   keep only these collections: NSIDs or prefixes at\n"
             "                       segment boundaries, comma-separated\n"
@@ -243,6 +251,8 @@ enum {
     OPT_MAX_HELD_REPOS,
     OPT_MAX_HELD_FRAMES,
     OPT_MAX_HELD_BYTES,
+    OPT_TRACKED_ONLY,
+    OPT_MAX_TRACKED,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -294,6 +304,8 @@ static const es_cli_option options[] = {
     {"max-held-repos", 0, true, OPT_MAX_HELD_REPOS},
     {"max-held-frames", 0, true, OPT_MAX_HELD_FRAMES},
     {"max-held-bytes", 0, true, OPT_MAX_HELD_BYTES},
+    {"tracked-only", 0, false, OPT_TRACKED_ONLY},
+    {"max-tracked", 0, true, OPT_MAX_TRACKED},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -434,6 +446,12 @@ static bool apply(ingest_config *c, int id, const char *v)
         if (!count_in(v, "--max-held-frames", 1, 1 << 20, &n))
             return false;
         c->max_held_frames = (size_t)n;
+        return true;
+    case OPT_TRACKED_ONLY: c->tracked_only = true; return true;
+    case OPT_MAX_TRACKED:
+        if (!count_in(v, "--max-tracked", 1, TRACKED_MAX_LIMIT, &n))
+            return false;
+        c->max_tracked = (size_t)n;
         return true;
     case OPT_BACKFILL_PARALLELISM:
         if (!count_in(v, "--backfill-parallelism", 1, 64, &n))

@@ -110,6 +110,10 @@ expect_exit 1 "$ingest" --from-file x --max-held-frames 0
 expect_exit 1 "$ingest" --from-file x --max-held-bytes 0
 expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end  # not found
 expect_exit 1 "$ingest" --from-file x --dry-run --identity-ttl 0
+expect_exit 1 "$ingest" --from-file x --dry-run --max-tracked 0       # 1..10,000,000
+expect_exit 1 "$ingest" --from-file x --dry-run --max-tracked 10000001
+expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end --tracked-only \
+    --max-tracked 5 # parsed: the missing file is what stops it
 expect_exit 1 env -u ES_ATPROTO_TEST_INSECURE_IDENTITY "$ingest" --from-file "$tmp/gen.bin" \
     --dry-run --exit-at-end --plc http://plc.test
 grep -q "https:// only" "$tmp/out" || fail "an http PLC directory was not refused"
