@@ -17,11 +17,14 @@
 #include "pipeline.h"
 #include "resyncs.h"
 #include "tracked.h"
+#include "ingest_metrics.h"
+#include "metrics.h"
 #include "source.h"
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
 #define WAIT_SLICE_MS     100
 #define LIST_AHEAD        10000 /* repositories queued before more listed ones are */
+#define METRICS_INTERVAL_MS 1000 /* how often the metrics text is rendered */
 /* Frames the sink takes past the bounds ingester_room honours: a source that
  * cannot stop at once (a WebSocket message already read when room ran out)
  * hands over a few more. */
@@ -47,6 +50,8 @@ struct ingester {
     tracked *tracked;     /* the tracked set, followed (tracked.h); NULL: not watched */
     bool tracked_started; /* its first poll (the set at start) was handled */
     uint64_t skipped_untracked; /* --tracked-only: frames of repositories not tracked */
+    es_cli_metrics *metrics;    /* --metrics-listen; NULL: none */
+    int64_t last_metrics_ms;
     es_arena *release_arena; /* a held frame decoded again when released */
     volatile sig_atomic_t *stop;
     uint64_t crash_after, stored_units; /* tests: ES_INGEST_TEST_EXIT_AFTER_ACKS */
@@ -280,6 +285,20 @@ static void on_tracked(void *ctx, const char *did, size_t len, bool added)
     }
 }
 
+static es_status open_metrics(ingester *g)
+{
+    int port = 0;
+    es_status s = es_cli_metrics_start(g->cfg->metrics_listen, &g->metrics, &port);
+    if (s == ES_OK) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_INFO, "metrics");
+        ingest_log_str(&l, "listen", g->cfg->metrics_listen);
+        ingest_log_i64(&l, "port", port);
+        ingest_log_end(&l);
+    }
+    return s;
+}
+
 static es_status open_tracked(ingester *g)
 {
     es_status s = tracked_open(g->store, g->cfg->max_tracked, &g->tracked);
@@ -366,6 +385,8 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         code = es_cli_fail(s, "reading the repository states");
     if (code == ES_EXIT_OK && (s = open_resyncs(g)) != ES_OK)
         code = es_cli_fail(s, "starting the resyncs");
+    if (code == ES_EXIT_OK && cfg->metrics_listen != NULL && (s = open_metrics(g)) != ES_OK)
+        code = es_cli_fail(s, "serving the metrics");
     /* the tracked set, with a live source: to backfill what is added, and
      * for --tracked-only */
     bool live = cfg->file != NULL || cfg->relay != NULL;
@@ -392,6 +413,7 @@ void ingester_close(ingester *g)
      * documents kept in the store's KV (es_atp_identity_attach_store). */
     ingest_workers_destroy(g->workers);
     ingest_cursor_close(g->cursor);
+    es_cli_metrics_stop(g->metrics);
     listing_close(g->list);
     tracked_close(g->tracked);
     resyncs_close(g->rs); /* before the chain: it stops the workers */
@@ -781,6 +803,33 @@ static void drain_listing(ingester *g)
         listing_drain(g->list, LIST_AHEAD - st.backfill.queued, resyncs_listed, g->rs);
 }
 
+/* The metrics text, rendered here (the counters are this thread's) and
+ * handed to the server's thread. */
+static void publish_metrics(ingester *g, int64_t now)
+{
+    es_sink_stats w;
+    es_sink_get_stats(g->sink, &w);
+    chain_stats c;
+    chain_get_stats(g->chain, &c);
+    resyncs_stats r;
+    if (g->rs != NULL)
+        resyncs_get_stats(g->rs, &r);
+    ingest_metrics_in in = {.dec = &g->dec_stats,
+                            .sink = &w,
+                            .chain = &c,
+                            .rs = g->rs != NULL ? &r : NULL,
+                            .skipped_by_cursor = g->skipped_by_cursor,
+                            .skipped_untracked = g->skipped_untracked,
+                            .tracked = g->tracked ? (int64_t)tracked_count(g->tracked) : -1,
+                            .now_ns = es_cli_now_ns()};
+    es_buf b = ES_BUF_INIT;
+    ingest_metrics_render(&b, &in);
+    if (es_cli_metrics_publish(g->metrics, (const char *)b.data, b.len) != ES_OK)
+        ingest_log_msg(LOG_WARN, "metrics not published", es_last_error());
+    es_buf_free(&b);
+    g->last_metrics_ms = now;
+}
+
 void ingester_tick(ingester *g)
 {
     offer_ready(g, 0);
@@ -805,6 +854,8 @@ void ingester_tick(ingester *g)
     int64_t now = es_cli_monotonic_ms();
     if (g->cfg->stats_interval_ms > 0 && now - g->last_stats_ms >= g->cfg->stats_interval_ms)
         stats_line(g, now);
+    if (g->metrics != NULL && now - g->last_metrics_ms >= METRICS_INTERVAL_MS)
+        publish_metrics(g, now);
 }
 
 static void final_report(ingester *g)

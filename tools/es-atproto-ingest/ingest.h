@@ -75,6 +75,7 @@ typedef struct ingest_config {
     /* tracked repositories (docs/atproto.md, "Tracked repositories"; tracked.h) */
     bool tracked_only;  /* --tracked-only: commits of DIDs not in ES_<store>_tracked not stored */
     size_t max_tracked; /* --max-tracked: DIDs of the tracked set in memory (0: 100,000) */
+    const char *metrics_listen; /* --metrics-listen HOST:PORT: Prometheus /metrics, or NULL */
     es_cli_conn conn;
 } ingest_config;
 

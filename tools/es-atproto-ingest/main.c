@@ -146,6 +146,11 @@ static void usage(FILE *out)
             "  --max-tracked N      tracked repositories held in memory (default 100000);\n"
             "                       past it, DIDs added are left out (counted)\n"
             "\n"
+            "Metrics:\n"
+            "  --metrics-listen HOST:PORT  serve Prometheus metrics at /metrics (frames by\n"
+            "                       kind and refusal reason, appends, lag, held frames,\n"
+            "                       skips, desynchronized repositories, resyncs)\n"
+            "\n"
             "Filters:\n"
             "  --collections LIST   keep only these collections: NSIDs or prefixes at\n"
             "                       segment boundaries, comma-separated\n"
@@ -247,6 +252,7 @@ enum {
     OPT_BACKFILL_HOST,
     OPT_RESYNC_DESYNCED,
     OPT_NO_RESYNC,
+    OPT_METRICS_LISTEN,
     OPT_REQUIRE_BACKFILL,
     OPT_MAX_HELD_REPOS,
     OPT_MAX_HELD_FRAMES,
@@ -300,6 +306,7 @@ static const es_cli_option options[] = {
     {"backfill-host", 0, true, OPT_BACKFILL_HOST},
     {"resync-desynced", 0, false, OPT_RESYNC_DESYNCED},
     {"no-resync", 0, false, OPT_NO_RESYNC},
+    {"metrics-listen", 0, true, OPT_METRICS_LISTEN},
     {"require-backfill", 0, false, OPT_REQUIRE_BACKFILL},
     {"max-held-repos", 0, true, OPT_MAX_HELD_REPOS},
     {"max-held-frames", 0, true, OPT_MAX_HELD_FRAMES},
@@ -427,6 +434,7 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_BACKFILL_HOST: c->backfill_host = v; return true;
     case OPT_RESYNC_DESYNCED: c->resync_desynced = true; return true;
     case OPT_NO_RESYNC: c->no_resync = true; return true;
+    case OPT_METRICS_LISTEN: c->metrics_listen = v; return true;
     case OPT_REQUIRE_BACKFILL: c->require_backfill = true; return true;
     case OPT_MAX_HELD_REPOS:
         if (!count_in(v, "--max-held-repos", 1, 1 << 24, &n))

@@ -30,7 +30,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <regex.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -744,6 +748,78 @@ static void require_backfill_holds_unknown_repositories(void **state)
     serve_final();
 }
 
+/* A port free now on loopback. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* GET http://127.0.0.1:port/path: the body (malloc'ed), the status in *status. */
+static char *http_get(int port, const char *path, int *status)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap + 1);
+    assert_non_null(buf);
+    for (ssize_t r; len < cap && (r = read(fd, buf + len, cap - len)) > 0;)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = '\0';
+    assert_int_equal(sscanf(buf, "HTTP/1.1 %d", status), 1);
+    char *body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+/* Every line of `text` is Prometheus' exposition format (0.0.4): HELP,
+ * TYPE, or a sample; returns the value of sample `name` (-1: absent). */
+static double prom_check(const char *text, const char *name)
+{
+    regex_t line_re, comment;
+    assert_int_equal(regcomp(&line_re,
+                             "^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|"
+                             "\\\\.)*\"\\})? -?[0-9][0-9.e+-]*$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+    assert_int_equal(regcomp(&comment, "^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .+|TYPE "
+                                       "[a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge))$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+    double value = -1;
+    size_t lines = 0;
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        assert_non_null(nl); /* every line ends */
+        char one[512];
+        snprintf(one, sizeof one, "%.*s", (int)(nl - line), line);
+        if (regexec(one[0] == '#' ? &comment : &line_re, one, 0, NULL, 0) != 0)
+            fail_msg("not the exposition format: '%s'", one);
+        size_t n = strlen(name);
+        if (strncmp(one, name, n) == 0 && one[n] == ' ')
+            value = strtod(one + n + 1, NULL);
+        lines++;
+        line = nl + 1;
+    }
+    assert_true(lines > 20);
+    regfree(&line_re);
+    regfree(&comment);
+    return value;
+}
+
 /* `es-atproto-ingest repos add|remove` on `store`. */
 static void repos_edit(const char *store, const char *verb, const char *did)
 {
@@ -779,12 +855,13 @@ static void tracked_only_follows_the_set(void **state)
     repos_edit(store, "add", repos[3].did);
     char pidfile[128];
     snprintf(pidfile, sizeof pidfile, "%s/tracked.pid", tmp);
+    int metrics_port = free_port();
     /* no --exit-at-end: after the capture it waits for a signal, following the set */
     snprintf(cmd, sizeof cmd,
              "ES_ATPROTO_TEST_INSECURE_IDENTITY=1 '%s' --server '%s' --store '%s' --did-docs '%s' "
-             "--offline --stats-interval 0 --from-file '%s' --tracked-only >>'%s/%s.log' 2>&1 & "
-             "echo $! >'%s'",
-             ingest_bin, server, store, docs, capture, tmp, store, pidfile);
+             "--offline --stats-interval 0 --from-file '%s' --tracked-only "
+             "--metrics-listen 127.0.0.1:%d >>'%s/%s.log' 2>&1 & echo $! >'%s'",
+             ingest_bin, server, store, docs, capture, metrics_port, tmp, store, pidfile);
     assert_int_equal(system(cmd), 0);
     size_t len;
     char *pid_text = (char *)read_whole_file(pidfile, &len);
@@ -812,6 +889,20 @@ static void tracked_only_follows_the_set(void **state)
         if (!backfilled)
             usleep(50 * 1000);
     }
+    /* its metrics, while it runs (rendered every second) */
+    usleep(1200 * 1000);
+    int status = 0;
+    char *text = http_get(metrics_port, "/metrics", &status);
+    assert_int_equal(status, 200);
+    assert_true(prom_check(text, "es_ingest_frames_total{kind=\"commit\"}") > 0);
+    assert_true(prom_check(text, "es_ingest_events_total") > 0);
+    assert_true(prom_check(text, "es_ingest_skipped_untracked_total") > 0);
+    assert_int_equal((int)prom_check(text, "es_ingest_tracked_repos"), 3);
+    assert_true(prom_check(text, "es_ingest_resyncs_total{outcome=\"applied\"}") >= 3);
+    free(text);
+    text = http_get(metrics_port, "/nothing", &status);
+    assert_int_equal(status, 404);
+    free(text);
     kill(pid, SIGTERM);
     for (int i = 0; i < 600 && kill(pid, 0) == 0; i++)
         usleep(50 * 1000);
