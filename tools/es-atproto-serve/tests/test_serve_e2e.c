@@ -29,6 +29,7 @@
 #include <es/atproto_jetstream.h>
 #include <es/es.h>
 
+#include "children.h"
 #include "ws_client.h"
 
 #define CORPUS_EVENTS 152
@@ -39,69 +40,10 @@ static char tmp[256];
 
 /* ---- processes ------------------------------------------------------------ */
 
-#define CHILDREN_MAX 16
-static pid_t children[CHILDREN_MAX];
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Starts argv with stdout and stderr appended to `log`; with out_pipe,
- * stdout goes to a pipe (*out_pipe: its read end). */
-static pid_t spawn(char *const argv[], const char *log, int *out_pipe)
-{
-    int fds[2] = {-1, -1};
-    if (out_pipe)
-        assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(out_pipe ? fds[1] : fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    if (out_pipe) {
-        close(fds[1]);
-        *out_pipe = fds[0];
-    }
-    for (int i = 0; i < CHILDREN_MAX; i++)
-        if (children[i] == 0) {
-            children[i] = pid;
-            break;
-        }
-    return pid;
-}
-
-/* The exit code, or -1 when it has not ended within timeout_ms (then it
- * keeps running); timeout_ms 0 only looks. */
-static int exit_code(pid_t pid, long timeout_ms)
-{
-    int status;
-    for (long waited = 0;; waited += 20) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        if (waited >= timeout_ms)
-            return -1;
-        sleep_ms(20);
-    }
-    for (int i = 0; i < CHILDREN_MAX; i++)
-        if (children[i] == pid)
-            children[i] = 0;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static void show_log(const char *log)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "tail -n 30 %s", log);
-    if (system(cmd) != 0)
-        printf("(no log %s)\n", log);
-}
+#define spawn      children_spawn
+#define exit_code  children_exit_code
+#define show_log   children_show_log
+#define sleep_ms   children_sleep_ms
 
 static void expect_exit(pid_t pid, long timeout_ms, int want, const char *log)
 {
@@ -115,17 +57,6 @@ static void stop(pid_t pid, const char *log)
 {
     kill(pid, SIGTERM);
     expect_exit(pid, 20000, 0, log);
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &len);
-    close(s);
-    return ntohs(a.sin_port);
 }
 
 /* es-atproto-serve on a free port of the loopback; *port gets it. */
@@ -142,6 +73,7 @@ static pid_t serve_start(const char *url, const char *store, const char *log,
     argv[n] = NULL;
     int out;
     pid_t pid = spawn(argv, log, &out);
+    assert_true(pid > 0);
     FILE *f = fdopen(out, "r");
     char line[128] = "";
     if (fgets(line, sizeof line, f) == NULL)
@@ -203,13 +135,35 @@ static json_t *expected_lines(const corpus *c)
     return all;
 }
 
-/* A store holding the corpus, ingested and verified; the serve log path. */
-static void corpus_store(const corpus *c, const char *what, char *store, size_t size, char *log,
-                         size_t log_size)
+/* The corpus ingested (verified) into a store of its own and served. */
+typedef struct served {
+    char store[64], log[300];
+    int port;
+    pid_t pid;
+    json_t *lines; /* Jetstream's, in its order */
+} served;
+
+static bool corpus_served(const char *what, served *sv)
 {
-    snprintf(store, size, "serve_%s_%ld", what, (long)getpid());
-    snprintf(log, log_size, "%s/%s.log", tmp, what);
-    expect_exit(ingest_start(getenv("NATS_URL"), store, c->frames, c->docs, log), 60000, 0, log);
+    corpus c;
+    if (!corpus_paths(&c))
+        return false;
+    snprintf(sv->store, sizeof sv->store, "serve_%s_%ld", what, (long)getpid());
+    snprintf(sv->log, sizeof sv->log, "%s/%s.log", tmp, what);
+    const char *url = getenv("NATS_URL");
+    expect_exit(ingest_start(url, sv->store, c.frames, c.docs, sv->log), 60000, 0, sv->log);
+    sv->pid = serve_start(url, sv->store, sv->log, NULL, &sv->port);
+    sv->lines = expected_lines(&c);
+    return true;
+}
+
+static void store_drop(const char *store);
+
+static void served_end(served *sv)
+{
+    json_decref(sv->lines);
+    stop(sv->pid, sv->log);
+    store_drop(sv->store);
 }
 
 static void store_drop(const char *store)
@@ -353,14 +307,11 @@ static bool of_dids(json_t *l, const void *arg)
 static void replays_the_corpus_as_jetstream_does(void **state)
 {
     (void)state;
-    corpus c;
-    if (!corpus_paths(&c))
+    served sv;
+    if (!corpus_served("real", &sv))
         skip();
-    char store[64], log[300];
-    corpus_store(&c, "real", store, sizeof store, log, sizeof log);
-    int port;
-    pid_t srv = serve_start(getenv("NATS_URL"), store, log, NULL, &port);
-    json_t *want = expected_lines(&c);
+    int port = sv.port;
+    json_t *want = sv.lines;
 
     ws_client w;
     subscribe(&w, port, "cursor=1");
@@ -395,9 +346,7 @@ static void replays_the_corpus_as_jetstream_does(void **state)
 
     json_decref(one);
     json_decref(got);
-    json_decref(want);
-    stop(srv, log);
-    store_drop(store);
+    served_end(&sv);
 }
 
 /* wantedCollections (a prefix), wantedDids, requireHello and options_update,
@@ -405,14 +354,11 @@ static void replays_the_corpus_as_jetstream_does(void **state)
 static void filters_as_jetstream_does(void **state)
 {
     (void)state;
-    corpus c;
-    if (!corpus_paths(&c))
+    served sv;
+    if (!corpus_served("filters", &sv))
         skip();
-    char store[64], log[300];
-    corpus_store(&c, "filters", store, sizeof store, log, sizeof log);
-    int port;
-    pid_t srv = serve_start(getenv("NATS_URL"), store, log, NULL, &port);
-    json_t *lines = expected_lines(&c);
+    int port = sv.port;
+    json_t *lines = sv.lines;
     ws_client w;
 
     json_t *feed = lines_where(lines, in_namespace, "app.bsky.feed.");
@@ -474,9 +420,7 @@ static void filters_as_jetstream_does(void **state)
     assert_non_null(strstr(w.close_reason, "invalid collection"));
     ws_close(&w);
 
-    json_decref(lines);
-    stop(srv, log);
-    store_drop(store);
+    served_end(&sv);
 }
 
 /* ---- cursor handover -------------------------------------------------------------- */
@@ -711,7 +655,8 @@ static void health_follows_nats(void **state)
     snprintf(dir, sizeof dir, "%s/js-health", tmp);
     snprintf(log, sizeof log, "%s/health.log", tmp);
     snprintf(nlog, sizeof nlog, "%s/nats-health.log", tmp);
-    int nport = free_port();
+    int nport = children_free_port();
+    assert_true(nport > 0);
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", nport);
     pid_t nats = nats_start(bin, nport, dir, nlog);
     natsConnection *nc;
@@ -793,12 +738,7 @@ static void a_slow_subscriber_is_closed(void **state)
 static int kill_children(void **state)
 {
     (void)state;
-    for (int i = 0; i < CHILDREN_MAX; i++)
-        if (children[i] != 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-            children[i] = 0;
-        }
+    children_kill_all();
     return 0;
 }
 
