@@ -88,6 +88,17 @@ static int filter_connection(struct lws *wsi)
     return server_of(wsi)->subscribers >= server_of(wsi)->o.max_subscribers ? -1 : 0;
 }
 
+/* Ends a subscriber whose connection is refused before it was ever
+ * served (LWS_CALLBACK_CLOSED then finds nothing to free). */
+static int refuse(struct lws *wsi, session *ss, int code, const char *reason)
+{
+    int r = close_with(wsi, code, reason);
+    subscriber_destroy(ss->sub);
+    ss->sub = NULL;
+    server_of(wsi)->subscribers--;
+    return r;
+}
+
 static int on_established(struct lws *wsi, session *ss)
 {
     server *srv = server_of(wsi);
@@ -106,10 +117,10 @@ static int on_established(struct lws *wsi, session *ss)
             continue;
         *eq = '\0';
         if (subscriber_query(ss->sub, arg, eq + 1) != ES_OK)
-            return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
+            return refuse(wsi, ss, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
     }
     if (subscriber_start(ss->sub) != ES_OK)
-        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, es_last_error());
+        return refuse(wsi, ss, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, es_last_error());
     return 0;
 }
 
