@@ -126,6 +126,8 @@ static int on_established(struct lws *wsi, session *ss)
 
 static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
 {
+    if (ss->sub == NULL)
+        return -1;
     if (ss->rx.len + len > SUB_MESSAGE_MAX)
         return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
     if (es_buf_append(&ss->rx, in, len) != ES_OK)
@@ -139,6 +141,8 @@ static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
 
 static int on_writeable(struct lws *wsi, session *ss)
 {
+    if (ss->sub == NULL)
+        return -1; /* refused (refuse): only its close is left to send */
     int code;
     char reason[124];
     sub_msg *m = subscriber_next(ss->sub, &code, reason, sizeof reason);
