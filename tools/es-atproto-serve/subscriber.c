@@ -136,6 +136,9 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
         }
     }
     es_status st = s->closing ? ES_ERR_STOPPED : ES_OK;
+    /* the connection writes until the queue is empty, then waits: it needs
+     * waking when the queue stops being empty, or to close */
+    bool wake = st != ES_OK || s->head == NULL;
     if (st == ES_OK) {
         if (s->tail)
             s->tail->next = m;
@@ -147,7 +150,8 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
     }
     pthread_mutex_unlock(&s->lock);
     free(m);
-    s->cfg.wake(s->cfg.wake_arg);
+    if (wake)
+        s->cfg.wake(s->cfg.wake_arg);
     return st;
 }
 

@@ -362,7 +362,8 @@ static void filters_as_jetstream_does(void **state)
     ws_client w;
 
     json_t *feed = lines_where(lines, in_namespace, "app.bsky.feed.");
-    subscribe(&w, port, "cursor=1&wantedCollections=app.bsky.feed.*");
+    /* the '*' percent-encoded, as Go's url.Values sends it */
+    subscribe(&w, port, "cursor=1&wantedCollections=app.bsky.feed.%2A");
     json_t *got = receive_exactly(&w, json_array_size(feed));
     ws_close(&w);
     expect_same_events(got, feed);
@@ -375,7 +376,7 @@ static void filters_as_jetstream_does(void **state)
                          NULL};
     json_t *theirs = lines_where(lines, of_dids, two);
     subscribe(&w, port,
-              "cursor=1&wantedDids=did:plc:u4lmvw4wwzaql3z5kcf3r7h4"
+              "cursor=1&wantedDids=did%3Aplc%3Au4lmvw4wwzaql3z5kcf3r7h4"
               "&wantedDids=did:plc:hqvhxrowqbemo5e4wjnj6zao");
     got = receive_exactly(&w, json_array_size(theirs));
     ws_close(&w);
