@@ -23,7 +23,7 @@ typedef struct ws_client {
     char close_reason[128];
 } ws_client;
 
-static int ws_tcp_connect(int port, int rcvbuf)
+static inline int ws_tcp_connect(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -39,7 +39,7 @@ static int ws_tcp_connect(int port, int rcvbuf)
     return fd;
 }
 
-static int ws_send_all(int fd, const void *p, size_t n)
+static inline int ws_send_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
     while (n > 0) {
@@ -54,7 +54,7 @@ static int ws_send_all(int fd, const void *p, size_t n)
 
 /* Receives more bytes into the buffer: 1, 0 at the end of the stream, -1 on
  * a timeout or an error. */
-static int ws_fill(ws_client *w, int timeout_ms)
+static inline int ws_fill(ws_client *w, int timeout_ms)
 {
     struct pollfd p = {.fd = w->fd, .events = POLLIN};
     if (poll(&p, 1, timeout_ms) <= 0)
@@ -70,7 +70,7 @@ static int ws_fill(ws_client *w, int timeout_ms)
     return r > 0;
 }
 
-static void ws_consume(ws_client *w, size_t n)
+static inline void ws_consume(ws_client *w, size_t n)
 {
     memmove(w->buf, w->buf + n, w->len - n);
     w->len -= n;
@@ -79,7 +79,7 @@ static void ws_consume(ws_client *w, size_t n)
 /* Connects and upgrades `target` ("/subscribe?cursor=1"); rcvbuf > 0 shrinks
  * the socket's receive buffer (a slow reader). The HTTP status (101 when
  * upgraded), or -1. */
-static int ws_open(ws_client *w, int port, const char *target, int rcvbuf)
+static inline int ws_open(ws_client *w, int port, const char *target, int rcvbuf)
 {
     memset(w, 0, sizeof *w);
     w->fd = ws_tcp_connect(port, rcvbuf);
@@ -112,7 +112,7 @@ static int ws_open(ws_client *w, int port, const char *target, int rcvbuf)
 /* The next text message (malloc'd, NUL-terminated: the caller frees it):
  * 1; 0 when the server closed (close_code, close_reason) or the stream
  * ended; -1 when nothing came within timeout_ms. */
-static int ws_read(ws_client *w, int timeout_ms, char **out)
+static inline int ws_read(ws_client *w, int timeout_ms, char **out)
 {
     for (;;) {
         if (w->len >= 2) {
@@ -160,7 +160,7 @@ static int ws_read(ws_client *w, int timeout_ms, char **out)
 }
 
 /* One masked text frame. 0, or -1. */
-static int ws_send_text(ws_client *w, const char *text)
+static inline int ws_send_text(ws_client *w, const char *text)
 {
     size_t n = strlen(text);
     unsigned char hdr[14] = {0x81};
@@ -185,7 +185,7 @@ static int ws_send_text(ws_client *w, const char *text)
     return r;
 }
 
-static void ws_close(ws_client *w)
+static inline void ws_close(ws_client *w)
 {
     if (w->fd >= 0)
         close(w->fd);
@@ -196,7 +196,7 @@ static void ws_close(ws_client *w)
 
 /* GET `path` over HTTP/1.1: the status, the body in body[size]; -1 on
  * failure. */
-static int http_get(int port, const char *path, char *body, size_t size)
+static inline int http_get(int port, const char *path, char *body, size_t size)
 {
     int fd = ws_tcp_connect(port, 0);
     if (fd < 0)
