@@ -44,14 +44,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_WITHOUT_SERVER()                                                                      \
-    do {                                                                                           \
-        if (*state == NULL) {                                                                      \
-            print_message("NATS_URL not set: skipped\n");                                          \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 /* The DAG-CBOR of a JSON text (atproto form), in `out`. */
 static void dag_cbor(const char *json, es_buf *out)
 {
@@ -110,13 +102,22 @@ static rendered append_and_render(es_store *st, es_event_spec *e, size_t limit)
     return r;
 }
 
-static es_event_spec spec(const char *type, const char *id, const char *event)
+/* An event; with `cbor`, its payload as DAG-CBOR. */
+static es_event_spec spec(const char *type, const char *id, const char *event,
+                          const es_buf *cbor, const es_meta *meta, size_t meta_count)
 {
     es_event_spec e;
     memset(&e, 0, sizeof e);
     e.entity_type = type;
     e.entity_id = id;
     e.event_type = event;
+    if (cbor != NULL) {
+        e.data = cbor->data;
+        e.data_len = cbor->len;
+        e.codec = "dag-cbor";
+    }
+    e.meta = meta;
+    e.meta_count = meta_count;
     return e;
 }
 
@@ -140,19 +141,14 @@ static void expect_json(rendered *r, const char *want)
 
 static void record_ops(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER(*state);
     es_store *st = ((live_store *)*state)->store;
     es_buf like = ES_BUF_INIT;
     dag_cbor(LIKE, &like);
 
     es_meta meta[] = {{"rkey", "3mptbyplj5d2a"}, {"rev", "3mptbypluud2a"}, {"cid", CID1}};
-    es_event_spec e = spec("app_bsky_feed_like", DID, "create");
-    e.data = like.data;
-    e.data_len = like.len;
-    e.codec = "dag-cbor";
-    e.meta = meta;
-    e.meta_count = 3;
-    rendered r = append_and_render(st, &e, 0);
+    es_event_spec create = spec("app_bsky_feed_like", DID, "create", &like, meta, 3);
+    rendered r = append_and_render(st, &create, 0);
     assert_int_equal(r.d.kind, ES_ATP_JS_COMMIT);
     assert_string_equal(r.d.collection, "app.bsky.feed.like");
     assert_int_equal(r.d.did_len, strlen(DID));
@@ -161,9 +157,7 @@ static void record_ops(void **state)
                     "\"rkey\":\"3mptbyplj5d2a\",\"record\":" LIKE ",\"cid\":\"" CID1 "\"}}");
 
     /* a delete: no record, no cid */
-    e = spec("app_bsky_feed_like", DID, "delete");
-    e.meta = meta;
-    e.meta_count = 2;
+    es_event_spec e = spec("app_bsky_feed_like", DID, "delete", NULL, meta, 2);
     r = append_and_render(st, &e, 0);
     expect_json(&r, "{\"did\":\"" DID "\",\"kind\":\"commit\",\"commit\":{\"rev\":\"3mptbypluud2a\","
                     "\"operation\":\"delete\",\"collection\":\"app.bsky.feed.like\","
@@ -172,11 +166,9 @@ static void record_ops(void **state)
     /* an invalid record kept as bytes: its cid, no record */
     es_meta invalid[] = {{"rkey", "3mptbyplj5d2b"}, {"rev", "3mptbypluud2b"}, {"cid", CID1},
                          {"invalid", "not DAG-CBOR"}};
-    e = spec("app_bsky_feed_post", DID, "update");
-    e.data = "\xa1\x61";
+    e = spec("app_bsky_feed_post", DID, "update", NULL, invalid, 4);
+    e.data = "\xa1\x61"; /* codec binary */
     e.data_len = 2;
-    e.meta = invalid;
-    e.meta_count = 4;
     r = append_and_render(st, &e, 0);
     expect_json(&r, "{\"did\":\"" DID "\",\"kind\":\"commit\",\"commit\":{\"rev\":\"3mptbypluud2b\","
                     "\"operation\":\"update\",\"collection\":\"app.bsky.feed.post\","
@@ -188,41 +180,28 @@ static void record_ops(void **state)
     long_did[1068] = '\0';
     es_meta with_did[] = {{"rkey", "3mptbyplj5d2a"}, {"rev", "3mptbypluud2a"}, {"did", long_did}};
     e = spec("app_bsky_feed_like", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
-             "delete");
-    e.meta = with_did;
-    e.meta_count = 3;
+             "delete", NULL, with_did, 3);
     r = append_and_render(st, &e, 0);
     assert_int_equal(r.d.did_len, 1068);
     assert_string_equal(json_string_value(json_object_get(r.json, "did")), long_did);
     json_decref(r.json);
 
     /* the arena bounds one record's memory */
-    e = spec("app_bsky_feed_like", DID, "create");
-    e.data = like.data;
-    e.data_len = like.len;
-    e.codec = "dag-cbor";
-    e.meta = meta;
-    e.meta_count = 3;
-    r = append_and_render(st, &e, 64);
+    r = append_and_render(st, &create, 64);
     assert_int_equal(r.encoded, ES_ERR_LIMIT);
     es_buf_free(&like);
 }
 
 static void repo_and_other_events(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER(*state);
     es_store *st = ((live_store *)*state)->store;
     const char *body = "{\"did\":\"" DID "\",\"seq\":31527015470,\"time\":\"2026-07-04T14:38:07.877Z\","
                        "\"handle\":\"alice.example.com\"}";
     es_buf cbor = ES_BUF_INIT;
     dag_cbor(body, &cbor);
     es_meta seq[] = {{"seq", "31527015470"}};
-    es_event_spec e = spec("repo", DID, "identity");
-    e.data = cbor.data;
-    e.data_len = cbor.len;
-    e.codec = "dag-cbor";
-    e.meta = seq;
-    e.meta_count = 1;
+    es_event_spec e = spec("repo", DID, "identity", &cbor, seq, 1);
     rendered r = append_and_render(st, &e, 0);
     assert_int_equal(r.d.kind, ES_ATP_JS_IDENTITY);
     assert_string_equal(r.d.collection, "");
@@ -238,7 +217,7 @@ static void repo_and_other_events(void **state)
     /* no Jetstream form: #sync, an event of another writer, an op without rkey */
     const char *none[][2] = {{"repo", "sync"}, {"account", "deposited"}, {"app_bsky_feed_like", "create"}};
     for (size_t i = 0; i < 3; i++) {
-        e = spec(none[i][0], DID, none[i][1]);
+        e = spec(none[i][0], DID, none[i][1], NULL, NULL, 0);
         r = append_and_render(st, &e, 0);
         assert_int_equal(r.d.kind, ES_ATP_JS_NONE);
         assert_int_equal(r.encoded, ES_ERR_INVALID);
@@ -247,10 +226,7 @@ static void repo_and_other_events(void **state)
     /* a repo event whose payload is not a DAG-CBOR map */
     es_buf array = ES_BUF_INIT;
     dag_cbor("[1,2]", &array);
-    e = spec("repo", DID, "account");
-    e.data = array.data;
-    e.data_len = array.len;
-    e.codec = "dag-cbor";
+    e = spec("repo", DID, "account", &array, NULL, 0);
     r = append_and_render(st, &e, 0);
     assert_int_equal(r.encoded, ES_ERR_DECODE);
     es_buf_free(&array);
