@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "server.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,16 @@ typedef struct server {
     lws_sorted_usec_list_t tick;
     volatile sig_atomic_t *stop;
     size_t subscribers;
+    /* subscribers being freed off the loop (reap_later) */
+    pthread_mutex_t reap_lock;
+    pthread_cond_t reaped;
+    size_t reaping;
 } server;
+
+typedef struct reap_job {
+    server *srv;
+    subscriber *sub;
+} reap_job;
 
 typedef struct session {
     subscriber *sub;
@@ -43,6 +53,49 @@ static server *server_of(struct lws *wsi)
 static void wake(void *arg)
 {
     lws_cancel_service(arg);
+}
+
+static void reap_now(server *srv, subscriber *sub)
+{
+    subscriber_destroy(sub);
+    pthread_mutex_lock(&srv->reap_lock);
+    if (--srv->reaping == 0)
+        pthread_cond_broadcast(&srv->reaped);
+    pthread_mutex_unlock(&srv->reap_lock);
+}
+
+static void *reap(void *arg)
+{
+    reap_job j = *(reap_job *)arg;
+    free(arg);
+    reap_now(j.srv, j.sub);
+    return NULL;
+}
+
+/* Frees a closed connection's subscriber on a thread of its own: stopping
+ * its watch may wait on NATS (seconds while NATS is away), and the loop
+ * must go on answering /health and the other subscribers meanwhile. */
+static void reap_later(server *srv, subscriber *sub)
+{
+    subscriber_end(sub); /* no wake of the loop from now on */
+    pthread_mutex_lock(&srv->reap_lock);
+    srv->reaping++;
+    pthread_mutex_unlock(&srv->reap_lock);
+    reap_job *j = malloc(sizeof *j);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    bool started = false;
+    if (j != NULL) {
+        *j = (reap_job){srv, sub};
+        started = pthread_create(&t, &attr, reap, j) == 0;
+    }
+    pthread_attr_destroy(&attr);
+    if (!started) { /* no thread: here, then */
+        free(j);
+        reap_now(srv, sub);
+    }
 }
 
 static int respond(struct lws *wsi, unsigned status, const char *body)
@@ -169,7 +222,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE: return on_writeable(wsi, ss);
     case LWS_CALLBACK_CLOSED:
         if (ss->sub != NULL) {
-            subscriber_destroy(ss->sub);
+            reap_later(server_of(wsi), ss->sub);
             ss->sub = NULL;
             server_of(wsi)->subscribers--;
         }
@@ -197,9 +250,22 @@ static void on_tick(lws_sorted_usec_list_t *sul)
         lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
 }
 
+/* Waits for the subscribers still being freed (they use the store). */
+static void server_end(server *srv)
+{
+    pthread_mutex_lock(&srv->reap_lock);
+    while (srv->reaping > 0)
+        pthread_cond_wait(&srv->reaped, &srv->reap_lock);
+    pthread_mutex_unlock(&srv->reap_lock);
+    pthread_cond_destroy(&srv->reaped);
+    pthread_mutex_destroy(&srv->reap_lock);
+}
+
 int server_run(es_store *st, health *h, const server_options *o, volatile sig_atomic_t *stop)
 {
     server srv = {.st = st, .health = h, .o = *o, .stop = stop};
+    pthread_mutex_init(&srv.reap_lock, NULL);
+    pthread_cond_init(&srv.reaped, NULL);
     lws_set_log_level(LLL_ERR, NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -212,6 +278,7 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     srv.ctx = lws_create_context(&info);
     if (srv.ctx == NULL) {
         fprintf(stderr, "es-atproto-serve: cannot listen on %s:%d\n", o->host, o->port);
+        server_end(&srv);
         return 1;
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "default");
@@ -222,5 +289,6 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
         ;
     lws_sul_cancel(&srv.tick);
     lws_context_destroy(srv.ctx); /* closes every connection: their subscribers end */
+    server_end(&srv);
     return 0;
 }

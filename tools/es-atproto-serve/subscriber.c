@@ -51,7 +51,7 @@ struct subscriber {
     sub_msg *head, *tail;
     size_t queued;
     es_watch *watch;
-    bool closing;
+    bool ended; /* the connection is gone (subscriber_end): no more wakes */
     int close_code;
     char reason[124]; /* a WebSocket close reason is at most 123 bytes */
 };
@@ -117,6 +117,15 @@ static void close_with(subscriber *s, int code, const char *why, const char *tex
     }
 }
 
+/* Under s->lock: wakes the connection's loop, unless the connection is gone
+ * (subscriber_end). Under the lock, so that once subscriber_end returns no
+ * wake is running or will run: the loop may then be destroyed. */
+static void wake_locked(subscriber *s, bool needed)
+{
+    if (needed && !s->ended)
+        s->cfg.wake(s->cfg.wake_arg);
+}
+
 static es_status enqueue(subscriber *s, const void *json, size_t len)
 {
     sub_msg *m = malloc(sizeof *m + s->cfg.headroom + len);
@@ -128,17 +137,15 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
     struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
     pthread_mutex_lock(&s->lock);
     /* one message larger than the bound still goes when the queue is empty */
-    while (!s->closing && s->queued > 0 && s->queued + len > s->cfg.buffer_bytes) {
-        if (pthread_cond_timedwait(&s->room, &s->lock, &deadline) == ETIMEDOUT) {
-            close_with(s, CLOSE_POLICY, "ConsumerTooSlow",
-                       "the subscriber's buffer stayed full");
-            s->closing = true;
-        }
+    while (!s->ended && s->close_code == 0 && s->queued > 0 &&
+           s->queued + len > s->cfg.buffer_bytes) {
+        if (pthread_cond_timedwait(&s->room, &s->lock, &deadline) == ETIMEDOUT)
+            close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
     }
-    es_status st = s->closing ? ES_ERR_STOPPED : ES_OK;
+    es_status st = s->ended || s->close_code != 0 ? ES_ERR_STOPPED : ES_OK;
     /* the connection writes until the queue is empty, then waits: it needs
      * waking when the queue stops being empty, or to close */
-    bool wake = st != ES_OK || s->head == NULL;
+    wake_locked(s, st != ES_OK || s->head == NULL);
     if (st == ES_OK) {
         if (s->tail)
             s->tail->next = m;
@@ -150,8 +157,6 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
     }
     pthread_mutex_unlock(&s->lock);
     free(m);
-    if (wake)
-        s->cfg.wake(s->cfg.wake_arg);
     return st;
 }
 
@@ -185,10 +190,9 @@ static void on_watch_error(es_status status, const char *text, bool final, void 
     if (!final)
         return; /* a reconnect the watch rides out */
     pthread_mutex_lock(&s->lock);
-    if (!s->closing)
-        close_with(s, CLOSE_INTERNAL, "store read ended", text ? text : es_status_text(status));
+    close_with(s, CLOSE_INTERNAL, "store read ended", text ? text : es_status_text(status));
+    wake_locked(s, true);
     pthread_mutex_unlock(&s->lock);
-    s->cfg.wake(s->cfg.wake_arg);
 }
 
 /* Resolves the cursor and starts the watch, off the connection's thread
@@ -213,9 +217,8 @@ static void *starter(void *arg)
     if (st != ES_OK)
         close_with(s, CLOSE_INTERNAL, "cannot read the store", es_last_error());
     s->watch = w;
+    wake_locked(s, st != ES_OK);
     pthread_mutex_unlock(&s->lock);
-    if (st != ES_OK)
-        s->cfg.wake(s->cfg.wake_arg);
     return NULL;
 }
 
@@ -357,14 +360,19 @@ sub_msg *subscriber_next(subscriber *s, int *close_code, char *reason, size_t re
     return m;
 }
 
+void subscriber_end(subscriber *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->ended = true;
+    pthread_cond_broadcast(&s->room);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void subscriber_destroy(subscriber *s)
 {
     if (s == NULL)
         return;
-    pthread_mutex_lock(&s->lock);
-    s->closing = true;
-    pthread_cond_broadcast(&s->room);
-    pthread_mutex_unlock(&s->lock);
+    subscriber_end(s);
     if (s->starter_running)
         pthread_join(s->starter, NULL);
     es_watch_destroy(s->watch); /* no callback runs after it returns */

@@ -60,7 +60,13 @@ es_status subscriber_message(subscriber *s, const char *text, size_t len);
  * connection must end: the client is too slow, or the watch ended. */
 sub_msg *subscriber_next(subscriber *s, int *close_code, char *reason, size_t reason_size);
 
-/* Stops the watch and frees. Accepts NULL. */
+/* The connection is gone: from now on `wake` is not called, and a watch
+ * waiting for room stops. Does not wait for anything. */
+void subscriber_end(subscriber *s);
+
+/* Ends (subscriber_end), stops the watch and frees. Accepts NULL. It waits
+ * for the watch's thread, which may be talking to NATS (up to the store's
+ * timeout while NATS is away): the server calls it off its loop. */
 void subscriber_destroy(subscriber *s);
 
 #endif

@@ -614,16 +614,26 @@ static int health_of(int port, char *body, size_t size)
     return http_get(port, "/health", body, size);
 }
 
-/* Polls /health until it answers `want` (within timeout_ms). */
-static void health_becomes(int port, int want, long timeout_ms, char *body, size_t size)
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Polls /health until it answers `want` (within timeout_ms); how long that
+ * took, in milliseconds. */
+static long health_becomes(int port, int want, long timeout_ms, char *body, size_t size)
 {
     int got = -1;
-    for (long waited = 0; waited <= timeout_ms; waited += 200) {
+    long t0 = now_ms();
+    while (now_ms() - t0 <= timeout_ms) {
         if ((got = health_of(port, body, size)) == want)
-            return;
+            return now_ms() - t0;
         sleep_ms(200);
     }
     fail_msg("/health answered %d, not %d, for %ld ms: %s", got, want, timeout_ms, body);
+    return -1;
 }
 
 static pid_t nats_start(const char *bin, int port, const char *dir, const char *log)
@@ -668,16 +678,27 @@ static void health_follows_nats(void **state)
     natsConnection_Destroy(nc);
 
     int port;
-    pid_t srv = serve_start(url, "health", log,
-                            (const char *[]){"--health-interval", "200ms", NULL}, &port);
+    setenv("ES_HEALTH_INTERVAL", "200ms", 1); /* options from the environment too */
+    pid_t srv = serve_start(url, "health", log, (const char *[]){"--max-subscribers", "1", NULL},
+                            &port);
+    unsetenv("ES_HEALTH_INTERVAL");
     char body[512] = "";
     assert_int_equal(health_of(port, body, sizeof body), 200);
     assert_string_equal(body, "{\"status\":\"ok\"}");
+    assert_int_equal(http_get(port, "/nope", body, sizeof body), 404);
+    assert_int_equal(http_get(port, "/subscribe", body, sizeof body), 400); /* not an upgrade */
+    ws_client one, two;
+    assert_int_equal(ws_open(&one, port, "/subscribe", 0), 101);
+    assert_true(ws_open(&two, port, "/subscribe", 0) != 101); /* --max-subscribers 1 */
+    ws_close(&two);
+    ws_close(&one); /* its watch is torn down while NATS goes away, below */
 
     kill(nats, SIGTERM);
     assert_int_equal(exit_code(nats, 20000), 0);
-    health_becomes(port, 503, 15000, body, sizeof body);
-    printf("  nats-server stopped: 503 %s\n", body);
+    /* three intervals of 200 ms, plus a poll: the loop never waits on NATS */
+    long took = health_becomes(port, 503, 15000, body, sizeof body);
+    printf("  nats-server stopped: 503 after %ld ms %s\n", took, body);
+    assert_true(took < 2500);
     assert_non_null(strstr(body, "\"reason\""));
 
     nats = nats_start(bin, nport, dir, nlog);
