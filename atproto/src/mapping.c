@@ -68,6 +68,16 @@ char *esi_atp_entity_type(es_arena *a, const char *collection, size_t len)
     return t;
 }
 
+bool esi_atp_collection(const char *entity_type, char *out, size_t size)
+{
+    size_t len = strlen(entity_type);
+    if (len == 0 || len >= size)
+        return false;
+    for (size_t i = 0; i <= len; i++)
+        out[i] = entity_type[i] == '_' ? '.' : entity_type[i];
+    return true;
+}
+
 es_status esi_atp_did_entity_id(es_arena *a, const char *did, size_t did_len, const char **id,
                                 size_t *id_len, const char **did_meta)
 {

@@ -5,6 +5,7 @@
 #ifndef ES_ATP_MAPPING_H
 #define ES_ATP_MAPPING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,10 @@ const char *esi_atp_op_event_id(es_arena *a, const char *did, size_t did_len, co
 /* The entity type of a collection: '.' becomes '_' (NSIDs never hold '_',
  * so the mapping is reversible). NULL when the arena is full. */
 char *esi_atp_entity_type(es_arena *a, const char *collection, size_t len);
+
+/* The collection of an entity type, '_' back to '.', into out[size];
+ * false when it does not fit or is empty. */
+bool esi_atp_collection(const char *entity_type, char *out, size_t size);
 
 /* The events' entity id for a DID: the DID itself, or for a DID over
  * ES_ID_MAX bytes (an escaped id that long would not fit the server's

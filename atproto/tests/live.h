@@ -35,10 +35,10 @@ static inline int live_store_create(live_store *ls, const char *prefix)
     return 1;
 }
 
-/* In a cmocka test whose group setup left *state NULL (no NATS_URL): skip. */
-#define LIVE_SKIP_WITHOUT_SERVER()                                                                 \
+/* In a cmocka test whose setup left `ctx` NULL (no NATS_URL): skip it. */
+#define LIVE_SKIP_WITHOUT_SERVER(ctx)                                                              \
     do {                                                                                           \
-        if (*state == NULL) {                                                                      \
+        if ((ctx) == NULL) {                                                                       \
             print_message("NATS_URL not set: skipped\n");                                          \
             skip();                                                                                \
         }                                                                                          \

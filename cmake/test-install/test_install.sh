@@ -156,11 +156,11 @@ for h in es.h version.h export.h atproto.h atproto_audit.h; do
 done
 for p in "$tmp"/prefix/bin/*; do
     case "${p##*/}" in
-    es-tool | es-atproto-ingest | es-atproto-verify | es-conformance) ;;
+    es-tool | es-atproto-ingest | es-atproto-verify | es-atproto-serve | es-conformance) ;;
     *) fail "installs ${p##*/}, which is not a user-facing program" ;;
     esac
 done
-for p in es-tool es-atproto-ingest es-atproto-verify; do
+for p in es-tool es-atproto-ingest es-atproto-verify es-atproto-serve; do
     [ -x "$tmp/prefix/bin/$p" ] || fail "$p must be installed"
 done
 

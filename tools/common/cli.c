@@ -323,3 +323,13 @@ bool es_cli_parse_size(const char *text, const char *what, int64_t *bytes)
     *bytes = total;
     return true;
 }
+
+int es_cli_env_apply(const es_cli_env *table, es_cli_env_set set, void *closure)
+{
+    for (const es_cli_env *e = table; e->name != NULL; e++) {
+        const char *value = getenv(e->name);
+        if (value != NULL && value[0] != '\0' && set(e->id, value, closure) == ES_CLI_ERROR)
+            return ES_CLI_ERROR;
+    }
+    return 0;
+}

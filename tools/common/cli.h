@@ -130,6 +130,20 @@ bool es_cli_duration_value(const char *text, int64_t *ns);
 /* A byte size: an integer with an optional K, M or G (powers of 1024). */
 bool es_cli_parse_size(const char *text, const char *what, int64_t *bytes);
 
+/* Options from the environment (as Jetstream and Tap take theirs): each
+ * entry names the variable that stands for an option. es_cli_env_apply calls
+ * `set` with the id and value of every variable that is set and not empty,
+ * in table order (the table ends with a NULL name); a tool applies it before
+ * parsing argv, so the command line wins. `set` returns ES_CLI_ERROR (already
+ * reported) to stop; es_cli_env_apply then returns ES_CLI_ERROR, else 0. */
+typedef struct es_cli_env {
+    const char *name; /* "ES_STORE" */
+    int id;           /* the option's id, as es_cli_next returns it */
+} es_cli_env;
+
+typedef int (*es_cli_env_set)(int id, const char *value, void *closure);
+int es_cli_env_apply(const es_cli_env *table, es_cli_env_set set, void *closure);
+
 /* ---- connection ------------------------------------------------------------ */
 
 /* Ids of the connection options, in the range es_cli_conn_set handles. */

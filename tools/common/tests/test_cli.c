@@ -349,6 +349,47 @@ static void test_clock_and_hash(void **state)
     assert_true(es_cli_fnv1a("foobar", 6) == 0x85944171f73967e8ULL);
 }
 
+/* es_cli_env_apply: set variables in table order, empty ones skipped, a
+ * refusal stops it. */
+typedef struct env_seen {
+    int ids[4];
+    const char *values[4];
+    int n;
+} env_seen;
+
+static int env_record(int id, const char *value, void *closure)
+{
+    env_seen *seen = closure;
+    if (strcmp(value, "bad") == 0)
+        return ES_CLI_ERROR;
+    seen->ids[seen->n] = id;
+    seen->values[seen->n++] = value;
+    return 1;
+}
+
+static void test_env(void **state)
+{
+    (void)state;
+    static const es_cli_env table[] = {
+        {"ES_TEST_CLI_A", 7}, {"ES_TEST_CLI_B", 8}, {"ES_TEST_CLI_C", 9}, {NULL, 0}};
+    setenv("ES_TEST_CLI_A", "store1", 1);
+    setenv("ES_TEST_CLI_B", "", 1); /* empty: as if unset */
+    unsetenv("ES_TEST_CLI_C");
+    env_seen seen = {0};
+    assert_int_equal(es_cli_env_apply(table, env_record, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.ids[0], 7);
+    assert_string_equal(seen.values[0], "store1");
+    setenv("ES_TEST_CLI_C", "127.0.0.1:1", 1);
+    setenv("ES_TEST_CLI_B", "bad", 1);
+    seen = (env_seen){0};
+    assert_int_equal(es_cli_env_apply(table, env_record, &seen), ES_CLI_ERROR);
+    assert_int_equal(seen.n, 1); /* stopped at B: C not applied */
+    unsetenv("ES_TEST_CLI_A");
+    unsetenv("ES_TEST_CLI_B");
+    unsetenv("ES_TEST_CLI_C");
+}
+
 int main(void)
 {
     es_cli_set_prog("test_cli");
@@ -360,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_nkey),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_clock_and_hash),
+        cmocka_unit_test(test_env),
         cmocka_unit_test_setup_teardown(test_context_fields, contexts_setup, contexts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,294 @@
+/* libwebsockets on the server side: one protocol serves plain HTTP
+ * (/health) and the WebSocket upgrade of /subscribe, the way Jetstream's
+ * clients connect (no subprotocol). The subscribers' watch threads wake
+ * the loop with lws_cancel_service; the loop then asks every connection to
+ * write what its subscriber queued. */
+#define _POSIX_C_SOURCE 200809L
+#include "server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include <es/buf.h>
+
+#define TICK_US          (200 * LWS_US_PER_MS) /* how soon a signal is seen */
+#define SUBSCRIBE_PATH   "/subscribe"
+#define HEALTH_PATH      "/health"
+#define QUERY_ARG_MAX    4096
+#define HTTP_HEADERS_MAX 32768 /* long query strings (wantedDids) fit */
+
+typedef struct server {
+    es_store *st;
+    health *health;
+    server_options o;
+    struct lws_context *ctx;
+    lws_sorted_usec_list_t tick;
+    volatile sig_atomic_t *stop;
+    size_t subscribers;
+    /* subscribers being freed off the loop (reap_later) */
+    pthread_mutex_t reap_lock;
+    pthread_cond_t reaped;
+    size_t reaping;
+} server;
+
+typedef struct reap_job {
+    server *srv;
+    subscriber *sub;
+} reap_job;
+
+typedef struct session {
+    subscriber *sub;
+    es_buf rx; /* a client message arriving in fragments */
+} session;
+
+static server *server_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static void wake(void *arg)
+{
+    lws_cancel_service(arg);
+}
+
+static void reap_now(server *srv, subscriber *sub)
+{
+    subscriber_destroy(sub);
+    pthread_mutex_lock(&srv->reap_lock);
+    if (--srv->reaping == 0)
+        pthread_cond_broadcast(&srv->reaped);
+    pthread_mutex_unlock(&srv->reap_lock);
+}
+
+static void *reap(void *arg)
+{
+    reap_job j = *(reap_job *)arg;
+    free(arg);
+    reap_now(j.srv, j.sub);
+    return NULL;
+}
+
+/* Frees a closed connection's subscriber on a thread of its own: stopping
+ * its watch may wait on NATS (seconds while NATS is away), and the loop
+ * must go on answering /health and the other subscribers meanwhile. */
+static void reap_later(server *srv, subscriber *sub)
+{
+    subscriber_end(sub); /* no wake of the loop from now on */
+    pthread_mutex_lock(&srv->reap_lock);
+    srv->reaping++;
+    pthread_mutex_unlock(&srv->reap_lock);
+    reap_job *j = malloc(sizeof *j);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    bool started = false;
+    if (j != NULL) {
+        *j = (reap_job){srv, sub};
+        started = pthread_create(&t, &attr, reap, j) == 0;
+    }
+    pthread_attr_destroy(&attr);
+    if (!started) { /* no thread: here, then */
+        free(j);
+        reap_now(srv, sub);
+    }
+}
+
+static int respond(struct lws *wsi, unsigned status, const char *body)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - 1;
+    size_t len = strlen(body);
+    if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    memcpy(start, body, len);
+    if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_http(struct lws *wsi, const char *path)
+{
+    if (strcmp(path, HEALTH_PATH) == 0) {
+        char body[512];
+        bool ok = health_report(server_of(wsi)->health, body, sizeof body);
+        return respond(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE, body);
+    }
+    if (strcmp(path, SUBSCRIBE_PATH) == 0)
+        return respond(wsi, HTTP_STATUS_BAD_REQUEST,
+                       "{\"error\":\"/subscribe is a WebSocket: send an Upgrade request\"}");
+    return respond(wsi, HTTP_STATUS_NOT_FOUND, "{\"error\":\"not found\"}");
+}
+
+static int close_with(struct lws *wsi, int code, const char *reason)
+{
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+    return -1;
+}
+
+/* Only /subscribe upgrades, and no more subscribers than allowed. */
+static int filter_connection(struct lws *wsi)
+{
+    char uri[256];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(uri, SUBSCRIBE_PATH) != 0)
+        return -1;
+    return server_of(wsi)->subscribers >= server_of(wsi)->o.max_subscribers ? -1 : 0;
+}
+
+/* Ends a subscriber whose connection is refused before it was ever
+ * served (LWS_CALLBACK_CLOSED then finds nothing to free). */
+static int refuse(struct lws *wsi, session *ss, int code, const char *reason)
+{
+    int r = close_with(wsi, code, reason);
+    subscriber_destroy(ss->sub);
+    ss->sub = NULL;
+    server_of(wsi)->subscribers--;
+    return r;
+}
+
+static int on_established(struct lws *wsi, session *ss)
+{
+    server *srv = server_of(wsi);
+    sub_config cfg = srv->o.sub;
+    cfg.headroom = LWS_PRE;
+    cfg.wake = wake;
+    cfg.wake_arg = srv->ctx;
+    if (subscriber_create(srv->st, &cfg, &ss->sub) != ES_OK)
+        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    srv->subscribers++;
+    char arg[QUERY_ARG_MAX];
+    for (int i = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+         i++) {
+        char *eq = strchr(arg, '=');
+        if (eq == NULL)
+            continue;
+        *eq = '\0';
+        if (subscriber_query(ss->sub, arg, eq + 1) != ES_OK)
+            return refuse(wsi, ss, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
+    }
+    if (subscriber_start(ss->sub) != ES_OK)
+        return refuse(wsi, ss, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, es_last_error());
+    return 0;
+}
+
+static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
+{
+    if (ss->sub == NULL)
+        return -1;
+    if (ss->rx.len + len > SUB_MESSAGE_MAX)
+        return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+    if (es_buf_append(&ss->rx, in, len) != ES_OK)
+        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+        return 0;
+    es_status s = subscriber_message(ss->sub, (const char *)ss->rx.data, ss->rx.len);
+    ss->rx.len = 0;
+    return s == ES_OK ? 0 : close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
+}
+
+static int on_writeable(struct lws *wsi, session *ss)
+{
+    if (ss->sub == NULL)
+        return -1; /* refused (refuse): only its close is left to send */
+    int code;
+    char reason[124];
+    sub_msg *m = subscriber_next(ss->sub, &code, reason, sizeof reason);
+    if (m == NULL)
+        return code != 0 ? close_with(wsi, code, reason) : 0;
+    int n = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    size_t len = m->len;
+    free(m);
+    if (n < (int)len)
+        return -1;
+    lws_callback_on_writable(wsi); /* there may be more */
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    session *ss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: return on_http(wsi, (const char *)in);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return filter_connection(wsi);
+    case LWS_CALLBACK_ESTABLISHED: return on_established(wsi, ss);
+    case LWS_CALLBACK_RECEIVE: return on_receive(wsi, ss, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE: return on_writeable(wsi, ss);
+    case LWS_CALLBACK_CLOSED:
+        if (ss->sub != NULL) {
+            reap_later(server_of(wsi), ss->sub);
+            ss->sub = NULL;
+            server_of(wsi)->subscribers--;
+        }
+        es_buf_free(&ss->rx);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        lws_callback_on_writable_all_protocol(lws_get_context(wsi), lws_get_protocol(wsi));
+        return 0;
+    default: break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"jetstream", callback, sizeof(session), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    server *srv = lws_container_of(sul, server, tick);
+    if (*srv->stop)
+        lws_cancel_service(srv->ctx);
+    else
+        lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
+}
+
+/* Waits for the subscribers still being freed (they use the store). */
+static void server_end(server *srv)
+{
+    pthread_mutex_lock(&srv->reap_lock);
+    while (srv->reaping > 0)
+        pthread_cond_wait(&srv->reaped, &srv->reap_lock);
+    pthread_mutex_unlock(&srv->reap_lock);
+    pthread_cond_destroy(&srv->reaped);
+    pthread_mutex_destroy(&srv->reap_lock);
+}
+
+int server_run(es_store *st, health *h, const server_options *o, volatile sig_atomic_t *stop)
+{
+    server srv = {.st = st, .health = h, .o = *o, .stop = stop};
+    pthread_mutex_init(&srv.reap_lock, NULL);
+    pthread_cond_init(&srv.reaped, NULL);
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = o->port;
+    info.iface = o->host;
+    info.protocols = protocols;
+    info.user = &srv;
+    info.max_http_header_data = HTTP_HEADERS_MAX;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    srv.ctx = lws_create_context(&info);
+    if (srv.ctx == NULL) {
+        fprintf(stderr, "es-atproto-serve: cannot listen on %s:%d\n", o->host, o->port);
+        server_end(&srv);
+        return 1;
+    }
+    struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "default");
+    printf("listening on %s:%d\n", o->host, vh ? lws_get_vhost_listen_port(vh) : o->port);
+    fflush(stdout);
+    lws_sul_schedule(srv.ctx, 0, &srv.tick, on_tick, TICK_US);
+    while (!*stop && lws_service(srv.ctx, 0) >= 0)
+        ;
+    lws_sul_cancel(&srv.tick);
+    lws_context_destroy(srv.ctx); /* closes every connection: their subscribers end */
+    server_end(&srv);
+    return 0;
+}

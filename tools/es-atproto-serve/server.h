@@ -1,0 +1,25 @@
+/* The HTTP and WebSocket side (libwebsockets): GET /health, and
+ * GET /subscribe upgraded to a WebSocket of Jetstream's protocol. */
+#ifndef SERVE_SERVER_H
+#define SERVE_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <es/es.h>
+
+#include "health.h"
+#include "subscriber.h"
+
+typedef struct server_options {
+    const char *host; /* the interface to listen on */
+    int port;         /* 0: any free port */
+    size_t max_subscribers;
+    sub_config sub; /* per subscriber (wake and headroom are set by the server) */
+} server_options;
+
+/* Serves until *stop is set (a signal). Prints "listening on HOST:PORT"
+ * on stdout once it listens. Returns 0, or 1 when it cannot listen. */
+int server_run(es_store *st, health *h, const server_options *o, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,389 @@
+/* A /subscribe connection's state (subscriber.h). The watch's thread turns
+ * each event into Jetstream's JSON (es_atp_jetstream_encode), filters it and
+ * queues it; the connection's thread writes the queue out. The queue is
+ * bounded in bytes: a full one makes the watch wait (the history is read no
+ * faster than the client takes it), and a client that leaves it full for
+ * slow_timeout_ms is closed with a reason, so memory never grows with a
+ * slow reader. */
+#define _POSIX_C_SOURCE 200809L
+#include "subscriber.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <es/atproto.h>
+#include <es/atproto_jetstream.h>
+
+#include "clock.h"
+#include "cursor.h"
+
+#define CLOSE_POLICY   1008 /* WebSocket: policy violation (a too slow client) */
+#define CLOSE_INTERNAL 1011 /* WebSocket: the server cannot go on */
+
+/* A subscriber's filter: NULL `f` keeps everything. */
+typedef struct sub_filter {
+    es_atp_filter *f;
+    size_t collections, dids;
+    size_t max_size; /* maxMessageSizeBytes; 0: no cap */
+} sub_filter;
+
+struct subscriber {
+    es_store *st;
+    sub_config cfg;
+    /* options from the query, read before start */
+    bool has_cursor, require_hello, started;
+    int64_t cursor_us;
+    /* the watch's side */
+    es_arena *arena;
+    es_buf json;
+    pthread_t starter;
+    bool starter_running;
+    /* shared, under `lock` */
+    pthread_mutex_t lock;
+    pthread_cond_t room; /* the queue has room, or the subscriber closes */
+    sub_filter filter;
+    sub_msg *head, *tail;
+    size_t queued;
+    es_watch *watch;
+    bool ended; /* the connection is gone (subscriber_end): no more wakes */
+    int close_code;
+    char reason[124]; /* a WebSocket close reason is at most 123 bytes */
+};
+
+static void filter_free(sub_filter *f)
+{
+    es_atp_filter_destroy(f->f);
+    memset(f, 0, sizeof *f);
+}
+
+static es_status filter_add_collection(sub_filter *f, const char *nsid)
+{
+    if (strchr(nsid, ',') != NULL || nsid[0] == '\0')
+        return es_error(ES_ERR_INVALID, "invalid collection: %.60s", nsid);
+    if (++f->collections > SUB_COLLECTIONS_MAX)
+        return es_error(ES_ERR_INVALID, "too many wanted collections: > %d",
+                        SUB_COLLECTIONS_MAX);
+    es_status s = f->f ? ES_OK : es_atp_filter_create(&f->f);
+    if (s == ES_OK && es_atp_filter_add_collections(f->f, nsid) != ES_OK)
+        return es_error(ES_ERR_INVALID, "invalid collection: %.60s", nsid);
+    return s;
+}
+
+static es_status filter_add_did(sub_filter *f, const char *did)
+{
+    if (!es_atp_valid_did(did, strlen(did)))
+        return es_error(ES_ERR_INVALID, "invalid DID: %.60s", did);
+    if (++f->dids > SUB_DIDS_MAX)
+        return es_error(ES_ERR_INVALID, "too many wanted DIDs: > %d", SUB_DIDS_MAX);
+    es_status s = f->f ? ES_OK : es_atp_filter_create(&f->f);
+    return s == ES_OK ? es_atp_filter_add_dids(f->f, did) : s;
+}
+
+/* Jetstream's rule: empty, malformed or negative sizes mean no cap. */
+static size_t max_size_value(const char *text)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    return errno || *end != '\0' || end == text || v < 0 || v > UINT32_MAX ? 0 : (size_t)v;
+}
+
+static bool wants(const sub_filter *f, const es_atp_jetstream_event *d)
+{
+    if (f->f == NULL)
+        return true;
+    if (!es_atp_filter_keeps_did(f->f, d->did, d->did_len))
+        return false;
+    /* identity and account events pass any collection filter (Jetstream) */
+    return d->kind != ES_ATP_JS_COMMIT ||
+           es_atp_filter_keeps_collection(f->f, d->collection, strlen(d->collection));
+}
+
+/* ---- the watch's thread ------------------------------------------------------ */
+
+/* The first reason to close wins: "<why>: <text>" (text may be NULL). */
+static void close_with(subscriber *s, int code, const char *why, const char *text)
+{
+    if (s->close_code == 0) {
+        s->close_code = code;
+        snprintf(s->reason, sizeof s->reason, "%s%s%.90s", why, text ? ": " : "",
+                 text ? text : "");
+    }
+}
+
+/* Under s->lock: wakes the connection's loop, unless the connection is gone
+ * (subscriber_end). Under the lock, so that once subscriber_end returns no
+ * wake is running or will run: the loop may then be destroyed. */
+static void wake_locked(subscriber *s, bool needed)
+{
+    if (needed && !s->ended)
+        s->cfg.wake(s->cfg.wake_arg);
+}
+
+static es_status enqueue(subscriber *s, const void *json, size_t len)
+{
+    sub_msg *m = malloc(sizeof *m + s->cfg.headroom + len);
+    if (m == NULL)
+        return ES_ERR_NOMEM;
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data + s->cfg.headroom, json, len);
+    struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
+    pthread_mutex_lock(&s->lock);
+    /* one message larger than the bound still goes when the queue is empty */
+    while (!s->ended && s->close_code == 0 && s->queued > 0 &&
+           s->queued + len > s->cfg.buffer_bytes) {
+        if (pthread_cond_timedwait(&s->room, &s->lock, &deadline) == ETIMEDOUT)
+            close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
+    }
+    es_status st = s->ended || s->close_code != 0 ? ES_ERR_STOPPED : ES_OK;
+    /* the connection writes until the queue is empty, then waits: it needs
+     * waking when the queue stops being empty, or to close */
+    wake_locked(s, st != ES_OK || s->head == NULL);
+    if (st == ES_OK) {
+        if (s->tail)
+            s->tail->next = m;
+        else
+            s->head = m;
+        s->tail = m;
+        s->queued += len;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(m);
+    return st;
+}
+
+static es_status on_event(const es_event *ev, void *closure)
+{
+    subscriber *s = closure;
+    es_atp_jetstream_event d;
+    if (es_atp_jetstream_describe(ev, &d) != ES_OK || d.kind == ES_ATP_JS_NONE)
+        return ES_OK;
+    pthread_mutex_lock(&s->lock);
+    bool want = wants(&s->filter, &d);
+    size_t max_size = s->filter.max_size;
+    pthread_mutex_unlock(&s->lock);
+    if (!want)
+        return ES_OK;
+    es_arena_reset(s->arena);
+    s->json.len = 0;
+    if (es_atp_jetstream_encode(ev, &d, s->arena, &s->json) != ES_OK) {
+        fprintf(stderr, "es-atproto-serve: event %" PRIu64 " not sent: %s\n", es_event_seq(ev),
+                es_last_error());
+        return ES_OK;
+    }
+    if (max_size != 0 && s->json.len > max_size)
+        return ES_OK; /* maxMessageSizeBytes: Jetstream leaves larger ones out */
+    return enqueue(s, s->json.data, s->json.len);
+}
+
+static void on_watch_error(es_status status, const char *text, bool final, void *closure)
+{
+    subscriber *s = closure;
+    if (!final)
+        return; /* a reconnect the watch rides out */
+    pthread_mutex_lock(&s->lock);
+    close_with(s, CLOSE_INTERNAL, "store read ended", text ? text : es_status_text(status));
+    wake_locked(s, true);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Resolves the cursor and starts the watch, off the connection's thread
+ * (the bisection is a few reads). */
+static void *starter(void *arg)
+{
+    subscriber *s = arg;
+    uint64_t after_seq = 0;
+    es_status st = serve_cursor_after_seq(s->st, s->has_cursor, s->cursor_us, &after_seq);
+    es_watch *w = NULL;
+    if (st == ES_OK) {
+        es_watch_options wo;
+        es_watch_options_init(&wo);
+        wo.after_seq = after_seq;
+        wo.no_wait = true;
+        wo.on_event = on_event;
+        wo.on_error = on_watch_error;
+        wo.closure = s;
+        st = es_watch_start(s->st, &wo, &w);
+    }
+    pthread_mutex_lock(&s->lock);
+    if (st != ES_OK)
+        close_with(s, CLOSE_INTERNAL, "cannot read the store", es_last_error());
+    s->watch = w;
+    wake_locked(s, st != ES_OK);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* ---- the connection's thread ------------------------------------------------- */
+
+es_status subscriber_create(es_store *st, const sub_config *cfg, subscriber **out)
+{
+    subscriber *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return ES_ERR_NOMEM;
+    s->st = st;
+    s->cfg = *cfg;
+    s->json = (es_buf)ES_BUF_INIT;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_REALTIME); /* es_cli_deadline is wall-clock */
+    pthread_cond_init(&s->room, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->lock, NULL);
+    es_status r = es_arena_create(cfg->record_max, &s->arena);
+    if (r != ES_OK) {
+        subscriber_destroy(s);
+        return r;
+    }
+    *out = s;
+    return ES_OK;
+}
+
+es_status subscriber_query(subscriber *s, const char *name, const char *value)
+{
+    if (strcmp(name, "wantedCollections") == 0)
+        return filter_add_collection(&s->filter, value);
+    if (strcmp(name, "wantedDids") == 0)
+        return filter_add_did(&s->filter, value);
+    if (strcmp(name, "maxMessageSizeBytes") == 0) {
+        s->filter.max_size = max_size_value(value);
+        return ES_OK;
+    }
+    if (strcmp(name, "requireHello") == 0) {
+        s->require_hello = strcmp(value, "true") == 0; /* exactly "true", as Jetstream */
+        return ES_OK;
+    }
+    if (strcmp(name, "cursor") == 0) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end != '\0')
+            return es_error(ES_ERR_INVALID, "invalid cursor: %.40s", value);
+        s->has_cursor = v > 0; /* 0 or negative: live, as no cursor */
+        s->cursor_us = v;
+        return ES_OK;
+    }
+    return ES_OK; /* unknown parameters (compress, ...) are ignored */
+}
+
+es_status subscriber_start(subscriber *s)
+{
+    if (s->started || s->require_hello)
+        return ES_OK;
+    if (pthread_create(&s->starter, NULL, starter, s) != 0)
+        return es_error(ES_ERR_NOMEM, "cannot start a thread");
+    s->started = s->starter_running = true;
+    return ES_OK;
+}
+
+/* The strings of a JSON array into the filter (absent: nothing). */
+static es_status add_strings(sub_filter *f, json_t *array, es_status (*add)(sub_filter *, const char *))
+{
+    if (array == NULL || json_is_null(array))
+        return ES_OK;
+    if (!json_is_array(array))
+        return es_error(ES_ERR_INVALID, "bad options_update payload");
+    size_t i;
+    json_t *v;
+    json_array_foreach(array, i, v)
+    {
+        if (!json_is_string(v))
+            return es_error(ES_ERR_INVALID, "bad options_update payload");
+        es_status s = add(f, json_string_value(v));
+        if (s != ES_OK)
+            return s;
+    }
+    return ES_OK;
+}
+
+es_status subscriber_message(subscriber *s, const char *text, size_t len)
+{
+    json_t *msg = json_loadb(text, len, 0, NULL);
+    json_t *type = json_object_get(msg, "type");
+    if (msg == NULL || !json_is_string(type)) {
+        json_decref(msg);
+        return es_error(ES_ERR_INVALID, "bad SubscriberSourcedMessage envelope");
+    }
+    if (strcmp(json_string_value(type), "options_update") != 0) {
+        json_decref(msg);
+        return ES_OK; /* other types are ignored, as Jetstream does */
+    }
+    json_t *p = json_object_get(msg, "payload");
+    sub_filter f = {0};
+    es_status st = json_is_object(p) ? ES_OK : es_error(ES_ERR_INVALID, "bad options_update payload");
+    if (st == ES_OK)
+        st = add_strings(&f, json_object_get(p, "wantedCollections"), filter_add_collection);
+    if (st == ES_OK)
+        st = add_strings(&f, json_object_get(p, "wantedDids"), filter_add_did);
+    json_t *max = json_object_get(p, "maxMessageSizeBytes");
+    if (st == ES_OK && json_is_integer(max) && json_integer_value(max) > 0)
+        f.max_size = (size_t)json_integer_value(max);
+    json_decref(msg);
+    if (st != ES_OK) {
+        filter_free(&f);
+        return st;
+    }
+    pthread_mutex_lock(&s->lock);
+    sub_filter old = s->filter;
+    s->filter = f;
+    pthread_mutex_unlock(&s->lock);
+    filter_free(&old);
+    s->require_hello = false;
+    return subscriber_start(s);
+}
+
+sub_msg *subscriber_next(subscriber *s, int *close_code, char *reason, size_t reason_size)
+{
+    pthread_mutex_lock(&s->lock);
+    /* a too slow client is closed at once; otherwise what was queued before
+     * the end still goes out first */
+    sub_msg *m = s->close_code == CLOSE_POLICY ? NULL : s->head;
+    if (m != NULL) {
+        s->head = m->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        s->queued -= m->len;
+        pthread_cond_signal(&s->room);
+    }
+    *close_code = m == NULL ? s->close_code : 0;
+    if (*close_code != 0)
+        snprintf(reason, reason_size, "%s", s->reason);
+    pthread_mutex_unlock(&s->lock);
+    return m;
+}
+
+void subscriber_end(subscriber *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->ended = true;
+    pthread_cond_broadcast(&s->room);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void subscriber_destroy(subscriber *s)
+{
+    if (s == NULL)
+        return;
+    subscriber_end(s);
+    if (s->starter_running)
+        pthread_join(s->starter, NULL);
+    es_watch_destroy(s->watch); /* no callback runs after it returns */
+    for (sub_msg *m = s->head, *next; m != NULL; m = next) {
+        next = m->next;
+        free(m);
+    }
+    filter_free(&s->filter);
+    es_buf_free(&s->json);
+    es_arena_destroy(s->arena);
+    pthread_cond_destroy(&s->room);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}

@@ -1,0 +1,803 @@
+/* es-atproto-serve end to end, through a live server (NATS_URL; for the
+ * health test a server of its own, $ES_NATS_SERVER): the real relay capture
+ * ingested, then served over Jetstream's protocol and compared with
+ * Jetstream's own output for the same frames (expected_v1.jsonl); filters;
+ * a cursor handover while the ingester runs; /health following NATS; a slow
+ * subscriber closed. The client is ws_client.h, not libwebsockets.
+ *
+ * Binaries from the environment (set by CMake): ES_INGEST_BIN, ES_SERVE_BIN,
+ * ES_GEN_BIN; the corpus from ES_SHARED_DIR (tests skip when it is absent). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include <es/atproto_jetstream.h>
+#include <es/es.h>
+
+#include "children.h"
+#include "ws_client.h"
+
+#define CORPUS_EVENTS 152
+#define QUIET_MS      600 /* nothing more within this: the stream has ended */
+
+static const char *ingest_bin, *serve_bin, *gen_bin;
+static char tmp[256];
+
+/* ---- processes ------------------------------------------------------------ */
+
+#define spawn      children_spawn
+#define exit_code  children_exit_code
+#define show_log   children_show_log
+#define sleep_ms   children_sleep_ms
+
+static void expect_exit(pid_t pid, long timeout_ms, int want, const char *log)
+{
+    int code = exit_code(pid, timeout_ms);
+    if (code != want)
+        show_log(log);
+    assert_int_equal(code, want);
+}
+
+static void stop(pid_t pid, const char *log)
+{
+    kill(pid, SIGTERM);
+    expect_exit(pid, 20000, 0, log);
+}
+
+/* es-atproto-serve on a free port of the loopback; *port gets it. */
+static pid_t serve_start(const char *url, const char *store, const char *log,
+                         const char *const *extra, int *port)
+{
+    char *argv[16] = {(char *)serve_bin, "--server", (char *)url, "--store", (char *)store,
+                      "--listen", "127.0.0.1:0"};
+    size_t n = 7;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        assert_true(n < 15);
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    int out;
+    pid_t pid = spawn(argv, log, &out);
+    assert_true(pid > 0);
+    FILE *f = fdopen(out, "r");
+    char line[128] = "";
+    if (fgets(line, sizeof line, f) == NULL)
+        show_log(log);
+    fclose(f);
+    assert_int_equal(sscanf(line, "listening on 127.0.0.1:%d", port), 1);
+    return pid;
+}
+
+/* es-atproto-ingest of a capture into `store` (--did-docs, or --no-verify). */
+static pid_t ingest_start(const char *url, const char *store, const char *capture,
+                          const char *did_docs, const char *log)
+{
+    char *argv[] = {(char *)ingest_bin, "--server", (char *)url, "--store", (char *)store,
+                    "--from-file", (char *)capture, "--exit-at-end",
+                    did_docs ? "--did-docs" : "--no-verify", (char *)did_docs, NULL};
+    return spawn(argv, log, NULL);
+}
+
+/* ---- the corpus --------------------------------------------------------------- */
+
+typedef struct corpus {
+    char frames[4096], expected[4096], docs[4096];
+} corpus;
+
+/* false (the test skips) when ../shared is absent */
+static bool corpus_paths(corpus *c)
+{
+    const char *dir = getenv("ES_SHARED_DIR");
+    snprintf(c->frames, sizeof c->frames, "%s/fixtures/firehose-corpus/frames.bin.zst",
+             dir ? dir : "");
+    snprintf(c->expected, sizeof c->expected, "%s/fixtures/firehose-corpus/expected_v1.jsonl",
+             dir ? dir : "");
+    snprintf(c->docs, sizeof c->docs, "%s/fixtures/firehose-corpus/did_docs.json.zst",
+             dir ? dir : "");
+    struct stat sb;
+    if (dir == NULL || stat(c->frames, &sb) != 0 || stat(c->expected, &sb) != 0) {
+        printf("SKIP: the real relay capture is absent (ES_SHARED_DIR=%s)\n",
+               dir ? dir : "unset");
+        return false;
+    }
+    return true;
+}
+
+/* Jetstream's lines for the corpus, in its order. */
+static json_t *expected_lines(const corpus *c)
+{
+    json_t *all = json_array();
+    FILE *f = fopen(c->expected, "r");
+    assert_non_null(f);
+    char line[1 << 16];
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        json_array_append_new(all, j);
+    }
+    fclose(f);
+    assert_int_equal(json_array_size(all), CORPUS_EVENTS);
+    return all;
+}
+
+/* The corpus ingested (verified) into a store of its own and served. */
+typedef struct served {
+    char store[64], log[300];
+    int port;
+    pid_t pid;
+    json_t *lines; /* Jetstream's, in its order */
+} served;
+
+static bool corpus_served(const char *what, served *sv)
+{
+    corpus c;
+    if (!corpus_paths(&c))
+        return false;
+    snprintf(sv->store, sizeof sv->store, "serve_%s_%ld", what, (long)getpid());
+    snprintf(sv->log, sizeof sv->log, "%s/%s.log", tmp, what);
+    const char *url = getenv("NATS_URL");
+    expect_exit(ingest_start(url, sv->store, c.frames, c.docs, sv->log), 60000, 0, sv->log);
+    sv->pid = serve_start(url, sv->store, sv->log, NULL, &sv->port);
+    sv->lines = expected_lines(&c);
+    return true;
+}
+
+static void store_drop(const char *store);
+
+static void served_end(served *sv)
+{
+    json_decref(sv->lines);
+    stop(sv->pid, sv->log);
+    store_drop(sv->store);
+}
+
+static void store_drop(const char *store)
+{
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, getenv("NATS_URL")), NATS_OK);
+    es_store_delete(nc, store, NULL);
+    natsConnection_Destroy(nc);
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+static void subscribe(ws_client *w, int port, const char *query)
+{
+    char target[4096];
+    snprintf(target, sizeof target, "/subscribe%s%s", query[0] ? "?" : "", query);
+    assert_int_equal(ws_open(w, port, target, 0), 101);
+}
+
+/* Reads `want` events (fails on a close or a silence of 20 s), then checks
+ * that nothing more comes within QUIET_MS. The events, parsed. */
+static json_t *receive_exactly(ws_client *w, size_t want)
+{
+    json_t *got = json_array();
+    while (json_array_size(got) < want) {
+        char *m = NULL;
+        int r = ws_read(w, 20000, &m);
+        if (r != 1)
+            fail_msg("after %zu of %zu events: %s (close %d %s)", json_array_size(got), want,
+                     r == 0 ? "closed" : "silence", w->close_code, w->close_reason);
+        json_t *j = json_loads(m, 0, NULL);
+        assert_non_null(j);
+        json_array_append_new(got, j);
+        free(m);
+    }
+    char *extra = NULL;
+    if (ws_read(w, QUIET_MS, &extra) == 1)
+        fail_msg("an event beyond the %zu expected: %.200s", want, extra);
+    return got;
+}
+
+static void expect_silence(ws_client *w)
+{
+    char *m = NULL;
+    if (ws_read(w, QUIET_MS, &m) == 1)
+        fail_msg("an event was not expected: %.200s", m);
+}
+
+/* The event without time_us (Jetstream's is its own receive time). */
+static json_t *timeless(json_t *e)
+{
+    json_t *c = json_deep_copy(e);
+    json_object_del(c, "time_us");
+    return c;
+}
+
+/* `got` holds exactly the events of `want` (JSON trees equal but for
+ * time_us), each once, and each repository's events in Jetstream's order. */
+static void expect_same_events(json_t *got, json_t *want)
+{
+    size_t n = json_array_size(want);
+    assert_int_equal(json_array_size(got), n);
+    size_t *where = calloc(n, sizeof *where); /* got[i] is want[where[i]] */
+    int *seen = calloc(n, sizeof *seen);
+    for (size_t i = 0; i < n; i++) {
+        json_t *g = timeless(json_array_get(got, i));
+        int found = 0;
+        for (size_t k = 0; k < n; k++) {
+            json_t *w = timeless(json_array_get(want, k));
+            if (json_equal(g, w)) {
+                found++;
+                where[i] = k;
+            }
+            json_decref(w);
+        }
+        if (found != 1) {
+            char *t = json_dumps(g, JSON_SORT_KEYS);
+            fail_msg("event %zu matches %d of Jetstream's lines: %.600s", i, found, t);
+        }
+        seen[where[i]]++;
+        json_decref(g);
+    }
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(seen[k], 1);
+    /* per repository, the order of Jetstream's lines */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            const char *a = json_string_value(json_object_get(json_array_get(got, i), "did"));
+            const char *b = json_string_value(json_object_get(json_array_get(got, j), "did"));
+            if (strcmp(a, b) == 0 && where[i] > where[j])
+                fail_msg("%s: events %zu and %zu are not in Jetstream's order", a, i, j);
+        }
+    free(where);
+    free(seen);
+}
+
+/* Jetstream's lines that a filter keeps: `keep(line)`. */
+static json_t *lines_where(json_t *lines, bool (*keep)(json_t *line, const void *arg),
+                           const void *arg)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        if (keep(l, arg))
+            json_array_append(out, l);
+    }
+    return out;
+}
+
+static bool not_commit(json_t *l)
+{
+    return strcmp(json_string_value(json_object_get(l, "kind")), "commit") != 0;
+}
+
+/* commits under the prefix `arg`, and every identity and account event */
+static bool in_namespace(json_t *l, const void *arg)
+{
+    if (not_commit(l))
+        return true;
+    const char *c = json_string_value(json_object_get(json_object_get(l, "commit"), "collection"));
+    return strncmp(c, arg, strlen(arg)) == 0;
+}
+
+static bool of_dids(json_t *l, const void *arg)
+{
+    const char *const *dids = arg;
+    const char *did = json_string_value(json_object_get(l, "did"));
+    for (size_t i = 0; dids[i] != NULL; i++)
+        if (strcmp(did, dids[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+/* A cursor older than every event replays them all: exactly Jetstream's
+ * lines, same fields and records; no cursor (or one after every event)
+ * means live only. */
+static void replays_the_corpus_as_jetstream_does(void **state)
+{
+    (void)state;
+    served sv;
+    if (!corpus_served("real", &sv))
+        skip();
+    int port = sv.port;
+    json_t *want = sv.lines;
+
+    ws_client w;
+    subscribe(&w, port, "cursor=1");
+    json_t *got = receive_exactly(&w, CORPUS_EVENTS);
+    ws_close(&w);
+    expect_same_events(got, want);
+    /* time_us: the stored time, increasing in stream order */
+    int64_t last = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(got, i, e)
+    {
+        int64_t t = json_integer_value(json_object_get(e, "time_us"));
+        assert_true(t >= last);
+        last = t;
+    }
+    printf("  %d events, each equal to its line of expected_v1.jsonl\n", CORPUS_EVENTS);
+
+    subscribe(&w, port, ""); /* live only: the store is still */
+    expect_silence(&w);
+    ws_close(&w);
+    char q[64];
+    snprintf(q, sizeof q, "cursor=%lld", (long long)last + 1);
+    subscribe(&w, port, q); /* after every event */
+    expect_silence(&w);
+    ws_close(&w);
+    snprintf(q, sizeof q, "cursor=%lld", (long long)last);
+    subscribe(&w, port, q); /* at the last: Jetstream's cursor is inclusive */
+    json_t *one = receive_exactly(&w, 1);
+    ws_close(&w);
+    assert_true(json_equal(json_array_get(one, 0), json_array_get(got, CORPUS_EVENTS - 1)));
+
+    json_decref(one);
+    json_decref(got);
+    served_end(&sv);
+}
+
+/* wantedCollections (a prefix), wantedDids, requireHello and options_update,
+ * maxMessageSizeBytes, and a malformed option. */
+static void filters_as_jetstream_does(void **state)
+{
+    (void)state;
+    served sv;
+    if (!corpus_served("filters", &sv))
+        skip();
+    int port = sv.port;
+    json_t *lines = sv.lines;
+    ws_client w;
+
+    json_t *feed = lines_where(lines, in_namespace, "app.bsky.feed.");
+    /* the '*' percent-encoded, as Go's url.Values sends it */
+    subscribe(&w, port, "cursor=1&wantedCollections=app.bsky.feed.%2A");
+    json_t *got = receive_exactly(&w, json_array_size(feed));
+    ws_close(&w);
+    expect_same_events(got, feed);
+    printf("  app.bsky.feed.*: %zu events (with the identity and account ones)\n",
+           json_array_size(feed));
+    json_decref(got);
+    json_decref(feed);
+
+    const char *two[] = {"did:plc:u4lmvw4wwzaql3z5kcf3r7h4", "did:plc:hqvhxrowqbemo5e4wjnj6zao",
+                         NULL};
+    json_t *theirs = lines_where(lines, of_dids, two);
+    subscribe(&w, port,
+              "cursor=1&wantedDids=did%3Aplc%3Au4lmvw4wwzaql3z5kcf3r7h4"
+              "&wantedDids=did:plc:hqvhxrowqbemo5e4wjnj6zao");
+    got = receive_exactly(&w, json_array_size(theirs));
+    ws_close(&w);
+    expect_same_events(got, theirs);
+    json_decref(got);
+    json_decref(theirs);
+
+    /* requireHello: nothing until the first options_update, which sets the filter */
+    json_t *graph = lines_where(lines, in_namespace, "app.bsky.graph.");
+    subscribe(&w, port, "cursor=1&requireHello=true");
+    expect_silence(&w);
+    assert_int_equal(ws_send_text(&w, "{\"type\":\"options_update\",\"payload\":"
+                                      "{\"wantedCollections\":[\"app.bsky.graph.*\"]}}"),
+                     0);
+    got = receive_exactly(&w, json_array_size(graph));
+    ws_close(&w);
+    expect_same_events(got, graph);
+    json_decref(got);
+    json_decref(graph);
+
+    /* maxMessageSizeBytes: larger events are left out */
+    subscribe(&w, port, "cursor=1");
+    size_t small = 0;
+    for (int i = 0; i < CORPUS_EVENTS; i++) {
+        char *m = NULL;
+        assert_int_equal(ws_read(&w, 20000, &m), 1);
+        small += strlen(m) <= 600;
+        free(m);
+    }
+    ws_close(&w);
+    assert_true(small > 0 && small < CORPUS_EVENTS);
+    subscribe(&w, port, "cursor=1&maxMessageSizeBytes=600");
+    got = receive_exactly(&w, small);
+    ws_close(&w);
+    json_decref(got);
+
+    /* a malformed collection closes the connection with the reason */
+    subscribe(&w, port, "cursor=1&wantedCollections=app.bsky.fe*");
+    char *m = NULL;
+    assert_int_equal(ws_read(&w, 5000, &m), 0);
+    assert_int_equal(w.close_code, 1008);
+    assert_non_null(strstr(w.close_reason, "invalid collection"));
+    ws_close(&w);
+
+    served_end(&sv);
+}
+
+/* ---- cursor handover -------------------------------------------------------------- */
+
+/* One event's identity: kind, DID and, for a commit, collection, rkey and
+ * rev; for identity and account events, the relay seq. */
+static void key_of_json(json_t *e, char *out, size_t size)
+{
+    const char *kind = json_string_value(json_object_get(e, "kind"));
+    json_t *body = json_object_get(e, kind);
+    if (strcmp(kind, "commit") == 0)
+        snprintf(out, size, "commit %s %s/%s %s", json_string_value(json_object_get(e, "did")),
+                 json_string_value(json_object_get(body, "collection")),
+                 json_string_value(json_object_get(body, "rkey")),
+                 json_string_value(json_object_get(body, "rev")));
+    else
+        snprintf(out, size, "%s %s %lld", kind, json_string_value(json_object_get(e, "did")),
+                 (long long)json_integer_value(json_object_get(body, "seq")));
+}
+
+static es_status key_of_event(const es_event *ev, void *closure)
+{
+    json_t *keys = closure;
+    es_atp_jetstream_event d;
+    assert_int_equal(es_atp_jetstream_describe(ev, &d), ES_OK);
+    if (d.kind == ES_ATP_JS_NONE)
+        return ES_OK;
+    char key[1024];
+    if (d.kind == ES_ATP_JS_COMMIT)
+        snprintf(key, sizeof key, "commit %.*s %s/%s %s", (int)d.did_len, d.did, d.collection,
+                 es_event_meta(ev, "rkey"), es_event_meta(ev, "rev"));
+    else
+        snprintf(key, sizeof key, "%s %.*s %s", d.kind == ES_ATP_JS_IDENTITY ? "identity" : "account",
+                 (int)d.did_len, d.did, es_event_meta(ev, "seq"));
+    json_object_set_new(keys, key, json_integer(0));
+    return ES_OK;
+}
+
+/* An ingester running in the background: its exit code once it ended. */
+typedef struct source {
+    pid_t pid;
+    int code; /* -1 while it runs */
+} source;
+
+static source source_start(const char *url, const char *store, const char *capture,
+                           const char *log)
+{
+    return (source){ingest_start(url, store, capture, NULL, log), -1};
+}
+
+static bool source_ended(source *src)
+{
+    if (src->code < 0 && src->pid != 0)
+        src->code = exit_code(src->pid, 0);
+    return src->pid == 0 || src->code >= 0;
+}
+
+/* Reads `max` events, or (max 0) until QUIET_MS of silence after `src`
+ * ended, counting them per key in `keys`; the events at time_us `skip_at`
+ * seen before are the inclusive cursor's repeats (counted in *skipped).
+ * Returns the last time_us. */
+static int64_t read_into(ws_client *w, json_t *keys, size_t max, source *src, int64_t skip_at,
+                         size_t *skipped)
+{
+    int64_t last = 0;
+    for (size_t n = 0; max == 0 || n < max;) {
+        char *m = NULL;
+        bool ended = source_ended(src);
+        int r = ws_read(w, QUIET_MS, &m);
+        if (r == 0)
+            fail_msg("closed: %d %s", w->close_code, w->close_reason);
+        if (r < 0) {
+            if (max == 0 && ended)
+                break;
+            continue;
+        }
+        json_t *e = json_loads(m, 0, NULL);
+        free(m);
+        assert_non_null(e);
+        int64_t t = json_integer_value(json_object_get(e, "time_us"));
+        assert_true(t >= last); /* one stream, in order: replay, then live */
+        last = t;
+        char key[1024];
+        key_of_json(e, key, sizeof key);
+        json_t *count = json_object_get(keys, key);
+        long long c = count ? json_integer_value(count) : 0;
+        if (t == skip_at && c == 1)
+            (*skipped)++; /* the cursor's own event, again */
+        else
+            json_object_set_new(keys, key, json_integer(c + 1));
+        json_decref(e);
+        n++;
+    }
+    return last;
+}
+
+static void generate(const char *capture, const char *seed, const char *first_seq,
+                     const char *log)
+{
+    char *gen[] = {(char *)gen_bin, "--out",       (char *)capture,   "--frames",
+                   "3000",          "--repos",     "300",             "--seed",
+                   (char *)seed,    "--first-seq", (char *)first_seq, NULL};
+    expect_exit(spawn(gen, log, NULL), 60000, 0, log);
+}
+
+/* A subscriber dropped twice and back each time with its last time_us —
+ * once in the replay, once while an ingester appends — then left in the
+ * live phase while another ingester appends: every stored event exactly
+ * once, the only repeats being the events at the cursor's own time
+ * (Jetstream's cursor is inclusive). */
+static void a_reconnect_with_the_cursor_loses_and_repeats_nothing(void **state)
+{
+    (void)state;
+    const char *url = getenv("NATS_URL");
+    char cap[3][300], log[300], store[64];
+    snprintf(log, sizeof log, "%s/handover.log", tmp);
+    snprintf(store, sizeof store, "serve_handover_%ld", (long)getpid());
+    const char *seeds[] = {"41", "42", "43"}, *firsts[] = {"1", "3001", "6001"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cap[i], sizeof cap[i], "%s/handover-%d.capture", tmp, i);
+        generate(cap[i], seeds[i], firsts[i], log);
+    }
+    source src = source_start(url, store, cap[0], log), none = {0, 0};
+    expect_exit(src.pid, 60000, 0, log);
+    int port;
+    pid_t srv = serve_start(url, store, log, NULL, &port);
+
+    json_t *keys = json_object();
+    size_t skipped = 0;
+    ws_client w;
+    char q[64];
+    subscribe(&w, port, "cursor=1");
+    int64_t cursor = read_into(&w, keys, 1500, &none, -1, &skipped);
+    ws_close(&w); /* dropped in the replay */
+
+    snprintf(q, sizeof q, "cursor=%lld", (long long)cursor);
+    subscribe(&w, port, q);
+    src = source_start(url, store, cap[1], log); /* appends while the replay goes on */
+    int64_t at = cursor;
+    cursor = read_into(&w, keys, 3000, &none, at, &skipped);
+    ws_close(&w); /* dropped again, the ingester still running or just done */
+
+    snprintf(q, sizeof q, "cursor=%lld", (long long)cursor);
+    subscribe(&w, port, q);
+    at = cursor;
+    read_into(&w, keys, 0, &src, at, &skipped); /* to the end of the second capture */
+    assert_int_equal(src.code, 0);
+    source live = source_start(url, store, cap[2], log); /* the subscriber is live now */
+    read_into(&w, keys, 0, &live, at, &skipped);
+    assert_int_equal(live.code, 0);
+    ws_close(&w);
+
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_open(nc, store, NULL, &st), ES_OK);
+    json_t *stored = json_object();
+    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, stored, NULL), ES_OK);
+    size_t wrong = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(stored, key, v)
+    {
+        json_t *c = json_object_get(keys, key);
+        if ((c == NULL || json_integer_value(c) != 1) && wrong++ < 5)
+            printf("  %s received %lld times\n", key, c ? (long long)json_integer_value(c) : 0);
+    }
+    json_object_foreach(keys, key, v)
+    {
+        if (json_object_get(stored, key) == NULL && wrong++ < 5)
+            printf("  %s received but not stored\n", key);
+    }
+    printf("  %zu events stored, %zu received once each; %zu repeated at a cursor\n",
+           json_object_size(stored), json_object_size(keys), skipped);
+    assert_int_equal(wrong, 0);
+    assert_true(json_object_size(stored) > 4500);
+
+    json_decref(keys);
+    json_decref(stored);
+    stop(srv, log);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    store_drop(store);
+}
+
+/* ---- health ------------------------------------------------------------------------- */
+
+static int health_of(int port, char *body, size_t size)
+{
+    return http_get(port, "/health", body, size);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Polls /health until it answers `want` (within timeout_ms); how long that
+ * took, in milliseconds. */
+static long health_becomes(int port, int want, long timeout_ms, char *body, size_t size)
+{
+    int got = -1;
+    long t0 = now_ms();
+    while (now_ms() - t0 <= timeout_ms) {
+        if ((got = health_of(port, body, size)) == want)
+            return now_ms() - t0;
+        sleep_ms(200);
+    }
+    fail_msg("/health answered %d, not %d, for %ld ms: %s", got, want, timeout_ms, body);
+    return -1;
+}
+
+static pid_t nats_start(const char *bin, int port, const char *dir, const char *log)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    char *argv[] = {(char *)bin, "-a", "127.0.0.1", "-p", p, "-js", "-sd", (char *)dir, NULL};
+    pid_t pid = spawn(argv, log, NULL);
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    natsConnection *nc = NULL;
+    for (int i = 0; i < 250 && natsConnection_ConnectTo(&nc, url) != NATS_OK; i++)
+        sleep_ms(20);
+    assert_non_null(nc);
+    natsConnection_Destroy(nc);
+    return pid;
+}
+
+/* /health is OK with NATS and the stream answering, 503 with the reason
+ * while nats-server is stopped, OK again once it is back. */
+static void health_follows_nats(void **state)
+{
+    (void)state;
+    const char *bin = getenv("ES_NATS_SERVER");
+    if (bin == NULL || *bin == '\0') {
+        printf("SKIP: ES_NATS_SERVER is not set\n");
+        skip();
+    }
+    char dir[300], log[300], nlog[300], url[64];
+    snprintf(dir, sizeof dir, "%s/js-health", tmp);
+    snprintf(log, sizeof log, "%s/health.log", tmp);
+    snprintf(nlog, sizeof nlog, "%s/nats-health.log", tmp);
+    int nport = children_free_port();
+    assert_true(nport > 0);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", nport);
+    pid_t nats = nats_start(bin, nport, dir, nlog);
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_create(nc, "health", NULL, NULL, &st), ES_OK);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+
+    int port;
+    setenv("ES_HEALTH_INTERVAL", "200ms", 1); /* options from the environment too */
+    pid_t srv = serve_start(url, "health", log, (const char *[]){"--max-subscribers", "1", NULL},
+                            &port);
+    unsetenv("ES_HEALTH_INTERVAL");
+    char body[512] = "";
+    assert_int_equal(health_of(port, body, sizeof body), 200);
+    assert_string_equal(body, "{\"status\":\"ok\"}");
+    assert_int_equal(http_get(port, "/nope", body, sizeof body), 404);
+    assert_int_equal(http_get(port, "/subscribe", body, sizeof body), 400); /* not an upgrade */
+    ws_client one, two;
+    assert_int_equal(ws_open(&one, port, "/subscribe", 0), 101);
+    assert_true(ws_open(&two, port, "/subscribe", 0) != 101); /* --max-subscribers 1 */
+    ws_close(&two);
+    ws_close(&one); /* its watch is torn down while NATS goes away, below */
+
+    kill(nats, SIGTERM);
+    assert_int_equal(exit_code(nats, 20000), 0);
+    /* three intervals of 200 ms, plus a poll: the loop never waits on NATS */
+    long took = health_becomes(port, 503, 15000, body, sizeof body);
+    printf("  nats-server stopped: 503 after %ld ms %s\n", took, body);
+    assert_true(took < 2500);
+    assert_non_null(strstr(body, "\"reason\""));
+
+    nats = nats_start(bin, nport, dir, nlog);
+    health_becomes(port, 200, 30000, body, sizeof body);
+    assert_string_equal(body, "{\"status\":\"ok\"}");
+    printf("  nats-server back: 200 %s\n", body);
+
+    stop(srv, log);
+    kill(nats, SIGTERM);
+    exit_code(nats, 20000);
+}
+
+/* A client that stops reading is closed (1008, ConsumerTooSlow) once its
+ * bounded buffer has stayed full for --slow-timeout. */
+static void a_slow_subscriber_is_closed(void **state)
+{
+    (void)state;
+    const char *url = getenv("NATS_URL");
+    char capture[300], log[300], store[64];
+    snprintf(capture, sizeof capture, "%s/slow.capture", tmp);
+    snprintf(log, sizeof log, "%s/slow.log", tmp);
+    snprintf(store, sizeof store, "serve_slow_%ld", (long)getpid());
+    /* more JSON than the loopback's socket buffers hold (4 MiB for the
+     * sender at most here): the server's own bounded buffer must fill */
+    char *gen[] = {(char *)gen_bin, "--out", capture, "--frames", "12000", "--repos", "300",
+                   "--seed", "43", NULL};
+    expect_exit(spawn(gen, log, NULL), 60000, 0, log);
+    expect_exit(ingest_start(url, store, capture, NULL, log), 60000, 0, log);
+    int port;
+    pid_t srv = serve_start(url, store, log,
+                            (const char *[]){"--subscriber-buffer", "16K", "--slow-timeout",
+                                             "500ms", NULL},
+                            &port);
+    ws_client w;
+    assert_int_equal(ws_open(&w, port, "/subscribe?cursor=1", 4096), 101);
+    sleep_ms(3000); /* reads nothing */
+    size_t n = 0, bytes = 0;
+    char *m = NULL;
+    int r;
+    while ((r = ws_read(&w, 5000, &m)) == 1) {
+        bytes += strlen(m);
+        free(m);
+        n++;
+    }
+    printf("  closed after %zu events (%zu bytes): %d %s\n", n, bytes, w.close_code,
+           w.close_reason);
+    assert_int_equal(r, 0);
+    assert_int_equal(w.close_code, 1008);
+    assert_non_null(strstr(w.close_reason, "ConsumerTooSlow"));
+    ws_close(&w);
+    char body[512];
+    assert_int_equal(health_of(port, body, sizeof body), 200); /* the server goes on */
+    stop(srv, log);
+    store_drop(store);
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+static int kill_children(void **state)
+{
+    (void)state;
+    children_kill_all();
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ingest_bin = getenv("ES_INGEST_BIN");
+    serve_bin = getenv("ES_SERVE_BIN");
+    gen_bin = getenv("ES_GEN_BIN");
+    if (!ingest_bin || !serve_bin || !gen_bin || !getenv("NATS_URL")) {
+        printf("needs ES_INGEST_BIN, ES_SERVE_BIN, ES_GEN_BIN and NATS_URL\n");
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "/tmp/es-serve-e2e-XXXXXX");
+    if (mkdtemp(tmp) == NULL)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    return getenv("ES_E2E_KEEP") != NULL || system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(replays_the_corpus_as_jetstream_does, kill_children),
+        cmocka_unit_test_teardown(filters_as_jetstream_does, kill_children),
+        cmocka_unit_test_teardown(a_reconnect_with_the_cursor_loses_and_repeats_nothing,
+                                  kill_children),
+        cmocka_unit_test_teardown(health_follows_nats, kill_children),
+        cmocka_unit_test_teardown(a_slow_subscriber_is_closed, kill_children),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
