@@ -1,12 +1,14 @@
 /* Exit codes, messages and the option parser of the command-line tools. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static char prog_name[64] = "es";
 static es_cli_error_writer error_writer;
@@ -322,6 +324,48 @@ bool es_cli_parse_size(const char *text, const char *what, int64_t *bytes)
     }
     *bytes = total;
     return true;
+}
+
+#define ENV_NAME_MAX 64
+
+/* "ES_MAX_HELD" for "max-held"; false when too long. */
+static bool env_name(const char *option, char *out, size_t size)
+{
+    int n = snprintf(out, size, "ES_%s", option);
+    if (n < 0 || (size_t)n >= size)
+        return false;
+    for (char *c = out; *c; c++)
+        *c = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+    return true;
+}
+
+static int env_flag(const char *name, const char *value, bool *on)
+{
+    if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes"))
+        return *on = true, 0;
+    if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no"))
+        return *on = false, 0;
+    es_cli_usage("%s: '%.40s' is neither 1/true/yes nor 0/false/no", name, value);
+    return ES_CLI_ERROR;
+}
+
+int es_cli_env_apply_options(const es_cli_option *opts, es_cli_env_set set, void *closure)
+{
+    for (const es_cli_option *o = opts; o->name != NULL; o++) {
+        char name[ENV_NAME_MAX];
+        if (!strcmp(o->name, "help") || !strcmp(o->name, "version") ||
+            !env_name(o->name, name, sizeof name))
+            continue;
+        const char *value = getenv(name);
+        if (value == NULL || value[0] == '\0')
+            continue;
+        bool on = true;
+        if (!o->has_value && env_flag(name, value, &on) == ES_CLI_ERROR)
+            return ES_CLI_ERROR;
+        if (on && set(o->id, o->has_value ? value : NULL, closure) == ES_CLI_ERROR)
+            return ES_CLI_ERROR;
+    }
+    return 0;
 }
 
 int es_cli_env_apply(const es_cli_env *table, es_cli_env_set set, void *closure)

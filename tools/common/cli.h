@@ -144,6 +144,12 @@ typedef struct es_cli_env {
 typedef int (*es_cli_env_set)(int id, const char *value, void *closure);
 int es_cli_env_apply(const es_cli_env *table, es_cli_env_set set, void *closure);
 
+/* The same for every option of `opts` (but help and version), each standing
+ * as "ES_" and its name in upper case with '-' as '_' (--max-held:
+ * ES_MAX_HELD). An option without a value is set by 1, true or yes, left
+ * alone by 0, false or no; anything else is a usage error. */
+int es_cli_env_apply_options(const es_cli_option *opts, es_cli_env_set set, void *closure);
+
 /* ---- connection ------------------------------------------------------------ */
 
 /* Ids of the connection options, in the range es_cli_conn_set handles. */

@@ -486,10 +486,22 @@ static bool apply(ingest_config *c, int id, const char *v)
     return true;
 }
 
-/* Parses the command line: ES_EXIT_OK, ES_EXIT_USAGE, or -1 after --help or
- * --version. */
+/* An option from the environment (ES_FROM_FILE, ES_MAX_HELD, ...). */
+static int env_option(int id, const char *value, void *closure)
+{
+    ingest_config *c = closure;
+    int r = es_cli_conn_set(&c->conn, id, value);
+    if (r == ES_CLI_ERROR || (r == 0 && !apply(c, id, value)))
+        return ES_CLI_ERROR;
+    return 1;
+}
+
+/* Parses the environment's options, then the command line (which wins):
+ * ES_EXIT_OK, ES_EXIT_USAGE, or -1 after --help or --version. */
 static int parse_args(int argc, char **argv, ingest_config *c)
 {
+    if (es_cli_env_apply_options(options, env_option, c) == ES_CLI_ERROR)
+        return ES_EXIT_USAGE;
     es_cli_parser p;
     es_cli_parser_init(&p, argc - 1, argv + 1, options);
     for (int id; (id = es_cli_next(&p)) != ES_CLI_END;) {

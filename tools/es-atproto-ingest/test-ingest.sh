@@ -106,6 +106,9 @@ expect_exit 1 "$ingest" --from-file x --log-format xml
 expect_exit 1 "$ingest" --from-file x --backfill did:plc:abc --no-resync    # contradiction
 expect_exit 1 "$ingest" --from-file x --backfill-all                           # no host
 expect_exit 1 "$ingest" --from-file x --require-backfill --no-verify
+expect_exit 1 env ES_MAX_BATCHES=41 "$ingest" --from-file x    # options from the environment
+expect_exit 1 env ES_DRY_RUN=perhaps "$ingest" --from-file x
+expect_exit 1 env ES_FROM_FILE=x ES_DRY_RUN=1 "$ingest" --repeat 0  # theirs, then argv's
 expect_exit 1 "$ingest" --from-file x --max-held-frames 0
 expect_exit 1 "$ingest" --from-file x --max-held-bytes 0
 expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end  # not found

@@ -390,6 +390,44 @@ static void test_env(void **state)
     unsetenv("ES_TEST_CLI_C");
 }
 
+/* es_cli_env_apply_options: ES_<NAME> per option, flags by 1/true/yes and
+ * 0/false/no, help and version never. */
+static int env_record_option(int id, const char *value, void *closure)
+{
+    env_seen *seen = closure;
+    seen->ids[seen->n] = id;
+    seen->values[seen->n++] = value;
+    return 1;
+}
+
+static void test_env_options(void **state)
+{
+    (void)state;
+    static const es_cli_option table[] = {{"max-held", 0, true, 7},
+                                         {"dry-run", 0, false, 8},
+                                         {"exit-at-end", 0, false, 9},
+                                         {"help", 'h', false, 10},
+                                         {NULL, 0, false, 0}};
+    setenv("ES_MAX_HELD", "8M", 1);
+    setenv("ES_DRY_RUN", "yes", 1);
+    setenv("ES_EXIT_AT_END", "0", 1);
+    setenv("ES_HELP", "1", 1);
+    env_seen seen = {0};
+    assert_int_equal(es_cli_env_apply_options(table, env_record_option, &seen), 0);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.ids[0], 7);
+    assert_string_equal(seen.values[0], "8M");
+    assert_int_equal(seen.ids[1], 8);
+    assert_null(seen.values[1]);
+    setenv("ES_DRY_RUN", "maybe", 1);
+    seen = (env_seen){0};
+    assert_int_equal(es_cli_env_apply_options(table, env_record_option, &seen), ES_CLI_ERROR);
+    unsetenv("ES_MAX_HELD");
+    unsetenv("ES_DRY_RUN");
+    unsetenv("ES_EXIT_AT_END");
+    unsetenv("ES_HELP");
+}
+
 int main(void)
 {
     es_cli_set_prog("test_cli");
@@ -402,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_clock_and_hash),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_options),
         cmocka_unit_test_setup_teardown(test_context_fields, contexts_setup, contexts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
