@@ -5,8 +5,21 @@
  * then the last event of each key); walk the CAR's MST, which yields the
  * records in the same key order; merge the two sorted sequences, each
  * difference becoming an event. Memory: the stored set (bounded by
- * max_events and max_bytes) and one batch; the CAR is the caller's. */
+ * max_events and max_bytes) and one batch; the CAR is the caller's.
+ *
+ * A batch is stored either as one atomic batch (o.atomic_batches) or, by
+ * default, as plain publishes pipelined through the store's asynchronous
+ * append: nats-server commits atomic batches one at a time per stream, each
+ * with fsyncs of its staging store (~60 ms under load), while plain
+ * publishes travel hundreds at once. Nothing in a snapshot needs
+ * atomicity: what got in is read back by the next call. What does need
+ * care is another writer of the repository, so the first event of each
+ * batch expects the repository's last event, and at the end the
+ * repository's event count must be what was read back plus what this call
+ * appended: an event of anyone else's in between is a conflict. */
+#define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +28,7 @@
 #include <es/atproto.h>
 #include <es/atproto_resync.h>
 #include <es/cid.h>
+#include <es/inspect.h>
 #include <es/read.h>
 
 #include "atp_internal.h"
@@ -38,6 +52,7 @@ void es_atp_resync_options_init(es_atp_resync_options *o)
     o->batch_max = ES_BATCH_MAX;
     o->max_depth = MAX_DEPTH_DEFAULT;
     o->max_bytes = MAX_BYTES_DEFAULT;
+    o->atomic_batches = false;
 }
 
 /* One record the store holds (after the fold), or one record event (before). */
@@ -47,6 +62,18 @@ typedef struct held {
     const char *cid; /* CID text; NULL for a delete event */
     uint64_t seq;
 } held;
+
+/* The acknowledgements of a batch's pipelined publishes, which arrive on
+ * library threads. */
+typedef struct acks {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    size_t outstanding; /* publishes sent, not acknowledged yet */
+    uint64_t max_seq;   /* the highest sequence acknowledged */
+    es_status failed;   /* the first failure */
+    int err_code;
+    char error[256];
+} acks;
 
 typedef struct resync {
     es_store *store;
@@ -66,6 +93,9 @@ typedef struct resync {
     size_t count, cap, next;
     uint64_t last_seq; /* the repository's last event (any entity): the expectation */
     uint64_t read_seq; /* ... as read back: part of the events' ids */
+    uint64_t read_events; /* the repository's events read back (any entity, any kind) */
+    uint64_t appended;    /* events this call appended (or found appended under its ids) */
+    acks acks;            /* pipelined publishes (unless o.atomic_batches) */
     /* the batch being built, and its counts until it is stored */
     es_arena *batch_arena, *scratch;
     es_event_spec *events;
@@ -168,6 +198,7 @@ static es_status on_stored(const es_event *ev, void *closure)
 {
     resync *x = closure;
     x->last_seq = es_event_seq(ev);
+    x->read_events++;
     const char *type = es_event_entity_type(ev), *action = es_event_event_type(ev);
     const char *rkey = es_event_meta(ev, "rkey"), *cid = es_event_meta(ev, "cid");
     bool deleted = strcmp(action, "delete") == 0;
@@ -229,20 +260,87 @@ static es_status read_stored(resync *x)
 
 /* ---- the events ------------------------------------------------------------------ */
 
+/* The expectation a batch's first event carries: the repository's last
+ * event is the one this call knows of (none: ES_EXPECT_NEW). */
+static void expect_last(resync *x, es_event_spec *first)
+{
+    first->expect = x->last_seq ? ES_EXPECT_SEQ : ES_EXPECT_NEW;
+    first->expect_seq = x->last_seq;
+    first->expect_filter = &x->scope;
+}
+
+static es_status append_atomic(resync *x)
+{
+    es_append_result res;
+    es_status s = es_append_batch(x->store, x->events, x->n, &res);
+    if (s == ES_OK)
+        x->last_seq = res.last_seq;
+    return s;
+}
+
+static void on_ack(es_status s, const es_append_result *res, void *closure)
+{
+    acks *k = closure;
+    pthread_mutex_lock(&k->mu);
+    if (s == ES_OK && res->last_seq > k->max_seq)
+        k->max_seq = res->last_seq;
+    if (s != ES_OK && k->failed == ES_OK) {
+        k->failed = s;
+        k->err_code = res->err_code;
+        snprintf(k->error, sizeof k->error, "%s", res->error ? res->error : "");
+    }
+    if (--k->outstanding == 0)
+        pthread_cond_broadcast(&k->cond);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* The batch's first event alone and synchronously (its expectation holds
+ * or nothing of the batch is sent), then the others as plain publishes in
+ * flight together; returns when every one is acknowledged. */
+static es_status append_pipelined(resync *x)
+{
+    acks *k = &x->acks;
+    es_append_result res;
+    es_status s = es_append_batch(x->store, x->events, 1, &res);
+    if (s != ES_OK)
+        return s;
+    k->max_seq = res.last_seq;
+    for (size_t i = 1; i < x->n && s == ES_OK; i++) {
+        pthread_mutex_lock(&k->mu);
+        k->outstanding++; /* before: the callback may run before the call returns */
+        pthread_mutex_unlock(&k->mu);
+        if ((s = es_append_batch_async(x->store, &x->events[i], 1, on_ack, k)) != ES_OK) {
+            pthread_mutex_lock(&k->mu);
+            k->outstanding--;
+            pthread_mutex_unlock(&k->mu);
+        }
+    }
+    /* every callback runs exactly once (ES_ERR_TIMEOUT when no answer
+     * came), so this wait ends */
+    pthread_mutex_lock(&k->mu);
+    while (k->outstanding > 0)
+        pthread_cond_wait(&k->cond, &k->mu);
+    es_status failed = k->failed;
+    k->failed = ES_OK;
+    pthread_mutex_unlock(&k->mu);
+    if (s != ES_OK)
+        return s;
+    if (failed != ES_OK)
+        return es_error_code(failed, k->err_code, "%s", k->error);
+    x->last_seq = k->max_seq;
+    return ES_OK;
+}
+
 static es_status flush(resync *x)
 {
     if (x->n == 0)
         return ES_OK;
-    es_event_spec *first = &x->events[0];
-    first->expect = x->last_seq ? ES_EXPECT_SEQ : ES_EXPECT_NEW;
-    first->expect_seq = x->last_seq;
-    first->expect_filter = &x->scope;
-    es_append_result res;
-    es_status s = es_append_batch(x->store, x->events, x->n, &res);
+    expect_last(x, &x->events[0]);
+    es_status s = x->o.atomic_batches ? append_atomic(x) : append_pipelined(x);
     if (s != ES_OK)
         return s;
-    x->last_seq = res.last_seq;
-    x->r->last_seq = res.last_seq;
+    x->appended += x->n;
+    x->r->last_seq = x->last_seq;
     x->r->batches++;
     x->r->created += x->pending[CREATED];
     x->r->updated += x->pending[UPDATED];
@@ -251,6 +349,35 @@ static es_status flush(resync *x)
     x->n = 0;
     es_arena_reset(x->batch_arena);
     return x->o.on_batch ? x->o.on_batch(x->o.closure, x->r) : ES_OK;
+}
+
+static es_status count_events(const es_subject_count *c, void *closure)
+{
+    *(uint64_t *)closure += c->events;
+    return ES_OK;
+}
+
+/* After pipelined publishes: the repository holds what was read back and
+ * what this call appended, nothing else. Each batch's first event checked
+ * that nobody had appended before it; this catches an event stored among a
+ * batch's publishes, or after the last. (Atomic batches need no check: each
+ * is all or nothing behind its expectation.) */
+static es_status check_alone(resync *x)
+{
+    if (x->o.atomic_batches || x->appended == 0)
+        return ES_OK;
+    uint64_t now = 0, expected = x->read_events + x->appended;
+    es_status s = es_store_subject_counts(x->store, &x->scope, count_events, &now, NULL);
+    if (s != ES_OK)
+        return s;
+    if (now != expected)
+        return es_error(ES_ERR_CONFLICT,
+                        "resync of %.*s: the repository has %" PRIu64 " events, %" PRIu64
+                        " expected (%" PRIu64 " read back, %" PRIu64
+                        " appended): another writer appended meanwhile",
+                        (int)(x->did_len > 256 ? 256 : x->did_len), x->did, now, expected,
+                        x->read_events, x->appended);
+    return ES_OK;
 }
 
 /* The metadata of a resync event: the record's, the commit's (as a live op
@@ -424,6 +551,8 @@ static es_status check_args(es_store *store, const es_car *car, const es_atp_res
 
 static es_status open_resync(resync *x)
 {
+    pthread_mutex_init(&x->acks.mu, NULL);
+    pthread_cond_init(&x->acks.cond, NULL);
     es_status s = es_arena_create(x->o.max_bytes, &x->held_arena);
     if (s == ES_OK)
         s = es_arena_create(BATCH_ARENA_LIMIT, &x->batch_arena);
@@ -447,6 +576,8 @@ static void close_resync(resync *x)
     es_arena_destroy(x->held_arena);
     es_arena_destroy(x->batch_arena);
     es_arena_destroy(x->scratch);
+    pthread_cond_destroy(&x->acks.cond);
+    pthread_mutex_destroy(&x->acks.mu);
 }
 
 es_status es_atp_resync_apply(es_store *store, const es_car *car, const es_atp_resync_options *o,
@@ -475,6 +606,8 @@ es_status es_atp_resync_apply(es_store *store, const es_car *car, const es_atp_r
         fold(&x);
         s = walk(&x, car);
     }
+    if (s == ES_OK)
+        s = check_alone(&x);
     close_resync(&x);
     return s;
 }

@@ -3,8 +3,10 @@
  * car_expected_records.tsv): a backfill stores exactly its records; a second
  * run stores nothing; a store that drifted (a record deleted, one changed,
  * one extra) is repaired by exactly three events; an interrupted run resumes
- * without storing anything twice; another writer meanwhile is a conflict;
- * a CAR of another DID and bad arguments store nothing. */
+ * without storing anything twice; another writer meanwhile is a conflict,
+ * also after the last batch of pipelined publishes (the final count);
+ * atomic batches (the option) store the same; a CAR of another DID and bad
+ * arguments store nothing. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,13 +234,14 @@ static void interrupted_run_resumes_without_repeating(void **state)
 
 typedef struct intruder {
     fixture *f;
+    uint64_t at_batch; /* after which batch it appends */
 } intruder;
 
-/* After the first batch, another writer appends to the repository. */
+/* After a batch, another writer appends to the repository. */
 static es_status intrude(void *closure, const es_atp_resync_result *so_far)
 {
     intruder *in = closure;
-    if (so_far->batches == 1)
+    if (so_far->batches == in->at_batch)
         append_record_event(in->f, "app_bsky_feed_post", "create", "3yyyyyyyyyyyy",
                             "bafyreia3zwwmogntyn7zhsr6kyzvelma2l77axbldfja6jwcqbjq5e5tj4");
     return ES_OK;
@@ -248,7 +251,7 @@ static void another_writer_meanwhile_is_a_conflict(void **state)
 {
     fixture *f = fresh(state);
     es_atp_resync_result r;
-    intruder in = {f};
+    intruder in = {f, 1};
     assert_int_equal(apply(f, 5, intrude, &in, &r), ES_ERR_CONFLICT);
     assert_int_equal(r.batches, 1);
     /* made again, it takes the intruder's record into account */
@@ -257,6 +260,55 @@ static void another_writer_meanwhile_is_a_conflict(void **state)
     static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
+}
+
+/* After the last batch no batch follows to carry an expectation: only the
+ * final count (the repository's events = those read back + those appended)
+ * can see the other writer's event. */
+static void another_writer_after_the_last_batch_is_a_conflict(void **state)
+{
+    fixture *f = fresh(state);
+    size_t n = tsv_lines(f);
+    intruder in = {f, (n + 4) / 5};
+    es_atp_resync_result r;
+    assert_int_equal(apply(f, 5, intrude, &in, &r), ES_ERR_CONFLICT);
+    assert_int_equal(r.batches, in.at_batch); /* every batch stored, then refused */
+    assert_int_equal(r.created, n);
+    assert_non_null(strstr(es_last_error(), "another writer appended meanwhile"));
+    /* made again, it reads the intruder's record back and deletes it */
+    assert_int_equal(apply(f, 5, NULL, NULL, &r), ES_OK);
+    assert_int_equal(r.unchanged, n);
+    assert_int_equal(r.created + r.updated, 0);
+    assert_int_equal(r.deleted, 1);
+    static record_fold rs;
+    stored_set(f, &rs);
+    assert_equals_tsv(f, &rs);
+}
+
+/* The option: each batch one atomic batch; the same events in the end. */
+static void atomic_batches_store_the_same(void **state)
+{
+    fixture *f = fresh(state);
+    size_t n = tsv_lines(f);
+    es_atp_resync_options o;
+    es_atp_resync_options_init(&o);
+    assert_false(o.atomic_batches); /* pipelined publishes by default */
+    o.did = f->did;
+    o.batch_max = 5;
+    o.atomic_batches = true;
+    es_atp_resync_result r;
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, &r), ES_OK);
+    assert_int_equal(r.created, n);
+    assert_int_equal(r.batches, (n + 4) / 5);
+    static record_fold rs;
+    stored_set(f, &rs);
+    assert_equals_tsv(f, &rs);
+    assert_int_equal(rs.events, n);
+    assert_int_equal(rs.not_live, n);
+    /* and again: nothing to do */
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, &r), ES_OK);
+    assert_int_equal(r.unchanged, n);
+    assert_int_equal(r.batches, 0);
 }
 
 static void another_did_stores_nothing(void **state)
@@ -302,6 +354,8 @@ int main(void)
         cmocka_unit_test(drifted_store_is_repaired),
         cmocka_unit_test(interrupted_run_resumes_without_repeating),
         cmocka_unit_test(another_writer_meanwhile_is_a_conflict),
+        cmocka_unit_test(another_writer_after_the_last_batch_is_a_conflict),
+        cmocka_unit_test(atomic_batches_store_the_same),
         cmocka_unit_test(another_did_stores_nothing),
         cmocka_unit_test(bounds_and_arguments),
     };
