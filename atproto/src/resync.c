@@ -8,18 +8,17 @@
  * max_events and max_bytes) and one batch; the CAR is the caller's.
  *
  * A batch is stored either as one atomic batch (o.atomic_batches) or, by
- * default, as plain publishes pipelined through the store's asynchronous
- * append: nats-server commits atomic batches one at a time per stream, each
- * with fsyncs of its staging store (~60 ms under load), while plain
- * publishes travel hundreds at once. Nothing in a snapshot needs
- * atomicity: what got in is read back by the next call. What does need
- * care is another writer of the repository, so the first event of each
- * batch expects the repository's last event, and at the end the
+ * default, as plain publishes, most of them unacknowledged
+ * (es_append_unacked): nats-server commits atomic batches one at a time per
+ * stream, each with fsyncs of its staging store (~60 ms under load), and
+ * an acknowledgement per event costs the server and the client about as
+ * much as storing it. Nothing in a snapshot needs atomicity: what got in is
+ * read back by the next call. What does need care is another writer of the
+ * repository, and an event the server did not store: the first event of
+ * each batch expects the repository's last event, and at the end the
  * repository's event count must be what was read back plus what this call
- * appended: an event of anyone else's in between is a conflict. */
-#define _POSIX_C_SOURCE 200809L
+ * appended. */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,18 +62,6 @@ typedef struct held {
     uint64_t seq;
 } held;
 
-/* The acknowledgements of a batch's pipelined publishes, which arrive on
- * library threads. */
-typedef struct acks {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    size_t outstanding; /* publishes sent, not acknowledged yet */
-    uint64_t max_seq;   /* the highest sequence acknowledged */
-    es_status failed;   /* the first failure */
-    int err_code;
-    char error[256];
-} acks;
-
 typedef struct resync {
     es_store *store;
     es_atp_resync_options o;
@@ -95,7 +82,6 @@ typedef struct resync {
     uint64_t read_seq; /* ... as read back: part of the events' ids */
     uint64_t read_events; /* the repository's events read back (any entity, any kind) */
     uint64_t appended;    /* events this call appended (or found appended under its ids) */
-    acks acks;            /* pipelined publishes (unless o.atomic_batches) */
     /* the batch being built, and its counts until it is stored */
     es_arena *batch_arena, *scratch;
     es_event_spec *events;
@@ -278,57 +264,22 @@ static es_status append_atomic(resync *x)
     return s;
 }
 
-static void on_ack(es_status s, const es_append_result *res, void *closure)
-{
-    acks *k = closure;
-    pthread_mutex_lock(&k->mu);
-    if (s == ES_OK && res->last_seq > k->max_seq)
-        k->max_seq = res->last_seq;
-    if (s != ES_OK && k->failed == ES_OK) {
-        k->failed = s;
-        k->err_code = res->err_code;
-        snprintf(k->error, sizeof k->error, "%s", res->error ? res->error : "");
-    }
-    if (--k->outstanding == 0)
-        pthread_cond_broadcast(&k->cond);
-    pthread_mutex_unlock(&k->mu);
-}
-
-/* The batch's first event alone and synchronously (its expectation holds
- * or nothing of the batch is sent), then the others as plain publishes in
- * flight together; returns when every one is acknowledged. */
+/* The batch's first event alone and acknowledged (its expectation holds or
+ * nothing of the batch is sent), the middle ones unacknowledged, the last
+ * acknowledged: the server handles a connection's publishes in order, so
+ * that answer says every event before it was handled (stored, or refused:
+ * check_alone counts), and gives the next batch's expectation. */
 static es_status append_pipelined(resync *x)
 {
-    acks *k = &x->acks;
     es_append_result res;
     es_status s = es_append_batch(x->store, x->events, 1, &res);
-    if (s != ES_OK)
-        return s;
-    k->max_seq = res.last_seq;
-    for (size_t i = 1; i < x->n && s == ES_OK; i++) {
-        pthread_mutex_lock(&k->mu);
-        k->outstanding++; /* before: the callback may run before the call returns */
-        pthread_mutex_unlock(&k->mu);
-        if ((s = es_append_batch_async(x->store, &x->events[i], 1, on_ack, k)) != ES_OK) {
-            pthread_mutex_lock(&k->mu);
-            k->outstanding--;
-            pthread_mutex_unlock(&k->mu);
-        }
-    }
-    /* every callback runs exactly once (ES_ERR_TIMEOUT when no answer
-     * came), so this wait ends */
-    pthread_mutex_lock(&k->mu);
-    while (k->outstanding > 0)
-        pthread_cond_wait(&k->cond, &k->mu);
-    es_status failed = k->failed;
-    k->failed = ES_OK;
-    pthread_mutex_unlock(&k->mu);
-    if (s != ES_OK)
-        return s;
-    if (failed != ES_OK)
-        return es_error_code(failed, k->err_code, "%s", k->error);
-    x->last_seq = k->max_seq;
-    return ES_OK;
+    if (s == ES_OK && x->n > 2)
+        s = es_append_unacked(x->store, x->events + 1, x->n - 2);
+    if (s == ES_OK && x->n > 1)
+        s = es_append_batch(x->store, x->events + x->n - 1, 1, &res);
+    if (s == ES_OK)
+        x->last_seq = res.last_seq;
+    return s;
 }
 
 static es_status flush(resync *x)
@@ -360,24 +311,30 @@ static es_status count_events(const es_subject_count *c, void *closure)
 /* After pipelined publishes: the repository holds what was read back and
  * what this call appended, nothing else. Each batch's first event checked
  * that nobody had appended before it; this catches an event stored among a
- * batch's publishes, or after the last. (Atomic batches need no check: each
- * is all or nothing behind its expectation.) */
+ * batch's publishes or after the last, and an unacknowledged event the
+ * server did not store. (Atomic batches need no check: each is all or
+ * nothing behind its expectation.) */
 static es_status check_alone(resync *x)
 {
     if (x->o.atomic_batches || x->appended == 0)
         return ES_OK;
     uint64_t now = 0, expected = x->read_events + x->appended;
     es_status s = es_store_subject_counts(x->store, &x->scope, count_events, &now, NULL);
-    if (s != ES_OK)
+    if (s != ES_OK || now == expected)
         return s;
-    if (now != expected)
+    int len = (int)(x->did_len > 256 ? 256 : x->did_len);
+    if (now > expected)
         return es_error(ES_ERR_CONFLICT,
                         "resync of %.*s: the repository has %" PRIu64 " events, %" PRIu64
                         " expected (%" PRIu64 " read back, %" PRIu64
                         " appended): another writer appended meanwhile",
-                        (int)(x->did_len > 256 ? 256 : x->did_len), x->did, now, expected,
-                        x->read_events, x->appended);
-    return ES_OK;
+                        len, x->did, now, expected, x->read_events, x->appended);
+    return es_error(ES_ERR_SERVER,
+                    "resync of %.*s: the repository has %" PRIu64 " events, %" PRIu64
+                    " expected (%" PRIu64 " read back, %" PRIu64
+                    " appended): the server did not store some (a limit, a permission?) or "
+                    "they were removed meanwhile",
+                    len, x->did, now, expected, x->read_events, x->appended);
 }
 
 /* The metadata of a resync event: the record's, the commit's (as a live op
@@ -551,8 +508,6 @@ static es_status check_args(es_store *store, const es_car *car, const es_atp_res
 
 static es_status open_resync(resync *x)
 {
-    pthread_mutex_init(&x->acks.mu, NULL);
-    pthread_cond_init(&x->acks.cond, NULL);
     es_status s = es_arena_create(x->o.max_bytes, &x->held_arena);
     if (s == ES_OK)
         s = es_arena_create(BATCH_ARENA_LIMIT, &x->batch_arena);
@@ -576,8 +531,6 @@ static void close_resync(resync *x)
     es_arena_destroy(x->held_arena);
     es_arena_destroy(x->batch_arena);
     es_arena_destroy(x->scratch);
-    pthread_cond_destroy(&x->acks.cond);
-    pthread_mutex_destroy(&x->acks.mu);
 }
 
 es_status es_atp_resync_apply(es_store *store, const es_car *car, const es_atp_resync_options *o,

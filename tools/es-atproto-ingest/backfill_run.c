@@ -242,6 +242,12 @@ static es_status queue_desynced(run *r)
     return s;
 }
 
+static bool env_is_1(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
 static es_status start(run *r)
 {
     const ingest_config *c = r->cfg;
@@ -250,8 +256,7 @@ static es_status start(run *r)
     o.store = ingester_store(r->g);
     o.identity = ingester_identity(r->g);
     o.xrpc.timeout_ms = c->repo_fetch_timeout_ms;
-    const char *insecure = getenv(INGEST_TEST_INSECURE_ENV);
-    o.xrpc.allow_insecure = insecure != NULL && strcmp(insecure, "1") == 0;
+    o.xrpc.allow_insecure = env_is_1(INGEST_TEST_INSECURE_ENV);
     o.parallelism = c->backfill_parallelism;
     o.retry_min_ms = c->backfill_retry_min_ms;
     o.retry_max_ms = c->backfill_retry_max_ms;
@@ -261,6 +266,14 @@ static es_status start(run *r)
     const char *crash = getenv("ES_INGEST_TEST_EXIT_AFTER_BATCHES");
     o.batch_max = batch ? (size_t)strtoull(batch, NULL, 10) : 0;
     o.exit_after_batches = crash ? strtoull(crash, NULL, 10) : 0;
+    /* bench_backfill's comparison: the former atomic batches */
+    o.atomic_batches = env_is_1("ES_INGEST_TEST_RESYNC_ATOMIC");
+    /* the real repo.car's test: its author's DID document is unknown */
+    if ((o.skip_signature = env_is_1("ES_INGEST_TEST_SKIP_REPO_SIGNATURE")))
+        ingest_log_msg(LOG_WARN,
+                       "ES_INGEST_TEST_SKIP_REPO_SIGNATURE: the commit signatures of fetched "
+                       "repositories are NOT checked (tests only)",
+                       NULL);
     if (o.identity == NULL)
         return es_error(ES_ERR_INVALID, "--backfill verifies what it fetches: not with --no-verify");
     es_status s = backfill_create(&o, &r->bf);
