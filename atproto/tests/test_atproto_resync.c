@@ -98,24 +98,7 @@ static void stored_set(fixture *f, record_fold *rs)
 /* The store's set equals the TSV, line for line (any order). */
 static void assert_equals_tsv(fixture *f, const record_fold *rs)
 {
-    size_t lines = 0;
-    for (const char *line = (const char *)f->tsv; *line;) {
-        size_t n = strcspn(line, "\n");
-        if (n > 0) {
-            const char *tab = memchr(line, '\t', n);
-            assert_non_null(tab);
-            size_t klen = (size_t)(tab - line), i = 0;
-            while (i < rs->count &&
-                   !(strlen(rs->keys[i]) == klen && memcmp(rs->keys[i], line, klen) == 0))
-                i++;
-            assert_true(i < rs->count);
-            assert_int_equal(strlen(rs->cids[i]), n - klen - 1);
-            assert_memory_equal(rs->cids[i], tab + 1, n - klen - 1);
-            lines++;
-        }
-        line += n + (line[n] == '\n');
-    }
-    assert_int_equal(lines, rs->count);
+    record_fold_assert_tsv(rs, (const char *)f->tsv);
 }
 
 static size_t tsv_lines(const fixture *f)

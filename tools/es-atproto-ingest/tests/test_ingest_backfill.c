@@ -13,7 +13,14 @@
  *    — and backfills it on the next run once the PDS serves it;
  *  - killed (exit 99, nothing flushed) after a few batches of a few events
  *    and run again, ends with the store equal to the PDS and no record
- *    event stored twice.
+ *    event stored twice;
+ *  - the real repo.car of ../shared (firehose-corpus) served for the DID of
+ *    its commit stores exactly the records of car_expected_records.tsv. Its
+ *    author's DID document is not in the corpus, so the test's document
+ *    names another account's key: the backfill refuses the CAR (signature)
+ *    until the test hook ES_INGEST_TEST_SKIP_REPO_SIGNATURE=1 turns off that
+ *    one check (every block hash, the MST and the commit's fields are still
+ *    verified). Skipped when ../shared is absent.
  *
  * Binaries from the environment (ES_INGEST_BIN, ES_GEN_BIN), the server at
  * NATS_URL; skipped without them. */
@@ -147,16 +154,23 @@ static int teardown(void **state)
 
 /* ---- running and looking ------------------------------------------------------ */
 
-/* es-atproto-ingest with `args` (and `env` before it) into `store`; its log in <tmp>/<store>.log. */
-static int ingest(const char *env, const char *store, const char *args)
+/* es-atproto-ingest with `args` (and `env` before it) into `store`, the DID
+ * documents of `did_docs`; its log in <tmp>/<store>.log. */
+static int ingest_with(const char *env, const char *did_docs, const char *store, const char *args)
 {
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
              "%s ES_ATPROTO_TEST_INSECURE_IDENTITY=1 '%s' --server '%s' --store '%s' "
              "--did-docs '%s' --offline --exit-at-end --stats-interval 0 %s >>'%s/%s.log' 2>&1",
-             env ? env : "", ingest_bin, server, store, docs, args, tmp, store);
+             env ? env : "", ingest_bin, server, store, did_docs, args, tmp, store);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* ... with the generated repositories' documents. */
+static int ingest(const char *env, const char *store, const char *args)
+{
+    return ingest_with(env, docs, store, args);
 }
 
 /* "--backfill did1,did2,..." of every repository. */
@@ -311,6 +325,76 @@ static void killed_mid_backfill(void **state)
     close_store(&c, store);
 }
 
+/* The real repo.car: a DID document for its author naming the stand-in as
+ * its PDS, with a key that is not the author's (another account's of the
+ * corpus: the real one is unknown offline). */
+static void write_corpus_doc(const char *did, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"%s\": {\"id\": \"%s\", \"verificationMethod\": [{\"id\": \"%s#atproto\", "
+            "\"type\": \"Multikey\", \"controller\": \"%s\", \"publicKeyMultibase\": "
+            "\"zQ3shrc8v5X6ZiANcZxA6JerfT2T4SskeCGxpmtDfMuHF9KRj\"}], \"service\": [{\"id\": "
+            "\"#atproto_pds\", \"type\": \"AtprotoPersonalDataServer\", \"serviceEndpoint\": "
+            "\"http://127.0.0.1:%d\"}]}}\n",
+            did, did, did, did, pds.port);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void real_repo_car(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    size_t car_len, tsv_len, commit_len;
+    unsigned char *car = fixture_load("firehose-corpus/repo.car", &car_len);
+    unsigned char *tsv = fixture_load("firehose-corpus/car_expected_records.tsv", &tsv_len);
+    unsigned char *commit = fixture_load("firehose-corpus/car_expected_commit.txt", &commit_len);
+    if (car == NULL || tsv == NULL || commit == NULL) {
+        free(car), free(tsv), free(commit);
+        printf("SKIP: the real repo.car needs ../shared/fixtures/firehose-corpus\n");
+        skip();
+    }
+    repo r = {.car = car, .car_len = car_len};
+    assert_true(fixture_field((char *)commit, "DID: ", r.did, sizeof r.did));
+    assert_true(fixture_field((char *)commit, "Revision: ", r.rev, sizeof r.rev));
+    free(commit);
+    serve_repo(&r, NULL);
+    char doc[128], store[64], args[256];
+    snprintf(doc, sizeof doc, "%s/corpus-doc.json", tmp);
+    write_corpus_doc(r.did, doc);
+    store_name(store, sizeof store, "car");
+    snprintf(args, sizeof args, "--backfill %s --backfill-attempts 1", r.did);
+
+    /* the signature is checked: with a key that is not the author's, refused */
+    assert_int_equal(ingest_with(NULL, doc, store, args), 6);
+    conn c;
+    open_store(&c, store);
+    es_atp_repo_state st;
+    assert_int_equal(es_atp_repos_get(c.repos, r.did, strlen(r.did), &st), ES_OK);
+    assert_true(st.desynced);
+    assert_string_equal(st.reason, "signature");
+    static record_fold f;
+    record_fold_read(c.store, r.did, &f);
+    assert_int_equal(f.events, 0);
+
+    /* that check alone off: exactly the records of car_expected_records.tsv */
+    assert_int_equal(ingest_with("ES_INGEST_TEST_SKIP_REPO_SIGNATURE=1", doc, store, args), 0);
+    record_fold_read(c.store, r.did, &f);
+    record_fold_assert_tsv(&f, (const char *)tsv);
+    assert_int_equal(f.events, f.count); /* one create each */
+    assert_int_equal(f.not_live, f.events);
+    assert_int_equal(es_atp_repos_get(c.repos, r.did, strlen(r.did), &st), ES_OK);
+    assert_string_equal(st.rev, r.rev);
+    assert_false(st.desynced);
+    close_store(&c, store);
+    printf("  repo.car of %s: %zu records stored, equal to car_expected_records.tsv\n", r.did,
+           f.count);
+    free(car);
+    free(tsv);
+}
+
 /* listRepos in two pages: every repository, and one taken down. */
 static void serve_listing(void)
 {
@@ -402,6 +486,7 @@ int main(void)
         cmocka_unit_test(failures_then_recovery),
         cmocka_unit_test(killed_mid_backfill),
         cmocka_unit_test(backfill_all_lists_the_host),
+        cmocka_unit_test(real_repo_car),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     char cmd[128];
