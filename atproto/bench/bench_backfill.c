@@ -85,8 +85,9 @@ static void write_docs(es_atp_gen *g, const char *path)
     es_buf_free(&docs);
 }
 
-/* The events of `store` (the backfill stored one per record). */
-static uint64_t stored_events(const char *store)
+/* What `store` holds (the backfill stored one event per record), then
+ * deletes it. */
+static es_store_info stored(const char *store)
 {
     es_connect_options co;
     es_connect_options_init(&co);
@@ -100,7 +101,7 @@ static uint64_t stored_events(const char *store)
     es_store_destroy(st);
     es_store_delete(nc, store, NULL);
     es_connection_close(nc);
-    return info.events;
+    return info;
 }
 
 typedef struct run_args {
@@ -141,13 +142,14 @@ static int run_once(const run_args *a, bool atomic)
     double secs = (double)(es_monotonic_ns() - start) / 1e9;
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    uint64_t events = stored_events(store);
+    es_store_info info = stored(store);
+    uint64_t events = info.events;
     printf("%-9s %zu repositories x %zu records (CARs %.1f MB), parallelism %s: %.2f s wall, "
            "%.2f s ingester CPU; %.0f records/s; ingester peak RSS %ld MiB; %llu events "
-           "stored\n",
+           "stored, %.0f bytes each\n",
            atomic ? "atomic" : "pipelined", a->repos, a->records, (double)a->bytes / 1e6,
            a->parallelism, secs, cpu, (double)(a->repos * a->records) / secs, hwm_kb / 1024,
-           (unsigned long long)events);
+           (unsigned long long)events, events ? (double)info.bytes / (double)events : 0.0);
     if (events != a->repos * a->records) {
         fprintf(stderr, "bench_backfill: %llu events stored, %zu records\n",
                 (unsigned long long)events, a->repos * a->records);
