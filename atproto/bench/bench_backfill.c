@@ -7,7 +7,9 @@
  * store holds one event per record, and deletes it. Modes: `pipelined` (the
  * default resync: plain publishes in flight together), `atomic` (each batch
  * of 1,000 one atomic batch, as before; ES_INGEST_TEST_RESYNC_ATOMIC=1), or
- * `both`, one after the other on the same repositories. Never run by ctest.
+ * `both`, one after the other on the same repositories. After the pipelined
+ * run, every repository is resynced again in this process (nothing to
+ * append): the cost of reading a stored repository back. Never run by ctest.
  * Usage: bench_backfill INGEST-BIN [repos [records [parallelism [mode]]]]
  *        (defaults: 10 repositories of 50,000 records, parallelism 4, both) */
 #define _POSIX_C_SOURCE 200809L
@@ -22,6 +24,8 @@
 #include <unistd.h>
 
 #include <es/atproto.h>
+#include <es/atproto_resync.h>
+#include <es/car.h>
 #include <es/es.h>
 #include <es/time.h>
 
@@ -85,9 +89,42 @@ static void write_docs(es_atp_gen *g, const char *path)
     es_buf_free(&docs);
 }
 
-/* What `store` holds (the backfill stored one event per record), then
- * deletes it. */
-static es_store_info stored(const char *store)
+/* Each repository's resync again over what the backfill stored: nothing to
+ * append, so this times what a resync of a stored repository costs before
+ * its first event (read back, fold, walk, compare). */
+static double resync_again(es_store *st, es_atp_gen *g, size_t repos, size_t records)
+{
+    double secs = 0;
+    for (size_t i = 0; i < repos; i++) {
+        es_buf car = ES_BUF_INIT;
+        const char *did;
+        es_arena *a = NULL;
+        es_car c;
+        if (es_atp_gen_repo_car(g, i, &car, &did) != ES_OK || es_arena_create(0, &a) != ES_OK)
+            die("repository CAR");
+        es_car_limits lim = {.max_bytes = car.len, .max_blocks = car.len / 38 + 1};
+        if (es_car_parse(car.data, car.len, &lim, a, &c) != ES_OK)
+            die("parse");
+        es_atp_resync_options o;
+        es_atp_resync_options_init(&o);
+        o.did = did;
+        es_atp_resync_result r;
+        int64_t t0 = es_monotonic_ns();
+        if (es_atp_resync_apply(st, &c, &o, &r) != ES_OK || r.unchanged != records ||
+            r.batches != 0)
+            die("resync again");
+        secs += (double)(es_monotonic_ns() - t0) / 1e9;
+        es_arena_destroy(a);
+        es_buf_free(&car);
+    }
+    return secs;
+}
+
+/* What `store` holds (the backfill stored one event per record), after a
+ * resync of every repository again (`g` not NULL: its seconds in *again);
+ * then deletes it. */
+static es_store_info stored(const char *store, es_atp_gen *g, size_t repos, size_t records,
+                            double *again)
 {
     es_connect_options co;
     es_connect_options_init(&co);
@@ -98,6 +135,7 @@ static es_store_info stored(const char *store)
     if (es_connect(&co, &nc) != ES_OK || es_store_open(nc, store, NULL, &st) != ES_OK ||
         es_store_info_get(st, &info) != ES_OK)
         die("the store");
+    *again = g != NULL && info.events == repos * records ? resync_again(st, g, repos, records) : 0;
     es_store_destroy(st);
     es_store_delete(nc, store, NULL);
     es_connection_close(nc);
@@ -105,6 +143,7 @@ static es_store_info stored(const char *store)
 }
 
 typedef struct run_args {
+    es_atp_gen *g; /* resync every repository again after the run (NULL: no) */
     const char *ingest, *docs, *parallelism;
     char *dids;
     size_t repos, records, bytes;
@@ -142,7 +181,8 @@ static int run_once(const run_args *a, bool atomic)
     double secs = (double)(es_monotonic_ns() - start) / 1e9;
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    es_store_info info = stored(store);
+    double again;
+    es_store_info info = stored(store, atomic ? NULL : a->g, a->repos, a->records, &again);
     uint64_t events = info.events;
     printf("%-9s %zu repositories x %zu records (CARs %.1f MB), parallelism %s: %.2f s wall, "
            "%.2f s ingester CPU; %.0f records/s; ingester peak RSS %ld MiB; %llu events "
@@ -150,6 +190,10 @@ static int run_once(const run_args *a, bool atomic)
            atomic ? "atomic" : "pipelined", a->repos, a->records, (double)a->bytes / 1e6,
            a->parallelism, secs, cpu, (double)(a->repos * a->records) / secs, hwm_kb / 1024,
            (unsigned long long)events, events ? (double)info.bytes / (double)events : 0.0);
+    if (again > 0)
+        printf("          resynced again (nothing to append): %.2f s, %.0f records/s read back, "
+               "folded and compared\n",
+               again, (double)(a->repos * a->records) / again);
     if (events != a->repos * a->records) {
         fprintf(stderr, "bench_backfill: %llu events stored, %zu records\n",
                 (unsigned long long)events, a->repos * a->records);
@@ -184,7 +228,7 @@ int main(int argc, char **argv)
     close(mkstemp(docs));
     write_docs(g, docs);
     size_t cap = repos * 64 + 16;
-    run_args a = {.ingest = argv[1], .docs = docs, .parallelism = argc > 4 ? argv[4] : "4",
+    run_args a = {.g = g, .ingest = argv[1], .docs = docs, .parallelism = argc > 4 ? argv[4] : "4",
                   .dids = malloc(cap), .repos = repos, .records = records};
     if (a.dids == NULL)
         die("memory");
