@@ -7,10 +7,11 @@
  * store holds one event per record, and deletes it. Modes: `pipelined` (the
  * default resync: plain publishes in flight together), `atomic` (each batch
  * of 1,000 one atomic batch, as before; ES_INGEST_TEST_RESYNC_ATOMIC=1), or
- * `both`, one after the other on the same repositories. After the pipelined
- * run, every repository is resynced again in this process (nothing to
- * append): the cost of reading a stored repository back. Never run by ctest.
- * Usage: bench_backfill INGEST-BIN [repos [records [parallelism [mode]]]]
+ * `both`, one after the other on the same repositories. With `again`, after
+ * the pipelined run every repository is resynced again in this process
+ * (nothing to append): the cost of reading a stored repository back. Never
+ * run by ctest.
+ * Usage: bench_backfill INGEST-BIN [repos [records [parallelism [mode [again]]]]]
  *        (defaults: 10 repositories of 50,000 records, parallelism 4, both) */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -206,7 +207,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2 || getenv("NATS_URL") == NULL) {
         fprintf(stderr, "usage: NATS_URL=... bench_backfill INGEST-BIN [repos [records "
-                        "[parallelism [pipelined|atomic|both]]]]\n");
+                        "[parallelism [pipelined|atomic|both [again]]]]]\n");
         return 2;
     }
     size_t repos = argc > 2 ? strtoull(argv[2], NULL, 10) : 10;
@@ -228,7 +229,8 @@ int main(int argc, char **argv)
     close(mkstemp(docs));
     write_docs(g, docs);
     size_t cap = repos * 64 + 16;
-    run_args a = {.g = g, .ingest = argv[1], .docs = docs, .parallelism = argc > 4 ? argv[4] : "4",
+    bool again = argc > 6 && strcmp(argv[6], "again") == 0;
+    run_args a = {.g = again ? g : NULL, .ingest = argv[1], .docs = docs, .parallelism = argc > 4 ? argv[4] : "4",
                   .dids = malloc(cap), .repos = repos, .records = records};
     if (a.dids == NULL)
         die("memory");
