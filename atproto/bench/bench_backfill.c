@@ -10,7 +10,8 @@
  * `both`, one after the other on the same repositories. With `again`, after
  * the pipelined run every repository is resynced again in this process
  * (nothing to append): the cost of reading a stored repository back. Never
- * run by ctest.
+ * run by ctest. With ES_BENCH_SERVER_PID set to nats-server's pid (same
+ * machine), each run also reports the server's CPU time.
  * Usage: bench_backfill INGEST-BIN [repos [records [parallelism [mode [again]]]]]
  *        (defaults: 10 repositories of 50,000 records, parallelism 4, both) */
 #define _POSIX_C_SOURCE 200809L
@@ -77,6 +78,26 @@ static long vm_hwm_kb(pid_t pid)
     if (f != NULL)
         fclose(f);
     return kb;
+}
+
+/* CPU seconds (user + system) of process `pid` so far, from /proc; 0 when
+ * unknown. */
+static double cpu_seconds(long pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    double secs = 0;
+    if (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        const char *p = strrchr(line, ')'); /* the command may hold spaces */
+        unsigned long long utime = 0, stime = 0;
+        if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                &utime, &stime) == 2)
+            secs = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (f != NULL)
+        fclose(f);
+    return secs;
 }
 
 static void write_docs(es_atp_gen *g, const char *path)
@@ -163,6 +184,9 @@ static int run_once(const run_args *a, bool atomic)
         setenv("ES_INGEST_TEST_RESYNC_ATOMIC", "1", 1);
     else
         unsetenv("ES_INGEST_TEST_RESYNC_ATOMIC");
+    const char *server_pid = getenv("ES_BENCH_SERVER_PID");
+    long spid = server_pid ? strtol(server_pid, NULL, 10) : 0;
+    double server_cpu = spid > 0 ? cpu_seconds(spid) : 0;
     int64_t start = es_monotonic_ns();
     pid_t pid;
     if (posix_spawn(&pid, a->ingest, NULL, NULL, args, environ) != 0)
@@ -182,6 +206,7 @@ static int run_once(const run_args *a, bool atomic)
     double secs = (double)(es_monotonic_ns() - start) / 1e9;
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    server_cpu = spid > 0 ? cpu_seconds(spid) - server_cpu : 0;
     double again;
     es_store_info info = stored(store, atomic ? NULL : a->g, a->repos, a->records, &again);
     uint64_t events = info.events;
@@ -191,6 +216,9 @@ static int run_once(const run_args *a, bool atomic)
            atomic ? "atomic" : "pipelined", a->repos, a->records, (double)a->bytes / 1e6,
            a->parallelism, secs, cpu, (double)(a->repos * a->records) / secs, hwm_kb / 1024,
            (unsigned long long)events, events ? (double)info.bytes / (double)events : 0.0);
+    if (spid > 0)
+        printf("          nats-server CPU %.2f s (%.1f us per event)\n", server_cpu,
+               server_cpu * 1e6 / (double)(a->repos * a->records));
     if (again > 0)
         printf("          resynced again (nothing to append): %.2f s, %.0f records/s read back, "
                "folded and compared\n",
