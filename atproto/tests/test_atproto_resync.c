@@ -27,11 +27,9 @@
 
 typedef struct fixture {
     live_store ls;
-    unsigned char *car_bytes, *tsv;
-    size_t car_len, tsv_len;
+    corpus_repo r; /* repo.car, its records, DID and rev */
     es_arena *arena;
     es_car car;
-    char did[128], rev[32];
 } fixture;
 
 
@@ -40,28 +38,20 @@ static int setup(void **state)
 {
     static fixture f;
     memset(&f, 0, sizeof f);
-    size_t commit_len;
-    f.car_bytes = fixture_load("firehose-corpus/repo.car", &f.car_len);
-    f.tsv = fixture_load("firehose-corpus/car_expected_records.tsv", &f.tsv_len);
-    unsigned char *commit = fixture_load("firehose-corpus/car_expected_commit.txt", &commit_len);
-    if (f.car_bytes == NULL || f.tsv == NULL || commit == NULL) {
-        free(f.car_bytes), free(f.tsv), free(commit);
+    if (!corpus_repo_load(&f.r)) {
         *state = NULL;
         return 0;
     }
-    assert_true(fixture_field((char *)commit, "DID: ", f.did, sizeof f.did));
-    assert_true(fixture_field((char *)commit, "Revision: ", f.rev, sizeof f.rev));
-    free(commit);
     int live = live_store_create(&f.ls, "resync");
     assert_int_not_equal(live, -1);
     if (live == 0) {
         printf("SKIP: NATS_URL is not set; the resync tests need a live server\n");
-        free(f.car_bytes), free(f.tsv);
+        corpus_repo_free(&f.r);
         *state = NULL;
         return 0;
     }
     assert_int_equal(es_arena_create(0, &f.arena), ES_OK);
-    assert_int_equal(es_car_parse(f.car_bytes, f.car_len, NULL, f.arena, &f.car), ES_OK);
+    assert_int_equal(es_car_parse(f.r.car, f.r.car_len, NULL, f.arena, &f.car), ES_OK);
     *state = &f;
     return 0;
 }
@@ -73,8 +63,7 @@ static int teardown(void **state)
         return 0;
     live_store_destroy(&f->ls);
     es_arena_destroy(f->arena);
-    free(f->car_bytes);
-    free(f->tsv);
+    corpus_repo_free(&f->r);
     return 0;
 }
 
@@ -92,19 +81,19 @@ static fixture *fresh(void **state)
 
 static void stored_set(fixture *f, record_fold *rs)
 {
-    record_fold_read(f->ls.store, f->did, rs);
+    record_fold_read(f->ls.store, f->r.did, rs);
 }
 
 /* The store's set equals the TSV, line for line (any order). */
 static void assert_equals_tsv(fixture *f, const record_fold *rs)
 {
-    record_fold_assert_tsv(rs, (const char *)f->tsv);
+    record_fold_assert_tsv(rs, (const char *)f->r.tsv);
 }
 
 static size_t tsv_lines(const fixture *f)
 {
     size_t n = 0;
-    for (const char *p = (const char *)f->tsv; *p; p++)
+    for (const char *p = (const char *)f->r.tsv; *p; p++)
         n += *p == '\n';
     return n;
 }
@@ -114,7 +103,7 @@ static es_status apply(fixture *f, size_t batch_max, es_atp_resync_batch_fn fn, 
 {
     es_atp_resync_options o;
     es_atp_resync_options_init(&o);
-    o.did = f->did;
+    o.did = f->r.did;
     if (batch_max)
         o.batch_max = batch_max;
     o.on_batch = fn;
@@ -132,13 +121,13 @@ static void backfill_stores_exactly_the_records(void **state)
     assert_int_equal(r.created, n);
     assert_int_equal(r.updated + r.deleted + r.unchanged + r.stored_events, 0);
     assert_int_equal(r.batches, 1);
-    assert_string_equal(r.rev, f->rev);
+    assert_string_equal(r.rev, f->r.rev);
     static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
     assert_int_equal(rs.events, n);
     assert_int_equal(rs.not_live, n); /* every resync event says it is not live */
-    assert_string_equal(rs.rev, f->rev);
+    assert_string_equal(rs.rev, f->r.rev);
 
     /* the same repository again: nothing to do */
     assert_int_equal(apply(f, 0, NULL, NULL, &r), ES_OK);
@@ -156,7 +145,7 @@ static void append_record_event(fixture *f, const char *type, const char *action
     es_event_spec e;
     es_event_spec_init(&e);
     e.entity_type = type;
-    e.entity_id = f->did;
+    e.entity_id = f->r.did;
     e.event_type = action;
     es_meta m[2] = {{"rkey", rkey}, {"cid", cid}};
     e.meta = m;
@@ -276,7 +265,7 @@ static void atomic_batches_store_the_same(void **state)
     es_atp_resync_options o;
     es_atp_resync_options_init(&o);
     assert_false(o.atomic_batches); /* pipelined publishes by default */
-    o.did = f->did;
+    o.did = f->r.did;
     o.batch_max = 5;
     o.atomic_batches = true;
     es_atp_resync_result r;
@@ -314,7 +303,7 @@ static void bounds_and_arguments(void **state)
     fixture *f = fresh(state);
     es_atp_resync_options o;
     es_atp_resync_options_init(&o);
-    o.did = f->did;
+    o.did = f->r.did;
     assert_int_equal(es_atp_resync_apply(NULL, &f->car, &o, NULL), ES_ERR_INVALID);
     assert_int_equal(es_atp_resync_apply(f->ls.store, NULL, &o, NULL), ES_ERR_INVALID);
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, NULL, NULL), ES_ERR_INVALID);
@@ -324,7 +313,7 @@ static void bounds_and_arguments(void **state)
     o.did = "not-a-did";
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_ERR_INVALID);
     /* more stored record events than max_events */
-    o.did = f->did;
+    o.did = f->r.did;
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_OK);
     o.max_events = 3;
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_ERR_LIMIT);

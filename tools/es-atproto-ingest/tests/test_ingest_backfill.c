@@ -347,19 +347,14 @@ static void real_repo_car(void **state)
     (void)state;
     if (nrepos == 0)
         skip();
-    size_t car_len, tsv_len, commit_len;
-    unsigned char *car = fixture_load("firehose-corpus/repo.car", &car_len);
-    unsigned char *tsv = fixture_load("firehose-corpus/car_expected_records.tsv", &tsv_len);
-    unsigned char *commit = fixture_load("firehose-corpus/car_expected_commit.txt", &commit_len);
-    if (car == NULL || tsv == NULL || commit == NULL) {
-        free(car), free(tsv), free(commit);
+    corpus_repo cr;
+    if (!corpus_repo_load(&cr)) {
         printf("SKIP: the real repo.car needs ../shared/fixtures/firehose-corpus\n");
         skip();
     }
-    repo r = {.car = car, .car_len = car_len};
-    assert_true(fixture_field((char *)commit, "DID: ", r.did, sizeof r.did));
-    assert_true(fixture_field((char *)commit, "Revision: ", r.rev, sizeof r.rev));
-    free(commit);
+    repo r = {.car = cr.car, .car_len = cr.car_len};
+    snprintf(r.did, sizeof r.did, "%s", cr.did);
+    snprintf(r.rev, sizeof r.rev, "%s", cr.rev);
     serve_repo(&r, NULL);
     char doc[128], store[64], args[256];
     snprintf(doc, sizeof doc, "%s/corpus-doc.json", tmp);
@@ -382,7 +377,7 @@ static void real_repo_car(void **state)
     /* that check alone off: exactly the records of car_expected_records.tsv */
     assert_int_equal(ingest_with("ES_INGEST_TEST_SKIP_REPO_SIGNATURE=1", doc, store, args), 0);
     record_fold_read(c.store, r.did, &f);
-    record_fold_assert_tsv(&f, (const char *)tsv);
+    record_fold_assert_tsv(&f, (const char *)cr.tsv);
     assert_int_equal(f.events, f.count); /* one create each */
     assert_int_equal(f.not_live, f.events);
     assert_int_equal(es_atp_repos_get(c.repos, r.did, strlen(r.did), &st), ES_OK);
@@ -391,8 +386,7 @@ static void real_repo_car(void **state)
     close_store(&c, store);
     printf("  repo.car of %s: %zu records stored, equal to car_expected_records.tsv\n", r.did,
            f.count);
-    free(car);
-    free(tsv);
+    corpus_repo_free(&cr);
 }
 
 /* listRepos in two pages: every repository, and one taken down. */
