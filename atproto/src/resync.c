@@ -87,7 +87,9 @@ typedef struct resync {
     es_event_spec *events;
     size_t n;
     uint64_t pending[3]; /* created, updated, deleted */
-    es_status failed;    /* why the walk stopped */
+    es_status failed;    /* why the walk stopped ... */
+    int failed_code;     /* ... with the server's err_code */
+    char failed_text[512]; /* ... and the text, which the walk's own error replaces */
 } resync;
 
 enum { CREATED, UPDATED, DELETED };
@@ -471,6 +473,10 @@ static int on_record(const es_atp_record *rec, void *user)
 {
     resync *x = user;
     x->failed = take_record(x, rec);
+    if (x->failed != ES_OK) {
+        x->failed_code = es_last_error_code();
+        snprintf(x->failed_text, sizeof x->failed_text, "%s", es_last_error());
+    }
     return x->failed != ES_OK;
 }
 
@@ -483,8 +489,8 @@ static es_status walk(resync *x, const es_car *car)
     x->failed = ES_OK;
     s = es_atp_walk_repo(car, a, NULL, on_record, x);
     es_arena_destroy(a);
-    if (s == ES_ERR_ABORTED)
-        s = x->failed;
+    if (s == ES_ERR_ABORTED) /* the callback's failure, with its own text */
+        s = es_error_code(x->failed, x->failed_code, "%s", x->failed_text);
     if (s == ES_OK)
         s = delete_before(x, NULL, 0);
     return s == ES_OK ? flush(x) : s;
