@@ -104,8 +104,12 @@ ES_API es_status es_append_batch_try_async(es_store *store, const es_event_spec 
  * once a LATER acknowledged append of this handle (es_append,
  * es_append_batch, an asynchronous append's callback) is acknowledged,
  * every event sent before it has been handled: stored or dropped. Check
- * what got in then (es_store_subject_counts, or reading back). Invalid
- * input is refused before anything is sent, as for es_append_batch; an
+ * what got in then (es_store_subject_counts, or reading back). There is no
+ * backpressure either: nats-server queues a stream's incoming messages up
+ * to a cap (10,000 or 100,000 messages by version, and 128 MB) and drops
+ * past it, so wait for an acknowledged append after each call or so: at
+ * most ES_BATCH_MAX unacknowledged events in flight. Invalid input is
+ * refused before anything is sent, as for es_append_batch; an
  * expectation (anything but ES_EXPECT_ANY) is ES_ERR_INVALID, since nobody
  * would hear that it failed. ES_OK means sent (buffered for the socket),
  * not stored. Thread-safe. */
