@@ -204,6 +204,44 @@ static void watch_sees_current_then_changes(void **state)
     es_checkpoints_destroy(cps);
 }
 
+/* es_checkpoint_watch_wait_current returns once the current values were
+ * delivered; a checkpoint deleted before the watch is not one of them. */
+static void watch_current_values_are_delivered_first(void **state)
+{
+    conf_ctx *c = *state;
+    es_checkpoints *cps = open_cps(c);
+    assert_int_equal(es_checkpoint_set(cps, "ingest.a", 1, NULL, ES_CHECKPOINT_ANY, NULL), ES_OK);
+    assert_int_equal(es_checkpoint_set(cps, "ingest.b", 2, NULL, ES_CHECKPOINT_ANY, NULL), ES_OK);
+    assert_int_equal(es_checkpoint_delete(cps, "ingest.b", ES_CHECKPOINT_ANY), ES_OK);
+    watched w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    es_checkpoint_watch *cw = NULL;
+    assert_int_equal(es_checkpoint_watch_wait_current(NULL, 10), ES_ERR_INVALID);
+    assert_int_equal(es_checkpoint_watch_start(cps, "ingest.>", on_watch, &w, &cw), ES_OK);
+    assert_int_equal(es_checkpoint_watch_wait_current(cw, 5000), ES_OK);
+    uint64_t last = 0;
+    assert_int_equal(watched_puts(&w, &last), 1); /* no waiting: already delivered */
+    assert_int_equal(last, 1);
+    assert_int_equal(w.deletes, 0); /* ingest.b's old delete marker is no current value */
+    assert_int_equal(es_checkpoint_delete(cps, "ingest.a", ES_CHECKPOINT_ANY), ES_OK);
+    for (int i = 0; i < 250; i++) {
+        pthread_mutex_lock(&w.mu);
+        int deletes = w.deletes;
+        pthread_mutex_unlock(&w.mu);
+        if (deletes > 0)
+            break;
+        conf_sleep_ms(20);
+    }
+    es_checkpoint_watch_destroy(cw);
+    assert_int_equal(w.deletes, 1); /* a delete after the start is a change */
+    /* nothing matches: the current values are none, delivered at once */
+    watched none = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(es_checkpoint_watch_start(cps, "nothing.>", on_watch, &none, &cw), ES_OK);
+    assert_int_equal(es_checkpoint_watch_wait_current(cw, 5000), ES_OK);
+    es_checkpoint_watch_destroy(cw);
+    assert_int_equal(none.puts + none.deletes, 0);
+    es_checkpoints_destroy(cps);
+}
+
 static void bucket_goes_with_the_store(void **state)
 {
     conf_ctx *c = *state;
@@ -232,6 +270,8 @@ int conf_run_checkpoint(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(list_and_delete, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(watch_sees_current_then_changes, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(watch_current_values_are_delivered_first, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(bucket_goes_with_the_store, conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);

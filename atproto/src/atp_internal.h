@@ -38,6 +38,12 @@ int64_t esi_atp_monotonic_ms(void);
 /* A copy through es_malloc (the caller es_free's it), NULL when out of memory. */
 char *esi_atp_strdup(const char *s);
 
+/* The DID of a repository key (es_atp_repo_key's inverse, repos.c) into
+ * out[0..ES_ATP_REPO_KEY_MAX] (NUL-terminated), its length in *len: false
+ * for a hashed key ("cid/...", whose DID only the value holds) or a key
+ * that is no DID's. */
+bool esi_atp_repo_key_did(const char *key, char *out, size_t *len);
+
 /* base64url without padding (RFC 4648 section 5, as atproto writes
  * signatures in JWTs and the audit metadata `sig` holds them): the codecs'
  * base64 with '-' for '+' and '_' for '/', NUL-terminated in out[cap].

@@ -76,6 +76,27 @@ es_status es_atp_repo_key(const char *did, size_t did_len, char out[ES_ATP_REPO_
     return ES_OK;
 }
 
+bool esi_atp_repo_key_did(const char *key, char *out, size_t *len)
+{
+    size_t n = strnlen(key, ES_ATP_REPO_KEY_MAX + 1);
+    *len = 0;
+    out[0] = '\0';
+    if (n > ES_ATP_REPO_KEY_MAX || strncmp(key, HASHED_PREFIX, sizeof HASHED_PREFIX - 1) == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = key[i] == '/' ? ':' : key[i] == '=' ? '%' : key[i];
+    out[n] = '\0';
+    /* the DID must map back to this very key (not hashed, not another form) */
+    char again[ES_ATP_REPO_KEY_MAX + 1];
+    if (es_atp_repo_key(out, n, again) != ES_OK || strcmp(again, key) != 0) {
+        es_error_clear();
+        out[0] = '\0';
+        return false;
+    }
+    *len = n;
+    return true;
+}
+
 /* ---- the stored form --------------------------------------------------------- */
 
 static bool fits(const char *s, size_t max)

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <es/es.h>
@@ -32,6 +33,22 @@ static inline int live_store_create(live_store *ls, const char *prefix)
     if (es_store_create(ls->nc, ls->name, &cfg, NULL, &ls->store) != ES_OK)
         return -1;
     return 1;
+}
+
+/* In a cmocka test whose group setup left *state NULL (no NATS_URL): skip. */
+#define LIVE_SKIP_WITHOUT_SERVER()                                                                 \
+    do {                                                                                           \
+        if (*state == NULL) {                                                                      \
+            print_message("NATS_URL not set: skipped\n");                                          \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* For a test waiting on another thread or the server to catch up. */
+static inline void live_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 /* Deletes the store from the server and closes the connection. */

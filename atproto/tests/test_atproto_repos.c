@@ -50,14 +50,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_WITHOUT_SERVER()                                                                      \
-    do {                                                                                           \
-        if (*state == NULL) {                                                                      \
-            print_message("NATS_URL not set: skipped\n");                                          \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 /* A state with every field set. */
 static void full_state(es_atp_repo_state *st, const char *rev)
 {
@@ -102,7 +94,7 @@ static void put_get(ctx *c, const char *did, size_t len, const char *rev)
 
 static void a_state_round_trips(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     const char *did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
     put_get(c, did, strlen(did), "3jzfcijpj2z2a");
@@ -124,7 +116,7 @@ static void a_state_round_trips(void **state)
 
 static void a_stale_writer_gets_a_conflict(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     const char *did = "did:plc:cas0000000000000000000000";
     es_atp_repo_state st, got;
@@ -147,7 +139,7 @@ static void a_stale_writer_gets_a_conflict(void **state)
 
 static void odd_dids_get_keys(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     char key[ES_ATP_REPO_KEY_MAX + 1];
     /* did:web with a port: '%' -> '=' */
@@ -202,7 +194,7 @@ static void expect_refused(ctx *c, const char *did, const char *json, es_status 
 
 static void a_corrupt_value_is_refused(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     const char *did = "did:plc:corrupt00000000000000000";
     expect_refused(c, did, "[1,2]", ES_ERR_DECODE, "not a JSON object");
@@ -248,7 +240,7 @@ static es_status on_repo(const char *did, size_t len, const es_atp_repo_state *s
 
 static void listing_sees_every_repo(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     seen s = {0};
     size_t skipped = 0;
@@ -280,7 +272,7 @@ static es_status on_bucket(const es_bucket_info *b, void *closure)
  * per repository (no history kept). */
 static void the_bucket_is_the_stores(void **state)
 {
-    SKIP_WITHOUT_SERVER();
+    LIVE_SKIP_WITHOUT_SERVER();
     ctx *c = *state;
     bucket_seen s = {.found = false};
     snprintf(s.want, sizeof s.want, "ES_%s_repos", c->live.name);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -167,6 +168,7 @@ es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
     case ES_CHECKPOINTS_DEFAULT: history = CHECKPOINT_HISTORY; break;
     case ES_CHECKPOINTS_REPOS: kind = ES_BUCKET_REPOS; break;
     case ES_CHECKPOINTS_IDENTITY: kind = ES_BUCKET_IDENTITY; break;
+    case ES_CHECKPOINTS_TRACKED: kind = ES_BUCKET_TRACKED; break;
     default: return es_error(ES_ERR_INVALID, "es_checkpoints_open_bucket: no such set %d", (int)set);
     }
     es_checkpoints *cps = esi_calloc(1, sizeof *cps);
@@ -308,7 +310,43 @@ struct es_checkpoint_watch {
     void *closure;
     atomic_bool stop;
     pthread_t thread;
+    /* es_checkpoint_watch_wait_current: set once, by the watch thread */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool current; /* every current value delivered */
+    bool ended;   /* the watch thread returned */
 };
+
+/* The condition waits on the monotonic clock: a wall clock step moves no
+ * deadline. */
+static bool watch_sync_init(es_checkpoint_watch *cw)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return false;
+    bool ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+              pthread_cond_init(&cw->changed, &attr) == 0;
+    pthread_condattr_destroy(&attr);
+    if (ok && pthread_mutex_init(&cw->lock, NULL) != 0) {
+        pthread_cond_destroy(&cw->changed);
+        ok = false;
+    }
+    return ok;
+}
+
+static void watch_sync_destroy(es_checkpoint_watch *cw)
+{
+    pthread_cond_destroy(&cw->changed);
+    pthread_mutex_destroy(&cw->lock);
+}
+
+static void watch_mark(es_checkpoint_watch *cw, bool *flag)
+{
+    pthread_mutex_lock(&cw->lock);
+    *flag = true;
+    pthread_cond_broadcast(&cw->changed);
+    pthread_mutex_unlock(&cw->lock);
+}
 
 static void deliver(es_checkpoint_watch *cw, const esi_kv_update *u)
 {
@@ -325,16 +363,49 @@ static void deliver(es_checkpoint_watch *cw, const esi_kv_update *u)
 static void *watch_loop(void *arg)
 {
     es_checkpoint_watch *cw = arg;
+    bool current = false; /* the watch thread's copy of cw->current */
     while (!atomic_load(&cw->stop)) {
         esi_kv_update u;
         es_status s = esi_kv_watch_next(cw->w, WATCH_POLL_MS, &u);
+        if (s == ES_OK && u.caught_up && !current) {
+            current = true;
+            watch_mark(cw, &cw->current);
+        }
         if (s == ES_ERR_TIMEOUT || (s == ES_OK && u.caught_up))
             continue;
         if (s != ES_OK)
             break; /* the watcher was stopped or its connection closed */
+        /* A delete marker among the current values is a checkpoint that
+         * no longer exists, not a change. */
+        if (!current && u.deleted)
+            continue;
         deliver(cw, &u);
     }
+    watch_mark(cw, &cw->ended);
     return NULL;
+}
+
+es_status es_checkpoint_watch_wait_current(es_checkpoint_watch *cw, int64_t timeout_ms)
+{
+    if (cw == NULL)
+        return es_error(ES_ERR_INVALID, "es_checkpoint_watch_wait_current: no watch");
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    int64_t ns = until.tv_nsec + (timeout_ms < 0 ? 0 : timeout_ms % 1000) * 1000000;
+    until.tv_sec += (timeout_ms < 0 ? 0 : timeout_ms / 1000) + ns / 1000000000;
+    until.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&cw->lock);
+    int rc = 0;
+    while (!cw->current && !cw->ended && rc == 0)
+        rc = pthread_cond_timedwait(&cw->changed, &cw->lock, &until);
+    es_status s = cw->current ? ES_OK : cw->ended ? ES_ERR_STOPPED : ES_ERR_TIMEOUT;
+    pthread_mutex_unlock(&cw->lock);
+    if (s == ES_ERR_TIMEOUT)
+        return es_error(s, "the checkpoint watch did not deliver the current values in %lld ms",
+                        (long long)timeout_ms);
+    if (s == ES_ERR_STOPPED)
+        return es_error(s, "the checkpoint watch ended before the current values were delivered");
+    return ES_OK;
 }
 
 es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
@@ -353,11 +424,16 @@ es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
     cw->cps = cps;
     cw->cb = cb;
     cw->closure = closure;
+    if (!watch_sync_init(cw)) {
+        esi_free(cw);
+        return es_error(ES_ERR_NOMEM, "cannot create the checkpoint watch's lock");
+    }
     es_status s = esi_kv_watch(cps->kv, pattern, false, &cw->w);
     if (s == ES_OK && pthread_create(&cw->thread, NULL, watch_loop, cw) != 0)
         s = es_error(ES_ERR_NOMEM, "cannot start the checkpoint watch thread");
     if (s != ES_OK) {
         esi_kv_watch_destroy(cw->w);
+        watch_sync_destroy(cw);
         esi_free(cw);
         return s;
     }
@@ -373,5 +449,6 @@ void es_checkpoint_watch_destroy(es_checkpoint_watch *cw)
     esi_kv_watch_stop(cw->w);
     pthread_join(cw->thread, NULL);
     esi_kv_watch_destroy(cw->w);
+    watch_sync_destroy(cw);
     esi_free(cw);
 }

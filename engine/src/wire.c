@@ -48,6 +48,7 @@ static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
     [ES_BUCKET_SNAPSHOTS] = "snapshots",
     [ES_BUCKET_REPOS] = "repos",
     [ES_BUCKET_IDENTITY] = "identity",
+    [ES_BUCKET_TRACKED] = "tracked",
 };
 
 const char *esi_bucket_kind_name(esi_bucket_kind kind)

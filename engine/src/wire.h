@@ -46,8 +46,9 @@ typedef enum esi_bucket_kind {
     ES_BUCKET_SNAPSHOTS,   /* es/snapshot.h */
     ES_BUCKET_REPOS,       /* es_checkpoints_open_bucket(ES_CHECKPOINTS_REPOS): per-repository state */
     ES_BUCKET_IDENTITY,    /* es_checkpoints_open_bucket(ES_CHECKPOINTS_IDENTITY): cached identities */
+    ES_BUCKET_TRACKED,     /* es_checkpoints_open_bucket(ES_CHECKPOINTS_TRACKED): tracked sources */
 } esi_bucket_kind;
-#define ES_BUCKET_KINDS 6 /* every kind above: what es_store_delete removes */
+#define ES_BUCKET_KINDS 7 /* every kind above: what es_store_delete removes */
 
 /* What a kind of bucket keeps, its name's suffix ("keys"). */
 const char *esi_bucket_kind_name(esi_bucket_kind kind);

@@ -30,6 +30,13 @@
 #define CAR_SECTION_MIN     38
 #define CAR_INDEX_LIMIT     ((size_t)1 << 30) /* the CAR's index and the commit's fields */
 
+/* An attempt that will be tried again, told to the poller. */
+typedef struct notice {
+    struct notice *next;
+    backfill_result res;
+    char did[]; /* res.did_len bytes + NUL */
+} notice;
+
 typedef struct item {
     struct item *next;  /* in the ready queue, the waiting list or the done list */
     struct item *hnext; /* in the DID set */
@@ -50,6 +57,7 @@ struct backfill {
     item *ready, *ready_tail; /* FIFO */
     item *waiting;            /* retries, unordered: few */
     item *done, *done_tail;   /* FIFO, for backfill_poll */
+    notice *notices, *notices_tail; /* FIFO, for backfill_poll */
     item **set;               /* every DID not yet polled, by hash */
     size_t nset, nbuckets;
     backfill_stats st;
@@ -279,6 +287,26 @@ static void finish(backfill *bf, item *it)
     push(&bf->done, &bf->done_tail, it);
 }
 
+/* Under mu. Out of memory: the poller is not told (the DID's final result
+ * still comes). */
+static void notify_retry(backfill *bf, const item *it, int64_t delay)
+{
+    notice *n = malloc(sizeof *n + it->did_len + 1);
+    if (n == NULL)
+        return;
+    n->next = NULL;
+    n->res = it->res;
+    n->res.kind = BACKFILL_RETRYING;
+    n->res.retry_in_ms = delay;
+    memcpy(n->did, it->did, it->did_len + 1);
+    n->res.did = n->did;
+    if (bf->notices_tail != NULL)
+        bf->notices_tail->next = n;
+    else
+        bf->notices = n;
+    bf->notices_tail = n;
+}
+
 /* After an attempt (under mu): done, given up, or waiting to retry. */
 static void settle(backfill *bf, item *it, outcome o, int64_t retry_after_ms)
 {
@@ -290,6 +318,7 @@ static void settle(backfill *bf, item *it, outcome o, int64_t retry_after_ms)
         if (retry_after_ms > delay)
             delay = retry_after_ms;
         it->not_before_ms = es_cli_monotonic_ms() + delay;
+        notify_retry(bf, it, delay);
         it->next = bf->waiting;
         bf->waiting = it;
         bf->st.waiting++;
@@ -394,6 +423,11 @@ void backfill_destroy(backfill *bf)
     free_list(bf->ready);
     free_list(bf->waiting);
     free_list(bf->done);
+    for (notice *n = bf->notices; n != NULL;) {
+        notice *next = n->next;
+        free(n);
+        n = next;
+    }
     free(bf->threads);
     free(bf->set);
     es_atp_xrpc_destroy(bf->xrpc);
@@ -437,6 +471,17 @@ es_status backfill_add(backfill *bf, const char *did, size_t did_len, const char
 
 void backfill_poll(backfill *bf, backfill_result_fn fn, void *ctx)
 {
+    for (;;) { /* retries first: each came before its DID's final result */
+        pthread_mutex_lock(&bf->mu);
+        notice *n = bf->notices;
+        if (n != NULL && (bf->notices = n->next) == NULL)
+            bf->notices_tail = NULL;
+        pthread_mutex_unlock(&bf->mu);
+        if (n == NULL)
+            break;
+        fn(ctx, &n->res);
+        free(n);
+    }
     for (;;) {
         pthread_mutex_lock(&bf->mu);
         item *it = pop(&bf->done, &bf->done_tail);
@@ -466,4 +511,12 @@ bool backfill_idle(backfill *bf)
     bool idle = bf->nset == 0;
     pthread_mutex_unlock(&bf->mu);
     return idle;
+}
+
+bool backfill_working(backfill *bf)
+{
+    pthread_mutex_lock(&bf->mu);
+    bool working = bf->st.queued > 0 || bf->st.running > 0 || bf->done != NULL;
+    pthread_mutex_unlock(&bf->mu);
+    return working;
 }

@@ -69,6 +69,8 @@ typedef enum backfill_result_kind {
     BACKFILL_CURRENT,  /* the PDS serves the known rev or an older one: nothing applied */
     BACKFILL_INACTIVE, /* the PDS says takendown, suspended or deactivated (`status`) */
     BACKFILL_FAILED,   /* given up in this run (`error`, `attempts`) */
+    BACKFILL_RETRYING, /* not final: an attempt failed (`error`), the next one is in
+                          `retry_in_ms` */
 } backfill_result_kind;
 
 typedef struct backfill_result {
@@ -82,11 +84,14 @@ typedef struct backfill_result {
     uint64_t records, created, updated, deleted;
     const char *status; /* INACTIVE: the account status (static) */
     unsigned attempts;
+    int64_t retry_in_ms; /* RETRYING */
     char error[256]; /* FAILED: why, as the last attempt said it */
     char reason[64]; /* FAILED: a short name for the chain state ("not_found", "signature", ...) */
 } backfill_result;
 
-/* Called on the polling thread per finished DID; `r` valid during the call. */
+/* Called on the polling thread per finished DID, and per attempt that will
+ * be tried again (BACKFILL_RETRYING, before the DID's final result); `r`
+ * valid during the call. */
 typedef void (*backfill_result_fn)(void *ctx, const backfill_result *r);
 
 /* Hands the finished DIDs to `fn` (on the calling thread). */
@@ -103,5 +108,9 @@ void backfill_get_stats(backfill *bf, backfill_stats *out);
 
 /* Nothing queued, running, waiting to retry or waiting to be polled. */
 bool backfill_idle(backfill *bf);
+
+/* Something queued, running, or finished and not yet polled (retries
+ * waiting for their time do not count). */
+bool backfill_working(backfill *bf);
 
 #endif

@@ -88,6 +88,8 @@ struct chain {
     bool stop, busy, done;
     job job;
     uint64_t kv_writes, kv_errors; /* the writer's counters (under mu) */
+    void (*on_desynced)(void *ctx, const char *did, size_t len);
+    void *desynced_ctx;
 };
 
 /* ---- the map ------------------------------------------------------------------- */
@@ -215,7 +217,8 @@ static void mark_dirty(chain *c, repo *r)
 
 static void set_desynced(chain *c, repo *r, uint64_t seq, const char *reason)
 {
-    if (!r->view.desynced)
+    bool was = r->view.desynced;
+    if (!was)
         c->st.repos_desynced++;
     es_atp_repo_state *sts[2] = {&r->view, &r->stored};
     for (int i = 0; i < 2; i++) {
@@ -229,6 +232,27 @@ static void set_desynced(chain *c, repo *r, uint64_t seq, const char *reason)
      * frames pending (a crash then leaves a repository desynchronized that
      * the scan at start would not have marked: safe). */
     mark_dirty(c, r);
+    if (!was && c->on_desynced != NULL)
+        c->on_desynced(c->desynced_ctx, r->did, r->did_len);
+}
+
+void chain_on_desynced(chain *c, void (*fn)(void *ctx, const char *did, size_t len), void *ctx)
+{
+    c->on_desynced = fn;
+    c->desynced_ctx = ctx;
+}
+
+bool chain_unknown(chain *c, const char *did, size_t did_len)
+{
+    repo *r = lookup(c, did, did_len);
+    return r != NULL && r->view.rev[0] == '\0' && !r->view.desynced && r->npend == 0 &&
+           es_atp_repo_active(&r->view);
+}
+
+size_t chain_pending(chain *c, const char *did, size_t did_len)
+{
+    repo *r = *slot(c, did, did_len, es_cli_fnv1a(did, did_len));
+    return r != NULL ? r->npend : 0;
 }
 
 static void log_desynced(const char *did, size_t len, uint64_t seq, const char *reason)

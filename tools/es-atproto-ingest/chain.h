@@ -81,6 +81,20 @@ void chain_settled(chain *c, const char *did, size_t did_len, uint64_t position,
 void chain_mark_desynced(chain *c, const char *did, size_t did_len, uint64_t seq,
                          const char *reason);
 
+/* fn(ctx, did, len) runs (on the thread driving the chain, inside the call
+ * that found it) each time a repository becomes desynchronized: a refused
+ * or dropped frame, a chain break, a #sync that disagrees. */
+void chain_on_desynced(chain *c, void (*fn)(void *ctx, const char *did, size_t len), void *ctx);
+
+/* Whether the store knows nothing of a repository's commits: no rev stored
+ * or pending, not desynchronized, active (--require-backfill backfills
+ * such a repository before storing its frames). Reads KV when not in
+ * memory. */
+bool chain_unknown(chain *c, const char *did, size_t did_len);
+
+/* Frames of a repository taken and not yet settled. */
+size_t chain_pending(chain *c, const char *did, size_t did_len);
+
 /* The rev the chain knows for a repository ("" when none) into out. */
 void chain_known_rev(chain *c, const char *did, size_t did_len, char out[ES_ATP_REPO_REV_MAX + 1]);
 

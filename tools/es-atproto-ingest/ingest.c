@@ -15,10 +15,12 @@
 #include "identity.h"
 #include "log.h"
 #include "pipeline.h"
+#include "resyncs.h"
 #include "source.h"
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
 #define WAIT_SLICE_MS     100
+#define LIST_AHEAD        10000 /* repositories queued before more listed ones are */
 /* Frames the sink takes past the bounds ingester_room honours: a source that
  * cannot stop at once (a WebSocket message already read when room ran out)
  * hands over a few more. */
@@ -39,6 +41,10 @@ struct ingester {
     ingest_cursor *cursor;
     ingest_cursor_start start;
     chain *chain;                       /* per-repository chain state (chain.h) */
+    resyncs *rs;          /* live resyncs and backfills (resyncs.h); NULL: none */
+    listing *list;        /* --backfill-all, --collection-signal (listing.h); NULL: none */
+    es_arena *release_arena; /* a held frame decoded again when released */
+    volatile sig_atomic_t *stop;
     uint64_t crash_after, stored_units; /* tests: ES_INGEST_TEST_EXIT_AFTER_ACKS */
     uint64_t skipped_by_cursor;
     bool has_last_seq;
@@ -97,6 +103,8 @@ static void on_outcome(const es_sink_outcome *o, void *ctx)
     if (g->chain != NULL && o->kind != ES_SINK_RETRYING)
         chain_settled(g->chain, o->key, o->key_len, o->position, o->kind == ES_SINK_STORED,
                       o->last_seq);
+    if (g->rs != NULL && o->kind != ES_SINK_RETRYING)
+        resyncs_settled(g->rs, o->key, o->key_len, o->position);
     /* The crash tests' kill -9 at a chosen point: after N units are stored,
      * before any state or cursor write that follows them. */
     if (o->kind == ES_SINK_STORED && g->crash_after && ++g->stored_units >= g->crash_after)
@@ -242,6 +250,35 @@ static es_status open_sink(ingester *g)
     return es_sink_create(g->store, &o, &g->sink);
 }
 
+static es_status queue_given(void *ctx, const char *did, size_t len)
+{
+    return resyncs_queue(ctx, did, len, false);
+}
+
+/* With a live source, resyncs run unless --no-resync (or --no-verify: a
+ * snapshot is verified); a backfill run always has them. The repositories
+ * queued first: those marked desynchronized (with a live source, or
+ * --resync-desynced), then --backfill and --backfill-file. */
+static es_status open_resyncs(ingester *g)
+{
+    const ingest_config *c = g->cfg;
+    bool live = c->file != NULL || c->relay != NULL;
+    if (c->dry_run || c->no_resync || (live && g->identity == NULL))
+        return ES_OK;
+    es_status s = resyncs_open(c, g->store, g->identity, g->chain, &g->rs);
+    if (s == ES_OK)
+        s = es_arena_create(FRAME_ARENA_LIMIT, &g->release_arena);
+    if (s == ES_OK && (live || c->resync_desynced))
+        s = resyncs_queue_desynced(g->rs, g->store);
+    if (s == ES_OK && c->backfill != NULL)
+        s = es_atp_dids_each(c->backfill, false, queue_given, g->rs);
+    if (s == ES_OK && c->backfill_file != NULL)
+        s = es_atp_dids_each(c->backfill_file, true, queue_given, g->rs);
+    if (s == ES_OK && (c->backfill_all || c->collection_signal != NULL))
+        s = listing_open(c, &g->list);
+    return s;
+}
+
 static es_status open_chain(ingester *g)
 {
     chain_options o = {.max_cached = g->cfg->max_repos_cached,
@@ -257,6 +294,7 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
     if (g == NULL)
         return es_cli_fail(ES_ERR_NOMEM, "starting");
     g->cfg = cfg;
+    g->stop = stop;
     const char *crash = getenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
     g->crash_after = crash ? strtoull(crash, NULL, 10) : 0;
     g->outcome = INGEST_TAKEN;
@@ -286,6 +324,8 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         code = es_cli_fail(s, "reading the cursor");
     if (code == ES_EXIT_OK && (s = open_chain(g)) != ES_OK)
         code = es_cli_fail(s, "reading the repository states");
+    if (code == ES_EXIT_OK && (s = open_resyncs(g)) != ES_OK)
+        code = es_cli_fail(s, "starting the resyncs");
     if (code != ES_EXIT_OK) {
         ingester_close(g);
         return code;
@@ -306,6 +346,9 @@ void ingester_close(ingester *g)
      * documents kept in the store's KV (es_atp_identity_attach_store). */
     ingest_workers_destroy(g->workers);
     ingest_cursor_close(g->cursor);
+    listing_close(g->list);
+    resyncs_close(g->rs); /* before the chain: it stops the workers */
+    es_arena_destroy(g->release_arena);
     chain_close(g->chain, g->sink != NULL && es_sink_idle(g->sink));
     /* The sink waits for its appends in flight (each bounded by the store's
      * request timeout) before the store goes. */
@@ -331,6 +374,16 @@ struct chain *ingester_chain(ingester *g)
     return g->chain;
 }
 
+struct resyncs *ingester_resyncs(ingester *g)
+{
+    return g->rs;
+}
+
+struct listing *ingester_listing(ingester *g)
+{
+    return g->list;
+}
+
 bool ingester_resume_cursor(const ingester *g, uint64_t *cursor)
 {
     *cursor = g->start.position;
@@ -348,9 +401,83 @@ bool ingester_room(const ingester *g)
            st.bytes_held + ingest_workers_bytes(g->workers) < g->cfg->max_held;
 }
 
-/* One decoded frame, in source order: logged, skipped by the cursor or the
- * chain, or offered to the sink. `again`: the same frame after the sink was
- * full — its logs, seq and refusal were handled the first time. */
+/* A frame decoded (`valid`: without a fault) after the cursor's checks:
+ * the chain state decides, then the sink gets its unit. `released`: a frame
+ * held during its repository's resync, now let go (resyncs.h); *stored
+ * says whether its unit carries events. */
+static ingest_take_result offer_checked(ingester *g, const es_atp_batch *b, bool valid,
+                                        const uint8_t *frame, size_t frame_len, bool released,
+                                        bool *stored)
+{
+    *stored = false;
+    /* The repository's chain: a commit stored before, out of order or of an
+     * inactive account is skipped (chain.h). */
+    chain_verdict verdict = CHAIN_STORE;
+    const char *why = "";
+    if (valid)
+        verdict = chain_take(g->chain, b, b->count > 0, &why);
+    /* A live commit that breaks the chain has its repository resynced (the
+     * chain state queued it): kept for after the snapshot, it is stored
+     * then if newer. A released one that breaks it again is not kept: the
+     * next snapshot covers it. */
+    if (verdict == CHAIN_REFUSE_BREAK && g->rs != NULL && !released &&
+        resyncs_divert(g->rs, b, frame, frame_len))
+        return INGEST_TAKEN;
+    /* A frame refused, skipped, an #info or a frame filtered out stores
+     * nothing, but still counts for the cursor: a unit without events. */
+    bool events = valid && b->count > 0 && verdict == CHAIN_STORE;
+    es_sink_unit u = {.key = b->did,
+                      .key_len = b->did ? b->did_len : 0,
+                      .position = b->has_seq ? b->seq : 0,
+                      .time_ns = b->time_ns,
+                      .events = events ? b->events : NULL,
+                      .count = events ? b->count : 0};
+    es_status s = es_sink_offer(g->sink, &u);
+    if (s != ES_OK && valid && verdict == CHAIN_STORE)
+        chain_untake(g->chain, b); /* it comes again */
+    if (s == ES_ERR_AGAIN)
+        return INGEST_FULL;
+    if (s != ES_OK) {
+        es_cli_fail(s, "keeping a frame");
+        return INGEST_FAILED;
+    }
+    *stored = events;
+    return INGEST_TAKEN;
+}
+
+/* A refused commit is a hole in its repository's chain: until a resync,
+ * the repository is desynchronized (its later commits are skipped, or held
+ * while the resync runs). */
+static void refused_desyncs(ingester *g, const es_atp_batch *b)
+{
+    if ((b->kind == ES_ATP_KIND_COMMIT || b->kind == ES_ATP_KIND_SYNC) && b->did != NULL &&
+        es_atp_valid_did(b->did, b->did_len))
+        chain_mark_desynced(g->chain, b->did, b->did_len, b->has_seq ? b->seq : 0,
+                            es_atp_error_name(b->error));
+}
+
+/* --require-backfill: a repository the store knows nothing of is queued
+ * for a backfill (and held from now on) when one of its frames comes. */
+static bool backfill_first(ingester *g, const es_atp_batch *b)
+{
+    if (b->did == NULL || !es_atp_valid_did(b->did, b->did_len) ||
+        !chain_unknown(g->chain, b->did, b->did_len))
+        return false;
+    es_status s = resyncs_queue(g->rs, b->did, b->did_len, false);
+    if (s != ES_OK) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_WARN, "backfill not queued: the frame is stored without it");
+        ingest_log_strn(&l, "did", b->did, b->did_len);
+        ingest_log_str(&l, "error", es_last_error());
+        ingest_log_end(&l);
+    }
+    return s == ES_OK;
+}
+
+/* One decoded frame, in source order: logged, skipped by the cursor, held
+ * for a resync, or handed to offer_checked. `again`: the same frame after
+ * the sink was full — its logs, seq and refusal were handled the first
+ * time. */
 static ingest_take_result offer_decoded(ingester *g, const ingest_decoded *d, bool again)
 {
     es_status s = d->status;
@@ -378,39 +505,38 @@ static ingest_take_result offer_decoded(ingester *g, const ingest_decoded *d, bo
             g->skipped_by_cursor++;
             return INGEST_TAKEN;
         }
-        /* A refused commit is a hole in its repository's chain: until a resync,
-         * the repository is desynchronized (its later commits are skipped). */
-        if (s != ES_OK && (b->kind == ES_ATP_KIND_COMMIT || b->kind == ES_ATP_KIND_SYNC) &&
-            b->did != NULL && es_atp_valid_did(b->did, b->did_len))
-            chain_mark_desynced(g->chain, b->did, b->did_len, b->has_seq ? b->seq : 0,
-                                es_atp_error_name(b->error));
+        if (s != ES_OK)
+            refused_desyncs(g, b);
     }
-    /* The repository's chain: a commit stored before, out of order or of an
-     * inactive account is skipped (chain.h). */
-    chain_verdict verdict = CHAIN_STORE;
-    const char *why = "";
-    bool chained = s == ES_OK;
-    if (chained)
-        verdict = chain_take(g->chain, b, b->count > 0, &why);
-    /* A frame refused, skipped, an #info or a frame filtered out stores
-     * nothing, but still counts for the cursor: a unit without events. */
-    bool events = s == ES_OK && b->count > 0 && verdict == CHAIN_STORE;
-    es_sink_unit u = {.key = b->did,
-                      .key_len = b->did ? b->did_len : 0,
-                      .position = b->has_seq ? b->seq : 0,
-                      .time_ns = b->time_ns,
-                      .events = events ? b->events : NULL,
-                      .count = events ? b->count : 0};
-    s = es_sink_offer(g->sink, &u);
-    if (s != ES_OK && chained && verdict == CHAIN_STORE)
-        chain_untake(g->chain, b); /* it comes again */
-    if (s == ES_ERR_AGAIN)
-        return INGEST_FULL;
+    /* A repository being resynced: its live frames wait for the snapshot. */
+    if (s == ES_OK && g->rs != NULL && resyncs_divert(g->rs, b, d->frame, d->frame_len))
+        return INGEST_TAKEN;
+    if (s == ES_OK && g->cfg->require_backfill && g->rs != NULL && backfill_first(g, b) &&
+        resyncs_divert(g->rs, b, d->frame, d->frame_len))
+        return INGEST_TAKEN;
+    bool stored;
+    return offer_checked(g, b, s == ES_OK, d->frame, d->frame_len, false, &stored);
+}
+
+/* A frame held during its repository's resync, let go after the snapshot:
+ * decoded (and verified) again, then decided about as any frame. */
+static resyncs_released release_frame(void *ctx, const uint8_t *frame, size_t len)
+{
+    ingester *g = ctx;
+    es_arena_reset(g->release_arena);
+    es_atp_batch b;
+    es_status s = ingest_workers_decode_here(g->workers, frame, len, g->release_arena, &b);
     if (s != ES_OK) {
-        es_cli_fail(s, "keeping a frame");
-        return INGEST_FAILED;
+        ingest_log_refused(&b, es_last_error());
+        if (s != ES_ERR_NOMEM)
+            refused_desyncs(g, &b);
+        return RESYNCS_DONE;
     }
-    return INGEST_TAKEN;
+    bool stored;
+    ingest_take_result r = offer_checked(g, &b, true, frame, len, true, &stored);
+    if (r == INGEST_FULL)
+        return RESYNCS_FULL;
+    return stored ? RESYNCS_OFFERED : RESYNCS_DONE;
 }
 
 /* Frees every slot without offering its frame: the cursor stays before them. */
@@ -527,6 +653,19 @@ static void log_chain_stats(ingester *g, ingest_log_line *l)
     ingest_log_u64(l, "chain_break", c.chain_break);
     ingest_log_u64(l, "repos_desynced", c.repos_desynced);
     ingest_log_u64(l, "repos_cached", c.repos_cached);
+    if (g->rs == NULL)
+        return;
+    resyncs_stats r;
+    resyncs_get_stats(g->rs, &r);
+    ingest_log_u64(l, "resyncs_queued", r.queued_total);
+    ingest_log_u64(l, "resyncs_applied", r.backfill.applied);
+    ingest_log_u64(l, "resyncs_failed", r.backfill.failed);
+    ingest_log_u64(l, "resyncs_running", r.backfill.running);
+    ingest_log_u64(l, "resyncs_waiting_retry", r.backfill.waiting);
+    ingest_log_u64(l, "held_frames", r.hold.frames);
+    ingest_log_u64(l, "held_total", r.hold.held);
+    ingest_log_u64(l, "held_released", r.hold.released);
+    ingest_log_u64(l, "held_dropped", r.hold.dropped);
 }
 
 /* Refused frames by reason and failed appends by status: "signature:2,hash:1". */
@@ -571,13 +710,32 @@ static void stats_line(ingester *g, int64_t now)
     g->last_stats_ms = now;
 }
 
+/* Listed repositories go to the resyncs while fewer than LIST_AHEAD wait
+ * for a worker: memory stays bounded however many the host lists. */
+static void drain_listing(ingester *g)
+{
+    resyncs_stats st;
+    resyncs_get_stats(g->rs, &st);
+    if (st.backfill.queued < LIST_AHEAD)
+        listing_drain(g->list, LIST_AHEAD - st.backfill.queued, resyncs_listed, g->rs);
+}
+
 void ingester_tick(ingester *g)
 {
     offer_ready(g, 0);
     es_sink_poll(g->sink);
-    uint64_t watermark;
-    if (es_sink_watermark(g->sink, &watermark))
+    if (g->rs != NULL)
+        resyncs_tick(g->rs, release_frame, g);
+    if (g->list != NULL)
+        drain_listing(g);
+    uint64_t watermark, limit;
+    /* the cursor never passes a frame held for a resync, or released and
+     * not yet stored: a crash replays it */
+    if (es_sink_watermark(g->sink, &watermark)) {
+        if (g->rs != NULL && resyncs_cursor_limit(g->rs, &limit) && limit < watermark)
+            watermark = limit;
         ingest_cursor_offer(g->cursor, watermark);
+    }
     es_sink_stats st;
     es_sink_get_stats(g->sink, &st);
     chain_tick(g->chain, st.offered, st.settled);
@@ -640,10 +798,31 @@ static size_t finish_decoding(ingester *g, int64_t give_up)
     return dropped;
 }
 
+/* At the end of a source: the resyncs queued or running finish, and their
+ * held frames are released (a signal stops the wait; retries waiting for
+ * their time are left to the next run). */
+static bool resyncing(ingester *g)
+{
+    return g->rs != NULL && (resyncs_busy(g->rs) || (g->list != NULL && !listing_done(g->list)));
+}
+
+static void finish_resyncs(ingester *g)
+{
+    if (!resyncing(g))
+        return;
+    ingest_log_msg(LOG_INFO, "waiting for the resyncs in progress", NULL);
+    while (resyncing(g) && !*g->stop && g->outcome == INGEST_TAKEN) {
+        ingester_wait(g, WAIT_SLICE_MS);
+        ingester_tick(g);
+    }
+}
+
 int ingester_finish(ingester *g)
 {
     int64_t give_up = es_cli_monotonic_ms() + g->cfg->drain_timeout_ms;
     size_t dropped = finish_decoding(g, give_up);
+    finish_resyncs(g);
+    give_up = es_cli_monotonic_ms() + g->cfg->drain_timeout_ms;
     while (!es_sink_idle(g->sink) && es_cli_monotonic_ms() < give_up) {
         es_sink_wait(g->sink, WAIT_SLICE_MS);
         ingester_tick(g); /* the cursor and the stats go on while draining */
@@ -755,8 +934,10 @@ int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
         code = drained;
     if (code == ES_EXIT_OK && !cfg->exit_at_end && !*stop) {
         ingest_log_msg(LOG_INFO, "end of the capture; waiting for SIGINT or SIGTERM", NULL);
-        while (!*stop)
+        while (!*stop) {
             ingester_wait(g, 500);
+            ingester_tick(g); /* resyncs still run */
+        }
     }
     ingester_close(g);
     ingest_source_close(src);

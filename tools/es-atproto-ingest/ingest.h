@@ -65,6 +65,16 @@ typedef struct ingest_config {
     bool resync_desynced;          /* --resync-desynced: every one the chain states mark */
     const char *collection_signal; /* --collection-signal NSID: those with such a record */
     const char *backfill_host;     /* --backfill-host URL: the relay or PDS listing them */
+    /* live resync (docs/atproto.md, "Resync"): on with a live source unless no_resync */
+    bool no_resync;          /* --no-resync: desynchronized repositories stay so */
+    bool require_backfill;   /* --require-backfill: a repository the store does not know is
+                                backfilled before its frames are stored */
+    size_t max_held_repos;   /* --max-held-repos (0: hold.h's default, 10,000) */
+    size_t max_held_frames;  /* --max-held-frames: per repository (0: 1,000) */
+    size_t max_held_bytes;   /* --max-held-bytes (0: 32 MiB) */
+    /* tracked repositories (docs/atproto.md, "Tracked repositories"; tracked.h) */
+    bool tracked_only;  /* --tracked-only: commits of DIDs not in ES_<store>_tracked not stored */
+    size_t max_tracked; /* --max-tracked: DIDs of the tracked set in memory (0: 100,000) */
     es_cli_conn conn;
 } ingest_config;
 
@@ -114,6 +124,12 @@ bool ingester_room(const ingester *g);
 es_store *ingester_store(ingester *g);
 es_atp_identity *ingester_identity(ingester *g);
 struct chain *ingester_chain(ingester *g);
+/* The live resyncs and backfills (resyncs.h); NULL with --no-resync,
+ * --no-verify or --dry-run. */
+struct resyncs *ingester_resyncs(ingester *g);
+/* The host's listing (listing.h) of --backfill-all, --collection-signal;
+ * NULL without them. */
+struct listing *ingester_listing(ingester *g);
 
 /* A backfill without a live source (--backfill, --backfill-file): fetch,
  * verify and apply each repository, then exit (--exit-at-end) or wait for

@@ -24,6 +24,7 @@
 #include "relay.h"
 #include "repos_cmd.h"
 #include "source.h"
+#include "tracked.h"
 
 #define MEMORY_SOURCE_MAX ((size_t)1 << 30)
 
@@ -100,9 +101,10 @@ static void usage(FILE *out)
             "                       verify each whole (signature, every block, the MST) and\n"
             "                       store the events that make the store equal to it (not\n"
             "                       live: metadata live=false); the chain state moves to its\n"
-            "                       rev. Without a live source; with --exit-at-end the\n"
-            "                       program exits when every repository is done (exit 6 when\n"
-            "                       some could not be)\n"
+            "                       rev. Alone, or beside --relay/--from-file (history\n"
+            "                       first, then live); with --exit-at-end the program exits\n"
+            "                       when every repository is done (exit 6 when some could\n"
+            "                       not be, without a live source)\n"
             "  --backfill-file FILE the DIDs of a file (one or more per line, # comments)\n"
             "  --backfill-all       every repository --backfill-host lists\n"
             "                       (com.atproto.sync.listRepos, paged; those whose rev the\n"
@@ -120,6 +122,29 @@ static void usage(FILE *out)
             "  --backfill-retry-max DUR  ... up to this (default 1h)\n"
             "  --backfill-attempts N attempts per repository in this run (default 0: no\n"
             "                       limit); a repository given up is marked desynchronized\n"
+            "\n"
+            "Resync (docs/atproto.md, \"Resync\"), with a live source:\n"
+            "  a repository found desynchronized (a refused commit, a chain break, a #sync\n"
+            "  that disagrees; those marked so when the run starts) is fetched from its PDS\n"
+            "  and applied as --backfill does; its live frames are held meanwhile and\n"
+            "  stored after its snapshot when newer. --backfill DIDs combine with a live\n"
+            "  source the same way (history first, then live).\n"
+            "  --no-resync          leave desynchronized repositories so (their commits are\n"
+            "                       skipped until a --resync-desynced run)\n"
+            "  --require-backfill   a repository the store knows nothing of is backfilled\n"
+            "                       (its frames held) before any of its frames is stored\n"
+            "  --max-held-repos N   repositories whose frames are held at once (default\n"
+            "                       10000; past it, frames of more go on unheld)\n"
+            "  --max-held-frames N  frames held per repository (default 1000; past it they\n"
+            "                       are dropped and the repository is fetched again after)\n"
+            "  --max-held-bytes SIZE  frame copies held in all (default 32M; same)\n"
+            "\n"
+            "Tracked repositories (docs/atproto.md, \"Tracked repositories\"):\n"
+            "  --tracked-only       store the commits of tracked repositories only: the set\n"
+            "                       in ES_<store>_tracked (es-atproto-ingest repos add|remove),\n"
+            "                       followed while running (no restart)\n"
+            "  --max-tracked N      tracked repositories held in memory (default 100000);\n"
+            "                       past it, DIDs added are left out (counted)\n"
             "\n"
             "Filters:\n"
             "  --collections LIST   keep only these collections: NSIDs or prefixes at\n"
@@ -221,6 +246,13 @@ enum {
     OPT_COLLECTION_SIGNAL,
     OPT_BACKFILL_HOST,
     OPT_RESYNC_DESYNCED,
+    OPT_NO_RESYNC,
+    OPT_REQUIRE_BACKFILL,
+    OPT_MAX_HELD_REPOS,
+    OPT_MAX_HELD_FRAMES,
+    OPT_MAX_HELD_BYTES,
+    OPT_TRACKED_ONLY,
+    OPT_MAX_TRACKED,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -267,6 +299,13 @@ static const es_cli_option options[] = {
     {"collection-signal", 0, true, OPT_COLLECTION_SIGNAL},
     {"backfill-host", 0, true, OPT_BACKFILL_HOST},
     {"resync-desynced", 0, false, OPT_RESYNC_DESYNCED},
+    {"no-resync", 0, false, OPT_NO_RESYNC},
+    {"require-backfill", 0, false, OPT_REQUIRE_BACKFILL},
+    {"max-held-repos", 0, true, OPT_MAX_HELD_REPOS},
+    {"max-held-frames", 0, true, OPT_MAX_HELD_FRAMES},
+    {"max-held-bytes", 0, true, OPT_MAX_HELD_BYTES},
+    {"tracked-only", 0, false, OPT_TRACKED_ONLY},
+    {"max-tracked", 0, true, OPT_MAX_TRACKED},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -387,6 +426,33 @@ static bool apply(ingest_config *c, int id, const char *v)
         return true;
     case OPT_BACKFILL_HOST: c->backfill_host = v; return true;
     case OPT_RESYNC_DESYNCED: c->resync_desynced = true; return true;
+    case OPT_NO_RESYNC: c->no_resync = true; return true;
+    case OPT_REQUIRE_BACKFILL: c->require_backfill = true; return true;
+    case OPT_MAX_HELD_REPOS:
+        if (!count_in(v, "--max-held-repos", 1, 1 << 24, &n))
+            return false;
+        c->max_held_repos = (size_t)n;
+        return true;
+    case OPT_MAX_HELD_BYTES:
+        if (!es_cli_parse_size(v, "--max-held-bytes", &size))
+            return false;
+        if (size < 1) {
+            es_cli_usage("--max-held-bytes must be positive");
+            return false;
+        }
+        c->max_held_bytes = (size_t)size;
+        return true;
+    case OPT_MAX_HELD_FRAMES:
+        if (!count_in(v, "--max-held-frames", 1, 1 << 20, &n))
+            return false;
+        c->max_held_frames = (size_t)n;
+        return true;
+    case OPT_TRACKED_ONLY: c->tracked_only = true; return true;
+    case OPT_MAX_TRACKED:
+        if (!count_in(v, "--max-tracked", 1, TRACKED_MAX_LIMIT, &n))
+            return false;
+        c->max_tracked = (size_t)n;
+        return true;
     case OPT_BACKFILL_PARALLELISM:
         if (!count_in(v, "--backfill-parallelism", 1, 64, &n))
             return false;
@@ -449,9 +515,11 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         return es_cli_usage("give one source: --relay URL or --from-file PATH");
     if (c->file == NULL && c->relay == NULL && !backfill)
         return es_cli_usage("give a source (--relay URL or --from-file PATH) or --backfill");
-    if (backfill && (c->file != NULL || c->relay != NULL))
-        return es_cli_usage("--backfill runs without a live source for now: run it before "
-                            "(or beside) the ingester of --relay/--from-file (docs/atproto.md)");
+    if ((backfill || c->require_backfill) && c->no_resync)
+        return es_cli_usage("--backfill and --require-backfill resync: not with --no-resync");
+    if (c->require_backfill && (c->no_verify || c->dry_run))
+        return es_cli_usage("--require-backfill stores what it verifies: not with --dry-run or "
+                            "--no-verify");
     if (backfill && (c->dry_run || c->no_verify))
         return es_cli_usage("--backfill stores what it verifies: not with --dry-run or "
                             "--no-verify");

@@ -1,5 +1,5 @@
-/* `es-atproto-ingest repos ...`: the per-repository chain states, for
- * operators (repos_cmd.c). */
+/* `es-atproto-ingest repos ...`: the per-repository chain states and the
+ * tracked set, for operators (repos_cmd.c). */
 #ifndef ES_INGEST_REPOS_CMD_H
 #define ES_INGEST_REPOS_CMD_H
 

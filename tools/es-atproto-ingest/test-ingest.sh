@@ -89,7 +89,8 @@ expect_exit 1 "$ingest" --from-file x --nats-wait soon
 # usage
 expect_exit 0 "$ingest" --help
 for opt in --from-file --relay --store --name --max-inflight --stats-interval --log-format \
-    --nats-wait --server --creds --no-verify UNSAFE --did-docs --plc --offline --identity-ttl "Exit status"; do
+    --nats-wait --server --creds --no-verify UNSAFE --did-docs --plc --offline --identity-ttl \
+    --no-resync --require-backfill --max-held-frames --max-held-bytes --max-held-repos "Exit status"; do
     grep -q -- "$opt" "$tmp/out" || fail "--help does not mention $opt"
 done
 expect_exit 1 "$ingest" --dry-run --exit-at-end                            # no source
@@ -102,8 +103,17 @@ expect_exit 1 "$ingest" --from-file x --dry-run --dids /nonexistent/file
 expect_exit 1 "$ingest" --from-file x --dry-run --repeat 0
 expect_exit 1 "$ingest" --from-file x --max-batches 41
 expect_exit 1 "$ingest" --from-file x --log-format xml
+expect_exit 1 "$ingest" --from-file x --backfill did:plc:abc --no-resync    # contradiction
+expect_exit 1 "$ingest" --from-file x --backfill-all                           # no host
+expect_exit 1 "$ingest" --from-file x --require-backfill --no-verify
+expect_exit 1 "$ingest" --from-file x --max-held-frames 0
+expect_exit 1 "$ingest" --from-file x --max-held-bytes 0
 expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end  # not found
 expect_exit 1 "$ingest" --from-file x --dry-run --identity-ttl 0
+expect_exit 1 "$ingest" --from-file x --dry-run --max-tracked 0       # 1..10,000,000
+expect_exit 1 "$ingest" --from-file x --dry-run --max-tracked 10000001
+expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end --tracked-only \
+    --max-tracked 5 # parsed: the missing file is what stops it
 expect_exit 1 env -u ES_ATPROTO_TEST_INSECURE_IDENTITY "$ingest" --from-file "$tmp/gen.bin" \
     --dry-run --exit-at-end --plc http://plc.test
 grep -q "https:// only" "$tmp/out" || fail "an http PLC directory was not refused"

@@ -117,6 +117,8 @@ static void decode_slot(const ingest_workers *w, es_atp_decoder *dec, slot *s)
     if (o->status != ES_OK)
         snprintf(o->error, sizeof o->error, "%s", es_last_error());
     o->delta = *es_atp_decoder_stats(dec);
+    o->frame = s->frame;
+    o->frame_len = s->len;
     stats_combine(&o->delta, &before, -1);
 }
 
@@ -288,6 +290,13 @@ static bool second_look_needed(const ingest_workers *w, const slot *s)
     return w->opts.threads > 0 && !s->second_look && s->out.status != ES_OK &&
            s->out.status != ES_ERR_NOMEM &&
            (s->out.batch.error == ES_ATP_ERR_SIGNATURE || s->out.batch.error == ES_ATP_ERR_IDENTITY);
+}
+
+es_status ingest_workers_decode_here(ingest_workers *w, const uint8_t *frame, size_t len,
+                                     es_arena *arena, es_atp_batch *out)
+{
+    memset(out, 0, sizeof *out);
+    return w->opts.decode_fn(w->inline_dec, frame, len, arena, out);
 }
 
 es_status ingest_workers_submit(ingest_workers *w, const uint8_t *frame, size_t len)

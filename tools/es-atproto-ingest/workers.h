@@ -52,6 +52,8 @@ typedef struct ingest_decoded {
     es_atp_batch batch; /* batch.error says why, when status is not ES_OK */
     char error[512];    /* the decoding thread's es_last_error() when status is not ES_OK */
     es_atp_stats delta; /* what this frame added to its decoder's counters */
+    const uint8_t *frame; /* the frame as submitted (the slot's copy), frame_len bytes */
+    size_t frame_len;
 } ingest_decoded;
 
 /* Starts the threads. The caller owns *out (ingest_workers_destroy). */
@@ -73,6 +75,13 @@ const ingest_decoded *ingest_workers_head(ingest_workers *w, int64_t timeout_ms)
  * for several at once saves wake-ups: a caller whose ring is full does
  * better to wait for half of it than for each frame. */
 bool ingest_workers_wait(ingest_workers *w, size_t count, int64_t timeout_ms);
+/* Decodes a frame now, on the caller's thread, with the caller's decoder
+ * (the options the workers have), into `arena`: a frame decoded before and
+ * kept aside (a live frame held while its repository is resynced) decoded
+ * again when its turn comes. */
+es_status ingest_workers_decode_here(ingest_workers *w, const uint8_t *frame, size_t len,
+                                     es_arena *arena, es_atp_batch *out);
+
 /* Frees the oldest slot for a new frame. */
 void ingest_workers_release(ingest_workers *w);
 

@@ -61,6 +61,9 @@ typedef enum es_checkpoint_bucket {
     ES_CHECKPOINTS_IDENTITY,    /* ES_<store>_identity: one entry per identity resolved, e.g. the
                                    ATProto DID documents (es_atp_identity_options.store);
                                    history 1 */
+    ES_CHECKPOINTS_TRACKED,     /* ES_<store>_tracked: one entry per source the store follows, e.g.
+                                   the ATProto tracked repositories (es/atproto_tracked.h);
+                                   history 1 */
 } es_checkpoint_bucket;
 
 /* es_checkpoints_open on another set: the same calls, another bucket. */
@@ -110,7 +113,8 @@ ES_API es_status es_checkpoint_list(es_checkpoints *cps, es_checkpoint_cb cb, vo
 typedef struct es_checkpoint_watch es_checkpoint_watch;
 
 /* Called on the watch's own thread for each current value, then for each
- * change; `cp` is NULL when the checkpoint was deleted. */
+ * change; `cp` is NULL when the checkpoint was deleted (a checkpoint deleted
+ * before the watch started is no current value: not reported). */
 typedef void (*es_checkpoint_watch_cb)(const char *name, const es_checkpoint *cp, void *closure);
 
 /* Watches one checkpoint, or a pattern ("ingest.*", "ingest.>"), or all
@@ -119,6 +123,11 @@ typedef void (*es_checkpoint_watch_cb)(const char *name, const es_checkpoint *cp
 ES_API es_status es_checkpoint_watch_start(es_checkpoints *cps, const char *pattern,
                                     es_checkpoint_watch_cb cb, void *closure,
                                     es_checkpoint_watch **out);
+
+/* Waits until the watch has delivered every current value (the callbacks
+ * for them have returned): ES_OK, ES_ERR_TIMEOUT after timeout_ms, or
+ * ES_ERR_STOPPED when the watch ended first (its connection closed). */
+ES_API es_status es_checkpoint_watch_wait_current(es_checkpoint_watch *w, int64_t timeout_ms);
 
 /* Stops the watch: once it returns no callback runs. Not from inside the
  * callback. Accepts NULL. */

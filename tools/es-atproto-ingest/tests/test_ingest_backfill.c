@@ -14,6 +14,12 @@
  *  - killed (exit 99, nothing flushed) after a few batches of a few events
  *    and run again, ends with the store equal to the PDS and no record
  *    event stored twice;
+ *  - with a live source: a forged commit is refused, its repository is
+ *    resynced from the PDS (which serves it as of an earlier frame: a second
+ *    es-atproto-gen run, the same seed, fewer frames — a prefix of the
+ *    capture), and the live commits that came meanwhile are stored after
+ *    the snapshot, in order, when newer; --backfill DID beside a live
+ *    source stores the repository's history before any of its live events;
  *  - the real repo.car of ../shared (firehose-corpus) served for the DID of
  *    its commit stores exactly the records of car_expected_records.tsv. Its
  *    author's DID document is not in the corpus, so the test's document
@@ -42,10 +48,14 @@
 #include <es/es.h>
 
 #include "fixtures.h"
+#include "forge.h"
 #include "http_standin.h"
 #include "record_fold.h"
 
-#define REPOS 6
+#define REPOS        6
+#define FRAMES       900
+#define EARLY_FRAMES 400 /* the PDS's state in the resync cases: after this frame */
+#define FIRST_PART   250 /* the resync case's first run: the frames before this */
 
 static const char *ingest_bin, *gen_bin, *server;
 static char tmp[64];
@@ -60,7 +70,8 @@ typedef struct repo {
     size_t records;
 } repo;
 
-static repo repos[REPOS];
+static repo repos[REPOS];       /* after the last frame */
+static repo early[REPOS];       /* after EARLY_FRAMES, in the order of repos[] */
 static size_t nrepos;
 static char capture[128], docs[128];
 static standin pds;
@@ -122,9 +133,19 @@ static int setup(void **state)
     snprintf(docs, sizeof docs, "%s/docs.json", tmp);
     assert_int_equal(mkdir(dir, 0700), 0);
     snprintf(cmd, sizeof cmd,
-             "'%s' --out '%s' --frames 900 --repos %d --seed 5 --repos-out '%s' "
+             "'%s' --out '%s' --frames %d --repos %d --seed 5 --repos-out '%s' "
              "--did-docs-out '%s' --pds-url http://127.0.0.1:%d >/dev/null",
-             gen_bin, capture, REPOS, dir, docs, pds.port);
+             gen_bin, capture, FRAMES, REPOS, dir, docs, pds.port);
+    assert_int_equal(system(cmd), 0);
+    /* The same world after fewer frames: the capture's prefix, and each
+     * repository as it was then. */
+    char early_dir[128];
+    snprintf(early_dir, sizeof early_dir, "%s/early", tmp);
+    assert_int_equal(mkdir(early_dir, 0700), 0);
+    snprintf(cmd, sizeof cmd,
+             "'%s' --out '%s/early.bin' --frames %d --repos %d --seed 5 --repos-out '%s' "
+             "--pds-url http://127.0.0.1:%d >/dev/null",
+             gen_bin, tmp, EARLY_FRAMES, REPOS, early_dir, pds.port);
     assert_int_equal(system(cmd), 0);
     DIR *d = opendir(dir);
     assert_non_null(d);
@@ -139,6 +160,14 @@ static int setup(void **state)
     }
     closedir(d);
     assert_int_equal(nrepos, REPOS);
+    for (size_t i = 0; i < nrepos; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s.car", repos[i].did);
+        for (char *c = name; *c; c++)
+            *c = *c == ':' ? '_' : *c;
+        load_repo(&early[i], early_dir, name);
+        assert_string_equal(early[i].did, repos[i].did);
+    }
     return 0;
 }
 
@@ -148,7 +177,7 @@ static int teardown(void **state)
     if (nrepos > 0)
         standin_stop(&pds);
     for (size_t i = 0; i < nrepos; i++)
-        free(repos[i].car), free(repos[i].tsv);
+        free(repos[i].car), free(repos[i].tsv), free(early[i].car), free(early[i].tsv);
     return 0;
 }
 
@@ -206,9 +235,9 @@ static void close_store(conn *c, const char *store)
     es_connection_close(c->nc);
 }
 
-/* The store holds exactly r's records (each once, not live) and its chain
- * state is r's rev. Returns the record events of r (all live=false). */
-static size_t assert_repo_stored(conn *c, const repo *r)
+/* The store holds exactly r's records and its chain state is r's rev, not
+ * desynchronized. Returns the fold (static: the next call overwrites it). */
+static const record_fold *assert_records(conn *c, const repo *r)
 {
     static record_fold f;
     record_fold_read(c->store, r->did, &f);
@@ -220,12 +249,20 @@ static size_t assert_repo_stored(conn *c, const repo *r)
         if (strstr(r->tsv, line) == NULL)
             fail_msg("%s: stored %s is not in the repository", r->did, f.keys[i]);
     }
-    assert_int_equal(f.not_live, f.events); /* every record event came from a backfill */
     es_atp_repo_state st;
     assert_int_equal(es_atp_repos_get(c->repos, r->did, strlen(r->did), &st), ES_OK);
     assert_string_equal(st.rev, r->rev);
     assert_false(st.desynced);
-    return f.events;
+    return &f;
+}
+
+/* The store holds exactly r's records (each once, not live) and its chain
+ * state is r's rev. Returns the record events of r (all live=false). */
+static size_t assert_repo_stored(conn *c, const repo *r)
+{
+    const record_fold *f = assert_records(c, r);
+    assert_int_equal(f->not_live, f->events); /* every record event came from a backfill */
+    return f->events;
 }
 
 static void store_name(char *out, size_t size, const char *what)
@@ -465,6 +502,324 @@ static void backfill_all_lists_the_host(void **state)
     close_store(&c, store);
 }
 
+
+/* ---- live resync ------------------------------------------------------------------ */
+
+#define CAPTURE_MAX (FRAMES + 8)
+
+static sample frames[CAPTURE_MAX];
+static size_t nframes;
+
+/* The capture's frames, copied. */
+static void load_capture(void)
+{
+    if (nframes > 0)
+        return;
+    es_atp_capture *cap = NULL;
+    assert_int_equal(es_atp_capture_open(capture, 0, &cap), ES_OK);
+    const uint8_t *f;
+    size_t len;
+    while (es_atp_capture_next(cap, &f, &len) == ES_OK) {
+        assert_true(nframes < CAPTURE_MAX);
+        frames[nframes].bytes = malloc(len);
+        assert_non_null(frames[nframes].bytes);
+        memcpy(frames[nframes].bytes, f, len);
+        frames[nframes++].len = len;
+    }
+    es_atp_capture_close(cap);
+    assert_int_equal(nframes, FRAMES);
+}
+
+/* A frame's kind and DID, decoded without verification. */
+static es_atp_kind frame_did(const sample *f, char *did, size_t size)
+{
+    es_atp_options o = {.filter = NULL};
+    es_atp_limits_defaults(&o.limits);
+    es_atp_decoder *dec = NULL;
+    es_arena *a = NULL;
+    assert_int_equal(es_atp_decoder_create(&o, &dec), ES_OK);
+    assert_int_equal(es_arena_create(0, &a), ES_OK);
+    es_atp_batch b;
+    assert_int_equal(es_atp_decode(dec, f->bytes, f->len, a, &b), ES_OK);
+    snprintf(did, size, "%.*s", (int)(b.did ? b.did_len : 0), b.did ? b.did : "");
+    es_atp_kind k = b.kind;
+    es_arena_destroy(a);
+    es_atp_decoder_destroy(dec);
+    return k;
+}
+
+static void write_capture(const char *path, const sample *list, size_t n)
+{
+    es_atp_capture_writer *w = NULL;
+    assert_int_equal(es_atp_capture_create(path, 0, &w), ES_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(es_atp_capture_write(w, list[i].bytes, list[i].len), ES_OK);
+    assert_int_equal(es_atp_capture_finish(w), ES_OK);
+}
+
+/* The PDS serves every repository as it was after EARLY_FRAMES. */
+static void serve_early(void)
+{
+    for (size_t i = 0; i < nrepos; i++) {
+        standin_answer a = {.status = 200, .body = early[i].car, .len = early[i].car_len,
+                            .announce = STANDIN_LENGTH_TRUE};
+        serve_repo(&repos[i], &a);
+    }
+}
+
+static void serve_final(void)
+{
+    for (size_t i = 0; i < nrepos; i++)
+        serve_repo(&repos[i], NULL);
+}
+
+/* A repository's record events in stream order: live or not, and rev. */
+typedef struct history {
+    size_t n;
+    bool live[4 * RECORD_FOLD_MAX];
+    char rev[4 * RECORD_FOLD_MAX][16];
+} history;
+
+static es_status history_event(const es_event *ev, void *closure)
+{
+    history *h = closure;
+    if (strcmp(es_event_entity_type(ev), "repo") == 0)
+        return ES_OK;
+    const char *live = es_event_meta(ev, "live"), *rev = es_event_meta(ev, "rev");
+    assert_true(h->n < 4 * RECORD_FOLD_MAX);
+    assert_non_null(rev);
+    h->live[h->n] = live == NULL || strcmp(live, "false") != 0;
+    snprintf(h->rev[h->n], sizeof h->rev[0], "%s", rev);
+    h->n++;
+    return ES_OK;
+}
+
+/* Per repository, nothing live before the history it follows: the events
+ * are live ones older than the snapshot (stored before the resync), then
+ * the snapshot's (not live), then live ones newer than `snapshot_rev`, in
+ * rev order. Returns how many live events follow the snapshot. */
+static size_t assert_history_first(conn *c, const char *did, const char *snapshot_rev,
+                                   bool live_before_allowed)
+{
+    static history h;
+    memset(&h, 0, sizeof h);
+    es_filter flt;
+    es_filter_init(&flt);
+    flt.entity_id = did;
+    assert_int_equal(es_evolve(c->store, &flt, NULL, history_event, &h, NULL), ES_OK);
+    size_t i = 0, snapshot = 0, after = 0;
+    while (i < h.n && h.live[i]) {
+        assert_true(live_before_allowed);
+        assert_true(strcmp(h.rev[i], snapshot_rev) <= 0);
+        i++;
+    }
+    for (; i < h.n && !h.live[i]; i++, snapshot++)
+        assert_string_equal(h.rev[i], snapshot_rev);
+    assert_true(snapshot > 0);
+    for (const char *prev = snapshot_rev; i < h.n; i++, after++) {
+        if (!h.live[i])
+            fail_msg("%s: an event of a second snapshot after live ones", did);
+        assert_true(strcmp(h.rev[i], prev) >= 0);
+        assert_true(strcmp(h.rev[i], snapshot_rev) > 0);
+        prev = h.rev[i];
+    }
+    return after;
+}
+
+static const repo *repo_of(const char *did, const repo *set)
+{
+    for (size_t i = 0; i < nrepos; i++)
+        if (strcmp(set[i].did, did) == 0)
+            return &set[i];
+    fail_msg("no repository %s", did);
+    return NULL;
+}
+
+static size_t log_count(const char *store, const char *needle)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.log", tmp, store);
+    size_t len;
+    char *text = (char *)read_whole_file(path, &len);
+    assert_non_null(text);
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
+/* Writes part1 (frames before FIRST_PART) and part2 (the rest, the first
+ * commit among them forged: a signature that does not verify); the forged
+ * commit's DID into `did`, its index returned. */
+static size_t split_with_forgery(char *part1, char *part2, size_t size, char *did, size_t did_size)
+{
+    load_capture();
+    size_t forged_at = FIRST_PART;
+    while (frame_did(&frames[forged_at], did, did_size) != ES_ATP_KIND_COMMIT)
+        forged_at++;
+    assert_true(forged_at < EARLY_FRAMES); /* the PDS's snapshot covers it */
+    uint8_t sig[64];
+    for (size_t i = 0; i < sizeof sig; i++)
+        sig[i] = (uint8_t)(i * 37 + 11);
+    sig[32] = 0x10;
+    sample forged = with_signature(&frames[forged_at], sig, sizeof sig);
+    sample original = frames[forged_at];
+    frames[forged_at] = forged;
+    snprintf(part1, size, "%s/part1.bin", tmp);
+    snprintf(part2, size, "%s/part2.bin", tmp);
+    write_capture(part1, frames, FIRST_PART);
+    write_capture(part2, frames + FIRST_PART, FRAMES - FIRST_PART);
+    frames[forged_at] = original;
+    free(forged.bytes);
+    return forged_at;
+}
+
+/* Every repository ends as the PDS has it now; the victim's events are
+ * history first; the others were never resynced. Returns the victim's
+ * live record events after its snapshot. */
+static size_t assert_resynced(const char *store, const char *did)
+{
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++) {
+        const record_fold *f = assert_records(&c, &repos[i]);
+        if (strcmp(repos[i].did, did) != 0)
+            assert_int_equal(f->not_live, 0);
+    }
+    size_t after = assert_history_first(&c, did, repo_of(did, early)->rev, true);
+    assert_true(after > 0); /* live commits newer than the snapshot came, and were kept */
+    close_store(&c, store);
+    return after;
+}
+
+static void forged_commit_is_resynced(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    char did[128] = "", part1[128], part2[128];
+    size_t forged_at = split_with_forgery(part1, part2, sizeof part1, did, sizeof did);
+    serve_early();
+    char store[64], args[512];
+    store_name(store, sizeof store, "resync");
+    snprintf(args, sizeof args, "--from-file '%s' --name live", part1);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    unsigned before = standin_requests(&pds);
+    snprintf(args, sizeof args, "--from-file '%s' --name live", part2);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    assert_int_equal(standin_requests(&pds) - before, 1); /* the victim only */
+    assert_int_equal(log_count(store, "frame refused"), 1);
+    assert_int_equal(log_count(store, "repository backfilled"), 1);
+    size_t after = assert_resynced(store, did);
+    serve_final();
+    printf("  forged commit at frame %zu: %s resynced from the PDS's snapshot, then %zu live "
+           "record events newer than it\n",
+           forged_at, did, after);
+}
+
+/* Killed in the middle of the snapshot (frames held, the cursor before
+ * them): the next run replays them, resyncs again (resuming the snapshot)
+ * and ends the same — nothing lost, no record event twice. */
+static void killed_mid_resync(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    char did[128] = "", part1[128], part2[128];
+    split_with_forgery(part1, part2, sizeof part1, did, sizeof did);
+    serve_early();
+    char store[64], args[512];
+    store_name(store, sizeof store, "resynckill");
+    snprintf(args, sizeof args, "--from-file '%s' --name live", part1);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    snprintf(args, sizeof args, "--from-file '%s' --name live", part2);
+    assert_int_equal(
+        ingest("ES_INGEST_TEST_RESYNC_BATCH=5 ES_INGEST_TEST_EXIT_AFTER_BATCHES=3", store, args),
+        99);
+    assert_int_equal(ingest("ES_INGEST_TEST_RESYNC_BATCH=5", store, args), 0);
+    assert_int_equal(log_count(store, "repository backfilled"), 1); /* the second run's */
+    assert_resynced(store, did);
+    serve_final();
+}
+
+static void backfill_beside_a_live_source(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    serve_early();
+    const repo *r = &repos[1];
+    char store[64], args[1024];
+    store_name(store, sizeof store, "beside");
+    snprintf(args, sizeof args, "--from-file '%s' --backfill %s", capture, r->did);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++)
+        assert_records(&c, &repos[i]);
+    /* its history first, though its live frames came from the start */
+    size_t after = assert_history_first(&c, r->did, repo_of(r->did, early)->rev, false);
+    assert_true(after > 0);
+    close_store(&c, store);
+    serve_final();
+}
+
+/* --backfill-all beside a live source (the listing on its own thread): every
+ * repository ends exact, no record event twice, whichever came first — a
+ * repository is held only from the moment it is listed, so its live events
+ * may precede its snapshot (then the snapshot is older: nothing applied),
+ * or follow it. */
+static void listing_beside_a_live_source(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    serve_early();
+    serve_listing();
+    char store[64], args[1024];
+    store_name(store, sizeof store, "listlive");
+    snprintf(args, sizeof args, "--from-file '%s' --backfill-all --backfill-host http://127.0.0.1:%d",
+             capture, pds.port);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++)
+        assert_records(&c, &repos[i]);
+    es_atp_repo_state st;
+    const char *gone = "did:plc:takendownaaaaaaaaaaaaaaa";
+    assert_int_equal(es_atp_repos_get(c.repos, gone, strlen(gone), &st), ES_OK);
+    assert_string_equal(st.status, "takendown");
+    close_store(&c, store);
+    assert_int_equal(log_count(store, "repository not backfilled"), 0);
+    serve_final();
+}
+
+/* --require-backfill: each repository the store does not know is
+ * backfilled at its first frame, its frames held meanwhile — every one's
+ * history first, then its live events newer than the snapshot. */
+static void require_backfill_holds_unknown_repositories(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    serve_early();
+    char store[64], args[1024];
+    store_name(store, sizeof store, "require");
+    snprintf(args, sizeof args, "--from-file '%s' --require-backfill", capture);
+    unsigned before = standin_requests(&pds);
+    assert_int_equal(ingest(NULL, store, args), 0);
+    assert_int_equal(standin_requests(&pds) - before, nrepos); /* one getRepo each */
+    conn c;
+    open_store(&c, store);
+    for (size_t i = 0; i < nrepos; i++) {
+        assert_records(&c, &repos[i]);
+        assert_true(assert_history_first(&c, repos[i].did, early[i].rev, false) > 0);
+    }
+    close_store(&c, store);
+    serve_final();
+}
+
 int main(void)
 {
     ingest_bin = getenv("ES_INGEST_BIN");
@@ -480,9 +835,16 @@ int main(void)
         cmocka_unit_test(failures_then_recovery),
         cmocka_unit_test(killed_mid_backfill),
         cmocka_unit_test(backfill_all_lists_the_host),
+        cmocka_unit_test(forged_commit_is_resynced),
+        cmocka_unit_test(killed_mid_resync),
+        cmocka_unit_test(backfill_beside_a_live_source),
+        cmocka_unit_test(listing_beside_a_live_source),
+        cmocka_unit_test(require_backfill_holds_unknown_repositories),
         cmocka_unit_test(real_repo_car),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
+    for (size_t i = 0; i < nframes; i++)
+        free(frames[i].bytes);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (failed == 0 && system(cmd) != 0)
