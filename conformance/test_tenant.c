@@ -200,6 +200,13 @@ static void big_read(es_store *t)
     conf_seen_free(&seen);
 }
 
+static es_status no_entity(const es_entity_info *e, void *closure)
+{
+    (void)e, (void)closure;
+    fail_msg("a confined user listed an entity");
+    return ES_OK;
+}
+
 static natsConnection *connect_as(const conf_server *srv, const char *user)
 {
     char url[192];
@@ -300,11 +307,42 @@ static void a_tenant_user_is_refused_other_tenants(void **state)
     /* Through the tenant handle, the other tenant never reaches the server. */
     assert_int_equal(es_append(t, &e, NULL), ES_ERR_INVALID);
 
+    /* Opened `confined`, the same user loads its own entities (through a
+     * consumer whose filter is in the API subject), still not another's,
+     * and an atomic batch sent again is found stored, with its sequences. */
+    es_store_options co = o;
+    co.confined = true;
+    es_store *cst = NULL, *ct = NULL;
+    assert_int_equal(es_store_open(nc, store, &co, &cst), ES_OK);
+    assert_int_equal(es_store_tenant(cst, "acme", &ct), ES_OK);
+    conf_seen loaded = {0};
+    es_filter a1 = accounts(NULL);
+    a1.entity_id = "a1";
+    assert_int_equal(es_load(ct, &a1, NULL, conf_collect, &loaded, NULL), ES_OK);
+    assert_int_equal(loaded.count, 1);
+    assert_string_equal(loaded.data[0], "acme-1");
+    conf_seen_free(&loaded);
+    assert_int_equal(es_load(cst, &theirs, NULL, conf_collect, &loaded, NULL), ES_ERR_PERMISSION);
+    assert_int_equal(loaded.count, 0);
+    es_event_spec twice[2] = {conf_spec("account", "a3", "opened", "acme-3"),
+                              conf_spec("account", "a3", "funded", "acme-3b")};
+    twice[0].event_id = "a3-opened";
+    twice[1].event_id = "a3-funded";
+    es_append_result first, again;
+    assert_int_equal(es_append_batch(ct, twice, 2, &first), ES_OK);
+    assert_int_equal(es_append_batch(ct, twice, 2, &again), ES_OK);
+    assert_true(again.duplicate);
+    assert_int_equal(again.first_seq, first.first_seq);
+    assert_int_equal(again.last_seq, first.last_seq);
+    assert_int_equal(es_store_entities(cst, NULL, no_entity, NULL), ES_ERR_UNSUPPORTED);
+    es_store_destroy(ct);
+    es_store_destroy(cst);
+
     /* What the administrator sees: nothing of acme's in globex. */
     es_filter g = accounts("globex");
     assert_reads(admin, &g, "globex-1");
     es_filter a = accounts("acme");
-    assert_reads(admin, &a, "acme-1,acme-2");
+    assert_reads(admin, &a, "acme-1,acme-2,acme-3,acme-3b");
 
     es_store_destroy(t);
     es_store_destroy(st);

@@ -18,7 +18,7 @@
 #include "headers.h"
 #include "payload.h"
 #include "store_impl.h"
-#include "transport/directget.h"
+#include "transport/scan.h"
 #include "transport/msg.h"
 #include "transport/publisher.h"
 #include "wire.h"
@@ -256,7 +256,12 @@ static es_status stored_seq_of(const es_store *st, natsMsg *m, uint64_t *seq)
                               esi_now_ns() - st->config.duplicate_window_ns - CLOCK_SKEW_MARGIN_NS,
                           .batch = 256,
                           .max_msgs = DUPLICATE_SCAN_MAX};
-    es_status s = esi_direct_get(st->js, st->stream, &req, match_id, &q, NULL);
+    if (st->opts.confined) { /* a consumer starts from a sequence: the subject's events through */
+        req.start_time_ns = 0;
+        req.start_seq = 1;
+        req.max_msgs = 0;
+    }
+    es_status s = esi_subject_scan(st->js, st->stream, &req, st->opts.confined, match_id, &q, NULL);
     if (s != ES_OK && s != ES_ERR_ABORTED)
         return s;
     *seq = q.found;

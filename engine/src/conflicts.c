@@ -19,7 +19,7 @@
 #include "base/internal.h"
 #include "headers.h"
 #include "store_impl.h"
-#include "transport/directget.h"
+#include "transport/scan.h"
 #include "transport/msg.h"
 #include "wire.h"
 
@@ -110,7 +110,7 @@ static es_status actual_of(const es_store *st, natsMsg *const *msgs, size_t i,
             *actual = actuals[j];
             return ES_OK;
         }
-    return esi_direct_last_seq(st->js, st->stream, subject, actual);
+    return esi_subject_last_seq(st->js, st->stream, subject, st->opts.confined, actual);
 }
 
 static const char *copy_str(es_arena *a, const char *s)

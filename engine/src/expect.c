@@ -18,7 +18,7 @@
 #include "base/internal.h"
 #include "headers.h"
 #include "store_impl.h"
-#include "transport/directget.h"
+#include "transport/scan.h"
 #include "transport/msg.h"
 #include "wire.h"
 
@@ -105,7 +105,7 @@ static es_status resolve_one(const es_store *st, const es_event_spec *e, size_t 
         s = esi_expect_subject(st, e, &subj, subject);
     esi_dg_request req = {.filter = subject, .start_seq = 1, .batch = 1, .max_msgs = 1};
     if (s == ES_OK)
-        s = esi_direct_get(st->js, st->stream, &req, first_match, sl, NULL);
+        s = esi_subject_scan(st->js, st->stream, &req, st->opts.confined, first_match, sl, NULL);
     if (s != ES_OK)
         return s;
     if (sl->first_seq == 0)
@@ -114,7 +114,7 @@ static es_status resolve_one(const es_store *st, const es_event_spec *e, size_t 
     if (s == ES_OK)
         s = es_filter_subject(st, &sl->filter, pinned, sizeof pinned);
     if (s == ES_OK)
-        s = esi_direct_last_seq(st->js, st->stream, pinned, &last);
+        s = esi_subject_last_seq(st->js, st->stream, pinned, st->opts.confined, &last);
     if (s == ES_OK && last == 0) /* gone in between (a limit, a purge): nothing matches now */
         return add_missing(e, i, n, subject, missing);
     out[i].expect = ES_EXPECT_SEQ;

@@ -249,5 +249,10 @@ es_status es_store_entities(es_store *st, const es_filter *filter, es_entity_cb 
 {
     if (cb == NULL)
         return es_error(ES_ERR_INVALID, "es_store_entities: a callback is required");
+    if (st != NULL && st->opts.confined) /* the listing would name every tenant's subjects */
+        return es_error(ES_ERR_UNSUPPORTED,
+                        "es_store_entities: listing entities needs the stream's subjects and "
+                        "batched direct gets, which a confined user is not granted (docs/api.md, "
+                        "\"NATS permissions for a tenant's user\")");
     return run_walk(st, filter, NULL, cb, closure, NULL);
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "transport/consumer.h"
-#include "transport/directget.h"
+#include "transport/scan.h"
 #include "event_impl.h"
 #include "filters.h"
 #include "base/internal.h"
@@ -110,7 +110,7 @@ static es_status load_subject(es_store *st, const char *subject, const es_read_o
                          .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq,
                          .batch = LOAD_BATCH};
-    es_status s = esi_direct_get(st->js, st->stream, &req, on_direct, &c, NULL);
+    es_status s = esi_subject_scan(st->js, st->stream, &req, st->opts.confined, on_direct, &c, NULL);
     esi_event_release(&c.ev);
     if (last_seq)
         *last_seq = c.last_seq;

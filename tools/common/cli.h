@@ -147,6 +147,7 @@ enum {
     ES_CLI_OPT_CONTEXT,
     ES_CLI_OPT_JS_DOMAIN,
     ES_CLI_OPT_JS_API_PREFIX,
+    ES_CLI_OPT_CONFINED,
 };
 
 extern const es_cli_option es_cli_conn_options[];
@@ -174,6 +175,9 @@ typedef struct es_cli_conn {
     /* Where the JetStream API is: a domain or a whole API prefix (at most
      * one); from the options, else the context. */
     const char *js_domain, *js_api_prefix;
+    /* --confined: the user's permissions confine it to some subjects (a
+     * tenant's user): es_store_options.confined. */
+    bool confined;
     /* Report losing and regaining the server on stderr (long-running
      * commands: replay --follow). */
     bool report_outages;

@@ -26,6 +26,7 @@ const es_cli_option es_cli_conn_options[] = {
     {"context", 0, true, ES_CLI_OPT_CONTEXT},
     {"js-domain", 0, true, ES_CLI_OPT_JS_DOMAIN},
     {"js-api-prefix", 0, true, ES_CLI_OPT_JS_API_PREFIX},
+    {"confined", 0, false, ES_CLI_OPT_CONFINED},
     {NULL, 0, false, 0},
 };
 
@@ -46,7 +47,11 @@ const char es_cli_conn_help[] =
     "                       nor the environment gives (env NATS_CONTEXT; default the\n"
     "                       selected context)\n"
     "      --js-domain D    the JetStream domain of the store\n"
-    "      --js-api-prefix P  the JetStream API prefix (an imported JetStream)\n";
+    "      --js-api-prefix P  the JetStream API prefix (an imported JetStream)\n"
+    "      --confined       the user's NATS permissions confine it to some subjects (a\n"
+    "                       tenant's user): read only through API subjects that carry\n"
+    "                       their filter (docs/api.md, \"NATS permissions for a tenant's\n"
+    "                       user\")\n";
 
 static const char *env_or_null(const char *name)
 {
@@ -100,6 +105,7 @@ int es_cli_conn_set(es_cli_conn *c, int id, const char *value)
     case ES_CLI_OPT_CONTEXT: c->context = value; return 1;
     case ES_CLI_OPT_JS_DOMAIN: c->js_domain = value; return 1;
     case ES_CLI_OPT_JS_API_PREFIX: c->js_api_prefix = value; return 1;
+    case ES_CLI_OPT_CONFINED: c->confined = true; return 1;
     default: return 0;
     }
 }
@@ -173,6 +179,7 @@ void es_cli_store_options(const es_cli_conn *given, es_store_options *o)
     o->timeout_ms = c->timeout_ms;
     o->js_domain = c->js_domain;
     o->js_api_prefix = c->js_api_prefix;
+    o->confined = c->confined;
 }
 
 /* One line on stderr as the server goes and comes back (nats.c's thread). */

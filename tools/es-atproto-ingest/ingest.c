@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "resyncs.h"
+#include "tracked.h"
 #include "source.h"
 
 #define FRAME_ARENA_LIMIT ((size_t)32 << 20)
@@ -43,6 +44,9 @@ struct ingester {
     chain *chain;                       /* per-repository chain state (chain.h) */
     resyncs *rs;          /* live resyncs and backfills (resyncs.h); NULL: none */
     listing *list;        /* --backfill-all, --collection-signal (listing.h); NULL: none */
+    tracked *tracked;     /* the tracked set, followed (tracked.h); NULL: not watched */
+    bool tracked_started; /* its first poll (the set at start) was handled */
+    uint64_t skipped_untracked; /* --tracked-only: frames of repositories not tracked */
     es_arena *release_arena; /* a held frame decoded again when released */
     volatile sig_atomic_t *stop;
     uint64_t crash_after, stored_units; /* tests: ES_INGEST_TEST_EXIT_AFTER_ACKS */
@@ -255,6 +259,42 @@ static es_status queue_given(void *ctx, const char *did, size_t len)
     return resyncs_queue(ctx, did, len, false);
 }
 
+/* A change of the tracked set: a DID added is backfilled (then live) —
+ * at start only those the store knows nothing of, afterwards each one
+ * added (the PDS's state is diffed against what is stored: a DID tracked
+ * again after a while gets what it missed). A DID removed: with
+ * --tracked-only its frames are no longer stored (its events stay). */
+static void on_tracked(void *ctx, const char *did, size_t len, bool added)
+{
+    ingester *g = ctx;
+    if (!added || g->rs == NULL || !es_atp_valid_did(did, len))
+        return;
+    if (!g->tracked_started && !chain_unknown(g->chain, did, len))
+        return;
+    if (resyncs_queue(g->rs, did, len, false) != ES_OK) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_WARN, "tracked repository not queued for a backfill");
+        ingest_log_strn(&l, "did", did, len);
+        ingest_log_str(&l, "error", es_last_error());
+        ingest_log_end(&l);
+    }
+}
+
+static es_status open_tracked(ingester *g)
+{
+    es_status s = tracked_open(g->store, g->cfg->max_tracked, &g->tracked);
+    if (s == ES_OK) /* the set at start, before the first frame */
+        s = tracked_poll(g->tracked, on_tracked, g);
+    g->tracked_started = true;
+    if (s == ES_OK && g->cfg->tracked_only) {
+        ingest_log_line l;
+        ingest_log_begin(&l, LOG_INFO, "storing tracked repositories only");
+        ingest_log_u64(&l, "tracked", tracked_count(g->tracked));
+        ingest_log_end(&l);
+    }
+    return s;
+}
+
 /* With a live source, resyncs run unless --no-resync (or --no-verify: a
  * snapshot is verified); a backfill run always has them. The repositories
  * queued first: those marked desynchronized (with a live source, or
@@ -326,6 +366,12 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         code = es_cli_fail(s, "reading the repository states");
     if (code == ES_EXIT_OK && (s = open_resyncs(g)) != ES_OK)
         code = es_cli_fail(s, "starting the resyncs");
+    /* the tracked set, with a live source: to backfill what is added, and
+     * for --tracked-only */
+    bool live = cfg->file != NULL || cfg->relay != NULL;
+    if (code == ES_EXIT_OK && live && !cfg->dry_run && (g->rs != NULL || cfg->tracked_only) &&
+        (s = open_tracked(g)) != ES_OK)
+        code = es_cli_fail(s, "following the tracked repositories");
     if (code != ES_EXIT_OK) {
         ingester_close(g);
         return code;
@@ -347,6 +393,7 @@ void ingester_close(ingester *g)
     ingest_workers_destroy(g->workers);
     ingest_cursor_close(g->cursor);
     listing_close(g->list);
+    tracked_close(g->tracked);
     resyncs_close(g->rs); /* before the chain: it stops the workers */
     es_arena_destroy(g->release_arena);
     chain_close(g->chain, g->sink != NULL && es_sink_idle(g->sink));
@@ -456,6 +503,12 @@ static void refused_desyncs(ingester *g, const es_atp_batch *b)
                             es_atp_error_name(b->error));
 }
 
+static bool untracked(ingester *g, const es_atp_batch *b)
+{
+    return g->cfg->tracked_only && g->tracked != NULL && b->did != NULL && b->did_len > 0 &&
+           !tracked_contains(g->tracked, b->did, b->did_len);
+}
+
 /* --require-backfill: a repository the store knows nothing of is queued
  * for a backfill (and held from now on) when one of its frames comes. */
 static bool backfill_first(ingester *g, const es_atp_batch *b)
@@ -508,13 +561,21 @@ static ingest_take_result offer_decoded(ingester *g, const ingest_decoded *d, bo
         if (s != ES_OK)
             refused_desyncs(g, b);
     }
+    /* --tracked-only: a repository not tracked stores nothing (a unit
+     * without events: the cursor passes it). */
+    bool stored;
+    if (s == ES_OK && untracked(g, b)) {
+        g->skipped_untracked++;
+        es_atp_batch none = *b;
+        none.count = 0;
+        return offer_checked(g, &none, false, d->frame, d->frame_len, false, &stored);
+    }
     /* A repository being resynced: its live frames wait for the snapshot. */
     if (s == ES_OK && g->rs != NULL && resyncs_divert(g->rs, b, d->frame, d->frame_len))
         return INGEST_TAKEN;
     if (s == ES_OK && g->cfg->require_backfill && g->rs != NULL && backfill_first(g, b) &&
         resyncs_divert(g->rs, b, d->frame, d->frame_len))
         return INGEST_TAKEN;
-    bool stored;
     return offer_checked(g, b, s == ES_OK, d->frame, d->frame_len, false, &stored);
 }
 
@@ -728,6 +789,8 @@ void ingester_tick(ingester *g)
         resyncs_tick(g->rs, release_frame, g);
     if (g->list != NULL)
         drain_listing(g);
+    if (g->tracked != NULL && tracked_poll(g->tracked, on_tracked, g) != ES_OK)
+        ingest_log_msg(LOG_WARN, "following the tracked repositories", es_last_error());
     uint64_t watermark, limit;
     /* the cursor never passes a frame held for a resync, or released and
      * not yet stored: a crash replays it */
@@ -767,6 +830,8 @@ static void final_report(ingester *g)
     ingest_log_u64(&l, "retries", w.retries);
     ingest_log_u64(&l, "dropped", w.dropped);
     ingest_log_u64(&l, "skipped_by_cursor", g->skipped_by_cursor);
+    if (g->cfg->tracked_only)
+        ingest_log_u64(&l, "skipped_untracked", g->skipped_untracked);
     log_chain_stats(g, &l);
     ingest_log_f64(&l, "seconds", secs, 3);
     ingest_log_f64(&l, "commits_per_s",

@@ -517,6 +517,11 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         return es_cli_usage("give a source (--relay URL or --from-file PATH) or --backfill");
     if ((backfill || c->require_backfill) && c->no_resync)
         return es_cli_usage("--backfill and --require-backfill resync: not with --no-resync");
+    if ((c->tracked_only || c->require_backfill) && c->file == NULL && c->relay == NULL)
+        return es_cli_usage("--tracked-only and --require-backfill are for a live source "
+                            "(--relay or --from-file)");
+    if (c->tracked_only && c->dry_run)
+        return es_cli_usage("--tracked-only reads the store's tracked set: not with --dry-run");
     if (c->require_backfill && (c->no_verify || c->dry_run))
         return es_cli_usage("--require-backfill stores what it verifies: not with --dry-run or "
                             "--no-verify");

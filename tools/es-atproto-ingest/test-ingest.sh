@@ -112,8 +112,10 @@ expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end
 expect_exit 1 "$ingest" --from-file x --dry-run --identity-ttl 0
 expect_exit 1 "$ingest" --from-file x --dry-run --max-tracked 0       # 1..10,000,000
 expect_exit 1 "$ingest" --from-file x --dry-run --max-tracked 10000001
-expect_exit 2 "$ingest" --from-file /nonexistent/capture --dry-run --exit-at-end --tracked-only \
+expect_exit 2 "$ingest" --from-file /nonexistent/capture --exit-at-end --tracked-only \
     --max-tracked 5 # parsed: the missing file is what stops it
+expect_exit 1 "$ingest" --from-file x --dry-run --tracked-only      # the set is the store's
+expect_exit 1 "$ingest" --backfill did:plc:abc --tracked-only       # for a live source
 expect_exit 1 env -u ES_ATPROTO_TEST_INSECURE_IDENTITY "$ingest" --from-file "$tmp/gen.bin" \
     --dry-run --exit-at-end --plc http://plc.test
 grep -q "https:// only" "$tmp/out" || fail "an http PLC directory was not refused"

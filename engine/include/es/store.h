@@ -68,6 +68,16 @@ typedef struct es_store_options {
      * callers that built or checked their payloads already (measured in
      * docs/performance.md); the codec name is checked either way. */
     bool skip_payload_validation;
+    /* The user's NATS permissions confine it to some subjects (a tenant's
+     * user: docs/api.md, "NATS permissions for a tenant's user"). Reads then
+     * use only API subjects that carry their filter, which such permissions
+     * can grant: es_load, expectations resolved by the library and the
+     * lookup of a duplicate batch's sequences go through an ordered consumer
+     * (<api>.CONSUMER.CREATE.<stream>.<name>.<filter>) instead of batched
+     * direct gets, whose filter is in the body; es_store_entities is
+     * ES_ERR_UNSUPPORTED. Slower for a single entity (a consumer's
+     * creation and deletion instead of one request). Default false. */
+    bool confined;
 } es_store_options;
 
 ES_API void es_store_options_init(es_store_options *opts);

@@ -218,8 +218,11 @@ static void test_context_fields(void **state)
     assert_string_equal(c.user, "cu");
     assert_int_equal(c.timeout_ms, 750);
     char *argv[] = {"--server",        "nats://opt:4222", "--timeout", "2s",
-                    "--js-api-prefix", "$JS.x.API",       "--user",    "ou"};
-    assert_int_equal(resolved(&c, 8, argv), ES_OK);
+                    "--js-api-prefix", "$JS.x.API",       "--user",    "ou", "--confined"};
+    assert_int_equal(resolved(&c, 9, argv), ES_OK);
+    assert_true(c.confined);
+    es_cli_store_options(&c, &so);
+    assert_true(so.confined);
     assert_string_equal(c.server, "nats://opt:4222");
     assert_int_equal(c.timeout_ms, 2000);
     assert_string_equal(c.user, "ou");

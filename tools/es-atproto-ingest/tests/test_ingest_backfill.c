@@ -38,6 +38,8 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -820,6 +822,95 @@ static void require_backfill_holds_unknown_repositories(void **state)
     serve_final();
 }
 
+/* `es-atproto-ingest repos add|remove` on `store`. */
+static void repos_edit(const char *store, const char *verb, const char *did)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' repos %s %s --server '%s' --store '%s' >>'%s/%s.log' 2>&1",
+             ingest_bin, verb, did, server, store, tmp, store);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* --tracked-only: two tracked repositories are backfilled (history first)
+ * and stored live, the others not at all; a third added while the ingester
+ * runs is backfilled without a restart. */
+static void tracked_only_follows_the_set(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    serve_early();
+    char store[64], cmd[2048];
+    store_name(store, sizeof store, "tracked");
+    { /* the set is edited before the ingester ever ran: the store must exist */
+        es_connect_options co;
+        es_connect_options_init(&co);
+        co.servers = server;
+        natsConnection *nc;
+        es_store *st = NULL;
+        assert_int_equal(es_connect(&co, &nc), ES_OK);
+        assert_int_equal(es_store_create(nc, store, NULL, NULL, &st), ES_OK);
+        es_store_destroy(st);
+        es_connection_close(nc);
+    }
+    repos_edit(store, "add", repos[0].did);
+    repos_edit(store, "add", repos[3].did);
+    char pidfile[128];
+    snprintf(pidfile, sizeof pidfile, "%s/tracked.pid", tmp);
+    /* no --exit-at-end: after the capture it waits for a signal, following the set */
+    snprintf(cmd, sizeof cmd,
+             "ES_ATPROTO_TEST_INSECURE_IDENTITY=1 '%s' --server '%s' --store '%s' --did-docs '%s' "
+             "--offline --stats-interval 0 --from-file '%s' --tracked-only >>'%s/%s.log' 2>&1 & "
+             "echo $! >'%s'",
+             ingest_bin, server, store, docs, capture, tmp, store, pidfile);
+    assert_int_equal(system(cmd), 0);
+    size_t len;
+    char *pid_text = (char *)read_whole_file(pidfile, &len);
+    assert_non_null(pid_text);
+    pid_t pid = (pid_t)atol(pid_text);
+    free(pid_text);
+    conn c;
+    open_store(&c, store);
+    es_atp_repo_state st;
+    /* the capture is in once the tracked ones are at their final revs */
+    for (int i = 0; i < 600; i++) {
+        if (es_atp_repos_get(c.repos, repos[0].did, strlen(repos[0].did), &st) == ES_OK &&
+            strcmp(st.rev, repos[0].rev) == 0 &&
+            es_atp_repos_get(c.repos, repos[3].did, strlen(repos[3].did), &st) == ES_OK &&
+            strcmp(st.rev, repos[3].rev) == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    /* added while it runs: backfilled (the PDS's state), nothing live came after */
+    repos_edit(store, "add", repos[1].did);
+    bool backfilled = false;
+    for (int i = 0; i < 600 && !backfilled; i++) {
+        backfilled = es_atp_repos_get(c.repos, repos[1].did, strlen(repos[1].did), &st) == ES_OK &&
+                     strcmp(st.rev, early[1].rev) == 0;
+        if (!backfilled)
+            usleep(50 * 1000);
+    }
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 600 && kill(pid, 0) == 0; i++)
+        usleep(50 * 1000);
+    assert_int_not_equal(kill(pid, 0), 0);
+    assert_true(backfilled);
+    assert_records(&c, &repos[0]);
+    assert_records(&c, &repos[3]);
+    assert_true(assert_history_first(&c, repos[0].did, early[0].rev, false) > 0);
+    assert_true(assert_history_first(&c, repos[3].did, early[3].rev, false) > 0);
+    assert_records(&c, &early[1]);
+    for (size_t i = 0; i < nrepos; i++) {
+        if (i == 0 || i == 1 || i == 3)
+            continue;
+        static record_fold f;
+        record_fold_read(c.store, repos[i].did, &f);
+        assert_int_equal(f.events, 0); /* not tracked: nothing stored */
+    }
+    close_store(&c, store);
+    serve_final();
+}
+
 int main(void)
 {
     ingest_bin = getenv("ES_INGEST_BIN");
@@ -840,6 +931,7 @@ int main(void)
         cmocka_unit_test(backfill_beside_a_live_source),
         cmocka_unit_test(listing_beside_a_live_source),
         cmocka_unit_test(require_backfill_holds_unknown_repositories),
+        cmocka_unit_test(tracked_only_follows_the_set),
         cmocka_unit_test(real_repo_car),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
