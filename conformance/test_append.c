@@ -206,6 +206,38 @@ static void single_append_is_idempotent(void **state)
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 3);
 }
 
+/* Unacknowledged appends on a real server: stored in the order sent, an id
+ * stored before dropped silently; the acknowledged append after them lands
+ * after them (the server handled them first); an expectation refused. */
+static void unacked_appends_are_stored_before_a_later_ack(void **state)
+{
+    conf_ctx *c = *state;
+    es_event_spec ev[200];
+    char ids[200][16], data[200][8];
+    for (int i = 0; i < 200; i++) {
+        snprintf(ids[i], sizeof ids[i], "u-%d", i);
+        snprintf(data[i], sizeof data[i], "%d", i);
+        ev[i] = conf_spec("account", i % 2 ? "a1" : "a2", "noted", data[i]);
+        ev[i].event_id = ids[i];
+    }
+    assert_int_equal(es_append_unacked(c->st, ev, 200), ES_OK);
+    assert_int_equal(es_append_unacked(c->st, ev + 10, 5), ES_OK); /* stored before: dropped */
+    es_event_spec last = conf_spec("account", "a1", "closed", "1");
+    es_append_result r;
+    assert_int_equal(es_append(c->st, &last, &r), ES_OK);
+    assert_int_equal(r.last_seq, 201);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 201);
+    for (uint64_t seq = 1; seq <= 200; seq += 37) {
+        natsMsg *m = conf_raw_get(c->nc, es_store_stream(c->st), seq);
+        assert_non_null(m);
+        assert_string_equal(raw_header(m, "Nats-Msg-Id"), ids[seq - 1]);
+        natsMsg_Destroy(m);
+    }
+    ev[0].expect = ES_EXPECT_NEW; /* nobody would hear it fail */
+    assert_int_equal(es_append_unacked(c->st, ev, 1), ES_ERR_INVALID);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 201);
+}
+
 static void bad_events_are_refused_before_sending(void **state)
 {
     conf_ctx *c = *state;
@@ -383,6 +415,8 @@ int conf_run_append(void)
         cmocka_unit_test_setup_teardown(the_longest_subject_fits_the_control_line, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(single_append_is_idempotent, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(unacked_appends_are_stored_before_a_later_ack, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(bad_events_are_refused_before_sending, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(oversized_payloads_are_refused, conf_setup, conf_teardown),

@@ -5,7 +5,19 @@
  * then the last event of each key); walk the CAR's MST, which yields the
  * records in the same key order; merge the two sorted sequences, each
  * difference becoming an event. Memory: the stored set (bounded by
- * max_events and max_bytes) and one batch; the CAR is the caller's. */
+ * max_events and max_bytes) and one batch; the CAR is the caller's.
+ *
+ * A batch is stored either as one atomic batch (o.atomic_batches) or, by
+ * default, as plain publishes, most of them unacknowledged
+ * (es_append_unacked): nats-server commits atomic batches one at a time per
+ * stream, each with fsyncs of its staging store (~60 ms under load), and
+ * an acknowledgement per event costs the server and the client about as
+ * much as storing it. Nothing in a snapshot needs atomicity: what got in is
+ * read back by the next call. What does need care is another writer of the
+ * repository, and an event the server did not store: the first event of
+ * each batch expects the repository's last event, and at the end the
+ * repository's event count must be what was read back plus what this call
+ * appended. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +27,7 @@
 #include <es/atproto.h>
 #include <es/atproto_resync.h>
 #include <es/cid.h>
+#include <es/inspect.h>
 #include <es/read.h>
 
 #include "atp_internal.h"
@@ -38,6 +51,7 @@ void es_atp_resync_options_init(es_atp_resync_options *o)
     o->batch_max = ES_BATCH_MAX;
     o->max_depth = MAX_DEPTH_DEFAULT;
     o->max_bytes = MAX_BYTES_DEFAULT;
+    o->atomic_batches = false;
 }
 
 /* One record the store holds (after the fold), or one record event (before). */
@@ -66,12 +80,16 @@ typedef struct resync {
     size_t count, cap, next;
     uint64_t last_seq; /* the repository's last event (any entity): the expectation */
     uint64_t read_seq; /* ... as read back: part of the events' ids */
+    uint64_t read_events; /* the repository's events read back (any entity, any kind) */
+    uint64_t appended;    /* events this call appended (or found appended under its ids) */
     /* the batch being built, and its counts until it is stored */
     es_arena *batch_arena, *scratch;
     es_event_spec *events;
     size_t n;
     uint64_t pending[3]; /* created, updated, deleted */
-    es_status failed;    /* why the walk stopped */
+    es_status failed;    /* why the walk stopped ... */
+    int failed_code;     /* ... with the server's err_code */
+    char failed_text[512]; /* ... and the text, which the walk's own error replaces */
 } resync;
 
 enum { CREATED, UPDATED, DELETED };
@@ -168,6 +186,7 @@ static es_status on_stored(const es_event *ev, void *closure)
 {
     resync *x = closure;
     x->last_seq = es_event_seq(ev);
+    x->read_events++;
     const char *type = es_event_entity_type(ev), *action = es_event_event_type(ev);
     const char *rkey = es_event_meta(ev, "rkey"), *cid = es_event_meta(ev, "cid");
     bool deleted = strcmp(action, "delete") == 0;
@@ -229,20 +248,52 @@ static es_status read_stored(resync *x)
 
 /* ---- the events ------------------------------------------------------------------ */
 
+/* The expectation a batch's first event carries: the repository's last
+ * event is the one this call knows of (none: ES_EXPECT_NEW). */
+static void expect_last(resync *x, es_event_spec *first)
+{
+    first->expect = x->last_seq ? ES_EXPECT_SEQ : ES_EXPECT_NEW;
+    first->expect_seq = x->last_seq;
+    first->expect_filter = &x->scope;
+}
+
+static es_status append_atomic(resync *x)
+{
+    es_append_result res;
+    es_status s = es_append_batch(x->store, x->events, x->n, &res);
+    if (s == ES_OK)
+        x->last_seq = res.last_seq;
+    return s;
+}
+
+/* The batch's first event alone and acknowledged (its expectation holds or
+ * nothing of the batch is sent), the middle ones unacknowledged, the last
+ * acknowledged: the server handles a connection's publishes in order, so
+ * that answer says every event before it was handled (stored, or refused:
+ * check_alone counts), and gives the next batch's expectation. */
+static es_status append_pipelined(resync *x)
+{
+    es_append_result res;
+    es_status s = es_append_batch(x->store, x->events, 1, &res);
+    if (s == ES_OK && x->n > 2)
+        s = es_append_unacked(x->store, x->events + 1, x->n - 2);
+    if (s == ES_OK && x->n > 1)
+        s = es_append_batch(x->store, x->events + x->n - 1, 1, &res);
+    if (s == ES_OK)
+        x->last_seq = res.last_seq;
+    return s;
+}
+
 static es_status flush(resync *x)
 {
     if (x->n == 0)
         return ES_OK;
-    es_event_spec *first = &x->events[0];
-    first->expect = x->last_seq ? ES_EXPECT_SEQ : ES_EXPECT_NEW;
-    first->expect_seq = x->last_seq;
-    first->expect_filter = &x->scope;
-    es_append_result res;
-    es_status s = es_append_batch(x->store, x->events, x->n, &res);
+    expect_last(x, &x->events[0]);
+    es_status s = x->o.atomic_batches ? append_atomic(x) : append_pipelined(x);
     if (s != ES_OK)
         return s;
-    x->last_seq = res.last_seq;
-    x->r->last_seq = res.last_seq;
+    x->appended += x->n;
+    x->r->last_seq = x->last_seq;
     x->r->batches++;
     x->r->created += x->pending[CREATED];
     x->r->updated += x->pending[UPDATED];
@@ -251,6 +302,41 @@ static es_status flush(resync *x)
     x->n = 0;
     es_arena_reset(x->batch_arena);
     return x->o.on_batch ? x->o.on_batch(x->o.closure, x->r) : ES_OK;
+}
+
+static es_status count_events(const es_subject_count *c, void *closure)
+{
+    *(uint64_t *)closure += c->events;
+    return ES_OK;
+}
+
+/* After pipelined publishes: the repository holds what was read back and
+ * what this call appended, nothing else. Each batch's first event checked
+ * that nobody had appended before it; this catches an event stored among a
+ * batch's publishes or after the last, and an unacknowledged event the
+ * server did not store. (Atomic batches need no check: each is all or
+ * nothing behind its expectation.) */
+static es_status check_alone(resync *x)
+{
+    if (x->o.atomic_batches || x->appended == 0)
+        return ES_OK;
+    uint64_t now = 0, expected = x->read_events + x->appended;
+    es_status s = es_store_subject_counts(x->store, &x->scope, count_events, &now, NULL);
+    if (s != ES_OK || now == expected)
+        return s;
+    int len = (int)(x->did_len > 256 ? 256 : x->did_len);
+    if (now > expected)
+        return es_error(ES_ERR_CONFLICT,
+                        "resync of %.*s: the repository has %" PRIu64 " events, %" PRIu64
+                        " expected (%" PRIu64 " read back, %" PRIu64
+                        " appended): another writer appended meanwhile",
+                        len, x->did, now, expected, x->read_events, x->appended);
+    return es_error(ES_ERR_SERVER,
+                    "resync of %.*s: the repository has %" PRIu64 " events, %" PRIu64
+                    " expected (%" PRIu64 " read back, %" PRIu64
+                    " appended): the server did not store some (a limit, a permission?) or "
+                    "they were removed meanwhile",
+                    len, x->did, now, expected, x->read_events, x->appended);
 }
 
 /* The metadata of a resync event: the record's, the commit's (as a live op
@@ -387,6 +473,10 @@ static int on_record(const es_atp_record *rec, void *user)
 {
     resync *x = user;
     x->failed = take_record(x, rec);
+    if (x->failed != ES_OK) {
+        x->failed_code = es_last_error_code();
+        snprintf(x->failed_text, sizeof x->failed_text, "%s", es_last_error());
+    }
     return x->failed != ES_OK;
 }
 
@@ -399,8 +489,8 @@ static es_status walk(resync *x, const es_car *car)
     x->failed = ES_OK;
     s = es_atp_walk_repo(car, a, NULL, on_record, x);
     es_arena_destroy(a);
-    if (s == ES_ERR_ABORTED)
-        s = x->failed;
+    if (s == ES_ERR_ABORTED) /* the callback's failure, with its own text */
+        s = es_error_code(x->failed, x->failed_code, "%s", x->failed_text);
     if (s == ES_OK)
         s = delete_before(x, NULL, 0);
     return s == ES_OK ? flush(x) : s;
@@ -475,6 +565,8 @@ es_status es_atp_resync_apply(es_store *store, const es_car *car, const es_atp_r
         fold(&x);
         s = walk(&x, car);
     }
+    if (s == ES_OK)
+        s = check_alone(&x);
     close_resync(&x);
     return s;
 }

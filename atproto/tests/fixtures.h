@@ -97,4 +97,38 @@ static inline bool fixture_field(const char *text, const char *label, char *out,
     return true;
 }
 
+/* The corpus's real repository CAR (firehose-corpus/repo.car), its records
+ * (car_expected_records.tsv, NUL-terminated) and its commit's DID and rev
+ * (car_expected_commit.txt), as indigo's tools listed them. */
+typedef struct corpus_repo {
+    unsigned char *car, *tsv;
+    size_t car_len, tsv_len;
+    char did[128], rev[32];
+} corpus_repo;
+
+static inline void corpus_repo_free(corpus_repo *r)
+{
+    free(r->car);
+    free(r->tsv);
+    r->car = r->tsv = NULL;
+}
+
+/* Loads it; false, holding nothing, when a file is absent (fixture_path
+ * said so) or the commit text lacks its fields. */
+static inline bool corpus_repo_load(corpus_repo *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t commit_len;
+    r->car = fixture_load("firehose-corpus/repo.car", &r->car_len);
+    r->tsv = fixture_load("firehose-corpus/car_expected_records.tsv", &r->tsv_len);
+    unsigned char *commit = fixture_load("firehose-corpus/car_expected_commit.txt", &commit_len);
+    bool ok = r->car != NULL && r->tsv != NULL && commit != NULL &&
+              fixture_field((char *)commit, "DID: ", r->did, sizeof r->did) &&
+              fixture_field((char *)commit, "Revision: ", r->rev, sizeof r->rev);
+    free(commit);
+    if (!ok)
+        corpus_repo_free(r);
+    return ok;
+}
+
 #endif

@@ -72,4 +72,29 @@ static inline void record_fold_read(es_store *store, const char *did, record_fol
     assert_int_equal(es_evolve(store, &flt, NULL, record_fold_event, rf, NULL), ES_OK);
 }
 
+/* The folded set equals `tsv` ("collection/rkey<TAB>cid" lines, as
+ * car_expected_records.tsv), line for line, in any order. */
+static inline void record_fold_assert_tsv(const record_fold *rf, const char *tsv)
+{
+    size_t lines = 0;
+    for (const char *line = tsv; *line;) {
+        size_t n = strcspn(line, "\n");
+        if (n > 0) {
+            const char *tab = memchr(line, '\t', n);
+            assert_non_null(tab);
+            size_t klen = (size_t)(tab - line), i = 0;
+            while (i < rf->count &&
+                   !(strlen(rf->keys[i]) == klen && memcmp(rf->keys[i], line, klen) == 0))
+                i++;
+            if (i == rf->count)
+                fail_msg("record %.*s is not stored", (int)klen, line);
+            assert_int_equal(strlen(rf->cids[i]), n - klen - 1);
+            assert_memory_equal(rf->cids[i], tab + 1, n - klen - 1);
+            lines++;
+        }
+        line += n + (line[n] == '\n');
+    }
+    assert_int_equal(lines, rf->count);
+}
+
 #endif

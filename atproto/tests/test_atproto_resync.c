@@ -3,8 +3,10 @@
  * car_expected_records.tsv): a backfill stores exactly its records; a second
  * run stores nothing; a store that drifted (a record deleted, one changed,
  * one extra) is repaired by exactly three events; an interrupted run resumes
- * without storing anything twice; another writer meanwhile is a conflict;
- * a CAR of another DID and bad arguments store nothing. */
+ * without storing anything twice; another writer meanwhile is a conflict,
+ * also after the last batch of pipelined publishes (the final count);
+ * atomic batches (the option) store the same; a CAR of another DID and bad
+ * arguments store nothing. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,11 +27,9 @@
 
 typedef struct fixture {
     live_store ls;
-    unsigned char *car_bytes, *tsv;
-    size_t car_len, tsv_len;
+    corpus_repo r; /* repo.car, its records, DID and rev */
     es_arena *arena;
     es_car car;
-    char did[128], rev[32];
 } fixture;
 
 
@@ -38,28 +38,20 @@ static int setup(void **state)
 {
     static fixture f;
     memset(&f, 0, sizeof f);
-    size_t commit_len;
-    f.car_bytes = fixture_load("firehose-corpus/repo.car", &f.car_len);
-    f.tsv = fixture_load("firehose-corpus/car_expected_records.tsv", &f.tsv_len);
-    unsigned char *commit = fixture_load("firehose-corpus/car_expected_commit.txt", &commit_len);
-    if (f.car_bytes == NULL || f.tsv == NULL || commit == NULL) {
-        free(f.car_bytes), free(f.tsv), free(commit);
+    if (!corpus_repo_load(&f.r)) {
         *state = NULL;
         return 0;
     }
-    assert_true(fixture_field((char *)commit, "DID: ", f.did, sizeof f.did));
-    assert_true(fixture_field((char *)commit, "Revision: ", f.rev, sizeof f.rev));
-    free(commit);
     int live = live_store_create(&f.ls, "resync");
     assert_int_not_equal(live, -1);
     if (live == 0) {
         printf("SKIP: NATS_URL is not set; the resync tests need a live server\n");
-        free(f.car_bytes), free(f.tsv);
+        corpus_repo_free(&f.r);
         *state = NULL;
         return 0;
     }
     assert_int_equal(es_arena_create(0, &f.arena), ES_OK);
-    assert_int_equal(es_car_parse(f.car_bytes, f.car_len, NULL, f.arena, &f.car), ES_OK);
+    assert_int_equal(es_car_parse(f.r.car, f.r.car_len, NULL, f.arena, &f.car), ES_OK);
     *state = &f;
     return 0;
 }
@@ -71,8 +63,7 @@ static int teardown(void **state)
         return 0;
     live_store_destroy(&f->ls);
     es_arena_destroy(f->arena);
-    free(f->car_bytes);
-    free(f->tsv);
+    corpus_repo_free(&f->r);
     return 0;
 }
 
@@ -90,36 +81,19 @@ static fixture *fresh(void **state)
 
 static void stored_set(fixture *f, record_fold *rs)
 {
-    record_fold_read(f->ls.store, f->did, rs);
+    record_fold_read(f->ls.store, f->r.did, rs);
 }
 
 /* The store's set equals the TSV, line for line (any order). */
 static void assert_equals_tsv(fixture *f, const record_fold *rs)
 {
-    size_t lines = 0;
-    for (const char *line = (const char *)f->tsv; *line;) {
-        size_t n = strcspn(line, "\n");
-        if (n > 0) {
-            const char *tab = memchr(line, '\t', n);
-            assert_non_null(tab);
-            size_t klen = (size_t)(tab - line), i = 0;
-            while (i < rs->count &&
-                   !(strlen(rs->keys[i]) == klen && memcmp(rs->keys[i], line, klen) == 0))
-                i++;
-            assert_true(i < rs->count);
-            assert_int_equal(strlen(rs->cids[i]), n - klen - 1);
-            assert_memory_equal(rs->cids[i], tab + 1, n - klen - 1);
-            lines++;
-        }
-        line += n + (line[n] == '\n');
-    }
-    assert_int_equal(lines, rs->count);
+    record_fold_assert_tsv(rs, (const char *)f->r.tsv);
 }
 
 static size_t tsv_lines(const fixture *f)
 {
     size_t n = 0;
-    for (const char *p = (const char *)f->tsv; *p; p++)
+    for (const char *p = (const char *)f->r.tsv; *p; p++)
         n += *p == '\n';
     return n;
 }
@@ -129,7 +103,7 @@ static es_status apply(fixture *f, size_t batch_max, es_atp_resync_batch_fn fn, 
 {
     es_atp_resync_options o;
     es_atp_resync_options_init(&o);
-    o.did = f->did;
+    o.did = f->r.did;
     if (batch_max)
         o.batch_max = batch_max;
     o.on_batch = fn;
@@ -147,13 +121,13 @@ static void backfill_stores_exactly_the_records(void **state)
     assert_int_equal(r.created, n);
     assert_int_equal(r.updated + r.deleted + r.unchanged + r.stored_events, 0);
     assert_int_equal(r.batches, 1);
-    assert_string_equal(r.rev, f->rev);
+    assert_string_equal(r.rev, f->r.rev);
     static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
     assert_int_equal(rs.events, n);
     assert_int_equal(rs.not_live, n); /* every resync event says it is not live */
-    assert_string_equal(rs.rev, f->rev);
+    assert_string_equal(rs.rev, f->r.rev);
 
     /* the same repository again: nothing to do */
     assert_int_equal(apply(f, 0, NULL, NULL, &r), ES_OK);
@@ -171,7 +145,7 @@ static void append_record_event(fixture *f, const char *type, const char *action
     es_event_spec e;
     es_event_spec_init(&e);
     e.entity_type = type;
-    e.entity_id = f->did;
+    e.entity_id = f->r.did;
     e.event_type = action;
     es_meta m[2] = {{"rkey", rkey}, {"cid", cid}};
     e.meta = m;
@@ -232,31 +206,79 @@ static void interrupted_run_resumes_without_repeating(void **state)
 
 typedef struct intruder {
     fixture *f;
+    uint64_t at_batch; /* after which batch it appends */
 } intruder;
 
-/* After the first batch, another writer appends to the repository. */
+/* After a batch, another writer appends to the repository. */
 static es_status intrude(void *closure, const es_atp_resync_result *so_far)
 {
     intruder *in = closure;
-    if (so_far->batches == 1)
+    if (so_far->batches == in->at_batch)
         append_record_event(in->f, "app_bsky_feed_post", "create", "3yyyyyyyyyyyy",
                             "bafyreia3zwwmogntyn7zhsr6kyzvelma2l77axbldfja6jwcqbjq5e5tj4");
     return ES_OK;
 }
 
-static void another_writer_meanwhile_is_a_conflict(void **state)
+/* Another writer appends after batch `at_batch` (of 5 events): the call
+ * stops with ES_ERR_CONFLICT (the text says `why`) after that batch; made
+ * again, it reads the intruder's record back and deletes it. */
+static void intruded_then_mended(fixture *f, uint64_t at_batch, const char *why)
 {
-    fixture *f = fresh(state);
+    size_t n = tsv_lines(f);
     es_atp_resync_result r;
-    intruder in = {f};
+    intruder in = {f, at_batch};
     assert_int_equal(apply(f, 5, intrude, &in, &r), ES_ERR_CONFLICT);
-    assert_int_equal(r.batches, 1);
-    /* made again, it takes the intruder's record into account */
+    if (strstr(es_last_error(), why) == NULL)
+        fail_msg("the conflict says: %s", es_last_error());
+    assert_int_equal(r.batches, at_batch);
+    assert_int_equal(r.created, 5 * at_batch < n ? 5 * at_batch : n);
     assert_int_equal(apply(f, 5, NULL, NULL, &r), ES_OK);
+    assert_int_equal(r.updated, 0);
     assert_int_equal(r.deleted, 1);
     static record_fold rs;
     stored_set(f, &rs);
     assert_equals_tsv(f, &rs);
+}
+
+/* Between two batches: the next batch's expectation refuses it. */
+static void another_writer_meanwhile_is_a_conflict(void **state)
+{
+    intruded_then_mended(fresh(state), 1, "wrong last sequence");
+}
+
+/* After the last batch no batch follows to carry an expectation: only the
+ * final count (the repository's events = those read back + those appended)
+ * can see the other writer's event. */
+static void another_writer_after_the_last_batch_is_a_conflict(void **state)
+{
+    fixture *f = fresh(state);
+    intruded_then_mended(f, (tsv_lines(f) + 4) / 5, "another writer appended meanwhile");
+}
+
+/* The option: each batch one atomic batch; the same events in the end. */
+static void atomic_batches_store_the_same(void **state)
+{
+    fixture *f = fresh(state);
+    size_t n = tsv_lines(f);
+    es_atp_resync_options o;
+    es_atp_resync_options_init(&o);
+    assert_false(o.atomic_batches); /* pipelined publishes by default */
+    o.did = f->r.did;
+    o.batch_max = 5;
+    o.atomic_batches = true;
+    es_atp_resync_result r;
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, &r), ES_OK);
+    assert_int_equal(r.created, n);
+    assert_int_equal(r.batches, (n + 4) / 5);
+    static record_fold rs;
+    stored_set(f, &rs);
+    assert_equals_tsv(f, &rs);
+    assert_int_equal(rs.events, n);
+    assert_int_equal(rs.not_live, n);
+    /* and again: nothing to do */
+    assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, &r), ES_OK);
+    assert_int_equal(r.unchanged, n);
+    assert_int_equal(r.batches, 0);
 }
 
 static void another_did_stores_nothing(void **state)
@@ -279,7 +301,7 @@ static void bounds_and_arguments(void **state)
     fixture *f = fresh(state);
     es_atp_resync_options o;
     es_atp_resync_options_init(&o);
-    o.did = f->did;
+    o.did = f->r.did;
     assert_int_equal(es_atp_resync_apply(NULL, &f->car, &o, NULL), ES_ERR_INVALID);
     assert_int_equal(es_atp_resync_apply(f->ls.store, NULL, &o, NULL), ES_ERR_INVALID);
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, NULL, NULL), ES_ERR_INVALID);
@@ -289,7 +311,7 @@ static void bounds_and_arguments(void **state)
     o.did = "not-a-did";
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_ERR_INVALID);
     /* more stored record events than max_events */
-    o.did = f->did;
+    o.did = f->r.did;
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_OK);
     o.max_events = 3;
     assert_int_equal(es_atp_resync_apply(f->ls.store, &f->car, &o, NULL), ES_ERR_LIMIT);
@@ -302,6 +324,8 @@ int main(void)
         cmocka_unit_test(drifted_store_is_repaired),
         cmocka_unit_test(interrupted_run_resumes_without_repeating),
         cmocka_unit_test(another_writer_meanwhile_is_a_conflict),
+        cmocka_unit_test(another_writer_after_the_last_batch_is_a_conflict),
+        cmocka_unit_test(atomic_batches_store_the_same),
         cmocka_unit_test(another_did_stores_nothing),
         cmocka_unit_test(bounds_and_arguments),
     };

@@ -609,6 +609,31 @@ es_status es_append_batch_try_async(es_store *store, const es_event_spec *events
     return append_async(store, events, n, false, cb, closure);
 }
 
+/* ---- unacknowledged ---------------------------------------------------- */
+
+es_status es_append_unacked(es_store *store, const es_event_spec *events, size_t n)
+{
+    es_status s = check_batch(store, events, n);
+    for (size_t i = 0; s == ES_OK && i < n; i++)
+        if (events[i].expect != ES_EXPECT_ANY) /* nobody would hear that it failed */
+            s = es_error(ES_ERR_INVALID, "event %zu: an unacknowledged append takes no "
+                                         "expectation",
+                         i);
+    if (s != ES_OK)
+        return s;
+    const esi_conn *conn = esi_js_conn(store->js);
+    es_sealed sealed = ES_SEALED_INIT;
+    for (size_t i = 0; s == ES_OK && i < n; i++) {
+        natsMsg *m = NULL;
+        s = build_msg(store, &events[i], NULL, &sealed, &m);
+        if (s == ES_OK)
+            s = conn->ops->publish(conn->ctx, m);
+        esi_msg_destroy(m);
+    }
+    es_sealed_free(&sealed);
+    return s;
+}
+
 es_status es_append_flush(es_store *store, int64_t timeout_ms)
 {
     if (store == NULL)

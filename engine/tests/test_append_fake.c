@@ -64,6 +64,48 @@ static void appends_events_and_batches(void **state)
     fake_store_close(&e);
 }
 
+/* Unacknowledged: stored in order, no answer asked for (no reply subject);
+ * an acknowledged append after them lands after them; an expectation, an
+ * empty or oversized batch is refused before anything is sent. */
+static void unacked_events_are_stored_in_order(void **state)
+{
+    (void)state;
+    fake_store e;
+    open_store(&e, 2000);
+    es_event_spec batch[3] = {fake_order_event("1", "created", "u-1"),
+                              fake_order_event("2", "created", "u-2"),
+                              fake_order_event("1", "paid", NULL)};
+    assert_int_equal(es_append_unacked(e.st, batch, 3), ES_OK);
+    es_event_spec last = fake_order_event("2", "paid", NULL);
+    es_append_result r;
+    assert_int_equal(es_append(e.st, &last, &r), ES_OK);
+    assert_int_equal(r.last_seq, 4); /* after the three */
+    const char *subjects[] = {"$ES.shop.order.1.created", "$ES.shop.order.2.created",
+                              "$ES.shop.order.1.paid"};
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        natsMsg *m = fake_js_stored_msg(e.fj, seq);
+        assert_non_null(m);
+        assert_string_equal(esi_msg_subject(m), subjects[seq - 1]);
+        assert_null(esi_msg_reply(m)); /* nobody asked for an answer */
+        esi_msg_destroy(m);
+    }
+    /* an id stored before is dropped silently */
+    assert_int_equal(es_append_unacked(e.st, batch, 1), ES_OK);
+    assert_int_equal(es_append(e.st, &last, &r), ES_OK);
+    assert_int_equal(r.last_seq, 5);
+    assert_int_equal(fake_js_stats_now(e.fj).stored, 5);
+
+    size_t sent = fake_conn_stats_now(e.f).published;
+    es_event_spec expecting = fake_order_event("3", "created", NULL);
+    expecting.expect = ES_EXPECT_NEW;
+    assert_int_equal(es_append_unacked(e.st, &expecting, 1), ES_ERR_INVALID);
+    assert_int_equal(es_append_unacked(e.st, batch, 0), ES_ERR_INVALID);
+    assert_int_equal(es_append_unacked(e.st, batch, ES_BATCH_MAX + 1), ES_ERR_TOO_LARGE);
+    assert_int_equal(es_append_unacked(NULL, batch, 1), ES_ERR_INVALID);
+    assert_int_equal(fake_conn_stats_now(e.f).published, sent);
+    fake_store_close(&e);
+}
+
 static void retried_event_is_a_duplicate(void **state)
 {
     (void)state;
@@ -283,6 +325,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(appends_events_and_batches),
+        cmocka_unit_test(unacked_events_are_stored_in_order),
         cmocka_unit_test(retried_event_is_a_duplicate),
         cmocka_unit_test(retried_batch_is_found_by_its_ids),
         cmocka_unit_test(partly_stored_batch_is_refused),

@@ -190,6 +190,7 @@ static outcome verify_and_apply(backfill *bf, item *it, const uint8_t *buf, size
     es_atp_repo_verify_options_init(&vo);
     vo.did = it->did;
     vo.identity = bf->o.identity;
+    vo.skip_signature = bf->o.skip_signature;
     es_atp_commit_info info;
     es_atp_repo_verdict verdict;
     if (s == ES_OK &&
@@ -207,6 +208,7 @@ static outcome verify_and_apply(backfill *bf, item *it, const uint8_t *buf, size
     ro.did = it->did;
     ro.did_len = it->did_len;
     ro.batch_max = bf->o.batch_max;
+    ro.atomic_batches = bf->o.atomic_batches;
     ro.on_batch = on_batch;
     ro.closure = bf;
     es_atp_resync_result rr = {0};

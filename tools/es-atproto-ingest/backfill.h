@@ -35,7 +35,12 @@ typedef struct backfill_options {
     int64_t retry_min_ms;       /* first retry delay [60,000] ... */
     int64_t retry_max_ms;       /* ... doubling up to [3,600,000] */
     unsigned max_attempts;      /* per DID in this run, 0: no limit [0] */
-    size_t batch_max;           /* events per atomic batch of a resync [ES_BATCH_MAX] */
+    size_t batch_max;           /* events per batch of a resync [ES_BATCH_MAX] */
+    bool atomic_batches;        /* a resync's batches as atomic batches (es_atp_resync_options) */
+    /* TESTS ONLY (the real repo.car, whose author's DID document is not in
+     * the corpus): the commit's signature is not checked; every block hash,
+     * the MST and the commit's other fields still are. */
+    bool skip_signature;
     /* TESTS ONLY: the process exits (code 99, nothing flushed: a kill -9)
      * once this many batches are stored; 0: never. */
     uint64_t exit_after_batches;

@@ -338,6 +338,12 @@ void resyncs_get_stats(resyncs *rs, resyncs_stats *out)
 
 /* ---- the handle ---------------------------------------------------------------------------- */
 
+static bool env_is_1(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
 es_status resyncs_open(const ingest_config *c, es_store *store, es_atp_identity *identity,
                        chain *ch, resyncs **out)
 {
@@ -353,8 +359,7 @@ es_status resyncs_open(const ingest_config *c, es_store *store, es_atp_identity 
     o.store = store;
     o.identity = identity;
     o.xrpc.timeout_ms = c->repo_fetch_timeout_ms;
-    const char *insecure = getenv(INGEST_TEST_INSECURE_ENV);
-    o.xrpc.allow_insecure = insecure != NULL && strcmp(insecure, "1") == 0;
+    o.xrpc.allow_insecure = env_is_1(INGEST_TEST_INSECURE_ENV);
     o.parallelism = c->backfill_parallelism;
     o.retry_min_ms = c->backfill_retry_min_ms;
     o.retry_max_ms = c->backfill_retry_max_ms;
@@ -364,6 +369,14 @@ es_status resyncs_open(const ingest_config *c, es_store *store, es_atp_identity 
     const char *crash = getenv("ES_INGEST_TEST_EXIT_AFTER_BATCHES");
     o.batch_max = batch ? (size_t)strtoull(batch, NULL, 10) : 0;
     o.exit_after_batches = crash ? strtoull(crash, NULL, 10) : 0;
+    /* bench_backfill's comparison: the former atomic batches */
+    o.atomic_batches = env_is_1("ES_INGEST_TEST_RESYNC_ATOMIC");
+    /* the real repo.car's test: its author's DID document is unknown */
+    if ((o.skip_signature = env_is_1("ES_INGEST_TEST_SKIP_REPO_SIGNATURE")))
+        ingest_log_msg(LOG_WARN,
+                       "ES_INGEST_TEST_SKIP_REPO_SIGNATURE: the commit signatures of fetched "
+                       "repositories are NOT checked (tests only)",
+                       NULL);
     rs->max_waiting = o.max_queued;
     hold_options ho;
     hold_options_init(&ho);

@@ -17,23 +17,42 @@
  *
  * What the store holds is read back from the repository's own events (every
  * entity whose id is the DID, folded in stream order), not from a cache:
- * the events are the truth. Events are appended in atomic batches of at
- * most o.batch_max (ES_BATCH_MAX) in key order, each marked not live
- * (metadata live=false) and carrying the fetched commit's rev, CID, data
- * root and signature (the audit metadata of docs/atproto.md). Their ids are
+ * the events are the truth. Events are appended in key order, in batches of
+ * at most o.batch_max (ES_BATCH_MAX), each marked not live (metadata
+ * live=false) and carrying the fetched commit's rev, CID, data root and
+ * signature (the audit metadata of docs/atproto.md). Their ids are
  * "<did>/<rev>/<collection>/<rkey>@<seq>", seq the repository's last stored
  * event when the call read it back: the same difference from the same
  * stored state has the same ids (two racing resyncs store it once), a later
  * one never collides with it.
  *
+ * How a batch is stored. By default its first event is appended alone,
+ * expecting the repository's last event (all its entities) to be the one
+ * the call knows of, and the others as plain publishes pipelined together
+ * (es_append_batch_async): a batch may be stored in part when the call
+ * fails. With o.atomic_batches, each batch is one atomic batch (all or
+ * nothing), carrying the same expectation; that is several times slower on
+ * a file store (nats-server stages and syncs each atomic batch on disk) and
+ * buys nothing a resync needs, as the next paragraph says.
+ *
  * Interrupted (a crash, a failed append, o.on_batch stopping it), the call
  * can simply be made again, with this CAR or a newer one: it reads back
- * what is stored, so the batches already in are not repeated and only the
- * remaining difference is appended. Every batch carries an expectation on
- * the repository's last event (all its entities): a writer that adds to the
- * repository meanwhile makes the next batch fail with ES_ERR_CONFLICT, and
- * the call is then made again. The caller holds live commits of the
- * repository until it returns (docs/atproto.md says why and how).
+ * what is stored, whatever subset of the events got in, so nothing already
+ * in is repeated and only the remaining difference is appended.
+ *
+ * Another writer. A writer that adds an event to the repository while the
+ * call runs makes it fail with ES_ERR_CONFLICT, and the call is then made
+ * again (it reads that event back): before a batch, through the first
+ * event's expectation; and, with pipelined publishes, at the end, when the
+ * repository's event count (es_store_subject_counts) is not the count read
+ * back plus the events this call appended (or found appended by a racing
+ * resync under the same ids): an event of anyone else's stored among or
+ * after the publishes. On ES_OK, therefore, the repository holds exactly
+ * the events read back and this call's, and its record set equals the
+ * CAR's. (Events removed meanwhile by the stream's limits or a shred also
+ * make the counts differ: ES_ERR_CONFLICT, and the next call reads back.)
+ * The caller holds live commits of the repository until it returns
+ * (docs/atproto.md says why and how).
  *
  * The CAR must have been verified whole by the caller (signature, canonical
  * MST); this call checks again what it relies on: the commit's DID is
@@ -62,13 +81,13 @@ typedef struct es_atp_resync_result {
     uint64_t records;       /* records in the CAR */
     uint64_t stored_events; /* the repository's record events read back */
     uint64_t created, updated, deleted, unchanged;
-    uint64_t batches;  /* atomic batches appended by this call */
+    uint64_t batches;  /* batches (of at most batch_max events) stored whole by this call */
     uint64_t last_seq; /* stream sequence of the last event appended (0: none) */
 } es_atp_resync_result;
 
-/* Called after each batch is stored, with the counts so far; anything but
- * ES_OK stops the call, which returns that status (progress reports; the
- * tests' interruptions). */
+/* Called after each batch is stored (every event acknowledged), with the
+ * counts so far; anything but ES_OK stops the call, which returns that
+ * status (progress reports; the tests' interruptions). */
 typedef es_status (*es_atp_resync_batch_fn)(void *closure, const es_atp_resync_result *so_far);
 
 typedef struct es_atp_resync_options {
@@ -77,7 +96,10 @@ typedef struct es_atp_resync_options {
     /* Record events of the repository read back, at most [4,000,000]:
      * ES_ERR_LIMIT beyond (each costs ~100 bytes while the call runs). */
     size_t max_events;
-    size_t batch_max;  /* events per atomic batch [ES_BATCH_MAX] */
+    size_t batch_max;  /* events per batch [ES_BATCH_MAX] */
+    /* Each batch as one atomic batch (all or nothing) instead of pipelined
+     * plain publishes [false]. Slower; for comparisons and tests. */
+    bool atomic_batches;
     size_t max_depth;  /* DAG-CBOR nesting of records [64, as es_atp_limits] */
     size_t max_bytes;  /* bytes of the repository's events' keys and CIDs held [512 MiB] */
     int64_t time_ns;   /* the events' Rita-Time; 0: now */

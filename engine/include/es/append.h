@@ -94,6 +94,27 @@ ES_API es_status es_append_batch_async(es_store *store, const es_event_spec *eve
 ES_API es_status es_append_batch_try_async(es_store *store, const es_event_spec *events, size_t n,
                                            es_append_cb cb, void *closure);
 
+/* Sends `n` (1..ES_BATCH_MAX) events as plain publishes that ask for no
+ * acknowledgement: the cheapest way to load many events (neither the server
+ * nor the client handles an answer per event), and the least certain, as
+ * nothing says whether the server stored them. A refusal (a stream limit, a
+ * permission, an invalid message) is silent, and so is an event id already
+ * stored (a duplicate is dropped). What the caller can rely on: the server
+ * handles one connection's publishes to the stream in the order sent, so
+ * once a LATER acknowledged append of this handle (es_append,
+ * es_append_batch, an asynchronous append's callback) is acknowledged,
+ * every event sent before it has been handled: stored or dropped. Check
+ * what got in then (es_store_subject_counts, or reading back). There is no
+ * backpressure either: nats-server queues a stream's incoming messages up
+ * to a cap (10,000 or 100,000 messages by version, and 128 MB) and drops
+ * past it, so wait for an acknowledged append after each call or so: at
+ * most ES_BATCH_MAX unacknowledged events in flight. Invalid input is
+ * refused before anything is sent, as for es_append_batch; an
+ * expectation (anything but ES_EXPECT_ANY) is ES_ERR_INVALID, since nobody
+ * would hear that it failed. ES_OK means sent (buffered for the socket),
+ * not stored. Thread-safe. */
+ES_API es_status es_append_unacked(es_store *store, const es_event_spec *events, size_t n);
+
 /* Waits until every asynchronous append (and import, es/import.h) of this
  * handle has completed, its callback included. */
 ES_API es_status es_append_flush(es_store *store, int64_t timeout_ms);

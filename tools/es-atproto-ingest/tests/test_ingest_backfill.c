@@ -19,7 +19,14 @@
  *    es-atproto-gen run, the same seed, fewer frames — a prefix of the
  *    capture), and the live commits that came meanwhile are stored after
  *    the snapshot, in order, when newer; --backfill DID beside a live
- *    source stores the repository's history before any of its live events.
+ *    source stores the repository's history before any of its live events;
+ *  - the real repo.car of ../shared (firehose-corpus) served for the DID of
+ *    its commit stores exactly the records of car_expected_records.tsv. Its
+ *    author's DID document is not in the corpus, so the test's document
+ *    names another account's key: the backfill refuses the CAR (signature)
+ *    until the test hook ES_INGEST_TEST_SKIP_REPO_SIGNATURE=1 turns off that
+ *    one check (every block hash, the MST and the commit's fields are still
+ *    verified). Skipped when ../shared is absent.
  *
  * Binaries from the environment (ES_INGEST_BIN, ES_GEN_BIN), the server at
  * NATS_URL; skipped without them. */
@@ -182,16 +189,23 @@ static int teardown(void **state)
 
 /* ---- running and looking ------------------------------------------------------ */
 
-/* es-atproto-ingest with `args` (and `env` before it) into `store`; its log in <tmp>/<store>.log. */
-static int ingest(const char *env, const char *store, const char *args)
+/* es-atproto-ingest with `args` (and `env` before it) into `store`, the DID
+ * documents of `did_docs`; its log in <tmp>/<store>.log. */
+static int ingest_with(const char *env, const char *did_docs, const char *store, const char *args)
 {
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
              "%s ES_ATPROTO_TEST_INSECURE_IDENTITY=1 '%s' --server '%s' --store '%s' "
              "--did-docs '%s' --offline --exit-at-end --stats-interval 0 %s >>'%s/%s.log' 2>&1",
-             env ? env : "", ingest_bin, server, store, docs, args, tmp, store);
+             env ? env : "", ingest_bin, server, store, did_docs, args, tmp, store);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* ... with the generated repositories' documents. */
+static int ingest(const char *env, const char *store, const char *args)
+{
+    return ingest_with(env, docs, store, args);
 }
 
 /* "--backfill did1,did2,..." of every repository. */
@@ -352,6 +366,70 @@ static void killed_mid_backfill(void **state)
     for (size_t i = 0; i < nrepos; i++) /* no record event twice */
         assert_int_equal(assert_repo_stored(&c, &repos[i]), repos[i].records);
     close_store(&c, store);
+}
+
+/* The real repo.car: a DID document for its author naming the stand-in as
+ * its PDS, with a key that is not the author's (another account's of the
+ * corpus: the real one is unknown offline). */
+static void write_corpus_doc(const char *did, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"%s\": {\"id\": \"%s\", \"verificationMethod\": [{\"id\": \"%s#atproto\", "
+            "\"type\": \"Multikey\", \"controller\": \"%s\", \"publicKeyMultibase\": "
+            "\"zQ3shrc8v5X6ZiANcZxA6JerfT2T4SskeCGxpmtDfMuHF9KRj\"}], \"service\": [{\"id\": "
+            "\"#atproto_pds\", \"type\": \"AtprotoPersonalDataServer\", \"serviceEndpoint\": "
+            "\"http://127.0.0.1:%d\"}]}}\n",
+            did, did, did, did, pds.port);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void real_repo_car(void **state)
+{
+    (void)state;
+    if (nrepos == 0)
+        skip();
+    corpus_repo cr;
+    if (!corpus_repo_load(&cr)) {
+        printf("SKIP: the real repo.car needs ../shared/fixtures/firehose-corpus\n");
+        skip();
+    }
+    repo r = {.car = cr.car, .car_len = cr.car_len};
+    snprintf(r.did, sizeof r.did, "%s", cr.did);
+    snprintf(r.rev, sizeof r.rev, "%s", cr.rev);
+    serve_repo(&r, NULL);
+    char doc[128], store[64], args[256];
+    snprintf(doc, sizeof doc, "%s/corpus-doc.json", tmp);
+    write_corpus_doc(r.did, doc);
+    store_name(store, sizeof store, "car");
+    snprintf(args, sizeof args, "--backfill %s --backfill-attempts 1", r.did);
+
+    /* the signature is checked: with a key that is not the author's, refused */
+    assert_int_equal(ingest_with(NULL, doc, store, args), 6);
+    conn c;
+    open_store(&c, store);
+    es_atp_repo_state st;
+    assert_int_equal(es_atp_repos_get(c.repos, r.did, strlen(r.did), &st), ES_OK);
+    assert_true(st.desynced);
+    assert_string_equal(st.reason, "signature");
+    static record_fold f;
+    record_fold_read(c.store, r.did, &f);
+    assert_int_equal(f.events, 0);
+
+    /* that check alone off: exactly the records of car_expected_records.tsv */
+    assert_int_equal(ingest_with("ES_INGEST_TEST_SKIP_REPO_SIGNATURE=1", doc, store, args), 0);
+    record_fold_read(c.store, r.did, &f);
+    record_fold_assert_tsv(&f, (const char *)cr.tsv);
+    assert_int_equal(f.events, f.count); /* one create each */
+    assert_int_equal(f.not_live, f.events);
+    assert_int_equal(es_atp_repos_get(c.repos, r.did, strlen(r.did), &st), ES_OK);
+    assert_string_equal(st.rev, r.rev);
+    assert_false(st.desynced);
+    close_store(&c, store);
+    printf("  repo.car of %s: %zu records stored, equal to car_expected_records.tsv\n", r.did,
+           f.count);
+    corpus_repo_free(&cr);
 }
 
 /* listRepos in two pages: every repository, and one taken down. */
@@ -945,6 +1023,7 @@ int main(void)
         cmocka_unit_test(listing_beside_a_live_source),
         cmocka_unit_test(require_backfill_holds_unknown_repositories),
         cmocka_unit_test(tracked_only_follows_the_set),
+        cmocka_unit_test(real_repo_car),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     for (size_t i = 0; i < nframes; i++)
