@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "server.h"
 
+#include "metrics.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #define TICK_US          (200 * LWS_US_PER_MS) /* how soon a signal is seen */
 #define SUBSCRIBE_PATH   "/subscribe"
 #define HEALTH_PATH      "/health"
+#define METRICS_PATH     "/metrics"
 #define QUERY_ARG_MAX    4096
 #define HTTP_HEADERS_MAX 32768 /* long query strings (wantedDids) fit */
 
@@ -29,6 +32,8 @@ typedef struct server {
     lws_sorted_usec_list_t tick;
     volatile sig_atomic_t *stop;
     size_t subscribers;
+    /* /metrics: counted on the loop's thread, which also serves them */
+    uint64_t connections, refused, events_sent, bytes_sent, closed_slow, closed_policy;
     /* subscribers being freed off the loop (reap_later) */
     pthread_mutex_t reap_lock;
     pthread_cond_t reaped;
@@ -112,8 +117,53 @@ static int respond(struct lws *wsi, unsigned status, const char *body)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* Prometheus' text format (tools/common/metrics.h's writer). */
+static int respond_metrics(struct lws *wsi)
+{
+    server *srv = server_of(wsi);
+    char health_body[512];
+    bool ok = health_report(srv->health, health_body, sizeof health_body);
+    es_buf b = ES_BUF_INIT;
+    es_prom_one(&b, "es_serve_up", "gauge", "1 when NATS and the store's stream answer (/health).",
+                ok ? 1 : 0);
+    es_prom_one(&b, "es_serve_subscribers", "gauge", "WebSocket subscribers connected now.",
+                (double)srv->subscribers);
+    es_prom_one(&b, "es_serve_connections_total", "counter", "Subscribers accepted.",
+                (double)srv->connections);
+    es_prom_one(&b, "es_serve_refused_total", "counter",
+                "Subscribers refused (--max-subscribers, a bad query, a failed start).",
+                (double)srv->refused);
+    es_prom_one(&b, "es_serve_events_sent_total", "counter", "Events sent to subscribers.",
+                (double)srv->events_sent);
+    es_prom_one(&b, "es_serve_bytes_sent_total", "counter", "Bytes of events sent.",
+                (double)srv->bytes_sent);
+    es_prom_family(&b, "es_serve_closed_total", "counter",
+                   "Subscribers the server closed, by reason.");
+    es_prom_sample(&b, "es_serve_closed_total", "reason", "too_slow", (double)srv->closed_slow);
+    es_prom_sample(&b, "es_serve_closed_total", "reason", "policy", (double)srv->closed_policy);
+    int r = -1;
+    unsigned char head[LWS_PRE + 512], *start = head + LWS_PRE, *p = start,
+                                       *end = head + sizeof head - 1;
+    char *body = malloc(LWS_PRE + b.len + 1);
+    if (body != NULL && b.len > 0) {
+        memcpy(body + LWS_PRE, b.data, b.len);
+        if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK,
+                                        "text/plain; version=0.0.4; charset=utf-8", b.len, &p,
+                                        end) == 0 &&
+            lws_finalize_write_http_header(wsi, start, &p, end) == 0 &&
+            lws_write(wsi, (unsigned char *)body + LWS_PRE, b.len, LWS_WRITE_HTTP_FINAL) ==
+                (int)b.len)
+            r = lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    free(body);
+    es_buf_free(&b);
+    return r;
+}
+
 static int on_http(struct lws *wsi, const char *path)
 {
+    if (strcmp(path, METRICS_PATH) == 0)
+        return respond_metrics(wsi);
     if (strcmp(path, HEALTH_PATH) == 0) {
         char body[512];
         bool ok = health_report(server_of(wsi)->health, body, sizeof body);
@@ -138,7 +188,12 @@ static int filter_connection(struct lws *wsi)
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(uri, SUBSCRIBE_PATH) != 0)
         return -1;
-    return server_of(wsi)->subscribers >= server_of(wsi)->o.max_subscribers ? -1 : 0;
+    server *srv = server_of(wsi);
+    if (srv->subscribers >= srv->o.max_subscribers) {
+        srv->refused++;
+        return -1;
+    }
+    return 0;
 }
 
 /* Ends a subscriber whose connection is refused before it was ever
@@ -149,6 +204,7 @@ static int refuse(struct lws *wsi, session *ss, int code, const char *reason)
     subscriber_destroy(ss->sub);
     ss->sub = NULL;
     server_of(wsi)->subscribers--;
+    server_of(wsi)->refused++;
     return r;
 }
 
@@ -162,6 +218,7 @@ static int on_established(struct lws *wsi, session *ss)
     if (subscriber_create(srv->st, &cfg, &ss->sub) != ES_OK)
         return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
     srv->subscribers++;
+    srv->connections++;
     char arg[QUERY_ARG_MAX];
     for (int i = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
          i++) {
@@ -199,13 +256,23 @@ static int on_writeable(struct lws *wsi, session *ss)
     int code;
     char reason[124];
     sub_msg *m = subscriber_next(ss->sub, &code, reason, sizeof reason);
+    server *srv = server_of(wsi);
+    if (m == NULL && code != 0) {
+        if (strstr(reason, "ConsumerTooSlow") != NULL)
+            srv->closed_slow++;
+        else
+            srv->closed_policy++;
+        return close_with(wsi, code, reason);
+    }
     if (m == NULL)
-        return code != 0 ? close_with(wsi, code, reason) : 0;
+        return 0;
     int n = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
     size_t len = m->len;
     free(m);
     if (n < (int)len)
         return -1;
+    srv->events_sent++;
+    srv->bytes_sent += len;
     lws_callback_on_writable(wsi); /* there may be more */
     return 0;
 }

@@ -691,6 +691,14 @@ static void health_follows_nats(void **state)
     assert_int_equal(ws_open(&one, port, "/subscribe", 0), 101);
     assert_true(ws_open(&two, port, "/subscribe", 0) != 101); /* --max-subscribers 1 */
     ws_close(&two);
+    /* /metrics: Prometheus' text, what happened so far */
+    static char metrics[8192];
+    assert_int_equal(http_get(port, "/metrics", metrics, sizeof metrics), 200);
+    assert_non_null(strstr(metrics, "# TYPE es_serve_subscribers gauge\nes_serve_subscribers 1\n"));
+    assert_non_null(strstr(metrics, "\nes_serve_connections_total 1\n"));
+    assert_non_null(strstr(metrics, "\nes_serve_refused_total 1\n"));
+    assert_non_null(strstr(metrics, "\nes_serve_up 1\n"));
+    assert_non_null(strstr(metrics, "es_serve_closed_total{reason=\"too_slow\"} 0\n"));
     ws_close(&one); /* its watch is torn down while NATS goes away, below */
 
     kill(nats, SIGTERM);
