@@ -699,6 +699,7 @@ void ingester_tick(ingester *g)
     int64_t now = es_cli_monotonic_ms();
     if (g->cfg->stats_interval_ms > 0 && now - g->last_stats_ms >= g->cfg->stats_interval_ms)
         stats_line(g, now);
+    ingest_log_summarize(false);
 }
 
 static void final_report(ingester *g)
@@ -707,6 +708,7 @@ static void final_report(ingester *g)
     es_sink_stats w;
     es_sink_get_stats(g->sink, &w);
     double secs = (double)(es_cli_monotonic_ms() - g->started_ms) / 1000.0;
+    ingest_log_summarize(true);
     uint64_t refused = 0;
     for (int k = 0; k < ES_ATP_ERR_COUNT; k++)
         refused += d->errors[k];
