@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/internal.h"
+#include "transport/conn.h"
 
 #define MAX_SERVERS 32
 
@@ -264,6 +265,8 @@ static es_status build_options(const es_connect_options *o, natsOptions *no)
         ns = natsOptions_SetReconnectWait(no, o->reconnect_wait_ms);
     if (ns == NATS_OK)
         ns = natsOptions_SetReconnectBufSize(no, (int)o->reconnect_buffer_bytes);
+    if (ns == NATS_OK) /* a refused publish known at once (conn.h) */
+        ns = natsOptions_SetErrorHandler(no, esi_nats_async_error, NULL);
     if (ns != NATS_OK)
         return es_error(ES_ERR_INVALID, "connect options: %s", natsStatus_GetText(ns));
     return ES_OK;
