@@ -349,6 +349,14 @@ static void test_occ_and_batches(void **state)
     RUN_IN(&r, occ, "append", name, "--batch", "-");
     assert_fails(&r, 3, NULL);
     run_free(&r);
+    /* the same event id twice: refused before sending (exit 1, not the
+     * server's duplicate refusal, exit 4), nothing appended */
+    const char *twice =
+        "{\"type\":\"account\",\"id\":\"a6\",\"event\":\"Opened\",\"event_id\":\"x1\"}\n"
+        "{\"type\":\"account\",\"id\":\"a7\",\"event\":\"Opened\",\"event_id\":\"x1\"}\n";
+    RUN_IN(&r, twice, "append", name, "--batch", "-");
+    assert_fails(&r, 1, "event id 'x1' is also");
+    run_free(&r);
     RUN(&r, "info", name, "--json");
     assert_ok(&r);
     res = json_loads(r.out, 0, &e);
