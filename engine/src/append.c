@@ -204,6 +204,20 @@ static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, s
     return s;
 }
 
+/* The data was checked against the limit; the message the server counts
+ * holds its headers too (and the envelope's sealed data): an event that
+ * fits only without them is refused here, not by nats.c or the server. */
+static es_status check_wire_size(natsMsg *m, size_t index, size_t limit)
+{
+    size_t size = 0;
+    es_status s = esi_msg_wire_size(m, &size);
+    if (s == ES_OK && size > limit)
+        s = es_error(ES_ERR_TOO_LARGE,
+                     "event %zu: %zu bytes with its headers (%zu of data); the limit is %zu", index,
+                     size, esi_msg_len(m), limit);
+    return s;
+}
+
 /* The messages of one unit: a single event plainly; several as an atomic
  * batch (first with a reply to learn the batch started, last committing). */
 static es_status build_unit(const es_store *st, const es_event_spec *events, size_t n,
@@ -217,11 +231,14 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
         esi_new_id(batch_id);
     es_sealed sealed = ES_SEALED_INIT; /* messages copy their data: one serves the whole unit */
     es_status s = ES_OK;
+    size_t limit = esi_store_max_payload(st);
     for (size_t i = 0; i < n && s == ES_OK; i++) {
         const char *reply = i + 1 == n ? t->reply : i == 0 ? t->first_reply : NULL;
         s = build_msg(st, &events[i], reply, &sealed, &msgs[i]);
         if (s == ES_OK && n > 1)
             s = set_batch_headers(msgs[i], batch_id, i, n);
+        if (s == ES_OK)
+            s = check_wire_size(msgs[i], i, limit);
     }
     es_sealed_free(&sealed);
     if (s != ES_OK) {
