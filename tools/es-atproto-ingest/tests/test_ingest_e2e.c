@@ -1007,6 +1007,36 @@ static void junk_capture_creates_no_store(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* A run that stores nothing (one #info frame) says the cursor is unchanged,
+ * not "cursor saved cursor=0"; a run that stores says saved, with its seq. */
+static void nothing_stored_leaves_the_cursor_unchanged(void **state)
+{
+    (void)state;
+    const char *url = getenv("NATS_URL");
+    char info[300], log[300], name[64];
+    snprintf(log, sizeof log, "%s/unchanged.log", tmp);
+    snprintf(info, sizeof info, "%s/info.bin", tmp);
+    static const char frame[] = "\x22\x00\x00\x00\xa2\x61t\x65#info\x62op\x01"
+                                "\xa1\x64name\x6eOutdatedCursor";
+    FILE *f = fopen(info, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(frame, 1, sizeof frame - 1, f), sizeof frame - 1);
+    fclose(f);
+    store_name(name, sizeof name, "unchanged");
+    char *argv[] = {(char *)ingest_bin, "--server", (char *)url,     "--store", name,
+                    "--from-file",      info,       "--exit-at-end", NULL};
+    expect_exit(spawn(argv, log, NULL), 30, 0, log);
+    if (!log_contains(log, "info cursor unchanged name=atproto-ingest reason=")) {
+        show_log(log);
+        fail_msg("no 'cursor unchanged' line");
+    }
+    assert_false(log_contains(log, "cursor saved"));
+    natsConnection *nc = connect_to(url);
+    es_store *st = NULL;
+    assert_int_equal(es_store_open(nc, name, NULL, &st), ES_OK);
+    store_drop(nc, st, name); /* and the connection */
+}
+
 /* ---- per-repository chain state (chain.c) ----------------------------------------- */
 
 /* Runs the ingester over a capture to its end; it must exit 0. */
@@ -1831,6 +1861,7 @@ int main(void)
         cmocka_unit_test_teardown(real_capture_on_decoding_threads, kill_children),
         cmocka_unit_test_teardown(refused_and_valid_frames_in_order, kill_children),
         cmocka_unit_test_teardown(sigterm_drains_the_decoding_threads, kill_children),
+        cmocka_unit_test_teardown(nothing_stored_leaves_the_cursor_unchanged, kill_children),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)
