@@ -352,6 +352,42 @@ static void test_permission_denied(void **state)
     run_free(&r);
 }
 
+/* A TLS failure names OpenSSL's reason, not "SSL Error": a self-signed
+ * certificate not trusted, then trusted but issued for another name. */
+static void test_tls_failures_say_why(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/es-tool-tls-XXXXXX", cmd[512], top[512], cert[128], key[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0) {
+        print_message("no openssl command to make a test certificate: skipped\n");
+        skip();
+    }
+    snprintf(top, sizeof top, "tls { cert_file: \"%s\", key_file: \"%s\" }", cert, key);
+    if (!server_start_with(NULL, top))
+        skip();
+    char url[96];
+    snprintf(url, sizeof url, "tls://%s", server.url + 7);
+    run_result r;
+    RUN(&r, "stores", "-s", url, "--timeout", "2s");
+    assert_fails(&r, 4, "TLS: ");
+    assert_non_null(strstr(r.err, "self-signed certificate"));
+    run_free(&r);
+    RUN(&r, "stores", "-s", url, "--tlsca", cert, "--timeout", "2s");
+    assert_fails(&r, 4, "TLS: ");
+    assert_non_null(strstr(r.err, "mismatch"));
+    run_free(&r);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* --js-domain, and the context's jetstream_domain, reach a store behind a
  * JetStream domain; a wrong domain does not. */
 static void test_js_domain(void **state)
@@ -484,6 +520,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_nats_timeout, contexts_setup, contexts_teardown),
         cmocka_unit_test_setup_teardown(test_js_domain, contexts_setup, server_teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied, contexts_setup, server_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_failures_say_why, contexts_setup, server_teardown),
         cmocka_unit_test_setup_teardown(test_follow_outage, contexts_setup, server_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
