@@ -698,6 +698,7 @@ void ingester_tick(ingester *g)
 {
     offer_ready(g, 0);
     es_sink_poll(g->sink);
+    ingest_log_summarize(false); /* the lines of frames not logged, once a while */
     if (g->rs != NULL)
         resyncs_tick(g->rs, release_frame, g);
     uint64_t watermark, limit;
@@ -714,7 +715,6 @@ void ingester_tick(ingester *g)
     int64_t now = es_cli_monotonic_ms();
     if (g->cfg->stats_interval_ms > 0 && now - g->last_stats_ms >= g->cfg->stats_interval_ms)
         stats_line(g, now);
-    ingest_log_summarize(false);
 }
 
 static void final_report(ingester *g)
