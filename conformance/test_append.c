@@ -312,6 +312,11 @@ static void oversized_payloads_are_refused(void **state)
     e.data = big;
     e.data_len = 4096;
     assert_int_equal(es_append(small, &e, NULL), ES_ERR_TOO_LARGE);
+    /* exactly the limit of data: its headers make it larger, refused by
+     * the library (not by the server) */
+    e.data_len = 2048;
+    assert_int_equal(es_append(small, &e, NULL), ES_ERR_TOO_LARGE);
+    assert_non_null(strstr(es_last_error(), "with its headers (2048 of data); the limit is 2048"));
     e.data_len = 512;
     assert_int_equal(es_append(small, &e, NULL), ES_OK);
     es_store_destroy(small);
@@ -324,6 +329,9 @@ static void oversized_payloads_are_refused(void **state)
     e.data = big;
     e.data_len = over;
     assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_TOO_LARGE);
+    e.data_len = over - 1; /* exactly the max payload, and headers */
+    assert_int_equal(es_append(c->st, &e, NULL), ES_ERR_TOO_LARGE);
+    assert_non_null(strstr(es_last_error(), "with its headers"));
     free(big);
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 0);
 }

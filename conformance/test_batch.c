@@ -132,6 +132,29 @@ static void a_batch_is_idempotent(void **state)
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 3);
 }
 
+/* The same event id twice in one batch: refused before sending, as a bad
+ * argument (the server would refuse it as a duplicate, which reads as a
+ * retry of a stored batch); through the asynchronous call too. */
+static void a_batch_with_an_id_twice_is_refused_before_sending(void **state)
+{
+    conf_ctx *c = *state;
+    es_event_spec b[3] = {
+        conf_spec("account", "a1", "opened", "1"),
+        conf_spec("account", "a2", "opened", "2"),
+        conf_spec("account", "a3", "opened", "3"),
+    };
+    b[0].event_id = "twice";
+    b[1].event_id = "once";
+    b[2].event_id = "twice";
+    assert_int_equal(es_append_batch(c->st, b, 3, NULL), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "event 2: event id 'twice' is also event 0's"));
+    assert_int_equal(es_append_batch_async(c->st, b, 3, NULL, NULL), ES_ERR_INVALID);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 0);
+    b[2].event_id = NULL; /* a generated id: stored */
+    assert_int_equal(es_append_batch(c->st, b, 3, NULL), ES_OK);
+    assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 3);
+}
+
 typedef struct pipeline {
     _Atomic int ok;
     _Atomic int failed;
@@ -286,6 +309,8 @@ int conf_run_batch(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(limits_are_enforced_never_split, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(a_batch_is_idempotent, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(a_batch_with_an_id_twice_is_refused_before_sending,
+                                        conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(async_batches_pipeline, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(async_callbacks_receive_the_server_code_and_text,
                                         conf_setup, conf_teardown),

@@ -89,4 +89,13 @@ es_status esi_nats_status(natsStatus s, const char *what);
  * ES_ERR_PERMISSION when the server refused the publish, with its text. */
 es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s);
 
+/* nats.c's asynchronous error handler (natsOptions_SetErrorHandler), set on
+ * every connection es_connect makes: it keeps the permissions violations,
+ * so that a refused publish is known at once rather than at its timeout. */
+void esi_nats_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                          void *closure);
+/* How many permissions violations the handler has seen (any connection):
+ * when it changes, whoever waits for answers asks `denied` again. */
+uint64_t esi_conn_denials(void);
+
 #endif

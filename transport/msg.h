@@ -33,5 +33,9 @@ es_status esi_msg_header_add(natsMsg *m, const char *name, const char *value);
 es_status esi_msg_header_keys(natsMsg *m, const char ***keys, int *n);
 /* Every value of one header: same ownership as esi_msg_header_keys. */
 es_status esi_msg_header_values(natsMsg *m, const char *name, const char ***values, int *n);
+/* The bytes the server counts against its max payload (and a stream's
+ * max_msg_size): the data and the header block ("NATS/1.0\r\n", a
+ * "Name: value\r\n" line per value, "\r\n"). */
+es_status esi_msg_wire_size(natsMsg *m, size_t *size);
 
 #endif

@@ -37,15 +37,50 @@ static const es_value *lookup_n(const es_value *map, const char *key, size_t len
     return NULL;
 }
 
-/* The entry of `b` matching the i-th of `a`: the same place when map order
- * counts, else the same key anywhere. */
-static const es_value *counterpart(const es_value *a, const es_value *b, size_t i, bool ordered)
+static bool equal(const es_value *a, const es_value *b, bool ordered);
+
+/* How many entries of `m` have `e`'s key. */
+static size_t count_keys(const es_value *m, const es_value_entry *e)
 {
-    const es_value_entry *e = &a->u.map.entries[i];
-    if (!ordered)
-        return lookup_n(b, e->key, e->key_len);
-    const es_value_entry *f = &b->u.map.entries[i];
-    return same_bytes(e->key, e->key_len, f->key, f->key_len) ? &f->value : NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < m->u.map.count; i++)
+        n += same_bytes(e->key, e->key_len, m->u.map.entries[i].key, m->u.map.entries[i].key_len);
+    return n;
+}
+
+/* How many entries of `m` have the key and a value equal to `e`'s. */
+static size_t count_like(const es_value *m, const es_value_entry *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->u.map.count; i++) {
+        const es_value_entry *f = &m->u.map.entries[i];
+        if (same_bytes(e->key, e->key_len, f->key, f->key_len) && equal(&f->value, &e->value, false))
+            n++;
+    }
+    return n;
+}
+
+/* Maps of as many entries, in any order. Keys may repeat (general CBOR and
+ * MessagePack keep them), so the entries are compared as multisets: each
+ * entry of `a` is met as often in `b` as in `a` — then nothing of `b` is
+ * left over, and the relation is symmetric and reflexive (a lookup of the
+ * first entry with a key is neither). */
+static bool same_entries(const es_value *a, const es_value *b)
+{
+    for (size_t i = 0; i < a->u.map.count; i++) {
+        const es_value_entry *e = &a->u.map.entries[i];
+        const es_value *first = lookup_n(b, e->key, e->key_len);
+        if (first == NULL)
+            return false;
+        /* the common case, a key once in each: one comparison */
+        if (count_keys(a, e) == 1 && count_keys(b, e) == 1) {
+            if (!equal(&e->value, first, false))
+                return false;
+        } else if (count_like(a, e) != count_like(b, e)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool equal(const es_value *a, const es_value *b, bool ordered)
@@ -72,9 +107,12 @@ static bool equal(const es_value *a, const es_value *b, bool ordered)
     case ES_VALUE_MAP:
         if (a->u.map.count != b->u.map.count)
             return false;
+        if (!ordered)
+            return same_entries(a, b);
         for (size_t i = 0; i < a->u.map.count; i++) {
-            const es_value *other = counterpart(a, b, i, ordered);
-            if (other == NULL || !equal(&a->u.map.entries[i].value, other, ordered))
+            const es_value_entry *e = &a->u.map.entries[i], *f = &b->u.map.entries[i];
+            if (!same_bytes(e->key, e->key_len, f->key, f->key_len) ||
+                !equal(&e->value, &f->value, true))
                 return false;
         }
         return true;

@@ -75,11 +75,56 @@ static void identical_keeps_map_order(void **state)
     es_arena_destroy(a);
 }
 
+/* A map of `n` int entries, keys and values given in order. */
+static es_value *map_of(es_arena *a, size_t n, const char *const *keys, const int64_t *values)
+{
+    es_value *m = es_value_new_map(a, n);
+    for (size_t i = 0; i < n; i++) {
+        m->u.map.entries[i].key = keys[i];
+        m->u.map.entries[i].key_len = strlen(keys[i]);
+        m->u.map.entries[i].value = *es_value_new_int(a, values[i]);
+    }
+    return m;
+}
+
+/* Maps with duplicate keys (general CBOR and MessagePack keep them): equal
+ * is reflexive and symmetric, and compares the entries as a multiset. */
+static void equal_with_duplicate_keys(void **state)
+{
+    (void)state;
+    es_arena *a = NULL;
+    assert_int_equal(es_arena_create(0, &a), ES_OK);
+    const char *aa[] = {"a", "a"}, *ab[] = {"a", "b"}, *aab[] = {"a", "a", "b"},
+               *aba[] = {"a", "b", "a"};
+    es_value *x = map_of(a, 2, aa, (int64_t[]){1, 2});
+    assert_true(es_value_equal(x, x));
+    assert_true(es_value_equal(x, map_of(a, 2, aa, (int64_t[]){2, 1})));
+    /* {a:1,a:1} and {a:1,a:2}: neither way equal */
+    es_value *ones = map_of(a, 2, aa, (int64_t[]){1, 1});
+    assert_false(es_value_equal(ones, x));
+    assert_false(es_value_equal(x, ones));
+    /* {a:1,a:1} and {a:1,b:1}: neither way */
+    es_value *y = map_of(a, 2, ab, (int64_t[]){1, 1});
+    assert_false(es_value_equal(ones, y));
+    assert_false(es_value_equal(y, ones));
+    /* another order of the same entries */
+    es_value *p = map_of(a, 3, aab, (int64_t[]){1, 2, 3});
+    es_value *q = map_of(a, 3, aba, (int64_t[]){2, 3, 1});
+    assert_true(es_value_equal(p, q));
+    assert_true(es_value_equal(q, p));
+    assert_true(es_value_equal(p, p));
+    es_value *r = map_of(a, 3, aba, (int64_t[]){2, 3, 2});
+    assert_false(es_value_equal(p, r));
+    assert_false(es_value_equal(r, p));
+    es_arena_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lookup_and_equality),
         cmocka_unit_test(identical_keeps_map_order),
+        cmocka_unit_test(equal_with_duplicate_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * headers as docs/wire-format.md fixes them), hand them to the publisher as
  * one unit, and turn its PubAck into an es_append_result. */
 #include <es/append.h>
+#include <es/hash.h>
 #include <es/read.h>
 
 #include <inttypes.h>
@@ -108,6 +109,35 @@ static es_status check_spec_within(const es_store *st, const es_event_spec *e, s
     return esi_id_check(e->entity_id, id_len); /* escaped once, when the subject is built */
 }
 
+/* Two events of one batch with the same event id: JetStream would refuse
+ * the batch as a duplicate, which reads as a retry of a stored batch. Ids
+ * hashed into a table twice the batch's bound (open addressing). */
+#define ID_TABLE_SIZE (2 * ES_BATCH_MAX)
+
+static es_status check_unique_ids(const es_event_spec *events, size_t n)
+{
+    uint16_t table[ID_TABLE_SIZE]; /* 1 + the index of an event; 0: empty */
+    memset(table, 0, sizeof table);
+    for (size_t i = 0; i < n; i++) {
+        const char *id = events[i].event_id;
+        if (id == NULL)
+            continue; /* generated: unique */
+        size_t len = strlen(id);
+        for (size_t h = (size_t)(es_hash64(id, len) % ID_TABLE_SIZE);; h = (h + 1) % ID_TABLE_SIZE) {
+            if (table[h] == 0) {
+                table[h] = (uint16_t)(i + 1);
+                break;
+            }
+            if (strcmp(events[table[h] - 1].event_id, id) == 0)
+                return es_error(ES_ERR_INVALID,
+                                "event %zu: event id '%.64s' is also event %u's: the ids of a "
+                                "batch must differ",
+                                i, id, (unsigned)(table[h] - 1));
+        }
+    }
+    return ES_OK;
+}
+
 /* Everything that can be refused is refused here, before anything is sent. */
 static es_status check_batch(const es_store *st, const es_event_spec *events, size_t n)
 {
@@ -123,7 +153,8 @@ static es_status check_batch(const es_store *st, const es_event_spec *events, si
         if (s != ES_OK)
             return s;
     }
-    return esi_payloads_check(st, events, n); /* the costliest check, last */
+    es_status s = n > 1 ? check_unique_ids(events, n) : ES_OK;
+    return s == ES_OK ? esi_payloads_check(st, events, n) : s; /* the costliest check, last */
 }
 
 static es_status build_msg(const es_store *st, const es_event_spec *e, const char *reply,
@@ -173,6 +204,20 @@ static es_status set_batch_headers(natsMsg *m, const char *batch_id, size_t i, s
     return s;
 }
 
+/* The data was checked against the limit; the message the server counts
+ * holds its headers too (and the envelope's sealed data): an event that
+ * fits only without them is refused here, not by nats.c or the server. */
+static es_status check_wire_size(natsMsg *m, size_t index, size_t limit)
+{
+    size_t size = 0;
+    es_status s = esi_msg_wire_size(m, &size);
+    if (s == ES_OK && size > limit)
+        s = es_error(ES_ERR_TOO_LARGE,
+                     "event %zu: %zu bytes with its headers (%zu of data); the limit is %zu", index,
+                     size, esi_msg_len(m), limit);
+    return s;
+}
+
 /* The messages of one unit: a single event plainly; several as an atomic
  * batch (first with a reply to learn the batch started, last committing). */
 static es_status build_unit(const es_store *st, const es_event_spec *events, size_t n,
@@ -186,11 +231,14 @@ static es_status build_unit(const es_store *st, const es_event_spec *events, siz
         esi_new_id(batch_id);
     es_sealed sealed = ES_SEALED_INIT; /* messages copy their data: one serves the whole unit */
     es_status s = ES_OK;
+    size_t limit = esi_store_max_payload(st);
     for (size_t i = 0; i < n && s == ES_OK; i++) {
         const char *reply = i + 1 == n ? t->reply : i == 0 ? t->first_reply : NULL;
         s = build_msg(st, &events[i], reply, &sealed, &msgs[i]);
         if (s == ES_OK && n > 1)
             s = set_batch_headers(msgs[i], batch_id, i, n);
+        if (s == ES_OK)
+            s = check_wire_size(msgs[i], i, limit);
     }
     es_sealed_free(&sealed);
     if (s != ES_OK) {

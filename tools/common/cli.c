@@ -40,6 +40,7 @@ int es_cli_exit_code(es_status s)
     case ES_ERR_CRYPTO:
     case ES_ERR_LIMIT:
     case ES_ERR_IO: return ES_EXIT_USAGE;
+    case ES_ERR_PERMISSION: return ES_EXIT_PERMISSION;
     default: return ES_EXIT_SERVER; /* server, timeout, connection, protocol, memory... */
     }
 }

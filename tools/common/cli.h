@@ -48,6 +48,8 @@ enum {
     ES_EXIT_NOT_FOUND = 2, /* the store, entity or data does not exist */
     ES_EXIT_CONFLICT = 3,  /* exists already / optimistic concurrency conflict / shredded */
     ES_EXIT_SERVER = 4,    /* the server refused, is unreachable or misbehaved */
+    /* 5 and 6 are es-atproto-ingest's own */
+    ES_EXIT_PERMISSION = 7, /* the server refused the user: a permissions violation */
 };
 
 /* The exit code for a status. */

@@ -25,6 +25,8 @@ struct ingest_cursor {
     pthread_cond_t cond;
     bool stop;
     bool has_offer;
+    bool found; /* a cursor was there at start */
+    bool wrote; /* this run saved (or found another writer ahead) */
     uint64_t offered, saved;
     es_status last;
     int64_t last_conflict_log_ms;
@@ -69,8 +71,10 @@ static void *saver(void *arg)
         es_status s = save(c, pos);
         pthread_mutex_lock(&c->mu);
         c->last = s;
-        if (s == ES_OK || s == ES_ERR_CONFLICT)
+        if (s == ES_OK || s == ES_ERR_CONFLICT) {
             c->saved = pos;
+            c->wrote = true;
+        }
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -112,6 +116,7 @@ es_status ingest_cursor_open(es_store *store, const char *name, const char *sour
     if (s == ES_OK) {
         read_start(c, start);
         c->saved = start->found ? start->position : 0;
+        c->found = start->found;
         if (pthread_create(&c->thread, NULL, saver, c) != 0)
             s = ES_ERR_NOMEM;
     }
@@ -161,14 +166,22 @@ es_status ingest_cursor_close(ingest_cursor *c)
             if (s == ES_OK || s == ES_ERR_CONFLICT)
                 break;
         }
-        if (s == ES_OK || s == ES_ERR_CONFLICT)
+        if (s == ES_OK || s == ES_ERR_CONFLICT) {
             c->saved = c->offered;
+            c->wrote = true;
+        }
     }
+    bool ok = s == ES_OK || s == ES_ERR_CONFLICT;
     ingest_log_line l;
-    ingest_log_begin(&l, s == ES_OK || s == ES_ERR_CONFLICT ? LOG_INFO : LOG_ERROR,
-                     s == ES_OK || s == ES_ERR_CONFLICT ? "cursor saved" : "cursor not saved");
+    /* "saved" only when this run wrote one: with nothing acknowledged, the
+     * cursor found at start (if any) stands */
+    ingest_log_begin(&l, ok ? LOG_INFO : LOG_ERROR,
+                     !ok ? "cursor not saved" : c->wrote ? "cursor saved" : "cursor unchanged");
     ingest_log_str(&l, "name", c->name);
-    ingest_log_u64(&l, "cursor", c->saved);
+    if (c->wrote || c->found || !ok)
+        ingest_log_u64(&l, "cursor", ok ? c->saved : c->offered);
+    else
+        ingest_log_str(&l, "reason", "nothing acknowledged, no cursor yet");
     ingest_log_end(&l);
     es_checkpoints_destroy(c->cps);
     free(c->json);

@@ -38,6 +38,7 @@ struct ingester {
     size_t room_slots;         /* W: ingester_room is false with this many frames decoding */
     bool head_again;           /* the oldest decoded frame found the sink full: offer it again */
     ingest_take_result outcome; /* an error frame or a failure met while offering */
+    bool denied;                /* the server refused the user an append: stop, exit 7 */
     es_atp_stats dec_stats;     /* the decoders' counters over the frames offered */
     natsConnection *nc;
     es_store *store;
@@ -120,6 +121,15 @@ static void on_outcome(const es_sink_outcome *o, void *ctx)
         _exit(99);
     if (o->kind == ES_SINK_STORED && !o->duplicate)
         return;
+    if (o->status == ES_ERR_PERMISSION) {
+        /* no retry changes the user's permissions: stop now, the cursor
+         * before the refused frame (it never settled); told once */
+        if (!g->denied)
+            ingest_log_msg(LOG_ERROR, "append not permitted: stopping", o->error);
+        g->denied = true;
+        g->outcome = INGEST_FAILED;
+        return;
+    }
     ingest_log_line l;
     if (o->kind == ES_SINK_STORED)
         ingest_log_begin(&l, LOG_DEBUG, "stored before");
@@ -656,6 +666,11 @@ static void offer_ready(ingester *g, int64_t wait_ms)
     }
 }
 
+bool ingester_denied(const ingester *g)
+{
+    return g->denied;
+}
+
 ingest_take_result ingester_outcome(ingester *g)
 {
     ingest_take_result r = g->outcome;
@@ -834,6 +849,7 @@ void ingester_tick(ingester *g)
 {
     offer_ready(g, 0);
     es_sink_poll(g->sink);
+    ingest_log_summarize(false); /* the lines of frames not logged, once a while */
     if (g->rs != NULL)
         resyncs_tick(g->rs, release_frame, g);
     if (g->list != NULL)
@@ -864,6 +880,7 @@ static void final_report(ingester *g)
     es_sink_stats w;
     es_sink_get_stats(g->sink, &w);
     double secs = (double)(es_cli_monotonic_ms() - g->started_ms) / 1000.0;
+    ingest_log_summarize(true);
     uint64_t refused = 0;
     for (int k = 0; k < ES_ATP_ERR_COUNT; k++)
         refused += d->errors[k];
@@ -939,12 +956,12 @@ int ingester_finish(ingester *g)
     size_t dropped = finish_decoding(g, give_up);
     finish_resyncs(g);
     give_up = es_cli_monotonic_ms() + g->cfg->drain_timeout_ms;
-    while (!es_sink_idle(g->sink) && es_cli_monotonic_ms() < give_up) {
+    while (!g->denied && !es_sink_idle(g->sink) && es_cli_monotonic_ms() < give_up) {
         es_sink_wait(g->sink, WAIT_SLICE_MS);
         ingester_tick(g); /* the cursor and the stats go on while draining */
     }
     int code = ES_EXIT_OK;
-    if (!es_sink_idle(g->sink)) {
+    if (!g->denied && !es_sink_idle(g->sink)) {
         es_sink_stats w;
         es_sink_get_stats(g->sink, &w);
         ingest_log_line l;
@@ -957,6 +974,8 @@ int ingester_finish(ingester *g)
     ingest_take_result r = ingester_outcome(g);
     if (r == INGEST_ERROR_FRAME)
         code = INGEST_EXIT_ERROR_FRAME;
+    else if (g->denied)
+        code = ES_EXIT_PERMISSION;
     else if (r == INGEST_FAILED || (dropped > 0 && code == ES_EXIT_OK))
         code = ES_EXIT_SERVER;
     final_report(g);
@@ -1046,7 +1065,7 @@ int ingest_file(const ingest_config *cfg, volatile sig_atomic_t *stop)
         }
     }
     int drained = ingester_finish(g);
-    if (code == ES_EXIT_OK)
+    if (code == ES_EXIT_OK || drained == ES_EXIT_PERMISSION)
         code = drained;
     if (code == ES_EXIT_OK && !cfg->exit_at_end && !*stop) {
         ingest_log_msg(LOG_INFO, "end of the capture; waiting for SIGINT or SIGTERM", NULL);

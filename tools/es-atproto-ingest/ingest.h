@@ -149,6 +149,9 @@ ingest_take_result ingester_take(ingester *g, const uint8_t *frame, size_t len);
 /* What the frames offered by ingester_tick led to: INGEST_ERROR_FRAME once
  * after an error frame (then INGEST_TAKEN again), INGEST_FAILED for good. */
 ingest_take_result ingester_outcome(ingester *g);
+/* Whether the server refused the user an append (a permissions violation):
+ * the INGEST_FAILED that ends the run with exit 7, ES_EXIT_PERMISSION. */
+bool ingester_denied(const ingester *g);
 /* Frames handed over and not yet offered to the sink. */
 size_t ingester_decoding(const ingester *g);
 /* The highest seq of the frames taken so far. */

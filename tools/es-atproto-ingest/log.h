@@ -39,4 +39,20 @@ void ingest_log_end(ingest_log_line *l);
 /* The common case: a message and one "error" field (NULL: none). */
 void ingest_log_msg(ingest_log_level level, const char *msg, const char *error);
 
+/* Per-frame warnings are limited, or a stream of hostile frames (a 30 KB
+ * zstd bomb holds millions) would turn into gigabytes of log: of each
+ * reason (a short constant, e.g. es_atp_error_name), the first `burst` lines
+ * of every interval are written in full, the rest only counted; one warn
+ * line "frame lines not logged" then gives, per reason, how many were left
+ * out. The counters of the stats and reports stay exact: they never depend
+ * on the log. Defaults: 10 lines per reason per 10 s. */
+#define INGEST_LOG_BURST 10
+#define INGEST_LOG_INTERVAL_MS 10000
+void ingest_log_set_limit(unsigned burst, int64_t interval_ms);
+/* True: write this line in full; false: it was counted. Thread-safe. */
+bool ingest_log_admit(const char *reason);
+/* Writes the summary of the lines not logged, if any: once the interval is
+ * over, or at once when `now` (at the end of a run). */
+void ingest_log_summarize(bool now);
+
 #endif

@@ -10,6 +10,8 @@
 
 void ingest_log_refused(const es_atp_batch *b, const char *error)
 {
+    if (!ingest_log_admit(es_atp_error_name(b->error)))
+        return;
     ingest_log_line l;
     ingest_log_begin(&l, LOG_WARN, "frame refused");
     if (b->has_seq)
@@ -26,6 +28,8 @@ void ingest_log_notice(const es_atp_batch *b)
     if (b->kind != ES_ATP_KIND_INFO && b->kind != ES_ATP_KIND_ERROR)
         return;
     bool info = b->kind == ES_ATP_KIND_INFO;
+    if (info && !ingest_log_admit("info"))
+        return; /* an error frame ends the stream: always told */
     ingest_log_line l;
     ingest_log_begin(&l, LOG_WARN, info ? "#info" : "error frame: the stream ends");
     ingest_log_str(&l, info ? "name" : "error", b->name);
@@ -131,6 +135,7 @@ static double per_second(uint64_t n, double secs)
 
 void ingest_report(FILE *out, const char *source, const es_atp_stats *st, const ingest_result *r)
 {
+    ingest_log_summarize(true); /* what the log left out, before the exact counts */
     uint64_t refused = 0;
     for (int k = 0; k < ES_ATP_ERR_COUNT; k++)
         refused += st->errors[k];

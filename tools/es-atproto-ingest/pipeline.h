@@ -38,10 +38,12 @@ es_status ingest_run(ingest_source *src, const ingest_workers_options *decoding,
 
 /* Logs a refused frame (warn "frame refused"): its seq and DID when known,
  * the reason (es_atp_error_name) and the decoder's message `error` (its
- * es_last_error(), carried from the thread that decoded). */
+ * es_last_error(), carried from the thread that decoded). Limited per
+ * reason (ingest_log_admit): the others are counted in a summary line. */
 void ingest_log_refused(const es_atp_batch *b, const char *error);
-/* Logs an #info (warn "#info") or an error frame (warn "error frame: the
- * stream ends"); nothing for other kinds. */
+/* Logs an #info (warn "#info", limited as refusals are, reason "info") or
+ * an error frame (warn "error frame: the stream ends"); nothing for other
+ * kinds. */
 void ingest_log_notice(const es_atp_batch *b);
 
 /* The dry-run sink: accepts every batch. */

@@ -186,7 +186,7 @@ static int on_take_result(relay *r, ingest_take_result t)
         return -1;
     }
     if (t == INGEST_FAILED) {
-        r->exit_code = ES_EXIT_SERVER;
+        r->exit_code = ingester_denied(r->g) ? ES_EXIT_PERMISSION : ES_EXIT_SERVER;
         return -1;
     }
     if (t == INGEST_ERROR_FRAME) {

@@ -53,6 +53,21 @@ grep -Eq '^\{"time":"[^"]*","level":"warn","msg":"frame refused","seq":[0-9]*,("
     "$tmp/out" || fail "JSON log line"
 grep -q "decoded 500 frames" "$tmp/out" || fail "frames after the damaged one"
 
+# a flood of hostile frames does not flood the log: 120,000 empty frames
+# (a 4-byte zero length each) give at most 10 lines per reason per 10 s in
+# full and one summary line; the report's counts stay exact
+head -c 480000 /dev/zero >"$tmp/bomb.bin"
+expect_exit 0 "$ingest" --from-file "$tmp/bomb.bin" --dry-run --exit-at-end
+lines=$(grep -c "frame refused" "$tmp/out" || true)
+[ "$lines" -ge 1 ] && [ "$lines" -le 30 ] || fail "$lines 'frame refused' lines for 120000 frames"
+[ "$(wc -l <"$tmp/out")" -le 50 ] || fail "$(wc -l <"$tmp/out") log lines for 120000 frames"
+left=$(sed -n 's/.*warn frame lines not logged not_logged=\([0-9]*\) .* cbor=\([0-9]*\)$/\1 \2/p' \
+    "$tmp/out" | awk '{ n += $1; c += $2 } END { print n + 0, c + 0 }')
+[ "$left" = "$((120000 - lines)) $((120000 - lines))" ] ||
+    { cat "$tmp/out"; fail "summary counts $left, expected $((120000 - lines)) left out"; }
+grep -q "^errors: cbor 120000$" "$tmp/out" || fail "the report's count is not exact"
+grep -q "decoded 120000 frames" "$tmp/out" || fail "not 120000 frames"
+
 # an error frame ends the stream: exit 5
 printf '\x19\x00\x00\x00\xa1\x62op\x20\xa1\x65error\x6cFutureCursor' >"$tmp/err.bin"
 expect_exit 5 "$ingest" --from-file "$tmp/err.bin" --dry-run --exit-at-end

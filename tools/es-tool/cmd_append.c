@@ -53,6 +53,7 @@ typedef struct append_job {
     es_meta meta[META_MAX]; /* for the single event */
     es_meta *batch_meta[ES_BATCH_MAX];
     size_t n;
+    size_t lines[ES_BATCH_MAX]; /* the batch file's line of each event */
     es_arena *arena;
     char *file; /* a file read whole (data or batch) */
 } append_job;
@@ -99,12 +100,15 @@ static es_status read_file(const char *path, char **out, size_t *len)
     return ES_OK;
 }
 
-/* The payload of `value` in `codec`. */
-static es_status encode(const char *codec, const es_value *value, es_buf *out, size_t index)
+/* The payload of `value` in `codec`; `line`: the batch file's (0: the
+ * single event, which has no number). */
+static es_status encode(const char *codec, const es_value *value, es_buf *out, size_t line)
 {
     es_status s = es_codec_encode(codec, value, out);
+    if (s != ES_OK && line > 0)
+        return tool_error_chain(s, "line %zu: data cannot be written as %s", line, codec);
     if (s != ES_OK)
-        return tool_error_chain(s, "event %zu: data cannot be written as %s", index + 1, codec);
+        return tool_error_chain(s, "data cannot be written as %s", codec);
     return ES_OK;
 }
 
@@ -268,8 +272,9 @@ static es_status batch_event(append_job *j, const es_value *o, size_t line, bool
             e->schema = (uint32_t)schema->u.i;
     }
     const es_value *data = es_value_get(o, "data");
+    j->lines[j->n] = line;
     if (s == ES_OK && data != NULL)
-        s = encode(e->codec, data, &j->payloads[j->n], j->n);
+        s = encode(e->codec, data, &j->payloads[j->n], line);
     else if (s == ES_OK && es_codec_find(e->codec) == NULL)
         s = es_error(ES_ERR_NO_CODEC, "line %zu: no codec '%.64s'", line, e->codec);
     e->data = j->payloads[j->n].data;
@@ -372,8 +377,37 @@ static int parse(int argc, char **argv, es_cli_conn *conn, const char **store, s
 }
 
 /* Reports a refused append; a shredded entity in the CLI's words. */
-static int append_failed(es_status s, const single_args *a, bool batch)
+/* The library numbers a batch's events from 0 ("event 2: …"); es-tool
+ * speaks of the batch file's lines ("line 3: …"), and of one event without
+ * a number: the error text is said again so. */
+static void renumber_error(const append_job *j, bool batch, es_status s)
 {
+    const char *e = es_last_error();
+    char text[1024];
+    size_t o = 0;
+    while (*e != '\0' && o + 1 < sizeof text) {
+        unsigned long k = 0;
+        int used = 0;
+        if (strncmp(e, "event ", 6) == 0 && sscanf(e, "event %lu%n", &k, &used) == 1 && k < j->n &&
+            (e[used] == ':' || e[used] == '\'')) {
+            if (batch)
+                o += (size_t)snprintf(text + o, sizeof text - o, "line %zu", j->lines[k]);
+            else if (e[used] == ':' && e[used + 1] == ' ')
+                used += 2; /* "event 0: " of the single event: dropped */
+            e += used;
+            if (o >= sizeof text)
+                o = sizeof text - 1;
+            continue;
+        }
+        text[o++] = *e++;
+    }
+    text[o] = '\0';
+    es_error_code(s, es_last_error_code(), "%s", text);
+}
+
+static int append_failed(es_status s, const single_args *a, const append_job *j, bool batch)
+{
+    renumber_error(j, batch, s);
     if (s != ES_ERR_SHREDDED)
         return es_cli_fail(s, NULL);
     if (batch)
@@ -421,7 +455,7 @@ static int run(int argc, char **argv)
                    "\"duplicate\":%s}\n",
                    res.first_seq, res.last_seq, res.count, res.duplicate ? "true" : "false");
         else
-            rc = append_failed(s, &a, batch != NULL);
+            rc = append_failed(s, &a, j, batch != NULL);
         tool_close(nc, st);
     }
     job_free(j);

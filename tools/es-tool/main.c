@@ -1,7 +1,7 @@
 /* es-tool: look into and operate an event store from the command line.
  *   es-tool COMMAND [options]      (es-tool --help lists the commands)
  * Exit codes: 0 ok, 1 usage or bad input, 2 not found, 3 conflict,
- * 4 server or connection error (docs/es-tool.md). */
+ * 4 server or connection error, 7 not permitted (docs/es-tool.md). */
 #include <stdio.h>
 #include <string.h>
 
@@ -25,7 +25,8 @@ static void print_usage(FILE *out)
             "\n'es-tool COMMAND --help' (or 'es-tool help COMMAND') shows a command's\n"
             "options and examples. Every command takes the connection options:\n\n%s\n"
             "Exit codes: 0 ok, 1 usage or bad input, 2 not found, 3 conflict,\n"
-            "4 server or connection error. 'es-tool --version' prints the versions.\n",
+            "4 server or connection error, 7 not permitted (a permissions violation).\n"
+            "'es-tool --version' prints the versions.\n",
             es_cli_conn_help);
 }
 

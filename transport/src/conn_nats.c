@@ -2,6 +2,8 @@
  * connection and subscription functions (see conn.h). */
 #include "transport/conn.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,20 +54,67 @@ static es_status nats_publish_data(void *ctx, const char *subject, const char *r
     return esi_nats_status(ns, subject);
 }
 
-/* nats.c keeps the server's last asynchronous error: a permissions
- * violation names the subject ("Permissions Violation for Publish to
- * \"<subject>\""). */
+/* The permissions violations the server sent lately, as nats.c's
+ * asynchronous error handler reports them: a publish refused this way gets
+ * no answer at all, so whoever waits for one looks here (nats.c keeps only
+ * its last error). The newest replace the oldest: enough are kept for
+ * every unit of a full window of appends (a sink's 256 by default) refused
+ * at once; one refused in a larger crowd still ends, at its timeout. */
+#define DENIALS_KEPT 1024
+#define DENIAL_TEXT 320
+
+static pthread_mutex_t denials_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    const natsConnection *nc;
+    char text[DENIAL_TEXT];
+} denials[DENIALS_KEPT];
+static size_t denials_next;
+static atomic_uint_fast64_t denials_seen;
+
+void esi_nats_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                          void *closure)
+{
+    (void)sub;
+    (void)closure;
+    const char *last = NULL;
+    if (err != NATS_NOT_PERMITTED || natsConnection_GetLastError(nc, &last) != NATS_NOT_PERMITTED ||
+        last == NULL)
+        return;
+    pthread_mutex_lock(&denials_mu);
+    denials[denials_next].nc = nc;
+    snprintf(denials[denials_next].text, DENIAL_TEXT, "%s", last);
+    denials_next = (denials_next + 1) % DENIALS_KEPT;
+    pthread_mutex_unlock(&denials_mu);
+    atomic_fetch_add(&denials_seen, 1);
+}
+
+uint64_t esi_conn_denials(void)
+{
+    return atomic_load(&denials_seen);
+}
+
+/* A permissions violation names the subject ("Permissions Violation for
+ * Publish to \"<subject>\""): looked for among the kept ones, then in
+ * nats.c's last error (a connection made without our error handler). */
 static bool nats_denied(void *ctx, const char *subject, char *text, size_t size)
 {
-    const char *last = NULL;
-    if (natsConnection_GetLastError(ctx, &last) != NATS_NOT_PERMITTED || last == NULL)
-        return false;
     char quoted[512];
     snprintf(quoted, sizeof quoted, "Publish to \"%s\"", subject);
-    if (strstr(last, quoted) == NULL)
-        return false;
-    snprintf(text, size, "%s", last);
-    return true;
+    bool found = false;
+    pthread_mutex_lock(&denials_mu);
+    for (size_t i = 0; i < DENIALS_KEPT && !found; i++)
+        if (denials[i].nc == ctx && strstr(denials[i].text, quoted) != NULL) {
+            snprintf(text, size, "%s", denials[i].text);
+            found = true;
+        }
+    pthread_mutex_unlock(&denials_mu);
+    const char *last = NULL;
+    if (!found && natsConnection_GetLastError(ctx, &last) == NATS_NOT_PERMITTED && last != NULL &&
+        strstr(last, quoted) != NULL) {
+        snprintf(text, size, "%s", last);
+        found = true;
+    }
+    return found;
 }
 
 es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s)

@@ -2,12 +2,14 @@
  * nats.c's natsOptions, and its failures one-line reasons. */
 #include <es/connect.h>
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/internal.h"
+#include "transport/conn.h"
 
 #define MAX_SERVERS 32
 
@@ -58,6 +60,46 @@ static bool is_scheme(const char *url, size_t n, const char *scheme)
     return true;
 }
 
+/* `urls` (one or a comma-separated list) as messages may show it: the
+ * password of user:password@ replaced by "***" (a token alone, before the
+ * @ without a colon, too), so that no error text or log carries a secret.
+ * Cut to `size`. */
+#define MASK "***"
+
+static void mask_urls(const char *urls, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 1 < size;) {
+        size_t end = i;
+        while (end < len && urls[end] != ',')
+            end++;
+        const char *u = urls + i;
+        size_t n = end - i;
+        const char *sep = NULL;
+        for (size_t k = 0; k + 2 < n && sep == NULL; k++)
+            if (memcmp(u + k, "://", 3) == 0)
+                sep = u + k + 3;
+        const char *rest = sep ? sep : u, *at = NULL, *colon = NULL;
+        for (const char *p = rest; p < u + n; p++)
+            if (*p == '@')
+                at = p;
+        for (const char *p = rest; at != NULL && p < at && colon == NULL; p++)
+            if (*p == ':')
+                colon = p;
+        /* what is kept: up to the colon (user:) or to the start of the
+         * credentials (a token), then the mask, then from the @ on */
+        const char *keep_to = at == NULL ? u + n : colon ? colon + 1 : rest;
+        o += (size_t)snprintf(out + o, size - o, "%.*s%s%.*s", (int)(keep_to - u), u,
+                              at ? MASK : "", at ? (int)(u + n - at) : 0, at ? at : "");
+        if (o >= size)
+            o = size - 1;
+        if (end < len && o + 1 < size)
+            out[o++] = ',';
+        i = end + 1;
+    }
+    out[o < size ? o : size - 1] = '\0';
+}
+
 /* The one check of a server URL, [scheme://][user[:password]@]host[:port],
  * made before nats.c sees it: nats.c takes any scheme and any text as a
  * host name, so a typo would otherwise surface as "no server is answering".
@@ -96,9 +138,11 @@ static es_status check_url(const char *url, size_t len)
         why = "expected [nats://|tls://][user:password@]host[:port]";
     if (why == NULL && colon != NULL && !valid_port(colon + 1, (size_t)(end - colon - 1)))
         why = "the port must be a number from 1 to 65535";
-    if (why != NULL)
-        return es_error(ES_ERR_INVALID, "invalid URL '%.*s': %s", (int)(len < 200 ? len : 200), url,
-                        why);
+    if (why != NULL) {
+        char shown[256];
+        mask_urls(url, len, shown, sizeof shown);
+        return es_error(ES_ERR_INVALID, "invalid URL '%.200s': %s", shown, why);
+    }
     return ES_OK;
 }
 
@@ -133,19 +177,24 @@ static es_status set_servers(natsOptions *no, const char *urls)
     if (s == ES_OK)
         ns = n > 0 ? natsOptions_SetServers(no, list, n) : NATS_INVALID_ARG;
     esi_free(copy);
-    if (s == ES_OK && ns != NATS_OK)
-        s = es_error(ES_ERR_INVALID, "invalid URL '%.200s': no server URL in it", urls);
+    if (s == ES_OK && ns != NATS_OK) {
+        char shown[256];
+        mask_urls(urls, strlen(urls), shown, sizeof shown);
+        s = es_error(ES_ERR_INVALID, "invalid URL '%.200s': no server URL in it", shown);
+    }
     return s;
 }
 
 /* nats.c reads credentials and seeds only when it connects, and then
- * reports a bare "not found": say which file, before dialling. */
-static bool readable(const char *path)
+ * reports a bare "not found" or "Error": say which file and why, before
+ * dialling. */
+static es_status check_readable(const char *what, const char *path)
 {
     FILE *f = fopen(path, "r");
-    if (f != NULL)
-        fclose(f);
-    return f != NULL;
+    if (f == NULL)
+        return es_error(ES_ERR_INVALID, "cannot use %s '%.200s': %s", what, path, strerror(errno));
+    fclose(f);
+    return ES_OK;
 }
 
 static es_status set_auth(natsOptions *no, const es_connect_options *o)
@@ -157,17 +206,17 @@ static es_status set_auth(natsOptions *no, const es_connect_options *o)
         ns = natsOptions_SetToken(no, o->token);
     if (ns != NATS_OK)
         return es_error(ES_ERR_INVALID, "user or token: %s", natsStatus_GetText(ns));
-    if (o->creds_file != NULL &&
-        (!readable(o->creds_file) ||
-         natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL) != NATS_OK))
-        return es_error(ES_ERR_INVALID, "cannot use credentials file '%.200s'", o->creds_file);
-    if ((o->nkey_public == NULL) != (o->nkey_seed_file == NULL))
-        return es_error(ES_ERR_INVALID, "an NKey needs its public key and its seed file");
-    if (o->nkey_seed_file != NULL &&
-        (!readable(o->nkey_seed_file) ||
-         natsOptions_SetNKeyFromSeed(no, o->nkey_public, o->nkey_seed_file) != NATS_OK))
-        return es_error(ES_ERR_INVALID, "cannot use NKey seed file '%.200s'", o->nkey_seed_file);
-    return ES_OK;
+    es_status s = ES_OK;
+    if (o->creds_file != NULL && (s = check_readable("credentials file", o->creds_file)) == ES_OK &&
+        natsOptions_SetUserCredentialsFromFiles(no, o->creds_file, NULL) != NATS_OK)
+        s = es_error(ES_ERR_INVALID, "cannot use credentials file '%.200s'", o->creds_file);
+    if (s == ES_OK && (o->nkey_public == NULL) != (o->nkey_seed_file == NULL))
+        s = es_error(ES_ERR_INVALID, "an NKey needs its public key and its seed file");
+    if (s == ES_OK && o->nkey_seed_file != NULL &&
+        (s = check_readable("NKey seed file", o->nkey_seed_file)) == ES_OK &&
+        natsOptions_SetNKeyFromSeed(no, o->nkey_public, o->nkey_seed_file) != NATS_OK)
+        s = es_error(ES_ERR_INVALID, "cannot use NKey seed file '%.200s'", o->nkey_seed_file);
+    return s;
 }
 
 static es_status set_tls(natsOptions *no, const es_connect_options *o)
@@ -264,18 +313,36 @@ static es_status build_options(const es_connect_options *o, natsOptions *no)
         ns = natsOptions_SetReconnectWait(no, o->reconnect_wait_ms);
     if (ns == NATS_OK)
         ns = natsOptions_SetReconnectBufSize(no, (int)o->reconnect_buffer_bytes);
+    if (ns == NATS_OK) /* a refused publish known at once (conn.h) */
+        ns = natsOptions_SetErrorHandler(no, esi_nats_async_error, NULL);
     if (ns != NATS_OK)
         return es_error(ES_ERR_INVALID, "connect options: %s", natsStatus_GetText(ns));
     return ES_OK;
 }
 
+/* Why a connection failed, for the one line a user reads: the servers
+ * (their passwords masked), and nats.c's own account of a TLS failure
+ * (OpenSSL's reason: an unknown CA, a host name mismatch, an expired
+ * certificate) or of a refused login, where "SSL Error" alone says little. */
 static es_status connect_failure(natsStatus ns, const es_connect_options *o)
 {
-    const char *url = servers_of(o);
+    const char *urls = servers_of(o);
+    char url[256];
+    mask_urls(urls, strlen(urls), url, sizeof url);
+    const char *detail = nats_GetLastError(NULL);
+    const char *loc = detail && detail[0] == '(' ? strstr(detail, "): ") : NULL;
+    if (loc != NULL) /* nats.c's "(conn.c:4212): " */
+        detail = loc + 3;
+    if (detail == NULL || *detail == '\0' || strcmp(detail, natsStatus_GetText(ns)) == 0)
+        detail = NULL;
     if (ns == NATS_CONNECTION_AUTH_FAILED || ns == NATS_NOT_PERMITTED)
         return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: authorization failed", url);
     if (ns == NATS_NO_SERVER || ns == NATS_TIMEOUT)
         return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: no server is answering", url);
+    if (ns == NATS_SSL_ERROR && detail != NULL)
+        return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: TLS: %.300s", url, detail);
+    if (detail != NULL) /* e.g. a credentials file that is none */
+        return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: %.300s", url, detail);
     return es_error(ES_ERR_CONNECTION, "cannot connect to %.200s: %s", url, natsStatus_GetText(ns));
 }
 

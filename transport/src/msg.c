@@ -1,6 +1,7 @@
 /* Message accessors over nats.c (see msg.h). */
 #include "transport/msg.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/internal.h"
@@ -77,4 +78,34 @@ es_status esi_msg_header_values(natsMsg *m, const char *name, const char ***valu
     *n = 0;
     natsStatus ns = natsMsgHeader_Values(m, name, values, n);
     return ns == NATS_NOT_FOUND ? ES_OK : esi_nats_status(ns, "reading header values");
+}
+
+/* Sizes of the header block's fixed parts: "NATS/1.0\r\n", ": " and
+ * "\r\n" of each line, and the closing "\r\n". */
+#define HEADER_STATUS_LINE 10
+#define HEADER_LINE_EXTRA 4
+#define HEADER_END 2
+
+es_status esi_msg_wire_size(natsMsg *m, size_t *size)
+{
+    *size = esi_msg_len(m);
+    const char **keys = NULL;
+    int nkeys = 0;
+    es_status s = esi_msg_header_keys(m, &keys, &nkeys);
+    if (s != ES_OK || nkeys == 0) {
+        free((void *)keys);
+        return s;
+    }
+    size_t headers = HEADER_STATUS_LINE + HEADER_END;
+    for (int k = 0; k < nkeys && s == ES_OK; k++) {
+        const char **values = NULL;
+        int nvalues = 0;
+        s = esi_msg_header_values(m, keys[k], &values, &nvalues);
+        for (int v = 0; v < nvalues; v++)
+            headers += strlen(keys[k]) + strlen(values[v]) + HEADER_LINE_EXTRA;
+        free((void *)values);
+    }
+    free((void *)keys);
+    *size += headers;
+    return s;
 }

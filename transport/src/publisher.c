@@ -56,6 +56,7 @@ struct esi_publisher {
     uint64_t next_id;
     struct job *jobs, *jobs_tail; /* follow-up work for the worker thread */
     bool closing;
+    uint64_t denials; /* esi_conn_denials() when the slots were last checked */
     pthread_t reaper;
     bool reaper_started;
 };
@@ -293,15 +294,28 @@ static void deadline_in(struct timespec *ts, long ms)
     }
 }
 
-/* Why a unit got no PubAck in time: the server refused its publish (a
- * permissions violation: nothing was stored), or the outcome is unknown. */
+/* Whether the server refused the publish of one of the unit's messages (a
+ * permissions violation: nothing was stored — a batch is stored whole or
+ * not at all — and no PubAck will come); its text into `text`. */
+static bool denied(const esi_publisher *p, const slot *sl, char text[TEXT_MAX])
+{
+    for (size_t i = 0; i < sl->n; i++) {
+        const char *subject = esi_msg_subject(sl->msgs[i]);
+        if (subject != NULL &&
+            esi_conn_denied_or(p->conn, subject, ES_ERR_TIMEOUT) != ES_ERR_TIMEOUT) {
+            snprintf(text, TEXT_MAX, "%s", es_last_error());
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Why a unit got no PubAck in time: the server refused its publish, or the
+ * outcome is unknown. */
 static es_status timed_out(const esi_publisher *p, const slot *sl, char text[TEXT_MAX])
 {
-    const char *subject = sl->n > 0 ? esi_msg_subject(sl->msgs[0]) : NULL;
-    if (subject != NULL && esi_conn_denied_or(p->conn, subject, ES_ERR_TIMEOUT) != ES_ERR_TIMEOUT) {
-        snprintf(text, TEXT_MAX, "%s", es_last_error());
+    if (denied(p, sl, text))
         return ES_ERR_PERMISSION;
-    }
     snprintf(text, TEXT_MAX,
              "no PubAck within %" PRId64 " ms: the outcome is unknown, retrying with the same "
              "event ids is safe",
@@ -316,16 +330,25 @@ static void *reap(void *arg)
     while (!(p->closing && p->inflight == 0 && p->jobs == NULL)) {
         run_jobs_locked(p);
         int64_t now = esi_monotonic_ms();
+        /* a new permissions violation: the units it refused end now, not
+         * at their timeout */
+        uint64_t denials = esi_conn_denials();
+        bool check_denied = denials != p->denials, all_checked = true;
         for (size_t i = 0; i < p->cap; i++) {
             slot *sl = &p->slots[i];
-            if (sl->id != 0 && !sl->sending && sl->deadline_ms <= now) {
-                esi_pub_result r;
-                memset(&r, 0, sizeof r);
-                char text[TEXT_MAX];
-                es_status s = timed_out(p, sl, text);
-                complete_locked(p, sl, s, &r, text);
-            }
+            all_checked = all_checked && !(sl->id != 0 && sl->sending);
+            if (sl->id == 0 || sl->sending)
+                continue;
+            esi_pub_result r;
+            memset(&r, 0, sizeof r);
+            char text[TEXT_MAX];
+            if (sl->deadline_ms <= now)
+                complete_locked(p, sl, timed_out(p, sl, text), &r, text);
+            else if (check_denied && denied(p, sl, text))
+                complete_locked(p, sl, ES_ERR_PERMISSION, &r, text);
         }
+        if (all_checked) /* else a unit still sending is checked next time */
+            p->denials = denials;
         struct timespec ts;
         deadline_in(&ts, 50);
         pthread_cond_timedwait(&p->changed, &p->mu, &ts);
@@ -344,6 +367,7 @@ es_status esi_publisher_create(const esi_js *js, int max_inflight, int max_batch
         return es_error(ES_ERR_NOMEM, "out of memory");
     p->conn = esi_js_conn(js);
     p->timeout_ms = esi_js_timeout_ms(js);
+    p->denials = esi_conn_denials();
     p->cap = (size_t)max_inflight;
     p->max_batches = (size_t)max_batches_inflight;
     p->slots = esi_calloc(p->cap, sizeof *p->slots);

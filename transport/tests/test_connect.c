@@ -61,6 +61,13 @@ static void unusable_options_are_invalid(void **state)
     o.creds_file = "/nonexistent/user.creds";
     assert_int_equal(es_connect(&o, &nc), ES_ERR_INVALID);
     assert_non_null(strstr(es_last_error(), "credentials"));
+    /* and why: not "cannot connect … Error" */
+    assert_non_null(strstr(es_last_error(), "'/nonexistent/user.creds': No such file or directory"));
+    o.creds_file = NULL;
+    o.nkey_public = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+    o.nkey_seed_file = "/nonexistent/seed";
+    assert_int_equal(es_connect(&o, &nc), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "'/nonexistent/seed': No such file or directory"));
 
     es_connect_options_init(&o);
     o.timeout_ms = 0;
@@ -143,6 +150,31 @@ static void nobody_answering_says_so(void **state)
     assert_int_equal(es_shutdown(2000), ES_OK);
 }
 
+/* A URL's password (or token) is never shown in an error: masked "***". */
+static void passwords_are_masked(void **state)
+{
+    (void)state;
+    es_connect_options o;
+    es_connect_options_init(&o);
+    o.servers = "nats://bob:s3cret@127.0.0.1:1, tls://t0ken@127.0.0.1:1,nats://127.0.0.1:1";
+    o.timeout_ms = 500;
+    o.max_reconnect = 0;
+    natsConnection *nc = NULL;
+    assert_int_equal(es_connect(&o, &nc), ES_ERR_CONNECTION);
+    const char *e = es_last_error();
+    if (strstr(e, "s3cret") != NULL || strstr(e, "t0ken") != NULL)
+        fail_msg("a secret in the error: %s", e);
+    assert_non_null(strstr(e, "nats://bob:***@127.0.0.1:1"));
+    assert_non_null(strstr(e, "tls://***@127.0.0.1:1"));
+    assert_non_null(strstr(e, "nats://127.0.0.1:1"));
+    o.servers = "nats://bob:s3cret@bad host:4222";
+    assert_int_equal(es_connect(&o, &nc), ES_ERR_INVALID);
+    e = es_last_error();
+    if (strstr(e, "s3cret") != NULL)
+        fail_msg("a secret in the error: %s", e);
+    assert_non_null(strstr(e, "invalid URL 'nats://bob:***@bad host:4222'"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +182,7 @@ int main(void)
         cmocka_unit_test(unusable_options_are_invalid),
         cmocka_unit_test(malformed_urls_are_invalid),
         cmocka_unit_test(nobody_answering_says_so),
+        cmocka_unit_test(passwords_are_masked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,7 +79,8 @@ ES_API const es_value *es_value_get(const es_value *map, const char *key);
 ES_API bool es_value_is_string(const es_value *v, const char *s);
 
 /* Deep equality (same kinds, same contents; maps compared key by key in
- * order-independent fashion; floats by bit pattern). */
+ * order-independent fashion — with duplicate keys, as multisets of
+ * entries; floats by bit pattern). Reflexive and symmetric. */
 ES_API bool es_value_equal(const es_value *a, const es_value *b);
 
 /* es_value_equal, and every map's entries in the same order: what a codec's

@@ -821,6 +821,7 @@ static void future_cursor_ends_the_process(void **state)
 typedef struct own_server {
     const char *bin;
     const char *domain; /* a JetStream domain, or NULL */
+    const char *extra;  /* more configuration (users, permissions), or NULL */
     char dir[300], log[300], url[64], conf[300];
     int port;
     pid_t pid;
@@ -831,10 +832,13 @@ static void server_start(own_server *s)
     char port[16];
     snprintf(port, sizeof port, "%d", s->port);
     char *argv[] = {(char *)s->bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd", s->dir, NULL};
-    if (s->domain != NULL) { /* a domain needs a configuration file */
+    if (s->domain != NULL || s->extra != NULL) { /* they need a configuration file */
         FILE *f = fopen(s->conf, "w");
         assert_non_null(f);
-        fprintf(f, "jetstream { store_dir: \"%s\", domain: %s }\n", s->dir, s->domain);
+        fprintf(f, "jetstream { store_dir: \"%s\"", s->dir);
+        if (s->domain != NULL)
+            fprintf(f, ", domain: %s", s->domain);
+        fprintf(f, " }\n%s\n", s->extra ? s->extra : "");
         fclose(f);
         argv[5] = "-c";
         argv[6] = s->conf;
@@ -880,6 +884,41 @@ static void server_restarts_mid_stream(void **state)
     server_start(&s);
     relay_run("outage", "8000", "23", s.url, (const char *[]){"--rate", "2500", NULL}, 2000,
               restart_server, &s);
+    kill(s.pid, SIGTERM);
+    wait_exit(s.pid, 20);
+}
+
+/* A user the server does not let publish to the store's subjects: the
+ * ingester stops at the first refusal, exit 7, instead of retrying until its
+ * drain timeout; the cursor is not moved. */
+static void a_permission_denial_stops_the_ingester(void **state)
+{
+    (void)state;
+    own_server s;
+    own_server_prepare(&s, "denied");
+    s.extra = "authorization { users: [\n"
+              "  {user: admin, password: admin}\n"
+              "  {user: reader, password: reader, permissions: {\n"
+              "    publish: {allow: [\"$JS.API.>\"]}, subscribe: {allow: [\"_INBOX.>\"]}}}\n"
+              "]}";
+    snprintf(s.url, sizeof s.url, "nats://admin:admin@127.0.0.1:%d", s.port);
+    server_start(&s);
+    char capture[300], log[300], reader[96];
+    snprintf(capture, sizeof capture, "%s/denied.zst", tmp);
+    snprintf(log, sizeof log, "%s/denied.log", tmp);
+    snprintf(reader, sizeof reader, "nats://reader:reader@127.0.0.1:%d", s.port);
+    generate(capture, "300", "41", "7");
+    char *argv[] = {(char *)ingest_bin, "--server", reader, "--store", "denied", "--from-file",
+                    capture, "--exit-at-end", "--no-verify", "--drain-timeout", "30s", NULL};
+    double t0 = now_s();
+    expect_exit(spawn(argv, log, NULL), 60, 7, log);
+    double took = now_s() - t0;
+    if (took > 15) /* the request timeout (5 s) at most, never the drain timeout */
+        fail_msg("a denied ingester took %.1f s to stop", took);
+    assert_true(log_contains(log, "append not permitted: stopping"));
+    assert_true(log_contains(log, "Permissions Violation for Publish to"));
+    assert_false(log_contains(log, "append failed, retrying"));
+    assert_false(log_contains(log, "cursor saved"));
     kill(s.pid, SIGTERM);
     wait_exit(s.pid, 20);
 }
@@ -1005,6 +1044,36 @@ static void junk_capture_creates_no_store(void **state)
     assert_true(log_contains(log, "is not a firehose capture"));
     assert_false(log_contains(log, "store created"));
     natsConnection_Destroy(nc);
+}
+
+/* A run that stores nothing (one #info frame) says the cursor is unchanged,
+ * not "cursor saved cursor=0"; a run that stores says saved, with its seq. */
+static void nothing_stored_leaves_the_cursor_unchanged(void **state)
+{
+    (void)state;
+    const char *url = getenv("NATS_URL");
+    char info[300], log[300], name[64];
+    snprintf(log, sizeof log, "%s/unchanged.log", tmp);
+    snprintf(info, sizeof info, "%s/info.bin", tmp);
+    static const char frame[] = "\x22\x00\x00\x00\xa2\x61t\x65#info\x62op\x01"
+                                "\xa1\x64name\x6eOutdatedCursor";
+    FILE *f = fopen(info, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(frame, 1, sizeof frame - 1, f), sizeof frame - 1);
+    fclose(f);
+    store_name(name, sizeof name, "unchanged");
+    char *argv[] = {(char *)ingest_bin, "--server", (char *)url,     "--store", name,
+                    "--from-file",      info,       "--exit-at-end", NULL};
+    expect_exit(spawn(argv, log, NULL), 30, 0, log);
+    if (!log_contains(log, "info cursor unchanged name=atproto-ingest reason=")) {
+        show_log(log);
+        fail_msg("no 'cursor unchanged' line");
+    }
+    assert_false(log_contains(log, "cursor saved"));
+    natsConnection *nc = connect_to(url);
+    es_store *st = NULL;
+    assert_int_equal(es_store_open(nc, name, NULL, &st), ES_OK);
+    store_drop(nc, st, name); /* and the connection */
 }
 
 /* ---- per-repository chain state (chain.c) ----------------------------------------- */
@@ -1831,6 +1900,8 @@ int main(void)
         cmocka_unit_test_teardown(real_capture_on_decoding_threads, kill_children),
         cmocka_unit_test_teardown(refused_and_valid_frames_in_order, kill_children),
         cmocka_unit_test_teardown(sigterm_drains_the_decoding_threads, kill_children),
+        cmocka_unit_test_teardown(nothing_stored_leaves_the_cursor_unchanged, kill_children),
+        cmocka_unit_test_teardown(a_permission_denial_stops_the_ingester, kill_children),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)

@@ -349,6 +349,14 @@ static void test_occ_and_batches(void **state)
     RUN_IN(&r, occ, "append", name, "--batch", "-");
     assert_fails(&r, 3, NULL);
     run_free(&r);
+    /* the same event id twice: refused before sending (exit 1, not the
+     * server's duplicate refusal, exit 4), nothing appended */
+    const char *twice =
+        "{\"type\":\"account\",\"id\":\"a6\",\"event\":\"Opened\",\"event_id\":\"x1\"}\n"
+        "{\"type\":\"account\",\"id\":\"a7\",\"event\":\"Opened\",\"event_id\":\"x1\"}\n";
+    RUN_IN(&r, twice, "append", name, "--batch", "-");
+    assert_fails(&r, 1, "event id 'x1' is also");
+    run_free(&r);
     RUN(&r, "info", name, "--json");
     assert_ok(&r);
     res = json_loads(r.out, 0, &e);
@@ -875,6 +883,25 @@ static void test_exit_codes_and_wording(void **state)
     }
     assert_true(found);
     json_decref(lines);
+    run_free(&r);
+    /* one event has no number (the library's "event 0" is not shown); a
+     * batch's events are named by their line in the file, blank lines
+     * counted, in every message */
+    RUN(&r, "append", name, "account", "a1", "Bad.Type");
+    assert_fails(&r, 1, "invalid event type 'Bad.Type'");
+    assert_null(strstr(r.err, "event 0"));
+    assert_null(strstr(r.err, "event 1"));
+    run_free(&r);
+    RUN_IN(&r,
+           "\n{\"type\":\"doc\",\"id\":\"d1\",\"event\":\"C\",\"event_id\":\"e1\"}\n"
+           "{\"type\":\"doc\",\"id\":\"d2\",\"event\":\"C\",\"event_id\":\"e1\"}\n",
+           "append", name, "--batch", "-");
+    assert_fails(&r, 1, "line 3: event id 'e1' is also line 2's");
+    run_free(&r);
+    RUN_IN(&r, "{\"type\":\"doc\",\"id\":\"d1\",\"event\":\"C\"}\n"
+               "{\"type\":\"doc\",\"id\":\"d2\",\"event\":\"Bad.T\"}\n",
+           "append", name, "--batch", "-");
+    assert_fails(&r, 1, "line 2: invalid event type 'Bad.T'");
     run_free(&r);
     /* the CLI names its own commands, not the library's calls */
     RUN(&r, "create", name, "--max-age", "1h");

@@ -255,9 +255,10 @@ static void server_spawn(void)
         fail_msg("nats-server did not start (see %s)", log);
 }
 
-/* A JetStream server on a free port with `extra` in its configuration;
- * false (the test skips) without $ES_NATS_SERVER. */
-static bool server_start(const char *extra)
+/* A JetStream server on a free port with `extra` in its jetstream block
+ * and `top` (may be NULL) at the top level of its configuration; false (the
+ * test skips) without $ES_NATS_SERVER. */
+static bool server_start_with(const char *extra, const char *top)
 {
     const char *bin = getenv("ES_NATS_SERVER");
     if (bin == NULL || *bin == '\0') {
@@ -269,11 +270,16 @@ static bool server_start(const char *extra)
     closed_url(server.url, sizeof server.url);
     char conf[128], text[1024];
     snprintf(conf, sizeof conf, "%s/server.conf", server.dir);
-    snprintf(text, sizeof text, "listen: %s\njetstream {\n  store_dir: \"%s/js\"\n  %s\n}\n",
-             server.url + 7, server.dir, extra ? extra : "");
+    snprintf(text, sizeof text, "listen: %s\njetstream {\n  store_dir: \"%s/js\"\n  %s\n}\n%s\n",
+             server.url + 7, server.dir, extra ? extra : "", top ? top : "");
     write_text(conf, text);
     server_spawn();
     return true;
+}
+
+static bool server_start(const char *extra)
+{
+    return server_start_with(extra, NULL);
 }
 
 static void server_kill(void)
@@ -296,6 +302,90 @@ static int server_teardown(void **state)
         server.dir[0] = '\0';
     }
     return contexts_teardown(state);
+}
+
+/* A publish the server refuses the user (a permissions violation) is told
+ * as such at once, exit 7 — not as a timeout after 5 s, exit 4. */
+static void test_permission_denied(void **state)
+{
+    (void)state;
+    if (!server_start_with(NULL, "authorization { users: [\n"
+                                 "  {user: admin, password: admin}\n"
+                                 "  {user: reader, password: reader, permissions: {\n"
+                                 "    publish: {allow: [\"$JS.API.>\"]},\n"
+                                 "    subscribe: {allow: [\"_INBOX.>\"]}}}\n"
+                                 "]}"))
+        skip();
+    char admin[96], reader[96];
+    snprintf(admin, sizeof admin, "nats://admin:admin@%s", server.url + 7);
+    snprintf(reader, sizeof reader, "nats://reader:reader@%s", server.url + 7);
+    run_result r;
+    RUN(&r, "create", "perm", "-s", admin);
+    assert_ok(&r);
+    run_free(&r);
+    int64_t start = now_ms();
+    RUN(&r, "append", "perm", "doc", "d1", "Created", "--data", "{}", "-s", reader, "--timeout",
+        "5s");
+    int64_t ms = now_ms() - start;
+    assert_fails(&r, 7, "not permitted: Permissions Violation for Publish to");
+    if (strstr(r.err, "PubAck") != NULL)
+        fail_msg("a denial told as a timeout: %s", r.err);
+    if (ms > 2500) /* the request timeout is 5 s */
+        fail_msg("the denial took %lld ms to be told", (long long)ms);
+    run_free(&r);
+    /* the same as a batch */
+    char batch[128];
+    snprintf(batch, sizeof batch, "%s/batch.jsonl", server.dir);
+    write_text(batch, "{\"type\":\"doc\",\"id\":\"d2\",\"event\":\"Created\",\"data\":{}}\n"
+                      "{\"type\":\"doc\",\"id\":\"d3\",\"event\":\"Created\",\"data\":{}}\n");
+    start = now_ms();
+    RUN(&r, "append", "perm", "--batch", batch, "-s", reader, "--timeout", "5s");
+    ms = now_ms() - start;
+    assert_fails(&r, 7, "not permitted");
+    if (ms > 2500)
+        fail_msg("the batch's denial took %lld ms to be told", (long long)ms);
+    run_free(&r);
+    /* nothing was stored */
+    RUN(&r, "replay", "perm", "--format", "jsonl", "-s", admin);
+    assert_ok(&r);
+    assert_string_equal(r.out, "");
+    run_free(&r);
+}
+
+/* A TLS failure names OpenSSL's reason, not "SSL Error": a self-signed
+ * certificate not trusted, then trusted but issued for another name. */
+static void test_tls_failures_say_why(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/es-tool-tls-XXXXXX", cmd[512], top[512], cert[128], key[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0) {
+        print_message("no openssl command to make a test certificate: skipped\n");
+        skip();
+    }
+    snprintf(top, sizeof top, "tls { cert_file: \"%s\", key_file: \"%s\" }", cert, key);
+    if (!server_start_with(NULL, top))
+        skip();
+    char url[96];
+    snprintf(url, sizeof url, "tls://%s", server.url + 7);
+    run_result r;
+    RUN(&r, "stores", "-s", url, "--timeout", "2s");
+    assert_fails(&r, 4, "TLS: ");
+    assert_non_null(strstr(r.err, "self-signed certificate"));
+    run_free(&r);
+    RUN(&r, "stores", "-s", url, "--tlsca", cert, "--timeout", "2s");
+    assert_fails(&r, 4, "TLS: ");
+    assert_non_null(strstr(r.err, "mismatch"));
+    run_free(&r);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
 }
 
 /* --js-domain, and the context's jetstream_domain, reach a store behind a
@@ -429,6 +519,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_context_refusals, contexts_setup, contexts_teardown),
         cmocka_unit_test_setup_teardown(test_nats_timeout, contexts_setup, contexts_teardown),
         cmocka_unit_test_setup_teardown(test_js_domain, contexts_setup, server_teardown),
+        cmocka_unit_test_setup_teardown(test_permission_denied, contexts_setup, server_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_failures_say_why, contexts_setup, server_teardown),
         cmocka_unit_test_setup_teardown(test_follow_outage, contexts_setup, server_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
