@@ -205,7 +205,8 @@ static void usage(FILE *out)
             "not exist, 4 the server is unreachable (after --nats-wait) or refused the store, or\n"
             "frames stayed unacknowledged after --drain-timeout (the next run sends them\n"
             "again), 5 the stream ended with an error frame (a capture's, or a relay's\n"
-            "FutureCursor).\n",
+            "FutureCursor), 6 repositories of a backfill without a live source were given\n"
+            "up, 7 the server refused an append for the user's permissions.\n",
             es_cli_conn_help);
 }
 
