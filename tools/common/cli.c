@@ -327,6 +327,17 @@ bool es_cli_parse_size(const char *text, const char *what, int64_t *bytes)
     return true;
 }
 
+void es_cli_buf_printf(es_buf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        es_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
 #define ENV_NAME_MAX 64
 
 /* "ES_MAX_HELD" for "max-held"; false when too long. */

@@ -33,6 +33,7 @@
 
 #include <nats/nats.h>
 
+#include <es/buf.h>
 #include <es/status.h>
 #include <es/store.h>
 
@@ -131,6 +132,10 @@ bool es_cli_parse_duration(const char *text, const char *what, int64_t *ns);
 bool es_cli_duration_value(const char *text, int64_t *ns);
 /* A byte size: an integer with an optional K, M or G (powers of 1024). */
 bool es_cli_parse_size(const char *text, const char *what, int64_t *bytes);
+
+/* Appends printf-formatted text to b (short pieces: at most 1023 bytes a
+ * call, the rest cut). */
+void es_cli_buf_printf(es_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Options from the environment (as Jetstream and Tap take theirs): each
  * entry names the variable that stands for an option. es_cli_env_apply calls

@@ -2,8 +2,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "metrics.h"
 
+#include "cli.h"
+
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,41 +175,28 @@ void es_cli_metrics_stop(es_cli_metrics *m)
 
 /* ---- the text ----------------------------------------------------------- */
 
-/* Appends formatted text (short: names, labels, numbers). */
-static void put(es_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(es_buf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        es_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 void es_prom_family(es_buf *b, const char *name, const char *type, const char *help)
 {
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    es_cli_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void es_prom_sample(es_buf *b, const char *name, const char *label, const char *label_value,
                     double value)
 {
-    put(b, "%s", name);
+    es_cli_buf_printf(b, "%s", name);
     if (label != NULL) {
-        put(b, "{%s=\"", label);
+        es_cli_buf_printf(b, "{%s=\"", label);
         for (const char *c = label_value; *c; c++) {
             if (*c == '\\' || *c == '"')
-                put(b, "\\%c", *c);
+                es_cli_buf_printf(b, "\\%c", *c);
             else if (*c == '\n')
-                put(b, "\\n");
+                es_cli_buf_printf(b, "\\n");
             else
                 es_buf_append(b, c, 1);
         }
-        put(b, "\"}");
+        es_cli_buf_printf(b, "\"}");
     }
-    put(b, " %.17g\n", value);
+    es_cli_buf_printf(b, " %.17g\n", value);
 }
 
 void es_prom_one(es_buf *b, const char *name, const char *type, const char *help, double value)

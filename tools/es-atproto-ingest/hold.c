@@ -229,6 +229,18 @@ void hold_drop(hold *h, const char *did, size_t len)
         overflow(h, e);
 }
 
+/* At the end of the release round robin. */
+static void release_enqueue(hold *h, entry *e)
+{
+    e->in_release = true;
+    e->rnext = NULL;
+    if (h->rtail != NULL)
+        h->rtail->rnext = e;
+    else
+        h->rhead = e;
+    h->rtail = e;
+}
+
 bool hold_release(hold *h, const char *did, size_t len)
 {
     entry *e = find(h, did, len);
@@ -240,15 +252,8 @@ bool hold_release(hold *h, const char *did, size_t len)
         return false;
     }
     e->state = HOLD_RELEASING;
-    if (e->head != NULL && !e->in_release) {
-        e->in_release = true;
-        e->rnext = NULL;
-        if (h->rtail != NULL)
-            h->rtail->rnext = e;
-        else
-            h->rhead = e;
-        h->rtail = e;
-    }
+    if (e->head != NULL && !e->in_release)
+        release_enqueue(h, e);
     retire_if_done(h, e);
     return true;
 }
@@ -318,15 +323,8 @@ void hold_pop(hold *h, bool unsettled)
     if (h->rhead == NULL)
         h->rtail = NULL;
     e->in_release = false;
-    if (e->head != NULL && e->state == HOLD_RELEASING) {
-        e->in_release = true;
-        e->rnext = NULL;
-        if (h->rtail != NULL)
-            h->rtail->rnext = e;
-        else
-            h->rhead = e;
-        h->rtail = e;
-    }
+    if (e->head != NULL && e->state == HOLD_RELEASING)
+        release_enqueue(h, e);
     retire_if_done(h, e);
 }
 

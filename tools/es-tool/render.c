@@ -222,17 +222,6 @@ static void pcolour(tool_renderer *r, es_buf *b, const char *code)
         es_buf_append_str(b, code);
 }
 
-static void pf(es_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pf(es_buf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        es_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
 
 static void append_plain(es_buf *b, const char *s)
 {
@@ -247,21 +236,21 @@ static es_status render_pretty(tool_renderer *r, const es_event *ev)
     size_t id_len = 0;
     const char *id = es_event_entity_id(ev, &id_len);
     pcolour(r, b, C_BOLD C_YELLOW);
-    pf(b, "#%" PRIu64, es_event_seq(ev));
+    es_cli_buf_printf(b, "#%" PRIu64, es_event_seq(ev));
     pcolour(r, b, C_RESET);
-    pf(b, "  %s  ", es_event_time(ev));
+    es_cli_buf_printf(b, "  %s  ", es_event_time(ev));
     if (es_event_tenant(ev) != NULL)
-        pf(b, "%s/", es_event_tenant(ev));
+        es_cli_buf_printf(b, "%s/", es_event_tenant(ev));
     pcolour(r, b, C_CYAN);
-    pf(b, "%s ", es_event_entity_type(ev));
+    es_cli_buf_printf(b, "%s ", es_event_entity_type(ev));
     tool_append_display_id(b, id, id_len);
     pcolour(r, b, C_RESET);
     es_buf_append_str(b, "  ");
     pcolour(r, b, C_BOLD C_GREEN);
-    pf(b, "%s", es_event_event_type(ev));
+    es_cli_buf_printf(b, "%s", es_event_event_type(ev));
     pcolour(r, b, C_RESET);
     pcolour(r, b, C_DIM);
-    pf(b, "  (%s, id %s)", es_event_codec(ev), es_event_event_id(ev));
+    es_cli_buf_printf(b, "  (%s, id %s)", es_event_codec(ev), es_event_event_id(ev));
     pcolour(r, b, C_RESET);
     es_buf_append_byte(b, '\n');
     size_t nmeta = es_event_meta_count(ev);
@@ -288,7 +277,7 @@ static es_status render_pretty(tool_renderer *r, const es_event *ev)
         tool_json_indent((const char *)r->scratch.data, r->scratch.len, 2, r->colour, b);
     } else {
         pcolour(r, b, C_RED);
-        pf(b, "(%s", es_status_text(ds));
+        es_cli_buf_printf(b, "(%s", es_status_text(ds));
         if (err && *err) {
             es_buf_append_str(b, ": ");
             append_plain(b, err);

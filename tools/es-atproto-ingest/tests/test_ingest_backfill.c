@@ -53,6 +53,7 @@
 #include <es/cid.h>
 #include <es/es.h>
 
+#include "children.h"
 #include "fixtures.h"
 #include "forge.h"
 #include "http_standin.h"
@@ -826,17 +827,6 @@ static void require_backfill_holds_unknown_repositories(void **state)
     serve_final();
 }
 
-/* A port free now on loopback. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* GET http://127.0.0.1:port/path: the body (malloc'ed), the status in *status. */
 static char *http_get(int port, const char *path, int *status)
@@ -933,7 +923,7 @@ static void tracked_only_follows_the_set(void **state)
     repos_edit(store, "add", repos[3].did);
     char pidfile[128];
     snprintf(pidfile, sizeof pidfile, "%s/tracked.pid", tmp);
-    int metrics_port = free_port();
+    int metrics_port = children_free_port();
     /* no --exit-at-end: after the capture it waits for a signal, following the set */
     snprintf(cmd, sizeof cmd,
              "ES_ATPROTO_TEST_INSECURE_IDENTITY=1 '%s' --server '%s' --store '%s' --did-docs '%s' "
