@@ -50,6 +50,9 @@ static void usage(FILE *out)
             "                          default 1000)\n"
             "  --health-interval DUR   how often NATS is asked (ES_HEALTH_INTERVAL; default 1s)\n"
             "  --record-max SIZE       memory to render one record (ES_RECORD_MAX; default 8M)\n"
+            "  --admin-token TOKEN     the admin routes (POST /add-repos, /remove-repos,\n"
+            "                          GET /repos/DID) need Authorization: Bearer TOKEN\n"
+            "                          (ES_ADMIN_TOKEN; default: open)\n"
             "  --version, --help\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
@@ -64,6 +67,7 @@ enum {
     OPT_MAX_SUBSCRIBERS,
     OPT_HEALTH_INTERVAL,
     OPT_RECORD_MAX,
+    OPT_ADMIN_TOKEN,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -76,6 +80,7 @@ static const es_cli_option options[] = {
     {"max-subscribers", 0, true, OPT_MAX_SUBSCRIBERS},
     {"health-interval", 0, true, OPT_HEALTH_INTERVAL},
     {"record-max", 0, true, OPT_RECORD_MAX},
+    {"admin-token", 0, true, OPT_ADMIN_TOKEN},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -90,6 +95,7 @@ static const es_cli_env environment[] = {
     {"ES_MAX_SUBSCRIBERS", OPT_MAX_SUBSCRIBERS},
     {"ES_HEALTH_INTERVAL", OPT_HEALTH_INTERVAL},
     {"ES_RECORD_MAX", OPT_RECORD_MAX},
+    {"ES_ADMIN_TOKEN", OPT_ADMIN_TOKEN},
     {NULL, 0},
 };
 
@@ -155,6 +161,7 @@ static int set_option(int id, const char *value, void *closure)
     bool ok = true;
     switch (id) {
     case OPT_STORE: c->store = value; break;
+    case OPT_ADMIN_TOKEN: c->server.admin_token = value; break;
     case OPT_LISTEN: ok = parse_listen(value, c); break;
     case OPT_BUFFER: ok = positive_size(value, "--subscriber-buffer", &c->server.sub.buffer_bytes); break;
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "server.h"
 
+#include "admin.h"
 #include "metrics.h"
 
 #include <pthread.h>
@@ -32,6 +33,7 @@ typedef struct server {
     lws_sorted_usec_list_t tick;
     volatile sig_atomic_t *stop;
     size_t subscribers;
+    admin *admin; /* the admin routes */
     /* /metrics: counted on the loop's thread, which also serves them */
     uint64_t connections, refused, events_sent, bytes_sent, closed_slow, closed_policy;
     /* subscribers being freed off the loop (reap_later) */
@@ -47,7 +49,10 @@ typedef struct reap_job {
 
 typedef struct session {
     subscriber *sub;
-    es_buf rx; /* a client message arriving in fragments */
+    es_buf rx; /* a client message arriving in fragments, or an admin request's body */
+    bool admin_post;   /* an admin POST whose body is arriving */
+    bool admin_over;   /* ... past ADMIN_BODY_MAX */
+    char admin_path[32];
 } session;
 
 static server *server_of(struct lws *wsi)
@@ -160,8 +165,58 @@ static int respond_metrics(struct lws *wsi)
     return r;
 }
 
-static int on_http(struct lws *wsi, const char *path)
+/* An admin route: refused without the token; a GET answered now, a POST
+ * once its body is in (on_admin_body). */
+static int on_admin(struct lws *wsi, session *ss, const char *path, bool post)
 {
+    server *srv = server_of(wsi);
+    char auth[512];
+    int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (!admin_authorized(srv->admin, n > 0 ? auth : NULL))
+        return respond(wsi, HTTP_STATUS_UNAUTHORIZED,
+                       "{\"error\":\"an admin route: Authorization: Bearer <token> required\"}");
+    if (!post) {
+        char out[900];
+        unsigned status = admin_handle(srv->admin, path, NULL, 0, out, sizeof out);
+        return respond(wsi, status, out);
+    }
+    snprintf(ss->admin_path, sizeof ss->admin_path, "%s", path);
+    ss->admin_post = true;
+    ss->admin_over = false;
+    ss->rx.len = 0;
+    return 0; /* the body comes in LWS_CALLBACK_HTTP_BODY */
+}
+
+static int on_admin_body(session *ss, const void *in, size_t len)
+{
+    if (!ss->admin_post)
+        return 0;
+    if (ss->rx.len + len > ADMIN_BODY_MAX || es_buf_append(&ss->rx, in, len) != ES_OK)
+        ss->admin_over = true;
+    return 0;
+}
+
+static int on_admin_done(struct lws *wsi, session *ss)
+{
+    if (!ss->admin_post)
+        return 0;
+    ss->admin_post = false;
+    char out[900];
+    unsigned status = HTTP_STATUS_REQ_ENTITY_TOO_LARGE;
+    if (ss->admin_over)
+        snprintf(out, sizeof out, "{\"error\":\"the body is over %zu bytes\"}", ADMIN_BODY_MAX);
+    else
+        status = admin_handle(server_of(wsi)->admin, ss->admin_path, (const char *)ss->rx.data,
+                              ss->rx.len, out, sizeof out);
+    es_buf_free(&ss->rx);
+    return respond(wsi, status, out);
+}
+
+static int on_http(struct lws *wsi, session *ss, const char *path)
+{
+    bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    if (admin_route(path, post))
+        return on_admin(wsi, ss, path, post);
     if (strcmp(path, METRICS_PATH) == 0)
         return respond_metrics(wsi);
     if (strcmp(path, HEALTH_PATH) == 0) {
@@ -282,7 +337,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
     session *ss = user;
     switch (reason) {
-    case LWS_CALLBACK_HTTP: return on_http(wsi, (const char *)in);
+    case LWS_CALLBACK_HTTP: return on_http(wsi, ss, (const char *)in);
+    case LWS_CALLBACK_HTTP_BODY: return on_admin_body(ss, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: return on_admin_done(wsi, ss);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return filter_connection(wsi);
     case LWS_CALLBACK_ESTABLISHED: return on_established(wsi, ss);
     case LWS_CALLBACK_RECEIVE: return on_receive(wsi, ss, in, len);
@@ -331,6 +388,10 @@ static void server_end(server *srv)
 int server_run(es_store *st, health *h, const server_options *o, volatile sig_atomic_t *stop)
 {
     server srv = {.st = st, .health = h, .o = *o, .stop = stop};
+    if (admin_open(st, o->admin_token, &srv.admin) != ES_OK) {
+        fprintf(stderr, "es-atproto-serve: %s\n", es_last_error());
+        return 1;
+    }
     pthread_mutex_init(&srv.reap_lock, NULL);
     pthread_cond_init(&srv.reaped, NULL);
     lws_set_log_level(LLL_ERR, NULL);
@@ -346,6 +407,7 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     if (srv.ctx == NULL) {
         fprintf(stderr, "es-atproto-serve: cannot listen on %s:%d\n", o->host, o->port);
         server_end(&srv);
+        admin_close(srv.admin);
         return 1;
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "default");
@@ -357,5 +419,6 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     lws_sul_cancel(&srv.tick);
     lws_context_destroy(srv.ctx); /* closes every connection: their subscribers end */
     server_end(&srv);
+    admin_close(srv.admin);
     return 0;
 }

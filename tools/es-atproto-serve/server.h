@@ -15,6 +15,7 @@ typedef struct server_options {
     const char *host; /* the interface to listen on */
     int port;         /* 0: any free port */
     size_t max_subscribers;
+    const char *admin_token; /* --admin-token: the admin routes need it (NULL: open) */
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
 } server_options;
 

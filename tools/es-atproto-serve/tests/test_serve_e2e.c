@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include <es/atproto_jetstream.h>
+#include <es/atproto_tracked.h>
 #include <es/es.h>
 
 #include "children.h"
@@ -797,6 +798,91 @@ static int teardown(void **state)
     return getenv("ES_E2E_KEEP") != NULL || system(cmd) == 0 ? 0 : -1;
 }
 
+/* `method` `path` with an Authorization header (auth NULL: none) and a
+ * body (NULL: none): the status; the body in out[size]. */
+static int http_request(int port, const char *method, const char *path, const char *auth,
+                        const char *body, char *out, size_t size)
+{
+    int fd = ws_tcp_connect(port, 0);
+    assert_true(fd >= 0);
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s%s"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     method, path, auth ? "Authorization: " : "", auth ? auth : "",
+                     auth ? "\r\n" : "", body ? strlen(body) : 0, body ? body : "");
+    assert_int_equal(ws_send_all(fd, req, (size_t)n), 0);
+    ws_client w = {.fd = fd};
+    while (ws_fill(&w, 5000) == 1)
+        ;
+    int status = -1;
+    out[0] = '\0';
+    char *end = memmem(w.buf, w.len, "\r\n\r\n", 4);
+    if (end != NULL && sscanf((const char *)w.buf, "HTTP/1.1 %d", &status) == 1) {
+        size_t bl = w.len - (size_t)(end + 4 - (char *)w.buf);
+        bl = bl < size ? bl : size - 1;
+        memcpy(out, end + 4, bl);
+        out[bl] = '\0';
+    }
+    ws_close(&w);
+    return status;
+}
+
+/* POST /add-repos, /remove-repos and GET /repos/DID edit and read the
+ * tracked set es-atproto-ingest follows, behind --admin-token. */
+static void admin_routes_edit_the_tracked_set(void **state)
+{
+    (void)state;
+    const char *url = getenv("NATS_URL");
+    char log[300], store[64], out[1024];
+    snprintf(log, sizeof log, "%s/admin.log", tmp);
+    snprintf(store, sizeof store, "serve_admin_%ld", (long)getpid());
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_create(nc, store, NULL, NULL, &st), ES_OK);
+    int port;
+    pid_t srv = serve_start(url, store, log, (const char *[]){"--admin-token", "s3", NULL}, &port);
+    const char *a = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", *b = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb";
+    char body[256];
+    snprintf(body, sizeof body, "{\"dids\":[\"%s\",\"%s\"]}", a, b);
+    assert_int_equal(http_request(port, "POST", "/add-repos", NULL, body, out, sizeof out), 401);
+    assert_int_equal(
+        http_request(port, "POST", "/add-repos", "Bearer wrong", body, out, sizeof out), 401);
+    assert_int_equal(http_request(port, "POST", "/add-repos", "Bearer s3", body, out, sizeof out),
+                     200);
+    assert_string_equal(out, "{\"added\":2,\"unchanged\":0}");
+    char path[128];
+    snprintf(path, sizeof path, "/repos/%s", a);
+    assert_int_equal(http_request(port, "GET", path, "Bearer s3", NULL, out, sizeof out), 200);
+    assert_non_null(strstr(out, "\"tracked\":true"));
+    assert_int_equal(http_request(port, "GET", path, NULL, NULL, out, sizeof out), 401);
+    snprintf(body, sizeof body, "{\"dids\":[\"%s\",\"did:plc:cccccccccccccccccccccccc\"]}", a);
+    assert_int_equal(
+        http_request(port, "POST", "/remove-repos", "Bearer s3", body, out, sizeof out), 200);
+    assert_string_equal(out, "{\"removed\":1,\"unchanged\":1}");
+    assert_int_equal(http_request(port, "GET", path, "Bearer s3", NULL, out, sizeof out), 404);
+    assert_int_equal(http_request(port, "POST", "/add-repos", "Bearer s3", "{\"dids\":[\"nope\"]}",
+                                  out, sizeof out),
+                     400);
+    assert_int_equal(
+        http_request(port, "POST", "/add-repos", "Bearer s3", "not json", out, sizeof out), 400);
+    /* what the ingester would see */
+    es_atp_tracked *t;
+    assert_int_equal(es_atp_tracked_open(st, &t), ES_OK);
+    bool yes;
+    assert_int_equal(es_atp_tracked_contains(t, b, strlen(b), &yes, NULL), ES_OK);
+    assert_true(yes);
+    assert_int_equal(es_atp_tracked_contains(t, a, strlen(a), &yes, NULL), ES_OK);
+    assert_false(yes);
+    es_atp_tracked_destroy(t);
+    kill(srv, SIGTERM);
+    assert_int_equal(exit_code(srv, 20000), 0);
+    es_store_destroy(st);
+    es_store_delete(nc, store, NULL);
+    natsConnection_Destroy(nc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -806,6 +892,7 @@ int main(void)
                                   kill_children),
         cmocka_unit_test_teardown(health_follows_nats, kill_children),
         cmocka_unit_test_teardown(a_slow_subscriber_is_closed, kill_children),
+        cmocka_unit_test_teardown(admin_routes_edit_the_tracked_set, kill_children),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
