@@ -34,35 +34,15 @@
 #include <es/es.h>
 #include <es/json.h>
 
-#include "forge.h" /* atproto/tests: forgeries of real frames */
+#include "children.h" /* tools/common/tests: child processes */
+#include "forge.h"    /* atproto/tests: forgeries of real frames */
 
 #define WAIT_STORED_S 90
 
 static const char *ingest_bin, *standin_bin, *gen_bin, *verify_bin;
 static char tmp[256];
 
-/* Every child still running: a failed test leaves none behind. */
-#define CHILDREN_MAX 32
-static pid_t children[CHILDREN_MAX];
-
-static void child_started(pid_t pid)
-{
-    for (int i = 0; i < CHILDREN_MAX; i++)
-        if (children[i] == 0) {
-            children[i] = pid;
-            return;
-        }
-    fail_msg("too many children");
-}
-
-static void child_ended(pid_t pid)
-{
-    for (int i = 0; i < CHILDREN_MAX; i++)
-        if (children[i] == pid)
-            children[i] = 0;
-}
-
-/* ---- processes ------------------------------------------------------------ */
+/* ---- processes (tools/common/tests/children.h) ---------------------------- */
 
 static double now_s(void)
 {
@@ -71,75 +51,30 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Starts argv (NULL-terminated) with stdout and stderr appended to `log`;
- * with out_pipe, stdout goes to a pipe instead (*out_pipe: its read end). */
+/* children_spawn, which must succeed. */
 static pid_t spawn(char *const argv[], const char *log, int *out_pipe)
 {
-    int fds[2] = {-1, -1};
-    if (out_pipe)
-        assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(out_pipe ? fds[1] : fd, 1);
-        dup2(fd, 2);
-        if (out_pipe)
-            close(fds[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    if (out_pipe) {
-        close(fds[1]);
-        *out_pipe = fds[0];
-    }
-    child_started(pid);
+    pid_t pid = children_spawn(argv, log, out_pipe);
+    assert_true(pid > 0);
     return pid;
 }
 
 /* The exit code, or -1 when it did not end within timeout_s (then killed). */
 static int wait_exit(pid_t pid, double timeout_s)
 {
-    double give_up = now_s() + timeout_s;
-    int status = 0;
-    pid_t r;
-    while ((r = waitpid(pid, &status, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
-        if (now_s() > give_up) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            child_ended(pid);
-            return -1;
-        }
-        sleep_ms(20);
+    int code = children_exit_code(pid, (long)(timeout_s * 1000));
+    if (code == -1) {
+        kill(pid, SIGKILL);
+        children_exit_code(pid, 10000);
     }
-    assert_int_equal(r, pid);
-    child_ended(pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static void show_log(const char *log)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "tail -n 30 %s", log);
-    if (system(cmd) != 0)
-        printf("(no log %s)\n", log);
+    return code;
 }
 
 static int free_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &len);
-    close(s);
-    return ntohs(a.sin_port);
+    int port = children_free_port();
+    assert_true(port > 0);
+    return port;
 }
 
 #define STANDIN_ARGS_MAX 8
@@ -289,7 +224,7 @@ static natsConnection *connect_to(const char *url)
     for (int i = 0; i < 100 && nc == NULL; i++)
         if (natsConnection_ConnectTo(&nc, url) != NATS_OK) {
             nc = NULL;
-            sleep_ms(100);
+            children_sleep_ms(100);
         }
     assert_non_null(nc);
     return nc;
@@ -308,14 +243,14 @@ static es_store *wait_stored(natsConnection *nc, const char *name, uint64_t want
     while (st == NULL && now_s() < give_up)
         if (es_store_open(nc, name, NULL, &st) != ES_OK) {
             st = NULL;
-            sleep_ms(100);
+            children_sleep_ms(100);
         }
     assert_non_null(st);
     es_store_info info = {0};
     while (now_s() < give_up) {
         if (es_store_info_get(st, &info) == ES_OK && info.events >= want)
             break;
-        sleep_ms(50);
+        children_sleep_ms(50);
     }
     assert_true(info.events >= want);
     return st;
@@ -391,7 +326,7 @@ static void expect_exit(pid_t pid, double timeout_s, int want, const char *log)
 {
     int code = wait_exit(pid, timeout_s);
     if (code != want)
-        show_log(log);
+        children_show_log(log);
     assert_int_equal(code, want);
 }
 
@@ -497,7 +432,7 @@ static void wait_cursors(es_store *st, const char *const *names, uint64_t seq)
             done = done && there;
         }
         if (!done)
-            sleep_ms(100);
+            children_sleep_ms(100);
     }
     es_checkpoints_destroy(cps);
 }
@@ -576,7 +511,7 @@ static void audit_offline(const char *url, const char *store, const char *docs, 
                     "--did-docs",       (char *)docs, "--quiet", NULL};
     expect_exit(spawn(argv, log, NULL), 60, 0, log);
     if (!log_contains(log, "148 commits checked in 148 repositories"))
-        show_log(log);
+        children_show_log(log);
     assert_true(log_contains(log, "148 commits checked in 148 repositories"));
 }
 
@@ -602,7 +537,7 @@ static void real_capture_through_the_server(void **state)
                 log);
     /* verified, every frame: nothing refused, no document fetched */
     if (!log_contains(log, "refused=0 errors=none") || log_contains(log, "frame refused"))
-        show_log(log);
+        children_show_log(log);
     assert_true(log_contains(log, "refused=0 errors=none"));
     assert_false(log_contains(log, "frame refused"));
 
@@ -686,7 +621,7 @@ static void relay_run(const char *what, const char *frames, const char *seed, co
         disturb(ctx, &ing, log);
     }
     relayed_wait(&r, server, r.want.n);
-    sleep_ms(300); /* anything beyond would be a duplicate: give it a chance to show */
+    children_sleep_ms(300); /* anything beyond would be a duplicate: give it a chance to show */
     stop_ingester(ing, log);
     relayed_check(&r, (const char *[]){"e2e", NULL});
     relayed_drop(&r);
@@ -719,7 +654,7 @@ static void ingester_killed_mid_stream(void **state)
     printf("  ingester killed (-9) mid-stream, restarting it\n");
     ing = start_ingester(server, r.name, "--relay", r.url, log, false);
     relayed_wait(&r, server, r.want.n);
-    sleep_ms(300);
+    children_sleep_ms(300);
     stop_ingester(ing, log);
     relayed_check(&r, (const char *[]){"e2e", NULL});
     relayed_drop(&r);
@@ -781,7 +716,7 @@ static void wss_verifies_the_relay_certificate(void **state)
     pid_t ing = start_ingester(server, r.name, "--relay", r.url, log, false);
     r.nc = connect_to(server);
     r.st = wait_stored(r.nc, r.name, 0, 30);
-    sleep_ms(2000);
+    children_sleep_ms(2000);
     es_store_info info;
     assert_int_equal(es_store_info_get(r.st, &info), ES_OK);
     assert_int_equal(info.events, 0);
@@ -793,7 +728,7 @@ static void wss_verifies_the_relay_certificate(void **state)
     ing = start_with(server, r.name, "--relay", r.url, log, false, "e2e", NULL,
                      (const char *[]){"--relay-ca", cert, NULL});
     relayed_wait(&r, server, r.want.n);
-    sleep_ms(300);
+    children_sleep_ms(300);
     stop_ingester(ing, log);
     relayed_check(&r, (const char *[]){"e2e", NULL});
     relayed_drop(&r);
@@ -872,7 +807,7 @@ static void restart_server(void *ctx, pid_t *ingester, const char *log)
     kill(s->pid, SIGKILL);
     wait_exit(s->pid, 10);
     printf("  nats-server killed mid-stream; restarting it in 1.5 s\n");
-    sleep_ms(1500);
+    children_sleep_ms(1500);
     server_start(s);
 }
 
@@ -965,7 +900,7 @@ static void nats_down_at_start_then_up(void **state)
                     "--no-verify", /* delivery, not verification: see start_verifying */
                     NULL};
     pid_t ing = spawn(argv, log, NULL);
-    sleep_ms(2000);                                   /* a few attempts fail meanwhile */
+    children_sleep_ms(2000);                                   /* a few attempts fail meanwhile */
     assert_int_equal(waitpid(ing, NULL, WNOHANG), 0); /* still waiting */
     server_start(&s);
     expect_exit(ing, 60, 0, log);
@@ -1066,7 +1001,7 @@ static void nothing_stored_leaves_the_cursor_unchanged(void **state)
                     "--from-file",      info,       "--exit-at-end", NULL};
     expect_exit(spawn(argv, log, NULL), 30, 0, log);
     if (!log_contains(log, "info cursor unchanged name=atproto-ingest reason=")) {
-        show_log(log);
+        children_show_log(log);
         fail_msg("no 'cursor unchanged' line");
     }
     assert_false(log_contains(log, "cursor saved"));
@@ -1120,7 +1055,7 @@ static void a_replay_after_the_duplicate_window_stores_nothing_twice(void **stat
     es_store_info info;
     assert_int_equal(es_store_info_get(st, &info), ES_OK);
     assert_int_equal(info.config.duplicate_window_ns, 1000000000LL);
-    sleep_ms(1500); /* past the window: the store no longer knows the ids */
+    children_sleep_ms(1500); /* past the window: the store no longer knows the ids */
     /* few states in memory: the others are read again from KV */
     ingest_file_with(server, name, capture, "second", log2,
                      (const char *[]){"--from-start", "--max-repos-cached", "10", NULL});
@@ -1349,10 +1284,10 @@ static void a_crash_before_the_state_is_written_loses_and_repeats_nothing(void *
                            (const char *[]){"--duplicate-window", "1s", NULL});
     unsetenv("ES_INGEST_TEST_EXIT_AFTER_ACKS");
     expect_exit(ing, WAIT_STORED_S, 99, log1);
-    sleep_ms(1500); /* past the window */
+    children_sleep_ms(1500); /* past the window */
     ing = start_ingester(server, r.name, "--relay", r.url, log2, false);
     relayed_wait(&r, server, r.want.n);
-    sleep_ms(1500); /* anything beyond would be a duplicate: give it a chance to show */
+    children_sleep_ms(1500); /* anything beyond would be a duplicate: give it a chance to show */
     stop_ingester(ing, log2);
     relayed_check(&r, NULL);
     /* the restart scanned from a recovery point the first run wrote */
@@ -1523,7 +1458,7 @@ static void forged_frames_store_nothing(void **state)
     char want[64];
     snprintf(want, sizeof want, "refused=%zu ", count);
     if (!log_contains(log, want))
-        show_log(log);
+        children_show_log(log);
     assert_true(log_contains(log, want));
     for (int k = 1; k < ES_ATP_ERR_COUNT; k++) {
         if (by_reason[k] == 0)
@@ -1838,12 +1773,7 @@ static void sigterm_drains_the_decoding_threads(void **state)
 static int kill_children(void **state)
 {
     (void)state;
-    for (int i = 0; i < CHILDREN_MAX; i++)
-        if (children[i] != 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-            children[i] = 0;
-        }
+    children_kill_all();
     return 0;
 }
 
