@@ -331,7 +331,7 @@ static es_status open_tracked(ingester *g)
 static es_status open_resyncs(ingester *g)
 {
     const ingest_config *c = g->cfg;
-    bool live = c->file != NULL || c->relay != NULL;
+    bool live = ingest_config_live(c);
     if (c->dry_run || c->no_resync || (live && g->identity == NULL))
         return ES_OK;
     es_status s = resyncs_open(c, g->store, g->identity, g->chain, &g->rs);
@@ -399,8 +399,7 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         code = es_cli_fail(s, "serving the metrics");
     /* the tracked set, with a live source: to backfill what is added, and
      * for --tracked-only */
-    bool live = cfg->file != NULL || cfg->relay != NULL;
-    if (code == ES_EXIT_OK && live && !cfg->dry_run && (g->rs != NULL || cfg->tracked_only) &&
+    if (code == ES_EXIT_OK && ingest_config_live(cfg) && !cfg->dry_run && (g->rs != NULL || cfg->tracked_only) &&
         (s = open_tracked(g)) != ES_OK)
         code = es_cli_fail(s, "following the tracked repositories");
     if (code != ES_EXIT_OK) {

@@ -81,6 +81,13 @@ typedef struct ingest_config {
 
 void ingest_config_init(ingest_config *c);
 
+/* Whether the run has a live source (--relay or --from-file), not only a
+ * backfill. */
+static inline bool ingest_config_live(const ingest_config *c)
+{
+    return c->file != NULL || c->relay != NULL;
+}
+
 /* --verify-threads' bound, and W, the frames the decoding threads hold at
  * most per thread (submitted, not yet offered to the sink; 1 with no
  * threads): they count toward --max-frames and --max-held like frames the

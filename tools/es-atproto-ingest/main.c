@@ -534,11 +534,11 @@ static int parse_args(int argc, char **argv, ingest_config *c)
         return es_cli_usage("--backfill-all or --collection-signal, not both");
     if (c->file != NULL && c->relay != NULL)
         return es_cli_usage("give one source: --relay URL or --from-file PATH");
-    if (c->file == NULL && c->relay == NULL && !backfill)
+    if (!ingest_config_live(c) && !backfill)
         return es_cli_usage("give a source (--relay URL or --from-file PATH) or --backfill");
     if ((backfill || c->require_backfill) && c->no_resync)
         return es_cli_usage("--backfill and --require-backfill resync: not with --no-resync");
-    if ((c->tracked_only || c->require_backfill) && c->file == NULL && c->relay == NULL)
+    if ((c->tracked_only || c->require_backfill) && !ingest_config_live(c))
         return es_cli_usage("--tracked-only and --require-backfill are for a live source "
                             "(--relay or --from-file)");
     if (c->tracked_only && c->dry_run)
