@@ -24,8 +24,7 @@ es_status ingest_identity_open(const ingest_config *c, es_atp_identity **out)
     o.offline = c->offline;
     if (c->identity_ttl_ms > 0)
         o.ttl_ms = c->identity_ttl_ms;
-    const char *insecure = getenv(INGEST_TEST_INSECURE_ENV);
-    o.allow_insecure = insecure != NULL && strcmp(insecure, "1") == 0;
+    o.allow_insecure = ingest_test_insecure();
     es_atp_identity *id = NULL;
     es_status s = es_atp_identity_create(&o, &id);
     if (s != ES_OK)
@@ -60,4 +59,17 @@ void ingest_identity_report(FILE *out, const es_atp_identity *id)
             " from KV, %" PRIu64 " KV errors\n",
             st.cached, st.hits, st.fetches, st.failures, st.negative_hits, st.store_hits,
             st.store_errors);
+}
+
+bool ingest_test_insecure(void)
+{
+    const char *insecure = getenv(INGEST_TEST_INSECURE_ENV);
+    return insecure != NULL && strcmp(insecure, "1") == 0;
+}
+
+void ingest_xrpc_options(const ingest_config *c, es_atp_xrpc_options *o)
+{
+    es_atp_xrpc_options_init(o);
+    o->timeout_ms = c->repo_fetch_timeout_ms;
+    o->allow_insecure = ingest_test_insecure();
 }

@@ -151,10 +151,7 @@ es_status listing_open(const ingest_config *cfg, listing **out)
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cond, NULL);
     es_atp_xrpc_options xo;
-    es_atp_xrpc_options_init(&xo);
-    xo.timeout_ms = cfg->repo_fetch_timeout_ms;
-    const char *insecure = getenv(INGEST_TEST_INSECURE_ENV);
-    xo.allow_insecure = insecure != NULL && strcmp(insecure, "1") == 0;
+    ingest_xrpc_options(cfg, &xo);
     xo.max_pages = 1; /* a page per turn: the queue stays short */
     es_status s = es_atp_xrpc_create(&xo, &l->xrpc);
     if (s == ES_OK && pthread_create(&l->thread, NULL, run, l) != 0)

@@ -358,8 +358,7 @@ es_status resyncs_open(const ingest_config *c, es_store *store, es_atp_identity 
     backfill_options_init(&o);
     o.store = store;
     o.identity = identity;
-    o.xrpc.timeout_ms = c->repo_fetch_timeout_ms;
-    o.xrpc.allow_insecure = env_is_1(INGEST_TEST_INSECURE_ENV);
+    ingest_xrpc_options(c, &o.xrpc);
     o.parallelism = c->backfill_parallelism;
     o.retry_min_ms = c->backfill_retry_min_ms;
     o.retry_max_ms = c->backfill_retry_max_ms;
