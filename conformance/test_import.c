@@ -182,7 +182,7 @@ static void a_store_copied_through_raw_events_reads_the_same(void **state)
     char name[ES_STORE_NAME_MAX + 1];
     conf_unique_name(name);
     es_store *to = NULL;
-    assert_int_equal(es_store_create(nc, name, NULL, NULL, &to), ES_OK);
+    assert_int_equal(es_store_create(nc, name, conf_store_config(), NULL, &to), ES_OK);
     outcomes o;
     import_all(to, from, &o);
     assert_int_equal(o.stored, 3);
@@ -270,7 +270,7 @@ static void raw_payloads_are_the_stored_bytes(void **state)
     c->st = NULL;
     assert_int_equal(es_store_delete(c->nc, c->name, NULL), ES_OK);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.compress_threshold = 16;
     assert_int_equal(es_store_create(c->nc, c->name, &cfg, NULL, &c->st), ES_OK);
     char data[512];
