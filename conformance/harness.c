@@ -464,6 +464,37 @@ static conf_server *cluster_start(void)
     return s;
 }
 
+int conf_server_nodes(const conf_server *s)
+{
+    return s->nodes;
+}
+
+void conf_server_kill_node(conf_server *s, int i)
+{
+    assert_true(i >= 0 && i < s->nodes);
+    kill_node(s, i);
+}
+
+void conf_server_start_node(conf_server *s, int i)
+{
+    assert_true(i >= 0 && i < s->nodes && s->node[i].pid <= 0);
+    spawn_node(s, i);
+}
+
+int conf_server_stream_leader(natsConnection *nc, const char *stream)
+{
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    int leader = -1;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    if (js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK && si->Cluster != NULL &&
+        si->Cluster->Leader != NULL && si->Cluster->Leader[0] == 'n')
+        leader = atoi(si->Cluster->Leader + 1); /* the nodes are named n<i> */
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    return leader;
+}
+
 conf_server *conf_server_start(void)
 {
     if (conf_server_bin != NULL && conf_replicas > 1)

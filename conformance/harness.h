@@ -99,6 +99,15 @@ void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
 void conf_server_restart(conf_server *s); /* start again on the same port and store */
 void conf_server_destroy(conf_server *s); /* stop and remove its store */
 
+/* Nodes of a cluster of the suite's own (conf_server_start with --replicas
+ * above 1): how many (0: a single server), kill -9 node i (store kept),
+ * start it again (without waiting: the cluster elects in its own time),
+ * and the node leading a stream's RAFT group now (-1: none). */
+int conf_server_nodes(const conf_server *s);
+void conf_server_kill_node(conf_server *s, int i);
+void conf_server_start_node(conf_server *s, int i);
+int conf_server_stream_leader(natsConnection *nc, const char *stream);
+
 void conf_sleep_ms(int64_t ms);
 
 /* Groups, one per file. */
@@ -121,5 +130,6 @@ int conf_run_inspect(void);
 int conf_run_import(void);
 int conf_run_connect(void);
 int conf_run_expect(void);
+int conf_run_failover(void);
 
 #endif

@@ -139,6 +139,7 @@ int main(int argc, char **argv)
     failed += conf_run_import();
     failed += conf_run_connect();
     failed += conf_run_expect();
+    failed += conf_run_failover();
     nats_Close();
     printf("es-conformance: %s (%d failed)\n", failed ? "FAILED" : "all groups passed", failed);
     return failed ? 1 : 0;

@@ -49,6 +49,10 @@ static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_rea
     while (s == ES_OK && pending > 0) {
         esi_oc_msg m;
         s = esi_oc_next(oc, EVOLVE_WAIT_MS * 10, &m);
+        if (s == ES_ERR_CONNECTION && esi_oc_failing_ms(oc) < ESI_OC_RESET_BUDGET_MS) {
+            s = ES_OK; /* a server restarting, a cluster electing: within the budget */
+            continue;
+        }
         if (s == ES_ERR_TIMEOUT)
             s = es_error(ES_ERR_TIMEOUT, "evolve: no delivery for %d ms with %llu pending",
                          EVOLVE_WAIT_MS * 10, (unsigned long long)pending);
