@@ -187,7 +187,10 @@ static void a_store_copied_through_raw_events_reads_the_same(void **state)
     import_all(to, from, &o);
     assert_int_equal(o.stored, 3);
     assert_int_equal(o.failed, 0);
-    assert_int_equal(es_evolve(to, NULL, NULL, collect_raw, copy, NULL), ES_OK);
+    es_status s = es_evolve(to, NULL, NULL, collect_raw, copy, NULL);
+    if (s != ES_OK)
+        print_message("es_evolve: %s\n", es_last_error());
+    assert_int_equal(s, ES_OK);
     assert_int_equal(copy->n, 3);
     for (size_t i = 0; i < 3; i++) {
         assert_string_equal(copy->items[i].subject, from->items[i].subject);
