@@ -12,9 +12,23 @@
 #define OUTAGE_MS   10000 /* longer than a reset's first attempts: they fail */
 #define WATCH_WAIT  60000
 
-static conf_server *cluster_or_skip(void)
+/* The cluster lives in the test's state, so that the teardown stops it even
+ * when an assertion ends the test half way. */
+static int cluster_setup(void **state)
 {
-    conf_server *srv = conf_replicas > 1 ? conf_server_start() : NULL;
+    *state = conf_replicas > 1 ? conf_server_start() : NULL;
+    return 0;
+}
+
+static int cluster_teardown(void **state)
+{
+    conf_server_destroy(*state);
+    return 0;
+}
+
+static conf_server *cluster_or_skip(void **state)
+{
+    conf_server *srv = *state;
     if (srv == NULL) {
         print_message("skipped: failover tests run with --replicas 3 and --nats-server\n");
         skip();
@@ -84,8 +98,7 @@ static es_status collect_then_fail(const es_event *ev, void *closure)
 
 static void a_replay_rides_out_a_leader_election(void **state)
 {
-    (void)state;
-    conf_server *srv = cluster_or_skip();
+    conf_server *srv = cluster_or_skip(state);
     natsConnection *nc = conf_connect(conf_server_url(srv));
     es_store *st = filled_store(nc, "failover_replay", EVENTS);
     outage o = {.srv = srv, .stream = es_store_stream(st), .nc = nc};
@@ -101,7 +114,6 @@ static void a_replay_rides_out_a_leader_election(void **state)
     conf_seen_free(&o.seen);
     es_store_destroy(st);
     natsConnection_Destroy(nc);
-    conf_server_destroy(srv);
 }
 
 /* ---- a watch and a durable projection through a leader kill ------------- */
@@ -138,9 +150,8 @@ static bool wait_count(conf_locked_seen *ls, size_t n, int64_t ms)
 
 static void a_watch_and_a_projection_ride_out_a_leader_kill(void **state)
 {
-    (void)state;
     enum { BEFORE = 1000, AFTER = 200 };
-    conf_server *srv = cluster_or_skip();
+    conf_server *srv = cluster_or_skip(state);
     natsConnection *nc = conf_connect(conf_server_url(srv));
     es_store *st = filled_store(nc, "failover_live", BEFORE);
 
@@ -191,14 +202,15 @@ static void a_watch_and_a_projection_ride_out_a_leader_kill(void **state)
     pthread_mutex_destroy(&w.mu);
     es_store_destroy(st);
     natsConnection_Destroy(nc);
-    conf_server_destroy(srv);
 }
 
 int conf_run_failover(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_replay_rides_out_a_leader_election),
-        cmocka_unit_test(a_watch_and_a_projection_ride_out_a_leader_kill),
+        cmocka_unit_test_setup_teardown(a_replay_rides_out_a_leader_election, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(a_watch_and_a_projection_ride_out_a_leader_kill,
+                                        cluster_setup, cluster_teardown),
     };
     return cmocka_run_group_tests_name("failover", tests, NULL, NULL);
 }
