@@ -16,6 +16,7 @@
 
 const char *conf_url;
 const char *conf_server_bin;
+int conf_replicas = 1;
 
 void conf_sleep_ms(int64_t ms)
 {
@@ -26,18 +27,29 @@ void conf_sleep_ms(int64_t ms)
 
 natsConnection *conf_connect(const char *url)
 {
-    natsOptions *o = NULL;
+    es_connect_options o;
+    es_connect_options_init(&o);
+    o.servers = url;
+    o.max_reconnect = -1; /* ride out restarts */
+    o.reconnect_wait_ms = 100;
+    o.timeout_ms = 5000;
     natsConnection *nc = NULL;
-    assert_int_equal(natsOptions_Create(&o), NATS_OK);
-    natsOptions_SetURL(o, url);
-    natsOptions_SetMaxReconnect(o, -1); /* ride out restarts */
-    natsOptions_SetReconnectWait(o, 100);
-    natsOptions_SetTimeout(o, 5000);
-    natsStatus s = natsConnection_Connect(&nc, o);
-    natsOptions_Destroy(o);
-    if (s != NATS_OK)
-        fail_msg("cannot connect to %s: %s", url, natsStatus_GetText(s));
+    if (es_connect(&o, &nc) != ES_OK)
+        fail_msg("cannot connect to %s: %s", url, es_last_error());
     return nc;
+}
+
+void conf_store_config_init(es_store_config *cfg)
+{
+    es_store_config_init(cfg);
+    cfg->replicas = conf_replicas;
+}
+
+const es_store_config *conf_store_config(void)
+{
+    static es_store_config cfg;
+    conf_store_config_init(&cfg);
+    return &cfg;
 }
 
 void conf_unique_name(char out[ES_STORE_NAME_MAX + 1])
@@ -52,7 +64,7 @@ static int setup_with(void **state, bool tenancy)
     c->nc = conf_connect(conf_url);
     conf_unique_name(c->name);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.tenancy = tenancy;
     es_status s = es_store_create(c->nc, c->name, &cfg, NULL, &c->st);
     if (s != ES_OK)
@@ -227,11 +239,22 @@ uint64_t conf_stream_msgs(natsConnection *nc, const char *stream)
 
 /* ---- a server of the suite's own -------------------------------------- */
 
+#define CLUSTER_NODES 3
+
+/* One node of a cluster of the suite's own: its client, route and
+ * monitoring ports, its store in dir/n<i>. */
+typedef struct cluster_node {
+    pid_t pid;
+    int port, route_port, http_port;
+} cluster_node;
+
 struct conf_server {
     pid_t pid;
     int port;
     char dir[256];
-    char url[64];
+    char url[192]; /* the client URL, or the cluster's comma-separated three */
+    int nodes;     /* 0: one server; else a cluster of this many */
+    cluster_node node[CLUSTER_NODES];
     char domain[64]; /* JetStream domain, or "" */
     bool configured; /* started with a config file (a domain, or the caller's) */
     char ready_url[192]; /* what the readiness check connects to (with a user) */
@@ -337,8 +360,145 @@ conf_server *conf_server_start_config(const char *config, const char *user,
     return s;
 }
 
+/* ---- a cluster of the suite's own ------------------------------------- */
+
+static void write_node_config(const conf_server *s, int i)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/n%d.conf", s->dir, i);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "server_name: n%d\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
+               "jetstream { store_dir: \"%s/n%d\" }\ncluster { name: conf, listen: 127.0.0.1:%d, "
+               "routes: [",
+            i, s->node[i].port, s->node[i].http_port, s->dir, i, s->node[i].route_port);
+    for (int k = 0; k < s->nodes; k++)
+        fprintf(f, "%snats-route://127.0.0.1:%d", k ? ", " : "", s->node[k].route_port);
+    fprintf(f, "] }\n");
+    assert_int_equal(fclose(f), 0);
+}
+
+static void spawn_node(conf_server *s, int i)
+{
+    char conf[300], log[300];
+    snprintf(conf, sizeof conf, "%s/n%d.conf", s->dir, i);
+    snprintf(log, sizeof log, "%s/n%d.log", s->dir, i);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
+            _exit(126);
+        execl(conf_server_bin, conf_server_bin, "-c", conf, "-l", log, (char *)NULL);
+        _exit(127);
+    }
+    s->node[i].pid = pid;
+}
+
+static void kill_node(conf_server *s, int i)
+{
+    if (s->node[i].pid > 0) {
+        kill(s->node[i].pid, SIGKILL);
+        waitpid(s->node[i].pid, NULL, 0);
+        s->node[i].pid = 0;
+    }
+}
+
+/* True when the node's monitoring port says it is healthy: nats-server's
+ * /healthz answers "ok" only once its JetStream is current (meta leader
+ * known, every stream and consumer it holds caught up). */
+static bool node_healthy(const cluster_node *n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)n->http_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char buf[1024];
+    size_t got = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        static const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+        if (write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
+            ssize_t r;
+            while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+                got += (size_t)r;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    buf[got] = '\0';
+    return strstr(buf, " 200 ") != NULL && strstr(buf, "\"ok\"") != NULL;
+}
+
+/* Waits (up to 60 s: an election, a node catching up) until every running
+ * node is healthy. */
+static void wait_cluster(const conf_server *s)
+{
+    for (int i = 0; i < 1200; i++) {
+        bool all = true;
+        for (int k = 0; k < s->nodes && all; k++)
+            all = s->node[k].pid <= 0 || node_healthy(&s->node[k]);
+        if (all)
+            return;
+        conf_sleep_ms(50);
+    }
+    fail_msg("the suite's own cluster did not become healthy (see %s/n*.log)", s->dir);
+}
+
+static conf_server *cluster_start(void)
+{
+    conf_server *s = server_new();
+    s->nodes = CLUSTER_NODES;
+    size_t o = 0;
+    for (int i = 0; i < s->nodes; i++) {
+        s->node[i].port = i == 0 ? s->port : free_port();
+        s->node[i].route_port = free_port();
+        s->node[i].http_port = free_port();
+        o += (size_t)snprintf(s->url + o, sizeof s->url - o, "%snats://127.0.0.1:%d",
+                              i ? "," : "", s->node[i].port);
+        assert_true(o < sizeof s->url);
+    }
+    for (int i = 0; i < s->nodes; i++)
+        write_node_config(s, i);
+    for (int i = 0; i < s->nodes; i++)
+        spawn_node(s, i);
+    wait_cluster(s);
+    return s;
+}
+
+int conf_server_nodes(const conf_server *s)
+{
+    return s->nodes;
+}
+
+void conf_server_kill_node(conf_server *s, int i)
+{
+    assert_true(i >= 0 && i < s->nodes);
+    kill_node(s, i);
+}
+
+void conf_server_start_node(conf_server *s, int i)
+{
+    assert_true(i >= 0 && i < s->nodes && s->node[i].pid <= 0);
+    spawn_node(s, i);
+}
+
+int conf_server_stream_leader(natsConnection *nc, const char *stream)
+{
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    int leader = -1;
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    if (js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK && si->Cluster != NULL &&
+        si->Cluster->Leader != NULL && si->Cluster->Leader[0] == 'n')
+        leader = atoi(si->Cluster->Leader + 1); /* the nodes are named n<i> */
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    return leader;
+}
+
 conf_server *conf_server_start(void)
 {
+    if (conf_server_bin != NULL && conf_replicas > 1)
+        return cluster_start();
     return conf_server_start_in(NULL);
 }
 
@@ -349,6 +509,11 @@ const char *conf_server_url(const conf_server *s)
 
 void conf_server_kill(conf_server *s)
 {
+    for (int i = 0; i < s->nodes; i++) /* all at once: no client hops to a node still up */
+        if (s->node[i].pid > 0)
+            kill(s->node[i].pid, SIGKILL);
+    for (int i = 0; i < s->nodes; i++)
+        kill_node(s, i);
     if (s->pid > 0) {
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
@@ -358,8 +523,25 @@ void conf_server_kill(conf_server *s)
 
 void conf_server_restart(conf_server *s)
 {
-    conf_server_kill(s);
-    spawn(s);
+    if (s->nodes == 0) {
+        conf_server_kill(s);
+        spawn(s);
+        return;
+    }
+    bool down = true; /* after conf_server_kill: all nodes come back together */
+    for (int i = 0; i < s->nodes; i++)
+        down = down && s->node[i].pid <= 0;
+    if (down) {
+        for (int i = 0; i < s->nodes; i++)
+            spawn_node(s, i);
+        wait_cluster(s);
+        return;
+    }
+    for (int i = 0; i < s->nodes; i++) { /* rolling: the quorum stays */
+        kill_node(s, i);
+        spawn_node(s, i);
+        wait_cluster(s);
+    }
 }
 
 void conf_server_destroy(conf_server *s)

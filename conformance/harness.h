@@ -20,10 +20,17 @@ typedef struct conf_ctx {
     char name[ES_STORE_NAME_MAX + 1];
 } conf_ctx;
 
-extern const char *conf_url;        /* server under test */
+extern const char *conf_url;        /* server under test: one URL or a comma-separated list */
 extern const char *conf_server_bin; /* nats-server binary for restart tests, or NULL */
+extern int conf_replicas;           /* JetStream replicas of the stores the tests create */
 
+/* A connection to `url` (one URL or a comma-separated list, as es_connect
+ * takes it) that rides out restarts; fails the test when none answers. */
 natsConnection *conf_connect(const char *url);
+/* es_store_config_init, then the suite's replica count; conf_store_config()
+ * is such a default configuration, for es_store_create. */
+void conf_store_config_init(es_store_config *cfg);
+const es_store_config *conf_store_config(void);
 void conf_unique_name(char out[ES_STORE_NAME_MAX + 1]);
 
 /* cmocka fixtures: *state becomes a conf_ctx with a fresh store (default
@@ -71,7 +78,13 @@ natsMsg *conf_raw_get(natsConnection *nc, const char *stream, uint64_t seq);
 uint64_t conf_stream_msgs(natsConnection *nc, const char *stream);
 
 /* A nats-server of the suite's own (needs conf_server_bin): start on a free
- * loopback port with a fresh store dir; restart keeps port and store. */
+ * loopback port with a fresh store dir; restart keeps port and store. When
+ * the suite runs with --replicas above 1 (a cluster under test),
+ * conf_server_start starts a 3-node cluster of its own instead:
+ * conf_server_url lists the three, kill stops all three (an outage), and
+ * restart kills -9 and restarts one node at a time (a rolling restart, so
+ * every stream's leader and every client's node goes down once while the
+ * cluster keeps its quorum). */
 typedef struct conf_server conf_server;
 conf_server *conf_server_start(void);
 /* The same with a JetStream domain (NULL: none). */
@@ -85,6 +98,15 @@ const char *conf_server_url(const conf_server *s);
 void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
 void conf_server_restart(conf_server *s); /* start again on the same port and store */
 void conf_server_destroy(conf_server *s); /* stop and remove its store */
+
+/* Nodes of a cluster of the suite's own (conf_server_start with --replicas
+ * above 1): how many (0: a single server), kill -9 node i (store kept),
+ * start it again (without waiting: the cluster elects in its own time),
+ * and the node leading a stream's RAFT group now (-1: none). */
+int conf_server_nodes(const conf_server *s);
+void conf_server_kill_node(conf_server *s, int i);
+void conf_server_start_node(conf_server *s, int i);
+int conf_server_stream_leader(natsConnection *nc, const char *stream);
 
 void conf_sleep_ms(int64_t ms);
 
@@ -108,5 +130,6 @@ int conf_run_inspect(void);
 int conf_run_import(void);
 int conf_run_connect(void);
 int conf_run_expect(void);
+int conf_run_failover(void);
 
 #endif

@@ -2,23 +2,35 @@
  * event store's contract (docs/wire-format.md). Every test uses a store of
  * its own, deleted afterwards.
  *
- *   es-conformance [--url nats://HOST:PORT] [--nats-server PATH] [--only GLOB]
+ *   es-conformance [--url URL[,URL...]] [--replicas N] [--nats-server PATH] [--only GLOB]
  *   es-conformance --version
  *
- * The URL defaults to $NATS_URL. --nats-server (or $ES_NATS_SERVER) lets the
- * suite start a server of its own for the restart tests; without it they
- * are skipped. */
+ * The URL defaults to $NATS_URL; a comma-separated list names the servers
+ * of a cluster. --replicas (default 1: explicit, never guessed from the
+ * server) is the JetStream replica count of every store the suite creates
+ * on the server under test: 3 on a 3-node cluster. --nats-server (or
+ * $ES_NATS_SERVER) lets the suite start a server of its own for the restart
+ * tests (a 3-node cluster when --replicas is above 1); without it they are
+ * skipped. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 
+/* How long the suite waits for a server (a cluster still electing its
+ * JetStream meta leader, a server still starting) to take its first store. */
+#define READY_WAIT_MS  60000
+#define READY_PAUSE_MS 250
+
 static int usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [--url nats://HOST:PORT] [--nats-server PATH] [--only GLOB]\n"
-            "  --url          server under test (default: $NATS_URL)\n"
+            "usage: %s [--url URL[,URL...]] [--replicas N] [--nats-server PATH] [--only GLOB]\n"
+            "  --url          server under test, or a cluster's servers (default: $NATS_URL)\n"
+            "  --replicas     JetStream replicas of the stores the suite creates, 1..5\n"
+            "                 (default 1; 3 on a 3-node cluster)\n"
             "  --nats-server  nats-server binary for restart tests (default: $ES_NATS_SERVER)\n"
             "  --only         run only the tests whose name matches GLOB (e.g. '*last_seq*')\n"
             "  --version      the suite's, the library's and nats.c's versions\n",
@@ -26,28 +38,51 @@ static int usage(const char *prog)
     return 2;
 }
 
-/* The server must speak JetStream API level 2 (nats-server 2.12) or newer. */
-static int check_server(void)
+/* One try at creating (and deleting) a store: what the server says about
+ * the first thing every test does. */
+static es_status try_store(natsConnection *nc)
 {
-    natsConnection *nc = NULL;
-    natsStatus s = natsConnection_ConnectTo(&nc, conf_url);
-    if (s != NATS_OK) {
-        fprintf(stderr, "es-conformance: cannot connect to %s: %s\n", conf_url,
-                natsStatus_GetText(s));
-        return 1;
-    }
     char name[ES_STORE_NAME_MAX + 1];
     conf_unique_name(name);
     es_store *st = NULL;
-    es_status es = es_store_create(nc, name, NULL, NULL, &st);
+    es_status es = es_store_create(nc, name, conf_store_config(), NULL, &st);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    return es;
+}
+
+/* The server must speak JetStream API level 2 (nats-server 2.12) or newer.
+ * A cluster that is still electing answers with timeouts, "no responders"
+ * or "JetStream not ready" for a few seconds: those are waited out, for up
+ * to READY_WAIT_MS; an old server or a refusal fails at once. */
+static int check_server(void)
+{
+    es_connect_options o;
+    es_connect_options_init(&o);
+    o.servers = conf_url;
+    natsConnection *nc = NULL;
+    if (es_connect(&o, &nc) != ES_OK) {
+        fprintf(stderr, "es-conformance: cannot connect to %s: %s\n", conf_url, es_last_error());
+        return 1;
+    }
+    es_status es = try_store(nc);
+    int64_t start = es_monotonic_ms();
+    bool told = false;
+    while (es != ES_OK && es != ES_ERR_UNSUPPORTED && es != ES_ERR_INVALID &&
+           es_monotonic_ms() - start < READY_WAIT_MS) {
+        if (!told)
+            fprintf(stderr, "es-conformance: waiting up to %d s for JetStream at %s (%s)\n",
+                    READY_WAIT_MS / 1000, conf_url, es_last_error());
+        told = true;
+        conf_sleep_ms(READY_PAUSE_MS);
+        es = try_store(nc);
+    }
     if (es == ES_ERR_UNSUPPORTED)
         fprintf(stderr, "es-conformance: the server at %s is too old: %s\n", conf_url,
                 es_last_error());
     else if (es != ES_OK)
         fprintf(stderr, "es-conformance: cannot create a store on %s: %s\n", conf_url,
                 es_last_error());
-    es_store_destroy(st);
-    es_store_delete(nc, name, NULL);
     natsConnection_Destroy(nc);
     return es == ES_OK ? 0 : 1;
 }
@@ -63,7 +98,13 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--url") == 0 && i + 1 < argc)
             conf_url = argv[++i];
-        else if (strcmp(argv[i], "--nats-server") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--replicas") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || n < 1 || n > 5)
+                return usage(argv[0]);
+            conf_replicas = (int)n;
+        } else if (strcmp(argv[i], "--nats-server") == 0 && i + 1 < argc)
             conf_server_bin = argv[++i];
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             cmocka_set_test_filter(argv[++i]); /* tests whose name matches a glob */
@@ -98,6 +139,7 @@ int main(int argc, char **argv)
     failed += conf_run_import();
     failed += conf_run_connect();
     failed += conf_run_expect();
+    failed += conf_run_failover();
     nats_Close();
     printf("es-conformance: %s (%d failed)\n", failed ? "FAILED" : "all groups passed", failed);
     return failed ? 1 : 0;

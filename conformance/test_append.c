@@ -142,7 +142,7 @@ static void the_longest_subject_fits_the_control_line(void **state)
         name[i] = 'x';
     name[ES_STORE_NAME_MAX] = '\0';
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.tenancy = true;
     cfg.memory_storage = true;
     es_store *st = NULL;
@@ -302,7 +302,7 @@ static void oversized_payloads_are_refused(void **state)
     char name[ES_STORE_NAME_MAX + 1];
     conf_unique_name(name);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.max_event_size = 2048;
     es_store *small = NULL;
     assert_int_equal(es_store_create(c->nc, name, &cfg, NULL, &small), ES_OK);

@@ -58,7 +58,7 @@ static es_store *envelope_store(conf_ctx *c, char *name, size_t threshold, bool 
 {
     conf_unique_name(name);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.compress_threshold = threshold;
     cfg.encrypt = encrypt;
     es_store_options o;
@@ -239,7 +239,7 @@ static void a_wrong_master_key_is_refused_at_open(void **state)
     assert_null(wrong);
     assert_string_equal(es_last_error(), KEY_MISMATCH);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.encrypt = true;
     es_store_options o;
     es_store_options_init(&o);

@@ -182,12 +182,15 @@ static void a_store_copied_through_raw_events_reads_the_same(void **state)
     char name[ES_STORE_NAME_MAX + 1];
     conf_unique_name(name);
     es_store *to = NULL;
-    assert_int_equal(es_store_create(nc, name, NULL, NULL, &to), ES_OK);
+    assert_int_equal(es_store_create(nc, name, conf_store_config(), NULL, &to), ES_OK);
     outcomes o;
     import_all(to, from, &o);
     assert_int_equal(o.stored, 3);
     assert_int_equal(o.failed, 0);
-    assert_int_equal(es_evolve(to, NULL, NULL, collect_raw, copy, NULL), ES_OK);
+    es_status s = es_evolve(to, NULL, NULL, collect_raw, copy, NULL);
+    if (s != ES_OK)
+        print_message("es_evolve: %s\n", es_last_error());
+    assert_int_equal(s, ES_OK);
     assert_int_equal(copy->n, 3);
     for (size_t i = 0; i < 3; i++) {
         assert_string_equal(copy->items[i].subject, from->items[i].subject);
@@ -270,7 +273,7 @@ static void raw_payloads_are_the_stored_bytes(void **state)
     c->st = NULL;
     assert_int_equal(es_store_delete(c->nc, c->name, NULL), ES_OK);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.compress_threshold = 16;
     assert_int_equal(es_store_create(c->nc, c->name, &cfg, NULL, &c->st), ES_OK);
     char data[512];

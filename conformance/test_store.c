@@ -11,10 +11,10 @@ static void create_is_idempotent_and_conflicts_are_clear(void **state)
 {
     conf_ctx *c = *state;
     es_store *again = NULL;
-    assert_int_equal(es_store_create(c->nc, c->name, NULL, NULL, &again), ES_OK);
+    assert_int_equal(es_store_create(c->nc, c->name, conf_store_config(), NULL, &again), ES_OK);
     es_store_destroy(again);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.max_events = 10;
     assert_int_equal(es_store_create(c->nc, c->name, &cfg, NULL, &again), ES_ERR_EXISTS);
     assert_null(again);
@@ -45,7 +45,7 @@ static void stream_is_configured_as_the_wire_format_says(void **state)
     assert_true(json_is_true(json_object_get(cfg, "deny_delete")));
     assert_false(json_is_true(json_object_get(cfg, "deny_purge"))); /* wire-format.md says why */
     assert_int_equal(json_integer_value(json_object_get(cfg, "duplicate_window")), 120000000000LL);
-    assert_int_equal(json_integer_value(json_object_get(cfg, "num_replicas")), 1);
+    assert_int_equal(json_integer_value(json_object_get(cfg, "num_replicas")), conf_replicas);
     assert_int_equal(json_integer_value(json_object_get(cfg, "max_age")), 0);
     assert_int_equal(json_integer_value(json_object_get(cfg, "max_msgs")), -1);
     assert_int_equal(json_integer_value(json_object_get(cfg, "max_bytes")), -1);
@@ -63,7 +63,7 @@ static void open_update_info_delete(void **state)
     es_store_info info;
     assert_int_equal(es_store_info_get(st, &info), ES_OK);
     assert_int_equal(info.events, 0);
-    assert_int_equal(info.config.replicas, 1);
+    assert_int_equal(info.config.replicas, conf_replicas);
     assert_int_equal(info.config.duplicate_window_ns, 120000000000LL);
     assert_false(info.config.tenancy);
 
@@ -104,7 +104,7 @@ static void missing_stores_are_not_found(void **state)
     assert_null(st);
     assert_non_null(strstr(es_last_error(), "does not exist"));
     assert_int_equal(es_store_delete(c->nc, name, NULL), ES_ERR_NOT_FOUND);
-    assert_int_equal(es_store_create(c->nc, name, NULL, NULL, &st), ES_OK);
+    assert_int_equal(es_store_create(c->nc, name, conf_store_config(), NULL, &st), ES_OK);
     es_store_destroy(st);
     assert_int_equal(es_store_delete(c->nc, name, NULL), ES_OK);
     assert_int_equal(es_store_open(c->nc, name, NULL, &st), ES_ERR_NOT_FOUND);
@@ -117,15 +117,15 @@ static void bad_input_is_refused_and_touches_nothing(void **state)
     const char *bad[] = {
         "", "a.b", "a*", "a>", "has space", "abcdefghijklmnopqrstuvwxyz0123456", "caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        assert_int_equal(es_store_create(c->nc, bad[i], NULL, NULL, &st), ES_ERR_INVALID);
+        assert_int_equal(es_store_create(c->nc, bad[i], conf_store_config(), NULL, &st), ES_ERR_INVALID);
         assert_int_equal(es_store_open(c->nc, bad[i], NULL, &st), ES_ERR_INVALID);
         assert_int_equal(es_store_delete(c->nc, bad[i], NULL), ES_ERR_INVALID);
     }
-    assert_int_equal(es_store_create(c->nc, NULL, NULL, NULL, &st), ES_ERR_INVALID);
-    assert_int_equal(es_store_create(NULL, "x", NULL, NULL, &st), ES_ERR_INVALID);
+    assert_int_equal(es_store_create(c->nc, NULL, conf_store_config(), NULL, &st), ES_ERR_INVALID);
+    assert_int_equal(es_store_create(NULL, "x", conf_store_config(), NULL, &st), ES_ERR_INVALID);
     assert_int_equal(es_store_create(c->nc, "x", NULL, NULL, NULL), ES_ERR_INVALID);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.duplicate_window_ns = 0;
     char name[ES_STORE_NAME_MAX + 1];
     conf_unique_name(name);

@@ -116,7 +116,7 @@ static void a_tenant_handle_is_confined_to_its_tenant(void **state)
     es_raw_event raw = {.subject = "globex.account.g1.opened", .payload = payload, .payload_len = 1};
     assert_int_equal(es_import_async(acme, &raw, NULL, NULL), ES_ERR_INVALID);
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    conf_store_config_init(&cfg);
     cfg.tenancy = true;
     assert_int_equal(es_store_update(acme, &cfg), ES_ERR_INVALID);
     assert_int_equal(seen.count, 0);
@@ -254,7 +254,7 @@ static void a_tenant_user_is_refused_other_tenants(void **state)
     conf_server *srv = u->srv;
     natsConnection *admin_nc = connect_as(srv, "admin");
     es_store_config cfg;
-    es_store_config_init(&cfg);
+    es_store_config_init(&cfg); /* the suite's own single server */
     cfg.tenancy = true;
     es_store *admin = NULL;
     assert_int_equal(es_store_create(admin_nc, store, &cfg, NULL, &admin), ES_OK);

@@ -44,11 +44,22 @@ es_status esi_oc_create(const esi_js *js, const char *stream, const char *const 
                        size_t nfilters, uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out,
                        uint64_t *pending);
 
+/* How long a reader keeps retrying a consumer reset that fails (a server
+ * away, a cluster electing a stream or meta leader: requests get no answer
+ * or "no responders" meanwhile) before it gives up: readers that end
+ * (replay) give up after this; watches keep trying and report. */
+#define ESI_OC_RESET_BUDGET_MS 30000
+
 /* The next message, waiting up to wait_ms: ES_ERR_TIMEOUT when none came in
  * that time (not an error: call again). Resets are handled inside; when one
- * cannot be done (server away) it is retried on later calls and
- * ES_ERR_CONNECTION is returned, with the reason in es_last_error(). */
+ * cannot be done (server away) the call waits a backoff delay (base/backoff.h,
+ * at most wait_ms) and returns ES_ERR_CONNECTION, with the reason in
+ * es_last_error(); the next call tries again. */
 es_status esi_oc_next(esi_oc *oc, int64_t wait_ms, esi_oc_msg *out);
+
+/* How long resets have been failing in a row, in ms: 0 when the consumer is
+ * fine. Compare with ESI_OC_RESET_BUDGET_MS. */
+int64_t esi_oc_failing_ms(const esi_oc *oc);
 
 /* Number of resets so far (tests and statistics). */
 uint64_t esi_oc_resets(const esi_oc *oc);

@@ -15,7 +15,10 @@
 
 #define LOAD_BATCH          256
 #define EVOLVE_HEARTBEAT_MS 2000
-#define EVOLVE_WAIT_MS      1000
+/* A replay waits this long for its next event: the consumer resets itself
+ * after three missed heartbeats, and its resets retry for as long (a server
+ * restarting, a cluster electing), so a shorter wait would give up first. */
+#define EVOLVE_WAIT_MS ESI_OC_RESET_BUDGET_MS
 
 static es_status check_call(es_store *st, const es_read_options *o, es_event_cb cb)
 {
@@ -48,10 +51,14 @@ static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_rea
      * an empty result, then from each delivery's pending count. */
     while (s == ES_OK && pending > 0) {
         esi_oc_msg m;
-        s = esi_oc_next(oc, EVOLVE_WAIT_MS * 10, &m);
+        s = esi_oc_next(oc, EVOLVE_WAIT_MS, &m);
+        if (s == ES_ERR_CONNECTION && esi_oc_failing_ms(oc) < ESI_OC_RESET_BUDGET_MS) {
+            s = ES_OK; /* a server restarting, a cluster electing: within the budget */
+            continue;
+        }
         if (s == ES_ERR_TIMEOUT)
             s = es_error(ES_ERR_TIMEOUT, "evolve: no delivery for %d ms with %llu pending",
-                         EVOLVE_WAIT_MS * 10, (unsigned long long)pending);
+                         EVOLVE_WAIT_MS, (unsigned long long)pending);
         if (s != ES_OK)
             break;
         pending = m.pending;

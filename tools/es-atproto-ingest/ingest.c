@@ -165,20 +165,25 @@ static void wait_unless_stopped(int64_t ms, volatile sig_atomic_t *stop)
         es_cli_sleep_ms(left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
 }
 
-/* A service started with (or before) its server: an unreachable NATS is
- * tried again, with the relay's backoff, until --nats-wait has passed. Each
- * failed attempt is logged. */
-static es_status connect_nats(ingester *g, volatile sig_atomic_t *stop)
+typedef es_status (*startup_step)(ingester *g);
+
+/* A service started with (or before) its server, or while its cluster
+ * elects a leader: a step that finds NATS unreachable or gets no answer
+ * from JetStream is tried again, with the relay's backoff, until --nats-wait
+ * has passed. Each failed attempt is logged as `retrying`, a success after
+ * failures as `done`. */
+static es_status retry_startup(ingester *g, volatile sig_atomic_t *stop, startup_step step,
+                               const char *retrying, const char *done)
 {
     const ingest_config *c = g->cfg;
     int64_t give_up = es_cli_monotonic_ms() + c->nats_wait_ms;
     uint64_t rng = es_cli_backoff_seed();
     for (unsigned attempt = 1;; attempt++) {
-        es_status s = es_cli_connect(&c->conn, &g->nc);
+        es_status s = step(g);
         int64_t left = give_up - es_cli_monotonic_ms();
         if (s == ES_OK && attempt > 1) {
             ingest_log_line l;
-            ingest_log_begin(&l, LOG_INFO, "connected to NATS");
+            ingest_log_begin(&l, LOG_INFO, done);
             ingest_log_u64(&l, "attempts", attempt);
             ingest_log_end(&l);
         }
@@ -189,7 +194,7 @@ static es_status connect_nats(ingester *g, volatile sig_atomic_t *stop)
         if (delay > left)
             delay = left;
         ingest_log_line l;
-        ingest_log_begin(&l, LOG_WARN, "NATS unreachable, retrying");
+        ingest_log_begin(&l, LOG_WARN, retrying);
         ingest_log_str(&l, "server", c->conn.server ? c->conn.server : ES_CONNECT_DEFAULT_URL);
         ingest_log_str(&l, "error", es_last_error());
         ingest_log_u64(&l, "attempt", attempt);
@@ -198,6 +203,11 @@ static es_status connect_nats(ingester *g, volatile sig_atomic_t *stop)
         ingest_log_end(&l);
         wait_unless_stopped(delay, stop);
     }
+}
+
+static es_status connect_once(ingester *g)
+{
+    return es_cli_connect(&g->cfg->conn, &g->nc);
 }
 
 static es_status open_store(ingester *g)
@@ -378,9 +388,12 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         s = ingest_workers_create(&wo, &g->workers);
     if (s != ES_OK)
         code = es_cli_fail(s, "starting");
-    if (code == ES_EXIT_OK && (s = connect_nats(g, stop)) != ES_OK)
+    if (code == ES_EXIT_OK && (s = retry_startup(g, stop, connect_once, "NATS unreachable, retrying",
+                                                 "connected to NATS")) != ES_OK)
         code = es_cli_fail(s, "connecting");
-    if (code == ES_EXIT_OK && (s = open_store(g)) != ES_OK)
+    if (code == ES_EXIT_OK &&
+        (s = retry_startup(g, stop, open_store, "JetStream not answering, retrying",
+                           "store opened")) != ES_OK)
         code = es_cli_fail(s, "opening the store");
     if (code == ES_EXIT_OK && g->identity != NULL && /* DID documents kept in KV */
         (s = es_atp_identity_attach_store(g->identity, g->store)) != ES_OK)

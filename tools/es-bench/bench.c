@@ -20,6 +20,7 @@ typedef struct bench_opts {
 } bench_opts;
 
 char bench_payload[BENCH_PAYLOAD];
+int bench_replicas = 1;
 
 double bench_now_s(void)
 {
@@ -39,8 +40,11 @@ es_store *bench_fresh_store(natsConnection *nc, const char *name)
     es_store_options_init(&o);
     o.max_inflight = 4096;
     o.timeout_ms = 30000;
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.replicas = bench_replicas;
     es_store *st = NULL;
-    if (es_store_create(nc, name, NULL, &o, &st) != ES_OK)
+    if (es_store_create(nc, name, &cfg, &o, &st) != ES_OK)
         bench_die("create store");
     return st;
 }
@@ -214,10 +218,11 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: es-bench [--server URL] [--appends N] [--batches N] [--loads N] [--replay N] "
-            "[--rounds N]\n"
+            "[--rounds N] [--replicas N]\n"
             "Runs each workload through the library and through raw nats.c doing the same work,\n"
             "against the server at --server (default $NATS_URL), and prints events/s and the\n"
-            "ratio library/raw. It creates and deletes stores named bench_*.\n");
+            "ratio library/raw. It creates and deletes stores named bench_*, with --replicas\n"
+            "JetStream replicas (default 1; 3 on a 3-node cluster).\n");
     return 1;
 }
 
@@ -238,6 +243,10 @@ int es_bench_main(int argc, char **argv)
             target = &o.loads;
         else if (strcmp(argv[i], "--replay") == 0)
             target = &o.replay;
+        if (strcmp(argv[i], "--replicas") == 0 && i + 1 < argc) {
+            bench_replicas = atoi(argv[++i]);
+            continue;
+        }
         if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
             o.rounds = atoi(argv[++i]);
             continue;
@@ -246,7 +255,7 @@ int es_bench_main(int argc, char **argv)
             return usage();
         *target = atol(argv[++i]);
     }
-    if (o.rounds < 1 || o.appends < 1 || o.batches < 1 || o.loads < 1 || o.replay < 1)
+    if (bench_replicas < 1 || bench_replicas > 5 || o.rounds < 1 || o.appends < 1 || o.batches < 1 || o.loads < 1 || o.replay < 1)
         return usage();
     memset(bench_payload, 'p', sizeof bench_payload);
     es_connect_options co;
@@ -258,8 +267,8 @@ int es_bench_main(int argc, char **argv)
         fprintf(stderr, "es-bench: %s\n", es_last_error());
         return ES_BENCH_EXIT_SERVER;
     }
-    printf("%d-byte events, file storage, R1; best of %d alternating rounds\n\n", BENCH_PAYLOAD,
-           o.rounds);
+    printf("%d-byte events, file storage, R%d; best of %d alternating rounds\n\n", BENCH_PAYLOAD,
+           bench_replicas, o.rounds);
     printf("| %-36s | %12s | %12s | %5s |\n", "workload (events/s)", "es", "raw nats.c", "ratio");
     printf("|%s|%s|%s|%s|\n", "--------------------------------------", "--------------",
            "--------------", "-------");

@@ -10,6 +10,7 @@
 #define ES_BENCH_EXIT_SERVER 4   /* es-tool's exit code for server trouble */
 
 extern char bench_payload[BENCH_PAYLOAD];
+extern int bench_replicas; /* JetStream replicas of the stores the workloads create (--replicas) */
 
 double bench_now_s(void);
 /* Reports what failed, with the library's last error, and exits. */

@@ -9,13 +9,15 @@
 #include <jansson.h>
 
 #include "base/alloc.h"
+#include "base/backoff.h"
 #include "base/internal.h"
 #include "base/newid.h"
 #include "base/clock.h"
 #include "transport/msg.h"
 
 #define MISSED_HEARTBEATS 3
-#define RETRY_PAUSE_MS    250
+#define RETRY_FIRST_MS    100 /* the backoff between failed resets */
+#define RETRY_MAX_MS      2000
 
 struct esi_oc {
     const esi_js *js;
@@ -34,6 +36,9 @@ struct esi_oc {
     bool active;              /* something arrived since the clock was last read */
     bool need_reset;
     uint64_t resets;
+    int64_t failing_since_ms; /* first failed reset of the current run of them, or 0 */
+    unsigned failed_resets;   /* in that run: the backoff's attempt number */
+    esi_backoff backoff;
 };
 
 /* One filter goes as filter_subject (any server), several as
@@ -180,6 +185,7 @@ es_status esi_oc_create(const esi_js *js, const char *stream, const char *const 
     snprintf(oc->stream, sizeof oc->stream, "%s", stream);
     oc->hb_ms = heartbeat_ms > 0 ? heartbeat_ms : 5000;
     oc->next_sseq = start_seq ? start_seq : 1;
+    esi_backoff_init(&oc->backoff, RETRY_FIRST_MS, RETRY_MAX_MS);
     es_status s = start(oc, pending);
     if (s != ES_OK) {
         esi_oc_destroy(oc);
@@ -212,17 +218,26 @@ static void control(esi_oc *oc, natsMsg *m, const char *status)
         oc->need_reset = true;
 }
 
+/* One attempt; a failure waits its backoff delay (within wait_ms) so that
+ * callers retrying at once do not hammer a cluster that is electing. */
 static es_status reset(esi_oc *oc, int64_t wait_ms)
 {
     es_status s = start(oc, NULL);
     if (s == ES_OK) {
         oc->resets++;
+        oc->failing_since_ms = 0;
+        oc->failed_resets = 0;
         return ES_OK;
     }
     oc->need_reset = true;
-    esi_sleep_ms(wait_ms < RETRY_PAUSE_MS ? wait_ms : RETRY_PAUSE_MS);
-    return es_error(ES_ERR_CONNECTION, "consumer reset from sequence %" PRIu64 " failed: %s",
-                    oc->next_sseq, es_last_error());
+    int64_t now = esi_monotonic_ms();
+    if (oc->failing_since_ms == 0)
+        oc->failing_since_ms = now;
+    int64_t pause = esi_backoff_next(&oc->backoff, ++oc->failed_resets);
+    esi_sleep_ms(wait_ms < pause ? wait_ms : pause);
+    return es_error(ES_ERR_CONNECTION,
+                    "consumer reset from sequence %" PRIu64 " failing for %" PRId64 " ms: %s",
+                    oc->next_sseq, now - oc->failing_since_ms, es_last_error());
 }
 
 /* Called when a wait slice ended with nothing: the only moment the clock is
@@ -288,6 +303,14 @@ es_status esi_oc_next(esi_oc *oc, int64_t wait_ms, esi_oc_msg *out)
         out->stored_ns = d.stored_ns;
         return ES_OK;
     }
+}
+
+int64_t esi_oc_failing_ms(const esi_oc *oc)
+{
+    if (oc == NULL || oc->failing_since_ms == 0)
+        return 0;
+    int64_t d = esi_monotonic_ms() - oc->failing_since_ms;
+    return d > 0 ? d : 1; /* failing, even within the first millisecond */
 }
 
 uint64_t esi_oc_resets(const esi_oc *oc)
