@@ -184,6 +184,14 @@ es_status esi_filter_set_union(const esi_filter_set *a, const esi_filter_set *b,
     return ES_OK;
 }
 
+bool esi_filter_set_covers(const esi_filter_set *fs, const esi_filter_set *sub)
+{
+    for (size_t i = 0; i < sub->n; i++)
+        if (!esi_filter_set_matches(fs, sub->subjects[i]))
+            return false;
+    return true;
+}
+
 bool esi_filter_set_matches(const esi_filter_set *fs, const char *subject)
 {
     for (size_t i = 0; i < fs->n; i++)

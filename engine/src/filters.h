@@ -37,6 +37,9 @@ void esi_filter_set_free(esi_filter_set *fs);
 es_status esi_filter_set_union(const esi_filter_set *a, const esi_filter_set *b,
                                esi_filter_set **out);
 
+/* True when every subject `sub` asks for, `fs` asks for already. */
+bool esi_filter_set_covers(const esi_filter_set *fs, const esi_filter_set *sub);
+
 /* True when a (literal) event subject is one the set asks for. */
 bool esi_filter_set_matches(const esi_filter_set *fs, const char *subject);
 

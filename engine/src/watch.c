@@ -192,9 +192,11 @@ es_status es_watch_add_filters(es_watch *w, const es_filter *filters, size_t n, 
     es_status s = esi_filter_set_make(w->st, filters, n, &wd->add);
     esi_filter_set *target = NULL;
     pthread_mutex_lock(&w->mu);
-    if (s == ES_OK)
-        s = esi_filter_set_union(w->target ? w->target : w->fs, wd->add, &target);
-    if (s == ES_OK) {
+    const esi_filter_set *now = w->target ? w->target : w->fs;
+    bool nothing_new = s == ES_OK && esi_filter_set_covers(now, wd->add);
+    if (s == ES_OK && !nothing_new)
+        s = esi_filter_set_union(now, wd->add, &target);
+    if (s == ES_OK && !nothing_new) {
         esi_filter_set_free(w->target);
         w->target = target;
         if (w->widenings_tail != NULL)
@@ -204,7 +206,7 @@ es_status es_watch_add_filters(es_watch *w, const es_filter *filters, size_t n, 
         w->widenings_tail = wd;
     }
     pthread_mutex_unlock(&w->mu);
-    if (s != ES_OK) {
+    if (s != ES_OK || nothing_new) {
         esi_filter_set_free(wd->add);
         esi_free(wd);
     }

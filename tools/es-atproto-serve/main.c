@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "health.h"
+#include "nsfilter.h"
 #include "server.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -240,12 +241,16 @@ int main(int argc, char **argv)
         r = es_cli_fail(s, "opening the store");
     else if ((s = health_start(st, c.health_interval_ms, &h)) != ES_OK)
         r = es_cli_fail(s, "starting");
+    else if (ns_index_open(st, &c.server.sub.ns) != ES_OK) /* a user that may not create it */
+        fprintf(stderr, "es-atproto-serve: no entity-type index (%s): wantedCollections are "
+                        "filtered here, not by the NATS server\n", es_last_error());
     if (s == ES_OK) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGPIPE, SIG_IGN);
         r = server_run(st, h, &c.server, &stop_requested) == 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     }
+    ns_index_close(c.server.sub.ns);
     health_destroy(h);
     es_store_destroy(st);
     es_cli_disconnect(nc);
