@@ -486,21 +486,27 @@ bool ingester_room(const ingester *g)
 /* The batch's entity types into the store's index before the batch goes to
  * the sink, so that the index never lags the stream (readers widen their
  * watches from it). A type already written costs nothing (the handle
- * remembers it): only a collection's first event asks the server. False
- * when it could not be written: the frame is offered again later. */
-static bool index_types(ingester *g, const es_atp_batch *b)
+ * remembers it): only a collection's first event asks the server. Not
+ * ES_OK when it could not be written: the frame is offered again later,
+ * unless the user may not write it (ES_ERR_PERMISSION: stop, as for an
+ * append). */
+static es_status index_types(ingester *g, const es_atp_batch *b)
 {
     for (size_t i = 0; i < b->count; i++) {
-        if (es_entity_types_add(g->types, NULL, b->events[i].entity_type) != ES_OK) {
-            ingest_log_line l;
-            ingest_log_begin(&l, LOG_WARN, "entity type not indexed, retrying");
-            ingest_log_str(&l, "entity_type", b->events[i].entity_type);
-            ingest_log_str(&l, "error", es_last_error());
-            ingest_log_end(&l);
-            return false;
-        }
+        es_status s = es_entity_types_add(g->types, NULL, b->events[i].entity_type);
+        if (s == ES_OK)
+            continue;
+        bool denied = s == ES_ERR_PERMISSION;
+        ingest_log_line l;
+        ingest_log_begin(&l, denied ? LOG_ERROR : LOG_WARN,
+                         denied ? "entity type index not permitted: stopping"
+                                : "entity type not indexed, retrying");
+        ingest_log_str(&l, "entity_type", b->events[i].entity_type);
+        ingest_log_str(&l, "error", es_last_error());
+        ingest_log_end(&l);
+        return s;
     }
-    return true;
+    return ES_OK;
 }
 
 /* A frame decoded (`valid`: without a fault) after the cursor's checks:
@@ -528,9 +534,11 @@ static ingest_take_result offer_checked(ingester *g, const es_atp_batch *b, bool
     /* A frame refused, skipped, an #info or a frame filtered out stores
      * nothing, but still counts for the cursor: a unit without events. */
     bool events = valid && b->count > 0 && verdict == CHAIN_STORE;
-    if (events && !index_types(g, b)) {
+    es_status indexed = events ? index_types(g, b) : ES_OK;
+    if (indexed != ES_OK) {
         chain_untake(g->chain, b); /* it comes again, as for a full sink */
-        return INGEST_FULL;
+        g->denied = indexed == ES_ERR_PERMISSION;
+        return g->denied ? INGEST_FAILED : INGEST_FULL;
     }
     es_sink_unit u = {.key = b->did,
                       .key_len = b->did ? b->did_len : 0,
