@@ -284,12 +284,24 @@ static es_status append_pipelined(resync *x)
     return s;
 }
 
+/* The batch's entity types into the index, before the batch: the index
+ * never lags the stream (its readers widen their watches from it). */
+static es_status index_types(resync *x)
+{
+    es_status s = ES_OK;
+    for (size_t i = 0; x->o.types != NULL && s == ES_OK && i < x->n; i++)
+        s = es_entity_types_add(x->o.types, NULL, x->events[i].entity_type);
+    return s;
+}
+
 static es_status flush(resync *x)
 {
     if (x->n == 0)
         return ES_OK;
     expect_last(x, &x->events[0]);
-    es_status s = x->o.atomic_batches ? append_atomic(x) : append_pipelined(x);
+    es_status s = index_types(x);
+    if (s == ES_OK)
+        s = x->o.atomic_batches ? append_atomic(x) : append_pipelined(x);
     if (s != ES_OK)
         return s;
     x->appended += x->n;

@@ -171,6 +171,13 @@ es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
     case ES_CHECKPOINTS_TRACKED: kind = ES_BUCKET_TRACKED; break;
     default: return es_error(ES_ERR_INVALID, "es_checkpoints_open_bucket: no such set %d", (int)set);
     }
+    return esi_checkpoints_open_kind(store, kind, history, out);
+}
+
+es_status esi_checkpoints_open_kind(es_store *store, esi_bucket_kind kind, int history,
+                                    es_checkpoints **out)
+{
+    *out = NULL;
     es_checkpoints *cps = esi_calloc(1, sizeof *cps);
     if (cps == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");

@@ -10,6 +10,8 @@
 #include <es/buf.h>
 #include <es/checkpoint.h>
 
+#include "wire.h"
+
 /* The value bucket entries are refused beyond, before parsing. */
 #define ES_CHECKPOINT_VALUE_MAX (ES_CHECKPOINT_DATA_MAX + 256)
 
@@ -24,5 +26,11 @@ es_status esi_checkpoint_decode(const void *value, size_t len, es_checkpoint *cp
 /* True for a valid checkpoint name, or (patterns) a name whose dot-separated
  * tokens may also be '*' or a final '>'. */
 bool esi_checkpoint_name_valid(const char *name, bool pattern);
+
+/* Opens a bucket of the store's (of `kind`, keeping `history` revisions per
+ * key) as a checkpoint set: what es_checkpoints_open_bucket does for the
+ * public sets, and es/entity_types.h for its index. */
+es_status esi_checkpoints_open_kind(es_store *store, esi_bucket_kind kind, int history,
+                                    es_checkpoints **out);
 
 #endif

@@ -96,14 +96,15 @@ bool esi_subject_within(const char *a, const char *b)
     }
 }
 
-/* Subject i asks for nothing the others do not: within a wider one, or equal
- * to an earlier one (of equals, the first stays). */
-static bool covered(const esi_filter_set *fs, size_t count, size_t i)
+/* Subject i of subjects[0..count) asks for nothing the others do not:
+ * within a wider one, or equal to an earlier one (of equals, the first
+ * stays). */
+static bool covered(const char *const *subjects, size_t count, size_t i)
 {
     for (size_t j = 0; j < count; j++) {
-        if (j == i || !esi_subject_within(fs->text[i], fs->text[j]))
+        if (j == i || !esi_subject_within(subjects[i], subjects[j]))
             continue;
-        if (j < i || !esi_subject_within(fs->text[j], fs->text[i]))
+        if (j < i || !esi_subject_within(subjects[j], subjects[i]))
             return true;
     }
     return false;
@@ -138,9 +139,12 @@ es_status esi_filter_set_make(const es_store *st, const es_filter *filters, size
         return s;
     }
     size_t count = n ? n : 1;
+    const char *all[ES_FILTERS_MAX];
+    for (size_t i = 0; i < count; i++)
+        all[i] = fs->text[i];
     fs->n = 0;
     for (size_t i = 0; i < count; i++)
-        if (!covered(fs, count, i))
+        if (!covered(all, count, i))
             fs->subjects[fs->n++] = fs->text[i];
     *out = fs;
     return ES_OK;
@@ -149,4 +153,49 @@ es_status esi_filter_set_make(const es_store *st, const es_filter *filters, size
 void esi_filter_set_free(esi_filter_set *fs)
 {
     esi_free(fs);
+}
+
+es_status esi_filter_set_union(const esi_filter_set *a, const esi_filter_set *b,
+                               esi_filter_set **out)
+{
+    *out = NULL;
+    const char *all[2 * ES_FILTERS_MAX];
+    size_t count = 0, kept = 0;
+    for (size_t i = 0; i < a->n; i++)
+        all[count++] = a->subjects[i];
+    for (size_t i = 0; i < b->n; i++)
+        all[count++] = b->subjects[i];
+    for (size_t i = 0; i < count; i++)
+        kept += !covered(all, count, i);
+    if (kept > ES_FILTERS_MAX)
+        return es_error(ES_ERR_LIMIT, "%zu filter subjects: more than %d", kept, ES_FILTERS_MAX);
+    esi_filter_set *fs = esi_malloc(sizeof *fs);
+    if (fs == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    fs->n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (covered(all, count, i))
+            continue;
+        strcpy(fs->text[fs->n], all[i]);
+        fs->subjects[fs->n] = fs->text[fs->n];
+        fs->n++;
+    }
+    *out = fs;
+    return ES_OK;
+}
+
+bool esi_filter_set_covers(const esi_filter_set *fs, const esi_filter_set *sub)
+{
+    for (size_t i = 0; i < sub->n; i++)
+        if (!esi_filter_set_matches(fs, sub->subjects[i]))
+            return false;
+    return true;
+}
+
+bool esi_filter_set_matches(const esi_filter_set *fs, const char *subject)
+{
+    for (size_t i = 0; i < fs->n; i++)
+        if (esi_subject_within(subject, fs->subjects[i]))
+            return true;
+    return false;
 }

@@ -32,6 +32,17 @@ es_status esi_filter_set_make(const es_store *st, const es_filter *filters, size
 /* Accepts NULL. */
 void esi_filter_set_free(esi_filter_set *fs);
 
+/* The set of `a`'s and `b`'s subjects, reduced as esi_filter_set_make
+ * reduces (ES_ERR_LIMIT past ES_FILTERS_MAX). The caller owns *out. */
+es_status esi_filter_set_union(const esi_filter_set *a, const esi_filter_set *b,
+                               esi_filter_set **out);
+
+/* True when every subject `sub` asks for, `fs` asks for already. */
+bool esi_filter_set_covers(const esi_filter_set *fs, const esi_filter_set *sub);
+
+/* True when a (literal) event subject is one the set asks for. */
+bool esi_filter_set_matches(const esi_filter_set *fs, const char *subject);
+
 /* True when every subject `a` matches is matched by `b` too (NATS
  * wildcards: '*' one token, '>' one or more at the end). */
 bool esi_subject_within(const char *a, const char *b);

@@ -52,6 +52,7 @@ typedef struct item {
 struct backfill {
     backfill_options o;
     es_atp_xrpc *xrpc;
+    es_entity_types *types; /* the store's index, kept by every resync */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     item *ready, *ready_tail; /* FIFO */
@@ -209,6 +210,7 @@ static outcome verify_and_apply(backfill *bf, item *it, const uint8_t *buf, size
     ro.did_len = it->did_len;
     ro.batch_max = bf->o.batch_max;
     ro.atomic_batches = bf->o.atomic_batches;
+    ro.types = bf->types;
     ro.on_batch = on_batch;
     ro.closure = bf;
     es_atp_resync_result rr = {0};
@@ -387,6 +389,8 @@ es_status backfill_create(const backfill_options *o, backfill **out)
     pthread_mutex_init(&bf->mu, NULL);
     pthread_cond_init(&bf->cond, NULL);
     es_status s = es_atp_xrpc_create(&o->xrpc, &bf->xrpc);
+    if (s == ES_OK)
+        s = es_entity_types_open(o->store, &bf->types);
     if (s == ES_OK && ((bf->set = calloc(bf->nbuckets, sizeof *bf->set)) == NULL ||
                        (bf->threads = calloc(bf->o.parallelism, sizeof *bf->threads)) == NULL))
         s = es_error(ES_ERR_NOMEM, "backfill: out of memory");
@@ -431,6 +435,7 @@ void backfill_destroy(backfill *bf)
     free(bf->threads);
     free(bf->set);
     es_atp_xrpc_destroy(bf->xrpc);
+    es_entity_types_destroy(bf->types);
     pthread_cond_destroy(&bf->cond);
     pthread_mutex_destroy(&bf->mu);
     free(bf);

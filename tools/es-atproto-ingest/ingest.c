@@ -43,6 +43,7 @@ struct ingester {
     natsConnection *nc;
     es_store *store;
     es_sink *sink; /* order, retries, the watermark */
+    es_entity_types *types; /* the store's entity-type index: each type before its first event */
     ingest_cursor *cursor;
     ingest_cursor_start start;
     chain *chain;                       /* per-repository chain state (chain.h) */
@@ -398,6 +399,8 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
     if (code == ES_EXIT_OK && g->identity != NULL && /* DID documents kept in KV */
         (s = es_atp_identity_attach_store(g->identity, g->store)) != ES_OK)
         code = es_cli_fail(s, "opening the DID document cache");
+    if (code == ES_EXIT_OK && (s = es_entity_types_open(g->store, &g->types)) != ES_OK)
+        code = es_cli_fail(s, "opening the entity-type index");
     if (code == ES_EXIT_OK && (s = open_sink(g)) != ES_OK)
         code = es_cli_fail(s, "starting");
     if (code == ES_EXIT_OK &&
@@ -444,6 +447,7 @@ void ingester_close(ingester *g)
     /* The sink waits for its appends in flight (each bounded by the store's
      * request timeout) before the store goes. */
     es_sink_destroy(g->sink);
+    es_entity_types_destroy(g->types);
     es_store_destroy(g->store);
     es_cli_disconnect(g->nc);
     es_atp_identity_destroy(g->identity);
@@ -492,6 +496,32 @@ bool ingester_room(const ingester *g)
            st.bytes_held + ingest_workers_bytes(g->workers) < g->cfg->max_held;
 }
 
+/* The batch's entity types into the store's index before the batch goes to
+ * the sink, so that the index never lags the stream (readers widen their
+ * watches from it). A type already written costs nothing (the handle
+ * remembers it): only a collection's first event asks the server. Not
+ * ES_OK when it could not be written: the frame is offered again later,
+ * unless the user may not write it (ES_ERR_PERMISSION: stop, as for an
+ * append). */
+static es_status index_types(ingester *g, const es_atp_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        es_status s = es_entity_types_add(g->types, NULL, b->events[i].entity_type);
+        if (s == ES_OK)
+            continue;
+        bool denied = s == ES_ERR_PERMISSION;
+        ingest_log_line l;
+        ingest_log_begin(&l, denied ? LOG_ERROR : LOG_WARN,
+                         denied ? "entity type index not permitted: stopping"
+                                : "entity type not indexed, retrying");
+        ingest_log_str(&l, "entity_type", b->events[i].entity_type);
+        ingest_log_str(&l, "error", es_last_error());
+        ingest_log_end(&l);
+        return s;
+    }
+    return ES_OK;
+}
+
 /* A frame decoded (`valid`: without a fault) after the cursor's checks:
  * the chain state decides, then the sink gets its unit. `released`: a frame
  * held during its repository's resync, now let go (resyncs.h); *stored
@@ -517,6 +547,12 @@ static ingest_take_result offer_checked(ingester *g, const es_atp_batch *b, bool
     /* A frame refused, skipped, an #info or a frame filtered out stores
      * nothing, but still counts for the cursor: a unit without events. */
     bool events = valid && b->count > 0 && verdict == CHAIN_STORE;
+    es_status indexed = events ? index_types(g, b) : ES_OK;
+    if (indexed != ES_OK) {
+        chain_untake(g->chain, b); /* it comes again, as for a full sink */
+        g->denied = indexed == ES_ERR_PERMISSION;
+        return g->denied ? INGEST_FAILED : INGEST_FULL;
+    }
     es_sink_unit u = {.key = b->did,
                       .key_len = b->did ? b->did_len : 0,
                       .position = b->has_seq ? b->seq : 0,

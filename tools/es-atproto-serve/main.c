@@ -3,10 +3,12 @@
  * written for Jetstream connects unchanged); GET /health says whether NATS
  * and the store's stream answer. docs/atproto.md, "Serving". */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <es/connect.h>
 #include <es/es.h>
@@ -14,6 +16,7 @@
 
 #include "cli.h"
 #include "health.h"
+#include "nsfilter.h"
 #include "server.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -53,6 +56,11 @@ static void usage(FILE *out)
             "  --admin-token TOKEN     the admin routes (POST /add-repos, /remove-repos,\n"
             "                          GET /repos/DID) need Authorization: Bearer TOKEN\n"
             "                          (ES_ADMIN_TOKEN; default: open)\n"
+            "  --tls-cert FILE         serve HTTPS and WSS only, with this certificate chain\n"
+            "                          (PEM) (ES_TLS_CERT; default: plain HTTP and WS)\n"
+            "  --tls-key FILE          its private key (PEM) (ES_TLS_KEY); --tls-cert and\n"
+            "                          --tls-key go together. (--tlscert, --tlskey and --tlsca\n"
+            "                          below are the NATS connection's own.)\n"
             "  --version, --help\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
@@ -68,6 +76,8 @@ enum {
     OPT_HEALTH_INTERVAL,
     OPT_RECORD_MAX,
     OPT_ADMIN_TOKEN,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -81,6 +91,8 @@ static const es_cli_option options[] = {
     {"health-interval", 0, true, OPT_HEALTH_INTERVAL},
     {"record-max", 0, true, OPT_RECORD_MAX},
     {"admin-token", 0, true, OPT_ADMIN_TOKEN},
+    {"tls-cert", 0, true, OPT_TLS_CERT},
+    {"tls-key", 0, true, OPT_TLS_KEY},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -96,6 +108,8 @@ static const es_cli_env environment[] = {
     {"ES_HEALTH_INTERVAL", OPT_HEALTH_INTERVAL},
     {"ES_RECORD_MAX", OPT_RECORD_MAX},
     {"ES_ADMIN_TOKEN", OPT_ADMIN_TOKEN},
+    {"ES_TLS_CERT", OPT_TLS_CERT},
+    {"ES_TLS_KEY", OPT_TLS_KEY},
     {NULL, 0},
 };
 
@@ -153,6 +167,17 @@ static bool positive_ms(const char *text, const char *what, int64_t *ms)
     return true;
 }
 
+/* A file the server reads at start (a certificate, a key). */
+static bool readable(const char *path, const char *what, const char **out)
+{
+    if (access(path, R_OK) != 0) {
+        es_cli_usage("%s: cannot read '%.200s': %s", what, path, strerror(errno));
+        return false;
+    }
+    *out = path;
+    return true;
+}
+
 /* One option, from the command line or the environment. */
 static int set_option(int id, const char *value, void *closure)
 {
@@ -162,6 +187,8 @@ static int set_option(int id, const char *value, void *closure)
     switch (id) {
     case OPT_STORE: c->store = value; break;
     case OPT_ADMIN_TOKEN: c->server.admin_token = value; break;
+    case OPT_TLS_CERT: ok = readable(value, "--tls-cert", &c->server.tls_cert); break;
+    case OPT_TLS_KEY: ok = readable(value, "--tls-key", &c->server.tls_key); break;
     case OPT_LISTEN: ok = parse_listen(value, c); break;
     case OPT_BUFFER: ok = positive_size(value, "--subscriber-buffer", &c->server.sub.buffer_bytes); break;
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;
@@ -216,6 +243,8 @@ static int parse(int argc, char **argv, config *c)
         if (set_option(id, p.value, c) == ES_CLI_ERROR)
             return ES_EXIT_USAGE + 1;
     }
+    if ((c->server.tls_cert == NULL) != (c->server.tls_key == NULL))
+        return es_cli_usage("--tls-cert and --tls-key go together") + 1;
     c->server.host = c->host;
     return 0;
 }
@@ -240,12 +269,16 @@ int main(int argc, char **argv)
         r = es_cli_fail(s, "opening the store");
     else if ((s = health_start(st, c.health_interval_ms, &h)) != ES_OK)
         r = es_cli_fail(s, "starting");
+    else if (ns_index_open(st, &c.server.sub.ns) != ES_OK) /* a user that may not create it */
+        fprintf(stderr, "es-atproto-serve: no entity-type index (%s): wantedCollections are "
+                        "filtered here, not by the NATS server\n", es_last_error());
     if (s == ES_OK) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGPIPE, SIG_IGN);
         r = server_run(st, h, &c.server, &stop_requested) == 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     }
+    ns_index_close(c.server.sub.ns);
     health_destroy(h);
     es_store_destroy(st);
     es_cli_disconnect(nc);

@@ -403,6 +403,11 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     info.user = &srv;
     info.max_http_header_data = HTTP_HEADERS_MAX;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (o->tls_cert != NULL) { /* every connection TLS: https://, wss:// */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = o->tls_cert;
+        info.ssl_private_key_filepath = o->tls_key;
+    }
     srv.ctx = lws_create_context(&info);
     if (srv.ctx == NULL) {
         fprintf(stderr, "es-atproto-serve: cannot listen on %s:%d\n", o->host, o->port);
@@ -411,7 +416,8 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
         return 1;
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "default");
-    printf("listening on %s:%d\n", o->host, vh ? lws_get_vhost_listen_port(vh) : o->port);
+    printf("listening on %s:%d%s\n", o->host, vh ? lws_get_vhost_listen_port(vh) : o->port,
+           o->tls_cert ? " (TLS)" : "");
     fflush(stdout);
     lws_sul_schedule(srv.ctx, 0, &srv.tick, on_tick, TICK_US);
     while (!*stop && lws_service(srv.ctx, 0) >= 0)

@@ -16,6 +16,8 @@ typedef struct server_options {
     int port;         /* 0: any free port */
     size_t max_subscribers;
     const char *admin_token; /* --admin-token: the admin routes need it (NULL: open) */
+    const char *tls_cert;    /* --tls-cert, --tls-key: HTTPS and WSS only (NULL: plain) */
+    const char *tls_key;
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
 } server_options;
 

@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "cursor.h"
+#include "nsfilter.h"
 
 #define CLOSE_POLICY   1008 /* WebSocket: policy violation (a too slow client) */
 #define CLOSE_INTERNAL 1011 /* WebSocket: the server cannot go on */
@@ -195,6 +196,16 @@ static void on_watch_error(es_status status, const char *text, bool final, void 
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The watch's server-side filter asks (nsfilter.h): the current filter's. */
+static bool wants_collection(const char *nsid, void *arg)
+{
+    subscriber *s = arg;
+    pthread_mutex_lock(&s->lock);
+    bool yes = s->filter.f == NULL || es_atp_filter_keeps_collection(s->filter.f, nsid, strlen(nsid));
+    pthread_mutex_unlock(&s->lock);
+    return yes;
+}
+
 /* Resolves the cursor and starts the watch, off the connection's thread
  * (the bisection is a few reads). */
 static void *starter(void *arg)
@@ -211,7 +222,10 @@ static void *starter(void *arg)
         wo.on_event = on_event;
         wo.on_error = on_watch_error;
         wo.closure = s;
-        st = es_watch_start(s->st, &wo, &w);
+        pthread_mutex_lock(&s->lock);
+        bool by_collection = s->filter.collections > 0;
+        pthread_mutex_unlock(&s->lock);
+        st = ns_watch_start(s->cfg.ns, s->st, by_collection ? wants_collection : NULL, s, &wo, &w);
     }
     pthread_mutex_lock(&s->lock);
     if (st != ES_OK)
@@ -334,8 +348,10 @@ es_status subscriber_message(subscriber *s, const char *text, size_t len)
     pthread_mutex_lock(&s->lock);
     sub_filter old = s->filter;
     s->filter = f;
+    es_watch *w = s->watch;
     pthread_mutex_unlock(&s->lock);
     filter_free(&old);
+    ns_watch_refresh(s->cfg.ns, w); /* collections wanted now, from here on */
     s->require_hello = false;
     return subscriber_start(s);
 }
@@ -375,6 +391,7 @@ void subscriber_destroy(subscriber *s)
     subscriber_end(s);
     if (s->starter_running)
         pthread_join(s->starter, NULL);
+    ns_index_forget(s->cfg.ns, s->watch);
     es_watch_destroy(s->watch); /* no callback runs after it returns */
     for (sub_msg *m = s->head, *next; m != NULL; m = next) {
         next = m->next;

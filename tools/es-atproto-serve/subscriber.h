@@ -26,6 +26,7 @@ typedef struct sub_config {
     int64_t slow_timeout_ms; /* how long a full queue may wait for the client */
     size_t record_max;       /* memory to decode one record */
     size_t headroom;         /* bytes kept free before each message (LWS_PRE) */
+    struct ns_index *ns;     /* wantedCollections server-side (nsfilter.h); NULL: in process */
     void (*wake)(void *arg); /* from any thread: the connection has work */
     void *wake_arg;
 } sub_config;

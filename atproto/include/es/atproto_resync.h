@@ -66,6 +66,7 @@
 
 #include <es/atproto_repos.h>
 #include <es/car.h>
+#include <es/entity_types.h>
 #include <es/export.h>
 #include <es/status.h>
 #include <es/store.h>
@@ -103,6 +104,9 @@ typedef struct es_atp_resync_options {
     size_t max_depth;  /* DAG-CBOR nesting of records [64, as es_atp_limits] */
     size_t max_bytes;  /* bytes of the repository's events' keys and CIDs held [512 MiB] */
     int64_t time_ns;   /* the events' Rita-Time; 0: now */
+    /* The store's entity-type index (es/entity_types.h): each batch's types
+     * are added before it is appended. NULL: not kept [NULL]. */
+    es_entity_types *types;
     es_atp_resync_batch_fn on_batch; /* may be NULL */
     void *closure;
 } es_atp_resync_options;

@@ -22,6 +22,7 @@
 #include <es/dict.h>
 #include <es/kvkey.h>
 #include <es/checkpoint.h>
+#include <es/entity_types.h>
 #include <es/snapshot.h>
 #include <es/projection.h>
 #include <es/inspect.h>

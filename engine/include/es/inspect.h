@@ -41,7 +41,7 @@ ES_API es_status es_store_list(natsConnection *nc, const es_store_options *opts,
 typedef struct es_bucket_info {
     const char *bucket; /* the bucket's name */
     const char *kind;   /* what it keeps: "checkpoints", "dicts", "identity", "keys", "repos",
-                           "snapshots" or "tracked" */
+                           "snapshots", "tracked" or "types" */
     uint64_t values;    /* messages in it: values, their history and delete markers */
     uint64_t bytes;
 } es_bucket_info;

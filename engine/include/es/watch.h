@@ -45,6 +45,22 @@ ES_API void es_watch_options_init(es_watch_options *opts);
  * when it started has been delivered. The caller owns *out. */
 ES_API es_status es_watch_start(es_store *store, const es_watch_options *opts, es_watch **out);
 
+/* Widens a running watch (a namespace's new entity type, say): from now on
+ * it also delivers the events `filters` match. Such events already behind
+ * the watch's position (es_watch_last_seq) and after `after_seq` are
+ * delivered first, late — out of stream order, each once: an event that the
+ * watch's filters already matched is not delivered again —, then the watch
+ * goes on from its position with the wider set, in stream order, without a
+ * gap. Pass the watch's own start (its options' after_seq) to miss nothing
+ * of the new filters, or its position for new events only. Applied on the
+ * watch's thread before its next event (within 200 ms); the filters are
+ * read by the call, not kept. ES_ERR_LIMIT (nothing changes) when the
+ * watch would need more than ES_FILTERS_MAX filter subjects; a filter
+ * another already covers costs nothing. Thread-safe, also from inside a
+ * callback; trouble applying it is reported through on_error. */
+ES_API es_status es_watch_add_filters(es_watch *w, const es_filter *filters, size_t n,
+                                      uint64_t after_seq);
+
 /* Stops the watch: once it returns, no callback is running or will run.
  * May be called from inside a callback (it then only asks the thread to end). */
 ES_API void es_watch_stop(es_watch *w);
