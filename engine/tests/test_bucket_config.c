@@ -1,0 +1,134 @@
+/* The KV buckets a store creates are the store's: every kind (checkpoints,
+ * repos, identity, tracked, snapshots, keys, dictionaries) gets the store's
+ * replica count and storage type, read back from the server (a memory store
+ * made the keys and dictionaries buckets file-stored, the dictionaries one
+ * also ignored the replica count); es_store_update keeps them in step. One
+ * server allows R1 only; the request for R3 is proven in
+ * transport/tests/test_kv_replicas.c. Needs NATS_URL (skips without). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include <es/checkpoint.h>
+#include <es/dict.h>
+#include <es/snapshot.h>
+#include <es/store.h>
+
+#include "store_impl.h"
+#include "transport/js.h"
+#include "transport/kv.h"
+#include "wire.h"
+#include "nats_fixture.h"
+
+#define MASTER_ENV "ES_TEST_BUCKET_CONFIG_MASTER"
+
+/* The bucket's stream config as the server has it (caller decrefs). */
+static json_t *bucket_config(const esi_js *js, const char *store, esi_bucket_kind kind)
+{
+    char bucket[ESI_KV_BUCKET_MAX], subject[256];
+    assert_int_equal(esi_bucket_name(store, kind, bucket), ES_OK);
+    assert_int_equal(esi_js_api_subject(js, subject, sizeof subject, "STREAM.INFO.KV_%s", bucket),
+                     ES_OK);
+    json_t *info = NULL;
+    es_status s = esi_js_request(js, subject, NULL, 0, &info);
+    if (s != ES_OK)
+        fail_msg("bucket %s: %s", bucket, es_last_error());
+    json_t *c = json_incref(json_object_get(info, "config"));
+    json_decref(info);
+    return c;
+}
+
+static void train(es_buf *dict)
+{
+    enum { N = 400 };
+    size_t sizes[N];
+    es_buf samples = ES_BUF_INIT;
+    for (int i = 0; i < N; i++) {
+        char ev[128];
+        int k = snprintf(ev, sizeof ev, "{\"type\":\"liked\",\"subject\":\"post-%05d\",\"n\":%d}",
+                         i * 7919 % 100000, i % 9);
+        sizes[i] = (size_t)k;
+        assert_int_equal(es_buf_append(&samples, ev, (size_t)k), ES_OK);
+    }
+    uint32_t id = 0;
+    assert_int_equal(es_dict_train(samples.data, sizes, N, 4 << 10, dict, &id), ES_OK);
+    es_buf_free(&samples);
+}
+
+/* Opens every kind of bucket the store creates. */
+static void create_every_bucket(natsConnection *nc, es_store *st, const char *name)
+{
+    static const es_checkpoint_bucket sets[] = {ES_CHECKPOINTS_DEFAULT, ES_CHECKPOINTS_REPOS,
+                                                ES_CHECKPOINTS_IDENTITY, ES_CHECKPOINTS_TRACKED};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        es_checkpoints *cps = NULL;
+        assert_int_equal(es_checkpoints_open_bucket(st, sets[i], &cps), ES_OK);
+        es_checkpoints_destroy(cps);
+    }
+    es_snapshots *sn = NULL;
+    assert_int_equal(es_snapshots_open(st, &sn), ES_OK);
+    es_snapshots_destroy(sn);
+    es_buf dict = ES_BUF_INIT;
+    train(&dict);
+    assert_int_equal(es_dict_put(nc, name, dict.data, dict.len, NULL), ES_OK);
+    es_buf_free(&dict);
+}
+
+static void buckets_follow_the_store(void **state)
+{
+    (void)state;
+    natsConnection *nc = fixture_connect();
+    REQUIRE_NATS(nc);
+    char name[33];
+    fixture_store_name(name);
+    setenv(MASTER_ENV, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.memory_storage = true;
+    cfg.encrypt = true; /* the keys bucket is made when the store opens */
+    es_store_options opts;
+    es_store_options_init(&opts);
+    opts.master_key_env = MASTER_ENV;
+    es_store *st = NULL;
+    assert_int_equal(es_store_create(nc, name, &cfg, &opts, &st), ES_OK);
+    create_every_bucket(nc, st, name);
+    esi_js *js = NULL;
+    assert_int_equal(esi_store_js(nc, NULL, &js), ES_OK);
+    for (int kind = 0; kind < ES_BUCKET_KINDS; kind++) {
+        json_t *c = bucket_config(js, name, (esi_bucket_kind)kind);
+        const char *bucket = json_string_value(json_object_get(c, "name"));
+        assert_non_null(bucket);
+        if (strcmp(json_string_value(json_object_get(c, "storage")), "memory") != 0)
+            fail_msg("%s is stored on %s, the store in memory", bucket,
+                     json_string_value(json_object_get(c, "storage")));
+        assert_int_equal(json_integer_value(json_object_get(c, "num_replicas")), 1);
+        json_decref(c);
+    }
+    /* an update that keeps the replica count touches no bucket and works */
+    es_store_config same = st->config;
+    same.max_age_ns = 3600LL * 1000000000LL;
+    assert_int_equal(es_store_update(st, &same), ES_OK);
+    /* the request es_store_update makes of each bucket, on one server */
+    assert_int_equal(esi_store_set_bucket_replicas(js, name, 1), ES_OK);
+    assert_int_equal(esi_store_set_bucket_replicas(js, "absent_store", 1), ES_OK);
+    es_store_destroy(st);
+    assert_int_equal(es_store_delete(nc, name, NULL), ES_OK);
+    esi_js_destroy(js);
+    unsetenv(MASTER_ENV);
+    fixture_disconnect(nc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(buckets_follow_the_store),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
