@@ -200,6 +200,46 @@ static es_status connect_nats(ingester *g, volatile sig_atomic_t *stop)
     }
 }
 
+/* The flags --max-age, --max-bytes and --replicas given, against the store
+ * that exists. An ingester changes no existing store: lowering a limit
+ * would drop events, and two ingesters started with different flags would
+ * undo each other. A difference stops the run, naming the store's values
+ * and the command that changes them. */
+static es_status check_retention(const ingest_config *c, es_store *st)
+{
+    es_store_info info;
+    es_status s = es_store_info_get(st, &info);
+    if (s != ES_OK)
+        return s;
+    const es_store_config *have = &info.config;
+    char diff[512] = "", fix[256] = "";
+    size_t n = 0, f = 0;
+    if (c->max_age_arg != NULL && have->max_age_ns != c->max_age_ns) {
+        n += (size_t)snprintf(diff + n, sizeof diff - n, "%s max age %.3fs%s where --max-age says %s",
+                              n ? "," : "", (double)have->max_age_ns / 1e9,
+                              have->max_age_ns ? "" : " (forever)", c->max_age_arg);
+        f += (size_t)snprintf(fix + f, sizeof fix - f, " --max-age %s", c->max_age_arg);
+    }
+    if (c->max_bytes_arg != NULL && have->max_bytes != c->max_bytes && n < sizeof diff) {
+        n += (size_t)snprintf(diff + n, sizeof diff - n, "%s max bytes %lld%s where --max-bytes says %s",
+                              n ? "," : "", (long long)have->max_bytes,
+                              have->max_bytes ? "" : " (unlimited)", c->max_bytes_arg);
+        f += (size_t)snprintf(fix + f, sizeof fix - f, " --max-bytes %s", c->max_bytes_arg);
+    }
+    if (c->replicas > 0 && have->replicas != c->replicas && n < sizeof diff && f < sizeof fix) {
+        snprintf(diff + n, sizeof diff - n, "%s %d replica%s where --replicas says %d", n ? "," : "",
+                 have->replicas, have->replicas == 1 ? "" : "s", c->replicas);
+        snprintf(fix + f, sizeof fix - f, " --replicas %d", c->replicas);
+    }
+    if (diff[0] == '\0')
+        return ES_OK;
+    return es_error(ES_ERR_CONFLICT,
+                    "store '%s' exists with%s; es-atproto-ingest changes no existing store: "
+                    "run `es-tool edit %s%s` (lowering a limit drops the events beyond it), "
+                    "or leave the flags out",
+                    c->store, diff, c->store, fix);
+}
+
 static es_status open_store(ingester *g)
 {
     const ingest_config *c = g->cfg;
@@ -214,11 +254,19 @@ static es_status open_store(ingester *g)
     o.max_inflight = (int)c->max_inflight + 64;
     o.max_batches_inflight = (int)c->max_batches + 4;
     es_status s = es_store_open(g->nc, c->store, &o, &g->store);
+    if (s == ES_OK)
+        s = check_retention(c, g->store);
     if (s != ES_ERR_NOT_FOUND)
         return s;
     es_store_config cfg;
     es_store_config_init(&cfg);
     cfg.duplicate_window_ns = c->duplicate_window_ns;
+    if (c->max_age_arg != NULL)
+        cfg.max_age_ns = c->max_age_ns;
+    if (c->max_bytes_arg != NULL)
+        cfg.max_bytes = c->max_bytes;
+    if (c->replicas > 0)
+        cfg.replicas = c->replicas;
     s = es_store_create(g->nc, c->store, &cfg, &o, &g->store);
     if (s == ES_OK) {
         ingest_log_line l;
