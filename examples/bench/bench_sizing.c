@@ -4,6 +4,7 @@
  *
  *   es-bench-sizing --ingest PATH --capture FILE [--did-docs FILE]
  *                   [--server URL] [--store-dir DIR] [--label TEXT]
+ *                   [--variant plain|zstd|zstd_dict|s2|zstd_dict_s2] [--keep]
  *
  * For each variant — plain, the store's zstd compression (threshold 64 B),
  * the same with a dictionary trained on the capture's own records, and the
@@ -19,7 +20,9 @@
  *   - with --store-dir (the server's -sd), the size on disk of the stream's
  *     message blocks, where S2 shows: the server compresses a block when it
  *     is full (8 MiB for a store without limits), so S2 is seen on captures
- *     that fill several blocks, the last one staying uncompressed.
+ *     that fill several blocks, the last one staying uncompressed; the full
+ *     blocks' size against what they hold is S2's ratio, applied to the
+ *     stream's bytes for the bytes per day (1.00 without S2: a check).
  *
  * Then bytes per day at the firehose's average and peak rates (600 and
  * 2,000 events/s) for R1 and R3 (each replica keeps a whole copy). The
@@ -78,6 +81,7 @@ typedef struct measure {
     uint64_t events, bytes;      /* read back, summed */
     uint64_t stream_bytes;       /* the stream's state */
     uint64_t disk_bytes;         /* message blocks on disk; 0: not measured */
+    uint64_t last_block;         /* of which the last block (written to, never compressed) */
     uint64_t subject_bytes, header_bytes, payload_bytes;
     header_cost headers[MAX_HEADERS];
     size_t n_headers;
@@ -85,6 +89,8 @@ typedef struct measure {
 
 typedef struct args {
     const char *ingest, *capture, *did_docs, *server, *store_dir, *label;
+    const char *only; /* --variant NAME: that one alone */
+    bool keep;        /* --keep: leave the stores for inspection */
 } args;
 
 static void die(const char *what, const char *detail)
@@ -114,8 +120,10 @@ static char *api(natsConnection *nc, const char *subject, const char *body)
     return text;
 }
 
-/* The store's stream gets "compression":"s2", before anything is stored:
- * its config is read back and sent again with it. */
+/* The store's stream made again, empty, with "compression":"s2": its
+ * config is read, the stream deleted and created with it. (nats-server
+ * 2.15 takes "compression" in a stream update but its file store goes on
+ * writing uncompressed blocks until restarted: measured here.) */
 static void ask_s2(natsConnection *nc, const char *stream)
 {
     char subject[128];
@@ -138,11 +146,13 @@ static void ask_s2(natsConnection *nc, const char *stream)
     if (body == NULL)
         die("s2", "out of memory");
     snprintf(body, len + 32, "%.*s,\"compression\":\"s2\"}", (int)len, c);
-    snprintf(subject, sizeof subject, "$JS.API.STREAM.UPDATE.%s", stream);
-    char *updated = api(nc, subject, body);
-    if (strstr(updated, "\"compression\":\"s2\"") == NULL)
-        die("the server did not take compression s2", updated);
-    free(updated);
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.DELETE.%s", stream);
+    free(api(nc, subject, NULL));
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.CREATE.%s", stream);
+    char *created = api(nc, subject, body);
+    if (strstr(created, "\"compression\":\"s2\"") == NULL)
+        die("the server did not take compression s2", created);
+    free(created);
     free(body);
     free(info);
 }
@@ -314,14 +324,17 @@ static void read_back(natsConnection *nc, const char *store, measure *m, samples
     jsCtx_Destroy(js);
 }
 
-static uint64_t disk_bytes(const char *store_dir, const char *stream)
+/* The stream's message blocks on disk: their total size, and that of the
+ * last one (the highest number), which the server is still writing to and
+ * never compresses. */
+static void disk_bytes(const char *store_dir, const char *stream, measure *m)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/jetstream/$G/streams/%s/msgs", store_dir, stream);
     DIR *d = opendir(dir);
     if (d == NULL)
         die("the stream's blocks (--store-dir)", dir);
-    uint64_t total = 0;
+    unsigned long last = 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         size_t len = strlen(e->d_name);
         if (len < 4 || strcmp(e->d_name + len - 4, ".blk") != 0)
@@ -329,11 +342,26 @@ static uint64_t disk_bytes(const char *store_dir, const char *stream)
         char path[4096 + 256];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat sb;
-        if (stat(path, &sb) == 0)
-            total += (uint64_t)sb.st_size;
+        if (stat(path, &sb) != 0)
+            continue;
+        m->disk_bytes += (uint64_t)sb.st_size;
+        unsigned long n = strtoul(e->d_name, NULL, 10);
+        if (n >= last) {
+            last = n;
+            m->last_block = (uint64_t)sb.st_size;
+        }
     }
     closedir(d);
-    return total;
+}
+
+/* What the full (sealed) blocks take on disk against what they hold: S2's
+ * ratio (1 without it); 0 when there is no full block to tell. The last
+ * block is uncompressed, so its size is what it holds. */
+static double sealed_ratio(const measure *m)
+{
+    if (m->disk_bytes == 0 || m->stream_bytes <= m->last_block)
+        return 0;
+    return (double)(m->disk_bytes - m->last_block) / (double)(m->stream_bytes - m->last_block);
 }
 
 static void measure_variant(natsConnection *nc, const args *a, const variant *v,
@@ -361,10 +389,10 @@ static void measure_variant(natsConnection *nc, const args *a, const variant *v,
     }
     if (a->store_dir != NULL) {
         nats_Sleep(200); /* the server writes its blocks out on its own time */
-        m->disk_bytes = disk_bytes(a->store_dir, es_store_stream(st));
+        disk_bytes(a->store_dir, es_store_stream(st), m);
     }
     es_store_destroy(st);
-    if (es_store_delete(nc, store, NULL) != ES_OK)
+    if (!a->keep && es_store_delete(nc, store, NULL) != ES_OK)
         die("deleting the store", NULL);
 }
 
@@ -436,24 +464,33 @@ static void print_breakdown(measure *m)
 
 static void print_totals(const args *a, const measure *ms)
 {
-    printf("\n| variant | events | stream bytes | B/event (stream) | on disk | B/event (disk) |");
+    printf("\n| variant | events | stream bytes | B/event (stream) | on disk | full blocks on "
+           "disk / held | B/event stored |");
     for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++)
         printf(" GB/day at %.0f/s R1 | R3 |", rates[r]);
-    printf("\n|---|---:|---:|---:|---:|---:|");
+    printf("\n|---|---:|---:|---:|---:|---:|---:|");
     for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++)
         printf("---:|---:|");
     printf("\n");
     for (size_t v = 0; v < N_VARIANTS; v++) {
         const measure *m = &ms[v];
+        if (m->events == 0)
+            continue; /* not run (--variant) */
         double stream = per_event(m->stream_bytes, m->events);
-        double disk = per_event(m->disk_bytes, m->events);
-        /* what a day takes: on disk where measured (S2 shows only there) */
-        double day = a->store_dir != NULL ? disk : stream;
-        printf("| %s | %llu | %llu | %.0f | %llu | %.0f |", variants[v].name,
+        /* S2 shows on disk only, in the full blocks: their ratio applied to
+         * the stream's bytes is what a long-running store takes */
+        double ratio = a->store_dir != NULL ? sealed_ratio(m) : 0;
+        double stored = ratio > 0 ? stream * ratio : stream;
+        char ratio_text[32];
+        if (ratio > 0)
+            snprintf(ratio_text, sizeof ratio_text, "%.2f", ratio);
+        else
+            snprintf(ratio_text, sizeof ratio_text, "%s", a->store_dir ? "n/a (one block)" : "-");
+        printf("| %s | %llu | %llu | %.0f | %llu | %s | %.0f |", variants[v].name,
                (unsigned long long)m->events, (unsigned long long)m->stream_bytes, stream,
-               (unsigned long long)m->disk_bytes, disk);
+               (unsigned long long)m->disk_bytes, ratio_text, stored);
         for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
-            double gb = day * rates[r] * DAY_S / 1e9;
+            double gb = stored * rates[r] * DAY_S / 1e9;
             printf(" %.1f | %.1f |", gb, 3 * gb);
         }
         printf("\n");
@@ -463,7 +500,8 @@ static void print_totals(const args *a, const measure *ms)
 static void usage(void)
 {
     fprintf(stderr, "usage: es-bench-sizing --ingest PATH --capture FILE [--did-docs FILE]\n"
-                    "                       [--server URL] [--store-dir DIR] [--label TEXT]\n");
+                    "                       [--server URL] [--store-dir DIR] [--label TEXT]\n"
+                    "                       [--variant NAME] [--keep]\n");
     exit(1);
 }
 
@@ -472,6 +510,10 @@ static void parse(int argc, char **argv, args *a)
     memset(a, 0, sizeof *a);
     a->server = getenv("NATS_URL") ? getenv("NATS_URL") : "nats://127.0.0.1:4222";
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--keep") == 0) {
+            a->keep = true;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **slot = strcmp(argv[i], "--ingest") == 0      ? &a->ingest
                             : strcmp(argv[i], "--capture") == 0   ? &a->capture
@@ -479,6 +521,7 @@ static void parse(int argc, char **argv, args *a)
                             : strcmp(argv[i], "--server") == 0    ? &a->server
                             : strcmp(argv[i], "--store-dir") == 0 ? &a->store_dir
                             : strcmp(argv[i], "--label") == 0     ? &a->label
+                            : strcmp(argv[i], "--variant") == 0   ? &a->only
                                                                   : NULL;
         if (slot == NULL || v == NULL)
             usage();
@@ -499,6 +542,8 @@ int main(int argc, char **argv)
     static samples keep;
     es_buf dict = ES_BUF_INIT;
     for (size_t v = 0; v < N_VARIANTS; v++) {
+        if (a.only != NULL && v > 0 && strcmp(a.only, variants[v].name) != 0)
+            continue; /* the plain run always: the others are set against it */
         if (variants[v].dict && dict.len == 0) {
             uint32_t id = 0;
             if (es_dict_train(keep.data.data, keep.sizes, keep.n, 64 << 10, &dict, &id) != ES_OK)
