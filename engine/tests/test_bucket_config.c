@@ -3,8 +3,11 @@
  * replica count and storage type, read back from the server (a memory store
  * made the keys and dictionaries buckets file-stored, the dictionaries one
  * also ignored the replica count); es_store_update keeps them in step. One
- * server allows R1 only; the request for R3 is proven in
- * transport/tests/test_kv_replicas.c. Needs NATS_URL (skips without). */
+ * server allows R1 only (NATS_URL; skips without); the request for R3 is
+ * proven in transport/tests/test_kv_replicas.c, and on a real 3-node cluster
+ * when ES_TEST_CLUSTER_URL names one (tools/nats-local cluster start NAME
+ * prints it; skips without): an R3 store's buckets are R3, and an R1 store's
+ * buckets become R3 with es_store_update. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +25,7 @@
 #include <es/store.h>
 
 #include "store_impl.h"
+#include "transport/conn.h"
 #include "transport/js.h"
 #include "transport/kv.h"
 #include "wire.h"
@@ -60,6 +64,23 @@ static void train(es_buf *dict)
     uint32_t id = 0;
     assert_int_equal(es_dict_train(samples.data, sizes, N, 4 << 10, dict, &id), ES_OK);
     es_buf_free(&samples);
+}
+
+/* Every bucket of the store has `replicas` and the storage type asked. */
+static void check_buckets(const esi_js *js, const char *name, int replicas, const char *storage)
+{
+    for (int kind = 0; kind < ES_BUCKET_KINDS; kind++) {
+        json_t *c = bucket_config(js, name, (esi_bucket_kind)kind);
+        const char *bucket = json_string_value(json_object_get(c, "name"));
+        assert_non_null(bucket);
+        const char *has = json_string_value(json_object_get(c, "storage"));
+        if (has == NULL || strcmp(has, storage) != 0)
+            fail_msg("%s is stored on %s, the store on %s", bucket, has ? has : "?", storage);
+        int n = (int)json_integer_value(json_object_get(c, "num_replicas"));
+        if (n != replicas)
+            fail_msg("%s has %d replicas, the store %d", bucket, n, replicas);
+        json_decref(c);
+    }
 }
 
 /* Opens every kind of bucket the store creates. */
@@ -101,16 +122,7 @@ static void buckets_follow_the_store(void **state)
     create_every_bucket(nc, st, name);
     esi_js *js = NULL;
     assert_int_equal(esi_store_js(nc, NULL, &js), ES_OK);
-    for (int kind = 0; kind < ES_BUCKET_KINDS; kind++) {
-        json_t *c = bucket_config(js, name, (esi_bucket_kind)kind);
-        const char *bucket = json_string_value(json_object_get(c, "name"));
-        assert_non_null(bucket);
-        if (strcmp(json_string_value(json_object_get(c, "storage")), "memory") != 0)
-            fail_msg("%s is stored on %s, the store in memory", bucket,
-                     json_string_value(json_object_get(c, "storage")));
-        assert_int_equal(json_integer_value(json_object_get(c, "num_replicas")), 1);
-        json_decref(c);
-    }
+    check_buckets(js, name, 1, "memory");
     /* an update that keeps the replica count touches no bucket and works */
     es_store_config same = st->config;
     same.max_age_ns = 3600LL * 1000000000LL;
@@ -125,10 +137,73 @@ static void buckets_follow_the_store(void **state)
     fixture_disconnect(nc);
 }
 
+/* A store of `replicas` on the cluster, every bucket made. */
+static es_store *cluster_store(natsConnection *nc, const char *name, int replicas)
+{
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.replicas = replicas;
+    cfg.encrypt = true;
+    es_store_options opts;
+    es_store_options_init(&opts);
+    opts.master_key_env = MASTER_ENV;
+    opts.timeout_ms = 15000; /* a cluster places replicas */
+    es_store *st = NULL;
+    es_status s = es_store_create(nc, name, &cfg, &opts, &st);
+    if (s != ES_OK)
+        fail_msg("creating an R%d store: %s", replicas, es_last_error());
+    create_every_bucket(nc, st, name);
+    return st;
+}
+
+static void buckets_follow_the_store_on_a_cluster(void **state)
+{
+    (void)state;
+    const char *url = getenv("ES_TEST_CLUSTER_URL");
+    if (url == NULL || url[0] == '\0') {
+        printf("SKIP: ES_TEST_CLUSTER_URL is not set (tools/nats-local cluster start NAME)\n");
+        skip();
+    }
+    natsConnection *nc = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    setenv(MASTER_ENV, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    esi_js_options jo = {.timeout_ms = 15000};
+    esi_conn conn;
+    esi_conn_nats(nc, &conn);
+    esi_js *js = NULL;
+    assert_int_equal(esi_js_create(&conn, &jo, &js), ES_OK);
+    char r3[33], r1[33];
+    fixture_store_name(r3);
+    fixture_store_name(r1);
+    /* created R3: every bucket R3 */
+    es_store *st = cluster_store(nc, r3, 3);
+    check_buckets(js, r3, 3, "file");
+    es_store_destroy(st);
+    /* created R1, then updated to R3: the buckets follow */
+    st = cluster_store(nc, r1, 1);
+    check_buckets(js, r1, 1, "file");
+    es_store_config cfg = st->config;
+    cfg.replicas = 3;
+    es_status s = es_store_update(st, &cfg);
+    if (s != ES_OK)
+        fail_msg("es_store_update to R3: %s", es_last_error());
+    check_buckets(js, r1, 3, "file");
+    es_store_destroy(st);
+    es_store_options opts;
+    es_store_options_init(&opts);
+    opts.timeout_ms = 15000;
+    assert_int_equal(es_store_delete(nc, r3, &opts), ES_OK);
+    assert_int_equal(es_store_delete(nc, r1, &opts), ES_OK);
+    esi_js_destroy(js);
+    unsetenv(MASTER_ENV);
+    natsConnection_Destroy(nc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buckets_follow_the_store),
+        cmocka_unit_test(buckets_follow_the_store_on_a_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
