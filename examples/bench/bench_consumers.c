@@ -5,7 +5,8 @@
  * scale").
  *
  *   es-bench-consumers [--server URL] [--projections N] [--rate EVENTS/S]
- *                      [--seconds S] [--server-pid PID] [--store NAME]
+ *                      [--seconds S] [--server-pid PID]... [--store NAME]
+ *                      [--replicas N]
  *
  * Projection i filters entity type "c<i>"; the feeder appends events
  * round-robin over the N types (asynchronous appends, paced every 10 ms),
@@ -15,7 +16,8 @@
  * handler latency and marks the index, so the run also proves that every
  * event was handled exactly once. Reported: the time to create and start
  * the projections; server memory (VmRSS of --server-pid, read from /proc:
- * the server must run on this machine) and client memory per consumer;
+ * the server must run on this machine; give it once per node of a
+ * cluster, the figures are summed) and client memory per consumer;
  * server and client CPU while fed; latency p50/p95/p99/max. The store
  * (default "bench_consumers") and its projections are deleted at the end. */
 #define _GNU_SOURCE
@@ -40,7 +42,9 @@
 typedef struct args {
     const char *server, *store;
     int projections, rate, seconds;
-    long server_pid;
+    int replicas;       /* the store's: 3 on a cluster */
+    long server_pid[8]; /* the server's processes: one, or a cluster's nodes */
+    int n_pids;
 } args;
 
 static atomic_uint_fast64_t latency[LAT_BUCKETS];
@@ -111,6 +115,23 @@ static int threads_now(void)
     if (f != NULL)
         fclose(f);
     return n;
+}
+
+/* The server's memory (KiB) and CPU (s): summed over its processes. */
+static long server_rss(const args *a)
+{
+    long kib = 0;
+    for (int i = 0; i < a->n_pids; i++)
+        kib += rss_kib(a->server_pid[i]);
+    return kib;
+}
+
+static double server_cpu(const args *a)
+{
+    double s = 0;
+    for (int i = 0; i < a->n_pids; i++)
+        s += cpu_s(a->server_pid[i]);
+    return s;
 }
 
 static double wall_s(void)
@@ -209,7 +230,8 @@ static void feed(es_store *st, const args *a)
 static void usage(void)
 {
     fprintf(stderr, "usage: es-bench-consumers [--server URL] [--projections N] [--rate EVENTS/S]\n"
-                    "                          [--seconds S] [--server-pid PID] [--store NAME]\n");
+                    "                          [--seconds S] [--server-pid PID]... [--store NAME]\n"
+                    "                          [--replicas N]\n");
     exit(1);
 }
 
@@ -219,7 +241,8 @@ static void parse(int argc, char **argv, args *a)
                 .store = "bench_consumers",
                 .projections = 1000,
                 .rate = 2000,
-                .seconds = 30};
+                .seconds = 30,
+                .replicas = 1};
     for (int i = 1; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -234,13 +257,15 @@ static void parse(int argc, char **argv, args *a)
             a->rate = atoi(v);
         else if (strcmp(k, "--seconds") == 0)
             a->seconds = atoi(v);
-        else if (strcmp(k, "--server-pid") == 0)
-            a->server_pid = atol(v);
+        else if (strcmp(k, "--replicas") == 0)
+            a->replicas = atoi(v);
+        else if (strcmp(k, "--server-pid") == 0 && a->n_pids < 8)
+            a->server_pid[a->n_pids++] = atol(v); /* once per node of a cluster */
         else
             usage();
     }
     if (a->projections < 1 || a->projections > 100000 || a->rate < 1 || a->rate > 1000000 ||
-        a->seconds < 1 || a->seconds > 3600)
+        a->seconds < 1 || a->seconds > 3600 || a->replicas < 1 || a->replicas > 5)
         usage();
 }
 
@@ -253,6 +278,7 @@ int main(int argc, char **argv)
 {
     args a;
     parse(argc, argv, &a);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines as they come, into a file too */
     total_events = (uint64_t)a.rate * (uint64_t)a.seconds;
     seen = calloc(total_events, sizeof *seen);
     es_projection **runs = calloc((size_t)a.projections, sizeof *runs);
@@ -261,17 +287,22 @@ int main(int argc, char **argv)
     natsConnection *nc = NULL;
     if (natsConnection_ConnectTo(&nc, a.server) != NATS_OK)
         die("connecting");
-    es_status s = es_store_delete(nc, a.store, NULL);
-    if (s != ES_OK && s != ES_ERR_NOT_FOUND)
-        die("deleting the old store");
     es_store_options so;
     es_store_options_init(&so);
+    es_status s = es_store_delete(nc, a.store, &so);
+    if (s != ES_OK && s != ES_ERR_NOT_FOUND)
+        die("deleting the old store");
     so.max_inflight = 1024;
+    so.timeout_ms = 15000; /* a cluster places replicas */
+    es_store_config store_cfg;
+    es_store_config_init(&store_cfg);
+    store_cfg.replicas = a.replicas;
     es_store *st = NULL;
-    if (es_store_create(nc, a.store, NULL, &so, &st) != ES_OK)
+    if (es_store_create(nc, a.store, &store_cfg, &so, &st) != ES_OK)
         die("creating the store");
+    int st_replicas = a.replicas;
 
-    long server0 = rss_kib(a.server_pid), client0 = rss_kib(0);
+    long server0 = server_rss(&a), client0 = rss_kib(0);
     double t0 = wall_s();
     for (int i = 0; i < a.projections; i++) {
         char name[ES_PROJECTION_NAME_MAX + 1], type[16];
@@ -286,7 +317,7 @@ int main(int argc, char **argv)
             die("creating a projection");
     }
     double created_s = wall_s() - t0;
-    long server_created = rss_kib(a.server_pid);
+    long server_created = server_rss(&a);
     es_projection_handler h = {.on_event = on_event};
     t0 = wall_s();
     for (int i = 0; i < a.projections; i++) {
@@ -297,14 +328,14 @@ int main(int argc, char **argv)
     }
     double started_s = wall_s() - t0;
     nats_Sleep(SETTLE_MS);
-    long server_idle = rss_kib(a.server_pid), client_idle = rss_kib(0);
+    long server_idle = server_rss(&a), client_idle = rss_kib(0);
     int threads = threads_now();
 
-    double sc0 = cpu_s(a.server_pid), cc0 = cpu_s(0), w0 = wall_s();
+    double sc0 = server_cpu(&a), cc0 = cpu_s(0), w0 = wall_s();
     feed(st, &a);
     double fed_s = wall_s() - w0;
-    double sc1 = cpu_s(a.server_pid), cc1 = cpu_s(0);
-    long server_fed = rss_kib(a.server_pid), client_fed = rss_kib(0);
+    double sc1 = server_cpu(&a), cc1 = cpu_s(0);
+    long server_fed = server_rss(&a), client_fed = rss_kib(0);
     double drain_until = wall_s() + DRAIN_S;
     while (handled < total_events - append_failures && wall_s() < drain_until)
         nats_Sleep(50);
@@ -313,8 +344,8 @@ int main(int argc, char **argv)
         missing += seen[i] == 0;
 
     double n = (double)a.projections;
-    printf("projections %d (pull consumers, one filter each), store %s, file storage, R1\n",
-           a.projections, a.store);
+    printf("projections %d (pull consumers, one filter each), store %s, file storage, R%d\n",
+           a.projections, a.store, st_replicas);
     printf("create %.1f s (%.1f ms each), start %.1f s; client threads %d\n", created_s,
            1000.0 * created_s / n, started_s, threads);
     printf("server RSS: %ld MiB before, %ld MiB with the consumers, %ld MiB pulling, %ld MiB "
@@ -334,15 +365,18 @@ int main(int argc, char **argv)
            percentile_ms(0.50), percentile_ms(0.95), percentile_ms(0.99),
            (double)max_latency_us / 1000.0);
 
+    t0 = wall_s();
     for (int i = 0; i < a.projections; i++)
         es_projection_destroy(runs[i]);
+    printf("stop %.1f s (%.1f ms each: a worker leaves its pull)\n", wall_s() - t0,
+           1000.0 * (wall_s() - t0) / n);
     for (int i = 0; i < a.projections; i++) {
         char name[ES_PROJECTION_NAME_MAX + 1];
         projection_name(i, name);
         es_projection_delete(st, name);
     }
     es_store_destroy(st);
-    es_store_delete(nc, a.store, NULL);
+    es_store_delete(nc, a.store, &so);
     natsConnection_Destroy(nc);
     nats_Close();
     free(runs);
