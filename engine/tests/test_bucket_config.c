@@ -102,6 +102,29 @@ static void create_every_bucket(natsConnection *nc, es_store *st, const char *na
     es_buf_free(&dict);
 }
 
+/* A store of `replicas` (in memory or on file), encrypting so that the keys
+ * bucket is made when it opens, then every other bucket made. */
+static es_store *store_with_buckets(natsConnection *nc, const char *name, int replicas,
+                                    bool memory)
+{
+    setenv(MASTER_ENV, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    cfg.replicas = replicas;
+    cfg.memory_storage = memory;
+    cfg.encrypt = true;
+    es_store_options opts;
+    es_store_options_init(&opts);
+    opts.master_key_env = MASTER_ENV;
+    opts.timeout_ms = 15000; /* a cluster places replicas */
+    es_store *st = NULL;
+    es_status s = es_store_create(nc, name, &cfg, &opts, &st);
+    if (s != ES_OK)
+        fail_msg("creating an R%d store: %s", replicas, es_last_error());
+    create_every_bucket(nc, st, name);
+    return st;
+}
+
 static void buckets_follow_the_store(void **state)
 {
     (void)state;
@@ -109,17 +132,7 @@ static void buckets_follow_the_store(void **state)
     REQUIRE_NATS(nc);
     char name[33];
     fixture_store_name(name);
-    setenv(MASTER_ENV, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
-    es_store_config cfg;
-    es_store_config_init(&cfg);
-    cfg.memory_storage = true;
-    cfg.encrypt = true; /* the keys bucket is made when the store opens */
-    es_store_options opts;
-    es_store_options_init(&opts);
-    opts.master_key_env = MASTER_ENV;
-    es_store *st = NULL;
-    assert_int_equal(es_store_create(nc, name, &cfg, &opts, &st), ES_OK);
-    create_every_bucket(nc, st, name);
+    es_store *st = store_with_buckets(nc, name, 1, true);
     esi_js *js = NULL;
     assert_int_equal(esi_store_js(nc, NULL, &js), ES_OK);
     check_buckets(js, name, 1, "memory");
@@ -137,25 +150,6 @@ static void buckets_follow_the_store(void **state)
     fixture_disconnect(nc);
 }
 
-/* A store of `replicas` on the cluster, every bucket made. */
-static es_store *cluster_store(natsConnection *nc, const char *name, int replicas)
-{
-    es_store_config cfg;
-    es_store_config_init(&cfg);
-    cfg.replicas = replicas;
-    cfg.encrypt = true;
-    es_store_options opts;
-    es_store_options_init(&opts);
-    opts.master_key_env = MASTER_ENV;
-    opts.timeout_ms = 15000; /* a cluster places replicas */
-    es_store *st = NULL;
-    es_status s = es_store_create(nc, name, &cfg, &opts, &st);
-    if (s != ES_OK)
-        fail_msg("creating an R%d store: %s", replicas, es_last_error());
-    create_every_bucket(nc, st, name);
-    return st;
-}
-
 static void buckets_follow_the_store_on_a_cluster(void **state)
 {
     (void)state;
@@ -166,7 +160,6 @@ static void buckets_follow_the_store_on_a_cluster(void **state)
     }
     natsConnection *nc = NULL;
     assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
-    setenv(MASTER_ENV, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     esi_js_options jo = {.timeout_ms = 15000};
     esi_conn conn;
     esi_conn_nats(nc, &conn);
@@ -176,11 +169,11 @@ static void buckets_follow_the_store_on_a_cluster(void **state)
     fixture_store_name(r3);
     fixture_store_name(r1);
     /* created R3: every bucket R3 */
-    es_store *st = cluster_store(nc, r3, 3);
+    es_store *st = store_with_buckets(nc, r3, 3, false);
     check_buckets(js, r3, 3, "file");
     es_store_destroy(st);
     /* created R1, then updated to R3: the buckets follow */
-    st = cluster_store(nc, r1, 1);
+    st = store_with_buckets(nc, r1, 1, false);
     check_buckets(js, r1, 1, "file");
     es_store_config cfg = st->config;
     cfg.replicas = 3;
