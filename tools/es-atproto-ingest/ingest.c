@@ -212,32 +212,34 @@ static es_status check_retention(const ingest_config *c, es_store *st)
     if (s != ES_OK)
         return s;
     const es_store_config *have = &info.config;
-    char diff[512] = "", fix[256] = "";
-    size_t n = 0, f = 0;
+    es_buf diff = ES_BUF_INIT, fix = ES_BUF_INIT; /* "" when they agree */
     if (c->max_age_arg != NULL && have->max_age_ns != c->max_age_ns) {
-        n += (size_t)snprintf(diff + n, sizeof diff - n, "%s max age %.3fs%s where --max-age says %s",
-                              n ? "," : "", (double)have->max_age_ns / 1e9,
-                              have->max_age_ns ? "" : " (forever)", c->max_age_arg);
-        f += (size_t)snprintf(fix + f, sizeof fix - f, " --max-age %s", c->max_age_arg);
+        es_cli_buf_printf(&diff, "%s max age %.3fs%s where --max-age says %s",
+                          diff.len ? "," : "", (double)have->max_age_ns / 1e9,
+                          have->max_age_ns ? "" : " (forever)", c->max_age_arg);
+        es_cli_buf_printf(&fix, " --max-age %s", c->max_age_arg);
     }
-    if (c->max_bytes_arg != NULL && have->max_bytes != c->max_bytes && n < sizeof diff) {
-        n += (size_t)snprintf(diff + n, sizeof diff - n, "%s max bytes %lld%s where --max-bytes says %s",
-                              n ? "," : "", (long long)have->max_bytes,
-                              have->max_bytes ? "" : " (unlimited)", c->max_bytes_arg);
-        f += (size_t)snprintf(fix + f, sizeof fix - f, " --max-bytes %s", c->max_bytes_arg);
+    if (c->max_bytes_arg != NULL && have->max_bytes != c->max_bytes) {
+        es_cli_buf_printf(&diff, "%s max bytes %lld%s where --max-bytes says %s",
+                          diff.len ? "," : "", (long long)have->max_bytes,
+                          have->max_bytes ? "" : " (unlimited)", c->max_bytes_arg);
+        es_cli_buf_printf(&fix, " --max-bytes %s", c->max_bytes_arg);
     }
-    if (c->replicas > 0 && have->replicas != c->replicas && n < sizeof diff && f < sizeof fix) {
-        snprintf(diff + n, sizeof diff - n, "%s %d replica%s where --replicas says %d", n ? "," : "",
-                 have->replicas, have->replicas == 1 ? "" : "s", c->replicas);
-        snprintf(fix + f, sizeof fix - f, " --replicas %d", c->replicas);
+    if (c->replicas > 0 && have->replicas != c->replicas) {
+        es_cli_buf_printf(&diff, "%s %d replica%s where --replicas says %d", diff.len ? "," : "",
+                          have->replicas, have->replicas == 1 ? "" : "s", c->replicas);
+        es_cli_buf_printf(&fix, " --replicas %d", c->replicas);
     }
-    if (diff[0] == '\0')
-        return ES_OK;
-    return es_error(ES_ERR_CONFLICT,
-                    "store '%s' exists with%s; es-atproto-ingest changes no existing store: "
-                    "run `es-tool edit %s%s` (lowering a limit drops the events beyond it), "
-                    "or leave the flags out",
-                    c->store, diff, c->store, fix);
+    if (diff.len > 0)
+        s = es_error(ES_ERR_CONFLICT,
+                     "store '%s' exists with%.*s; es-atproto-ingest changes no existing store: "
+                     "run `es-tool edit %s%.*s` (lowering a limit drops the events beyond it), "
+                     "or leave the flags out",
+                     c->store, (int)diff.len, (const char *)diff.data, c->store, (int)fix.len,
+                     (const char *)fix.data);
+    es_buf_free(&diff);
+    es_buf_free(&fix);
+    return s;
 }
 
 static es_status open_store(ingester *g)
