@@ -198,5 +198,7 @@ int main(void)
         cmocka_unit_test(buckets_follow_the_store),
         cmocka_unit_test(buckets_follow_the_store_on_a_cluster),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    nats_Close(); /* nats.c's threads, for valgrind */
+    return failed;
 }
