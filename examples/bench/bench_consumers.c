@@ -331,6 +331,18 @@ int main(int argc, char **argv)
     long server_idle = server_rss(&a), client_idle = rss_kib(0);
     int threads = threads_now();
 
+    double n = (double)a.projections;
+    printf("projections %d (pull consumers, one filter each), store %s, file storage, R%d\n",
+           a.projections, a.store, st_replicas);
+    printf("create %.1f s (%.1f ms each), start %.1f s; client threads %d\n", created_s,
+           1000.0 * created_s / n, started_s, threads);
+    printf("server RSS: %ld MiB before, %ld MiB with the consumers, %ld MiB pulling -> %.1f KiB "
+           "per consumer (pulling - before)\n",
+           server0 / 1024, server_created / 1024, server_idle / 1024,
+           (double)(server_idle - server0) / n);
+    printf("client RSS: %ld MiB before, %ld MiB running -> %.1f KiB per consumer\n",
+           client0 / 1024, client_idle / 1024, (double)(client_idle - client0) / n);
+
     double sc0 = server_cpu(&a), cc0 = cpu_s(0), w0 = wall_s();
     feed(st, &a);
     double fed_s = wall_s() - w0;
@@ -343,17 +355,7 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < total_events; i++)
         missing += seen[i] == 0;
 
-    double n = (double)a.projections;
-    printf("projections %d (pull consumers, one filter each), store %s, file storage, R%d\n",
-           a.projections, a.store, st_replicas);
-    printf("create %.1f s (%.1f ms each), start %.1f s; client threads %d\n", created_s,
-           1000.0 * created_s / n, started_s, threads);
-    printf("server RSS: %ld MiB before, %ld MiB with the consumers, %ld MiB pulling, %ld MiB "
-           "fed -> %.1f KiB per consumer (pulling - before)\n",
-           server0 / 1024, server_created / 1024, server_idle / 1024, server_fed / 1024,
-           (double)(server_idle - server0) / n);
-    printf("client RSS: %ld MiB before, %ld MiB running, %ld MiB fed -> %.1f KiB per consumer\n",
-           client0 / 1024, client_idle / 1024, client_fed / 1024, (double)(client_idle - client0) / n);
+    printf("RSS fed: server %ld MiB, client %ld MiB\n", server_fed / 1024, client_fed / 1024);
     printf("fed %llu events in %.1f s (%.0f/s asked %d/s); append failures %llu\n",
            (unsigned long long)total_events, fed_s, (double)total_events / fed_s, a.rate,
            (unsigned long long)append_failures);
