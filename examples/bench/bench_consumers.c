@@ -60,8 +60,9 @@ static void die(const char *what)
 
 /* ---- measuring the processes ---------------------------------------------- */
 
-/* VmRSS of a process in KiB (0 when unreadable). */
-static long rss_kib(long pid)
+/* A number of /proc/<pid>/status (pid 0: this process), e.g. "VmRSS:" in
+ * KiB or "Threads:"; 0 when unreadable. */
+static long proc_status(long pid, const char *key)
 {
     char path[64], line[256];
     if (pid > 0)
@@ -69,13 +70,21 @@ static long rss_kib(long pid)
     else
         snprintf(path, sizeof path, "/proc/self/status");
     FILE *f = fopen(path, "r");
-    long kib = 0;
+    long value = 0;
+    size_t klen = strlen(key);
     while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+        if (strncmp(line, key, klen) == 0) {
+            value = strtol(line + klen, NULL, 10);
             break;
+        }
     if (f != NULL)
         fclose(f);
-    return kib;
+    return value;
+}
+
+static long rss_kib(long pid)
+{
+    return proc_status(pid, "VmRSS:");
 }
 
 /* CPU seconds used so far by a process (user + system). */
@@ -106,15 +115,7 @@ static double cpu_s(long pid)
 
 static int threads_now(void)
 {
-    char line[256];
-    int n = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (f != NULL)
-        fclose(f);
-    return n;
+    return (int)proc_status(0, "Threads:");
 }
 
 /* The server's memory (KiB) and CPU (s): summed over its processes. */
