@@ -6,7 +6,7 @@
  *
  *   es-bench-consumers [--server URL] [--projections N] [--rate EVENTS/S]
  *                      [--seconds S] [--server-pid PID]... [--store NAME]
- *                      [--replicas N]
+ *                      [--replicas N] [--heartbeat-ms MS]
  *
  * Projection i filters entity type "c<i>"; the feeder appends events
  * round-robin over the N types (asynchronous appends, paced every 10 ms),
@@ -43,6 +43,7 @@ typedef struct args {
     const char *server, *store;
     int projections, rate, seconds;
     int replicas;       /* the store's: 3 on a cluster */
+    int heartbeat_ms;   /* the projections' pull heartbeat (es_projection_run_options) */
     long server_pid[8]; /* the server's processes: one, or a cluster's nodes */
     int n_pids;
 } args;
@@ -232,7 +233,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: es-bench-consumers [--server URL] [--projections N] [--rate EVENTS/S]\n"
                     "                          [--seconds S] [--server-pid PID]... [--store NAME]\n"
-                    "                          [--replicas N]\n");
+                    "                          [--replicas N] [--heartbeat-ms MS]\n");
     exit(1);
 }
 
@@ -243,7 +244,8 @@ static void parse(int argc, char **argv, args *a)
                 .projections = 1000,
                 .rate = 2000,
                 .seconds = 30,
-                .replicas = 1};
+                .replicas = 1,
+                .heartbeat_ms = 1000};
     for (int i = 1; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -260,13 +262,16 @@ static void parse(int argc, char **argv, args *a)
             a->seconds = atoi(v);
         else if (strcmp(k, "--replicas") == 0)
             a->replicas = atoi(v);
+        else if (strcmp(k, "--heartbeat-ms") == 0)
+            a->heartbeat_ms = atoi(v);
         else if (strcmp(k, "--server-pid") == 0 && a->n_pids < 8)
             a->server_pid[a->n_pids++] = atol(v); /* once per node of a cluster */
         else
             usage();
     }
     if (a->projections < 1 || a->projections > 100000 || a->rate < 1 || a->rate > 1000000 ||
-        a->seconds < 1 || a->seconds > 3600 || a->replicas < 1 || a->replicas > 5)
+        a->seconds < 1 || a->seconds > 3600 || a->replicas < 1 || a->replicas > 5 ||
+        a->heartbeat_ms < 50)
         usage();
 }
 
@@ -320,11 +325,14 @@ int main(int argc, char **argv)
     double created_s = wall_s() - t0;
     long server_created = server_rss(&a);
     es_projection_handler h = {.on_event = on_event};
+    es_projection_run_options ro;
+    es_projection_run_options_init(&ro);
+    ro.heartbeat_ms = a.heartbeat_ms; /* a pull request lives five of them */
     t0 = wall_s();
     for (int i = 0; i < a.projections; i++) {
         char name[ES_PROJECTION_NAME_MAX + 1];
         projection_name(i, name);
-        if (es_projection_start(st, name, &h, NULL, &runs[i]) != ES_OK)
+        if (es_projection_start(st, name, &h, &ro, &runs[i]) != ES_OK)
             die("starting a projection");
     }
     double started_s = wall_s() - t0;
@@ -335,8 +343,8 @@ int main(int argc, char **argv)
     double n = (double)a.projections;
     printf("projections %d (pull consumers, one filter each), store %s, file storage, R%d\n",
            a.projections, a.store, st_replicas);
-    printf("create %.1f s (%.1f ms each), start %.1f s; client threads %d\n", created_s,
-           1000.0 * created_s / n, started_s, threads);
+    printf("create %.1f s (%.1f ms each), start %.1f s; client threads %d; heartbeat %d ms\n",
+           created_s, 1000.0 * created_s / n, started_s, threads, a.heartbeat_ms);
     printf("server RSS: %ld MiB before, %ld MiB with the consumers, %ld MiB pulling -> %.1f KiB "
            "per consumer (pulling - before)\n",
            server0 / 1024, server_created / 1024, server_idle / 1024,
