@@ -176,8 +176,10 @@ static double percentile_ms(double q)
     uint64_t want = (uint64_t)(q * (double)n), run = 0;
     for (size_t i = 0; i < LAT_BUCKETS; i++) {
         run += latency[i];
-        if (run > want || run == n)
-            return (double)((i + 1) * LAT_BUCKET_US) / 1000.0; /* the bucket's upper bound */
+        if (run > want || run == n) { /* the bucket's upper bound, at most the largest seen */
+            uint64_t us = (i + 1) * LAT_BUCKET_US;
+            return (double)(us < max_latency_us ? us : max_latency_us) / 1000.0;
+        }
     }
     return 0;
 }
@@ -357,9 +359,18 @@ int main(int argc, char **argv)
     double fed_s = wall_s() - w0;
     double sc1 = server_cpu(&a), cc1 = cpu_s(0);
     long server_fed = server_rss(&a), client_fed = rss_kib(0);
-    double drain_until = wall_s() + DRAIN_S;
-    while (handled < total_events - append_failures && wall_s() < drain_until)
+    /* Until every event is handled, or none has been for 5 s (an append that
+     * timed out may still have been stored: its event may still come), at
+     * most DRAIN_S. */
+    double drain_until = wall_s() + DRAIN_S, quiet_since = wall_s();
+    for (uint64_t last = handled; handled < total_events && wall_s() < drain_until;) {
         nats_Sleep(50);
+        if (handled != last) {
+            last = handled;
+            quiet_since = wall_s();
+        } else if (wall_s() - quiet_since > 5.0)
+            break;
+    }
     uint64_t missing = 0;
     for (uint64_t i = 0; i < total_events; i++)
         missing += seen[i] == 0;
