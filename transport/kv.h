@@ -87,6 +87,13 @@ es_status esi_kv_delete(esi_kv *kv, const char *key, uint64_t expect);
 /* Deletes a bucket; ES_ERR_NOT_FOUND when there is none. */
 es_status esi_kv_delete_bucket(const esi_js *js, const char *bucket);
 
+/* Gives an existing bucket `replicas` copies (its stream KV_<bucket>
+ * updated with the rest of its configuration kept), so that a store's
+ * buckets follow the store when its replica count changes; nothing is sent
+ * when the bucket already has that count. ES_ERR_NOT_FOUND when there is no
+ * such bucket. */
+es_status esi_kv_set_replicas(const esi_js *js, const char *bucket, int replicas);
+
 /* How much a bucket holds: *values, the messages of its stream (values,
  * their history and delete markers), and their *bytes. ES_ERR_NOT_FOUND
  * when there is no such bucket. */

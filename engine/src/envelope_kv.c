@@ -85,6 +85,7 @@ es_status esi_keyring_open_kv(const esi_kv_place *at, const es_keyring_options *
     if (s == ES_OK) {
         esi_kv_spec spec = {.bucket = bucket,
                             .replicas = at->replicas,
+                            .memory_storage = at->memory_storage,
                             .max_value_size = 256,
                             .description = "es: wrapped per-entity data keys"};
         s = esi_kv_open(at->js, &spec, true, &kv);
@@ -219,6 +220,13 @@ es_status es_dict_put(natsConnection *nc, const char *store, const uint8_t *dict
     esi_kv *kv = NULL;
     if (s == ES_OK)
         s = esi_store_js(nc, NULL, &js);
+    es_store_config store_cfg;
+    es_status found = s == ES_OK ? esi_store_read_config(js, store, &store_cfg) : s;
+    if (found == ES_OK) { /* the bucket is the store's: its replicas and storage */
+        spec.replicas = store_cfg.replicas;
+        spec.memory_storage = store_cfg.memory_storage;
+    } else if (found != ES_ERR_NOT_FOUND)
+        s = found; /* with no store (yet), one file-stored replica */
     if (s == ES_OK)
         s = esi_kv_open(js, &spec, true, &kv);
     if (s == ES_OK)

@@ -12,7 +12,8 @@
 typedef struct esi_kv_place {
     const esi_js *js; /* borrowed: outlives what is made here */
     const char *store;
-    int replicas; /* of a bucket these calls create */
+    int replicas;        /* of a bucket these calls create: the store's */
+    bool memory_storage; /* the same: the store's storage type */
 } esi_kv_place;
 
 /* A keyring whose records live in ES_<store>_keys (created when missing),

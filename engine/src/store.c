@@ -146,7 +146,10 @@ static es_status open_envelope(es_store *st)
     const es_store_config *c = &st->config;
     if (c->compress_threshold == 0 && !c->encrypt && st->opts.upcasters == NULL)
         return ES_OK;
-    esi_kv_place at = {.js = st->js, .store = st->name, .replicas = c->replicas};
+    esi_kv_place at = {.js = st->js,
+                       .store = st->name,
+                       .replicas = c->replicas,
+                       .memory_storage = c->memory_storage};
     es_status s = ES_OK;
     if (c->encrypt && (st->opts.master_key_file || st->opts.master_key_env)) {
         es_keyring_options ko = {.master_key_file = st->opts.master_key_file,
@@ -410,8 +413,36 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
     json_decref(req);
     if (s != ES_OK)
         return s;
+    int replicas_before = store->config.replicas;
     config_from_json(json_object_get(reply, "config"), &store->config);
     json_decref(reply);
+    /* The buckets hold the store's state (cursors, checkpoints, keys): they
+     * must survive what the stream survives. */
+    if (store->config.replicas != replicas_before)
+        s = esi_store_set_bucket_replicas(store->js, store->name, store->config.replicas);
+    return s;
+}
+
+es_status esi_store_read_config(const esi_js *js, const char *name, es_store_config *cfg)
+{
+    json_t *reply = NULL;
+    es_status s = stream_info(js, name, &reply);
+    if (s == ES_OK)
+        config_from_json(json_object_get(reply, "config"), cfg);
+    json_decref(reply);
+    return s;
+}
+
+es_status esi_store_set_bucket_replicas(const esi_js *js, const char *name, int replicas)
+{
+    for (int kind = 0; kind < ES_BUCKET_KINDS; kind++) {
+        char bucket[ESI_KV_BUCKET_MAX];
+        es_status s = esi_bucket_name(name, (esi_bucket_kind)kind, bucket);
+        if (s == ES_OK)
+            s = esi_kv_set_replicas(js, bucket, replicas);
+        if (s != ES_OK && s != ES_ERR_NOT_FOUND)
+            return s;
+    }
     return ES_OK;
 }
 

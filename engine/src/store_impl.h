@@ -51,6 +51,14 @@ es_status esi_store_kv_open(es_store *st, esi_bucket_kind kind, int history, int
 es_status esi_store_api(const es_store *st, json_t *body, json_t **reply, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Gives the store's buckets that exist (every kind of wire.h) `replicas`
+ * copies (esi_kv_set_replicas). */
+es_status esi_store_set_bucket_replicas(const esi_js *js, const char *name, int replicas);
+
+/* The configuration of the store `name` as the server reports it;
+ * ES_ERR_NOT_FOUND when there is no such store. */
+es_status esi_store_read_config(const esi_js *js, const char *name, es_store_config *cfg);
+
 /* Deletes the store's buckets (every kind of wire.h), those that exist. */
 es_status esi_store_delete_buckets(const esi_js *js, const char *name);
 

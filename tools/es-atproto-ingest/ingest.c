@@ -211,6 +211,48 @@ static es_status connect_once(ingester *g)
     return es_cli_connect(&g->cfg->conn, &g->nc);
 }
 
+/* The flags --max-age, --max-bytes and --replicas given, against the store
+ * that exists. An ingester changes no existing store: lowering a limit
+ * would drop events, and two ingesters started with different flags would
+ * undo each other. A difference stops the run, naming the store's values
+ * and the command that changes them. */
+static es_status check_retention(const ingest_config *c, es_store *st)
+{
+    es_store_info info;
+    es_status s = es_store_info_get(st, &info);
+    if (s != ES_OK)
+        return s;
+    const es_store_config *have = &info.config;
+    es_buf diff = ES_BUF_INIT, fix = ES_BUF_INIT; /* "" when they agree */
+    if (c->max_age_arg != NULL && have->max_age_ns != c->max_age_ns) {
+        es_cli_buf_printf(&diff, "%s max age %.3fs%s where --max-age says %s",
+                          diff.len ? "," : "", (double)have->max_age_ns / 1e9,
+                          have->max_age_ns ? "" : " (forever)", c->max_age_arg);
+        es_cli_buf_printf(&fix, " --max-age %s", c->max_age_arg);
+    }
+    if (c->max_bytes_arg != NULL && have->max_bytes != c->max_bytes) {
+        es_cli_buf_printf(&diff, "%s max bytes %lld%s where --max-bytes says %s",
+                          diff.len ? "," : "", (long long)have->max_bytes,
+                          have->max_bytes ? "" : " (unlimited)", c->max_bytes_arg);
+        es_cli_buf_printf(&fix, " --max-bytes %s", c->max_bytes_arg);
+    }
+    if (c->replicas > 0 && have->replicas != c->replicas) {
+        es_cli_buf_printf(&diff, "%s %d replica%s where --replicas says %d", diff.len ? "," : "",
+                          have->replicas, have->replicas == 1 ? "" : "s", c->replicas);
+        es_cli_buf_printf(&fix, " --replicas %d", c->replicas);
+    }
+    if (diff.len > 0)
+        s = es_error(ES_ERR_CONFLICT,
+                     "store '%s' exists with%.*s; es-atproto-ingest changes no existing store: "
+                     "run `es-tool edit %s%.*s` (lowering a limit drops the events beyond it), "
+                     "or leave the flags out",
+                     c->store, (int)diff.len, (const char *)diff.data, c->store, (int)fix.len,
+                     (const char *)fix.data);
+    es_buf_free(&diff);
+    es_buf_free(&fix);
+    return s;
+}
+
 static es_status open_store(ingester *g)
 {
     const ingest_config *c = g->cfg;
@@ -225,11 +267,19 @@ static es_status open_store(ingester *g)
     o.max_inflight = (int)c->max_inflight + 64;
     o.max_batches_inflight = (int)c->max_batches + 4;
     es_status s = es_store_open(g->nc, c->store, &o, &g->store);
+    if (s == ES_OK)
+        s = check_retention(c, g->store);
     if (s != ES_ERR_NOT_FOUND)
         return s;
     es_store_config cfg;
     es_store_config_init(&cfg);
     cfg.duplicate_window_ns = c->duplicate_window_ns;
+    if (c->max_age_arg != NULL)
+        cfg.max_age_ns = c->max_age_ns;
+    if (c->max_bytes_arg != NULL)
+        cfg.max_bytes = c->max_bytes;
+    if (c->replicas > 0)
+        cfg.replicas = c->replicas;
     s = es_store_create(g->nc, c->store, &cfg, &o, &g->store);
     if (s == ES_OK) {
         ingest_log_line l;

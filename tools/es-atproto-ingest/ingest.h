@@ -48,6 +48,13 @@ typedef struct ingest_config {
     int64_t reconnect_min_ms, reconnect_max_ms; /* the backoff of the relay and of NATS */
     int64_t nats_wait_ms;        /* --nats-wait: how long start-up retries NATS (0: one attempt) */
     int64_t duplicate_window_ns; /* for a store this creates */
+    /* Retention and replication of a store this creates (docs/atproto.md,
+     * "Retention"); an existing store must already have what is given, as
+     * given (the texts, for the messages) or NULL. */
+    const char *max_age_arg;   /* --max-age DUR (0: keep forever, the default) */
+    const char *max_bytes_arg; /* --max-bytes SIZE (0: unlimited, the default) */
+    int64_t max_age_ns, max_bytes;
+    int replicas; /* --replicas N, 1..5; 0: not given (1) */
     /* the sink's bounds (docs/atproto.md, "Backpressure and memory") */
     size_t max_frames;   /* --max-frames: frames held until settled (default 4096) */
     size_t max_inflight; /* --max-inflight: appends in flight (default 256) */

@@ -77,6 +77,15 @@ static void usage(FILE *out)
             "                       point the start-up scan of repository states reads from\n"
             "  --duplicate-window DUR  the store's idempotency window when this creates it\n"
             "                       (default 2m); it must exceed the worst replay distance\n"
+            "  --max-age DUR        when this creates the store: drop events older than DUR\n"
+            "                       (default 0: keep forever)\n"
+            "  --max-bytes SIZE     when this creates the store: keep at most SIZE bytes,\n"
+            "                       the oldest events dropped (default 0: unlimited)\n"
+            "  --replicas N         when this creates the store: JetStream replicas, 1 to 5\n"
+            "                       (default 1; its KV buckets get as many)\n"
+            "                       An existing store is never changed: when it has other\n"
+            "                       values than these three flags give, the run stops (exit\n"
+            "                       3) naming them; change it with es-tool edit\n"
             "  --nats-wait DUR      at start-up, how long to keep trying an unreachable NATS\n"
             "                       server, or a JetStream that does not answer (a cluster\n"
             "                       electing), with the relay's backoff, each attempt logged\n"
@@ -203,7 +212,8 @@ static void usage(FILE *out)
             "SIGINT/SIGTERM: stop reading, wait for what is in flight, save the cursor, exit 0.\n"
             "Exit status: 0 done (the capture ended, or a signal), 1 bad usage or an unreadable,\n"
             "corrupt or junk capture (refused before any store is created), 2 the capture does\n"
-            "not exist, 4 the server is unreachable (after --nats-wait) or refused the store, or\n"
+            "not exist, 3 the store exists with other --max-age, --max-bytes or --replicas, 4\n"
+            "the server is unreachable (after --nats-wait) or refused the store, or\n"
             "frames stayed unacknowledged after --drain-timeout (the next run sends them\n"
             "again), 5 the stream ended with an error frame (a capture's, or a relay's\n"
             "FutureCursor), 6 repositories of a backfill without a live source were given\n"
@@ -221,6 +231,9 @@ enum {
     OPT_NAME,
     OPT_DUP_WINDOW,
     OPT_NATS_WAIT,
+    OPT_MAX_AGE,
+    OPT_MAX_BYTES,
+    OPT_REPLICAS,
     OPT_MAX_INFLIGHT,
     OPT_MAX_BATCHES,
     OPT_MAX_HELD,
@@ -275,6 +288,9 @@ static const es_cli_option options[] = {
     {"name", 0, true, OPT_NAME},
     {"duplicate-window", 0, true, OPT_DUP_WINDOW},
     {"nats-wait", 0, true, OPT_NATS_WAIT},
+    {"max-age", 0, true, OPT_MAX_AGE},
+    {"max-bytes", 0, true, OPT_MAX_BYTES},
+    {"replicas", 0, true, OPT_REPLICAS},
     {"max-inflight", 0, true, OPT_MAX_INFLIGHT},
     {"max-batches", 0, true, OPT_MAX_BATCHES},
     {"max-held", 0, true, OPT_MAX_HELD},
@@ -362,6 +378,29 @@ static bool apply(ingest_config *c, int id, const char *v)
     case OPT_DUP_WINDOW:
         return es_cli_parse_duration(v, "--duplicate-window", &c->duplicate_window_ns);
     case OPT_NATS_WAIT: return duration_ms(v, "--nats-wait", true, &c->nats_wait_ms);
+    case OPT_MAX_AGE:
+        if (!es_cli_parse_duration(v, "--max-age", &c->max_age_ns))
+            return false;
+        if (c->max_age_ns < 0) {
+            es_cli_usage("--max-age must not be negative");
+            return false;
+        }
+        c->max_age_arg = v;
+        return true;
+    case OPT_MAX_BYTES:
+        if (!es_cli_parse_size(v, "--max-bytes", &c->max_bytes))
+            return false;
+        if (c->max_bytes < 0) {
+            es_cli_usage("--max-bytes must not be negative");
+            return false;
+        }
+        c->max_bytes_arg = v;
+        return true;
+    case OPT_REPLICAS:
+        if (!count_in(v, "--replicas", 1, 5, &n))
+            return false;
+        c->replicas = (int)n;
+        return true;
     case OPT_MAX_INFLIGHT:
         if (!count_in(v, "--max-inflight", 1, 4096, &n))
             return false;
@@ -550,6 +589,12 @@ static int parse_args(int argc, char **argv, ingest_config *c)
     if (backfill && (c->dry_run || c->no_verify))
         return es_cli_usage("--backfill stores what it verifies: not with --dry-run or "
                             "--no-verify");
+    if (c->max_age_ns > 0 && c->max_age_ns < c->duplicate_window_ns)
+        return es_cli_usage("--max-age must be at least --duplicate-window (the ids of events "
+                            "that old are still recognised)");
+    if (c->dry_run && (c->max_age_arg || c->max_bytes_arg || c->replicas))
+        return es_cli_usage("--max-age, --max-bytes and --replicas are for the store: not with "
+                            "--dry-run");
     if (c->backfill_retry_max_ms < c->backfill_retry_min_ms)
         return es_cli_usage("--backfill-retry-max must be at least --backfill-retry-min");
     if (c->dry_run && c->relay != NULL)

@@ -323,15 +323,44 @@ es_status esi_kv_delete_bucket(const esi_js *js, const char *bucket)
     return s;
 }
 
+/* A request about a bucket's stream: <prefix>.STREAM.<verb>.KV_<bucket>. */
+static es_status bucket_stream_request(const esi_js *js, const char *verb, const char *bucket,
+                                       json_t *body, json_t **reply)
+{
+    char subject[ESI_JS_PREFIX_MAX + ESI_KV_BUCKET_MAX + 32];
+    es_status s =
+        esi_js_api_subject(js, subject, sizeof subject, "STREAM.%s.KV_%s", verb, bucket);
+    return s == ES_OK ? esi_js_request(js, subject, body, 0, reply) : s;
+}
+
+es_status esi_kv_set_replicas(const esi_js *js, const char *bucket, int replicas)
+{
+    if (replicas < 1 || replicas > 5)
+        return es_error(ES_ERR_INVALID, "replicas must be 1..5, not %d", replicas);
+    json_t *info = NULL, *updated = NULL;
+    es_status s = bucket_stream_request(js, "INFO", bucket, NULL, &info);
+    if (s != ES_OK)
+        return s;
+    json_t *config = json_object_get(info, "config");
+    if (!json_is_object(config))
+        s = es_error(ES_ERR_PROTOCOL, "stream info of KV bucket %s has no configuration", bucket);
+    else if (json_integer_value(json_object_get(config, "num_replicas")) != replicas) {
+        if (json_object_set_new(config, "num_replicas", json_integer(replicas)) != 0)
+            s = es_error(ES_ERR_NOMEM, "out of memory");
+        else
+            s = bucket_stream_request(js, "UPDATE", bucket, config, &updated);
+    }
+    json_decref(updated);
+    json_decref(info);
+    return s;
+}
+
 es_status esi_kv_bucket_size(const esi_js *js, const char *bucket, uint64_t *values,
                              uint64_t *bytes)
 {
     *values = *bytes = 0;
-    char subject[ESI_JS_PREFIX_MAX + ESI_KV_BUCKET_MAX + 32];
     json_t *info = NULL;
-    es_status s = esi_js_api_subject(js, subject, sizeof subject, "STREAM.INFO.KV_%s", bucket);
-    if (s == ES_OK)
-        s = esi_js_request(js, subject, NULL, 0, &info);
+    es_status s = bucket_stream_request(js, "INFO", bucket, NULL, &info);
     if (s != ES_OK)
         return s;
     json_t *state = json_object_get(info, "state");

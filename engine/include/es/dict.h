@@ -17,10 +17,12 @@
 extern "C" {
 #endif
 
-/* Stores a dictionary in the store's bucket (created when missing) under its
- * own id, which it returns in *dict_id (may be NULL). Dictionaries are
- * immutable: storing the same one again is ES_OK, another one under a used
- * id ES_ERR_EXISTS; ES_ERR_INVALID for bytes that are not a dictionary. */
+/* Stores a dictionary in the store's bucket (created when missing, with the
+ * store's replicas and storage type, or one file replica when the store
+ * does not exist yet) under its own id, which it returns in *dict_id (may
+ * be NULL). Dictionaries are immutable: storing the same one again is
+ * ES_OK, another one under a used id ES_ERR_EXISTS; ES_ERR_INVALID for
+ * bytes that are not a dictionary. */
 ES_API es_status es_dict_put(natsConnection *nc, const char *store, const uint8_t *dict, size_t len,
                       uint32_t *dict_id);
 

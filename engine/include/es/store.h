@@ -25,7 +25,8 @@ typedef struct es_store es_store;
 
 /* Store configuration. Durations are nanoseconds; limits of 0 mean unlimited. */
 typedef struct es_store_config {
-    int replicas;                /* JetStream replicas, 1..5 (default 1) */
+    int replicas;                /* JetStream replicas, 1..5 (default 1); the store's KV
+                                    buckets (checkpoints, keys, ...) get as many */
     int64_t max_age_ns;          /* drop events older than this (default 0: keep forever) */
     int64_t max_bytes;           /* 0: unlimited */
     int64_t max_events;          /* 0: unlimited */
@@ -94,7 +95,8 @@ ES_API es_status es_store_open(natsConnection *nc, const char *name, const es_st
                                es_store **out);
 
 /* Changes the configuration of an existing store (replicas, limits, duplicate
- * window, compression). Tenancy and storage type cannot change:
+ * window, compression); a new replica count is given to the store's KV
+ * buckets too. Tenancy and storage type cannot change:
  * ES_ERR_INVALID. What the stream has that es_store_config does not say (an
  * operator's deny_purge, description, placement, metadata) is kept. */
 ES_API es_status es_store_update(es_store *store, const es_store_config *cfg);
