@@ -401,6 +401,9 @@ static void test_signature_layout(void **state)
     for (unsigned i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", mac[i]);
     assert_string_equal(sig + 16, hex);
+    /* the same value as docs/serve.md's Python and openssl dgst give */
+    assert_string_equal(sig, "t=1700000000,v1=d92ab38a53ca5d49f80abe1a71b3c23bbc4127f40073891846333ae"
+                             "3194bb5f1");
 }
 
 /* Stopping with requests under way returns promptly and calls no done. */
