@@ -21,7 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "atproto/tests/http_standin.h"
+#include "http_standin.h"
 #include "webhook.h"
 
 #define SECRET     "s3cret-shared-with-the-receiver"
