@@ -23,6 +23,7 @@
 
 #include "http_standin.h"
 #include "webhook.h"
+#include "webhook_receiver.h"
 
 #define SECRET     "s3cret-shared-with-the-receiver"
 #define EVENTS_MAX 512
@@ -41,41 +42,6 @@ typedef struct receiver {
     unsigned in_progress, max_in_progress;
 } receiver;
 
-/* A pseudo-random number for (id, attempt): the same on every run. */
-static uint64_t mix(uint64_t id, uint64_t attempt)
-{
-    uint64_t x = id * 0x9e3779b97f4a7c15ULL + attempt * 0xbf58476d1ce4e5b9ULL + 1;
-    x ^= x >> 31;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 29);
-}
-
-/* The flaky receiver's rule: about 30 % of requests fail. */
-static bool flaky_fails(uint64_t id, unsigned attempt)
-{
-    return mix(id, attempt) % 100 < 30;
-}
-
-/* The value of header `name` in `head`, copied into out[cap]; false if absent. */
-static bool header(const char *head, const char *name, char *out, size_t cap)
-{
-    size_t n = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p != NULL; p = strstr(p + 2, "\r\n")) {
-        if (strncasecmp(p + 2, name, n) != 0 || p[2 + n] != ':')
-            continue;
-        const char *v = p + 3 + n, *end = strstr(v, "\r\n");
-        while (*v == ' ')
-            v++;
-        size_t len = end != NULL ? (size_t)(end - v) : strlen(v);
-        if (len >= cap)
-            return false;
-        memcpy(out, v, len);
-        out[len] = '\0';
-        return true;
-    }
-    return false;
-}
-
 /* The body the test sends for event `id`. */
 static int event_json(uint64_t id, char *out, size_t cap)
 {
@@ -83,44 +49,19 @@ static int event_json(uint64_t id, char *out, size_t cap)
                     id, (int)(id % 200), 0);
 }
 
-/* Verifies "t=<t>,v1=<hex>" as a receiver would: the HMAC recomputed over
- * "<t>.<body>", and t within five minutes of now. */
-static bool signature_verifies(const char *sig, const void *body, size_t len)
-{
-    long long t;
-    char hex[65];
-    if (sscanf(sig, "t=%lld,v1=%64[0-9a-f]", &t, hex) != 2 || strlen(hex) != 64)
-        return false;
-    if (llabs((long long)time(NULL) - t) > 300)
-        return false;
-    char *msg = malloc(32 + len);
-    int n = snprintf(msg, 32, "%lld.", t);
-    memcpy(msg + n, body, len);
-    unsigned char mac[32];
-    unsigned mac_len = 0;
-    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (unsigned char *)msg, (size_t)n + len, mac,
-         &mac_len);
-    free(msg);
-    char want[65];
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(want + 2 * i, 3, "%02x", mac[i]);
-    return mac_len == 32 && strcmp(want, hex) == 0;
-}
-
 /* Checks one request against what was sent; false when something is off. */
 static bool request_ok(const char *head, const void *body, size_t len, uint64_t *id,
                        unsigned *attempt)
 {
     char v[128], json[512];
-    if (!header(head, WEBHOOK_EVENT_ID_HEADER, v, sizeof v) || sscanf(v, "%" SCNu64, id) != 1 ||
-        *id >= EVENTS_MAX || !header(head, WEBHOOK_ATTEMPT_HEADER, v, sizeof v) ||
-        sscanf(v, "%u", attempt) != 1 || !header(head, "Content-Type", v, sizeof v) ||
-        strcmp(v, "application/json") != 0 || strncmp(head, "POST /hook ", 11) != 0)
+    if (!wr_request_ids(head, id, attempt) || *id >= EVENTS_MAX ||
+        !wr_header(head, "Content-Type", v, sizeof v) || strcmp(v, "application/json") != 0 ||
+        strncmp(head, "POST /hook ", 11) != 0)
         return false;
     int n = event_json(*id, json, sizeof json);
     if ((size_t)n != len || memcmp(json, body, len) != 0)
         return false;
-    return header(head, WEBHOOK_SIGNATURE_HEADER, v, sizeof v) && signature_verifies(v, body, len);
+    return wr_signature_verifies(SECRET, head, body, len);
 }
 
 static int on_post(void *ctx, const char *head, const void *body, size_t len)
@@ -143,8 +84,8 @@ static int on_post(void *ctx, const char *head, const void *body, size_t len)
     else if (r->how == ALWAYS_503)
         status = 503;
     else
-        standin_sleep_ms(2 + (int)(mix(id, attempt + 100) % 9)); /* slow: 2 to 10 ms */
-    bool fail = r->how == FLAKY && flaky_fails(id, attempt);
+        standin_sleep_ms(wr_delay_ms(id, attempt)); /* slow */
+    bool fail = r->how == FLAKY && wr_flaky_fails(id, attempt);
     pthread_mutex_lock(&r->lock);
     r->in_progress--;
     if (fail)
@@ -280,7 +221,7 @@ static void test_flaky_receiver_gets_everything(void **state)
     unsigned expected_failures = 0;
     for (uint64_t id = 0; id < n; id++) {
         unsigned fails = 0;
-        while (flaky_fails(id, fails + 1))
+        while (wr_flaky_fails(id, fails + 1))
             fails++;
         assert_true(fails < o.attempts); /* the rule lets every event through in time */
         expected_failures += fails;
