@@ -1,7 +1,7 @@
 /* Durable projections against a live server: exactly once without failures,
  * at least once with redelivery, competing instances, stop/restart,
  * multi-filter and start positions, per-entity order under 4 instances,
- * dead letters, and the definition's lifecycle. */
+ * dead letters, the definition's lifecycle, and batches held in progress. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -474,6 +474,67 @@ static void batch_handlers_settle_whole_pulls(void **state)
     }
 }
 
+/* A batch handler that holds its events for `hold_ms` (as a delivery
+ * waiting on acknowledgements from elsewhere would), telling the server
+ * they are still in progress every 100 ms when `keep_alive`. */
+typedef struct holder {
+    int64_t hold_ms;
+    bool keep_alive;
+    _Atomic int calls, in_progress_failed;
+} holder;
+
+static es_status on_held_batch(const es_event *const *evs, size_t n, void *closure)
+{
+    holder *h = closure;
+    h->calls++;
+    for (int64_t t = 0; t < h->hold_ms; t += 100) {
+        conf_sleep_ms(100);
+        for (size_t i = 0; i < n && h->keep_alive; i++)
+            if (es_projection_in_progress(evs[i]) != ES_OK)
+                h->in_progress_failed++;
+    }
+    return ES_OK;
+}
+
+/* An ordered batch held four times its ack wait: without in-progress
+ * notices the server delivers the events again meanwhile (the worker then
+ * skips them, counted), with them it does not. */
+static void long_batches_stay_in_progress(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "held", 3, 1);
+    es_filter f = type_filter("held");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.ack_wait_ms = 500;
+    for (int keep_alive = 0; keep_alive < 2; keep_alive++) {
+        const char *name = keep_alive ? "held_alive" : "held_silent";
+        assert_int_equal(es_projection_create(c->st, name, &cfg), ES_OK);
+        holder h = {.hold_ms = 2000, .keep_alive = keep_alive};
+        es_projection_run_options o;
+        run_options(&o);
+        o.heartbeat_ms = 1000; /* the pull stays open across the hold: redeliveries reach it */
+        es_projection_handler hd = {.on_batch = on_held_batch, .closure = &h};
+        es_projection *p = NULL;
+        assert_int_equal(es_projection_start(c->st, name, &hd, &o, &p), ES_OK);
+        assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+        conf_sleep_ms(300); /* a redelivery queued behind the batch is pulled and skipped */
+        es_projection_stats st;
+        es_projection_stats_get(p, &st);
+        assert_int_equal(es_projection_stop(p), ES_OK);
+        es_projection_destroy(p);
+        assert_int_equal(st.handled, 3);
+        assert_int_equal(h.in_progress_failed, 0);
+        if (keep_alive)
+            assert_int_equal(st.skipped, 0);
+        else
+            assert_true(st.skipped > 0);
+    }
+    /* outside a projection's delivery it is refused */
+    assert_int_equal(es_projection_in_progress(NULL), ES_ERR_INVALID);
+}
+
 static void survives_a_server_restart(void **state)
 {
     (void)state;
@@ -613,6 +674,8 @@ int conf_run_projection(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(definition_lifecycle, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(batch_handlers_settle_whole_pulls, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(long_batches_stay_in_progress, conf_setup,
                                         conf_teardown),
         cmocka_unit_test(survives_a_server_restart),
     };

@@ -307,6 +307,14 @@ static void handle_batch(worker *w, esi_pull_batch *b)
     }
 }
 
+es_status es_projection_in_progress(const es_event *ev)
+{
+    esi_js_delivery d;
+    if (ev == NULL || ev->msg == NULL || !esi_js_delivery_parse(esi_msg_reply(ev->msg), &d))
+        return es_error(ES_ERR_INVALID, "es_projection_in_progress: not an event a projection delivered");
+    return esi_js_ack_msg(esi_js_conn(ev->st->js), ev->msg, ES_PROGRESS, 0);
+}
+
 /* ---- workers ----------------------------------------------------------------- */
 
 /* Lets another instance take the partition now rather than after the pin

@@ -49,6 +49,7 @@ static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
     [ES_BUCKET_REPOS] = "repos",
     [ES_BUCKET_IDENTITY] = "identity",
     [ES_BUCKET_TRACKED] = "tracked",
+    [ES_BUCKET_DEAD_LETTERS] = "dead_letters",
 };
 
 const char *esi_bucket_kind_name(esi_bucket_kind kind)
