@@ -81,6 +81,7 @@ struct webhook {
     pthread_mutex_t lock; /* guards the fields below it */
     job *incoming, *incoming_tail;
     bool stopping;
+    bool joined; /* webhook_stop's: the thread has ended */
     counters c;
 
     /* the thread's own */
@@ -504,13 +505,21 @@ es_status webhook_start(const webhook_options *o, tap_done_fn done, void *done_a
 
 void webhook_stop(webhook *w)
 {
-    if (w == NULL)
+    if (w == NULL || w->joined)
         return;
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     curl_multi_wakeup(w->multi);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
+    w->joined = true;
+}
+
+void webhook_destroy(webhook *w)
+{
+    if (w == NULL)
+        return;
+    webhook_stop(w);
     free_webhook(w);
 }
 

@@ -60,7 +60,7 @@ es_status webhook_start(const webhook_options *o, tap_done_fn done, void *done_a
 
 /* The target to hand to the dispatcher: its send copies the event and
  * returns at once (ES_OK), or ES_ERR_STOPPED after webhook_stop began,
- * ES_ERR_NOMEM. Borrowed: valid until webhook_stop. */
+ * ES_ERR_NOMEM. Borrowed: valid until webhook_destroy. */
 tap_target webhook_target(webhook *w);
 
 /* Appends the webhook's families in Prometheus' text format (metrics.h's
@@ -71,10 +71,15 @@ void webhook_metrics(webhook *w, es_buf *b);
 /* The most requests that were in flight at once since the start (tests). */
 size_t webhook_max_in_flight_seen(webhook *w);
 
-/* Stops the thread and frees. Requests in flight are abandoned and events
- * not yet done get no `done`: they stay unacknowledged in the store and are
- * delivered again later. Stop the dispatcher first. Accepts NULL. */
+/* Stops the thread: requests in flight are abandoned, and from its return
+ * no `done` is called any more and send answers ES_ERR_STOPPED. Events not
+ * yet done stay unacknowledged in the store and are delivered again later.
+ * Call it before destroying the dispatcher (whose `done` it calls), then
+ * webhook_destroy after it. Idempotent. */
 void webhook_stop(webhook *w);
+
+/* Stops (if not yet) and frees. Accepts NULL. */
+void webhook_destroy(webhook *w);
 
 /* The X-Es-Signature value for `body` signed at Unix time `t` with
  * secret[secret_len], into out[WEBHOOK_SIGNATURE_MAX]:

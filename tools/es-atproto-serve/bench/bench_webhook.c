@@ -108,7 +108,7 @@ int main(int argc, char **argv)
     double secs = now_s() - t0;
     printf("%lu events of %lu bytes, %lu in flight: %.3f s, %.0f events/s, %lu dead letters\n",
            events, size, in_flight, secs, (double)events / secs, p.dead);
-    webhook_stop(w);
+    webhook_destroy(w);
     standin_stop(&s);
     free(json);
     return 0;

@@ -155,7 +155,7 @@ static fixture *fixture_new(behaviour how)
 
 static void fixture_free(fixture *f)
 {
-    webhook_stop(f->w);
+    webhook_destroy(f->w);
     standin_stop(&f->s);
     pthread_mutex_destroy(&f->r.lock);
     pthread_mutex_destroy(&f->out.lock);
@@ -347,7 +347,9 @@ static void test_signature_layout(void **state)
                              "3194bb5f1");
 }
 
-/* Stopping with requests under way returns promptly and calls no done. */
+/* Stopping with requests under way returns promptly (the receiver takes
+ * 400 ms to answer) and calls no done, then and after; sends are refused
+ * from then on (the dispatcher, destroyed next, may still send). */
 static void test_stop_abandons_in_flight(void **state)
 {
     (void)state;
@@ -359,8 +361,16 @@ static void test_stop_abandons_in_flight(void **state)
     standin_sleep_ms(100);
     assert_true(metric(f->w, "es_serve_webhook_held") == 20);
     assert_true(metric(f->w, "es_serve_webhook_in_flight") == BOUND);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     webhook_stop(f->w);
-    f->w = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 250);
+    webhook_stop(f->w); /* idempotent */
+    tap_target t = webhook_target(f->w);
+    tap_event ev = {99, "did:plc:test", true, (const unsigned char *)"{}", 2};
+    assert_int_equal(t.send(t.self, &ev), ES_ERR_STOPPED);
+    standin_sleep_ms(500); /* the receiver has answered everything by now */
     assert_int_equal(f->out.total, 0);
     fixture_free(f);
 }
@@ -382,7 +392,7 @@ static void test_bad_options(void **state)
     o.max_in_flight = 0;
     assert_int_equal(webhook_start(&o, on_done, &out, &w), ES_ERR_INVALID);
     assert_null(w);
-    webhook_stop(NULL);
+    webhook_destroy(NULL);
 }
 
 int main(void)
