@@ -13,8 +13,10 @@
 #include <es/version.h>
 
 #include "cli.h"
+#include "dispatch.h"
 #include "health.h"
 #include "server.h"
+#include "webhook.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -55,6 +57,21 @@ static void usage(FILE *out)
             "                          (ES_ADMIN_TOKEN; default: open)\n"
             "  --version, --help\n"
             "\n"
+            "Tap-style delivery to a webhook (docs/serve.md, \"Webhooks\"):\n"
+            "  --webhook-url URL       POST each event's Tap JSON there; a 2xx acknowledges it\n"
+            "                          (ES_WEBHOOK_URL; default: no webhook)\n"
+            "  --webhook-secret TEXT   sign requests: X-Es-Signature: t=<unix>,v1=<hex\n"
+            "                          HMAC-SHA256 of \"<t>.<body>\"> (ES_WEBHOOK_SECRET)\n"
+            "  --webhook-attempts N    requests per event before its dead letter\n"
+            "                          (ES_WEBHOOK_ATTEMPTS; default 10)\n"
+            "  --webhook-timeout DUR   one request (ES_WEBHOOK_TIMEOUT; default 10s)\n"
+            "  --webhook-backoff DUR   the first retry's delay, doubled up to 60s, with jitter\n"
+            "                          (ES_WEBHOOK_BACKOFF; default 1s)\n"
+            "  --max-in-flight N       events sent and not done, at most (ES_MAX_IN_FLIGHT;\n"
+            "                          default 32, at most 256)\n"
+            "  --takeover DUR          a killed instance's unacknowledged events go to the\n"
+            "                          next one after this (ES_TAKEOVER; default 30s)\n"
+            "\n"
             "Connection (--server is also ES_SERVER):\n%s",
             es_cli_conn_help);
 }
@@ -68,6 +85,13 @@ enum {
     OPT_HEALTH_INTERVAL,
     OPT_RECORD_MAX,
     OPT_ADMIN_TOKEN,
+    OPT_WEBHOOK_URL,
+    OPT_WEBHOOK_SECRET,
+    OPT_WEBHOOK_ATTEMPTS,
+    OPT_WEBHOOK_TIMEOUT,
+    OPT_WEBHOOK_BACKOFF,
+    OPT_MAX_IN_FLIGHT,
+    OPT_TAKEOVER,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -81,6 +105,13 @@ static const es_cli_option options[] = {
     {"health-interval", 0, true, OPT_HEALTH_INTERVAL},
     {"record-max", 0, true, OPT_RECORD_MAX},
     {"admin-token", 0, true, OPT_ADMIN_TOKEN},
+    {"webhook-url", 0, true, OPT_WEBHOOK_URL},
+    {"webhook-secret", 0, true, OPT_WEBHOOK_SECRET},
+    {"webhook-attempts", 0, true, OPT_WEBHOOK_ATTEMPTS},
+    {"webhook-timeout", 0, true, OPT_WEBHOOK_TIMEOUT},
+    {"webhook-backoff", 0, true, OPT_WEBHOOK_BACKOFF},
+    {"max-in-flight", 0, true, OPT_MAX_IN_FLIGHT},
+    {"takeover", 0, true, OPT_TAKEOVER},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -96,6 +127,13 @@ static const es_cli_env environment[] = {
     {"ES_HEALTH_INTERVAL", OPT_HEALTH_INTERVAL},
     {"ES_RECORD_MAX", OPT_RECORD_MAX},
     {"ES_ADMIN_TOKEN", OPT_ADMIN_TOKEN},
+    {"ES_WEBHOOK_URL", OPT_WEBHOOK_URL},
+    {"ES_WEBHOOK_SECRET", OPT_WEBHOOK_SECRET},
+    {"ES_WEBHOOK_ATTEMPTS", OPT_WEBHOOK_ATTEMPTS},
+    {"ES_WEBHOOK_TIMEOUT", OPT_WEBHOOK_TIMEOUT},
+    {"ES_WEBHOOK_BACKOFF", OPT_WEBHOOK_BACKOFF},
+    {"ES_MAX_IN_FLIGHT", OPT_MAX_IN_FLIGHT},
+    {"ES_TAKEOVER", OPT_TAKEOVER},
     {NULL, 0},
 };
 
@@ -105,6 +143,8 @@ typedef struct config {
     char host[256];
     server_options server;
     int64_t health_interval_ms;
+    dispatch_config tap;  /* Tap-style delivery's dispatcher */
+    webhook_options hook; /* its webhook target, when hook.url is set */
 } config;
 
 static bool parse_listen(const char *text, config *c)
@@ -167,6 +207,25 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;
     case OPT_HEALTH_INTERVAL: ok = positive_ms(value, "--health-interval", &c->health_interval_ms); break;
     case OPT_RECORD_MAX: ok = positive_size(value, "--record-max", &c->server.sub.record_max); break;
+    case OPT_WEBHOOK_URL: c->hook.url = value; break;
+    case OPT_WEBHOOK_SECRET: c->hook.secret = value; break;
+    case OPT_WEBHOOK_TIMEOUT: ok = positive_ms(value, "--webhook-timeout", &c->hook.timeout_ms); break;
+    case OPT_WEBHOOK_BACKOFF: ok = positive_ms(value, "--webhook-backoff", &c->hook.backoff_first_ms); break;
+    case OPT_TAKEOVER: ok = positive_ms(value, "--takeover", &c->tap.takeover_ms); break;
+    case OPT_WEBHOOK_ATTEMPTS:
+        ok = es_cli_parse_u64(value, "--webhook-attempts", &n) && n > 0 && n <= 1000;
+        if (ok)
+            c->hook.attempts = (unsigned)n;
+        else
+            es_cli_usage("--webhook-attempts must be 1 to 1000");
+        break;
+    case OPT_MAX_IN_FLIGHT:
+        ok = es_cli_parse_u64(value, "--max-in-flight", &n) && n > 0 && n <= DISPATCH_IN_FLIGHT_MAX;
+        if (ok)
+            c->tap.max_in_flight = (int)n;
+        else
+            es_cli_usage("--max-in-flight must be 1 to %d", DISPATCH_IN_FLIGHT_MAX);
+        break;
     case OPT_MAX_SUBSCRIBERS:
         ok = es_cli_parse_u64(value, "--max-subscribers", &n) && n > 0 && n <= 1000000;
         if (ok)
@@ -196,6 +255,8 @@ static int parse(int argc, char **argv, config *c)
     c->server.sub.slow_timeout_ms = 10000;
     c->server.sub.record_max = 8u << 20;
     c->health_interval_ms = 1000;
+    dispatch_config_init(&c->tap);
+    webhook_options_init(&c->hook);
     if (es_cli_env_apply(environment, set_option, c) == ES_CLI_ERROR)
         return ES_EXIT_USAGE + 1;
     es_cli_parser p;
@@ -217,7 +278,33 @@ static int parse(int argc, char **argv, config *c)
             return ES_EXIT_USAGE + 1;
     }
     c->server.host = c->host;
+    if (c->tap.takeover_ms < 1000)
+        return es_cli_usage("--takeover must be at least 1s") + 1;
+    c->hook.max_in_flight = (size_t)c->tap.max_in_flight;
     return 0;
+}
+
+/* Tap-style delivery to the webhook: the dispatcher reads the store and
+ * sends to the webhook, which reports back to it. */
+static es_status webhook_delivery_start(es_store *st, config *c, dispatch **d, webhook **w)
+{
+    es_status s = dispatch_create(st, &c->tap, d);
+    if (s == ES_OK)
+        s = webhook_start(&c->hook, dispatch_done, *d, w);
+    if (s == ES_OK) {
+        tap_target t = webhook_target(*w);
+        s = dispatch_start(*d, &t);
+    }
+    return s;
+}
+
+/* The webhook stops calling the dispatcher back first, then the dispatcher
+ * stops sending to it: events not done stay unacknowledged in the store. */
+static void webhook_delivery_stop(dispatch *d, webhook *w)
+{
+    webhook_stop(w);
+    dispatch_destroy(d);
+    webhook_destroy(w);
 }
 
 int main(int argc, char **argv)
@@ -231,6 +318,8 @@ int main(int argc, char **argv)
     natsConnection *nc = NULL;
     es_store *st = NULL;
     health *h = NULL;
+    dispatch *tap = NULL;
+    webhook *hook = NULL;
     es_store_options o;
     es_cli_store_options(&c.conn, &o);
     es_status s = es_cli_connect(&c.conn, &nc);
@@ -240,12 +329,17 @@ int main(int argc, char **argv)
         r = es_cli_fail(s, "opening the store");
     else if ((s = health_start(st, c.health_interval_ms, &h)) != ES_OK)
         r = es_cli_fail(s, "starting");
+    else if (c.hook.url != NULL && (s = webhook_delivery_start(st, &c, &tap, &hook)) != ES_OK)
+        r = es_cli_fail(s, "starting the webhook delivery");
     if (s == ES_OK) {
+        c.server.tap = tap;
+        c.server.webhook = hook;
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGPIPE, SIG_IGN);
         r = server_run(st, h, &c.server, &stop_requested) == 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     }
+    webhook_delivery_stop(tap, hook);
     health_destroy(h);
     es_store_destroy(st);
     es_cli_disconnect(nc);

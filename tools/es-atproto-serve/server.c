@@ -146,6 +146,10 @@ static int respond_metrics(struct lws *wsi)
                    "Subscribers the server closed, by reason.");
     es_prom_sample(&b, "es_serve_closed_total", "reason", "too_slow", (double)srv->closed_slow);
     es_prom_sample(&b, "es_serve_closed_total", "reason", "policy", (double)srv->closed_policy);
+    if (srv->o.tap != NULL)
+        dispatch_metrics(srv->o.tap, &b);
+    if (srv->o.webhook != NULL)
+        webhook_metrics(srv->o.webhook, &b);
     int r = -1;
     unsigned char head[LWS_PRE + 512], *start = head + LWS_PRE, *p = start,
                                        *end = head + sizeof head - 1;

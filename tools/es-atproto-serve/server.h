@@ -8,8 +8,10 @@
 
 #include <es/es.h>
 
+#include "dispatch.h"
 #include "health.h"
 #include "subscriber.h"
+#include "webhook.h"
 
 typedef struct server_options {
     const char *host; /* the interface to listen on */
@@ -17,6 +19,8 @@ typedef struct server_options {
     size_t max_subscribers;
     const char *admin_token; /* --admin-token: the admin routes need it (NULL: open) */
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
+    dispatch *tap;    /* its dispatcher, for /metrics */
+    webhook *webhook; /* Tap-style delivery's webhook target, for /metrics (NULL: none) */
 } server_options;
 
 /* Serves until *stop is set (a signal). Prints "listening on HOST:PORT"
