@@ -12,7 +12,9 @@
 #include <es/es.h>
 #include <es/version.h>
 
+#include "channel.h"
 #include "cli.h"
+#include "dispatch.h"
 #include "health.h"
 #include "server.h"
 
@@ -36,6 +38,8 @@ static void usage(FILE *out)
             "                   requireHello, and options_update messages\n"
             "  GET /health      {\"status\":\"ok\"} when NATS and the store's stream answer,\n"
             "                   else 503 with the reason\n"
+            "  GET /channel     with --channel: WebSocket, Tap's delivery: every event once\n"
+            "                   acknowledged ({\"type\":\"ack\",\"id\":N}), shared by the clients\n"
             "\n"
             "Options (each also from the environment variable named):\n"
             "  --store NAME            the event store (ES_STORE; default atproto)\n"
@@ -53,6 +57,17 @@ static void usage(FILE *out)
             "  --admin-token TOKEN     the admin routes (POST /add-repos, /remove-repos,\n"
             "                          GET /repos/DID) need Authorization: Bearer TOKEN\n"
             "                          (ES_ADMIN_TOKEN; default: open)\n"
+            "  --channel MODE          serve GET /channel: acks (clients acknowledge each event)\n"
+            "                          or fire-and-forget (done once written) (ES_CHANNEL)\n"
+            "  --ack-timeout DUR       an event not acknowledged this long goes again, to any\n"
+            "                          client (ES_ACK_TIMEOUT; default 60s)\n"
+            "  --max-in-flight N       events sent and not acknowledged, at most\n"
+            "                          (ES_MAX_IN_FLIGHT; 1..256, default 32)\n"
+            "  --takeover-after DUR    events a dead instance held go to another (or to it,\n"
+            "                          restarted) after this (ES_TAKEOVER_AFTER; default 30s)\n"
+            "  --tap-consumer NAME     the durable consumer of Tap-style delivery; instances\n"
+            "                          sharing it share its position (ES_TAP_CONSUMER;\n"
+            "                          default tap)\n"
             "  --version, --help\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
@@ -68,6 +83,11 @@ enum {
     OPT_HEALTH_INTERVAL,
     OPT_RECORD_MAX,
     OPT_ADMIN_TOKEN,
+    OPT_CHANNEL,
+    OPT_ACK_TIMEOUT,
+    OPT_MAX_IN_FLIGHT,
+    OPT_TAKEOVER_AFTER,
+    OPT_TAP_CONSUMER,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -81,6 +101,11 @@ static const es_cli_option options[] = {
     {"health-interval", 0, true, OPT_HEALTH_INTERVAL},
     {"record-max", 0, true, OPT_RECORD_MAX},
     {"admin-token", 0, true, OPT_ADMIN_TOKEN},
+    {"channel", 0, true, OPT_CHANNEL},
+    {"ack-timeout", 0, true, OPT_ACK_TIMEOUT},
+    {"max-in-flight", 0, true, OPT_MAX_IN_FLIGHT},
+    {"takeover-after", 0, true, OPT_TAKEOVER_AFTER},
+    {"tap-consumer", 0, true, OPT_TAP_CONSUMER},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -96,6 +121,11 @@ static const es_cli_env environment[] = {
     {"ES_HEALTH_INTERVAL", OPT_HEALTH_INTERVAL},
     {"ES_RECORD_MAX", OPT_RECORD_MAX},
     {"ES_ADMIN_TOKEN", OPT_ADMIN_TOKEN},
+    {"ES_CHANNEL", OPT_CHANNEL},
+    {"ES_ACK_TIMEOUT", OPT_ACK_TIMEOUT},
+    {"ES_MAX_IN_FLIGHT", OPT_MAX_IN_FLIGHT},
+    {"ES_TAKEOVER_AFTER", OPT_TAKEOVER_AFTER},
+    {"ES_TAP_CONSUMER", OPT_TAP_CONSUMER},
     {NULL, 0},
 };
 
@@ -105,6 +135,9 @@ typedef struct config {
     char host[256];
     server_options server;
     int64_t health_interval_ms;
+    bool channel;            /* --channel: Tap-style delivery to GET /channel */
+    channel_config channel_cfg;
+    dispatch_config tap;
 } config;
 
 static bool parse_listen(const char *text, config *c)
@@ -167,6 +200,24 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;
     case OPT_HEALTH_INTERVAL: ok = positive_ms(value, "--health-interval", &c->health_interval_ms); break;
     case OPT_RECORD_MAX: ok = positive_size(value, "--record-max", &c->server.sub.record_max); break;
+    case OPT_CHANNEL:
+        c->channel = true;
+        c->channel_cfg.fire_and_forget = strcmp(value, "fire-and-forget") == 0;
+        if (strcmp(value, "acks") != 0 && !c->channel_cfg.fire_and_forget) {
+            es_cli_usage("--channel is acks or fire-and-forget, not '%.40s'", value);
+            ok = false;
+        }
+        break;
+    case OPT_ACK_TIMEOUT: ok = positive_ms(value, "--ack-timeout", &c->channel_cfg.ack_timeout_ms); break;
+    case OPT_TAKEOVER_AFTER: ok = positive_ms(value, "--takeover-after", &c->tap.takeover_ms); break;
+    case OPT_TAP_CONSUMER: c->tap.consumer = value; break;
+    case OPT_MAX_IN_FLIGHT:
+        ok = es_cli_parse_u64(value, "--max-in-flight", &n) && n > 0 && n <= DISPATCH_IN_FLIGHT_MAX;
+        if (ok)
+            c->tap.max_in_flight = c->channel_cfg.max_in_flight = (int)n;
+        else
+            es_cli_usage("--max-in-flight must be 1 to %d", DISPATCH_IN_FLIGHT_MAX);
+        break;
     case OPT_MAX_SUBSCRIBERS:
         ok = es_cli_parse_u64(value, "--max-subscribers", &n) && n > 0 && n <= 1000000;
         if (ok)
@@ -196,6 +247,8 @@ static int parse(int argc, char **argv, config *c)
     c->server.sub.slow_timeout_ms = 10000;
     c->server.sub.record_max = 8u << 20;
     c->health_interval_ms = 1000;
+    channel_config_init(&c->channel_cfg);
+    dispatch_config_init(&c->tap);
     if (es_cli_env_apply(environment, set_option, c) == ES_CLI_ERROR)
         return ES_EXIT_USAGE + 1;
     es_cli_parser p;
@@ -220,6 +273,23 @@ static int parse(int argc, char **argv, config *c)
     return 0;
 }
 
+/* Tap-style delivery to GET /channel: the dispatcher, its target, started. */
+static es_status start_channel(es_store *st, config *c)
+{
+    if (!c->channel)
+        return ES_OK;
+    if (c->tap.takeover_ms < 1000)
+        return es_error(ES_ERR_INVALID, "--takeover-after must be at least 1s");
+    es_status s = dispatch_create(st, &c->tap, &c->server.tap);
+    if (s == ES_OK)
+        s = channel_create(&c->channel_cfg, dispatch_done, c->server.tap, &c->server.channel);
+    if (s == ES_OK) {
+        tap_target t = channel_target(c->server.channel);
+        s = dispatch_start(c->server.tap, &t);
+    }
+    return s;
+}
+
 int main(int argc, char **argv)
 {
     es_cli_set_prog("es-atproto-serve");
@@ -240,12 +310,16 @@ int main(int argc, char **argv)
         r = es_cli_fail(s, "opening the store");
     else if ((s = health_start(st, c.health_interval_ms, &h)) != ES_OK)
         r = es_cli_fail(s, "starting");
+    else if ((s = start_channel(st, &c)) != ES_OK)
+        r = es_cli_fail(s, "starting /channel");
     if (s == ES_OK) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGPIPE, SIG_IGN);
         r = server_run(st, h, &c.server, &stop_requested) == 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     }
+    dispatch_destroy(c.server.tap); /* before its target */
+    channel_destroy(c.server.channel);
     health_destroy(h);
     es_store_destroy(st);
     es_cli_disconnect(nc);

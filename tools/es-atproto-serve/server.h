@@ -8,6 +8,8 @@
 
 #include <es/es.h>
 
+#include "channel.h"
+#include "dispatch.h"
 #include "health.h"
 #include "subscriber.h"
 
@@ -17,6 +19,8 @@ typedef struct server_options {
     size_t max_subscribers;
     const char *admin_token; /* --admin-token: the admin routes need it (NULL: open) */
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
+    channel *channel; /* GET /channel, Tap-style (NULL: not served) */
+    dispatch *tap;    /* its dispatcher, for /metrics */
 } server_options;
 
 /* Serves until *stop is set (a signal). Prints "listening on HOST:PORT"
