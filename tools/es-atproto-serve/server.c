@@ -283,10 +283,12 @@ static int refuse(struct lws *wsi, session *ss, int code, const char *reason)
 static int on_established(struct lws *wsi, session *ss)
 {
     server *srv = server_of(wsi);
-    if (channel_request(wsi))
-        return channel_attach(srv->o.channel, &ss->tap) == ES_OK
-                   ? 0
-                   : close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    if (channel_request(wsi)) {
+        if (channel_attach(srv->o.channel, &ss->tap) != ES_OK)
+            return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        lws_callback_on_writable(wsi); /* events may be waiting already */
+        return 0;
+    }
     sub_config cfg = srv->o.sub;
     cfg.headroom = LWS_PRE;
     cfg.wake = wake;

@@ -19,13 +19,12 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include <es/cbor.h>
 #include <es/checkpoint.h>
-#include <es/json.h>
 #include <es/time.h>
 
 #include "dispatch.h"
 #include "live.h"
+#include "tap_events.h"
 
 #define EVENTS_MAX 512
 #define WAIT_MS    20000
@@ -58,16 +57,8 @@ typedef struct target {
     unsigned seed;
 } target;
 
-static const char *const dids[] = {"did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb",
-                                   "did:plc:cccccccccccccccccccccccc"};
-
-static int repo_of(const char *did)
-{
-    for (int i = 0; i < 3; i++)
-        if (strcmp(did, dids[i]) == 0)
-            return i;
-    return -1;
-}
+#define dids    tap_dids
+#define repo_of tap_repo_of
 
 /* Tap's rule, checked at each send against what is in flight. */
 static void check_rule(target *t, const tap_event *ev)
@@ -180,47 +171,15 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A record op as the ingester stores it: historical ones carry live=false. */
 static void append_op(es_store *st, const char *did, int n, bool live)
 {
-    static const char record[] = "{\"$type\":\"app.bsky.feed.post\",\"text\":\"hello\"}";
-    es_arena *a;
-    es_value *v;
-    es_buf cbor = ES_BUF_INIT;
-    assert_int_equal(es_arena_create(0, &a), ES_OK);
-    assert_int_equal(es_json_decode(record, strlen(record), NULL, a, &v), ES_OK);
-    assert_int_equal(es_cbor_encode(v, NULL, &cbor), ES_OK);
-    char rkey[32];
-    snprintf(rkey, sizeof rkey, "3k%06d", n);
-    es_meta meta[] = {{"rkey", rkey}, {"rev", "3mptbypluud2a"}, {"cid", "bafyreib"}, {"live", "false"}};
-    es_event_spec e;
-    es_event_spec_init(&e);
-    e.entity_type = "app_bsky_feed_post";
-    e.entity_id = did;
-    e.event_type = "create";
-    e.data = cbor.data;
-    e.data_len = cbor.len;
-    e.codec = "dag-cbor";
-    e.meta = meta;
-    e.meta_count = live ? 3 : 4;
-    assert_int_equal(es_append(st, &e, NULL), ES_OK);
-    es_buf_free(&cbor);
-    es_arena_destroy(a);
+    assert_int_equal(tap_append_op(st, did, n, live), ES_OK);
 }
 
-/* Tap's example for repo a (H1 H2 L1 H3 H4 L2 H5), repo b live only, repo c
- * historical only, interleaved; `rounds` times. Returns the events appended. */
 static size_t append_mix(es_store *st, int rounds)
 {
-    static const char pattern_a[] = "HHLHHLH";
-    size_t n = 0;
-    for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < 7; k++) {
-            append_op(st, dids[0], (int)n, pattern_a[k] == 'L');
-            append_op(st, dids[1], (int)n + 1, true);
-            append_op(st, dids[2], (int)n + 2, false);
-            n += 3;
-        }
+    size_t n = tap_append_mix(st, rounds);
+    assert_int_equal(n, (size_t)rounds * 21);
     return n;
 }
 
