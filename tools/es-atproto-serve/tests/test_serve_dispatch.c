@@ -338,6 +338,7 @@ static void a_stopped_batch_keeps_what_was_done(void **state)
     t.odd_unanswered = true;
     tap_target tt = {.send = target_send, .self = &t};
     assert_int_equal(dispatch_start(d, &tt), ES_OK);
+    wait_answered(&t, 1);
     size_t answered = 0; /* until nothing moves for half a second */
     for (int still = 0; still < 50; still++, live_sleep_ms(10)) {
         pthread_mutex_lock(&t.lock);
