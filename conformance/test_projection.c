@@ -531,8 +531,65 @@ static void long_batches_stay_in_progress(void **state)
         else
             assert_true(st.skipped > 0);
     }
-    /* outside a projection's delivery it is refused */
+    /* outside a projection's delivery they are refused */
     assert_int_equal(es_projection_in_progress(NULL), ES_ERR_INVALID);
+    assert_int_equal(es_projection_ack(NULL), ES_ERR_INVALID);
+}
+
+/* Acknowledges the first two events of its batch at once, then looks at
+ * what the server holds before returning. */
+typedef struct early {
+    es_store *st;
+    _Atomic int calls;
+    uint64_t ack_pending, ack_floor, first;
+} early;
+
+static es_status on_early_batch(const es_event *const *evs, size_t n, void *closure)
+{
+    early *e = closure;
+    if (e->calls++ > 0 || n < 3)
+        return ES_OK;
+    e->first = es_event_seq(evs[0]);
+    for (size_t i = 0; i < 2; i++)
+        if (es_projection_ack(evs[i]) != ES_OK)
+            return ES_ERR_DECODE;
+    es_projection_info info;
+    for (int tries = 0; tries < 50; tries++) {
+        conf_sleep_ms(20);
+        if (es_projection_info_get(e->st, "early", &info) == ES_OK &&
+            info.partition[0].ack_pending == n - 2)
+            break;
+    }
+    e->ack_pending = info.partition[0].ack_pending;
+    e->ack_floor = info.partition[0].ack_floor_seq;
+    return ES_OK;
+}
+
+/* es_projection_ack inside a batch: the server has those events done before
+ * the batch returns. */
+static void a_batch_acknowledges_events_early(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "early", 5, 1);
+    es_filter f = type_filter("early");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    assert_int_equal(es_projection_create(c->st, "early", &cfg), ES_OK);
+    early e = {.st = c->st};
+    es_projection_run_options o;
+    run_options(&o);
+    es_projection_handler h = {.on_batch = on_early_batch, .closure = &e};
+    es_projection *p = NULL;
+    assert_int_equal(es_projection_start(c->st, "early", &h, &o, &p), ES_OK);
+    assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+    es_projection_stats st;
+    es_projection_stats_get(p, &st);
+    assert_int_equal(es_projection_stop(p), ES_OK);
+    es_projection_destroy(p);
+    assert_int_equal(e.ack_pending, 3);
+    assert_int_equal(e.ack_floor, e.first + 1);
+    assert_int_equal(st.handled, 5);
 }
 
 static void survives_a_server_restart(void **state)
@@ -676,6 +733,8 @@ int conf_run_projection(void)
         cmocka_unit_test_setup_teardown(batch_handlers_settle_whole_pulls, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(long_batches_stay_in_progress, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_batch_acknowledges_events_early, conf_setup,
                                         conf_teardown),
         cmocka_unit_test(survives_a_server_restart),
     };

@@ -36,8 +36,8 @@ typedef struct slot {
     int64_t stored_ns;
     es_atp_tap_event d; /* kind NONE: nothing to send */
     slot_state state;
-    bool dead;          /* done as a dead letter ... */
-    bool recorded;      /* ... and written to the bucket */
+    bool dead;          /* done as a dead letter */
+    bool acked;         /* acknowledged to the server (and recorded when dead) */
     char why[WHY_MAX];
 } slot;
 
@@ -134,18 +134,43 @@ void dispatch_done(void *arg, uint64_t id, tap_outcome outcome, const char *why)
 
 /* ---- the projection's thread ------------------------------------------------ */
 
-/* Under the lock: the slots of a new pull; a pull handed again after a
- * failed attempt (the same events) keeps what is done and in flight. */
+static long slot_of(const dispatch *d, uint64_t seq)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->slots[i].seq == seq)
+            return (long)i;
+    return -1;
+}
+
+/* Stream order: the server hands events back in the order they came back
+ * to it (a clean stop gives back the batch after the events whose ack wait
+ * ran out meanwhile), and the per-repo rule needs the stream's. */
+static void sort_slots(dispatch *d)
+{
+    for (size_t i = 1; i < d->n; i++) {
+        slot s = d->slots[i];
+        size_t j = i;
+        for (; j > 0 && d->slots[j - 1].seq > s.seq; j--)
+            d->slots[j] = d->slots[j - 1];
+        d->slots[j] = s;
+    }
+}
+
+/* Under the lock: the slots of a new pull, in stream order; a pull handed
+ * again after a failed attempt (the same events) keeps what is done and in
+ * flight. */
 static void load(dispatch *d, const es_event *const *evs, size_t n)
 {
     bool again = d->n == n;
     for (size_t i = 0; again && i < n; i++)
-        again = d->slots[i].seq == es_event_seq(evs[i]);
+        again = slot_of(d, es_event_seq(evs[i])) >= 0;
+    if (again) {
+        for (size_t i = 0; i < n; i++)
+            d->slots[slot_of(d, es_event_seq(evs[i]))].ev = evs[i];
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         slot *s = &d->slots[i];
-        s->ev = evs[i];
-        if (again)
-            continue;
         memset(s, 0, sizeof *s);
         s->ev = evs[i];
         s->seq = es_event_seq(evs[i]);
@@ -157,6 +182,7 @@ static void load(dispatch *d, const es_event *const *evs, size_t n)
         }
     }
     d->n = n;
+    sort_slots(d);
 }
 
 /* Renders slot `s` and hands it to the target (outside the lock). A slot
@@ -203,30 +229,34 @@ static void record_dead_letter(dispatch *d, const slot *s)
     json_decref(o);
 }
 
-/* Under the lock (released around the writes): the new dead letters. */
-static void record_dead_letters(dispatch *d)
+/* Under the lock (released around the calls): the slots newly done are
+ * recorded when dead and acknowledged to the server at once, so that a
+ * crash before the batch ends does not deliver them again. */
+static void settle_done(dispatch *d)
 {
     for (size_t i = 0; i < d->n; i++) {
         slot *s = &d->slots[i];
-        if (!s->dead || s->recorded)
+        if (s->state != SLOT_DONE || s->acked)
             continue;
-        s->recorded = true;
+        s->acked = true;
         slot copy = *s;
         pthread_mutex_unlock(&d->lock);
-        record_dead_letter(d, &copy);
+        if (copy.dead)
+            record_dead_letter(d, &copy);
+        es_projection_ack(copy.ev);
         pthread_mutex_lock(&d->lock);
     }
 }
 
 /* Outside the lock: the server must not redeliver what is still held. */
-static void keep_in_progress(dispatch *d, const es_event *const *evs, size_t n)
+static void keep_in_progress(dispatch *d)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < d->n; i++) {
         pthread_mutex_lock(&d->lock);
         bool held = d->slots[i].state != SLOT_DONE;
         pthread_mutex_unlock(&d->lock);
         if (held)
-            es_projection_in_progress(evs[i]);
+            es_projection_in_progress(d->slots[i].ev);
     }
 }
 
@@ -248,7 +278,7 @@ static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
     pthread_mutex_lock(&d->lock);
     load(d, evs, n);
     for (;;) {
-        record_dead_letters(d);
+        settle_done(d);
         if (d->stopping) {
             r = es_error(ES_ERR_STOPPED, "the dispatcher stops");
             break;
@@ -275,7 +305,7 @@ static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
         }
         if (es_cli_monotonic_ms() >= next_notice) {
             pthread_mutex_unlock(&d->lock);
-            keep_in_progress(d, evs, n);
+            keep_in_progress(d);
             pthread_mutex_lock(&d->lock);
             next_notice = es_cli_monotonic_ms() + notice_every;
             continue;
@@ -309,7 +339,9 @@ static es_status create_consumer(es_store *st, const dispatch_config *cfg)
     pc.ack_wait_ms = cfg->takeover_ms;
     pc.pin_timeout_ms = cfg->takeover_ms + cfg->takeover_ms / 2;
     pc.max_deliver = -1;
-    pc.max_ack_pending = 4 * DISPATCH_IN_FLIGHT_MAX;
+    /* no more unacknowledged than one pull: nothing waits beyond the batch,
+     * out of reach of its in-progress notices, while a batch is held */
+    pc.max_ack_pending = DISPATCH_IN_FLIGHT_MAX;
     pc.description = "es-atproto-serve: Tap-style delivery";
     es_status s = es_projection_create(st, cfg->consumer, &pc);
     if (s == ES_ERR_EXISTS)

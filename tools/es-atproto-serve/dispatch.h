@@ -6,9 +6,11 @@
  * the server keeps what is acknowledged, pins the consumer to one serve
  * instance at a time, and gives a dead instance's unacknowledged events to
  * the next one (or to the same one restarted) after `takeover_ms`. A pull of
- * up to `batch` events is one on_batch call; it returns once every event of
- * it is done (acknowledged by the target, or given up and recorded as a dead
- * letter), and only then does the engine acknowledge them to the server.
+ * up to DISPATCH_IN_FLIGHT_MAX events is one on_batch call; it returns once
+ * every event of it is done (acknowledged by the target, or given up and
+ * recorded as a dead letter). Each event is acknowledged to the server as
+ * soon as it is done (es_projection_ack), so a killed instance's successor
+ * gets again only those that were not.
  * Meanwhile it tells the server every takeover_ms / 3 that the events are
  * still in progress, so a long delivery is not redelivered.
  *

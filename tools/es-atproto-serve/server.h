@@ -8,6 +8,7 @@
 
 #include <es/es.h>
 
+#include "channel.h"
 #include "dispatch.h"
 #include "health.h"
 #include "subscriber.h"
@@ -19,6 +20,7 @@ typedef struct server_options {
     size_t max_subscribers;
     const char *admin_token; /* --admin-token: the admin routes need it (NULL: open) */
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
+    channel *channel; /* GET /channel, Tap-style (NULL: not served) */
     dispatch *tap;    /* its dispatcher, for /metrics */
     webhook *webhook; /* Tap-style delivery's webhook target, for /metrics (NULL: none) */
 } server_options;

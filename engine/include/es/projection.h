@@ -208,6 +208,13 @@ ES_API es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_
  * deliver; the server's silence is not reported (the message is one way). */
 ES_API es_status es_projection_in_progress(const es_event *ev);
 
+/* From inside an on_batch handler: `ev` is done, acknowledge it to the
+ * server now rather than with the whole batch, so that a crash before the
+ * batch returns does not deliver it again. It is not delivered again even
+ * when the batch then fails (the others are retried or dead-lettered as
+ * usual). Same rules as es_projection_in_progress. */
+ES_API es_status es_projection_ack(const es_event *ev);
+
 /* Counters of this instance. */
 typedef struct es_projection_stats {
     uint64_t handled; /* events whose handler returned ES_OK */

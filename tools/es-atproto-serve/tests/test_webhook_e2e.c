@@ -219,7 +219,7 @@ static pid_t serve_start(const char *store, const char *hook, const char *log)
                     "20ms",
                     "--max-in-flight",
                     "8",
-                    "--takeover",
+                    "--takeover-after",
                     "2s",
                     NULL};
     int out;
