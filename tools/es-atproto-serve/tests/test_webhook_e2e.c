@@ -414,19 +414,13 @@ static int setup(void **state)
         printf("needs ES_INGEST_BIN, ES_SERVE_BIN, ES_GEN_BIN and NATS_URL\n");
         return -1;
     }
-    snprintf(tmp, sizeof tmp, "/tmp/es-webhook-e2e-XXXXXX");
-    if (mkdtemp(tmp) == NULL)
-        return -1;
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
+    return children_tmpdir("es-webhook-e2e", tmp, sizeof tmp);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    return getenv("ES_E2E_KEEP") != NULL || system(cmd) == 0 ? 0 : -1;
+    return children_tmpdir_remove(tmp);
 }
 
 int main(void)
