@@ -390,15 +390,17 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
  * last in-progress notice (it pulls nothing while a batch is delivered), and
  * the server then hands the next holder later events of a repo before those
  * come back: Tap's order broken (test_webhook_e2e, kill -9 and restart).
- * Events pending at the start are waited out for one pin timeout, after
- * which they are the first redelivered. A graceful stop hands everything
+ * Events pending at the start are waited out: one ack wait for them to
+ * expire, one more for the server to queue them for redelivery (its timer
+ * runs late on a loaded machine: 1.5 ack waits were not always enough),
+ * after which they are the first served. A graceful stop hands everything
  * back, so nothing is pending and nothing is waited for. */
 static void wait_out_a_dead_holder(dispatch *d)
 {
     es_projection_info info;
     if (es_projection_info_get(d->st, d->consumer, &info) != ES_OK || info.ack_pending == 0)
         return;
-    int64_t ms = d->cfg.takeover_ms + d->cfg.takeover_ms / 2;
+    int64_t ms = 2 * d->cfg.takeover_ms;
     fprintf(stderr,
             "es-atproto-serve: %" PRIu64 " events of %s are held by another instance, or were by "
             "one that died: waiting %" PRId64 " ms for them to come back first\n",
