@@ -26,19 +26,7 @@
 static int setup(void **state)
 {
     static live_store ls;
-    *state = NULL;
-    int made = live_store_create(&ls, "tap_t");
-    if (made <= 0)
-        return made;
-    *state = &ls;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    if (*state != NULL)
-        live_store_destroy(*state);
-    return 0;
+    return live_group_setup(state, &ls, "tap_t");
 }
 
 /* One stored event in both renderings (NULL where it has none). */
@@ -311,5 +299,5 @@ int main(void)
         cmocka_unit_test(the_corpus_renders_as_tap),
         cmocka_unit_test(backfill_identity_and_others),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, live_group_teardown);
 }
