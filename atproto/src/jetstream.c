@@ -91,8 +91,5 @@ es_status es_atp_jetstream_encode(const es_event *ev, const es_atp_jetstream_eve
     esi_atp_put(top, &nt, "time_us", time_us);
     esi_atp_put_text(top, &nt, "kind", kind);
     esi_atp_put(top, &nt, kind, body);
-    es_value root = {.kind = ES_VALUE_MAP};
-    root.u.map.entries = top;
-    root.u.map.count = nt;
-    return es_json_encode(&root, NULL, out);
+    return esi_atp_encode_map(top, nt, out);
 }

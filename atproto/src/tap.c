@@ -6,6 +6,7 @@
 #include <es/atproto_jetstream.h>
 #include <es/atproto_tap.h>
 #include <es/json.h>
+#include <es/value.h>
 
 #include "value_tree.h"
 
@@ -25,18 +26,6 @@ es_status es_atp_tap_describe(const es_event *ev, es_atp_tap_event *out)
     return ES_OK;
 }
 
-/* The value of `key` in a decoded frame body (a map), or NULL. */
-static const es_value *field(const es_value *map, const char *key)
-{
-    size_t len = strlen(key);
-    for (size_t i = 0; i < map->u.map.count; i++) {
-        const es_value_entry *e = &map->u.map.entries[i];
-        if (e->key_len == len && memcmp(e->key, key, len) == 0)
-            return &e->value;
-    }
-    return NULL;
-}
-
 /* identity{did, handle} of an #identity, identity{did, is_active, status}
  * of an #account: what the frame body says in Tap's names. */
 static es_status identity_body(const es_event *ev, const es_value *frame, const es_value *did,
@@ -46,12 +35,12 @@ static es_status identity_body(const es_event *ev, const es_value *frame, const 
         return es_error(ES_ERR_DECODE, "a repo event whose payload is not a DAG-CBOR map");
     esi_atp_put(entries, n, "did", *did);
     if (strcmp(es_event_event_type(ev), "identity") == 0) {
-        const es_value *handle = field(frame, "handle");
+        const es_value *handle = es_value_get(frame, "handle");
         if (handle != NULL && handle->kind == ES_VALUE_STRING)
             esi_atp_put(entries, n, "handle", *handle);
         return ES_OK;
     }
-    const es_value *active = field(frame, "active"), *status = field(frame, "status");
+    const es_value *active = es_value_get(frame, "active"), *status = es_value_get(frame, "status");
     bool is_active = active != NULL && active->kind == ES_VALUE_BOOL && active->u.b;
     esi_atp_put_bool(entries, n, "is_active", is_active);
     if (status != NULL && status->kind == ES_VALUE_STRING)
@@ -102,8 +91,5 @@ es_status es_atp_tap_encode(const es_event *ev, const es_atp_tap_event *d, es_ar
     esi_atp_put(top, &nt, "id", id);
     esi_atp_put_text(top, &nt, "type", type);
     esi_atp_put(top, &nt, type, body);
-    es_value root = {.kind = ES_VALUE_MAP};
-    root.u.map.entries = top;
-    root.u.map.count = nt;
-    return es_json_encode(&root, NULL, out);
+    return esi_atp_encode_map(top, nt, out);
 }

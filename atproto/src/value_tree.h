@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include <es/arena.h>
+#include <es/buf.h>
 #include <es/event.h>
+#include <es/json.h>
 #include <es/value.h>
 
 static inline es_value esi_atp_text_value(const char *s, size_t len)
@@ -43,6 +45,15 @@ static inline void esi_atp_put_bool(es_value_entry *entries, size_t *n, const ch
     es_value v = {.kind = ES_VALUE_BOOL};
     v.u.b = b;
     esi_atp_put(entries, n, key, v);
+}
+
+/* The JSON text of the map `entries[0..n)` appended to `out`. */
+static inline es_status esi_atp_encode_map(es_value_entry *entries, size_t n, es_buf *out)
+{
+    es_value root = {.kind = ES_VALUE_MAP};
+    root.u.map.entries = entries;
+    root.u.map.count = n;
+    return es_json_encode(&root, NULL, out);
 }
 
 /* The event's DAG-CBOR payload decoded in `arena`, or NULL when there is

@@ -20,25 +20,14 @@
 
 #include "fixtures.h"
 #include "live.h"
+#include "stored_events.h"
 
 #define DID "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 
 static int setup(void **state)
 {
     static live_store ls;
-    *state = NULL;
-    int made = live_store_create(&ls, "tap_t");
-    if (made <= 0)
-        return made;
-    *state = &ls;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    if (*state != NULL)
-        live_store_destroy(*state);
-    return 0;
+    return live_group_setup(state, &ls, "tap_t");
 }
 
 /* One stored event in both renderings (NULL where it has none). */
@@ -198,32 +187,10 @@ static void the_corpus_renders_as_tap(void **state)
     both_free(out, n);
 }
 
-/* The DAG-CBOR of a JSON text (atproto form), in `out`. */
-static void dag_cbor(const char *json, es_buf *out)
-{
-    es_arena *a;
-    assert_int_equal(es_arena_create(0, &a), ES_OK);
-    es_value *v;
-    assert_int_equal(es_json_decode(json, strlen(json), NULL, a, &v), ES_OK);
-    assert_int_equal(es_cbor_encode(v, NULL, out), ES_OK);
-    es_arena_destroy(a);
-}
-
 static uint64_t append(es_store *st, const char *type, const char *event, const es_buf *cbor,
                        const es_meta *meta, size_t meta_count)
 {
-    es_event_spec e;
-    es_event_spec_init(&e);
-    e.entity_type = type;
-    e.entity_id = DID;
-    e.event_type = event;
-    if (cbor != NULL) {
-        e.data = cbor->data;
-        e.data_len = cbor->len;
-        e.codec = "dag-cbor";
-    }
-    e.meta = meta;
-    e.meta_count = meta_count;
+    es_event_spec e = spec(type, DID, event, cbor, meta, meta_count);
     es_append_result r;
     assert_int_equal(es_append(st, &e, &r), ES_OK);
     return r.first_seq;
@@ -311,5 +278,5 @@ int main(void)
         cmocka_unit_test(the_corpus_renders_as_tap),
         cmocka_unit_test(backfill_identity_and_others),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, live_group_teardown);
 }

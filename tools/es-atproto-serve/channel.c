@@ -6,7 +6,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "channel.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,11 +179,7 @@ es_status channel_create(const channel_config *cfg, tap_done_fn done, void *done
     c->done = done;
     c->done_arg = done_arg;
     pthread_mutex_init(&c->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_REALTIME); /* es_cli_deadline is wall-clock */
-    pthread_cond_init(&c->tick, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&c->tick, NULL); /* the realtime clock, es_cli_deadline's */
     if (pthread_create(&c->timer, NULL, timer, c) != 0) {
         channel_destroy(c);
         return es_error(ES_ERR_NOMEM, "cannot start /channel's timer");

@@ -8,7 +8,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "dispatch.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -367,11 +366,7 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
     d->json = (es_buf)ES_BUF_INIT;
     d->did = (es_buf)ES_BUF_INIT;
     pthread_mutex_init(&d->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_REALTIME); /* es_cli_deadline is wall-clock */
-    pthread_cond_init(&d->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&d->changed, NULL); /* the realtime clock, es_cli_deadline's */
     es_status s = es_arena_create(cfg->record_max, &d->arena);
     if (s == ES_OK)
         s = es_checkpoints_open_bucket(st, ES_CHECKPOINTS_DEAD_LETTERS, &d->dead);

@@ -314,16 +314,24 @@ static int on_established(struct lws *wsi, session *ss)
     return 0;
 }
 
-static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
+/* A client message arriving in fragments, gathered in ss->rx: 1 when it is
+ * whole, 0 when more is to come, -1 when the connection must close. */
+static int gather(struct lws *wsi, session *ss, const void *in, size_t len)
 {
-    if (ss->sub == NULL)
-        return -1;
     if (ss->rx.len + len > SUB_MESSAGE_MAX)
         return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
     if (es_buf_append(&ss->rx, in, len) != ES_OK)
         return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
-        return 0;
+    return lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+}
+
+static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
+{
+    if (ss->sub == NULL)
+        return -1;
+    int whole = gather(wsi, ss, in, len);
+    if (whole <= 0)
+        return whole;
     es_status s = subscriber_message(ss->sub, (const char *)ss->rx.data, ss->rx.len);
     ss->rx.len = 0;
     return s == ES_OK ? 0 : close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
@@ -362,12 +370,9 @@ static int on_channel(struct lws *wsi, session *ss, enum lws_callback_reasons re
                       const void *in, size_t len)
 {
     if (reason == LWS_CALLBACK_RECEIVE) {
-        if (ss->rx.len + len > SUB_MESSAGE_MAX)
-            return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
-        if (es_buf_append(&ss->rx, in, len) != ES_OK)
-            return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
-            return 0;
+        int whole = gather(wsi, ss, in, len);
+        if (whole <= 0)
+            return whole;
         es_status s = channel_client_message(ss->tap, (const char *)ss->rx.data, ss->rx.len);
         ss->rx.len = 0;
         return s == ES_OK ? 0 : close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());

@@ -135,13 +135,30 @@ static void *answerer(void *arg)
     return NULL;
 }
 
+/* `t` zeroed but for its policy (dead_id, odd_unanswered, any_order). */
 static void target_start(target *t, dispatch *d)
 {
-    memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->lock, NULL);
     t->d = d;
     t->seed = 7;
     assert_int_equal(pthread_create(&t->thread, NULL, answerer, t), 0);
+}
+
+/* A dispatcher on `consumer` delivering to a new target `t`. */
+static dispatch *start(es_store *st, const char *consumer, int max_in_flight,
+                       int64_t takeover_ms, target *t)
+{
+    dispatch_config cfg;
+    dispatch_config_init(&cfg);
+    cfg.consumer = consumer;
+    cfg.max_in_flight = max_in_flight;
+    cfg.takeover_ms = takeover_ms;
+    dispatch *d;
+    assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
+    target_start(t, d);
+    tap_target tt = {.send = target_send, .self = t};
+    assert_int_equal(dispatch_start(d, &tt), ES_OK);
+    return d;
 }
 
 static void target_stop(target *t)
@@ -156,19 +173,7 @@ static void target_stop(target *t)
 static int setup(void **state)
 {
     static live_store ls;
-    *state = NULL;
-    int made = live_store_create(&ls, "dispatch_t");
-    if (made <= 0)
-        return made;
-    *state = &ls;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    if (*state != NULL)
-        live_store_destroy(*state);
-    return 0;
+    return live_group_setup(state, &ls, "dispatch_t");
 }
 
 static void append_op(es_store *st, const char *did, int n, bool live)
@@ -210,14 +215,6 @@ static void wait_done(dispatch *d, uint64_t want)
              (unsigned long long)(ds.acked + ds.dead_letters + ds.skipped), (unsigned long long)want);
 }
 
-static void config(dispatch_config *cfg, const char *consumer, int max_in_flight)
-{
-    dispatch_config_init(cfg);
-    cfg->consumer = consumer;
-    cfg->max_in_flight = max_in_flight;
-    cfg->takeover_ms = 2000;
-}
-
 static void barriers_bound_and_dead_letters(void **state)
 {
     LIVE_SKIP_WITHOUT_SERVER(*state);
@@ -233,15 +230,8 @@ static void barriers_bound_and_dead_letters(void **state)
     other.event_type = "opened";
     assert_int_equal(es_append(st, &other, NULL), ES_OK);
 
-    dispatch_config cfg;
-    config(&cfg, "tap_rule", 4);
-    dispatch *d;
-    assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
-    target t;
-    target_start(&t, d);
-    t.dead_id = si.last_seq + n + 1;
-    tap_target tt = {.send = target_send, .self = &t};
-    assert_int_equal(dispatch_start(d, &tt), ES_OK);
+    target t = {.dead_id = si.last_seq + n + 1};
+    dispatch *d = start(st, "tap_rule", 4, 2000, &t);
     wait_answered(&t, n + 1);
     live_sleep_ms(300); /* nothing more comes */
     dispatch_stats ds;
@@ -286,15 +276,8 @@ static void a_new_dispatcher_resumes_after_the_acknowledged(void **state)
     es_store *st = ((live_store *)*state)->store;
     es_store_info si;
     assert_int_equal(es_store_info_get(st, &si), ES_OK);
-    dispatch_config cfg;
-    config(&cfg, "tap_resume", 8);
-    cfg.takeover_ms = 1000;
-    dispatch *d;
-    assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
-    target t;
-    target_start(&t, d);
-    tap_target tt = {.send = target_send, .self = &t};
-    assert_int_equal(dispatch_start(d, &tt), ES_OK);
+    target t = {0};
+    dispatch *d = start(st, "tap_resume", 8, 1000, &t);
     wait_done(d, si.last_seq); /* what is stored already (the consumer starts at the first) */
     size_t n = append_mix(st, 2); /* 42 more */
     wait_done(d, si.last_seq + n);
@@ -302,11 +285,8 @@ static void a_new_dispatcher_resumes_after_the_acknowledged(void **state)
     target_stop(&t);
 
     size_t more = append_mix(st, 1); /* 21 while none runs */
-    assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
-    target t2;
-    target_start(&t2, d);
-    tap_target tt2 = {.send = target_send, .self = &t2};
-    assert_int_equal(dispatch_start(d, &tt2), ES_OK);
+    target t2 = {0};
+    d = start(st, "tap_resume", 8, 1000, &t2);
     wait_done(d, more);
     live_sleep_ms(300);
     dispatch_destroy(d);
@@ -328,16 +308,8 @@ static void a_stopped_batch_keeps_what_was_done(void **state)
         append_op(st, dids[2], 100 + i, false);
     es_store_info si;
     assert_int_equal(es_store_info_get(st, &si), ES_OK);
-    dispatch_config cfg;
-    config(&cfg, "tap_half", 32);
-    cfg.takeover_ms = 1000;
-    dispatch *d;
-    assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
-    target t;
-    target_start(&t, d);
-    t.odd_unanswered = true;
-    tap_target tt = {.send = target_send, .self = &t};
-    assert_int_equal(dispatch_start(d, &tt), ES_OK);
+    target t = {.odd_unanswered = true};
+    dispatch *d = start(st, "tap_half", 32, 1000, &t);
     wait_answered(&t, 1);
     size_t answered = 0; /* until nothing moves for half a second */
     for (int still = 0; still < 50; still++, live_sleep_ms(10)) {
@@ -353,15 +325,10 @@ static void a_stopped_batch_keeps_what_was_done(void **state)
     target_stop(&t);
     assert_true(answered > 0);
 
-    assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
-    target t2;
-    target_start(&t2, d);
-    /* A clean stop hands the held events back after those whose ack wait ran
-     * out meanwhile (beyond the pull): historical events may come back out of
-     * stream order, which Tap's rule allows; live ones are checked. */
-    t2.any_order = true;
-    tap_target tt2 = {.send = target_send, .self = &t2};
-    assert_int_equal(dispatch_start(d, &tt2), ES_OK);
+    /* Tap's rule lets historical events come in any order; live ones are
+     * checked. */
+    target t2 = {.any_order = true};
+    d = start(st, "tap_half", 32, 1000, &t2);
     wait_done(d, si.last_seq - (s1.acked + s1.skipped + s1.dead_letters));
     live_sleep_ms(300);
     dispatch_destroy(d);
@@ -386,5 +353,5 @@ int main(void)
         cmocka_unit_test(a_new_dispatcher_resumes_after_the_acknowledged),
         cmocka_unit_test(a_stopped_batch_keeps_what_was_done),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, live_group_teardown);
 }
