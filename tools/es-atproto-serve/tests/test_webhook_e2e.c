@@ -337,6 +337,7 @@ static void the_corpus_reaches_a_flaky_webhook_through_a_kill(void **state)
     floor = ack_floor(nc, store);
     assert_true(floor >= corpus_last);
     size_t acked_before = acked(r);
+    expected_free(x);
     memset(x, 0, sizeof *x);
     expected_read(st, x); /* everything now */
     assert_true(x->count > corpus_count + 80 && acked_before < x->count);
