@@ -183,10 +183,10 @@ static void wait_metric(int port, const char *line)
     fail_msg("/metrics never showed %s", line);
 }
 
+/* n historical events of one repo, stored at once (one atomic batch). */
 static void append_historical(store *s, int n, int from)
 {
-    for (int i = 0; i < n; i++)
-        assert_int_equal(tap_append_op(s->st, tap_dids[2], from + i, false), ES_OK);
+    assert_int_equal(tap_append_ops(s->st, tap_dids[2], from, n, false), ES_OK);
 }
 
 /* ---- the tests ---------------------------------------------------------------- */
@@ -206,10 +206,12 @@ static void unacknowledged_events_come_again(void **state)
 
     client a, b;
     connect_to(&a, port);
+    /* up to three: a pull may bring fewer, and its next waits for their acks */
     for (int i = 0; i < 3; i++) {
         json_t *j;
         uint64_t id;
-        assert_int_equal(next_event(&a, 5000, &j, &id), 1);
+        if (!next_event(&a, i == 0 ? 5000 : 1000, &j, &id))
+            break;
         assert_string_equal(json_string_value(json_object_get(j, "type")), "record");
         assert_false(json_is_true(json_object_get(json_object_get(j, "record"), "live")));
         json_decref(j);
@@ -223,9 +225,9 @@ static void unacknowledged_events_come_again(void **state)
     for (uint64_t id = 1; id <= 10; id++) {
         assert_true(b.acked[id]);
         assert_int_equal(b.got[id], id == 2 ? 2 : 1);
-        if (id <= 3)
-            assert_int_equal(a.got[id], 1);
+        assert_true(a.got[id] <= 1);
     }
+    assert_true(a.received >= 1 && a.got[1] == 1); /* what a dropped, b got */
     expect_quiet(&b, 1300); /* what is acknowledged never comes again */
     char body[8192];
     assert_int_equal(http_get(port, "/metrics", body, sizeof body), 200);
@@ -250,8 +252,7 @@ static void two_clients_share_the_events(void **state)
     connect_to(&c[0], port);
     connect_to(&c[1], port);
     wait_metric(port, "es_serve_channel_clients 2"); /* both attached */
-    /* One atomic batch: stored at once, so a pull takes more than a share. */
-    assert_int_equal(tap_append_ops(s.st, tap_dids[2], 0, 40, false), ES_OK);
+    append_historical(&s, 40, 0); /* at once: a pull takes more than a share */
     /* No ack until both have some, or until nothing comes for a while (a
      * pull of one or two events holds the next ones back): a client holds
      * at most its share (2 of 4), so the other gets the rest meanwhile. */
