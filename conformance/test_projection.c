@@ -547,8 +547,9 @@ typedef struct early {
 static es_status on_early_batch(const es_event *const *evs, size_t n, void *closure)
 {
     early *e = closure;
-    if (e->calls++ > 0 || n < 3)
+    if (e->calls > 0 || n < 3) /* the first batch of three or more (a pull may bring fewer) */
         return ES_OK;
+    e->calls++;
     e->first = es_event_seq(evs[0]);
     for (size_t i = 0; i < 2; i++)
         if (es_projection_ack(evs[i]) != ES_OK)

@@ -232,7 +232,8 @@ static int on_http(struct lws *wsi, session *ss, const char *path)
         bool ok = health_report(server_of(wsi)->health, body, sizeof body);
         return respond(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE, body);
     }
-    if (strcmp(path, SUBSCRIBE_PATH) == 0 || strcmp(path, CHANNEL_PATH) == 0)
+    if (strcmp(path, SUBSCRIBE_PATH) == 0 ||
+        (strcmp(path, CHANNEL_PATH) == 0 && server_of(wsi)->o.channel != NULL))
         return respond(wsi, HTTP_STATUS_BAD_REQUEST,
                        "{\"error\":\"a WebSocket: send an Upgrade request\"}");
     return respond(wsi, HTTP_STATUS_NOT_FOUND, "{\"error\":\"not found\"}");

@@ -26,10 +26,15 @@ static inline int tap_repo_of(const char *did)
     return -1;
 }
 
-/* One post created in `did` (record key from n): ES_OK or the append's status. */
-static inline es_status tap_append_op(es_store *st, const char *did, int n, bool live)
+#define TAP_BATCH_MAX 64
+
+/* `n` posts created in `did` (record keys from `from`), one atomic batch:
+ * ES_OK or the append's status. */
+static inline es_status tap_append_ops(es_store *st, const char *did, int from, int n, bool live)
 {
     static const char record[] = "{\"$type\":\"app.bsky.feed.post\",\"text\":\"hello\"}";
+    if (n < 1 || n > TAP_BATCH_MAX)
+        return ES_ERR_INVALID;
     es_arena *a = NULL;
     es_value *v;
     es_buf cbor = ES_BUF_INIT;
@@ -38,24 +43,35 @@ static inline es_status tap_append_op(es_store *st, const char *did, int n, bool
         s = es_json_decode(record, strlen(record), NULL, a, &v);
     if (s == ES_OK)
         s = es_cbor_encode(v, NULL, &cbor);
-    char rkey[32];
-    snprintf(rkey, sizeof rkey, "3k%06d", n);
-    es_meta meta[] = {{"rkey", rkey}, {"rev", "3mptbypluud2a"}, {"cid", "bafyreib"}, {"live", "false"}};
-    es_event_spec e;
-    es_event_spec_init(&e);
-    e.entity_type = "app_bsky_feed_post";
-    e.entity_id = did;
-    e.event_type = "create";
-    e.data = cbor.data;
-    e.data_len = cbor.len;
-    e.codec = "dag-cbor";
-    e.meta = meta;
-    e.meta_count = live ? 3 : 4;
+    char rkeys[TAP_BATCH_MAX][32];
+    es_meta meta[TAP_BATCH_MAX][4];
+    es_event_spec e[TAP_BATCH_MAX];
+    for (int i = 0; i < n; i++) {
+        snprintf(rkeys[i], sizeof rkeys[i], "3k%06d", from + i);
+        es_meta m[] = {{"rkey", rkeys[i]}, {"rev", "3mptbypluud2a"}, {"cid", "bafyreib"},
+                       {"live", "false"}};
+        memcpy(meta[i], m, sizeof m);
+        es_event_spec_init(&e[i]);
+        e[i].entity_type = "app_bsky_feed_post";
+        e[i].entity_id = did;
+        e[i].event_type = "create";
+        e[i].data = cbor.data;
+        e[i].data_len = cbor.len;
+        e[i].codec = "dag-cbor";
+        e[i].meta = meta[i];
+        e[i].meta_count = live ? 3 : 4;
+    }
     if (s == ES_OK)
-        s = es_append(st, &e, NULL);
+        s = es_append_batch(st, e, (size_t)n, NULL);
     es_buf_free(&cbor);
     es_arena_destroy(a);
     return s;
+}
+
+/* One post created in `did`. */
+static inline es_status tap_append_op(es_store *st, const char *did, int n, bool live)
+{
+    return tap_append_ops(st, did, n, 1, live);
 }
 
 /* Tap's example for repo 0 (H1 H2 L1 H3 H4 L2 H5), repo 1 live only, repo

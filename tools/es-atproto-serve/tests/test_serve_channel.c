@@ -171,10 +171,22 @@ static void expect_quiet(client *c, int ms)
     }
 }
 
+/* Until /metrics shows `line`. */
+static void wait_metric(int port, const char *line)
+{
+    static char body[16384];
+    for (int64_t waited = 0; waited < WAIT_MS; waited += 50) {
+        if (http_get(port, "/metrics", body, sizeof body) == 200 && strstr(body, line) != NULL)
+            return;
+        children_sleep_ms(50);
+    }
+    fail_msg("/metrics never showed %s", line);
+}
+
+/* n historical events of one repo, stored at once (one atomic batch). */
 static void append_historical(store *s, int n, int from)
 {
-    for (int i = 0; i < n; i++)
-        assert_int_equal(tap_append_op(s->st, tap_dids[2], from + i, false), ES_OK);
+    assert_int_equal(tap_append_ops(s->st, tap_dids[2], from, n, false), ES_OK);
 }
 
 /* ---- the tests ---------------------------------------------------------------- */
@@ -194,10 +206,12 @@ static void unacknowledged_events_come_again(void **state)
 
     client a, b;
     connect_to(&a, port);
+    /* up to three: a pull may bring fewer, and its next waits for their acks */
     for (int i = 0; i < 3; i++) {
         json_t *j;
         uint64_t id;
-        assert_int_equal(next_event(&a, 5000, &j, &id), 1);
+        if (!next_event(&a, i == 0 ? 5000 : 1000, &j, &id))
+            break;
         assert_string_equal(json_string_value(json_object_get(j, "type")), "record");
         assert_false(json_is_true(json_object_get(json_object_get(j, "record"), "live")));
         json_decref(j);
@@ -211,9 +225,9 @@ static void unacknowledged_events_come_again(void **state)
     for (uint64_t id = 1; id <= 10; id++) {
         assert_true(b.acked[id]);
         assert_int_equal(b.got[id], id == 2 ? 2 : 1);
-        if (id <= 3)
-            assert_int_equal(a.got[id], 1);
+        assert_true(a.got[id] <= 1);
     }
+    assert_true(a.received >= 1 && a.got[1] == 1); /* what a dropped, b got */
     expect_quiet(&b, 1300); /* what is acknowledged never comes again */
     char body[8192];
     assert_int_equal(http_get(port, "/metrics", body, sizeof body), 200);
@@ -237,17 +251,31 @@ static void two_clients_share_the_events(void **state)
     client c[2];
     connect_to(&c[0], port);
     connect_to(&c[1], port);
-    children_sleep_ms(200); /* both attached */
-    append_historical(&s, 40, 0);
+    wait_metric(port, "es_serve_channel_clients 2"); /* both attached */
+    append_historical(&s, 40, 0); /* at once: a pull takes more than a share */
+    /* No ack until both have some, or until nothing comes for a while (a
+     * pull of one or two events holds the next ones back): a client holds
+     * at most its share (2 of 4), so the other gets the rest meanwhile. */
+    int64_t quiet = 0;
+    uint64_t pending[2][64];
+    size_t npending[2] = {0, 0};
     for (int64_t waited = 0; count_acked(&c[0]) + count_acked(&c[1]) < 40; waited += 20) {
         assert_true(waited < WAIT_MS);
         for (int k = 0; k < 2; k++) {
             json_t *j;
             uint64_t id;
-            while (next_event(&c[k], 10, &j, &id)) {
+            while (npending[k] < 64 && next_event(&c[k], 10, &j, &id)) {
                 json_decref(j);
-                ack(&c[k], id);
+                pending[k][npending[k]++] = id;
             }
+        }
+        size_t before = npending[0] + npending[1];
+        quiet = before == 0 ? 0 : quiet + 20;
+        bool both = c[0].received > 0 && c[1].received > 0;
+        for (int k = 0; k < 2 && (both || quiet >= 300); k++) {
+            for (size_t i = 0; i < npending[k]; i++)
+                ack(&c[k], pending[k][i]);
+            npending[k] = 0;
         }
     }
     print_message("client 1: %zu, client 2: %zu\n", c[0].received, c[1].received);
