@@ -1,7 +1,7 @@
 /* Durable projections against a live server: exactly once without failures,
  * at least once with redelivery, competing instances, stop/restart,
  * multi-filter and start positions, per-entity order under 4 instances,
- * dead letters, and the definition's lifecycle. */
+ * dead letters, the definition's lifecycle, and batches held in progress. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -474,6 +474,125 @@ static void batch_handlers_settle_whole_pulls(void **state)
     }
 }
 
+/* A batch handler that holds its events for `hold_ms` (as a delivery
+ * waiting on acknowledgements from elsewhere would), telling the server
+ * they are still in progress every 100 ms when `keep_alive`. */
+typedef struct holder {
+    int64_t hold_ms;
+    bool keep_alive;
+    _Atomic int calls, in_progress_failed;
+} holder;
+
+static es_status on_held_batch(const es_event *const *evs, size_t n, void *closure)
+{
+    holder *h = closure;
+    h->calls++;
+    for (int64_t t = 0; t < h->hold_ms; t += 100) {
+        conf_sleep_ms(100);
+        for (size_t i = 0; i < n && h->keep_alive; i++)
+            if (es_projection_in_progress(evs[i]) != ES_OK)
+                h->in_progress_failed++;
+    }
+    return ES_OK;
+}
+
+/* An ordered batch held four times its ack wait: without in-progress
+ * notices the server delivers the events again meanwhile (the worker then
+ * skips them, counted), with them it does not. */
+static void long_batches_stay_in_progress(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "held", 3, 1);
+    es_filter f = type_filter("held");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.ack_wait_ms = 500;
+    for (int keep_alive = 0; keep_alive < 2; keep_alive++) {
+        const char *name = keep_alive ? "held_alive" : "held_silent";
+        assert_int_equal(es_projection_create(c->st, name, &cfg), ES_OK);
+        holder h = {.hold_ms = 2000, .keep_alive = keep_alive};
+        es_projection_run_options o;
+        run_options(&o);
+        o.heartbeat_ms = 1000; /* the pull stays open across the hold: redeliveries reach it */
+        es_projection_handler hd = {.on_batch = on_held_batch, .closure = &h};
+        es_projection *p = NULL;
+        assert_int_equal(es_projection_start(c->st, name, &hd, &o, &p), ES_OK);
+        assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+        conf_sleep_ms(300); /* a redelivery queued behind the batch is pulled and skipped */
+        es_projection_stats st;
+        es_projection_stats_get(p, &st);
+        assert_int_equal(es_projection_stop(p), ES_OK);
+        es_projection_destroy(p);
+        assert_int_equal(st.handled, 3);
+        assert_int_equal(h.in_progress_failed, 0);
+        if (keep_alive)
+            assert_int_equal(st.skipped, 0);
+        else
+            assert_true(st.skipped > 0);
+    }
+    /* outside a projection's delivery they are refused */
+    assert_int_equal(es_projection_in_progress(NULL), ES_ERR_INVALID);
+    assert_int_equal(es_projection_ack(NULL), ES_ERR_INVALID);
+}
+
+/* Acknowledges the first two events of its batch at once, then looks at
+ * what the server holds before returning. */
+typedef struct early {
+    es_store *st;
+    _Atomic int calls;
+    uint64_t ack_pending, ack_floor, first;
+} early;
+
+static es_status on_early_batch(const es_event *const *evs, size_t n, void *closure)
+{
+    early *e = closure;
+    if (e->calls > 0 || n < 3) /* the first batch of three or more (a pull may bring fewer) */
+        return ES_OK;
+    e->calls++;
+    e->first = es_event_seq(evs[0]);
+    for (size_t i = 0; i < 2; i++)
+        if (es_projection_ack(evs[i]) != ES_OK)
+            return ES_ERR_DECODE;
+    es_projection_info info;
+    for (int tries = 0; tries < 50; tries++) {
+        conf_sleep_ms(20);
+        if (es_projection_info_get(e->st, "early", &info) == ES_OK &&
+            info.partition[0].ack_pending == n - 2)
+            break;
+    }
+    e->ack_pending = info.partition[0].ack_pending;
+    e->ack_floor = info.partition[0].ack_floor_seq;
+    return ES_OK;
+}
+
+/* es_projection_ack inside a batch: the server has those events done before
+ * the batch returns. */
+static void a_batch_acknowledges_events_early(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "early", 5, 1);
+    es_filter f = type_filter("early");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    assert_int_equal(es_projection_create(c->st, "early", &cfg), ES_OK);
+    early e = {.st = c->st};
+    es_projection_run_options o;
+    run_options(&o);
+    es_projection_handler h = {.on_batch = on_early_batch, .closure = &e};
+    es_projection *p = NULL;
+    assert_int_equal(es_projection_start(c->st, "early", &h, &o, &p), ES_OK);
+    assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+    es_projection_stats st;
+    es_projection_stats_get(p, &st);
+    assert_int_equal(es_projection_stop(p), ES_OK);
+    es_projection_destroy(p);
+    assert_int_equal(e.ack_pending, 3);
+    assert_int_equal(e.ack_floor, e.first + 1);
+    assert_int_equal(st.handled, 5);
+}
+
 static void survives_a_server_restart(void **state)
 {
     (void)state;
@@ -613,6 +732,10 @@ int conf_run_projection(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(definition_lifecycle, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(batch_handlers_settle_whole_pulls, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(long_batches_stay_in_progress, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_batch_acknowledges_events_early, conf_setup,
                                         conf_teardown),
         cmocka_unit_test(survives_a_server_restart),
     };

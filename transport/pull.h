@@ -72,4 +72,8 @@ typedef enum esi_ack_kind {
  * also confirms every acknowledgement this connection sent before it. */
 es_status esi_pull_ack(esi_pull *p, natsMsg *m, esi_ack_kind kind, int64_t delay_ms, bool sync);
 
+/* The same, without waiting, for a delivery held apart from its pull (a
+ * handler telling the server it is still at work): sent on `conn`. */
+es_status esi_js_ack_msg(const esi_conn *conn, natsMsg *m, esi_ack_kind kind, int64_t delay_ms);
+
 #endif

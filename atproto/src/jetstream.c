@@ -1,7 +1,8 @@
 /* Stored events in Jetstream's JSON (<es/atproto_jetstream.h>): the mapping
  * of docs/atproto.md read backwards. The envelope is built as a value tree
- * on the stack around the decoded record, and written by the codecs' JSON
- * encoder, which owns the atproto JSON form ($link, $bytes) and escaping. */
+ * on the stack around the decoded record (value_tree.h), and written by the
+ * codecs' JSON encoder, which owns the atproto JSON form ($link, $bytes)
+ * and escaping. */
 #include <string.h>
 
 #include <es/atproto_jetstream.h>
@@ -9,28 +10,7 @@
 #include <es/json.h>
 
 #include "mapping.h"
-
-static es_value text_value(const char *s, size_t len)
-{
-    es_value v = {.kind = ES_VALUE_STRING};
-    v.u.str.ptr = s;
-    v.u.str.len = len;
-    return v;
-}
-
-static void put(es_value_entry *entries, size_t *n, const char *key, es_value v)
-{
-    entries[*n].key = key;
-    entries[*n].key_len = strlen(key);
-    entries[*n].value = v;
-    (*n)++;
-}
-
-static void put_text(es_value_entry *entries, size_t *n, const char *key, const char *s)
-{
-    if (s != NULL)
-        put(entries, n, key, text_value(s, strlen(s)));
-}
+#include "value_tree.h"
 
 es_status es_atp_jetstream_describe(const es_event *ev, es_atp_jetstream_event *out)
 {
@@ -59,9 +39,7 @@ es_status es_atp_jetstream_describe(const es_event *ev, es_atp_jetstream_event *
     return ES_OK;
 }
 
-/* The payload decoded, or NULL when there is none to show (a delete, an
- * invalid record kept as bytes, a shredded one); *s is set on failure. */
-static es_value *payload_value(const es_event *ev, es_arena *arena, es_status *s)
+es_value *esi_atp_payload_value(const es_event *ev, es_arena *arena, es_status *s)
 {
     const void *data;
     size_t len;
@@ -83,7 +61,7 @@ es_status es_atp_jetstream_encode(const es_event *ev, const es_atp_jetstream_eve
     if (d->kind == ES_ATP_JS_NONE)
         return es_error(ES_ERR_INVALID, "the event has no Jetstream form");
     es_status s;
-    es_value *payload = payload_value(ev, arena, &s);
+    es_value *payload = esi_atp_payload_value(ev, arena, &s);
     if (s != ES_OK)
         return s;
     es_value_entry inner[6], top[4];
@@ -93,13 +71,13 @@ es_status es_atp_jetstream_encode(const es_event *ev, const es_atp_jetstream_eve
                        : d->kind == ES_ATP_JS_IDENTITY ? "identity"
                                                        : "account";
     if (d->kind == ES_ATP_JS_COMMIT) {
-        put_text(inner, &ni, "rev", es_event_meta(ev, "rev"));
-        put_text(inner, &ni, "operation", es_event_event_type(ev));
-        put_text(inner, &ni, "collection", d->collection);
-        put_text(inner, &ni, "rkey", es_event_meta(ev, "rkey"));
+        esi_atp_put_text(inner, &ni, "rev", es_event_meta(ev, "rev"));
+        esi_atp_put_text(inner, &ni, "operation", es_event_event_type(ev));
+        esi_atp_put_text(inner, &ni, "collection", d->collection);
+        esi_atp_put_text(inner, &ni, "rkey", es_event_meta(ev, "rkey"));
         if (payload != NULL)
-            put(inner, &ni, "record", *payload);
-        put_text(inner, &ni, "cid", es_event_meta(ev, "cid"));
+            esi_atp_put(inner, &ni, "record", *payload);
+        esi_atp_put_text(inner, &ni, "cid", es_event_meta(ev, "cid"));
         body.u.map.entries = inner;
         body.u.map.count = ni;
     } else if (payload != NULL && payload->kind == ES_VALUE_MAP) {
@@ -109,12 +87,9 @@ es_status es_atp_jetstream_encode(const es_event *ev, const es_atp_jetstream_eve
     }
     es_value time_us = {.kind = ES_VALUE_INT};
     time_us.u.i = d->time_us;
-    put(top, &nt, "did", text_value(d->did, d->did_len));
-    put(top, &nt, "time_us", time_us);
-    put_text(top, &nt, "kind", kind);
-    put(top, &nt, kind, body);
-    es_value root = {.kind = ES_VALUE_MAP};
-    root.u.map.entries = top;
-    root.u.map.count = nt;
-    return es_json_encode(&root, NULL, out);
+    esi_atp_put(top, &nt, "did", esi_atp_text_value(d->did, d->did_len));
+    esi_atp_put(top, &nt, "time_us", time_us);
+    esi_atp_put_text(top, &nt, "kind", kind);
+    esi_atp_put(top, &nt, kind, body);
+    return esi_atp_encode_map(top, nt, out);
 }

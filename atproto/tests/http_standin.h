@@ -6,7 +6,11 @@
  * head (a stalled server), carry extra headers (Retry-After), announce a
  * Content-Length other than the body's (a body cut short: fewer bytes, then
  * close) or none (the body ends at close), and fail every Nth request with a
- * 500. Test-only; not hardened. */
+ * 500. POSTs (a webhook receiver) go to a handler of the test's, which sees
+ * the head and the body and returns the status; their connections are kept
+ * alive. Several worker threads may accept at once (standin_start_workers),
+ * so requests in flight together are seen together. Test-only; not
+ * hardened. */
 #ifndef ES_ATP_TEST_HTTP_STANDIN_H
 #define ES_ATP_TEST_HTTP_STANDIN_H
 
@@ -18,11 +22,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define STANDIN_ROUTES_MAX 512
+#define STANDIN_ROUTES_MAX  512
+#define STANDIN_WORKERS_MAX 64
+#define STANDIN_HEAD_MAX    8192
+#define STANDIN_BODY_MAX    (1u << 20)
+
+/* A POST's handler: its request head (NUL-terminated, the request line
+ * included) and body; returns the status to answer (the body is empty). It
+ * runs on the worker that read the request, so it may sleep to be slow. */
+typedef int (*standin_post_fn)(void *ctx, const char *head, const void *body, size_t len);
 
 /* What a route answers. */
 typedef struct standin_answer {
@@ -49,7 +62,10 @@ typedef struct standin {
     int fd;
     int port;
     int stop; /* read and written with __atomic: the server thread polls it */
-    pthread_t thread;
+    pthread_t threads[STANDIN_WORKERS_MAX];
+    unsigned nthreads;
+    standin_post_fn post; /* set before the start; NULL: POSTs get 405 */
+    void *post_ctx;
     pthread_mutex_t lock;
     standin_route routes[STANDIN_ROUTES_MAX];
     size_t nroutes;
@@ -158,19 +174,92 @@ static inline standin_answer standin_lookup(standin *s, const char *path)
     return a;
 }
 
-/* Reads the request head, answers it, closes. */
+/* Waits up to 50 ms at a time for bytes from `c` until stop; recv's result
+ * (0: closed, or stopped). */
+static inline ssize_t standin_recv(standin *s, int c, char *buf, size_t cap)
+{
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        struct pollfd p = {c, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0)
+            return recv(c, buf, cap, 0);
+    }
+    return 0;
+}
+
+/* Reads one request head into req[STANDIN_HEAD_MAX] (NUL-terminated);
+ * *n gets the bytes read, which may run past the head into the body.
+ * Returns the head's length, 0 when the connection ends first. */
+static inline size_t standin_read_head(standin *s, int c, char *req, size_t *n)
+{
+    *n = 0;
+    while (*n < STANDIN_HEAD_MAX - 1) {
+        ssize_t got = standin_recv(s, c, req + *n, STANDIN_HEAD_MAX - 1 - *n);
+        if (got <= 0)
+            return 0;
+        *n += (size_t)got;
+        req[*n] = '\0';
+        char *end = strstr(req, "\r\n\r\n");
+        if (end != NULL)
+            return (size_t)(end + 4 - req);
+    }
+    return 0;
+}
+
+/* The Content-Length of a request head, 0 when absent. */
+static inline size_t standin_content_length(const char *head)
+{
+    static const char name[] = "\r\ncontent-length:";
+    for (const char *p = head; (p = strchr(p, '\r')) != NULL; p++)
+        if (strncasecmp(p, name, sizeof name - 1) == 0)
+            return (size_t)strtoull(p + sizeof name - 1, NULL, 10);
+    return 0;
+}
+
+/* Answers the POSTs of one kept-alive connection (`req` holds the first
+ * head, `n` bytes read so far) until the client closes or the stand-in
+ * stops. */
+static inline void standin_serve_posts(standin *s, int c, char *req, size_t head_len, size_t n)
+{
+    while (head_len > 0) {
+        size_t len = standin_content_length(req);
+        if (len > STANDIN_BODY_MAX)
+            return;
+        char *body = malloc(len + 1);
+        size_t have = n - head_len < len ? n - head_len : len;
+        memcpy(body, req + head_len, have);
+        while (have < len) {
+            ssize_t got = standin_recv(s, c, body + have, len - have);
+            if (got <= 0)
+                break;
+            have += (size_t)got;
+        }
+        req[head_len] = '\0';
+        pthread_mutex_lock(&s->lock);
+        s->requests++;
+        pthread_mutex_unlock(&s->lock);
+        int status = have < len ? 0 : s->post != NULL ? s->post(s->post_ctx, req, body, len) : 405;
+        free(body);
+        if (status == 0) /* the handler hangs up, or the body never came */
+            return;
+        char head[256];
+        int hn = snprintf(head, sizeof head,
+                          "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+                          status);
+        standin_send_all(c, head, (size_t)hn);
+        head_len = standin_read_head(s, c, req, &n);
+    }
+}
+
+/* Reads the request head, answers it, closes (a GET), or answers POSTs
+ * while the client keeps the connection. */
 static inline void standin_serve(standin *s, int c)
 {
-    char req[8192];
-    size_t n = 0;
-    while (n < sizeof req - 1) {
-        ssize_t got = recv(c, req + n, sizeof req - 1 - n, 0);
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-        req[n] = '\0';
-        if (strstr(req, "\r\n\r\n") != NULL)
-            break;
+    char req[STANDIN_HEAD_MAX];
+    size_t n;
+    size_t head_len = standin_read_head(s, c, req, &n);
+    if (head_len > 0 && strncmp(req, "POST ", 5) == 0) {
+        standin_serve_posts(s, c, req, head_len, n);
+        return;
     }
     req[n] = '\0';
     char path[4096] = "";
@@ -198,7 +287,7 @@ static inline void *standin_main(void *arg)
         struct pollfd p = {s->fd, POLLIN, 0};
         if (poll(&p, 1, 50) <= 0)
             continue;
-        int c = accept(s->fd, NULL, NULL);
+        int c = accept(s->fd, NULL, NULL); /* non-blocking: another worker may take it first */
         if (c < 0)
             continue;
         standin_serve(s, c);
@@ -207,27 +296,44 @@ static inline void *standin_main(void *arg)
     return NULL;
 }
 
-/* Starts a stand-in on 127.0.0.1, an ephemeral port; 0 on success. */
-static inline int standin_start(standin *s)
+/* Starts a stand-in on 127.0.0.1, an ephemeral port, with `workers`
+ * threads (1 to STANDIN_WORKERS_MAX) accepting connections, and `post`
+ * (with `post_ctx`) answering POSTs (NULL: 405). 0 on success. */
+static inline int standin_start_workers(standin *s, unsigned workers, standin_post_fn post,
+                                        void *post_ctx)
 {
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    s->post = post;
+    s->post_ctx = post_ctx;
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t alen = sizeof a;
-    if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->fd, 16) != 0 ||
+    if (workers < 1 || workers > STANDIN_WORKERS_MAX || s->fd < 0 ||
+        bind(s->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->fd, 128) != 0 ||
         getsockname(s->fd, (struct sockaddr *)&a, &alen) != 0)
         return -1;
     s->port = ntohs(a.sin_port);
-    return pthread_create(&s->thread, NULL, standin_main, s);
+    for (; s->nthreads < workers; s->nthreads++)
+        if (pthread_create(&s->threads[s->nthreads], NULL, standin_main, s) != 0)
+            return -1;
+    return 0;
+}
+
+/* Starts a stand-in on 127.0.0.1, an ephemeral port, one connection at a
+ * time; 0 on success. */
+static inline int standin_start(standin *s)
+{
+    return standin_start_workers(s, 1, NULL, NULL);
 }
 
 static inline void standin_stop(standin *s)
 {
     __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
-    pthread_join(s->thread, NULL);
+    for (unsigned i = 0; i < s->nthreads; i++)
+        pthread_join(s->threads[i], NULL);
     close(s->fd);
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].path);

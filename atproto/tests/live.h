@@ -35,6 +35,19 @@ static inline int live_store_create(live_store *ls, const char *prefix)
     return 1;
 }
 
+/* cmocka group fixtures over one scratch store <prefix><pid> kept in `ls`
+ * (static storage): *state becomes ls, or NULL without NATS_URL (the tests
+ * skip with LIVE_SKIP_WITHOUT_SERVER). */
+static inline int live_group_setup(void **state, live_store *ls, const char *prefix)
+{
+    *state = NULL;
+    int made = live_store_create(ls, prefix);
+    if (made <= 0)
+        return made;
+    *state = ls;
+    return 0;
+}
+
 /* In a cmocka test whose setup left `ctx` NULL (no NATS_URL): skip it. */
 #define LIVE_SKIP_WITHOUT_SERVER(ctx)                                                              \
     do {                                                                                           \
@@ -57,6 +70,13 @@ static inline void live_store_destroy(live_store *ls)
     es_store_destroy(ls->store);
     es_store_delete(ls->nc, ls->name, NULL);
     natsConnection_Destroy(ls->nc);
+}
+
+static inline int live_group_teardown(void **state)
+{
+    if (*state != NULL)
+        live_store_destroy(*state);
+    return 0;
 }
 
 #endif

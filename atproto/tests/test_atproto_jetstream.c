@@ -18,6 +18,7 @@
 #include <es/json.h>
 
 #include "live.h"
+#include "stored_events.h"
 
 #define DID  "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 #define CID1 "bafyreiftot7eltsc3f6g4qktykmbv6jcmdmhcx5osscan6jpdxkpqcmcza"
@@ -42,17 +43,6 @@ static int teardown(void **state)
     if (*state != NULL)
         live_store_destroy(*state);
     return 0;
-}
-
-/* The DAG-CBOR of a JSON text (atproto form), in `out`. */
-static void dag_cbor(const char *json, es_buf *out)
-{
-    es_arena *a;
-    assert_int_equal(es_arena_create(0, &a), ES_OK);
-    es_value *v;
-    assert_int_equal(es_json_decode(json, strlen(json), NULL, a, &v), ES_OK);
-    assert_int_equal(es_cbor_encode(v, NULL, out), ES_OK);
-    es_arena_destroy(a);
 }
 
 /* What one stored event renders as. */
@@ -100,25 +90,6 @@ static rendered append_and_render(es_store *st, es_event_spec *e, size_t limit)
     es_arena_destroy(r.arena);
     r.arena = NULL;
     return r;
-}
-
-/* An event; with `cbor`, its payload as DAG-CBOR. */
-static es_event_spec spec(const char *type, const char *id, const char *event,
-                          const es_buf *cbor, const es_meta *meta, size_t meta_count)
-{
-    es_event_spec e;
-    memset(&e, 0, sizeof e);
-    e.entity_type = type;
-    e.entity_id = id;
-    e.event_type = event;
-    if (cbor != NULL) {
-        e.data = cbor->data;
-        e.data_len = cbor->len;
-        e.codec = "dag-cbor";
-    }
-    e.meta = meta;
-    e.meta_count = meta_count;
-    return e;
 }
 
 /* got equals the JSON text want, time_us aside (checked against the

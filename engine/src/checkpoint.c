@@ -169,6 +169,7 @@ es_status es_checkpoints_open_bucket(es_store *store, es_checkpoint_bucket set,
     case ES_CHECKPOINTS_REPOS: kind = ES_BUCKET_REPOS; break;
     case ES_CHECKPOINTS_IDENTITY: kind = ES_BUCKET_IDENTITY; break;
     case ES_CHECKPOINTS_TRACKED: kind = ES_BUCKET_TRACKED; break;
+    case ES_CHECKPOINTS_DEAD_LETTERS: kind = ES_BUCKET_DEAD_LETTERS; break;
     default: return es_error(ES_ERR_INVALID, "es_checkpoints_open_bucket: no such set %d", (int)set);
     }
     return esi_checkpoints_open_kind(store, kind, history, out);

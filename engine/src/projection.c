@@ -307,6 +307,25 @@ static void handle_batch(worker *w, esi_pull_batch *b)
     }
 }
 
+/* A handler's own answer for one event it holds. */
+static es_status answer(const es_event *ev, esi_ack_kind kind, const char *what)
+{
+    esi_js_delivery d;
+    if (ev == NULL || ev->msg == NULL || !esi_js_delivery_parse(esi_msg_reply(ev->msg), &d))
+        return es_error(ES_ERR_INVALID, "%s: not an event a projection delivered", what);
+    return esi_js_ack_msg(esi_js_conn(ev->st->js), ev->msg, kind, 0);
+}
+
+es_status es_projection_in_progress(const es_event *ev)
+{
+    return answer(ev, ES_PROGRESS, "es_projection_in_progress");
+}
+
+es_status es_projection_ack(const es_event *ev)
+{
+    return answer(ev, ES_ACK, "es_projection_ack");
+}
+
 /* ---- workers ----------------------------------------------------------------- */
 
 /* Lets another instance take the partition now rather than after the pin

@@ -50,6 +50,7 @@ static const char *const bucket_suffixes[ES_BUCKET_KINDS] = {
     [ES_BUCKET_IDENTITY] = "identity",
     [ES_BUCKET_TRACKED] = "tracked",
     [ES_BUCKET_TYPES] = "types",
+    [ES_BUCKET_DEAD_LETTERS] = "dead_letters",
 };
 
 const char *esi_bucket_kind_name(esi_bucket_kind kind)

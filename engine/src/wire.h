@@ -48,8 +48,9 @@ typedef enum esi_bucket_kind {
     ES_BUCKET_IDENTITY,    /* es_checkpoints_open_bucket(ES_CHECKPOINTS_IDENTITY): cached identities */
     ES_BUCKET_TRACKED,     /* es_checkpoints_open_bucket(ES_CHECKPOINTS_TRACKED): tracked sources */
     ES_BUCKET_TYPES,       /* es/entity_types.h: the entity types that have events */
+    ES_BUCKET_DEAD_LETTERS, /* es_checkpoints_open_bucket(ES_CHECKPOINTS_DEAD_LETTERS): given up */
 } esi_bucket_kind;
-#define ES_BUCKET_KINDS 8 /* every kind above: what es_store_delete removes */
+#define ES_BUCKET_KINDS 9 /* every kind above: what es_store_delete removes */
 
 /* What a kind of bucket keeps, its name's suffix ("keys"). */
 const char *esi_bucket_kind_name(esi_bucket_kind kind);

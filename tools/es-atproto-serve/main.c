@@ -14,10 +14,13 @@
 #include <es/es.h>
 #include <es/version.h>
 
+#include "channel.h"
 #include "cli.h"
+#include "dispatch.h"
 #include "health.h"
 #include "nsfilter.h"
 #include "server.h"
+#include "webhook.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -39,6 +42,8 @@ static void usage(FILE *out)
             "                   requireHello, and options_update messages\n"
             "  GET /health      {\"status\":\"ok\"} when NATS and the store's stream answer,\n"
             "                   else 503 with the reason\n"
+            "  GET /channel     with --channel: WebSocket, Tap's delivery: every event once\n"
+            "                   acknowledged ({\"type\":\"ack\",\"id\":N}), shared by the clients\n"
             "\n"
             "Options (each also from the environment variable named):\n"
             "  --store NAME            the event store (ES_STORE; default atproto)\n"
@@ -61,7 +66,30 @@ static void usage(FILE *out)
             "  --tls-key FILE          its private key (PEM) (ES_TLS_KEY); --tls-cert and\n"
             "                          --tls-key go together. (--tlscert, --tlskey and --tlsca\n"
             "                          below are the NATS connection's own.)\n"
+            "  --channel MODE          serve GET /channel: acks (clients acknowledge each event)\n"
+            "                          or fire-and-forget (done once written) (ES_CHANNEL)\n"
+            "  --ack-timeout DUR       an event not acknowledged this long goes again, to any\n"
+            "                          client (ES_ACK_TIMEOUT; default 60s)\n"
+            "  --max-in-flight N       events sent and not acknowledged, at most\n"
+            "                          (ES_MAX_IN_FLIGHT; 1..256, default 32)\n"
+            "  --takeover-after DUR    events a dead instance held go to another (or to it,\n"
+            "                          restarted) after this (ES_TAKEOVER_AFTER; default 30s)\n"
+            "  --tap-consumer NAME     the durable consumer of Tap-style delivery; instances\n"
+            "                          sharing it share its position (ES_TAP_CONSUMER;\n"
+            "                          default tap)\n"
             "  --version, --help\n"
+            "\n"
+            "Tap-style delivery to a webhook (docs/serve.md, \"Webhooks\"):\n"
+            "  --webhook-url URL       POST each event's Tap JSON there; a 2xx acknowledges it\n"
+            "                          (ES_WEBHOOK_URL; default: no webhook)\n"
+            "  --webhook-secret TEXT   sign requests: X-Es-Signature: t=<unix>,v1=<hex\n"
+            "                          HMAC-SHA256 of \"<t>.<body>\"> (ES_WEBHOOK_SECRET)\n"
+            "  --webhook-attempts N    requests per event before its dead letter\n"
+            "                          (ES_WEBHOOK_ATTEMPTS; default 10)\n"
+            "  --webhook-timeout DUR   one request (ES_WEBHOOK_TIMEOUT; default 10s)\n"
+            "  --webhook-backoff DUR   the first retry's delay, doubled up to 60s, with jitter\n"
+            "                          (ES_WEBHOOK_BACKOFF; default 1s)\n"
+            "  (with --max-in-flight, --takeover-after and --tap-consumer as for /channel)\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
             es_cli_conn_help);
@@ -78,6 +106,16 @@ enum {
     OPT_ADMIN_TOKEN,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_CHANNEL,
+    OPT_ACK_TIMEOUT,
+    OPT_MAX_IN_FLIGHT,
+    OPT_TAKEOVER_AFTER,
+    OPT_TAP_CONSUMER,
+    OPT_WEBHOOK_URL,
+    OPT_WEBHOOK_SECRET,
+    OPT_WEBHOOK_ATTEMPTS,
+    OPT_WEBHOOK_TIMEOUT,
+    OPT_WEBHOOK_BACKOFF,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -93,6 +131,16 @@ static const es_cli_option options[] = {
     {"admin-token", 0, true, OPT_ADMIN_TOKEN},
     {"tls-cert", 0, true, OPT_TLS_CERT},
     {"tls-key", 0, true, OPT_TLS_KEY},
+    {"channel", 0, true, OPT_CHANNEL},
+    {"ack-timeout", 0, true, OPT_ACK_TIMEOUT},
+    {"max-in-flight", 0, true, OPT_MAX_IN_FLIGHT},
+    {"takeover-after", 0, true, OPT_TAKEOVER_AFTER},
+    {"tap-consumer", 0, true, OPT_TAP_CONSUMER},
+    {"webhook-url", 0, true, OPT_WEBHOOK_URL},
+    {"webhook-secret", 0, true, OPT_WEBHOOK_SECRET},
+    {"webhook-attempts", 0, true, OPT_WEBHOOK_ATTEMPTS},
+    {"webhook-timeout", 0, true, OPT_WEBHOOK_TIMEOUT},
+    {"webhook-backoff", 0, true, OPT_WEBHOOK_BACKOFF},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -110,6 +158,16 @@ static const es_cli_env environment[] = {
     {"ES_ADMIN_TOKEN", OPT_ADMIN_TOKEN},
     {"ES_TLS_CERT", OPT_TLS_CERT},
     {"ES_TLS_KEY", OPT_TLS_KEY},
+    {"ES_CHANNEL", OPT_CHANNEL},
+    {"ES_ACK_TIMEOUT", OPT_ACK_TIMEOUT},
+    {"ES_MAX_IN_FLIGHT", OPT_MAX_IN_FLIGHT},
+    {"ES_TAKEOVER_AFTER", OPT_TAKEOVER_AFTER},
+    {"ES_TAP_CONSUMER", OPT_TAP_CONSUMER},
+    {"ES_WEBHOOK_URL", OPT_WEBHOOK_URL},
+    {"ES_WEBHOOK_SECRET", OPT_WEBHOOK_SECRET},
+    {"ES_WEBHOOK_ATTEMPTS", OPT_WEBHOOK_ATTEMPTS},
+    {"ES_WEBHOOK_TIMEOUT", OPT_WEBHOOK_TIMEOUT},
+    {"ES_WEBHOOK_BACKOFF", OPT_WEBHOOK_BACKOFF},
     {NULL, 0},
 };
 
@@ -119,6 +177,10 @@ typedef struct config {
     char host[256];
     server_options server;
     int64_t health_interval_ms;
+    bool channel;            /* --channel: Tap-style delivery to GET /channel */
+    channel_config channel_cfg;
+    dispatch_config tap;
+    webhook_options hook; /* --webhook-url: Tap-style delivery to a webhook instead */
 } config;
 
 static bool parse_listen(const char *text, config *c)
@@ -194,6 +256,35 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;
     case OPT_HEALTH_INTERVAL: ok = positive_ms(value, "--health-interval", &c->health_interval_ms); break;
     case OPT_RECORD_MAX: ok = positive_size(value, "--record-max", &c->server.sub.record_max); break;
+    case OPT_WEBHOOK_URL: c->hook.url = value; break;
+    case OPT_WEBHOOK_SECRET: c->hook.secret = value; break;
+    case OPT_WEBHOOK_TIMEOUT: ok = positive_ms(value, "--webhook-timeout", &c->hook.timeout_ms); break;
+    case OPT_WEBHOOK_BACKOFF: ok = positive_ms(value, "--webhook-backoff", &c->hook.backoff_first_ms); break;
+    case OPT_WEBHOOK_ATTEMPTS:
+        ok = es_cli_parse_u64(value, "--webhook-attempts", &n) && n > 0 && n <= 1000;
+        if (ok)
+            c->hook.attempts = (unsigned)n;
+        else
+            es_cli_usage("--webhook-attempts must be 1 to 1000");
+        break;
+    case OPT_CHANNEL:
+        c->channel = true;
+        c->channel_cfg.fire_and_forget = strcmp(value, "fire-and-forget") == 0;
+        if (strcmp(value, "acks") != 0 && !c->channel_cfg.fire_and_forget) {
+            es_cli_usage("--channel is acks or fire-and-forget, not '%.40s'", value);
+            ok = false;
+        }
+        break;
+    case OPT_ACK_TIMEOUT: ok = positive_ms(value, "--ack-timeout", &c->channel_cfg.ack_timeout_ms); break;
+    case OPT_TAKEOVER_AFTER: ok = positive_ms(value, "--takeover-after", &c->tap.takeover_ms); break;
+    case OPT_TAP_CONSUMER: c->tap.consumer = value; break;
+    case OPT_MAX_IN_FLIGHT:
+        ok = es_cli_parse_u64(value, "--max-in-flight", &n) && n > 0 && n <= DISPATCH_IN_FLIGHT_MAX;
+        if (ok)
+            c->tap.max_in_flight = c->channel_cfg.max_in_flight = (int)n;
+        else
+            es_cli_usage("--max-in-flight must be 1 to %d", DISPATCH_IN_FLIGHT_MAX);
+        break;
     case OPT_MAX_SUBSCRIBERS:
         ok = es_cli_parse_u64(value, "--max-subscribers", &n) && n > 0 && n <= 1000000;
         if (ok)
@@ -223,6 +314,9 @@ static int parse(int argc, char **argv, config *c)
     c->server.sub.slow_timeout_ms = 10000;
     c->server.sub.record_max = 8u << 20;
     c->health_interval_ms = 1000;
+    channel_config_init(&c->channel_cfg);
+    dispatch_config_init(&c->tap);
+    webhook_options_init(&c->hook);
     if (es_cli_env_apply(environment, set_option, c) == ES_CLI_ERROR)
         return ES_EXIT_USAGE + 1;
     es_cli_parser p;
@@ -246,7 +340,45 @@ static int parse(int argc, char **argv, config *c)
     if ((c->server.tls_cert == NULL) != (c->server.tls_key == NULL))
         return es_cli_usage("--tls-cert and --tls-key go together") + 1;
     c->server.host = c->host;
+    if (c->channel && c->hook.url != NULL)
+        return es_cli_usage("--channel and --webhook-url: Tap-style delivery has one target") + 1;
     return 0;
+}
+
+/* Tap-style delivery: the dispatcher and its one target, GET /channel's
+ * clients or the webhook, started. */
+static es_status start_tap(es_store *st, config *c)
+{
+    if (!c->channel && c->hook.url == NULL)
+        return ES_OK;
+    if (c->tap.takeover_ms < 1000)
+        return es_error(ES_ERR_INVALID, "--takeover-after must be at least 1s");
+    tap_target t = {NULL, NULL};
+    es_status s = dispatch_create(st, &c->tap, &c->server.tap);
+    if (s == ES_OK && c->channel) {
+        s = channel_create(&c->channel_cfg, dispatch_done, c->server.tap, &c->server.channel);
+        if (s == ES_OK)
+            t = channel_target(c->server.channel);
+    } else if (s == ES_OK) {
+        c->hook.max_in_flight = (size_t)c->tap.max_in_flight;
+        s = webhook_start(&c->hook, dispatch_done, c->server.tap, &c->server.webhook);
+        if (s == ES_OK)
+            t = webhook_target(c->server.webhook);
+    }
+    if (s == ES_OK)
+        s = dispatch_start(c->server.tap, &t);
+    return s;
+}
+
+/* The webhook stops calling the dispatcher back first (its answers come on
+ * a thread of its own); the dispatcher stops sending before its target
+ * goes. Events not done stay unacknowledged in the store. */
+static void stop_tap(config *c)
+{
+    webhook_stop(c->server.webhook);
+    dispatch_destroy(c->server.tap);
+    channel_destroy(c->server.channel);
+    webhook_destroy(c->server.webhook);
 }
 
 int main(int argc, char **argv)
@@ -269,9 +401,11 @@ int main(int argc, char **argv)
         r = es_cli_fail(s, "opening the store");
     else if ((s = health_start(st, c.health_interval_ms, &h)) != ES_OK)
         r = es_cli_fail(s, "starting");
-    else if (ns_index_open(st, &c.server.sub.ns) != ES_OK) /* a user that may not create it */
+    if (s == ES_OK && ns_index_open(st, &c.server.sub.ns) != ES_OK) /* a user that may not create it */
         fprintf(stderr, "es-atproto-serve: no entity-type index (%s): wantedCollections are "
                         "filtered here, not by the NATS server\n", es_last_error());
+    if (s == ES_OK && (s = start_tap(st, &c)) != ES_OK)
+        r = es_cli_fail(s, c.channel ? "starting /channel" : "starting the webhook delivery");
     if (s == ES_OK) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
@@ -279,6 +413,7 @@ int main(int argc, char **argv)
         r = server_run(st, h, &c.server, &stop_requested) == 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
     }
     ns_index_close(c.server.sub.ns);
+    stop_tap(&c);
     health_destroy(h);
     es_store_destroy(st);
     es_cli_disconnect(nc);

@@ -22,6 +22,7 @@
 #define SUBSCRIBE_PATH   "/subscribe"
 #define HEALTH_PATH      "/health"
 #define METRICS_PATH     "/metrics"
+#define CHANNEL_PATH     "/channel"
 #define QUERY_ARG_MAX    4096
 #define HTTP_HEADERS_MAX 32768 /* long query strings (wantedDids) fit */
 
@@ -49,6 +50,7 @@ typedef struct reap_job {
 
 typedef struct session {
     subscriber *sub;
+    channel_client *tap; /* a /channel client instead */
     es_buf rx; /* a client message arriving in fragments, or an admin request's body */
     bool admin_post;   /* an admin POST whose body is arriving */
     bool admin_over;   /* ... past ADMIN_BODY_MAX */
@@ -146,6 +148,12 @@ static int respond_metrics(struct lws *wsi)
                    "Subscribers the server closed, by reason.");
     es_prom_sample(&b, "es_serve_closed_total", "reason", "too_slow", (double)srv->closed_slow);
     es_prom_sample(&b, "es_serve_closed_total", "reason", "policy", (double)srv->closed_policy);
+    if (srv->o.tap != NULL)
+        dispatch_metrics(srv->o.tap, &b);
+    if (srv->o.channel != NULL)
+        channel_metrics(srv->o.channel, &b);
+    if (srv->o.webhook != NULL)
+        webhook_metrics(srv->o.webhook, &b);
     int r = -1;
     unsigned char head[LWS_PRE + 512], *start = head + LWS_PRE, *p = start,
                                        *end = head + sizeof head - 1;
@@ -224,9 +232,10 @@ static int on_http(struct lws *wsi, session *ss, const char *path)
         bool ok = health_report(server_of(wsi)->health, body, sizeof body);
         return respond(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE, body);
     }
-    if (strcmp(path, SUBSCRIBE_PATH) == 0)
+    if (strcmp(path, SUBSCRIBE_PATH) == 0 ||
+        (strcmp(path, CHANNEL_PATH) == 0 && server_of(wsi)->o.channel != NULL))
         return respond(wsi, HTTP_STATUS_BAD_REQUEST,
-                       "{\"error\":\"/subscribe is a WebSocket: send an Upgrade request\"}");
+                       "{\"error\":\"a WebSocket: send an Upgrade request\"}");
     return respond(wsi, HTTP_STATUS_NOT_FOUND, "{\"error\":\"not found\"}");
 }
 
@@ -236,10 +245,21 @@ static int close_with(struct lws *wsi, int code, const char *reason)
     return -1;
 }
 
-/* Only /subscribe upgrades, and no more subscribers than allowed. */
+/* Is this upgrade for /channel (when served)? */
+static bool channel_request(struct lws *wsi)
+{
+    char uri[256];
+    return server_of(wsi)->o.channel != NULL &&
+           lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
+           strcmp(uri, CHANNEL_PATH) == 0;
+}
+
+/* Only /subscribe and /channel upgrade, and no more subscribers than allowed. */
 static int filter_connection(struct lws *wsi)
 {
     char uri[256];
+    if (channel_request(wsi))
+        return 0;
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(uri, SUBSCRIBE_PATH) != 0)
         return -1;
@@ -266,6 +286,12 @@ static int refuse(struct lws *wsi, session *ss, int code, const char *reason)
 static int on_established(struct lws *wsi, session *ss)
 {
     server *srv = server_of(wsi);
+    if (channel_request(wsi)) {
+        if (channel_attach(srv->o.channel, &ss->tap) != ES_OK)
+            return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        lws_callback_on_writable(wsi); /* events may be waiting already */
+        return 0;
+    }
     sub_config cfg = srv->o.sub;
     cfg.headroom = LWS_PRE;
     cfg.wake = wake;
@@ -289,16 +315,24 @@ static int on_established(struct lws *wsi, session *ss)
     return 0;
 }
 
-static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
+/* A client message arriving in fragments, gathered in ss->rx: 1 when it is
+ * whole, 0 when more is to come, -1 when the connection must close. */
+static int gather(struct lws *wsi, session *ss, const void *in, size_t len)
 {
-    if (ss->sub == NULL)
-        return -1;
     if (ss->rx.len + len > SUB_MESSAGE_MAX)
         return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
     if (es_buf_append(&ss->rx, in, len) != ES_OK)
         return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
-        return 0;
+    return lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+}
+
+static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
+{
+    if (ss->sub == NULL)
+        return -1;
+    int whole = gather(wsi, ss, in, len);
+    if (whole <= 0)
+        return whole;
     es_status s = subscriber_message(ss->sub, (const char *)ss->rx.data, ss->rx.len);
     ss->rx.len = 0;
     return s == ES_OK ? 0 : close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
@@ -332,10 +366,47 @@ static int on_writeable(struct lws *wsi, session *ss)
     return 0;
 }
 
+/* A /channel client's connection: acks in, events out (channel.h). */
+static int on_channel(struct lws *wsi, session *ss, enum lws_callback_reasons reason,
+                      const void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_RECEIVE) {
+        int whole = gather(wsi, ss, in, len);
+        if (whole <= 0)
+            return whole;
+        es_status s = channel_client_message(ss->tap, (const char *)ss->rx.data, ss->rx.len);
+        ss->rx.len = 0;
+        return s == ES_OK ? 0 : close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
+    }
+    if (reason == LWS_CALLBACK_SERVER_WRITEABLE) {
+        channel_msg *m = channel_client_next(ss->tap);
+        if (m == NULL)
+            return 0;
+        int n = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        bool whole = n >= (int)m->len;
+        if (whole)
+            channel_client_written(ss->tap, m->id);
+        free(m);
+        if (!whole)
+            return -1;
+        lws_callback_on_writable(wsi); /* there may be more */
+        return 0;
+    }
+    /* LWS_CALLBACK_CLOSED */
+    channel_detach(ss->tap);
+    ss->tap = NULL;
+    es_buf_free(&ss->rx);
+    return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
     session *ss = user;
+    if (ss != NULL && ss->tap != NULL &&
+        (reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
+         reason == LWS_CALLBACK_CLOSED))
+        return on_channel(wsi, ss, reason, in, len);
     switch (reason) {
     case LWS_CALLBACK_HTTP: return on_http(wsi, ss, (const char *)in);
     case LWS_CALLBACK_HTTP_BODY: return on_admin_body(ss, in, len);
@@ -415,6 +486,9 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
         admin_close(srv.admin);
         return 1;
     }
+    if (o->channel != NULL) {
+        channel_set_loop(o->channel, LWS_PRE, wake, srv.ctx);
+    }
     struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "default");
     printf("listening on %s:%d%s\n", o->host, vh ? lws_get_vhost_listen_port(vh) : o->port,
            o->tls_cert ? " (TLS)" : "");
@@ -423,6 +497,8 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     while (!*stop && lws_service(srv.ctx, 0) >= 0)
         ;
     lws_sul_cancel(&srv.tick);
+    if (o->channel != NULL)
+        channel_set_loop(o->channel, LWS_PRE, NULL, NULL); /* the loop goes: nothing wakes it any more */
     lws_context_destroy(srv.ctx); /* closes every connection: their subscribers end */
     server_end(&srv);
     admin_close(srv.admin);

@@ -8,8 +8,11 @@
 
 #include <es/es.h>
 
+#include "channel.h"
+#include "dispatch.h"
 #include "health.h"
 #include "subscriber.h"
+#include "webhook.h"
 
 typedef struct server_options {
     const char *host; /* the interface to listen on */
@@ -19,6 +22,9 @@ typedef struct server_options {
     const char *tls_cert;    /* --tls-cert, --tls-key: HTTPS and WSS only (NULL: plain) */
     const char *tls_key;
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
+    channel *channel; /* GET /channel, Tap-style (NULL: not served) */
+    dispatch *tap;    /* its dispatcher, for /metrics */
+    webhook *webhook; /* Tap-style delivery's webhook target, for /metrics (NULL: none) */
 } server_options;
 
 /* Serves until *stop is set (a signal). Prints "listening on HOST:PORT"

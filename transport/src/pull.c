@@ -207,25 +207,41 @@ es_status esi_pull_next(esi_pull *p, int max, const atomic_bool *stop, esi_pull_
     return ES_OK;
 }
 
-es_status esi_pull_ack(esi_pull *p, natsMsg *m, esi_ack_kind kind, int64_t delay_ms, bool sync)
+/* The body JetStream reads on a delivery's reply subject. */
+static void ack_body(esi_ack_kind kind, int64_t delay_ms, char *body, size_t size)
+{
+    switch (kind) {
+    case ES_ACK: snprintf(body, size, "+ACK"); break;
+    case ES_TERM: snprintf(body, size, "+TERM"); break;
+    case ES_PROGRESS: snprintf(body, size, "+WPI"); break;
+    case ES_NAK:
+        if (delay_ms > 0)
+            snprintf(body, size, "-NAK {\"delay\":%" PRId64 "}", delay_ms * 1000000);
+        else
+            snprintf(body, size, "-NAK");
+        break;
+    }
+}
+
+es_status esi_js_ack_msg(const esi_conn *conn, natsMsg *m, esi_ack_kind kind, int64_t delay_ms)
 {
     const char *reply = esi_msg_reply(m);
     if (reply == NULL || reply[0] == '\0')
         return es_error(ES_ERR_PROTOCOL, "ack: the message has no reply subject");
     char body[64];
-    switch (kind) {
-    case ES_ACK: snprintf(body, sizeof body, "+ACK"); break;
-    case ES_TERM: snprintf(body, sizeof body, "+TERM"); break;
-    case ES_PROGRESS: snprintf(body, sizeof body, "+WPI"); break;
-    case ES_NAK:
-        if (delay_ms > 0)
-            snprintf(body, sizeof body, "-NAK {\"delay\":%" PRId64 "}", delay_ms * 1000000);
-        else
-            snprintf(body, sizeof body, "-NAK");
-        break;
-    }
+    ack_body(kind, delay_ms, body, sizeof body);
+    return conn->ops->publish_data(conn->ctx, reply, NULL, body, strlen(body));
+}
+
+es_status esi_pull_ack(esi_pull *p, natsMsg *m, esi_ack_kind kind, int64_t delay_ms, bool sync)
+{
     if (!sync)
-        return p->conn->ops->publish_data(p->conn->ctx, reply, NULL, body, strlen(body));
+        return esi_js_ack_msg(p->conn, m, kind, delay_ms);
+    const char *reply = esi_msg_reply(m);
+    if (reply == NULL || reply[0] == '\0')
+        return es_error(ES_ERR_PROTOCOL, "ack: the message has no reply subject");
+    char body[64];
+    ack_body(kind, delay_ms, body, sizeof body);
     natsMsg *answer = NULL;
     es_status s =
         p->conn->ops->request(p->conn->ctx, reply, body, strlen(body), p->api_timeout_ms, &answer);

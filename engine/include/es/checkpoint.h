@@ -64,6 +64,9 @@ typedef enum es_checkpoint_bucket {
     ES_CHECKPOINTS_TRACKED,     /* ES_<store>_tracked: one entry per source the store follows, e.g.
                                    the ATProto tracked repositories (es/atproto_tracked.h);
                                    history 1 */
+    ES_CHECKPOINTS_DEAD_LETTERS, /* ES_<store>_dead_letters: one entry per event a deliverer gave
+                                    up on (position: its sequence; data: why), e.g.
+                                    es-atproto-serve's Tap-style delivery; history 1 */
 } es_checkpoint_bucket;
 
 /* es_checkpoints_open on another set: the same calls, another bucket. */

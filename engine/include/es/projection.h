@@ -199,6 +199,22 @@ ES_API es_status es_projection_start(es_store *store, const char *name, const es
  * waits for ever. ES_ERR_TIMEOUT, or the error that ended the projection. */
 ES_API es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_ms);
 
+/* From inside a handler: `ev` (an event it was handed) is still being worked
+ * on, so the server restarts its ack wait instead of delivering it again
+ * when ack_wait_ms runs out. For handlers that may take longer than that (a
+ * batch waiting on acknowledgements from elsewhere): call it at least once
+ * per ack_wait_ms for each event still held. Only during the handler call
+ * that was given `ev`. ES_ERR_INVALID for an event a projection did not
+ * deliver; the server's silence is not reported (the message is one way). */
+ES_API es_status es_projection_in_progress(const es_event *ev);
+
+/* From inside an on_batch handler: `ev` is done, acknowledge it to the
+ * server now rather than with the whole batch, so that a crash before the
+ * batch returns does not deliver it again. It is not delivered again even
+ * when the batch then fails (the others are retried or dead-lettered as
+ * usual). Same rules as es_projection_in_progress. */
+ES_API es_status es_projection_ack(const es_event *ev);
+
 /* Counters of this instance. */
 typedef struct es_projection_stats {
     uint64_t handled; /* events whose handler returned ES_OK */

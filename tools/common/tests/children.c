@@ -110,3 +110,18 @@ int children_free_port(void)
         close(s);
     return port;
 }
+
+int children_tmpdir(const char *prefix, char *out, size_t cap)
+{
+    if (snprintf(out, cap, "/tmp/%s-XXXXXX", prefix) >= (int)cap || mkdtemp(out) == NULL)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+int children_tmpdir_remove(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return getenv("ES_E2E_KEEP") != NULL || system(cmd) == 0 ? 0 : -1;
+}

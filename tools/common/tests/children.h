@@ -5,6 +5,7 @@
 #ifndef ES_TEST_CHILDREN_H
 #define ES_TEST_CHILDREN_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Starts argv (NULL-terminated) with stdout and stderr appended to `log`;
@@ -26,5 +27,14 @@ void children_show_log(const char *log);
 int children_free_port(void);
 
 void children_sleep_ms(long ms);
+
+/* A fresh folder for a test's files, "/tmp/<prefix>-XXXXXX", into
+ * out[cap]; SIGPIPE is ignored from then on (a child's closed pipe must not
+ * end the test). 0, or -1 when it cannot be made. */
+int children_tmpdir(const char *prefix, char *out, size_t cap);
+
+/* Removes that folder and what it holds, unless ES_E2E_KEEP is set (to
+ * look at the logs). 0, or -1 when rm fails. */
+int children_tmpdir_remove(const char *dir);
 
 #endif
