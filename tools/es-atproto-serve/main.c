@@ -53,6 +53,9 @@ static void usage(FILE *out)
             "  --admin-token TOKEN     the admin routes (POST /add-repos, /remove-repos,\n"
             "                          GET /repos/DID) need Authorization: Bearer TOKEN\n"
             "                          (ES_ADMIN_TOKEN; default: open)\n"
+            "  --fanout MODE           live events: shared (one watch of the store for every\n"
+            "                          subscriber) or per-subscriber (a watch each)\n"
+            "                          (ES_FANOUT; default shared)\n"
             "  --version, --help\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
@@ -68,6 +71,7 @@ enum {
     OPT_HEALTH_INTERVAL,
     OPT_RECORD_MAX,
     OPT_ADMIN_TOKEN,
+    OPT_FANOUT,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -81,6 +85,7 @@ static const es_cli_option options[] = {
     {"health-interval", 0, true, OPT_HEALTH_INTERVAL},
     {"record-max", 0, true, OPT_RECORD_MAX},
     {"admin-token", 0, true, OPT_ADMIN_TOKEN},
+    {"fanout", 0, true, OPT_FANOUT},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -96,6 +101,7 @@ static const es_cli_env environment[] = {
     {"ES_HEALTH_INTERVAL", OPT_HEALTH_INTERVAL},
     {"ES_RECORD_MAX", OPT_RECORD_MAX},
     {"ES_ADMIN_TOKEN", OPT_ADMIN_TOKEN},
+    {"ES_FANOUT", OPT_FANOUT},
     {NULL, 0},
 };
 
@@ -162,6 +168,12 @@ static int set_option(int id, const char *value, void *closure)
     switch (id) {
     case OPT_STORE: c->store = value; break;
     case OPT_ADMIN_TOKEN: c->server.admin_token = value; break;
+    case OPT_FANOUT:
+        ok = strcmp(value, "shared") == 0 || strcmp(value, "per-subscriber") == 0;
+        c->server.per_subscriber_watch = strcmp(value, "per-subscriber") == 0;
+        if (!ok)
+            es_cli_usage("--fanout is shared or per-subscriber");
+        break;
     case OPT_LISTEN: ok = parse_listen(value, c); break;
     case OPT_BUFFER: ok = positive_size(value, "--subscriber-buffer", &c->server.sub.buffer_bytes); break;
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;

@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include "admin.h"
+#include "hub.h"
 #include "metrics.h"
 
 #include <pthread.h>
@@ -34,6 +35,7 @@ typedef struct server {
     volatile sig_atomic_t *stop;
     size_t subscribers;
     admin *admin; /* the admin routes */
+    hub *hub;     /* the shared live fan-out (NULL: --fanout per-subscriber) */
     /* /metrics: counted on the loop's thread, which also serves them */
     uint64_t connections, refused, events_sent, bytes_sent, closed_slow, closed_policy;
     /* subscribers being freed off the loop (reap_later) */
@@ -270,6 +272,7 @@ static int on_established(struct lws *wsi, session *ss)
     cfg.headroom = LWS_PRE;
     cfg.wake = wake;
     cfg.wake_arg = srv->ctx;
+    cfg.hub = srv->hub;
     if (subscriber_create(srv->st, &cfg, &ss->sub) != ES_OK)
         return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
     srv->subscribers++;
@@ -323,7 +326,7 @@ static int on_writeable(struct lws *wsi, session *ss)
         return 0;
     int n = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
     size_t len = m->len;
-    free(m);
+    sub_msg_release(m);
     if (n < (int)len)
         return -1;
     srv->events_sent++;
@@ -392,6 +395,15 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
         fprintf(stderr, "es-atproto-serve: %s\n", es_last_error());
         return 1;
     }
+    if (!o->per_subscriber_watch) {
+        hub_config hc = {.record_max = o->sub.record_max, .headroom = LWS_PRE};
+        if (hub_create(st, &hc, &srv.hub) != ES_OK) {
+            fprintf(stderr, "es-atproto-serve: cannot start the live fan-out: %s\n",
+                    es_last_error());
+            admin_close(srv.admin);
+            return 1;
+        }
+    }
     pthread_mutex_init(&srv.reap_lock, NULL);
     pthread_cond_init(&srv.reaped, NULL);
     lws_set_log_level(LLL_ERR, NULL);
@@ -407,6 +419,7 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     if (srv.ctx == NULL) {
         fprintf(stderr, "es-atproto-serve: cannot listen on %s:%d\n", o->host, o->port);
         server_end(&srv);
+        hub_destroy(srv.hub);
         admin_close(srv.admin);
         return 1;
     }
@@ -418,7 +431,8 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
         ;
     lws_sul_cancel(&srv.tick);
     lws_context_destroy(srv.ctx); /* closes every connection: their subscribers end */
-    server_end(&srv);
+    server_end(&srv); /* every subscriber has left the hub */
+    hub_destroy(srv.hub);
     admin_close(srv.admin);
     return 0;
 }

@@ -4,6 +4,7 @@
 #define SERVE_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <es/es.h>
@@ -16,6 +17,7 @@ typedef struct server_options {
     int port;         /* 0: any free port */
     size_t max_subscribers;
     const char *admin_token; /* --admin-token: the admin routes need it (NULL: open) */
+    bool per_subscriber_watch; /* --fanout per-subscriber: no shared hub (hub.h) */
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
 } server_options;
 
