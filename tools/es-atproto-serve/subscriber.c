@@ -510,13 +510,19 @@ es_status subscriber_message(subscriber *s, const char *text, size_t len)
     return subscriber_start(s);
 }
 
-sub_msg *subscriber_next(subscriber *s, int *close_code, char *reason, size_t reason_size)
+sub_msg *subscriber_next(subscriber *s, size_t max_len, int *close_code, char *reason,
+                         size_t reason_size)
 {
     pthread_mutex_lock(&s->lock);
     /* a too slow client is closed at once; otherwise what was queued before
      * the end still goes out first */
     sub_node *n = s->close_code == CLOSE_POLICY ? NULL : s->head;
     sub_msg *m = NULL;
+    if (n != NULL && n->m->len > max_len) {
+        *close_code = 0; /* it goes next time */
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+    }
     if (n != NULL) {
         s->head = n->next;
         if (s->head == NULL)

@@ -70,10 +70,13 @@ es_status subscriber_start(subscriber *s);
  * Jetstream does. ES_ERR_INVALID for a malformed one (close with it). */
 es_status subscriber_message(subscriber *s, const char *text, size_t len);
 
-/* The next message to write (the caller releases it: sub_msg_release), or NULL.
- * *close_code is non-zero (a WebSocket close status, with `reason`) when the
- * connection must end: the client is too slow, or the watch ended. */
-sub_msg *subscriber_next(subscriber *s, int *close_code, char *reason, size_t reason_size);
+/* The next message to write (the caller releases it: sub_msg_release), or
+ * NULL, also when the next one is longer than max_len bytes (it stays
+ * first). *close_code is non-zero (a WebSocket close status, with
+ * `reason`) when nothing is left to write and the connection must end: the
+ * client is too slow, or the store's reading ended. */
+sub_msg *subscriber_next(subscriber *s, size_t max_len, int *close_code, char *reason,
+                         size_t reason_size);
 
 /* The connection is gone: from now on `wake` is not called, and a watch
  * waiting for room stops. Does not wait for anything. */
