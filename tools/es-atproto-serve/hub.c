@@ -252,6 +252,14 @@ bool hub_join(hub *h, uint64_t after_seq, hub_offer_fn offer, void *member_arg)
     return joined;
 }
 
+size_t hub_members(hub *h)
+{
+    pthread_mutex_lock(&h->lock);
+    size_t n = h->n;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
 void hub_leave(hub *h, void *member_arg)
 {
     pthread_mutex_lock(&h->lock);

@@ -65,6 +65,9 @@ void hub_destroy(hub *h);
 #define HUB_NOW UINT64_MAX
 bool hub_join(hub *h, uint64_t after_seq, hub_offer_fn offer, void *member);
 
+/* How many members it has now (/metrics). */
+size_t hub_members(hub *h);
+
 /* The member leaves (no offer runs once this returns). Idempotent. */
 void hub_leave(hub *h, void *member);
 

@@ -57,6 +57,7 @@ typedef struct session {
     es_buf rx; /* a client message arriving in fragments, or an admin request's body */
     bool admin_post;   /* an admin POST whose body is arriving */
     bool admin_over;   /* ... past ADMIN_BODY_MAX */
+    bool closing;      /* the subscriber asked to close: counted once */
     char admin_path[32];
 } session;
 
@@ -138,6 +139,10 @@ static int respond_metrics(struct lws *wsi)
                 ok ? 1 : 0);
     es_prom_one(&b, "es_serve_subscribers", "gauge", "WebSocket subscribers connected now.",
                 (double)srv->subscribers);
+    es_prom_one(&b, "es_serve_fanout_subscribers", "gauge",
+                "Subscribers served by the shared live fan-out (the others replay through a "
+                "watch of their own).",
+                srv->hub ? (double)hub_members(srv->hub) : 0);
     es_prom_one(&b, "es_serve_connections_total", "counter", "Subscribers accepted.",
                 (double)srv->connections);
     es_prom_one(&b, "es_serve_refused_total", "counter",
@@ -345,6 +350,9 @@ static int on_writeable(struct lws *wsi, session *ss)
     server *srv = server_of(wsi);
     sub_msg *m = subscriber_next(ss->sub, SIZE_MAX, &code, reason, sizeof reason);
     if (m == NULL && code != 0) {
+        if (ss->closing)
+            return -1;
+        ss->closing = true;
         if (strstr(reason, "ConsumerTooSlow") != NULL)
             srv->closed_slow++;
         else
