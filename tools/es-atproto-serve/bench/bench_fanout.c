@@ -23,18 +23,35 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include <nats/nats.h>
-
 #include <es/es.h>
 
+#include "cli.h"
 #include "ws_client.h"
 
 #define LAT_BUCKETS  60000 /* 1 ms each: up to a minute */
 #define COLLECTIONS  3
+#define QUIET_US     10000000 /* the end of the deliveries, for a filtered query */
 #define DIDS         1000
 
 static const char *const collections[COLLECTIONS] = {"app_bsky_feed_like", "app_bsky_feed_post",
                                                      "app_bsky_graph_follow"};
+
+/* The store, through the tools' connection helper (tools/common). */
+static es_status connect_store(const char *url, const char *store, bool create,
+                               natsConnection **nc, es_store **st)
+{
+    es_cli_conn conn;
+    es_cli_conn_init(&conn, "bench_fanout");
+    conn.server = url;
+    *st = NULL;
+    es_status s = es_cli_connect(&conn, nc);
+    if (s == ES_OK)
+        s = create ? es_store_create(*nc, store, NULL, NULL, st)
+                   : es_store_open(*nc, store, NULL, st);
+    if (s != ES_OK)
+        fprintf(stderr, "bench_fanout: %s: %s\n", store, es_last_error());
+    return s;
+}
 
 static int64_t now_us(void)
 {
@@ -182,6 +199,7 @@ typedef struct bench {
     uint64_t lat[LAT_BUCKETS + 1];
     uint64_t samples;
     int64_t max_us;
+    int64_t last_us; /* the last delivery */
     long closed;
 } bench;
 
@@ -196,7 +214,8 @@ static void record_latency(bench *b, const unsigned char *json, size_t len)
         stored = stored * 10 + (*t - '0');
     if (stored < b->load_start_us)
         return;
-    int64_t d = now_us() - stored;
+    b->last_us = now_us();
+    int64_t d = b->last_us - stored;
     if (d < 0)
         d = 0;
     if (d > b->max_us)
@@ -268,11 +287,22 @@ static void drain(bench *b, int i)
     parse_frames(b, i);
 }
 
-/* Reads until end_us, or until nothing came for idle_us (0: no such end). */
-static void poll_until(bench *b, int64_t end_us, int64_t idle_us)
+/* Every subscriber has at least `want` events. */
+static bool all_got(const bench *b, long want)
+{
+    for (int i = 0; i < b->n; i++)
+        if (b->fds[i].fd >= 0 && b->got[i] < want)
+            return false;
+    return true;
+}
+
+/* Reads until end_us, or until nothing came for idle_us (0: no such end),
+ * or until every subscriber has `want` events (0: no such end). */
+static void poll_until(bench *b, int64_t end_us, int64_t idle_us, long want)
 {
     int64_t last = now_us();
-    while (now_us() < end_us && (idle_us == 0 || now_us() - last < idle_us)) {
+    while (now_us() < end_us && (idle_us == 0 || now_us() - last < idle_us) &&
+           (want == 0 || !all_got(b, want))) {
         int r = poll(b->fds, (nfds_t)b->n, 50);
         if (r < 0 && errno != EINTR)
             return;
@@ -296,11 +326,8 @@ static int run(int argc, char **argv)
     }
     natsConnection *nc = NULL;
     es_store *st = NULL;
-    if (natsConnection_ConnectTo(&nc, url) != NATS_OK ||
-        es_store_open(nc, store, NULL, &st) != ES_OK) {
-        fprintf(stderr, "bench_fanout: cannot open %s: %s\n", store, es_last_error());
+    if (connect_store(url, store, false, &nc, &st) != ES_OK)
         return 1;
-    }
     static bench b;
     b.n = n;
     b.clients = calloc((size_t)n, sizeof *b.clients);
@@ -317,7 +344,7 @@ static int run(int argc, char **argv)
     }
     sleep_until_us(now_us() + 1000000); /* the subscribers settle */
     b.load_start_us = now_us();
-    poll_until(&b, now_us() + 200000, 0);
+    poll_until(&b, now_us() + 200000, 0, 0);
     proc_sample idle = proc_of(pid);
     appender a = {.st = st, .rate = rate, .seconds = seconds};
     pthread_t t;
@@ -325,13 +352,16 @@ static int run(int argc, char **argv)
     long peak_rss = idle.rss_kib;
     int64_t t_load = now_us();
     while (!atomic_load(&a.done)) { /* reading all along: a pause would be latency */
-        poll_until(&b, now_us() + 500000, 0);
+        poll_until(&b, now_us() + 500000, 0, 0);
         proc_sample p = proc_of(pid);
         peak_rss = p.rss_kib > peak_rss ? p.rss_kib : peak_rss;
     }
     pthread_join(t, NULL);
     double load_s = (double)(now_us() - t_load) / 1e6;
-    poll_until(&b, now_us() + 60000000, 2000000); /* what is on its way: until 2 s of quiet */
+    /* what is on its way: until every subscriber has every event (a
+     * filtered one: until QUIET_US of silence) */
+    poll_until(&b, now_us() + 120000000, QUIET_US,
+               strchr(query, '?') == NULL ? atomic_load(&a.appended) : 0);
     proc_sample loaded = proc_of(pid);
     peak_rss = loaded.rss_kib > peak_rss ? loaded.rss_kib : peak_rss;
     long sum = 0, low = -1, high = 0;
@@ -354,7 +384,7 @@ static int run(int argc, char **argv)
            "%ld KiB peak under load (%.1f KiB each)\n",
            before.rss_kib, idle.rss_kib, n, (double)(idle.rss_kib - before.rss_kib) / n, peak_rss,
            (double)(peak_rss - before.rss_kib) / n);
-    double wall = (double)(now_us() - b.load_start_us - 2000000) / 1e6; /* less the quiet */
+    double wall = (double)(b.last_us - b.load_start_us) / 1e6;
     printf("serve CPU: %.1f s over %.1f s from the first append to the last delivery "
            "(%.0f %% of one core)\n",
            loaded.cpu_s - idle.cpu_s, wall, 100.0 * (loaded.cpu_s - idle.cpu_s) / wall);
@@ -367,7 +397,7 @@ static int run(int argc, char **argv)
     for (int i = 0; i < n; i++)
         ws_close(&b.clients[i]);
     es_store_destroy(st);
-    natsConnection_Destroy(nc);
+    es_cli_disconnect(nc);
     return 0;
 }
 
@@ -376,13 +406,9 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "create") == 0) {
         natsConnection *nc = NULL;
         es_store *st = NULL;
-        es_status s = natsConnection_ConnectTo(&nc, argv[2]) == NATS_OK
-                          ? es_store_create(nc, argv[3], NULL, NULL, &st)
-                          : ES_ERR_CONNECTION;
-        if (s != ES_OK)
-            fprintf(stderr, "bench_fanout: %s\n", es_last_error());
+        es_status s = connect_store(argv[2], argv[3], true, &nc, &st);
         es_store_destroy(st);
-        natsConnection_Destroy(nc);
+        es_cli_disconnect(nc);
         return s == ES_OK ? 0 : 1;
     }
     if (argc >= 9 && strcmp(argv[1], "run") == 0)
