@@ -11,6 +11,7 @@
 #include "metrics.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ typedef struct server {
     size_t subscribers;
     admin *admin; /* the admin routes */
     hub *hub;     /* the shared live fan-out (NULL: --fanout per-subscriber) */
+    _Atomic bool wake_pending; /* the loop was woken and has not looked yet */
     /* /metrics: counted on the loop's thread, which also serves them */
     uint64_t connections, refused, events_sent, bytes_sent, closed_slow, closed_policy;
     unsigned char wbuf[LWS_PRE + WRITE_BATCH_MAX]; /* frames for one write (on_writeable) */
@@ -66,9 +68,13 @@ static server *server_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
+/* From any thread. One event of the fan-out wakes up to every subscriber:
+ * one wake of the loop (a write to its pipe) until it has looked. */
 static void wake(void *arg)
 {
-    lws_cancel_service(arg);
+    server *srv = arg;
+    if (!atomic_exchange(&srv->wake_pending, true))
+        lws_cancel_service(srv->ctx);
 }
 
 static void reap_now(server *srv, subscriber *sub)
@@ -279,7 +285,7 @@ static int on_established(struct lws *wsi, session *ss)
     sub_config cfg = srv->o.sub;
     cfg.headroom = LWS_PRE;
     cfg.wake = wake;
-    cfg.wake_arg = srv->ctx;
+    cfg.wake_arg = srv;
     cfg.hub = srv->hub;
     if (subscriber_create(srv->st, &cfg, &ss->sub) != ES_OK)
         return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
@@ -415,6 +421,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         es_buf_free(&ss->rx);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* cleared first: a wake from now on wakes the loop again */
+        atomic_store(&server_of(wsi)->wake_pending, false);
         lws_callback_on_writable_all_protocol(lws_get_context(wsi), lws_get_protocol(wsi));
         return 0;
     default: break;
