@@ -77,6 +77,9 @@ static void usage(FILE *out)
             "  --tap-consumer NAME     the durable consumer of Tap-style delivery; instances\n"
             "                          sharing it share its position (ES_TAP_CONSUMER;\n"
             "                          default tap)\n"
+            "  --fanout MODE           live events: shared (one watch of the store for every\n"
+            "                          subscriber) or per-subscriber (a watch each)\n"
+            "                          (ES_FANOUT; default shared)\n"
             "  --version, --help\n"
             "\n"
             "Tap-style delivery to a webhook (docs/serve.md, \"Webhooks\"):\n"
@@ -116,6 +119,7 @@ enum {
     OPT_WEBHOOK_ATTEMPTS,
     OPT_WEBHOOK_TIMEOUT,
     OPT_WEBHOOK_BACKOFF,
+    OPT_FANOUT,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -141,6 +145,7 @@ static const es_cli_option options[] = {
     {"webhook-attempts", 0, true, OPT_WEBHOOK_ATTEMPTS},
     {"webhook-timeout", 0, true, OPT_WEBHOOK_TIMEOUT},
     {"webhook-backoff", 0, true, OPT_WEBHOOK_BACKOFF},
+    {"fanout", 0, true, OPT_FANOUT},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -168,6 +173,7 @@ static const es_cli_env environment[] = {
     {"ES_WEBHOOK_ATTEMPTS", OPT_WEBHOOK_ATTEMPTS},
     {"ES_WEBHOOK_TIMEOUT", OPT_WEBHOOK_TIMEOUT},
     {"ES_WEBHOOK_BACKOFF", OPT_WEBHOOK_BACKOFF},
+    {"ES_FANOUT", OPT_FANOUT},
     {NULL, 0},
 };
 
@@ -251,6 +257,12 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_ADMIN_TOKEN: c->server.admin_token = value; break;
     case OPT_TLS_CERT: ok = readable(value, "--tls-cert", &c->server.tls_cert); break;
     case OPT_TLS_KEY: ok = readable(value, "--tls-key", &c->server.tls_key); break;
+    case OPT_FANOUT:
+        ok = strcmp(value, "shared") == 0 || strcmp(value, "per-subscriber") == 0;
+        c->server.per_subscriber_watch = strcmp(value, "per-subscriber") == 0;
+        if (!ok)
+            es_cli_usage("--fanout is shared or per-subscriber");
+        break;
     case OPT_LISTEN: ok = parse_listen(value, c); break;
     case OPT_BUFFER: ok = positive_size(value, "--subscriber-buffer", &c->server.sub.buffer_bytes); break;
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;

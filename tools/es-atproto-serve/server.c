@@ -7,9 +7,11 @@
 #include "server.h"
 
 #include "admin.h"
+#include "hub.h"
 #include "metrics.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,8 @@
 #define CHANNEL_PATH     "/channel"
 #define QUERY_ARG_MAX    4096
 #define HTTP_HEADERS_MAX 32768 /* long query strings (wantedDids) fit */
+#define WRITE_BATCH_MAX  65536 /* bytes of frames written to a subscriber at once */
+#define FRAME_HEADER_MAX 10
 
 typedef struct server {
     es_store *st;
@@ -35,8 +39,11 @@ typedef struct server {
     volatile sig_atomic_t *stop;
     size_t subscribers;
     admin *admin; /* the admin routes */
+    hub *hub;     /* the shared live fan-out (NULL: --fanout per-subscriber) */
+    _Atomic bool wake_pending; /* the loop was woken and has not looked yet */
     /* /metrics: counted on the loop's thread, which also serves them */
     uint64_t connections, refused, events_sent, bytes_sent, closed_slow, closed_policy;
+    unsigned char wbuf[LWS_PRE + WRITE_BATCH_MAX]; /* frames for one write (on_writeable) */
     /* subscribers being freed off the loop (reap_later) */
     pthread_mutex_t reap_lock;
     pthread_cond_t reaped;
@@ -54,6 +61,7 @@ typedef struct session {
     es_buf rx; /* a client message arriving in fragments, or an admin request's body */
     bool admin_post;   /* an admin POST whose body is arriving */
     bool admin_over;   /* ... past ADMIN_BODY_MAX */
+    bool closing;      /* the subscriber asked to close: counted once */
     char admin_path[32];
 } session;
 
@@ -62,9 +70,13 @@ static server *server_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
+/* From any thread. One event of the fan-out wakes up to every subscriber:
+ * one wake of the loop (a write to its pipe) until it has looked. */
 static void wake(void *arg)
 {
-    lws_cancel_service(arg);
+    server *srv = arg;
+    if (!atomic_exchange(&srv->wake_pending, true))
+        lws_cancel_service(srv->ctx);
 }
 
 static void reap_now(server *srv, subscriber *sub)
@@ -135,6 +147,10 @@ static int respond_metrics(struct lws *wsi)
                 ok ? 1 : 0);
     es_prom_one(&b, "es_serve_subscribers", "gauge", "WebSocket subscribers connected now.",
                 (double)srv->subscribers);
+    es_prom_one(&b, "es_serve_fanout_subscribers", "gauge",
+                "Subscribers served by the shared live fan-out (the others replay through a "
+                "watch of their own).",
+                srv->hub ? (double)hub_members(srv->hub) : 0);
     es_prom_one(&b, "es_serve_connections_total", "counter", "Subscribers accepted.",
                 (double)srv->connections);
     es_prom_one(&b, "es_serve_refused_total", "counter",
@@ -295,7 +311,8 @@ static int on_established(struct lws *wsi, session *ss)
     sub_config cfg = srv->o.sub;
     cfg.headroom = LWS_PRE;
     cfg.wake = wake;
-    cfg.wake_arg = srv->ctx;
+    cfg.wake_arg = srv;
+    cfg.hub = srv->hub;
     if (subscriber_create(srv->st, &cfg, &ss->sub) != ES_OK)
         return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
     srv->subscribers++;
@@ -338,15 +355,44 @@ static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
     return s == ES_OK ? 0 : close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
 }
 
+/* A WebSocket text frame's header (server to client: unmasked) for a
+ * payload of `len` bytes, at p: its size. */
+static size_t frame_header(unsigned char *p, size_t len)
+{
+    p[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Writes what the subscriber queued: as many whole messages as fit in the
+ * server's write buffer, framed here and sent with ONE write (a send per
+ * message would cost a system call each: with a thousand subscribers, the
+ * most of the server's time), or one message larger than the buffer on
+ * its own. One lws_write per writeable callback, as libwebsockets asks. */
 static int on_writeable(struct lws *wsi, session *ss)
 {
     if (ss->sub == NULL)
         return -1; /* refused (refuse): only its close is left to send */
     int code;
     char reason[124];
-    sub_msg *m = subscriber_next(ss->sub, &code, reason, sizeof reason);
     server *srv = server_of(wsi);
+    sub_msg *m = subscriber_next(ss->sub, SIZE_MAX, &code, reason, sizeof reason);
     if (m == NULL && code != 0) {
+        if (ss->closing)
+            return -1;
+        ss->closing = true;
         if (strstr(reason, "ConsumerTooSlow") != NULL)
             srv->closed_slow++;
         else
@@ -355,13 +401,35 @@ static int on_writeable(struct lws *wsi, session *ss)
     }
     if (m == NULL)
         return 0;
-    int n = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
-    size_t len = m->len;
-    free(m);
-    if (n < (int)len)
+    if (m->len + FRAME_HEADER_MAX > WRITE_BATCH_MAX) {
+        int n = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        size_t len = m->len;
+        sub_msg_release(m);
+        if (n < (int)len)
+            return -1;
+        srv->events_sent++;
+        srv->bytes_sent += len;
+        lws_callback_on_writable(wsi); /* there may be more */
+        return 0;
+    }
+    unsigned char *out = srv->wbuf + LWS_PRE;
+    size_t used = 0;
+    while (m != NULL) {
+        used += frame_header(out + used, m->len);
+        memcpy(out + used, m->data + LWS_PRE, m->len);
+        used += m->len;
+        srv->events_sent++;
+        srv->bytes_sent += m->len;
+        sub_msg_release(m);
+        size_t room = WRITE_BATCH_MAX - used;
+        m = room > FRAME_HEADER_MAX
+                ? subscriber_next(ss->sub, room - FRAME_HEADER_MAX, &code, reason, sizeof reason)
+                : NULL;
+    }
+    /* frames already made: written as they are (libwebsockets keeps what
+     * the socket does not take yet, and sends it before the next callback) */
+    if (lws_write(wsi, out, used, LWS_WRITE_RAW) < (int)used)
         return -1;
-    srv->events_sent++;
-    srv->bytes_sent += len;
     lws_callback_on_writable(wsi); /* there may be more */
     return 0;
 }
@@ -424,6 +492,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         es_buf_free(&ss->rx);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* cleared first: a wake from now on wakes the loop again */
+        atomic_store(&server_of(wsi)->wake_pending, false);
         lws_callback_on_writable_all_protocol(lws_get_context(wsi), lws_get_protocol(wsi));
         return 0;
     default: break;
@@ -463,6 +533,15 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
         fprintf(stderr, "es-atproto-serve: %s\n", es_last_error());
         return 1;
     }
+    if (!o->per_subscriber_watch) {
+        hub_config hc = {.record_max = o->sub.record_max, .headroom = LWS_PRE};
+        if (hub_create(st, &hc, &srv.hub) != ES_OK) {
+            fprintf(stderr, "es-atproto-serve: cannot start the live fan-out: %s\n",
+                    es_last_error());
+            admin_close(srv.admin);
+            return 1;
+        }
+    }
     pthread_mutex_init(&srv.reap_lock, NULL);
     pthread_cond_init(&srv.reaped, NULL);
     lws_set_log_level(LLL_ERR, NULL);
@@ -483,6 +562,7 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     if (srv.ctx == NULL) {
         fprintf(stderr, "es-atproto-serve: cannot listen on %s:%d\n", o->host, o->port);
         server_end(&srv);
+        hub_destroy(srv.hub);
         admin_close(srv.admin);
         return 1;
     }
@@ -500,7 +580,8 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     if (o->channel != NULL)
         channel_set_loop(o->channel, LWS_PRE, NULL, NULL); /* the loop goes: nothing wakes it any more */
     lws_context_destroy(srv.ctx); /* closes every connection: their subscribers end */
-    server_end(&srv);
+    server_end(&srv); /* every subscriber has left the hub */
+    hub_destroy(srv.hub);
     admin_close(srv.admin);
     return 0;
 }

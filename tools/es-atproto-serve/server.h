@@ -4,6 +4,7 @@
 #define SERVE_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <es/es.h>
@@ -21,6 +22,7 @@ typedef struct server_options {
     const char *admin_token; /* --admin-token: the admin routes need it (NULL: open) */
     const char *tls_cert;    /* --tls-cert, --tls-key: HTTPS and WSS only (NULL: plain) */
     const char *tls_key;
+    bool per_subscriber_watch; /* --fanout per-subscriber: no shared hub (hub.h) */
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
     channel *channel; /* GET /channel, Tap-style (NULL: not served) */
     dispatch *tap;    /* its dispatcher, for /metrics */

@@ -1,16 +1,20 @@
-/* A /subscribe connection's state (subscriber.h). The watch's thread turns
- * each event into Jetstream's JSON (es_atp_jetstream_encode), filters it and
- * queues it; the connection's thread writes the queue out. The queue is
- * bounded in bytes: a full one makes the watch wait (the history is read no
- * faster than the client takes it), and a client that leaves it full for
- * slow_timeout_ms is closed with a reason, so memory never grows with a
- * slow reader. */
+/* A /subscribe connection's state (subscriber.h). A replay's watch thread
+ * turns each event into Jetstream's JSON (es_atp_jetstream_encode), filters
+ * it and queues it, then tries to join the hub; the hub's thread offers
+ * events already encoded, which are filtered and queued by reference. The
+ * connection's thread writes the queue out. The queue is bounded in bytes:
+ * a full one makes a replay wait (the history is read no faster than the
+ * client takes it); the hub never waits for one subscriber, so a full
+ * queue takes the hub's events only for slow_timeout_ms (and up to
+ * SLOW_FACTOR times its bound). A client that leaves it full that long is
+ * closed with a reason, so memory never grows with a slow reader. */
 #define _POSIX_C_SOURCE 200809L
 #include "subscriber.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +26,12 @@
 
 #include "clock.h"
 #include "cursor.h"
+#include "hub.h"
 #include "nsfilter.h"
 
 #define CLOSE_POLICY   1008 /* WebSocket: policy violation (a too slow client) */
 #define CLOSE_INTERNAL 1011 /* WebSocket: the server cannot go on */
+#define SLOW_FACTOR    4    /* a full queue takes the hub's events up to this times its bound */
 
 /* A subscriber's filter: NULL `f` keeps everything. */
 typedef struct sub_filter {
@@ -34,14 +40,25 @@ typedef struct sub_filter {
     size_t max_size; /* maxMessageSizeBytes; 0: no cap */
 } sub_filter;
 
+/* The queue: references to messages in a ring that grows by doubling (no
+ * allocation per message: with a thousand subscribers, one per delivery
+ * was a seventh of the server's time) and is let go once empty and large. */
+typedef struct sub_queue {
+    sub_msg **items;
+    size_t cap, first, n;
+} sub_queue;
+
+#define QUEUE_MIN  64
+#define QUEUE_KEEP 1024 /* an empty queue keeps its ring up to this size */
+
 struct subscriber {
     es_store *st;
     sub_config cfg;
     /* options from the query, read before start */
     bool has_cursor, require_hello, started;
     int64_t cursor_us;
-    /* the watch's side */
-    es_arena *arena;
+    /* the replay watch's side */
+    es_arena *arena; /* created for a replay, freed once it joins the hub */
     es_buf json;
     pthread_t starter;
     bool starter_running;
@@ -49,9 +66,12 @@ struct subscriber {
     pthread_mutex_t lock;
     pthread_cond_t room; /* the queue has room, or the subscriber closes */
     sub_filter filter;
-    sub_msg *head, *tail;
-    size_t queued;
+    sub_queue q;
+    size_t queued; /* bytes of JSON in q */
+    int64_t full_since_ms; /* the hub found the queue full (0: it is not) */
     es_watch *watch;
+    bool joined;   /* the hub delivers: the watch, if any, is ignored */
+    bool retiring; /* the hub is destroying the watch (subscriber_retired) */
     bool ended; /* the connection is gone (subscriber_end): no more wakes */
     int close_code;
     char reason[124]; /* a WebSocket close reason is at most 123 bytes */
@@ -106,7 +126,29 @@ static bool wants(const sub_filter *f, const es_atp_jetstream_event *d)
            es_atp_filter_keeps_collection(f->f, d->collection, strlen(d->collection));
 }
 
-/* ---- the watch's thread ------------------------------------------------------ */
+sub_msg *sub_msg_create(size_t headroom, const void *json, size_t len)
+{
+    sub_msg *m = malloc(sizeof *m + headroom + len);
+    if (m == NULL)
+        return NULL;
+    atomic_init(&m->refs, 1);
+    m->len = len;
+    memcpy(m->data + headroom, json, len);
+    return m;
+}
+
+void sub_msg_ref(sub_msg *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void sub_msg_release(sub_msg *m)
+{
+    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        free(m);
+}
+
+/* ---- the replay watch's and the hub's threads --------------------------------- */
 
 /* The first reason to close wins: "<why>: <text>" (text may be NULL). */
 static void close_with(subscriber *s, int code, const char *why, const char *text)
@@ -127,14 +169,60 @@ static void wake_locked(subscriber *s, bool needed)
         s->cfg.wake(s->cfg.wake_arg);
 }
 
+static bool queue_push(sub_queue *q, sub_msg *m)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : QUEUE_MIN;
+        sub_msg **items = malloc(cap * sizeof *items);
+        if (items == NULL)
+            return false;
+        for (size_t i = 0; i < q->n; i++)
+            items[i] = q->items[(q->first + i) % q->cap];
+        free(q->items);
+        q->items = items;
+        q->cap = cap;
+        q->first = 0;
+    }
+    q->items[(q->first + q->n++) % q->cap] = m;
+    return true;
+}
+
+static sub_msg *queue_peek(const sub_queue *q)
+{
+    return q->n > 0 ? q->items[q->first] : NULL;
+}
+
+static sub_msg *queue_pop(sub_queue *q)
+{
+    sub_msg *m = q->items[q->first];
+    q->first = (q->first + 1) % q->cap;
+    if (--q->n == 0 && q->cap > QUEUE_KEEP) {
+        free(q->items);
+        *q = (sub_queue){0};
+    }
+    return m;
+}
+
+/* Under s->lock: `m` at the end of the queue (the queue takes the
+ * caller's reference). false without memory. */
+static bool push_locked(subscriber *s, sub_msg *m)
+{
+    /* the connection writes until the queue is empty, then waits: it needs
+     * waking when the queue stops being empty */
+    bool was_empty = s->q.n == 0;
+    if (!queue_push(&s->q, m))
+        return false;
+    wake_locked(s, was_empty);
+    s->queued += m->len;
+    return true;
+}
+
+/* A replayed event: waits for room (the history is read at the client's pace). */
 static es_status enqueue(subscriber *s, const void *json, size_t len)
 {
-    sub_msg *m = malloc(sizeof *m + s->cfg.headroom + len);
+    sub_msg *m = sub_msg_create(s->cfg.headroom, json, len);
     if (m == NULL)
         return ES_ERR_NOMEM;
-    m->next = NULL;
-    m->len = len;
-    memcpy(m->data + s->cfg.headroom, json, len);
     struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
     pthread_mutex_lock(&s->lock);
     /* one message larger than the bound still goes when the queue is empty */
@@ -144,26 +232,101 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
             close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
     }
     es_status st = s->ended || s->close_code != 0 ? ES_ERR_STOPPED : ES_OK;
-    /* the connection writes until the queue is empty, then waits: it needs
-     * waking when the queue stops being empty, or to close */
-    wake_locked(s, st != ES_OK || s->head == NULL);
-    if (st == ES_OK) {
-        if (s->tail)
-            s->tail->next = m;
-        else
-            s->head = m;
-        s->tail = m;
-        s->queued += len;
+    if (st == ES_OK && push_locked(s, m))
         m = NULL;
-    }
+    else if (st == ES_OK)
+        st = ES_ERR_NOMEM;
+    else
+        wake_locked(s, true); /* to close */
     pthread_mutex_unlock(&s->lock);
-    free(m);
+    sub_msg_release(m); /* not queued */
     return st;
 }
 
-static es_status on_event(const es_event *ev, void *closure)
+/* Under s->lock: a live event from the hub, by reference. The hub waits
+ * for nobody: a queue full for slow_timeout_ms, or SLOW_FACTOR times over
+ * its bound, closes the subscriber. false when it is closed. */
+static bool offer_locked(subscriber *s, sub_msg *m)
 {
-    subscriber *s = closure;
+    if (s->queued > 0 && s->queued + m->len > s->cfg.buffer_bytes) {
+        int64_t now = es_cli_monotonic_ms();
+        if (s->full_since_ms == 0)
+            s->full_since_ms = now;
+        if (now - s->full_since_ms >= s->cfg.slow_timeout_ms ||
+            s->queued > SLOW_FACTOR * s->cfg.buffer_bytes) {
+            close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
+            wake_locked(s, true);
+            return false;
+        }
+    }
+    sub_msg_ref(m);
+    if (push_locked(s, m))
+        return true;
+    sub_msg_release(m);
+    close_with(s, CLOSE_INTERNAL, "out of memory", NULL);
+    wake_locked(s, true);
+    return false;
+}
+
+/* hub_offer_fn: on the hub's thread (or in hub_join), under the hub's lock. */
+static bool offer(void *member, const hub_event *e)
+{
+    subscriber *s = member;
+    pthread_mutex_lock(&s->lock);
+    bool open = !s->ended && s->close_code == 0;
+    if (open && e == NULL) {
+        close_with(s, CLOSE_INTERNAL, "store read ended", "the live fan-out stopped");
+        wake_locked(s, true);
+        open = false;
+    } else if (open && wants(&s->filter, &e->d) &&
+               (s->filter.max_size == 0 || e->msg->len <= s->filter.max_size)) {
+        open = offer_locked(s, e->msg); /* maxMessageSizeBytes: larger ones are left out */
+    }
+    pthread_mutex_unlock(&s->lock);
+    return open;
+}
+
+/* hub_retire's `done`: the replay's watch is gone. */
+static void subscriber_retired(void *arg)
+{
+    subscriber *s = arg;
+    pthread_mutex_lock(&s->lock);
+    s->retiring = false;
+    pthread_cond_broadcast(&s->room);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The hub delivers from now on: the watch (once started) is handed to the
+ * hub to destroy. */
+static void joined(subscriber *s, es_watch *w)
+{
+    pthread_mutex_lock(&s->lock);
+    s->joined = true;
+    if (w == NULL) {
+        w = s->watch;
+        s->watch = NULL;
+    }
+    s->retiring = w != NULL;
+    pthread_mutex_unlock(&s->lock);
+    ns_index_forget(s->cfg.ns, w); /* the index widens it no more: the hub destroys it */
+    if (w != NULL)
+        hub_retire(s->cfg.hub, w, subscriber_retired, s);
+}
+
+/* After the replay delivered everything up to `seq`: joins the hub when it
+ * can take over from there (on the watch's thread). */
+static void try_join(subscriber *s, uint64_t seq)
+{
+    if (s->cfg.hub == NULL || !hub_join(s->cfg.hub, seq, offer, s))
+        return;
+    es_arena_destroy(s->arena); /* the watch's thread, which alone used them, is here */
+    s->arena = NULL;
+    es_buf_free(&s->json);
+    joined(s, NULL);
+}
+
+static es_status replay_one(subscriber *s, const es_event *ev)
+{
     es_atp_jetstream_event d;
     if (es_atp_jetstream_describe(ev, &d) != ES_OK || d.kind == ES_ATP_JS_NONE)
         return ES_OK;
@@ -185,13 +348,28 @@ static es_status on_event(const es_event *ev, void *closure)
     return enqueue(s, s->json.data, s->json.len);
 }
 
+static es_status on_event(const es_event *ev, void *closure)
+{
+    subscriber *s = closure;
+    pthread_mutex_lock(&s->lock);
+    bool done = s->joined;
+    pthread_mutex_unlock(&s->lock);
+    if (done)
+        return ES_OK; /* the hub delivers; this watch is being destroyed */
+    es_status st = replay_one(s, ev);
+    if (st == ES_OK)
+        try_join(s, es_event_seq(ev));
+    return st;
+}
+
 static void on_watch_error(es_status status, const char *text, bool final, void *closure)
 {
     subscriber *s = closure;
     if (!final)
         return; /* a reconnect the watch rides out */
     pthread_mutex_lock(&s->lock);
-    close_with(s, CLOSE_INTERNAL, "store read ended", text ? text : es_status_text(status));
+    if (!s->joined)
+        close_with(s, CLOSE_INTERNAL, "store read ended", text ? text : es_status_text(status));
     wake_locked(s, true);
     pthread_mutex_unlock(&s->lock);
 }
@@ -206,22 +384,44 @@ static bool wants_collection(const char *nsid, void *arg)
     return yes;
 }
 
-/* Resolves the cursor and starts the watch, off the connection's thread
- * (the bisection is a few reads). */
+/* The replay's watch: every event after after_seq (the subscriber's
+ * filter is applied to each event as it comes, so that options_update can
+ * change it; ns_watch_start narrows it on the server to the wanted
+ * collections when the entity-type index allows). */
+static void replay_watch_options(subscriber *s, uint64_t after_seq, es_watch_options *wo)
+{
+    es_watch_options_init(wo);
+    wo->after_seq = after_seq;
+    wo->no_wait = true;
+    wo->on_event = on_event;
+    wo->on_error = on_watch_error;
+    wo->closure = s;
+}
+
+/* Joins the hub at once when it can take over from the start (no cursor,
+ * or a cursor within the events the hub keeps); else resolves the cursor
+ * and starts the replay's watch. Off the connection's thread (the
+ * bisection is a few reads). */
 static void *starter(void *arg)
 {
     subscriber *s = arg;
+    hub *h = s->cfg.hub;
+    if (!s->has_cursor && h != NULL && hub_join(h, HUB_NOW, offer, s)) {
+        joined(s, NULL);
+        return NULL;
+    }
     uint64_t after_seq = 0;
     es_status st = serve_cursor_after_seq(s->st, s->has_cursor, s->cursor_us, &after_seq);
+    if (st == ES_OK && h != NULL && hub_join(h, after_seq, offer, s)) {
+        joined(s, NULL);
+        return NULL;
+    }
     es_watch *w = NULL;
+    if (st == ES_OK)
+        st = es_arena_create(s->cfg.record_max, &s->arena);
     if (st == ES_OK) {
         es_watch_options wo;
-        es_watch_options_init(&wo);
-        wo.after_seq = after_seq;
-        wo.no_wait = true;
-        wo.on_event = on_event;
-        wo.on_error = on_watch_error;
-        wo.closure = s;
+        replay_watch_options(s, after_seq, &wo);
         pthread_mutex_lock(&s->lock);
         bool by_collection = s->filter.collections > 0;
         pthread_mutex_unlock(&s->lock);
@@ -230,9 +430,13 @@ static void *starter(void *arg)
     pthread_mutex_lock(&s->lock);
     if (st != ES_OK)
         close_with(s, CLOSE_INTERNAL, "cannot read the store", es_last_error());
-    s->watch = w;
+    bool already = s->joined; /* the watch's thread joined before we got here */
+    if (!already)
+        s->watch = w;
     wake_locked(s, st != ES_OK);
     pthread_mutex_unlock(&s->lock);
+    if (already)
+        joined(s, w);
     return NULL;
 }
 
@@ -252,11 +456,6 @@ es_status subscriber_create(es_store *st, const sub_config *cfg, subscriber **ou
     pthread_cond_init(&s->room, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->lock, NULL);
-    es_status r = es_arena_create(cfg->record_max, &s->arena);
-    if (r != ES_OK) {
-        subscriber_destroy(s);
-        return r;
-    }
     *out = s;
     return ES_OK;
 }
@@ -356,17 +555,23 @@ es_status subscriber_message(subscriber *s, const char *text, size_t len)
     return subscriber_start(s);
 }
 
-sub_msg *subscriber_next(subscriber *s, int *close_code, char *reason, size_t reason_size)
+sub_msg *subscriber_next(subscriber *s, size_t max_len, int *close_code, char *reason,
+                         size_t reason_size)
 {
     pthread_mutex_lock(&s->lock);
     /* a too slow client is closed at once; otherwise what was queued before
      * the end still goes out first */
-    sub_msg *m = s->close_code == CLOSE_POLICY ? NULL : s->head;
+    sub_msg *m = s->close_code == CLOSE_POLICY ? NULL : queue_peek(&s->q);
+    if (m != NULL && m->len > max_len) {
+        *close_code = 0; /* it goes next time */
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+    }
     if (m != NULL) {
-        s->head = m->next;
-        if (s->head == NULL)
-            s->tail = NULL;
+        queue_pop(&s->q);
         s->queued -= m->len;
+        if (s->queued <= s->cfg.buffer_bytes)
+            s->full_since_ms = 0;
         pthread_cond_signal(&s->room);
     }
     *close_code = m == NULL ? s->close_code : 0;
@@ -392,11 +597,16 @@ void subscriber_destroy(subscriber *s)
     if (s->starter_running)
         pthread_join(s->starter, NULL);
     ns_index_forget(s->cfg.ns, s->watch);
+    pthread_mutex_lock(&s->lock);
+    while (s->retiring) /* the hub is destroying the replay's watch */
+        pthread_cond_wait(&s->room, &s->lock);
+    pthread_mutex_unlock(&s->lock);
     es_watch_destroy(s->watch); /* no callback runs after it returns */
-    for (sub_msg *m = s->head, *next; m != NULL; m = next) {
-        next = m->next;
-        free(m);
-    }
+    if (s->cfg.hub != NULL)
+        hub_leave(s->cfg.hub, s); /* nothing joins it any more: no offer after this */
+    while (s->q.n > 0)
+        sub_msg_release(queue_pop(&s->q));
+    free(s->q.items);
     filter_free(&s->filter);
     es_buf_free(&s->json);
     es_arena_destroy(s->arena);

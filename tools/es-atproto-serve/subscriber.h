@@ -1,12 +1,16 @@
 /* One /subscribe connection: its Jetstream options (wantedCollections,
- * wantedDids, cursor, maxMessageSizeBytes, requireHello, options_update),
- * a watch of the store from the cursor's sequence (history handing over to
- * live in one ordered consumer: no gap, no repeat), and a bounded queue of
- * JSON messages between the watch's thread and the connection's.
+ * wantedDids, cursor, maxMessageSizeBytes, requireHello, options_update)
+ * and a bounded queue of JSON messages for the connection's thread to
+ * write. Live events come from the server's shared fan-out (hub.h): a
+ * subscriber without a cursor joins it at once; one with a cursor first
+ * replays through a watch of its own from the cursor's sequence, then
+ * joins the hub where its replay is (no gap, no repeat) and drops the
+ * watch. Without a hub (sub_config.hub NULL) the watch goes on into the
+ * live tail, one ordered consumer per subscriber.
  *
  * Threads: the connection's thread (libwebsockets) calls everything here;
- * the watch's thread only queues, and calls `wake` when there is something
- * to write or the subscriber must be closed. */
+ * the watch's and the hub's threads only queue, and call `wake` when there
+ * is something to write or the subscriber must be closed. */
 #ifndef SERVE_SUBSCRIBER_H
 #define SERVE_SUBSCRIBER_H
 
@@ -21,6 +25,8 @@
 #define SUB_DIDS_MAX        10000
 #define SUB_MESSAGE_MAX     10000000 /* a subscriber's message, in bytes */
 
+typedef struct hub hub;
+
 typedef struct sub_config {
     size_t buffer_bytes;     /* queued JSON per subscriber, at most */
     int64_t slow_timeout_ms; /* how long a full queue may wait for the client */
@@ -29,16 +35,25 @@ typedef struct sub_config {
     struct ns_index *ns;     /* wantedCollections server-side (nsfilter.h); NULL: in process */
     void (*wake)(void *arg); /* from any thread: the connection has work */
     void *wake_arg;
+    hub *hub; /* the shared live fan-out; NULL: a watch of its own for live too */
 } sub_config;
 
 typedef struct subscriber subscriber;
 
-/* One queued message: `len` bytes of JSON at data + headroom. */
+/* One message: `len` bytes of JSON at data + headroom, shared by every
+ * subscriber it goes to (the hub encodes an event once): each holder keeps
+ * a reference. */
 typedef struct sub_msg {
-    struct sub_msg *next;
+    _Atomic unsigned refs;
     size_t len;
     unsigned char data[];
 } sub_msg;
+
+/* A message of one reference (NULL without memory). */
+sub_msg *sub_msg_create(size_t headroom, const void *json, size_t len);
+void sub_msg_ref(sub_msg *m);
+/* Drops a reference; the last frees. Accepts NULL. */
+void sub_msg_release(sub_msg *m);
 
 /* The caller owns *out (subscriber_destroy). */
 es_status subscriber_create(es_store *st, const sub_config *cfg, subscriber **out);
@@ -56,18 +71,22 @@ es_status subscriber_start(subscriber *s);
  * Jetstream does. ES_ERR_INVALID for a malformed one (close with it). */
 es_status subscriber_message(subscriber *s, const char *text, size_t len);
 
-/* The next message to write (the caller frees it with free()), or NULL.
- * *close_code is non-zero (a WebSocket close status, with `reason`) when the
- * connection must end: the client is too slow, or the watch ended. */
-sub_msg *subscriber_next(subscriber *s, int *close_code, char *reason, size_t reason_size);
+/* The next message to write (the caller releases it: sub_msg_release), or
+ * NULL, also when the next one is longer than max_len bytes (it stays
+ * first). *close_code is non-zero (a WebSocket close status, with
+ * `reason`) when nothing is left to write and the connection must end: the
+ * client is too slow, or the store's reading ended. */
+sub_msg *subscriber_next(subscriber *s, size_t max_len, int *close_code, char *reason,
+                         size_t reason_size);
 
 /* The connection is gone: from now on `wake` is not called, and a watch
  * waiting for room stops. Does not wait for anything. */
 void subscriber_end(subscriber *s);
 
-/* Ends (subscriber_end), stops the watch and frees. Accepts NULL. It waits
- * for the watch's thread, which may be talking to NATS (up to the store's
- * timeout while NATS is away): the server calls it off its loop. */
+/* Ends (subscriber_end), stops the watch, leaves the hub and frees.
+ * Accepts NULL. It waits for the watch's thread, which may be talking to
+ * NATS (up to the store's timeout while NATS is away): the server calls it
+ * off its loop. */
 void subscriber_destroy(subscriber *s);
 
 #endif

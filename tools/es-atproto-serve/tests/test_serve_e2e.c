@@ -528,6 +528,46 @@ static void generate(const char *capture, const char *seed, const char *first_se
     expect_exit(spawn(gen, log, NULL), 60000, 0, log);
 }
 
+/* A gauge or counter of /metrics (-1 when absent). */
+static double metric(int port, const char *name)
+{
+    static char body[16384];
+    if (http_get(port, "/metrics", body, sizeof body) != 200)
+        return -1;
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *at = strstr(body, pat);
+    return at ? strtod(at + strlen(pat), NULL) : -1;
+}
+
+/* Waits up to 10 s for a metric to read `want`; what it read last. */
+static double metric_reaches(int port, const char *name, double want)
+{
+    double v = -1;
+    for (int i = 0; i < 100 && (v = metric(port, name)) != want; i++)
+        sleep_ms(100);
+    return v;
+}
+
+/* The consumers on the store's stream now (each watch is one). */
+static int stream_consumers(const char *url, const char *store)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    char stream[96];
+    snprintf(stream, sizeof stream, "ES_%s", store); /* docs/wire-format.md */
+    int n = -1;
+    if (natsConnection_ConnectTo(&nc, url) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+        js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK)
+        n = (int)si->State.Consumers;
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
 /* A subscriber dropped twice and back each time with its last time_us —
  * once in the replay, once while an ingester appends — then left in the
  * live phase while another ingester appends: every stored event exactly
@@ -573,6 +613,10 @@ static void a_reconnect_with_the_cursor_loses_and_repeats_nothing(void **state)
     source live = source_start(url, store, cap[2], log); /* the subscriber is live now */
     read_into(&w, keys, 0, &live, at, &skipped);
     assert_int_equal(live.code, 0);
+    /* its replay handed over to the shared fan-out, whose consumer is the
+     * only one left: the replay's watch is gone */
+    assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", 1), 1);
+    assert_int_equal(stream_consumers(url, store), 1);
     ws_close(&w);
 
     natsConnection *nc;
@@ -602,6 +646,87 @@ static void a_reconnect_with_the_cursor_loses_and_repeats_nothing(void **state)
 
     json_decref(keys);
     json_decref(stored);
+    stop(srv, log);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    store_drop(store);
+}
+
+/* ---- the shared live fan-out --------------------------------------------------------- */
+
+/* What a subscriber asking for `collection` (NULL: all) should get of the
+ * events in `after` but not in `before`: every one once. */
+static void expect_keys(json_t *got, json_t *before, json_t *after, const char *collection)
+{
+    size_t want = 0, wrong = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(after, key, v)
+    {
+        if (json_object_get(before, key) != NULL)
+            continue;
+        /* identity and account events pass any collection filter */
+        if (collection && strncmp(key, "commit ", 7) == 0 && strstr(key, collection) == NULL)
+            continue;
+        want++;
+        json_t *c = json_object_get(got, key);
+        if ((c == NULL || json_integer_value(c) != 1) && wrong++ < 5)
+            printf("  %s received %lld times\n", key, c ? (long long)json_integer_value(c) : 0);
+    }
+    printf("  %zu events expected, %zu received\n", want, json_object_size(got));
+    assert_int_equal(wrong, 0);
+    assert_int_equal(json_object_size(got), want);
+    assert_true(want > 0);
+}
+
+/* Live subscribers (no cursor) are served by the shared fan-out: one
+ * consumer on the stream however many are connected, and each receives
+ * every event appended after it connected exactly once, in order; a
+ * filtered one only its collection's commits (and identity and account
+ * events, as Jetstream). */
+static void live_subscribers_share_one_consumer(void **state)
+{
+    (void)state;
+    enum { ALL = 6 };
+    const char *url = getenv("NATS_URL");
+    char cap[2][300], log[300], store[64];
+    snprintf(log, sizeof log, "%s/share.log", tmp);
+    snprintf(store, sizeof store, "serve_share_%ld", (long)getpid());
+    snprintf(cap[0], sizeof cap[0], "%s/share-0.capture", tmp);
+    snprintf(cap[1], sizeof cap[1], "%s/share-1.capture", tmp);
+    generate(cap[0], "51", "1", log);
+    generate(cap[1], "52", "3001", log);
+    expect_exit(ingest_start(url, store, cap[0], NULL, log), 60000, 0, log);
+    int port;
+    pid_t srv = serve_start(url, store, log, NULL, &port);
+    ws_client w[ALL + 1];
+    for (int i = 0; i < ALL; i++)
+        subscribe(&w[i], port, "");
+    subscribe(&w[ALL], port, "wantedCollections=app.bsky.feed.like");
+    assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", ALL + 1), ALL + 1);
+    assert_int_equal(stream_consumers(url, store), 1); /* the hub's, for all of them */
+
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_open(nc, store, NULL, &st), ES_OK);
+    json_t *before = json_object(), *after = json_object();
+    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, before, NULL), ES_OK);
+    source src = source_start(url, store, cap[1], log);
+    for (int i = 0; i <= ALL; i++) {
+        json_t *got = json_object();
+        size_t skipped = 0;
+        read_into(&w[i], got, 0, &src, -1, &skipped);
+        assert_int_equal(src.code, 0);
+        if (i == 0)
+            assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, after, NULL), ES_OK);
+        expect_keys(got, before, after, i == ALL ? " app.bsky.feed.like/" : NULL);
+        json_decref(got);
+        ws_close(&w[i]);
+    }
+    assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", 0), 0);
+    json_decref(before);
+    json_decref(after);
     stop(srv, log);
     es_store_destroy(st);
     natsConnection_Destroy(nc);
@@ -760,6 +885,49 @@ static void a_slow_subscriber_is_closed(void **state)
     ws_close(&w);
     char body[512];
     assert_int_equal(health_of(port, body, sizeof body), 200); /* the server goes on */
+
+    /* live, on the shared fan-out, which waits for nobody: the slow one is
+     * closed while another subscriber gets every event (a larger buffer
+     * and timeout, so that a reader parsing JSON keeps up with an ingester
+     * at full speed on a loaded machine) */
+    stop(srv, log);
+    srv = serve_start(url, store, log,
+                      (const char *[]){"--subscriber-buffer", "256K", "--slow-timeout", "2s", NULL},
+                      &port);
+    ws_client slow, reader;
+    assert_int_equal(ws_open(&slow, port, "/subscribe", 4096), 101);
+    subscribe(&reader, port, "");
+    assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", 2), 2);
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_open(nc, store, NULL, &st), ES_OK);
+    json_t *before = json_object(), *after = json_object(), *got = json_object();
+    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, before, NULL), ES_OK);
+    snprintf(capture, sizeof capture, "%s/slow-live.capture", tmp);
+    char *gen_live[] = {(char *)gen_bin, "--out", capture, "--frames", "12000", "--repos", "300",
+                        "--seed", "44", "--first-seq", "20001", NULL};
+    expect_exit(spawn(gen_live, log, NULL), 60000, 0, log);
+    source src = source_start(url, store, capture, log);
+    size_t skipped = 0;
+    read_into(&reader, got, 0, &src, -1, &skipped);
+    assert_int_equal(src.code, 0);
+    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, after, NULL), ES_OK);
+    expect_keys(got, before, after, NULL);
+    while ((r = ws_read(&slow, 5000, &m)) == 1)
+        free(m);
+    printf("  live: closed %d %s\n", slow.close_code, slow.close_reason);
+    assert_int_equal(r, 0);
+    assert_int_equal(slow.close_code, 1008);
+    assert_non_null(strstr(slow.close_reason, "ConsumerTooSlow"));
+    assert_int_equal(metric(port, "es_serve_closed_total{reason=\"too_slow\"}"), 1);
+    ws_close(&slow);
+    ws_close(&reader);
+    json_decref(before);
+    json_decref(after);
+    json_decref(got);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
     stop(srv, log);
     store_drop(store);
 }
@@ -890,6 +1058,7 @@ int main(void)
         cmocka_unit_test_teardown(filters_as_jetstream_does, kill_children),
         cmocka_unit_test_teardown(a_reconnect_with_the_cursor_loses_and_repeats_nothing,
                                   kill_children),
+        cmocka_unit_test_teardown(live_subscribers_share_one_consumer, kill_children),
         cmocka_unit_test_teardown(health_follows_nats, kill_children),
         cmocka_unit_test_teardown(a_slow_subscriber_is_closed, kill_children),
         cmocka_unit_test_teardown(admin_routes_edit_the_tracked_set, kill_children),
