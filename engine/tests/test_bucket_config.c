@@ -21,6 +21,7 @@
 
 #include <es/checkpoint.h>
 #include <es/dict.h>
+#include <es/entity_types.h>
 #include <es/snapshot.h>
 #include <es/store.h>
 
@@ -87,12 +88,16 @@ static void check_buckets(const esi_js *js, const char *name, int replicas, cons
 static void create_every_bucket(natsConnection *nc, es_store *st, const char *name)
 {
     static const es_checkpoint_bucket sets[] = {ES_CHECKPOINTS_DEFAULT, ES_CHECKPOINTS_REPOS,
-                                                ES_CHECKPOINTS_IDENTITY, ES_CHECKPOINTS_TRACKED};
+                                                ES_CHECKPOINTS_IDENTITY, ES_CHECKPOINTS_TRACKED,
+                                                ES_CHECKPOINTS_DEAD_LETTERS};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
         es_checkpoints *cps = NULL;
         assert_int_equal(es_checkpoints_open_bucket(st, sets[i], &cps), ES_OK);
         es_checkpoints_destroy(cps);
     }
+    es_entity_types *types = NULL;
+    assert_int_equal(es_entity_types_open(st, &types), ES_OK);
+    es_entity_types_destroy(types);
     es_snapshots *sn = NULL;
     assert_int_equal(es_snapshots_open(st, &sn), ES_OK);
     es_snapshots_destroy(sn);

@@ -567,7 +567,7 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
         return 1;
     }
     if (o->channel != NULL) {
-        channel_set_loop(o->channel, LWS_PRE, wake, srv.ctx);
+        channel_set_loop(o->channel, LWS_PRE, wake, &srv);
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(srv.ctx, "default");
     printf("listening on %s:%d%s\n", o->host, vh ? lws_get_vhost_listen_port(vh) : o->port,
