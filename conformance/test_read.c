@@ -243,6 +243,48 @@ static void foreign_messages_are_skipped(void **state)
     compare_load_and_evolve(c->st, "a", "b", NULL, NULL);
 }
 
+/* Last events of a read, into *last (an es_event_cb). */
+static es_status note_last(const es_event *ev, void *closure)
+{
+    *(uint64_t *)closure = es_event_seq(ev);
+    return ES_OK;
+}
+
+/* A read right after an append returned sees it: on a replicated store
+ * too, where the replay's consumer and a direct get may be answered by a
+ * replica that has not applied the append yet (the reads then go on to the
+ * leader's last event). Each round appends, then loads the entity and
+ * replays its type at once. */
+static void a_read_sees_the_append_before_it(void **state)
+{
+    conf_ctx *c = *state;
+    es_filter entity, type;
+    es_filter_init(&entity);
+    entity.entity_type = "note";
+    entity.entity_id = "n1";
+    es_filter_init(&type);
+    type.entity_type = "note";
+    for (int round = 0; round < 150; round++) {
+        es_event_spec e = conf_spec("note", "n1", "written", "x");
+        es_append_result r;
+        assert_int_equal(es_append(c->st, &e, &r), ES_OK);
+        uint64_t loaded = 0, replayed = 0;
+        es_read_options from = {.after_seq = r.last_seq > 1 ? r.last_seq - 1 : 0, .up_to_seq = 0};
+        es_status s = es_load(c->st, &entity, &from, note_last, &loaded, NULL);
+        if (s != ES_OK)
+            fail_msg("round %d: es_load: %s", round, es_last_error());
+        if (loaded != r.last_seq)
+            fail_msg("round %d: es_load saw %llu, the append was %llu", round,
+                     (unsigned long long)loaded, (unsigned long long)r.last_seq);
+        s = es_evolve(c->st, &type, &from, note_last, &replayed, NULL);
+        if (s != ES_OK)
+            fail_msg("round %d: es_evolve: %s", round, es_last_error());
+        if (replayed != r.last_seq)
+            fail_msg("round %d: es_evolve saw %llu, the append was %llu", round,
+                     (unsigned long long)replayed, (unsigned long long)r.last_seq);
+    }
+}
+
 int conf_run_read(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +297,7 @@ int conf_run_read(void)
         cmocka_unit_test_setup_teardown(load_equals_evolve, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(replays_100k_events, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(foreign_messages_are_skipped, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(a_read_sees_the_append_before_it, conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("read", tests, NULL, NULL);
 }

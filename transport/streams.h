@@ -36,4 +36,12 @@ typedef es_status (*esi_subjects_cb)(const char *const *subjects, const uint64_t
 es_status esi_stream_subjects(const esi_js *js, const char *stream, const char *filter,
                               esi_subjects_cb cb, void *closure);
 
+/* The sequence of the last message of `stream` matching `filter` (wildcards
+ * allowed), 0 when none does, as the stream's LEADER has it
+ * (<prefix>.STREAM.MSG.GET with last_by_subj). A direct get, which any
+ * replica may answer (allow_direct), can come from a replica that has not
+ * applied the latest writes yet; this cannot. */
+es_status esi_stream_last_seq(const esi_js *js, const char *stream, const char *filter,
+                              uint64_t *seq);
+
 #endif

@@ -6,8 +6,10 @@
 
 #include "transport/consumer.h"
 #include "transport/scan.h"
+#include "transport/streams.h"
 #include "event_impl.h"
 #include "filters.h"
+#include "base/clock.h"
 #include "base/internal.h"
 #include "store_impl.h"
 #include "transport/msg.h"
@@ -19,6 +21,8 @@
  * after three missed heartbeats, and its resets retry for as long (a server
  * restarting, a cluster electing), so a shorter wait would give up first. */
 #define EVOLVE_WAIT_MS ESI_OC_RESET_BUDGET_MS
+/* A load answered by a replica behind the leader asks again after this. */
+#define LOAD_BEHIND_PAUSE_MS 10
 
 static es_status check_call(es_store *st, const es_read_options *o, es_event_cb cb)
 {
@@ -35,11 +39,44 @@ static const es_read_options *or_none(const es_read_options *o)
     return o ? o : &none;
 }
 
+/* ---- reading one's own writes on a replicated store ---------------------- */
+
+/* The last event a read must see, or 0 when the read's own answers suffice.
+ * On a replicated store neither answer is the leader's: the replay's R1
+ * consumer is placed on any of the stream's peers and counts what is
+ * pending from its replica, and a direct get may be answered by any
+ * replica; a replica may not have applied the latest appends yet, so a
+ * read right after an append could miss it. The stream's leader says which
+ * event is the filters' last: the read goes on until it has seen it. A
+ * confined user is not granted the leader's message API (its subject does
+ * not carry the filter): its reads stay as the replicas answer. */
+static es_status read_target(es_store *st, const esi_filter_set *fs, const es_read_options *o,
+                             uint64_t *target)
+{
+    *target = 0;
+    if (st->config.replicas <= 1 || st->opts.confined)
+        return ES_OK;
+    for (size_t i = 0; i < fs->n; i++) {
+        uint64_t seq = 0;
+        es_status s = esi_stream_last_seq(st->js, st->stream, fs->subjects[i], &seq);
+        if (s != ES_OK)
+            return s;
+        if (seq > *target)
+            *target = seq;
+    }
+    if (o->up_to_seq && *target > o->up_to_seq)
+        *target = o->up_to_seq;
+    if (*target <= o->after_seq)
+        *target = 0;
+    return ES_OK;
+}
+
 /* ---- evolve ------------------------------------------------------------ */
 
-/* Reads the set's events through one ordered consumer. */
+/* Reads the set's events through one ordered consumer, at least up to
+ * `target` (read_target). */
 static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_read_options *o,
-                            es_event_cb cb, void *closure, uint64_t *last_seq)
+                            uint64_t target, es_event_cb cb, void *closure, uint64_t *last_seq)
 {
     esi_oc *oc = NULL;
     uint64_t pending = 0;
@@ -47,9 +84,11 @@ static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_rea
                                 EVOLVE_HEARTBEAT_MS, &oc, &pending);
     es_event ev;
     memset(&ev, 0, sizeof ev);
-    /* Caught up when the consumer has nothing pending: known at creation for
-     * an empty result, then from each delivery's pending count. */
-    while (s == ES_OK && pending > 0) {
+    /* Caught up when the consumer has nothing pending (known at creation for
+     * an empty result, then from each delivery's pending count) and the
+     * target is seen. */
+    uint64_t seen = o->after_seq;
+    while (s == ES_OK && (pending > 0 || seen < target)) {
         esi_oc_msg m;
         s = esi_oc_next(oc, EVOLVE_WAIT_MS, &m);
         if (s == ES_ERR_CONNECTION && esi_oc_failing_ms(oc) < ESI_OC_RESET_BUDGET_MS) {
@@ -62,6 +101,7 @@ static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_rea
         if (s != ES_OK)
             break;
         pending = m.pending;
+        seen = m.seq;
         if (o->up_to_seq && m.seq > o->up_to_seq) {
             esi_msg_destroy(m.msg);
             break;
@@ -108,16 +148,33 @@ static es_status on_direct(natsMsg *msg, const char *subject, uint64_t seq, int6
     return s;
 }
 
-/* One subject's events by batched direct gets. */
+/* One subject's events by batched direct gets, at least up to `target`
+ * (read_target): a replica behind the leader ends its answer early, and the
+ * read asks again from there, for as long as a replay would wait. */
 static es_status load_subject(es_store *st, const char *subject, const es_read_options *o,
-                              es_event_cb cb, void *closure, uint64_t *last_seq)
+                              uint64_t target, es_event_cb cb, void *closure, uint64_t *last_seq)
 {
     load_call c = {.st = st, .cb = cb, .closure = closure};
     esi_dg_request req = {.filter = subject,
                          .start_seq = o->after_seq + 1,
                          .up_to_seq = o->up_to_seq,
                          .batch = LOAD_BATCH};
-    es_status s = esi_subject_scan(st->js, st->stream, &req, st->opts.confined, on_direct, &c, NULL);
+    int64_t deadline = esi_monotonic_ms() + EVOLVE_WAIT_MS;
+    es_status s;
+    for (;;) {
+        uint64_t scanned = 0;
+        s = esi_subject_scan(st->js, st->stream, &req, st->opts.confined, on_direct, &c, &scanned);
+        if (scanned >= req.start_seq)
+            req.start_seq = scanned + 1;
+        if (s != ES_OK || req.start_seq > target)
+            break;
+        if (esi_monotonic_ms() >= deadline) {
+            s = es_error(ES_ERR_TIMEOUT, "load: the replicas stayed behind the leader's event %llu "
+                                         "for %d ms", (unsigned long long)target, EVOLVE_WAIT_MS);
+            break;
+        }
+        esi_sleep_ms(LOAD_BEHIND_PAUSE_MS);
+    }
     esi_event_release(&c.ev);
     if (last_seq)
         *last_seq = c.last_seq;
@@ -152,10 +209,13 @@ static es_status read_filters(es_store *st, const es_filter *filters, size_t n,
         s = check_call(st, o, cb);
     if (s == ES_OK)
         s = esi_filter_set_make(st, filters, n, &fs);
+    uint64_t target = 0;
+    if (s == ES_OK)
+        s = read_target(st, fs, o, &target);
     if (s == ES_OK && load && fs->n == 1)
-        s = load_subject(st, fs->subjects[0], o, cb, closure, last_seq);
+        s = load_subject(st, fs->subjects[0], o, target, cb, closure, last_seq);
     else if (s == ES_OK)
-        s = evolve_set(st, fs, o, cb, closure, last_seq);
+        s = evolve_set(st, fs, o, target, cb, closure, last_seq);
     esi_filter_set_free(fs);
     if (s == ES_OK)
         es_error_clear();

@@ -137,3 +137,28 @@ es_status esi_stream_subjects(const esi_js *js, const char *stream, const char *
                               each_subjects_page, &w)
                       : s;
 }
+
+es_status esi_stream_last_seq(const esi_js *js, const char *stream, const char *filter,
+                              uint64_t *seq)
+{
+    *seq = 0;
+    char api[ESI_JS_PREFIX_MAX + 320];
+    es_status s = esi_js_api_subject(js, api, sizeof api, "STREAM.MSG.GET.%s", stream);
+    json_t *body = s == ES_OK ? json_pack("{s:s}", "last_by_subj", filter) : NULL;
+    if (s == ES_OK && body == NULL)
+        s = es_error(ES_ERR_NOMEM, "out of memory");
+    json_t *reply = NULL;
+    if (s == ES_OK)
+        s = esi_js_request(js, api, body, 0, &reply);
+    json_decref(body);
+    if (s == ES_ERR_NOT_FOUND) /* no message matches (the stream's absence shows elsewhere) */
+        return ES_OK;
+    if (s != ES_OK)
+        return s;
+    json_int_t n = json_integer_value(json_object_get(json_object_get(reply, "message"), "seq"));
+    json_decref(reply);
+    if (n <= 0)
+        return es_error(ES_ERR_PROTOCOL, "%s: no message sequence in the reply", api);
+    *seq = (uint64_t)n;
+    return ES_OK;
+}
