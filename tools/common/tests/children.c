@@ -79,6 +79,13 @@ void children_kill_all(void)
         }
 }
 
+int children_teardown(void **state)
+{
+    (void)state;
+    children_kill_all();
+    return 0;
+}
+
 void children_show_log(const char *log)
 {
     FILE *f = fopen(log, "r");

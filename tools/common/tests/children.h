@@ -20,6 +20,9 @@ int children_exit_code(pid_t pid, long timeout_ms);
 /* SIGKILL to every child still running, and their exits collected. */
 void children_kill_all(void);
 
+/* children_kill_all in the shape of a cmocka teardown (state unused). */
+int children_teardown(void **state);
+
 /* The last lines of `log` on stdout (what a failing test shows). */
 void children_show_log(const char *log);
 

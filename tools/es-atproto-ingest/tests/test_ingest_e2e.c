@@ -1773,14 +1773,6 @@ static void sigterm_drains_the_decoding_threads(void **state)
     store_drop(nc, all, name);
 }
 
-/* After each test: whatever it started and did not see end is killed. */
-static int kill_children(void **state)
-{
-    (void)state;
-    children_kill_all();
-    return 0;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -1814,28 +1806,28 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(real_capture_through_the_server, kill_children),
-        cmocka_unit_test_teardown(forged_frames_store_nothing, kill_children),
-        cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, kill_children),
-        cmocka_unit_test_teardown(ingester_killed_mid_stream, kill_children),
-        cmocka_unit_test_teardown(two_ingesters_side_by_side, kill_children),
-        cmocka_unit_test_teardown(future_cursor_ends_the_process, kill_children),
-        cmocka_unit_test_teardown(wss_verifies_the_relay_certificate, kill_children),
-        cmocka_unit_test_teardown(server_restarts_mid_stream, kill_children),
-        cmocka_unit_test_teardown(nats_down_at_start_then_up, kill_children),
-        cmocka_unit_test_teardown(junk_capture_creates_no_store, kill_children),
-        cmocka_unit_test_teardown(a_jetstream_domain_is_used, kill_children),
+        cmocka_unit_test_teardown(real_capture_through_the_server, children_teardown),
+        cmocka_unit_test_teardown(forged_frames_store_nothing, children_teardown),
+        cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, children_teardown),
+        cmocka_unit_test_teardown(ingester_killed_mid_stream, children_teardown),
+        cmocka_unit_test_teardown(two_ingesters_side_by_side, children_teardown),
+        cmocka_unit_test_teardown(future_cursor_ends_the_process, children_teardown),
+        cmocka_unit_test_teardown(wss_verifies_the_relay_certificate, children_teardown),
+        cmocka_unit_test_teardown(server_restarts_mid_stream, children_teardown),
+        cmocka_unit_test_teardown(nats_down_at_start_then_up, children_teardown),
+        cmocka_unit_test_teardown(junk_capture_creates_no_store, children_teardown),
+        cmocka_unit_test_teardown(a_jetstream_domain_is_used, children_teardown),
         cmocka_unit_test_teardown(a_replay_after_the_duplicate_window_stores_nothing_twice,
-                                  kill_children),
-        cmocka_unit_test_teardown(chain_breaks_old_revs_and_inactive_accounts, kill_children),
+                                  children_teardown),
+        cmocka_unit_test_teardown(chain_breaks_old_revs_and_inactive_accounts, children_teardown),
         cmocka_unit_test_teardown(a_crash_before_the_state_is_written_loses_and_repeats_nothing,
-                                  kill_children),
-        cmocka_unit_test_teardown(side_by_side_one_killed, kill_children),
-        cmocka_unit_test_teardown(real_capture_on_decoding_threads, kill_children),
-        cmocka_unit_test_teardown(refused_and_valid_frames_in_order, kill_children),
-        cmocka_unit_test_teardown(sigterm_drains_the_decoding_threads, kill_children),
-        cmocka_unit_test_teardown(nothing_stored_leaves_the_cursor_unchanged, kill_children),
-        cmocka_unit_test_teardown(a_permission_denial_stops_the_ingester, kill_children),
+                                  children_teardown),
+        cmocka_unit_test_teardown(side_by_side_one_killed, children_teardown),
+        cmocka_unit_test_teardown(real_capture_on_decoding_threads, children_teardown),
+        cmocka_unit_test_teardown(refused_and_valid_frames_in_order, children_teardown),
+        cmocka_unit_test_teardown(sigterm_drains_the_decoding_threads, children_teardown),
+        cmocka_unit_test_teardown(nothing_stored_leaves_the_cursor_unchanged, children_teardown),
+        cmocka_unit_test_teardown(a_permission_denial_stops_the_ingester, children_teardown),
     };
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)

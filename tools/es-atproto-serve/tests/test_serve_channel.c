@@ -407,13 +407,6 @@ static void fire_and_forget(void **state)
     store_close(&s);
 }
 
-static int kill_children(void **state)
-{
-    (void)state;
-    children_kill_all();
-    return 0;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -428,11 +421,11 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(unacknowledged_events_come_again, kill_children),
-        cmocka_unit_test_teardown(two_clients_share_the_events, kill_children),
-        cmocka_unit_test_teardown(per_repo_order_under_the_barrier_rule, kill_children),
-        cmocka_unit_test_teardown(a_killed_instance_resumes, kill_children),
-        cmocka_unit_test_teardown(fire_and_forget, kill_children),
+        cmocka_unit_test_teardown(unacknowledged_events_come_again, children_teardown),
+        cmocka_unit_test_teardown(two_clients_share_the_events, children_teardown),
+        cmocka_unit_test_teardown(per_repo_order_under_the_barrier_rule, children_teardown),
+        cmocka_unit_test_teardown(a_killed_instance_resumes, children_teardown),
+        cmocka_unit_test_teardown(fire_and_forget, children_teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -934,13 +934,6 @@ static void a_slow_subscriber_is_closed(void **state)
 
 /* ---- setup ------------------------------------------------------------------------ */
 
-static int kill_children(void **state)
-{
-    (void)state;
-    children_kill_all();
-    return 0;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -1054,14 +1047,14 @@ static void admin_routes_edit_the_tracked_set(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(replays_the_corpus_as_jetstream_does, kill_children),
-        cmocka_unit_test_teardown(filters_as_jetstream_does, kill_children),
+        cmocka_unit_test_teardown(replays_the_corpus_as_jetstream_does, children_teardown),
+        cmocka_unit_test_teardown(filters_as_jetstream_does, children_teardown),
         cmocka_unit_test_teardown(a_reconnect_with_the_cursor_loses_and_repeats_nothing,
-                                  kill_children),
-        cmocka_unit_test_teardown(live_subscribers_share_one_consumer, kill_children),
-        cmocka_unit_test_teardown(health_follows_nats, kill_children),
-        cmocka_unit_test_teardown(a_slow_subscriber_is_closed, kill_children),
-        cmocka_unit_test_teardown(admin_routes_edit_the_tracked_set, kill_children),
+                                  children_teardown),
+        cmocka_unit_test_teardown(live_subscribers_share_one_consumer, children_teardown),
+        cmocka_unit_test_teardown(health_follows_nats, children_teardown),
+        cmocka_unit_test_teardown(a_slow_subscriber_is_closed, children_teardown),
+        cmocka_unit_test_teardown(admin_routes_edit_the_tracked_set, children_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -398,13 +398,6 @@ static void the_corpus_reaches_a_flaky_webhook_through_a_kill(void **state)
     natsConnection_Destroy(nc);
 }
 
-static int kill_children(void **state)
-{
-    (void)state;
-    children_kill_all();
-    return 0;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -428,7 +421,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(the_corpus_reaches_a_flaky_webhook_through_a_kill,
-                                  kill_children),
+                                  children_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
