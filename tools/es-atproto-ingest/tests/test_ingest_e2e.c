@@ -36,6 +36,7 @@
 
 #include "children.h" /* tools/common/tests: child processes */
 #include "forge.h"    /* atproto/tests: forgeries of real frames */
+#include "test_part.h"  /* tools/common/tests: ES_TEST_PART */
 
 #define WAIT_STORED_S 90
 
@@ -1805,7 +1806,7 @@ static int teardown(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(real_capture_through_the_server, children_teardown),
         cmocka_unit_test_teardown(forged_frames_store_nothing, children_teardown),
         cmocka_unit_test_teardown(relay_drops_connections_and_sends_garbage, children_teardown),
@@ -1832,5 +1833,6 @@ int main(void)
     /* ES_E2E_ONLY=pattern (cmocka's wildcards) runs the matching tests only. */
     if (getenv("ES_E2E_ONLY") != NULL)
         cmocka_set_test_filter(getenv("ES_E2E_ONLY"));
-    return cmocka_run_group_tests(tests, setup, teardown);
+    size_t n = test_part(tests, sizeof tests / sizeof tests[0]); /* ES_TEST_PART */
+    return _cmocka_run_group_tests("test_ingest_e2e", tests, n, setup, teardown);
 }

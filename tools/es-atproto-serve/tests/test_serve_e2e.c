@@ -31,6 +31,7 @@
 #include <es/es.h>
 
 #include "children.h"
+#include "test_part.h"
 #include "ws_client.h"
 
 #define CORPUS_EVENTS 152
@@ -1046,7 +1047,7 @@ static void admin_routes_edit_the_tracked_set(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(replays_the_corpus_as_jetstream_does, children_teardown),
         cmocka_unit_test_teardown(filters_as_jetstream_does, children_teardown),
         cmocka_unit_test_teardown(a_reconnect_with_the_cursor_loses_and_repeats_nothing,
@@ -1056,5 +1057,6 @@ int main(void)
         cmocka_unit_test_teardown(a_slow_subscriber_is_closed, children_teardown),
         cmocka_unit_test_teardown(admin_routes_edit_the_tracked_set, children_teardown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    size_t n = test_part(tests, sizeof tests / sizeof tests[0]); /* ES_TEST_PART */
+    return _cmocka_run_group_tests("test_serve_e2e", tests, n, setup, teardown);
 }
