@@ -417,6 +417,17 @@ static es_status open_chain(ingester *g)
     return chain_open(g->store, &o, &g->chain);
 }
 
+/* Reading the repository states, as a startup step: their bucket may have
+ * been created with the store a moment ago, and on a cluster its replicas
+ * answer direct gets only once they are current ("no responders" until
+ * then). JetStream answered opening the store, so that is a moment to wait
+ * out (retry_startup), not a server without JetStream. */
+static es_status open_chain_step(ingester *g)
+{
+    es_status s = open_chain(g);
+    return s == ES_ERR_UNSUPPORTED ? ES_ERR_CONNECTION : s;
+}
+
 int ingester_open(const ingest_config *cfg, const char *source_name, volatile sig_atomic_t *stop,
                   ingester **out)
 {
@@ -457,7 +468,9 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
         (s = ingest_cursor_open(g->store, cfg->name, source_name, cfg->cursor_interval_ms,
                                 &g->start, &g->cursor)) != ES_OK)
         code = es_cli_fail(s, "reading the cursor");
-    if (code == ES_EXIT_OK && (s = open_chain(g)) != ES_OK)
+    if (code == ES_EXIT_OK &&
+        (s = retry_startup(g, stop, open_chain_step, "repository states not answering, retrying",
+                           "repository states read")) != ES_OK)
         code = es_cli_fail(s, "reading the repository states");
     if (code == ES_EXIT_OK && (s = open_resyncs(g)) != ES_OK)
         code = es_cli_fail(s, "starting the resyncs");
