@@ -98,6 +98,10 @@ const char *conf_server_url(const conf_server *s);
 void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
 void conf_server_restart(conf_server *s); /* start again on the same port and store */
 void conf_server_destroy(conf_server *s); /* stop and remove its store */
+/* Destroys every server of the suite's own still running: those of a test
+ * that failed before its conf_server_destroy. main.c calls it after each
+ * group; it also runs at exit. */
+void conf_servers_reap(void);
 
 /* Nodes of a cluster of the suite's own (conf_server_start with --replicas
  * above 1): how many (0: a single server), kill -9 node i (store kept),
