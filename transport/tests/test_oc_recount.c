@@ -20,6 +20,7 @@
 #include "transport/consumer.h"
 #include "transport/js.h"
 #include "transport/msg.h"
+#include "transport/scan.h"
 #include "transport/tests/fake_conn.h"
 
 #define STREAM "ES_s"
@@ -32,7 +33,12 @@ typedef struct server {
     uint64_t pending_at[4];   /* num_pending answered to creation i */
     uint64_t start_seq_at[4]; /* opt_start_seq asked by creation i */
     char inbox[128];          /* the last creation's deliver_subject */
+    bool push;                /* the first creation is followed by the miscount (below) */
 } server;
+
+static void deliver(fake_conn *f, const server *sv, uint64_t sseq, uint64_t cseq,
+                    uint64_t pending);
+static void heartbeat(fake_conn *f, const server *sv, uint64_t last_cseq, bool stalled);
 
 static void answer(fake_conn *f, natsMsg *m, void *closure)
 {
@@ -55,6 +61,11 @@ static void answer(fake_conn *f, natsMsg *m, void *closure)
     snprintf(text, sizeof text, "{\"name\":\"c%d\",\"num_pending\":%llu}", i,
              (unsigned long long)sv->pending_at[i]);
     fake_conn_answer_text(f, m, text, 0);
+    if (sv->push && i == 0) { /* after the answer: the stream's last, miscounted, then idle */
+        deliver(f, sv, 5, 1, 2);
+        heartbeat(f, sv, 1, false);
+        heartbeat(f, sv, 1, false);
+    }
 }
 
 /* A delivery of stream sequence `sseq` as consumer sequence `cseq`, with
@@ -195,12 +206,55 @@ static void flow_control_and_a_single_heartbeat_are_not_stalls(void **state)
     close_fixture(&x);
 }
 
+static es_status count_one(natsMsg *msg, const char *subject, uint64_t seq, int64_t stored_ns,
+                           void *closure)
+{
+    (void)msg, (void)subject, (void)stored_ns;
+    assert_int_equal(seq, 5);
+    ++*(int *)closure;
+    return ES_OK;
+}
+
+/* A confined read (scan.h: by an ordered consumer) ends with the recount,
+ * successfully, instead of "read: no delivery for 10000 ms". */
+static void a_confined_read_ends_with_the_recount(void **state)
+{
+    (void)state;
+    fixture x;
+    memset(&x, 0, sizeof x);
+    x.sv.pending_at[0] = 1;
+    x.sv.push = true;
+    x.f = fake_conn_create();
+    fake_conn_set_handler(x.f, answer, &x.sv);
+    esi_conn conn;
+    fake_conn_table(x.f, &conn);
+    esi_js_options o = {.timeout_ms = 2000};
+    assert_int_equal(esi_js_create(&conn, &o, &x.js), ES_OK);
+    esi_dg_request req = {.filter = "$ES.s.note.n1.*", .start_seq = 5};
+    int delivered = 0;
+    uint64_t last = 0;
+    int64_t t0 = esi_monotonic_ms();
+    es_status s = esi_subject_scan(x.js, STREAM, &req, true, count_one, &delivered, &last);
+    int64_t took = esi_monotonic_ms() - t0;
+    if (s != ES_OK)
+        fail_msg("the confined read failed after %lld ms: %s", (long long)took, es_last_error());
+    /* at the second idle heartbeat, not after three missed ones (6 s) */
+    if (took >= 3000)
+        fail_msg("the confined read took %lld ms to end", (long long)took);
+    assert_int_equal(delivered, 1);
+    assert_int_equal(last, 5);
+    assert_int_equal(x.sv.creations, 2);
+    assert_int_equal(x.sv.start_seq_at[1], 6);
+    close_fixture(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(an_idle_server_with_messages_counted_is_recounted),
         cmocka_unit_test(a_recount_that_finds_messages_delivers_them),
         cmocka_unit_test(flow_control_and_a_single_heartbeat_are_not_stalls),
+        cmocka_unit_test(a_confined_read_ends_with_the_recount),
     };
     return cmocka_run_group_tests(tests, fake_nats_setup, fake_nats_teardown);
 }
