@@ -104,9 +104,9 @@ typedef struct fixture {
     server sv;
 } fixture;
 
-/* A consumer from stream sequence 5, which the server counts as 1 pending
- * at creation and `recount` at a reset. */
-static void open_fixture(fixture *x, uint64_t recount)
+/* The scripted server, which counts 1 pending at the first creation and
+ * `recount` at the second. */
+static void open_server(fixture *x, uint64_t recount)
 {
     memset(x, 0, sizeof *x);
     x->sv.pending_at[0] = 1;
@@ -117,6 +117,12 @@ static void open_fixture(fixture *x, uint64_t recount)
     fake_conn_table(x->f, &conn);
     esi_js_options o = {.timeout_ms = 2000};
     assert_int_equal(esi_js_create(&conn, &o, &x->js), ES_OK);
+}
+
+/* ... and a consumer on it from stream sequence 5. */
+static void open_fixture(fixture *x, uint64_t recount)
+{
+    open_server(x, recount);
     const char *filters[1] = {"$ES.s.note.>"};
     uint64_t pending = 0;
     assert_int_equal(esi_oc_create(x->js, STREAM, filters, 1, 5, 2000, &x->oc, &pending), ES_OK);
@@ -221,15 +227,8 @@ static void a_confined_read_ends_with_the_recount(void **state)
 {
     (void)state;
     fixture x;
-    memset(&x, 0, sizeof x);
-    x.sv.pending_at[0] = 1;
+    open_server(&x, 0);
     x.sv.push = true;
-    x.f = fake_conn_create();
-    fake_conn_set_handler(x.f, answer, &x.sv);
-    esi_conn conn;
-    fake_conn_table(x.f, &conn);
-    esi_js_options o = {.timeout_ms = 2000};
-    assert_int_equal(esi_js_create(&conn, &o, &x.js), ES_OK);
     esi_dg_request req = {.filter = "$ES.s.note.n1.*", .start_seq = 5};
     int delivered = 0;
     uint64_t last = 0;
