@@ -590,6 +590,39 @@ int conf_server_stream_leader(natsConnection *nc, const char *stream)
     return leader;
 }
 
+/* Whether the store's stream answers a publish: one that expects an
+ * impossible last sequence, which the stream refuses without storing. */
+static bool store_answers(natsConnection *nc, es_store *st)
+{
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "probe";
+    f.entity_id = "ready";
+    f.event_type = "checked";
+    char subject[256];
+    assert_int_equal(es_filter_subject(st, &f, subject, sizeof subject), ES_OK);
+    natsMsg *m = NULL, *reply = NULL;
+    assert_int_equal(natsMsg_Create(&m, subject, NULL, NULL, 0), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", "999999999999"), NATS_OK);
+    natsStatus s = natsConnection_RequestMsg(&reply, nc, m, 1000);
+    bool answered = s == NATS_OK && natsMsg_GetDataLength(reply) > 0;
+    natsMsg_Destroy(reply);
+    natsMsg_Destroy(m);
+    return answered;
+}
+
+void conf_wait_store_ready(natsConnection *nc, es_store *st)
+{
+    if (conf_replicas <= 1)
+        return;
+    for (int i = 0; i < 300; i++) {
+        if (store_answers(nc, st))
+            return;
+        conf_sleep_ms(100);
+    }
+    fail_msg("store %s took no publish for 30 s", es_store_stream(st));
+}
+
 conf_server *conf_server_start(void)
 {
     if (conf_server_bin != NULL && conf_replicas > 1)

@@ -111,6 +111,11 @@ int conf_server_nodes(const conf_server *s);
 void conf_server_kill_node(conf_server *s, int i);
 void conf_server_start_node(conf_server *s, int i);
 int conf_server_stream_leader(natsConnection *nc, const char *stream);
+/* With --replicas above 1, waits up to 30 s until the store's stream
+ * answers a publish (one it refuses, storing nothing): a store created on a
+ * cluster just started answered its first appends with "no responders"
+ * (ES_ERR_CONNECTION). */
+void conf_wait_store_ready(natsConnection *nc, es_store *st);
 
 void conf_sleep_ms(int64_t ms);
 
