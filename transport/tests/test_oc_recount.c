@@ -113,10 +113,7 @@ static void open_server(fixture *x, uint64_t recount)
     x->sv.pending_at[1] = recount;
     x->f = fake_conn_create();
     fake_conn_set_handler(x->f, answer, &x->sv);
-    esi_conn conn;
-    fake_conn_table(x->f, &conn);
-    esi_js_options o = {.timeout_ms = 2000};
-    assert_int_equal(esi_js_create(&conn, &o, &x->js), ES_OK);
+    assert_non_null(x->js = fake_conn_js(x->f, 2000));
 }
 
 /* ... and a consumer on it from stream sequence 5. */
