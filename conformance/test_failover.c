@@ -40,6 +40,7 @@ static es_store *filled_store(natsConnection *nc, const char *name, size_t n)
 {
     es_store *st = NULL;
     assert_int_equal(es_store_create(nc, name, conf_store_config(), NULL, &st), ES_OK);
+    conf_wait_store_ready(nc, st);
     conf_append_many(st, "account", "a1", "changed", n);
     return st;
 }

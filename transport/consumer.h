@@ -54,8 +54,20 @@ es_status esi_oc_create(const esi_js *js, const char *stream, const char *const 
  * that time (not an error: call again). Resets are handled inside; when one
  * cannot be done (server away) the call waits a backoff delay (base/backoff.h,
  * at most wait_ms) and returns ES_ERR_CONNECTION, with the reason in
- * es_last_error(); the next call tries again. */
+ * es_last_error(); the next call tries again.
+ *
+ * The server's count of messages to come can be wrong (nats-server keeps a
+ * running tally that races with appends on a lagging replica): when the
+ * server goes idle (two idle heartbeats naming our last delivery) while
+ * messages are still counted, the consumer is reset, and its new count is
+ * the server's recount. A reset whose recount is 0 where the old count was
+ * not returns ES_ERR_TIMEOUT at once, with esi_oc_pending() 0: the reader is
+ * caught up. */
 es_status esi_oc_next(esi_oc *oc, int64_t wait_ms, esi_oc_msg *out);
+
+/* Matching messages still to come, as the server last counted them: at
+ * creation, with each delivery (esi_oc_msg.pending), and at each reset. */
+uint64_t esi_oc_pending(const esi_oc *oc);
 
 /* How long resets have been failing in a row, in ms: 0 when the consumer is
  * fine. Compare with ESI_OC_RESET_BUDGET_MS. */

@@ -91,6 +91,11 @@ static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_rea
     while (s == ES_OK && (pending > 0 || seen < target)) {
         esi_oc_msg m;
         s = esi_oc_next(oc, EVOLVE_WAIT_MS, &m);
+        if (s == ES_ERR_TIMEOUT && pending > 0 && esi_oc_pending(oc) == 0) {
+            pending = 0; /* the server recounted (consumer.h): nothing more to come */
+            s = ES_OK;
+            continue;
+        }
         if (s == ES_ERR_CONNECTION && esi_oc_failing_ms(oc) < ESI_OC_RESET_BUDGET_MS) {
             s = ES_OK; /* a server restarting, a cluster electing: within the budget */
             continue;
