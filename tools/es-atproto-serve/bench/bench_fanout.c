@@ -317,8 +317,8 @@ static bool parse_frames(bench *b, lat_stats *s, int i)
 static bool drain(bench *b, lat_stats *s, int i)
 {
     ws_client *w = &b->clients[i];
-    if (w->cap - w->len < READ_MIN) {
-        w->cap = w->len + READ_MIN;
+    if (w->cap - w->len < READ_MIN) { /* grown once (a frame's start stays in it) */
+        w->cap = 2 * (w->len + READ_MIN);
         w->buf = realloc(w->buf, w->cap);
     }
     ssize_t r = recv(w->fd, w->buf + w->len, w->cap - w->len, 0);
