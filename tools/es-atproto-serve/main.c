@@ -82,7 +82,7 @@ static void usage(FILE *out)
             "                          (ES_FANOUT; default shared)\n"
             "  --write-interval DUR    subscribers are written at most this often; events\n"
             "                          within it go in one write (ES_WRITE_INTERVAL;\n"
-            "                          default 10ms; 0: at once)\n"
+            "                          default 0: at once)\n"
             "  --version, --help\n"
             "\n"
             "Tap-style delivery to a webhook (docs/serve.md, \"Webhooks\"):\n"
@@ -345,7 +345,7 @@ static int parse(int argc, char **argv, config *c)
     c->server.max_subscribers = 1000;
     c->server.sub.buffer_bytes = 4u << 20;
     c->server.sub.slow_timeout_ms = 10000;
-    c->server.write_interval_us = 10000;
+    c->server.write_interval_us = 0; /* written at once (--write-interval) */
     c->server.sub.record_max = 8u << 20;
     c->health_interval_ms = 1000;
     channel_config_init(&c->channel_cfg);
