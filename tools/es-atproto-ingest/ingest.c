@@ -111,10 +111,11 @@ static void on_outcome(const es_sink_outcome *o, void *ctx)
 {
     ingester *g = ctx;
     /* a repository's state moves only once its frame is stored */
-    if (g->chain != NULL && o->kind != ES_SINK_RETRYING)
+    bool settled = o->kind == ES_SINK_STORED || o->kind == ES_SINK_DROPPED;
+    if (g->chain != NULL && settled)
         chain_settled(g->chain, o->key, o->key_len, o->position, o->kind == ES_SINK_STORED,
                       o->last_seq);
-    if (g->rs != NULL && o->kind != ES_SINK_RETRYING)
+    if (g->rs != NULL && settled)
         resyncs_settled(g->rs, o->key, o->key_len, o->position);
     /* The crash tests' kill -9 at a chosen point: after N units are stored,
      * before any state or cursor write that follows them. */
