@@ -82,7 +82,13 @@ natsConnection *esi_conn_nats_connection(const esi_conn *c);
 void esi_nats_open(void);
 void esi_nats_close(void);
 
-/* Maps a nats.c status to ours, setting the last error text. */
+/* The code es_last_error_code() gives with ES_ERR_UNSUPPORTED for a request
+ * nobody answered ("no responders", NATS's 503 status): JetStream not
+ * enabled, or, on a cluster, a stream whose replicas cannot answer yet. */
+#define ESI_NO_RESPONDERS 503
+
+/* Maps a nats.c status to ours, setting the last error text (and
+ * ESI_NO_RESPONDERS as the error code for NATS_NO_RESPONDERS). */
 es_status esi_nats_status(natsStatus s, const char *what);
 
 /* `s` (a publish or request to `subject` that got no answer), or

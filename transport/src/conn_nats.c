@@ -24,7 +24,8 @@ es_status esi_nats_status(natsStatus s, const char *what)
     case NATS_TIMEOUT: return es_error(ES_ERR_TIMEOUT, "%s: no answer in time", what);
     case NATS_NO_MEMORY: return es_error(ES_ERR_NOMEM, "%s: out of memory", what);
     case NATS_NO_RESPONDERS:
-        return es_error(ES_ERR_UNSUPPORTED, "%s: no responders (is JetStream enabled?)", what);
+        return es_error_code(ES_ERR_UNSUPPORTED, ESI_NO_RESPONDERS,
+                             "%s: no responders (is JetStream enabled?)", what);
     case NATS_MAX_PAYLOAD:
         return es_error(ES_ERR_TOO_LARGE, "%s: message over the server's max payload", what);
     default: return es_error(ES_ERR_CONNECTION, "%s: %s", what, natsStatus_GetText(s));
