@@ -95,6 +95,13 @@ es_status esi_nats_status(natsStatus s, const char *what);
  * ES_ERR_PERMISSION when the server refused the publish, with its text. */
 es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s);
 
+/* ES_ERR_PERMISSION with the server's text when a publish to `subject` was
+ * refused since esi_conn_denials() said `since` (taken before the publish),
+ * else ES_OK. Whoever waits for an answer asks this between slices of
+ * ESI_DENIAL_POLL_MS, so a denial ends the wait at once, not at its timeout. */
+es_status esi_conn_denial_since(const esi_conn *c, const char *subject, uint64_t since);
+#define ESI_DENIAL_POLL_MS 20
+
 /* nats.c's asynchronous error handler (natsOptions_SetErrorHandler), set on
  * every connection es_connect makes: it keeps the permissions violations,
  * so that a refused publish is known at once rather than at its timeout. */

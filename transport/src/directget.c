@@ -46,6 +46,7 @@ typedef struct exchange {
     char api[256];
     char inbox[64];
     esi_sub *sub;
+    uint64_t denials; /* esi_conn_denials() before the last request */
 } exchange;
 
 static es_status exchange_open(const esi_js *js, const char *stream, exchange *x)
@@ -59,9 +60,10 @@ static es_status exchange_open(const esi_js *js, const char *stream, exchange *x
     return s == ES_OK ? conn->ops->subscribe_sync(conn->ctx, x->inbox, 0, 0, &x->sub) : s;
 }
 
-static es_status exchange_send(const esi_js *js, const exchange *x, const char *body)
+static es_status exchange_send(const esi_js *js, exchange *x, const char *body)
 {
     const esi_conn *conn = esi_js_conn(js);
+    x->denials = esi_conn_denials();
     return conn->ops->publish_data(conn->ctx, x->api, x->inbox, body, strlen(body));
 }
 
@@ -76,15 +78,21 @@ static void exchange_close(const esi_js *js, exchange *x, bool read_all)
         esi_js_sub_close(js, x->sub);
 }
 
-/* The next answer of a batch into *m (the caller's). None in time may be
- * the server refusing this user the API subject `api`. */
-static es_status next_answer(const esi_js *js, const char *api, esi_sub *sub, natsMsg **m)
+/* The next answer of a batch into *m (the caller's), waited for in slices:
+ * the server refusing this user the API subject sends no answer, only an
+ * asynchronous error, which ends the wait at once. */
+static es_status next_answer(const esi_js *js, const exchange *x, natsMsg **m)
 {
     const esi_conn *conn = esi_js_conn(js);
-    es_status s = conn->ops->next_msg(sub, esi_js_timeout_ms(js), m);
-    if (s != ES_ERR_TIMEOUT)
-        return s;
-    s = esi_conn_denied_or(conn, api, s);
+    int64_t timeout_ms = esi_js_timeout_ms(js), deadline = esi_monotonic_ms() + timeout_ms;
+    for (int64_t left = timeout_ms; left > 0; left = deadline - esi_monotonic_ms()) {
+        es_status s = conn->ops->next_msg(x->sub, left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS, m);
+        if (s != ES_ERR_TIMEOUT)
+            return s;
+        if ((s = esi_conn_denial_since(conn, x->api, x->denials)) != ES_OK)
+            return s;
+    }
+    es_status s = esi_conn_denied_or(conn, x->api, ES_ERR_TIMEOUT);
     return s == ES_ERR_TIMEOUT ? es_error(s, "direct get: no answer in time") : s;
 }
 
@@ -110,7 +118,7 @@ static es_status read_batch(const esi_js *js, const exchange *x, uint64_t up_to,
     memset(r, 0, sizeof *r);
     for (;;) {
         natsMsg *m = NULL;
-        es_status s = next_answer(js, x->api, x->sub, &m);
+        es_status s = next_answer(js, x, &m);
         if (s != ES_OK)
             return s;
         const char *status = esi_msg_header(m, "Status");
@@ -221,7 +229,7 @@ static es_status read_last(const esi_js *js, const exchange *x, const last_query
 {
     for (size_t answers = 0; answers <= q->n; answers++) {
         natsMsg *m = NULL;
-        es_status s = next_answer(js, x->api, x->sub, &m);
+        es_status s = next_answer(js, x, &m);
         if (s != ES_OK)
             return s;
         const char *status = esi_msg_header(m, "Status");
@@ -313,7 +321,7 @@ es_status esi_direct_last_seq(const esi_js *js, const char *stream, const char *
     esi_free_foreign(body); /* jansson's */
     natsMsg *m = NULL;
     if (s == ES_OK)
-        s = next_answer(js, x.api, x.sub, &m);
+        s = next_answer(js, &x, &m);
     if (s == ES_OK) { /* one answer: the message, or a status (404: none matches) */
         const char *status = esi_msg_header(m, "Status");
         uint64_t pending = 0;
