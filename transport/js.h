@@ -69,10 +69,19 @@ es_status esi_js_error_status(int code, int err_code);
  * missing stream) nor a closed connection. */
 bool esi_js_transient(es_status s);
 
-/* Calls attempt(closure) until it succeeds, fails otherwise than
- * transiently (esi_js_transient), or has failed transiently for
- * ESI_JS_ELECTION_BUDGET_MS, waiting a jittered backoff between attempts
- * (ESI_JS_RETRY_*). Its last status and error text come back. */
+/* Whether `s` (just returned: es_last_error_code() is read) is "no
+ * responders". */
+bool esi_js_no_responders(es_status s);
+
+/* Calls attempt(closure) until it succeeds, fails otherwise than as
+ * transient(status) says, or has failed so for budget_ms, waiting a
+ * jittered backoff between attempts (ESI_JS_RETRY_*). Its last status and
+ * error text come back. */
+es_status esi_js_retry_for(int64_t budget_ms, bool (*transient)(es_status s),
+                           es_status (*attempt)(void *closure), void *closure);
+
+/* esi_js_retry_for(ESI_JS_ELECTION_BUDGET_MS, esi_js_transient, ...): what
+ * an election or a restart refuses for a while. */
 es_status esi_js_retry(es_status (*attempt)(void *closure), void *closure);
 
 /* The server's JetStream API level (<prefix>.INFO). */
