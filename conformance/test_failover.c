@@ -318,8 +318,8 @@ int conf_run_failover(void)
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(a_watch_and_a_projection_ride_out_a_leader_kill,
                                         cluster_setup, cluster_teardown),
-        cmocka_unit_test_setup_teardown(reads_started_without_a_leader_wait_for_one,
-                                        cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(reads_started_without_a_leader_wait_for_one, cluster_setup,
+                                        cluster_teardown),
     };
     return cmocka_run_group_tests_name("failover", tests, NULL, NULL);
 }

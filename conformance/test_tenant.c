@@ -218,7 +218,7 @@ static natsConnection *connect_as(const conf_server *srv, const char *user)
 /* A user who may look (JetStream's info requests) but not write. */
 #define LOOKER                                                                                     \
     "  {user: looker, password: looker, permissions: {\n"                                          \
-    "    publish: {allow: [\"$JS.API.INFO\", \"$JS.API.STREAM.INFO.>\"]}\n"                    \
+    "    publish: {allow: [\"$JS.API.INFO\", \"$JS.API.STREAM.INFO.>\"]}\n"                        \
     "    subscribe: {allow: [\"_INBOX.>\"]}}}\n"
 
 /* A server of the suite's own with an administrator, the users of tenants
@@ -271,8 +271,7 @@ static void a_denied_request_fails_at_once(void **state)
         skip(); /* needs a server of the suite's own (--nats-server) */
     natsConnection *admin_nc = connect_as(u->srv, "admin");
     es_store *admin = NULL;
-    assert_int_equal(es_store_create(admin_nc, u->store, conf_store_config(), NULL, &admin),
-                     ES_OK);
+    assert_int_equal(es_store_create(admin_nc, u->store, conf_store_config(), NULL, &admin), ES_OK);
     es_checkpoints *made = NULL; /* the bucket exists: the looker only opens it */
     assert_int_equal(es_checkpoints_open(admin, &made), ES_OK);
 

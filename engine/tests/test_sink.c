@@ -318,8 +318,8 @@ static void a_denial_stops_the_sink_without_retry_or_drop(void **state)
     assert_int_equal(st.watermark, 1); /* not past the refused unit */
     assert_int_equal(es_sink_stopped(f->sk), ES_ERR_PERMISSION);
     assert_non_null(strstr(es_last_error(), "x.b"));
-    ack(f, 2); /* what was in flight is still taken */
-    esi_sleep_ms(5);  /* past the 1 ms backoff a retry would wait */
+    ack(f, 2);       /* what was in flight is still taken */
+    esi_sleep_ms(5); /* past the 1 ms backoff a retry would wait */
     assert_int_equal(es_sink_wait(f->sk, 50), ES_ERR_PERMISSION);
     assert_int_equal(f->sent, 3); /* never sent again */
     assert_int_equal(f->outcomes[ES_SINK_STORED], 2);

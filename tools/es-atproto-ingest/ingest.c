@@ -246,9 +246,9 @@ static es_status check_retention(const ingest_config *c, es_store *st)
     /* S2 is set at creation only: no edit command fixes it */
     bool recreate = c->compression_arg != NULL && have->storage_compression != c->compression;
     if (recreate)
-        es_cli_buf_printf(&diff, "%s %s storage compression where --compression says %s",
-                          diff.len ? "," : "", es_storage_compression_name(have->storage_compression),
-                          c->compression_arg);
+        es_cli_buf_printf(
+            &diff, "%s %s storage compression where --compression says %s", diff.len ? "," : "",
+            es_storage_compression_name(have->storage_compression), c->compression_arg);
     if (recreate && fix.len == 0)
         s = es_error(ES_ERR_CONFLICT,
                      "store '%s' exists with%.*s; storage compression is set when a store is "

@@ -285,7 +285,7 @@ const tool_command tool_cmd_create = {
     "      --tenancy               subjects carry a tenant:\n"
     "                              $ES.<store>.<tenant>.<type>.<id>.<event>\n"
     "      --memory                memory storage instead of files (tests, caches)\n"
-"      --compress-threshold SIZE  zstd-compress payloads of at least SIZE bytes\n"
+    "      --compress-threshold SIZE  zstd-compress payloads of at least SIZE bytes\n"
     "                              (1K is a good start; default: no compression)\n"
     "      --compression none|s2   the server's S2 compression of the stream's\n"
     "                              blocks, headers included (about half the\n"
@@ -389,7 +389,7 @@ static const es_cli_option edit_options[] = {
     {"duplicate-window", 0, true, OPT_DUPLICATE_WINDOW},
     {"compress-threshold", 0, true, OPT_COMPRESS_THRESHOLD},
     {"compression", 0, true, OPT_COMPRESSION}, /* the same only: the library says why */
-    {"tenancy", 0, false, OPT_TENANCY}, /* refused, with the reason */
+    {"tenancy", 0, false, OPT_TENANCY},        /* refused, with the reason */
     {"memory", 0, false, OPT_MEMORY},
     {"encrypt", 0, false, OPT_ENCRYPT},
     {"json", 0, false, OPT_JSON},
@@ -526,10 +526,10 @@ const tool_command tool_cmd_edit = {
     "Changes what JetStream lets change in a store's configuration, and shows\n"
     "each changed field as before \u2192 after. Tenancy, storage (--memory),\n"
     "encryption and the server's compression (--compression) are fixed when a\n"
-    "store is created: asking to change them is refused (exit code 1). A limit of 0 means unlimited. Lowering --max-age\n"
-    "below the duplicate window lowers the window with it. Limits apply at\n"
-    "once: lowering --max-age, --max-bytes or --max-events drops the events\n"
-    "beyond them.\n"
+    "store is created: asking to change them is refused (exit code 1). A limit\n"
+    "of 0 means unlimited. Lowering --max-age below the duplicate window lowers\n"
+    "the window with it. Limits apply at once: lowering --max-age, --max-bytes\n"
+    "or --max-events drops the events beyond them.\n"
     "\n"
     "Options:\n"
     "      --replicas N            JetStream replicas, 1 to 5 (a cluster is needed\n"
@@ -540,7 +540,7 @@ const tool_command tool_cmd_edit = {
     "      --max-event-size SIZE   refuse larger events (0: the server's limit)\n"
     "      --duplicate-window DUR  idempotency window for event ids\n"
     "      --compress-threshold SIZE  zstd-compress new payloads of at least SIZE\n"
-"                              bytes (0: off; stored events stay as they are)\n"
+    "                              bytes (0: off; stored events stay as they are)\n"
     "      --compression none|s2   refused unless it is the store's already: S2 is\n"
     "                              set at creation only (the server would accept\n"
     "                              it and keep writing uncompressed blocks)\n"

@@ -91,7 +91,8 @@ es_status tool_config_from_value(const es_value *o, es_store_config *out)
     if (s == ES_OK)
         s = bool_field(o, "encrypt", &c.encrypt);
     const es_value *sc = es_value_get(o, "storage_compression"); /* absent: none */
-    if (s == ES_OK && sc != NULL && !es_value_is_string(sc, "none") && !es_value_is_string(sc, "s2"))
+    if (s == ES_OK && sc != NULL && !es_value_is_string(sc, "none") &&
+        !es_value_is_string(sc, "s2"))
         s = es_error(ES_ERR_DECODE, "config: \"storage_compression\" must be \"none\" or \"s2\"");
     if (es_value_is_string(sc, "s2"))
         c.storage_compression = ES_STORAGE_COMPRESSION_S2;

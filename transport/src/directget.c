@@ -86,7 +86,8 @@ static es_status next_answer(const esi_js *js, const exchange *x, natsMsg **m)
     const esi_conn *conn = esi_js_conn(js);
     int64_t timeout_ms = esi_js_timeout_ms(js), deadline = esi_monotonic_ms() + timeout_ms;
     for (int64_t left = timeout_ms; left > 0; left = deadline - esi_monotonic_ms()) {
-        es_status s = conn->ops->next_msg(x->sub, left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS, m);
+        es_status s =
+            conn->ops->next_msg(x->sub, left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS, m);
         if (s != ES_ERR_TIMEOUT)
             return s;
         if ((s = esi_conn_denial_since(conn, x->api, x->denials)) != ES_OK)
@@ -283,8 +284,7 @@ static long find_subject(const last_query *q, const char *subject)
 
 /* Reads the answers of one multi_last request, the first one given, up to
  * its end of batch. */
-static es_status read_last(const esi_js *js, const exchange *x, natsMsg *first,
-                           const last_query *q)
+static es_status read_last(const esi_js *js, const exchange *x, natsMsg *first, const last_query *q)
 {
     natsMsg *m = first;
     for (size_t answers = 0; answers <= q->n; answers++, m = NULL) {
