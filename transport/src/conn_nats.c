@@ -177,6 +177,14 @@ static es_status await_answer(void *ctx, natsSubscription *sub, const char *subj
     return esi_conn_denied_or(&c, subject, esi_nats_status(NATS_TIMEOUT, subject));
 }
 
+/* What is left until `deadline`, at least 1 ms: an answer already there is
+ * taken even when the time is up. */
+static int64_t left_or_one(int64_t deadline)
+{
+    int64_t left = deadline - esi_monotonic_ms();
+    return left > 0 ? left : 1;
+}
+
 /* A request on an inbox of its own, so that a denial ends its wait at once
  * (await_answer). `m` carries the inbox as its reply subject. */
 static es_status watched_request(void *ctx, const char *inbox, natsMsg *m, int64_t timeout_ms,
@@ -190,8 +198,16 @@ static es_status watched_request(void *ctx, const char *inbox, natsMsg *m, int64
     uint64_t before = esi_conn_denials(); /* before the publish: its denial counts */
     const char *subject = natsMsg_GetSubject(m);
     s = esi_nats_status(natsConnection_PublishMsg(ctx, m), subject);
+    /* nats.c sends what is published from its flusher thread, a millisecond
+     * or more later (its own request flushes at once, which no public call
+     * does for a publish): the PING of a flush sends the PUB now, and its
+     * PONG comes about when the answer does. Best effort: the wait below
+     * says what happened. */
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
     if (s == ES_OK)
-        s = await_answer(ctx, sub, subject, before, timeout_ms, reply);
+        natsConnection_FlushTimeout(ctx, timeout_ms);
+    if (s == ES_OK)
+        s = await_answer(ctx, sub, subject, before, left_or_one(deadline), reply);
     if (*reply != NULL)
         natsSubscription_Destroy(sub); /* answered: nothing more comes */
     else
