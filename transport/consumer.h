@@ -39,7 +39,10 @@ typedef struct esi_oc_msg {
  * which one filter is a subset of another), delivering from stream sequence
  * start_seq (>= 1). The filters are copied. *pending gets the number of
  * matching messages at creation. heartbeat_ms is the server's idle
- * heartbeat; three missed ones trigger a reset. */
+ * heartbeat; three missed ones trigger a reset. A creation refused
+ * transiently (a cluster electing the stream's leader: esi_js_transient) is
+ * retried within ESI_JS_ELECTION_BUDGET_MS (esi_js_retry); a refusal is
+ * not. */
 es_status esi_oc_create(const esi_js *js, const char *stream, const char *const *filters,
                        size_t nfilters, uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out,
                        uint64_t *pending);
@@ -47,8 +50,9 @@ es_status esi_oc_create(const esi_js *js, const char *stream, const char *const 
 /* How long a reader keeps retrying a consumer reset that fails (a server
  * away, a cluster electing a stream or meta leader: requests get no answer
  * or "no responders" meanwhile) before it gives up: readers that end
- * (replay) give up after this; watches keep trying and report. */
-#define ESI_OC_RESET_BUDGET_MS 30000
+ * (replay) give up after this; watches keep trying and report. The same
+ * budget as the consumer's creation (esi_oc_create). */
+#define ESI_OC_RESET_BUDGET_MS ESI_JS_ELECTION_BUDGET_MS
 
 /* The next message, waiting up to wait_ms: ES_ERR_TIMEOUT when none came in
  * that time (not an error: call again). Resets are handled inside; when one

@@ -19,8 +19,6 @@
 /* Idle heartbeats in a row, with no gap and messages still counted, after
  * which the count is distrusted (see control). */
 #define IDLE_WITH_PENDING 2
-#define RETRY_FIRST_MS    100 /* the backoff between failed resets */
-#define RETRY_MAX_MS      2000
 
 struct esi_oc {
     const esi_js *js;
@@ -171,6 +169,17 @@ static es_status copy_filters(esi_oc *oc, const char *const *filters, size_t n)
     return ES_OK;
 }
 
+struct first_start {
+    esi_oc *oc;
+    uint64_t *pending;
+};
+
+static es_status start_first(void *closure)
+{
+    struct first_start *fs = closure;
+    return start(fs->oc, fs->pending);
+}
+
 es_status esi_oc_create(const esi_js *js, const char *stream, const char *const *filters,
                        size_t nfilters, uint64_t start_seq, int64_t heartbeat_ms, esi_oc **out,
                        uint64_t *pending)
@@ -193,8 +202,9 @@ es_status esi_oc_create(const esi_js *js, const char *stream, const char *const 
     snprintf(oc->stream, sizeof oc->stream, "%s", stream);
     oc->hb_ms = heartbeat_ms > 0 ? heartbeat_ms : 5000;
     oc->next_sseq = start_seq ? start_seq : 1;
-    esi_backoff_init(&oc->backoff, RETRY_FIRST_MS, RETRY_MAX_MS);
-    es_status s = start(oc, pending);
+    esi_backoff_init(&oc->backoff, ESI_JS_RETRY_FIRST_MS, ESI_JS_RETRY_MAX_MS);
+    struct first_start fs = {oc, pending};
+    es_status s = esi_js_retry(start_first, &fs);
     if (s != ES_OK) {
         esi_oc_destroy(oc);
         return s;
