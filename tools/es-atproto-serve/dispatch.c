@@ -16,12 +16,15 @@
 
 #include <jansson.h>
 
+#include <es/atproto.h>
 #include <es/atproto_tap.h>
 #include <es/checkpoint.h>
 #include <es/projection.h>
 
 #include "clock.h"
+#include "loglimit.h"
 #include "metrics.h"
+#include "nsfilter.h"
 
 #define DEFAULT_CONSUMER "tap"
 #define WHY_MAX          160
@@ -45,6 +48,8 @@ struct dispatch {
     dispatch_config cfg;
     char consumer[ES_PROJECTION_NAME_MAX + 1];
     es_checkpoints *dead; /* ES_<store>_dead_letters */
+    es_atp_filter *keep;  /* cfg.collections; NULL: every collection */
+    es_cli_log_limit log; /* dead-letter lines: a flood of them is summarised */
     es_projection *p;
     tap_target target;
     /* the projection's thread only */
@@ -56,7 +61,7 @@ struct dispatch {
     bool stopping;
     slot slots[DISPATCH_IN_FLIGHT_MAX];
     size_t n, in_flight;
-    uint64_t acked, dead_letters, skipped, sent;
+    uint64_t acked, dead_letters, skipped, filtered, sent;
 };
 
 void dispatch_config_init(dispatch_config *cfg)
@@ -66,6 +71,8 @@ void dispatch_config_init(dispatch_config *cfg)
     cfg->max_in_flight = 32;
     cfg->takeover_ms = 30000;
     cfg->record_max = 8u << 20;
+    cfg->log_burst = 10;
+    cfg->log_interval_ms = 10000;
 }
 
 /* ---- the per-repo rule ---------------------------------------------------- */
@@ -155,6 +162,17 @@ static void sort_slots(dispatch *d)
     }
 }
 
+/* Whether the collection filters keep a record event; identity events are
+ * always kept (Tap). */
+static bool kept(const dispatch *d, const es_event *ev, const es_atp_tap_event *t)
+{
+    char nsid[ES_ENTITY_TYPE_MAX + 1];
+    if (d->keep == NULL || t->kind != ES_ATP_TAP_RECORD ||
+        !ns_collection_of(es_event_entity_type(ev), nsid))
+        return true;
+    return es_atp_filter_keeps_collection(d->keep, nsid, strlen(nsid));
+}
+
 /* Under the lock: the slots of a new pull, in stream order; a pull handed
  * again after a failed attempt (the same events) keeps what is done and in
  * flight. */
@@ -178,6 +196,10 @@ static void load(dispatch *d, const es_event *const *evs, size_t n)
             s->d.kind = ES_ATP_TAP_NONE;
             s->state = SLOT_DONE;
             d->skipped++;
+        } else if (!kept(d, evs[i], &s->d)) {
+            s->d.kind = ES_ATP_TAP_NONE;
+            s->state = SLOT_DONE;
+            d->filtered++;
         }
     }
     d->n = n;
@@ -207,9 +229,26 @@ static es_status send_one(dispatch *d, slot *s)
     return d->target.send(d->target.self, &ev);
 }
 
+/* The dead-letter lines left out: one line with the exact counts (the
+ * metrics and ES_<store>_dead_letters have every one). */
+static void log_summary(const es_cli_log_limit_count *counts, size_t n, uint64_t skipped,
+                        double seconds, void *arg)
+{
+    const dispatch *d = arg;
+    char by[256] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof by; i++)
+        if (counts[i].skipped > 0)
+            len += (size_t)snprintf(by + len, sizeof by - len, " %s=%" PRIu64, counts[i].reason,
+                                    counts[i].skipped);
+    fprintf(stderr,
+            "es-atproto-serve: %" PRIu64 " dead-letter lines of %s not logged in %.1f s:%s\n",
+            skipped, d->consumer, seconds, by);
+}
+
 /* Writes a dead letter where an operator lists it: the key
  * "<consumer>.<seq>" of ES_<store>_dead_letters. A failed write is only
- * reported: the event stays counted. */
+ * reported: the event stays counted. Lines are limited (loglimit.h). */
 static void record_dead_letter(dispatch *d, const slot *s)
 {
     char name[ES_PROJECTION_NAME_MAX + 24];
@@ -219,10 +258,12 @@ static void record_dead_letter(dispatch *d, const slot *s)
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     es_status r = text ? es_checkpoint_set(d->dead, name, s->seq, text, ES_CHECKPOINT_ANY, NULL)
                        : ES_ERR_NOMEM;
-    if (r != ES_OK)
+    bool logged = es_cli_log_limit_admit(&d->log, r != ES_OK ? "not_recorded" : "dead_letter",
+                                         log_summary, d);
+    if (logged && r != ES_OK)
         fprintf(stderr, "es-atproto-serve: dead letter %s not recorded: %s\n", name,
                 es_last_error());
-    else
+    else if (logged)
         fprintf(stderr, "es-atproto-serve: event %" PRIu64 " dead-lettered: %s\n", s->seq, s->why);
     free(text);
     json_decref(o);
@@ -327,12 +368,53 @@ static void on_error(es_status s, const char *text, void *closure)
 
 /* ---- life ------------------------------------------------------------------ */
 
+/* The consumer's filters for a closed set of collections: identity events,
+ * and one per collection; none (every event) for an open set or past the
+ * bound. */
+typedef struct narrowing {
+    char types[ES_PROJECTION_MAX_FILTERS][ES_ENTITY_TYPE_MAX + 1];
+    es_filter f[ES_PROJECTION_MAX_FILTERS];
+    size_t n;
+    bool open;
+} narrowing;
+
+static void narrow_to(void *ctx, const char *nsid, size_t len)
+{
+    narrowing *w = ctx;
+    if (w->n == ES_PROJECTION_MAX_FILTERS || !ns_entity_type_of(nsid, len, w->types[w->n])) {
+        w->open = true;
+        return;
+    }
+    es_filter_init(&w->f[w->n]);
+    w->f[w->n].entity_type = w->types[w->n];
+    w->n++;
+}
+
+static void narrowing_make(const es_atp_filter *keep, narrowing *w)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->types[0], sizeof w->types[0], "%s", NS_REPO_TYPE);
+    es_filter_init(&w->f[0]);
+    w->f[0].entity_type = w->types[0];
+    w->n = 1;
+    w->open = !es_atp_filter_exact_collections(keep, narrow_to, w);
+    if (w->open)
+        w->n = 0;
+}
+
 /* The consumer: ordered, one partition (pinned to one instance), its ack
  * wait the takeover time, no redelivery limit (the target gives up). */
-static es_status create_consumer(es_store *st, const dispatch_config *cfg)
+static es_status create_consumer(es_store *st, const dispatch_config *cfg,
+                                 const es_atp_filter *keep)
 {
+    narrowing *w = malloc(sizeof *w);
+    if (w == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    narrowing_make(keep, w);
     es_projection_config pc;
     es_projection_config_init(&pc);
+    pc.filters = w->n ? w->f : NULL;
+    pc.filter_count = w->n;
     pc.ordered = true;
     pc.partitions = 1;
     pc.ack_wait_ms = cfg->takeover_ms;
@@ -345,6 +427,7 @@ static es_status create_consumer(es_store *st, const dispatch_config *cfg)
     es_status s = es_projection_create(st, cfg->consumer, &pc);
     if (s == ES_ERR_EXISTS)
         s = es_projection_update(st, cfg->consumer, &pc);
+    free(w);
     return s;
 }
 
@@ -363,15 +446,19 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
     d->cfg = *cfg;
     snprintf(d->consumer, sizeof d->consumer, "%s", cfg->consumer);
     d->cfg.consumer = d->consumer;
+    d->cfg.collections = NULL; /* the caller's; d->keep holds them */
     d->json = (es_buf)ES_BUF_INIT;
     d->did = (es_buf)ES_BUF_INIT;
     pthread_mutex_init(&d->lock, NULL);
+    d->log = (es_cli_log_limit)ES_CLI_LOG_LIMIT_INIT(cfg->log_burst, cfg->log_interval_ms);
     pthread_cond_init(&d->changed, NULL); /* the realtime clock, es_cli_deadline's */
     es_status s = es_arena_create(cfg->record_max, &d->arena);
+    if (s == ES_OK && cfg->collections != NULL && (s = es_atp_filter_create(&d->keep)) == ES_OK)
+        s = es_atp_filter_add_collections(d->keep, cfg->collections);
     if (s == ES_OK)
         s = es_checkpoints_open_bucket(st, ES_CHECKPOINTS_DEAD_LETTERS, &d->dead);
     if (s == ES_OK)
-        s = create_consumer(st, &d->cfg);
+        s = create_consumer(st, &d->cfg, d->keep);
     if (s != ES_OK) {
         dispatch_destroy(d);
         return s;
@@ -422,6 +509,7 @@ void dispatch_stats_get(dispatch *d, dispatch_stats *out)
     out->acked = d->acked;
     out->dead_letters = d->dead_letters;
     out->skipped = d->skipped;
+    out->filtered = d->filtered;
     out->sent = d->sent;
     out->in_flight = d->in_flight;
     for (size_t i = 0; i < d->n; i++)
@@ -445,6 +533,9 @@ void dispatch_metrics(dispatch *d, es_buf *b)
                 (double)s.sent);
     es_prom_one(b, "es_serve_tap_skipped_total", "counter",
                 "Stored events without a Tap form (#sync, other writers').", (double)s.skipped);
+    es_prom_one(b, "es_serve_tap_filtered_total", "counter",
+                "Record events of collections --collections leaves out, read and not sent.",
+                (double)s.filtered);
     es_prom_one(b, "es_serve_tap_in_flight", "gauge", "Events sent and not done.",
                 (double)s.in_flight);
     es_prom_one(b, "es_serve_tap_lag_seconds", "gauge",
@@ -461,11 +552,14 @@ void dispatch_destroy(dispatch *d)
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
     es_projection_destroy(d->p); /* waits for on_batch: events not done go back */
+    es_cli_log_limit_summarize(&d->log, true, log_summary, d);
     es_checkpoints_destroy(d->dead);
+    es_atp_filter_destroy(d->keep);
     es_arena_destroy(d->arena);
     es_buf_free(&d->json);
     es_buf_free(&d->did);
     pthread_cond_destroy(&d->changed);
     pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->log.mu);
     free(d);
 }
