@@ -28,8 +28,19 @@
 
 #define DEFAULT_CONSUMER "tap"
 #define WHY_MAX          160
+#define HELD_POLL_MS     100 /* how often the server is asked while another instance holds events */
 
 typedef enum slot_state { SLOT_WAITING, SLOT_SENT, SLOT_DONE } slot_state;
+
+/* The consumer's filters for a closed set of collections: identity events,
+ * and one per collection; none (every event) for an open set or past the
+ * bound. */
+typedef struct narrowing {
+    char types[ES_PROJECTION_MAX_FILTERS][ES_ENTITY_TYPE_MAX + 1];
+    es_filter f[ES_PROJECTION_MAX_FILTERS];
+    size_t n;
+    bool open;
+} narrowing;
 
 /* One event of the batch being delivered. */
 typedef struct slot {
@@ -49,7 +60,8 @@ struct dispatch {
     char consumer[ES_PROJECTION_NAME_MAX + 1];
     es_checkpoints *dead; /* ES_<store>_dead_letters */
     es_atp_filter *keep;  /* cfg.collections; NULL: every collection */
-    es_cli_log_limit log; /* dead-letter lines: a flood of them is summarised */
+    narrowing *narrow;    /* the consumer's filters */
+    es_cli_log_limit log; /* dead letters, waits: a flood of lines is summarised */
     es_projection *p;
     tap_target target;
     /* the projection's thread only */
@@ -229,8 +241,9 @@ static es_status send_one(dispatch *d, slot *s)
     return d->target.send(d->target.self, &ev);
 }
 
-/* The dead-letter lines left out: one line with the exact counts (the
- * metrics and ES_<store>_dead_letters have every one). */
+/* The lines left out (dead letters, waits for another instance): one line
+ * with the exact counts (the metrics and ES_<store>_dead_letters have every
+ * dead letter). */
 static void log_summary(const es_cli_log_limit_count *counts, size_t n, uint64_t skipped,
                         double seconds, void *arg)
 {
@@ -242,7 +255,7 @@ static void log_summary(const es_cli_log_limit_count *counts, size_t n, uint64_t
             len += (size_t)snprintf(by + len, sizeof by - len, " %s=%" PRIu64, counts[i].reason,
                                     counts[i].skipped);
     fprintf(stderr,
-            "es-atproto-serve: %" PRIu64 " dead-letter lines of %s not logged in %.1f s:%s\n",
+            "es-atproto-serve: %" PRIu64 " lines about %s not logged in %.1f s:%s\n",
             skipped, d->consumer, seconds, by);
 }
 
@@ -309,12 +322,86 @@ static long next_sendable(const dispatch *d)
     return -1;
 }
 
+static es_status found_one(const es_event *ev, void *closure)
+{
+    (void)ev;
+    *(bool *)closure = true;
+    return ES_ERR_ABORTED;
+}
+
+/* Whether an event of the consumer stored before this pull's first is
+ * delivered and not acknowledged: another instance holds it (no when the
+ * server does not say). Every event up to the ack floor is done; one of
+ * the consumer's events between the floor and the pull's first was
+ * delivered before this pull (the server delivers in stream order, again
+ * first), and this instance's earlier pulls are all acknowledged: it is held
+ * elsewhere. Asked only when the server has more events pending than this
+ * pull and the floor is not just before it (its next pulls' events, not yet
+ * handed over, count in its pending too). */
+static bool held_elsewhere(dispatch *d, const es_event *const *evs, size_t n)
+{
+    uint64_t first = UINT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (es_event_seq(evs[i]) < first)
+            first = es_event_seq(evs[i]);
+    es_projection_info info;
+    if (n == 0 || es_projection_info_get(d->st, d->consumer, &info) != ES_OK)
+        return false;
+    const es_projection_partition *p = &info.partition[0];
+    if (p->ack_pending <= n || p->ack_floor_seq + 1 >= first)
+        return false;
+    es_read_options o;
+    es_read_options_init(&o);
+    o.after_seq = p->ack_floor_seq;
+    o.up_to_seq = first - 1;
+    bool found = false;
+    es_evolve_filters(d->st, d->narrow->n ? d->narrow->f : NULL, d->narrow->n, &o, found_one,
+                      &found, NULL);
+    return found;
+}
+
+/* A takeover while the instance that held the consumer still delivers (its
+ * client holds an event past the pin's timeout: it pulls nothing while its
+ * batch runs, so the server pins another puller) or died holding events:
+ * this pull may hold later events of a repo whose earlier ones are out
+ * there, and Tap's rule says they wait. So nothing is sent while events are
+ * held elsewhere: waited for a third of the takeover time, then the pull
+ * goes back (ES_ERR_AGAIN) and the next one, made at once, brings them
+ * again with those of a dead holder, once their ack wait runs out (pulling
+ * also keeps this instance's pin). ES_OK once none are held elsewhere. */
+static es_status wait_for_other_holders(dispatch *d, const es_event *const *evs, size_t n)
+{
+    int64_t until = es_cli_monotonic_ms() + d->cfg.takeover_ms / 3;
+    for (int waits = 0; held_elsewhere(d, evs, n); waits++) {
+        if (waits == 0 && es_cli_log_limit_admit(&d->log, "held_elsewhere", log_summary, d))
+            fprintf(stderr,
+                    "es-atproto-serve: earlier events of %s are held by another instance: this "
+                    "one waits for them (Tap's per-repo order)\n",
+                    d->consumer);
+        pthread_mutex_lock(&d->lock);
+        bool stop = d->stopping;
+        if (!stop) {
+            struct timespec t = es_cli_deadline(HELD_POLL_MS);
+            pthread_cond_timedwait(&d->changed, &d->lock, &t);
+            stop = d->stopping;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (stop)
+            return es_error(ES_ERR_STOPPED, "the dispatcher stops");
+        if (es_cli_monotonic_ms() >= until)
+            return es_error(ES_ERR_AGAIN, "earlier events are held by another instance");
+    }
+    return ES_OK;
+}
+
 static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
 {
     dispatch *d = closure;
     int64_t notice_every = d->cfg.takeover_ms / 3;
+    es_status r = wait_for_other_holders(d, evs, n);
+    if (r != ES_OK)
+        return r;
     int64_t next_notice = es_cli_monotonic_ms() + notice_every;
-    es_status r = ES_OK;
     pthread_mutex_lock(&d->lock);
     load(d, evs, n);
     for (;;) {
@@ -368,16 +455,6 @@ static void on_error(es_status s, const char *text, void *closure)
 
 /* ---- life ------------------------------------------------------------------ */
 
-/* The consumer's filters for a closed set of collections: identity events,
- * and one per collection; none (every event) for an open set or past the
- * bound. */
-typedef struct narrowing {
-    char types[ES_PROJECTION_MAX_FILTERS][ES_ENTITY_TYPE_MAX + 1];
-    es_filter f[ES_PROJECTION_MAX_FILTERS];
-    size_t n;
-    bool open;
-} narrowing;
-
 static void narrow_to(void *ctx, const char *nsid, size_t len)
 {
     narrowing *w = ctx;
@@ -404,13 +481,8 @@ static void narrowing_make(const es_atp_filter *keep, narrowing *w)
 
 /* The consumer: ordered, one partition (pinned to one instance), its ack
  * wait the takeover time, no redelivery limit (the target gives up). */
-static es_status create_consumer(es_store *st, const dispatch_config *cfg,
-                                 const es_atp_filter *keep)
+static es_status create_consumer(es_store *st, const dispatch_config *cfg, narrowing *w)
 {
-    narrowing *w = malloc(sizeof *w);
-    if (w == NULL)
-        return es_error(ES_ERR_NOMEM, "out of memory");
-    narrowing_make(keep, w);
     es_projection_config pc;
     es_projection_config_init(&pc);
     pc.filters = w->n ? w->f : NULL;
@@ -427,7 +499,6 @@ static es_status create_consumer(es_store *st, const dispatch_config *cfg,
     es_status s = es_projection_create(st, cfg->consumer, &pc);
     if (s == ES_ERR_EXISTS)
         s = es_projection_update(st, cfg->consumer, &pc);
-    free(w);
     return s;
 }
 
@@ -457,8 +528,12 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
         s = es_atp_filter_add_collections(d->keep, cfg->collections);
     if (s == ES_OK)
         s = es_checkpoints_open_bucket(st, ES_CHECKPOINTS_DEAD_LETTERS, &d->dead);
-    if (s == ES_OK)
-        s = create_consumer(st, &d->cfg, d->keep);
+    if (s == ES_OK && (d->narrow = malloc(sizeof *d->narrow)) == NULL)
+        s = es_error(ES_ERR_NOMEM, "out of memory");
+    if (s == ES_OK) {
+        narrowing_make(d->keep, d->narrow);
+        s = create_consumer(st, &d->cfg, d->narrow);
+    }
     if (s != ES_OK) {
         dispatch_destroy(d);
         return s;
@@ -555,6 +630,7 @@ void dispatch_destroy(dispatch *d)
     es_cli_log_limit_summarize(&d->log, true, log_summary, d);
     es_checkpoints_destroy(d->dead);
     es_atp_filter_destroy(d->keep);
+    free(d->narrow);
     es_arena_destroy(d->arena);
     es_buf_free(&d->json);
     es_buf_free(&d->did);

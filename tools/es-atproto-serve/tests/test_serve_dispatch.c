@@ -437,6 +437,7 @@ static void a_flood_of_dead_letters_is_logged_in_a_few_lines(void **state)
     tap_target tt = {.send = target_send, .self = &t};
     assert_int_equal(dispatch_start(d, &tt), ES_OK);
     wait_done(d, (uint64_t)flood);
+    live_sleep_ms(300); /* the last answers are recorded (and logged) too */
     dispatch_stats ds;
     dispatch_stats_get(d, &ds);
     es_buf m = ES_BUF_INIT;
@@ -447,10 +448,15 @@ static void a_flood_of_dead_letters_is_logged_in_a_few_lines(void **state)
 
     char last[1024] = "", summary[1024] = "";
     size_t full = lines_with(path, "dead-lettered", last, sizeof last);
-    size_t summaries = lines_with(path, "dead-letter lines of tap_flood not logged", summary,
+    size_t summaries = lines_with(path, "lines about tap_flood not logged", summary,
                                   sizeof summary);
-    unlink(path);
     print_message("%zu lines in full; %s", full, summary);
+    if (full + summaries != lines_with(path, "", last, sizeof last)) { /* others: show them */
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "grep -v dead-lettered %s | head -5", path);
+        assert_int_equal(system(cmd), 0);
+    }
+    unlink(path);
     assert_int_equal(ds.dead_letters, (uint64_t)flood);
     char want[128];
     snprintf(want, sizeof want, "es_serve_tap_deliveries_total{outcome=\"dead_letter\"} %d", flood);
@@ -458,7 +464,7 @@ static void a_flood_of_dead_letters_is_logged_in_a_few_lines(void **state)
     es_buf_free(&m);
     assert_int_equal(full, 10);
     assert_int_equal(summaries, 1);
-    snprintf(want, sizeof want, ": %d dead-letter lines of tap_flood not logged", flood - 10);
+    snprintf(want, sizeof want, ": %d lines about tap_flood not logged", flood - 10);
     assert_non_null(strstr(summary, want));
     snprintf(want, sizeof want, " dead_letter=%d", flood - 10);
     assert_non_null(strstr(summary, want));
