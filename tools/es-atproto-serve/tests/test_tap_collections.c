@@ -187,16 +187,25 @@ static bool corpus(expected *x)
     return true;
 }
 
+/* What the ingested corpus should give (the caller frees it); skips the
+ * test when the corpus is absent. */
+static expected *corpus_or_skip(void)
+{
+    expected *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    if (!corpus(x)) {
+        free(x);
+        skip();
+    }
+    return x;
+}
+
 /* ---- the tests --------------------------------------------------------------- */
 
 static void a_channel_client_gets_the_namespace_and_identities(void **state)
 {
     (void)state;
-    expected *x = calloc(1, sizeof *x);
-    if (!corpus(x)) {
-        free(x);
-        skip();
-    }
+    expected *x = corpus_or_skip();
     static const char *const extra[] = {"--channel", "acks", "--tap-consumer", "coll_channel", NULL};
     int port;
     pid_t srv = serve(extra, &port);
@@ -257,11 +266,7 @@ static int on_post(void *ctx, const char *head, const void *body, size_t len)
 static void a_webhook_gets_the_namespace_and_identities(void **state)
 {
     (void)state;
-    expected *x = calloc(1, sizeof *x);
-    if (!corpus(x)) {
-        free(x);
-        skip();
-    }
+    expected *x = corpus_or_skip();
     receiver *r = calloc(1, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
     static standin s; /* its threads outlive a failed assertion */
