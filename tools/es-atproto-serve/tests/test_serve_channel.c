@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include <es/es.h>
+#include <es/time.h>
 
 #include "children.h"
 #include "tap_events.h"
@@ -420,7 +421,7 @@ static void two_instances_keep_a_repos_order(void **state)
     connect_to(&b, pb);
     assert_int_equal(tap_append_op(s.st, tap_dids[0], 1, true), ES_OK); /* L2 */
     int who;
-    for (int64_t held = 0; held < 3000; held += 100) {
+    for (int64_t until = es_monotonic_ms() + 3000; es_monotonic_ms() < until;) {
         if (!next_of_two(&a, &b, 100, &id, &who))
             continue;
         if (id != l1)
