@@ -28,7 +28,10 @@
 
 #define DEFAULT_CONSUMER "tap"
 #define WHY_MAX          160
-#define HELD_POLL_MS     100 /* how often the server is asked while another instance holds events */
+#define HELD_POLL_MS     100 /* how often the server is asked while another instance holds events
+                                (sooner at first: it may only not have applied this instance's
+                                last acks yet, which it queues) */
+#define HELD_LOG_MS      500 /* held this long: another instance's, said in the log */
 
 typedef enum slot_state { SLOT_WAITING, SLOT_SENT, SLOT_DONE } slot_state;
 
@@ -369,19 +372,28 @@ static bool held_elsewhere(dispatch *d, const es_event *const *evs, size_t n)
  * goes back (ES_ERR_AGAIN) and the next one, made at once, brings them
  * again with those of a dead holder, once their ack wait runs out (pulling
  * also keeps this instance's pin). ES_OK once none are held elsewhere. */
+static int64_t next_poll(int64_t ms)
+{
+    return ms * 2 < HELD_POLL_MS ? ms * 2 : HELD_POLL_MS;
+}
+
 static es_status wait_for_other_holders(dispatch *d, const es_event *const *evs, size_t n)
 {
-    int64_t until = es_cli_monotonic_ms() + d->cfg.takeover_ms / 3;
-    for (int waits = 0; held_elsewhere(d, evs, n); waits++) {
-        if (waits == 0 && es_cli_log_limit_admit(&d->log, "held_elsewhere", log_summary, d))
-            fprintf(stderr,
-                    "es-atproto-serve: earlier events of %s are held by another instance: this "
-                    "one waits for them (Tap's per-repo order)\n",
-                    d->consumer);
+    int64_t start = es_cli_monotonic_ms(), until = start + d->cfg.takeover_ms / 3;
+    bool said = false;
+    for (int64_t poll = 2; held_elsewhere(d, evs, n); poll = next_poll(poll)) {
+        if (!said && es_cli_monotonic_ms() - start >= HELD_LOG_MS) {
+            said = true;
+            if (es_cli_log_limit_admit(&d->log, "held_elsewhere", log_summary, d))
+                fprintf(stderr,
+                        "es-atproto-serve: earlier events of %s are held by another instance: "
+                        "this one waits for them (Tap's per-repo order)\n",
+                        d->consumer);
+        }
         pthread_mutex_lock(&d->lock);
         bool stop = d->stopping;
         if (!stop) {
-            struct timespec t = es_cli_deadline(HELD_POLL_MS);
+            struct timespec t = es_cli_deadline(poll);
             pthread_cond_timedwait(&d->changed, &d->lock, &t);
             stop = d->stopping;
         }
