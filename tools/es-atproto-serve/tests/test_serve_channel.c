@@ -6,7 +6,8 @@
  * events of one repo; a serve instance killed with SIGKILL and started again
  * resumes without delivering again what was acknowledged; fire-and-forget;
  * two instances sharing one consumer keep a repo's order when one's client
- * holds an event longer than the ack and takeover timeouts.
+ * holds an event longer than the ack and takeover timeouts, or when the
+ * instance holding it is killed.
  * Events are appended through the public API as the ingester stores them
  * (tap_events.h). ES_SERVE_BIN from CMake. */
 #define _GNU_SOURCE
@@ -445,6 +446,48 @@ static void two_instances_keep_a_repos_order(void **state)
     store_close(&s);
 }
 
+/* The same two instances, and the pinned one killed (-9) while its client
+ * holds L1: the other instance's client gets L1 (once its ack wait runs
+ * out) before L2. */
+static void a_dead_holders_event_comes_first(void **state)
+{
+    (void)state;
+    store s;
+    store_open(&s, "dead");
+    const char *extra[] = {"--ack-timeout", "1s", "--takeover-after", "1s", NULL};
+    int pa, pb;
+    pid_t ia = serve(&s, "acks", extra, &pa);
+    client a, b;
+    connect_to(&a, pa);
+    assert_int_equal(tap_append_op(s.st, tap_dids[0], 0, true), ES_OK);
+    json_t *j;
+    uint64_t l1, id;
+    assert_int_equal(next_event(&a, WAIT_MS, &j, &l1), 1);
+    json_decref(j);
+    pid_t ib = serve(&s, "acks", extra, &pb);
+    connect_to(&b, pb);
+    assert_int_equal(tap_append_op(s.st, tap_dids[0], 1, true), ES_OK); /* L2 */
+    children_sleep_ms(500);
+    kill(ia, SIGKILL);
+    assert_int_equal(children_exit_code(ia, 10000), 128 + SIGKILL);
+    ws_close(&a.w);
+    assert_int_equal(next_event(&b, WAIT_MS, &j, &id), 1);
+    json_decref(j);
+    if (id != l1)
+        fail_msg("live event %llu reached the other instance's client before live event %llu, "
+                 "which the killed instance held",
+                 (unsigned long long)id, (unsigned long long)l1);
+    ack(&b, l1);
+    do
+        assert_int_equal(next_event(&b, WAIT_MS, &j, &id), 1), json_decref(j);
+    while (id == l1);
+    assert_int_equal(id, l1 + 1);
+    ack(&b, id);
+    ws_close(&b.w);
+    stop(ib, &s);
+    store_close(&s);
+}
+
 /* fire-and-forget: an event is done once written; acks are not needed. */
 static void fire_and_forget(void **state)
 {
@@ -493,6 +536,7 @@ int main(void)
         cmocka_unit_test_teardown(a_killed_instance_resumes, children_teardown),
         cmocka_unit_test_teardown(fire_and_forget, children_teardown),
         cmocka_unit_test_teardown(two_instances_keep_a_repos_order, children_teardown),
+        cmocka_unit_test_teardown(a_dead_holders_event_comes_first, children_teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
