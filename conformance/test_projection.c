@@ -593,6 +593,70 @@ static void a_batch_acknowledges_events_early(void **state)
     assert_int_equal(st.handled, 5);
 }
 
+/* Hands its first two pulls back (ES_ERR_AGAIN: not now), then takes the
+ * events; counts dead letters. */
+typedef struct handing {
+    recorder *r;
+    _Atomic int calls, dead;
+} handing;
+
+static es_status on_handed_batch(const es_event *const *evs, size_t n, void *closure)
+{
+    handing *h = closure;
+    if (h->calls++ < 2)
+        return ES_ERR_AGAIN;
+    pthread_mutex_lock(&h->r->mu);
+    for (size_t i = 0; i < n; i++) {
+        h->r->handled[es_event_seq(evs[i])]++;
+        check_order(h->r, evs[i]);
+    }
+    pthread_mutex_unlock(&h->r->mu);
+    h->r->total += (int)n;
+    return ES_OK;
+}
+
+static void on_handed_dead(const es_event *ev, es_status why, void *closure)
+{
+    handing *h = closure;
+    (void)ev;
+    (void)why;
+    h->dead++;
+}
+
+/* ES_ERR_AGAIN from a batch handler hands the pull back to the server, not
+ * as a failure: the events come again, in order, none dead-lettered (and
+ * not counted as retries). */
+static void a_batch_handed_back_comes_again(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "again", 4, 5);
+    es_filter f = type_filter("again");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.max_deliver = 5;
+    assert_int_equal(es_projection_create(c->st, "again", &cfg), ES_OK);
+    recorder r;
+    recorder_init(&r);
+    handing h = {.r = &r};
+    es_projection_run_options o;
+    run_options(&o);
+    es_projection_handler hd = {.on_batch = on_handed_batch, .on_dead_letter = on_handed_dead,
+                                .closure = &h};
+    es_projection *p = NULL;
+    assert_int_equal(es_projection_start(c->st, "again", &hd, &o, &p), ES_OK);
+    assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+    es_projection_stats st;
+    es_projection_stats_get(p, &st);
+    assert_int_equal(es_projection_stop(p), ES_OK);
+    es_projection_destroy(p);
+    assert_int_equal(h.dead, 0);
+    assert_true(h.calls >= 3);
+    assert_int_equal(st.retried, 0);
+    assert_handled(c, &r, "again", NULL, 1); /* each event once, after the hand-backs */
+    assert_false(r.out_of_order);
+}
+
 static void survives_a_server_restart(void **state)
 {
     (void)state;
@@ -737,6 +801,8 @@ int conf_run_projection(void)
         cmocka_unit_test_setup_teardown(long_batches_stay_in_progress, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(a_batch_acknowledges_events_early, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_batch_handed_back_comes_again, conf_setup,
                                         conf_teardown),
         cmocka_unit_test(survives_a_server_restart),
     };

@@ -189,6 +189,18 @@ bool es_atp_filter_keeps_collection(const es_atp_filter *f, const char *nsid, si
     return false;
 }
 
+bool es_atp_filter_exact_collections(const es_atp_filter *f, es_atp_nsid_fn fn, void *ctx)
+{
+    if (f == NULL || f->all_collections || f->pattern_count == 0)
+        return false;
+    for (size_t i = 0; i < f->pattern_count; i++)
+        if (f->patterns[i].prefix)
+            return false;
+    for (size_t i = 0; i < f->pattern_count; i++)
+        fn(ctx, f->patterns[i].text, f->patterns[i].len);
+    return true;
+}
+
 /* ---- DIDs ---------------------------------------------------------------- */
 
 /* The slot holding `did`, or the free slot where it would go. */

@@ -77,6 +77,37 @@ static void bad_patterns_change_nothing(void **state)
     es_atp_filter_destroy(f);
 }
 
+static void collect_nsid(void *ctx, const char *nsid, size_t len)
+{
+    char *out = ctx;
+    strncat(out, nsid, len);
+    strcat(out, ";");
+}
+
+/* Only exact NSIDs are a closed set a server may narrow a consumer to. */
+static void exact_collections(void **state)
+{
+    (void)state;
+    char seen[256] = "";
+    es_atp_filter *f = NULL;
+    assert_int_equal(es_atp_filter_create(&f), ES_OK);
+    assert_false(es_atp_filter_exact_collections(f, collect_nsid, seen)); /* none: all */
+    assert_int_equal(es_atp_filter_add_collections(f, "app.bsky.feed.post, app.bsky.graph.follow"),
+                     ES_OK);
+    assert_true(es_atp_filter_exact_collections(f, collect_nsid, seen));
+    assert_string_equal(seen, "app.bsky.feed.post;app.bsky.graph.follow;");
+    assert_int_equal(es_atp_filter_add_collections(f, "app.bsky.actor.*"), ES_OK);
+    seen[0] = '\0';
+    assert_false(es_atp_filter_exact_collections(f, collect_nsid, seen));
+    assert_string_equal(seen, ""); /* nothing passed for an open set */
+    es_atp_filter_destroy(f);
+    assert_int_equal(es_atp_filter_create(&f), ES_OK);
+    assert_int_equal(es_atp_filter_add_collections(f, "app.bsky.feed.post,*"), ES_OK);
+    assert_false(es_atp_filter_exact_collections(f, collect_nsid, seen));
+    assert_false(es_atp_filter_exact_collections(NULL, collect_nsid, seen));
+    es_atp_filter_destroy(f);
+}
+
 static void did_lists(void **state)
 {
     (void)state;
@@ -134,6 +165,7 @@ int main(void)
         cmocka_unit_test(empty_filter_keeps_everything),
         cmocka_unit_test(collection_patterns),
         cmocka_unit_test(bad_patterns_change_nothing),
+        cmocka_unit_test(exact_collections),
         cmocka_unit_test(did_lists),
         cmocka_unit_test(did_file),
     };

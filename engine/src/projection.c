@@ -211,6 +211,10 @@ static outcome run_handler(worker *w, es_event *const *evs, size_t n, uint64_t d
         if (s == ES_OK)
             return DONE;
         *why = s;
+        if (s == ES_ERR_AGAIN) { /* not now: back at once, the next pull has it again */
+            *delay = 0;
+            return RETRY_LATER;
+        }
         if (!es_projection_retryable(s) || !deliveries_left(p, attempt))
             return GIVE_UP;
         p->retried++;

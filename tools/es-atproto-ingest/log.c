@@ -2,13 +2,13 @@
 #include "log.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "loglimit.h"
 
 static bool json_format;
 static bool quiet;
@@ -188,96 +188,34 @@ void ingest_log_msg(ingest_log_level level, const char *msg, const char *error)
     ingest_log_end(&l);
 }
 
-/* The lines left out, by reason, since the interval began. Reasons are
- * constant strings; past REASONS_MAX of them, the rest count as "other". */
-#define REASONS_MAX 32
-
-typedef struct reason_count {
-    const char *reason;
-    uint64_t logged;  /* in full, this interval */
-    uint64_t skipped; /* counted only, since the last summary */
-} reason_count;
-
-static struct {
-    pthread_mutex_t mu;
-    unsigned burst;
-    int64_t interval_ms;
-    int64_t interval_start_ms; /* 0: no line yet */
-    reason_count reasons[REASONS_MAX];
-    size_t n;
-    uint64_t skipped; /* the sum over the reasons */
-} limit = {PTHREAD_MUTEX_INITIALIZER, INGEST_LOG_BURST, INGEST_LOG_INTERVAL_MS, 0, {{0}}, 0, 0};
+static es_cli_log_limit limit = ES_CLI_LOG_LIMIT_INIT(INGEST_LOG_BURST, INGEST_LOG_INTERVAL_MS);
 
 void ingest_log_set_limit(unsigned burst, int64_t interval_ms)
 {
-    pthread_mutex_lock(&limit.mu);
-    limit.burst = burst;
-    limit.interval_ms = interval_ms > 0 ? interval_ms : 1;
-    pthread_mutex_unlock(&limit.mu);
+    es_cli_log_limit_set(&limit, burst, interval_ms);
 }
 
-static reason_count *reason_slot(const char *reason)
+/* The summary of the lines left out, one warn line. */
+static void write_summary(const es_cli_log_limit_count *counts, size_t n, uint64_t skipped,
+                          double seconds, void *arg)
 {
-    for (size_t i = 0; i < limit.n; i++)
-        if (strcmp(limit.reasons[i].reason, reason) == 0)
-            return &limit.reasons[i];
-    if (limit.n < REASONS_MAX - 1 || (limit.n == REASONS_MAX - 1 && strcmp(reason, "other") == 0)) {
-        limit.reasons[limit.n] = (reason_count){.reason = reason};
-        return &limit.reasons[limit.n++];
-    }
-    return reason_slot("other"); /* the last slot, kept for it */
-}
-
-/* Under mu: the summary line, and the counts start again. */
-static void write_summary(int64_t now_ms)
-{
-    if (limit.skipped > 0) {
-        ingest_log_line l;
-        ingest_log_begin(&l, LOG_WARN, "frame lines not logged");
-        ingest_log_u64(&l, "not_logged", limit.skipped);
-        ingest_log_f64(&l, "seconds", (double)(now_ms - limit.interval_start_ms) / 1000.0, 1);
-        for (size_t i = 0; i < limit.n; i++)
-            if (limit.reasons[i].skipped > 0)
-                ingest_log_u64(&l, limit.reasons[i].reason, limit.reasons[i].skipped);
-        ingest_log_end(&l);
-    }
-    for (size_t i = 0; i < limit.n; i++)
-        limit.reasons[i].logged = limit.reasons[i].skipped = 0;
-    limit.skipped = 0;
-    limit.interval_start_ms = now_ms;
-}
-
-/* Under mu: a new interval when the last one is over. */
-static void roll(int64_t now_ms, bool force)
-{
-    if (limit.interval_start_ms == 0)
-        limit.interval_start_ms = now_ms;
-    else if (force || now_ms - limit.interval_start_ms >= limit.interval_ms)
-        write_summary(now_ms);
+    (void)arg;
+    ingest_log_line l;
+    ingest_log_begin(&l, LOG_WARN, "frame lines not logged");
+    ingest_log_u64(&l, "not_logged", skipped);
+    ingest_log_f64(&l, "seconds", seconds, 1);
+    for (size_t i = 0; i < n; i++)
+        if (counts[i].skipped > 0)
+            ingest_log_u64(&l, counts[i].reason, counts[i].skipped);
+    ingest_log_end(&l);
 }
 
 bool ingest_log_admit(const char *reason)
 {
-    if (reason == NULL)
-        reason = "other";
-    pthread_mutex_lock(&limit.mu);
-    roll(es_cli_monotonic_ms(), false);
-    reason_count *r = reason_slot(reason);
-    bool admit = r->logged < limit.burst;
-    if (admit) {
-        r->logged++;
-    } else {
-        r->skipped++;
-        limit.skipped++;
-    }
-    pthread_mutex_unlock(&limit.mu);
-    return admit;
+    return es_cli_log_limit_admit(&limit, reason, write_summary, NULL);
 }
 
 void ingest_log_summarize(bool now)
 {
-    pthread_mutex_lock(&limit.mu);
-    if (limit.interval_start_ms != 0)
-        roll(es_cli_monotonic_ms(), now);
-    pthread_mutex_unlock(&limit.mu);
+    es_cli_log_limit_summarize(&limit, now, write_summary, NULL);
 }

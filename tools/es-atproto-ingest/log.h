@@ -45,7 +45,7 @@ void ingest_log_msg(ingest_log_level level, const char *msg, const char *error);
  * of every interval are written in full, the rest only counted; one warn
  * line "frame lines not logged" then gives, per reason, how many were left
  * out. The counters of the stats and reports stay exact: they never depend
- * on the log. Defaults: 10 lines per reason per 10 s. */
+ * on the log. Defaults: 10 lines per reason per 10 s (tools/common/loglimit.h). */
 #define INGEST_LOG_BURST 10
 #define INGEST_LOG_INTERVAL_MS 10000
 void ingest_log_set_limit(unsigned burst, int64_t interval_ms);

@@ -16,17 +16,34 @@
 
 #include <jansson.h>
 
+#include <es/atproto.h>
 #include <es/atproto_tap.h>
 #include <es/checkpoint.h>
 #include <es/projection.h>
 
 #include "clock.h"
+#include "loglimit.h"
 #include "metrics.h"
+#include "nsfilter.h"
 
 #define DEFAULT_CONSUMER "tap"
 #define WHY_MAX          160
+#define HELD_POLL_MS     100 /* how often the server is asked while another instance holds events
+                                (sooner at first: it may only not have applied this instance's
+                                last acks yet, which it queues) */
+#define HELD_LOG_MS      500 /* held this long: another instance's, said in the log */
 
 typedef enum slot_state { SLOT_WAITING, SLOT_SENT, SLOT_DONE } slot_state;
+
+/* The consumer's filters for a closed set of collections: identity events,
+ * and one per collection; none (every event) for an open set or past the
+ * bound. */
+typedef struct narrowing {
+    char types[ES_PROJECTION_MAX_FILTERS][ES_ENTITY_TYPE_MAX + 1];
+    es_filter f[ES_PROJECTION_MAX_FILTERS];
+    size_t n;
+    bool open;
+} narrowing;
 
 /* One event of the batch being delivered. */
 typedef struct slot {
@@ -45,6 +62,9 @@ struct dispatch {
     dispatch_config cfg;
     char consumer[ES_PROJECTION_NAME_MAX + 1];
     es_checkpoints *dead; /* ES_<store>_dead_letters */
+    es_atp_filter *keep;  /* cfg.collections; NULL: every collection */
+    narrowing *narrow;    /* the consumer's filters */
+    es_cli_log_limit log; /* dead letters, waits: a flood of lines is summarised */
     es_projection *p;
     tap_target target;
     /* the projection's thread only */
@@ -56,7 +76,7 @@ struct dispatch {
     bool stopping;
     slot slots[DISPATCH_IN_FLIGHT_MAX];
     size_t n, in_flight;
-    uint64_t acked, dead_letters, skipped, sent;
+    uint64_t acked, dead_letters, skipped, filtered, sent;
 };
 
 void dispatch_config_init(dispatch_config *cfg)
@@ -66,6 +86,8 @@ void dispatch_config_init(dispatch_config *cfg)
     cfg->max_in_flight = 32;
     cfg->takeover_ms = 30000;
     cfg->record_max = 8u << 20;
+    cfg->log_burst = 10;
+    cfg->log_interval_ms = 10000;
 }
 
 /* ---- the per-repo rule ---------------------------------------------------- */
@@ -155,6 +177,17 @@ static void sort_slots(dispatch *d)
     }
 }
 
+/* Whether the collection filters keep a record event; identity events are
+ * always kept (Tap). */
+static bool kept(const dispatch *d, const es_event *ev, const es_atp_tap_event *t)
+{
+    char nsid[ES_ENTITY_TYPE_MAX + 1];
+    if (d->keep == NULL || t->kind != ES_ATP_TAP_RECORD ||
+        !ns_collection_of(es_event_entity_type(ev), nsid))
+        return true;
+    return es_atp_filter_keeps_collection(d->keep, nsid, strlen(nsid));
+}
+
 /* Under the lock: the slots of a new pull, in stream order; a pull handed
  * again after a failed attempt (the same events) keeps what is done and in
  * flight. */
@@ -178,6 +211,10 @@ static void load(dispatch *d, const es_event *const *evs, size_t n)
             s->d.kind = ES_ATP_TAP_NONE;
             s->state = SLOT_DONE;
             d->skipped++;
+        } else if (!kept(d, evs[i], &s->d)) {
+            s->d.kind = ES_ATP_TAP_NONE;
+            s->state = SLOT_DONE;
+            d->filtered++;
         }
     }
     d->n = n;
@@ -207,9 +244,27 @@ static es_status send_one(dispatch *d, slot *s)
     return d->target.send(d->target.self, &ev);
 }
 
+/* The lines left out (dead letters, waits for another instance): one line
+ * with the exact counts (the metrics and ES_<store>_dead_letters have every
+ * dead letter). */
+static void log_summary(const es_cli_log_limit_count *counts, size_t n, uint64_t skipped,
+                        double seconds, void *arg)
+{
+    const dispatch *d = arg;
+    char by[256] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof by; i++)
+        if (counts[i].skipped > 0)
+            len += (size_t)snprintf(by + len, sizeof by - len, " %s=%" PRIu64, counts[i].reason,
+                                    counts[i].skipped);
+    fprintf(stderr,
+            "es-atproto-serve: %" PRIu64 " lines about %s not logged in %.1f s:%s\n",
+            skipped, d->consumer, seconds, by);
+}
+
 /* Writes a dead letter where an operator lists it: the key
  * "<consumer>.<seq>" of ES_<store>_dead_letters. A failed write is only
- * reported: the event stays counted. */
+ * reported: the event stays counted. Lines are limited (loglimit.h). */
 static void record_dead_letter(dispatch *d, const slot *s)
 {
     char name[ES_PROJECTION_NAME_MAX + 24];
@@ -219,10 +274,12 @@ static void record_dead_letter(dispatch *d, const slot *s)
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     es_status r = text ? es_checkpoint_set(d->dead, name, s->seq, text, ES_CHECKPOINT_ANY, NULL)
                        : ES_ERR_NOMEM;
-    if (r != ES_OK)
+    bool logged = es_cli_log_limit_admit(&d->log, r != ES_OK ? "not_recorded" : "dead_letter",
+                                         log_summary, d);
+    if (logged && r != ES_OK)
         fprintf(stderr, "es-atproto-serve: dead letter %s not recorded: %s\n", name,
                 es_last_error());
-    else
+    else if (logged)
         fprintf(stderr, "es-atproto-serve: event %" PRIu64 " dead-lettered: %s\n", s->seq, s->why);
     free(text);
     json_decref(o);
@@ -268,12 +325,95 @@ static long next_sendable(const dispatch *d)
     return -1;
 }
 
+static es_status found_one(const es_event *ev, void *closure)
+{
+    (void)ev;
+    *(bool *)closure = true;
+    return ES_ERR_ABORTED;
+}
+
+/* Whether an event of the consumer stored before this pull's first is
+ * delivered and not acknowledged: another instance holds it (no when the
+ * server does not say). Every event up to the ack floor is done; one of
+ * the consumer's events between the floor and the pull's first was
+ * delivered before this pull (the server delivers in stream order, again
+ * first), and this instance's earlier pulls are all acknowledged: it is held
+ * elsewhere. Asked only when the server has more events pending than this
+ * pull and the floor is not just before it (its next pulls' events, not yet
+ * handed over, count in its pending too). */
+static bool held_elsewhere(dispatch *d, const es_event *const *evs, size_t n)
+{
+    uint64_t first = UINT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (es_event_seq(evs[i]) < first)
+            first = es_event_seq(evs[i]);
+    es_projection_info info;
+    if (n == 0 || es_projection_info_get(d->st, d->consumer, &info) != ES_OK)
+        return false;
+    const es_projection_partition *p = &info.partition[0];
+    if (p->ack_pending <= n || p->ack_floor_seq + 1 >= first)
+        return false;
+    es_read_options o;
+    es_read_options_init(&o);
+    o.after_seq = p->ack_floor_seq;
+    o.up_to_seq = first - 1;
+    bool found = false;
+    es_evolve_filters(d->st, d->narrow->n ? d->narrow->f : NULL, d->narrow->n, &o, found_one,
+                      &found, NULL);
+    return found;
+}
+
+/* A takeover while the instance that held the consumer still delivers (its
+ * client holds an event past the pin's timeout: it pulls nothing while its
+ * batch runs, so the server pins another puller) or died holding events:
+ * this pull may hold later events of a repo whose earlier ones are out
+ * there, and Tap's rule says they wait. So nothing is sent while events are
+ * held elsewhere: waited for a third of the takeover time, then the pull
+ * goes back (ES_ERR_AGAIN) and the next one, made at once, brings them
+ * again with those of a dead holder, once their ack wait runs out (pulling
+ * also keeps this instance's pin). ES_OK once none are held elsewhere. */
+static int64_t next_poll(int64_t ms)
+{
+    return ms * 2 < HELD_POLL_MS ? ms * 2 : HELD_POLL_MS;
+}
+
+static es_status wait_for_other_holders(dispatch *d, const es_event *const *evs, size_t n)
+{
+    int64_t start = es_cli_monotonic_ms(), until = start + d->cfg.takeover_ms / 3;
+    bool said = false;
+    for (int64_t poll = 2; held_elsewhere(d, evs, n); poll = next_poll(poll)) {
+        if (!said && es_cli_monotonic_ms() - start >= HELD_LOG_MS) {
+            said = true;
+            if (es_cli_log_limit_admit(&d->log, "held_elsewhere", log_summary, d))
+                fprintf(stderr,
+                        "es-atproto-serve: earlier events of %s are held by another instance: "
+                        "this one waits for them (Tap's per-repo order)\n",
+                        d->consumer);
+        }
+        pthread_mutex_lock(&d->lock);
+        bool stop = d->stopping;
+        if (!stop) {
+            struct timespec t = es_cli_deadline(poll);
+            pthread_cond_timedwait(&d->changed, &d->lock, &t);
+            stop = d->stopping;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (stop)
+            return es_error(ES_ERR_STOPPED, "the dispatcher stops");
+        if (es_cli_monotonic_ms() >= until)
+            return es_error(ES_ERR_AGAIN, "earlier events are held by another instance");
+    }
+    return ES_OK;
+}
+
 static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
 {
     dispatch *d = closure;
     int64_t notice_every = d->cfg.takeover_ms / 3;
+    es_status r = wait_for_other_holders(d, evs, n);
+    if (r != ES_OK)
+        return r;
     int64_t next_notice = es_cli_monotonic_ms() + notice_every;
-    es_status r = ES_OK;
     pthread_mutex_lock(&d->lock);
     load(d, evs, n);
     for (;;) {
@@ -327,12 +467,38 @@ static void on_error(es_status s, const char *text, void *closure)
 
 /* ---- life ------------------------------------------------------------------ */
 
+static void narrow_to(void *ctx, const char *nsid, size_t len)
+{
+    narrowing *w = ctx;
+    if (w->n == ES_PROJECTION_MAX_FILTERS || !ns_entity_type_of(nsid, len, w->types[w->n])) {
+        w->open = true;
+        return;
+    }
+    es_filter_init(&w->f[w->n]);
+    w->f[w->n].entity_type = w->types[w->n];
+    w->n++;
+}
+
+static void narrowing_make(const es_atp_filter *keep, narrowing *w)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->types[0], sizeof w->types[0], "%s", NS_REPO_TYPE);
+    es_filter_init(&w->f[0]);
+    w->f[0].entity_type = w->types[0];
+    w->n = 1;
+    w->open = !es_atp_filter_exact_collections(keep, narrow_to, w);
+    if (w->open)
+        w->n = 0;
+}
+
 /* The consumer: ordered, one partition (pinned to one instance), its ack
  * wait the takeover time, no redelivery limit (the target gives up). */
-static es_status create_consumer(es_store *st, const dispatch_config *cfg)
+static es_status create_consumer(es_store *st, const dispatch_config *cfg, narrowing *w)
 {
     es_projection_config pc;
     es_projection_config_init(&pc);
+    pc.filters = w->n ? w->f : NULL;
+    pc.filter_count = w->n;
     pc.ordered = true;
     pc.partitions = 1;
     pc.ack_wait_ms = cfg->takeover_ms;
@@ -363,15 +529,23 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
     d->cfg = *cfg;
     snprintf(d->consumer, sizeof d->consumer, "%s", cfg->consumer);
     d->cfg.consumer = d->consumer;
+    d->cfg.collections = NULL; /* the caller's; d->keep holds them */
     d->json = (es_buf)ES_BUF_INIT;
     d->did = (es_buf)ES_BUF_INIT;
     pthread_mutex_init(&d->lock, NULL);
+    d->log = (es_cli_log_limit)ES_CLI_LOG_LIMIT_INIT(cfg->log_burst, cfg->log_interval_ms);
     pthread_cond_init(&d->changed, NULL); /* the realtime clock, es_cli_deadline's */
     es_status s = es_arena_create(cfg->record_max, &d->arena);
+    if (s == ES_OK && cfg->collections != NULL && (s = es_atp_filter_create(&d->keep)) == ES_OK)
+        s = es_atp_filter_add_collections(d->keep, cfg->collections);
     if (s == ES_OK)
         s = es_checkpoints_open_bucket(st, ES_CHECKPOINTS_DEAD_LETTERS, &d->dead);
-    if (s == ES_OK)
-        s = create_consumer(st, &d->cfg);
+    if (s == ES_OK && (d->narrow = malloc(sizeof *d->narrow)) == NULL)
+        s = es_error(ES_ERR_NOMEM, "out of memory");
+    if (s == ES_OK) {
+        narrowing_make(d->keep, d->narrow);
+        s = create_consumer(st, &d->cfg, d->narrow);
+    }
     if (s != ES_OK) {
         dispatch_destroy(d);
         return s;
@@ -422,6 +596,7 @@ void dispatch_stats_get(dispatch *d, dispatch_stats *out)
     out->acked = d->acked;
     out->dead_letters = d->dead_letters;
     out->skipped = d->skipped;
+    out->filtered = d->filtered;
     out->sent = d->sent;
     out->in_flight = d->in_flight;
     for (size_t i = 0; i < d->n; i++)
@@ -445,6 +620,9 @@ void dispatch_metrics(dispatch *d, es_buf *b)
                 (double)s.sent);
     es_prom_one(b, "es_serve_tap_skipped_total", "counter",
                 "Stored events without a Tap form (#sync, other writers').", (double)s.skipped);
+    es_prom_one(b, "es_serve_tap_filtered_total", "counter",
+                "Record events of collections --collections leaves out, read and not sent.",
+                (double)s.filtered);
     es_prom_one(b, "es_serve_tap_in_flight", "gauge", "Events sent and not done.",
                 (double)s.in_flight);
     es_prom_one(b, "es_serve_tap_lag_seconds", "gauge",
@@ -461,11 +639,15 @@ void dispatch_destroy(dispatch *d)
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
     es_projection_destroy(d->p); /* waits for on_batch: events not done go back */
+    es_cli_log_limit_summarize(&d->log, true, log_summary, d);
     es_checkpoints_destroy(d->dead);
+    es_atp_filter_destroy(d->keep);
+    free(d->narrow);
     es_arena_destroy(d->arena);
     es_buf_free(&d->json);
     es_buf_free(&d->did);
     pthread_cond_destroy(&d->changed);
     pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->log.mu);
     free(d);
 }

@@ -49,6 +49,13 @@ typedef struct dispatch_config {
     int64_t takeover_ms;  /* the consumer's ack wait: a dead instance's events go to the
                              next one after this (default 30000; at least 1000) */
     size_t record_max;    /* memory to render one record (default 8 MiB) */
+    const char *collections; /* Tap's collection filters: NSIDs and prefixes (app.bsky.feed.*),
+                                separated by commas, the rules of /subscribe's
+                                wantedCollections; they apply to record events only (identity
+                                events always go, as in Tap). NULL: every collection */
+    unsigned log_burst;      /* dead letters logged in full per interval (default 10); the
+                                rest are counted in one summary line (loglimit.h) */
+    int64_t log_interval_ms; /* default 10000 */
 } dispatch_config;
 
 void dispatch_config_init(dispatch_config *cfg);
@@ -56,8 +63,16 @@ void dispatch_config_init(dispatch_config *cfg);
 typedef struct dispatch dispatch;
 
 /* Creates the durable consumer when missing (an existing one keeps its
- * position; its ack wait and pin timeout are brought to `cfg`), and the
- * dead-letter bucket. Nothing is delivered before dispatch_start. The caller
+ * position; its ack wait, pin timeout and filters are brought to `cfg`), and
+ * the dead-letter bucket. Collections that name a closed set (exact NSIDs,
+ * at most ES_PROJECTION_MAX_FILTERS - 1) become the consumer's filters, so
+ * the NATS server sends only those (and identity events); a prefix reads
+ * every event and the dispatcher leaves out the others (a collection of the
+ * namespace may first appear after the consumer has passed its first event:
+ * a filtered durable consumer would skip it for good). Changing the
+ * collections of an existing consumer keeps its position: events of a newly
+ * added collection stored before it are not delivered (a new consumer name
+ * starts from the beginning). Nothing is delivered before dispatch_start. The caller
  * owns *out (dispatch_destroy). */
 es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **out);
 
@@ -73,6 +88,7 @@ typedef struct dispatch_stats {
     uint64_t acked;        /* events the target acknowledged */
     uint64_t dead_letters; /* events given up (the target's limit, or no JSON) */
     uint64_t skipped;      /* events without a Tap form (#sync, other writers') */
+    uint64_t filtered;     /* record events of collections the filters leave out */
     uint64_t sent;         /* sends to the target */
     size_t in_flight;      /* sent and not done, now */
     int64_t lag_ns;        /* now - stored time of the oldest event not done (0: none) */

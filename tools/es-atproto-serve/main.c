@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <es/atproto.h>
 #include <es/connect.h>
 #include <es/es.h>
 #include <es/version.h>
@@ -77,6 +78,11 @@ static void usage(FILE *out)
             "  --tap-consumer NAME     the durable consumer of Tap-style delivery; instances\n"
             "                          sharing it share its position (ES_TAP_CONSUMER;\n"
             "                          default tap)\n"
+            "  --collections LIST      Tap-style delivery sends only the record events of these\n"
+            "                          collections: NSIDs and prefixes (app.bsky.feed.*), as\n"
+            "                          wantedCollections; identity events always go\n"
+            "                          (ES_COLLECTIONS; Tap's --collection-filters;\n"
+            "                          default: every collection)\n"
             "  --fanout MODE           live events: shared (one watch of the store for every\n"
             "                          subscriber) or per-subscriber (a watch each)\n"
             "                          (ES_FANOUT; default shared)\n"
@@ -95,7 +101,8 @@ static void usage(FILE *out)
             "  --webhook-timeout DUR   one request (ES_WEBHOOK_TIMEOUT; default 10s)\n"
             "  --webhook-backoff DUR   the first retry's delay, doubled up to 60s, with jitter\n"
             "                          (ES_WEBHOOK_BACKOFF; default 1s)\n"
-            "  (with --max-in-flight, --takeover-after and --tap-consumer as for /channel)\n"
+            "  (with --max-in-flight, --takeover-after, --tap-consumer and --collections as\n"
+            "  for /channel)\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
             es_cli_conn_help);
@@ -117,6 +124,7 @@ enum {
     OPT_MAX_IN_FLIGHT,
     OPT_TAKEOVER_AFTER,
     OPT_TAP_CONSUMER,
+    OPT_COLLECTIONS,
     OPT_WEBHOOK_URL,
     OPT_WEBHOOK_SECRET,
     OPT_WEBHOOK_ATTEMPTS,
@@ -144,6 +152,7 @@ static const es_cli_option options[] = {
     {"max-in-flight", 0, true, OPT_MAX_IN_FLIGHT},
     {"takeover-after", 0, true, OPT_TAKEOVER_AFTER},
     {"tap-consumer", 0, true, OPT_TAP_CONSUMER},
+    {"collections", 0, true, OPT_COLLECTIONS},
     {"webhook-url", 0, true, OPT_WEBHOOK_URL},
     {"webhook-secret", 0, true, OPT_WEBHOOK_SECRET},
     {"webhook-attempts", 0, true, OPT_WEBHOOK_ATTEMPTS},
@@ -173,6 +182,7 @@ static const es_cli_env environment[] = {
     {"ES_MAX_IN_FLIGHT", OPT_MAX_IN_FLIGHT},
     {"ES_TAKEOVER_AFTER", OPT_TAKEOVER_AFTER},
     {"ES_TAP_CONSUMER", OPT_TAP_CONSUMER},
+    {"ES_COLLECTIONS", OPT_COLLECTIONS},
     {"ES_WEBHOOK_URL", OPT_WEBHOOK_URL},
     {"ES_WEBHOOK_SECRET", OPT_WEBHOOK_SECRET},
     {"ES_WEBHOOK_ATTEMPTS", OPT_WEBHOOK_ATTEMPTS},
@@ -266,6 +276,22 @@ static bool readable(const char *path, const char *what, const char **out)
     return true;
 }
 
+/* --collections: checked here so that a typo is a usage error. */
+static bool collections(const char *text, const char **out)
+{
+    es_atp_filter *f = NULL;
+    es_status s = es_atp_filter_create(&f);
+    if (s == ES_OK)
+        s = es_atp_filter_add_collections(f, text);
+    es_atp_filter_destroy(f);
+    if (s != ES_OK) {
+        es_cli_usage("--collections: %s", es_last_error());
+        return false;
+    }
+    *out = text;
+    return true;
+}
+
 /* One option, from the command line or the environment. */
 static int set_option(int id, const char *value, void *closure)
 {
@@ -311,6 +337,7 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_ACK_TIMEOUT: ok = positive_ms(value, "--ack-timeout", &c->channel_cfg.ack_timeout_ms); break;
     case OPT_TAKEOVER_AFTER: ok = positive_ms(value, "--takeover-after", &c->tap.takeover_ms); break;
     case OPT_TAP_CONSUMER: c->tap.consumer = value; break;
+    case OPT_COLLECTIONS: ok = collections(value, &c->tap.collections); break;
     case OPT_MAX_IN_FLIGHT:
         ok = es_cli_parse_u64(value, "--max-in-flight", &n) && n > 0 && n <= DISPATCH_IN_FLIGHT_MAX;
         if (ok)

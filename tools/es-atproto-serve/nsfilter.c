@@ -9,9 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* identity, account and sync events: Jetstream passes them through any
- * collection filter (the mapping of docs/atproto.md) */
-#define REPO_TYPE "repo"
+#define REPO_TYPE NS_REPO_TYPE
 
 /* A list of entity types (NUL-terminated copies). */
 typedef struct type_list {
@@ -74,9 +72,7 @@ static void list_free(type_list *l)
     memset(l, 0, sizeof *l);
 }
 
-/* The collection an entity type stores (app_bsky_feed_like: NSIDs have no
- * '_'); false for "repo" and types too long to be one. */
-static bool collection_of(const char *type, char out[ES_ENTITY_TYPE_MAX + 1])
+bool ns_collection_of(const char *type, char out[ES_ENTITY_TYPE_MAX + 1])
 {
     size_t len = strlen(type);
     if (strcmp(type, REPO_TYPE) == 0 || len > ES_ENTITY_TYPE_MAX)
@@ -86,10 +82,20 @@ static bool collection_of(const char *type, char out[ES_ENTITY_TYPE_MAX + 1])
     return true;
 }
 
+bool ns_entity_type_of(const char *nsid, size_t len, char out[ES_ENTITY_TYPE_MAX + 1])
+{
+    if (len == 0 || len > ES_ENTITY_TYPE_MAX || memchr(nsid, '_', len) != NULL)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        out[i] = nsid[i] == '.' ? '_' : nsid[i];
+    out[len] = '\0';
+    return true;
+}
+
 static bool wanted(const reg *r, const char *type)
 {
     char nsid[ES_ENTITY_TYPE_MAX + 1];
-    return collection_of(type, nsid) && r->wants(nsid, r->arg);
+    return ns_collection_of(type, nsid) && r->wants(nsid, r->arg);
 }
 
 /* ---- widening ----------------------------------------------------------------- */

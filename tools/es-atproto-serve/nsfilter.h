@@ -19,6 +19,17 @@
 
 #include <es/es.h>
 
+/* The entity type of identity, account and sync events: Jetstream and Tap
+ * pass them through any collection filter (the mapping of docs/atproto.md). */
+#define NS_REPO_TYPE "repo"
+
+/* The collection an entity type stores (app_bsky_feed_like: NSIDs have no
+ * '_'); false for NS_REPO_TYPE and types too long to be one. */
+bool ns_collection_of(const char *type, char out[ES_ENTITY_TYPE_MAX + 1]);
+/* The entity type a collection (an NSID, `len` bytes) is stored under; false
+ * when it cannot be one. */
+bool ns_entity_type_of(const char *nsid, size_t len, char out[ES_ENTITY_TYPE_MAX + 1]);
+
 typedef struct ns_index ns_index;
 
 /* Opens the store's index (rebuilding it from the stream's subjects when it

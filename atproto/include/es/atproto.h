@@ -164,6 +164,13 @@ typedef es_status (*es_atp_did_fn)(void *ctx, const char *did, size_t len);
 ES_API es_status es_atp_dids_each(const char *arg, bool file, es_atp_did_fn fn, void *ctx);
 ES_API bool es_atp_filter_keeps_collection(const es_atp_filter *f, const char *nsid, size_t len);
 ES_API bool es_atp_filter_keeps_did(const es_atp_filter *f, const char *did, size_t len);
+/* The collection patterns of `f` when they name a closed set: each exact
+ * NSID is passed to `fn` (valid during the call) and the result is true.
+ * False, with nothing passed, when the set is open: no pattern at all, `*`,
+ * or a prefix (`app.bsky.feed.*` keeps NSIDs that may first appear later).
+ * A server narrows a durable consumer to a closed set only. */
+typedef void (*es_atp_nsid_fn)(void *ctx, const char *nsid, size_t len);
+ES_API bool es_atp_filter_exact_collections(const es_atp_filter *f, es_atp_nsid_fn fn, void *ctx);
 
 /* ---- decoding and mapping ------------------------------------------------ */
 

@@ -159,7 +159,11 @@ typedef struct es_projection_handler {
     /* Exactly one of on_event / on_batch. */
     es_event_cb on_event; /* one event: ES_OK acknowledges it */
     /* The events of one pull, in order (of one partition when ordered): ES_OK
-     * acknowledges them all, a failure retries or dead-letters them all. */
+     * acknowledges them all, a failure retries or dead-letters them all.
+     * ES_ERR_AGAIN (not now) hands them all back to the server at once, not
+     * as a failure: the next pull gets them again, with what came meanwhile
+     * (each such return is one more delivery of each event, which counts
+     * against max_deliver). A handler waits a little before returning it. */
     es_status (*on_batch)(const es_event *const *events, size_t n, void *closure);
     /* Optional: an event given up on (permanent failure, or max_deliver
      * deliveries), just before it is terminated. */

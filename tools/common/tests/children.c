@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -131,4 +132,26 @@ int children_tmpdir_remove(const char *dir)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return getenv("ES_E2E_KEEP") != NULL || system(cmd) == 0 ? 0 : -1;
+}
+
+pid_t children_spawn_listening(char *const argv[], const char *log, int *port)
+{
+    int out;
+    pid_t pid = children_spawn(argv, log, &out);
+    if (pid <= 0)
+        return -1;
+    FILE *f = fdopen(out, "r");
+    char line[160] = "";
+    const char *colon = NULL;
+    if (f == NULL || fgets(line, sizeof line, f) == NULL ||
+        strncmp(line, "listening on ", 13) != 0 || (colon = strrchr(line, ':')) == NULL ||
+        sscanf(colon + 1, "%d", port) != 1) {
+        children_show_log(log);
+        pid = -1;
+    }
+    if (f != NULL)
+        fclose(f);
+    else
+        close(out);
+    return pid;
 }

@@ -13,6 +13,11 @@
  * The pid, or -1. Remembered until its exit is seen (children_kill_all). */
 pid_t children_spawn(char *const argv[], const char *log, int *out_pipe);
 
+/* children_spawn of a server that prints "listening on HOST:PORT" as its
+ * first line on stdout (es-atproto-serve with --listen HOST:0): *port is
+ * that port. The pid, or -1 (the log shown) when the line does not come. */
+pid_t children_spawn_listening(char *const argv[], const char *log, int *port);
+
 /* The exit code (128 + signal when killed), or -1 when it has not ended
  * within timeout_ms (it keeps running; 0 only looks). */
 int children_exit_code(pid_t pid, long timeout_ms);

@@ -4,7 +4,10 @@
  * unacknowledged gets them again; two clients share the events; per-repo
  * order holds under Tap's barrier rule with interleaved historical and live
  * events of one repo; a serve instance killed with SIGKILL and started again
- * resumes without delivering again what was acknowledged; fire-and-forget.
+ * resumes without delivering again what was acknowledged; fire-and-forget;
+ * two instances sharing one consumer keep a repo's order when one's client
+ * holds an event longer than the ack and takeover timeouts, or when the
+ * instance holding it is killed.
  * Events are appended through the public API as the ingester stores them
  * (tap_events.h). ES_SERVE_BIN from CMake. */
 #define _GNU_SOURCE
@@ -22,6 +25,7 @@
 #include <jansson.h>
 
 #include <es/es.h>
+#include <es/time.h>
 
 #include "children.h"
 #include "tap_events.h"
@@ -379,6 +383,111 @@ static void a_killed_instance_resumes(void **state)
     store_close(&s);
 }
 
+/* Any event of either client within ms: 1 (*who 0 for a, 1 for b), or 0. */
+static int next_of_two(client *a, client *b, int ms, uint64_t *id, int *who)
+{
+    json_t *j;
+    for (int waited = 0; waited < ms; waited += 20) {
+        for (*who = 0; *who < 2; ++*who)
+            if (next_event(*who ? b : a, 10, &j, id)) {
+                json_decref(j);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+/* Two instances on one consumer, a client each. The pinned instance's
+ * client holds live event L1 of a repo unacknowledged for 3 s, longer than
+ * --ack-timeout (1 s: it comes again to that client) and the pin's timeout
+ * (1.5 s: the other instance takes the consumer over meanwhile), while the
+ * repo's live event L2 is stored. Tap's rule across the two: L2 reaches no
+ * client before L1 is acknowledged; then it comes, once acknowledged. */
+static void two_instances_keep_a_repos_order(void **state)
+{
+    (void)state;
+    store s;
+    store_open(&s, "two");
+    const char *extra[] = {"--ack-timeout", "1s", "--takeover-after", "1s", NULL};
+    int pa, pb;
+    pid_t ia = serve(&s, "acks", extra, &pa);
+    client a, b;
+    connect_to(&a, pa);
+    assert_int_equal(tap_append_op(s.st, tap_dids[0], 0, true), ES_OK);
+    json_t *j;
+    uint64_t l1, id;
+    assert_int_equal(next_event(&a, WAIT_MS, &j, &l1), 1); /* a's instance holds the pin */
+    json_decref(j);
+    pid_t ib = serve(&s, "acks", extra, &pb);
+    connect_to(&b, pb);
+    assert_int_equal(tap_append_op(s.st, tap_dids[0], 1, true), ES_OK); /* L2 */
+    int who;
+    for (int64_t until = es_monotonic_ms() + 3000; es_monotonic_ms() < until;) {
+        if (!next_of_two(&a, &b, 100, &id, &who))
+            continue;
+        if (id != l1)
+            fail_msg("live event %llu of the repo reached client %c while live event %llu is "
+                     "unacknowledged",
+                     (unsigned long long)id, who ? 'b' : 'a', (unsigned long long)l1);
+        assert_int_equal(who, 0); /* L1 again, to the client of its instance */
+    }
+    assert_true(a.got[l1] >= 2); /* the ack timeout did run out */
+    ack(&a, l1);
+    do /* L2, from whichever instance holds the consumer now */
+        assert_int_equal(next_of_two(&a, &b, WAIT_MS, &id, &who), 1);
+    while (id == l1);
+    assert_int_equal(id, l1 + 1);
+    ack(who ? &b : &a, id);
+    print_message("L1 sent %d times to a; L2 came through %c\n", a.got[l1], who ? 'b' : 'a');
+    ws_close(&a.w);
+    ws_close(&b.w);
+    stop(ia, &s);
+    stop(ib, &s);
+    store_close(&s);
+}
+
+/* The same two instances, and the pinned one killed (-9) while its client
+ * holds L1: the other instance's client gets L1 (once its ack wait runs
+ * out) before L2. */
+static void a_dead_holders_event_comes_first(void **state)
+{
+    (void)state;
+    store s;
+    store_open(&s, "dead");
+    const char *extra[] = {"--ack-timeout", "1s", "--takeover-after", "1s", NULL};
+    int pa, pb;
+    pid_t ia = serve(&s, "acks", extra, &pa);
+    client a, b;
+    connect_to(&a, pa);
+    assert_int_equal(tap_append_op(s.st, tap_dids[0], 0, true), ES_OK);
+    json_t *j;
+    uint64_t l1, id;
+    assert_int_equal(next_event(&a, WAIT_MS, &j, &l1), 1);
+    json_decref(j);
+    pid_t ib = serve(&s, "acks", extra, &pb);
+    connect_to(&b, pb);
+    assert_int_equal(tap_append_op(s.st, tap_dids[0], 1, true), ES_OK); /* L2 */
+    children_sleep_ms(500);
+    kill(ia, SIGKILL);
+    assert_int_equal(children_exit_code(ia, 10000), 128 + SIGKILL);
+    ws_close(&a.w);
+    assert_int_equal(next_event(&b, WAIT_MS, &j, &id), 1);
+    json_decref(j);
+    if (id != l1)
+        fail_msg("live event %llu reached the other instance's client before live event %llu, "
+                 "which the killed instance held",
+                 (unsigned long long)id, (unsigned long long)l1);
+    ack(&b, l1);
+    do
+        assert_int_equal(next_event(&b, WAIT_MS, &j, &id), 1), json_decref(j);
+    while (id == l1);
+    assert_int_equal(id, l1 + 1);
+    ack(&b, id);
+    ws_close(&b.w);
+    stop(ib, &s);
+    store_close(&s);
+}
+
 /* fire-and-forget: an event is done once written; acks are not needed. */
 static void fire_and_forget(void **state)
 {
@@ -426,6 +535,8 @@ int main(void)
         cmocka_unit_test_teardown(per_repo_order_under_the_barrier_rule, children_teardown),
         cmocka_unit_test_teardown(a_killed_instance_resumes, children_teardown),
         cmocka_unit_test_teardown(fire_and_forget, children_teardown),
+        cmocka_unit_test_teardown(two_instances_keep_a_repos_order, children_teardown),
+        cmocka_unit_test_teardown(a_dead_holders_event_comes_first, children_teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -3,9 +3,11 @@
  * and out of order: Tap's per-repo rule (live events are barriers,
  * historical ones of a repo go together) over interleaved historical and
  * live events of several repos, the bound on events in flight, dead letters
- * recorded in ES_<store>_dead_letters and counted, and a dispatcher made
- * again on the same consumer resuming after what was acknowledged. */
+ * recorded in ES_<store>_dead_letters and counted (a flood of them logged
+ * in a few lines), a dispatcher made again on the same consumer resuming
+ * after what was acknowledged, and --collections narrowing the consumer. */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include <es/checkpoint.h>
+#include <es/projection.h>
 #include <es/time.h>
 
 #include "dispatch.h"
@@ -48,6 +52,7 @@ typedef struct target {
     uint64_t first_id;
     size_t most_in_flight, answered;
     uint64_t dead_id; /* answer this one with a dead letter */
+    bool all_dead;    /* answer every one with a dead letter */
     bool odd_unanswered; /* never answer odd ids */
     bool any_order;      /* historical events may come in any order (Tap's rule) */
     char violation[256];
@@ -127,7 +132,8 @@ static void *answerer(void *arg)
         }
         pthread_mutex_unlock(&t->lock);
         if (due)
-            dispatch_done(t->d, s.id, s.id == t->dead_id ? TAP_DEAD_LETTER : TAP_ACKED,
+            dispatch_done(t->d, s.id,
+                          s.id == t->dead_id || t->all_dead ? TAP_DEAD_LETTER : TAP_ACKED,
                           "the test gives up");
         else
             live_sleep_ms(1);
@@ -144,21 +150,29 @@ static void target_start(target *t, dispatch *d)
     assert_int_equal(pthread_create(&t->thread, NULL, answerer, t), 0);
 }
 
-/* A dispatcher on `consumer` delivering to a new target `t`. */
-static dispatch *start(es_store *st, const char *consumer, int max_in_flight,
-                       int64_t takeover_ms, target *t)
+/* A dispatcher on `consumer` delivering to a new target `t`, of the
+ * collections `collections` (NULL: all). */
+static dispatch *start_of(es_store *st, const char *consumer, int max_in_flight,
+                          int64_t takeover_ms, const char *collections, target *t)
 {
     dispatch_config cfg;
     dispatch_config_init(&cfg);
     cfg.consumer = consumer;
     cfg.max_in_flight = max_in_flight;
     cfg.takeover_ms = takeover_ms;
+    cfg.collections = collections;
     dispatch *d;
     assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
     target_start(t, d);
     tap_target tt = {.send = target_send, .self = t};
     assert_int_equal(dispatch_start(d, &tt), ES_OK);
     return d;
+}
+
+static dispatch *start(es_store *st, const char *consumer, int max_in_flight,
+                       int64_t takeover_ms, target *t)
+{
+    return start_of(st, consumer, max_in_flight, takeover_ms, NULL, t);
 }
 
 static void target_stop(target *t)
@@ -346,12 +360,171 @@ static void a_stopped_batch_keeps_what_was_done(void **state)
     print_message("%zu done before the stop, %zu delivered again\n", answered, again);
 }
 
+/* stderr into `path` (returns the saved descriptor), and back */
+static int stderr_to(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    close(fd);
+    return saved;
+}
+
+static void stderr_back(int saved)
+{
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+}
+
+/* Lines of `path` holding `text`; the last such line into last[size]. */
+static size_t lines_with(const char *path, const char *text, char *last, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strstr(line, text) != NULL) {
+            n++;
+            snprintf(last, size, "%s", line);
+        }
+    fclose(f);
+    return n;
+}
+
+/* 150 events dead-lettered at once: 10 lines in full (the default burst)
+ * and one summary line with the exact count of the rest; the metrics and
+ * the dead-letter bucket have every one. */
+static void a_flood_of_dead_letters_is_logged_in_a_few_lines(void **state)
+{
+    LIVE_SKIP_WITHOUT_SERVER(*state);
+    es_store *st = ((live_store *)*state)->store;
+    es_store_info si;
+    assert_int_equal(es_store_info_get(st, &si), ES_OK);
+    const int flood = 150;
+    for (int i = 0; i < flood; i += 50)
+        assert_int_equal(tap_append_ops(st, dids[2], 1000 + i, 50, false), ES_OK);
+    char path[] = "/tmp/es-dispatch-log-XXXXXX";
+    int tmpfd = mkstemp(path);
+    assert_true(tmpfd >= 0);
+    close(tmpfd);
+
+    int saved = stderr_to(path);
+    target t = {.all_dead = true};
+    /* after what the store holds: only the flood */
+    dispatch_config cfg;
+    dispatch_config_init(&cfg);
+    cfg.consumer = "tap_flood";
+    cfg.max_in_flight = 32;
+    cfg.takeover_ms = 2000;
+    es_projection_config pc;
+    es_projection_config_init(&pc);
+    pc.ordered = true;
+    pc.start = ES_PROJECTION_AFTER_SEQ;
+    pc.after_seq = si.last_seq; /* read before the flood was appended */
+    pc.ack_wait_ms = cfg.takeover_ms;
+    pc.pin_timeout_ms = cfg.takeover_ms + cfg.takeover_ms / 2;
+    pc.max_deliver = -1;
+    pc.max_ack_pending = DISPATCH_IN_FLIGHT_MAX;
+    pc.description = "es-atproto-serve: Tap-style delivery";
+    assert_int_equal(es_projection_create(st, cfg.consumer, &pc), ES_OK);
+    dispatch *d;
+    assert_int_equal(dispatch_create(st, &cfg, &d), ES_OK);
+    target_start(&t, d);
+    tap_target tt = {.send = target_send, .self = &t};
+    assert_int_equal(dispatch_start(d, &tt), ES_OK);
+    wait_done(d, (uint64_t)flood);
+    live_sleep_ms(300); /* the last answers are recorded (and logged) too */
+    dispatch_stats ds;
+    dispatch_stats_get(d, &ds);
+    es_buf m = ES_BUF_INIT;
+    dispatch_metrics(d, &m);
+    dispatch_destroy(d); /* writes the summary of what is left */
+    target_stop(&t);
+    stderr_back(saved);
+
+    char last[1024] = "", summary[1024] = "";
+    size_t full = lines_with(path, "dead-lettered", last, sizeof last);
+    size_t summaries = lines_with(path, "lines about tap_flood not logged", summary,
+                                  sizeof summary);
+    print_message("%zu lines in full; %s", full, summary);
+    if (full + summaries != lines_with(path, "", last, sizeof last)) { /* others: show them */
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "grep -v dead-lettered %s | head -5", path);
+        assert_int_equal(system(cmd), 0);
+    }
+    unlink(path);
+    assert_int_equal(ds.dead_letters, (uint64_t)flood);
+    char want[128];
+    snprintf(want, sizeof want, "es_serve_tap_deliveries_total{outcome=\"dead_letter\"} %d", flood);
+    assert_non_null(strstr((const char *)m.data, want));
+    es_buf_free(&m);
+    assert_int_equal(full, 10);
+    assert_int_equal(summaries, 1);
+    snprintf(want, sizeof want, ": %d lines about tap_flood not logged", flood - 10);
+    assert_non_null(strstr(summary, want));
+    snprintf(want, sizeof want, " dead_letter=%d", flood - 10);
+    assert_non_null(strstr(summary, want));
+}
+
+/* --collections: exact NSIDs become the consumer's filters (identity events
+ * and each collection), a prefix reads everything and the dispatcher sorts;
+ * either way only the wanted collection's record events are sent. Changing
+ * them on the same consumer brings its filters along. */
+static void collections_narrow_the_consumer(void **state)
+{
+    LIVE_SKIP_WITHOUT_SERVER(*state);
+    es_store *st = ((live_store *)*state)->store;
+    es_store_info si;
+    assert_int_equal(es_store_info_get(st, &si), ES_OK);
+    es_projection_info info;
+
+    target t = {0};
+    dispatch *d = start_of(st, "tap_narrow", 8, 1000, "app.bsky.graph.follow", &t);
+    assert_int_equal(es_projection_info_get(st, "tap_narrow", &info), ES_OK);
+    assert_int_equal(info.filter_count, 2); /* "repo" and app_bsky_graph_follow */
+    live_sleep_ms(500);
+    dispatch_stats ds;
+    dispatch_stats_get(d, &ds);
+    dispatch_destroy(d);
+    target_stop(&t);
+    assert_int_equal(ds.sent, 0); /* the store holds posts only */
+    assert_int_equal(ds.filtered, 0); /* the NATS server sent none of them */
+
+    target t2 = {0};
+    d = start_of(st, "tap_narrow", 8, 1000, "app.bsky.graph.*", &t2);
+    assert_int_equal(es_projection_info_get(st, "tap_narrow", &info), ES_OK);
+    assert_int_equal(info.filter_count, 0); /* a prefix: every event */
+    dispatch_destroy(d);
+    target_stop(&t2);
+
+    target t3 = {0};
+    d = start_of(st, "tap_sorted", 8, 1000, "app.bsky.graph.*,app.bsky.actor.profile", &t3);
+    wait_done(d, 0);
+    for (int i = 0; i < 200; i++) {
+        dispatch_stats_get(d, &ds);
+        if (ds.filtered + ds.skipped >= si.last_seq)
+            break;
+        live_sleep_ms(10);
+    }
+    dispatch_destroy(d);
+    target_stop(&t3);
+    assert_int_equal(ds.sent, 0);
+    assert_int_equal(ds.filtered + ds.skipped, si.last_seq); /* read, and left out here */
+    assert_true(ds.filtered > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(barriers_bound_and_dead_letters),
         cmocka_unit_test(a_new_dispatcher_resumes_after_the_acknowledged),
         cmocka_unit_test(a_stopped_batch_keeps_what_was_done),
+        cmocka_unit_test(a_flood_of_dead_letters_is_logged_in_a_few_lines),
+        cmocka_unit_test(collections_narrow_the_consumer),
     };
     return cmocka_run_group_tests(tests, setup, live_group_teardown);
 }
