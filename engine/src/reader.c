@@ -1,7 +1,8 @@
 /* A reader (read.h): the events after a position, pulled a bounded batch at
  * a time. Each filter subject is read by batched direct gets (esi_subject_scan:
- * a consumer per batch for a confined user) up to the call's bound, and the
- * subjects' answers are merged in stream order. What a subject answered past
+ * a consumer per batch for a confined user) up to the call's bound; one
+ * subject's events are handed as they arrive, several subjects' answers are
+ * held and merged in stream order. What a subject answered past
  * the merge's frontier (the last event of a subject whose answer was cut by
  * the bound: an event of another subject past it may still be missing) is
  * let go and asked for again by the next call; nothing is kept between calls
@@ -268,12 +269,67 @@ out:
     return s;
 }
 
+/* ---- one subject: handed as it arrives ----------------------------------------- */
+
+typedef struct stream_call {
+    es_reader *r;
+    const esi_filter_set *skip;
+    es_event_cb cb;
+    void *closure;
+    size_t *count, seen;
+    uint64_t *through;
+} stream_call;
+
+static es_status hand_one(natsMsg *msg, const char *subject, uint64_t seq, int64_t stored_ns,
+                          void *closure)
+{
+    stream_call *c = closure;
+    es_status s = ES_OK;
+    c->seen++;
+    if (c->skip == NULL || !esi_filter_set_matches(c->skip, subject)) {
+        esi_event_wrap(&c->r->ev, c->r->st, msg, subject, seq, stored_ns);
+        if (esi_event_well_formed(&c->r->ev)) {
+            s = c->cb(&c->r->ev, c->closure);
+            *c->count += s == ES_OK;
+        }
+        esi_event_clear(&c->r->ev);
+    }
+    if (s == ES_OK)
+        *c->through = seq;
+    return s;
+}
+
+/* A round over one subject needs no merge: each event is handed as its
+ * answer arrives, while the rest of the batch is on its way. */
+static es_status stream_subject(es_reader *r, const char *subject, const esi_filter_set *skip,
+                                uint64_t after, uint64_t up_to, size_t max, es_event_cb cb,
+                                void *closure, size_t *count, uint64_t *through)
+{
+    stream_call c = {r, skip, cb, closure, count, 0, through};
+    esi_dg_request req = {.filter = subject,
+                          .start_seq = after + 1,
+                          .up_to_seq = up_to,
+                          .batch = (int)max,
+                          .max_msgs = max};
+    es_status s = esi_subject_scan(r->st->js, r->st->stream, &req, r->st->opts.confined, hand_one,
+                                   &c, NULL);
+    uint64_t last = 0;
+    if (s == ES_OK && c.seen < max) /* not cut: nothing more up to up_to, unless a replica lags */
+        s = leader_last(r, subject, up_to, &last);
+    if (s == ES_OK && c.seen < max && *through >= last && up_to > *through)
+        *through = up_to;
+    return s;
+}
+
 /* One round over `fs` from `after`: *through is where it got to. */
 static es_status round_of(es_reader *r, const esi_filter_set *fs, const esi_filter_set *skip,
                           uint64_t after, uint64_t up_to, size_t max, es_event_cb cb,
                           void *closure, size_t *count, uint64_t *through)
 {
     *through = after;
+    if (fs->n == 1)
+        return stream_subject(r, fs->subjects[0], skip, after, up_to, max, cb, closure, count,
+                              through);
     size_t need = fs->n * max; /* <= ES_FILTERS_MAX * ES_READER_BATCH_MAX */
     if (r->cap_held < need) {
         held *h = esi_realloc(r->held, need * sizeof *h);

@@ -425,14 +425,16 @@ static void replay_watch_options(subscriber *s, uint64_t after_seq, es_watch_opt
 
 /* ---- a pulled replay ------------------------------------------------------------ */
 
-/* Waits until the queue has room in the replay's window: how many events
- * the next read may bring (0: the subscriber is closing). A client that
- * takes nothing for slow_timeout_ms is closed, as enqueue does. */
+/* Waits until at most half the replay's window is queued: how many events
+ * the next read may bring (0: the subscriber is closing). Half, so that a
+ * read brings at least half a window: a client taking events one by one
+ * would otherwise make a round trip per event. A client that takes nothing
+ * for slow_timeout_ms is closed, as enqueue does. */
 static size_t wait_room(subscriber *s)
 {
     struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
     pthread_mutex_lock(&s->lock);
-    while (!s->ended && s->close_code == 0 && s->q.n >= s->cfg.replay_window) {
+    while (!s->ended && s->close_code == 0 && s->q.n > s->cfg.replay_window / 2) {
         if (pthread_cond_timedwait(&s->room, &s->lock, &deadline) == ETIMEDOUT)
             close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
     }
