@@ -123,11 +123,12 @@ es_status es_reader_add_filters(es_reader *r, const es_filter *filters, size_t n
         esi_filter_set_free(all);
     }
     if (s == ES_OK) {
+        /* pending widenings are applied together, from the earliest start */
+        if (r->adding == NULL || after_seq < r->adding_after)
+            r->adding_after = after_seq;
         esi_filter_set_free(r->adding);
         r->adding = wider;
         wider = NULL;
-        if (after_seq < r->adding_after || r->adding_after == 0)
-            r->adding_after = after_seq;
     }
     pthread_mutex_unlock(&r->mu);
     esi_filter_set_free(add);
@@ -138,36 +139,32 @@ es_status es_reader_add_filters(es_reader *r, const es_filter *filters, size_t n
 /* At the start of a call: the pending widening becomes the reader's set,
  * its events behind the position a late read. One late read at a time: a
  * widening waits while another's late events are being read (their
- * `before` set would differ). */
+ * `before` set would differ). Under mu: es_reader_add_filters reads fs. */
 static es_status apply_widening(es_reader *r)
 {
     pthread_mutex_lock(&r->mu);
-    esi_filter_set *add = r->late.set == NULL ? r->adding : NULL;
-    uint64_t after = r->adding_after;
-    if (add != NULL) {
+    esi_filter_set *add = NULL, *wider = NULL;
+    es_status s = ES_OK;
+    if (r->adding != NULL && r->late.set == NULL) {
+        add = r->adding; /* taken: a widening that fails is reported once */
+        uint64_t after = r->adding_after, pos = atomic_load(&r->position);
         r->adding = NULL;
         r->adding_after = 0;
+        s = esi_filter_set_union(r->fs, add, &wider);
+        if (s != ES_OK || esi_filter_set_covers(r->fs, add)) {
+            /* nothing (new) to read: add and wider are freed below */
+        } else if (after < pos) {
+            r->late = (late){.set = add, .before = r->fs, .after = after, .up_to = pos};
+            r->fs = wider;
+            add = wider = NULL;
+        } else {
+            esi_filter_set_free(r->fs);
+            r->fs = wider;
+            wider = NULL;
+        }
     }
     pthread_mutex_unlock(&r->mu);
-    if (add == NULL)
-        return ES_OK;
-    esi_filter_set *wider = NULL;
-    es_status s = esi_filter_set_union(r->fs, add, &wider);
-    uint64_t pos = atomic_load(&r->position);
-    if (s == ES_OK && esi_filter_set_covers(r->fs, add)) {
-        esi_filter_set_free(add); /* nothing new */
-    } else if (s == ES_OK && after < pos) {
-        r->late = (late){.set = add, .before = r->fs, .after = after, .up_to = pos};
-        r->fs = wider;
-        wider = NULL;
-    } else if (s == ES_OK) {
-        esi_filter_set_free(add);
-        esi_filter_set_free(r->fs);
-        r->fs = wider;
-        wider = NULL;
-    } else {
-        esi_filter_set_free(add);
-    }
+    esi_filter_set_free(add);
     esi_filter_set_free(wider);
     return s;
 }
