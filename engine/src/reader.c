@@ -41,7 +41,7 @@ typedef struct late {
 struct es_reader {
     es_store *st;
     esi_filter_set *fs;
-    late late;                /* set NULL: none */
+    late late;                 /* set NULL: none */
     _Atomic uint64_t position; /* written by es_reader_next only */
     es_event ev;
     held *held; /* the merge's events: at most max_events per subject of a round */
@@ -110,7 +110,8 @@ uint64_t es_reader_position(const es_reader *r)
     return atomic_load(&r->position);
 }
 
-es_status es_reader_add_filters(es_reader *r, const es_filter *filters, size_t n, uint64_t after_seq)
+es_status es_reader_add_filters(es_reader *r, const es_filter *filters, size_t n,
+                                uint64_t after_seq)
 {
     esi_filter_set *add = NULL, *wider = NULL;
     es_status s = esi_filter_set_make(r->st, filters, n, &add);
@@ -232,9 +233,9 @@ static int by_seq(const void *a, const void *b)
  * `skip` matches left out, at most `max`; *through gets the last one
  * accepted (or skipped), and *whole whether every one up to the frontier
  * went. A refusal stops it. */
-static es_status hand_held(es_reader *r, const esi_filter_set *skip, uint64_t frontier,
-                           size_t max, es_event_cb cb, void *closure, size_t *count,
-                           uint64_t *through, bool *whole)
+static es_status hand_held(es_reader *r, const esi_filter_set *skip, uint64_t frontier, size_t max,
+                           es_event_cb cb, void *closure, size_t *count, uint64_t *through,
+                           bool *whole)
 {
     qsort(r->held, r->n_held, sizeof *r->held, by_seq);
     es_status s = ES_OK;
@@ -308,8 +309,8 @@ static es_status stream_subject(es_reader *r, const char *subject, const esi_fil
                           .up_to_seq = up_to,
                           .batch = (int)max,
                           .max_msgs = max};
-    es_status s = esi_subject_scan(r->st->js, r->st->stream, &req, r->st->opts.confined, hand_one,
-                                   &c, NULL);
+    es_status s =
+        esi_subject_scan(r->st->js, r->st->stream, &req, r->st->opts.confined, hand_one, &c, NULL);
     uint64_t last = 0;
     if (s == ES_OK && c.seen < max) /* not cut: nothing more up to up_to, unless a replica lags */
         s = leader_last(r, subject, up_to, &last);
@@ -320,8 +321,8 @@ static es_status stream_subject(es_reader *r, const char *subject, const esi_fil
 
 /* One round over `fs` from `after`: *through is where it got to. */
 static es_status round_of(es_reader *r, const esi_filter_set *fs, const esi_filter_set *skip,
-                          uint64_t after, uint64_t up_to, size_t max, es_event_cb cb,
-                          void *closure, size_t *count, uint64_t *through)
+                          uint64_t after, uint64_t up_to, size_t max, es_event_cb cb, void *closure,
+                          size_t *count, uint64_t *through)
 {
     *through = after;
     if (fs->n == 1)
@@ -361,8 +362,8 @@ es_status es_reader_next(es_reader *r, uint64_t up_to, size_t max, es_event_cb c
     es_status s = apply_widening(r);
     uint64_t through = 0;
     if (s == ES_OK && r->late.set != NULL) { /* late events first */
-        s = round_of(r, r->late.set, r->late.before, r->late.after, r->late.up_to, max, cb,
-                     closure, &handed, &through);
+        s = round_of(r, r->late.set, r->late.before, r->late.after, r->late.up_to, max, cb, closure,
+                     &handed, &through);
         r->late.after = through;
         if (s == ES_OK && through >= r->late.up_to)
             late_free(&r->late);

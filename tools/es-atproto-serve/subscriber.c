@@ -429,12 +429,16 @@ static void replay_watch_options(subscriber *s, uint64_t after_seq, es_watch_opt
  * the next read may bring (0: the subscriber is closing). Half, so that a
  * read brings at least half a window: a client taking events one by one
  * would otherwise make a round trip per event. A client that takes nothing
- * for slow_timeout_ms is closed, as enqueue does. */
+ * for slow_timeout_ms is closed (one that takes some is only slow). */
 static size_t wait_room(subscriber *s)
 {
     struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
     pthread_mutex_lock(&s->lock);
+    size_t was = s->q.n;
     while (!s->ended && s->close_code == 0 && s->q.n > s->cfg.replay_window / 2) {
+        if (s->q.n < was) /* the client took some: it is slow, not gone */
+            deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
+        was = s->q.n;
         if (pthread_cond_timedwait(&s->room, &s->lock, &deadline) == ETIMEDOUT)
             close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
     }
