@@ -678,6 +678,19 @@ static long rss_kib(pid_t pid)
 
 #define SLOW_WINDOW "16"
 
+/* Under AddressSanitizer freed memory stays in its quarantine: serve's RSS
+ * then grows with what it freed, and says nothing of what it holds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANS_HELD 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_MEANS_HELD 0
+#endif
+#endif
+#ifndef RSS_MEANS_HELD
+#define RSS_MEANS_HELD 1
+#endif
+
 static long now_ms(void);
 
 /* A replaying subscriber that reads nothing for two seconds: serve holds
@@ -719,7 +732,8 @@ static void a_slow_replay_holds_at_most_its_window(void **state)
            peak);
     assert_int_equal(metric(port, "es_serve_replays"), 1);
     assert_true(peak > 0 && peak <= atoi(SLOW_WINDOW));
-    assert_true(held < 4096); /* a store of several MiB is not taken in */
+    if (RSS_MEANS_HELD) /* a store of several MiB is not taken in (a watch: 5.7 MiB) */
+        assert_true(held < 4096);
 
     json_t *keys = json_object();
     size_t skipped = 0;
