@@ -36,6 +36,8 @@
 #define CLOSE_POLICY   1008 /* WebSocket: policy violation (a too slow client) */
 #define CLOSE_INTERNAL 1011 /* WebSocket: the server cannot go on */
 #define SLOW_FACTOR    4    /* a full queue takes the hub's events up to this times its bound */
+#define REPLAY_RETRY_MS 30000 /* a replay's reads failing this long (NATS away) end it */
+#define REPLAY_PAUSE_MS 250   /* between such reads */
 
 /* A subscriber's filter: NULL `f` keeps everything. */
 typedef struct sub_filter {
@@ -460,22 +462,46 @@ static es_status on_pulled(const es_event *ev, void *closure)
     return replay_one(s, ev);
 }
 
+/* After a failed read: true to read again after a pause (NATS reconnecting,
+ * a cluster electing), for up to REPLAY_RETRY_MS of failures in a row. */
+static bool pause_after(subscriber *s, es_status st, int64_t *failing_since)
+{
+    if (st != ES_ERR_TIMEOUT && st != ES_ERR_CONNECTION)
+        return false;
+    int64_t now = es_cli_monotonic_ms();
+    if (*failing_since == 0)
+        *failing_since = now;
+    if (now - *failing_since >= REPLAY_RETRY_MS)
+        return false;
+    struct timespec until = es_cli_deadline(REPLAY_PAUSE_MS);
+    pthread_mutex_lock(&s->lock);
+    if (!s->ended && s->close_code == 0) /* a closing subscriber ends the pause */
+        pthread_cond_timedwait(&s->room, &s->lock, &until);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
 /* Reads the window the queue has room for, up to the hub's last event,
  * until the reader has passed it and the hub takes over. */
 static es_status pull_until_joined(subscriber *s, es_reader *rd)
 {
-    es_status st = ES_OK;
+    int64_t failing_since = 0;
     for (size_t room; (room = wait_room(s)) > 0;) {
         uint64_t up_to = hub_last(s->cfg.hub);
-        st = es_reader_next(rd, up_to, room, on_pulled, s, NULL);
-        if (st != ES_OK || es_reader_position(rd) < up_to)
+        es_status st = es_reader_next(rd, up_to, room, on_pulled, s, NULL);
+        if (st != ES_OK && pause_after(s, st, &failing_since))
+            continue;
+        if (st != ES_OK)
+            return st; /* ES_ERR_STOPPED from a closing subscriber: its own reason stays */
+        failing_since = 0;
+        if (es_reader_position(rd) < up_to)
             continue;
         if (try_join(s, es_reader_position(rd)))
             break;
         if (hub_last(s->cfg.hub) == up_to) /* not behind the hub, yet refused: it ended */
             return es_error(ES_ERR_STOPPED, "the live fan-out stopped");
     }
-    return st;
+    return ES_OK;
 }
 
 /* A replay from after_seq pulled a window at a time (es_reader): it holds
@@ -501,7 +527,7 @@ static es_status replay_pulled(subscriber *s, uint64_t after_seq, bool by_collec
     pthread_mutex_unlock(&s->lock);
     ns_index_forget(s->cfg.ns, rd); /* the index widens it no more */
     es_reader_destroy(rd);
-    return st; /* ES_ERR_STOPPED from a closing subscriber: its own reason stays */
+    return st;
 }
 
 void subscriber_metrics(sub_replay_stats *stats, es_buf *b)
