@@ -3,7 +3,8 @@
  * ingested, then served over Jetstream's protocol and compared with
  * Jetstream's own output for the same frames (expected_v1.jsonl); filters;
  * a cursor handover while the ingester runs; a slow replay held to its
- * window; /health following NATS; a slow subscriber closed. The client is ws_client.h, not libwebsockets.
+ * window; a replay through a nats-server restart; /health following NATS;
+ * a slow subscriber closed. The client is ws_client.h, not libwebsockets.
  *
  * Binaries from the environment (set by CMake): ES_INGEST_BIN, ES_SERVE_BIN,
  * ES_GEN_BIN; the corpus from ES_SHARED_DIR (tests skip when it is absent). */
@@ -946,6 +947,72 @@ static void health_follows_nats(void **state)
     exit_code(nats, 20000);
 }
 
+/* How many events of `store` have a Jetstream form. */
+static size_t stored_count(const char *url, const char *store)
+{
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_open(nc, store, NULL, &st), ES_OK);
+    json_t *stored = json_object();
+    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, stored, NULL), ES_OK);
+    size_t n = json_object_size(stored);
+    json_decref(stored);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
+/* A replay while nats-server restarts: its reads fail for a while and are
+ * tried again (not the end of the subscriber), and the client then gets
+ * every stored event exactly once. */
+static void a_replay_rides_out_a_nats_restart(void **state)
+{
+    (void)state;
+    const char *bin = getenv("ES_NATS_SERVER");
+    if (bin == NULL || *bin == '\0') {
+        printf("SKIP: ES_NATS_SERVER is not set\n");
+        skip();
+    }
+    char dir[300], log[300], nlog[300], cap[300], url[64];
+    snprintf(dir, sizeof dir, "%s/js-outage", tmp);
+    snprintf(log, sizeof log, "%s/outage.log", tmp);
+    snprintf(nlog, sizeof nlog, "%s/nats-outage.log", tmp);
+    snprintf(cap, sizeof cap, "%s/outage.capture", tmp);
+    int nport = children_free_port();
+    assert_true(nport > 0);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", nport);
+    pid_t nats = nats_start(bin, nport, dir, nlog);
+    generate(cap, "71", "1", log);
+    expect_exit(ingest_start(url, "outage", cap, NULL, log), 60000, 0, log);
+    size_t want = stored_count(url, "outage");
+    int port;
+    pid_t srv = serve_start(url, "outage", log,
+                            (const char *[]){"--replay-window", "16", "--slow-timeout", "60s",
+                                             NULL},
+                            &port);
+    ws_client w;
+    subscribe(&w, port, "cursor=1");
+    json_t *keys = json_object();
+    size_t skipped = 0;
+    source none = {0, 0};
+    read_into(&w, keys, 300, &none, -1, &skipped); /* in the replay */
+    kill(nats, SIGKILL);
+    exit_code(nats, 20000);
+    sleep_ms(1500);
+    nats = nats_start(bin, nport, dir, nlog);
+    /* the rest, once NATS is back and serve has reconnected (seconds) */
+    for (int i = 0; i < 50 && json_object_size(keys) < want; i++)
+        read_into(&w, keys, 0, &none, -1, &skipped);
+    assert_int_equal(w.close_code, 0);
+    ws_close(&w);
+    expect_each_stored_once(url, "outage", keys, skipped, 1000);
+    json_decref(keys);
+    stop(srv, log);
+    kill(nats, SIGTERM);
+    exit_code(nats, 20000);
+}
+
 /* A client that stops reading is closed (1008, ConsumerTooSlow) once its
  * bounded buffer has stayed full for --slow-timeout. */
 static void a_slow_subscriber_is_closed(void **state)
@@ -1153,6 +1220,7 @@ int main(void)
         cmocka_unit_test_teardown(a_reconnect_with_the_cursor_loses_and_repeats_nothing,
                                   children_teardown),
         cmocka_unit_test_teardown(a_slow_replay_holds_at_most_its_window, children_teardown),
+        cmocka_unit_test_teardown(a_replay_rides_out_a_nats_restart, children_teardown),
         cmocka_unit_test_teardown(live_subscribers_share_one_consumer, children_teardown),
         cmocka_unit_test_teardown(health_follows_nats, children_teardown),
         cmocka_unit_test_teardown(a_slow_subscriber_is_closed, children_teardown),
