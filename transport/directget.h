@@ -4,6 +4,7 @@
 #ifndef ES_DIRECTGET_H
 #define ES_DIRECTGET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
@@ -19,6 +20,7 @@ typedef struct esi_dg_request {
     uint64_t up_to_seq;    /* 0: no upper bound */
     int batch;             /* messages per round trip */
     uint64_t max_msgs;     /* stop after this many in all (0: no limit) */
+    bool cb_owns_msg;      /* the callback takes each message (esi_msg_destroy is its) */
 } esi_dg_request;
 
 /* `subject`, `seq` and `stored_ns` come from the response headers. Return

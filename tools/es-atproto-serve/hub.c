@@ -383,6 +383,14 @@ bool hub_join(hub *h, uint64_t after_seq, hub_offer_fn offer, void *member_arg)
     return joined;
 }
 
+uint64_t hub_last(hub *h)
+{
+    pthread_mutex_lock(&h->lock);
+    uint64_t last = h->last;
+    pthread_mutex_unlock(&h->lock);
+    return last;
+}
+
 size_t hub_members(hub *h)
 {
     pthread_mutex_lock(&h->lock);

@@ -66,6 +66,10 @@ void hub_destroy(hub *h);
 #define HUB_NOW UINT64_MAX
 bool hub_join(hub *h, uint64_t after_seq, hub_offer_fn offer, void *member);
 
+/* The last sequence the hub has seen: a replay that has delivered every
+ * event up to it can join (hub_join) unless the hub has let it go since. */
+uint64_t hub_last(hub *h);
+
 /* How many members it has now (/metrics). */
 size_t hub_members(hub *h);
 

@@ -57,6 +57,9 @@ static void usage(FILE *out)
             "                          default 10s)\n"
             "  --max-subscribers N     connections beyond are refused (ES_MAX_SUBSCRIBERS;\n"
             "                          default 1000)\n"
+            "  --replay-window N       events a subscriber replaying from a cursor holds at\n"
+            "                          once: the store is read N at a time as the client\n"
+            "                          takes them (ES_REPLAY_WINDOW; 1 to 1024, default 256)\n"
             "  --health-interval DUR   how often NATS is asked (ES_HEALTH_INTERVAL; default 1s)\n"
             "  --record-max SIZE       memory to render one record (ES_RECORD_MAX; default 8M)\n"
             "  --admin-token TOKEN     the admin routes (POST /add-repos, /remove-repos,\n"
@@ -132,6 +135,7 @@ enum {
     OPT_WEBHOOK_BACKOFF,
     OPT_FANOUT,
     OPT_WRITE_INTERVAL,
+    OPT_REPLAY_WINDOW,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -160,6 +164,7 @@ static const es_cli_option options[] = {
     {"webhook-backoff", 0, true, OPT_WEBHOOK_BACKOFF},
     {"fanout", 0, true, OPT_FANOUT},
     {"write-interval", 0, true, OPT_WRITE_INTERVAL},
+    {"replay-window", 0, true, OPT_REPLAY_WINDOW},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -190,6 +195,7 @@ static const es_cli_env environment[] = {
     {"ES_WEBHOOK_BACKOFF", OPT_WEBHOOK_BACKOFF},
     {"ES_FANOUT", OPT_FANOUT},
     {"ES_WRITE_INTERVAL", OPT_WRITE_INTERVAL},
+    {"ES_REPLAY_WINDOW", OPT_REPLAY_WINDOW},
     {NULL, 0},
 };
 
@@ -203,6 +209,7 @@ typedef struct config {
     channel_config channel_cfg;
     dispatch_config tap;
     webhook_options hook; /* --webhook-url: Tap-style delivery to a webhook instead */
+    sub_replay_stats replays; /* /metrics */
 } config;
 
 static bool parse_listen(const char *text, config *c)
@@ -345,6 +352,13 @@ static int set_option(int id, const char *value, void *closure)
         else
             es_cli_usage("--max-in-flight must be 1 to %d", DISPATCH_IN_FLIGHT_MAX);
         break;
+    case OPT_REPLAY_WINDOW:
+        ok = es_cli_parse_u64(value, "--replay-window", &n) && n > 0 && n <= ES_READER_BATCH_MAX;
+        if (ok)
+            c->server.sub.replay_window = (size_t)n;
+        else
+            es_cli_usage("--replay-window must be 1 to %d", ES_READER_BATCH_MAX);
+        break;
     case OPT_MAX_SUBSCRIBERS:
         ok = es_cli_parse_u64(value, "--max-subscribers", &n) && n > 0 && n <= 1000000;
         if (ok)
@@ -374,6 +388,8 @@ static int parse(int argc, char **argv, config *c)
     c->server.sub.slow_timeout_ms = 10000;
     c->server.write_interval_us = 0; /* written at once (--write-interval) */
     c->server.sub.record_max = 8u << 20;
+    c->server.sub.replay_window = SUB_REPLAY_WINDOW;
+    c->server.sub.stats = &c->replays;
     c->health_interval_ms = 1000;
     channel_config_init(&c->channel_cfg);
     dispatch_config_init(&c->tap);

@@ -17,10 +17,12 @@ typedef struct type_list {
     size_t n, cap;
 } type_list;
 
-/* A watch being widened: the types it reads (besides "repo"), or all. */
+/* A watch or a reader being widened: the types it reads (besides "repo"),
+ * or all. */
 typedef struct reg {
     struct reg *next;
-    es_watch *w;
+    es_watch *w;     /* one of the two */
+    es_reader *rd;
     ns_wants_fn wants;
     void *arg;
     uint64_t start_seq; /* its options' after_seq: where a new type is read from */
@@ -100,6 +102,12 @@ static bool wanted(const reg *r, const char *type)
 
 /* ---- widening ----------------------------------------------------------------- */
 
+static es_status add_filter(reg *r, const es_filter *f, uint64_t after_seq)
+{
+    return r->w != NULL ? es_watch_add_filters(r->w, f, 1, after_seq)
+                        : es_reader_add_filters(r->rd, f, 1, after_seq);
+}
+
 /* A type `r` wants and does not read yet: added to its watch, read after
  * `after_seq`; past the bound, the watch reads everything from there. */
 static void widen(reg *r, const char *type, uint64_t after_seq)
@@ -109,10 +117,10 @@ static void widen(reg *r, const char *type, uint64_t after_seq)
     es_filter f;
     es_filter_init(&f);
     f.entity_type = type;
-    es_status s = es_watch_add_filters(r->w, &f, 1, after_seq);
+    es_status s = add_filter(r, &f, after_seq);
     if (s == ES_ERR_LIMIT) {
         es_filter_init(&f); /* every event: the subscriber's filter sorts */
-        s = es_watch_add_filters(r->w, &f, 1, after_seq);
+        s = add_filter(r, &f, after_seq);
         r->all = s == ES_OK;
     } else if (s == ES_OK && !list_add(&r->reads, type)) {
         s = ES_ERR_NOMEM;
@@ -223,6 +231,47 @@ static bool initial_filters(ns_index *ix, reg *r, es_filter f[ES_FILTERS_MAX], s
     return true;
 }
 
+/* Registers a watch or a reader started by `start` over the wanted
+ * collections' filters (under the index's lock: a type the index reports
+ * meanwhile widens it). */
+typedef es_status (*start_fn)(es_store *st, const es_filter *f, size_t n, void *arg, reg *r);
+
+static es_status start_registered(ns_index *ix, ns_wants_fn wants, void *arg, uint64_t after_seq,
+                                  start_fn start, void *start_arg, reg **made)
+{
+    reg *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    r->wants = wants;
+    r->arg = arg;
+    r->start_seq = after_seq;
+    es_filter f[ES_FILTERS_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&ix->mu);
+    r->all = !initial_filters(ix, r, f, &n);
+    es_status s = start(ix->st, r->all ? NULL : f, r->all ? 0 : n, start_arg, r);
+    if (s == ES_OK) {
+        r->next = ix->regs;
+        ix->regs = r;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    if (s != ES_OK)
+        reg_free(r);
+    *made = s == ES_OK ? r : NULL; /* its owner alone forgets it: safe to read */
+    return s;
+}
+
+static es_status start_watch(es_store *st, const es_filter *f, size_t n, void *arg, reg *r)
+{
+    es_watch_options *wo = arg;
+    wo->filters = f;
+    wo->filter_count = n;
+    es_status s = es_watch_start(st, wo, &r->w);
+    wo->filters = NULL;
+    wo->filter_count = 0;
+    return s;
+}
+
 es_status ns_watch_start(ns_index *ix, es_store *st, ns_wants_fn wants, void *arg,
                          es_watch_options *wo, es_watch **out)
 {
@@ -231,61 +280,79 @@ es_status ns_watch_start(ns_index *ix, es_store *st, ns_wants_fn wants, void *ar
     wo->filter_count = 0;
     if (wants == NULL || ix == NULL)
         return es_watch_start(st, wo, out);
-    reg *r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return es_error(ES_ERR_NOMEM, "out of memory");
-    r->wants = wants;
-    r->arg = arg;
-    r->start_seq = wo->after_seq;
-    es_filter f[ES_FILTERS_MAX];
-    size_t n = 0;
-    /* under the lock: a type the index reports meanwhile widens this watch */
-    pthread_mutex_lock(&ix->mu);
-    r->all = !initial_filters(ix, r, f, &n);
-    if (!r->all) {
-        wo->filters = f;
-        wo->filter_count = n;
-    }
-    es_status s = es_watch_start(ix->st, wo, &r->w);
-    if (s == ES_OK) {
-        r->next = ix->regs;
-        ix->regs = r;
+    reg *r = NULL;
+    es_status s = start_registered(ix, wants, arg, wo->after_seq, start_watch, wo, &r);
+    if (s == ES_OK)
         *out = r->w;
-    }
-    pthread_mutex_unlock(&ix->mu);
-    wo->filters = NULL;
-    wo->filter_count = 0;
-    if (s != ES_OK)
-        reg_free(r);
     return s;
 }
 
-static reg *find(ns_index *ix, const es_watch *w)
+static es_status start_reader(es_store *st, const es_filter *f, size_t n, void *arg, reg *r)
+{
+    es_reader_options *ro = arg;
+    ro->filters = f;
+    ro->filter_count = n;
+    es_status s = es_reader_open(st, ro, &r->rd);
+    ro->filters = NULL;
+    ro->filter_count = 0;
+    return s;
+}
+
+es_status ns_reader_open(ns_index *ix, es_store *st, ns_wants_fn wants, void *arg,
+                         uint64_t after_seq, es_reader **out)
+{
+    es_reader_options ro;
+    es_reader_options_init(&ro);
+    ro.after_seq = after_seq;
+    if (wants == NULL || ix == NULL)
+        return es_reader_open(st, &ro, out);
+    reg *r = NULL;
+    es_status s = start_registered(ix, wants, arg, after_seq, start_reader, &ro, &r);
+    if (s == ES_OK)
+        *out = r->rd;
+    return s;
+}
+
+static reg *find(ns_index *ix, const void *handle)
 {
     for (reg *r = ix->regs; r != NULL; r = r->next)
-        if (r->w == w)
+        if ((r->w != NULL && (const void *)r->w == handle) ||
+            (r->rd != NULL && (const void *)r->rd == handle))
             return r;
     return NULL;
 }
 
-void ns_watch_refresh(ns_index *ix, es_watch *w)
+/* Widens `handle`'s registration with every wanted type known, from its
+ * position (read under the lock: a forgotten handle may be freed). */
+static void refresh(ns_index *ix, const void *handle)
 {
-    if (ix == NULL || w == NULL)
+    if (ix == NULL || handle == NULL)
         return;
     pthread_mutex_lock(&ix->mu);
-    reg *r = find(ix, w);
+    reg *r = find(ix, handle);
+    uint64_t from = r == NULL ? 0 : r->w ? es_watch_last_seq(r->w) : es_reader_position(r->rd);
     for (size_t i = 0; r != NULL && i < ix->known.n; i++)
-        widen(r, ix->known.v[i], es_watch_last_seq(w));
+        widen(r, ix->known.v[i], from);
     pthread_mutex_unlock(&ix->mu);
 }
 
-void ns_index_forget(ns_index *ix, es_watch *w)
+void ns_watch_refresh(ns_index *ix, es_watch *w)
 {
-    if (ix == NULL || w == NULL)
+    refresh(ix, w);
+}
+
+void ns_reader_refresh(ns_index *ix, es_reader *rd)
+{
+    refresh(ix, rd);
+}
+
+void ns_index_forget(ns_index *ix, const void *handle)
+{
+    if (ix == NULL || handle == NULL)
         return;
     pthread_mutex_lock(&ix->mu);
     for (reg **p = &ix->regs; *p != NULL; p = &(*p)->next) {
-        if ((*p)->w == w) {
+        if ((const void *)(*p)->w == handle || (const void *)(*p)->rd == handle) {
             reg *r = *p;
             *p = r->next;
             reg_free(r);
@@ -295,10 +362,10 @@ void ns_index_forget(ns_index *ix, es_watch *w)
     pthread_mutex_unlock(&ix->mu);
 }
 
-size_t ns_watch_filters(ns_index *ix, const es_watch *w)
+size_t ns_watch_filters(ns_index *ix, const void *handle)
 {
     pthread_mutex_lock(&ix->mu);
-    reg *r = find(ix, w);
+    reg *r = find(ix, handle);
     size_t n = r == NULL || r->all ? 0 : r->reads.n + 1;
     pthread_mutex_unlock(&ix->mu);
     return n;

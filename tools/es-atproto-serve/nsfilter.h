@@ -49,16 +49,24 @@ typedef bool (*ns_wants_fn)(const char *collection, void *arg);
 es_status ns_watch_start(ns_index *ix, es_store *st, ns_wants_fn wants, void *arg,
                          es_watch_options *wo, es_watch **out);
 
+/* ns_watch_start's counterpart for a pulled replay (es_reader): a reader of
+ * `st` after after_seq over the collections `wants` keeps, widened as
+ * wanted collections appear, until ns_index_forget. The caller owns *out. */
+es_status ns_reader_open(ns_index *ix, es_store *st, ns_wants_fn wants, void *arg,
+                         uint64_t after_seq, es_reader **out);
+
 /* The subscriber's wants changed (options_update): collections it wants now
- * and the watch does not read are added, for events from the watch's
+ * and the watch (the reader) does not read are added, for events from its
  * position on (as Jetstream applies an update to what comes next). */
 void ns_watch_refresh(ns_index *ix, es_watch *w);
+void ns_reader_refresh(ns_index *ix, es_reader *rd);
 
-/* Stops widening `w` (before es_watch_destroy). Accepts NULLs. */
-void ns_index_forget(ns_index *ix, es_watch *w);
+/* Stops widening a watch or a reader (before es_watch_destroy,
+ * es_reader_destroy). Accepts NULLs. */
+void ns_index_forget(ns_index *ix, const void *watch_or_reader);
 
-/* How many filter subjects a watch started here reads (0: everything);
- * for tests and logs. */
-size_t ns_watch_filters(ns_index *ix, const es_watch *w);
+/* How many filter subjects a watch or a reader started here reads (0:
+ * everything); for tests and logs. */
+size_t ns_watch_filters(ns_index *ix, const void *watch_or_reader);
 
 #endif

@@ -172,6 +172,8 @@ static int respond_metrics(struct lws *wsi)
                    "Subscribers the server closed, by reason.");
     es_prom_sample(&b, "es_serve_closed_total", "reason", "too_slow", (double)srv->closed_slow);
     es_prom_sample(&b, "es_serve_closed_total", "reason", "policy", (double)srv->closed_policy);
+    if (srv->o.sub.stats != NULL)
+        subscriber_metrics(srv->o.sub.stats, &b);
     if (srv->o.tap != NULL)
         dispatch_metrics(srv->o.tap, &b);
     if (srv->o.channel != NULL)

@@ -1,6 +1,9 @@
-/* A /subscribe connection's state (subscriber.h). A replay's watch thread
- * turns each event into Jetstream's JSON (es_atp_jetstream_encode), filters
- * it and queues it, then tries to join the hub; the hub's thread offers
+/* A /subscribe connection's state (subscriber.h). A replay pulls the store
+ * a window at a time (es_reader, on the starter's thread: it asks for no
+ * more events than its queue has room for) or, without a hub, reads it
+ * through a watch; either turns each event into Jetstream's JSON
+ * (es_atp_jetstream_encode), filters it and queues it, then tries to join
+ * the hub; the hub's thread offers
  * events already encoded, which are filtered and queued by reference. The
  * connection's thread writes the queue out. The queue is bounded in bytes:
  * a full one makes a replay wait (the history is read no faster than the
@@ -27,11 +30,14 @@
 #include "clock.h"
 #include "cursor.h"
 #include "hub.h"
+#include "metrics.h"
 #include "nsfilter.h"
 
 #define CLOSE_POLICY   1008 /* WebSocket: policy violation (a too slow client) */
 #define CLOSE_INTERNAL 1011 /* WebSocket: the server cannot go on */
 #define SLOW_FACTOR    4    /* a full queue takes the hub's events up to this times its bound */
+#define REPLAY_RETRY_MS 30000 /* a replay's reads failing this long (NATS away) end it */
+#define REPLAY_PAUSE_MS 250   /* between such reads */
 
 /* A subscriber's filter: NULL `f` keeps everything. */
 typedef struct sub_filter {
@@ -70,6 +76,8 @@ struct subscriber {
     size_t queued; /* bytes of JSON in q */
     int64_t full_since_ms; /* the hub found the queue full (0: it is not) */
     es_watch *watch;
+    es_reader *reader; /* a pulled replay's (the starter's thread owns it) */
+    size_t in_hand;    /* events the pulled replay's current read may still hand */
     bool joined;   /* the hub delivers: the watch, if any, is ignored */
     bool retiring; /* the hub is destroying the watch (subscriber_retired) */
     bool ended; /* the connection is gone (subscriber_end): no more wakes */
@@ -217,6 +225,22 @@ static bool push_locked(subscriber *s, sub_msg *m)
     return true;
 }
 
+static void raise_to(_Atomic size_t *peak, size_t v)
+{
+    size_t was = atomic_load(peak);
+    while (v > was && !atomic_compare_exchange_weak(peak, &was, v))
+        ;
+}
+
+/* Under s->lock, after a pulled replay queued an event: what it holds. */
+static void count_held_locked(subscriber *s)
+{
+    if (s->reader == NULL || s->cfg.stats == NULL)
+        return;
+    raise_to(&s->cfg.stats->peak_events, s->q.n + s->in_hand);
+    raise_to(&s->cfg.stats->peak_bytes, s->queued);
+}
+
 /* A replayed event: waits for room (the history is read at the client's pace). */
 static es_status enqueue(subscriber *s, const void *json, size_t len)
 {
@@ -232,11 +256,13 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
             close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
     }
     es_status st = s->ended || s->close_code != 0 ? ES_ERR_STOPPED : ES_OK;
-    if (st == ES_OK && push_locked(s, m))
+    if (st == ES_OK && push_locked(s, m)) {
         m = NULL;
-    else if (st == ES_OK)
+        count_held_locked(s);
+    } else if (st == ES_OK) {
         st = ES_ERR_NOMEM;
-    else
+    }
+    if (st == ES_ERR_STOPPED)
         wake_locked(s, true); /* to close */
     pthread_mutex_unlock(&s->lock);
     sub_msg_release(m); /* not queued */
@@ -318,15 +344,16 @@ static void joined(subscriber *s, es_watch *w)
 }
 
 /* After the replay delivered everything up to `seq`: joins the hub when it
- * can take over from there (on the watch's thread). */
-static void try_join(subscriber *s, uint64_t seq)
+ * can take over from there (on the replay's thread). */
+static bool try_join(subscriber *s, uint64_t seq)
 {
     if (s->cfg.hub == NULL || !hub_join(s->cfg.hub, seq, offer, s))
-        return;
-    es_arena_destroy(s->arena); /* the watch's thread, which alone used them, is here */
+        return false;
+    es_arena_destroy(s->arena); /* the replay's thread, which alone used them, is here */
     s->arena = NULL;
     es_buf_free(&s->json);
     joined(s, NULL);
+    return true;
 }
 
 static es_status replay_one(subscriber *s, const es_event *ev)
@@ -402,6 +429,125 @@ static void replay_watch_options(subscriber *s, uint64_t after_seq, es_watch_opt
     wo->closure = s;
 }
 
+/* ---- a pulled replay ------------------------------------------------------------ */
+
+/* Waits until at most half the replay's window is queued: how many events
+ * the next read may bring (0: the subscriber is closing). Half, so that a
+ * read brings at least half a window: a client taking events one by one
+ * would otherwise make a round trip per event. A client that takes nothing
+ * for slow_timeout_ms is closed (one that takes some is only slow). */
+static size_t wait_room(subscriber *s)
+{
+    struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
+    pthread_mutex_lock(&s->lock);
+    size_t was = s->q.n;
+    while (!s->ended && s->close_code == 0 && s->q.n > s->cfg.replay_window / 2) {
+        if (s->q.n < was) /* the client took some: it is slow, not gone */
+            deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
+        was = s->q.n;
+        if (pthread_cond_timedwait(&s->room, &s->lock, &deadline) == ETIMEDOUT)
+            close_with(s, CLOSE_POLICY, "ConsumerTooSlow", "the subscriber's buffer stayed full");
+    }
+    size_t room = s->ended || s->close_code != 0 ? 0 : s->cfg.replay_window - s->q.n;
+    if (room > ES_READER_BATCH_MAX)
+        room = ES_READER_BATCH_MAX;
+    s->in_hand = room;
+    wake_locked(s, room == 0); /* to close */
+    pthread_mutex_unlock(&s->lock);
+    return room;
+}
+
+static es_status on_pulled(const es_event *ev, void *closure)
+{
+    subscriber *s = closure;
+    pthread_mutex_lock(&s->lock);
+    s->in_hand -= s->in_hand > 0;
+    pthread_mutex_unlock(&s->lock);
+    return replay_one(s, ev);
+}
+
+/* After a failed read: true to read again after a pause (NATS reconnecting,
+ * a cluster electing), for up to REPLAY_RETRY_MS of failures in a row. */
+static bool pause_after(subscriber *s, es_status st, int64_t *failing_since)
+{
+    if (st != ES_ERR_TIMEOUT && st != ES_ERR_CONNECTION)
+        return false;
+    int64_t now = es_cli_monotonic_ms();
+    if (*failing_since == 0)
+        *failing_since = now;
+    if (now - *failing_since >= REPLAY_RETRY_MS)
+        return false;
+    struct timespec until = es_cli_deadline(REPLAY_PAUSE_MS);
+    pthread_mutex_lock(&s->lock);
+    if (!s->ended && s->close_code == 0) /* a closing subscriber ends the pause */
+        pthread_cond_timedwait(&s->room, &s->lock, &until);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
+/* Reads the window the queue has room for, up to the hub's last event,
+ * until the reader has passed it and the hub takes over. */
+static es_status pull_until_joined(subscriber *s, es_reader *rd)
+{
+    int64_t failing_since = 0;
+    for (size_t room; (room = wait_room(s)) > 0;) {
+        uint64_t up_to = hub_last(s->cfg.hub);
+        es_status st = es_reader_next(rd, up_to, room, on_pulled, s, NULL);
+        if (st != ES_OK && pause_after(s, st, &failing_since))
+            continue;
+        if (st != ES_OK)
+            return st; /* ES_ERR_STOPPED from a closing subscriber: its own reason stays */
+        failing_since = 0;
+        if (es_reader_position(rd) < up_to)
+            continue;
+        if (try_join(s, es_reader_position(rd)))
+            break;
+        if (hub_last(s->cfg.hub) == up_to) /* not behind the hub, yet refused: it ended */
+            return es_error(ES_ERR_STOPPED, "the live fan-out stopped");
+    }
+    return ES_OK;
+}
+
+/* A replay from after_seq pulled a window at a time (es_reader): it holds
+ * no more than cfg.replay_window events, and joins the hub once it has
+ * caught up with it. On the starter's thread. */
+static es_status replay_pulled(subscriber *s, uint64_t after_seq, bool by_collection)
+{
+    es_reader *rd = NULL;
+    es_status st = ns_reader_open(s->cfg.ns, s->st, by_collection ? wants_collection : NULL, s,
+                                  after_seq, &rd);
+    if (st != ES_OK)
+        return st;
+    pthread_mutex_lock(&s->lock);
+    s->reader = rd;
+    pthread_mutex_unlock(&s->lock);
+    if (s->cfg.stats != NULL)
+        atomic_fetch_add(&s->cfg.stats->replaying, 1);
+    st = pull_until_joined(s, rd);
+    if (s->cfg.stats != NULL)
+        atomic_fetch_sub(&s->cfg.stats->replaying, 1);
+    pthread_mutex_lock(&s->lock);
+    s->reader = NULL;
+    pthread_mutex_unlock(&s->lock);
+    ns_index_forget(s->cfg.ns, rd); /* the index widens it no more */
+    es_reader_destroy(rd);
+    return st;
+}
+
+void subscriber_metrics(sub_replay_stats *stats, es_buf *b)
+{
+    es_prom_one(b, "es_serve_replays", "gauge",
+                "Subscribers replaying from a cursor now (pulling the store a window at a time).",
+                (double)atomic_load(&stats->replaying));
+    es_prom_one(b, "es_serve_replay_held_peak_events", "gauge",
+                "The most events one replaying subscriber held at once: queued, and of its "
+                "read in hand (--replay-window bounds it).",
+                (double)atomic_load(&stats->peak_events));
+    es_prom_one(b, "es_serve_replay_held_peak_bytes", "gauge",
+                "The most bytes of JSON one replaying subscriber had queued at once.",
+                (double)atomic_load(&stats->peak_bytes));
+}
+
 /* Joins the hub at once when it can take over from the start (no cursor,
  * or a cursor within the events the hub keeps); else resolves the cursor
  * and starts the replay's watch. Off the connection's thread (the
@@ -423,12 +569,21 @@ static void *starter(void *arg)
     es_watch *w = NULL;
     if (st == ES_OK)
         st = es_arena_create(s->cfg.record_max, &s->arena);
+    pthread_mutex_lock(&s->lock);
+    bool by_collection = s->filter.collections > 0;
+    pthread_mutex_unlock(&s->lock);
+    if (st == ES_OK && h != NULL) {
+        st = replay_pulled(s, after_seq, by_collection);
+        pthread_mutex_lock(&s->lock);
+        if (st != ES_OK)
+            close_with(s, CLOSE_INTERNAL, "store read ended", es_last_error());
+        wake_locked(s, st != ES_OK);
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+    }
     if (st == ES_OK) {
         es_watch_options wo;
         replay_watch_options(s, after_seq, &wo);
-        pthread_mutex_lock(&s->lock);
-        bool by_collection = s->filter.collections > 0;
-        pthread_mutex_unlock(&s->lock);
         st = ns_watch_start(s->cfg.ns, s->st, by_collection ? wants_collection : NULL, s, &wo, &w);
     }
     pthread_mutex_lock(&s->lock);
@@ -552,9 +707,11 @@ es_status subscriber_message(subscriber *s, const char *text, size_t len)
     sub_filter old = s->filter;
     s->filter = f;
     es_watch *w = s->watch;
+    es_reader *rd = s->reader;
     pthread_mutex_unlock(&s->lock);
     filter_free(&old);
     ns_watch_refresh(s->cfg.ns, w); /* collections wanted now, from here on */
+    ns_reader_refresh(s->cfg.ns, rd); /* (a forgotten one is left alone) */
     s->require_hello = false;
     return subscriber_start(s);
 }

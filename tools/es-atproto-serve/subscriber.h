@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <es/buf.h>
 #include <es/es.h>
 
 /* Jetstream's caps (its v1 README). */
@@ -26,6 +27,17 @@
 #define SUB_MESSAGE_MAX     10000000 /* a subscriber's message, in bytes */
 
 typedef struct hub hub;
+
+/* What the replays of a server hold, for /metrics (subscriber_metrics);
+ * updated from the replays' threads. */
+typedef struct sub_replay_stats {
+    _Atomic size_t replaying;   /* subscribers replaying now */
+    _Atomic size_t peak_events; /* the most events one replay held at once */
+    _Atomic size_t peak_bytes;  /* the most bytes of JSON one replay queued at once */
+} sub_replay_stats;
+
+/* Events a replay holds at once by default (--replay-window). */
+#define SUB_REPLAY_WINDOW 256
 
 typedef struct sub_config {
     size_t buffer_bytes;     /* queued JSON per subscriber, at most */
@@ -36,6 +48,10 @@ typedef struct sub_config {
     void (*wake)(void *arg); /* from any thread: the connection has work */
     void *wake_arg;
     hub *hub; /* the shared live fan-out; NULL: a watch of its own for live too */
+    /* With a hub, a replay pulls the store (es_reader) and holds at most
+     * this many events: those queued plus those of its read in hand. */
+    size_t replay_window;
+    sub_replay_stats *stats; /* NULL: not counted */
 } sub_config;
 
 typedef struct subscriber subscriber;
@@ -54,6 +70,9 @@ sub_msg *sub_msg_create(size_t headroom, const void *json, size_t len);
 void sub_msg_ref(sub_msg *m);
 /* Drops a reference; the last frees. Accepts NULL. */
 void sub_msg_release(sub_msg *m);
+
+/* The replays' figures in Prometheus' text format, appended to `b`. */
+void subscriber_metrics(sub_replay_stats *stats, es_buf *b);
 
 /* The caller owns *out (subscriber_destroy). */
 es_status subscriber_create(es_store *st, const sub_config *cfg, subscriber **out);

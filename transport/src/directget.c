@@ -170,7 +170,8 @@ es_status esi_direct_get_one(const esi_js *js, const char *api, natsMsg **reply)
 
 /* Reads one batch's answers off `sub`, the first one given, until EOB (or
  * 404: nothing matched). */
-static es_status read_batch(const esi_js *js, const exchange *x, natsMsg *first, uint64_t up_to,
+static es_status read_batch(const esi_js *js, const exchange *x, natsMsg *first,
+                            const esi_dg_request *req,
                             esi_dg_cb cb, void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
@@ -189,12 +190,14 @@ static es_status read_batch(const esi_js *js, const exchange *x, natsMsg *first,
             es_time_parse(ts, &stored);
         if (subject == NULL || seq == 0)
             s = es_error(ES_ERR_PROTOCOL, "direct get: a message without subject or sequence");
-        else if (up_to && seq > up_to)
+        else if (req->up_to_seq && seq > req->up_to_seq)
             r->beyond = true; /* the server does not bound batches: do it here */
         else {
             s = cb(m, subject, seq, stored, closure);
             r->last_seq = seq;
             r->delivered++;
+            if (req->cb_owns_msg)
+                m = NULL;
         }
         esi_msg_destroy(m);
         if (s != ES_OK) /* drain nothing: the subscription is dropped with its leftovers */
@@ -226,7 +229,7 @@ es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_requ
         esi_free_foreign(body); /* jansson's */
         round r;
         if (s == ES_OK)
-            s = read_batch(js, &x, first, req->up_to_seq, cb, closure, &r);
+            s = read_batch(js, &x, first, req, cb, closure, &r);
         if (s != ES_OK)
             break;
         total += r.delivered;

@@ -40,7 +40,8 @@ static es_status scan_by_consumer(const esi_js *js, const char *stream, const es
             break;
         }
         s = cb(m.msg, esi_msg_subject(m.msg), m.seq, m.stored_ns, closure);
-        esi_msg_destroy(m.msg);
+        if (!req->cb_owns_msg)
+            esi_msg_destroy(m.msg);
         if (s != ES_OK)
             break;
         delivered++;

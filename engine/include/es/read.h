@@ -83,6 +83,66 @@ ES_API es_status es_load_filters(es_store *store, const es_filter *filters, size
                                  const es_read_options *opts, es_event_cb cb, void *closure,
                                  uint64_t *last_seq);
 
+/* ---- a reader: the events after a sequence, a batch at a time --------------
+ *
+ * es_evolve reads through an ordered push consumer, which JetStream feeds as
+ * far ahead of the reader as its flow-control window (megabytes): fine for
+ * one read, too much for many slow ones at once. A reader pulls instead: each
+ * es_reader_next asks for at most `max_events` events, by batched direct
+ * gets (a confined user, by a consumer created per batch), so what it holds
+ * is bounded by the caller, and between calls it holds nothing but its
+ * position. Several filters are read one subject at a time and merged in
+ * stream order, each event once: a call holds at most max_events events per
+ * filter subject while it runs. Not thread-safe, except es_reader_add_filters
+ * and es_reader_position. */
+typedef struct es_reader es_reader;
+
+/* The most events one es_reader_next hands over. */
+#define ES_READER_BATCH_MAX 1024
+
+typedef struct es_reader_options {
+    uint64_t after_seq;       /* read the events stored after this sequence (0: from the start) */
+    const es_filter *filters; /* 0..ES_FILTERS_MAX filters (0: every event); read, not kept */
+    size_t filter_count;
+} es_reader_options;
+
+/* Defaults: every event, from the start. */
+ES_API void es_reader_options_init(es_reader_options *opts);
+
+/* A reader of `store` (which must outlive it); no request is made yet. The
+ * caller owns *out (es_reader_destroy). ES_ERR_INVALID for a bad filter. */
+ES_API es_status es_reader_open(es_store *store, const es_reader_options *opts, es_reader **out);
+
+/* Hands cb the next matching events after the reader's position, in stream
+ * order, at most max_events (1..ES_READER_BATCH_MAX) and none after
+ * up_to_seq (0: no bound), and sets *count (may be NULL) to how many it
+ * handed. The position then moves past them; when nothing matching is left
+ * at or below up_to_seq it moves to up_to_seq itself (es_reader_position
+ * >= up_to_seq: caught up). On a replicated store a read asks the leader
+ * which events exist at or below up_to_seq, so a replica behind it never
+ * makes a reader skip one. cb's contract is es_evolve's: a status other
+ * than ES_OK stops the call, which returns it, and the refused event is
+ * handed again first by the next call. */
+ES_API es_status es_reader_next(es_reader *r, uint64_t up_to_seq, size_t max_events,
+                                es_event_cb cb, void *closure, size_t *count);
+
+/* Every matching event at or below this sequence has been handed (and
+ * accepted): where to resume, where a live feed takes over. Thread-safe. */
+ES_API uint64_t es_reader_position(const es_reader *r);
+
+/* Widens the reader: it also reads the events `filters` match. Those
+ * already behind its position and after `after_seq` are handed first by
+ * the next es_reader_next — late, out of stream order, each once (an event
+ * the reader's filters already matched is not handed again) — then the
+ * reader goes on from its position with the wider set (es_watch_add_filters'
+ * contract). Thread-safe: applied at the start of the next es_reader_next.
+ * ES_ERR_LIMIT (nothing changes) past ES_FILTERS_MAX filter subjects. */
+ES_API es_status es_reader_add_filters(es_reader *r, const es_filter *filters, size_t n,
+                                       uint64_t after_seq);
+
+/* Accepts NULL. */
+ES_API void es_reader_destroy(es_reader *r);
+
 /* The subject filter for `filter` in `store` ("$ES.bank.account.acc-1.*").
  * Exposed for tools that talk to JetStream directly. */
 ES_API es_status es_filter_subject(const es_store *store, const es_filter *filter, char *out,

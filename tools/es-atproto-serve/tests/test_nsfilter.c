@@ -5,7 +5,8 @@
  * with no filtering in the process — the NATS server sent only those — and
  * reads one filter per type; a feed type that appears mid-watch (indexed
  * before or after its first event) is picked up with no gap and no repeat,
- * while another namespace's new type is not; a store written without the
+ * while another namespace's new type is not; the same through a reader (a
+ * replay that pulls, es_reader); a store written without the
  * index gets it rebuilt from the stream's subjects.
  *
  * ES_INGEST_BIN and ES_SHARED_DIR come from CMake; the corpus tests skip
@@ -280,6 +281,87 @@ static void a_namespace_watch_gets_exactly_its_events(void **state)
     es_atp_filter_destroy(w.wanted);
 }
 
+/* ---- a namespace reader (a pulled replay's) ------------------------------------------ */
+
+/* Reads `rd` in windows of 16 up to the store's last event. */
+static void read_to_end(es_store *st, es_reader *rd, watched *w)
+{
+    es_store_info info;
+    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    for (int calls = 0; es_reader_position(rd) < info.last_seq; calls++) {
+        assert_true(calls < 10000);
+        size_t count = 0;
+        assert_int_equal(es_reader_next(rd, info.last_seq, 16, on_event, w, &count), ES_OK);
+        assert_true(count <= 16);
+    }
+}
+
+/* Waits up to 5 s for the index to have widened `rd` to `n` filters. */
+static void wait_filters(ns_index *ix, es_reader *rd, size_t n)
+{
+    for (int i = 0; i < 250 && ns_watch_filters(ix, rd) != n; i++)
+        children_sleep_ms(20);
+    assert_int_equal(ns_watch_filters(ix, rd), n);
+}
+
+/* The same selection through a reader (a replay that pulls): exactly the
+ * namespace's events, and new feed types picked up once each. */
+static void a_namespace_reader_gets_exactly_its_events(void **state)
+{
+    fixture *f = corpus_ingested(state, "reader");
+    if (f == NULL)
+        skip();
+    counts stored = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(es_store_subject_counts(f->st, NULL, count_subject, &stored, NULL), ES_OK);
+    uint64_t want = 0;
+    size_t feed_types = 0;
+    for (size_t i = 0; i < stored.len; i++) {
+        if (in_namespace(stored.type[i]))
+            want += stored.n[i];
+        feed_types += strncmp(stored.type[i], FEED, strlen(FEED)) == 0;
+    }
+    assert_true(feed_types > 0 && want < stored.total);
+
+    ns_index *ix;
+    assert_int_equal(ns_index_open(f->st, &ix), ES_OK);
+    watched w = {.got = {.mu = PTHREAD_MUTEX_INITIALIZER}};
+    assert_int_equal(es_atp_filter_create(&w.wanted), ES_OK);
+    assert_int_equal(es_atp_filter_add_collections(w.wanted, "app.bsky.feed.*"), ES_OK);
+    es_reader *rd;
+    assert_int_equal(ns_reader_open(ix, f->st, wants, &w, 0, &rd), ES_OK);
+    read_to_end(f->st, rd, &w);
+    assert_int_equal(counts_total(&w.got), want);
+    for (size_t i = 0; i < w.got.len; i++)
+        assert_true(in_namespace(w.got.type[i]));
+    assert_false(w.got.out_of_order);
+    assert_int_equal(ns_watch_filters(ix, rd), feed_types + 1);
+
+    es_entity_types *t;
+    assert_int_equal(es_entity_types_open(f->st, &t), ES_OK);
+    assert_int_equal(es_entity_types_add(t, NULL, "app_bsky_feed_brandnew"), ES_OK);
+    append(f->st, "app_bsky_feed_brandnew", "did:plc:a");
+    append(f->st, "app_bsky_graph_brandnew", "did:plc:a"); /* another namespace */
+    assert_int_equal(es_entity_types_add(t, NULL, "app_bsky_graph_brandnew"), ES_OK);
+    append(f->st, "app_bsky_feed_late", "did:plc:b");
+    append(f->st, "app_bsky_feed_brandnew", "did:plc:c");
+    wait_filters(ix, rd, feed_types + 2);
+    read_to_end(f->st, rd, &w);
+    assert_int_equal(counts_total(&w.got), want + 2);
+    assert_int_equal(es_entity_types_add(t, NULL, "app_bsky_feed_late"), ES_OK);
+    wait_filters(ix, rd, feed_types + 3);
+    append(f->st, "app_bsky_feed_late", "did:plc:d");
+    read_to_end(f->st, rd, &w); /* the earlier one late, then the new one */
+    assert_int_equal(counts_total(&w.got), want + 4);
+    assert_int_equal(counts_of(&w.got, "app_bsky_feed_brandnew"), 2);
+    assert_int_equal(counts_of(&w.got, "app_bsky_feed_late"), 2);
+    assert_int_equal(counts_of(&w.got, "app_bsky_graph_brandnew"), 0);
+    ns_index_forget(ix, rd);
+    es_reader_destroy(rd);
+    es_entity_types_destroy(t);
+    ns_index_close(ix);
+    es_atp_filter_destroy(w.wanted);
+}
+
 static void a_store_without_an_index_gets_it_rebuilt(void **state)
 {
     natsConnection *nc = connect_or_skip();
@@ -313,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(the_ingested_index_lists_exactly_the_stored_types, drop),
         cmocka_unit_test_teardown(a_namespace_watch_gets_exactly_its_events, drop),
+        cmocka_unit_test_teardown(a_namespace_reader_gets_exactly_its_events, drop),
         cmocka_unit_test_teardown(a_store_without_an_index_gets_it_rebuilt, drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

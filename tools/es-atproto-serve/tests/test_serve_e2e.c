@@ -2,8 +2,9 @@
  * health test a server of its own, $ES_NATS_SERVER): the real relay capture
  * ingested, then served over Jetstream's protocol and compared with
  * Jetstream's own output for the same frames (expected_v1.jsonl); filters;
- * a cursor handover while the ingester runs; /health following NATS; a slow
- * subscriber closed. The client is ws_client.h, not libwebsockets.
+ * a cursor handover while the ingester runs; a slow replay held to its
+ * window; a replay through a nats-server restart; /health following NATS;
+ * a slow subscriber closed. The client is ws_client.h, not libwebsockets.
  *
  * Binaries from the environment (set by CMake): ES_INGEST_BIN, ES_SERVE_BIN,
  * ES_GEN_BIN; the corpus from ES_SHARED_DIR (tests skip when it is absent). */
@@ -569,6 +570,41 @@ static int stream_consumers(const char *url, const char *store)
     return n;
 }
 
+/* Every event stored in `store` was received exactly once (`keys`: each
+ * received key's count; `skipped`: the cursor's repeats set aside), and
+ * nothing else; more than `at_least` of them. */
+static void expect_each_stored_once(const char *url, const char *store, json_t *keys,
+                                    size_t skipped, size_t at_least)
+{
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_open(nc, store, NULL, &st), ES_OK);
+    json_t *stored = json_object();
+    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, stored, NULL), ES_OK);
+    size_t wrong = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(stored, key, v)
+    {
+        json_t *c = json_object_get(keys, key);
+        if ((c == NULL || json_integer_value(c) != 1) && wrong++ < 5)
+            printf("  %s received %lld times\n", key, c ? (long long)json_integer_value(c) : 0);
+    }
+    json_object_foreach(keys, key, v)
+    {
+        if (json_object_get(stored, key) == NULL && wrong++ < 5)
+            printf("  %s received but not stored\n", key);
+    }
+    printf("  %zu events stored, %zu received once each; %zu repeated at a cursor\n",
+           json_object_size(stored), json_object_size(keys), skipped);
+    assert_int_equal(wrong, 0);
+    assert_true(json_object_size(stored) > at_least);
+    json_decref(stored);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+}
+
 /* A subscriber dropped twice and back each time with its last time_us —
  * once in the replay, once while an ingester appends — then left in the
  * live phase while another ingester appends: every stored event exactly
@@ -614,42 +650,107 @@ static void a_reconnect_with_the_cursor_loses_and_repeats_nothing(void **state)
     source live = source_start(url, store, cap[2], log); /* the subscriber is live now */
     read_into(&w, keys, 0, &live, at, &skipped);
     assert_int_equal(live.code, 0);
-    /* its replay handed over to the shared fan-out, whose consumer is the
-     * only one left: the replay's watch is gone */
+    /* its replay (direct gets, no consumer) handed over to the shared
+     * fan-out, whose consumer is the only one on the stream */
     assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", 1), 1);
     assert_int_equal(stream_consumers(url, store), 1);
     ws_close(&w);
 
-    natsConnection *nc;
-    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
-    es_store *st;
-    assert_int_equal(es_store_open(nc, store, NULL, &st), ES_OK);
-    json_t *stored = json_object();
-    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, stored, NULL), ES_OK);
-    size_t wrong = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach(stored, key, v)
-    {
-        json_t *c = json_object_get(keys, key);
-        if ((c == NULL || json_integer_value(c) != 1) && wrong++ < 5)
-            printf("  %s received %lld times\n", key, c ? (long long)json_integer_value(c) : 0);
-    }
-    json_object_foreach(keys, key, v)
-    {
-        if (json_object_get(stored, key) == NULL && wrong++ < 5)
-            printf("  %s received but not stored\n", key);
-    }
-    printf("  %zu events stored, %zu received once each; %zu repeated at a cursor\n",
-           json_object_size(stored), json_object_size(keys), skipped);
-    assert_int_equal(wrong, 0);
-    assert_true(json_object_size(stored) > 4500);
-
+    expect_each_stored_once(url, store, keys, skipped, 4500);
     json_decref(keys);
-    json_decref(stored);
     stop(srv, log);
-    es_store_destroy(st);
-    natsConnection_Destroy(nc);
+    store_drop(store);
+}
+
+/* Serve's resident memory, in KiB (/proc/PID/status). */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}
+
+#define SLOW_WINDOW "16"
+
+/* Under AddressSanitizer freed memory stays in its quarantine: serve's RSS
+ * then grows with what it freed, and says nothing of what it holds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANS_HELD 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_MEANS_HELD 0
+#endif
+#endif
+#ifndef RSS_MEANS_HELD
+#define RSS_MEANS_HELD 1
+#endif
+
+static long now_ms(void);
+
+/* A replaying subscriber that reads nothing for two seconds: serve holds
+ * at most --replay-window events for it (the replay's peak gauge), and its
+ * memory does not take in the store, which a push consumer would have sent
+ * ahead; once the client reads, it gets every stored event exactly once,
+ * then the live ones after its handover to the shared fan-out. */
+static void a_slow_replay_holds_at_most_its_window(void **state)
+{
+    (void)state;
+    const char *url = getenv("NATS_URL");
+    char cap[2][300], log[300], store[64];
+    long t0 = now_ms();
+    snprintf(log, sizeof log, "%s/window.log", tmp);
+    snprintf(store, sizeof store, "serve_window_%ld", (long)getpid());
+    snprintf(cap[0], sizeof cap[0], "%s/window-0.capture", tmp);
+    snprintf(cap[1], sizeof cap[1], "%s/window-1.capture", tmp);
+    /* a store of several MiB, more than the loopback's buffers take in */
+    char *gen[] = {(char *)gen_bin, "--out", cap[0], "--frames", "6000", "--repos", "300",
+                   "--seed", "61", NULL};
+    expect_exit(spawn(gen, log, NULL), 60000, 0, log);
+    char *gen_live[] = {(char *)gen_bin, "--out", cap[1], "--frames", "300", "--repos", "30",
+                        "--seed", "62", "--first-seq", "6001", NULL};
+    expect_exit(spawn(gen_live, log, NULL), 60000, 0, log);
+    expect_exit(ingest_start(url, store, cap[0], NULL, log), 60000, 0, log);
+    int port;
+    pid_t srv = serve_start(url, store, log,
+                            (const char *[]){"--replay-window", SLOW_WINDOW, "--slow-timeout",
+                                             "30s", NULL},
+                            &port);
+    long before = rss_kib(srv);
+    ws_client w;
+    printf("  %ld ms: serving\n", now_ms() - t0);
+    assert_int_equal(ws_open(&w, port, "/subscribe?cursor=1", 4096), 101);
+    sleep_ms(2000); /* reads nothing */
+    long held = rss_kib(srv) - before;
+    double peak = metric(port, "es_serve_replay_held_peak_events");
+    printf("  a replay not read for 2 s: serve grew %ld KiB; at most %.0f events held\n", held,
+           peak);
+    assert_int_equal(metric(port, "es_serve_replays"), 1);
+    assert_true(peak > 0 && peak <= atoi(SLOW_WINDOW));
+    if (RSS_MEANS_HELD) /* a store of several MiB is not taken in (a watch: 5.7 MiB) */
+        assert_true(held < 4096);
+
+    json_t *keys = json_object();
+    size_t skipped = 0;
+    source none = {0, 0}, live = {0, 0};
+    read_into(&w, keys, 0, &none, -1, &skipped); /* the replay, to its end */
+    printf("  %ld ms: replayed %zu events\n", now_ms() - t0, json_object_size(keys));
+    assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", 1), 1);
+    assert_int_equal(metric(port, "es_serve_replays"), 0);
+    live = source_start(url, store, cap[1], log);
+    read_into(&w, keys, 0, &live, -1, &skipped);
+    assert_int_equal(live.code, 0);
+    ws_close(&w);
+    assert_true(metric(port, "es_serve_replay_held_peak_events") <= atoi(SLOW_WINDOW));
+    expect_each_stored_once(url, store, keys, skipped, 1000);
+    json_decref(keys);
+    stop(srv, log);
     store_drop(store);
 }
 
@@ -841,6 +942,72 @@ static void health_follows_nats(void **state)
     assert_string_equal(body, "{\"status\":\"ok\"}");
     printf("  nats-server back: 200 %s\n", body);
 
+    stop(srv, log);
+    kill(nats, SIGTERM);
+    exit_code(nats, 20000);
+}
+
+/* How many events of `store` have a Jetstream form. */
+static size_t stored_count(const char *url, const char *store)
+{
+    natsConnection *nc;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    es_store *st;
+    assert_int_equal(es_store_open(nc, store, NULL, &st), ES_OK);
+    json_t *stored = json_object();
+    assert_int_equal(es_evolve(st, NULL, NULL, key_of_event, stored, NULL), ES_OK);
+    size_t n = json_object_size(stored);
+    json_decref(stored);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
+/* A replay while nats-server restarts: its reads fail for a while and are
+ * tried again (not the end of the subscriber), and the client then gets
+ * every stored event exactly once. */
+static void a_replay_rides_out_a_nats_restart(void **state)
+{
+    (void)state;
+    const char *bin = getenv("ES_NATS_SERVER");
+    if (bin == NULL || *bin == '\0') {
+        printf("SKIP: ES_NATS_SERVER is not set\n");
+        skip();
+    }
+    char dir[300], log[300], nlog[300], cap[300], url[64];
+    snprintf(dir, sizeof dir, "%s/js-outage", tmp);
+    snprintf(log, sizeof log, "%s/outage.log", tmp);
+    snprintf(nlog, sizeof nlog, "%s/nats-outage.log", tmp);
+    snprintf(cap, sizeof cap, "%s/outage.capture", tmp);
+    int nport = children_free_port();
+    assert_true(nport > 0);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", nport);
+    pid_t nats = nats_start(bin, nport, dir, nlog);
+    generate(cap, "71", "1", log);
+    expect_exit(ingest_start(url, "outage", cap, NULL, log), 60000, 0, log);
+    size_t want = stored_count(url, "outage");
+    int port;
+    pid_t srv = serve_start(url, "outage", log,
+                            (const char *[]){"--replay-window", "16", "--slow-timeout", "60s",
+                                             NULL},
+                            &port);
+    ws_client w;
+    subscribe(&w, port, "cursor=1");
+    json_t *keys = json_object();
+    size_t skipped = 0;
+    source none = {0, 0};
+    read_into(&w, keys, 300, &none, -1, &skipped); /* in the replay */
+    kill(nats, SIGKILL);
+    exit_code(nats, 20000);
+    sleep_ms(1500);
+    nats = nats_start(bin, nport, dir, nlog);
+    /* the rest, once NATS is back and serve has reconnected (seconds) */
+    for (int i = 0; i < 50 && json_object_size(keys) < want; i++)
+        read_into(&w, keys, 0, &none, -1, &skipped);
+    assert_int_equal(w.close_code, 0);
+    ws_close(&w);
+    expect_each_stored_once(url, "outage", keys, skipped, 1000);
+    json_decref(keys);
     stop(srv, log);
     kill(nats, SIGTERM);
     exit_code(nats, 20000);
@@ -1052,6 +1219,8 @@ int main(void)
         cmocka_unit_test_teardown(filters_as_jetstream_does, children_teardown),
         cmocka_unit_test_teardown(a_reconnect_with_the_cursor_loses_and_repeats_nothing,
                                   children_teardown),
+        cmocka_unit_test_teardown(a_slow_replay_holds_at_most_its_window, children_teardown),
+        cmocka_unit_test_teardown(a_replay_rides_out_a_nats_restart, children_teardown),
         cmocka_unit_test_teardown(live_subscribers_share_one_consumer, children_teardown),
         cmocka_unit_test_teardown(health_follows_nats, children_teardown),
         cmocka_unit_test_teardown(a_slow_subscriber_is_closed, children_teardown),
