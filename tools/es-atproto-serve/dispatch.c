@@ -422,8 +422,12 @@ static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
             r = es_error(ES_ERR_STOPPED, "the dispatcher stops");
             break;
         }
-        if (all_done(d))
+        if (all_done(d)) {
+            /* a slot done while the pass above had the lock released is
+             * recorded and acknowledged here, not lost with the batch */
+            settle_done(d);
             break;
+        }
         long i = next_sendable(d);
         if (i >= 0) {
             slot *s = &d->slots[i];

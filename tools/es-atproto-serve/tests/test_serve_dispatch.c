@@ -282,6 +282,40 @@ static void barriers_bound_and_dead_letters(void **state)
     es_checkpoints_destroy(dl);
 }
 
+typedef struct prefix_count {
+    const char *prefix;
+    size_t n;
+} prefix_count;
+
+static es_status count_prefixed(const char *name, const es_checkpoint *cp, void *closure)
+{
+    (void)cp;
+    prefix_count *c = closure;
+    if (strncmp(name, c->prefix, strlen(c->prefix)) == 0)
+        c->n++;
+    return ES_OK;
+}
+
+/* Waits (10 s at most) until the dead-letter bucket holds `want` entries
+ * named `prefix`...: a dead letter is counted when given up, then written
+ * to the bucket, then logged. */
+static void wait_recorded(es_store *st, const char *prefix, size_t want)
+{
+    es_checkpoints *dl;
+    assert_int_equal(es_checkpoints_open_bucket(st, ES_CHECKPOINTS_DEAD_LETTERS, &dl), ES_OK);
+    prefix_count c = {prefix, 0};
+    for (int i = 0; i < 200; i++) {
+        c.n = 0;
+        assert_int_equal(es_checkpoint_list(dl, count_prefixed, &c), ES_OK);
+        if (c.n >= want)
+            break;
+        live_sleep_ms(50);
+    }
+    es_checkpoints_destroy(dl);
+    assert_int_equal(c.n, want);
+    live_sleep_ms(100); /* the last one's log line follows its write */
+}
+
 /* Stopped half-way, made again: nothing acknowledged comes again, the rest
  * comes (at least once). */
 static void a_new_dispatcher_resumes_after_the_acknowledged(void **state)
@@ -437,7 +471,7 @@ static void a_flood_of_dead_letters_is_logged_in_a_few_lines(void **state)
     tap_target tt = {.send = target_send, .self = &t};
     assert_int_equal(dispatch_start(d, &tt), ES_OK);
     wait_done(d, (uint64_t)flood);
-    live_sleep_ms(300); /* the last answers are recorded (and logged) too */
+    wait_recorded(st, "tap_flood.", (size_t)flood); /* counted first, then recorded and logged */
     dispatch_stats ds;
     dispatch_stats_get(d, &ds);
     es_buf m = ES_BUF_INIT;
