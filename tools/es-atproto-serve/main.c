@@ -15,6 +15,7 @@
 #include <es/version.h>
 
 #include "channel.h"
+#include "compress.h"
 #include "cli.h"
 #include "dispatch.h"
 #include "health.h"
@@ -39,7 +40,9 @@ static void usage(FILE *out)
             "  GET /subscribe   WebSocket, Bluesky Jetstream's protocol: wantedCollections\n"
             "                   (NSIDs and app.bsky.feed.*-style prefixes), wantedDids,\n"
             "                   cursor (Unix microseconds; none: live only), maxMessageSizeBytes,\n"
-            "                   requireHello, and options_update messages\n"
+            "                   requireHello, compress (zstd frames, as binary messages;\n"
+            "                   also the header Socket-Encoding: zstd), and options_update\n"
+            "                   messages\n"
             "  GET /health      {\"status\":\"ok\"} when NATS and the store's stream answer,\n"
             "                   else 503 with the reason\n"
             "  GET /channel     with --channel: WebSocket, Tap's delivery: every event once\n"
@@ -77,6 +80,9 @@ static void usage(FILE *out)
             "  --tap-consumer NAME     the durable consumer of Tap-style delivery; instances\n"
             "                          sharing it share its position (ES_TAP_CONSUMER;\n"
             "                          default tap)\n"
+            "  --zstd-dictionary FILE  compress=true's frames use this zstd dictionary (e.g.\n"
+            "                          Jetstream's; made with zstd --train), and name its ID\n"
+            "                          (ES_ZSTD_DICTIONARY; default: frames without one)\n"
             "  --fanout MODE           live events: shared (one watch of the store for every\n"
             "                          subscriber) or per-subscriber (a watch each)\n"
             "                          (ES_FANOUT; default shared)\n"
@@ -120,6 +126,7 @@ enum {
     OPT_WEBHOOK_TIMEOUT,
     OPT_WEBHOOK_BACKOFF,
     OPT_FANOUT,
+    OPT_ZSTD_DICTIONARY,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -146,6 +153,7 @@ static const es_cli_option options[] = {
     {"webhook-timeout", 0, true, OPT_WEBHOOK_TIMEOUT},
     {"webhook-backoff", 0, true, OPT_WEBHOOK_BACKOFF},
     {"fanout", 0, true, OPT_FANOUT},
+    {"zstd-dictionary", 0, true, OPT_ZSTD_DICTIONARY},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -174,6 +182,7 @@ static const es_cli_env environment[] = {
     {"ES_WEBHOOK_TIMEOUT", OPT_WEBHOOK_TIMEOUT},
     {"ES_WEBHOOK_BACKOFF", OPT_WEBHOOK_BACKOFF},
     {"ES_FANOUT", OPT_FANOUT},
+    {"ES_ZSTD_DICTIONARY", OPT_ZSTD_DICTIONARY},
     {NULL, 0},
 };
 
@@ -187,6 +196,7 @@ typedef struct config {
     channel_config channel_cfg;
     dispatch_config tap;
     webhook_options hook; /* --webhook-url: Tap-style delivery to a webhook instead */
+    const char *zstd_dictionary; /* --zstd-dictionary (NULL: none) */
 } config;
 
 static bool parse_listen(const char *text, config *c)
@@ -290,6 +300,7 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_ACK_TIMEOUT: ok = positive_ms(value, "--ack-timeout", &c->channel_cfg.ack_timeout_ms); break;
     case OPT_TAKEOVER_AFTER: ok = positive_ms(value, "--takeover-after", &c->tap.takeover_ms); break;
     case OPT_TAP_CONSUMER: c->tap.consumer = value; break;
+    case OPT_ZSTD_DICTIONARY: c->zstd_dictionary = value; break;
     case OPT_MAX_IN_FLIGHT:
         ok = es_cli_parse_u64(value, "--max-in-flight", &n) && n > 0 && n <= DISPATCH_IN_FLIGHT_MAX;
         if (ok)
@@ -354,6 +365,9 @@ static int parse(int argc, char **argv, config *c)
     c->server.host = c->host;
     if (c->channel && c->hook.url != NULL)
         return es_cli_usage("--channel and --webhook-url: Tap-style delivery has one target") + 1;
+    /* read now: a bad dictionary stops the start, before any connection */
+    if (compressor_create(c->zstd_dictionary, &c->server.sub.compress) != ES_OK)
+        return es_cli_usage("%s", es_last_error()) + 1;
     return 0;
 }
 
@@ -429,5 +443,6 @@ int main(int argc, char **argv)
     health_destroy(h);
     es_store_destroy(st);
     es_cli_disconnect(nc);
+    compressor_destroy(c.server.sub.compress);
     return r;
 }

@@ -25,6 +25,7 @@
 #include <es/atproto_jetstream.h>
 
 #include "clock.h"
+#include "compress.h"
 #include "cursor.h"
 #include "hub.h"
 #include "nsfilter.h"
@@ -56,6 +57,7 @@ struct subscriber {
     sub_config cfg;
     /* options from the query, read before start */
     bool has_cursor, require_hello, started;
+    bool compress; /* compress=true: zstd frames (compress.h) */
     int64_t cursor_us;
     /* the replay watch's side */
     es_arena *arena; /* created for a replay, freed once it joins the hub */
@@ -132,6 +134,7 @@ sub_msg *sub_msg_create(size_t headroom, const void *json, size_t len)
     if (m == NULL)
         return NULL;
     atomic_init(&m->refs, 1);
+    atomic_init(&m->zstd, NULL);
     m->len = len;
     memcpy(m->data + headroom, json, len);
     return m;
@@ -144,8 +147,10 @@ void sub_msg_ref(sub_msg *m)
 
 void sub_msg_release(sub_msg *m)
 {
-    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        sub_msg_release(atomic_load_explicit(&m->zstd, memory_order_acquire));
         free(m);
+    }
 }
 
 /* ---- the replay watch's and the hub's threads --------------------------------- */
@@ -217,12 +222,25 @@ static bool push_locked(subscriber *s, sub_msg *m)
     return true;
 }
 
-/* A replayed event: waits for room (the history is read at the client's pace). */
-static es_status enqueue(subscriber *s, const void *json, size_t len)
+/* A replayed event as it goes out: its JSON, or compressed (compress=true,
+ * one compression per replaying subscriber: the events are its own). */
+static sub_msg *replay_msg(subscriber *s, const void *json, size_t len)
 {
     sub_msg *m = sub_msg_create(s->cfg.headroom, json, len);
+    if (m == NULL || !s->compress)
+        return m;
+    sub_msg *z = compressor_frame(s->cfg.compress, m, s->cfg.headroom);
+    sub_msg_release(m);
+    return z;
+}
+
+/* A replayed event: waits for room (the history is read at the client's pace). */
+static es_status enqueue(subscriber *s, const void *json, size_t json_len)
+{
+    sub_msg *m = replay_msg(s, json, json_len);
     if (m == NULL)
         return ES_ERR_NOMEM;
+    size_t len = m->len;
     struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
     pthread_mutex_lock(&s->lock);
     /* one message larger than the bound still goes when the queue is empty */
@@ -241,6 +259,14 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
     pthread_mutex_unlock(&s->lock);
     sub_msg_release(m); /* not queued */
     return st;
+}
+
+/* Under s->lock: the subscriber is closed for want of memory. false. */
+static bool closed_for_memory(subscriber *s)
+{
+    close_with(s, CLOSE_INTERNAL, "out of memory", NULL);
+    wake_locked(s, true);
+    return false;
 }
 
 /* Under s->lock: a live event from the hub, by reference. The hub waits
@@ -263,9 +289,7 @@ static bool offer_locked(subscriber *s, sub_msg *m)
     if (push_locked(s, m))
         return true;
     sub_msg_release(m);
-    close_with(s, CLOSE_INTERNAL, "out of memory", NULL);
-    wake_locked(s, true);
-    return false;
+    return closed_for_memory(s);
 }
 
 /* hub_offer_fn: on the hub's thread (or in hub_join), under the hub's lock. */
@@ -280,7 +304,14 @@ static bool offer(void *member, const hub_event *e)
         open = false;
     } else if (open && wants(&s->filter, &e->d) &&
                (s->filter.max_size == 0 || e->msg->len <= s->filter.max_size)) {
-        open = offer_locked(s, e->msg); /* maxMessageSizeBytes: larger ones are left out */
+        /* maxMessageSizeBytes: larger ones are left out (of the JSON's size,
+         * as Jetstream). Compressed once for every subscriber: cached on the
+         * event's message by the first to ask. */
+        sub_msg *m = s->compress ? compressor_frame(s->cfg.compress, e->msg, s->cfg.headroom)
+                                 : e->msg;
+        open = m != NULL ? offer_locked(s, m) : closed_for_memory(s);
+        if (s->compress)
+            sub_msg_release(m);
     }
     pthread_mutex_unlock(&s->lock);
     return open;
@@ -484,7 +515,17 @@ es_status subscriber_query(subscriber *s, const char *name, const char *value)
         s->cursor_us = v;
         return ES_OK;
     }
-    return ES_OK; /* unknown parameters (compress, ...) are ignored */
+    if (strcmp(name, "compress") == 0) {
+        /* exactly "true", as Jetstream; ignored when the server has no compressor */
+        s->compress = strcmp(value, "true") == 0 && s->cfg.compress != NULL;
+        return ES_OK;
+    }
+    return ES_OK; /* unknown parameters are ignored, as Jetstream does */
+}
+
+bool subscriber_binary(const subscriber *s)
+{
+    return s->compress;
 }
 
 es_status subscriber_start(subscriber *s)
