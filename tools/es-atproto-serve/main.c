@@ -98,6 +98,10 @@ static void usage(FILE *out)
             "  --webhook-timeout DUR   one request (ES_WEBHOOK_TIMEOUT; default 10s)\n"
             "  --webhook-backoff DUR   the first retry's delay, doubled up to 60s, with jitter\n"
             "                          (ES_WEBHOOK_BACKOFF; default 1s)\n"
+            "  --webhook-retry-after-max DUR  a 429 or 503 with Retry-After (seconds or an\n"
+            "                          HTTP-date) waits that long, when longer than the\n"
+            "                          backoff, up to this (ES_WEBHOOK_RETRY_AFTER_MAX;\n"
+            "                          default 10m)\n"
             "  (with --max-in-flight, --takeover-after and --tap-consumer as for /channel)\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
@@ -125,6 +129,7 @@ enum {
     OPT_WEBHOOK_ATTEMPTS,
     OPT_WEBHOOK_TIMEOUT,
     OPT_WEBHOOK_BACKOFF,
+    OPT_WEBHOOK_RETRY_AFTER_MAX,
     OPT_FANOUT,
     OPT_ZSTD_DICTIONARY,
     OPT_HELP,
@@ -152,6 +157,7 @@ static const es_cli_option options[] = {
     {"webhook-attempts", 0, true, OPT_WEBHOOK_ATTEMPTS},
     {"webhook-timeout", 0, true, OPT_WEBHOOK_TIMEOUT},
     {"webhook-backoff", 0, true, OPT_WEBHOOK_BACKOFF},
+    {"webhook-retry-after-max", 0, true, OPT_WEBHOOK_RETRY_AFTER_MAX},
     {"fanout", 0, true, OPT_FANOUT},
     {"zstd-dictionary", 0, true, OPT_ZSTD_DICTIONARY},
     {"help", 'h', false, OPT_HELP},
@@ -181,6 +187,7 @@ static const es_cli_env environment[] = {
     {"ES_WEBHOOK_ATTEMPTS", OPT_WEBHOOK_ATTEMPTS},
     {"ES_WEBHOOK_TIMEOUT", OPT_WEBHOOK_TIMEOUT},
     {"ES_WEBHOOK_BACKOFF", OPT_WEBHOOK_BACKOFF},
+    {"ES_WEBHOOK_RETRY_AFTER_MAX", OPT_WEBHOOK_RETRY_AFTER_MAX},
     {"ES_FANOUT", OPT_FANOUT},
     {"ES_ZSTD_DICTIONARY", OPT_ZSTD_DICTIONARY},
     {NULL, 0},
@@ -282,6 +289,9 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_WEBHOOK_SECRET: c->hook.secret = value; break;
     case OPT_WEBHOOK_TIMEOUT: ok = positive_ms(value, "--webhook-timeout", &c->hook.timeout_ms); break;
     case OPT_WEBHOOK_BACKOFF: ok = positive_ms(value, "--webhook-backoff", &c->hook.backoff_first_ms); break;
+    case OPT_WEBHOOK_RETRY_AFTER_MAX:
+        ok = positive_ms(value, "--webhook-retry-after-max", &c->hook.retry_after_max_ms);
+        break;
     case OPT_WEBHOOK_ATTEMPTS:
         ok = es_cli_parse_u64(value, "--webhook-attempts", &n) && n > 0 && n <= 1000;
         if (ok)
