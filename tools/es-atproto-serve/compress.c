@@ -157,8 +157,7 @@ static void lane_give(compressor *c, lane *l)
 }
 
 /* `len` bytes of JSON compressed into a new message; NULL without memory. */
-static sub_msg *compress_json(compressor *c, lane *l, const void *json, size_t len,
-                              size_t headroom)
+static sub_msg *compress_json(compressor *c, lane *l, const void *json, size_t len, size_t headroom)
 {
     size_t bound = ZSTD_compressBound(len);
     if (bound > l->cap) {

@@ -411,7 +411,8 @@ static int on_writeable(struct lws *wsi, session *ss)
         return 0;
     bool binary = subscriber_binary(ss->sub);
     if (m->len + FRAME_HEADER_MAX > WRITE_BATCH_MAX) {
-        int n = lws_write(wsi, m->data + LWS_PRE, m->len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        int n =
+            lws_write(wsi, m->data + LWS_PRE, m->len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         size_t len = m->len;
         sub_msg_release(m);
         if (n < (int)len)

@@ -307,8 +307,8 @@ static bool offer(void *member, const hub_event *e)
         /* maxMessageSizeBytes: larger ones are left out (of the JSON's size,
          * as Jetstream). Compressed once for every subscriber: cached on the
          * event's message by the first to ask. */
-        sub_msg *m = s->compress ? compressor_frame(s->cfg.compress, e->msg, s->cfg.headroom)
-                                 : e->msg;
+        sub_msg *m =
+            s->compress ? compressor_frame(s->cfg.compress, e->msg, s->cfg.headroom) : e->msg;
         open = m != NULL ? offer_locked(s, m) : closed_for_memory(s);
         if (s->compress)
             sub_msg_release(m);

@@ -122,9 +122,8 @@ static es_status check_options(const webhook_options *o)
     if (o == NULL || o->url == NULL ||
         (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0))
         return es_error(ES_ERR_INVALID, "the webhook URL must start with http:// or https://");
-    if (o->attempts < 1 || o->timeout_ms <= 0 || o->max_in_flight < 1 ||
-        o->max_in_flight > 65536 || o->backoff_first_ms <= 0 || o->backoff_max_ms <= 0 ||
-        o->retry_after_max_ms <= 0)
+    if (o->attempts < 1 || o->timeout_ms <= 0 || o->max_in_flight < 1 || o->max_in_flight > 65536 ||
+        o->backoff_first_ms <= 0 || o->backoff_max_ms <= 0 || o->retry_after_max_ms <= 0)
         return es_error(ES_ERR_INVALID,
                         "webhook: attempts, timeout, in-flight bound (at most 65536), backoff and "
                         "Retry-After bound must be more than 0");
@@ -320,14 +319,14 @@ static void observe(counters *c, enum request_outcome out, int64_t elapsed_ns)
  * 429 or 503 said Retry-After (bounded by retry_after_max_ms). */
 static int64_t retry_delay_ms(webhook *w, const slot *s, unsigned attempts)
 {
-    int64_t backoff = es_cli_backoff_ms(w->o.backoff_first_ms, w->o.backoff_max_ms, attempts - 1,
-                                        &w->rng);
+    int64_t backoff =
+        es_cli_backoff_ms(w->o.backoff_first_ms, w->o.backoff_max_ms, attempts - 1, &w->rng);
     long status = 0;
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status != 429 && status != 503)
         return backoff;
-    int64_t asked = webhook_retry_after_ms(s->retry_after, (int64_t)time(NULL),
-                                           w->o.retry_after_max_ms);
+    int64_t asked =
+        webhook_retry_after_ms(s->retry_after, (int64_t)time(NULL), w->o.retry_after_max_ms);
     return asked > backoff ? asked : backoff;
 }
 

@@ -527,14 +527,13 @@ static int64_t read_into(ws_client *w, json_t *keys, size_t max, source *src, in
 static void generate_frames(const char *capture, const char *seed, const char *first_seq,
                             const char *frames, const char *log)
 {
-    char *gen[] = {(char *)gen_bin, "--out",       (char *)capture,   "--frames",
-                   (char *)frames,  "--repos",     "300",             "--seed",
-                   (char *)seed,    "--first-seq", (char *)first_seq, NULL};
+    char *gen[] = {(char *)gen_bin,   "--out", (char *)capture, "--frames",   (char *)frames,
+                   "--repos",         "300",   "--seed",        (char *)seed, "--first-seq",
+                   (char *)first_seq, NULL};
     expect_exit(spawn(gen, log, NULL), 60000, 0, log);
 }
 
-static void generate(const char *capture, const char *seed, const char *first_seq,
-                     const char *log)
+static void generate(const char *capture, const char *seed, const char *first_seq, const char *log)
 {
     generate_frames(capture, seed, first_seq, "3000", log);
 }
@@ -755,8 +754,8 @@ static json_t *read_texts(ws_client *w, size_t want)
         size_t len;
         bool binary;
         if (ws_read_message(w, 20000, &m, &len, &binary) != 1)
-            fail_msg("after %zu of %zu messages: closed or silent (%d %s)",
-                     json_array_size(texts), want, w->close_code, w->close_reason);
+            fail_msg("after %zu of %zu messages: closed or silent (%d %s)", json_array_size(texts),
+                     want, w->close_code, w->close_reason);
         assert_false(binary);
         json_array_append_new(texts, json_stringn(m, len));
         free(m);
@@ -913,7 +912,7 @@ static void compress_true_sends_zstd_frames_of_the_same_json(void **state)
     assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", 3), 3);
     assert_int_equal(metric_reaches(dport, "es_serve_fanout_subscribers", 1), 1);
     double made = metric(port, "es_serve_zstd_frames_total");
-    assert_int_equal(made, CORPUS_EVENTS); /* the replay's */
+    assert_int_equal(made, CORPUS_EVENTS);                    /* the replay's */
     generate_frames(cap, "61", "40000000001", "300", sv.log); /* after the corpus' relay seqs */
     source src = source_start(url, sv.store, cap, sv.log);
     texts = read_texts_until_quiet(&live, &src);
@@ -963,8 +962,8 @@ static void a_bad_zstd_dictionary_stops_the_start(void **state)
                          "damaged"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(log, sizeof log, "%s/bad-dict-%zu.log", tmp, i); /* logs are appended to */
-        char *argv[] = {(char *)serve_bin, "--server", "nats://127.0.0.1:1", "--listen",
-                        "127.0.0.1:0", "--zstd-dictionary", (char *)files[i], NULL};
+        char *argv[] = {(char *)serve_bin, "--server",          "nats://127.0.0.1:1", "--listen",
+                        "127.0.0.1:0",     "--zstd-dictionary", (char *)files[i],     NULL};
         expect_exit(spawn(argv, log, NULL), 10000, 1, log);
         char text[1024] = "";
         f = fopen(log, "r");

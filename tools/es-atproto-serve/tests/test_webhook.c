@@ -44,7 +44,7 @@ typedef struct receiver {
     unsigned failed;               /* requests answered 500 */
     unsigned bad;                  /* missing or wrong signature, id, attempt or body */
     unsigned in_progress, max_in_progress;
-    int first_status;                /* RETRY_LATER's */
+    int first_status;                  /* RETRY_LATER's */
     int64_t arrived_ms[EVENTS_MAX][2]; /* RETRY_LATER: when attempts 1 and 2 arrived */
 } receiver;
 
@@ -346,8 +346,7 @@ static void test_refused_connection_dead_letters(void **state)
  * request; the longest and shortest wait between the two, in *longest and
  * *shortest, and the earliest retry's wall-clock time in *first_retry_ms. */
 static void retry_waits(int status, const char *header, int64_t retry_after_max_ms,
-                        int64_t *shortest, int64_t *longest, int64_t *first_retry_ms,
-                        time_t *date)
+                        int64_t *shortest, int64_t *longest, int64_t *first_retry_ms, time_t *date)
 {
     const unsigned n = 4;
     fixture *f = fixture_new(RETRY_LATER);
@@ -411,8 +410,8 @@ static void test_hostile_retry_after_neither_stalls_nor_crashes(void **state)
 {
     (void)state;
     int64_t shortest, longest, first_retry;
-    retry_waits(429, "Retry-After: 99999999999999999999999999999999\r\n", 300, &shortest,
-                &longest, &first_retry, NULL);
+    retry_waits(429, "Retry-After: 99999999999999999999999999999999\r\n", 300, &shortest, &longest,
+                &first_retry, NULL);
     assert_true(shortest >= 300 && longest < 2000);
     const char *ignored[] = {
         "Retry-After: -5\r\n",
