@@ -124,6 +124,8 @@ static inline int ws_open(ws_client *w, int port, const char *target, int rcvbuf
 static inline int ws_read_message(ws_client *w, int timeout_ms, char **out, size_t *len,
                                   bool *binary)
 {
+    *len = 0;
+    *binary = false;
     for (;;) {
         if (w->len >= 2) {
             int opcode = w->buf[0] & 0x0f;
