@@ -19,6 +19,9 @@
 /* Contexts kept for reuse; more are made while more threads compress at
  * once, and freed after. */
 #define POOL_KEEP 8
+/* A context given back keeps its output buffer up to this size: the rare
+ * large event (records may reach --record-max) does not pin its size. */
+#define LANE_OUT_KEEP (256u << 10)
 
 typedef struct lane {
     ZSTD_CCtx *cctx;
@@ -147,6 +150,11 @@ static lane *lane_take(compressor *c)
 
 static void lane_give(compressor *c, lane *l)
 {
+    if (l->cap > LANE_OUT_KEEP) {
+        free(l->out);
+        l->out = NULL;
+        l->cap = 0;
+    }
     pthread_mutex_lock(&c->lock);
     bool kept = c->n_free < POOL_KEEP;
     if (kept)
