@@ -117,12 +117,12 @@ static inline int ws_open(ws_client *w, int port, const char *target, int rcvbuf
     return ws_open_with(w, port, target, rcvbuf, "");
 }
 
-/* The next message, text or binary (*binary), of *len bytes (malloc'd,
- * NUL-terminated: the caller frees it): 1; 0 when the server closed
- * (close_code, close_reason) or the stream ended; -1 when nothing came
- * within timeout_ms. */
-static inline int ws_read_message(ws_client *w, int timeout_ms, char **out, size_t *len,
-                                  bool *binary)
+/* The next message, text or binary (*binary; binary ones passed over
+ * unless with_binary), of *len bytes (malloc'd, NUL-terminated: the caller
+ * frees it): 1; 0 when the server closed (close_code, close_reason) or
+ * the stream ended; -1 when nothing came within timeout_ms. */
+static inline int ws_read_frame(ws_client *w, int timeout_ms, char **out, size_t *len,
+                                bool *binary, bool with_binary)
 {
     *len = 0;
     *binary = false;
@@ -153,7 +153,7 @@ static inline int ws_read_message(ws_client *w, int timeout_ms, char **out, size
                     ws_consume(w, hdr + (size_t)plen);
                     return 0;
                 }
-                if (opcode == 0x1 || opcode == 0x2) {
+                if (opcode == 0x1 || (opcode == 0x2 && with_binary)) {
                     char *m = malloc((size_t)plen + 1);
                     memcpy(m, p, (size_t)plen);
                     m[plen] = '\0';
@@ -163,7 +163,7 @@ static inline int ws_read_message(ws_client *w, int timeout_ms, char **out, size
                     ws_consume(w, hdr + (size_t)plen);
                     return 1;
                 }
-                ws_consume(w, hdr + (size_t)plen); /* ping, pong: nothing to do */
+                ws_consume(w, hdr + (size_t)plen); /* ping, pong, unwanted binary: passed over */
                 continue;
             }
         }
@@ -173,18 +173,20 @@ static inline int ws_read_message(ws_client *w, int timeout_ms, char **out, size
     }
 }
 
+/* The next message, text or binary: ws_read_frame. */
+static inline int ws_read_message(ws_client *w, int timeout_ms, char **out, size_t *len,
+                                  bool *binary)
+{
+    return ws_read_frame(w, timeout_ms, out, len, binary, true);
+}
+
 /* The next text message (malloc'd, NUL-terminated: the caller frees it),
- * binary ones passed over: as ws_read_message. */
+ * binary ones passed over: as ws_read_frame. */
 static inline int ws_read(ws_client *w, int timeout_ms, char **out)
 {
-    for (;;) {
-        size_t len;
-        bool binary;
-        int r = ws_read_message(w, timeout_ms, out, &len, &binary);
-        if (r != 1 || !binary)
-            return r;
-        free(*out);
-    }
+    size_t len;
+    bool binary;
+    return ws_read_frame(w, timeout_ms, out, &len, &binary, false);
 }
 
 /* One masked text frame. 0, or -1. */
