@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,12 +125,16 @@ typedef struct many_state {
     _Atomic size_t failures;
 } many_state;
 
+/* A failure says why (on the library's thread, during the callback): the
+ * test's assertion alone showed a count on a cluster, not the cause. */
 static void many_done(es_status s, const es_append_result *r, void *closure)
 {
-    (void)r;
     many_state *m = closure;
-    if (s != ES_OK)
-        m->failures++;
+    if (s == ES_OK)
+        return;
+    m->failures++;
+    fprintf(stderr, "conf_append_many: a batch failed: %s (err_code %d): %s\n",
+            es_status_text(s), r ? r->err_code : 0, r && r->error ? r->error : "");
 }
 
 void conf_append_many(es_store *st, const char *type, const char *id, const char *event, size_t n)
@@ -260,6 +266,86 @@ struct conf_server {
     char ready_url[192]; /* what the readiness check connects to (with a user) */
 };
 
+/* ---- servers a failed test left ---------------------------------------- */
+
+/* A test that fails half way (cmocka jumps out of it) skips its own
+ * conf_server_destroy. Every server of the suite's own is listed here until
+ * destroyed; the end of each group (conf_servers_reap) and the suite's exit
+ * stop what is left, so a failed run leaves no nats-server behind. Servers
+ * forked from the main thread also die with the suite if it is killed. */
+#define LIVE_MAX 16
+
+static conf_server *live[LIVE_MAX];
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void live_add(conf_server *s)
+{
+    static bool at_exit;
+    pthread_mutex_lock(&live_mu);
+    size_t i = 0;
+    while (i < LIVE_MAX && live[i] != NULL)
+        i++;
+    if (i < LIVE_MAX)
+        live[i] = s;
+    if (!at_exit)
+        at_exit = atexit(conf_servers_reap) == 0;
+    pthread_mutex_unlock(&live_mu);
+    if (i == LIVE_MAX)
+        fail_msg("more than %d servers of the suite's own at once", LIVE_MAX);
+}
+
+static void live_remove(const conf_server *s)
+{
+    pthread_mutex_lock(&live_mu);
+    for (size_t i = 0; i < LIVE_MAX; i++)
+        if (live[i] == s)
+            live[i] = NULL;
+    pthread_mutex_unlock(&live_mu);
+}
+
+void conf_servers_reap(void)
+{
+    for (size_t i = 0; i < LIVE_MAX; i++) {
+        pthread_mutex_lock(&live_mu);
+        conf_server *s = live[i];
+        pthread_mutex_unlock(&live_mu);
+        if (s != NULL) {
+            fprintf(stderr, "es-conformance: stopping the server a failed test left (%s)\n",
+                    conf_server_url(s));
+            conf_server_destroy(s);
+        }
+    }
+}
+
+/* A server started. To check that a failed or killed test leaves no server
+ * behind (conformance/check-no-server-left), ES_CONFORMANCE_AFTER_SERVER_START
+ * makes the test fail right there ("fail") or wait a minute ("wait") for
+ * the suite to be killed. */
+static conf_server *started(conf_server *s)
+{
+    const char *then = getenv("ES_CONFORMANCE_AFTER_SERVER_START");
+    if (then != NULL && strcmp(then, "fail") == 0)
+        fail_msg("failing on purpose after starting %s (ES_CONFORMANCE_AFTER_SERVER_START)",
+                 s->url);
+    if (then != NULL && strcmp(then, "wait") == 0)
+        conf_sleep_ms(60000);
+    return s;
+}
+
+/* In a child about to exec a server: die with the suite. The kernel sends
+ * the signal when the forking thread ends, so only the main thread's
+ * children ask for it (a helper thread restarting a node ends early). */
+static void die_with_parent(bool main_thread, pid_t parent)
+{
+    if (main_thread && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+        _exit(125);
+}
+
+static bool on_main_thread(void)
+{
+    return getpid() == (pid_t)syscall(SYS_gettid);
+}
+
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -277,9 +363,12 @@ static void spawn(conf_server *s)
     snprintf(port, sizeof port, "%d", s->port);
     snprintf(log, sizeof log, "%s/server.log", s->dir);
     snprintf(conf, sizeof conf, "%s/server.conf", s->dir);
+    bool main_thread = on_main_thread();
+    pid_t parent = getpid();
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
+        die_with_parent(main_thread, parent);
         /* The server logs to its file: it must not hold the suite's output
          * open (a pipe reading the suite would wait for it). */
         if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
@@ -308,15 +397,22 @@ static void spawn(conf_server *s)
     fail_msg("the suite's own nats-server did not start (see %s)", log);
 }
 
-/* A server not started yet: a store dir and a free port of its own. */
+/* A server not started yet: a store dir (under $TMPDIR) and a free port of
+ * its own; listed as live from here on. */
 static conf_server *server_new(void)
 {
     conf_server *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/es-conformance-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(s->dir, sizeof s->dir, "%s/es-conformance-XXXXXX",
+                     tmp && tmp[0] ? tmp : "/tmp");
+    if (n < 0 || (size_t)n >= sizeof s->dir || mkdtemp(s->dir) == NULL) {
+        free(s);
+        fail_msg("cannot make a store folder under %s", tmp && tmp[0] ? tmp : "/tmp");
+    }
     s->port = free_port();
     snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    live_add(s);
     return s;
 }
 
@@ -343,7 +439,7 @@ conf_server *conf_server_start_in(const char *domain)
     if (domain != NULL)
         write_config(s, NULL);
     spawn(s);
-    return s;
+    return started(s);
 }
 
 conf_server *conf_server_start_config(const char *config, const char *user,
@@ -357,7 +453,7 @@ conf_server *conf_server_start_config(const char *config, const char *user,
         snprintf(s->ready_url, sizeof s->ready_url, "nats://%s:%s@127.0.0.1:%d", user, password,
                  s->port);
     spawn(s);
-    return s;
+    return started(s);
 }
 
 /* ---- a cluster of the suite's own ------------------------------------- */
@@ -383,9 +479,12 @@ static void spawn_node(conf_server *s, int i)
     char conf[300], log[300];
     snprintf(conf, sizeof conf, "%s/n%d.conf", s->dir, i);
     snprintf(log, sizeof log, "%s/n%d.log", s->dir, i);
+    bool main_thread = on_main_thread();
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        die_with_parent(main_thread, parent);
         if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
             _exit(126);
         execl(conf_server_bin, conf_server_bin, "-c", conf, "-l", log, (char *)NULL);
@@ -461,7 +560,7 @@ static conf_server *cluster_start(void)
     for (int i = 0; i < s->nodes; i++)
         spawn_node(s, i);
     wait_cluster(s);
-    return s;
+    return started(s);
 }
 
 int conf_server_nodes(const conf_server *s)
@@ -493,6 +592,39 @@ int conf_server_stream_leader(natsConnection *nc, const char *stream)
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);
     return leader;
+}
+
+/* Whether the store's stream answers a publish: one that expects an
+ * impossible last sequence, which the stream refuses without storing. */
+static bool store_answers(natsConnection *nc, es_store *st)
+{
+    es_filter f;
+    es_filter_init(&f);
+    f.entity_type = "probe";
+    f.entity_id = "ready";
+    f.event_type = "checked";
+    char subject[256];
+    assert_int_equal(es_filter_subject(st, &f, subject, sizeof subject), ES_OK);
+    natsMsg *m = NULL, *reply = NULL;
+    assert_int_equal(natsMsg_Create(&m, subject, NULL, NULL, 0), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", "999999999999"), NATS_OK);
+    natsStatus s = natsConnection_RequestMsg(&reply, nc, m, 1000);
+    bool answered = s == NATS_OK && natsMsg_GetDataLength(reply) > 0;
+    natsMsg_Destroy(reply);
+    natsMsg_Destroy(m);
+    return answered;
+}
+
+void conf_wait_store_ready(natsConnection *nc, es_store *st)
+{
+    if (conf_replicas <= 1)
+        return;
+    for (int i = 0; i < 300; i++) {
+        if (store_answers(nc, st))
+            return;
+        conf_sleep_ms(100);
+    }
+    fail_msg("store %s took no publish for 30 s", es_store_stream(st));
 }
 
 conf_server *conf_server_start(void)
@@ -548,6 +680,7 @@ void conf_server_destroy(conf_server *s)
 {
     if (s == NULL)
         return;
+    live_remove(s);
     conf_server_kill(s);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);

@@ -98,6 +98,10 @@ const char *conf_server_url(const conf_server *s);
 void conf_server_kill(conf_server *s);    /* SIGKILL, store kept */
 void conf_server_restart(conf_server *s); /* start again on the same port and store */
 void conf_server_destroy(conf_server *s); /* stop and remove its store */
+/* Destroys every server of the suite's own still running: those of a test
+ * that failed before its conf_server_destroy. main.c calls it after each
+ * group; it also runs at exit. */
+void conf_servers_reap(void);
 
 /* Nodes of a cluster of the suite's own (conf_server_start with --replicas
  * above 1): how many (0: a single server), kill -9 node i (store kept),
@@ -107,6 +111,11 @@ int conf_server_nodes(const conf_server *s);
 void conf_server_kill_node(conf_server *s, int i);
 void conf_server_start_node(conf_server *s, int i);
 int conf_server_stream_leader(natsConnection *nc, const char *stream);
+/* With --replicas above 1, waits up to 30 s until the store's stream
+ * answers a publish (one it refuses, storing nothing): a store created on a
+ * cluster just started answered its first appends with "no responders"
+ * (ES_ERR_CONNECTION). */
+void conf_wait_store_ready(natsConnection *nc, es_store *st);
 
 void conf_sleep_ms(int64_t ms);
 

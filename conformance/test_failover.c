@@ -1,6 +1,7 @@
 /* Failover on a 3-node cluster of the suite's own (runs with --replicas
  * above 1 and --nats-server; skipped otherwise): readers that run through
- * the loss of a stream's leader end with every event exactly once. */
+ * the loss of a stream's leader end with every event exactly once, and
+ * readers started while the stream has no leader wait for one. */
 #include "harness.h"
 
 #include <stdatomic.h>
@@ -40,6 +41,7 @@ static es_store *filled_store(natsConnection *nc, const char *name, size_t n)
 {
     es_store *st = NULL;
     assert_int_equal(es_store_create(nc, name, conf_store_config(), NULL, &st), ES_OK);
+    conf_wait_store_ready(nc, st);
     conf_append_many(st, "account", "a1", "changed", n);
     return st;
 }
@@ -204,6 +206,112 @@ static void a_watch_and_a_projection_ride_out_a_leader_kill(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* ---- reads started while the stream has no leader ------------------------ */
+
+enum { NO_LEADER_EVENTS = 300, NO_LEADER_MS = 4000 };
+
+typedef struct leaderless {
+    es_store *st;
+    es_status evolved, watching, projecting;
+    char evolve_error[256], watch_error[256], projection_error[256];
+    conf_seen replayed;
+    conf_locked_seen watched;
+    es_watch *watch;
+    es_projection *projection;
+    _Atomic size_t handled;
+} leaderless;
+
+static void *replay_from_start(void *arg)
+{
+    leaderless *l = arg;
+    es_filter f;
+    es_filter_init(&f);
+    l->evolved = es_evolve(l->st, &f, NULL, conf_collect, &l->replayed, NULL);
+    snprintf(l->evolve_error, sizeof l->evolve_error, "%s", es_last_error());
+    return NULL;
+}
+
+static void *watch_from_start(void *arg)
+{
+    leaderless *l = arg;
+    es_watch_options wo;
+    es_watch_options_init(&wo);
+    wo.on_event = conf_collect_locked;
+    wo.closure = &l->watched;
+    wo.heartbeat_ms = 500;
+    l->watching = es_watch_start(l->st, &wo, &l->watch);
+    snprintf(l->watch_error, sizeof l->watch_error, "%s", es_last_error());
+    return NULL;
+}
+
+static void *project_from_start(void *arg)
+{
+    leaderless *l = arg;
+    static es_projection_handler h = {.on_event = count_event};
+    h.closure = (void *)&l->handled;
+    es_projection_run_options ro;
+    es_projection_run_options_init(&ro);
+    l->projecting = es_projection_start(l->st, "leaderless", &h, &ro, &l->projection);
+    snprintf(l->projection_error, sizeof l->projection_error, "%s", es_last_error());
+    return NULL;
+}
+
+/* A replay, a watch and a projection run all started while the stream's
+ * leader and a second node are down (no quorum: creating their consumers,
+ * and the requests before that, get no answer, "no responders" or
+ * "temporarily unavailable") wait for the nodes to come back within the
+ * reset budget and end with every event. Before, each failed at its first
+ * attempt. */
+static void reads_started_without_a_leader_wait_for_one(void **state)
+{
+    conf_server *srv = cluster_or_skip(state);
+    natsConnection *nc = conf_connect(conf_server_url(srv));
+    es_store *st = filled_store(nc, "failover_leaderless", NO_LEADER_EVENTS);
+    es_projection_config pc;
+    es_projection_config_init(&pc);
+    assert_int_equal(es_projection_create(st, "leaderless", &pc), ES_OK);
+    leaderless l = {.st = st};
+    pthread_mutex_init(&l.watched.mu, NULL);
+
+    int leader = conf_server_stream_leader(nc, es_store_stream(st));
+    assert_true(leader >= 0);
+    int other = (leader + 1) % conf_server_nodes(srv);
+    conf_server_kill_node(srv, leader);
+    conf_server_kill_node(srv, other);
+    pthread_t t[3];
+    assert_int_equal(pthread_create(&t[0], NULL, replay_from_start, &l), 0);
+    assert_int_equal(pthread_create(&t[1], NULL, watch_from_start, &l), 0);
+    assert_int_equal(pthread_create(&t[2], NULL, project_from_start, &l), 0);
+    conf_sleep_ms(NO_LEADER_MS);
+    conf_server_start_node(srv, leader);
+    conf_server_start_node(srv, other);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+
+    if (l.evolved != ES_OK)
+        print_message("es_evolve: %s\n", l.evolve_error);
+    if (l.watching != ES_OK)
+        print_message("es_watch_start: %s\n", l.watch_error);
+    if (l.projecting != ES_OK)
+        print_message("es_projection_start: %s\n", l.projection_error);
+    assert_int_equal(l.evolved, ES_OK);
+    assert_int_equal(l.watching, ES_OK);
+    assert_int_equal(l.projecting, ES_OK);
+    assert_exactly_once(&l.replayed, NO_LEADER_EVENTS);
+    assert_true(wait_count(&l.watched, NO_LEADER_EVENTS, WATCH_WAIT));
+    assert_int_equal(es_projection_wait_caught_up(l.projection, WATCH_WAIT), ES_OK);
+    es_watch_destroy(l.watch);
+    assert_exactly_once(&l.watched.seen, NO_LEADER_EVENTS);
+    assert_true(atomic_load(&l.handled) >= NO_LEADER_EVENTS);
+    assert_int_equal(es_projection_stop(l.projection), ES_OK);
+    es_projection_destroy(l.projection);
+    conf_seen_free(&l.replayed);
+    conf_seen_free(&l.watched.seen);
+    pthread_mutex_destroy(&l.watched.mu);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+}
+
 int conf_run_failover(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +319,8 @@ int conf_run_failover(void)
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(a_watch_and_a_projection_ride_out_a_leader_kill,
                                         cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(reads_started_without_a_leader_wait_for_one, cluster_setup,
+                                        cluster_teardown),
     };
     return cmocka_run_group_tests_name("failover", tests, NULL, NULL);
 }

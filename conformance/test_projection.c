@@ -604,6 +604,7 @@ static void survives_a_server_restart(void **state)
     conf_ctx c = {.nc = conf_connect(conf_server_url(srv))};
     snprintf(c.name, sizeof c.name, "restart_proj");
     assert_int_equal(es_store_create(c.nc, c.name, conf_store_config(), NULL, &c.st), ES_OK);
+    conf_wait_store_ready(c.nc, c.st);
     append_interleaved(c.st, "order", 10, 5);
     es_filter f = type_filter("order");
     es_projection_config cfg;

@@ -231,6 +231,59 @@ static void deny_purge_is_left_to_the_operator(void **state)
     json_decref(r);
 }
 
+/* S2 (the server's block compression) is chosen at creation: the stream's
+ * configuration says "compression":"s2" and the store reports it; an
+ * update cannot change it either way (nats-server would accept it and keep
+ * writing uncompressed blocks), while other changes keep it. */
+static void s2_is_set_at_creation_only(void **state)
+{
+    conf_ctx *c = *state;
+    es_store *plain = c->st;
+    es_store_info info;
+    assert_int_equal(es_store_info_get(plain, &info), ES_OK);
+    assert_int_equal(info.config.storage_compression, ES_STORAGE_COMPRESSION_NONE);
+    es_store_config cfg = info.config;
+    cfg.storage_compression = ES_STORAGE_COMPRESSION_S2;
+    assert_int_equal(es_store_update(plain, &cfg), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "set at creation only"));
+
+    es_store_destroy(c->st);
+    c->st = NULL;
+    assert_int_equal(es_store_delete(c->nc, c->name, NULL), ES_OK);
+    cfg = *conf_store_config();
+    cfg.storage_compression = ES_STORAGE_COMPRESSION_S2;
+    es_store *st = NULL;
+    assert_int_equal(es_store_create(c->nc, c->name, &cfg, NULL, &st), ES_OK);
+    assert_int_equal(es_store_create(c->nc, c->name, &cfg, NULL, &c->st), ES_OK); /* idempotent */
+    json_t *raw = stream_request(c, "INFO", "");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(raw, "config"), "compression")), "s2");
+    json_decref(raw);
+    es_event_spec e = conf_spec("account", "a1", "opened", "{}");
+    assert_int_equal(es_append(st, &e, NULL), ES_OK);
+    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    assert_int_equal(info.config.storage_compression, ES_STORAGE_COMPRESSION_S2);
+    assert_int_equal(info.events, 1);
+
+    cfg = info.config;
+    cfg.storage_compression = ES_STORAGE_COMPRESSION_NONE;
+    assert_int_equal(es_store_update(st, &cfg), ES_ERR_INVALID);
+    assert_non_null(strstr(es_last_error(), "is s2 and is set at creation only"));
+    cfg.storage_compression = ES_STORAGE_COMPRESSION_S2;
+    cfg.max_age_ns = 3600 * INT64_C(1000000000);
+    assert_int_equal(es_store_update(st, &cfg), ES_OK);
+    assert_int_equal(es_store_info_get(st, &info), ES_OK);
+    assert_int_equal(info.config.storage_compression, ES_STORAGE_COMPRESSION_S2);
+    assert_int_equal(info.config.max_age_ns, 3600 * INT64_C(1000000000));
+    es_store_destroy(st);
+
+    es_storage_compression sc;
+    assert_int_equal(es_storage_compression_parse("s2", &sc), ES_OK);
+    assert_int_equal(sc, ES_STORAGE_COMPRESSION_S2);
+    assert_string_equal(es_storage_compression_name(sc), "s2");
+    assert_int_equal(es_storage_compression_parse("zstd", &sc), ES_ERR_INVALID);
+}
+
 int conf_run_store(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +298,7 @@ int conf_run_store(void)
         cmocka_unit_test_setup_teardown(a_foreign_stream_is_not_a_store, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(deny_purge_is_left_to_the_operator, conf_setup,
                                         conf_teardown),
+        cmocka_unit_test_setup_teardown(s2_is_set_at_creation_only, conf_setup, conf_teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -214,8 +215,15 @@ static natsConnection *connect_as(const conf_server *srv, const char *user)
     return conf_connect(url);
 }
 
-/* A server of the suite's own with an administrator and the users of
- * tenants acme and globex of one store; torn down even when a test fails. */
+/* A user who may look (JetStream's info requests) but not write. */
+#define LOOKER                                                                                     \
+    "  {user: looker, password: looker, permissions: {\n"                                          \
+    "    publish: {allow: [\"$JS.API.INFO\", \"$JS.API.STREAM.INFO.>\"]}\n"                        \
+    "    subscribe: {allow: [\"_INBOX.>\"]}}}\n"
+
+/* A server of the suite's own with an administrator, the users of tenants
+ * acme and globex of one store, and a looker; torn down even when a test
+ * fails. */
 typedef struct users_server {
     char store[ES_STORE_NAME_MAX + 1];
     conf_server *srv; /* NULL without --nats-server */
@@ -230,8 +238,8 @@ static int users_setup(void **state)
     write_user(globex, sizeof globex, u->store, "globex");
     snprintf(config, sizeof config,
              "accounts { APP { jetstream: enabled, users: [\n"
-             "  {user: admin, password: admin}\n%s%s] } }\n",
-             acme, globex);
+             "  {user: admin, password: admin}\n%s%s%s] } }\n",
+             acme, globex, LOOKER);
     u->srv = conf_server_start_config(config, "admin", "admin");
     *state = u;
     return 0;
@@ -243,6 +251,63 @@ static int users_teardown(void **state)
     conf_server_destroy(u->srv);
     free(u);
     return 0;
+}
+
+static int64_t ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* A request whose publish the server refuses gets no answer, only an
+ * asynchronous error: a denied KV write and a denied JetStream API request
+ * end at once with ES_ERR_PERMISSION naming the subject, not at their
+ * timeout (before, both took the store's whole request timeout). */
+static void a_denied_request_fails_at_once(void **state)
+{
+    users_server *u = *state;
+    if (u->srv == NULL)
+        skip(); /* needs a server of the suite's own (--nats-server) */
+    natsConnection *admin_nc = connect_as(u->srv, "admin");
+    es_store *admin = NULL;
+    assert_int_equal(es_store_create(admin_nc, u->store, conf_store_config(), NULL, &admin), ES_OK);
+    es_checkpoints *made = NULL; /* the bucket exists: the looker only opens it */
+    assert_int_equal(es_checkpoints_open(admin, &made), ES_OK);
+
+    natsConnection *nc = connect_as(u->srv, "looker");
+    es_store_options o;
+    es_store_options_init(&o);
+    o.timeout_ms = 3000;
+    es_store *st = NULL;
+    assert_int_equal(es_store_open(nc, u->store, &o, &st), ES_OK);
+    es_checkpoints *cps = NULL;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(es_checkpoint_set(cps, "reader", 7, NULL, ES_CHECKPOINT_ANY, NULL),
+                     ES_ERR_PERMISSION);
+    int64_t kv_ms = ms_since(&t0);
+    assert_non_null(strstr(es_last_error(), "Permissions Violation for Publish to \"$KV."));
+
+    es_projection_config pc;
+    es_projection_config_init(&pc);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(es_projection_create(st, "denied", &pc), ES_ERR_PERMISSION);
+    int64_t api_ms = ms_since(&t0);
+    assert_non_null(strstr(es_last_error(), "Permissions Violation for Publish to \"$JS.API."));
+    print_message("denied KV write: %lld ms, denied API request: %lld ms\n", (long long)kv_ms,
+                  (long long)api_ms);
+    assert_true(kv_ms < 1000);
+    assert_true(api_ms < 1000);
+
+    es_checkpoints_destroy(cps);
+    es_store_destroy(st);
+    natsConnection_Destroy(nc);
+    es_checkpoints_destroy(made);
+    es_store_destroy(admin);
+    es_store_delete(admin_nc, u->store, NULL);
+    natsConnection_Destroy(admin_nc);
 }
 
 static void a_tenant_user_is_refused_other_tenants(void **state)
@@ -362,6 +427,8 @@ int conf_run_tenant(void)
         cmocka_unit_test_setup_teardown(tenant_names_are_names, conf_setup_tenancy,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(a_tenant_user_is_refused_other_tenants, users_setup,
+                                        users_teardown),
+        cmocka_unit_test_setup_teardown(a_denied_request_fails_at_once, users_setup,
                                         users_teardown),
     };
     return cmocka_run_group_tests_name("tenant", tests, NULL, NULL);

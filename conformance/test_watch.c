@@ -207,6 +207,7 @@ static void survives_a_server_restart(void **state)
     natsConnection *nc = conf_connect(conf_server_url(srv));
     es_store *st = NULL;
     assert_int_equal(es_store_create(nc, "restart", conf_store_config(), NULL, &st), ES_OK);
+    conf_wait_store_ready(nc, st);
     append_n(st, "a1", 0, 10);
     watched w = {0};
     es_watch_options o;

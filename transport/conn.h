@@ -82,12 +82,25 @@ natsConnection *esi_conn_nats_connection(const esi_conn *c);
 void esi_nats_open(void);
 void esi_nats_close(void);
 
-/* Maps a nats.c status to ours, setting the last error text. */
+/* The code es_last_error_code() gives with ES_ERR_UNSUPPORTED for a request
+ * nobody answered ("no responders", NATS's 503 status): JetStream not
+ * enabled, or, on a cluster, a stream whose replicas cannot answer yet. */
+#define ESI_NO_RESPONDERS 503
+
+/* Maps a nats.c status to ours, setting the last error text (and
+ * ESI_NO_RESPONDERS as the error code for NATS_NO_RESPONDERS). */
 es_status esi_nats_status(natsStatus s, const char *what);
 
 /* `s` (a publish or request to `subject` that got no answer), or
  * ES_ERR_PERMISSION when the server refused the publish, with its text. */
 es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s);
+
+/* ES_ERR_PERMISSION with the server's text when a publish to `subject` was
+ * refused since esi_conn_denials() said `since` (taken before the publish),
+ * else ES_OK. Whoever waits for an answer asks this between slices of
+ * ESI_DENIAL_POLL_MS, so a denial ends the wait at once, not at its timeout. */
+es_status esi_conn_denial_since(const esi_conn *c, const char *subject, uint64_t since);
+#define ESI_DENIAL_POLL_MS 20
 
 /* nats.c's asynchronous error handler (natsOptions_SetErrorHandler), set on
  * every connection es_connect makes: it keeps the permissions violations,

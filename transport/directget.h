@@ -28,6 +28,14 @@ typedef es_status (*esi_dg_cb)(natsMsg *msg, const char *subject, uint64_t seq, 
 
 /* Calls cb for every matching message in order; *last_seq (may be NULL) gets
  * the sequence of the last message delivered (0 if none). */
+/* One direct get whose subject is in the API subject `api`
+ * (<prefix>.DIRECT.GET.<stream>.<subject>), answered into *reply (the
+ * caller's; a Status header for none). "No responders", which a stream's
+ * replicas answer until they are current (right after its creation on a
+ * cluster), is asked again within the request's timeout, as every direct
+ * get here does. */
+es_status esi_direct_get_one(const esi_js *js, const char *api, natsMsg **reply);
+
 es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_request *req,
                          esi_dg_cb cb, void *closure, uint64_t *last_seq);
 

@@ -55,6 +55,35 @@ es_status esi_js_check_error(json_t *reply, const char *what);
 /* The status for a JetStream error (HTTP-like code, err_code). */
 es_status esi_js_error_status(int code, int err_code);
 
+/* How long a reader keeps retrying what an election or a server restart
+ * refuses for a while (a consumer's creation or reset, the requests before
+ * it) before it gives up; and the backoff between its attempts. */
+#define ESI_JS_ELECTION_BUDGET_MS 30000
+#define ESI_JS_RETRY_FIRST_MS     100
+#define ESI_JS_RETRY_MAX_MS       2000
+
+/* Whether `s`, just returned by a request (es_last_error_code() is read), is
+ * an answer a cluster electing a leader or a server restarting gives for a
+ * while: no answer in time, no responders, JetStream's "temporarily
+ * unavailable" (10008). Never a refusal (a bad filter, a permission, a
+ * missing stream) nor a closed connection. */
+bool esi_js_transient(es_status s);
+
+/* Whether `s` (just returned: es_last_error_code() is read) is "no
+ * responders". */
+bool esi_js_no_responders(es_status s);
+
+/* Calls attempt(closure) until it succeeds, fails otherwise than as
+ * transient(status) says, or has failed so for budget_ms, waiting a
+ * jittered backoff between attempts (ESI_JS_RETRY_*). Its last status and
+ * error text come back. */
+es_status esi_js_retry_for(int64_t budget_ms, bool (*transient)(es_status s),
+                           es_status (*attempt)(void *closure), void *closure);
+
+/* esi_js_retry_for(ESI_JS_ELECTION_BUDGET_MS, esi_js_transient, ...): what
+ * an election or a restart refuses for a while. */
+es_status esi_js_retry(es_status (*attempt)(void *closure), void *closure);
+
 /* The server's JetStream API level (<prefix>.INFO). */
 es_status esi_js_api_level(const esi_js *js, int *level);
 

@@ -440,6 +440,18 @@ static es_status start_workers(es_projection *p)
     return s;
 }
 
+typedef struct info_ask {
+    es_store *st;
+    const char *name;
+    es_projection_info *info;
+} info_ask;
+
+static es_status ask_info(void *closure)
+{
+    info_ask *a = closure;
+    return es_projection_info_get(a->st, a->name, a->info);
+}
+
 es_status es_projection_start(es_store *st, const char *name, const es_projection_handler *h,
                               const es_projection_run_options *opts, es_projection **out)
 {
@@ -455,8 +467,9 @@ es_status es_projection_start(es_store *st, const char *name, const es_projectio
     if (info == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
     es_status s = check_run(h, opts);
-    if (s == ES_OK)
-        s = es_projection_info_get(st, name, info);
+    info_ask ask = {st, name, info};
+    if (s == ES_OK) /* through an election, as a replay's consumer is created */
+        s = esi_js_retry(ask_info, &ask);
     es_projection *p = s == ES_OK ? esi_calloc(1, sizeof *p) : NULL;
     if (s == ES_OK && p == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");

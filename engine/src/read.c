@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "transport/consumer.h"
+#include "transport/js.h"
 #include "transport/scan.h"
 #include "transport/streams.h"
 #include "event_impl.h"
@@ -50,6 +51,19 @@ static const es_read_options *or_none(const es_read_options *o)
  * event is the filters' last: the read goes on until it has seen it. A
  * confined user is not granted the leader's message API (its subject does
  * not carry the filter): its reads stay as the replicas answer. */
+typedef struct last_seq_ask {
+    es_store *st;
+    const char *subject;
+    uint64_t seq;
+} last_seq_ask;
+
+static es_status ask_last_seq(void *closure)
+{
+    last_seq_ask *a = closure;
+    return esi_stream_last_seq(a->st->js, a->st->stream, a->subject, &a->seq);
+}
+
+/* Retried through an election like the consumer's creation that follows. */
 static es_status read_target(es_store *st, const esi_filter_set *fs, const es_read_options *o,
                              uint64_t *target)
 {
@@ -57,12 +71,12 @@ static es_status read_target(es_store *st, const esi_filter_set *fs, const es_re
     if (st->config.replicas <= 1 || st->opts.confined)
         return ES_OK;
     for (size_t i = 0; i < fs->n; i++) {
-        uint64_t seq = 0;
-        es_status s = esi_stream_last_seq(st->js, st->stream, fs->subjects[i], &seq);
+        last_seq_ask a = {st, fs->subjects[i], 0};
+        es_status s = esi_js_retry(ask_last_seq, &a);
         if (s != ES_OK)
             return s;
-        if (seq > *target)
-            *target = seq;
+        if (a.seq > *target)
+            *target = a.seq;
     }
     if (o->up_to_seq && *target > o->up_to_seq)
         *target = o->up_to_seq;
@@ -91,6 +105,11 @@ static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_rea
     while (s == ES_OK && (pending > 0 || seen < target)) {
         esi_oc_msg m;
         s = esi_oc_next(oc, EVOLVE_WAIT_MS, &m);
+        if (s == ES_ERR_TIMEOUT && pending > 0 && esi_oc_pending(oc) == 0) {
+            pending = 0; /* the server recounted (consumer.h): nothing more to come */
+            s = ES_OK;
+            continue;
+        }
         if (s == ES_ERR_CONNECTION && esi_oc_failing_ms(oc) < ESI_OC_RESET_BUDGET_MS) {
             s = ES_OK; /* a server restarting, a cluster electing: within the budget */
             continue;

@@ -82,6 +82,8 @@ struct es_sink {
     unit *done; /* acknowledgements not taken yet (newest first) */
     void (*wake)(void *ctx);
     void *wake_ctx;
+    es_status stopped; /* ES_OK, or what stopped the sink (see es_sink_stopped) */
+    char stop_error[ERROR_TEXT_MAX];
 };
 
 void es_sink_options_init(es_sink_options *o)
@@ -237,6 +239,13 @@ bool es_sink_has_room(const es_sink *sk)
     return sk->head_no - sk->tail_no < sk->cap && sk->bytes < sk->o.max_bytes;
 }
 
+es_status es_sink_stopped(const es_sink *sk)
+{
+    if (sk == NULL || sk->stopped == ES_OK)
+        return ES_OK;
+    return es_error(sk->stopped, "sink stopped: %s", sk->stop_error);
+}
+
 bool es_sink_idle(const es_sink *sk)
 {
     return sk->head_no == sk->tail_no;
@@ -350,9 +359,27 @@ static bool permanent(es_status s)
     }
 }
 
-/* One unit's failure: dropped for good, or sent again after a backoff. */
+/* A denial: no retry changes the user's permissions, and dropping the unit
+ * would let the watermark pass what was never stored. The unit stays
+ * queued, never sent again: the sink stops. */
+static void stop(es_sink *sk, unit *u, es_status s, int err_code, const char *error)
+{
+    if (sk->stopped == ES_OK) {
+        sk->stopped = s;
+        snprintf(sk->stop_error, sizeof sk->stop_error, "%s", error ? error : "");
+    }
+    report(sk, u, ES_SINK_STOPPED, s, err_code, error, false, 0, 0);
+    requeue(sk, u, 0);
+}
+
+/* One unit's failure: dropped for good, stopping the sink, or sent again
+ * after a backoff. */
 static void failed(es_sink *sk, unit *u, es_status s, int err_code, const char *error)
 {
+    if (s == ES_ERR_PERMISSION) {
+        stop(sk, u, s, err_code, error);
+        return;
+    }
     if (permanent(s) || (sk->o.max_attempts > 0 && u->attempts >= sk->o.max_attempts)) {
         sk->st.dropped++;
         report(sk, u, ES_SINK_DROPPED, s, err_code, error, false, 0, 0);
@@ -629,7 +656,7 @@ static bool take_acks(es_sink *sk)
 void es_sink_poll(es_sink *sk)
 {
     take_acks(sk);
-    if (sk->queued > 0)
+    if (sk->queued > 0 && sk->stopped == ES_OK)
         send_queued(sk);
     retire(sk);
 }
@@ -644,6 +671,8 @@ es_status es_sink_offer(es_sink *sk, const es_sink_unit *in)
         return es_error(ES_ERR_TOO_LARGE,
                         "a unit holds at most %d events, not %zu (one atomic batch)", ES_BATCH_MAX,
                         in->count);
+    if (sk->stopped != ES_OK)
+        return es_sink_stopped(sk);
     if (!es_sink_has_room(sk))
         return es_error(ES_ERR_AGAIN, "the sink is full (%zu units, %zu bytes held)",
                         (size_t)(sk->head_no - sk->tail_no), sk->bytes);
@@ -703,6 +732,10 @@ static void deadline_at(struct timespec *ts, int64_t ms_from_now)
 
 es_status es_sink_wait(es_sink *sk, int64_t timeout_ms)
 {
+    if (sk->stopped != ES_OK) {
+        es_sink_poll(sk); /* still takes what was in flight */
+        return es_sink_stopped(sk);
+    }
     int64_t now = esi_monotonic_ms();
     int64_t until = now + (timeout_ms > 0 ? timeout_ms : 0);
     bool timer = false; /* woken by a retry or the store's window, not by an ack */
@@ -723,6 +756,8 @@ es_status es_sink_wait(es_sink *sk, int64_t timeout_ms)
     bool acked = sk->done != NULL;
     pthread_mutex_unlock(&sk->mu);
     es_sink_poll(sk);
+    if (sk->stopped != ES_OK)
+        return es_sink_stopped(sk);
     if (acked || (timer && esi_monotonic_ms() >= until))
         return ES_OK;
     return es_error(ES_ERR_TIMEOUT, "sink: nothing acknowledged within %lld ms",
@@ -733,8 +768,13 @@ es_status es_sink_drain(es_sink *sk, int64_t timeout_ms)
 {
     int64_t give_up = esi_monotonic_ms() + timeout_ms;
     es_sink_poll(sk);
-    for (int64_t left; !es_sink_idle(sk) && (left = give_up - esi_monotonic_ms()) > 0;)
-        es_sink_wait(sk, left);
+    for (int64_t left; !es_sink_idle(sk) && (left = give_up - esi_monotonic_ms()) > 0;) {
+        es_status s = es_sink_wait(sk, left);
+        if (s != ES_OK && s != ES_ERR_TIMEOUT)
+            return s; /* stopped */
+    }
+    if (sk->stopped != ES_OK)
+        return es_sink_stopped(sk);
     if (!es_sink_idle(sk))
         return es_error(ES_ERR_TIMEOUT, "sink: %zu units still held after %lld ms",
                         (size_t)(sk->head_no - sk->tail_no), (long long)timeout_ms);

@@ -49,6 +49,26 @@ static es_status check_config(const es_store_config *cfg)
         return es_error(ES_ERR_INVALID, "the duplicate window must be positive");
     if (cfg->max_age_ns > 0 && cfg->duplicate_window_ns > cfg->max_age_ns)
         return es_error(ES_ERR_INVALID, "the duplicate window cannot exceed max age");
+    if (cfg->storage_compression != ES_STORAGE_COMPRESSION_NONE &&
+        cfg->storage_compression != ES_STORAGE_COMPRESSION_S2)
+        return es_error(ES_ERR_INVALID, "storage compression is none or s2");
+    return ES_OK;
+}
+
+const char *es_storage_compression_name(es_storage_compression c)
+{
+    return c == ES_STORAGE_COMPRESSION_S2 ? "s2" : "none";
+}
+
+es_status es_storage_compression_parse(const char *name, es_storage_compression *out)
+{
+    if (name != NULL && strcmp(name, "none") == 0)
+        *out = ES_STORAGE_COMPRESSION_NONE;
+    else if (name != NULL && strcmp(name, "s2") == 0)
+        *out = ES_STORAGE_COMPRESSION_S2;
+    else
+        return es_error(ES_ERR_INVALID, "storage compression is none or s2, not '%.32s'",
+                        name ? name : "(null)");
     return ES_OK;
 }
 
@@ -84,7 +104,7 @@ static json_t *stream_config_json(const char *name, const es_store_config *cfg)
         snprintf(num, sizeof num, "%u", (unsigned)cfg->compress_dict);
         json_object_set_new(meta, DICT_KEY, json_string(num));
     }
-    return json_pack(
+    json_t *config = json_pack(
         "{s:s, s:[s], s:s, s:s, s:s, s:i, s:I, s:o, s:o, s:o, s:I, s:b, s:b, s:b, s:o}", "name",
         stream, "subjects", subject, "retention", "limits", "storage",
         cfg->memory_storage ? "memory" : "file", "discard", "old", "num_replicas", cfg->replicas,
@@ -93,6 +113,10 @@ static json_t *stream_config_json(const char *name, const es_store_config *cfg)
         json_integer(cfg->max_event_size > 0 ? cfg->max_event_size : -1), "duplicate_window",
         (json_int_t)cfg->duplicate_window_ns, "allow_direct", 1, "allow_atomic", 1, "deny_delete",
         1, "metadata", meta);
+    /* Only when set, so that a plain store's configuration stays as before. */
+    if (config != NULL && cfg->storage_compression == ES_STORAGE_COMPRESSION_S2)
+        json_object_set_new(config, "compression", json_string("s2"));
+    return config;
 }
 
 static int64_t positive_or_zero(json_t *v)
@@ -114,6 +138,8 @@ static void config_from_json(json_t *c, es_store_config *cfg)
     cfg->duplicate_window_ns = positive_or_zero(json_object_get(c, "duplicate_window"));
     const char *storage = json_string_value(json_object_get(c, "storage"));
     cfg->memory_storage = storage && strcmp(storage, "memory") == 0;
+    if (esi_json_string_is(json_object_get(c, "compression"), "s2"))
+        cfg->storage_compression = ES_STORAGE_COMPRESSION_S2;
     json_t *meta = json_object_get(c, "metadata");
     cfg->tenancy = esi_json_string_is(json_object_get(meta, TENANCY_KEY), "true");
     cfg->encrypt = esi_json_string_is(json_object_get(meta, ENCRYPT_KEY), "true");
@@ -405,6 +431,13 @@ es_status es_store_update(es_store *store, const es_store_config *cfg)
         cfg->memory_storage != store->config.memory_storage)
         return es_error(ES_ERR_INVALID, "tenancy and storage type of store '%s' cannot change",
                         store->name);
+    if (cfg->storage_compression != store->config.storage_compression)
+        return es_error(ES_ERR_INVALID,
+                        "storage compression of store '%s' is %s and is set at creation only "
+                        "(the server would accept %s but keep writing uncompressed blocks): "
+                        "create a store with it and copy the events over",
+                        store->name, es_storage_compression_name(store->config.storage_compression),
+                        es_storage_compression_name(cfg->storage_compression));
     json_t *req = NULL, *reply = NULL;
     s = config_for_update(store, cfg, &req);
     if (s != ES_OK)

@@ -114,6 +114,7 @@ static es_status catch_up(es_watch *w, widening *wd, uint64_t last)
         if (s == ES_ERR_TIMEOUT) {
             s = ES_OK;
             quiet++;
+            pending = esi_oc_pending(oc); /* 0 when the server recounted (consumer.h) */
             continue;
         }
         if (s != ES_OK)

@@ -39,3 +39,11 @@ void fixture_drop_store(const esi_js *js, const char *store)
     if (js != NULL)
         assert_int_equal(esi_store_delete_buckets(js, store), ES_OK);
 }
+
+void fixture_end_store(natsConnection *nc, const char *store, es_store *st)
+{
+    es_store_destroy(st);
+    if (nc != NULL)
+        es_store_delete(nc, store, NULL);
+    fixture_disconnect(nc);
+}

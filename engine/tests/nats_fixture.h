@@ -7,6 +7,8 @@
 
 #include <nats/nats.h>
 
+#include <es/store.h>
+
 #include "transport/js.h"
 
 /* A connection to $NATS_URL, or NULL when it is unset. Fails the test when
@@ -22,6 +24,10 @@ void fixture_store_name(char out[33]);
 /* Deletes the store's buckets (every kind); asserts success. Accepts a
  * NULL context (no server: nothing to do). */
 void fixture_drop_store(const esi_js *js, const char *store);
+
+/* Ends a live test's store: destroys the handle, deletes the store when
+ * there is a server, and disconnects. Accepts NULLs. */
+void fixture_end_store(natsConnection *nc, const char *store, es_store *st);
 
 /* Skips the running test, saying why, when there is no server. */
 #define REQUIRE_NATS(nc)                                                                           \

@@ -3,7 +3,8 @@
  * out-of-order acknowledgements, per-key order, retries with the same events
  * and ids, refusals, the store's full window, the bounds, the gathering of
  * multi-event units into one atomic batch, outcomes with the server's code
- * and text, and destruction with appends in flight. */
+ * and text, a denial stopping the sink, and destruction with appends in
+ * flight. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <setjmp.h>
@@ -43,7 +44,7 @@ typedef struct fixture {
     es_status refuse_next; /* the append's own answer, once */
     es_sink_outcome last;  /* the last outcome reported, its text copied */
     char last_error[128];
-    size_t outcomes[3]; /* by kind */
+    size_t outcomes[4]; /* by kind */
 } fixture;
 
 static es_status fake_append(void *ctx, const es_event_spec *events, size_t n, es_append_cb cb,
@@ -290,6 +291,45 @@ static void a_refusal_for_good_is_dropped_and_the_watermark_moves_on(void **stat
     assert_int_equal(st.watermark, 2);
     assert_int_equal(f->outcomes[ES_SINK_DROPPED], 1);
     assert_true(es_sink_idle(f->sk));
+    destroy(f);
+}
+
+/* A denial is not retried (the user's permissions do not change by
+ * waiting) nor dropped (the watermark would pass what was never stored):
+ * the sink stops with ES_ERR_PERMISSION, sends nothing more, and keeps the
+ * unit held. Before the fix it was retried after its backoff, forever. */
+static void a_denial_stops_the_sink_without_retry_or_drop(void **state)
+{
+    (void)state;
+    fixture *f = make(NULL);
+    assert_int_equal(offer(f, "a", 1, 1), ES_OK);
+    assert_int_equal(offer(f, "b", 2, 1), ES_OK);
+    assert_int_equal(offer(f, "c", 3, 1), ES_OK);
+    assert_int_equal(f->sent, 3);
+    ack(f, 0);
+    answer(f, 1, ES_ERR_PERMISSION, false, 0,
+           "not permitted: Permissions Violation for Publish to \"x.b\"");
+    es_sink_stats st = stats(f);
+    assert_int_equal(f->last.kind, ES_SINK_STOPPED);
+    assert_int_equal(f->last.status, ES_ERR_PERMISSION);
+    assert_int_equal(f->outcomes[ES_SINK_STOPPED], 1);
+    assert_int_equal(f->outcomes[ES_SINK_RETRYING], 0);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.watermark, 1); /* not past the refused unit */
+    assert_int_equal(es_sink_stopped(f->sk), ES_ERR_PERMISSION);
+    assert_non_null(strstr(es_last_error(), "x.b"));
+    ack(f, 2);       /* what was in flight is still taken */
+    esi_sleep_ms(5); /* past the 1 ms backoff a retry would wait */
+    assert_int_equal(es_sink_wait(f->sk, 50), ES_ERR_PERMISSION);
+    assert_int_equal(f->sent, 3); /* never sent again */
+    assert_int_equal(f->outcomes[ES_SINK_STORED], 2);
+    int64_t start = esi_monotonic_ms();
+    assert_int_equal(es_sink_drain(f->sk, 5000), ES_ERR_PERMISSION);
+    assert_true(esi_monotonic_ms() - start < 1000); /* at once, not at the timeout */
+    assert_int_equal(offer(f, "d", 4, 1), ES_ERR_PERMISSION);
+    st = stats(f);
+    assert_int_equal(st.held, 2); /* b (refused) and c (stored, behind b) */
+    assert_int_equal(st.watermark, 1);
     destroy(f);
 }
 
@@ -631,6 +671,7 @@ int main(void)
         cmocka_unit_test(gathering_can_be_turned_off),
         cmocka_unit_test(acknowledgements_from_another_thread_wake_the_driver),
         cmocka_unit_test(destroy_waits_for_appends_in_flight),
+        cmocka_unit_test(a_denial_stops_the_sink_without_retry_or_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,10 +111,11 @@ static void on_outcome(const es_sink_outcome *o, void *ctx)
 {
     ingester *g = ctx;
     /* a repository's state moves only once its frame is stored */
-    if (g->chain != NULL && o->kind != ES_SINK_RETRYING)
+    bool settled = o->kind == ES_SINK_STORED || o->kind == ES_SINK_DROPPED;
+    if (g->chain != NULL && settled)
         chain_settled(g->chain, o->key, o->key_len, o->position, o->kind == ES_SINK_STORED,
                       o->last_seq);
-    if (g->rs != NULL && o->kind != ES_SINK_RETRYING)
+    if (g->rs != NULL && settled)
         resyncs_settled(g->rs, o->key, o->key_len, o->position);
     /* The crash tests' kill -9 at a chosen point: after N units are stored,
      * before any state or cursor write that follows them. */
@@ -211,7 +212,8 @@ static es_status connect_once(ingester *g)
     return es_cli_connect(&g->cfg->conn, &g->nc);
 }
 
-/* The flags --max-age, --max-bytes and --replicas given, against the store
+/* The flags --max-age, --max-bytes, --replicas and --compression given,
+ * against the store
  * that exists. An ingester changes no existing store: lowering a limit
  * would drop events, and two ingesters started with different flags would
  * undo each other. A difference stops the run, naming the store's values
@@ -241,13 +243,25 @@ static es_status check_retention(const ingest_config *c, es_store *st)
                           have->replicas, have->replicas == 1 ? "" : "s", c->replicas);
         es_cli_buf_printf(&fix, " --replicas %d", c->replicas);
     }
-    if (diff.len > 0)
+    /* S2 is set at creation only: no edit command fixes it */
+    bool recreate = c->compression_arg != NULL && have->storage_compression != c->compression;
+    if (recreate)
+        es_cli_buf_printf(
+            &diff, "%s %s storage compression where --compression says %s", diff.len ? "," : "",
+            es_storage_compression_name(have->storage_compression), c->compression_arg);
+    if (recreate && fix.len == 0)
+        s = es_error(ES_ERR_CONFLICT,
+                     "store '%s' exists with%.*s; storage compression is set when a store is "
+                     "created: use another store (--store), or leave --compression out",
+                     c->store, (int)diff.len, (const char *)diff.data);
+    else if (diff.len > 0)
         s = es_error(ES_ERR_CONFLICT,
                      "store '%s' exists with%.*s; es-atproto-ingest changes no existing store: "
                      "run `es-tool edit %s%.*s` (lowering a limit drops the events beyond it), "
-                     "or leave the flags out",
+                     "or leave the flags out%s",
                      c->store, (int)diff.len, (const char *)diff.data, c->store, (int)fix.len,
-                     (const char *)fix.data);
+                     (const char *)fix.data,
+                     recreate ? " (storage compression is set at creation only)" : "");
     es_buf_free(&diff);
     es_buf_free(&fix);
     return s;
@@ -280,6 +294,7 @@ static es_status open_store(ingester *g)
         cfg.max_bytes = c->max_bytes;
     if (c->replicas > 0)
         cfg.replicas = c->replicas;
+    cfg.storage_compression = c->compression;
     s = es_store_create(g->nc, c->store, &cfg, &o, &g->store);
     if (s == ES_OK) {
         ingest_log_line l;
@@ -417,17 +432,6 @@ static es_status open_chain(ingester *g)
     return chain_open(g->store, &o, &g->chain);
 }
 
-/* Reading the repository states, as a startup step: their bucket may have
- * been created with the store a moment ago, and on a cluster its replicas
- * answer direct gets only once they are current ("no responders" until
- * then). JetStream answered opening the store, so that is a moment to wait
- * out (retry_startup), not a server without JetStream. */
-static es_status open_chain_step(ingester *g)
-{
-    es_status s = open_chain(g);
-    return s == ES_ERR_UNSUPPORTED ? ES_ERR_CONNECTION : s;
-}
-
 int ingester_open(const ingest_config *cfg, const char *source_name, volatile sig_atomic_t *stop,
                   ingester **out)
 {
@@ -469,7 +473,7 @@ int ingester_open(const ingest_config *cfg, const char *source_name, volatile si
                                 &g->start, &g->cursor)) != ES_OK)
         code = es_cli_fail(s, "reading the cursor");
     if (code == ES_EXIT_OK &&
-        (s = retry_startup(g, stop, open_chain_step, "repository states not answering, retrying",
+        (s = retry_startup(g, stop, open_chain, "repository states not answering, retrying",
                            "repository states read")) != ES_OK)
         code = es_cli_fail(s, "reading the repository states");
     if (code == ES_EXIT_OK && (s = open_resyncs(g)) != ES_OK)

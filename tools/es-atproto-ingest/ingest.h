@@ -55,6 +55,8 @@ typedef struct ingest_config {
     const char *max_bytes_arg; /* --max-bytes SIZE (0: unlimited, the default) */
     int64_t max_age_ns, max_bytes;
     int replicas; /* --replicas N, 1..5; 0: not given (1) */
+    const char *compression_arg;        /* --compression none|s2, or NULL: not given */
+    es_storage_compression compression; /* its value (the server's block compression) */
     /* the sink's bounds (docs/atproto.md, "Backpressure and memory") */
     size_t max_frames;   /* --max-frames: frames held until settled (default 4096) */
     size_t max_inflight; /* --max-inflight: appends in flight (default 256) */

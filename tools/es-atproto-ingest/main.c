@@ -83,9 +83,13 @@ static void usage(FILE *out)
             "                       the oldest events dropped (default 0: unlimited)\n"
             "  --replicas N         when this creates the store: JetStream replicas, 1 to 5\n"
             "                       (default 1; its KV buckets get as many)\n"
+            "  --compression none|s2  when this creates the store: the server's S2\n"
+            "                       compression of its blocks (about half the bytes;\n"
+            "                       default none). Only at creation\n"
             "                       An existing store is never changed: when it has other\n"
-            "                       values than these three flags give, the run stops (exit\n"
-            "                       3) naming them; change it with es-tool edit\n"
+            "                       values than these four flags give, the run stops (exit\n"
+            "                       3) naming them; change it with es-tool edit (not\n"
+            "                       --compression: copy into a new store)\n"
             "  --nats-wait DUR      at start-up, how long to keep trying an unreachable NATS\n"
             "                       server, or a JetStream that does not answer (a cluster\n"
             "                       electing), with the relay's backoff, each attempt logged\n"
@@ -212,7 +216,8 @@ static void usage(FILE *out)
             "SIGINT/SIGTERM: stop reading, wait for what is in flight, save the cursor, exit 0.\n"
             "Exit status: 0 done (the capture ended, or a signal), 1 bad usage or an unreadable,\n"
             "corrupt or junk capture (refused before any store is created), 2 the capture does\n"
-            "not exist, 3 the store exists with other --max-age, --max-bytes or --replicas, 4\n"
+            "not exist, 3 the store exists with other --max-age, --max-bytes, --replicas or\n"
+            "--compression, 4\n"
             "the server is unreachable (after --nats-wait) or refused the store, or\n"
             "frames stayed unacknowledged after --drain-timeout (the next run sends them\n"
             "again), 5 the stream ended with an error frame (a capture's, or a relay's\n"
@@ -234,6 +239,7 @@ enum {
     OPT_MAX_AGE,
     OPT_MAX_BYTES,
     OPT_REPLICAS,
+    OPT_COMPRESSION,
     OPT_MAX_INFLIGHT,
     OPT_MAX_BATCHES,
     OPT_MAX_HELD,
@@ -291,6 +297,7 @@ static const es_cli_option options[] = {
     {"max-age", 0, true, OPT_MAX_AGE},
     {"max-bytes", 0, true, OPT_MAX_BYTES},
     {"replicas", 0, true, OPT_REPLICAS},
+    {"compression", 0, true, OPT_COMPRESSION},
     {"max-inflight", 0, true, OPT_MAX_INFLIGHT},
     {"max-batches", 0, true, OPT_MAX_BATCHES},
     {"max-held", 0, true, OPT_MAX_HELD},
@@ -400,6 +407,13 @@ static bool apply(ingest_config *c, int id, const char *v)
         if (!count_in(v, "--replicas", 1, 5, &n))
             return false;
         c->replicas = (int)n;
+        return true;
+    case OPT_COMPRESSION:
+        if (es_storage_compression_parse(v, &c->compression) != ES_OK) {
+            es_cli_usage("--compression is none or s2, not '%.32s'", v);
+            return false;
+        }
+        c->compression_arg = v;
         return true;
     case OPT_MAX_INFLIGHT:
         if (!count_in(v, "--max-inflight", 1, 4096, &n))
@@ -592,9 +606,9 @@ static int parse_args(int argc, char **argv, ingest_config *c)
     if (c->max_age_ns > 0 && c->max_age_ns < c->duplicate_window_ns)
         return es_cli_usage("--max-age must be at least --duplicate-window (the ids of events "
                             "that old are still recognised)");
-    if (c->dry_run && (c->max_age_arg || c->max_bytes_arg || c->replicas))
-        return es_cli_usage("--max-age, --max-bytes and --replicas are for the store: not with "
-                            "--dry-run");
+    if (c->dry_run && (c->max_age_arg || c->max_bytes_arg || c->replicas || c->compression_arg))
+        return es_cli_usage("--max-age, --max-bytes, --replicas and --compression are for the "
+                            "store: not with --dry-run");
     if (c->backfill_retry_max_ms < c->backfill_retry_min_ms)
         return es_cli_usage("--backfill-retry-max must be at least --backfill-retry-min");
     if (c->dry_run && c->relay != NULL)

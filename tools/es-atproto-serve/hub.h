@@ -13,10 +13,11 @@
  * replay through a watch of its own hands over to the hub with no gap and
  * no repeat, whether it is behind the hub (s < last) or ahead (s > last).
  *
- * Threads: the hub's watch thread offers, under the hub's lock; join and
- * leave take that lock, so once hub_leave returns no offer to that member
- * is running or will run. An offer must not block and must not call the
- * hub. */
+ * Threads: the hub's fan-out thread offers, under the hub's lock, the
+ * events its watch kept since its last pass, in one call per member; join
+ * and leave take that lock, so once hub_leave returns no offer to that
+ * member is running or will run. An offer must not block and must not
+ * call the hub. */
 #ifndef SERVE_HUB_H
 #define SERVE_HUB_H
 
@@ -40,10 +41,10 @@ typedef struct hub_event {
     sub_msg *msg;             /* the Jetstream JSON */
 } hub_event;
 
-/* Called for each event after the member's sequence, or with ev NULL once
- * when the hub's watch ended for good. false: leave the hub (the member is
- * closed or closing). */
-typedef bool (*hub_offer_fn)(void *member, const hub_event *ev);
+/* Called with the next `n` events after the member's sequence (oldest
+ * first, n >= 1), or with n 0 once when the hub's watch ended for good.
+ * false: leave the hub (the member is closed or closing). */
+typedef bool (*hub_offer_fn)(void *member, const hub_event *const *evs, size_t n);
 
 typedef struct hub_config {
     size_t record_max; /* memory to decode one record */

@@ -86,6 +86,9 @@ static void usage(FILE *out)
             "  --fanout MODE           live events: shared (one watch of the store for every\n"
             "                          subscriber) or per-subscriber (a watch each)\n"
             "                          (ES_FANOUT; default shared)\n"
+            "  --write-interval DUR    subscribers are written at most this often; events\n"
+            "                          within it go in one write (ES_WRITE_INTERVAL;\n"
+            "                          default 0: at once)\n"
             "  --version, --help\n"
             "\n"
             "Tap-style delivery to a webhook (docs/serve.md, \"Webhooks\"):\n"
@@ -132,6 +135,7 @@ enum {
     OPT_WEBHOOK_RETRY_AFTER_MAX,
     OPT_FANOUT,
     OPT_ZSTD_DICTIONARY,
+    OPT_WRITE_INTERVAL,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -160,6 +164,7 @@ static const es_cli_option options[] = {
     {"webhook-retry-after-max", 0, true, OPT_WEBHOOK_RETRY_AFTER_MAX},
     {"fanout", 0, true, OPT_FANOUT},
     {"zstd-dictionary", 0, true, OPT_ZSTD_DICTIONARY},
+    {"write-interval", 0, true, OPT_WRITE_INTERVAL},
     {"help", 'h', false, OPT_HELP},
     {"version", 0, false, OPT_VERSION},
     {NULL, 0, false, 0},
@@ -190,6 +195,7 @@ static const es_cli_env environment[] = {
     {"ES_WEBHOOK_RETRY_AFTER_MAX", OPT_WEBHOOK_RETRY_AFTER_MAX},
     {"ES_FANOUT", OPT_FANOUT},
     {"ES_ZSTD_DICTIONARY", OPT_ZSTD_DICTIONARY},
+    {"ES_WRITE_INTERVAL", OPT_WRITE_INTERVAL},
     {NULL, 0},
 };
 
@@ -252,6 +258,20 @@ static bool positive_ms(const char *text, const char *what, int64_t *ms)
     return true;
 }
 
+/* --write-interval: 0 allowed, up to a second (a latency added to every event). */
+static bool write_interval(const char *text, int64_t *us)
+{
+    int64_t ns;
+    if (!es_cli_parse_duration(text, "--write-interval", &ns))
+        return false;
+    if (ns > 1000000000) {
+        es_cli_usage("--write-interval must be at most 1s");
+        return false;
+    }
+    *us = ns / 1000;
+    return true;
+}
+
 /* A file the server reads at start (a certificate, a key). */
 static bool readable(const char *path, const char *what, const char **out)
 {
@@ -282,6 +302,7 @@ static int set_option(int id, const char *value, void *closure)
         break;
     case OPT_LISTEN: ok = parse_listen(value, c); break;
     case OPT_BUFFER: ok = positive_size(value, "--subscriber-buffer", &c->server.sub.buffer_bytes); break;
+    case OPT_WRITE_INTERVAL: ok = write_interval(value, &c->server.write_interval_us); break;
     case OPT_SLOW: ok = positive_ms(value, "--slow-timeout", &c->server.sub.slow_timeout_ms); break;
     case OPT_HEALTH_INTERVAL: ok = positive_ms(value, "--health-interval", &c->health_interval_ms); break;
     case OPT_RECORD_MAX: ok = positive_size(value, "--record-max", &c->server.sub.record_max); break;
@@ -345,6 +366,7 @@ static int parse(int argc, char **argv, config *c)
     c->server.max_subscribers = 1000;
     c->server.sub.buffer_bytes = 4u << 20;
     c->server.sub.slow_timeout_ms = 10000;
+    c->server.write_interval_us = 0; /* written at once (--write-interval) */
     c->server.sub.record_max = 8u << 20;
     c->health_interval_ms = 1000;
     channel_config_init(&c->channel_cfg);

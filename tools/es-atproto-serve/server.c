@@ -2,7 +2,10 @@
  * (/health) and the WebSocket upgrade of /subscribe, the way Jetstream's
  * clients connect (no subprotocol). The subscribers' watch threads wake
  * the loop with lws_cancel_service; the loop then asks every connection to
- * write what its subscriber queued. */
+ * write what its subscriber queued, at most once per write interval
+ * (server_options.write_interval_us): with a thousand subscribers the cost
+ * is per write (a system call, a TCP segment, a wake of the reader), so
+ * events that arrive within the interval go out in one write each. */
 #define _POSIX_C_SOURCE 200809L
 #include "server.h"
 
@@ -42,6 +45,11 @@ typedef struct server {
     admin *admin; /* the admin routes */
     hub *hub;     /* the shared live fan-out (NULL: --fanout per-subscriber) */
     _Atomic bool wake_pending; /* the loop was woken and has not looked yet */
+    /* the loop's thread only: the pass over the connections (write_pass) */
+    lws_sorted_usec_list_t pass;
+    bool pass_scheduled;
+    lws_usec_t last_pass_us;
+    const struct lws_protocols *protocol; /* the one protocol (protocols[0]) */
     /* /metrics: counted on the loop's thread, which also serves them */
     uint64_t connections, refused, events_sent, bytes_sent, closed_slow, closed_policy;
     unsigned char wbuf[LWS_PRE + WRITE_BATCH_MAX]; /* frames for one write (on_writeable) */
@@ -477,6 +485,31 @@ static int on_channel(struct lws *wsi, session *ss, enum lws_callback_reasons re
     return 0;
 }
 
+/* On the loop: every connection writes what its subscriber queued. */
+static void write_pass(lws_sorted_usec_list_t *sul)
+{
+    server *srv = lws_container_of(sul, server, pass);
+    srv->pass_scheduled = false;
+    srv->last_pass_us = lws_now_usecs();
+    lws_callback_on_writable_all_protocol(srv->ctx, srv->protocol);
+}
+
+/* On the loop, once woken: the next pass, write_interval_us after the
+ * last one (at once when that is past). Wakes until then join it. */
+static void schedule_write_pass(server *srv)
+{
+    if (srv->pass_scheduled)
+        return;
+    lws_usec_t due = srv->last_pass_us + (lws_usec_t)srv->o.write_interval_us,
+               now = lws_now_usecs();
+    srv->pass_scheduled = true;
+    if (due <= now) {
+        write_pass(&srv->pass);
+        return;
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->pass, write_pass, due - now);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -504,7 +537,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* cleared first: a wake from now on wakes the loop again */
         atomic_store(&server_of(wsi)->wake_pending, false);
-        lws_callback_on_writable_all_protocol(lws_get_context(wsi), lws_get_protocol(wsi));
+        schedule_write_pass(server_of(wsi));
         return 0;
     default: break;
     }
@@ -538,7 +571,7 @@ static void server_end(server *srv)
 
 int server_run(es_store *st, health *h, const server_options *o, volatile sig_atomic_t *stop)
 {
-    server srv = {.st = st, .health = h, .o = *o, .stop = stop};
+    server srv = {.st = st, .health = h, .o = *o, .stop = stop, .protocol = &protocols[0]};
     if (admin_open(st, o->admin_token, &srv.admin) != ES_OK) {
         fprintf(stderr, "es-atproto-serve: %s\n", es_last_error());
         return 1;
@@ -587,6 +620,7 @@ int server_run(es_store *st, health *h, const server_options *o, volatile sig_at
     while (!*stop && lws_service(srv.ctx, 0) >= 0)
         ;
     lws_sul_cancel(&srv.tick);
+    lws_sul_cancel(&srv.pass);
     if (o->channel != NULL)
         channel_set_loop(o->channel, LWS_PRE, NULL, NULL); /* the loop goes: nothing wakes it any more */
     lws_context_destroy(srv.ctx); /* closes every connection: their subscribers end */

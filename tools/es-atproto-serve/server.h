@@ -23,6 +23,8 @@ typedef struct server_options {
     const char *tls_cert;    /* --tls-cert, --tls-key: HTTPS and WSS only (NULL: plain) */
     const char *tls_key;
     bool per_subscriber_watch; /* --fanout per-subscriber: no shared hub (hub.h) */
+    int64_t write_interval_us; /* --write-interval: queued events wait this long at most to
+                                  join others in one write (0: written at once) */
     sub_config sub; /* per subscriber (wake and headroom are set by the server) */
     channel *channel; /* GET /channel, Tap-style (NULL: not served) */
     dispatch *tap;    /* its dispatcher, for /metrics */

@@ -292,21 +292,25 @@ static bool offer_locked(subscriber *s, sub_msg *m)
     return closed_for_memory(s);
 }
 
-/* hub_offer_fn: on the hub's thread (or in hub_join), under the hub's lock. */
-static bool offer(void *member, const hub_event *e)
+/* hub_offer_fn: on the hub's thread (or in hub_join), under the hub's
+ * lock. One lock of the subscriber for the whole batch. */
+static bool offer(void *member, const hub_event *const *evs, size_t n)
 {
     subscriber *s = member;
     pthread_mutex_lock(&s->lock);
     bool open = !s->ended && s->close_code == 0;
-    if (open && e == NULL) {
+    if (open && n == 0) {
         close_with(s, CLOSE_INTERNAL, "store read ended", "the live fan-out stopped");
         wake_locked(s, true);
         open = false;
-    } else if (open && wants(&s->filter, &e->d) &&
-               (s->filter.max_size == 0 || e->msg->len <= s->filter.max_size)) {
-        /* maxMessageSizeBytes: larger ones are left out (of the JSON's size,
-         * as Jetstream). Compressed once for every subscriber: cached on the
-         * event's message by the first to ask. */
+    }
+    for (size_t i = 0; open && i < n; i++) {
+        const hub_event *e = evs[i];
+        if (!wants(&s->filter, &e->d) ||
+            (s->filter.max_size != 0 && e->msg->len > s->filter.max_size))
+            continue; /* maxMessageSizeBytes: larger ones are left out (of the JSON's size) */
+        /* compressed once for every subscriber: cached on the event's
+         * message by the first to ask */
         sub_msg *m =
             s->compress ? compressor_frame(s->cfg.compress, e->msg, s->cfg.headroom) : e->msg;
         open = m != NULL ? offer_locked(s, m) : closed_for_memory(s);

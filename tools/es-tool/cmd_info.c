@@ -105,8 +105,9 @@ static void print_text(es_store *st, const es_store_info *in, const tally *t)
     tool_time_text(in->created_ns, text);
     printf("Store %s (stream %s), created %s\n\nConfiguration\n", es_store_name(st),
            es_store_stream(st), text);
-    printf("  %-18s %s, %d replica%s\n", "storage", c->memory_storage ? "memory" : "file",
-           c->replicas, c->replicas == 1 ? "" : "s");
+    printf("  %-18s %s, %d replica%s%s\n", "storage", c->memory_storage ? "memory" : "file",
+           c->replicas, c->replicas == 1 ? "" : "s",
+           c->storage_compression == ES_STORAGE_COMPRESSION_S2 ? ", S2-compressed blocks" : "");
     printf("  %-18s %s\n", "tenancy", c->tenancy ? "yes" : "no");
     for (tool_config_field f = CONFIG_MAX_AGE; f <= CONFIG_DUPLICATE_WINDOW; f++) {
         tool_config_text(c, f, text);

@@ -115,6 +115,7 @@ enum {
     OPT_MEMORY,
     OPT_ENCRYPT,
     OPT_COMPRESS_THRESHOLD,
+    OPT_COMPRESSION,
 };
 
 static const es_cli_option create_options[] = {
@@ -129,6 +130,7 @@ static const es_cli_option create_options[] = {
     {"memory", 0, false, OPT_MEMORY},
     {"encrypt", 0, false, OPT_ENCRYPT},
     {"compress-threshold", 0, true, OPT_COMPRESS_THRESHOLD},
+    {"compression", 0, true, OPT_COMPRESSION},
     {"json", 0, false, OPT_JSON},
     {NULL, 0, false, 0},
 };
@@ -185,6 +187,12 @@ static bool store_option(es_store_config *cfg, int id, const char *value, bool e
             return false;
         }
         cfg->compress_threshold = (size_t)v;
+        return true;
+    case OPT_COMPRESSION:
+        if (es_storage_compression_parse(value, &cfg->storage_compression) != ES_OK) {
+            es_cli_usage("--compression is none or s2, not '%.32s'", value);
+            return false;
+        }
         return true;
     default: return true;
     }
@@ -279,6 +287,9 @@ const tool_command tool_cmd_create = {
     "      --memory                memory storage instead of files (tests, caches)\n"
     "      --compress-threshold SIZE  zstd-compress payloads of at least SIZE bytes\n"
     "                              (1K is a good start; default: no compression)\n"
+    "      --compression none|s2   the server's S2 compression of the stream's\n"
+    "                              blocks, headers included (about half the\n"
+    "                              bytes of an ATProto event); only at creation\n"
     "      --encrypt               encrypt every event's data with a key of its entity\n"
     "                              (XChaCha20-Poly1305), so that `es-tool shred` can\n"
     "                              erase an entity; writing and reading data then\n"
@@ -291,7 +302,8 @@ const tool_command tool_cmd_create = {
     "  es-tool create bank\n"
     "  es-tool create audit --replicas 3 --max-age 365d\n"
     "  es-tool create saas --tenancy\n"
-    "  es-tool create people --encrypt --compress-threshold 1K\n",
+    "  es-tool create people --encrypt --compress-threshold 1K\n"
+    "  es-tool create firehose --replicas 3 --compression s2\n",
 };
 
 /* ---- delete -------------------------------------------------------------------- */
@@ -376,14 +388,15 @@ static const es_cli_option edit_options[] = {
     {"max-event-size", 0, true, OPT_MAX_EVENT_SIZE},
     {"duplicate-window", 0, true, OPT_DUPLICATE_WINDOW},
     {"compress-threshold", 0, true, OPT_COMPRESS_THRESHOLD},
-    {"tenancy", 0, false, OPT_TENANCY}, /* refused, with the reason */
+    {"compression", 0, true, OPT_COMPRESSION}, /* the same only: the library says why */
+    {"tenancy", 0, false, OPT_TENANCY},        /* refused, with the reason */
     {"memory", 0, false, OPT_MEMORY},
     {"encrypt", 0, false, OPT_ENCRYPT},
     {"json", 0, false, OPT_JSON},
     {NULL, 0, false, 0},
 };
 
-#define EDIT_OPTIONS (OPT_COMPRESS_THRESHOLD - OPT_REPLICAS + 1)
+#define EDIT_OPTIONS (OPT_COMPRESSION - OPT_REPLICAS + 1)
 
 typedef struct edit_opts {
     const char *given[EDIT_OPTIONS]; /* each option's value, by id - OPT_REPLICAS */
@@ -511,12 +524,12 @@ const tool_command tool_cmd_edit = {
     "Usage: es-tool edit STORE [options]\n"
     "\n"
     "Changes what JetStream lets change in a store's configuration, and shows\n"
-    "each changed field as before \u2192 after. Tenancy, storage (--memory) and\n"
-    "encryption are fixed when a store is created: asking to change them is\n"
-    "refused (exit code 1). A limit of 0 means unlimited. Lowering --max-age\n"
-    "below the duplicate window lowers the window with it. Limits apply at\n"
-    "once: lowering --max-age, --max-bytes or --max-events drops the events\n"
-    "beyond them.\n"
+    "each changed field as before \u2192 after. Tenancy, storage (--memory),\n"
+    "encryption and the server's compression (--compression) are fixed when a\n"
+    "store is created: asking to change them is refused (exit code 1). A limit\n"
+    "of 0 means unlimited. Lowering --max-age below the duplicate window lowers\n"
+    "the window with it. Limits apply at once: lowering --max-age, --max-bytes\n"
+    "or --max-events drops the events beyond them.\n"
     "\n"
     "Options:\n"
     "      --replicas N            JetStream replicas, 1 to 5 (a cluster is needed\n"
@@ -528,6 +541,9 @@ const tool_command tool_cmd_edit = {
     "      --duplicate-window DUR  idempotency window for event ids\n"
     "      --compress-threshold SIZE  zstd-compress new payloads of at least SIZE\n"
     "                              bytes (0: off; stored events stay as they are)\n"
+    "      --compression none|s2   refused unless it is the store's already: S2 is\n"
+    "                              set at creation only (the server would accept\n"
+    "                              it and keep writing uncompressed blocks)\n"
     "      --json                  print {\"store\",\"before\",\"after\",\"changed\"}:\n"
     "                              configurations as info --json has them, and the\n"
     "                              keys that changed\n"

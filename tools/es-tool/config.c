@@ -9,13 +9,14 @@
 
 json_t *tool_config_json(const es_store_config *c)
 {
-    return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:b}", "storage",
+    return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:b, s:s}", "storage",
                      c->memory_storage ? "memory" : "file", "replicas", c->replicas, "max_age_ns",
                      (json_int_t)c->max_age_ns, "max_bytes", (json_int_t)c->max_bytes, "max_events",
                      (json_int_t)c->max_events, "max_event_size", (json_int_t)c->max_event_size,
                      "duplicate_window_ns", (json_int_t)c->duplicate_window_ns, "tenancy",
                      c->tenancy, "compress_threshold", (json_int_t)c->compress_threshold, "encrypt",
-                     c->encrypt);
+                     c->encrypt, "storage_compression",
+                     es_storage_compression_name(c->storage_compression));
 }
 
 static const char *const config_keys[] = {
@@ -29,6 +30,7 @@ static const char *const config_keys[] = {
     "tenancy",
     "compress_threshold",
     "encrypt",
+    "storage_compression",
 };
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -88,6 +90,12 @@ es_status tool_config_from_value(const es_value *o, es_store_config *out)
         s = bool_field(o, "tenancy", &c.tenancy);
     if (s == ES_OK)
         s = bool_field(o, "encrypt", &c.encrypt);
+    const es_value *sc = es_value_get(o, "storage_compression"); /* absent: none */
+    if (s == ES_OK && sc != NULL && !es_value_is_string(sc, "none") &&
+        !es_value_is_string(sc, "s2"))
+        s = es_error(ES_ERR_DECODE, "config: \"storage_compression\" must be \"none\" or \"s2\"");
+    if (es_value_is_string(sc, "s2"))
+        c.storage_compression = ES_STORAGE_COMPRESSION_S2;
     if (s != ES_OK)
         return s;
     if (replicas < 1 || c.duplicate_window_ns < 1)
@@ -104,7 +112,7 @@ const char *tool_config_label(tool_config_field f)
 {
     static const char *const labels[CONFIG_FIELDS] = {
         "replicas",       "max age",          "max bytes",   "max events",
-        "max event size", "duplicate window", "compression",
+        "max event size", "duplicate window", "compression", "storage compression",
     };
     return f < CONFIG_FIELDS ? labels[f] : "";
 }
@@ -113,7 +121,7 @@ const char *tool_config_key(tool_config_field f)
 {
     static const char *const keys[CONFIG_FIELDS] = {
         "replicas",       "max_age_ns",          "max_bytes",          "max_events",
-        "max_event_size", "duplicate_window_ns", "compress_threshold",
+        "max_event_size", "duplicate_window_ns", "compress_threshold", "storage_compression",
     };
     return f < CONFIG_FIELDS ? keys[f] : "";
 }
@@ -148,6 +156,9 @@ void tool_config_text(const es_store_config *c, tool_config_field f, char out[48
         tool_size_text(c->compress_threshold, t);
         snprintf(out, 48, "zstd from %s", t);
         return;
+    case CONFIG_STORAGE_COMPRESSION:
+        snprintf(out, 48, "%s", es_storage_compression_name(c->storage_compression));
+        return;
     default: snprintf(t, sizeof t, "?"); break;
     }
     snprintf(out, 48, "%s", t);
@@ -163,6 +174,7 @@ bool tool_config_same(const es_store_config *a, const es_store_config *b, tool_c
     case CONFIG_MAX_EVENT_SIZE: return a->max_event_size == b->max_event_size;
     case CONFIG_DUPLICATE_WINDOW: return a->duplicate_window_ns == b->duplicate_window_ns;
     case CONFIG_COMPRESSION: return a->compress_threshold == b->compress_threshold;
+    case CONFIG_STORAGE_COMPRESSION: return a->storage_compression == b->storage_compression;
     default: return true;
     }
 }

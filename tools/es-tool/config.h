@@ -11,12 +11,14 @@
 
 /* {"storage":"file","replicas":1,"max_age_ns":0,"max_bytes":0,"max_events":0,
  *  "max_event_size":0,"duplicate_window_ns":120000000000,"tenancy":false,
- *  "compress_threshold":0,"encrypt":false}: 0 is unlimited / off. The
- * caller owns the result (json_decref); NULL when out of memory. */
+ *  "compress_threshold":0,"encrypt":false,"storage_compression":"none"}: 0
+ * is unlimited / off. The caller owns the result (json_decref); NULL when
+ * out of memory. */
 json_t *tool_config_json(const es_store_config *c);
 
 /* Reads that object back (as the codecs' JSON reader gives it): every key
- * above, no other. ES_ERR_DECODE with a text naming the field. */
+ * above (storage_compression may be absent: exports made before it), no
+ * other. ES_ERR_DECODE with a text naming the field. */
 es_status tool_config_from_value(const es_value *o, es_store_config *out);
 
 /* The fields edit may change, in the order it shows them. */
@@ -28,6 +30,7 @@ typedef enum tool_config_field {
     CONFIG_MAX_EVENT_SIZE,
     CONFIG_DUPLICATE_WINDOW,
     CONFIG_COMPRESSION,
+    CONFIG_STORAGE_COMPRESSION,
     CONFIG_FIELDS
 } tool_config_field;
 

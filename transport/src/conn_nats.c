@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/internal.h"
+#include "base/newid.h"
 
 struct esi_sub {
     natsSubscription *s;
@@ -24,7 +26,8 @@ es_status esi_nats_status(natsStatus s, const char *what)
     case NATS_TIMEOUT: return es_error(ES_ERR_TIMEOUT, "%s: no answer in time", what);
     case NATS_NO_MEMORY: return es_error(ES_ERR_NOMEM, "%s: out of memory", what);
     case NATS_NO_RESPONDERS:
-        return es_error(ES_ERR_UNSUPPORTED, "%s: no responders (is JetStream enabled?)", what);
+        return es_error_code(ES_ERR_UNSUPPORTED, ESI_NO_RESPONDERS,
+                             "%s: no responders (is JetStream enabled?)", what);
     case NATS_MAX_PAYLOAD:
         return es_error(ES_ERR_TOO_LARGE, "%s: message over the server's max payload", what);
     default: return es_error(ES_ERR_CONNECTION, "%s: %s", what, natsStatus_GetText(s));
@@ -126,27 +129,152 @@ es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s
     return es_error(ES_ERR_PERMISSION, "not permitted: %s", text);
 }
 
-static es_status request_status(void *ctx, natsStatus ns, const char *subject)
+/* nats.c before 3.6 can crash when a subscription is freed while its reader
+ * thread is delivering to it (nats.c issue #637; Debian bookworm ships
+ * 3.4.1), so the interest is removed first and a PING/PONG round trip proves
+ * the reader has passed every message the server sent before the UNSUB; only
+ * then is the subscription freed. */
+static void close_sync(void *ctx, natsSubscription *s)
 {
-    es_status s = esi_nats_status(ns, subject);
+    if (natsSubscription_Unsubscribe(s) == NATS_OK &&
+        natsConnection_Status(ctx) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(ctx, 2000); /* disconnected: the reader delivers nothing */
+    natsSubscription_Destroy(s);
+}
+
+es_status esi_conn_denial_since(const esi_conn *c, const char *subject, uint64_t since)
+{
+    if (esi_conn_denials() == since)
+        return ES_OK;
+    es_status s = esi_conn_denied_or(c, subject, ES_ERR_TIMEOUT);
+    return s == ES_ERR_TIMEOUT ? ES_OK : s;
+}
+
+/* Waits for the one answer on `sub`, in slices: between them it looks for
+ * a denial of the request's publish, which gets no answer, only an
+ * asynchronous error (nats.c's own request, on its shared inbox, could
+ * only wait out its timeout). */
+static es_status await_answer(void *ctx, natsSubscription *sub, const char *subject,
+                              uint64_t denials_before, int64_t timeout_ms, natsMsg **reply)
+{
     esi_conn c;
     esi_conn_nats(ctx, &c);
-    return esi_conn_denied_or(&c, subject, s);
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+    for (int64_t left = timeout_ms; left > 0; left = deadline - esi_monotonic_ms()) {
+        int64_t slice = left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS;
+        natsStatus ns = natsSubscription_NextMsg(reply, sub, slice);
+        if (ns == NATS_OK && natsMsg_IsNoResponders(*reply)) {
+            natsMsg_Destroy(*reply);
+            *reply = NULL;
+            return esi_nats_status(NATS_NO_RESPONDERS, subject);
+        }
+        if (ns != NATS_TIMEOUT)
+            return esi_nats_status(ns, subject);
+        es_status s = esi_conn_denial_since(&c, subject, denials_before);
+        if (s != ES_OK)
+            return s;
+    }
+    return esi_conn_denied_or(&c, subject, esi_nats_status(NATS_TIMEOUT, subject));
+}
+
+/* What is left until `deadline`, at least 1 ms: an answer already there is
+ * taken even when the time is up. */
+static int64_t left_or_one(int64_t deadline)
+{
+    int64_t left = deadline - esi_monotonic_ms();
+    return left > 0 ? left : 1;
+}
+
+/* A request on an inbox of its own, so that a denial ends its wait at once
+ * (await_answer). `m` carries the inbox as its reply subject. */
+static es_status watched_request(void *ctx, const char *inbox, natsMsg *m, int64_t timeout_ms,
+                                 natsMsg **reply)
+{
+    *reply = NULL;
+    natsSubscription *sub = NULL;
+    es_status s = esi_nats_status(natsConnection_SubscribeSync(&sub, ctx, inbox), inbox);
+    if (s != ES_OK)
+        return s;
+    uint64_t before = esi_conn_denials(); /* before the publish: its denial counts */
+    const char *subject = natsMsg_GetSubject(m);
+    s = esi_nats_status(natsConnection_PublishMsg(ctx, m), subject);
+    /* nats.c sends what is published from its flusher thread, a millisecond
+     * or more later (its own request flushes at once, which no public call
+     * does for a publish): the PING of a flush sends the PUB now, and its
+     * PONG comes about when the answer does. Best effort: the wait below
+     * says what happened. */
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+    if (s == ES_OK)
+        natsConnection_FlushTimeout(ctx, timeout_ms);
+    if (s == ES_OK)
+        s = await_answer(ctx, sub, subject, before, left_or_one(deadline), reply);
+    if (*reply != NULL)
+        natsSubscription_Destroy(sub); /* answered: nothing more comes */
+    else
+        close_sync(ctx, sub); /* an answer may still be on its way */
+    return s;
+}
+
+static void new_inbox(char out[64])
+{
+    char id[ES_NEW_ID_LEN + 1];
+    esi_new_id(id);
+    snprintf(out, 64, "_INBOX.%s", id);
 }
 
 static es_status nats_request(void *ctx, const char *subject, const void *data, size_t len,
                               int64_t timeout_ms, natsMsg **reply)
 {
     *reply = NULL;
-    return request_status(
-        ctx, natsConnection_Request(reply, ctx, subject, data, (int)len, timeout_ms), subject);
+    char inbox[64];
+    new_inbox(inbox);
+    natsMsg *m = NULL;
+    es_status s = esi_nats_status(natsMsg_Create(&m, subject, inbox, data, (int)len), subject);
+    if (s == ES_OK)
+        s = watched_request(ctx, inbox, m, timeout_ms, reply);
+    natsMsg_Destroy(m);
+    return s;
+}
+
+/* `m` with the inbox as its reply subject (nats.c sets a reply only at
+ * creation): subject, data and headers copied. */
+static es_status with_inbox(natsMsg *m, const char *inbox, natsMsg **out)
+{
+    const char *subject = natsMsg_GetSubject(m);
+    es_status s = esi_nats_status(
+        natsMsg_Create(out, subject, inbox, natsMsg_GetData(m), natsMsg_GetDataLength(m)), subject);
+    const char **keys = NULL;
+    int n = 0;
+    natsStatus ns = s == ES_OK ? natsMsgHeader_Keys(m, &keys, &n) : NATS_OK;
+    if (ns != NATS_OK && ns != NATS_NOT_FOUND)
+        s = esi_nats_status(ns, subject);
+    for (int i = 0; s == ES_OK && i < n; i++) {
+        const char **values = NULL;
+        int nv = 0;
+        s = esi_nats_status(natsMsgHeader_Values(m, keys[i], &values, &nv), subject);
+        for (int j = 0; s == ES_OK && j < nv; j++)
+            s = esi_nats_status(natsMsgHeader_Add(*out, keys[i], values[j]), subject);
+        free((void *)values); /* nats.c's allocation */
+    }
+    free((void *)keys);
+    if (s != ES_OK) {
+        natsMsg_Destroy(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 static es_status nats_request_msg(void *ctx, natsMsg *m, int64_t timeout_ms, natsMsg **reply)
 {
     *reply = NULL;
-    return request_status(ctx, natsConnection_RequestMsg(reply, ctx, m, timeout_ms),
-                          natsMsg_GetSubject(m));
+    char inbox[64];
+    new_inbox(inbox);
+    natsMsg *mine = NULL;
+    es_status s = with_inbox(m, inbox, &mine);
+    if (s == ES_OK)
+        s = watched_request(ctx, inbox, mine, timeout_ms, reply);
+    natsMsg_Destroy(mine);
+    return s;
 }
 
 static void deliver(natsConnection *nc, natsSubscription *s, natsMsg *m, void *closure)
@@ -223,12 +351,9 @@ static es_status nats_drain(void *ctx, esi_sub *sub, int64_t timeout_ms)
     return s;
 }
 
-/* nats.c before 3.6 can crash when a subscription is freed while its reader
- * thread is delivering to it (nats.c issue #637; Debian bookworm ships
- * 3.4.1), so the interest is removed first and a PING/PONG round trip proves
- * the reader has passed every message the server sent before the UNSUB; only
- * then is the subscription freed. An asynchronous subscription is drained
- * instead, so that its handler has returned before the closure goes. */
+/* A synchronous subscription the safe way (close_sync); an asynchronous
+ * one is drained instead, so that its handler has returned before the
+ * closure goes. */
 static void nats_close(void *ctx, esi_sub *sub)
 {
     if (sub == NULL)
@@ -237,10 +362,7 @@ static void nats_close(void *ctx, esi_sub *sub)
         nats_drain(ctx, sub, 5000);
         return;
     }
-    if (natsSubscription_Unsubscribe(sub->s) == NATS_OK &&
-        natsConnection_Status(ctx) == NATS_CONN_STATUS_CONNECTED)
-        natsConnection_FlushTimeout(ctx, 2000); /* disconnected: the reader delivers nothing */
-    natsSubscription_Destroy(sub->s);
+    close_sync(ctx, sub->s);
     esi_free(sub);
 }
 

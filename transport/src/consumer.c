@@ -16,8 +16,9 @@
 #include "transport/msg.h"
 
 #define MISSED_HEARTBEATS 3
-#define RETRY_FIRST_MS    100 /* the backoff between failed resets */
-#define RETRY_MAX_MS      2000
+/* Idle heartbeats in a row, with no gap and messages still counted, after
+ * which the count is distrusted (see control). */
+#define IDLE_WITH_PENDING 2
 
 struct esi_oc {
     const esi_js *js;
@@ -32,6 +33,8 @@ struct esi_oc {
     char config_name[32];     /* the name asked for ("es_<id>"), or "": the server's choice */
     uint64_t next_sseq;       /* where a reset restarts: last delivered + 1 */
     uint64_t last_cseq;       /* consumer sequence of the last delivery */
+    uint64_t pending;         /* matching messages still to come, as the server counted */
+    unsigned idle_beats;      /* idle heartbeats since the last delivery */
     int64_t last_activity_ms; /* refreshed lazily, see check_heartbeats */
     bool active;              /* something arrived since the clock was last read */
     bool need_reset;
@@ -138,10 +141,13 @@ static es_status start(esi_oc *oc, uint64_t *pending)
     }
     snprintf(oc->name, sizeof oc->name, "%s",
              esi_json_string_or(json_object_get(reply, "name"), ""));
+    /* A new consumer counts afresh from the stream's state. */
+    oc->pending = (uint64_t)json_integer_value(json_object_get(reply, "num_pending"));
     if (pending)
-        *pending = (uint64_t)json_integer_value(json_object_get(reply, "num_pending"));
+        *pending = oc->pending;
     json_decref(reply);
     oc->last_cseq = 0;
+    oc->idle_beats = 0;
     oc->last_activity_ms = esi_monotonic_ms();
     oc->active = false;
     oc->need_reset = false;
@@ -161,6 +167,17 @@ static es_status copy_filters(esi_oc *oc, const char *const *filters, size_t n)
         if ((oc->filters[oc->nfilters] = esi_strdup(filters[oc->nfilters])) == NULL)
             return es_error(ES_ERR_NOMEM, "out of memory");
     return ES_OK;
+}
+
+struct first_start {
+    esi_oc *oc;
+    uint64_t *pending;
+};
+
+static es_status start_first(void *closure)
+{
+    struct first_start *fs = closure;
+    return start(fs->oc, fs->pending);
 }
 
 es_status esi_oc_create(const esi_js *js, const char *stream, const char *const *filters,
@@ -185,8 +202,9 @@ es_status esi_oc_create(const esi_js *js, const char *stream, const char *const 
     snprintf(oc->stream, sizeof oc->stream, "%s", stream);
     oc->hb_ms = heartbeat_ms > 0 ? heartbeat_ms : 5000;
     oc->next_sseq = start_seq ? start_seq : 1;
-    esi_backoff_init(&oc->backoff, RETRY_FIRST_MS, RETRY_MAX_MS);
-    es_status s = start(oc, pending);
+    esi_backoff_init(&oc->backoff, ESI_JS_RETRY_FIRST_MS, ESI_JS_RETRY_MAX_MS);
+    struct first_start fs = {oc, pending};
+    es_status s = esi_js_retry(start_first, &fs);
     if (s != ES_OK) {
         esi_oc_destroy(oc);
         return s;
@@ -201,6 +219,22 @@ static void respond_empty(const esi_conn *conn, const char *subject)
         conn->ops->publish_data(conn->ctx, subject, NULL, NULL, 0);
 }
 
+/* An idle heartbeat that names our last delivery says the server has sent
+ * everything it means to; if the count of messages to come is still above
+ * zero, the count is wrong. nats-server keeps it as a running tally that
+ * races with the stream's appends: seen on an R3 store whose replicas lag
+ * (the consumer on a follower), a delivery said 2 pending when it was the
+ * stream's last message, and consumer info, which recounts, said 0. A reader
+ * waiting for the count to reach zero would wait forever; a reset recreates
+ * the consumer after the last delivery, and its creation counts afresh. */
+static void idle_heartbeat(esi_oc *oc, natsMsg *m)
+{
+    if (esi_msg_header(m, "Nats-Consumer-Stalled") != NULL) /* flow control holds it back */
+        return;
+    if (oc->pending > 0 && ++oc->idle_beats >= IDLE_WITH_PENDING)
+        oc->need_reset = true;
+}
+
 /* Flow-control requests and heartbeats. A heartbeat names the last consumer
  * sequence the server sent: if it is not ours, something was lost. */
 static void control(esi_oc *oc, natsMsg *m, const char *status)
@@ -209,13 +243,16 @@ static void control(esi_oc *oc, natsMsg *m, const char *status)
         oc->need_reset = true;
         return;
     }
-    respond_empty(oc->conn, esi_msg_reply(m)); /* flow control request */
+    const char *reply = esi_msg_reply(m);
+    respond_empty(oc->conn, reply); /* flow control request */
     const char *v = esi_msg_header(m, "Nats-Consumer-Stalled");
     if (v != NULL)
         respond_empty(oc->conn, v);
     v = esi_msg_header(m, "Nats-Last-Consumer");
     if (v != NULL && strtoull(v, NULL, 10) != oc->last_cseq)
         oc->need_reset = true;
+    else if (v != NULL && (reply == NULL || reply[0] == '\0'))
+        idle_heartbeat(oc, m);
 }
 
 /* One attempt; a failure waits its backoff delay (within wait_ms) so that
@@ -257,9 +294,12 @@ es_status esi_oc_next(esi_oc *oc, int64_t wait_ms, esi_oc_msg *out)
 {
     for (;;) {
         if (oc->need_reset) {
+            uint64_t counted = oc->pending;
             es_status s = reset(oc, wait_ms);
             if (s != ES_OK)
                 return s;
+            if (counted > 0 && oc->pending == 0)
+                return ES_ERR_TIMEOUT; /* recounted: nothing to come (esi_oc_pending) */
         }
         if (wait_ms <= 0)
             return ES_ERR_TIMEOUT;
@@ -297,6 +337,8 @@ es_status esi_oc_next(esi_oc *oc, int64_t wait_ms, esi_oc_msg *out)
         }
         oc->last_cseq = d.consumer_seq;
         oc->next_sseq = d.stream_seq + 1;
+        oc->pending = d.pending;
+        oc->idle_beats = 0;
         out->msg = m;
         out->seq = d.stream_seq;
         out->pending = d.pending;
@@ -311,6 +353,11 @@ int64_t esi_oc_failing_ms(const esi_oc *oc)
         return 0;
     int64_t d = esi_monotonic_ms() - oc->failing_since_ms;
     return d > 0 ? d : 1; /* failing, even within the first millisecond */
+}
+
+uint64_t esi_oc_pending(const esi_oc *oc)
+{
+    return oc ? oc->pending : 0;
 }
 
 uint64_t esi_oc_resets(const esi_oc *oc)

@@ -46,6 +46,7 @@ typedef struct exchange {
     char api[256];
     char inbox[64];
     esi_sub *sub;
+    uint64_t denials; /* esi_conn_denials() before the last request */
 } exchange;
 
 static es_status exchange_open(const esi_js *js, const char *stream, exchange *x)
@@ -59,9 +60,10 @@ static es_status exchange_open(const esi_js *js, const char *stream, exchange *x
     return s == ES_OK ? conn->ops->subscribe_sync(conn->ctx, x->inbox, 0, 0, &x->sub) : s;
 }
 
-static es_status exchange_send(const esi_js *js, const exchange *x, const char *body)
+static es_status exchange_send(const esi_js *js, exchange *x, const char *body)
 {
     const esi_conn *conn = esi_js_conn(js);
+    x->denials = esi_conn_denials();
     return conn->ops->publish_data(conn->ctx, x->api, x->inbox, body, strlen(body));
 }
 
@@ -76,15 +78,22 @@ static void exchange_close(const esi_js *js, exchange *x, bool read_all)
         esi_js_sub_close(js, x->sub);
 }
 
-/* The next answer of a batch into *m (the caller's). None in time may be
- * the server refusing this user the API subject `api`. */
-static es_status next_answer(const esi_js *js, const char *api, esi_sub *sub, natsMsg **m)
+/* The next answer of a batch into *m (the caller's), waited for in slices:
+ * the server refusing this user the API subject sends no answer, only an
+ * asynchronous error, which ends the wait at once. */
+static es_status next_answer(const esi_js *js, const exchange *x, natsMsg **m)
 {
     const esi_conn *conn = esi_js_conn(js);
-    es_status s = conn->ops->next_msg(sub, esi_js_timeout_ms(js), m);
-    if (s != ES_ERR_TIMEOUT)
-        return s;
-    s = esi_conn_denied_or(conn, api, s);
+    int64_t timeout_ms = esi_js_timeout_ms(js), deadline = esi_monotonic_ms() + timeout_ms;
+    for (int64_t left = timeout_ms; left > 0; left = deadline - esi_monotonic_ms()) {
+        es_status s =
+            conn->ops->next_msg(x->sub, left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS, m);
+        if (s != ES_ERR_TIMEOUT)
+            return s;
+        if ((s = esi_conn_denial_since(conn, x->api, x->denials)) != ES_OK)
+            return s;
+    }
+    es_status s = esi_conn_denied_or(conn, x->api, ES_ERR_TIMEOUT);
     return s == ES_ERR_TIMEOUT ? es_error(s, "direct get: no answer in time") : s;
 }
 
@@ -103,14 +112,70 @@ static es_status batch_end(natsMsg *m, const char *status, uint64_t *pending)
     return s;
 }
 
-/* Reads one batch's answers off `sub` until EOB (or 404: nothing matched). */
-static es_status read_batch(const esi_js *js, const exchange *x, uint64_t up_to, esi_dg_cb cb,
-                            void *closure, round *r)
+/* One request of an exchange and its first answer. */
+typedef struct ask {
+    const esi_js *js;
+    exchange *x;
+    const char *body;
+    natsMsg *first;
+} ask;
+
+static es_status ask_once(void *closure)
+{
+    ask *a = closure;
+    es_status s = exchange_send(a->js, a->x, a->body);
+    if (s == ES_OK)
+        s = next_answer(a->js, a->x, &a->first);
+    if (s == ES_OK && esi_msg_no_responders(a->first)) {
+        esi_msg_destroy(a->first);
+        a->first = NULL;
+        s = esi_nats_status(NATS_NO_RESPONDERS, a->x->api);
+    }
+    return s;
+}
+
+/* Sends `body` and takes its first answer into *first (the caller's). A
+ * stream's replicas answer direct gets only once they are current: right
+ * after a stream's (a KV bucket's) creation on a cluster a request may find
+ * none ("no responders") although the stream exists. That is asked again,
+ * with the transport's backoff, within the request's timeout. */
+static es_status exchange_ask(const esi_js *js, exchange *x, const char *body, natsMsg **first)
+{
+    ask a = {js, x, body, NULL};
+    es_status s = esi_js_retry_for(esi_js_timeout_ms(js), esi_js_no_responders, ask_once, &a);
+    *first = a.first;
+    return s;
+}
+
+typedef struct one {
+    const esi_js *js;
+    const char *api;
+    natsMsg *reply;
+} one;
+
+static es_status get_once(void *closure)
+{
+    one *o = closure;
+    const esi_conn *conn = esi_js_conn(o->js);
+    return conn->ops->request(conn->ctx, o->api, NULL, 0, esi_js_timeout_ms(o->js), &o->reply);
+}
+
+es_status esi_direct_get_one(const esi_js *js, const char *api, natsMsg **reply)
+{
+    one o = {js, api, NULL};
+    es_status s = esi_js_retry_for(esi_js_timeout_ms(js), esi_js_no_responders, get_once, &o);
+    *reply = o.reply;
+    return s;
+}
+
+/* Reads one batch's answers off `sub`, the first one given, until EOB (or
+ * 404: nothing matched). */
+static es_status read_batch(const esi_js *js, const exchange *x, natsMsg *first, uint64_t up_to,
+                            esi_dg_cb cb, void *closure, round *r)
 {
     memset(r, 0, sizeof *r);
-    for (;;) {
-        natsMsg *m = NULL;
-        es_status s = next_answer(js, x->api, x->sub, &m);
+    for (natsMsg *m = first;; m = NULL) {
+        es_status s = m != NULL ? ES_OK : next_answer(js, x, &m);
         if (s != ES_OK)
             return s;
         const char *status = esi_msg_header(m, "Status");
@@ -156,11 +221,12 @@ es_status esi_direct_get(const esi_js *js, const char *stream, const esi_dg_requ
             s = es_error(ES_ERR_NOMEM, "out of memory");
             break;
         }
-        s = exchange_send(js, &x, body);
+        natsMsg *first = NULL;
+        s = exchange_ask(js, &x, body, &first);
         esi_free_foreign(body); /* jansson's */
         round r;
         if (s == ES_OK)
-            s = read_batch(js, &x, req->up_to_seq, cb, closure, &r);
+            s = read_batch(js, &x, first, req->up_to_seq, cb, closure, &r);
         if (s != ES_OK)
             break;
         total += r.delivered;
@@ -216,12 +282,13 @@ static long find_subject(const last_query *q, const char *subject)
     return -1;
 }
 
-/* Reads the answers of one multi_last request up to its end of batch. */
-static es_status read_last(const esi_js *js, const exchange *x, const last_query *q)
+/* Reads the answers of one multi_last request, the first one given, up to
+ * its end of batch. */
+static es_status read_last(const esi_js *js, const exchange *x, natsMsg *first, const last_query *q)
 {
-    for (size_t answers = 0; answers <= q->n; answers++) {
-        natsMsg *m = NULL;
-        es_status s = next_answer(js, x->api, x->sub, &m);
+    natsMsg *m = first;
+    for (size_t answers = 0; answers <= q->n; answers++, m = NULL) {
+        es_status s = m != NULL ? ES_OK : next_answer(js, x, &m);
         if (s != ES_OK)
             return s;
         const char *status = esi_msg_header(m, "Status");
@@ -267,10 +334,11 @@ static es_status last_seqs_once(const esi_js *js, const char *stream, const char
     exchange x = {.sub = NULL};
     if (s == ES_OK)
         s = exchange_open(js, stream, &x);
+    natsMsg *first = NULL;
     if (s == ES_OK)
-        s = exchange_send(js, &x, body);
+        s = exchange_ask(js, &x, body, &first);
     if (s == ES_OK)
-        s = read_last(js, &x, &q);
+        s = read_last(js, &x, first, &q);
     exchange_close(js, &x, s == ES_OK);
     esi_free_foreign(body); /* jansson's */
     esi_free(q.sorted);
@@ -308,12 +376,10 @@ es_status esi_direct_last_seq(const esi_js *js, const char *stream, const char *
         return es_error(ES_ERR_NOMEM, "out of memory");
     exchange x;
     es_status s = exchange_open(js, stream, &x);
-    if (s == ES_OK)
-        s = exchange_send(js, &x, body);
-    esi_free_foreign(body); /* jansson's */
     natsMsg *m = NULL;
     if (s == ES_OK)
-        s = next_answer(js, x.api, x.sub, &m);
+        s = exchange_ask(js, &x, body, &m);
+    esi_free_foreign(body); /* jansson's */
     if (s == ES_OK) { /* one answer: the message, or a status (404: none matches) */
         const char *status = esi_msg_header(m, "Status");
         uint64_t pending = 0;

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/internal.h"
 #include "transport/msg.h"
 
@@ -174,6 +176,42 @@ es_status esi_js_request(const esi_js *js, const char *subject, json_t *body, in
     }
     *reply = j;
     return ES_OK;
+}
+
+bool esi_js_transient(es_status s)
+{
+    int code = es_last_error_code();
+    return s == ES_ERR_TIMEOUT || esi_js_no_responders(s) ||
+           (s == ES_ERR_SERVER && code == 10008); /* JetStream system temporarily unavailable */
+}
+
+bool esi_js_no_responders(es_status s)
+{
+    return s == ES_ERR_UNSUPPORTED && es_last_error_code() == ESI_NO_RESPONDERS;
+}
+
+es_status esi_js_retry(es_status (*attempt)(void *closure), void *closure)
+{
+    return esi_js_retry_for(ESI_JS_ELECTION_BUDGET_MS, esi_js_transient, attempt, closure);
+}
+
+es_status esi_js_retry_for(int64_t budget_ms, bool (*transient)(es_status s),
+                           es_status (*attempt)(void *closure), void *closure)
+{
+    esi_backoff b;
+    esi_backoff_init(&b, ESI_JS_RETRY_FIRST_MS, ESI_JS_RETRY_MAX_MS);
+    int64_t started = esi_monotonic_ms();
+    for (unsigned n = 1;; n++) {
+        es_status s = attempt(closure);
+        if (s == ES_OK || !transient(s))
+            return s;
+        int64_t pause = esi_backoff_next(&b, n);
+        int64_t failing = esi_monotonic_ms() - started;
+        if (failing + pause > budget_ms)
+            return es_error_code(s, es_last_error_code(), "%s (still failing after %lld ms)",
+                                 es_last_error(), (long long)failing);
+        esi_sleep_ms(pause);
+    }
 }
 
 es_status esi_js_api_level(const esi_js *js, int *level)

@@ -149,9 +149,8 @@ es_status esi_kv_last(esi_kv *kv, const char *key, esi_kv_entry *e)
     s = esi_js_api_subject(kv->js, subject, sizeof subject, "DIRECT.GET.%s.$KV.%s.%s", kv->stream,
                            kv->bucket, key);
     natsMsg *m = NULL;
-    const esi_conn *conn = esi_js_conn(kv->js);
     if (s == ES_OK)
-        s = conn->ops->request(conn->ctx, subject, NULL, 0, esi_js_timeout_ms(kv->js), &m);
+        s = esi_direct_get_one(kv->js, subject, &m);
     if (s != ES_OK)
         return s;
     const char *status = esi_msg_header(m, "Status");

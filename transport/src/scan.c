@@ -25,6 +25,10 @@ static es_status scan_by_consumer(const esi_js *js, const char *stream, const es
     while (s == ES_OK && pending > 0 && (req->max_msgs == 0 || delivered < req->max_msgs)) {
         esi_oc_msg m;
         s = esi_oc_next(oc, SCAN_WAIT_MS, &m);
+        if (s == ES_ERR_TIMEOUT && esi_oc_pending(oc) == 0) {
+            s = ES_OK; /* the server recounted (consumer.h): nothing more to come */
+            break;
+        }
         if (s == ES_ERR_TIMEOUT)
             s = es_error(ES_ERR_TIMEOUT, "read: no delivery for %d ms with %llu pending",
                          SCAN_WAIT_MS, (unsigned long long)pending);

@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/internal.h"
+#include "transport/js.h"
 #include "transport/msg.h"
 
 #define DEFAULT_MAX_PAYLOAD (1024 * 1024)
@@ -633,6 +634,15 @@ void fake_conn_table(fake_conn *f, esi_conn *out)
 {
     out->ops = &fake_ops;
     out->ctx = f;
+}
+
+esi_js *fake_conn_js(fake_conn *f, int64_t timeout_ms)
+{
+    esi_conn conn;
+    fake_conn_table(f, &conn);
+    esi_js_options o = {.timeout_ms = timeout_ms};
+    esi_js *js = NULL;
+    return esi_js_create(&conn, &o, &js) == ES_OK ? js : NULL;
 }
 
 void fake_conn_set_handler(fake_conn *f, fake_handler h, void *closure)

@@ -46,6 +46,9 @@ void fake_conn_destroy(fake_conn *f);
 
 /* The table over the fake (for esi_js_create). */
 void fake_conn_table(fake_conn *f, esi_conn *out);
+/* A JetStream context over the fake whose requests wait timeout_ms; NULL
+ * when esi_js_create fails. The caller esi_js_destroys it. */
+struct esi_js *fake_conn_js(fake_conn *f, int64_t timeout_ms);
 
 /* Sets (or, with NULL, removes) the handler. */
 void fake_conn_set_handler(fake_conn *f, fake_handler h, void *closure);

@@ -68,10 +68,7 @@ static void open_fixture(fixture *x, int replicas)
     x->sv.replicas = replicas;
     x->f = fake_conn_create();
     fake_conn_set_handler(x->f, answer, &x->sv);
-    esi_conn conn;
-    fake_conn_table(x->f, &conn);
-    esi_js_options o = {.timeout_ms = 2000};
-    assert_int_equal(esi_js_create(&conn, &o, &x->js), ES_OK);
+    assert_non_null(x->js = fake_conn_js(x->f, 2000));
 }
 
 static void close_fixture(fixture *x)

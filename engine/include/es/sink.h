@@ -17,6 +17,11 @@
  *    nothing to store). Acknowledgements come out of order; the watermark
  *    only moves over a settled prefix. A producer stores it as its cursor:
  *    resuming after it loses nothing;
+ *  - a stop on denial: an append the server refuses the user
+ *    (ES_ERR_PERMISSION) stops the sink: nothing more is sent, and offer,
+ *    wait and drain return that status (es_sink_stopped says why). The
+ *    refused unit is neither retried nor dropped, so a producer resuming
+ *    from the watermark later (with the permission granted) loses nothing;
  *  - bounded memory: at most max_units units and about max_bytes bytes of
  *    event copies are held (es_sink_offer says ES_ERR_AGAIN when full), and
  *    at most max_inflight appends, max_batches of them multi-event, travel.
@@ -49,6 +54,9 @@ typedef enum es_sink_outcome_kind {
     ES_SINK_RETRYING, /* failed: it is sent again after retry_in_ms */
     ES_SINK_DROPPED,  /* refused for good: invalid, too large, a conflict, partly stored
                          before, or max_attempts reached. The watermark passes it */
+    ES_SINK_STOPPED,  /* the server refused the user the append (ES_ERR_PERMISSION): no
+                         retry can change that, so the sink stopped (es_sink_stopped). The
+                         unit stays held and the watermark stays before it */
 } es_sink_outcome_kind;
 
 typedef struct es_sink_outcome {
@@ -122,6 +130,7 @@ typedef struct es_sink_unit {
 
 /* Takes a unit, without blocking: it is sent at once when its key's earlier
  * units are settled and a place is free, else later (es_sink_poll).
+ * The sink's stop status when it stopped (es_sink_stopped).
  * ES_ERR_AGAIN when the sink is full (max_units units or max_bytes held):
  * nothing was taken; es_sink_wait, then offer it again. ES_ERR_TOO_LARGE for
  * count > ES_BATCH_MAX; ES_ERR_INVALID for a NULL sink or unit, or count > 0
@@ -140,12 +149,12 @@ ES_API void es_sink_poll(es_sink *sink);
 
 /* Waits up to timeout_ms for an acknowledgement (or a retry falling due, or
  * the store's window reopening), then polls. ES_OK when something happened, ES_ERR_TIMEOUT
- * when nothing did. */
+ * when nothing did, the stop status once the sink stopped (es_sink_stopped). */
 ES_API es_status es_sink_wait(es_sink *sink, int64_t timeout_ms);
 
 /* Polls and waits until every unit offered is settled: ES_OK, or
  * ES_ERR_TIMEOUT after timeout_ms with units still held (retries go on if
- * the sink is polled again). */
+ * the sink is polled again), or the stop status once the sink stopped. */
 ES_API es_status es_sink_drain(es_sink *sink, int64_t timeout_ms);
 
 /* Called (from a library thread, without blocking) whenever an
@@ -153,6 +162,11 @@ ES_API es_status es_sink_drain(es_sink *sink, int64_t timeout_ms);
  * Safe to change while appends are in flight: once it returns, the old hook
  * is not called any more. */
 ES_API void es_sink_on_wake(es_sink *sink, void (*fn)(void *ctx), void *ctx);
+
+/* ES_OK, or the status that stopped the sink (ES_ERR_PERMISSION: an append
+ * the server refused this user), with its text in es_last_error(). A
+ * stopped sink sends nothing more; destroy it. */
+ES_API es_status es_sink_stopped(const es_sink *sink);
 
 /* Nothing held: every unit offered is settled. */
 ES_API bool es_sink_idle(const es_sink *sink);

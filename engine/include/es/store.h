@@ -24,6 +24,20 @@ extern "C" {
 typedef struct es_store es_store;
 
 /* Store configuration. Durations are nanoseconds; limits of 0 mean unlimited. */
+/* The server's own compression of a file store's blocks (JetStream's stream
+ * "compression"), beneath and independent of the envelope's zstd of
+ * payloads: S2 roughly halves a stored ATProto event, headers included
+ * (docs/operations.md, "Sizing"). Set at creation only. */
+typedef enum es_storage_compression {
+    ES_STORAGE_COMPRESSION_NONE = 0,
+    ES_STORAGE_COMPRESSION_S2,
+} es_storage_compression;
+
+/* "none" or "s2" (the server's names). */
+ES_API const char *es_storage_compression_name(es_storage_compression c);
+/* The compression called `name` ("none", "s2"): ES_ERR_INVALID otherwise. */
+ES_API es_status es_storage_compression_parse(const char *name, es_storage_compression *out);
+
 typedef struct es_store_config {
     int replicas;                /* JetStream replicas, 1..5 (default 1); the store's KV
                                     buckets (checkpoints, keys, ...) get as many */
@@ -39,6 +53,10 @@ typedef struct es_store_config {
     size_t compress_threshold; /* zstd-compress payloads of at least this many bytes; 0: off */
     uint32_t compress_dict;    /* a dictionary id in the store (es_dict_put); 0: none */
     bool encrypt;              /* encrypt every event with its entity's key */
+    /* The server's compression of the stream's blocks (default none). Only
+     * at creation: es_store_update refuses to change it, since nats-server
+     * accepts the change but keeps writing uncompressed blocks. */
+    es_storage_compression storage_compression;
 } es_store_config;
 
 /* Defaults: R1, file storage, unlimited, duplicate window 2 minutes, no
@@ -96,7 +114,7 @@ ES_API es_status es_store_open(natsConnection *nc, const char *name, const es_st
 
 /* Changes the configuration of an existing store (replicas, limits, duplicate
  * window, compression); a new replica count is given to the store's KV
- * buckets too. Tenancy and storage type cannot change:
+ * buckets too. Tenancy, storage type and storage compression cannot change:
  * ES_ERR_INVALID. What the stream has that es_store_config does not say (an
  * operator's deny_purge, description, placement, metadata) is kept. */
 ES_API es_status es_store_update(es_store *store, const es_store_config *cfg);

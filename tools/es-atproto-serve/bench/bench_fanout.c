@@ -1,6 +1,6 @@
 /* Fan-out of es-atproto-serve under load, for its figures (docs/performance.md,
  * "Serving fan-out"): SUBSCRIBERS WebSocket clients in this one process
- * (poll over their sockets) while a thread appends ATProto record events
+ * (read by READERS threads) while a thread appends ATProto record events
  * through the public API at RATE events/s for SECONDS. Each delivered
  * event's latency is the time it was read here minus its `time_us` (when
  * the server stored it: the same clock on one machine). Prints the p50,
@@ -9,17 +9,23 @@
  * subscribers, with them idle, and at the end of the load.
  *
  *   bench_fanout create NATS_URL STORE           # the store serve opens
- *   bench_fanout run NATS_URL STORE PORT SERVE_PID SUBSCRIBERS RATE SECONDS [QUERY]
+ *   bench_fanout run NATS_URL STORE PORT SERVE_PID SUBSCRIBERS RATE SECONDS [QUERY [READERS]]
  *
  * QUERY defaults to "/subscribe" (all collections, live); e.g.
  * "/subscribe?wantedCollections=app.bsky.feed.like" (a third of the
  * events). The events cycle through three collections (like, post,
- * follow) and 1,000 DIDs. Built with the benchmarks, never run by ctest. */
+ * follow) and 1,000 DIDs. READERS (default 1) threads read the
+ * subscribers' sockets, each its share through one epoll set: the reading
+ * itself costs a core's worth at 1,000 subscribers, on the same machine as
+ * serve (docs/performance.md). Built with the benchmarks, never run by
+ * ctest. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -32,6 +38,8 @@
 #define COLLECTIONS  3
 #define QUIET_US     10000000 /* the end of the deliveries, for a filtered query */
 #define DIDS         1000
+#define READERS_MAX  16
+#define READ_MIN     (256 * 1024) /* room for one recv: a few hundred events */
 
 static const char *const collections[COLLECTIONS] = {"app_bsky_feed_like", "app_bsky_feed_post",
                                                      "app_bsky_graph_follow"};
@@ -190,21 +198,35 @@ static void *append_loop(void *arg)
 
 /* ---- the subscribers ----------------------------------------------------------- */
 
-typedef struct bench {
-    ws_client *clients;
-    struct pollfd *fds;
-    long *got;
-    int n;
-    int64_t load_start_us; /* events stored before are not counted */
+/* What one reading thread measured. */
+typedef struct lat_stats {
     uint64_t lat[LAT_BUCKETS + 1];
     uint64_t samples;
     int64_t max_us;
-    int64_t last_us; /* the last delivery */
-    long closed;
+} lat_stats;
+
+typedef struct bench {
+    ws_client *clients;
+    _Atomic long *got; /* written by the client's reader only */
+    _Atomic bool *gone; /* the client is closed or failed: nothing more to wait for */
+    int n;
+    int64_t load_start_us; /* events stored before are not counted */
+    _Atomic int64_t last_us; /* the last delivery, any reader */
+    _Atomic long closed;
+    _Atomic bool stop;
 } bench;
 
+/* One reading thread: its share of the clients (i % readers == index), one
+ * epoll set, and its own latency histogram (merged at the end). */
+typedef struct reader {
+    bench *b;
+    int epfd;
+    lat_stats stats;
+    pthread_t thread;
+} reader;
+
 /* The latency of one event's JSON (`len` bytes, not NUL-terminated). */
-static void record_latency(bench *b, const unsigned char *json, size_t len)
+static void record_latency(bench *b, lat_stats *s, const unsigned char *json, size_t len)
 {
     const unsigned char *t = memmem(json, len < 256 ? len : 256, "\"time_us\":", 10);
     if (t == NULL)
@@ -214,22 +236,31 @@ static void record_latency(bench *b, const unsigned char *json, size_t len)
         stored = stored * 10 + (*t - '0');
     if (stored < b->load_start_us)
         return;
-    b->last_us = now_us();
-    int64_t d = b->last_us - stored;
+    int64_t now = now_us();
+    atomic_store_explicit(&b->last_us, now, memory_order_relaxed);
+    int64_t d = now - stored;
     if (d < 0)
         d = 0;
-    if (d > b->max_us)
-        b->max_us = d;
+    if (d > s->max_us)
+        s->max_us = d;
     int64_t ms = d / 1000;
-    b->lat[ms < LAT_BUCKETS ? ms : LAT_BUCKETS]++;
-    b->samples++;
+    s->lat[ms < LAT_BUCKETS ? ms : LAT_BUCKETS]++;
+    s->samples++;
 }
 
-static double percentile_ms(const bench *b, double p)
+static void merge(lat_stats *into, const lat_stats *s)
 {
-    uint64_t want = (uint64_t)((double)b->samples * p), seen = 0;
+    for (int i = 0; i <= LAT_BUCKETS; i++)
+        into->lat[i] += s->lat[i];
+    into->samples += s->samples;
+    into->max_us = s->max_us > into->max_us ? s->max_us : into->max_us;
+}
+
+static double percentile_ms(const lat_stats *s, double p)
+{
+    uint64_t want = (uint64_t)((double)s->samples * p), seen = 0;
     for (int i = 0; i <= LAT_BUCKETS; i++) {
-        seen += b->lat[i];
+        seen += s->lat[i];
         if (seen > want)
             return i + 1; /* the bucket's upper bound */
     }
@@ -237,11 +268,13 @@ static double percentile_ms(const bench *b, double p)
 }
 
 /* The whole frames in client i's buffer (server frames: unmasked), parsed in
- * place and consumed at once (ws_read copies and moves each one). */
-static void parse_frames(bench *b, int i)
+ * place and consumed at once (ws_read copies and moves each one). false
+ * when the server closed it. */
+static bool parse_frames(bench *b, lat_stats *s, int i)
 {
     ws_client *w = &b->clients[i];
     size_t off = 0;
+    bool open = true;
     while (w->len - off >= 2) {
         const unsigned char *f = w->buf + off;
         size_t avail = w->len - off, hdr = 2;
@@ -263,54 +296,79 @@ static void parse_frames(bench *b, int i)
             break;
         int opcode = f[0] & 0x0f;
         if (opcode == 0x1) {
-            b->got[i]++;
-            record_latency(b, f + hdr, (size_t)plen);
+            atomic_fetch_add_explicit(&b->got[i], 1, memory_order_relaxed);
+            record_latency(b, s, f + hdr, (size_t)plen);
         } else if (opcode == 0x8) {
-            b->closed++;
+            atomic_fetch_add(&b->closed, 1);
             fprintf(stderr, "subscriber %d closed: %d %.*s\n", i,
                     plen >= 2 ? f[hdr] << 8 | f[hdr + 1] : 1005,
                     plen > 2 ? (int)plen - 2 : 0, (const char *)f + hdr + 2);
-            b->fds[i].fd = -1;
+            open = false;
         }
         off += hdr + (size_t)plen;
     }
     ws_consume(w, off);
+    return open;
 }
 
-/* Reads what is there on client i without blocking. */
-static void drain(bench *b, int i)
+/* Reads what client i has, without blocking (its socket is non-blocking):
+ * one recv per readiness, straight into its buffer (no poll of its own).
+ * false when it is done (closed, the end of the stream, an error). */
+static bool drain(bench *b, lat_stats *s, int i)
 {
-    if (ws_fill(&b->clients[i], 0) != 1) {
-        b->fds[i].fd = -1; /* the end of the stream, or an error */
-        return;
+    ws_client *w = &b->clients[i];
+    if (w->cap - w->len < READ_MIN) { /* grown once (a frame's start stays in it) */
+        w->cap = 2 * (w->len + READ_MIN);
+        w->buf = realloc(w->buf, w->cap);
     }
-    parse_frames(b, i);
+    ssize_t r = recv(w->fd, w->buf + w->len, w->cap - w->len, 0);
+    if (r < 0)
+        return errno == EAGAIN || errno == EINTR;
+    if (r == 0)
+        return false;
+    w->len += (size_t)r;
+    return parse_frames(b, s, i);
 }
 
-/* Every subscriber has at least `want` events. */
-static bool all_got(const bench *b, long want)
+static void *read_loop(void *arg)
+{
+    reader *r = arg;
+    struct epoll_event evs[256];
+    while (!atomic_load(&r->b->stop)) {
+        int k = epoll_wait(r->epfd, evs, 256, 50);
+        for (int j = 0; j < k; j++) {
+            int i = evs[j].data.fd;
+            if (!drain(r->b, &r->stats, i)) {
+                epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->b->clients[i].fd, NULL);
+                atomic_store(&r->b->gone[i], true);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Every open subscriber has at least `want` events. */
+static bool all_got(bench *b, long want)
 {
     for (int i = 0; i < b->n; i++)
-        if (b->fds[i].fd >= 0 && b->got[i] < want)
+        if (!atomic_load(&b->gone[i]) &&
+            atomic_load_explicit(&b->got[i], memory_order_relaxed) < want)
             return false;
     return true;
 }
 
-/* Reads until end_us, or until nothing came for idle_us (0: no such end),
+/* Waits until end_us, or until nothing came for idle_us (0: no such end),
  * or until every subscriber has `want` events (0: no such end). */
-static void poll_until(bench *b, int64_t end_us, int64_t idle_us, long want)
+static void wait_until(bench *b, int64_t end_us, int64_t idle_us, long want)
 {
-    int64_t last = now_us();
-    while (now_us() < end_us && (idle_us == 0 || now_us() - last < idle_us) &&
-           (want == 0 || !all_got(b, want))) {
-        int r = poll(b->fds, (nfds_t)b->n, 50);
-        if (r < 0 && errno != EINTR)
+    int64_t start = now_us();
+    while (now_us() < end_us) {
+        int64_t last = atomic_load(&b->last_us);
+        if (idle_us != 0 && now_us() - (last > start ? last : start) >= idle_us)
             return;
-        if (r > 0)
-            last = now_us();
-        for (int i = 0; r > 0 && i < b->n; i++)
-            if (b->fds[i].fd >= 0 && (b->fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                drain(b, i);
+        if (want != 0 && all_got(b, want))
+            return;
+        sleep_until_us(now_us() + 20000);
     }
 }
 
@@ -320,7 +378,9 @@ static int run(int argc, char **argv)
     int port = atoi(argv[4]), pid = atoi(argv[5]), n = atoi(argv[6]);
     double rate = atof(argv[7]), seconds = atof(argv[8]);
     const char *query = argc > 9 ? argv[9] : "/subscribe";
-    if (port <= 0 || pid <= 0 || n <= 0 || n > 10000 || rate <= 0 || seconds <= 0) {
+    int readers = argc > 10 ? atoi(argv[10]) : 1;
+    if (port <= 0 || pid <= 0 || n <= 0 || n > 10000 || rate <= 0 || seconds <= 0 ||
+        readers <= 0 || readers > READERS_MAX) {
         fprintf(stderr, "bench_fanout: bad arguments\n");
         return 2;
     }
@@ -329,30 +389,37 @@ static int run(int argc, char **argv)
     if (connect_store(url, store, false, &nc, &st) != ES_OK)
         return 1;
     static bench b;
+    static reader rd[READERS_MAX];
     b.n = n;
     b.clients = calloc((size_t)n, sizeof *b.clients);
-    b.fds = calloc((size_t)n, sizeof *b.fds);
     b.got = calloc((size_t)n, sizeof *b.got);
+    b.gone = calloc((size_t)n, sizeof *b.gone);
+    for (int k = 0; k < readers; k++)
+        rd[k] = (reader){.b = &b, .epfd = epoll_create1(0)};
     proc_sample before = proc_of(pid);
     for (int i = 0; i < n; i++) {
         if (ws_open(&b.clients[i], port, query, 0) != 101) {
             fprintf(stderr, "bench_fanout: subscriber %d: the upgrade failed\n", i);
             return 1;
         }
-        b.fds[i] = (struct pollfd){.fd = b.clients[i].fd, .events = POLLIN};
-        parse_frames(&b, i); /* what came with the upgrade's answer */
+        fcntl(b.clients[i].fd, F_SETFL, fcntl(b.clients[i].fd, F_GETFL) | O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = i};
+        epoll_ctl(rd[i % readers].epfd, EPOLL_CTL_ADD, b.clients[i].fd, &ev);
+        parse_frames(&b, &rd[i % readers].stats, i); /* what came with the upgrade's answer */
     }
     sleep_until_us(now_us() + 1000000); /* the subscribers settle */
     b.load_start_us = now_us();
-    poll_until(&b, now_us() + 200000, 0, 0);
+    for (int k = 0; k < readers; k++)
+        pthread_create(&rd[k].thread, NULL, read_loop, &rd[k]);
+    wait_until(&b, now_us() + 200000, 0, 0);
     proc_sample idle = proc_of(pid);
     appender a = {.st = st, .rate = rate, .seconds = seconds};
     pthread_t t;
     pthread_create(&t, NULL, append_loop, &a);
     long peak_rss = idle.rss_kib;
     int64_t t_load = now_us();
-    while (!atomic_load(&a.done)) { /* reading all along: a pause would be latency */
-        poll_until(&b, now_us() + 500000, 0, 0);
+    while (!atomic_load(&a.done)) { /* the readers read all along */
+        wait_until(&b, now_us() + 500000, 0, 0);
         proc_sample p = proc_of(pid);
         peak_rss = p.rss_kib > peak_rss ? p.rss_kib : peak_rss;
     }
@@ -360,31 +427,40 @@ static int run(int argc, char **argv)
     double load_s = (double)(now_us() - t_load) / 1e6;
     /* what is on its way: until every subscriber has every event (a
      * filtered one: until QUIET_US of silence) */
-    poll_until(&b, now_us() + 120000000, QUIET_US,
+    wait_until(&b, now_us() + 120000000, QUIET_US,
                strchr(query, '?') == NULL ? atomic_load(&a.appended) : 0);
+    atomic_store(&b.stop, true);
+    static lat_stats all;
+    for (int k = 0; k < readers; k++) {
+        pthread_join(rd[k].thread, NULL);
+        merge(&all, &rd[k].stats);
+        close(rd[k].epfd);
+    }
     proc_sample loaded = proc_of(pid);
     peak_rss = loaded.rss_kib > peak_rss ? loaded.rss_kib : peak_rss;
     long sum = 0, low = -1, high = 0;
     for (int i = 0; i < n; i++) {
-        sum += b.got[i];
-        low = low < 0 || b.got[i] < low ? b.got[i] : low;
-        high = b.got[i] > high ? b.got[i] : high;
+        long got = atomic_load(&b.got[i]);
+        sum += got;
+        low = low < 0 || got < low ? got : low;
+        high = got > high ? got : high;
     }
     long appended = atomic_load(&a.appended);
-    printf("subscribers %d query %s rate %.0f/s for %.0f s: %ld appended (%ld failed) in %.1f s\n",
-           n, query, rate, seconds, appended, atomic_load(&a.failed), load_s);
+    printf("subscribers %d query %s rate %.0f/s for %.0f s, %d reader thread(s): %ld appended "
+           "(%ld failed) in %.1f s\n",
+           n, query, rate, seconds, readers, appended, atomic_load(&a.failed), load_s);
     printf("delivered %ld events: per subscriber min %ld max %ld (all collections %ld, "
            "like %ld); %ld closed\n",
-           sum, low, high, appended, a.per_collection[0], b.closed);
+           sum, low, high, appended, a.per_collection[0], atomic_load(&b.closed));
     printf("latency append->delivery over %" PRIu64 " deliveries: p50 %.0f ms p95 %.0f ms "
            "p99 %.0f ms max %.1f ms\n",
-           b.samples, percentile_ms(&b, 0.50), percentile_ms(&b, 0.95), percentile_ms(&b, 0.99),
-           (double)b.max_us / 1000.0);
+           all.samples, percentile_ms(&all, 0.50), percentile_ms(&all, 0.95),
+           percentile_ms(&all, 0.99), (double)all.max_us / 1000.0);
     printf("serve RSS: %ld KiB before, %ld KiB with %d idle subscribers (%.1f KiB each), "
            "%ld KiB peak under load (%.1f KiB each)\n",
            before.rss_kib, idle.rss_kib, n, (double)(idle.rss_kib - before.rss_kib) / n, peak_rss,
            (double)(peak_rss - before.rss_kib) / n);
-    double wall = (double)(b.last_us - b.load_start_us) / 1e6;
+    double wall = (double)(atomic_load(&b.last_us) - b.load_start_us) / 1e6;
     printf("serve CPU: %.1f s over %.1f s from the first append to the last delivery "
            "(%.0f %% of one core)\n",
            loaded.cpu_s - idle.cpu_s, wall, 100.0 * (loaded.cpu_s - idle.cpu_s) / wall);
@@ -415,6 +491,6 @@ int main(int argc, char **argv)
         return run(argc, argv);
     fprintf(stderr, "usage: bench_fanout create NATS_URL STORE\n"
                     "       bench_fanout run NATS_URL STORE PORT SERVE_PID SUBSCRIBERS RATE "
-                    "SECONDS [QUERY]\n");
+                    "SECONDS [QUERY [READERS]]\n");
     return 2;
 }
