@@ -70,7 +70,17 @@ typedef struct standin {
     standin_route routes[STANDIN_ROUTES_MAX];
     size_t nroutes;
     unsigned requests;
+    char post_headers[256]; /* extra header lines of every POST's answer (standin_post_headers) */
 } standin;
+
+/* Extra header lines (each ending "\r\n"; "" for none) for the answers to
+ * POSTs from now on: a receiver's Retry-After, say. */
+static inline void standin_post_headers(standin *s, const char *lines)
+{
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->post_headers, sizeof s->post_headers, "%s", lines);
+    pthread_mutex_unlock(&s->lock);
+}
 
 static inline void standin_answer_free(standin_answer *a)
 {
@@ -241,10 +251,12 @@ static inline void standin_serve_posts(standin *s, int c, char *req, size_t head
         free(body);
         if (status == 0) /* the handler hangs up, or the body never came */
             return;
-        char head[256];
+        char head[512];
+        pthread_mutex_lock(&s->lock);
         int hn = snprintf(head, sizeof head,
-                          "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
-                          status);
+                          "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: keep-alive\r\n%s\r\n",
+                          status, s->post_headers);
+        pthread_mutex_unlock(&s->lock);
         standin_send_all(c, head, (size_t)hn);
         head_len = standin_read_head(s, c, req, &n);
     }

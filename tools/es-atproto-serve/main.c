@@ -16,6 +16,7 @@
 #include <es/version.h>
 
 #include "channel.h"
+#include "compress.h"
 #include "cli.h"
 #include "dispatch.h"
 #include "health.h"
@@ -40,7 +41,9 @@ static void usage(FILE *out)
             "  GET /subscribe   WebSocket, Bluesky Jetstream's protocol: wantedCollections\n"
             "                   (NSIDs and app.bsky.feed.*-style prefixes), wantedDids,\n"
             "                   cursor (Unix microseconds; none: live only), maxMessageSizeBytes,\n"
-            "                   requireHello, and options_update messages\n"
+            "                   requireHello, compress (zstd frames, as binary messages;\n"
+            "                   also the header Socket-Encoding: zstd), and options_update\n"
+            "                   messages\n"
             "  GET /health      {\"status\":\"ok\"} when NATS and the store's stream answer,\n"
             "                   else 503 with the reason\n"
             "  GET /channel     with --channel: WebSocket, Tap's delivery: every event once\n"
@@ -86,6 +89,9 @@ static void usage(FILE *out)
             "                          wantedCollections; identity events always go\n"
             "                          (ES_COLLECTIONS; Tap's --collection-filters;\n"
             "                          default: every collection)\n"
+            "  --zstd-dictionary FILE  compress=true's frames use this zstd dictionary (e.g.\n"
+            "                          Jetstream's; made with zstd --train), and name its ID\n"
+            "                          (ES_ZSTD_DICTIONARY; default: frames without one)\n"
             "  --fanout MODE           live events: shared (one watch of the store for every\n"
             "                          subscriber) or per-subscriber (a watch each)\n"
             "                          (ES_FANOUT; default shared)\n"
@@ -104,8 +110,11 @@ static void usage(FILE *out)
             "  --webhook-timeout DUR   one request (ES_WEBHOOK_TIMEOUT; default 10s)\n"
             "  --webhook-backoff DUR   the first retry's delay, doubled up to 60s, with jitter\n"
             "                          (ES_WEBHOOK_BACKOFF; default 1s)\n"
-            "  (with --max-in-flight, --takeover-after, --tap-consumer and --collections as\n"
-            "  for /channel)\n"
+            "  --webhook-retry-after-max DUR  a 429 or 503 with Retry-After (seconds or an\n"
+            "                          HTTP-date) waits that long, when longer than the\n"
+            "                          backoff, up to this (ES_WEBHOOK_RETRY_AFTER_MAX;\n"
+            "                          default 10m)\n"
+            "  (with --max-in-flight, --takeover-after and --tap-consumer as for /channel)\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
             es_cli_conn_help);
@@ -133,7 +142,9 @@ enum {
     OPT_WEBHOOK_ATTEMPTS,
     OPT_WEBHOOK_TIMEOUT,
     OPT_WEBHOOK_BACKOFF,
+    OPT_WEBHOOK_RETRY_AFTER_MAX,
     OPT_FANOUT,
+    OPT_ZSTD_DICTIONARY,
     OPT_WRITE_INTERVAL,
     OPT_REPLAY_WINDOW,
     OPT_HELP,
@@ -162,7 +173,9 @@ static const es_cli_option options[] = {
     {"webhook-attempts", 0, true, OPT_WEBHOOK_ATTEMPTS},
     {"webhook-timeout", 0, true, OPT_WEBHOOK_TIMEOUT},
     {"webhook-backoff", 0, true, OPT_WEBHOOK_BACKOFF},
+    {"webhook-retry-after-max", 0, true, OPT_WEBHOOK_RETRY_AFTER_MAX},
     {"fanout", 0, true, OPT_FANOUT},
+    {"zstd-dictionary", 0, true, OPT_ZSTD_DICTIONARY},
     {"write-interval", 0, true, OPT_WRITE_INTERVAL},
     {"replay-window", 0, true, OPT_REPLAY_WINDOW},
     {"help", 'h', false, OPT_HELP},
@@ -193,7 +206,9 @@ static const es_cli_env environment[] = {
     {"ES_WEBHOOK_ATTEMPTS", OPT_WEBHOOK_ATTEMPTS},
     {"ES_WEBHOOK_TIMEOUT", OPT_WEBHOOK_TIMEOUT},
     {"ES_WEBHOOK_BACKOFF", OPT_WEBHOOK_BACKOFF},
+    {"ES_WEBHOOK_RETRY_AFTER_MAX", OPT_WEBHOOK_RETRY_AFTER_MAX},
     {"ES_FANOUT", OPT_FANOUT},
+    {"ES_ZSTD_DICTIONARY", OPT_ZSTD_DICTIONARY},
     {"ES_WRITE_INTERVAL", OPT_WRITE_INTERVAL},
     {"ES_REPLAY_WINDOW", OPT_REPLAY_WINDOW},
     {NULL, 0},
@@ -210,6 +225,7 @@ typedef struct config {
     dispatch_config tap;
     webhook_options hook; /* --webhook-url: Tap-style delivery to a webhook instead */
     sub_replay_stats replays; /* /metrics */
+    const char *zstd_dictionary; /* --zstd-dictionary (NULL: none) */
 } config;
 
 static bool parse_listen(const char *text, config *c)
@@ -326,6 +342,9 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_WEBHOOK_SECRET: c->hook.secret = value; break;
     case OPT_WEBHOOK_TIMEOUT: ok = positive_ms(value, "--webhook-timeout", &c->hook.timeout_ms); break;
     case OPT_WEBHOOK_BACKOFF: ok = positive_ms(value, "--webhook-backoff", &c->hook.backoff_first_ms); break;
+    case OPT_WEBHOOK_RETRY_AFTER_MAX:
+        ok = positive_ms(value, "--webhook-retry-after-max", &c->hook.retry_after_max_ms);
+        break;
     case OPT_WEBHOOK_ATTEMPTS:
         ok = es_cli_parse_u64(value, "--webhook-attempts", &n) && n > 0 && n <= 1000;
         if (ok)
@@ -345,6 +364,7 @@ static int set_option(int id, const char *value, void *closure)
     case OPT_TAKEOVER_AFTER: ok = positive_ms(value, "--takeover-after", &c->tap.takeover_ms); break;
     case OPT_TAP_CONSUMER: c->tap.consumer = value; break;
     case OPT_COLLECTIONS: ok = collections(value, &c->tap.collections); break;
+    case OPT_ZSTD_DICTIONARY: c->zstd_dictionary = value; break;
     case OPT_MAX_IN_FLIGHT:
         ok = es_cli_parse_u64(value, "--max-in-flight", &n) && n > 0 && n <= DISPATCH_IN_FLIGHT_MAX;
         if (ok)
@@ -419,6 +439,9 @@ static int parse(int argc, char **argv, config *c)
     c->server.host = c->host;
     if (c->channel && c->hook.url != NULL)
         return es_cli_usage("--channel and --webhook-url: Tap-style delivery has one target") + 1;
+    /* read now: a bad dictionary stops the start, before any connection */
+    if (compressor_create(c->zstd_dictionary, &c->server.sub.compress) != ES_OK)
+        return es_cli_usage("%s", es_last_error()) + 1;
     return 0;
 }
 
@@ -494,5 +517,6 @@ int main(int argc, char **argv)
     health_destroy(h);
     es_store_destroy(st);
     es_cli_disconnect(nc);
+    compressor_destroy(c.server.sub.compress);
     return r;
 }

@@ -10,6 +10,7 @@
 #include "server.h"
 
 #include "admin.h"
+#include "compress.h"
 #include "hub.h"
 #include "metrics.h"
 
@@ -174,6 +175,8 @@ static int respond_metrics(struct lws *wsi)
     es_prom_sample(&b, "es_serve_closed_total", "reason", "policy", (double)srv->closed_policy);
     if (srv->o.sub.stats != NULL)
         subscriber_metrics(srv->o.sub.stats, &b);
+    if (srv->o.sub.compress != NULL)
+        compressor_metrics(srv->o.sub.compress, &b);
     if (srv->o.tap != NULL)
         dispatch_metrics(srv->o.tap, &b);
     if (srv->o.channel != NULL)
@@ -328,6 +331,10 @@ static int on_established(struct lws *wsi, session *ss)
     srv->subscribers++;
     srv->connections++;
     char arg[QUERY_ARG_MAX];
+    /* Jetstream takes the header as compress=true's other form */
+    if (lws_hdr_custom_copy(wsi, arg, sizeof arg, "socket-encoding:", 16) > 0 &&
+        strstr(arg, "zstd") != NULL)
+        subscriber_query(ss->sub, "compress", "true");
     for (int i = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
          i++) {
         char *eq = strchr(arg, '=');
@@ -365,11 +372,12 @@ static int on_receive(struct lws *wsi, session *ss, const void *in, size_t len)
     return s == ES_OK ? 0 : close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, es_last_error());
 }
 
-/* A WebSocket text frame's header (server to client: unmasked) for a
- * payload of `len` bytes, at p: its size. */
-static size_t frame_header(unsigned char *p, size_t len)
+/* A WebSocket frame's header (server to client: unmasked) for a payload
+ * of `len` bytes, text or binary (compress=true's zstd frames), at p: its
+ * size. */
+static size_t frame_header(unsigned char *p, size_t len, bool binary)
 {
-    p[0] = 0x81; /* FIN, text */
+    p[0] = binary ? 0x82 : 0x81; /* FIN, binary or text */
     if (len < 126) {
         p[1] = (unsigned char)len;
         return 2;
@@ -411,8 +419,10 @@ static int on_writeable(struct lws *wsi, session *ss)
     }
     if (m == NULL)
         return 0;
+    bool binary = subscriber_binary(ss->sub);
     if (m->len + FRAME_HEADER_MAX > WRITE_BATCH_MAX) {
-        int n = lws_write(wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        int n =
+            lws_write(wsi, m->data + LWS_PRE, m->len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         size_t len = m->len;
         sub_msg_release(m);
         if (n < (int)len)
@@ -425,7 +435,7 @@ static int on_writeable(struct lws *wsi, session *ss)
     unsigned char *out = srv->wbuf + LWS_PRE;
     size_t used = 0;
     while (m != NULL) {
-        used += frame_header(out + used, m->len);
+        used += frame_header(out + used, m->len, binary);
         memcpy(out + used, m->data + LWS_PRE, m->len);
         used += m->len;
         srv->events_sent++;

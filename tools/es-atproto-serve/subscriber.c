@@ -28,6 +28,7 @@
 #include <es/atproto_jetstream.h>
 
 #include "clock.h"
+#include "compress.h"
 #include "cursor.h"
 #include "hub.h"
 #include "metrics.h"
@@ -62,6 +63,7 @@ struct subscriber {
     sub_config cfg;
     /* options from the query, read before start */
     bool has_cursor, require_hello, started;
+    bool compress; /* compress=true: zstd frames (compress.h) */
     int64_t cursor_us;
     /* the replay watch's side */
     es_arena *arena; /* created for a replay, freed once it joins the hub */
@@ -140,6 +142,7 @@ sub_msg *sub_msg_create(size_t headroom, const void *json, size_t len)
     if (m == NULL)
         return NULL;
     atomic_init(&m->refs, 1);
+    atomic_init(&m->zstd, NULL);
     m->len = len;
     memcpy(m->data + headroom, json, len);
     return m;
@@ -152,8 +155,10 @@ void sub_msg_ref(sub_msg *m)
 
 void sub_msg_release(sub_msg *m)
 {
-    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        sub_msg_release(atomic_load_explicit(&m->zstd, memory_order_acquire));
         free(m);
+    }
 }
 
 /* ---- the replay watch's and the hub's threads --------------------------------- */
@@ -241,12 +246,25 @@ static void count_held_locked(subscriber *s)
     raise_to(&s->cfg.stats->peak_bytes, s->queued);
 }
 
-/* A replayed event: waits for room (the history is read at the client's pace). */
-static es_status enqueue(subscriber *s, const void *json, size_t len)
+/* A replayed event as it goes out: its JSON, or compressed (compress=true,
+ * one compression per replaying subscriber: the events are its own). */
+static sub_msg *replay_msg(subscriber *s, const void *json, size_t len)
 {
     sub_msg *m = sub_msg_create(s->cfg.headroom, json, len);
+    if (m == NULL || !s->compress)
+        return m;
+    sub_msg *z = compressor_frame(s->cfg.compress, m, s->cfg.headroom);
+    sub_msg_release(m);
+    return z;
+}
+
+/* A replayed event: waits for room (the history is read at the client's pace). */
+static es_status enqueue(subscriber *s, const void *json, size_t json_len)
+{
+    sub_msg *m = replay_msg(s, json, json_len);
     if (m == NULL)
         return ES_ERR_NOMEM;
+    size_t len = m->len;
     struct timespec deadline = es_cli_deadline(s->cfg.slow_timeout_ms);
     pthread_mutex_lock(&s->lock);
     /* one message larger than the bound still goes when the queue is empty */
@@ -269,6 +287,14 @@ static es_status enqueue(subscriber *s, const void *json, size_t len)
     return st;
 }
 
+/* Under s->lock: the subscriber is closed for want of memory. false. */
+static bool closed_for_memory(subscriber *s)
+{
+    close_with(s, CLOSE_INTERNAL, "out of memory", NULL);
+    wake_locked(s, true);
+    return false;
+}
+
 /* Under s->lock: a live event from the hub, by reference. The hub waits
  * for nobody: a queue full for slow_timeout_ms, or SLOW_FACTOR times over
  * its bound, closes the subscriber. false when it is closed. */
@@ -289,9 +315,7 @@ static bool offer_locked(subscriber *s, sub_msg *m)
     if (push_locked(s, m))
         return true;
     sub_msg_release(m);
-    close_with(s, CLOSE_INTERNAL, "out of memory", NULL);
-    wake_locked(s, true);
-    return false;
+    return closed_for_memory(s);
 }
 
 /* hub_offer_fn: on the hub's thread (or in hub_join), under the hub's
@@ -308,9 +332,16 @@ static bool offer(void *member, const hub_event *const *evs, size_t n)
     }
     for (size_t i = 0; open && i < n; i++) {
         const hub_event *e = evs[i];
-        if (wants(&s->filter, &e->d) &&
-            (s->filter.max_size == 0 || e->msg->len <= s->filter.max_size))
-            open = offer_locked(s, e->msg); /* maxMessageSizeBytes: larger ones are left out */
+        if (!wants(&s->filter, &e->d) ||
+            (s->filter.max_size != 0 && e->msg->len > s->filter.max_size))
+            continue; /* maxMessageSizeBytes: larger ones are left out (of the JSON's size) */
+        /* compressed once for every subscriber: cached on the event's
+         * message by the first to ask */
+        sub_msg *m =
+            s->compress ? compressor_frame(s->cfg.compress, e->msg, s->cfg.headroom) : e->msg;
+        open = m != NULL ? offer_locked(s, m) : closed_for_memory(s);
+        if (s->compress)
+            sub_msg_release(m);
     }
     pthread_mutex_unlock(&s->lock);
     return open;
@@ -643,7 +674,17 @@ es_status subscriber_query(subscriber *s, const char *name, const char *value)
         s->cursor_us = v;
         return ES_OK;
     }
-    return ES_OK; /* unknown parameters (compress, ...) are ignored */
+    if (strcmp(name, "compress") == 0) {
+        /* exactly "true", as Jetstream; ignored when the server has no compressor */
+        s->compress = strcmp(value, "true") == 0 && s->cfg.compress != NULL;
+        return ES_OK;
+    }
+    return ES_OK; /* unknown parameters are ignored, as Jetstream does */
+}
+
+bool subscriber_binary(const subscriber *s)
+{
+    return s->compress;
 }
 
 es_status subscriber_start(subscriber *s)

@@ -27,6 +27,7 @@
 #define SUB_MESSAGE_MAX     10000000 /* a subscriber's message, in bytes */
 
 typedef struct hub hub;
+typedef struct compressor compressor;
 
 /* What the replays of a server hold, for /metrics (subscriber_metrics);
  * updated from the replays' threads. */
@@ -52,6 +53,7 @@ typedef struct sub_config {
      * this many events: those queued plus those of its read in hand. */
     size_t replay_window;
     sub_replay_stats *stats; /* NULL: not counted */
+    compressor *compress; /* compress=true's frames (compress.h); NULL: compress is ignored */
 } sub_config;
 
 typedef struct subscriber subscriber;
@@ -61,6 +63,7 @@ typedef struct subscriber subscriber;
  * a reference. */
 typedef struct sub_msg {
     _Atomic unsigned refs;
+    _Atomic(struct sub_msg *) zstd; /* its compressed form, once asked for (compress.h) */
     size_t len;
     unsigned char data[];
 } sub_msg;
@@ -68,7 +71,7 @@ typedef struct sub_msg {
 /* A message of one reference (NULL without memory). */
 sub_msg *sub_msg_create(size_t headroom, const void *json, size_t len);
 void sub_msg_ref(sub_msg *m);
-/* Drops a reference; the last frees. Accepts NULL. */
+/* Drops a reference; the last frees (with its compressed form). Accepts NULL. */
 void sub_msg_release(sub_msg *m);
 
 /* The replays' figures in Prometheus' text format, appended to `b`. */
@@ -80,6 +83,10 @@ es_status subscriber_create(es_store *st, const sub_config *cfg, subscriber **ou
 /* One query parameter of the upgrade request (URL-decoded). ES_ERR_INVALID
  * (es_last_error says why) for a bad value: close the connection with it. */
 es_status subscriber_query(subscriber *s, const char *name, const char *value);
+
+/* compress=true (or Socket-Encoding: zstd) was asked for and is served:
+ * every message is a zstd frame, to be sent as a binary message. */
+bool subscriber_binary(const subscriber *s);
 
 /* After the query: starts delivering, unless requireHello asked to wait for
  * the first options_update. */

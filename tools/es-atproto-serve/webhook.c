@@ -14,10 +14,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "webhook.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -57,6 +60,7 @@ typedef struct slot {
     job *job; /* NULL: free */
     int64_t started_ns;
     char error[CURL_ERROR_SIZE];
+    char retry_after[64]; /* the answer's Retry-After ("": none, or too long to be one) */
 } slot;
 
 /* What /metrics shows: written by the thread, read by any, under `lock`. */
@@ -110,6 +114,7 @@ void webhook_options_init(webhook_options *o)
     o->max_in_flight = 32;
     o->backoff_first_ms = 1000;
     o->backoff_max_ms = 60000;
+    o->retry_after_max_ms = 600000;
 }
 
 static es_status check_options(const webhook_options *o)
@@ -117,11 +122,11 @@ static es_status check_options(const webhook_options *o)
     if (o == NULL || o->url == NULL ||
         (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0))
         return es_error(ES_ERR_INVALID, "the webhook URL must start with http:// or https://");
-    if (o->attempts < 1 || o->timeout_ms <= 0 || o->max_in_flight < 1 ||
-        o->max_in_flight > 65536 || o->backoff_first_ms <= 0 || o->backoff_max_ms <= 0)
+    if (o->attempts < 1 || o->timeout_ms <= 0 || o->max_in_flight < 1 || o->max_in_flight > 65536 ||
+        o->backoff_first_ms <= 0 || o->backoff_max_ms <= 0 || o->retry_after_max_ms <= 0)
         return es_error(ES_ERR_INVALID,
-                        "webhook: attempts, timeout, in-flight bound (at most 65536) and backoff "
-                        "must be more than 0");
+                        "webhook: attempts, timeout, in-flight bound (at most 65536), backoff and "
+                        "Retry-After bound must be more than 0");
     return ES_OK;
 }
 
@@ -157,6 +162,53 @@ static size_t discard(char *data, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
+/* Keeps the answer's Retry-After (the last response's: a status line
+ * starts over). Other headers are not read. */
+static size_t on_header(char *line, size_t size, size_t n, void *ctx)
+{
+    slot *s = ctx;
+    size_t len = size * n;
+    static const char name[] = "retry-after:";
+    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+        s->retry_after[0] = '\0';
+    } else if (len > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
+        const char *v = line + sizeof name - 1, *end = line + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && isspace((unsigned char)end[-1]))
+            end--;
+        size_t vlen = (size_t)(end - v);
+        if (vlen < sizeof s->retry_after) {
+            memcpy(s->retry_after, v, vlen);
+            s->retry_after[vlen] = '\0';
+        } else {
+            s->retry_after[0] = '\0'; /* longer than any delay or date */
+        }
+    }
+    return len;
+}
+
+int64_t webhook_retry_after_ms(const char *value, int64_t now_s, int64_t max_ms)
+{
+    if (value[0] == '\0')
+        return -1;
+    if (strspn(value, "0123456789") == strlen(value)) {
+        int64_t seconds = 0;
+        for (const char *p = value; *p != '\0' && seconds <= max_ms / 1000; p++)
+            seconds = seconds * 10 + (*p - '0'); /* stops once past the bound: no overflow */
+        return seconds > max_ms / 1000 ? max_ms : seconds * 1000;
+    }
+    if (!isalpha((unsigned char)value[0]))
+        return -1; /* "-5", "1.5": no HTTP-date starts so */
+    time_t at = curl_getdate(value, NULL);
+    if (at == (time_t)-1)
+        return -1;
+    int64_t seconds = (int64_t)at - now_s;
+    if (seconds <= 0)
+        return 0;
+    return seconds > max_ms / 1000 ? max_ms : seconds * 1000;
+}
+
 /* The settings every request shares, set once per handle. */
 static es_status slot_init(webhook *w, slot *s)
 {
@@ -175,6 +227,8 @@ static es_status slot_init(webhook *w, slot *s)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "es-atproto-serve");
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->error);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(c, CURLOPT_PRIVATE, s);
     return ES_OK;
 }
@@ -216,6 +270,7 @@ static es_status slot_start(webhook *w, slot *s, job *j)
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, (const char *)j->json);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->len);
     s->error[0] = '\0';
+    s->retry_after[0] = '\0';
     if (curl_multi_add_handle(w->multi, s->easy) != CURLM_OK) {
         curl_slist_free_all(h);
         return es_error(ES_ERR_NOMEM, "webhook: libcurl refused a request");
@@ -260,6 +315,21 @@ static void observe(counters *c, enum request_outcome out, int64_t elapsed_ns)
     c->in_flight--;
 }
 
+/* How long a failed request's event waits: the backoff, or longer when a
+ * 429 or 503 said Retry-After (bounded by retry_after_max_ms). */
+static int64_t retry_delay_ms(webhook *w, const slot *s, unsigned attempts)
+{
+    int64_t backoff =
+        es_cli_backoff_ms(w->o.backoff_first_ms, w->o.backoff_max_ms, attempts - 1, &w->rng);
+    long status = 0;
+    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 429 && status != 503)
+        return backoff;
+    int64_t asked =
+        webhook_retry_after_ms(s->retry_after, (int64_t)time(NULL), w->o.retry_after_max_ms);
+    return asked > backoff ? asked : backoff;
+}
+
 /* A request ended: the event is done (2xx, or its last attempt), or waits
  * for its retry. `done` is called without the lock. */
 static void slot_finish(webhook *w, slot *s, CURLcode rc)
@@ -286,9 +356,7 @@ static void slot_finish(webhook *w, slot *s, CURLcode rc)
     }
     pthread_mutex_unlock(&w->lock);
     if (retry) {
-        j->due_ms = es_cli_monotonic_ms() +
-                    es_cli_backoff_ms(w->o.backoff_first_ms, w->o.backoff_max_ms, j->attempts - 1,
-                                      &w->rng);
+        j->due_ms = es_cli_monotonic_ms() + retry_delay_ms(w, s, j->attempts);
         push(&w->waiting, &w->waiting_tail, j);
         return;
     }

@@ -3,7 +3,9 @@
  * 2xx (TAP_ACKED). Any other answer, a timeout or a failed connection is
  * retried after an exponential backoff with jitter, up to a number of
  * attempts; then the event is dead-lettered (TAP_DEAD_LETTER, with the last
- * reason). Requests run on a thread of their own through libcurl's multi
+ * reason). A 429 or 503 with Retry-After (seconds or an HTTP-date) waits
+ * that long instead when it is longer than the backoff, up to
+ * retry_after_max_ms. Requests run on a thread of their own through libcurl's multi
  * interface, at most `max_in_flight` at once; the events waiting for a turn
  * or a retry are the ones the dispatcher has not seen done, so its in-flight
  * bound caps the memory held here.
@@ -44,10 +46,11 @@ typedef struct webhook_options {
     size_t max_in_flight;     /* requests at once (>= 1) */
     int64_t backoff_first_ms; /* the delay before the first retry (> 0) ... */
     int64_t backoff_max_ms;   /* ... doubled at each retry up to this, with jitter */
+    int64_t retry_after_max_ms; /* a receiver's Retry-After is honoured up to this (> 0) */
 } webhook_options;
 
 /* The defaults: 10 attempts, 10 s timeout, 32 in flight, backoff from 1 s to
- * 60 s; no URL, no secret. */
+ * 60 s, Retry-After up to 10 min; no URL, no secret. */
 void webhook_options_init(webhook_options *o);
 
 typedef struct webhook webhook;
@@ -80,6 +83,13 @@ void webhook_stop(webhook *w);
 
 /* Stops (if not yet) and frees. Accepts NULL. */
 void webhook_destroy(webhook *w);
+
+/* The wait a Retry-After header's value asks for, at Unix time now_s: its
+ * delay in seconds (digits only) or its HTTP-date (RFC 9110, as libcurl's
+ * curl_getdate reads it; one in the past: 0), in milliseconds, at most
+ * max_ms. -1 for a value that is neither (empty, negative, fractional,
+ * garbage): it is ignored. */
+int64_t webhook_retry_after_ms(const char *value, int64_t now_s, int64_t max_ms);
 
 /* The X-Es-Signature value for `body` signed at Unix time `t` with
  * secret[secret_len], into out[WEBHOOK_SIGNATURE_MAX]:

@@ -1,8 +1,8 @@
 /* Subscribers of es-atproto-serve, for its figures (docs/serve.md,
  * "Measured"): CLIENTS processes each open TARGET (a /subscribe URL path
  * and query) on 127.0.0.1:PORT and read EVENTS events; each prints its
- * rate, the parent the aggregate. Built with the benchmarks, never run by
- * ctest.
+ * rate and the bytes received (compress=true's zstd frames as they came),
+ * the parent the aggregate. Built with the benchmarks, never run by ctest.
  *
  *   bench_subscribe PORT '/subscribe?cursor=1' 35000 20 */
 #define _GNU_SOURCE
@@ -30,8 +30,10 @@ static int subscriber(int port, const char *target, long want)
     long n = 0;
     size_t bytes = 0;
     char *m;
-    while (n < want && ws_read(&w, 10000, &m) == 1) {
-        bytes += strlen(m);
+    size_t len;
+    bool binary;
+    while (n < want && ws_read_message(&w, 10000, &m, &len, &binary) == 1) {
+        bytes += len;
         free(m);
         n++;
     }

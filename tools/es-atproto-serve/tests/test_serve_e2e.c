@@ -4,7 +4,8 @@
  * Jetstream's own output for the same frames (expected_v1.jsonl); filters;
  * a cursor handover while the ingester runs; a slow replay held to its
  * window; a replay through a nats-server restart; /health following NATS;
- * a slow subscriber closed. The client is ws_client.h, not libwebsockets.
+ * a slow subscriber closed; compress=true's zstd frames, with and without
+ * a dictionary. The client is ws_client.h, not libwebsockets.
  *
  * Binaries from the environment (set by CMake): ES_INGEST_BIN, ES_SERVE_BIN,
  * ES_GEN_BIN; the corpus from ES_SHARED_DIR (tests skip when it is absent). */
@@ -26,6 +27,8 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <zdict.h>
+#include <zstd.h>
 
 #include <es/atproto_jetstream.h>
 #include <es/atproto_tracked.h>
@@ -521,13 +524,19 @@ static int64_t read_into(ws_client *w, json_t *keys, size_t max, source *src, in
     return last;
 }
 
-static void generate(const char *capture, const char *seed, const char *first_seq,
-                     const char *log)
+/* A generated capture of `frames` frames. */
+static void generate_frames(const char *capture, const char *seed, const char *first_seq,
+                            const char *frames, const char *log)
 {
-    char *gen[] = {(char *)gen_bin, "--out",       (char *)capture,   "--frames",
-                   "3000",          "--repos",     "300",             "--seed",
-                   (char *)seed,    "--first-seq", (char *)first_seq, NULL};
+    char *gen[] = {(char *)gen_bin,   "--out", (char *)capture, "--frames",   (char *)frames,
+                   "--repos",         "300",   "--seed",        (char *)seed, "--first-seq",
+                   (char *)first_seq, NULL};
     expect_exit(spawn(gen, log, NULL), 60000, 0, log);
+}
+
+static void generate(const char *capture, const char *seed, const char *first_seq, const char *log)
+{
+    generate_frames(capture, seed, first_seq, "3000", log);
 }
 
 /* A gauge or counter of /metrics (-1 when absent). */
@@ -833,6 +842,239 @@ static void live_subscribers_share_one_consumer(void **state)
     es_store_destroy(st);
     natsConnection_Destroy(nc);
     store_drop(store);
+}
+
+/* ---- compress=true ---------------------------------------------------------------- */
+
+/* `want` text messages, as sent (strings of JSON text). */
+static json_t *read_texts(ws_client *w, size_t want)
+{
+    json_t *texts = json_array();
+    while (json_array_size(texts) < want) {
+        char *m = NULL;
+        size_t len;
+        bool binary;
+        if (ws_read_message(w, 20000, &m, &len, &binary) != 1)
+            fail_msg("after %zu of %zu messages: closed or silent (%d %s)", json_array_size(texts),
+                     want, w->close_code, w->close_reason);
+        assert_false(binary);
+        json_array_append_new(texts, json_stringn(m, len));
+        free(m);
+    }
+    return texts;
+}
+
+/* Text messages until QUIET_MS of silence after `src` ended. */
+static json_t *read_texts_until_quiet(ws_client *w, source *src)
+{
+    json_t *texts = json_array();
+    for (;;) {
+        char *m = NULL;
+        size_t len;
+        bool binary;
+        bool ended = source_ended(src);
+        int r = ws_read_message(w, QUIET_MS, &m, &len, &binary);
+        if (r == 0)
+            fail_msg("closed: %d %s", w->close_code, w->close_reason);
+        if (r < 0 && ended)
+            return texts;
+        if (r == 1) {
+            assert_false(binary);
+            json_array_append_new(texts, json_stringn(m, len));
+            free(m);
+        }
+    }
+}
+
+typedef struct frame_sizes {
+    size_t json, zstd;
+} frame_sizes;
+
+/* The next messages are binary, one zstd frame each, naming `dict_id` (0:
+ * none), that decompress (with `dict` when there is one, and not without
+ * it) to exactly `texts`, in order; with `then_nothing`, nothing follows
+ * within QUIET_MS. Adds their sizes. */
+static void expect_frames_of(ws_client *w, json_t *texts, const ZSTD_DDict *dict, unsigned dict_id,
+                             bool then_nothing, frame_sizes *sizes)
+{
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    size_t i;
+    json_t *t;
+    json_array_foreach(texts, i, t)
+    {
+        char *m = NULL;
+        size_t len;
+        bool binary;
+        if (ws_read_message(w, 20000, &m, &len, &binary) != 1)
+            fail_msg("frame %zu of %zu: closed or silent (%d %s)", i, json_array_size(texts),
+                     w->close_code, w->close_reason);
+        assert_true(binary);
+        assert_int_equal(ZSTD_getDictID_fromFrame(m, len), dict_id);
+        unsigned long long size = ZSTD_getFrameContentSize(m, len);
+        assert_int_equal(size, json_string_length(t));
+        char *out = malloc(size + 1);
+        if (dict != NULL) /* the dictionary is needed */
+            assert_true(ZSTD_isError(ZSTD_decompressDCtx(dctx, out, size + 1, m, len)));
+        size_t n = dict ? ZSTD_decompress_usingDDict(dctx, out, size + 1, m, len, dict)
+                        : ZSTD_decompressDCtx(dctx, out, size + 1, m, len);
+        assert_false(ZSTD_isError(n));
+        assert_int_equal(n, json_string_length(t));
+        assert_memory_equal(out, json_string_value(t), n);
+        sizes->json += n;
+        sizes->zstd += len;
+        free(out);
+        free(m);
+    }
+    char *extra = NULL;
+    size_t len;
+    bool binary;
+    if (then_nothing && ws_read_message(w, QUIET_MS, &extra, &len, &binary) == 1)
+        fail_msg("a message beyond the %zu expected", json_array_size(texts));
+    ZSTD_freeDCtx(dctx);
+}
+
+/* A zstd dictionary trained on the corpus' events, written to `path`:
+ * its ID. */
+static unsigned train_dictionary(json_t *lines, const char *path, ZSTD_DDict **ddict)
+{
+    es_buf samples = ES_BUF_INIT;
+    size_t sizes[CORPUS_EVENTS];
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        char *text = json_dumps(l, JSON_COMPACT);
+        sizes[i] = strlen(text);
+        assert_int_equal(es_buf_append(&samples, text, sizes[i]), ES_OK);
+        free(text);
+    }
+    static char dict[16384];
+    size_t n = ZDICT_trainFromBuffer(dict, sizeof dict, samples.data, sizes, (unsigned)i);
+    es_buf_free(&samples);
+    if (ZDICT_isError(n))
+        fail_msg("ZDICT_trainFromBuffer: %s", ZDICT_getErrorName(n));
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(dict, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    *ddict = ZSTD_createDDict(dict, n);
+    assert_non_null(*ddict);
+    return ZSTD_getDictID_fromDict(dict, n);
+}
+
+/* compress=true: each event is one zstd frame in a binary message, that
+ * decompresses to exactly the JSON an uncompressed subscriber gets, in a
+ * replay and live; one server without a dictionary (frames without an
+ * ID), one with --zstd-dictionary (frames naming its ID, asked for by
+ * Jetstream's header Socket-Encoding: zstd). The live subscribers'
+ * frames are made once per event, however many ask. */
+static void compress_true_sends_zstd_frames_of_the_same_json(void **state)
+{
+    (void)state;
+    served sv;
+    if (!corpus_served("zstd", &sv))
+        skip();
+    const char *url = getenv("NATS_URL");
+    char dict_path[300], cap[300];
+    snprintf(dict_path, sizeof dict_path, "%s/corpus.zdict", tmp);
+    snprintf(cap, sizeof cap, "%s/zstd-live.capture", tmp);
+    ZSTD_DDict *dict;
+    unsigned dict_id = train_dictionary(sv.lines, dict_path, &dict);
+    assert_true(dict_id != 0);
+    int port = sv.port, dport;
+    const char *with_dict[] = {"--zstd-dictionary", dict_path, NULL};
+    pid_t dsrv = serve_start(url, sv.store, sv.log, with_dict, &dport);
+
+    /* the replay */
+    ws_client w;
+    subscribe(&w, port, "cursor=1");
+    json_t *texts = read_texts(&w, CORPUS_EVENTS);
+    ws_close(&w);
+    frame_sizes plain = {0}, trained = {0};
+    subscribe(&w, port, "cursor=1&compress=true");
+    expect_frames_of(&w, texts, NULL, 0, true, &plain);
+    ws_close(&w);
+    assert_int_equal(ws_open_with(&w, dport, "/subscribe?cursor=1", 0, "Socket-Encoding: zstd\r\n"),
+                     101);
+    expect_frames_of(&w, texts, dict, dict_id, true, &trained);
+    ws_close(&w);
+    printf("  %d events replayed: %zu bytes of JSON, %zu as zstd frames, %zu with a dictionary "
+           "trained on them\n",
+           CORPUS_EVENTS, plain.json, plain.zstd, trained.zstd);
+    json_decref(texts);
+
+    /* live, through the shared fan-out: two compressing subscribers here,
+     * one on the server with the dictionary */
+    ws_client live, z[2], dz;
+    subscribe(&live, port, "");
+    subscribe(&z[0], port, "compress=true");
+    subscribe(&z[1], port, "compress=true");
+    subscribe(&dz, dport, "compress=true");
+    assert_int_equal(metric_reaches(port, "es_serve_fanout_subscribers", 3), 3);
+    assert_int_equal(metric_reaches(dport, "es_serve_fanout_subscribers", 1), 1);
+    double made = metric(port, "es_serve_zstd_frames_total");
+    assert_int_equal(made, CORPUS_EVENTS);                    /* the replay's */
+    generate_frames(cap, "61", "40000000001", "300", sv.log); /* after the corpus' relay seqs */
+    source src = source_start(url, sv.store, cap, sv.log);
+    texts = read_texts_until_quiet(&live, &src);
+    assert_int_equal(src.code, 0);
+    assert_true(json_array_size(texts) > 0);
+    frame_sizes ignored = {0}; /* the plain one saw the end: the same stream for all */
+    expect_frames_of(&z[0], texts, NULL, 0, false, &ignored);
+    expect_frames_of(&z[1], texts, NULL, 0, false, &ignored);
+    expect_frames_of(&dz, texts, dict, dict_id, false, &ignored);
+    /* once per event for both subscribers */
+    assert_int_equal(metric(port, "es_serve_zstd_frames_total") - made, json_array_size(texts));
+    printf("  %zu live events: the same JSON in every frame, compressed once each\n",
+           json_array_size(texts));
+    ws_close(&live);
+    ws_close(&z[0]);
+    ws_close(&z[1]);
+    ws_close(&dz);
+    json_decref(texts);
+    ZSTD_freeDDict(dict);
+    stop(dsrv, sv.log);
+    served_end(&sv);
+}
+
+/* A --zstd-dictionary that is not a zstd dictionary with an ID stops the
+ * start with the reason, before any connection. */
+static void a_bad_zstd_dictionary_stops_the_start(void **state)
+{
+    (void)state;
+    char log[300], garbage[300], raw[300], damaged[300];
+    snprintf(garbage, sizeof garbage, "%s/garbage.zdict", tmp);
+    snprintf(raw, sizeof raw, "%s/empty.zdict", tmp);
+    snprintf(damaged, sizeof damaged, "%s/damaged.zdict", tmp);
+    FILE *f = fopen(garbage, "wb");
+    assert_non_null(f);
+    fputs("{\"did\":\"did:plc:not-a-dictionary\"}", f); /* raw content: no ID */
+    fclose(f);
+    fclose(fopen(raw, "wb"));
+    /* the magic number and an ID, then no valid entropy tables */
+    unsigned char head[64] = {0x37, 0xa4, 0x30, 0xec, 0x01, 0x02, 0x03, 0x04};
+    memset(head + 8, 0xff, sizeof head - 8);
+    f = fopen(damaged, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(head, 1, sizeof head, f), sizeof head);
+    fclose(f);
+    const char *files[] = {"/nonexistent/dictionary", garbage, raw, damaged};
+    const char *why[] = {"cannot read", "not a zstd dictionary", "not a zstd dictionary",
+                         "damaged"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(log, sizeof log, "%s/bad-dict-%zu.log", tmp, i); /* logs are appended to */
+        char *argv[] = {(char *)serve_bin, "--server",          "nats://127.0.0.1:1", "--listen",
+                        "127.0.0.1:0",     "--zstd-dictionary", (char *)files[i],     NULL};
+        expect_exit(spawn(argv, log, NULL), 10000, 1, log);
+        char text[1024] = "";
+        f = fopen(log, "r");
+        assert_non_null(f);
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        if (strstr(text, "--zstd-dictionary") == NULL || strstr(text, why[i]) == NULL)
+            fail_msg("%s: expected '%s' in: %s", files[i], why[i], text);
+    }
 }
 
 /* ---- health ------------------------------------------------------------------------- */
@@ -1225,6 +1467,10 @@ int main(void)
         cmocka_unit_test_teardown(health_follows_nats, children_teardown),
         cmocka_unit_test_teardown(a_slow_subscriber_is_closed, children_teardown),
         cmocka_unit_test_teardown(admin_routes_edit_the_tracked_set, children_teardown),
+        /* in the lighter part of ES_TEST_PART=1/2 and 2/2 (even indexes: part 1) */
+        cmocka_unit_test_teardown(a_bad_zstd_dictionary_stops_the_start, children_teardown),
+        cmocka_unit_test_teardown(compress_true_sends_zstd_frames_of_the_same_json,
+                                  children_teardown),
     };
     size_t n = test_part(tests, sizeof tests / sizeof tests[0]); /* ES_TEST_PART */
     return _cmocka_run_group_tests("test_serve_e2e", tests, n, setup, teardown);

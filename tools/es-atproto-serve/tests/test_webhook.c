@@ -5,7 +5,9 @@
  * recomputed here with OpenSSL's one-shot HMAC verifies, the in-flight bound
  * holds; a receiver that always fails, one that never answers in time and
  * a port nobody listens on end in dead letters with their reason after the
- * attempt limit; /metrics' text counts what happened. */
+ * attempt limit; /metrics' text counts what happened; a 429 or 503 with
+ * Retry-After delays the retry that long, within a bound, and hostile
+ * values of it neither stall nor crash. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <setjmp.h>
@@ -31,7 +33,9 @@
 
 /* ---- the receiver -------------------------------------------------------- */
 
-typedef enum behaviour { FLAKY, ALWAYS_503, TOO_SLOW } behaviour;
+/* RETRY_LATER: each event's first request is answered first_status (with
+ * the stand-in's extra headers: a Retry-After), the next ones 200. */
+typedef enum behaviour { FLAKY, ALWAYS_503, TOO_SLOW, RETRY_LATER } behaviour;
 
 typedef struct receiver {
     behaviour how;
@@ -40,7 +44,17 @@ typedef struct receiver {
     unsigned failed;               /* requests answered 500 */
     unsigned bad;                  /* missing or wrong signature, id, attempt or body */
     unsigned in_progress, max_in_progress;
+    int first_status;                  /* RETRY_LATER's */
+    int64_t arrived_ms[EVENTS_MAX][2]; /* RETRY_LATER: when attempts 1 and 2 arrived */
 } receiver;
+
+/* Wall-clock milliseconds: an HTTP-date is compared with them. */
+static int64_t realtime_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* The body the test sends for event `id`. */
 static int event_json(uint64_t id, char *out, size_t cap)
@@ -75,6 +89,8 @@ static int on_post(void *ctx, const char *head, const void *body, size_t len)
         r->bad++;
     else
         r->arrivals[id]++;
+    if (ok && attempt <= 2)
+        r->arrived_ms[id][attempt - 1] = realtime_ms();
     if (++r->in_progress > r->max_in_progress)
         r->max_in_progress = r->in_progress;
     pthread_mutex_unlock(&r->lock);
@@ -83,6 +99,8 @@ static int on_post(void *ctx, const char *head, const void *body, size_t len)
         standin_sleep_ms(400);
     else if (r->how == ALWAYS_503)
         status = 503;
+    else if (r->how == RETRY_LATER)
+        status = attempt == 1 ? r->first_status : 200;
     else
         standin_sleep_ms(wr_delay_ms(id, attempt)); /* slow */
     bool fail = r->how == FLAKY && wr_flaky_fails(id, attempt);
@@ -322,6 +340,113 @@ static void test_refused_connection_dead_letters(void **state)
     fixture_free(f);
 }
 
+/* Four events whose first request is answered `status` with the header
+ * line `header` (NULL: a Retry-After HTTP-date two seconds after the
+ * events are sent, at Unix time *date): each is acked on its second
+ * request; the longest and shortest wait between the two, in *longest and
+ * *shortest, and the earliest retry's wall-clock time in *first_retry_ms. */
+static void retry_waits(int status, const char *header, int64_t retry_after_max_ms,
+                        int64_t *shortest, int64_t *longest, int64_t *first_retry_ms, time_t *date)
+{
+    const unsigned n = 4;
+    fixture *f = fixture_new(RETRY_LATER);
+    f->r.first_status = status;
+    webhook_options o;
+    fast_options(&o, f->url); /* a backoff of 5 to 40 ms */
+    o.retry_after_max_ms = retry_after_max_ms;
+    assert_int_equal(webhook_start(&o, on_done, &f->out, &f->w), ES_OK);
+    char line[128];
+    if (header == NULL) { /* now: under valgrind the start above may take seconds */
+        *date = time(NULL) + 2;
+        struct tm tm;
+        gmtime_r(date, &tm);
+        strftime(line, sizeof line, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        header = line;
+    }
+    standin_post_headers(&f->s, header);
+    send_events(f->w, n);
+    assert_true(wait_done(&f->out, n));
+    *shortest = *first_retry_ms = INT64_MAX;
+    *longest = 0;
+    for (uint64_t id = 0; id < n; id++) {
+        assert_int_equal(f->out.outcome[id], TAP_ACKED);
+        assert_int_equal(f->r.arrivals[id], 2);
+        int64_t waited = f->r.arrived_ms[id][1] - f->r.arrived_ms[id][0];
+        *shortest = waited < *shortest ? waited : *shortest;
+        *longest = waited > *longest ? waited : *longest;
+        if (f->r.arrived_ms[id][1] < *first_retry_ms)
+            *first_retry_ms = f->r.arrived_ms[id][1];
+    }
+    assert_int_equal(f->r.bad, 0);
+    fixture_free(f);
+}
+
+/* Retry-After on a 429 (seconds) and a 503 (an HTTP-date): the retry waits
+ * at least that long, not much longer; on a 500 it is not read. */
+static void test_retry_after_is_honoured(void **state)
+{
+    (void)state;
+    int64_t shortest, longest, first_retry;
+    time_t at = 0;
+    retry_waits(429, "Retry-After: 1\r\n", 600000, &shortest, &longest, &first_retry, NULL);
+    printf("  429, Retry-After: 1: the retries waited %" PRId64 " to %" PRId64 " ms\n", shortest,
+           longest);
+    assert_true(shortest >= 1000 && longest < 3000);
+
+    retry_waits(503, NULL, 600000, &shortest, &longest, &first_retry, &at);
+    printf("  503, Retry-After an HTTP-date 2 s ahead: waited %" PRId64 " to %" PRId64 " ms\n",
+           shortest, longest);
+    assert_true(first_retry >= (int64_t)at * 1000); /* not before the date */
+    assert_true(longest < 4000);
+
+    retry_waits(500, "Retry-After: 1\r\n", 600000, &shortest, &longest, &first_retry, NULL);
+    assert_true(longest < 1000); /* the backoff's: 5 to 40 ms */
+}
+
+/* Hostile values: a huge delay waits the bound (here 300 ms), not more;
+ * negative, fractional, garbage, past, too long ones wait the backoff only
+ * (with a bound of 5 s, so that one misread as 1 s or more would show). */
+static void test_hostile_retry_after_neither_stalls_nor_crashes(void **state)
+{
+    (void)state;
+    int64_t shortest, longest, first_retry;
+    retry_waits(429, "Retry-After: 99999999999999999999999999999999\r\n", 300, &shortest, &longest,
+                &first_retry, NULL);
+    assert_true(shortest >= 300 && longest < 2000);
+    const char *ignored[] = {
+        "Retry-After: -5\r\n",
+        "Retry-After: 1.5\r\n",
+        "Retry-After: soon\r\n",
+        "Retry-After: \r\n",
+        "Retry-After: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+        "Retry-After: 1111111111111111111111111111111111111111111111111111111111111111111111\r\n",
+    };
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) {
+        retry_waits(503, ignored[i], 5000, &shortest, &longest, &first_retry, NULL);
+        if (longest >= 1000)
+            fail_msg("%s waited %" PRId64 " ms", ignored[i], longest);
+    }
+}
+
+/* webhook_retry_after_ms's reading of the header's value. */
+static void test_retry_after_values(void **state)
+{
+    (void)state;
+    const int64_t now = 1700000000, max = 60000;
+    assert_int_equal(webhook_retry_after_ms("1", now, max), 1000);
+    assert_int_equal(webhook_retry_after_ms("0", now, max), 0);
+    assert_int_equal(webhook_retry_after_ms("120", now, max), max);
+    assert_int_equal(webhook_retry_after_ms("18446744073709551616999", now, max), max);
+    assert_int_equal(webhook_retry_after_ms("", now, max), -1);
+    assert_int_equal(webhook_retry_after_ms("-5", now, max), -1);
+    assert_int_equal(webhook_retry_after_ms("1.5", now, max), -1);
+    assert_int_equal(webhook_retry_after_ms("garbage", now, max), -1);
+    /* 1700000000 is Tue, 14 Nov 2023 22:13:20 GMT */
+    assert_int_equal(webhook_retry_after_ms("Tue, 14 Nov 2023 22:13:25 GMT", now, max), 5000);
+    assert_int_equal(webhook_retry_after_ms("Tue, 14 Nov 2023 22:13:00 GMT", now, max), 0);
+    assert_int_equal(webhook_retry_after_ms("Fri, 31 Dec 9999 23:59:59 GMT", now, max), max);
+}
+
 /* webhook_sign against the HMAC computed here, and its exact layout. */
 static void test_signature_layout(void **state)
 {
@@ -405,6 +530,9 @@ int main(void)
         cmocka_unit_test(test_signature_layout),
         cmocka_unit_test(test_stop_abandons_in_flight),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_retry_after_is_honoured),
+        cmocka_unit_test(test_hostile_retry_after_neither_stalls_nor_crashes),
+        cmocka_unit_test(test_retry_after_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* A minimal WebSocket and HTTP client for the serve tests, over a plain
  * loopback socket: the upgrade request, unmasked frames from the server
- * (text, close, ping), masked text frames to it. Independent of
+ * (text, binary, close, ping), masked text frames to it. Independent of
  * libwebsockets, so the server is checked by another implementation.
  * Include it with _GNU_SOURCE defined (memmem, strcasestr). */
 #ifndef SERVE_TEST_WS_CLIENT_H
@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,10 +77,12 @@ static inline void ws_consume(ws_client *w, size_t n)
     w->len -= n;
 }
 
-/* Connects and upgrades `target` ("/subscribe?cursor=1"); rcvbuf > 0 shrinks
- * the socket's receive buffer (a slow reader). The HTTP status (101 when
- * upgraded), or -1. */
-static inline int ws_open(ws_client *w, int port, const char *target, int rcvbuf)
+/* Connects and upgrades `target` ("/subscribe?cursor=1"), with more
+ * request headers (each line ending in \r\n; "" for none); rcvbuf > 0
+ * shrinks the socket's receive buffer (a slow reader). The HTTP status
+ * (101 when upgraded), or -1. */
+static inline int ws_open_with(ws_client *w, int port, const char *target, int rcvbuf,
+                               const char *headers)
 {
     memset(w, 0, sizeof *w);
     w->fd = ws_tcp_connect(port, rcvbuf);
@@ -89,8 +92,8 @@ static inline int ws_open(ws_client *w, int port, const char *target, int rcvbuf
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     target, port);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     target, port, headers);
     if (n <= 0 || (size_t)n >= sizeof req || ws_send_all(w->fd, req, (size_t)n) != 0)
         return -1;
     for (;;) {
@@ -109,11 +112,20 @@ static inline int ws_open(ws_client *w, int port, const char *target, int rcvbuf
     }
 }
 
-/* The next text message (malloc'd, NUL-terminated: the caller frees it):
- * 1; 0 when the server closed (close_code, close_reason) or the stream
- * ended; -1 when nothing came within timeout_ms. */
-static inline int ws_read(ws_client *w, int timeout_ms, char **out)
+static inline int ws_open(ws_client *w, int port, const char *target, int rcvbuf)
 {
+    return ws_open_with(w, port, target, rcvbuf, "");
+}
+
+/* The next message, text or binary (*binary; binary ones passed over
+ * unless with_binary), of *len bytes (malloc'd, NUL-terminated: the caller
+ * frees it): 1; 0 when the server closed (close_code, close_reason) or
+ * the stream ended; -1 when nothing came within timeout_ms. */
+static inline int ws_read_frame(ws_client *w, int timeout_ms, char **out, size_t *len,
+                                bool *binary, bool with_binary)
+{
+    *len = 0;
+    *binary = false;
     for (;;) {
         if (w->len >= 2) {
             int opcode = w->buf[0] & 0x0f;
@@ -141,15 +153,17 @@ static inline int ws_read(ws_client *w, int timeout_ms, char **out)
                     ws_consume(w, hdr + (size_t)plen);
                     return 0;
                 }
-                if (opcode == 0x1) {
+                if (opcode == 0x1 || (opcode == 0x2 && with_binary)) {
                     char *m = malloc((size_t)plen + 1);
                     memcpy(m, p, (size_t)plen);
                     m[plen] = '\0';
                     *out = m;
+                    *len = (size_t)plen;
+                    *binary = opcode == 0x2;
                     ws_consume(w, hdr + (size_t)plen);
                     return 1;
                 }
-                ws_consume(w, hdr + (size_t)plen); /* ping, pong: nothing to do */
+                ws_consume(w, hdr + (size_t)plen); /* ping, pong, unwanted binary: passed over */
                 continue;
             }
         }
@@ -157,6 +171,22 @@ static inline int ws_read(ws_client *w, int timeout_ms, char **out)
         if (r <= 0)
             return r == 0 ? 0 : -1;
     }
+}
+
+/* The next message, text or binary: ws_read_frame. */
+static inline int ws_read_message(ws_client *w, int timeout_ms, char **out, size_t *len,
+                                  bool *binary)
+{
+    return ws_read_frame(w, timeout_ms, out, len, binary, true);
+}
+
+/* The next text message (malloc'd, NUL-terminated: the caller frees it),
+ * binary ones passed over: as ws_read_frame. */
+static inline int ws_read(ws_client *w, int timeout_ms, char **out)
+{
+    size_t len;
+    bool binary;
+    return ws_read_frame(w, timeout_ms, out, &len, &binary, false);
 }
 
 /* One masked text frame. 0, or -1. */
