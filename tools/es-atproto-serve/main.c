@@ -114,7 +114,8 @@ static void usage(FILE *out)
             "                          HTTP-date) waits that long, when longer than the\n"
             "                          backoff, up to this (ES_WEBHOOK_RETRY_AFTER_MAX;\n"
             "                          default 10m)\n"
-            "  (with --max-in-flight, --takeover-after and --tap-consumer as for /channel)\n"
+            "  (with --max-in-flight, --takeover-after, --tap-consumer and --collections as\n"
+            "  for /channel)\n"
             "\n"
             "Connection (--server is also ES_SERVER):\n%s",
             es_cli_conn_help);
