@@ -48,10 +48,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     live *l = *state;
-    es_store_destroy(l->st);
-    if (l->nc != NULL)
-        es_store_delete(l->nc, l->name, NULL);
-    fixture_disconnect(l->nc);
+    fixture_end_store(l->nc, l->name, l->st);
     free(l);
     return 0;
 }
