@@ -398,18 +398,6 @@ struct esi_kv_watcher {
     size_t n_held, cap_held, next_held;
 };
 
-typedef struct last_ask {
-    const esi_kv *kv;
-    const char *filter;
-    uint64_t seq;
-} last_ask;
-
-static es_status ask_last(void *closure)
-{
-    last_ask *a = closure;
-    return esi_stream_last_seq(a->kv->js, a->kv->stream, a->filter, &a->seq);
-}
-
 /* The leader's last revision matching `pattern`, retried through an
  * election. A user not granted the leader's message API watches as the
  * replicas answer (0: no revision to wait for), as reads do. */
@@ -420,13 +408,12 @@ static es_status watch_target(const esi_kv *kv, const char *pattern, uint64_t *t
     int n = snprintf(filter, sizeof filter, "$KV.%s.%s", kv->bucket, pattern ? pattern : ">");
     if (n < 0 || (size_t)n >= sizeof filter)
         return es_error(ES_ERR_INVALID, "watching %s: pattern too long", kv->bucket);
-    last_ask a = {kv, filter, 0};
-    es_status s = esi_js_retry(ask_last, &a);
+    es_status s = esi_stream_last_seq_retried(kv->js, kv->stream, filter, target);
     if (s == ES_ERR_PERMISSION) {
+        *target = 0;
         es_error_clear();
         return ES_OK;
     }
-    *target = a.seq;
     return s;
 }
 
