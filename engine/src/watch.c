@@ -224,6 +224,7 @@ static void *run(void *arg)
     es_watch *w = arg;
     bool troubled = false;
     es_status s = ES_OK;
+    int quiet = 0; /* polls with nothing delivered and nothing pending */
     if (w->pending_at_start == 0 && w->own_last == 0)
         mark_caught_up(w);
     while (!atomic_load(&w->stop)) {
@@ -232,9 +233,12 @@ static void *run(void *arg)
         s = wd ? widen(w, wd) : esi_oc_next(w->oc, POLL_MS, &m);
         if (wd != NULL && s == ES_OK)
             continue;
-        if (s == ES_ERR_TIMEOUT) { /* nothing pending after a recount (consumer.h)? */
+        /* Nothing pending after a recount (consumer.h), and the leader's
+         * last event delivered, or gone for good: not delivered for as long
+         * as a catch-up read waits (removed by the store's limits meanwhile). */
+        if (s == ES_ERR_TIMEOUT) {
             if (wd == NULL && esi_oc_pending(w->oc) == 0 &&
-                atomic_load(&w->last_seq) >= w->own_last)
+                (atomic_load(&w->last_seq) >= w->own_last || ++quiet >= quiet_polls(w)))
                 mark_caught_up(w);
             s = ES_OK;
             continue;
@@ -247,8 +251,10 @@ static void *run(void *arg)
             continue;
         }
         troubled = false;
-        if (s == ES_OK && wd == NULL)
+        if (s == ES_OK && wd == NULL) {
+            quiet = 0;
             s = deliver(w, &m);
+        }
         if (s != ES_OK) {
             report(w, s, true);
             break;
