@@ -116,7 +116,7 @@ static void catches_up_then_goes_live(void **state)
 static void a_watch_is_caught_up_past_the_append_before_it(void **state)
 {
     conf_ctx *c = *state;
-    for (int round = 0; round < 30; round++) {
+    for (int round = 0; round < 15; round++) {
         es_event_spec e = conf_spec("note", "n1", "written", "x");
         es_append_result r;
         assert_int_equal(es_append(c->st, &e, &r), ES_OK);
