@@ -1,5 +1,7 @@
 /* Single appends: the exact wire form, subject safety, idempotency, refusals. */
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +206,53 @@ static void single_append_is_idempotent(void **state)
     assert_true(r.duplicate);
     assert_int_equal(r.last_seq, 3);
     assert_int_equal(conf_stream_msgs(c->nc, es_store_stream(c->st)), 3);
+}
+
+typedef struct remake {
+    conf_ctx *c;
+    es_store *st;
+    es_status s;
+} remake;
+
+static void *remake_store_later(void *arg)
+{
+    remake *m = arg;
+    conf_sleep_ms(300);
+    m->s = es_store_create(m->c->nc, m->c->name, conf_store_config(), NULL, &m->st);
+    return NULL;
+}
+
+/* "No responders": no stream has the store's subjects (on a cluster, a
+ * store just made, until its leader's interest reaches the server of this
+ * connection). Nothing was stored, so an append is sent again within its
+ * request timeout: it succeeds once the stream is there, and a store that
+ * stays gone fails after the timeout, saying why. */
+static void an_append_waits_out_no_responders(void **state)
+{
+    conf_ctx *c = *state;
+    es_store_options o;
+    es_store_options_init(&o);
+    o.timeout_ms = 1500;
+    es_store *st = NULL;
+    assert_int_equal(es_store_open(c->nc, c->name, &o, &st), ES_OK);
+    assert_int_equal(es_store_delete(c->nc, c->name, NULL), ES_OK);
+    es_event_spec e = conf_spec("account", "a1", "opened", "1");
+    int64_t t0 = es_monotonic_ms();
+    assert_int_equal(es_append(st, &e, NULL), ES_ERR_CONNECTION);
+    assert_non_null(strstr(es_last_error(), "no responders"));
+    assert_true(es_monotonic_ms() - t0 >= 1000); /* asked again, not given up at once */
+
+    remake m = {.c = c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, remake_store_later, &m), 0);
+    es_append_result r;
+    es_status s = es_append(st, &e, &r);
+    pthread_join(t, NULL);
+    assert_int_equal(m.s, ES_OK);
+    assert_int_equal(s, ES_OK);
+    assert_int_equal(r.last_seq, 1);
+    es_store_destroy(m.st);
+    es_store_destroy(st);
 }
 
 /* Unacknowledged appends on a real server: stored in the order sent, an id
@@ -423,6 +472,8 @@ int conf_run_append(void)
         cmocka_unit_test_setup_teardown(the_longest_subject_fits_the_control_line, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(single_append_is_idempotent, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(an_append_waits_out_no_responders, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(unacked_appends_are_stored_before_a_later_ack, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(bad_events_are_refused_before_sending, conf_setup,

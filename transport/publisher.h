@@ -92,6 +92,12 @@ bool esi_pub_waiter_done(es_status s, const esi_pub_result *r, const char *text,
 es_status esi_pub_waiter_wait(esi_pub_waiter *w);
 void esi_pub_waiter_destroy(esi_pub_waiter *w);
 
+/* Whether a unit's outcome (and this thread's last error) is "no
+ * responders": no server had the stream's subjects, so nothing was stored
+ * and sending it again is safe (ES_ERR_CONNECTION, err_code
+ * ESI_NO_RESPONDERS). */
+bool esi_pub_no_responders(es_status s);
+
 /* Parses a PubAck (or a JetStream error reply) into a status and result; the
  * error text goes to `text`. Exposed for unit tests. */
 es_status esi_puback_parse(const char *data, size_t len, esi_pub_result *r, char *text,

@@ -486,8 +486,8 @@ static es_status submit(es_store *st, const es_event_spec *events, size_t n, boo
     return ES_OK;
 }
 
-static es_status send_sync(es_store *store, const es_event_spec *events, size_t n,
-                           es_append_result *result)
+static es_status send_sync_once(es_store *store, const es_event_spec *events, size_t n,
+                                es_append_result *result)
 {
     es_status s;
     sync_call c = {.st = store, .own_ids = has_own_ids(events, n), .out = result};
@@ -510,6 +510,32 @@ static es_status send_sync(es_store *store, const es_event_spec *events, size_t 
     if (s == ES_OK)
         es_error_clear();
     return s;
+}
+
+typedef struct sync_send {
+    es_store *store;
+    const es_event_spec *events;
+    size_t n;
+    es_append_result *result;
+} sync_send;
+
+static es_status send_sync_attempt(void *closure)
+{
+    sync_send *a = closure;
+    return send_sync_once(a->store, a->events, a->n, a->result);
+}
+
+/* One unit, sent again while the answer is "no responders": no server had
+ * the stream's subjects, so nothing was stored. It happens on a cluster
+ * right after a store is made, until the stream leader's interest has
+ * reached the server of this connection; sent again with backoff within
+ * the request timeout (a store that is gone still fails after it). */
+static es_status send_sync(es_store *store, const es_event_spec *events, size_t n,
+                           es_append_result *result)
+{
+    sync_send a = {store, events, n, result};
+    return esi_js_retry_for(esi_js_timeout_ms(store->js), esi_pub_no_responders,
+                            send_sync_attempt, &a);
 }
 
 /* Sends events whose ES_EXPECT_EXISTS are resolved into sequences again

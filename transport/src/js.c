@@ -207,10 +207,12 @@ es_status esi_js_retry_for(int64_t budget_ms, bool (*transient)(es_status s),
             return s;
         int64_t pause = esi_backoff_next(&b, n);
         int64_t failing = esi_monotonic_ms() - started;
-        if (failing + pause > budget_ms)
+        if (failing >= budget_ms)
             return es_error_code(s, es_last_error_code(), "%s (still failing after %lld ms)",
                                  es_last_error(), (long long)failing);
-        esi_sleep_ms(pause);
+        /* the last pause is cut to what is left: one more attempt at the
+         * budget's end, not a give-up a long backoff before it */
+        esi_sleep_ms(pause < budget_ms - failing ? pause : budget_ms - failing);
     }
 }
 

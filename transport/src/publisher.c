@@ -242,13 +242,19 @@ es_status esi_puback_parse(const char *data, size_t len, esi_pub_result *r, char
     return s;
 }
 
-static es_status status_reply(natsMsg *msg, char *text, size_t text_size)
+static es_status status_reply(natsMsg *msg, esi_pub_result *r, char *text, size_t text_size)
 {
     if (esi_msg_no_responders(msg)) {
         snprintf(text, text_size, "no responders: the store's stream is not available");
+        r->err_code = ESI_NO_RESPONDERS;
         return ES_ERR_CONNECTION;
     }
     return ES_OK;
+}
+
+bool esi_pub_no_responders(es_status s)
+{
+    return s == ES_ERR_CONNECTION && es_last_error_code() == ESI_NO_RESPONDERS;
 }
 
 static void record_answer(slot *sl, es_status s, const esi_pub_result *r, const char *text)
@@ -269,7 +275,7 @@ static void on_reply(natsMsg *msg, void *closure)
     char text[TEXT_MAX] = "";
     esi_pub_result r;
     memset(&r, 0, sizeof r);
-    es_status s = status_reply(msg, text, sizeof text);
+    es_status s = status_reply(msg, &r, text, sizeof text);
     const char *data = esi_msg_data(msg);
     size_t len = esi_msg_len(msg);
     if (s == ES_OK && !(first && len == 0))
