@@ -272,6 +272,59 @@ static void a_watch_sees_the_writes_before_it(void **state)
     es_checkpoints_destroy(cps);
 }
 
+typedef struct remade {
+    es_store *st;
+    es_status s;
+} remade;
+
+static void *remake_bucket_later(void *arg)
+{
+    remade *m = arg;
+    conf_sleep_ms(300);
+    es_checkpoints *cps = NULL;
+    m->s = es_checkpoints_open(m->st, &cps);
+    es_checkpoints_destroy(cps);
+    return NULL;
+}
+
+/* "No responders": the bucket's stream does not listen (on a cluster, a
+ * bucket just made, until its leader's interest reaches the server of this
+ * connection). Nothing was written, so a write is asked again within the
+ * request timeout: it succeeds once the bucket is there, and one that stays
+ * gone fails after the timeout, saying why. */
+static void a_write_waits_out_no_responders(void **state)
+{
+    conf_ctx *c = *state;
+    es_store_options o;
+    es_store_options_init(&o);
+    o.timeout_ms = 1500;
+    es_store *st = NULL;
+    es_checkpoints *cps = NULL;
+    assert_int_equal(es_store_open(c->nc, c->name, &o, &st), ES_OK);
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    char stream[96];
+    snprintf(stream, sizeof stream, "KV_ES_%s_checkpoints", c->name);
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, c->nc, NULL), NATS_OK);
+    assert_int_equal(js_DeleteStream(js, stream, NULL, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+
+    int64_t t0 = es_monotonic_ms();
+    assert_int_not_equal(es_checkpoint_set(cps, "x", 1, NULL, ES_CHECKPOINT_ANY, NULL), ES_OK);
+    assert_non_null(strstr(es_last_error(), "no responders"));
+    assert_true(es_monotonic_ms() - t0 >= 1000); /* asked again, not given up at once */
+
+    remade m = {.st = c->st};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, remake_bucket_later, &m), 0);
+    es_status s = es_checkpoint_set(cps, "x", 2, NULL, ES_CHECKPOINT_ANY, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(m.s, ES_OK);
+    assert_int_equal(s, ES_OK);
+    es_checkpoints_destroy(cps);
+    es_store_destroy(st);
+}
+
 static void bucket_goes_with_the_store(void **state)
 {
     conf_ctx *c = *state;
@@ -303,6 +356,8 @@ int conf_run_checkpoint(void)
         cmocka_unit_test_setup_teardown(watch_current_values_are_delivered_first, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(a_watch_sees_the_writes_before_it, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_write_waits_out_no_responders, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(bucket_goes_with_the_store, conf_setup, conf_teardown),
     };

@@ -224,6 +224,19 @@ es_status esi_kv_scan(esi_kv *kv, const char *pattern, uint64_t max, esi_kv_scan
     return esi_direct_get(kv->js, kv->stream, &req, on_scanned, &c, NULL);
 }
 
+typedef struct kv_write {
+    const esi_conn *conn;
+    natsMsg *msg;
+    int64_t timeout_ms;
+    natsMsg *reply;
+} kv_write;
+
+static es_status send_write(void *closure)
+{
+    kv_write *w = closure;
+    return w->conn->ops->request_msg(w->conn->ctx, w->msg, w->timeout_ms, &w->reply);
+}
+
 /* One write to $KV.<bucket>.<key>: `header`/`value_of_header` (may be NULL)
  * say what kind, `expect` which last revision it requires. */
 static es_status publish(esi_kv *kv, const char *key, const void *value, size_t len,
@@ -241,9 +254,14 @@ static es_status publish(esi_kv *kv, const char *key, const void *value, size_t 
         snprintf(v, sizeof v, "%" PRIu64, expect);
         s = esi_msg_header_set(msg, "Nats-Expected-Last-Subject-Sequence", v);
     }
-    const esi_conn *conn = esi_js_conn(kv->js);
+    kv_write w = {esi_js_conn(kv->js), msg, esi_js_timeout_ms(kv->js), NULL};
+    /* "No responders": the bucket's stream does not listen on this server
+     * (yet: a bucket just made on a cluster, until its leader's interest
+     * reaches this server). Nothing was written: asked again within the
+     * timeout, as a direct get is. */
     if (s == ES_OK)
-        s = conn->ops->request_msg(conn->ctx, msg, esi_js_timeout_ms(kv->js), &reply);
+        s = esi_js_retry_for(w.timeout_ms, esi_js_no_responders, send_write, &w);
+    reply = w.reply;
     esi_msg_destroy(msg);
     if (s != ES_OK)
         return s;
