@@ -70,6 +70,57 @@ static void reports_lost_and_restored(void **state)
     conf_server_destroy(srv);
 }
 
+/* Requests are answered on the connection's one inbox subscription, made
+ * once: after the server restarts, nats.c makes it again, and a KV write
+ * (a request) is answered once JetStream is back. */
+static void requests_are_answered_after_a_reconnect(void **state)
+{
+    (void)state;
+    conf_server *srv = conf_server_start();
+    if (srv == NULL) {
+        print_message("skipped: set ES_NATS_SERVER or --nats-server to run restart tests\n");
+        skip();
+    }
+    changes c;
+    memset(&c, 0, sizeof c);
+    es_connect_options o;
+    es_connect_options_init(&o);
+    o.servers = conf_server_url(srv);
+    o.max_reconnect = -1;
+    o.reconnect_wait_ms = 100;
+    o.on_change = on_change;
+    o.closure = &c;
+    natsConnection *nc = NULL;
+    assert_int_equal(es_connect(&o, &nc), ES_OK);
+    char name[ES_STORE_NAME_MAX + 1];
+    conf_unique_name(name);
+    es_store *st = NULL;
+    assert_int_equal(es_store_create(nc, name, conf_store_config(), NULL, &st), ES_OK);
+    es_checkpoints *cps = NULL;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    assert_int_equal(es_checkpoint_set(cps, "reader", 1, NULL, ES_CHECKPOINT_ANY, NULL), ES_OK);
+
+    conf_server_kill(srv);
+    assert_true(wait_until(&c.lost, 1, 10000));
+    conf_server_restart(srv);
+    assert_true(wait_until(&c.restored, 1, 15000));
+    es_status s = ES_ERR_TIMEOUT;
+    for (int i = 0; i < 50 && s != ES_OK; i++) /* JetStream recovers its streams first */
+        if ((s = es_checkpoint_set(cps, "reader", 2, NULL, ES_CHECKPOINT_ANY, NULL)) != ES_OK)
+            conf_sleep_ms(200);
+    assert_int_equal(s, ES_OK);
+    es_checkpoint cp;
+    assert_int_equal(es_checkpoint_get(cps, "reader", &cp), ES_OK);
+    assert_int_equal(cp.position, 2);
+    es_checkpoint_clear(&cp);
+
+    es_checkpoints_destroy(cps);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    es_connection_close(nc);
+    conf_server_destroy(srv);
+}
+
 /* A connection that never came up calls nothing (and frees what it kept). */
 static void nothing_when_no_server(void **state)
 {
@@ -94,6 +145,7 @@ int conf_run_connect(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reports_lost_and_restored),
         cmocka_unit_test(nothing_when_no_server),
+        cmocka_unit_test(requests_are_answered_after_a_reconnect),
     };
     return cmocka_run_group_tests_name("connect", tests, NULL, NULL);
 }

@@ -11,7 +11,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/internal.h"
-#include "base/newid.h"
+#include "transport/inbox.h"
 
 struct esi_sub {
     natsSubscription *s;
@@ -150,11 +150,24 @@ es_status esi_conn_denial_since(const esi_conn *c, const char *subject, uint64_t
     return s == ES_ERR_TIMEOUT ? ES_OK : s;
 }
 
-/* Waits for the one answer on `sub`, in slices: between them it looks for
+/* Whether the server refused the publish to `subject` since `since`:
+ * kept denials are searched when the error handler has counted one, and
+ * nats.c's last error at each slice (a connection es_connect did not make
+ * has no handler, only that). */
+static es_status denied_since(const esi_conn *c, const char *subject, uint64_t since)
+{
+    es_status s = esi_conn_denial_since(c, subject, since);
+    const char *last = NULL;
+    if (s == ES_OK && natsConnection_GetLastError(c->ctx, &last) == NATS_NOT_PERMITTED)
+        s = esi_conn_denied_or(c, subject, ES_ERR_TIMEOUT);
+    return s == ES_ERR_TIMEOUT ? ES_OK : s;
+}
+
+/* Waits for the waiter's one answer, in slices: between them it looks for
  * a denial of the request's publish, which gets no answer, only an
- * asynchronous error (nats.c's own request, on its shared inbox, could
- * only wait out its timeout). */
-static es_status await_answer(void *ctx, natsSubscription *sub, const char *subject,
+ * asynchronous error (nats.c's own request could only wait out its
+ * timeout). */
+static es_status await_answer(void *ctx, esi_inbox_waiter *w, const char *subject,
                               uint64_t denials_before, int64_t timeout_ms, natsMsg **reply)
 {
     esi_conn c;
@@ -162,15 +175,14 @@ static es_status await_answer(void *ctx, natsSubscription *sub, const char *subj
     int64_t deadline = esi_monotonic_ms() + timeout_ms;
     for (int64_t left = timeout_ms; left > 0; left = deadline - esi_monotonic_ms()) {
         int64_t slice = left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS;
-        natsStatus ns = natsSubscription_NextMsg(reply, sub, slice);
-        if (ns == NATS_OK && natsMsg_IsNoResponders(*reply)) {
+        if (esi_inbox_wait(w, slice, reply) == ES_OK) {
+            if (!natsMsg_IsNoResponders(*reply))
+                return ES_OK;
             natsMsg_Destroy(*reply);
             *reply = NULL;
             return esi_nats_status(NATS_NO_RESPONDERS, subject);
         }
-        if (ns != NATS_TIMEOUT)
-            return esi_nats_status(ns, subject);
-        es_status s = esi_conn_denial_since(&c, subject, denials_before);
+        es_status s = denied_since(&c, subject, denials_before);
         if (s != ES_OK)
             return s;
     }
@@ -185,54 +197,26 @@ static int64_t left_or_one(int64_t deadline)
     return left > 0 ? left : 1;
 }
 
-/* A request on an inbox of its own, so that a denial ends its wait at once
- * (await_answer). `m` carries the inbox as its reply subject. */
-static es_status watched_request(void *ctx, const char *inbox, natsMsg *m, int64_t timeout_ms,
+/* A request whose reply subject is the waiter's, on the connection's one
+ * inbox subscription (inbox.h), so that a denial ends its wait at once
+ * (await_answer). */
+static es_status watched_request(void *ctx, esi_inbox_waiter *w, natsMsg *m, int64_t timeout_ms,
                                  natsMsg **reply)
 {
     *reply = NULL;
-    natsSubscription *sub = NULL;
-    es_status s = esi_nats_status(natsConnection_SubscribeSync(&sub, ctx, inbox), inbox);
-    if (s != ES_OK)
-        return s;
     uint64_t before = esi_conn_denials(); /* before the publish: its denial counts */
     const char *subject = natsMsg_GetSubject(m);
-    s = esi_nats_status(natsConnection_PublishMsg(ctx, m), subject);
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+    es_status s = esi_nats_status(natsConnection_PublishMsg(ctx, m), subject);
     /* nats.c sends what is published from its flusher thread, a millisecond
      * or more later (its own request flushes at once, which no public call
-     * does for a publish): the PING of a flush sends the PUB now, and its
-     * PONG comes about when the answer does. Best effort: the wait below
-     * says what happened. */
-    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+     * does for a publish): the PING of a flush goes out with the PUB in one
+     * write, now, and its PONG comes about when the answer does. Best
+     * effort: the wait below says what happened. */
     if (s == ES_OK)
         natsConnection_FlushTimeout(ctx, timeout_ms);
     if (s == ES_OK)
-        s = await_answer(ctx, sub, subject, before, left_or_one(deadline), reply);
-    if (*reply != NULL)
-        natsSubscription_Destroy(sub); /* answered: nothing more comes */
-    else
-        close_sync(ctx, sub); /* an answer may still be on its way */
-    return s;
-}
-
-static void new_inbox(char out[64])
-{
-    char id[ES_NEW_ID_LEN + 1];
-    esi_new_id(id);
-    snprintf(out, 64, "_INBOX.%s", id);
-}
-
-static es_status nats_request(void *ctx, const char *subject, const void *data, size_t len,
-                              int64_t timeout_ms, natsMsg **reply)
-{
-    *reply = NULL;
-    char inbox[64];
-    new_inbox(inbox);
-    natsMsg *m = NULL;
-    es_status s = esi_nats_status(natsMsg_Create(&m, subject, inbox, data, (int)len), subject);
-    if (s == ES_OK)
-        s = watched_request(ctx, inbox, m, timeout_ms, reply);
-    natsMsg_Destroy(m);
+        s = await_answer(ctx, w, subject, before, left_or_one(deadline), reply);
     return s;
 }
 
@@ -267,13 +251,29 @@ static es_status with_inbox(natsMsg *m, const char *inbox, natsMsg **out)
 static es_status nats_request_msg(void *ctx, natsMsg *m, int64_t timeout_ms, natsMsg **reply)
 {
     *reply = NULL;
-    char inbox[64];
-    new_inbox(inbox);
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+    esi_inbox_waiter w;
+    es_status s = esi_inbox_begin(ctx, timeout_ms, &w);
+    if (s != ES_OK)
+        return s;
     natsMsg *mine = NULL;
-    es_status s = with_inbox(m, inbox, &mine);
+    s = with_inbox(m, w.reply, &mine);
     if (s == ES_OK)
-        s = watched_request(ctx, inbox, mine, timeout_ms, reply);
+        s = watched_request(ctx, &w, mine, left_or_one(deadline), reply);
     natsMsg_Destroy(mine);
+    esi_inbox_end(&w);
+    return s;
+}
+
+static es_status nats_request(void *ctx, const char *subject, const void *data, size_t len,
+                              int64_t timeout_ms, natsMsg **reply)
+{
+    *reply = NULL;
+    natsMsg *m = NULL;
+    es_status s = esi_nats_status(natsMsg_Create(&m, subject, NULL, data, (int)len), subject);
+    if (s == ES_OK)
+        s = nats_request_msg(ctx, m, timeout_ms, reply);
+    natsMsg_Destroy(m);
     return s;
 }
 

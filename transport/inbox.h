@@ -1,0 +1,63 @@
+/* The answers of synchronous requests, one wildcard inbox per connection
+ * (private to the transport; only src/conn_nats.c and src/connect.c use it).
+ *
+ * Each connection that makes a request gets, once and lazily, one
+ * subscription to `_INBOX.<random>.*`; each request takes a waiter, whose
+ * token is the reply subject's last part, and the answer is handed to the
+ * waiter that token names. A request is then one PUB, where an inbox of its
+ * own cost a SUB and an UNSUB too (and, when no answer came, a round trip
+ * before the subscription could be freed).
+ *
+ * Tokens carry a generation: an answer that comes after its waiter gave up
+ * (a timeout racing a late reply) names a generation no longer waited for
+ * and is dropped, never given to the waiter that took the slot next.
+ * Waiters are bounded (ESI_INBOX_WAITERS per connection; beyond, a request
+ * waits for one to be free within its own timeout). nats.c makes the
+ * subscription again after a reconnect; a request whose publish or answer
+ * was lost meanwhile times out, as any would. */
+#ifndef ES_TRANSPORT_INBOX_H
+#define ES_TRANSPORT_INBOX_H
+
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include <es/status.h>
+
+/* Requests waiting at once on one connection, at most. */
+#define ESI_INBOX_WAITERS 1024
+/* "_INBOX." + 22-character id + "." + up to 20 digits, and the NUL. */
+#define ESI_INBOX_REPLY_MAX 64
+
+typedef struct esi_inbox esi_inbox;
+
+/* One request's claim on its connection's inbox: the reply subject to
+ * publish with, and what esi_inbox_wait and esi_inbox_end need. */
+typedef struct esi_inbox_waiter {
+    esi_inbox *inbox;
+    uint64_t token;
+    char reply[ESI_INBOX_REPLY_MAX];
+} esi_inbox_waiter;
+
+/* Takes a waiter on `nc`'s inbox (subscribing the first time), waiting up
+ * to timeout_ms for one to be free. ES_ERR_TIMEOUT when none was;
+ * ES_ERR_CONNECTION and the like when the subscription cannot be made.
+ * On ES_OK the caller ends it with esi_inbox_end. */
+es_status esi_inbox_begin(natsConnection *nc, int64_t timeout_ms, esi_inbox_waiter *w);
+
+/* Waits up to timeout_ms (a slice: the caller looks for a denial between
+ * slices) for the waiter's answer: ES_OK with *reply (the caller's), or
+ * ES_ERR_TIMEOUT. */
+es_status esi_inbox_wait(esi_inbox_waiter *w, int64_t timeout_ms, natsMsg **reply);
+
+/* Gives the waiter back: an answer that comes later is dropped. */
+void esi_inbox_end(esi_inbox_waiter *w);
+
+/* Ends `nc`'s inbox subscription, before the connection is closed
+ * (es_connection_close). Connections closed otherwise have theirs ended
+ * the next time any inbox is taken, or by esi_inbox_sweep. */
+void esi_inbox_forget(natsConnection *nc);
+/* Ends the inboxes of every closed connection (es_shutdown). */
+void esi_inbox_sweep(void);
+
+#endif
