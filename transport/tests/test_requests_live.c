@@ -185,12 +185,54 @@ static void no_responders_is_told_at_once(void **state)
     natsConnection_Destroy(nc);
 }
 
+typedef struct slow_ask {
+    const echo *e;
+    esi_conn conn;
+    es_status s;
+    natsMsg *reply;
+} slow_ask;
+
+static void *ask_slowly(void *arg)
+{
+    slow_ask *a = arg;
+    const char *body = "500:slow";
+    a->s = a->conn.ops->request(a->conn.ctx, a->e->subject, body, strlen(body), 3000, &a->reply);
+    return NULL;
+}
+
+/* "No responders" comes back as a status message on the inbox: it reaches
+ * the request it answers while another request of the connection waits
+ * (nats.c's synchronous read would drop it without saying whose). */
+static void no_responders_reaches_its_request_among_others(void **state)
+{
+    echo *e = *state;
+    echo_start(e);
+    natsConnection *nc = connect_or_skip();
+    slow_ask a = {.e = e};
+    esi_conn_nats(nc, &a.conn);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, ask_slowly, &a), 0);
+    esi_sleep_ms(100); /* the slow request waits */
+    natsMsg *reply = NULL;
+    int64_t t0 = esi_monotonic_ms();
+    assert_int_equal(a.conn.ops->request(a.conn.ctx, "es_test.nobody.here", "x", 1, 3000, &reply),
+                     ES_ERR_UNSUPPORTED);
+    assert_true(esi_monotonic_ms() - t0 < 300);
+    pthread_join(t, NULL);
+    assert_int_equal(a.s, ES_OK);
+    assert_memory_equal(natsMsg_GetData(a.reply), "500:slow", 8);
+    natsMsg_Destroy(a.reply);
+    natsConnection_Destroy(nc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(many_threads_get_their_own_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(a_late_answer_goes_to_nobody, setup, teardown),
         cmocka_unit_test_setup_teardown(no_responders_is_told_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_responders_reaches_its_request_among_others, setup,
+                                        teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     esi_inbox_sweep();

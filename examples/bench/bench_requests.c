@@ -1,0 +1,140 @@
+/* Synchronous requests, one after another: KV writes (es_checkpoint_set,
+ * a publish awaiting its acknowledgement) and KV reads (es_checkpoint_get,
+ * a direct get), each a request and its answer. Prints requests/s, the
+ * 50th and 99th percentile latency and, with --server-pid, the CPU time
+ * the server spent per 1,000 requests (from /proc). docs/wire-format.md
+ * ("Requests and their answers") has the figures.
+ *
+ *   es-bench-requests --server URL [--requests N] [--server-pid PID]
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <es/es.h>
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The server's user + system CPU time in ms, or -1 without a pid. */
+static int64_t server_cpu_ms(long pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long long utime = 0, stime = 0;
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &utime, &stime) != 2)
+        return -1;
+    return (int64_t)((utime + stime) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+static int by_value(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef es_status (*one_request)(es_checkpoints *cps, long i);
+
+static es_status kv_write(es_checkpoints *cps, long i)
+{
+    return es_checkpoint_set(cps, "bench", (uint64_t)i + 1, NULL, ES_CHECKPOINT_ANY, NULL);
+}
+
+static es_status kv_read(es_checkpoints *cps, long i)
+{
+    (void)i;
+    es_checkpoint cp;
+    es_status s = es_checkpoint_get(cps, "bench", &cp);
+    es_checkpoint_clear(&cp);
+    return s;
+}
+
+static int run(const char *what, one_request req, es_checkpoints *cps, long n, long pid)
+{
+    int64_t *lat = malloc((size_t)n * sizeof *lat);
+    if (lat == NULL)
+        return 1;
+    int64_t cpu0 = server_cpu_ms(pid), t0 = now_us();
+    for (long i = 0; i < n; i++) {
+        int64_t t = now_us();
+        if (req(cps, i) != ES_OK) {
+            fprintf(stderr, "es-bench-requests: %s: %s\n", what, es_last_error());
+            free(lat);
+            return 1;
+        }
+        lat[i] = now_us() - t;
+    }
+    int64_t elapsed = now_us() - t0, cpu1 = server_cpu_ms(pid);
+    qsort(lat, (size_t)n, sizeof *lat, by_value);
+    printf("| %-10s | %9.0f | %8" PRId64 " | %8" PRId64 " | ", what, (double)n * 1e6 / (double)elapsed,
+           lat[n / 2], lat[n * 99 / 100]);
+    if (cpu0 >= 0 && cpu1 >= 0)
+        printf("%10.1f |\n", (double)(cpu1 - cpu0) * 1000.0 / (double)n);
+    else
+        printf("%10s |\n", "-");
+    free(lat);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = getenv("NATS_URL");
+    long n = 5000, pid = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--server") == 0)
+            url = argv[i + 1];
+        else if (strcmp(argv[i], "--requests") == 0)
+            n = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--server-pid") == 0)
+            pid = atol(argv[i + 1]);
+        else
+            break;
+    }
+    if (n < 1 || n > 10000000 || argc % 2 == 0) {
+        fprintf(stderr, "usage: es-bench-requests [--server URL] [--requests N] "
+                        "[--server-pid PID]\n");
+        return 2;
+    }
+    es_connect_options co;
+    es_connect_options_init(&co);
+    co.servers = url;
+    natsConnection *nc = NULL;
+    char name[32];
+    snprintf(name, sizeof name, "bench_requests_%ld", (long)getpid());
+    es_store *st = NULL;
+    es_checkpoints *cps = NULL;
+    if (es_connect(&co, &nc) != ES_OK || es_store_create(nc, name, NULL, NULL, &st) != ES_OK ||
+        es_checkpoints_open(st, &cps) != ES_OK) {
+        fprintf(stderr, "es-bench-requests: %s\n", es_last_error());
+        return 1;
+    }
+    printf("| %-10s | %9s | %8s | %8s | %10s |\n", "requests", "per s", "p50 µs", "p99 µs",
+           "server CPU ms / 1000");
+    int rc = run("KV write", kv_write, cps, n, pid);
+    if (rc == 0)
+        rc = run("KV read", kv_read, cps, n, pid);
+    es_checkpoints_destroy(cps);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
+    es_connection_close(nc);
+    es_shutdown(2000);
+    return rc;
+}
