@@ -47,3 +47,23 @@ void fixture_end_store(natsConnection *nc, const char *store, es_store *st)
         es_store_delete(nc, store, NULL);
     fixture_disconnect(nc);
 }
+
+int fixture_live_setup(void **state)
+{
+    fixture_live *l = calloc(1, sizeof *l);
+    assert_non_null(l);
+    l->nc = fixture_connect();
+    fixture_store_name(l->name);
+    if (l->nc != NULL)
+        assert_int_equal(es_store_create(l->nc, l->name, NULL, NULL, &l->st), ES_OK);
+    *state = l;
+    return 0;
+}
+
+int fixture_live_teardown(void **state)
+{
+    fixture_live *l = *state;
+    fixture_end_store(l->nc, l->name, l->st);
+    free(l);
+    return 0;
+}

@@ -29,6 +29,20 @@ void fixture_drop_store(const esi_js *js, const char *store);
  * there is a server, and disconnects. Accepts NULLs. */
 void fixture_end_store(natsConnection *nc, const char *store, es_store *st);
 
+/* A live test's store: a connection, a fresh store name and the store made
+ * with the defaults (no store and no connection without a server). */
+typedef struct fixture_live {
+    natsConnection *nc;
+    char name[33];
+    es_store *st;
+} fixture_live;
+
+/* cmocka setup and teardown making and ending a fixture_live in *state. */
+int fixture_live_setup(void **state);
+int fixture_live_teardown(void **state);
+#define FIXTURE_LIVE_TEST(test)                                                                    \
+    cmocka_unit_test_setup_teardown(test, fixture_live_setup, fixture_live_teardown)
+
 /* Skips the running test, saying why, when there is no server. */
 #define REQUIRE_NATS(nc)                                                                           \
     do {                                                                                           \

@@ -24,30 +24,7 @@
 
 #define MAX_SEEN 256
 
-typedef struct live {
-    natsConnection *nc;
-    char name[33];
-    es_store *st;
-} live;
-
-static int setup(void **state)
-{
-    live *l = calloc(1, sizeof *l);
-    l->nc = fixture_connect();
-    fixture_store_name(l->name);
-    if (l->nc != NULL)
-        assert_int_equal(es_store_create(l->nc, l->name, NULL, NULL, &l->st), ES_OK);
-    *state = l;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    live *l = *state;
-    fixture_end_store(l->nc, l->name, l->st);
-    free(l);
-    return 0;
-}
+typedef fixture_live live;
 
 static void append(es_store *st, const char *type, const char *id, const char *event)
 {
@@ -279,10 +256,10 @@ static void a_widening_past_the_bound_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(index_lists_each_added_type_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(rebuild_finds_exactly_the_stored_types, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_widened_watch_has_no_gap_and_no_repeat, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_widening_past_the_bound_is_refused, setup, teardown),
+        FIXTURE_LIVE_TEST(index_lists_each_added_type_once),
+        FIXTURE_LIVE_TEST(rebuild_finds_exactly_the_stored_types),
+        FIXTURE_LIVE_TEST(a_widened_watch_has_no_gap_and_no_repeat),
+        FIXTURE_LIVE_TEST(a_widening_past_the_bound_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,11 +21,7 @@
 
 #define MAX_SEEN 512
 
-typedef struct live {
-    natsConnection *nc;
-    char name[33];
-    es_store *st;
-} live;
+typedef fixture_live live;
 
 typedef struct seen {
     uint64_t seq[MAX_SEEN];
@@ -33,25 +29,6 @@ typedef struct seen {
     size_t n;
     uint64_t refuse_seq; /* 0: accept everything */
 } seen;
-
-static int setup(void **state)
-{
-    live *l = calloc(1, sizeof *l);
-    l->nc = fixture_connect();
-    fixture_store_name(l->name);
-    if (l->nc != NULL)
-        assert_int_equal(es_store_create(l->nc, l->name, NULL, NULL, &l->st), ES_OK);
-    *state = l;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    live *l = *state;
-    fixture_end_store(l->nc, l->name, l->st);
-    free(l);
-    return 0;
-}
 
 /* Appends `n` events alternating between types "a" and "b" (and every
  * fifth of type "c"); returns the last sequence. */
@@ -249,11 +226,11 @@ static void reader_refuses_bad_calls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(reader_reads_in_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(reader_merges_and_widens, setup, teardown),
-        cmocka_unit_test_setup_teardown(confined_reader_reads_in_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(confined_reader_merges_and_widens, setup, teardown),
-        cmocka_unit_test_setup_teardown(reader_refuses_bad_calls, setup, teardown),
+        FIXTURE_LIVE_TEST(reader_reads_in_batches),
+        FIXTURE_LIVE_TEST(reader_merges_and_widens),
+        FIXTURE_LIVE_TEST(confined_reader_reads_in_batches),
+        FIXTURE_LIVE_TEST(confined_reader_merges_and_widens),
+        FIXTURE_LIVE_TEST(reader_refuses_bad_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
