@@ -323,8 +323,10 @@ static void opening_a_refused_bucket_fails_at_once(void **state)
     if (u->srv == NULL)
         skip(); /* needs a server of the suite's own (--nats-server) */
     natsConnection *admin_nc = connect_as(u->srv, "admin");
+    es_store_config cfg;
+    es_store_config_init(&cfg); /* the suite's own single server, whatever --replicas says */
     es_store *admin = NULL;
-    assert_int_equal(es_store_create(admin_nc, u->store, conf_store_config(), NULL, &admin), ES_OK);
+    assert_int_equal(es_store_create(admin_nc, u->store, &cfg, NULL, &admin), ES_OK);
     es_checkpoints *made = NULL; /* the bucket exists: acme's user only opens it */
     assert_int_equal(es_checkpoints_open(admin, &made), ES_OK);
 
