@@ -235,7 +235,7 @@ int main(void)
                                         teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    esi_inbox_sweep();
-    nats_Close();
+    esi_inbox_sweep();        /* the inboxes of the connections closed above */
+    nats_CloseAndWait(5000); /* their delivery threads end, freeing them */
     return failed;
 }
