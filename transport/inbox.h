@@ -18,6 +18,7 @@
 #ifndef ES_TRANSPORT_INBOX_H
 #define ES_TRANSPORT_INBOX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
@@ -26,8 +27,9 @@
 
 /* Requests waiting at once on one connection, at most. */
 #define ESI_INBOX_WAITERS 1024
-/* "_INBOX." + 22-character id + "." + up to 20 digits, and the NUL. */
-#define ESI_INBOX_REPLY_MAX 64
+/* "_INBOX." + 22-character id + ".s" + up to 10 digits + "." + up to 20
+ * digits, and the NUL. */
+#define ESI_INBOX_REPLY_MAX 72
 
 typedef struct esi_inbox esi_inbox;
 
@@ -36,6 +38,8 @@ typedef struct esi_inbox esi_inbox;
 typedef struct esi_inbox_waiter {
     esi_inbox *inbox;
     uint64_t token;
+    bool solo;     /* alone on the connection's solo subscription */
+    bool answered; /* solo: its answer (or "no responders") came */
     char reply[ESI_INBOX_REPLY_MAX];
 } esi_inbox_waiter;
 
@@ -46,8 +50,9 @@ typedef struct esi_inbox_waiter {
 es_status esi_inbox_begin(natsConnection *nc, int64_t timeout_ms, esi_inbox_waiter *w);
 
 /* Waits up to timeout_ms (a slice: the caller looks for a denial between
- * slices) for the waiter's answer: ES_OK with *reply (the caller's), or
- * ES_ERR_TIMEOUT. */
+ * slices) for the waiter's answer: ES_OK with *reply (the caller's),
+ * ES_ERR_UNSUPPORTED for "no responders" (no error text set),
+ * ES_ERR_TIMEOUT, or a failure of the subscription. */
 es_status esi_inbox_wait(esi_inbox_waiter *w, int64_t timeout_ms, natsMsg **reply);
 
 /* Gives the waiter back: an answer that comes later is dropped. */

@@ -134,11 +134,13 @@ es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s
  * 3.4.1), so the interest is removed first and a PING/PONG round trip proves
  * the reader has passed every message the server sent before the UNSUB; only
  * then is the subscription freed. */
-static void close_sync(void *ctx, natsSubscription *s)
+void esi_nats_sub_close(natsConnection *nc, natsSubscription *s)
 {
+    if (s == NULL)
+        return;
     if (natsSubscription_Unsubscribe(s) == NATS_OK &&
-        natsConnection_Status(ctx) == NATS_CONN_STATUS_CONNECTED)
-        natsConnection_FlushTimeout(ctx, 2000); /* disconnected: the reader delivers nothing */
+        natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(nc, 2000); /* disconnected: the reader delivers nothing */
     natsSubscription_Destroy(s);
 }
 
@@ -175,14 +177,12 @@ static es_status await_answer(void *ctx, esi_inbox_waiter *w, const char *subjec
     int64_t deadline = esi_monotonic_ms() + timeout_ms;
     for (int64_t left = timeout_ms; left > 0; left = deadline - esi_monotonic_ms()) {
         int64_t slice = left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS;
-        if (esi_inbox_wait(w, slice, reply) == ES_OK) {
-            if (!natsMsg_IsNoResponders(*reply))
-                return ES_OK;
-            natsMsg_Destroy(*reply);
-            *reply = NULL;
+        es_status s = esi_inbox_wait(w, slice, reply);
+        if (s == ES_ERR_UNSUPPORTED)
             return esi_nats_status(NATS_NO_RESPONDERS, subject);
-        }
-        es_status s = denied_since(&c, subject, denials_before);
+        if (s != ES_ERR_TIMEOUT)
+            return s;
+        s = denied_since(&c, subject, denials_before);
         if (s != ES_OK)
             return s;
     }
@@ -351,7 +351,7 @@ static es_status nats_drain(void *ctx, esi_sub *sub, int64_t timeout_ms)
     return s;
 }
 
-/* A synchronous subscription the safe way (close_sync); an asynchronous
+/* A synchronous subscription the safe way (esi_nats_sub_close); an asynchronous
  * one is drained instead, so that its handler has returned before the
  * closure goes. */
 static void nats_close(void *ctx, esi_sub *sub)
@@ -362,7 +362,7 @@ static void nats_close(void *ctx, esi_sub *sub)
         nats_drain(ctx, sub, 5000);
         return;
     }
-    close_sync(ctx, sub->s);
+    esi_nats_sub_close(ctx, sub->s);
     esi_free(sub);
 }
 

@@ -27,9 +27,10 @@
 typedef struct echo {
     natsConnection *nc; /* the service's own */
     natsSubscription *sub;
+    natsSubscription *silent; /* <subject>.silent: never answers */
     char subject[64];
     pthread_mutex_t mu;
-    char prefix[ESI_INBOX_REPLY_MAX]; /* the first reply subject's, up to its last '.' */
+    char prefix[ESI_INBOX_REPLY_MAX]; /* the first reply subject's _INBOX.<id> */
     int other_prefixes;               /* replies to any other inbox */
     int answered;
 } echo;
@@ -39,8 +40,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
     (void)sub;
     echo *e = closure;
     const char *reply = natsMsg_GetReply(m);
-    const char *dot = strrchr(reply, '.');
-    int len = (int)(dot - reply);
+    const char *dot = strchr(reply, '.'); /* "_INBOX.<id>.": the connection's */
+    dot = dot ? strchr(dot + 1, '.') : NULL;
+    int len = dot ? (int)(dot - reply) : (int)strlen(reply);
     pthread_mutex_lock(&e->mu);
     if (e->prefix[0] == '\0')
         snprintf(e->prefix, sizeof e->prefix, "%.*s", len, reply);
@@ -78,6 +80,7 @@ static int teardown(void **state)
 {
     echo *e = *state;
     natsSubscription_Destroy(e->sub);
+    natsSubscription_Destroy(e->silent);
     if (e->nc != NULL)
         natsConnection_Destroy(e->nc);
     pthread_mutex_destroy(&e->mu);
@@ -85,10 +88,19 @@ static int teardown(void **state)
     return 0;
 }
 
+static void on_silent(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub, (void)closure;
+    natsMsg_Destroy(m);
+}
+
 static void echo_start(echo *e)
 {
     e->nc = connect_or_skip();
     assert_int_equal(natsConnection_Subscribe(&e->sub, e->nc, e->subject, on_request, e), NATS_OK);
+    char silent[80];
+    snprintf(silent, sizeof silent, "%s.silent", e->subject);
+    assert_int_equal(natsConnection_Subscribe(&e->silent, e->nc, silent, on_silent, NULL), NATS_OK);
     assert_int_equal(natsConnection_FlushTimeout(e->nc, 2000), NATS_OK);
 }
 
@@ -119,8 +131,8 @@ static void *ask(void *arg)
 }
 
 /* 16 threads × 200 requests on one connection: each gets its own answer,
- * and every request named the same inbox (one subscription), differing in
- * the last token only. */
+ * and every request named the connection's inbox, _INBOX.<id>.<token> or
+ * _INBOX.<id>.s<n>.<token>, where each request had one of its own before. */
 static void many_threads_get_their_own_answers(void **state)
 {
     echo *e = *state;
@@ -143,9 +155,26 @@ static void many_threads_get_their_own_answers(void **state)
     natsConnection_Destroy(nc);
 }
 
+typedef struct holder {
+    esi_conn conn;
+    char subject[80];
+    es_status s;
+} holder;
+
+/* A request to the silent subject: it holds the solo subscription 1.5 s. */
+static void *hold_solo(void *arg)
+{
+    holder *h = arg;
+    natsMsg *reply = NULL;
+    h->s = h->conn.ops->request(h->conn.ctx, h->subject, "x", 1, 1500, &reply);
+    natsMsg_Destroy(reply);
+    return NULL;
+}
+
 /* A request that timed out gets its answer late, while the next request
- * waits on the same slot of the inbox: the late answer is dropped, and the
- * next request gets its own. */
+ * waits on the same waiter slot of the shared inbox (the solo subscription
+ * is held by another request meanwhile): the late answer is dropped, and
+ * the next request gets its own. */
 static void a_late_answer_goes_to_nobody(void **state)
 {
     echo *e = *state;
@@ -153,6 +182,11 @@ static void a_late_answer_goes_to_nobody(void **state)
     natsConnection *nc = connect_or_skip();
     esi_conn c;
     esi_conn_nats(nc, &c);
+    holder h = {.conn = c};
+    snprintf(h.subject, sizeof h.subject, "%s.silent", e->subject);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hold_solo, &h), 0);
+    esi_sleep_ms(100);
     natsMsg *reply = NULL;
     const char *slow = "400:the first, answered late";
     assert_int_equal(c.ops->request(c.ctx, e->subject, slow, strlen(slow), 100, &reply),
@@ -165,6 +199,13 @@ static void a_late_answer_goes_to_nobody(void **state)
     assert_true(esi_monotonic_ms() - t0 >= 300); /* the late answer came while it waited */
     assert_int_equal(natsMsg_GetDataLength(reply), (int)strlen(next));
     assert_memory_equal(natsMsg_GetData(reply), next, strlen(next));
+    natsMsg_Destroy(reply);
+    pthread_join(t, NULL);
+    assert_int_equal(h.s, ES_ERR_TIMEOUT);
+    /* the solo subscription, left unanswered, is made again: it still works */
+    const char *after = "0:after";
+    assert_int_equal(c.ops->request(c.ctx, e->subject, after, strlen(after), 3000, &reply), ES_OK);
+    assert_memory_equal(natsMsg_GetData(reply), after, strlen(after));
     natsMsg_Destroy(reply);
     natsConnection_Destroy(nc);
 }
