@@ -1,6 +1,7 @@
 /* Synchronous requests, one after another: KV writes (es_checkpoint_set,
- * a publish awaiting its acknowledgement) and KV reads (es_checkpoint_get,
- * a direct get), each a request and its answer. Prints requests/s, the
+ * a publish awaiting its acknowledgement), KV reads (es_checkpoint_get, a
+ * direct get) and stream info requests (es_store_info_get, a JetStream API
+ * request), each a request and its answer. Prints requests/s, the
  * 50th and 99th percentile latency and, with --server-pid, the CPU time
  * the server spent per 1,000 requests (from /proc). docs/wire-format.md
  * ("Requests and their answers") has the figures.
@@ -51,36 +52,48 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-typedef es_status (*one_request)(es_checkpoints *cps, long i);
+typedef struct target {
+    es_store *st;
+    es_checkpoints *cps;
+} target;
 
-static es_status kv_write(es_checkpoints *cps, long i)
+typedef es_status (*one_request)(const target *t, long i);
+
+static es_status kv_write(const target *t, long i)
 {
-    return es_checkpoint_set(cps, "bench", (uint64_t)i + 1, NULL, ES_CHECKPOINT_ANY, NULL);
+    return es_checkpoint_set(t->cps, "bench", (uint64_t)i + 1, NULL, ES_CHECKPOINT_ANY, NULL);
 }
 
-static es_status kv_read(es_checkpoints *cps, long i)
+static es_status kv_read(const target *t, long i)
 {
     (void)i;
     es_checkpoint cp;
-    es_status s = es_checkpoint_get(cps, "bench", &cp);
+    es_status s = es_checkpoint_get(t->cps, "bench", &cp);
     es_checkpoint_clear(&cp);
     return s;
 }
 
-static int run(const char *what, one_request req, es_checkpoints *cps, long n, long pid)
+static es_status stream_info(const target *t, long i)
+{
+    (void)i;
+    es_store_info info;
+    return es_store_info_get(t->st, &info);
+}
+
+static int run(const char *what, one_request req, const target *t, long n, long pid)
 {
     int64_t *lat = malloc((size_t)n * sizeof *lat);
     if (lat == NULL)
         return 1;
     int64_t cpu0 = server_cpu_ms(pid), t0 = now_us();
     for (long i = 0; i < n; i++) {
-        int64_t t = now_us();
-        if (req(cps, i) != ES_OK) {
+        int64_t began = now_us();
+        if (req(t, i) != ES_OK) {
             fprintf(stderr, "es-bench-requests: %s: %s\n", what, es_last_error());
             free(lat);
             return 1;
         }
-        lat[i] = now_us() - t;
+        lat[i] = now_us() - began;
     }
     int64_t elapsed = now_us() - t0, cpu1 = server_cpu_ms(pid);
     qsort(lat, (size_t)n, sizeof *lat, by_value);
@@ -128,9 +141,12 @@ int main(int argc, char **argv)
     }
     printf("| %-10s | %9s | %8s | %8s | %10s |\n", "requests", "per s", "p50 µs", "p99 µs",
            "server CPU ms / 1000");
-    int rc = run("KV write", kv_write, cps, n, pid);
+    target t = {st, cps};
+    int rc = run("KV write", kv_write, &t, n, pid);
     if (rc == 0)
-        rc = run("KV read", kv_read, cps, n, pid);
+        rc = run("KV read", kv_read, &t, n, pid);
+    if (rc == 0)
+        rc = run("info", stream_info, &t, n, pid);
     es_checkpoints_destroy(cps);
     es_store_destroy(st);
     es_store_delete(nc, name, NULL);
