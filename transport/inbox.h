@@ -1,20 +1,23 @@
-/* The answers of synchronous requests, one wildcard inbox per connection
- * (private to the transport; only src/conn_nats.c and src/connect.c use it).
+/* The answers of synchronous requests, one inbox per connection (private
+ * to the transport; only src/conn_nats.c and src/connect.c use it).
  *
- * Each connection that makes a request gets, once and lazily, one
- * subscription to `_INBOX.<random>.*`; each request takes a waiter, whose
- * token is the reply subject's last part, and the answer is handed to the
- * waiter that token names. A request is then one PUB, where an inbox of its
- * own cost a SUB and an UNSUB too (and, when no answer came, a round trip
- * before the subscription could be freed).
+ * Each connection that makes a request gets, once and lazily, an inbox
+ * `_INBOX.<random>` with two subscriptions: `.s<n>.*`, read by a request
+ * alone on the connection itself, and the wildcard `.*`, shared by the
+ * requests made while that one waits, whose answers nats.c's delivery
+ * thread hands to the waiter the reply subject's last token names. A
+ * request is then one PUB, where an inbox of its own cost a SUB and an
+ * UNSUB too. docs/wire-format.md, "Requests and their answers", has why
+ * two and the figures.
  *
  * Tokens carry a generation: an answer that comes after its waiter gave up
  * (a timeout racing a late reply) names a generation no longer waited for
- * and is dropped, never given to the waiter that took the slot next.
- * Waiters are bounded (ESI_INBOX_WAITERS per connection; beyond, a request
- * waits for one to be free within its own timeout). nats.c makes the
- * subscription again after a reconnect; a request whose publish or answer
- * was lost meanwhile times out, as any would. */
+ * and is dropped, never given to the waiter that took the slot next; the
+ * solo subscription is made anew after a request left it unanswered.
+ * Waiters are bounded (ESI_INBOX_WAITERS per connection on the wildcard;
+ * beyond, a request waits for one to be free within its own timeout).
+ * nats.c makes the subscriptions again after a reconnect; a request whose
+ * publish or answer was lost meanwhile times out, as any would. */
 #ifndef ES_TRANSPORT_INBOX_H
 #define ES_TRANSPORT_INBOX_H
 

@@ -1,4 +1,4 @@
-/* One wildcard inbox per connection for the answers of synchronous
+/* One inbox per connection for the answers of synchronous
  * requests: see inbox.h. */
 #include "transport/inbox.h"
 
@@ -33,8 +33,8 @@ typedef struct slot {
  * connection (the usual case: a thread's requests follow one another)
  * reads its answer itself, waking once, as on an inbox of its own; the
  * others' answers go through nats.c's delivery thread, which hands each
- * to its waiter by the token, a second wake (measured under load: about
- * 1.5x the latency). A synchronous read cannot serve them all: nats.c
+ * to its waiter by the token, a second wake (measured under load: the
+ * median about 1.5x an inbox of its own's). A synchronous read cannot serve them all: nats.c
  * drops a "no responders" answer there without saying whose it was. */
 struct esi_inbox {
     natsConnection *nc;
