@@ -6,9 +6,13 @@
  * the server spent per 1,000 requests (from /proc). docs/wire-format.md
  * ("Requests and their answers") has the figures.
  *
- *   es-bench-requests --server URL [--requests N] [--server-pid PID]
+ *   es-bench-requests --server URL [--requests N] [--threads N] [--server-pid PID]
+ *
+ * With --threads, that many threads share the requests and the one
+ * connection.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,37 +84,72 @@ static es_status stream_info(const target *t, long i)
     return es_store_info_get(t->st, &info);
 }
 
-static int run(const char *what, one_request req, const target *t, long n, long pid)
+/* One thread's share of a run: requests [from, to), their latencies. */
+typedef struct share {
+    pthread_t thread;
+    one_request req;
+    const target *t;
+    long from, to;
+    int64_t *lat;
+    es_status s;
+} share;
+
+static void *run_share(void *arg)
+{
+    share *sh = arg;
+    for (long i = sh->from; i < sh->to && sh->s == ES_OK; i++) {
+        int64_t began = now_us();
+        sh->s = sh->req(sh->t, i);
+        sh->lat[i] = now_us() - began;
+    }
+    return NULL;
+}
+
+/* `n` requests by `threads` threads at once on the one connection. */
+static int run(const char *what, one_request req, const target *t, long n, int threads, long pid)
 {
     int64_t *lat = malloc((size_t)n * sizeof *lat);
-    if (lat == NULL)
-        return 1;
+    share *shares = calloc((size_t)threads, sizeof *shares);
+    int rc = lat != NULL && shares != NULL ? 0 : 1;
     int64_t cpu0 = server_cpu_ms(pid), t0 = now_us();
-    for (long i = 0; i < n; i++) {
-        int64_t began = now_us();
-        if (req(t, i) != ES_OK) {
-            fprintf(stderr, "es-bench-requests: %s: %s\n", what, es_last_error());
-            free(lat);
-            return 1;
+    int created = 0;
+    while (rc == 0 && created < threads) {
+        share *sh = &shares[created];
+        *sh = (share){.req = req, .t = t, .lat = lat, .s = ES_OK};
+        sh->from = n * created / threads;
+        sh->to = n * (created + 1) / threads;
+        if (pthread_create(&sh->thread, NULL, run_share, sh) == 0)
+            created++;
+        else
+            rc = 1;
+    }
+    for (int i = 0; i < created; i++) {
+        pthread_join(shares[i].thread, NULL);
+        if (shares[i].s != ES_OK) {
+            fprintf(stderr, "es-bench-requests: %s: %s\n", what, es_status_text(shares[i].s));
+            rc = 1;
         }
-        lat[i] = now_us() - began;
     }
     int64_t elapsed = now_us() - t0, cpu1 = server_cpu_ms(pid);
-    qsort(lat, (size_t)n, sizeof *lat, by_value);
-    printf("| %-10s | %9.0f | %8" PRId64 " | %8" PRId64 " | ", what, (double)n * 1e6 / (double)elapsed,
-           lat[n / 2], lat[n * 99 / 100]);
-    if (cpu0 >= 0 && cpu1 >= 0)
-        printf("%10.1f |\n", (double)(cpu1 - cpu0) * 1000.0 / (double)n);
-    else
-        printf("%10s |\n", "-");
+    if (rc == 0) {
+        qsort(lat, (size_t)n, sizeof *lat, by_value);
+        printf("| %-10s | %9.0f | %8" PRId64 " | %8" PRId64 " | ", what,
+               (double)n * 1e6 / (double)elapsed, lat[n / 2], lat[n * 99 / 100]);
+        if (cpu0 >= 0 && cpu1 >= 0)
+            printf("%10.1f |\n", (double)(cpu1 - cpu0) * 1000.0 / (double)n);
+        else
+            printf("%10s |\n", "-");
+    }
+    free(shares);
     free(lat);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     const char *url = getenv("NATS_URL");
     long n = 5000, pid = 0;
+    int threads = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--server") == 0)
             url = argv[i + 1];
@@ -118,12 +157,14 @@ int main(int argc, char **argv)
             n = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--server-pid") == 0)
             pid = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--threads") == 0)
+            threads = atoi(argv[i + 1]);
         else
             break;
     }
-    if (n < 1 || n > 10000000 || argc % 2 == 0) {
+    if (n < 1 || n > 10000000 || threads < 1 || threads > 256 || n < threads || argc % 2 == 0) {
         fprintf(stderr, "usage: es-bench-requests [--server URL] [--requests N] "
-                        "[--server-pid PID]\n");
+                        "[--threads N] [--server-pid PID]\n");
         return 2;
     }
     es_connect_options co;
@@ -142,11 +183,11 @@ int main(int argc, char **argv)
     printf("| %-10s | %9s | %8s | %8s | %10s |\n", "requests", "per s", "p50 µs", "p99 µs",
            "server CPU ms / 1000");
     target t = {st, cps};
-    int rc = run("KV write", kv_write, &t, n, pid);
+    int rc = run("KV write", kv_write, &t, n, threads, pid);
     if (rc == 0)
-        rc = run("KV read", kv_read, &t, n, pid);
+        rc = run("KV read", kv_read, &t, n, threads, pid);
     if (rc == 0)
-        rc = run("info", stream_info, &t, n, pid);
+        rc = run("info", stream_info, &t, n, threads, pid);
     es_checkpoints_destroy(cps);
     es_store_destroy(st);
     es_store_delete(nc, name, NULL);

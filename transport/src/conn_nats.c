@@ -197,9 +197,8 @@ static int64_t left_or_one(int64_t deadline)
     return left > 0 ? left : 1;
 }
 
-/* A request whose reply subject is the waiter's, on the connection's one
- * inbox subscription (inbox.h), so that a denial ends its wait at once
- * (await_answer). */
+/* A request whose reply subject is the waiter's, on the connection's
+ * request inbox (inbox.h); a denial ends its wait at once (await_answer). */
 static es_status watched_request(void *ctx, esi_inbox_waiter *w, natsMsg *m, int64_t timeout_ms,
                                  natsMsg **reply)
 {
