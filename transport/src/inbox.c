@@ -272,10 +272,8 @@ static es_status solo_take(esi_inbox *in, esi_inbox_waiter *w)
     }
     pthread_mutex_unlock(&in->mu);
     esi_nats_sub_close(in->nc, old);
-    if (ns != NATS_OK) {
-        in->solo = NULL;
+    if (ns != NATS_OK) /* in->solo stays NULL: made again next time */
         return esi_nats_status(ns, wildcard);
-    }
     w->token = ++in->solo_gen;
     snprintf(w->reply, sizeof w->reply, "%s.s%u.%llu", in->prefix, in->solo_epoch,
              (unsigned long long)w->token);
