@@ -152,15 +152,31 @@ es_status esi_conn_denial_since(const esi_conn *c, const char *subject, uint64_t
     return s == ES_ERR_TIMEOUT ? ES_OK : s;
 }
 
-/* Whether the server refused the publish to `subject` since `since`:
- * kept denials are searched when the error handler has counted one, and
- * nats.c's last error at each slice (a connection es_connect did not make
- * has no handler, only that). */
-static es_status denied_since(const esi_conn *c, const char *subject, uint64_t since)
+/* What was known of denials before a request's publish: the handler's
+ * count, and nats.c's last error if it was one (a connection es_connect
+ * did not make has no handler, only that). */
+typedef struct denial_mark {
+    uint64_t count;
+    char last[DENIAL_TEXT]; /* empty: the last error was no denial */
+} denial_mark;
+
+static void denial_mark_take(natsConnection *nc, denial_mark *m)
 {
-    es_status s = esi_conn_denial_since(c, subject, since);
+    m->count = esi_conn_denials();
     const char *last = NULL;
-    if (s == ES_OK && natsConnection_GetLastError(c->ctx, &last) == NATS_NOT_PERMITTED)
+    bool denial = natsConnection_GetLastError(nc, &last) == NATS_NOT_PERMITTED && last != NULL;
+    snprintf(m->last, sizeof m->last, "%s", denial ? last : "");
+}
+
+/* Whether the server refused the publish to `subject` since the mark: the
+ * kept denials when the handler counted a new one, else nats.c's last
+ * error when it is a denial other than the one already there. */
+static es_status denied_since(const esi_conn *c, const char *subject, const denial_mark *m)
+{
+    es_status s = esi_conn_denial_since(c, subject, m->count);
+    const char *last = NULL;
+    if (s == ES_OK && natsConnection_GetLastError(c->ctx, &last) == NATS_NOT_PERMITTED &&
+        last != NULL && strncmp(last, m->last, sizeof m->last - 1) != 0)
         s = esi_conn_denied_or(c, subject, ES_ERR_TIMEOUT);
     return s == ES_ERR_TIMEOUT ? ES_OK : s;
 }
@@ -170,7 +186,7 @@ static es_status denied_since(const esi_conn *c, const char *subject, uint64_t s
  * asynchronous error (nats.c's own request could only wait out its
  * timeout). */
 static es_status await_answer(void *ctx, esi_inbox_waiter *w, const char *subject,
-                              uint64_t denials_before, int64_t timeout_ms, natsMsg **reply)
+                              const denial_mark *before, int64_t timeout_ms, natsMsg **reply)
 {
     esi_conn c;
     esi_conn_nats(ctx, &c);
@@ -182,7 +198,7 @@ static es_status await_answer(void *ctx, esi_inbox_waiter *w, const char *subjec
             return esi_nats_status(NATS_NO_RESPONDERS, subject);
         if (s != ES_ERR_TIMEOUT)
             return s;
-        s = denied_since(&c, subject, denials_before);
+        s = denied_since(&c, subject, before);
         if (s != ES_OK)
             return s;
     }
@@ -203,7 +219,8 @@ static es_status watched_request(void *ctx, esi_inbox_waiter *w, natsMsg *m, int
                                  natsMsg **reply)
 {
     *reply = NULL;
-    uint64_t before = esi_conn_denials(); /* before the publish: its denial counts */
+    denial_mark before; /* before the publish: its denial counts */
+    denial_mark_take(ctx, &before);
     const char *subject = natsMsg_GetSubject(m);
     int64_t deadline = esi_monotonic_ms() + timeout_ms;
     es_status s = esi_nats_status(natsConnection_PublishMsg(ctx, m), subject);
@@ -215,7 +232,7 @@ static es_status watched_request(void *ctx, esi_inbox_waiter *w, natsMsg *m, int
     if (s == ES_OK)
         natsConnection_FlushTimeout(ctx, timeout_ms);
     if (s == ES_OK)
-        s = await_answer(ctx, w, subject, before, left_or_one(deadline), reply);
+        s = await_answer(ctx, w, subject, &before, left_or_one(deadline), reply);
     return s;
 }
 
