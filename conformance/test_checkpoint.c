@@ -242,6 +242,36 @@ static void watch_current_values_are_delivered_first(void **state)
     es_checkpoints_destroy(cps);
 }
 
+/* A watch started right after writes has them as its current values: on
+ * a replicated bucket too, where its consumer may be placed on a replica
+ * that has not applied them yet (the watch then waits for the leader's last
+ * revision). Each round moves one checkpoint on and deletes another, then
+ * watches both. */
+static void a_watch_sees_the_writes_before_it(void **state)
+{
+    conf_ctx *c = *state;
+    es_checkpoints *cps = open_cps(c);
+    for (int round = 1; round <= 40; round++) {
+        assert_int_equal(es_checkpoint_set(cps, "ingest.a", (uint64_t)round, NULL,
+                                           ES_CHECKPOINT_ANY, NULL),
+                         ES_OK);
+        assert_int_equal(es_checkpoint_set(cps, "ingest.b", 1, NULL, ES_CHECKPOINT_ANY, NULL),
+                         ES_OK);
+        assert_int_equal(es_checkpoint_delete(cps, "ingest.b", ES_CHECKPOINT_ANY), ES_OK);
+        watched w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        es_checkpoint_watch *cw = NULL;
+        assert_int_equal(es_checkpoint_watch_start(cps, "ingest.>", on_watch, &w, &cw), ES_OK);
+        es_status s = es_checkpoint_watch_wait_current(cw, 5000);
+        uint64_t last = 0;
+        int puts = watched_puts(&w, &last);
+        es_checkpoint_watch_destroy(cw);
+        if (s != ES_OK || puts != 1 || last != (uint64_t)round || w.deletes != 0)
+            fail_msg("round %d: %s; %d current values, the last at %llu, %d deletes", round,
+                     es_status_text(s), puts, (unsigned long long)last, w.deletes);
+    }
+    es_checkpoints_destroy(cps);
+}
+
 static void bucket_goes_with_the_store(void **state)
 {
     conf_ctx *c = *state;
@@ -271,6 +301,8 @@ int conf_run_checkpoint(void)
         cmocka_unit_test_setup_teardown(list_and_delete, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(watch_sees_current_then_changes, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(watch_current_values_are_delivered_first, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(a_watch_sees_the_writes_before_it, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(bucket_goes_with_the_store, conf_setup, conf_teardown),
     };

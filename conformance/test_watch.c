@@ -109,6 +109,34 @@ static void catches_up_then_goes_live(void **state)
     conf_seen_free(&w.ls.seen);
 }
 
+/* A watch started right after an append returns (caught up) with that
+ * append delivered: on a replicated store too, where its consumer may be
+ * placed on a replica that has not applied the append yet and counts
+ * nothing pending (the watch then waits for the leader's last event). */
+static void a_watch_is_caught_up_past_the_append_before_it(void **state)
+{
+    conf_ctx *c = *state;
+    for (int round = 0; round < 15; round++) {
+        es_event_spec e = conf_spec("note", "n1", "written", "x");
+        es_append_result r;
+        assert_int_equal(es_append(c->st, &e, &r), ES_OK);
+        watched w = {0};
+        es_watch_options o;
+        options(&o, &w);
+        o.filter.entity_type = "note";
+        o.after_seq = r.last_seq > 1 ? r.last_seq - 1 : 0;
+        es_watch *wt = NULL;
+        assert_int_equal(es_watch_start(c->st, &o, &wt), ES_OK);
+        uint64_t last = es_watch_last_seq(wt);
+        es_watch_destroy(wt);
+        conf_seen_free(&w.ls.seen);
+        pthread_mutex_destroy(&w.ls.mu);
+        if (last != r.last_seq)
+            fail_msg("round %d: the watch was caught up at %llu, the append was %llu", round,
+                     (unsigned long long)last, (unsigned long long)r.last_seq);
+    }
+}
+
 static void an_empty_filter_is_caught_up_at_once(void **state)
 {
     conf_ctx *c = *state;
@@ -249,6 +277,8 @@ int conf_run_watch(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(catches_up_then_goes_live, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(a_watch_is_caught_up_past_the_append_before_it,
+                                        conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(an_empty_filter_is_caught_up_at_once, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(no_wait_returns_at_once, conf_setup, conf_teardown),

@@ -115,7 +115,16 @@ typedef struct esi_kv_update {
 
 /* Current values, then live updates, of the keys matching `pattern` (NULL:
  * all), skipping delete markers when `ignore_deletes`. ES_ERR_UNSUPPORTED
- * on a connection other than nats.c's. */
+ * on a connection other than nats.c's. The current values are those as of
+ * the call, on a replicated bucket too: the bucket's leader is asked for
+ * the last revision matching the pattern (retried through an election; a
+ * user denied that request watches as the replicas answer), and the first
+ * esi_kv_watch_next calls gather the watch's deliveries, one revision per
+ * key, until that revision has come (its consumer may sit on a replica
+ * behind), then hand them out oldest first, then `caught_up`. The last
+ * revision can only be superseded by a later one, never lost, unless the
+ * bucket's limits remove it: a bucket with a TTL or size limit could then
+ * keep the current values from completing (es's buckets have none). */
 es_status esi_kv_watch(esi_kv *kv, const char *pattern, bool ignore_deletes, esi_kv_watcher **out);
 /* The next update, waiting up to timeout_ms (ES_ERR_TIMEOUT when none);
  * ES_ERR_STOPPED once stopped. The update is valid until the next call. */

@@ -44,4 +44,9 @@ es_status esi_stream_subjects(const esi_js *js, const char *stream, const char *
 es_status esi_stream_last_seq(const esi_js *js, const char *stream, const char *filter,
                               uint64_t *seq);
 
+/* The same, asked again through an election (esi_js_retry: transient
+ * answers only, within ESI_JS_ELECTION_BUDGET_MS). */
+es_status esi_stream_last_seq_retried(const esi_js *js, const char *stream, const char *filter,
+                                      uint64_t *seq);
+
 #endif

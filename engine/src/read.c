@@ -7,9 +7,9 @@
 #include "transport/consumer.h"
 #include "transport/js.h"
 #include "transport/scan.h"
-#include "transport/streams.h"
 #include "event_impl.h"
 #include "filters.h"
+#include "own_writes.h"
 #include "base/clock.h"
 #include "base/internal.h"
 #include "store_impl.h"
@@ -40,55 +40,10 @@ static const es_read_options *or_none(const es_read_options *o)
     return o ? o : &none;
 }
 
-/* ---- reading one's own writes on a replicated store ---------------------- */
-
-/* The last event a read must see, or 0 when the read's own answers suffice.
- * On a replicated store neither answer is the leader's: the replay's R1
- * consumer is placed on any of the stream's peers and counts what is
- * pending from its replica, and a direct get may be answered by any
- * replica; a replica may not have applied the latest appends yet, so a
- * read right after an append could miss it. The stream's leader says which
- * event is the filters' last: the read goes on until it has seen it. A
- * confined user is not granted the leader's message API (its subject does
- * not carry the filter): its reads stay as the replicas answer. */
-typedef struct last_seq_ask {
-    es_store *st;
-    const char *subject;
-    uint64_t seq;
-} last_seq_ask;
-
-static es_status ask_last_seq(void *closure)
-{
-    last_seq_ask *a = closure;
-    return esi_stream_last_seq(a->st->js, a->st->stream, a->subject, &a->seq);
-}
-
-/* Retried through an election like the consumer's creation that follows. */
-static es_status read_target(es_store *st, const esi_filter_set *fs, const es_read_options *o,
-                             uint64_t *target)
-{
-    *target = 0;
-    if (st->config.replicas <= 1 || st->opts.confined)
-        return ES_OK;
-    for (size_t i = 0; i < fs->n; i++) {
-        last_seq_ask a = {st, fs->subjects[i], 0};
-        es_status s = esi_js_retry(ask_last_seq, &a);
-        if (s != ES_OK)
-            return s;
-        if (a.seq > *target)
-            *target = a.seq;
-    }
-    if (o->up_to_seq && *target > o->up_to_seq)
-        *target = o->up_to_seq;
-    if (*target <= o->after_seq)
-        *target = 0;
-    return ES_OK;
-}
-
 /* ---- evolve ------------------------------------------------------------ */
 
 /* Reads the set's events through one ordered consumer, at least up to
- * `target` (read_target). */
+ * `target` (esi_own_writes_target). */
 static es_status evolve_set(es_store *st, const esi_filter_set *fs, const es_read_options *o,
                             uint64_t target, es_event_cb cb, void *closure, uint64_t *last_seq)
 {
@@ -168,7 +123,7 @@ static es_status on_direct(natsMsg *msg, const char *subject, uint64_t seq, int6
 }
 
 /* One subject's events by batched direct gets, at least up to `target`
- * (read_target): a replica behind the leader ends its answer early, and the
+ * (esi_own_writes_target): a replica behind the leader ends its answer early, and the
  * read asks again from there, for as long as a replay would wait. */
 static es_status load_subject(es_store *st, const char *subject, const es_read_options *o,
                               uint64_t target, es_event_cb cb, void *closure, uint64_t *last_seq)
@@ -230,7 +185,7 @@ static es_status read_filters(es_store *st, const es_filter *filters, size_t n,
         s = esi_filter_set_make(st, filters, n, &fs);
     uint64_t target = 0;
     if (s == ES_OK)
-        s = read_target(st, fs, o, &target);
+        s = esi_own_writes_target(st, fs, o->after_seq, o->up_to_seq, &target);
     if (s == ES_OK && load && fs->n == 1)
         s = load_subject(st, fs->subjects[0], o, target, cb, closure, last_seq);
     else if (s == ES_OK)

@@ -183,7 +183,7 @@ static es_status keep_held(natsMsg *msg, const char *subject, uint64_t seq, int6
 /* The sequence every event of `subject` at or below which a replica
  * answering direct gets must have shown: the leader's last one, capped at
  * up_to (0: the replicas' answers are the truth: one server, or a confined
- * user, whom the leader's API is not granted; see read.c). */
+ * user, whom the leader's API is not granted; see own_writes.h). */
 static es_status leader_last(es_reader *r, const char *subject, uint64_t up_to, uint64_t *last)
 {
     *last = 0;

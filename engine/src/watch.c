@@ -9,6 +9,7 @@
 #include "transport/consumer.h"
 #include "event_impl.h"
 #include "filters.h"
+#include "own_writes.h"
 #include "base/alloc.h"
 #include "base/internal.h"
 #include "store_impl.h"
@@ -33,6 +34,10 @@ struct es_watch {
     esi_filter_set *target; /* fs with every pending widening (NULL: none), under mu */
     widening *widenings, *widenings_tail; /* under mu, applied in order */
     uint64_t pending_at_start;
+    /* The last event stored at the start, as the leader has it (own_writes.h):
+     * a consumer on a replica behind has nothing pending before it has
+     * delivered it. Caught up needs both. */
+    uint64_t own_last;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -83,7 +88,7 @@ static es_status deliver(es_watch *w, esi_oc_msg *m)
     uint64_t seq = m->seq, pending = m->pending;
     es_status s = hand(w, m);
     atomic_store(&w->last_seq, seq);
-    if (pending == 0)
+    if (pending == 0 && seq >= w->own_last)
         mark_caught_up(w);
     return s;
 }
@@ -219,7 +224,8 @@ static void *run(void *arg)
     es_watch *w = arg;
     bool troubled = false;
     es_status s = ES_OK;
-    if (w->pending_at_start == 0)
+    int quiet = 0; /* polls with nothing delivered and nothing pending */
+    if (w->pending_at_start == 0 && w->own_last == 0)
         mark_caught_up(w);
     while (!atomic_load(&w->stop)) {
         esi_oc_msg m;
@@ -227,7 +233,13 @@ static void *run(void *arg)
         s = wd ? widen(w, wd) : esi_oc_next(w->oc, POLL_MS, &m);
         if (wd != NULL && s == ES_OK)
             continue;
+        /* Nothing pending after a recount (consumer.h), and the leader's
+         * last event delivered, or gone for good: not delivered for as long
+         * as a catch-up read waits (removed by the store's limits meanwhile). */
         if (s == ES_ERR_TIMEOUT) {
+            if (wd == NULL && esi_oc_pending(w->oc) == 0 &&
+                (atomic_load(&w->last_seq) >= w->own_last || ++quiet >= quiet_polls(w)))
+                mark_caught_up(w);
             s = ES_OK;
             continue;
         }
@@ -239,8 +251,10 @@ static void *run(void *arg)
             continue;
         }
         troubled = false;
-        if (s == ES_OK && wd == NULL)
+        if (s == ES_OK && wd == NULL) {
+            quiet = 0;
             s = deliver(w, &m);
+        }
         if (s != ES_OK) {
             report(w, s, true);
             break;
@@ -284,6 +298,8 @@ es_status es_watch_start(es_store *st, const es_watch_options *opts, es_watch **
         w->opts.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
     esi_filter_set *fs = NULL;
     es_status s = watch_filters(st, opts, &fs);
+    if (s == ES_OK)
+        s = esi_own_writes_target(st, fs, opts->after_seq, 0, &w->own_last);
     if (s == ES_OK)
         s = esi_oc_create(st->js, st->stream, fs->subjects, fs->n, opts->after_seq + 1,
                           w->opts.heartbeat_ms, &w->oc, &w->pending_at_start);

@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "transport/directget.h"
 #include "transport/msg.h"
+#include "transport/streams.h"
 
 #define CREATE_ATTEMPTS 3
 
@@ -386,10 +387,50 @@ es_status esi_kv_bucket_size(const esi_js *js, const char *bucket, uint64_t *val
 
 /* ---- watching ------------------------------------------------------------ */
 
+/* The most current values (with the updates a lagging replica brings while
+ * it catches up) a watch gathers before handing them out. */
+#define WATCH_HELD_MAX 1000000
+
+/* nats.c's watch says every current value has been delivered once its
+ * consumer has nothing pending. That consumer is placed on any replica of
+ * the bucket, and one that has not applied the latest writes yet (a write
+ * made just before the watch) has nothing pending too early: a key deleted
+ * before the watch comes as a current value, its delete as a change. So
+ * the watch first asks the bucket's leader for the last revision matching
+ * it (`target`), gathers what comes, one revision per key, until both
+ * nats.c's marker and that revision have come, and hands the current
+ * values out then, oldest first. */
 struct esi_kv_watcher {
     kvWatcher *w;
     kvEntry *current; /* the update handed out last */
+    bool ignore_deletes;
+    uint64_t target; /* the leader's last revision matching the watch at its start */
+    uint64_t seen;   /* the highest revision received */
+    bool marker;     /* nats.c's "every current value delivered" came */
+    bool gathered;   /* the current values are complete, in held[] */
+    bool told;       /* the caught-up update was handed out */
+    kvEntry **held;
+    size_t n_held, cap_held, next_held;
 };
+
+/* The leader's last revision matching `pattern`, retried through an
+ * election. A user not granted the leader's message API watches as the
+ * replicas answer (0: no revision to wait for), as reads do. */
+static es_status watch_target(const esi_kv *kv, const char *pattern, uint64_t *target)
+{
+    *target = 0;
+    char filter[ES_KV_KEY_MAX + ESI_KV_BUCKET_MAX + 8];
+    int n = snprintf(filter, sizeof filter, "$KV.%s.%s", kv->bucket, pattern ? pattern : ">");
+    if (n < 0 || (size_t)n >= sizeof filter)
+        return es_error(ES_ERR_INVALID, "watching %s: pattern too long", kv->bucket);
+    es_status s = esi_stream_last_seq_retried(kv->js, kv->stream, filter, target);
+    if (s == ES_ERR_PERMISSION) {
+        *target = 0;
+        es_error_clear();
+        return ES_OK;
+    }
+    return s;
+}
 
 es_status esi_kv_watch(esi_kv *kv, const char *pattern, bool ignore_deletes, esi_kv_watcher **out)
 {
@@ -399,9 +440,15 @@ es_status esi_kv_watch(esi_kv *kv, const char *pattern, bool ignore_deletes, esi
     esi_kv_watcher *w = esi_calloc(1, sizeof *w);
     if (w == NULL)
         return es_error(ES_ERR_NOMEM, "out of memory");
+    w->ignore_deletes = ignore_deletes;
+    es_status s = watch_target(kv, pattern, &w->target);
+    if (s != ES_OK) {
+        esi_free(w);
+        return s;
+    }
     kvWatchOptions o;
     kvWatchOptions_Init(&o);
-    o.IgnoreDeletes = ignore_deletes;
+    o.IgnoreDeletes = false; /* a delete among the gathered values supersedes its key's put */
     o.Timeout = esi_js_timeout_ms(kv->js);
     natsStatus ns =
         pattern ? kvStore_Watch(&w->w, kv->kv, pattern, &o) : kvStore_WatchAll(&w->w, kv->kv, &o);
@@ -414,29 +461,138 @@ es_status esi_kv_watch(esi_kv *kv, const char *pattern, bool ignore_deletes, esi
     return ES_OK;
 }
 
-es_status esi_kv_watch_next(esi_kv_watcher *w, int64_t timeout_ms, esi_kv_update *u)
+static bool entry_deleted(kvEntry *e)
 {
-    memset(u, 0, sizeof *u);
-    kvEntry_Destroy(w->current);
-    w->current = NULL;
-    natsStatus ns = kvWatcher_Next(&w->current, w->w, timeout_ms);
+    kvOperation op = kvEntry_Operation(e);
+    return op == kvOp_Delete || op == kvOp_Purge;
+}
+
+/* The next entry from nats.c (NULL: its marker), waiting until `deadline`
+ * (monotonic ms). */
+static es_status next_entry(esi_kv_watcher *w, int64_t deadline, kvEntry **e)
+{
+    *e = NULL;
+    int64_t left = deadline - esi_monotonic_ms();
+    if (left <= 0)
+        return ES_ERR_TIMEOUT;
+    natsStatus ns = kvWatcher_Next(e, w->w, left);
     if (ns == NATS_TIMEOUT)
         return ES_ERR_TIMEOUT;
     if (ns == NATS_ILLEGAL_STATE || ns == NATS_INVALID_SUBSCRIPTION || ns == NATS_CONNECTION_CLOSED)
         return ES_ERR_STOPPED;
     if (ns != NATS_OK)
         return esi_nats_status(ns, "watching a KV bucket");
-    kvEntry *e = w->current;
-    if (e == NULL) { /* the marker: every current value has been seen */
-        u->caught_up = true;
-        return ES_OK;
+    return ES_OK;
+}
+
+static es_status hold(esi_kv_watcher *w, kvEntry *e)
+{
+    if (w->n_held == w->cap_held) {
+        size_t cap = w->cap_held ? 2 * w->cap_held : 64;
+        kvEntry **held =
+            w->n_held < WATCH_HELD_MAX ? esi_realloc(w->held, cap * sizeof *held) : NULL;
+        if (held == NULL) {
+            kvEntry_Destroy(e);
+            return w->n_held < WATCH_HELD_MAX
+                       ? es_error(ES_ERR_NOMEM, "out of memory")
+                       : es_error(ES_ERR_LIMIT, "a KV watch of over %d current values",
+                                  WATCH_HELD_MAX);
+        }
+        w->held = held;
+        w->cap_held = cap;
     }
-    kvOperation op = kvEntry_Operation(e);
+    w->held[w->n_held++] = e;
+    uint64_t rev = kvEntry_Revision(e);
+    if (rev > w->seen)
+        w->seen = rev;
+    return ES_OK;
+}
+
+static int by_revision(const void *a, const void *b)
+{
+    uint64_t x = kvEntry_Revision(*(kvEntry *const *)a), y = kvEntry_Revision(*(kvEntry *const *)b);
+    return x < y ? -1 : x > y;
+}
+
+static int by_key_then_revision(const void *a, const void *b)
+{
+    kvEntry *x = *(kvEntry *const *)a, *y = *(kvEntry *const *)b;
+    int c = strcmp(kvEntry_Key(x), kvEntry_Key(y));
+    if (c != 0)
+        return c;
+    return by_revision(a, b);
+}
+
+/* Keeps each key's latest revision (dropped when it is a delete and deletes
+ * are ignored), oldest first. */
+static void settle(esi_kv_watcher *w)
+{
+    qsort(w->held, w->n_held, sizeof *w->held, by_key_then_revision);
+    size_t kept = 0;
+    for (size_t i = 0; i < w->n_held; i++) {
+        kvEntry *e = w->held[i];
+        bool superseded =
+            i + 1 < w->n_held && strcmp(kvEntry_Key(e), kvEntry_Key(w->held[i + 1])) == 0;
+        if (superseded || (w->ignore_deletes && entry_deleted(e)))
+            kvEntry_Destroy(e);
+        else
+            w->held[kept++] = e;
+    }
+    w->n_held = kept;
+    qsort(w->held, w->n_held, sizeof *w->held, by_revision);
+    w->gathered = true;
+}
+
+/* Gathers the current values until nats.c's marker and the leader's
+ * revision have both come. */
+static es_status gather(esi_kv_watcher *w, int64_t deadline)
+{
+    while (!w->marker || w->seen < w->target) {
+        kvEntry *e = NULL;
+        es_status s = next_entry(w, deadline, &e);
+        if (s != ES_OK)
+            return s;
+        if (e == NULL)
+            w->marker = true;
+        else if ((s = hold(w, e)) != ES_OK)
+            return s;
+    }
+    settle(w);
+    return ES_OK;
+}
+
+static void fill_update(kvEntry *e, esi_kv_update *u)
+{
     u->key = kvEntry_Key(e);
     u->data = kvEntry_Value(e);
     u->len = (size_t)kvEntry_ValueLen(e);
     u->revision = kvEntry_Revision(e);
-    u->deleted = op == kvOp_Delete || op == kvOp_Purge;
+    u->deleted = entry_deleted(e);
+}
+
+es_status esi_kv_watch_next(esi_kv_watcher *w, int64_t timeout_ms, esi_kv_update *u)
+{
+    memset(u, 0, sizeof *u);
+    kvEntry_Destroy(w->current);
+    w->current = NULL;
+    int64_t deadline = esi_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    es_status s = w->gathered ? ES_OK : gather(w, deadline);
+    if (s != ES_OK)
+        return s;
+    if (w->next_held < w->n_held) {
+        w->current = w->held[w->next_held];
+        w->held[w->next_held++] = NULL;
+    } else if (!w->told) {
+        w->told = true;
+        u->caught_up = true;
+        return ES_OK;
+    }
+    while (w->current == NULL || (w->ignore_deletes && entry_deleted(w->current))) {
+        kvEntry_Destroy(w->current);
+        if ((s = next_entry(w, deadline, &w->current)) != ES_OK)
+            return s;
+    }
+    fill_update(w->current, u);
     return ES_OK;
 }
 
@@ -451,6 +607,9 @@ void esi_kv_watch_destroy(esi_kv_watcher *w)
     if (w == NULL)
         return;
     kvEntry_Destroy(w->current);
+    for (size_t i = w->next_held; i < w->n_held; i++)
+        kvEntry_Destroy(w->held[i]);
+    esi_free(w->held);
     kvWatcher_Destroy(w->w);
     esi_free(w);
 }

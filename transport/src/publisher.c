@@ -3,7 +3,13 @@
  * subscription as <inbox>.<id> (the PubAck) and <inbox>.f<id> (the start of a
  * batch), so there is no per-request subscription and no lookup table: the id
  * modulo the ring size is the slot. A small thread expires units whose answer
- * does not come within the request timeout. */
+ * does not come within the request timeout of the answers before them:
+ * JetStream answers a connection's appends to a stream in order, so a unit
+ * waiting behind others of ours is queued, not lost. A unit expires once its
+ * own timeout has passed and the oldest unit in flight has waited a whole
+ * timeout at the head (the server answered none of ours meanwhile); then
+ * every unit past its own timeout expires with it, so a silent server fails
+ * them all after one timeout, not one after another. */
 #include "transport/publisher.h"
 
 #include <inttypes.h>
@@ -57,6 +63,8 @@ struct esi_publisher {
     struct job *jobs, *jobs_tail; /* follow-up work for the worker thread */
     bool closing;
     uint64_t denials; /* esi_conn_denials() when the slots were last checked */
+    uint64_t head_id;      /* the oldest unit in flight when the reaper last looked */
+    int64_t head_since_ms; /* since when it has been the oldest */
     pthread_t reaper;
     bool reaper_started;
 };
@@ -317,10 +325,35 @@ static es_status timed_out(const esi_publisher *p, const slot *sl, char text[TEX
     if (denied(p, sl, text))
         return ES_ERR_PERMISSION;
     snprintf(text, TEXT_MAX,
-             "no PubAck within %" PRId64 " ms: the outcome is unknown, retrying with the same "
-             "event ids is safe",
+             "no PubAck within %" PRId64 " ms, nor for any append before it: the outcome is "
+             "unknown, retrying with the same event ids is safe",
              p->timeout_ms);
     return ES_ERR_TIMEOUT;
+}
+
+/* The oldest unit in flight (the smallest id), or NULL. */
+static const slot *oldest_locked(const esi_publisher *p)
+{
+    uint64_t first = p->next_id > p->cap ? p->next_id - p->cap : 1;
+    for (uint64_t id = first; id < p->next_id; id++)
+        if (p->slots[id % p->cap].id == id)
+            return &p->slots[id % p->cap];
+    return NULL;
+}
+
+/* Whether the server has answered none of our units for a whole timeout:
+ * the oldest unit in flight, sent, has been the oldest that long. */
+static bool stalled_locked(esi_publisher *p, int64_t now)
+{
+    const slot *head = oldest_locked(p);
+    if (head == NULL)
+        return false;
+    if (head->id != p->head_id) {
+        p->head_id = head->id;
+        p->head_since_ms = now;
+    }
+    return !head->sending && head->deadline_ms <= now &&
+           now - p->head_since_ms >= p->timeout_ms;
 }
 
 static void *reap(void *arg)
@@ -334,6 +367,7 @@ static void *reap(void *arg)
          * at their timeout */
         uint64_t denials = esi_conn_denials();
         bool check_denied = denials != p->denials, all_checked = true;
+        bool stalled = stalled_locked(p, now);
         for (size_t i = 0; i < p->cap; i++) {
             slot *sl = &p->slots[i];
             all_checked = all_checked && !(sl->id != 0 && sl->sending);
@@ -342,7 +376,7 @@ static void *reap(void *arg)
             esi_pub_result r;
             memset(&r, 0, sizeof r);
             char text[TEXT_MAX];
-            if (sl->deadline_ms <= now)
+            if (stalled && sl->deadline_ms <= now)
                 complete_locked(p, sl, timed_out(p, sl, text), &r, text);
             else if (check_denied && denied(p, sl, text))
                 complete_locked(p, sl, ES_ERR_PERMISSION, &r, text);

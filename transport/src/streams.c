@@ -162,3 +162,24 @@ es_status esi_stream_last_seq(const esi_js *js, const char *stream, const char *
     *seq = (uint64_t)n;
     return ES_OK;
 }
+
+typedef struct last_seq_ask {
+    const esi_js *js;
+    const char *stream, *filter;
+    uint64_t seq;
+} last_seq_ask;
+
+static es_status ask_last_seq(void *closure)
+{
+    last_seq_ask *a = closure;
+    return esi_stream_last_seq(a->js, a->stream, a->filter, &a->seq);
+}
+
+es_status esi_stream_last_seq_retried(const esi_js *js, const char *stream, const char *filter,
+                                      uint64_t *seq)
+{
+    last_seq_ask a = {js, stream, filter, 0};
+    es_status s = esi_js_retry(ask_last_seq, &a);
+    *seq = a.seq;
+    return s;
+}

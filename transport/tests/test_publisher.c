@@ -351,6 +351,51 @@ static void times_out_without_an_answer(void **state)
     env_close(&e);
 }
 
+/* Units answered one after another, each within the timeout of the one
+ * before but the last ones later than the timeout of their own sending (a
+ * busy server working through our queue): none expires. */
+static void units_queued_behind_answered_ones_do_not_expire(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, 200, 8, 8);
+    call c[4];
+    for (int i = 0; i < 4; i++) {
+        fake_js_push(e.fj, (fake_step){.what = FAKE_LATER, .delay_ms = 120 * (i + 1)});
+        c[i] = new_call(&e);
+    }
+    for (int i = 0; i < 4; i++)
+        send_unit(&e, &c[i], 1, NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_true(wait_calls(&c[i], 1, WAIT_MS));
+        assert_int_equal(c[i].status, ES_OK);
+    }
+    env_close(&e);
+}
+
+/* A server that answers nothing fails every unit after one timeout, not
+ * one timeout after another. */
+static void a_silent_server_fails_all_units_at_once(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, 150, 8, 8);
+    call c[4];
+    for (int i = 0; i < 4; i++) {
+        fake_js_push(e.fj, (fake_step){.what = FAKE_LOST});
+        c[i] = new_call(&e);
+    }
+    int64_t t0 = esi_monotonic_ms();
+    for (int i = 0; i < 4; i++)
+        send_unit(&e, &c[i], 1, NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_true(wait_calls(&c[i], 1, WAIT_MS));
+        assert_int_equal(c[i].status, ES_ERR_TIMEOUT);
+    }
+    assert_true(esi_monotonic_ms() - t0 < 3 * 150); /* one after another: 4 * 150 */
+    env_close(&e);
+}
+
 /* An answer that comes after its unit expired is dropped, even when its slot
  * (one slot: every unit takes it) belongs to another unit by then. */
 static void late_answer_after_timeout_is_dropped(void **state)
@@ -676,6 +721,8 @@ int main(void)
         cmocka_unit_test(batch_refused_at_start_after_sending),
         cmocka_unit_test(early_acknowledgement_is_kept_for_the_sender),
         cmocka_unit_test(times_out_without_an_answer),
+        cmocka_unit_test(units_queued_behind_answered_ones_do_not_expire),
+        cmocka_unit_test(a_silent_server_fails_all_units_at_once),
         cmocka_unit_test(late_answer_after_timeout_is_dropped),
         cmocka_unit_test(late_answer_within_the_timeout_completes),
         cmocka_unit_test(duplicated_answer_is_ignored),
