@@ -1,7 +1,8 @@
 /* es_connect against a server of the suite's own: es_connect_options.on_change
  * tells when the server goes away and when the connection is back (with the
- * URL), and nothing when the connection is closed on purpose. Skipped
- * without --nats-server. */
+ * URL), and nothing when the connection is closed on purpose; requests are
+ * answered again after the reconnect (transport/inbox.h). Skipped without
+ * --nats-server. */
 #include "harness.h"
 
 #include <stdatomic.h>
@@ -53,6 +54,14 @@ static void reports_lost_and_restored(void **state)
     natsConnection *nc = NULL;
     assert_int_equal(es_connect(&o, &nc), ES_OK);
     assert_int_equal(atomic_load(&c.lost) + atomic_load(&c.restored), 0);
+    /* a request (a KV write) before: it makes the connection's request inbox */
+    char name[ES_STORE_NAME_MAX + 1];
+    conf_unique_name(name);
+    es_store *st = NULL;
+    assert_int_equal(es_store_create(nc, name, conf_store_config(), NULL, &st), ES_OK);
+    es_checkpoints *cps = NULL;
+    assert_int_equal(es_checkpoints_open(st, &cps), ES_OK);
+    assert_int_equal(es_checkpoint_set(cps, "reader", 1, NULL, ES_CHECKPOINT_ANY, NULL), ES_OK);
 
     conf_server_kill(srv);
     assert_true(wait_until(&c.lost, 1, 10000));
@@ -61,6 +70,21 @@ static void reports_lost_and_restored(void **state)
     assert_true(wait_until(&c.restored, 1, 15000));
     assert_non_null(strstr(conf_server_url(srv), c.url)); /* the server, or a cluster's node */
     assert_int_equal(atomic_load(&c.lost), 1);
+
+    /* nats.c made the inbox's subscriptions again: requests are answered
+     * once JetStream has recovered its streams */
+    es_status s = ES_ERR_TIMEOUT;
+    for (int i = 0; i < 50 && s != ES_OK; i++)
+        if ((s = es_checkpoint_set(cps, "reader", 2, NULL, ES_CHECKPOINT_ANY, NULL)) != ES_OK)
+            conf_sleep_ms(200);
+    assert_int_equal(s, ES_OK);
+    es_checkpoint cp;
+    assert_int_equal(es_checkpoint_get(cps, "reader", &cp), ES_OK);
+    assert_int_equal(cp.position, 2);
+    es_checkpoint_clear(&cp);
+    es_checkpoints_destroy(cps);
+    es_store_destroy(st);
+    es_store_delete(nc, name, NULL);
 
     /* closing on purpose is not an outage */
     es_connection_close(nc);

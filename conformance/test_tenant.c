@@ -312,6 +312,55 @@ static void a_denied_request_fails_at_once(void **state)
     natsConnection_Destroy(admin_nc);
 }
 
+/* Opening a KV bucket (checkpoints) asks for its stream's info, which a
+ * tenant's user is not granted: refused at once with ES_ERR_PERMISSION
+ * naming the subject, through a connection of es_connect's and through
+ * one made with nats.c alone (no error handler of es's), not at the
+ * store's timeout (before, both waited the whole 3 s and said "timeout"). */
+static void opening_a_refused_bucket_fails_at_once(void **state)
+{
+    users_server *u = *state;
+    if (u->srv == NULL)
+        skip(); /* needs a server of the suite's own (--nats-server) */
+    natsConnection *admin_nc = connect_as(u->srv, "admin");
+    es_store_config cfg;
+    es_store_config_init(&cfg); /* the suite's own single server, whatever --replicas says */
+    es_store *admin = NULL;
+    assert_int_equal(es_store_create(admin_nc, u->store, &cfg, NULL, &admin), ES_OK);
+    es_checkpoints *made = NULL; /* the bucket exists: acme's user only opens it */
+    assert_int_equal(es_checkpoints_open(admin, &made), ES_OK);
+
+    char url[192];
+    snprintf(url, sizeof url, "nats://acme:acme@%s", conf_server_url(u->srv) + 7);
+    natsConnection *plain = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&plain, url), NATS_OK);
+    natsConnection *conns[2] = {connect_as(u->srv, "acme"), plain};
+    for (int i = 0; i < 2; i++) {
+        es_store_options o;
+        es_store_options_init(&o);
+        o.timeout_ms = 3000;
+        es_store *st = NULL;
+        assert_int_equal(es_store_open(conns[i], u->store, &o, &st), ES_OK);
+        es_checkpoints *cps = NULL;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(es_checkpoints_open(st, &cps), ES_ERR_PERMISSION);
+        int64_t ms = ms_since(&t0);
+        print_message("refused bucket opening (%s): %lld ms\n", i ? "nats.c's connection" : "es_connect's",
+                      (long long)ms);
+        assert_null(cps);
+        assert_non_null(
+            strstr(es_last_error(), "Permissions Violation for Publish to \"$JS.API.STREAM.INFO.KV_"));
+        assert_true(ms < 1000);
+        es_store_destroy(st);
+        natsConnection_Destroy(conns[i]);
+    }
+    es_checkpoints_destroy(made);
+    es_store_destroy(admin);
+    es_store_delete(admin_nc, u->store, NULL);
+    natsConnection_Destroy(admin_nc);
+}
+
 static void a_tenant_user_is_refused_other_tenants(void **state)
 {
     users_server *u = *state;
@@ -432,6 +481,8 @@ int conf_run_tenant(void)
         cmocka_unit_test_setup_teardown(a_tenant_user_is_refused_other_tenants, users_setup,
                                         users_teardown),
         cmocka_unit_test_setup_teardown(a_denied_request_fails_at_once, users_setup,
+                                        users_teardown),
+        cmocka_unit_test_setup_teardown(opening_a_refused_bucket_fails_at_once, users_setup,
                                         users_teardown),
     };
     return cmocka_run_group_tests_name("tenant", tests, NULL, NULL);

@@ -77,6 +77,12 @@ void esi_conn_nats(natsConnection *nc, esi_conn *out);
  * watches and listings that only nats.c's KV offers). */
 natsConnection *esi_conn_nats_connection(const esi_conn *c);
 
+/* Ends a synchronous subscription and frees it, once nothing can be
+ * delivered to it any more (a PING/PONG after the UNSUB on a live
+ * connection: nats.c before 3.6 can crash freeing a subscription it is
+ * delivering to). Accepts NULL. */
+void esi_nats_sub_close(natsConnection *nc, natsSubscription *s);
+
 /* nats.c's library-wide state, for programs (tests) that use messages
  * without ever connecting: natsMsg_Destroy needs its garbage collector. */
 void esi_nats_open(void);

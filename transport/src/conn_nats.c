@@ -11,7 +11,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/internal.h"
-#include "base/newid.h"
+#include "transport/inbox.h"
 
 struct esi_sub {
     natsSubscription *s;
@@ -134,11 +134,13 @@ es_status esi_conn_denied_or(const esi_conn *c, const char *subject, es_status s
  * 3.4.1), so the interest is removed first and a PING/PONG round trip proves
  * the reader has passed every message the server sent before the UNSUB; only
  * then is the subscription freed. */
-static void close_sync(void *ctx, natsSubscription *s)
+void esi_nats_sub_close(natsConnection *nc, natsSubscription *s)
 {
+    if (s == NULL)
+        return;
     if (natsSubscription_Unsubscribe(s) == NATS_OK &&
-        natsConnection_Status(ctx) == NATS_CONN_STATUS_CONNECTED)
-        natsConnection_FlushTimeout(ctx, 2000); /* disconnected: the reader delivers nothing */
+        natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(nc, 2000); /* disconnected: the reader delivers nothing */
     natsSubscription_Destroy(s);
 }
 
@@ -150,27 +152,53 @@ es_status esi_conn_denial_since(const esi_conn *c, const char *subject, uint64_t
     return s == ES_ERR_TIMEOUT ? ES_OK : s;
 }
 
-/* Waits for the one answer on `sub`, in slices: between them it looks for
+/* What was known of denials before a request's publish: the handler's
+ * count, and nats.c's last error if it was one (a connection es_connect
+ * did not make has no handler, only that). */
+typedef struct denial_mark {
+    uint64_t count;
+    char last[DENIAL_TEXT]; /* empty: the last error was no denial */
+} denial_mark;
+
+static void denial_mark_take(natsConnection *nc, denial_mark *m)
+{
+    m->count = esi_conn_denials();
+    const char *last = NULL;
+    bool denial = natsConnection_GetLastError(nc, &last) == NATS_NOT_PERMITTED && last != NULL;
+    snprintf(m->last, sizeof m->last, "%s", denial ? last : "");
+}
+
+/* Whether the server refused the publish to `subject` since the mark: the
+ * kept denials when the handler counted a new one, else nats.c's last
+ * error when it is a denial other than the one already there. */
+static es_status denied_since(const esi_conn *c, const char *subject, const denial_mark *m)
+{
+    es_status s = esi_conn_denial_since(c, subject, m->count);
+    const char *last = NULL;
+    if (s == ES_OK && natsConnection_GetLastError(c->ctx, &last) == NATS_NOT_PERMITTED &&
+        last != NULL && strncmp(last, m->last, sizeof m->last - 1) != 0)
+        s = esi_conn_denied_or(c, subject, ES_ERR_TIMEOUT);
+    return s == ES_ERR_TIMEOUT ? ES_OK : s;
+}
+
+/* Waits for the waiter's one answer, in slices: between them it looks for
  * a denial of the request's publish, which gets no answer, only an
- * asynchronous error (nats.c's own request, on its shared inbox, could
- * only wait out its timeout). */
-static es_status await_answer(void *ctx, natsSubscription *sub, const char *subject,
-                              uint64_t denials_before, int64_t timeout_ms, natsMsg **reply)
+ * asynchronous error (nats.c's own request could only wait out its
+ * timeout). */
+static es_status await_answer(void *ctx, esi_inbox_waiter *w, const char *subject,
+                              const denial_mark *before, int64_t timeout_ms, natsMsg **reply)
 {
     esi_conn c;
     esi_conn_nats(ctx, &c);
     int64_t deadline = esi_monotonic_ms() + timeout_ms;
     for (int64_t left = timeout_ms; left > 0; left = deadline - esi_monotonic_ms()) {
         int64_t slice = left < ESI_DENIAL_POLL_MS ? left : ESI_DENIAL_POLL_MS;
-        natsStatus ns = natsSubscription_NextMsg(reply, sub, slice);
-        if (ns == NATS_OK && natsMsg_IsNoResponders(*reply)) {
-            natsMsg_Destroy(*reply);
-            *reply = NULL;
+        es_status s = esi_inbox_wait(w, slice, reply);
+        if (s == ES_ERR_UNSUPPORTED)
             return esi_nats_status(NATS_NO_RESPONDERS, subject);
-        }
-        if (ns != NATS_TIMEOUT)
-            return esi_nats_status(ns, subject);
-        es_status s = esi_conn_denial_since(&c, subject, denials_before);
+        if (s != ES_ERR_TIMEOUT)
+            return s;
+        s = denied_since(&c, subject, before);
         if (s != ES_OK)
             return s;
     }
@@ -185,54 +213,26 @@ static int64_t left_or_one(int64_t deadline)
     return left > 0 ? left : 1;
 }
 
-/* A request on an inbox of its own, so that a denial ends its wait at once
- * (await_answer). `m` carries the inbox as its reply subject. */
-static es_status watched_request(void *ctx, const char *inbox, natsMsg *m, int64_t timeout_ms,
+/* A request whose reply subject is the waiter's, on the connection's
+ * request inbox (inbox.h); a denial ends its wait at once (await_answer). */
+static es_status watched_request(void *ctx, esi_inbox_waiter *w, natsMsg *m, int64_t timeout_ms,
                                  natsMsg **reply)
 {
     *reply = NULL;
-    natsSubscription *sub = NULL;
-    es_status s = esi_nats_status(natsConnection_SubscribeSync(&sub, ctx, inbox), inbox);
-    if (s != ES_OK)
-        return s;
-    uint64_t before = esi_conn_denials(); /* before the publish: its denial counts */
+    denial_mark before; /* before the publish: its denial counts */
+    denial_mark_take(ctx, &before);
     const char *subject = natsMsg_GetSubject(m);
-    s = esi_nats_status(natsConnection_PublishMsg(ctx, m), subject);
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+    es_status s = esi_nats_status(natsConnection_PublishMsg(ctx, m), subject);
     /* nats.c sends what is published from its flusher thread, a millisecond
      * or more later (its own request flushes at once, which no public call
-     * does for a publish): the PING of a flush sends the PUB now, and its
-     * PONG comes about when the answer does. Best effort: the wait below
-     * says what happened. */
-    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+     * does for a publish): the PING of a flush goes out with the PUB in one
+     * write, now, and its PONG comes about when the answer does. Best
+     * effort: the wait below says what happened. */
     if (s == ES_OK)
         natsConnection_FlushTimeout(ctx, timeout_ms);
     if (s == ES_OK)
-        s = await_answer(ctx, sub, subject, before, left_or_one(deadline), reply);
-    if (*reply != NULL)
-        natsSubscription_Destroy(sub); /* answered: nothing more comes */
-    else
-        close_sync(ctx, sub); /* an answer may still be on its way */
-    return s;
-}
-
-static void new_inbox(char out[64])
-{
-    char id[ES_NEW_ID_LEN + 1];
-    esi_new_id(id);
-    snprintf(out, 64, "_INBOX.%s", id);
-}
-
-static es_status nats_request(void *ctx, const char *subject, const void *data, size_t len,
-                              int64_t timeout_ms, natsMsg **reply)
-{
-    *reply = NULL;
-    char inbox[64];
-    new_inbox(inbox);
-    natsMsg *m = NULL;
-    es_status s = esi_nats_status(natsMsg_Create(&m, subject, inbox, data, (int)len), subject);
-    if (s == ES_OK)
-        s = watched_request(ctx, inbox, m, timeout_ms, reply);
-    natsMsg_Destroy(m);
+        s = await_answer(ctx, w, subject, &before, left_or_one(deadline), reply);
     return s;
 }
 
@@ -267,13 +267,29 @@ static es_status with_inbox(natsMsg *m, const char *inbox, natsMsg **out)
 static es_status nats_request_msg(void *ctx, natsMsg *m, int64_t timeout_ms, natsMsg **reply)
 {
     *reply = NULL;
-    char inbox[64];
-    new_inbox(inbox);
+    int64_t deadline = esi_monotonic_ms() + timeout_ms;
+    esi_inbox_waiter w;
+    es_status s = esi_inbox_begin(ctx, timeout_ms, &w);
+    if (s != ES_OK)
+        return s;
     natsMsg *mine = NULL;
-    es_status s = with_inbox(m, inbox, &mine);
+    s = with_inbox(m, w.reply, &mine);
     if (s == ES_OK)
-        s = watched_request(ctx, inbox, mine, timeout_ms, reply);
+        s = watched_request(ctx, &w, mine, left_or_one(deadline), reply);
     natsMsg_Destroy(mine);
+    esi_inbox_end(&w);
+    return s;
+}
+
+static es_status nats_request(void *ctx, const char *subject, const void *data, size_t len,
+                              int64_t timeout_ms, natsMsg **reply)
+{
+    *reply = NULL;
+    natsMsg *m = NULL;
+    es_status s = esi_nats_status(natsMsg_Create(&m, subject, NULL, data, (int)len), subject);
+    if (s == ES_OK)
+        s = nats_request_msg(ctx, m, timeout_ms, reply);
+    natsMsg_Destroy(m);
     return s;
 }
 
@@ -351,7 +367,7 @@ static es_status nats_drain(void *ctx, esi_sub *sub, int64_t timeout_ms)
     return s;
 }
 
-/* A synchronous subscription the safe way (close_sync); an asynchronous
+/* A synchronous subscription the safe way (esi_nats_sub_close); an asynchronous
  * one is drained instead, so that its handler has returned before the
  * closure goes. */
 static void nats_close(void *ctx, esi_sub *sub)
@@ -362,7 +378,7 @@ static void nats_close(void *ctx, esi_sub *sub)
         nats_drain(ctx, sub, 5000);
         return;
     }
-    close_sync(ctx, sub->s);
+    esi_nats_sub_close(ctx, sub->s);
     esi_free(sub);
 }
 

@@ -10,6 +10,7 @@
 #include "base/alloc.h"
 #include "base/internal.h"
 #include "transport/conn.h"
+#include "transport/inbox.h"
 
 #define MAX_SERVERS 32
 
@@ -380,12 +381,14 @@ void es_connection_close(natsConnection *nc)
 {
     if (nc == NULL)
         return;
+    esi_inbox_forget(nc);
     natsConnection_Close(nc);
     natsConnection_Destroy(nc);
 }
 
 es_status es_shutdown(int64_t timeout_ms)
 {
+    esi_inbox_sweep(); /* connections closed without es_connection_close */
     natsStatus ns = nats_CloseAndWait(timeout_ms > 0 ? timeout_ms : 0);
     switch (ns) {
     case NATS_OK: return ES_OK;

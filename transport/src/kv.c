@@ -76,6 +76,29 @@ static natsStatus create_bucket(kvStore **kv, jsCtx *js, const esi_kv_spec *spec
     return js_CreateKeyValue(kv, js, &c);
 }
 
+/* A request about a bucket's stream: <prefix>.STREAM.<verb>.KV_<bucket>. */
+static es_status bucket_stream_request(const esi_js *js, const char *verb, const char *bucket,
+                                       json_t *body, json_t **reply)
+{
+    char subject[ESI_JS_PREFIX_MAX + ESI_KV_BUCKET_MAX + 32];
+    es_status s =
+        esi_js_api_subject(js, subject, sizeof subject, "STREAM.%s.KV_%s", verb, bucket);
+    return s == ES_OK ? esi_js_request(js, subject, body, 0, reply) : s;
+}
+
+/* ES_ERR_PERMISSION when the server refuses this user the bucket's stream
+ * info, else ES_OK (whatever else the answer says is nats.c's to find
+ * again). Asked through the transport's own request path, which learns a
+ * denial at once: nats.c's KV calls below, on its shared inbox, would only
+ * wait out their timeout. One more request per bucket opened. */
+static es_status refused_bucket(const esi_js *js, const char *bucket)
+{
+    json_t *reply = NULL;
+    es_status s = bucket_stream_request(js, "INFO", bucket, NULL, &reply);
+    json_decref(reply);
+    return s == ES_ERR_PERMISSION ? s : ES_OK;
+}
+
 es_status esi_kv_open(const esi_js *js, const esi_kv_spec *spec, bool create, esi_kv **out)
 {
     *out = NULL;
@@ -89,6 +112,8 @@ es_status esi_kv_open(const esi_js *js, const esi_kv_spec *spec, bool create, es
     snprintf(kv->bucket, sizeof kv->bucket, "%s", spec->bucket);
     snprintf(kv->stream, sizeof kv->stream, "KV_%s", spec->bucket);
     es_status s = nats_js(js, &kv->jsc);
+    if (s == ES_OK)
+        s = refused_bucket(js, spec->bucket);
     natsStatus ns = NATS_OK;
     for (int i = 0; s == ES_OK && i < CREATE_ATTEMPTS; i++) {
         ns = js_KeyValue(&kv->kv, kv->jsc, spec->bucket);
@@ -339,16 +364,6 @@ es_status esi_kv_delete_bucket(const esi_js *js, const char *bucket)
         s = kv_error(js_DeleteKeyValue(jsc, bucket), bucket);
     jsCtx_Destroy(jsc);
     return s;
-}
-
-/* A request about a bucket's stream: <prefix>.STREAM.<verb>.KV_<bucket>. */
-static es_status bucket_stream_request(const esi_js *js, const char *verb, const char *bucket,
-                                       json_t *body, json_t **reply)
-{
-    char subject[ESI_JS_PREFIX_MAX + ESI_KV_BUCKET_MAX + 32];
-    es_status s =
-        esi_js_api_subject(js, subject, sizeof subject, "STREAM.%s.KV_%s", verb, bucket);
-    return s == ES_OK ? esi_js_request(js, subject, body, 0, reply) : s;
 }
 
 es_status esi_kv_set_replicas(const esi_js *js, const char *bucket, int replicas)
