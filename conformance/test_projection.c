@@ -21,14 +21,19 @@ typedef struct recorder {
     int by_instance[4];
     int dead[MAX_SEQ];
     bool out_of_order;
+    char why[256]; /* the first event out of order: which entity, sequences, instances */
     char last_entity_seq_key[64][32];
     uint64_t last_entity_seq[64];
+    int last_entity_instance[64];
     int entities;
     /* behaviour */
     int fail_first_of_every; /* fail the first attempt of seq % n == 0 (0: never) */
     int fail_permanently_of_every;
     bool always_fail_seq_7;
     int slow_every; /* a short pause now and then, to shuffle instances */
+    uint64_t hold_seq; /* its first attempt is held hold_ms, kept in progress */
+    int64_t hold_ms;
+    _Atomic bool holding;
     _Atomic int total;
 } recorder;
 
@@ -46,8 +51,10 @@ static void recorder_init(recorder *r)
     pthread_mutex_init(&r->mu, NULL);
 }
 
-/* Per-entity order: each entity's sequences must only go up. */
-static void check_order(recorder *r, const es_event *ev)
+/* Per-entity order: each entity's sequences must only go up (a duplicate
+ * counts as out of order too). Under r->mu; `by` (the instance) is -1 when
+ * unknown. */
+static void check_order(recorder *r, const es_event *ev, int by)
 {
     size_t len;
     const char *id = es_event_entity_id(ev, &len);
@@ -58,10 +65,25 @@ static void check_order(recorder *r, const es_event *ev)
     if (i == r->entities && r->entities < 64)
         snprintf(r->last_entity_seq_key[r->entities++], 32, "%s", id);
     if (i < 64) {
-        if (es_event_seq(ev) <= r->last_entity_seq[i])
+        uint64_t seq = es_event_seq(ev);
+        if (seq <= r->last_entity_seq[i] && !r->out_of_order)
+            snprintf(r->why, sizeof r->why,
+                     "entity %s: seq %llu (instance %d, handler call %d, handled %d times) "
+                     "after seq %llu (instance %d)",
+                     id, (unsigned long long)seq, by, seq < MAX_SEQ ? r->attempts[seq] : -1,
+                     seq < MAX_SEQ ? r->handled[seq] : -1,
+                     (unsigned long long)r->last_entity_seq[i], r->last_entity_instance[i]);
+        if (seq <= r->last_entity_seq[i])
             r->out_of_order = true;
-        r->last_entity_seq[i] = es_event_seq(ev);
+        r->last_entity_seq[i] = seq;
+        r->last_entity_instance[i] = by;
     }
+}
+
+static void assert_in_order(const recorder *r)
+{
+    if (r->out_of_order)
+        fail_msg("out of per-entity order: %s", r->why);
 }
 
 static es_status on_event(const es_event *ev, void *closure)
@@ -75,6 +97,13 @@ static es_status on_event(const es_event *ev, void *closure)
     pthread_mutex_unlock(&r->mu);
     if (r->slow_every && seq % (uint64_t)r->slow_every == 0)
         conf_sleep_ms(2);
+    if (seq == r->hold_seq && attempt == 1) {
+        r->holding = true;
+        for (int64_t t = 0; t < r->hold_ms; t += 100) {
+            conf_sleep_ms(100);
+            assert_int_equal(es_projection_in_progress(ev), ES_OK);
+        }
+    }
     if (r->always_fail_seq_7 && seq == 7)
         return ES_ERR_TIMEOUT;
     if (r->fail_permanently_of_every && seq % (uint64_t)r->fail_permanently_of_every == 0)
@@ -84,7 +113,7 @@ static es_status on_event(const es_event *ev, void *closure)
     pthread_mutex_lock(&r->mu);
     r->handled[seq]++;
     r->by_instance[in->index]++;
-    check_order(r, ev);
+    check_order(r, ev, in->index);
     pthread_mutex_unlock(&r->mu);
     r->total++;
     return ES_OK;
@@ -410,7 +439,7 @@ static void per_entity_order_under_four_instances(void **state)
     wait_caught_up(&in[1]);
     for (int i = 1; i < 4; i++)
         stop_instance(&in[i]);
-    assert_false(r.out_of_order);
+    assert_in_order(&r);
     assert_handled(c, &r, "account", NULL, 1);
     assert_int_equal(r.total, 24 * 50);
     es_projection_info info;
@@ -418,6 +447,67 @@ static void per_entity_order_under_four_instances(void **state)
     assert_true(info.ordered);
     assert_int_equal(info.partitions, 4);
     assert_int_equal(info.pending, 0);
+}
+
+/* Lets go of a consumer's pin, as the server does when the consumer's
+ * leader changes (pins are not replicated) or a pin times out. */
+static void unpin(conf_ctx *c, const char *consumer)
+{
+    char subject[256];
+    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.UNPIN.%s.%s", es_store_stream(c->st),
+             consumer);
+    natsMsg *reply = NULL;
+    assert_int_equal(natsConnection_RequestString(&reply, c->nc, subject, "{\"group\":\"es\"}",
+                                                  5000),
+                     NATS_OK);
+    natsMsg_Destroy(reply);
+}
+
+/* Instance 0 holds an entity's first event (in progress) while instance 1
+ * waits to take the partition: with `unpin_meanwhile` the pin is taken from
+ * instance 0 mid-hold, else the hold outlasts the pin timeout. Either way
+ * the entity's later events must wait for the held one. */
+static void order_across_a_pin_move(conf_ctx *c, const char *type, bool unpin_meanwhile)
+{
+    append_interleaved(c->st, type, 1, 12);
+    es_filter f = type_filter(type);
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.ack_wait_ms = 1000;
+    cfg.pin_timeout_ms = 1500;
+    assert_int_equal(es_projection_create(c->st, type, &cfg), ES_OK);
+    es_store_info si;
+    assert_int_equal(es_store_info_get(c->st, &si), ES_OK);
+    recorder r;
+    recorder_init(&r);
+    r.hold_seq = si.last_seq - 11;
+    r.hold_ms = unpin_meanwhile ? 1200 : 2000;
+    es_projection_run_options o;
+    run_options(&o);
+    instance in[2];
+    o.batch = 1; /* it holds one event: nothing else of it is out */
+    start_instance(c, &in[0], &r, 0, type, &o);
+    while (!r.holding)
+        conf_sleep_ms(5);
+    o.batch = 16;
+    start_instance(c, &in[1], &r, 1, type, &o);
+    if (unpin_meanwhile) {
+        conf_sleep_ms(200); /* instance 1's pull is waiting */
+        unpin(c, type);
+    }
+    wait_caught_up(&in[1]);
+    for (int i = 0; i < 2; i++)
+        stop_instance(&in[i]);
+    assert_in_order(&r);
+    assert_handled(c, &r, type, NULL, 1);
+}
+
+static void order_holds_across_pin_moves(void **state)
+{
+    conf_ctx *c = *state;
+    order_across_a_pin_move(c, "outlasted", false);
+    order_across_a_pin_move(c, "unpinned", true);
 }
 
 typedef struct batches {
@@ -437,7 +527,7 @@ static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
     pthread_mutex_lock(&b->r->mu);
     for (size_t i = 0; i < n; i++) {
         b->r->handled[es_event_seq(evs[i])]++;
-        check_order(b->r, evs[i]);
+        check_order(b->r, evs[i], -1);
     }
     pthread_mutex_unlock(&b->r->mu);
     b->r->total += (int)n;
@@ -608,7 +698,7 @@ static es_status on_handed_batch(const es_event *const *evs, size_t n, void *clo
     pthread_mutex_lock(&h->r->mu);
     for (size_t i = 0; i < n; i++) {
         h->r->handled[es_event_seq(evs[i])]++;
-        check_order(h->r, evs[i]);
+        check_order(h->r, evs[i], -1);
     }
     pthread_mutex_unlock(&h->r->mu);
     h->r->total += (int)n;
@@ -795,6 +885,7 @@ int conf_run_projection(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(per_entity_order_under_four_instances, conf_setup,
                                         conf_teardown),
+        cmocka_unit_test_setup_teardown(order_holds_across_pin_moves, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(definition_lifecycle, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(batch_handlers_settle_whole_pulls, conf_setup,
                                         conf_teardown),
