@@ -503,11 +503,14 @@ static void order_across_a_pin_move(conf_ctx *c, const char *type, bool unpin_me
     assert_handled(c, &r, type, NULL, 1);
 }
 
-static void order_holds_across_pin_moves(void **state)
+static void order_holds_when_a_hold_outlasts_the_pin(void **state)
 {
-    conf_ctx *c = *state;
-    order_across_a_pin_move(c, "outlasted", false);
-    order_across_a_pin_move(c, "unpinned", true);
+    order_across_a_pin_move(*state, "outlasted", false);
+}
+
+static void order_holds_when_the_pin_is_taken(void **state)
+{
+    order_across_a_pin_move(*state, "unpinned", true);
 }
 
 typedef struct batches {
@@ -885,7 +888,10 @@ int conf_run_projection(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(per_entity_order_under_four_instances, conf_setup,
                                         conf_teardown),
-        cmocka_unit_test_setup_teardown(order_holds_across_pin_moves, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(order_holds_when_a_hold_outlasts_the_pin, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(order_holds_when_the_pin_is_taken, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(definition_lifecycle, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(batch_handlers_settle_whole_pulls, conf_setup,
                                         conf_teardown),
