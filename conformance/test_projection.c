@@ -465,8 +465,9 @@ static void unpin(conf_ctx *c, const char *consumer)
 
 /* Instance 0 holds an entity's first event (in progress) while instance 1
  * waits to take the partition: with `unpin_meanwhile` the pin is taken from
- * instance 0 mid-hold, else the hold outlasts the pin timeout. Either way
- * the entity's later events must wait for the held one. */
+ * instance 0 mid-hold, else the hold outlasts the pin timeout (and its
+ * in-progress notices must keep the pin). Either way the entity's later
+ * events must wait for the held one. */
 static void order_across_a_pin_move(conf_ctx *c, const char *type, bool unpin_meanwhile)
 {
     append_interleaved(c->st, type, 1, 12);
@@ -501,6 +502,10 @@ static void order_across_a_pin_move(conf_ctx *c, const char *type, bool unpin_me
         stop_instance(&in[i]);
     assert_in_order(&r);
     assert_handled(c, &r, type, NULL, 1);
+    if (unpin_meanwhile)
+        assert_true(r.by_instance[1] > 0); /* the pin did move */
+    else
+        assert_int_equal(r.by_instance[1], 0); /* in-progress notices kept the pin */
 }
 
 static void order_holds_when_a_hold_outlasts_the_pin(void **state)
@@ -690,13 +695,14 @@ static void a_batch_acknowledges_events_early(void **state)
  * events; counts dead letters. */
 typedef struct handing {
     recorder *r;
+    int hand_backs; /* how many pulls go back (0: two) */
     _Atomic int calls, dead;
 } handing;
 
 static es_status on_handed_batch(const es_event *const *evs, size_t n, void *closure)
 {
     handing *h = closure;
-    if (h->calls++ < 2)
+    if (h->calls++ < (h->hand_backs ? h->hand_backs : 2))
         return ES_ERR_AGAIN;
     pthread_mutex_lock(&h->r->mu);
     for (size_t i = 0; i < n; i++) {
@@ -748,6 +754,43 @@ static void a_batch_handed_back_comes_again(void **state)
     assert_int_equal(st.retried, 0);
     assert_handled(c, &r, "again", NULL, 1); /* each event once, after the hand-backs */
     assert_false(r.out_of_order);
+}
+
+/* Whole pulls handed back while no pull is open: the server queues each
+ * redelivery it cannot send at once behind the others, so they come back
+ * out of stream order now and then (it takes a few rounds to be sure to
+ * see it), and must still be handled in order. */
+static void handed_back_pulls_keep_their_order(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "rotated", 1, 48);
+    es_filter f = type_filter("rotated");
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.max_deliver = -1;
+    for (int round = 0; round < 3; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "rotated%d", round);
+        assert_int_equal(es_projection_create(c->st, name, &cfg), ES_OK);
+        recorder r;
+        recorder_init(&r);
+        handing h = {.r = &r, .hand_backs = 6};
+        es_projection_run_options o;
+        run_options(&o);
+        o.batch = 8; /* each pull filled: none is open when its events go back */
+        es_projection_handler hd = {.on_batch = on_handed_batch,
+                                    .on_dead_letter = on_handed_dead,
+                                    .closure = &h};
+        es_projection *p = NULL;
+        assert_int_equal(es_projection_start(c->st, name, &hd, &o, &p), ES_OK);
+        assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+        assert_int_equal(es_projection_stop(p), ES_OK);
+        es_projection_destroy(p);
+        assert_int_equal(h.dead, 0);
+        assert_in_order(&r);
+        assert_handled(c, &r, "rotated", NULL, 1);
+    }
 }
 
 static void survives_a_server_restart(void **state)
@@ -900,6 +943,8 @@ int conf_run_projection(void)
         cmocka_unit_test_setup_teardown(a_batch_acknowledges_events_early, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(a_batch_handed_back_comes_again, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(handed_back_pulls_keep_their_order, conf_setup,
                                         conf_teardown),
         cmocka_unit_test(survives_a_server_restart),
     };
