@@ -474,32 +474,8 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
     return ES_OK;
 }
 
-/* A holder that died leaves the events it held pending until their ack
- * wait ends, but its pin moves sooner when its last pull is older than its
- * last in-progress notice (it pulls nothing while a batch is delivered), and
- * the server then hands the next holder later events of a repo before those
- * come back: Tap's order broken (test_webhook_e2e, kill -9 and restart).
- * Events pending at the start are waited out: one ack wait for them to
- * expire, one more for the server to queue them for redelivery (its timer
- * runs late on a loaded machine: 1.5 ack waits were not always enough),
- * after which they are the first served. A graceful stop hands everything
- * back, so nothing is pending and nothing is waited for. */
-static void wait_out_a_dead_holder(dispatch *d)
-{
-    es_projection_info info;
-    if (es_projection_info_get(d->st, d->consumer, &info) != ES_OK || info.ack_pending == 0)
-        return;
-    int64_t ms = 2 * d->cfg.takeover_ms;
-    fprintf(stderr,
-            "es-atproto-serve: %" PRIu64 " events of %s are held by another instance, or were by "
-            "one that died: waiting %" PRId64 " ms for them to come back first\n",
-            info.ack_pending, d->consumer, ms);
-    es_cli_sleep_ms(ms);
-}
-
 es_status dispatch_start(dispatch *d, const tap_target *target)
 {
-    wait_out_a_dead_holder(d);
     d->target = *target;
     es_projection_handler h = {.on_batch = on_batch, .on_error = on_error, .closure = d};
     es_projection_run_options o;
