@@ -294,22 +294,29 @@ static uint64_t seq_of(natsMsg *m, esi_js_delivery *d)
     return d->stream_seq;
 }
 
-/* Sorts a pull by stream sequence (insertion sort: at most a batch, mostly
- * in order already). True when it holds a redelivery. */
-static bool sort_pull(esi_pull_batch *b)
+static bool has_redelivery(const esi_pull_batch *b)
 {
-    bool redelivered = false;
     for (int i = 0; i < b->count; i++) {
         esi_js_delivery d;
+        if (seq_of(b->msgs[i], &d) > 0 && d.delivered > 1)
+            return true;
+    }
+    return false;
+}
+
+/* Sorts a pull by stream sequence (insertion sort: at most a batch, mostly
+ * in order already). */
+static void sort_pull(esi_pull_batch *b)
+{
+    for (int i = 1; i < b->count; i++) {
+        esi_js_delivery d, e;
         natsMsg *m = b->msgs[i];
         uint64_t seq = seq_of(m, &d);
-        redelivered |= d.delivered > 1;
         int k = i;
-        for (esi_js_delivery e; k > 0 && seq_of(b->msgs[k - 1], &e) > seq; k--)
+        for (; k > 0 && seq_of(b->msgs[k - 1], &e) > seq; k--)
             b->msgs[k] = b->msgs[k - 1];
         b->msgs[k] = m;
     }
-    return redelivered;
 }
 
 /* How many of the sorted pull's first messages may be handled now. All of
@@ -363,8 +370,9 @@ static int ready_now(worker *w, esi_pull_batch *b)
     es_projection *p = w->p;
     const char *pin = esi_pull_pin(w->pull);
     bool checked = pin[0] != '\0' && strcmp(pin, w->checked_pin) == 0;
-    if (!sort_pull(b) && checked)
+    if (checked && !has_redelivery(b))
         return b->count;
+    sort_pull(b);
     int64_t start = esi_monotonic_ms(), until = start + p->ack_wait_ms / 2;
     int64_t keep_every = p->pin_timeout_ms / 4, next_keep = start + keep_every;
     for (int64_t poll = 2; !stopping(p); poll = poll * 2 < HELD_POLL_MS ? poll * 2 : HELD_POLL_MS) {
