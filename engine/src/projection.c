@@ -229,7 +229,7 @@ static outcome run_handler(worker *w, es_event *const *evs, size_t n, uint64_t d
          * and from pinning another instance meanwhile. */
         for (size_t i = 0; i < n; i++)
             ack(w, msgs[i], ES_PROGRESS, 0);
-        esi_pull_keep_pin(w->pull, msgs[0]);
+        esi_pull_keep_pin(w->pull);
         nap(p, *delay);
         if (stopping(p))
             return INTERRUPTED;
@@ -355,8 +355,7 @@ static void keep_pull(worker *w, const esi_pull_batch *b)
 {
     for (int i = 0; i < b->count; i++)
         ack(w, b->msgs[i], ES_PROGRESS, 0);
-    if (b->count > 0)
-        esi_pull_keep_pin(w->pull, b->msgs[0]);
+    esi_pull_keep_pin(w->pull);
 }
 
 /* The messages of a pull that may go to the handler now; the rest is given
@@ -364,7 +363,7 @@ static void keep_pull(worker *w, const esi_pull_batch *b)
  * holder: waited for, up to half an ack wait (the pull kept, the pin
  * kept), then the pull goes back and is asked again (what a dead holder
  * held comes back first). Under a checked pin, what is missing is queued for
- * redelivery to this worker: the pull goes back at once. */
+ * redelivery to this worker: the pull goes back soon. */
 static int ready_now(worker *w, esi_pull_batch *b)
 {
     es_projection *p = w->p;
@@ -373,7 +372,10 @@ static int ready_now(worker *w, esi_pull_batch *b)
     if (checked && !has_redelivery(b))
         return b->count;
     sort_pull(b);
-    int64_t start = esi_monotonic_ms(), until = start + p->ack_wait_ms / 2;
+    /* under a checked pin, only while this worker's own last acknowledgements
+     * may not be applied yet (the server queues them) */
+    int64_t start = esi_monotonic_ms();
+    int64_t until = start + (checked ? HELD_POLL_MS : p->ack_wait_ms / 2);
     int64_t keep_every = p->pin_timeout_ms / 4, next_keep = start + keep_every;
     for (int64_t poll = 2; !stopping(p); poll = poll * 2 < HELD_POLL_MS ? poll * 2 : HELD_POLL_MS) {
         esi_consumer_state cs;
@@ -387,7 +389,7 @@ static int ready_now(worker *w, esi_pull_batch *b)
             return ready;
         }
         int64_t now = esi_monotonic_ms();
-        if (s != ES_OK || checked || now >= until)
+        if (s != ES_OK || now >= until)
             return 0;
         if (now >= next_keep) {
             keep_pull(w, b);
@@ -464,7 +466,7 @@ es_status es_projection_in_progress(const es_event *ev)
 {
     es_status s = answer(ev, ES_PROGRESS, "es_projection_in_progress");
     if (s == ES_OK && ev->pull != NULL) /* a handler at work keeps its partition */
-        s = esi_pull_keep_pin(ev->pull, ev->msg);
+        s = esi_pull_keep_pin(ev->pull); /* its worker is in the handler call: the pin stays */
     return s;
 }
 

@@ -103,16 +103,15 @@ const char *esi_pull_pin(const esi_pull *p)
     return p->pin;
 }
 
-es_status esi_pull_keep_pin(const esi_pull *p, natsMsg *m)
+es_status esi_pull_keep_pin(const esi_pull *p)
 {
-    const char *pin = m ? esi_msg_header(m, "Nats-Pin-Id") : NULL;
-    if (pin == NULL || pin[0] == '\0' || p->group[0] == '\0')
+    if (p->pin[0] == '\0' || p->group[0] == '\0')
         return ES_OK;
     /* max_bytes 1: a message found is refused (409) rather than delivered;
      * no_wait: none found is answered at once (404); both go nowhere. */
     json_t *req = json_pack("{s:i, s:i, s:b, s:I, s:s, s:s}", "batch", 1, "max_bytes", 1, "no_wait",
                             1, "expires", (json_int_t)KEEP_PIN_EXPIRES_MS * 1000000, "group",
-                            p->group, "id", pin);
+                            p->group, "id", p->pin);
     char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (text == NULL)
