@@ -43,8 +43,11 @@ typedef struct worker {
     uint64_t done[DONE_RING];
     size_t done_next;
     /* Ordered: the pin under which nothing earlier was found held by
-     * another instance ("" before the first). */
+     * another instance ("" before the first), and whether this worker has
+     * handed events back since its last pull found nothing missing (the
+     * server may serve later events before it queues those again). */
     char checked_pin[64];
+    bool handed_back;
     es_event *events; /* batch handlers: views of one pull's events */
     const es_event **ptrs;
     esi_js_delivery *deliveries;
@@ -183,6 +186,7 @@ static bool remembered(const worker *w, uint64_t seq)
 /* Hands messages not handled back to the server, for redelivery now. */
 static void give_back(worker *w, esi_pull_batch *b, int from)
 {
+    w->handed_back |= from < b->count;
     for (int i = from; i < b->count; i++) {
         ack(w, b->msgs[i], ES_NAK, 0);
         esi_msg_destroy(b->msgs[i]);
@@ -247,8 +251,14 @@ static void settle(worker *w, es_event *const *evs, natsMsg *const *msgs, const 
             ack(w, msgs[i], ES_ACK, 0);
             p->handled++;
             break;
-        case RETRY_LATER: ack(w, msgs[i], ES_NAK, delay); break;
-        case INTERRUPTED: ack(w, msgs[i], ES_NAK, 0); break;
+        case RETRY_LATER:
+            ack(w, msgs[i], ES_NAK, delay);
+            w->handed_back = true;
+            break;
+        case INTERRUPTED:
+            ack(w, msgs[i], ES_NAK, 0);
+            w->handed_back = true;
+            break;
         case GIVE_UP:
             dead_letter(w, evs[i], why);
             ack(w, msgs[i], ES_TERM, 0);
@@ -280,12 +290,13 @@ static bool skip(worker *w, const es_event *ev, const esi_js_delivery *d)
  * - redeliveries (handed back, or not acknowledged in time) come first but
  *   not always in stream order: the server puts one it could not send at
  *   once at the back of its queue.
- * So a worker under a pin it has not checked yet, or with a redelivery in
- * its pull, sorts the pull and hands the handler only the events before
- * which nothing of the consumer is unacknowledged outside the pull. While
- * the pin stays and no redelivery comes, the server delivers to this worker
- * alone, in order, and nothing earlier can be out: the check is not made,
- * and the steady state costs nothing. */
+ * So a worker under a pin it has not checked yet, with a redelivery in its
+ * pull, or after handing events back (the server may serve later events
+ * before it queues those again), sorts the pull and hands the handler only
+ * the events before which nothing of the consumer is unacknowledged outside
+ * the pull. Otherwise the server delivers to this worker alone, in order,
+ * and nothing earlier can be out: the check is not made, and the steady
+ * state costs nothing. */
 
 static uint64_t seq_of(natsMsg *m, esi_js_delivery *d)
 {
@@ -369,7 +380,7 @@ static int ready_now(worker *w, esi_pull_batch *b)
     es_projection *p = w->p;
     const char *pin = esi_pull_pin(w->pull);
     bool checked = pin[0] != '\0' && strcmp(pin, w->checked_pin) == 0;
-    if (checked && !has_redelivery(b))
+    if (checked && !w->handed_back && !has_redelivery(b))
         return b->count;
     sort_pull(b);
     /* under a checked pin, only while this worker's own last acknowledgements
@@ -386,6 +397,7 @@ static int ready_now(worker *w, esi_pull_batch *b)
             report(p, s);
         if (ready > 0) {
             snprintf(w->checked_pin, sizeof w->checked_pin, "%s", pin);
+            w->handed_back &= ready < b->count;
             return ready;
         }
         int64_t now = esi_monotonic_ms();
