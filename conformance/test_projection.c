@@ -722,6 +722,32 @@ static void on_handed_dead(const es_event *ev, es_status why, void *closure)
     h->dead++;
 }
 
+/* Runs the ordered projection `name` over the events of `type` with
+ * on_handed_batch (batch 0: the default) until it is caught up; its
+ * counters in *st. */
+static void run_handing(conf_ctx *c, const char *name, const char *type, int max_deliver,
+                        int batch, handing *h, es_projection_stats *st)
+{
+    es_filter f = type_filter(type);
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.max_deliver = max_deliver;
+    assert_int_equal(es_projection_create(c->st, name, &cfg), ES_OK);
+    es_projection_run_options o;
+    run_options(&o);
+    if (batch > 0)
+        o.batch = batch;
+    es_projection_handler hd = {.on_batch = on_handed_batch, .on_dead_letter = on_handed_dead,
+                                .closure = h};
+    es_projection *p = NULL;
+    assert_int_equal(es_projection_start(c->st, name, &hd, &o, &p), ES_OK);
+    assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+    es_projection_stats_get(p, st);
+    assert_int_equal(es_projection_stop(p), ES_OK);
+    es_projection_destroy(p);
+}
+
 /* ES_ERR_AGAIN from a batch handler hands the pull back to the server, not
  * as a failure: the events come again, in order, none dead-lettered (and
  * not counted as retries). */
@@ -729,64 +755,35 @@ static void a_batch_handed_back_comes_again(void **state)
 {
     conf_ctx *c = *state;
     append_interleaved(c->st, "again", 4, 5);
-    es_filter f = type_filter("again");
-    es_projection_config cfg;
-    config(&cfg, &f, 1);
-    cfg.ordered = true;
-    cfg.max_deliver = 5;
-    assert_int_equal(es_projection_create(c->st, "again", &cfg), ES_OK);
     recorder r;
     recorder_init(&r);
     handing h = {.r = &r};
-    es_projection_run_options o;
-    run_options(&o);
-    es_projection_handler hd = {.on_batch = on_handed_batch, .on_dead_letter = on_handed_dead,
-                                .closure = &h};
-    es_projection *p = NULL;
-    assert_int_equal(es_projection_start(c->st, "again", &hd, &o, &p), ES_OK);
-    assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
     es_projection_stats st;
-    es_projection_stats_get(p, &st);
-    assert_int_equal(es_projection_stop(p), ES_OK);
-    es_projection_destroy(p);
+    run_handing(c, "again", "again", 5, 0, &h, &st);
     assert_int_equal(h.dead, 0);
     assert_true(h.calls >= 3);
     assert_int_equal(st.retried, 0);
     assert_handled(c, &r, "again", NULL, 1); /* each event once, after the hand-backs */
-    assert_false(r.out_of_order);
+    assert_in_order(&r);
 }
 
 /* Whole pulls handed back while no pull is open: the server queues each
  * redelivery it cannot send at once behind the others, so they come back
  * out of stream order now and then (it takes a few rounds to be sure to
- * see it), and must still be handled in order. */
+ * see it), and must still be handled in order. Each pull is filled (8 of
+ * 48 events), so none is open when its events go back. */
 static void handed_back_pulls_keep_their_order(void **state)
 {
     conf_ctx *c = *state;
     append_interleaved(c->st, "rotated", 1, 48);
-    es_filter f = type_filter("rotated");
-    es_projection_config cfg;
-    config(&cfg, &f, 1);
-    cfg.ordered = true;
-    cfg.max_deliver = -1;
     for (int round = 0; round < 3; round++) {
         char name[32];
         snprintf(name, sizeof name, "rotated%d", round);
-        assert_int_equal(es_projection_create(c->st, name, &cfg), ES_OK);
         recorder r;
         recorder_init(&r);
         handing h = {.r = &r, .hand_backs = 6};
-        es_projection_run_options o;
-        run_options(&o);
-        o.batch = 8; /* each pull filled: none is open when its events go back */
-        es_projection_handler hd = {.on_batch = on_handed_batch,
-                                    .on_dead_letter = on_handed_dead,
-                                    .closure = &h};
-        es_projection *p = NULL;
-        assert_int_equal(es_projection_start(c->st, name, &hd, &o, &p), ES_OK);
-        assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
-        assert_int_equal(es_projection_stop(p), ES_OK);
-        es_projection_destroy(p);
+        es_projection_stats st;
+        run_handing(c, name, "rotated", -1, 8, &h, &st);
         assert_int_equal(h.dead, 0);
         assert_in_order(&r);
         assert_handled(c, &r, "rotated", NULL, 1);
