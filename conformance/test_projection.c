@@ -21,14 +21,19 @@ typedef struct recorder {
     int by_instance[4];
     int dead[MAX_SEQ];
     bool out_of_order;
+    char why[256]; /* the first event out of order: which entity, sequences, instances */
     char last_entity_seq_key[64][32];
     uint64_t last_entity_seq[64];
+    int last_entity_instance[64];
     int entities;
     /* behaviour */
     int fail_first_of_every; /* fail the first attempt of seq % n == 0 (0: never) */
     int fail_permanently_of_every;
     bool always_fail_seq_7;
     int slow_every; /* a short pause now and then, to shuffle instances */
+    uint64_t hold_seq; /* its first attempt is held hold_ms, kept in progress */
+    int64_t hold_ms;
+    _Atomic bool holding;
     _Atomic int total;
 } recorder;
 
@@ -46,8 +51,10 @@ static void recorder_init(recorder *r)
     pthread_mutex_init(&r->mu, NULL);
 }
 
-/* Per-entity order: each entity's sequences must only go up. */
-static void check_order(recorder *r, const es_event *ev)
+/* Per-entity order: each entity's sequences must only go up (a duplicate
+ * counts as out of order too). Under r->mu; `by` (the instance) is -1 when
+ * unknown. */
+static void check_order(recorder *r, const es_event *ev, int by)
 {
     size_t len;
     const char *id = es_event_entity_id(ev, &len);
@@ -58,10 +65,25 @@ static void check_order(recorder *r, const es_event *ev)
     if (i == r->entities && r->entities < 64)
         snprintf(r->last_entity_seq_key[r->entities++], 32, "%s", id);
     if (i < 64) {
-        if (es_event_seq(ev) <= r->last_entity_seq[i])
+        uint64_t seq = es_event_seq(ev);
+        if (seq <= r->last_entity_seq[i] && !r->out_of_order)
+            snprintf(r->why, sizeof r->why,
+                     "entity %s: seq %llu (instance %d, handler call %d, handled %d times) "
+                     "after seq %llu (instance %d)",
+                     id, (unsigned long long)seq, by, seq < MAX_SEQ ? r->attempts[seq] : -1,
+                     seq < MAX_SEQ ? r->handled[seq] : -1,
+                     (unsigned long long)r->last_entity_seq[i], r->last_entity_instance[i]);
+        if (seq <= r->last_entity_seq[i])
             r->out_of_order = true;
-        r->last_entity_seq[i] = es_event_seq(ev);
+        r->last_entity_seq[i] = seq;
+        r->last_entity_instance[i] = by;
     }
+}
+
+static void assert_in_order(const recorder *r)
+{
+    if (r->out_of_order)
+        fail_msg("out of per-entity order: %s", r->why);
 }
 
 static es_status on_event(const es_event *ev, void *closure)
@@ -75,6 +97,13 @@ static es_status on_event(const es_event *ev, void *closure)
     pthread_mutex_unlock(&r->mu);
     if (r->slow_every && seq % (uint64_t)r->slow_every == 0)
         conf_sleep_ms(2);
+    if (seq == r->hold_seq && attempt == 1) {
+        r->holding = true;
+        for (int64_t t = 0; t < r->hold_ms; t += 100) {
+            conf_sleep_ms(100);
+            assert_int_equal(es_projection_in_progress(ev), ES_OK);
+        }
+    }
     if (r->always_fail_seq_7 && seq == 7)
         return ES_ERR_TIMEOUT;
     if (r->fail_permanently_of_every && seq % (uint64_t)r->fail_permanently_of_every == 0)
@@ -84,7 +113,7 @@ static es_status on_event(const es_event *ev, void *closure)
     pthread_mutex_lock(&r->mu);
     r->handled[seq]++;
     r->by_instance[in->index]++;
-    check_order(r, ev);
+    check_order(r, ev, in->index);
     pthread_mutex_unlock(&r->mu);
     r->total++;
     return ES_OK;
@@ -410,7 +439,7 @@ static void per_entity_order_under_four_instances(void **state)
     wait_caught_up(&in[1]);
     for (int i = 1; i < 4; i++)
         stop_instance(&in[i]);
-    assert_false(r.out_of_order);
+    assert_in_order(&r);
     assert_handled(c, &r, "account", NULL, 1);
     assert_int_equal(r.total, 24 * 50);
     es_projection_info info;
@@ -418,6 +447,75 @@ static void per_entity_order_under_four_instances(void **state)
     assert_true(info.ordered);
     assert_int_equal(info.partitions, 4);
     assert_int_equal(info.pending, 0);
+}
+
+/* Lets go of a consumer's pin, as the server does when the consumer's
+ * leader changes (pins are not replicated) or a pin times out. */
+static void unpin(conf_ctx *c, const char *consumer)
+{
+    char subject[256];
+    snprintf(subject, sizeof subject, "$JS.API.CONSUMER.UNPIN.%s.%s", es_store_stream(c->st),
+             consumer);
+    natsMsg *reply = NULL;
+    assert_int_equal(natsConnection_RequestString(&reply, c->nc, subject, "{\"group\":\"es\"}",
+                                                  5000),
+                     NATS_OK);
+    natsMsg_Destroy(reply);
+}
+
+/* Instance 0 holds an entity's first event (in progress) while instance 1
+ * waits to take the partition: with `unpin_meanwhile` the pin is taken from
+ * instance 0 mid-hold, else the hold outlasts the pin timeout (and its
+ * in-progress notices must keep the pin). Either way the entity's later
+ * events must wait for the held one. */
+static void order_across_a_pin_move(conf_ctx *c, const char *type, bool unpin_meanwhile)
+{
+    append_interleaved(c->st, type, 1, 12);
+    es_filter f = type_filter(type);
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.ack_wait_ms = 1000;
+    cfg.pin_timeout_ms = 1500;
+    assert_int_equal(es_projection_create(c->st, type, &cfg), ES_OK);
+    es_store_info si;
+    assert_int_equal(es_store_info_get(c->st, &si), ES_OK);
+    recorder r;
+    recorder_init(&r);
+    r.hold_seq = si.last_seq - 11;
+    r.hold_ms = unpin_meanwhile ? 1200 : 2000;
+    es_projection_run_options o;
+    run_options(&o);
+    instance in[2];
+    o.batch = 1; /* it holds one event: nothing else of it is out */
+    start_instance(c, &in[0], &r, 0, type, &o);
+    while (!r.holding)
+        conf_sleep_ms(5);
+    o.batch = 16;
+    start_instance(c, &in[1], &r, 1, type, &o);
+    if (unpin_meanwhile) {
+        conf_sleep_ms(200); /* instance 1's pull is waiting */
+        unpin(c, type);
+    }
+    wait_caught_up(&in[1]);
+    for (int i = 0; i < 2; i++)
+        stop_instance(&in[i]);
+    assert_in_order(&r);
+    assert_handled(c, &r, type, NULL, 1);
+    if (unpin_meanwhile)
+        assert_true(r.by_instance[1] > 0); /* the pin did move */
+    else
+        assert_int_equal(r.by_instance[1], 0); /* in-progress notices kept the pin */
+}
+
+static void order_holds_when_a_hold_outlasts_the_pin(void **state)
+{
+    order_across_a_pin_move(*state, "outlasted", false);
+}
+
+static void order_holds_when_the_pin_is_taken(void **state)
+{
+    order_across_a_pin_move(*state, "unpinned", true);
 }
 
 typedef struct batches {
@@ -437,7 +535,7 @@ static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
     pthread_mutex_lock(&b->r->mu);
     for (size_t i = 0; i < n; i++) {
         b->r->handled[es_event_seq(evs[i])]++;
-        check_order(b->r, evs[i]);
+        check_order(b->r, evs[i], -1);
     }
     pthread_mutex_unlock(&b->r->mu);
     b->r->total += (int)n;
@@ -603,18 +701,19 @@ static void a_batch_acknowledges_events_early(void **state)
  * events; counts dead letters. */
 typedef struct handing {
     recorder *r;
+    int hand_backs; /* how many pulls go back (0: two) */
     _Atomic int calls, dead;
 } handing;
 
 static es_status on_handed_batch(const es_event *const *evs, size_t n, void *closure)
 {
     handing *h = closure;
-    if (h->calls++ < 2)
+    if (h->calls++ < (h->hand_backs ? h->hand_backs : 2))
         return ES_ERR_AGAIN;
     pthread_mutex_lock(&h->r->mu);
     for (size_t i = 0; i < n; i++) {
         h->r->handled[es_event_seq(evs[i])]++;
-        check_order(h->r, evs[i]);
+        check_order(h->r, evs[i], -1);
     }
     pthread_mutex_unlock(&h->r->mu);
     h->r->total += (int)n;
@@ -629,6 +728,32 @@ static void on_handed_dead(const es_event *ev, es_status why, void *closure)
     h->dead++;
 }
 
+/* Runs the ordered projection `name` over the events of `type` with
+ * on_handed_batch (batch 0: the default) until it is caught up; its
+ * counters in *st. */
+static void run_handing(conf_ctx *c, const char *name, const char *type, int max_deliver,
+                        int batch, handing *h, es_projection_stats *st)
+{
+    es_filter f = type_filter(type);
+    es_projection_config cfg;
+    config(&cfg, &f, 1);
+    cfg.ordered = true;
+    cfg.max_deliver = max_deliver;
+    assert_int_equal(es_projection_create(c->st, name, &cfg), ES_OK);
+    es_projection_run_options o;
+    run_options(&o);
+    if (batch > 0)
+        o.batch = batch;
+    es_projection_handler hd = {.on_batch = on_handed_batch, .on_dead_letter = on_handed_dead,
+                                .closure = h};
+    es_projection *p = NULL;
+    assert_int_equal(es_projection_start(c->st, name, &hd, &o, &p), ES_OK);
+    assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
+    es_projection_stats_get(p, st);
+    assert_int_equal(es_projection_stop(p), ES_OK);
+    es_projection_destroy(p);
+}
+
 /* ES_ERR_AGAIN from a batch handler hands the pull back to the server, not
  * as a failure: the events come again, in order, none dead-lettered (and
  * not counted as retries). */
@@ -636,31 +761,39 @@ static void a_batch_handed_back_comes_again(void **state)
 {
     conf_ctx *c = *state;
     append_interleaved(c->st, "again", 4, 5);
-    es_filter f = type_filter("again");
-    es_projection_config cfg;
-    config(&cfg, &f, 1);
-    cfg.ordered = true;
-    cfg.max_deliver = 5;
-    assert_int_equal(es_projection_create(c->st, "again", &cfg), ES_OK);
     recorder r;
     recorder_init(&r);
     handing h = {.r = &r};
-    es_projection_run_options o;
-    run_options(&o);
-    es_projection_handler hd = {.on_batch = on_handed_batch, .on_dead_letter = on_handed_dead,
-                                .closure = &h};
-    es_projection *p = NULL;
-    assert_int_equal(es_projection_start(c->st, "again", &hd, &o, &p), ES_OK);
-    assert_int_equal(es_projection_wait_caught_up(p, WAIT_MS), ES_OK);
     es_projection_stats st;
-    es_projection_stats_get(p, &st);
-    assert_int_equal(es_projection_stop(p), ES_OK);
-    es_projection_destroy(p);
+    run_handing(c, "again", "again", 5, 0, &h, &st);
     assert_int_equal(h.dead, 0);
     assert_true(h.calls >= 3);
     assert_int_equal(st.retried, 0);
     assert_handled(c, &r, "again", NULL, 1); /* each event once, after the hand-backs */
-    assert_false(r.out_of_order);
+    assert_in_order(&r);
+}
+
+/* Whole pulls handed back while no pull is open: the server queues each
+ * redelivery it cannot send at once behind the others, so they come back
+ * out of stream order now and then (it takes a few rounds to be sure to
+ * see it), and must still be handled in order. Each pull is filled (8 of
+ * 48 events), so none is open when its events go back. */
+static void handed_back_pulls_keep_their_order(void **state)
+{
+    conf_ctx *c = *state;
+    append_interleaved(c->st, "rotated", 1, 48);
+    for (int round = 0; round < 3; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "rotated%d", round);
+        recorder r;
+        recorder_init(&r);
+        handing h = {.r = &r, .hand_backs = 6};
+        es_projection_stats st;
+        run_handing(c, name, "rotated", -1, 8, &h, &st);
+        assert_int_equal(h.dead, 0);
+        assert_in_order(&r);
+        assert_handled(c, &r, "rotated", NULL, 1);
+    }
 }
 
 static void survives_a_server_restart(void **state)
@@ -801,6 +934,10 @@ int conf_run_projection(void)
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(per_entity_order_under_four_instances, conf_setup,
                                         conf_teardown),
+        cmocka_unit_test_setup_teardown(order_holds_when_a_hold_outlasts_the_pin, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(order_holds_when_the_pin_is_taken, conf_setup,
+                                        conf_teardown),
         cmocka_unit_test_setup_teardown(definition_lifecycle, conf_setup, conf_teardown),
         cmocka_unit_test_setup_teardown(batch_handlers_settle_whole_pulls, conf_setup,
                                         conf_teardown),
@@ -809,6 +946,8 @@ int conf_run_projection(void)
         cmocka_unit_test_setup_teardown(a_batch_acknowledges_events_early, conf_setup,
                                         conf_teardown),
         cmocka_unit_test_setup_teardown(a_batch_handed_back_comes_again, conf_setup,
+                                        conf_teardown),
+        cmocka_unit_test_setup_teardown(handed_back_pulls_keep_their_order, conf_setup,
                                         conf_teardown),
         cmocka_unit_test(survives_a_server_restart),
     };

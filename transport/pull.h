@@ -61,6 +61,14 @@ es_status esi_pull_next(esi_pull *p, int max, const atomic_bool *stop, esi_pull_
 /* The pin id the server gave this client, or "" (ordered projections). */
 const char *esi_pull_pin(const esi_pull *p);
 
+/* Keeps this client's pin (esi_pull_pin) from timing out: the server
+ * restarts a pin's timer only when its holder asks for more, and a holder
+ * busy with a batch asks for nothing. So this is a request that can bring
+ * nothing (one message of at most one byte, no wait), sent with a reply
+ * subject nobody hears. Nothing to do without a pin. Not while esi_pull_next
+ * runs on another thread (it may change the pin). */
+es_status esi_pull_keep_pin(const esi_pull *p);
+
 typedef enum esi_ack_kind {
     ES_ACK,      /* done */
     ES_NAK,      /* redeliver after delay_ms */

@@ -23,6 +23,7 @@ void esi_event_wrap(es_event *ev, const es_store *st, natsMsg *msg, const char *
     ev->subject = subject;
     ev->seq = seq;
     ev->stored_ns = stored_ns;
+    ev->pull = NULL;
     ev->split_done = ev->id_done = ev->keys_done = ev->data_done = false;
     ev->keys = NULL;
     ev->nkeys = 0;

@@ -8,6 +8,7 @@
 #include <es/envelope.h>
 #include <es/event.h>
 
+#include "transport/pull.h"
 #include "wire.h"
 
 struct es_event {
@@ -16,6 +17,7 @@ struct es_event {
     const char *subject; /* the stored subject (in msg) */
     uint64_t seq;
     int64_t stored_ns;
+    const esi_pull *pull; /* borrowed: the projection's pull that delivered it, or NULL */
     /* lazily filled: */
     bool split_done;
     es_status split_status;

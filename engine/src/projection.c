@@ -28,6 +28,7 @@
 #define DRAIN_MS           2000
 #define REFUSED_PAUSE_MS   100  /* before asking again after a 409 */
 #define DONE_RING          4096 /* ordered: events a worker remembers having settled */
+#define HELD_POLL_MS       100  /* at most, between looks at the consumer while another holds events */
 
 typedef struct worker {
     struct es_projection *p;
@@ -41,6 +42,12 @@ typedef struct worker {
      * second time after later events of its entity. */
     uint64_t done[DONE_RING];
     size_t done_next;
+    /* Ordered: the pin under which nothing earlier was found held by
+     * another instance ("" before the first), and whether this worker has
+     * handed events back since its last pull found nothing missing (the
+     * server may serve later events before it queues those again). */
+    char checked_pin[64];
+    bool handed_back;
     es_event *events; /* batch handlers: views of one pull's events */
     const es_event **ptrs;
     esi_js_delivery *deliveries;
@@ -179,6 +186,7 @@ static bool remembered(const worker *w, uint64_t seq)
 /* Hands messages not handled back to the server, for redelivery now. */
 static void give_back(worker *w, esi_pull_batch *b, int from)
 {
+    w->handed_back |= from < b->count;
     for (int i = from; i < b->count; i++) {
         ack(w, b->msgs[i], ES_NAK, 0);
         esi_msg_destroy(b->msgs[i]);
@@ -221,9 +229,11 @@ static outcome run_handler(worker *w, es_event *const *evs, size_t n, uint64_t d
         *delay = backoff_ms(p, attempt);
         if (!p->ordered)
             return RETRY_LATER;
-        /* Keep the server from redelivering what we hold while we wait. */
+        /* Keep the server from redelivering what we hold while we wait,
+         * and from pinning another instance meanwhile. */
         for (size_t i = 0; i < n; i++)
             ack(w, msgs[i], ES_PROGRESS, 0);
+        esi_pull_keep_pin(w->pull);
         nap(p, *delay);
         if (stopping(p))
             return INTERRUPTED;
@@ -241,8 +251,14 @@ static void settle(worker *w, es_event *const *evs, natsMsg *const *msgs, const 
             ack(w, msgs[i], ES_ACK, 0);
             p->handled++;
             break;
-        case RETRY_LATER: ack(w, msgs[i], ES_NAK, delay); break;
-        case INTERRUPTED: ack(w, msgs[i], ES_NAK, 0); break;
+        case RETRY_LATER:
+            ack(w, msgs[i], ES_NAK, delay);
+            w->handed_back = true;
+            break;
+        case INTERRUPTED:
+            ack(w, msgs[i], ES_NAK, 0);
+            w->handed_back = true;
+            break;
         case GIVE_UP:
             dead_letter(w, evs[i], why);
             ack(w, msgs[i], ES_TERM, 0);
@@ -263,10 +279,147 @@ static bool skip(worker *w, const es_event *ev, const esi_js_delivery *d)
            (d->delivered > 1 && remembered(w, d->stream_seq));
 }
 
+/* ---- order across pin moves and redeliveries ---------------------------------- */
+
+/* The server delivers new events in stream order, to the pin's holder only.
+ * Two things break that for a partition, and both are guarded here:
+ * - a pin moves (its holder asked for nothing for the pin timeout, the
+ *   consumer's leader changed, pins not being replicated, or the holder let
+ *   go) while the previous holder still handles earlier events: the new
+ *   holder's first pull brings later ones;
+ * - redeliveries (handed back, or not acknowledged in time) come first but
+ *   not always in stream order: the server puts one it could not send at
+ *   once at the back of its queue.
+ * So a worker under a pin it has not checked yet, with a redelivery in its
+ * pull, or after handing events back (the server may serve later events
+ * before it queues those again), sorts the pull and hands the handler only
+ * the events before which nothing of the consumer is unacknowledged outside
+ * the pull. Otherwise the server delivers to this worker alone, in order,
+ * and nothing earlier can be out: the check is not made, and the steady
+ * state costs nothing. */
+
+static uint64_t seq_of(natsMsg *m, esi_js_delivery *d)
+{
+    if (!esi_js_delivery_parse(esi_msg_reply(m), d))
+        memset(d, 0, sizeof *d); /* not a delivery: dropped later, sorted first */
+    return d->stream_seq;
+}
+
+static bool has_redelivery(const esi_pull_batch *b)
+{
+    for (int i = 0; i < b->count; i++) {
+        esi_js_delivery d;
+        if (seq_of(b->msgs[i], &d) > 0 && d.delivered > 1)
+            return true;
+    }
+    return false;
+}
+
+/* Sorts a pull by stream sequence (insertion sort: at most a batch, mostly
+ * in order already). */
+static void sort_pull(esi_pull_batch *b)
+{
+    for (int i = 1; i < b->count; i++) {
+        esi_js_delivery d, e;
+        natsMsg *m = b->msgs[i];
+        uint64_t seq = seq_of(m, &d);
+        int k = i;
+        for (; k > 0 && seq_of(b->msgs[k - 1], &e) > seq; k--)
+            b->msgs[k] = b->msgs[k - 1];
+        b->msgs[k] = m;
+    }
+}
+
+/* How many of the sorted pull's first messages may be handled now. All of
+ * them when nothing outside the pull is unacknowledged, or when every
+ * delivery before the pull's first new one is acknowledged (anything
+ * unacknowledged elsewhere was then first delivered after it, so it comes
+ * later in the stream). Else up to the first event of the consumer that is
+ * neither settled nor in the pull (a look at the stream for each gap). */
+static int ready_prefix(worker *w, const esi_pull_batch *b, const esi_consumer_state *cs)
+{
+    uint64_t first_new = UINT64_MAX;
+    for (int i = 0; i < b->count; i++) {
+        esi_js_delivery d;
+        seq_of(b->msgs[i], &d);
+        if (d.delivered == 1 && d.consumer_seq < first_new)
+            first_new = d.consumer_seq;
+    }
+    if (cs->ack_pending <= (uint64_t)b->count ||
+        (first_new != UINT64_MAX && cs->floor_delivery + 1 >= first_new))
+        return b->count;
+    uint64_t prev = cs->floor_seq;
+    for (int i = 0; i < b->count; i++) {
+        esi_js_delivery d;
+        uint64_t seq = seq_of(b->msgs[i], &d);
+        bool between = false;
+        if (seq > prev + 1 &&
+            (esi_consumer_has_between(w->p->st, cs, prev, seq, &between) != ES_OK || between))
+            return i; /* unknown counts as held: it waits */
+        prev = seq > prev ? seq : prev;
+    }
+    return b->count;
+}
+
+/* Keeps a pull this worker waits with: not redelivered, and its pin. */
+static void keep_pull(worker *w, const esi_pull_batch *b)
+{
+    for (int i = 0; i < b->count; i++)
+        ack(w, b->msgs[i], ES_PROGRESS, 0);
+    esi_pull_keep_pin(w->pull);
+}
+
+/* The messages of a pull that may go to the handler now; the rest is given
+ * back. Under a new pin, earlier events may still be with the previous
+ * holder: waited for, up to half an ack wait (the pull kept, the pin
+ * kept), then the pull goes back and is asked again (what a dead holder
+ * held comes back first). Under a checked pin, what is missing is queued for
+ * redelivery to this worker: the pull goes back soon. */
+static int ready_now(worker *w, esi_pull_batch *b)
+{
+    es_projection *p = w->p;
+    const char *pin = esi_pull_pin(w->pull);
+    bool checked = pin[0] != '\0' && strcmp(pin, w->checked_pin) == 0;
+    if (checked && !w->handed_back && !has_redelivery(b))
+        return b->count;
+    sort_pull(b);
+    /* under a checked pin, only while this worker's own last acknowledgements
+     * may not be applied yet (the server queues them) */
+    int64_t start = esi_monotonic_ms();
+    int64_t until = start + (checked ? HELD_POLL_MS : p->ack_wait_ms / 2);
+    int64_t keep_every = p->pin_timeout_ms / 4, next_keep = start + keep_every;
+    for (int64_t poll = 2; !stopping(p); poll = poll * 2 < HELD_POLL_MS ? poll * 2 : HELD_POLL_MS) {
+        esi_consumer_state cs;
+        es_status s = esi_consumer_state_get(p->st, w->consumer, &cs);
+        int ready = s == ES_OK ? ready_prefix(w, b, &cs) : 0;
+        esi_consumer_state_free(&cs);
+        if (s != ES_OK)
+            report(p, s);
+        if (ready > 0) {
+            snprintf(w->checked_pin, sizeof w->checked_pin, "%s", pin);
+            w->handed_back &= ready < b->count;
+            return ready;
+        }
+        int64_t now = esi_monotonic_ms();
+        if (s != ES_OK || now >= until)
+            return 0;
+        if (now >= next_keep) {
+            keep_pull(w, b);
+            next_keep = now + keep_every;
+        }
+        nap(p, poll);
+    }
+    return 0;
+}
+
 /* Handles one pull's messages; those left when stopping are given back. */
 static void handle_batch(worker *w, esi_pull_batch *b)
 {
     es_projection *p = w->p;
+    if (p->ordered) {
+        int ready = ready_now(w, b);
+        give_back(w, b, ready);
+    }
     size_t n = 0; /* events for the handler, in w->events */
     natsMsg *take[ES_PULL_BATCH_MAX];
     uint64_t seqs[ES_PULL_BATCH_MAX], max_delivered = 1;
@@ -280,6 +433,7 @@ static void handle_batch(worker *w, esi_pull_batch *b)
             continue;
         }
         esi_event_wrap(ev, p->st, m, esi_msg_subject(m), d->stream_seq, d->stored_ns);
+        ev->pull = w->pull;
         if (skip(w, ev, d)) {
             ack(w, m, ES_ACK, 0);
             p->skipped++;
@@ -322,7 +476,10 @@ static es_status answer(const es_event *ev, esi_ack_kind kind, const char *what)
 
 es_status es_projection_in_progress(const es_event *ev)
 {
-    return answer(ev, ES_PROGRESS, "es_projection_in_progress");
+    es_status s = answer(ev, ES_PROGRESS, "es_projection_in_progress");
+    if (s == ES_OK && ev->pull != NULL) /* a handler at work keeps its partition */
+        s = esi_pull_keep_pin(ev->pull); /* its worker is in the handler call: the pin stays */
+    return s;
 }
 
 es_status es_projection_ack(const es_event *ev)

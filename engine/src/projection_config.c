@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/internal.h"
+#include "transport/directget.h"
 #include "transport/js.h"
 #include "filters.h"
 #include "projection_impl.h"
@@ -212,6 +213,67 @@ void esi_projection_info_add(es_projection_info *info, json_t *ci, int partition
 static es_status consumer_info(es_store *st, const char *consumer, json_t **reply)
 {
     return esi_store_api(st, NULL, reply, "CONSUMER.INFO.%s.%s", st->stream, consumer);
+}
+
+es_status esi_consumer_state_get(es_store *st, const char *consumer, esi_consumer_state *out)
+{
+    memset(out, 0, sizeof *out);
+    es_status s = consumer_info(st, consumer, &out->info);
+    if (s != ES_OK)
+        return s;
+    json_t *floor = json_object_get(out->info, "ack_floor");
+    out->floor_seq = u64_at(floor, "stream_seq");
+    out->floor_delivery = u64_at(floor, "consumer_seq");
+    out->ack_pending = u64_at(out->info, "num_ack_pending");
+    return ES_OK;
+}
+
+void esi_consumer_state_free(esi_consumer_state *cs)
+{
+    json_decref(cs->info);
+    cs->info = NULL;
+}
+
+static es_status found_one(natsMsg *m, const char *subject, uint64_t seq, int64_t stored_ns,
+                           void *closure)
+{
+    (void)m;
+    (void)subject;
+    (void)seq;
+    (void)stored_ns;
+    *(bool *)closure = true;
+    return ES_ERR_ABORTED;
+}
+
+static es_status has_between(es_store *st, const char *filter, uint64_t after, uint64_t before,
+                             bool *found)
+{
+    esi_dg_request req = {.filter = filter,
+                          .start_seq = after + 1,
+                          .up_to_seq = before - 1,
+                          .batch = 1,
+                          .max_msgs = 1};
+    es_status s = esi_direct_get(st->js, st->stream, &req, found_one, found, NULL);
+    return s == ES_ERR_ABORTED || s == ES_ERR_NOT_FOUND ? ES_OK : s;
+}
+
+es_status esi_consumer_has_between(es_store *st, const esi_consumer_state *cs, uint64_t after,
+                                   uint64_t before, bool *found)
+{
+    *found = false;
+    if (before <= after + 1)
+        return ES_OK;
+    json_t *cfg = json_object_get(cs->info, "config");
+    json_t *many = json_object_get(cfg, "filter_subjects");
+    const char *one = json_string_value(json_object_get(cfg, "filter_subject"));
+    es_status s = ES_OK;
+    if (json_array_size(many) > 0) {
+        for (size_t i = 0; s == ES_OK && !*found && i < json_array_size(many); i++)
+            s = has_between(st, json_string_value(json_array_get(many, i)), after, before, found);
+    } else {
+        s = has_between(st, one && one[0] ? one : ">", after, before, found);
+    }
+    return s;
 }
 
 /* Partition 0's consumer: "<name>" or "<name>_p0", whichever is a part of

@@ -43,4 +43,23 @@ json_t *esi_projection_consumer_request(const char *stream, const char *name,
 /* Fills the settings and the lag of partition i from a consumer info. */
 void esi_projection_info_add(es_projection_info *info, json_t *consumer_info, int partition);
 
+/* What an ordered worker asks of its consumer when it must make sure that
+ * nothing before its pull is out with anyone else (a new pin, or
+ * redeliveries, which the server does not always send in stream order). */
+typedef struct esi_consumer_state {
+    uint64_t floor_seq;      /* every event up to it is acknowledged (or terminated) */
+    uint64_t floor_delivery; /* likewise every delivery numbered up to it (a redelivery
+                                keeps its first number) */
+    uint64_t ack_pending;    /* delivered and not acknowledged */
+    json_t *info;            /* the consumer info (owned): its filters */
+} esi_consumer_state;
+
+es_status esi_consumer_state_get(es_store *st, const char *consumer, esi_consumer_state *out);
+void esi_consumer_state_free(esi_consumer_state *cs);
+
+/* Whether the stream holds an event of the consumer's filters after
+ * `after` and before `before` (one direct get per filter). */
+es_status esi_consumer_has_between(es_store *st, const esi_consumer_state *cs, uint64_t after,
+                                   uint64_t before, bool *found);
+
 #endif

@@ -28,10 +28,6 @@
 
 #define DEFAULT_CONSUMER "tap"
 #define WHY_MAX          160
-#define HELD_POLL_MS     100 /* how often the server is asked while another instance holds events
-                                (sooner at first: it may only not have applied this instance's
-                                last acks yet, which it queues) */
-#define HELD_LOG_MS      500 /* held this long: another instance's, said in the log */
 
 typedef enum slot_state { SLOT_WAITING, SLOT_SENT, SLOT_DONE } slot_state;
 
@@ -244,7 +240,7 @@ static es_status send_one(dispatch *d, slot *s)
     return d->target.send(d->target.self, &ev);
 }
 
-/* The lines left out (dead letters, waits for another instance): one line
+/* The lines left out (dead letters): one line
  * with the exact counts (the metrics and ES_<store>_dead_letters have every
  * dead letter). */
 static void log_summary(const es_cli_log_limit_count *counts, size_t n, uint64_t skipped,
@@ -325,94 +321,14 @@ static long next_sendable(const dispatch *d)
     return -1;
 }
 
-static es_status found_one(const es_event *ev, void *closure)
-{
-    (void)ev;
-    *(bool *)closure = true;
-    return ES_ERR_ABORTED;
-}
-
-/* Whether an event of the consumer stored before this pull's first is
- * delivered and not acknowledged: another instance holds it (no when the
- * server does not say). Every event up to the ack floor is done; one of
- * the consumer's events between the floor and the pull's first was
- * delivered before this pull (the server delivers in stream order, again
- * first), and this instance's earlier pulls are all acknowledged: it is held
- * elsewhere. Asked only when the server has more events pending than this
- * pull and the floor is not just before it (its next pulls' events, not yet
- * handed over, count in its pending too). */
-static bool held_elsewhere(dispatch *d, const es_event *const *evs, size_t n)
-{
-    uint64_t first = UINT64_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (es_event_seq(evs[i]) < first)
-            first = es_event_seq(evs[i]);
-    es_projection_info info;
-    if (n == 0 || es_projection_info_get(d->st, d->consumer, &info) != ES_OK)
-        return false;
-    const es_projection_partition *p = &info.partition[0];
-    if (p->ack_pending <= n || p->ack_floor_seq + 1 >= first)
-        return false;
-    es_read_options o;
-    es_read_options_init(&o);
-    o.after_seq = p->ack_floor_seq;
-    o.up_to_seq = first - 1;
-    bool found = false;
-    es_evolve_filters(d->st, d->narrow->n ? d->narrow->f : NULL, d->narrow->n, &o, found_one,
-                      &found, NULL);
-    return found;
-}
-
-/* A takeover while the instance that held the consumer still delivers (its
- * client holds an event past the pin's timeout: it pulls nothing while its
- * batch runs, so the server pins another puller) or died holding events:
- * this pull may hold later events of a repo whose earlier ones are out
- * there, and Tap's rule says they wait. So nothing is sent while events are
- * held elsewhere: waited for a third of the takeover time, then the pull
- * goes back (ES_ERR_AGAIN) and the next one, made at once, brings them
- * again with those of a dead holder, once their ack wait runs out (pulling
- * also keeps this instance's pin). ES_OK once none are held elsewhere. */
-static int64_t next_poll(int64_t ms)
-{
-    return ms * 2 < HELD_POLL_MS ? ms * 2 : HELD_POLL_MS;
-}
-
-static es_status wait_for_other_holders(dispatch *d, const es_event *const *evs, size_t n)
-{
-    int64_t start = es_cli_monotonic_ms(), until = start + d->cfg.takeover_ms / 3;
-    bool said = false;
-    for (int64_t poll = 2; held_elsewhere(d, evs, n); poll = next_poll(poll)) {
-        if (!said && es_cli_monotonic_ms() - start >= HELD_LOG_MS) {
-            said = true;
-            if (es_cli_log_limit_admit(&d->log, "held_elsewhere", log_summary, d))
-                fprintf(stderr,
-                        "es-atproto-serve: earlier events of %s are held by another instance: "
-                        "this one waits for them (Tap's per-repo order)\n",
-                        d->consumer);
-        }
-        pthread_mutex_lock(&d->lock);
-        bool stop = d->stopping;
-        if (!stop) {
-            struct timespec t = es_cli_deadline(poll);
-            pthread_cond_timedwait(&d->changed, &d->lock, &t);
-            stop = d->stopping;
-        }
-        pthread_mutex_unlock(&d->lock);
-        if (stop)
-            return es_error(ES_ERR_STOPPED, "the dispatcher stops");
-        if (es_cli_monotonic_ms() >= until)
-            return es_error(ES_ERR_AGAIN, "earlier events are held by another instance");
-    }
-    return ES_OK;
-}
-
 static es_status on_batch(const es_event *const *evs, size_t n, void *closure)
 {
     dispatch *d = closure;
+    /* Tap's per-repo order across instances is the ordered projection's:
+     * a pull whose earlier events are still held by another instance (a pin
+     * moved) is not handed here before they are acknowledged. */
     int64_t notice_every = d->cfg.takeover_ms / 3;
-    es_status r = wait_for_other_holders(d, evs, n);
-    if (r != ES_OK)
-        return r;
+    es_status r = ES_OK;
     int64_t next_notice = es_cli_monotonic_ms() + notice_every;
     pthread_mutex_lock(&d->lock);
     load(d, evs, n);
@@ -558,32 +474,8 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
     return ES_OK;
 }
 
-/* A holder that died leaves the events it held pending until their ack
- * wait ends, but its pin moves sooner when its last pull is older than its
- * last in-progress notice (it pulls nothing while a batch is delivered), and
- * the server then hands the next holder later events of a repo before those
- * come back: Tap's order broken (test_webhook_e2e, kill -9 and restart).
- * Events pending at the start are waited out: one ack wait for them to
- * expire, one more for the server to queue them for redelivery (its timer
- * runs late on a loaded machine: 1.5 ack waits were not always enough),
- * after which they are the first served. A graceful stop hands everything
- * back, so nothing is pending and nothing is waited for. */
-static void wait_out_a_dead_holder(dispatch *d)
-{
-    es_projection_info info;
-    if (es_projection_info_get(d->st, d->consumer, &info) != ES_OK || info.ack_pending == 0)
-        return;
-    int64_t ms = 2 * d->cfg.takeover_ms;
-    fprintf(stderr,
-            "es-atproto-serve: %" PRIu64 " events of %s are held by another instance, or were by "
-            "one that died: waiting %" PRId64 " ms for them to come back first\n",
-            info.ack_pending, d->consumer, ms);
-    es_cli_sleep_ms(ms);
-}
-
 es_status dispatch_start(dispatch *d, const tap_target *target)
 {
-    wait_out_a_dead_holder(d);
     d->target = *target;
     es_projection_handler h = {.on_batch = on_batch, .on_error = on_error, .closure = d};
     es_projection_run_options o;

@@ -15,6 +15,7 @@
 #define FIRST_WAIT_SLICE_MS 100 /* how often a waiting pull looks at the stop flag */
 #define GAP_MS              5   /* a batch is what arrives without a pause longer than this */
 #define MISSED_HEARTBEATS   3
+#define KEEP_PIN_EXPIRES_MS 100 /* a pin keep-alive the server cannot answer at once */
 
 struct esi_pull {
     const esi_js *js;
@@ -100,6 +101,27 @@ es_status esi_pull_drain(esi_pull *p, void (*cb)(natsMsg *m, void *closure), voi
 const char *esi_pull_pin(const esi_pull *p)
 {
     return p->pin;
+}
+
+es_status esi_pull_keep_pin(const esi_pull *p)
+{
+    if (p->pin[0] == '\0' || p->group[0] == '\0')
+        return ES_OK;
+    /* max_bytes 1: a message found is refused (409) rather than delivered;
+     * no_wait: none found is answered at once (404); both go nowhere. */
+    json_t *req = json_pack("{s:i, s:i, s:b, s:I, s:s, s:s}", "batch", 1, "max_bytes", 1, "no_wait",
+                            1, "expires", (json_int_t)KEEP_PIN_EXPIRES_MS * 1000000, "group",
+                            p->group, "id", p->pin);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (text == NULL)
+        return es_error(ES_ERR_NOMEM, "out of memory");
+    char nowhere[sizeof p->inbox + 8];
+    snprintf(nowhere, sizeof nowhere, "%s.pin", p->inbox); /* the inbox is no wildcard */
+    es_status s =
+        p->conn->ops->publish_data(p->conn->ctx, p->next_subject, nowhere, text, strlen(text));
+    esi_free_foreign(text); /* jansson's */
+    return s;
 }
 
 static es_status open_request(esi_pull *p, int batch)

@@ -207,9 +207,12 @@ ES_API es_status es_projection_wait_caught_up(es_projection *p, int64_t timeout_
  * on, so the server restarts its ack wait instead of delivering it again
  * when ack_wait_ms runs out. For handlers that may take longer than that (a
  * batch waiting on acknowledgements from elsewhere): call it at least once
- * per ack_wait_ms for each event still held. Only during the handler call
- * that was given `ev`. ES_ERR_INVALID for an event a projection did not
- * deliver; the server's silence is not reported (the message is one way). */
+ * per ack_wait_ms for each event still held. Ordered projections: it also
+ * keeps the partition's pin (the server moves a pin whose holder asked for
+ * nothing for pin_timeout_ms, and a handler at work asks for nothing). Only
+ * during the handler call that was given `ev`. ES_ERR_INVALID for an event a
+ * projection did not deliver; the server's silence is not reported (the
+ * messages are one way). */
 ES_API es_status es_projection_in_progress(const es_event *ev);
 
 /* From inside an on_batch handler: `ev` is done, acknowledge it to the
