@@ -545,6 +545,8 @@ static int by_key_then_revision(const void *a, const void *b)
  * are ignored), oldest first. */
 static void settle(esi_kv_watcher *w)
 {
+    if (w->n_held == 0)
+        return; /* held is NULL then, which qsort may not be given */
     qsort(w->held, w->n_held, sizeof *w->held, by_key_then_revision);
     size_t kept = 0;
     for (size_t i = 0; i < w->n_held; i++) {
