@@ -260,6 +260,32 @@ static int64_t ms_since(const struct timespec *t0)
     return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+/* The admin's store with its checkpoints bucket made, on the suite's own
+ * single server (whatever --replicas says): a confined user only opens it. */
+typedef struct admin_store {
+    natsConnection *nc;
+    es_store *st;
+    es_checkpoints *made;
+} admin_store;
+
+static admin_store admin_store_open(const users_server *u)
+{
+    admin_store a = {connect_as(u->srv, "admin"), NULL, NULL};
+    es_store_config cfg;
+    es_store_config_init(&cfg);
+    assert_int_equal(es_store_create(a.nc, u->store, &cfg, NULL, &a.st), ES_OK);
+    assert_int_equal(es_checkpoints_open(a.st, &a.made), ES_OK);
+    return a;
+}
+
+static void admin_store_close(const users_server *u, admin_store *a)
+{
+    es_checkpoints_destroy(a->made);
+    es_store_destroy(a->st);
+    es_store_delete(a->nc, u->store, NULL);
+    natsConnection_Destroy(a->nc);
+}
+
 /* A request whose publish the server refuses gets no answer, only an
  * asynchronous error: a denied KV write and a denied JetStream API request
  * end at once with ES_ERR_PERMISSION naming the subject, not at their
@@ -269,13 +295,7 @@ static void a_denied_request_fails_at_once(void **state)
     users_server *u = *state;
     if (u->srv == NULL)
         skip(); /* needs a server of the suite's own (--nats-server) */
-    natsConnection *admin_nc = connect_as(u->srv, "admin");
-    es_store_config cfg;
-    es_store_config_init(&cfg); /* the suite's own single server, whatever --replicas says */
-    es_store *admin = NULL;
-    assert_int_equal(es_store_create(admin_nc, u->store, &cfg, NULL, &admin), ES_OK);
-    es_checkpoints *made = NULL; /* the bucket exists: the looker only opens it */
-    assert_int_equal(es_checkpoints_open(admin, &made), ES_OK);
+    admin_store a = admin_store_open(u);
 
     natsConnection *nc = connect_as(u->srv, "looker");
     es_store_options o;
@@ -306,10 +326,7 @@ static void a_denied_request_fails_at_once(void **state)
     es_checkpoints_destroy(cps);
     es_store_destroy(st);
     natsConnection_Destroy(nc);
-    es_checkpoints_destroy(made);
-    es_store_destroy(admin);
-    es_store_delete(admin_nc, u->store, NULL);
-    natsConnection_Destroy(admin_nc);
+    admin_store_close(u, &a);
 }
 
 /* Opening a KV bucket (checkpoints) asks for its stream's info, which a
@@ -322,13 +339,7 @@ static void opening_a_refused_bucket_fails_at_once(void **state)
     users_server *u = *state;
     if (u->srv == NULL)
         skip(); /* needs a server of the suite's own (--nats-server) */
-    natsConnection *admin_nc = connect_as(u->srv, "admin");
-    es_store_config cfg;
-    es_store_config_init(&cfg); /* the suite's own single server, whatever --replicas says */
-    es_store *admin = NULL;
-    assert_int_equal(es_store_create(admin_nc, u->store, &cfg, NULL, &admin), ES_OK);
-    es_checkpoints *made = NULL; /* the bucket exists: acme's user only opens it */
-    assert_int_equal(es_checkpoints_open(admin, &made), ES_OK);
+    admin_store a = admin_store_open(u);
 
     char url[192];
     snprintf(url, sizeof url, "nats://acme:acme@%s", conf_server_url(u->srv) + 7);
@@ -346,19 +357,16 @@ static void opening_a_refused_bucket_fails_at_once(void **state)
         clock_gettime(CLOCK_MONOTONIC, &t0);
         assert_int_equal(es_checkpoints_open(st, &cps), ES_ERR_PERMISSION);
         int64_t ms = ms_since(&t0);
-        print_message("refused bucket opening (%s): %lld ms\n", i ? "nats.c's connection" : "es_connect's",
-                      (long long)ms);
+        print_message("refused bucket opening (%s): %lld ms\n",
+                      i ? "nats.c's connection" : "es_connect's", (long long)ms);
         assert_null(cps);
-        assert_non_null(
-            strstr(es_last_error(), "Permissions Violation for Publish to \"$JS.API.STREAM.INFO.KV_"));
+        assert_non_null(strstr(es_last_error(),
+                               "Permissions Violation for Publish to \"$JS.API.STREAM.INFO.KV_"));
         assert_true(ms < 1000);
         es_store_destroy(st);
         natsConnection_Destroy(conns[i]);
     }
-    es_checkpoints_destroy(made);
-    es_store_destroy(admin);
-    es_store_delete(admin_nc, u->store, NULL);
-    natsConnection_Destroy(admin_nc);
+    admin_store_close(u, &a);
 }
 
 static void a_tenant_user_is_refused_other_tenants(void **state)
