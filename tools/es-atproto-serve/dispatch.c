@@ -59,7 +59,6 @@ struct dispatch {
     char consumer[ES_PROJECTION_NAME_MAX + 1];
     es_checkpoints *dead; /* ES_<store>_dead_letters */
     es_atp_filter *keep;  /* cfg.collections; NULL: every collection */
-    narrowing *narrow;    /* the consumer's filters */
     es_cli_log_limit log; /* dead letters, waits: a flood of lines is summarised */
     es_projection *p;
     tap_target target;
@@ -460,12 +459,14 @@ es_status dispatch_create(es_store *st, const dispatch_config *cfg, dispatch **o
         s = es_atp_filter_add_collections(d->keep, cfg->collections);
     if (s == ES_OK)
         s = es_checkpoints_open_bucket(st, ES_CHECKPOINTS_DEAD_LETTERS, &d->dead);
-    if (s == ES_OK && (d->narrow = malloc(sizeof *d->narrow)) == NULL)
+    narrowing *narrow = NULL; /* the consumer's filters: needed to create it only */
+    if (s == ES_OK && (narrow = malloc(sizeof *narrow)) == NULL)
         s = es_error(ES_ERR_NOMEM, "out of memory");
     if (s == ES_OK) {
-        narrowing_make(d->keep, d->narrow);
-        s = create_consumer(st, &d->cfg, d->narrow);
+        narrowing_make(d->keep, narrow);
+        s = create_consumer(st, &d->cfg, narrow);
     }
+    free(narrow);
     if (s != ES_OK) {
         dispatch_destroy(d);
         return s;
@@ -538,7 +539,6 @@ void dispatch_destroy(dispatch *d)
     es_cli_log_limit_summarize(&d->log, true, log_summary, d);
     es_checkpoints_destroy(d->dead);
     es_atp_filter_destroy(d->keep);
-    free(d->narrow);
     es_arena_destroy(d->arena);
     es_buf_free(&d->json);
     es_buf_free(&d->did);
